@@ -1,0 +1,66 @@
+# ObjectVision: every command a developer or CI needs. A fresh machine needs only
+# Python 3.11 and make; everything else is installed here, into .tools/ and .venv/.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV := .tools/bin/uv
+UV_VERSION := 0.13.9
+TRITON_VENV := .venv-triton
+MODEL_DIR ?= ../shared/models
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export OBJECTVISION_DATA_DIR ?= $(CURDIR)/.data
+
+PROTOS := $(wildcard proto/objectvision/v1/*.proto)
+STUBS_DIR := common/src
+
+.PHONY: help install proto model triton-env run test test-fast test-slow lint format bench clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: $(UV) uv.lock pyproject.toml $(wildcard */pyproject.toml)
+	$(UV) sync --frozen --all-packages
+	touch $@
+
+install: $(VENV)/.installed ## Install every service and the dev tools into .venv
+
+$(TRITON_VENV)/.installed: inference/requirements-triton.txt
+	bash inference/scripts/make_triton_env.sh $(PYTHON) $(TRITON_VENV)
+	touch $@
+
+triton-env: $(TRITON_VENV)/.installed ## Triton's own environment (numpy 1.x for its Python backend)
+
+proto: install ## Regenerate the gRPC stubs from proto/
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=$(STUBS_DIR) \
+		--grpc_python_out=$(STUBS_DIR) --pyi_out=$(STUBS_DIR) $(PROTOS)
+
+model: install ## Put the served model in place (MODEL_PATH, else ../shared/models)
+	$(BIN)/objectvision-prepare-model --source "$${MODEL_PATH:-$(MODEL_DIR)/yolov8n.onnx}" \
+		--output "$(OBJECTVISION_DATA_DIR)/models/yolov8n_served.onnx"
+
+run: install triton-env model ## Start the whole system on this machine (Ctrl-C stops it)
+	$(BIN)/objectvision-dev run
+
+lint: install ## ruff, and the stubs must match proto/
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install triton-env model lint ## The whole suite against real PostgreSQL, Redis and Triton
+	$(BIN)/pytest -m "not slow" -p no:cacheprovider
+
+test-slow: install triton-env model ## Fault-injection and load tests
+	$(BIN)/pytest -m slow -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) $(TRITON_VENV) .tools

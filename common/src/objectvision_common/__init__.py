@@ -1,0 +1,1 @@
+"""Plumbing shared by every ObjectVision service; never copied into a service."""

@@ -1,0 +1,90 @@
+"""Domain errors and their one mapping to gRPC status.
+
+Services raise these; the server interceptor turns them into a status code plus an
+`error-code` trailer carrying the stable machine-readable code. The gateway maps that pair
+to HTTP in one place (gateway.errors).
+"""
+
+import grpc
+
+ERROR_CODE_TRAILER = "error-code"
+RETRY_AFTER_TRAILER = "retry-after"
+
+
+class DomainError(Exception):
+    """Base of every error a caller may see; its message is safe to show to the caller."""
+
+    code: str = "internal"
+    status: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidArgument(DomainError):
+    code = "invalid_argument"
+    status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(DomainError):
+    code = "already_exists"
+    status = grpc.StatusCode.ALREADY_EXISTS
+
+
+class Unauthenticated(DomainError):
+    code = "unauthenticated"
+    status = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(DomainError):
+    code = "permission_denied"
+    status = grpc.StatusCode.PERMISSION_DENIED
+
+
+class FailedPrecondition(DomainError):
+    code = "failed_precondition"
+    status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class PayloadTooLarge(DomainError):
+    code = "payload_too_large"
+    status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class UnsupportedMediaType(DomainError):
+    code = "unsupported_media_type"
+    status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class RateLimited(DomainError):
+    code = "rate_limited"
+    status = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class Unavailable(DomainError):
+    code = "unavailable"
+    status = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(self, message: str, *, retry_after_seconds: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+def trailers_for(error: DomainError) -> tuple[tuple[str, str], ...]:
+    trailers: list[tuple[str, str]] = [(ERROR_CODE_TRAILER, error.code)]
+    retry_after = getattr(error, "retry_after_seconds", None)
+    if retry_after is not None:
+        trailers.append((RETRY_AFTER_TRAILER, str(retry_after)))
+    return tuple(trailers)

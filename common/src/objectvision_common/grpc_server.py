@@ -1,0 +1,238 @@
+"""An async gRPC server with what every service needs around its servicers.
+
+Interceptors give each call a request id, a log line, Prometheus metrics and the one
+mapping from domain errors to status codes; health and reflection are registered beside the
+service; SIGTERM marks the server NOT_SERVING and lets in-flight calls finish.
+"""
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import Counter, Histogram, start_http_server
+
+from objectvision_common.errors import DomainError, trailers_for
+from objectvision_common.request_context import (
+    REQUEST_ID_HEADER,
+    sanitize_request_id,
+    set_request_id,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+GRPC_STARTED = Counter(
+    "grpc_server_started_total", "RPCs started on the server.", ["grpc_service", "grpc_method"]
+)
+GRPC_HANDLED = Counter(
+    "grpc_server_handled_total",
+    "RPCs completed on the server, by status code.",
+    ["grpc_service", "grpc_method", "grpc_code"],
+)
+GRPC_LATENCY = Histogram(
+    "grpc_server_handling_seconds",
+    "Time to handle an RPC, by method.",
+    ["grpc_service", "grpc_method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+def _split_method(full_method: str) -> tuple[str, str]:
+    _, service, method = full_method.split("/", 2)
+    return service, method
+
+
+def _request_id_from(context: grpc.aio.ServicerContext) -> str:
+    metadata = dict(context.invocation_metadata() or ())
+    value = metadata.get(REQUEST_ID_HEADER)
+    return sanitize_request_id(value if isinstance(value, str) else None)
+
+
+async def _abort_for(error: Exception, context: grpc.aio.ServicerContext) -> None:
+    if isinstance(error, DomainError):
+        context.set_trailing_metadata(trailers_for(error))
+        await context.abort(error.status, error.message)
+    logger.exception("unhandled error in RPC")
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+class _Observed:
+    """Bookkeeping for one call: request id, metrics and the final log line."""
+
+    def __init__(self, full_method: str, context: grpc.aio.ServicerContext) -> None:
+        self.service, self.method = _split_method(full_method)
+        self.context = context
+        self.started = time.perf_counter()
+        set_request_id(_request_id_from(context))
+        GRPC_STARTED.labels(self.service, self.method).inc()
+
+    def finish(self, code: grpc.StatusCode) -> None:
+        elapsed = time.perf_counter() - self.started
+        GRPC_HANDLED.labels(self.service, self.method, code.name).inc()
+        GRPC_LATENCY.labels(self.service, self.method).observe(elapsed)
+        level = logging.WARNING if code == grpc.StatusCode.INTERNAL else logging.INFO
+        logger.log(
+            level,
+            "rpc finished",
+            extra={"rpc": f"{self.service}/{self.method}", "code": code.name,
+                   "duration_ms": round(elapsed * 1000, 2)},
+        )
+
+    def code_of(self, error: BaseException | None) -> grpc.StatusCode:
+        if error is None:
+            code = self.context.code()
+            return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
+        if isinstance(error, DomainError):
+            return error.status
+        if isinstance(error, asyncio.CancelledError):
+            return grpc.StatusCode.CANCELLED
+        code = self.context.code()
+        return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.INTERNAL
+
+
+def _wrap_unary_response(
+    behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]], full_method: str
+) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    async def handler(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        call = _Observed(full_method, context)
+        error: BaseException | None = None
+        try:
+            return await behavior(request_or_iterator, context)
+        except Exception as exc:
+            error = exc
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            await _abort_for(exc, context)
+        finally:
+            call.finish(call.code_of(error))
+
+    return handler
+
+
+def _wrap_stream_response(
+    behavior: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]], full_method: str
+) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
+    async def handler(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        call = _Observed(full_method, context)
+        error: BaseException | None = None
+        try:
+            async for response in behavior(request_or_iterator, context):
+                yield response
+        except Exception as exc:
+            error = exc
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            await _abort_for(exc, context)
+        finally:
+            call.finish(call.code_of(error))
+
+    return handler
+
+
+class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(("/grpc.health", "/grpc.reflection")):
+            return handler
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary_response(handler.unary_unary, method),
+                handler.request_deserializer, handler.response_serializer)
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                _wrap_unary_response(handler.stream_unary, method),
+                handler.request_deserializer, handler.response_serializer)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream_response(handler.unary_stream, method),
+                handler.request_deserializer, handler.response_serializer)
+        return grpc.stream_stream_rpc_method_handler(
+            _wrap_stream_response(handler.stream_stream, method),
+            handler.request_deserializer, handler.response_serializer)
+
+
+@dataclass
+class ServiceRegistration:
+    """One servicer and the generated function that adds it to a server."""
+
+    name: str
+    servicer: object
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+
+
+@dataclass
+class GrpcApp:
+    """A configured server; `run()` serves until SIGTERM/SIGINT, then drains."""
+
+    registrations: Sequence[ServiceRegistration]
+    host: str
+    port: int
+    metrics_port: int = 0
+    shutdown_grace_seconds: float = 10.0
+    on_shutdown: Iterable[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    server: grpc.aio.Server | None = None
+    health_servicer: health.aio.HealthServicer | None = None
+    bound_port: int = 0
+
+    async def start(self) -> int:
+        self.server = grpc.aio.server(
+            interceptors=[ObservabilityInterceptor()],
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        self.health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.server)
+        names = [health.SERVICE_NAME, reflection.SERVICE_NAME]
+        for registration in self.registrations:
+            registration.add_to_server(registration.servicer, self.server)
+            names.append(registration.name)
+        reflection.enable_server_reflection(names, self.server)
+        self.bound_port = self.server.add_insecure_port(f"{self.host}:{self.port}")
+        if self.bound_port == 0:
+            raise RuntimeError(f"could not bind gRPC port {self.host}:{self.port}")
+        if self.metrics_port:
+            start_http_server(self.metrics_port, addr=self.host)
+        await self.server.start()
+        for name in ["", *(r.name for r in self.registrations)]:
+            await self.health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        logger.info("gRPC server listening", extra={"address": f"{self.host}:{self.bound_port}"})
+        return self.bound_port
+
+    async def stop(self) -> None:
+        assert self.server is not None and self.health_servicer is not None
+        await self.health_servicer.enter_graceful_shutdown()
+        await self.server.stop(self.shutdown_grace_seconds)
+        for hook in self.on_shutdown:
+            await hook()
+        logger.info("gRPC server stopped")
+
+    async def run(self) -> None:
+        await self.start()
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        assert self.server is not None
+        waiter = asyncio.ensure_future(self.server.wait_for_termination())
+        stopper = asyncio.ensure_future(stopping.wait())
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stopping.is_set():
+            await self.stop()
+        waiter.cancel()
+        stopper.cancel()

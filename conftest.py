@@ -1,0 +1,1 @@
+pytest_plugins = ["objectvision_devstack.pytest_plugin"]

@@ -1,0 +1,43 @@
+"""Session fixtures that start real PostgreSQL and Redis once for the whole test run.
+
+Set DATABASE_URL / REDIS_URL to test against external servers instead.
+"""
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from objectvision_devstack.postgres import EmbeddedPostgres
+from objectvision_devstack.redis import EmbeddedRedis
+
+
+@dataclass(frozen=True)
+class Infrastructure:
+    database_url: str
+    redis_url: str
+    data_dir: Path
+
+
+@pytest.fixture(scope="session")
+def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
+    data_dir = tmp_path_factory.mktemp("infra")
+    postgres = None if os.environ.get("DATABASE_URL") else EmbeddedPostgres(data_dir)
+    redis_server = None if os.environ.get("REDIS_URL") else EmbeddedRedis(data_dir)
+    if postgres:
+        postgres.start()
+    if redis_server:
+        redis_server.start()
+    try:
+        yield Infrastructure(
+            database_url=os.environ.get("DATABASE_URL") or postgres.url(),  # type: ignore[union-attr]
+            redis_url=os.environ.get("REDIS_URL") or redis_server.url,  # type: ignore[union-attr]
+            data_dir=data_dir,
+        )
+    finally:
+        if redis_server:
+            redis_server.stop()
+        if postgres:
+            postgres.stop()
