@@ -38,7 +38,9 @@ class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
 
 class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(
-        self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails,
+        self,
+        continuation: Callable[..., Any],
+        details: grpc.aio.ClientCallDetails,
         request_iterator: Any,
     ) -> Any:
         return await continuation(_with_request_id(details), request_iterator)
@@ -46,7 +48,9 @@ class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
 
 class _StreamStream(grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(
-        self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails,
+        self,
+        continuation: Callable[..., Any],
+        details: grpc.aio.ClientCallDetails,
         request_iterator: Any,
     ) -> Any:
         return await continuation(_with_request_id(details), request_iterator)

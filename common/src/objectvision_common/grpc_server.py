@@ -82,8 +82,11 @@ class _Observed:
         logger.log(
             level,
             "rpc finished",
-            extra={"rpc": f"{self.service}/{self.method}", "code": code.name,
-                   "duration_ms": round(elapsed * 1000, 2)},
+            extra={
+                "rpc": f"{self.service}/{self.method}",
+                "code": code.name,
+                "duration_ms": round(elapsed * 1000, 2),
+            },
         )
 
     def code_of(self, error: BaseException | None) -> grpc.StatusCode:
@@ -150,18 +153,26 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 _wrap_unary_response(handler.unary_unary, method),
-                handler.request_deserializer, handler.response_serializer)
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
                 _wrap_unary_response(handler.stream_unary, method),
-                handler.request_deserializer, handler.response_serializer)
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 _wrap_stream_response(handler.unary_stream, method),
-                handler.request_deserializer, handler.response_serializer)
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
         return grpc.stream_stream_rpc_method_handler(
             _wrap_stream_response(handler.stream_stream, method),
-            handler.request_deserializer, handler.response_serializer)
+            handler.request_deserializer,
+            handler.response_serializer,
+        )
 
 
 @dataclass

@@ -56,12 +56,18 @@ class EmbeddedPostgres:
             "postgres",
             [
                 str(POSTGRES_BIN_PATH / "postgres"),
-                "-D", str(self.pgdata),
-                "-p", str(self.port),
-                "-h", "127.0.0.1",
-                "-k", str(self.pgdata),
-                "-c", "max_connections=300",
-                "-c", "fsync=on",
+                "-D",
+                str(self.pgdata),
+                "-p",
+                str(self.port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(self.pgdata),
+                "-c",
+                "max_connections=300",
+                "-c",
+                "fsync=on",
             ],
             log_path=self.data_dir / "logs" / "postgres.log",
             user=self.user,
@@ -80,9 +86,20 @@ class EmbeddedPostgres:
         if (self.pgdata / "PG_VERSION").exists():
             return
         result = subprocess.run(
-            [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
-             "--auth=trust", "--encoding=UTF8", "--no-instructions"],
-            capture_output=True, text=True, cwd=self.data_dir, **run_as(self.user),
+            [
+                str(POSTGRES_BIN_PATH / "initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=self.data_dir,
+            **run_as(self.user),
         )
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
@@ -97,9 +114,22 @@ class EmbeddedPostgres:
 
     def _psql(self, sql: str, database: str = "postgres") -> str:
         return subprocess.run(
-            [str(POSTGRES_BIN_PATH / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
-             "-U", "postgres", "-d", database, "-tAc", sql],
-            check=True, capture_output=True, text=True,
+            [
+                str(POSTGRES_BIN_PATH / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-tAc",
+                sql,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
 
     def _accepting(self) -> bool:
@@ -110,8 +140,9 @@ class EmbeddedPostgres:
         return result.returncode == 0
 
     def create_database(self, name: str) -> None:
-        exists = self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
-        if not exists:
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"database names here are plain identifiers, not {name!r}")
+        if not self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"):  # noqa: S608
             self._psql(f'CREATE DATABASE "{name}"')
 
     def stop(self) -> None:

@@ -79,7 +79,7 @@ class ManagedProcess:
             cwd=self.cwd,
             **run_as(self.user),
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
+            preexec_fn=_die_with_parent,
         )
         log.close()
 

@@ -12,6 +12,7 @@ import pytest
 
 from objectvision_devstack.postgres import EmbeddedPostgres
 from objectvision_devstack.redis import EmbeddedRedis
+from objectvision_devstack.triton import LocalTriton
 
 
 @dataclass(frozen=True)
@@ -41,3 +42,22 @@ def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrast
             redis_server.stop()
         if postgres:
             postgres.stop()
+
+
+def served_model_path() -> Path:
+    """Where `make model` put the served graph (the suite's Makefile target runs it first)."""
+    override = os.environ.get("MODEL_PATH_SERVED")
+    if override:
+        return Path(override)
+    return Path(os.environ.get("OBJECTVISION_DATA_DIR", ".data")) / "models" / "yolov8n_served.onnx"
+
+
+@pytest.fixture(scope="session")
+def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
+    """A real Triton serving the prepared model, shared by every suite that needs one."""
+    server = LocalTriton(tmp_path_factory.mktemp("triton"), served_model=served_model_path())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,405 @@
+"""Write Triton model repositories for the served YOLOv8 graph and launch the local tritonserver.
+
+Two flavours of one model, ``yolov8n``, with the same I/O (``images`` UINT8 ``[-1, 640, 640, 3]``
+in, ``detections`` FP32 ``[-1, K, 6]`` out), so the service cannot tell them apart:
+
+* ``trt`` (production, GPU node): ``platform: "tensorrt_plan"``; the plan is built on the GPU
+  node by ``inference/scripts/build_engine.sh`` because engines are tied to GPU and TensorRT
+  version.
+* ``cpu`` (local development and tests): Triton's Python backend running the served ONNX with
+  ONNX Runtime (``triton_model.py``).
+
+The local server is the tritonserver 2.51 binary shipped in the ``nvidia-pytriton==0.7.0``
+wheel, installed in its own virtualenv (``.venv-triton``, numpy < 2, see
+``inference/requirements-triton.txt``). This module only returns argv/env; the process
+supervisor runs the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import onnx
+
+from objectvision_inference.prepare_model import INPUT_NAME, OUTPUT_NAME
+
+Flavour = Literal["cpu", "trt"]
+
+MODEL_NAME = "yolov8n"
+IMAGE_SIZE = 640
+# Production: one TensorRT engine profile up to batch 64 (build_engine.sh --maxShapes must agree).
+TRT_MAX_BATCH = 64
+# ~ the batch-1 latency of a yolov8n fp16 engine on a data-centre GPU: lets batches form under
+# load while adding at most 2 ms to a request whose end-to-end budget is tens of ms.
+TRT_MAX_QUEUE_DELAY_US = 2000
+# Local CPU: ONNX Runtime per-image time stops improving beyond batch 4-8 on 2 cores (see ADR
+# 0003), and a batch of 8 already takes ~0.5 s, so larger batches only add latency.
+CPU_MAX_BATCH = 8
+# ~7% of the ~70 ms batch-1 CPU latency; under load the queue fills while the instance is busy.
+CPU_MAX_QUEUE_DELAY_US = 5000
+# The local stack (gateway, services, databases) shares a 2-core machine with Triton.
+CPU_INTRA_OP_THREADS = 2
+# Python backend shared memory per stub: a batch of 8 inputs is ~10 MB; 1 MB default steps
+# would grow the region on the first large batches.
+_PYTHON_SHM_BYTES = 16 * 1024 * 1024
+LOOPBACK = "127.0.0.1"
+
+
+def config_pbtxt(
+    flavour: Flavour,
+    *,
+    top_k: int,
+    max_batch: int | None = None,
+    max_queue_delay_us: int | None = None,
+    intra_op_threads: int = CPU_INTRA_OP_THREADS,
+    instance_count: int = 1,
+) -> str:
+    """Return the ``config.pbtxt`` text of ``yolov8n`` for a flavour."""
+    if flavour not in ("cpu", "trt"):
+        raise ValueError(f"flavour must be 'cpu' or 'trt', got {flavour!r}")
+    trt = flavour == "trt"
+    if max_batch is None:
+        max_batch = TRT_MAX_BATCH if trt else CPU_MAX_BATCH
+    if max_queue_delay_us is None:
+        max_queue_delay_us = TRT_MAX_QUEUE_DELAY_US if trt else CPU_MAX_QUEUE_DELAY_US
+    if max_batch < 1 or max_queue_delay_us < 0 or instance_count < 1 or intra_op_threads < 0:
+        raise ValueError("max_batch and instance_count must be >= 1, delays/threads >= 0")
+
+    why_delay = (
+        "~ a fp16 engine's batch-1 latency: under load, batches form for <= 2 ms extra."
+        if trt
+        else "~7% of a ~70 ms batch-1 CPU run; under load, batches form while the instance works."
+    )
+    lines = [
+        f"# Written by objectvision_inference.triton.config_pbtxt ({flavour}): edit the generator,",
+        "# not this file (a test keeps the checked-in copies in step).",
+        f'name: "{MODEL_NAME}"',
+        'platform: "tensorrt_plan"' if trt else 'backend: "python"',
+    ]
+    lines += [
+        f"max_batch_size: {max_batch}",
+        "input [",
+        "  {",
+        f'    name: "{INPUT_NAME}"',
+        "    data_type: TYPE_UINT8",
+        f"    dims: [ {IMAGE_SIZE}, {IMAGE_SIZE}, 3 ]",
+        "  }",
+        "]",
+        "output [",
+        "  {",
+        f'    name: "{OUTPUT_NAME}"',
+        "    data_type: TYPE_FP32",
+        f"    dims: [ {top_k}, 6 ]",
+        "  }",
+        "]",
+        f"# Queue delay {why_delay}",
+        "# No preferred_batch_size: the largest ready batch goes when the instance frees.",
+        "dynamic_batching {",
+        f"  max_queue_delay_microseconds: {max_queue_delay_us}",
+        "}",
+        "instance_group [",
+        "  {",
+        f"    count: {instance_count}",
+        f"    kind: {'KIND_GPU' if trt else 'KIND_CPU'}",
+        "  }",
+        "]",
+    ]
+    if not trt:
+        params = {
+            "onnx_file": "model.onnx",
+            "intra_op_threads": str(intra_op_threads),
+            "inter_op_threads": "1",
+            "allow_spinning": "0",
+        }
+        lines.append("parameters [")
+        entries = [
+            f'  {{ key: "{key}" value: {{ string_value: "{value}" }} }}'
+            for key, value in params.items()
+        ]
+        lines.append(",\n".join(entries))
+        lines.append("]")
+    return "\n".join(lines) + "\n"
+
+
+def served_top_k(served_onnx_path: str | Path) -> int:
+    """Read K from the served graph's ``detections`` output shape ``[batch, K, 6]``."""
+    model = onnx.load(str(served_onnx_path), load_external_data=False)
+    for output in model.graph.output:
+        if output.name == OUTPUT_NAME:
+            dims = [d.dim_value for d in output.type.tensor_type.shape.dim]
+            if len(dims) == 3 and dims[1] > 0 and dims[2] == 6:
+                return dims[1]
+    raise ValueError(f"{served_onnx_path} has no {OUTPUT_NAME} [batch, K, 6] output; not served?")
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """Copy via a temporary name so a reader never sees a half-written file."""
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.copyfile(src, tmp)
+    tmp.replace(dst)
+
+
+def build_model_repository(
+    dest_dir: str | Path,
+    served_onnx_path: str | Path,
+    *,
+    flavour: Flavour = "cpu",
+    max_batch: int | None = None,
+    max_queue_delay_us: int | None = None,
+    intra_op_threads: int = CPU_INTRA_OP_THREADS,
+    instance_count: int = 1,
+    engine_path: str | Path | None = None,
+) -> Path:
+    """Write ``dest_dir/yolov8n/{config.pbtxt, 1/...}`` and return ``dest_dir`` (the repository).
+
+    ``cpu``: ``1/model.py`` (Python backend) and ``1/model.onnx`` (the served graph).
+    ``trt``: ``yolov8n/model.onnx`` (outside the version folder, the input of build_engine.sh)
+    and, when ``engine_path`` is given, ``1/model.plan``; otherwise build_engine.sh writes it.
+    """
+    served = Path(served_onnx_path)
+    top_k = served_top_k(served)
+    repo = Path(dest_dir)
+    model_dir = repo / MODEL_NAME
+    version_dir = model_dir / "1"
+    version_dir.mkdir(parents=True, exist_ok=True)
+    text = config_pbtxt(
+        flavour,
+        top_k=top_k,
+        max_batch=max_batch,
+        max_queue_delay_us=max_queue_delay_us,
+        intra_op_threads=intra_op_threads,
+        instance_count=instance_count,
+    )
+    (model_dir / "config.pbtxt").write_text(text)
+    if flavour == "cpu":
+        source = resources.files("objectvision_inference").joinpath("triton_model.py")
+        (version_dir / "model.py").write_text(source.read_text())
+        _copy(served, version_dir / "model.onnx")
+    else:
+        _copy(served, model_dir / "model.onnx")
+        if engine_path is not None:
+            _copy(Path(engine_path), version_dir / "model.plan")
+    return repo
+
+
+@dataclass(frozen=True)
+class TritonEnv:
+    """Paths inside the Triton virtualenv that the launch needs."""
+
+    venv: Path
+    site_packages: Path
+    python_version: str
+    python_libdir: Path
+
+    @property
+    def root(self) -> Path:
+        """The ``pytriton/tritonserver`` folder of the wheel."""
+        return self.site_packages / "pytriton" / "tritonserver"
+
+    @property
+    def tritonserver(self) -> Path:
+        return self.root / "bin" / "tritonserver"
+
+    @property
+    def backends(self) -> Path:
+        return self.root / "backends"
+
+    @property
+    def libs(self) -> Path:
+        """The wheel's bundled shared libraries (libtritonserver, libcudart, ...)."""
+        return self.site_packages / "nvidia_pytriton.libs"
+
+    @property
+    def stub(self) -> Path:
+        return self.backends / "python" / "triton_python_backend_stub"
+
+
+@functools.cache
+def find_triton_env(triton_env_dir: str | Path) -> TritonEnv:
+    """Ask the venv's own interpreter where its site-packages and libpython live."""
+    venv = Path(triton_env_dir).resolve()
+    python = venv / "bin" / "python"
+    if not python.exists():
+        raise FileNotFoundError(
+            f"{python} missing: build the Triton env with inference/scripts/make_triton_env.sh"
+        )
+    probe = (
+        "import json, sys, sysconfig; print(json.dumps({"
+        "'site': sysconfig.get_paths()['purelib'],"
+        "'ver': f'{sys.version_info[0]}.{sys.version_info[1]}',"
+        "'libdir': sysconfig.get_config_var('LIBDIR')}))"
+    )
+    out = subprocess.run([str(python), "-c", probe], check=True, capture_output=True, text=True)
+    info = json.loads(out.stdout)
+    env = TritonEnv(venv, Path(info["site"]), info["ver"], Path(info["libdir"]))
+    if not env.tritonserver.exists():
+        raise FileNotFoundError(f"{env.tritonserver} missing: is nvidia-pytriton installed there?")
+    return env
+
+
+def ensure_python_stub(env: TritonEnv) -> Path:
+    """Install the wheel's stub for the venv's Python next to libtriton_python.so (idempotent).
+
+    The backend starts ``backends/python/triton_python_backend_stub``; the wheel keeps one stub
+    per Python version under ``python_backend_stubs/`` and pytriton itself copies the right one.
+    """
+    source = env.root / "python_backend_stubs" / env.python_version / "triton_python_backend_stub"
+    if not source.exists():
+        raise FileNotFoundError(f"no Python backend stub for Python {env.python_version}: {source}")
+    target = env.stub
+    if not target.exists() or target.stat().st_size != source.stat().st_size:
+        _copy(source, target)
+    target.chmod(0o755)
+    return target
+
+
+def tritonserver_command(
+    model_repository: str | Path,
+    *,
+    grpc_port: int,
+    http_port: int,
+    metrics_port: int,
+    triton_env_dir: str | Path,
+    log_verbose: int = 0,
+    base_env: Mapping[str, str] | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """Return (argv, env) that run the local tritonserver on 127.0.0.1 with explicit ports.
+
+    The environment makes the Python backend stub's embedded interpreter use the Triton venv:
+    the stub starts Python without a program path, so CPython looks ``python3`` up on PATH and
+    takes ``sys.prefix`` from the venv found first (its ``pyvenv.cfg``). Hence the venv's
+    ``bin`` goes first on PATH; PYTHONPATH/PYTHONHOME from the caller (the numpy 2 app venv)
+    are dropped. LD_LIBRARY_PATH adds the wheel's bundled libraries and the directory of
+    ``libpython3.X.so`` that the stub links against.
+    """
+    env_paths = find_triton_env(triton_env_dir)
+    ensure_python_stub(env_paths)
+    repo = Path(model_repository).resolve()
+    shm_prefix = f"ov_triton_{grpc_port}_"
+    argv = [
+        str(env_paths.tritonserver),
+        f"--model-repository={repo}",
+        f"--backend-directory={env_paths.backends}",
+        "--model-control-mode=none",
+        "--strict-readiness=true",
+        "--exit-on-error=true",
+        "--disable-auto-complete-config",
+        f"--grpc-address={LOOPBACK}",
+        f"--grpc-port={grpc_port}",
+        f"--http-address={LOOPBACK}",
+        f"--http-port={http_port}",
+        "--allow-metrics=true",
+        "--allow-gpu-metrics=false",
+        f"--metrics-address={LOOPBACK}",
+        f"--metrics-port={metrics_port}",
+        "--pinned-memory-pool-byte-size=0",
+        f"--log-verbose={log_verbose}",
+        "--log-info=true",
+        "--exit-timeout-secs=5",
+        f"--backend-config=python,shm-default-byte-size={_PYTHON_SHM_BYTES}",
+        f"--backend-config=python,shm-growth-byte-size={_PYTHON_SHM_BYTES}",
+        # Two servers on one machine (dev stack + tests) must not share shm region names.
+        f"--backend-config=python,shm-region-prefix-name={shm_prefix}",
+    ]
+    env = dict(os.environ if base_env is None else base_env)
+    for key in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"):
+        env.pop(key, None)
+    env["VIRTUAL_ENV"] = str(env_paths.venv)
+    env["PATH"] = os.pathsep.join(
+        p for p in (str(env_paths.venv / "bin"), env.get("PATH", "/usr/bin:/bin")) if p
+    )
+    env["PYTHONNOUSERSITE"] = "1"
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        p
+        for p in (str(env_paths.libs), str(env_paths.python_libdir), env.get("LD_LIBRARY_PATH"))
+        if p
+    )
+    return argv, env
+
+
+def is_ready(http_port: int, *, host: str = LOOPBACK, timeout_s: float = 2.0) -> bool:
+    """True when ``GET /v2/health/ready`` answers 200 (server up and, strictly, every model)."""
+    url = f"http://{host}:{http_port}/v2/health/ready"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_until_ready(
+    http_port: int,
+    *,
+    host: str = LOOPBACK,
+    timeout_s: float = 120.0,
+    process: subprocess.Popen[bytes] | subprocess.Popen[str] | None = None,
+) -> None:
+    """Poll readiness; raise RuntimeError if ``process`` exits first, TimeoutError on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"tritonserver exited with code {process.returncode} before ready")
+        if is_ready(http_port, host=host, timeout_s=1.0):
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"tritonserver on {host}:{http_port} not ready after {timeout_s}s")
+        time.sleep(0.25)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point ``objectvision-triton``: write a repository, or run tritonserver."""
+    parser = argparse.ArgumentParser(
+        prog="objectvision-triton", description=__doc__.splitlines()[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    repo_cmd = sub.add_parser("repo", help="write a model repository")
+    repo_cmd.add_argument("--served", type=Path, required=True, help="served ONNX file")
+    repo_cmd.add_argument("--dest", type=Path, required=True, help="repository folder")
+    repo_cmd.add_argument("--flavour", choices=["cpu", "trt"], default="cpu")
+    repo_cmd.add_argument("--max-batch", type=int)
+    repo_cmd.add_argument("--max-queue-delay-us", type=int)
+    repo_cmd.add_argument("--intra-op-threads", type=int, default=CPU_INTRA_OP_THREADS)
+    serve_cmd = sub.add_parser("serve", help="exec tritonserver on 127.0.0.1 (foreground)")
+    serve_cmd.add_argument("--repository", type=Path, required=True)
+    serve_cmd.add_argument("--triton-env", type=Path, default=Path(".venv-triton"))
+    serve_cmd.add_argument("--grpc-port", type=int, default=8001)
+    serve_cmd.add_argument("--http-port", type=int, default=8000)
+    serve_cmd.add_argument("--metrics-port", type=int, default=8002)
+    args = parser.parse_args(argv)
+    if args.command == "repo":
+        repo = build_model_repository(
+            args.dest,
+            args.served,
+            flavour=args.flavour,
+            max_batch=args.max_batch,
+            max_queue_delay_us=args.max_queue_delay_us,
+            intra_op_threads=args.intra_op_threads,
+        )
+        print(f"wrote {args.flavour} model repository {repo}")
+        return 0
+    command, env = tritonserver_command(
+        args.repository,
+        grpc_port=args.grpc_port,
+        http_port=args.http_port,
+        metrics_port=args.metrics_port,
+        triton_env_dir=args.triton_env,
+    )
+    os.execve(command[0], command, env)  # noqa: S606 - replaces this process by design
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
