@@ -41,8 +41,14 @@ proto: install ## Regenerate the gRPC stubs from proto/
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=$(STUBS_DIR) \
 		--grpc_python_out=$(STUBS_DIR) --pyi_out=$(STUBS_DIR) $(PROTOS)
 
-model: install ## Put the served model in place (MODEL_PATH, else ../shared/models)
-	$(BIN)/objectvision-prepare-model --source "$${MODEL_PATH:-$(MODEL_DIR)/yolov8n.onnx}" \
+model: install ## Put the served model in place (MODEL_PATH, else ../shared/models, else export)
+	@source="$${MODEL_PATH:-$(MODEL_DIR)/yolov8n.onnx}"; \
+	if [ ! -f "$$source" ]; then \
+		echo "No model at $$source: exporting YOLOv8n with Ultralytics (needs network)"; \
+		source="$(OBJECTVISION_DATA_DIR)/models/yolov8n.onnx"; \
+		bash inference/scripts/export_yolov8n.sh "$(PYTHON)" "$$source" || exit 1; \
+	fi; \
+	$(BIN)/objectvision-prepare-model --source "$$source" \
 		--output "$(OBJECTVISION_DATA_DIR)/models/yolov8n_served.onnx"
 
 run: install triton-env model ## Start the whole system on this machine (Ctrl-C stops it)
