@@ -1,0 +1,1 @@
+"""ObjectVision's auth service: accounts, passwords, tokens, API keys and user settings."""

@@ -1,0 +1,1 @@
+"""Long-lived keys for scripts and integrations, shown once and stored as a hash."""

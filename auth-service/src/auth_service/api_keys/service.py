@@ -1,0 +1,107 @@
+"""Creating, listing, revoking and checking API keys.
+
+A key reads `ov_<prefix>_<secret>`: the prefix (8 hex characters) lets a user recognise a
+key in a list and secret scanners spot leaked ones; the secret carries 256 random bits.
+Only SHA-256 of the whole key is stored. A fast hash is right here, unlike for passwords:
+with 256 bits of entropy there is nothing to brute-force, and a slow hash would make every
+API call pay for it.
+"""
+
+import hashlib
+import secrets
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service.api_keys.models import ApiKey
+from auth_service.database import utcnow
+from auth_service.users.models import User
+from auth_service.users.schemas import Caller
+from objectvision_common.errors import InvalidArgument, NotFound, Unauthenticated
+
+KEY_SCHEME = "ov"
+MAX_NAME_LENGTH = 100
+INVALID_API_KEY = "the API key is invalid or revoked"
+# `last_used_at` is for humans; writing it more often than this would put a database write
+# on every API call.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def _new_key() -> tuple[str, str]:
+    """A fresh key and its displayable prefix."""
+    prefix = f"{KEY_SCHEME}_{secrets.token_hex(4)}"
+    return f"{prefix}_{secrets.token_urlsafe(32)}", prefix
+
+
+async def create(*, session: AsyncSession, user_id: uuid.UUID, name: str) -> tuple[ApiKey, str]:
+    """A new key and its secret; the secret is returned here and never again."""
+    name = name.strip()
+    if not name:
+        raise InvalidArgument("name is required")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidArgument(f"name must be at most {MAX_NAME_LENGTH} characters")
+    secret, prefix = _new_key()
+    key = ApiKey(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        name=name,
+        prefix=prefix,
+        key_hash=hash_key(secret),
+        created_at=utcnow(),
+    )
+    session.add(key)
+    await session.commit()
+    return key, secret
+
+
+async def list_for_user(*, session: AsyncSession, user_id: uuid.UUID) -> list[ApiKey]:
+    """The user's keys, newest first, revoked ones included so the history stays visible."""
+    result = await session.scalars(
+        select(ApiKey)
+        .where(ApiKey.user_id == user_id)
+        .order_by(ApiKey.created_at.desc(), ApiKey.id)
+    )
+    return list(result)
+
+
+async def revoke(*, session: AsyncSession, caller: Caller, key_id: str) -> None:
+    """Revoke one of the caller's keys (admins: anyone's). Revoking twice is harmless."""
+    try:
+        parsed = uuid.UUID(key_id)
+    except ValueError as exc:
+        raise InvalidArgument("key_id must be a UUID") from exc
+    key = await session.get(ApiKey, parsed, with_for_update=True)
+    if key is None or (key.user_id != caller.user.id and not caller.is_admin):
+        raise NotFound("API key not found")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        await session.commit()
+
+
+async def authenticate(*, session: AsyncSession, api_key: str) -> tuple[ApiKey, User]:
+    """The live key and its live owner; one message for every failure."""
+    scheme, _, rest = api_key.partition("_")
+    if scheme != KEY_SCHEME or not rest:
+        raise Unauthenticated(INVALID_API_KEY)
+    row = await session.execute(
+        select(ApiKey, User)
+        .join(User, User.id == ApiKey.user_id)
+        .where(ApiKey.key_hash == hash_key(api_key))
+    )
+    found = row.one_or_none()
+    if found is None:
+        raise Unauthenticated(INVALID_API_KEY)
+    key, user = found
+    if key.revoked_at is not None or not user.is_active:
+        raise Unauthenticated(INVALID_API_KEY)
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        key.last_used_at = now
+        await session.commit()
+    return key, user

@@ -1,0 +1,74 @@
+"""Every variable the auth service reads, named once (see .env.example)."""
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from objectvision_common.settings import GrpcServiceSettings
+
+# OWASP Password Storage Cheat Sheet: Argon2id with at least 19 MiB, 2 iterations, 1 lane.
+# Settings below this floor are refused at start-up rather than silently accepted.
+ARGON2_MIN_MEMORY_COST_KIB = 19_456
+ARGON2_MIN_TIME_COST = 2
+ARGON2_MIN_PARALLELISM = 1
+
+
+class AuthSettings(GrpcServiceSettings):
+    """Auth service settings; values come from the environment or `.env`."""
+
+    grpc_port: int = Field(default=50051, ge=0, le=65535, validation_alias="AUTH_GRPC_PORT")
+    metrics_port: int = Field(default=9101, ge=0, le=65535, validation_alias="AUTH_METRICS_PORT")
+
+    jwt_private_key: SecretStr | None = Field(default=None, validation_alias="JWT_PRIVATE_KEY")
+    jwt_private_key_file: Path | None = Field(default=None, validation_alias="JWT_PRIVATE_KEY_FILE")
+    jwt_issuer: str = Field(
+        default="objectvision-auth", min_length=1, validation_alias="JWT_ISSUER"
+    )
+    jwt_audience: str = Field(default="objectvision", min_length=1, validation_alias="JWT_AUDIENCE")
+    access_token_expire_minutes: int = Field(
+        default=30, ge=1, le=24 * 60, validation_alias="ACCESS_TOKEN_EXPIRE_MINUTES"
+    )
+    refresh_token_expire_days: int = Field(
+        default=7, ge=1, le=365, validation_alias="REFRESH_TOKEN_EXPIRE_DAYS"
+    )
+
+    # RFC 9106's second recommended option (argon2-cffi's default profile): well above the
+    # OWASP floor and ~50 ms per hash on a current server core.
+    argon2_time_cost: int = Field(
+        default=3, ge=ARGON2_MIN_TIME_COST, validation_alias="ARGON2_TIME_COST"
+    )
+    argon2_memory_cost_kib: int = Field(
+        default=65_536, ge=ARGON2_MIN_MEMORY_COST_KIB, validation_alias="ARGON2_MEMORY_COST_KIB"
+    )
+    argon2_parallelism: int = Field(
+        default=4, ge=ARGON2_MIN_PARALLELISM, le=64, validation_alias="ARGON2_PARALLELISM"
+    )
+    # Each hash holds ARGON2_MEMORY_COST_KIB while it runs; this caps the peak memory.
+    argon2_max_concurrency: int = Field(default=4, ge=1, validation_alias="ARGON2_MAX_CONCURRENCY")
+
+    admin_emails: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(), validation_alias="ADMIN_EMAILS"
+    )
+
+    @field_validator("admin_emails", mode="before")
+    @classmethod
+    def _split_admin_emails(cls, value: object) -> object:
+        """A comma-separated list in the environment; compared lowercased like stored emails."""
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple | set | frozenset):
+            return frozenset(str(item).strip().lower() for item in value if str(item).strip())
+        return value
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> "AuthSettings":
+        if self.jwt_private_key is not None and self.jwt_private_key_file is not None:
+            raise ValueError("set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE, not both")
+        return self
+
+    @property
+    def generated_key_path(self) -> Path:
+        """Where a development signing key is kept when none is configured."""
+        return self.data_dir / "keys" / "auth-jwt-ed25519.pem"

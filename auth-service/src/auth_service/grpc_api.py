@@ -1,0 +1,296 @@
+"""The AuthService servicer: parse the request, call a service function, shape the reply.
+
+Each RPC opens one database session; the service functions own the transactions. Errors are
+domain errors, mapped to gRPC status by the shared server interceptor.
+"""
+
+# Method names are fixed by the generated AuthServiceServicer.
+# ruff: noqa: N802
+
+from datetime import datetime, timedelta
+
+import grpc
+from google.protobuf import empty_pb2, timestamp_pb2
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from auth_service.api_keys import service as api_keys_service
+from auth_service.api_keys.models import ApiKey
+from auth_service.passwords import PasswordHasher
+from auth_service.preferences import service as preferences_service
+from auth_service.preferences.models import UserSettings
+from auth_service.tokens import service as tokens_service
+from auth_service.tokens.access import AccessTokenCodec
+from auth_service.tokens.revocation import RevokedAccessTokens
+from auth_service.users import service as users_service
+from auth_service.users.models import User
+from auth_service.users.schemas import Caller
+from objectvision.v1 import auth_pb2, auth_pb2_grpc, common_pb2
+from objectvision_common.errors import PermissionDenied
+from objectvision_common.identity import principal_from_metadata
+
+BEARER = "Bearer"
+AUTH_METHOD_JWT = "jwt"
+AUTH_METHOD_API_KEY = "api_key"
+
+
+class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        passwords: PasswordHasher,
+        access_tokens: AccessTokenCodec,
+        revoked: RevokedAccessTokens,
+        refresh_lifetime: timedelta,
+        admin_emails: frozenset[str],
+        service_token_secret: str,
+    ) -> None:
+        self._sessions = sessions
+        self._passwords = passwords
+        self._access_tokens = access_tokens
+        self._revoked = revoked
+        self._refresh_lifetime = refresh_lifetime
+        self._admin_emails = admin_emails
+        self._service_token_secret = service_token_secret
+
+    # Sessions and credentials: called by the gateway before there is a principal.
+
+    async def SignUp(
+        self, request: auth_pb2.SignUpRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.User:
+        async with self._sessions() as session:
+            user = await users_service.register(
+                session=session,
+                passwords=self._passwords,
+                admin_emails=self._admin_emails,
+                email=request.email,
+                password=request.password,
+                name=request.name,
+            )
+        return _user_message(user)
+
+    async def Login(
+        self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.TokenPair:
+        async with self._sessions() as session:
+            pair = await tokens_service.login(
+                session=session,
+                passwords=self._passwords,
+                access_tokens=self._access_tokens,
+                refresh_lifetime=self._refresh_lifetime,
+                email=request.email,
+                password=request.password,
+            )
+        return _token_pair_message(pair)
+
+    async def Refresh(
+        self, request: auth_pb2.RefreshRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.TokenPair:
+        async with self._sessions() as session:
+            pair = await tokens_service.refresh_session(
+                session=session,
+                access_tokens=self._access_tokens,
+                refresh_lifetime=self._refresh_lifetime,
+                refresh_token=request.refresh_token,
+            )
+        return _token_pair_message(pair)
+
+    async def Logout(
+        self, request: auth_pb2.LogoutRequest, context: grpc.aio.ServicerContext
+    ) -> empty_pb2.Empty:
+        async with self._sessions() as session:
+            await tokens_service.logout(
+                session=session,
+                access_tokens=self._access_tokens,
+                revoked=self._revoked,
+                access_token=request.access_token,
+                refresh_token=request.refresh_token,
+            )
+        return empty_pb2.Empty()
+
+    async def VerifyToken(
+        self, request: auth_pb2.VerifyTokenRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.Principal:
+        async with self._sessions() as session:
+            verified = await tokens_service.verify_access_token(
+                session=session,
+                access_tokens=self._access_tokens,
+                revoked=self._revoked,
+                access_token=request.access_token,
+            )
+        return common_pb2.Principal(
+            user_id=str(verified.user.id),
+            is_admin=verified.user.is_admin,
+            auth_method=AUTH_METHOD_JWT,
+            credential_id=verified.claims.jti,
+            credential_expires_at=_timestamp(verified.claims.expires_at),
+        )
+
+    async def GetJwks(
+        self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.Jwks:
+        return auth_pb2.Jwks(
+            keys=[auth_pb2.JsonWebKey(**jwk) for jwk in self._access_tokens.jwks()],
+            issuer=self._access_tokens.issuer,
+            audience=self._access_tokens.audience,
+        )
+
+    async def AuthenticateApiKey(
+        self, request: auth_pb2.AuthenticateApiKeyRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.Principal:
+        async with self._sessions() as session:
+            key, user = await api_keys_service.authenticate(
+                session=session, api_key=request.api_key
+            )
+        return common_pb2.Principal(
+            user_id=str(user.id),
+            is_admin=user.is_admin,
+            auth_method=AUTH_METHOD_API_KEY,
+            credential_id=str(key.id),
+        )
+
+    # The caller's own resources: need the principal the gateway signed.
+
+    async def GetUser(
+        self, request: auth_pb2.GetUserRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.User:
+        async with self._sessions() as session:
+            caller = await self._caller(session, context)
+            user = await users_service.get_visible(
+                session=session, caller=caller, user_id=request.user_id
+            )
+        return _user_message(user)
+
+    async def UpdateUser(
+        self, request: auth_pb2.UpdateUserRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.User:
+        async with self._sessions() as session:
+            caller = await self._caller(session, context)
+            user = await users_service.update(
+                session=session,
+                passwords=self._passwords,
+                caller=caller,
+                user_id=request.user_id,
+                name=request.name if request.HasField("name") else None,
+                email=request.email if request.HasField("email") else None,
+                password=request.password if request.HasField("password") else None,
+                current_password=(
+                    request.current_password if request.HasField("current_password") else None
+                ),
+            )
+        return _user_message(user)
+
+    async def GetSettings(
+        self, request: auth_pb2.GetSettingsRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.UserSettings:
+        async with self._sessions() as session:
+            caller = await self._caller(session, context)
+            user = await users_service.get_visible(
+                session=session, caller=caller, user_id=request.user_id
+            )
+            settings = await preferences_service.get(session=session, user_id=user.id)
+        return _settings_message(settings)
+
+    async def UpdateSettings(
+        self, request: auth_pb2.UpdateSettingsRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.UserSettings:
+        async with self._sessions() as session:
+            caller = await self._caller(session, context)
+            user = await users_service.get_visible(
+                session=session, caller=caller, user_id=request.user_id
+            )
+            settings = await preferences_service.update(
+                session=session,
+                user_id=user.id,
+                theme=request.theme if request.HasField("theme") else None,
+                notifications_enabled=(
+                    request.notifications_enabled
+                    if request.HasField("notifications_enabled")
+                    else None
+                ),
+            )
+        return _settings_message(settings)
+
+    async def CreateApiKey(
+        self, request: auth_pb2.CreateApiKeyRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.CreatedApiKey:
+        async with self._sessions() as session:
+            caller = await self._caller(session, context)
+            if caller.auth_method != AUTH_METHOD_JWT:
+                # A leaked key must not be able to mint more keys that outlive its revocation.
+                raise PermissionDenied("API keys can only be created from a signed-in session")
+            key, secret = await api_keys_service.create(
+                session=session, user_id=caller.user.id, name=request.name
+            )
+        return auth_pb2.CreatedApiKey(key=_api_key_message(key), secret=secret)
+
+    async def ListApiKeys(
+        self, request: auth_pb2.ListApiKeysRequest, context: grpc.aio.ServicerContext
+    ) -> auth_pb2.ListApiKeysResponse:
+        async with self._sessions() as session:
+            caller = await self._caller(session, context)
+            keys = await api_keys_service.list_for_user(session=session, user_id=caller.user.id)
+        return auth_pb2.ListApiKeysResponse(keys=[_api_key_message(key) for key in keys])
+
+    async def RevokeApiKey(
+        self, request: auth_pb2.RevokeApiKeyRequest, context: grpc.aio.ServicerContext
+    ) -> empty_pb2.Empty:
+        async with self._sessions() as session:
+            caller = await self._caller(session, context)
+            await api_keys_service.revoke(session=session, caller=caller, key_id=request.key_id)
+        return empty_pb2.Empty()
+
+    async def _caller(self, session: AsyncSession, context: grpc.aio.ServicerContext) -> Caller:
+        principal = principal_from_metadata(
+            context.invocation_metadata(), secret=self._service_token_secret
+        )
+        return await users_service.get_caller(session=session, principal=principal)
+
+
+def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def _user_message(user: User) -> auth_pb2.User:
+    return auth_pb2.User(
+        id=str(user.id),
+        email=user.email,
+        name=user.name,
+        is_admin=user.is_admin,
+        is_active=user.is_active,
+        created_at=_timestamp(user.created_at),
+        updated_at=_timestamp(user.updated_at),
+    )
+
+
+def _token_pair_message(pair: tokens_service.TokenPair) -> auth_pb2.TokenPair:
+    return auth_pb2.TokenPair(
+        access_token=pair.access.token,
+        refresh_token=pair.refresh_token,
+        token_type=BEARER,
+        expires_in=pair.access.expires_in,
+    )
+
+
+def _settings_message(settings: UserSettings) -> auth_pb2.UserSettings:
+    return auth_pb2.UserSettings(
+        user_id=str(settings.user_id),
+        theme=settings.theme,
+        notifications_enabled=settings.notifications_enabled,
+        updated_at=_timestamp(settings.updated_at),
+    )
+
+
+def _api_key_message(key: ApiKey) -> auth_pb2.ApiKey:
+    return auth_pb2.ApiKey(
+        id=str(key.id),
+        name=key.name,
+        prefix=key.prefix,
+        created_at=_timestamp(key.created_at),
+        last_used_at=_timestamp(key.last_used_at),
+        revoked_at=_timestamp(key.revoked_at),
+    )

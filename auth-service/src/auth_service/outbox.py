@@ -1,0 +1,33 @@
+"""The auth schema's outbox and the events this service announces through it.
+
+The table and the staging function are the shared ones (objectvision_common.outbox), so the
+relay reads every producer's outbox the same way. An event row commits with the change it
+describes, or not at all.
+"""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service.database import Base
+from objectvision.v1 import notification_pb2
+from objectvision_common.outbox import add_event, outbox_table
+
+USER_REGISTERED = "user.registered"
+
+# Declared on the auth metadata, like the ORM models, so migrations and the drift test see it.
+OUTBOX = outbox_table(Base.metadata)
+
+
+async def add_user_registered(
+    *, session: AsyncSession, user_id: uuid.UUID, email: str, name: str, occurred_at: datetime
+) -> uuid.UUID:
+    """Stage a `user.registered` event in the caller's transaction; returns the event id."""
+    event = notification_pb2.Event(
+        type=USER_REGISTERED,
+        user_id=str(user_id),
+        user_registered=notification_pb2.UserRegistered(email=email, name=name),
+    )
+    event.occurred_at.FromDatetime(occurred_at)
+    return await add_event(session, OUTBOX, event)

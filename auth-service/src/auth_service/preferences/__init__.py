@@ -1,0 +1,1 @@
+"""Per-user settings the web app reads at start-up (theme, notifications)."""

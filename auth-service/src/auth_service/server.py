@@ -1,0 +1,90 @@
+"""Entry point and wiring: settings -> database, Redis, keys -> services -> gRPC server.
+
+`objectvision-auth migrate` brings the `auth` schema to the latest revision;
+`objectvision-auth serve` (the default) serves AuthService until SIGTERM.
+"""
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from auth_service.config import AuthSettings
+from auth_service.database import SCHEMA
+from auth_service.grpc_api import AuthServicer
+from auth_service.passwords import PasswordHasher
+from auth_service.tokens.access import AccessTokenCodec
+from auth_service.tokens.keys import load_signing_key
+from auth_service.tokens.revocation import RevokedAccessTokens
+from objectvision.v1 import auth_pb2, auth_pb2_grpc
+from objectvision_common.db import create_engine_for, session_factory, upgrade_to_head
+from objectvision_common.grpc_server import GrpcApp, ServiceRegistration
+from objectvision_common.logging import configure_logging
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
+
+
+def migrate(settings: AuthSettings) -> None:
+    upgrade_to_head(
+        migrations_dir=MIGRATIONS_DIR, database_url=settings.database_url, schema=SCHEMA
+    )
+
+
+def build_app(settings: AuthSettings) -> GrpcApp:
+    """The whole service, wired from settings; `run()` it, or `start()`/`stop()` it."""
+    signing_key = load_signing_key(settings)
+    engine = create_engine_for(settings.database_url, pool_size=settings.database_pool_size)
+    redis = Redis.from_url(settings.redis_url)
+    access_tokens = AccessTokenCodec(
+        signing_key=signing_key,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        lifetime=timedelta(minutes=settings.access_token_expire_minutes),
+    )
+    servicer = AuthServicer(
+        sessions=session_factory(engine),
+        passwords=PasswordHasher.from_settings(settings),
+        access_tokens=access_tokens,
+        revoked=RevokedAccessTokens(redis),
+        refresh_lifetime=timedelta(days=settings.refresh_token_expire_days),
+        admin_emails=settings.admin_emails,
+        service_token_secret=settings.service_token_secret,
+    )
+    return GrpcApp(
+        registrations=[
+            ServiceRegistration(
+                name=SERVICE_NAME,
+                servicer=servicer,
+                add_to_server=auth_pb2_grpc.add_AuthServiceServicer_to_server,
+            )
+        ],
+        host=settings.bind_host,
+        port=settings.grpc_port,
+        metrics_port=settings.metrics_port,
+        shutdown_grace_seconds=settings.grpc_shutdown_grace_seconds,
+        on_shutdown=[engine.dispose, redis.aclose],
+    )
+
+
+async def serve(settings: AuthSettings) -> None:
+    await build_app(settings).run()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="objectvision-auth", description="ObjectVision auth service."
+    )
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="serve AuthService over gRPC (the default)")
+    commands.add_parser("migrate", help="apply the database migrations of the auth schema")
+    arguments = parser.parse_args(argv)
+    settings = AuthSettings()
+    configure_logging("auth-service", level=settings.log_level, json_output=settings.log_json)
+    if arguments.command == "migrate":
+        migrate(settings)
+    else:
+        asyncio.run(serve(settings))

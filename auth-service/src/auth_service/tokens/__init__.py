@@ -1,0 +1,1 @@
+"""Access tokens (EdDSA JWTs), rotating refresh tokens and the revocation list."""

@@ -1,0 +1,139 @@
+"""Access tokens: short-lived EdDSA JWTs that the gateway can verify with the JWKS alone."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from auth_service.tokens.keys import ALGORITHM, SigningKey
+from objectvision_common.errors import Unauthenticated
+
+ACCESS_TYP = "access"
+REQUIRED_CLAIMS = ("exp", "iat", "nbf", "jti", "sub", "aud", "iss", "typ")
+# Replicas' clocks may differ slightly; a token is never rejected for less than this.
+CLOCK_SKEW = timedelta(seconds=5)
+
+# Far longer than any token we issue; junk is refused before it is parsed.
+MAX_TOKEN_LENGTH = 8192
+
+INVALID_ACCESS = "the access token is invalid"
+EXPIRED_ACCESS = "the access token has expired"
+
+
+@dataclass(frozen=True)
+class IssuedAccessToken:
+    token: str
+    jti: str
+    expires_at: datetime
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    """What a verified access token says."""
+
+    user_id: uuid.UUID
+    is_admin: bool
+    jti: str
+    expires_at: datetime
+
+
+class AccessTokenCodec:
+    """Signs and verifies access tokens with one key, issuer and audience.
+
+    Verification pins the algorithm to EdDSA (no `none`, no HMAC-with-the-public-key
+    confusion), requires every claim we issue, and checks the key id.
+    """
+
+    def __init__(
+        self, *, signing_key: SigningKey, issuer: str, audience: str, lifetime: timedelta
+    ) -> None:
+        self._key = signing_key
+        self._issuer = issuer
+        self._audience = audience
+        self._lifetime = lifetime
+
+    @property
+    def issuer(self) -> str:
+        return self._issuer
+
+    @property
+    def audience(self) -> str:
+        return self._audience
+
+    def jwks(self) -> list[dict[str, str]]:
+        return [self._key.public_jwk()]
+
+    def issue(
+        self, *, user_id: uuid.UUID, is_admin: bool, now: datetime | None = None
+    ) -> IssuedAccessToken:
+        issued_at = (now or datetime.now(UTC)).replace(microsecond=0)
+        expires_at = issued_at + self._lifetime
+        jti = uuid.uuid4().hex
+        claims = {
+            "iss": self._issuer,
+            "aud": self._audience,
+            "sub": str(user_id),
+            "iat": issued_at,
+            "nbf": issued_at,
+            "exp": expires_at,
+            "jti": jti,
+            "typ": ACCESS_TYP,
+            "admin": is_admin,
+        }
+        token = jwt.encode(
+            claims, self._key.private_key, algorithm=ALGORITHM, headers={"kid": self._key.kid}
+        )
+        return IssuedAccessToken(
+            token=token,
+            jti=jti,
+            expires_at=expires_at,
+            expires_in=int(self._lifetime.total_seconds()),
+        )
+
+    def decode(self, token: str, *, verify_expiry: bool = True) -> AccessClaims:
+        """The token's claims if it is genuine; raises Unauthenticated otherwise.
+
+        `verify_expiry=False` is for logout, which may name an access token that has
+        just expired.
+        """
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise Unauthenticated(INVALID_ACCESS)
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated(INVALID_ACCESS) from exc
+        if header.get("kid") != self._key.kid:
+            raise Unauthenticated(INVALID_ACCESS)
+        try:
+            claims = jwt.decode(
+                token,
+                self._key.public_key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=CLOCK_SKEW,
+                options={
+                    "require": list(REQUIRED_CLAIMS),
+                    "verify_exp": verify_expiry,
+                    "strict_aud": True,
+                },
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated(EXPIRED_ACCESS) from exc
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated(INVALID_ACCESS) from exc
+        if claims["typ"] != ACCESS_TYP or not isinstance(claims.get("admin", False), bool):
+            raise Unauthenticated(INVALID_ACCESS)
+        try:
+            user_id = uuid.UUID(claims["sub"])
+            expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
+        except (TypeError, ValueError) as exc:
+            raise Unauthenticated(INVALID_ACCESS) from exc
+        return AccessClaims(
+            user_id=user_id,
+            is_admin=claims.get("admin", False),
+            jti=claims["jti"],
+            expires_at=expires_at,
+        )

@@ -1,0 +1,1 @@
+"""Accounts: sign-up, credentials check, profile updates and who may see whom."""

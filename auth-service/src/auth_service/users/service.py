@@ -1,0 +1,186 @@
+"""Account operations. Each function takes the session and commits its own unit of work."""
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service import outbox
+from auth_service.database import utcnow
+from auth_service.passwords import PasswordHasher
+from auth_service.preferences import service as preferences_service
+from auth_service.tokens import refresh
+from auth_service.users import schemas
+from auth_service.users.models import User
+from auth_service.users.schemas import Caller
+from objectvision.v1 import common_pb2
+from objectvision_common.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
+
+# One message for every failed login, so the answer never tells whether an email exists.
+LOGIN_FAILED = "incorrect email or password"
+EMAIL_TAKEN = "an account with this email already exists"
+USER_NOT_FOUND = "user not found"
+
+
+async def get_by_email(*, session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == email))
+
+
+async def register(
+    *,
+    session: AsyncSession,
+    passwords: PasswordHasher,
+    admin_emails: frozenset[str],
+    email: str,
+    password: str,
+    name: str,
+) -> User:
+    """Create an account with default settings and its `user.registered` event, atomically."""
+    email = schemas.normalise_email(email)
+    password = schemas.check_password(password)
+    name = schemas.normalise_name(name)
+    if await get_by_email(session=session, email=email) is not None:
+        raise AlreadyExists(EMAIL_TAKEN)
+    now = utcnow()
+    user = User(
+        id=uuid.uuid4(),
+        email=email,
+        name=name,
+        password_hash=await passwords.hash(password),
+        is_admin=email in admin_emails,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(user)
+    # The rows below reference the user; without ORM relationships the unit of work does
+    # not order inserts by foreign key, so the user goes first explicitly.
+    await _flush_unique_email(session)
+    preferences_service.add_defaults(session=session, user_id=user.id, now=now)
+    await outbox.add_user_registered(
+        session=session, user_id=user.id, email=email, name=name, occurred_at=now
+    )
+    await session.commit()
+    return user
+
+
+async def authenticate(
+    *, session: AsyncSession, passwords: PasswordHasher, email: str, password: str
+) -> User:
+    """The account these credentials open, upgrading its hash if the parameters changed.
+
+    Unknown emails still pay for one verification, so timing does not reveal accounts.
+    The caller commits (a rehash is written with the login's other changes).
+    """
+    user = None
+    if len(password) <= schemas.MAX_PASSWORD_LENGTH:
+        try:
+            user = await get_by_email(session=session, email=schemas.normalise_email(email))
+        except InvalidArgument:
+            user = None
+    if user is None:
+        await passwords.verify_dummy(password[: schemas.MAX_PASSWORD_LENGTH])
+        raise Unauthenticated(LOGIN_FAILED)
+    if not await passwords.verify(user.password_hash, password) or not user.is_active:
+        raise Unauthenticated(LOGIN_FAILED)
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = await passwords.hash(password)
+    return user
+
+
+async def get_caller(*, session: AsyncSession, principal: common_pb2.Principal) -> Caller:
+    """The live account behind a gateway-signed principal.
+
+    Admin rights come from the database, not the principal, so a demotion applies at once.
+    """
+    try:
+        user_id = uuid.UUID(principal.user_id)
+    except ValueError as exc:
+        raise Unauthenticated("the caller's identity is not a user") from exc
+    user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise Unauthenticated("the caller's account does not exist or is disabled")
+    return Caller(user=user, auth_method=principal.auth_method)
+
+
+def visible_user_id(*, caller: Caller, user_id: str) -> uuid.UUID:
+    """The id of the account the caller may act on; empty means the caller.
+
+    Another user's id is answered with NotFound, not PermissionDenied, so ids cannot be
+    probed; admins may act on anyone.
+    """
+    if not user_id:
+        return caller.user.id
+    try:
+        target = uuid.UUID(user_id)
+    except ValueError as exc:
+        raise InvalidArgument("user_id must be a UUID") from exc
+    if target != caller.user.id and not caller.is_admin:
+        raise NotFound(USER_NOT_FOUND)
+    return target
+
+
+async def get_visible(*, session: AsyncSession, caller: Caller, user_id: str) -> User:
+    target_id = visible_user_id(caller=caller, user_id=user_id)
+    if target_id == caller.user.id:
+        return caller.user
+    user = await session.get(User, target_id)
+    if user is None:
+        raise NotFound(USER_NOT_FOUND)
+    return user
+
+
+async def update(
+    *,
+    session: AsyncSession,
+    passwords: PasswordHasher,
+    caller: Caller,
+    user_id: str,
+    name: str | None,
+    email: str | None,
+    password: str | None,
+    current_password: str | None,
+) -> User:
+    """Change a profile. Email and password changes need the caller's current password,
+    so a stolen session alone cannot take the account over; a new password ends every
+    other session of the account."""
+    target = await get_visible(session=session, caller=caller, user_id=user_id)
+    new_name = schemas.normalise_name(name) if name is not None else None
+    new_email = schemas.normalise_email(email) if email is not None else None
+    new_password = schemas.check_password(password) if password is not None else None
+    if new_email is not None or new_password is not None:
+        if not current_password:
+            raise InvalidArgument("current_password is required to change email or password")
+        if not await passwords.verify(caller.user.password_hash, current_password):
+            raise PermissionDenied("current_password is incorrect")
+    now = utcnow()
+    if new_name is not None:
+        target.name = new_name
+    if new_email is not None and new_email != target.email:
+        if await get_by_email(session=session, email=new_email) is not None:
+            raise AlreadyExists(EMAIL_TAKEN)
+        target.email = new_email
+    if new_password is not None:
+        target.password_hash = await passwords.hash(new_password)
+        await refresh.revoke_all_for_user(session=session, user_id=target.id, now=now)
+    target.updated_at = now
+    await _flush_unique_email(session)
+    await session.commit()
+    return target
+
+
+async def _flush_unique_email(session: AsyncSession) -> None:
+    """Flush; a concurrent writer that took the same email surfaces as AlreadyExists."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        await session.rollback()
+        if "uq_users_email" in str(exc.orig):
+            raise AlreadyExists(EMAIL_TAKEN) from exc
+        raise

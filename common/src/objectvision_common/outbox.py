@@ -1,0 +1,260 @@
+"""The transactional outbox and its relay to Redis Streams.
+
+A producer writes an event row in the same transaction as the change it describes, so an
+event exists if and only if its change committed. `OutboxRelay` later copies unpublished
+rows to the events stream and marks them published. Delivery is at least once: a crash
+between XADD and the commit publishes a row again, so consumers dedupe by event id.
+"""
+
+import asyncio
+import json
+import logging
+import random
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from google.protobuf import json_format
+from redis.asyncio import Redis
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from objectvision.v1 import notification_pb2
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_TABLE = "outbox"
+UNPUBLISHED_INDEX = "ix_outbox_unpublished_created_at"
+DEFAULT_STREAM = "objectvision:events"
+# Enough for days of events at our rates; XADD trims approximately, which is O(1).
+DEFAULT_STREAM_MAXLEN = 1_000_000
+
+
+def _outbox_columns() -> list[Column[Any]]:
+    return [
+        Column("id", Uuid, primary_key=True),
+        Column("event_type", Text, nullable=False),
+        # google.protobuf.json_format.MessageToDict of an objectvision.v1.Event.
+        Column("payload", JSONB, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("published_at", DateTime(timezone=True), nullable=True),
+    ]
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """The `outbox` table of one schema's MetaData, declared the same way by every producer."""
+    key = f"{metadata.schema}.{OUTBOX_TABLE}" if metadata.schema else OUTBOX_TABLE
+    existing = metadata.tables.get(key)
+    if existing is not None:
+        return existing
+    return Table(
+        OUTBOX_TABLE,
+        metadata,
+        *_outbox_columns(),
+        # The relay's only query: the oldest unpublished events.
+        Index(UNPUBLISHED_INDEX, "created_at", postgresql_where=text("published_at IS NULL")),
+    )
+
+
+def create_outbox_table(op: Any, *, schema: str) -> None:
+    """For a producer's Alembic migration: `create_outbox_table(op, schema="auth")`."""
+    op.create_table(OUTBOX_TABLE, *_outbox_columns(), schema=schema)
+    op.create_index(
+        UNPUBLISHED_INDEX,
+        OUTBOX_TABLE,
+        ["created_at"],
+        schema=schema,
+        postgresql_where=text("published_at IS NULL"),
+    )
+
+
+async def add_event(
+    session: AsyncSession, table: Table, event: notification_pb2.Event
+) -> uuid.UUID:
+    """Stage `event` in the caller's transaction; it is published only if that commits.
+
+    An unset id or occurred_at is filled in on `event` itself, so the caller can log it.
+    """
+    if not event.type:
+        raise ValueError("an event needs a type")
+    if not event.id:
+        event.id = str(uuid.uuid4())
+    event_id = uuid.UUID(event.id)
+    if not event.HasField("occurred_at"):
+        event.occurred_at.GetCurrentTime()
+    await session.execute(
+        insert(table).values(
+            id=event_id,
+            event_type=event.type,
+            payload=json_format.MessageToDict(event),
+            created_at=func.now(),
+        )
+    )
+    return event_id
+
+
+def stream_fields(event_id: str, event_type: str, payload: Mapping[str, Any]) -> dict[str, str]:
+    """The entry the relay appends to the stream for one event."""
+    return {
+        "id": event_id,
+        "type": event_type,
+        "payload": json.dumps(payload, separators=(",", ":"), sort_keys=True),
+    }
+
+
+def event_from_stream(fields: Mapping[Any, Any]) -> notification_pb2.Event:
+    """Parse a stream entry back into the envelope; unknown fields from newer producers pass.
+
+    Raises ValueError (json or protobuf parse errors included) when the entry is malformed.
+    """
+    decoded = {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in fields.items()
+    }
+    payload = decoded.get("payload")
+    if not isinstance(payload, str):
+        raise ValueError("stream entry has no payload")
+    event = notification_pb2.Event()
+    try:
+        json_format.ParseDict(json.loads(payload), event, ignore_unknown_fields=True)
+    except json_format.ParseError as exc:
+        raise ValueError(f"stream entry payload is not an Event: {exc}") from exc
+    if not event.id or not event.type:
+        raise ValueError("stream entry has no event id or type")
+    uuid.UUID(event.id)
+    return event
+
+
+class OutboxRelay:
+    """Copies committed outbox rows to the events stream, oldest first.
+
+    Several relays (one per replica) may run against one table: each batch is claimed with
+    FOR UPDATE SKIP LOCKED, so two relays never publish the same rows at the same time.
+    """
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        table: Table,
+        redis: Redis,
+        *,
+        stream: str = DEFAULT_STREAM,
+        batch: int = 100,
+        poll_interval: float = 0.5,
+        max_backoff: float = 30.0,
+        publish_timeout: float = 5.0,
+        stream_maxlen: int = DEFAULT_STREAM_MAXLEN,
+        retention: timedelta | None = timedelta(days=7),
+    ) -> None:
+        self._session_factory = session_factory
+        self._table = table
+        self._redis = redis
+        self._stream = stream
+        self._batch = batch
+        self._poll_interval = poll_interval
+        self._max_backoff = max_backoff
+        self._publish_timeout = publish_timeout
+        self._stream_maxlen = stream_maxlen
+        self._retention = retention
+        self._stopping = asyncio.Event()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; returns how many rows it published.
+
+        The rows stay locked while they are appended, and are marked published in the same
+        transaction, so a failure anywhere leaves them unpublished for the next pass.
+        """
+        t = self._table
+        async with self._session_factory() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(t.c.id, t.c.event_type, t.c.payload)
+                    .where(t.c.published_at.is_(None))
+                    .order_by(t.c.created_at)
+                    .limit(self._batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            async with asyncio.timeout(self._publish_timeout):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for row in rows:
+                        pipe.xadd(
+                            self._stream,
+                            stream_fields(str(row.id), row.event_type, row.payload),
+                            maxlen=self._stream_maxlen,
+                            approximate=True,
+                        )
+                    await pipe.execute()
+            await session.execute(
+                update(t)
+                .where(t.c.id.in_([row.id for row in rows]))
+                .values(published_at=func.now())
+            )
+        return len(rows)
+
+    async def purge_published(self) -> int:
+        """Delete rows published longer ago than the retention; they are in the stream."""
+        if self._retention is None:
+            return 0
+        t = self._table
+        async with self._session_factory() as session, session.begin():
+            result = await session.execute(
+                delete(t).where(t.c.published_at < func.now() - self._retention)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def run(self) -> None:
+        """Publish until stop(); when Redis or the database is down, back off and retry."""
+        self._stopping.clear()
+        failures = 0
+        loop = asyncio.get_running_loop()
+        next_purge = loop.time()
+        while not self._stopping.is_set():
+            try:
+                published = await self.publish_pending()
+                if loop.time() >= next_purge:
+                    await self.purge_published()
+                    next_purge = loop.time() + 3600
+            except Exception:
+                failures += 1
+                delay = min(self._max_backoff, self._poll_interval * 2**failures)
+                delay = delay / 2 + random.uniform(0, delay / 2)
+                logger.warning(
+                    "outbox relay could not publish; events stay in the outbox",
+                    extra={"stream": self._stream, "failures": failures, "retry_in_s": delay},
+                    exc_info=failures == 1,
+                )
+                await self._sleep(delay)
+                continue
+            if failures:
+                logger.info("outbox relay recovered", extra={"after_failures": failures})
+                failures = 0
+            if published < self._batch:
+                await self._sleep(self._poll_interval)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            return
