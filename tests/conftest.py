@@ -25,7 +25,11 @@ def stack(
             redis_url=infrastructure.redis_url,
             triton_url=triton.grpc_url,
             served_model=served_model_path(),
-            extra_env={"LOG_LEVEL": "INFO", "WEBHOOK_ALLOW_PRIVATE": "true"},
+            extra_env={
+                "LOG_LEVEL": "INFO",
+                "WEBHOOK_ALLOW_PRIVATE": "true",
+                "TRUST_PROXY_HEADERS": "true",
+            },
         )
     )
     try:

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from auth_service.config import AuthSettings
 from auth_service.database import SCHEMA
 from auth_service.grpc_api import AuthServicer
+from auth_service.outbox import OUTBOX
 from auth_service.passwords import PasswordHasher
 from auth_service.tokens.access import AccessTokenCodec
 from auth_service.tokens.keys import load_signing_key
@@ -23,6 +24,7 @@ from objectvision.v1 import auth_pb2, auth_pb2_grpc
 from objectvision_common.db import create_engine_for, session_factory, upgrade_to_head
 from objectvision_common.grpc_server import GrpcApp, ServiceRegistration
 from objectvision_common.logging import configure_logging
+from objectvision_common.outbox import OutboxRelay
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
@@ -45,8 +47,10 @@ def build_app(settings: AuthSettings) -> GrpcApp:
         audience=settings.jwt_audience,
         lifetime=timedelta(minutes=settings.access_token_expire_minutes),
     )
+    sessions = session_factory(engine)
+    relay = OutboxRelay(sessions, OUTBOX, redis, stream=settings.events_stream)
     servicer = AuthServicer(
-        sessions=session_factory(engine),
+        sessions=sessions,
         passwords=PasswordHasher.from_settings(settings),
         access_tokens=access_tokens,
         revoked=RevokedAccessTokens(redis),
@@ -67,6 +71,7 @@ def build_app(settings: AuthSettings) -> GrpcApp:
         metrics_port=settings.metrics_port,
         shutdown_grace_seconds=settings.grpc_shutdown_grace_seconds,
         on_shutdown=[engine.dispose, redis.aclose],
+        workers=[relay],
     )
 
 

@@ -11,7 +11,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -175,6 +175,14 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
+class BackgroundWorker(Protocol):
+    """A loop that runs beside the server (outbox relay, job consumers) until stopped."""
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class ServiceRegistration:
     """One servicer and the generated function that adds it to a server."""
@@ -194,7 +202,9 @@ class GrpcApp:
     metrics_port: int = 0
     shutdown_grace_seconds: float = 10.0
     on_shutdown: Iterable[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    workers: Sequence[BackgroundWorker] = ()
     server: grpc.aio.Server | None = None
+    worker_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     health_servicer: health.aio.HealthServicer | None = None
     bound_port: int = 0
 
@@ -220,6 +230,7 @@ class GrpcApp:
         if self.metrics_port:
             start_http_server(self.metrics_port, addr=self.host)
         await self.server.start()
+        self.worker_tasks = [asyncio.create_task(worker.run()) for worker in self.workers]
         for name in ["", *(r.name for r in self.registrations)]:
             await self.health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         logger.info("gRPC server listening", extra={"address": f"{self.host}:{self.bound_port}"})
@@ -229,6 +240,10 @@ class GrpcApp:
         assert self.server is not None and self.health_servicer is not None
         await self.health_servicer.enter_graceful_shutdown()
         await self.server.stop(self.shutdown_grace_seconds)
+        for worker in self.workers:
+            worker.stop()
+        if self.worker_tasks:
+            await asyncio.gather(*self.worker_tasks, return_exceptions=True)
         for hook in self.on_shutdown:
             await hook()
         logger.info("gRPC server stopped")

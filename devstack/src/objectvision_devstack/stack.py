@@ -15,7 +15,7 @@ from pathlib import Path
 
 from objectvision_devstack.health import grpc_serving, http_ok
 from objectvision_devstack.postgres import EmbeddedPostgres
-from objectvision_devstack.processes import ManagedProcess, free_port
+from objectvision_devstack.processes import ManagedProcess, free_port, port_open
 from objectvision_devstack.redis import EmbeddedRedis
 from objectvision_devstack.triton import LocalTriton
 
@@ -36,6 +36,12 @@ SERVICES = (
     ServiceSpec("auth", "objectvision-auth", "AUTH_GRPC_PORT", "AUTH_METRICS_PORT"),
     ServiceSpec(
         "detection", "objectvision-detection", "DETECTION_GRPC_PORT", "DETECTION_METRICS_PORT"
+    ),
+    ServiceSpec(
+        "notification",
+        "objectvision-notification",
+        "NOTIFICATION_GRPC_PORT",
+        "NOTIFICATION_METRICS_PORT",
     ),
 )
 SERVICE_ADDRESS_VARIABLES = {
@@ -94,6 +100,8 @@ class Stack:
         self.service_ports = {
             spec.name: config.service_ports.get(spec.name) or free_port() for spec in SERVICES
         }
+        self.smtp_port = free_port()
+        self.mail_dir = self.data_dir / "mail"
         self.processes: dict[str, ManagedProcess] = {}
         self.env: dict[str, str] = {}
 
@@ -133,7 +141,10 @@ class Stack:
             TRITON_URL=self.triton_url,
             SERVICE_TOKEN_SECRET=env.get("SERVICE_TOKEN_SECRET") or self._service_secret(),
             GATEWAY_PORT=str(self.config.gateway_port),
-            MODEL_PATH=str(self.served_model),
+            SERVED_MODEL_PATH=str(self.served_model),
+            EMAIL_TRANSPORT=env.get("EMAIL_TRANSPORT") or "smtp",
+            SMTP_HOST=env.get("SMTP_HOST") or "127.0.0.1",
+            SMTP_PORT=env.get("SMTP_PORT") or str(self.smtp_port),
             PYTHONUNBUFFERED="1",
         )
         for spec in SERVICES:
@@ -155,6 +166,26 @@ class Stack:
             self.triton.start()
             self.processes["triton"] = self.triton.process
         self.env = self._base_env()
+        if "SMTP_HOST" not in os.environ:
+            self._start_mail_sink()
+
+    def _start_mail_sink(self) -> None:
+        """A local SMTP server that keeps every message as an .eml file under data_dir/mail."""
+        process = ManagedProcess(
+            "mail-sink",
+            [
+                _bin("objectvision-mail-sink"),
+                "--port",
+                str(self.smtp_port),
+                "--directory",
+                str(self.mail_dir),
+            ],
+            env=self.env,
+            log_path=self.logs_dir / "mail-sink.log",
+        )
+        process.start()
+        self.processes["mail-sink"] = process
+        process.wait_ready(lambda: port_open("127.0.0.1", self.smtp_port), timeout=30)
 
     def migrate(self) -> None:
         for spec in SERVICES:
@@ -203,6 +234,8 @@ class Stack:
         for name in ["gateway", *(s.name for s in reversed(SERVICES))]:
             if name in self.processes:
                 self.processes[name].stop()
+        if "mail-sink" in self.processes:
+            self.processes["mail-sink"].stop()
         if self.triton:
             self.triton.stop()
         if self.redis:

@@ -1,0 +1,115 @@
+"""Builds the gateway app: every connection, cache and middleware wired in one place.
+
+Nothing lives at module level: connections are opened in the lifespan and hung on
+`app.state`, where dependencies (gateway.dependencies) find them, so several apps can run in
+one process and tests can pass their own clients.
+"""
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+import grpc
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from google.protobuf import empty_pb2
+
+from gateway.auth.jwks import JwksCache
+from gateway.clients import ServiceClients
+from gateway.config import GatewaySettings
+from gateway.errors import install_error_handlers
+from gateway.metrics import GatewayMetrics
+from gateway.middleware import (
+    BodySizeLimitMiddleware,
+    ObservabilityMiddleware,
+    RequestIdMiddleware,
+    UnhandledErrorMiddleware,
+)
+from gateway.ratelimit import RateLimiter
+from gateway.routers import ROUTERS
+from objectvision.v1 import auth_pb2
+
+logger = logging.getLogger(__name__)
+
+_EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "WWW-Authenticate"]
+_ALLOWED_HEADERS = ["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"]
+
+
+def _version() -> str:
+    try:
+        return version("objectvision-gateway")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def body_limits(settings: GatewaySettings) -> Sequence[tuple[str, int]]:
+    """Path prefixes with a body limit other than MAX_REQUEST_BYTES; upload routes go here."""
+    return ()
+
+
+def _jwks_cache(clients: ServiceClients, settings: GatewaySettings) -> JwksCache:
+    async def fetch() -> auth_pb2.Jwks:
+        return await clients.auth.GetJwks(empty_pb2.Empty(), timeout=settings.grpc_deadline_seconds)
+
+    return JwksCache(fetch, min_refresh_seconds=settings.jwks_min_refresh_seconds)
+
+
+async def _prefetch_keys(jwks: JwksCache) -> None:
+    """Fetch the keys at startup, but start anyway if the auth service is not up yet:
+    the first token then fetches them, and /ready reports the auth service meanwhile."""
+    try:
+        await jwks.refresh()
+    except grpc.aio.AioRpcError as exc:
+        logger.warning("could not fetch JWKS at startup", extra={"grpc_code": exc.code().name})
+
+
+def create_app(settings: GatewaySettings, *, clients: ServiceClients | None = None) -> FastAPI:
+    """The gateway app. `clients` are used as given and left open; otherwise the app opens
+    its own from `settings` at startup and closes them at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        live = clients if clients is not None else ServiceClients.connect(settings)
+        app.state.clients = live
+        app.state.rate_limiter = RateLimiter(live.redis)
+        app.state.jwks = _jwks_cache(live, settings)
+        await _prefetch_keys(app.state.jwks)
+        try:
+            yield
+        finally:
+            if clients is None:
+                await live.aclose()
+
+    app = FastAPI(
+        title="ObjectVision API",
+        version=_version(),
+        description="Object detection as a service. Every error response has the shape "
+        '`{"error": {"code", "message", "request_id", "details"?}}`.',
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = GatewayMetrics()
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+
+    # Added innermost first: the request id wraps everything, so every log line, metric
+    # and error body (even a CORS refusal or a 413) carries it.
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        default_limit=settings.max_request_bytes,
+        limits=body_limits(settings),
+    )
+    app.add_middleware(UnhandledErrorMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=_ALLOWED_HEADERS,
+            expose_headers=_EXPOSED_HEADERS,
+        )
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestIdMiddleware)
+    return app

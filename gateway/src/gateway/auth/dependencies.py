@@ -1,0 +1,217 @@
+"""Authentication and throttling as dependencies, so a route cannot forget either.
+
+A route that takes `CurrentPrincipal` (or `UserUpstream`, which chains on it) is reachable
+only with a live access token or API key, and its upstream calls carry that caller's
+signed Principal.
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
+from pydantic import ValidationError
+from redis.exceptions import RedisError
+from starlette.requests import HTTPConnection
+
+from gateway.auth.jwks import JwksCache
+from gateway.auth.tokens import (
+    InvalidTokenError,
+    decode_access_token,
+    principal_from_claims,
+    token_key_id,
+)
+from gateway.clients import ServiceClients
+from gateway.config import GatewaySettings
+from gateway.dependencies import (
+    ClientIp,
+    ClientsDep,
+    PublicUpstream,
+    RateLimiterDep,
+    SettingsDep,
+)
+from gateway.errors import ApiError
+from gateway.ratelimit import limit_key
+from gateway.schemas.auth import LoginCredentials, LoginForm, LoginJson
+from gateway.upstream import Upstream
+from objectvision.v1 import auth_pb2, common_pb2
+from objectvision_common.identity import principal_metadata
+
+logger = logging.getLogger(__name__)
+
+# auth_service.tokens.revocation writes these keys (docs/adr/0002-auth-tokens.md).
+REVOKED_KEY_PREFIX = "auth:revoked:"
+LOGIN_PATH = "/api/v1/auth/login"
+# Real keys are ~60 characters; anything far longer is not worth a round trip.
+MAX_API_KEY_LENGTH = 256
+_JSON_TYPES = ("application/json",)
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+# Security schemes: they read the headers and document them in OpenAPI. auto_error=False so
+# that a missing credential reaches our own 401 in the standard error shape.
+bearer_scheme = OAuth2PasswordBearer(tokenUrl=LOGIN_PATH, auto_error=False)
+api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A verified access token and the caller it names."""
+
+    token: str
+    principal: common_pb2.Principal
+
+
+def get_jwks(connection: HTTPConnection) -> JwksCache:
+    return connection.app.state.jwks
+
+
+JwksDep = Annotated[JwksCache, Depends(get_jwks)]
+
+
+async def optional_access_token(
+    token: Annotated[str | None, Depends(bearer_scheme)],
+    jwks: JwksDep,
+    clients: ClientsDep,
+    upstream: PublicUpstream,
+) -> AccessToken | None:
+    """Verify a Bearer token locally (JWKS) and against the revocation list in Redis.
+
+    Without Redis the auth service's VerifyToken decides instead (it fails closed), so a
+    Redis outage never lets a revoked token through.
+    """
+    if token is None:
+        return None
+    try:
+        claims = decode_access_token(token, await jwks.key_set_for(token_key_id(token)))
+    except InvalidTokenError as exc:
+        raise ApiError.unauthenticated(str(exc), code="invalid_token") from exc
+    try:
+        revoked = await clients.redis.exists(f"{REVOKED_KEY_PREFIX}{claims.token_id}")
+    except RedisError:
+        logger.warning("revocation list unreachable; asking the auth service", exc_info=True)
+        principal = await upstream.call(
+            upstream.auth.VerifyToken, auth_pb2.VerifyTokenRequest(access_token=token)
+        )
+        return AccessToken(token=token, principal=principal)
+    if revoked:
+        raise ApiError.unauthenticated("the access token has been revoked", code="invalid_token")
+    return AccessToken(token=token, principal=principal_from_claims(claims))
+
+
+OptionalAccessToken = Annotated[AccessToken | None, Depends(optional_access_token)]
+
+
+async def current_access_token(access: OptionalAccessToken) -> AccessToken:
+    """For routes that act on the session itself (logout): an API key will not do."""
+    if access is None:
+        raise ApiError.unauthenticated("a Bearer access token is required")
+    return access
+
+
+CurrentAccessToken = Annotated[AccessToken, Depends(current_access_token)]
+
+
+async def current_principal(
+    access: OptionalAccessToken,
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
+    upstream: PublicUpstream,
+) -> common_pb2.Principal:
+    """The caller, by Bearer access token or else by X-API-Key."""
+    if access is not None:
+        return access.principal
+    if api_key:
+        if len(api_key) > MAX_API_KEY_LENGTH:
+            raise ApiError.unauthenticated("the API key is invalid or revoked")
+        return await upstream.call(
+            upstream.auth.AuthenticateApiKey, auth_pb2.AuthenticateApiKeyRequest(api_key=api_key)
+        )
+    raise ApiError.unauthenticated(
+        "authentication required: send a Bearer access token or an X-API-Key header"
+    )
+
+
+CurrentPrincipal = Annotated[common_pb2.Principal, Depends(current_principal)]
+
+
+def _signed_upstream(
+    principal: common_pb2.Principal, clients: ServiceClients, settings: GatewaySettings
+) -> Upstream:
+    return Upstream(
+        clients=clients,
+        deadline_seconds=settings.grpc_deadline_seconds,
+        metadata=principal_metadata(principal, secret=settings.service_token_secret),
+    )
+
+
+def user_upstream(
+    principal: CurrentPrincipal, clients: ClientsDep, settings: SettingsDep
+) -> Upstream:
+    """Calls on behalf of the authenticated caller: each carries their signed Principal."""
+    return _signed_upstream(principal, clients, settings)
+
+
+def session_upstream(
+    access: CurrentAccessToken, clients: ClientsDep, settings: SettingsDep
+) -> Upstream:
+    """Like UserUpstream, for routes that only a Bearer session may call."""
+    return _signed_upstream(access.principal, clients, settings)
+
+
+SessionUpstream = Annotated[Upstream, Depends(session_upstream)]
+UserUpstream = Annotated[Upstream, Depends(user_upstream)]
+
+
+def _body_validation_error(exc: ValidationError) -> RequestValidationError:
+    return RequestValidationError(
+        [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_input=False)]
+    )
+
+
+async def login_credentials(request: Request) -> LoginCredentials:
+    """The credentials of a login, from JSON `{email, password}` or the OAuth2 password form."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type in _JSON_TYPES or media_type.endswith("+json"):
+        try:
+            parsed = LoginJson.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise _body_validation_error(exc) from exc
+        return LoginCredentials(email=parsed.email, password=parsed.password)
+    if media_type in _FORM_TYPES:
+        async with request.form(max_files=0, max_fields=16) as form:
+            fields = {key: value for key, value in form.items() if isinstance(value, str)}
+        try:
+            form_data = LoginForm.model_validate(fields)
+        except ValidationError as exc:
+            raise _body_validation_error(exc) from exc
+        return LoginCredentials(email=form_data.username, password=form_data.password)
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        "send the credentials as application/json or application/x-www-form-urlencoded",
+    )
+
+
+async def throttled_login_credentials(
+    credentials: Annotated[LoginCredentials, Depends(login_credentials)],
+    ip: ClientIp,
+    limiter: RateLimiterDep,
+    settings: SettingsDep,
+) -> LoginCredentials:
+    """Login credentials, once this IP+email pair is within RATE_LIMIT_LOGIN."""
+    key = limit_key("login", ip, credentials.email.strip().lower())
+    decision = await limiter.hit(key, settings.rate_limit_login)
+    if not decision.allowed:
+        raise ApiError.rate_limited(decision.retry_after_seconds)
+    return credentials
+
+
+ThrottledLoginCredentials = Annotated[LoginCredentials, Depends(throttled_login_credentials)]
+
+
+async def throttle_signup(ip: ClientIp, limiter: RateLimiterDep, settings: SettingsDep) -> None:
+    """Refuse a sign-up once this IP has used RATE_LIMIT_SIGNUP."""
+    decision = await limiter.hit(limit_key("signup", ip), settings.rate_limit_signup)
+    if not decision.allowed:
+        raise ApiError.rate_limited(decision.retry_after_seconds)

@@ -1,0 +1,95 @@
+"""Every variable the gateway reads, named once."""
+
+import re
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from objectvision_common.settings import CommonSettings
+
+_DEV_SERVICE_SECRET = "dev-only-service-secret-change-me"  # noqa: S105 - the known-bad default
+_PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_RULE = re.compile(r"^\s*(\d+)\s*/\s*(\d+|second|minute|hour|day)\s*$")
+
+
+class RateLimitRule(BaseModel):
+    """At most `limit` attempts in any `window_seconds`; written `10/60` or `5/hour`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    limit: int = Field(ge=1)
+    window_seconds: int = Field(ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        match = _RULE.match(value.lower())
+        if match is None:
+            raise ValueError(
+                "write a rate limit as COUNT/SECONDS or COUNT/(second|minute|hour|day)"
+            )
+        count, period = match.groups()
+        window = int(period) if period.isdigit() else _PERIODS[period]
+        return {"limit": int(count), "window_seconds": window}
+
+
+class GatewaySettings(CommonSettings):
+    """Gateway settings; values come from the environment or `.env`."""
+
+    gateway_host: str = Field(default="127.0.0.1", validation_alias="GATEWAY_HOST")
+    gateway_port: int = Field(default=8000, ge=0, le=65535, validation_alias="GATEWAY_PORT")
+    auth_service_addr: str = Field(default="127.0.0.1:50051", validation_alias="AUTH_SERVICE_ADDR")
+    detection_service_addr: str = Field(
+        default="127.0.0.1:50052", validation_alias="DETECTION_SERVICE_ADDR"
+    )
+    notification_service_addr: str = Field(
+        default="127.0.0.1:50053", validation_alias="NOTIFICATION_SERVICE_ADDR"
+    )
+    # JSON routes; upload routes register their own, larger limit (see app.create_app).
+    max_request_bytes: int = Field(default=1024 * 1024, ge=0, validation_alias="MAX_REQUEST_BYTES")
+    rate_limit_login: Annotated[RateLimitRule, NoDecode] = Field(
+        default=RateLimitRule(limit=10, window_seconds=60), validation_alias="RATE_LIMIT_LOGIN"
+    )
+    rate_limit_signup: Annotated[RateLimitRule, NoDecode] = Field(
+        default=RateLimitRule(limit=5, window_seconds=3600), validation_alias="RATE_LIMIT_SIGNUP"
+    )
+    grpc_deadline_seconds: float = Field(
+        default=5.0, gt=0, validation_alias="GRPC_DEADLINE_SECONDS"
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias="CORS_ORIGINS"
+    )
+    # Only behind a proxy that overwrites X-Forwarded-For; otherwise callers pick their own IP.
+    trust_proxy_headers: bool = Field(default=False, validation_alias="TRUST_PROXY_HEADERS")
+    shutdown_grace_seconds: float = Field(
+        default=10.0, ge=0, validation_alias="GATEWAY_SHUTDOWN_GRACE_SECONDS"
+    )
+    # A token naming an unknown key refetches the key set at most this often, so forged key
+    # ids cannot turn the gateway into a load generator against the auth service.
+    jwks_min_refresh_seconds: float = Field(
+        default=10.0, ge=0, validation_alias="JWKS_MIN_REFRESH_SECONDS"
+    )
+    readiness_timeout_seconds: float = Field(
+        default=2.0, gt=0, validation_alias="READINESS_TIMEOUT_SECONDS"
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """A comma-separated list in the environment."""
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _no_dev_secret_in_production(self) -> Self:
+        if (
+            self.environment.lower() in _PRODUCTION_ENVIRONMENTS
+            and self.service_token_secret == _DEV_SERVICE_SECRET
+        ):
+            raise ValueError("set SERVICE_TOKEN_SECRET: the development default is public")
+        return self

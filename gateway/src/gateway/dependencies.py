@@ -1,0 +1,70 @@
+"""What routes need from the app: settings, clients and helpers, all read from `app.state`.
+
+Typed with HTTPConnection so the same dependencies serve WebSocket routes too.
+"""
+
+import ipaddress
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from gateway.clients import ServiceClients
+from gateway.config import GatewaySettings
+from gateway.metrics import GatewayMetrics
+from gateway.ratelimit import RateLimiter
+from gateway.upstream import Upstream
+
+
+def get_settings(connection: HTTPConnection) -> GatewaySettings:
+    return connection.app.state.settings
+
+
+def get_clients(connection: HTTPConnection) -> ServiceClients:
+    return connection.app.state.clients
+
+
+def get_rate_limiter(connection: HTTPConnection) -> RateLimiter:
+    return connection.app.state.rate_limiter
+
+
+def get_metrics(connection: HTTPConnection) -> GatewayMetrics:
+    return connection.app.state.metrics
+
+
+SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
+ClientsDep = Annotated[ServiceClients, Depends(get_clients)]
+RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
+MetricsDep = Annotated[GatewayMetrics, Depends(get_metrics)]
+
+
+def forwarded_client_ip(header: str | None) -> str | None:
+    """The address our proxy appended to X-Forwarded-For: the last entry, the only one a
+    caller cannot choose (anything before it came from the caller)."""
+    if not header:
+        return None
+    candidate = header.split(",")[-1].strip()
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None
+
+
+def client_ip(connection: HTTPConnection, settings: SettingsDep) -> str:
+    """The caller's IP, for per-IP rate limits."""
+    if settings.trust_proxy_headers:
+        forwarded = forwarded_client_ip(connection.headers.get("x-forwarded-for"))
+        if forwarded:
+            return forwarded
+    return connection.client.host if connection.client else "unknown"
+
+
+ClientIp = Annotated[str, Depends(client_ip)]
+
+
+def public_upstream(clients: ClientsDep, settings: SettingsDep) -> Upstream:
+    """Calls made before anyone is authenticated (sign-up, login, refresh)."""
+    return Upstream(clients=clients, deadline_seconds=settings.grpc_deadline_seconds)
+
+
+PublicUpstream = Annotated[Upstream, Depends(public_upstream)]

@@ -1,0 +1,81 @@
+"""Sliding-window rate limits kept in Redis, so every gateway replica counts together.
+
+Each limited key is a sorted set of attempt times. One Lua script drops the attempts older
+than the window, counts the rest and records the new attempt only if it is allowed, so
+concurrent replicas cannot both take the last slot. Times come from Redis's clock, not the
+replicas', so skew between gateway hosts does not matter. Refused attempts are not
+recorded: a caller hammering the endpoint gets through again as soon as old attempts age out.
+"""
+
+import hashlib
+import logging
+import math
+import uuid
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway.config import RateLimitRule
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "gateway:ratelimit:"
+
+_SLIDING_WINDOW = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local limit = tonumber(ARGV[1])
+local window_ms = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - window_ms)
+local count = redis.call('ZCARD', KEYS[1])
+if count < limit then
+  redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window_ms)
+  return {1, limit - count - 1, 0}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local retry_ms = window_ms
+if oldest[2] then
+  retry_ms = tonumber(oldest[2]) + window_ms - now_ms
+end
+return {0, 0, retry_ms}
+"""
+
+
+@dataclass(frozen=True)
+class RateLimitDecision:
+    allowed: bool
+    remaining: int
+    # Whole seconds until an attempt would be allowed again; 0 when allowed.
+    retry_after_seconds: int
+
+
+def limit_key(scope: str, *parts: str) -> str:
+    """A Redis key for one limited subject; the parts are hashed so no email sits in Redis."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+    return f"{KEY_PREFIX}{scope}:{digest}"
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._script = redis.register_script(_SLIDING_WINDOW)
+
+    async def hit(self, key: str, rule: RateLimitRule) -> RateLimitDecision:
+        """Record one attempt on `key` if `rule` allows it.
+
+        Fails open when Redis is unreachable: losing the limit for the length of an outage is
+        preferred over refusing every login and sign-up (Argon2 still slows guessing).
+        """
+        try:
+            allowed, remaining, retry_ms = await self._script(
+                keys=[key], args=[rule.limit, rule.window_seconds * 1000, uuid.uuid4().hex]
+            )
+        except RedisError:
+            logger.warning("rate limiter unavailable; allowing the attempt", exc_info=True)
+            return RateLimitDecision(allowed=True, remaining=rule.limit, retry_after_seconds=0)
+        retry_after = 0 if allowed else max(1, math.ceil(int(retry_ms) / 1000))
+        return RateLimitDecision(
+            allowed=bool(allowed), remaining=int(remaining), retry_after_seconds=retry_after
+        )

@@ -1,0 +1,14 @@
+"""One router per resource. A new resource adds its module here and nothing else."""
+
+from fastapi import APIRouter
+
+from gateway.routers import api_keys, auth, health, jobs_ws, users, webhooks
+
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    auth.router,
+    users.router,
+    api_keys.router,
+    webhooks.router,
+    jobs_ws.router,
+)

@@ -1,0 +1,92 @@
+"""Sign-up, login, token refresh and logout."""
+
+from fastapi import APIRouter, Depends, Response
+
+from gateway.auth.dependencies import (
+    LOGIN_PATH,
+    CurrentAccessToken,
+    SessionUpstream,
+    ThrottledLoginCredentials,
+    throttle_signup,
+)
+from gateway.dependencies import PublicUpstream
+from gateway.errors import SERVER_ERRORS, error_responses
+from gateway.schemas.auth import LoginForm, LoginJson, LogoutIn, RefreshIn, SignUpIn, TokenPairOut
+from gateway.schemas.users import UserOut
+from objectvision.v1 import auth_pb2
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=error_responses(*SERVER_ERRORS))
+
+# The login body is parsed by a dependency (it accepts two content types), so its OpenAPI
+# request body is declared here by hand.
+_LOGIN_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": LoginJson.model_json_schema()},
+            "application/x-www-form-urlencoded": {"schema": LoginForm.model_json_schema()},
+        },
+    }
+}
+
+
+def _token_pair(pair: auth_pb2.TokenPair) -> TokenPairOut:
+    return TokenPairOut(
+        access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
+    )
+
+
+@router.post(
+    "/signup",
+    status_code=201,
+    summary="Create an account",
+    dependencies=[Depends(throttle_signup)],
+    responses=error_responses(409, 413, 422, 429),
+)
+async def signup(body: SignUpIn, upstream: PublicUpstream) -> UserOut:
+    user = await upstream.call(
+        upstream.auth.SignUp,
+        auth_pb2.SignUpRequest(email=body.email, password=body.password, name=body.name),
+    )
+    return UserOut.from_proto(user)
+
+
+@router.post(
+    LOGIN_PATH.removeprefix("/api/v1/auth"),
+    summary="Log in with email and password (JSON or OAuth2 password form)",
+    responses=error_responses(401, 413, 415, 422, 429),
+    openapi_extra=_LOGIN_BODY,
+)
+async def login(credentials: ThrottledLoginCredentials, upstream: PublicUpstream) -> TokenPairOut:
+    pair = await upstream.call(
+        upstream.auth.Login,
+        auth_pb2.LoginRequest(email=credentials.email, password=credentials.password),
+    )
+    return _token_pair(pair)
+
+
+@router.post(
+    "/refresh",
+    summary="Exchange a refresh token for a new token pair (the old one stops working)",
+    responses=error_responses(401, 413, 422),
+)
+async def refresh(body: RefreshIn, upstream: PublicUpstream) -> TokenPairOut:
+    pair = await upstream.call(
+        upstream.auth.Refresh, auth_pb2.RefreshRequest(refresh_token=body.refresh_token)
+    )
+    return _token_pair(pair)
+
+
+@router.post(
+    "/logout",
+    status_code=204,
+    response_class=Response,
+    summary="End the session: the access token and its refresh-token family stop working",
+    responses=error_responses(401, 413, 422),
+)
+async def logout(body: LogoutIn, access: CurrentAccessToken, upstream: SessionUpstream) -> Response:
+    await upstream.call(
+        upstream.auth.Logout,
+        auth_pb2.LogoutRequest(access_token=access.token, refresh_token=body.refresh_token),
+    )
+    return Response(status_code=204)

@@ -1,0 +1,187 @@
+"""Live progress of one job over a WebSocket, relayed from the notification service.
+
+The access token comes in the `Authorization: Bearer` header or, where a client cannot set
+headers (browsers), as the first message `{"token": "..."}`; never in the URL, where it
+would end up in access logs. Close codes: 4401 bad or missing credentials, 4404 no such job
+for this caller, 1000 after the final event, 1011/1013 on server trouble.
+"""
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import grpc
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from gateway.auth.dependencies import current_principal, optional_access_token
+from gateway.dependencies import ClientsDep, SettingsDep
+from gateway.errors import ApiError
+from gateway.upstream import Upstream
+from objectvision.v1 import common_pb2, notification_pb2
+from objectvision_common.identity import principal_metadata
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["jobs"])
+
+CLOSE_NORMAL = 1000
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+FINAL_EVENT_TYPES = frozenset({"job.completed", "job.failed"})
+# How long a client may take to send its token message.
+TOKEN_MESSAGE_TIMEOUT_SECONDS = 10.0
+# The stream lives as long as the job; this only bounds a forgotten connection.
+STREAM_DEADLINE_SECONDS = 24 * 3600.0
+MAX_TOKEN_LENGTH = 8192
+
+_CLOSE_FOR_STATUS = {
+    grpc.StatusCode.NOT_FOUND: (CLOSE_NOT_FOUND, "no such job"),
+    grpc.StatusCode.PERMISSION_DENIED: (CLOSE_NOT_FOUND, "no such job"),
+    grpc.StatusCode.INVALID_ARGUMENT: (CLOSE_NOT_FOUND, "no such job"),
+    grpc.StatusCode.UNAUTHENTICATED: (CLOSE_UNAUTHENTICATED, "authentication failed"),
+    grpc.StatusCode.UNAVAILABLE: (CLOSE_TRY_AGAIN_LATER, "try again later"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (CLOSE_TRY_AGAIN_LATER, "try again later"),
+}
+
+_REFUSED_CREDENTIALS = frozenset(
+    {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND}
+)
+
+
+def event_message(event: notification_pb2.Event) -> dict[str, Any]:
+    """The JSON a client receives for one event."""
+    message: dict[str, Any] = {
+        "type": event.type,
+        "event_id": event.id,
+        "occurred_at": event.occurred_at.ToJsonString() if event.HasField("occurred_at") else None,
+    }
+    if event.HasField("job_progress"):
+        progress = event.job_progress
+        message.update(
+            job_id=progress.job_id,
+            total=progress.total,
+            processed=progress.processed,
+            failed=progress.failed,
+        )
+    elif event.HasField("job_finished"):
+        finished = event.job_finished
+        message.update(
+            job_id=finished.job_id,
+            status=finished.status,
+            total=finished.total,
+            processed=finished.processed,
+            failed=finished.failed,
+            class_counts=dict(finished.class_counts),
+            error=finished.error or None,
+        )
+    return message
+
+
+def _bearer_token(websocket: WebSocket) -> str | None:
+    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+async def _token_message(websocket: WebSocket) -> str | None:
+    """The token from the client's first message, or None if it sends something else."""
+    try:
+        message = await asyncio.wait_for(
+            websocket.receive_json(), timeout=TOKEN_MESSAGE_TIMEOUT_SECONDS
+        )
+    except (TimeoutError, ValueError, KeyError, RuntimeError, WebSocketDisconnect):
+        return None
+    token = message.get("token") if isinstance(message, dict) else None
+    if isinstance(token, str) and 0 < len(token) <= MAX_TOKEN_LENGTH:
+        return token
+    return None
+
+
+async def _authenticate(
+    websocket: WebSocket, upstream: Upstream, clients: ClientsDep
+) -> common_pb2.Principal | None:
+    """The caller, by the same checks as HTTP routes (signature, expiry, revocation)."""
+    token = _bearer_token(websocket)
+    api_key = websocket.headers.get("x-api-key")
+    if token is None and not api_key:
+        token = await _token_message(websocket)
+        if token is None:
+            return None
+    access = await optional_access_token(token, websocket.app.state.jwks, clients, upstream)
+    return await current_principal(access, api_key, upstream)
+
+
+async def _relay(websocket: WebSocket, events: Any) -> tuple[int, str]:
+    """Send each event until the final one; the close code to end with."""
+    try:
+        async for event in events:
+            await websocket.send_json(event_message(event))
+            if event.type in FINAL_EVENT_TYPES:
+                return CLOSE_NORMAL, "job finished"
+    except grpc.aio.AioRpcError as exc:
+        code, reason = _CLOSE_FOR_STATUS.get(exc.code(), (CLOSE_INTERNAL_ERROR, "internal error"))
+        if code == CLOSE_INTERNAL_ERROR:
+            logger.warning("job progress stream failed", extra={"grpc_code": exc.code().name})
+        return code, reason
+    return CLOSE_NORMAL, "stream ended"
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    """Read (and ignore) client messages until the client goes away."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+
+
+@router.websocket("/api/v1/ws/jobs/{job_id}")
+async def job_progress(
+    websocket: WebSocket, job_id: str, clients: ClientsDep, settings: SettingsDep
+) -> None:
+    """Streams `{"type": "job.progress" | "job.completed" | "job.failed", ...}` messages."""
+    await websocket.accept()
+    upstream = Upstream(clients=clients, deadline_seconds=settings.grpc_deadline_seconds)
+    try:
+        principal = await _authenticate(websocket, upstream, clients)
+    except ApiError as exc:
+        code = CLOSE_UNAUTHENTICATED if exc.status_code == 401 else CLOSE_TRY_AGAIN_LATER
+        await websocket.close(code, exc.message[:120])
+        return
+    except grpc.aio.AioRpcError as exc:
+        # The auth service's verdict on an API key, or its fallback token check.
+        refused = exc.code() in _REFUSED_CREDENTIALS
+        await websocket.close(
+            CLOSE_UNAUTHENTICATED if refused else CLOSE_TRY_AGAIN_LATER,
+            "authentication failed" if refused else "try again later",
+        )
+        return
+    if principal is None:
+        await websocket.close(CLOSE_UNAUTHENTICATED, "authentication required")
+        return
+
+    call = clients.notification.SubscribeJobProgress(
+        notification_pb2.SubscribeJobProgressRequest(job_id=job_id),
+        metadata=principal_metadata(principal, secret=settings.service_token_secret),
+        timeout=STREAM_DEADLINE_SECONDS,
+    )
+    relay = asyncio.create_task(_relay(websocket, call))
+    watcher = asyncio.create_task(_until_disconnect(websocket))
+    try:
+        await asyncio.wait({relay, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not relay.done():
+            call.cancel()
+            relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(relay, watcher, return_exceptions=True)
+    if relay.done() and not relay.cancelled() and relay.exception() is None:
+        code, reason = relay.result()
+        if websocket.client_state == WebSocketState.CONNECTED:
+            await websocket.close(code, reason)

@@ -1,0 +1,93 @@
+"""The caller's profile and settings, and other users' profiles where the auth service allows.
+
+Another user's id is answered 404 by the auth service (admins excepted), so ids cannot be
+probed. `{user_id:uuid}` only matches UUIDs, so `/me` and `/get-profile` are never read as
+ids, and a malformed id is a 404 like any other path that names nothing.
+"""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from gateway.auth.dependencies import CurrentPrincipal, UserUpstream
+from gateway.errors import SERVER_ERRORS, error_responses
+from gateway.schemas.users import SettingsOut, SettingsUpdateIn, UserOut, UserUpdateIn
+from gateway.upstream import Upstream
+from objectvision.v1 import auth_pb2
+
+router = APIRouter(
+    prefix="/api/v1/users", tags=["users"], responses=error_responses(401, *SERVER_ERRORS)
+)
+
+
+async def current_user(principal: CurrentPrincipal, upstream: UserUpstream) -> auth_pb2.User:
+    return await upstream.call(
+        upstream.auth.GetUser, auth_pb2.GetUserRequest(user_id=principal.user_id)
+    )
+
+
+async def visible_user(user_id: uuid.UUID, upstream: UserUpstream) -> auth_pb2.User:
+    """The user with this id, if the caller may see them (else 404)."""
+    return await upstream.call(upstream.auth.GetUser, auth_pb2.GetUserRequest(user_id=str(user_id)))
+
+
+CurrentUser = Annotated[auth_pb2.User, Depends(current_user)]
+VisibleUser = Annotated[auth_pb2.User, Depends(visible_user)]
+
+
+async def _update_user(upstream: Upstream, user_id: str, body: UserUpdateIn) -> UserOut:
+    return UserOut.from_proto(await upstream.call(upstream.auth.UpdateUser, body.to_proto(user_id)))
+
+
+@router.get("/get-profile", summary="The caller's profile (same as /users/me)")
+async def get_profile(user: CurrentUser) -> UserOut:
+    return UserOut.from_proto(user)
+
+
+@router.get("/me", summary="The caller's profile")
+async def get_me(user: CurrentUser) -> UserOut:
+    return UserOut.from_proto(user)
+
+
+@router.patch(
+    "/me",
+    summary="Change the caller's profile",
+    responses=error_responses(403, 409, 413, 422),
+)
+async def update_me(
+    body: UserUpdateIn, principal: CurrentPrincipal, upstream: UserUpstream
+) -> UserOut:
+    return await _update_user(upstream, principal.user_id, body)
+
+
+@router.get("/me/settings", summary="The caller's settings")
+async def get_settings(principal: CurrentPrincipal, upstream: UserUpstream) -> SettingsOut:
+    settings = await upstream.call(
+        upstream.auth.GetSettings, auth_pb2.GetSettingsRequest(user_id=principal.user_id)
+    )
+    return SettingsOut.from_proto(settings)
+
+
+@router.patch(
+    "/me/settings", summary="Change the caller's settings", responses=error_responses(413, 422)
+)
+async def update_settings(
+    body: SettingsUpdateIn, principal: CurrentPrincipal, upstream: UserUpstream
+) -> SettingsOut:
+    settings = await upstream.call(upstream.auth.UpdateSettings, body.to_proto(principal.user_id))
+    return SettingsOut.from_proto(settings)
+
+
+@router.get("/{user_id:uuid}", summary="A user's profile", responses=error_responses(404, 422))
+async def get_user(user: VisibleUser) -> UserOut:
+    return UserOut.from_proto(user)
+
+
+@router.patch(
+    "/{user_id:uuid}",
+    summary="Change a user's profile",
+    responses=error_responses(403, 404, 409, 413, 422),
+)
+async def update_user(user_id: uuid.UUID, body: UserUpdateIn, upstream: UserUpstream) -> UserOut:
+    return await _update_user(upstream, str(user_id), body)

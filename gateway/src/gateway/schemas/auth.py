@@ -1,0 +1,100 @@
+"""Bodies of sign-up, login, refresh and logout."""
+
+from typing import Annotated, Literal
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, ConfigDict, Field
+
+from gateway.schemas.base import DISPLAY_TEXT_PATTERN, UNICODE_TEXT, ApiModel
+
+# The auth service's limits (auth_service.users.schemas); checked here too so the OpenAPI
+# document tells clients, and junk never reaches the password hasher.
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 128
+MAX_NAME_LENGTH = 100
+MAX_EMAIL_LENGTH = 320
+MAX_TOKEN_LENGTH = 4096
+
+
+def _email_address(value: str) -> str:
+    """Checked as the auth service checks it (no DNS lookup; special-use domains refused)."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from exc
+
+
+Email = Annotated[
+    str,
+    Field(
+        max_length=MAX_EMAIL_LENGTH,
+        json_schema_extra={"format": "email"},
+        description="Addresses at special-use domains (RFC 6761: .test, .local, .invalid, "
+        ".localhost, ...) are refused.",
+    ),
+    UNICODE_TEXT,
+    AfterValidator(_email_address),
+]
+NewPassword = Annotated[
+    str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH), UNICODE_TEXT
+]
+Password = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH), UNICODE_TEXT]
+PersonName = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=DISPLAY_TEXT_PATTERN),
+    UNICODE_TEXT,
+]
+Token = Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_LENGTH), UNICODE_TEXT]
+LoginEmail = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_EMAIL_LENGTH, description="The account's email."),
+    UNICODE_TEXT,
+]
+
+
+class SignUpIn(ApiModel):
+    email: Email
+    password: NewPassword
+    name: PersonName
+
+
+class LoginJson(ApiModel):
+    """Login credentials as JSON."""
+
+    email: LoginEmail
+    password: Password
+
+
+class LoginForm(ApiModel):
+    """The OAuth2 password grant form (RFC 6749 4.3), as Swagger UI and OAuth2 clients send it.
+
+    Other form fields (scope, client_id, ...) are accepted and ignored, as the grant allows.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    username: LoginEmail
+    password: Password
+    grant_type: Literal["password"] = "password"
+
+
+class LoginCredentials(ApiModel):
+    """Either form of login, once parsed."""
+
+    email: str
+    password: str
+
+
+class TokenPairOut(ApiModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type
+    expires_in: int = Field(description="Seconds until the access token expires.")
+
+
+class RefreshIn(ApiModel):
+    refresh_token: Token
+
+
+class LogoutIn(ApiModel):
+    refresh_token: Token

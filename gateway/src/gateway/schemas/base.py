@@ -1,0 +1,76 @@
+"""The one base model of every request and response body, and the string types they use."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import AfterValidator, BaseModel, ConfigDict, GetJsonSchemaHandler, field_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+
+class ApiModel(BaseModel):
+    """Unknown fields are refused, so a misspelt field fails loudly instead of being dropped;
+    strict, so a value is taken only in the type the OpenAPI document gives (no 0 for false,
+    no "5" for 5)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PatchModel(ApiModel):
+    """A partial update: a field that is absent stays as it is.
+
+    Fields are typed `X | None = None` so that "absent" has a Python value, but `null` is
+    refused rather than read as "absent", and the schema gives each field its one type.
+    """
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("leave the field out to keep its value; null is not allowed")
+        return value
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        for field in schema.get("properties", {}).values():
+            variants = [v for v in field.get("anyOf", ()) if v != {"type": "null"}]
+            if "anyOf" in field and len(variants) == 1:
+                del field["anyOf"]
+                field.pop("default", None)
+                field.update(variants[0])
+        return schema
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+def _encodable(value: str) -> str:
+    """Lone surrogates (legal in JSON escapes) cannot cross gRPC: proto strings are UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode text (no lone surrogates)") from exc
+    return value
+
+
+# Every request string goes on to a service: `Annotated[str, Field(...), UNICODE_TEXT]`.
+UNICODE_TEXT = AfterValidator(_encodable)
+# Text a person reads back (names of users and keys): no control characters (Unicode Cc) and
+# not blank. A pattern rather than a validator, so the OpenAPI document says so too.
+DISPLAY_TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+
+
+def to_datetime(timestamp: Timestamp) -> datetime:
+    return timestamp.ToDatetime(tzinfo=UTC)
+
+
+def optional_datetime(message: Message, field: str) -> datetime | None:
+    """A timestamp field that proto3 leaves unset when the event has not happened."""
+    if not message.HasField(field):
+        return None
+    return to_datetime(getattr(message, field))

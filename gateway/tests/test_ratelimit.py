@@ -1,0 +1,97 @@
+"""The sliding window against the real Redis, including two "replicas" racing for slots."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from gateway.config import RateLimitRule
+from gateway.ratelimit import KEY_PREFIX, RateLimiter, limit_key
+from objectvision_devstack.processes import free_port
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+def _key() -> str:
+    return limit_key("test", uuid.uuid4().hex)
+
+
+async def test_allows_the_limit_then_refuses_with_a_retry_after(redis: Redis) -> None:
+    limiter, key, rule = RateLimiter(redis), _key(), RateLimitRule(limit=3, window_seconds=60)
+    decisions = [await limiter.hit(key, rule) for _ in range(4)]
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert [d.remaining for d in decisions[:3]] == [2, 1, 0]
+    assert 59 <= decisions[3].retry_after_seconds <= 60
+
+
+async def test_keys_are_independent(redis: Redis) -> None:
+    limiter, rule = RateLimiter(redis), RateLimitRule(limit=1, window_seconds=60)
+    first, second = _key(), _key()
+    assert (await limiter.hit(first, rule)).allowed
+    assert not (await limiter.hit(first, rule)).allowed
+    assert (await limiter.hit(second, rule)).allowed
+
+
+async def test_the_window_slides(redis: Redis) -> None:
+    limiter, key, rule = RateLimiter(redis), _key(), RateLimitRule(limit=2, window_seconds=1)
+    assert (await limiter.hit(key, rule)).allowed
+    await asyncio.sleep(0.6)
+    assert (await limiter.hit(key, rule)).allowed
+    refused = await limiter.hit(key, rule)
+    assert not refused.allowed
+    assert refused.retry_after_seconds == 1
+    await asyncio.sleep(0.5)
+    # The first attempt has aged out; the second is still inside the window.
+    assert (await limiter.hit(key, rule)).allowed
+    assert not (await limiter.hit(key, rule)).allowed
+
+
+async def test_refused_attempts_are_not_counted(redis: Redis) -> None:
+    limiter, key, rule = RateLimiter(redis), _key(), RateLimitRule(limit=1, window_seconds=1)
+    assert (await limiter.hit(key, rule)).allowed
+    for _ in range(5):
+        assert not (await limiter.hit(key, rule)).allowed
+    await asyncio.sleep(1.1)
+    assert (await limiter.hit(key, rule)).allowed
+
+
+async def test_replicas_racing_never_exceed_the_limit(redis_url: str) -> None:
+    """Two gateway replicas (separate connections) hammer one key at once."""
+    replicas = [Redis.from_url(redis_url), Redis.from_url(redis_url)]
+    limiters = [RateLimiter(client) for client in replicas]
+    key, rule = _key(), RateLimitRule(limit=5, window_seconds=60)
+    try:
+        decisions = await asyncio.gather(*(limiters[i % 2].hit(key, rule) for i in range(40)))
+    finally:
+        for client in replicas:
+            await client.aclose()
+    assert sum(d.allowed for d in decisions) == 5
+
+
+async def test_the_key_expires_with_its_window(redis: Redis) -> None:
+    limiter, key = RateLimiter(redis), _key()
+    await limiter.hit(key, RateLimitRule(limit=5, window_seconds=30))
+    assert 0 < await redis.pttl(key) <= 30_000
+
+
+async def test_an_unreachable_redis_fails_open() -> None:
+    dead = Redis(port=free_port(), socket_connect_timeout=0.5)
+    try:
+        decision = await RateLimiter(dead).hit(_key(), RateLimitRule(limit=1, window_seconds=60))
+    finally:
+        await dead.aclose()
+    assert decision.allowed
+
+
+def test_keys_do_not_contain_the_subject() -> None:
+    key = limit_key("login", "203.0.113.9", "alice@example.com")
+    assert key.startswith(f"{KEY_PREFIX}login:")
+    assert "alice" not in key and "203.0.113.9" not in key
+    assert key != limit_key("login", "203.0.113.9", "bob@example.com")

@@ -1,0 +1,103 @@
+"""Request bodies accept exactly what the OpenAPI document says, nothing coerced."""
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from gateway.schemas.api_keys import ApiKeyCreateIn
+from gateway.schemas.auth import LoginForm, SignUpIn
+from gateway.schemas.users import SettingsUpdateIn, UserUpdateIn
+
+GOOD_SIGNUP = {"email": "ada@example.com", "password": "correct horse", "name": "Ada"}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"email": "not-an-email"},
+        {"email": "ada@example.test"},
+        {"email": f"{'a' * 320}@example.com"},
+        {"password": "short"},
+        {"password": "p" * 129},
+        {"password": "lone \ud800 surrogate"},
+        {"name": "lone \udc00 surrogate"},
+        {"name": ""},
+        {"name": "   "},
+        {"name": "tab\tname"},
+        {"name": "n" * 101},
+        {"name": 5},
+        {"is_admin": True},
+    ],
+)
+def test_signup_refuses(changes: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        SignUpIn.model_validate({**GOOD_SIGNUP, **changes})
+
+
+def test_signup_normalises_the_email_domain() -> None:
+    body = SignUpIn.model_validate({**GOOD_SIGNUP, "email": "Ada@Example.COM"})
+    assert body.email == "Ada@example.com"
+
+
+def test_the_login_form_ignores_oauth2_extras_but_checks_the_grant() -> None:
+    form = LoginForm.model_validate(
+        {"username": "a@example.com", "password": "pw", "scope": "x", "client_id": "y"}
+    )
+    assert (form.username, form.grant_type) == ("a@example.com", "password")
+    with pytest.raises(ValidationError):
+        LoginForm.model_validate({"username": "a", "password": "p", "grant_type": "client"})
+
+
+def test_a_user_update_sends_only_what_was_given() -> None:
+    request = UserUpdateIn.model_validate({"name": "Bo"}).to_proto("user-1")
+    assert request.user_id == "user-1"
+    assert request.name == "Bo"
+    assert not request.HasField("email")
+    assert not request.HasField("password")
+
+
+@pytest.mark.parametrize("field", ["email", "password"])
+def test_credential_changes_need_the_current_password(field: str) -> None:
+    value = {"email": "new@example.com", "password": "a new password"}[field]
+    with pytest.raises(ValidationError, match="current_password"):
+        UserUpdateIn.model_validate({field: value})
+    changed = UserUpdateIn.model_validate({field: value, "current_password": "old one"})
+    assert changed.to_proto("u").HasField("current_password")
+
+
+def test_the_schema_says_so_too() -> None:
+    schema = UserUpdateIn.model_json_schema()
+    assert schema["dependentRequired"] == {
+        "email": ["current_password"],
+        "password": ["current_password"],
+    }
+    assert schema["additionalProperties"] is False
+    assert all("anyOf" not in field for field in schema["properties"].values())
+
+
+@pytest.mark.parametrize(
+    ("model", "body"),
+    [
+        (UserUpdateIn, {"name": None}),
+        (SettingsUpdateIn, {"theme": None}),
+        (SettingsUpdateIn, {"theme": "neon"}),
+        (SettingsUpdateIn, {"notifications_enabled": 0}),
+        (SettingsUpdateIn, {"notifications_enabled": "true"}),
+        (ApiKeyCreateIn, {"name": "nul\x00"}),
+        (ApiKeyCreateIn, {"name": " "}),
+        (ApiKeyCreateIn, {"name": "ok", "scopes": []}),
+    ],
+)
+def test_patches_and_keys_refuse_nulls_coercions_and_junk(
+    model: type[BaseModel], body: dict[str, Any]
+) -> None:
+    with pytest.raises(ValidationError):
+        model.model_validate(body)
+
+
+def test_a_settings_update_sends_only_what_was_given() -> None:
+    request = SettingsUpdateIn.model_validate({"notifications_enabled": False}).to_proto("u")
+    assert request.HasField("notifications_enabled")
+    assert request.notifications_enabled is False
+    assert not request.HasField("theme")

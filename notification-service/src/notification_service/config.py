@@ -1,0 +1,95 @@
+"""Every variable the notification service reads, named once."""
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from objectvision_common.outbox import DEFAULT_STREAM
+from objectvision_common.settings import GrpcServiceSettings
+
+
+class NotificationSettings(GrpcServiceSettings):
+    """Notification service settings; values come from the environment or `.env`."""
+
+    grpc_port: int = Field(default=50053, ge=0, le=65535, validation_alias="NOTIFICATION_GRPC_PORT")
+    metrics_port: int = Field(
+        default=9103, ge=0, le=65535, validation_alias="NOTIFICATION_METRICS_PORT"
+    )
+
+    events_stream: str = Field(
+        default=DEFAULT_STREAM, min_length=1, validation_alias="EVENTS_STREAM"
+    )
+    events_consumer_group: str = Field(
+        default="notification", min_length=1, validation_alias="EVENTS_CONSUMER_GROUP"
+    )
+    # Empty: hostname-pid, unique per replica.
+    events_consumer_name: str = Field(default="", validation_alias="EVENTS_CONSUMER_NAME")
+    events_block_ms: int = Field(default=2000, ge=10, le=4000, validation_alias="EVENTS_BLOCK_MS")
+    # A message unacknowledged this long (its consumer died or failed) is claimed again.
+    events_claim_idle_seconds: float = Field(
+        default=60.0, gt=0, validation_alias="EVENTS_CLAIM_IDLE_SECONDS"
+    )
+    # After this many deliveries of one message it moves to "<stream>:dead".
+    events_max_deliveries: int = Field(default=10, ge=1, validation_alias="EVENTS_MAX_DELIVERIES")
+
+    email_transport: Literal["smtp", "brevo", "none"] = Field(
+        default="smtp", validation_alias="EMAIL_TRANSPORT"
+    )
+    smtp_host: str = Field(default="127.0.0.1", validation_alias="SMTP_HOST")
+    smtp_port: int = Field(default=1025, ge=1, le=65535, validation_alias="SMTP_PORT")
+    smtp_user: str = Field(default="", validation_alias="SMTP_USER")
+    smtp_password: SecretStr = Field(default=SecretStr(""), validation_alias="SMTP_PASSWORD")
+    smtp_starttls: bool = Field(default=False, validation_alias="SMTP_STARTTLS")
+    smtp_timeout_seconds: float = Field(default=15.0, gt=0, validation_alias="SMTP_TIMEOUT_SECONDS")
+    email_sender: str = Field(default="noreply@objectvision.local", validation_alias="EMAIL_SENDER")
+    email_sender_name: str = Field(default="ObjectVision", validation_alias="EMAIL_SENDER_NAME")
+    brevo_api_key: SecretStr = Field(default=SecretStr(""), validation_alias="BREVO_API_KEY")
+    brevo_api_url: str = Field(
+        default="https://api.brevo.com/v3/smtp/email", validation_alias="BREVO_API_URL"
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000", validation_alias="PUBLIC_BASE_URL"
+    )
+
+    delivery_max_attempts: int = Field(default=8, ge=1, validation_alias="DELIVERY_MAX_ATTEMPTS")
+    delivery_backoff_base_seconds: float = Field(
+        default=30.0, gt=0, validation_alias="DELIVERY_BACKOFF_BASE_SECONDS"
+    )
+    delivery_backoff_max_seconds: float = Field(
+        default=6 * 3600.0, gt=0, validation_alias="DELIVERY_BACKOFF_MAX_SECONDS"
+    )
+    delivery_poll_seconds: float = Field(
+        default=1.0, gt=0, validation_alias="DELIVERY_POLL_SECONDS"
+    )
+    delivery_concurrency: int = Field(default=16, ge=1, validation_alias="DELIVERY_CONCURRENCY")
+
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, validation_alias="WEBHOOK_TIMEOUT_SECONDS"
+    )
+    webhook_allow_private: bool = Field(default=False, validation_alias="WEBHOOK_ALLOW_PRIVATE")
+    # Encrypts webhook signing secrets at rest; losing it invalidates every stored secret.
+    webhook_secret_key: SecretStr = Field(
+        default=SecretStr("dev-only-webhook-secret-key-change-me"),
+        validation_alias="WEBHOOK_SECRET_KEY",
+    )
+    webhook_max_per_user: int = Field(default=20, ge=1, validation_alias="WEBHOOK_MAX_PER_USER")
+
+    auth_service_addr: str = Field(default="127.0.0.1:50051", validation_alias="AUTH_SERVICE_ADDR")
+    detection_service_addr: str = Field(
+        default="127.0.0.1:50052", validation_alias="DETECTION_SERVICE_ADDR"
+    )
+    # A live-progress stream that hears nothing this long asks detection for the job again.
+    job_progress_poll_seconds: float = Field(
+        default=15.0, gt=0, validation_alias="JOB_PROGRESS_POLL_SECONDS"
+    )
+
+    @model_validator(mode="after")
+    def _transport_is_configured(self) -> "NotificationSettings":
+        if self.email_transport == "brevo" and not self.brevo_api_key.get_secret_value():
+            raise ValueError("EMAIL_TRANSPORT=brevo needs BREVO_API_KEY")
+        return self
+
+    @property
+    def delivery_lease_seconds(self) -> float:
+        """How long a claimed delivery is reserved for the sender that claimed it."""
+        return 2 * max(self.webhook_timeout_seconds, self.smtp_timeout_seconds) + 30

@@ -1,0 +1,1 @@
+"""One row per message to send; a dispatcher sends, retries with backoff and gives up."""

@@ -1,0 +1,142 @@
+"""The loop that sends due deliveries, records every attempt and schedules retries."""
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from notification_service.deliveries import service
+from notification_service.deliveries.errors import DeliveryFailedError
+from notification_service.deliveries.service import ClaimedDelivery
+
+logger = logging.getLogger(__name__)
+
+
+class Sender(Protocol):
+    async def send(self, delivery: ClaimedDelivery) -> int | None:
+        """Deliver once; the status code on success, DeliveryFailedError otherwise."""
+        ...
+
+
+class Dispatcher:
+    """Claims due deliveries in batches, sends them concurrently, retries with backoff.
+
+    Several replicas may run one each: claims use SKIP LOCKED plus a lease, so a delivery
+    is sent by one dispatcher at a time.
+    """
+
+    def __init__(
+        self,
+        *,
+        session_factory: async_sessionmaker[AsyncSession],
+        senders: Mapping[str, Sender],
+        max_attempts: int,
+        backoff_base_seconds: float,
+        backoff_max_seconds: float,
+        lease_seconds: float,
+        poll_seconds: float,
+        concurrency: int,
+    ) -> None:
+        self._sessions = session_factory
+        self._senders = senders
+        self._max_attempts = max_attempts
+        self._backoff_base = backoff_base_seconds
+        self._backoff_max = backoff_max_seconds
+        self._lease = lease_seconds
+        self._poll = poll_seconds
+        self._concurrency = concurrency
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def wake(self) -> None:
+        """New deliveries exist: look now instead of at the next poll."""
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            self._wakeup.clear()
+            try:
+                claimed = await self.dispatch_due()
+                failures = 0
+            except Exception:
+                failures += 1
+                logger.warning(
+                    "dispatcher pass failed", extra={"failures": failures}, exc_info=True
+                )
+                await self._wait(min(30.0, self._poll * 2**failures))
+                continue
+            if claimed < self._concurrency:
+                await self._wait(self._poll)
+
+    async def dispatch_due(self) -> int:
+        """One pass: claim a batch, send it, record the outcomes; returns the batch size."""
+        async with self._sessions() as session, session.begin():
+            batch = await service.claim_due(
+                session=session, limit=self._concurrency, lease_seconds=self._lease
+            )
+        if batch:
+            await asyncio.gather(*(self._attempt(delivery) for delivery in batch))
+        return len(batch)
+
+    async def _attempt(self, delivery: ClaimedDelivery) -> None:
+        started_at = datetime.now(UTC)
+        started = time.perf_counter()
+        status_code: int | None = None
+        error: str | None = None
+        permanent = False
+        try:
+            sender = self._senders.get(delivery.channel)
+            if sender is None:
+                raise DeliveryFailedError(
+                    f"no sender for channel {delivery.channel}", permanent=True
+                )
+            status_code = await sender.send(delivery)
+        except DeliveryFailedError as exc:
+            status_code, error, permanent = exc.status_code, exc.message, exc.permanent
+        except Exception as exc:
+            logger.exception("unexpected error sending a delivery")
+            error = f"internal error: {type(exc).__name__}"
+        duration_ms = (time.perf_counter() - started) * 1000
+        give_up = permanent or delivery.attempts >= self._max_attempts
+        async with self._sessions() as session, session.begin():
+            state = await service.record_attempt(
+                session=session,
+                delivery=delivery,
+                started_at=started_at,
+                duration_ms=duration_ms,
+                succeeded=error is None,
+                status_code=status_code,
+                error=error,
+                give_up=give_up,
+                retry_in_seconds=service.backoff_seconds(
+                    delivery.attempts, base=self._backoff_base, cap=self._backoff_max
+                ),
+            )
+        log = logger.warning if state == "dead" else logger.info
+        log(
+            "delivery attempt",
+            extra={
+                "delivery_id": str(delivery.id),
+                "channel": delivery.channel,
+                "attempt": delivery.attempts,
+                "state": state,
+                "status_code": status_code,
+                "error": error,
+                "duration_ms": round(duration_ms, 1),
+            },
+        )
+
+    async def _wait(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
+        except TimeoutError:
+            return

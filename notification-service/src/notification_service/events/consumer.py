@@ -1,0 +1,164 @@
+"""The events stream, read through a consumer group: every event is handled by one replica,
+acknowledged only after its handling committed, and claimed again if a replica dies."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from objectvision.v1 import notification_pb2
+from objectvision_common.outbox import event_from_stream
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[notification_pb2.Event], Awaitable[None]]
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        *,
+        redis: Redis,
+        stream: str,
+        group: str,
+        consumer: str,
+        handle: Handler,
+        block_ms: int = 2000,
+        batch: int = 50,
+        claim_idle_ms: int = 60_000,
+        max_deliveries: int = 10,
+    ) -> None:
+        self._redis = redis
+        self._stream = stream
+        self._group = group
+        self._consumer = consumer
+        self._handle = handle
+        self._block_ms = block_ms
+        self._batch = batch
+        self._claim_idle_ms = claim_idle_ms
+        self._max_deliveries = max_deliveries
+        self._stopping = asyncio.Event()
+
+    @property
+    def dead_letter_stream(self) -> str:
+        return f"{self._stream}:dead"
+
+    async def ensure_group(self) -> None:
+        """Create the group at the start of the stream, so events from before the first
+        start of this service are handled too."""
+        try:
+            await self._redis.xgroup_create(self._stream, self._group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        failures = 0
+        group_ready = False
+        next_claim = 0.0
+        while not self._stopping.is_set():
+            try:
+                if not group_ready:
+                    await self.ensure_group()
+                    group_ready = True
+                if loop.time() >= next_claim:
+                    await self.claim_stuck()
+                    next_claim = loop.time() + max(1.0, self._claim_idle_ms / 2000)
+                await self.read_new()
+                failures = 0
+            except Exception as exc:
+                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                    group_ready = False
+                failures += 1
+                delay = min(30.0, 0.2 * 2**failures)
+                logger.warning(
+                    "events consumer failed; retrying",
+                    extra={"failures": failures, "retry_in_s": delay},
+                    exc_info=failures == 1,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+
+    async def read_new(self) -> int:
+        response = await self._redis.xreadgroup(
+            self._group,
+            self._consumer,
+            {self._stream: ">"},
+            count=self._batch,
+            block=self._block_ms,
+        )
+        handled = 0
+        for _stream, messages in response or []:
+            for message_id, fields in messages:
+                await self._process(message_id, fields)
+                handled += 1
+        return handled
+
+    async def claim_stuck(self) -> int:
+        """Take over messages idle past the limit: their consumer died or their handling
+        failed. One delivered too often goes to the dead-letter stream instead."""
+        claimed = 0
+        start: Any = "0-0"
+        while True:
+            response = await self._redis.xautoclaim(
+                self._stream,
+                self._group,
+                self._consumer,
+                min_idle_time=self._claim_idle_ms,
+                start_id=start,
+                count=self._batch,
+            )
+            start, messages = response[0], response[1]
+            for message_id, fields in messages:
+                claimed += 1
+                if fields is None:
+                    await self._redis.xack(self._stream, self._group, message_id)
+                    continue
+                if await self._delivered_too_often(message_id):
+                    await self._dead_letter(message_id, fields, "delivered too many times")
+                    continue
+                await self._process(message_id, fields)
+            if start in ("0-0", b"0-0"):
+                return claimed
+
+    async def _delivered_too_often(self, message_id: Any) -> bool:
+        pending = await self._redis.xpending_range(
+            self._stream, self._group, min=message_id, max=message_id, count=1
+        )
+        return bool(pending) and int(pending[0]["times_delivered"]) > self._max_deliveries
+
+    async def _dead_letter(self, message_id: Any, fields: dict[Any, Any], reason: str) -> None:
+        logger.error(
+            "event moved to the dead-letter stream",
+            extra={"message_id": str(message_id), "reason": reason},
+        )
+        entry = dict(fields)
+        entry["reason"] = reason
+        entry["message_id"] = message_id
+        await self._redis.xadd(self.dead_letter_stream, entry, maxlen=100_000, approximate=True)
+        await self._redis.xack(self._stream, self._group, message_id)
+
+    async def _process(self, message_id: Any, fields: dict[Any, Any]) -> None:
+        try:
+            event = event_from_stream(fields)
+        except ValueError as exc:
+            await self._dead_letter(message_id, fields, f"unreadable: {exc}")
+            return
+        try:
+            await self._handle(event)
+        except Exception:
+            logger.warning(
+                "event handling failed; it stays pending and will be claimed again",
+                extra={"event_id": event.id, "event_type": event.type},
+                exc_info=True,
+            )
+            return
+        await self._redis.xack(self._stream, self._group, message_id)

@@ -1,0 +1,167 @@
+"""What each event means for this service: which emails and webhooks it creates.
+
+Handling is idempotent by event id: the `processed_events` row and the deliveries it
+creates commit together, so a redelivered event finds its row and creates nothing.
+"""
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf import json_format
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from notification_service.deliveries import service as deliveries_service
+from notification_service.deliveries.models import DEAD, EMAIL, WEBHOOK
+from notification_service.deliveries.service import NewDelivery
+from notification_service.events.models import processed_events
+from notification_service.mail.headers import UnsafeHeaderError
+from notification_service.mail.render import EmailRenderer, RenderedEmail
+from notification_service.progress.hub import FINAL_TYPES, JOB_TYPES, ProgressHub
+from notification_service.users import UserDirectory
+from notification_service.webhooks import service as webhooks_service
+from objectvision.v1 import notification_pb2
+
+logger = logging.getLogger(__name__)
+
+USER_REGISTERED = "user.registered"
+
+
+def webhook_body(event: notification_pb2.Event) -> str:
+    """The JSON a webhook receives; signed byte for byte, so built once and stored."""
+    payload_field = event.WhichOneof("payload")
+    data: dict[str, Any] = {}
+    if payload_field is not None:
+        data = json_format.MessageToDict(
+            getattr(event, payload_field),
+            preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=True,
+        )
+    body = {
+        "id": event.id,
+        "type": event.type,
+        "occurred_at": event.occurred_at.ToJsonString(),
+        "data": data,
+    }
+    return json.dumps(body, separators=(",", ":"), sort_keys=True)
+
+
+def _email_delivery(render: Callable[[], RenderedEmail], to_addr: str) -> NewDelivery:
+    """An email delivery, or a dead one on the spot when its headers would be unsafe."""
+    try:
+        email = render()
+    except UnsafeHeaderError as exc:
+        logger.warning("refusing an email with an unsafe header", extra={"reason": str(exc)})
+        return NewDelivery(
+            channel=EMAIL,
+            target=to_addr.replace("\r", " ").replace("\n", " ")[:320],
+            payload={},
+            state=DEAD,
+            last_error=f"refused: {exc}",
+        )
+    return NewDelivery(channel=EMAIL, target=email.to_addr, payload=email.to_payload())
+
+
+class EventHandler:
+    def __init__(
+        self,
+        *,
+        session_factory: async_sessionmaker[AsyncSession],
+        renderer: EmailRenderer,
+        users: UserDirectory,
+        progress: ProgressHub,
+        on_new_deliveries: Callable[[], None],
+    ) -> None:
+        self._sessions = session_factory
+        self._renderer = renderer
+        self._users = users
+        self._progress = progress
+        self._on_new_deliveries = on_new_deliveries
+
+    async def handle(self, event: notification_pb2.Event) -> None:
+        """Handle once; raising leaves the stream message unacknowledged, to be retried."""
+        # First, and for a redelivery too: live subscribers should not wait for auth-service
+        # or the database, and repeating a progress event is harmless.
+        await self._progress.publish(event)
+        event_id = uuid.UUID(event.id)
+        if await self._already_processed(event_id):
+            return
+        planned = await self._plan_emails(event)
+        if await self._commit(event, event_id, planned):
+            self._on_new_deliveries()
+
+    async def _already_processed(self, event_id: uuid.UUID) -> bool:
+        async with self._sessions() as session:
+            found = await session.scalar(
+                select(processed_events.c.event_id).where(processed_events.c.event_id == event_id)
+            )
+        return found is not None
+
+    async def _plan_emails(self, event: notification_pb2.Event) -> list[NewDelivery]:
+        """Decided before the transaction: it may ask auth-service, which can take a while."""
+        if event.type == USER_REGISTERED and event.HasField("user_registered"):
+            registered = event.user_registered
+            return [
+                _email_delivery(
+                    lambda: self._renderer.welcome(to_addr=registered.email, name=registered.name),
+                    registered.email,
+                )
+            ]
+        if event.type in FINAL_TYPES and event.HasField("job_finished") and event.user_id:
+            contact = await self._users.contact(event.user_id)
+            if contact is None or not contact.active or not contact.notifications_enabled:
+                return []
+            return [
+                _email_delivery(
+                    lambda: self._renderer.job_report(
+                        to_addr=contact.email, name=contact.name, finished=event.job_finished
+                    ),
+                    contact.email,
+                )
+            ]
+        return []
+
+    async def _commit(
+        self, event: notification_pb2.Event, event_id: uuid.UUID, planned: list[NewDelivery]
+    ) -> int:
+        user_id = _user_uuid(event.user_id)
+        async with self._sessions() as session, session.begin():
+            first_time = (
+                await session.execute(
+                    pg_insert(processed_events)
+                    .values(event_id=event_id, event_type=event.type)
+                    .on_conflict_do_nothing()
+                    .returning(processed_events.c.event_id)
+                )
+            ).one_or_none()
+            if first_time is None:
+                return 0
+            if event.type in JOB_TYPES and user_id is not None:
+                body = webhook_body(event)
+                hooks = await webhooks_service.subscribed_webhooks(
+                    session=session, user_id=user_id, event_type=event.type
+                )
+                planned = planned + [
+                    NewDelivery(
+                        channel=WEBHOOK, target=hook.url, payload={"body": body}, webhook_id=hook.id
+                    )
+                    for hook in hooks
+                ]
+            return await deliveries_service.add_deliveries(
+                session=session,
+                event_id=event_id,
+                event_type=event.type,
+                user_id=user_id,
+                planned=planned,
+            )
+
+
+def _user_uuid(user_id: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(user_id)
+    except ValueError:
+        return None

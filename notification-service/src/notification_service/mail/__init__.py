@@ -1,0 +1,1 @@
+"""Email: rendering from templates, header safety, and the transports that send it."""

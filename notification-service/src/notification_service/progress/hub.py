@@ -1,0 +1,158 @@
+"""Live job progress over Redis pub/sub, for the job's owner only.
+
+The event consumer publishes every job event to `objectvision:jobs:<job_id>` and keeps the
+final one for a week, so a subscriber that arrives after the job finished still gets it.
+A subscriber subscribes first and asks detection-service for the job second, so no event
+between the two is missed; duplicates are possible and harmless.
+"""
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from google.protobuf import json_format
+from redis.asyncio import Redis
+
+from notification_service.progress.jobs import TERMINAL, JobLookup
+from objectvision.v1 import common_pb2, detection_pb2, notification_pb2
+
+logger = logging.getLogger(__name__)
+
+CHANNEL_PREFIX = "objectvision:jobs:"
+JOB_PROGRESS = "job.progress"
+JOB_COMPLETED = "job.completed"
+JOB_FAILED = "job.failed"
+FINAL_TYPES = frozenset({JOB_COMPLETED, JOB_FAILED})
+JOB_TYPES = frozenset({JOB_PROGRESS, *FINAL_TYPES})
+FINAL_EVENT_TTL_SECONDS = 7 * 24 * 3600
+
+
+def job_channel(job_id: str) -> str:
+    return f"{CHANNEL_PREFIX}{job_id}"
+
+
+def final_event_key(job_id: str) -> str:
+    return f"{CHANNEL_PREFIX}{job_id}:final"
+
+
+def job_id_of(event: notification_pb2.Event) -> str:
+    if event.HasField("job_progress"):
+        return event.job_progress.job_id
+    if event.HasField("job_finished"):
+        return event.job_finished.job_id
+    return ""
+
+
+def _progress_snapshot(job: detection_pb2.Job, user_id: str) -> notification_pb2.Event:
+    event = notification_pb2.Event(
+        id=str(uuid.uuid4()),
+        type=JOB_PROGRESS,
+        user_id=user_id,
+        job_progress=notification_pb2.JobProgress(
+            job_id=job.id, total=job.total, processed=job.processed, failed=job.failed
+        ),
+    )
+    event.occurred_at.CopyFrom(job.updated_at)
+    return event
+
+
+def _final_from_job(job: detection_pb2.Job, user_id: str) -> notification_pb2.Event:
+    """The final event rebuilt from the job, when the stored one has expired."""
+    completed = job.status == detection_pb2.JOB_STATUS_COMPLETED
+    event_type = JOB_COMPLETED if completed else JOB_FAILED
+    event = notification_pb2.Event(
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"objectvision:job:{job.id}:{event_type}")),
+        type=event_type,
+        user_id=user_id,
+        job_finished=notification_pb2.JobFinished(
+            job_id=job.id,
+            status="completed" if completed else "failed",
+            total=job.total,
+            processed=job.processed,
+            failed=job.failed,
+        ),
+    )
+    event.occurred_at.CopyFrom(job.completed_at if job.HasField("completed_at") else job.updated_at)
+    return event
+
+
+def _parse(data: str) -> notification_pb2.Event | None:
+    try:
+        return json_format.Parse(data, notification_pb2.Event(), ignore_unknown_fields=True)
+    except json_format.ParseError:
+        logger.warning("unreadable job event on the progress channel")
+        return None
+
+
+class ProgressHub:
+    def __init__(self, *, redis: Redis, jobs: JobLookup, poll_seconds: float) -> None:
+        self._redis = redis
+        self._jobs = jobs
+        self._poll = poll_seconds
+
+    async def publish(self, event: notification_pb2.Event) -> None:
+        """Tell live subscribers; keep a final event for late ones."""
+        job_id = job_id_of(event)
+        if event.type not in JOB_TYPES or not job_id:
+            return
+        data = json_format.MessageToJson(event, indent=None)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if event.type in FINAL_TYPES:
+                pipe.set(final_event_key(job_id), data, ex=FINAL_EVENT_TTL_SECONDS)
+            pipe.publish(job_channel(job_id), data)
+            await pipe.execute()
+
+    async def _final(self, job: detection_pb2.Job, user_id: str) -> notification_pb2.Event:
+        stored = await self._redis.get(final_event_key(job.id))
+        event = _parse(stored) if isinstance(stored, str) else None
+        if event is not None and event.user_id == user_id and event.type in FINAL_TYPES:
+            return event
+        return _final_from_job(job, user_id)
+
+    async def follow(
+        self, principal: common_pb2.Principal, job_id: str
+    ) -> AsyncIterator[notification_pb2.Event]:
+        """The job's current progress, then its events as they happen, ending with the
+        final one. NotFound (before anything is sent) when the caller does not own it."""
+        user_id = principal.user_id
+        pubsub = self._redis.pubsub()
+        await pubsub.subscribe(job_channel(job_id))
+        try:
+            job = await self._jobs.get(principal, job_id)
+            if job.status in TERMINAL:
+                yield await self._final(job, user_id)
+                return
+            yield _progress_snapshot(job, user_id)
+            seen = job.processed + job.failed
+            quiet_since = time.monotonic()
+            while True:
+                remaining = self._poll - (time.monotonic() - quiet_since)
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=max(0.01, remaining)
+                )
+                if message is None:
+                    if time.monotonic() - quiet_since < self._poll:
+                        continue
+                    # Silence: the consumer may have been down. Ask the source of truth.
+                    quiet_since = time.monotonic()
+                    job = await self._jobs.get(principal, job_id)
+                    if job.status in TERMINAL:
+                        yield await self._final(job, user_id)
+                        return
+                    continue
+                quiet_since = time.monotonic()
+                event = _parse(str(message.get("data", "")))
+                if event is None or event.user_id != user_id or job_id_of(event) != job_id:
+                    continue
+                if event.type == JOB_PROGRESS:
+                    advanced = event.job_progress.processed + event.job_progress.failed
+                    if advanced < seen:
+                        continue
+                    seen = advanced
+                yield event
+                if event.type in FINAL_TYPES:
+                    return
+        finally:
+            await pubsub.unsubscribe()
+            await pubsub.aclose()

@@ -1,0 +1,225 @@
+"""Wires the service together and runs it: `objectvision-notification [serve|migrate]`."""
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from notification_service.api import NotificationServicer
+from notification_service.config import NotificationSettings
+from notification_service.database import SCHEMA
+from notification_service.deliveries.dispatcher import Dispatcher
+from notification_service.deliveries.models import EMAIL, WEBHOOK
+from notification_service.events.consumer import EventConsumer
+from notification_service.events.handlers import EventHandler
+from notification_service.mail.render import EmailRenderer
+from notification_service.mail.sender import EmailSender
+from notification_service.mail.transports import (
+    BrevoTransport,
+    EmailTransport,
+    NullTransport,
+    SmtpTransport,
+)
+from notification_service.progress.hub import ProgressHub
+from notification_service.progress.jobs import JobLookup
+from notification_service.users import UserDirectory
+from notification_service.webhooks.secrets import SecretBox
+from notification_service.webhooks.sender import WebhookSender, new_http_client
+from objectvision.v1 import notification_pb2_grpc
+from objectvision_common.db import create_engine_for, session_factory, upgrade_to_head
+from objectvision_common.grpc_client import insecure_channel
+from objectvision_common.grpc_server import GrpcApp, ServiceRegistration
+from objectvision_common.logging import configure_logging
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SERVICE_NAME = "objectvision.v1.NotificationService"
+
+
+def email_transport(settings: NotificationSettings) -> EmailTransport:
+    if settings.email_transport == "brevo":
+        return BrevoTransport(
+            api_key=settings.brevo_api_key.get_secret_value(),
+            url=settings.brevo_api_url,
+            timeout=settings.smtp_timeout_seconds,
+        )
+    if settings.email_transport == "smtp":
+        return SmtpTransport(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            user=settings.smtp_user,
+            password=settings.smtp_password.get_secret_value(),
+            starttls=settings.smtp_starttls,
+            timeout=settings.smtp_timeout_seconds,
+        )
+    return NullTransport()
+
+
+@dataclass
+class Runtime:
+    """Everything one process holds: clients, the gRPC servicer and the two workers."""
+
+    settings: NotificationSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis
+    http: httpx.AsyncClient
+    channels: list[grpc.aio.Channel]
+    servicer: NotificationServicer
+    consumer: EventConsumer
+    dispatcher: Dispatcher
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: NotificationSettings) -> "Runtime":
+        engine = create_engine_for(settings.database_url, pool_size=settings.database_pool_size)
+        sessions = session_factory(engine)
+        redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        http = new_http_client()
+        auth_channel = insecure_channel(settings.auth_service_addr)
+        detection_channel = insecure_channel(settings.detection_service_addr)
+        secret = settings.service_token_secret
+        box = SecretBox(settings.webhook_secret_key.get_secret_value())
+        progress = ProgressHub(
+            redis=redis,
+            jobs=JobLookup(detection_channel, service_secret=secret),
+            poll_seconds=settings.job_progress_poll_seconds,
+        )
+        dispatcher = Dispatcher(
+            session_factory=sessions,
+            senders={
+                EMAIL: EmailSender(
+                    transport=email_transport(settings),
+                    sender_addr=settings.email_sender,
+                    sender_name=settings.email_sender_name,
+                ),
+                WEBHOOK: WebhookSender(
+                    session_factory=sessions,
+                    box=box,
+                    client=http,
+                    allow_private=settings.webhook_allow_private,
+                    timeout_seconds=settings.webhook_timeout_seconds,
+                ),
+            },
+            max_attempts=settings.delivery_max_attempts,
+            backoff_base_seconds=settings.delivery_backoff_base_seconds,
+            backoff_max_seconds=settings.delivery_backoff_max_seconds,
+            lease_seconds=settings.delivery_lease_seconds,
+            poll_seconds=settings.delivery_poll_seconds,
+            concurrency=settings.delivery_concurrency,
+        )
+        handler = EventHandler(
+            session_factory=sessions,
+            renderer=EmailRenderer(public_base_url=settings.public_base_url),
+            users=UserDirectory(auth_channel, service_secret=secret),
+            progress=progress,
+            on_new_deliveries=dispatcher.wake,
+        )
+        consumer = EventConsumer(
+            redis=redis,
+            stream=settings.events_stream,
+            group=settings.events_consumer_group,
+            consumer=settings.events_consumer_name or f"{socket.gethostname()}-{os.getpid()}",
+            handle=handler.handle,
+            block_ms=settings.events_block_ms,
+            claim_idle_ms=int(settings.events_claim_idle_seconds * 1000),
+            max_deliveries=settings.events_max_deliveries,
+        )
+        servicer = NotificationServicer(
+            session_factory=sessions,
+            box=box,
+            progress=progress,
+            service_secret=secret,
+            webhook_allow_private=settings.webhook_allow_private,
+            webhook_max_per_user=settings.webhook_max_per_user,
+        )
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            redis=redis,
+            http=http,
+            channels=[auth_channel, detection_channel],
+            servicer=servicer,
+            consumer=consumer,
+            dispatcher=dispatcher,
+        )
+
+    def grpc_app(self) -> GrpcApp:
+        return GrpcApp(
+            [
+                ServiceRegistration(
+                    SERVICE_NAME,
+                    self.servicer,
+                    notification_pb2_grpc.add_NotificationServiceServicer_to_server,
+                )
+            ],
+            host=self.settings.bind_host,
+            port=self.settings.grpc_port,
+            metrics_port=self.settings.metrics_port,
+            shutdown_grace_seconds=self.settings.grpc_shutdown_grace_seconds,
+            on_shutdown=[self.close],
+        )
+
+    def start_workers(self) -> None:
+        for name, worker in (("consumer", self.consumer.run), ("dispatcher", self.dispatcher.run)):
+            task = asyncio.create_task(worker(), name=f"notification-{name}")
+            task.add_done_callback(_log_worker_exit)
+            self.tasks.append(task)
+
+    async def close(self) -> None:
+        """Stop the workers (an attempt in flight finishes), then release every client."""
+        self.consumer.stop()
+        self.dispatcher.stop()
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=self.settings.grpc_shutdown_grace_seconds)
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for channel in self.channels:
+            await channel.close()
+        await self.http.aclose()
+        await self.redis.aclose()
+        await self.engine.dispose()
+
+
+def _log_worker_exit(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("worker stopped", exc_info=task.exception(), extra={"task": task.get_name()})
+
+
+def migrate(settings: NotificationSettings) -> None:
+    upgrade_to_head(
+        migrations_dir=MIGRATIONS_DIR, database_url=settings.database_url, schema=SCHEMA
+    )
+
+
+async def serve(settings: NotificationSettings) -> None:
+    runtime = Runtime.build(settings)
+    app = runtime.grpc_app()
+    runtime.start_workers()
+    await app.run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="objectvision-notification", description=__doc__)
+    parser.add_argument("command", nargs="?", choices=("serve", "migrate"), default="serve")
+    args = parser.parse_args(argv)
+    settings = NotificationSettings()
+    configure_logging("notification", level=settings.log_level, json_output=settings.log_json)
+    if args.command == "migrate":
+        migrate(settings)
+        logger.info("notification schema is at head")
+        return
+    asyncio.run(serve(settings))

@@ -1,0 +1,1 @@
+"""Per-user webhooks: registration, destination safety and signed delivery."""

@@ -1,0 +1,138 @@
+"""Webhook registrations: plain functions over a session the caller passes in."""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notification_service.ids import parse_uuid
+from notification_service.webhooks.models import webhooks
+from notification_service.webhooks.secrets import SecretBox, new_secret
+from notification_service.webhooks.targets import parse_webhook_url, resolve_allowed
+from objectvision_common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+
+JOB_EVENT_TYPES = ("job.progress", "job.completed", "job.failed")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    url: str
+    events: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SigningTarget:
+    url: str
+    secret: str
+
+
+def _webhook(row: Row[Any]) -> Webhook:
+    return Webhook(
+        id=row.id,
+        user_id=row.user_id,
+        url=row.url,
+        events=tuple(row.events),
+        created_at=row.created_at,
+    )
+
+
+def event_types(requested: Sequence[str]) -> tuple[str, ...]:
+    """The subscribed types, deduplicated and ordered; none requested means every job event."""
+    unknown = sorted(set(requested) - set(JOB_EVENT_TYPES))
+    if unknown:
+        raise InvalidArgument(f"unknown event types {unknown}; choose from {list(JOB_EVENT_TYPES)}")
+    chosen = set(requested) or set(JOB_EVENT_TYPES)
+    return tuple(t for t in JOB_EVENT_TYPES if t in chosen)
+
+
+async def create_webhook(
+    *,
+    session: AsyncSession,
+    box: SecretBox,
+    user_id: str,
+    url: str,
+    events: Sequence[str],
+    allow_private: bool,
+    max_per_user: int,
+) -> tuple[Webhook, str]:
+    """Register a webhook; returns it with its signing secret, which is never shown again."""
+    owner = parse_uuid(user_id, what="user id")
+    url = url.strip()
+    await resolve_allowed(parse_webhook_url(url), allow_private=allow_private)
+    types = event_types(events)
+    count = await session.scalar(
+        select(func.count()).select_from(webhooks).where(webhooks.c.user_id == owner)
+    )
+    if (count or 0) >= max_per_user:
+        raise FailedPrecondition(f"at most {max_per_user} webhooks per user")
+    secret = new_secret()
+    row = (
+        await session.execute(
+            pg_insert(webhooks)
+            .values(
+                id=uuid.uuid4(),
+                user_id=owner,
+                url=url,
+                events=list(types),
+                secret_ciphertext=box.seal(secret),
+            )
+            .on_conflict_do_nothing(constraint="uq_webhooks_user_id_url")
+            .returning(*webhooks.c)
+        )
+    ).one_or_none()
+    if row is None:
+        raise AlreadyExists("a webhook with this URL already exists")
+    return _webhook(row), secret
+
+
+async def list_webhooks(*, session: AsyncSession, user_id: str) -> list[Webhook]:
+    owner = parse_uuid(user_id, what="user id")
+    rows = await session.execute(
+        select(*webhooks.c).where(webhooks.c.user_id == owner).order_by(webhooks.c.created_at)
+    )
+    return [_webhook(row) for row in rows]
+
+
+async def delete_webhook(*, session: AsyncSession, user_id: str, webhook_id: str) -> None:
+    """Delete the caller's webhook; someone else's is as absent as a missing one."""
+    owner = parse_uuid(user_id, what="user id")
+    hook = parse_uuid(webhook_id, what="webhook id", error=NotFound)
+    deleted = await session.execute(
+        webhooks.delete()
+        .where(webhooks.c.id == hook, webhooks.c.user_id == owner)
+        .returning(webhooks.c.id)
+    )
+    if deleted.one_or_none() is None:
+        raise NotFound("no such webhook")
+
+
+async def subscribed_webhooks(
+    *, session: AsyncSession, user_id: uuid.UUID, event_type: str
+) -> list[Webhook]:
+    rows = await session.execute(
+        select(*webhooks.c).where(
+            webhooks.c.user_id == user_id, webhooks.c.events.any_() == event_type
+        )
+    )
+    return [_webhook(row) for row in rows]
+
+
+async def signing_target(
+    *, session: AsyncSession, box: SecretBox, webhook_id: uuid.UUID
+) -> SigningTarget | None:
+    row = (
+        await session.execute(
+            select(webhooks.c.url, webhooks.c.secret_ciphertext).where(webhooks.c.id == webhook_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return SigningTarget(url=row.url, secret=box.open(row.secret_ciphertext))

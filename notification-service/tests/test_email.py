@@ -1,0 +1,179 @@
+"""Emails end to end: outbox -> relay -> stream -> consumer -> delivery -> real SMTP server."""
+
+import json
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from notification_service.deliveries.errors import DeliveryFailedError
+from notification_service.deliveries.models import deliveries
+from notification_service.mail.headers import UnsafeHeaderError, safe_header_value
+from notification_service.mail.render import EmailRenderer
+from notification_service.mail.transports import BrevoTransport, OutgoingEmail
+
+
+async def rows_for(service, event_id: str):
+    async with service.runtime.sessions() as session:
+        result = await session.execute(
+            select(deliveries).where(deliveries.c.event_id == uuid.UUID(event_id))
+        )
+        return result.all()
+
+
+async def test_a_new_user_gets_one_welcome_email_even_when_the_event_comes_twice(
+    service, producer, mail_sink, new_user, events, wait, mail
+) -> None:
+    user_id, email = new_user()
+    event_id = await producer.publish(events.registered(user_id, email, "Ada Lovelace"))
+
+    [message] = await wait(lambda: mail(mail_sink, email))
+    assert message["Subject"] == "Welcome to ObjectVision"
+    assert message["To"].addresses[0].display_name == "Ada Lovelace"
+    assert message["From"].addresses[0].addr_spec == "noreply@objectvision.test"
+    assert message.get_content_type() == "multipart/alternative"
+    text = message.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert "Hello Ada Lovelace" in text and "https://objectvision.test/" in text
+    assert "<strong>ObjectVision</strong>" in html
+
+    await producer.publish_again(event_id)
+    # The stream is consumed in order: once a later event's email is out, the repeat has
+    # been handled too.
+    later_id, later_email = new_user()
+    await producer.publish(events.registered(later_id, later_email, "Grace"))
+    await wait(lambda: mail(mail_sink, later_email))
+    assert len(mail(mail_sink, email)) == 1
+    assert len(await rows_for(service, event_id)) == 1
+
+
+async def test_a_name_that_would_inject_headers_is_refused(
+    service, producer, mail_sink, new_user, events, wait, mail
+) -> None:
+    user_id, email = new_user()
+    event_id = await producer.publish(
+        events.registered(user_id, email, "Eve\r\nBcc: victim@example.test")
+    )
+
+    [row] = await wait(lambda: rows_for(service, event_id))
+    assert row.state == "dead"
+    assert "refused" in row.last_error
+    later_id, later_email = new_user()
+    await producer.publish(events.registered(later_id, later_email, "Grace"))
+    await wait(lambda: mail(mail_sink, later_email))
+    assert mail(mail_sink, email) == []
+    assert mail(mail_sink, "victim@example.test") == []
+
+
+@pytest.mark.parametrize(
+    "value", ["Eve\r\nBcc: x@example.test", "Eve\nX-Evil: 1", "Eve\rX", "Eve\x00", "Eve\u2028X"]
+)
+def test_header_values_with_line_breaks_or_control_characters_are_refused(value: str) -> None:
+    with pytest.raises(UnsafeHeaderError):
+        safe_header_value(value, field="name")
+    with pytest.raises(UnsafeHeaderError):
+        EmailRenderer(public_base_url="https://x.test").welcome(to_addr="a@x.test", name=value)
+
+
+def test_an_address_that_is_not_one_mailbox_is_refused() -> None:
+    renderer = EmailRenderer(public_base_url="https://x.test")
+    for address in ("a@x.test, b@y.test", "a b@x.test", "no-at-sign", "a@x.test\r\nBcc: b@y"):
+        with pytest.raises(UnsafeHeaderError):
+            renderer.welcome(to_addr=address, name="A")
+
+
+async def test_a_finished_job_sends_a_report_with_counts_per_class(
+    service, producer, mail_sink, new_user, events, wait, mail
+) -> None:
+    user_id, email = new_user()
+    job_id = str(uuid.uuid4())
+    await producer.publish(
+        events.finished(user_id, job_id, counts={"person": 3, "car": 1, "dog": 7})
+    )
+
+    [message] = await wait(lambda: mail(mail_sink, email))
+    assert message["Subject"] == "Your detection job finished: 4 of 4 images"
+    text = message.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert "dog: 7\n  person: 3\n  car: 1" in text
+    assert "Objects found (11)" in text
+    assert f"https://objectvision.test/jobs/{job_id}" in text
+    assert f'href="https://objectvision.test/jobs/{job_id}"' in html
+    assert '<td style="padding: 2px 12px 2px 0;">dog</td>' in html
+
+
+async def test_a_failed_job_report_says_why(
+    service, producer, mail_sink, new_user, events, wait, mail
+) -> None:
+    user_id, email = new_user()
+    await producer.publish(events.finished(user_id, str(uuid.uuid4()), status="failed"))
+    [message] = await wait(lambda: mail(mail_sink, email))
+    assert message["Subject"] == "Your detection job failed"
+    assert "model server unavailable" in message.get_body(preferencelist=("plain",)).get_content()
+
+
+async def test_users_with_notifications_off_get_no_job_email_but_a_welcome(
+    service, producer, mail_sink, new_user, events, wait, mail
+) -> None:
+    user_id, email = new_user(notifications=False)
+    await producer.publish(events.registered(user_id, email, "Quiet"))
+    job_event = await producer.publish(events.finished(user_id, str(uuid.uuid4())))
+    later_id, later_email = new_user()
+    await producer.publish(events.finished(later_id, str(uuid.uuid4())))
+
+    await wait(lambda: mail(mail_sink, later_email))
+    [welcome] = mail(mail_sink, email)
+    assert welcome["Subject"] == "Welcome to ObjectVision"
+    assert await rows_for(service, job_event) == []
+
+
+async def test_an_event_whose_recipient_cannot_be_looked_up_yet_is_retried(
+    service, producer, mail_sink, new_user, events, wait, mail
+) -> None:
+    """auth-service unavailable: the message stays pending and is claimed again later."""
+    user_id, email = new_user(unavailable_times=2)
+    await producer.publish(events.finished(user_id, str(uuid.uuid4())))
+    [message] = await wait(lambda: mail(mail_sink, email), within=20)
+    assert message["Subject"].startswith("Your detection job finished")
+
+
+async def test_the_brevo_transport_posts_the_documented_json_with_the_api_key(receiver) -> None:
+    transport = BrevoTransport(api_key="xkeysib-test", url=receiver.url("/v3/smtp/email"))
+    email = EmailRenderer(public_base_url="https://x.test").welcome(
+        to_addr="ada@example.test", name="Ada"
+    )
+    outgoing = OutgoingEmail(
+        email=email, sender_addr="noreply@x.test", sender_name="ObjectVision", delivery_id="d-1"
+    )
+
+    assert await transport.send(outgoing) == 201
+
+    [request] = receiver.received("/v3/smtp/email")
+    assert request.headers["api-key"] == "xkeysib-test"
+    assert request.headers["Content-Type"] == "application/json"
+    body = json.loads(request.body)
+    assert body == {
+        "sender": {"name": "ObjectVision", "email": "noreply@x.test"},
+        "to": [{"email": "ada@example.test", "name": "Ada"}],
+        "subject": "Welcome to ObjectVision",
+        "htmlContent": email.html,
+        "textContent": email.text,
+        "headers": {"X-ObjectVision-Delivery": "d-1"},
+    }
+
+
+async def test_brevo_errors_are_failed_attempts(receiver) -> None:
+    receiver.script("/v3/brevo-down", [503, 400])
+    transport = BrevoTransport(api_key="k", url=receiver.url("/v3/brevo-down"))
+    outgoing = OutgoingEmail(
+        email=EmailRenderer(public_base_url="https://x.test").welcome(to_addr="a@x.test", name=""),
+        sender_addr="noreply@x.test",
+        sender_name="ObjectVision",
+        delivery_id="d-2",
+    )
+    with pytest.raises(DeliveryFailedError) as transient:
+        await transport.send(outgoing)
+    assert transient.value.status_code == 503 and not transient.value.permanent
+    with pytest.raises(DeliveryFailedError) as permanent:
+        await transport.send(outgoing)
+    assert permanent.value.permanent

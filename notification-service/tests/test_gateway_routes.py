@@ -1,0 +1,172 @@
+"""The gateway routes for webhooks and live job progress, served by uvicorn on a real port,
+in front of the in-process notification service."""
+
+import asyncio
+import json
+import uuid
+
+import httpx
+import pytest
+import uvicorn
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from gateway.app import create_app
+from gateway.config import GatewaySettings
+from gateway.routers import ROUTERS, jobs_ws, webhooks
+from objectvision.v1 import detection_pb2
+from objectvision_devstack.processes import free_port
+
+SERVICE_SECRET = "notification-tests-service-secret"
+
+
+@pytest.fixture(scope="module")
+async def gateway_url(service, peers, infrastructure, wait):
+    settings = GatewaySettings(
+        REDIS_URL=infrastructure.redis_url,
+        AUTH_SERVICE_ADDR=peers.address,
+        DETECTION_SERVICE_ADDR=peers.address,
+        NOTIFICATION_SERVICE_ADDR=service.address,
+        SERVICE_TOKEN_SECRET=SERVICE_SECRET,
+        LOG_JSON=False,
+    )
+    app = create_app(settings)
+    for router in (webhooks.router, jobs_ws.router):
+        if router not in ROUTERS:
+            app.include_router(router)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, lifespan="on", log_config=None, access_log=False
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    await wait(lambda: server.started)
+    yield f"127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+def bearer(peers, user_id: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {peers.auth.access_token(user_id)}"}
+
+
+async def test_webhooks_over_rest(gateway_url, peers, new_user) -> None:
+    user_id, _ = new_user()
+    headers = bearer(peers, user_id)
+    async with httpx.AsyncClient(base_url=f"http://{gateway_url}") as client:
+        created = await client.post(
+            "/api/v1/webhooks",
+            json={"url": "http://127.0.0.1:9/hook", "events": ["job.completed"]},
+            headers=headers,
+        )
+        assert created.status_code == 201, created.text
+        body = created.json()
+        assert set(body) == {"id", "url", "events", "created_at", "secret"}
+        assert body["secret"].startswith("whsec_") and body["events"] == ["job.completed"]
+
+        listed = await client.get("/api/v1/webhooks", headers=headers)
+        assert listed.status_code == 200
+        assert [item["id"] for item in listed.json()["items"]] == [body["id"]]
+        assert "secret" not in listed.json()["items"][0]
+
+        deleted = await client.delete(f"/api/v1/webhooks/{body['id']}", headers=headers)
+        assert deleted.status_code == 204
+        again = await client.delete(f"/api/v1/webhooks/{body['id']}", headers=headers)
+        assert again.status_code == 404
+
+        assert (await client.get("/api/v1/webhooks")).status_code == 401
+        invalid = await client.post(
+            "/api/v1/webhooks", json={"url": "http://x.test", "events": ["nope"]}, headers=headers
+        )
+        assert invalid.status_code == 422
+
+
+async def read_all(socket) -> tuple[list[dict], int | None]:
+    messages = []
+    try:
+        while True:
+            messages.append(json.loads(await asyncio.wait_for(socket.recv(), timeout=10)))
+    except ConnectionClosed:
+        return messages, socket.close_code
+
+
+def processing(peers, user_id: str) -> str:
+    job_id = str(uuid.uuid4())
+    job = detection_pb2.Job(id=job_id, status=detection_pb2.JOB_STATUS_PROCESSING, total=2)
+    job.updated_at.GetCurrentTime()
+    peers.detection.jobs[job_id] = (user_id, job)
+    return job_id
+
+
+async def test_the_websocket_streams_progress_and_closes_after_completion(
+    gateway_url, peers, producer, new_user, events
+) -> None:
+    user_id, _ = new_user()
+    job_id = processing(peers, user_id)
+    url = f"ws://{gateway_url}/api/v1/ws/jobs/{job_id}"
+    async with connect(url, additional_headers=bearer(peers, user_id)) as socket:
+        first = json.loads(await socket.recv())
+        assert first["type"] == "job.progress" and first["job_id"] == job_id
+        await producer.publish(events.progress(user_id, job_id, 1, total=2))
+        await producer.publish(events.finished(user_id, job_id, counts={"cat": 1}))
+        messages, code = await read_all(socket)
+    assert [m["type"] for m in messages] == ["job.progress", "job.completed"]
+    assert messages[1]["class_counts"] == {"cat": 1} and messages[1]["status"] == "completed"
+    assert code == 1000
+
+
+async def test_the_token_may_come_as_the_first_message(gateway_url, peers, new_user) -> None:
+    user_id, _ = new_user()
+    job_id = str(uuid.uuid4())
+    done = detection_pb2.Job(id=job_id, status=detection_pb2.JOB_STATUS_COMPLETED, total=1)
+    peers.detection.jobs[job_id] = (user_id, done)
+    async with connect(f"ws://{gateway_url}/api/v1/ws/jobs/{job_id}") as socket:
+        await socket.send(json.dumps({"token": peers.auth.access_token(user_id)}))
+        messages, code = await read_all(socket)
+    assert [m["type"] for m in messages] == ["job.completed"] and code == 1000
+
+
+async def test_someone_elses_job_closes_with_4404(gateway_url, peers, new_user) -> None:
+    owner, _ = new_user()
+    intruder, _ = new_user()
+    job_id = processing(peers, owner)
+    url = f"ws://{gateway_url}/api/v1/ws/jobs/{job_id}"
+    async with connect(url, additional_headers=bearer(peers, intruder)) as socket:
+        messages, code = await read_all(socket)
+    assert messages == [] and code == 4404
+
+
+@pytest.mark.parametrize("first_message", ['{"token": "not-a-jwt"}', "hello", '{"tok": 1}'])
+async def test_a_bad_or_missing_token_closes_with_4401(gateway_url, first_message: str) -> None:
+    url = f"ws://{gateway_url}/api/v1/ws/jobs/{uuid.uuid4()}"
+    async with connect(url) as socket:
+        await socket.send(first_message)
+        messages, code = await read_all(socket)
+    assert messages == [] and code == 4401
+
+
+async def test_a_bad_bearer_header_closes_with_4401(gateway_url) -> None:
+    url = f"ws://{gateway_url}/api/v1/ws/jobs/{uuid.uuid4()}"
+    async with connect(url, additional_headers={"Authorization": "Bearer nope"}) as socket:
+        messages, code = await read_all(socket)
+    assert messages == [] and code == 4401
+
+
+async def test_a_client_that_leaves_ends_the_upstream_subscription(
+    gateway_url, peers, new_user, service, wait
+) -> None:
+    user_id, _ = new_user()
+    job_id = processing(peers, user_id)
+    channel = f"objectvision:jobs:{job_id}"
+    url = f"ws://{gateway_url}/api/v1/ws/jobs/{job_id}"
+    async with connect(url, additional_headers=bearer(peers, user_id)) as socket:
+        await socket.recv()
+        [(_, subscribers)] = await service.runtime.redis.pubsub_numsub(channel)
+        assert subscribers == 1
+
+    async def unsubscribed() -> bool:
+        [(_, subscribers)] = await service.runtime.redis.pubsub_numsub(channel)
+        return subscribers == 0
+
+    await wait(unsubscribed, within=5)

@@ -1,0 +1,265 @@
+"""Webhooks: registration, destination safety, signed delivery, retries and giving up."""
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import time
+import uuid
+
+import grpc
+import pytest
+from sqlalchemy import select
+
+from notification_service.deliveries.models import deliveries
+from notification_service.deliveries.service import attempts_of
+from notification_service.server import Runtime
+from notification_service.webhooks.secrets import SecretBox, signature
+from notification_service.webhooks.targets import (
+    ForbiddenTarget,
+    is_forbidden_address,
+    parse_webhook_url,
+    resolve_allowed,
+)
+from objectvision.v1 import notification_pb2, notification_pb2_grpc
+from objectvision_common.grpc_client import insecure_channel
+
+
+async def create(service, as_user, user_id: str, url: str, events=()):
+    return await service.stub.CreateWebhook(
+        notification_pb2.CreateWebhookRequest(url=url, events=list(events)),
+        metadata=as_user(user_id),
+    )
+
+
+async def webhook_rows(service, event_id: str):
+    async with service.runtime.sessions() as session:
+        result = await session.execute(
+            select(deliveries).where(
+                deliveries.c.event_id == uuid.UUID(event_id), deliveries.c.channel == "webhook"
+            )
+        )
+        return result.all()
+
+
+def verify(request, secret: str) -> dict:
+    """What a receiver does: recompute the signature over timestamp and raw body."""
+    timestamp = request.headers["X-ObjectVision-Timestamp"]
+    expected = hmac.new(
+        secret.encode(), f"{timestamp}.".encode() + request.body, hashlib.sha256
+    ).hexdigest()
+    assert hmac.compare_digest(request.headers["X-ObjectVision-Signature"], f"v1={expected}")
+    assert abs(int(timestamp) - time.time()) < 60
+    return json.loads(request.body)
+
+
+async def test_webhooks_are_created_listed_and_deleted_per_user(
+    service, receiver, new_user, as_user
+) -> None:
+    owner, _ = new_user()
+    stranger, _ = new_user()
+    created = await create(service, as_user, owner, receiver.url("/crud"), ["job.completed"])
+    assert created.secret.startswith("whsec_") and len(created.secret) > 40
+    assert list(created.webhook.events) == ["job.completed"]
+
+    listed = await service.stub.ListWebhooks(
+        notification_pb2.ListWebhooksRequest(), metadata=as_user(owner)
+    )
+    assert [hook.id for hook in listed.webhooks] == [created.webhook.id]
+    others = await service.stub.ListWebhooks(
+        notification_pb2.ListWebhooksRequest(), metadata=as_user(stranger)
+    )
+    assert list(others.webhooks) == []
+
+    with pytest.raises(grpc.aio.AioRpcError) as duplicate:
+        await create(service, as_user, owner, receiver.url("/crud"))
+    assert duplicate.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+    request = notification_pb2.DeleteWebhookRequest(webhook_id=created.webhook.id)
+    with pytest.raises(grpc.aio.AioRpcError) as not_theirs:
+        await service.stub.DeleteWebhook(request, metadata=as_user(stranger))
+    assert not_theirs.value.code() == grpc.StatusCode.NOT_FOUND
+    await service.stub.DeleteWebhook(request, metadata=as_user(owner))
+    listed = await service.stub.ListWebhooks(
+        notification_pb2.ListWebhooksRequest(), metadata=as_user(owner)
+    )
+    assert list(listed.webhooks) == []
+
+
+async def test_an_empty_event_list_means_every_job_event_and_unknown_types_are_refused(
+    service, receiver, new_user, as_user
+) -> None:
+    user_id, _ = new_user()
+    created = await create(service, as_user, user_id, receiver.url("/all"))
+    assert list(created.webhook.events) == ["job.progress", "job.completed", "job.failed"]
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await create(service, as_user, user_id, receiver.url("/typo"), ["job.complete"])
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_calls_without_a_signed_principal_are_refused(service) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await service.stub.ListWebhooks(notification_pb2.ListWebhooksRequest())
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest.fixture(scope="module")
+async def strict_stub(migrated):
+    """The same service with WEBHOOK_ALLOW_PRIVATE=false, as in production (no workers)."""
+    runtime = Runtime.build(migrated.model_copy(update={"webhook_allow_private": False}))
+    app = runtime.grpc_app()
+    port = await app.start()
+    async with insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield notification_pb2_grpc.NotificationServiceStub(channel)
+    await app.stop()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://0.0.0.0/hook",
+        "http://2130706433/hook",
+        "http://224.0.0.1/hook",
+        "file:///etc/passwd",
+        "ftp://example.com/hook",
+        "https://user:pass@example.com/hook",
+        "http:///no-host",
+    ],
+)
+async def test_webhooks_to_internal_or_non_http_targets_are_refused(
+    strict_stub, new_user, as_user, url: str
+) -> None:
+    user_id, _ = new_user()
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await strict_stub.CreateWebhook(
+            notification_pb2.CreateWebhookRequest(url=url), metadata=as_user(user_id)
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize(
+    ("address", "forbidden"),
+    [
+        ("8.8.8.8", False),
+        ("2606:4700:4700::1111", False),
+        ("100.64.0.1", True),
+        ("fd00::1", True),
+        ("fe80::1", True),
+        ("2002:7f00:1::1", True),
+        ("::ffff:10.0.0.1", True),
+        ("ff02::1", True),
+        ("240.0.0.1", True),
+    ],
+)
+def test_address_classification(address: str, forbidden: bool) -> None:
+    assert is_forbidden_address(ipaddress.ip_address(address)) is forbidden
+
+
+async def test_every_resolved_address_is_checked_not_just_the_first() -> None:
+    # "localhost" may resolve to both ::1 and 127.0.0.1; either alone is enough to refuse.
+    with pytest.raises(ForbiddenTarget):
+        await resolve_allowed(parse_webhook_url("http://localhost:9/"), allow_private=False)
+    allowed = await resolve_allowed(parse_webhook_url("http://127.0.0.1:9/"), allow_private=True)
+    assert allowed == [ipaddress.ip_address("127.0.0.1")]
+
+
+def test_secrets_are_stored_encrypted_and_signatures_cover_timestamp_and_body() -> None:
+    box = SecretBox("key-material")
+    sealed = box.seal("whsec_abc")
+    assert "whsec_abc" not in sealed and box.open(sealed) == "whsec_abc"
+    with pytest.raises(ValueError):
+        SecretBox("other-key").open(sealed)
+    expected = hmac.new(b"whsec_abc", b"1700000000.{}", hashlib.sha256).hexdigest()
+    assert signature("whsec_abc", 1700000000, b"{}") == f"v1={expected}"
+
+
+async def test_a_finished_job_is_posted_signed_to_the_users_webhook(
+    service, producer, receiver, new_user, as_user, events, wait
+) -> None:
+    user_id, _ = new_user()
+    created = await create(service, as_user, user_id, receiver.url(f"/signed/{user_id}"))
+    job_id = str(uuid.uuid4())
+    event_id = await producer.publish(events.finished(user_id, job_id, counts={"cat": 2}))
+
+    [request] = await wait(lambda: receiver.received(f"/signed/{user_id}"))
+    body = verify(request, created.secret)
+    assert request.headers["X-ObjectVision-Event"] == "job.completed"
+    assert request.headers["User-Agent"].startswith("ObjectVision-Webhooks")
+    assert body["id"] == event_id and body["type"] == "job.completed"
+    assert body["data"]["job_id"] == job_id
+    assert body["data"]["class_counts"] == {"cat": 2}
+    assert body["data"]["status"] == "completed"
+    [row] = await wait(lambda: webhook_rows(service, event_id))
+    assert request.headers["X-ObjectVision-Delivery"] == str(row.id)
+    await wait(lambda: _state(service, event_id, "delivered"))
+
+
+async def _state(service, event_id: str, state: str) -> bool:
+    rows = await webhook_rows(service, event_id)
+    return bool(rows) and all(row.state == state for row in rows)
+
+
+async def test_a_receiver_failing_twice_gets_three_attempts_and_one_success(
+    service, producer, receiver, new_user, as_user, events, wait
+) -> None:
+    user_id, _ = new_user()
+    path = f"/flaky/{user_id}"
+    receiver.script(path, [500, 500], then=200)
+    created = await create(service, as_user, user_id, receiver.url(path), ["job.completed"])
+    event_id = await producer.publish(events.finished(user_id, str(uuid.uuid4())))
+
+    await wait(lambda: _state(service, event_id, "delivered"))
+    [row] = await webhook_rows(service, event_id)
+    async with service.runtime.sessions() as session:
+        attempts = await attempts_of(session=session, delivery_id=row.id)
+    assert [a.status_code for a in attempts] == [500, 500, 200]
+    assert [a.succeeded for a in attempts] == [False, False, True]
+    assert [a.attempt for a in attempts] == [1, 2, 3]
+    assert row.attempts == 3 and row.last_error is None
+    requests = receiver.received(path)
+    assert len(requests) == 3
+    assert len({r.headers["X-ObjectVision-Delivery"] for r in requests}) == 1
+    for request in requests:
+        verify(request, created.secret)
+
+
+async def test_a_receiver_that_always_fails_is_given_up_after_max_attempts(
+    service, producer, receiver, new_user, as_user, events, wait
+) -> None:
+    user_id, _ = new_user()
+    path = f"/down/{user_id}"
+    receiver.script(path, [], then=503)
+    await create(service, as_user, user_id, receiver.url(path), ["job.failed"])
+    event_id = await producer.publish(events.finished(user_id, str(uuid.uuid4()), status="failed"))
+
+    await wait(lambda: _state(service, event_id, "dead"))
+    [row] = await webhook_rows(service, event_id)
+    assert row.attempts == 3 and row.last_error == "receiver answered 503"
+    async with service.runtime.sessions() as session:
+        attempts = await attempts_of(session=session, delivery_id=row.id)
+    assert [a.status_code for a in attempts] == [503, 503, 503]
+    assert all(a.duration_ms >= 0 for a in attempts)
+    assert len(receiver.received(path)) == 3
+
+
+async def test_webhooks_only_get_the_event_types_they_asked_for(
+    service, producer, receiver, new_user, as_user, events, wait
+) -> None:
+    user_id, _ = new_user()
+    await create(service, as_user, user_id, receiver.url(f"/only-failed/{user_id}"), ["job.failed"])
+    await create(service, as_user, user_id, receiver.url(f"/progress/{user_id}"), ["job.progress"])
+    job_id = str(uuid.uuid4())
+    completed = await producer.publish(events.finished(user_id, job_id))
+    await producer.publish(events.progress(user_id, job_id, 1))
+
+    [request] = await wait(lambda: receiver.received(f"/progress/{user_id}"))
+    assert json.loads(request.body)["type"] == "job.progress"
+    assert receiver.received(f"/only-failed/{user_id}") == []
+    assert await webhook_rows(service, completed) == []

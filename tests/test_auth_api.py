@@ -1,0 +1,704 @@
+"""The public auth and user API end to end: gateway -> auth-service -> PostgreSQL/Redis.
+
+Uses `gateway_client` and `stack` from tests/conftest.py. The stack's gateway must run with
+TRUST_PROXY_HEADERS=true: every test here sends its own X-Forwarded-For address, so the
+per-IP sign-up limit (5 an hour by default) is per test, not shared by the whole suite.
+
+Every test makes its own users (uuid emails) and depends on no other test.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from google.protobuf import empty_pb2
+
+from objectvision.v1 import auth_pb2_grpc
+
+SIGNUP = "/api/v1/auth/signup"
+LOGIN = "/api/v1/auth/login"
+REFRESH = "/api/v1/auth/refresh"
+LOGOUT = "/api/v1/auth/logout"
+ME = "/api/v1/users/me"
+PROFILE = "/api/v1/users/get-profile"
+SETTINGS = "/api/v1/users/me/settings"
+API_KEYS = "/api/v1/users/me/api-keys"
+PASSWORD = "correct horse battery"
+USER_FIELDS = {"id", "email", "name", "created_at", "updated_at"}
+# Enough to reach any sane configured limit; the defaults are 10 (login) and 5 (sign-up).
+MAX_ATTEMPTS_BEFORE_LIMIT = 200
+
+
+def _address() -> str:
+    """A fresh client address (documentation range), carried in X-Forwarded-For."""
+    return f"2001:db8:{uuid.uuid4().hex[:4]}::{uuid.uuid4().hex[:4]}"
+
+
+def _email() -> str:
+    return f"user-{uuid.uuid4().hex}@example.com"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert {"code", "message", "request_id"} <= set(error)
+    assert error["request_id"] == response.headers["x-request-id"]
+    if code is not None:
+        assert error["code"] == code, error
+    return error
+
+
+def _assert_unauthorized(response: httpx.Response) -> dict:
+    error = _assert_error(response, 401)
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    return error
+
+
+@dataclass
+class Account:
+    id: str
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+async def _signup(
+    client: httpx.AsyncClient, *, email: str | None = None, password: str = PASSWORD
+) -> dict[str, Any]:
+    response = await client.post(
+        SIGNUP,
+        json={"email": email or _email(), "password": password, "name": "Test User"},
+        headers={"X-Forwarded-For": _address()},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def _login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> dict:
+    response = await client.post(
+        LOGIN, json={"email": email, "password": password}, headers={"X-Forwarded-For": _address()}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def _account(client: httpx.AsyncClient) -> Account:
+    user = await _signup(client)
+    tokens = await _login(client, user["email"])
+    return Account(
+        id=user["id"],
+        email=user["email"],
+        password=PASSWORD,
+        access_token=tokens["access_token"],
+        refresh_token=tokens["refresh_token"],
+    )
+
+
+@pytest.fixture
+async def account(gateway_client: httpx.AsyncClient) -> AsyncIterator[Account]:
+    yield await _account(gateway_client)
+
+
+# Tokens re-signed with the auth service's own key: only the claim under test is wrong.
+
+
+def _signing_key(stack: Any) -> Ed25519PrivateKey:
+    env = getattr(stack, "env", None) or {}
+    if env.get("JWT_PRIVATE_KEY"):
+        pem = env["JWT_PRIVATE_KEY"].replace("\\n", "\n").encode()
+    elif env.get("JWT_PRIVATE_KEY_FILE"):
+        pem = Path(env["JWT_PRIVATE_KEY_FILE"]).read_bytes()
+    else:
+        path = Path(stack.data_dir) / "keys" / "auth-jwt-ed25519.pem"
+        if not path.exists():
+            pytest.skip("the auth service's signing key is not readable from this stack")
+        pem = path.read_bytes()
+    key = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    return key
+
+
+def _parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    head, body, _ = token.split(".")
+    return json.loads(_b64url_decode(head)), json.loads(_b64url_decode(body))
+
+
+def _resign(stack: Any, token: str, **claims: Any) -> str:
+    header, payload = _parts(token)
+    payload.update(claims)
+    return jwt.encode(
+        payload, _signing_key(stack), algorithm="EdDSA", headers={"kid": header["kid"]}
+    )
+
+
+def _public_key_bytes(stack: Any) -> bytes:
+    """The published key, as an attacker would have it (from GetJwks)."""
+    with grpc.insecure_channel(stack.service_address("auth")) as channel:
+        jwks = auth_pb2_grpc.AuthServiceStub(channel).GetJwks(empty_pb2.Empty(), timeout=5)
+    return _b64url_decode(jwks.keys[0].x)
+
+
+# Health, readiness, metrics
+
+
+async def test_health(gateway_client: httpx.AsyncClient) -> None:
+    response = await gateway_client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_ready_reports_each_dependency(gateway_client: httpx.AsyncClient) -> None:
+    response = await gateway_client.get("/ready")
+    if response.status_code == 200:
+        body = response.json()
+        assert body["status"] == "ready"
+        assert {"redis", "auth", "detection", "notification"} <= set(body["checks"])
+        return
+    error = _assert_error(response, 503, "not_ready")
+    failed = {detail["loc"][-1] for detail in error["details"]}
+    # Redis and the auth service are certainly up: this very suite is using them.
+    assert failed and not failed & {"redis", "auth"}
+
+
+async def test_metrics_count_requests(gateway_client: httpx.AsyncClient) -> None:
+    await gateway_client.get("/health")
+    await gateway_client.get(ME)
+    response = await gateway_client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert re.search(
+        r'http_requests_total\{method="GET",route="/health",status="200"\}', response.text
+    )
+    assert 'route="/api/v1/users/me",status="401"' in response.text
+    assert "http_request_duration_seconds_bucket" in response.text
+
+
+# Error shape
+
+
+async def test_errors_carry_the_request_id_header(gateway_client: httpx.AsyncClient) -> None:
+    request_id = f"test-{uuid.uuid4().hex}"
+    response = await gateway_client.get(
+        "/api/v1/no-such-route", headers={"X-Request-ID": request_id}
+    )
+    error = _assert_error(response, 404, "not_found")
+    assert error["request_id"] == request_id == response.headers["x-request-id"]
+
+
+async def test_an_unsafe_request_id_is_replaced(gateway_client: httpx.AsyncClient) -> None:
+    response = await gateway_client.get(ME, headers={"X-Request-ID": "two words"})
+    error = _assert_unauthorized(response)
+    assert error["request_id"] != "two words"
+    assert re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", error["request_id"])
+
+
+async def test_wrong_method_is_a_405_naming_every_allowed_method(
+    gateway_client: httpx.AsyncClient,
+) -> None:
+    response = await gateway_client.delete(ME)
+    _assert_error(response, 405, "method_not_allowed")
+    assert {m.strip() for m in response.headers["allow"].split(",")} == {"GET", "PATCH"}
+
+
+async def test_validation_errors_list_the_fields(gateway_client: httpx.AsyncClient) -> None:
+    response = await gateway_client.post(
+        SIGNUP,
+        json={"email": "nope", "password": "x", "name": "N"},
+        headers={"X-Forwarded-For": _address()},
+    )
+    error = _assert_error(response, 422, "validation_error")
+    fields = {detail["loc"][-1] for detail in error["details"]}
+    assert {"email", "password"} <= fields
+
+
+async def test_a_body_that_is_not_utf8_is_malformed_json(
+    gateway_client: httpx.AsyncClient,
+) -> None:
+    response = await gateway_client.post(
+        REFRESH,
+        content=b'{"refresh_token": "\xff\xfe"}',
+        headers={"Content-Type": "application/json"},
+    )
+    _assert_error(response, 422, "malformed_json")
+
+
+# Sign-up
+
+
+async def test_signup_returns_the_user_and_no_secret(gateway_client: httpx.AsyncClient) -> None:
+    email = _email()
+    response = await gateway_client.post(
+        SIGNUP,
+        json={"email": email.upper(), "password": PASSWORD, "name": "Ada"},
+        headers={"X-Forwarded-For": _address()},
+    )
+    assert response.status_code == 201, response.text
+    user = response.json()
+    assert set(user) == USER_FIELDS
+    assert user["email"] == email
+    assert user["name"] == "Ada"
+    assert uuid.UUID(user["id"])
+    assert PASSWORD not in response.text
+
+
+async def test_rejected_signups_write_nothing(gateway_client: httpx.AsyncClient) -> None:
+    email = _email()
+    good = {"email": email, "password": PASSWORD, "name": "Test User"}
+
+    async def post(**kwargs: Any) -> httpx.Response:
+        headers = {"X-Forwarded-For": _address(), **kwargs.pop("headers", {})}
+        return await gateway_client.post(SIGNUP, headers=headers, **kwargs)
+
+    malformed = await post(
+        content=b'{"email": "' + email.encode(), headers={"Content-Type": "application/json"}
+    )
+    _assert_error(malformed, 422, "malformed_json")
+    _assert_error(await post(json={**good, "email": "not-an-email"}), 422, "validation_error")
+    _assert_error(await post(json={**good, "password": "short"}), 422, "validation_error")
+    _assert_error(await post(json={**good, "is_admin": True}), 422, "validation_error")
+    _assert_error(
+        await post(json={**good, "name": "n" * (4 * 1024 * 1024)}), 413, "payload_too_large"
+    )
+
+    async def chunked() -> AsyncIterator[bytes]:
+        yield json.dumps(good)[:-1].encode() + b', "pad": "'
+        for _ in range(64):
+            yield b"p" * 65536
+        yield b'"}'
+
+    streamed = await post(content=chunked(), headers={"Content-Type": "application/json"})
+    _assert_error(streamed, 413, "payload_too_large")
+
+    created = await post(json=good)
+    assert created.status_code == 201, created.text
+    _assert_error(await post(json=good), 409)
+
+
+async def test_signup_is_rate_limited_per_ip(gateway_client: httpx.AsyncClient) -> None:
+    """Refused sign-ups count too, so the limit is reached without creating accounts."""
+    address = _address()
+    bad = {"email": _email(), "password": "short", "name": "Test User"}
+    for _ in range(MAX_ATTEMPTS_BEFORE_LIMIT):
+        response = await gateway_client.post(SIGNUP, json=bad, headers={"X-Forwarded-For": address})
+        if response.status_code == 429:
+            break
+        assert response.status_code == 422, response.text
+    _assert_error(response, 429, "rate_limited")
+    assert int(response.headers["retry-after"]) >= 1
+    good = {"email": _email(), "password": PASSWORD, "name": "Test User"}
+    again = await gateway_client.post(SIGNUP, json=good, headers={"X-Forwarded-For": address})
+    _assert_error(again, 429, "rate_limited")
+    elsewhere = await gateway_client.post(
+        SIGNUP, json=good, headers={"X-Forwarded-For": _address()}
+    )
+    assert elsewhere.status_code == 201, elsewhere.text
+
+
+# Login, refresh, logout
+
+
+async def test_login_with_the_oauth2_form(gateway_client: httpx.AsyncClient) -> None:
+    user = await _signup(gateway_client)
+    response = await gateway_client.post(
+        LOGIN,
+        data={"username": user["email"], "password": PASSWORD, "grant_type": "password"},
+        headers={"X-Forwarded-For": _address()},
+    )
+    assert response.status_code == 200, response.text
+    tokens = response.json()
+    assert set(tokens) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert tokens["token_type"] == "bearer"
+    assert tokens["expires_in"] > 0
+    me = await gateway_client.get(ME, headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert me.status_code == 200
+    assert me.json()["id"] == user["id"]
+
+
+async def test_login_with_json(gateway_client: httpx.AsyncClient) -> None:
+    user = await _signup(gateway_client)
+    tokens = await _login(gateway_client, user["email"])
+    assert tokens["token_type"] == "bearer"
+    me = await gateway_client.get(ME, headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert me.json()["email"] == user["email"]
+
+
+async def test_wrong_password_and_unknown_email_look_the_same(
+    gateway_client: httpx.AsyncClient,
+) -> None:
+    user = await _signup(gateway_client)
+    wrong = await gateway_client.post(
+        LOGIN, json={"email": user["email"], "password": "wrong password"}
+    )
+    unknown = await gateway_client.post(LOGIN, json={"email": _email(), "password": PASSWORD})
+    assert _assert_unauthorized(wrong)["message"] == _assert_unauthorized(unknown)["message"]
+
+
+async def test_login_rejects_other_content_types(gateway_client: httpx.AsyncClient) -> None:
+    response = await gateway_client.post(
+        LOGIN, content=b"user:pass", headers={"Content-Type": "text/plain"}
+    )
+    _assert_error(response, 415, "unsupported_media_type")
+
+
+async def test_login_is_rate_limited_per_ip_and_email(gateway_client: httpx.AsyncClient) -> None:
+    user = await _signup(gateway_client)
+    address = _address()
+    attempt = {"email": user["email"], "password": "wrong password"}
+    for _ in range(MAX_ATTEMPTS_BEFORE_LIMIT):
+        response = await gateway_client.post(
+            LOGIN, json=attempt, headers={"X-Forwarded-For": address}
+        )
+        if response.status_code == 429:
+            break
+        _assert_unauthorized(response)
+    _assert_error(response, 429, "rate_limited")
+    assert int(response.headers["retry-after"]) >= 1
+    # Even the right password waits out the window from this address...
+    right = {"email": user["email"], "password": PASSWORD}
+    blocked = await gateway_client.post(LOGIN, json=right, headers={"X-Forwarded-For": address})
+    _assert_error(blocked, 429, "rate_limited")
+    # ...but the account itself is not locked for everyone else.
+    elsewhere = await gateway_client.post(
+        LOGIN, json=right, headers={"X-Forwarded-For": _address()}
+    )
+    assert elsewhere.status_code == 200, elsewhere.text
+
+
+async def test_refresh_rotates_and_a_reused_token_ends_the_session(
+    gateway_client: httpx.AsyncClient, account: Account
+) -> None:
+    first = await gateway_client.post(REFRESH, json={"refresh_token": account.refresh_token})
+    assert first.status_code == 200, first.text
+    rotated = first.json()
+    assert rotated["refresh_token"] != account.refresh_token
+    assert rotated["token_type"] == "bearer"
+    me = await gateway_client.get(
+        ME, headers={"Authorization": f"Bearer {rotated['access_token']}"}
+    )
+    assert me.status_code == 200
+
+    reused = await gateway_client.post(REFRESH, json={"refresh_token": account.refresh_token})
+    _assert_unauthorized(reused)
+    # Reuse revoked the whole family: the successor is dead too.
+    successor = await gateway_client.post(REFRESH, json={"refresh_token": rotated["refresh_token"]})
+    _assert_unauthorized(successor)
+
+
+async def test_refresh_validates_its_body(gateway_client: httpx.AsyncClient) -> None:
+    _assert_error(await gateway_client.post(REFRESH, json={}), 422, "validation_error")
+    _assert_unauthorized(await gateway_client.post(REFRESH, json={"refresh_token": "ovr_bogus"}))
+
+
+async def test_logout_ends_the_access_and_refresh_tokens(
+    gateway_client: httpx.AsyncClient, account: Account
+) -> None:
+    assert (await gateway_client.get(ME, headers=account.auth)).status_code == 200
+    response = await gateway_client.post(
+        LOGOUT, json={"refresh_token": account.refresh_token}, headers=account.auth
+    )
+    assert response.status_code == 204, response.text
+    assert response.content == b""
+    _assert_unauthorized(await gateway_client.get(ME, headers=account.auth))
+    _assert_unauthorized(
+        await gateway_client.post(REFRESH, json={"refresh_token": account.refresh_token})
+    )
+
+
+async def test_logout_needs_a_bearer_token(
+    gateway_client: httpx.AsyncClient, account: Account
+) -> None:
+    created = await gateway_client.post(API_KEYS, json={"name": "ci"}, headers=account.auth)
+    api_key = created.json()["secret"]
+    response = await gateway_client.post(
+        LOGOUT, json={"refresh_token": account.refresh_token}, headers={"X-API-Key": api_key}
+    )
+    _assert_unauthorized(response)
+    _assert_unauthorized(
+        await gateway_client.post(LOGOUT, json={"refresh_token": account.refresh_token})
+    )
+
+
+# Forged and stale access tokens
+
+
+async def test_no_credentials_is_a_401(gateway_client: httpx.AsyncClient) -> None:
+    response = await gateway_client.get(ME)
+    _assert_unauthorized(response)
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_a_resigned_token_is_accepted(
+    gateway_client: httpx.AsyncClient, stack: Any, account: Account
+) -> None:
+    """The control for the forgeries below: re-signing by itself changes nothing."""
+    token = _resign(stack, account.access_token)
+    response = await gateway_client.get(ME, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+
+
+async def test_an_expired_token_is_a_401(
+    gateway_client: httpx.AsyncClient, stack: Any, account: Account
+) -> None:
+    now = int(time.time())
+    token = _resign(stack, account.access_token, iat=now - 3600, nbf=now - 3600, exp=now - 60)
+    response = await gateway_client.get(ME, headers={"Authorization": f"Bearer {token}"})
+    assert "expired" in _assert_unauthorized(response)["message"]
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"aud": "someone-else"}, {"iss": "https://issuer.example"}, {"typ": "refresh"}],
+)
+async def test_a_token_for_another_audience_issuer_or_use_is_a_401(
+    gateway_client: httpx.AsyncClient, stack: Any, account: Account, claims: dict[str, Any]
+) -> None:
+    token = _resign(stack, account.access_token, **claims)
+    _assert_unauthorized(await gateway_client.get(ME, headers={"Authorization": f"Bearer {token}"}))
+
+
+async def test_alg_none_is_a_401(gateway_client: httpx.AsyncClient, account: Account) -> None:
+    header, payload = _parts(account.access_token)
+    forged = ".".join(
+        [
+            _b64url(json.dumps({**header, "alg": "none"}).encode()),
+            _b64url(json.dumps(payload).encode()),
+            "",
+        ]
+    )
+    _assert_unauthorized(
+        await gateway_client.get(ME, headers={"Authorization": f"Bearer {forged}"})
+    )
+
+
+async def test_hs256_signed_with_the_public_key_is_a_401(
+    gateway_client: httpx.AsyncClient, stack: Any, account: Account
+) -> None:
+    header, payload = _parts(account.access_token)
+    head = _b64url(json.dumps({**header, "alg": "HS256"}).encode())
+    body = _b64url(json.dumps(payload).encode())
+    public = _public_key_bytes(stack)
+    for secret in (public, _b64url(public).encode()):
+        signature = _b64url(hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest())
+        response = await gateway_client.get(
+            ME, headers={"Authorization": f"Bearer {head}.{body}.{signature}"}
+        )
+        _assert_unauthorized(response)
+
+
+async def test_a_tampered_payload_is_a_401(
+    gateway_client: httpx.AsyncClient, account: Account
+) -> None:
+    other = await _account(gateway_client)
+    head, _, signature = account.access_token.split(".")
+    _, payload = _parts(account.access_token)
+    forged_body = _b64url(json.dumps({**payload, "sub": other.id, "admin": True}).encode())
+    response = await gateway_client.get(
+        ME, headers={"Authorization": f"Bearer {head}.{forged_body}.{signature}"}
+    )
+    _assert_unauthorized(response)
+
+
+# Users
+
+
+async def test_me_and_get_profile_agree(
+    gateway_client: httpx.AsyncClient, account: Account
+) -> None:
+    me = await gateway_client.get(ME, headers=account.auth)
+    profile = await gateway_client.get(PROFILE, headers=account.auth)
+    assert me.status_code == profile.status_code == 200
+    assert me.json() == profile.json()
+    assert set(me.json()) == USER_FIELDS
+    assert me.json()["id"] == account.id
+
+
+async def test_own_id_can_be_read_and_changed(
+    gateway_client: httpx.AsyncClient, account: Account
+) -> None:
+    path = f"/api/v1/users/{account.id}"
+    assert (await gateway_client.get(path, headers=account.auth)).json()["id"] == account.id
+    changed = await gateway_client.patch(path, json={"name": "Renamed"}, headers=account.auth)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["name"] == "Renamed"
+    assert (await gateway_client.get(ME, headers=account.auth)).json()["name"] == "Renamed"
+
+
+async def test_another_users_id_is_not_found(
+    gateway_client: httpx.AsyncClient, account: Account
+) -> None:
+    other = await _account(gateway_client)
+    path = f"/api/v1/users/{other.id}"
+    _assert_error(await gateway_client.get(path, headers=account.auth), 404)
+    _assert_error(
+        await gateway_client.patch(path, json={"name": "Hijacked"}, headers=account.auth), 404
+    )
+    assert (await gateway_client.get(ME, headers=other.auth)).json()["name"] != "Hijacked"
+    _assert_error(
+        await gateway_client.get(f"/api/v1/users/{uuid.uuid4()}", headers=account.auth), 404
+    )
+
+
+async def test_a_malformed_user_id_names_nothing(
+    gateway_client: httpx.AsyncClient, account: Account
+) -> None:
+    response = await gateway_client.get("/api/v1/users/not-a-uuid", headers=account.auth)
+    _assert_error(response, 404, "not_found")
+
+
+async def test_patch_me_changes_the_name_and_guards_the_password(
+    gateway_client: httpx.AsyncClient, account: Account
+) -> None:
+    renamed = await gateway_client.patch(ME, json={"name": "New Name"}, headers=account.auth)
+    assert renamed.status_code == 200
+    assert renamed.json()["name"] == "New Name"
+    _assert_error(
+        await gateway_client.patch(ME, json={"password": "another password"}, headers=account.auth),
+        422,
+    )
+    wrong = await gateway_client.patch(
+        ME,
+        json={"password": "another password", "current_password": "not my password"},
+        headers=account.auth,
+    )
+    _assert_error(wrong, 403)
+    for body in ({"is_admin": True}, {"name": None}, {"name": "   "}):
+        _assert_error(
+            await gateway_client.patch(ME, json=body, headers=account.auth),
+            422,
+            "validation_error",
+        )
+
+
+async def test_a_password_change_ends_other_sessions(
+    gateway_client: httpx.AsyncClient, account: Account
+) -> None:
+    changed = await gateway_client.patch(
+        ME,
+        json={"password": "a brand new password", "current_password": account.password},
+        headers=account.auth,
+    )
+    assert changed.status_code == 200, changed.text
+    _assert_unauthorized(
+        await gateway_client.post(LOGIN, json={"email": account.email, "password": PASSWORD})
+    )
+    await _login(gateway_client, account.email, "a brand new password")
+    _assert_unauthorized(
+        await gateway_client.post(REFRESH, json={"refresh_token": account.refresh_token})
+    )
+
+
+async def test_settings_read_and_change(
+    gateway_client: httpx.AsyncClient, account: Account
+) -> None:
+    initial = await gateway_client.get(SETTINGS, headers=account.auth)
+    assert initial.status_code == 200, initial.text
+    assert initial.json()["theme"] == "system"
+    assert initial.json()["notifications_enabled"] is True
+    changed = await gateway_client.patch(
+        SETTINGS, json={"theme": "dark", "notifications_enabled": False}, headers=account.auth
+    )
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["theme"], changed.json()["notifications_enabled"]) == ("dark", False)
+    partial = await gateway_client.patch(SETTINGS, json={"theme": "light"}, headers=account.auth)
+    assert (partial.json()["theme"], partial.json()["notifications_enabled"]) == ("light", False)
+    reread = (await gateway_client.get(SETTINGS, headers=account.auth)).json()
+    assert (reread["theme"], reread["notifications_enabled"]) == ("light", False)
+    _assert_error(
+        await gateway_client.patch(SETTINGS, json={"theme": "neon"}, headers=account.auth), 422
+    )
+    for body in ({"font": "big"}, {"theme": None}, {"notifications_enabled": 0}):
+        _assert_error(
+            await gateway_client.patch(SETTINGS, json=body, headers=account.auth),
+            422,
+            "validation_error",
+        )
+
+
+# API keys
+
+
+async def test_api_key_lifecycle(gateway_client: httpx.AsyncClient, account: Account) -> None:
+    created = await gateway_client.post(API_KEYS, json={"name": "ci"}, headers=account.auth)
+    assert created.status_code == 201, created.text
+    key = created.json()
+    assert key["secret"].startswith(key["prefix"])
+    assert key["name"] == "ci"
+    assert key["revoked_at"] is None
+
+    listed = await gateway_client.get(API_KEYS, headers=account.auth)
+    assert listed.status_code == 200
+    items = listed.json()["items"]
+    assert [item["id"] for item in items] == [key["id"]]
+    assert "secret" not in items[0]
+    assert key["secret"] not in listed.text
+
+    by_key = {"X-API-Key": key["secret"]}
+    me = await gateway_client.get(ME, headers=by_key)
+    assert me.status_code == 200, me.text
+    assert me.json()["id"] == account.id
+    assert (await gateway_client.get(SETTINGS, headers=by_key)).status_code == 200
+    # A key cannot mint more keys (they would outlive its revocation).
+    _assert_error(await gateway_client.post(API_KEYS, json={"name": "x"}, headers=by_key), 403)
+
+    deleted = await gateway_client.delete(f"{API_KEYS}/{key['id']}", headers=account.auth)
+    assert deleted.status_code == 204, deleted.text
+    _assert_unauthorized(await gateway_client.get(ME, headers=by_key))
+    after = (await gateway_client.get(API_KEYS, headers=account.auth)).json()["items"]
+    assert [item["revoked_at"] is not None for item in after if item["id"] == key["id"]] in (
+        [True],
+        [],
+    )
+
+
+async def test_an_unknown_api_key_is_a_401(gateway_client: httpx.AsyncClient) -> None:
+    _assert_unauthorized(await gateway_client.get(ME, headers={"X-API-Key": "ov_00000000_nope"}))
+    _assert_unauthorized(await gateway_client.get(ME, headers={"X-API-Key": "garbage"}))
+
+
+async def test_api_keys_of_others_cannot_be_revoked(
+    gateway_client: httpx.AsyncClient, account: Account
+) -> None:
+    other = await _account(gateway_client)
+    created = await gateway_client.post(API_KEYS, json={"name": "mine"}, headers=other.auth)
+    key = created.json()
+    _assert_error(await gateway_client.delete(f"{API_KEYS}/{key['id']}", headers=account.auth), 404)
+    _assert_error(
+        await gateway_client.delete(f"{API_KEYS}/{uuid.uuid4()}", headers=account.auth), 404
+    )
+    assert (await gateway_client.get(ME, headers={"X-API-Key": key["secret"]})).status_code == 200
+
+
+async def test_api_key_names_are_validated(
+    gateway_client: httpx.AsyncClient, account: Account
+) -> None:
+    for body in ({}, {"name": ""}, {"name": "n" * 101}, {"name": "ok", "scope": "all"}):
+        _assert_error(await gateway_client.post(API_KEYS, json=body, headers=account.auth), 422)
