@@ -16,7 +16,8 @@ export OBJECTVISION_DATA_DIR ?= $(CURDIR)/.data
 PROTOS := $(wildcard proto/objectvision/v1/*.proto)
 STUBS_DIR := common/src
 
-.PHONY: help install proto model triton-env run test test-fast test-slow lint format bench clean
+.PHONY: help install proto model triton-env run test test-slow lint format bench clean \
+	k8s-validate compose-validate
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -62,7 +63,16 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install triton-env model lint ## The whole suite against real PostgreSQL, Redis and Triton
+DEPLOY_VALIDATE := PYTHONPATH=tools $(BIN)/python -m deploy_validate
+
+k8s-validate: install ## Render every k8s overlay and validate every object offline
+	$(DEPLOY_VALIDATE) k8s
+
+compose-validate: install ## docker-compose.yml (compose-spec schema + rules), Dockerfiles, .dockerignore
+	$(DEPLOY_VALIDATE) compose
+	$(DEPLOY_VALIDATE) dockerfiles
+
+test: install triton-env model lint k8s-validate compose-validate ## The whole suite against real PostgreSQL, Redis and Triton
 	$(BIN)/pytest -m "not slow" -p no:cacheprovider
 
 test-slow: install triton-env model ## Fault-injection and load tests

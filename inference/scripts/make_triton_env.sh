@@ -25,7 +25,7 @@ echo "[make_triton_env] creating ${venv_dir} with $(${python} --version)"
 site="$("${venv_dir}/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 pyver="$("${venv_dir}/bin/python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
 triton_dir="${site}/pytriton/tritonserver"
-cp "${triton_dir}/python_backend_stubs/${pyver}/triton_python_backend_stub" \
+cp --remove-destination "${triton_dir}/python_backend_stubs/${pyver}/triton_python_backend_stub" \
    "${triton_dir}/backends/python/triton_python_backend_stub"
 chmod +x "${triton_dir}/backends/python/triton_python_backend_stub" "${triton_dir}/bin/tritonserver"
 

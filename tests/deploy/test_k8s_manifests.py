@@ -1,0 +1,282 @@
+"""Every rendered Kubernetes object: schema-valid, and the rules a production cluster needs."""
+
+import re
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+from deploy_validate import REPO_ROOT, k8s
+from deploy_validate.k8s import OVERLAYS, find
+
+GRPC_SERVICES = {"auth-service": 50051, "detection-service": 50052, "notification-service": 50053}
+APP_DEPLOYMENTS = ("gateway", *GRPC_SERVICES, "triton")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_matches_the_kubernetes_schemas(rendered, overlay):
+    pytest.importorskip("kubernetes_validate")
+    pytest.importorskip("jsonschema")
+    assert k8s.schema_errors(rendered[overlay], k8s.kubernetes_versions()) == []
+
+
+def test_schema_validation_catches_a_typo(rendered):
+    pytest.importorskip("kubernetes_validate")
+    objects = yaml.safe_load(yaml.safe_dump(rendered["prod"]))  # a deep copy
+    deployment = find(objects, "Deployment", "gateway")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["readinesProbe"] = container.pop("readinessProbe")
+    monitor = find(objects, "ServiceMonitor", "triton")
+    monitor["spec"]["endpoints"][0]["intervall"] = "10s"
+    errors = k8s.schema_errors([deployment, monitor], [k8s.MIN_KUBERNETES])
+    assert any("readinesProbe" in e for e in errors)
+    assert any("intervall" in e for e in errors)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_project_rules(rendered, overlay):
+    """Non-root, no privilege escalation, ALL capabilities dropped, read-only root filesystem,
+    requests and limits on every container (init containers too), readiness and liveness
+    probes on long-running containers, references that resolve."""
+    assert k8s.check_rules(rendered[overlay]) == []
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_secret_objects_only_references(rendered, overlay):
+    objects = rendered[overlay]
+    assert not [o for o in objects if o["kind"] == "Secret"]
+    assert set(k8s.secret_references(objects)) == k8s.EXTERNAL_SECRETS
+
+
+def test_every_secret_key_is_documented(rendered):
+    docs = (REPO_ROOT / "docs" / "deployment.md").read_text()
+    keys = set().union(*k8s.secret_references(rendered["prod"]).values())
+    assert keys, "no secret keys referenced?"
+    for key in keys:
+        assert f"`{key}`" in docs, f"secret key {key} is not documented in docs/deployment.md"
+
+
+def test_gpu_only_on_triton_in_prod_and_nowhere_in_dev(rendered):
+    assert set(k8s.gpu_containers(rendered["prod"])) == {
+        ("triton", "triton"),
+        ("triton", "engine-build"),
+    }
+    assert k8s.gpu_containers(rendered["dev"]) == []
+    triton = find(rendered["prod"], "Deployment", "triton")["spec"]["template"]["spec"]
+    limits = triton["containers"][0]["resources"]["limits"]
+    assert limits["nvidia.com/gpu"] == 1
+    assert triton["nodeSelector"] and triton["tolerations"]
+    dev = find(rendered["dev"], "Deployment", "triton")["spec"]["template"]["spec"]
+    assert "nodeSelector" not in dev and "tolerations" not in dev
+    assert [c["name"] for c in dev["initContainers"]] == ["model-prep"]
+    assert dev["initContainers"][0]["args"][0] == "cpu"
+
+
+def test_engine_is_built_on_the_serving_gpu_with_the_matching_tensorrt(rendered):
+    spec = find(rendered["prod"], "Deployment", "triton")["spec"]["template"]["spec"]
+    prep, build = spec["initContainers"]
+    assert (prep["name"], build["name"]) == ("model-prep", "engine-build")
+    assert prep["args"] == ["trt", "/models/repository"]
+    assert "build_engine.sh /models/repository" in build["command"][-1]
+    server = spec["containers"][0]
+    # An engine only loads in the TensorRT it was built with: same NGC release on both.
+    release = re.compile(r":(\d+\.\d+)-py3$")
+    assert release.search(build["image"])[1] == release.search(server["image"])[1]
+    assert "--model-repository=/models/repository" in server["args"]
+    assert server["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert server["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    deployment = find(rendered["prod"], "Deployment", "triton")
+    assert deployment["spec"]["progressDeadlineSeconds"] >= 1200
+
+
+def test_model_prep_writes_what_build_engine_reads():
+    """The model-prep image's script copies inference/scripts/build_engine.sh next to the
+    repository; the engine-build container runs it from there."""
+    script = (REPO_ROOT / "deploy" / "model-prep" / "prepare-repository.sh").read_text()
+    dockerfile = (REPO_ROOT / "deploy" / "model-prep" / "Dockerfile").read_text()
+    assert "inference/scripts/build_engine.sh /opt/objectvision/bin/build_engine.sh" in dockerfile
+    assert 'cp /opt/objectvision/bin/build_engine.sh "$(dirname "$dest")/build_engine.sh"' in script
+    assert (REPO_ROOT / "inference" / "scripts" / "build_engine.sh").is_file()
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_grpc_services_are_headless_with_native_grpc_probes(rendered, overlay):
+    objects = rendered[overlay]
+    for name, port in GRPC_SERVICES.items():
+        service = find(objects, "Service", name)
+        assert service["spec"]["clusterIP"] == "None"
+        container = find(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[probe]["grpc"]["port"] == port
+    gateway = find(objects, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
+    assert gateway["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert gateway["livenessProbe"]["httpGet"]["path"] == "/health"
+    config = next(o for o in objects if o["kind"] == "ConfigMap")["data"]
+    for variable in ("AUTH_SERVICE_ADDR", "DETECTION_SERVICE_ADDR", "NOTIFICATION_SERVICE_ADDR"):
+        assert config[variable].startswith("dns:///")
+
+
+def test_hpas_target_rendered_deployments_and_triton_uses_the_adapter_metric(rendered):
+    objects = rendered["prod"]
+    hpas = {h["metadata"]["name"]: h for h in objects if h["kind"] == "HorizontalPodAutoscaler"}
+    assert set(hpas) == set(APP_DEPLOYMENTS)
+    for hpa in hpas.values():
+        target = hpa["spec"]["scaleTargetRef"]
+        deployment = find(objects, target["kind"], target["name"])
+        assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+        assert hpa["spec"]["minReplicas"] >= 2
+    for name in ("gateway", *GRPC_SERVICES):
+        (metric,) = hpas[name]["spec"]["metrics"]
+        assert metric["resource"]["name"] == "cpu"
+
+    values = yaml.safe_load(
+        (REPO_ROOT / "k8s" / "monitoring" / "prometheus-adapter-values.yaml").read_text()
+    )
+    (rule,) = values["rules"]["custom"]
+    (metric,) = hpas["triton"]["spec"]["metrics"]
+    assert metric["type"] == "Pods"
+    assert metric["pods"]["metric"]["name"] == rule["name"]["as"]
+    query = rule["metricsQuery"]
+    assert "rate(nv_inference_queue_duration_us{<<.LabelMatchers>>}" in query
+    assert "rate(nv_inference_request_success{<<.LabelMatchers>>}" in query
+    assert query.count("(") == query.count(")")
+    assert rule["resources"]["overrides"]["pod"]["resource"] == "pod"
+    behavior = hpas["triton"]["spec"]["behavior"]
+    assert behavior["scaleUp"]["stabilizationWindowSeconds"] >= 60
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 600
+    assert {p["value"] for p in behavior["scaleUp"]["policies"]} == {1}
+    monitor = find(objects, "ServiceMonitor", "triton")
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+def test_no_hpas_and_one_replica_in_dev(rendered):
+    objects = rendered["dev"]
+    assert not [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
+    assert not [o for o in objects if o["kind"] == "ServiceMonitor"]
+    for name in APP_DEPLOYMENTS:
+        assert find(objects, "Deployment", name)["spec"]["replicas"] == 1
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_deployment_has_a_pdb(rendered, overlay):
+    objects = rendered[overlay]
+    pdbs = [o for o in objects if o["kind"] == "PodDisruptionBudget"]
+    for name in APP_DEPLOYMENTS:
+        labels = k8s.pod_labels(find(objects, "Deployment", name))
+        assert any(k8s.selector_matches(p["spec"]["selector"], labels) for p in pdbs), name
+
+
+def _policies_for(objects, pod_name, direction):
+    labels = k8s.pod_labels(find(objects, "Deployment", pod_name))
+    return [
+        p
+        for p in objects
+        if p["kind"] == "NetworkPolicy"
+        and direction in p["spec"].get("policyTypes", [])
+        and k8s.selector_matches(p["spec"]["podSelector"], labels)
+    ]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies(rendered, overlay):
+    objects = rendered[overlay]
+    default_deny = find(objects, "NetworkPolicy", "default-deny")
+    assert default_deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    detection = k8s.pod_labels(find(objects, "Deployment", "detection-service"))
+    others = [k8s.pod_labels(find(objects, "Deployment", n)) for n in APP_DEPLOYMENTS]
+
+    # Triton: inference ports only from detection-service; metrics only from Prometheus.
+    for policy in _policies_for(objects, "triton", "Ingress"):
+        for rule in policy["spec"].get("ingress", []):
+            ports = {p["port"] for p in rule.get("ports", [])}
+            assert ports, "a rule without ports opens every port"
+            for peer in rule["from"]:
+                if "namespaceSelector" in peer:
+                    assert ports == {8002}, "only the metrics port is open to other namespaces"
+                    assert peer["namespaceSelector"] == {
+                        "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
+                    }
+                else:
+                    selected = [
+                        labels
+                        for labels in others
+                        if k8s.selector_matches(peer["podSelector"], labels)
+                    ]
+                    assert selected == [detection]
+    # ... and only detection-service has an egress rule towards Triton.
+    triton = k8s.pod_labels(find(objects, "Deployment", "triton"))
+    for name in APP_DEPLOYMENTS:
+        reaches = any(
+            k8s.selector_matches(peer.get("podSelector", {"matchLabels": {"x": "y"}}), triton)
+            for policy in _policies_for(objects, name, "Egress")
+            for rule in policy["spec"].get("egress", [])
+            for peer in rule.get("to", [])
+        )
+        assert reaches == (name == "detection-service"), name
+
+    # Only the gateway admits traffic from the ingress controller's namespace.
+    for name in APP_DEPLOYMENTS:
+        from_ingress = any(
+            peer.get("namespaceSelector", {})
+            .get("matchLabels", {})
+            .get("kubernetes.io/metadata.name")
+            == "ingress-nginx"
+            for policy in _policies_for(objects, name, "Ingress")
+            for rule in policy["spec"].get("ingress", [])
+            for peer in rule.get("from", [])
+        )
+        assert from_ingress == (name == "gateway"), name
+
+
+def test_migrations_job_runs_every_service_before_rollout(rendered):
+    job = find(rendered["prod"], "Job", "objectvision-migrate")
+    spec = job["spec"]["template"]["spec"]
+    steps = [*spec["initContainers"], *spec["containers"]]
+    assert [c["image"].rsplit("/", 1)[-1].split(":")[0] for c in steps] == [
+        "auth",
+        "detection",
+        "notification",
+    ]
+    assert all(c["args"] == ["migrate"] for c in steps)
+    assert spec["restartPolicy"] == "Never"
+    assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
+    # The migrate phase applies only objects labelled component=migrate: the Job must not need
+    # anything else from the overlay (no ConfigMap), only the operator's Secret.
+    labelled = {
+        (o["kind"], o["metadata"]["name"])
+        for o in rendered["prod"]
+        if o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "migrate"
+    }
+    assert labelled == {
+        ("Job", "objectvision-migrate"),
+        ("ServiceAccount", "migrate"),
+        ("NetworkPolicy", "migrate-egress"),
+    }
+    assert not any(c.get("envFrom") for c in steps)
+    # Same image tags as the Deployments they migrate for.
+    for step, deployment in zip(steps, GRPC_SERVICES, strict=True):
+        container = find(rendered["prod"], "Deployment", deployment)["spec"]["template"]["spec"][
+            "containers"
+        ][0]
+        assert step["image"] == container["image"]
+
+
+def test_prod_ingress_tls_body_size_and_websocket_timeouts(rendered):
+    ingress = find(rendered["prod"], "Ingress", "gateway")
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"].endswith("m")
+    assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+    assert int(annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"]) >= 3600
+    (tls,) = ingress["spec"]["tls"]
+    (rule,) = ingress["spec"]["rules"]
+    assert tls["hosts"] == [rule["host"]]
+    config = next(o for o in rendered["prod"] if o["kind"] == "ConfigMap")["data"]
+    assert urlparse(config["PUBLIC_BASE_URL"]).hostname == rule["host"]
+    assert config["OBJECTVISION_ENV"] == "production"
+
+
+def test_prod_images_are_pinned_to_a_registry(rendered):
+    for obj in k8s.workloads(rendered["prod"]):
+        for _, container in k8s.containers(k8s.pod_spec(obj)):
+            image = container["image"]
+            assert "/" in image.split(":")[0] and not image.startswith("objectvision/"), image
