@@ -1,0 +1,80 @@
+"""Every variable the detection service reads, named once (see .env.example)."""
+
+import os
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from objectvision_common.settings import GrpcServiceSettings
+
+MIB = 1024 * 1024
+
+
+class DetectionSettings(GrpcServiceSettings):
+    grpc_port: int = Field(default=50052, validation_alias="DETECTION_GRPC_PORT")
+    metrics_port: int = Field(default=9102, validation_alias="DETECTION_METRICS_PORT")
+
+    triton_url: str = Field(default="127.0.0.1:8001", validation_alias="TRITON_URL")
+    triton_model_name: str = Field(default="yolov8n", validation_alias="TRITON_MODEL_NAME")
+    # The served ONNX, read once at start-up for its class names; defaults under the data dir.
+    model_path: Path | None = Field(default=None, validation_alias="SERVED_MODEL_PATH")
+    inference_timeout_seconds: float = Field(
+        default=10.0, gt=0, validation_alias="INFERENCE_TIMEOUT_SECONDS"
+    )
+
+    # Micro-batching: a batch leaves when it is full or its first frame has waited this long.
+    # The batch is also capped by the served model's max_batch_size read from Triton.
+    detect_max_batch: int = Field(default=16, ge=1, validation_alias="DETECT_MAX_BATCH")
+    detect_max_delay_ms: float = Field(default=2.0, ge=0, validation_alias="DETECT_MAX_DELAY_MS")
+    detect_max_inflight_batches: int = Field(
+        default=2, ge=1, validation_alias="DETECT_MAX_INFLIGHT_BATCHES"
+    )
+    # Frames waiting for a batch beyond this are refused (UNAVAILABLE) instead of queueing.
+    detect_max_queue: int = Field(default=512, ge=1, validation_alias="DETECT_MAX_QUEUE")
+    stream_max_in_flight: int = Field(
+        default=8, ge=1, validation_alias="DETECT_STREAM_MAX_IN_FLIGHT"
+    )
+
+    confidence_threshold: float = Field(
+        default=0.25, gt=0, le=1, validation_alias="CONFIDENCE_THRESHOLD"
+    )
+    iou_threshold: float = Field(default=0.7, gt=0, le=1, validation_alias="IOU_THRESHOLD")
+    max_detections: int = Field(default=300, ge=1, validation_alias="MAX_DETECTIONS")
+
+    max_upload_bytes: int = Field(default=20 * MIB, ge=1, validation_alias="MAX_UPLOAD_BYTES")
+    max_image_pixels: int = Field(default=40_000_000, ge=1, validation_alias="MAX_IMAGE_PIXELS")
+    max_batch_files: int = Field(default=100, ge=1, validation_alias="MAX_BATCH_FILES")
+    decode_workers: int = Field(
+        default_factory=lambda: min(4, os.cpu_count() or 1), ge=1, validation_alias="DECODE_WORKERS"
+    )
+
+    job_workers: int = Field(default=2, ge=0, validation_alias="JOB_WORKERS")
+    job_stream: str = Field(default="detection:jobs", validation_alias="JOB_STREAM")
+    job_consumer_group: str = Field(
+        default="detection-workers", validation_alias="JOB_CONSUMER_GROUP"
+    )
+    job_claim_idle_ms: int = Field(default=30_000, ge=100, validation_alias="JOB_CLAIM_IDLE_MS")
+    # Unfinished jobs with no worker heartbeat for this long are put on the stream again.
+    job_requeue_after_seconds: float = Field(
+        default=60.0, gt=0, validation_alias="JOB_REQUEUE_AFTER_SECONDS"
+    )
+
+    storage_dir: Path | None = Field(default=None, validation_alias="STORAGE_DIR")
+
+    @model_validator(mode="after")
+    def _paths_under_data_dir(self) -> "DetectionSettings":
+        if self.storage_dir is None:
+            self.storage_dir = self.data_dir / "objects"
+        if self.model_path is None:
+            self.model_path = self.data_dir / "models" / "yolov8n_served.onnx"
+        return self
+
+    @property
+    def objects_dir(self) -> Path:
+        assert self.storage_dir is not None
+        return self.storage_dir
+
+    @property
+    def served_model_path(self) -> Path:
+        assert self.model_path is not None
+        return self.model_path

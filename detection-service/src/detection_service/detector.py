@@ -1,0 +1,149 @@
+"""One image through the whole path: checks, decode, letterbox, batched inference, selection.
+
+Detect, DetectStream and the job workers all call `Detector.detect`; CPU work (decode, resize,
+NMS, box mapping) runs on the decode thread pool, never on the event loop.
+"""
+
+import asyncio
+import math
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from detection_service import postprocess
+from detection_service.imaging import decode as imaging
+from detection_service.imaging.annotate import annotate
+from detection_service.imaging.formats import ImageHeader
+from detection_service.imaging.letterbox import Letterbox, letterbox
+from detection_service.inference.batcher import MicroBatcher
+from detection_service.postprocess import DetectedObject, DetectionOptions
+from objectvision_common.errors import InvalidArgument
+
+# Above this a request gains nothing: the served model returns at most K (1024) candidates.
+MAX_DETECTIONS_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Timings:
+    decode_ms: float
+    queue_ms: float
+    inference_ms: float
+    postprocess_ms: float
+    total_ms: float
+
+    def to_json(self) -> dict[str, float]:
+        return {key: round(value, 3) for key, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    width: int
+    height: int
+    objects: list[DetectedObject]
+    timings: Timings
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000
+
+
+class Detector:
+    def __init__(
+        self,
+        *,
+        batcher: MicroBatcher,
+        executor: Executor,
+        class_names: Sequence[str],
+        limits: imaging.ImageLimits,
+        defaults: DetectionOptions,
+        inference_timeout_s: float,
+    ) -> None:
+        self._batcher = batcher
+        self._executor = executor
+        self.class_names = tuple(class_names)
+        self._class_ids = {name.lower(): i for i, name in enumerate(self.class_names)}
+        self.limits = limits
+        self.defaults = defaults
+        self._inference_timeout = inference_timeout_s
+
+    def class_id(self, value: str) -> int:
+        """A class given by name (any case) or numeric id; InvalidArgument if the model lacks it."""
+        text = value.strip()
+        if text.isdigit() and int(text) < len(self.class_names):
+            return int(text)
+        if text.lower() in self._class_ids:
+            return self._class_ids[text.lower()]
+        raise InvalidArgument(f"unknown class {value!r}")
+
+    def options(
+        self,
+        *,
+        confidence: float = 0.0,
+        iou: float = 0.0,
+        classes: Iterable[str] = (),
+        max_detections: int = 0,
+    ) -> DetectionOptions:
+        """A request's parameters with zeros replaced by the service defaults, validated."""
+        for name, value in (("confidence", confidence), ("iou", iou)):
+            if math.isnan(value) or not 0.0 <= value <= 1.0:
+                raise InvalidArgument(f"{name} must be between 0 and 1 (0 = default)")
+        if not 0 <= max_detections <= MAX_DETECTIONS_LIMIT:
+            raise InvalidArgument(
+                f"max_detections must be between 0 and {MAX_DETECTIONS_LIMIT} (0 = default)"
+            )
+        wanted = [c for c in classes if c.strip()]
+        return DetectionOptions(
+            confidence=confidence or self.defaults.confidence,
+            iou=iou or self.defaults.iou,
+            max_detections=max_detections or self.defaults.max_detections,
+            class_ids=frozenset(self.class_id(c) for c in wanted) if wanted else None,
+        )
+
+    def inspect(self, data: bytes) -> ImageHeader:
+        """Refuse an unfit upload from its header alone (no decoding): safe on the event loop."""
+        return imaging.inspect(data, self.limits)
+
+    async def annotate(self, data: bytes, objects: Sequence[DetectedObject]) -> bytes:
+        """The image as JPEG at its original size with the objects drawn on it."""
+        header = self.inspect(data)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, lambda: annotate(imaging.decode(data, header), objects)
+        )
+
+    def _prepare(self, data: bytes, header: ImageHeader) -> tuple[np.ndarray, Letterbox]:
+        return letterbox(imaging.decode(data, header))
+
+    def _select(
+        self, rows: np.ndarray, box: Letterbox, options: DetectionOptions
+    ) -> list[DetectedObject]:
+        return postprocess.to_objects(postprocess.select(rows, options), box, self.class_names)
+
+    async def detect(
+        self, data: bytes, options: DetectionOptions, *, time_limit_s: float | None = None
+    ) -> DetectionResult:
+        """Objects in one image; raises the domain error of an unfit image, or Unavailable."""
+        started = time.perf_counter()
+        header = self.inspect(data)
+        loop = asyncio.get_running_loop()
+        frame, box = await loop.run_in_executor(self._executor, self._prepare, data, header)
+        decode_ms = _ms(started)
+        budget = self._inference_timeout
+        if time_limit_s is not None:
+            budget = min(budget, time_limit_s)
+        outcome = await self._batcher.infer(frame, time_limit_s=budget)
+        selecting = time.perf_counter()
+        objects = await loop.run_in_executor(
+            self._executor, self._select, outcome.rows, box, options
+        )
+        timings = Timings(
+            decode_ms=decode_ms,
+            queue_ms=outcome.queue_ms,
+            inference_ms=outcome.inference_ms,
+            postprocess_ms=_ms(selecting),
+            total_ms=_ms(started),
+        )
+        return DetectionResult(box.width, box.height, objects, timings)

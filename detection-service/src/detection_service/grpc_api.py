@@ -1,0 +1,381 @@
+"""The DetectionService servicer: read the caller and the request, call the domain, shape replies.
+
+Every RPC is scoped to the principal the gateway signed; another user's ids are NotFound.
+Uploads are refused from their headers before anything is decoded or stored.
+"""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from detection_service.detector import DetectionResult, Detector, Timings
+from detection_service.history import service as history
+from detection_service.history.service import DetectionRecord
+from detection_service.jobs import service as jobs
+from detection_service.jobs.queue import JobQueue
+from detection_service.postprocess import DetectedObject, DetectionOptions
+from detection_service.storage import CHUNK_BYTES, ObjectNotFoundError, ObjectStorage, discard
+from detection_service.uploads import Upload, sanitize_filename
+from objectvision.v1 import detection_pb2, detection_pb2_grpc
+from objectvision_common.errors import DomainError, InvalidArgument, NotFound, Unavailable
+from objectvision_common.identity import principal_from_metadata
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_LIMIT = 20
+MAX_PAGE_LIMIT = 100
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+
+_JOB_STATUS = {
+    jobs.PENDING: detection_pb2.JOB_STATUS_PENDING,
+    jobs.PROCESSING: detection_pb2.JOB_STATUS_PROCESSING,
+    jobs.COMPLETED: detection_pb2.JOB_STATUS_COMPLETED,
+    jobs.FAILED: detection_pb2.JOB_STATUS_FAILED,
+}
+_DETECTION_STATUS = {"completed": detection_pb2.DETECTION_STATUS_COMPLETED}
+
+
+async def _all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
+    """Run concurrently; on the first error cancel the rest and raise that error."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidArgument(f"{what} is not a valid id") from None
+
+
+def _timestamp(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def _objects(objects: Sequence[DetectedObject]) -> list[detection_pb2.DetectedObject]:
+    return [
+        detection_pb2.DetectedObject(
+            class_name=obj.class_name,
+            class_id=obj.class_id,
+            confidence=obj.confidence,
+            box=detection_pb2.BoundingBox(x1=obj.x1, y1=obj.y1, x2=obj.x2, y2=obj.y2),
+        )
+        for obj in objects
+    ]
+
+
+def _image_result(
+    result: DetectionResult, *, filename: str, detection_id: uuid.UUID | None
+) -> detection_pb2.ImageResult:
+    return detection_pb2.ImageResult(
+        detection_id=str(detection_id) if detection_id else "",
+        width=result.width,
+        height=result.height,
+        objects=_objects(result.objects),
+        timings=detection_pb2.Timings(**result.timings.to_json()),
+        filename=filename,
+    )
+
+
+def _detection(record: DetectionRecord) -> detection_pb2.Detection:
+    known = set(Timings.__dataclass_fields__)
+    return detection_pb2.Detection(
+        id=str(record.id),
+        status=_DETECTION_STATUS.get(record.status, detection_pb2.DETECTION_STATUS_UNSPECIFIED),
+        job_id=str(record.job_id) if record.job_id else "",
+        result=detection_pb2.ImageResult(
+            detection_id=str(record.id),
+            width=record.width,
+            height=record.height,
+            objects=_objects(record.objects),
+            timings=detection_pb2.Timings(
+                **{k: v for k, v in record.timings.items() if k in known}
+            ),
+            filename=record.filename,
+        ),
+        created_at=_timestamp(record.created_at),
+        updated_at=_timestamp(record.updated_at),
+    )
+
+
+def _job(view: jobs.JobView) -> detection_pb2.Job:
+    job = detection_pb2.Job(
+        id=str(view.id),
+        status=_JOB_STATUS[view.status],
+        total=view.total,
+        processed=view.processed,
+        failed=view.failed,
+        items=[
+            detection_pb2.JobItem(
+                filename=item.filename,
+                status=_JOB_STATUS[item.status],
+                detection_id=str(item.detection_id) if item.detection_id else "",
+                error=item.error or "",
+                object_count=item.object_count,
+            )
+            for item in view.items
+        ],
+        created_at=_timestamp(view.created_at),
+        updated_at=_timestamp(view.updated_at),
+    )
+    if view.completed_at is not None:
+        job.completed_at.CopyFrom(_timestamp(view.completed_at))
+    return job
+
+
+class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
+    def __init__(
+        self,
+        *,
+        detector: Detector,
+        sessions: async_sessionmaker[AsyncSession],
+        storage: ObjectStorage,
+        queue: JobQueue,
+        service_secret: str,
+        max_batch_files: int,
+        stream_max_in_flight: int,
+    ) -> None:
+        self._detector = detector
+        self._sessions = sessions
+        self._storage = storage
+        self._queue = queue
+        self._secret = service_secret
+        self._max_batch_files = max_batch_files
+        self._stream_max_in_flight = stream_max_in_flight
+
+    def _user_id(self, context: grpc.aio.ServicerContext) -> str:
+        principal = principal_from_metadata(context.invocation_metadata(), secret=self._secret)
+        return principal.user_id
+
+    def _options(self, params: detection_pb2.DetectionParams) -> DetectionOptions:
+        return self._detector.options(
+            confidence=params.confidence,
+            iou=params.iou,
+            classes=params.classes,
+            max_detections=params.max_detections,
+        )
+
+    def _uploads(self, images: Sequence[detection_pb2.ImageInput]) -> list[Upload]:
+        """Every image checked from its header; the first unfit one refuses the whole request."""
+        if not images:
+            raise InvalidArgument("send at least one image")
+        if len(images) > self._max_batch_files:
+            raise InvalidArgument(
+                f"{len(images)} images sent; at most {self._max_batch_files} per request"
+            )
+        uploads = []
+        for position, image in enumerate(images):
+            try:
+                header = self._detector.inspect(image.data)
+            except DomainError as error:
+                name = sanitize_filename(image.filename) or f"#{position + 1}"
+                raise type(error)(f"image {name}: {error.message}") from None
+            uploads.append(Upload(image.data, sanitize_filename(image.filename), header))
+        return uploads
+
+    async def Detect(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.DetectRequest, context: grpc.aio.ServicerContext
+    ) -> detection_pb2.DetectResponse:
+        user_id = self._user_id(context)
+        uploads = self._uploads(request.images)
+        options = self._options(request.params)
+        time_limit_s = context.time_remaining()
+        outcomes = await _all(
+            self._detector.detect(u.data, options, time_limit_s=time_limit_s) for u in uploads
+        )
+        ids: Sequence[uuid.UUID | None] = [None] * len(uploads)
+        if request.store:
+            ids = await self._store(user_id, uploads, outcomes, options)
+        return detection_pb2.DetectResponse(
+            results=[
+                _image_result(outcome, filename=upload.filename, detection_id=detection_id)
+                for upload, outcome, detection_id in zip(uploads, outcomes, ids, strict=True)
+            ]
+        )
+
+    async def _store(
+        self,
+        user_id: str,
+        uploads: Sequence[Upload],
+        outcomes: Sequence[DetectionResult],
+        options: DetectionOptions,
+    ) -> list[uuid.UUID]:
+        keys: list[str] = []
+        try:
+            for upload in uploads:
+                keys.append(await self._storage.put(upload.data))
+            async with self._sessions.begin() as session:
+                return await history.store_detections(
+                    session,
+                    user_id=user_id,
+                    uploads=uploads,
+                    storage_keys=keys,
+                    outcomes=outcomes,
+                    options=options,
+                    now=datetime.now(UTC),
+                )
+        except BaseException:
+            await discard(self._storage, keys)
+            raise
+
+    async def DetectStream(  # noqa: N802 - gRPC method name
+        self,
+        request_iterator: AsyncIterator[detection_pb2.Frame],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[detection_pb2.FrameDetections]:
+        """Frames are detected concurrently but answered in order.
+
+        At most DETECT_STREAM_MAX_IN_FLIGHT frames are read ahead of the oldest unanswered one;
+        beyond that the reader stops, and gRPC flow control pushes back on the sender.
+        """
+        self._user_id(context)
+        in_flight: asyncio.Queue[asyncio.Task[detection_pb2.FrameDetections] | None] = (
+            asyncio.Queue(maxsize=self._stream_max_in_flight)
+        )
+
+        async def read() -> None:
+            options: DetectionOptions | None = None
+            try:
+                async for frame in request_iterator:
+                    if options is None:
+                        options = self._options(frame.params)
+                    await in_flight.put(asyncio.ensure_future(self._frame(frame, options)))
+            finally:
+                await in_flight.put(None)
+
+        reader = asyncio.ensure_future(read())
+        try:
+            while (task := await in_flight.get()) is not None:
+                yield await task
+            await reader
+        finally:
+            reader.cancel()
+            while not in_flight.empty():
+                if (task := in_flight.get_nowait()) is not None:
+                    task.cancel()
+
+    async def _frame(
+        self, frame: detection_pb2.Frame, options: DetectionOptions
+    ) -> detection_pb2.FrameDetections:
+        """One frame's answer; its own bad image becomes `error`, Triton outages end the stream."""
+        try:
+            outcome = await self._detector.detect(frame.image.data, options)
+        except Unavailable:
+            raise
+        except DomainError as error:
+            return detection_pb2.FrameDetections(sequence=frame.sequence, error=error.message)
+        return detection_pb2.FrameDetections(
+            sequence=frame.sequence,
+            result=_image_result(
+                outcome, filename=sanitize_filename(frame.image.filename), detection_id=None
+            ),
+        )
+
+    async def SubmitJob(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext
+    ) -> detection_pb2.Job:
+        user_id = self._user_id(context)
+        key = request.idempotency_key.strip()
+        if len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
+            raise InvalidArgument(
+                f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters"
+            )
+        uploads = self._uploads(request.images)
+        options = self._options(request.params)
+        view = await jobs.submit_job(
+            sessions=self._sessions,
+            storage=self._storage,
+            queue=self._queue,
+            user_id=user_id,
+            uploads=uploads,
+            options=options,
+            idempotency_key=key or None,
+        )
+        return _job(view)
+
+    async def GetJob(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.GetJobRequest, context: grpc.aio.ServicerContext
+    ) -> detection_pb2.Job:
+        user_id = self._user_id(context)
+        job_id = _uuid(request.job_id, "job_id")
+        async with self._sessions() as session:
+            return _job(await jobs.get_job(session, job_id=job_id, user_id=user_id))
+
+    async def ListDetections(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.ListDetectionsRequest, context: grpc.aio.ServicerContext
+    ) -> detection_pb2.ListDetectionsResponse:
+        user_id = self._user_id(context)
+        limit = request.page.limit or DEFAULT_PAGE_LIMIT
+        offset = request.page.offset
+        if limit < 0 or offset < 0:
+            raise InvalidArgument("page limit and offset must not be negative")
+        limit = min(limit, MAX_PAGE_LIMIT)
+        class_filter = request.class_filter.strip()
+        class_id = self._detector.class_id(class_filter) if class_filter else None
+        since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
+        until = request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None
+        async with self._sessions() as session:
+            records, total = await history.list_detections(
+                session,
+                user_id=user_id,
+                limit=limit,
+                offset=offset,
+                class_id=class_id,
+                since=since,
+                until=until,
+            )
+        return detection_pb2.ListDetectionsResponse(
+            items=[_detection(r) for r in records], total=total, limit=limit, offset=offset
+        )
+
+    async def GetDetection(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.GetDetectionRequest, context: grpc.aio.ServicerContext
+    ) -> detection_pb2.Detection:
+        user_id = self._user_id(context)
+        detection_id = _uuid(request.detection_id, "detection_id")
+        async with self._sessions() as session:
+            record = await history.get_detection(
+                session, user_id=user_id, detection_id=detection_id
+            )
+        return _detection(record)
+
+    async def GetAnnotatedImage(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.GetAnnotatedImageRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[detection_pb2.ImageChunk]:
+        """The stored upload as it was, or re-encoded as JPEG with its boxes drawn."""
+        user_id = self._user_id(context)
+        detection_id = _uuid(request.detection_id, "detection_id")
+        async with self._sessions() as session:
+            image = await history.get_image(session, user_id=user_id, detection_id=detection_id)
+            record = (
+                await history.get_detection(session, user_id=user_id, detection_id=detection_id)
+                if request.annotated
+                else None
+            )
+        try:
+            if record is None:
+                async for chunk in self._storage.open(image.storage_key):
+                    yield detection_pb2.ImageChunk(data=chunk, content_type=image.content_type)
+                return
+            data = await self._storage.get(image.storage_key)
+        except ObjectNotFoundError:
+            raise NotFound("the image of this detection is no longer stored") from None
+        jpeg = await self._detector.annotate(data, record.objects)
+        for start in range(0, len(jpeg), CHUNK_BYTES):
+            yield detection_pb2.ImageChunk(
+                data=jpeg[start : start + CHUNK_BYTES], content_type="image/jpeg"
+            )

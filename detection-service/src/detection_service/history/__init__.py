@@ -1,0 +1,1 @@
+"""A user's stored detections: images, results, listing and lookup."""

@@ -1,0 +1,78 @@
+"""Tables of stored detections: one row per image analysed, its objects, and the stored upload."""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from detection_service.schema import SCHEMA, metadata
+
+DETECTION_COMPLETED = "completed"
+
+detections = sa.Table(
+    "detections",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column(
+        "job_id", UUID(as_uuid=True), sa.ForeignKey(f"{SCHEMA}.jobs.id", ondelete="SET NULL")
+    ),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("filename", sa.Text, nullable=False, server_default=""),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("object_count", sa.Integer, nullable=False),
+    sa.Column("timings", JSONB, nullable=False),
+    sa.Column("params", JSONB, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # History pages: a user's newest first; the id breaks ties between equal timestamps.
+    sa.Index(
+        "ix_detections_user_created",
+        "user_id",
+        sa.text("created_at DESC"),
+        sa.text("id DESC"),
+    ),
+    sa.Index("ix_detections_job_id", "job_id"),
+)
+
+results = sa.Table(
+    "results",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column(
+        "detection_id",
+        UUID(as_uuid=True),
+        sa.ForeignKey(f"{SCHEMA}.detections.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("class_id", sa.SmallInteger, nullable=False),
+    sa.Column("class_name", sa.Text, nullable=False),
+    sa.Column("confidence", sa.Float, nullable=False),
+    # Top-left corner and size in original-image pixels; x2 = x + width, y2 = y + height.
+    sa.Column("x", sa.Float, nullable=False),
+    sa.Column("y", sa.Float, nullable=False),
+    sa.Column("width", sa.Float, nullable=False),
+    sa.Column("height", sa.Float, nullable=False),
+    sa.Index("ix_results_detection_id", "detection_id"),
+    # The class filter of the history: "detections of this user that contain a <class>".
+    sa.Index("ix_results_class_detection", "class_id", "detection_id"),
+)
+
+images = sa.Table(
+    "images",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column(
+        "detection_id",
+        UUID(as_uuid=True),
+        sa.ForeignKey(f"{SCHEMA}.detections.id", ondelete="SET NULL"),
+        unique=True,
+    ),
+    sa.Column("storage_key", sa.Text, nullable=False, unique=True),
+    sa.Column("content_type", sa.Text, nullable=False),
+    sa.Column("size_bytes", sa.Integer, nullable=False),
+    sa.Column("original_filename", sa.Text, nullable=False, server_default=""),
+    # False while a job has the image queued; true once a detection was made from it.
+    sa.Column("processed", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,66 @@
+"""Boxes and labels drawn on the original image, encoded as JPEG at its original size."""
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from detection_service.postprocess import DetectedObject
+
+JPEG_QUALITY = 90
+# Ultralytics' palette (BGR), so annotated images look like what users know from YOLO tools.
+_PALETTE = (
+    (56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207),
+    (10, 249, 72), (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0),
+    (168, 153, 44), (255, 194, 0), (147, 69, 52), (255, 115, 100), (236, 24, 0),
+    (255, 56, 132), (133, 0, 82), (255, 56, 203), (200, 149, 255), (199, 55, 255),
+)  # fmt: skip
+
+
+def draw(image_bgr: np.ndarray, objects: Sequence[DetectedObject]) -> np.ndarray:
+    """A copy of the image with one labelled box per object; line width follows image size."""
+    canvas = image_bgr.copy()
+    height, width = canvas.shape[:2]
+    thickness = max(1, round((height + width) / 2 * 0.003))
+    font_scale = thickness / 3
+    for obj in objects:
+        color = _PALETTE[obj.class_id % len(_PALETTE)]
+        top_left = (round(obj.x1), round(obj.y1))
+        cv2.rectangle(canvas, top_left, (round(obj.x2), round(obj.y2)), color, thickness)
+        label = f"{obj.class_name} {obj.confidence:.2f}"
+        (text_w, text_h), baseline = cv2.getTextSize(
+            label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, max(1, thickness - 1)
+        )
+        # Label above the box, or inside it when the box touches the top edge.
+        above = top_left[1] - text_h - baseline >= 0
+        y_text = top_left[1] - baseline if above else top_left[1] + text_h
+        y_bg = top_left[1] - text_h - baseline if above else top_left[1]
+        cv2.rectangle(
+            canvas,
+            (top_left[0], y_bg),
+            (top_left[0] + text_w, y_bg + text_h + baseline),
+            color,
+            cv2.FILLED,
+        )
+        cv2.putText(
+            canvas,
+            label,
+            (top_left[0], y_text),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            (255, 255, 255),
+            max(1, thickness - 1),
+            cv2.LINE_AA,
+        )
+    return canvas
+
+
+def encode_jpeg(image_bgr: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+    ok, encoded = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return encoded.tobytes()
+
+
+def annotate(image_bgr: np.ndarray, objects: Sequence[DetectedObject]) -> bytes:
+    return encode_jpeg(draw(image_bgr, objects))

@@ -1,0 +1,169 @@
+"""One queue in front of Triton that turns concurrent single-frame calls into batched requests.
+
+Detect, DetectStream frames and job workers each submit one letterboxed frame and await a
+future. A collector task takes the first waiting frame, then whatever else arrives until the
+batch is full (DETECT_MAX_BATCH, capped by the model's max_batch_size) or the first frame has
+waited DETECT_MAX_DELAY_MS, and sends one request. At most DETECT_MAX_INFLIGHT_BATCHES requests
+are outstanding; while they run, new frames pile up and form the next, larger batch, so batch
+size grows with load and latency stays low when idle.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detection_service.inference.triton import RETRY_AFTER_SECONDS, TritonModel, make_input
+from detection_service.metrics import DetectionMetrics
+from objectvision_common.errors import DomainError, Unavailable
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InferenceOutcome:
+    """One frame's candidate rows and where its time went."""
+
+    rows: np.ndarray
+    queue_ms: float
+    inference_ms: float
+    batch_size: int
+
+
+@dataclass
+class _Pending:
+    frame: np.ndarray
+    future: asyncio.Future[InferenceOutcome]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        model: TritonModel,
+        *,
+        executor: Executor,
+        metrics: DetectionMetrics,
+        max_batch: int,
+        max_delay_s: float,
+        request_timeout_s: float,
+        max_inflight_batches: int = 2,
+        max_queue: int = 512,
+    ) -> None:
+        self._model = model
+        self._executor = executor
+        self._metrics = metrics
+        self._max_batch = max_batch
+        self._max_delay = max_delay_s
+        self._max_queue = max_queue
+        self._request_timeout = request_timeout_s
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(max_inflight_batches)
+        self._sending: set[asyncio.Task[None]] = set()
+        self._collector: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._collector = asyncio.create_task(self._collect_forever(), name="micro-batcher")
+
+    async def stop(self) -> None:
+        """Stop collecting and fail whatever still waits, so no caller hangs at shutdown."""
+        if self._collector is not None:
+            self._collector.cancel()
+            await asyncio.gather(self._collector, return_exceptions=True)
+            self._collector = None
+        await asyncio.gather(*self._sending, return_exceptions=True)
+        while not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if not pending.future.done():
+                pending.future.set_exception(
+                    Unavailable("the service is shutting down", retry_after_seconds=1)
+                )
+
+    async def infer(self, frame: np.ndarray, *, time_limit_s: float) -> InferenceOutcome:
+        """Candidate rows for one letterboxed frame; Unavailable if Triton cannot answer in time."""
+        if self._collector is None:
+            raise Unavailable("the service is not accepting work", retry_after_seconds=1)
+        if self._queue.qsize() >= self._max_queue:
+            raise Unavailable("too many images waiting for inference", retry_after_seconds=1)
+        pending = _Pending(frame, asyncio.get_running_loop().create_future())
+        self._queue.put_nowait(pending)
+        try:
+            async with asyncio.timeout(time_limit_s):
+                # Cancelling this await cancels the future; the collector skips such frames.
+                return await pending.future
+        except TimeoutError:
+            raise Unavailable(
+                "inference did not finish in time", retry_after_seconds=RETRY_AFTER_SECONDS
+            ) from None
+
+    async def _collect_forever(self) -> None:
+        while True:
+            await self._slots.acquire()
+            try:
+                limit = min(self._max_batch, await self._model.max_batch_size() or self._max_batch)
+                batch = await self._collect(limit)
+            except BaseException:
+                self._slots.release()
+                raise
+            task = asyncio.create_task(self._send(batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _collect(self, limit: int) -> list[_Pending]:
+        """Frames of callers still waiting (a caller that gave up has a cancelled future)."""
+        loop = asyncio.get_running_loop()
+        first = await self._queue.get()
+        while first.future.done():
+            first = await self._queue.get()
+        batch = [first]
+        waited = time.perf_counter() - first.enqueued
+        deadline = loop.time() + max(0.0, self._max_delay - waited)
+        while len(batch) < limit:
+            if self._queue.empty():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    async with asyncio.timeout(remaining):
+                        pending = await self._queue.get()
+                except TimeoutError:
+                    break
+            else:
+                pending = self._queue.get_nowait()
+            if not pending.future.done():
+                batch.append(pending)
+        return batch
+
+    async def _send(self, batch: Sequence[_Pending]) -> None:
+        try:
+            live = [p for p in batch if not p.future.done()]
+            if not live:
+                return
+            sent = time.perf_counter()
+            loop = asyncio.get_running_loop()
+            tensor = await loop.run_in_executor(self._executor, make_input, [p.frame for p in live])
+            rows = await self._model.infer(tensor, time_limit_s=self._request_timeout)
+            inference_ms = (time.perf_counter() - sent) * 1000
+            self._metrics.batch_size.observe(len(live))
+            self._metrics.inference_latency.observe(inference_ms / 1000)
+            for index, pending in enumerate(live):
+                queue_ms = (sent - pending.enqueued) * 1000
+                self._metrics.queue_wait.observe(queue_ms / 1000)
+                if not pending.future.done():
+                    pending.future.set_result(
+                        InferenceOutcome(rows[index], queue_ms, inference_ms, len(live))
+                    )
+        except Exception as error:
+            kind = "unavailable" if isinstance(error, Unavailable) else "error"
+            self._metrics.inference_errors.labels(kind).inc()
+            if not isinstance(error, DomainError):
+                logger.exception("batched inference failed", extra={"batch": len(batch)})
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(error)
+        finally:
+            self._slots.release()

@@ -1,0 +1,62 @@
+"""Tables of batch jobs and their items."""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from detection_service.schema import SCHEMA, metadata
+
+PENDING = "pending"
+PROCESSING = "processing"
+COMPLETED = "completed"
+FAILED = "failed"
+UNFINISHED = (PENDING, PROCESSING)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("total", sa.Integer, nullable=False),
+    # Items finished either way (processed includes failed): progress is processed / total.
+    sa.Column("processed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("params", JSONB, nullable=False),
+    sa.Column("idempotency_key", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("completed_at", sa.DateTime(timezone=True)),
+    # Last sign of life from a worker (or the last re-enqueue); the sweeper's clock.
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('pending', 'processing', 'completed', 'failed')", name="status"),
+    sa.UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_id_idempotency_key"),
+    sa.Index(
+        "ix_jobs_unfinished_heartbeat",
+        "heartbeat_at",
+        postgresql_where=sa.text("status IN ('pending', 'processing')"),
+    ),
+)
+
+job_items = sa.Table(
+    "job_items",
+    metadata,
+    sa.Column(
+        "job_id",
+        UUID(as_uuid=True),
+        sa.ForeignKey(f"{SCHEMA}.jobs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("image_id", UUID(as_uuid=True), sa.ForeignKey(f"{SCHEMA}.images.id"), nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column(
+        "detection_id",
+        UUID(as_uuid=True),
+        sa.ForeignKey(f"{SCHEMA}.detections.id", ondelete="SET NULL"),
+    ),
+    sa.Column("object_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('pending', 'completed', 'failed')", name="status"),
+)

@@ -1,0 +1,81 @@
+"""The job queue: a Redis Stream of job ids read through one consumer group.
+
+A message stays in the group's pending list until a worker acknowledges it after the job's
+results are committed; a message whose consumer went quiet longer than the claim idle time is
+taken over with XAUTOCLAIM. A live worker resets its message's idle time (XCLAIM JUSTID) while it
+works, so only dead consumers lose their messages.
+"""
+
+import uuid
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+_FIELD = "job_id"
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    job_id: uuid.UUID | None
+
+
+def _message(message_id: str, fields: dict[str, str] | None) -> Message:
+    try:
+        job_id = uuid.UUID(fields[_FIELD]) if fields else None
+    except (KeyError, ValueError):
+        job_id = None
+    return Message(message_id, job_id)
+
+
+class JobQueue:
+    def __init__(self, redis: Redis, *, stream: str, group: str) -> None:
+        self.redis = redis
+        self.stream = stream
+        self.group = group
+
+    async def ensure_group(self) -> None:
+        """Create the stream and group if missing; from id 0 so nothing added earlier is skipped."""
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    async def enqueue(self, job_id: uuid.UUID) -> str:
+        return str(await self.redis.xadd(self.stream, {_FIELD: str(job_id)}))
+
+    async def read(self, consumer: str, *, block_ms: int) -> Message | None:
+        """The next never-delivered message, waiting up to block_ms for one."""
+        reply = await self.redis.xreadgroup(
+            self.group, consumer, {self.stream: ">"}, count=1, block=block_ms
+        )
+        for _stream, entries in reply or ():
+            for message_id, fields in entries:
+                return _message(message_id, fields)
+        return None
+
+    async def reclaim(
+        self, consumer: str, *, min_idle_ms: int, cursor: str
+    ) -> tuple[Message | None, str]:
+        """Take over one message idle longer than min_idle_ms; returns it and the next cursor."""
+        reply = await self.redis.xautoclaim(
+            self.stream, self.group, consumer, min_idle_ms, start_id=cursor, count=1
+        )
+        next_cursor, entries = str(reply[0]), reply[1]
+        for message_id, fields in entries:
+            if message_id is not None:
+                return _message(message_id, fields), next_cursor
+        return None, next_cursor
+
+    async def touch(self, consumer: str, message_id: str) -> None:
+        """Reset the message's idle time: proof of life for XAUTOCLAIM."""
+        await self.redis.xclaim(self.stream, self.group, consumer, 0, [message_id], justid=True)
+
+    async def ack(self, message_id: str) -> None:
+        """Acknowledge and delete together, so the stream holds only unfinished work."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.stream, self.group, message_id)
+            pipe.xdel(self.stream, message_id)
+            await pipe.execute()

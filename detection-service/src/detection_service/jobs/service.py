@@ -1,0 +1,375 @@
+"""Job rows: submission, the caller's view of a job, and the one transaction that finishes an item.
+
+`finish_item` locks the item row and does nothing if the item is no longer pending, so a job
+that two workers process (a reclaimed message, a re-enqueued job) still gets each item's
+detection exactly once; the job counters, its final status and its outbox events change in
+that same transaction.
+"""
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from redis.exceptions import RedisError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from detection_service import outbox
+from detection_service.detector import DetectionResult
+from detection_service.history import service as history
+from detection_service.history.models import detections, images, results
+from detection_service.jobs.models import (
+    COMPLETED,
+    FAILED,
+    PENDING,
+    PROCESSING,
+    UNFINISHED,
+    job_items,
+    jobs,
+)
+from detection_service.jobs.queue import JobQueue
+from detection_service.postprocess import DetectionOptions
+from detection_service.storage import ObjectStorage, discard
+from detection_service.uploads import Upload
+from objectvision.v1 import notification_pb2
+from objectvision_common.errors import NotFound
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobItemView:
+    position: int
+    filename: str
+    status: str
+    detection_id: uuid.UUID | None
+    error: str | None
+    object_count: int
+
+
+@dataclass(frozen=True)
+class JobView:
+    id: uuid.UUID
+    user_id: str
+    status: str
+    total: int
+    processed: int
+    failed: int
+    items: list[JobItemView]
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """What a worker needs to process one pending item."""
+
+    job_id: uuid.UUID
+    user_id: str
+    position: int
+    image_id: uuid.UUID
+    storage_key: str
+    filename: str
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def get_job(session: AsyncSession, *, job_id: uuid.UUID, user_id: str | None) -> JobView:
+    """A job with its items; scoped to user_id unless None (workers)."""
+    query = sa.select(jobs).where(jobs.c.id == job_id)
+    if user_id is not None:
+        query = query.where(jobs.c.user_id == user_id)
+    job = (await session.execute(query)).first()
+    if job is None:
+        raise NotFound("no such job")
+    rows = await session.execute(
+        sa.select(job_items, images.c.original_filename)
+        .join(images, images.c.id == job_items.c.image_id)
+        .where(job_items.c.job_id == job_id)
+        .order_by(job_items.c.position)
+    )
+    items = [
+        JobItemView(
+            position=row.position,
+            filename=row.original_filename,
+            status=row.status,
+            detection_id=row.detection_id,
+            error=row.error,
+            object_count=row.object_count,
+        )
+        for row in rows
+    ]
+    return JobView(
+        id=job.id,
+        user_id=job.user_id,
+        status=job.status,
+        total=job.total,
+        processed=job.processed,
+        failed=job.failed,
+        items=items,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        completed_at=job.completed_at,
+    )
+
+
+async def _job_id_for_key(session: AsyncSession, *, user_id: str, key: str) -> uuid.UUID | None:
+    return await session.scalar(
+        sa.select(jobs.c.id).where(jobs.c.user_id == user_id, jobs.c.idempotency_key == key)
+    )
+
+
+async def submit_job(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
+    queue: JobQueue,
+    user_id: str,
+    uploads: Sequence[Upload],
+    options: DetectionOptions,
+    idempotency_key: str | None,
+) -> JobView:
+    """Store the uploads and the job, then put the job on the stream.
+
+    A repeated idempotency key returns the first job. If the XADD fails after the commit the
+    job stays pending and the sweeper enqueues it later: nothing is lost.
+    """
+    if idempotency_key:
+        async with sessions() as session:
+            existing = await _job_id_for_key(session, user_id=user_id, key=idempotency_key)
+            if existing is not None:
+                return await get_job(session, job_id=existing, user_id=user_id)
+    keys: list[str] = []
+    job_id = uuid.uuid4()
+    now = _now()
+    try:
+        for upload in uploads:
+            keys.append(await storage.put(upload.data))
+        async with sessions.begin() as session:
+            inserted = await session.scalar(
+                pg_insert(jobs)
+                .values(
+                    id=job_id,
+                    user_id=user_id,
+                    status=PENDING,
+                    total=len(uploads),
+                    params=options.to_json(),
+                    idempotency_key=idempotency_key or None,
+                    created_at=now,
+                    updated_at=now,
+                    heartbeat_at=now,
+                )
+                .on_conflict_do_nothing(constraint="uq_jobs_user_id_idempotency_key")
+                .returning(jobs.c.id)
+            )
+            if inserted is not None:
+                await _insert_items(session, job_id, user_id, uploads, keys, now)
+    except BaseException:
+        await discard(storage, keys)
+        raise
+    if inserted is None:
+        # A concurrent submission with the same key won the race: answer with its job.
+        await discard(storage, keys)
+        async with sessions() as session:
+            existing = await _job_id_for_key(session, user_id=user_id, key=idempotency_key or "")
+            assert existing is not None
+            return await get_job(session, job_id=existing, user_id=user_id)
+    try:
+        await queue.enqueue(job_id)
+    except RedisError:
+        logger.warning("job stored but not enqueued; the sweeper will", extra={"job": str(job_id)})
+    async with sessions() as session:
+        return await get_job(session, job_id=job_id, user_id=user_id)
+
+
+async def _insert_items(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    user_id: str,
+    uploads: Sequence[Upload],
+    keys: Sequence[str],
+    now: datetime,
+) -> None:
+    for position, (upload, key) in enumerate(zip(uploads, keys, strict=True)):
+        image_id = uuid.uuid4()
+        await history.insert_image(
+            session,
+            image_id=image_id,
+            user_id=user_id,
+            upload=upload,
+            storage_key=key,
+            detection_id=None,
+            now=now,
+        )
+        await session.execute(
+            job_items.insert().values(
+                job_id=job_id, position=position, image_id=image_id, status=PENDING, updated_at=now
+            )
+        )
+
+
+async def start_job(
+    session: AsyncSession, *, job_id: uuid.UUID
+) -> tuple[DetectionOptions, list[WorkItem]] | None:
+    """Mark the job processing and return its pending items; None if it is finished or gone."""
+    job = (
+        await session.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status.in_(UNFINISHED))
+            .values(status=PROCESSING, heartbeat_at=_now())
+            .returning(jobs.c.user_id, jobs.c.params)
+        )
+    ).first()
+    if job is None:
+        return None
+    rows = await session.execute(
+        sa.select(
+            job_items.c.position, images.c.id, images.c.storage_key, images.c.original_filename
+        )
+        .join(images, images.c.id == job_items.c.image_id)
+        .where(job_items.c.job_id == job_id, job_items.c.status == PENDING)
+        .order_by(job_items.c.position)
+    )
+    items = [
+        WorkItem(job_id, job.user_id, row.position, row.id, row.storage_key, row.original_filename)
+        for row in rows
+    ]
+    return DetectionOptions.from_json(job.params), items
+
+
+async def heartbeat(session: AsyncSession, *, job_id: uuid.UUID) -> None:
+    await session.execute(
+        sa.update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.status.in_(UNFINISHED))
+        .values(heartbeat_at=_now())
+    )
+
+
+async def finish_item(
+    session: AsyncSession,
+    *,
+    item: WorkItem,
+    options: DetectionOptions,
+    result: DetectionResult | None,
+    error: str | None,
+) -> bool:
+    """Record one item's outcome once; False if another worker already did."""
+    status = await session.scalar(
+        sa.select(job_items.c.status)
+        .where(job_items.c.job_id == item.job_id, job_items.c.position == item.position)
+        .with_for_update()
+    )
+    if status != PENDING:
+        return False
+    now = _now()
+    detection_id = None
+    if result is not None:
+        detection_id = uuid.uuid4()
+        await history.insert_detection(
+            session,
+            detection_id=detection_id,
+            user_id=item.user_id,
+            job_id=item.job_id,
+            filename=item.filename,
+            result=result,
+            options=options,
+            now=now,
+        )
+        await session.execute(
+            sa.update(images)
+            .where(images.c.id == item.image_id)
+            .values(processed=True, detection_id=detection_id)
+        )
+    await session.execute(
+        sa.update(job_items)
+        .where(job_items.c.job_id == item.job_id, job_items.c.position == item.position)
+        .values(
+            status=COMPLETED if result is not None else FAILED,
+            error=error,
+            detection_id=detection_id,
+            object_count=len(result.objects) if result is not None else 0,
+            updated_at=now,
+        )
+    )
+    counts = (
+        await session.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == item.job_id)
+            .values(
+                processed=jobs.c.processed + 1,
+                failed=jobs.c.failed + (0 if result is not None else 1),
+                updated_at=now,
+                heartbeat_at=now,
+            )
+            .returning(jobs.c.total, jobs.c.processed, jobs.c.failed)
+        )
+    ).one()
+    await outbox.add_job_progress(
+        session,
+        user_id=item.user_id,
+        occurred_at=now,
+        progress=notification_pb2.JobProgress(
+            job_id=str(item.job_id),
+            total=counts.total,
+            processed=counts.processed,
+            failed=counts.failed,
+        ),
+    )
+    if counts.processed == counts.total:
+        await _finish_job(session, item=item, total=counts.total, failed=counts.failed, now=now)
+    return True
+
+
+async def _finish_job(
+    session: AsyncSession, *, item: WorkItem, total: int, failed: int, now: datetime
+) -> None:
+    """Completed unless every image failed; the final event carries per-class object counts."""
+    status = FAILED if failed == total else COMPLETED
+    error = "every image in the job failed" if status == FAILED else None
+    await session.execute(
+        sa.update(jobs)
+        .where(jobs.c.id == item.job_id)
+        .values(status=status, error=error, completed_at=now)
+    )
+    counts = await session.execute(
+        sa.select(results.c.class_name, sa.func.count())
+        .join(detections, detections.c.id == results.c.detection_id)
+        .where(detections.c.job_id == item.job_id)
+        .group_by(results.c.class_name)
+    )
+    await outbox.add_job_finished(
+        session,
+        user_id=item.user_id,
+        occurred_at=now,
+        finished=notification_pb2.JobFinished(
+            job_id=str(item.job_id),
+            status=status,
+            total=total,
+            processed=total,
+            failed=failed,
+            class_counts={name: int(count) for name, count in counts},
+            error=error or "",
+        ),
+    )
+
+
+async def stale_jobs(session: AsyncSession, *, older_than: timedelta) -> list[uuid.UUID]:
+    """Unfinished jobs with no heartbeat for `older_than`; their clock restarts now.
+
+    Concurrent sweepers do not both take a job: the second one's UPDATE waits on the row lock
+    and then no longer matches the age condition.
+    """
+    now = _now()
+    rows = await session.execute(
+        sa.update(jobs)
+        .where(jobs.c.status.in_(UNFINISHED), jobs.c.heartbeat_at < now - older_than)
+        .values(heartbeat_at=now)
+        .returning(jobs.c.id)
+    )
+    return [row.id for row in rows]

@@ -1,0 +1,226 @@
+"""Job consumers and the sweeper.
+
+A worker takes one message at a time (reclaimed from a dead consumer first, else new), runs
+every pending item of that job through the shared micro-batcher, commits each item on its own,
+and acknowledges the message only after the last commit. Triton being down is not an item's
+fault: the worker waits and retries without acknowledging, and the job completes when Triton
+returns. A bad image fails only its item.
+"""
+
+import asyncio
+import logging
+import uuid
+from datetime import timedelta
+
+from redis.exceptions import ResponseError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from detection_service.detector import DetectionResult, Detector
+from detection_service.jobs import service
+from detection_service.jobs.queue import JobQueue, Message
+from detection_service.metrics import DetectionMetrics
+from detection_service.postprocess import DetectionOptions
+from detection_service.storage import ObjectNotFoundError, ObjectStorage
+from objectvision_common.errors import DomainError, Unavailable
+
+logger = logging.getLogger(__name__)
+
+_RETRY_FIRST_SECONDS = 0.25
+_RETRY_MAX_SECONDS = 5.0
+_IDLE_ERROR_SECONDS = 1.0
+
+
+class JobProcessor:
+    """Runs one job's pending items; safe to run twice on the same job at once."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        storage: ObjectStorage,
+        detector: Detector,
+        metrics: DetectionMetrics,
+        concurrency: int,
+    ) -> None:
+        self._sessions = sessions
+        self._storage = storage
+        self._detector = detector
+        self._metrics = metrics
+        self._concurrency = concurrency
+
+    async def run(self, job_id: uuid.UUID) -> None:
+        async with self._sessions.begin() as session:
+            started = await service.start_job(session, job_id=job_id)
+        if started is None:
+            return
+        options, items = started
+        slots = asyncio.Semaphore(self._concurrency)
+
+        async def one(item: service.WorkItem) -> None:
+            async with slots:
+                await self._process(item, options)
+
+        # A failed commit (database down) fails the job run: the message stays unacknowledged.
+        async with asyncio.TaskGroup() as group:
+            for item in items:
+                group.create_task(one(item))
+
+    async def heartbeat(self, job_id: uuid.UUID) -> None:
+        async with self._sessions.begin() as session:
+            await service.heartbeat(session, job_id=job_id)
+
+    async def _process(self, item: service.WorkItem, options: DetectionOptions) -> None:
+        result, error = await self._detect(item, options)
+        async with self._sessions.begin() as session:
+            recorded = await service.finish_item(
+                session, item=item, options=options, result=result, error=error
+            )
+        if recorded:
+            self._metrics.job_items.labels("completed" if result else "failed").inc()
+
+    async def _detect(
+        self, item: service.WorkItem, options: DetectionOptions
+    ) -> tuple[DetectionResult | None, str | None]:
+        try:
+            data = await self._storage.get(item.storage_key)
+        except ObjectNotFoundError:
+            return None, "the stored image is missing"
+        delay = _RETRY_FIRST_SECONDS
+        while True:
+            try:
+                return await self._detector.detect(data, options), None
+            except Unavailable:
+                if delay == _RETRY_FIRST_SECONDS:
+                    logger.warning(
+                        "inference unavailable; the job item waits for it",
+                        extra={"job": str(item.job_id), "item": item.position},
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_SECONDS)
+            except DomainError as error:
+                return None, error.message
+            except Exception:
+                logger.exception("job item failed", extra={"job": str(item.job_id)})
+                return None, "internal error while processing the image"
+
+
+class _Loop:
+    """A background loop for GrpcApp: `run()` until `stop()`.
+
+    Stopping cancels the loop wherever it waits, mid-job included: the job's message stays
+    unacknowledged and another consumer reclaims it, and committed items are not redone.
+    """
+
+    _task: asyncio.Task[None] | None = None
+    _stopped = False
+
+    async def run(self) -> None:
+        if self._stopped:
+            return
+        self._task = asyncio.current_task()  # type: ignore[assignment]
+        await self._loop()
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _loop(self) -> None:
+        raise NotImplementedError
+
+
+class JobWorker(_Loop):
+    """One consumer of the job stream."""
+
+    def __init__(
+        self,
+        *,
+        queue: JobQueue,
+        processor: JobProcessor,
+        consumer: str,
+        claim_idle_ms: int,
+        block_ms: int = 2000,
+    ) -> None:
+        self._queue = queue
+        self._processor = processor
+        self.consumer = consumer
+        self._claim_idle_ms = claim_idle_ms
+        self._block_ms = block_ms
+        self._cursor = "0-0"
+
+    async def _loop(self) -> None:
+        group_missing = False
+        while True:
+            try:
+                if group_missing:
+                    await self._queue.ensure_group()
+                    group_missing = False
+                message = await self._next()
+                if message is not None:
+                    await self._handle(message)
+            except Exception as error:
+                # The stream or group is gone (Redis lost its data): recreate it and go on.
+                group_missing = isinstance(error, ResponseError) and "NOGROUP" in str(error)
+                if not group_missing:
+                    logger.exception("job worker error", extra={"consumer": self.consumer})
+                    await asyncio.sleep(_IDLE_ERROR_SECONDS)
+
+    async def _next(self) -> Message | None:
+        message, self._cursor = await self._queue.reclaim(
+            self.consumer, min_idle_ms=self._claim_idle_ms, cursor=self._cursor
+        )
+        if message is not None:
+            logger.info(
+                "reclaimed a job from an idle consumer",
+                extra={"job": str(message.job_id), "consumer": self.consumer},
+            )
+            return message
+        return await self._queue.read(self.consumer, block_ms=self._block_ms)
+
+    async def _handle(self, message: Message) -> None:
+        if message.job_id is not None:
+            beat = asyncio.create_task(self._heartbeat(message))
+            try:
+                await self._processor.run(message.job_id)
+            finally:
+                beat.cancel()
+        await self._queue.ack(message.id)
+
+    async def _heartbeat(self, message: Message) -> None:
+        """Keep the message ours and the job fresh while a long job (or a Triton outage) lasts."""
+        assert message.job_id is not None
+        while True:
+            await asyncio.sleep(self._claim_idle_ms / 3000)
+            try:
+                await self._queue.touch(self.consumer, message.id)
+                await self._processor.heartbeat(message.job_id)
+            except Exception:
+                logger.warning("job heartbeat failed", extra={"job": str(message.job_id)})
+
+
+class JobSweeper(_Loop):
+    """Puts unfinished jobs nobody works on back on the stream (a lost XADD or message)."""
+
+    def __init__(
+        self, *, sessions: async_sessionmaker[AsyncSession], queue: JobQueue, requeue_after_s: float
+    ) -> None:
+        self._sessions = sessions
+        self._queue = queue
+        self._requeue_after = timedelta(seconds=requeue_after_s)
+
+    async def _loop(self) -> None:
+        interval = max(0.5, self._requeue_after.total_seconds() / 4)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep()
+            except Exception:
+                logger.exception("job sweep failed")
+
+    async def sweep(self) -> int:
+        async with self._sessions.begin() as session:
+            job_ids = await service.stale_jobs(session, older_than=self._requeue_after)
+        for job_id in job_ids:
+            await self._queue.enqueue(job_id)
+            logger.info("re-enqueued a job without a live worker", extra={"job": str(job_id)})
+        return len(job_ids)

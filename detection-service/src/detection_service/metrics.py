@@ -1,0 +1,62 @@
+"""Prometheus metrics of the detection path, created against a registry the caller chooses.
+
+The server passes the default registry (exported on DETECTION_METRICS_PORT); tests pass a
+fresh one, so several services in one process do not collide.
+"""
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+@dataclass(frozen=True)
+class DetectionMetrics:
+    batch_size: Histogram
+    queue_wait: Histogram
+    inference_latency: Histogram
+    inference_errors: Counter
+    images: Counter
+    job_items: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> "DetectionMetrics":
+        return cls(
+            batch_size=Histogram(
+                "detection_batch_size",
+                "Frames per request sent to Triton by the micro-batcher.",
+                buckets=(1, 2, 4, 8, 16, 32, 64),
+                registry=registry,
+            ),
+            queue_wait=Histogram(
+                "detection_queue_wait_seconds",
+                "Time a frame waited in the micro-batcher before its batch was sent.",
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            inference_latency=Histogram(
+                "detection_inference_seconds",
+                "Round trip of one batched Triton request.",
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            inference_errors=Counter(
+                "detection_inference_errors_total",
+                "Batched Triton requests that failed, by kind.",
+                ["kind"],
+                registry=registry,
+            ),
+            images=Counter(
+                "detection_images_total",
+                "Images processed, by outcome.",
+                ["outcome"],
+                registry=registry,
+            ),
+            job_items=Counter(
+                "detection_job_items_total",
+                "Job items finished by the workers, by status.",
+                ["status"],
+                registry=registry,
+            ),
+        )

@@ -1,0 +1,218 @@
+"""Explicit wiring: settings -> database, Redis, storage, Triton, batcher, workers, relay, gRPC.
+
+`objectvision-detection serve` (the default) runs the gRPC server and the job workers in one
+process; `objectvision-detection migrate` brings the `detection` schema to head.
+"""
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+from prometheus_client import REGISTRY, CollectorRegistry
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from detection_service.config import DetectionSettings
+from detection_service.detector import Detector
+from detection_service.grpc_api import DetectionServicer
+from detection_service.imaging.decode import ImageLimits
+from detection_service.inference.batcher import MicroBatcher
+from detection_service.inference.classes import load_class_names
+from detection_service.inference.triton import TritonModel
+from detection_service.jobs.queue import JobQueue
+from detection_service.jobs.worker import JobProcessor, JobSweeper, JobWorker
+from detection_service.metrics import DetectionMetrics
+from detection_service.outbox import OUTBOX
+from detection_service.postprocess import DetectionOptions
+from detection_service.schema import SCHEMA
+from detection_service.storage import LocalDirectoryStorage
+from objectvision.v1 import detection_pb2, detection_pb2_grpc
+from objectvision_common.db import create_engine_for, session_factory, upgrade_to_head
+from objectvision_common.grpc_server import BackgroundWorker, GrpcApp, ServiceRegistration
+from objectvision_common.logging import configure_logging
+from objectvision_common.outbox import OutboxRelay
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def migrate(settings: DetectionSettings) -> None:
+    upgrade_to_head(
+        migrations_dir=MIGRATIONS_DIR, database_url=settings.database_url, schema=SCHEMA
+    )
+
+
+@dataclass
+class DetectionService:
+    """Everything one process runs, built in dependency order and closed in reverse."""
+
+    settings: DetectionSettings
+    metrics: DetectionMetrics
+    engine: AsyncEngine
+    redis: Redis
+    model: TritonModel
+    executor: ThreadPoolExecutor
+    batcher: MicroBatcher
+    detector: Detector
+    queue: JobQueue
+    processor: JobProcessor
+    workers: list[JobWorker]
+    sweeper: JobSweeper
+    relay: OutboxRelay
+    servicer: DetectionServicer
+
+    @classmethod
+    async def create(
+        cls, settings: DetectionSettings, *, registry: CollectorRegistry
+    ) -> "DetectionService":
+        metrics = DetectionMetrics.create(registry)
+        engine = create_engine_for(settings.database_url, pool_size=settings.database_pool_size)
+        redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        sessions = session_factory(engine)
+        storage = LocalDirectoryStorage(settings.objects_dir)
+        model = TritonModel(settings.triton_url, model_name=settings.triton_model_name)
+        executor = ThreadPoolExecutor(settings.decode_workers, thread_name_prefix="detect-cpu")
+        batcher = MicroBatcher(
+            model,
+            executor=executor,
+            metrics=metrics,
+            max_batch=settings.detect_max_batch,
+            max_delay_s=settings.detect_max_delay_ms / 1000,
+            request_timeout_s=settings.inference_timeout_seconds,
+            max_inflight_batches=settings.detect_max_inflight_batches,
+            max_queue=settings.detect_max_queue,
+        )
+        class_names = await asyncio.to_thread(load_class_names, settings.served_model_path)
+        detector = Detector(
+            batcher=batcher,
+            executor=executor,
+            class_names=class_names,
+            limits=ImageLimits(settings.max_upload_bytes, settings.max_image_pixels),
+            defaults=DetectionOptions(
+                confidence=settings.confidence_threshold,
+                iou=settings.iou_threshold,
+                max_detections=settings.max_detections,
+            ),
+            inference_timeout_s=settings.inference_timeout_seconds,
+        )
+        queue = JobQueue(redis, stream=settings.job_stream, group=settings.job_consumer_group)
+        processor = JobProcessor(
+            sessions=sessions,
+            storage=storage,
+            detector=detector,
+            metrics=metrics,
+            concurrency=settings.detect_max_batch,
+        )
+        # Unique per process start: a restarted replica must not inherit a dead one's identity.
+        base = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        workers = [
+            JobWorker(
+                queue=queue,
+                processor=processor,
+                consumer=f"{base}-{n}",
+                claim_idle_ms=settings.job_claim_idle_ms,
+            )
+            for n in range(settings.job_workers)
+        ]
+        sweeper = JobSweeper(
+            sessions=sessions, queue=queue, requeue_after_s=settings.job_requeue_after_seconds
+        )
+        servicer = DetectionServicer(
+            detector=detector,
+            sessions=sessions,
+            storage=storage,
+            queue=queue,
+            service_secret=settings.service_token_secret,
+            max_batch_files=settings.max_batch_files,
+            stream_max_in_flight=settings.stream_max_in_flight,
+        )
+        return cls(
+            settings=settings,
+            metrics=metrics,
+            engine=engine,
+            redis=redis,
+            model=model,
+            executor=executor,
+            batcher=batcher,
+            detector=detector,
+            queue=queue,
+            processor=processor,
+            workers=workers,
+            sweeper=sweeper,
+            relay=OutboxRelay(sessions, OUTBOX, redis, stream=settings.events_stream),
+            servicer=servicer,
+        )
+
+    async def start(self) -> None:
+        """Batching starts before the server accepts calls; Redis being down only delays jobs."""
+        self.batcher.start()
+        try:
+            await self.queue.ensure_group()
+        except Exception:
+            logger.warning("could not create the job consumer group yet", exc_info=True)
+
+    def background(self) -> list[BackgroundWorker]:
+        """The loops GrpcApp runs beside the server and stops after it drained."""
+        loops: list[BackgroundWorker] = [*self.workers, self.relay]
+        if self.workers:
+            loops.append(self.sweeper)
+        return loops
+
+    async def close(self) -> None:
+        await self.batcher.stop()
+        await self.model.close()
+        await self.redis.aclose()
+        await self.engine.dispose()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def registration(self) -> ServiceRegistration:
+        return ServiceRegistration(
+            name=detection_pb2.DESCRIPTOR.services_by_name["DetectionService"].full_name,
+            servicer=self.servicer,
+            add_to_server=detection_pb2_grpc.add_DetectionServiceServicer_to_server,
+        )
+
+    def grpc_app(self, *, port: int | None = None, metrics_port: int | None = None) -> GrpcApp:
+        return GrpcApp(
+            registrations=[self.registration()],
+            host=self.settings.bind_host,
+            port=self.settings.grpc_port if port is None else port,
+            metrics_port=self.settings.metrics_port if metrics_port is None else metrics_port,
+            shutdown_grace_seconds=self.settings.grpc_shutdown_grace_seconds,
+            workers=self.background(),
+            on_shutdown=[self.close],
+        )
+
+
+async def serve(settings: DetectionSettings) -> None:
+    # Parallelism comes from the decode pool; OpenCV's own threads would oversubscribe the CPU.
+    cv2.setNumThreads(1)
+    service = await DetectionService.create(settings, registry=REGISTRY)
+    await service.start()
+    await service.grpc_app().run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="objectvision-detection")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="serve",
+        choices=["serve", "migrate"],
+        help="serve: gRPC server and job workers (default); migrate: schema to head",
+    )
+    args = parser.parse_args(argv)
+    settings = DetectionSettings()
+    configure_logging("detection", level=settings.log_level, json_output=settings.log_json)
+    if args.command == "migrate":
+        migrate(settings)
+        return
+    asyncio.run(serve(settings))

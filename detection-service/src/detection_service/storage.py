@@ -1,0 +1,96 @@
+"""Where uploaded images live: a small object-store interface and a local-directory backend.
+
+Keys are random and chosen here, never derived from a caller's filename, so an upload cannot
+name a path; a key that is not one of ours is refused before it touches the filesystem.
+"""
+
+import asyncio
+import logging
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Protocol
+
+logger = logging.getLogger(__name__)
+
+CHUNK_BYTES = 64 * 1024
+_KEY = re.compile(r"[0-9a-f]{32}")
+
+
+class ObjectNotFoundError(LookupError):
+    pass
+
+
+class ObjectStorage(Protocol):
+    async def put(self, data: bytes) -> str:
+        """Store the bytes under a new key and return it."""
+        ...
+
+    async def get(self, key: str) -> bytes: ...
+
+    def open(self, key: str, *, chunk_bytes: int = CHUNK_BYTES) -> AsyncIterator[bytes]:
+        """The object in chunks, without holding it all in memory."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove the object; a missing one is not an error."""
+        ...
+
+
+class LocalDirectoryStorage:
+    """Objects as files under one directory, fanned out by the first two characters of the key."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def _path(self, key: str) -> Path:
+        if not _KEY.fullmatch(key):
+            raise ObjectNotFoundError(key)
+        return self.root / key[:2] / key
+
+    def _write(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with tmp.open("wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        tmp.replace(path)
+
+    async def put(self, data: bytes) -> str:
+        key = uuid.uuid4().hex
+        await asyncio.to_thread(self._write, self._path(key), data)
+        return key
+
+    async def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            raise ObjectNotFoundError(key) from None
+
+    async def open(self, key: str, *, chunk_bytes: int = CHUNK_BYTES) -> AsyncIterator[bytes]:
+        path = self._path(key)
+        try:
+            file = await asyncio.to_thread(path.open, "rb")
+        except FileNotFoundError:
+            raise ObjectNotFoundError(key) from None
+        try:
+            while chunk := await asyncio.to_thread(file.read, chunk_bytes):
+                yield chunk
+        finally:
+            file.close()
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+
+async def discard(storage: ObjectStorage, keys: list[str]) -> None:
+    """Best-effort removal of objects whose database rows were never committed."""
+    for key in keys:
+        try:
+            await storage.delete(key)
+        except OSError:
+            logger.warning("could not delete an unreferenced object", extra={"key": key})

@@ -1,0 +1,222 @@
+"""The detection service in process on a free port, against real PostgreSQL, Redis and Triton.
+
+PostgreSQL, Redis (`infrastructure`) and Triton serving the prepared model on the CPU
+(`triton`) are the shared session fixtures of objectvision_devstack.pytest_plugin. Every test
+works as a fresh user, so tests share the database without seeing each other's rows.
+"""
+
+import os
+import struct
+import uuid
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
+
+from detection_service.config import DetectionSettings
+from detection_service.history.models import detections, images
+from detection_service.jobs.models import jobs
+from detection_service.server import DetectionService, migrate
+from objectvision.v1 import common_pb2, detection_pb2_grpc
+from objectvision_common.grpc_server import GrpcApp
+from objectvision_common.identity import principal_metadata
+from objectvision_devstack.pytest_plugin import Infrastructure, served_model_path
+from objectvision_devstack.triton import REPOSITORY_ROOT, LocalTriton
+
+# The shared test images (bus.jpg, zidane.jpg, coco8), as the inference tests find them.
+IMAGES = (
+    Path(os.environ.get("OBJECTVISION_SHARED_DIR", REPOSITORY_ROOT.parent / "shared")) / "images"
+)
+SECRET = "detection-tests-secret"
+
+
+@pytest.fixture(scope="session")
+def served_model() -> Path:
+    """The served graph the shared `triton` fixture serves (written by `make model`)."""
+    return served_model_path().resolve()
+
+
+def service_settings(
+    infrastructure: Infrastructure,
+    *,
+    triton_url: str,
+    served_model: Path,
+    storage_dir: Path,
+    **overrides: object,
+) -> DetectionSettings:
+    values: dict[str, object] = {
+        "DATABASE_URL": infrastructure.database_url,
+        "REDIS_URL": infrastructure.redis_url,
+        "TRITON_URL": triton_url,
+        "SERVED_MODEL_PATH": str(served_model),
+        "STORAGE_DIR": str(storage_dir),
+        "SERVICE_TOKEN_SECRET": SECRET,
+        "BIND_HOST": "127.0.0.1",
+        "JOB_STREAM": f"detection:jobs:test:{uuid.uuid4().hex[:8]}",
+        "EVENTS_STREAM": f"objectvision:events:test:{uuid.uuid4().hex[:8]}",
+        "JOB_CLAIM_IDLE_MS": 2000,
+        "GRPC_SHUTDOWN_GRACE_SECONDS": 1,
+    }
+    values.update(overrides)
+    return DetectionSettings(_env_file=None, **values)
+
+
+@dataclass
+class Harness:
+    """The service, its gRPC server and a client; helpers to act as a user and count rows."""
+
+    service: DetectionService
+    app: GrpcApp
+    channel: grpc.aio.Channel
+    stub: detection_pb2_grpc.DetectionServiceStub
+
+    @property
+    def settings(self) -> DetectionSettings:
+        return self.service.settings
+
+    @staticmethod
+    def metadata(user_id: str) -> tuple[tuple[str, str], ...]:
+        return principal_metadata(
+            common_pb2.Principal(user_id=user_id, auth_method="jwt"), secret=SECRET
+        )
+
+    async def counts(self, user_id: str) -> dict[str, int]:
+        """What a user has stored, and how many objects are on disk for everyone."""
+        async with self.service.engine.connect() as conn:
+            found = {
+                table.name: await conn.scalar(
+                    sa.select(sa.func.count()).select_from(table).where(table.c.user_id == user_id)
+                )
+                for table in (detections, images, jobs)
+            }
+        root = self.settings.objects_dir
+        found["files"] = sum(1 for p in root.rglob("*") if p.is_file()) if root.exists() else 0
+        return found
+
+    async def stop(self) -> None:
+        await self.channel.close()
+        await self.app.stop()
+
+
+async def start_harness(settings: DetectionSettings) -> Harness:
+    service = await DetectionService.create(settings, registry=CollectorRegistry())
+    await service.start()
+    app = service.grpc_app(port=0, metrics_port=0)
+    port = await app.start()
+    channel = grpc.aio.insecure_channel(
+        f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    )
+    return Harness(service, app, channel, detection_pb2_grpc.DetectionServiceStub(channel))
+
+
+@pytest.fixture(scope="session")
+def migrated(infrastructure: Infrastructure) -> Infrastructure:
+    settings = DetectionSettings(_env_file=None, DATABASE_URL=infrastructure.database_url)
+    migrate(settings)
+    return infrastructure
+
+
+@pytest.fixture(scope="session")
+async def detection(
+    migrated: Infrastructure,
+    triton: LocalTriton,
+    served_model: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Harness]:
+    settings = service_settings(
+        migrated,
+        triton_url=triton.grpc_url,
+        served_model=served_model,
+        storage_dir=tmp_path_factory.mktemp("objects"),
+    )
+    harness = await start_harness(settings)
+    try:
+        yield harness
+    finally:
+        await harness.stop()
+
+
+@pytest.fixture
+async def make_harness(
+    migrated: Infrastructure, triton: LocalTriton, served_model: Path, detection: Harness
+) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
+    """Extra service instances (own job stream unless given), stopped after the test."""
+    started: list[Harness] = []
+
+    async def make(**overrides: object) -> Harness:
+        settings = service_settings(
+            migrated,
+            triton_url=triton.grpc_url,
+            served_model=served_model,
+            storage_dir=detection.settings.objects_dir,
+            **overrides,
+        )
+        started.append(await start_harness(settings))
+        return started[-1]
+
+    yield make
+    for harness in reversed(started):
+        await harness.stop()
+
+
+@pytest.fixture
+def user() -> str:
+    return f"user-{uuid.uuid4()}"
+
+
+@pytest.fixture(scope="session")
+def bus_jpg() -> bytes:
+    return (IMAGES / "bus.jpg").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def zidane_jpg() -> bytes:
+    return (IMAGES / "zidane.jpg").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def coco8() -> list[tuple[str, bytes, list[tuple[int, float, float, float, float]]]]:
+    """(name, JPEG bytes, labels as class, cx, cy, w, h normalised) for the 8 COCO images."""
+    found = []
+    for image in sorted((IMAGES / "coco8" / "images").glob("*/*.jpg")):
+        label_file = IMAGES / "coco8" / "labels" / image.parent.name / f"{image.stem}.txt"
+        labels = [
+            (int(parts[0]), *(float(v) for v in parts[1:5]))
+            for parts in (line.split() for line in label_file.read_text().splitlines())
+            if parts
+        ]
+        found.append((image.name, image.read_bytes(), labels))
+    return found
+
+
+def png(width: int, height: int, *, idat: bytes | None = None) -> bytes:
+    """An 8-bit greyscale PNG; all-black rows unless `idat` gives the compressed data."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body)
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    if idat is None:
+        compressor = zlib.compressobj(9)
+        row = bytes(width + 1)
+        idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture(scope="session")
+def make_png() -> Callable[..., bytes]:
+    return png
+
+
+@pytest.fixture(scope="session")
+def png_bomb() -> bytes:
+    """~140 KB on the wire, 12000 x 12000 = 144 M pixels once decoded."""
+    return png(12_000, 12_000)

@@ -1,0 +1,164 @@
+"""Stored detections: history listing and filters, one detection, its image; owner only."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import cv2
+import grpc
+import numpy as np
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from objectvision.v1 import detection_pb2
+
+
+def _ts(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+@pytest.fixture
+async def stored(detection, user, bus_jpg, zidane_jpg) -> list[detection_pb2.ImageResult]:
+    """bus.jpg and zidane.jpg stored by one Detect call, then bus.jpg again by another."""
+    first = await detection.stub.Detect(
+        detection_pb2.DetectRequest(
+            images=[
+                detection_pb2.ImageInput(data=bus_jpg, filename="bus.jpg"),
+                detection_pb2.ImageInput(data=zidane_jpg, filename="C:\\photos\\zidane.jpg"),
+            ],
+            store=True,
+        ),
+        metadata=detection.metadata(user),
+        timeout=30,
+    )
+    second = await detection.stub.Detect(
+        detection_pb2.DetectRequest(
+            images=[detection_pb2.ImageInput(data=bus_jpg, filename="bus-again.jpg")], store=True
+        ),
+        metadata=detection.metadata(user),
+        timeout=30,
+    )
+    return [*first.results, *second.results]
+
+
+async def _list(detection, user, **kwargs) -> detection_pb2.ListDetectionsResponse:
+    return await detection.stub.ListDetections(
+        detection_pb2.ListDetectionsRequest(**kwargs),
+        metadata=detection.metadata(user),
+        timeout=30,
+    )
+
+
+async def test_stored_detections_are_listed_newest_first(detection, user, stored):
+    assert all(r.detection_id for r in stored)
+    assert stored[1].filename == "zidane.jpg"
+    counts = await detection.counts(user)
+    assert (counts["detections"], counts["images"]) == (3, 3)
+    page = await _list(detection, user)
+    assert page.total == 3 and (page.limit, page.offset) == (20, 0)
+    assert page.items[0].id == stored[2].detection_id
+    assert {d.id for d in page.items} == {r.detection_id for r in stored}
+    assert all(d.status == detection_pb2.DETECTION_STATUS_COMPLETED for d in page.items)
+    newest = page.items[0]
+    assert newest.result.objects == stored[2].objects
+    assert (newest.result.width, newest.result.height) == (810, 1080)
+    assert newest.result.timings.total_ms > 0
+
+
+async def test_pages(detection, user, stored):
+    first = await _list(detection, user, page={"limit": 2})
+    rest = await _list(detection, user, page={"limit": 2, "offset": 2})
+    assert [len(first.items), len(rest.items)] == [2, 1]
+    assert first.total == rest.total == 3
+    assert {d.id for d in [*first.items, *rest.items]} == {r.detection_id for r in stored}
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _list(detection, user, page={"offset": -1})
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_class_filter_by_name_or_id(detection, user, stored):
+    ties = await _list(detection, user, class_filter="tie")
+    assert [d.id for d in ties.items] == [stored[1].detection_id] and ties.total == 1
+    buses = await _list(detection, user, class_filter="5")
+    assert {d.id for d in buses.items} == {stored[0].detection_id, stored[2].detection_id}
+    people = await _list(detection, user, class_filter="Person")
+    assert people.total == 3
+    assert (await _list(detection, user, class_filter="giraffe")).total == 0
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _list(detection, user, class_filter="unicorn")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_time_window(detection, user, stored):
+    now = datetime.now(UTC)
+    assert (await _list(detection, user, since=_ts(now - timedelta(minutes=5)))).total == 3
+    assert (await _list(detection, user, since=_ts(now + timedelta(minutes=5)))).total == 0
+    assert (await _list(detection, user, until=_ts(now - timedelta(minutes=5)))).total == 0
+    newest = (await _list(detection, user)).items[0]
+    only_older = await _list(detection, user, until=newest.created_at)
+    assert newest.id not in {d.id for d in only_older.items}
+
+
+async def test_get_detection(detection, user, stored):
+    found = await detection.stub.GetDetection(
+        detection_pb2.GetDetectionRequest(detection_id=stored[0].detection_id),
+        metadata=detection.metadata(user),
+        timeout=30,
+    )
+    assert found.id == stored[0].detection_id
+    assert found.result.objects == stored[0].objects
+    assert found.result.filename == "bus.jpg"
+    assert found.job_id == ""
+
+
+async def _image(detection, user, detection_id: str, *, annotated: bool) -> tuple[bytes, set]:
+    chunks = [
+        chunk
+        async for chunk in detection.stub.GetAnnotatedImage(
+            detection_pb2.GetAnnotatedImageRequest(detection_id=detection_id, annotated=annotated),
+            metadata=detection.metadata(user),
+            timeout=30,
+        )
+    ]
+    assert all(len(c.data) <= 64 * 1024 for c in chunks)
+    return b"".join(c.data for c in chunks), {c.content_type for c in chunks}
+
+
+async def test_images_come_back_original_or_annotated(detection, user, stored, bus_jpg):
+    original, types = await _image(detection, user, stored[0].detection_id, annotated=False)
+    assert original == bus_jpg and types == {"image/jpeg"}
+    annotated, types = await _image(detection, user, stored[0].detection_id, annotated=True)
+    assert types == {"image/jpeg"} and annotated != bus_jpg
+    picture = cv2.imdecode(np.frombuffer(annotated, np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape == (1080, 810, 3)
+
+
+async def test_another_users_detections_are_not_found(detection, user, stored):
+    stranger = f"user-{uuid.uuid4()}"
+    assert (await _list(detection, stranger)).total == 0
+    calls = [
+        detection.stub.GetDetection(
+            detection_pb2.GetDetectionRequest(detection_id=stored[0].detection_id),
+            metadata=detection.metadata(stranger),
+            timeout=30,
+        ),
+        _image(detection, stranger, stored[0].detection_id, annotated=True),
+        _image(detection, stranger, stored[0].detection_id, annotated=False),
+        detection.stub.GetDetection(
+            detection_pb2.GetDetectionRequest(detection_id=str(uuid.uuid4())),
+            metadata=detection.metadata(user),
+            timeout=30,
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await detection.stub.GetDetection(
+            detection_pb2.GetDetectionRequest(detection_id="../../etc/passwd"),
+            metadata=detection.metadata(user),
+            timeout=30,
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

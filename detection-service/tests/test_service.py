@@ -1,0 +1,125 @@
+"""The service as a whole: schema matches the models, health, settings, the console script."""
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import create_engine
+
+from detection_service import outbox
+from detection_service.config import DetectionSettings
+from detection_service.history import models as history_models
+from detection_service.jobs import models as job_models
+from detection_service.schema import SCHEMA, metadata
+from detection_service.server import migrate
+from objectvision.v1 import detection_pb2
+from objectvision_common.db import sync_url
+from objectvision_devstack.health import grpc_serving
+from objectvision_devstack.processes import ManagedProcess, free_port
+
+
+def _only_detection_schema(name: str | None, type_: str, parent_names: dict) -> bool:
+    if type_ == "schema":
+        return name == SCHEMA
+    return not (type_ == "table" and name == "alembic_version")
+
+
+def test_migrations_create_exactly_the_tables_the_models_describe(migrated):
+    assert {outbox.OUTBOX, history_models.detections, job_models.jobs} <= set(
+        metadata.tables.values()
+    )
+    engine = create_engine(sync_url(migrated.database_url))
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "include_schemas": True,
+                "include_name": _only_detection_schema,
+                "compare_server_default": True,
+            },
+        )
+        differences = compare_metadata(context, metadata)
+    engine.dispose()
+    assert differences == []
+
+
+def test_migrating_twice_is_harmless(migrated):
+    settings = DetectionSettings(_env_file=None, DATABASE_URL=migrated.database_url)
+    migrate(settings)
+    migrate(settings)
+
+
+@pytest.mark.parametrize("service", ["", "objectvision.v1.DetectionService"])
+async def test_health_answers_serving(detection, service):
+    health = health_pb2_grpc.HealthStub(detection.channel)
+    reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_settings_defaults_and_paths(tmp_path):
+    settings = DetectionSettings(_env_file=None, OBJECTVISION_DATA_DIR=str(tmp_path))
+    assert settings.grpc_port == 50052 and settings.metrics_port == 9102
+    assert settings.objects_dir == tmp_path / "objects"
+    assert settings.served_model_path == tmp_path / "models" / "yolov8n_served.onnx"
+    assert (settings.confidence_threshold, settings.iou_threshold) == (0.25, 0.7)
+    assert settings.job_stream == "detection:jobs"
+    with pytest.raises(ValueError, match="CONFIDENCE_THRESHOLD"):
+        DetectionSettings(_env_file=None, CONFIDENCE_THRESHOLD=0)
+
+
+def test_console_script_offers_serve_and_migrate():
+    script = Path(sys.executable).with_name("objectvision-detection")
+    usage = subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout
+    assert "serve" in usage and "migrate" in usage
+
+
+async def test_stream_with_invalid_params_is_refused(detection, user, bus_jpg):
+    async def frames():
+        yield detection_pb2.Frame(
+            sequence=1,
+            image=detection_pb2.ImageInput(data=bus_jpg),
+            params=detection_pb2.DetectionParams(classes=["unicorn"]),
+        )
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in detection.stub.DetectStream(
+            frames(), metadata=detection.metadata(user), timeout=30
+        ):
+            pass
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_serve_starts_and_stops_cleanly_on_sigterm(migrated, triton, served_model, tmp_path):
+    port = free_port()
+    server = ManagedProcess(
+        "detection",
+        [str(Path(sys.executable).with_name("objectvision-detection"))],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DATABASE_URL": migrated.database_url,
+            "REDIS_URL": migrated.redis_url,
+            "TRITON_URL": triton.grpc_url,
+            "SERVED_MODEL_PATH": str(served_model),
+            "OBJECTVISION_DATA_DIR": str(tmp_path),
+            "DETECTION_GRPC_PORT": str(port),
+            "DETECTION_METRICS_PORT": str(free_port()),
+            "JOB_STREAM": f"detection:jobs:sigterm:{port}",
+        },
+        log_path=tmp_path / "detection.log",
+    )
+    server.start()
+    try:
+        await asyncio.to_thread(
+            server.wait_ready, lambda: grpc_serving(f"127.0.0.1:{port}"), timeout=60
+        )
+    finally:
+        await asyncio.to_thread(server.stop, timeout=20)
+    assert server.process is not None and server.process.returncode == 0, server.log_tail()
+    log = server.log_tail(200)
+    assert "gRPC server stopped" in log and "Traceback" not in log, log
