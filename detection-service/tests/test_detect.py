@@ -216,3 +216,17 @@ async def test_stream_answers_in_order_and_survives_a_bad_frame(detection, user,
         assert reply.result.filename == f"frame-{n}.jpg"
         assert reply.result.detection_id == ""
     assert (await detection.counts(user))["detections"] == 0
+
+
+@pytest.mark.parametrize("unknown", ["unicorn", "²", "80", "-1", "٣"])
+async def test_an_unknown_class_is_invalid_argument_not_a_crash(detection, user, bus_jpg, unknown):
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await detection.stub.Detect(
+            detection_pb2.DetectRequest(
+                images=[_image(bus_jpg)],
+                params=detection_pb2.DetectionParams(classes=[unknown]),
+            ),
+            metadata=detection.metadata(user),
+            timeout=30,
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

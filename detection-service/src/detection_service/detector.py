@@ -72,7 +72,7 @@ class Detector:
     def class_id(self, value: str) -> int:
         """A class given by name (any case) or numeric id; InvalidArgument if the model lacks it."""
         text = value.strip()
-        if text.isdigit() and int(text) < len(self.class_names):
+        if text.isascii() and text.isdigit() and int(text) < len(self.class_names):
             return int(text)
         if text.lower() in self._class_ids:
             return self._class_ids[text.lower()]

@@ -27,13 +27,19 @@ from gateway.middleware import (
     UnhandledErrorMiddleware,
 )
 from gateway.ratelimit import RateLimiter
-from gateway.routers import ROUTERS
+from gateway.routers import ROUTERS, detect
 from objectvision.v1 import auth_pb2
 
 logger = logging.getLogger(__name__)
 
-_EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "WWW-Authenticate"]
-_ALLOWED_HEADERS = ["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"]
+_EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "WWW-Authenticate", "Location"]
+_ALLOWED_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "X-API-Key",
+    "X-Request-ID",
+    "Idempotency-Key",
+]
 
 
 def _version() -> str:
@@ -44,8 +50,20 @@ def _version() -> str:
 
 
 def body_limits(settings: GatewaySettings) -> Sequence[tuple[str, int]]:
-    """Path prefixes with a body limit other than MAX_REQUEST_BYTES; upload routes go here."""
-    return ()
+    """Path prefixes with a body limit other than MAX_REQUEST_BYTES; upload routes go here.
+
+    The longest prefix wins: one image under /detect, a whole batch under /detect/batch,
+    each with room for the multipart framing around the files.
+    """
+    return (
+        (detect.DETECT_PREFIX, settings.max_upload_bytes + detect.MULTIPART_OVERHEAD_BYTES),
+        (
+            detect.BATCH_PATH,
+            settings.max_batch_bytes
+            + detect.MULTIPART_OVERHEAD_BYTES
+            + settings.max_batch_files * detect.PART_OVERHEAD_BYTES,
+        ),
+    )
 
 
 def _jwks_cache(clients: ServiceClients, settings: GatewaySettings) -> JwksCache:

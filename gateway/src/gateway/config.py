@@ -6,12 +6,18 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from objectvision_common.grpc_server import MAX_MESSAGE_BYTES
 from objectvision_common.settings import CommonSettings
 
 _DEV_SERVICE_SECRET = "dev-only-service-secret-change-me"  # noqa: S105 - the known-bad default
 _PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _RULE = re.compile(r"^\s*(\d+)\s*/\s*(\d+|second|minute|hour|day)\s*$")
+MIB = 1024 * 1024
+# Images travel to the detection service in one gRPC message; this much of it is left for
+# the message's own fields (filenames, content types, parameters).
+_GRPC_ENVELOPE_BYTES = MIB
+MAX_IMAGE_BYTES_PER_CALL = MAX_MESSAGE_BYTES - _GRPC_ENVELOPE_BYTES
 
 
 class RateLimitRule(BaseModel):
@@ -33,7 +39,7 @@ class RateLimitRule(BaseModel):
                 "write a rate limit as COUNT/SECONDS or COUNT/(second|minute|hour|day)"
             )
         count, period = match.groups()
-        window = int(period) if period.isdigit() else _PERIODS[period]
+        window = int(period) if period.isascii() and period.isdigit() else _PERIODS[period]
         return {"limit": int(count), "window_seconds": window}
 
 
@@ -51,6 +57,16 @@ class GatewaySettings(CommonSettings):
     )
     # JSON routes; upload routes register their own, larger limit (see app.create_app).
     max_request_bytes: int = Field(default=1024 * 1024, ge=0, validation_alias="MAX_REQUEST_BYTES")
+    # One uploaded image; the detection service reads the same variable and enforces it too.
+    max_upload_bytes: int = Field(
+        default=20 * MIB, ge=1, le=MAX_IMAGE_BYTES_PER_CALL, validation_alias="MAX_UPLOAD_BYTES"
+    )
+    max_batch_files: int = Field(default=100, ge=1, validation_alias="MAX_BATCH_FILES")
+    # Deadline of the calls that process images (detect, job submission, annotated images);
+    # every other call has GRPC_DEADLINE_SECONDS.
+    detect_deadline_seconds: float = Field(
+        default=30.0, gt=0, validation_alias="DETECT_DEADLINE_SECONDS"
+    )
     rate_limit_login: Annotated[RateLimitRule, NoDecode] = Field(
         default=RateLimitRule(limit=10, window_seconds=60), validation_alias="RATE_LIMIT_LOGIN"
     )
@@ -76,6 +92,11 @@ class GatewaySettings(CommonSettings):
     readiness_timeout_seconds: float = Field(
         default=2.0, gt=0, validation_alias="READINESS_TIMEOUT_SECONDS"
     )
+
+    @property
+    def max_batch_bytes(self) -> int:
+        """All images of one batch together: as many full-size files as fit in one call."""
+        return min(self.max_batch_files * self.max_upload_bytes, MAX_IMAGE_BYTES_PER_CALL)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -150,7 +150,7 @@ def _trailer(metadata: Iterable[tuple[str, str | bytes]] | None, key: str) -> st
 
 def _retry_after(value: str | None) -> str | None:
     """Only a plain count of seconds is passed on; anything else is dropped."""
-    if value is None or not value.strip().isdigit():
+    if value is None or not (value.strip().isascii() and value.strip().isdigit()):
         return None
     return str(int(value.strip()))
 

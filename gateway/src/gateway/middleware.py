@@ -170,8 +170,8 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        declared = (Headers(scope=scope).get("content-length") or "").strip()
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
             request_id = (scope.get("state") or {}).get("request_id", "")
             error = ApiError(413, "payload_too_large", PayloadTooLarge(limit).detail)
             await error_response(error, request_id)(scope, receive, send)

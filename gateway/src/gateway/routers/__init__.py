@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from gateway.routers import api_keys, auth, health, jobs_ws, users, webhooks
+from gateway.routers import api_keys, auth, detect, health, jobs_ws, users, webhooks
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -11,4 +11,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     api_keys.router,
     webhooks.router,
     jobs_ws.router,
+    detect.router,
 )

@@ -1,0 +1,294 @@
+"""Bodies of the detection routes: the upload forms, one image's objects, stored detections,
+history and jobs.
+
+Boxes are in pixels of the original image (x to the right, y down). Scores and coordinates
+come from float32 model outputs; they are rounded here (4 decimals for scores, 2 for pixels)
+so responses do not carry float32 noise such as 0.8312345027923584.
+"""
+
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Annotated, Literal, Self, TypeVar
+
+from fastapi import UploadFile
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
+
+from gateway.schemas.base import ApiModel, optional_datetime, to_datetime
+from objectvision.v1 import detection_pb2
+
+T = TypeVar("T")
+JobStatus = Literal["pending", "processing", "completed", "failed"]
+DetectionStatus = Literal["pending", "completed", "failed"]
+
+_JOB_STATUSES: Mapping[int, JobStatus] = MappingProxyType(
+    {
+        detection_pb2.JOB_STATUS_PENDING: "pending",
+        detection_pb2.JOB_STATUS_PROCESSING: "processing",
+        detection_pb2.JOB_STATUS_COMPLETED: "completed",
+        detection_pb2.JOB_STATUS_FAILED: "failed",
+    }
+)
+_DETECTION_STATUSES: Mapping[int, DetectionStatus] = MappingProxyType(
+    {
+        detection_pb2.DETECTION_STATUS_PENDING: "pending",
+        detection_pb2.DETECTION_STATUS_COMPLETED: "completed",
+        detection_pb2.DETECTION_STATUS_FAILED: "failed",
+    }
+)
+MAX_DETECTIONS = 1000
+MAX_CLASSES_CHARS = 2000
+_SCORE_DECIMALS = 4
+_PIXEL_DECIMALS = 2
+_MS_DECIMALS = 3
+
+
+def _status(statuses: Mapping[int, T], value: int, what: str) -> T:
+    """A status the contract names; anything else is a service bug, not something to show."""
+    try:
+        return statuses[value]
+    except KeyError:
+        raise ValueError(f"the detection service sent an unknown {what} status {value}") from None
+
+
+# An optional input's only value is "left out": `X | Absent = None` keeps null out of the
+# schema, so the document gives each input its one type (as PatchModel does for bodies).
+Absent = SkipJsonSchema[None]
+Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+MaxDetections = Annotated[int, Field(ge=1, le=MAX_DETECTIONS)]
+ClassList = Annotated[str, StringConstraints(max_length=MAX_CLASSES_CHARS)]
+
+
+class DetectionParamsIn(BaseModel):
+    """Detection parameters, as query parameters or as form fields of the upload (not both).
+
+    Not an ApiModel: query and form values arrive as text, which strict mode would refuse.
+    """
+
+    confidence: Score | Absent = Field(
+        default=None, description="Minimum score, 0 to 1. Absent or 0: the service default."
+    )
+    iou: Score | Absent = Field(
+        default=None,
+        description="Overlap (IoU) above which boxes of one class are merged, 0 to 1. "
+        "Absent or 0: the service default.",
+    )
+    classes: ClassList | Absent = Field(
+        default=None,
+        description="Only these classes: comma-separated names or ids, e.g. `person,bus` or "
+        "`0,5`. An unknown class is a 422.",
+    )
+    max_detections: MaxDetections | Absent = Field(
+        default=None, description=f"At most this many objects per image, 1 to {MAX_DETECTIONS}."
+    )
+
+    def class_list(self) -> list[str]:
+        """`person, bus,0` -> ['person', 'bus', '0']; the service resolves names and ids."""
+        return [part.strip() for part in (self.classes or "").split(",") if part.strip()]
+
+
+class _UploadForm(DetectionParamsIn):
+    # A misspelt field fails loudly instead of being ignored, and the schema says so.
+    model_config = ConfigDict(extra="forbid")
+
+
+class DetectImageForm(_UploadForm):
+    """One image, as the `file` part or as the only `files` part."""
+
+    file: UploadFile | Absent = Field(
+        default=None, description="The image: JPEG, PNG, WebP or BMP."
+    )
+    files: list[UploadFile] | Absent = Field(
+        default=None, description="Alternatively the image as the only `files` part."
+    )
+    store: bool | Absent = Field(
+        default=None,
+        description="Keep the image and its objects in the caller's history (default true).",
+    )
+
+
+class DetectBatchForm(_UploadForm):
+    """The images of one batch job."""
+
+    files: list[UploadFile] = Field(
+        description="The images, one `files` part each: JPEG, PNG, WebP or BMP."
+    )
+
+
+class BoundingBoxOut(ApiModel):
+    """Corners and size of a box in original-image pixels."""
+
+    x1: float = Field(description="Left edge.")
+    y1: float = Field(description="Top edge.")
+    x2: float = Field(description="Right edge.")
+    y2: float = Field(description="Bottom edge.")
+    width: float = Field(description="x2 - x1.")
+    height: float = Field(description="y2 - y1.")
+
+    @classmethod
+    def from_proto(cls, box: detection_pb2.BoundingBox) -> Self:
+        x1, y1, x2, y2 = (
+            round(value, _PIXEL_DECIMALS) for value in (box.x1, box.y1, box.x2, box.y2)
+        )
+        return cls(
+            x1=x1,
+            y1=y1,
+            x2=x2,
+            y2=y2,
+            width=round(x2 - x1, _PIXEL_DECIMALS),
+            height=round(y2 - y1, _PIXEL_DECIMALS),
+        )
+
+
+class DetectedObjectOut(ApiModel):
+    # `class` is a Python keyword: the field is `class_name` here and `class` on the wire.
+    model_config = ConfigDict(
+        validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
+
+    class_name: str = Field(alias="class", description="Class name, e.g. 'person'.")
+    class_id: int = Field(description="Class index in the model (COCO order).")
+    confidence: float = Field(ge=0, le=1)
+    bbox: BoundingBoxOut
+
+    @classmethod
+    def from_proto(cls, obj: detection_pb2.DetectedObject) -> Self:
+        return cls(
+            class_name=obj.class_name,
+            class_id=obj.class_id,
+            confidence=round(obj.confidence, _SCORE_DECIMALS),
+            bbox=BoundingBoxOut.from_proto(obj.box),
+        )
+
+
+class ImageSizeOut(ApiModel):
+    width: int = Field(description="Width of the uploaded image in pixels.")
+    height: int = Field(description="Height of the uploaded image in pixels.")
+
+
+class TimingsOut(ApiModel):
+    """Where the time went inside the detection service, in milliseconds."""
+
+    decode_ms: float
+    queue_ms: float = Field(description="Waiting for a model batch.")
+    inference_ms: float
+    postprocess_ms: float
+    total_ms: float
+
+    @classmethod
+    def from_proto(cls, timings: detection_pb2.Timings) -> Self:
+        return cls(
+            decode_ms=round(timings.decode_ms, _MS_DECIMALS),
+            queue_ms=round(timings.queue_ms, _MS_DECIMALS),
+            inference_ms=round(timings.inference_ms, _MS_DECIMALS),
+            postprocess_ms=round(timings.postprocess_ms, _MS_DECIMALS),
+            total_ms=round(timings.total_ms, _MS_DECIMALS),
+        )
+
+
+class DetectionOut(ApiModel):
+    """The objects found in one image, highest confidence first."""
+
+    detection_id: str | None = Field(
+        description="Id of the stored detection; null when the request had store=false."
+    )
+    filename: str = Field(description="The uploaded file's name, for display only.")
+    image: ImageSizeOut
+    detections: list[DetectedObjectOut]
+    timings: TimingsOut
+
+    @classmethod
+    def from_proto(cls, result: detection_pb2.ImageResult) -> Self:
+        return cls(
+            detection_id=result.detection_id or None,
+            filename=result.filename,
+            image=ImageSizeOut(width=result.width, height=result.height),
+            detections=[DetectedObjectOut.from_proto(obj) for obj in result.objects],
+            timings=TimingsOut.from_proto(result.timings),
+        )
+
+
+class StoredDetectionOut(DetectionOut):
+    """A detection from the caller's history: the image response plus its record."""
+
+    detection_id: str
+    status: DetectionStatus
+    job_id: str | None = Field(description="The batch job that made it; null for /detect/image.")
+    created_at: datetime
+
+    @classmethod
+    def from_detection(cls, detection: detection_pb2.Detection) -> Self:
+        result = DetectionOut.from_proto(detection.result)
+        return cls(
+            **{**dict(result), "detection_id": detection.id},
+            status=_status(_DETECTION_STATUSES, detection.status, "detection"),
+            job_id=detection.job_id or None,
+            created_at=to_datetime(detection.created_at),
+        )
+
+
+class DetectionListOut(ApiModel):
+    """One page of the caller's detections, newest first."""
+
+    items: list[StoredDetectionOut]
+    total: int = Field(description="How many detections match the filters in all.")
+    limit: int
+    offset: int
+
+    @classmethod
+    def from_proto(cls, listed: detection_pb2.ListDetectionsResponse) -> Self:
+        return cls(
+            items=[StoredDetectionOut.from_detection(item) for item in listed.items],
+            total=listed.total,
+            limit=listed.limit,
+            offset=listed.offset,
+        )
+
+
+class JobItemOut(ApiModel):
+    """One image of a batch job, in upload order."""
+
+    filename: str
+    status: JobStatus
+    detection_id: str | None = Field(description="Set once the image is detected.")
+    error: str | None = Field(description="Why this image failed; null otherwise.")
+    object_count: int
+
+    @classmethod
+    def from_proto(cls, item: detection_pb2.JobItem) -> Self:
+        return cls(
+            filename=item.filename,
+            status=_status(_JOB_STATUSES, item.status, "job item"),
+            detection_id=item.detection_id or None,
+            error=item.error or None,
+            object_count=item.object_count,
+        )
+
+
+class JobOut(ApiModel):
+    """A batch job: `processed` counts failed items too, so progress is processed / total."""
+
+    job_id: str
+    status: JobStatus
+    total: int
+    processed: int
+    failed: int
+    items: list[JobItemOut]
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def from_proto(cls, job: detection_pb2.Job) -> Self:
+        return cls(
+            job_id=job.id,
+            status=_status(_JOB_STATUSES, job.status, "job"),
+            total=job.total,
+            processed=job.processed,
+            failed=job.failed,
+            items=[JobItemOut.from_proto(item) for item in job.items],
+            created_at=to_datetime(job.created_at),
+            updated_at=to_datetime(job.updated_at),
+            completed_at=optional_datetime(job, "completed_at"),
+        )

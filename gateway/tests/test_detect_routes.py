@@ -1,0 +1,501 @@
+"""The detection routes in-process, with the detection service down (gateway/tests/conftest.py).
+
+Everything the gateway decides alone is checked for real: authentication, content type,
+parameter ranges, file counts and sizes, id routing, the OpenAPI document. A request that
+passes all of that reaches the (closed) detection service and is a 503, which is how these
+tests tell "refused by the gateway" from "sent on".
+
+The caller is authenticated with an access token signed here: the app's key cache is given
+our own key source (the auth service is down too), exactly as gateway/tests/test_jwks.py
+feeds it; the revocation check still runs against the real Redis.
+"""
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
+
+from gateway.app import body_limits, create_app
+from gateway.auth.jwks import JwksCache
+from gateway.config import MAX_IMAGE_BYTES_PER_CALL, GatewaySettings
+from gateway.routers.detect import MULTIPART_OVERHEAD_BYTES, PART_OVERHEAD_BYTES
+from objectvision.v1 import auth_pb2
+
+IMAGE = "/api/v1/detect/image"
+BATCH = "/api/v1/detect/batch"
+HISTORY = "/api/v1/detect/history"
+ISSUER, AUDIENCE, KID = "objectvision-auth", "objectvision", "detect-tests"
+# Not an image the gateway could judge: only the detection service reads the bytes.
+BYTES = b"\xff\xd8\xff" + b"\x00" * 61
+
+
+def _assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code, error
+    assert error["message"]
+    assert error["request_id"] == response.headers["x-request-id"]
+    return error
+
+
+def _assert_invalid(response: httpx.Response, *loc: str) -> dict[str, Any]:
+    error = _assert_error(response, 422, "validation_error")
+    assert any(detail["loc"][: len(loc)] == list(loc) for detail in error["details"]), error
+    return error
+
+
+def _assert_sent_on(response: httpx.Response) -> None:
+    """The gateway accepted the request and called the detection service, which is down."""
+    _assert_error(response, 503, "unavailable")
+    assert response.headers["retry-after"] == "1"
+
+
+@pytest.fixture(scope="module")
+def signing_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def _key_source(key: Ed25519PrivateKey) -> Callable[[], Any]:
+    public = key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    jwk = auth_pb2.JsonWebKey(
+        kty="OKP",
+        crv="Ed25519",
+        x=base64.urlsafe_b64encode(public).rstrip(b"=").decode(),
+        kid=KID,
+        alg="EdDSA",
+        use="sig",
+    )
+
+    async def fetch() -> auth_pb2.Jwks:
+        return auth_pb2.Jwks(keys=[jwk], issuer=ISSUER, audience=AUDIENCE)
+
+    return fetch
+
+
+def _token(key: Ed25519PrivateKey) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": str(uuid.uuid4()),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "jti": uuid.uuid4().hex,
+        "typ": "access",
+        "admin": False,
+    }
+    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": KID})
+
+
+@pytest.fixture
+def open_detect_client(
+    app_client: Callable[..., Any], signing_key: Ed25519PrivateKey
+) -> Callable[..., Any]:
+    """A client for an app built from setting overrides, signed in as a fresh user."""
+
+    async def open_client(**overrides: Any) -> httpx.AsyncClient:
+        app: FastAPI
+        app, client = await app_client(**overrides)
+        app.state.jwks = JwksCache(_key_source(signing_key), min_refresh_seconds=10)
+        client.headers["Authorization"] = f"Bearer {_token(signing_key)}"
+        return client
+
+    return open_client
+
+
+@pytest.fixture
+async def authed(open_detect_client: Callable[..., Any]) -> AsyncIterator[httpx.AsyncClient]:
+    yield await open_detect_client()
+
+
+def _one(name: str = "file", data: bytes = BYTES, filename: str = "a.jpg") -> list[Any]:
+    return [(name, (filename, data, "image/jpeg"))]
+
+
+# Authentication comes first
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", IMAGE),
+        ("POST", BATCH),
+        ("GET", HISTORY),
+        ("GET", f"/api/v1/detect/jobs/{uuid.uuid4()}"),
+        ("GET", f"/api/v1/detect/{uuid.uuid4()}"),
+        ("GET", f"/api/v1/detect/{uuid.uuid4()}/image"),
+    ],
+)
+async def test_every_route_needs_credentials(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    response = await client.request(method, path, files=_one() if method == "POST" else None)
+    _assert_error(response, 401, "unauthenticated")
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_an_anonymous_upload_in_the_wrong_shape_is_still_a_401(
+    client: httpx.AsyncClient,
+) -> None:
+    _assert_error(await client.post(IMAGE, json={"file": "x"}), 401, "unauthenticated")
+
+
+async def test_a_valid_upload_is_sent_to_the_detection_service(
+    authed: httpx.AsyncClient,
+) -> None:
+    _assert_sent_on(await authed.post(IMAGE, files=_one()))
+    _assert_sent_on(await authed.post(IMAGE, files=_one("files")))
+    _assert_sent_on(
+        await authed.post(
+            IMAGE,
+            params={"confidence": "0.5", "classes": "person, bus", "store": "false"},
+            files=_one(),
+            data={"iou": "0.45", "max_detections": "10"},
+        )
+    )
+    _assert_sent_on(await authed.post(BATCH, files=_one("files") * 3))
+
+
+async def test_an_api_key_caller_needs_the_auth_service(client: httpx.AsyncClient) -> None:
+    response = await client.post(IMAGE, files=_one(), headers={"X-API-Key": "ov_0000_secret"})
+    _assert_error(response, 503, "unavailable")
+
+
+# Content type
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"json": {"file": "aGVsbG8="}},
+        {"data": {"file": "hello"}},
+        {"content": BYTES, "headers": {"Content-Type": "image/jpeg"}},
+        {"content": b""},
+    ],
+)
+@pytest.mark.parametrize("path", [IMAGE, BATCH])
+async def test_anything_but_multipart_is_a_415(
+    authed: httpx.AsyncClient, path: str, kwargs: dict[str, Any]
+) -> None:
+    error = _assert_error(await authed.post(path, **kwargs), 415, "unsupported_media_type")
+    assert "multipart/form-data" in error["message"]
+
+
+async def test_a_multipart_body_without_a_boundary_is_a_400(authed: httpx.AsyncClient) -> None:
+    response = await authed.post(
+        IMAGE, content=b"--x\r\n", headers={"Content-Type": "multipart/form-data"}
+    )
+    _assert_error(response, 400, "bad_request")
+
+
+# Parameters
+
+
+@pytest.mark.parametrize(
+    ("params", "data", "loc"),
+    [
+        ({"confidence": "1.5"}, {}, ("query", "confidence")),
+        ({"confidence": "-0.1"}, {}, ("query", "confidence")),
+        ({"confidence": "nan"}, {}, ("query", "confidence")),
+        ({"confidence": "high"}, {}, ("query", "confidence")),
+        ({}, {"confidence": "2"}, ("body", "confidence")),
+        ({"iou": "1.01"}, {}, ("query", "iou")),
+        ({}, {"iou": "-1"}, ("body", "iou")),
+        ({"max_detections": "0"}, {}, ("query", "max_detections")),
+        ({}, {"max_detections": "1001"}, ("body", "max_detections")),
+        ({"max_detections": "2.5"}, {}, ("query", "max_detections")),
+        ({"classes": "x" * 2001}, {}, ("query", "classes")),
+        ({"store": "perhaps"}, {}, ("query", "store")),
+        ({"confidence": "0.5"}, {"confidence": "0.5"}, ("body", "confidence")),
+        ({"store": "true"}, {"store": "false"}, ("body", "store")),
+        ({}, {"confidance": "0.5"}, ("body", "confidance")),
+    ],
+)
+async def test_bad_parameters_are_a_422_naming_them(
+    authed: httpx.AsyncClient, params: dict[str, str], data: dict[str, str], loc: tuple[str, str]
+) -> None:
+    response = await authed.post(IMAGE, params=params, data=data, files=_one())
+    error = _assert_invalid(response, *loc)
+    assert loc[1] in error["message"]
+
+
+async def test_batch_parameters_are_checked_the_same_way(authed: httpx.AsyncClient) -> None:
+    response = await authed.post(BATCH, params={"iou": "7"}, files=_one("files"))
+    _assert_invalid(response, "query", "iou")
+    response = await authed.post(BATCH, data={"store": "true"}, files=_one("files"))
+    _assert_invalid(response, "body", "store")
+
+
+def _field(name: str, value: str) -> tuple[str, tuple[None, str]]:
+    """A plain (non-file) multipart field, so a form can be multipart without any file."""
+    return (name, (None, value))
+
+
+@pytest.mark.parametrize(
+    ("files", "loc"),
+    [
+        ([], "file"),
+        (_one() * 2, "file"),
+        (_one() + _one("files"), "file"),
+        (_one("files") * 2, "files"),
+    ],
+)
+async def test_the_image_route_takes_exactly_one_file(
+    authed: httpx.AsyncClient, files: list[Any], loc: str
+) -> None:
+    response = await authed.post(IMAGE, files=[*files, _field("iou", "0.5")])
+    error = _assert_invalid(response, "body", loc)
+    assert "exactly one image" in error["message"]
+
+
+async def test_a_text_field_is_not_a_file(authed: httpx.AsyncClient) -> None:
+    response = await authed.post(IMAGE, files=[_field("file", "not a file")])
+    _assert_invalid(response, "body", "file")
+
+
+async def test_a_batch_needs_files(authed: httpx.AsyncClient) -> None:
+    response = await authed.post(BATCH, files=[_field("iou", "0.5")])
+    _assert_invalid(response, "body", "files")
+    response = await authed.post(BATCH, files=_one())
+    _assert_invalid(response, "body", "file")
+
+
+async def test_a_batch_over_max_batch_files_is_a_422(
+    open_detect_client: Callable[..., Any],
+) -> None:
+    client = await open_detect_client(MAX_BATCH_FILES=3)
+    _assert_sent_on(await client.post(BATCH, files=_one("files") * 3))
+    error = _assert_invalid(await client.post(BATCH, files=_one("files") * 4), "body", "files")
+    assert "1 to 3 images" in error["message"]
+
+
+@pytest.mark.parametrize("key", [b"", b"k" * 201, b"has\ttab", "ключ".encode()])
+async def test_bad_idempotency_keys_are_a_422(authed: httpx.AsyncClient, key: bytes) -> None:
+    response = await authed.post(BATCH, files=_one("files"), headers={"Idempotency-Key": key})
+    _assert_invalid(response, "header", "Idempotency-Key")
+
+
+async def test_a_good_idempotency_key_is_sent_on(authed: httpx.AsyncClient) -> None:
+    response = await authed.post(
+        BATCH, files=_one("files"), headers={"Idempotency-Key": str(uuid.uuid4())}
+    )
+    _assert_sent_on(response)
+
+
+# Sizes
+
+
+async def test_an_image_over_max_upload_bytes_is_a_413(
+    open_detect_client: Callable[..., Any],
+) -> None:
+    client = await open_detect_client(MAX_UPLOAD_BYTES=1000)
+    _assert_sent_on(await client.post(IMAGE, files=_one(data=b"\xff" * 1000)))
+    # Within the body limit's multipart headroom: refused by the route.
+    error = _assert_error(
+        await client.post(IMAGE, files=_one(data=b"\xff" * 1001, filename="big.jpg")),
+        413,
+        "payload_too_large",
+    )
+    assert "'big.jpg'" in error["message"]
+    assert "1000 bytes" in error["message"]
+    # Beyond the body limit: refused from Content-Length, before anything is read.
+    big = b"\xff" * (1000 + MULTIPART_OVERHEAD_BYTES + 1)
+    _assert_error(await client.post(IMAGE, files=_one(data=big)), 413, "payload_too_large")
+
+
+async def test_one_oversized_image_refuses_the_batch(
+    open_detect_client: Callable[..., Any],
+) -> None:
+    client = await open_detect_client(MAX_UPLOAD_BYTES=1000)
+    files = _one("files") + _one("files", data=b"\xff" * 1001, filename="  ") + _one("files")
+    error = _assert_error(await client.post(BATCH, files=files), 413, "payload_too_large")
+    assert "#2" in error["message"]
+
+
+async def test_an_oversized_streamed_upload_is_a_413(
+    open_detect_client: Callable[..., Any],
+) -> None:
+    client = await open_detect_client(MAX_UPLOAD_BYTES=1000)
+    boundary = "detect-test-boundary"
+
+    async def body() -> AsyncIterator[bytes]:
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        for _ in range(100):
+            yield b"\xff" * 1024
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = await client.post(
+        IMAGE,
+        content=body(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert "content-length" not in response.request.headers
+    _assert_error(response, 413, "payload_too_large")
+
+
+def test_body_limits_leave_room_for_multipart_framing(
+    make_settings: Callable[..., GatewaySettings],
+) -> None:
+    settings = make_settings(MAX_UPLOAD_BYTES=1000, MAX_BATCH_FILES=5)
+    limits = dict(body_limits(settings))
+    assert limits["/api/v1/detect"] == 1000 + MULTIPART_OVERHEAD_BYTES
+    assert limits[BATCH] == 5 * 1000 + MULTIPART_OVERHEAD_BYTES + 5 * PART_OVERHEAD_BYTES
+    # A batch is one gRPC message, so the defaults (100 x 20 MiB) are capped by its size.
+    defaults = make_settings()
+    assert defaults.max_upload_bytes == 20 * 1024 * 1024
+    assert defaults.max_batch_files == 100
+    assert defaults.max_batch_bytes == MAX_IMAGE_BYTES_PER_CALL
+
+
+def test_an_upload_limit_beyond_one_grpc_message_is_refused(
+    make_settings: Callable[..., GatewaySettings],
+) -> None:
+    with pytest.raises(ValueError, match="MAX_UPLOAD_BYTES"):
+        make_settings(MAX_UPLOAD_BYTES=MAX_IMAGE_BYTES_PER_CALL + 1)
+
+
+# Reads, ids and route order
+
+
+async def test_reads_are_sent_on(authed: httpx.AsyncClient) -> None:
+    detection_id, job_id = uuid.uuid4(), uuid.uuid4()
+    for path in (
+        HISTORY,
+        f"{HISTORY}?limit=100&offset=5&class_name=bus&since=2024-01-01T00:00:00Z&until=2030-01-01",
+        f"/api/v1/detect/jobs/{job_id}",
+        f"/api/v1/detect/{detection_id}",
+        f"/api/v1/detect/{detection_id}/image",
+        f"/api/v1/detect/{detection_id}/image?annotated=false",
+    ):
+        _assert_sent_on(await authed.get(path))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/detect/not-a-uuid",
+        "/api/v1/detect/not-a-uuid/image",
+        "/api/v1/detect/jobs/not-a-uuid",
+        "/api/v1/detect/jobs",
+        f"/api/v1/detect/{uuid.uuid4()}/nothing",
+    ],
+)
+async def test_malformed_ids_name_nothing(authed: httpx.AsyncClient, path: str) -> None:
+    _assert_error(await authed.get(path), 404, "not_found")
+
+
+async def test_upload_paths_are_not_read_as_ids(authed: httpx.AsyncClient) -> None:
+    for path in (IMAGE, BATCH):
+        response = await authed.get(path)
+        _assert_error(response, 405, "method_not_allowed")
+        assert response.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("offset=-1", "offset"),
+        (f"offset={2**31}", "offset"),
+        ("class_name=", "class_name"),
+        ("class_name=%20%20", "class_name"),
+        ("since=yesterday", "since"),
+        ("since=2025-01-02T00:00:00Z&until=2025-01-01T00:00:00Z", "since"),
+        ("until=0001-01-01T00:00:00%2B01:00", "until"),
+    ],
+)
+async def test_bad_history_queries_are_a_422(
+    authed: httpx.AsyncClient, query: str, name: str
+) -> None:
+    _assert_invalid(await authed.get(f"{HISTORY}?{query}"), "query", name)
+
+
+async def test_annotated_must_be_a_boolean(authed: httpx.AsyncClient) -> None:
+    response = await authed.get(f"/api/v1/detect/{uuid.uuid4()}/image?annotated=maybe")
+    _assert_invalid(response, "query", "annotated")
+
+
+async def test_browsers_may_send_an_idempotency_key_and_read_the_location(
+    app_client: Callable[..., Any],
+) -> None:
+    _, client = await app_client(CORS_ORIGINS="https://app.example")
+    response = await client.options(
+        BATCH,
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Authorization, Idempotency-Key",
+        },
+    )
+    assert response.status_code == 200
+    allowed = response.headers["access-control-allow-headers"].lower()
+    assert "idempotency-key" in allowed
+    answered = await client.get(HISTORY, headers={"Origin": "https://app.example"})
+    assert "location" in answered.headers["access-control-expose-headers"].lower()
+
+
+# The document
+
+
+def test_openapi_describes_the_detection_routes(
+    make_settings: Callable[..., GatewaySettings],
+) -> None:
+    spec = create_app(make_settings()).openapi()
+    paths = spec["paths"]
+    schemas = spec["components"]["schemas"]
+
+    image = paths[IMAGE]["post"]
+    body = image["requestBody"]
+    assert body["required"] is True
+    assert set(body["content"]) == {"multipart/form-data"}
+    form = schemas["DetectImageForm"]
+    assert form["additionalProperties"] is False
+    assert {"file", "files", "store", "confidence", "iou", "classes", "max_detections"} == set(
+        form["properties"]
+    )
+    query = {p["name"] for p in image["parameters"] if p["in"] == "query"}
+    assert query == {"confidence", "iou", "classes", "max_detections", "store"}
+    assert image["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/DetectionOut"
+    }
+    assert {"400", "401", "413", "415", "422", "503"} <= set(image["responses"])
+    assert "Retry-After" in image["responses"]["503"]["headers"]
+    assert set(schemas["DetectedObjectOut"]["properties"]) == {
+        "class",
+        "class_id",
+        "confidence",
+        "bbox",
+    }
+
+    batch = paths[BATCH]["post"]
+    assert schemas["DetectBatchForm"]["required"] == ["files"]
+    accepted = batch["responses"]["202"]
+    assert "Location" in accepted["headers"]
+    assert accepted["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/JobOut"
+    }
+    assert "200" not in batch["responses"]
+    assert any(p["name"] == "Idempotency-Key" for p in batch["parameters"])
+
+    picture = paths["/api/v1/detect/{detection_id}/image"]["get"]["responses"]["200"]
+    assert set(picture["content"]) == {"image/jpeg", "image/png", "image/webp", "image/bmp"}
+    for path in ("/api/v1/detect/{detection_id}", "/api/v1/detect/jobs/{job_id}"):
+        (parameter,) = paths[path]["get"]["parameters"]
+        assert parameter["schema"]["format"] == "uuid"
+    assert json.dumps(paths[HISTORY]["get"]["responses"]["200"]).count("DetectionListOut") == 1

@@ -1,0 +1,503 @@
+"""The public detection API end to end: gateway -> detection-service -> Triton, PostgreSQL,
+Redis, the job workers and storage, all real (tests/conftest.py starts them).
+
+Expected objects are the reference ones for the sample images (/work/shared/images/README.md):
+yolov8n at confidence 0.25 finds four people and a bus (about 0.83) in bus.jpg (810x1080).
+Every test signs up its own users (own X-Forwarded-For, as in test_auth_api.py), so history
+totals are exact. ONNX Runtime on a small CPU does 15-30 images/s: requests are few.
+"""
+
+import asyncio
+import os
+import struct
+import time
+import uuid
+import zlib
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+
+from objectvision_devstack.stack import Stack
+
+IMAGE = "/api/v1/detect/image"
+BATCH = "/api/v1/detect/batch"
+HISTORY = "/api/v1/detect/history"
+PASSWORD = "correct horse battery"
+BUS_SIZE = (810, 1080)
+JOB_TIMEOUT_SECONDS = 60.0
+MIB = 1024 * 1024
+
+
+def _shared_images() -> Path:
+    """OBJECTVISION_SHARED_DIR, else the `shared/` folder beside the repository."""
+    shared = os.environ.get("OBJECTVISION_SHARED_DIR")
+    root = Path(shared) if shared else Path(__file__).resolve().parents[1].parent / "shared"
+    return root / "images"
+
+
+IMAGES = _shared_images()
+pytestmark = pytest.mark.skipif(
+    not (IMAGES / "bus.jpg").exists(),
+    reason=f"sample images not found under {IMAGES} (set OBJECTVISION_SHARED_DIR)",
+)
+
+
+def _read(name: str) -> bytes:
+    return (IMAGES / name).read_bytes()
+
+
+def _coco8() -> list[Path]:
+    return sorted(IMAGES.glob("coco8/images/*/*.jpg"))
+
+
+def _address() -> str:
+    """A fresh client address (documentation range) for the per-IP sign-up limit."""
+    return f"2001:db8:{uuid.uuid4().hex[:4]}::{uuid.uuid4().hex[:4]}"
+
+
+def _assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code, error
+    assert error["request_id"] == response.headers["x-request-id"]
+    return error
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    headers: dict[str, str]
+
+
+async def _user(client: httpx.AsyncClient) -> User:
+    email = f"detect-{uuid.uuid4().hex}@example.com"
+    address = {"X-Forwarded-For": _address()}
+    signed_up = await client.post(
+        "/api/v1/auth/signup",
+        json={"email": email, "password": PASSWORD, "name": "Detector"},
+        headers=address,
+    )
+    assert signed_up.status_code == 201, signed_up.text
+    tokens = await client.post(
+        "/api/v1/auth/login", json={"email": email, "password": PASSWORD}, headers=address
+    )
+    assert tokens.status_code == 200, tokens.text
+    return User(
+        id=signed_up.json()["id"],
+        headers={"Authorization": f"Bearer {tokens.json()['access_token']}"},
+    )
+
+
+@pytest.fixture
+async def user(gateway_client: httpx.AsyncClient) -> User:
+    return await _user(gateway_client)
+
+
+async def _detect(
+    client: httpx.AsyncClient,
+    user: User,
+    data: bytes,
+    filename: str = "bus.jpg",
+    **params: str,
+) -> httpx.Response:
+    return await client.post(
+        IMAGE,
+        params=params,
+        files={"file": (filename, data, "image/jpeg")},
+        headers=user.headers,
+    )
+
+
+async def _detect_ok(
+    client: httpx.AsyncClient, user: User, data: bytes, **params: str
+) -> dict[str, Any]:
+    response = await _detect(client, user, data, **params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def _history(client: httpx.AsyncClient, user: User, **params: Any) -> dict[str, Any]:
+    response = await client.get(HISTORY, params=params, headers=user.headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _classes(body: dict[str, Any]) -> Counter[str]:
+    return Counter(obj["class"] for obj in body["detections"])
+
+
+def _assert_bus_result(body: dict[str, Any]) -> None:
+    """bus.jpg: four people and a bus, boxes in original pixels."""
+    width, height = BUS_SIZE
+    assert body["image"] == {"width": width, "height": height}
+    assert _classes(body) == Counter({"person": 4, "bus": 1}), body["detections"]
+    confidences = [obj["confidence"] for obj in body["detections"]]
+    assert confidences == sorted(confidences, reverse=True)
+    for obj in body["detections"]:
+        box = obj["bbox"]
+        assert 0 <= box["x1"] < box["x2"] <= width, box
+        assert 0 <= box["y1"] < box["y2"] <= height, box
+        assert box["width"] == pytest.approx(box["x2"] - box["x1"], abs=0.02)
+        assert box["height"] == pytest.approx(box["y2"] - box["y1"], abs=0.02)
+        assert obj["class_id"] == {"person": 0, "bus": 5}[obj["class"]]
+    (bus,) = (obj for obj in body["detections"] if obj["class"] == "bus")
+    assert bus["confidence"] == pytest.approx(0.83, abs=0.05)
+    # In original pixels, not the 640x640 model input: the bus spans most of the width.
+    assert bus["bbox"]["width"] > 0.75 * width
+    assert bus["bbox"]["y2"] > 640
+
+
+async def _wait_for_job(client: httpx.AsyncClient, user: User, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
+    while True:
+        response = await client.get(f"/api/v1/detect/jobs/{job_id}", headers=user.headers)
+        assert response.status_code == 200, response.text
+        job = response.json()
+        if job["status"] in ("completed", "failed"):
+            return job
+        assert time.monotonic() < deadline, f"job still {job['status']}: {job}"
+        await asyncio.sleep(0.25)
+
+
+# One image
+
+
+async def test_bus_jpg_has_four_people_and_a_bus(
+    gateway_client: httpx.AsyncClient, user: User
+) -> None:
+    body = await _detect_ok(gateway_client, user, _read("bus.jpg"))
+    _assert_bus_result(body)
+    assert uuid.UUID(body["detection_id"])
+    assert body["filename"] == "bus.jpg"
+    assert body["timings"]["total_ms"] > 0
+    assert body["timings"]["inference_ms"] > 0
+
+
+async def test_a_stored_detection_reads_back_with_its_images(
+    gateway_client: httpx.AsyncClient, user: User
+) -> None:
+    original = _read("bus.jpg")
+    detected = await _detect_ok(gateway_client, user, original)
+    path = f"/api/v1/detect/{detected['detection_id']}"
+
+    response = await gateway_client.get(path, headers=user.headers)
+    assert response.status_code == 200, response.text
+    stored = response.json()
+    assert stored["detection_id"] == detected["detection_id"]
+    assert stored["status"] == "completed"
+    assert stored["job_id"] is None
+    assert stored["created_at"]
+    assert stored["image"] == detected["image"]
+    assert _classes(stored) == _classes(detected)
+    for mine, kept in zip(detected["detections"], stored["detections"], strict=True):
+        assert kept["class"] == mine["class"]
+        assert kept["confidence"] == pytest.approx(mine["confidence"], abs=1e-3)
+        for corner in ("x1", "y1", "x2", "y2"):
+            assert kept["bbox"][corner] == pytest.approx(mine["bbox"][corner], abs=0.05)
+
+    annotated = await gateway_client.get(f"{path}/image", headers=user.headers)
+    assert annotated.status_code == 200, annotated.text
+    assert annotated.headers["content-type"] == "image/jpeg"
+    assert annotated.headers["x-content-type-options"] == "nosniff"
+    drawn = cv2.imdecode(np.frombuffer(annotated.content, np.uint8), cv2.IMREAD_COLOR)
+    assert drawn is not None
+    assert drawn.shape == (1080, 810, 3)
+
+    as_uploaded = await gateway_client.get(
+        f"{path}/image", params={"annotated": "false"}, headers=user.headers
+    )
+    assert as_uploaded.status_code == 200, as_uploaded.text
+    assert as_uploaded.headers["content-type"] == "image/jpeg"
+    assert as_uploaded.content == original
+    plain = cv2.imdecode(np.frombuffer(original, np.uint8), cv2.IMREAD_COLOR)
+    # The boxes are drawn: the annotated picture differs from the upload, but not everywhere.
+    changed = np.any(np.abs(drawn.astype(int) - plain.astype(int)) > 60, axis=2).mean()
+    assert 0.001 < changed < 0.5
+
+
+async def test_parameters_filter_the_objects(gateway_client: httpx.AsyncClient, user: User) -> None:
+    bus = _read("bus.jpg")
+    only_bus = await _detect_ok(gateway_client, user, bus, classes="bus", store="false")
+    assert _classes(only_bus) == Counter({"bus": 1})
+    only_people = await _detect_ok(gateway_client, user, bus, classes="0", store="false")
+    assert _classes(only_people) == Counter({"person": 4})
+    confident = await _detect_ok(gateway_client, user, bus, confidence="0.9", store="false")
+    assert len(confident["detections"]) < 5
+    assert all(obj["confidence"] >= 0.9 for obj in confident["detections"])
+    capped = await _detect_ok(gateway_client, user, bus, max_detections="2", store="false")
+    assert len(capped["detections"]) == 2
+
+    # The same parameters as form fields.
+    response = await gateway_client.post(
+        IMAGE,
+        files={"file": ("bus.jpg", bus, "image/jpeg")},
+        data={"classes": "BUS, person", "confidence": "0.5", "store": "false"},
+        headers=user.headers,
+    )
+    assert response.status_code == 200, response.text
+    from_form = response.json()
+    assert set(_classes(from_form)) == {"person", "bus"}
+    assert all(obj["confidence"] >= 0.5 for obj in from_form["detections"])
+    assert from_form["detection_id"] is None
+
+    unknown = await _detect(gateway_client, user, bus, classes="unicorn")
+    assert "unicorn" in _assert_error(unknown, 422, "invalid_argument")["message"]
+    # store=false kept nothing; the unknown class was refused before anything was stored.
+    assert (await _history(gateway_client, user))["total"] == 0
+
+
+async def test_an_api_key_caller_can_detect(gateway_client: httpx.AsyncClient, user: User) -> None:
+    created = await gateway_client.post(
+        "/api/v1/users/me/api-keys", json={"name": "detector"}, headers=user.headers
+    )
+    assert created.status_code == 201, created.text
+    by_key = User(id=user.id, headers={"X-API-Key": created.json()["secret"]})
+    _assert_bus_result(await _detect_ok(gateway_client, by_key, _read("bus.jpg")))
+    assert (await _history(gateway_client, by_key))["total"] == 1
+
+
+async def test_history_is_newest_first_and_filters(
+    gateway_client: httpx.AsyncClient, user: User
+) -> None:
+    first = await _detect_ok(gateway_client, user, _read("bus.jpg"))
+    second = await _detect_ok(gateway_client, user, _read("zidane.jpg"))
+    assert "bus" not in _classes(second)
+
+    listed = await _history(gateway_client, user)
+    assert listed["total"] == 2
+    assert (listed["limit"], listed["offset"]) == (20, 0)
+    assert [item["detection_id"] for item in listed["items"]] == [
+        second["detection_id"],
+        first["detection_id"],
+    ]
+    assert (
+        listed["items"][1]["detections"]
+        == (
+            (
+                await gateway_client.get(
+                    f"/api/v1/detect/{first['detection_id']}", headers=user.headers
+                )
+            ).json()["detections"]
+        )
+    )
+
+    page = await _history(gateway_client, user, limit=1, offset=1)
+    assert page["total"] == 2
+    assert [item["detection_id"] for item in page["items"]] == [first["detection_id"]]
+
+    buses = await _history(gateway_client, user, class_name="bus")
+    assert buses["total"] == 1
+    assert buses["items"][0]["detection_id"] == first["detection_id"]
+    by_id = await _history(gateway_client, user, class_name="0")
+    assert by_id["total"] == 2
+
+    newest = listed["items"][0]["created_at"]
+    since = await _history(gateway_client, user, since=newest)
+    assert [item["detection_id"] for item in since["items"]] == [second["detection_id"]]
+    until = await _history(gateway_client, user, until=newest)
+    assert [item["detection_id"] for item in until["items"]] == [first["detection_id"]]
+
+    unknown = await gateway_client.get(
+        HISTORY, params={"class_name": "unicorn"}, headers=user.headers
+    )
+    _assert_error(unknown, 422, "invalid_argument")
+
+
+# Batches
+
+
+async def test_a_batch_job_runs_to_completion_and_fills_the_history(
+    gateway_client: httpx.AsyncClient, user: User
+) -> None:
+    paths = _coco8()
+    assert len(paths) == 8, f"coco8 images missing under {IMAGES}"
+    files = [("files", (path.name, path.read_bytes(), "image/jpeg")) for path in paths]
+    key = {"Idempotency-Key": f"coco8-{uuid.uuid4()}"}
+    before = (await _history(gateway_client, user))["total"]
+
+    submitted = await gateway_client.post(BATCH, files=files, headers={**user.headers, **key})
+    assert submitted.status_code == 202, submitted.text
+    job = submitted.json()
+    assert job["total"] == 8
+    assert job["status"] in ("pending", "processing", "completed")
+    assert submitted.headers["location"] == f"/api/v1/detect/jobs/{job['job_id']}"
+
+    again = await gateway_client.post(BATCH, files=files, headers={**user.headers, **key})
+    assert again.status_code == 202, again.text
+    assert again.json()["job_id"] == job["job_id"]
+
+    done = await _wait_for_job(gateway_client, user, job["job_id"])
+    assert done["status"] == "completed", done
+    assert (done["total"], done["processed"], done["failed"]) == (8, 8, 0)
+    assert done["completed_at"] is not None
+    assert [item["filename"] for item in done["items"]] == [path.name for path in paths]
+    for item in done["items"]:
+        assert item["status"] == "completed", item
+        assert item["error"] is None
+        assert uuid.UUID(item["detection_id"])
+    assert sum(item["object_count"] for item in done["items"]) > 8
+
+    history = await _history(gateway_client, user, limit=100)
+    assert history["total"] == before + 8
+    from_job = {item["detection_id"] for item in history["items"] if item["job_id"]}
+    assert from_job == {item["detection_id"] for item in done["items"]}
+    counts = {item["detection_id"]: item["object_count"] for item in done["items"]}
+    for stored in history["items"]:
+        assert len(stored["detections"]) == counts[stored["detection_id"]]
+        assert stored["job_id"] == job["job_id"]
+
+
+# Isolation
+
+
+async def test_another_users_ids_are_not_found(
+    gateway_client: httpx.AsyncClient, user: User
+) -> None:
+    detection = await _detect_ok(gateway_client, user, _read("bus.jpg"))
+    submitted = await gateway_client.post(
+        BATCH,
+        files=[("files", ("bus.jpg", _read("bus.jpg"), "image/jpeg"))],
+        headers=user.headers,
+    )
+    assert submitted.status_code == 202, submitted.text
+    other = await _user(gateway_client)
+    detection_path = f"/api/v1/detect/{detection['detection_id']}"
+    for path in (
+        detection_path,
+        f"{detection_path}/image",
+        f"{detection_path}/image?annotated=false",
+        f"/api/v1/detect/jobs/{submitted.json()['job_id']}",
+    ):
+        _assert_error(await gateway_client.get(path, headers=other.headers), 404, "not_found")
+        assert (await gateway_client.get(path, headers=user.headers)).status_code == 200
+    assert (await _history(gateway_client, other))["total"] == 0
+    await _wait_for_job(gateway_client, user, submitted.json()["job_id"])
+
+
+# Unfit uploads: refused with their own status, nothing stored, the next request served
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return (
+        struct.pack(">I", len(payload))
+        + kind
+        + payload
+        + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+    )
+
+
+def _png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
+    """A valid, tiny PNG whose header promises width x height RGB pixels."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _max_upload_bytes(stack: Stack) -> int:
+    return int(stack.env.get("MAX_UPLOAD_BYTES") or 20 * MIB)
+
+
+def _max_batch_files(stack: Stack) -> int:
+    return int(stack.env.get("MAX_BATCH_FILES") or 100)
+
+
+def _image_file(data: bytes, name: str = "upload.jpg") -> list[Any]:
+    return [("file", (name, data, "image/jpeg"))]
+
+
+def _batch_files(*payloads: bytes) -> list[Any]:
+    return [("files", (f"{i}.jpg", data, "image/jpeg")) for i, data in enumerate(payloads)]
+
+
+UNFIT = [
+    pytest.param(
+        IMAGE,
+        lambda stack: _image_file(b"shopping list: eggs, milk\n" * 20, "notes.jpg"),
+        415,
+        "unsupported_media_type",
+        id="text-named-jpg",
+    ),
+    pytest.param(IMAGE, lambda stack: _image_file(b""), 422, "invalid_argument", id="zero-bytes"),
+    pytest.param(
+        IMAGE,
+        lambda stack: _image_file(_read("bus.jpg")[:1000]),
+        422,
+        "invalid_argument",
+        id="truncated-jpeg",
+    ),
+    pytest.param(
+        IMAGE,
+        lambda stack: _image_file(_png_bomb(), "bomb.png"),
+        413,
+        "payload_too_large",
+        id="png-pixel-bomb",
+    ),
+    pytest.param(
+        IMAGE,
+        lambda stack: _image_file(b"\xff\xd8\xff" + b"\x00" * (_max_upload_bytes(stack) - 2)),
+        413,
+        "payload_too_large",
+        id="oversized",
+    ),
+    pytest.param(
+        BATCH,
+        lambda stack: _batch_files(*[b"\xff\xd8\xff"] * (_max_batch_files(stack) + 1)),
+        422,
+        "validation_error",
+        id="too-many-files",
+    ),
+    pytest.param(
+        BATCH,
+        lambda stack: _batch_files(_read("bus.jpg"), b"%PDF-1.7\n" + b"\x00" * 100),
+        415,
+        "unsupported_media_type",
+        id="one-bad-image-refuses-the-batch",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+async def unfit_uploader(stack: Stack) -> AsyncIterator[User]:
+    """One user for every unfit upload: its history must stay empty throughout."""
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30.0) as client:
+        yield await _user(client)
+
+
+@pytest.mark.parametrize(("path", "files", "status", "code"), UNFIT)
+async def test_unfit_uploads_are_refused_and_leave_nothing_behind(
+    gateway_client: httpx.AsyncClient,
+    stack: Stack,
+    unfit_uploader: User,
+    path: str,
+    files: Any,
+    status: int,
+    code: str,
+) -> None:
+    response = await gateway_client.post(path, files=files(stack), headers=unfit_uploader.headers)
+    error = _assert_error(response, status, code)
+    assert error["message"]
+    assert (await _history(gateway_client, unfit_uploader))["total"] == 0
+    following = await _detect_ok(gateway_client, unfit_uploader, _read("bus.jpg"), store="false")
+    _assert_bus_result(following)
+
+
+async def test_a_pixel_bomb_is_refused_by_its_header(
+    gateway_client: httpx.AsyncClient, user: User
+) -> None:
+    started = time.perf_counter()
+    response = await _detect(gateway_client, user, _png_bomb(), "bomb.png")
+    error = _assert_error(response, 413, "payload_too_large")
+    assert "50000x50000" in error["message"]
+    # Refused from the IHDR: 2.5 gigapixels were never decoded.
+    assert time.perf_counter() - started < 2.0
