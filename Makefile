@@ -1,10 +1,10 @@
 # ObjectVision: every command a developer or CI needs. A fresh machine needs only
-# Python 3.11 and make; everything else is installed here, into .tools/ and .venv/.
+# Python 3.11 and make; everything else is installed here, into .venv-tools/ and .venv/.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-UV := .tools/bin/uv
+UV := .venv-tools/bin/uv
 UV_VERSION := 0.13.9
 TRITON_VENV := .venv-triton
 MODEL_DIR ?= ../shared/models
@@ -23,8 +23,8 @@ help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(UV):
-	$(PYTHON) -m venv .tools
-	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(PYTHON) -m venv .venv-tools
+	.venv-tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.installed: $(UV) uv.lock pyproject.toml $(wildcard */pyproject.toml)
 	$(UV) sync --frozen --all-packages
@@ -79,4 +79,4 @@ test-slow: install triton-env model ## Fault-injection and load tests
 	$(BIN)/pytest -m slow -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) $(TRITON_VENV) .tools
+	rm -rf $(VENV) $(TRITON_VENV) .venv-tools
