@@ -1,6 +1,7 @@
 """Live job progress over SubscribeJobProgress, for the job's owner only."""
 
 import asyncio
+import time
 import uuid
 
 import grpc
@@ -64,11 +65,41 @@ async def test_a_late_subscriber_gets_the_final_event_at_once(
 async def test_a_finished_job_without_a_stored_event_is_rebuilt_from_the_job(
     service, peers, new_user, as_user
 ) -> None:
+    """Finished long ago: its stored final event has expired and no other is coming."""
     user_id, _ = new_user()
     job_id = str(uuid.uuid4())
-    peers.detection.jobs[job_id] = (user_id, job(job_id, detection_pb2.JOB_STATUS_FAILED, 2))
+    failed = job(job_id, detection_pb2.JOB_STATUS_FAILED, 2)
+    failed.completed_at.FromSeconds(int(time.time()) - 3600)
+    peers.detection.jobs[job_id] = (user_id, failed)
     [final] = [event async for event in subscribe(service, as_user, user_id, job_id)]
     assert final.type == "job.failed" and final.job_finished.processed == 2
+
+
+async def test_a_subscriber_between_the_finish_and_its_event_gets_the_real_event(
+    service, producer, peers, new_user, as_user, events, wait
+) -> None:
+    """Detection-service already says completed, the job.completed event is still on its
+    way: the stream waits for it (class counts, the id webhooks carry) instead of ending
+    with an event rebuilt from the job, which has neither. Found end to end: a WebSocket
+    opened as a batch job finished got `class_counts: {}`."""
+    user_id, _ = new_user()
+    job_id = str(uuid.uuid4())
+    peers.detection.jobs[job_id] = (user_id, job(job_id, detection_pb2.JOB_STATUS_COMPLETED, 4))
+    stream = subscribe(service, as_user, user_id, job_id)
+
+    async def subscribed() -> bool:
+        [(_, subscribers)] = await service.runtime.redis.pubsub_numsub(
+            f"objectvision:jobs:{job_id}"
+        )
+        return subscribers == 1
+
+    await wait(subscribed, within=5)
+    done = events.finished(user_id, job_id, counts={"giraffe": 2})
+    await producer.publish(done)
+
+    received = [event async for event in stream]
+    assert [event.id for event in received] == [done.id]
+    assert dict(received[0].job_finished.class_counts) == {"giraffe": 2}
 
 
 async def test_a_stream_that_hears_nothing_asks_detection_again(

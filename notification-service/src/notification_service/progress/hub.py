@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from google.protobuf import json_format
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from notification_service.progress.jobs import TERMINAL, JobLookup
 from objectvision.v1 import common_pb2, detection_pb2, notification_pb2
@@ -26,6 +27,10 @@ JOB_FAILED = "job.failed"
 FINAL_TYPES = frozenset({JOB_COMPLETED, JOB_FAILED})
 JOB_TYPES = frozenset({JOB_PROGRESS, *FINAL_TYPES})
 FINAL_EVENT_TTL_SECONDS = 7 * 24 * 3600
+# A job that finished this recently may have its final event still on the way (producer
+# relay, stream, consumer): a subscriber waits for the real one, class counts and id
+# included, instead of getting one rebuilt from the job.
+FINAL_EVENT_WAIT_SECONDS = 5.0
 
 
 def job_channel(job_id: str) -> str:
@@ -77,6 +82,11 @@ def _final_from_job(job: detection_pb2.Job, user_id: str) -> notification_pb2.Ev
     return event
 
 
+def _finished_at(job: detection_pb2.Job) -> float:
+    stamp = job.completed_at if job.HasField("completed_at") else job.updated_at
+    return stamp.seconds + stamp.nanos / 1e9
+
+
 def _parse(data: str) -> notification_pb2.Event | None:
     try:
         return json_format.Parse(data, notification_pb2.Event(), ignore_unknown_fields=True)
@@ -86,10 +96,18 @@ def _parse(data: str) -> notification_pb2.Event | None:
 
 
 class ProgressHub:
-    def __init__(self, *, redis: Redis, jobs: JobLookup, poll_seconds: float) -> None:
+    def __init__(
+        self,
+        *,
+        redis: Redis,
+        jobs: JobLookup,
+        poll_seconds: float,
+        final_wait_seconds: float = FINAL_EVENT_WAIT_SECONDS,
+    ) -> None:
         self._redis = redis
         self._jobs = jobs
         self._poll = poll_seconds
+        self._final_wait = final_wait_seconds
 
     async def publish(self, event: notification_pb2.Event) -> None:
         """Tell live subscribers; keep a final event for late ones."""
@@ -103,12 +121,37 @@ class ProgressHub:
             pipe.publish(job_channel(job_id), data)
             await pipe.execute()
 
-    async def _final(self, job: detection_pb2.Job, user_id: str) -> notification_pb2.Event:
-        stored = await self._redis.get(final_event_key(job.id))
+    async def _stored_final(self, job_id: str, user_id: str) -> notification_pb2.Event | None:
+        stored = await self._redis.get(final_event_key(job_id))
         event = _parse(stored) if isinstance(stored, str) else None
         if event is not None and event.user_id == user_id and event.type in FINAL_TYPES:
             return event
-        return _final_from_job(job, user_id)
+        return None
+
+    async def _final(self, job: detection_pb2.Job, user_id: str) -> notification_pb2.Event:
+        stored = await self._stored_final(job.id, user_id)
+        return stored if stored is not None else _final_from_job(job, user_id)
+
+    async def _final_of_finished(
+        self, pubsub: PubSub, job: detection_pb2.Job, user_id: str
+    ) -> notification_pb2.Event:
+        """The final event of a job finished before the subscriber came: the stored one; for
+        a job that has only just finished, the one still on its way; else one rebuilt."""
+        stored = await self._stored_final(job.id, user_id)
+        if stored is not None:
+            return stored
+        deadline = _finished_at(job) + self._final_wait
+        while (remaining := deadline - time.time()) > 0:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining)
+            event = _parse(str(message.get("data", ""))) if message is not None else None
+            if (
+                event is not None
+                and event.type in FINAL_TYPES
+                and event.user_id == user_id
+                and job_id_of(event) == job.id
+            ):
+                return event
+        return await self._final(job, user_id)
 
     async def follow(
         self, principal: common_pb2.Principal, job_id: str
@@ -121,7 +164,7 @@ class ProgressHub:
         try:
             job = await self._jobs.get(principal, job_id)
             if job.status in TERMINAL:
-                yield await self._final(job, user_id)
+                yield await self._final_of_finished(pubsub, job, user_id)
                 return
             yield _progress_snapshot(job, user_id)
             seen = job.processed + job.failed

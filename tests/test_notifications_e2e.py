@@ -1,0 +1,624 @@
+"""Notifications end to end, with every part real and every request through the gateway:
+auth-service and detection-service write events to their outboxes, the relays publish them
+to Redis, notification-service turns them into emails (to the stack's SMTP sink, which keeps
+each message as an .eml file), signed webhooks (to an HTTP server this test runs on
+127.0.0.1) and live WebSocket messages.
+
+Issue "Notifications", done when:
+1. a sign-up sends exactly one welcome email (HTML and text parts) to the new user;
+2. a finished batch job sends exactly one report email with the per-class counts, exactly
+   one signed webhook, and WebSocket messages that end with `job.completed`;
+3. a sign-up while Redis is down still succeeds, and its welcome email arrives exactly once
+   after Redis is back (the event waits in auth-service's outbox meanwhile);
+4. a webhook receiver that answers 500 twice and then 200 gets three attempts, one success;
+5. a user who turned notifications off gets no report email, and the job still completes.
+
+1, 2 and 5 run on the suite's shared stack (tests/conftest.py). 3 and 4 run on a stack of
+their own (`isolated_stack`): 3 stops and restarts its Redis, which must not disturb the
+other suites, and 4 needs retries in fractions of a second instead of the default backoff
+(DELIVERY_BACKOFF_BASE_SECONDS=30). It shares only Triton with the rest of the suite.
+
+Every test signs up its own users (uuid emails, own X-Forwarded-For, as test_auth_api.py
+does) and finds its emails by recipient, so other suites' mail in the sink does not matter.
+"""
+
+import asyncio
+import email
+import hashlib
+import hmac
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from objectvision.v1 import common_pb2, notification_pb2, notification_pb2_grpc
+from objectvision_common.identity import principal_metadata
+from objectvision_devstack.processes import free_port
+from objectvision_devstack.pytest_plugin import served_model_path
+from objectvision_devstack.stack import Stack, StackConfig
+from objectvision_devstack.triton import LocalTriton
+
+SIGNUP = "/api/v1/auth/signup"
+LOGIN = "/api/v1/auth/login"
+SETTINGS = "/api/v1/users/me/settings"
+WEBHOOKS = "/api/v1/webhooks"
+BATCH = "/api/v1/detect/batch"
+HISTORY = "/api/v1/detect/history"
+PASSWORD = "correct horse battery"
+WELCOME_SUBJECT = "Welcome to ObjectVision"
+REPORT_SUBJECT_PREFIX = "Your detection job finished"
+
+# How long a notification may take: relays poll every 0.5 s, the dispatcher every second.
+ARRIVES_WITHIN_SECONDS = 15.0
+# After Redis comes back the relay and the consumer are in their (capped) backoff.
+ARRIVES_AFTER_OUTAGE_WITHIN_SECONDS = 30.0
+JOB_WITHIN_SECONDS = 60.0
+# How long to keep watching for a copy that should not come.
+QUIET_SECONDS = 1.5
+POLL_SECONDS = 0.1
+# Receivers should refuse signatures older than a few minutes (ADR 0006).
+SIGNATURE_TOLERANCE_SECONDS = 300
+
+T = TypeVar("T")
+
+
+def _shared_images() -> Path:
+    """OBJECTVISION_SHARED_DIR, else the `shared/` folder beside the repository."""
+    shared = os.environ.get("OBJECTVISION_SHARED_DIR")
+    root = Path(shared) if shared else Path(__file__).resolve().parents[1].parent / "shared"
+    return root / "images"
+
+
+IMAGES = _shared_images()
+pytestmark = pytest.mark.skipif(
+    not (IMAGES / "coco8").is_dir(),
+    reason=f"sample images not found under {IMAGES} (set OBJECTVISION_SHARED_DIR)",
+)
+
+
+def _coco8(count: int) -> list[Path]:
+    paths = sorted(IMAGES.glob("coco8/images/*/*.jpg"))[:count]
+    assert len(paths) == count, f"coco8 images missing under {IMAGES}"
+    return paths
+
+
+# Polling: every wait has a deadline, every "nothing more arrives" a watch period.
+
+
+async def _eventually(check: Callable[[], T], *, within: float, what: str) -> T:
+    """The first truthy result of `check`, polled until `within` seconds have passed."""
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not within {within:.0f}s")
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def _stays(check: Callable[[], bool], *, for_seconds: float, what: str) -> None:
+    """`check` holds at every poll for `for_seconds`."""
+    deadline = time.monotonic() + for_seconds
+    while True:
+        assert check(), what
+        if time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(POLL_SECONDS)
+
+
+# Users
+
+
+def _address() -> str:
+    """A fresh client address (documentation range) for the per-IP sign-up limit."""
+    return f"2001:db8:{uuid.uuid4().hex[:4]}::{uuid.uuid4().hex[:4]}"
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    email: str
+    name: str
+    headers: dict[str, str]
+
+
+async def _sign_up(client: httpx.AsyncClient, email_address: str, name: str) -> httpx.Response:
+    return await client.post(
+        SIGNUP,
+        json={"email": email_address, "password": PASSWORD, "name": name},
+        headers={"X-Forwarded-For": _address()},
+    )
+
+
+async def _log_in(client: httpx.AsyncClient, user: dict[str, Any]) -> Account:
+    tokens = await client.post(
+        LOGIN,
+        json={"email": user["email"], "password": PASSWORD},
+        headers={"X-Forwarded-For": _address()},
+    )
+    assert tokens.status_code == 200, tokens.text
+    return Account(
+        id=user["id"],
+        email=user["email"],
+        name=user["name"],
+        headers={"Authorization": f"Bearer {tokens.json()['access_token']}"},
+    )
+
+
+async def _account(client: httpx.AsyncClient, name: str = "Notified User") -> Account:
+    signed_up = await _sign_up(client, f"notify-{uuid.uuid4().hex}@example.com", name)
+    assert signed_up.status_code == 201, signed_up.text
+    return await _log_in(client, signed_up.json())
+
+
+# Email: what the stack's SMTP sink stored
+
+
+class Mailbox:
+    """The messages the stack's SMTP sink stored as .eml files, by recipient."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._parsed: dict[Path, EmailMessage] = {}
+
+    def to(self, address: str) -> list[EmailMessage]:
+        """Every message whose To is `address`, oldest first."""
+        found = []
+        for path in sorted(self.directory.glob("*.eml")):
+            if path not in self._parsed:
+                self._parsed[path] = email.message_from_bytes(
+                    path.read_bytes(), policy=default_policy
+                )  # type: ignore[assignment]
+            message = self._parsed[path]
+            if [mailbox.addr_spec for mailbox in message["To"].addresses] == [address]:
+                found.append(message)
+        return found
+
+    def about(self, address: str, subject_prefix: str) -> list[EmailMessage]:
+        return [m for m in self.to(address) if m["Subject"].startswith(subject_prefix)]
+
+    async def exactly_one(
+        self, address: str, subject_prefix: str, *, within: float
+    ) -> EmailMessage:
+        """The one message to `address` with this subject: it arrives within `within`
+        seconds, and no second copy follows in the next QUIET_SECONDS."""
+        await _eventually(
+            lambda: self.about(address, subject_prefix),
+            within=within,
+            what=f"an email {subject_prefix!r} to {address}",
+        )
+        await _stays(
+            lambda: len(self.about(address, subject_prefix)) == 1,
+            for_seconds=QUIET_SECONDS,
+            what=f"a second email {subject_prefix!r} to {address}",
+        )
+        (message,) = self.about(address, subject_prefix)
+        return message
+
+
+def _parts(message: EmailMessage) -> tuple[str, str]:
+    """The text and HTML alternatives of a message."""
+    assert message.get_content_type() == "multipart/alternative"
+    text = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert text is not None and html is not None, "an email needs a text and an HTML part"
+    # The SMTP wire format ends lines with CRLF.
+    return tuple(
+        "\n".join(part.get_content().splitlines())  # type: ignore[union-attr]
+        for part in (text, html)
+    )
+
+
+def _reported_counts(text: str) -> Counter[str]:
+    """The "Objects found (N):" list of a report's text part, checked against its N."""
+    found = re.search(r"^Objects found \((\d+)\):\n((?:  .+: \d+\n)+)", text, re.MULTILINE)
+    assert found, f"no per-class counts in the report:\n{text}"
+    counts = Counter(
+        {name: int(count) for name, count in re.findall(r"^  (.+): (\d+)$", found[2], re.M)}
+    )
+    assert counts.total() == int(found[1]), text
+    return counts
+
+
+# Webhooks: a real HTTP server in a thread
+
+
+@dataclass(frozen=True)
+class ReceivedWebhook:
+    headers: dict[str, str]
+    body: bytes
+    answered: int
+
+    @property
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+@dataclass
+class WebhookReceiver:
+    """Answers each POST with the next scripted status, then 200; remembers every request."""
+
+    url: str = ""
+    script: list[int] = field(default_factory=list)
+    received: list[ReceivedWebhook] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self, headers: dict[str, str], body: bytes) -> int:
+        with self.lock:
+            status = self.script.pop(0) if self.script else 200
+            self.received.append(ReceivedWebhook(headers, body, status))
+            return status
+
+    def requests(self) -> list[ReceivedWebhook]:
+        with self.lock:
+            return list(self.received)
+
+
+def _handler(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            status = receiver.answer({k.lower(): v for k, v in self.headers.items()}, body)
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    return Handler
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    state = WebhookReceiver()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/objectvision-events"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+async def _register_webhook(client: httpx.AsyncClient, account: Account, url: str) -> str:
+    """A webhook for job.completed; returns its signing secret (shown only now)."""
+    created = await client.post(
+        WEBHOOKS, json={"url": url, "events": ["job.completed"]}, headers=account.headers
+    )
+    assert created.status_code == 201, created.text
+    secret = created.json()["secret"]
+    assert secret.startswith("whsec_")
+    return secret
+
+
+def _assert_signed(request: ReceivedWebhook, secret: str) -> None:
+    """X-ObjectVision-Signature is v1=hex(HMAC-SHA256(secret, "<timestamp>.<raw body>")),
+    over a timestamp a receiver would accept."""
+    timestamp = request.headers["x-objectvision-timestamp"]
+    assert abs(time.time() - int(timestamp)) < SIGNATURE_TOLERANCE_SECONDS
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + request.body, hashlib.sha256)
+    assert hmac.compare_digest(
+        request.headers["x-objectvision-signature"], f"v1={expected.hexdigest()}"
+    ), "the webhook's signature does not verify with the secret from its creation"
+
+
+# Jobs
+
+
+async def _submit(client: httpx.AsyncClient, account: Account, paths: list[Path]) -> str:
+    files = [("files", (path.name, path.read_bytes(), "image/jpeg")) for path in paths]
+    submitted = await client.post(BATCH, files=files, headers=account.headers)
+    assert submitted.status_code == 202, submitted.text
+    return submitted.json()["job_id"]
+
+
+async def _finished_job(client: httpx.AsyncClient, account: Account, job_id: str) -> dict:
+    deadline = time.monotonic() + JOB_WITHIN_SECONDS
+    while True:
+        response = await client.get(f"/api/v1/detect/jobs/{job_id}", headers=account.headers)
+        assert response.status_code == 200, response.text
+        job = response.json()
+        if job["status"] in ("completed", "failed"):
+            return job
+        assert time.monotonic() < deadline, f"job still {job['status']}: {job}"
+        await asyncio.sleep(0.25)
+
+
+async def _class_counts(client: httpx.AsyncClient, account: Account, job_id: str) -> Counter:
+    """What the job found, per class, from the caller's history."""
+    response = await client.get(HISTORY, params={"limit": 100}, headers=account.headers)
+    assert response.status_code == 200, response.text
+    return Counter(
+        found["class"]
+        for stored in response.json()["items"]
+        if stored["job_id"] == job_id
+        for found in stored["detections"]
+    )
+
+
+async def _job_messages(
+    stack: Stack, account: Account, job_id: str
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Everything the job's WebSocket sends until the server closes it, and the close code."""
+    url = f"{stack.gateway_url.replace('http://', 'ws://')}/api/v1/ws/jobs/{job_id}"
+    messages = []
+    async with asyncio.timeout(JOB_WITHIN_SECONDS):
+        async with connect(url, additional_headers=account.headers) as socket:
+            try:
+                while True:
+                    messages.append(json.loads(await socket.recv()))
+            except ConnectionClosed:
+                return messages, socket.close_code
+
+
+# The shared stack
+
+
+@pytest.fixture
+def mailbox(stack: Stack) -> Mailbox:
+    return Mailbox(stack.mail_dir)
+
+
+async def test_signing_up_sends_exactly_one_welcome_email(
+    gateway_client: httpx.AsyncClient, mailbox: Mailbox
+) -> None:
+    address = f"welcome-{uuid.uuid4().hex}@example.com"
+
+    signed_up = await _sign_up(gateway_client, address, "Ada Lovelace")
+    assert signed_up.status_code == 201, signed_up.text
+
+    message = await mailbox.exactly_one(address, WELCOME_SUBJECT, within=ARRIVES_WITHIN_SECONDS)
+    assert message["Subject"] == WELCOME_SUBJECT
+    assert message["To"].addresses[0].display_name == "Ada Lovelace"
+    assert message["Message-ID"] and message["X-ObjectVision-Delivery"]
+    text, html = _parts(message)
+    assert "Hello Ada Lovelace" in text and "welcome to ObjectVision" in text
+    assert "<html" in html and "Ada Lovelace" in html
+    assert mailbox.to(address) == [message], "a sign-up sends the welcome email and nothing else"
+
+
+async def test_a_finished_job_sends_one_report_one_signed_webhook_and_live_progress(
+    gateway_client: httpx.AsyncClient, stack: Stack, mailbox: Mailbox, receiver: WebhookReceiver
+) -> None:
+    account = await _account(gateway_client, "Reporter")
+    secret = await _register_webhook(gateway_client, account, receiver.url)
+    images = _coco8(4)
+
+    job_id = await _submit(gateway_client, account, images)
+    messages, close_code = await _job_messages(stack, account, job_id)
+
+    # Live progress: progress messages, then the final one, then a normal close.
+    assert messages, "the WebSocket closed without a message"
+    *progress, final = messages
+    assert final["type"] == "job.completed", messages
+    assert close_code == 1000
+    assert all(message["type"] == "job.progress" for message in progress), messages
+    assert all(message["job_id"] == job_id for message in messages)
+    processed = [message["processed"] + message["failed"] for message in progress]
+    assert processed == sorted(processed), "progress never goes backwards"
+    assert (final["status"], final["total"], final["processed"]) == ("completed", 4, 4)
+
+    job = await _finished_job(gateway_client, account, job_id)
+    assert (job["status"], job["processed"], job["failed"]) == ("completed", 4, 0)
+    counts = await _class_counts(gateway_client, account, job_id)
+    assert counts, "the coco8 images have objects in them"
+
+    # The report email: the user's, with the per-class counts.
+    report = await mailbox.exactly_one(
+        account.email, REPORT_SUBJECT_PREFIX, within=ARRIVES_WITHIN_SECONDS
+    )
+    assert report["Subject"] == f"{REPORT_SUBJECT_PREFIX}: 4 of 4 images"
+    text, html = _parts(report)
+    assert job_id in text and job_id in html
+    assert "Images: 4 submitted, 4 processed, 0 failed." in text
+    assert _reported_counts(text) == counts
+    assert f"Objects found ({counts.total()})" in html
+    for class_name, count in counts.items():
+        assert re.search(rf"<td[^>]*>{re.escape(class_name)}</td>\s*<td[^>]*>{count}</td>", html)
+
+    # The webhook: exactly one, signed with the secret from its creation.
+    await _eventually(receiver.requests, within=ARRIVES_WITHIN_SECONDS, what="the webhook")
+    await _stays(
+        lambda: len(receiver.requests()) == 1, for_seconds=QUIET_SECONDS, what="a second webhook"
+    )
+    (webhook,) = receiver.requests()
+    _assert_signed(webhook, secret)
+    assert webhook.headers["x-objectvision-event"] == "job.completed"
+    assert webhook.headers["content-type"] == "application/json"
+    body = webhook.json
+    assert set(body) == {"id", "type", "occurred_at", "data"}
+    assert uuid.UUID(body["id"]) and body["type"] == "job.completed"
+    data = body["data"]
+    assert (data["job_id"], data["status"], data["total"], data["processed"]) == (
+        job_id,
+        "completed",
+        4,
+        4,
+    )
+    assert data["class_counts"] == dict(counts)
+
+    # All three channels carry the same event.
+    assert (final["event_id"], final["class_counts"]) == (body["id"], dict(counts))
+
+
+async def test_notifications_off_means_no_report_email_but_the_job_completes(
+    gateway_client: httpx.AsyncClient, mailbox: Mailbox, receiver: WebhookReceiver
+) -> None:
+    account = await _account(gateway_client, "Quiet User")
+    switched = await gateway_client.patch(
+        SETTINGS, json={"notifications_enabled": False}, headers=account.headers
+    )
+    assert switched.status_code == 200, switched.text
+    assert switched.json()["notifications_enabled"] is False
+    # Webhooks do not depend on the email switch; this one shows when the job event has
+    # been handled, which is when a report email would have been queued with it.
+    await _register_webhook(gateway_client, account, receiver.url)
+
+    job_id = await _submit(gateway_client, account, _coco8(2))
+
+    job = await _finished_job(gateway_client, account, job_id)
+    assert (job["status"], job["processed"], job["failed"]) == ("completed", 2, 0)
+    (webhook,) = await _eventually(
+        receiver.requests, within=ARRIVES_WITHIN_SECONDS, what="the job.completed webhook"
+    )
+    assert webhook.json["data"]["job_id"] == job_id
+    await _stays(
+        lambda: mailbox.about(account.email, REPORT_SUBJECT_PREFIX) == [],
+        for_seconds=QUIET_SECONDS,
+        what="a report email despite notifications_enabled=false",
+    )
+    assert [m["Subject"] for m in mailbox.to(account.email)] == [WELCOME_SUBJECT]
+
+
+# A stack of this module's own: its Redis can be stopped, its retries are fast
+
+
+@pytest.fixture(scope="module")
+def isolated_stack(
+    triton: LocalTriton, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """Its own embedded PostgreSQL, Redis and SMTP sink; the suite's Triton."""
+    running = Stack(
+        StackConfig(
+            data_dir=tmp_path_factory.mktemp("notifications-stack"),
+            gateway_port=free_port(),
+            triton_url=triton.grpc_url,
+            served_model=served_model_path(),
+            extra_env={
+                "LOG_LEVEL": "INFO",
+                "WEBHOOK_ALLOW_PRIVATE": "true",
+                "TRUST_PROXY_HEADERS": "true",
+                "DELIVERY_BACKOFF_BASE_SECONDS": "0.2",
+                "DELIVERY_POLL_SECONDS": "0.2",
+            },
+        )
+    )
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+async def isolated_client(isolated_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=isolated_stack.gateway_url, timeout=30.0) as client:
+        yield client
+
+
+@contextmanager
+def _redis_down(stack: Stack) -> Iterator[None]:
+    """Redis stopped for the block, then started again on the same port with its data."""
+    assert stack.redis is not None, "the isolated stack runs its own Redis"
+    stack.redis.stop()
+    try:
+        yield
+    finally:
+        stack.redis.start()
+
+
+# What OutboxRelay logs each time it fails to publish (objectvision_common.outbox).
+RELAY_FAILED = "outbox relay could not publish"
+
+
+def _log_mentions(stack: Stack, service: str, text: str) -> int:
+    """How many lines of a service's log mention `text`."""
+    log = stack.processes[service].log_path
+    return sum(text in line for line in log.read_text(errors="replace").splitlines())
+
+
+def _webhook_deliveries(stack: Stack, target: str) -> list[notification_pb2.Delivery]:
+    """The notification service's own record of deliveries to `target`, as an operator
+    sees it (ListDeliveries is admin-only and not on the public API)."""
+    operator = common_pb2.Principal(
+        user_id=str(uuid.uuid4()), is_admin=True, auth_method="service", credential_id="e2e"
+    )
+    metadata = principal_metadata(operator, secret=stack.env["SERVICE_TOKEN_SECRET"])
+    with grpc.insecure_channel(stack.service_address("notification")) as channel:
+        listed = notification_pb2_grpc.NotificationServiceStub(channel).ListDeliveries(
+            notification_pb2.ListDeliveriesRequest(limit=500), metadata=metadata, timeout=5
+        )
+    return [delivery for delivery in listed.deliveries if delivery.target == target]
+
+
+async def test_a_sign_up_while_redis_is_down_still_gets_its_welcome_email_once(
+    isolated_stack: Stack, isolated_client: httpx.AsyncClient
+) -> None:
+    mailbox = Mailbox(isolated_stack.mail_dir)
+    address = f"outage-{uuid.uuid4().hex}@example.com"
+
+    relay_failures = _log_mentions(isolated_stack, "auth", RELAY_FAILED)
+    with _redis_down(isolated_stack):
+        # The rate limiter fails open; the user and the user.registered event commit
+        # together in PostgreSQL, and the event waits in the outbox.
+        signed_up = await _sign_up(isolated_client, address, "Grace Hopper")
+        assert signed_up.status_code == 201, signed_up.text
+        # Redis stays down until auth-service's relay has tried to publish the event.
+        await _eventually(
+            lambda: _log_mentions(isolated_stack, "auth", RELAY_FAILED) > relay_failures,
+            within=ARRIVES_WITHIN_SECONDS,
+            what="the outbox relay failing to publish while Redis is down",
+        )
+        assert mailbox.to(address) == []
+
+    message = await mailbox.exactly_one(
+        address, WELCOME_SUBJECT, within=ARRIVES_AFTER_OUTAGE_WITHIN_SECONDS
+    )
+    text, html = _parts(message)
+    assert "Hello Grace Hopper" in text and "Grace Hopper" in html
+    # The account itself is whole: it can log in now that Redis is back.
+    await _log_in(isolated_client, signed_up.json())
+
+
+async def test_a_webhook_that_fails_twice_gets_three_attempts_and_one_success(
+    isolated_stack: Stack, isolated_client: httpx.AsyncClient, receiver: WebhookReceiver
+) -> None:
+    account = await _account(isolated_client, "Retried")
+    secret = await _register_webhook(isolated_client, account, receiver.url)
+    receiver.script = [500, 500]
+
+    job_id = await _submit(isolated_client, account, _coco8(1))
+
+    await _eventually(
+        lambda: len(receiver.requests()) >= 3,
+        within=ARRIVES_WITHIN_SECONDS,
+        what="three webhook attempts",
+    )
+    # With DELIVERY_BACKOFF_BASE_SECONDS=0.2 a fourth attempt would come well within this.
+    await _stays(
+        lambda: len(receiver.requests()) == 3,
+        for_seconds=QUIET_SECONDS,
+        what="an attempt after the delivery succeeded",
+    )
+    attempts = receiver.requests()
+    assert [attempt.answered for attempt in attempts] == [500, 500, 200]
+    # One delivery, retried: the same id and the same bytes each time, each freshly signed.
+    assert len({attempt.headers["x-objectvision-delivery"] for attempt in attempts}) == 1
+    assert len({attempt.body for attempt in attempts}) == 1
+    for attempt in attempts:
+        _assert_signed(attempt, secret)
+    assert attempts[0].json["data"]["job_id"] == job_id
+
+    (delivery,) = _webhook_deliveries(isolated_stack, receiver.url)
+    assert (delivery.state, delivery.attempts) == ("delivered", 3)
+    assert delivery.id == attempts[0].headers["x-objectvision-delivery"]
