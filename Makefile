@@ -17,7 +17,7 @@ PROTOS := $(wildcard proto/objectvision/v1/*.proto)
 STUBS_DIR := common/src
 
 .PHONY: help install proto model triton-env run test test-slow lint format bench clean \
-	k8s-validate compose-validate
+	k8s-validate compose-validate bench-quick
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -77,6 +77,12 @@ test: install triton-env model lint k8s-validate compose-validate ## The whole s
 
 test-slow: install triton-env model ## Fault-injection and load tests
 	$(BIN)/pytest -m slow -p no:cacheprovider
+
+bench: install triton-env model ## Benchmark every layer on this machine (< 10 min); bench/results/latest.{json,md,png}
+	$(BIN)/python -m bench
+
+bench-quick: install triton-env model ## Same, fewer points and short windows (< 2 min)
+	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) $(TRITON_VENV) .venv-tools

@@ -25,7 +25,7 @@ class DetectionSettings(GrpcServiceSettings):
     # Micro-batching: a batch leaves when it is full or its first frame has waited this long.
     # The batch is also capped by the served model's max_batch_size read from Triton.
     detect_max_batch: int = Field(default=16, ge=1, validation_alias="DETECT_MAX_BATCH")
-    detect_max_delay_ms: float = Field(default=2.0, ge=0, validation_alias="DETECT_MAX_DELAY_MS")
+    detect_max_delay_ms: float = Field(default=0.0, ge=0, validation_alias="DETECT_MAX_DELAY_MS")
     detect_max_inflight_batches: int = Field(
         default=2, ge=1, validation_alias="DETECT_MAX_INFLIGHT_BATCHES"
     )

@@ -271,11 +271,14 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
     async def _frame(
         self, frame: detection_pb2.Frame, options: DetectionOptions
     ) -> detection_pb2.FrameDetections:
-        """One frame's answer; its own bad image becomes `error`, Triton outages end the stream."""
+        """One frame's answer. A bad image, or inference that could not finish in time (overload,
+        Triton briefly away), becomes that frame's `error`: a video stream outlives one frame."""
         try:
             outcome = await self._detector.detect(frame.image.data, options)
-        except Unavailable:
-            raise
+        except Unavailable as error:
+            return detection_pb2.FrameDetections(
+                sequence=frame.sequence, error=f"unavailable: {error.message}"
+            )
         except DomainError as error:
             return detection_pb2.FrameDetections(sequence=frame.sequence, error=error.message)
         return detection_pb2.FrameDetections(

@@ -48,8 +48,10 @@ TRT_MAX_QUEUE_DELAY_US = 2000
 # Local CPU: ONNX Runtime per-image time stops improving beyond batch 4-8 on 2 cores (see ADR
 # 0003), and a batch of 8 already takes ~0.5 s, so larger batches only add latency.
 CPU_MAX_BATCH = 8
-# ~7% of the ~70 ms batch-1 CPU latency; under load the queue fills while the instance is busy.
-CPU_MAX_QUEUE_DELAY_US = 5000
+# No added wait: requests that arrive while the one CPU instance is busy still form the next
+# batch, and `make bench` measured 5 ms of latency at concurrency 1 and no throughput gain at
+# concurrency 16 from a 5 ms delay (docs/adr/0008-benchmarks.md).
+CPU_MAX_QUEUE_DELAY_US = 0
 # The local stack (gateway, services, databases) shares a 2-core machine with Triton.
 CPU_INTRA_OP_THREADS = 2
 # Python backend shared memory per stub: a batch of 8 inputs is ~10 MB; 1 MB default steps

@@ -1,0 +1,181 @@
+"""One benchmark run: stages in order, the whole stack started once, results written.
+
+Order: raw (in process), the naive app, then the real stack (paired c=1 rounds, Triton,
+detection service, gateway) started once through `objectvision_devstack.Stack` on free
+loopback ports with its own data directory, and stopped before the results are written.
+A stage that fails is recorded as skipped with its error and the run goes on.
+"""
+
+import asyncio
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.config import REPOSITORY, BenchConfig
+from bench.cpu import CpuMeter
+from bench.images import load_images
+from bench.machine import machine_info
+from bench.records import LOADGEN, SCHEMA_VERSION
+from bench.stages import Budget, StageContext, detection, gateway, naive, paired, raw, triton
+from bench.targets import ratios
+from objectvision_devstack.processes import free_port
+from objectvision_devstack.stack import Stack, StackConfig
+
+logger = logging.getLogger("bench")
+
+STACK_STAGES = ("triton", "detect", "detect_stream", "gateway")
+# Processes whose CPU serves each stack stage (all are measured; these are summed per image).
+INVOLVED = {
+    "triton": ["triton"],
+    "detect": ["detection", "triton"],
+    "gateway": ["gateway", "auth", "detection", "triton", "redis", "postgres"],
+}
+
+
+async def _guarded(ctx: StageContext, stage: str, work: Awaitable[None]) -> None:
+    """Run a stage; an error skips what is left of it, not the run."""
+    try:
+        await work
+    except Exception as error:
+        logger.exception("stage %s failed", stage)
+        ctx.skip(stage, f"failed: {error!r}"[:300])
+
+
+def _start_stack(config: BenchConfig, data_dir: Path) -> Stack:
+    stack = Stack(
+        StackConfig(
+            data_dir=data_dir,
+            gateway_port=free_port(),
+            served_model=config.served_model.resolve(),
+            extra_env={"LOG_LEVEL": config.log_level},
+        )
+    )
+    try:
+        stack.start()
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+async def _stack_stages(ctx: StageContext, work_dir: Path) -> None:
+    config = ctx.config
+    if not config.served_model.exists():
+        ctx.skip("triton", f"{config.served_model} is missing: run `make model`")
+        return
+    logger.info("starting the stack (PostgreSQL, Redis, Triton, services, gateway)")
+    stack = await asyncio.to_thread(_start_stack, config, work_dir / "stack")
+    try:
+        for name, process in stack.processes.items():
+            ctx.meter.add(name, process.pid)
+        triton_url = stack.triton_url
+        # First: cheap (seconds), and the target it serves is the one drift skews most.
+        if {"raw", "detect", "gateway"} <= set(config.stages) and config.paired_rounds:
+            await _guarded(ctx, "paired", _paired(ctx, stack))
+        if "triton" in config.stages:
+            await _guarded(
+                ctx, "triton", triton.run(ctx, url=triton_url, involved=INVOLVED["triton"])
+            )
+        if "detect" in config.stages or "detect_stream" in config.stages:
+            metrics_port = stack.env["DETECTION_METRICS_PORT"]
+            await _guarded(
+                ctx,
+                "detect",
+                detection.run(
+                    ctx,
+                    address=stack.service_address("detection"),
+                    secret=stack.env["SERVICE_TOKEN_SECRET"],
+                    metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+                    triton_url=triton_url,
+                    involved=INVOLVED["detect"],
+                ),
+            )
+        if "gateway" in config.stages:
+            await _guarded(
+                ctx,
+                "gateway",
+                gateway.run(ctx, base_url=stack.gateway_url, involved=INVOLVED["gateway"]),
+            )
+        exited = stack.exited()
+        if exited:
+            ctx.note(f"stack processes exited during the run: {', '.join(exited)}")
+    finally:
+        for name in stack.processes:
+            ctx.meter.remove(name)
+        await asyncio.to_thread(stack.stop)
+
+
+async def _paired(ctx: StageContext, stack: Stack) -> None:
+    ctx.paired = await paired.run(
+        ctx,
+        rounds=ctx.config.paired_rounds,
+        address=stack.service_address("detection"),
+        secret=stack.env["SERVICE_TOKEN_SECRET"],
+        gateway_url=stack.gateway_url,
+    )
+
+
+def _config_json(config: BenchConfig, image_count: int) -> dict[str, Any]:
+    return {
+        "stages": list(config.stages),
+        "raw_batches": list(config.raw_batches),
+        "concurrencies": {
+            stage: list(config.concurrencies_for(stage))
+            for stage in config.stages
+            if stage != "raw"
+        },
+        "warmup_s": config.warmup_s,
+        "measure_s": config.measure_s,
+        "max_requests": config.max_requests,
+        "paired_rounds": config.paired_rounds,
+        "request_timeout_s": config.request_timeout_s,
+        "budget_s": config.budget_s,
+        "model": str(config.model),
+        "served_model": str(config.served_model),
+        "images": str(config.images),
+        "image_count": image_count,
+    }
+
+
+async def run(config: BenchConfig) -> dict[str, Any]:
+    """Measure every configured stage and return the result document (not yet written)."""
+    started = datetime.now(UTC)
+    machine = machine_info(REPOSITORY, quick=config.quick)
+    meter = CpuMeter()
+    meter.add(LOADGEN, os.getpid(), tree=False)
+    images = load_images(config.images)
+    ctx = StageContext(config=config, images=images, meter=meter, budget=Budget(config.budget_s))
+    work_dir = Path(tempfile.mkdtemp(prefix="objectvision-bench-"))
+    try:
+        if "raw" in config.stages:
+            await _guarded(ctx, "raw", raw.run(ctx))
+        if "naive" in config.stages:
+            await _guarded(ctx, "naive", naive.run(ctx, log_dir=work_dir / "logs"))
+        if any(stage in config.stages for stage in STACK_STAGES):
+            await _guarded(ctx, "stack", _stack_stages(ctx, work_dir))
+    finally:
+        failed = any(skip.reason.startswith("failed") for skip in ctx.skipped)
+        if failed:
+            ctx.note(f"logs of the failed run are kept in {work_dir}")
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    finished = datetime.now(UTC)
+    points = [point.to_json() for point in ctx.points]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "finished_at": finished.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "duration_s": round((finished - started).total_seconds(), 1),
+        "machine": {**machine, "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "config": _config_json(config, len(images)),
+        "points": points,
+        "paired": ctx.paired,
+        "ratios": [ratio.to_json() for ratio in ratios(points, paired=ctx.paired)],
+        "skipped": [skip.to_json() for skip in ctx.skipped],
+        "notes": list(ctx.notes),
+    }

@@ -1,0 +1,119 @@
+"""One module per stage; each turns a running target into measured points via `StageContext`."""
+
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.config import BenchConfig
+from bench.cpu import CpuMeter
+from bench.images import Image
+from bench.loadgen import LoadSettings, WorkerFactory, closed_loop
+from bench.records import Point, Skip
+
+logger = logging.getLogger("bench")
+
+# Cumulative server-side counters read before and after a point (Triton's statistics, the
+# detection service's batch-size histogram); the point keeps what `derive` makes of the change.
+Probe = Callable[[], Awaitable[dict[str, float]]]
+Derive = Callable[[dict[str, float]], dict[str, Any]]
+
+# Allowance per point beyond the longest warm-up and the window: drain, probes, logging.
+_POINT_OVERHEAD_S = 5.0
+
+
+class Budget:
+    """The run's hard time limit; a point that would not fit is skipped, not started."""
+
+    def __init__(self, seconds: float) -> None:
+        self.started = time.monotonic()
+        self.deadline = self.started + seconds
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def allows(self, seconds: float) -> bool:
+        return self.left() >= seconds
+
+
+@dataclass
+class StageContext:
+    config: BenchConfig
+    images: list[Image]
+    meter: CpuMeter
+    budget: Budget
+    points: list[Point] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    paired: dict[str, Any] | None = None
+
+    def settings(self, concurrency: int) -> LoadSettings:
+        return LoadSettings(
+            concurrency=concurrency,
+            warmup_s=self.config.warmup_s,
+            measure_s=self.config.measure_s,
+            max_requests=self.config.max_requests,
+            request_timeout_s=self.config.request_timeout_s,
+        )
+
+    def note(self, text: str) -> None:
+        """Something a reader of the results must know (shown in the Markdown)."""
+        logger.warning("%s", text)
+        self.notes.append(text)
+
+    def skip(self, stage: str, reason: str, concurrency: int | None = None) -> None:
+        logger.warning(
+            "skipped %s%s: %s", stage, f" c={concurrency}" if concurrency else "", reason
+        )
+        self.skipped.append(Skip(stage, reason, concurrency))
+
+    async def measure(
+        self,
+        stage: str,
+        concurrency: int,
+        factory: WorkerFactory,
+        *,
+        involved: Sequence[str],
+        batch: int = 1,
+        probe: Probe | None = None,
+        derive: Derive | None = None,
+    ) -> Point | None:
+        """One point: warm-up, window, drain; a failure is recorded as a skip, not raised."""
+        settings = self.settings(concurrency)
+        needed = settings.max_warmup_s + settings.measure_s + _POINT_OVERHEAD_S
+        label = f"b={batch}" if stage == "raw" else f"c={concurrency}"
+        if not self.budget.allows(needed):
+            self.skip(stage, "the run's time budget was spent", concurrency)
+            return None
+        try:
+            before = await probe() if probe else {}
+            result = await closed_loop(factory, settings, meter=self.meter)
+            after = await probe() if probe else {}
+        except Exception as error:
+            logger.exception("%s %s failed", stage, label)
+            self.skip(stage, f"failed: {error!r}"[:300], concurrency)
+            return None
+        change = {key: after[key] - before.get(key, 0.0) for key in after}
+        point = Point.from_load(
+            stage,
+            result,
+            concurrency=concurrency,
+            batch=batch,
+            involved=involved,
+            loadavg_1m=os.getloadavg()[0],
+            extra=derive(change) if derive else {},
+        )
+        self.points.append(point)
+        logger.info(
+            "%-13s %-5s %7.1f img/s  p50 %7.1f ms  p99 %7.1f ms  cpu %s ms/img  errors %d",
+            stage,
+            label,
+            point.throughput_ips,
+            point.latency_ms.p50,
+            point.latency_ms.p99,
+            "-" if point.cpu_s_per_image is None else f"{point.cpu_s_per_image * 1000:.0f}",
+            point.errors,
+        )
+        return point

@@ -1,0 +1,138 @@
+"""Stage 4, the public REST API: `POST /api/v1/detect/image` through the gateway.
+
+The route's shape is read from the gateway's own OpenAPI document (file field name; whether
+`store` is a query or form parameter), so this stage follows the route as it is built and
+says plainly when the route does not exist yet. The caller signs up and logs in like any
+user and sends its Bearer token.
+"""
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bench.stages import StageContext, logger
+from bench.stages.http import client, post_image, upload_factory
+
+STAGE = "gateway"
+ROUTE = "/api/v1/detect/image"
+PASSWORD = "bench-password-not-secret"  # noqa: S105 - a throwaway user of a throwaway stack
+
+
+class RouteMissing(Exception):
+    """The gateway has no such route (yet)."""
+
+
+@dataclass(frozen=True)
+class UploadRoute:
+    field: str
+    params: dict[str, str] = field(default_factory=dict)
+    form: dict[str, str] = field(default_factory=dict)
+
+
+def _resolve(schema: Mapping[str, Any], spec: Mapping[str, Any]) -> Mapping[str, Any]:
+    ref = schema.get("$ref")
+    if not isinstance(ref, str):
+        return schema
+    node: Any = spec
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def _is_file(prop: Mapping[str, Any]) -> bool:
+    if prop.get("format") == "binary" or "contentMediaType" in prop:
+        return True
+    items = prop.get("items")
+    if isinstance(items, Mapping) and _is_file(items):
+        return True
+    return any(_is_file(option) for option in prop.get("anyOf", []) if isinstance(option, Mapping))
+
+
+def upload_route(spec: Mapping[str, Any]) -> UploadRoute:
+    """Where the image goes and how to say store=false, from the OpenAPI document."""
+    operation = spec.get("paths", {}).get(ROUTE, {}).get("post")
+    if operation is None:
+        raise RouteMissing(f"POST {ROUTE} is not in the gateway's OpenAPI document")
+    content = operation.get("requestBody", {}).get("content", {})
+    if "multipart/form-data" not in content:
+        raise RouteMissing(f"POST {ROUTE} takes no multipart/form-data body")
+    schema = _resolve(content["multipart/form-data"].get("schema", {}), spec)
+    properties: Mapping[str, Any] = schema.get("properties", {})
+    files = [name for name, prop in properties.items() if _is_file(_resolve(prop, spec))]
+    if not files:
+        raise RouteMissing(f"POST {ROUTE} has no file field in its multipart body")
+    query = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"}
+    # Sent once only: the gateway refuses `store` given both ways.
+    if "store" in query:
+        return UploadRoute(field=files[0], params={"store": "false"})
+    if "store" in properties:
+        return UploadRoute(field=files[0], form={"store": "false"})
+    return UploadRoute(field=files[0])
+
+
+def _mentions(value: Any, word: str) -> bool:
+    if isinstance(value, str):
+        return value == word
+    if isinstance(value, Mapping):
+        return any(_mentions(v, word) for v in value.values())
+    if isinstance(value, list):
+        return any(_mentions(v, word) for v in value)
+    return False
+
+
+async def login(http: httpx.AsyncClient, base_url: str) -> str:
+    """A fresh user's access token, through the gateway's own sign-up and login."""
+    email = f"bench-{uuid.uuid4().hex}@example.com"
+    signup = await http.post(
+        f"{base_url}/api/v1/auth/signup",
+        json={"email": email, "password": PASSWORD, "name": "Benchmark"},
+    )
+    signup.raise_for_status()
+    tokens = await http.post(
+        f"{base_url}/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+    )
+    tokens.raise_for_status()
+    return str(tokens.json()["access_token"])
+
+
+async def run(ctx: StageContext, *, base_url: str, involved: list[str]) -> None:
+    async with httpx.AsyncClient(timeout=60.0) as http:
+        spec = (await http.get(f"{base_url}/openapi.json")).json()
+        try:
+            route = upload_route(spec)
+        except RouteMissing as missing:
+            ctx.skip(STAGE, str(missing))
+            return
+        headers = {"Authorization": f"Bearer {await login(http, base_url)}"}
+        url = f"{base_url}{ROUTE}"
+        body = await post_image(
+            http,
+            url,
+            ctx.images[0],
+            field=route.field,
+            headers=headers,
+            params=route.params,
+            form=route.form,
+        )
+    if ctx.images[0].name == "bus.jpg" and not _mentions(body, "bus"):
+        raise RuntimeError(f"the gateway finds no bus in bus.jpg: {str(body)[:300]}")
+    logger.info(
+        "gateway route: file field %r, params %s, form %s", route.field, route.params, route.form
+    )
+    if not route.params and not route.form:
+        ctx.note(f"{ROUTE} has no `store` parameter: measured with its default")
+    for concurrency in ctx.config.concurrencies_for(STAGE):
+        async with client(concurrency, ctx.config.request_timeout_s) as pool:
+            factory = upload_factory(
+                pool,
+                url,
+                ctx.images,
+                field=route.field,
+                headers=headers,
+                params=route.params,
+                form=route.form,
+            )
+            await ctx.measure(STAGE, concurrency, factory, involved=involved)
