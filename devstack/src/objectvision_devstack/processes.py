@@ -1,20 +1,17 @@
 """Child processes that stop in order and never outlive the supervisor."""
 
-import ctypes
 import logging
 import os
 import pwd
+import shutil
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 logger = logging.getLogger(__name__)
-
-_PR_SET_PDEATHSIG = 1
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -29,18 +26,26 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def run_as(user: str | None) -> dict[str, Any]:
-    """subprocess arguments that drop to `user` with its own group and no root groups."""
-    if user is None:
-        return {}
-    entry = pwd.getpwnam(user)
-    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+def launch_prefix(user: str | None, *, die_with_parent: bool = True) -> list[str]:
+    """`setpriv` drops to `user` (its own group, no root groups) and asks the kernel to
+    SIGTERM the child if the supervisor dies, before exec.
 
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: the kernel sends SIGTERM if the supervisor dies."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    Doing this with subprocess's preexec_fn forks the whole Python process, which can
+    deadlock once gRPC threads exist (the health probes start them); setpriv keeps the spawn
+    a plain vfork/exec.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        if user is not None:
+            raise RuntimeError("running a server as another user needs setpriv (util-linux)")
+        return []
+    prefix = [setpriv]
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        prefix += [f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups"]
+    if die_with_parent:
+        prefix += ["--pdeathsig", "TERM"]
+    return [*prefix, "--"]
 
 
 class ManagedProcess:
@@ -71,15 +76,13 @@ class ManagedProcess:
         log = self.log_path.open("ab")
         logger.info("starting %s: %s", self.name, " ".join(self.argv))
         self.process = subprocess.Popen(
-            self.argv,
+            [*launch_prefix(self.user), *self.argv],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=self.env,
             cwd=self.cwd,
-            **run_as(self.user),
             start_new_session=True,
-            preexec_fn=_die_with_parent,
         )
         log.close()
 
@@ -87,6 +90,11 @@ class ManagedProcess:
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the process has ended; None while it runs (or never ran)."""
+        return None if self.process is None else self.process.poll()
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -222,6 +222,43 @@ class Stack:
         self.processes["gateway"] = process
         process.wait_ready(lambda: http_ok(f"{self.gateway_url}/health"), timeout=60)
 
+    def start_process(self, name: str) -> None:
+        """Start one part again after it stopped or was killed, with its old ports, data and
+        environment, and wait until it is ready: a service, the gateway, or an embedded
+        PostgreSQL, Redis or Triton. For fault-injection tests and operators alike."""
+        if name == "gateway":
+            self.start_gateway()
+        elif name in SERVICE_ADDRESS_VARIABLES:
+            self.start_service(name)
+        elif name == "postgres" and self.postgres:
+            self.postgres.start()
+            self.processes["postgres"] = self.postgres.process
+        elif name == "redis" and self.redis:
+            self.redis.start()
+            self.processes["redis"] = self.redis.process
+        elif name == "triton" and self.triton:
+            self.triton.start()
+            self.processes["triton"] = self.triton.process
+        else:
+            raise ValueError(f"{name!r} is not a part this stack started")
+
+    def stop_process(self, name: str) -> None:
+        """A graceful stop with the part's own signal (SIGTERM; SIGINT for PostgreSQL)."""
+        self.processes[name].stop()
+
+    def kill_process(self, name: str) -> None:
+        """SIGKILL, as a crash or the OOM killer would."""
+        self.processes[name].kill()
+
+    def restart(self, name: str, *, kill: bool = False) -> None:
+        """Stop (or kill) one part and start it again; returns once it is ready."""
+        if name in self.processes:
+            if kill:
+                self.kill_process(name)
+            else:
+                self.stop_process(name)
+        self.start_process(name)
+
     def start(self) -> None:
         self.start_infrastructure()
         self.migrate()

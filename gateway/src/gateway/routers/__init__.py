@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from gateway.routers import api_keys, auth, detect, health, jobs_ws, users, webhooks
+from gateway.routers import api_keys, auth, console, detect, health, jobs_ws, users, webhooks
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -12,4 +12,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     webhooks.router,
     jobs_ws.router,
     detect.router,
+    console.router,
 )

@@ -1,0 +1,52 @@
+"""Python client for the ObjectVision REST API, and the `objectvision` command line.
+
+from objectvision_client import Client
+
+with Client("http://127.0.0.1:8000") as client:
+    client.login("me@example.com", "secret password")
+    result = client.detect_image("bus.jpg")
+    print(result.class_counts())
+"""
+
+from objectvision_client.client import DEFAULT_API_URL, AsyncClient, Client
+from objectvision_client.errors import ObjectVisionConnectionError, ObjectVisionError
+from objectvision_client.models import (
+    ApiKey,
+    BoundingBox,
+    CreatedApiKey,
+    CreatedWebhook,
+    DetectedObject,
+    DetectionResult,
+    HistoryPage,
+    Job,
+    JobItem,
+    StoredDetection,
+    TokenPair,
+    User,
+    Webhook,
+)
+from objectvision_client.operations import DetectionParams
+from objectvision_client.retry import RetryPolicy
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "ApiKey",
+    "AsyncClient",
+    "BoundingBox",
+    "Client",
+    "CreatedApiKey",
+    "CreatedWebhook",
+    "DetectedObject",
+    "DetectionParams",
+    "DetectionResult",
+    "HistoryPage",
+    "Job",
+    "JobItem",
+    "ObjectVisionConnectionError",
+    "ObjectVisionError",
+    "RetryPolicy",
+    "StoredDetection",
+    "TokenPair",
+    "User",
+    "Webhook",
+]

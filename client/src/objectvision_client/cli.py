@@ -1,0 +1,602 @@
+"""The `objectvision` command: log in once, then detect, run batches, read history and manage
+API keys from a shell.
+
+Results go to stdout (a table, or the API's JSON with --json); progress, confirmations and
+errors go to stderr, so output can be piped. Exit status: 0 success, 1 the request or the
+job failed (the message says why), 2 wrong usage, 130 interrupted.
+"""
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from objectvision_client.client import DEFAULT_API_URL, Client
+from objectvision_client.credentials import CredentialStore, SavedSession
+from objectvision_client.errors import ObjectVisionError
+from objectvision_client.models import DetectionResult, HistoryPage, Job
+from objectvision_client.operations import DetectionParams
+from objectvision_client.output import ProgressBar, format_table
+
+API_URL_VARIABLE = "OBJECTVISION_API_URL"
+API_KEY_VARIABLE = "OBJECTVISION_API_KEY"
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+JOB_POLL_SECONDS = 0.5
+# Commands that send no credentials: a 401 there is about the password, not the session.
+PUBLIC_COMMANDS = frozenset({"login", "signup"})
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """A problem to report in one line, without a traceback."""
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def _class_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+# Output helpers
+
+
+def _print_json(value: Any, stream: TextIO) -> None:
+    json.dump(value, stream, indent=2, ensure_ascii=False)
+    stream.write("\n")
+
+
+def _time(value: datetime | None) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def _class_summary(result: DetectionResult) -> str:
+    return ", ".join(
+        f"{name} x{count}" if count > 1 else name for name, count in result.class_counts().items()
+    )
+
+
+def detections_table(results: Sequence[tuple[str, DetectionResult]]) -> str:
+    """One row per object: the file it is in, class, confidence and box corners."""
+    rows: list[list[object]] = []
+    for file, result in results:
+        if not result.objects:
+            rows.append([file, "(none)", None, None, None, None, None])
+        for obj in result.objects:
+            box = obj.bbox
+            rows.append(
+                [
+                    file,
+                    obj.class_name,
+                    f"{obj.confidence:.2f}",
+                    f"{box.x1:.0f}",
+                    f"{box.y1:.0f}",
+                    f"{box.x2:.0f}",
+                    f"{box.y2:.0f}",
+                ]
+            )
+    headers = ["FILE", "CLASS", "CONFIDENCE", "X1", "Y1", "X2", "Y2"]
+    return format_table(headers, rows, right=(2, 3, 4, 5, 6))
+
+
+def job_table(job: Job) -> str:
+    rows = [
+        [
+            item.filename,
+            item.status,
+            item.object_count if item.status == "completed" else None,
+            item.detection_id or item.error,
+        ]
+        for item in job.items
+    ]
+    return format_table(["FILE", "STATUS", "OBJECTS", "DETECTION / ERROR"], rows, right=(2,))
+
+
+def find_images(directory: Path, *, recursive: bool) -> list[Path]:
+    """The JPEG, PNG, WebP and BMP files in `directory` (by name), sorted."""
+    if not directory.is_dir():
+        raise CliError(f"{directory} is not a directory")
+    candidates = directory.rglob("*") if recursive else directory.iterdir()
+    return sorted(
+        path for path in candidates if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+def annotated_path(outdir: Path, source: str, taken: set[Path]) -> Path:
+    """`OUTDIR/<stem>.annotated.jpg`, numbered when two inputs share a stem."""
+    stem = Path(source).stem or "image"
+    candidate = outdir / f"{stem}.annotated.jpg"
+    number = 2
+    while candidate in taken:
+        candidate = outdir / f"{stem}-{number}.annotated.jpg"
+        number += 1
+    taken.add(candidate)
+    return candidate
+
+
+def describe_error(error: ObjectVisionError, api_url: str, *, credentials: str = "session") -> str:
+    """The error in a sentence, with what to do about it where there is something to do.
+    `credentials` says what the request was sent with: "session", "api-key" or "none"."""
+    if error.status == 0:
+        return (
+            f"{error.message}. Is the server running? Pick another with --api-url or "
+            f"{API_URL_VARIABLE}."
+        )
+    text = error.message.rstrip(".")
+    if error.status == 401 and credentials == "session":
+        text += f". Run `objectvision login --api-url {api_url}` to log in again"
+    elif error.status == 401 and credentials == "api-key":
+        text += f". Check {API_KEY_VARIABLE}: the key may be revoked or mistyped"
+    elif error.status == 429 and error.retry_after and "try again" not in text.lower():
+        text += f". Try again in {error.retry_after:.0f} s"
+    reference = f" (HTTP {error.status} {error.code}"
+    reference += f", request id {error.request_id})" if error.request_id else ")"
+    return text + reference
+
+
+# Commands
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    api_url: str
+    store: CredentialStore
+    stdout: TextIO
+    stderr: TextIO
+
+    def say(self, message: str) -> None:
+        """A confirmation or note for the person at the terminal (stderr)."""
+        print(message, file=self.stderr)
+
+    def public_client(self) -> Client:
+        return Client(self.api_url, timeout=self.args.timeout)
+
+    def client(self) -> Client:
+        """A client with the saved session (refreshed tokens are saved back) or the API key
+        from OBJECTVISION_API_KEY."""
+        api_key = os.environ.get(API_KEY_VARIABLE)
+        if api_key:
+            return Client(self.api_url, api_key=api_key, timeout=self.args.timeout)
+        saved = self.store.load(self.api_url)
+        if saved is None:
+            raise CliError(
+                f"not logged in to {self.api_url}: run `objectvision login` first "
+                f"(or set {API_KEY_VARIABLE})"
+            )
+        return Client(
+            self.api_url,
+            tokens=saved.tokens(),
+            on_tokens=lambda tokens: self.store.update_tokens(self.api_url, tokens),
+            timeout=self.args.timeout,
+        )
+
+    def params(self) -> DetectionParams:
+        return DetectionParams(
+            confidence=self.args.confidence,
+            iou=self.args.iou,
+            classes=self.args.classes or (),
+            max_detections=self.args.max_detections,
+        )
+
+
+def _read_password(ctx: Context, *, confirm: bool = False) -> str:
+    if ctx.args.password is not None:
+        return ctx.args.password
+    if ctx.args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise CliError("no password given: use --password-stdin, --password or a terminal")
+    password = getpass.getpass("Password: ")
+    if confirm and getpass.getpass("Repeat password: ") != password:
+        raise CliError("the passwords do not match")
+    return password
+
+
+def _prompt(value: str | None, label: str) -> str:
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        raise CliError(f"no {label.lower()} given: pass --{label.lower()}")
+    return input(f"{label}: ").strip()
+
+
+def cmd_signup(ctx: Context) -> int:
+    email = _prompt(ctx.args.email, "Email")
+    name = _prompt(ctx.args.name, "Name")
+    password = _read_password(ctx, confirm=True)
+    with ctx.public_client() as client:
+        user = client.signup(email, password, name)
+    ctx.say(f"Account created for {user.email}. Log in with `objectvision login`.")
+    return EXIT_OK
+
+
+def cmd_login(ctx: Context) -> int:
+    email = _prompt(ctx.args.email, "Email")
+    password = _read_password(ctx)
+    with ctx.public_client() as client:
+        tokens = client.login(email, password)
+    ctx.store.save(ctx.api_url, SavedSession(email, tokens.access_token, tokens.refresh_token))
+    ctx.say(f"Logged in to {ctx.api_url} as {email}.")
+    return EXIT_OK
+
+
+def cmd_logout(ctx: Context) -> int:
+    saved = ctx.store.load(ctx.api_url)
+    if saved is None:
+        ctx.say(f"Not logged in to {ctx.api_url}.")
+        return EXIT_OK
+    try:
+        with Client(ctx.api_url, tokens=saved.tokens(), timeout=ctx.args.timeout) as client:
+            client.logout()
+    except ObjectVisionError as exc:
+        if exc.status != 401:  # 401: the session had already ended on the server.
+            raise
+    finally:
+        ctx.store.remove(ctx.api_url)
+    ctx.say(f"Logged out of {ctx.api_url}.")
+    return EXIT_OK
+
+
+def cmd_whoami(ctx: Context) -> int:
+    with ctx.client() as client:
+        user = client.me()
+    if ctx.args.json:
+        _print_json(user.raw, ctx.stdout)
+    else:
+        print(f"{user.name} <{user.email}> (id {user.id})", file=ctx.stdout)
+    return EXIT_OK
+
+
+def cmd_detect(ctx: Context) -> int:
+    files = [Path(name) for name in ctx.args.images]
+    for path in files:
+        if not path.is_file():
+            raise CliError(f"{path}: no such file")
+    results: list[tuple[str, DetectionResult]] = []
+    with ctx.client() as client:
+        for path in files:
+            results.append((str(path), client.detect_image(path, ctx.params())))
+        if ctx.args.annotate:
+            outdir = Path(ctx.args.annotate)
+            outdir.mkdir(parents=True, exist_ok=True)
+            taken: set[Path] = set()
+            for file, result in results:
+                if result.detection_id is None:
+                    raise CliError(f"{file}: the detection was not stored, nothing to annotate")
+                target = annotated_path(outdir, file, taken)
+                target.write_bytes(client.detection_image(result.detection_id, annotated=True))
+                ctx.say(f"Wrote {target}")
+    if ctx.args.json:
+        _print_json([{"file": file, **result.raw} for file, result in results], ctx.stdout)
+    else:
+        print(detections_table(results), file=ctx.stdout)
+    return EXIT_OK
+
+
+def _follow(ctx: Context, client: Client, job: Job) -> Job:
+    """Wait for the job with a progress bar on stderr."""
+    bar = ProgressBar(ctx.stderr, label=f"job {job.job_id[:8]}")
+    try:
+        return client.wait_for_job(
+            job.job_id,
+            poll_seconds=JOB_POLL_SECONDS,
+            on_progress=lambda current: bar.update(
+                current.processed, current.total, current.status
+            ),
+        )
+    finally:
+        bar.finish()
+
+
+def _report_job(ctx: Context, job: Job) -> int:
+    if ctx.args.json:
+        _print_json(job.raw, ctx.stdout)
+    else:
+        print(job_table(job), file=ctx.stdout)
+    if job.status != "completed":
+        raise CliError(f"job {job.job_id} failed: {job.failed} of {job.total} images failed")
+    if job.failed:
+        raise CliError(f"job {job.job_id} finished, but {job.failed} of {job.total} images failed")
+    ctx.say(f"Job {job.job_id} completed: {job.total} images.")
+    return EXIT_OK
+
+
+def cmd_batch(ctx: Context) -> int:
+    directory = Path(ctx.args.directory)
+    images = find_images(directory, recursive=ctx.args.recursive)
+    if not images:
+        raise CliError(f"no JPEG, PNG, WebP or BMP images in {directory}")
+    with ctx.client() as client:
+        job = client.submit_batch(images, ctx.params())
+        ctx.say(f"Submitted {len(images)} images as job {job.job_id}.")
+        if not ctx.args.wait:
+            if ctx.args.json:
+                _print_json(job.raw, ctx.stdout)
+            else:
+                print(job.job_id, file=ctx.stdout)
+            ctx.say(f"Follow it with `objectvision jobs watch {job.job_id}`.")
+            return EXIT_OK
+        job = _follow(ctx, client, job)
+    return _report_job(ctx, job)
+
+
+def cmd_jobs_watch(ctx: Context) -> int:
+    with ctx.client() as client:
+        job = _follow(ctx, client, client.get_job(ctx.args.job_id))
+    return _report_job(ctx, job)
+
+
+def cmd_jobs_show(ctx: Context) -> int:
+    with ctx.client() as client:
+        job = client.get_job(ctx.args.job_id)
+    if ctx.args.json:
+        _print_json(job.raw, ctx.stdout)
+    else:
+        ctx.say(f"Job {job.job_id}: {job.status}, {job.processed}/{job.total} processed")
+        print(job_table(job), file=ctx.stdout)
+    return EXIT_OK
+
+
+def cmd_history(ctx: Context) -> int:
+    with ctx.client() as client:
+        page = client.history(
+            limit=ctx.args.limit, offset=ctx.args.offset, class_name=ctx.args.class_name
+        )
+    if ctx.args.json:
+        _print_json({**_page_json(page), "items": [item.raw for item in page.items]}, ctx.stdout)
+        return EXIT_OK
+    rows = [
+        [
+            item.detection_id,
+            _time(item.created_at),
+            item.filename,
+            len(item.objects),
+            _class_summary(item),
+        ]
+        for item in page.items
+    ]
+    print(
+        format_table(["ID", "CREATED", "FILE", "OBJECTS", "CLASSES"], rows, right=(3,)),
+        file=ctx.stdout,
+    )
+    first = page.offset + 1 if page.items else 0
+    ctx.say(f"Showing {first}-{page.offset + len(page.items)} of {page.total}.")
+    return EXIT_OK
+
+
+def _page_json(page: HistoryPage) -> dict[str, int]:
+    return {"total": page.total, "limit": page.limit, "offset": page.offset}
+
+
+def cmd_keys_create(ctx: Context) -> int:
+    with ctx.client() as client:
+        key = client.create_api_key(ctx.args.name)
+    if ctx.args.json:
+        _print_json(key.raw, ctx.stdout)
+    else:
+        ctx.say(f"API key {key.name!r} created (id {key.id}). Copy it now; it is not shown again:")
+        print(key.secret, file=ctx.stdout)
+    return EXIT_OK
+
+
+def cmd_keys_list(ctx: Context) -> int:
+    with ctx.client() as client:
+        keys = client.list_api_keys()
+    if ctx.args.json:
+        _print_json([key.raw for key in keys], ctx.stdout)
+        return EXIT_OK
+    rows = [
+        [
+            key.id,
+            key.name,
+            f"{key.prefix}...",
+            _time(key.created_at),
+            _time(key.last_used_at),
+            "revoked" if key.revoked_at else "active",
+        ]
+        for key in keys
+    ]
+    headers = ["ID", "NAME", "PREFIX", "CREATED", "LAST USED", "STATUS"]
+    print(format_table(headers, rows), file=ctx.stdout)
+    return EXIT_OK
+
+
+def cmd_keys_revoke(ctx: Context) -> int:
+    with ctx.client() as client:
+        client.revoke_api_key(ctx.args.key_id)
+    ctx.say(f"API key {ctx.args.key_id} revoked.")
+    return EXIT_OK
+
+
+# Parser
+
+
+def _add_output_choice(parser: argparse.ArgumentParser, *, table: bool = False) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--json", action="store_true", help="print the API's JSON")
+    if table:
+        group.add_argument("--table", action="store_true", help="print a table (the default)")
+
+
+def _add_detection_params(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--confidence", type=_probability, metavar="X", help="minimum score, 0 to 1"
+    )
+    parser.add_argument("--iou", type=_probability, metavar="X", help="NMS overlap, 0 to 1")
+    parser.add_argument(
+        "--classes", type=_class_list, metavar="A,B", help="only these classes (names or ids)"
+    )
+    parser.add_argument(
+        "--max-detections", type=_positive_int, metavar="N", help="at most N objects per image"
+    )
+
+
+def _add_credentials(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--email", help="the account's email (prompted when left out)")
+    secret = parser.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--password", help="the password (visible to other local users; prefer the prompt)"
+    )
+    secret.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="objectvision",
+        description="Detect objects in images with the ObjectVision API.",
+        epilog="Exit status: 0 success, 1 the request or job failed, 2 wrong usage. "
+        f"Sessions are saved in $XDG_CONFIG_HOME/objectvision/credentials.json; "
+        f"{API_KEY_VARIABLE} uses an API key instead.",
+    )
+    parser.add_argument(
+        "--api-url",
+        default=os.environ.get(API_URL_VARIABLE) or DEFAULT_API_URL,
+        help=f"the API's base URL (default: ${API_URL_VARIABLE} or {DEFAULT_API_URL})",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS", help="per-request timeout"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    signup = commands.add_parser("signup", help="create an account")
+    _add_credentials(signup)
+    signup.add_argument("--name", help="your name (prompted when left out)")
+    signup.set_defaults(handler=cmd_signup)
+
+    login = commands.add_parser("login", help="log in and save the session")
+    _add_credentials(login)
+    login.set_defaults(handler=cmd_login)
+
+    commands.add_parser("logout", help="end the saved session").set_defaults(handler=cmd_logout)
+
+    whoami = commands.add_parser("whoami", help="show the logged-in account")
+    _add_output_choice(whoami)
+    whoami.set_defaults(handler=cmd_whoami)
+
+    detect = commands.add_parser("detect", help="detect objects in one or more images")
+    detect.add_argument("images", nargs="+", metavar="IMAGE")
+    _add_output_choice(detect, table=True)
+    detect.add_argument(
+        "--annotate", metavar="OUTDIR", help="also save each image with its boxes drawn (JPEG)"
+    )
+    _add_detection_params(detect)
+    detect.set_defaults(handler=cmd_detect)
+
+    batch = commands.add_parser("batch", help="detect every image in a folder as one job")
+    batch.add_argument("directory", metavar="DIR")
+    batch.add_argument("-r", "--recursive", action="store_true", help="include subfolders")
+    batch.add_argument("--wait", action="store_true", help="wait for the job, showing progress")
+    _add_output_choice(batch)
+    _add_detection_params(batch)
+    batch.set_defaults(handler=cmd_batch)
+
+    jobs = commands.add_parser("jobs", help="follow batch jobs")
+    job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    watch = job_commands.add_parser("watch", help="show progress until the job ends")
+    watch.add_argument("job_id", metavar="ID")
+    _add_output_choice(watch)
+    watch.set_defaults(handler=cmd_jobs_watch)
+    show = job_commands.add_parser("show", help="show the job once")
+    show.add_argument("job_id", metavar="ID")
+    _add_output_choice(show)
+    show.set_defaults(handler=cmd_jobs_show)
+
+    history = commands.add_parser("history", help="list past detections, newest first")
+    history.add_argument("--limit", type=_positive_int, default=20, help="rows (default 20)")
+    history.add_argument("--offset", type=_non_negative_int, default=0, help="rows to skip")
+    history.add_argument("--class", dest="class_name", metavar="NAME", help="only with this class")
+    _add_output_choice(history, table=True)
+    history.set_defaults(handler=cmd_history)
+
+    keys = commands.add_parser("keys", help="manage API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = key_commands.add_parser("create", help="create a key and print its secret")
+    create.add_argument("name")
+    _add_output_choice(create)
+    create.set_defaults(handler=cmd_keys_create)
+    listing = key_commands.add_parser("list", help="list keys, revoked ones included")
+    _add_output_choice(listing, table=True)
+    listing.set_defaults(handler=cmd_keys_list)
+    revoke = key_commands.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id", metavar="ID")
+    revoke.set_defaults(handler=cmd_keys_revoke)
+    return parser
+
+
+def _credentials(ctx: Context) -> str:
+    if ctx.args.command in PUBLIC_COMMANDS:
+        return "none"
+    return "api-key" if os.environ.get(API_KEY_VARIABLE) else "session"
+
+
+def run(ctx: Context) -> int:
+    """Run the chosen command; expected failures become a one-line message and a status."""
+    handler: Callable[[Context], int] = ctx.args.handler
+    try:
+        return handler(ctx)
+    except ObjectVisionError as exc:
+        ctx.say(f"error: {describe_error(exc, ctx.api_url, credentials=_credentials(ctx))}")
+    except CliError as exc:
+        ctx.say(f"error: {exc}")
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        ctx.say(f"error: {exc.strerror or exc}{where}")
+    except KeyboardInterrupt:
+        ctx.say("interrupted")
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run(
+        Context(
+            args=args,
+            api_url=args.api_url.rstrip("/"),
+            store=CredentialStore(),
+            stdout=sys.stdout,
+            stderr=sys.stderr,
+        )
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The one exception type of the client: every failed call raises ObjectVisionError."""
+
+from typing import Any
+
+import httpx
+
+from objectvision_client.retry import parse_retry_after
+
+
+class ObjectVisionError(Exception):
+    """An API call that failed, with the fields of the API's error body.
+
+    `status` is the HTTP status (0 when the server could not be reached), `code` the API's
+    stable machine-readable code, `message` its human-readable text and `request_id` the id
+    to quote when reporting a problem.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        request_id: str | None = None,
+        *,
+        retry_after: float | None = None,
+        details: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.details = details
+
+    def __str__(self) -> str:
+        where = f"HTTP {self.status}, {self.code}" if self.status else self.code
+        request = f", request {self.request_id}" if self.request_id else ""
+        return f"{self.message} ({where}{request})"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, "
+            f"message={self.message!r}, request_id={self.request_id!r})"
+        )
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> "ObjectVisionError":
+        """The error a non-2xx response stands for; bodies not in the API's shape (a proxy's
+        HTML page) still give status and reason."""
+        request_id = response.headers.get("x-request-id")
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict):
+            return cls(
+                response.status_code,
+                str(error.get("code") or "error"),
+                str(error.get("message") or response.reason_phrase),
+                error.get("request_id") or request_id,
+                retry_after=retry_after,
+                details=error.get("details"),
+            )
+        return cls(
+            response.status_code,
+            "http_error",
+            response.reason_phrase or "request failed",
+            request_id,
+            retry_after=retry_after,
+        )
+
+
+class ObjectVisionConnectionError(ObjectVisionError):
+    """The server could not be reached or did not answer in time (no HTTP status)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0, "connection_error", message)

@@ -1,0 +1,310 @@
+"""Typed results of the API calls, read from the JSON bodies the gateway documents.
+
+Each model keeps the body it came from in `raw`, so `--json` output and callers that need a
+field this version does not know yet see exactly what the API sent.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Self
+
+JOB_FINAL_STATUSES = frozenset({"completed", "failed"})
+
+Json = Mapping[str, Any]
+
+
+def _datetime(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _required_datetime(value: Any) -> datetime:
+    parsed = _datetime(value)
+    if parsed is None:
+        raise ValueError(f"expected an ISO 8601 time, got {value!r}")
+    return parsed
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+
+    @classmethod
+    def from_json(cls, body: Json) -> Self:
+        return cls(
+            access_token=body["access_token"],
+            refresh_token=body["refresh_token"],
+            expires_in=int(body.get("expires_in", 0)),
+            token_type=body.get("token_type", "bearer"),
+        )
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    email: str
+    name: str
+    created_at: datetime
+    raw: Json = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, body: Json) -> Self:
+        return cls(
+            id=body["id"],
+            email=body["email"],
+            name=body["name"],
+            created_at=_required_datetime(body["created_at"]),
+            raw=body,
+        )
+
+
+@dataclass(frozen=True)
+class BoundingBox:
+    """Corners in original-image pixels (x to the right, y down)."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @property
+    def width(self) -> float:
+        return self.x2 - self.x1
+
+    @property
+    def height(self) -> float:
+        return self.y2 - self.y1
+
+
+@dataclass(frozen=True)
+class DetectedObject:
+    class_name: str
+    class_id: int
+    confidence: float
+    bbox: BoundingBox
+
+    @classmethod
+    def from_json(cls, body: Json) -> Self:
+        box = body["bbox"]
+        return cls(
+            class_name=body["class"],
+            class_id=int(body["class_id"]),
+            confidence=float(body["confidence"]),
+            bbox=BoundingBox(
+                float(box["x1"]), float(box["y1"]), float(box["x2"]), float(box["y2"])
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    """The objects found in one image, highest confidence first."""
+
+    detection_id: str | None
+    filename: str
+    width: int
+    height: int
+    objects: tuple[DetectedObject, ...]
+    total_ms: float | None
+    raw: Json = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, body: Json) -> Self:
+        image = body.get("image") or {}
+        return cls(
+            detection_id=body.get("detection_id"),
+            filename=body.get("filename", ""),
+            width=int(image.get("width", 0)),
+            height=int(image.get("height", 0)),
+            objects=tuple(DetectedObject.from_json(item) for item in body.get("detections", [])),
+            total_ms=(body.get("timings") or {}).get("total_ms"),
+            raw=body,
+        )
+
+    def class_counts(self) -> dict[str, int]:
+        """How many objects of each class, most frequent first."""
+        counts: dict[str, int] = {}
+        for obj in self.objects:
+            counts[obj.class_name] = counts.get(obj.class_name, 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+@dataclass(frozen=True)
+class StoredDetection(DetectionResult):
+    """A detection from the history: the result plus its record."""
+
+    status: str = "completed"
+    job_id: str | None = None
+    created_at: datetime | None = None
+
+    @classmethod
+    def from_json(cls, body: Json) -> Self:
+        result = DetectionResult.from_json(body)
+        return cls(
+            detection_id=result.detection_id,
+            filename=result.filename,
+            width=result.width,
+            height=result.height,
+            objects=result.objects,
+            total_ms=result.total_ms,
+            raw=body,
+            status=body.get("status", "completed"),
+            job_id=body.get("job_id"),
+            created_at=_datetime(body.get("created_at")),
+        )
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    items: tuple[StoredDetection, ...]
+    total: int
+    limit: int
+    offset: int
+
+    @classmethod
+    def from_json(cls, body: Json) -> Self:
+        return cls(
+            items=tuple(StoredDetection.from_json(item) for item in body.get("items", [])),
+            total=int(body.get("total", 0)),
+            limit=int(body.get("limit", 0)),
+            offset=int(body.get("offset", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class JobItem:
+    filename: str
+    status: str
+    detection_id: str | None
+    error: str | None
+    object_count: int
+
+    @classmethod
+    def from_json(cls, body: Json) -> Self:
+        return cls(
+            filename=body.get("filename", ""),
+            status=body.get("status", "pending"),
+            detection_id=body.get("detection_id"),
+            error=body.get("error"),
+            object_count=int(body.get("object_count", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    """A batch job. `processed` counts failed images too, so progress is processed / total."""
+
+    job_id: str
+    status: str
+    total: int
+    processed: int
+    failed: int
+    items: tuple[JobItem, ...]
+    created_at: datetime | None = None
+    completed_at: datetime | None = None
+    raw: Json = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, body: Json) -> Self:
+        return cls(
+            job_id=body["job_id"],
+            status=body.get("status", "pending"),
+            total=int(body.get("total", 0)),
+            processed=int(body.get("processed", 0)),
+            failed=int(body.get("failed", 0)),
+            items=tuple(JobItem.from_json(item) for item in body.get("items", [])),
+            created_at=_datetime(body.get("created_at")),
+            completed_at=_datetime(body.get("completed_at")),
+            raw=body,
+        )
+
+    @property
+    def done(self) -> bool:
+        return self.status in JOB_FINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    raw: Json = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, body: Json) -> Self:
+        return cls(
+            id=body["id"],
+            name=body["name"],
+            prefix=body["prefix"],
+            created_at=_required_datetime(body["created_at"]),
+            last_used_at=_datetime(body.get("last_used_at")),
+            revoked_at=_datetime(body.get("revoked_at")),
+            raw=body,
+        )
+
+
+@dataclass(frozen=True)
+class CreatedApiKey(ApiKey):
+    """A new key; `secret` is in the creation response only."""
+
+    secret: str = field(default="", repr=False)
+
+    @classmethod
+    def from_json(cls, body: Json) -> Self:
+        key = ApiKey.from_json(body)
+        return cls(
+            id=key.id,
+            name=key.name,
+            prefix=key.prefix,
+            created_at=key.created_at,
+            last_used_at=key.last_used_at,
+            revoked_at=key.revoked_at,
+            raw=body,
+            secret=body["secret"],
+        )
+
+
+@dataclass(frozen=True)
+class Webhook:
+    id: str
+    url: str
+    events: tuple[str, ...]
+    created_at: datetime
+    raw: Json = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, body: Json) -> Self:
+        return cls(
+            id=body["id"],
+            url=body["url"],
+            events=tuple(body.get("events", [])),
+            created_at=_required_datetime(body["created_at"]),
+            raw=body,
+        )
+
+
+@dataclass(frozen=True)
+class CreatedWebhook(Webhook):
+    """A new webhook; `secret` (the signing key) is in the creation response only."""
+
+    secret: str = field(default="", repr=False)
+
+    @classmethod
+    def from_json(cls, body: Json) -> Self:
+        hook = Webhook.from_json(body)
+        return cls(
+            id=hook.id,
+            url=hook.url,
+            events=hook.events,
+            created_at=hook.created_at,
+            raw=body,
+            secret=body["secret"],
+        )

@@ -1,0 +1,236 @@
+"""Every API call as data: what to send and how to read the answer, with no I/O.
+
+`Client` and `AsyncClient` both run these, so the two differ only in how they send and
+sleep; paths, bodies and parsing exist once.
+"""
+
+import mimetypes
+import os
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from objectvision_client.models import (
+    ApiKey,
+    CreatedApiKey,
+    CreatedWebhook,
+    DetectionResult,
+    HistoryPage,
+    Job,
+    StoredDetection,
+    TokenPair,
+    User,
+    Webhook,
+)
+
+T = TypeVar("T")
+
+# A path, or (filename, bytes) for images already in memory.
+ImageSource = str | os.PathLike[str] | tuple[str, bytes]
+FilePart = tuple[str, tuple[str, bytes, str]]
+
+
+@dataclass(frozen=True)
+class Operation(Generic[T]):
+    """One request and the parser of its 2xx response."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    params: Mapping[str, str | int | float] | None = None
+    json: Any = None
+    data: Mapping[str, str] | None = None
+    files: Sequence[FilePart] | None = None
+    headers: Mapping[str, str] | None = None
+    # False for sign-up, login and refresh: no credentials sent, no refresh on 401.
+    authenticated: bool = True
+
+
+@dataclass(frozen=True)
+class DetectionParams:
+    """Zero or None fields mean the service default."""
+
+    confidence: float | None = None
+    iou: float | None = None
+    classes: Sequence[str] = ()
+    max_detections: int | None = None
+
+    def form_fields(self) -> dict[str, str]:
+        fields: dict[str, str] = {}
+        if self.confidence is not None:
+            fields["confidence"] = repr(float(self.confidence))
+        if self.iou is not None:
+            fields["iou"] = repr(float(self.iou))
+        if self.classes:
+            fields["classes"] = ",".join(name.strip() for name in self.classes if name.strip())
+        if self.max_detections is not None:
+            fields["max_detections"] = str(int(self.max_detections))
+        return fields
+
+
+def _segment(value: str) -> str:
+    """An id as one URL path segment, whatever the caller passed."""
+    return quote(str(value), safe="")
+
+
+def _json(parser: Callable[[Any], T]) -> Callable[[httpx.Response], T]:
+    return lambda response: parser(response.json())
+
+
+def _nothing(response: httpx.Response) -> None:
+    return None
+
+
+def _bytes(response: httpx.Response) -> bytes:
+    return response.content
+
+
+def read_image(source: ImageSource) -> tuple[str, bytes, str]:
+    """(filename, bytes, content type guessed from the name). The service judges the bytes
+    themselves; the type only helps proxies and logs. Files are read when the operation is
+    built, so a retried upload sends the same bytes (AsyncClient reads them synchronously:
+    images are small next to the request itself)."""
+    if isinstance(source, tuple):
+        filename, data = source
+    else:
+        path = Path(source)
+        filename, data = path.name, path.read_bytes()
+    content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    return filename, data, content_type
+
+
+def signup(email: str, password: str, name: str) -> Operation[User]:
+    return Operation(
+        "POST",
+        "/api/v1/auth/signup",
+        _json(User.from_json),
+        json={"email": email, "password": password, "name": name},
+        authenticated=False,
+    )
+
+
+def login(email: str, password: str) -> Operation[TokenPair]:
+    return Operation(
+        "POST",
+        "/api/v1/auth/login",
+        _json(TokenPair.from_json),
+        json={"email": email, "password": password},
+        authenticated=False,
+    )
+
+
+def refresh(refresh_token: str) -> Operation[TokenPair]:
+    return Operation(
+        "POST",
+        "/api/v1/auth/refresh",
+        _json(TokenPair.from_json),
+        json={"refresh_token": refresh_token},
+        authenticated=False,
+    )
+
+
+def logout(refresh_token: str) -> Operation[None]:
+    return Operation("POST", "/api/v1/auth/logout", _nothing, json={"refresh_token": refresh_token})
+
+
+def me() -> Operation[User]:
+    return Operation("GET", "/api/v1/users/me", _json(User.from_json))
+
+
+def detect_image(
+    image: ImageSource, params: DetectionParams, *, store: bool = True
+) -> Operation[DetectionResult]:
+    filename, data, content_type = read_image(image)
+    fields = params.form_fields()
+    if not store:
+        fields["store"] = "false"
+    return Operation(
+        "POST",
+        "/api/v1/detect/image",
+        _json(DetectionResult.from_json),
+        data=fields,
+        files=[("file", (filename, data, content_type))],
+    )
+
+
+def submit_batch(
+    images: Iterable[ImageSource], params: DetectionParams, *, idempotency_key: str | None = None
+) -> Operation[Job]:
+    """A new idempotency key per submission unless given, so a retried POST (after a 503)
+    never makes a second job."""
+    files: list[FilePart] = [("files", read_image(image)) for image in images]
+    return Operation(
+        "POST",
+        "/api/v1/detect/batch",
+        _json(Job.from_json),
+        data=params.form_fields(),
+        files=files,
+        headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex},
+    )
+
+
+def get_job(job_id: str) -> Operation[Job]:
+    return Operation("GET", f"/api/v1/detect/jobs/{_segment(job_id)}", _json(Job.from_json))
+
+
+def history(
+    *, limit: int = 20, offset: int = 0, class_name: str | None = None
+) -> Operation[HistoryPage]:
+    params: dict[str, str | int] = {"limit": limit, "offset": offset}
+    if class_name:
+        params["class_name"] = class_name
+    return Operation("GET", "/api/v1/detect/history", _json(HistoryPage.from_json), params=params)
+
+
+def get_detection(detection_id: str) -> Operation[StoredDetection]:
+    return Operation(
+        "GET", f"/api/v1/detect/{_segment(detection_id)}", _json(StoredDetection.from_json)
+    )
+
+
+def detection_image(detection_id: str, *, annotated: bool = True) -> Operation[bytes]:
+    return Operation(
+        "GET",
+        f"/api/v1/detect/{_segment(detection_id)}/image",
+        _bytes,
+        params={"annotated": "true" if annotated else "false"},
+    )
+
+
+API_KEYS = "/api/v1/users/me/api-keys"
+WEBHOOKS = "/api/v1/webhooks"
+
+
+def list_api_keys() -> Operation[list[ApiKey]]:
+    return Operation(
+        "GET", API_KEYS, _json(lambda body: [ApiKey.from_json(item) for item in body["items"]])
+    )
+
+
+def create_api_key(name: str) -> Operation[CreatedApiKey]:
+    return Operation("POST", API_KEYS, _json(CreatedApiKey.from_json), json={"name": name})
+
+
+def revoke_api_key(key_id: str) -> Operation[None]:
+    return Operation("DELETE", f"{API_KEYS}/{_segment(key_id)}", _nothing)
+
+
+def list_webhooks() -> Operation[list[Webhook]]:
+    return Operation(
+        "GET", WEBHOOKS, _json(lambda body: [Webhook.from_json(item) for item in body["items"]])
+    )
+
+
+def create_webhook(url: str, events: Sequence[str] = ()) -> Operation[CreatedWebhook]:
+    return Operation(
+        "POST", WEBHOOKS, _json(CreatedWebhook.from_json), json={"url": url, "events": list(events)}
+    )
+
+
+def delete_webhook(webhook_id: str) -> Operation[None]:
+    return Operation("DELETE", f"{WEBHOOKS}/{_segment(webhook_id)}", _nothing)

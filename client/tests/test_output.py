@@ -1,0 +1,136 @@
+"""Tables and the progress bar of the CLI (pure formatting)."""
+
+import io
+from datetime import UTC, datetime
+
+import pytest
+
+from objectvision_client.cli import annotated_path, describe_error, detections_table, job_table
+from objectvision_client.errors import ObjectVisionError
+from objectvision_client.models import DetectionResult, Job
+from objectvision_client.output import ProgressBar, format_table, render_progress
+
+
+def test_columns_are_padded_to_the_widest_cell() -> None:
+    table = format_table(["NAME", "N"], [["bus", 1], ["person", 12]], right=(1,))
+    assert table.splitlines() == [
+        "NAME     N",
+        "bus      1",
+        "person  12",
+    ]
+
+
+def test_none_prints_as_a_dash_and_trailing_spaces_are_trimmed() -> None:
+    table = format_table(["A", "B"], [["x", None], ["longer", ""]])
+    assert table.splitlines() == ["A       B", "x       -", "longer"]
+
+
+def test_a_row_of_the_wrong_width_is_refused() -> None:
+    with pytest.raises(ValueError, match="2 cells for 3 columns"):
+        format_table(["A", "B", "C"], [["x", "y"]])
+
+
+def test_detections_table_lists_every_object_and_empty_images() -> None:
+    bus = DetectionResult.from_json(
+        {
+            "detection_id": "d1",
+            "filename": "bus.jpg",
+            "image": {"width": 810, "height": 1080},
+            "detections": [
+                {
+                    "class": "bus",
+                    "class_id": 5,
+                    "confidence": 0.8312,
+                    "bbox": {"x1": 34.4, "y1": 230.0, "x2": 800.2, "y2": 770.6},
+                }
+            ],
+            "timings": {"total_ms": 40.0},
+        }
+    )
+    empty = DetectionResult.from_json({"filename": "sky.jpg", "image": {}, "detections": []})
+    lines = detections_table([("bus.jpg", bus), ("sky.jpg", empty)]).splitlines()
+    assert lines[0].split() == ["FILE", "CLASS", "CONFIDENCE", "X1", "Y1", "X2", "Y2"]
+    assert lines[1].split() == ["bus.jpg", "bus", "0.83", "34", "230", "800", "771"]
+    assert lines[2].split() == ["sky.jpg", "(none)", "-", "-", "-", "-", "-"]
+
+
+def test_job_table_shows_detection_ids_and_errors() -> None:
+    job = Job.from_json(
+        {
+            "job_id": "j1",
+            "status": "completed",
+            "total": 2,
+            "processed": 2,
+            "failed": 1,
+            "items": [
+                {
+                    "filename": "a.jpg",
+                    "status": "completed",
+                    "detection_id": "d1",
+                    "object_count": 3,
+                },
+                {
+                    "filename": "b.jpg",
+                    "status": "failed",
+                    "error": "not an image",
+                    "object_count": 0,
+                },
+            ],
+            "created_at": datetime(2026, 1, 1, tzinfo=UTC).isoformat(),
+        }
+    )
+    lines = job_table(job).splitlines()
+    assert lines[1].split() == ["a.jpg", "completed", "3", "d1"]
+    assert lines[2].split() == ["b.jpg", "failed", "-", "not", "an", "image"]
+
+
+@pytest.mark.parametrize(
+    ("done", "total", "expected"),
+    [
+        (0, 4, "[----------] 0/4   0%"),
+        (1, 4, "[##--------] 1/4  25%"),
+        (4, 4, "[##########] 4/4 100%"),
+        (9, 4, "[##########] 4/4 100%"),
+        (0, 0, "[----------] 0/0   0%"),
+    ],
+)
+def test_progress_rendering(done: int, total: int, expected: str) -> None:
+    assert render_progress(done, total, width=10) == expected
+
+
+def test_progress_bar_prints_a_line_per_change_when_not_a_terminal() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar(stream, label="job")
+    bar.update(0, 2)
+    bar.update(0, 2)
+    bar.update(2, 2, "completed")
+    bar.finish()
+    assert stream.getvalue().splitlines() == [
+        "job [------------------------------] 0/2   0%",
+        "job [##############################] 2/2 100% completed",
+    ]
+
+
+def test_annotated_paths_never_collide(tmp_path) -> None:
+    taken: set = set()
+    first = annotated_path(tmp_path, "a/bus.jpg", taken)
+    second = annotated_path(tmp_path, "b/bus.png", taken)
+    assert (first.name, second.name) == ("bus.annotated.jpg", "bus-2.annotated.jpg")
+
+
+def test_error_messages_say_what_to_do() -> None:
+    expired = ObjectVisionError(401, "invalid_token", "the access token has expired", "r1")
+    assert describe_error(expired, "http://api") == (
+        "the access token has expired. Run `objectvision login --api-url http://api` to log in "
+        "again (HTTP 401 invalid_token, request id r1)"
+    )
+    wrong_key = describe_error(expired, "http://api", credentials="api-key")
+    assert wrong_key.startswith("the access token has expired. Check OBJECTVISION_API_KEY")
+    wrong_password = ObjectVisionError(401, "unauthenticated", "incorrect email or password", "r2")
+    assert describe_error(wrong_password, "http://api", credentials="none") == (
+        "incorrect email or password (HTTP 401 unauthenticated, request id r2)"
+    )
+    limited = ObjectVisionError(429, "rate_limited", "too many attempts", None, retry_after=42)
+    assert describe_error(limited, "http://api") == (
+        "too many attempts. Try again in 42 s (HTTP 429 rate_limited)"
+    )

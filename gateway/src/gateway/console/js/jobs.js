@@ -1,0 +1,177 @@
+// Live progress of a batch job: the WebSocket relay of the notification service, with the
+// access token as the first message (never in the URL), and polling of GET /detect/jobs/{id}
+// as the fallback when the socket cannot be opened or drops, and as a slow safety net.
+
+import { refreshSession, request, socketUrl } from "./api.js";
+import { getSession } from "./session.js";
+
+const FINAL_STATUSES = new Set(["completed", "failed"]);
+const FAST_POLL_MS = 1000;
+const SAFETY_POLL_MS = 5000;
+const CLOSE_UNAUTHENTICATED = 4401;
+// Poll answers that no retry will change.
+const FATAL_STATUSES = new Set([401, 403, 404]);
+
+/** `{jobId, status, total, processed, failed, items}` from a job body or a socket message. */
+export function normaliseJob(raw, previous = {}) {
+  const status = String(raw.status ?? previous.status ?? "pending").toLowerCase();
+  return {
+    jobId: raw.job_id ?? raw.jobId ?? raw.id ?? previous.jobId,
+    status: status.replace(/^job_status_/, ""),
+    total: raw.total ?? previous.total ?? 0,
+    processed: raw.processed ?? previous.processed ?? 0,
+    failed: raw.failed ?? previous.failed ?? 0,
+    items: raw.items ?? previous.items ?? [],
+  };
+}
+
+export function jobPercent(job) {
+  if (FINAL_STATUSES.has(job.status)) return 100;
+  if (!job.total) return 0;
+  // `processed` counts failed images too (see JobOut): progress is processed / total.
+  return Math.min(100, Math.round((100 * job.processed) / job.total));
+}
+
+/**
+ * Follows one job until it finishes. `onUpdate(job)` gets every change (progress never goes
+ * backwards); `finished` resolves with the final job as GET /detect/jobs/{id} returns it, or
+ * rejects with the ApiError when the job cannot be read at all (gone, or signed out).
+ */
+export class JobTracker {
+  constructor(job, onUpdate) {
+    this.job = normaliseJob(job);
+    this.onUpdate = onUpdate;
+    this.socket = null;
+    this.socketRetried = false;
+    this.pollTimer = null;
+    this.pollDelay = SAFETY_POLL_MS;
+    this.done = false;
+    this.finished = new Promise((resolve, reject) => {
+      this.resolveFinished = resolve;
+      this.rejectFinished = reject;
+    });
+  }
+
+  start() {
+    this.onUpdate(this.job);
+    this.openSocket();
+    this.schedulePoll(SAFETY_POLL_MS);
+    return this.finished;
+  }
+
+  stop() {
+    this.done = true;
+    clearTimeout(this.pollTimer);
+    if (this.socket && this.socket.readyState <= WebSocket.OPEN) this.socket.close(1000, "done");
+  }
+
+  openSocket() {
+    let socket;
+    try {
+      socket = new WebSocket(socketUrl(`api/v1/ws/jobs/${encodeURIComponent(this.job.jobId)}`));
+    } catch {
+      this.fallBackToPolling();
+      return;
+    }
+    this.socket = socket;
+    socket.addEventListener("open", () => {
+      socket.send(JSON.stringify({ token: getSession()?.accessToken ?? "" }));
+    });
+    socket.addEventListener("message", (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (message.type === "job.progress") {
+        this.update(normaliseJob({ ...message, status: "processing" }, this.job));
+      } else if (message.type === "job.completed" || message.type === "job.failed") {
+        this.finish();
+      }
+    });
+    socket.addEventListener("close", async (event) => {
+      if (this.done || this.socket !== socket) return;
+      if (event.code === CLOSE_UNAUTHENTICATED && !this.socketRetried) {
+        // The access token may have expired while the job ran: renew it and reconnect once.
+        this.socketRetried = true;
+        if (await refreshSession()) {
+          this.openSocket();
+          return;
+        }
+      }
+      if (event.code !== 1000) this.fallBackToPolling();
+    });
+  }
+
+  fallBackToPolling() {
+    this.socket = null;
+    this.schedulePoll(0);
+    this.pollDelay = FAST_POLL_MS;
+  }
+
+  schedulePoll(delay) {
+    if (this.done) return;
+    clearTimeout(this.pollTimer);
+    this.pollTimer = setTimeout(() => this.poll(), delay);
+  }
+
+  async poll() {
+    if (this.done) return;
+    try {
+      const job = normaliseJob(await request(`api/v1/detect/jobs/${encodeURIComponent(this.job.jobId)}`), this.job);
+      if (FINAL_STATUSES.has(job.status)) {
+        this.complete(job);
+        return;
+      }
+      this.update(job);
+    } catch (error) {
+      if (FATAL_STATUSES.has(error?.status)) {
+        this.fail(error);
+        return;
+      }
+      // Anything else (network, 503) is retried at the next tick; the socket may deliver.
+    }
+    this.schedulePoll(this.pollDelay);
+  }
+
+  update(job) {
+    if (this.done) return;
+    if (job.processed < this.job.processed) {
+      job = { ...job, processed: this.job.processed, failed: this.job.failed };
+    }
+    this.job = job;
+    this.onUpdate(job);
+  }
+
+  /** The socket said the job ended: read the final job (with its items) once. */
+  async finish() {
+    if (this.done) return;
+    clearTimeout(this.pollTimer);
+    try {
+      const job = normaliseJob(await request(`api/v1/detect/jobs/${encodeURIComponent(this.job.jobId)}`), this.job);
+      if (FINAL_STATUSES.has(job.status)) {
+        this.complete(job);
+        return;
+      }
+    } catch {
+      // Fall back to polling below.
+    }
+    this.pollDelay = FAST_POLL_MS;
+    this.schedulePoll(FAST_POLL_MS);
+  }
+
+  fail(error) {
+    if (this.done) return;
+    this.stop();
+    this.rejectFinished(error);
+  }
+
+  complete(job) {
+    if (this.done) return;
+    this.job = job;
+    this.stop();
+    this.onUpdate(job);
+    this.resolveFinished(job);
+  }
+}

@@ -1,0 +1,75 @@
+// API failures in plain words. The API's own message is kept where it already speaks to a
+// person (validation, conflicts); transport-level failures get a sentence of their own.
+
+const FIELD_NAMES = {
+  email: "Email",
+  password: "Password",
+  name: "Name",
+  url: "URL",
+  file: "Image",
+  files: "Images",
+  events: "Events",
+  refresh_token: "Session",
+};
+
+function capitalise(text) {
+  return text ? text.charAt(0).toUpperCase() + text.slice(1) : text;
+}
+
+function sentence(text) {
+  const trimmed = capitalise(String(text).trim());
+  return /[.!?]$/.test(trimmed) ? trimmed : `${trimmed}.`;
+}
+
+function seconds(count) {
+  return count === 1 ? "1 second" : `${count} seconds`;
+}
+
+function validationMessage(error) {
+  const details = Array.isArray(error.details) ? error.details : [];
+  if (details.length === 0) return sentence(error.message.replace(/^invalid request: /, ""));
+  return details
+    .map((detail) => {
+      const loc = (detail.loc ?? []).filter((part) => part !== "body" && part !== "query");
+      const field = FIELD_NAMES[loc[loc.length - 1]] ?? loc.join(".");
+      const message = String(detail.msg ?? "is invalid").replace(/^Value error, /, "");
+      return sentence(field ? `${field}: ${message}` : message);
+    })
+    .join(" ");
+}
+
+/** A sentence for the user about `error` (an ApiError or anything thrown). */
+export function describeError(error) {
+  if (!error || typeof error.status !== "number") {
+    return "Something went wrong in the page. Reload it and try again.";
+  }
+  switch (error.status) {
+    case 0:
+      return "Can't reach the ObjectVision server. Check your connection and try again.";
+    case 401:
+      if (error.code === "invalid_token") return "Your session has expired. Please log in again.";
+      return error.message ? sentence(error.message) : "Please log in to continue.";
+    case 403:
+      return "You're not allowed to do that with this account.";
+    case 404:
+      return "That item doesn't exist any more, or belongs to another account.";
+    case 409:
+      return sentence(error.message || "That conflicts with something that already exists");
+    case 413:
+      return `That upload is too large. ${sentence(error.message)}`;
+    case 415:
+      return "That file isn't an image the service can read. Use JPEG, PNG, WebP or BMP.";
+    case 422:
+      return validationMessage(error);
+    case 429:
+      return error.retryAfter
+        ? `Too many attempts. Try again in ${seconds(error.retryAfter)}.`
+        : "Too many attempts. Wait a moment and try again.";
+    case 503:
+    case 504:
+      return "The service is busy or briefly unavailable. Try again in a few seconds.";
+    default:
+      if (error.status >= 500) return "The server ran into a problem. Try again shortly.";
+      return sentence(error.message || "The request failed");
+  }
+}

@@ -1,0 +1,54 @@
+// The signed-in session: tokens in memory, mirrored to sessionStorage so a reload keeps the
+// user signed in while closing the tab does not (nothing in localStorage or cookies).
+
+const STORAGE_KEY = "objectvision.session";
+
+let current = load();
+const listeners = new Set();
+
+function load() {
+  try {
+    const stored = JSON.parse(sessionStorage.getItem(STORAGE_KEY) ?? "null");
+    if (stored && typeof stored.accessToken === "string" && typeof stored.refreshToken === "string") {
+      return stored;
+    }
+  } catch {
+    // A corrupt entry is the same as none.
+  }
+  return null;
+}
+
+function persist() {
+  if (current) {
+    sessionStorage.setItem(STORAGE_KEY, JSON.stringify(current));
+  } else {
+    sessionStorage.removeItem(STORAGE_KEY);
+  }
+}
+
+/** The current session `{accessToken, refreshToken, email}`, or null when signed out. */
+export function getSession() {
+  return current;
+}
+
+/** Store a token pair from /auth/login or /auth/refresh; `email` is kept for display. */
+export function setTokens(pair, email = current?.email ?? "") {
+  const reason = current ? "refreshed" : "signed-in";
+  current = { accessToken: pair.access_token, refreshToken: pair.refresh_token, email };
+  persist();
+  listeners.forEach((listener) => listener(current, reason));
+}
+
+/** Forget the session; `reason` tells listeners why ("signed-out" or "expired"). */
+export function clearSession(reason = "signed-out") {
+  if (!current) return;
+  current = null;
+  persist();
+  listeners.forEach((listener) => listener(null, reason));
+}
+
+/** Call `listener(session, reason)` on every change; returns a function that stops it. */
+export function onSessionChange(listener) {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}

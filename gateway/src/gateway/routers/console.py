@@ -1,0 +1,61 @@
+"""The web console: static HTML, CSS and JavaScript modules from gateway/console.
+
+`/` serves the page and `/console/{asset}` its files, nothing else: plain routes rather than
+a StaticFiles mount at `/` (which `include_router` would drop, and which would answer every
+unknown path with a file lookup), so /api, /health, /ready, /metrics, /docs and /openapi.json
+are never shadowed and a missing asset is the standard JSON 404.
+"""
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request, Response
+from starlette.staticfiles import StaticFiles
+
+CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
+ASSET_PREFIX = "/console"
+
+# Everything the page loads is its own: scripts and styles from this origin only (no inline
+# code), images from here or from blob: URLs (thumbnails fetched with the Authorization
+# header), and requests (fetch and the job WebSocket) to this origin only.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' blob: data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+_HEADERS = {
+    # Revalidate every time (a cheap 304 thanks to the ETag), so a deploy is seen at once.
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+router = APIRouter(tags=["console"], include_in_schema=False)
+_files = StaticFiles(directory=CONSOLE_DIR, check_dir=False)
+
+
+async def _serve(relative_path: str, request: Request) -> Response:
+    """One file under CONSOLE_DIR. StaticFiles resolves the path and refuses any that leaves
+    the folder (`..`, absolute paths, symlinks out), and answers If-None-Match with 304."""
+    response = await _files.get_response(relative_path, request.scope)
+    response.headers.update(_HEADERS)
+    if response.headers.get("content-type", "").startswith("text/html"):
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response
+
+
+@router.api_route("/", methods=["GET", "HEAD"])
+async def console_page(request: Request) -> Response:
+    return await _serve("index.html", request)
+
+
+@router.api_route(ASSET_PREFIX + "/{asset:path}", methods=["GET", "HEAD"])
+async def console_asset(asset: str, request: Request) -> Response:
+    return await _serve(asset, request)

@@ -1,0 +1,354 @@
+"""The real `objectvision` command (client/), run as a subprocess against the running stack.
+
+Nothing is mocked: the console script installed next to this interpreter talks HTTP to the
+gateway started by `stack` (tests/conftest.py), which runs the real services and Triton. Each
+invocation gets its own XDG_CONFIG_HOME, so saved sessions never touch the developer's own.
+Sign-ups go through the client library with their own X-Forwarded-For address, as in
+test_auth_api.py, so the per-IP sign-up limit is never shared.
+"""
+
+import asyncio
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from objectvision_client import (
+    AsyncClient,
+    Client,
+    DetectionParams,
+    ObjectVisionError,
+    RetryPolicy,
+    TokenPair,
+)
+from objectvision_devstack.stack import Stack
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+IMAGES = Path(os.environ.get("OBJECTVISION_SHARED_DIR", REPO_ROOT.parent / "shared")) / "images"
+BUS = IMAGES / "bus.jpg"
+COCO8 = IMAGES / "coco8" / "images"
+COMMAND = Path(sys.executable).with_name("objectvision")
+PASSWORD = "correct horse battery"
+COMMAND_TIMEOUT_SECONDS = 240
+# Enough to reach any sane login limit (the default is 10 a minute).
+MAX_LOGIN_ATTEMPTS = 200
+
+
+def _address() -> str:
+    """A fresh client address (documentation range), carried in X-Forwarded-For."""
+    return f"2001:db8:{uuid.uuid4().hex[:4]}::{uuid.uuid4().hex[:4]}"
+
+
+def _sign_up(stack: Stack) -> str:
+    email = f"cli-{uuid.uuid4().hex}@example.com"
+    with Client(stack.gateway_url, headers={"X-Forwarded-For": _address()}) as client:
+        client.signup(email, PASSWORD, "CLI Test")
+    return email
+
+
+@dataclass
+class Cli:
+    """`objectvision` with its own config folder, pointed at the stack."""
+
+    api_url: str
+    config_home: Path
+
+    @property
+    def credentials(self) -> Path:
+        return self.config_home / "objectvision" / "credentials.json"
+
+    def run(
+        self, *args: str, expect: int = 0, extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("OBJECTVISION_API")
+        }
+        env.update(XDG_CONFIG_HOME=str(self.config_home), OBJECTVISION_API_URL=self.api_url)
+        env.update(extra_env or {})
+        result = subprocess.run(
+            [str(COMMAND), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+        )
+        assert result.returncode == expect, (
+            f"objectvision {' '.join(args)} exited {result.returncode}, expected {expect}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+        return result
+
+    def json(self, *args: str) -> object:
+        return json.loads(self.run(*args, "--json").stdout)
+
+
+def _new_cli(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Cli:
+    return Cli(stack.gateway_url, tmp_path_factory.mktemp("xdg-config"))
+
+
+@pytest.fixture(scope="module")
+def email(stack: Stack) -> str:
+    return _sign_up(stack)
+
+
+@pytest.fixture(scope="module")
+def cli(stack: Stack, email: str, tmp_path_factory: pytest.TempPathFactory) -> Cli:
+    """Logged in once for the module through `objectvision login`."""
+    logged_in = _new_cli(stack, tmp_path_factory)
+    result = logged_in.run("login", "--email", email, "--password", PASSWORD)
+    assert f"as {email}" in result.stderr
+    return logged_in
+
+
+@pytest.fixture(scope="module")
+def batch_job(cli: Cli) -> dict:
+    """coco8's eight images submitted as one job and waited for."""
+    result = cli.run("batch", str(COCO8), "--recursive", "--wait", "--json")
+    assert "100%" in result.stderr, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_command_is_installed_next_to_the_interpreter() -> None:
+    assert COMMAND.is_file(), f"{COMMAND} is missing: is objectvision-client installed?"
+
+
+def test_login_saves_a_private_session(cli: Cli, email: str) -> None:
+    assert stat.S_IMODE(cli.credentials.stat().st_mode) == 0o600
+    saved = json.loads(cli.credentials.read_text())["sessions"][cli.api_url]
+    assert saved["email"] == email
+    assert saved["access_token"] and saved["refresh_token"]
+    assert PASSWORD not in cli.credentials.read_text()
+    assert cli.json("whoami")["email"] == email
+
+
+def test_detect_bus_finds_four_people_and_a_bus(cli: Cli) -> None:
+    results = cli.json("detect", str(BUS))
+    assert len(results) == 1
+    result = results[0]
+    assert result["file"] == str(BUS)
+    assert result["image"] == {"width": 810, "height": 1080}
+    classes = Counter(obj["class"] for obj in result["detections"])
+    assert classes == {"person": 4, "bus": 1}
+    bus = next(obj for obj in result["detections"] if obj["class"] == "bus")
+    assert bus["confidence"] == pytest.approx(0.83, abs=0.05)
+    assert result["detection_id"]
+
+
+def test_detect_table_applies_confidence_and_classes(cli: Cli) -> None:
+    table = cli.run("detect", str(BUS), "--table", "--classes", "bus", "--confidence", "0.5")
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["FILE", "CLASS", "CONFIDENCE", "X1", "Y1", "X2", "Y2"]
+    assert [line.split()[1] for line in lines[1:]] == ["bus"]
+
+
+def test_annotate_writes_a_jpeg(cli: Cli, tmp_path: Path) -> None:
+    outdir = tmp_path / "annotated"
+    result = cli.run("detect", str(BUS), "--annotate", str(outdir))
+    written = outdir / "bus.annotated.jpg"
+    assert f"Wrote {written}" in result.stderr
+    data = written.read_bytes()
+    assert data[:3] == b"\xff\xd8\xff", "not a JPEG"
+    assert data.rstrip(b"\x00")[-2:] == b"\xff\xd9"
+    assert len(data) > 10_000
+
+
+def test_batch_over_coco8_waits_for_every_image(batch_job: dict) -> None:
+    expected = sorted(path.name for path in COCO8.rglob("*.jpg"))
+    assert len(expected) == 8
+    assert batch_job["status"] == "completed"
+    assert (batch_job["total"], batch_job["processed"], batch_job["failed"]) == (8, 8, 0)
+    assert sorted(item["filename"] for item in batch_job["items"]) == expected
+    assert all(
+        item["status"] == "completed" and item["detection_id"] for item in batch_job["items"]
+    )
+
+
+def test_jobs_watch_reports_a_finished_job(cli: Cli, batch_job: dict) -> None:
+    result = cli.run("jobs", "watch", batch_job["job_id"])
+    assert "100%" in result.stderr
+    assert f"Job {batch_job['job_id']} completed" in result.stderr
+    assert result.stdout.splitlines()[0].split()[:3] == ["FILE", "STATUS", "OBJECTS"]
+
+
+def test_history_lists_the_batch_with_paging(cli: Cli, batch_job: dict) -> None:
+    page = cli.json("history", "--limit", "50")
+    listed = {item["detection_id"] for item in page["items"]}
+    assert {item["detection_id"] for item in batch_job["items"]} <= listed
+    assert page["total"] >= 8
+
+    first = cli.json("history", "--limit", "3", "--offset", "0")["items"]
+    second = cli.json("history", "--limit", "3", "--offset", "3")["items"]
+    assert len(first) == len(second) == 3
+    assert not {i["detection_id"] for i in first} & {i["detection_id"] for i in second}
+
+    table = cli.run("history", "--limit", "50")
+    assert table.stdout.splitlines()[0].split() == ["ID", "CREATED", "FILE", "OBJECTS", "CLASSES"]
+    for item in batch_job["items"]:
+        assert item["filename"] in table.stdout
+    assert f"of {page['total']}" in table.stderr
+
+
+def test_keys_create_list_use_and_revoke(cli: Cli) -> None:
+    name = f"ci-{uuid.uuid4().hex[:6]}"
+    created = cli.run("keys", "create", name)
+    secret = created.stdout.strip()
+    assert secret.startswith("ov_")
+    assert "not shown again" in created.stderr
+
+    keys = {key["name"]: key for key in cli.json("keys", "list")}
+    assert keys[name]["revoked_at"] is None
+    assert name in cli.run("keys", "list").stdout
+
+    # The key works on its own, without the saved session.
+    with_key = {"OBJECTVISION_API_KEY": secret, "XDG_CONFIG_HOME": "/nonexistent"}
+    cli.run("history", "--limit", "1", extra_env=with_key)
+
+    revoked = cli.run("keys", "revoke", keys[name]["id"])
+    assert "revoked" in revoked.stderr
+    assert {key["name"]: key for key in cli.json("keys", "list")}[name]["revoked_at"]
+    refused = cli.run("history", "--limit", "1", expect=1, extra_env=with_key)
+    assert "HTTP 401" in refused.stderr and "Check OBJECTVISION_API_KEY" in refused.stderr
+
+
+def test_an_expired_access_token_is_refreshed_and_saved(
+    stack: Stack, email: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    own = _new_cli(stack, tmp_path_factory)
+    own.run("login", "--email", email, "--password", PASSWORD)
+    saved = json.loads(own.credentials.read_text())
+    old_refresh = saved["sessions"][own.api_url]["refresh_token"]
+    saved["sessions"][own.api_url]["access_token"] = "not-a-valid-token"
+    own.credentials.write_text(json.dumps(saved))
+
+    own.run("history", "--limit", "1")
+
+    renewed = json.loads(own.credentials.read_text())["sessions"][own.api_url]
+    assert renewed["access_token"] != "not-a-valid-token"
+    assert renewed["refresh_token"] != old_refresh
+    assert stat.S_IMODE(own.credentials.stat().st_mode) == 0o600
+
+    own.run("logout")
+    assert own.api_url not in json.loads(own.credentials.read_text())["sessions"]
+    assert "not logged in" in own.run("history", expect=1).stderr
+
+
+def test_failures_exit_non_zero_with_a_plain_message(
+    stack: Stack, cli: Cli, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    fresh = _new_cli(stack, tmp_path_factory)
+    assert "run `objectvision login` first" in fresh.run("history", expect=1).stderr
+
+    wrong = fresh.run(
+        "login",
+        "--email",
+        f"nobody-{uuid.uuid4().hex}@example.com",
+        "--password",
+        "wrong pw!",
+        expect=1,
+    )
+    assert wrong.stderr.startswith("error: incorrect email or password (HTTP 401")
+    assert not fresh.credentials.exists()
+
+    not_an_image = cli.run("detect", str(IMAGES / "README.md"), expect=1)
+    assert "HTTP 415" in not_an_image.stderr
+    assert "Traceback" not in not_an_image.stderr
+
+    unreachable = fresh.run(
+        "--api-url",
+        "http://127.0.0.1:9",
+        "history",
+        expect=1,
+        extra_env={"OBJECTVISION_API_KEY": "ov_unused"},
+    )
+    assert "could not reach http://127.0.0.1:9" in unreachable.stderr
+
+    assert "no such file" in cli.run("detect", "/nonexistent.jpg", expect=1).stderr
+    assert (
+        "is not between 0 and 1"
+        in cli.run("detect", str(BUS), "--confidence", "2", expect=2).stderr
+    )
+
+
+async def test_async_client_end_to_end(stack: Stack) -> None:
+    """The library's AsyncClient on the same stack: what the CLI does not reach."""
+    email = f"async-{uuid.uuid4().hex}@example.com"
+    saved: list[TokenPair | None] = []
+    async with AsyncClient(
+        stack.gateway_url, headers={"X-Forwarded-For": _address()}, on_tokens=saved.append
+    ) as client:
+        await client.signup(email, PASSWORD, "Async Test")
+        await client.login(email, PASSWORD)
+        assert (await client.me()).email == email
+
+        results = await client.detect_images(
+            [BUS, ("zidane.jpg", (IMAGES / "zidane.jpg").read_bytes())]
+        )
+        assert [r.filename for r in results] == ["bus.jpg", "zidane.jpg"]
+        assert results[0].class_counts() == {"person": 4, "bus": 1}
+        confident = [obj.class_name for obj in results[1].objects if obj.confidence > 0.8]
+        assert confident == ["person", "person"]
+        assert "tie" in results[1].class_counts()
+
+        images = sorted((COCO8 / "val").glob("*.jpg"))
+        job = await client.submit_batch(images, DetectionParams(classes=["person"]))
+        async with asyncio.timeout(120):
+            done = await client.wait_for_job(job.job_id, poll_seconds=0.2)
+        assert done.status == "completed" and done.processed == len(images)
+        stored = await client.get_detection(done.items[0].detection_id)
+        assert {obj.class_name for obj in stored.objects} <= {"person"}
+
+        page = await client.history(limit=2)
+        assert page.total == 2 + len(images) and len(page.items) == 2
+
+        hook = await client.create_webhook("http://127.0.0.1:9/hook", ["job.completed"])
+        assert hook.secret and [h.id for h in await client.list_webhooks()] == [hook.id]
+        await client.delete_webhook(hook.id)
+        assert await client.list_webhooks() == []
+
+        session = client.tokens
+
+    # A dead access token is refreshed once, transparently, and handed to on_tokens.
+    stale = TokenPair("not-a-token", session.refresh_token, 0)
+    async with AsyncClient(stack.gateway_url, tokens=stale, on_tokens=saved.append) as client:
+        assert (await client.me()).email == email
+        assert saved[-1] is client.tokens
+        assert client.tokens.refresh_token != session.refresh_token
+
+        await client.logout()
+        assert client.tokens is None and saved[-1] is None
+        with pytest.raises(ObjectVisionError) as refused:
+            await client.get_job(job.job_id)
+        assert (refused.value.status, refused.value.code) == (401, "unauthenticated")
+        assert refused.value.request_id
+
+
+def test_rate_limits_beyond_the_retry_budget_are_raised_at_once(stack: Stack) -> None:
+    """Login is limited per address and email for a minute: a Retry-After longer than the
+    policy's max_delay is reported at once rather than slept through."""
+    policy = RetryPolicy(max_delay=2.0)
+    email = f"limited-{uuid.uuid4().hex}@example.com"
+    statuses: list[int] = []
+    with Client(stack.gateway_url, headers={"X-Forwarded-For": _address()}, retry=policy) as client:
+        while len(statuses) < MAX_LOGIN_ATTEMPTS and 429 not in statuses:
+            try:
+                client.login(email, "wrong password")
+            except ObjectVisionError as exc:
+                statuses.append(exc.status)
+        started = time.monotonic()
+        with pytest.raises(ObjectVisionError) as limited:
+            client.login(email, "wrong password")
+        assert time.monotonic() - started < policy.max_delay
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {401}
+    assert limited.value.status == 429
+    assert limited.value.retry_after is not None and limited.value.retry_after > policy.max_delay

@@ -1,0 +1,386 @@
+"""The web console in a real Chromium (Playwright), against the running stack.
+
+Everything is real: the page served by the gateway at `/`, its JavaScript modules, the REST
+API, the job WebSocket, the detection service and Triton. Assertions are on the DOM (the
+`data-testid` attributes the console sets). Only a missing Chromium that cannot be installed
+(`apt-get install -y chromium` needs root and Debian's package lists) skips these tests.
+
+Each browser context sends its own X-Forwarded-For address, so the per-IP sign-up limit is
+never shared (the stack trusts proxy headers). A screenshot of the detect view is saved to
+test-artifacts/console-detect.png (1280x800).
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import (
+    Browser,
+    Locator,
+    Page,
+    WebSocket,
+    WebSocketRoute,
+    async_playwright,
+    expect,
+)
+
+from objectvision_devstack.stack import Stack
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+IMAGES = Path(os.environ.get("OBJECTVISION_SHARED_DIR", REPO_ROOT.parent / "shared")) / "images"
+BUS = IMAGES / "bus.jpg"
+BATCH = sorted((IMAGES / "coco8" / "images" / "train").glob("*.jpg"))[:3]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PASSWORD = "correct horse battery"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+# Detection and batch jobs run on Triton on the CPU here.
+SLOW_MS = 60_000
+APT_TIMEOUT_SECONDS = 600
+
+# Installing Chromium on first use can take minutes.
+pytestmark = pytest.mark.timeout(900)
+
+
+def _apt_get(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["apt-get", *args],
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        capture_output=True,
+        text=True,
+        timeout=APT_TIMEOUT_SECONDS,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium, installed here when missing and possible; otherwise a skip."""
+    if CHROMIUM.exists():
+        return CHROMIUM
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.skip(f"{CHROMIUM} is missing and installing it needs root and apt-get")
+    result = _apt_get("install", "-y", "--no-install-recommends", "chromium")
+    if result.returncode != 0:
+        # The package lists may be missing or stale on a fresh machine.
+        _apt_get("update")
+        result = _apt_get("install", "-y", "--no-install-recommends", "chromium")
+    if not CHROMIUM.exists():
+        pytest.skip(f"Chromium could not be installed: {(result.stderr or result.stdout)[-800:]}")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+async def browser(chromium: Path, stack: Stack) -> AsyncIterator[Browser]:
+    """Launched after the stack is up: the stack forks its services from this process, and
+    forking is safest before Playwright's driver and threads exist."""
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(chromium), args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser, stack: Stack) -> AsyncIterator[Page]:
+    """A fresh browser context (no storage) with its own client address; fails the test on
+    any uncaught JavaScript error."""
+    address = f"2001:db8:{uuid.uuid4().hex[:4]}::{uuid.uuid4().hex[:4]}"
+    context = await browser.new_context(
+        viewport=DESKTOP,
+        base_url=stack.gateway_url,
+        extra_http_headers={"X-Forwarded-For": address},
+    )
+    opened = await context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield opened
+    finally:
+        await context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def visible_view(page: Page) -> Locator:
+    """The section of the view on screen (the others stay in the DOM, hidden)."""
+    return page.locator("main > .view:not([hidden])")
+
+
+async def sign_up_and_log_in(page: Page) -> str:
+    email = f"ada-{uuid.uuid4().hex[:10]}@example.com"
+    await page.goto("/")
+    signup = page.get_by_test_id("signup-form")
+    await signup.get_by_label("Name").fill("Console Test")
+    await signup.get_by_label("Email").fill(email)
+    await signup.get_by_label("Password").fill(PASSWORD)
+    await signup.get_by_role("button", name="Create account").click()
+    await expect(page.get_by_test_id("status")).to_contain_text(f"Account created for {email}")
+
+    login = page.get_by_test_id("login-form")
+    await expect(login.get_by_label("Email")).to_have_value(email)
+    await login.get_by_label("Password").fill(PASSWORD)
+    await login.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_test_id("account-email")).to_have_text(email)
+    await expect(page.get_by_role("heading", name="Detect objects")).to_be_visible()
+    return email
+
+
+async def test_the_console_is_served_without_shadowing_the_api(page: Page, stack: Stack) -> None:
+    response = await page.goto("/")
+    assert response is not None and response.ok
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    await expect(page.get_by_test_id("login-form")).to_be_visible()
+    for path, content_type in [
+        ("/health", "application/json"),
+        ("/ready", "application/json"),
+        ("/openapi.json", "application/json"),
+        ("/docs", "text/html"),
+        ("/metrics", "text/plain"),
+    ]:
+        answer = await page.request.get(path)
+        assert answer.ok, path
+        assert answer.headers["content-type"].startswith(content_type), path
+    openapi = await (await page.request.get("/openapi.json")).json()
+    assert not [path for path in openapi["paths"] if path == "/" or "console" in path], (
+        "console routes must stay out of the API document"
+    )
+
+    # Unknown assets and paths that try to leave the console folder: the API's JSON 404.
+    async with httpx.AsyncClient(base_url=stack.gateway_url) as client:
+        for path in (
+            "/console/js/no-such-module.js",
+            "/console/..%2f..%2frouters%2fconsole.py",
+            "/console/%2fetc%2fpasswd",
+            "/console/js",
+        ):
+            missing = await client.get(path)
+            assert missing.status_code == 404, path
+            assert missing.json()["error"]["code"] == "not_found", path
+        asset = await client.get("/console/js/main.js")
+        assert asset.headers["content-type"].startswith("text/javascript")
+        cached = await client.get(
+            "/console/js/main.js", headers={"If-None-Match": asset.headers["etag"]}
+        )
+        assert cached.status_code == 304
+
+
+async def test_detect_batch_and_history(page: Page) -> None:
+    await sign_up_and_log_in(page)
+
+    # One image: boxes drawn over it, filtered in the page.
+    await page.get_by_test_id("file-input").set_input_files(BUS)
+    boxes = page.get_by_test_id("box")
+    await expect(boxes).to_have_count(5, timeout=SLOW_MS)
+    classes = Counter([await box.get_attribute("data-class") for box in await boxes.all()])
+    assert classes == {"person": 4, "bus": 1}
+    bus = page.locator('[data-testid="box"][data-class="bus"]')
+    assert float(await bus.get_attribute("data-confidence")) == pytest.approx(0.83, abs=0.05)
+    await expect(page.get_by_test_id("shown-count")).to_contain_text("Showing 5 of 5 objects")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / "console-detect.png")
+
+    await page.get_by_label("person (4)").uncheck()
+    await expect(boxes).to_have_count(1)
+    await expect(bus).to_be_visible()
+    await page.get_by_label("person (4)").check()
+    await page.get_by_test_id("confidence").fill("1")
+    await expect(boxes).to_have_count(0)
+    await expect(page.get_by_test_id("shown-count")).to_contain_text("Showing 0 of 5 objects")
+    await page.get_by_test_id("confidence").fill("0")
+    await expect(boxes).to_have_count(5)
+
+    # Several images: a batch job followed live over the WebSocket to 100 %.
+    sockets: list[tuple[str, list[str], list[str]]] = []
+
+    def watch(socket: WebSocket) -> None:
+        sent: list[str] = []
+        received: list[str] = []
+        socket.on("framesent", lambda payload: sent.append(str(payload)))
+        socket.on("framereceived", lambda payload: received.append(str(payload)))
+        sockets.append((socket.url, sent, received))
+
+    page.on("websocket", watch)
+    await page.get_by_test_id("file-input").set_input_files(BATCH)
+    progress = page.get_by_test_id("job-progress")
+    await expect(progress).to_have_attribute("data-percent", "100", timeout=SLOW_MS)
+    await expect(progress).to_have_attribute("data-status", "completed")
+    await expect(page.get_by_test_id("job-status")).to_contain_text("3 of 3 images (100 %)")
+    items = page.get_by_test_id("job-item")
+    await expect(items).to_have_count(3)
+    for item in await items.all():
+        assert await item.get_attribute("data-status") == "completed"
+    [(url, sent, received)] = sockets
+    assert re.search(r"/api/v1/ws/jobs/[0-9a-f-]{36}$", url), url
+    token = json.loads(sent[0])["token"]
+    assert token and token not in url
+    assert "job.completed" in {json.loads(frame)["type"] for frame in received}
+
+    # History: all four, newest first, each with its annotated thumbnail.
+    await page.get_by_role("link", name="History").click()
+    cards = page.get_by_test_id("history-item")
+    await expect(cards).to_have_count(4, timeout=SLOW_MS)
+    names = {await card.get_attribute("data-filename") for card in await cards.all()}
+    assert names == {"bus.jpg", *(path.name for path in BATCH)}
+    await expect(page.get_by_test_id("history-range")).to_have_text("1\N{EN DASH}4 of 4")
+    thumbnails = page.locator('[data-testid="history-thumbnail"][data-loaded="true"]')
+    await expect(thumbnails).to_have_count(4, timeout=SLOW_MS)
+    for thumbnail in await thumbnails.all():
+        assert (await thumbnail.get_attribute("src")).startswith("blob:")
+        assert await thumbnail.evaluate("image => image.naturalWidth") > 0
+
+    # A stored detection opens in the viewer again.
+    await page.get_by_role("button", name="Open bus.jpg").click()
+    await expect(page.get_by_role("heading", name="Detect objects")).to_be_visible()
+    await expect(boxes).to_have_count(5, timeout=SLOW_MS)
+
+
+async def test_batch_progress_falls_back_to_polling_without_the_websocket(page: Page) -> None:
+    async def refuse(socket: WebSocketRoute) -> None:
+        await socket.close(code=1011, reason="relay down")
+
+    await page.route_web_socket(re.compile(r".*/api/v1/ws/jobs/.*"), refuse)
+    await sign_up_and_log_in(page)
+    await page.get_by_test_id("file-input").set_input_files(BATCH[:2])
+    progress = page.get_by_test_id("job-progress")
+    await expect(progress).to_have_attribute("data-percent", "100", timeout=SLOW_MS)
+    await expect(page.get_by_test_id("job-status")).to_contain_text("2 of 2 images (100 %)")
+    await expect(page.get_by_test_id("job-item")).to_have_count(2)
+
+
+async def test_errors_are_shown_in_plain_words(page: Page) -> None:
+    await page.goto("/")
+    login = page.get_by_test_id("login-form")
+    await login.get_by_label("Email").fill(f"nobody-{uuid.uuid4().hex}@example.com")
+    await login.get_by_label("Password").fill("not the password")
+    await login.get_by_role("button", name="Log in").click()
+    alert = page.get_by_role("alert")
+    await expect(alert).to_contain_text("Incorrect email or password.")
+    await expect(alert).to_contain_text("Reference: ")
+    assert "{" not in await alert.inner_text()
+
+    signup = page.get_by_test_id("signup-form")
+    await signup.get_by_label("Name").fill("Short Password")
+    await signup.get_by_label("Email").fill(f"short-{uuid.uuid4().hex}@example.com")
+    # Past the form's own check (minlength), to see how the API's refusal reads.
+    await signup.get_by_label("Password").evaluate("input => input.removeAttribute('minlength')")
+    await signup.get_by_label("Password").fill("short")
+    await signup.get_by_role("button", name="Create account").click()
+    await expect(alert).to_contain_text("Password: String should have at least 8 characters.")
+
+    await sign_up_and_log_in(page)
+    await page.get_by_test_id("file-input").set_input_files(
+        files=[{"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"not an image at all"}]
+    )
+    await expect(alert).to_contain_text("isn't an image the service can read", timeout=SLOW_MS)
+
+
+async def test_api_keys_and_webhooks(page: Page) -> None:
+    await sign_up_and_log_in(page)
+    page.on("dialog", lambda dialog: dialog.accept())
+
+    await page.get_by_role("link", name="API keys").click()
+    view = visible_view(page)
+    await view.get_by_label("Key name").fill("nightly import")
+    await view.get_by_role("button", name="Create key").click()
+    secret = view.get_by_test_id("secret-value")
+    await expect(secret).to_have_text(re.compile(r"^ov_\S{20,}$"))
+    await expect(view.get_by_test_id("copy-secret")).to_be_visible()
+    row = view.locator('[data-testid="key-row"][data-name="nightly import"]')
+    await expect(row).to_have_attribute("data-revoked", "false")
+    await view.get_by_role("button", name="I've saved it").click()
+    await expect(secret).to_have_count(0)
+    await view.get_by_role("button", name="Revoke nightly import").click()
+    await expect(row).to_have_attribute("data-revoked", "true")
+
+    await page.get_by_role("link", name="Webhooks").click()
+    view = visible_view(page)
+    hook_url = f"http://127.0.0.1:9/hooks/{uuid.uuid4().hex[:8]}"
+    await view.get_by_label("Webhook URL").fill(hook_url)
+    await view.get_by_label("job.completed").check()
+    await view.get_by_role("button", name="Add webhook").click()
+    await expect(view.get_by_test_id("secret-value")).not_to_be_empty()
+    hook = view.locator(f'[data-testid="webhook-row"][data-url="{hook_url}"]')
+    await expect(hook).to_contain_text("job.completed")
+    await view.get_by_role("button", name=f"Delete webhook {hook_url}").click()
+    await expect(hook).to_have_count(0)
+
+
+async def test_session_survives_a_reload_refreshes_once_and_logs_out(page: Page) -> None:
+    email = await sign_up_and_log_in(page)
+    await page.reload()
+    await expect(page.get_by_test_id("account-email")).to_have_text(email)
+
+    # A dead access token: the next call gets 401, refreshes once and goes through.
+    stored = "objectvision.session"
+    await page.evaluate(
+        """key => {
+            const session = JSON.parse(sessionStorage.getItem(key));
+            session.accessToken = "expired";
+            sessionStorage.setItem(key, JSON.stringify(session));
+        }""",
+        stored,
+    )
+    await page.reload()
+    await page.get_by_role("link", name="History").click()
+    await expect(page.get_by_test_id("history-range")).to_have_text("0\N{EN DASH}0 of 0")
+    token = await page.evaluate(
+        "key => JSON.parse(sessionStorage.getItem(key)).accessToken", stored
+    )
+    assert token != "expired"
+    await expect(page.get_by_role("alert")).to_be_hidden()
+
+    await page.get_by_role("link", name="Detect").click()
+    await page.get_by_test_id("file-input").set_input_files(BUS)
+    await expect(page.get_by_test_id("box")).to_have_count(5, timeout=SLOW_MS)
+
+    await page.get_by_role("button", name="Log out").click()
+    await expect(page.get_by_test_id("login-form")).to_be_visible()
+    await expect(page.get_by_test_id("status")).to_have_text("You have logged out.")
+    assert await page.evaluate("key => sessionStorage.getItem(key)", stored) is None
+    # Nothing of the account stays in the page for whoever signs in next.
+    await expect(page.locator("[data-testid=box], [data-testid=history-item]")).to_have_count(0)
+    assert await page.get_by_test_id("stage").locator("img").get_attribute("src") is None
+
+
+async def test_phone_width_and_keyboard(page: Page) -> None:
+    await page.set_viewport_size(PHONE)
+    await sign_up_and_log_in(page)
+    await page.get_by_test_id("file-input").set_input_files(BUS)
+    await expect(page.get_by_test_id("box")).to_have_count(5, timeout=SLOW_MS)
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page scrolls sideways at phone width ({width} px)"
+
+    # Every control is reachable with Tab from the top of the page, and focus is visible.
+    await page.reload()
+    await expect(page.get_by_test_id("account-email")).to_be_attached()
+    reached = None
+    for _ in range(20):
+        await page.keyboard.press("Tab")
+        reached = await page.evaluate("document.activeElement.id")
+        if reached == "choose-files":
+            break
+    assert reached == "choose-files"
+    outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"
