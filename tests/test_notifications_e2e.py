@@ -66,7 +66,7 @@ WELCOME_SUBJECT = "Welcome to ObjectVision"
 REPORT_SUBJECT_PREFIX = "Your detection job finished"
 
 # How long a notification may take: relays poll every 0.5 s, the dispatcher every second.
-ARRIVES_WITHIN_SECONDS = 15.0
+ARRIVES_WITHIN_SECONDS = 45.0
 # After Redis comes back the relay and the consumer are in their (capped) backoff.
 ARRIVES_AFTER_OUTAGE_WITHIN_SECONDS = 30.0
 JOB_WITHIN_SECONDS = 60.0

@@ -20,7 +20,14 @@ def new_request_id() -> str:
 
 
 def sanitize_request_id(candidate: str | None) -> str:
-    """Accept a caller's id only if it is short and printable, so it cannot forge log lines."""
-    if candidate and len(candidate) <= 128 and all(c.isalnum() or c in "-_.:" for c in candidate):
+    """Accept a caller's id only if it is short and printable ASCII, so it cannot forge log
+    lines and is a legal gRPC metadata value (`str.isalnum` alone passes `é` or `²`, which
+    gRPC refuses to send: every upstream call of the request failed with a 500)."""
+    if (
+        candidate
+        and len(candidate) <= 128
+        and candidate.isascii()
+        and all(c.isalnum() or c in "-_.:" for c in candidate)
+    ):
         return candidate
     return new_request_id()

@@ -17,7 +17,8 @@ def sanitize_filename(name: str) -> str:
     base = re.split(r"[\\/]", name)[-1]
     base = unicodedata.normalize("NFC", base)
     base = "".join(ch for ch in base if ch.isprintable())
-    return base.strip().lstrip(".").strip()[:MAX_FILENAME_CHARS]
+    # Dots and spaces in any order (". .x"): one lstrip(".") between two strips left a dot.
+    return re.sub(r"^[\s.]+", "", base).strip()[:MAX_FILENAME_CHARS]
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ async def signup(body: SignUpIn, upstream: PublicUpstream) -> UserOut:
 @router.post(
     LOGIN_PATH.removeprefix("/api/v1/auth"),
     summary="Log in with email and password (JSON or OAuth2 password form)",
-    responses=error_responses(401, 413, 415, 422, 429),
+    responses=error_responses(400, 401, 413, 415, 422, 429),
     openapi_extra=_LOGIN_BODY,
 )
 async def login(credentials: ThrottledLoginCredentials, upstream: PublicUpstream) -> TokenPairOut:
