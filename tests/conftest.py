@@ -1,14 +1,42 @@
 """The whole system, started once for the end-to-end suite, on free ports."""
 
 from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
+from objectvision_common.db import sync_url
 from objectvision_devstack.processes import free_port
 from objectvision_devstack.pytest_plugin import Infrastructure, served_model_path
 from objectvision_devstack.stack import Stack, StackConfig
 from objectvision_devstack.triton import LocalTriton
+
+
+def _own_database(server_url: str, name: str) -> str:
+    """The URL of database `name` on the same server, created if missing.
+
+    The service suites run before this one against the shared database and Redis and leave
+    events in the outboxes and streams; a stack started on top of them would first work
+    through that backlog. The end-to-end stack gets a database and a Redis db of its own.
+    """
+    url = make_url(server_url)
+    admin = create_engine(sync_url(url.set(database="postgres").render_as_string(False)))
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        exists = connection.scalar(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+        )
+        if not exists:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def _own_redis_db(redis_url: str, db: int) -> str:
+    parts = urlsplit(redis_url)
+    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 @pytest.fixture(scope="session")
@@ -21,8 +49,8 @@ def stack(
         StackConfig(
             data_dir=tmp_path_factory.mktemp("stack"),
             gateway_port=free_port(),
-            database_url=infrastructure.database_url,
-            redis_url=infrastructure.redis_url,
+            database_url=_own_database(infrastructure.database_url, "objectvision_e2e"),
+            redis_url=_own_redis_db(infrastructure.redis_url, 1),
             triton_url=triton.grpc_url,
             served_model=served_model_path(),
             extra_env={
