@@ -16,7 +16,9 @@ class CommonSettings(BaseSettings):
     data_dir: Path = Field(default=Path(".data"), validation_alias="OBJECTVISION_DATA_DIR")
     environment: str = Field(default="development", validation_alias="OBJECTVISION_ENV")
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
-    events_stream: str = Field(default="objectvision:events", validation_alias="EVENTS_STREAM")
+    events_stream: str = Field(
+        default="objectvision:events", min_length=1, validation_alias="EVENTS_STREAM"
+    )
     # Signs the identity the gateway forwards to internal services (see identity.py).
     service_token_secret: str = Field(
         default="dev-only-service-secret-change-me", validation_alias="SERVICE_TOKEN_SECRET"

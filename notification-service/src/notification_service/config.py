@@ -4,7 +4,6 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from objectvision_common.outbox import DEFAULT_STREAM
 from objectvision_common.settings import GrpcServiceSettings
 
 
@@ -16,9 +15,6 @@ class NotificationSettings(GrpcServiceSettings):
         default=9103, ge=0, le=65535, validation_alias="NOTIFICATION_METRICS_PORT"
     )
 
-    events_stream: str = Field(
-        default=DEFAULT_STREAM, min_length=1, validation_alias="EVENTS_STREAM"
-    )
     events_consumer_group: str = Field(
         default="notification", min_length=1, validation_alias="EVENTS_CONSUMER_GROUP"
     )
