@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from auth_service.config import AuthSettings
@@ -43,3 +45,42 @@ def test_every_documented_variable_is_read_by_something() -> None:
     # Read by the Makefile and the dev stack rather than by a service's settings class.
     read |= {"MODEL_PATH", "TRITON_URL"}
     assert documented <= read, f"documented but read by nothing: {sorted(documented - read)}"
+
+
+STRONG_SECRET = "k3C9yQ7m2Vt8Lr5Wn1Xp6Bz4Hd0Fs9Ja"
+SECRET_VARIABLES = {
+    AuthSettings: {"SERVICE_TOKEN_SECRET"},
+    DetectionSettings: {"SERVICE_TOKEN_SECRET"},
+    NotificationSettings: {"SERVICE_TOKEN_SECRET", "WEBHOOK_SECRET_KEY"},
+    GatewaySettings: {"SERVICE_TOKEN_SECRET"},
+}
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=lambda settings: settings.__name__)
+@pytest.mark.parametrize(
+    "weak_value",
+    ["dev-only-service-secret-change-me", "CHANGE-ME-please-this-is-long-enough-1234", "short"],
+    ids=["development default", "example value", "too short"],
+)
+def test_production_refuses_public_or_weak_secrets_in_every_service(
+    settings: type[BaseSettings], weak_value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OBJECTVISION_ENV", "production")
+    for variable in SECRET_VARIABLES[settings]:
+        monkeypatch.setenv(variable, STRONG_SECRET)
+    for variable in SECRET_VARIABLES[settings]:
+        monkeypatch.setenv(variable, weak_value)
+        with pytest.raises(ValidationError, match=variable):
+            settings(_env_file=None)
+        monkeypatch.setenv(variable, STRONG_SECRET)
+    assert settings(_env_file=None).is_production
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=lambda settings: settings.__name__)
+def test_development_accepts_the_documented_defaults(
+    settings: type[BaseSettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OBJECTVISION_ENV", "development")
+    for variable in SECRET_VARIABLES[settings]:
+        monkeypatch.delenv(variable, raising=False)
+    assert not settings(_env_file=None).is_production

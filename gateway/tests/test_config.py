@@ -56,5 +56,6 @@ def test_production_refuses_the_development_service_secret(
     monkeypatch.setenv("OBJECTVISION_ENV", "production")
     with pytest.raises(ValidationError, match="SERVICE_TOKEN_SECRET"):
         GatewaySettings()
-    monkeypatch.setenv("SERVICE_TOKEN_SECRET", "a-real-secret")
-    assert GatewaySettings().service_token_secret == "a-real-secret"
+    strong = "k3C9yQ7m2Vt8Lr5Wn1Xp6Bz4Hd0Fs9Ja"
+    monkeypatch.setenv("SERVICE_TOKEN_SECRET", strong)
+    assert GatewaySettings().service_token_secret == strong

@@ -1,9 +1,21 @@
 """Settings base: each service subclasses it once, so every variable is named in one place."""
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
+# Shorter secrets are guessable offline from one signed value; the development defaults and
+# the examples in .env.example and deploy/ all say "change-me" and are public.
+MIN_PRODUCTION_SECRET_LENGTH = 32
+_PUBLIC_SECRET_MARKER = "change-me"  # noqa: S105 - a marker, not a secret
+
+
+def is_public_or_weak_secret(value: str) -> bool:
+    """True for a secret that must not protect a production system."""
+    return _PUBLIC_SECRET_MARKER in value.lower() or len(value) < MIN_PRODUCTION_SECRET_LENGTH
 
 
 class CommonSettings(BaseSettings):
@@ -26,6 +38,31 @@ class CommonSettings(BaseSettings):
     grpc_shutdown_grace_seconds: float = Field(
         default=10.0, validation_alias="GRPC_SHUTDOWN_GRACE_SECONDS"
     )
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment.strip().lower() in PRODUCTION_ENVIRONMENTS
+
+    def secrets_to_check(self) -> dict[str, str]:
+        """Secret variables by name; a service with more secrets extends this."""
+        return {"SERVICE_TOKEN_SECRET": self.service_token_secret}
+
+    @model_validator(mode="after")
+    def _no_public_secret_in_production(self) -> Self:
+        """Every service refuses to start in production on a development or example secret,
+        so a forgotten variable fails the rollout instead of opening the system."""
+        if self.is_production:
+            weak = sorted(
+                name
+                for name, value in self.secrets_to_check().items()
+                if is_public_or_weak_secret(value)
+            )
+            if weak:
+                raise ValueError(
+                    f"set {', '.join(weak)} in production: the value is a public default or "
+                    f"shorter than {MIN_PRODUCTION_SECRET_LENGTH} characters"
+                )
+        return self
 
 
 class GrpcServiceSettings(CommonSettings):

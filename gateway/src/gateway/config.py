@@ -1,7 +1,7 @@
 """Every variable the gateway reads, named once."""
 
 import re
-from typing import Annotated, Self
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
@@ -9,8 +9,6 @@ from pydantic_settings import NoDecode
 from objectvision_common.grpc_server import MAX_MESSAGE_BYTES
 from objectvision_common.settings import CommonSettings
 
-_DEV_SERVICE_SECRET = "dev-only-service-secret-change-me"  # noqa: S105 - the known-bad default
-_PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _RULE = re.compile(r"^\s*(\d+)\s*/\s*(\d+|second|minute|hour|day)\s*$")
 MIB = 1024 * 1024
@@ -105,12 +103,3 @@ class GatewaySettings(CommonSettings):
         if isinstance(value, str):
             return tuple(origin.strip() for origin in value.split(",") if origin.strip())
         return value
-
-    @model_validator(mode="after")
-    def _no_dev_secret_in_production(self) -> Self:
-        if (
-            self.environment.lower() in _PRODUCTION_ENVIRONMENTS
-            and self.service_token_secret == _DEV_SERVICE_SECRET
-        ):
-            raise ValueError("set SERVICE_TOKEN_SECRET: the development default is public")
-        return self

@@ -85,6 +85,12 @@ class NotificationSettings(GrpcServiceSettings):
             raise ValueError("EMAIL_TRANSPORT=brevo needs BREVO_API_KEY")
         return self
 
+    def secrets_to_check(self) -> dict[str, str]:
+        return {
+            **super().secrets_to_check(),
+            "WEBHOOK_SECRET_KEY": self.webhook_secret_key.get_secret_value(),
+        }
+
     @property
     def delivery_lease_seconds(self) -> float:
         """How long a claimed delivery is reserved for the sender that claimed it."""

@@ -87,7 +87,7 @@ def load_signing_key(settings: AuthSettings) -> SigningKey:
         return SigningKey.from_pem(pem.encode())
     if settings.jwt_private_key_file is not None:
         return SigningKey.from_pem(settings.jwt_private_key_file.read_bytes())
-    if settings.environment == "production":
+    if settings.is_production:
         raise RuntimeError(
             "set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE in production: a generated key "
             "would differ between replicas and disappear with the machine"
