@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
 from objectvision_common.errors import DomainError, trailers_for
+from objectvision_common.outages import outage_error
 from objectvision_common.request_context import (
     REQUEST_ID_HEADER,
     sanitize_request_id,
@@ -57,6 +58,10 @@ def _request_id_from(context: grpc.aio.ServicerContext) -> str:
 
 
 async def _abort_for(error: Exception, context: grpc.aio.ServicerContext) -> None:
+    outage = None if isinstance(error, DomainError) else outage_error(error)
+    if outage is not None:
+        logger.warning("dependency unavailable", exc_info=True)
+        error = outage
     if isinstance(error, DomainError):
         context.set_trailing_metadata(trailers_for(error))
         await context.abort(error.status, error.message)
@@ -95,6 +100,8 @@ class _Observed:
             return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
         if isinstance(error, DomainError):
             return error.status
+        if isinstance(error, Exception) and outage_error(error) is not None:
+            return grpc.StatusCode.UNAVAILABLE
         if isinstance(error, asyncio.CancelledError):
             return grpc.StatusCode.CANCELLED
         code = self.context.code()
