@@ -3,6 +3,7 @@
 import uuid
 
 import grpc
+import pytest
 
 from objectvision.v1 import auth_pb2
 
@@ -90,6 +91,22 @@ async def test_update_user_with_an_empty_name_is_invalid_argument(auth, accounts
         grpc.StatusCode.INVALID_ARGUMENT,
         auth.UpdateUser(auth_pb2.UpdateUserRequest(name=""), metadata=account.metadata),
     )
+
+
+@pytest.mark.parametrize(
+    "name", ["Eve\nBcc: x@example.com", "Eve\x00", "Eve\u2028Bcc: x", "Eve\u2029X"]
+)
+async def test_a_name_that_could_break_a_header_line_is_invalid_argument(
+    auth, accounts, rejected, name
+):
+    account = await accounts.create()
+
+    await rejected(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        auth.UpdateUser(auth_pb2.UpdateUserRequest(name=name), metadata=account.metadata),
+    )
+    reread = await auth.GetUser(auth_pb2.GetUserRequest(), metadata=account.metadata)
+    assert reread.name == account.user.name
 
 
 async def test_changing_the_email_needs_the_current_password(auth, accounts, rejected):

@@ -85,6 +85,8 @@ def test_the_schema_says_so_too() -> None:
         (SettingsUpdateIn, {"notifications_enabled": 0}),
         (SettingsUpdateIn, {"notifications_enabled": "true"}),
         (ApiKeyCreateIn, {"name": "nul\x00"}),
+        (ApiKeyCreateIn, {"name": "line\u2028separator"}),
+        (UserUpdateIn, {"name": "paragraph\u2029separator"}),
         (ApiKeyCreateIn, {"name": " "}),
         (ApiKeyCreateIn, {"name": "ok", "scopes": []}),
     ],

@@ -39,14 +39,19 @@ def check_password(password: str) -> str:
     return password
 
 
+# Control characters and the Unicode line/paragraph separators: each breaks a mail header or
+# a log line the way a newline does.
+_NOT_DISPLAYABLE = frozenset({"Cc", "Zl", "Zp"})
+
+
 def normalise_name(name: str) -> str:
     name = name.strip()
     if not name:
         raise InvalidArgument("name is required")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidArgument(f"name must be at most {MAX_NAME_LENGTH} characters")
-    if any(unicodedata.category(char) == "Cc" for char in name):
-        raise InvalidArgument("name must not contain control characters")
+    if any(unicodedata.category(char) in _NOT_DISPLAYABLE for char in name):
+        raise InvalidArgument("name must not contain control characters or line separators")
     return name
 
 

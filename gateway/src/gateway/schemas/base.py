@@ -60,9 +60,11 @@ def _encodable(value: str) -> str:
 
 # Every request string goes on to a service: `Annotated[str, Field(...), UNICODE_TEXT]`.
 UNICODE_TEXT = AfterValidator(_encodable)
-# Text a person reads back (names of users and keys): no control characters (Unicode Cc) and
-# not blank. A pattern rather than a validator, so the OpenAPI document says so too.
-DISPLAY_TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+# Text a person reads back (names of users and keys): no control characters (Unicode Cc), no
+# line or paragraph separators (U+2028, U+2029: they break mail headers and log lines like a
+# newline) and not blank. A pattern rather than a validator, so the OpenAPI document says so.
+_NOT_DISPLAYABLE = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+DISPLAY_TEXT_PATTERN = rf"^[^{_NOT_DISPLAYABLE}]*[^\s{_NOT_DISPLAYABLE}][^{_NOT_DISPLAYABLE}]*$"
 
 
 def to_datetime(timestamp: Timestamp) -> datetime:
