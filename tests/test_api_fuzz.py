@@ -103,7 +103,7 @@ _HYPOTHESIS = {
 
 def _address() -> str:
     """A fresh client address for the per-IP limits (the stack trusts X-Forwarded-For)."""
-    return f"2001:db8:{uuid.uuid4().hex[:4]}::{uuid.uuid4().hex[:4]}"
+    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
 
 
 # ---------------------------------------------------------------- part 1: the live gateway

@@ -45,7 +45,7 @@ MAX_ATTEMPTS_BEFORE_LIMIT = 200
 
 def _address() -> str:
     """A fresh client address (documentation range), carried in X-Forwarded-For."""
-    return f"2001:db8:{uuid.uuid4().hex[:4]}::{uuid.uuid4().hex[:4]}"
+    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
 
 
 def _email() -> str:

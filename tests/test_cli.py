@@ -44,7 +44,7 @@ MAX_LOGIN_ATTEMPTS = 200
 
 def _address() -> str:
     """A fresh client address (documentation range), carried in X-Forwarded-For."""
-    return f"2001:db8:{uuid.uuid4().hex[:4]}::{uuid.uuid4().hex[:4]}"
+    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
 
 
 def _sign_up(stack: Stack) -> str:

@@ -107,7 +107,7 @@ async def browser(chromium: Path, stack: Stack) -> AsyncIterator[Browser]:
 async def page(browser: Browser, stack: Stack) -> AsyncIterator[Page]:
     """A fresh browser context (no storage) with its own client address; fails the test on
     any uncaught JavaScript error."""
-    address = f"2001:db8:{uuid.uuid4().hex[:4]}::{uuid.uuid4().hex[:4]}"
+    address = f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
     context = await browser.new_context(
         viewport=DESKTOP,
         base_url=stack.gateway_url,

@@ -59,7 +59,7 @@ def _coco8() -> list[Path]:
 
 def _address() -> str:
     """A fresh client address (documentation range) for the per-IP sign-up limit."""
-    return f"2001:db8:{uuid.uuid4().hex[:4]}::{uuid.uuid4().hex[:4]}"
+    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
 
 
 def _assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

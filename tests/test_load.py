@@ -46,7 +46,7 @@ pytestmark = [
 
 
 def _address() -> str:
-    return f"2001:db8:{uuid.uuid4().hex[:4]}::{uuid.uuid4().hex[:4]}"
+    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
 
 
 @dataclass

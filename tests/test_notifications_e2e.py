@@ -129,7 +129,7 @@ async def _stays(check: Callable[[], bool], *, for_seconds: float, what: str) ->
 
 def _address() -> str:
     """A fresh client address (documentation range) for the per-IP sign-up limit."""
-    return f"2001:db8:{uuid.uuid4().hex[:4]}::{uuid.uuid4().hex[:4]}"
+    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ needs_images = pytest.mark.skipif(not BUS_JPG.exists(), reason=f"{BUS_JPG} not f
 
 
 def _address() -> str:
-    return f"2001:db8:{uuid.uuid4().hex[:4]}::{uuid.uuid4().hex[:4]}"
+    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
 
 
 def _email(tag: str = "sec") -> str:
@@ -177,6 +177,43 @@ async def test_login_brute_force_is_stopped_however_the_email_is_spelled(
         headers={"X-Forwarded-For": address},
     )
     _assert_error(right, 429, "rate_limited")
+
+
+# The stack runs the default RATE_LIMIT_LOGIN_ACCOUNT: 20 failed logins per 15 minutes.
+ACCOUNT_FAILURES_ALLOWED = 20
+
+
+async def test_guessing_one_password_from_many_addresses_is_stopped_per_account(
+    gateway_client: httpx.AsyncClient,
+) -> None:
+    victim = await _user(gateway_client)
+    for attempt in range(ACCOUNT_FAILURES_ALLOWED):
+        guess = await gateway_client.post(
+            LOGIN,
+            json={"email": victim.email, "password": f"guess-{attempt}"},
+            headers={"X-Forwarded-For": _address()},
+        )
+        _assert_error(guess, 401, "unauthenticated")
+    stopped = await gateway_client.post(
+        LOGIN,
+        json={"email": victim.email, "password": PASSWORD},
+        headers={"X-Forwarded-For": _address()},
+    )
+    _assert_error(stopped, 429, "rate_limited")
+    assert 1 <= int(stopped.headers["retry-after"]) <= 900
+
+
+async def test_successful_logins_never_count_towards_the_account_limit(
+    gateway_client: httpx.AsyncClient,
+) -> None:
+    owner = await _user(gateway_client)
+    for _ in range(ACCOUNT_FAILURES_ALLOWED + 2):
+        login = await gateway_client.post(
+            LOGIN,
+            json={"email": owner.email, "password": PASSWORD},
+            headers={"X-Forwarded-For": _address()},
+        )
+        assert login.status_code == 200, login.text
 
 
 # ---------------------------------------------------------------- object-level authorization

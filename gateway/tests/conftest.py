@@ -36,6 +36,8 @@ def make_settings(redis_url: str) -> Callable[..., GatewaySettings]:
             "READINESS_TIMEOUT_SECONDS": 1,
             "RATE_LIMIT_SIGNUP": "1000/60",
             "RATE_LIMIT_LOGIN": "1000/60",
+            "RATE_LIMIT_LOGIN_IP": "1000/60",
+            "RATE_LIMIT_LOGIN_ACCOUNT": "1000/60",
             "SERVICE_TOKEN_SECRET": "gateway-tests-secret",
             "LOG_JSON": False,
         }
@@ -47,7 +49,7 @@ def make_settings(redis_url: str) -> Callable[..., GatewaySettings]:
 
 async def _client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     # Each client its own address, so per-IP rate limits never carry over between tests.
-    address = f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
+    address = f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(address, 4000))
     async with (
         app.router.lifespan_context(app),

@@ -243,6 +243,53 @@ async def test_login_is_rate_limited_per_ip_and_email(app_client: Callable[..., 
     assert other_email.status_code == other_ip.status_code == 503
 
 
+def _ipv6_network() -> str:
+    """A fresh /64 prefix (documentation range); append an interface id to get an address."""
+    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
+
+
+async def test_one_ipv6_slash_64_counts_as_one_caller(app_client: Callable[..., Any]) -> None:
+    """A host owns its whole /64: rotating the interface id does not reset the limit."""
+    _, client = await app_client(RATE_LIMIT_LOGIN="2/60", TRUST_PROXY_HEADERS=True)
+    network, email = _ipv6_network(), f"{uuid.uuid4().hex}@example.com"
+    body = {"email": email, "password": "pw"}
+    for interface in ("::1", ":1:2:3:4"):
+        response = await client.post(
+            LOGIN, json=body, headers={"X-Forwarded-For": f"{network}{interface}"}
+        )
+        assert response.status_code == 503
+    refused = await client.post(
+        LOGIN, json=body, headers={"X-Forwarded-For": f"{network}:ffff:ffff:ffff:ffff"}
+    )
+    _assert_error(refused, 429, "rate_limited")
+    elsewhere = await client.post(
+        LOGIN, json=body, headers={"X-Forwarded-For": f"{_ipv6_network()}::1"}
+    )
+    assert elsewhere.status_code == 503
+
+
+async def test_logins_from_one_caller_are_limited_whatever_the_email(
+    app_client: Callable[..., Any],
+) -> None:
+    """Credential stuffing: one address trying many accounts."""
+    _, client = await app_client(RATE_LIMIT_LOGIN_IP="3/60", TRUST_PROXY_HEADERS=True)
+    headers = {"X-Forwarded-For": f"{_ipv6_network()}::1"}
+    for _ in range(3):
+        response = await client.post(
+            LOGIN,
+            json={"email": f"{uuid.uuid4().hex}@example.com", "password": "pw"},
+            headers=headers,
+        )
+        assert response.status_code == 503
+    refused = await client.post(
+        LOGIN,
+        json={"email": f"{uuid.uuid4().hex}@example.com", "password": "pw"},
+        headers=headers,
+    )
+    _assert_error(refused, 429, "rate_limited")
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+
+
 async def test_signup_is_rate_limited_per_ip(app_client: Callable[..., Any]) -> None:
     _, client = await app_client(RATE_LIMIT_SIGNUP="2/3600", TRUST_PROXY_HEADERS=True)
     headers = {"X-Forwarded-For": _ip()}

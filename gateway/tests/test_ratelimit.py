@@ -8,7 +8,7 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.config import RateLimitRule
-from gateway.ratelimit import KEY_PREFIX, RateLimiter, limit_key
+from gateway.ratelimit import KEY_PREFIX, RateLimiter, client_network, limit_key
 from objectvision_devstack.processes import free_port
 
 
@@ -95,3 +95,37 @@ def test_keys_do_not_contain_the_subject() -> None:
     assert key.startswith(f"{KEY_PREFIX}login:")
     assert "alice" not in key and "203.0.113.9" not in key
     assert key != limit_key("login", "203.0.113.9", "bob@example.com")
+
+
+async def test_peek_counts_recorded_events_without_recording_itself(redis: Redis) -> None:
+    limiter, key, rule = RateLimiter(redis), _key(), RateLimitRule(limit=2, window_seconds=60)
+    for _ in range(5):
+        assert (await limiter.peek(key, rule)).allowed
+    await limiter.record(key, rule)
+    assert (await limiter.peek(key, rule)).remaining == 1
+    await limiter.record(key, rule)
+    refused = await limiter.peek(key, rule)
+    assert not refused.allowed
+    assert 1 <= refused.retry_after_seconds <= 60
+
+
+async def test_peek_frees_a_slot_when_the_oldest_needed_event_ages_out(redis: Redis) -> None:
+    limiter, key, rule = RateLimiter(redis), _key(), RateLimitRule(limit=1, window_seconds=1)
+    await limiter.record(key, rule)
+    assert not (await limiter.peek(key, rule)).allowed
+    await asyncio.sleep(1.1)
+    assert (await limiter.peek(key, rule)).allowed
+
+
+@pytest.mark.parametrize(
+    ("address", "network"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.9", "203.0.113.9"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_callers_are_counted_by_ipv4_address_or_ipv6_slash_64(address: str, network: str) -> None:
+    assert client_network(address) == network

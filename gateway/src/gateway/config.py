@@ -68,6 +68,17 @@ class GatewaySettings(CommonSettings):
     rate_limit_login: Annotated[RateLimitRule, NoDecode] = Field(
         default=RateLimitRule(limit=10, window_seconds=60), validation_alias="RATE_LIMIT_LOGIN"
     )
+    # Every login attempt from one network (IPv4 address or IPv6 /64), whatever the email:
+    # credential stuffing from one place.
+    rate_limit_login_ip: Annotated[RateLimitRule, NoDecode] = Field(
+        default=RateLimitRule(limit=60, window_seconds=60), validation_alias="RATE_LIMIT_LOGIN_IP"
+    )
+    # Failed logins of one account from anywhere: guessing spread over many addresses. Only
+    # failures count, so the owner logging in is never slowed down.
+    rate_limit_login_account: Annotated[RateLimitRule, NoDecode] = Field(
+        default=RateLimitRule(limit=20, window_seconds=900),
+        validation_alias="RATE_LIMIT_LOGIN_ACCOUNT",
+    )
     rate_limit_signup: Annotated[RateLimitRule, NoDecode] = Field(
         default=RateLimitRule(limit=5, window_seconds=3600), validation_alias="RATE_LIMIT_SIGNUP"
     )

@@ -5,9 +5,17 @@ than the window, counts the rest and records the new attempt only if it is allow
 concurrent replicas cannot both take the last slot. Times come from Redis's clock, not the
 replicas', so skew between gateway hosts does not matter. Refused attempts are not
 recorded: a caller hammering the endpoint gets through again as soon as old attempts age out.
+
+Some limits count only failures (wrong passwords for one account): those are checked with
+`peek` before the attempt and fed with `record` after it failed, so the account's owner is
+never slowed down by logging in successfully.
+
+Callers are keyed by network, not address: an IPv6 host gets a whole /64 from its provider
+and could otherwise rotate addresses to reset every limit.
 """
 
 import hashlib
+import ipaddress
 import logging
 import math
 import uuid
@@ -42,6 +50,34 @@ end
 return {0, 0, retry_ms}
 """
 
+_PEEK = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local limit = tonumber(ARGV[1])
+local window_ms = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - window_ms)
+local count = redis.call('ZCARD', KEYS[1])
+if count < limit then
+  return {1, limit - count, 0}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+local retry_ms = window_ms
+if oldest[2] then
+  retry_ms = tonumber(oldest[2]) + window_ms - now_ms
+end
+return {0, 0, retry_ms}
+"""
+
+_RECORD = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZADD', KEYS[1], now_ms, ARGV[2])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+return 1
+"""
+
+IPV6_PREFIX_LENGTH = 64
+
 
 @dataclass(frozen=True)
 class RateLimitDecision:
@@ -49,6 +85,20 @@ class RateLimitDecision:
     remaining: int
     # Whole seconds until an attempt would be allowed again; 0 when allowed.
     retry_after_seconds: int
+
+
+def client_network(address: str) -> str:
+    """The unit a per-IP limit counts: the address for IPv4, its /64 for IPv6 (an IPv4-mapped
+    IPv6 address counts as its IPv4 address); anything unparsable as itself."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{parsed}/{IPV6_PREFIX_LENGTH}", strict=False))
+    return str(parsed)
 
 
 def limit_key(scope: str, *parts: str) -> str:
@@ -61,6 +111,8 @@ class RateLimiter:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._script = redis.register_script(_SLIDING_WINDOW)
+        self._peek = redis.register_script(_PEEK)
+        self._record = redis.register_script(_RECORD)
 
     async def hit(self, key: str, rule: RateLimitRule) -> RateLimitDecision:
         """Record one attempt on `key` if `rule` allows it.
@@ -79,3 +131,27 @@ class RateLimiter:
         return RateLimitDecision(
             allowed=bool(allowed), remaining=int(remaining), retry_after_seconds=retry_after
         )
+
+    async def peek(self, key: str, rule: RateLimitRule) -> RateLimitDecision:
+        """Whether one more attempt on `key` would be within `rule`, recording nothing.
+
+        Fails open like `hit`.
+        """
+        try:
+            allowed, remaining, retry_ms = await self._peek(
+                keys=[key], args=[rule.limit, rule.window_seconds * 1000]
+            )
+        except RedisError:
+            logger.warning("rate limiter unavailable; allowing the attempt", exc_info=True)
+            return RateLimitDecision(allowed=True, remaining=rule.limit, retry_after_seconds=0)
+        retry_after = 0 if allowed else max(1, math.ceil(int(retry_ms) / 1000))
+        return RateLimitDecision(
+            allowed=bool(allowed), remaining=int(remaining), retry_after_seconds=retry_after
+        )
+
+    async def record(self, key: str, rule: RateLimitRule) -> None:
+        """Count one event (a failed login) on `key` for the next `peek`."""
+        try:
+            await self._record(keys=[key], args=[rule.window_seconds * 1000, uuid.uuid4().hex])
+        except RedisError:
+            logger.warning("rate limiter unavailable; event not counted", exc_info=True)

@@ -24,7 +24,7 @@ from gateway.auth.tokens import (
     token_key_id,
 )
 from gateway.clients import ServiceClients
-from gateway.config import GatewaySettings
+from gateway.config import GatewaySettings, RateLimitRule
 from gateway.dependencies import (
     ClientIp,
     ClientsDep,
@@ -33,7 +33,7 @@ from gateway.dependencies import (
     SettingsDep,
 )
 from gateway.errors import ApiError
-from gateway.ratelimit import limit_key
+from gateway.ratelimit import RateLimiter, client_network, limit_key
 from gateway.schemas.auth import LoginCredentials, LoginForm, LoginJson
 from gateway.upstream import Upstream
 from objectvision.v1 import auth_pb2, common_pb2
@@ -193,25 +193,60 @@ async def login_credentials(request: Request) -> LoginCredentials:
     )
 
 
+def _account_key(email: str) -> str:
+    return limit_key("login-account", email.strip().lower())
+
+
 async def throttled_login_credentials(
     credentials: Annotated[LoginCredentials, Depends(login_credentials)],
     ip: ClientIp,
     limiter: RateLimiterDep,
     settings: SettingsDep,
 ) -> LoginCredentials:
-    """Login credentials, once this IP+email pair is within RATE_LIMIT_LOGIN."""
-    key = limit_key("login", ip, credentials.email.strip().lower())
-    decision = await limiter.hit(key, settings.rate_limit_login)
-    if not decision.allowed:
-        raise ApiError.rate_limited(decision.retry_after_seconds)
+    """Login credentials, once the attempt is within every login limit: RATE_LIMIT_LOGIN for
+    this network and email, RATE_LIMIT_LOGIN_IP for this network, RATE_LIMIT_LOGIN_ACCOUNT
+    failures for this email from anywhere."""
+    network = client_network(ip)
+    failures = await limiter.peek(
+        _account_key(credentials.email), settings.rate_limit_login_account
+    )
+    if not failures.allowed:
+        raise ApiError.rate_limited(failures.retry_after_seconds)
+    for key, rule in (
+        (limit_key("login", network, credentials.email.strip().lower()), settings.rate_limit_login),
+        (limit_key("login-ip", network), settings.rate_limit_login_ip),
+    ):
+        decision = await limiter.hit(key, rule)
+        if not decision.allowed:
+            raise ApiError.rate_limited(decision.retry_after_seconds)
     return credentials
 
 
 ThrottledLoginCredentials = Annotated[LoginCredentials, Depends(throttled_login_credentials)]
 
 
+@dataclass(frozen=True)
+class LoginFailures:
+    """Counts a refused password against its account (RATE_LIMIT_LOGIN_ACCOUNT)."""
+
+    limiter: RateLimiter
+    rule: RateLimitRule
+
+    async def record(self, email: str) -> None:
+        await self.limiter.record(_account_key(email), self.rule)
+
+
+def login_failures(limiter: RateLimiterDep, settings: SettingsDep) -> LoginFailures:
+    return LoginFailures(limiter=limiter, rule=settings.rate_limit_login_account)
+
+
+LoginFailuresDep = Annotated[LoginFailures, Depends(login_failures)]
+
+
 async def throttle_signup(ip: ClientIp, limiter: RateLimiterDep, settings: SettingsDep) -> None:
     """Refuse a sign-up once this IP has used RATE_LIMIT_SIGNUP."""
-    decision = await limiter.hit(limit_key("signup", ip), settings.rate_limit_signup)
+    decision = await limiter.hit(
+        limit_key("signup", client_network(ip)), settings.rate_limit_signup
+    )
     if not decision.allowed:
         raise ApiError.rate_limited(decision.retry_after_seconds)

@@ -1,10 +1,12 @@
 """Sign-up, login, token refresh and logout."""
 
+import grpc
 from fastapi import APIRouter, Depends, Response
 
 from gateway.auth.dependencies import (
     LOGIN_PATH,
     CurrentAccessToken,
+    LoginFailuresDep,
     SessionUpstream,
     ThrottledLoginCredentials,
     throttle_signup,
@@ -57,11 +59,18 @@ async def signup(body: SignUpIn, upstream: PublicUpstream) -> UserOut:
     responses=error_responses(400, 401, 413, 415, 422, 429),
     openapi_extra=_LOGIN_BODY,
 )
-async def login(credentials: ThrottledLoginCredentials, upstream: PublicUpstream) -> TokenPairOut:
-    pair = await upstream.call(
-        upstream.auth.Login,
-        auth_pb2.LoginRequest(email=credentials.email, password=credentials.password),
-    )
+async def login(
+    credentials: ThrottledLoginCredentials, failures: LoginFailuresDep, upstream: PublicUpstream
+) -> TokenPairOut:
+    try:
+        pair = await upstream.call(
+            upstream.auth.Login,
+            auth_pb2.LoginRequest(email=credentials.email, password=credentials.password),
+        )
+    except grpc.aio.AioRpcError as error:
+        if error.code() == grpc.StatusCode.UNAUTHENTICATED:
+            await failures.record(credentials.email)
+        raise
     return _token_pair(pair)
 
 
