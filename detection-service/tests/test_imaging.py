@@ -96,6 +96,8 @@ def test_exif_thumbnail_does_not_hide_truncation(bus_bgr, bus_jpg):
         (b"II*\x00\x08\x00\x00\x00", UnsupportedMediaType),
         (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", UnsupportedMediaType),
         (b"\xff\xd8\xff\xd9", InvalidArgument),
+        (b"BMW drivers, a text file that happens to start with BM", UnsupportedMediaType),
+        (b"BM", UnsupportedMediaType),
     ],
 )
 def test_unfit_bytes_are_refused(data, error):

@@ -66,9 +66,22 @@ def sniff(data: bytes) -> ImageFormat | None:
         return ImageFormat.PNG
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return ImageFormat.WEBP
-    if data.startswith(b"BM"):
+    if _looks_like_bmp(data):
         return ImageFormat.BMP
     return None
+
+
+# The DIB header sizes of the BMP variants (core, info, v2-v5, OS/2 v2): "BM" alone is too
+# weak a signature, text starting with "BM" would be reported as a broken image.
+_BMP_HEADER_SIZES = frozenset({12, 40, 52, 56, 64, 108, 124})
+
+
+def _looks_like_bmp(data: bytes) -> bool:
+    return (
+        data.startswith(b"BM")
+        and len(data) >= 18
+        and int.from_bytes(data[14:18], "little") in _BMP_HEADER_SIZES
+    )
 
 
 def _unsupported_name(data: bytes) -> str | None:
@@ -164,10 +177,8 @@ def _bmp(data: bytes) -> tuple[int, int]:
     file_size, _, _, pixel_offset, dib_size = struct.unpack("<IHHII", data[2:18])
     if dib_size == 12:
         width, height = struct.unpack("<hh", data[18:22])
-    elif dib_size >= 40:
-        width, height = struct.unpack("<ii", data[18:26])
     else:
-        raise _corrupt(ImageFormat.BMP, f"unknown header size {dib_size}")
+        width, height = struct.unpack("<ii", data[18:26])
     if len(data) < max(file_size, pixel_offset):
         raise _truncated(ImageFormat.BMP)
     # A negative height means rows are stored top-down; the size is the same.
