@@ -27,6 +27,8 @@ class NotificationSettings(GrpcServiceSettings):
     )
     # After this many deliveries of one message it moves to "<stream>:dead".
     events_max_deliveries: int = Field(default=10, ge=1, validation_alias="EVENTS_MAX_DELIVERIES")
+    # Events handled at once; those of one job (or user) still go one after the other.
+    events_concurrency: int = Field(default=16, ge=1, validation_alias="EVENTS_CONCURRENCY")
 
     email_transport: Literal["smtp", "brevo", "none"] = Field(
         default="smtp", validation_alias="EMAIL_TRANSPORT"

@@ -1,5 +1,13 @@
 """The events stream, read through a consumer group: every event is handled by one replica,
-acknowledged only after its handling committed, and claimed again if a replica dies."""
+acknowledged only after its handling committed, and claimed again if a replica dies.
+
+A batch is handled concurrently, at most `concurrency` events at a time, but the events of
+one subject (see `ordering_key`) run one after the other in stream order. The next batch is
+read only when the whole batch is done: in-flight work stays bounded, order holds across
+batches, and a claim never takes a message this consumer is still handling. A failed
+handling does not hold its subject back: it stays pending and is claimed again later, as
+with one-at-a-time handling (a repeated progress event is harmless, the final one is kept).
+"""
 
 import asyncio
 import contextlib
@@ -10,12 +18,41 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from notification_service.progress.hub import job_id_of
 from objectvision.v1 import notification_pb2
 from objectvision_common.outbox import event_from_stream
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[notification_pb2.Event], Awaitable[None]]
+Message = tuple[Any, Any]
+Process = Callable[[Any, Any], Awaitable[None]]
+
+
+def ordering_key(event: notification_pb2.Event) -> str:
+    """The subject whose events must be handled in stream order.
+
+    A job event's subject is its job: live progress is published to the job's channel and its
+    final event kept under the job's key, so a job's progress must come before its completion.
+    Jobs of one user share no state here (each report email reads the user from auth-service),
+    so they run in parallel. Any other event is ordered by its user, and one with neither
+    concerns nothing else and is its own subject.
+    """
+    job_id = job_id_of(event)
+    if job_id:
+        return f"job:{job_id}"
+    if event.user_id:
+        return f"user:{event.user_id}"
+    return f"event:{event.id}"
+
+
+def _key_of(message_id: Any, fields: Any) -> str:
+    """An entry that was deleted or cannot be read is only acknowledged or dead-lettered:
+    nothing depends on it, so it is a subject of its own."""
+    if fields is not None:
+        with contextlib.suppress(ValueError):
+            return ordering_key(event_from_stream(fields))
+    return f"message:{message_id}"
 
 
 class EventConsumer:
@@ -31,16 +68,21 @@ class EventConsumer:
         batch: int = 50,
         claim_idle_ms: int = 60_000,
         max_deliveries: int = 10,
+        concurrency: int = 16,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self._redis = redis
         self._stream = stream
         self._group = group
         self._consumer = consumer
         self._handle = handle
         self._block_ms = block_ms
-        self._batch = batch
+        # A batch smaller than the concurrency would leave slots idle.
+        self._batch = max(batch, concurrency)
         self._claim_idle_ms = claim_idle_ms
         self._max_deliveries = max_deliveries
+        self._slots = asyncio.Semaphore(concurrency)
         self._stopping = asyncio.Event()
 
     @property
@@ -57,6 +99,8 @@ class EventConsumer:
                 raise
 
     def stop(self) -> None:
+        """Make run() return once the batch in flight is done: every event it started is
+        handled and acknowledged, or left pending, never acknowledged half-handled."""
         self._stopping.set()
 
     async def run(self) -> None:
@@ -95,12 +139,9 @@ class EventConsumer:
             count=self._batch,
             block=self._block_ms,
         )
-        handled = 0
-        for _stream, messages in response or []:
-            for message_id, fields in messages:
-                await self._process(message_id, fields)
-                handled += 1
-        return handled
+        messages = [message for _stream, batch in response or [] for message in batch]
+        await self._handle_concurrently(messages, self._process)
+        return len(messages)
 
     async def claim_stuck(self) -> int:
         """Take over messages idle past the limit: their consumer died or their handling
@@ -117,17 +158,42 @@ class EventConsumer:
                 count=self._batch,
             )
             start, messages = response[0], response[1]
-            for message_id, fields in messages:
-                claimed += 1
-                if fields is None:
-                    await self._redis.xack(self._stream, self._group, message_id)
-                    continue
-                if await self._delivered_too_often(message_id):
-                    await self._dead_letter(message_id, fields, "delivered too many times")
-                    continue
-                await self._process(message_id, fields)
+            claimed += len(messages)
+            await self._handle_concurrently(messages, self._process_claimed)
             if start in ("0-0", b"0-0"):
                 return claimed
+
+    async def _handle_concurrently(self, messages: list[Message], process: Process) -> None:
+        """One chain per subject, in stream order; the chains run side by side, each message
+        taking one of the `concurrency` slots while it is processed.
+
+        A chain that fails on Redis stops there, leaving its later messages pending so a
+        claim takes them in order; the other chains finish before the error is raised."""
+        chains: dict[str, list[Message]] = {}
+        for message_id, fields in messages:
+            chains.setdefault(_key_of(message_id, fields), []).append((message_id, fields))
+        results = await asyncio.gather(
+            *(self._run_chain(chain, process) for chain in chains.values()),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _run_chain(self, chain: list[Message], process: Process) -> None:
+        for message_id, fields in chain:
+            async with self._slots:
+                await process(message_id, fields)
+
+    async def _process_claimed(self, message_id: Any, fields: dict[Any, Any] | None) -> None:
+        if fields is None:
+            # Deleted from the stream (trimmed) while pending: nothing left to handle.
+            await self._redis.xack(self._stream, self._group, message_id)
+            return
+        if await self._delivered_too_often(message_id):
+            await self._dead_letter(message_id, fields, "delivered too many times")
+            return
+        await self._process(message_id, fields)
 
     async def _delivered_too_often(self, message_id: Any) -> bool:
         pending = await self._redis.xpending_range(
