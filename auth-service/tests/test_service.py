@@ -119,7 +119,10 @@ def test_without_a_configured_key_one_is_generated_once_and_kept_private(tmp_pat
 
 def test_production_refuses_to_generate_a_signing_key(tmp_path):
     settings = AuthSettings(
-        _env_file=None, OBJECTVISION_DATA_DIR=tmp_path, OBJECTVISION_ENV="production"
+        _env_file=None,
+        OBJECTVISION_DATA_DIR=tmp_path,
+        OBJECTVISION_ENV="production",
+        SERVICE_TOKEN_SECRET="k3C9yQ7m2Vt8Lr5Wn1Xp6Bz4Hd0Fs9Ja",
     )
 
     with pytest.raises(RuntimeError, match="JWT_PRIVATE_KEY"):

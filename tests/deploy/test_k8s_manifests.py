@@ -101,19 +101,55 @@ def test_model_prep_writes_what_build_engine_reads():
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_grpc_services_are_headless_with_native_grpc_probes(rendered, overlay):
+    """The probes use the plaintext health-only port (GRPC_HEALTH_PORT), never the service
+    port, which demands a client certificate when mTLS is on."""
     objects = rendered[overlay]
+    config = next(o for o in objects if o["kind"] == "ConfigMap")["data"]
+    health_port = int(config["GRPC_HEALTH_PORT"])
     for name, port in GRPC_SERVICES.items():
         service = find(objects, "Service", name)
         assert service["spec"]["clusterIP"] == "None"
+        assert health_port not in {p["port"] for p in service["spec"]["ports"]}
         container = find(objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+        assert health_port in {p["containerPort"] for p in container["ports"]} - {port}
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["grpc"]["port"] == port
+            assert container[probe]["grpc"]["port"] == health_port
     gateway = find(objects, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
     assert gateway["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert gateway["livenessProbe"]["httpGet"]["path"] == "/health"
     config = next(o for o in objects if o["kind"] == "ConfigMap")["data"]
     for variable in ("AUTH_SERVICE_ADDR", "DETECTION_SERVICE_ADDR", "NOTIFICATION_SERVICE_ADDR"):
         assert config[variable].startswith("dns:///")
+
+
+def test_prod_services_speak_mtls_with_certificates_naming_their_services(rendered):
+    """Each process mounts its own cert-manager Secret where GRPC_TLS_* point; the servers'
+    certificates carry the names their callers dial; dev stays plaintext (no cert-manager)."""
+    objects = rendered["prod"]
+    config = next(o for o in objects if o["kind"] == "ConfigMap")["data"]
+    paths = {config[f"GRPC_TLS_{part}_FILE"] for part in ("CERT", "KEY", "CA")}
+    certificates = {
+        c["spec"]["secretName"]: c["spec"] for c in objects if c["kind"] == "Certificate"
+    }
+    for name in ("gateway", *GRPC_SERVICES):
+        spec = find(objects, "Deployment", name)["spec"]["template"]["spec"]
+        (volume,) = [v for v in spec["volumes"] if v["name"] == "grpc-tls"]
+        secret = volume["secret"]["secretName"]
+        assert "items" not in volume["secret"], "a whole-Secret mount follows renewals"
+        (mount,) = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "grpc-tls"]
+        assert {f"{mount['mountPath']}/{key}" for key in ("tls.crt", "tls.key", "ca.crt")} == paths
+        usages = set(certificates[secret]["usages"])
+        assert "client auth" in usages
+        assert ("server auth" in usages) == (name in GRPC_SERVICES)
+    for variable in ("AUTH_SERVICE_ADDR", "DETECTION_SERVICE_ADDR", "NOTIFICATION_SERVICE_ADDR"):
+        host = config[variable].removeprefix("dns:///").rsplit(":", 1)[0]
+        service = host.split(".")[0]
+        spec = find(objects, "Deployment", service)["spec"]["template"]["spec"]
+        (volume,) = [v for v in spec["volumes"] if v["name"] == "grpc-tls"]
+        assert host in certificates[volume["secret"]["secretName"]]["dnsNames"]
+    dev = next(o for o in rendered["dev"] if o["kind"] == "ConfigMap")["data"]
+    assert not any(key.startswith("GRPC_TLS_") for key in dev)
+    assert not [o for o in rendered["dev"] if o["kind"] in ("Certificate", "Issuer")]
 
 
 def test_hpas_target_rendered_deployments_and_triton_uses_the_adapter_metric(rendered):

@@ -108,8 +108,9 @@ def test_strategic_merge_semantics():
     assert spec["initContainers"] == [{"name": "one", "args": ["b"]}]
     container = spec["containers"][0]
     assert container["args"] == ["--z"]  # lists without a merge key are replaced
-    assert [e["name"] for e in container["env"]] == ["A", "B"]  # merged by name, appended
-    assert [p["containerPort"] for p in container["ports"]] == [80, 81]
+    # Merged by key, Kustomize's order: the patch's elements first, then the base's others.
+    assert [e["name"] for e in container["env"]] == ["B", "A"]
+    assert [p["containerPort"] for p in container["ports"]] == [81, 80]
     assert container["resources"] == {"limits": {"cpu": "1"}}
     assert base["spec"]["template"]["spec"]["nodeSelector"] == {"gpu": "true"}  # not mutated
     assert smp.merge(base, {"kind": "Deployment", "$patch": "delete"}) is smp.DELETE

@@ -2,9 +2,9 @@
 
 Built-in kinds are validated offline against the schemas in the ``kubernetes-validate`` wheel
 (strict variant: unknown fields fail), for the oldest Kubernetes version this repository
-supports and the newest the wheel ships. CRDs have no schema there: ServiceMonitor is checked
-against ``schemas/servicemonitor-monitoring.coreos.com-v1.json``, a hand-written subset of the
-Prometheus Operator CRD that rejects fields outside it; any other CRD is an error.
+supports and the newest the wheel ships. CRDs have no schema there: ServiceMonitor,
+cert-manager's Certificate and Issuer are checked against hand-written subsets of their CRDs in
+``schemas/`` that reject fields outside them; any other CRD is an error.
 """
 
 from __future__ import annotations
@@ -22,11 +22,14 @@ OVERLAYS = ("dev", "prod")
 MIN_KUBERNETES = "1.29.0"  # native gRPC probes, autoscaling/v2, policy/v1, restricted PSA
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 CRD_SCHEMAS = {
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor-monitoring.coreos.com-v1.json"
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor-monitoring.coreos.com-v1.json",
+    ("cert-manager.io/v1", "Certificate"): "certificate-cert-manager.io-v1.json",
+    ("cert-manager.io/v1", "Issuer"): "issuer-cert-manager.io-v1.json",
 }
 # Secrets the workloads reference but the repository never contains: the operator creates
 # them (kubectl create secret / External Secrets); docs/deployment.md lists every key.
 EXTERNAL_SECRETS = {"objectvision-secrets"}
+CERT_MANAGER = "cert-manager.io/v1"
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
 LONG_RUNNING_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -186,8 +189,18 @@ def _container_problems(label: str, where: str, c: dict[str, Any], long_running:
     return problems
 
 
+def issued_secrets(objects: Iterable[dict[str, Any]]) -> set[str]:
+    """Secrets that a rendered cert-manager Certificate makes (its spec.secretName)."""
+    return {
+        c["spec"]["secretName"]
+        for c in by_kind(objects, "Certificate")
+        if c.get("apiVersion") == CERT_MANAGER
+    }
+
+
 def _pod_problems(obj: dict[str, Any], objects: list[dict[str, Any]]) -> list[str]:
     label = f"{obj['kind']}/{obj['metadata']['name']}"
+    known_secrets = EXTERNAL_SECRETS | issued_secrets(objects)
     spec = pod_spec(obj) or {}
     problems = []
     pod_security = spec.get("securityContext") or {}
@@ -225,7 +238,7 @@ def _pod_problems(obj: dict[str, Any], objects: list[dict[str, Any]]) -> list[st
             if "secretKeyRef" in source and source["secretKeyRef"]["name"] not in EXTERNAL_SECRETS:
                 problems.append(f"{label}: env {env['name']} from unknown Secret")
     for volume in volumes.values():
-        if "secret" in volume and volume["secret"]["secretName"] not in EXTERNAL_SECRETS:
+        if "secret" in volume and volume["secret"]["secretName"] not in known_secrets:
             problems.append(f"{label}: volume {volume['name']} from unknown Secret")
         if "configMap" in volume and volume["configMap"]["name"] not in configmaps:
             problems.append(f"{label}: volume {volume['name']} from unknown ConfigMap")
@@ -240,7 +253,10 @@ def _pod_problems(obj: dict[str, Any], objects: list[dict[str, Any]]) -> list[st
 
 
 def secret_references(objects: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
-    """{secret name: keys} referenced by the rendered workloads."""
+    """{secret name: keys} the operator provides: referenced by the rendered workloads and
+    not made by a rendered cert-manager Certificate."""
+    objects = list(objects)
+    issued = issued_secrets(objects)
     refs: dict[str, set[str]] = {}
     for obj in workloads(objects):
         spec = pod_spec(obj) or {}
@@ -251,7 +267,7 @@ def secret_references(objects: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
                     refs.setdefault(ref["name"], set()).add(ref["key"])
         for volume in spec.get("volumes", []):
             secret = volume.get("secret")
-            if secret:
+            if secret and secret["secretName"] not in issued:
                 keys = {item["key"] for item in secret.get("items", [])} or {"*"}
                 refs.setdefault(secret["secretName"], set()).update(keys)
     return refs
@@ -338,6 +354,31 @@ def check_rules(objects: list[dict[str, Any]]) -> list[str]:
                     )
 
     problems += _address_problems(objects, services)
+    problems += _certificate_problems(objects)
+    return problems
+
+
+def _certificate_problems(objects: list[dict[str, Any]]) -> list[str]:
+    """cert-manager objects reference each other by name: every Certificate's issuer is a
+    rendered Issuer, every CA Issuer's secret is made by a rendered CA Certificate."""
+    problems = []
+    issuers = {
+        i["metadata"]["name"]: i
+        for i in by_kind(objects, "Issuer")
+        if i["apiVersion"] == CERT_MANAGER
+    }
+    certificates = [c for c in by_kind(objects, "Certificate") if c["apiVersion"] == CERT_MANAGER]
+    ca_secrets = {c["spec"]["secretName"] for c in certificates if c["spec"].get("isCA")}
+    for certificate in certificates:
+        ref = certificate["spec"]["issuerRef"]
+        if ref.get("kind", "Issuer") == "Issuer" and ref["name"] not in issuers:
+            problems.append(
+                f"Certificate/{certificate['metadata']['name']}: Issuer {ref['name']} not rendered"
+            )
+    for name, issuer in issuers.items():
+        secret = (issuer["spec"].get("ca") or {}).get("secretName")
+        if secret is not None and secret not in ca_secrets:
+            problems.append(f"Issuer/{name}: CA secret {secret} is made by no CA Certificate")
     return problems
 
 

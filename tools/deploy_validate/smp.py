@@ -5,8 +5,9 @@ built-in kinds this repository patches (Deployment, Job, Service, Ingress, ...).
 * ``$patch: replace`` on a map replaces it, ``$patch: delete`` on a list element removes the
   element with the same merge key, ``$patch: delete`` on a whole patch deletes the object;
 * lists merge by key where the Kubernetes API declares ``patchStrategy: merge``
-  (``MERGE_KEYS``), existing elements keep their order and new ones are appended; every other
-  list is replaced.
+  (``MERGE_KEYS``): as Kustomize (kyaml) orders them, the patch's elements come first in the
+  patch's order (merged with the base element of the same key, if any), then the base's other
+  elements in their order; every other list is replaced.
 
 Anything else (``$setElementOrder``, ``$retainKeys``, ``$deleteFromPrimitiveList``, JSON 6902)
 raises ``UnsupportedPatch``: keep the repository's patches inside this subset.
@@ -95,23 +96,22 @@ def _merge_list(kind: str, base: list, patch: list, path: tuple[str, ...]) -> li
     key = _merge_key(kind, path)
     if key is None:
         return _strip(patch)
-    result = copy.deepcopy(base)
     for item in patch:
         if not isinstance(item, dict) or key not in item:
             raise UnsupportedPatch(f"{'.'.join(path)}: element without merge key {key!r}")
-        index = next((i for i, old in enumerate(result) if old.get(key) == item[key]), None)
+    result = []
+    for item in patch:
+        old = next((element for element in base if element.get(key) == item[key]), None)
         if item.get("$patch") == "delete":
-            if index is not None:
-                del result[index]
             continue
-        if index is None:
+        if old is None:
             result.append(_strip(item))
         else:
-            merged = _merge_map(kind, result[index], item, path)
-            if merged is DELETE:
-                del result[index]
-            else:
-                result[index] = merged
+            merged = _merge_map(kind, old, item, path)
+            if merged is not DELETE:
+                result.append(merged)
+    patched = {item[key] for item in patch}
+    result += [copy.deepcopy(element) for element in base if element.get(key) not in patched]
     return result
 
 

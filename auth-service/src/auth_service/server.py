@@ -72,6 +72,8 @@ def build_app(settings: AuthSettings) -> GrpcApp:
         shutdown_grace_seconds=settings.grpc_shutdown_grace_seconds,
         on_shutdown=[engine.dispose, redis.aclose],
         workers=[relay],
+        tls=settings.grpc_tls,
+        health_port=settings.grpc_health_port or None,
     )
 
 

@@ -2,7 +2,8 @@
 
 Interceptors give each call a request id, a log line, Prometheus metrics and the one
 mapping from domain errors to status codes; health and reflection are registered beside the
-service; SIGTERM marks the server NOT_SERVING and lets in-flight calls finish.
+service; SIGTERM marks the server NOT_SERVING and lets in-flight calls finish. With TLS files
+the port requires mutual TLS; a health-only plaintext port can serve the kubelet's probes.
 """
 
 import asyncio
@@ -25,6 +26,7 @@ from objectvision_common.request_context import (
     sanitize_request_id,
     set_request_id,
 )
+from objectvision_common.tls import TlsFiles
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +203,13 @@ class ServiceRegistration:
 
 @dataclass
 class GrpcApp:
-    """A configured server; `run()` serves until SIGTERM/SIGINT, then drains."""
+    """A configured server; `run()` serves until SIGTERM/SIGINT, then drains.
+
+    `tls`: the port accepts only mutual TLS with a client certificate signed by the CA, and
+    picks up rotated files on the next handshake. `health_port`: grpc.health.v1 alone, in
+    plaintext, for probes that cannot present a certificate (the kubelet's); it reports the
+    same status as the main port, NOT_SERVING from SIGTERM on.
+    """
 
     registrations: Sequence[ServiceRegistration]
     host: str
@@ -210,10 +218,14 @@ class GrpcApp:
     shutdown_grace_seconds: float = 10.0
     on_shutdown: Iterable[Callable[[], Awaitable[None]]] = field(default_factory=list)
     workers: Sequence[BackgroundWorker] = ()
+    tls: TlsFiles | None = None
+    health_port: int | None = None
     server: grpc.aio.Server | None = None
+    health_server: grpc.aio.Server | None = None
     worker_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     health_servicer: health.aio.HealthServicer | None = None
     bound_port: int = 0
+    bound_health_port: int = 0
 
     async def start(self) -> int:
         self.server = grpc.aio.server(
@@ -231,22 +243,46 @@ class GrpcApp:
             registration.add_to_server(registration.servicer, self.server)
             names.append(registration.name)
         reflection.enable_server_reflection(names, self.server)
-        self.bound_port = self.server.add_insecure_port(f"{self.host}:{self.port}")
+        address = f"{self.host}:{self.port}"
+        if self.tls is None:
+            self.bound_port = self.server.add_insecure_port(address)
+        else:
+            self.bound_port = self.server.add_secure_port(address, self.tls.server_credentials())
         if self.bound_port == 0:
-            raise RuntimeError(f"could not bind gRPC port {self.host}:{self.port}")
+            raise RuntimeError(f"could not bind gRPC port {address}")
+        if self.health_port is not None:
+            await self._start_health_server(self.health_servicer, self.health_port)
         if self.metrics_port:
             start_http_server(self.metrics_port, addr=self.host)
         await self.server.start()
         self.worker_tasks = [asyncio.create_task(worker.run()) for worker in self.workers]
         for name in ["", *(r.name for r in self.registrations)]:
             await self.health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        logger.info("gRPC server listening", extra={"address": f"{self.host}:{self.bound_port}"})
+        logger.info(
+            "gRPC server listening",
+            extra={
+                "address": f"{self.host}:{self.bound_port}",
+                "tls": self.tls is not None,
+                "health_port": self.bound_health_port or None,
+            },
+        )
         return self.bound_port
+
+    async def _start_health_server(self, servicer: health.aio.HealthServicer, port: int) -> None:
+        """The same HealthServicer on a second, plaintext server that serves nothing else."""
+        self.health_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(servicer, self.health_server)
+        self.bound_health_port = self.health_server.add_insecure_port(f"{self.host}:{port}")
+        if self.bound_health_port == 0:
+            raise RuntimeError(f"could not bind gRPC health port {self.host}:{port}")
+        await self.health_server.start()
 
     async def stop(self) -> None:
         assert self.server is not None and self.health_servicer is not None
         await self.health_servicer.enter_graceful_shutdown()
         await self.server.stop(self.shutdown_grace_seconds)
+        if self.health_server is not None:
+            await self.health_server.stop(None)
         for worker in self.workers:
             worker.stop()
         if self.worker_tasks:

@@ -3,8 +3,10 @@
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from objectvision_common.tls import TlsFiles
 
 PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
 # Shorter secrets are guessable offline from one signed value; the development defaults and
@@ -38,6 +40,44 @@ class CommonSettings(BaseSettings):
     grpc_shutdown_grace_seconds: float = Field(
         default=10.0, validation_alias="GRPC_SHUTDOWN_GRACE_SECONDS"
     )
+    # Mutual TLS on internal gRPC (servers and clients): all three or none. None: plaintext,
+    # as in local runs, where the signed principal alone authenticates callers.
+    grpc_tls_cert_file: Path | None = Field(default=None, validation_alias="GRPC_TLS_CERT_FILE")
+    grpc_tls_key_file: Path | None = Field(default=None, validation_alias="GRPC_TLS_KEY_FILE")
+    grpc_tls_ca_file: Path | None = Field(default=None, validation_alias="GRPC_TLS_CA_FILE")
+
+    @field_validator("grpc_tls_cert_file", "grpc_tls_key_file", "grpc_tls_ca_file", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        """`GRPC_TLS_CERT_FILE=` (as in .env.example) means unset, not the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _tls_all_or_nothing(self) -> Self:
+        """A partial set would silently fall back to plaintext or fail at the first call."""
+        files = {
+            "GRPC_TLS_CERT_FILE": self.grpc_tls_cert_file,
+            "GRPC_TLS_KEY_FILE": self.grpc_tls_key_file,
+            "GRPC_TLS_CA_FILE": self.grpc_tls_ca_file,
+        }
+        missing = sorted(name for name, value in files.items() if value is None)
+        if missing and len(missing) < len(files):
+            raise ValueError(
+                f"mutual TLS needs GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE and GRPC_TLS_CA_FILE "
+                f"together (or none of them for plaintext); missing: {', '.join(missing)}"
+            )
+        return self
+
+    @property
+    def grpc_tls(self) -> TlsFiles | None:
+        """The mTLS files for servers and clients, or None for plaintext."""
+        if (
+            self.grpc_tls_cert_file is None
+            or self.grpc_tls_key_file is None
+            or self.grpc_tls_ca_file is None
+        ):
+            return None
+        return TlsFiles(self.grpc_tls_cert_file, self.grpc_tls_key_file, self.grpc_tls_ca_file)
 
     @property
     def is_production(self) -> bool:
@@ -77,4 +117,7 @@ class GrpcServiceSettings(CommonSettings):
         validation_alias="DATABASE_URL",
     )
     bind_host: str = Field(default="127.0.0.1", validation_alias="BIND_HOST")
+    # grpc.health.v1 alone, in plaintext, for probes that cannot present a client certificate
+    # (Kubernetes). 0: off. Each process needs its own port, so local runs leave it off.
+    grpc_health_port: int = Field(default=0, ge=0, le=65535, validation_alias="GRPC_HEALTH_PORT")
     database_pool_size: int = Field(default=10, validation_alias="DATABASE_POOL_SIZE")

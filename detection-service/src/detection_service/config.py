@@ -60,6 +60,14 @@ class DetectionSettings(GrpcServiceSettings):
     )
 
     storage_dir: Path | None = Field(default=None, validation_alias="STORAGE_DIR")
+    # Stored images no row refers to (a crash between writing and committing) are removed
+    # once older than the grace period, checked every interval.
+    orphan_sweep_interval_seconds: float = Field(
+        default=3600.0, gt=0, validation_alias="ORPHAN_SWEEP_INTERVAL_SECONDS"
+    )
+    orphan_grace_seconds: float = Field(
+        default=3600.0, ge=60, validation_alias="ORPHAN_GRACE_SECONDS"
+    )
 
     @model_validator(mode="after")
     def _paths_under_data_dir(self) -> "DetectionSettings":

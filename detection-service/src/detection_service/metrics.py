@@ -19,6 +19,7 @@ class DetectionMetrics:
     inference_errors: Counter
     images: Counter
     job_items: Counter
+    orphans_removed: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> "DetectionMetrics":
@@ -57,6 +58,11 @@ class DetectionMetrics:
                 "detection_job_items_total",
                 "Job items finished by the workers, by status.",
                 ["status"],
+                registry=registry,
+            ),
+            orphans_removed=Counter(
+                "detection_orphaned_objects_removed_total",
+                "Stored images removed because no database row referred to them.",
                 registry=registry,
             ),
         )

@@ -29,6 +29,7 @@ from detection_service.inference.triton import TritonModel
 from detection_service.jobs.queue import JobQueue
 from detection_service.jobs.worker import JobProcessor, JobSweeper, JobWorker
 from detection_service.metrics import DetectionMetrics
+from detection_service.orphans import OrphanSweeper
 from detection_service.outbox import OUTBOX
 from detection_service.postprocess import DetectionOptions
 from detection_service.schema import SCHEMA
@@ -66,6 +67,7 @@ class DetectionService:
     processor: JobProcessor
     workers: list[JobWorker]
     sweeper: JobSweeper
+    orphans: OrphanSweeper
     relay: OutboxRelay
     servicer: DetectionServicer
 
@@ -147,6 +149,13 @@ class DetectionService:
             processor=processor,
             workers=workers,
             sweeper=sweeper,
+            orphans=OrphanSweeper(
+                sessions=sessions,
+                storage=storage,
+                grace_s=settings.orphan_grace_seconds,
+                interval_s=settings.orphan_sweep_interval_seconds,
+                removed=metrics.orphans_removed,
+            ),
             relay=OutboxRelay(sessions, OUTBOX, redis, stream=settings.events_stream),
             servicer=servicer,
         )
@@ -161,7 +170,7 @@ class DetectionService:
 
     def background(self) -> list[BackgroundWorker]:
         """The loops GrpcApp runs beside the server and stops after it drained."""
-        loops: list[BackgroundWorker] = [*self.workers, self.relay]
+        loops: list[BackgroundWorker] = [*self.workers, self.relay, self.orphans]
         if self.workers:
             loops.append(self.sweeper)
         return loops
@@ -189,6 +198,8 @@ class DetectionService:
             shutdown_grace_seconds=self.settings.grpc_shutdown_grace_seconds,
             workers=self.background(),
             on_shutdown=[self.close],
+            tls=self.settings.grpc_tls,
+            health_port=self.settings.grpc_health_port or None,
         )
 
 

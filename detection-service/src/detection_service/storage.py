@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -36,6 +37,10 @@ class ObjectStorage(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove the object; a missing one is not an error."""
+        ...
+
+    async def keys_older_than(self, age_seconds: float) -> list[str]:
+        """Keys of objects written more than `age_seconds` ago (candidates for a sweep)."""
         ...
 
 
@@ -85,6 +90,30 @@ class LocalDirectoryStorage:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+    async def keys_older_than(self, age_seconds: float) -> list[str]:
+        return await asyncio.to_thread(self._scan_older_than, time.time() - age_seconds)
+
+    def _scan_older_than(self, cutoff: float) -> list[str]:
+        """Also removes temporary files a crash left behind mid-write."""
+        keys: list[str] = []
+        if not self.root.is_dir():
+            return keys
+        for fan_out in self.root.iterdir():
+            if not fan_out.is_dir():
+                continue
+            for path in fan_out.iterdir():
+                try:
+                    modified = path.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                if modified >= cutoff:
+                    continue
+                if _KEY.fullmatch(path.name):
+                    keys.append(path.name)
+                elif path.name.startswith(".") and path.name.endswith(".tmp"):
+                    path.unlink(missing_ok=True)
+        return keys
 
 
 async def discard(storage: ObjectStorage, keys: list[str]) -> None:

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 
 from gateway.config import GatewaySettings
 from objectvision.v1 import auth_pb2_grpc, detection_pb2_grpc, notification_pb2_grpc
-from objectvision_common.grpc_client import insecure_channel
+from objectvision_common.grpc_client import service_channel
 
 # A dead Redis must fail a request (or a readiness probe) quickly, not hang it.
 _REDIS_TIMEOUT_SECONDS = 2.0
@@ -34,7 +34,8 @@ class ServiceClients:
             "detection": settings.detection_service_addr,
             "notification": settings.notification_service_addr,
         }
-        channels = {name: insecure_channel(address) for name, address in addresses.items()}
+        tls = settings.grpc_tls
+        channels = {name: service_channel(address, tls) for name, address in addresses.items()}
         redis = Redis.from_url(
             settings.redis_url,
             socket_timeout=_REDIS_TIMEOUT_SECONDS,

@@ -36,7 +36,7 @@ from notification_service.webhooks.secrets import SecretBox
 from notification_service.webhooks.sender import WebhookSender, new_http_client
 from objectvision.v1 import notification_pb2_grpc
 from objectvision_common.db import create_engine_for, session_factory, upgrade_to_head
-from objectvision_common.grpc_client import insecure_channel
+from objectvision_common.grpc_client import service_channel
 from objectvision_common.grpc_server import GrpcApp, ServiceRegistration
 from objectvision_common.logging import configure_logging
 
@@ -86,8 +86,8 @@ class Runtime:
         sessions = session_factory(engine)
         redis = Redis.from_url(settings.redis_url, decode_responses=True)
         http = new_http_client()
-        auth_channel = insecure_channel(settings.auth_service_addr)
-        detection_channel = insecure_channel(settings.detection_service_addr)
+        auth_channel = service_channel(settings.auth_service_addr, settings.grpc_tls)
+        detection_channel = service_channel(settings.detection_service_addr, settings.grpc_tls)
         secret = settings.service_token_secret
         box = SecretBox(settings.webhook_secret_key.get_secret_value())
         progress = ProgressHub(
@@ -134,6 +134,7 @@ class Runtime:
             block_ms=settings.events_block_ms,
             claim_idle_ms=int(settings.events_claim_idle_seconds * 1000),
             max_deliveries=settings.events_max_deliveries,
+            concurrency=settings.events_concurrency,
         )
         servicer = NotificationServicer(
             session_factory=sessions,
@@ -169,6 +170,8 @@ class Runtime:
             metrics_port=self.settings.metrics_port,
             shutdown_grace_seconds=self.settings.grpc_shutdown_grace_seconds,
             on_shutdown=[self.close],
+            tls=self.settings.grpc_tls,
+            health_port=self.settings.grpc_health_port or None,
         )
 
     def start_workers(self) -> None:

@@ -1,0 +1,81 @@
+"""Removes stored images that no database row refers to.
+
+An upload is written to storage before its row is committed (so a committed row always has
+its bytes). If the process dies between the two, or a failed request could not delete what
+it wrote, the bytes stay behind with nothing pointing at them; this sweep finds them. Only
+objects older than a grace period are considered, so an upload whose transaction is still
+open is never taken.
+"""
+
+import asyncio
+import logging
+
+import sqlalchemy as sa
+from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from detection_service.history.models import images
+from detection_service.storage import ObjectStorage
+
+logger = logging.getLogger(__name__)
+
+# Keys per database round trip.
+_CHUNK = 500
+
+
+class OrphanSweeper:
+    """A background loop for GrpcApp: `sweep()` every `interval_s` until `stop()`."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        storage: ObjectStorage,
+        grace_s: float,
+        interval_s: float,
+        removed: Counter,
+    ) -> None:
+        self._sessions = sessions
+        self._storage = storage
+        self._grace_s = grace_s
+        self._interval_s = interval_s
+        self._removed = removed
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                async with asyncio.timeout(self._interval_s):
+                    await self._stopping.wait()
+                return
+            except TimeoutError:
+                pass
+            try:
+                await self.sweep()
+            except Exception:
+                logger.exception("orphaned object sweep failed; next try in one interval")
+
+    async def sweep(self) -> int:
+        """Delete old unreferenced objects; returns how many were removed."""
+        candidates = await self._storage.keys_older_than(self._grace_s)
+        removed = 0
+        for start in range(0, len(candidates), _CHUNK):
+            chunk = candidates[start : start + _CHUNK]
+            async with self._sessions() as session:
+                referenced = set(
+                    await session.scalars(
+                        sa.select(images.c.storage_key).where(images.c.storage_key.in_(chunk))
+                    )
+                )
+            for key in chunk:
+                if key in referenced:
+                    continue
+                await self._storage.delete(key)
+                removed += 1
+        if removed:
+            self._removed.inc(removed)
+            logger.info("removed orphaned objects", extra={"count": removed})
+        return removed
