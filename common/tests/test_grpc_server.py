@@ -1,5 +1,6 @@
 """The server plumbing every service relies on, exercised through a real gRPC server."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -96,3 +97,37 @@ async def test_unexpected_errors_hide_their_details(channel) -> None:
 async def test_health_reports_serving(channel) -> None:
     reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def _peer(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    return context.peer().encode()
+
+
+def _add_peer(_servicer: object, server: grpc.aio.Server) -> None:
+    handler = grpc.unary_unary_rpc_method_handler(_peer)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("test.Peer", {"Peer": handler}),)
+    )
+
+
+@pytest.mark.parametrize(("age_seconds", "reconnects"), [(0.5, True), (0.0, False)])
+async def test_connections_older_than_the_max_age_are_replaced(
+    age_seconds: float, reconnects: bool
+) -> None:
+    """A new connection shows as a new client port at the server."""
+    app = GrpcApp(
+        [ServiceRegistration("test.Peer", object(), _add_peer)],
+        host="127.0.0.1",
+        port=0,
+        max_connection_age_seconds=age_seconds,
+    )
+    port = await app.start()
+    try:
+        async with insecure_channel(f"127.0.0.1:{port}") as client_channel:
+            call = client_channel.unary_unary("/test.Peer/Peer")
+            first = await call(b"")
+            await asyncio.sleep(2.0)
+            later = [await call(b"") for _ in range(3)]
+        assert (first not in later) is reconnects, (first, later)
+    finally:
+        await app.stop()

@@ -74,6 +74,7 @@ def build_app(settings: AuthSettings) -> GrpcApp:
         workers=[relay],
         tls=settings.grpc_tls,
         health_port=settings.grpc_health_port or None,
+        max_connection_age_seconds=settings.grpc_max_connection_age_seconds,
     )
 
 

@@ -208,7 +208,9 @@ class GrpcApp:
     `tls`: the port accepts only mutual TLS with a client certificate signed by the CA, and
     picks up rotated files on the next handshake. `health_port`: grpc.health.v1 alone, in
     plaintext, for probes that cannot present a certificate (the kubelet's); it reports the
-    same status as the main port, NOT_SERVING from SIGTERM on.
+    same status as the main port, NOT_SERVING from SIGTERM on. `max_connection_age_seconds`:
+    connections are asked to go away (GOAWAY) after about that long, so clients reconnect
+    and spread over replicas added since; calls in flight finish first. 0: never.
     """
 
     registrations: Sequence[ServiceRegistration]
@@ -220,6 +222,7 @@ class GrpcApp:
     workers: Sequence[BackgroundWorker] = ()
     tls: TlsFiles | None = None
     health_port: int | None = None
+    max_connection_age_seconds: float = 0.0
     server: grpc.aio.Server | None = None
     health_server: grpc.aio.Server | None = None
     worker_tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -228,14 +231,16 @@ class GrpcApp:
     bound_health_port: int = 0
 
     async def start(self) -> int:
-        self.server = grpc.aio.server(
-            interceptors=[ObservabilityInterceptor()],
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.so_reuseport", 0),
-            ],
-        )
+        options: list[tuple[str, int]] = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ]
+        if self.max_connection_age_seconds > 0:
+            options.append(
+                ("grpc.max_connection_age_ms", int(self.max_connection_age_seconds * 1000))
+            )
+        self.server = grpc.aio.server(interceptors=[ObservabilityInterceptor()], options=options)
         self.health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.server)
         names = [health.SERVICE_NAME, reflection.SERVICE_NAME]

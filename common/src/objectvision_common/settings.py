@@ -121,3 +121,8 @@ class GrpcServiceSettings(CommonSettings):
     # (Kubernetes). 0: off. Each process needs its own port, so local runs leave it off.
     grpc_health_port: int = Field(default=0, ge=0, le=65535, validation_alias="GRPC_HEALTH_PORT")
     database_pool_size: int = Field(default=10, validation_alias="DATABASE_POOL_SIZE")
+    # Clients are asked to reconnect after this long, so long-lived channels spread over
+    # replicas the autoscaler added; calls in flight finish first. 0: never.
+    grpc_max_connection_age_seconds: float = Field(
+        default=300.0, ge=0, validation_alias="GRPC_MAX_CONNECTION_AGE_SECONDS"
+    )

@@ -200,6 +200,7 @@ class DetectionService:
             on_shutdown=[self.close],
             tls=self.settings.grpc_tls,
             health_port=self.settings.grpc_health_port or None,
+            max_connection_age_seconds=self.settings.grpc_max_connection_age_seconds,
         )
 
 

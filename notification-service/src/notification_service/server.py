@@ -172,6 +172,7 @@ class Runtime:
             on_shutdown=[self.close],
             tls=self.settings.grpc_tls,
             health_port=self.settings.grpc_health_port or None,
+            max_connection_age_seconds=self.settings.grpc_max_connection_age_seconds,
         )
 
     def start_workers(self) -> None:
