@@ -7,6 +7,11 @@ BIN := $(VENV)/bin
 UV := .venv-tools/bin/uv
 UV_VERSION := 0.13.9
 TRITON_VENV := .venv-triton
+# PyTorch side env for the native YOLOv8n (torch is not in the workspace lock: it is large and
+# only the GPU flavour needs it). pip takes the CPU wheel from /opt/wheels where it exists.
+TORCH_VENV := .venv-torch
+TORCH_VERSION := 2.13.0
+TORCH_WHEELS ?= /opt/wheels
 MODEL_DIR ?= ../shared/models
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON := $(PYTHON)
@@ -17,7 +22,7 @@ PROTOS := $(wildcard proto/objectvision/v1/*.proto)
 STUBS_DIR := common/src
 
 .PHONY: help install proto model triton-env run test test-slow lint format bench clean \
-	k8s-validate compose-validate bench-quick
+	k8s-validate compose-validate bench-quick torch-env test-torch gpu-kit
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,6 +42,20 @@ $(TRITON_VENV)/.installed: inference/requirements-triton.txt
 	touch $@
 
 triton-env: $(TRITON_VENV)/.installed ## Triton's own environment (numpy 1.x for its Python backend)
+
+$(TORCH_VENV)/.installed:
+	$(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		$$(if [ -d "$(TORCH_WHEELS)" ]; then echo --find-links "$(TORCH_WHEELS)"; fi) \
+		torch==$(TORCH_VERSION) numpy==2.4.6 onnx==1.23.2 onnxruntime==1.32.0 \
+		opencv-python-headless==5.0.0.93 pytest==9.2.0
+	touch $@
+
+torch-env: $(TORCH_VENV)/.installed ## PyTorch (CPU) env for the native YOLOv8n tests
+
+test-torch: torch-env ## Native PyTorch YOLOv8n == the served ONNX graph, on the CPU
+	PYTHONPATH=inference/src $(TORCH_VENV)/bin/pytest -q -p no:cacheprovider -c /dev/null \
+		--rootdir=inference --confcutdir=inference inference/tests/test_torch_yolo.py
 
 proto: install ## Regenerate the gRPC stubs from proto/
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=$(STUBS_DIR) \
@@ -75,8 +94,9 @@ compose-validate: install ## docker-compose.yml (compose-spec schema + rules), D
 test: install triton-env model lint k8s-validate compose-validate ## The whole suite against real PostgreSQL, Redis and Triton
 	$(BIN)/pytest -m "not slow" -p no:cacheprovider
 
-test-slow: install triton-env model ## Fault-injection and load tests
+test-slow: install triton-env model torch-env ## Fault-injection and load tests, and the PyTorch model
 	$(BIN)/pytest -m slow -p no:cacheprovider
+	$(MAKE) test-torch
 
 bench: install triton-env model ## Benchmark every layer on this machine (< 10 min); bench/results/latest.{json,md,png}
 	$(BIN)/python -m bench
@@ -84,5 +104,8 @@ bench: install triton-env model ## Benchmark every layer on this machine (< 10 m
 bench-quick: install triton-env model ## Same, fewer points and short windows (< 2 min)
 	$(BIN)/python -m bench --quick
 
+gpu-kit: install ## Fill .gpu/ with what bench/gpu.sh carries to a GPU box (model, images, Triton, client)
+	$(BIN)/python -m bench.gpu_kit
+
 clean:
-	rm -rf $(VENV) $(TRITON_VENV) .venv-tools
+	rm -rf $(VENV) $(TRITON_VENV) $(TORCH_VENV) .venv-tools

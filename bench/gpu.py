@@ -1,4 +1,4 @@
-"""The raw-model stage on a GPU: the plain YOLOv8n in PyTorch fp16 (`bench/gpu.sh` runs it).
+"""The raw-model stage on a GPU: the native PyTorch YOLOv8n in fp16 (`bench/gpu.sh` runs it).
 
 Why: on the 2-core development machine the model is the bottleneck and batching barely
 helps, so the serving targets (batching >= 1.5x the naive design) can only be judged where
@@ -6,13 +6,17 @@ batching pays: on a GPU. This measures the ceiling there, as stage 1 does on the
 
 - `gpu_model`: letterboxed uint8 batches copied to the GPU, fp16 forward, synchronised: what
   an inference server's GPU can do at each batch size.
-- `gpu_pipeline`: JPEG decode + letterbox on a CPU thread pool, copy, forward, per-anchor
-  best class on the GPU, NMS on the CPU: the whole in-process path, decode overlapped with
-  the GPU.
+- `gpu_pipeline`: JPEG decode + letterbox on a CPU thread pool, copy, forward, NMS on the
+  CPU: the whole in-process path, decode overlapped with the GPU.
 
-The PyTorch module comes from the same ONNX file through onnx2torch (carried as a wheel: the
-GPU box has no network), in channels_last fp16. PyTorch is imported lazily so the rest of
-this module (and its tests) run without it.
+The model is `objectvision_inference.torch_yolo.ServedModel` (weights from the same ONNX file;
+the served graph's contract: uint8 NHWC in, top-1024 rows out) in channels_last fp16, in two
+modes, each point labelled with its `mode`:
+
+- `eager`: one Python call per batch (~250 kernel launches from Python);
+- `graph`: one CUDA graph per measured batch size, captured once and replayed.
+
+PyTorch is imported lazily so the rest of this module (and its tests) run without it.
 
     python3 -m bench.gpu --model yolov8n.onnx --images IMAGES --out DIR [--batches 1,8,32,64,128]
 """
@@ -36,40 +40,48 @@ from bench.machine import cpu_model
 from bench.pipeline import CONFIDENCE, Detection, Letterbox, decode, letterbox, select
 from bench.stats import summarize
 
-# uint8 NHWC letterboxed batch [B, 640, 640, 3] in -> candidate rows [B, 8400, 6] out
-# (x1, y1, x2, y2, best class score, class: the served model's layout, before top-K).
+# uint8 NHWC letterboxed batch [B, 640, 640, 3] in -> candidate rows [B, N, 6] out
+# (x1, y1, x2, y2, best class score, class: the served model's layout; N = 1024 top-K rows for
+# the PyTorch module, all 8400 anchors for the ONNX Runtime reference).
 Forward = Callable[[np.ndarray], np.ndarray]
+MODES = ("eager", "graph")
 
 
-def torch_forward(model_path: Path, *, device: str = "cuda", half: bool = True) -> Forward:
-    """The ONNX model as a PyTorch module on `device` (fp16, channels_last), with the per-anchor
-    best class computed on the GPU so only [8400, 6] rows per image come back."""
+def torch_forward(
+    model_path: Path,
+    *,
+    device: str = "cuda",
+    half: bool = True,
+    mode: str = "eager",
+    batches: Sequence[int] = (1,),
+) -> Forward:
+    """The native PyTorch YOLOv8n on `device` (channels_last on CUDA). `graph` captures one
+    CUDA graph per size in `batches` up front (other sizes are padded to the next one)."""
     import torch
-    from onnx2torch import convert
 
-    dtype = torch.float16 if half else torch.float32
-    module = convert(str(model_path)).eval().to(device)
-    module = module.to(dtype=dtype, memory_format=torch.channels_last)
+    from objectvision_inference.torch_yolo import BatchRunner, load_served_model
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    # Both modes let cuDNN pick its fastest kernels per shape (the graphs are captured so).
+    torch.backends.cudnn.benchmark = True
+    model = load_served_model(model_path, device=device, half=half)
+    runner = BatchRunner(model, batches) if mode == "graph" else None
     pinned: dict[tuple[int, ...], Any] = {}
+    page_locked = torch.device(device).type == "cuda"
 
     @torch.inference_mode()
     def forward(batch: np.ndarray) -> np.ndarray:
         # One page-locked staging buffer per shape: pinning on every call costs more than
-        # the copy itself.
+        # the copy itself. Both modes copy to the GPU from it.
         staging = pinned.get(batch.shape)
         if staging is None:
-            staging = pinned.setdefault(
-                batch.shape, torch.empty(batch.shape, dtype=torch.uint8).pin_memory()
-            )
+            fresh = torch.empty(batch.shape, dtype=torch.uint8)
+            staging = pinned.setdefault(batch.shape, fresh.pin_memory() if page_locked else fresh)
         staging.numpy()[...] = batch
-        pixels = staging.to(device, non_blocking=True)
-        # NHWC uint8 -> NCHW view whose memory is already channels_last; scale to 0..1.
-        images = pixels.permute(0, 3, 1, 2).to(dtype).div_(255.0)
-        (output,) = _outputs(module(images))
-        centre, half_size = output[:, 0:2], output[:, 2:4] / 2
-        scores, classes = output[:, 4:].max(dim=1, keepdim=True)
-        rows = torch.cat([centre - half_size, centre + half_size, scores, classes.to(dtype)], 1)
-        return rows.transpose(1, 2).float().cpu().numpy()
+        if runner is not None:
+            return runner(staging).numpy()
+        return model(staging.to(device, non_blocking=True)).cpu().numpy()
 
     return forward
 
@@ -87,11 +99,6 @@ def onnxruntime_forward(model_path: Path, *, threads: int | None = None) -> Forw
         return np.stack([anchors_to_rows(out) for out in output])
 
     return forward
-
-
-def _outputs(value: Any) -> tuple[Any, ...]:
-    """onnx2torch returns a tensor for a one-output graph, a tuple otherwise."""
-    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
 
 
 def _synchronize() -> None:
@@ -216,17 +223,20 @@ def run(
     seconds: float,
     workers: int,
     warmup: int = 3,
+    mode: str | None = None,
 ) -> dict[str, Any]:
-    """Every point, as one result document (not yet written)."""
+    """Every point, as one result document (not yet written); `mode` labels the points."""
     started = datetime.now(UTC)
     frames = letterboxed(images)
-    problems = check_bus(forward, images)
+    problems = [f"{mode or 'model'}: {p}" for p in check_bus(forward, images)]
     points = [time_model(forward, frames, b, seconds=seconds, warmup=warmup) for b in batches]
     best = max(points, key=lambda p: p["throughput_ips"])["batch"] if points else 1
     for batch in dict.fromkeys([*pipeline_batches, best]):
         points.append(
             time_pipeline(forward, images, batch, seconds=seconds, workers=workers, warmup=warmup)
         )
+    if mode is not None:
+        points = [{**point, "mode": mode} for point in points]
     return {
         "schema_version": 1,
         "kind": "gpu_raw",
@@ -248,6 +258,38 @@ def _ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """One document for every mode: each mode's model is built, measured and dropped in turn."""
+    images = load_images(args.images)
+    settings = {
+        "batches": args.batches,
+        "pipeline_batches": args.pipeline_batches,
+        "seconds": args.seconds,
+        "workers": args.workers,
+    }
+    if args.device == "cpu-ort":
+        return run(onnxruntime_forward(args.model), images, mode="onnxruntime", **settings)
+    document: dict[str, Any] = {}
+    for mode in args.modes:
+        sizes = sorted({*args.batches, *args.pipeline_batches})
+        forward = torch_forward(
+            args.model, device=args.device, half=not args.fp32, mode=mode, batches=sizes
+        )
+        part = run(forward, images, mode=mode, **settings)
+        if not document:
+            document = part
+        else:
+            document["points"] += part["points"]
+            document["problems"] += part["problems"]
+        del forward
+    document["config"].update(modes=list(args.modes), fp16=not args.fp32)
+    return document
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.gpu", description=__doc__.splitlines()[0]
@@ -255,32 +297,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, required=True, help="plain yolov8n.onnx")
     parser.add_argument("--images", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="folder for the result JSON")
-    parser.add_argument("--batches", type=_ints, default=[1, 8, 32, 64, 128])
+    parser.add_argument("--batches", type=_ints, default=[1, 2, 4, 8, 16, 32, 64, 128])
     parser.add_argument("--pipeline-batches", type=_ints, default=[1])
-    parser.add_argument("--seconds", type=float, default=8.0, help="per point")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per point")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--device", default="cuda", help="cuda, or cpu-ort: ONNX Runtime (dry run)")
+    parser.add_argument(
+        "--device", default="cuda", help="cuda, cpu, or cpu-ort: ONNX Runtime (dry run)"
+    )
+    parser.add_argument("--modes", type=_names, default=list(MODES), help="eager,graph")
     parser.add_argument("--fp32", action="store_true", help="float32 instead of float16")
     args = parser.parse_args(argv)
-    if args.device == "cpu-ort":
-        forward = onnxruntime_forward(args.model)
-    else:
-        forward = torch_forward(args.model, device=args.device, half=not args.fp32)
-    document = run(
-        forward,
-        load_images(args.images),
-        batches=args.batches,
-        pipeline_batches=args.pipeline_batches,
-        seconds=args.seconds,
-        workers=args.workers,
-    )
+    document = measure(args)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"gpu-{document['started_at'].replace(':', '').replace('-', '')}.json"
     path.write_text(json.dumps(document, indent=2) + "\n")
     for point in document["points"]:
         print(
-            f"{point['stage']:<13} batch {point['batch']:>4}: {point['throughput_ips']:>9.1f} img/s"
-            f"  p50 {point['latency_ms']['p50']:.2f} ms"
+            f"{point['stage']:<13} {point.get('mode', ''):<11} batch {point['batch']:>4}:"
+            f" {point['throughput_ips']:>9.1f} img/s  p50 {point['latency_ms']['p50']:.2f} ms"
         )
     for problem in document["problems"]:
         print(f"PROBLEM: {problem}")

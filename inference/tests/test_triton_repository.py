@@ -18,23 +18,25 @@ from objectvision_inference.triton import (
 CHECKED_IN = REPO_ROOT / "inference" / "model_repository"
 
 
-@pytest.mark.parametrize("flavour", ["trt", "cpu"])
+@pytest.mark.parametrize("flavour", ["trt", "cpu", "gpu"])
 def test_checked_in_config_matches_generator(flavour: str) -> None:
     text = (CHECKED_IN / flavour / "yolov8n" / "config.pbtxt").read_text()
     assert text == config_pbtxt(flavour, top_k=DEFAULT_TOP_K)  # type: ignore[arg-type]
 
 
-def test_both_flavours_serve_the_same_io() -> None:
+def test_every_flavour_serves_the_same_io() -> None:
     def io_lines(text: str) -> list[str]:
         start, end = text.index("input ["), text.index("# Queue delay")
         return text[start:end].splitlines()
 
     trt = config_pbtxt("trt", top_k=DEFAULT_TOP_K)
     cpu = config_pbtxt("cpu", top_k=DEFAULT_TOP_K)
-    assert io_lines(trt) == io_lines(cpu)
+    gpu = config_pbtxt("gpu", top_k=DEFAULT_TOP_K)
+    assert io_lines(trt) == io_lines(cpu) == io_lines(gpu)
     assert 'platform: "tensorrt_plan"' in trt and "KIND_GPU" in trt
     assert 'backend: "python"' in cpu and "KIND_CPU" in cpu
-    settings = [line for line in (trt + cpu).splitlines() if not line.startswith("#")]
+    assert 'backend: "python"' in gpu and "KIND_GPU" in gpu
+    settings = [line for line in (trt + cpu + gpu).splitlines() if not line.startswith("#")]
     assert not any("preferred_batch_size" in line for line in settings)
 
 
@@ -49,6 +51,18 @@ def test_cpu_repository_layout(served_onnx: Path, tmp_path: Path) -> None:
     assert "max_batch_size: 4" in config
     assert f"dims: [ {served_top_k(served_onnx)}, 6 ]" in config
     assert '{ key: "intra_op_threads" value: { string_value: "1" } }' in config
+
+
+def test_gpu_repository_layout(served_onnx: Path, tmp_path: Path) -> None:
+    repo = build_model_repository(tmp_path / "repo", served_onnx, flavour="gpu", max_batch=48)
+    version = repo / "yolov8n" / "1"
+    assert (version / "model.onnx").read_bytes() == served_onnx.read_bytes()
+    assert "class TritonPythonModel" in (version / "model.py").read_text()
+    assert "class BatchRunner" in (version / "torch_yolo.py").read_text()
+    config = (repo / "yolov8n" / "config.pbtxt").read_text()
+    assert "max_batch_size: 48" in config and "kind: KIND_GPU" in config
+    # Graphs up to the max batch: a full dynamic batch is never split.
+    assert '{ key: "graph_batch_sizes" value: { string_value: "1,2,4,8,16,32,48" } }' in config
 
 
 def test_trt_repository_layout(served_onnx: Path, tmp_path: Path) -> None:

@@ -1,13 +1,17 @@
 """Write Triton model repositories for the served YOLOv8 graph and launch the local tritonserver.
 
-Two flavours of one model, ``yolov8n``, with the same I/O (``images`` UINT8 ``[-1, 640, 640, 3]``
-in, ``detections`` FP32 ``[-1, K, 6]`` out), so the service cannot tell them apart:
+Three flavours of one model, ``yolov8n``, with the same I/O (``images`` UINT8
+``[-1, 640, 640, 3]`` in, ``detections`` FP32 ``[-1, K, 6]`` out), so the service cannot tell
+them apart:
 
 * ``trt`` (production, GPU node): ``platform: "tensorrt_plan"``; the plan is built on the GPU
   node by ``inference/scripts/build_engine.sh`` because engines are tied to GPU and TensorRT
   version.
 * ``cpu`` (local development and tests): Triton's Python backend running the served ONNX with
   ONNX Runtime (``triton_model.py``).
+* ``gpu`` (a GPU box without TensorRT): Triton's Python backend running the native PyTorch
+  YOLOv8n (``torch_yolo.py``, weights from the served ONNX) in fp16, one CUDA graph per batch
+  size (``triton_gpu_model.py``); the stub's Python must have torch with CUDA.
 
 The local server is the tritonserver 2.51 binary shipped in the ``nvidia-pytriton==0.7.0``
 wheel, installed in its own virtualenv (``.venv-triton``, numpy < 2, see
@@ -36,7 +40,8 @@ import onnx
 
 from objectvision_inference.prepare_model import INPUT_NAME, OUTPUT_NAME
 
-Flavour = Literal["cpu", "trt"]
+Flavour = Literal["cpu", "trt", "gpu"]
+FLAVOURS: tuple[Flavour, ...] = ("cpu", "trt", "gpu")
 
 MODEL_NAME = "yolov8n"
 IMAGE_SIZE = 640
@@ -52,6 +57,14 @@ CPU_MAX_BATCH = 8
 # batch, and `make bench` measured 5 ms of latency at concurrency 1 and no throughput gain at
 # concurrency 16 from a 5 ms delay (docs/adr/0008-benchmarks.md).
 CPU_MAX_QUEUE_DELAY_US = 0
+# GPU without TensorRT: the same batch limit as the TensorRT flavour, each size up to it
+# captured as a CUDA graph (a batch is padded to the next size: <= 2x the work of a
+# power-of-two gap, against one graph per size 1..64 and its capture time and memory).
+GPU_MAX_BATCH = TRT_MAX_BATCH
+GPU_GRAPH_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
+# As on the CPU: the one instance is busy while requests arrive, so they form the next batch
+# anyway; a fixed delay would only add latency at low load. Not measured on a GPU yet.
+GPU_MAX_QUEUE_DELAY_US = 0
 # The local stack (gateway, services, databases) shares a 2-core machine with Triton.
 CPU_INTRA_OP_THREADS = 2
 # Python backend shared memory per stub: a batch of 8 inputs is ~10 MB; 1 MB default steps
@@ -70,21 +83,27 @@ def config_pbtxt(
     instance_count: int = 1,
 ) -> str:
     """Return the ``config.pbtxt`` text of ``yolov8n`` for a flavour."""
-    if flavour not in ("cpu", "trt"):
-        raise ValueError(f"flavour must be 'cpu' or 'trt', got {flavour!r}")
+    if flavour not in FLAVOURS:
+        raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")
     trt = flavour == "trt"
+    defaults = {
+        "cpu": (CPU_MAX_BATCH, CPU_MAX_QUEUE_DELAY_US),
+        "trt": (TRT_MAX_BATCH, TRT_MAX_QUEUE_DELAY_US),
+        "gpu": (GPU_MAX_BATCH, GPU_MAX_QUEUE_DELAY_US),
+    }[flavour]
     if max_batch is None:
-        max_batch = TRT_MAX_BATCH if trt else CPU_MAX_BATCH
+        max_batch = defaults[0]
     if max_queue_delay_us is None:
-        max_queue_delay_us = TRT_MAX_QUEUE_DELAY_US if trt else CPU_MAX_QUEUE_DELAY_US
+        max_queue_delay_us = defaults[1]
     if max_batch < 1 or max_queue_delay_us < 0 or instance_count < 1 or intra_op_threads < 0:
         raise ValueError("max_batch and instance_count must be >= 1, delays/threads >= 0")
 
-    why_delay = (
-        "~ a fp16 engine's batch-1 latency: under load, batches form for <= 2 ms extra."
-        if trt
-        else "~7% of a ~70 ms batch-1 CPU run; under load, batches form while the instance works."
-    )
+    cpu_why = "~7% of a ~70 ms batch-1 CPU run; under load, batches form while the instance works."
+    why_delay = {
+        "trt": "~ a fp16 engine's batch-1 latency: under load, batches form for <= 2 ms extra.",
+        "cpu": cpu_why,
+        "gpu": "none: under load, batches form while the one instance works (not yet measured).",
+    }[flavour]
     lines = [
         f"# Written by objectvision_inference.triton.config_pbtxt ({flavour}): edit the generator,",
         "# not this file (a test keeps the checked-in copies in step).",
@@ -115,17 +134,27 @@ def config_pbtxt(
         "instance_group [",
         "  {",
         f"    count: {instance_count}",
-        f"    kind: {'KIND_GPU' if trt else 'KIND_CPU'}",
+        f"    kind: {'KIND_CPU' if flavour == 'cpu' else 'KIND_GPU'}",
         "  }",
         "]",
     ]
-    if not trt:
+    params: dict[str, str] = {}
+    if flavour == "cpu":
         params = {
             "onnx_file": "model.onnx",
             "intra_op_threads": str(intra_op_threads),
             "inter_op_threads": "1",
             "allow_spinning": "0",
         }
+    elif flavour == "gpu":
+        sizes = [size for size in GPU_GRAPH_BATCH_SIZES if size < max_batch] + [max_batch]
+        params = {
+            "onnx_file": "model.onnx",
+            "fp16": "1",
+            "cuda_graphs": "1",
+            "graph_batch_sizes": ",".join(str(size) for size in sizes),
+        }
+    if params:
         lines.append("parameters [")
         entries = [
             f'  {{ key: "{key}" value: {{ string_value: "{value}" }} }}'
@@ -168,6 +197,8 @@ def build_model_repository(
     """Write ``dest_dir/yolov8n/{config.pbtxt, 1/...}`` and return ``dest_dir`` (the repository).
 
     ``cpu``: ``1/model.py`` (Python backend) and ``1/model.onnx`` (the served graph).
+    ``gpu``: ``1/model.py`` (Python backend, PyTorch), ``1/torch_yolo.py`` (the module it
+    imports) and ``1/model.onnx`` (the served graph, read for its weights, K and min_score).
     ``trt``: ``yolov8n/model.onnx`` (outside the version folder, the input of build_engine.sh)
     and, when ``engine_path`` is given, ``1/model.plan``; otherwise build_engine.sh writes it.
     """
@@ -186,9 +217,14 @@ def build_model_repository(
         instance_count=instance_count,
     )
     (model_dir / "config.pbtxt").write_text(text)
+    package = resources.files("objectvision_inference")
     if flavour == "cpu":
-        source = resources.files("objectvision_inference").joinpath("triton_model.py")
-        (version_dir / "model.py").write_text(source.read_text())
+        (version_dir / "model.py").write_text(package.joinpath("triton_model.py").read_text())
+        _copy(served, version_dir / "model.onnx")
+    elif flavour == "gpu":
+        source = package.joinpath("triton_gpu_model.py").read_text()
+        (version_dir / "model.py").write_text(source)
+        (version_dir / "torch_yolo.py").write_text(package.joinpath("torch_yolo.py").read_text())
         _copy(served, version_dir / "model.onnx")
     else:
         _copy(served, model_dir / "model.onnx")
@@ -205,11 +241,14 @@ class TritonEnv:
     site_packages: Path
     python_version: str
     python_libdir: Path
+    # Where the wheel's ``pytriton/`` and ``nvidia_pytriton.libs/`` are: the venv's
+    # site-packages, or a folder the wheel was unpacked into (bench/gpu.sh on a GPU box).
+    server_site: Path
 
     @property
     def root(self) -> Path:
         """The ``pytriton/tritonserver`` folder of the wheel."""
-        return self.site_packages / "pytriton" / "tritonserver"
+        return self.server_site / "pytriton" / "tritonserver"
 
     @property
     def tritonserver(self) -> Path:
@@ -222,7 +261,7 @@ class TritonEnv:
     @property
     def libs(self) -> Path:
         """The wheel's bundled shared libraries (libtritonserver, libcudart, ...)."""
-        return self.site_packages / "nvidia_pytriton.libs"
+        return self.server_site / "nvidia_pytriton.libs"
 
     @property
     def stub(self) -> Path:
@@ -230,8 +269,14 @@ class TritonEnv:
 
 
 @functools.cache
-def find_triton_env(triton_env_dir: str | Path) -> TritonEnv:
-    """Ask the venv's own interpreter where its site-packages and libpython live."""
+def find_triton_env(triton_env_dir: str | Path, server_site: str | Path | None = None) -> TritonEnv:
+    """Ask the venv's own interpreter where its site-packages and libpython live.
+
+    ``server_site``: a folder holding the nvidia-pytriton wheel's ``pytriton/`` and
+    ``nvidia_pytriton.libs/`` when they are not installed in the venv, so that the stub can run
+    in a Python that has what the model needs (torch with CUDA on a GPU box) and cannot install
+    the wheel. The venv's site-packages otherwise.
+    """
     venv = Path(triton_env_dir).resolve()
     python = venv / "bin" / "python"
     if not python.exists():
@@ -246,7 +291,9 @@ def find_triton_env(triton_env_dir: str | Path) -> TritonEnv:
     )
     out = subprocess.run([str(python), "-c", probe], check=True, capture_output=True, text=True)
     info = json.loads(out.stdout)
-    env = TritonEnv(venv, Path(info["site"]), info["ver"], Path(info["libdir"]))
+    site = Path(info["site"])
+    server = site if server_site is None else Path(server_site).resolve()
+    env = TritonEnv(venv, site, info["ver"], Path(info["libdir"]), server)
     if not env.tritonserver.exists():
         raise FileNotFoundError(f"{env.tritonserver} missing: is nvidia-pytriton installed there?")
     return env
@@ -277,6 +324,7 @@ def tritonserver_command(
     triton_env_dir: str | Path,
     log_verbose: int = 0,
     base_env: Mapping[str, str] | None = None,
+    server_site: str | Path | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """Return (argv, env) that run the local tritonserver on 127.0.0.1 with explicit ports.
 
@@ -287,7 +335,7 @@ def tritonserver_command(
     are dropped. LD_LIBRARY_PATH adds the wheel's bundled libraries and the directory of
     ``libpython3.X.so`` that the stub links against.
     """
-    env_paths = find_triton_env(triton_env_dir)
+    env_paths = find_triton_env(triton_env_dir, server_site)
     ensure_python_stub(env_paths)
     repo = Path(model_repository).resolve()
     shm_prefix = f"ov_triton_{grpc_port}_"
@@ -370,13 +418,16 @@ def main(argv: list[str] | None = None) -> int:
     repo_cmd = sub.add_parser("repo", help="write a model repository")
     repo_cmd.add_argument("--served", type=Path, required=True, help="served ONNX file")
     repo_cmd.add_argument("--dest", type=Path, required=True, help="repository folder")
-    repo_cmd.add_argument("--flavour", choices=["cpu", "trt"], default="cpu")
+    repo_cmd.add_argument("--flavour", choices=FLAVOURS, default="cpu")
     repo_cmd.add_argument("--max-batch", type=int)
     repo_cmd.add_argument("--max-queue-delay-us", type=int)
     repo_cmd.add_argument("--intra-op-threads", type=int, default=CPU_INTRA_OP_THREADS)
     serve_cmd = sub.add_parser("serve", help="exec tritonserver on 127.0.0.1 (foreground)")
     serve_cmd.add_argument("--repository", type=Path, required=True)
     serve_cmd.add_argument("--triton-env", type=Path, default=Path(".venv-triton"))
+    serve_cmd.add_argument(
+        "--server-site", type=Path, help="unpacked nvidia-pytriton wheel (default: in the env)"
+    )
     serve_cmd.add_argument("--grpc-port", type=int, default=8001)
     serve_cmd.add_argument("--http-port", type=int, default=8000)
     serve_cmd.add_argument("--metrics-port", type=int, default=8002)
@@ -398,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         http_port=args.http_port,
         metrics_port=args.metrics_port,
         triton_env_dir=args.triton_env,
+        server_site=args.server_site,
     )
     os.execve(command[0], command, env)  # noqa: S606 - replaces this process by design
     return 0
