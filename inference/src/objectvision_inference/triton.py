@@ -69,8 +69,8 @@ GPU_MAX_QUEUE_DELAY_US = 0
 CPU_INTRA_OP_THREADS = 2
 # Two instances, each with both cores' threads and no spinning: at low load one batch runs
 # alone at full two-thread speed; under load a second batch fills the cycles the first leaves
-# idle in ONNX Runtime's single-threaded stretches. `make bench` on 2 cores, c=32: Triton
-# alone 11.1 -> 13.0 img/s, the gateway 9.3 -> 10.7 img/s; c=1 latency unchanged (ADR 0008).
+# idle in ONNX Runtime's single-threaded stretches. Interleaved A/B on 2 cores, Triton alone
+# at c=32: +17% and +2% in two rounds, never worse; c=1 latency unchanged (ADR 0008).
 CPU_INSTANCE_COUNT = 2
 # Python backend shared memory per stub: a batch of 8 inputs is ~10 MB; 1 MB default steps
 # would grow the region on the first large batches.
