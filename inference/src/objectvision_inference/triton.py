@@ -67,11 +67,12 @@ GPU_GRAPH_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 GPU_MAX_QUEUE_DELAY_US = 0
 # The local stack (gateway, services, databases) shares a 2-core machine with Triton.
 CPU_INTRA_OP_THREADS = 2
-# Two instances, each with both cores' threads and no spinning: at low load one batch runs
-# alone at full two-thread speed; under load a second batch fills the cycles the first leaves
-# idle in ONNX Runtime's single-threaded stretches. Interleaved A/B on 2 cores, Triton alone
-# at c=32: +17% and +2% in two rounds, never worse; c=1 latency unchanged (ADR 0008).
-CPU_INSTANCE_COUNT = 2
+# One instance. A second (each with both cores' threads, no spinning) let a second batch use
+# the cycles ONNX Runtime leaves idle: Triton alone at c=32 gained +2% to +17% in interleaved
+# A/B pairs on 2 cores, but the gateway at c=32 did not (10.0 against 10.2 img/s), it cost 7%
+# more CPU per image, and mixed load (tests/test_load.py) fell 5%: the services share these
+# cores with it (ADR 0008). Worth measuring again on a dedicated CPU node.
+CPU_INSTANCE_COUNT = 1
 # Python backend shared memory per stub: a batch of 8 inputs is ~10 MB; 1 MB default steps
 # would grow the region on the first large batches.
 _PYTHON_SHM_BYTES = 16 * 1024 * 1024
