@@ -5,6 +5,7 @@ What needs no service is checked for real here; the flows through the auth servi
 """
 
 import base64
+import inspect
 import json
 import logging
 import re
@@ -412,3 +413,32 @@ def test_openapi_documents_the_error_shape_everywhere(
     login = spec["paths"][LOGIN]["post"]["requestBody"]["content"]
     assert set(login) == {"application/json", "application/x-www-form-urlencoded"}
     assert spec["paths"][SIGNUP]["post"]["responses"].keys() >= {"201", "409", "422", "429"}
+
+
+def _sync_dependencies(dependant: Any, route: str) -> list[str]:
+    found: list[str] = []
+    if dependant is None:
+        return found
+    for dependency in dependant.dependencies:
+        call = dependency.call
+        target = call if inspect.isfunction(call) else getattr(call, "__call__", call)  # noqa: B004
+        if not (inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)):
+            found.append(f"{route}: {getattr(call, '__name__', type(call).__name__)}")
+        found.extend(_sync_dependencies(dependency, route))
+    return found
+
+
+def test_no_route_sends_a_dependency_to_the_thread_pool(
+    make_settings: Callable[..., GatewaySettings],
+) -> None:
+    """A plain `def` dependency costs a thread hop on every request; none is blocking work."""
+    app = create_app(make_settings())
+    routes = [
+        context
+        for included in app.routes
+        if hasattr(included, "effective_route_contexts")
+        for context in included.effective_route_contexts()
+    ]
+    assert len(routes) > 20
+    sync = [name for route in routes for name in _sync_dependencies(route.dependant, route.path)]
+    assert not sync, sync

@@ -1,6 +1,9 @@
 """What routes need from the app: settings, clients and helpers, all read from `app.state`.
 
-Typed with HTTPConnection so the same dependencies serve WebSocket routes too.
+Typed with HTTPConnection so the same dependencies serve WebSocket routes too. Every
+dependency is `async def`, even one that never awaits: FastAPI runs a plain `def` dependency
+in its thread pool, one thread hop per dependency per request (gateway/tests/test_app.py
+keeps it that way).
 """
 
 import ipaddress
@@ -16,19 +19,19 @@ from gateway.ratelimit import RateLimiter
 from gateway.upstream import Upstream
 
 
-def get_settings(connection: HTTPConnection) -> GatewaySettings:
+async def get_settings(connection: HTTPConnection) -> GatewaySettings:
     return connection.app.state.settings
 
 
-def get_clients(connection: HTTPConnection) -> ServiceClients:
+async def get_clients(connection: HTTPConnection) -> ServiceClients:
     return connection.app.state.clients
 
 
-def get_rate_limiter(connection: HTTPConnection) -> RateLimiter:
+async def get_rate_limiter(connection: HTTPConnection) -> RateLimiter:
     return connection.app.state.rate_limiter
 
 
-def get_metrics(connection: HTTPConnection) -> GatewayMetrics:
+async def get_metrics(connection: HTTPConnection) -> GatewayMetrics:
     return connection.app.state.metrics
 
 
@@ -50,7 +53,7 @@ def forwarded_client_ip(header: str | None) -> str | None:
         return None
 
 
-def client_ip(connection: HTTPConnection, settings: SettingsDep) -> str:
+async def client_ip(connection: HTTPConnection, settings: SettingsDep) -> str:
     """The caller's IP, for per-IP rate limits."""
     if settings.trust_proxy_headers:
         forwarded = forwarded_client_ip(connection.headers.get("x-forwarded-for"))
@@ -62,7 +65,7 @@ def client_ip(connection: HTTPConnection, settings: SettingsDep) -> str:
 ClientIp = Annotated[str, Depends(client_ip)]
 
 
-def public_upstream(clients: ClientsDep, settings: SettingsDep) -> Upstream:
+async def public_upstream(clients: ClientsDep, settings: SettingsDep) -> Upstream:
     """Calls made before anyone is authenticated (sign-up, login, refresh)."""
     return Upstream(clients=clients, deadline_seconds=settings.grpc_deadline_seconds)
 

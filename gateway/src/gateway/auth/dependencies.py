@@ -63,7 +63,7 @@ class AccessToken:
     principal: common_pb2.Principal
 
 
-def get_jwks(connection: HTTPConnection) -> JwksCache:
+async def get_jwks(connection: HTTPConnection) -> JwksCache:
     return connection.app.state.jwks
 
 
@@ -145,14 +145,14 @@ def _signed_upstream(
     )
 
 
-def user_upstream(
+async def user_upstream(
     principal: CurrentPrincipal, clients: ClientsDep, settings: SettingsDep
 ) -> Upstream:
     """Calls on behalf of the authenticated caller: each carries their signed Principal."""
     return _signed_upstream(principal, clients, settings)
 
 
-def session_upstream(
+async def session_upstream(
     access: CurrentAccessToken, clients: ClientsDep, settings: SettingsDep
 ) -> Upstream:
     """Like UserUpstream, for routes that only a Bearer session may call."""
@@ -236,7 +236,7 @@ class LoginFailures:
         await self.limiter.record(_account_key(email), self.rule)
 
 
-def login_failures(limiter: RateLimiterDep, settings: SettingsDep) -> LoginFailures:
+async def login_failures(limiter: RateLimiterDep, settings: SettingsDep) -> LoginFailures:
     return LoginFailures(limiter=limiter, rule=settings.rate_limit_login_account)
 
 

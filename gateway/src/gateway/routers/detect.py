@@ -83,7 +83,7 @@ def _invalid(loc: Sequence[str | int], message: str) -> ApiError:
     )
 
 
-def require_multipart(request: Request) -> None:
+async def require_multipart(request: Request) -> None:
     """415 for anything but multipart/form-data, where an empty form would otherwise read
     as 'file missing'. Taken after authentication, so an anonymous caller gets 401 first."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
