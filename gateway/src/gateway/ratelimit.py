@@ -30,34 +30,26 @@ logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "gateway:ratelimit:"
 
-_SLIDING_WINDOW = """
+_NOW_MS = """
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local limit = tonumber(ARGV[1])
-local window_ms = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - window_ms)
-local count = redis.call('ZCARD', KEYS[1])
-if count < limit then
-  redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], window_ms)
-  return {1, limit - count - 1, 0}
-end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local retry_ms = window_ms
-if oldest[2] then
-  retry_ms = tonumber(oldest[2]) + window_ms - now_ms
-end
-return {0, 0, retry_ms}
 """
 
-_PEEK = """
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+# ARGV: limit, window_ms, member, take ('1': record the attempt if it is allowed).
+# When refused, the attempt is allowed again once the entry at index count - limit ages out.
+_SLIDING_WINDOW = (
+    _NOW_MS
+    + """
 local limit = tonumber(ARGV[1])
 local window_ms = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - window_ms)
 local count = redis.call('ZCARD', KEYS[1])
 if count < limit then
+  if ARGV[4] == '1' then
+    redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
+    redis.call('PEXPIRE', KEYS[1], window_ms)
+    return {1, limit - count - 1, 0}
+  end
   return {1, limit - count, 0}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
@@ -67,14 +59,17 @@ if oldest[2] then
 end
 return {0, 0, retry_ms}
 """
+)
 
-_RECORD = """
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+# ARGV: window_ms, member.
+_RECORD = (
+    _NOW_MS
+    + """
 redis.call('ZADD', KEYS[1], now_ms, ARGV[2])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
 return 1
 """
+)
 
 IPV6_PREFIX_LENGTH = 64
 
@@ -108,46 +103,21 @@ def limit_key(scope: str, *parts: str) -> str:
 
 
 class RateLimiter:
+    """Fails open when Redis is unreachable: losing the limit for the length of an outage is
+    preferred over refusing every login and sign-up (Argon2 still slows guessing)."""
+
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._script = redis.register_script(_SLIDING_WINDOW)
-        self._peek = redis.register_script(_PEEK)
+        self._window = redis.register_script(_SLIDING_WINDOW)
         self._record = redis.register_script(_RECORD)
 
     async def hit(self, key: str, rule: RateLimitRule) -> RateLimitDecision:
-        """Record one attempt on `key` if `rule` allows it.
-
-        Fails open when Redis is unreachable: losing the limit for the length of an outage is
-        preferred over refusing every login and sign-up (Argon2 still slows guessing).
-        """
-        try:
-            allowed, remaining, retry_ms = await self._script(
-                keys=[key], args=[rule.limit, rule.window_seconds * 1000, uuid.uuid4().hex]
-            )
-        except RedisError:
-            logger.warning("rate limiter unavailable; allowing the attempt", exc_info=True)
-            return RateLimitDecision(allowed=True, remaining=rule.limit, retry_after_seconds=0)
-        retry_after = 0 if allowed else max(1, math.ceil(int(retry_ms) / 1000))
-        return RateLimitDecision(
-            allowed=bool(allowed), remaining=int(remaining), retry_after_seconds=retry_after
-        )
+        """Record one attempt on `key` if `rule` allows it."""
+        return await self._decide(key, rule, take=True)
 
     async def peek(self, key: str, rule: RateLimitRule) -> RateLimitDecision:
-        """Whether one more attempt on `key` would be within `rule`, recording nothing.
-
-        Fails open like `hit`.
-        """
-        try:
-            allowed, remaining, retry_ms = await self._peek(
-                keys=[key], args=[rule.limit, rule.window_seconds * 1000]
-            )
-        except RedisError:
-            logger.warning("rate limiter unavailable; allowing the attempt", exc_info=True)
-            return RateLimitDecision(allowed=True, remaining=rule.limit, retry_after_seconds=0)
-        retry_after = 0 if allowed else max(1, math.ceil(int(retry_ms) / 1000))
-        return RateLimitDecision(
-            allowed=bool(allowed), remaining=int(remaining), retry_after_seconds=retry_after
-        )
+        """Whether one more attempt on `key` would be within `rule`, recording nothing."""
+        return await self._decide(key, rule, take=False)
 
     async def record(self, key: str, rule: RateLimitRule) -> None:
         """Count one event (a failed login) on `key` for the next `peek`."""
@@ -155,3 +125,15 @@ class RateLimiter:
             await self._record(keys=[key], args=[rule.window_seconds * 1000, uuid.uuid4().hex])
         except RedisError:
             logger.warning("rate limiter unavailable; event not counted", exc_info=True)
+
+    async def _decide(self, key: str, rule: RateLimitRule, *, take: bool) -> RateLimitDecision:
+        args = [rule.limit, rule.window_seconds * 1000, uuid.uuid4().hex, "1" if take else "0"]
+        try:
+            allowed, remaining, retry_ms = await self._window(keys=[key], args=args)
+        except RedisError:
+            logger.warning("rate limiter unavailable; allowing the attempt", exc_info=True)
+            return RateLimitDecision(allowed=True, remaining=rule.limit, retry_after_seconds=0)
+        retry_after = 0 if allowed else max(1, math.ceil(int(retry_ms) / 1000))
+        return RateLimitDecision(
+            allowed=bool(allowed), remaining=int(remaining), retry_after_seconds=retry_after
+        )
