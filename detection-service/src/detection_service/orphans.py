@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from detection_service.background import BackgroundLoop
 from detection_service.history.models import images
 from detection_service.storage import ObjectStorage
 
@@ -23,8 +24,9 @@ logger = logging.getLogger(__name__)
 _CHUNK = 500
 
 
-class OrphanSweeper:
-    """A background loop for GrpcApp: `sweep()` every `interval_s` until `stop()`."""
+class OrphanSweeper(BackgroundLoop):
+    """`sweep()` every `interval_s`. Stopping mid-sweep is harmless: each deletion stands
+    alone and the query only reads."""
 
     def __init__(
         self,
@@ -40,19 +42,10 @@ class OrphanSweeper:
         self._grace_s = grace_s
         self._interval_s = interval_s
         self._removed = removed
-        self._stopping = asyncio.Event()
 
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                async with asyncio.timeout(self._interval_s):
-                    await self._stopping.wait()
-                return
-            except TimeoutError:
-                pass
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
             try:
                 await self.sweep()
             except Exception:

@@ -15,6 +15,7 @@ from datetime import timedelta
 from redis.exceptions import ResponseError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from detection_service.background import BackgroundLoop
 from detection_service.detector import DetectionResult, Detector
 from detection_service.jobs import service
 from detection_service.jobs.queue import JobQueue, Message
@@ -104,32 +105,7 @@ class JobProcessor:
                 return None, "internal error while processing the image"
 
 
-class _Loop:
-    """A background loop for GrpcApp: `run()` until `stop()`.
-
-    Stopping cancels the loop wherever it waits, mid-job included: the job's message stays
-    unacknowledged and another consumer reclaims it, and committed items are not redone.
-    """
-
-    _task: asyncio.Task[None] | None = None
-    _stopped = False
-
-    async def run(self) -> None:
-        if self._stopped:
-            return
-        self._task = asyncio.current_task()  # type: ignore[assignment]
-        await self._loop()
-
-    def stop(self) -> None:
-        self._stopped = True
-        if self._task is not None:
-            self._task.cancel()
-
-    async def _loop(self) -> None:
-        raise NotImplementedError
-
-
-class JobWorker(_Loop):
+class JobWorker(BackgroundLoop):
     """One consumer of the job stream."""
 
     def __init__(
@@ -198,7 +174,7 @@ class JobWorker(_Loop):
                 logger.warning("job heartbeat failed", extra={"job": str(message.job_id)})
 
 
-class JobSweeper(_Loop):
+class JobSweeper(BackgroundLoop):
     """Puts unfinished jobs nobody works on back on the stream (a lost XADD or message)."""
 
     def __init__(
