@@ -48,14 +48,15 @@ $(TORCH_VENV)/.installed:
 	$(TORCH_VENV)/bin/pip install --quiet --disable-pip-version-check \
 		$$(if [ -d "$(TORCH_WHEELS)" ]; then echo --find-links "$(TORCH_WHEELS)"; fi) \
 		torch==$(TORCH_VERSION) numpy==2.4.6 onnx==1.23.2 onnxruntime==1.32.0 \
-		opencv-python-headless==5.0.0.93 pytest==9.2.0
+		opencv-python-headless==5.0.0.93 pillow==12.1.0 pytest==9.2.0
 	touch $@
 
 torch-env: $(TORCH_VENV)/.installed ## PyTorch (CPU) env for the native YOLOv8n tests
 
 test-torch: torch-env ## Native PyTorch YOLOv8n == the served ONNX graph, on the CPU
 	PYTHONPATH=inference/src $(TORCH_VENV)/bin/pytest -q -p no:cacheprovider -c /dev/null \
-		--rootdir=inference --confcutdir=inference inference/tests/test_torch_yolo.py
+		--rootdir=inference --confcutdir=inference inference/tests/test_torch_yolo.py \
+		inference/tests/test_torch_pipeline.py
 
 proto: install ## Regenerate the gRPC stubs from proto/
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=$(STUBS_DIR) \

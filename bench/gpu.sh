@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The benchmark on a GPU box, in one command: the raw model (bench/gpu.py), then Triton's GPU
-# flavour and the detection service's inference path in front of it (bench/gpu_serving.py).
+# The benchmark on a GPU box, in one command: the raw model (bench/gpu.py), then the encoded-
+# image contract: Triton's GPU flavour (nvJPEG, CUDA graphs, device NMS) with JPEGs in, and the
+# detection service's Detector path in front of it (bench/gpu_encoded.py).
 #
 # For a machine with an NVIDIA GPU and a Python with PyTorch (CUDA), numpy, OpenCV, onnx,
 # grpcio, psutil and prometheus_client, but no network and no tritonserver/tritonclient (the
@@ -9,9 +10,9 @@
 #
 #   OUT=results-dir bash bench/gpu.sh
 #
-# STAGES=raw,serving (default both); RAW_ARGS / SERVING_ARGS go to `python3 -m bench.gpu` /
-# `python3 -m bench.gpu_serving` (e.g. RAW_ARGS="--batches 1,32,128 --seconds 3").
-# Writes $OUT/gpu-<timestamp>.json and $OUT/gpu-serving-<timestamp>.json. Exits 2 without a
+# STAGES=raw,encoded (default both); RAW_ARGS / ENCODED_ARGS go to `python3 -m bench.gpu` /
+# `python3 -m bench.gpu_encoded` (e.g. RAW_ARGS="--batches 1,32,128 --seconds 3").
+# Writes $OUT/gpu-<timestamp>.json and $OUT/gpu-encoded-<timestamp>.json. Exits 2 without a
 # CUDA device, 1 if a stage failed or a model did not find the bus in bus.jpg.
 # CPU_DRY_RUN=1 runs the same steps on the CPU (fp32, no graphs): it checks this script and
 # the kit on a machine without a GPU; its numbers mean nothing.
@@ -21,12 +22,13 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 KIT=${KIT:-.gpu}
 WORK=${WORK:-/tmp/objectvision-gpu}
-STAGES=${STAGES:-raw,serving}
+STAGES=${STAGES:-raw,encoded}
 OUT=${OUT:-bench/results}
 
 raw_device=() serving_device=()
 if [ "${CPU_DRY_RUN:-0}" = 1 ]; then
   raw_device=(--device cpu --fp32) serving_device=(--instance-kind cpu)
+  export CUDA_VISIBLE_DEVICES=""
 elif ! "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null
 then
   echo "bench/gpu.sh: no CUDA device: needs an NVIDIA GPU and PyTorch with CUDA in $PYTHON" >&2
@@ -53,7 +55,24 @@ if compgen -G ".whl/*.whl" >/dev/null; then
     --target "$WORK/wheels" .whl/*.whl
   paths="$WORK/wheels:$paths"
 fi
-if [ -d "$KIT/site" ]; then paths="$(cd "$KIT/site" && pwd):$paths"; fi
+unpack() {  # unpack ARCHIVE DEST (once)
+  if [ ! -e "$2/.unpacked" ]; then
+    mkdir -p "$2"
+    "$PYTHON" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="tar")' "$1" "$2"
+    touch "$2/.unpacked"
+  fi
+}
+if [ -f "$KIT/site.tar.xz" ]; then unpack "$KIT/site.tar.xz" "$WORK/site"; paths="$WORK/site:$paths"; fi
+# The Triton stub's environment: the box's packages behind numpy 1.26 (the 2.51 stub misreads
+# BYTES inputs under numpy 2).
+stub_env="$WORK/stub-env"
+if [ -f "$KIT/stub-numpy.tar.xz" ] && [ ! -e "$stub_env/.ready" ]; then
+  "$PYTHON" -m venv --without-pip "$stub_env"
+  stub_site="$("$stub_env/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  unpack "$KIT/stub-numpy.tar.xz" "$stub_site"
+  "$PYTHON" -c 'import site, sys; print("\n".join(site.getsitepackages()))' > "$stub_site/box-packages.pth"
+  touch "$stub_env/.ready"
+fi
 export PYTHONPATH="$paths${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 
@@ -63,19 +82,13 @@ if [[ ",$STAGES," == *",raw,"* ]]; then
   "$PYTHON" -m bench.gpu --model "$MODEL" --images "$IMAGES" --out "$OUT" \
     "${raw_device[@]}" ${RAW_ARGS:-} || status=1
 fi
-if [[ ",$STAGES," == *",serving,"* ]]; then
+if [[ ",$STAGES," == *",encoded,"* ]]; then
   server="$WORK/triton"
-  if [ ! -x "$server/pytriton/tritonserver/bin/tritonserver" ]; then
-    if [ ! -f "$KIT/triton.tar.xz" ]; then
-      echo "bench/gpu.sh: no $KIT/triton.tar.xz: run \`make gpu-kit\` where pip works" >&2
-      exit 1
-    fi
-    mkdir -p "$server"
-    "$PYTHON" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="tar")' \
-      "$KIT/triton.tar.xz" "$server"
-  fi
-  # shellcheck disable=SC2086  # SERVING_ARGS is a list of arguments
-  "$PYTHON" -m bench.gpu_serving --model "$MODEL" --images "$IMAGES" --out "$OUT" \
-    --server-site "$server" "${serving_device[@]}" ${SERVING_ARGS:-} || status=1
+  unpack "$KIT/triton.tar.xz" "$server"
+  stub_args=()
+  if [ -e "$stub_env/.ready" ]; then stub_args=(--stub-env "$stub_env"); fi
+  # shellcheck disable=SC2086  # ENCODED_ARGS is a list of arguments
+  "$PYTHON" -m bench.gpu_encoded --model "$MODEL" --images "$IMAGES" --out "$OUT" \
+    --server-site "$server" "${stub_args[@]}" "${serving_device[@]}" ${ENCODED_ARGS:-} || status=1
 fi
 exit "$status"

@@ -8,8 +8,11 @@ tritonclient, and the two wheels alone are 69 MB. What travels instead (~46 MiB)
 - `triton.tar.xz`: tritonserver 2.51 from the nvidia-pytriton wheel, only the server, the
   Python backend, the stub for the box's Python and the libraries they load (not the bundled
   libpython 3.13, not the other stubs), xz-compressed: ~25 MB of the wheel's 55;
-- `site/`: tritonclient without its HTTP client and perf_analyzer binaries (14 MB less), the
-  python-rapidjson and protobuf it needs, for the box's Python, put first on its PYTHONPATH.
+- `site.tar.xz`: tritonclient without its HTTP client and perf_analyzer binaries (14 MB less),
+  the python-rapidjson and protobuf it needs, for the box's Python, put first on its PYTHONPATH;
+- `stub-numpy.tar.xz`: numpy 1.26 (tests left out) for the Triton stub's own environment:
+  the tritonserver 2.51 stub misreads BYTES inputs (the encoded images) under numpy 2, which
+  the box's Python has; gpu.sh makes a venv holding it in front of the box's packages.
 
     python -m bench.gpu_kit [--out .gpu] [--python-version 3.12]
 """
@@ -32,6 +35,7 @@ from bench.config import REPOSITORY
 PYTRITON = "nvidia-pytriton==0.7.0"
 # The version the workspace locks (uv.lock); its gRPC code needs protobuf >= 6.33.5.
 CLIENT_WHEELS = ("tritonclient==2.73.0", "python-rapidjson==1.25", "protobuf==6.33.6")
+STUB_NUMPY = "numpy==1.26.4"
 PLATFORMS = (
     "manylinux_2_35_x86_64",
     "manylinux_2_28_x86_64",
@@ -136,6 +140,15 @@ def unpack_client(wheels: Iterable[Path], site: Path) -> Path:
     return site
 
 
+def pack_folder(folder: Path, out: Path, *, skip: tuple[str, ...] = ()) -> Path:
+    """``out`` (.tar.xz) of a folder's files, paths relative to it, minus ``skip`` parts."""
+    with lzma.open(out, "wb", preset=9) as packed, tarfile.open(fileobj=packed, mode="w") as tar:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not any(part in skip for part in path.parts):
+                tar.add(path, arcname=str(path.relative_to(folder)))
+    return out
+
+
 def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -154,7 +167,12 @@ def build(out: Path, *, model: Path, images: Path, python_version: str) -> int:
         (server,) = [w for w in wheels if w.name.startswith("nvidia_pytriton")]
         trim_server(server, out / "triton.tar.xz", python_version)
         shutil.rmtree(out / "site", ignore_errors=True)
-        unpack_client([w for w in wheels if w != server], out / "site")
+        site = unpack_client([w for w in wheels if w != server], Path(tmp) / "site")
+        pack_folder(site, out / "site.tar.xz")
+        (numpy_wheel,) = download([STUB_NUMPY], python_version, Path(tmp) / "numpy")
+        with zipfile.ZipFile(numpy_wheel) as archive:
+            archive.extractall(Path(tmp) / "stub-numpy")  # noqa: S202 - a wheel pip just fetched
+        pack_folder(Path(tmp) / "stub-numpy", out / "stub-numpy.tar.xz", skip=("tests",))
     return _size(out)
 
 

@@ -19,7 +19,7 @@ LOADGEN = "loadgen"
 STAGES = ("raw", "triton", "detect", "detect_stream", "gateway", "naive")
 STAGE_TITLES = {
     "raw": "raw: in-process decode + letterbox + ONNX Runtime + NMS (plain model)",
-    "triton": "Triton alone (gRPC, pre-letterboxed uint8)",
+    "triton": "Triton alone (gRPC, encoded files in, boxes out)",
     "detect": "detection-service gRPC Detect (1 image/call)",
     "detect_stream": "detection-service gRPC DetectStream (1 stream/worker)",
     "gateway": "gateway POST /api/v1/detect/image (multipart)",

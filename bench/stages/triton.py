@@ -1,8 +1,10 @@
-"""Stage 2, Triton alone: the served model over gRPC with inputs already letterboxed.
+"""Stage 2, Triton alone: the encoded-image contract over gRPC, one file per request.
 
-What the detection service adds on top of this (decode, letterbox, batching, NMS, its own
+Each request carries the file's bytes as uploaded (decoding, letterbox, network and NMS run
+inside Triton). What the detection service adds on top (header checks, batching, its own
 gRPC) is the difference between this stage and the next. Per point the server's own
-statistics say how requests were batched and where its time went.
+statistics say how requests were batched and where its time went, and the bytes each image
+put on the wire are counted against the file's size.
 """
 
 import contextlib
@@ -15,13 +17,12 @@ import tritonclient.grpc as grpcclient
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
-from bench.images import letterboxed
 from bench.loadgen import RequestError, Send
 from bench.stages import StageContext
 
 STAGE = "triton"
 MODEL = "yolov8n"
-INPUT, OUTPUT = "images", "detections"
+INPUT, OUTPUT, COUNTS = "images", "detections", "counts"
 BUS_CLASS = 5
 _CHANNEL_ARGS = [
     ("grpc.max_send_message_length", 256 * 1024 * 1024),
@@ -29,10 +30,18 @@ _CHANNEL_ARGS = [
 ]
 
 
-def _input(frame: np.ndarray) -> grpcclient.InferInput:
-    tensor = grpcclient.InferInput(INPUT, list(frame.shape), "UINT8")
-    tensor.set_data_from_numpy(frame)
+def _input(data: bytes) -> grpcclient.InferInput:
+    encoded = np.empty((1, 1), dtype=object)
+    encoded[0, 0] = data
+    tensor = grpcclient.InferInput(INPUT, [1, 1], "BYTES")
+    tensor.set_data_from_numpy(encoded)
     return tensor
+
+
+def wire_bytes(tensor: grpcclient.InferInput) -> int:
+    """What the image input puts on the wire (tritonclient's raw content: the file and its
+    4-byte length prefix)."""
+    return len(tensor._get_content() or b"")
 
 
 async def statistics(client: InferenceServerClient) -> dict[str, float]:
@@ -74,16 +83,24 @@ def describe(change: dict[str, float]) -> dict[str, Any]:
     }
 
 
-def _finds_bus(rows: np.ndarray) -> bool:
-    return bool(((rows[..., 4] >= 0.25) & (rows[..., 5] == BUS_CLASS)).any())
+def _finds_bus(rows: np.ndarray, count: int) -> bool:
+    rows = rows.reshape(-1, 6)[:count]
+    return bool(((rows[:, 4] >= 0.25) & (rows[:, 5] == BUS_CLASS)).any())
 
 
 async def run(ctx: StageContext, *, url: str, involved: list[str]) -> None:
-    frames = [_input(frame) for frame in letterboxed(ctx.images)]
-    outputs = [grpcclient.InferRequestedOutput(OUTPUT)]
+    frames = [_input(image.data) for image in ctx.images]
+    sent = sum(wire_bytes(frame) for frame in frames)
+    uploaded = sum(len(image.data) for image in ctx.images)
+    ctx.notes.append(
+        f"triton: {sent / len(frames):.0f} bytes sent per image for {uploaded / len(frames):.0f}"
+        " bytes uploaded (the file itself, plus a 4-byte length prefix)"
+    )
+    outputs = [grpcclient.InferRequestedOutput(OUTPUT), grpcclient.InferRequestedOutput(COUNTS)]
     async with InferenceServerClient(url, channel_args=_CHANNEL_ARGS) as client:
         answer = await client.infer(MODEL, [frames[0]], outputs=outputs)
-        if not _finds_bus(answer.as_numpy(OUTPUT)):
+        count = int(answer.as_numpy(COUNTS).reshape(-1)[0])
+        if not _finds_bus(answer.as_numpy(OUTPUT), count):
             raise RuntimeError(f"Triton finds no bus in {ctx.images[0].name}: wrong model?")
 
         @contextlib.asynccontextmanager

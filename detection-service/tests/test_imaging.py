@@ -1,7 +1,10 @@
-"""Header sniffing, size limits before decoding, letterbox geometry and annotation (no servers)."""
+"""Header sniffing, size limits before decoding, bound decoders and annotation (no servers)."""
 
 import contextlib
+import os
 import struct
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -11,8 +14,7 @@ from hypothesis import strategies as st
 
 from detection_service.imaging.annotate import annotate
 from detection_service.imaging.decode import ImageLimits, decode, inspect
-from detection_service.imaging.formats import ImageFormat, read_header
-from detection_service.imaging.letterbox import INPUT_SIZE, PAD_VALUE, Letterbox, letterbox
+from detection_service.imaging.formats import ImageFormat, ImageHeader, read_header
 from detection_service.postprocess import DetectedObject
 from objectvision_common.errors import (
     DomainError,
@@ -138,63 +140,72 @@ def test_a_valid_header_with_corrupt_pixels_fails_at_decode(make_png):
         decode(data, header)
 
 
-def test_letterbox_geometry_follows_the_readme():
-    bus = Letterbox.fit(810, 1080)
-    assert bus.scale == pytest.approx(640 / 1080)
-    assert (bus.new_width, bus.new_height, bus.left, bus.top) == (480, 640, 80, 0)
-    zidane = Letterbox.fit(1280, 720)
-    assert (zidane.new_width, zidane.new_height, zidane.left, zidane.top) == (640, 360, 0, 140)
+def _jpeg_segments(data: bytes) -> list[tuple[int, bytes]]:
+    """(marker, whole segment) up to the scan, then the rest as one piece (marker 0xDA)."""
+    segments, i = [], 2
+    while data[i + 1] != 0xDA:
+        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
+        segments.append((data[i + 1], data[i : i + 2 + length]))
+        i += 2 + length
+    segments.append((0xDA, data[i:]))
+    return segments
 
 
-@given(width=st.integers(1, 3000), height=st.integers(1, 3000))
-@settings(max_examples=40, deadline=None)
-def test_letterbox_places_the_image_where_its_geometry_says(width, height):
-    white = np.full((height, width, 3), 255, dtype=np.uint8)
-    canvas, box = letterbox(white)
-    assert canvas.shape == (INPUT_SIZE, INPUT_SIZE, 3) and canvas.dtype == np.uint8
-    inside = canvas[box.top : box.top + box.new_height, box.left : box.left + box.new_width]
-    assert (inside == 255).all()
-    outside = canvas.copy()
-    outside[box.top : box.top + box.new_height, box.left : box.left + box.new_width] = PAD_VALUE
-    assert (outside == PAD_VALUE).all()
-
-
-def test_letterbox_converts_bgr_to_rgb():
-    blue = np.zeros((100, 100, 3), dtype=np.uint8)
-    blue[..., 0] = 255
-    canvas, _ = letterbox(blue)
-    assert tuple(canvas[320, 320]) == (0, 0, 255)
-
-
-@given(
-    width=st.integers(1, 8000),
-    height=st.integers(1, 8000),
-    corners=st.lists(st.floats(0, 1), min_size=4, max_size=4),
-)
-@settings(max_examples=200, deadline=None)
-def test_boxes_survive_the_round_trip_through_the_model_input(width, height, corners):
-    box = Letterbox.fit(width, height)
-    x1, x2 = sorted((corners[0] * width, corners[1] * width))
-    y1, y2 = sorted((corners[2] * height, corners[3] * height))
-    original = np.array([[x1, y1, x2, y2]], dtype=np.float32)
-    back = box.to_original(box.to_input(original))
-    # float32 arithmetic: a hundredth of a pixel even for 8000-pixel images.
-    np.testing.assert_allclose(back, original, atol=1e-2)
-
-
-@given(width=st.integers(1, 8000), height=st.integers(1, 8000))
-@settings(max_examples=100, deadline=None)
-def test_the_whole_input_maps_to_the_whole_image_and_clips(width, height):
-    box = Letterbox.fit(width, height)
-    mapped = box.to_original(np.array([[-50, -50, INPUT_SIZE + 50, INPUT_SIZE + 50]]))
-    np.testing.assert_allclose(mapped, [[0, 0, width, height]])
-    content = np.array(
-        [[box.left, box.top, box.left + box.new_width, box.top + box.new_height]], dtype=np.float32
+def test_bytes_that_libjpeg_reads_as_stray_data_are_refused_not_skipped(bus_jpg):
+    """The hostile try's decoy: FF 00 read as a segment here would skip the real frame header
+    that libjpeg finds (it discards FF 00 and scans on), so a decoy one could be read instead."""
+    segments = _jpeg_segments(bus_jpg)
+    sof = next(i for i, (marker, _) in enumerate(segments) if marker in (0xC0, 0xC2))
+    decoy = bytearray(segments[sof][1])
+    decoy[5:9] = struct.pack(">HH", 16, 16)
+    hiding = b"\xff\x00" + struct.pack(">H", 2 + len(segments[sof][1]))
+    pieces = [seg for _, seg in segments]
+    pieces[sof] = hiding + segments[sof][1] + bytes(decoy)
+    forged = b"\xff\xd8" + b"".join(pieces)
+    with pytest.raises(InvalidArgument, match="marker 0x00"):
+        read_header(forged)
+    stray = b"\xff\xd8" + segments[0][1] + b"\x00garbage" + b"".join(s for _, s in segments[1:])
+    with pytest.raises(InvalidArgument, match="stray bytes"):
+        read_header(stray)
+    doubled = b"\xff\xd8" + b"".join(
+        seg + (bytes(decoy) if i == sof else b"") for i, (_, seg) in enumerate(segments)
     )
-    # round(w * r) differs from w * r by at most half a model pixel, i.e. 0.5 / r image pixels.
-    np.testing.assert_allclose(
-        box.to_original(content), [[0, 0, width, height]], atol=0.5 / box.scale + 1e-3
+    with pytest.raises(InvalidArgument, match="more than one frame header"):
+        read_header(doubled)
+
+
+def test_a_header_the_decoder_disagrees_with_is_refused_after_decoding(bus_jpg):
+    lying = ImageHeader(ImageFormat.JPEG, 16, 16)
+    with pytest.raises(InvalidArgument, match="decodes to 810x1080"):
+        decode(bus_jpg, lying)
+
+
+def test_the_decoder_itself_refuses_images_over_the_pixel_limit(tmp_path, bus_jpg):
+    """In a fresh process (OpenCV reads its limit once, at load): a 810x1080 file passed off as
+    16x16 is refused by OpenCV from its own header reading when the limit is 100,000 pixels."""
+    (tmp_path / "bus.jpg").write_bytes(bus_jpg)
+    script = (
+        "import sys\n"
+        "from detection_service.imaging.decode import decode\n"
+        "from detection_service.imaging.formats import ImageFormat, ImageHeader\n"
+        "from objectvision_common.errors import PayloadTooLarge\n"
+        "data = open(sys.argv[1], 'rb').read()\n"
+        "try:\n"
+        "    decode(data, ImageHeader(ImageFormat.JPEG, 16, 16))\n"
+        "except PayloadTooLarge as error:\n"
+        "    print('refused:', error.message)\n"
     )
+    env = {**os.environ, "MAX_IMAGE_PIXELS": "100000"}
+    env.pop("OPENCV_IO_MAX_IMAGE_PIXELS", None)
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "bus.jpg")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert out.stdout.startswith("refused: the image decodes to more pixels than accepted")
 
 
 def test_annotated_image_is_a_jpeg_of_the_original_size(bus_bgr):

@@ -1,10 +1,10 @@
 """The GPU flavour's model.py under the real tritonserver, run on the CPU (no GPU here).
 
-What a GPU box does differently is only the device (KIND_GPU, fp16, CUDA graphs); this checks
-the rest as it runs there: the stub's Python is a torch venv with numpy 2 (``.venv-torch``)
-and the server comes from the nvidia-pytriton wheel installed elsewhere (``server_site``,
-here the Triton env's site-packages), tensors cross the stub as DLPack, the requests of one
-dynamic batch share one padded batch, and the answers equal the served ONNX graph's.
+What a GPU box does differently is the device (KIND_GPU, fp16, CUDA graphs, nvJPEG); this
+checks the rest as it runs there: the stub's Python has torch and numpy 1.26 (as gpu.sh builds
+it), the server comes from the nvidia-pytriton wheel installed elsewhere (``server_site``),
+encoded files go in, the requests of one dynamic batch share one padded batch, and the answers
+equal the CPU flavour's pipeline.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import tritonclient.grpc as grpcclient
-from inference_reference import IMAGES, REPO_ROOT, TRITON_ENV, load_letterboxed
+from inference_reference import IMAGES, REPO_ROOT, TRITON_ENV
 
+from objectvision_inference import detect_contract as contract
+from objectvision_inference.cpu_pipeline import CpuPipeline
 from objectvision_inference.triton import (
     MODEL_NAME,
     build_model_repository,
@@ -48,29 +50,46 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _input(pixels: np.ndarray) -> grpcclient.InferInput:
-    tensor = grpcclient.InferInput("images", list(pixels.shape), "UINT8")
-    tensor.set_data_from_numpy(pixels)
-    return tensor
+def _stub_env(root: Path) -> Path:
+    """A venv for the stub as bench/gpu.sh makes one on a GPU box: numpy 1.26 (here the Triton
+    env's) in front of the torch env's packages, because the 2.51 stub misreads BYTES inputs
+    under numpy 2."""
+    subprocess.run(["python3", "-m", "venv", "--without-pip", str(root)], check=True)
+    probe = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    sites = [
+        subprocess.run(
+            [str(env / "bin" / "python"), "-c", probe], check=True, text=True, capture_output=True
+        ).stdout.strip()
+        for env in (root, TRITON_ENV, TORCH_ENV)
+    ]
+    (Path(sites[0]) / "box-packages.pth").write_text("\n".join(sites[1:]) + "\n")
+    return root
 
 
-def test_gpu_model_py_answers_like_the_served_graph(
-    served_onnx: Path, served_session: ort.InferenceSession, tmp_path: Path
-) -> None:
+def _inputs(files: list[bytes]) -> list[grpcclient.InferInput]:
+    encoded = np.empty((len(files), 1), dtype=object)
+    for row, data in enumerate(files):
+        encoded[row, 0] = data
+    tensor = grpcclient.InferInput(contract.IMAGES, list(encoded.shape), "BYTES")
+    tensor.set_data_from_numpy(encoded)
+    return [tensor]
+
+
+def _answers(result: grpcclient.InferResult) -> list[contract.ImageResult]:
+    return contract.unpack({name: result.as_numpy(name) for name in contract.OUTPUTS})
+
+
+def test_gpu_model_py_answers_like_the_cpu_flavour(served_onnx: Path, tmp_path: Path) -> None:
     repo = build_model_repository(tmp_path / "repo", served_onnx, flavour="gpu", max_batch=4)
     config = repo / MODEL_NAME / "config.pbtxt"
-    text = config.read_text().replace("kind: KIND_GPU", "kind: KIND_CPU")
-    # fp32: fp16 convolutions are slow on a CPU, and fp32 must equal the ONNX graph.
-    fp16 = '"fp16" value: { string_value: "%s" }'
-    text = text.replace(fp16 % "1", fp16 % "0")
-    config.write_text(text)
+    config.write_text(config.read_text().replace("kind: KIND_GPU", "kind: KIND_CPU"))
     ports = _free_port(), _free_port(), _free_port()
     argv, env = tritonserver_command(
         repo,
         grpc_port=ports[0],
         http_port=ports[1],
         metrics_port=ports[2],
-        triton_env_dir=TORCH_ENV,
+        triton_env_dir=_stub_env(tmp_path / "stub-env"),
         server_site=find_triton_env(TRITON_ENV).site_packages,
     )
     log = tmp_path / "tritonserver.log"
@@ -78,21 +97,22 @@ def test_gpu_model_py_answers_like_the_served_graph(
         process = subprocess.Popen(
             argv, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
         )
+    files = [(IMAGES / name).read_bytes() for name in ("bus.jpg", "zidane.jpg")]
+    session = ort.InferenceSession(str(served_onnx), providers=["CPUExecutionProvider"])
+    cpu = CpuPipeline(lambda batch: session.run(None, {"images": batch})[0], max_pixels=40_000_000)
+    expected, _ = cpu(files, [contract.ImageOptions()] * 2, [None, None])
     try:
         try:
             wait_until_ready(ports[1], timeout_s=180, process=process)
         except (RuntimeError, TimeoutError) as exc:
             raise AssertionError(f"{exc}\n{log.read_text()[-4000:]}") from exc
-        frames = np.stack([load_letterboxed(IMAGES / n) for n in ("bus.jpg", "zidane.jpg")])
-        (expected,) = served_session.run(None, {"images": frames})
         url = f"127.0.0.1:{ports[0]}"
         with grpcclient.InferenceServerClient(url) as client:
-            whole = client.infer(MODEL_NAME, [_input(frames)]).as_numpy("detections")
+            whole = _answers(client.infer(MODEL_NAME, _inputs(files)))
 
-        def one(index: int) -> np.ndarray:
+        def one(index: int) -> contract.ImageResult:
             with grpcclient.InferenceServerClient(url) as own:
-                pixels = frames[index % 2][None]
-                return own.infer(MODEL_NAME, [_input(pixels)]).as_numpy("detections")
+                return _answers(own.infer(MODEL_NAME, _inputs([files[index % 2]])))[0]
 
         with ThreadPoolExecutor(6) as pool:
             singles = list(pool.map(one, range(6)))
@@ -105,10 +125,11 @@ def test_gpu_model_py_answers_like_the_served_graph(
             os.killpg(process.pid, signal.SIGKILL)
     logged = log.read_text()
     assert "cuda_graphs=False for batch sizes [1, 2, 4]" in logged
-    assert "numpy 2." in logged, "the stub should run with the torch env's numpy 2"
-    assert whole.shape == (2, 1024, 6) and whole.dtype == np.float32
-    np.testing.assert_allclose(whole[..., :4], expected[..., :4], atol=0.05, rtol=0)
-    np.testing.assert_allclose(whole[..., 4], expected[..., 4], atol=1e-3, rtol=0)
-    np.testing.assert_array_equal(whole[:, :10, 5], expected[:, :10, 5])
-    for index, rows in enumerate(singles):
-        np.testing.assert_allclose(rows[0], whole[index % 2], atol=1e-3, rtol=0)
+    assert "numpy 1.26" in logged
+    for got, want in zip(whole, expected, strict=True):
+        assert got.status == contract.STATUS_OK and len(got.rows) == len(want.rows)
+        np.testing.assert_allclose(got.rows[:, :4], want.rows[:, :4], atol=2.0, rtol=0)
+        np.testing.assert_allclose(got.rows[:, 4], want.rows[:, 4], atol=0.03, rtol=0)
+        np.testing.assert_array_equal(got.rows[:, 5], want.rows[:, 5])
+    for index, answer in enumerate(singles):
+        np.testing.assert_allclose(answer.rows, whole[index % 2].rows, atol=1e-3, rtol=0)

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from inference_reference import REPO_ROOT, TRITON_ENV
 
-from objectvision_inference.prepare_model import DEFAULT_TOP_K
 from objectvision_inference.triton import (
+    TRT_MAX_BATCH,
     build_model_repository,
     config_pbtxt,
-    served_top_k,
     tritonserver_command,
+    trt_support_configs,
 )
 
 CHECKED_IN = REPO_ROOT / "inference" / "model_repository"
@@ -21,21 +21,29 @@ CHECKED_IN = REPO_ROOT / "inference" / "model_repository"
 @pytest.mark.parametrize("flavour", ["trt", "cpu", "gpu"])
 def test_checked_in_config_matches_generator(flavour: str) -> None:
     text = (CHECKED_IN / flavour / "yolov8n" / "config.pbtxt").read_text()
-    assert text == config_pbtxt(flavour, top_k=DEFAULT_TOP_K)  # type: ignore[arg-type]
+    assert text == config_pbtxt(flavour)  # type: ignore[arg-type]
 
 
-def test_every_flavour_serves_the_same_io() -> None:
+def test_checked_in_production_support_models_match_generator() -> None:
+    configs = trt_support_configs(max_batch=TRT_MAX_BATCH, class_count=80)
+    for name, text in configs.items():
+        assert (CHECKED_IN / "trt" / name / "config.pbtxt").read_text() == text
+    assert 'backend: "dali"' in configs["yolov8n_preprocess"]
+    assert 'platform: "tensorrt_plan"' in configs["yolov8n_engine"]
+
+
+def test_every_flavour_serves_the_same_contract() -> None:
     def io_lines(text: str) -> list[str]:
         start, end = text.index("input ["), text.index("# Queue delay")
         return text[start:end].splitlines()
 
-    trt = config_pbtxt("trt", top_k=DEFAULT_TOP_K)
-    cpu = config_pbtxt("cpu", top_k=DEFAULT_TOP_K)
-    gpu = config_pbtxt("gpu", top_k=DEFAULT_TOP_K)
+    trt, cpu, gpu = (config_pbtxt(flavour) for flavour in ("trt", "cpu", "gpu"))
     assert io_lines(trt) == io_lines(cpu) == io_lines(gpu)
-    assert 'platform: "tensorrt_plan"' in trt and "KIND_GPU" in trt
-    assert 'backend: "python"' in cpu and "KIND_CPU" in cpu
-    assert 'backend: "python"' in gpu and "KIND_GPU" in gpu
+    assert '"images" data_type: TYPE_STRING' in cpu
+    for text, pipeline in ((trt, "tensorrt"), (cpu, "onnxruntime"), (gpu, "torch")):
+        assert 'backend: "python"' in text
+        assert f'{{ key: "pipeline" value: {{ string_value: "{pipeline}" }} }}' in text
+    assert "KIND_GPU" in gpu and "KIND_CPU" in cpu
     settings = [line for line in (trt + cpu + gpu).splitlines() if not line.startswith("#")]
     assert not any("preferred_batch_size" in line for line in settings)
 
@@ -44,36 +52,44 @@ def test_cpu_repository_layout(served_onnx: Path, tmp_path: Path) -> None:
     repo = build_model_repository(
         tmp_path / "repo", served_onnx, flavour="cpu", max_batch=4, intra_op_threads=1
     )
-    model = repo / "yolov8n"
-    assert (model / "1" / "model.onnx").read_bytes() == served_onnx.read_bytes()
-    assert "class TritonPythonModel" in (model / "1" / "model.py").read_text()
-    config = (model / "config.pbtxt").read_text()
+    version = repo / "yolov8n" / "1"
+    assert (version / "model.onnx").read_bytes() == served_onnx.read_bytes()
+    assert "class TritonPythonModel" in (version / "model.py").read_text()
+    assert (version / "objectvision_inference" / "cpu_pipeline.py").exists()
+    assert not (version / "objectvision_inference" / "torch_pipeline.py").exists()
+    config = (repo / "yolov8n" / "config.pbtxt").read_text()
     assert "max_batch_size: 4" in config
-    assert f"dims: [ {served_top_k(served_onnx)}, 6 ]" in config
+    assert '"class_mask" data_type: TYPE_BOOL dims: [ 80 ] optional: true' in config
     assert '{ key: "intra_op_threads" value: { string_value: "1" } }' in config
 
 
 def test_gpu_repository_layout(served_onnx: Path, tmp_path: Path) -> None:
     repo = build_model_repository(tmp_path / "repo", served_onnx, flavour="gpu", max_batch=48)
     version = repo / "yolov8n" / "1"
-    assert (version / "model.onnx").read_bytes() == served_onnx.read_bytes()
-    assert "class TritonPythonModel" in (version / "model.py").read_text()
-    assert "class BatchRunner" in (version / "torch_yolo.py").read_text()
+    assert (version / "model.npz").exists() and not (version / "model.onnx").exists()
+    assert "class BatchRunner" in (version / "objectvision_inference" / "torch_yolo.py").read_text()
     config = (repo / "yolov8n" / "config.pbtxt").read_text()
     assert "max_batch_size: 48" in config and "kind: KIND_GPU" in config
     # Graphs up to the max batch: a full dynamic batch is never split.
     assert '{ key: "graph_batch_sizes" value: { string_value: "1,2,4,8,16,32,48" } }' in config
 
 
-def test_trt_repository_layout(served_onnx: Path, tmp_path: Path) -> None:
+def test_trt_repository_layout(plain_onnx: Path, served_onnx: Path, tmp_path: Path) -> None:
     engine = tmp_path / "engine.plan"
     engine.write_bytes(b"not a real engine")
-    repo = build_model_repository(tmp_path / "repo", served_onnx, flavour="trt", engine_path=engine)
-    model = repo / "yolov8n"
-    assert (model / "model.onnx").exists()
-    assert (model / "1" / "model.plan").read_bytes() == b"not a real engine"
-    assert not (model / "1" / "model.py").exists()
-    assert "max_batch_size: 64" in (model / "config.pbtxt").read_text()
+    repo = build_model_repository(
+        tmp_path / "repo",
+        served_onnx,
+        flavour="trt",
+        engine_path=engine,
+        engine_source=plain_onnx,
+    )
+    version = repo / "yolov8n" / "1"
+    assert (version / "objectvision_inference" / "trt_pipeline.py").exists()
+    assert (repo / "yolov8n_engine" / "model.onnx").read_bytes() == plain_onnx.read_bytes()
+    assert (repo / "yolov8n_engine" / "1" / "model.plan").read_bytes() == b"not a real engine"
+    assert (repo / "yolov8n_preprocess" / "config.pbtxt").exists()
+    assert "max_batch_size: 64" in (repo / "yolov8n" / "config.pbtxt").read_text()
 
 
 def test_rejects_a_plain_model(plain_onnx: Path, tmp_path: Path) -> None:

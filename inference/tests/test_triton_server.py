@@ -1,4 +1,8 @@
-"""End to end: the real tritonserver (nvidia-pytriton wheel) serving the CPU flavour over gRPC."""
+"""End to end: the real tritonserver (nvidia-pytriton wheel) serving the CPU flavour over gRPC.
+
+The contract of detect_contract: encoded files in, each with its own options, answers in
+original pixels out; the decoder inside Triton bound to the pixel limit.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
-import onnxruntime as ort
 import pytest
 import tritonclient.grpc as grpcclient
-from inference_reference import IMAGES, TRITON_ENV, load_letterboxed, served_postprocess
+from inference_reference import IMAGES, TRITON_ENV
 
+from objectvision_inference import detect_contract as contract
 from objectvision_inference.triton import (
     MODEL_NAME,
     build_model_repository,
@@ -30,6 +35,8 @@ pytestmark = pytest.mark.skipif(
 )
 PERSON, BUS = 0, 5
 CONCURRENT = 16
+# Above bus.jpg (810x1080) and zidane.jpg (1280x720): the decoder's limit in these tests.
+MAX_PIXELS = 1_000_000
 
 
 @dataclass
@@ -60,7 +67,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="module")
 def server(served_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     workdir = tmp_path_factory.mktemp("triton")
-    repo = build_model_repository(workdir / "repository", served_onnx, flavour="cpu")
+    repo = build_model_repository(
+        workdir / "repository", served_onnx, flavour="cpu", max_pixels=MAX_PIXELS
+    )
     grpc_port, http_port, metrics_port = _free_port(), _free_port(), _free_port()
     argv, env = tritonserver_command(
         repo,
@@ -84,10 +93,36 @@ def server(served_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         _stop(process)
 
 
-def _input(pixels: np.ndarray) -> grpcclient.InferInput:
-    tensor = grpcclient.InferInput("images", list(pixels.shape), "UINT8")
-    tensor.set_data_from_numpy(pixels)
-    return tensor
+def _inputs(
+    files: list[bytes],
+    *,
+    confidence: list[float] | None = None,
+    classes: list[list[int]] | None = None,
+    expected: list[tuple[int, int]] | None = None,
+) -> list[grpcclient.InferInput]:
+    encoded = np.empty((len(files), 1), dtype=object)
+    for row, data in enumerate(files):
+        encoded[row, 0] = data
+    arrays: list[tuple[str, np.ndarray, str]] = [(contract.IMAGES, encoded, "BYTES")]
+    if confidence is not None:
+        arrays.append((contract.CONFIDENCE, np.array(confidence, np.float32)[:, None], "FP32"))
+    if classes is not None:
+        mask = np.zeros((len(files), 80), dtype=bool)
+        for row, wanted in enumerate(classes):
+            mask[row, wanted or list(range(80))] = True
+        arrays.append((contract.CLASS_MASK, mask, "BOOL"))
+    if expected is not None:
+        arrays.append((contract.EXPECTED_SIZE, np.array(expected, np.int32), "INT32"))
+    tensors = []
+    for name, array, datatype in arrays:
+        tensor = grpcclient.InferInput(name, list(array.shape), datatype)
+        tensor.set_data_from_numpy(array)
+        tensors.append(tensor)
+    return tensors
+
+
+def _answers(result: grpcclient.InferResult) -> list[contract.ImageResult]:
+    return contract.unpack({name: result.as_numpy(name) for name in contract.OUTPUTS})
 
 
 def _stats(client: grpcclient.InferenceServerClient) -> dict[str, int]:
@@ -95,35 +130,67 @@ def _stats(client: grpcclient.InferenceServerClient) -> dict[str, int]:
     return {key: int(stats.get(key, 0)) for key in ("inference_count", "execution_count")}
 
 
-def test_bus_over_grpc(server: Server, served_session: ort.InferenceSession) -> None:
-    pixels = load_letterboxed(IMAGES / "bus.jpg")[None]
+def test_bus_jpg_in_four_people_and_a_bus_out_in_image_pixels(server: Server) -> None:
+    bus = (IMAGES / "bus.jpg").read_bytes()
     with grpcclient.InferenceServerClient(server.grpc_url) as client:
         assert client.is_model_ready(MODEL_NAME)
-        result = client.infer(MODEL_NAME, [_input(pixels)])
-    candidates = result.as_numpy("detections")
-    assert candidates.shape == (1, 1024, 6) and candidates.dtype == np.float32
-    (local,) = served_session.run(None, {"images": pixels})
-    np.testing.assert_allclose(candidates, local, atol=1e-4)
-
-    detections = served_postprocess(candidates[0], conf=0.25, iou=0.7)
-    classes = detections[:, 5].astype(int).tolist()
-    assert sorted(classes) == [PERSON] * 4 + [BUS]
-    assert detections[detections[:, 5] == BUS][0, 4] == pytest.approx(0.83, abs=0.02)
+        (answer,) = _answers(client.infer(MODEL_NAME, _inputs([bus])))
+    assert (answer.status, answer.width, answer.height) == (contract.STATUS_OK, 810, 1080)
+    assert sorted(answer.rows[:, 5].astype(int).tolist()) == [PERSON] * 4 + [BUS]
+    the_bus = answer.rows[answer.rows[:, 5] == BUS][0]
+    assert the_bus[4] == pytest.approx(0.83, abs=0.02)
+    # The bus spans the picture's width, in original pixels (not the 640 model input).
+    assert the_bus[0] < 60 and the_bus[2] > 780 and the_bus[3] <= 1080
+    assert all(ms >= 0 for ms in answer.stage_ms) and answer.stage_ms[1] > 0
 
 
-def test_dynamic_batching_merges_concurrent_requests(
-    server: Server, served_session: ort.InferenceSession
-) -> None:
-    # Alternate two images so a batch split back wrongly shows up as a mismatch.
-    images = [load_letterboxed(IMAGES / name)[None] for name in ("bus.jpg", "zidane.jpg")]
-    expected = [served_session.run(None, {"images": pixels})[0] for pixels in images]
-    done: queue.Queue[tuple[int, object, object]] = queue.Queue()
+def test_each_image_of_a_request_keeps_its_own_options(server: Server) -> None:
+    bus = (IMAGES / "bus.jpg").read_bytes()
     with grpcclient.InferenceServerClient(server.grpc_url) as client:
+        result = client.infer(
+            MODEL_NAME,
+            _inputs([bus, bus, bus], confidence=[0, 0.8, 0], classes=[[], [], [BUS]]),
+        )
+    default, confident, only_buses = _answers(result)
+    assert len(default.rows) == 5
+    assert (confident.rows[:, 4] >= 0.8).all() and len(confident.rows) < 5
+    assert only_buses.rows[:, 5].astype(int).tolist() == [BUS]
+
+
+def test_a_bad_file_is_refused_alone_and_the_decoder_holds_the_pixel_limit(
+    server: Server,
+) -> None:
+    bus = (IMAGES / "bus.jpg").read_bytes()
+    too_big = cv2.imencode(".png", np.zeros((1000, 1200, 3), np.uint8))[1].tobytes()
+    with grpcclient.InferenceServerClient(server.grpc_url) as client:
+        result = client.infer(
+            MODEL_NAME,
+            _inputs(
+                [b"not an image", too_big, bus, bus],
+                # The caller's parser was fooled into 16x16 for the big one and a bus.
+                expected=[(0, 0), (16, 16), (16, 16), (810, 1080)],
+            ),
+        )
+    statuses = [answer.status for answer in _answers(result)]
+    assert statuses == [
+        contract.STATUS_UNDECODABLE,
+        contract.STATUS_TOO_LARGE,
+        contract.STATUS_SIZE_MISMATCH,
+        contract.STATUS_OK,
+    ]
+
+
+def test_dynamic_batching_merges_concurrent_requests(server: Server) -> None:
+    # Alternate two images so a batch split back wrongly shows up as a mismatch.
+    files = [(IMAGES / name).read_bytes() for name in ("bus.jpg", "zidane.jpg")]
+    with grpcclient.InferenceServerClient(server.grpc_url) as client:
+        expected = [_answers(client.infer(MODEL_NAME, _inputs([data])))[0] for data in files]
+        done: queue.Queue[tuple[int, object, object]] = queue.Queue()
         before = _stats(client)
         for i in range(CONCURRENT):
             client.async_infer(
                 MODEL_NAME,
-                [_input(images[i % 2])],
+                _inputs([files[i % 2]]),
                 callback=lambda result, error, i=i: done.put((i, result, error)),
             )
         outputs = [done.get(timeout=120) for _ in range(CONCURRENT)]
@@ -131,8 +198,8 @@ def test_dynamic_batching_merges_concurrent_requests(
 
     for i, result, error in outputs:
         assert error is None, error
-        candidates = result.as_numpy("detections")  # type: ignore[attr-defined]
-        np.testing.assert_allclose(candidates, expected[i % 2], atol=1e-4)
+        (answer,) = _answers(result)  # type: ignore[arg-type]
+        np.testing.assert_allclose(answer.rows, expected[i % 2].rows, atol=1e-4)
     inferences = after["inference_count"] - before["inference_count"]
     executions = after["execution_count"] - before["execution_count"]
     assert inferences == CONCURRENT

@@ -14,7 +14,13 @@ class DetectionSettings(GrpcServiceSettings):
     grpc_port: int = Field(default=50052, validation_alias="DETECTION_GRPC_PORT")
     metrics_port: int = Field(default=9102, validation_alias="DETECTION_METRICS_PORT")
 
+    # One endpoint, several (`ipv4:10.0.0.1:8001,10.0.0.2:8001`) or a DNS name resolving to
+    # every Triton pod (`dns:///triton-headless:8001`): calls go round-robin over all.
     triton_url: str = Field(default="127.0.0.1:8001", validation_alias="TRITON_URL")
+    # The Triton channel is renewed this often, so DNS is resolved again and new pods get calls.
+    triton_channel_max_age_seconds: float = Field(
+        default=60.0, gt=0, validation_alias="TRITON_CHANNEL_MAX_AGE_SECONDS"
+    )
     triton_model_name: str = Field(default="yolov8n", validation_alias="TRITON_MODEL_NAME")
     # The served ONNX, read once at start-up for its class names; defaults under the data dir.
     model_path: Path | None = Field(default=None, validation_alias="SERVED_MODEL_PATH")

@@ -1,7 +1,10 @@
-"""One image through the whole path: checks, decode, letterbox, batched inference, selection.
+"""One image through the whole path: header checks here, everything else in Triton.
 
-Detect, DetectStream and the job workers all call `Detector.detect`; CPU work (decode, resize,
-NMS, box mapping) runs on the decode thread pool, never on the event loop.
+Detect, DetectStream and the job workers all call `Detector.detect`. The service is the
+gatekeeper, not the worker: it refuses unfit uploads from their headers (a pixel bomb never
+reaches a decoder), then forwards the upload's bytes unchanged through the micro-batcher;
+Triton decodes, letterboxes, runs the network and NMS, and answers in original pixels
+(ADR 0010). Only annotated images are still decoded here, on the CPU pool, off the loop.
 """
 
 import asyncio
@@ -13,14 +16,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from detection_service import postprocess
 from detection_service.imaging import decode as imaging
 from detection_service.imaging.annotate import annotate
 from detection_service.imaging.formats import ImageHeader
-from detection_service.imaging.letterbox import Letterbox, letterbox
 from detection_service.inference.batcher import MicroBatcher
+from detection_service.inference.triton import ImageRequest
 from detection_service.postprocess import DetectedObject, DetectionOptions
-from objectvision_common.errors import InvalidArgument
+from objectvision_common.errors import DomainError, InvalidArgument, PayloadTooLarge
+from objectvision_inference import detect_contract as contract
 
 # Above this a request gains nothing: the served model returns at most K (1024) candidates.
 MAX_DETECTIONS_LIMIT = 1000
@@ -114,13 +117,27 @@ class Detector:
             self._executor, lambda: annotate(imaging.decode(data, header), objects)
         )
 
-    def _prepare(self, data: bytes, header: ImageHeader) -> tuple[np.ndarray, Letterbox]:
-        return letterbox(imaging.decode(data, header))
+    def _refusal(self, result: contract.ImageResult, header: ImageHeader) -> DomainError:
+        """The domain error for an image the model's decoder refused."""
+        if result.status == contract.STATUS_TOO_LARGE:
+            return PayloadTooLarge(
+                f"the image decodes to more than {self.limits.max_pixels} pixels, the most accepted"
+            )
+        if result.status == contract.STATUS_SIZE_MISMATCH:
+            return InvalidArgument(
+                f"the {header.format.name} header says {header.width}x{header.height} but the"
+                f" image decodes to {result.width}x{result.height}: a malformed file"
+            )
+        return InvalidArgument(f"the {header.format.name} image is corrupt and cannot be decoded")
 
-    def _select(
-        self, rows: np.ndarray, box: Letterbox, options: DetectionOptions
-    ) -> list[DetectedObject]:
-        return postprocess.to_objects(postprocess.select(rows, options), box, self.class_names)
+    def _objects(self, rows: np.ndarray) -> list[DetectedObject]:
+        objects = []
+        for x1, y1, x2, y2, score, class_value in rows.tolist():
+            class_id = int(class_value)
+            known = 0 <= class_id < len(self.class_names)
+            name = self.class_names[class_id] if known else str(class_id)
+            objects.append(DetectedObject(class_id, name, float(score), x1, y1, x2, y2))
+        return objects
 
     async def detect(
         self, data: bytes, options: DetectionOptions, *, time_limit_s: float | None = None
@@ -128,22 +145,28 @@ class Detector:
         """Objects in one image; raises the domain error of an unfit image, or Unavailable."""
         started = time.perf_counter()
         header = self.inspect(data)
-        loop = asyncio.get_running_loop()
-        frame, box = await loop.run_in_executor(self._executor, self._prepare, data, header)
-        decode_ms = _ms(started)
         budget = self._inference_timeout
         if time_limit_s is not None:
             budget = min(budget, time_limit_s)
-        outcome = await self._batcher.infer(frame, time_limit_s=budget)
-        selecting = time.perf_counter()
-        objects = await loop.run_in_executor(
-            self._executor, self._select, outcome.rows, box, options
+        image = ImageRequest(
+            data=data,
+            width=header.width,
+            height=header.height,
+            confidence=options.confidence,
+            iou=options.iou,
+            max_detections=options.max_detections,
+            class_ids=options.class_ids,
         )
+        outcome = await self._batcher.infer(image, time_limit_s=budget)
+        result = outcome.result
+        if result.status != contract.STATUS_OK:
+            raise self._refusal(result, header)
+        decode_ms, _, nms_ms = result.stage_ms
         timings = Timings(
             decode_ms=decode_ms,
             queue_ms=outcome.queue_ms,
             inference_ms=outcome.inference_ms,
-            postprocess_ms=_ms(selecting),
+            postprocess_ms=nms_ms,
             total_ms=_ms(started),
         )
-        return DetectionResult(box.width, box.height, objects, timings)
+        return DetectionResult(result.width, result.height, self._objects(result.rows), timings)

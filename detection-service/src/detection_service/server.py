@@ -80,8 +80,13 @@ class DetectionService:
         redis = Redis.from_url(settings.redis_url, decode_responses=True)
         sessions = session_factory(engine)
         storage = LocalDirectoryStorage(settings.objects_dir)
-        model = TritonModel(settings.triton_url, model_name=settings.triton_model_name)
+        model = TritonModel(
+            settings.triton_url,
+            model_name=settings.triton_model_name,
+            channel_max_age_s=settings.triton_channel_max_age_seconds,
+        )
         executor = ThreadPoolExecutor(settings.decode_workers, thread_name_prefix="detect-cpu")
+        class_names = await asyncio.to_thread(load_class_names, settings.served_model_path)
         batcher = MicroBatcher(
             model,
             executor=executor,
@@ -91,8 +96,8 @@ class DetectionService:
             request_timeout_s=settings.inference_timeout_seconds,
             max_inflight_batches=settings.detect_max_inflight_batches,
             max_queue=settings.detect_max_queue,
+            class_count=len(class_names),
         )
-        class_names = await asyncio.to_thread(load_class_names, settings.served_model_path)
         detector = Detector(
             batcher=batcher,
             executor=executor,

@@ -32,9 +32,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
-from onnx import numpy_helper
 from torch import nn
 from torch.nn import functional
 
@@ -45,6 +43,8 @@ DEFAULT_TOP_K = 1024
 DEFAULT_MIN_SCORE = 0.001
 SERVED_METADATA_KEY = "objectvision_served"
 SERVED_PREFIX = "yolo/"
+# The entry of an exported .npz that holds the ONNX metadata (as JSON).
+METADATA_ENTRY = "__metadata__"
 
 IMAGE_SIZE = 640
 STRIDES = (8, 16, 32)
@@ -212,7 +212,17 @@ class YoloV8(nn.Module):
 
 def read_onnx(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Weights (``model.*`` initializers, the served graph's ``yolo/`` prefix dropped) and
-    metadata of a plain or served YOLOv8 ONNX file."""
+    metadata of a plain or served YOLOv8 ONNX file, or of the ``.npz`` that
+    ``objectvision_inference.triton.export_weights`` writes from one."""
+    if str(path).endswith(".npz"):
+        with np.load(str(path)) as saved:
+            metadata = json.loads(str(saved[METADATA_ENTRY]))
+            return {k: saved[k] for k in saved.files if k != METADATA_ENTRY}, metadata
+    # Imported here: the Triton stub on a GPU box runs numpy 1.26, which the onnx package's
+    # ml_dtypes (built for numpy 2) refuses; the stub reads the .npz instead.
+    import onnx
+    from onnx import numpy_helper
+
     model = onnx.load(str(path))
     weights = {}
     for init in model.graph.initializer:
@@ -399,6 +409,25 @@ class BatchRunner:
                 self.outputs[size] = self.model(self.inputs[size])
             self.graphs[size] = graph
         torch.cuda.synchronize(self.device)
+
+    @torch.inference_mode()
+    def run_on_device(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[n, S, S, 3]`` on this runner's device -> float32 ``[n, K, 6]`` left on the
+        device (the encoded-image pipeline selects there; only final boxes go to the host).
+
+        The result is a view of the graph's static output: read it before the next call.
+        """
+        count = images.shape[0]
+        largest = self.sizes[-1]
+        if count > largest:
+            return torch.cat([self.run_on_device(chunk).clone() for chunk in images.split(largest)])
+        size = padded_size(count, self.sizes)
+        static = self.inputs[size]
+        static[:count].copy_(images, non_blocking=True)
+        if self.graphs_enabled:
+            self.graphs[size].replay()
+            return self.outputs[size][:count]
+        return self.model(static)[:count]
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:

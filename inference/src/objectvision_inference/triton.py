@@ -22,6 +22,7 @@ supervisor runs the process.
 from __future__ import annotations
 
 import argparse
+import ast
 import functools
 import json
 import os
@@ -36,9 +37,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
-from objectvision_inference.prepare_model import INPUT_NAME, OUTPUT_NAME
+from objectvision_inference import detect_contract as contract
+from objectvision_inference.prepare_model import OUTPUT_NAME
 
 Flavour = Literal["cpu", "trt", "gpu"]
 FLAVOURS: tuple[Flavour, ...] = ("cpu", "trt", "gpu")
@@ -47,6 +51,12 @@ MODEL_NAME = "yolov8n"
 IMAGE_SIZE = 640
 # Production: one TensorRT engine profile up to batch 64 (build_engine.sh --maxShapes must agree).
 TRT_MAX_BATCH = 64
+# The models the production `yolov8n` calls by BLS (trt_pipeline.py), and the IoU its
+# EfficientNMS is built with (inference/scripts/add_efficient_nms.py must agree).
+TRT_PREPROCESS_MODEL = "yolov8n_preprocess"
+TRT_ENGINE_MODEL = "yolov8n_engine"
+TRT_ENGINE_IOU = 0.7
+TRT_ENGINE_MAX_DETECTIONS = 300
 # ~ the batch-1 latency of a yolov8n fp16 engine on a data-centre GPU: lets batches form under
 # load while adding at most 2 ms to a request whose end-to-end budget is tens of ms.
 TRT_MAX_QUEUE_DELAY_US = 2000
@@ -77,12 +87,35 @@ CPU_INSTANCE_COUNT = 1
 # would grow the region on the first large batches.
 _PYTHON_SHM_BYTES = 16 * 1024 * 1024
 LOOPBACK = "127.0.0.1"
+# COCO; the repository builder reads the real count from the served model's metadata.
+DEFAULT_CLASS_COUNT = 80
+# The detection service's IMAGE_MAX_PIXELS default: the decoder in Triton refuses larger images.
+DEFAULT_MAX_PIXELS = 40_000_000
+# The modules the Python-backend model imports, copied next to it as a package.
+_PIPELINE_MODULES = {
+    "cpu": ("__init__.py", "detect_contract.py", "cpu_pipeline.py"),
+    "trt": ("__init__.py", "detect_contract.py", "trt_pipeline.py"),
+    "gpu": (
+        "__init__.py",
+        "detect_contract.py",
+        "cpu_pipeline.py",
+        "torch_pipeline.py",
+        "torch_yolo.py",
+    ),
+}
+
+
+def _tensor(name: str, data_type: str, dims: list[int], *, optional: bool = False) -> str:
+    shape = ", ".join(str(d) for d in dims)
+    extra = " optional: true" if optional else ""
+    return f'  {{ name: "{name}" data_type: {data_type} dims: [ {shape} ]{extra} }}'
 
 
 def config_pbtxt(
     flavour: Flavour,
     *,
-    top_k: int,
+    class_count: int = DEFAULT_CLASS_COUNT,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
     max_batch: int | None = None,
     max_queue_delay_us: int | None = None,
     intra_op_threads: int = CPU_INTRA_OP_THREADS,
@@ -91,7 +124,6 @@ def config_pbtxt(
     """Return the ``config.pbtxt`` text of ``yolov8n`` for a flavour."""
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")
-    trt = flavour == "trt"
     defaults = {
         "cpu": (CPU_MAX_BATCH, CPU_MAX_QUEUE_DELAY_US),
         "trt": (TRT_MAX_BATCH, TRT_MAX_QUEUE_DELAY_US),
@@ -115,24 +147,25 @@ def config_pbtxt(
     lines = [
         f"# Written by objectvision_inference.triton.config_pbtxt ({flavour}): edit the generator,",
         "# not this file (a test keeps the checked-in copies in step).",
+        "# The contract of objectvision_inference.detect_contract: encoded images in, detections",
+        "# in original-image pixels out.",
         f'name: "{MODEL_NAME}"',
-        'platform: "tensorrt_plan"' if trt else 'backend: "python"',
-    ]
-    lines += [
+        'backend: "python"',
         f"max_batch_size: {max_batch}",
         "input [",
-        "  {",
-        f'    name: "{INPUT_NAME}"',
-        "    data_type: TYPE_UINT8",
-        f"    dims: [ {IMAGE_SIZE}, {IMAGE_SIZE}, 3 ]",
-        "  }",
+        _tensor(contract.IMAGES, "TYPE_STRING", [1]) + ",",
+        _tensor(contract.CONFIDENCE, "TYPE_FP32", [1], optional=True) + ",",
+        _tensor(contract.IOU, "TYPE_FP32", [1], optional=True) + ",",
+        _tensor(contract.MAX_DETECTIONS, "TYPE_INT32", [1], optional=True) + ",",
+        _tensor(contract.CLASS_MASK, "TYPE_BOOL", [class_count], optional=True) + ",",
+        _tensor(contract.EXPECTED_SIZE, "TYPE_INT32", [2], optional=True),
         "]",
         "output [",
-        "  {",
-        f'    name: "{OUTPUT_NAME}"',
-        "    data_type: TYPE_FP32",
-        f"    dims: [ {top_k}, 6 ]",
-        "  }",
+        _tensor(contract.DETECTIONS, "TYPE_FP32", [-1, 6]) + ",",
+        _tensor(contract.COUNTS, "TYPE_INT32", [1]) + ",",
+        _tensor(contract.IMAGE_SIZE, "TYPE_INT32", [2]) + ",",
+        _tensor(contract.STATUS, "TYPE_INT32", [1]) + ",",
+        _tensor(contract.STAGE_MS, "TYPE_FP32", [3]),
         "]",
         f"# Queue delay {why_delay}",
         "# No preferred_batch_size: the largest ready batch goes when the instance frees.",
@@ -142,22 +175,31 @@ def config_pbtxt(
         "instance_group [",
         "  {",
         f"    count: {instance_count}",
-        f"    kind: {'KIND_CPU' if flavour == 'cpu' else 'KIND_GPU'}",
+        f"    kind: {'KIND_GPU' if flavour == 'gpu' else 'KIND_CPU'}",
         "  }",
         "]",
     ]
-    params: dict[str, str] = {}
+    params: dict[str, str] = {"max_pixels": str(max_pixels)}
     if flavour == "cpu":
-        params = {
+        params |= {
+            "pipeline": "onnxruntime",
             "onnx_file": "model.onnx",
             "intra_op_threads": str(intra_op_threads),
             "inter_op_threads": "1",
             "allow_spinning": "0",
         }
+    elif flavour == "trt":
+        params |= {
+            "pipeline": "tensorrt",
+            "preprocess_model": TRT_PREPROCESS_MODEL,
+            "engine_model": TRT_ENGINE_MODEL,
+            "engine_iou": str(TRT_ENGINE_IOU),
+        }
     elif flavour == "gpu":
         sizes = [size for size in GPU_GRAPH_BATCH_SIZES if size < max_batch] + [max_batch]
-        params = {
-            "onnx_file": "model.onnx",
+        params |= {
+            "pipeline": "torch",
+            "onnx_file": "model.npz",
             "fp16": "1",
             "cuda_graphs": "1",
             "graph_batch_sizes": ",".join(str(size) for size in sizes),
@@ -171,6 +213,80 @@ def config_pbtxt(
         lines.append(",\n".join(entries))
         lines.append("]")
     return "\n".join(lines) + "\n"
+
+
+def export_weights(onnx_path: str | Path, out: str | Path) -> Path:
+    """The YOLOv8 weights (``model.*`` initializers, ``yolo/`` prefix dropped) and metadata of
+    an ONNX file as an ``.npz`` that ``torch_yolo`` loads without the onnx package."""
+    model = onnx.load(str(onnx_path))
+    arrays = {
+        init.name.removeprefix("yolo/"): numpy_helper.to_array(init)
+        for init in model.graph.initializer
+        if init.name.removeprefix("yolo/").startswith("model.")
+    }
+    metadata = json.dumps({prop.key: prop.value for prop in model.metadata_props})
+    with Path(out).open("wb") as sink:
+        np.savez(sink, __metadata__=np.array(metadata), **arrays)
+    return Path(out)
+
+
+def trt_support_configs(*, max_batch: int, class_count: int) -> dict[str, str]:
+    """The configs of the two models the production ``yolov8n`` calls (trt_pipeline.py)."""
+    header = [
+        "# Written by objectvision_inference.triton.trt_support_configs: edit the generator,",
+        "# not this file (a test keeps the checked-in copies in step).",
+    ]
+    preprocess = [
+        *header,
+        "# nvJPEG (hardware engines where present) + letterbox on the GPU, one call per batch:",
+        "# the batch's files zero-padded to one length, and each one's real length.",
+        f'name: "{TRT_PREPROCESS_MODEL}"',
+        'backend: "dali"',
+        f"max_batch_size: {max_batch}",
+        "input [",
+        _tensor("encoded", "TYPE_UINT8", [-1]) + ",",
+        _tensor("lengths", "TYPE_INT32", [1]),
+        "]",
+        "output [",
+        _tensor("letterboxed", "TYPE_UINT8", [IMAGE_SIZE, IMAGE_SIZE, 3]) + ",",
+        _tensor("shapes", "TYPE_INT32", [3]),
+        "]",
+        "instance_group [ { count: 1 kind: KIND_GPU } ]",
+    ]
+    engine = [
+        *header,
+        "# YOLOv8n + EfficientNMS (score >= 0.001, IoU "
+        f"{TRT_ENGINE_IOU}, <= {TRT_ENGINE_MAX_DETECTIONS} boxes), built by build_engine.sh.",
+        f"# {class_count} classes.",
+        f'name: "{TRT_ENGINE_MODEL}"',
+        'platform: "tensorrt_plan"',
+        f"max_batch_size: {max_batch}",
+        "input [",
+        _tensor("images", "TYPE_UINT8", [IMAGE_SIZE, IMAGE_SIZE, 3]),
+        "]",
+        "output [",
+        _tensor("num_dets", "TYPE_INT32", [1]) + ",",
+        _tensor("det_boxes", "TYPE_FP32", [TRT_ENGINE_MAX_DETECTIONS, 4]) + ",",
+        _tensor("det_scores", "TYPE_FP32", [TRT_ENGINE_MAX_DETECTIONS]) + ",",
+        _tensor("det_classes", "TYPE_INT32", [TRT_ENGINE_MAX_DETECTIONS]),
+        "]",
+        "instance_group [ { count: 1 kind: KIND_GPU } ]",
+    ]
+    return {
+        TRT_PREPROCESS_MODEL: "\n".join(preprocess) + "\n",
+        TRT_ENGINE_MODEL: "\n".join(engine) + "\n",
+    }
+
+
+def served_class_count(served_onnx_path: str | Path) -> int:
+    """How many classes the served model knows (its ``names`` metadata), else COCO's 80."""
+    model = onnx.load(str(served_onnx_path), load_external_data=False)
+    for prop in model.metadata_props:
+        if prop.key == "names":
+            names = ast.literal_eval(prop.value)
+            if isinstance(names, dict) and names:
+                return len(names)
+    return DEFAULT_CLASS_COUNT
 
 
 def served_top_k(served_onnx_path: str | Path) -> int:
@@ -201,24 +317,30 @@ def build_model_repository(
     intra_op_threads: int = CPU_INTRA_OP_THREADS,
     instance_count: int | None = None,
     engine_path: str | Path | None = None,
+    engine_source: str | Path | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Path:
     """Write ``dest_dir/yolov8n/{config.pbtxt, 1/...}`` and return ``dest_dir`` (the repository).
 
     ``cpu``: ``1/model.py`` (Python backend) and ``1/model.onnx`` (the served graph).
     ``gpu``: ``1/model.py`` (Python backend, PyTorch), ``1/torch_yolo.py`` (the module it
     imports) and ``1/model.onnx`` (the served graph, read for its weights, K and min_score).
-    ``trt``: ``yolov8n/model.onnx`` (outside the version folder, the input of build_engine.sh)
-    and, when ``engine_path`` is given, ``1/model.plan``; otherwise build_engine.sh writes it.
+    ``trt``: ``yolov8n/1/model.py`` (the BLS model, ``trt_pipeline``), and the configs of
+    ``yolov8n_preprocess`` (DALI) and ``yolov8n_engine`` (TensorRT); ``engine_source`` (the
+    plain yolov8n.onnx) goes to ``yolov8n_engine/model.onnx`` for build_engine.sh, which writes
+    ``model.plan`` and ``model.dali`` on the GPU node (or fetches them from the engine cache);
+    ``engine_path`` places a plan built elsewhere.
     """
     served = Path(served_onnx_path)
-    top_k = served_top_k(served)
+    served_top_k(served)  # refuses a plain (not prepared) model up front
     repo = Path(dest_dir)
     model_dir = repo / MODEL_NAME
     version_dir = model_dir / "1"
     version_dir.mkdir(parents=True, exist_ok=True)
     text = config_pbtxt(
         flavour,
-        top_k=top_k,
+        class_count=served_class_count(served),
+        max_pixels=max_pixels,
         max_batch=max_batch,
         max_queue_delay_us=max_queue_delay_us,
         intra_op_threads=intra_op_threads,
@@ -226,18 +348,26 @@ def build_model_repository(
     )
     (model_dir / "config.pbtxt").write_text(text)
     package = resources.files("objectvision_inference")
-    if flavour == "cpu":
-        (version_dir / "model.py").write_text(package.joinpath("triton_model.py").read_text())
-        _copy(served, version_dir / "model.onnx")
-    elif flavour == "gpu":
-        source = package.joinpath("triton_gpu_model.py").read_text()
-        (version_dir / "model.py").write_text(source)
-        (version_dir / "torch_yolo.py").write_text(package.joinpath("torch_yolo.py").read_text())
+    (version_dir / "model.py").write_text(package.joinpath("triton_model.py").read_text())
+    modules = version_dir / "objectvision_inference"
+    modules.mkdir(exist_ok=True)
+    for name in _PIPELINE_MODULES[flavour]:
+        (modules / name).write_text(package.joinpath(name).read_text())
+    if flavour == "gpu":
+        # Weights as numpy arrays: the stub's numpy 1.26 cannot import onnx on a GPU box.
+        export_weights(served, version_dir / "model.npz")
+    elif flavour == "cpu":
         _copy(served, version_dir / "model.onnx")
     else:
-        _copy(served, model_dir / "model.onnx")
+        for name, text in trt_support_configs(
+            max_batch=max_batch or TRT_MAX_BATCH, class_count=served_class_count(served)
+        ).items():
+            (repo / name / "1").mkdir(parents=True, exist_ok=True)
+            (repo / name / "config.pbtxt").write_text(text)
+        if engine_source is not None:
+            _copy(Path(engine_source), repo / TRT_ENGINE_MODEL / "model.onnx")
         if engine_path is not None:
-            _copy(Path(engine_path), version_dir / "model.plan")
+            _copy(Path(engine_path), repo / TRT_ENGINE_MODEL / "1" / "model.plan")
     return repo
 
 
@@ -430,6 +560,9 @@ def main(argv: list[str] | None = None) -> int:
     repo_cmd.add_argument("--max-batch", type=int)
     repo_cmd.add_argument("--max-queue-delay-us", type=int)
     repo_cmd.add_argument("--intra-op-threads", type=int, default=CPU_INTRA_OP_THREADS)
+    repo_cmd.add_argument(
+        "--engine-source", type=Path, help="trt: the plain yolov8n.onnx the engine is built from"
+    )
     serve_cmd = sub.add_parser("serve", help="exec tritonserver on 127.0.0.1 (foreground)")
     serve_cmd.add_argument("--repository", type=Path, required=True)
     serve_cmd.add_argument("--triton-env", type=Path, default=Path(".venv-triton"))
@@ -448,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
             max_batch=args.max_batch,
             max_queue_delay_us=args.max_queue_delay_us,
             intra_op_threads=args.intra_op_threads,
+            engine_source=args.engine_source,
         )
         print(f"wrote {args.flavour} model repository {repo}")
         return 0

@@ -1,27 +1,44 @@
-"""Triton Python-backend model: the served YOLOv8 ONNX under ONNX Runtime on the CPU.
+"""Triton Python-backend model: encoded images in, detections in original pixels out.
 
-Copied as ``<repo>/yolov8n/1/model.py`` by ``objectvision_inference.triton.build_model_repository``
-and run by Triton's Python backend stub inside the Triton virtualenv (numpy < 2, onnxruntime),
-not inside the main app venv; so it must only import numpy, onnxruntime and the stub's
-``triton_python_backend_utils``.
+Copied as ``<repo>/yolov8n/1/model.py`` by ``objectvision_inference.triton.build_model_repository``,
+with the modules it needs in ``1/objectvision_inference/`` (nothing of the project is installed
+in the Triton stub's Python). The contract is ``detect_contract``'s; the config's ``pipeline``
+parameter picks how it is computed:
 
-Triton's dynamic batcher hands ``execute`` several requests at once; they are concatenated into
-one ONNX Runtime run (one batched pass is cheaper per image than one run per request) and the
-output is split back per request.
+* ``onnxruntime`` (CPU: ``make run``, the tests): OpenCV decode, the served graph under ONNX
+  Runtime, numpy NMS (``cpu_pipeline``); the stub's Python needs numpy < 2 (the tritonserver
+  2.51 stub returns empty outputs with numpy 2), onnxruntime and OpenCV.
+* ``torch`` (GPU without TensorRT): nvJPEG, CUDA-graph fp16 YOLOv8n and NMS on the device
+  (``torch_pipeline``).
+* ``tensorrt`` (production): BLS calls to DALI and a TensorRT engine with EfficientNMS, the
+  request's options applied last (``trt_pipeline``).
+
+Triton's dynamic batcher hands ``execute`` several requests at once: their images run as one
+batch, whatever options each carries, and the answers are split back per request.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
-INPUT_NAME = "images"
-OUTPUT_NAME = "detections"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from objectvision_inference import detect_contract as contract
+
+_OPTIONAL_INPUTS = (
+    contract.CONFIDENCE,
+    contract.IOU,
+    contract.MAX_DETECTIONS,
+    contract.CLASS_MASK,
+    contract.EXPECTED_SIZE,
+)
 
 
 def _parameters(model_config: dict[str, Any]) -> dict[str, str]:
@@ -30,22 +47,61 @@ def _parameters(model_config: dict[str, Any]) -> dict[str, str]:
     return {key: value["string_value"] for key, value in params.items()}
 
 
+def _numpy(request: Any, name: str) -> np.ndarray | None:
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    return None if tensor is None else tensor.as_numpy()
+
+
 class TritonPythonModel:
-    """One ONNX Runtime session per Triton model instance."""
+    """One pipeline (network, buffers, graphs) per Triton model instance."""
 
     def initialize(self, args: dict[str, str]) -> None:
-        """Open the ONNX Runtime session with the thread settings from the model config."""
-        if int(np.__version__.split(".")[0]) >= 2:
-            # The stub of tritonserver 2.51 silently returns empty tensors with numpy 2.
-            raise RuntimeError(
-                f"numpy {np.__version__} from {np.__file__}: the Triton Python stub needs"
-                " numpy < 2;"
-                " start tritonserver with the Triton venv's bin/ first on PATH"
-            )
+        started = time.perf_counter()
         config = json.loads(args["model_config"])
         params = _parameters(config)
+        self.max_pixels = int(params.get("max_pixels", "40000000"))
+        # Before OpenCV is first imported: the decoder itself refuses larger images.
+        os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(self.max_pixels)
+        self.defaults = contract.ImageOptions(
+            confidence=float(params.get("confidence", "0.25")),
+            iou=float(params.get("iou", "0.7")),
+            max_detections=int(params.get("max_detections", "300")),
+        )
         model_dir = os.path.join(args["model_repository"], args["model_version"])
         onnx_path = os.path.join(model_dir, params.get("onnx_file", "model.onnx"))
+        kind = params.get("pipeline", "onnxruntime")
+        self.numpy_outputs = int(np.__version__.split(".")[0]) < 2
+        if kind == "torch":
+            self.pipeline, described = self._torch(args, params, config, onnx_path)
+        elif kind == "tensorrt":
+            from objectvision_inference.trt_pipeline import TensorRtPipeline
+
+            self.pipeline = TensorRtPipeline(
+                pb_utils,
+                preprocess_model=params["preprocess_model"],
+                engine_model=params["engine_model"],
+                engine_iou=float(params.get("engine_iou", "0.7")),
+                max_pixels=self.max_pixels,
+            )
+            described = f"BLS to {params['preprocess_model']} and {params['engine_model']}"
+        elif kind == "onnxruntime":
+            if not self.numpy_outputs:
+                raise RuntimeError(
+                    f"numpy {np.__version__} from {np.__file__}: the Triton Python stub needs"
+                    " numpy < 2; start tritonserver with the Triton venv's bin/ first on PATH"
+                )
+            self.pipeline, described = self._onnxruntime(params, onnx_path)
+        else:
+            raise ValueError(f"pipeline must be onnxruntime or torch, not {kind!r}")
+        pb_utils.Logger.log_info(
+            f"{config['name']}: {described}, numpy {np.__version__}, max_pixels "
+            f"{self.max_pixels}, ready in {time.perf_counter() - started:.1f} s, {onnx_path}"
+        )
+
+    def _onnxruntime(self, params: dict[str, str], onnx_path: str) -> tuple[Any, str]:
+        import onnxruntime as ort
+
+        from objectvision_inference.cpu_pipeline import CpuPipeline
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(params.get("intra_op_threads", "0"))
@@ -55,32 +111,97 @@ class TritonPythonModel:
         spinning = params.get("allow_spinning", "0")
         opts.add_session_config_entry("session.intra_op.allow_spinning", spinning)
         opts.add_session_config_entry("session.inter_op.allow_spinning", spinning)
-        self.session = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
-        self.logger = pb_utils.Logger
-        self.logger.log_info(
-            f"yolov8n: onnxruntime {ort.__version__}, numpy {np.__version__}, "
-            f"intra_op_threads={opts.intra_op_num_threads}, {onnx_path}"
+        session = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
+        (input_name,) = [i.name for i in session.get_inputs()]
+
+        def network(batch: np.ndarray) -> np.ndarray:
+            return session.run(None, {input_name: batch})[0]
+
+        pipeline = CpuPipeline(network, max_pixels=self.max_pixels)
+        return pipeline, (
+            f"onnxruntime {ort.__version__}, intra_op_threads={opts.intra_op_num_threads}"
         )
 
+    def _torch(
+        self, args: dict[str, str], params: dict[str, str], config: dict[str, Any], path: str
+    ) -> tuple[Any, str]:
+        import torch
+
+        from objectvision_inference import torch_yolo
+        from objectvision_inference.torch_pipeline import TorchPipeline
+
+        if args.get("model_instance_kind") == "GPU":
+            device = torch.device("cuda", int(args.get("model_instance_device_id", "0")))
+            torch.cuda.set_device(device)
+        else:
+            device = torch.device("cpu")
+        half = params.get("fp16", "1") == "1" and device.type == "cuda"
+        graphs = params.get("cuda_graphs", "1") == "1" and device.type == "cuda"
+        max_batch = int(config.get("max_batch_size", 0)) or 1
+        sizes = [int(s) for s in params.get("graph_batch_sizes", str(max_batch)).split(",") if s]
+        model = torch_yolo.load_served_model(path, device=device, half=half)
+        runner = torch_yolo.BatchRunner(model, sizes, graphs=graphs)
+        pipeline = TorchPipeline(runner, max_pixels=self.max_pixels)
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+        return pipeline, (
+            f"torch {torch.__version__} on {device} ({name}), fp16={half}, nvjpeg="
+            f"{pipeline.nvjpeg}, cuda_graphs={graphs} for batch sizes {runner.sizes}"
+        )
+
+    def _tensor(self, name: str, array: np.ndarray) -> Any:
+        array = np.ascontiguousarray(array)
+        if self.numpy_outputs:
+            return pb_utils.Tensor(name, array)
+        return pb_utils.Tensor.from_dlpack(name, array.__dlpack__())
+
     def execute(self, requests: list[Any]) -> list[Any]:
-        """Run all requests of one dynamic batch in a single ONNX Runtime call."""
-        arrays = [pb_utils.get_input_tensor_by_name(r, INPUT_NAME).as_numpy() for r in requests]
-        sizes = [a.shape[0] for a in arrays]
-        batch = arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=0)
+        """All images of all requests as one batch; one response per request."""
+        images: list[bytes] = []
+        options: list[contract.ImageOptions] = []
+        expected: list[tuple[int, int] | None] = []
+        counts: list[int] = []
+        responses: list[Any] = [None] * len(requests)
+        for position, request in enumerate(requests):
+            try:
+                encoded = _numpy(request, contract.IMAGES)
+                if encoded is None:
+                    raise ValueError(f"the {contract.IMAGES} input is missing")
+                blobs = [bytes(item) for item in encoded.reshape(-1)]
+                inputs = {name: _numpy(request, name) for name in _OPTIONAL_INPUTS}
+                per_image = contract.request_options(
+                    len(blobs),
+                    self.defaults,
+                    confidence=inputs[contract.CONFIDENCE],
+                    iou=inputs[contract.IOU],
+                    max_detections=inputs[contract.MAX_DETECTIONS],
+                    class_mask=inputs[contract.CLASS_MASK],
+                )
+                sizes = contract.expected_sizes(len(blobs), inputs[contract.EXPECTED_SIZE])
+            except (ValueError, TypeError) as error:
+                responses[position] = pb_utils.InferenceResponse(
+                    output_tensors=[], error=pb_utils.TritonError(f"bad request: {error}")
+                )
+                counts.append(0)
+                continue
+            images += blobs
+            options += per_image
+            expected += sizes
+            counts.append(len(blobs))
         try:
-            (detections,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})
-        except Exception as exc:
-            error = pb_utils.TritonError(f"onnxruntime failed on a batch of {len(batch)}: {exc}")
-            return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
-        responses = []
+            results, stage_ms = self.pipeline(images, options, expected) if images else ([], ())
+        except Exception as error:
+            failure = pb_utils.TritonError(f"inference failed on {len(images)} images: {error}")
+            return [pb_utils.InferenceResponse(output_tensors=[], error=failure) for _ in requests]
         start = 0
-        for size in sizes:
-            part = detections[start : start + size]
-            start += size
-            tensor = pb_utils.Tensor(OUTPUT_NAME, np.ascontiguousarray(part))
-            responses.append(pb_utils.InferenceResponse(output_tensors=[tensor]))
+        for position, count in enumerate(counts):
+            if responses[position] is not None:
+                continue
+            outputs = contract.pack(results[start : start + count], stage_ms)
+            start += count
+            tensors = [self._tensor(name, value) for name, value in outputs.items()]
+            responses[position] = pb_utils.InferenceResponse(output_tensors=tensors)
         return responses
 
     def finalize(self) -> None:
-        """Drop the session so its memory goes before the stub exits."""
-        self.session = None
+        """Drop the pipeline so its memory (and device graphs) go before the stub exits."""
+        self.pipeline = None

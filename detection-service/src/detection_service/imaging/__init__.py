@@ -1,1 +1,14 @@
-"""Image bytes in, model input out: header checks before any decoding, decode, letterbox."""
+"""Image bytes: header checks before any decoding, decoding bound to the pixel limit, drawing.
+
+OpenCV reads ``OPENCV_IO_MAX_IMAGE_PIXELS`` once, when its library loads, and then refuses from
+its own reading of a file's header any image over it, before allocating. The service's limit
+(``MAX_IMAGE_PIXELS``) is put there here, before any module of this package imports cv2, so
+that a file which our header parser and libjpeg read differently can never decode to more
+pixels than the limit (decode.decode also checks the decoded size against the header).
+"""
+
+import os
+
+os.environ.setdefault(
+    "OPENCV_IO_MAX_IMAGE_PIXELS", os.environ.get("MAX_IMAGE_PIXELS", "40000000").strip()
+)

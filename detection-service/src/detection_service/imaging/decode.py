@@ -31,8 +31,18 @@ def inspect(data: bytes, limits: ImageLimits) -> ImageHeader:
 
 
 def decode(data: bytes, header: ImageHeader) -> np.ndarray:
-    """BGR uint8 HxWx3, EXIF orientation applied (as Ultralytics reads images)."""
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    """BGR uint8 HxWx3, EXIF orientation applied (as Ultralytics reads images); the decoded
+    size must be the header's (either way round: EXIF may rotate)."""
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        raise PayloadTooLarge("the image decodes to more pixels than accepted") from None
     if image is None:
         raise InvalidArgument(f"the {header.format.name} image is corrupt and cannot be decoded")
+    height, width = image.shape[:2]
+    if (width, height) not in ((header.width, header.height), (header.height, header.width)):
+        raise InvalidArgument(
+            f"the {header.format.name} header says {header.width}x{header.height} but the"
+            f" image decodes to {width}x{height}: a malformed file"
+        )
     return image

@@ -113,17 +113,22 @@ def _png(data: bytes) -> tuple[int, int]:
 
 
 def _jpeg(data: bytes) -> tuple[int, int]:
+    """The frame size, read as strictly as libjpeg reads markers, so that no byte sequence
+    means one thing here and another to the decoder: between segments only 0xFF fill bytes
+    may stand before a marker, a marker byte is never 0x00 (libjpeg reads FF 00 as stray data
+    and keeps scanning, past what a lax parser would skip as a segment), and one frame header
+    is allowed. The decoder is bound to the pixel limit as well (decode.bind_decoder)."""
     size: tuple[int, int] | None = None
     i, n = 2, len(data)
     while i + 4 <= n:
         if data[i] != 0xFF:
-            # Stray bytes between segments: decoders skip to the next marker, so do we.
-            i += 1
-            continue
+            raise _corrupt(ImageFormat.JPEG, "stray bytes between segments")
         marker = data[i + 1]
         if marker == 0xFF:
             i += 1
             continue
+        if marker == 0x00 or marker == 0xD8:
+            raise _corrupt(ImageFormat.JPEG, f"invalid marker 0x{marker:02X} between segments")
         if marker in _JPEG_STANDALONE:
             i += 2
             continue
@@ -133,6 +138,8 @@ def _jpeg(data: bytes) -> tuple[int, int]:
         if length < 2:
             raise _corrupt(ImageFormat.JPEG, "bad segment length")
         if marker in _JPEG_SOF:
+            if size is not None:
+                raise _corrupt(ImageFormat.JPEG, "more than one frame header")
             if i + 9 > n:
                 break
             height, width = struct.unpack(">HH", data[i + 5 : i + 9])

@@ -1,11 +1,12 @@
 """One queue in front of Triton that turns concurrent single-frame calls into batched requests.
 
-Detect, DetectStream frames and job workers each submit one letterboxed frame and await a
-future. A collector task takes the first waiting frame, then whatever else arrives until the
-batch is full (DETECT_MAX_BATCH, capped by the model's max_batch_size) or the first frame has
-waited DETECT_MAX_DELAY_MS, and sends one request. At most DETECT_MAX_INFLIGHT_BATCHES requests
-are outstanding; while they run, new frames pile up and form the next, larger batch, so batch
-size grows with load and latency stays low when idle.
+Detect, DetectStream frames and job workers each submit one encoded image (with its own
+options) and await a future. A collector task takes the first waiting image, then whatever
+else arrives until the batch is full (DETECT_MAX_BATCH, capped by the model's
+max_batch_size) or the first image has waited DETECT_MAX_DELAY_MS, and sends one request.
+At most DETECT_MAX_INFLIGHT_BATCHES requests are outstanding; while they run, new images
+pile up and form the next, larger batch, so batch size grows with load and latency stays
+low when idle.
 """
 
 import asyncio
@@ -15,20 +16,24 @@ from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from detection_service.inference.triton import RETRY_AFTER_SECONDS, TritonModel, make_input
+from detection_service.inference.triton import (
+    RETRY_AFTER_SECONDS,
+    ImageRequest,
+    TritonModel,
+    make_inputs,
+)
 from detection_service.metrics import DetectionMetrics
 from objectvision_common.errors import DomainError, Unavailable
+from objectvision_inference.detect_contract import ImageResult
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class InferenceOutcome:
-    """One frame's candidate rows and where its time went."""
+    """One image's answer from the model and where its time went."""
 
-    rows: np.ndarray
+    result: ImageResult
     queue_ms: float
     inference_ms: float
     batch_size: int
@@ -36,7 +41,7 @@ class InferenceOutcome:
 
 @dataclass
 class _Pending:
-    frame: np.ndarray
+    image: ImageRequest
     future: asyncio.Future[InferenceOutcome]
     enqueued: float = field(default_factory=time.perf_counter)
 
@@ -53,8 +58,10 @@ class MicroBatcher:
         request_timeout_s: float,
         max_inflight_batches: int = 2,
         max_queue: int = 512,
+        class_count: int = 80,
     ) -> None:
         self._model = model
+        self._class_count = class_count
         self._executor = executor
         self._metrics = metrics
         self._max_batch = max_batch
@@ -83,13 +90,13 @@ class MicroBatcher:
                     Unavailable("the service is shutting down", retry_after_seconds=1)
                 )
 
-    async def infer(self, frame: np.ndarray, *, time_limit_s: float) -> InferenceOutcome:
-        """Candidate rows for one letterboxed frame; Unavailable if Triton cannot answer in time."""
+    async def infer(self, image: ImageRequest, *, time_limit_s: float) -> InferenceOutcome:
+        """One image's answer; Unavailable if Triton cannot answer in time."""
         if self._collector is None:
             raise Unavailable("the service is not accepting work", retry_after_seconds=1)
         if self._queue.qsize() >= self._max_queue:
             raise Unavailable("too many images waiting for inference", retry_after_seconds=1)
-        pending = _Pending(frame, asyncio.get_running_loop().create_future())
+        pending = _Pending(image, asyncio.get_running_loop().create_future())
         self._queue.put_nowait(pending)
         try:
             async with asyncio.timeout(time_limit_s):
@@ -145,8 +152,10 @@ class MicroBatcher:
                 return
             sent = time.perf_counter()
             loop = asyncio.get_running_loop()
-            tensor = await loop.run_in_executor(self._executor, make_input, [p.frame for p in live])
-            rows = await self._model.infer(tensor, time_limit_s=self._request_timeout)
+            inputs = await loop.run_in_executor(
+                self._executor, make_inputs, [p.image for p in live], self._class_count
+            )
+            results = await self._model.infer(inputs, time_limit_s=self._request_timeout)
             inference_ms = (time.perf_counter() - sent) * 1000
             self._metrics.batch_size.observe(len(live))
             self._metrics.inference_latency.observe(inference_ms / 1000)
@@ -155,7 +164,7 @@ class MicroBatcher:
                 self._metrics.queue_wait.observe(queue_ms / 1000)
                 if not pending.future.done():
                     pending.future.set_result(
-                        InferenceOutcome(rows[index], queue_ms, inference_ms, len(live))
+                        InferenceOutcome(results[index], queue_ms, inference_ms, len(live))
                     )
         except Exception as error:
             kind = "unavailable" if isinstance(error, Unavailable) else "error"

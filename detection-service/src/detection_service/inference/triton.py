@@ -1,6 +1,15 @@
-"""The served model behind Triton's gRPC API, over one connection reused by every batch."""
+"""The served model behind Triton's gRPC API, over one connection reused by every batch.
 
+What crosses the wire is ``objectvision_inference.detect_contract``: the uploads' encoded
+bytes and each image's options in, final boxes in original pixels out.
+"""
+
+import asyncio
+import json
 import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import tritonclient.grpc as grpcclient
@@ -8,13 +17,30 @@ from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
 from objectvision_common.errors import Unavailable
+from objectvision_inference import detect_contract as contract
 
 logger = logging.getLogger(__name__)
 
-INPUT_NAME = "images"
-OUTPUT_NAME = "detections"
 RETRY_AFTER_SECONDS = 1
 _MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+# Every address the target resolves to gets calls in turn (a `dns:///` name of a headless
+# Service, or `ipv4:a:p,b:p`), and a call that finds one endpoint gone (UNAVAILABLE: it never
+# reached a model) is replayed on another: inference is idempotent.
+_SERVICE_CONFIG = {
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "methodConfig": [
+        {
+            "name": [{"service": "inference.GRPCInferenceService"}],
+            "retryPolicy": {
+                "maxAttempts": 4,
+                "initialBackoff": "0.05s",
+                "maxBackoff": "0.5s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ],
+}
 # Triton may restart in well under a second; keep gRPC's reconnect backoff short so the first
 # call after it is back does not wait out a long exponential backoff.
 _CHANNEL_ARGS = [
@@ -25,6 +51,11 @@ _CHANNEL_ARGS = [
     ("grpc.initial_reconnect_backoff_ms", 250),
     ("grpc.min_reconnect_backoff_ms", 250),
     ("grpc.max_reconnect_backoff_ms", 2_000),
+    # A retried call is replayed from this buffer (gRPC's default, 256 KiB, holds less than
+    # one batch of JPEGs, which would make every batch non-retryable).
+    ("grpc.per_rpc_retry_buffer_size", 64 * 1024 * 1024),
+    ("grpc.retry_buffer_size", 256 * 1024 * 1024),
+    ("grpc.service_config", json.dumps(_SERVICE_CONFIG)),
 ]
 # Statuses that mean "not now" rather than "never": the caller may retry.
 _TRANSIENT = {
@@ -38,20 +69,85 @@ _TRANSIENT = {
 }
 
 
-def make_input(frames: list[np.ndarray]) -> grpcclient.InferInput:
-    """Stack letterboxed frames into one UINT8 [B, 640, 640, 3] input (a copy: run off-loop)."""
-    batch = np.stack(frames)
-    tensor = grpcclient.InferInput(INPUT_NAME, list(batch.shape), "UINT8")
-    tensor.set_data_from_numpy(batch)
-    return tensor
+@dataclass(frozen=True)
+class ImageRequest:
+    """One image as the model takes it: the upload's bytes, its header size and options."""
+
+    data: bytes
+    width: int
+    height: int
+    confidence: float
+    iou: float
+    max_detections: int
+    class_ids: frozenset[int] | None
+
+
+def make_inputs(images: Sequence[ImageRequest], class_count: int) -> list[grpcclient.InferInput]:
+    """The request's input tensors: the encoded bytes as they came, and the small option
+    tensors (no decoding, no pixel copies: cheap enough anywhere)."""
+    count = len(images)
+    encoded = np.empty((count, 1), dtype=object)
+    for index, image in enumerate(images):
+        encoded[index, 0] = image.data
+    masks = np.ones((count, class_count), dtype=bool)
+    for index, image in enumerate(images):
+        if image.class_ids is not None:
+            masks[index] = False
+            masks[index, [c for c in image.class_ids if 0 <= c < class_count]] = True
+    arrays = {
+        contract.IMAGES: (encoded, "BYTES"),
+        contract.CONFIDENCE: (np.array([[i.confidence] for i in images], np.float32), "FP32"),
+        contract.IOU: (np.array([[i.iou] for i in images], np.float32), "FP32"),
+        contract.MAX_DETECTIONS: (
+            np.array([[i.max_detections] for i in images], np.int32),
+            "INT32",
+        ),
+        contract.CLASS_MASK: (masks, "BOOL"),
+        contract.EXPECTED_SIZE: (
+            np.array([[i.width, i.height] for i in images], np.int32),
+            "INT32",
+        ),
+    }
+    inputs = []
+    for name, (array, datatype) in arrays.items():
+        tensor = grpcclient.InferInput(name, list(array.shape), datatype)
+        tensor.set_data_from_numpy(array)
+        inputs.append(tensor)
+    return inputs
 
 
 class TritonModel:
-    def __init__(self, url: str, *, model_name: str) -> None:
+    """Triton's gRPC API for one model, spread over every endpoint the URL names.
+
+    Why the channel is renewed every ``channel_max_age_s``: DNS is resolved when a channel
+    connects (and after a connection fails), so Triton pods the autoscaler adds would get no
+    calls from a channel that never fails. A fresh channel re-resolves; the old one closes once
+    its calls had time to finish.
+    """
+
+    def __init__(self, url: str, *, model_name: str, channel_max_age_s: float = 60.0) -> None:
         self.url = url
         self.model_name = model_name
+        self._max_age = channel_max_age_s
         self._client = InferenceServerClient(url, channel_args=_CHANNEL_ARGS)
+        self._born = time.monotonic()
+        self._retiring: set[asyncio.Task[None]] = set()
         self._max_batch: int | None = None
+
+    def _fresh_client(self, grace_s: float) -> InferenceServerClient:
+        if time.monotonic() - self._born >= self._max_age:
+            old = self._client
+            self._client = InferenceServerClient(self.url, channel_args=_CHANNEL_ARGS)
+            self._born = time.monotonic()
+            task = asyncio.get_running_loop().create_task(self._retire(old, grace_s))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+        return self._client
+
+    @staticmethod
+    async def _retire(client: InferenceServerClient, grace_s: float) -> None:
+        await asyncio.sleep(grace_s)
+        await client.close()
 
     async def max_batch_size(self, *, time_limit_s: float = 2.0) -> int | None:
         """The model's max_batch_size from Triton, or None while Triton cannot say (cached)."""
@@ -66,13 +162,16 @@ class TritonModel:
                 return None
         return self._max_batch
 
-    async def infer(self, tensor: grpcclient.InferInput, *, time_limit_s: float) -> np.ndarray:
-        """[B, K, 6] float32 detections; Unavailable when Triton is down, overloaded or slow."""
+    async def infer(
+        self, inputs: list[grpcclient.InferInput], *, time_limit_s: float
+    ) -> list[contract.ImageResult]:
+        """Each image's answer; Unavailable when Triton is down, overloaded or slow."""
+        client = self._fresh_client(grace_s=time_limit_s + 1.0)
         try:
-            result = await self._client.infer(
+            result = await client.infer(
                 self.model_name,
-                [tensor],
-                outputs=[grpcclient.InferRequestedOutput(OUTPUT_NAME)],
+                inputs,
+                outputs=[grpcclient.InferRequestedOutput(name) for name in contract.OUTPUTS],
                 client_timeout=time_limit_s,
             )
         except InferenceServerException as error:
@@ -82,10 +181,14 @@ class TritonModel:
                     retry_after_seconds=RETRY_AFTER_SECONDS,
                 ) from error
             raise
-        output = result.as_numpy(OUTPUT_NAME)
-        if output is None or output.ndim != 3 or output.shape[2] != 6:
-            raise RuntimeError(f"unexpected {OUTPUT_NAME} output from Triton: {output!r:.200}")
-        return output
+        outputs = {name: result.as_numpy(name) for name in contract.OUTPUTS}
+        missing = [name for name, value in outputs.items() if value is None]
+        if missing:
+            raise RuntimeError(f"Triton's answer lacks {missing}: not the encoded-image contract")
+        return contract.unpack(outputs)
 
     async def close(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         await self._client.close()

@@ -1,0 +1,540 @@
+"""The encoded-image contract on a GPU box: Triton with JPEGs in, and the detection service's
+Detector path in front of it, under load from several processes (`bench/gpu.sh` runs it).
+
+Why several load processes: one asyncio process tops out near 1-2 k requests/s of gRPC, under
+what a GPU serves; each point splits its concurrency over `--processes` processes, each with
+its own event loop and channel, and the point's throughput is the sum.
+
+Stages:
+- `parity`: every image through Triton (GPU pipeline) against the CPU pipeline (OpenCV,
+  ONNX Runtime, numpy NMS) on the same served graph: matched boxes IoU >= 0.9, confidence
+  within 0.03, as make test requires of the CPU path against the reference.
+- `triton_encoded`: one JPEG per request straight to Triton; Triton's dynamic batcher forms
+  the batches. nvidia-smi's utilisation is sampled during each point.
+- `detect_encoded`: `--processes` serving processes, each a `Detector` as detection-service
+  builds it (header checks, micro-batcher, Triton client), its callers in process. Left out:
+  the service's own gRPC server and identity check.
+
+    python3 -m bench.gpu_encoded --model yolov8n.onnx --images DIR --server-site DIR \\
+        --out DIR [--concurrency 1,8,32,64,128,256] [--processes 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from objectvision_inference.prepare_model import prepare_model
+from objectvision_inference.triton import (
+    LOOPBACK,
+    MODEL_NAME,
+    build_model_repository,
+    tritonserver_command,
+    wait_until_ready,
+)
+
+logger = logging.getLogger("bench")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+class TritonProcess:
+    """tritonserver with the gpu flavour, started in its own session, its log in a file."""
+
+    def __init__(self, args: argparse.Namespace, work: Path, *, instances: int = 1) -> None:
+        self.served = prepare_model(args.model, work / "yolov8n_served.onnx")
+        repo = build_model_repository(
+            work / "repository",
+            self.served,
+            flavour="gpu",
+            max_batch=args.max_batch,
+            instance_count=instances,
+        )
+        if args.instance_kind == "cpu":
+            # Dry run without a GPU: the same model.py on the CPU, in fp32 (fp16 is slow there).
+            config = repo / MODEL_NAME / "config.pbtxt"
+            fp16 = '"fp16" value: { string_value: "%s" }'
+            text = config.read_text().replace("kind: KIND_GPU", "kind: KIND_CPU")
+            config.write_text(text.replace(fp16 % "1", fp16 % "0"))
+        self.grpc_port, self.http_port, metrics_port = _free_port(), _free_port(), _free_port()
+        self.argv, self.env = tritonserver_command(
+            repo,
+            grpc_port=self.grpc_port,
+            http_port=self.http_port,
+            metrics_port=metrics_port,
+            triton_env_dir=args.stub_env,
+            server_site=args.server_site,
+        )
+        self.log = work / "tritonserver.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{LOOPBACK}:{self.grpc_port}"
+
+    def start(self, timeout_s: float) -> int:
+        """Start and wait until the model is ready (weights loaded, graphs captured)."""
+        with self.log.open("wb") as sink:
+            self.process = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_until_ready(self.http_port, timeout_s=timeout_s, process=self.process)
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    def tail(self, chars: int = 6000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+def _images(folder: Path) -> list[tuple[str, bytes]]:
+    found = sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"}
+    )
+    return [(p.name, p.read_bytes()) for p in found]
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def compare(reference: np.ndarray, served: np.ndarray) -> tuple[int, int]:
+    """(matched, total): reference rows with a same-class served row at IoU >= 0.9 and
+    confidence within 0.03 (greedy, each served row used once)."""
+    used: set[int] = set()
+    matched = 0
+    for row in reference:
+        for index, other in enumerate(served):
+            if index in used or int(other[5]) != int(row[5]):
+                continue
+            if _iou(row[:4], other[:4]) >= 0.9 and abs(other[4] - row[4]) <= 0.03:
+                used.add(index)
+                matched += 1
+                break
+    return matched, len(reference)
+
+
+def _encoded_inputs(data: bytes) -> list[Any]:
+    import tritonclient.grpc as grpcclient
+
+    array = np.empty((1, 1), dtype=object)
+    array[0, 0] = data
+    tensor = grpcclient.InferInput("images", [1, 1], "BYTES")
+    tensor.set_data_from_numpy(array)
+    return [tensor]
+
+
+def parity(url: str, served: Path, images: list[tuple[str, bytes]]) -> dict[str, Any]:
+    """The GPU answers against the CPU pipeline's, per image."""
+    import onnxruntime as ort
+    import tritonclient.grpc as grpcclient
+
+    from objectvision_inference import detect_contract as contract
+    from objectvision_inference.cpu_pipeline import CpuPipeline
+
+    session = ort.InferenceSession(str(served), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    cpu = CpuPipeline(lambda batch: session.run(None, {name: batch})[0], max_pixels=40_000_000)
+    client = grpcclient.InferenceServerClient(url)
+    matched = total = served_total = 0
+    per_image = {}
+    for filename, data in images:
+        (reference,), _ = cpu([data], [contract.ImageOptions()], [None])
+        result = client.infer("yolov8n", _encoded_inputs(data))
+        (answer,) = contract.unpack({n: result.as_numpy(n) for n in contract.OUTPUTS})
+        hit, count = compare(reference.rows, answer.rows)
+        matched, total, served_total = matched + hit, total + count, served_total + len(answer.rows)
+        per_image[filename] = {"reference": count, "served": len(answer.rows), "matched": hit}
+    return {
+        "matched": matched,
+        "reference_objects": total,
+        "served_objects": served_total,
+        "recall": round(matched / total, 4) if total else None,
+        "per_image": per_image,
+    }
+
+
+class GpuSampler:
+    """nvidia-smi utilisation.gpu every 200 ms while a point runs."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> GpuSampler:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                out = subprocess.run(
+                    ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                    capture_output=True,
+                    text=True,
+                    timeout=2,
+                )
+                self.samples.append(float(out.stdout.split()[0]))
+            except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+                return
+            self._stop.wait(0.2)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=3)
+
+    @property
+    def mean(self) -> float | None:
+        return round(sum(self.samples) / len(self.samples), 1) if self.samples else None
+
+
+def _load_process(
+    mode: str,
+    url: str,
+    served: str,
+    images: list[bytes],
+    concurrency: int,
+    warmup_s: float,
+    measure_s: float,
+    queue: Any,
+) -> None:
+    """One load process: `concurrency` closed loops for warmup + measure seconds."""
+    asyncio.run(_load(mode, url, served, images, concurrency, warmup_s, measure_s, queue))
+
+
+async def _load(
+    mode: str,
+    url: str,
+    served: str,
+    images: list[bytes],
+    concurrency: int,
+    warmup_s: float,
+    measure_s: float,
+    queue: Any,
+) -> None:
+    from tritonclient.grpc.aio import InferenceServerClient
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    started = time.perf_counter()
+    measure_from = started + warmup_s
+    stop_at = measure_from + measure_s
+    sent_bytes = 0
+    stages: list[list[float]] = []
+    send: Any
+    cleanup: list[Any] = []
+    if mode == "triton":
+        client = InferenceServerClient(url)
+        cleanup.append(client.close)
+
+        async def send(data: bytes) -> None:
+            result = await client.infer("yolov8n", _encoded_inputs(data))
+            stage = result.as_numpy("stage_ms")
+            if stage is not None:
+                stages.append(stage.reshape(-1)[:3].tolist())
+
+    else:
+        from prometheus_client import CollectorRegistry
+
+        from detection_service.detector import Detector
+        from detection_service.imaging.decode import ImageLimits
+        from detection_service.inference.batcher import MicroBatcher
+        from detection_service.inference.classes import load_class_names
+        from detection_service.inference.triton import TritonModel
+        from detection_service.metrics import DetectionMetrics
+        from detection_service.postprocess import DetectionOptions
+
+        model = TritonModel(url, model_name="yolov8n")
+        executor = ThreadPoolExecutor(2)
+        names = load_class_names(Path(served))
+        batcher = MicroBatcher(
+            model,
+            executor=executor,
+            metrics=DetectionMetrics.create(CollectorRegistry()),
+            max_batch=16,
+            max_delay_s=0.0,
+            request_timeout_s=30.0,
+            max_inflight_batches=4,
+            max_queue=4096,
+            class_count=len(names),
+        )
+        options = DetectionOptions(confidence=0.25, iou=0.7, max_detections=300)
+        detector = Detector(
+            batcher=batcher,
+            executor=executor,
+            class_names=names,
+            limits=ImageLimits(20 * 1024 * 1024, 40_000_000),
+            defaults=options,
+            inference_timeout_s=30.0,
+        )
+        batcher.start()
+        cleanup += [batcher.stop, model.close]
+
+        async def send(data: bytes) -> None:
+            await detector.detect(data, options)
+
+    async def loop(index: int) -> None:
+        nonlocal sent_bytes
+        position = index
+        while (now := time.perf_counter()) < stop_at:
+            data = images[position % len(images)]
+            position += 1
+            try:
+                await send(data)
+            except Exception as error:
+                if now >= measure_from:
+                    errors.append(f"{type(error).__name__}: {error}"[:200])
+                continue
+            if now >= measure_from:
+                latencies.append(time.perf_counter() - now)
+                sent_bytes += len(data)
+
+    await asyncio.gather(*(loop(i) for i in range(concurrency)))
+    for close in cleanup:
+        await close()
+    queue.put(
+        {
+            "latencies": latencies,
+            "errors": errors[:5],
+            "error_count": len(errors),
+            "stages": stages[-2000:],
+            "sent_bytes": sent_bytes,
+        }
+    )
+
+
+def measure_point(
+    mode: str,
+    url: str,
+    served: Path,
+    images: list[bytes],
+    concurrency: int,
+    processes: int,
+    warmup_s: float,
+    measure_s: float,
+) -> dict[str, Any]:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    count = max(1, min(processes, concurrency))
+    shares = [concurrency // count + (1 if i < concurrency % count else 0) for i in range(count)]
+    workers = [
+        context.Process(
+            target=_load_process,
+            args=(mode, url, str(served), images, share, warmup_s, measure_s, queue),
+        )
+        for share in shares
+    ]
+    for worker in workers:
+        worker.start()
+    with GpuSampler() as sampler:
+        results = [queue.get(timeout=warmup_s + measure_s + 120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    latencies = np.sort(np.concatenate([np.asarray(r["latencies"]) for r in results]))
+    done = len(latencies)
+    stages = [row for r in results for row in r["stages"]]
+    stage_means = np.asarray(stages).mean(axis=0).round(2).tolist() if stages else None
+    return {
+        "stage": mode,
+        "concurrency": concurrency,
+        "processes": count,
+        "images": done,
+        "throughput_ips": round(done / measure_s, 1),
+        "p50_ms": round(float(np.percentile(latencies, 50)) * 1e3, 2) if done else None,
+        "p99_ms": round(float(np.percentile(latencies, 99)) * 1e3, 2) if done else None,
+        "errors": sum(r["error_count"] for r in results),
+        "error_examples": [e for r in results for e in r["errors"]][:3],
+        "gpu_busy_percent": sampler.mean,
+        # Per image, the batch it ran in inside Triton: decode + letterbox, network, NMS (ms).
+        "triton_stage_ms": stage_means,
+        "image_bytes_sent": sum(r["sent_bytes"] for r in results),
+    }
+
+
+def raw_device(model: Path, batches: list[int], seconds: float) -> list[dict[str, Any]]:
+    """The network alone on device-resident input: CUDA graph, fp16, per batch size; the
+    ceiling the encoded pipeline is compared with (no decode, no host copies)."""
+    import torch
+
+    from objectvision_inference import torch_yolo
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    half = device.type == "cuda"
+    served = torch_yolo.load_served_model(model, device=device, half=half)
+    runner = torch_yolo.BatchRunner(served, batches)
+    points = []
+    for batch in batches:
+        images = torch.randint(0, 255, (batch, 640, 640, 3), dtype=torch.uint8, device=device)
+        runner.run_on_device(images)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        runs = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            runner.run_on_device(images)
+            runs += 1
+            if device.type == "cuda" and runs % 8 == 0:
+                torch.cuda.synchronize()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - started
+        points.append(
+            {
+                "batch": batch,
+                "images_per_s": round(runs * batch / elapsed, 1),
+                "ms_per_batch": round(elapsed / runs * 1e3, 3),
+            }
+        )
+    del runner, served
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return points
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.gpu_encoded")
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--images", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--server-site", type=Path)
+    parser.add_argument("--stub-env", type=Path, default=Path(sys.prefix))
+    parser.add_argument("--concurrency", default="1,8,32,64,128,256")
+    parser.add_argument("--detect-concurrency", default="1,64,256")
+    parser.add_argument("--processes", type=int, default=8)
+    parser.add_argument(
+        "--instances", default="4", help="Triton model instances; several (4,8) run in turn"
+    )
+    parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--warmup-s", type=float, default=2.0)
+    parser.add_argument("--measure-s", type=float, default=5.0)
+    parser.add_argument("--instance-kind", choices=["gpu", "cpu"], default="gpu")
+    parser.add_argument("--stages", default="raw,parity,triton,detect")
+    parser.add_argument("--raw-batches", default="1,8,32,64,128")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+    from bench.gpu import device_info
+
+    images = _images(args.images)
+    jpegs = [data for name, data in images if name.lower().endswith((".jpg", ".jpeg"))]
+    document: dict[str, Any] = {
+        "kind": "gpu_encoded",
+        "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "device": device_info(),
+        "config": {k: str(v) for k, v in vars(args).items()},
+        "mean_jpeg_bytes": round(sum(map(len, jpegs)) / len(jpegs)),
+        "points": [],
+        "problems": [],
+    }
+    stages = args.stages.split(",")
+    if "raw" in stages:
+        batches = [int(b) for b in args.raw_batches.split(",")]
+        document["raw_device"] = raw_device(
+            args.model, batches, 1.0 if args.instance_kind == "cpu" else 3.0
+        )
+        logger.info("raw (device-resident input): %s", document["raw_device"])
+    counts = [int(n) for n in str(args.instances).split(",")]
+    for position, instances in enumerate(counts):
+        last = position == len(counts) - 1
+        plan = []
+        if "triton" in stages:
+            plan += [("triton", int(c)) for c in args.concurrency.split(",")]
+        if "detect" in stages and last:
+            plan += [("detect", int(c)) for c in args.detect_concurrency.split(",")]
+        with tempfile.TemporaryDirectory(prefix="objectvision-gpu-encoded-") as tmp:
+            triton = TritonProcess(args, Path(tmp), instances=instances)
+            try:
+                started = time.perf_counter()
+                triton.start(300)
+                ready_s = round(time.perf_counter() - started, 1)
+                document.setdefault("triton_ready_s", {})[str(instances)] = ready_s
+                logger.info("triton with %d instances ready in %.1f s", instances, ready_s)
+                if "parity" in stages and position == 0:
+                    document["parity"] = parity(triton.url, triton.served, images)
+                    summary = {k: v for k, v in document["parity"].items() if k != "per_image"}
+                    logger.info("parity: %s", summary)
+                for mode, concurrency in plan:
+                    point = measure_point(
+                        mode,
+                        triton.url,
+                        triton.served,
+                        jpegs,
+                        concurrency,
+                        args.processes,
+                        args.warmup_s,
+                        args.measure_s,
+                    )
+                    point["triton_instances"] = instances
+                    document["points"].append(point)
+                    logger.info("%s", json.dumps(point))
+            except Exception as error:
+                logger.exception("gpu_encoded failed")
+                document["problems"].append(repr(error)[:400])
+                document["triton_log_tail"] = triton.tail()
+            finally:
+                triton.stop()
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = document["started_at"].replace(":", "").replace("-", "")
+    path = args.out / f"gpu-encoded-{stamp}.json"
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    for raw in document.get("raw_device", []):
+        print(f"raw b={raw['batch']:>4} {raw['images_per_s']:>9} img/s {raw['ms_per_batch']} ms")
+    print(f"{'stage':<8} {'inst':>4} {'c':>4} {'img/s':>9} {'p50':>8} {'p99':>8} {'gpu%':>5} err")
+    for p in document["points"]:
+        print(
+            f"{p['stage']:<8} {p['triton_instances']:>4} {p['concurrency']:>4}"
+            f" {p['throughput_ips']:>9} {p['p50_ms']!s:>8}"
+            f" {p['p99_ms']!s:>8} {p['gpu_busy_percent']!s:>5} {p['errors']} {p['triton_stage_ms']}"
+        )
+    if "parity" in document:
+        print("parity:", {k: v for k, v in document["parity"].items() if k != "per_image"})
+    for problem in document["problems"]:
+        print("PROBLEM:", problem)
+    print(f"wrote {path}")
+    return 1 if document["problems"] else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(main())
