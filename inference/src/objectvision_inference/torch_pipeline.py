@@ -47,6 +47,8 @@ except ImportError:
     PilImage = None
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
+# Class ids are below this (COCO has 80): one NMS group per image x class.
+_MAX_CLASSES = 1024
 _EXIF_ORIENTATION = 0x0112
 
 
@@ -195,58 +197,68 @@ class TorchPipeline:
         boxes: Sequence[contract.Letterbox],
         options: Sequence[contract.ImageOptions],
     ) -> list[np.ndarray]:
-        """Per image its kept rows in original pixels (numpy), all on the device until the end."""
-        count, top_k = candidates.shape[0], candidates.shape[1]
+        """Per image its kept rows in original pixels (numpy), all on the device until the end.
+
+        Why it is written this way: a batch holds a few hundred candidates, so the time goes to
+        kernel launches and host syncs, not arithmetic. Per-image thresholds are tensors (no
+        loop over images), one ``batched_nms`` covers the batch (one group per image x class,
+        float64 boxes so that its coordinate offsets stay exact for any group number), and
+        the answer comes back in one copy with its owners.
+        """
+        count = candidates.shape[0]
         device = candidates.device
         scores, classes = candidates[..., 4], candidates[..., 5].long()
-        confidence = torch.tensor([o.confidence for o in options], device=device)
-        keep = (scores >= confidence[:, None]) & (scores > 0)
+        host = np.array(
+            [
+                (o.confidence, o.max_detections, b.left, b.top, b.scale, b.width, b.height)
+                for o, b in zip(options, boxes, strict=True)
+            ],
+            dtype=np.float64,
+        )
+        per_image = torch.from_numpy(host).to(device, non_blocking=True)
+        keep = (scores >= per_image[:, 0:1].to(scores.dtype)) & (scores > 0)
         if any(o.class_mask is not None for o in options):
             width = max(len(o.class_mask) for o in options if o.class_mask is not None)
-            masks = np.ones((count, max(width, int(classes.max()) + 1)), dtype=bool)
+            masks = np.ones((count, max(width, _MAX_CLASSES)), dtype=bool)
             for index, option in enumerate(options):
                 if option.class_mask is not None:
                     masks[index, :] = False
                     masks[index, : len(option.class_mask)] = option.class_mask
-            allowed = torch.from_numpy(masks).to(device)
-            keep &= allowed.gather(1, classes.clamp(min=0))
+            allowed = torch.from_numpy(masks).to(device, non_blocking=True)
+            keep &= allowed.gather(1, classes.clamp(0, allowed.shape[1] - 1))
         image_index, slot = keep.nonzero(as_tuple=True)
         rows = candidates[image_index, slot]
-        # One NMS group per (image, class), numbered densely: batched_nms offsets each group's
-        # boxes by its number times the largest coordinate, so small numbers keep float32 exact.
-        groups = torch.unique(image_index * (top_k + 1) + rows[:, 5].long(), return_inverse=True)[1]
-        kept_parts = []
-        ious = torch.tensor([o.iou for o in options], device=device)
-        for iou in sorted({o.iou for o in options}):
-            members = (ious[image_index] == iou).nonzero(as_tuple=True)[0]
-            if members.numel():
-                picked = self._nms(rows[members, :4], rows[members, 4], groups[members], iou)
-                kept_parts.append(members[picked])
-        if not kept_parts:
-            return [np.zeros((0, 6), dtype=np.float32) for _ in options]
-        kept = torch.cat(kept_parts)
-        # Score descending within each image, then the per-image cap.
-        kept = kept[torch.sort(rows[kept, 4], descending=True, stable=True).indices]
+        groups = image_index * _MAX_CLASSES + rows[:, 5].long()
+        # batched_nms wants boxes and scores of one dtype.
+        wide, confidence = rows[:, :4].double(), rows[:, 4].double()
+        ious = sorted({o.iou for o in options})
+        if len(ious) == 1:
+            kept = self._nms(wide, confidence, groups, ious[0])
+        else:
+            per_iou = torch.tensor([o.iou for o in options], device=device)[image_index]
+            parts = []
+            for iou in ious:
+                members = (per_iou == iou).nonzero(as_tuple=True)[0]
+                picked = self._nms(wide[members], confidence[members], groups[members], iou)
+                parts.append(members[picked])
+            kept = torch.cat(parts)
+            kept = kept[torch.sort(rows[kept, 4], descending=True, stable=True).indices]
+        # Score descending within each image (batched_nms keeps that order), then the cap.
         kept = kept[torch.sort(image_index[kept], stable=True).indices]
         owner = image_index[kept]
         starts = torch.zeros(count + 1, dtype=torch.int64, device=device)
         starts[1:] = torch.bincount(owner, minlength=count).cumsum(0)
         rank = torch.arange(len(kept), device=device) - starts[owner]
-        limit = torch.tensor([o.max_detections for o in options], device=device)
-        kept = kept[rank < limit[owner]]
+        kept = kept[rank < per_image[owner, 1]]
         owner = image_index[kept]
-        geometry = torch.tensor(
-            [[b.left, b.top, b.scale, b.width, b.height] for b in boxes],
-            dtype=torch.float32,
-            device=device,
-        )[owner]
+        geometry = per_image[owner].float()
         final = rows[kept].clone()
-        offset = geometry[:, 0:2].repeat(1, 2)
-        final[:, :4] = (final[:, :4] - offset) / geometry[:, 2:3]
-        final[:, :4] = torch.minimum(final[:, :4].clamp(min=0), geometry[:, 3:5].repeat(1, 2))
-        host = final.cpu().numpy()
-        counts = torch.bincount(owner, minlength=count).cpu().tolist()
-        return list(np.split(host, np.cumsum(counts)[:-1]))
+        offset = geometry[:, 2:4].repeat(1, 2)
+        final[:, :4] = (final[:, :4] - offset) / geometry[:, 4:5]
+        final[:, :4] = torch.minimum(final[:, :4].clamp(min=0), geometry[:, 5:7].repeat(1, 2))
+        answer = torch.cat([final, owner[:, None].float()], dim=1).cpu().numpy()
+        counts = np.bincount(answer[:, 6].astype(np.int64), minlength=count)
+        return list(np.split(answer[:, :6], np.cumsum(counts)[:-1]))
 
     @torch.inference_mode()
     def __call__(
@@ -256,16 +268,20 @@ class TorchPipeline:
         expected: Sequence[tuple[int, int] | None],
     ) -> tuple[list[contract.ImageResult], tuple[float, float, float]]:
         started = time.perf_counter()
+        cuda = self.device.type == "cuda"
+        marks = [torch.cuda.Event(enable_timing=True) for _ in range(3)] if cuda else []
+        if cuda:
+            marks[0].record()
         frames, refused = self._decode(images, expected)
         live = [i for i, frame in enumerate(frames) if frame is not None]
         batch, boxes = self._letterbox([frames[i] for i in live])
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
         decoded = time.perf_counter()
+        if cuda:
+            marks[1].record()
         candidates = self.runner.run_on_device(batch) if live else batch.new_zeros((0, 1, 6))
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
         ran = time.perf_counter()
+        if cuda:
+            marks[2].record()
         kept = self._select(candidates, boxes, [options[i] for i in live]) if live else []
         results: list[contract.ImageResult] = []
         by_index = dict(zip(live, zip(boxes, kept, strict=True), strict=True))
@@ -279,5 +295,14 @@ class TorchPipeline:
                 assert result is not None
                 results.append(result)
         done = time.perf_counter()
+        if cuda:
+            # Device time of decode + letterbox and of the network (no stall: _select's copy
+            # already waited for both); selection is the rest of the wall time.
+            prepare_ms, network_ms = (
+                marks[0].elapsed_time(marks[1]),
+                marks[1].elapsed_time(marks[2]),
+            )
+            select_ms = (done - started) * 1e3 - prepare_ms - network_ms
+            return results, (prepare_ms, network_ms, max(0.0, select_ms))
         stage_ms = ((decoded - started) * 1e3, (ran - decoded) * 1e3, (done - ran) * 1e3)
         return results, stage_ms
