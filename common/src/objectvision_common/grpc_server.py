@@ -223,6 +223,9 @@ class GrpcApp:
     tls: TlsFiles | None = None
     health_port: int | None = None
     max_connection_age_seconds: float = 0.0
+    # Several processes of one service share its port (process_group); otherwise a second
+    # bind of a taken port must fail rather than silently split the traffic.
+    reuse_port: bool = False
     server: grpc.aio.Server | None = None
     health_server: grpc.aio.Server | None = None
     worker_tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -234,7 +237,7 @@ class GrpcApp:
         options: list[tuple[str, int]] = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if self.reuse_port else 0),
         ]
         if self.max_connection_age_seconds > 0:
             options.append(

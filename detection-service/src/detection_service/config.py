@@ -17,6 +17,12 @@ class DetectionSettings(GrpcServiceSettings):
     # One endpoint, several (`ipv4:10.0.0.1:8001,10.0.0.2:8001`) or a DNS name resolving to
     # every Triton pod (`dns:///triton-headless:8001`): calls go round-robin over all.
     triton_url: str = Field(default="127.0.0.1:8001", validation_alias="TRITON_URL")
+    # gRPC serving processes sharing DETECTION_GRPC_PORT (SO_REUSEPORT): one Python process
+    # serves on one core; a pod in front of a GPU needs several. The first also runs the job
+    # workers, the outbox relay and the health port; the parent serves the merged metrics.
+    serving_processes: int = Field(
+        default=1, ge=1, le=64, validation_alias="DETECTION_SERVING_PROCESSES"
+    )
     # The Triton channel is renewed this often, so DNS is resolved again and new pods get calls.
     triton_channel_max_age_seconds: float = Field(
         default=60.0, gt=0, validation_alias="TRITON_CHANNEL_MAX_AGE_SECONDS"

@@ -39,6 +39,7 @@ from objectvision_common.db import create_engine_for, session_factory, upgrade_t
 from objectvision_common.grpc_server import BackgroundWorker, GrpcApp, ServiceRegistration
 from objectvision_common.logging import configure_logging
 from objectvision_common.outbox import OutboxRelay
+from objectvision_common.process_group import run_process_group
 
 logger = logging.getLogger(__name__)
 
@@ -194,27 +195,47 @@ class DetectionService:
             add_to_server=detection_pb2_grpc.add_DetectionServiceServicer_to_server,
         )
 
-    def grpc_app(self, *, port: int | None = None, metrics_port: int | None = None) -> GrpcApp:
+    def grpc_app(
+        self,
+        *,
+        port: int | None = None,
+        metrics_port: int | None = None,
+        serving_index: int | None = None,
+    ) -> GrpcApp:
+        """The server of this process; ``serving_index`` when it is one of several serving
+        processes: all share the port, only the first runs the background loops and the
+        health port, none serves metrics (the parent does)."""
+        first = serving_index in (None, 0)
+        if serving_index is not None:
+            metrics_port = 0
         return GrpcApp(
             registrations=[self.registration()],
             host=self.settings.bind_host,
             port=self.settings.grpc_port if port is None else port,
             metrics_port=self.settings.metrics_port if metrics_port is None else metrics_port,
             shutdown_grace_seconds=self.settings.grpc_shutdown_grace_seconds,
-            workers=self.background(),
+            workers=self.background() if first else [],
             on_shutdown=[self.close],
             tls=self.settings.grpc_tls,
-            health_port=self.settings.grpc_health_port or None,
+            health_port=(self.settings.grpc_health_port or None) if first else None,
             max_connection_age_seconds=self.settings.grpc_max_connection_age_seconds,
+            reuse_port=serving_index is not None,
         )
 
 
-async def serve(settings: DetectionSettings) -> None:
+async def serve(settings: DetectionSettings, *, serving_index: int | None = None) -> None:
     # Parallelism comes from the decode pool; OpenCV's own threads would oversubscribe the CPU.
     cv2.setNumThreads(1)
     service = await DetectionService.create(settings, registry=REGISTRY)
     await service.start()
-    await service.grpc_app().run()
+    await service.grpc_app(serving_index=serving_index).run()
+
+
+def serve_one_of_several(index: int) -> None:
+    """A spawned serving process (process_group): settings from the same environment."""
+    settings = DetectionSettings()
+    configure_logging("detection", level=settings.log_level, json_output=settings.log_json)
+    asyncio.run(serve(settings, serving_index=index))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -232,4 +253,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "migrate":
         migrate(settings)
         return
+    if settings.serving_processes > 1:
+        raise SystemExit(
+            run_process_group(
+                serve_one_of_several,
+                count=settings.serving_processes,
+                metrics_host=settings.bind_host,
+                metrics_port=settings.metrics_port,
+            )
+        )
     asyncio.run(serve(settings))
