@@ -31,7 +31,8 @@ fi
 log "apply ${dir}"
 kubectl apply -k "${dir}"
 for deployment in $(kubectl -n "${namespace}" get deployments -o name); do
-    # Triton pods build their TensorRT engine first: give them longer.
+    # A Triton pod whose GPU product and TensorRT version are new to the engine cache builds
+    # the TensorRT engine first (minutes; later pods copy it): give them longer.
     kubectl -n "${namespace}" rollout status "${deployment}" --timeout=30m
 done
 log "done"

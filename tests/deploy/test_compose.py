@@ -3,7 +3,7 @@
 import pytest
 from deploy_validate import compose
 
-ONE_SHOTS = {"migrate", "model-prep", "engine-build"}
+ONE_SHOTS = {"migrate", "model-prep", "engine-build", "dali-pipeline"}
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +86,54 @@ def test_gpu_triton_and_cpu_profile(services):
     detection = services["detection-service"]["depends_on"]
     assert detection["triton"]["required"] is False
     assert detection["triton-cpu"]["required"] is False
+
+
+def test_gpu_repository_is_finished_on_the_gpu_before_triton_starts(services):
+    """The plan (TensorRT image) and the DALI file (tritonserver image, whose DALI backend
+    loads it) are made by two GPU one-shots in the gpu profile, from the scripts model-prep
+    copies next to the repository; Triton starts only after both."""
+    triton = services["triton"]
+    steps = {}
+    for name in ("engine-build", "dali-pipeline"):
+        one_shot = services[name]
+        assert one_shot["profiles"] == ["gpu"], name
+        assert one_shot["deploy"] == triton["deploy"], f"{name} needs the GPU"
+        assert "models:/models" in one_shot["volumes"], name
+        assert one_shot["depends_on"] == {
+            "model-prep": {"condition": "service_completed_successfully"}
+        }
+        assert triton["depends_on"][name] == {"condition": "service_completed_successfully"}
+        launch = " ".join([*one_shot.get("entrypoint", []), *one_shot.get("command", [])])
+        assert "bash /models/build_engine.sh /models/trt" in launch, name
+        steps[name] = one_shot["environment"]["STEPS"]
+    assert steps == {"engine-build": "engine", "dali-pipeline": "dali"}
+    # A model.dali must be serialized by the DALI release of the backend that loads it.
+    assert services["dali-pipeline"]["image"] == triton["image"]
+    dali_env = services["dali-pipeline"]["environment"]
+    assert dali_env["PYTHONPATH"] == "/opt/tritonserver/backends/dali/wheel/dali"
+    assert dali_env["MAX_BATCH"] == services["engine-build"]["environment"]["MAX_BATCH"]
+    prep = " ".join(services["model-prep"]["command"])
+    assert "prepare-repository trt /models/trt" in prep
+
+
+def test_cpu_profile_needs_no_gpu_step(document):
+    active = compose.effective_services(document, {"cpu"})
+    assert not {"triton", "engine-build", "dali-pipeline"} & set(active)
+    assert active["triton-cpu"]["depends_on"] == {
+        "model-prep": {"condition": "service_completed_successfully"}
+    }
+    assert "prepare-repository cpu /models/cpu" in " ".join(active["model-prep"]["command"])
+
+
+@pytest.mark.parametrize("profile", compose.TRITON_PROFILES)
+def test_detection_dials_whichever_triton_runs(document, profile):
+    """One Triton container per host: TRITON_URL is a plain host:port that both profiles'
+    Triton answer to on its gRPC port."""
+    active = compose.effective_services(document, {profile})
+    (name,) = {"triton", "triton-cpu"} & set(active)
+    host, port = active["detection-service"]["environment"]["TRITON_URL"].rsplit(":", 1)
+    assert host in compose._network_names(name, active[name])
+    assert f"--grpc-port={port}" in active[name]["command"]
 
 
 @pytest.mark.parametrize("profile", compose.TRITON_PROFILES)

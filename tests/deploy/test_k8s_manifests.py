@@ -56,14 +56,21 @@ def test_every_secret_key_is_documented(rendered):
 
 
 def test_gpu_only_on_triton_in_prod_and_nowhere_in_dev(rendered):
+    """Triton's pod holds the only GPUs: the server, and its two init containers that must
+    run on the serving GPU (the plan's build, and DALI's serialization with the GPU decoder).
+    Init containers run one after another, so the pod still asks for one GPU."""
     assert set(k8s.gpu_containers(rendered["prod"])) == {
         ("triton", "triton"),
         ("triton", "engine-build"),
+        ("triton", "dali-pipeline"),
     }
     assert k8s.gpu_containers(rendered["dev"]) == []
     triton = find(rendered["prod"], "Deployment", "triton")["spec"]["template"]["spec"]
-    limits = triton["containers"][0]["resources"]["limits"]
-    assert limits["nvidia.com/gpu"] == 1
+    for container in (*triton["initContainers"], *triton["containers"]):
+        resources = container["resources"]
+        if "nvidia.com/gpu" in resources["limits"]:
+            assert resources["requests"]["nvidia.com/gpu"] == 1, container["name"]
+            assert resources["limits"]["nvidia.com/gpu"] == 1, container["name"]
     assert triton["nodeSelector"] and triton["tolerations"]
     dev = find(rendered["dev"], "Deployment", "triton")["spec"]["template"]["spec"]
     assert "nodeSelector" not in dev and "tolerations" not in dev
@@ -71,16 +78,31 @@ def test_gpu_only_on_triton_in_prod_and_nowhere_in_dev(rendered):
     assert dev["initContainers"][0]["args"][0] == "cpu"
 
 
+def _env(container):
+    return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+
 def test_engine_is_built_on_the_serving_gpu_with_the_matching_tensorrt(rendered):
     spec = find(rendered["prod"], "Deployment", "triton")["spec"]["template"]["spec"]
-    prep, build = spec["initContainers"]
-    assert (prep["name"], build["name"]) == ("model-prep", "engine-build")
+    prep, build, dali = spec["initContainers"]
+    assert [c["name"] for c in (prep, build, dali)] == [
+        "model-prep",
+        "engine-build",
+        "dali-pipeline",
+    ]
     assert prep["args"] == ["trt", "/models/repository"]
-    assert "build_engine.sh /models/repository" in build["command"][-1]
+    for step in (build, dali):
+        assert "build_engine.sh /models/repository" in " ".join(step["command"]), step["name"]
+    # Each image makes the file only it can: trtexec the plan, the server's DALI the pipeline.
+    assert (_env(build)["STEPS"], _env(dali)["STEPS"]) == ("engine", "dali")
     server = spec["containers"][0]
     # An engine only loads in the TensorRT it was built with: same NGC release on both.
     release = re.compile(r":(\d+\.\d+)-py3$")
     assert release.search(build["image"])[1] == release.search(server["image"])[1]
+    # A model.dali must be serialized by the DALI of the backend that loads it.
+    assert dali["image"] == server["image"]
+    assert _env(dali)["PYTHONPATH"] == "/opt/tritonserver/backends/dali/wheel/dali"
+    assert _env(dali)["MAX_BATCH"] == _env(build)["MAX_BATCH"]
     assert "--model-repository=/models/repository" in server["args"]
     assert server["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
     assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
@@ -89,14 +111,45 @@ def test_engine_is_built_on_the_serving_gpu_with_the_matching_tensorrt(rendered)
     assert deployment["spec"]["progressDeadlineSeconds"] >= 1200
 
 
-def test_model_prep_writes_what_build_engine_reads():
-    """The model-prep image's script copies inference/scripts/build_engine.sh next to the
-    repository; the engine-build container runs it from there."""
+def test_engine_comes_through_the_shared_cache_not_a_build_per_pod(rendered):
+    """engine-build fetches the plan from (or builds it once into) the ReadWriteMany engine
+    cache that every Triton pod shares; the pod's own repository stays an emptyDir, which
+    Triton alone reads, so a slow or lost cache volume cannot stall inference."""
+    objects = rendered["prod"]
+    spec = find(objects, "Deployment", "triton")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    build = next(c for c in spec["initContainers"] if c["name"] == "engine-build")
+    cache_dir = _env(build)["ENGINE_CACHE_DIR"]
+    (mount,) = [m for m in build["volumeMounts"] if m["mountPath"] == cache_dir]
+    claim = volumes[mount["name"]]["persistentVolumeClaim"]["claimName"]
+    pvc = find(objects, "PersistentVolumeClaim", claim)
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"], "pods on every node share it"
+    # Waiting for another pod's build of the same key beats building it a second time.
+    assert int(_env(build)["LOCK_WAIT_SECONDS"]) >= 600
+    for container in (*spec["initContainers"], *spec["containers"]):
+        if container is not build:
+            assert mount["name"] not in {m["name"] for m in container.get("volumeMounts", [])}
+    assert "emptyDir" in volumes["models"]
+    # dev has no GPU, so no engine and no cache.
+    dev = find(rendered["dev"], "Deployment", "triton")["spec"]["template"]["spec"]
+    assert not any("persistentVolumeClaim" in v for v in dev["volumes"])
+    assert not [o for o in rendered["dev"] if o["metadata"]["name"] == claim]
+
+
+def test_model_prep_ships_what_build_engine_runs():
+    """The model-prep image carries build_engine.sh and the two scripts it runs, and its
+    script copies the three next to the repository, where build_engine.sh looks for them
+    (SCRIPTS_DIR defaults to its own folder); the engine's ONNX is the plain export."""
     script = (REPO_ROOT / "deploy" / "model-prep" / "prepare-repository.sh").read_text()
     dockerfile = (REPO_ROOT / "deploy" / "model-prep" / "Dockerfile").read_text()
-    assert "inference/scripts/build_engine.sh /opt/objectvision/bin/build_engine.sh" in dockerfile
-    assert 'cp /opt/objectvision/bin/build_engine.sh "$(dirname "$dest")/build_engine.sh"' in script
-    assert (REPO_ROOT / "inference" / "scripts" / "build_engine.sh").is_file()
+    scripts = ("build_engine.sh", "add_efficient_nms.py", "dali_letterbox.py")
+    for name in scripts:
+        assert (REPO_ROOT / "inference" / "scripts" / name).is_file()
+        assert f"inference/scripts/{name}" in dockerfile, name
+    assert "scripts=/opt/objectvision/bin" in script
+    assert f"for script in {' '.join(scripts)}; do" in script
+    assert 'ship "$script" "$(dirname "$dest")"' in script
+    assert "--flavour trt" in script and '--engine-source "$source"' in script
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -120,6 +173,35 @@ def test_grpc_services_are_headless_with_native_grpc_probes(rendered, overlay):
     config = next(o for o in objects if o["kind"] == "ConfigMap")["data"]
     for variable in ("AUTH_SERVICE_ADDR", "DETECTION_SERVICE_ADDR", "NOTIFICATION_SERVICE_ADDR"):
         assert config[variable].startswith("dns:///")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_detection_reaches_every_triton_pod(rendered, overlay):
+    """TRITON_URL is the dns:/// name of Triton's headless Service (every ready pod an A
+    record, detection's round_robin over all), set once in the ConfigMap, where the validator
+    checks that it names a rendered Service and port; the channel is renewed so that pods the
+    HPA adds get calls without a connection having to fail first."""
+    objects = rendered[overlay]
+    configmap = next(o for o in objects if o["kind"] == "ConfigMap")
+    config = configmap["data"]
+    url = config["TRITON_URL"]
+    assert url.startswith("dns:///"), url
+    host, port = url.removeprefix("dns:///").rsplit(":", 1)
+    service = find(objects, "Service", "triton")
+    assert host == f"triton.{service['metadata']['namespace']}.svc.cluster.local"
+    assert service["spec"]["clusterIP"] == "None"
+    (grpc,) = [p for p in service["spec"]["ports"] if p["port"] == int(port)]
+    assert grpc["name"] == "grpc"
+    assert k8s.selector_matches(
+        {"matchLabels": service["spec"]["selector"]},
+        k8s.pod_labels(find(objects, "Deployment", "triton")),
+    )
+    assert 0 < float(config["TRITON_CHANNEL_MAX_AGE_SECONDS"]) <= 60
+    detection = find(objects, "Deployment", "detection-service")["spec"]["template"]["spec"]
+    container = detection["containers"][0]
+    assert {"configMapRef": {"name": configmap["metadata"]["name"]}} in container["envFrom"]
+    overridden = {e["name"] for e in container.get("env", [])}
+    assert not {"TRITON_URL", "TRITON_CHANNEL_MAX_AGE_SECONDS"} & overridden
 
 
 def test_prod_services_speak_mtls_with_certificates_naming_their_services(rendered):
@@ -152,7 +234,7 @@ def test_prod_services_speak_mtls_with_certificates_naming_their_services(render
     assert not [o for o in rendered["dev"] if o["kind"] in ("Certificate", "Issuer")]
 
 
-def test_hpas_target_rendered_deployments_and_triton_uses_the_adapter_metric(rendered):
+def test_hpas_target_rendered_deployments_and_triton_uses_the_adapter_metrics(rendered):
     objects = rendered["prod"]
     hpas = {h["metadata"]["name"]: h for h in objects if h["kind"] == "HorizontalPodAutoscaler"}
     assert set(hpas) == set(APP_DEPLOYMENTS)
@@ -165,24 +247,41 @@ def test_hpas_target_rendered_deployments_and_triton_uses_the_adapter_metric(ren
         (metric,) = hpas[name]["spec"]["metrics"]
         assert metric["resource"]["name"] == "cpu"
 
+    # Triton scales on whichever of two signals asks for more pods: its own queue time per
+    # pod, and the backlog waiting in detection-service while Triton queues too, which the
+    # detection pods' in-flight cap hides from Triton's queue.
     values = yaml.safe_load(
         (REPO_ROOT / "k8s" / "monitoring" / "prometheus-adapter-values.yaml").read_text()
     )
-    (rule,) = values["rules"]["custom"]
-    (metric,) = hpas["triton"]["spec"]["metrics"]
-    assert metric["type"] == "Pods"
-    assert metric["pods"]["metric"]["name"] == rule["name"]["as"]
-    query = rule["metricsQuery"]
-    assert "rate(nv_inference_queue_duration_us{<<.LabelMatchers>>}" in query
-    assert "rate(nv_inference_request_success{<<.LabelMatchers>>}" in query
-    assert query.count("(") == query.count(")")
-    assert rule["resources"]["overrides"]["pod"]["resource"] == "pod"
+    (custom,) = values["rules"]["custom"]
+    (external,) = values["rules"]["external"]
+    metrics = {m["type"]: m for m in hpas["triton"]["spec"]["metrics"]}
+    assert set(metrics) == {"Pods", "External"}
+    assert metrics["Pods"]["pods"]["metric"]["name"] == custom["name"]["as"]
+    assert metrics["External"]["external"]["metric"]["name"] == external["name"]["as"]
+    assert custom["resources"]["overrides"]["pod"]["resource"] == "pod"
+    assert "pod" not in external["resources"]["overrides"]
+    queue = 'rate(nv_inference_queue_duration_us{<<.LabelMatchers>>,model="yolov8n"}'
+    served = 'rate(nv_inference_request_success{<<.LabelMatchers>>,model="yolov8n"}'
+    for rule in (custom, external):
+        query = rule["metricsQuery"]
+        # Only the model detection calls: the BLS model's two helpers barely queue and would
+        # divide the average by three.
+        assert queue in query and served in query, rule["name"]["as"]
+        assert query.count("nv_inference_") == query.count('model="yolov8n"')
+        assert query.count("(") == query.count(")")
+    backlog = external["metricsQuery"]
+    assert "rate(detection_queue_wait_seconds_sum{<<.LabelMatchers>>}" in backlog
+    assert "rate(detection_queue_wait_seconds_count{<<.LabelMatchers>>}" in backlog
+    # No traffic reads 0, not "no data", so the HPA can always scale down.
+    assert "or vector(0)" in backlog
     behavior = hpas["triton"]["spec"]["behavior"]
     assert behavior["scaleUp"]["stabilizationWindowSeconds"] >= 60
     assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 600
     assert {p["value"] for p in behavior["scaleUp"]["policies"]} == {1}
-    monitor = find(objects, "ServiceMonitor", "triton")
-    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    for name in ("triton", "detection-service"):
+        monitor = find(objects, "ServiceMonitor", name)
+        assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
 
 
 def test_no_hpas_and_one_replica_in_dev(rendered):

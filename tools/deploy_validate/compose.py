@@ -248,7 +248,7 @@ def check_rules(document: dict[str, Any], raw: dict[str, Any]) -> list[str]:
     if _profiles(cpu) != ["cpu"] or "triton" not in _network_names("triton-cpu", cpu):
         problems.append("triton-cpu: must be in profile cpu and answer as alias `triton`")
     gpu_users = {n for n, s in services.items() if _gpu_reservation(s)}
-    if gpu_users - {"triton", "engine-build"}:
+    if gpu_users - {"triton", "engine-build", "dali-pipeline"}:
         problems.append(f"GPU reserved outside Triton: {sorted(gpu_users)}")
 
     for profile in TRITON_PROFILES:
