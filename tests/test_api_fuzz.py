@@ -67,6 +67,7 @@ SIGNUP = "/api/v1/auth/signup"
 LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"
 LOGOUT = "/api/v1/auth/logout"
+ME = "/api/v1/users/me"
 PASSWORD = "correct horse battery"
 # Operations anyone may call. /metrics, /docs, /openapi.json and the console are outside the
 # OpenAPI document (include_in_schema=False) and are public too.
@@ -139,7 +140,7 @@ def fuzz_account(stack: Stack) -> FuzzAccount:
             json={"email": email, "password": PASSWORD, "name": "Fuzz"},
             headers={"X-Forwarded-For": _address()},
         )
-        assert signed_up.status_code == 201, signed_up.text
+        assert signed_up.status_code == 202, signed_up.text
         # The session the authed runs use; logout in those runs gets its own (see above).
         tokens = client.post(
             LOGIN,
@@ -158,9 +159,12 @@ def fuzz_account(stack: Stack) -> FuzzAccount:
             headers={"Authorization": f"Bearer {tokens['access_token']}"},
         )
         assert key.status_code == 201, key.text
+        # Sign-up names no account (it answers alike for a taken address): ask who we are.
+        me = client.get(ME, headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        assert me.status_code == 200, me.text
     return FuzzAccount(
         gateway_url=stack.gateway_url,
-        user_id=signed_up.json()["id"],
+        user_id=me.json()["id"],
         access_token=tokens["access_token"],
         refresh_token=spare["refresh_token"],
         api_key=key.json()["secret"],
@@ -468,7 +472,7 @@ def test_junk_tokens_are_refused_and_never_crash_the_parser(token: str) -> None:
         {},
         optional={
             name: claim_values
-            for name in ("iss", "aud", "sub", "iat", "nbf", "exp", "jti", "typ", "admin")
+            for name in ("iss", "aud", "sub", "iat", "nbf", "exp", "jti", "typ", "admin", "sid")
         },
     )
 )
@@ -491,6 +495,7 @@ def test_genuine_signatures_over_random_claims_pass_only_when_every_rule_holds(
         and bool(claims.get("jti"))
         and isinstance(claims.get("admin", False), bool)
         and _is_uuid(claims.get("sub"))
+        and _is_uuid(claims.get("sid"))
         and all(_is_number(claims.get(name)) for name in ("iat", "nbf", "exp"))
         and claims["exp"] > now + 10
         and claims["nbf"] < now - 10
@@ -505,6 +510,7 @@ def test_genuine_signatures_over_random_claims_pass_only_when_every_rule_holds(
         or claims.get("aud") != _AUDIENCE
         or claims.get("typ") != "access"
         or not _is_uuid(claims.get("sub"))
+        or not _is_uuid(claims.get("sid"))
         or not isinstance(claims.get("admin", False), bool)
         or any(name not in claims for name in ("iat", "nbf", "exp", "jti"))
     )

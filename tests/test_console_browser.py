@@ -136,7 +136,7 @@ async def sign_up_and_log_in(page: Page) -> str:
     await signup.get_by_label("Email").fill(email)
     await signup.get_by_label("Password").fill(PASSWORD)
     await signup.get_by_role("button", name="Create account").click()
-    await expect(page.get_by_test_id("status")).to_contain_text(f"Account created for {email}")
+    await expect(page.get_by_test_id("status")).to_contain_text(f"Sign-up accepted for {email}")
 
     login = page.get_by_test_id("login-form")
     await expect(login.get_by_label("Email")).to_have_value(email)

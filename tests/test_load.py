@@ -81,7 +81,7 @@ async def _virtual_user(client: httpx.AsyncClient) -> VirtualUser:
         json={"email": email, "password": PASSWORD, "name": "Load"},
         headers={"X-Forwarded-For": _address()},
     )
-    assert signed_up.status_code == 201, signed_up.text
+    assert signed_up.status_code == 202, signed_up.text
     return VirtualUser(email=email, headers=await _login(client, email))
 
 

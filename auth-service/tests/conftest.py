@@ -132,11 +132,18 @@ class Account:
 
 
 class Accounts:
-    """Signs up fresh users, each with a unique email, through the real RPC."""
+    """Signs up fresh users, each with a unique email, through the real RPC.
 
-    def __init__(self, auth: auth_pb2_grpc.AuthServiceStub, admin_email: str) -> None:
+    SignUp answers nothing about the account (it must not differ for a taken address), so
+    the new account is read back as its owner would see it: GetUser as that user.
+    """
+
+    def __init__(
+        self, auth: auth_pb2_grpc.AuthServiceStub, admin_email: str, database: "Database"
+    ) -> None:
         self._auth = auth
         self._admin_email = admin_email
+        self._database = database
         self._admin: Account | None = None
 
     @staticmethod
@@ -145,17 +152,24 @@ class Accounts:
 
     async def create(self, *, password: str = PASSWORD, name: str = "Ada Lovelace") -> Account:
         email = self.new_email()
-        user = await self._auth.SignUp(
-            auth_pb2.SignUpRequest(email=email, password=password, name=name)
+        await self._auth.SignUp(auth_pb2.SignUpRequest(email=email, password=password, name=name))
+        return Account(user=await self.stored(email), email=email, password=password)
+
+    async def stored(self, email: str) -> auth_pb2.User:
+        """The account stored under `email`, as GetUser shows it to its owner."""
+        user_id = await self._database.value(
+            "SELECT id::text FROM auth.users WHERE email = :email", email=email
         )
-        return Account(user=user, email=email, password=password)
+        assert user_id is not None, f"no account for {email}"
+        return await self._auth.GetUser(auth_pb2.GetUserRequest(), metadata=as_user(user_id))
 
     async def admin(self) -> Account:
         """The session's one admin, promoted at sign-up through ADMIN_EMAILS."""
         if self._admin is None:
-            user = await self._auth.SignUp(
+            await self._auth.SignUp(
                 auth_pb2.SignUpRequest(email=self._admin_email, password=PASSWORD, name="Admin")
             )
+            user = await self.stored(self._admin_email)
             self._admin = Account(user=user, email=self._admin_email, password=PASSWORD)
         return self._admin
 
@@ -166,8 +180,10 @@ class Accounts:
 
 
 @pytest.fixture(scope="session")
-def accounts(auth: auth_pb2_grpc.AuthServiceStub, admin_email: str) -> Accounts:
-    return Accounts(auth, admin_email)
+def accounts(
+    auth: auth_pb2_grpc.AuthServiceStub, admin_email: str, database: "Database"
+) -> Accounts:
+    return Accounts(auth, admin_email, database)
 
 
 @pytest.fixture(scope="session")
@@ -219,6 +235,7 @@ class TokenForge:
             "jti": uuid.uuid4().hex,
             "typ": "access",
             "admin": False,
+            "sid": str(uuid.uuid4()),
         }
         claims.update(overrides)
         return {name: value for name, value in claims.items() if value is not None}

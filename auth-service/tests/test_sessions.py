@@ -30,6 +30,19 @@ async def test_login_accepts_the_email_in_any_case(auth, accounts):
     await auth.Login(auth_pb2.LoginRequest(email=account.email.upper(), password=account.password))
 
 
+async def test_login_finds_the_account_under_every_spelling_of_its_email(auth, accounts):
+    """The same key the gateway's login limits count under (objectvision_common.emails)."""
+    account = await accounts.create()
+    local = account.email.split("@")[0]
+
+    for spelling in (f"{local}@\uff45xample.com", f" {local.upper()}@EXAMPLE.COM "):
+        pair = await auth.Login(auth_pb2.LoginRequest(email=spelling, password=account.password))
+        principal = await auth.VerifyToken(
+            auth_pb2.VerifyTokenRequest(access_token=pair.access_token)
+        )
+        assert principal.user_id == account.id
+
+
 async def test_login_with_a_wrong_password_and_with_an_unknown_email_fail_identically(
     auth, accounts, rejected
 ):
@@ -270,3 +283,128 @@ async def test_logout_refuses_tokens_of_two_different_users(auth, accounts, reje
 
 async def test_logout_without_any_token_is_invalid_argument(auth, rejected):
     await rejected(grpc.StatusCode.INVALID_ARGUMENT, auth.Logout(auth_pb2.LogoutRequest()))
+
+
+def _claims(token: str) -> dict:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+async def _verify(auth, token: str):
+    return await auth.VerifyToken(auth_pb2.VerifyTokenRequest(access_token=token))
+
+
+async def test_every_access_token_of_a_session_names_its_refresh_token_family(
+    auth, accounts, database
+):
+    account = await accounts.create()
+    first = await accounts.login(account)
+    second = await auth.Refresh(auth_pb2.RefreshRequest(refresh_token=first.refresh_token))
+    other = await accounts.login(account)
+
+    family = await database.value(
+        "SELECT family_id::text FROM auth.refresh_tokens WHERE user_id = :id"
+        " ORDER BY created_at LIMIT 1",
+        id=account.id,
+    )
+    assert _claims(first.access_token)["sid"] == _claims(second.access_token)["sid"] == family
+    assert _claims(other.access_token)["sid"] != family
+
+
+async def test_logout_refuses_access_tokens_minted_earlier_in_the_session(auth, accounts, rejected):
+    account = await accounts.create()
+    first = await accounts.login(account)
+    second = await auth.Refresh(auth_pb2.RefreshRequest(refresh_token=first.refresh_token))
+    elsewhere = await accounts.login(account)
+
+    await auth.Logout(
+        auth_pb2.LogoutRequest(access_token=second.access_token, refresh_token=second.refresh_token)
+    )
+
+    for token in (first.access_token, second.access_token):
+        await rejected(grpc.StatusCode.UNAUTHENTICATED, _verify(auth, token))
+    # Only that session ended.
+    assert (await _verify(auth, elsewhere.access_token)).user_id == account.id
+
+
+async def test_logout_with_a_stale_refresh_token_still_ends_the_session(auth, accounts, rejected):
+    account = await accounts.create()
+    first = await accounts.login(account)
+    second = await auth.Refresh(auth_pb2.RefreshRequest(refresh_token=first.refresh_token))
+
+    await auth.Logout(
+        auth_pb2.LogoutRequest(access_token=second.access_token, refresh_token=first.refresh_token)
+    )
+
+    for token in (first.access_token, second.access_token):
+        await rejected(grpc.StatusCode.UNAUTHENTICATED, _verify(auth, token))
+    await rejected(
+        grpc.StatusCode.UNAUTHENTICATED,
+        auth.Refresh(auth_pb2.RefreshRequest(refresh_token=second.refresh_token)),
+    )
+
+
+async def test_logout_with_only_a_stale_refresh_token_ends_the_session(auth, accounts, rejected):
+    account = await accounts.create()
+    first = await accounts.login(account)
+    second = await auth.Refresh(auth_pb2.RefreshRequest(refresh_token=first.refresh_token))
+
+    await auth.Logout(auth_pb2.LogoutRequest(refresh_token=first.refresh_token))
+
+    for token in (first.access_token, second.access_token):
+        await rejected(grpc.StatusCode.UNAUTHENTICATED, _verify(auth, token))
+
+
+async def test_refresh_token_reuse_refuses_every_access_token_of_the_session(
+    auth, accounts, rejected
+):
+    account = await accounts.create()
+    stolen = await accounts.login(account)
+    rotated = await auth.Refresh(auth_pb2.RefreshRequest(refresh_token=stolen.refresh_token))
+    other = await accounts.login(account)
+
+    await rejected(
+        grpc.StatusCode.UNAUTHENTICATED,
+        auth.Refresh(auth_pb2.RefreshRequest(refresh_token=stolen.refresh_token)),
+    )
+
+    for token in (stolen.access_token, rotated.access_token):
+        await rejected(grpc.StatusCode.UNAUTHENTICATED, _verify(auth, token))
+    assert (await _verify(auth, other.access_token)).user_id == account.id
+
+
+async def test_a_session_stays_revoked_only_as_long_as_its_tokens_could_live(
+    auth, accounts, redis, settings
+):
+    account = await accounts.create()
+    pair = await accounts.login(account)
+
+    await auth.Logout(auth_pb2.LogoutRequest(refresh_token=pair.refresh_token))
+
+    # The gateway reads the same key: `auth:revoked-session:<sid>`.
+    ttl = await redis.ttl(f"auth:revoked-session:{_claims(pair.access_token)['sid']}")
+    lifetime = settings.access_token_expire_minutes * 60
+    assert lifetime < ttl <= lifetime + 5
+
+
+async def test_a_new_password_refuses_the_access_tokens_of_every_session(auth, accounts, rejected):
+    account = await accounts.create()
+    laptop = await accounts.login(account)
+    phone = await accounts.login(account)
+
+    await auth.UpdateUser(
+        auth_pb2.UpdateUserRequest(
+            password="a brand new password", current_password=account.password
+        ),
+        metadata=account.metadata,
+    )
+
+    for pair in (laptop, phone):
+        await rejected(grpc.StatusCode.UNAUTHENTICATED, _verify(auth, pair.access_token))
+        await rejected(
+            grpc.StatusCode.UNAUTHENTICATED,
+            auth.Refresh(auth_pb2.RefreshRequest(refresh_token=pair.refresh_token)),
+        )
+    fresh = await auth.Login(
+        auth_pb2.LoginRequest(email=account.email, password="a brand new password")
+    )
+    assert (await _verify(auth, fresh.access_token)).user_id == account.id

@@ -52,7 +52,7 @@ async def test_access_tokens_carry_every_required_claim_and_the_key_id(accounts,
 
     assert header["alg"] == "EdDSA"
     assert header["kid"] == forge.key.kid
-    assert {"exp", "iat", "nbf", "jti", "sub", "aud", "iss", "typ"} <= claims.keys()
+    assert {"exp", "iat", "nbf", "jti", "sub", "aud", "iss", "typ", "sid"} <= claims.keys()
     assert claims["iss"] == settings.jwt_issuer
     assert claims["aud"] == settings.jwt_audience
     assert claims["typ"] == "access"
@@ -164,6 +164,9 @@ async def test_an_hs256_token_signed_with_the_public_key_is_unauthenticated(
         {"jti": None},
         {"sub": "not-a-uuid"},
         {"admin": "yes"},
+        {"sid": None},
+        {"sid": "not-a-uuid"},
+        {"jti": 7},
     ],
     ids=[
         "wrong audience",
@@ -173,6 +176,9 @@ async def test_an_hs256_token_signed_with_the_public_key_is_unauthenticated(
         "no jti",
         "subject not a user id",
         "admin not a boolean",
+        "no session",
+        "session not a family id",
+        "jti not a string",
     ],
 )
 async def test_a_signed_token_with_wrong_claims_is_unauthenticated(

@@ -244,6 +244,25 @@ async def test_login_is_rate_limited_per_ip_and_email(app_client: Callable[..., 
     assert other_email.status_code == other_ip.status_code == 503
 
 
+async def test_every_spelling_of_an_email_counts_against_one_login_limit(
+    app_client: Callable[..., Any],
+) -> None:
+    """The limits key on objectvision_common.emails.account_key, the function the auth service
+    finds the account with: a fullwidth letter in the domain (IDNA maps it to ASCII) names
+    the same account, so it gets no fresh allowance."""
+    _, client = await app_client(RATE_LIMIT_LOGIN="2/60", TRUST_PROXY_HEADERS=True)
+    local = uuid.uuid4().hex
+    headers = {"X-Forwarded-For": _ip()}
+    for email in (f"{local}@example.com", f" {local.upper()}@EXAMPLE.COM"):
+        response = await client.post(
+            LOGIN, json={"email": email, "password": "pw"}, headers=headers
+        )
+        assert response.status_code == 503
+    fullwidth = f"{local}@\uff45xample.com"
+    refused = await client.post(LOGIN, json={"email": fullwidth, "password": "pw"}, headers=headers)
+    _assert_error(refused, 429, "rate_limited")
+
+
 def _ipv6_network() -> str:
     """A fresh /64 prefix (documentation range); append an interface id to get an address."""
     return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
@@ -412,7 +431,10 @@ def test_openapi_documents_the_error_shape_everywhere(
                 )
     login = spec["paths"][LOGIN]["post"]["requestBody"]["content"]
     assert set(login) == {"application/json", "application/x-www-form-urlencoded"}
-    assert spec["paths"][SIGNUP]["post"]["responses"].keys() >= {"201", "409", "422", "429"}
+    signup = spec["paths"][SIGNUP]["post"]["responses"]
+    # One answer whether or not the address has an account: no 201, no 409 to tell them apart.
+    assert signup.keys() >= {"202", "422", "429"}
+    assert not signup.keys() & {"200", "201", "409"}
 
 
 def _sync_dependencies(dependant: Any, route: str) -> list[str]:

@@ -23,12 +23,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 from gateway.app import body_limits, create_app
 from gateway.auth.jwks import JwksCache
 from gateway.config import MAX_IMAGE_BYTES_PER_CALL, GatewaySettings
 from gateway.routers.detect import MULTIPART_OVERHEAD_BYTES, PART_OVERHEAD_BYTES
 from objectvision.v1 import auth_pb2
+from objectvision_common.revocation import revoked_session_key, revoked_token_key
 
 IMAGE = "/api/v1/detect/image"
 BATCH = "/api/v1/detect/batch"
@@ -83,7 +85,7 @@ def _key_source(key: Ed25519PrivateKey) -> Callable[[], Any]:
     return fetch
 
 
-def _token(key: Ed25519PrivateKey) -> str:
+def _token(key: Ed25519PrivateKey, **overrides: Any) -> str:
     now = int(time.time())
     claims = {
         "iss": ISSUER,
@@ -95,6 +97,8 @@ def _token(key: Ed25519PrivateKey) -> str:
         "jti": uuid.uuid4().hex,
         "typ": "access",
         "admin": False,
+        "sid": str(uuid.uuid4()),
+        **overrides,
     }
     return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": KID})
 
@@ -166,6 +170,26 @@ async def test_a_valid_upload_is_sent_to_the_detection_service(
         )
     )
     _assert_sent_on(await authed.post(BATCH, files=_one("files") * 3))
+
+
+@pytest.mark.parametrize("revoked", ["token", "session"])
+async def test_a_revoked_token_or_session_is_a_401(
+    open_detect_client: Callable[..., Any],
+    signing_key: Ed25519PrivateKey,
+    redis_url: str,
+    revoked: str,
+) -> None:
+    """The entries auth-service writes at logout and on refresh-token reuse: either one
+    refuses the token, the session's one whatever the token's own id."""
+    client = await open_detect_client()
+    jti, sid = uuid.uuid4().hex, str(uuid.uuid4())
+    client.headers["Authorization"] = f"Bearer {_token(signing_key, jti=jti, sid=sid)}"
+    _assert_sent_on(await client.post(IMAGE, files=_one()))
+    key = revoked_token_key(jti) if revoked == "token" else revoked_session_key(sid)
+    async with Redis.from_url(redis_url) as redis:
+        await redis.set(key, "1", ex=60)
+    response = await client.post(IMAGE, files=_one())
+    assert "revoked" in _assert_error(response, 401, "invalid_token")["message"]
 
 
 async def test_an_api_key_caller_needs_the_auth_service(client: httpx.AsyncClient) -> None:

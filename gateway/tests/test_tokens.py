@@ -75,6 +75,7 @@ def _claims(**overrides: Any) -> dict[str, Any]:
         "jti": uuid.uuid4().hex,
         "typ": "access",
         "admin": False,
+        "sid": str(uuid.uuid4()),
     }
     claims.update(overrides)
     return {name: value for name, value in claims.items() if value is not None}
@@ -101,6 +102,7 @@ def test_a_genuine_token_yields_its_principal(
     assert principal.auth_method == "jwt"
     assert principal.credential_id == claims["jti"]
     assert principal.credential_expires_at.seconds == claims["exp"]
+    assert verified.session_id == claims["sid"]
 
 
 def test_an_expired_token_is_refused(signing_key: Ed25519PrivateKey, key_set: KeySet) -> None:
@@ -149,6 +151,9 @@ def test_hs256_signed_with_the_public_key_is_refused(
         {"admin": "yes"},
         {"sub": "not-a-uuid"},
         {"jti": ""},
+        {"sid": ""},
+        {"sid": "not-a-uuid"},
+        {"sid": 7},
         {"nbf": int(time.time()) + 3600},
     ],
 )

@@ -182,6 +182,8 @@ class StandInAuth(auth_pb2_grpc.AuthServiceServicer):
             "aud": self.AUDIENCE,
             "typ": "access",
             "admin": admin,
+            # The session (refresh-token family) the gateway checks against its revocation list.
+            "sid": str(uuid.uuid4()),
         }
         return jwt.encode(claims, self.signing_key, algorithm="EdDSA", headers={"kid": self.KEY_ID})
 

@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from objectvision_common.emails import account_key
 from objectvision_common.settings import GrpcServiceSettings
 
 # OWASP Password Storage Cheat Sheet: Argon2id with at least 19 MiB, 2 iterations, 1 lane.
@@ -55,11 +56,13 @@ class AuthSettings(GrpcServiceSettings):
     @field_validator("admin_emails", mode="before")
     @classmethod
     def _split_admin_emails(cls, value: object) -> object:
-        """A comma-separated list in the environment; compared lowercased like stored emails."""
+        """A comma-separated list in the environment, each entry as its account key, so an
+        admin address written in another spelling still names the account that registers it
+        (and a typo that is no address at all stops the service instead of going unnoticed)."""
         if isinstance(value, str):
             value = value.split(",")
         if isinstance(value, list | tuple | set | frozenset):
-            return frozenset(str(item).strip().lower() for item in value if str(item).strip())
+            return frozenset(account_key(str(item)) for item in value if str(item).strip())
         return value
 
     @model_validator(mode="after")

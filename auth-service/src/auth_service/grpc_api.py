@@ -23,6 +23,7 @@ from auth_service.tokens.access import AccessTokenCodec
 from auth_service.tokens.revocation import RevokedAccessTokens
 from auth_service.users import service as users_service
 from auth_service.users.models import User
+from auth_service.users.notices import SignUpNotices
 from auth_service.users.schemas import Caller
 from objectvision.v1 import auth_pb2, auth_pb2_grpc, common_pb2
 from objectvision_common.errors import PermissionDenied
@@ -41,6 +42,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         passwords: PasswordHasher,
         access_tokens: AccessTokenCodec,
         revoked: RevokedAccessTokens,
+        signup_notices: SignUpNotices,
         refresh_lifetime: timedelta,
         admin_emails: frozenset[str],
         service_token_secret: str,
@@ -49,6 +51,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self._passwords = passwords
         self._access_tokens = access_tokens
         self._revoked = revoked
+        self._signup_notices = signup_notices
         self._refresh_lifetime = refresh_lifetime
         self._admin_emails = admin_emails
         self._service_token_secret = service_token_secret
@@ -57,17 +60,18 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     async def SignUp(
         self, request: auth_pb2.SignUpRequest, context: grpc.aio.ServicerContext
-    ) -> auth_pb2.User:
+    ) -> auth_pb2.SignUpResponse:
         async with self._sessions() as session:
-            user = await users_service.register(
+            await users_service.register(
                 session=session,
                 passwords=self._passwords,
+                notices=self._signup_notices,
                 admin_emails=self._admin_emails,
                 email=request.email,
                 password=request.password,
                 name=request.name,
             )
-        return _user_message(user)
+        return auth_pb2.SignUpResponse()
 
     async def Login(
         self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
@@ -90,6 +94,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             pair = await tokens_service.refresh_session(
                 session=session,
                 access_tokens=self._access_tokens,
+                revoked=self._revoked,
                 refresh_lifetime=self._refresh_lifetime,
                 refresh_token=request.refresh_token,
             )
@@ -169,6 +174,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             user = await users_service.update(
                 session=session,
                 passwords=self._passwords,
+                revoked=self._revoked,
                 caller=caller,
                 user_id=request.user_id,
                 name=request.name if request.HasField("name") else None,

@@ -15,6 +15,8 @@ from objectvision.v1 import notification_pb2
 from objectvision_common.outbox import add_event, outbox_table
 
 USER_REGISTERED = "user.registered"
+# Someone tried to sign up with the address of an existing account; its owner is told.
+SIGNUP_ATTEMPTED = "user.signup_attempted"
 
 # Declared on the auth metadata, like the ORM models, so migrations and the drift test see it.
 OUTBOX = outbox_table(Base.metadata)
@@ -29,5 +31,19 @@ async def add_user_registered(
         user_id=str(user_id),
         user_registered=notification_pb2.UserRegistered(email=email, name=name),
     )
+    event.occurred_at.FromDatetime(occurred_at)
+    return await add_event(session, OUTBOX, event)
+
+
+async def add_signup_attempted(
+    *, session: AsyncSession, user_id: uuid.UUID, occurred_at: datetime
+) -> uuid.UUID:
+    """Stage a `user.signup_attempted` event for account `user_id`; returns the event id.
+
+    It names only the account: the owner's address and name are looked up from it (as for
+    job reports), so nothing the sign-up request chose, its name least of all, reaches the
+    owner's mail.
+    """
+    event = notification_pb2.Event(type=SIGNUP_ATTEMPTED, user_id=str(user_id))
     event.occurred_at.FromDatetime(occurred_at)
     return await add_event(session, OUTBOX, event)

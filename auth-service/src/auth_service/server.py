@@ -20,6 +20,7 @@ from auth_service.passwords import PasswordHasher
 from auth_service.tokens.access import AccessTokenCodec
 from auth_service.tokens.keys import load_signing_key
 from auth_service.tokens.revocation import RevokedAccessTokens
+from auth_service.users.notices import SignUpNotices
 from objectvision.v1 import auth_pb2, auth_pb2_grpc
 from objectvision_common.db import create_engine_for, session_factory, upgrade_to_head
 from objectvision_common.grpc_server import GrpcApp, ServiceRegistration
@@ -41,11 +42,12 @@ def build_app(settings: AuthSettings) -> GrpcApp:
     signing_key = load_signing_key(settings)
     engine = create_engine_for(settings.database_url, pool_size=settings.database_pool_size)
     redis = Redis.from_url(settings.redis_url)
+    access_lifetime = timedelta(minutes=settings.access_token_expire_minutes)
     access_tokens = AccessTokenCodec(
         signing_key=signing_key,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
-        lifetime=timedelta(minutes=settings.access_token_expire_minutes),
+        lifetime=access_lifetime,
     )
     sessions = session_factory(engine)
     relay = OutboxRelay(sessions, OUTBOX, redis, stream=settings.events_stream)
@@ -53,7 +55,8 @@ def build_app(settings: AuthSettings) -> GrpcApp:
         sessions=sessions,
         passwords=PasswordHasher.from_settings(settings),
         access_tokens=access_tokens,
-        revoked=RevokedAccessTokens(redis),
+        revoked=RevokedAccessTokens(redis, access_lifetime=access_lifetime),
+        signup_notices=SignUpNotices(redis),
         refresh_lifetime=timedelta(days=settings.refresh_token_expire_days),
         admin_emails=settings.admin_emails,
         service_token_secret=settings.service_token_secret,

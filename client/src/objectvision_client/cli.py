@@ -241,8 +241,8 @@ def cmd_signup(ctx: Context) -> int:
     name = _prompt(ctx.args.name, "Name")
     password = _read_password(ctx, confirm=True)
     with ctx.public_client() as client:
-        user = client.signup(email, password, name)
-    ctx.say(f"Account created for {user.email}. Log in with `objectvision login`.")
+        accepted = client.signup(email, password, name)
+    ctx.say(f"Sign-up accepted for {accepted.email}. Log in with `objectvision login`.")
     return EXIT_OK
 
 

@@ -24,6 +24,7 @@ from objectvision_client.models import (
     DetectionResult,
     HistoryPage,
     Job,
+    SignUpAccepted,
     StoredDetection,
     TokenPair,
     User,
@@ -194,7 +195,8 @@ class Client:
 
     # Authentication
 
-    def signup(self, email: str, password: str, name: str) -> User:
+    def signup(self, email: str, password: str, name: str) -> SignUpAccepted:
+        """Sign up; then `login` with the same email and password."""
         return self.run(ops.signup(email, password, name))
 
     def login(self, email: str, password: str) -> TokenPair:
@@ -378,7 +380,8 @@ class AsyncClient:
             response = await self._send(operation)
         return self._core.result(operation, response)
 
-    async def signup(self, email: str, password: str, name: str) -> User:
+    async def signup(self, email: str, password: str, name: str) -> SignUpAccepted:
+        """Sign up; then `login` with the same email and password."""
         return await self.run(ops.signup(email, password, name))
 
     async def login(self, email: str, password: str) -> TokenPair:

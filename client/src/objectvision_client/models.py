@@ -45,6 +45,21 @@ class TokenPair:
 
 
 @dataclass(frozen=True)
+class SignUpAccepted:
+    """The answer to a sign-up. The gateway gives the same one whether or not the address
+    already had an account (that account's owner is told instead), so it names no account:
+    log in with `email` and the password to continue."""
+
+    email: str
+    message: str
+    raw: Json = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, body: Json) -> Self:
+        return cls(email=body["email"], message=body.get("message", ""), raw=body)
+
+
+@dataclass(frozen=True)
 class User:
     id: str
     email: str

@@ -22,6 +22,7 @@ from objectvision_client.models import (
     DetectionResult,
     HistoryPage,
     Job,
+    SignUpAccepted,
     StoredDetection,
     TokenPair,
     User,
@@ -104,11 +105,11 @@ def read_image(source: ImageSource) -> tuple[str, bytes, str]:
     return filename, data, content_type
 
 
-def signup(email: str, password: str, name: str) -> Operation[User]:
+def signup(email: str, password: str, name: str) -> Operation[SignUpAccepted]:
     return Operation(
         "POST",
         "/api/v1/auth/signup",
-        _json(User.from_json),
+        _json(SignUpAccepted.from_json),
         json={"email": email, "password": password, "name": name},
         authenticated=False,
     )

@@ -10,7 +10,9 @@ from auth_service.tokens.keys import ALGORITHM, SigningKey
 from objectvision_common.errors import Unauthenticated
 
 ACCESS_TYP = "access"
-REQUIRED_CLAIMS = ("exp", "iat", "nbf", "jti", "sub", "aud", "iss", "typ")
+# `sid` names the session (refresh-token family) the token was minted for, so ending the
+# session refuses the token even though nobody kept its `jti`.
+REQUIRED_CLAIMS = ("exp", "iat", "nbf", "jti", "sub", "aud", "iss", "typ", "sid")
 # Replicas' clocks may differ slightly; a token is never rejected for less than this.
 CLOCK_SKEW = timedelta(seconds=5)
 
@@ -36,6 +38,7 @@ class AccessClaims:
     user_id: uuid.UUID
     is_admin: bool
     jti: str
+    session_id: uuid.UUID
     expires_at: datetime
 
 
@@ -66,8 +69,14 @@ class AccessTokenCodec:
         return [self._key.public_jwk()]
 
     def issue(
-        self, *, user_id: uuid.UUID, is_admin: bool, now: datetime | None = None
+        self,
+        *,
+        user_id: uuid.UUID,
+        is_admin: bool,
+        session_id: uuid.UUID,
+        now: datetime | None = None,
     ) -> IssuedAccessToken:
+        """A token for `user_id` in session `session_id` (its refresh-token family)."""
         issued_at = (now or datetime.now(UTC)).replace(microsecond=0)
         expires_at = issued_at + self._lifetime
         jti = uuid.uuid4().hex
@@ -81,6 +90,7 @@ class AccessTokenCodec:
             "jti": jti,
             "typ": ACCESS_TYP,
             "admin": is_admin,
+            "sid": str(session_id),
         }
         token = jwt.encode(
             claims, self._key.private_key, algorithm=ALGORITHM, headers={"kid": self._key.kid}
@@ -128,12 +138,16 @@ class AccessTokenCodec:
             raise Unauthenticated(INVALID_ACCESS)
         try:
             user_id = uuid.UUID(claims["sub"])
+            session_id = uuid.UUID(claims["sid"])
             expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, AttributeError) as exc:
             raise Unauthenticated(INVALID_ACCESS) from exc
+        if not isinstance(claims["jti"], str) or not claims["jti"]:
+            raise Unauthenticated(INVALID_ACCESS)
         return AccessClaims(
             user_id=user_id,
             is_admin=claims.get("admin", False),
             jti=claims["jti"],
+            session_id=session_id,
             expires_at=expires_at,
         )

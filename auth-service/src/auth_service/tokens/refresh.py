@@ -6,9 +6,9 @@ nobody can guess it, so SHA-256 only keeps a database leak from handing out live
 """
 
 import hashlib
-import logging
 import secrets
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -17,8 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.tokens.models import RefreshToken
 from objectvision_common.errors import Unauthenticated
-
-logger = logging.getLogger(__name__)
 
 REFRESH_PREFIX = "ovr_"
 INVALID_REFRESH = "the refresh token is invalid"
@@ -33,7 +31,19 @@ def hash_token(token: str) -> str:
 @dataclass(frozen=True)
 class Rotation:
     user_id: uuid.UUID
+    family_id: uuid.UUID
     refresh_token: str
+
+
+class ReusedRefreshToken(Unauthenticated):
+    """A rotated refresh token was presented again: two parties hold the family (one of them
+    a thief). The caller ends the whole session (refresh tokens and access tokens) before
+    this reaches the client, which sees an UNAUTHENTICATED like any other refusal."""
+
+    def __init__(self, *, user_id: uuid.UUID, family_id: uuid.UUID) -> None:
+        super().__init__(REUSED_REFRESH)
+        self.user_id = user_id
+        self.family_id = family_id
 
 
 def issue(
@@ -41,16 +51,16 @@ def issue(
     session: AsyncSession,
     user_id: uuid.UUID,
     lifetime: timedelta,
-    family_id: uuid.UUID | None = None,
+    family_id: uuid.UUID,
     now: datetime | None = None,
 ) -> str:
-    """Stage a new refresh token (a new family unless one is given); returns the token."""
+    """Stage a new refresh token in family `family_id` (a new one at login); returns it."""
     now = now or datetime.now(UTC)
     token = REFRESH_PREFIX + secrets.token_urlsafe(32)
     session.add(
         RefreshToken(
             user_id=user_id,
-            family_id=family_id or uuid.uuid4(),
+            family_id=family_id,
             token_hash=hash_token(token),
             created_at=now,
             expires_at=now + lifetime,
@@ -74,46 +84,59 @@ async def rotate(
 ) -> Rotation:
     """Exchange a live refresh token for its successor in the same family.
 
-    Presenting a token that was already rotated means two parties hold the family (one of
-    them a thief), so the whole family is revoked and committed before refusing: neither
-    party can continue the session. The row lock makes two concurrent uses of one token
-    count as a reuse rather than both succeeding.
+    Presenting a token that was already rotated raises ReusedRefreshToken, for the caller to
+    end the session: neither party may continue it. The row lock makes two concurrent uses
+    of one token count as a reuse rather than both succeeding.
     """
     now = now or datetime.now(UTC)
     row = await find(session=session, token=token, for_update=True)
     if row.revoked_at is not None:
         raise Unauthenticated(INVALID_REFRESH)
     if row.rotated_at is not None:
-        await revoke_family(session=session, family_id=row.family_id, now=now)
-        await session.commit()
-        logger.warning(
-            "refresh token reuse; family revoked",
-            extra={"user_id": str(row.user_id), "family_id": str(row.family_id)},
-        )
-        raise Unauthenticated(REUSED_REFRESH)
+        raise ReusedRefreshToken(user_id=row.user_id, family_id=row.family_id)
     if row.expires_at <= now:
         raise Unauthenticated(EXPIRED_REFRESH)
     row.rotated_at = now
     successor = issue(
         session=session, user_id=row.user_id, lifetime=lifetime, family_id=row.family_id, now=now
     )
-    return Rotation(user_id=row.user_id, refresh_token=successor)
+    return Rotation(user_id=row.user_id, family_id=row.family_id, refresh_token=successor)
 
 
-async def revoke_family(
-    *, session: AsyncSession, family_id: uuid.UUID, now: datetime | None = None
+async def revoke_families(
+    *, session: AsyncSession, family_ids: Collection[uuid.UUID], now: datetime | None = None
 ) -> None:
+    if not family_ids:
+        return
     await session.execute(
         update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .where(RefreshToken.family_id.in_(family_ids), RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now or datetime.now(UTC))
     )
+
+
+async def families_minted_since(
+    *, session: AsyncSession, user_id: uuid.UUID, since: datetime
+) -> set[uuid.UUID]:
+    """The user's families that issued a refresh token after `since`.
+
+    An access token is minted only together with a refresh token (at login and at each
+    rotation), so these are exactly the families that may have access tokens minted after
+    `since`; older families' access tokens have all expired.
+    """
+    rows = await session.scalars(
+        select(RefreshToken.family_id)
+        .where(RefreshToken.user_id == user_id, RefreshToken.created_at > since)
+        .distinct()
+    )
+    return set(rows)
 
 
 async def revoke_all_for_user(
     *, session: AsyncSession, user_id: uuid.UUID, now: datetime | None = None
 ) -> None:
-    """End every session of a user (after a password change)."""
+    """Revoke every refresh token of a user; sessions.end_all_for_user, which calls this, also
+    refuses their access tokens."""
     await session.execute(
         update(RefreshToken)
         .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))

@@ -1,5 +1,7 @@
 """Sessions: logging in, refreshing, logging out and verifying access tokens."""
 
+import logging
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -7,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.database import utcnow
 from auth_service.passwords import PasswordHasher
-from auth_service.tokens import refresh
+from auth_service.tokens import refresh, sessions
 from auth_service.tokens.access import (
     CLOCK_SKEW,
     INVALID_ACCESS,
@@ -19,6 +21,8 @@ from auth_service.tokens.revocation import RevokedAccessTokens
 from auth_service.users import service as users_service
 from auth_service.users.models import User
 from objectvision_common.errors import InvalidArgument, Unauthenticated
+
+logger = logging.getLogger(__name__)
 
 REVOKED_ACCESS = "the access token has been revoked"
 
@@ -49,11 +53,14 @@ async def login(
         session=session, passwords=passwords, email=email, password=password
     )
     now = utcnow()
+    family_id = uuid.uuid4()
     refresh_token = refresh.issue(
-        session=session, user_id=user.id, lifetime=refresh_lifetime, now=now
+        session=session, user_id=user.id, lifetime=refresh_lifetime, family_id=family_id, now=now
     )
     await session.commit()
-    access = access_tokens.issue(user_id=user.id, is_admin=user.is_admin, now=now)
+    access = access_tokens.issue(
+        user_id=user.id, is_admin=user.is_admin, session_id=family_id, now=now
+    )
     return TokenPair(access=access, refresh_token=refresh_token)
 
 
@@ -61,21 +68,37 @@ async def refresh_session(
     *,
     session: AsyncSession,
     access_tokens: AccessTokenCodec,
+    revoked: RevokedAccessTokens,
     refresh_lifetime: timedelta,
     refresh_token: str,
 ) -> TokenPair:
-    """Rotate the refresh token and issue a fresh access token for its account."""
+    """Rotate the refresh token and issue a fresh access token for its account.
+
+    A reused refresh token ends its whole session, the access tokens minted earlier in the
+    family included: whoever replayed it may hold one of those too.
+    """
     if not refresh_token:
         raise InvalidArgument("refresh_token is required")
     now = utcnow()
-    rotation = await refresh.rotate(
-        session=session, token=refresh_token, lifetime=refresh_lifetime, now=now
-    )
+    try:
+        rotation = await refresh.rotate(
+            session=session, token=refresh_token, lifetime=refresh_lifetime, now=now
+        )
+    except refresh.ReusedRefreshToken as reuse:
+        await sessions.end(session=session, revoked=revoked, family_ids={reuse.family_id}, now=now)
+        await session.commit()
+        logger.warning(
+            "refresh token reuse; session revoked",
+            extra={"user_id": str(reuse.user_id), "family_id": str(reuse.family_id)},
+        )
+        raise
     user = await session.get(User, rotation.user_id)
     if user is None or not user.is_active:
         raise Unauthenticated(refresh.INVALID_REFRESH)
     await session.commit()
-    access = access_tokens.issue(user_id=user.id, is_admin=user.is_admin, now=now)
+    access = access_tokens.issue(
+        user_id=user.id, is_admin=user.is_admin, session_id=rotation.family_id, now=now
+    )
     return TokenPair(access=access, refresh_token=rotation.refresh_token)
 
 
@@ -87,10 +110,12 @@ async def logout(
     access_token: str,
     refresh_token: str,
 ) -> None:
-    """End a session: the access token is refused from now on, the refresh family too.
+    """End a session: its refresh-token family and every access token minted from it.
 
-    Both tokens are checked before anything is revoked, and revoking twice is harmless,
-    so a client can simply retry a logout that failed half-way.
+    Any refresh token of the family will do, a stale (already rotated or revoked) one
+    included: a client that lost the race with its own refresh still holds one, and the
+    session must end all the same. Both tokens are checked before anything is revoked, and
+    revoking twice is harmless, so a client can simply retry a logout that failed half-way.
     """
     if not access_token and not refresh_token:
         raise InvalidArgument("access_token or refresh_token is required")
@@ -98,12 +123,16 @@ async def logout(
     stored = await refresh.find(session=session, token=refresh_token) if refresh_token else None
     if claims is not None and stored is not None and stored.user_id != claims.user_id:
         raise Unauthenticated("the access and refresh tokens belong to different sessions")
+    families = {claims.session_id} if claims is not None else set()
     if stored is not None:
-        await refresh.revoke_family(session=session, family_id=stored.family_id)
-        await session.commit()
+        families.add(stored.family_id)
+    now = utcnow()
     if claims is not None:
-        # Tokens are accepted up to CLOCK_SKEW past `exp`, so they stay listed that long.
-        await revoked.revoke(jti=claims.jti, until=claims.expires_at + CLOCK_SKEW)
+        # Covered by its session's entry too; the token's own entry is what verifiers that
+        # predate session entries check, so a rolling upgrade does not reopen it.
+        await revoked.revoke(jti=claims.jti, until=claims.expires_at + CLOCK_SKEW, now=now)
+    await sessions.end(session=session, revoked=revoked, family_ids=families, now=now)
+    await session.commit()
 
 
 async def verify_access_token(
@@ -117,7 +146,7 @@ async def verify_access_token(
     if not access_token:
         raise Unauthenticated(INVALID_ACCESS)
     claims = access_tokens.decode(access_token)
-    if await revoked.is_revoked(claims.jti):
+    if await revoked.is_revoked(jti=claims.jti, session_id=claims.session_id):
         raise Unauthenticated(REVOKED_ACCESS)
     user = await session.get(User, claims.user_id)
     if user is None or not user.is_active:

@@ -6,29 +6,30 @@ Validation runs before anything is hashed or written, so bad input changes nothi
 import unicodedata
 from dataclasses import dataclass
 
-from email_validator import EmailNotValidError, validate_email
-
 from auth_service.users.models import User
+from objectvision_common import emails
 from objectvision_common.errors import InvalidArgument
 
 MIN_PASSWORD_LENGTH = 8
 # Long enough for any passphrase; short enough that hashing cannot be used to burn CPU.
 MAX_PASSWORD_LENGTH = 128
 MAX_NAME_LENGTH = 100
-MAX_EMAIL_LENGTH = 320
 
 
-def normalise_email(email: str) -> str:
-    """The one form of an address we store and compare: validated, normalised, lowercase."""
-    if not email.strip():
-        raise InvalidArgument("email is required")
-    if len(email) > MAX_EMAIL_LENGTH:
-        raise InvalidArgument("email is not a valid email address")
+def account_email(email: str) -> str:
+    """The key an existing account is looked up by: the gateway limits on the same key."""
     try:
-        validated = validate_email(email.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise InvalidArgument(f"email is not a valid email address: {exc}") from exc
-    return validated.normalized.lower()
+        return emails.account_key(email)
+    except emails.InvalidEmail as exc:
+        raise InvalidArgument(str(exc)) from exc
+
+
+def new_account_email(email: str) -> str:
+    """The key a new or changed address is stored under; it must be one we can mail."""
+    try:
+        return emails.new_account_address(email)
+    except emails.InvalidEmail as exc:
+        raise InvalidArgument(str(exc)) from exc
 
 
 def check_password(password: str) -> str:
@@ -42,6 +43,10 @@ def check_password(password: str) -> str:
 # Control characters and the Unicode line/paragraph separators: each breaks a mail header or
 # a log line the way a newline does.
 _NOT_DISPLAYABLE = frozenset({"Cc", "Zl", "Zp"})
+# Bidirectional embeddings, overrides and isolates (U+202A..U+202E, U+2066..U+2069): a name
+# shown in a mail, a list or a log would reorder the text after it, so "Eve<RLO>moc.elgoog"
+# reads as a different name or address than the one stored.
+BIDI_CONTROLS = frozenset(chr(code) for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
 
 
 def normalise_name(name: str) -> str:
@@ -52,6 +57,8 @@ def normalise_name(name: str) -> str:
         raise InvalidArgument(f"name must be at most {MAX_NAME_LENGTH} characters")
     if any(unicodedata.category(char) in _NOT_DISPLAYABLE for char in name):
         raise InvalidArgument("name must not contain control characters or line separators")
+    if not BIDI_CONTROLS.isdisjoint(name):
+        raise InvalidArgument("name must not contain bidirectional text controls")
     return name
 
 

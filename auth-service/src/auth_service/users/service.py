@@ -10,9 +10,11 @@ from auth_service import outbox
 from auth_service.database import utcnow
 from auth_service.passwords import PasswordHasher
 from auth_service.preferences import service as preferences_service
-from auth_service.tokens import refresh
+from auth_service.tokens import sessions
+from auth_service.tokens.revocation import RevokedAccessTokens
 from auth_service.users import schemas
 from auth_service.users.models import User
+from auth_service.users.notices import SignUpNotices
 from auth_service.users.schemas import Caller
 from objectvision.v1 import common_pb2
 from objectvision_common.errors import (
@@ -37,24 +39,55 @@ async def register(
     *,
     session: AsyncSession,
     passwords: PasswordHasher,
+    notices: SignUpNotices,
     admin_emails: frozenset[str],
     email: str,
     password: str,
     name: str,
-) -> User:
-    """Create an account with default settings and its `user.registered` event, atomically."""
-    email = schemas.normalise_email(email)
+) -> None:
+    """Create an account with default settings and its `user.registered` event, atomically;
+    for an address that already has an account, leave that account as it is and tell its
+    owner instead (`user.signup_attempted`).
+
+    Both cases return the same nothing and cost one Argon2 hash, so neither the answer nor its
+    time tells the caller whether the address has an account. The caller proceeds to log in
+    either way; only the owner's password opens an existing account.
+    """
+    email = schemas.new_account_email(email)
     password = schemas.check_password(password)
     name = schemas.normalise_name(name)
-    if await get_by_email(session=session, email=email) is not None:
-        raise AlreadyExists(EMAIL_TAKEN)
+    password_hash = await passwords.hash(password)
+    owner = await get_by_email(session=session, email=email)
+    if owner is None:
+        try:
+            await _create(
+                session=session,
+                email=email,
+                name=name,
+                password_hash=password_hash,
+                is_admin=email in admin_emails,
+            )
+            return
+        except AlreadyExists:
+            # A concurrent sign-up committed this address between the lookup and the insert.
+            owner = await get_by_email(session=session, email=email)
+            if owner is None:
+                raise
+    if await notices.claim(owner.id):
+        await outbox.add_signup_attempted(session=session, user_id=owner.id, occurred_at=utcnow())
+        await session.commit()
+
+
+async def _create(
+    *, session: AsyncSession, email: str, name: str, password_hash: str, is_admin: bool
+) -> None:
     now = utcnow()
     user = User(
         id=uuid.uuid4(),
         email=email,
         name=name,
-        password_hash=await passwords.hash(password),
-        is_admin=email in admin_emails,
+        password_hash=password_hash,
+        is_admin=is_admin,
         created_at=now,
         updated_at=now,
     )
@@ -67,7 +100,6 @@ async def register(
         session=session, user_id=user.id, email=email, name=name, occurred_at=now
     )
     await session.commit()
-    return user
 
 
 async def authenticate(
@@ -81,7 +113,7 @@ async def authenticate(
     user = None
     if len(password) <= schemas.MAX_PASSWORD_LENGTH:
         try:
-            user = await get_by_email(session=session, email=schemas.normalise_email(email))
+            user = await get_by_email(session=session, email=schemas.account_email(email))
         except InvalidArgument:
             user = None
     if user is None:
@@ -140,6 +172,7 @@ async def update(
     *,
     session: AsyncSession,
     passwords: PasswordHasher,
+    revoked: RevokedAccessTokens,
     caller: Caller,
     user_id: str,
     name: str | None,
@@ -149,10 +182,11 @@ async def update(
 ) -> User:
     """Change a profile. Email and password changes need the caller's current password,
     so a stolen session alone cannot take the account over; a new password ends every
-    other session of the account."""
+    session of the account, access tokens included (the caller logs in with it again), so a
+    thief's session ends with the password it knew."""
     target = await get_visible(session=session, caller=caller, user_id=user_id)
     new_name = schemas.normalise_name(name) if name is not None else None
-    new_email = schemas.normalise_email(email) if email is not None else None
+    new_email = schemas.new_account_email(email) if email is not None else None
     new_password = schemas.check_password(password) if password is not None else None
     if new_email is not None or new_password is not None:
         if not current_password:
@@ -168,7 +202,9 @@ async def update(
         target.email = new_email
     if new_password is not None:
         target.password_hash = await passwords.hash(new_password)
-        await refresh.revoke_all_for_user(session=session, user_id=target.id, now=now)
+        await sessions.end_all_for_user(
+            session=session, revoked=revoked, user_id=target.id, now=now
+        )
     target.updated_at = now
     await _flush_unique_email(session)
     await session.commit()

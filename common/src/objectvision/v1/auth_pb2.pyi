@@ -39,6 +39,10 @@ class SignUpRequest(_message.Message):
     name: str
     def __init__(self, email: _Optional[str] = ..., password: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
+class SignUpResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class LoginRequest(_message.Message):
     __slots__ = ("email", "password")
     EMAIL_FIELD_NUMBER: _ClassVar[int]

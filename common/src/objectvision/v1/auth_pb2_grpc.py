@@ -41,7 +41,7 @@ class AuthServiceStub:
         self.SignUp = channel.unary_unary(
                 '/objectvision.v1.AuthService/SignUp',
                 request_serializer=objectvision_dot_v1_dot_auth__pb2.SignUpRequest.SerializeToString,
-                response_deserializer=objectvision_dot_v1_dot_auth__pb2.User.FromString,
+                response_deserializer=objectvision_dot_v1_dot_auth__pb2.SignUpResponse.FromString,
                 _registered_method=True)
         self.Login = channel.unary_unary(
                 '/objectvision.v1.AuthService/Login',
@@ -116,7 +116,10 @@ class AuthServiceServicer:
     """
 
     def SignUp(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Answers alike, in about the same time, whether or not the address already has an
+        account; for a taken address the account is left unchanged and its owner is told, so
+        the call cannot be used to find out who has an account.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -207,7 +210,7 @@ def add_AuthServiceServicer_to_server(servicer, server):
             'SignUp': grpc.unary_unary_rpc_method_handler(
                     servicer.SignUp,
                     request_deserializer=objectvision_dot_v1_dot_auth__pb2.SignUpRequest.FromString,
-                    response_serializer=objectvision_dot_v1_dot_auth__pb2.User.SerializeToString,
+                    response_serializer=objectvision_dot_v1_dot_auth__pb2.SignUpResponse.SerializeToString,
             ),
             'Login': grpc.unary_unary_rpc_method_handler(
                     servicer.Login,
@@ -303,7 +306,7 @@ class AuthService:
             target,
             '/objectvision.v1.AuthService/SignUp',
             objectvision_dot_v1_dot_auth__pb2.SignUpRequest.SerializeToString,
-            objectvision_dot_v1_dot_auth__pb2.User.FromString,
+            objectvision_dot_v1_dot_auth__pb2.SignUpResponse.FromString,
             options,
             channel_credentials,
             insecure,

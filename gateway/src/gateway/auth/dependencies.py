@@ -37,12 +37,12 @@ from gateway.ratelimit import RateLimiter, client_network, limit_key
 from gateway.schemas.auth import LoginCredentials, LoginForm, LoginJson
 from gateway.upstream import Upstream
 from objectvision.v1 import auth_pb2, common_pb2
+from objectvision_common.emails import InvalidEmail, account_key
 from objectvision_common.identity import principal_metadata
+from objectvision_common.revocation import revocation_keys
 
 logger = logging.getLogger(__name__)
 
-# auth_service.tokens.revocation writes these keys (docs/adr/0002-auth-tokens.md).
-REVOKED_KEY_PREFIX = "auth:revoked:"
 LOGIN_PATH = "/api/v1/auth/login"
 # Real keys are ~60 characters; anything far longer is not worth a round trip.
 MAX_API_KEY_LENGTH = 256
@@ -76,7 +76,9 @@ async def optional_access_token(
     clients: ClientsDep,
     upstream: PublicUpstream,
 ) -> AccessToken | None:
-    """Verify a Bearer token locally (JWKS) and against the revocation list in Redis.
+    """Verify a Bearer token locally (JWKS) and against the revocation list in Redis: the
+    token itself and its session (refresh-token family) must both be unrevoked, so a logout
+    or a detected refresh-token reuse ends every access token of the session at once.
 
     Without Redis the auth service's VerifyToken decides instead (it fails closed), so a
     Redis outage never lets a revoked token through.
@@ -88,7 +90,9 @@ async def optional_access_token(
     except InvalidTokenError as exc:
         raise ApiError.unauthenticated(str(exc), code="invalid_token") from exc
     try:
-        revoked = await clients.redis.exists(f"{REVOKED_KEY_PREFIX}{claims.token_id}")
+        revoked = await clients.redis.exists(
+            *revocation_keys(jti=claims.token_id, sid=claims.session_id)
+        )
     except RedisError:
         logger.warning("revocation list unreachable; asking the auth service", exc_info=True)
         principal = await upstream.call(
@@ -193,8 +197,15 @@ async def login_credentials(request: Request) -> LoginCredentials:
     )
 
 
-def _account_key(email: str) -> str:
-    return limit_key("login-account", email.strip().lower())
+def _account(email: str) -> str | None:
+    """The account a login names: its key from objectvision_common.emails, the very function
+    the auth service finds the account with, so every spelling that could open an account
+    counts against that account. Text that is no address names no account (the auth service
+    refuses it without a lookup); only the per-network limit applies to it."""
+    try:
+        return account_key(email)
+    except InvalidEmail:
+        return None
 
 
 async def throttled_login_credentials(
@@ -204,18 +215,20 @@ async def throttled_login_credentials(
     settings: SettingsDep,
 ) -> LoginCredentials:
     """Login credentials, once the attempt is within every login limit: RATE_LIMIT_LOGIN for
-    this network and email, RATE_LIMIT_LOGIN_IP for this network, RATE_LIMIT_LOGIN_ACCOUNT
-    failures for this email from anywhere."""
+    this network and account, RATE_LIMIT_LOGIN_IP for this network, RATE_LIMIT_LOGIN_ACCOUNT
+    failures for this account from anywhere."""
     network = client_network(ip)
-    failures = await limiter.peek(
-        _account_key(credentials.email), settings.rate_limit_login_account
-    )
-    if not failures.allowed:
-        raise ApiError.rate_limited(failures.retry_after_seconds)
-    for key, rule in (
-        (limit_key("login", network, credentials.email.strip().lower()), settings.rate_limit_login),
-        (limit_key("login-ip", network), settings.rate_limit_login_ip),
-    ):
+    account = _account(credentials.email)
+    rules: list[tuple[str, RateLimitRule]] = []
+    if account is not None:
+        failures = await limiter.peek(
+            limit_key("login-account", account), settings.rate_limit_login_account
+        )
+        if not failures.allowed:
+            raise ApiError.rate_limited(failures.retry_after_seconds)
+        rules.append((limit_key("login", network, account), settings.rate_limit_login))
+    rules.append((limit_key("login-ip", network), settings.rate_limit_login_ip))
+    for key, rule in rules:
         decision = await limiter.hit(key, rule)
         if not decision.allowed:
             raise ApiError.rate_limited(decision.retry_after_seconds)
@@ -233,7 +246,9 @@ class LoginFailures:
     rule: RateLimitRule
 
     async def record(self, email: str) -> None:
-        await self.limiter.record(_account_key(email), self.rule)
+        account = _account(email)
+        if account is not None:
+            await self.limiter.record(limit_key("login-account", account), self.rule)
 
 
 async def login_failures(limiter: RateLimiterDep, settings: SettingsDep) -> LoginFailures:

@@ -1,7 +1,8 @@
 """Local verification of access tokens against the auth service's public keys.
 
 Mirrors auth_service.tokens.access (docs/adr/0002-auth-tokens.md): EdDSA only, the key id
-must name a published key, every issued claim is required, `typ` must be "access".
+must name a published key, every issued claim is required, `typ` must be "access", `sid`
+(the session the token belongs to, checked against the revocation list) must be a UUID.
 Pinning the algorithm list is what stops `alg: none` and HMAC-signed-with-the-public-key
 forgeries; the library would otherwise pick the algorithm from the attacker's header.
 """
@@ -18,7 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from objectvision.v1 import auth_pb2, common_pb2
 
 ALGORITHMS = ("EdDSA",)
-REQUIRED_CLAIMS = ("exp", "iat", "nbf", "jti", "sub", "aud", "iss", "typ")
+REQUIRED_CLAIMS = ("exp", "iat", "nbf", "jti", "sub", "aud", "iss", "typ", "sid")
 ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a secret
 ADMIN_CLAIM = "admin"
 # The auth service accepts the same skew, so both sides agree on when a token is live.
@@ -60,6 +61,7 @@ class AccessClaims:
     user_id: str
     is_admin: bool
     token_id: str
+    session_id: str
     expires_at: int
 
 
@@ -109,10 +111,16 @@ def _checked_claims(claims: Mapping[str, Any]) -> AccessClaims:
         raise InvalidTokenError("the access token is invalid")
     try:
         user_id = str(uuid.UUID(subject))
+        # Canonical form: the revocation entry is keyed on the id as the auth service wrote it.
+        session_id = str(uuid.UUID(claims["sid"]))
     except (TypeError, ValueError, AttributeError) as exc:
         raise InvalidTokenError("the access token is invalid") from exc
     return AccessClaims(
-        user_id=user_id, is_admin=is_admin, token_id=token_id, expires_at=int(claims["exp"])
+        user_id=user_id,
+        is_admin=is_admin,
+        token_id=token_id,
+        session_id=session_id,
+        expires_at=int(claims["exp"]),
     )
 
 

@@ -13,8 +13,15 @@ from gateway.auth.dependencies import (
 )
 from gateway.dependencies import PublicUpstream
 from gateway.errors import SERVER_ERRORS, error_responses
-from gateway.schemas.auth import LoginForm, LoginJson, LogoutIn, RefreshIn, SignUpIn, TokenPairOut
-from gateway.schemas.users import UserOut
+from gateway.schemas.auth import (
+    LoginForm,
+    LoginJson,
+    LogoutIn,
+    RefreshIn,
+    SignUpAcceptedOut,
+    SignUpIn,
+    TokenPairOut,
+)
 from objectvision.v1 import auth_pb2
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=error_responses(*SERVER_ERRORS))
@@ -40,17 +47,23 @@ def _token_pair(pair: auth_pb2.TokenPair) -> TokenPairOut:
 
 @router.post(
     "/signup",
-    status_code=201,
+    status_code=202,
     summary="Create an account",
     dependencies=[Depends(throttle_signup)],
-    responses=error_responses(409, 413, 422, 429),
+    responses=error_responses(413, 422, 429),
 )
-async def signup(body: SignUpIn, upstream: PublicUpstream) -> UserOut:
-    user = await upstream.call(
+async def signup(body: SignUpIn, upstream: PublicUpstream) -> SignUpAcceptedOut:
+    """Create an account, then log in with the same email and password.
+
+    The answer is the same, in about the same time, whether or not the address already has
+    an account: for a taken address the account is left unchanged and its owner is told by
+    email, so this route cannot be used to find out who has an account.
+    """
+    await upstream.call(
         upstream.auth.SignUp,
         auth_pb2.SignUpRequest(email=body.email, password=body.password, name=body.name),
     )
-    return UserOut.from_proto(user)
+    return SignUpAcceptedOut(email=body.email)
 
 
 @router.post(

@@ -2,26 +2,26 @@
 
 from typing import Annotated, Literal
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, ConfigDict, Field
 
 from gateway.schemas.base import DISPLAY_TEXT_PATTERN, UNICODE_TEXT, ApiModel
+from objectvision_common.emails import MAX_EMAIL_LENGTH, InvalidEmail, new_account_address
 
 # The auth service's limits (auth_service.users.schemas); checked here too so the OpenAPI
 # document tells clients, and junk never reaches the password hasher.
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
 MAX_NAME_LENGTH = 100
-MAX_EMAIL_LENGTH = 320
 MAX_TOKEN_LENGTH = 4096
 
 
 def _email_address(value: str) -> str:
-    """Checked as the auth service checks it (no DNS lookup; special-use domains refused)."""
+    """The address as the auth service will store it: the same function decides, so the
+    gateway never accepts an address the service would refuse, nor refuses one it takes."""
     try:
-        return validate_email(value, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise ValueError(f"not a valid email address: {exc}") from exc
+        return new_account_address(value)
+    except InvalidEmail as exc:
+        raise ValueError(str(exc)) from exc
 
 
 Email = Annotated[
@@ -30,7 +30,8 @@ Email = Annotated[
         max_length=MAX_EMAIL_LENGTH,
         json_schema_extra={"format": "email"},
         description="Addresses at special-use domains (RFC 6761: .test, .local, .invalid, "
-        ".localhost, ...) are refused.",
+        ".localhost, ...) are refused, and so are non-ASCII characters or more than 64 "
+        "characters before the @ (mail could not be sent to them).",
     ),
     UNICODE_TEXT,
     AfterValidator(_email_address),
@@ -56,6 +57,18 @@ class SignUpIn(ApiModel):
     email: Email
     password: NewPassword
     name: PersonName
+
+
+class SignUpAcceptedOut(ApiModel):
+    """The answer to every well-formed sign-up, whether or not the address had an account."""
+
+    email: str = Field(description="The address, as the account is known: log in with it.")
+    message: str = Field(
+        default=(
+            "Sign-up accepted: log in with this email and password. If the address already "
+            "had an account, that account is unchanged and its owner has been told by email."
+        )
+    )
 
 
 class LoginJson(ApiModel):

@@ -62,8 +62,10 @@ def _encodable(value: str) -> str:
 UNICODE_TEXT = AfterValidator(_encodable)
 # Text a person reads back (names of users and keys): no control characters (Unicode Cc), no
 # line or paragraph separators (U+2028, U+2029: they break mail headers and log lines like a
-# newline) and not blank. A pattern rather than a validator, so the OpenAPI document says so.
-_NOT_DISPLAYABLE = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+# newline), no bidirectional embeddings, overrides or isolates (U+202A..U+202E,
+# U+2066..U+2069: they reorder whatever is shown after the name) and not blank. A pattern
+# rather than a validator, so the OpenAPI document says so.
+_NOT_DISPLAYABLE = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
 DISPLAY_TEXT_PATTERN = rf"^[^{_NOT_DISPLAYABLE}]*[^\s{_NOT_DISPLAYABLE}][^{_NOT_DISPLAYABLE}]*$"
 
 

@@ -113,14 +113,16 @@ byId("signup-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = event.currentTarget;
   const { name, email, password } = formValues(form);
-  const user = await guarded(
+  // The same answer whether or not the address already had an account (its owner is told by
+  // email instead), so the page cannot say "created": it hands over to the login form.
+  const accepted = await guarded(
     () => request("api/v1/auth/signup", { method: "POST", json: { name, email, password }, auth: false }),
     form.querySelector("button[type=submit]"),
   );
-  if (!user) return;
+  if (!accepted) return;
   form.reset();
-  byId("login-email").value = user.email;
-  showStatus(`Account created for ${user.email}. Log in to continue.`);
+  byId("login-email").value = accepted.email;
+  showStatus(`Sign-up accepted for ${accepted.email}. Log in to continue.`);
   byId("login-password").focus();
 });
 
