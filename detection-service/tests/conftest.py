@@ -5,17 +5,23 @@ PostgreSQL, Redis (`infrastructure`) and Triton serving the prepared model on th
 works as a fresh user, so tests share the database without seeing each other's rows.
 """
 
+import contextlib
 import os
 import struct
+import subprocess
+import sys
+import time
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import psutil
 import pytest
 import sqlalchemy as sa
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
 from detection_service.config import DetectionSettings
@@ -25,6 +31,7 @@ from detection_service.server import DetectionService, migrate
 from objectvision.v1 import common_pb2, detection_pb2_grpc
 from objectvision_common.grpc_server import GrpcApp
 from objectvision_common.identity import principal_metadata
+from objectvision_devstack.processes import free_port
 from objectvision_devstack.pytest_plugin import Infrastructure, served_model_path
 from objectvision_devstack.triton import REPOSITORY_ROOT, LocalTriton
 
@@ -220,3 +227,100 @@ def make_png() -> Callable[..., bytes]:
 def png_bomb() -> bytes:
     """~140 KB on the wire, 12000 x 12000 = 144 M pixels once decoded."""
     return png(12_000, 12_000)
+
+
+@dataclass
+class ServiceProcess:
+    """The real `objectvision-detection` command running against the test infrastructure."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    metrics_port: int
+    log: Path
+
+
+@contextlib.contextmanager
+def launched_service(
+    infrastructure: Infrastructure,
+    *,
+    triton_url: str,
+    served_model: Path,
+    workdir: Path,
+    secret: str,
+    **env: str,
+) -> Iterator[ServiceProcess]:
+    """Start the service as its console script does, wait until it reports SERVING, stop it
+    (and any serving process it spawned) afterwards."""
+    port, metrics_port = free_port(), free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": infrastructure.database_url,
+        "REDIS_URL": infrastructure.redis_url,
+        "TRITON_URL": triton_url,
+        "SERVED_MODEL_PATH": str(served_model),
+        "STORAGE_DIR": str(workdir / "objects"),
+        "SERVICE_TOKEN_SECRET": secret,
+        "BIND_HOST": "127.0.0.1",
+        "DETECTION_GRPC_PORT": str(port),
+        "DETECTION_METRICS_PORT": str(metrics_port),
+        "JOB_STREAM": f"detection:jobs:test:{port}",
+        "EVENTS_STREAM": f"objectvision:events:test:{port}",
+        "JOB_CLAIM_IDLE_MS": "2000",
+        "GRPC_SHUTDOWN_GRACE_SECONDS": "1",
+        **env,
+    }
+    command = [sys.executable, "-c", "from detection_service.server import main; main()"]
+    log_path = workdir / "detection.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
+    service = ServiceProcess(process, port, metrics_port, log_path)
+    try:
+        _wait_serving(service)
+        yield service
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=20)
+        for child in psutil.Process().children(recursive=True):
+            if "multiprocessing" in " ".join(child.cmdline()):
+                child.kill()
+        if process.poll() is None:
+            process.kill()
+
+
+@pytest.fixture
+def launch_service(
+    migrated: Infrastructure, triton: LocalTriton, served_model: Path, tmp_path: Path
+) -> Callable[..., contextlib.AbstractContextManager[ServiceProcess]]:
+    """``with launch_service(secret=..., **env) as service:`` runs the real command."""
+
+    def launch(*, secret: str, **env: str) -> contextlib.AbstractContextManager[ServiceProcess]:
+        return launched_service(
+            migrated,
+            triton_url=triton.grpc_url,
+            served_model=served_model,
+            workdir=tmp_path,
+            secret=secret,
+            **env,
+        )
+
+    return launch
+
+
+def _wait_serving(service: ServiceProcess) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise AssertionError(f"the service exited: {service.log.read_text()[-3000:]}")
+        with grpc.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+            try:
+                answer = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=1
+                )
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+        time.sleep(0.5)
+    raise AssertionError("the service never answered its health check")

@@ -27,6 +27,7 @@ from objectvision_common.request_context import (
     set_request_id,
 )
 from objectvision_common.tls import TlsFiles
+from objectvision_common.tracing import current_trace_id
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +55,13 @@ def _split_method(full_method: str) -> tuple[str, str]:
 
 
 def _request_id_from(context: grpc.aio.ServicerContext) -> str:
+    """The gateway's request id (its trace id), else this call's trace id, else a new id: one
+    id finds the trace, the log lines and the error."""
     metadata = dict(context.invocation_metadata() or ())
     value = metadata.get(REQUEST_ID_HEADER)
-    return sanitize_request_id(value if isinstance(value, str) else None)
+    if not isinstance(value, str):
+        value = current_trace_id()
+    return sanitize_request_id(value)
 
 
 async def _abort_for(error: Exception, context: grpc.aio.ServicerContext) -> None:

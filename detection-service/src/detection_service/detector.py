@@ -23,8 +23,10 @@ from detection_service.inference.batcher import MicroBatcher
 from detection_service.inference.triton import ImageRequest
 from detection_service.postprocess import DetectedObject, DetectionOptions
 from objectvision_common.errors import DomainError, InvalidArgument, PayloadTooLarge
+from objectvision_common.tracing import tracer
 from objectvision_inference import detect_contract as contract
 
+_TRACER = tracer(__name__)
 # Above this a request gains nothing: the served model returns at most K (1024) candidates.
 MAX_DETECTIONS_LIMIT = 1000
 
@@ -144,29 +146,38 @@ class Detector:
     ) -> DetectionResult:
         """Objects in one image; raises the domain error of an unfit image, or Unavailable."""
         started = time.perf_counter()
-        header = self.inspect(data)
-        budget = self._inference_timeout
-        if time_limit_s is not None:
-            budget = min(budget, time_limit_s)
-        image = ImageRequest(
-            data=data,
-            width=header.width,
-            height=header.height,
-            confidence=options.confidence,
-            iou=options.iou,
-            max_detections=options.max_detections,
-            class_ids=options.class_ids,
-        )
-        outcome = await self._batcher.infer(image, time_limit_s=budget)
-        result = outcome.result
-        if result.status != contract.STATUS_OK:
-            raise self._refusal(result, header)
-        decode_ms, _, nms_ms = result.stage_ms
-        timings = Timings(
-            decode_ms=decode_ms,
-            queue_ms=outcome.queue_ms,
-            inference_ms=outcome.inference_ms,
-            postprocess_ms=nms_ms,
-            total_ms=_ms(started),
-        )
-        return DetectionResult(result.width, result.height, self._objects(result.rows), timings)
+        with _TRACER.start_as_current_span("detect image") as span:
+            span.set_attribute("objectvision.image.bytes", len(data))
+            header = self.inspect(data)
+            span.set_attribute("objectvision.image.format", header.format.value)
+            span.set_attribute("objectvision.image.width", header.width)
+            span.set_attribute("objectvision.image.height", header.height)
+            budget = self._inference_timeout
+            if time_limit_s is not None:
+                budget = min(budget, time_limit_s)
+            image = ImageRequest(
+                data=data,
+                width=header.width,
+                height=header.height,
+                confidence=options.confidence,
+                iou=options.iou,
+                max_detections=options.max_detections,
+                class_ids=options.class_ids,
+            )
+            outcome = await self._batcher.infer(image, time_limit_s=budget)
+            result = outcome.result
+            if result.status != contract.STATUS_OK:
+                raise self._refusal(result, header)
+            decode_ms, _, nms_ms = result.stage_ms
+            timings = Timings(
+                decode_ms=decode_ms,
+                queue_ms=outcome.queue_ms,
+                inference_ms=outcome.inference_ms,
+                postprocess_ms=nms_ms,
+                total_ms=_ms(started),
+            )
+            span.set_attribute("objectvision.batch_size", outcome.batch_size)
+            span.set_attribute("objectvision.queue_ms", round(outcome.queue_ms, 3))
+            span.set_attribute("objectvision.inference_ms", round(outcome.inference_ms, 3))
+            span.set_attribute("objectvision.detections", len(result.rows))
+            return DetectionResult(result.width, result.height, self._objects(result.rows), timings)

@@ -40,6 +40,7 @@ from objectvision_common.grpc_server import BackgroundWorker, GrpcApp, ServiceRe
 from objectvision_common.logging import configure_logging
 from objectvision_common.outbox import OutboxRelay
 from objectvision_common.process_group import run_process_group
+from objectvision_common.tracing import configure_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -235,7 +236,11 @@ def serve_one_of_several(index: int) -> None:
     """A spawned serving process (process_group): settings from the same environment."""
     settings = DetectionSettings()
     configure_logging("detection", level=settings.log_level, json_output=settings.log_json)
-    asyncio.run(serve(settings, serving_index=index))
+    flush_traces = configure_tracing("detection-service")
+    try:
+        asyncio.run(serve(settings, serving_index=index))
+    finally:
+        flush_traces()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -262,4 +267,8 @@ def main(argv: list[str] | None = None) -> None:
                 metrics_port=settings.metrics_port,
             )
         )
-    asyncio.run(serve(settings))
+    flush_traces = configure_tracing("detection-service")
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        flush_traces()

@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext
+
 from detection_service.inference.triton import (
     RETRY_AFTER_SECONDS,
     ImageRequest,
@@ -24,9 +27,11 @@ from detection_service.inference.triton import (
 )
 from detection_service.metrics import DetectionMetrics
 from objectvision_common.errors import DomainError, Unavailable
+from objectvision_common.tracing import current_span_context, links_to, tracer
 from objectvision_inference.detect_contract import ImageResult
 
 logger = logging.getLogger(__name__)
+_TRACER = tracer(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class _Pending:
     image: ImageRequest
     future: asyncio.Future[InferenceOutcome]
     enqueued: float = field(default_factory=time.perf_counter)
+    # The caller's span: the batch's span is its child (the first caller's) or links to it.
+    span: SpanContext | None = field(default_factory=current_span_context)
 
 
 class MicroBatcher:
@@ -152,10 +159,26 @@ class MicroBatcher:
                 return
             sent = time.perf_counter()
             loop = asyncio.get_running_loop()
-            inputs = await loop.run_in_executor(
-                self._executor, make_inputs, [p.image for p in live], self._class_count
-            )
-            results = await self._model.infer(inputs, time_limit_s=self._request_timeout)
+            first = live[0].span
+            parent = trace.set_span_in_context(NonRecordingSpan(first)) if first else None
+            with _TRACER.start_as_current_span(
+                "triton batch",
+                context=parent,
+                links=links_to([p.span for p in live[1:]]),
+                attributes={
+                    "objectvision.batch_size": len(live),
+                    "objectvision.batch_bytes": sum(len(p.image.data) for p in live),
+                    "objectvision.model": self._model.model_name,
+                },
+            ) as span:
+                inputs = await loop.run_in_executor(
+                    self._executor, make_inputs, [p.image for p in live], self._class_count
+                )
+                results = await self._model.infer(inputs, time_limit_s=self._request_timeout)
+                stages = results[0].stage_ms if results else (0.0, 0.0, 0.0)
+                span.set_attribute("triton.decode_ms", round(stages[0], 3))
+                span.set_attribute("triton.network_ms", round(stages[1], 3))
+                span.set_attribute("triton.nms_ms", round(stages[2], 3))
             inference_ms = (time.perf_counter() - sent) * 1000
             self._metrics.batch_size.observe(len(live))
             self._metrics.inference_latency.observe(inference_ms / 1000)

@@ -7,10 +7,13 @@ works, so only dead consumers lose their messages.
 """
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+
+from objectvision_common.tracing import inject_context
 
 _FIELD = "job_id"
 
@@ -19,6 +22,8 @@ _FIELD = "job_id"
 class Message:
     id: str
     job_id: uuid.UUID | None
+    # The submitting request's trace context (``traceparent``...), so the job's work joins it.
+    trace: Mapping[str, str] = field(default_factory=dict)
 
 
 def _message(message_id: str, fields: dict[str, str] | None) -> Message:
@@ -26,7 +31,8 @@ def _message(message_id: str, fields: dict[str, str] | None) -> Message:
         job_id = uuid.UUID(fields[_FIELD]) if fields else None
     except (KeyError, ValueError):
         job_id = None
-    return Message(message_id, job_id)
+    trace = {k: v for k, v in (fields or {}).items() if k != _FIELD}
+    return Message(message_id, job_id, trace)
 
 
 class JobQueue:
@@ -44,7 +50,9 @@ class JobQueue:
                 raise
 
     async def enqueue(self, job_id: uuid.UUID) -> str:
-        return str(await self.redis.xadd(self.stream, {_FIELD: str(job_id)}))
+        """Add the job, with the current trace context so its items join the request's trace."""
+        fields = {**inject_context(), _FIELD: str(job_id)}
+        return str(await self.redis.xadd(self.stream, fields))
 
     async def read(self, consumer: str, *, block_ms: int) -> Message | None:
         """The next never-delivered message, waiting up to block_ms for one."""

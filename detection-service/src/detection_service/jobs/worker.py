@@ -23,8 +23,10 @@ from detection_service.metrics import DetectionMetrics
 from detection_service.postprocess import DetectionOptions
 from detection_service.storage import ObjectNotFoundError, ObjectStorage
 from objectvision_common.errors import DomainError, Unavailable
+from objectvision_common.tracing import extract_context, tracer
 
 logger = logging.getLogger(__name__)
+_TRACER = tracer(__name__)
 
 _RETRY_FIRST_SECONDS = 0.25
 _RETRY_MAX_SECONDS = 5.0
@@ -71,7 +73,12 @@ class JobProcessor:
             await service.heartbeat(session, job_id=job_id)
 
     async def _process(self, item: service.WorkItem, options: DetectionOptions) -> None:
-        result, error = await self._detect(item, options)
+        with _TRACER.start_as_current_span(
+            "detection job item", attributes={"objectvision.job_item": item.position}
+        ) as span:
+            result, error = await self._detect(item, options)
+            if error is not None:
+                span.set_attribute("objectvision.error", error)
         async with self._sessions.begin() as session:
             recorded = await service.finish_item(
                 session, item=item, options=options, result=result, error=error
@@ -156,8 +163,14 @@ class JobWorker(BackgroundLoop):
     async def _handle(self, message: Message) -> None:
         if message.job_id is not None:
             beat = asyncio.create_task(self._heartbeat(message))
+            parent = extract_context(message.trace)
             try:
-                await self._processor.run(message.job_id)
+                with _TRACER.start_as_current_span(
+                    "detection job",
+                    context=parent,
+                    attributes={"objectvision.job_id": str(message.job_id)},
+                ):
+                    await self._processor.run(message.job_id)
             finally:
                 beat.cancel()
         await self._queue.ack(message.id)

@@ -1,0 +1,166 @@
+"""Traces the real `objectvision-detection` command exports to a real OTLP receiver.
+
+The test plays the gateway: it opens a trace and calls over gRPC with its `traceparent`. One
+Detect call yields one trace: the service's server span under the caller's, the image's span,
+the Triton batch and its gRPC call, and the PostgreSQL statements that stored the result, each
+with the right parent. A batch job's items join the trace of the call that submitted them,
+through the context carried in the job's stream message. No attribute holds a secret.
+"""
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
+from typing import Any
+
+import grpc
+import pytest
+
+from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
+from objectvision_common.identity import principal_metadata
+from objectvision_common.tracing import FORBIDDEN_ATTRIBUTE_WORDS
+from objectvision_devstack.otlp import OtlpReceiver, ReceivedSpan
+
+SECRET = "tracing-test-secret-that-must-not-leak"
+SERVICE = "detection-service"
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    server = OtlpReceiver()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def traced(
+    launch_service: Callable[..., ContextManager[Any]], receiver: OtlpReceiver
+) -> Iterator[Any]:
+    with launch_service(
+        secret=SECRET,
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+        OTEL_EXPORTER_OTLP_INSECURE="true",
+        OTEL_BSP_SCHEDULE_DELAY="100",
+        JOB_WORKERS="1",
+    ) as service:
+        yield service
+
+
+def _caller(user_id: str) -> tuple[str, str, list[tuple[str, str]]]:
+    """A trace id, the caller's span id and the metadata a traced gateway would send."""
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    metadata = list(
+        principal_metadata(common_pb2.Principal(user_id=user_id, auth_method="jwt"), secret=SECRET)
+    )
+    metadata.append(("traceparent", f"00-{trace_id}-{span_id}-01"))
+    return trace_id, span_id, metadata
+
+
+def _one(spans: list[ReceivedSpan], name: str) -> ReceivedSpan:
+    found = [s for s in spans if s.name == name]
+    assert len(found) == 1, f"{len(found)} spans named {name!r}: {[s.name for s in spans]}"
+    return found[0]
+
+
+def _no_secret_in(spans: list[ReceivedSpan]) -> None:
+    for span in spans:
+        for key, value in span.attributes.items():
+            assert not any(word in key.lower() for word in FORBIDDEN_ATTRIBUTE_WORDS), key
+            assert SECRET not in str(value), key
+
+
+def test_one_detect_call_is_one_trace_from_the_caller_to_triton_and_postgres(
+    traced: Any, receiver: OtlpReceiver, user: str, bus_jpg: bytes
+) -> None:
+    trace_id, caller_span, metadata = _caller(user)
+    with grpc.insecure_channel(f"127.0.0.1:{traced.port}") as channel:
+        answer = detection_pb2_grpc.DetectionServiceStub(channel).Detect(
+            detection_pb2.DetectRequest(
+                images=[detection_pb2.ImageInput(data=bus_jpg, filename="bus.jpg")], store=True
+            ),
+            metadata=metadata,
+            timeout=60,
+        )
+    assert len(answer.results[0].objects) == 5
+
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        names = {s.name for s in spans}
+        return {"detect image", "triton batch"} <= names and any(
+            s.attributes.get("db.system") == "postgresql" for s in spans
+        )
+
+    spans = receiver.wait_for(trace_id, complete)
+    assert {s.service for s in spans} == {SERVICE}
+    server = _one(spans, "/objectvision.v1.DetectionService/Detect")
+    assert server.parent_id == caller_span
+    assert server.attributes["enduser.id"] == user
+    image = _one(spans, "detect image")
+    assert image.parent_id == server.span_id
+    assert image.attributes["objectvision.image.bytes"] == len(bus_jpg)
+    assert (
+        image.attributes["objectvision.image.width"],
+        image.attributes["objectvision.image.height"],
+    ) == (810, 1080)
+    assert image.attributes["objectvision.detections"] == 5
+    assert image.attributes["objectvision.batch_size"] >= 1
+    batch = _one(spans, "triton batch")
+    assert batch.parent_id == image.span_id
+    assert batch.attributes["objectvision.batch_size"] >= 1
+    assert batch.attributes["triton.network_ms"] > 0
+    triton_call = _one(spans, "/inference.GRPCInferenceService/ModelInfer")
+    assert triton_call.parent_id == batch.span_id
+    by_id = {s.span_id: s for s in spans}
+    for statement in (s for s in spans if s.attributes.get("db.system") == "postgresql"):
+        ancestor = statement
+        while ancestor.parent_id in by_id:
+            ancestor = by_id[ancestor.parent_id]
+        assert ancestor.span_id == server.span_id, f"{statement.name} outside the call's span"
+    _no_secret_in(spans)
+
+
+def test_a_batch_jobs_items_join_the_trace_of_the_call_that_submitted_it(
+    traced: Any, receiver: OtlpReceiver, user: str, bus_jpg: bytes, zidane_jpg: bytes
+) -> None:
+    trace_id, _, metadata = _caller(user)
+    with grpc.insecure_channel(f"127.0.0.1:{traced.port}") as channel:
+        stub = detection_pb2_grpc.DetectionServiceStub(channel)
+        job = stub.SubmitJob(
+            detection_pb2.SubmitJobRequest(
+                images=[
+                    detection_pb2.ImageInput(data=bus_jpg, filename="bus.jpg"),
+                    detection_pb2.ImageInput(data=zidane_jpg, filename="zidane.jpg"),
+                ]
+            ),
+            metadata=metadata,
+            timeout=60,
+        )
+        deadline = time.monotonic() + 60
+        while stub.GetJob(
+            detection_pb2.GetJobRequest(job_id=job.id), metadata=metadata, timeout=10
+        ).status not in (detection_pb2.JOB_STATUS_COMPLETED, detection_pb2.JOB_STATUS_FAILED):
+            assert time.monotonic() < deadline, "the job did not finish"
+            time.sleep(0.2)
+
+    spans = receiver.wait_for(
+        trace_id,
+        lambda found: (
+            sum(s.name == "detection job item" for s in found) == 2
+            and any(s.name == "detection job" for s in found)
+        ),
+    )
+    submit = _one(spans, "/objectvision.v1.DetectionService/SubmitJob")
+    run = _one(spans, "detection job")
+    by_id = {s.span_id: s for s in spans}
+    ancestor = run
+    while ancestor.parent_id in by_id:
+        ancestor = by_id[ancestor.parent_id]
+    assert ancestor.span_id == submit.span_id
+    items = [s for s in spans if s.name == "detection job item"]
+    assert all(item.parent_id == run.span_id for item in items)
+    assert sorted(
+        s.attributes["objectvision.detections"] for s in spans if s.name == "detect image"
+    ) == [4, 5]
+    _no_secret_in(spans)
