@@ -26,6 +26,7 @@ from objectvision_common.db import create_engine_for, session_factory, upgrade_t
 from objectvision_common.grpc_server import GrpcApp, ServiceRegistration
 from objectvision_common.logging import configure_logging
 from objectvision_common.outbox import OutboxRelay
+from objectvision_common.tracing import configure_tracing
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
@@ -97,5 +98,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging("auth-service", level=settings.log_level, json_output=settings.log_json)
     if arguments.command == "migrate":
         migrate(settings)
-    else:
+        return
+    flush_traces = configure_tracing("auth-service")
+    try:
         asyncio.run(serve(settings))
+    finally:
+        flush_traces()
