@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from objectvision.v1 import notification_pb2
+from objectvision_common.tracing import inject_context
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ async def add_event(
     event_id = uuid.UUID(event.id)
     if not event.HasField("occurred_at"):
         event.occurred_at.GetCurrentTime()
+    if not event.trace_context:
+        event.trace_context.update(inject_context())
     await session.execute(
         insert(table).values(
             id=event_id,
