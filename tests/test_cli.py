@@ -174,6 +174,27 @@ def test_batch_over_coco8_waits_for_every_image(batch_job: dict) -> None:
     )
 
 
+def test_a_large_folder_becomes_several_jobs_behind_one_progress_bar(
+    cli: Cli, tmp_path: Path
+) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, path in enumerate(sorted(COCO8.rglob("*.jpg"))[:5]):
+        (folder / f"{index}-{path.name}").write_bytes(path.read_bytes())
+    (folder / "notes.txt").write_text("not an image")
+    result = cli.run("batch", str(folder), "--per-job", "2", "--wait", "--json")
+    jobs = json.loads(result.stdout)
+    assert [job["total"] for job in jobs] == [2, 2, 1]
+    assert all(job["status"] == "completed" for job in jobs)
+    assert f"Skipped {folder / 'notes.txt'}: not a JPEG, PNG, WebP or BMP" in result.stderr
+    assert "3 jobs" in result.stderr and "100%" in result.stderr
+
+
+def test_a_file_given_for_a_folder_is_named_as_such(cli: Cli) -> None:
+    result = cli.run("batch", str(IMAGES / "bus.jpg"), expect=1)
+    assert "is a file: give the folder that holds the images" in result.stderr
+
+
 def test_jobs_watch_reports_a_finished_job(cli: Cli, batch_job: dict) -> None:
     result = cli.run("jobs", "watch", batch_job["job_id"])
     assert "100%" in result.stderr

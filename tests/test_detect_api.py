@@ -355,6 +355,38 @@ async def test_a_batch_job_runs_to_completion_and_fills_the_history(
         assert stored["job_id"] == job["job_id"]
 
 
+async def test_a_batch_keeps_its_good_files_and_reports_each_refused_one(
+    gateway_client: httpx.AsyncClient, stack: Stack, user: User
+) -> None:
+    oversized = b"\xff\xd8\xff" + b"\x00" * _max_upload_bytes(stack)
+    files = [
+        ("files", ("bus.jpg", _read("bus.jpg"), "image/jpeg")),
+        ("files", ("report.pdf", b"%PDF-1.7\n" + b"\x00" * 100, "application/pdf")),
+        ("files", ("huge.jpg", oversized, "image/jpeg")),
+        ("files", ("zidane.jpg", _read("zidane.jpg"), "image/jpeg")),
+    ]
+    submitted = await gateway_client.post(BATCH, files=files, headers=user.headers)
+    assert submitted.status_code == 202, submitted.text
+    done = await _wait_for_job(gateway_client, user, submitted.json()["job_id"])
+    assert (done["status"], done["total"], done["processed"], done["failed"]) == (
+        "completed",
+        4,
+        4,
+        2,
+    )
+    items = {item["filename"]: item for item in done["items"]}
+    assert [item["filename"] for item in done["items"]] == [
+        "bus.jpg",
+        "report.pdf",
+        "zidane.jpg",
+        "huge.jpg",
+    ]
+    assert items["bus.jpg"]["status"] == items["zidane.jpg"]["status"] == "completed"
+    assert "PDF" in items["report.pdf"]["error"]
+    assert "MiB" in items["huge.jpg"]["error"] and "at most 20.0 MiB" in items["huge.jpg"]["error"]
+    assert (await _history(gateway_client, user))["total"] == 2
+
+
 # Isolation
 
 
@@ -460,10 +492,10 @@ UNFIT = [
     ),
     pytest.param(
         BATCH,
-        lambda stack: _batch_files(_read("bus.jpg"), b"%PDF-1.7\n" + b"\x00" * 100),
+        lambda stack: _batch_files(b"%PDF-1.7\n" + b"\x00" * 100, b"name,score\n" * 30),
         415,
         "unsupported_media_type",
-        id="one-bad-image-refuses-the-batch",
+        id="a-batch-with-no-usable-file",
     ),
 ]
 

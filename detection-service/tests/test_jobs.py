@@ -191,7 +191,7 @@ async def test_a_job_whose_enqueue_failed_is_swept_onto_the_stream(detection, us
         storage=LocalDirectoryStorage(detection.settings.objects_dir),
         queue=dead_redis_queue,
         user_id=user,
-        uploads=[Upload(bus_jpg, "bus.jpg", read_header(bus_jpg))],
+        uploads=[(0, Upload(bus_jpg, "bus.jpg", read_header(bus_jpg)))],
         options=service.detector.options(),
         idempotency_key=None,
     )

@@ -63,8 +63,10 @@ async def test_detect_refuses_and_stores_nothing(detection, user, unfit, case):
     assert await detection.counts(user) == before
 
 
-@pytest.mark.parametrize("case", CASES)
-async def test_submit_job_refuses_and_stores_nothing(detection, user, unfit, case):
+@pytest.mark.parametrize("case", [c for c in CASES if c != "one bad among good ones"])
+async def test_submit_job_with_no_usable_file_refuses_and_stores_nothing(
+    detection, user, unfit, case
+):
     images, code = unfit[case]
     before = await detection.counts(user)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -115,3 +117,31 @@ async def test_error_messages_name_the_image(detection, user, bus_jpg):
             timeout=30,
         )
     assert caught.value.details() == "image passwd: the image is empty"
+
+
+async def test_a_batch_keeps_its_good_files_and_reports_each_refused_one(
+    detection, user, bus_jpg, zidane_jpg
+):
+    """Per-file results: the good files become a job; a truncated file and one the gateway
+    found too large fail their own items with the reason, at their positions."""
+    job = await detection.stub.SubmitJob(
+        detection_pb2.SubmitJobRequest(
+            images=[
+                detection_pb2.ImageInput(data=bus_jpg, filename="bus.jpg"),
+                detection_pb2.ImageInput(data=bus_jpg[:5000], filename="cut.jpg"),
+                detection_pb2.ImageInput(data=zidane_jpg, filename="zidane.jpg"),
+            ],
+            refused=[detection_pb2.RefusedImage(filename="huge.jpg", reason="is 25.0 MiB")],
+        ),
+        metadata=detection.metadata(user),
+        timeout=30,
+    )
+    assert (job.total, job.processed, job.failed) == (4, 2, 2)
+    by_name = {item.filename: item for item in job.items}
+    assert [item.filename for item in job.items] == ["bus.jpg", "cut.jpg", "zidane.jpg", "huge.jpg"]
+    assert by_name["cut.jpg"].status == detection_pb2.JOB_STATUS_FAILED
+    assert "truncated" in by_name["cut.jpg"].error
+    assert by_name["huge.jpg"].error == "is 25.0 MiB"
+    assert by_name["bus.jpg"].status == detection_pb2.JOB_STATUS_PENDING
+    counts = await detection.counts(user)
+    assert counts["images"] == 2

@@ -28,6 +28,8 @@ API_URL_VARIABLE = "OBJECTVISION_API_URL"
 API_KEY_VARIABLE = "OBJECTVISION_API_KEY"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 JOB_POLL_SECONDS = 0.5
+# The API's MAX_BATCH_FILES default: a larger folder is sent as several jobs.
+MAX_FILES_PER_JOB = 100
 # Commands that send no credentials: a 401 there is about the password, not the session.
 PUBLIC_COMMANDS = frozenset({"login", "signup"})
 EXIT_OK = 0
@@ -127,14 +129,21 @@ def job_table(job: Job) -> str:
     return format_table(["FILE", "STATUS", "OBJECTS", "DETECTION / ERROR"], rows, right=(2,))
 
 
-def find_images(directory: Path, *, recursive: bool) -> list[Path]:
-    """The JPEG, PNG, WebP and BMP files in `directory` (by name), sorted."""
+def find_images(directory: Path, *, recursive: bool) -> tuple[list[Path], list[Path]]:
+    """The JPEG, PNG, WebP and BMP files in `directory` (by name), sorted, and the other files
+    it skipped (so it can say so)."""
+    if not directory.exists():
+        raise CliError(f"{directory} does not exist")
     if not directory.is_dir():
-        raise CliError(f"{directory} is not a directory")
-    candidates = directory.rglob("*") if recursive else directory.iterdir()
-    return sorted(
-        path for path in candidates if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
-    )
+        raise CliError(f"{directory} is a file: give the folder that holds the images")
+    candidates = sorted(p for p in (directory.rglob("*") if recursive else directory.iterdir()))
+    files = [path for path in candidates if path.is_file()]
+    images = [path for path in files if path.suffix.lower() in IMAGE_SUFFIXES]
+    return images, [path for path in files if path.suffix.lower() not in IMAGE_SUFFIXES]
+
+
+def _chunks(paths: Sequence[Path], size: int) -> list[Sequence[Path]]:
+    return [paths[start : start + size] for start in range(0, len(paths), size)]
 
 
 def annotated_path(outdir: Path, source: str, taken: set[Path]) -> Path:
@@ -309,57 +318,75 @@ def cmd_detect(ctx: Context) -> int:
     return EXIT_OK
 
 
-def _follow(ctx: Context, client: Client, job: Job) -> Job:
-    """Wait for the job with a progress bar on stderr."""
-    bar = ProgressBar(ctx.stderr, label=f"job {job.job_id[:8]}")
+def _follow(ctx: Context, client: Client, jobs: Sequence[Job]) -> list[Job]:
+    """Wait for every job with one progress bar on stderr (their images added up)."""
+    label = f"job {jobs[0].job_id[:8]}" if len(jobs) == 1 else f"{len(jobs)} jobs"
+    bar = ProgressBar(ctx.stderr, label=label)
+    current = {job.job_id: job for job in jobs}
+
+    def show(job: Job) -> None:
+        current[job.job_id] = job
+        done = sum(j.processed for j in current.values())
+        total = sum(j.total for j in current.values())
+        status = job.status if len(current) == 1 else f"{job.job_id[:8]} {job.status}"
+        bar.update(done, total, status)
+
     try:
-        return client.wait_for_job(
-            job.job_id,
-            poll_seconds=JOB_POLL_SECONDS,
-            on_progress=lambda current: bar.update(
-                current.processed, current.total, current.status
-            ),
-        )
+        return [
+            client.wait_for_job(job.job_id, poll_seconds=JOB_POLL_SECONDS, on_progress=show)
+            for job in jobs
+        ]
     finally:
         bar.finish()
 
 
-def _report_job(ctx: Context, job: Job) -> int:
+def _report_jobs(ctx: Context, jobs: Sequence[Job]) -> int:
     if ctx.args.json:
-        _print_json(job.raw, ctx.stdout)
+        _print_json(jobs[0].raw if len(jobs) == 1 else [job.raw for job in jobs], ctx.stdout)
     else:
-        print(job_table(job), file=ctx.stdout)
-    if job.status != "completed":
-        raise CliError(f"job {job.job_id} failed: {job.failed} of {job.total} images failed")
-    if job.failed:
-        raise CliError(f"job {job.job_id} finished, but {job.failed} of {job.total} images failed")
-    ctx.say(f"Job {job.job_id} completed: {job.total} images.")
+        for job in jobs:
+            print(job_table(job), file=ctx.stdout)
+    total = sum(job.total for job in jobs)
+    failed = sum(job.failed for job in jobs)
+    ids = ", ".join(job.job_id for job in jobs)
+    if any(job.status != "completed" for job in jobs):
+        raise CliError(f"job {ids} failed: {failed} of {total} images failed")
+    if failed:
+        raise CliError(f"job {ids} finished, but {failed} of {total} images failed (see ERROR)")
+    ctx.say(f"Job {ids} completed: {total} images.")
     return EXIT_OK
 
 
 def cmd_batch(ctx: Context) -> int:
     directory = Path(ctx.args.directory)
-    images = find_images(directory, recursive=ctx.args.recursive)
+    images, skipped = find_images(directory, recursive=ctx.args.recursive)
+    for path in skipped:
+        ctx.say(f"Skipped {path}: not a JPEG, PNG, WebP or BMP file name")
     if not images:
         raise CliError(f"no JPEG, PNG, WebP or BMP images in {directory}")
+    groups = _chunks(images, ctx.args.per_job)
     with ctx.client() as client:
-        job = client.submit_batch(images, ctx.params())
-        ctx.say(f"Submitted {len(images)} images as job {job.job_id}.")
+        jobs = [client.submit_batch(group, ctx.params()) for group in groups]
+        noun = "image" if len(images) == 1 else "images"
+        names = ", ".join(job.job_id for job in jobs)
+        ctx.say(f"Submitted {len(images)} {noun} as job{'s' if len(jobs) > 1 else ''} {names}.")
         if not ctx.args.wait:
             if ctx.args.json:
-                _print_json(job.raw, ctx.stdout)
+                raw = [job.raw for job in jobs]
+                _print_json(raw[0] if len(raw) == 1 else raw, ctx.stdout)
             else:
-                print(job.job_id, file=ctx.stdout)
-            ctx.say(f"Follow it with `objectvision jobs watch {job.job_id}`.")
+                for job in jobs:
+                    print(job.job_id, file=ctx.stdout)
+            ctx.say(f"Follow it with `objectvision jobs watch {jobs[0].job_id}`.")
             return EXIT_OK
-        job = _follow(ctx, client, job)
-    return _report_job(ctx, job)
+        finished = _follow(ctx, client, jobs)
+    return _report_jobs(ctx, finished)
 
 
 def cmd_jobs_watch(ctx: Context) -> int:
     with ctx.client() as client:
-        job = _follow(ctx, client, client.get_job(ctx.args.job_id))
-    return _report_job(ctx, job)
+        jobs = _follow(ctx, client, [client.get_job(ctx.args.job_id)])
+    return _report_jobs(ctx, jobs)
 
 
 def cmd_jobs_show(ctx: Context) -> int:
@@ -524,6 +551,12 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("directory", metavar="DIR")
     batch.add_argument("-r", "--recursive", action="store_true", help="include subfolders")
     batch.add_argument("--wait", action="store_true", help="wait for the job, showing progress")
+    batch.add_argument(
+        "--per-job",
+        type=_positive_int,
+        default=MAX_FILES_PER_JOB,
+        help=f"images per job; larger folders become several jobs (default {MAX_FILES_PER_JOB})",
+    )
     _add_output_choice(batch)
     _add_detection_params(batch)
     batch.set_defaults(handler=cmd_batch)

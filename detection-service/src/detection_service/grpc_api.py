@@ -190,6 +190,49 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
             uploads.append(Upload(image.data, sanitize_filename(image.filename), header))
         return uploads
 
+    def _screen(
+        self,
+        images: Sequence[detection_pb2.ImageInput],
+        refused_by_caller: Sequence[detection_pb2.RefusedImage],
+    ) -> tuple[list[tuple[int, Upload]], list[jobs.Refusal]]:
+        """A batch's usable images at their positions and the refused files with reasons.
+
+        Users of batch APIs expect per-file results: a file refused from its header fails its
+        own item, and the request fails only when no file is usable (with the error every
+        file shares, or InvalidArgument listing each file's reason).
+        """
+        total = len(images) + len(refused_by_caller)
+        if not total:
+            raise InvalidArgument("send at least one image")
+        if total > self._max_batch_files:
+            raise InvalidArgument(
+                f"{total} images sent; at most {self._max_batch_files} per request: split the"
+                " folder into several jobs"
+            )
+        accepted: list[tuple[int, Upload]] = []
+        refused: list[jobs.Refusal] = []
+        errors: list[DomainError] = []
+        for position, image in enumerate(images):
+            name = sanitize_filename(image.filename)
+            try:
+                header = self._detector.inspect(image.data)
+            except DomainError as error:
+                refused.append(jobs.Refusal(position, name or f"#{position + 1}", error.message))
+                errors.append(error)
+                continue
+            accepted.append((position, Upload(image.data, name, header)))
+        for offset, item in enumerate(refused_by_caller):
+            position = len(images) + offset
+            name = sanitize_filename(item.filename) or f"#{position + 1}"
+            refused.append(jobs.Refusal(position, name, item.reason[:500] or "refused"))
+            errors.append(InvalidArgument(item.reason))
+        if not accepted:
+            reasons = "; ".join(f"{r.filename}: {r.reason}" for r in refused)
+            kinds = {type(error) for error in errors}
+            kind = kinds.pop() if len(kinds) == 1 else InvalidArgument
+            raise kind(f"no usable image in the batch ({reasons})")
+        return accepted, refused
+
     async def Detect(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.DetectRequest, context: grpc.aio.ServicerContext
     ) -> detection_pb2.DetectResponse:
@@ -300,16 +343,17 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
             raise InvalidArgument(
                 f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters"
             )
-        uploads = self._uploads(request.images)
+        accepted, refused = self._screen(request.images, request.refused)
         options = self._options(request.params)
         view = await jobs.submit_job(
             sessions=self._sessions,
             storage=self._storage,
             queue=self._queue,
             user_id=user_id,
-            uploads=uploads,
+            uploads=accepted,
             options=options,
             idempotency_key=key or None,
+            refused=refused,
         )
         return _job(view)
 

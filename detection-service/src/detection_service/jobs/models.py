@@ -48,7 +48,8 @@ job_items = sa.Table(
         primary_key=True,
     ),
     sa.Column("position", sa.Integer, primary_key=True),
-    sa.Column("image_id", UUID(as_uuid=True), sa.ForeignKey(f"{SCHEMA}.images.id"), nullable=False),
+    # None for a file refused at submission (its reason in `error`, its name in `filename`).
+    sa.Column("image_id", UUID(as_uuid=True), sa.ForeignKey(f"{SCHEMA}.images.id")),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("error", sa.Text),
     sa.Column(
@@ -58,5 +59,10 @@ job_items = sa.Table(
     ),
     sa.Column("object_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("filename", sa.Text),
     sa.CheckConstraint("status IN ('pending', 'completed', 'failed')", name="status"),
+    sa.CheckConstraint(
+        "image_id IS NOT NULL OR (status = 'failed' AND filename IS NOT NULL)",
+        name="image_or_refused",
+    ),
 )

@@ -65,6 +65,15 @@ class JobView:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A file of a batch that will not be processed, and why (shown in the job)."""
+
+    position: int
+    filename: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class WorkItem:
     """What a worker needs to process one pending item."""
 
@@ -90,14 +99,14 @@ async def get_job(session: AsyncSession, *, job_id: uuid.UUID, user_id: str | No
         raise NotFound("no such job")
     rows = await session.execute(
         sa.select(job_items, images.c.original_filename)
-        .join(images, images.c.id == job_items.c.image_id)
+        .outerjoin(images, images.c.id == job_items.c.image_id)
         .where(job_items.c.job_id == job_id)
         .order_by(job_items.c.position)
     )
     items = [
         JobItemView(
             position=row.position,
-            filename=row.original_filename,
+            filename=row.original_filename or row.filename or "",
             status=row.status,
             detection_id=row.detection_id,
             error=row.error,
@@ -131,11 +140,15 @@ async def submit_job(
     storage: ObjectStorage,
     queue: JobQueue,
     user_id: str,
-    uploads: Sequence[Upload],
+    uploads: Sequence[tuple[int, Upload]],
     options: DetectionOptions,
     idempotency_key: str | None,
+    refused: Sequence[Refusal] = (),
 ) -> JobView:
     """Store the uploads and the job, then put the job on the stream.
+
+    ``uploads`` carry their positions in the batch; ``refused`` files become failed items at
+    theirs, already counted as processed, so the job reports every file the user sent.
 
     A repeated idempotency key returns the first job. If the XADD fails after the commit the
     job stays pending and the sweeper enqueues it later: nothing is lost.
@@ -149,7 +162,7 @@ async def submit_job(
     job_id = uuid.uuid4()
     now = _now()
     try:
-        for upload in uploads:
+        for _, upload in uploads:
             keys.append(await storage.put(upload.data))
         async with sessions.begin() as session:
             inserted = await session.scalar(
@@ -158,7 +171,9 @@ async def submit_job(
                     id=job_id,
                     user_id=user_id,
                     status=PENDING,
-                    total=len(uploads),
+                    total=len(uploads) + len(refused),
+                    processed=len(refused),
+                    failed=len(refused),
                     params=options.to_json(),
                     idempotency_key=idempotency_key or None,
                     created_at=now,
@@ -170,6 +185,7 @@ async def submit_job(
             )
             if inserted is not None:
                 await _insert_items(session, job_id, user_id, uploads, keys, now)
+                await _insert_refusals(session, job_id, refused, now)
     except BaseException:
         await discard(storage, keys)
         raise
@@ -188,15 +204,32 @@ async def submit_job(
         return await get_job(session, job_id=job_id, user_id=user_id)
 
 
+async def _insert_refusals(
+    session: AsyncSession, job_id: uuid.UUID, refused: Sequence[Refusal], now: datetime
+) -> None:
+    for refusal in refused:
+        await session.execute(
+            job_items.insert().values(
+                job_id=job_id,
+                position=refusal.position,
+                image_id=None,
+                filename=refusal.filename,
+                status=FAILED,
+                error=refusal.reason,
+                updated_at=now,
+            )
+        )
+
+
 async def _insert_items(
     session: AsyncSession,
     job_id: uuid.UUID,
     user_id: str,
-    uploads: Sequence[Upload],
+    uploads: Sequence[tuple[int, Upload]],
     keys: Sequence[str],
     now: datetime,
 ) -> None:
-    for position, (upload, key) in enumerate(zip(uploads, keys, strict=True)):
+    for (position, upload), key in zip(uploads, keys, strict=True):
         image_id = uuid.uuid4()
         await history.insert_image(
             session,

@@ -130,12 +130,21 @@ def _shown_name(upload: StarletteUploadFile, position: int) -> str:
     return repr(name) if name else f"#{position + 1}"
 
 
+def _mib(size: int) -> str:
+    """Sizes as people read them, the same way for every limit."""
+    if size < 2**10:
+        return f"{size} bytes"
+    if size < 2**20:
+        return f"{size / 2**10:.1f} KiB"
+    return f"{size / 2**20:.1f} MiB"
+
+
 def _too_large(upload: StarletteUploadFile, position: int, size: int, limit: int) -> ApiError:
     return ApiError(
         413,
         "payload_too_large",
-        f"image {_shown_name(upload, position)} is {size} bytes; "
-        f"at most {limit} bytes per image are accepted",
+        f"image {_shown_name(upload, position)} is {_mib(size)}; "
+        f"at most {_mib(limit)} per image are accepted",
     )
 
 
@@ -236,32 +245,45 @@ async def submit_batch(
     """Stores the images and queues one job; each image's objects reach the history as the
     job runs. Progress: GET the Location, or the /api/v1/ws/jobs/{job_id} WebSocket.
 
-    An image refused from its header (format, size, truncation) refuses the whole batch and
-    nothing is stored; one that only fails to decode later fails just its item. Parameters
-    may be query parameters or form fields, not both."""
+    Each file gets its own result: a file refused from its header or its size (format,
+    size, truncation) is a failed item of the job with its reason, and the request is refused
+    only when no file is usable. Parameters may be query parameters or form fields, not both."""
     uploads = await _files(request, ("files",))
     if not 1 <= len(uploads) <= settings.max_batch_files:
         raise _invalid(
             ["body", "files"], f"send 1 to {settings.max_batch_files} images; got {len(uploads)}"
         )
     params = _params(query, form)
-    images = [
-        await _image_input(upload, position, settings.max_upload_bytes)
-        for position, upload in enumerate(uploads)
-    ]
+    images: list[detection_pb2.ImageInput] = []
+    refused: list[detection_pb2.RefusedImage] = []
+    for position, upload in enumerate(uploads):
+        try:
+            images.append(await _image_input(upload, position, settings.max_upload_bytes))
+        except ApiError as error:
+            # One oversized file fails its own item; the job reports it with the reason.
+            reason = f"{error.message}; left out of the job"
+            refused.append(
+                detection_pb2.RefusedImage(filename=_utf8(upload.filename), reason=reason)
+            )
+            if len(refused) == len(uploads):
+                raise
     total_bytes = sum(len(image.data) for image in images)
     if total_bytes > settings.max_batch_bytes:
         raise ApiError(
             413,
             "payload_too_large",
-            f"the images are {total_bytes} bytes together; "
-            f"at most {settings.max_batch_bytes} bytes per batch are accepted",
+            f"the images are {_mib(total_bytes)} together; at most"
+            f" {_mib(settings.max_batch_bytes)} per batch are accepted: split them into"
+            " several jobs",
         )
     call = _image_upstream(upstream, settings.detect_deadline_seconds)
     job = await call.call(
         call.detection.SubmitJob,
         detection_pb2.SubmitJobRequest(
-            images=images, params=params, idempotency_key=idempotency_key or ""
+            images=images,
+            params=params,
+            idempotency_key=idempotency_key or "",
+            refused=refused,
         ),
     )
     response.headers["Location"] = f"{DETECT_PREFIX}/jobs/{job.id}"
