@@ -802,6 +802,42 @@ async def test_a_password_change_ends_other_sessions(
     )
 
 
+async def test_an_email_change_to_a_taken_address_is_answered_like_any_change(
+    gateway_client: httpx.AsyncClient,
+) -> None:
+    """Once 409 for a taken address. Now 200 with the account as stored, as for any change:
+    the email stays, the rest applies, and no account changes hands. (The unchanged email in
+    the answer still shows the caller that the address was not free; see SECURITY.md.)"""
+    alice, bob, carol = [await _account(gateway_client) for _ in range(3)]
+    free_address = _email()
+
+    moved = await gateway_client.patch(
+        ME, json={"email": free_address, "current_password": PASSWORD}, headers=carol.auth
+    )
+    taken = await gateway_client.patch(
+        ME,
+        json={"name": "Alice Renamed", "email": bob.email.upper(), "current_password": PASSWORD},
+        headers=alice.auth,
+    )
+
+    assert moved.status_code == taken.status_code == 200, taken.text
+    assert set(moved.json()) == set(taken.json()) == USER_FIELDS
+    assert moved.json()["email"] == free_address
+    assert (taken.json()["id"], taken.json()["email"], taken.json()["name"]) == (
+        alice.id,
+        alice.email,
+        "Alice Renamed",
+    )
+    assert (await gateway_client.get(ME, headers=alice.auth)).json() == taken.json()
+    # Each address still opens its own account.
+    for owner in (alice, bob):
+        tokens = await _login(gateway_client, owner.email)
+        me = await gateway_client.get(
+            ME, headers={"Authorization": f"Bearer {tokens['access_token']}"}
+        )
+        assert (me.json()["id"], me.json()["email"]) == (owner.id, owner.email)
+
+
 async def test_settings_read_and_change(
     gateway_client: httpx.AsyncClient, account: Account
 ) -> None:

@@ -13,7 +13,11 @@ Issue "Notifications", done when:
 4. a webhook receiver that answers 500 twice and then 200 gets three attempts, one success;
 5. a user who turned notifications off gets no report email, and the job still completes.
 
-1, 2 and 5 run on the suite's shared stack (tests/conftest.py). 3 and 4 run on a stack of
+And for addresses that already have an account: a second sign-up gets the first one's answer
+and the owner gets one "someone tried to sign up" email, a third within the hour none; an
+email change to a taken address is answered 200 and its owner gets one notice.
+
+1, 2, 5 and these run on the suite's shared stack (tests/conftest.py). 3 and 4 run on a stack of
 their own (`isolated_stack`): 3 stops and restarts its Redis, which must not disturb the
 other suites, and 4 needs retries in fractions of a second instead of the default backoff
 (DELIVERY_BACKOFF_BASE_SECONDS=30). It shares only Triton with the rest of the suite.
@@ -57,12 +61,17 @@ from objectvision_devstack.triton import LocalTriton
 
 SIGNUP = "/api/v1/auth/signup"
 LOGIN = "/api/v1/auth/login"
+ME = "/api/v1/users/me"
 SETTINGS = "/api/v1/users/me/settings"
 WEBHOOKS = "/api/v1/webhooks"
 BATCH = "/api/v1/detect/batch"
 HISTORY = "/api/v1/detect/history"
 PASSWORD = "correct horse battery"
 WELCOME_SUBJECT = "Welcome to ObjectVision"
+SIGNUP_ATTEMPTED_SUBJECT = "Someone tried to sign up to ObjectVision with your email address"
+EMAIL_CHANGE_ATTEMPTED_SUBJECT = (
+    "Someone tried to move your address to another ObjectVision account"
+)
 REPORT_SUBJECT_PREFIX = "Your detection job finished"
 
 # How long a notification may take: relays poll every 0.5 s, the dispatcher every second.
@@ -158,7 +167,7 @@ async def _log_in(client: httpx.AsyncClient, email_address: str) -> Account:
     )
     assert tokens.status_code == 200, tokens.text
     headers = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
-    me = await client.get("/api/v1/users/me", headers=headers)
+    me = await client.get(ME, headers=headers)
     assert me.status_code == 200, me.text
     user = me.json()
     return Account(id=user["id"], email=user["email"], name=user["name"], headers=headers)
@@ -489,6 +498,88 @@ async def test_notifications_off_means_no_report_email_but_the_job_completes(
         what="a report email despite notifications_enabled=false",
     )
     assert [m["Subject"] for m in mailbox.to(account.email)] == [WELCOME_SUBJECT]
+
+
+def _login_link(text: str, html: str) -> str:
+    """The login link of an address notice: the console's page, in both parts."""
+    found = re.search(r"log in (?:to it )?with your password at (\S+)", text)
+    assert found, text
+    url = found[1]
+    assert url.startswith("http") and url.endswith("/"), url
+    assert f'href="{url}"' in html
+    return url
+
+
+async def test_signing_up_with_a_taken_address_answers_alike_and_tells_the_owner_once(
+    gateway_client: httpx.AsyncClient, mailbox: Mailbox
+) -> None:
+    """The second sign-up gets the first one's answer, and the owner (not the person signing
+    up) gets one notice; a third within the hour sends none."""
+    address = f"owner-{uuid.uuid4().hex}@example.com"
+    first = await _sign_up(gateway_client, address, "Ada Owner")
+    assert first.status_code == 202, first.text
+    await mailbox.exactly_one(address, WELCOME_SUBJECT, within=ARRIVES_WITHIN_SECONDS)
+
+    second = await _sign_up(gateway_client, address, "Eve Intruder")
+
+    assert second.status_code == 202, second.text
+    assert second.json() == first.json()
+    notice = await mailbox.exactly_one(
+        address, SIGNUP_ATTEMPTED_SUBJECT, within=ARRIVES_WITHIN_SECONDS
+    )
+    # The owner's name, from the account: nothing the second sign-up typed reaches the mail.
+    assert notice["To"].addresses[0].display_name == "Ada Owner"
+    text, html = _parts(notice)
+    assert "Hello Ada Owner" in text and "Eve" not in text + html
+    assert f"sign up to ObjectVision with your email address, {address}" in " ".join(text.split())
+    assert "If it was not you: you can ignore this email." in text
+    _login_link(text, html)
+
+    third = await _sign_up(gateway_client, address, "Eve Intruder")
+    assert third.status_code == 202, third.text
+    assert third.json() == first.json()
+    # A later sign-up's welcome shows the relay and the consumer have moved past the third
+    # attempt, which would have been staged before it.
+    marker = f"marker-{uuid.uuid4().hex}@example.com"
+    assert (await _sign_up(gateway_client, marker, "Marker")).status_code == 202
+    await mailbox.exactly_one(marker, WELCOME_SUBJECT, within=ARRIVES_WITHIN_SECONDS)
+    await _stays(
+        lambda: len(mailbox.about(address, SIGNUP_ATTEMPTED_SUBJECT)) == 1,
+        for_seconds=QUIET_SECONDS,
+        what="a second sign-up notice within the hour",
+    )
+    assert Counter(m["Subject"] for m in mailbox.to(address)) == Counter(
+        {WELCOME_SUBJECT: 1, SIGNUP_ATTEMPTED_SUBJECT: 1}
+    )
+
+
+async def test_an_email_change_to_a_taken_address_tells_its_owner_once(
+    gateway_client: httpx.AsyncClient, mailbox: Mailbox
+) -> None:
+    """Two accounts ask for the owner's address: both are answered 200 with their own email
+    unchanged, and the owner gets one notice (one an hour per account)."""
+    owner = await _account(gateway_client, "Bob Owner")
+    askers = [await _account(gateway_client, "Asker") for _ in range(2)]
+
+    for asker in askers:
+        answer = await gateway_client.patch(
+            ME, json={"email": owner.email, "current_password": PASSWORD}, headers=asker.headers
+        )
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["id"], answer.json()["email"]) == (asker.id, asker.email)
+
+    notice = await mailbox.exactly_one(
+        owner.email, EMAIL_CHANGE_ATTEMPTED_SUBJECT, within=ARRIVES_WITHIN_SECONDS
+    )
+    assert notice["To"].addresses[0].display_name == "Bob Owner"
+    text, html = _parts(notice)
+    assert "Hello Bob Owner" in text
+    assert "the change was not made" in " ".join(text.split())
+    _login_link(text, html)
+    for asker in askers:
+        assert mailbox.about(asker.email, EMAIL_CHANGE_ATTEMPTED_SUBJECT) == []
+    me = await gateway_client.get(ME, headers=owner.headers)
+    assert me.json()["email"] == owner.email
 
 
 # A stack of this module's own: its Redis can be stopped, its retries are fast

@@ -4,8 +4,11 @@ import uuid
 
 import grpc
 import pytest
+from google.protobuf import json_format
 
-from objectvision.v1 import auth_pb2
+from objectvision.v1 import auth_pb2, notification_pb2
+
+EMAIL_CHANGE_ATTEMPTED = "user.email_change_attempted"
 
 
 async def test_get_user_without_an_id_returns_the_caller(auth, accounts):
@@ -149,17 +152,89 @@ async def test_changing_the_email_with_the_current_password_moves_the_login(
     )
 
 
-async def test_changing_the_email_to_a_taken_one_is_already_exists(auth, accounts, rejected):
-    alice = await accounts.create()
-    bob = await accounts.create()
-
-    await rejected(
-        grpc.StatusCode.ALREADY_EXISTS,
-        auth.UpdateUser(
-            auth_pb2.UpdateUserRequest(email=bob.email, current_password=alice.password),
-            metadata=alice.metadata,
-        ),
+async def _email_change_notices(database, user_id: str) -> int:
+    return await database.value(
+        "SELECT count(*) FROM auth.outbox WHERE event_type = :type AND payload->>'userId' = :id",
+        type=EMAIL_CHANGE_ATTEMPTED,
+        id=user_id,
     )
+
+
+async def test_changing_the_email_to_a_taken_one_changes_nothing_and_tells_its_owner(
+    auth, accounts, database, rejected
+):
+    """Once ALREADY_EXISTS (409 at the gateway). Now the request is accepted like any other:
+    the email stays, the rest of the change applies, and the address's owner gets a notice
+    naming only their own account."""
+    alice = await accounts.create(name="Alice")
+    bob = await accounts.create(name="Bob", password="bob's own password")
+    bob_before = await database.row("SELECT * FROM auth.users WHERE id = :id", id=bob.id)
+
+    user = await auth.UpdateUser(
+        auth_pb2.UpdateUserRequest(
+            name="Alice Renamed", email=bob.email.upper(), current_password=alice.password
+        ),
+        metadata=alice.metadata,
+    )
+
+    assert (user.id, user.email, user.name) == (alice.id, alice.email, "Alice Renamed")
+    assert user == await auth.GetUser(auth_pb2.GetUserRequest(), metadata=alice.metadata)
+    assert await database.row("SELECT * FROM auth.users WHERE id = :id", id=bob.id) == bob_before
+    await auth.Login(auth_pb2.LoginRequest(email=alice.email, password=alice.password))
+    await auth.Login(auth_pb2.LoginRequest(email=bob.email, password=bob.password))
+    await rejected(
+        grpc.StatusCode.UNAUTHENTICATED,
+        auth.Login(auth_pb2.LoginRequest(email=bob.email, password=alice.password)),
+    )
+    event_row = await database.row(
+        "SELECT payload FROM auth.outbox WHERE event_type = :type AND payload->>'userId' = :id",
+        type=EMAIL_CHANGE_ATTEMPTED,
+        id=bob.id,
+    )
+    event = json_format.ParseDict(event_row.payload, notification_pb2.Event())
+    assert (event.type, event.user_id) == (EMAIL_CHANGE_ATTEMPTED, bob.id)
+    assert event.HasField("occurred_at")
+    assert event.WhichOneof("payload") is None
+
+
+async def test_repeated_attempts_on_a_taken_email_tell_its_owner_once_an_hour(
+    auth, accounts, database, redis
+):
+    """Email changes and sign-ups share the owner's notice cap."""
+    owner = await accounts.create()
+    callers = [await accounts.create() for _ in range(2)]
+
+    for caller in [*callers, *callers]:
+        await auth.UpdateUser(
+            auth_pb2.UpdateUserRequest(email=owner.email, current_password=caller.password),
+            metadata=caller.metadata,
+        )
+    await auth.SignUp(
+        auth_pb2.SignUpRequest(email=owner.email, password="eve's password", name="Eve")
+    )
+
+    assert await _email_change_notices(database, owner.id) == 1
+    assert (
+        await database.value(
+            "SELECT count(*) FROM auth.outbox WHERE payload->>'userId' = :id "
+            "AND event_type = 'user.signup_attempted'",
+            id=owner.id,
+        )
+        == 0
+    )
+    assert 3500 < await redis.ttl(f"auth:signup-notice:{owner.id}") <= 3600
+
+
+async def test_keeping_ones_own_email_is_no_attempt_on_it(auth, accounts, database):
+    account = await accounts.create()
+
+    user = await auth.UpdateUser(
+        auth_pb2.UpdateUserRequest(email=account.email.upper(), current_password=account.password),
+        metadata=account.metadata,
+    )
+
+    assert user.email == account.email
+    assert await _email_change_notices(database, account.id) == 0
 
 
 async def test_changing_the_email_to_an_invalid_one_is_invalid_argument(auth, accounts, rejected):

@@ -39,7 +39,7 @@ from objectvision.v1 import (
     notification_pb2_grpc,
 )
 from objectvision_common.db import create_engine_for, schema_metadata, session_factory
-from objectvision_common.errors import NotFound, PermissionDenied, Unavailable
+from objectvision_common.errors import NotFound, PermissionDenied, Unauthenticated, Unavailable
 from objectvision_common.grpc_client import insecure_channel
 from objectvision_common.grpc_server import GrpcApp, ServiceRegistration
 from objectvision_common.identity import principal_from_metadata, principal_metadata
@@ -156,11 +156,15 @@ class StoredUser:
     notifications_enabled: bool = True
     # Answer UNAVAILABLE this many times first, like an auth-service restarting.
     unavailable_times: int = 0
+    # A disabled account: auth-service refuses its principal (UNAUTHENTICATED), as it does
+    # any caller whose account is disabled or gone.
+    active: bool = True
 
 
 class StandInAuth(auth_pb2_grpc.AuthServiceServicer):
-    """GetUser and GetSettings with the real service's rule (signed callers see themselves),
-    and GetJwks publishing a real Ed25519 key that `access_token` signs with."""
+    """GetUser and GetSettings with the real service's rules (signed callers see themselves,
+    if their account exists and is active), and GetJwks publishing a real Ed25519 key that
+    `access_token` signs with."""
 
     KEY_ID = "notification-tests"
     ISSUER = "objectvision-auth"
@@ -201,6 +205,9 @@ class StandInAuth(auth_pb2_grpc.AuthServiceServicer):
 
     def _user(self, requested: str, context: grpc.aio.ServicerContext) -> tuple[str, StoredUser]:
         principal = principal_from_metadata(context.invocation_metadata(), secret=SERVICE_SECRET)
+        caller = self.users.get(principal.user_id)
+        if caller is None or not caller.active:
+            raise Unauthenticated("the caller's account does not exist or is disabled")
         user_id = requested or principal.user_id
         if user_id != principal.user_id and not principal.is_admin:
             raise PermissionDenied("not yours")
@@ -387,7 +394,13 @@ def signed(user_id: str, *, admin: bool = False) -> tuple[tuple[str, str], ...]:
 def new_user(peers: Peers) -> Callable[..., tuple[str, str]]:
     """A user known to the auth stand-in: returns (user_id, email)."""
 
-    def make(*, notifications: bool = True, name: str = "Ada", unavailable_times: int = 0):
+    def make(
+        *,
+        notifications: bool = True,
+        name: str = "Ada",
+        unavailable_times: int = 0,
+        active: bool = True,
+    ):
         user_id = str(uuid.uuid4())
         email = f"user-{user_id[:8]}@example.test"
         peers.auth.users[user_id] = StoredUser(
@@ -395,6 +408,7 @@ def new_user(peers: Peers) -> Callable[..., tuple[str, str]]:
             name=name,
             notifications_enabled=notifications,
             unavailable_times=unavailable_times,
+            active=active,
         )
         return user_id, email
 
@@ -440,6 +454,12 @@ def registered(user_id: str, email: str, name: str) -> notification_pb2.Event:
     )
 
 
+def address_notice(event_type: str, user_id: str) -> notification_pb2.Event:
+    """`user.signup_attempted` or `user.email_change_attempted`: only the account, as
+    auth-service writes them."""
+    return notification_pb2.Event(type=event_type, user_id=user_id)
+
+
 def finished(
     user_id: str, job_id: str, *, status: str = "completed", counts: dict[str, int] | None = None
 ) -> notification_pb2.Event:
@@ -471,6 +491,7 @@ class Events:
     """Builders of the envelopes producers write."""
 
     registered = staticmethod(registered)
+    address_notice = staticmethod(address_notice)
     finished = staticmethod(finished)
     progress = staticmethod(progress)
 

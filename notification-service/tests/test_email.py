@@ -36,6 +36,8 @@ async def test_a_new_user_gets_one_welcome_email_even_when_the_event_comes_twice
     html = message.get_body(preferencelist=("html",)).get_content()
     assert "Hello Ada Lovelace" in text and "https://objectvision.test/" in text
     assert "<strong>ObjectVision</strong>" in html
+    # Images only: there is no video upload to promise.
+    assert "video" not in text.lower() and "video" not in html.lower()
 
     await producer.publish_again(event_id)
     # The stream is consumed in order: once a later event's email is out, the repeat has

@@ -175,6 +175,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 session=session,
                 passwords=self._passwords,
                 revoked=self._revoked,
+                notices=self._signup_notices,
                 caller=caller,
                 user_id=request.user_id,
                 name=request.name if request.HasField("name") else None,

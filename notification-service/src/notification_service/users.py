@@ -41,7 +41,8 @@ class UserDirectory:
         return principal_metadata(principal, secret=self._secret)
 
     async def contact(self, user_id: str) -> Contact | None:
-        """None when the user no longer exists; other failures raise (the event is retried)."""
+        """None when the user no longer exists or is disabled; other failures raise (the event
+        is retried)."""
         metadata = self._as_user(user_id)
         try:
             user = await self._stub.GetUser(
@@ -57,8 +58,11 @@ class UserDirectory:
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 return None
-            if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
-                # A deactivated user may not read themselves; they get no mail either way.
+            if exc.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+                # auth-service refuses the principal of a deleted or disabled account
+                # (UNAUTHENTICATED); they get no mail either way. Retrying would only end in
+                # the dead-letter stream. A service secret that auth-service does not share
+                # would answer the same, but then the gateway's calls fail too.
                 logger.warning("auth-service refused to show a user", extra={"user_id": user_id})
                 return None
             raise

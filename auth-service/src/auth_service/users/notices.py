@@ -1,8 +1,11 @@
-"""At most one "someone tried to sign up with your address" notice per account and window.
+"""At most one "someone tried to use your address" notice per account and window.
 
-Sign-up answers alike whether or not an address has an account and tells the owner instead.
-Uncapped, anyone could fill an owner's inbox by signing up with their address again and
-again: the gateway limits sign-ups per network, not per address.
+Sign-up answers alike whether or not an address has an account and tells the owner instead;
+so does an email change to a taken address. Uncapped, anyone could fill an owner's inbox by
+signing up with their address (or asking for it on another account) again and again: the
+gateway limits sign-ups per network, not per address, and email changes not at all. The two
+kinds share one cap: the owner hears about their address at most once a window, whichever
+way it was tried.
 """
 
 import logging
@@ -32,8 +35,8 @@ class SignUpNotices:
     async def claim(self, user_id: uuid.UUID) -> bool:
         """True when no notice went to this account within the window; records this one.
 
-        Without Redis the notice is sent anyway: failing the sign-up instead would answer
-        differently for a taken address, which is what sign-up must never do.
+        Without Redis the notice is sent anyway: failing the request instead would answer
+        differently for a taken address, which is what sign-up and email changes must not do.
         """
         try:
             claimed = await self._redis.set(

@@ -173,6 +173,7 @@ async def update(
     session: AsyncSession,
     passwords: PasswordHasher,
     revoked: RevokedAccessTokens,
+    notices: SignUpNotices,
     caller: Caller,
     user_id: str,
     name: str | None,
@@ -183,7 +184,15 @@ async def update(
     """Change a profile. Email and password changes need the caller's current password,
     so a stolen session alone cannot take the account over; a new password ends every
     session of the account, access tokens included (the caller logs in with it again), so a
-    thief's session ends with the password it knew."""
+    thief's session ends with the password it knew.
+
+    An address that already has another account is not an error: the email stays as it is,
+    the rest of the request applies, the answer is the account as stored (as for any change),
+    and the address's owner is told (`user.email_change_attempted`, at most one notice an hour
+    per account, shared with sign-up's). The answer still shows the unchanged email, so the
+    caller can tell; only a confirmation sent to the new address before the change applies
+    would hide that (SECURITY.md, known gaps).
+    """
     target = await get_visible(session=session, caller=caller, user_id=user_id)
     new_name = schemas.normalise_name(name) if name is not None else None
     new_email = schemas.new_account_email(email) if email is not None else None
@@ -197,9 +206,13 @@ async def update(
     if new_name is not None:
         target.name = new_name
     if new_email is not None and new_email != target.email:
-        if await get_by_email(session=session, email=new_email) is not None:
-            raise AlreadyExists(EMAIL_TAKEN)
-        target.email = new_email
+        owner = await get_by_email(session=session, email=new_email)
+        if owner is None:
+            target.email = new_email
+        elif await notices.claim(owner.id):
+            await outbox.add_email_change_attempted(
+                session=session, user_id=owner.id, occurred_at=now
+            )
     if new_password is not None:
         target.password_hash = await passwords.hash(new_password)
         await sessions.end_all_for_user(
@@ -212,7 +225,11 @@ async def update(
 
 
 async def _flush_unique_email(session: AsyncSession) -> None:
-    """Flush; a concurrent writer that took the same email surfaces as AlreadyExists."""
+    """Flush; a concurrent writer that took the same email surfaces as AlreadyExists.
+
+    Only a race does (the address was free when looked up): for an email change that still
+    answers 409, and only to a caller racing a sign-up or email change to that very address.
+    """
     try:
         await session.flush()
     except IntegrityError as exc:

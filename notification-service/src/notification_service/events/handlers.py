@@ -29,6 +29,11 @@ from objectvision.v1 import notification_pb2
 logger = logging.getLogger(__name__)
 
 USER_REGISTERED = "user.registered"
+# Someone tried to use an account's address (sign-up, or another account's email change); the
+# event names only the account, whose owner is told.
+SIGNUP_ATTEMPTED = "user.signup_attempted"
+EMAIL_CHANGE_ATTEMPTED = "user.email_change_attempted"
+ADDRESS_NOTICES = (SIGNUP_ATTEMPTED, EMAIL_CHANGE_ATTEMPTED)
 
 
 def webhook_body(event: notification_pb2.Event) -> str:
@@ -111,6 +116,8 @@ class EventHandler:
                     registered.email,
                 )
             ]
+        if event.type in ADDRESS_NOTICES and event.user_id:
+            return await self._address_notice(event)
         if event.type in FINAL_TYPES and event.HasField("job_finished") and event.user_id:
             contact = await self._users.contact(event.user_id)
             if contact is None or not contact.active or not contact.notifications_enabled:
@@ -124,6 +131,22 @@ class EventHandler:
                 )
             ]
         return []
+
+    async def _address_notice(self, event: notification_pb2.Event) -> list[NewDelivery]:
+        """The owner's own address and name, looked up by account as for job reports: the
+        event carries nothing the person who tried chose. Sent whatever the notifications
+        switch says (it is about batch-job emails); not to inactive or deleted accounts."""
+        contact = await self._users.contact(event.user_id)
+        if contact is None or not contact.active:
+            return []
+        render = (
+            self._renderer.signup_attempted
+            if event.type == SIGNUP_ATTEMPTED
+            else self._renderer.email_change_attempted
+        )
+        return [
+            _email_delivery(lambda: render(to_addr=contact.email, name=contact.name), contact.email)
+        ]
 
     async def _commit(
         self, event: notification_pb2.Event, event_id: uuid.UUID, planned: list[NewDelivery]

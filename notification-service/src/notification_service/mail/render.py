@@ -64,6 +64,28 @@ class EmailRenderer:
             login_url=f"{self._base_url}/",
         )
 
+    def signup_attempted(self, *, to_addr: str, name: str) -> RenderedEmail:
+        """To an account's owner: someone tried to sign up with their address."""
+        return self._render(
+            "signup_attempted",
+            to_addr=to_addr,
+            to_name=name,
+            subject=f"Someone tried to sign up to {self._product} with your email address",
+            email=to_addr,
+            login_url=f"{self._base_url}/",
+        )
+
+    def email_change_attempted(self, *, to_addr: str, name: str) -> RenderedEmail:
+        """To an account's owner: another account asked to take their address."""
+        return self._render(
+            "email_change_attempted",
+            to_addr=to_addr,
+            to_name=name,
+            subject=f"Someone tried to move your address to another {self._product} account",
+            email=to_addr,
+            login_url=f"{self._base_url}/",
+        )
+
     def job_report(
         self, *, to_addr: str, name: str, finished: notification_pb2.JobFinished
     ) -> RenderedEmail:
