@@ -68,6 +68,9 @@ def service_settings(
         "EVENTS_STREAM": f"objectvision:events:test:{uuid.uuid4().hex[:8]}",
         "JOB_CLAIM_IDLE_MS": 2000,
         "GRPC_SHUTDOWN_GRACE_SECONDS": 1,
+        # Tests that count inferences or stop Triton need every call to reach it; the cache
+        # has its own tests (test_result_cache.py).
+        "RESULT_CACHE_TTL_SECONDS": 0,
     }
     values.update(overrides)
     return DetectionSettings(_env_file=None, **values)
@@ -267,6 +270,7 @@ def launched_service(
         "EVENTS_STREAM": f"objectvision:events:test:{port}",
         "JOB_CLAIM_IDLE_MS": "2000",
         "GRPC_SHUTDOWN_GRACE_SECONDS": "1",
+        "RESULT_CACHE_TTL_SECONDS": "0",
         **env,
     }
     command = [sys.executable, "-c", "from detection_service.server import main; main()"]

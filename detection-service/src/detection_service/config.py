@@ -23,6 +23,13 @@ class DetectionSettings(GrpcServiceSettings):
     serving_processes: int = Field(
         default=1, ge=1, le=64, validation_alias="DETECTION_SERVING_PROCESSES"
     )
+    # Answers cached by image content + model version + options (0 seconds: no cache).
+    result_cache_ttl_seconds: int = Field(
+        default=3600, ge=0, validation_alias="RESULT_CACHE_TTL_SECONDS"
+    )
+    result_cache_max_entries: int = Field(
+        default=100_000, ge=1, validation_alias="RESULT_CACHE_MAX_ENTRIES"
+    )
     # The Triton channel is renewed this often, so DNS is resolved again and new pods get calls.
     triton_channel_max_age_seconds: float = Field(
         default=60.0, gt=0, validation_alias="TRITON_CHANNEL_MAX_AGE_SECONDS"

@@ -20,13 +20,16 @@ from detection_service.imaging import decode as imaging
 from detection_service.imaging.annotate import annotate
 from detection_service.imaging.formats import ImageHeader
 from detection_service.inference.batcher import MicroBatcher
-from detection_service.inference.triton import ImageRequest
+from detection_service.inference.result_cache import CachedAnswer, ResultCache, content_key
+from detection_service.inference.triton import ImageRequest, TritonModel
 from detection_service.postprocess import DetectedObject, DetectionOptions
 from objectvision_common.errors import DomainError, InvalidArgument, PayloadTooLarge
 from objectvision_common.tracing import tracer
 from objectvision_inference import detect_contract as contract
 
 _TRACER = tracer(__name__)
+# Hashing a few MiB takes milliseconds: larger uploads are hashed on the CPU pool.
+_HASH_ON_LOOP_BYTES = 1024 * 1024
 # Above this a request gains nothing: the served model returns at most K (1024) candidates.
 MAX_DETECTIONS_LIMIT = 1000
 
@@ -49,6 +52,8 @@ class DetectionResult:
     height: int
     objects: list[DetectedObject]
     timings: Timings
+    # Answered from the result cache: the same bytes, model version and options ran before.
+    cached: bool = False
 
 
 def _ms(since: float) -> float:
@@ -65,8 +70,12 @@ class Detector:
         limits: imaging.ImageLimits,
         defaults: DetectionOptions,
         inference_timeout_s: float,
+        cache: ResultCache | None = None,
+        model: TritonModel | None = None,
     ) -> None:
         self._batcher = batcher
+        self._cache = cache
+        self._model = model
         self._executor = executor
         self.class_names = tuple(class_names)
         self._class_ids = {name.lower(): i for i, name in enumerate(self.class_names)}
@@ -152,6 +161,16 @@ class Detector:
             span.set_attribute("objectvision.image.format", header.format.value)
             span.set_attribute("objectvision.image.width", header.width)
             span.set_attribute("objectvision.image.height", header.height)
+            key = await self._cache_key(data, options)
+            if key is not None and self._cache is not None:
+                found = await self._cache.get(key)
+                if found is not None:
+                    span.set_attribute("objectvision.cached", True)
+                    span.set_attribute("objectvision.detections", len(found.objects))
+                    timings = Timings(0.0, 0.0, 0.0, 0.0, _ms(started))
+                    return DetectionResult(
+                        found.width, found.height, found.objects, timings, cached=True
+                    )
             budget = self._inference_timeout
             if time_limit_s is not None:
                 budget = min(budget, time_limit_s)
@@ -180,4 +199,23 @@ class Detector:
             span.set_attribute("objectvision.queue_ms", round(outcome.queue_ms, 3))
             span.set_attribute("objectvision.inference_ms", round(outcome.inference_ms, 3))
             span.set_attribute("objectvision.detections", len(result.rows))
-            return DetectionResult(result.width, result.height, self._objects(result.rows), timings)
+            objects = self._objects(result.rows)
+            if key is not None and self._cache is not None:
+                await self._cache.put(key, CachedAnswer(result.width, result.height, objects))
+            return DetectionResult(result.width, result.height, objects, timings)
+
+    async def _cache_key(self, data: bytes, options: DetectionOptions) -> str | None:
+        """None without a cache or while the model's version is unknown (never guess it)."""
+        if self._cache is None or self._model is None:
+            return None
+        version = await self._model.version()
+        if version is None:
+            return None
+        name = self._model.model_name
+        if len(data) < _HASH_ON_LOOP_BYTES:
+            return content_key(data, model=name, version=version, options=options)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor,
+            lambda: content_key(data, model=name, version=version, options=options),
+        )

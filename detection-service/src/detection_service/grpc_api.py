@@ -89,6 +89,7 @@ def _image_result(
         objects=_objects(result.objects),
         timings=detection_pb2.Timings(**result.timings.to_json()),
         filename=filename,
+        cached=result.cached,
     )
 
 

@@ -20,6 +20,7 @@ class DetectionMetrics:
     images: Counter
     job_items: Counter
     orphans_removed: Counter
+    cache_lookups: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> "DetectionMetrics":
@@ -63,6 +64,12 @@ class DetectionMetrics:
             orphans_removed=Counter(
                 "detection_orphaned_objects_removed_total",
                 "Stored images removed because no database row referred to them.",
+                registry=registry,
+            ),
+            cache_lookups=Counter(
+                "detection_result_cache_lookups_total",
+                "Answers looked up in the result cache, by outcome (hit, miss, unavailable).",
+                ["outcome"],
                 registry=registry,
             ),
         )

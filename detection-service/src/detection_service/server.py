@@ -25,6 +25,7 @@ from detection_service.grpc_api import DetectionServicer
 from detection_service.imaging.decode import ImageLimits
 from detection_service.inference.batcher import MicroBatcher
 from detection_service.inference.classes import load_class_names
+from detection_service.inference.result_cache import ResultCache
 from detection_service.inference.triton import TritonModel
 from detection_service.jobs.queue import JobQueue
 from detection_service.jobs.worker import JobProcessor, JobSweeper, JobWorker
@@ -111,6 +112,17 @@ class DetectionService:
                 max_detections=settings.max_detections,
             ),
             inference_timeout_s=settings.inference_timeout_seconds,
+            cache=(
+                ResultCache(
+                    redis,
+                    ttl_s=settings.result_cache_ttl_seconds,
+                    max_entries=settings.result_cache_max_entries,
+                    lookups=metrics.cache_lookups,
+                )
+                if settings.result_cache_ttl_seconds
+                else None
+            ),
+            model=model,
         )
         queue = JobQueue(redis, stream=settings.job_stream, group=settings.job_consumer_group)
         processor = JobProcessor(

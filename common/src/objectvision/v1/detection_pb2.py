@@ -26,17 +26,17 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from objectvision.v1 import common_pb2 as objectvision_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fobjectvision/v1/detection.proto\x12\x0fobjectvision.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cobjectvision/v1/common.proto\"[\n\x0f\x44\x65tectionParams\x12\x12\n\nconfidence\x18\x01 \x01(\x02\x12\x0b\n\x03iou\x18\x02 \x01(\x02\x12\x0f\n\x07\x63lasses\x18\x03 \x03(\t\x12\x16\n\x0emax_detections\x18\x04 \x01(\x05\"B\n\nImageInput\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"=\n\x0b\x42oundingBox\x12\n\n\x02x1\x18\x01 \x01(\x02\x12\n\n\x02y1\x18\x02 \x01(\x02\x12\n\n\x02x2\x18\x03 \x01(\x02\x12\n\n\x02y2\x18\x04 \x01(\x02\"u\n\x0e\x44\x65tectedObject\x12\x12\n\nclass_name\x18\x01 \x01(\t\x12\x10\n\x08\x63lass_id\x18\x02 \x01(\x05\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12)\n\x03\x62ox\x18\x04 \x01(\x0b\x32\x1c.objectvision.v1.BoundingBox\"n\n\x07Timings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x02\x12\x10\n\x08queue_ms\x18\x02 \x01(\x02\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x02\x12\x16\n\x0epostprocess_ms\x18\x04 \x01(\x02\x12\x10\n\x08total_ms\x18\x05 \x01(\x02\"\xb1\x01\n\x0bImageResult\x12\x14\n\x0c\x64\x65tection_id\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x30\n\x07objects\x18\x04 \x03(\x0b\x32\x1f.objectvision.v1.DetectedObject\x12)\n\x07timings\x18\x05 \x01(\x0b\x32\x18.objectvision.v1.Timings\x12\x10\n\x08\x66ilename\x18\x06 \x01(\t\"}\n\rDetectRequest\x12+\n\x06images\x18\x01 \x03(\x0b\x32\x1b.objectvision.v1.ImageInput\x12\x30\n\x06params\x18\x02 \x01(\x0b\x32 .objectvision.v1.DetectionParams\x12\r\n\x05store\x18\x03 \x01(\x08\"?\n\x0e\x44\x65tectResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.objectvision.v1.ImageResult\"w\n\x05\x46rame\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12*\n\x05image\x18\x02 \x01(\x0b\x32\x1b.objectvision.v1.ImageInput\x12\x30\n\x06params\x18\x03 \x01(\x0b\x32 .objectvision.v1.DetectionParams\"`\n\x0f\x46rameDetections\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12,\n\x06result\x18\x02 \x01(\x0b\x32\x1c.objectvision.v1.ImageResult\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\x82\x01\n\x07JobItem\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.objectvision.v1.JobStatus\x12\x14\n\x0c\x64\x65tection_id\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x14\n\x0cobject_count\x18\x05 \x01(\x05\"\xaa\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.objectvision.v1.JobStatus\x12\r\n\x05total\x18\x03 \x01(\x05\x12\x11\n\tprocessed\x18\x04 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x05\x12\'\n\x05items\x18\x06 \x03(\x0b\x32\x18.objectvision.v1.JobItem\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xba\x01\n\x10SubmitJobRequest\x12+\n\x06images\x18\x01 \x03(\x0b\x32\x1b.objectvision.v1.ImageInput\x12\x30\n\x06params\x18\x02 \x01(\x0b\x32 .objectvision.v1.DetectionParams\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12.\n\x07refused\x18\x04 \x03(\x0b\x32\x1d.objectvision.v1.RefusedImage\"0\n\x0cRefusedImage\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xa8\x01\n\x15ListDetectionsRequest\x12#\n\x04page\x18\x01 \x01(\x0b\x32\x15.objectvision.v1.Page\x12\x14\n\x0c\x63lass_filter\x18\x02 \x01(\t\x12)\n\x05since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe7\x01\n\tDetection\x12\n\n\x02id\x18\x01 \x01(\t\x12\x30\n\x06status\x18\x02 \x01(\x0e\x32 .objectvision.v1.DetectionStatus\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12,\n\x06result\x18\x04 \x01(\x0b\x32\x1c.objectvision.v1.ImageResult\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"q\n\x16ListDetectionsResponse\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.objectvision.v1.Detection\x12\r\n\x05total\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"+\n\x13GetDetectionRequest\x12\x14\n\x0c\x64\x65tection_id\x18\x01 \x01(\t\"C\n\x18GetAnnotatedImageRequest\x12\x14\n\x0c\x64\x65tection_id\x18\x01 \x01(\t\x12\x11\n\tannotated\x18\x02 \x01(\x08\"0\n\nImageChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t*\x8b\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12JOB_STATUS_PENDING\x10\x01\x12\x19\n\x15JOB_STATUS_PROCESSING\x10\x02\x12\x18\n\x14JOB_STATUS_COMPLETED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04*\x8e\x01\n\x0f\x44\x65tectionStatus\x12 \n\x1c\x44\x45TECTION_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45TECTION_STATUS_PENDING\x10\x01\x12\x1e\n\x1a\x44\x45TECTION_STATUS_COMPLETED\x10\x02\x12\x1b\n\x17\x44\x45TECTION_STATUS_FAILED\x10\x03\x32\xc5\x04\n\x10\x44\x65tectionService\x12I\n\x06\x44\x65tect\x12\x1e.objectvision.v1.DetectRequest\x1a\x1f.objectvision.v1.DetectResponse\x12L\n\x0c\x44\x65tectStream\x12\x16.objectvision.v1.Frame\x1a .objectvision.v1.FrameDetections(\x01\x30\x01\x12\x44\n\tSubmitJob\x12!.objectvision.v1.SubmitJobRequest\x1a\x14.objectvision.v1.Job\x12>\n\x06GetJob\x12\x1e.objectvision.v1.GetJobRequest\x1a\x14.objectvision.v1.Job\x12\x61\n\x0eListDetections\x12&.objectvision.v1.ListDetectionsRequest\x1a\'.objectvision.v1.ListDetectionsResponse\x12P\n\x0cGetDetection\x12$.objectvision.v1.GetDetectionRequest\x1a\x1a.objectvision.v1.Detection\x12]\n\x11GetAnnotatedImage\x12).objectvision.v1.GetAnnotatedImageRequest\x1a\x1b.objectvision.v1.ImageChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fobjectvision/v1/detection.proto\x12\x0fobjectvision.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cobjectvision/v1/common.proto\"[\n\x0f\x44\x65tectionParams\x12\x12\n\nconfidence\x18\x01 \x01(\x02\x12\x0b\n\x03iou\x18\x02 \x01(\x02\x12\x0f\n\x07\x63lasses\x18\x03 \x03(\t\x12\x16\n\x0emax_detections\x18\x04 \x01(\x05\"B\n\nImageInput\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"=\n\x0b\x42oundingBox\x12\n\n\x02x1\x18\x01 \x01(\x02\x12\n\n\x02y1\x18\x02 \x01(\x02\x12\n\n\x02x2\x18\x03 \x01(\x02\x12\n\n\x02y2\x18\x04 \x01(\x02\"u\n\x0e\x44\x65tectedObject\x12\x12\n\nclass_name\x18\x01 \x01(\t\x12\x10\n\x08\x63lass_id\x18\x02 \x01(\x05\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12)\n\x03\x62ox\x18\x04 \x01(\x0b\x32\x1c.objectvision.v1.BoundingBox\"n\n\x07Timings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x02\x12\x10\n\x08queue_ms\x18\x02 \x01(\x02\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x02\x12\x16\n\x0epostprocess_ms\x18\x04 \x01(\x02\x12\x10\n\x08total_ms\x18\x05 \x01(\x02\"\xc1\x01\n\x0bImageResult\x12\x14\n\x0c\x64\x65tection_id\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x30\n\x07objects\x18\x04 \x03(\x0b\x32\x1f.objectvision.v1.DetectedObject\x12)\n\x07timings\x18\x05 \x01(\x0b\x32\x18.objectvision.v1.Timings\x12\x10\n\x08\x66ilename\x18\x06 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x07 \x01(\x08\"}\n\rDetectRequest\x12+\n\x06images\x18\x01 \x03(\x0b\x32\x1b.objectvision.v1.ImageInput\x12\x30\n\x06params\x18\x02 \x01(\x0b\x32 .objectvision.v1.DetectionParams\x12\r\n\x05store\x18\x03 \x01(\x08\"?\n\x0e\x44\x65tectResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.objectvision.v1.ImageResult\"w\n\x05\x46rame\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12*\n\x05image\x18\x02 \x01(\x0b\x32\x1b.objectvision.v1.ImageInput\x12\x30\n\x06params\x18\x03 \x01(\x0b\x32 .objectvision.v1.DetectionParams\"`\n\x0f\x46rameDetections\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12,\n\x06result\x18\x02 \x01(\x0b\x32\x1c.objectvision.v1.ImageResult\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\x82\x01\n\x07JobItem\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.objectvision.v1.JobStatus\x12\x14\n\x0c\x64\x65tection_id\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x14\n\x0cobject_count\x18\x05 \x01(\x05\"\xaa\x02\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.objectvision.v1.JobStatus\x12\r\n\x05total\x18\x03 \x01(\x05\x12\x11\n\tprocessed\x18\x04 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x05\x12\'\n\x05items\x18\x06 \x03(\x0b\x32\x18.objectvision.v1.JobItem\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xba\x01\n\x10SubmitJobRequest\x12+\n\x06images\x18\x01 \x03(\x0b\x32\x1b.objectvision.v1.ImageInput\x12\x30\n\x06params\x18\x02 \x01(\x0b\x32 .objectvision.v1.DetectionParams\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\x12.\n\x07refused\x18\x04 \x03(\x0b\x32\x1d.objectvision.v1.RefusedImage\"0\n\x0cRefusedImage\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xa8\x01\n\x15ListDetectionsRequest\x12#\n\x04page\x18\x01 \x01(\x0b\x32\x15.objectvision.v1.Page\x12\x14\n\x0c\x63lass_filter\x18\x02 \x01(\t\x12)\n\x05since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe7\x01\n\tDetection\x12\n\n\x02id\x18\x01 \x01(\t\x12\x30\n\x06status\x18\x02 \x01(\x0e\x32 .objectvision.v1.DetectionStatus\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12,\n\x06result\x18\x04 \x01(\x0b\x32\x1c.objectvision.v1.ImageResult\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"q\n\x16ListDetectionsResponse\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.objectvision.v1.Detection\x12\r\n\x05total\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"+\n\x13GetDetectionRequest\x12\x14\n\x0c\x64\x65tection_id\x18\x01 \x01(\t\"C\n\x18GetAnnotatedImageRequest\x12\x14\n\x0c\x64\x65tection_id\x18\x01 \x01(\t\x12\x11\n\tannotated\x18\x02 \x01(\x08\"0\n\nImageChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t*\x8b\x01\n\tJobStatus\x12\x1a\n\x16JOB_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12JOB_STATUS_PENDING\x10\x01\x12\x19\n\x15JOB_STATUS_PROCESSING\x10\x02\x12\x18\n\x14JOB_STATUS_COMPLETED\x10\x03\x12\x15\n\x11JOB_STATUS_FAILED\x10\x04*\x8e\x01\n\x0f\x44\x65tectionStatus\x12 \n\x1c\x44\x45TECTION_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x45TECTION_STATUS_PENDING\x10\x01\x12\x1e\n\x1a\x44\x45TECTION_STATUS_COMPLETED\x10\x02\x12\x1b\n\x17\x44\x45TECTION_STATUS_FAILED\x10\x03\x32\xc5\x04\n\x10\x44\x65tectionService\x12I\n\x06\x44\x65tect\x12\x1e.objectvision.v1.DetectRequest\x1a\x1f.objectvision.v1.DetectResponse\x12L\n\x0c\x44\x65tectStream\x12\x16.objectvision.v1.Frame\x1a .objectvision.v1.FrameDetections(\x01\x30\x01\x12\x44\n\tSubmitJob\x12!.objectvision.v1.SubmitJobRequest\x1a\x14.objectvision.v1.Job\x12>\n\x06GetJob\x12\x1e.objectvision.v1.GetJobRequest\x1a\x14.objectvision.v1.Job\x12\x61\n\x0eListDetections\x12&.objectvision.v1.ListDetectionsRequest\x1a\'.objectvision.v1.ListDetectionsResponse\x12P\n\x0cGetDetection\x12$.objectvision.v1.GetDetectionRequest\x1a\x1a.objectvision.v1.Detection\x12]\n\x11GetAnnotatedImage\x12).objectvision.v1.GetAnnotatedImageRequest\x1a\x1b.objectvision.v1.ImageChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'objectvision.v1.detection_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATUS']._serialized_start=2552
-  _globals['_JOBSTATUS']._serialized_end=2691
-  _globals['_DETECTIONSTATUS']._serialized_start=2694
-  _globals['_DETECTIONSTATUS']._serialized_end=2836
+  _globals['_JOBSTATUS']._serialized_start=2568
+  _globals['_JOBSTATUS']._serialized_end=2707
+  _globals['_DETECTIONSTATUS']._serialized_start=2710
+  _globals['_DETECTIONSTATUS']._serialized_end=2852
   _globals['_DETECTIONPARAMS']._serialized_start=115
   _globals['_DETECTIONPARAMS']._serialized_end=206
   _globals['_IMAGEINPUT']._serialized_start=208
@@ -48,37 +48,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TIMINGS']._serialized_start=458
   _globals['_TIMINGS']._serialized_end=568
   _globals['_IMAGERESULT']._serialized_start=571
-  _globals['_IMAGERESULT']._serialized_end=748
-  _globals['_DETECTREQUEST']._serialized_start=750
-  _globals['_DETECTREQUEST']._serialized_end=875
-  _globals['_DETECTRESPONSE']._serialized_start=877
-  _globals['_DETECTRESPONSE']._serialized_end=940
-  _globals['_FRAME']._serialized_start=942
-  _globals['_FRAME']._serialized_end=1061
-  _globals['_FRAMEDETECTIONS']._serialized_start=1063
-  _globals['_FRAMEDETECTIONS']._serialized_end=1159
-  _globals['_JOBITEM']._serialized_start=1162
-  _globals['_JOBITEM']._serialized_end=1292
-  _globals['_JOB']._serialized_start=1295
-  _globals['_JOB']._serialized_end=1593
-  _globals['_SUBMITJOBREQUEST']._serialized_start=1596
-  _globals['_SUBMITJOBREQUEST']._serialized_end=1782
-  _globals['_REFUSEDIMAGE']._serialized_start=1784
-  _globals['_REFUSEDIMAGE']._serialized_end=1832
-  _globals['_GETJOBREQUEST']._serialized_start=1834
-  _globals['_GETJOBREQUEST']._serialized_end=1865
-  _globals['_LISTDETECTIONSREQUEST']._serialized_start=1868
-  _globals['_LISTDETECTIONSREQUEST']._serialized_end=2036
-  _globals['_DETECTION']._serialized_start=2039
-  _globals['_DETECTION']._serialized_end=2270
-  _globals['_LISTDETECTIONSRESPONSE']._serialized_start=2272
-  _globals['_LISTDETECTIONSRESPONSE']._serialized_end=2385
-  _globals['_GETDETECTIONREQUEST']._serialized_start=2387
-  _globals['_GETDETECTIONREQUEST']._serialized_end=2430
-  _globals['_GETANNOTATEDIMAGEREQUEST']._serialized_start=2432
-  _globals['_GETANNOTATEDIMAGEREQUEST']._serialized_end=2499
-  _globals['_IMAGECHUNK']._serialized_start=2501
-  _globals['_IMAGECHUNK']._serialized_end=2549
-  _globals['_DETECTIONSERVICE']._serialized_start=2839
-  _globals['_DETECTIONSERVICE']._serialized_end=3420
+  _globals['_IMAGERESULT']._serialized_end=764
+  _globals['_DETECTREQUEST']._serialized_start=766
+  _globals['_DETECTREQUEST']._serialized_end=891
+  _globals['_DETECTRESPONSE']._serialized_start=893
+  _globals['_DETECTRESPONSE']._serialized_end=956
+  _globals['_FRAME']._serialized_start=958
+  _globals['_FRAME']._serialized_end=1077
+  _globals['_FRAMEDETECTIONS']._serialized_start=1079
+  _globals['_FRAMEDETECTIONS']._serialized_end=1175
+  _globals['_JOBITEM']._serialized_start=1178
+  _globals['_JOBITEM']._serialized_end=1308
+  _globals['_JOB']._serialized_start=1311
+  _globals['_JOB']._serialized_end=1609
+  _globals['_SUBMITJOBREQUEST']._serialized_start=1612
+  _globals['_SUBMITJOBREQUEST']._serialized_end=1798
+  _globals['_REFUSEDIMAGE']._serialized_start=1800
+  _globals['_REFUSEDIMAGE']._serialized_end=1848
+  _globals['_GETJOBREQUEST']._serialized_start=1850
+  _globals['_GETJOBREQUEST']._serialized_end=1881
+  _globals['_LISTDETECTIONSREQUEST']._serialized_start=1884
+  _globals['_LISTDETECTIONSREQUEST']._serialized_end=2052
+  _globals['_DETECTION']._serialized_start=2055
+  _globals['_DETECTION']._serialized_end=2286
+  _globals['_LISTDETECTIONSRESPONSE']._serialized_start=2288
+  _globals['_LISTDETECTIONSRESPONSE']._serialized_end=2401
+  _globals['_GETDETECTIONREQUEST']._serialized_start=2403
+  _globals['_GETDETECTIONREQUEST']._serialized_end=2446
+  _globals['_GETANNOTATEDIMAGEREQUEST']._serialized_start=2448
+  _globals['_GETANNOTATEDIMAGEREQUEST']._serialized_end=2515
+  _globals['_IMAGECHUNK']._serialized_start=2517
+  _globals['_IMAGECHUNK']._serialized_end=2565
+  _globals['_DETECTIONSERVICE']._serialized_start=2855
+  _globals['_DETECTIONSERVICE']._serialized_end=3436
 # @@protoc_insertion_point(module_scope)

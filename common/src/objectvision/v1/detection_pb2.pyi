@@ -96,20 +96,22 @@ class Timings(_message.Message):
     def __init__(self, decode_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., postprocess_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class ImageResult(_message.Message):
-    __slots__ = ("detection_id", "width", "height", "objects", "timings", "filename")
+    __slots__ = ("detection_id", "width", "height", "objects", "timings", "filename", "cached")
     DETECTION_ID_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
     detection_id: str
     width: int
     height: int
     objects: _containers.RepeatedCompositeFieldContainer[DetectedObject]
     timings: Timings
     filename: str
-    def __init__(self, detection_id: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[DetectedObject, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., filename: _Optional[str] = ...) -> None: ...
+    cached: bool
+    def __init__(self, detection_id: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[DetectedObject, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., filename: _Optional[str] = ..., cached: _Optional[bool] = ...) -> None: ...
 
 class DetectRequest(_message.Message):
     __slots__ = ("images", "params", "store")

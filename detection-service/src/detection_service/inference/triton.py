@@ -133,6 +133,25 @@ class TritonModel:
         self._born = time.monotonic()
         self._retiring: set[asyncio.Task[None]] = set()
         self._max_batch: int | None = None
+        self._version: tuple[str, float] | None = None
+
+    async def version(self, *, refresh_s: float = 30.0) -> str | None:
+        """The newest version Triton serves of the model (re-read every ``refresh_s``), or
+        None while Triton cannot say: answers are cached per version."""
+        now = time.monotonic()
+        if self._version is None or now - self._version[1] > refresh_s:
+            try:
+                metadata = await self._client.get_model_metadata(
+                    self.model_name, as_json=True, client_timeout=2.0
+                )
+                versions = [str(v) for v in metadata.get("versions", [])]
+                newest = max(versions, key=lambda v: (len(v), v)) if versions else None
+            except InferenceServerException:
+                return self._version[0] if self._version else None
+            if newest is None:
+                return None
+            self._version = (newest, now)
+        return self._version[0]
 
     def _fresh_client(self, grace_s: float) -> InferenceServerClient:
         if time.monotonic() - self._born >= self._max_age:

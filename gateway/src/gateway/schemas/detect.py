@@ -197,6 +197,11 @@ class DetectionOut(ApiModel):
     image: ImageSizeOut
     detections: list[DetectedObjectOut]
     timings: TimingsOut
+    cached: bool = Field(
+        default=False,
+        description="Answered from the result cache: this image, model version and these "
+        "parameters were detected before, so no inference ran.",
+    )
 
     @classmethod
     def from_proto(cls, result: detection_pb2.ImageResult) -> Self:
@@ -206,6 +211,7 @@ class DetectionOut(ApiModel):
             image=ImageSizeOut(width=result.width, height=result.height),
             detections=[DetectedObjectOut.from_proto(obj) for obj in result.objects],
             timings=TimingsOut.from_proto(result.timings),
+            cached=result.cached,
         )
 
 

@@ -1,0 +1,88 @@
+"""Answers already computed: the same image, model version and options never run twice.
+
+Keyed by the SHA-256 of the upload's bytes, the model's name and version (read from Triton,
+so a new version never serves an old answer) and the options that change the answer. Entries
+live in Redis with a TTL and a bound on their number (oldest evicted first), so a re-upload, a
+retried request or a repeated video frame costs no inference. Redis being away only means
+misses: the cache is an optimisation, never a dependency.
+"""
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from detection_service.postprocess import DetectedObject, DetectionOptions
+
+logger = logging.getLogger(__name__)
+
+_PREFIX = "detection:cache:"
+_INDEX = "detection:cache:index"
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    width: int
+    height: int
+    objects: list[DetectedObject]
+
+
+def content_key(data: bytes, *, model: str, version: str, options: DetectionOptions) -> str:
+    """The cache key of one image under one model version and one set of options."""
+    digest = hashlib.sha256(data).hexdigest()
+    settings = json.dumps(options.to_json(), sort_keys=True, separators=(",", ":"))
+    options_digest = hashlib.sha256(settings.encode()).hexdigest()[:16]
+    return f"{_PREFIX}{model}:{version}:{digest}:{options_digest}"
+
+
+class ResultCache:
+    def __init__(self, redis: Redis, *, ttl_s: int, max_entries: int, lookups: Counter) -> None:
+        self._redis = redis
+        self._ttl = ttl_s
+        self._max_entries = max_entries
+        self._lookups = lookups
+
+    async def get(self, key: str) -> CachedAnswer | None:
+        try:
+            raw = await self._redis.get(key)
+        except RedisError:
+            logger.debug("result cache unavailable", exc_info=True)
+            self._lookups.labels("unavailable").inc()
+            return None
+        if raw is None:
+            self._lookups.labels("miss").inc()
+            return None
+        self._lookups.labels("hit").inc()
+        value = json.loads(raw)
+        objects = [DetectedObject(**obj) for obj in value["objects"]]
+        return CachedAnswer(value["width"], value["height"], objects)
+
+    async def put(self, key: str, answer: CachedAnswer) -> None:
+        """Store with the TTL; past the bound, the oldest entries go."""
+        value = json.dumps(
+            {
+                "width": answer.width,
+                "height": answer.height,
+                "objects": [obj.__dict__ for obj in answer.objects],
+            },
+            separators=(",", ":"),
+        )
+        try:
+            now = time.time()
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(key, value, ex=self._ttl)
+                pipe.zadd(_INDEX, {key: now})
+                pipe.zremrangebyscore(_INDEX, "-inf", now - self._ttl)
+                pipe.zcard(_INDEX)
+                *_, count = await pipe.execute()
+            if count > self._max_entries:
+                evicted = await self._redis.zpopmin(_INDEX, count - self._max_entries)
+                if evicted:
+                    await self._redis.delete(*(name for name, _ in evicted))
+        except RedisError:
+            logger.debug("result cache unavailable", exc_info=True)
