@@ -39,6 +39,7 @@ from objectvision_common.db import create_engine_for, session_factory, upgrade_t
 from objectvision_common.grpc_client import service_channel
 from objectvision_common.grpc_server import GrpcApp, ServiceRegistration
 from objectvision_common.logging import configure_logging
+from objectvision_common.tracing import configure_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -226,4 +227,8 @@ def main(argv: list[str] | None = None) -> None:
         migrate(settings)
         logger.info("notification schema is at head")
         return
-    asyncio.run(serve(settings))
+    flush_traces = configure_tracing("notification-service")
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        flush_traces()

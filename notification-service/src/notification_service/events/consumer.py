@@ -21,8 +21,10 @@ from redis.exceptions import ResponseError
 from notification_service.progress.hub import job_id_of
 from objectvision.v1 import notification_pb2
 from objectvision_common.outbox import event_from_stream
+from objectvision_common.tracing import extract_context, tracer
 
 logger = logging.getLogger(__name__)
+_TRACER = tracer(__name__)
 
 Handler = Callable[[notification_pb2.Event], Awaitable[None]]
 Message = tuple[Any, Any]
@@ -219,7 +221,16 @@ class EventConsumer:
             await self._dead_letter(message_id, fields, f"unreadable: {exc}")
             return
         try:
-            await self._handle(event)
+            # The event's handling joins the trace of the request that caused it.
+            with _TRACER.start_as_current_span(
+                f"handle {event.type}",
+                context=extract_context(dict(event.trace_context)),
+                attributes={
+                    "objectvision.event_id": event.id,
+                    "objectvision.event_type": event.type,
+                },
+            ):
+                await self._handle(event)
         except Exception:
             logger.warning(
                 "event handling failed; it stays pending and will be claimed again",
