@@ -249,7 +249,13 @@ async def test_parameters_filter_the_objects(gateway_client: httpx.AsyncClient, 
     assert from_form["detection_id"] is None
 
     unknown = await _detect(gateway_client, user, bus, classes="unicorn")
-    assert "unicorn" in _assert_error(unknown, 422, "invalid_argument")["message"]
+    message = _assert_error(unknown, 422, "invalid_argument")["message"]
+    # The error says what was wrong and what to send instead: the classes the model knows.
+    assert "unicorn" in message and "person, bicycle, car" in message and "toothbrush" in message
+
+    not_a_number = await _detect(gateway_client, user, bus, confidence="abc")
+    body = _assert_error(not_a_number, 422, "validation_error")
+    assert "confidence" in body["message"] and "constrained" not in not_a_number.text
     # store=false kept nothing; the unknown class was refused before anything was stored.
     assert (await _history(gateway_client, user))["total"] == 0
 

@@ -90,7 +90,9 @@ class Detector:
             return int(text)
         if text.lower() in self._class_ids:
             return self._class_ids[text.lower()]
-        raise InvalidArgument(f"unknown class {value!r}")
+        raise InvalidArgument(
+            f"unknown class {value!r}; the model knows: {', '.join(self.class_names)}"
+        )
 
     def options(
         self,

@@ -7,6 +7,7 @@ them leave as `{"error": {"code", "message", "request_id", "details"?}}`.
 """
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from types import MappingProxyType
@@ -203,16 +204,28 @@ def error_response(error: ApiError, request_id: str) -> JSONResponse:
     )
 
 
+# Pydantic names the branch of an optional field it tried (`confidence.constrained-float`,
+# `confidence.none`): validator internals a person cannot act on.
+_UNION_BRANCHES = re.compile(
+    r"^(constrained-|function-|none$|nullable|lax-|strict-|json-or-python)"
+)
+
+
 def _validation_details(errors: Iterable[Mapping[str, Any]]) -> list[ErrorDetail]:
-    """Where and why, never `input` or `ctx`: the input may be a password."""
-    return [
-        ErrorDetail(
-            loc=[part if isinstance(part, int) else str(part) for part in error.get("loc", ())],
-            msg=str(error.get("msg", "invalid value")),
-            type=str(error.get("type", "value_error")),
-        )
-        for error in errors
-    ]
+    """Where and why, never `input` or `ctx`: the input may be a password. An optional
+    field's failed "or null" branch is dropped: the value was given, it was just wrong."""
+    details: list[ErrorDetail] = []
+    for error in errors:
+        loc = [
+            part if isinstance(part, int) else str(part)
+            for part in error.get("loc", ())
+            if isinstance(part, int) or not _UNION_BRANCHES.match(str(part))
+        ]
+        kind = str(error.get("type", "value_error"))
+        if kind == "none_required" and any(d.loc == loc for d in details):
+            continue
+        details.append(ErrorDetail(loc=loc, msg=str(error.get("msg", "invalid value")), type=kind))
+    return details
 
 
 def validation_error(errors: Iterable[Mapping[str, Any]]) -> ApiError:
