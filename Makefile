@@ -22,7 +22,8 @@ PROTOS := $(wildcard proto/objectvision/v1/*.proto)
 STUBS_DIR := common/src
 
 .PHONY: help install proto model triton-env run test test-slow lint format bench clean \
-	k8s-validate compose-validate bench-quick torch-env test-torch gpu-kit
+	k8s-validate compose-validate bench-quick torch-env test-torch gpu-kit rules-check \
+	monitoring-rules
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -75,9 +76,28 @@ model: install ## Put the served model in place (MODEL_PATH, else ../shared/mode
 run: install triton-env model ## Start the whole system on this machine (Ctrl-C stops it)
 	$(BIN)/objectvision-dev run
 
-lint: install ## ruff, and the stubs must match proto/
+lint: install rules-check ## ruff, the stubs must match proto/, promtool on the Prometheus rules
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Prometheus' own checker (Debian package `prometheus`, installed here when missing and apt-get
+# can: a fresh machine gets it like everything else): the rules parse, and every alert behaves as
+# deploy/prometheus-rules.test.yml says. tests/test_monitoring.py runs the same package's server.
+PROMTOOL ?= promtool
+rules-check: ## promtool check + unit tests of deploy/prometheus-rules.yml
+	@command -v $(PROMTOOL) >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				--no-install-recommends prometheus >/dev/null; \
+		fi; }
+	@command -v $(PROMTOOL) >/dev/null || { \
+		echo "$(PROMTOOL) not found: install Debian's prometheus package (apt-get install prometheus)"; \
+		exit 1; }
+	$(PROMTOOL) check rules deploy/prometheus-rules.yml
+	$(PROMTOOL) test rules deploy/prometheus-rules.test.yml
+
+monitoring-rules: install ## k8s/monitoring/prometheus-rules.yaml from deploy/prometheus-rules.yml
+	$(DEPLOY_VALIDATE) prometheus-rule
 
 format: install
 	$(BIN)/ruff check --fix .

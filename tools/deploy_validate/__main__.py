@@ -1,4 +1,6 @@
-"""Command line: PYTHONPATH=tools python -m deploy_validate {k8s,compose,dockerfiles,all,render}.
+"""Command line: PYTHONPATH=tools python -m deploy_validate COMMAND (see --help).
+
+Commands: k8s, compose, dockerfiles, all, render, prometheus-rule (writes the PrometheusRule).
 
 Exit status 0 when everything validates, 1 when a problem was found, 2 on bad usage.
 """
@@ -9,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from deploy_validate import REPO_ROOT, compose, dockerfile, k8s, kustomize
+from deploy_validate import REPO_ROOT, compose, dockerfile, k8s, kustomize, monitoring
 
 
 def _report(title: str, problems: list[str]) -> int:
@@ -34,6 +36,8 @@ def run_k8s(renderer: str, versions: list[str] | None) -> int:
             f"(rendered with {used}, schemas for Kubernetes {', '.join(versions)})"
         )
         failures += _report(title, problems)
+    rule_file = monitoring.PROMETHEUS_RULE_FILE.relative_to(REPO_ROOT)
+    failures += _report(f"PrometheusRule {rule_file}", monitoring.drift_problems())
     return failures
 
 
@@ -60,8 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     render_cmd = sub.add_parser("render", help="print an overlay's objects as YAML")
     render_cmd.add_argument("overlay", type=Path)
     render_cmd.add_argument("--renderer", choices=["auto", "kubectl", "python"], default="python")
+    sub.add_parser(
+        "prometheus-rule",
+        help="write k8s/monitoring/prometheus-rules.yaml from deploy/prometheus-rules.yml",
+    )
     args = parser.parse_args(argv)
 
+    if args.command == "prometheus-rule":
+        monitoring.write_prometheus_rule()
+        print(f"wrote {monitoring.PROMETHEUS_RULE_FILE.relative_to(REPO_ROOT)}")
+        return 0
     if args.command == "render":
         _, objects = kustomize.render(args.overlay, args.renderer)
         sys.stdout.write(kustomize.dump(objects))

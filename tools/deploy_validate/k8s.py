@@ -3,8 +3,8 @@
 Built-in kinds are validated offline against the schemas in the ``kubernetes-validate`` wheel
 (strict variant: unknown fields fail), for the oldest Kubernetes version this repository
 supports and the newest the wheel ships. CRDs have no schema there: ServiceMonitor,
-cert-manager's Certificate and Issuer are checked against hand-written subsets of their CRDs in
-``schemas/`` that reject fields outside them; any other CRD is an error.
+PrometheusRule, cert-manager's Certificate and Issuer are checked against hand-written subsets
+of their CRDs in ``schemas/`` that reject fields outside them; any other CRD is an error.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from deploy_validate import REPO_ROOT
+from deploy_validate import REPO_ROOT, monitoring
 
 K8S_DIR = REPO_ROOT / "k8s"
 OVERLAYS = ("dev", "prod")
@@ -23,6 +23,7 @@ MIN_KUBERNETES = "1.29.0"  # native gRPC probes, autoscaling/v2, policy/v1, rest
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitor-monitoring.coreos.com-v1.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule-monitoring.coreos.com-v1.json",
     ("cert-manager.io/v1", "Certificate"): "certificate-cert-manager.io-v1.json",
     ("cert-manager.io/v1", "Issuer"): "issuer-cert-manager.io-v1.json",
 }
@@ -355,6 +356,7 @@ def check_rules(objects: list[dict[str, Any]]) -> list[str]:
 
     problems += _address_problems(objects, services)
     problems += _certificate_problems(objects)
+    problems += monitoring.rendered_rule_problems(objects)
     return problems
 
 

@@ -15,6 +15,7 @@ from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from prometheus_client import Counter
 
 from detection_service.imaging import decode as imaging
 from detection_service.imaging.annotate import annotate
@@ -23,7 +24,7 @@ from detection_service.inference.batcher import MicroBatcher
 from detection_service.inference.result_cache import CachedAnswer, ResultCache, content_key
 from detection_service.inference.triton import ImageRequest, TritonModel
 from detection_service.postprocess import DetectedObject, DetectionOptions
-from objectvision_common.errors import DomainError, InvalidArgument, PayloadTooLarge
+from objectvision_common.errors import DomainError, InvalidArgument, PayloadTooLarge, Unavailable
 from objectvision_common.tracing import tracer
 from objectvision_inference import detect_contract as contract
 
@@ -72,8 +73,10 @@ class Detector:
         inference_timeout_s: float,
         cache: ResultCache | None = None,
         model: TritonModel | None = None,
+        outcomes: Counter | None = None,
     ) -> None:
         self._batcher = batcher
+        self._outcomes = outcomes
         self._cache = cache
         self._model = model
         self._executor = executor
@@ -156,6 +159,24 @@ class Detector:
         self, data: bytes, options: DetectionOptions, *, time_limit_s: float | None = None
     ) -> DetectionResult:
         """Objects in one image; raises the domain error of an unfit image, or Unavailable."""
+        try:
+            result = await self._detect(data, options, time_limit_s=time_limit_s)
+        except Unavailable:
+            self._count("unavailable")
+            raise
+        except DomainError:
+            self._count("refused")
+            raise
+        self._count("cached" if result.cached else "detected")
+        return result
+
+    def _count(self, outcome: str) -> None:
+        if self._outcomes is not None:
+            self._outcomes.labels(outcome).inc()
+
+    async def _detect(
+        self, data: bytes, options: DetectionOptions, *, time_limit_s: float | None
+    ) -> DetectionResult:
         started = time.perf_counter()
         with _TRACER.start_as_current_span("detect image") as span:
             span.set_attribute("objectvision.image.bytes", len(data))

@@ -51,7 +51,7 @@ class DetectionMetrics:
             ),
             images=Counter(
                 "detection_images_total",
-                "Images processed, by outcome.",
+                "Images through the detector, by outcome (detected, cached, refused, unavailable).",
                 ["outcome"],
                 registry=registry,
             ),

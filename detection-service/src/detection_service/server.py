@@ -123,6 +123,7 @@ class DetectionService:
                 else None
             ),
             model=model,
+            outcomes=metrics.images,
         )
         queue = JobQueue(redis, stream=settings.job_stream, group=settings.job_consumer_group)
         processor = JobProcessor(
