@@ -1,17 +1,17 @@
-"""Write Triton model repositories for the served YOLOv8 graph and launch the local tritonserver.
+"""Write Triton model repositories for the encoded-image contract and launch the local tritonserver.
 
-Three flavours of one model, ``yolov8n``, with the same I/O (``images`` UINT8
-``[-1, 640, 640, 3]`` in, ``detections`` FP32 ``[-1, K, 6]`` out), so the service cannot tell
-them apart:
+Three flavours of one model, ``yolov8n``, with the same I/O (``detect_contract``: encoded files
+and per-image options in, boxes in original pixels out, ADR 0010), so the service cannot tell
+them apart; one ``model.py`` (``triton_model.py``) whose ``pipeline`` parameter picks:
 
-* ``trt`` (production, GPU node): ``platform: "tensorrt_plan"``; the plan is built on the GPU
-  node by ``inference/scripts/build_engine.sh`` because engines are tied to GPU and TensorRT
-  version.
-* ``cpu`` (local development and tests): Triton's Python backend running the served ONNX with
-  ONNX Runtime (``triton_model.py``).
-* ``gpu`` (a GPU box without TensorRT): Triton's Python backend running the native PyTorch
-  YOLOv8n (``torch_yolo.py``, weights from the served ONNX) in fp16, one CUDA graph per batch
-  size (``triton_gpu_model.py``); the stub's Python must have torch with CUDA.
+* ``cpu`` (local development and tests): OpenCV + the served ONNX under ONNX Runtime + numpy
+  NMS (``cpu_pipeline``).
+* ``gpu`` (a GPU box without TensorRT): nvJPEG + the native PyTorch YOLOv8n (``torch_yolo``,
+  weights exported to ``model.npz``) in fp16 with one CUDA graph per batch size + device NMS
+  (``torch_pipeline``); the stub's Python needs torch with CUDA and numpy 1.26.
+* ``trt`` (production, GPU node): a BLS model (``trt_pipeline``) calling DALI
+  (``yolov8n_preprocess``) and a TensorRT engine with EfficientNMS (``yolov8n_engine``) that
+  ``inference/scripts/build_engine.sh`` builds once per GPU product and TensorRT version.
 
 The local server is the tritonserver 2.51 binary shipped in the ``nvidia-pytriton==0.7.0``
 wheel, installed in its own virtualenv (``.venv-triton``, numpy < 2, see
