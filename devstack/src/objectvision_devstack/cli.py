@@ -18,6 +18,7 @@ def _banner(stack: Stack) -> str:
         "",
         "ObjectVision is running.",
         f"  Gateway (REST, OpenAPI at /docs): {stack.gateway_url}",
+        f"  Gateway /ready and /metrics: {stack.gateway_metrics_url}",
         f"  PostgreSQL:  {stack.database_url}",
         f"  Redis:       {stack.redis_url}",
         f"  Triton gRPC: {stack.triton_url}",
@@ -25,7 +26,11 @@ def _banner(stack: Stack) -> str:
     lines += [
         f"  {name + ' gRPC:':<13}{stack.service_address(name)}" for name in stack.service_ports
     ]
-    lines += [f"  Data and logs: {stack.data_dir} (logs/)", "Press Ctrl-C to stop.", ""]
+    lines += [
+        f"  Data and logs: {stack.data_dir} (logs/)",
+        "A part that crashes is restarted (see the log above). Press Ctrl-C to stop.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -43,12 +48,12 @@ def run() -> int:
     exit_code = 0
     try:
         stack.start()
+        # A part that crashes is restarted with backoff (Stack.supervise); only Ctrl-C or
+        # SIGTERM stops the whole system.
+        stack.supervise()
         print(_banner(stack), flush=True)
         while not stopping.wait(1.0):
-            if dead := stack.exited():
-                logger.error("stopping: %s exited unexpectedly (see %s)", dead, stack.logs_dir)
-                exit_code = 1
-                break
+            pass
     except Exception:
         logger.exception("start-up failed; logs are in %s", stack.logs_dir)
         exit_code = 1

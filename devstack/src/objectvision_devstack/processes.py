@@ -1,5 +1,6 @@
 """Child processes that stop in order and never outlive the supervisor."""
 
+import contextlib
 import logging
 import os
 import pwd
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,13 @@ def launch_prefix(user: str | None, *, die_with_parent: bool = True) -> list[str
     return [*prefix, "--"]
 
 
+# PR_SET_PDEATHSIG (setpriv --pdeathsig) fires when the *thread* that forked the child ends, not
+# the process: a child forked from a short-lived thread (a restart, asyncio.to_thread) would be
+# sent SIGTERM as soon as that thread finished. Every child is forked from this one thread,
+# which lives as long as the supervisor.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawner")
+
+
 class ManagedProcess:
     """One child with its own log file, a readiness probe and a graceful stop."""
 
@@ -70,21 +79,30 @@ class ManagedProcess:
         self.user = user
         self.stop_signal = stop_signal
         self.process: subprocess.Popen[bytes] | None = None
+        # Set by stop(): an exit that was asked for, which the stack's supervision leaves be.
+        # An exit without it (a crash, kill -9, the OOM killer, kill()) is restarted.
+        self.stopped = False
+        self.started_at = 0.0
 
     def start(self) -> None:
+        self.stopped = False
+        self.started_at = time.monotonic()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         logger.info("starting %s: %s", self.name, " ".join(self.argv))
-        self.process = subprocess.Popen(
-            [*launch_prefix(self.user), *self.argv],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=self.env,
-            cwd=self.cwd,
-            start_new_session=True,
-        )
-        log.close()
+        try:
+            self.process = _SPAWNER.submit(
+                subprocess.Popen,
+                [*launch_prefix(self.user), *self.argv],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+            ).result()
+        finally:
+            log.close()
 
     @property
     def pid(self) -> int:
@@ -110,6 +128,7 @@ class ManagedProcess:
         raise TimeoutError(f"{self.name} not ready after {timeout:.0f}s:\n{self.log_tail()}")
 
     def stop(self, *, timeout: float = 20.0) -> None:
+        self.stopped = True
         if not self.running():
             return
         assert self.process is not None
@@ -122,11 +141,30 @@ class ManagedProcess:
             self.process.wait()
 
     def kill(self) -> None:
-        """SIGKILL, as a crash would: for fault-injection tests."""
+        """SIGKILL to the whole process group, as a crash would: for fault-injection tests.
+        Not a stop: a supervised stack restarts the part."""
         if self.running():
             assert self.process is not None
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+    def kill_leftovers(self) -> None:
+        """Once the process has exited, SIGKILL what it left behind in its process group
+        (PostgreSQL backends, Triton's Python stubs), as a container runtime does when a
+        container's main process dies: they would hold its ports and shared memory."""
+        if self.process is None or self.process.poll() is None:
+            return
+        # The group keeps the leader's id while any member lives, so the id is not reused.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    def exit_description(self) -> str:
+        code = self.returncode
+        if code is None:
+            return "running"
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exit status {code}"
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():

@@ -9,6 +9,8 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,12 @@ from objectvision_devstack.redis import EmbeddedRedis
 from objectvision_devstack.triton import LocalTriton
 
 logger = logging.getLogger(__name__)
+
+# Supervision (Stack.supervise): how soon a crashed part is restarted.
+RESTART_BACKOFF_SECONDS = 1.0
+RESTART_BACKOFF_MAX_SECONDS = 30.0
+RESTART_STABLE_SECONDS = 60.0
+WATCH_INTERVAL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,8 @@ SERVICE_ADDRESS_VARIABLES = {
 class StackConfig:
     data_dir: Path
     gateway_port: int = 8000
+    # /ready and /metrics (GATEWAY_METRICS_PORT); None: a free port.
+    gateway_metrics_port: int | None = None
     service_ports: Mapping[str, int] = field(default_factory=dict)
     database_url: str | None = None
     redis_url: str | None = None
@@ -68,6 +78,7 @@ class StackConfig:
         return cls(
             data_dir=Path(env.get("OBJECTVISION_DATA_DIR", ".data")).resolve(),
             gateway_port=int(env.get("GATEWAY_PORT", "8000")),
+            gateway_metrics_port=int(env.get("GATEWAY_METRICS_PORT", "9100")),
             service_ports={
                 spec.name: int(env[spec.port_variable])
                 for spec in SERVICES
@@ -100,10 +111,19 @@ class Stack:
         self.service_ports = {
             spec.name: config.service_ports.get(spec.name) or free_port() for spec in SERVICES
         }
+        self.gateway_metrics_port = config.gateway_metrics_port or free_port()
         self.smtp_port = free_port()
         self.mail_dir = self.data_dir / "mail"
         self.processes: dict[str, ManagedProcess] = {}
         self.env: dict[str, str] = {}
+        # Supervision (supervise()): restarts done per part, for logs and tests.
+        self.restarts: dict[str, int] = {}
+        self._crashes: dict[str, int] = {}
+        self._recovering: set[str] = set()
+        self._locks: dict[str, threading.RLock] = {}
+        self._locks_guard = threading.Lock()
+        self._closing = threading.Event()
+        self._watchdog: threading.Thread | None = None
 
     @property
     def database_url(self) -> str:
@@ -120,6 +140,11 @@ class Stack:
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.config.gateway_port}"
+
+    @property
+    def gateway_metrics_url(self) -> str:
+        """The gateway's operations listener: /ready, /metrics and /health."""
+        return f"http://127.0.0.1:{self.gateway_metrics_port}"
 
     def service_address(self, name: str) -> str:
         return f"127.0.0.1:{self.service_ports[name]}"
@@ -145,6 +170,7 @@ class Stack:
             EMAIL_TRANSPORT=env.get("EMAIL_TRANSPORT") or "smtp",
             SMTP_HOST=env.get("SMTP_HOST") or "127.0.0.1",
             SMTP_PORT=env.get("SMTP_PORT") or str(self.smtp_port),
+            GATEWAY_METRICS_PORT="0",  # the stack's gateway gets its own in start_gateway
             PYTHONUNBUFFERED="1",
         )
         for spec in SERVICES:
@@ -212,20 +238,40 @@ class Stack:
         process.wait_ready(lambda: grpc_serving(address), timeout=60)
 
     def start_gateway(self) -> None:
+        # Only this gateway's: self.env says 0 (no metrics listener), so another gateway
+        # started from it (tests start some) finds no port taken.
+        env = {**self.env, "GATEWAY_METRICS_PORT": str(self.gateway_metrics_port)}
         process = ManagedProcess(
             "gateway",
             [_bin("objectvision-gateway")],
-            env=self.env,
+            env=env,
             log_path=self.logs_dir / "gateway.log",
         )
         process.start()
         self.processes["gateway"] = process
-        process.wait_ready(lambda: http_ok(f"{self.gateway_url}/health"), timeout=60)
+        process.wait_ready(
+            lambda: (
+                http_ok(f"{self.gateway_url}/health")
+                and http_ok(f"{self.gateway_metrics_url}/health")
+            ),
+            timeout=60,
+        )
 
     def start_process(self, name: str) -> None:
         """Start one part again after it stopped or was killed, with its old ports, data and
-        environment, and wait until it is ready: a service, the gateway, or an embedded
-        PostgreSQL, Redis or Triton. For fault-injection tests and operators alike."""
+        environment, and wait until it is ready: a service, the gateway, the mail sink, or an
+        embedded PostgreSQL, Redis or Triton. For fault-injection tests and operators alike.
+        A part that is running already (supervision restarted it) is left as it is."""
+        with self._part_lock(name):
+            if name in self.processes and self.processes[name].running():
+                return
+            self._start_part(name)
+
+    def _part_lock(self, name: str) -> threading.RLock:
+        with self._locks_guard:
+            return self._locks.setdefault(name, threading.RLock())
+
+    def _start_part(self, name: str) -> None:
         if name == "gateway":
             self.start_gateway()
         elif name in SERVICE_ADDRESS_VARIABLES:
@@ -239,6 +285,8 @@ class Stack:
         elif name == "triton" and self.triton:
             self.triton.start()
             self.processes["triton"] = self.triton.process
+        elif name == "mail-sink" and "mail-sink" in self.processes:
+            self._start_mail_sink()
         else:
             raise ValueError(f"{name!r} is not a part this stack started")
 
@@ -267,18 +315,94 @@ class Stack:
         self.start_gateway()
 
     def stop(self) -> None:
-        """Stop in reverse dependency order so in-flight requests can finish."""
-        for name in ["gateway", *(s.name for s in reversed(SERVICES))]:
-            if name in self.processes:
-                self.processes[name].stop()
-        if "mail-sink" in self.processes:
-            self.processes["mail-sink"].stop()
-        if self.triton:
-            self.triton.stop()
-        if self.redis:
-            self.redis.stop()
-        if self.postgres:
-            self.postgres.stop()
+        """Stop in reverse dependency order so in-flight requests can finish. Supervision ends
+        first; a restart under way is let finish (its part is then stopped like the rest)."""
+        self._closing.set()
+        if self._watchdog is not None:
+            self._watchdog.join()
+        order = ["gateway", *(s.name for s in reversed(SERVICES)), "mail-sink"]
+        order += ["triton", "redis", "postgres"]
+        for name in order:
+            with self._part_lock(name):
+                process = self._latest(name)
+                if process is not None:
+                    process.stop()
+
+    def _latest(self, name: str) -> ManagedProcess | None:
+        """The part's newest process, even one whose start failed before it was listed."""
+        embedded = {"postgres": self.postgres, "redis": self.redis, "triton": self.triton}
+        server = embedded.get(name)
+        if server is not None:
+            return server.process
+        return self.processes.get(name)
+
+    # ------------------------------------------------------------ supervision
+
+    def supervise(self) -> None:
+        """Restart every part that exits without being stopped, as compose's `restart:
+        unless-stopped` and Kubernetes' `restartPolicy: Always` do.
+
+        A crash (kill -9, the OOM killer, an exit of its own) is restarted after a backoff that
+        starts at RESTART_BACKOFF_SECONDS and doubles up to RESTART_BACKOFF_MAX_SECONDS, back to
+        the start once the part has run RESTART_STABLE_SECONDS; what the dead process left in
+        its process group is killed first. The part comes back on its ports, with its data and
+        environment, and counts as up once its readiness probe passes; a failed start is
+        retried on the same backoff, without end. Parts stopped on purpose (stop_process,
+        ManagedProcess.stop) stay stopped until start_process. Work in flight resumes as it
+        would in a cluster: unacknowledged jobs are reclaimed from the Redis stream, stale
+        ones requeued from PostgreSQL.
+        """
+        if self._watchdog is not None:
+            return
+        self._watchdog = threading.Thread(target=self._watch, name="supervision", daemon=True)
+        self._watchdog.start()
+
+    def _watch(self) -> None:
+        while not self._closing.wait(WATCH_INTERVAL_SECONDS):
+            for name, process in list(self.processes.items()):
+                if process.running() or process.stopped or name in self._recovering:
+                    continue
+                self._recovering.add(name)
+                threading.Thread(
+                    target=self._recover, args=(name, process), name=f"restart-{name}", daemon=True
+                ).start()
+
+    def _recover(self, name: str, crashed: ManagedProcess) -> None:
+        try:
+            ran = time.monotonic() - crashed.started_at
+            if ran >= RESTART_STABLE_SECONDS:
+                self._crashes[name] = 0
+            logger.error(
+                "%s exited unexpectedly after %.0fs (%s); restarting it (log: %s)",
+                name,
+                ran,
+                crashed.exit_description(),
+                crashed.log_path,
+            )
+            crashed.kill_leftovers()
+            while not self._closing.is_set():
+                crashes = self._crashes.get(name, 0)
+                self._crashes[name] = crashes + 1
+                delay = min(RESTART_BACKOFF_SECONDS * 2**crashes, RESTART_BACKOFF_MAX_SECONDS)
+                if self._closing.wait(delay):
+                    return
+                with self._part_lock(name):
+                    current = self.processes.get(name, crashed)
+                    if self._closing.is_set() or current.running() or current.stopped:
+                        return  # started or stopped by someone else meanwhile
+                    try:
+                        self._start_part(name)
+                    except Exception as exc:  # any failed start is retried, without end
+                        logger.error("restarting %s failed; retrying: %s", name, exc)
+                        failed = self._latest(name) or crashed
+                        failed.kill()  # not stop(): that would hold the part stopped
+                        failed.kill_leftovers()
+                        continue
+                    self.restarts[name] = self.restarts.get(name, 0) + 1
+                    logger.info("%s restarted and ready (restart %d)", name, self.restarts[name])
+                    return
+        finally:
+            self._recovering.discard(name)
 
     def exited(self) -> list[str]:
         return [name for name, process in self.processes.items() if not process.running()]

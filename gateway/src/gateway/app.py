@@ -27,7 +27,7 @@ from gateway.middleware import (
     UnhandledErrorMiddleware,
 )
 from gateway.ratelimit import RateLimiter
-from gateway.routers import ROUTERS, detect
+from gateway.routers import ROUTERS, detect, health
 from objectvision.v1 import auth_pb2
 
 logger = logging.getLogger(__name__)
@@ -105,6 +105,10 @@ def create_app(settings: GatewaySettings, *, clients: ServiceClients | None = No
         description="Object detection as a service. Every error response has the shape "
         '`{"error": {"code", "message", "request_id", "details"?}}`.',
         lifespan=lifespan,
+        # Starlette answers `/path/` with a redirect to an absolute URL built from the
+        # request's Host header (an open redirect through any cache or proxy that keeps the
+        # Host). Every route has one spelling; the other is the standard JSON 404.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.metrics = GatewayMetrics()
@@ -131,3 +135,25 @@ def create_app(settings: GatewaySettings, *, clients: ServiceClients | None = No
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+def create_ops_app(app: FastAPI) -> FastAPI:
+    """The metrics port's app: /ready, /metrics and /health, and nothing of the API.
+
+    It shares `app`'s state (settings, metrics registry, and the clients the API app's
+    lifespan opens), so it must be served beside `app`, after its start-up (gateway.server).
+    """
+    ops = FastAPI(
+        title="ObjectVision gateway operations",
+        version=_version(),
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
+    )
+    ops.state = app.state
+    install_error_handlers(ops)
+    ops.include_router(health.ops_router)
+    ops.add_middleware(UnhandledErrorMiddleware)
+    ops.add_middleware(RequestIdMiddleware)
+    return ops

@@ -46,6 +46,11 @@ class GatewaySettings(CommonSettings):
 
     gateway_host: str = Field(default="127.0.0.1", validation_alias="GATEWAY_HOST")
     gateway_port: int = Field(default=8000, ge=0, le=65535, validation_alias="GATEWAY_PORT")
+    # /ready and /metrics are served here (on GATEWAY_HOST), never on the public port, which
+    # keeps only /health. 0 serves neither.
+    gateway_metrics_port: int = Field(
+        default=9100, ge=0, le=65535, validation_alias="GATEWAY_METRICS_PORT"
+    )
     auth_service_addr: str = Field(default="127.0.0.1:50051", validation_alias="AUTH_SERVICE_ADDR")
     detection_service_addr: str = Field(
         default="127.0.0.1:50052", validation_alias="DETECTION_SERVICE_ADDR"

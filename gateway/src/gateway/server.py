@@ -1,23 +1,57 @@
-"""`objectvision-gateway`: serve the gateway with uvicorn until SIGTERM, then drain."""
+"""`objectvision-gateway`: serve the gateway with uvicorn until SIGTERM, then drain.
+
+Two listeners in one process and one event loop: the public API on GATEWAY_PORT, and
+readiness and metrics on GATEWAY_METRICS_PORT (gateway.app.create_ops_app), which share the
+API app's clients and metrics registry.
+"""
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
-from gateway.app import create_app
+from gateway.app import create_app, create_ops_app
 from gateway.config import GatewaySettings
 from objectvision_common.logging import configure_logging
 
+logger = logging.getLogger(__name__)
 
-def main() -> None:
-    settings = GatewaySettings()
-    configure_logging("gateway", level=settings.log_level, json_output=settings.log_json)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.gateway_host,
-        port=settings.gateway_port,
-        # On SIGTERM uvicorn stops accepting, lets in-flight requests finish for this long,
-        # then runs the lifespan shutdown that closes the channels.
-        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
-        lifespan="on",
+
+class _SideServer(uvicorn.Server):
+    """The metrics listener: the API server owns SIGTERM/SIGINT, and this one is stopped
+    after the API server has drained (so scrapes and probes are answered meanwhile)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The metrics socket, bound before anything starts, so a taken port fails at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(
+            f"gateway: cannot serve /ready and /metrics on {host}:{port} "
+            f"(GATEWAY_METRICS_PORT): {exc.strerror}"
+        ) from exc
+    return sock
+
+
+def _config(app: FastAPI, host: str, port: int, **options: Any) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
         # grpc.aio runs on the standard asyncio loop.
         loop="asyncio",
         # Our JSON logging stays in place; our middleware writes the access log without
@@ -27,8 +61,60 @@ def main() -> None:
         # The client address for rate limits is decided by TRUST_PROXY_HEADERS alone.
         proxy_headers=False,
         server_header=False,
+        **options,
     )
-    uvicorn.Server(config).run()
+
+
+async def _serve(api: uvicorn.Server, side: tuple[uvicorn.Server, socket.socket] | None) -> None:
+    api_task = asyncio.create_task(api.serve())
+    if side is None:
+        await api_task
+        return
+    ops, ops_socket = side
+    # /ready needs the clients the API app's lifespan opens: start once it has run. (uvicorn
+    # offers no start-up event to wait on.)
+    while not api.started and not api_task.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    if api_task.done():
+        await api_task
+        return
+    ops_task = asyncio.create_task(ops.serve(sockets=[ops_socket]))
+    host, port = ops_socket.getsockname()[:2]
+    logger.info("serving /ready and /metrics on http://%s:%d", host, port)
+    try:
+        await api_task
+    finally:
+        ops.should_exit = True
+        await ops_task
+
+
+def main() -> None:
+    settings = GatewaySettings()
+    configure_logging("gateway", level=settings.log_level, json_output=settings.log_json)
+    app = create_app(settings)
+    api = uvicorn.Server(
+        _config(
+            app,
+            settings.gateway_host,
+            settings.gateway_port,
+            # On SIGTERM uvicorn stops accepting, lets in-flight requests finish for this
+            # long, then runs the lifespan shutdown that closes the channels.
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+            lifespan="on",
+        )
+    )
+    side = None
+    if settings.gateway_metrics_port:
+        ops_socket = _bind(settings.gateway_host, settings.gateway_metrics_port)
+        ops_config = _config(
+            create_ops_app(app),
+            settings.gateway_host,
+            settings.gateway_metrics_port,
+            timeout_graceful_shutdown=1.0,
+            lifespan="off",
+        )
+        side = (_SideServer(ops_config), ops_socket)
+    asyncio.run(_serve(api, side))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""Probes and metrics: liveness, readiness and the Prometheus scrape endpoint."""
+"""Probes and metrics: liveness, readiness and the Prometheus scrape endpoint.
+
+Only liveness (/health) is on the public API port: what the gateway can reach and its
+traffic figures are for the cluster, not for callers. /ready and /metrics are on the metrics
+port (GATEWAY_METRICS_PORT, gateway.app.create_ops_app), with /health again for probes there.
+"""
 
 from fastapi import APIRouter, Response
 from fastapi.responses import PlainTextResponse
@@ -9,14 +14,17 @@ from gateway.readiness import check_dependencies
 from gateway.schemas.health import HealthOut, ReadinessOut
 
 router = APIRouter(tags=["health"])
+# The metrics port's routes: never part of the public app or its OpenAPI document.
+ops_router = APIRouter(tags=["operations"], include_in_schema=False)
 
 
 @router.get("/health", summary="Liveness: the process serves HTTP", responses=error_responses(500))
+@ops_router.get("/health")
 async def health() -> HealthOut:
     return HealthOut()
 
 
-@router.get(
+@ops_router.get(
     "/ready",
     summary="Readiness: Redis and every gRPC service answer",
     responses=error_responses(500, 503),
@@ -37,8 +45,7 @@ async def ready(clients: ClientsDep, settings: SettingsDep) -> ReadinessOut:
     return ReadinessOut(checks=dict.fromkeys(results, "ok"))
 
 
-# Left out of the OpenAPI document: it is for the Prometheus scraper, not API clients.
-@router.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
+@ops_router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(registry: MetricsDep) -> Response:
     body, content_type = registry.render()
     return Response(content=body, media_type=content_type)
