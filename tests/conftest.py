@@ -1,6 +1,6 @@
 """The whole system, started once for the end-to-end suite, on free ports."""
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -71,3 +71,28 @@ def stack(
 async def gateway_client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30.0) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def own_stack(
+    infrastructure: Infrastructure,
+    triton: LocalTriton,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[..., Stack]:
+    """Build (not start) a whole stack of its own: its database, Redis db and extra settings,
+    for a module that must configure the services differently from the shared `stack`."""
+
+    def build(*, database: str, redis_db: int, extra_env: dict[str, str]) -> Stack:
+        return Stack(
+            StackConfig(
+                data_dir=tmp_path_factory.mktemp(database),
+                gateway_port=free_port(),
+                database_url=_own_database(infrastructure.database_url, database),
+                redis_url=_own_redis_db(infrastructure.redis_url, redis_db),
+                triton_url=triton.grpc_url,
+                served_model=served_model_path(),
+                extra_env={"LOG_LEVEL": "INFO", **extra_env},
+            )
+        )
+
+    return build

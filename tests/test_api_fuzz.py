@@ -69,12 +69,12 @@ REFRESH = "/api/v1/auth/refresh"
 LOGOUT = "/api/v1/auth/logout"
 ME = "/api/v1/users/me"
 PASSWORD = "correct horse battery"
-# Operations anyone may call. /metrics, /docs, /openapi.json and the console are outside the
-# OpenAPI document (include_in_schema=False) and are public too.
+# Operations anyone may call. /docs, /openapi.json and the console are outside the OpenAPI
+# document (include_in_schema=False) and are public too; /ready and /metrics are on the
+# gateway's metrics port only.
 PUBLIC_OPERATIONS = frozenset(
     {
         ("GET", "/health"),
-        ("GET", "/ready"),
         ("POST", SIGNUP),
         ("POST", LOGIN),
         ("POST", REFRESH),
@@ -346,11 +346,20 @@ def test_only_the_public_operations_are_documented_without_security(stack: Stack
     assert unsecured == PUBLIC_OPERATIONS
 
 
-@pytest.mark.parametrize("path", ["/health", "/ready", "/metrics", "/openapi.json", "/docs"])
+@pytest.mark.parametrize("path", ["/health", "/openapi.json", "/docs"])
 def test_the_public_surface_outside_the_document_needs_no_credentials(
     stack: Stack, path: str
 ) -> None:
     response = httpx.get(f"{stack.gateway_url}{path}", timeout=30)
+    assert response.status_code == 200, (path, response.status_code)
+
+
+@pytest.mark.parametrize("path", ["/ready", "/metrics"])
+def test_readiness_and_metrics_answer_on_the_metrics_port_not_the_public_one(
+    stack: Stack, path: str
+) -> None:
+    assert httpx.get(f"{stack.gateway_url}{path}", timeout=30).status_code == 404
+    response = httpx.get(f"{stack.gateway_metrics_url}{path}", timeout=30)
     assert response.status_code in (200, 503), (path, response.status_code)
 
 

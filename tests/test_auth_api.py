@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf import empty_pb2
 
 from objectvision.v1 import auth_pb2_grpc
+from objectvision_devstack.stack import Stack
 
 SIGNUP = "/api/v1/auth/signup"
 LOGIN = "/api/v1/auth/login"
@@ -187,8 +188,12 @@ async def test_health(gateway_client: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_ready_reports_each_dependency(gateway_client: httpx.AsyncClient) -> None:
-    response = await gateway_client.get("/ready")
+async def test_ready_reports_each_dependency_on_the_metrics_port(
+    gateway_client: httpx.AsyncClient, stack: Stack
+) -> None:
+    assert (await gateway_client.get("/ready")).status_code == 404
+    async with httpx.AsyncClient(base_url=stack.gateway_metrics_url, timeout=30.0) as ops:
+        response = await ops.get("/ready")
     if response.status_code == 200:
         body = response.json()
         assert body["status"] == "ready"
@@ -200,10 +205,12 @@ async def test_ready_reports_each_dependency(gateway_client: httpx.AsyncClient) 
     assert failed and not failed & {"redis", "auth"}
 
 
-async def test_metrics_count_requests(gateway_client: httpx.AsyncClient) -> None:
+async def test_metrics_count_requests(gateway_client: httpx.AsyncClient, stack: Stack) -> None:
     await gateway_client.get("/health")
     await gateway_client.get(ME)
-    response = await gateway_client.get("/metrics")
+    assert (await gateway_client.get("/metrics")).status_code == 404
+    async with httpx.AsyncClient(base_url=stack.gateway_metrics_url, timeout=30.0) as ops:
+        response = await ops.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert re.search(

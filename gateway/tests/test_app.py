@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
-from gateway.app import create_app
+from gateway.app import create_app, create_ops_app
 from gateway.config import GatewaySettings
 
 SIGNUP = "/api/v1/auth/signup"
@@ -330,17 +330,31 @@ async def test_forwarded_for_is_ignored_unless_trusted(app_client: Callable[...,
     _assert_error(second, 429, "rate_limited")
 
 
-async def test_ready_names_what_is_down(client: httpx.AsyncClient) -> None:
-    error = _assert_error(await client.get("/ready"), 503, "not_ready")
+def _ops_client(app: FastAPI) -> httpx.AsyncClient:
+    """A client of the metrics port's app (it shares the API app's state)."""
+    transport = httpx.ASGITransport(app=create_ops_app(app), raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://gateway-metrics.test")
+
+
+async def test_ready_names_what_is_down_on_the_metrics_port_only(
+    app_client: Callable[..., Any],
+) -> None:
+    app, client = await app_client()
+    async with _ops_client(app) as ops:
+        error = _assert_error(await ops.get("/ready"), 503, "not_ready")
     failed = {detail["loc"][-1] for detail in error["details"]}
     assert failed == {"auth", "detection", "notification"}
+    assert (await client.get("/ready")).status_code == 404
 
 
-async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
+async def test_metrics_count_requests_by_route_template(app_client: Callable[..., Any]) -> None:
+    app, client = await app_client()
     await client.get("/health")
     await client.get(f"/api/v1/users/{uuid.uuid4()}")
     await client.get(f"/scanner/{uuid.uuid4()}")
-    response = await client.get("/metrics")
+    assert (await client.get("/metrics")).status_code == 404
+    async with _ops_client(app) as ops:
+        response = await ops.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text

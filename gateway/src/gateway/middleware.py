@@ -20,6 +20,7 @@ from objectvision_common.request_context import (
     sanitize_request_id,
     set_request_id,
 )
+from objectvision_common.tracing import current_trace_id
 
 access_logger = logging.getLogger("gateway.access")
 logger = logging.getLogger(__name__)
@@ -39,7 +40,11 @@ class RequestIdMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        request_id = sanitize_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        # The caller's id if sane, else this request's trace id (when traced): one id finds
+        # the trace, the log lines and the error body.
+        request_id = sanitize_request_id(
+            Headers(scope=scope).get(REQUEST_ID_HEADER) or current_trace_id()
+        )
         scope.setdefault("state", {})["request_id"] = request_id
         set_request_id(request_id)
 

@@ -14,10 +14,12 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from gateway.app import create_app, create_ops_app
 from gateway.config import GatewaySettings
 from objectvision_common.logging import configure_logging
+from objectvision_common.tracing import configure_tracing, tracing_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +93,11 @@ async def _serve(api: uvicorn.Server, side: tuple[uvicorn.Server, socket.socket]
 def main() -> None:
     settings = GatewaySettings()
     configure_logging("gateway", level=settings.log_level, json_output=settings.log_json)
+    # Before the app and its gRPC channels exist: the instrumentations patch their libraries.
+    flush_traces = configure_tracing("gateway")
     app = create_app(settings)
+    if tracing_enabled():
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="/health")
     api = uvicorn.Server(
         _config(
             app,
@@ -114,7 +120,10 @@ def main() -> None:
             lifespan="off",
         )
         side = (_SideServer(ops_config), ops_socket)
-    asyncio.run(_serve(api, side))
+    try:
+        asyncio.run(_serve(api, side))
+    finally:
+        flush_traces()
 
 
 if __name__ == "__main__":
