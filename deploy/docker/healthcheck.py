@@ -4,7 +4,7 @@ Kubernetes does not use this: it probes the same endpoints natively (``grpc:`` a
 ``httpGet:`` probes). No grpc_health_probe binary is needed, the service's own venv has grpcio.
 
     healthcheck.py grpc --port-env AUTH_GRPC_PORT --default-port 50051
-    healthcheck.py http --port-env GATEWAY_PORT --default-port 8000 --path /ready
+    healthcheck.py http --port-env GATEWAY_METRICS_PORT --default-port 9100 --path /ready
 
 Exit status 0 means healthy (gRPC health ``SERVING`` for the overall server, or HTTP 2xx),
 1 means unhealthy, as Docker expects.

@@ -36,6 +36,18 @@ def test_project_rules(document):
     assert compose.check_rules(document, compose.load_raw()) == []
 
 
+def test_metrics_ports_are_scraped_but_never_published(services):
+    assert services["gateway"]["environment"]["GATEWAY_METRICS_PORT"] == "9100"
+    assert compose.metrics_port_problems(services) == []
+    broken = compose.load()["services"]
+    broken["gateway"]["ports"].append("127.0.0.1:9100:9100")
+    broken["auth-service"]["environment"]["AUTH_METRICS_PORT"] = "9200"
+    assert set(compose.metrics_port_problems(broken)) == {
+        "auth-service: AUTH_METRICS_PORT=9200, but Prometheus scrapes auth-service:9101",
+        "gateway: metrics port 9100 must not be published to the host",
+    }
+
+
 def test_every_long_running_service_has_a_healthcheck(services):
     for name, service in services.items():
         if name in ONE_SHOTS:

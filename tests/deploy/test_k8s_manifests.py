@@ -168,8 +168,19 @@ def test_grpc_services_are_headless_with_native_grpc_probes(rendered, overlay):
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert container[probe]["grpc"]["port"] == health_port
     gateway = find(objects, "Deployment", "gateway")["spec"]["template"]["spec"]["containers"][0]
-    assert gateway["readinessProbe"]["httpGet"]["path"] == "/ready"
-    assert gateway["livenessProbe"]["httpGet"]["path"] == "/health"
+    # /ready and /metrics are only on the gateway's metrics port (GATEWAY_METRICS_PORT).
+    assert gateway["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}
+    assert gateway["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert gateway["startupProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    (metrics_port,) = [p["containerPort"] for p in gateway["ports"] if p["name"] == "metrics"]
+    assert int(config["GATEWAY_METRICS_PORT"]) == metrics_port
+    gateway_service = find(objects, "Service", "gateway")
+    assert {"name": "metrics", "port": metrics_port} in [
+        {"name": p["name"], "port": p["port"]} for p in gateway_service["spec"]["ports"]
+    ]
+    for monitor in objects:  # the dev overlay has no Prometheus Operator, so no monitors
+        if monitor["kind"] == "ServiceMonitor" and monitor["metadata"]["name"] == "gateway":
+            assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
     config = next(o for o in objects if o["kind"] == "ConfigMap")["data"]
     for variable in ("AUTH_SERVICE_ADDR", "DETECTION_SERVICE_ADDR", "NOTIFICATION_SERVICE_ADDR"):
         assert config[variable].startswith("dns:///")

@@ -27,7 +27,7 @@ TRITON_PROFILES = ("gpu", "cpu")
 # Services that must exist, and what Prometheus must scrape on which port.
 APP_SERVICES = ("auth-service", "detection-service", "notification-service", "gateway")
 METRICS_TARGETS = {
-    "gateway": 8000,
+    "gateway": 9100,
     "auth-service": 9101,
     "detection-service": 9102,
     "notification-service": 9103,
@@ -269,7 +269,34 @@ def check_rules(document: dict[str, Any], raw: dict[str, Any]) -> list[str]:
     undocumented = sorted(interpolation.used - set(env_example))
     if undocumented:
         problems.append(f"variables used but not in compose.env.example: {undocumented}")
+    problems.extend(metrics_port_problems(services))
     problems.extend(prometheus_problems(document))
+    return problems
+
+
+def _container_port(entry: Any) -> int | None:
+    """The container side of a `ports:` entry (short syntax `[ip:][host:]container[/proto]`
+    or long syntax `{target: ...}`); None for a range."""
+    if isinstance(entry, dict):
+        target = entry.get("target")
+        return int(target) if str(target).isdigit() else None
+    container = str(entry).rsplit(":", 1)[-1].split("/", 1)[0]
+    return int(container) if container.isdigit() else None
+
+
+def metrics_port_problems(services: dict[str, Any]) -> list[str]:
+    """Each process serves metrics where Prometheus scrapes it (its `*_METRICS_PORT`), and no
+    metrics port is published to the host: only Prometheus, on the compose network, reads it."""
+    problems = []
+    for name, port in METRICS_TARGETS.items():
+        service = services.get(name)
+        if service is None:
+            continue
+        for key, value in (service.get("environment") or {}).items():
+            if key.endswith("_METRICS_PORT") and str(value) != str(port):
+                problems.append(f"{name}: {key}={value}, but Prometheus scrapes {name}:{port}")
+        if port in {_container_port(entry) for entry in service.get("ports") or []}:
+            problems.append(f"{name}: metrics port {port} must not be published to the host")
     return problems
 
 

@@ -18,7 +18,7 @@ from deploy_validate import REPO_ROOT
 
 # Service images: Dockerfile -> (uv package, console script, exposed ports).
 SERVICE_DOCKERFILES = {
-    "gateway/Dockerfile": ("objectvision-gateway", "objectvision-gateway", {"8000"}),
+    "gateway/Dockerfile": ("objectvision-gateway", "objectvision-gateway", {"8000", "9100"}),
     "auth-service/Dockerfile": ("objectvision-auth", "objectvision-auth", {"50051", "9101"}),
     "detection-service/Dockerfile": (
         "objectvision-detection",
