@@ -27,22 +27,12 @@ GRPC_CLIENT, SERVER = 3, 2  # OTLP span kinds
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[OtlpReceiver]:
-    server = OtlpReceiver()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def traced_stack(own_stack: Callable[..., Stack], receiver: OtlpReceiver) -> Iterator[Stack]:
+def traced_stack(own_stack: Callable[..., Stack], otlp_receiver: OtlpReceiver) -> Iterator[Stack]:
     stack = own_stack(
         database="objectvision_traces",
         redis_db=3,
         extra_env={
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint,
             "OTEL_EXPORTER_OTLP_INSECURE": "true",
             "OTEL_BSP_SCHEDULE_DELAY": "100",
             "RESULT_CACHE_TTL_SECONDS": "0",
@@ -77,7 +67,7 @@ def _complete(spans: list[ReceivedSpan]) -> bool:
 
 
 def test_a_detect_request_is_one_trace_from_the_gateway_to_triton_and_postgres(
-    traced_stack: Stack, receiver: OtlpReceiver
+    traced_stack: Stack, otlp_receiver: OtlpReceiver
 ) -> None:
     email = f"trace-{uuid.uuid4().hex[:12]}@example.com"
     with httpx.Client(base_url=traced_stack.gateway_url, timeout=60) as client:
@@ -101,7 +91,7 @@ def test_a_detect_request_is_one_trace_from_the_gateway_to_triton_and_postgres(
     # One id finds the trace, the log lines and the error body.
     assert response.headers["x-request-id"] == trace_id
 
-    spans = receiver.wait_for(trace_id, _complete, timeout_s=60)
+    spans = otlp_receiver.wait_for(trace_id, _complete, timeout_s=60)
     by_id = _by_id(spans)
     assert {"gateway", "detection-service"} <= {s.service for s in spans}
     gateway = [s for s in spans if s.service == "gateway" and s.kind == SERVER]
@@ -117,7 +107,7 @@ def test_a_detect_request_is_one_trace_from_the_gateway_to_triton_and_postgres(
     for statement in (s for s in spans if s.attributes.get("db.system") == "postgresql"):
         assert any(a.service == "gateway" for a in _ancestors(statement, by_id))
 
-    everything = [s for s in receiver.spans() if s.service]
+    everything = [s for s in otlp_receiver.spans() if s.service]
     for span in everything:
         for key, value in span.attributes.items():
             text: Any = str(value)

@@ -26,22 +26,12 @@ SERVICE = "detection-service"
 
 
 @pytest.fixture
-def receiver() -> Iterator[OtlpReceiver]:
-    server = OtlpReceiver()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def traced(
-    launch_service: Callable[..., ContextManager[Any]], receiver: OtlpReceiver
+    launch_service: Callable[..., ContextManager[Any]], otlp_receiver: OtlpReceiver
 ) -> Iterator[Any]:
     with launch_service(
         secret=SECRET,
-        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
         OTEL_EXPORTER_OTLP_INSECURE="true",
         OTEL_BSP_SCHEDULE_DELAY="100",
         JOB_WORKERS="1",
@@ -73,7 +63,7 @@ def _no_secret_in(spans: list[ReceivedSpan]) -> None:
 
 
 def test_one_detect_call_is_one_trace_from_the_caller_to_triton_and_postgres(
-    traced: Any, receiver: OtlpReceiver, user: str, bus_jpg: bytes
+    traced: Any, otlp_receiver: OtlpReceiver, user: str, bus_jpg: bytes
 ) -> None:
     trace_id, caller_span, metadata = _caller(user)
     with grpc.insecure_channel(f"127.0.0.1:{traced.port}") as channel:
@@ -92,7 +82,7 @@ def test_one_detect_call_is_one_trace_from_the_caller_to_triton_and_postgres(
             s.attributes.get("db.system") == "postgresql" for s in spans
         )
 
-    spans = receiver.wait_for(trace_id, complete)
+    spans = otlp_receiver.wait_for(trace_id, complete)
     assert {s.service for s in spans} == {SERVICE}
     server = _one(spans, "/objectvision.v1.DetectionService/Detect")
     assert server.parent_id == caller_span
@@ -122,7 +112,7 @@ def test_one_detect_call_is_one_trace_from_the_caller_to_triton_and_postgres(
 
 
 def test_a_batch_jobs_items_join_the_trace_of_the_call_that_submitted_it(
-    traced: Any, receiver: OtlpReceiver, user: str, bus_jpg: bytes, zidane_jpg: bytes
+    traced: Any, otlp_receiver: OtlpReceiver, user: str, bus_jpg: bytes, zidane_jpg: bytes
 ) -> None:
     trace_id, _, metadata = _caller(user)
     with grpc.insecure_channel(f"127.0.0.1:{traced.port}") as channel:
@@ -144,7 +134,7 @@ def test_a_batch_jobs_items_join_the_trace_of_the_call_that_submitted_it(
             assert time.monotonic() < deadline, "the job did not finish"
             time.sleep(0.2)
 
-    spans = receiver.wait_for(
+    spans = otlp_receiver.wait_for(
         trace_id,
         lambda found: (
             sum(s.name == "detection job item" for s in found) == 2

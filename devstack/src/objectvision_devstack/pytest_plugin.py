@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from objectvision_devstack.otlp import OtlpReceiver
 from objectvision_devstack.postgres import EmbeddedPostgres
 from objectvision_devstack.redis import EmbeddedRedis
 from objectvision_devstack.triton import LocalTriton
@@ -56,6 +57,18 @@ def served_model_path() -> Path:
 def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
     """A real Triton serving the prepared model, shared by every suite that needs one."""
     server = LocalTriton(tmp_path_factory.mktemp("triton"), served_model=served_model_path())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    """A real OTLP/gRPC trace receiver on a free loopback port (its ``endpoint`` is what
+    OTEL_EXPORTER_OTLP_ENDPOINT takes); the spans it got, for the test to read."""
+    server = OtlpReceiver()
     server.start()
     try:
         yield server

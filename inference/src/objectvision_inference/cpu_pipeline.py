@@ -37,6 +37,20 @@ def decode(data: bytes, max_pixels: int) -> tuple[np.ndarray | None, int]:
     return image, contract.STATUS_OK
 
 
+def decode_checked(
+    data: bytes, max_pixels: int, expected: tuple[int, int] | None
+) -> tuple[np.ndarray | None, contract.ImageResult | None]:
+    """The decoded image, or the refusal: undecodable, over the limit, or another size than
+    the caller's header parser read (both pipelines decode on the CPU through this)."""
+    image, status = decode(data, max_pixels)
+    if image is None:
+        return None, contract.ImageResult.refused(status)
+    height, width = image.shape[:2]
+    if not contract.size_matches(expected, width, height):
+        return None, contract.ImageResult.refused(contract.STATUS_SIZE_MISMATCH, width, height)
+    return image, None
+
+
 def letterbox(image_bgr: np.ndarray, out: np.ndarray) -> contract.Letterbox:
     """Write the model input (RGB, padded with 114) of one BGR image into ``out`` [S, S, 3]."""
     height, width = image_bgr.shape[:2]
@@ -67,15 +81,9 @@ class CpuPipeline:
         batch = np.empty((len(images), self._size, self._size, 3), dtype=np.uint8)
         boxes: list[tuple[int, contract.Letterbox]] = []
         for index, data in enumerate(images):
-            image, status = decode(data, self._max_pixels)
+            image, refusal = decode_checked(data, self._max_pixels, expected[index])
             if image is None:
-                results[index] = contract.ImageResult.refused(status)
-                continue
-            height, width = image.shape[:2]
-            if not contract.size_matches(expected[index], width, height):
-                results[index] = contract.ImageResult.refused(
-                    contract.STATUS_SIZE_MISMATCH, width, height
-                )
+                results[index] = refusal
                 continue
             boxes.append((index, letterbox(image, batch[len(boxes)])))
         decoded = time.perf_counter()

@@ -129,15 +129,9 @@ class TorchPipeline:
                     on_device.append(index)
                     sizes[index] = (width, height)
                 continue
-            image, status = cpu_pipeline.decode(data, self._max_pixels)
+            image, refusal = cpu_pipeline.decode_checked(data, self._max_pixels, expected[index])
             if image is None:
-                refused[index] = contract.ImageResult.refused(status)
-                continue
-            height, width = image.shape[:2]
-            if not contract.size_matches(expected[index], width, height):
-                refused[index] = contract.ImageResult.refused(
-                    contract.STATUS_SIZE_MISMATCH, width, height
-                )
+                refused[index] = refusal
                 continue
             rgb = torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1])).permute(2, 0, 1)
             frames[index] = rgb.to(self.device, non_blocking=True)
