@@ -52,7 +52,9 @@ def _start_stack(config: BenchConfig, data_dir: Path) -> Stack:
             data_dir=data_dir,
             gateway_port=free_port(),
             served_model=config.served_model.resolve(),
-            extra_env={"LOG_LEVEL": config.log_level},
+            # The stages measure inference: every request must reach it, not the result cache
+            # (the same ten images go round and round).
+            extra_env={"LOG_LEVEL": config.log_level, "RESULT_CACHE_TTL_SECONDS": "0"},
         )
     )
     try:
