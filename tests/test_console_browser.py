@@ -26,6 +26,7 @@ from playwright.async_api import (
     Browser,
     Locator,
     Page,
+    Route,
     WebSocket,
     WebSocketRoute,
     async_playwright,
@@ -145,6 +146,35 @@ async def sign_up_and_log_in(page: Page) -> str:
     await expect(page.get_by_test_id("account-email")).to_have_text(email)
     await expect(page.get_by_role("heading", name="Detect objects")).to_be_visible()
     return email
+
+
+@pytest.mark.parametrize(
+    ("path", "rendered"), [("/docs", ".swagger-ui .info"), ("/redoc", ".redoc-wrap")]
+)
+async def test_the_api_docs_render_with_the_network_closed(
+    page: Page, stack: Stack, path: str, rendered: str
+) -> None:
+    """Swagger UI and ReDoc come from the gateway itself: with every other host unreachable
+    the page still renders the API, and it never even tries to reach another host."""
+    gateway = stack.gateway_url.rstrip("/")
+    elsewhere: list[str] = []
+
+    async def only_the_gateway(route: Route) -> None:
+        if route.request.url.startswith(gateway):
+            await route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            await route.abort("internetdisconnected")
+
+    await page.route("**/*", only_the_gateway)
+    response = await page.goto(path)
+    assert response is not None and response.ok
+    await expect(page.locator(rendered).first).to_be_visible(timeout=20_000)
+    await expect(page.get_by_text("ObjectVision API").first).to_be_visible()
+    # ReDoc's bundle fetches its own "API docs by Redocly" logo from its CDN; the page does
+    # not need it (the request fails here and the docs render). Nothing else may leave.
+    branding = {"https://cdn.redoc.ly/redoc/logo-mini.svg"}
+    assert [url for url in elsewhere if url not in branding] == [], f"{path} tried {elsewhere}"
 
 
 async def test_the_console_is_served_without_shadowing_the_api(page: Page, stack: Stack) -> None:

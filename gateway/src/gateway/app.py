@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 import grpc
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from google.protobuf import empty_pb2
 
 from gateway.auth.jwks import JwksCache
@@ -99,7 +100,9 @@ def create_app(settings: GatewaySettings, *, clients: ServiceClients | None = No
             if clients is None:
                 await live.aclose()
 
-    app = FastAPI(
+    # fastapi-offline serves Swagger UI's and ReDoc's assets from its own package: /docs and
+    # /redoc work without internet, as the console does (nothing loaded from a CDN).
+    app = FastAPIOffline(
         title="ObjectVision API",
         version=_version(),
         description="Object detection as a service. Every error response has the shape "
