@@ -178,6 +178,7 @@ async def test_bus_jpg_has_four_people_and_a_bus(
     assert uuid.UUID(body["detection_id"])
     assert body["filename"] == "bus.jpg"
     assert body["timings"]["total_ms"] > 0
+    assert body["counts"] == {"person": 4, "bus": 1}
     # Other tests may have detected bus.jpg already: then the result cache answered.
     assert body["cached"] or body["timings"]["inference_ms"] > 0
 

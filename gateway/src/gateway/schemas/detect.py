@@ -6,6 +6,7 @@ come from float32 model outputs; they are rounded here (4 decimals for scores, 2
 so responses do not carry float32 noise such as 0.8312345027923584.
 """
 
+from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -197,6 +198,10 @@ class DetectionOut(ApiModel):
     image: ImageSizeOut
     detections: list[DetectedObjectOut]
     timings: TimingsOut
+    counts: dict[str, int] = Field(
+        default_factory=dict,
+        description="How many objects of each class were found (class name -> count).",
+    )
     cached: bool = Field(
         default=False,
         description="Answered from the result cache: this image, model version and these "
@@ -211,6 +216,7 @@ class DetectionOut(ApiModel):
             image=ImageSizeOut(width=result.width, height=result.height),
             detections=[DetectedObjectOut.from_proto(obj) for obj in result.objects],
             timings=TimingsOut.from_proto(result.timings),
+            counts=dict(Counter(obj.class_name for obj in result.objects)),
             cached=result.cached,
         )
 
