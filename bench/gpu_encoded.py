@@ -36,6 +36,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -229,30 +230,27 @@ class GpuSampler:
         return round(sum(self.samples) / len(self.samples), 1) if self.samples else None
 
 
-def _load_process(
-    mode: str,
-    url: str,
-    served: str,
-    images: list[bytes],
-    concurrency: int,
-    warmup_s: float,
-    measure_s: float,
-    queue: Any,
-) -> None:
-    """One load process: `concurrency` closed loops for warmup + measure seconds."""
-    asyncio.run(_load(mode, url, served, images, concurrency, warmup_s, measure_s, queue))
+@dataclass(frozen=True)
+class LoadPlan:
+    """What one load process runs: `concurrency` closed loops of `mode` calls."""
+
+    mode: str
+    url: str
+    served: str
+    images: list[bytes]
+    concurrency: int
+    warmup_s: float
+    measure_s: float
 
 
-async def _load(
-    mode: str,
-    url: str,
-    served: str,
-    images: list[bytes],
-    concurrency: int,
-    warmup_s: float,
-    measure_s: float,
-    queue: Any,
-) -> None:
+def _load_process(plan: LoadPlan, queue: Any) -> None:
+    """One load process: the plan's closed loops for warmup + measure seconds."""
+    asyncio.run(_load(plan, queue))
+
+
+async def _load(plan: LoadPlan, queue: Any) -> None:
+    mode, url, served, images = plan.mode, plan.url, plan.served, plan.images
+    concurrency, warmup_s, measure_s = plan.concurrency, plan.warmup_s, plan.measure_s
     from tritonclient.grpc.aio import InferenceServerClient
 
     latencies: list[float] = []
@@ -361,7 +359,7 @@ def measure_point(
     workers = [
         context.Process(
             target=_load_process,
-            args=(mode, url, str(served), images, share, warmup_s, measure_s, queue),
+            args=(LoadPlan(mode, url, str(served), images, share, warmup_s, measure_s), queue),
         )
         for share in shares
     ]

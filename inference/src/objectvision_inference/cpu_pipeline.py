@@ -95,5 +95,6 @@ class CpuPipeline:
                 contract.STATUS_OK, box.width, box.height, contract.to_original(kept, box)
             )
         done = time.perf_counter()
-        stage_ms = ((decoded - started) * 1e3, (ran - decoded) * 1e3, (done - ran) * 1e3)
-        return [r for r in results if r is not None], stage_ms
+        return [r for r in results if r is not None], contract.stage_times(
+            started, decoded, ran, done
+        )

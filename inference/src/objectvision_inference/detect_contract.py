@@ -133,6 +133,13 @@ class ImageResult:
         return cls(status, width, height, np.zeros((0, 6), dtype=np.float32))
 
 
+def stage_times(
+    started: float, prepared: float, ran: float, done: float
+) -> tuple[float, float, float]:
+    """``stage_ms`` from four ``perf_counter`` readings: decode + letterbox, network, NMS."""
+    return ((prepared - started) * 1e3, (ran - prepared) * 1e3, (done - ran) * 1e3)
+
+
 def size_matches(expected: tuple[int, int] | None, width: int, height: int) -> bool:
     """Whether a decoded size agrees with the caller's header (either way round: the decoder
     applies the EXIF orientation, which may swap width and height)."""

@@ -298,5 +298,4 @@ class TorchPipeline:
             )
             select_ms = (done - started) * 1e3 - prepare_ms - network_ms
             return results, (prepare_ms, network_ms, max(0.0, select_ms))
-        stage_ms = ((decoded - started) * 1e3, (ran - decoded) * 1e3, (done - ran) * 1e3)
-        return results, stage_ms
+        return results, contract.stage_times(started, decoded, ran, done)

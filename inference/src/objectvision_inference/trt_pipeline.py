@@ -139,5 +139,4 @@ class TensorRtPipeline:
             )
             results.append(contract.ImageResult(contract.STATUS_OK, width, height, rows))
         done = time.perf_counter()
-        stage_ms = ((prepared - started) * 1e3, (ran - prepared) * 1e3, (done - ran) * 1e3)
-        return results, stage_ms
+        return results, contract.stage_times(started, prepared, ran, done)

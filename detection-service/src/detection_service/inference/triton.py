@@ -165,8 +165,11 @@ class TritonModel:
 
     @staticmethod
     async def _retire(client: InferenceServerClient, grace_s: float) -> None:
-        await asyncio.sleep(grace_s)
-        await client.close()
+        """Close the old channel once its calls had time to finish, or at once on close()."""
+        try:
+            await asyncio.sleep(grace_s)
+        finally:
+            await client.close()
 
     async def max_batch_size(self, *, time_limit_s: float = 2.0) -> int | None:
         """The model's max_batch_size from Triton, or None while Triton cannot say (cached)."""
