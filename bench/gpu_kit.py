@@ -9,7 +9,8 @@ tritonclient, and the two wheels alone are 69 MB. What travels instead (~46 MiB)
   Python backend, the stub for the box's Python and the libraries they load (not the bundled
   libpython 3.13, not the other stubs), xz-compressed: ~25 MB of the wheel's 55;
 - `site.tar.xz`: tritonclient without its HTTP client and perf_analyzer binaries (14 MB less),
-  the python-rapidjson and protobuf it needs, for the box's Python, put first on its PYTHONPATH;
+  the python-rapidjson and protobuf it needs, and opentelemetry-api and redis (imported by
+  the detection path), for the box's Python, put first on its PYTHONPATH;
 - `stub-numpy.tar.xz`: numpy 1.26 (tests left out) for the Triton stub's own environment:
   the tritonserver 2.51 stub misreads BYTES inputs (the encoded images) under numpy 2, which
   the box's Python has; gpu.sh makes a venv holding it in front of the box's packages.
@@ -33,8 +34,16 @@ from pathlib import Path
 from bench.config import REPOSITORY
 
 PYTRITON = "nvidia-pytriton==0.7.0"
-# The version the workspace locks (uv.lock); its gRPC code needs protobuf >= 6.33.5.
-CLIENT_WHEELS = ("tritonclient==2.73.0", "python-rapidjson==1.25", "protobuf==6.33.6")
+# The versions the workspace locks (uv.lock); tritonclient's gRPC code needs protobuf >= 6.33.5,
+# and the detection path needs opentelemetry-api (its spans, no-ops without the SDK) and redis
+# (the result cache's client, imported though the benchmark runs without a cache).
+CLIENT_WHEELS = (
+    "tritonclient==2.73.0",
+    "python-rapidjson==1.25",
+    "protobuf==6.33.6",
+    "opentelemetry-api==1.45.1",
+    "redis==8.1.0",
+)
 STUB_NUMPY = "numpy==1.26.4"
 PLATFORMS = (
     "manylinux_2_35_x86_64",
@@ -125,7 +134,11 @@ def unpack_client(wheels: Iterable[Path], site: Path) -> Path:
                 name = info.filename
                 if "/purelib/" in name:
                     name = name.split("/purelib/", 1)[1]
-                elif ".data/" in name or ".dist-info/" in name:
+                elif ".data/" in name:
+                    continue
+                elif ".dist-info/" in name and wheel.name.startswith("tritonclient"):
+                    # Kept for the others: opentelemetry-api finds its propagators through
+                    # the entry points its metadata declares.
                     continue
                 if name.startswith("tritonclient/"):
                     if name.removeprefix("tritonclient/").startswith(_CLIENT_SKIPPED):
