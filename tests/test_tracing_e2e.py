@@ -58,9 +58,13 @@ def _ancestors(span: ReceivedSpan, by_id: dict[str, ReceivedSpan]) -> list[Recei
 
 
 def _complete(spans: list[ReceivedSpan]) -> bool:
+    """Every span the test asserts on has arrived; enclosing spans end (and export) last."""
     names = {(s.service, s.name) for s in spans}
     return (
         ("detection-service", "triton batch") in names
+        and ("detection-service", "/inference.GRPCInferenceService/ModelInfer") in names
+        and any(s.service == "detection-service" and s.name.endswith("/Detect") for s in spans)
+        and any(s.service == "gateway" and s.kind == GRPC_CLIENT for s in spans)
         and any(s.attributes.get("db.system") == "postgresql" for s in spans)
         and any(s.service == "gateway" and s.kind == SERVER for s in spans)
     )
