@@ -73,7 +73,8 @@ def test_dependencies_wait_for_health_or_completion(services):
 
 def test_single_migrate_one_shot_before_the_services(services):
     migrate = services["migrate"]
-    assert migrate["build"]["dockerfile"] == "deploy/migrate/Dockerfile"
+    assert migrate["build"]["dockerfile"] == "deploy/docker/Dockerfile"
+    assert migrate["build"]["target"] == "migrate"
     assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     for name in ("auth-service", "detection-service", "notification-service"):
         assert services[name]["depends_on"]["migrate"] == {

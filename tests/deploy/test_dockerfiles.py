@@ -1,42 +1,84 @@
-"""The images: multi-stage uv builds from the root lock, non-root, health-checked, secret-free."""
+"""The images: one Dockerfile for every Python image (a stage per kind, build arguments per
+image), multi-stage uv builds from the root lock, non-root, health-checked, secret-free."""
+
+from pathlib import Path
 
 import pytest
 from deploy_validate import REPO_ROOT, dockerfile
+
+PYTHON_IMAGE_STAGES = ("service", "migrate", "model-prep")
+
+
+def _python_stages() -> list[dockerfile.Stage]:
+    return dockerfile.load_stages(REPO_ROOT / dockerfile.PYTHON_DOCKERFILE)
 
 
 def test_all_dockerfiles_follow_the_rules():
     assert dockerfile.validate() == []
 
 
-@pytest.mark.parametrize("relative", sorted(dockerfile.SERVICE_DOCKERFILES))
-def test_service_dockerfile(relative):
-    instructions = dockerfile.parse((REPO_ROOT / relative).read_text())
-    stages = dockerfile.stages(instructions)
-    assert stages[0].name == "builder" and len(stages) == 2
-    final = stages[-1].instructions
-    assert [i.value for i in final if i.keyword == "USER"] == ["10001:10001"]
-    (health,) = [i for i in final if i.keyword == "HEALTHCHECK"]
-    assert "/opt/objectvision/healthcheck.py" in health.value
-    assert [i.value for i in final if i.keyword == "STOPSIGNAL"] == ["SIGTERM"]
-    for instruction in instructions:
-        if instruction.keyword in ("ENV", "ARG"):
-            for key, _ in dockerfile.env_pairs(instruction):
-                assert not dockerfile._SECRET_NAME.search(key), key
-    package = dockerfile.SERVICE_DOCKERFILES[relative][0]
+def test_one_dockerfile_builds_every_python_image():
+    """The six near-identical Dockerfiles are gone; what differed is a stage or an argument."""
+    found = sorted(
+        str(path.relative_to(REPO_ROOT))
+        for path in REPO_ROOT.glob("**/Dockerfile")
+        if not any(part.startswith(".") for part in path.relative_to(REPO_ROOT).parts)
+    )
+    assert found == sorted(dockerfile.DOCKERFILES)
+    stages = _python_stages()
+    assert sorted(s.name for s in dockerfile.image_stages(stages)) == sorted(PYTHON_IMAGE_STAGES)
+    assert stages[0].name == "builder"
+
+
+@pytest.mark.parametrize("name", PYTHON_IMAGE_STAGES)
+def test_every_python_image_is_the_locked_venv_as_uid_10001(name):
+    stages = _python_stages()
+    (stage,) = [s for s in stages if s.name == name]
+    chain = [i for s in dockerfile.lineage(stage, stages) for i in s.instructions]
+    assert [i.value for i in chain if i.keyword == "USER"][-1] == "10001:10001"
+    assert [i.value for i in chain if i.keyword == "STOPSIGNAL"] == ["SIGTERM"]
+    assert any(i.flags.get("from") == "builder" and "/opt/venv" in i.value for i in chain)
+    # What the image installs is a build argument of the builder, which every image needs.
+    assert dockerfile.stage_args(stage, stages)["PACKAGES"] is None
     syncs = [i.value for i in stages[0].instructions if "uv sync" in i.value]
-    assert len(syncs) == 2 and all(f"--package {package}" in s and "--frozen" in s for s in syncs)
+    assert len(syncs) == 2
+    assert all("--frozen" in s and "--no-dev" in s and "${PACKAGES}" in s for s in syncs)
+
+
+def test_the_service_stage_runs_its_command_as_pid_1_and_health_checks_it():
+    """ENTRYPOINT and HEALTHCHECK take no build arguments: COMMAND and HEALTHCHECK_ARGS reach
+    them through ENV, and the entrypoint execs the command so that it gets SIGTERM."""
+    stages = _python_stages()
+    (service,) = [s for s in stages if s.name == "service"]
+    env = dict(
+        p for i in service.instructions if i.keyword == "ENV" for p in dockerfile.env_pairs(i)
+    )
+    assert env["OBJECTVISION_COMMAND"] == "${COMMAND}"
+    assert env["OBJECTVISION_HEALTHCHECK"] == "${HEALTHCHECK_ARGS}"
+    (entrypoint,) = [i for i in service.instructions if i.keyword == "ENTRYPOINT"]
+    assert entrypoint.exec_form()[:3] == ["/bin/sh", "-c", 'exec "$OBJECTVISION_COMMAND" "$@"']
+    (health,) = [i for i in service.instructions if i.keyword == "HEALTHCHECK"]
+    assert "/opt/objectvision/healthcheck.py $OBJECTVISION_HEALTHCHECK" in health.value
+    assert [i.value for i in service.instructions if i.keyword == "EXPOSE"] == ["${PORTS}"]
+    assert set(dockerfile.stage_args(service, stages)) >= {"COMMAND", "HEALTHCHECK_ARGS", "PORTS"}
+
+
+def _context(tmp_path: Path, dockerfile_text: str) -> Path:
+    """A build context with a .dockerignore, the Makefile's uv version and one Dockerfile."""
+    (tmp_path / ".dockerignore").write_text(".env\nsecret.txt\n")
+    (tmp_path / "Makefile").write_text("UV_VERSION := 0.13.9\n")
+    (tmp_path / "Dockerfile").write_text(dockerfile_text)
+    return tmp_path / "Dockerfile"
 
 
 def test_rules_catch_a_bad_dockerfile(tmp_path):
-    (tmp_path / ".dockerignore").write_text(".env\nsecret.txt\n")
-    (tmp_path / "Makefile").write_text("UV_VERSION := 0.13.9\n")
     (tmp_path / "secret.txt").write_text("x")
-    bad = tmp_path / "Dockerfile"
-    bad.write_text(
+    bad = _context(
+        tmp_path,
         "FROM python:3.11-slim\n"
         "ENV DB_PASSWORD=hunter2\n"
         "COPY secret.txt missing.txt /app/\n"
-        "USER root\n"
+        "USER root\n",
     )
     problems = "\n".join(dockerfile.check(bad, tmp_path))
     for expected in (
@@ -49,6 +91,35 @@ def test_rules_catch_a_bad_dockerfile(tmp_path):
         "multi-stage",
     ):
         assert expected in problems
+
+
+def test_rules_follow_each_image_stage_through_the_stages_it_starts_from(tmp_path):
+    """A stage inherits USER, STOPSIGNAL and ENV from the stage it starts FROM; a stage that
+    exposes ports is long-running; ENTRYPOINT and HEALTHCHECK see only ENV, never ARG."""
+    bad = _context(
+        tmp_path,
+        "FROM python:3.11-slim AS builder\n"
+        "ARG UV_VERSION=0.13.9\n"
+        "RUN uv sync --frozen --no-dev --no-editable\n"
+        "FROM python:3.11-slim AS runtime\n"
+        "COPY --from=builder /opt/venv /opt/venv\n"
+        "STOPSIGNAL SIGTERM\n"
+        "USER 10001:10001\n"
+        "FROM runtime AS one-shot\n"
+        "HEALTHCHECK NONE\n"
+        'ENTRYPOINT ["run"]\n'
+        "FROM runtime AS server\n"
+        "ARG COMMAND\n"
+        "EXPOSE 80\n"
+        "HEALTHCHECK NONE\n"
+        'ENTRYPOINT ["/bin/sh", "-c", "exec $COMMAND"]\n',
+    )
+    problems = dockerfile.check(bad, tmp_path)
+    assert not [p for p in problems if "one-shot" in p]
+    assert sorted(p.split(": ", 1)[1] for p in problems) == [
+        "ENTRYPOINT reads $COMMAND, which no ENV of the image sets",
+        "it EXPOSEs ports, so it is long-running and needs a HEALTHCHECK",
+    ]
 
 
 def test_parser_handles_continuations_comments_and_flags():

@@ -5,7 +5,7 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
-from deploy_validate import REPO_ROOT, k8s
+from deploy_validate import REPO_ROOT, dockerfile, k8s
 from deploy_validate.k8s import OVERLAYS, find
 
 GRPC_SERVICES = {"auth-service": 50051, "detection-service": 50052, "notification-service": 50053}
@@ -141,11 +141,13 @@ def test_model_prep_ships_what_build_engine_runs():
     script copies the three next to the repository, where build_engine.sh looks for them
     (SCRIPTS_DIR defaults to its own folder); the engine's ONNX is the plain export."""
     script = (REPO_ROOT / "deploy" / "model-prep" / "prepare-repository.sh").read_text()
-    dockerfile = (REPO_ROOT / "deploy" / "model-prep" / "Dockerfile").read_text()
+    instructions = dockerfile.parse((REPO_ROOT / dockerfile.PYTHON_DOCKERFILE).read_text())
+    stage = next(s for s in dockerfile.stages(instructions) if s.name == "model-prep")
+    copied = " ".join(i.value for i in stage.instructions if i.keyword == "COPY")
     scripts = ("build_engine.sh", "add_efficient_nms.py", "dali_letterbox.py")
     for name in scripts:
         assert (REPO_ROOT / "inference" / "scripts" / name).is_file()
-        assert f"inference/scripts/{name}" in dockerfile, name
+        assert f"inference/scripts/{name}" in copied, name
     assert "scripts=/opt/objectvision/bin" in script
     assert f"for script in {' '.join(scripts)}; do" in script
     assert 'ship "$script" "$(dirname "$dest")"' in script
@@ -419,6 +421,24 @@ def test_prod_ingress_tls_body_size_and_websocket_timeouts(rendered):
     config = next(o for o in rendered["prod"] if o["kind"] == "ConfigMap")["data"]
     assert urlparse(config["PUBLIC_BASE_URL"]).hostname == rule["host"]
     assert config["OBJECTVISION_ENV"] == "production"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_ingress_lets_through_the_largest_upload_the_gateway_accepts(rendered, overlay):
+    """nginx answering 413 first would hide the gateway's message (limit in MiB, what to do)."""
+    from gateway.config import MAX_IMAGE_BYTES_PER_CALL, GatewaySettings
+
+    ingress = find(rendered[overlay], "Ingress", "gateway")
+    body_size = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    assert body_size.endswith("m"), body_size
+    config = next(
+        o["data"]
+        for o in rendered[overlay]
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("objectvision-config")
+    )
+    video_default = GatewaySettings.model_fields["max_video_bytes"].default
+    largest = max(int(config.get("MAX_VIDEO_BYTES", video_default)), MAX_IMAGE_BYTES_PER_CALL)
+    assert int(body_size[:-1]) * 1024 * 1024 > largest
 
 
 def test_prod_images_are_pinned_to_a_registry(rendered):

@@ -4,6 +4,11 @@
 comment lines (also inside continuations), parser directives, exec (JSON) and shell forms.
 ``DockerIgnore`` implements Docker's matching (Go filepath.Match plus ``**``, ``!`` exceptions,
 last match wins, a matched directory excludes everything below it).
+
+One Dockerfile builds several images, one per final stage (``image_stages``), so the image
+rules (non-root, HEALTHCHECK, STOPSIGNAL, the venv from the builder) apply to each of those
+stages together with the stages it starts FROM (``lineage``); ``stage_args`` tells docker-bake.hcl's
+checks which build arguments a stage reads.
 """
 
 from __future__ import annotations
@@ -16,27 +21,10 @@ from pathlib import Path
 
 from deploy_validate import REPO_ROOT
 
-# Service images: Dockerfile -> (uv package, console script, exposed ports).
-SERVICE_DOCKERFILES = {
-    "gateway/Dockerfile": ("objectvision-gateway", "objectvision-gateway", {"8000", "9100"}),
-    "auth-service/Dockerfile": ("objectvision-auth", "objectvision-auth", {"50051", "9101"}),
-    "detection-service/Dockerfile": (
-        "objectvision-detection",
-        "objectvision-detection",
-        {"50052", "9102"},
-    ),
-    "notification-service/Dockerfile": (
-        "objectvision-notification",
-        "objectvision-notification",
-        {"50053", "9103"},
-    ),
-}
-# Helper images (one-shots and the CPU Triton) that must follow the same rules where they apply.
-HELPER_DOCKERFILES = (
-    "deploy/migrate/Dockerfile",
-    "deploy/model-prep/Dockerfile",
-    "deploy/triton-cpu/Dockerfile",
-)
+# Every Dockerfile in the repository: the one all Python images build from (one stage per kind
+# of image; docker-bake.hcl picks the stage and the build arguments), and the CPU Triton's.
+PYTHON_DOCKERFILE = "deploy/docker/Dockerfile"
+DOCKERFILES = (PYTHON_DOCKERFILE, "deploy/triton-cpu/Dockerfile")
 PYTHON_BASE = "python:3.11-slim"
 APP_UID = "10001"
 _SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|KEY|CREDENTIAL", re.IGNORECASE)
@@ -197,6 +185,60 @@ class DockerIgnore:
         return result
 
 
+# ---- stages ---------------------------------------------------------------------------------
+
+
+def _by_name(all_stages: list[Stage]) -> dict[str, Stage]:
+    return {s.name: s for s in all_stages if s.name}
+
+
+def _copied_from(stage: Stage) -> set[str]:
+    return {
+        i.flags["from"] for i in stage.instructions if i.keyword == "COPY" and "from" in i.flags
+    }
+
+
+def image_stages(all_stages: list[Stage]) -> list[Stage]:
+    """The stages an image is built from (bake's ``target``): those no other stage starts
+    FROM or copies from."""
+    used = {s.base for s in all_stages}.union(*(_copied_from(s) for s in all_stages))
+    return [s for s in all_stages if s.name is None or s.name not in used]
+
+
+def lineage(stage: Stage, all_stages: list[Stage]) -> list[Stage]:
+    """The stage and those it starts FROM, the oldest first."""
+    by_name = _by_name(all_stages)
+    chain = [stage]
+    while chain[0].base in by_name:
+        chain.insert(0, by_name[chain[0].base])
+    return chain
+
+
+def needed_stages(stage: Stage, all_stages: list[Stage]) -> list[Stage]:
+    """Every stage that building ``stage`` runs: its lineage and what they copy from."""
+    by_name = _by_name(all_stages)
+    needed: list[Stage] = []
+    pending = [stage]
+    while pending:
+        for ancestor in lineage(pending.pop(), all_stages):
+            if ancestor not in needed:
+                needed.append(ancestor)
+                pending += [by_name[n] for n in _copied_from(ancestor) if n in by_name]
+    return needed
+
+
+def stage_args(stage: Stage, all_stages: list[Stage]) -> dict[str, str | None]:
+    """The build arguments a stage's build reads: name -> default (None: no default, so the
+    build must set it)."""
+    found: dict[str, str | None] = {}
+    for needed in needed_stages(stage, all_stages):
+        for instruction in needed.instructions:
+            if instruction.keyword == "ARG":
+                name, sep, default = instruction.value.partition("=")
+                found[name.strip()] = default.strip() if sep else None
+    return found
+
+
 # ---- rules ----------------------------------------------------------------------------------
 
 
@@ -210,6 +252,54 @@ def _makefile_uv_version() -> str | None:
     return match.group(1) if match else None
 
 
+_RUNTIME_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _external_base(stage: Stage, all_stages: list[Stage], args: dict[str, str]) -> str:
+    base = lineage(stage, all_stages)[0].base
+    return args.get(base.strip("${}"), base)
+
+
+def _image_problems(label: str, instructions: list[Instruction], python: bool) -> list[str]:
+    """Rules for one image, given every instruction of its stage and the stages it starts
+    FROM (oldest first)."""
+    problems = []
+    user = [i for i in instructions if i.keyword == "USER"]
+    if not user or user[-1].value.split(":")[0] in ("root", "0"):
+        problems.append(f"{label}: the image must switch to a non-root USER")
+    elif python and user[-1].value.split(":")[0] != APP_UID:
+        problems.append(f"{label}: USER must be uid {APP_UID}")
+    health = [i for i in instructions if i.keyword == "HEALTHCHECK"]
+    if not health:
+        problems.append(f"{label}: no HEALTHCHECK (HEALTHCHECK NONE for one-shots)")
+    elif health[-1].value.split()[:1] == ["NONE"] and any(
+        i.keyword == "EXPOSE" for i in instructions
+    ):
+        problems.append(f"{label}: it EXPOSEs ports, so it is long-running and needs a HEALTHCHECK")
+    if not any(i.keyword == "STOPSIGNAL" and i.value == "SIGTERM" for i in instructions):
+        problems.append(f"{label}: no STOPSIGNAL SIGTERM")
+    entrypoint = [i for i in instructions if i.keyword == "ENTRYPOINT"]
+    if python and (not entrypoint or entrypoint[-1].exec_form() is None):
+        problems.append(f"{label}: ENTRYPOINT must be in exec form (PID 1 gets SIGTERM)")
+    if python and not any(
+        i.keyword == "COPY" and i.flags.get("from") == "builder" and "/opt/venv" in i.value
+        for i in instructions
+    ):
+        problems.append(f"{label}: must copy /opt/venv from the builder stage")
+    # ENTRYPOINT, CMD and HEALTHCHECK see no build arguments, only the image's environment.
+    environment = {k for i in instructions if i.keyword == "ENV" for k, _ in env_pairs(i)}
+    for instruction in (
+        i for i in instructions if i.keyword in ("ENTRYPOINT", "CMD", "HEALTHCHECK")
+    ):
+        for name in _RUNTIME_VARIABLE.findall(instruction.value):
+            if name not in environment:
+                problems.append(
+                    f"{label}:{instruction.line}: {instruction.keyword} reads ${name}, "
+                    "which no ENV of the image sets"
+                )
+    return problems
+
+
 def check(path: Path, root: Path = REPO_ROOT) -> list[str]:
     """Problems of one Dockerfile (build context = the repository root)."""
     relative = str(path.relative_to(root))
@@ -218,11 +308,6 @@ def check(path: Path, root: Path = REPO_ROOT) -> list[str]:
     args = global_args(instructions)
     problems: list[str] = []
     ignore = DockerIgnore.load(root / ".dockerignore")
-    final = all_stages[-1] if all_stages else None
-    service = SERVICE_DOCKERFILES.get(relative)
-    uses_python = any(
-        args.get(s.base.strip("${}"), s.base).startswith("python:") for s in all_stages
-    )
 
     for instruction in instructions:
         if instruction.keyword in ("ENV", "ARG"):
@@ -240,24 +325,20 @@ def check(path: Path, root: Path = REPO_ROOT) -> list[str]:
                     problems.append(f"{relative}:{instruction.line}: {source} is .dockerignored")
         if instruction.keyword == "ADD":
             problems.append(f"{relative}:{instruction.line}: use COPY, not ADD")
-    if final is None:
-        return [f"{relative}: no FROM"]
-    user = [i for i in final.instructions if i.keyword == "USER"]
-    if not user or user[-1].value.split(":")[0] in ("root", "0"):
-        problems.append(f"{relative}: the final stage must switch to a non-root USER")
-    if not any(i.keyword == "HEALTHCHECK" for i in final.instructions):
-        problems.append(f"{relative}: no HEALTHCHECK (HEALTHCHECK NONE for one-shots)")
-    if not any(i.keyword == "STOPSIGNAL" and i.value == "SIGTERM" for i in final.instructions):
-        problems.append(f"{relative}: no STOPSIGNAL SIGTERM")
+    if not all_stages:
+        return [*problems, f"{relative}: no FROM"]
+    python = any(_external_base(s, all_stages, args).startswith("python:") for s in all_stages)
+    for image in image_stages(all_stages):
+        label = f"{relative} stage {image.name or '(unnamed)'}"
+        chain = [i for s in lineage(image, all_stages) for i in s.instructions]
+        problems += _image_problems(label, chain, python)
 
-    if uses_python:
+    if python:
         if len(all_stages) < 2 or all_stages[0].name != "builder":
             problems.append(f"{relative}: must be multi-stage, starting FROM ... AS builder")
-        bases = {args.get(s.base.strip("${}"), s.base) for s in all_stages}
+        bases = {_external_base(s, all_stages, args) for s in all_stages}
         if bases != {PYTHON_BASE}:
             problems.append(f"{relative}: stages must all use {PYTHON_BASE}, got {sorted(bases)}")
-        if user and user[-1].value.split(":")[0] != APP_UID:
-            problems.append(f"{relative}: USER must be uid {APP_UID}")
         builder_text = " ".join(i.value for i in all_stages[0].instructions)
         for needed in ("uv sync", "--frozen", "--no-dev", "--no-editable"):
             if needed not in builder_text:
@@ -274,36 +355,19 @@ def check(path: Path, root: Path = REPO_ROOT) -> list[str]:
         )
         if uv_arg != _makefile_uv_version():
             problems.append(f"{relative}: UV_VERSION {uv_arg} differs from the Makefile's")
-        if not any(
-            i.keyword == "COPY" and i.flags.get("from") == "builder" and "/opt/venv" in i.value
-            for i in final.instructions
-        ):
-            problems.append(f"{relative}: the runtime stage must copy /opt/venv from builder")
-
-    if service:
-        package, script, ports = service
-        if f"--package {package}" not in " ".join(i.value for i in all_stages[0].instructions):
-            problems.append(f"{relative}: builder must sync --package {package}")
-        entrypoint = [i for i in final.instructions if i.keyword == "ENTRYPOINT"]
-        if not entrypoint or entrypoint[-1].exec_form() != [script]:
-            problems.append(f'{relative}: ENTRYPOINT must be ["{script}"] (exec form)')
-        exposed = {w for i in final.instructions if i.keyword == "EXPOSE" for w in i.value.split()}
-        if exposed != ports:
-            problems.append(f"{relative}: EXPOSE {sorted(exposed)}, expected {sorted(ports)}")
-        health = [i for i in final.instructions if i.keyword == "HEALTHCHECK"]
-        if health and "NONE" in health[-1].value.split()[:1]:
-            problems.append(f"{relative}: a service image needs a real HEALTHCHECK")
     return problems
 
 
-def dockerfiles(root: Path = REPO_ROOT) -> list[Path]:
-    return [root / p for p in (*SERVICE_DOCKERFILES, *HELPER_DOCKERFILES)]
+def load_stages(path: Path) -> list[Stage]:
+    """A Dockerfile's stages, parsed from disk."""
+    return stages(parse(path.read_text(encoding="utf-8")))
 
 
 def validate(root: Path = REPO_ROOT) -> list[str]:
     problems = []
-    for path in dockerfiles(root):
-        problems += check(path, root) if path.exists() else [f"{path}: missing"]
+    for relative in DOCKERFILES:
+        path = root / relative
+        problems += check(path, root) if path.exists() else [f"{relative}: missing"]
     ignore = DockerIgnore.load(root / ".dockerignore")
     for must_exclude in (".env", ".git", ".venv", "k8s", "tests", "docs"):
         if not ignore.excluded(must_exclude):
