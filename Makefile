@@ -23,7 +23,7 @@ STUBS_DIR := common/src
 
 .PHONY: help install proto model triton-env run test test-slow lint format bench clean \
 	k8s-validate compose-validate bench-quick torch-env test-torch gpu-kit rules-check \
-	monitoring-rules
+	monitoring-rules screenshots typecheck
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -63,7 +63,7 @@ proto: install ## Regenerate the gRPC stubs from proto/
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=$(STUBS_DIR) \
 		--grpc_python_out=$(STUBS_DIR) --pyi_out=$(STUBS_DIR) $(PROTOS)
 
-model: install ## Put the served model in place (MODEL_PATH, else ../shared/models, else export)
+model: install ## Put the served models in place (MODEL_PATH, else ../shared/models, else export; int8 from MODEL_INT8_PATH)
 	@source="$${MODEL_PATH:-$(MODEL_DIR)/yolov8n.onnx}"; \
 	if [ ! -f "$$source" ]; then \
 		echo "No model at $$source: exporting YOLOv8n with Ultralytics (needs network)"; \
@@ -71,12 +71,29 @@ model: install ## Put the served model in place (MODEL_PATH, else ../shared/mode
 		bash inference/scripts/export_yolov8n.sh "$(PYTHON)" "$$source" || exit 1; \
 	fi; \
 	$(BIN)/objectvision-prepare-model --source "$$source" \
-		--output "$(OBJECTVISION_DATA_DIR)/models/yolov8n_served.onnx"
+		--output "$(OBJECTVISION_DATA_DIR)/models/yolov8n_served.onnx" || exit 1; \
+	int8="$${MODEL_INT8_PATH:-$(MODEL_DIR)/yolov8n_int8.onnx}"; \
+	if [ -f "$$int8" ]; then \
+		$(BIN)/objectvision-prepare-model --source "$$int8" \
+			--output "$(OBJECTVISION_DATA_DIR)/models/yolov8n-int8_served.onnx" || exit 1; \
+	else echo "No int8 model at $$int8: serving yolov8n only"; fi
 
 run: install triton-env model ## Start the whole system on this machine (Ctrl-C stops it)
 	$(BIN)/objectvision-dev run
 
-lint: install rules-check ## ruff, the stubs must match proto/, promtool on the Prometheus rules
+screenshots: install ## Retake docs/console*.png with headless Chromium from the running system (`make run` in another shell)
+	$(BIN)/python tools/generate_console_palette.py --check
+	$(BIN)/python tools/console_screenshots.py
+
+# mypy, configured in pyproject.toml [tool.mypy], over the packages named here: each passes it.
+# Not yet listed, their errors being in files still in flux: inference/src, gateway/src,
+# detection-service/src. Add each once `mypy <its src>` passes.
+TYPECHECKED := common/src auth-service/src devstack/src client/src notification-service/src
+
+typecheck: install ## mypy over the packages in TYPECHECKED
+	$(BIN)/mypy $(TYPECHECKED)
+
+lint: install rules-check typecheck ## ruff, mypy, the stubs must match proto/, promtool on the Prometheus rules
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -105,10 +122,12 @@ format: install
 
 DEPLOY_VALIDATE := PYTHONPATH=tools $(BIN)/python -m deploy_validate
 
-k8s-validate: install ## Render every k8s overlay and validate every object offline
+# Renders with `kubectl kustomize` (Kustomize ships inside kubectl; no renderer of our own):
+# without kubectl it stops with exit status 2 and says what to install.
+k8s-validate: install ## Render every k8s overlay with kubectl kustomize, validate every object offline
 	$(DEPLOY_VALIDATE) k8s
 
-compose-validate: install ## docker-compose.yml (compose-spec schema + rules), Dockerfiles, .dockerignore
+compose-validate: install ## docker-compose.yml (compose-spec schema + rules), the Dockerfiles, docker-bake.hcl, .dockerignore
 	$(DEPLOY_VALIDATE) compose
 	$(DEPLOY_VALIDATE) dockerfiles
 

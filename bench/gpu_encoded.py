@@ -277,17 +277,17 @@ async def _load(plan: LoadPlan, queue: Any) -> None:
 
         from detection_service.detector import Detector
         from detection_service.imaging.decode import ImageLimits
-        from detection_service.inference.batcher import MicroBatcher
+        from detection_service.inference.batcher import ModelBatchers
         from detection_service.inference.classes import load_class_names
+        from detection_service.inference.models import ModelCatalog
         from detection_service.inference.triton import TritonModel
         from detection_service.metrics import DetectionMetrics
         from detection_service.postprocess import DetectionOptions
 
-        model = TritonModel(url, model_name="yolov8n")
         executor = ThreadPoolExecutor(2)
         names = load_class_names(Path(served))
-        batcher = MicroBatcher(
-            model,
+        batchers = ModelBatchers(
+            lambda name: TritonModel(url, model_name=name),
             executor=executor,
             metrics=DetectionMetrics.create(CollectorRegistry()),
             max_batch=16,
@@ -295,22 +295,24 @@ async def _load(plan: LoadPlan, queue: Any) -> None:
             request_timeout_s=30.0,
             max_inflight_batches=4,
             max_queue=4096,
-            class_count=len(names),
         )
+        catalog = ModelCatalog(url, default_model="yolov8n")
         options = DetectionOptions(confidence=0.25, iou=0.7, max_detections=300)
         detector = Detector(
-            batcher=batcher,
+            batchers=batchers,
+            catalog=catalog,
             executor=executor,
             class_names=names,
             limits=ImageLimits(20 * 1024 * 1024, 40_000_000),
             defaults=options,
             inference_timeout_s=30.0,
         )
-        batcher.start()
-        cleanup += [batcher.stop, model.close]
+        batchers.start()
+        cleanup += [batchers.stop, batchers.close, catalog.close]
+        served_model = await detector.resolve(None)
 
         async def send(data: bytes) -> None:
-            await detector.detect(data, options)
+            await detector.detect(data, options, model=served_model)
 
     async def loop(index: int) -> None:
         nonlocal sent_bytes

@@ -16,7 +16,7 @@ from bench.stats import LatencySummary, summarize
 SCHEMA_VERSION = 1
 LOADGEN = "loadgen"
 
-STAGES = ("raw", "triton", "detect", "detect_stream", "gateway", "naive")
+STAGES = ("raw", "triton", "detect", "detect_stream", "gateway", "naive", "models", "tracing")
 STAGE_TITLES = {
     "raw": "raw: in-process decode + letterbox + ONNX Runtime + NMS (plain model)",
     "triton": "Triton alone (gRPC, encoded files in, boxes out)",
@@ -24,6 +24,8 @@ STAGE_TITLES = {
     "detect_stream": "detection-service gRPC DetectStream (1 stream/worker)",
     "gateway": "gateway POST /api/v1/detect/image (multipart)",
     "naive": "naive baseline (FastAPI, ORT batch 1 per request)",
+    "models": "yolov8n-int8 against yolov8n (fp32) through gRPC Detect, as ratios",
+    "tracing": "tracing on against off through the gateway at c=1, as ratios",
 }
 
 

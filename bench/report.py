@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.records import STAGE_TITLES, STAGES
+from bench.stages import tracing as tracing_stage
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +124,25 @@ def render_markdown(document: Document) -> str:
             f" {paired['gateway_minus_raw_ms']:.1f}.",
             "",
         ]
+    compared = document.get("models")
+    if compared:
+        ratio = compared["int8_over_fp32"]
+        out += [
+            "## Models: yolov8n-int8 against yolov8n (fp32), one run",
+            "",
+            f"{compared['path']}. c=1, {compared['rounds']} paired rounds, median ms:"
+            f" fp32 {compared['p50_ms_c1']['yolov8n']}, int8"
+            f" {compared['p50_ms_c1']['yolov8n-int8']} (int8/fp32 {ratio['p50_c1']}).",
+            f"c={compared['concurrency']}, alternating windows: fp32"
+            f" {compared['throughput_ips']['yolov8n']} img/s (p50"
+            f" {compared['p50_ms']['yolov8n']} ms), int8"
+            f" {compared['throughput_ips']['yolov8n-int8']} img/s (p50"
+            f" {compared['p50_ms']['yolov8n-int8']} ms): int8/fp32 throughput"
+            f" {ratio['throughput']}, p50 {ratio['p50']}.",
+            "",
+        ]
+    if document.get("tracing"):
+        out += tracing_stage.markdown(document["tracing"])
     for stage in STAGES:
         points = [p for p in document["points"] if p["stage"] == stage]
         if not points:

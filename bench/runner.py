@@ -1,8 +1,9 @@
 """One benchmark run: stages in order, the whole stack started once, results written.
 
-Order: raw (in process), the naive app, then the real stack (paired c=1 rounds, Triton,
-detection service, gateway) started once through `objectvision_devstack.Stack` on free
-loopback ports with its own data directory, and stopped before the results are written.
+Order: raw (in process), the naive app, then the real stack (paired c=1 rounds, tracing on
+against off, Triton, detection service, gateway) started once through
+`objectvision_devstack.Stack` on free loopback ports with its own data directory, and stopped
+before the results are written.
 A stage that fails is recorded as skipped with its error and the run goes on.
 """
 
@@ -21,14 +22,28 @@ from bench.cpu import CpuMeter
 from bench.images import load_images
 from bench.machine import machine_info
 from bench.records import LOADGEN, SCHEMA_VERSION
-from bench.stages import Budget, StageContext, detection, gateway, naive, paired, raw, triton
+from bench.stages import (
+    Budget,
+    StageContext,
+    detection,
+    gateway,
+    models,
+    naive,
+    paired,
+    raw,
+    tracing,
+    triton,
+)
 from bench.targets import ratios
 from objectvision_devstack.processes import free_port
 from objectvision_devstack.stack import Stack, StackConfig
 
 logger = logging.getLogger("bench")
 
-STACK_STAGES = ("triton", "detect", "detect_stream", "gateway")
+STACK_STAGES = ("triton", "detect", "detect_stream", "gateway", "models", "tracing")
+# int8 against fp32: c=1 rounds, and the concurrency of the throughput windows.
+MODELS_ROUNDS = {True: 10, False: 30}
+MODELS_CONCURRENCY = {True: 8, False: 16}
 # Processes whose CPU serves each stack stage (all are measured; these are summed per image).
 INVOLVED = {
     "triton": ["triton"],
@@ -79,6 +94,10 @@ async def _stack_stages(ctx: StageContext, work_dir: Path) -> None:
         # First: cheap (seconds), and the target it serves is the one drift skews most.
         if {"raw", "detect", "gateway"} <= set(config.stages) and config.paired_rounds:
             await _guarded(ctx, "paired", _paired(ctx, stack))
+        # Early, like paired (c=1, about a minute), so that the sweeps' use of the budget
+        # cannot crowd it out; it leaves the gateway and services restarted with tracing off.
+        if "tracing" in config.stages:
+            await _guarded(ctx, "tracing", _tracing(ctx, stack))
         if "triton" in config.stages:
             await _guarded(
                 ctx, "triton", triton.run(ctx, url=triton_url, involved=INVOLVED["triton"])
@@ -103,6 +122,8 @@ async def _stack_stages(ctx: StageContext, work_dir: Path) -> None:
                 "gateway",
                 gateway.run(ctx, base_url=stack.gateway_url, involved=INVOLVED["gateway"]),
             )
+        if "models" in config.stages:
+            await _guarded(ctx, "models", _models(ctx, stack))
         exited = stack.exited()
         if exited:
             ctx.note(f"stack processes exited during the run: {', '.join(exited)}")
@@ -120,6 +141,20 @@ async def _paired(ctx: StageContext, stack: Stack) -> None:
         secret=stack.env["SERVICE_TOKEN_SECRET"],
         gateway_url=stack.gateway_url,
     )
+
+
+async def _models(ctx: StageContext, stack: Stack) -> None:
+    ctx.models = await models.run(
+        ctx,
+        address=stack.service_address("detection"),
+        secret=stack.env["SERVICE_TOKEN_SECRET"],
+        rounds=MODELS_ROUNDS[ctx.config.quick],
+        concurrency=MODELS_CONCURRENCY[ctx.config.quick],
+    )
+
+
+async def _tracing(ctx: StageContext, stack: Stack) -> None:
+    ctx.tracing = await tracing.run(ctx, stack=stack)
 
 
 def _config_json(config: BenchConfig, image_count: int) -> dict[str, Any]:
@@ -177,6 +212,8 @@ async def run(config: BenchConfig) -> dict[str, Any]:
         "config": _config_json(config, len(images)),
         "points": points,
         "paired": ctx.paired,
+        "models": ctx.models,
+        "tracing": ctx.tracing,
         "ratios": [ratio.to_json() for ratio in ratios(points, paired=ctx.paired)],
         "skipped": [skip.to_json() for skip in ctx.skipped],
         "notes": list(ctx.notes),

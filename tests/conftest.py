@@ -57,6 +57,9 @@ def stack(
                 "LOG_LEVEL": "INFO",
                 "WEBHOOK_ALLOW_PRIVATE": "true",
                 "TRUST_PROXY_HEADERS": "true",
+                # Small video limits, so test_video_api.py can exceed them with tiny files.
+                "MAX_VIDEO_BYTES": str(2 * 1024 * 1024),
+                "MAX_VIDEO_SECONDS": "12",
             },
         )
     )

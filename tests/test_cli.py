@@ -8,6 +8,8 @@ test_auth_api.py, so the per-IP sign-up limit is never shared.
 """
 
 import asyncio
+import csv
+import io
 import json
 import os
 import stat
@@ -15,10 +17,12 @@ import subprocess
 import sys
 import time
 import uuid
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import pytest
 
 from objectvision_client import (
@@ -373,3 +377,120 @@ def test_rate_limits_beyond_the_retry_budget_are_raised_at_once(stack: Stack) ->
     assert statuses[-1] == 429 and set(statuses[:-1]) == {401}
     assert limited.value.status == 429
     assert limited.value.retry_after is not None and limited.value.retry_after > policy.max_delay
+
+
+def test_an_unreachable_api_url_is_named_not_blamed_on_the_login(tmp_path: Path) -> None:
+    """Without a saved session for it, a mistyped --api-url used to say "not logged in"."""
+    nowhere = Cli("http://127.0.0.1:9", tmp_path)
+    result = nowhere.run("--api-url", "http://127.0.0.1:9", "history", expect=1)
+    assert "could not reach the server at http://127.0.0.1:9" in result.stderr
+    assert "--api-url" in result.stderr
+    assert "not logged in" not in result.stderr
+
+
+def test_a_folder_given_for_an_image_is_named_as_such(tmp_path: Path) -> None:
+    cli = Cli("http://127.0.0.1:9", tmp_path)
+    result = cli.run("detect", str(COCO8), expect=1)
+    assert f"{COCO8} is a folder, not an image file" in result.stderr
+    assert f"objectvision batch {COCO8}" in result.stderr
+    annotate_into_a_file = cli.run("detect", str(BUS), "--annotate", str(BUS), expect=1)
+    assert "is a file: give the folder to write the images to" in annotate_into_a_file.stderr
+
+
+def test_usage_errors_exit_2_like_argparse(tmp_path: Path) -> None:
+    """Wrong usage exits 2 whether argparse or the command finds it; failures exit 1."""
+    cli = Cli("http://127.0.0.1:9", tmp_path)
+    assert "unrecognized arguments" in cli.run("history", "--no-such-option", expect=2).stderr
+    # No --email and no terminal to ask on: the call is incomplete, not a failed request.
+    no_email = cli.run("login", "--password", "pw", expect=2)
+    assert "no email given: pass --email" in no_email.stderr
+    no_password = cli.run("login", "--email", "a@example.com", expect=2)
+    assert "no password given" in no_password.stderr
+
+
+def _csv_rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_export_writes_a_jobs_yolo_zip_and_the_historys_csv(
+    cli: Cli, batch_job: dict, tmp_path: Path
+) -> None:
+    target = tmp_path / "coco8.zip"
+    result = cli.run(
+        "export", "--job", batch_job["job_id"], "--format", "yolo", "--output", str(target)
+    )
+    assert result.stdout.strip() == str(target)
+    assert f"Saved the yolo export of job {batch_job['job_id']} to {target}" in result.stderr
+    with zipfile.ZipFile(target) as archive:
+        index = _csv_rows(archive.read("images.csv").decode())
+        assert [row["detection_id"] for row in index] == [
+            item["detection_id"] for item in batch_job["items"]
+        ]
+        for row, item in zip(index, batch_job["items"], strict=True):
+            assert row["filename"] == item["filename"]
+            labels = archive.read(row["label_file"]).decode().splitlines()
+            assert len(labels) == item["object_count"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["coco8.zip"]
+
+    people = tmp_path / "people.csv"
+    cli.run("export", "--format", "csv", "--class", "person", "-o", str(people))
+    rows = _csv_rows(people.read_text())
+    listed = cli.json("history", "--class", "person", "--limit", "100")
+    assert listed["total"] <= 100
+    assert {row["detection_id"] for row in rows} == {
+        item["detection_id"] for item in listed["items"]
+    }
+    assert len(rows) == sum(len(item["detections"]) for item in listed["items"])
+
+
+def test_export_failures_say_why_and_leave_no_file(cli: Cli, tmp_path: Path) -> None:
+    target = tmp_path / "missing.json"
+    missing = cli.run("export", "--job", str(uuid.uuid4()), "-o", str(target), expect=1)
+    assert "HTTP 404" in missing.stderr and "Traceback" not in missing.stderr
+    assert list(tmp_path.iterdir()) == []
+
+    mixed = cli.run("export", "--job", str(uuid.uuid4()), "--class", "bus", expect=2)
+    assert "--job exports the whole job" in mixed.stderr
+    assert "invalid choice: 'xml'" in cli.run("export", "--format", "xml", expect=2).stderr
+    assert "not an ISO 8601 time" in cli.run("export", "--since", "yesterday", expect=2).stderr
+
+
+def _fresh_jpegs(count: int) -> list[tuple[str, bytes]]:
+    """bus.jpg with one random pixel each: bytes no result cache has seen, so the job runs."""
+    image = cv2.imread(str(BUS))
+    fresh = []
+    for index in range(count):
+        image[0, 0] = list(uuid.uuid4().bytes[:3])
+        ok, encoded = cv2.imencode(".jpg", image)
+        assert ok
+        fresh.append((f"fresh-{index}.jpg", encoded.tobytes()))
+    return fresh
+
+
+async def test_the_async_client_streams_an_export_and_names_a_running_jobs_conflict(
+    stack: Stack,
+) -> None:
+    email = f"async-export-{uuid.uuid4().hex}@example.com"
+    async with AsyncClient(stack.gateway_url, headers={"X-Forwarded-For": _address()}) as client:
+        await client.signup(email, PASSWORD, "Async Export")
+        await client.login(email, PASSWORD)
+        job = await client.submit_batch(_fresh_jpegs(8))
+        with pytest.raises(ObjectVisionError) as running:
+            await client.export(io.BytesIO(), format="coco", job_id=job.job_id)
+        assert running.value.status == 409 and "once it has finished" in running.value.message
+
+        async with asyncio.timeout(120):
+            done = await client.wait_for_job(job.job_id, poll_seconds=0.2)
+        received: list[int] = []
+        sink = io.BytesIO()
+        exported = await client.export(
+            sink, format="coco", job_id=job.job_id, on_progress=received.append
+        )
+        assert exported.filename == f"objectvision-job-{job.job_id}-coco.json"
+        assert exported.content_type == "application/json"
+        assert exported.size == len(sink.getvalue()) == received[-1]
+        coco = json.loads(sink.getvalue())
+        assert [image["detection_id"] for image in coco["images"]] == [
+            item.detection_id for item in done.items
+        ]
+        assert len(coco["annotations"]) == sum(item.object_count for item in done.items)

@@ -43,7 +43,7 @@ def test_every_documented_variable_is_read_by_something() -> None:
     documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.MULTILINE))
     read = set().union(*(_variables(settings) for settings in SETTINGS))
     # Read by the Makefile and the dev stack rather than by a service's settings class.
-    read |= {"MODEL_PATH", "TRITON_URL"}
+    read |= {"MODEL_PATH", "MODEL_INT8_PATH", "TRITON_URL"}
     assert documented <= read, f"documented but read by nothing: {sorted(documented - read)}"
 
 

@@ -10,6 +10,7 @@ never shared (the stack trusts proxy headers). A screenshot of the detect view i
 test-artifacts/console-detect.png (1280x800).
 """
 
+import asyncio
 import json
 import os
 import re
@@ -129,23 +130,41 @@ def visible_view(page: Page) -> Locator:
     return page.locator("main > .view:not([hidden])")
 
 
-async def sign_up_and_log_in(page: Page) -> str:
+async def sign_up_and_log_in(page: Page, path: str = "/") -> str:
+    """Sign up through the form: the console logs the new user in at once."""
     email = f"ada-{uuid.uuid4().hex[:10]}@example.com"
-    await page.goto("/")
+    await page.goto(path)
     signup = page.get_by_test_id("signup-form")
     await signup.get_by_label("Name").fill("Console Test")
     await signup.get_by_label("Email").fill(email)
     await signup.get_by_label("Password").fill(PASSWORD)
     await signup.get_by_role("button", name="Create account").click()
-    await expect(page.get_by_test_id("status")).to_contain_text(f"Sign-up accepted for {email}")
+    await expect(page.get_by_test_id("account-email")).to_have_text(email, timeout=SLOW_MS)
+    return email
 
+
+async def log_in(page: Page, email: str) -> None:
     login = page.get_by_test_id("login-form")
-    await expect(login.get_by_label("Email")).to_have_value(email)
+    await login.get_by_label("Email").fill(email)
     await login.get_by_label("Password").fill(PASSWORD)
     await login.get_by_role("button", name="Log in").click()
     await expect(page.get_by_test_id("account-email")).to_have_text(email)
-    await expect(page.get_by_role("heading", name="Detect objects")).to_be_visible()
-    return email
+
+
+async def close_the_network(page: Page, stack: Stack) -> list[str]:
+    """Every request to a host other than the gateway fails, and is listed."""
+    gateway = stack.gateway_url.rstrip("/")
+    elsewhere: list[str] = []
+
+    async def only_the_gateway(route: Route) -> None:
+        if route.request.url.startswith((gateway, "blob:", "data:")):
+            await route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            await route.abort("internetdisconnected")
+
+    await page.route("**/*", only_the_gateway)
+    return elsewhere
 
 
 @pytest.mark.parametrize(
@@ -416,3 +435,330 @@ async def test_phone_width_and_keyboard(page: Page) -> None:
     assert reached == "choose-files"
     outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
+
+
+# Issue 17: links that open the right page, the threshold, settings, downloads, small fixes.
+
+SESSION_KEY = "objectvision.session"
+
+
+async def _api_account(stack: Stack) -> tuple[str, dict[str, str]]:
+    """A user made through the API (its own client address), and its Authorization header."""
+    email = f"api-{uuid.uuid4().hex[:10]}@example.com"
+    forwarded = {"X-Forwarded-For": f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"}
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        signup = await client.post(
+            "/api/v1/auth/signup",
+            json={"email": email, "password": PASSWORD, "name": "Linked"},
+            headers=forwarded,
+        )
+        assert signup.status_code == 202, signup.text
+        login = await client.post(
+            "/api/v1/auth/login", json={"email": email, "password": PASSWORD}, headers=forwarded
+        )
+        assert login.status_code == 200, login.text
+    return email, {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def _finished_job(stack: Stack, auth: dict[str, str], images: list[Path]) -> dict:
+    files = [("files", (path.name, path.read_bytes(), "image/jpeg")) for path in images]
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        submitted = await client.post("/api/v1/detect/batch", files=files, headers=auth)
+        assert submitted.status_code == 202, submitted.text
+        job_id = submitted.json()["job_id"]
+        for _ in range(240):
+            job = (await client.get(f"/api/v1/detect/jobs/{job_id}", headers=auth)).json()
+            if job["status"] in ("completed", "failed"):
+                return job
+            await asyncio.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+async def test_sign_up_lands_logged_in(page: Page, stack: Stack) -> None:
+    await close_the_network(page, stack)
+    email = await sign_up_and_log_in(page)
+    await expect(page.get_by_role("heading", name="Detect objects")).to_be_visible()
+    await expect(page.get_by_test_id("status")).to_contain_text("your account is ready")
+    assert await page.evaluate("key => sessionStorage.getItem(key)", SESSION_KEY) is not None
+    await expect(page.get_by_test_id("account-email")).to_have_text(email)
+
+
+async def test_the_slider_starts_at_the_requests_threshold_and_detects_again_lower(
+    page: Page, stack: Stack
+) -> None:
+    elsewhere = await close_the_network(page, stack)
+    await sign_up_and_log_in(page)
+    await page.get_by_test_id("file-input").set_input_files(BUS)
+    boxes = page.get_by_test_id("box")
+    await expect(boxes).to_have_count(5, timeout=SLOW_MS)
+    slider = page.get_by_test_id("confidence")
+    # The request asked for 0.25: the slider starts there, not at 0.00.
+    await expect(slider).to_have_value("0.25")
+    await expect(page.get_by_test_id("threshold-note")).to_have_text(
+        "Detected from confidence 0.25."
+    )
+    await expect(page.get_by_test_id("rerun")).to_be_hidden()
+
+    # Under the request's threshold: offered, and done, a detection at the lower one.
+    await slider.fill("0.05")
+    rerun = page.get_by_test_id("rerun")
+    await expect(rerun).to_have_text("Detect again from 0.05")
+    await rerun.click()
+    await expect(page.get_by_test_id("threshold-note")).to_have_text(
+        "Detected from confidence 0.05.", timeout=SLOW_MS
+    )
+    await expect(slider).to_have_value("0.05")
+    confidences = [float(await b.get_attribute("data-confidence")) for b in await boxes.all()]
+    assert len(confidences) > 5 and min(confidences) < 0.25, confidences
+    assert all(value >= 0.05 for value in confidences)
+    assert elsewhere == []
+
+
+async def test_boxes_use_the_servers_colours_and_labels_stay_apart_inside_the_image(
+    page: Page, stack: Stack
+) -> None:
+    await close_the_network(page, stack)
+    await sign_up_and_log_in(page)
+    await page.get_by_test_id("file-input").set_input_files(BUS)
+    await expect(page.get_by_test_id("box")).to_have_count(5, timeout=SLOW_MS)
+    person = page.locator('[data-testid="box"][data-class="person"]').first
+    # Class 0 in detection_service.imaging.annotate.PALETTE is BGR (56, 56, 255).
+    assert await person.evaluate("box => getComputedStyle(box).borderTopColor") == (
+        "rgb(255, 56, 56)"
+    )
+    layout = await page.evaluate(
+        """() => {
+            const stage = document.getElementById("stage").getBoundingClientRect();
+            const labels = [...document.querySelectorAll("#boxes .box-label")]
+              .map((label) => label.getBoundingClientRect());
+            const inside = labels.every((r) =>
+              r.left >= stage.left - 0.5 && r.right <= stage.right + 0.5 &&
+              r.top >= stage.top - 0.5 && r.bottom <= stage.bottom + 0.5);
+            const hit = (a, b) =>
+              a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+            let overlapping = 0;
+            labels.forEach((a, i) => labels.slice(i + 1).forEach((b) => {
+              if (hit(a, b)) overlapping++;
+            }));
+            return { count: labels.length, inside, overlapping };
+        }"""
+    )
+    assert layout == {"count": 5, "inside": True, "overlapping": 0}
+
+
+async def test_the_annotated_image_and_the_json_download(page: Page, stack: Stack) -> None:
+    await close_the_network(page, stack)
+    await sign_up_and_log_in(page)
+    await page.get_by_test_id("file-input").set_input_files(BUS)
+    await expect(page.get_by_test_id("box")).to_have_count(5, timeout=SLOW_MS)
+
+    async with page.expect_download() as json_download:
+        await page.get_by_test_id("download-json").click()
+    downloaded = await json_download.value
+    assert downloaded.suggested_filename == "bus.detections.json"
+    body = json.loads(await asyncio.to_thread(Path(await downloaded.path()).read_text))
+    assert Counter(item["class"] for item in body["detections"]) == {"person": 4, "bus": 1}
+
+    async with page.expect_download() as image_download:
+        await page.get_by_test_id("download-image").click()
+    image = await image_download.value
+    assert image.suggested_filename == "bus.annotated.jpg"
+    jpeg = await asyncio.to_thread(Path(await image.path()).read_bytes)
+    assert jpeg[:3] == b"\xff\xd8\xff"
+
+
+async def test_a_job_link_from_an_email_opens_that_job_after_sign_in(
+    page: Page, stack: Stack
+) -> None:
+    """The job-report email links to /#/jobs/<id> (older ones to /jobs/<id>, redirected)."""
+    email, auth = await _api_account(stack)
+    job = await _finished_job(stack, auth, BATCH[:2])
+    elsewhere = await close_the_network(page, stack)
+
+    await page.goto(f"/#/jobs/{job['job_id']}")
+    await expect(page.get_by_test_id("login-form")).to_be_visible()
+    await log_in(page, email)
+    await expect(page.get_by_test_id("job-id")).to_have_text(job["job_id"], timeout=SLOW_MS)
+    await expect(page.get_by_test_id("job-status")).to_contain_text("2 of 2 images (100 %)")
+    await expect(page.get_by_test_id("job-item")).to_have_count(2)
+    thumbnails = page.locator('[data-testid="job-thumbnail"][data-loaded="true"]')
+    await expect(thumbnails).to_have_count(2, timeout=SLOW_MS)
+    assert page.url.endswith(f"/#/jobs/{job['job_id']}")
+
+    # The path form an older email carries lands on the same page.
+    await page.goto(f"/jobs/{job['job_id']}")
+    assert page.url == f"{stack.gateway_url}/#/jobs/{job['job_id']}"
+    await expect(page.get_by_test_id("job-id")).to_have_text(job["job_id"], timeout=SLOW_MS)
+
+    # One image of it by its own link: the viewer, with its boxes.
+    detection_id = job["items"][0]["detection_id"]
+    await page.goto(f"/#/detections/{detection_id}")
+    await page.reload()
+    await expect(page.get_by_test_id("box").first).to_be_visible(timeout=SLOW_MS)
+    await expect(page.locator("#viewer-title")).to_have_text(job["items"][0]["filename"])
+    assert elsewhere == []
+
+
+async def test_the_settings_page_turns_job_emails_off(page: Page, stack: Stack) -> None:
+    await close_the_network(page, stack)
+    await sign_up_and_log_in(page)
+    await page.get_by_role("link", name="Settings").click()
+    form = page.get_by_test_id("settings-form")
+    await expect(form).to_have_attribute("data-loaded", "true")
+    emails = form.get_by_label("Email me when a batch job finishes")
+    await expect(emails).to_be_checked()
+    await emails.uncheck()
+    await form.get_by_role("button", name="Save settings").click()
+    await expect(page.get_by_test_id("status")).to_contain_text("Settings saved")
+
+    token = await page.evaluate(
+        "key => JSON.parse(sessionStorage.getItem(key)).accessToken", SESSION_KEY
+    )
+    async with httpx.AsyncClient(base_url=stack.gateway_url) as client:
+        stored = await client.get(
+            "/api/v1/users/me/settings", headers={"Authorization": f"Bearer {token}"}
+        )
+    assert stored.json()["notifications_enabled"] is False
+
+    # The emails' link to the settings opens the page with the saved value.
+    await page.goto("/settings")
+    assert page.url == f"{stack.gateway_url}/#/settings"
+    await expect(form).to_have_attribute("data-loaded", "true")
+    await expect(emails).not_to_be_checked()
+
+
+async def test_a_revoked_keys_secret_leaves_the_screen(page: Page, stack: Stack) -> None:
+    await close_the_network(page, stack)
+    await sign_up_and_log_in(page)
+    page.on("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("link", name="API keys").click()
+    view = visible_view(page)
+    await view.get_by_label("Key name").fill("leaked")
+    await view.get_by_role("button", name="Create key").click()
+    await expect(view.get_by_test_id("secret-value")).to_have_text(re.compile(r"^ov_"))
+    # Revoked straight away, without dismissing the panel first.
+    await view.get_by_role("button", name="Revoke leaked").click()
+    row = view.locator('[data-testid="key-row"][data-name="leaked"]')
+    await expect(row).to_have_attribute("data-revoked", "true")
+    await expect(view.get_by_test_id("secret-value")).to_have_count(0)
+
+
+async def test_the_keys_table_fits_a_phone(page: Page, stack: Stack) -> None:
+    await close_the_network(page, stack)
+    await page.set_viewport_size(PHONE)
+    await sign_up_and_log_in(page)
+    await page.get_by_role("link", name="API keys").click()
+    view = visible_view(page)
+    await view.get_by_label("Key name").fill("nightly import from the warehouse cameras")
+    await view.get_by_role("button", name="Create key").click()
+    await view.get_by_role("button", name="I've saved it").click()
+    await expect(view.get_by_test_id("key-row")).to_have_count(1)
+    widths = await page.evaluate(
+        """() => {
+            const table = document.querySelector('[data-testid="keys-table"]');
+            return { page: document.documentElement.scrollWidth, table: table.scrollWidth,
+                     box: table.parentElement.clientWidth };
+        }"""
+    )
+    assert widths["page"] <= PHONE["width"], widths
+    assert widths["table"] <= widths["box"], f"the keys table scrolls sideways: {widths}"
+    await expect(view.get_by_role("button", name=re.compile("^Revoke "))).to_be_in_viewport()
+
+
+async def test_a_finished_job_and_the_history_offer_exports(page: Page) -> None:
+    await sign_up_and_log_in(page)
+    await page.get_by_test_id("file-input").set_input_files(BATCH)
+    progress = page.get_by_test_id("job-progress")
+    await expect(progress).to_have_attribute("data-status", "completed", timeout=SLOW_MS)
+    job_id = await page.get_by_test_id("job-id").text_content()
+    job_exports = page.get_by_test_id("job-exports")
+    await expect(job_exports).to_be_visible()
+
+    async with page.expect_download() as csv_download:
+        await job_exports.get_by_test_id("export-csv").click()
+    downloaded = await csv_download.value
+    assert downloaded.suggested_filename == f"objectvision-job-{job_id}-csv.csv"
+    text = await asyncio.to_thread(Path(await downloaded.path()).read_text)
+    rows = text.splitlines()
+    assert rows[0].startswith("detection_id,job_id,filename,")
+    assert {row.split(",")[2] for row in rows[1:]} == {path.name for path in BATCH}
+
+    await page.get_by_role("link", name="History").click()
+    async with page.expect_download() as coco_download:
+        await page.get_by_test_id("history-exports").get_by_test_id("export-coco").click()
+    coco = await coco_download.value
+    assert re.fullmatch(r"objectvision-history-\d{8}T\d{6}Z-coco\.json", coco.suggested_filename)
+    body = json.loads(await asyncio.to_thread(Path(await coco.path()).read_text))
+    assert sorted(image["file_name"] for image in body["images"]) == sorted(
+        path.name for path in BATCH
+    )
+
+
+async def test_a_video_runs_as_a_job_with_its_frames_and_annotated_video(
+    page: Page, tmp_path: Path
+) -> None:
+    """Issue 18, part 2: a video chosen in the Detect view becomes a job followed live; once
+    done its sampled frames are listed with their times and the annotated video downloads."""
+    from objectvision_devstack.videos import make_video
+
+    clip = await asyncio.to_thread(
+        make_video,
+        tmp_path / "street.mp4",
+        [(BUS, 20), (IMAGES / "zidane.jpg", 20)],
+        fps=10,
+    )
+    await sign_up_and_log_in(page)
+
+    await page.get_by_test_id("video-fps").fill("2")
+    await page.get_by_test_id("file-input").set_input_files(clip)
+
+    progress = page.get_by_test_id("job-progress")
+    await expect(progress).to_have_attribute("data-status", "completed", timeout=SLOW_MS)
+    await expect(page.get_by_test_id("job-status")).to_contain_text("8 of 8 frames (100 %)")
+    await expect(page.get_by_role("heading", name="Video job")).to_be_visible()
+    await expect(page.get_by_test_id("video-summary")).to_contain_text(
+        "street.mp4: H264 640\N{MULTIPLICATION SIGN}480, 4.0 s, 40 frames;"
+        " 8 frames sampled (2 per second)."
+    )
+    frames = page.get_by_test_id("video-frame")
+    await expect(frames).to_have_count(8, timeout=SLOW_MS)
+    await expect(frames.first).to_contain_text("0.00 s")
+    await expect(frames.first).to_contain_text("bus")
+    await expect(frames.nth(4)).to_contain_text("2.00 s")
+    await expect(frames.nth(4)).not_to_contain_text("bus")
+    await expect(page.get_by_test_id("job-exports")).to_be_hidden()
+
+    async with page.expect_download() as video_download:
+        await page.get_by_test_id("download-video").click()
+    downloaded = await video_download.value
+    assert downloaded.suggested_filename == "street.annotated.mp4"
+    data = await asyncio.to_thread(Path(await downloaded.path()).read_bytes)
+    assert data[4:8] == b"ftyp"
+
+    def decoded_frames() -> int:
+        import av
+
+        with av.open(str(tmp_path / "annotated.mp4")) as container:
+            return sum(1 for _ in container.decode(video=0))
+
+    await asyncio.to_thread((tmp_path / "annotated.mp4").write_bytes, data)
+    assert await asyncio.to_thread(decoded_frames) == 8
+
+
+async def test_the_detect_view_picks_a_model_from_the_list(page: Page) -> None:
+    """The picker lists GET /api/v1/models (the default preselected); the chosen model is
+    the one that answers."""
+    await sign_up_and_log_in(page)
+    picker = page.get_by_test_id("model")
+    await expect(picker).to_have_attribute("data-loaded", "true", timeout=SLOW_MS)
+    values = [
+        await option.get_attribute("value") for option in await picker.locator("option").all()
+    ]
+    assert values == ["yolov8n", "yolov8n-int8"]
+    assert await picker.input_value() == "yolov8n"
+    await picker.select_option("yolov8n-int8")
+    async with page.expect_response(lambda r: r.url.endswith("/api/v1/detect/image")) as answer:
+        await page.get_by_test_id("file-input").set_input_files(BUS)
+    body = await (await answer.value).json()
+    assert (body["model"], body["model_version"]) == ("yolov8n-int8", "1")
+    await expect(page.get_by_test_id("box")).to_have_count(5, timeout=SLOW_MS)

@@ -44,7 +44,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT / "tools") not in sys.path:
     sys.path.insert(0, str(REPO_ROOT / "tools"))  # deploy_validate, as in tests/deploy
 
-from deploy_validate import kustomize, monitoring  # noqa: E402
+from deploy_validate import monitoring, render  # noqa: E402
 
 RULES = REPO_ROOT / "deploy" / "prometheus-rules.yml"
 RULES_TEST = REPO_ROOT / "deploy" / "prometheus-rules.test.yml"
@@ -329,7 +329,7 @@ def test_every_alert_has_a_severity_a_summary_and_a_runbook_section():
 def test_the_kubernetes_prometheus_rule_is_the_compose_rule_file():
     assert monitoring.drift_problems() == []
     source = yaml.safe_load(RULES.read_text())
-    objects = kustomize.render_python(REPO_ROOT / "k8s" / "overlays" / "prod")
+    objects = render.render(REPO_ROOT / "k8s" / "overlays" / "prod")
     (rule,) = [o for o in objects if o["kind"] == "PrometheusRule"]
     assert rule["metadata"]["namespace"] == "objectvision"
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
@@ -339,7 +339,7 @@ def test_the_kubernetes_prometheus_rule_is_the_compose_rule_file():
     assert monitors
     for monitor in monitors:
         assert monitor["metadata"]["labels"]["release"] == rule["metadata"]["labels"]["release"]
-    dev = kustomize.render_python(REPO_ROOT / "k8s" / "overlays" / "dev")
+    dev = render.render(REPO_ROOT / "k8s" / "overlays" / "dev")
     assert not [o for o in dev if o["kind"] == "PrometheusRule"], "dev has no Operator CRDs"
 
 
@@ -606,6 +606,27 @@ def test_every_rule_and_panel_query_selects_scraped_metrics(stack: Stack, promet
         "detection_job_items_total",
         "nv_inference_queue_duration_us",
         "nv_inference_pending_request_count",
+        "objectvision_outbox_backlog_age_seconds",
+        "objectvision_outbox_unpublished_events",
+        "objectvision_stream_backlog_age_seconds",
+        "objectvision_stream_pending_entries",
+        "objectvision_stream_length",
+        "notification_deliveries_dead_total",
         "up",
     ):
         assert expected in checked, expected
+
+    # The backlog gauges are measured from every store the stack has: both outboxes, the job
+    # stream's group in detection-service and the events stream's in notification-service.
+    def measured(metric: str, *labels: str) -> set[tuple[str, ...]]:
+        result = prometheus.get("/api/v1/query", query=metric)["result"]
+        return {tuple(series["metric"][label] for label in labels) for series in result}
+
+    assert measured("objectvision_outbox_backlog_age_seconds", "job", "outbox") == {
+        ("auth-service", "auth"),
+        ("detection-service", "detection"),
+    }
+    assert {job for (job,) in measured("objectvision_stream_backlog_age_seconds", "job")} == {
+        "detection-service",
+        "notification-service",
+    }

@@ -440,6 +440,9 @@ async def test_a_finished_job_sends_one_report_one_signed_webhook_and_live_progr
     assert report["Subject"] == f"{REPORT_SUBJECT_PREFIX}: 4 of 4 images"
     text, html = _parts(report)
     assert job_id in text and job_id in html
+    # Its link opens this stack's console on the job (the page, not a JSON 404).
+    console_job = f"{stack.gateway_url}/#/jobs/{job_id}"
+    assert f"Results: {console_job}" in text and f'href="{console_job}"' in html
     assert "Images: 4 submitted, 4 processed, 0 failed." in text
     assert _reported_counts(text) == counts
     assert f"Objects found ({counts.total()})" in html
@@ -456,7 +459,8 @@ async def test_a_finished_job_sends_one_report_one_signed_webhook_and_live_progr
     assert webhook.headers["x-objectvision-event"] == "job.completed"
     assert webhook.headers["content-type"] == "application/json"
     body = webhook.json
-    assert set(body) == {"id", "type", "occurred_at", "data"}
+    assert set(body) == {"id", "type", "occurred_at", "data", "console_url"}
+    assert body["console_url"] == console_job
     assert uuid.UUID(body["id"]) and body["type"] == "job.completed"
     data = body["data"]
     assert (data["job_id"], data["status"], data["total"], data["processed"]) == (

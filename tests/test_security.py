@@ -20,6 +20,7 @@ import re
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -235,6 +236,34 @@ class VictimObjects:
     detection_id: str
     job_id: str
     webhook_id: str
+    # A finished video job (ADR 0016): its frames and annotated video are objects too.
+    video_job_id: str = ""
+
+
+async def _finished_video_job(client: httpx.AsyncClient, owner: User) -> str:
+    """A two-frame video job of bus.jpg, waited for (its annotated video exists then)."""
+    from objectvision_devstack.videos import make_video
+
+    with tempfile.TemporaryDirectory() as folder:
+        clip = await asyncio.to_thread(
+            make_video, Path(folder) / "bus.mp4", [(BUS_JPG, 10)], fps=5, width=320, height=240
+        )
+        data = await asyncio.to_thread(clip.read_bytes)
+    submitted = await client.post(
+        "/api/v1/detect/video",
+        files={"file": ("bus.mp4", data, "video/mp4")},
+        data={"every": "5"},
+        headers=owner.bearer,
+    )
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["job_id"]
+    for _ in range(600):
+        job = (await client.get(f"/api/v1/detect/jobs/{job_id}", headers=owner.bearer)).json()
+        if job["status"] in ("completed", "failed"):
+            assert job["status"] == "completed", job
+            return job_id
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"video job {job_id} did not finish")
 
 
 @pytest.fixture(scope="module")
@@ -266,6 +295,7 @@ async def victim(stack: Stack) -> AsyncIterator[VictimObjects]:
             detection_id=detected.json()["detection_id"],
             job_id=job.json()["job_id"],
             webhook_id=hook.json()["id"],
+            video_job_id=await _finished_video_job(client, owner),
         )
 
 
@@ -280,6 +310,9 @@ def _object_requests(v: VictimObjects) -> list[tuple[str, str, dict[str, Any]]]:
         ("GET", f"{detection}/image", {}),
         ("GET", f"{detection}/image", {"params": {"annotated": "false"}}),
         ("GET", f"/api/v1/detect/jobs/{v.job_id}", {}),
+        ("GET", f"/api/v1/detect/jobs/{v.video_job_id}", {}),
+        ("GET", f"/api/v1/detect/jobs/{v.video_job_id}/frames", {}),
+        ("GET", f"/api/v1/detect/jobs/{v.video_job_id}/annotated", {}),
         ("DELETE", f"{WEBHOOKS}/{v.webhook_id}", {}),
     ]
 

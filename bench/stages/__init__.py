@@ -48,6 +48,10 @@ class StageContext:
     skipped: list[Skip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     paired: dict[str, Any] | None = None
+    # int8 against fp32 through the same path (bench/stages/models.py).
+    models: dict[str, Any] | None = None
+    # Tracing on against off through the gateway at c=1 (bench/stages/tracing.py).
+    tracing: dict[str, Any] | None = None
 
     def settings(self, concurrency: int) -> LoadSettings:
         return LoadSettings(

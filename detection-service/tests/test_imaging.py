@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detection_service.imaging.annotate import annotate
+from detection_service.imaging.annotate import PALETTE, annotate, draw
 from detection_service.imaging.decode import ImageLimits, decode, inspect
 from detection_service.imaging.formats import ImageFormat, ImageHeader, read_header
 from detection_service.postprocess import DetectedObject
@@ -206,6 +206,19 @@ def test_the_decoder_itself_refuses_images_over_the_pixel_limit(tmp_path, bus_jp
         check=True,
     )
     assert out.stdout.startswith("refused: the image decodes to more pixels than accepted")
+
+
+def test_a_label_at_the_right_edge_is_moved_left_to_stay_whole():
+    """A box in the last pixels of the image: its label would run off the edge, cut off."""
+    black = np.zeros((120, 300, 3), np.uint8)
+    box = DetectedObject(0, "person", 0.9, 295.0, 60.0, 299.0, 110.0)
+    drawn = draw(black, [box])
+    colour = np.array(PALETTE[0], np.uint8)
+    label_rows = drawn[40:60]
+    filled = np.argwhere((label_rows == colour).all(axis=2))
+    # The label's background ends at the right edge and spans its text, left of the box.
+    assert filled[:, 1].max() == 299
+    assert filled[:, 1].min() < 295 - 40
 
 
 def test_annotated_image_is_a_jpeg_of_the_original_size(bus_bgr):

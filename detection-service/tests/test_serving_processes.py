@@ -78,6 +78,15 @@ def test_two_processes_share_the_port_answer_every_call_and_stop_together(
             channel.close()
     metrics = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
     assert _detect_calls(metrics) == CONNECTIONS
+    # The backlog gauges, measured by the one process that runs the background loops, reach
+    # the parent's merged endpoint once (multiprocess_mode livemostrecent), without a pid label.
+    outbox_age = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("objectvision_outbox_backlog_age_seconds{")
+    ]
+    assert outbox_age and all('outbox="detection"' in line for line in outbox_age), outbox_age
+    assert len(outbox_age) == 1 and "pid=" not in outbox_age[0], outbox_age
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 0

@@ -4,13 +4,16 @@ The test plays the gateway: it opens a trace and calls over gRPC with its `trace
 Detect call yields one trace: the service's server span under the caller's, the image's span,
 the Triton batch and its gRPC call, and the PostgreSQL statements that stored the result, each
 with the right parent. A batch job's items join the trace of the call that submitted them,
-through the context carried in the job's stream message. No attribute holds a secret.
+through the context carried in the job's stream message. No attribute holds a secret. With
+Triton's own OpenTelemetry tracing on (a Triton of its own, exporting OTLP/HTTP to the same
+receiver), Triton's spans join the trace under the service's ModelInfer call.
 """
 
 import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -20,6 +23,7 @@ from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
 from objectvision_common.identity import principal_metadata
 from objectvision_common.tracing import FORBIDDEN_ATTRIBUTE_WORDS
 from objectvision_devstack.otlp import OtlpReceiver, ReceivedSpan
+from objectvision_devstack.triton import LocalTriton
 
 SECRET = "tracing-test-secret-that-must-not-leak"
 SERVICE = "detection-service"
@@ -160,4 +164,73 @@ def test_a_batch_jobs_items_join_the_trace_of_the_call_that_submitted_it(
     assert sorted(
         s.attributes["objectvision.detections"] for s in spans if s.name == "detect image"
     ) == [4, 5]
+    _no_secret_in(spans)
+
+
+@pytest.fixture(scope="module")
+def traced_triton(
+    tmp_path_factory: pytest.TempPathFactory, served_model: Path, otlp_receiver: OtlpReceiver
+) -> Iterator[LocalTriton]:
+    """A Triton of this module's own with its OpenTelemetry trace mode exporting to the
+    receiver's OTLP/HTTP endpoint (the shared one traces nothing)."""
+    server = LocalTriton(
+        tmp_path_factory.mktemp("traced-triton"),
+        served_model=served_model,
+        trace_url=otlp_receiver.http_endpoint,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_tritons_own_spans_join_the_trace_under_the_model_infer_call(
+    launch_service: Callable[..., ContextManager[Any]],
+    traced_triton: LocalTriton,
+    otlp_receiver: OtlpReceiver,
+    user: str,
+    bus_jpg: bytes,
+) -> None:
+    trace_id, _, metadata = _caller(user)
+    with launch_service(
+        secret=SECRET,
+        TRITON_URL=traced_triton.grpc_url,
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
+        OTEL_EXPORTER_OTLP_INSECURE="true",
+        OTEL_BSP_SCHEDULE_DELAY="100",
+    ) as service:
+        with grpc.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+            answer = detection_pb2_grpc.DetectionServiceStub(channel).Detect(
+                detection_pb2.DetectRequest(
+                    images=[detection_pb2.ImageInput(data=bus_jpg, filename="bus.jpg")]
+                ),
+                metadata=metadata,
+                timeout=60,
+            )
+        assert len(answer.results[0].objects) == 5
+
+        def complete(spans: list[ReceivedSpan]) -> bool:
+            names = {(s.service, s.name) for s in spans}
+            return {
+                (SERVICE, "/inference.GRPCInferenceService/ModelInfer"),
+                ("triton", "InferRequest"),
+                ("triton", "yolov8n"),
+                ("triton", "compute"),
+            } <= names
+
+        spans = otlp_receiver.wait_for(trace_id, complete)
+
+    assert {s.service for s in spans} == {SERVICE, "triton"}
+    model_infer = _one(spans, "/inference.GRPCInferenceService/ModelInfer")
+    # Triton continues the W3C context the grpc instrumentation put in the call's metadata:
+    # its request span is a child of the client span, its model span of that, compute last.
+    request = _one(spans, "InferRequest")
+    assert request.service == "triton"
+    assert request.parent_id == model_infer.span_id
+    model = _one(spans, "yolov8n")
+    assert model.parent_id == request.span_id
+    assert model.attributes["triton.model_name"] == "yolov8n"
+    compute = _one(spans, "compute")
+    assert compute.parent_id == model.span_id
     _no_secret_in(spans)

@@ -493,15 +493,23 @@ def test_openapi_describes_the_detection_routes(
     assert set(body["content"]) == {"multipart/form-data"}
     form = schemas["DetectImageForm"]
     assert form["additionalProperties"] is False
-    assert {"file", "files", "store", "confidence", "iou", "classes", "max_detections"} == set(
-        form["properties"]
-    )
+    assert {
+        "file",
+        "files",
+        "store",
+        "confidence",
+        "iou",
+        "classes",
+        "max_detections",
+        "model",
+    } == set(form["properties"])
     query = {p["name"] for p in image["parameters"] if p["in"] == "query"}
-    assert query == {"confidence", "iou", "classes", "max_detections", "store"}
+    assert query == {"confidence", "iou", "classes", "max_detections", "store", "model"}
     assert image["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/DetectionOut"
     }
-    assert {"400", "401", "413", "415", "422", "503"} <= set(image["responses"])
+    # 404: an unknown model.
+    assert {"400", "401", "404", "413", "415", "422", "503"} <= set(image["responses"])
     assert "Retry-After" in image["responses"]["503"]["headers"]
     assert set(schemas["DetectedObjectOut"]["properties"]) == {
         "class",
@@ -526,3 +534,51 @@ def test_openapi_describes_the_detection_routes(
         (parameter,) = paths[path]["get"]["parameters"]
         assert parameter["schema"]["format"] == "uuid"
     assert json.dumps(paths[HISTORY]["get"]["responses"]["200"]).count("DetectionListOut") == 1
+
+
+# Exports (gateway.routers.exports): the query is checked here, the file is made upstream
+
+JOB_EXPORT = f"/api/v1/detect/jobs/{uuid.uuid4()}/export"
+HISTORY_EXPORT = "/api/v1/detect/history/export"
+
+
+@pytest.mark.parametrize("path", [f"{JOB_EXPORT}?format=coco", f"{HISTORY_EXPORT}?format=csv"])
+async def test_exports_need_credentials(client: httpx.AsyncClient, path: str) -> None:
+    _assert_error(await client.get(path), 401, "unauthenticated")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"{JOB_EXPORT}?format=coco",
+        f"{JOB_EXPORT}?format=yolo",
+        f"{HISTORY_EXPORT}?format=csv",
+        f"{HISTORY_EXPORT}?format=coco&class_name=bus&since=2024-01-01&until=2030-01-01",
+    ],
+)
+async def test_valid_exports_are_sent_on(authed: httpx.AsyncClient, path: str) -> None:
+    _assert_sent_on(await authed.get(path))
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        (f"{JOB_EXPORT}?format=xml", "format"),
+        (JOB_EXPORT, "format"),
+        (f"{HISTORY_EXPORT}?format=COCO", "format"),
+        (f"{HISTORY_EXPORT}?format=csv&class_name=%20", "class_name"),
+        (f"{HISTORY_EXPORT}?format=csv&since=2025-01-02&until=2025-01-01", "since"),
+    ],
+)
+async def test_bad_export_queries_are_a_422_naming_them(
+    authed: httpx.AsyncClient, path: str, name: str
+) -> None:
+    error = _assert_invalid(await authed.get(path), "query", name)
+    if name == "format" and "format=" in path:
+        assert "'coco', 'yolo' or 'csv'" in error["message"], error
+
+
+async def test_a_malformed_job_id_exports_nothing(authed: httpx.AsyncClient) -> None:
+    _assert_error(
+        await authed.get("/api/v1/detect/jobs/not-a-uuid/export?format=csv"), 404, "not_found"
+    )

@@ -1,14 +1,25 @@
-"""The sliding window against the real Redis, including two "replicas" racing for slots."""
+"""The sliding window against the real Redis, including two "replicas" racing for slots, and
+the RateLimit fields the limited routes answer with."""
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 
 from gateway.config import RateLimitRule
-from gateway.ratelimit import KEY_PREFIX, RateLimiter, client_network, limit_key
+from gateway.ratelimit import (
+    KEY_PREFIX,
+    PolicyState,
+    RateLimitDecision,
+    RateLimiter,
+    client_network,
+    limit_key,
+    rate_limit_fields,
+)
 from objectvision_devstack.processes import free_port
 
 
@@ -129,3 +140,85 @@ async def test_peek_frees_a_slot_when_the_oldest_needed_event_ages_out(redis: Re
 )
 def test_callers_are_counted_by_ipv4_address_or_ipv6_slash_64(address: str, network: str) -> None:
     assert client_network(address) == network
+
+
+async def test_an_allowed_attempt_says_when_its_oldest_slot_frees_up(redis: Redis) -> None:
+    limiter, key, rule = RateLimiter(redis), _key(), RateLimitRule(limit=3, window_seconds=60)
+    first = await limiter.hit(key, rule)
+    assert (first.remaining, first.retry_after_seconds) == (2, 0)
+    assert 59 <= first.reset_seconds <= 60
+    refused = [await limiter.hit(key, rule) for _ in range(3)][-1]
+    assert not refused.allowed
+    assert refused.reset_seconds == refused.retry_after_seconds
+
+
+def test_the_fields_name_every_policy_and_report_the_one_closest_to_refusing() -> None:
+    """draft-ietf-httpapi-ratelimit-headers: RateLimit-Policy lists the quota policies, and
+    with several windows RateLimit reports the one with the lowest remaining quota."""
+    login = RateLimitRule(limit=10, window_seconds=60)
+    per_ip = RateLimitRule(limit=60, window_seconds=60)
+    fields = rate_limit_fields(
+        [
+            PolicyState("login", login, RateLimitDecision(True, 9, 0, reset_seconds=60)),
+            PolicyState("login-ip", per_ip, RateLimitDecision(True, 3, 0, reset_seconds=12)),
+        ]
+    )
+    assert fields == {
+        "RateLimit-Policy": '"login";q=10;w=60, "login-ip";q=60;w=60',
+        "RateLimit": '"login-ip";r=3;t=12',
+    }
+    assert rate_limit_fields([]) == {}
+
+
+def _field(value: str) -> tuple[str, dict[str, int]]:
+    """A RateLimit item, `"name";r=1;t=2`, as (name, {param: value})."""
+    name, *params = value.split(";")
+    return name.strip('"'), {k: int(v) for k, v in (param.split("=") for param in params)}
+
+
+async def test_login_answers_tell_the_caller_its_remaining_attempts(
+    app_client: Callable[..., Any],
+) -> None:
+    """Every answer of the login route carries the fields, the failed ones too (the services
+    are down here, so each attempt is a 503), and the refusal agrees with its Retry-After."""
+    _, client = await app_client(RATE_LIMIT_LOGIN="3/60", TRUST_PROXY_HEADERS=True)
+    headers = {"X-Forwarded-For": f"2001:db8:{uuid.uuid4().hex[:4]}::1"}
+    body = {"email": f"{uuid.uuid4().hex}@example.com", "password": "pw"}
+    remaining = []
+    for _ in range(3):
+        answer = await client.post("/api/v1/auth/login", json=body, headers=headers)
+        assert answer.status_code == 503
+        assert '"login";q=3;w=60' in answer.headers["ratelimit-policy"]
+        assert '"login-ip";q=1000;w=60' in answer.headers["ratelimit-policy"]
+        name, params = _field(answer.headers["ratelimit"])
+        assert name == "login" and 59 <= params["t"] <= 60
+        remaining.append(params["r"])
+    assert remaining == [2, 1, 0]
+
+    refused = await client.post("/api/v1/auth/login", json=body, headers=headers)
+    assert refused.status_code == 429
+    name, params = _field(refused.headers["ratelimit"])
+    assert (name, params["r"]) == ("login", 0)
+    assert params["t"] == int(refused.headers["retry-after"])
+
+
+async def test_signup_answers_carry_the_signup_policy(app_client: Callable[..., Any]) -> None:
+    _, client = await app_client(RATE_LIMIT_SIGNUP="2/hour", TRUST_PROXY_HEADERS=True)
+    headers = {"X-Forwarded-For": f"2001:db8:{uuid.uuid4().hex[:4]}::1"}
+    body = {"email": f"{uuid.uuid4().hex}@example.com", "password": "long enough pw", "name": "A"}
+    first = await client.post("/api/v1/auth/signup", json=body, headers=headers)
+    assert first.headers["ratelimit-policy"] == '"signup";q=2;w=3600'
+    assert _field(first.headers["ratelimit"])[1]["r"] == 1
+    await client.post("/api/v1/auth/signup", json=body, headers=headers)
+    refused = await client.post("/api/v1/auth/signup", json=body, headers=headers)
+    assert refused.status_code == 429
+    assert _field(refused.headers["ratelimit"])[1] == {
+        "r": 0,
+        "t": int(refused.headers["retry-after"]),
+    }
+
+
+async def test_routes_without_a_limit_carry_no_ratelimit_fields(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/health")
+    assert answer.status_code == 200
+    assert "ratelimit" not in answer.headers and "ratelimit-policy" not in answer.headers

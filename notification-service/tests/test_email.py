@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from notification_service.deliveries.errors import DeliveryFailedError
 from notification_service.deliveries.models import deliveries
+from notification_service.links import ConsoleLinks
 from notification_service.mail.headers import UnsafeHeaderError, safe_header_value
 from notification_service.mail.render import EmailRenderer
 from notification_service.mail.transports import BrevoTransport, OutgoingEmail
@@ -74,11 +75,11 @@ def test_header_values_with_line_breaks_or_control_characters_are_refused(value:
     with pytest.raises(UnsafeHeaderError):
         safe_header_value(value, field="name")
     with pytest.raises(UnsafeHeaderError):
-        EmailRenderer(public_base_url="https://x.test").welcome(to_addr="a@x.test", name=value)
+        EmailRenderer(links=ConsoleLinks("https://x.test")).welcome(to_addr="a@x.test", name=value)
 
 
 def test_an_address_that_is_not_one_mailbox_is_refused() -> None:
-    renderer = EmailRenderer(public_base_url="https://x.test")
+    renderer = EmailRenderer(links=ConsoleLinks("https://x.test"))
     for address in ("a@x.test, b@y.test", "a b@x.test", "no-at-sign", "a@x.test\r\nBcc: b@y"):
         with pytest.raises(UnsafeHeaderError):
             renderer.welcome(to_addr=address, name="A")
@@ -99,8 +100,11 @@ async def test_a_finished_job_sends_a_report_with_counts_per_class(
     html = message.get_body(preferencelist=("html",)).get_content()
     assert "dog: 7\n  person: 3\n  car: 1" in text
     assert "Objects found (11)" in text
-    assert f"https://objectvision.test/jobs/{job_id}" in text
-    assert f'href="https://objectvision.test/jobs/{job_id}"' in html
+    # The console's own page of the job, and the settings page that turns these emails off.
+    assert f"Results: https://objectvision.test/#/jobs/{job_id}" in text
+    assert f'href="https://objectvision.test/#/jobs/{job_id}"' in html
+    assert "https://objectvision.test/#/settings" in text
+    assert 'href="https://objectvision.test/#/settings"' in html
     assert '<td style="padding: 2px 12px 2px 0;">dog</td>' in html
 
 
@@ -141,7 +145,7 @@ async def test_an_event_whose_recipient_cannot_be_looked_up_yet_is_retried(
 
 async def test_the_brevo_transport_posts_the_documented_json_with_the_api_key(receiver) -> None:
     transport = BrevoTransport(api_key="xkeysib-test", url=receiver.url("/v3/smtp/email"))
-    email = EmailRenderer(public_base_url="https://x.test").welcome(
+    email = EmailRenderer(links=ConsoleLinks("https://x.test")).welcome(
         to_addr="ada@example.test", name="Ada"
     )
     outgoing = OutgoingEmail(
@@ -168,7 +172,9 @@ async def test_brevo_errors_are_failed_attempts(receiver) -> None:
     receiver.script("/v3/brevo-down", [503, 400])
     transport = BrevoTransport(api_key="k", url=receiver.url("/v3/brevo-down"))
     outgoing = OutgoingEmail(
-        email=EmailRenderer(public_base_url="https://x.test").welcome(to_addr="a@x.test", name=""),
+        email=EmailRenderer(links=ConsoleLinks("https://x.test")).welcome(
+            to_addr="a@x.test", name=""
+        ),
         sender_addr="noreply@x.test",
         sender_name="ObjectVision",
         delivery_id="d-2",
@@ -179,3 +185,23 @@ async def test_brevo_errors_are_failed_attempts(receiver) -> None:
     with pytest.raises(DeliveryFailedError) as permanent:
         await transport.send(outgoing)
     assert permanent.value.permanent
+
+
+def test_the_welcome_email_links_to_the_settings_it_mentions() -> None:
+    """It says "turn that off in your settings": the link opens the console's settings page."""
+    email = EmailRenderer(links=ConsoleLinks("https://ov.test/console/")).welcome(
+        to_addr="ada@example.test", name="Ada"
+    )
+    assert "turn that off in your settings at any time:\nhttps://ov.test/console/#/settings" in (
+        email.text
+    )
+    assert 'href="https://ov.test/console/#/settings"' in email.html
+    assert 'href="https://ov.test/console/"' in email.html
+
+
+def test_links_cannot_be_steered_by_the_id_they_carry() -> None:
+    links = ConsoleLinks("https://ov.test")
+    assert links.job("6f1c0000-0000-4000-8000-000000000000") == (
+        "https://ov.test/#/jobs/6f1c0000-0000-4000-8000-000000000000"
+    )
+    assert links.job("../settings?x=1#y") == "https://ov.test/#/jobs/..%2Fsettings%3Fx%3D1%23y"

@@ -9,6 +9,7 @@ import uuid
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from notification_service.deliveries.models import deliveries
@@ -196,6 +197,8 @@ async def test_a_finished_job_is_posted_signed_to_the_users_webhook(
     assert body["data"]["job_id"] == job_id
     assert body["data"]["class_counts"] == {"cat": 2}
     assert body["data"]["status"] == "completed"
+    # A person following the receiver's link lands on the job's own page in the console.
+    assert body["console_url"] == f"https://objectvision.test/#/jobs/{job_id}"
     [row] = await wait(lambda: webhook_rows(service, event_id))
     assert request.headers["X-ObjectVision-Delivery"] == str(row.id)
     await wait(lambda: _state(service, event_id, "delivered"))
@@ -230,6 +233,12 @@ async def test_a_receiver_failing_twice_gets_three_attempts_and_one_success(
         verify(request, created.secret)
 
 
+def _dead_lettered(channel: str) -> float:
+    value = REGISTRY.get_sample_value("notification_deliveries_dead_total", {"channel": channel})
+    assert value is not None, "the counter exists from the start, for every channel"
+    return value
+
+
 async def test_a_receiver_that_always_fails_is_given_up_after_max_attempts(
     service, producer, receiver, new_user, as_user, events, wait
 ) -> None:
@@ -237,9 +246,12 @@ async def test_a_receiver_that_always_fails_is_given_up_after_max_attempts(
     path = f"/down/{user_id}"
     receiver.script(path, [], then=503)
     await create(service, as_user, user_id, receiver.url(path), ["job.failed"])
+    dead_before = _dead_lettered("webhook")
     event_id = await producer.publish(events.finished(user_id, str(uuid.uuid4()), status="failed"))
 
     await wait(lambda: _state(service, event_id, "dead"))
+    # What NotificationDeliveriesDeadLettered alerts on (deploy/prometheus-rules.yml).
+    assert _dead_lettered("webhook") >= dead_before + 1
     [row] = await webhook_rows(service, event_id)
     assert row.attempts == 3 and row.last_error == "receiver answered 503"
     async with service.runtime.sessions() as session:

@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from redis.asyncio import Redis
-
 from auth_service.config import AuthSettings
 from auth_service.database import SCHEMA
 from auth_service.grpc_api import AuthServicer
@@ -22,10 +20,12 @@ from auth_service.tokens.keys import load_signing_key
 from auth_service.tokens.revocation import RevokedAccessTokens
 from auth_service.users.notices import SignUpNotices
 from objectvision.v1 import auth_pb2, auth_pb2_grpc
+from objectvision_common.backlog import BacklogMonitor, outbox_probe
 from objectvision_common.db import create_engine_for, session_factory, upgrade_to_head
 from objectvision_common.grpc_server import GrpcApp, ServiceRegistration
 from objectvision_common.logging import configure_logging
 from objectvision_common.outbox import OutboxRelay
+from objectvision_common.redis_client import connect_redis
 from objectvision_common.tracing import configure_tracing
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -42,7 +42,7 @@ def build_app(settings: AuthSettings) -> GrpcApp:
     """The whole service, wired from settings; `run()` it, or `start()`/`stop()` it."""
     signing_key = load_signing_key(settings)
     engine = create_engine_for(settings.database_url, pool_size=settings.database_pool_size)
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect_redis(settings.redis_url)
     access_lifetime = timedelta(minutes=settings.access_token_expire_minutes)
     access_tokens = AccessTokenCodec(
         signing_key=signing_key,
@@ -75,7 +75,13 @@ def build_app(settings: AuthSettings) -> GrpcApp:
         metrics_port=settings.metrics_port,
         shutdown_grace_seconds=settings.grpc_shutdown_grace_seconds,
         on_shutdown=[engine.dispose, redis.aclose],
-        workers=[relay],
+        workers=[
+            relay,
+            BacklogMonitor(
+                [outbox_probe(sessions, OUTBOX)],
+                interval_s=settings.backlog_metrics_interval_seconds,
+            ),
+        ],
         tls=settings.grpc_tls,
         health_port=settings.grpc_health_port or None,
         max_connection_age_seconds=settings.grpc_max_connection_age_seconds,

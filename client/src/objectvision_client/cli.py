@@ -3,7 +3,9 @@ API keys from a shell.
 
 Results go to stdout (a table, or the API's JSON with --json); progress, confirmations and
 errors go to stderr, so output can be piped. Exit status: 0 success, 1 the request or the
-job failed (the message says why), 2 wrong usage, 130 interrupted.
+job failed, or a file could not be used (the message says why), 2 wrong usage (argparse's
+convention: an invalid option, or a required value missing where nothing can prompt for
+it), 130 interrupted.
 """
 
 import argparse
@@ -17,11 +19,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import httpx
+
 from objectvision_client.client import DEFAULT_API_URL, Client
 from objectvision_client.credentials import CredentialStore, SavedSession
 from objectvision_client.errors import ObjectVisionError
-from objectvision_client.models import DetectionResult, HistoryPage, Job
-from objectvision_client.operations import DetectionParams
+from objectvision_client.models import DetectionResult, HistoryPage, Job, VideoFrame
+from objectvision_client.operations import EXPORT_FORMATS, DetectionParams
 from objectvision_client.output import ProgressBar, format_table
 
 API_URL_VARIABLE = "OBJECTVISION_API_URL"
@@ -34,11 +38,18 @@ MAX_FILES_PER_JOB = 100
 PUBLIC_COMMANDS = frozenset({"login", "signup"})
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+# How long `not logged in` waits to find out whether the server is there at all.
+REACHABILITY_TIMEOUT_SECONDS = 5.0
 
 
 class CliError(Exception):
     """A problem to report in one line, without a traceback."""
+
+
+class UsageError(CliError):
+    """The command was called wrongly: exits 2, as argparse does for its own usage errors."""
 
 
 def _probability(text: str) -> float:
@@ -204,6 +215,9 @@ class Context:
             return Client(self.api_url, api_key=api_key, timeout=self.args.timeout)
         saved = self.store.load(self.api_url)
         if saved is None:
+            # A mistyped --api-url has no saved session either: "not logged in" would send
+            # the user to log in to a server that is not there.
+            self.require_reachable()
             raise CliError(
                 f"not logged in to {self.api_url}: run `objectvision login` first "
                 f"(or set {API_KEY_VARIABLE})"
@@ -215,12 +229,26 @@ class Context:
             timeout=self.args.timeout,
         )
 
+    def require_reachable(self) -> None:
+        """Raise a CliError naming the URL when nothing answers HTTP there."""
+        timeout = min(
+            self.args.timeout or REACHABILITY_TIMEOUT_SECONDS, REACHABILITY_TIMEOUT_SECONDS
+        )
+        try:
+            httpx.get(f"{self.api_url}/health", timeout=timeout)
+        except httpx.TransportError as exc:
+            raise CliError(
+                f"could not reach the server at {self.api_url} ({exc or type(exc).__name__}). "
+                f"Is it running? Pick another with --api-url or {API_URL_VARIABLE}."
+            ) from None
+
     def params(self) -> DetectionParams:
         return DetectionParams(
             confidence=self.args.confidence,
             iou=self.args.iou,
             classes=self.args.classes or (),
             max_detections=self.args.max_detections,
+            model=getattr(self.args, "model", None),
         )
 
 
@@ -230,7 +258,7 @@ def _read_password(ctx: Context, *, confirm: bool = False) -> str:
     if ctx.args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     if not sys.stdin.isatty():
-        raise CliError("no password given: use --password-stdin, --password or a terminal")
+        raise UsageError("no password given: use --password-stdin, --password or a terminal")
     password = getpass.getpass("Password: ")
     if confirm and getpass.getpass("Repeat password: ") != password:
         raise CliError("the passwords do not match")
@@ -241,7 +269,7 @@ def _prompt(value: str | None, label: str) -> str:
     if value:
         return value
     if not sys.stdin.isatty():
-        raise CliError(f"no {label.lower()} given: pass --{label.lower()}")
+        raise UsageError(f"no {label.lower()} given: pass --{label.lower()}")
     return input(f"{label}: ").strip()
 
 
@@ -295,8 +323,17 @@ def cmd_whoami(ctx: Context) -> int:
 def cmd_detect(ctx: Context) -> int:
     files = [Path(name) for name in ctx.args.images]
     for path in files:
+        if path.is_dir():
+            raise CliError(
+                f"{path} is a folder, not an image file: name the images, or send the whole "
+                f"folder as a batch job with `objectvision batch {path}`"
+            )
         if not path.is_file():
             raise CliError(f"{path}: no such file")
+    if ctx.args.annotate and Path(ctx.args.annotate).is_file():
+        raise CliError(
+            f"--annotate {ctx.args.annotate} is a file: give the folder to write the images to"
+        )
     results: list[tuple[str, DetectionResult]] = []
     with ctx.client() as client:
         for path in files:
@@ -383,6 +420,110 @@ def cmd_batch(ctx: Context) -> int:
     return _report_jobs(ctx, finished)
 
 
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".webm"})
+FRAMES_PAGE = 1000
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0")
+    return value
+
+
+def video_frames_table(frames: Sequence[VideoFrame]) -> str:
+    """One row per sampled frame: its index, its time and what was found in it."""
+    rows: list[list[object]] = []
+    for frame in frames:
+        counts: dict[str, int] = {}
+        for obj in frame.detections:
+            counts[obj.class_name] = counts.get(obj.class_name, 0) + 1
+        found = ", ".join(f"{name} x{n}" if n > 1 else name for name, n in counts.items())
+        rows.append(
+            [frame.frame_index, f"{frame.timestamp_seconds:.3f}", frame.error or found or "(none)"]
+        )
+    return format_table(["FRAME", "TIME (S)", "OBJECTS"], rows, right=(0, 1))
+
+
+def cmd_detect_video(ctx: Context) -> int:
+    """Submit a video as a job; with --wait, follow it, print its frames and, with
+    --annotate, save the annotated video (through a `.part` file renamed once complete)."""
+    path = Path(ctx.args.video)
+    if not path.is_file():
+        raise CliError(f"{path}: no such file")
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        ctx.say(f"Note: {path.name} is not named like an MP4, MOV or WebM file; sending it anyway")
+    if ctx.args.annotate and not ctx.args.wait:
+        raise UsageError("--annotate needs --wait: the annotated video exists once the job ends")
+    with ctx.client() as client:
+        job = client.submit_video(path, ctx.params(), fps=ctx.args.fps, every=ctx.args.every)
+        video = job.video
+        if video is not None:
+            picked = f"{video.fps:g} frames/s" if video.fps else f"every {video.every}th frame"
+            ctx.say(
+                f"Submitted {path.name} ({video.codec} {video.width}x{video.height},"
+                f" {video.duration_seconds:.1f} s) as job {job.job_id}:"
+                f" {video.sampled_frames} frames ({picked})."
+            )
+        if not ctx.args.wait:
+            if ctx.args.json:
+                _print_json(job.raw, ctx.stdout)
+            else:
+                print(job.job_id, file=ctx.stdout)
+            ctx.say(f"Follow it with `objectvision jobs watch {job.job_id}`.")
+            return EXIT_OK
+        (job,) = _follow(ctx, client, [job])
+        frames: list[VideoFrame] = []
+        while True:
+            page = client.video_frames(job.job_id, limit=FRAMES_PAGE, offset=len(frames))
+            frames.extend(page.frames)
+            if not page.frames or len(frames) >= page.total:
+                break
+        if ctx.args.annotate and job.status == "completed":
+            target = Path(ctx.args.annotate)
+            if target.is_dir():
+                target = target / f"{path.stem}-annotated.mp4"
+            partial = target.with_name(target.name + ".part")
+            with partial.open("wb") as file:
+                size = client.annotated_video(job.job_id, file)
+            partial.replace(target)
+            ctx.say(f"Wrote {target} ({_size(size)})")
+    if ctx.args.json:
+        _print_json({**job.raw, "frames": [frame_raw(f) for f in frames]}, ctx.stdout)
+    else:
+        print(video_frames_table(frames), file=ctx.stdout)
+    if job.status != "completed":
+        raise CliError(f"job {job.job_id} failed: {job.error or 'see its frames'}")
+    ctx.say(f"Job {job.job_id} completed: {len(frames)} frames.")
+    return EXIT_OK
+
+
+def frame_raw(frame: VideoFrame) -> dict[str, Any]:
+    return {
+        "frame_index": frame.frame_index,
+        "timestamp_seconds": frame.timestamp_seconds,
+        "timestamp_ms": frame.timestamp_ms,
+        "detections": [
+            {
+                "class": obj.class_name,
+                "class_id": obj.class_id,
+                "confidence": obj.confidence,
+                "bbox": {
+                    "x1": obj.bbox.x1,
+                    "y1": obj.bbox.y1,
+                    "x2": obj.bbox.x2,
+                    "y2": obj.bbox.y2,
+                },
+            }
+            for obj in frame.detections
+        ],
+        "error": frame.error,
+    }
+
+
 def cmd_jobs_watch(ctx: Context) -> int:
     with ctx.client() as client:
         jobs = _follow(ctx, client, [client.get_job(ctx.args.job_id)])
@@ -397,6 +538,32 @@ def cmd_jobs_show(ctx: Context) -> int:
     else:
         ctx.say(f"Job {job.job_id}: {job.status}, {job.processed}/{job.total} processed")
         print(job_table(job), file=ctx.stdout)
+    return EXIT_OK
+
+
+def cmd_models(ctx: Context) -> int:
+    """The models the server serves, the default marked: what --model accepts."""
+    with ctx.client() as client:
+        models = client.models()
+    if ctx.args.json:
+        _print_json(
+            [model.__dict__ | {"classes": list(model.classes)} for model in models], ctx.stdout
+        )
+        return EXIT_OK
+    rows = [
+        [
+            model.name + (" (default)" if model.default else ""),
+            model.version,
+            model.precision,
+            model.device,
+            model.input_size,
+            len(model.classes),
+            "ready" if model.ready else model.state.lower(),
+        ]
+        for model in models
+    ]
+    header = ["MODEL", "VERSION", "PRECISION", "DEVICE", "INPUT", "CLASSES", "STATE"]
+    print(format_table(header, rows, right=(4, 5)), file=ctx.stdout)
     return EXIT_OK
 
 
@@ -471,6 +638,92 @@ def cmd_keys_revoke(ctx: Context) -> int:
     return EXIT_OK
 
 
+def _when(text: str) -> datetime:
+    """An ISO 8601 time for --since/--until; without a zone the API takes it as UTC."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time (e.g. 2026-12-04 or 2026-12-04T18:30:00Z)"
+        ) from None
+
+
+def _size(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / 1024 / 1024:.1f} MiB"
+
+
+def cmd_export(ctx: Context) -> int:
+    """Download an export to --output (default: the server's file name, here), through a
+    `.part` file renamed once complete, so a broken download never looks like a whole one."""
+    args = ctx.args
+    filters = args.class_name or args.since or args.until
+    if args.job_id and filters:
+        raise UsageError("--job exports the whole job: leave out --class, --since and --until")
+    if args.wait and not args.job_id:
+        raise UsageError("--wait waits for a job: give it with --job")
+    what = f"job {args.job_id}" if args.job_id else "history"
+    with ctx.client() as client:
+        if args.wait:
+            job = _follow(ctx, client, [client.get_job(args.job_id)])[0]
+            if job.status == "failed" and not any(item.detection_id for item in job.items):
+                ctx.say(f"Job {job.job_id} failed: every image failed; the export is empty.")
+        if args.output == "-":
+            exported = client.export(
+                sys.stdout.buffer,
+                format=args.format,
+                job_id=args.job_id,
+                class_name=args.class_name,
+                since=args.since,
+                until=args.until,
+            )
+            sys.stdout.buffer.flush()
+            ctx.say(f"Wrote the {args.format} export of {what} ({_size(exported.size)}).")
+            return EXIT_OK
+        target = Path(args.output) if args.output else None
+        if target is not None and target.is_dir():
+            raise CliError(f"--output {target} is a folder: give the file to write")
+        folder = target.parent if target is not None else Path.cwd()
+        partial = folder / f".objectvision-export-{os.getpid()}.part"
+        interactive = ctx.stderr.isatty()
+
+        def progress(size: int) -> None:
+            if interactive:
+                ctx.stderr.write(f"\rDownloading the {args.format} export: {_size(size)}   ")
+                ctx.stderr.flush()
+
+        try:
+            with partial.open("wb") as file:
+                exported = client.export(
+                    file,
+                    format=args.format,
+                    job_id=args.job_id,
+                    class_name=args.class_name,
+                    since=args.since,
+                    until=args.until,
+                    on_progress=progress,
+                )
+            if interactive:
+                ctx.stderr.write("\n")
+            if target is None:
+                target = folder / (exported.filename or f"objectvision-export.{args.format}")
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+    ctx.say(f"Saved the {args.format} export of {what} to {target} ({_size(exported.size)}).")
+    if args.json:
+        _print_json(
+            {"file": str(target), "content_type": exported.content_type, "size": exported.size},
+            ctx.stdout,
+        )
+    else:
+        print(target, file=ctx.stdout)
+    return EXIT_OK
+
+
 # Parser
 
 
@@ -491,6 +744,11 @@ def _add_detection_params(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-detections", type=_positive_int, metavar="N", help="at most N objects per image"
+    )
+    parser.add_argument(
+        "--model",
+        metavar="NAME",
+        help="the model to run (`objectvision models`; default: the server's)",
     )
 
 
@@ -561,6 +819,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detection_params(batch)
     batch.set_defaults(handler=cmd_batch)
 
+    video = commands.add_parser(
+        "detect-video",
+        help="detect objects in a video file (MP4, MOV, WebM) as a background job",
+    )
+    video.add_argument("video", metavar="VIDEO")
+    sampling = video.add_mutually_exclusive_group()
+    sampling.add_argument(
+        "--fps", type=_positive_float, metavar="X", help="sample X frames per second (default 1)"
+    )
+    sampling.add_argument(
+        "--every", type=_positive_int, metavar="N", help="sample every N-th frame instead"
+    )
+    video.add_argument(
+        "--wait", action="store_true", help="wait for the job, then print every sampled frame"
+    )
+    video.add_argument(
+        "--annotate",
+        metavar="PATH",
+        help="with --wait: save the annotated video (MP4) to PATH (a file, or a folder)",
+    )
+    _add_output_choice(video)
+    _add_detection_params(video)
+    video.set_defaults(handler=cmd_detect_video)
+
     jobs = commands.add_parser("jobs", help="follow batch jobs")
     job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
     watch = job_commands.add_parser("watch", help="show progress until the job ends")
@@ -572,12 +854,45 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_choice(show)
     show.set_defaults(handler=cmd_jobs_show)
 
+    models = commands.add_parser("models", help="list the models the server serves")
+    _add_output_choice(models)
+    models.set_defaults(handler=cmd_models)
+
     history = commands.add_parser("history", help="list past detections, newest first")
     history.add_argument("--limit", type=_positive_int, default=20, help="rows (default 20)")
     history.add_argument("--offset", type=_non_negative_int, default=0, help="rows to skip")
     history.add_argument("--class", dest="class_name", metavar="NAME", help="only with this class")
     _add_output_choice(history, table=True)
     history.set_defaults(handler=cmd_history)
+
+    export = commands.add_parser(
+        "export",
+        help="download a job's or the history's detections as COCO JSON, YOLO (zip) or CSV",
+    )
+    export.add_argument("--job", dest="job_id", metavar="ID", help="a finished batch job")
+    export.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="coco",
+        help="coco: COCO JSON; yolo: a zip of YOLO labels with data.yaml and image sizes; "
+        "csv: one row per object (default coco)",
+    )
+    export.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="where to write it; - for stdout (default: the server's file name, here)",
+    )
+    export.add_argument(
+        "--class", dest="class_name", metavar="NAME", help="history: only with this class"
+    )
+    export.add_argument("--since", type=_when, metavar="TIME", help="history: at or after")
+    export.add_argument("--until", type=_when, metavar="TIME", help="history: before")
+    export.add_argument(
+        "--wait", action="store_true", help="with --job: wait for the job to finish first"
+    )
+    _add_output_choice(export)
+    export.set_defaults(handler=cmd_export)
 
     keys = commands.add_parser("keys", help="manage API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
@@ -607,6 +922,9 @@ def run(ctx: Context) -> int:
         return handler(ctx)
     except ObjectVisionError as exc:
         ctx.say(f"error: {describe_error(exc, ctx.api_url, credentials=_credentials(ctx))}")
+    except UsageError as exc:
+        ctx.say(f"error: {exc}")
+        return EXIT_USAGE
     except CliError as exc:
         ctx.say(f"error: {exc}")
     except OSError as exc:

@@ -8,10 +8,12 @@ goes to `on_tokens` so the caller can persist it.
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import BinaryIO, Self, TypeVar
 
 import httpx
 
@@ -22,12 +24,15 @@ from objectvision_client.models import (
     CreatedApiKey,
     CreatedWebhook,
     DetectionResult,
+    ExportedFile,
     HistoryPage,
     Job,
+    ServedModel,
     SignUpAccepted,
     StoredDetection,
     TokenPair,
     User,
+    VideoFramesPage,
     Webhook,
 )
 from objectvision_client.operations import DetectionParams, ImageSource, Operation
@@ -43,6 +48,8 @@ MAX_CONCURRENT_DETECTS = 4
 
 TokensCallback = Callable[[TokenPair | None], None]
 ProgressCallback = Callable[[Job], None]
+# Bytes received so far, called as a download progresses.
+BytesCallback = Callable[[int], None]
 
 
 def _user_agent() -> str:
@@ -117,6 +124,11 @@ class _Core:
         if isinstance(exc, httpx.TimeoutException):
             return ObjectVisionConnectionError(f"{self.base_url} did not answer in time")
         return ObjectVisionConnectionError(f"could not reach {self.base_url}: {exc}")
+
+    def broken_download(self, exc: httpx.TransportError, size: int) -> ObjectVisionConnectionError:
+        return ObjectVisionConnectionError(
+            f"the download from {self.base_url} broke off after {size} bytes: {exc}"
+        )
 
     @staticmethod
     def result(operation: Operation[T], response: httpx.Response) -> T:
@@ -229,6 +241,10 @@ class Client:
 
     # Detection
 
+    def models(self) -> list[ServedModel]:
+        """The models the deployment serves; pass a name as ``DetectionParams(model=...)``."""
+        return self.run(ops.list_models())
+
     def detect_image(
         self, image: ImageSource, params: DetectionParams | None = None, *, store: bool = True
     ) -> DetectionResult:
@@ -253,6 +269,48 @@ class Client:
 
     def get_job(self, job_id: str) -> Job:
         return self.run(ops.get_job(job_id))
+
+    def submit_video(
+        self,
+        video: ImageSource,
+        params: DetectionParams | None = None,
+        *,
+        fps: float | None = None,
+        every: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """A video file (MP4, MOV or WebM) as a job: `fps` frames a second or every `every`
+        n-th frame are detected. Follow it with `wait_for_job`, read `video_frames`."""
+        return self.run(
+            ops.submit_video(
+                video,
+                params or DetectionParams(),
+                fps=fps,
+                every=every,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def video_frames(self, job_id: str, *, limit: int = 100, offset: int = 0) -> VideoFramesPage:
+        """A page of a video job's per-frame detections with their timestamps."""
+        return self.run(ops.video_frames(job_id, limit=limit, offset=offset))
+
+    def annotated_video(
+        self, job_id: str, destination: BinaryIO, *, on_progress: BytesCallback | None = None
+    ) -> int:
+        """A completed video job's annotated MP4, written to `destination` as it arrives;
+        returns its size. A job still running raises ObjectVisionError 409."""
+        size = 0
+        with self._stream(ops.annotated_video(job_id)) as response:
+            try:
+                for chunk in response.iter_bytes():
+                    destination.write(chunk)
+                    size += len(chunk)
+                    if on_progress is not None:
+                        on_progress(size)
+            except httpx.TransportError as exc:
+                raise self._core.broken_download(exc, size) from exc
+        return size
 
     def wait_for_job(
         self,
@@ -285,6 +343,64 @@ class Client:
     def detection_image(self, detection_id: str, *, annotated: bool = True) -> bytes:
         """The stored image: JPEG with boxes drawn, or the upload as it was."""
         return self.run(ops.detection_image(detection_id, annotated=annotated))
+
+    @contextmanager
+    def _stream(self, operation: Operation[T]) -> Iterator[httpx.Response]:
+        """A 2xx response whose body is still to be read, with `run`'s retries on 429/503
+        and its one refresh on 401; anything else raises before a byte is handed over."""
+        attempt, refreshed = 1, False
+        while True:
+            try:
+                response = self._http.send(self._core.build(self._http, operation), stream=True)
+                if not response.is_success:
+                    response.read()
+            except httpx.TransportError as exc:
+                raise self._core.transport_error(exc) from exc
+            if response.is_success:
+                break
+            response.close()
+            delay = self._core.retry_delay(response, attempt)
+            if delay is not None:
+                time.sleep(delay)
+                attempt += 1
+            elif not refreshed and self._core.should_refresh(operation, response):
+                self.refresh()
+                refreshed = True
+            else:
+                raise ObjectVisionError.from_response(response)
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def export(
+        self,
+        destination: BinaryIO,
+        *,
+        format: str = "coco",
+        job_id: str | None = None,
+        class_name: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        on_progress: BytesCallback | None = None,
+    ) -> ExportedFile:
+        """A finished job's (`job_id`) or the filtered history's detections as COCO JSON,
+        a YOLO zip or CSV, written to `destination` as it arrives rather than held in
+        memory. A job still running raises ObjectVisionError 409: `wait_for_job` first."""
+        operation = ops.export(
+            format=format, job_id=job_id, class_name=class_name, since=since, until=until
+        )
+        size = 0
+        with self._stream(operation) as response:
+            try:
+                for chunk in response.iter_bytes():
+                    destination.write(chunk)
+                    size += len(chunk)
+                    if on_progress is not None:
+                        on_progress(size)
+            except httpx.TransportError as exc:
+                raise self._core.broken_download(exc, size) from exc
+            return ExportedFile.from_headers(response.headers, size)
 
     # API keys and webhooks
 
@@ -410,6 +526,10 @@ class AsyncClient:
     async def me(self) -> User:
         return await self.run(ops.me())
 
+    async def models(self) -> list[ServedModel]:
+        """The models the deployment serves; pass a name as ``DetectionParams(model=...)``."""
+        return await self.run(ops.list_models())
+
     async def detect_image(
         self, image: ImageSource, params: DetectionParams | None = None, *, store: bool = True
     ) -> DetectionResult:
@@ -441,6 +561,47 @@ class AsyncClient:
     async def get_job(self, job_id: str) -> Job:
         return await self.run(ops.get_job(job_id))
 
+    async def submit_video(
+        self,
+        video: ImageSource,
+        params: DetectionParams | None = None,
+        *,
+        fps: float | None = None,
+        every: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """See Client.submit_video."""
+        return await self.run(
+            ops.submit_video(
+                video,
+                params or DetectionParams(),
+                fps=fps,
+                every=every,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    async def video_frames(
+        self, job_id: str, *, limit: int = 100, offset: int = 0
+    ) -> VideoFramesPage:
+        return await self.run(ops.video_frames(job_id, limit=limit, offset=offset))
+
+    async def annotated_video(
+        self, job_id: str, destination: BinaryIO, *, on_progress: BytesCallback | None = None
+    ) -> int:
+        """See Client.annotated_video (the writes to `destination` are synchronous)."""
+        size = 0
+        async with self._stream(ops.annotated_video(job_id)) as response:
+            try:
+                async for chunk in response.aiter_bytes():
+                    destination.write(chunk)
+                    size += len(chunk)
+                    if on_progress is not None:
+                        on_progress(size)
+            except httpx.TransportError as exc:
+                raise self._core.broken_download(exc, size) from exc
+        return size
+
     async def wait_for_job(
         self,
         job_id: str,
@@ -467,6 +628,66 @@ class AsyncClient:
 
     async def detection_image(self, detection_id: str, *, annotated: bool = True) -> bytes:
         return await self.run(ops.detection_image(detection_id, annotated=annotated))
+
+    @asynccontextmanager
+    async def _stream(self, operation: Operation[T]) -> AsyncIterator[httpx.Response]:
+        """As Client._stream: a 2xx response with its body unread, after retries/refresh."""
+        attempt, refreshed = 1, False
+        while True:
+            sent_with = self._core.tokens
+            try:
+                request = self._core.build(self._http, operation)
+                response = await self._http.send(request, stream=True)
+                if not response.is_success:
+                    await response.aread()
+            except httpx.TransportError as exc:
+                raise self._core.transport_error(exc) from exc
+            if response.is_success:
+                break
+            await response.aclose()
+            delay = self._core.retry_delay(response, attempt)
+            if delay is not None:
+                await asyncio.sleep(delay)
+                attempt += 1
+            elif not refreshed and self._core.should_refresh(operation, response):
+                async with self._refresh_lock:
+                    if self._core.tokens is sent_with:
+                        await self.refresh()
+                refreshed = True
+            else:
+                raise ObjectVisionError.from_response(response)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def export(
+        self,
+        destination: BinaryIO,
+        *,
+        format: str = "coco",
+        job_id: str | None = None,
+        class_name: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        on_progress: BytesCallback | None = None,
+    ) -> ExportedFile:
+        """As Client.export. `destination` is written synchronously, chunk by chunk (a
+        file or BytesIO; writes of one chunk do not stall the loop noticeably)."""
+        operation = ops.export(
+            format=format, job_id=job_id, class_name=class_name, since=since, until=until
+        )
+        size = 0
+        async with self._stream(operation) as response:
+            try:
+                async for chunk in response.aiter_bytes():
+                    destination.write(chunk)
+                    size += len(chunk)
+                    if on_progress is not None:
+                        on_progress(size)
+            except httpx.TransportError as exc:
+                raise self._core.broken_download(exc, size) from exc
+            return ExportedFile.from_headers(response.headers, size)
 
     async def list_api_keys(self) -> list[ApiKey]:
         return await self.run(ops.list_api_keys())

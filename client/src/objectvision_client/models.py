@@ -127,6 +127,9 @@ class DetectionResult:
     objects: tuple[DetectedObject, ...]
     total_ms: float | None
     raw: Json = field(repr=False, compare=False, default_factory=dict)
+    # The model and version that answered (None on detections stored before models existed).
+    model: str | None = None
+    model_version: str | None = None
 
     @classmethod
     def from_json(cls, body: Json) -> Self:
@@ -139,6 +142,8 @@ class DetectionResult:
             objects=tuple(DetectedObject.from_json(item) for item in body.get("detections", [])),
             total_ms=(body.get("timings") or {}).get("total_ms"),
             raw=body,
+            model=body.get("model"),
+            model_version=body.get("model_version"),
         )
 
     def class_counts(self) -> dict[str, int]:
@@ -168,6 +173,8 @@ class StoredDetection(DetectionResult):
             objects=result.objects,
             total_ms=result.total_ms,
             raw=body,
+            model=result.model,
+            model_version=result.model_version,
             status=body.get("status", "completed"),
             job_id=body.get("job_id"),
             created_at=_datetime(body.get("created_at")),
@@ -223,10 +230,22 @@ class Job:
     created_at: datetime | None = None
     completed_at: datetime | None = None
     raw: Json = field(repr=False, compare=False, default_factory=dict)
+    # The model the job runs with, and the version that answered its items.
+    model: str | None = None
+    model_version: str | None = None
+    # "batch" or "video"; a video job's upload and sampling, and why a job failed as a whole.
+    kind: str = "batch"
+    video: "VideoInfo | None" = None
+    error: str | None = None
 
     @classmethod
     def from_json(cls, body: Json) -> Self:
         return cls(
+            kind=body.get("kind", "batch"),
+            video=VideoInfo.from_json(body["video"]) if body.get("video") else None,
+            error=body.get("error"),
+            model=body.get("model"),
+            model_version=body.get("model_version"),
             job_id=body["job_id"],
             status=body.get("status", "pending"),
             total=int(body.get("total", 0)),
@@ -241,6 +260,90 @@ class Job:
     @property
     def done(self) -> bool:
         return self.status in JOB_FINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """A video job's upload as its container describes it, and how its frames are sampled."""
+
+    filename: str
+    container: str
+    codec: str
+    width: int
+    height: int
+    duration_seconds: float
+    frame_rate: float
+    frame_count: int
+    sampled_frames: int
+    fps: float | None
+    every: int | None
+    annotated_url: str | None
+
+    @classmethod
+    def from_json(cls, body: Json) -> Self:
+        sampling = body.get("sampling") or {}
+        return cls(
+            filename=body.get("filename", ""),
+            container=body["container"],
+            codec=body["codec"],
+            width=int(body["width"]),
+            height=int(body["height"]),
+            duration_seconds=float(body["duration_seconds"]),
+            frame_rate=float(body["frame_rate"]),
+            frame_count=int(body["frame_count"]),
+            sampled_frames=int(body["sampled_frames"]),
+            fps=sampling.get("fps"),
+            every=sampling.get("every"),
+            annotated_url=body.get("annotated_url"),
+        )
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    """One sampled frame of a video job: its index, its time and what was found in it."""
+
+    frame_index: int
+    timestamp_seconds: float
+    timestamp_ms: int
+    detections: tuple[DetectedObject, ...]
+    error: str | None
+
+    @classmethod
+    def from_json(cls, body: Json) -> Self:
+        return cls(
+            frame_index=int(body["frame_index"]),
+            timestamp_seconds=float(body["timestamp_seconds"]),
+            timestamp_ms=int(body["timestamp_ms"]),
+            detections=tuple(DetectedObject.from_json(d) for d in body.get("detections", [])),
+            error=body.get("error"),
+        )
+
+
+@dataclass(frozen=True)
+class VideoFramesPage:
+    """One page of a video job's frames, in frame order; boxes in video pixels."""
+
+    job_id: str
+    width: int
+    height: int
+    frames: tuple[VideoFrame, ...]
+    total: int
+    limit: int
+    offset: int
+    raw: Json = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, body: Json) -> Self:
+        return cls(
+            job_id=body["job_id"],
+            width=int(body["width"]),
+            height=int(body["height"]),
+            frames=tuple(VideoFrame.from_json(frame) for frame in body.get("frames", [])),
+            total=int(body["total"]),
+            limit=int(body["limit"]),
+            offset=int(body["offset"]),
+            raw=body,
+        )
 
 
 @dataclass(frozen=True)
@@ -323,3 +426,60 @@ class CreatedWebhook(Webhook):
             raw=body,
             secret=body["secret"],
         )
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """What `Client.export` wrote: the server's name for the file (Content-Disposition),
+    its media type and how many bytes arrived."""
+
+    filename: str
+    content_type: str
+    size: int
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str], size: int) -> Self:
+        disposition = headers.get("content-disposition", "")
+        name = ""
+        for part in disposition.split(";"):
+            key, _, value = part.strip().partition("=")
+            if key.lower() == "filename":
+                name = value.strip().strip('"')
+        return cls(filename=name, content_type=headers.get("content-type", ""), size=size)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model the deployment serves (``GET /api/v1/models``): what ``model`` accepts."""
+
+    name: str
+    version: str
+    task: str
+    input_size: int
+    classes: tuple[str, ...]
+    precision: str
+    device: str
+    ready: bool
+    state: str
+    default: bool
+    reason: str | None = None
+
+    @classmethod
+    def from_json(cls, body: Json) -> Self:
+        return cls(
+            name=body["name"],
+            version=str(body.get("version", "")),
+            task=body.get("task", ""),
+            input_size=int(body.get("input_size", 0)),
+            classes=tuple(body.get("classes", [])),
+            precision=body.get("precision", ""),
+            device=body.get("device", ""),
+            ready=bool(body.get("ready", False)),
+            state=body.get("state", ""),
+            default=bool(body.get("default", False)),
+            reason=body.get("reason"),
+        )
+
+
+def served_models(body: Json) -> list[ServedModel]:
+    return [ServedModel.from_json(item) for item in body.get("items", [])]

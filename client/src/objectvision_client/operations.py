@@ -9,6 +9,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -22,11 +23,14 @@ from objectvision_client.models import (
     DetectionResult,
     HistoryPage,
     Job,
+    ServedModel,
     SignUpAccepted,
     StoredDetection,
     TokenPair,
     User,
+    VideoFramesPage,
     Webhook,
+    served_models,
 )
 
 T = TypeVar("T")
@@ -60,6 +64,8 @@ class DetectionParams:
     iou: float | None = None
     classes: Sequence[str] = ()
     max_detections: int | None = None
+    # A model from Client.models(); None: the deployment's default.
+    model: str | None = None
 
     def form_fields(self) -> dict[str, str]:
         fields: dict[str, str] = {}
@@ -71,6 +77,8 @@ class DetectionParams:
             fields["classes"] = ",".join(name.strip() for name in self.classes if name.strip())
         if self.max_detections is not None:
             fields["max_detections"] = str(int(self.max_detections))
+        if self.model:
+            fields["model"] = self.model.strip()
         return fields
 
 
@@ -175,6 +183,52 @@ def submit_batch(
     )
 
 
+def submit_video(
+    video: ImageSource,
+    params: DetectionParams,
+    *,
+    fps: float | None = None,
+    every: int | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[Job]:
+    """A video file (MP4, MOV or WebM) as a job sampling `fps` frames a second or `every`
+    n-th frame (neither: the service default, 1 fps). The file is read when the operation
+    is built, so a retry sends the same bytes; a new idempotency key per submission unless
+    given, so a retried POST never makes a second job."""
+    fields = params.form_fields()
+    if fps is not None:
+        fields["fps"] = repr(float(fps))
+    if every is not None:
+        fields["every"] = str(int(every))
+    return Operation(
+        "POST",
+        "/api/v1/detect/video",
+        _json(Job.from_json),
+        data=fields,
+        files=[("file", read_image(video))],
+        headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex},
+    )
+
+
+def video_frames(job_id: str, *, limit: int = 100, offset: int = 0) -> Operation[VideoFramesPage]:
+    return Operation(
+        "GET",
+        f"/api/v1/detect/jobs/{_segment(job_id)}/frames",
+        _json(VideoFramesPage.from_json),
+        params={"limit": limit, "offset": offset},
+    )
+
+
+def annotated_video(job_id: str) -> Operation[bytes]:
+    """A completed video job's annotated MP4; 409 while it runs. `Client.annotated_video`
+    streams it to a file."""
+    return Operation("GET", f"/api/v1/detect/jobs/{_segment(job_id)}/annotated", _bytes)
+
+
+def list_models() -> Operation[list[ServedModel]]:
+    return Operation("GET", "/api/v1/models", _json(served_models))
+
+
 def get_job(job_id: str) -> Operation[Job]:
     return Operation("GET", f"/api/v1/detect/jobs/{_segment(job_id)}", _json(Job.from_json))
 
@@ -235,3 +289,57 @@ def create_webhook(url: str, events: Sequence[str] = ()) -> Operation[CreatedWeb
 
 def delete_webhook(webhook_id: str) -> Operation[None]:
     return Operation("DELETE", f"{WEBHOOKS}/{_segment(webhook_id)}", _nothing)
+
+
+EXPORT_FORMATS = ("coco", "yolo", "csv")
+
+
+def _export_format(format: str) -> str:
+    if format not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {format!r}; choose {', '.join(EXPORT_FORMATS)}")
+    return format
+
+
+def export_job(job_id: str, *, format: str) -> Operation[bytes]:
+    """A finished job's detections as a file (COCO JSON, YOLO zip or CSV); a job still
+    running is a 409. `Client.export` streams it to a file instead of into memory."""
+    return Operation(
+        "GET",
+        f"/api/v1/detect/jobs/{_segment(job_id)}/export",
+        _bytes,
+        params={"format": _export_format(format)},
+    )
+
+
+def export_history(
+    *,
+    format: str,
+    class_name: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Operation[bytes]:
+    """The caller's detections, with the filters of `history`, as a file."""
+    params: dict[str, str] = {"format": _export_format(format)}
+    if class_name:
+        params["class_name"] = class_name
+    if since is not None:
+        params["since"] = since.isoformat()
+    if until is not None:
+        params["until"] = until.isoformat()
+    return Operation("GET", "/api/v1/detect/history/export", _bytes, params=params)
+
+
+def export(
+    *,
+    format: str,
+    job_id: str | None = None,
+    class_name: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Operation[bytes]:
+    """A job's export when `job_id` is given, else the history's with these filters."""
+    if job_id is None:
+        return export_history(format=format, class_name=class_name, since=since, until=until)
+    if class_name or since is not None or until is not None:
+        raise ValueError("a job's export takes no history filters (class_name, since, until)")
+    return export_job(job_id, format=format)

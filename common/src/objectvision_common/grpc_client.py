@@ -27,7 +27,7 @@ Deserializer = Callable[[bytes], Any]
 def _with_request_id(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
     request_id = current_request_id()
     metadata = grpc.aio.Metadata(*(details.metadata or ()))
-    if request_id and REQUEST_ID_HEADER not in metadata:
+    if request_id and metadata.get(REQUEST_ID_HEADER) is None:
         metadata.add(REQUEST_ID_HEADER, request_id)
     timeout = details.timeout if details.timeout is not None else DEFAULT_DEADLINE_SECONDS
     return grpc.aio.ClientCallDetails(

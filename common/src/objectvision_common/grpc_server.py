@@ -12,7 +12,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -115,9 +115,13 @@ class _Observed:
         return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.INTERNAL
 
 
-def _wrap_unary_response(
-    behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]], full_method: str
-) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+# grpc's stubs describe a synchronous server's method handlers; on a grpc.aio server the same
+# attributes hold coroutine functions (one response) and async generator functions (a stream).
+_AsyncUnaryBehavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+_AsyncStreamBehavior = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
+
+
+def _wrap_unary_response(behavior: _AsyncUnaryBehavior, full_method: str) -> _AsyncUnaryBehavior:
     async def handler(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
         call = _Observed(full_method, context)
         error: BaseException | None = None
@@ -134,9 +138,7 @@ def _wrap_unary_response(
     return handler
 
 
-def _wrap_stream_response(
-    behavior: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]], full_method: str
-) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
+def _wrap_stream_response(behavior: _AsyncStreamBehavior, full_method: str) -> _AsyncStreamBehavior:
     async def handler(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
         call = _Observed(full_method, context)
         error: BaseException | None = None
@@ -157,33 +159,33 @@ def _wrap_stream_response(
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or method.startswith(("/grpc.health", "/grpc.reflection")):
             return handler
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary_response(handler.unary_unary, method),
+                _wrap_unary_response(cast(_AsyncUnaryBehavior, handler.unary_unary), method),
                 handler.request_deserializer,
                 handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary_response(handler.stream_unary, method),
+                _wrap_unary_response(cast(_AsyncUnaryBehavior, handler.stream_unary), method),
                 handler.request_deserializer,
                 handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream_response(handler.unary_stream, method),
+                _wrap_stream_response(cast(_AsyncStreamBehavior, handler.unary_stream), method),
                 handler.request_deserializer,
                 handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
-            _wrap_stream_response(handler.stream_stream, method),
+            _wrap_stream_response(cast(_AsyncStreamBehavior, handler.stream_stream), method),
             handler.request_deserializer,
             handler.response_serializer,
         )

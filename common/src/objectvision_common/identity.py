@@ -9,7 +9,7 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from objectvision.v1 import common_pb2
 from objectvision_common.errors import Unauthenticated
@@ -33,7 +33,7 @@ def principal_metadata(
 
 
 def principal_from_metadata(
-    metadata: Sequence[tuple[str, str | bytes]] | None, *, secret: str, now: float | None = None
+    metadata: Iterable[tuple[str, str | bytes]] | None, *, secret: str, now: float | None = None
 ) -> common_pb2.Principal:
     """The verified principal of a call; raises Unauthenticated when absent or forged."""
     values = {key: value for key, value in (metadata or ())}

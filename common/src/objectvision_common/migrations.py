@@ -1,7 +1,7 @@
 """The body of every service's Alembic `env.py`: one schema, its own version table."""
 
 from alembic import context
-from sqlalchemy import MetaData, create_engine
+from sqlalchemy import Connection, MetaData, create_engine
 
 
 def run_migrations(target_metadata: MetaData, *, schema: str) -> None:
@@ -18,7 +18,7 @@ def run_migrations(target_metadata: MetaData, *, schema: str) -> None:
     _run(connection, target_metadata, schema)
 
 
-def _run(connection: object, target_metadata: MetaData, schema: str) -> None:
+def _run(connection: Connection, target_metadata: MetaData, schema: str) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

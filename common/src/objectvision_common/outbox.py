@@ -17,6 +17,7 @@ from typing import Any
 
 from google.protobuf import json_format
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 from sqlalchemy import (
     Column,
     DateTime,
@@ -112,8 +113,11 @@ async def add_event(
     return event_id
 
 
-def stream_fields(event_id: str, event_type: str, payload: Mapping[str, Any]) -> dict[str, str]:
-    """The entry the relay appends to the stream for one event."""
+def stream_fields(
+    event_id: str, event_type: str, payload: Mapping[str, Any]
+) -> dict[FieldT, EncodableT]:
+    """The entry the relay appends to the stream for one event (str keys and values, typed
+    as redis' `xadd` takes them)."""
     return {
         "id": event_id,
         "type": event_type,

@@ -126,3 +126,8 @@ class GrpcServiceSettings(CommonSettings):
     grpc_max_connection_age_seconds: float = Field(
         default=300.0, ge=0, validation_alias="GRPC_MAX_CONNECTION_AGE_SECONDS"
     )
+    # How often the service measures the outbox and stream backlogs it exports as gauges
+    # (objectvision_common.backlog); each measurement is one indexed query or a few Redis calls.
+    backlog_metrics_interval_seconds: float = Field(
+        default=15.0, gt=0, validation_alias="BACKLOG_METRICS_INTERVAL_SECONDS"
+    )

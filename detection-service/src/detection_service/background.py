@@ -16,7 +16,7 @@ class BackgroundLoop:
     async def run(self) -> None:
         if self._stopped:
             return
-        self._task = asyncio.current_task()  # type: ignore[assignment]
+        self._task = asyncio.current_task()
         await self._loop()
 
     def stop(self) -> None:

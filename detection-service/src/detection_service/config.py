@@ -34,7 +34,16 @@ class DetectionSettings(GrpcServiceSettings):
     triton_channel_max_age_seconds: float = Field(
         default=60.0, gt=0, validation_alias="TRITON_CHANNEL_MAX_AGE_SECONDS"
     )
-    triton_model_name: str = Field(default="yolov8n", validation_alias="TRITON_MODEL_NAME")
+    # The deployment's default model: requests that name none get it (GET /api/v1/models
+    # lists the others; Triton's model repository decides which exist).
+    triton_model_name: str = Field(
+        default="yolov8n", min_length=1, validation_alias="TRITON_MODEL_NAME"
+    )
+    # How long the list of models and their states (Triton's repository index) is reused
+    # before it is read again; an unknown or not-ready name is always checked afresh.
+    model_catalog_refresh_seconds: float = Field(
+        default=2.0, gt=0, validation_alias="MODEL_CATALOG_REFRESH_SECONDS"
+    )
     # The served ONNX, read once at start-up for its class names; defaults under the data dir.
     model_path: Path | None = Field(default=None, validation_alias="SERVED_MODEL_PATH")
     inference_timeout_seconds: float = Field(
@@ -76,6 +85,21 @@ class DetectionSettings(GrpcServiceSettings):
     # Unfinished jobs with no worker heartbeat for this long are put on the stream again.
     job_requeue_after_seconds: float = Field(
         default=60.0, gt=0, validation_alias="JOB_REQUEUE_AFTER_SECONDS"
+    )
+
+    # Video jobs (ADR 0016): limits judged before anything is decoded, and the sampling used
+    # when a request names none.
+    max_video_bytes: int = Field(default=200 * MIB, ge=1, validation_alias="MAX_VIDEO_BYTES")
+    max_video_seconds: float = Field(default=600.0, gt=0, validation_alias="MAX_VIDEO_SECONDS")
+    max_video_frame_pixels: int = Field(
+        default=4096 * 2160, ge=1, validation_alias="MAX_VIDEO_FRAME_PIXELS"
+    )
+    video_default_fps: float = Field(default=1.0, gt=0, validation_alias="VIDEO_DEFAULT_FPS")
+    video_max_fps: float = Field(default=60.0, gt=0, validation_alias="VIDEO_MAX_FPS")
+    # Decoded frames waiting for inference or for the annotated video's encoder, per job:
+    # what bounds a video job's memory (each frame is width x height x 3 bytes).
+    video_frames_in_flight: int = Field(
+        default=8, ge=1, le=64, validation_alias="VIDEO_FRAMES_IN_FLIGHT"
     )
 
     storage_dir: Path | None = Field(default=None, validation_alias="STORAGE_DIR")

@@ -20,9 +20,10 @@ from prometheus_client import Counter
 from detection_service.imaging import decode as imaging
 from detection_service.imaging.annotate import annotate
 from detection_service.imaging.formats import ImageHeader
-from detection_service.inference.batcher import MicroBatcher
+from detection_service.inference.batcher import ModelBatchers
+from detection_service.inference.models import ModelCatalog, ServedModel
 from detection_service.inference.result_cache import CachedAnswer, ResultCache, content_key
-from detection_service.inference.triton import ImageRequest, TritonModel
+from detection_service.inference.triton import ImageRequest
 from detection_service.postprocess import DetectedObject, DetectionOptions
 from objectvision_common.errors import DomainError, InvalidArgument, PayloadTooLarge, Unavailable
 from objectvision_common.tracing import tracer
@@ -55,6 +56,9 @@ class DetectionResult:
     timings: Timings
     # Answered from the result cache: the same bytes, model version and options ran before.
     cached: bool = False
+    # The model and version that answered (history and jobs record them).
+    model: str = ""
+    model_version: str = ""
 
 
 def _ms(since: float) -> float:
@@ -65,20 +69,22 @@ class Detector:
     def __init__(
         self,
         *,
-        batcher: MicroBatcher,
+        batchers: ModelBatchers,
+        catalog: ModelCatalog,
         executor: Executor,
         class_names: Sequence[str],
         limits: imaging.ImageLimits,
         defaults: DetectionOptions,
         inference_timeout_s: float,
         cache: ResultCache | None = None,
-        model: TritonModel | None = None,
         outcomes: Counter | None = None,
     ) -> None:
-        self._batcher = batcher
+        """``class_names``: the default model's, for history filters (stored rows keep their
+        own names); each request's classes are checked against the model it names."""
+        self._batchers = batchers
+        self._catalog = catalog
         self._outcomes = outcomes
         self._cache = cache
-        self._model = model
         self._executor = executor
         self.class_names = tuple(class_names)
         self._class_ids = {name.lower(): i for i, name in enumerate(self.class_names)}
@@ -86,16 +92,33 @@ class Detector:
         self.defaults = defaults
         self._inference_timeout = inference_timeout_s
 
-    def class_id(self, value: str) -> int:
+    async def resolve(self, name: str | None) -> ServedModel:
+        """The ready model a request names (empty: the default); NotFound listing the known
+        ones, or Unavailable while it is loading."""
+        return await self._catalog.resolve(name)
+
+    async def models(self) -> list[ServedModel]:
+        return await self._catalog.list_models()
+
+    @property
+    def default_model(self) -> str:
+        return self._catalog.default_model
+
+    def class_id(self, value: str, model: ServedModel | None = None) -> int:
         """A class given by name (any case) or numeric id; InvalidArgument if the model lacks it."""
-        text = value.strip()
-        if text.isascii() and text.isdigit() and int(text) < len(self.class_names):
-            return int(text)
-        if text.lower() in self._class_ids:
-            return self._class_ids[text.lower()]
-        raise InvalidArgument(
-            f"unknown class {value!r}; the model knows: {', '.join(self.class_names)}"
+        names = model.classes if model is not None and model.classes else self.class_names
+        ids = (
+            {name.lower(): i for i, name in enumerate(names)}
+            if names is not self.class_names
+            else self._class_ids
         )
+        text = value.strip()
+        if text.isascii() and text.isdigit() and int(text) < len(names):
+            return int(text)
+        if text.lower() in ids:
+            return ids[text.lower()]
+        which = f"model {model.name!r}" if model is not None else "the model"
+        raise InvalidArgument(f"unknown class {value!r}; {which} knows: {', '.join(names)}")
 
     def options(
         self,
@@ -104,6 +127,7 @@ class Detector:
         iou: float = 0.0,
         classes: Iterable[str] = (),
         max_detections: int = 0,
+        model: ServedModel | None = None,
     ) -> DetectionOptions:
         """A request's parameters with zeros replaced by the service defaults, validated."""
         for name, value in (("confidence", confidence), ("iou", iou)):
@@ -118,7 +142,7 @@ class Detector:
             confidence=confidence or self.defaults.confidence,
             iou=iou or self.defaults.iou,
             max_detections=max_detections or self.defaults.max_detections,
-            class_ids=frozenset(self.class_id(c) for c in wanted) if wanted else None,
+            class_ids=frozenset(self.class_id(c, model) for c in wanted) if wanted else None,
         )
 
     def inspect(self, data: bytes) -> ImageHeader:
@@ -146,21 +170,28 @@ class Detector:
             )
         return InvalidArgument(f"the {header.format.name} image is corrupt and cannot be decoded")
 
-    def _objects(self, rows: np.ndarray) -> list[DetectedObject]:
+    def _objects(self, rows: np.ndarray, names: Sequence[str]) -> list[DetectedObject]:
         objects = []
         for x1, y1, x2, y2, score, class_value in rows.tolist():
             class_id = int(class_value)
-            known = 0 <= class_id < len(self.class_names)
-            name = self.class_names[class_id] if known else str(class_id)
+            known = 0 <= class_id < len(names)
+            name = names[class_id] if known else str(class_id)
             objects.append(DetectedObject(class_id, name, float(score), x1, y1, x2, y2))
         return objects
 
     async def detect(
-        self, data: bytes, options: DetectionOptions, *, time_limit_s: float | None = None
+        self,
+        data: bytes,
+        options: DetectionOptions,
+        *,
+        model: ServedModel | None = None,
+        time_limit_s: float | None = None,
     ) -> DetectionResult:
-        """Objects in one image; raises the domain error of an unfit image, or Unavailable."""
+        """Objects in one image by ``model`` (None: the default); raises the domain error of
+        an unfit image, NotFound for an unknown model, or Unavailable."""
         try:
-            result = await self._detect(data, options, time_limit_s=time_limit_s)
+            served = model if model is not None else await self.resolve(None)
+            result = await self._detect(data, options, served, time_limit_s=time_limit_s)
         except Unavailable:
             self._count("unavailable")
             raise
@@ -175,16 +206,24 @@ class Detector:
             self._outcomes.labels(outcome).inc()
 
     async def _detect(
-        self, data: bytes, options: DetectionOptions, *, time_limit_s: float | None
+        self,
+        data: bytes,
+        options: DetectionOptions,
+        model: ServedModel,
+        *,
+        time_limit_s: float | None,
     ) -> DetectionResult:
         started = time.perf_counter()
+        names = model.classes or self.class_names
         with _TRACER.start_as_current_span("detect image") as span:
+            span.set_attribute("objectvision.model", model.name)
+            span.set_attribute("objectvision.model_version", model.version)
             span.set_attribute("objectvision.image.bytes", len(data))
             header = self.inspect(data)
             span.set_attribute("objectvision.image.format", header.format.value)
             span.set_attribute("objectvision.image.width", header.width)
             span.set_attribute("objectvision.image.height", header.height)
-            key = await self._cache_key(data, options)
+            key = await self._cache_key(data, options, model)
             if key is not None and self._cache is not None:
                 found = await self._cache.get(key)
                 if found is not None:
@@ -192,7 +231,13 @@ class Detector:
                     span.set_attribute("objectvision.detections", len(found.objects))
                     timings = Timings(0.0, 0.0, 0.0, 0.0, _ms(started))
                     return DetectionResult(
-                        found.width, found.height, found.objects, timings, cached=True
+                        found.width,
+                        found.height,
+                        found.objects,
+                        timings,
+                        cached=True,
+                        model=model.name,
+                        model_version=model.version,
                     )
             budget = self._inference_timeout
             if time_limit_s is not None:
@@ -206,7 +251,9 @@ class Detector:
                 max_detections=options.max_detections,
                 class_ids=options.class_ids,
             )
-            outcome = await self._batcher.infer(image, time_limit_s=budget)
+            outcome = await self._batchers.infer(
+                model.name, image, class_count=len(names), time_limit_s=budget
+            )
             result = outcome.result
             if result.status != contract.STATUS_OK:
                 raise self._refusal(result, header)
@@ -222,19 +269,27 @@ class Detector:
             span.set_attribute("objectvision.queue_ms", round(outcome.queue_ms, 3))
             span.set_attribute("objectvision.inference_ms", round(outcome.inference_ms, 3))
             span.set_attribute("objectvision.detections", len(result.rows))
-            objects = self._objects(result.rows)
+            objects = self._objects(result.rows, names)
             if key is not None and self._cache is not None:
                 await self._cache.put(key, CachedAnswer(result.width, result.height, objects))
-            return DetectionResult(result.width, result.height, objects, timings)
+            return DetectionResult(
+                result.width,
+                result.height,
+                objects,
+                timings,
+                model=model.name,
+                model_version=model.version,
+            )
 
-    async def _cache_key(self, data: bytes, options: DetectionOptions) -> str | None:
-        """None without a cache or while the model's version is unknown (never guess it)."""
-        if self._cache is None or self._model is None:
+    async def _cache_key(
+        self, data: bytes, options: DetectionOptions, model: ServedModel
+    ) -> str | None:
+        """None without a cache or while the model's version is unknown (never guess it):
+        the key holds the model's name and the version Triton serves, so another model or a
+        new version never answers from an old entry."""
+        if self._cache is None or not model.version:
             return None
-        version = await self._model.version()
-        if version is None:
-            return None
-        name = self._model.model_name
+        name, version = model.name, model.version
         if len(data) < _HASH_ON_LOOP_BYTES:
             return content_key(data, model=name, version=version, options=options)
         loop = asyncio.get_running_loop()

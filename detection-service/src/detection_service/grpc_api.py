@@ -7,6 +7,7 @@ Uploads are refused from their headers before anything is decoded or stored.
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -16,15 +17,28 @@ from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from detection_service.detector import DetectionResult, Detector, Timings
+from detection_service.exports import formats as export_formats
+from detection_service.exports import service as exports
 from detection_service.history import service as history
 from detection_service.history.service import DetectionRecord
+from detection_service.inference.models import ServedModel
 from detection_service.jobs import service as jobs
 from detection_service.jobs.queue import JobQueue
 from detection_service.postprocess import DetectedObject, DetectionOptions
 from detection_service.storage import CHUNK_BYTES, ObjectNotFoundError, ObjectStorage, discard
 from detection_service.uploads import Upload, sanitize_filename
+from detection_service.video import intake as video_intake
+from detection_service.video import service as video_jobs
+from detection_service.video.probe import VideoLimits, sampling_from
+from detection_service.video.views import VideoView
+from detection_service.video.worker import ANNOTATED_CONTENT_TYPE
 from objectvision.v1 import detection_pb2, detection_pb2_grpc
-from objectvision_common.errors import DomainError, InvalidArgument, NotFound, Unavailable
+from objectvision_common.errors import (
+    DomainError,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from objectvision_common.identity import principal_from_metadata
 
 T = TypeVar("T")
@@ -32,6 +46,8 @@ T = TypeVar("T")
 DEFAULT_PAGE_LIMIT = 20
 MAX_PAGE_LIMIT = 100
 MAX_IDEMPOTENCY_KEY_CHARS = 200
+# Frames per ListVideoFrames page: at most (and by default) this many.
+MAX_VIDEO_FRAMES_PAGE = 1000
 
 _JOB_STATUS = {
     jobs.PENDING: detection_pb2.JOB_STATUS_PENDING,
@@ -40,6 +56,11 @@ _JOB_STATUS = {
     jobs.FAILED: detection_pb2.JOB_STATUS_FAILED,
 }
 _DETECTION_STATUS = {"completed": detection_pb2.DETECTION_STATUS_COMPLETED}
+_EXPORT_FORMATS = {
+    detection_pb2.EXPORT_FORMAT_COCO: "coco",
+    detection_pb2.EXPORT_FORMAT_YOLO: "yolo",
+    detection_pb2.EXPORT_FORMAT_CSV: "csv",
+}
 
 
 async def _all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
@@ -90,6 +111,8 @@ def _image_result(
         timings=detection_pb2.Timings(**result.timings.to_json()),
         filename=filename,
         cached=result.cached,
+        model=result.model,
+        model_version=result.model_version,
     )
 
 
@@ -108,6 +131,8 @@ def _detection(record: DetectionRecord) -> detection_pb2.Detection:
                 **{k: v for k, v in record.timings.items() if k in known}
             ),
             filename=record.filename,
+            model=record.model,
+            model_version=record.model_version,
         ),
         created_at=_timestamp(record.created_at),
         updated_at=_timestamp(record.updated_at),
@@ -133,10 +158,60 @@ def _job(view: jobs.JobView) -> detection_pb2.Job:
         ],
         created_at=_timestamp(view.created_at),
         updated_at=_timestamp(view.updated_at),
+        model=view.model,
+        model_version=view.model_version,
     )
     if view.completed_at is not None:
         job.completed_at.CopyFrom(_timestamp(view.completed_at))
+    if view.video is not None:
+        job.kind = view.kind
+        job.error = view.error or ""
+        job.video.CopyFrom(_video_info(view.video, sampled_frames=view.total))
     return job
+
+
+def _video_info(video: VideoView, *, sampled_frames: int) -> detection_pb2.VideoInfo:
+    return detection_pb2.VideoInfo(
+        filename=video.filename,
+        container=video.container,
+        codec=video.codec,
+        width=video.width,
+        height=video.height,
+        duration_seconds=video.duration_seconds,
+        frame_rate=video.frame_rate,
+        frame_count=video.frame_count,
+        sampling=detection_pb2.VideoSampling(
+            fps=video.sampling.fps or 0.0, every=video.sampling.every or 0
+        ),
+        sampled_frames=sampled_frames,
+        size_bytes=video.size_bytes,
+        annotated_available=video.annotated_available,
+    )
+
+
+def _video_frame(frame: video_jobs.FrameRecord) -> detection_pb2.VideoFrame:
+    return detection_pb2.VideoFrame(
+        frame_index=frame.frame_index,
+        timestamp_seconds=frame.timestamp_seconds,
+        objects=_objects(frame.objects),
+        error=frame.error or "",
+    )
+
+
+def _model(model: ServedModel, *, default: str) -> detection_pb2.Model:
+    return detection_pb2.Model(
+        name=model.name,
+        version=model.version,
+        task=model.task,
+        input_size=model.input_size,
+        classes=list(model.classes),
+        precision=model.precision,
+        device=model.device,
+        ready=model.ready,
+        state=model.state,
+        reason=model.reason,
+        default=model.name == default,
+    )
 
 
 class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
@@ -150,7 +225,14 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
         service_secret: str,
         max_batch_files: int,
         stream_max_in_flight: int,
+        executor: Executor | None = None,
+        video_limits: VideoLimits | None = None,
+        video_default_fps: float = 1.0,
     ) -> None:
+        # Video jobs (ADR 0016): probed in the CPU pool, refused beyond these limits.
+        self._executor = executor
+        self._video_limits = video_limits
+        self._video_default_fps = video_default_fps
         self._detector = detector
         self._sessions = sessions
         self._storage = storage
@@ -165,12 +247,29 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
         trace.get_current_span().set_attribute("enduser.id", principal.user_id)
         return principal.user_id
 
-    def _options(self, params: detection_pb2.DetectionParams) -> DetectionOptions:
-        return self._detector.options(
+    async def _options(
+        self, params: detection_pb2.DetectionParams
+    ) -> tuple[DetectionOptions, ServedModel]:
+        """The request's model (NotFound / Unavailable while loading) and its options, the
+        classes checked against that model's."""
+        model = await self._detector.resolve(params.model)
+        options = self._detector.options(
             confidence=params.confidence,
             iou=params.iou,
             classes=params.classes,
             max_detections=params.max_detections,
+            model=model,
+        )
+        return options, model
+
+    async def ListModels(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> detection_pb2.ListModelsResponse:
+        self._user_id(context)
+        default = self._detector.default_model
+        models = await self._detector.models()
+        return detection_pb2.ListModelsResponse(
+            models=[_model(model, default=default) for model in models], default_model=default
         )
 
     def _uploads(self, images: Sequence[detection_pb2.ImageInput]) -> list[Upload]:
@@ -239,10 +338,11 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
     ) -> detection_pb2.DetectResponse:
         user_id = self._user_id(context)
         uploads = self._uploads(request.images)
-        options = self._options(request.params)
+        options, model = await self._options(request.params)
         time_limit_s = context.time_remaining()
         outcomes = await _all(
-            self._detector.detect(u.data, options, time_limit_s=time_limit_s) for u in uploads
+            self._detector.detect(u.data, options, model=model, time_limit_s=time_limit_s)
+            for u in uploads
         )
         ids: Sequence[uuid.UUID | None] = [None] * len(uploads)
         if request.store:
@@ -295,12 +395,15 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
         )
 
         async def read() -> None:
-            options: DetectionOptions | None = None
+            # The model and options come from the first frame; an unknown model ends the
+            # stream (NOT_FOUND), one that is loading ends it UNAVAILABLE with Retry-After.
+            chosen: tuple[DetectionOptions, ServedModel] | None = None
             try:
                 async for frame in request_iterator:
-                    if options is None:
-                        options = self._options(frame.params)
-                    await in_flight.put(asyncio.ensure_future(self._frame(frame, options)))
+                    if chosen is None:
+                        chosen = await self._options(frame.params)
+                    options, model = chosen
+                    await in_flight.put(asyncio.ensure_future(self._frame(frame, options, model)))
             finally:
                 await in_flight.put(None)
 
@@ -316,12 +419,12 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
                     task.cancel()
 
     async def _frame(
-        self, frame: detection_pb2.Frame, options: DetectionOptions
+        self, frame: detection_pb2.Frame, options: DetectionOptions, model: ServedModel
     ) -> detection_pb2.FrameDetections:
         """One frame's answer. A bad image, or inference that could not finish in time (overload,
         Triton briefly away), becomes that frame's `error`: a video stream outlives one frame."""
         try:
-            outcome = await self._detector.detect(frame.image.data, options)
+            outcome = await self._detector.detect(frame.image.data, options, model=model)
         except Unavailable as error:
             return detection_pb2.FrameDetections(
                 sequence=frame.sequence, error=f"unavailable: {error.message}"
@@ -345,7 +448,22 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
                 f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters"
             )
         accepted, refused = self._screen(request.images, request.refused)
-        options = self._options(request.params)
+        try:
+            options, model = await self._options(request.params)
+            model_name = model.name
+        except Unavailable as error:
+            if error.code == "model_not_ready":
+                raise
+            # Triton is away: the job is stored and waits for it (ADR 0005), and its model
+            # is checked when it runs (an unknown one then fails the items, naming the known).
+            params = request.params
+            options = self._detector.options(
+                confidence=params.confidence,
+                iou=params.iou,
+                classes=params.classes,
+                max_detections=params.max_detections,
+            )
+            model_name = params.model.strip() or self._detector.default_model
         view = await jobs.submit_job(
             sessions=self._sessions,
             storage=self._storage,
@@ -355,6 +473,7 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
             options=options,
             idempotency_key=key or None,
             refused=refused,
+            model=model_name,
         )
         return _job(view)
 
@@ -430,3 +549,152 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
             yield detection_pb2.ImageChunk(
                 data=jpeg[start : start + CHUNK_BYTES], content_type="image/jpeg"
             )
+
+    async def ExportDetections(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.ExportDetectionsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[detection_pb2.ExportChunk]:
+        """A finished job's, or the filtered history's, results as one file, page by page.
+
+        Everything that can be refused is checked before the first chunk (an unknown format
+        or class, another user's job, a job still running), so the gateway can still answer
+        with an error status; the first chunk carries the media type and file name."""
+        user_id = self._user_id(context)
+        format_name = _EXPORT_FORMATS.get(request.format)
+        if format_name is None:
+            raise InvalidArgument(
+                f"unknown export format; choose one of: {', '.join(export_formats.FORMAT_NAMES)}"
+            )
+        now = datetime.now(UTC)
+        pages: AsyncIterator[Sequence[DetectionRecord]]
+        if request.job_id:
+            if request.class_filter or request.HasField("since") or request.HasField("until"):
+                raise InvalidArgument("a job's export takes no history filters")
+            job_id = _uuid(request.job_id, "job_id")
+            await exports.finished_job(self._sessions, user_id=user_id, job_id=job_id)
+            pages = exports.job_pages(self._sessions, user_id=user_id, job_id=job_id)
+            stem = f"objectvision-job-{job_id}"
+        else:
+            class_filter = request.class_filter.strip()
+            filters = exports.HistoryFilter(
+                class_id=self._detector.class_id(class_filter) if class_filter else None,
+                since=request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None,
+                until=request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None,
+            )
+            pages = exports.history_pages(self._sessions, user_id=user_id, filters=filters)
+            stem = f"objectvision-history-{now:%Y%m%dT%H%M%SZ}"
+        writer = export_formats.writer_for(
+            format_name, model_classes=exports.model_classes(self._detector), created_at=now
+        )
+        try:
+            yield detection_pb2.ExportChunk(
+                content_type=writer.media_type, filename=f"{stem}-{format_name}.{writer.extension}"
+            )
+            async for data in exports.export_chunks(writer, pages, chunk_bytes=CHUNK_BYTES):
+                yield detection_pb2.ExportChunk(data=data)
+        finally:
+            writer.close()  # also when the caller left before the first page
+
+    async def SubmitVideoJob(  # noqa: N802 - gRPC method name
+        self,
+        request_iterator: AsyncIterator[detection_pb2.VideoUpload],
+        context: grpc.aio.ServicerContext,
+    ) -> detection_pb2.Job:
+        """The header first (checked before a byte of video is read), then the file streamed
+        to a scratch file, its container sniffed from the first chunk and probed before the
+        job exists. A refused video leaves no file and no row behind."""
+        user_id = self._user_id(context)
+        limits = self._video_limits
+        if limits is None or self._executor is None:
+            raise Unavailable("video jobs are not enabled on this server")
+        messages = aiter(request_iterator)
+        first = await anext(messages, None)
+        if first is None or first.WhichOneof("part") != "header":
+            raise InvalidArgument("a video upload starts with its header")
+        header = first.header
+        key = header.idempotency_key.strip()
+        if len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
+            raise InvalidArgument(
+                f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters"
+            )
+        if header.size_bytes > limits.max_bytes:
+            raise video_intake.too_large(header.size_bytes, limits)
+        sampling = sampling_from(
+            fps=header.sampling.fps,
+            every=header.sampling.every,
+            default_fps=self._video_default_fps,
+            limits=limits,
+        )
+        options, model = await self._options(header.params)
+        if key:
+            found = await video_jobs.existing_job(
+                self._sessions, user_id=user_id, idempotency_key=key
+            )
+            if found is not None:
+                return _job(found)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for message in messages:
+                if message.WhichOneof("part") != "chunk":
+                    raise InvalidArgument("only the first message of a video upload is a header")
+                yield message.chunk
+
+        scratch = self._storage.scratch_path()
+        try:
+            container, size = await video_intake.receive(chunks(), scratch=scratch, limits=limits)
+            probe = await video_intake.inspect(
+                scratch, container, limits=limits, sampling=sampling, executor=self._executor
+            )
+            view = await video_jobs.submit_video_job(
+                sessions=self._sessions,
+                storage=self._storage,
+                queue=self._queue,
+                user_id=user_id,
+                scratch=scratch,
+                probe=probe,
+                filename=sanitize_filename(header.filename),
+                size_bytes=size,
+                options=options,
+                sampling=sampling,
+                idempotency_key=key or None,
+                model=model.name,
+            )
+        finally:
+            scratch.unlink(missing_ok=True)
+        return _job(view)
+
+    async def ListVideoFrames(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.ListVideoFramesRequest, context: grpc.aio.ServicerContext
+    ) -> detection_pb2.ListVideoFramesResponse:
+        user_id = self._user_id(context)
+        job_id = _uuid(request.job_id, "job_id")
+        limit = request.page.limit or MAX_VIDEO_FRAMES_PAGE
+        offset = request.page.offset
+        if limit < 0 or offset < 0:
+            raise InvalidArgument("page limit and offset must not be negative")
+        limit = min(limit, MAX_VIDEO_FRAMES_PAGE)
+        async with self._sessions() as session:
+            frames, total, width, height = await video_jobs.list_frames(
+                session, job_id=job_id, user_id=user_id, limit=limit, offset=offset
+            )
+        return detection_pb2.ListVideoFramesResponse(
+            frames=[_video_frame(frame) for frame in frames],
+            total=total,
+            limit=limit,
+            offset=offset,
+            width=width,
+            height=height,
+        )
+
+    async def GetAnnotatedVideo(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.GetAnnotatedVideoRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[detection_pb2.VideoChunk]:
+        """The finished job's annotated video, streamed from storage in chunks."""
+        user_id = self._user_id(context)
+        job_id = _uuid(request.job_id, "job_id")
+        async with self._sessions() as session:
+            key = await video_jobs.annotated_key(session, job_id=job_id, user_id=user_id)
+        try:
+            async for chunk in self._storage.open(key):
+                yield detection_pb2.VideoChunk(data=chunk, content_type=ANNOTATED_CONTENT_TYPE)
+        except ObjectNotFoundError:
+            raise NotFound("the annotated video of this job is no longer stored") from None

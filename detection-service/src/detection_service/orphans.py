@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from detection_service.background import BackgroundLoop
 from detection_service.history.models import images
 from detection_service.storage import ObjectStorage
+from detection_service.video.models import video_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,21 @@ class OrphanSweeper(BackgroundLoop):
                 referenced = set(
                     await session.scalars(
                         sa.select(images.c.storage_key).where(images.c.storage_key.in_(chunk))
+                    )
+                )
+                # Video jobs keep their upload and their annotated video in the same storage.
+                referenced.update(
+                    await session.scalars(
+                        sa.select(video_jobs.c.storage_key).where(
+                            video_jobs.c.storage_key.in_(chunk)
+                        )
+                    )
+                )
+                referenced.update(
+                    await session.scalars(
+                        sa.select(video_jobs.c.annotated_key).where(
+                            video_jobs.c.annotated_key.in_(chunk)
+                        )
                     )
                 )
             for key in chunk:

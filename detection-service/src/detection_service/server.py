@@ -23,8 +23,9 @@ from detection_service.config import DetectionSettings
 from detection_service.detector import Detector
 from detection_service.grpc_api import DetectionServicer
 from detection_service.imaging.decode import ImageLimits
-from detection_service.inference.batcher import MicroBatcher
+from detection_service.inference.batcher import ModelBatchers
 from detection_service.inference.classes import load_class_names
+from detection_service.inference.models import ModelCatalog
 from detection_service.inference.result_cache import ResultCache
 from detection_service.inference.triton import TritonModel
 from detection_service.jobs.queue import JobQueue
@@ -35,12 +36,16 @@ from detection_service.outbox import OUTBOX
 from detection_service.postprocess import DetectionOptions
 from detection_service.schema import SCHEMA
 from detection_service.storage import LocalDirectoryStorage
+from detection_service.video.probe import VideoLimits
+from detection_service.video.worker import VideoProcessor
 from objectvision.v1 import detection_pb2, detection_pb2_grpc
+from objectvision_common.backlog import BacklogMonitor, outbox_probe, stream_probe
 from objectvision_common.db import create_engine_for, session_factory, upgrade_to_head
 from objectvision_common.grpc_server import BackgroundWorker, GrpcApp, ServiceRegistration
 from objectvision_common.logging import configure_logging
 from objectvision_common.outbox import OutboxRelay
 from objectvision_common.process_group import run_process_group
+from objectvision_common.redis_client import connect_redis
 from objectvision_common.tracing import configure_tracing
 
 logger = logging.getLogger(__name__)
@@ -62,9 +67,9 @@ class DetectionService:
     metrics: DetectionMetrics
     engine: AsyncEngine
     redis: Redis
-    model: TritonModel
+    catalog: ModelCatalog
     executor: ThreadPoolExecutor
-    batcher: MicroBatcher
+    batchers: ModelBatchers
     detector: Detector
     queue: JobQueue
     processor: JobProcessor
@@ -72,6 +77,7 @@ class DetectionService:
     sweeper: JobSweeper
     orphans: OrphanSweeper
     relay: OutboxRelay
+    backlog: BacklogMonitor
     servicer: DetectionServicer
 
     @classmethod
@@ -80,18 +86,26 @@ class DetectionService:
     ) -> "DetectionService":
         metrics = DetectionMetrics.create(registry)
         engine = create_engine_for(settings.database_url, pool_size=settings.database_pool_size)
-        redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        redis = connect_redis(settings.redis_url, decode_responses=True)
         sessions = session_factory(engine)
         storage = LocalDirectoryStorage(settings.objects_dir)
-        model = TritonModel(
+        catalog = ModelCatalog(
             settings.triton_url,
-            model_name=settings.triton_model_name,
-            channel_max_age_s=settings.triton_channel_max_age_seconds,
+            default_model=settings.triton_model_name,
+            refresh_s=settings.model_catalog_refresh_seconds,
         )
         executor = ThreadPoolExecutor(settings.decode_workers, thread_name_prefix="detect-cpu")
         class_names = await asyncio.to_thread(load_class_names, settings.served_model_path)
-        batcher = MicroBatcher(
-            model,
+
+        def triton_model(name: str) -> TritonModel:
+            return TritonModel(
+                settings.triton_url,
+                model_name=name,
+                channel_max_age_s=settings.triton_channel_max_age_seconds,
+            )
+
+        batchers = ModelBatchers(
+            triton_model,
             executor=executor,
             metrics=metrics,
             max_batch=settings.detect_max_batch,
@@ -99,10 +113,10 @@ class DetectionService:
             request_timeout_s=settings.inference_timeout_seconds,
             max_inflight_batches=settings.detect_max_inflight_batches,
             max_queue=settings.detect_max_queue,
-            class_count=len(class_names),
         )
         detector = Detector(
-            batcher=batcher,
+            batchers=batchers,
+            catalog=catalog,
             executor=executor,
             class_names=class_names,
             limits=ImageLimits(settings.max_upload_bytes, settings.max_image_pixels),
@@ -122,7 +136,6 @@ class DetectionService:
                 if settings.result_cache_ttl_seconds
                 else None
             ),
-            model=model,
             outcomes=metrics.images,
         )
         queue = JobQueue(redis, stream=settings.job_stream, group=settings.job_consumer_group)
@@ -132,6 +145,14 @@ class DetectionService:
             detector=detector,
             metrics=metrics,
             concurrency=settings.detect_max_batch,
+            video=VideoProcessor(
+                sessions=sessions,
+                storage=storage,
+                detector=detector,
+                executor=executor,
+                metrics=metrics,
+                frames_in_flight=settings.video_frames_in_flight,
+            ),
         )
         # Unique per process start: a restarted replica must not inherit a dead one's identity.
         base = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -155,15 +176,23 @@ class DetectionService:
             service_secret=settings.service_token_secret,
             max_batch_files=settings.max_batch_files,
             stream_max_in_flight=settings.stream_max_in_flight,
+            executor=executor,
+            video_limits=VideoLimits(
+                max_bytes=settings.max_video_bytes,
+                max_seconds=settings.max_video_seconds,
+                max_frame_pixels=settings.max_video_frame_pixels,
+                max_fps=settings.video_max_fps,
+            ),
+            video_default_fps=settings.video_default_fps,
         )
         return cls(
             settings=settings,
             metrics=metrics,
             engine=engine,
             redis=redis,
-            model=model,
+            catalog=catalog,
             executor=executor,
-            batcher=batcher,
+            batchers=batchers,
             detector=detector,
             queue=queue,
             processor=processor,
@@ -177,12 +206,21 @@ class DetectionService:
                 removed=metrics.orphans_removed,
             ),
             relay=OutboxRelay(sessions, OUTBOX, redis, stream=settings.events_stream),
+            backlog=BacklogMonitor(
+                [
+                    outbox_probe(sessions, OUTBOX),
+                    stream_probe(
+                        redis, stream=settings.job_stream, group=settings.job_consumer_group
+                    ),
+                ],
+                interval_s=settings.backlog_metrics_interval_seconds,
+            ),
             servicer=servicer,
         )
 
     async def start(self) -> None:
         """Batching starts before the server accepts calls; Redis being down only delays jobs."""
-        self.batcher.start()
+        self.batchers.start()
         try:
             await self.queue.ensure_group()
         except Exception:
@@ -190,14 +228,15 @@ class DetectionService:
 
     def background(self) -> list[BackgroundWorker]:
         """The loops GrpcApp runs beside the server and stops after it drained."""
-        loops: list[BackgroundWorker] = [*self.workers, self.relay, self.orphans]
+        loops: list[BackgroundWorker] = [*self.workers, self.relay, self.orphans, self.backlog]
         if self.workers:
             loops.append(self.sweeper)
         return loops
 
     async def close(self) -> None:
-        await self.batcher.stop()
-        await self.model.close()
+        await self.batchers.stop()
+        await self.batchers.close()
+        await self.catalog.close()
         await self.redis.aclose()
         await self.engine.dispose()
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -43,6 +43,20 @@ class ObjectStorage(Protocol):
         """Keys of objects written more than `age_seconds` ago (candidates for a sweep)."""
         ...
 
+    def scratch_path(self) -> Path:
+        """A fresh local path to write a large object to piece by piece (a video upload, an
+        annotated video) before `put_file` takes it in; left-over scratch files are swept."""
+        ...
+
+    async def put_file(self, path: Path) -> str:
+        """Take a finished scratch file in under a new key (the file is moved, not copied)."""
+        ...
+
+    async def local_path(self, key: str) -> Path:
+        """A local, seekable file with the object's bytes, for readers that need one (a video
+        demuxer); an object-store backend would download it first."""
+        ...
+
 
 class LocalDirectoryStorage:
     """Objects as files under one directory, fanned out by the first two characters of the key."""
@@ -90,6 +104,29 @@ class LocalDirectoryStorage:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+    def scratch_path(self) -> Path:
+        # A fan-out directory of its own whose names the sweep treats as temporary files.
+        path = self.root / "scratch" / f".{uuid.uuid4().hex}.tmp"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _adopt(self, source: Path, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with source.open("rb") as file:
+            os.fsync(file.fileno())
+        source.replace(path)
+
+    async def put_file(self, path: Path) -> str:
+        key = uuid.uuid4().hex
+        await asyncio.to_thread(self._adopt, path, self._path(key))
+        return key
+
+    async def local_path(self, key: str) -> Path:
+        path = self._path(key)
+        if not await asyncio.to_thread(path.is_file):
+            raise ObjectNotFoundError(key)
+        return path
 
     async def keys_older_than(self, age_seconds: float) -> list[str]:
         return await asyncio.to_thread(self._scan_older_than, time.time() - age_seconds)

@@ -11,7 +11,9 @@ def grpc_serving(address: str, *, timeout: float = 1.0) -> bool:
     with grpc.insecure_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+            # types-grpcio-health-checking declares HealthStub without its methods.
+            request = health_pb2.HealthCheckRequest(service="")
+            reply = stub.Check(request, timeout=timeout)  # type: ignore[attr-defined]
         except grpc.RpcError:
             return False
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)

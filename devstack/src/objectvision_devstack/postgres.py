@@ -104,7 +104,7 @@ def _installation_digest(site: Path) -> str:
             elif path.is_file():
                 digest.update(b"X" if path.stat().st_mode & 0o100 else b"F")
                 with path.open("rb") as handle:
-                    for block in iter(lambda h=handle: h.read(1 << 20), b""):
+                    for block in iter(functools.partial(handle.read, 1 << 20), b""):
                         digest.update(block)
             digest.update(b"\0")
     return digest.hexdigest()[:20]

@@ -19,7 +19,7 @@ from objectvision_devstack.health import grpc_serving, http_ok
 from objectvision_devstack.postgres import EmbeddedPostgres
 from objectvision_devstack.processes import ManagedProcess, free_port, port_open
 from objectvision_devstack.redis import EmbeddedRedis
-from objectvision_devstack.triton import LocalTriton
+from objectvision_devstack.triton import LocalTriton, otlp_http_traces_url
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,12 @@ class Stack:
         self.triton = (
             None
             if config.triton_url
-            else LocalTriton(self.data_dir, served_model=self.served_model)
+            else LocalTriton(
+                self.data_dir,
+                served_model=self.served_model,
+                # Triton's spans join the services' traces when they trace (ADR 0013).
+                trace_url=otlp_http_traces_url({**os.environ, **config.extra_env}),
+            )
         )
         self.service_ports = {
             spec.name: config.service_ports.get(spec.name) or free_port() for spec in SERVICES
@@ -166,6 +171,8 @@ class Stack:
             TRITON_URL=self.triton_url,
             SERVICE_TOKEN_SECRET=env.get("SERVICE_TOKEN_SECRET") or self._service_secret(),
             GATEWAY_PORT=str(self.config.gateway_port),
+            # Links in emails and webhooks open this stack's console, whatever its port.
+            PUBLIC_BASE_URL=env.get("PUBLIC_BASE_URL") or self.gateway_url,
             SERVED_MODEL_PATH=str(self.served_model),
             EMAIL_TRANSPORT=env.get("EMAIL_TRANSPORT") or "smtp",
             SMTP_HOST=env.get("SMTP_HOST") or "127.0.0.1",

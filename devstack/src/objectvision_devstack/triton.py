@@ -1,12 +1,77 @@
-"""A real Triton server from the nvidia-pytriton wheel, serving the prepared YOLOv8 model."""
+"""A real Triton server from the nvidia-pytriton wheel, serving the prepared YOLOv8 models.
 
+``yolov8n`` (fp32) always; ``yolov8n-int8`` too when `make model` prepared it next to the first
+(``yolov8n-int8_served.onnx``). Model control is explicit: every model in the repository is
+loaded at start-up, and clients (tests, operators) may load and unload models through Triton's
+model control API without a restart.
+"""
+
+import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
 
 from objectvision_devstack.health import http_ok
 from objectvision_devstack.processes import ManagedProcess, free_port
-from objectvision_inference.triton import build_model_repository, tritonserver_command
+from objectvision_inference.triton import (
+    INT8_MODEL_NAME,
+    MODEL_NAME,
+    build_model_repository,
+    tritonserver_command,
+)
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
+INT8_SERVED_FILE = f"{INT8_MODEL_NAME}_served.onnx"
+
+
+def served_models(served_model: Path) -> dict[str, Path]:
+    """The models to serve: name -> served ONNX; the int8 one only where it was prepared."""
+    models = {MODEL_NAME: served_model}
+    int8 = served_model.with_name(INT8_SERVED_FILE)
+    if int8.exists():
+        models[INT8_MODEL_NAME] = int8
+    return models
+
+
+# OTLP/HTTP's standard port and path (the collector and Jaeger listen on it beside 4317).
+_OTLP_HTTP_PORT = 4318
+_OTLP_TRACES_PATH = "/v1/traces"
+
+
+def otlp_http_traces_url(environ: Mapping[str, str]) -> str | None:
+    """Where Triton should send its spans when the services trace, else None.
+
+    The services export OTLP/gRPC to OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT; Triton's exporter
+    speaks only OTLP/HTTP, so it gets the same host on OTLP/HTTP's port and path.
+    """
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        endpoint = environ.get(name, "").strip()
+        if endpoint:
+            parts = urllib.parse.urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+            host = parts.hostname or "127.0.0.1"
+            host = f"[{host}]" if ":" in host else host
+            scheme = "https" if parts.scheme == "https" else "http"
+            return f"{scheme}://{host}:{_OTLP_HTTP_PORT}{_OTLP_TRACES_PATH}"
+    return None
+
+
+def trace_arguments(url: str, *, service_name: str = "triton") -> list[str]:
+    """tritonserver's OpenTelemetry trace mode (docs/user_guide/trace.md of Triton 2.51).
+
+    ``rate=0``: only requests that carry a W3C trace context (detection-service's ModelInfer
+    calls, through the grpc instrumentation's ``traceparent`` metadata) are traced, as children
+    of the caller's span; Triton traces those whether or not the caller sampled them.
+    """
+    return [
+        "--trace-config=mode=opentelemetry",
+        "--trace-config=level=TIMESTAMPS",
+        "--trace-config=rate=0",
+        "--trace-config=count=-1",
+        f"--trace-config=opentelemetry,url={url}",
+        f"--trace-config=opentelemetry,resource=service.name={service_name}",
+        # Export within half a second (the default waits 5 s): the spans of a request reach
+        # the backend about when the caller's do.
+        "--trace-config=opentelemetry,bsp_schedule_delay=500",
+    ]
 
 
 class LocalTriton:
@@ -16,7 +81,9 @@ class LocalTriton:
         *,
         served_model: Path | None = None,
         triton_env_dir: Path | None = None,
+        trace_url: str | None = None,
     ) -> None:
+        """``trace_url``: an OTLP/HTTP traces URL to export Triton's own spans to."""
         self.data_dir = data_dir.resolve()
         self.served_model = served_model or self.data_dir / "models" / "yolov8n_served.onnx"
         self.triton_env_dir = triton_env_dir or REPOSITORY_ROOT / ".venv-triton"
@@ -24,6 +91,7 @@ class LocalTriton:
         self.http_port = free_port()
         self.metrics_port = free_port()
         self.repository = self.data_dir / "triton" / "model_repository"
+        self.trace_url = trace_url
         self.process = self._process()
 
     def _process(self) -> ManagedProcess:
@@ -33,7 +101,10 @@ class LocalTriton:
             http_port=self.http_port,
             metrics_port=self.metrics_port,
             triton_env_dir=self.triton_env_dir,
+            model_control="explicit",
         )
+        if self.trace_url:
+            argv = [*argv, *trace_arguments(self.trace_url)]
         return ManagedProcess(
             "triton", argv, env=env, log_path=self.data_dir / "logs" / "triton.log"
         )
@@ -51,7 +122,18 @@ class LocalTriton:
             raise FileNotFoundError(
                 f"{self.served_model} is missing: run `make model` to prepare the served model"
             )
-        build_model_repository(self.repository, self.served_model, flavour="cpu")
+        for name, served in served_models(self.served_model).items():
+            int8 = name == INT8_MODEL_NAME
+            build_model_repository(
+                self.repository,
+                served,
+                flavour="cpu",
+                model_name=name,
+                precision="int8" if int8 else "fp32",
+                # Dynamic quantization scales per call: one image per network run keeps an
+                # image's answer independent of the batch it shares.
+                network_batch=1 if int8 else 0,
+            )
         self.process = self._process()
         self.process.start()
         ready = f"http://127.0.0.1:{self.http_port}/v2/health/ready"

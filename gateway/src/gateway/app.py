@@ -28,7 +28,7 @@ from gateway.middleware import (
     UnhandledErrorMiddleware,
 )
 from gateway.ratelimit import RateLimiter
-from gateway.routers import ROUTERS, detect, health
+from gateway.routers import ROUTERS, detect, health, video
 from objectvision.v1 import auth_pb2
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ def body_limits(settings: GatewaySettings) -> Sequence[tuple[str, int]]:
             + detect.MULTIPART_OVERHEAD_BYTES
             + settings.max_batch_files * detect.PART_OVERHEAD_BYTES,
         ),
+        (video.VIDEO_PATH, settings.max_video_bytes + detect.MULTIPART_OVERHEAD_BYTES),
     )
 
 

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from gateway.config import GatewaySettings
 from objectvision.v1 import auth_pb2_grpc, detection_pb2_grpc, notification_pb2_grpc
 from objectvision_common.grpc_client import service_channel
+from objectvision_common.redis_client import connect_redis
 
 # A dead Redis must fail a request (or a readiness probe) quickly, not hang it.
 _REDIS_TIMEOUT_SECONDS = 2.0
@@ -36,7 +37,7 @@ class ServiceClients:
         }
         tls = settings.grpc_tls
         channels = {name: service_channel(address, tls) for name, address in addresses.items()}
-        redis = Redis.from_url(
+        redis = connect_redis(
             settings.redis_url,
             socket_timeout=_REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,

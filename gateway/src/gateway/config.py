@@ -70,6 +70,19 @@ class GatewaySettings(CommonSettings):
     detect_deadline_seconds: float = Field(
         default=30.0, gt=0, validation_alias="DETECT_DEADLINE_SECONDS"
     )
+    # Deadline of a whole export download (job or history as COCO, YOLO or CSV): a large
+    # history streams for longer than any single call should take.
+    export_deadline_seconds: float = Field(
+        default=600.0, gt=0, validation_alias="EXPORT_DEADLINE_SECONDS"
+    )
+    # One uploaded video (POST /detect/video); the detection service reads the same variable
+    # and enforces it too, with the duration and codec checks only it can make.
+    max_video_bytes: int = Field(default=200 * MIB, ge=1, validation_alias="MAX_VIDEO_BYTES")
+    # Deadline of a video upload (streamed to the service, which probes it before answering)
+    # and of an annotated video's download.
+    video_deadline_seconds: float = Field(
+        default=600.0, gt=0, validation_alias="VIDEO_DEADLINE_SECONDS"
+    )
     rate_limit_login: Annotated[RateLimitRule, NoDecode] = Field(
         default=RateLimitRule(limit=10, window_seconds=60), validation_alias="RATE_LIMIT_LOGIN"
     )

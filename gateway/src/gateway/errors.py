@@ -122,12 +122,15 @@ class ApiError(Exception):
         return cls(401, code, message, headers={"WWW-Authenticate": challenge})
 
     @classmethod
-    def rate_limited(cls, retry_after_seconds: int) -> "ApiError":
+    def rate_limited(
+        cls, retry_after_seconds: int, *, headers: Mapping[str, str] | None = None
+    ) -> "ApiError":
+        """`headers`: the RateLimit fields of the limits that applied (gateway.ratelimit)."""
         return cls(
             429,
             "rate_limited",
             f"too many attempts; try again in {retry_after_seconds} s",
-            headers={"Retry-After": str(retry_after_seconds)},
+            headers={**(headers or {}), "Retry-After": str(retry_after_seconds)},
         )
 
 
@@ -254,9 +257,17 @@ def http_error(exc: StarletteHTTPException) -> ApiError:
     return ApiError(exc.status_code, code_for_status(exc.status_code), message, headers=exc.headers)
 
 
+def _with_rate_limit_fields(request: Request, response: JSONResponse) -> JSONResponse:
+    """An error from a rate-limited route still tells where the caller stands: the fields
+    its throttling dependency left in the request's state (gateway.auth.dependencies)."""
+    for name, value in getattr(request.state, "rate_limit_fields", {}).items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 async def _api_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc, request_id_of(request))
+    return _with_rate_limit_fields(request, error_response(exc, request_id_of(request)))
 
 
 async def _grpc_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -267,7 +278,7 @@ async def _grpc_error_handler(request: Request, exc: Exception) -> JSONResponse:
             "upstream call failed",
             extra={"grpc_code": exc.code().name, "grpc_details": exc.details()},
         )
-    return error_response(error, request_id_of(request))
+    return _with_rate_limit_fields(request, error_response(error, request_id_of(request)))
 
 
 async def _validation_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -10,6 +10,13 @@ Some limits count only failures (wrong passwords for one account): those are che
 `peek` before the attempt and fed with `record` after it failed, so the account's owner is
 never slowed down by logging in successfully.
 
+Every answer of a limited route tells the caller where it stands, in the `RateLimit-Policy`
+and `RateLimit` fields of draft-ietf-httpapi-ratelimit-headers (revisions 08 to 11, the
+current one; the older RateLimit-Limit/-Remaining/-Reset trio was dropped from the draft):
+`RateLimit-Policy: "login";q=10;w=60, "login-ip";q=60;w=60` names each limit that applies
+(quota, window in seconds) and `RateLimit: "login";r=9;t=60` the one closest to refusing
+(remaining attempts, seconds until one more slot frees up), as the draft asks.
+
 Callers are keyed by network, not address: an IPv6 host gets a whole /64 from its provider
 and could otherwise rotate addresses to reset every limit.
 """
@@ -19,6 +26,7 @@ import ipaddress
 import logging
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -45,12 +53,19 @@ local window_ms = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - window_ms)
 local count = redis.call('ZCARD', KEYS[1])
 if count < limit then
+  local remaining = limit - count
   if ARGV[4] == '1' then
     redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
     redis.call('PEXPIRE', KEYS[1], window_ms)
-    return {1, limit - count - 1, 0}
+    remaining = remaining - 1
   end
-  return {1, limit - count, 0}
+  -- Allowed: the time until the oldest attempt in the window ages out and frees a slot.
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  local reset_ms = 0
+  if first[2] then
+    reset_ms = tonumber(first[2]) + window_ms - now_ms
+  end
+  return {1, remaining, reset_ms}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
 local retry_ms = window_ms
@@ -73,6 +88,20 @@ return 1
 
 IPV6_PREFIX_LENGTH = 64
 
+# The fields as the OpenAPI document describes them, on every answer of a limited route.
+OPENAPI_HEADERS: dict[str, dict[str, object]] = {
+    "RateLimit-Policy": {
+        "description": 'Each limit that applies: `"name";q=attempts;w=seconds`, comma-separated '
+        "(draft-ietf-httpapi-ratelimit-headers).",
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'The limit closest to refusing: `"name";r=remaining;t=seconds` until '
+        "a slot frees up.",
+        "schema": {"type": "string"},
+    },
+}
+
 
 @dataclass(frozen=True)
 class RateLimitDecision:
@@ -80,6 +109,37 @@ class RateLimitDecision:
     remaining: int
     # Whole seconds until an attempt would be allowed again; 0 when allowed.
     retry_after_seconds: int
+    # Whole seconds until a slot frees up: the Retry-After when refused, otherwise until the
+    # oldest attempt in the window ages out (0 when the window is empty).
+    reset_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    """One named limit and where this caller stands against it, for the response fields."""
+
+    name: str
+    rule: RateLimitRule
+    decision: RateLimitDecision
+
+
+def rate_limit_fields(states: Sequence[PolicyState]) -> dict[str, str]:
+    """`RateLimit-Policy` with every limit that applied, `RateLimit` with the one that has
+    the fewest attempts left (draft-ietf-httpapi-ratelimit-headers: with several windows the
+    server reports the lowest remaining). Empty when no limit applied."""
+    if not states:
+        return {}
+    policies = ", ".join(
+        f'"{state.name}";q={state.rule.limit};w={state.rule.window_seconds}' for state in states
+    )
+    tightest = min(
+        states, key=lambda state: (state.decision.remaining, -state.decision.reset_seconds)
+    )
+    remaining = max(0, tightest.decision.remaining)
+    return {
+        "RateLimit-Policy": policies,
+        "RateLimit": f'"{tightest.name}";r={remaining};t={tightest.decision.reset_seconds}',
+    }
 
 
 def client_network(address: str) -> str:
@@ -133,7 +193,14 @@ class RateLimiter:
         except RedisError:
             logger.warning("rate limiter unavailable; allowing the attempt", exc_info=True)
             return RateLimitDecision(allowed=True, remaining=rule.limit, retry_after_seconds=0)
-        retry_after = 0 if allowed else max(1, math.ceil(int(retry_ms) / 1000))
+        if allowed:
+            return RateLimitDecision(
+                allowed=True,
+                remaining=int(remaining),
+                retry_after_seconds=0,
+                reset_seconds=max(0, math.ceil(int(retry_ms) / 1000)),
+            )
+        retry_after = max(1, math.ceil(int(retry_ms) / 1000))
         return RateLimitDecision(
-            allowed=bool(allowed), remaining=int(remaining), retry_after_seconds=retry_after
+            allowed=False, remaining=0, retry_after_seconds=retry_after, reset_seconds=retry_after
         )

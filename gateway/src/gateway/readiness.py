@@ -18,9 +18,9 @@ async def _check_redis(clients: ServiceClients, deadline_seconds: float) -> None
 
 
 async def _check_service(clients: ServiceClients, name: str, deadline_seconds: float) -> None:
-    reply = await clients.health[name].Check(
-        health_pb2.HealthCheckRequest(service=""), timeout=deadline_seconds
-    )
+    # types-grpcio-health-checking declares HealthStub without its methods.
+    check = clients.health[name].Check  # type: ignore[attr-defined]
+    reply = await check(health_pb2.HealthCheckRequest(service=""), timeout=deadline_seconds)
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
         raise NotServingError(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 

@@ -41,6 +41,20 @@ SERVED_METADATA_KEY = "objectvision_served"
 
 _PREFIX = "yolo/"
 _BATCH = "batch"
+# The opset the pre/post graphs are written for (ReduceMax takes ``axes`` as an attribute up
+# to 17). A newer export is declared at 17 when every op it uses means the same there.
+SERVED_OPSET = 17
+# Ops whose opset 18-20 versions only added attributes or types these exports do not use.
+_DOWNGRADABLE_OPS = frozenset(
+    {
+        "Add", "Cast", "Concat", "Conv", "ConvInteger", "Div", "DynamicQuantizeLinear",
+        "MaxPool", "Mul", "Reshape", "Resize", "Sigmoid", "Slice", "Softmax", "Split", "Sub",
+        "Transpose",
+    }
+)  # fmt: skip
+_ATTRIBUTES_SINCE_18 = frozenset(
+    {"num_outputs", "antialias", "keep_aspect_ratio_policy", "axes", "saturate"}
+)
 
 
 def _core_shape(model: onnx.ModelProto) -> tuple[int, int, int, int]:
@@ -54,6 +68,58 @@ def _core_shape(model: onnx.ModelProto) -> tuple[int, int, int, int]:
     if len(out_dims) != 3 or out_dims[1] <= 4 or not out_dims[2]:
         raise ValueError(f"expected a [B, 4 + classes, anchors] output, got dims {out_dims}")
     return in_dims[2], in_dims[3], out_dims[1] - 4, out_dims[2]
+
+
+def _onnx_opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def normalise_export(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A plain export the wrapper can take: batch axis dynamic and default opset <= 17.
+
+    Why: Ultralytics exports quantized by ONNX Runtime (``yolov8n_int8.onnx``) come with a
+    batch of 1 fixed in the input, in the head's Reshape constants and in ``value_info``, and
+    at opset 20, where the pre/post graphs' ReduceMax would need another form. The batch
+    becomes ``batch`` (a Reshape of activations keeps its first dimension with 0), and the
+    opset is declared 17 only when every op the graph uses means the same there; anything else
+    is refused rather than silently changed.
+    """
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    if _onnx_opset(model) > SERVED_OPSET:
+        for node in model.graph.node:
+            added = {a.name for a in node.attribute} & _ATTRIBUTES_SINCE_18
+            if (
+                node.domain not in ("", "ai.onnx")
+                or node.op_type not in _DOWNGRADABLE_OPS
+                or (added and node.op_type != "Reshape")
+            ):
+                raise ValueError(
+                    f"opset {_onnx_opset(model)} export uses {node.op_type} {sorted(added)}:"
+                    f" export it at opset <= {SERVED_OPSET}"
+                )
+        for opset in model.opset_import:
+            if opset.domain in ("", "ai.onnx"):
+                opset.version = SERVED_OPSET
+    graph = model.graph
+    first = graph.input[0].type.tensor_type.shape.dim[0]
+    if first.dim_value == 1:
+        for value in (*graph.input, *graph.output):
+            dim = value.type.tensor_type.shape.dim[0]
+            dim.Clear()
+            dim.dim_param = _BATCH
+        initializers = {init.name: init for init in graph.initializer}
+        for node in graph.node:
+            if node.op_type != "Reshape" or node.input[0] in initializers:
+                continue
+            shape = initializers.get(node.input[1])
+            if shape is None:
+                continue
+            values = numpy_helper.to_array(shape).copy()
+            if values.size and values[0] == 1:
+                values[0] = 0  # copy the batch dimension of the input (allowzero = 0)
+                shape.CopyFrom(numpy_helper.from_array(values, shape.name))
+        del graph.value_info[:]
+    return model
 
 
 def _node(op: str, inputs: list[str], output: str, **attrs: object) -> onnx.NodeProto:
@@ -163,6 +229,7 @@ def build_served_model(
     Ultralytics exports them. Metadata (``names``, ``stride``, ``imgsz`` ...) is carried over and
     ``objectvision_served`` describes the served I/O as JSON.
     """
+    plain = normalise_export(plain)
     height, width, num_classes, num_anchors = _core_shape(plain)
     if not 1 <= top_k <= min(num_anchors, MAX_TOP_K):
         raise ValueError(f"top_k must be in 1..{min(num_anchors, MAX_TOP_K)}, got {top_k}")

@@ -43,8 +43,10 @@ except (ImportError, AttributeError, RuntimeError, OSError):
 
 try:
     from PIL import Image as PilImage
+
+    _HAVE_PILLOW = True
 except ImportError:
-    PilImage = None
+    _HAVE_PILLOW = False
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 # Class ids are below this (COCO has 80): one NMS group per image x class.
@@ -76,7 +78,7 @@ def greedy_nms(
 
 def _jpeg_header(data: bytes) -> tuple[int, int, bool] | None:
     """(width, height, rotated) of a JPEG from Pillow's header read, None if Pillow cannot."""
-    if PilImage is None:
+    if not _HAVE_PILLOW:
         return None
     try:
         with PilImage.open(io.BytesIO(data)) as image:

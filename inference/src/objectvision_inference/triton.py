@@ -31,7 +31,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -48,7 +48,15 @@ Flavour = Literal["cpu", "trt", "gpu"]
 FLAVOURS: tuple[Flavour, ...] = ("cpu", "trt", "gpu")
 
 MODEL_NAME = "yolov8n"
+# The int8 variant (``../shared/models/yolov8n_int8.onnx``). Triton takes any directory name
+# as a model name, '-' included (the devstack serves this one and the tests call it), so the
+# public name is the repository name: no mapping between the two.
+INT8_MODEL_NAME = "yolov8n-int8"
 IMAGE_SIZE = 640
+# What every detection model's config says about itself in ``parameters``, read by the
+# detection service's model catalog (Triton's config is the one source of truth).
+TASK = "detect"
+Precision = Literal["fp32", "fp16", "int8"]
 # Production: one TensorRT engine profile up to batch 64 (build_engine.sh --maxShapes must agree).
 TRT_MAX_BATCH = 64
 # The models the production `yolov8n` calls by BLS (trt_pipeline.py), and the IoU its
@@ -91,8 +99,20 @@ CPU_INSTANCE_COUNT = 1
 # would grow the region on the first large batches.
 _PYTHON_SHM_BYTES = 16 * 1024 * 1024
 LOOPBACK = "127.0.0.1"
-# COCO; the repository builder reads the real count from the served model's metadata.
-DEFAULT_CLASS_COUNT = 80
+# COCO; the repository builder reads the real names from the served model's metadata.
+COCO_CLASS_NAMES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
+    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
+    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
+    "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote",
+    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
+    "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+)  # fmt: skip
+DEFAULT_CLASS_COUNT = len(COCO_CLASS_NAMES)
 # The detection service's IMAGE_MAX_PIXELS default: the decoder in Triton refuses larger images.
 DEFAULT_MAX_PIXELS = 40_000_000
 # The modules the Python-backend model imports, copied next to it as a package.
@@ -118,6 +138,10 @@ def _tensor(name: str, data_type: str, dims: list[int], *, optional: bool = Fals
 def config_pbtxt(
     flavour: Flavour,
     *,
+    model_name: str = MODEL_NAME,
+    precision: Precision | None = None,
+    class_names: Sequence[str] | None = None,
+    network_batch: int = 0,
     class_count: int = DEFAULT_CLASS_COUNT,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_batch: int | None = None,
@@ -125,7 +149,15 @@ def config_pbtxt(
     intra_op_threads: int = CPU_INTRA_OP_THREADS,
     instance_count: int | None = None,
 ) -> str:
-    """Return the ``config.pbtxt`` text of ``yolov8n`` for a flavour."""
+    """Return the ``config.pbtxt`` text of one detection model (``yolov8n`` by default).
+
+    ``class_names`` (the served model's, COCO's when not given), ``precision`` (fp16 for the
+    GPU flavours, which run the network in half precision; fp32 otherwise), the task and the
+    input size go into ``parameters``: the service lists models from these, so adding a model
+    is adding its folder. ``network_batch`` > 0 runs the network on at most that many images
+    at once (int8 with dynamic quantization computes one scale per call, so a batch of 1
+    keeps each image's answer independent of its neighbours).
+    """
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")
     defaults = {
@@ -141,6 +173,11 @@ def config_pbtxt(
         instance_count = {"cpu": CPU_INSTANCE_COUNT, "gpu": GPU_INSTANCE_COUNT}.get(flavour, 1)
     if max_batch < 1 or max_queue_delay_us < 0 or instance_count < 1 or intra_op_threads < 0:
         raise ValueError("max_batch and instance_count must be >= 1, delays/threads >= 0")
+    if precision is None:
+        precision = "fp32" if flavour == "cpu" else "fp16"
+    names = list(class_names) if class_names is not None else list(COCO_CLASS_NAMES)
+    if class_names is not None:
+        class_count = len(names)
 
     cpu_why = "~7% of a ~70 ms batch-1 CPU run; under load, batches form while the instance works."
     why_delay = {
@@ -153,7 +190,7 @@ def config_pbtxt(
         "# not this file (a test keeps the checked-in copies in step).",
         "# The contract of objectvision_inference.detect_contract: encoded images in, detections",
         "# in original-image pixels out.",
-        f'name: "{MODEL_NAME}"',
+        f'name: "{model_name}"',
         'backend: "python"',
         f"max_batch_size: {max_batch}",
         "input [",
@@ -183,7 +220,16 @@ def config_pbtxt(
         "  }",
         "]",
     ]
-    params: dict[str, str] = {"max_pixels": str(max_pixels)}
+    params: dict[str, str] = {
+        "max_pixels": str(max_pixels),
+        "task": TASK,
+        "input_size": str(IMAGE_SIZE),
+        "precision": precision,
+        "device": "cpu" if flavour == "cpu" else "gpu",
+        "class_names": json.dumps(names, separators=(",", ":")).replace('"', '\\"'),
+    }
+    if network_batch:
+        params["network_batch"] = str(network_batch)
     if flavour == "cpu":
         params |= {
             "pipeline": "onnxruntime",
@@ -282,15 +328,20 @@ def trt_support_configs(*, max_batch: int, class_count: int) -> dict[str, str]:
     }
 
 
-def served_class_count(served_onnx_path: str | Path) -> int:
-    """How many classes the served model knows (its ``names`` metadata), else COCO's 80."""
+def served_class_names(served_onnx_path: str | Path) -> tuple[str, ...]:
+    """The classes the served model knows (its ``names`` metadata), else COCO's 80."""
     model = onnx.load(str(served_onnx_path), load_external_data=False)
     for prop in model.metadata_props:
         if prop.key == "names":
             names = ast.literal_eval(prop.value)
-            if isinstance(names, dict) and names:
-                return len(names)
-    return DEFAULT_CLASS_COUNT
+            if isinstance(names, dict) and sorted(names) == list(range(len(names))) and names:
+                return tuple(str(names[i]) for i in range(len(names)))
+    return COCO_CLASS_NAMES
+
+
+def served_class_count(served_onnx_path: str | Path) -> int:
+    """How many classes the served model knows (its ``names`` metadata), else COCO's 80."""
+    return len(served_class_names(served_onnx_path))
 
 
 def served_top_k(served_onnx_path: str | Path) -> int:
@@ -316,6 +367,9 @@ def build_model_repository(
     served_onnx_path: str | Path,
     *,
     flavour: Flavour = "cpu",
+    model_name: str = MODEL_NAME,
+    precision: Precision | None = None,
+    network_batch: int = 0,
     max_batch: int | None = None,
     max_queue_delay_us: int | None = None,
     intra_op_threads: int = CPU_INTRA_OP_THREADS,
@@ -324,7 +378,10 @@ def build_model_repository(
     engine_source: str | Path | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Path:
-    """Write ``dest_dir/yolov8n/{config.pbtxt, 1/...}`` and return ``dest_dir`` (the repository).
+    """Write ``dest_dir/<model_name>/{config.pbtxt, 1/...}`` and return ``dest_dir``.
+
+    Called once per served model into one repository (``yolov8n``, ``yolov8n-int8``): each
+    model's folder is self-contained. ``precision`` and ``network_batch``: see config_pbtxt.
 
     ``cpu``: ``1/model.py`` (Python backend) and ``1/model.onnx`` (the served graph).
     ``gpu``: ``1/model.py`` (Python backend, PyTorch), ``1/torch_yolo.py`` (the module it
@@ -338,12 +395,15 @@ def build_model_repository(
     served = Path(served_onnx_path)
     served_top_k(served)  # refuses a plain (not prepared) model up front
     repo = Path(dest_dir)
-    model_dir = repo / MODEL_NAME
+    model_dir = repo / model_name
     version_dir = model_dir / "1"
     version_dir.mkdir(parents=True, exist_ok=True)
     text = config_pbtxt(
         flavour,
-        class_count=served_class_count(served),
+        model_name=model_name,
+        precision=precision,
+        class_names=served_class_names(served),
+        network_batch=network_batch,
         max_pixels=max_pixels,
         max_batch=max_batch,
         max_queue_delay_us=max_queue_delay_us,
@@ -467,8 +527,13 @@ def tritonserver_command(
     log_verbose: int = 0,
     base_env: Mapping[str, str] | None = None,
     server_site: str | Path | None = None,
+    model_control: Literal["none", "explicit"] = "none",
 ) -> tuple[list[str], dict[str, str]]:
     """Return (argv, env) that run the local tritonserver on 127.0.0.1 with explicit ports.
+
+    ``model_control="explicit"`` loads every model of the repository at start-up and lets
+    clients load and unload models through Triton's model control API (the devstack: a model
+    added to the repository is loaded without a restart, and a loading model is observable).
 
     The environment makes the Python backend stub's embedded interpreter use the Triton venv:
     the stub starts Python without a program path, so CPython looks ``python3`` up on PATH and
@@ -485,7 +550,8 @@ def tritonserver_command(
         str(env_paths.tritonserver),
         f"--model-repository={repo}",
         f"--backend-directory={env_paths.backends}",
-        "--model-control-mode=none",
+        f"--model-control-mode={model_control}",
+        *(["--load-model=*"] if model_control == "explicit" else []),
         "--strict-readiness=true",
         "--exit-on-error=true",
         "--disable-auto-complete-config",
@@ -561,6 +627,11 @@ def main(argv: list[str] | None = None) -> int:
     repo_cmd.add_argument("--served", type=Path, required=True, help="served ONNX file")
     repo_cmd.add_argument("--dest", type=Path, required=True, help="repository folder")
     repo_cmd.add_argument("--flavour", choices=FLAVOURS, default="cpu")
+    repo_cmd.add_argument("--model-name", default=MODEL_NAME, help="the model's folder and name")
+    repo_cmd.add_argument("--precision", choices=("fp32", "fp16", "int8"))
+    repo_cmd.add_argument(
+        "--network-batch", type=int, default=0, help="images per network run (0: the batch)"
+    )
     repo_cmd.add_argument("--max-batch", type=int)
     repo_cmd.add_argument("--max-queue-delay-us", type=int)
     repo_cmd.add_argument("--intra-op-threads", type=int, default=CPU_INTRA_OP_THREADS)
@@ -582,6 +653,9 @@ def main(argv: list[str] | None = None) -> int:
             args.dest,
             args.served,
             flavour=args.flavour,
+            model_name=args.model_name,
+            precision=args.precision,
+            network_batch=args.network_batch,
             max_batch=args.max_batch,
             max_queue_delay_us=args.max_queue_delay_us,
             intra_op_threads=args.intra_op_threads,

@@ -114,8 +114,18 @@ class TritonPythonModel:
         session = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
         (input_name,) = [i.name for i in session.get_inputs()]
 
+        # int8 with dynamic quantization: one scale per call, so per-image calls keep an
+        # image's answer the same whichever images share its batch (0: the whole batch).
+        step = int(params.get("network_batch", "0"))
+
         def network(batch: np.ndarray) -> np.ndarray:
-            return session.run(None, {input_name: batch})[0]
+            if not step or len(batch) <= step:
+                return session.run(None, {input_name: batch})[0]
+            parts = [
+                session.run(None, {input_name: batch[start : start + step]})[0]
+                for start in range(0, len(batch), step)
+            ]
+            return np.concatenate(parts)
 
         pipeline = CpuPipeline(network, max_pixels=self.max_pixels)
         return pipeline, (

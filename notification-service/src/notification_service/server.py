@@ -21,6 +21,7 @@ from notification_service.deliveries.dispatcher import Dispatcher
 from notification_service.deliveries.models import EMAIL, WEBHOOK
 from notification_service.events.consumer import EventConsumer
 from notification_service.events.handlers import EventHandler
+from notification_service.links import ConsoleLinks
 from notification_service.mail.render import EmailRenderer
 from notification_service.mail.sender import EmailSender
 from notification_service.mail.transports import (
@@ -35,10 +36,12 @@ from notification_service.users import UserDirectory
 from notification_service.webhooks.secrets import SecretBox
 from notification_service.webhooks.sender import WebhookSender, new_http_client
 from objectvision.v1 import notification_pb2_grpc
+from objectvision_common.backlog import BacklogMonitor, stream_length_probe, stream_probe
 from objectvision_common.db import create_engine_for, session_factory, upgrade_to_head
 from objectvision_common.grpc_client import service_channel
 from objectvision_common.grpc_server import GrpcApp, ServiceRegistration
 from objectvision_common.logging import configure_logging
+from objectvision_common.redis_client import connect_redis
 from objectvision_common.tracing import configure_tracing
 
 logger = logging.getLogger(__name__)
@@ -79,13 +82,14 @@ class Runtime:
     servicer: NotificationServicer
     consumer: EventConsumer
     dispatcher: Dispatcher
+    backlog: BacklogMonitor
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: NotificationSettings) -> "Runtime":
         engine = create_engine_for(settings.database_url, pool_size=settings.database_pool_size)
         sessions = session_factory(engine)
-        redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        redis = connect_redis(settings.redis_url, decode_responses=True)
         http = new_http_client()
         auth_channel = service_channel(settings.auth_service_addr, settings.grpc_tls)
         detection_channel = service_channel(settings.detection_service_addr, settings.grpc_tls)
@@ -119,9 +123,11 @@ class Runtime:
             poll_seconds=settings.delivery_poll_seconds,
             concurrency=settings.delivery_concurrency,
         )
+        links = ConsoleLinks(settings.public_base_url)
         handler = EventHandler(
             session_factory=sessions,
-            renderer=EmailRenderer(public_base_url=settings.public_base_url),
+            renderer=EmailRenderer(links=links),
+            links=links,
             users=UserDirectory(auth_channel, service_secret=secret),
             progress=progress,
             on_new_deliveries=dispatcher.wake,
@@ -155,6 +161,15 @@ class Runtime:
             servicer=servicer,
             consumer=consumer,
             dispatcher=dispatcher,
+            backlog=BacklogMonitor(
+                [
+                    stream_probe(
+                        redis, stream=settings.events_stream, group=settings.events_consumer_group
+                    ),
+                    stream_length_probe(redis, stream=consumer.dead_letter_stream),
+                ],
+                interval_s=settings.backlog_metrics_interval_seconds,
+            ),
         )
 
     def grpc_app(self) -> GrpcApp:
@@ -177,7 +192,11 @@ class Runtime:
         )
 
     def start_workers(self) -> None:
-        for name, worker in (("consumer", self.consumer.run), ("dispatcher", self.dispatcher.run)):
+        for name, worker in (
+            ("consumer", self.consumer.run),
+            ("dispatcher", self.dispatcher.run),
+            ("backlog", self.backlog.run),
+        ):
             task = asyncio.create_task(worker(), name=f"notification-{name}")
             task.add_done_callback(_log_worker_exit)
             self.tasks.append(task)
@@ -186,6 +205,7 @@ class Runtime:
         """Stop the workers (an attempt in flight finishes), then release every client."""
         self.consumer.stop()
         self.dispatcher.stop()
+        self.backlog.stop()
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=self.settings.grpc_shutdown_grace_seconds)
         for task in self.tasks:

@@ -25,6 +25,13 @@ class DetectionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DETECTION_STATUS_PENDING: _ClassVar[DetectionStatus]
     DETECTION_STATUS_COMPLETED: _ClassVar[DetectionStatus]
     DETECTION_STATUS_FAILED: _ClassVar[DetectionStatus]
+
+class ExportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EXPORT_FORMAT_UNSPECIFIED: _ClassVar[ExportFormat]
+    EXPORT_FORMAT_COCO: _ClassVar[ExportFormat]
+    EXPORT_FORMAT_YOLO: _ClassVar[ExportFormat]
+    EXPORT_FORMAT_CSV: _ClassVar[ExportFormat]
 JOB_STATUS_UNSPECIFIED: JobStatus
 JOB_STATUS_PENDING: JobStatus
 JOB_STATUS_PROCESSING: JobStatus
@@ -34,18 +41,24 @@ DETECTION_STATUS_UNSPECIFIED: DetectionStatus
 DETECTION_STATUS_PENDING: DetectionStatus
 DETECTION_STATUS_COMPLETED: DetectionStatus
 DETECTION_STATUS_FAILED: DetectionStatus
+EXPORT_FORMAT_UNSPECIFIED: ExportFormat
+EXPORT_FORMAT_COCO: ExportFormat
+EXPORT_FORMAT_YOLO: ExportFormat
+EXPORT_FORMAT_CSV: ExportFormat
 
 class DetectionParams(_message.Message):
-    __slots__ = ("confidence", "iou", "classes", "max_detections")
+    __slots__ = ("confidence", "iou", "classes", "max_detections", "model")
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     IOU_FIELD_NUMBER: _ClassVar[int]
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     MAX_DETECTIONS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     confidence: float
     iou: float
     classes: _containers.RepeatedScalarFieldContainer[str]
     max_detections: int
-    def __init__(self, confidence: _Optional[float] = ..., iou: _Optional[float] = ..., classes: _Optional[_Iterable[str]] = ..., max_detections: _Optional[int] = ...) -> None: ...
+    model: str
+    def __init__(self, confidence: _Optional[float] = ..., iou: _Optional[float] = ..., classes: _Optional[_Iterable[str]] = ..., max_detections: _Optional[int] = ..., model: _Optional[str] = ...) -> None: ...
 
 class ImageInput(_message.Message):
     __slots__ = ("data", "filename", "content_type")
@@ -96,7 +109,7 @@ class Timings(_message.Message):
     def __init__(self, decode_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ..., inference_ms: _Optional[float] = ..., postprocess_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class ImageResult(_message.Message):
-    __slots__ = ("detection_id", "width", "height", "objects", "timings", "filename", "cached")
+    __slots__ = ("detection_id", "width", "height", "objects", "timings", "filename", "cached", "model", "model_version")
     DETECTION_ID_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +117,8 @@ class ImageResult(_message.Message):
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     detection_id: str
     width: int
     height: int
@@ -111,7 +126,9 @@ class ImageResult(_message.Message):
     timings: Timings
     filename: str
     cached: bool
-    def __init__(self, detection_id: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[DetectedObject, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., filename: _Optional[str] = ..., cached: _Optional[bool] = ...) -> None: ...
+    model: str
+    model_version: str
+    def __init__(self, detection_id: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[DetectedObject, _Mapping]]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., filename: _Optional[str] = ..., cached: _Optional[bool] = ..., model: _Optional[str] = ..., model_version: _Optional[str] = ...) -> None: ...
 
 class DetectRequest(_message.Message):
     __slots__ = ("images", "params", "store")
@@ -164,7 +181,7 @@ class JobItem(_message.Message):
     def __init__(self, filename: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., detection_id: _Optional[str] = ..., error: _Optional[str] = ..., object_count: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "status", "total", "processed", "failed", "items", "created_at", "updated_at", "completed_at")
+    __slots__ = ("id", "status", "total", "processed", "failed", "items", "created_at", "updated_at", "completed_at", "model", "model_version", "kind", "video", "error")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
@@ -174,6 +191,11 @@ class Job(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     id: str
     status: JobStatus
     total: int
@@ -183,7 +205,12 @@ class Job(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     completed_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., items: _Optional[_Iterable[_Union[JobItem, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    model: str
+    model_version: str
+    kind: str
+    video: VideoInfo
+    error: str
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., items: _Optional[_Iterable[_Union[JobItem, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model: _Optional[str] = ..., model_version: _Optional[str] = ..., kind: _Optional[str] = ..., video: _Optional[_Union[VideoInfo, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("images", "params", "idempotency_key", "refused")
@@ -272,3 +299,173 @@ class ImageChunk(_message.Message):
     data: bytes
     content_type: str
     def __init__(self, data: _Optional[bytes] = ..., content_type: _Optional[str] = ...) -> None: ...
+
+class ExportDetectionsRequest(_message.Message):
+    __slots__ = ("format", "job_id", "class_filter", "since", "until")
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_FILTER_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    format: ExportFormat
+    job_id: str
+    class_filter: str
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    def __init__(self, format: _Optional[_Union[ExportFormat, str]] = ..., job_id: _Optional[str] = ..., class_filter: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ExportChunk(_message.Message):
+    __slots__ = ("data", "content_type", "filename")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    content_type: str
+    filename: str
+    def __init__(self, data: _Optional[bytes] = ..., content_type: _Optional[str] = ..., filename: _Optional[str] = ...) -> None: ...
+
+class VideoSampling(_message.Message):
+    __slots__ = ("fps", "every")
+    FPS_FIELD_NUMBER: _ClassVar[int]
+    EVERY_FIELD_NUMBER: _ClassVar[int]
+    fps: float
+    every: int
+    def __init__(self, fps: _Optional[float] = ..., every: _Optional[int] = ...) -> None: ...
+
+class VideoUploadHeader(_message.Message):
+    __slots__ = ("filename", "params", "sampling", "idempotency_key", "size_bytes")
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    filename: str
+    params: DetectionParams
+    sampling: VideoSampling
+    idempotency_key: str
+    size_bytes: int
+    def __init__(self, filename: _Optional[str] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+
+class VideoUpload(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: VideoUploadHeader
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[VideoUploadHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class VideoInfo(_message.Message):
+    __slots__ = ("filename", "container", "codec", "width", "height", "duration_seconds", "frame_rate", "frame_count", "sampling", "sampled_frames", "size_bytes", "annotated_available")
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    CODEC_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FRAME_RATE_FIELD_NUMBER: _ClassVar[int]
+    FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    SAMPLED_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ANNOTATED_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    filename: str
+    container: str
+    codec: str
+    width: int
+    height: int
+    duration_seconds: float
+    frame_rate: float
+    frame_count: int
+    sampling: VideoSampling
+    sampled_frames: int
+    size_bytes: int
+    annotated_available: bool
+    def __init__(self, filename: _Optional[str] = ..., container: _Optional[str] = ..., codec: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., frame_rate: _Optional[float] = ..., frame_count: _Optional[int] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., sampled_frames: _Optional[int] = ..., size_bytes: _Optional[int] = ..., annotated_available: _Optional[bool] = ...) -> None: ...
+
+class VideoFrame(_message.Message):
+    __slots__ = ("frame_index", "timestamp_seconds", "objects", "error")
+    FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    frame_index: int
+    timestamp_seconds: float
+    objects: _containers.RepeatedCompositeFieldContainer[DetectedObject]
+    error: str
+    def __init__(self, frame_index: _Optional[int] = ..., timestamp_seconds: _Optional[float] = ..., objects: _Optional[_Iterable[_Union[DetectedObject, _Mapping]]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ListVideoFramesRequest(_message.Message):
+    __slots__ = ("job_id", "page")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    page: _common_pb2.Page
+    def __init__(self, job_id: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.Page, _Mapping]] = ...) -> None: ...
+
+class ListVideoFramesResponse(_message.Message):
+    __slots__ = ("frames", "total", "limit", "offset", "width", "height")
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    frames: _containers.RepeatedCompositeFieldContainer[VideoFrame]
+    total: int
+    limit: int
+    offset: int
+    width: int
+    height: int
+    def __init__(self, frames: _Optional[_Iterable[_Union[VideoFrame, _Mapping]]] = ..., total: _Optional[int] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+
+class GetAnnotatedVideoRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class VideoChunk(_message.Message):
+    __slots__ = ("data", "content_type")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    content_type: str
+    def __init__(self, data: _Optional[bytes] = ..., content_type: _Optional[str] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Model(_message.Message):
+    __slots__ = ("name", "version", "task", "input_size", "classes", "precision", "device", "ready", "state", "reason", "default")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    INPUT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    task: str
+    input_size: int
+    classes: _containers.RepeatedScalarFieldContainer[str]
+    precision: str
+    device: str
+    ready: bool
+    state: str
+    reason: str
+    default: bool
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., task: _Optional[str] = ..., input_size: _Optional[int] = ..., classes: _Optional[_Iterable[str]] = ..., precision: _Optional[str] = ..., device: _Optional[str] = ..., ready: _Optional[bool] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., default: _Optional[bool] = ...) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models", "default_model")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_MODEL_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[Model]
+    default_model: str
+    def __init__(self, models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ..., default_model: _Optional[str] = ...) -> None: ...

@@ -71,6 +71,31 @@ class DetectionServiceStub:
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.GetAnnotatedImageRequest.SerializeToString,
                 response_deserializer=objectvision_dot_v1_dot_detection__pb2.ImageChunk.FromString,
                 _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/objectvision.v1.DetectionService/ListModels',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.ExportDetections = channel.unary_stream(
+                '/objectvision.v1.DetectionService/ExportDetections',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.ExportDetectionsRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.ExportChunk.FromString,
+                _registered_method=True)
+        self.SubmitVideoJob = channel.stream_unary(
+                '/objectvision.v1.DetectionService/SubmitVideoJob',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.VideoUpload.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.Job.FromString,
+                _registered_method=True)
+        self.ListVideoFrames = channel.unary_unary(
+                '/objectvision.v1.DetectionService/ListVideoFrames',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.ListVideoFramesRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.ListVideoFramesResponse.FromString,
+                _registered_method=True)
+        self.GetAnnotatedVideo = channel.unary_stream(
+                '/objectvision.v1.DetectionService/GetAnnotatedVideo',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.GetAnnotatedVideoRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.VideoChunk.FromString,
+                _registered_method=True)
 
 
 class DetectionServiceServicer:
@@ -122,6 +147,43 @@ class DetectionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListModels(self, request, context):
+        """The models this deployment serves, as Triton's model repository says (loaded or not).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportDetections(self, request, context):
+        """A finished job's, or the caller's filtered history's, results as one file (COCO JSON,
+        YOLO labels in a zip, CSV), in chunks, built page by page as it is sent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitVideoJob(self, request_iterator, context):
+        """A video file as a background job: the first message is the header, then the file's
+        bytes in chunks. Container and codec are checked before anything is decoded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListVideoFrames(self, request, context):
+        """A video job's sampled frames with their timestamps and objects, in frame order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAnnotatedVideo(self, request, context):
+        """Chunks of a finished video job's annotated video (H.264 in MP4, boxes drawn).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DetectionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -159,6 +221,31 @@ def add_DetectionServiceServicer_to_server(servicer, server):
                     servicer.GetAnnotatedImage,
                     request_deserializer=objectvision_dot_v1_dot_detection__pb2.GetAnnotatedImageRequest.FromString,
                     response_serializer=objectvision_dot_v1_dot_detection__pb2.ImageChunk.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.ListModelsRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'ExportDetections': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportDetections,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.ExportDetectionsRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.ExportChunk.SerializeToString,
+            ),
+            'SubmitVideoJob': grpc.stream_unary_rpc_method_handler(
+                    servicer.SubmitVideoJob,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.VideoUpload.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.Job.SerializeToString,
+            ),
+            'ListVideoFrames': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVideoFrames,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.ListVideoFramesRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.ListVideoFramesResponse.SerializeToString,
+            ),
+            'GetAnnotatedVideo': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetAnnotatedVideo,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.GetAnnotatedVideoRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.VideoChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -352,6 +439,141 @@ class DetectionService:
             '/objectvision.v1.DetectionService/GetAnnotatedImage',
             objectvision_dot_v1_dot_detection__pb2.GetAnnotatedImageRequest.SerializeToString,
             objectvision_dot_v1_dot_detection__pb2.ImageChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/ListModels',
+            objectvision_dot_v1_dot_detection__pb2.ListModelsRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportDetections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/ExportDetections',
+            objectvision_dot_v1_dot_detection__pb2.ExportDetectionsRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.ExportChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitVideoJob(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/objectvision.v1.DetectionService/SubmitVideoJob',
+            objectvision_dot_v1_dot_detection__pb2.VideoUpload.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVideoFrames(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/ListVideoFrames',
+            objectvision_dot_v1_dot_detection__pb2.ListVideoFramesRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.ListVideoFramesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAnnotatedVideo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/GetAnnotatedVideo',
+            objectvision_dot_v1_dot_detection__pb2.GetAnnotatedVideoRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.VideoChunk.FromString,
             options,
             channel_credentials,
             insecure,

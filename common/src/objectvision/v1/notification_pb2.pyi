@@ -58,7 +58,7 @@ class JobProgress(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
 
 class JobFinished(_message.Message):
-    __slots__ = ("job_id", "status", "total", "processed", "failed", "class_counts", "error")
+    __slots__ = ("job_id", "status", "total", "processed", "failed", "class_counts", "error", "kind")
     class ClassCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +73,7 @@ class JobFinished(_message.Message):
     FAILED_FIELD_NUMBER: _ClassVar[int]
     CLASS_COUNTS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     status: str
     total: int
@@ -80,7 +81,8 @@ class JobFinished(_message.Message):
     failed: int
     class_counts: _containers.ScalarMap[str, int]
     error: str
-    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., class_counts: _Optional[_Mapping[str, int]] = ..., error: _Optional[str] = ...) -> None: ...
+    kind: str
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., class_counts: _Optional[_Mapping[str, int]] = ..., error: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class Webhook(_message.Message):
     __slots__ = ("id", "url", "events", "created_at")

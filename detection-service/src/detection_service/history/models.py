@@ -24,6 +24,9 @@ detections = sa.Table(
     sa.Column("params", JSONB, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # The model and version that answered (none on rows older than migration 0004).
+    sa.Column("model", sa.Text),
+    sa.Column("model_version", sa.Text),
     # History pages: a user's newest first; the id breaks ties between equal timestamps.
     sa.Index(
         "ix_detections_user_created",

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from detection_service.detector import DetectionResult
 from detection_service.history.models import DETECTION_COMPLETED, detections, images, results
+from detection_service.jobs.models import job_items
 from detection_service.postprocess import DetectedObject, DetectionOptions
 from detection_service.uploads import Upload
 from objectvision_common.errors import NotFound
@@ -31,6 +32,8 @@ class DetectionRecord:
     timings: dict[str, float]
     created_at: datetime
     updated_at: datetime
+    model: str = ""
+    model_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ async def insert_detection(
             params=options.to_json(),
             created_at=now,
             updated_at=now,
+            model=result.model or None,
+            model_version=result.model_version or None,
         )
     )
     if result.objects:
@@ -186,6 +191,8 @@ def _record(row: sa.Row, objects: list[DetectedObject]) -> DetectionRecord:
         timings=row.timings,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        model=row.model or "",
+        model_version=row.model_version or "",
     )
 
 
@@ -254,3 +261,69 @@ async def get_image(session: AsyncSession, *, user_id: str, detection_id: uuid.U
     if row is None:
         raise NotFound("no such detection")
     return ImageRecord(row.storage_key, row.content_type, detection_id)
+
+
+async def history_export_page(
+    session: AsyncSession,
+    *,
+    user_id: str,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    class_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[DetectionRecord]:
+    """The next page of a filtered history for an export, newest first, after `after`
+    (the last page's (created_at, id)). Keyset, not offset: detections stored while an
+    export runs are newer than its first page, so they never shift or repeat a later page,
+    and each page costs one index range scan however deep the export is."""
+    conditions = [detections.c.user_id == user_id]
+    if since is not None:
+        conditions.append(detections.c.created_at >= since)
+    if until is not None:
+        conditions.append(detections.c.created_at < until)
+    if class_id is not None:
+        conditions.append(
+            sa.exists().where(
+                results.c.detection_id == detections.c.id, results.c.class_id == class_id
+            )
+        )
+    if after is not None:
+        conditions.append(sa.tuple_(detections.c.created_at, detections.c.id) < after)
+    rows = (
+        await session.execute(
+            sa.select(detections)
+            .where(*conditions)
+            .order_by(detections.c.created_at.desc(), detections.c.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    objects = await _objects_of(session, [row.id for row in rows])
+    return [_record(row, objects[row.id]) for row in rows]
+
+
+async def job_export_page(
+    session: AsyncSession,
+    *,
+    user_id: str,
+    job_id: uuid.UUID,
+    limit: int,
+    after_position: int = -1,
+) -> list[tuple[int, DetectionRecord]]:
+    """The next page of a job's detections in upload order, with each item's position (the
+    cursor of the next page). Items without a detection (failed files) are left out."""
+    rows = (
+        await session.execute(
+            sa.select(job_items.c.position, detections)
+            .join(detections, detections.c.id == job_items.c.detection_id)
+            .where(
+                job_items.c.job_id == job_id,
+                job_items.c.position > after_position,
+                detections.c.user_id == user_id,
+            )
+            .order_by(job_items.c.position)
+            .limit(limit)
+        )
+    ).all()
+    objects = await _objects_of(session, [row.id for row in rows])
+    return [(row.position, _record(row, objects[row.id])) for row in rows]

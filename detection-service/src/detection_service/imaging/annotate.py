@@ -9,7 +9,9 @@ from detection_service.postprocess import DetectedObject
 
 JPEG_QUALITY = 90
 # Ultralytics' palette (BGR), so annotated images look like what users know from YOLO tools.
-_PALETTE = (
+# The console draws with the same colours: tools/generate_console_palette.py writes them to
+# gateway/src/gateway/console/js/palette.js (a test fails when the two drift apart).
+PALETTE = (
     (56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207),
     (10, 249, 72), (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0),
     (168, 153, 44), (255, 194, 0), (147, 69, 52), (255, 115, 100), (236, 24, 0),
@@ -24,28 +26,30 @@ def draw(image_bgr: np.ndarray, objects: Sequence[DetectedObject]) -> np.ndarray
     thickness = max(1, round((height + width) / 2 * 0.003))
     font_scale = thickness / 3
     for obj in objects:
-        color = _PALETTE[obj.class_id % len(_PALETTE)]
+        color = PALETTE[obj.class_id % len(PALETTE)]
         top_left = (round(obj.x1), round(obj.y1))
         cv2.rectangle(canvas, top_left, (round(obj.x2), round(obj.y2)), color, thickness)
         label = f"{obj.class_name} {obj.confidence:.2f}"
         (text_w, text_h), baseline = cv2.getTextSize(
             label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, max(1, thickness - 1)
         )
-        # Label above the box, or inside it when the box touches the top edge.
+        # Label above the box, or inside it when the box touches the top edge; moved left when
+        # it would run past the right edge, so no label is cut off.
         above = top_left[1] - text_h - baseline >= 0
         y_text = top_left[1] - baseline if above else top_left[1] + text_h
         y_bg = top_left[1] - text_h - baseline if above else top_left[1]
+        x_label = max(0, min(top_left[0], width - text_w))
         cv2.rectangle(
             canvas,
-            (top_left[0], y_bg),
-            (top_left[0] + text_w, y_bg + text_h + baseline),
+            (x_label, y_bg),
+            (x_label + text_w, y_bg + text_h + baseline),
             color,
             cv2.FILLED,
         )
         cv2.putText(
             canvas,
             label,
-            (top_left[0], y_text),
+            (x_label, y_text),
             cv2.FONT_HERSHEY_SIMPLEX,
             font_scale,
             (255, 255, 255),

@@ -12,7 +12,7 @@ low when idle.
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -199,3 +199,67 @@ class MicroBatcher:
                     pending.future.set_exception(error)
         finally:
             self._slots.release()
+
+
+class ModelBatchers:
+    """One MicroBatcher per model, made on the model's first request.
+
+    Why one per model rather than one queue: a Triton call names one model, so a batch must
+    never mix models; separate queues also keep a slow model from holding a fast one's
+    images back. Each batcher has its own Triton connection (``make_model``) and in-flight
+    limit, and reads its model's own ``max_batch_size``.
+    """
+
+    def __init__(
+        self,
+        make_model: Callable[[str], TritonModel],
+        *,
+        executor: Executor,
+        metrics: DetectionMetrics,
+        max_batch: int,
+        max_delay_s: float,
+        request_timeout_s: float,
+        max_inflight_batches: int = 2,
+        max_queue: int = 512,
+    ) -> None:
+        self._make_model = make_model
+        self._settings = {
+            "executor": executor,
+            "metrics": metrics,
+            "max_batch": max_batch,
+            "max_delay_s": max_delay_s,
+            "request_timeout_s": request_timeout_s,
+            "max_inflight_batches": max_inflight_batches,
+            "max_queue": max_queue,
+        }
+        self._batchers: dict[str, tuple[TritonModel, MicroBatcher]] = {}
+        self._started = False
+
+    def start(self) -> None:
+        self._started = True
+        for _, batcher in self._batchers.values():
+            batcher.start()
+
+    def batcher(self, model_name: str, *, class_count: int) -> MicroBatcher:
+        """The model's batcher (started if the others are)."""
+        if model_name not in self._batchers:
+            model = self._make_model(model_name)
+            batcher = MicroBatcher(model, class_count=class_count, **self._settings)  # type: ignore[arg-type]
+            self._batchers[model_name] = (model, batcher)
+            if self._started:
+                batcher.start()
+        return self._batchers[model_name][1]
+
+    async def infer(
+        self, model_name: str, image: ImageRequest, *, class_count: int, time_limit_s: float
+    ) -> InferenceOutcome:
+        """One image's answer from this model, batched with other images for the same model."""
+        batcher = self.batcher(model_name, class_count=class_count)
+        return await batcher.infer(image, time_limit_s=time_limit_s)
+
+    async def stop(self) -> None:
+        self._started = False
+        await asyncio.gather(*(b.stop() for _, b in self._batchers.values()))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(m.close() for m, _ in self._batchers.values()))

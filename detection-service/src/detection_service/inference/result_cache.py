@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from prometheus_client import Counter
 from redis.asyncio import Redis
@@ -81,7 +82,11 @@ class ResultCache:
                 pipe.zcard(_INDEX)
                 *_, count = await pipe.execute()
             if count > self._max_entries:
-                evicted = await self._redis.zpopmin(_INDEX, count - self._max_entries)
+                # ZPOPMIN answers (member, score) pairs; redis' type also admits bare members.
+                evicted = cast(
+                    list[tuple[bytes, float]],
+                    await self._redis.zpopmin(_INDEX, count - self._max_entries),
+                )
                 if evicted:
                     await self._redis.delete(*(name for name, _ in evicted))
         except RedisError:

@@ -22,6 +22,8 @@ from objectvision_inference import detect_contract as contract
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 1
+# A model that is loading on a CPU Triton is ready within seconds.
+NOT_READY_RETRY_AFTER_SECONDS = 5
 _MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 # Every address the target resolves to gets calls in turn (a `dns:///` name of a headless
 # Service, or `ipv4:a:p,b:p`), and a call that finds one endpoint gone (UNAVAILABLE: it never
@@ -197,6 +199,15 @@ class TritonModel:
                 client_timeout=time_limit_s,
             )
         except InferenceServerException as error:
+            if error.status() == "StatusCode.NOT_FOUND":
+                # Triton knows no such loaded model: it is being (re)loaded or was unloaded
+                # after the catalog last looked; a caller may retry once it is loaded again.
+                unready = Unavailable(
+                    f"model {self.model_name!r} is not ready (not loaded); retry shortly",
+                    retry_after_seconds=NOT_READY_RETRY_AFTER_SECONDS,
+                )
+                unready.code = "model_not_ready"
+                raise unready from error
             if error.status() in _TRANSIENT or error.status() is None:
                 raise Unavailable(
                     "the inference server is unavailable; retry shortly",

@@ -29,6 +29,13 @@ jobs = sa.Table(
     sa.Column("completed_at", sa.DateTime(timezone=True)),
     # Last sign of life from a worker (or the last re-enqueue); the sweeper's clock.
     sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+    # 'batch' (job_items of images) or 'video' (a video_jobs row and its video_frames).
+    sa.Column("kind", sa.Text, nullable=False, server_default="batch"),
+    # The model asked for at submission (resolved: never empty on new jobs) and the version
+    # that answered its items.
+    sa.Column("model", sa.Text),
+    sa.Column("model_version", sa.Text),
+    sa.CheckConstraint("kind IN ('batch', 'video')", name="kind"),
     sa.CheckConstraint("status IN ('pending', 'processing', 'completed', 'failed')", name="status"),
     sa.UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_id_idempotency_key"),
     sa.Index(

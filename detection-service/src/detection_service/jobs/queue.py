@@ -9,9 +9,11 @@ works, so only dead consumers lose their messages.
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from redis.typing import EncodableT, FieldT
 
 from objectvision_common.tracing import inject_context
 
@@ -51,7 +53,8 @@ class JobQueue:
 
     async def enqueue(self, job_id: uuid.UUID) -> str:
         """Add the job, with the current trace context so its items join the request's trace."""
-        fields = {**inject_context(), _FIELD: str(job_id)}
+        fields: dict[FieldT, EncodableT] = dict(inject_context().items())
+        fields[_FIELD] = str(job_id)
         return str(await self.redis.xadd(self.stream, fields))
 
     async def read(self, consumer: str, *, block_ms: int) -> Message | None:
@@ -59,7 +62,10 @@ class JobQueue:
         reply = await self.redis.xreadgroup(
             self.group, consumer, {self.stream: ">"}, count=1, block=block_ms
         )
-        for _stream, entries in reply or ():
+        # The client speaks RESP2 (redis-py's default): [[stream, [(id, fields), ...]], ...].
+        # redis types the RESP3 answer, a dict keyed by stream, into the same union.
+        streams = cast(list[tuple[Any, list[tuple[str, dict[str, str]]]]], reply or [])
+        for _stream, entries in streams:
             for message_id, fields in entries:
                 return _message(message_id, fields)
         return None

@@ -34,6 +34,8 @@ from detection_service.jobs.queue import JobQueue
 from detection_service.postprocess import DetectionOptions
 from detection_service.storage import ObjectStorage, discard
 from detection_service.uploads import Upload
+from detection_service.video.models import KIND_BATCH, KIND_VIDEO
+from detection_service.video.views import VideoView, video_view
 from objectvision.v1 import notification_pb2
 from objectvision_common.errors import NotFound
 
@@ -62,6 +64,13 @@ class JobView:
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    # 'batch' or 'video'; a video job has no items, its frames are listed apart (ADR 0016).
+    kind: str = KIND_BATCH
+    video: VideoView | None = None
+    error: str | None = None
+    # The model the job runs with and the version that answered its items ("" if none yet).
+    model: str = ""
+    model_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,9 @@ class WorkItem:
     image_id: uuid.UUID
     storage_key: str
     filename: str
+    # The model the job asked for (None: jobs from before models were a resource, which get
+    # the default).
+    model: str | None = None
 
 
 def _now() -> datetime:
@@ -125,6 +137,11 @@ async def get_job(session: AsyncSession, *, job_id: uuid.UUID, user_id: str | No
         created_at=job.created_at,
         updated_at=job.updated_at,
         completed_at=job.completed_at,
+        kind=job.kind,
+        video=await video_view(session, job_id=job_id) if job.kind == KIND_VIDEO else None,
+        error=job.error,
+        model=job.model or "",
+        model_version=job.model_version or "",
     )
 
 
@@ -144,6 +161,7 @@ async def submit_job(
     options: DetectionOptions,
     idempotency_key: str | None,
     refused: Sequence[Refusal] = (),
+    model: str | None = None,
 ) -> JobView:
     """Store the uploads and the job, then put the job on the stream.
 
@@ -175,6 +193,7 @@ async def submit_job(
                     processed=len(refused),
                     failed=len(refused),
                     params=options.to_json(),
+                    model=model,
                     idempotency_key=idempotency_key or None,
                     created_at=now,
                     updated_at=now,
@@ -199,7 +218,11 @@ async def submit_job(
     try:
         await queue.enqueue(job_id)
     except RedisError:
-        logger.warning("job stored but not enqueued; the sweeper will", extra={"job": str(job_id)})
+        logger.warning(
+            "job stored but not enqueued; the sweeper will",
+            extra={"job": str(job_id)},
+            exc_info=True,
+        )
     async with sessions() as session:
         return await get_job(session, job_id=job_id, user_id=user_id)
 
@@ -256,7 +279,7 @@ async def start_job(
             sa.update(jobs)
             .where(jobs.c.id == job_id, jobs.c.status.in_(UNFINISHED))
             .values(status=PROCESSING, heartbeat_at=_now())
-            .returning(jobs.c.user_id, jobs.c.params)
+            .returning(jobs.c.user_id, jobs.c.params, jobs.c.model)
         )
     ).first()
     if job is None:
@@ -270,7 +293,15 @@ async def start_job(
         .order_by(job_items.c.position)
     )
     items = [
-        WorkItem(job_id, job.user_id, row.position, row.id, row.storage_key, row.original_filename)
+        WorkItem(
+            job_id,
+            job.user_id,
+            row.position,
+            row.id,
+            row.storage_key,
+            row.original_filename,
+            job.model,
+        )
         for row in rows
     ]
     return DetectionOptions.from_json(job.params), items
@@ -337,6 +368,11 @@ async def finish_item(
             .values(
                 processed=jobs.c.processed + 1,
                 failed=jobs.c.failed + (0 if result is not None else 1),
+                model_version=(
+                    result.model_version
+                    if result is not None and result.model_version
+                    else jobs.c.model_version
+                ),
                 updated_at=now,
                 heartbeat_at=now,
             )

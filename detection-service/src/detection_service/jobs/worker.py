@@ -22,6 +22,7 @@ from detection_service.jobs.queue import JobQueue, Message
 from detection_service.metrics import DetectionMetrics
 from detection_service.postprocess import DetectionOptions
 from detection_service.storage import ObjectNotFoundError, ObjectStorage
+from detection_service.video.worker import VideoProcessor
 from objectvision_common.errors import DomainError, Unavailable
 from objectvision_common.tracing import extract_context, tracer
 
@@ -44,14 +45,19 @@ class JobProcessor:
         detector: Detector,
         metrics: DetectionMetrics,
         concurrency: int,
+        video: VideoProcessor | None = None,
     ) -> None:
         self._sessions = sessions
         self._storage = storage
         self._detector = detector
         self._metrics = metrics
         self._concurrency = concurrency
+        self._video = video
 
     async def run(self, job_id: uuid.UUID) -> None:
+        # Video jobs share the stream, the heartbeats and the sweeper; their work is their own.
+        if self._video is not None and await self._video.run(job_id):
+            return
         async with self._sessions.begin() as session:
             started = await service.start_job(session, job_id=job_id)
         if started is None:
@@ -96,7 +102,10 @@ class JobProcessor:
         delay = _RETRY_FIRST_SECONDS
         while True:
             try:
-                return await self._detector.detect(data, options), None
+                # Resolved per attempt: a model that is loading makes the item wait (like an
+                # outage); one removed from the repository fails it with the known models.
+                model = await self._detector.resolve(item.model)
+                return await self._detector.detect(data, options, model=model), None
             except Unavailable:
                 if delay == _RETRY_FIRST_SECONDS:
                     logger.warning(

@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from pydantic import ValidationError
@@ -33,7 +33,13 @@ from gateway.dependencies import (
     SettingsDep,
 )
 from gateway.errors import ApiError
-from gateway.ratelimit import RateLimiter, client_network, limit_key
+from gateway.ratelimit import (
+    PolicyState,
+    RateLimiter,
+    client_network,
+    limit_key,
+    rate_limit_fields,
+)
 from gateway.schemas.auth import LoginCredentials, LoginForm, LoginJson
 from gateway.upstream import Upstream
 from objectvision.v1 import auth_pb2, common_pb2
@@ -208,30 +214,48 @@ def _account(email: str) -> str | None:
         return None
 
 
+def _report_limits(request: Request, response: Response, states: list[PolicyState]) -> None:
+    """Put the RateLimit fields on this answer: on the route's own response, and in the
+    request's state, where the error handlers find them when the route answers an error
+    (a wrong password is still an attempt that counted)."""
+    fields = rate_limit_fields(states)
+    response.headers.update(fields)
+    request.state.rate_limit_fields = fields
+
+
 async def throttled_login_credentials(
     credentials: Annotated[LoginCredentials, Depends(login_credentials)],
     ip: ClientIp,
     limiter: RateLimiterDep,
     settings: SettingsDep,
+    request: Request,
+    response: Response,
 ) -> LoginCredentials:
     """Login credentials, once the attempt is within every login limit: RATE_LIMIT_LOGIN for
     this network and account, RATE_LIMIT_LOGIN_IP for this network, RATE_LIMIT_LOGIN_ACCOUNT
     failures for this account from anywhere."""
     network = client_network(ip)
     account = _account(credentials.email)
-    rules: list[tuple[str, RateLimitRule]] = []
+    rules: list[tuple[str, str, RateLimitRule]] = []
+    states: list[PolicyState] = []
     if account is not None:
-        failures = await limiter.peek(
-            limit_key("login-account", account), settings.rate_limit_login_account
-        )
+        rule = settings.rate_limit_login_account
+        failures = await limiter.peek(limit_key("login-account", account), rule)
+        states.append(PolicyState("login-account", rule, failures))
         if not failures.allowed:
-            raise ApiError.rate_limited(failures.retry_after_seconds)
-        rules.append((limit_key("login", network, account), settings.rate_limit_login))
-    rules.append((limit_key("login-ip", network), settings.rate_limit_login_ip))
-    for key, rule in rules:
+            raise ApiError.rate_limited(
+                failures.retry_after_seconds, headers=rate_limit_fields(states)
+            )
+        rules.append(("login", limit_key("login", network, account), settings.rate_limit_login))
+    rules.append(("login-ip", limit_key("login-ip", network), settings.rate_limit_login_ip))
+    for name, key, rule in rules:
         decision = await limiter.hit(key, rule)
+        states.append(PolicyState(name, rule, decision))
         if not decision.allowed:
-            raise ApiError.rate_limited(decision.retry_after_seconds)
+            raise ApiError.rate_limited(
+                decision.retry_after_seconds, headers=rate_limit_fields(states)
+            )
+    _report_limits(request, response, states)
     return credentials
 
 
@@ -258,10 +282,17 @@ async def login_failures(limiter: RateLimiterDep, settings: SettingsDep) -> Logi
 LoginFailuresDep = Annotated[LoginFailures, Depends(login_failures)]
 
 
-async def throttle_signup(ip: ClientIp, limiter: RateLimiterDep, settings: SettingsDep) -> None:
+async def throttle_signup(
+    ip: ClientIp,
+    limiter: RateLimiterDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+) -> None:
     """Refuse a sign-up once this IP has used RATE_LIMIT_SIGNUP."""
-    decision = await limiter.hit(
-        limit_key("signup", client_network(ip)), settings.rate_limit_signup
-    )
+    rule = settings.rate_limit_signup
+    decision = await limiter.hit(limit_key("signup", client_network(ip)), rule)
+    states = [PolicyState("signup", rule, decision)]
     if not decision.allowed:
-        raise ApiError.rate_limited(decision.retry_after_seconds)
+        raise ApiError.rate_limited(decision.retry_after_seconds, headers=rate_limit_fields(states))
+    _report_limits(request, response, states)

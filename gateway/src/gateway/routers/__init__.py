@@ -2,7 +2,19 @@
 
 from fastapi import APIRouter
 
-from gateway.routers import api_keys, auth, console, detect, health, jobs_ws, users, webhooks
+from gateway.routers import (
+    api_keys,
+    auth,
+    console,
+    detect,
+    exports,
+    health,
+    jobs_ws,
+    models,
+    users,
+    video,
+    webhooks,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -11,6 +23,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     api_keys.router,
     webhooks.router,
     jobs_ws.router,
+    video.router,
     detect.router,
+    exports.router,
+    models.router,
     console.router,
 )

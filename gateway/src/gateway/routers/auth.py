@@ -13,6 +13,7 @@ from gateway.auth.dependencies import (
 )
 from gateway.dependencies import PublicUpstream
 from gateway.errors import SERVER_ERRORS, error_responses
+from gateway.ratelimit import OPENAPI_HEADERS as RATE_LIMIT_HEADERS
 from gateway.schemas.auth import (
     LoginForm,
     LoginJson,
@@ -50,7 +51,7 @@ def _token_pair(pair: auth_pb2.TokenPair) -> TokenPairOut:
     status_code=202,
     summary="Create an account",
     dependencies=[Depends(throttle_signup)],
-    responses=error_responses(413, 422, 429),
+    responses={**error_responses(413, 422, 429), 202: {"headers": RATE_LIMIT_HEADERS}},
 )
 async def signup(body: SignUpIn, upstream: PublicUpstream) -> SignUpAcceptedOut:
     """Create an account, then log in with the same email and password.
@@ -69,7 +70,10 @@ async def signup(body: SignUpIn, upstream: PublicUpstream) -> SignUpAcceptedOut:
 @router.post(
     LOGIN_PATH.removeprefix("/api/v1/auth"),
     summary="Log in with email and password (JSON or OAuth2 password form)",
-    responses=error_responses(400, 401, 413, 415, 422, 429),
+    responses={
+        **error_responses(400, 401, 413, 415, 422, 429),
+        200: {"headers": RATE_LIMIT_HEADERS},
+    },
     openapi_extra=_LOGIN_BODY,
 )
 async def login(

@@ -6,9 +6,11 @@ unknown path with a file lookup), so /api, /health, /ready, /metrics, /docs and 
 are never shadowed and a missing asset is the standard JSON 404.
 """
 
+import uuid
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
@@ -59,3 +61,29 @@ async def console_page(request: Request) -> Response:
 @router.api_route(ASSET_PREFIX + "/{asset:path}", methods=["GET", "HEAD"])
 async def console_asset(asset: str, request: Request) -> Response:
     return await _serve(asset, request)
+
+
+# Deep links. The console routes on the fragment (`/#/jobs/<id>`, `/#/detections/<id>`,
+# `/#/settings`), which is what emails and webhooks carry (notification_service.links). These
+# path forms answer the links that went out before, and anyone who types the obvious URL,
+# with a redirect to the page: never the JSON 404 a person cannot act on.
+
+
+def _console_redirect(request: Request, fragment: str) -> RedirectResponse:
+    root = request.scope.get("root_path", "").rstrip("/")
+    return RedirectResponse(f"{root}/#/{fragment}", status_code=307)
+
+
+@router.get("/jobs/{job_id:uuid}")
+async def job_link(job_id: uuid.UUID, request: Request) -> RedirectResponse:
+    return _console_redirect(request, f"jobs/{job_id}")
+
+
+@router.get("/detections/{detection_id:uuid}")
+async def detection_link(detection_id: uuid.UUID, request: Request) -> RedirectResponse:
+    return _console_redirect(request, f"detections/{detection_id}")
+
+
+@router.get("/settings")
+async def settings_link(request: Request) -> RedirectResponse:
+    return _console_redirect(request, "settings")

@@ -111,6 +111,7 @@ def _params(query: DetectionParamsIn, form: DetectionParamsIn) -> detection_pb2.
         iou=chosen.iou or 0.0,
         classes=chosen.class_list(),
         max_detections=chosen.max_detections or 0,
+        model=chosen.model or "",
     )
 
 
@@ -178,7 +179,7 @@ _STORE = DetectImageForm.model_fields["store"].description
 @router.post(
     "/image",
     summary="Detect objects in one image",
-    responses=error_responses(400, 413, 415, 422),
+    responses=error_responses(400, 404, 413, 415, 422),
 )
 async def detect_image(
     request: Request,
@@ -222,7 +223,7 @@ async def detect_image(
                 "Location": {"description": "The job's URL.", "schema": {"type": "string"}}
             },
         },
-        **error_responses(400, 413, 415, 422),
+        **error_responses(400, 404, 413, 415, 422),
     },
 )
 async def submit_batch(

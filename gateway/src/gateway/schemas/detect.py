@@ -59,6 +59,10 @@ Absent = SkipJsonSchema[None]
 Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 MaxDetections = Annotated[int, Field(ge=1, le=MAX_DETECTIONS)]
 ClassList = Annotated[str, StringConstraints(max_length=MAX_CLASSES_CHARS)]
+# Triton model names as this deployment writes them: letters, digits, '_', '.', '-'.
+ModelName = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+]
 
 
 class DetectionParamsIn(BaseModel):
@@ -82,6 +86,12 @@ class DetectionParamsIn(BaseModel):
     )
     max_detections: MaxDetections | Absent = Field(
         default=None, description=f"At most this many objects per image, 1 to {MAX_DETECTIONS}."
+    )
+    model: ModelName | Absent = Field(
+        default=None,
+        description="The model to run, e.g. `yolov8n-int8` (GET /api/v1/models lists them). "
+        "Absent: the deployment's default. Unknown: 404 listing the known ones; loading: 503 "
+        "with Retry-After.",
     )
 
     def class_list(self) -> list[str]:
@@ -207,6 +217,12 @@ class DetectionOut(ApiModel):
         description="Answered from the result cache: this image, model version and these "
         "parameters were detected before, so no inference ran.",
     )
+    model: str | None = Field(
+        default=None,
+        description="The model that answered; null on detections stored before models "
+        "could be chosen.",
+    )
+    model_version: str | None = Field(default=None, description="Its version, e.g. '1'.")
 
     @classmethod
     def from_proto(cls, result: detection_pb2.ImageResult) -> Self:
@@ -218,6 +234,8 @@ class DetectionOut(ApiModel):
             timings=TimingsOut.from_proto(result.timings),
             counts=dict(Counter(obj.class_name for obj in result.objects)),
             cached=result.cached,
+            model=result.model or None,
+            model_version=result.model_version or None,
         )
 
 
@@ -278,6 +296,56 @@ class JobItemOut(ApiModel):
         )
 
 
+class VideoSamplingOut(ApiModel):
+    """How the video's frames are picked: at most `fps` a second, or every `every`-th frame
+    (the other is null)."""
+
+    fps: float | None
+    every: int | None
+
+
+class VideoInfoOut(ApiModel):
+    """The uploaded video of a video job, as its container describes it."""
+
+    filename: str
+    container: Literal["mp4", "mov", "webm"]
+    codec: str = Field(description="The video codec: h264, hevc, vp8, vp9, av1 or mpeg4.")
+    width: int
+    height: int
+    duration_seconds: float
+    frame_rate: float = Field(description="Frames per second of the video (average).")
+    frame_count: int = Field(description="Frames in the video.")
+    sampling: VideoSamplingOut
+    sampled_frames: int = Field(description="Frames the sampling picks: the job's total.")
+    size_bytes: int
+    annotated_url: str | None = Field(
+        description="Where the annotated video (MP4, H.264) downloads once the job completed."
+    )
+    frames_url: str = Field(description="The per-frame detections with their timestamps.")
+
+    @classmethod
+    def from_proto(cls, job_id: str, video: detection_pb2.VideoInfo) -> Self:
+        base = f"/api/v1/detect/jobs/{job_id}"
+        return cls(
+            filename=video.filename,
+            container=video.container,  # type: ignore[arg-type]
+            codec=video.codec,
+            width=video.width,
+            height=video.height,
+            duration_seconds=round(video.duration_seconds, 3),
+            frame_rate=round(video.frame_rate, 3),
+            frame_count=video.frame_count,
+            sampling=VideoSamplingOut(
+                fps=round(video.sampling.fps, 3) if video.sampling.fps else None,
+                every=video.sampling.every or None,
+            ),
+            sampled_frames=video.sampled_frames,
+            size_bytes=video.size_bytes,
+            annotated_url=f"{base}/annotated" if video.annotated_available else None,
+            frames_url=f"{base}/frames",
+        )
+
+
 class JobOut(ApiModel):
     """A batch job: `processed` counts failed items too, so progress is processed / total."""
 
@@ -290,10 +358,29 @@ class JobOut(ApiModel):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    kind: Literal["batch", "video"] = Field(
+        default="batch",
+        description="batch: images, one item each; video: one video, whose sampled frames "
+        "are the job's total and are listed at `video.frames_url`.",
+    )
+    video: VideoInfoOut | None = Field(default=None, description="Set on video jobs.")
+    error: str | None = Field(
+        default=None, description="Why the job failed as a whole (a video that stopped decoding)."
+    )
+    model: str | None = Field(default=None, description="The model the job runs with.")
+    model_version: str | None = Field(
+        default=None, description="The model version that answered its items; null until one did."
+    )
 
     @classmethod
     def from_proto(cls, job: detection_pb2.Job) -> Self:
+        is_video = job.HasField("video")
         return cls(
+            kind="video" if is_video else "batch",
+            video=VideoInfoOut.from_proto(job.id, job.video) if is_video else None,
+            error=job.error or None,
+            model=job.model or None,
+            model_version=job.model_version or None,
             job_id=job.id,
             status=_status(_JOB_STATUSES, job.status, "job"),
             total=job.total,

@@ -7,13 +7,26 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Protocol
 
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notification_service.deliveries import service
 from notification_service.deliveries.errors import DeliveryFailedError
+from notification_service.deliveries.models import CHANNELS, DEAD
 from notification_service.deliveries.service import ClaimedDelivery
 
 logger = logging.getLogger(__name__)
+
+# Counted when the attempt that gives up commits: the alert on dead-lettered webhooks and
+# emails (NotificationDeliveriesDeadLettered) needs the moment, which the rows' state alone
+# does not keep. Every channel starts at 0 so that increase() sees the first one.
+DEAD_LETTERED = Counter(
+    "notification_deliveries_dead_total",
+    "Deliveries given up (dead-lettered) after their last attempt, by channel.",
+    ["channel"],
+)
+for _channel in CHANNELS:
+    DEAD_LETTERED.labels(_channel)
 
 
 class Sender(Protocol):
@@ -121,7 +134,9 @@ class Dispatcher:
                     delivery.attempts, base=self._backoff_base, cap=self._backoff_max
                 ),
             )
-        log = logger.warning if state == "dead" else logger.info
+        if state == DEAD:
+            DEAD_LETTERED.labels(delivery.channel).inc()
+        log = logger.warning if state == DEAD else logger.info
         log(
             "delivery attempt",
             extra={

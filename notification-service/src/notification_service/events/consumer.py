@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -141,7 +141,10 @@ class EventConsumer:
             count=self._batch,
             block=self._block_ms,
         )
-        messages = [message for _stream, batch in response or [] for message in batch]
+        # The client speaks RESP2 (redis-py's default): [[stream, [(id, fields), ...]], ...].
+        # redis types the RESP3 answer, a dict keyed by stream, into the same union.
+        streams = cast(list[tuple[Any, list[Message]]], response or [])
+        messages = [message for _stream, batch in streams for message in batch]
         await self._handle_concurrently(messages, self._process)
         return len(messages)
 

@@ -19,6 +19,7 @@ from notification_service.deliveries import service as deliveries_service
 from notification_service.deliveries.models import DEAD, EMAIL, WEBHOOK
 from notification_service.deliveries.service import NewDelivery
 from notification_service.events.models import processed_events
+from notification_service.links import ConsoleLinks
 from notification_service.mail.headers import UnsafeHeaderError
 from notification_service.mail.render import EmailRenderer, RenderedEmail
 from notification_service.progress.hub import FINAL_TYPES, JOB_TYPES, ProgressHub
@@ -36,8 +37,11 @@ EMAIL_CHANGE_ATTEMPTED = "user.email_change_attempted"
 ADDRESS_NOTICES = (SIGNUP_ATTEMPTED, EMAIL_CHANGE_ATTEMPTED)
 
 
-def webhook_body(event: notification_pb2.Event) -> str:
-    """The JSON a webhook receives; signed byte for byte, so built once and stored."""
+def webhook_body(event: notification_pb2.Event, *, links: ConsoleLinks) -> str:
+    """The JSON a webhook receives; signed byte for byte, so built once and stored.
+
+    `console_url` is the console page of what the event is about (the job), so a receiver
+    can link a person straight to it without knowing how the console routes."""
     payload_field = event.WhichOneof("payload")
     data: dict[str, Any] = {}
     if payload_field is not None:
@@ -46,12 +50,15 @@ def webhook_body(event: notification_pb2.Event) -> str:
             preserving_proto_field_name=True,
             always_print_fields_with_no_presence=True,
         )
-    body = {
+    body: dict[str, Any] = {
         "id": event.id,
         "type": event.type,
         "occurred_at": event.occurred_at.ToJsonString(),
         "data": data,
     }
+    job_id = data.get("job_id")
+    if isinstance(job_id, str) and job_id:
+        body["console_url"] = links.job(job_id)
     return json.dumps(body, separators=(",", ":"), sort_keys=True)
 
 
@@ -77,12 +84,14 @@ class EventHandler:
         *,
         session_factory: async_sessionmaker[AsyncSession],
         renderer: EmailRenderer,
+        links: ConsoleLinks,
         users: UserDirectory,
         progress: ProgressHub,
         on_new_deliveries: Callable[[], None],
     ) -> None:
         self._sessions = session_factory
         self._renderer = renderer
+        self._links = links
         self._users = users
         self._progress = progress
         self._on_new_deliveries = on_new_deliveries
@@ -164,7 +173,7 @@ class EventHandler:
             if first_time is None:
                 return 0
             if event.type in JOB_TYPES and user_id is not None:
-                body = webhook_body(event)
+                body = webhook_body(event, links=self._links)
                 hooks = await webhooks_service.subscribed_webhooks(
                     session=session, user_id=user_id, event_type=event.type
                 )

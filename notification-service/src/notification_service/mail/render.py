@@ -5,6 +5,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from notification_service.links import ConsoleLinks
 from notification_service.mail.headers import mailbox, safe_header_value
 from objectvision.v1 import notification_pb2
 
@@ -30,8 +31,9 @@ class RenderedEmail:
 class EmailRenderer:
     """Renders each kind of email; refuses (UnsafeHeaderError) values unfit for headers."""
 
-    def __init__(self, *, public_base_url: str, product_name: str = "ObjectVision") -> None:
-        self._base_url = public_base_url.rstrip("/")
+    def __init__(self, *, links: ConsoleLinks, product_name: str = "ObjectVision") -> None:
+        self._links = links
+        self._base_url = links.base_url
         self._product = product_name
         self._env = Environment(
             loader=PackageLoader("notification_service.mail", "templates"),
@@ -46,7 +48,12 @@ class EmailRenderer:
     ) -> RenderedEmail:
         mailbox(to_addr, to_name)
         safe_header_value(subject, field="subject")
-        context.update(product=self._product, base_url=self._base_url, name=to_name)
+        context.update(
+            product=self._product,
+            base_url=self._base_url,
+            settings_url=self._links.settings(),
+            name=to_name,
+        )
         return RenderedEmail(
             to_addr=to_addr,
             to_name=to_name,
@@ -61,7 +68,7 @@ class EmailRenderer:
             to_addr=to_addr,
             to_name=name,
             subject=f"Welcome to {self._product}",
-            login_url=f"{self._base_url}/",
+            login_url=self._links.home(),
         )
 
     def signup_attempted(self, *, to_addr: str, name: str) -> RenderedEmail:
@@ -72,7 +79,7 @@ class EmailRenderer:
             to_name=name,
             subject=f"Someone tried to sign up to {self._product} with your email address",
             email=to_addr,
-            login_url=f"{self._base_url}/",
+            login_url=self._links.home(),
         )
 
     def email_change_attempted(self, *, to_addr: str, name: str) -> RenderedEmail:
@@ -83,7 +90,7 @@ class EmailRenderer:
             to_name=name,
             subject=f"Someone tried to move your address to another {self._product} account",
             email=to_addr,
-            login_url=f"{self._base_url}/",
+            login_url=self._links.home(),
         )
 
     def job_report(
@@ -92,7 +99,9 @@ class EmailRenderer:
         succeeded = finished.status == "completed"
         class_counts = sorted(finished.class_counts.items(), key=lambda item: (-item[1], item[0]))
         subject = (
-            f"Your detection job finished: {finished.processed} of {finished.total} images"
+            f"Your detection job finished: {finished.processed} of {finished.total}"
+            # A video job (ADR 0016) counts its sampled frames.
+            f" {'frames' if finished.kind == 'video' else 'images'}"
             if succeeded
             else "Your detection job failed"
         )
@@ -105,5 +114,5 @@ class EmailRenderer:
             job=finished,
             class_counts=class_counts,
             total_objects=sum(count for _, count in class_counts),
-            results_url=f"{self._base_url}/jobs/{finished.job_id}",
+            results_url=self._links.job(finished.job_id),
         )

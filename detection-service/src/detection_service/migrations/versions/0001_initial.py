@@ -5,6 +5,8 @@ Revises:
 Create Date: 2025-11-25
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -19,7 +21,7 @@ depends_on = None
 SCHEMA = "detection"
 
 
-def _ts(name, **kwargs):
+def _ts(name: str, **kwargs: Any) -> sa.Column:
     return sa.Column(name, sa.DateTime(timezone=True), **kwargs)
 
 

@@ -62,6 +62,12 @@ async function send(path, { method = "GET", json, body, query, auth = true, sign
   }
 }
 
+/** The file name of `Content-Disposition: attachment; filename="…"`, or "". */
+export function attachmentName(header) {
+  const match = /filename="?([^";]+)"?/i.exec(header ?? "");
+  return match ? match[1] : "";
+}
+
 let refreshing = null;
 
 /** Exchange the refresh token for a new pair; concurrent 401s share one refresh. */
@@ -89,7 +95,8 @@ export function refreshSession() {
 }
 
 /**
- * Call the API. `as` picks what comes back: "json" (default), "blob" or "none".
+ * Call the API. `as` picks what comes back: "json" (default), "blob", "file" (`{blob,
+ * filename}`, the name from Content-Disposition) or "none".
  * An authenticated call that gets 401 refreshes the session once and is sent again.
  */
 export async function request(path, options = {}) {
@@ -109,6 +116,9 @@ export async function request(path, options = {}) {
   }
   if (as === "none" || response.status === 204) return null;
   if (as === "blob") return response.blob();
+  if (as === "file") {
+    return { blob: await response.blob(), filename: attachmentName(response.headers.get("Content-Disposition")) };
+  }
   return response.json();
 }
 

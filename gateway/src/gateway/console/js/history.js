@@ -4,6 +4,7 @@
 
 import { request } from "./api.js";
 import { byId, el, formatDate, guarded, plural } from "./dom.js";
+import { exportButtons } from "./exports.js";
 
 export const PAGE_SIZE = 12;
 
@@ -41,6 +42,7 @@ export class HistoryView {
     this.previous.addEventListener("click", () => this.load(Math.max(0, this.offset - PAGE_SIZE)));
     this.next.addEventListener("click", () => this.load(this.offset + PAGE_SIZE));
     byId("history-refresh").addEventListener("click", () => this.load(this.offset));
+    byId("history-exports").replaceChildren(...exportButtons("api/v1/detect/history/export", "your history"));
   }
 
   /** Back to an empty first page (after sign-out). */

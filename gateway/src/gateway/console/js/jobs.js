@@ -22,6 +22,10 @@ export function normaliseJob(raw, previous = {}) {
     processed: raw.processed ?? previous.processed ?? 0,
     failed: raw.failed ?? previous.failed ?? 0,
     items: raw.items ?? previous.items ?? [],
+    // "video" jobs carry their video (progress messages do not: the previous one is kept).
+    kind: raw.kind ?? previous.kind ?? "batch",
+    video: raw.video ?? previous.video ?? null,
+    error: raw.error ?? previous.error ?? null,
   };
 }
 

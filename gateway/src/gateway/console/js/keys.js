@@ -29,6 +29,7 @@ export class KeysView {
       onDone: () => byId("key-name").focus(),
     });
     this.secretSlot.replaceChildren(panel);
+    this.shownSecretKeyId = created.id;
     panel.focus();
     await this.load();
   }
@@ -40,6 +41,11 @@ export class KeysView {
       return true;
     });
     if (done) {
+      // A revoked key's secret is worthless and must not stay on screen to be copied.
+      if (this.shownSecretKeyId === key.id) {
+        this.secretSlot.replaceChildren();
+        this.shownSecretKeyId = null;
+      }
       showStatus(`API key “${key.name}” revoked.`);
       await this.load();
     }
@@ -58,13 +64,13 @@ export class KeysView {
         el(
           "tr",
           { "data-testid": "key-row", "data-name": key.name, "data-revoked": String(Boolean(key.revoked_at)) },
-          el("td", {}, key.name),
-          el("td", {}, el("code", {}, `${key.prefix}…`)),
-          el("td", {}, formatDate(key.created_at)),
-          el("td", {}, key.last_used_at ? formatDate(key.last_used_at) : "Never"),
+          el("td", { "data-label": "Name" }, key.name),
+          el("td", { "data-label": "Prefix" }, el("code", {}, `${key.prefix}…`)),
+          el("td", { "data-label": "Created" }, formatDate(key.created_at)),
+          el("td", { "data-label": "Last used" }, key.last_used_at ? formatDate(key.last_used_at) : "Never"),
           el(
             "td",
-            {},
+            { "data-label": "Status" },
             key.revoked_at
               ? `Revoked ${formatDate(key.revoked_at)}`
               : el(

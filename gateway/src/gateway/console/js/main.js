@@ -1,16 +1,26 @@
 // The console's entry point: sign-in, navigation between views (the URL hash), and the
 // Detect view's uploads (one image detected at once, several submitted as a batch job).
+// Deep links name what to open in the hash: `#/jobs/<id>` (a batch job), `#/detections/<id>`
+// (also `#/history/<id>`: one stored detection) and `#/settings`; emails and webhooks carry
+// them (notification_service.links). A link opened signed out opens after sign-in.
 
 import { request } from "./api.js";
 import { byId, clearError, el, guarded, plural, showError, showStatus } from "./dom.js";
 import { HistoryView } from "./history.js";
-import { JobTracker, jobPercent } from "./jobs.js";
+import { JobTracker, jobPercent, normaliseJob } from "./jobs.js";
+import { renderJobExports } from "./exports.js";
 import { KeysView } from "./keys.js";
+import { ModelPicker } from "./models.js";
 import { clearSession, getSession, onSessionChange, setTokens } from "./session.js";
-import { Viewer, normaliseResult } from "./viewer.js";
+import { SettingsView } from "./settings.js";
+import { DEFAULT_THRESHOLD, Viewer, normaliseResult } from "./viewer.js";
 import { WebhooksView } from "./webhooks.js";
+import { isVideo, renderVideoJob, videoForm } from "./video.js";
 
-const VIEWS = ["detect", "history", "keys", "webhooks"];
+const VIEWS = ["detect", "history", "keys", "webhooks", "settings"];
+// Deep links to one object, shown in the Detect view.
+const OBJECT_ROUTES = { jobs: "job", detections: "detection", history: "detection" };
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const IMAGE_TYPES = new Set(["image/jpeg", "image/png", "image/webp", "image/bmp"]);
 const IMAGE_NAME = /\.(jpe?g|png|webp|bmp)$/i;
 
@@ -18,21 +28,48 @@ const viewer = new Viewer();
 const history = new HistoryView({ onOpen: (id, filename) => openDetection(id, filename) });
 const keys = new KeysView();
 const webhooks = new WebhooksView();
+const settings = new SettingsView();
+const models = new ModelPicker();
 const input = byId("file-input");
 const dropzone = byId("dropzone");
 let viewerObjectUrl = null;
 let tracker = null;
+// What the viewer shows, for the downloads and "detect again": the raw API answer, the
+// image (the File uploaded, or the original fetched back) and the threshold asked for.
+let shown = null;
+// The deep link last opened, so a re-render (sign-in, refresh) does not open it twice.
+let openedLink = null;
+// A confirmation to show once the navigation under way has happened.
+let pendingStatus = "";
 
 // Navigation ---------------------------------------------------------------------------
 
-function currentView() {
-  const name = location.hash.replace(/^#/, "");
-  return VIEWS.includes(name) ? name : "detect";
+/** `{view, kind, id}` from the hash: `#history`, `#/settings`, `#/jobs/<id>`… */
+function currentRoute() {
+  const [name = "", id = ""] = location.hash.replace(/^#\/?/, "").split("/");
+  const kind = OBJECT_ROUTES[name];
+  if (kind && UUID.test(id)) return { view: "detect", kind, id: id.toLowerCase() };
+  return { view: VIEWS.includes(name) ? name : "detect", kind: null, id: null };
+}
+
+/** Put `#/jobs/<id>` (or another deep link) in the address bar without re-rendering. */
+function showLink(path) {
+  openedLink = path;
+  window.history.replaceState(null, "", `#/${path}`);
+}
+
+function openLinked(route) {
+  const link = `${route.kind === "job" ? "jobs" : "detections"}/${route.id}`;
+  if (openedLink === link) return;
+  openedLink = link;
+  if (route.kind === "job") openJob(route.id);
+  else openDetection(route.id, "the detection");
 }
 
 function render() {
   const session = getSession();
-  const view = session ? currentView() : "auth";
+  const route = currentRoute();
+  const view = session ? route.view : "auth";
   for (const section of document.querySelectorAll("main > .view")) {
     section.hidden = section.id !== `view-${view}`;
   }
@@ -43,9 +80,12 @@ function render() {
     if (link.dataset.view === view) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  if (view === "detect") models.load();
   if (view === "history") history.load(history.offset);
   if (view === "keys") keys.load();
   if (view === "webhooks") webhooks.load();
+  if (view === "settings") settings.load();
+  if (session && route.kind) openLinked(route);
 }
 
 function go(view) {
@@ -55,10 +95,12 @@ function go(view) {
 
 window.addEventListener("hashchange", () => {
   clearError();
-  showStatus("");
+  showStatus(pendingStatus);
+  pendingStatus = "";
   // A secret shown once does not stay on screen once the user moves on.
   byId("key-secret").replaceChildren();
   byId("webhook-secret").replaceChildren();
+  if (!currentRoute().kind) openedLink = null;
   render();
   byId("main").focus({ preventScroll: true });
 });
@@ -74,6 +116,11 @@ function forgetAccountData() {
   byId("batch-result").hidden = true;
   dropzone.classList.remove("compact");
   history.reset();
+  settings.reset();
+  models.reset();
+  shown = null;
+  openedLink = null;
+  byId("job-id").textContent = "";
   for (const id of ["keys-body", "webhooks-body", "key-secret", "webhook-secret", "job-items"]) {
     byId(id).replaceChildren();
   }
@@ -105,22 +152,54 @@ byId("login-form").addEventListener("submit", async (event) => {
   if (!pair) return;
   form.reset();
   showStatus("");
-  setTokens(pair, email);
-  go("detect");
+  signIn(pair, email);
 });
+
+/**
+ * Start the session and show `message`; a deep link opened signed out (an email's link)
+ * opens now, anything else goes to the Detect view.
+ */
+function signIn(pair, email, message = "") {
+  const route = currentRoute();
+  const stay = route.kind || route.view === "settings" || location.hash === "#detect";
+  setTokens(pair, email);
+  if (stay) {
+    showStatus(message);
+  } else {
+    // Navigating clears the status (hashchange below): the message is shown after it.
+    pendingStatus = message;
+    location.hash = "detect";
+  }
+}
 
 byId("signup-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = event.currentTarget;
   const { name, email, password } = formValues(form);
-  // The same answer whether or not the address already had an account (its owner is told by
-  // email instead), so the page cannot say "created": it hands over to the login form.
+  // Sign-up answers the same whether or not the address already had an account (its owner is
+  // told by email instead) and issues no tokens, so the page logs in with what was typed.
+  // That succeeds for a new account; if the address was taken, the login is refused and the
+  // page hands over to the login form instead of claiming an account was created.
+  const button = form.querySelector("button[type=submit]");
   const accepted = await guarded(
     () => request("api/v1/auth/signup", { method: "POST", json: { name, email, password }, auth: false }),
-    form.querySelector("button[type=submit]"),
+    button,
   );
   if (!accepted) return;
+  let pair = null;
+  button.disabled = true;
+  try {
+    pair = await request("api/v1/auth/login", { method: "POST", json: { email, password }, auth: false });
+  } catch {
+    pair = null;
+  } finally {
+    button.disabled = false;
+  }
   form.reset();
+  if (pair) {
+    signIn(pair, accepted.email, `Welcome, ${name}: your account is ready.`);
+    return;
+  }
   byId("login-email").value = accepted.email;
   showStatus(`Sign-up accepted for ${accepted.email}. Log in to continue.`);
   byId("login-password").focus();
@@ -147,26 +226,89 @@ function busy(message) {
   byId("busy-text").textContent = message ?? "";
 }
 
-function showViewer(result, imageUrl, caption) {
+function showViewer(raw, image, caption, threshold) {
+  const result = normaliseResult(raw);
+  tracker?.stop();
+  tracker = null;
   dropzone.classList.add("compact");
   if (viewerObjectUrl) URL.revokeObjectURL(viewerObjectUrl);
+  const imageUrl = URL.createObjectURL(image);
   viewerObjectUrl = imageUrl;
+  shown = { raw, result, image, caption, threshold };
   byId("batch-result").hidden = true;
   byId("single-result").hidden = false;
-  viewer.show(result, imageUrl, caption);
+  viewer.show(result, imageUrl, caption || result.filename, { threshold });
+  if (result.id) showLink(`detections/${result.id}`);
 }
 
-async function detectOne(file) {
+/** Detect objects in `file` (a File or Blob) from confidence `threshold` up. */
+async function detectOne(file, threshold = DEFAULT_THRESHOLD, filename = file.name) {
   const form = new FormData();
-  form.append("file", file, file.name);
-  busy(`Detecting objects in ${file.name}…`);
+  form.append("file", file, filename);
+  // Sent explicitly, so the slider can start where the server stopped.
+  form.append("confidence", threshold.toFixed(2));
+  if (models.value()) form.append("model", models.value());
+  busy(`Detecting objects in ${filename}…`);
   try {
     const response = await guarded(() => request("api/v1/detect/image", { method: "POST", body: form }));
-    if (response) showViewer(normaliseResult(response), URL.createObjectURL(file), file.name);
+    if (response) showViewer(response, file, filename, threshold);
   } finally {
     busy(null);
   }
 }
+
+/**
+ * The threshold a stored detection was made with is not stored with it: the API's default
+ * unless it kept objects under it, then the lowest confidence it kept (rounded down), so the
+ * slider never starts above an object that is there.
+ */
+function storedThreshold(result) {
+  const lowest = Math.min(...result.detections.map((d) => d.confidence));
+  return Number.isFinite(lowest) && lowest < DEFAULT_THRESHOLD
+    ? Math.floor(lowest * 100) / 100
+    : DEFAULT_THRESHOLD;
+}
+
+byId("rerun").addEventListener("click", () => {
+  if (!shown) return;
+  const threshold = Math.max(0, Math.min(1, Number(byId("confidence").value)));
+  detectOne(shown.image, threshold, shown.caption || shown.result.filename || "image");
+});
+
+/** Offer `blob` as a file called `filename`, as the browser's own download. */
+function download(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const link = el("a", { href: url, download: filename, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+function baseName() {
+  const name = shown?.caption || shown?.result.filename || "detection";
+  return name.replace(/\.[^.]*$/, "") || "detection";
+}
+
+byId("download-json").addEventListener("click", () => {
+  if (!shown) return;
+  const text = `${JSON.stringify(shown.raw, null, 2)}\n`;
+  download(new Blob([text], { type: "application/json" }), `${baseName()}.detections.json`);
+});
+
+byId("download-image").addEventListener("click", async (event) => {
+  const id = shown?.result.id;
+  if (!id) {
+    showError({ status: 404, code: "not_found", message: "this detection was not stored, so there is no annotated image" });
+    return;
+  }
+  // Drawn by the server (the same colours as here), at the image's full size.
+  const blob = await guarded(
+    () => request(`api/v1/detect/${encodeURIComponent(id)}/image`, { query: { annotated: "true" }, as: "blob" }),
+    event.currentTarget,
+  );
+  if (blob) download(blob, `${baseName()}.annotated.jpg`);
+});
 
 function renderJob(job) {
   const percent = jobPercent(job);
@@ -178,17 +320,55 @@ function renderJob(job) {
   const failed = job.failed ? `, ${job.failed} failed` : "";
   const state = { pending: "Waiting to start", processing: "Processing", completed: "Done", failed: "Failed" };
   byId("job-status").textContent =
-    `${state[job.status] ?? job.status}: ${done} of ${plural(job.total, "image")}${failed} (${percent} %)`;
+    `${state[job.status] ?? job.status}: ${done} of ${plural(job.total, job.kind === "video" ? "frame" : "image")}${failed} (${percent} %)`;
+  renderJobExports(byId("job-exports"), job);
+  // Exports cover images (COCO, YOLO, CSV); a video job's frames are read on the page.
+  if (job.kind === "video") byId("job-exports").hidden = true;
+  byId("batch-title").textContent = job.kind === "video" ? "Video job" : "Batch job";
+  renderVideoJob(byId("job-video"), job);
+}
+
+// Blob URLs of the batch's thumbnails, released when the list is rebuilt.
+let jobThumbnailUrls = [];
+
+/** The annotated image of a finished item, fetched with the session (an <img> cannot). */
+async function loadJobThumbnail(detectionId, image) {
+  try {
+    const blob = await request(`api/v1/detect/${encodeURIComponent(detectionId)}/image`, {
+      query: { annotated: "true" },
+      as: "blob",
+    });
+    const url = URL.createObjectURL(blob);
+    jobThumbnailUrls.push(url);
+    image.src = url;
+    image.dataset.loaded = "true";
+  } catch {
+    image.alt = "Thumbnail unavailable";
+  }
 }
 
 function renderJobItems(job) {
+  for (const url of jobThumbnailUrls) URL.revokeObjectURL(url);
+  jobThumbnailUrls = [];
   byId("job-items").replaceChildren(
     ...job.items.map((item) => {
       const status = String(item.status ?? "").toLowerCase().replace(/^job_status_/, "");
       const ok = status === "completed" && item.detection_id;
+      let thumbnail = el("span", { className: "job-thumbnail", "aria-hidden": "true" });
+      if (ok) {
+        thumbnail = el("img", {
+          className: "job-thumbnail",
+          alt: `${item.filename} with its objects outlined`,
+          "data-testid": "job-thumbnail",
+          width: 64,
+          height: 48,
+        });
+        loadJobThumbnail(item.detection_id, thumbnail);
+      }
       return el(
         "li",
         { "data-testid": "job-item", "data-status": status },
+        thumbnail,
         el(
           "p",
           {},
@@ -217,6 +397,7 @@ function renderJobItems(job) {
 async function detectBatch(files) {
   const form = new FormData();
   for (const file of files) form.append("files", file, file.name);
+  if (models.value()) form.append("model", models.value());
   tracker?.stop();
   byId("single-result").hidden = true;
   byId("job-items").replaceChildren();
@@ -228,9 +409,27 @@ async function detectBatch(files) {
     busy(null);
   }
   if (!job) return;
+  await followJob({ ...job, total: job.total ?? files.length });
+}
+
+/** Show a batch job in the Detect view and follow it live until it finishes. */
+async function followJob(job) {
+  tracker?.stop();
+  byId("single-result").hidden = true;
   byId("batch-result").hidden = false;
   dropzone.classList.add("compact");
-  const current = new JobTracker({ ...job, total: job.total ?? files.length }, renderJob);
+  const jobId = job.job_id ?? job.jobId;
+  byId("job-id").textContent = jobId;
+  showLink(`jobs/${jobId}`);
+  const initial = normaliseJob(job);
+  if (initial.status === "completed" || initial.status === "failed") {
+    // A finished job (opened from an email): its results at once, nothing to follow.
+    tracker = null;
+    renderJob(initial);
+    renderJobItems(initial);
+    return;
+  }
+  const current = new JobTracker(job, renderJob);
   tracker = current;
   let finished;
   try {
@@ -242,6 +441,14 @@ async function detectBatch(files) {
   if (tracker !== current) return;
   renderJob(finished);
   renderJobItems(finished);
+  if (finished.kind === "video") {
+    showStatus(
+      finished.status === "completed"
+        ? `Video finished: ${plural(finished.processed, "frame")} analysed.`
+        : `The video job failed: ${finished.error || "see its frames below"}.`,
+    );
+    return;
+  }
   showStatus(
     finished.status === "completed"
       ? `Batch finished: ${plural(finished.processed, "image")} analysed. They are in your history.`
@@ -249,8 +456,33 @@ async function detectBatch(files) {
   );
 }
 
+/** Upload a video as a job, sampled at the chosen frames per second, and follow it. */
+async function detectVideo(file) {
+  const fps = Number(byId("video-fps").value) || null;
+  tracker?.stop();
+  byId("single-result").hidden = true;
+  byId("job-items").replaceChildren();
+  busy(`Uploading ${file.name}…`);
+  let job;
+  try {
+    job = await guarded(() =>
+      request("api/v1/detect/video", { method: "POST", body: videoForm(file, { fps, model: models.value() }) }),
+    );
+  } finally {
+    busy(null);
+  }
+  if (job) await followJob(job);
+}
+
 function handleFiles(fileList) {
   const files = [...fileList];
+  const video = files.find(isVideo);
+  if (video) {
+    clearError();
+    showStatus(files.length > 1 ? "A video runs on its own: only the first video was sent." : "");
+    detectVideo(video);
+    return;
+  }
   const images = files.filter((file) => IMAGE_TYPES.has(file.type) || IMAGE_NAME.test(file.name));
   clearError();
   showStatus("");
@@ -265,8 +497,21 @@ function handleFiles(fileList) {
   else detectBatch(images);
 }
 
+/** A batch job by id (a deep link): its results if it is done, else followed live. */
+async function openJob(id) {
+  byId("job-items").replaceChildren();
+  busy("Loading the batch job…");
+  let job;
+  try {
+    job = await guarded(() => request(`api/v1/detect/jobs/${encodeURIComponent(id)}`));
+  } finally {
+    busy(null);
+  }
+  if (job) await followJob(job);
+}
+
 async function openDetection(id, filename) {
-  go("detect");
+  if (currentRoute().view !== "detect") go("detect");
   busy(`Loading ${filename}…`);
   try {
     await guarded(async () => {
@@ -278,7 +523,7 @@ async function openDetection(id, filename) {
         }),
       ]);
       const result = normaliseResult(detection);
-      showViewer(result, URL.createObjectURL(image), result.filename || filename);
+      showViewer(detection, image, result.filename || filename, storedThreshold(result));
     });
   } finally {
     busy(null);

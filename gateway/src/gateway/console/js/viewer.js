@@ -1,8 +1,16 @@
 // One image with its detections drawn over it. Boxes are absolutely positioned elements in
 // percent of the image's size, so they follow the image at any width; the confidence slider
 // and the class filter work on the detections already returned, without another request.
+// The slider starts at the threshold the request used: below it the server returned nothing,
+// so moving under it offers to run the detection again at the lower threshold.
+// Colours come from palette.js, generated from the server's own palette, so a class looks the
+// same here as in the annotated image the server draws.
 
 import { byId, el, plural } from "./dom.js";
+import { classColour } from "./palette.js";
+
+/** What the console asks for when the user has not chosen: the API's own default. */
+export const DEFAULT_THRESHOLD = 0.25;
 
 /** The fields the console uses, from a detect response or a stored detection. */
 export function normaliseResult(raw) {
@@ -30,10 +38,26 @@ export function normaliseResult(raw) {
   };
 }
 
-function hueFor(classId, className) {
+function colourFor(classId, className) {
   const seed = classId >= 0 ? classId : [...className].reduce((sum, c) => sum + c.charCodeAt(0), 0);
-  return (seed * 137.508) % 360;
+  return classColour(seed);
 }
+
+/** Black or white, whichever reads better on the hex colour `background`. */
+function readableOn(background) {
+  const [r, g, b] = [1, 3, 5].map((start) => Number.parseInt(background.slice(start, start + 2), 16) / 255);
+  const linear = (c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+  const luminance = 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+  return luminance > 0.18 ? "#111" : "#fff";
+}
+
+function overlaps(a, b) {
+  return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+}
+
+// Where a label may sit, in order of preference: above the box, inside its top, below it,
+// inside its bottom (classes in console.css).
+const LABEL_PLACES = ["", "label-inside", "label-below", "label-inside-bottom"];
 
 function percent(value, total) {
   return `${total > 0 ? (100 * value) / total : 0}%`;
@@ -49,14 +73,25 @@ export class Viewer {
     this.classList = byId("class-filter-options");
     this.summary = byId("shown-count");
     this.tableBody = byId("detections-body");
+    this.rerunButton = byId("rerun");
+    this.thresholdNote = byId("threshold-note");
     this.result = null;
+    this.threshold = DEFAULT_THRESHOLD;
     this.hiddenClasses = new Set();
     this.slider.addEventListener("input", () => this.draw());
+    // Labels are placed once the image has its size on screen, and again when it changes.
+    this.image.addEventListener("load", () => this.layoutLabels());
+    new ResizeObserver(() => this.layoutLabels()).observe(this.stage);
   }
 
-  /** Show `result` (normalised) over the image at `imageUrl`; resets the class filter. */
-  show(result, imageUrl, caption) {
+  /**
+   * Show `result` (normalised) over the image at `imageUrl`; resets the class filter.
+   * `threshold` is the minimum confidence the request asked for: the slider starts there.
+   */
+  show(result, imageUrl, caption, { threshold = DEFAULT_THRESHOLD } = {}) {
     this.result = result;
+    this.threshold = threshold;
+    this.slider.value = String(threshold);
     this.hiddenClasses = new Set();
     this.image.src = imageUrl;
     this.image.alt = `${caption}: ${plural(result.detections.length, "detected object")}`;
@@ -112,6 +147,13 @@ export class Viewer {
     const { width, height } = this.result;
     const minimum = Number(this.slider.value);
     this.sliderValue.textContent = minimum.toFixed(2);
+    // Under the request's threshold the server dropped what it found: offer to look again.
+    const below = minimum < this.threshold - 1e-9;
+    this.rerunButton.hidden = !below;
+    this.rerunButton.textContent = `Detect again from ${minimum.toFixed(2)}`;
+    this.thresholdNote.textContent = below
+      ? `Objects under ${this.threshold.toFixed(2)} were not returned; detect again to see them.`
+      : `Detected from confidence ${this.threshold.toFixed(2)}.`;
     const visible = this.visibleDetections();
     this.boxes.replaceChildren(
       ...visible.map((d) => {
@@ -119,11 +161,7 @@ export class Viewer {
         const box = el(
           "div",
           {
-            className: [
-              "box",
-              d.y1 / Math.max(height, 1) < 0.06 ? "label-inside" : "",
-              d.x1 / Math.max(width, 1) > 0.7 ? "label-end" : "",
-            ].join(" ").trim(),
+            className: "box",
             "data-testid": "box",
             "data-class": d.className,
             "data-confidence": d.confidence.toFixed(4),
@@ -134,10 +172,13 @@ export class Viewer {
         box.style.top = percent(d.y1, height);
         box.style.width = percent(d.x2 - d.x1, width);
         box.style.height = percent(d.y2 - d.y1, height);
-        box.style.setProperty("--box-hue", String(hueFor(d.classId, d.className)));
+        const colour = colourFor(d.classId, d.className);
+        box.style.setProperty("--box-colour", colour);
+        box.style.setProperty("--label-text", readableOn(colour));
         return box;
       }),
     );
+    this.layoutLabels();
     this.tableBody.replaceChildren(
       ...visible.map((d) =>
         el(
@@ -155,5 +196,42 @@ export class Viewer {
       `Showing ${visible.length} of ${plural(total, "object")}` +
       (typeof timing === "number" ? ` · detected in ${Math.round(timing)} ms` : "");
     this.summary.dataset.shown = String(visible.length);
+  }
+
+  /**
+   * Keep every label inside the image and off the others: each, most confident first, takes
+   * the first place (above, inside, below) that overlaps no label placed before it, and is
+   * slid sideways when it would run past an edge. With no free place it stays above its box.
+   */
+  layoutLabels() {
+    const stage = this.stage.getBoundingClientRect();
+    if (!stage.width || !stage.height) return;
+    const placed = [];
+    for (const label of this.boxes.querySelectorAll(".box-label")) {
+      const box = label.parentElement;
+      label.style.transform = "";
+      let chosen = null;
+      for (const place of LABEL_PLACES) {
+        box.classList.remove(...LABEL_PLACES.filter(Boolean));
+        if (place) box.classList.add(place);
+        let rect = label.getBoundingClientRect();
+        const shift = Math.max(stage.left - rect.left, Math.min(0, stage.right - rect.right));
+        label.style.transform = shift ? `translateX(${shift}px)` : "";
+        rect = label.getBoundingClientRect();
+        const inside = rect.top >= stage.top - 0.5 && rect.bottom <= stage.bottom + 0.5;
+        if (inside && !placed.some((other) => overlaps(rect, other))) {
+          chosen = rect;
+          break;
+        }
+      }
+      if (!chosen) {
+        box.classList.remove(...LABEL_PLACES.filter(Boolean));
+        const rect = label.getBoundingClientRect();
+        const shift = Math.max(stage.left - rect.left, Math.min(0, stage.right - rect.right));
+        label.style.transform = shift ? `translateX(${shift}px)` : "";
+        chosen = label.getBoundingClientRect();
+      }
+      placed.push(chosen);
+    }
   }
 }

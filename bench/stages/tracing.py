@@ -1,0 +1,252 @@
+"""Tracing overhead: the gateway's detect route at c=1 with tracing off and on, in one run.
+
+One stack, three windows: off, on, off again. Between windows the gateway, auth-service and
+detection-service restart with (on) or without (off) ``OTEL_EXPORTER_OTLP_ENDPOINT``, pointed
+at a real OTLP receiver in a process of its own (``python -m objectvision_devstack.otlp``: not
+in this one, whose GIL the load generator needs), with the sampler of this process's
+environment (``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG``; the SDK's default keeps every
+trace). The two off windows bracket the on window, so a drift of the machine's other load over
+the stage shows as their difference and cancels in their pooled value. Reported: throughput and
+p50 per condition, on/off ratios, the p50 difference, the spans the receiver got (an "on" that
+exported nothing measured nothing), and the issue's targets (at most 3 % throughput, 1 ms p50):
+met, not met, or inconclusive when the off windows alone differ by more than that.
+
+Triton is not restarted, so its own OpenTelemetry spans are off in both conditions: what is
+measured is the services' instrumentation, export included.
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from bench.loadgen import LoadResult, closed_loop
+from bench.stages import StageContext, logger
+from bench.stages.gateway import ROUTE, RouteMissing, login, upload_route
+from bench.stages.http import client, upload_factory
+from objectvision_common.tracing import tracing_enabled
+from objectvision_devstack.stack import Stack
+
+STAGE = "tracing"
+# The processes on the detect route that trace; restarted in this order (the gateway last, so
+# it never dials a service that is restarting).
+TRACED = ("auth", "detection", "gateway")
+MAX_THROUGHPUT_LOSS = 0.03
+MAX_P50_DELTA_MS = 1.0
+DEFAULT_SAMPLER = "parentbased_always_on"
+# Per restart of the three processes (stop, start, readiness), for the budget check.
+_SWITCH_ESTIMATE_S = 15.0
+
+
+@dataclass(frozen=True)
+class Window:
+    condition: str
+    result: LoadResult
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(self.result.latencies_ms)
+
+
+@contextlib.contextmanager
+def _receiver() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A real OTLP receiver in its own process; yields its gRPC endpoint and the process."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "objectvision_devstack.otlp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        ports = json.loads(process.stdout.readline())
+        yield f"http://127.0.0.1:{ports['grpc']}", process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+
+
+def _spans_received(process: subprocess.Popen[str]) -> int:
+    """Close the receiver and read how many spans it kept."""
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.close()
+    for line in process.stdout:
+        if line.startswith("{"):
+            return int(json.loads(line)["spans"])
+    raise RuntimeError("the OTLP receiver exited without reporting its spans")
+
+
+def _switch(ctx: StageContext, stack: Stack, env: Mapping[str, str | None]) -> None:
+    """Restart the traced processes with `env` applied (None removes a variable)."""
+    for key, value in env.items():
+        if value is None:
+            stack.env.pop(key, None)
+        else:
+            stack.env[key] = value
+    for name in TRACED:
+        stack.restart(name)
+        # The CPU meter follows the new process, for the stages measured after this one.
+        ctx.meter.add(name, stack.processes[name].pid)
+
+
+def _pooled(windows: list[Window]) -> tuple[float, float, int]:
+    """Throughput, p50 and request count of several windows of one condition together."""
+    work = sum(w.result.work_images for w in windows)
+    seconds = sum(w.result.window_s for w in windows)
+    latencies = [ms for w in windows for ms in w.result.latencies_ms]
+    return work / seconds, statistics.median(latencies), len(latencies)
+
+
+def summarize(
+    windows: list[Window], *, spans: int, sampler: str, sampler_arg: str | None
+) -> dict[str, Any]:
+    """The result section from the three windows (off, on, off)."""
+    off = [w for w in windows if w.condition == "off"]
+    on = [w for w in windows if w.condition == "on"]
+    off_ips, off_p50, off_n = _pooled(off)
+    on_ips, on_p50, on_n = _pooled(on)
+    throughput_ratio = on_ips / off_ips
+    p50_delta = on_p50 - off_p50
+    # How far the machine moved between the two off windows: when that alone is larger than
+    # the differences the targets allow, on against off cannot be judged from this run.
+    drift_ratio = abs(off[-1].result.throughput - off[0].result.throughput) / off_ips
+    drift_ms = abs(off[-1].p50_ms - off[0].p50_ms)
+    conclusive = drift_ratio <= MAX_THROUGHPUT_LOSS and drift_ms <= MAX_P50_DELTA_MS
+    met = throughput_ratio >= 1 - MAX_THROUGHPUT_LOSS and p50_delta <= MAX_P50_DELTA_MS
+    return {
+        "concurrency": 1,
+        "sampler": sampler,
+        "sampler_arg": sampler_arg,
+        "requests": {"off": off_n, "on": on_n},
+        "spans_exported": spans,
+        "throughput_ips": {
+            "off_before": round(off[0].result.throughput, 2),
+            "on": round(on_ips, 2),
+            "off_after": round(off[-1].result.throughput, 2),
+            "off": round(off_ips, 2),
+        },
+        "p50_ms": {
+            "off_before": round(off[0].p50_ms, 2),
+            "on": round(on_p50, 2),
+            "off_after": round(off[-1].p50_ms, 2),
+            "off": round(off_p50, 2),
+        },
+        "on_over_off": {
+            "throughput": round(throughput_ratio, 4),
+            "p50": round(on_p50 / off_p50, 4),
+        },
+        "p50_delta_ms": round(p50_delta, 2),
+        "off_drift": {"throughput_ratio": round(drift_ratio, 4), "p50_ms": round(drift_ms, 2)},
+        "targets": {
+            "max_throughput_loss": MAX_THROUGHPUT_LOSS,
+            "max_p50_delta_ms": MAX_P50_DELTA_MS,
+            # None: inconclusive (the off windows drifted apart by more than the targets).
+            "met": met if conclusive else None,
+        },
+    }
+
+
+async def run(ctx: StageContext, *, stack: Stack) -> dict[str, Any] | None:
+    """The tracing section of the result, or None when skipped (budget, route missing)."""
+    if ctx.config.quick:
+        # Three windows and two restarts of three processes would take most of the quick
+        # run's budget, and its 3.5 s windows are too short for a 1 ms difference.
+        ctx.skip(STAGE, "measured by the full run (make bench), not the quick one")
+        return None
+    settings = ctx.settings(1)
+    window_s = settings.max_warmup_s + settings.measure_s + 5.0
+    if not ctx.budget.allows(3 * window_s + 2 * _SWITCH_ESTIMATE_S):
+        ctx.skip(STAGE, "the run's time budget was spent")
+        return None
+    sampler = os.environ.get("OTEL_TRACES_SAMPLER") or DEFAULT_SAMPLER
+    sampler_arg = os.environ.get("OTEL_TRACES_SAMPLER_ARG") or None
+    base_url = stack.gateway_url
+    async with httpx.AsyncClient(timeout=60.0) as http:
+        try:
+            route = upload_route((await http.get(f"{base_url}/openapi.json")).json())
+        except RouteMissing as missing:
+            ctx.skip(STAGE, str(missing))
+            return None
+        headers = {"Authorization": f"Bearer {await login(http, base_url)}"}
+    windows: list[Window] = []
+    with _receiver() as (endpoint, receiver):
+        on_env: dict[str, str | None] = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            # It would take precedence over the endpoint above.
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": None,
+            "OTEL_TRACES_SAMPLER": sampler,
+            "OTEL_TRACES_SAMPLER_ARG": sampler_arg,
+        }
+        off_env = dict.fromkeys(on_env)
+        # A stack started with tracing on (the variables exported) is switched off first.
+        first = off_env if tracing_enabled(stack.env) else None
+        for condition, env in (("off", first), ("on", on_env), ("off", off_env)):
+            if env is not None:
+                logger.info("tracing stage: restarting %s with tracing %s", TRACED, condition)
+                await asyncio.to_thread(_switch, ctx, stack, env)
+            async with client(1, ctx.config.request_timeout_s) as pool:
+                factory = upload_factory(
+                    pool,
+                    f"{base_url}{ROUTE}",
+                    ctx.images,
+                    field=route.field,
+                    headers=headers,
+                    params=route.params,
+                    form=route.form,
+                )
+                result = await closed_loop(factory, settings)
+            if result.errors or not result.latencies_ms:
+                raise RuntimeError(
+                    f"tracing {condition}: {result.errors} errors, "
+                    f"{len(result.latencies_ms)} answers ({dict(result.error_kinds)})"
+                )
+            window = Window(condition, result)
+            windows.append(window)
+            logger.info(
+                "tracing %-3s c=1 %7.1f img/s  p50 %7.2f ms",
+                condition,
+                result.throughput,
+                window.p50_ms,
+            )
+        spans = _spans_received(receiver)
+    if spans == 0:
+        raise RuntimeError("tracing on exported no span: the on window measured nothing")
+    return summarize(windows, spans=spans, sampler=sampler, sampler_arg=sampler_arg)
+
+
+def markdown(section: Mapping[str, Any]) -> list[str]:
+    """The result section as Markdown lines for bench/report.py."""
+    ips, p50, ratio = section["throughput_ips"], section["p50_ms"], section["on_over_off"]
+    targets, drift = section["targets"], section["off_drift"]
+    if targets["met"] is None:
+        verdict = (
+            f"inconclusive: the two off windows differ by {drift['throughput_ratio']:.1%}"
+            f" throughput and {drift['p50_ms']} ms p50, more than the targets allow; measure"
+            " on a quiet machine"
+        )
+    else:
+        verdict = "met" if targets["met"] else "NOT met"
+    sampler = section["sampler"] + (
+        f" ({section['sampler_arg']})" if section.get("sampler_arg") else ""
+    )
+    return [
+        "## Tracing overhead: gateway POST /api/v1/detect/image, c=1, off / on / off",
+        "",
+        f"Sampler {sampler}; {section['spans_exported']} spans exported while on."
+        f" Throughput img/s: off {ips['off_before']} / on {ips['on']} / off {ips['off_after']}"
+        f" (on/off {ratio['throughput']}); p50 ms: off {p50['off_before']} / on {p50['on']} /"
+        f" off {p50['off_after']} (on - off {section['p50_delta_ms']}).",
+        f"Target: at most {targets['max_throughput_loss']:.0%} throughput and"
+        f" {targets['max_p50_delta_ms']} ms p50: {verdict}.",
+        "",
+    ]

@@ -1,0 +1,58 @@
+"""Tables of video jobs: the uploaded file and how it is sampled, and one row per sampled frame.
+
+A video job is a row of `jobs` (kind 'video'), so progress, the final event, the WebSocket and
+ownership checks are the batch jobs' own; what is particular to a video lives here.
+"""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from detection_service.schema import SCHEMA, metadata
+
+KIND_BATCH = "batch"
+KIND_VIDEO = "video"
+
+video_jobs = sa.Table(
+    "video_jobs",
+    metadata,
+    sa.Column(
+        "job_id",
+        UUID(as_uuid=True),
+        sa.ForeignKey(f"{SCHEMA}.jobs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("storage_key", sa.Text, nullable=False, unique=True),
+    sa.Column("filename", sa.Text, nullable=False, server_default=""),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("container", sa.Text, nullable=False),
+    sa.Column("codec", sa.Text, nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("duration_seconds", sa.Float, nullable=False),
+    sa.Column("frame_rate", sa.Float, nullable=False),
+    sa.Column("frame_count", sa.Integer, nullable=False),
+    # Exactly one of the two: at most this many frames a second, or every n-th frame.
+    sa.Column("sample_fps", sa.Float),
+    sa.Column("sample_every", sa.Integer),
+    # Set in the transaction that finishes the job, once the annotated file is stored.
+    sa.Column("annotated_key", sa.Text, unique=True),
+    sa.CheckConstraint("(sample_fps IS NULL) <> (sample_every IS NULL)", name="one_sampling"),
+)
+
+video_frames = sa.Table(
+    "video_frames",
+    metadata,
+    sa.Column(
+        "job_id",
+        UUID(as_uuid=True),
+        sa.ForeignKey(f"{SCHEMA}.jobs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # Presentation-order index of the frame in the whole video (not among sampled frames).
+    sa.Column("frame_index", sa.Integer, primary_key=True),
+    sa.Column("timestamp_seconds", sa.Float, nullable=False),
+    # [{"class_id", "class_name", "confidence", "x1", "y1", "x2", "y2"}] in frame pixels.
+    sa.Column("objects", JSONB, nullable=False),
+    sa.Column("object_count", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text),
+)

@@ -1,0 +1,431 @@
+"""Video job rows: submission, the caller's frames and annotated video, and the transactions a
+worker commits frames and the job's end in.
+
+A video job is a `jobs` row of kind 'video', so its progress and final events, its WebSocket
+and its report email are the batch jobs' own (ADR 0005, 0006). Frames commit in small groups,
+each group with one `job.progress` event; a frame row is inserted once (`ON CONFLICT DO
+NOTHING` on (job, frame)), and only rows actually inserted move the counters, so a worker that
+resumes a job after a crash, or two workers on one job, never count a frame twice. The final
+event is written in the transaction that sees the job still unfinished under a row lock:
+exactly once.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from redis.exceptions import RedisError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from detection_service import outbox
+from detection_service.jobs import service as jobs_service
+from detection_service.jobs.models import COMPLETED, FAILED, PENDING, PROCESSING, UNFINISHED, jobs
+from detection_service.jobs.queue import JobQueue
+from detection_service.postprocess import DetectedObject, DetectionOptions
+from detection_service.storage import ObjectStorage, discard
+from detection_service.video.models import KIND_VIDEO, video_frames, video_jobs
+from detection_service.video.probe import Sampling, VideoContainer, VideoProbe
+from objectvision.v1 import notification_pb2
+from objectvision_common.errors import FailedPrecondition, NotFound
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """One sampled frame's outcome: its objects, or why it could not be detected."""
+
+    frame_index: int
+    timestamp_seconds: float
+    objects: list[DetectedObject]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class VideoWork:
+    """What a worker needs to (re)process a video job; `done` are frames already committed,
+    whose stored objects are drawn again instead of being detected again."""
+
+    job_id: uuid.UUID
+    user_id: str
+    options: DetectionOptions
+    storage_key: str
+    container: VideoContainer
+    sampling: Sampling
+    width: int
+    height: int
+    frame_rate: float
+    done: dict[int, list[DetectedObject]]
+    # The model asked for at submission (None: the deployment's default).
+    model: str | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _object_json(obj: DetectedObject) -> dict[str, object]:
+    return {
+        "class_id": obj.class_id,
+        "class_name": obj.class_name,
+        "confidence": obj.confidence,
+        "x1": obj.x1,
+        "y1": obj.y1,
+        "x2": obj.x2,
+        "y2": obj.y2,
+    }
+
+
+def _object(value: dict[str, object]) -> DetectedObject:
+    return DetectedObject(
+        class_id=int(value["class_id"]),  # type: ignore[call-overload]
+        class_name=str(value["class_name"]),
+        confidence=float(value["confidence"]),  # type: ignore[arg-type]
+        x1=float(value["x1"]),  # type: ignore[arg-type]
+        y1=float(value["y1"]),  # type: ignore[arg-type]
+        x2=float(value["x2"]),  # type: ignore[arg-type]
+        y2=float(value["y2"]),  # type: ignore[arg-type]
+    )
+
+
+async def existing_job(
+    sessions: async_sessionmaker[AsyncSession], *, user_id: str, idempotency_key: str
+) -> jobs_service.JobView | None:
+    """The job an earlier submission with this key made, if any."""
+    async with sessions() as session:
+        job_id = await session.scalar(
+            sa.select(jobs.c.id).where(
+                jobs.c.user_id == user_id, jobs.c.idempotency_key == idempotency_key
+            )
+        )
+        if job_id is None:
+            return None
+        return await jobs_service.get_job(session, job_id=job_id, user_id=user_id)
+
+
+async def submit_video_job(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
+    queue: JobQueue,
+    user_id: str,
+    scratch: Path,
+    probe: VideoProbe,
+    filename: str,
+    size_bytes: int,
+    options: DetectionOptions,
+    sampling: Sampling,
+    idempotency_key: str | None,
+    model: str | None = None,
+) -> jobs_service.JobView:
+    """Take the checked upload into storage, commit the job, then put it on the job stream.
+
+    The file is stored before its row commits and removed if the commit fails; a lost XADD
+    leaves the job pending for the sweeper, as with batch jobs.
+    """
+    job_id = uuid.uuid4()
+    now = _now()
+    keys = [await storage.put_file(scratch)]
+    try:
+        async with sessions.begin() as session:
+            inserted = await session.scalar(
+                pg_insert(jobs)
+                .values(
+                    id=job_id,
+                    user_id=user_id,
+                    status=PENDING,
+                    kind=KIND_VIDEO,
+                    total=probe.sampled_frames,
+                    processed=0,
+                    failed=0,
+                    params=options.to_json(),
+                    model=model,
+                    idempotency_key=idempotency_key or None,
+                    created_at=now,
+                    updated_at=now,
+                    heartbeat_at=now,
+                )
+                .on_conflict_do_nothing(constraint="uq_jobs_user_id_idempotency_key")
+                .returning(jobs.c.id)
+            )
+            if inserted is not None:
+                await session.execute(
+                    video_jobs.insert().values(
+                        job_id=job_id,
+                        storage_key=keys[0],
+                        filename=filename,
+                        size_bytes=size_bytes,
+                        container=probe.container.value,
+                        codec=probe.codec,
+                        width=probe.width,
+                        height=probe.height,
+                        duration_seconds=probe.duration_seconds,
+                        frame_rate=probe.frame_rate,
+                        frame_count=probe.frame_count,
+                        sample_fps=sampling.fps,
+                        sample_every=sampling.every,
+                    )
+                )
+    except BaseException:
+        await discard(storage, keys)
+        raise
+    if inserted is None:
+        # A concurrent submission with the same key won: answer with its job.
+        await discard(storage, keys)
+        found = await existing_job(sessions, user_id=user_id, idempotency_key=idempotency_key or "")
+        assert found is not None
+        return found
+    try:
+        await queue.enqueue(job_id)
+    except RedisError:
+        logger.warning(
+            "video job stored but not enqueued; the sweeper will", extra={"job": str(job_id)}
+        )
+    async with sessions() as session:
+        return await jobs_service.get_job(session, job_id=job_id, user_id=user_id)
+
+
+async def _owned_video_job(session: AsyncSession, *, job_id: uuid.UUID, user_id: str) -> sa.Row:
+    row = (
+        await session.execute(
+            sa.select(jobs.c.status, jobs.c.kind, video_jobs)
+            .join(video_jobs, video_jobs.c.job_id == jobs.c.id)
+            .where(jobs.c.id == job_id, jobs.c.user_id == user_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("no such video job")
+    return row
+
+
+async def list_frames(
+    session: AsyncSession, *, job_id: uuid.UUID, user_id: str, limit: int, offset: int
+) -> tuple[list[FrameRecord], int, int, int]:
+    """One page of the job's committed frames in frame order, their count, and the frame size."""
+    video = await _owned_video_job(session, job_id=job_id, user_id=user_id)
+    total = await session.scalar(
+        sa.select(sa.func.count()).select_from(video_frames).where(video_frames.c.job_id == job_id)
+    )
+    rows = await session.execute(
+        sa.select(video_frames)
+        .where(video_frames.c.job_id == job_id)
+        .order_by(video_frames.c.frame_index)
+        .limit(limit)
+        .offset(offset)
+    )
+    frames = [
+        FrameRecord(
+            frame_index=row.frame_index,
+            timestamp_seconds=row.timestamp_seconds,
+            objects=[_object(value) for value in row.objects],
+            error=row.error,
+        )
+        for row in rows
+    ]
+    return frames, int(total or 0), video.width, video.height
+
+
+async def annotated_key(session: AsyncSession, *, job_id: uuid.UUID, user_id: str) -> str:
+    """The stored annotated video's key; FailedPrecondition while the job has not made it."""
+    video = await _owned_video_job(session, job_id=job_id, user_id=user_id)
+    if video.annotated_key is None:
+        if video.status in UNFINISHED:
+            raise FailedPrecondition(
+                "the annotated video is not ready yet: the job is still "
+                f"{video.status}; try again when it has completed"
+            )
+        raise FailedPrecondition("this video job failed and has no annotated video")
+    return str(video.annotated_key)
+
+
+async def job_kind(session: AsyncSession, *, job_id: uuid.UUID) -> str | None:
+    return await session.scalar(sa.select(jobs.c.kind).where(jobs.c.id == job_id))
+
+
+async def start_video_job(session: AsyncSession, *, job_id: uuid.UUID) -> VideoWork | None:
+    """Mark the job processing and return what is left to do; None if finished or gone."""
+    job = (
+        await session.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status.in_(UNFINISHED), jobs.c.kind == KIND_VIDEO)
+            .values(status=PROCESSING, heartbeat_at=_now())
+            .returning(jobs.c.user_id, jobs.c.params, jobs.c.model)
+        )
+    ).first()
+    if job is None:
+        return None
+    video = (
+        await session.execute(sa.select(video_jobs).where(video_jobs.c.job_id == job_id))
+    ).one()
+    done_rows = await session.execute(
+        sa.select(video_frames.c.frame_index, video_frames.c.objects).where(
+            video_frames.c.job_id == job_id
+        )
+    )
+    return VideoWork(
+        job_id=job_id,
+        user_id=job.user_id,
+        options=DetectionOptions.from_json(job.params),
+        storage_key=video.storage_key,
+        container=VideoContainer(video.container),
+        sampling=Sampling(fps=video.sample_fps, every=video.sample_every),
+        width=video.width,
+        height=video.height,
+        frame_rate=video.frame_rate,
+        done={row.frame_index: [_object(v) for v in row.objects] for row in done_rows},
+        model=job.model,
+    )
+
+
+async def _lock_unfinished(session: AsyncSession, job_id: uuid.UUID) -> bool:
+    status = await session.scalar(
+        sa.select(jobs.c.status).where(jobs.c.id == job_id).with_for_update()
+    )
+    return status in UNFINISHED
+
+
+async def record_frames(
+    session: AsyncSession,
+    *,
+    job_id: uuid.UUID,
+    user_id: str,
+    frames: list[FrameRecord],
+    model_version: str = "",
+) -> int:
+    """Commit frames not yet stored, move the counters by those, stage one progress event.
+
+    Returns how many frames were new (0 when another worker stored them or the job ended).
+    """
+    if not frames or not await _lock_unfinished(session, job_id):
+        return 0
+    inserted = (
+        await session.execute(
+            pg_insert(video_frames)
+            .values(
+                [
+                    {
+                        "job_id": job_id,
+                        "frame_index": frame.frame_index,
+                        "timestamp_seconds": frame.timestamp_seconds,
+                        "objects": [_object_json(obj) for obj in frame.objects],
+                        "object_count": len(frame.objects),
+                        "error": frame.error,
+                    }
+                    for frame in frames
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["job_id", "frame_index"])
+            .returning(video_frames.c.error)
+        )
+    ).all()
+    if not inserted:
+        return 0
+    failed = sum(1 for row in inserted if row.error is not None)
+    now = _now()
+    counts = (
+        await session.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(
+                processed=jobs.c.processed + len(inserted),
+                failed=jobs.c.failed + failed,
+                # The probe's count is exact for ordinary files; never report more than 100 %.
+                total=sa.func.greatest(jobs.c.total, jobs.c.processed + len(inserted)),
+                model_version=model_version or jobs.c.model_version,
+                updated_at=now,
+                heartbeat_at=now,
+            )
+            .returning(jobs.c.total, jobs.c.processed, jobs.c.failed)
+        )
+    ).one()
+    await outbox.add_job_progress(
+        session,
+        user_id=user_id,
+        occurred_at=now,
+        progress=notification_pb2.JobProgress(
+            job_id=str(job_id), total=counts.total, processed=counts.processed, failed=counts.failed
+        ),
+    )
+    return len(inserted)
+
+
+async def finish_video_job(
+    session: AsyncSession,
+    *,
+    job_id: uuid.UUID,
+    user_id: str,
+    annotated: str | None,
+    error: str | None,
+) -> bool:
+    """The job's end, once: completed with its annotated video, or failed with the reason.
+
+    The counts come from the committed frames, so the total is what the decoder really
+    delivered. True when the job completed with `annotated` as its video; False otherwise
+    (another worker finished it first, or it failed), and the caller deletes its file.
+    """
+    if not await _lock_unfinished(session, job_id):
+        return False
+    recorded, failed = (
+        await session.execute(
+            sa.select(sa.func.count(), sa.func.count(video_frames.c.error)).where(
+                video_frames.c.job_id == job_id
+            )
+        )
+    ).one()
+    if error is None and recorded == 0:
+        error = "the video has no frames to detect"
+    elif error is None and failed == recorded:
+        error = "every sampled frame failed"
+    status = FAILED if error is not None else COMPLETED
+    total = await session.scalar(sa.select(jobs.c.total).where(jobs.c.id == job_id))
+    if status == COMPLETED:
+        total = recorded
+    now = _now()
+    await session.execute(
+        sa.update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(
+            status=status,
+            error=error,
+            total=total,
+            processed=recorded,
+            failed=failed,
+            updated_at=now,
+            completed_at=now,
+        )
+    )
+    if annotated is not None and status == COMPLETED:
+        await session.execute(
+            sa.update(video_jobs)
+            .where(video_jobs.c.job_id == job_id)
+            .values(annotated_key=annotated)
+        )
+    element = sa.func.jsonb_array_elements(video_frames.c.objects).table_valued("value")
+    class_name = element.c.value.op("->>")("class_name")
+    counts = await session.execute(
+        sa.select(class_name, sa.func.count())
+        .select_from(video_frames)
+        .join(element, sa.true())
+        .where(video_frames.c.job_id == job_id)
+        .group_by(class_name)
+    )
+    await outbox.add_job_finished(
+        session,
+        user_id=user_id,
+        occurred_at=now,
+        finished=notification_pb2.JobFinished(
+            job_id=str(job_id),
+            status=status,
+            total=int(total or 0),
+            processed=int(recorded),
+            failed=int(failed),
+            class_counts={str(name): int(count) for name, count in counts},
+            error=error or "",
+            kind=KIND_VIDEO,
+        ),
+    )
+    return status == COMPLETED

@@ -1,0 +1,366 @@
+"""Processing one video job: decode, sample, detect, draw and encode, all as a stream.
+
+Three things run at once and none holds the video: a reader decodes the next sampled frame
+(PyAV, in the CPU pool) and starts its detection through the shared micro-batcher (frames are
+sent as JPEG, the encoded-bytes contract every image uses, ADR 0010); a bounded queue of at
+most VIDEO_FRAMES_IN_FLIGHT frames holds them in order; the writer awaits each frame's objects,
+draws them and encodes the frame into the annotated video (PyAV + libx264, in the CPU pool),
+and commits frames in small groups with a progress event. Memory is bounded by the queue, not
+by the video's length.
+
+A worker that dies leaves its message pending (ADR 0005); the next one decodes the video again
+from the start, detects only the frames not yet committed (it draws the stored objects of the
+others), and writes a new annotated file. The annotated video is stored, and named in the job,
+only in the transaction that finishes the job.
+"""
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import TypeVar
+
+import av
+import av.error
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from detection_service.detector import Detector
+from detection_service.imaging.annotate import draw, encode_jpeg
+from detection_service.metrics import DetectionMetrics
+from detection_service.postprocess import DetectedObject
+from detection_service.storage import ObjectNotFoundError, ObjectStorage
+from detection_service.video import service
+from detection_service.video.models import KIND_VIDEO
+from detection_service.video.probe import Sampling, VideoContainer
+from objectvision_common.errors import DomainError, Unavailable
+from objectvision_common.tracing import tracer
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+_TRACER = tracer(__name__)
+
+# Frames go to the model as JPEG: near-lossless, a few hundred KB for a 1080p frame.
+_FRAME_JPEG_QUALITY = 95
+# Commit at least this often while a video runs (progress events, and less to redo on a crash).
+_COMMIT_EVERY_SECONDS = 1.0
+_RETRY_FIRST_SECONDS = 0.25
+_RETRY_MAX_SECONDS = 5.0
+# The annotated video's clock: milliseconds, so each frame keeps its source timestamp.
+_TIME_BASE = Fraction(1, 1000)
+ANNOTATED_CONTENT_TYPE = "video/mp4"
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    index: int
+    seconds: float
+    bgr: np.ndarray
+    jpeg: bytes
+
+
+class FrameReader:
+    """The sampled frames of one video, decoded one at a time (blocking: call in a thread).
+
+    A lock keeps `close` from freeing the decoder while a cancelled caller's thread is still
+    inside `next_sampled` (cancelling an awaited executor call does not stop its thread).
+    """
+
+    def __init__(self, path: Path, container: VideoContainer, sampling: Sampling) -> None:
+        self._lock = threading.Lock()
+        self._container = av.open(str(path), mode="r", format=container.demuxer)
+        stream = self._container.streams.video[0]
+        self._rate = float(stream.average_rate or stream.guessed_rate or 0) or None
+        self._frames = self._container.decode(stream)
+        self._sampler = sampling.sampler()
+        self._index = -1
+        self._start: float | None = None
+
+    def next_sampled(self) -> DecodedFrame | None:
+        """The next frame the sampling picks; None at the end of the video."""
+        with self._lock:
+            return self._next_sampled()
+
+    def _next_sampled(self) -> DecodedFrame | None:
+        for frame in self._frames:
+            self._index += 1
+            if frame.time is not None:
+                if self._start is None:
+                    self._start = frame.time
+                seconds = frame.time - self._start
+            else:
+                seconds = self._index / self._rate if self._rate else 0.0
+            if not self._sampler.take(self._index, seconds):
+                continue
+            bgr = frame.to_ndarray(format="bgr24")
+            return DecodedFrame(
+                self._index, round(seconds, 6), bgr, encode_jpeg(bgr, _FRAME_JPEG_QUALITY)
+            )
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            self._container.close()
+
+
+class AnnotatedWriter:
+    """H.264 in MP4 (what every browser plays), written frame by frame to a local file.
+
+    Each frame keeps its source timestamp, so the annotated video lasts as long as the
+    original and shows the sampled frames at their moments. H.264 in 4:2:0 needs even sizes:
+    an odd last row or column is cropped.
+    """
+
+    def __init__(self, path: Path, *, width: int, height: int, rate: float) -> None:
+        self._output = av.open(str(path), mode="w", format="mp4")
+        self._width = width - width % 2
+        self._height = height - height % 2
+        stream = self._output.add_stream(
+            "libx264", rate=Fraction(rate).limit_denominator(1001) if rate > 0 else 1
+        )
+        stream.width = self._width
+        stream.height = self._height
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = _TIME_BASE
+        stream.codec_context.time_base = _TIME_BASE
+        stream.options = {"preset": "veryfast", "crf": "23"}
+        self._stream = stream
+        # As in FrameReader: `abort` waits for a write still running in a thread.
+        self._lock = threading.Lock()
+        self._last_pts = -1
+        self.frames = 0
+        self._closed = False
+
+    def write(self, bgr: np.ndarray, objects: Sequence[DetectedObject], seconds: float) -> None:
+        with self._lock:
+            self._write(bgr, objects, seconds)
+
+    def _write(self, bgr: np.ndarray, objects: Sequence[DetectedObject], seconds: float) -> None:
+        canvas = draw(bgr, objects)[: self._height, : self._width]
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(canvas), format="bgr24")
+        self._last_pts = max(round(seconds * 1000), self._last_pts + 1)
+        frame.pts = self._last_pts
+        frame.time_base = _TIME_BASE
+        for packet in self._stream.encode(frame):
+            self._output.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file (the MP4 index is written here)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for packet in self._stream.encode():
+                self._output.mux(packet)
+            self._output.close()
+
+    def abort(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
+                    self._output.close()
+
+
+class _DecodeFailed:
+    """Put on the queue in place of a frame when the video stops decoding."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+class _ReaderCrashed:
+    """Put on the queue when the reader fails otherwise (a bug, not the video): the job run
+    fails, its message stays unacknowledged and is retried, as a batch job's would be."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class VideoProcessor:
+    """Runs video jobs; safe to run twice on one job (frames and the end commit once)."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        storage: ObjectStorage,
+        detector: Detector,
+        executor: Executor,
+        metrics: DetectionMetrics,
+        frames_in_flight: int,
+    ) -> None:
+        self._sessions = sessions
+        self._storage = storage
+        self._detector = detector
+        self._executor = executor
+        self._metrics = metrics
+        self._in_flight = frames_in_flight
+        # The model version that answered this process's latest frame (recorded on the job).
+        self._model_version = ""
+
+    async def run(self, job_id: uuid.UUID) -> bool:
+        """Process the job if it is a video job; False (nothing done) for a batch job."""
+        async with self._sessions() as session:
+            if await service.job_kind(session, job_id=job_id) != KIND_VIDEO:
+                return False
+        async with self._sessions.begin() as session:
+            work = await service.start_video_job(session, job_id=job_id)
+        if work is None:
+            return True
+        with _TRACER.start_as_current_span(
+            "detection video job", attributes={"objectvision.job_id": str(job_id)}
+        ):
+            await self._process(work)
+        return True
+
+    async def _call(self, function: Callable[..., T], *args: object) -> T:
+        """Blocking decode/encode work in the CPU pool, never on the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
+
+    async def _process(self, work: service.VideoWork) -> None:
+        try:
+            path = await self._storage.local_path(work.storage_key)
+        except ObjectNotFoundError:
+            await self._finish(work, None, "the uploaded video is no longer stored")
+            return
+        scratch = self._storage.scratch_path()
+        reader: FrameReader | None = None
+        writer: AnnotatedWriter | None = None
+        try:
+            try:
+                reader = await self._call(FrameReader, path, work.container, work.sampling)
+            except av.error.FFmpegError as error:
+                await self._finish(work, None, f"the video cannot be opened: {error.strerror}")
+                return
+            rate = work.sampling.fps or (work.frame_rate / (work.sampling.every or 1))
+            writer = await self._call(
+                lambda: AnnotatedWriter(scratch, width=work.width, height=work.height, rate=rate)
+            )
+            failure = await self._pipeline(work, reader, writer)
+            annotated = None
+            if failure is None:
+                await self._call(writer.close)
+                annotated = await self._storage.put_file(scratch)
+            kept = await self._finish(work, annotated, failure)
+            if annotated is not None and not kept:
+                await self._storage.delete(annotated)
+        finally:
+            if writer is not None:
+                await self._call(writer.abort)
+            if reader is not None:
+                await self._call(reader.close)
+            scratch.unlink(missing_ok=True)
+
+    async def _finish(
+        self, work: service.VideoWork, annotated: str | None, error: str | None
+    ) -> bool:
+        async with self._sessions.begin() as session:
+            return await service.finish_video_job(
+                session, job_id=work.job_id, user_id=work.user_id, annotated=annotated, error=error
+            )
+
+    async def _pipeline(
+        self, work: service.VideoWork, reader: FrameReader, writer: AnnotatedWriter
+    ) -> str | None:
+        """Decode, detect, draw and commit every sampled frame; the reason the video failed,
+        or None."""
+        queue: asyncio.Queue[
+            tuple[DecodedFrame, asyncio.Future[service.FrameRecord]]
+            | _DecodeFailed
+            | _ReaderCrashed
+            | None
+        ] = asyncio.Queue(maxsize=self._in_flight)
+
+        async def read() -> None:
+            try:
+                while (frame := await self._call(reader.next_sampled)) is not None:
+                    stored = work.done.get(frame.index)
+                    if stored is not None:
+                        done: asyncio.Future[service.FrameRecord] = (
+                            asyncio.get_running_loop().create_future()
+                        )
+                        done.set_result(service.FrameRecord(frame.index, frame.seconds, stored))
+                        await queue.put((frame, done))
+                    else:
+                        task = asyncio.ensure_future(self._detect(frame, work))
+                        await queue.put((frame, task))
+                await queue.put(None)
+            except av.error.FFmpegError as error:
+                await queue.put(_DecodeFailed(f"the video stopped decoding: {error.strerror}"))
+            except Exception as error:
+                await queue.put(_ReaderCrashed(error))
+
+        reader_task = asyncio.ensure_future(read())
+        pending: list[service.FrameRecord] = []
+        last_commit = time.monotonic()
+        failure: str | None = None
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    break
+                if isinstance(item, _DecodeFailed):
+                    failure = item.message
+                    break
+                if isinstance(item, _ReaderCrashed):
+                    raise item.error
+                frame, outcome = item
+                record = await outcome
+                if frame.index not in work.done:
+                    pending.append(record)
+                await self._call(writer.write, frame.bgr, record.objects, frame.seconds)
+                if len(pending) >= self._in_flight or (
+                    pending and time.monotonic() - last_commit >= _COMMIT_EVERY_SECONDS
+                ):
+                    await self._commit(work, pending)
+                    pending = []
+                    last_commit = time.monotonic()
+            await self._commit(work, pending)
+            await reader_task
+        finally:
+            reader_task.cancel()
+            while not queue.empty():
+                leftover = queue.get_nowait()
+                if isinstance(leftover, tuple):
+                    leftover[1].cancel()
+        return failure
+
+    async def _commit(self, work: service.VideoWork, frames: list[service.FrameRecord]) -> None:
+        if not frames:
+            return
+        async with self._sessions.begin() as session:
+            new = await service.record_frames(
+                session,
+                job_id=work.job_id,
+                user_id=work.user_id,
+                frames=frames,
+                model_version=self._model_version,
+            )
+        for frame in frames[:new]:
+            self._metrics.job_items.labels("completed" if frame.error is None else "failed").inc()
+
+    async def _detect(self, frame: DecodedFrame, work: service.VideoWork) -> service.FrameRecord:
+        """One frame through the shared batcher; Triton being away (or the job's model
+        loading) is waited out, not failed."""
+        delay = _RETRY_FIRST_SECONDS
+        while True:
+            try:
+                model = await self._detector.resolve(work.model)
+                result = await self._detector.detect(frame.jpeg, work.options, model=model)
+                self._model_version = result.model_version or self._model_version
+                return service.FrameRecord(frame.index, frame.seconds, result.objects)
+            except Unavailable:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_SECONDS)
+            except DomainError as error:
+                return service.FrameRecord(frame.index, frame.seconds, [], error.message)

@@ -1,0 +1,131 @@
+// Video jobs in the Detect view: a video file (MP4, MOV, WebM) dropped or chosen becomes a
+// job (POST /detect/video) followed like a batch job (the same progress bar, WebSocket and
+// polling); once it has finished, its sampled frames are listed with their timestamps and the
+// annotated video can be downloaded. The download needs the Authorization header, which a
+// plain <a href> or <video src> cannot send, so it is fetched with the session and saved
+// from a blob: URL.
+
+import { request } from "./api.js";
+import { el, guarded, plural, showStatus } from "./dom.js";
+
+export const VIDEO_TYPES = new Set(["video/mp4", "video/quicktime", "video/webm"]);
+const VIDEO_NAME = /\.(mp4|m4v|mov|webm)$/i;
+const FRAMES_PAGE = 1000;
+
+export function isVideo(file) {
+  return VIDEO_TYPES.has(file.type) || VIDEO_NAME.test(file.name);
+}
+
+/** The upload: the file, the sampling (frames per second) and the model, if one is picked. */
+export function videoForm(file, { fps, model }) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  if (fps) form.append("fps", String(fps));
+  if (model) form.append("model", model);
+  return form;
+}
+
+function save(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const link = el("a", { href: url, download: filename, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+function objectsText(frame) {
+  if (frame.error) return `failed: ${frame.error}`;
+  const counts = new Map();
+  for (const found of frame.detections) counts.set(found.class, (counts.get(found.class) ?? 0) + 1);
+  if (counts.size === 0) return "(none)";
+  return [...counts].map(([name, count]) => (count > 1 ? `${name} ×${count}` : name)).join(", ");
+}
+
+async function loadFrames(jobId, body) {
+  const page = await guarded(() =>
+    request(`api/v1/detect/jobs/${encodeURIComponent(jobId)}/frames`, { query: { limit: FRAMES_PAGE } }),
+  );
+  if (!page) return;
+  body.replaceChildren(
+    ...page.frames.map((frame) =>
+      el(
+        "tr",
+        { "data-testid": "video-frame" },
+        el("td", {}, `${(frame.timestamp_ms / 1000).toFixed(2)} s`),
+        el("td", {}, String(frame.frame_index)),
+        el("td", {}, objectsText(frame)),
+      ),
+    ),
+  );
+}
+
+function downloadButton(job) {
+  return el(
+    "button",
+    {
+      type: "button",
+      className: "secondary",
+      "data-testid": "download-video",
+      onclick: async (event) => {
+        const file = await guarded(
+          () => request(job.video.annotated_url.replace(/^\//, ""), { as: "file" }),
+          event.currentTarget,
+        );
+        if (!file) return;
+        const stem = (job.video.filename || "video").replace(/\.[^.]*$/, "") || "video";
+        save(file.blob, `${stem}.annotated.mp4`);
+        showStatus("Downloaded the annotated video.");
+      },
+    },
+    "Download annotated video",
+  );
+}
+
+/** What the video is and, once the job has finished, its frames and the annotated video. */
+export function renderVideoJob(container, job) {
+  if (job.kind !== "video" || !job.video) {
+    container.hidden = true;
+    container.dataset.key = "";
+    container.replaceChildren();
+    return;
+  }
+  const finished = job.status === "completed" || job.status === "failed";
+  const key = `${job.jobId}:${finished}`;
+  if (container.dataset.key === key) return;
+  container.dataset.key = key;
+  container.hidden = false;
+  const video = job.video;
+  const sampling = video.sampling.fps
+    ? `${video.sampling.fps} per second`
+    : `every ${video.sampling.every}th frame`;
+  const children = [
+    el(
+      "p",
+      { className: "muted", "data-testid": "video-summary" },
+      `${video.filename || "video"}: ${video.codec.toUpperCase()} ${video.width}×${video.height}, ` +
+        `${video.duration_seconds.toFixed(1)} s, ${plural(video.frame_count, "frame")}; ` +
+        `${plural(video.sampled_frames, "frame")} sampled (${sampling}).`,
+    ),
+  ];
+  if (finished && job.error) children.push(el("p", { className: "error-text" }, job.error));
+  if (finished && video.annotated_url) children.push(el("div", { className: "downloads" }, downloadButton(job)));
+  if (finished) {
+    const body = el("tbody", {});
+    children.push(
+      el(
+        "table",
+        { className: "detections", "data-testid": "video-frames" },
+        el("caption", { className: "visually-hidden" }, "Objects per sampled frame"),
+        el(
+          "thead",
+          {},
+          el("tr", {}, el("th", { scope: "col" }, "Time"), el("th", { scope: "col" }, "Frame"), el("th", { scope: "col" }, "Objects")),
+        ),
+        body,
+      ),
+    );
+    loadFrames(job.jobId, body);
+  }
+  container.replaceChildren(...children);
+}

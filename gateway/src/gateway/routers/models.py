@@ -1,0 +1,20 @@
+"""The models this deployment serves: what `model` on the detect routes accepts."""
+
+from fastapi import APIRouter
+
+from gateway.auth.dependencies import UserUpstream
+from gateway.errors import SERVER_ERRORS, error_responses
+from gateway.schemas.models import ModelListOut
+from objectvision.v1 import detection_pb2
+
+router = APIRouter(
+    prefix="/api/v1/models", tags=["models"], responses=error_responses(401, *SERVER_ERRORS)
+)
+
+
+@router.get("", summary="The models this deployment serves")
+async def list_models(upstream: UserUpstream) -> ModelListOut:
+    """Read from Triton's model repository at each call: a model added there (and loaded)
+    appears here without a restart, with its version, classes, precision and device."""
+    listed = await upstream.call(upstream.detection.ListModels, detection_pb2.ListModelsRequest())
+    return ModelListOut.from_proto(listed)

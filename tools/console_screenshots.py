@@ -1,0 +1,113 @@
+"""Take the console screenshots in docs/ with headless Chromium against a running stack.
+
+    make run                       # one shell: the whole system on http://127.0.0.1:8000
+    make screenshots               # another: rewrites docs/console*.png
+
+The README shows these images; taking them from the real console (a new account, the real
+detections of the shared images) keeps them current with one command instead of by hand.
+The browser may reach the console's own address only, as in tests/test_console_browser.py,
+so a screenshot never depends on (or shows) anything from elsewhere.
+"""
+
+import argparse
+import asyncio
+import os
+import secrets
+import sys
+import uuid
+from pathlib import Path
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page, Route, async_playwright, expect
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+IMAGES = Path(os.environ.get("OBJECTVISION_SHARED_DIR", REPO_ROOT.parent / "shared")) / "images"
+DOCS = REPO_ROOT / "docs"
+CHROMIUM = Path("/usr/bin/chromium")
+VIEWPORT = {"width": 1280, "height": 800}
+# Detection runs on Triton on the CPU in `make run`; a batch of four takes a while there.
+SLOW_MS = 120_000
+
+
+async def _only(page: Page, origin: str) -> None:
+    async def route(request_route: Route) -> None:
+        if request_route.request.url.startswith((origin, "blob:", "data:")):
+            await request_route.continue_()
+        else:
+            await request_route.abort("internetdisconnected")
+
+    await page.route("**/*", route)
+
+
+async def take(url: str, out: Path) -> list[Path]:
+    """Sign up, detect bus.jpg, run a batch, open the settings: one screenshot of each."""
+    written: list[Path] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        context = await browser.new_context(viewport=VIEWPORT, base_url=url)
+        page = await context.new_page()
+        await _only(page, url.rstrip("/"))
+
+        await page.goto("/")
+        signup = page.get_by_test_id("signup-form")
+        email = f"ada-{uuid.uuid4().hex[:10]}@example.com"
+        await signup.get_by_label("Name").fill("Ada")
+        await signup.get_by_label("Email").fill(email)
+        # A throwaway account: nobody logs in to it again.
+        await signup.get_by_label("Password").fill(secrets.token_urlsafe(18))
+        await signup.get_by_role("button", name="Create account").click()
+        await expect(page.get_by_test_id("account-email")).to_have_text(email, timeout=SLOW_MS)
+
+        await page.get_by_test_id("file-input").set_input_files(IMAGES / "bus.jpg")
+        await expect(page.get_by_test_id("box")).to_have_count(5, timeout=SLOW_MS)
+        await page.get_by_test_id("status").evaluate("node => { node.hidden = true; }")
+        written.append(out / "console.png")
+        await page.screenshot(path=written[-1])
+
+        batch = sorted((IMAGES / "coco8" / "images" / "train").glob("*.jpg"))[:4]
+        await page.get_by_test_id("file-input").set_input_files(batch)
+        progress = page.get_by_test_id("job-progress")
+        await expect(progress).to_have_attribute("data-status", "completed", timeout=SLOW_MS)
+        loaded = page.locator('[data-testid="job-thumbnail"][data-loaded="true"]')
+        await expect(loaded).to_have_count(len(batch), timeout=SLOW_MS)
+        written.append(out / "console-batch.png")
+        await page.screenshot(path=written[-1], full_page=True)
+
+        await page.get_by_role("link", name="Settings").click()
+        await expect(page.get_by_test_id("settings-form")).to_have_attribute("data-loaded", "true")
+        written.append(out / "console-settings.png")
+        await page.screenshot(path=written[-1])
+        await browser.close()
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("OBJECTVISION_API_URL", "http://127.0.0.1:8000"),
+        help="the running console (default: $OBJECTVISION_API_URL or http://127.0.0.1:8000)",
+    )
+    parser.add_argument("--out", type=Path, default=DOCS, help="folder for the PNG files")
+    args = parser.parse_args(argv)
+    if not CHROMIUM.exists():
+        print(f"{CHROMIUM} is missing: apt-get install chromium, then run again", file=sys.stderr)
+        return 1
+    try:
+        written = asyncio.run(take(args.url, args.out))
+    except (PlaywrightError, OSError) as exc:
+        print(
+            f"could not take the screenshots from {args.url}: {exc}. Is the system running "
+            "(`make run` in another shell)?",
+            file=sys.stderr,
+        )
+        return 1
+    for path in written:
+        print(f"wrote {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
