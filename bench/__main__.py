@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options that choose what to do rather than a BenchConfig field.
+_NOT_FIELDS = frozenset({"quick", "render"})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -62,20 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     # One line per request from httpx would drown the progress lines (and cost CPU).
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    config = BenchConfig.preset(quick=args.quick).with_overrides(
-        stages=args.stages,
-        concurrencies=args.concurrencies,
-        raw_batches=args.raw_batches,
-        warmup_s=args.warmup_s,
-        measure_s=args.measure_s,
-        max_requests=args.max_requests,
-        budget_s=args.budget_s,
-        model=args.model,
-        served_model=args.served_model,
-        images=args.images,
-        out_dir=args.out_dir,
-        log_level=args.log_level,
-    )
+    # Every other option overrides the BenchConfig field of its name (None: the preset's).
+    overrides = {name: value for name, value in vars(args).items() if name not in _NOT_FIELDS}
+    config = BenchConfig.preset(quick=args.quick).with_overrides(**overrides)
     if args.render:
         document = json.loads(args.render.read_text())
         markdown = args.render.with_suffix(".md")

@@ -275,14 +275,14 @@ async def _load(plan: LoadPlan, queue: Any) -> None:
     else:
         from prometheus_client import CollectorRegistry
 
-        from detection_service.detector import Detector
-        from detection_service.imaging.decode import ImageLimits
-        from detection_service.inference.batcher import ModelBatchers
-        from detection_service.inference.classes import load_class_names
-        from detection_service.inference.models import ModelCatalog
-        from detection_service.inference.triton import TritonModel
         from detection_service.metrics import DetectionMetrics
-        from detection_service.postprocess import DetectionOptions
+        from detection_service.pipeline.batcher import ModelBatchers
+        from detection_service.pipeline.catalog import ModelCatalog
+        from detection_service.pipeline.classes import load_class_names
+        from detection_service.pipeline.decode import ImageLimits
+        from detection_service.pipeline.detector import Detector
+        from detection_service.pipeline.triton import TritonModel
+        from detection_service.pipeline.types import DetectionOptions
 
         executor = ThreadPoolExecutor(2)
         names = load_class_names(Path(served))

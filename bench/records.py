@@ -16,7 +16,17 @@ from bench.stats import LatencySummary, summarize
 SCHEMA_VERSION = 1
 LOADGEN = "loadgen"
 
-STAGES = ("raw", "triton", "detect", "detect_stream", "gateway", "naive", "models", "tracing")
+STAGES = (
+    "raw",
+    "triton",
+    "detect",
+    "detect_stream",
+    "gateway",
+    "naive",
+    "models",
+    "tracing",
+    "cache",
+)
 STAGE_TITLES = {
     "raw": "raw: in-process decode + letterbox + ONNX Runtime + NMS (plain model)",
     "triton": "Triton alone (gRPC, encoded files in, boxes out)",
@@ -26,6 +36,7 @@ STAGE_TITLES = {
     "naive": "naive baseline (FastAPI, ORT batch 1 per request)",
     "models": "yolov8n-int8 against yolov8n (fp32) through gRPC Detect, as ratios",
     "tracing": "tracing on against off through the gateway at c=1, as ratios",
+    "cache": "result cache hit against miss through the gateway at c=1, as ratios",
 }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.records import STAGE_TITLES, STAGES
+from bench.stages import cache as cache_stage
 from bench.stages import tracing as tracing_stage
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,11 @@ def _stage_table(points: Sequence[Mapping[str, Any]], stage: str, cores: int) ->
             f" | {errors} | {_other_load(point, cores)} |"
         )
     return lines
+
+
+def _section(title: str, *lines: str) -> list[str]:
+    """A Markdown section: its heading and `lines`, each set off by a blank line."""
+    return [f"## {title}", "", *lines, ""]
 
 
 def render_markdown(document: Document) -> str:
@@ -110,26 +116,21 @@ def render_markdown(document: Document) -> str:
         " that none of our processes used (other people's work).",
         "",
     ]
-    paired = document.get("paired")
-    if paired:
+    if paired := document.get("paired"):
         p50 = paired["p50_ms"]
-        out += [
-            "## Paired c=1 (raw, Detect, gateway back to back on the same image)",
-            "",
+        out += _section(
+            "Paired c=1 (raw, Detect, gateway back to back on the same image)",
             f"{paired['rounds']} rounds, median ms: raw {p50['raw']:.1f},"
             f" Detect {p50['detect']:.1f}, gateway {p50['gateway']:.1f}."
             " Median per-round differences: Detect - raw"
             f" {paired['detect_minus_raw_ms']:.1f}, gateway - Detect"
             f" {paired['gateway_minus_detect_ms']:.1f}, gateway - raw"
             f" {paired['gateway_minus_raw_ms']:.1f}.",
-            "",
-        ]
-    compared = document.get("models")
-    if compared:
+        )
+    if compared := document.get("models"):
         ratio = compared["int8_over_fp32"]
-        out += [
-            "## Models: yolov8n-int8 against yolov8n (fp32), one run",
-            "",
+        out += _section(
+            "Models: yolov8n-int8 against yolov8n (fp32), one run",
             f"{compared['path']}. c=1, {compared['rounds']} paired rounds, median ms:"
             f" fp32 {compared['p50_ms_c1']['yolov8n']}, int8"
             f" {compared['p50_ms_c1']['yolov8n-int8']} (int8/fp32 {ratio['p50_c1']}).",
@@ -139,17 +140,18 @@ def render_markdown(document: Document) -> str:
             f" {compared['throughput_ips']['yolov8n-int8']} img/s (p50"
             f" {compared['p50_ms']['yolov8n-int8']} ms): int8/fp32 throughput"
             f" {ratio['throughput']}, p50 {ratio['p50']}.",
-            "",
-        ]
+        )
     if document.get("tracing"):
         out += tracing_stage.markdown(document["tracing"])
+    if document.get("cache"):
+        out += cache_stage.markdown(document["cache"])
     for stage in STAGES:
         points = [p for p in document["points"] if p["stage"] == stage]
         if not points:
             continue
-        out += [f"## {STAGE_TITLES[stage]}", "", *_stage_table(points, stage, cores), ""]
+        out += _section(STAGE_TITLES[stage], *_stage_table(points, stage, cores))
     if document.get("notes"):
-        out += ["## Notes", "", *(f"- {note}" for note in document["notes"]), ""]
+        out += _section("Notes", *(f"- {note}" for note in document["notes"]))
     if document["skipped"]:
         out += ["## Not measured", ""]
         for skip in document["skipped"]:

@@ -1,9 +1,9 @@
 """One benchmark run: stages in order, the whole stack started once, results written.
 
 Order: raw (in process), the naive app, then the real stack (paired c=1 rounds, tracing on
-against off, Triton, detection service, gateway) started once through
-`objectvision_devstack.Stack` on free loopback ports with its own data directory, and stopped
-before the results are written.
+against off, result-cache hits against misses, Triton, detection service, gateway) started
+once through `objectvision_devstack.Stack` on free loopback ports with its own data
+directory, and stopped before the results are written.
 A stage that fails is recorded as skipped with its error and the run goes on.
 """
 
@@ -25,6 +25,7 @@ from bench.records import LOADGEN, SCHEMA_VERSION
 from bench.stages import (
     Budget,
     StageContext,
+    cache,
     detection,
     gateway,
     models,
@@ -40,7 +41,7 @@ from objectvision_devstack.stack import Stack, StackConfig
 
 logger = logging.getLogger("bench")
 
-STACK_STAGES = ("triton", "detect", "detect_stream", "gateway", "models", "tracing")
+STACK_STAGES = ("triton", "detect", "detect_stream", "gateway", "models", "tracing", "cache")
 # int8 against fp32: c=1 rounds, and the concurrency of the throughput windows.
 MODELS_ROUNDS = {True: 10, False: 30}
 MODELS_CONCURRENCY = {True: 8, False: 16}
@@ -98,6 +99,10 @@ async def _stack_stages(ctx: StageContext, work_dir: Path) -> None:
         # cannot crowd it out; it leaves the gateway and services restarted with tracing off.
         if "tracing" in config.stages:
             await _guarded(ctx, "tracing", _tracing(ctx, stack))
+        # Also c=1 and short (two windows of a few seconds, three restarts of detection-service
+        # at most); it leaves detection-service restarted with the stack's own cache setting.
+        if "cache" in config.stages:
+            await _guarded(ctx, "cache", _cache(ctx, stack))
         if "triton" in config.stages:
             await _guarded(
                 ctx, "triton", triton.run(ctx, url=triton_url, involved=INVOLVED["triton"])
@@ -157,6 +162,10 @@ async def _tracing(ctx: StageContext, stack: Stack) -> None:
     ctx.tracing = await tracing.run(ctx, stack=stack)
 
 
+async def _cache(ctx: StageContext, stack: Stack) -> None:
+    ctx.cache = await cache.run(ctx, stack=stack)
+
+
 def _config_json(config: BenchConfig, image_count: int) -> dict[str, Any]:
     return {
         "stages": list(config.stages),
@@ -214,6 +223,7 @@ async def run(config: BenchConfig) -> dict[str, Any]:
         "paired": ctx.paired,
         "models": ctx.models,
         "tracing": ctx.tracing,
+        "cache": ctx.cache,
         "ratios": [ratio.to_json() for ratio in ratios(points, paired=ctx.paired)],
         "skipped": [skip.to_json() for skip in ctx.skipped],
         "notes": list(ctx.notes),

@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from detection_service.uploads import MAX_FILENAME_CHARS, sanitize_filename
+from detection_service.images.uploads import MAX_FILENAME_CHARS, sanitize_filename
 from gateway.auth.tokens import InvalidTokenError, KeySet, decode_access_token, token_key_id
 from gateway.dependencies import forwarded_client_ip
 from gateway.errors import GRPC_TO_HTTP, error_from_grpc

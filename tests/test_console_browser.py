@@ -522,7 +522,7 @@ async def test_boxes_use_the_servers_colours_and_labels_stay_apart_inside_the_im
     await page.get_by_test_id("file-input").set_input_files(BUS)
     await expect(page.get_by_test_id("box")).to_have_count(5, timeout=SLOW_MS)
     person = page.locator('[data-testid="box"][data-class="person"]').first
-    # Class 0 in detection_service.imaging.annotate.PALETTE is BGR (56, 56, 255).
+    # Class 0 in detection_service.pipeline.annotate.PALETTE is BGR (56, 56, 255).
     assert await person.evaluate("box => getComputedStyle(box).borderTopColor") == (
         "rgb(255, 56, 56)"
     )

@@ -9,7 +9,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_consoles_palette_is_generated_from_the_servers() -> None:
     """gateway/.../console/js/palette.js is written by tools/generate_console_palette.py from
-    detection_service.imaging.annotate.PALETTE; a hand edit or a changed palette fails here."""
+    detection_service.pipeline.annotate.PALETTE; a hand edit or a changed palette fails here."""
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "tools" / "generate_console_palette.py"), "--check"],
         capture_output=True,

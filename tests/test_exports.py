@@ -28,7 +28,7 @@ import yaml
 from pycocotools.coco import COCO
 
 from detection_service.exports.service import PAGE_SIZE
-from detection_service.inference.classes import class_names_from_onnx
+from detection_service.pipeline.classes import class_names_from_onnx
 from objectvision_devstack.pytest_plugin import served_model_path
 
 PASSWORD = "correct horse battery"

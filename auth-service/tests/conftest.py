@@ -27,7 +27,7 @@ from auth_service.config import (
     ARGON2_MIN_TIME_COST,
     AuthSettings,
 )
-from auth_service.server import build_app, migrate
+from auth_service.server import runner
 from auth_service.tokens.keys import SigningKey
 from objectvision.v1 import auth_pb2, auth_pb2_grpc, common_pb2
 from objectvision_common.db import create_engine_for
@@ -73,8 +73,8 @@ def settings(
 
 @pytest.fixture(scope="session")
 async def auth_address(settings: AuthSettings) -> AsyncIterator[str]:
-    await asyncio.to_thread(migrate, settings)
-    app = build_app(settings)
+    await asyncio.to_thread(runner().migrate, settings)
+    app = await runner().app(settings)
     port = await app.start()
     yield f"127.0.0.1:{port}"
     await app.stop()

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine
 
 from auth_service.config import AuthSettings
 from auth_service.database import SCHEMA, Base
-from auth_service.server import SERVICE_NAME, migrate
+from auth_service.server import SERVICE_NAME, runner
 from auth_service.tokens.keys import load_signing_key
 from objectvision.v1 import auth_pb2, auth_pb2_grpc
 from objectvision_common.db import sync_url
@@ -90,8 +90,8 @@ def _only_auth_schema(name: str | None, type_: str, parent_names: dict) -> bool:
 
 
 def test_migrating_twice_is_harmless(settings, auth_address):
-    migrate(settings)
-    migrate(settings)
+    runner().migrate(settings)
+    runner().migrate(settings)
 
 
 def test_argon2_parameters_below_the_owasp_floor_are_refused():

@@ -52,6 +52,8 @@ class StageContext:
     models: dict[str, Any] | None = None
     # Tracing on against off through the gateway at c=1 (bench/stages/tracing.py).
     tracing: dict[str, Any] | None = None
+    # Result-cache hits against misses through the gateway at c=1 (bench/stages/cache.py).
+    cache: dict[str, Any] | None = None
 
     def settings(self, concurrency: int) -> LoadSettings:
         return LoadSettings(

@@ -25,12 +25,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
 from detection_service.config import DetectionSettings
-from detection_service.history.models import detections, images
+from detection_service.history.models import detections
+from detection_service.images.models import images
 from detection_service.jobs.models import jobs
-from detection_service.server import DetectionService, migrate
+from detection_service.server import DetectionService, runner
 from objectvision.v1 import common_pb2, detection_pb2_grpc
-from objectvision_common.grpc_server import GrpcApp
 from objectvision_common.identity import principal_metadata
+from objectvision_common.runner import ServiceApp, service_app
 from objectvision_devstack.processes import free_port
 from objectvision_devstack.pytest_plugin import Infrastructure, served_model_path
 from objectvision_devstack.triton import REPOSITORY_ROOT, LocalTriton
@@ -81,7 +82,7 @@ class Harness:
     """The service, its gRPC server and a client; helpers to act as a user and count rows."""
 
     service: DetectionService
-    app: GrpcApp
+    app: ServiceApp
     channel: grpc.aio.Channel
     stub: detection_pb2_grpc.DetectionServiceStub
 
@@ -115,8 +116,8 @@ class Harness:
 
 async def start_harness(settings: DetectionSettings) -> Harness:
     service = await DetectionService.create(settings, registry=CollectorRegistry())
-    await service.start()
-    app = service.grpc_app(port=0, metrics_port=0)
+    any_port = settings.model_copy(update={"grpc_port": 0, "metrics_port": 0})
+    app = service_app(any_port, service.parts())
     port = await app.start()
     channel = grpc.aio.insecure_channel(
         f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
@@ -127,7 +128,7 @@ async def start_harness(settings: DetectionSettings) -> Harness:
 @pytest.fixture(scope="session")
 def migrated(infrastructure: Infrastructure) -> Infrastructure:
     settings = DetectionSettings(_env_file=None, DATABASE_URL=infrastructure.database_url)
-    migrate(settings)
+    runner().migrate(settings)
     return infrastructure
 
 

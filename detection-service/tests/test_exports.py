@@ -22,8 +22,8 @@ from detection_service.exports.formats import (
     yolo_line,
 )
 from detection_service.history.service import DetectionRecord
-from detection_service.inference.classes import COCO_CLASSES
-from detection_service.postprocess import DetectedObject
+from detection_service.pipeline.types import DetectedObject
+from objectvision_inference.class_names import COCO_CLASS_NAMES as COCO_CLASSES
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 

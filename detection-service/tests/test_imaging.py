@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detection_service.imaging.annotate import PALETTE, annotate, draw
-from detection_service.imaging.decode import ImageLimits, decode, inspect
-from detection_service.imaging.formats import ImageFormat, ImageHeader, read_header
-from detection_service.postprocess import DetectedObject
+from detection_service.pipeline.annotate import PALETTE, annotate, draw
+from detection_service.pipeline.decode import ImageLimits, decode, inspect
+from detection_service.pipeline.header import ImageFormat, ImageHeader, read_header
+from detection_service.pipeline.types import DetectedObject
 from objectvision_common.errors import (
     DomainError,
     InvalidArgument,
@@ -186,8 +186,8 @@ def test_the_decoder_itself_refuses_images_over_the_pixel_limit(tmp_path, bus_jp
     (tmp_path / "bus.jpg").write_bytes(bus_jpg)
     script = (
         "import sys\n"
-        "from detection_service.imaging.decode import decode\n"
-        "from detection_service.imaging.formats import ImageFormat, ImageHeader\n"
+        "from detection_service.pipeline.decode import decode\n"
+        "from detection_service.pipeline.header import ImageFormat, ImageHeader\n"
         "from objectvision_common.errors import PayloadTooLarge\n"
         "data = open(sys.argv[1], 'rb').read()\n"
         "try:\n"

@@ -12,14 +12,14 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 
 from detection_service.history.models import detections
-from detection_service.imaging.formats import read_header
+from detection_service.images.storage import LocalDirectoryStorage
+from detection_service.images.uploads import Upload
 from detection_service.jobs.models import job_items
 from detection_service.jobs.queue import JobQueue
 from detection_service.jobs.service import submit_job
 from detection_service.jobs.worker import JobSweeper
 from detection_service.outbox import OUTBOX
-from detection_service.storage import LocalDirectoryStorage
-from detection_service.uploads import Upload
+from detection_service.pipeline.header import read_header
 from objectvision.v1 import detection_pb2
 from objectvision_common.db import session_factory
 from objectvision_common.outbox import event_from_stream

@@ -11,9 +11,9 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from detection_service.history.models import images
-from detection_service.orphans import OrphanSweeper
-from detection_service.storage import LocalDirectoryStorage
+from detection_service.images.models import images
+from detection_service.images.orphans import OrphanSweeper
+from detection_service.images.storage import LocalDirectoryStorage
 from objectvision_common.db import create_engine_for, session_factory
 from objectvision_devstack.pytest_plugin import Infrastructure
 

@@ -13,8 +13,8 @@ import requests
 from prometheus_client import CollectorRegistry, Counter
 from redis.asyncio import Redis
 
-from detection_service.inference.result_cache import CachedAnswer, ResultCache, content_key
-from detection_service.postprocess import DetectedObject, DetectionOptions
+from detection_service.pipeline.result_cache import CachedAnswer, ResultCache, content_key
+from detection_service.pipeline.types import DetectedObject, DetectionOptions
 from objectvision.v1 import detection_pb2
 from objectvision_devstack.processes import free_port
 

@@ -14,10 +14,10 @@ from sqlalchemy import create_engine
 
 from detection_service import outbox
 from detection_service.config import DetectionSettings
+from detection_service.database import SCHEMA, metadata
 from detection_service.history import models as history_models
 from detection_service.jobs import models as job_models
-from detection_service.schema import SCHEMA, metadata
-from detection_service.server import migrate
+from detection_service.server import runner
 from objectvision.v1 import detection_pb2
 from objectvision_common.db import sync_url
 from objectvision_devstack.health import grpc_serving
@@ -51,8 +51,8 @@ def test_migrations_create_exactly_the_tables_the_models_describe(migrated):
 
 def test_migrating_twice_is_harmless(migrated):
     settings = DetectionSettings(_env_file=None, DATABASE_URL=migrated.database_url)
-    migrate(settings)
-    migrate(settings)
+    runner().migrate(settings)
+    runner().migrate(settings)
 
 
 @pytest.mark.parametrize("service", ["", "objectvision.v1.DetectionService"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from detection_service.inference.triton import ImageRequest, TritonModel, make_inputs
+from detection_service.pipeline.triton import ImageRequest, TritonModel, make_inputs
 from objectvision_devstack.triton import LocalTriton
 from objectvision_inference import detect_contract as contract
 

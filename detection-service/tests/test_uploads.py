@@ -2,7 +2,7 @@
 
 import pytest
 
-from detection_service.uploads import MAX_FILENAME_CHARS, sanitize_filename
+from detection_service.images.uploads import MAX_FILENAME_CHARS, sanitize_filename
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notification_service.config import NotificationSettings
 from notification_service.dev_smtp import MailSink
-from notification_service.server import Runtime, migrate
+from notification_service.server import Runtime, runner
 from objectvision.v1 import (
     auth_pb2,
     auth_pb2_grpc,
@@ -44,6 +44,7 @@ from objectvision_common.grpc_client import insecure_channel
 from objectvision_common.grpc_server import GrpcApp, ServiceRegistration
 from objectvision_common.identity import principal_from_metadata, principal_metadata
 from objectvision_common.outbox import OutboxRelay, add_event, outbox_table
+from objectvision_common.runner import service_app
 from objectvision_devstack.processes import free_port
 from objectvision_devstack.pytest_plugin import Infrastructure
 
@@ -311,7 +312,7 @@ def settings(
 
 @pytest.fixture(scope="session")
 def migrated(settings: NotificationSettings) -> NotificationSettings:
-    migrate(settings)
+    runner().migrate(settings)
     return settings
 
 
@@ -325,9 +326,8 @@ class Service:
 @pytest.fixture(scope="session")
 async def service(migrated: NotificationSettings) -> AsyncIterator[Service]:
     runtime = Runtime.build(migrated)
-    app = runtime.grpc_app()
+    app = service_app(migrated, runtime.parts())
     port = await app.start()
-    runtime.start_workers()
     address = f"127.0.0.1:{port}"
     async with insecure_channel(address) as channel:
         yield Service(runtime, notification_pb2_grpc.NotificationServiceStub(channel), address)

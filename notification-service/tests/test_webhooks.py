@@ -6,6 +6,7 @@ import ipaddress
 import json
 import time
 import uuid
+from dataclasses import replace
 
 import grpc
 import pytest
@@ -24,6 +25,7 @@ from notification_service.webhooks.targets import (
 )
 from objectvision.v1 import notification_pb2, notification_pb2_grpc
 from objectvision_common.grpc_client import insecure_channel
+from objectvision_common.runner import service_app
 
 
 async def create(service, as_user, user_id: str, url: str, events=()):
@@ -107,8 +109,8 @@ async def test_calls_without_a_signed_principal_are_refused(service) -> None:
 @pytest.fixture(scope="module")
 async def strict_stub(migrated):
     """The same service with WEBHOOK_ALLOW_PRIVATE=false, as in production (no workers)."""
-    runtime = Runtime.build(migrated.model_copy(update={"webhook_allow_private": False}))
-    app = runtime.grpc_app()
+    strict = migrated.model_copy(update={"webhook_allow_private": False})
+    app = service_app(strict, replace(Runtime.build(strict).parts(), workers=()))
     port = await app.start()
     async with insecure_channel(f"127.0.0.1:{port}") as channel:
         yield notification_pb2_grpc.NotificationServiceStub(channel)

@@ -7,10 +7,13 @@ domain errors, mapped to gRPC status by the shared server interceptor.
 # Method names are fixed by the generated AuthServiceServicer.
 # ruff: noqa: N802
 
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
-from google.protobuf import empty_pb2, timestamp_pb2
+from google.protobuf import empty_pb2
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service.api_keys import service as api_keys_service
@@ -27,46 +30,35 @@ from auth_service.users.notices import SignUpNotices
 from auth_service.users.schemas import Caller
 from objectvision.v1 import auth_pb2, auth_pb2_grpc, common_pb2
 from objectvision_common.errors import PermissionDenied
-from objectvision_common.identity import principal_from_metadata
+from objectvision_common.servicer import caller_principal, timestamp
 
 BEARER = "Bearer"
 AUTH_METHOD_JWT = "jwt"
 AUTH_METHOD_API_KEY = "api_key"
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
-    def __init__(
-        self,
-        *,
-        sessions: async_sessionmaker[AsyncSession],
-        passwords: PasswordHasher,
-        access_tokens: AccessTokenCodec,
-        revoked: RevokedAccessTokens,
-        signup_notices: SignUpNotices,
-        refresh_lifetime: timedelta,
-        admin_emails: frozenset[str],
-        service_token_secret: str,
-    ) -> None:
-        self._sessions = sessions
-        self._passwords = passwords
-        self._access_tokens = access_tokens
-        self._revoked = revoked
-        self._signup_notices = signup_notices
-        self._refresh_lifetime = refresh_lifetime
-        self._admin_emails = admin_emails
-        self._service_token_secret = service_token_secret
+    sessions: async_sessionmaker[AsyncSession]
+    passwords: PasswordHasher
+    access_tokens: AccessTokenCodec
+    revoked: RevokedAccessTokens
+    signup_notices: SignUpNotices
+    refresh_lifetime: timedelta
+    admin_emails: frozenset[str]
+    service_token_secret: str
 
     # Sessions and credentials: called by the gateway before there is a principal.
 
     async def SignUp(
         self, request: auth_pb2.SignUpRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.SignUpResponse:
-        async with self._sessions() as session:
+        async with self.sessions() as session:
             await users_service.register(
                 session=session,
-                passwords=self._passwords,
-                notices=self._signup_notices,
-                admin_emails=self._admin_emails,
+                passwords=self.passwords,
+                notices=self.signup_notices,
+                admin_emails=self.admin_emails,
                 email=request.email,
                 password=request.password,
                 name=request.name,
@@ -76,12 +68,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Login(
         self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.TokenPair:
-        async with self._sessions() as session:
+        async with self.sessions() as session:
             pair = await tokens_service.login(
                 session=session,
-                passwords=self._passwords,
-                access_tokens=self._access_tokens,
-                refresh_lifetime=self._refresh_lifetime,
+                passwords=self.passwords,
+                access_tokens=self.access_tokens,
+                refresh_lifetime=self.refresh_lifetime,
                 email=request.email,
                 password=request.password,
             )
@@ -90,12 +82,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Refresh(
         self, request: auth_pb2.RefreshRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.TokenPair:
-        async with self._sessions() as session:
+        async with self.sessions() as session:
             pair = await tokens_service.refresh_session(
                 session=session,
-                access_tokens=self._access_tokens,
-                revoked=self._revoked,
-                refresh_lifetime=self._refresh_lifetime,
+                access_tokens=self.access_tokens,
+                revoked=self.revoked,
+                refresh_lifetime=self.refresh_lifetime,
                 refresh_token=request.refresh_token,
             )
         return _token_pair_message(pair)
@@ -103,11 +95,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Logout(
         self, request: auth_pb2.LogoutRequest, context: grpc.aio.ServicerContext
     ) -> empty_pb2.Empty:
-        async with self._sessions() as session:
+        async with self.sessions() as session:
             await tokens_service.logout(
                 session=session,
-                access_tokens=self._access_tokens,
-                revoked=self._revoked,
+                access_tokens=self.access_tokens,
+                revoked=self.revoked,
                 access_token=request.access_token,
                 refresh_token=request.refresh_token,
             )
@@ -116,11 +108,11 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def VerifyToken(
         self, request: auth_pb2.VerifyTokenRequest, context: grpc.aio.ServicerContext
     ) -> common_pb2.Principal:
-        async with self._sessions() as session:
+        async with self.sessions() as session:
             verified = await tokens_service.verify_access_token(
                 session=session,
-                access_tokens=self._access_tokens,
-                revoked=self._revoked,
+                access_tokens=self.access_tokens,
+                revoked=self.revoked,
                 access_token=request.access_token,
             )
         return common_pb2.Principal(
@@ -128,22 +120,22 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             is_admin=verified.user.is_admin,
             auth_method=AUTH_METHOD_JWT,
             credential_id=verified.claims.jti,
-            credential_expires_at=_timestamp(verified.claims.expires_at),
+            credential_expires_at=timestamp(verified.claims.expires_at),
         )
 
     async def GetJwks(
         self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext
     ) -> auth_pb2.Jwks:
         return auth_pb2.Jwks(
-            keys=[auth_pb2.JsonWebKey(**jwk) for jwk in self._access_tokens.jwks()],
-            issuer=self._access_tokens.issuer,
-            audience=self._access_tokens.audience,
+            keys=[auth_pb2.JsonWebKey(**jwk) for jwk in self.access_tokens.jwks()],
+            issuer=self.access_tokens.issuer,
+            audience=self.access_tokens.audience,
         )
 
     async def AuthenticateApiKey(
         self, request: auth_pb2.AuthenticateApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> common_pb2.Principal:
-        async with self._sessions() as session:
+        async with self.sessions() as session:
             key, user = await api_keys_service.authenticate(
                 session=session, api_key=request.api_key
             )
@@ -159,8 +151,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def GetUser(
         self, request: auth_pb2.GetUserRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.User:
-        async with self._sessions() as session:
-            caller = await self._caller(session, context)
+        async with self._as_caller(context) as (session, caller):
             user = await users_service.get_visible(
                 session=session, caller=caller, user_id=request.user_id
             )
@@ -169,13 +160,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def UpdateUser(
         self, request: auth_pb2.UpdateUserRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.User:
-        async with self._sessions() as session:
-            caller = await self._caller(session, context)
+        async with self._as_caller(context) as (session, caller):
             user = await users_service.update(
                 session=session,
-                passwords=self._passwords,
-                revoked=self._revoked,
-                notices=self._signup_notices,
+                passwords=self.passwords,
+                revoked=self.revoked,
+                notices=self.signup_notices,
                 caller=caller,
                 user_id=request.user_id,
                 name=request.name if request.HasField("name") else None,
@@ -190,8 +180,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def GetSettings(
         self, request: auth_pb2.GetSettingsRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.UserSettings:
-        async with self._sessions() as session:
-            caller = await self._caller(session, context)
+        async with self._as_caller(context) as (session, caller):
             user = await users_service.get_visible(
                 session=session, caller=caller, user_id=request.user_id
             )
@@ -201,8 +190,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def UpdateSettings(
         self, request: auth_pb2.UpdateSettingsRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.UserSettings:
-        async with self._sessions() as session:
-            caller = await self._caller(session, context)
+        async with self._as_caller(context) as (session, caller):
             user = await users_service.get_visible(
                 session=session, caller=caller, user_id=request.user_id
             )
@@ -221,8 +209,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def CreateApiKey(
         self, request: auth_pb2.CreateApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.CreatedApiKey:
-        async with self._sessions() as session:
-            caller = await self._caller(session, context)
+        async with self._as_caller(context) as (session, caller):
             if caller.auth_method != AUTH_METHOD_JWT:
                 # A leaked key must not be able to mint more keys that outlive its revocation.
                 raise PermissionDenied("API keys can only be created from a signed-in session")
@@ -234,32 +221,25 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def ListApiKeys(
         self, request: auth_pb2.ListApiKeysRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.ListApiKeysResponse:
-        async with self._sessions() as session:
-            caller = await self._caller(session, context)
+        async with self._as_caller(context) as (session, caller):
             keys = await api_keys_service.list_for_user(session=session, user_id=caller.user.id)
         return auth_pb2.ListApiKeysResponse(keys=[_api_key_message(key) for key in keys])
 
     async def RevokeApiKey(
         self, request: auth_pb2.RevokeApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> empty_pb2.Empty:
-        async with self._sessions() as session:
-            caller = await self._caller(session, context)
+        async with self._as_caller(context) as (session, caller):
             await api_keys_service.revoke(session=session, caller=caller, key_id=request.key_id)
         return empty_pb2.Empty()
 
-    async def _caller(self, session: AsyncSession, context: grpc.aio.ServicerContext) -> Caller:
-        principal = principal_from_metadata(
-            context.invocation_metadata(), secret=self._service_token_secret
-        )
-        return await users_service.get_caller(session=session, principal=principal)
-
-
-def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+    @asynccontextmanager
+    async def _as_caller(
+        self, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[tuple[AsyncSession, Caller]]:
+        """A session and the caller the gateway signed, loaded through it."""
+        principal = caller_principal(context, secret=self.service_token_secret)
+        async with self.sessions() as session:
+            yield session, await users_service.get_caller(session=session, principal=principal)
 
 
 def _user_message(user: User) -> auth_pb2.User:
@@ -269,8 +249,8 @@ def _user_message(user: User) -> auth_pb2.User:
         name=user.name,
         is_admin=user.is_admin,
         is_active=user.is_active,
-        created_at=_timestamp(user.created_at),
-        updated_at=_timestamp(user.updated_at),
+        created_at=timestamp(user.created_at),
+        updated_at=timestamp(user.updated_at),
     )
 
 
@@ -288,7 +268,7 @@ def _settings_message(settings: UserSettings) -> auth_pb2.UserSettings:
         user_id=str(settings.user_id),
         theme=settings.theme,
         notifications_enabled=settings.notifications_enabled,
-        updated_at=_timestamp(settings.updated_at),
+        updated_at=timestamp(settings.updated_at),
     )
 
 
@@ -297,7 +277,7 @@ def _api_key_message(key: ApiKey) -> auth_pb2.ApiKey:
         id=str(key.id),
         name=key.name,
         prefix=key.prefix,
-        created_at=_timestamp(key.created_at),
-        last_used_at=_timestamp(key.last_used_at),
-        revoked_at=_timestamp(key.revoked_at),
+        created_at=timestamp(key.created_at),
+        last_used_at=timestamp(key.last_used_at),
+        revoked_at=timestamp(key.revoked_at),
     )

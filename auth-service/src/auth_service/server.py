@@ -1,11 +1,10 @@
 """Entry point and wiring: settings -> database, Redis, keys -> services -> gRPC server.
 
 `objectvision-auth migrate` brings the `auth` schema to the latest revision;
-`objectvision-auth serve` (the default) serves AuthService until SIGTERM.
+`objectvision-auth serve` (the default) serves AuthService until SIGTERM. How it is run
+(arguments, logging, tracing, server, workers, shutdown) is objectvision_common.runner's.
 """
 
-import argparse
-import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -21,25 +20,18 @@ from auth_service.tokens.revocation import RevokedAccessTokens
 from auth_service.users.notices import SignUpNotices
 from objectvision.v1 import auth_pb2, auth_pb2_grpc
 from objectvision_common.backlog import BacklogMonitor, outbox_probe
-from objectvision_common.db import create_engine_for, session_factory, upgrade_to_head
-from objectvision_common.grpc_server import GrpcApp, ServiceRegistration
-from objectvision_common.logging import configure_logging
+from objectvision_common.db import create_engine_for, session_factory
+from objectvision_common.grpc_server import ServiceRegistration
 from objectvision_common.outbox import OutboxRelay
 from objectvision_common.redis_client import connect_redis
-from objectvision_common.tracing import configure_tracing
+from objectvision_common.runner import Migrations, ServiceParts, ServiceRunner
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 
 
-def migrate(settings: AuthSettings) -> None:
-    upgrade_to_head(
-        migrations_dir=MIGRATIONS_DIR, database_url=settings.database_url, schema=SCHEMA
-    )
-
-
-def build_app(settings: AuthSettings) -> GrpcApp:
-    """The whole service, wired from settings; `run()` it, or `start()`/`stop()` it."""
+async def build(settings: AuthSettings) -> ServiceParts:
+    """The whole service, wired from settings (the runner serves it; tests start it)."""
     signing_key = load_signing_key(settings)
     engine = create_engine_for(settings.database_url, pool_size=settings.database_pool_size)
     redis = connect_redis(settings.redis_url)
@@ -62,7 +54,7 @@ def build_app(settings: AuthSettings) -> GrpcApp:
         admin_emails=settings.admin_emails,
         service_token_secret=settings.service_token_secret,
     )
-    return GrpcApp(
+    return ServiceParts(
         registrations=[
             ServiceRegistration(
                 name=SERVICE_NAME,
@@ -70,11 +62,6 @@ def build_app(settings: AuthSettings) -> GrpcApp:
                 add_to_server=auth_pb2_grpc.add_AuthServiceServicer_to_server,
             )
         ],
-        host=settings.bind_host,
-        port=settings.grpc_port,
-        metrics_port=settings.metrics_port,
-        shutdown_grace_seconds=settings.grpc_shutdown_grace_seconds,
-        on_shutdown=[engine.dispose, redis.aclose],
         workers=[
             relay,
             BacklogMonitor(
@@ -82,31 +69,19 @@ def build_app(settings: AuthSettings) -> GrpcApp:
                 interval_s=settings.backlog_metrics_interval_seconds,
             ),
         ],
-        tls=settings.grpc_tls,
-        health_port=settings.grpc_health_port or None,
-        max_connection_age_seconds=settings.grpc_max_connection_age_seconds,
+        on_close=[engine.dispose, redis.aclose],
     )
 
 
-async def serve(settings: AuthSettings) -> None:
-    await build_app(settings).run()
+def runner() -> ServiceRunner[AuthSettings]:
+    return ServiceRunner(
+        name="auth-service",
+        prog="objectvision-auth",
+        settings=AuthSettings,
+        build=build,
+        migrations=Migrations(MIGRATIONS_DIR, schema=SCHEMA),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="objectvision-auth", description="ObjectVision auth service."
-    )
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="serve AuthService over gRPC (the default)")
-    commands.add_parser("migrate", help="apply the database migrations of the auth schema")
-    arguments = parser.parse_args(argv)
-    settings = AuthSettings()
-    configure_logging("auth-service", level=settings.log_level, json_output=settings.log_json)
-    if arguments.command == "migrate":
-        migrate(settings)
-        return
-    flush_traces = configure_tracing("auth-service")
-    try:
-        asyncio.run(serve(settings))
-    finally:
-        flush_traces()
+    runner().main(argv)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import httpx
 
@@ -52,34 +52,36 @@ class UsageError(CliError):
     """The command was called wrongly: exits 2, as argparse does for its own usage errors."""
 
 
-def _probability(text: str) -> float:
+N = TypeVar("N", int, float)
+
+
+def _parsed(text: str, kind: Callable[[str], N], what: str) -> N:
     try:
-        value = float(text)
+        return kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
+def _probability(text: str) -> float:
+    value = _parsed(text, float, "a number")
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
+def _whole_number(text: str, *, at_least: int) -> int:
+    value = _parsed(text, int, "a whole number")
+    if value < at_least:
+        raise argparse.ArgumentTypeError(f"{text} must be {at_least} or more")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, at_least=1)
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
+    return _whole_number(text, at_least=0)
 
 
 def _class_list(text: str) -> list[str]:
@@ -200,6 +202,13 @@ class Context:
     stdout: TextIO
     stderr: TextIO
 
+    def printed_json(self, value: Any) -> bool:
+        """With --json, `value` printed as the answer, and True; False leaves the answer
+        for the caller to print for people."""
+        if self.args.json:
+            _print_json(value, self.stdout)
+        return bool(self.args.json)
+
     def say(self, message: str) -> None:
         """A confirmation or note for the person at the terminal (stderr)."""
         print(message, file=self.stderr)
@@ -313,9 +322,7 @@ def cmd_logout(ctx: Context) -> int:
 def cmd_whoami(ctx: Context) -> int:
     with ctx.client() as client:
         user = client.me()
-    if ctx.args.json:
-        _print_json(user.raw, ctx.stdout)
-    else:
+    if not ctx.printed_json(user.raw):
         print(f"{user.name} <{user.email}> (id {user.id})", file=ctx.stdout)
     return EXIT_OK
 
@@ -348,9 +355,7 @@ def cmd_detect(ctx: Context) -> int:
                 target = annotated_path(outdir, file, taken)
                 target.write_bytes(client.detection_image(result.detection_id, annotated=True))
                 ctx.say(f"Wrote {target}")
-    if ctx.args.json:
-        _print_json([{"file": file, **result.raw} for file, result in results], ctx.stdout)
-    else:
+    if not ctx.printed_json([{"file": file, **result.raw} for file, result in results]):
         print(detections_table(results), file=ctx.stdout)
     return EXIT_OK
 
@@ -378,9 +383,7 @@ def _follow(ctx: Context, client: Client, jobs: Sequence[Job]) -> list[Job]:
 
 
 def _report_jobs(ctx: Context, jobs: Sequence[Job]) -> int:
-    if ctx.args.json:
-        _print_json(jobs[0].raw if len(jobs) == 1 else [job.raw for job in jobs], ctx.stdout)
-    else:
+    if not ctx.printed_json(jobs[0].raw if len(jobs) == 1 else [job.raw for job in jobs]):
         for job in jobs:
             print(job_table(job), file=ctx.stdout)
     total = sum(job.total for job in jobs)
@@ -469,9 +472,7 @@ def cmd_detect_video(ctx: Context) -> int:
                 f" {video.sampled_frames} frames ({picked})."
             )
         if not ctx.args.wait:
-            if ctx.args.json:
-                _print_json(job.raw, ctx.stdout)
-            else:
+            if not ctx.printed_json(job.raw):
                 print(job.job_id, file=ctx.stdout)
             ctx.say(f"Follow it with `objectvision jobs watch {job.job_id}`.")
             return EXIT_OK
@@ -491,9 +492,7 @@ def cmd_detect_video(ctx: Context) -> int:
                 size = client.annotated_video(job.job_id, file)
             partial.replace(target)
             ctx.say(f"Wrote {target} ({_size(size)})")
-    if ctx.args.json:
-        _print_json({**job.raw, "frames": [frame_raw(f) for f in frames]}, ctx.stdout)
-    else:
+    if not ctx.printed_json({**job.raw, "frames": [frame_raw(f) for f in frames]}):
         print(video_frames_table(frames), file=ctx.stdout)
     if job.status != "completed":
         raise CliError(f"job {job.job_id} failed: {job.error or 'see its frames'}")
@@ -533,9 +532,7 @@ def cmd_jobs_watch(ctx: Context) -> int:
 def cmd_jobs_show(ctx: Context) -> int:
     with ctx.client() as client:
         job = client.get_job(ctx.args.job_id)
-    if ctx.args.json:
-        _print_json(job.raw, ctx.stdout)
-    else:
+    if not ctx.printed_json(job.raw):
         ctx.say(f"Job {job.job_id}: {job.status}, {job.processed}/{job.total} processed")
         print(job_table(job), file=ctx.stdout)
     return EXIT_OK
@@ -601,9 +598,7 @@ def _page_json(page: HistoryPage) -> dict[str, int]:
 def cmd_keys_create(ctx: Context) -> int:
     with ctx.client() as client:
         key = client.create_api_key(ctx.args.name)
-    if ctx.args.json:
-        _print_json(key.raw, ctx.stdout)
-    else:
+    if not ctx.printed_json(key.raw):
         ctx.say(f"API key {key.name!r} created (id {key.id}). Copy it now; it is not shown again:")
         print(key.secret, file=ctx.stdout)
     return EXIT_OK

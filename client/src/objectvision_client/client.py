@@ -1,44 +1,41 @@
 """`Client` (blocking) and `AsyncClient` (asyncio) for the ObjectVision REST API.
 
-Both run the same `operations`, share one `_Core` for credentials, retries and errors, and
-differ only in how they send and wait. Credentials are an API key (`X-API-Key`) or a token
-pair from `login`; with tokens, a 401 triggers one refresh and one resend, and the new pair
-goes to `on_tokens` so the caller can persist it.
+Both are thin over `operations`: a plain call is one line binding an operation
+(`me = _sync(ops.me)`), and only what sends, waits or keeps state is written out, once per
+client, with every decision shared in `_Core`. Credentials are an API key (`X-API-Key`) or
+a token pair from `login`; with tokens, a 401 triggers one refresh and one resend, and the
+new pair goes to `on_tokens` so the caller can persist it.
 """
 
 import asyncio
+import inspect
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+import typing
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from datetime import datetime
+from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import BinaryIO, Self, TypeVar
+from typing import Any, BinaryIO, Concatenate, Generic, ParamSpec, Self, TypeVar
 
 import httpx
 
 from objectvision_client import operations as ops
 from objectvision_client.errors import ObjectVisionConnectionError, ObjectVisionError
-from objectvision_client.models import (
-    ApiKey,
-    CreatedApiKey,
-    CreatedWebhook,
-    DetectionResult,
-    ExportedFile,
-    HistoryPage,
-    Job,
-    ServedModel,
-    SignUpAccepted,
-    StoredDetection,
-    TokenPair,
-    User,
-    VideoFramesPage,
-    Webhook,
+from objectvision_client.models import DetectionResult, Job, TokenPair
+from objectvision_client.operations import (
+    BytesCallback,
+    DetectionParams,
+    Download,
+    ImageSource,
+    Operation,
 )
-from objectvision_client.operations import DetectionParams, ImageSource, Operation
 from objectvision_client.retry import RetryPolicy
 
 T = TypeVar("T")
+P = ParamSpec("P")
+HttpT = TypeVar("HttpT", httpx.Client, httpx.AsyncClient)
+TransportT = TypeVar("TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT_SECONDS = 60.0
@@ -48,8 +45,6 @@ MAX_CONCURRENT_DETECTS = 4
 
 TokensCallback = Callable[[TokenPair | None], None]
 ProgressCallback = Callable[[Job], None]
-# Bytes received so far, called as a download progresses.
-BytesCallback = Callable[[int], None]
 
 
 def _user_agent() -> str:
@@ -99,6 +94,17 @@ class _Core:
             headers=self.headers(operation),
         )
 
+    @contextmanager
+    def refreshing(self) -> Iterator[None]:
+        """Around a refresh: a refused refresh token (401) is forgotten, so the caller logs
+        in again instead of presenting it once more."""
+        try:
+            yield
+        except ObjectVisionError as exc:
+            if exc.status == 401:
+                self.set_tokens(None)
+            raise
+
     def should_refresh(self, operation: Operation[T], response: httpx.Response) -> bool:
         return (
             response.status_code == 401
@@ -109,6 +115,18 @@ class _Core:
 
     def retry_delay(self, response: httpx.Response, attempt: int) -> float | None:
         return self.retry.delay(attempt, response.status_code, response.headers.get("retry-after"))
+
+    def stream_retry(
+        self, operation: Operation[T], response: httpx.Response, attempt: int, refreshed: bool
+    ) -> float | None:
+        """After a streamed request's non-2xx `response`: seconds to wait before sending
+        again, None to refresh the tokens and send again; raises when neither helps."""
+        delay = self.retry_delay(response, attempt)
+        if delay is not None:
+            return delay
+        if not refreshed and self.should_refresh(operation, response):
+            return None
+        raise ObjectVisionError.from_response(response)
 
     def set_tokens(self, tokens: TokenPair | None) -> None:
         self.tokens = tokens
@@ -125,10 +143,19 @@ class _Core:
             return ObjectVisionConnectionError(f"{self.base_url} did not answer in time")
         return ObjectVisionConnectionError(f"could not reach {self.base_url}: {exc}")
 
-    def broken_download(self, exc: httpx.TransportError, size: int) -> ObjectVisionConnectionError:
-        return ObjectVisionConnectionError(
-            f"the download from {self.base_url} broke off after {size} bytes: {exc}"
-        )
+    @contextmanager
+    def downloading(
+        self, destination: BinaryIO, on_progress: BytesCallback | None
+    ) -> Iterator["_Sink"]:
+        """A `_Sink` to write chunks to; a connection lost midway raises
+        ObjectVisionConnectionError saying how much arrived."""
+        sink = _Sink(destination, on_progress)
+        try:
+            yield sink
+        except httpx.TransportError as exc:
+            raise ObjectVisionConnectionError(
+                f"the download from {self.base_url} broke off after {sink.size} bytes: {exc}"
+            ) from exc
 
     @staticmethod
     def result(operation: Operation[T], response: httpx.Response) -> T:
@@ -137,8 +164,23 @@ class _Core:
         raise ObjectVisionError.from_response(response)
 
 
-class Client:
-    """Blocking client. Use as a context manager, or call `close()`."""
+class _Sink:
+    """Chunks written to `destination` as they arrive, counted and reported."""
+
+    def __init__(self, destination: BinaryIO, on_progress: BytesCallback | None) -> None:
+        self.destination = destination
+        self.on_progress = on_progress
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.destination.write(chunk)
+        self.size += len(chunk)
+        if self.on_progress is not None:
+            self.on_progress(self.size)
+
+
+class _Connection(Generic[HttpT, TransportT]):
+    """Construction and state both clients share; `_connect` opens the httpx client."""
 
     def __init__(
         self,
@@ -150,7 +192,7 @@ class Client:
         retry: RetryPolicy | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         headers: dict[str, str] | None = None,
-        transport: httpx.BaseTransport | None = None,
+        transport: TransportT | None = None,
     ) -> None:
         self._core = _Core(
             base_url,
@@ -159,12 +201,70 @@ class Client:
             on_tokens=on_tokens,
             retry=retry or RetryPolicy(),
         )
-        self._http = httpx.Client(
+        self._http: HttpT = self._connect(
+            transport,
             base_url=self._core.base_url,
             timeout=timeout,
             headers={"User-Agent": _user_agent(), **(headers or {})},
-            transport=transport,
         )
+
+    def _connect(self, transport: TransportT | None, **options: Any) -> HttpT:
+        """The httpx client, with `options` (base URL, timeout, headers) passed through."""
+        raise NotImplementedError
+
+    @property
+    def tokens(self) -> TokenPair | None:
+        return self._core.tokens
+
+
+# What a bound method builds: an answer read whole, or one streamed to a file.
+_Request = Operation[T] | Download[T]
+
+
+def _bound(method: Callable[..., Any], build: Callable[..., _Request[Any]], owner: str) -> None:
+    """Give `method` of class `owner` the name, docstring and signature (after `self`) of the
+    operation it runs, so help() and editors show the real call."""
+    signature = inspect.signature(build)
+    returned = typing.get_args(signature.return_annotation)
+    method.__name__ = build.__name__
+    method.__qualname__ = f"{owner}.{build.__name__}"
+    method.__doc__ = build.__doc__
+    method.__dict__["__signature__"] = signature.replace(
+        parameters=[
+            inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY),
+            *signature.parameters.values(),
+        ],
+        return_annotation=returned[0] if returned else inspect.Signature.empty,
+    )
+
+
+def _sync(build: Callable[P, _Request[T]]) -> Callable[Concatenate["Client", P], T]:
+    """A `Client` method that builds one operation (or download) and runs it."""
+
+    def method(self: "Client", /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._perform(build(*args, **kwargs))
+
+    _bound(method, build, "Client")
+    return method
+
+
+def _async(
+    build: Callable[P, _Request[T]],
+) -> Callable[Concatenate["AsyncClient", P], Coroutine[Any, Any, T]]:
+    """An `AsyncClient` coroutine method that builds one operation (or download) and runs it."""
+
+    async def method(self: "AsyncClient", /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._perform(build(*args, **kwargs))
+
+    _bound(method, build, "AsyncClient")
+    return method
+
+
+class Client(_Connection[httpx.Client, httpx.BaseTransport]):
+    """Blocking client. Use as a context manager, or call `close()`."""
+
+    def _connect(self, transport: httpx.BaseTransport | None, **options: Any) -> httpx.Client:
+        return httpx.Client(transport=transport, **options)
 
     def __enter__(self) -> Self:
         return self
@@ -179,10 +279,6 @@ class Client:
 
     def close(self) -> None:
         self._http.close()
-
-    @property
-    def tokens(self) -> TokenPair | None:
-        return self._core.tokens
 
     def _send(self, operation: Operation[T]) -> httpx.Response:
         attempt = 1
@@ -205,11 +301,50 @@ class Client:
             response = self._send(operation)
         return self._core.result(operation, response)
 
+    @contextmanager
+    def _stream(self, operation: Operation[T]) -> Iterator[httpx.Response]:
+        """A 2xx response whose body is still to be read, with `run`'s retries on 429/503
+        and its one refresh on 401; anything else raises before a byte is handed over."""
+        attempt, refreshed = 1, False
+        while True:
+            try:
+                response = self._http.send(self._core.build(self._http, operation), stream=True)
+                if not response.is_success:
+                    response.read()
+            except httpx.TransportError as exc:
+                raise self._core.transport_error(exc) from exc
+            if response.is_success:
+                break
+            response.close()
+            delay = self._core.stream_retry(operation, response, attempt, refreshed)
+            if delay is None:
+                self.refresh()
+                refreshed = True
+            else:
+                time.sleep(delay)
+                attempt += 1
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def _download(self, download: Download[T]) -> T:
+        with (
+            self._stream(download.operation) as response,
+            self._core.downloading(download.destination, download.on_progress) as sink,
+        ):
+            for chunk in response.iter_bytes():
+                sink.write(chunk)
+        return download.result(response.headers, sink.size)
+
+    def _perform(self, request: _Request[T]) -> T:
+        if isinstance(request, Download):
+            return self._download(request)
+        return self.run(request)
+
     # Authentication
 
-    def signup(self, email: str, password: str, name: str) -> SignUpAccepted:
-        """Sign up; then `login` with the same email and password."""
-        return self.run(ops.signup(email, password, name))
+    signup = _sync(ops.signup)
 
     def login(self, email: str, password: str) -> TokenPair:
         tokens = self.run(ops.login(email, password))
@@ -218,12 +353,8 @@ class Client:
 
     def refresh(self) -> TokenPair:
         """A new token pair for the current one; the old refresh token stops working."""
-        try:
+        with self._core.refreshing():
             tokens = self.run(self._core.refresh_operation())
-        except ObjectVisionError as exc:
-            if exc.status == 401:
-                self._core.set_tokens(None)
-            raise
         self._core.set_tokens(tokens)
         return tokens
 
@@ -236,19 +367,12 @@ class Client:
         finally:
             self._core.set_tokens(None)
 
-    def me(self) -> User:
-        return self.run(ops.me())
+    me = _sync(ops.me)
 
     # Detection
 
-    def models(self) -> list[ServedModel]:
-        """The models the deployment serves; pass a name as ``DetectionParams(model=...)``."""
-        return self.run(ops.list_models())
-
-    def detect_image(
-        self, image: ImageSource, params: DetectionParams | None = None, *, store: bool = True
-    ) -> DetectionResult:
-        return self.run(ops.detect_image(image, params or DetectionParams(), store=store))
+    models = _sync(ops.models)
+    detect_image = _sync(ops.detect_image)
 
     def detect_images(
         self, images: Iterable[ImageSource], params: DetectionParams | None = None
@@ -256,61 +380,11 @@ class Client:
         """One request per image, in order."""
         return [self.detect_image(image, params) for image in images]
 
-    def submit_batch(
-        self,
-        images: Iterable[ImageSource],
-        params: DetectionParams | None = None,
-        *,
-        idempotency_key: str | None = None,
-    ) -> Job:
-        return self.run(
-            ops.submit_batch(images, params or DetectionParams(), idempotency_key=idempotency_key)
-        )
-
-    def get_job(self, job_id: str) -> Job:
-        return self.run(ops.get_job(job_id))
-
-    def submit_video(
-        self,
-        video: ImageSource,
-        params: DetectionParams | None = None,
-        *,
-        fps: float | None = None,
-        every: int | None = None,
-        idempotency_key: str | None = None,
-    ) -> Job:
-        """A video file (MP4, MOV or WebM) as a job: `fps` frames a second or every `every`
-        n-th frame are detected. Follow it with `wait_for_job`, read `video_frames`."""
-        return self.run(
-            ops.submit_video(
-                video,
-                params or DetectionParams(),
-                fps=fps,
-                every=every,
-                idempotency_key=idempotency_key,
-            )
-        )
-
-    def video_frames(self, job_id: str, *, limit: int = 100, offset: int = 0) -> VideoFramesPage:
-        """A page of a video job's per-frame detections with their timestamps."""
-        return self.run(ops.video_frames(job_id, limit=limit, offset=offset))
-
-    def annotated_video(
-        self, job_id: str, destination: BinaryIO, *, on_progress: BytesCallback | None = None
-    ) -> int:
-        """A completed video job's annotated MP4, written to `destination` as it arrives;
-        returns its size. A job still running raises ObjectVisionError 409."""
-        size = 0
-        with self._stream(ops.annotated_video(job_id)) as response:
-            try:
-                for chunk in response.iter_bytes():
-                    destination.write(chunk)
-                    size += len(chunk)
-                    if on_progress is not None:
-                        on_progress(size)
-            except httpx.TransportError as exc:
-                raise self._core.broken_download(exc, size) from exc
-        return size
+    submit_batch = _sync(ops.submit_batch)
+    get_job = _sync(ops.get_job)
+    submit_video = _sync(ops.submit_video)
+    video_frames = _sync(ops.video_frames)
+    annotated_video = _sync(ops.annotated_video)
 
     def wait_for_job(
         self,
@@ -332,127 +406,34 @@ class Client:
                 raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
             time.sleep(poll_seconds)
 
-    def history(
-        self, *, limit: int = 20, offset: int = 0, class_name: str | None = None
-    ) -> HistoryPage:
-        return self.run(ops.history(limit=limit, offset=offset, class_name=class_name))
-
-    def get_detection(self, detection_id: str) -> StoredDetection:
-        return self.run(ops.get_detection(detection_id))
-
-    def detection_image(self, detection_id: str, *, annotated: bool = True) -> bytes:
-        """The stored image: JPEG with boxes drawn, or the upload as it was."""
-        return self.run(ops.detection_image(detection_id, annotated=annotated))
-
-    @contextmanager
-    def _stream(self, operation: Operation[T]) -> Iterator[httpx.Response]:
-        """A 2xx response whose body is still to be read, with `run`'s retries on 429/503
-        and its one refresh on 401; anything else raises before a byte is handed over."""
-        attempt, refreshed = 1, False
-        while True:
-            try:
-                response = self._http.send(self._core.build(self._http, operation), stream=True)
-                if not response.is_success:
-                    response.read()
-            except httpx.TransportError as exc:
-                raise self._core.transport_error(exc) from exc
-            if response.is_success:
-                break
-            response.close()
-            delay = self._core.retry_delay(response, attempt)
-            if delay is not None:
-                time.sleep(delay)
-                attempt += 1
-            elif not refreshed and self._core.should_refresh(operation, response):
-                self.refresh()
-                refreshed = True
-            else:
-                raise ObjectVisionError.from_response(response)
-        try:
-            yield response
-        finally:
-            response.close()
-
-    def export(
-        self,
-        destination: BinaryIO,
-        *,
-        format: str = "coco",
-        job_id: str | None = None,
-        class_name: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        on_progress: BytesCallback | None = None,
-    ) -> ExportedFile:
-        """A finished job's (`job_id`) or the filtered history's detections as COCO JSON,
-        a YOLO zip or CSV, written to `destination` as it arrives rather than held in
-        memory. A job still running raises ObjectVisionError 409: `wait_for_job` first."""
-        operation = ops.export(
-            format=format, job_id=job_id, class_name=class_name, since=since, until=until
-        )
-        size = 0
-        with self._stream(operation) as response:
-            try:
-                for chunk in response.iter_bytes():
-                    destination.write(chunk)
-                    size += len(chunk)
-                    if on_progress is not None:
-                        on_progress(size)
-            except httpx.TransportError as exc:
-                raise self._core.broken_download(exc, size) from exc
-            return ExportedFile.from_headers(response.headers, size)
+    history = _sync(ops.history)
+    get_detection = _sync(ops.get_detection)
+    detection_image = _sync(ops.detection_image)
+    export = _sync(ops.export)
 
     # API keys and webhooks
 
-    def list_api_keys(self) -> list[ApiKey]:
-        return self.run(ops.list_api_keys())
-
-    def create_api_key(self, name: str) -> CreatedApiKey:
-        return self.run(ops.create_api_key(name))
-
-    def revoke_api_key(self, key_id: str) -> None:
-        self.run(ops.revoke_api_key(key_id))
-
-    def list_webhooks(self) -> list[Webhook]:
-        return self.run(ops.list_webhooks())
-
-    def create_webhook(self, url: str, events: Sequence[str] = ()) -> CreatedWebhook:
-        return self.run(ops.create_webhook(url, events))
-
-    def delete_webhook(self, webhook_id: str) -> None:
-        self.run(ops.delete_webhook(webhook_id))
+    list_api_keys = _sync(ops.list_api_keys)
+    create_api_key = _sync(ops.create_api_key)
+    revoke_api_key = _sync(ops.revoke_api_key)
+    list_webhooks = _sync(ops.list_webhooks)
+    create_webhook = _sync(ops.create_webhook)
+    delete_webhook = _sync(ops.delete_webhook)
 
 
-class AsyncClient:
-    """asyncio client with the same methods as `Client`, as coroutines."""
+class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
+    """asyncio client with the same methods as `Client`, as coroutines (`wait_for_job` has
+    no `timeout`: bound it with `asyncio.timeout()`)."""
 
-    def __init__(
-        self,
-        base_url: str = DEFAULT_API_URL,
-        *,
-        api_key: str | None = None,
-        tokens: TokenPair | None = None,
-        on_tokens: TokensCallback | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        headers: dict[str, str] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._core = _Core(
-            base_url,
-            api_key=api_key,
-            tokens=tokens,
-            on_tokens=on_tokens,
-            retry=retry or RetryPolicy(),
-        )
-        self._http = httpx.AsyncClient(
-            base_url=self._core.base_url,
-            timeout=timeout,
-            headers={"User-Agent": _user_agent(), **(headers or {})},
-            transport=transport,
-        )
-        # Concurrent 401s share one refresh: a second would present a used refresh token.
-        self._refresh_lock = asyncio.Lock()
+    def _connect(
+        self, transport: httpx.AsyncBaseTransport | None, **options: Any
+    ) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=transport, **options)
+
+    @cached_property
+    def _refresh_lock(self) -> asyncio.Lock:
+        """Concurrent 401s share one refresh: a second would present a used refresh token."""
+        return asyncio.Lock()
 
     async def __aenter__(self) -> Self:
         return self
@@ -468,10 +449,6 @@ class AsyncClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    @property
-    def tokens(self) -> TokenPair | None:
-        return self._core.tokens
-
     async def _send(self, operation: Operation[T]) -> httpx.Response:
         attempt = 1
         while True:
@@ -485,149 +462,20 @@ class AsyncClient:
             await asyncio.sleep(delay)
             attempt += 1
 
+    async def _refresh_unless_done(self, sent_with: TokenPair | None) -> None:
+        """Refresh, unless another request already replaced the tokens `sent_with`."""
+        async with self._refresh_lock:
+            if self._core.tokens is sent_with:
+                await self.refresh()
+
     async def run(self, operation: Operation[T]) -> T:
         """Send one operation: retries on 429/503, one token refresh on 401."""
         sent_with = self._core.tokens
         response = await self._send(operation)
         if self._core.should_refresh(operation, response):
-            async with self._refresh_lock:
-                if self._core.tokens is sent_with:
-                    await self.refresh()
+            await self._refresh_unless_done(sent_with)
             response = await self._send(operation)
         return self._core.result(operation, response)
-
-    async def signup(self, email: str, password: str, name: str) -> SignUpAccepted:
-        """Sign up; then `login` with the same email and password."""
-        return await self.run(ops.signup(email, password, name))
-
-    async def login(self, email: str, password: str) -> TokenPair:
-        tokens = await self.run(ops.login(email, password))
-        self._core.set_tokens(tokens)
-        return tokens
-
-    async def refresh(self) -> TokenPair:
-        try:
-            tokens = await self.run(self._core.refresh_operation())
-        except ObjectVisionError as exc:
-            if exc.status == 401:
-                self._core.set_tokens(None)
-            raise
-        self._core.set_tokens(tokens)
-        return tokens
-
-    async def logout(self) -> None:
-        if self._core.tokens is None:
-            return
-        try:
-            await self.run(ops.logout(self._core.tokens.refresh_token))
-        finally:
-            self._core.set_tokens(None)
-
-    async def me(self) -> User:
-        return await self.run(ops.me())
-
-    async def models(self) -> list[ServedModel]:
-        """The models the deployment serves; pass a name as ``DetectionParams(model=...)``."""
-        return await self.run(ops.list_models())
-
-    async def detect_image(
-        self, image: ImageSource, params: DetectionParams | None = None, *, store: bool = True
-    ) -> DetectionResult:
-        return await self.run(ops.detect_image(image, params or DetectionParams(), store=store))
-
-    async def detect_images(
-        self, images: Iterable[ImageSource], params: DetectionParams | None = None
-    ) -> list[DetectionResult]:
-        """Up to MAX_CONCURRENT_DETECTS requests at once; results in input order."""
-        limit = asyncio.Semaphore(MAX_CONCURRENT_DETECTS)
-
-        async def one(image: ImageSource) -> DetectionResult:
-            async with limit:
-                return await self.detect_image(image, params)
-
-        return list(await asyncio.gather(*(one(image) for image in images)))
-
-    async def submit_batch(
-        self,
-        images: Iterable[ImageSource],
-        params: DetectionParams | None = None,
-        *,
-        idempotency_key: str | None = None,
-    ) -> Job:
-        return await self.run(
-            ops.submit_batch(images, params or DetectionParams(), idempotency_key=idempotency_key)
-        )
-
-    async def get_job(self, job_id: str) -> Job:
-        return await self.run(ops.get_job(job_id))
-
-    async def submit_video(
-        self,
-        video: ImageSource,
-        params: DetectionParams | None = None,
-        *,
-        fps: float | None = None,
-        every: int | None = None,
-        idempotency_key: str | None = None,
-    ) -> Job:
-        """See Client.submit_video."""
-        return await self.run(
-            ops.submit_video(
-                video,
-                params or DetectionParams(),
-                fps=fps,
-                every=every,
-                idempotency_key=idempotency_key,
-            )
-        )
-
-    async def video_frames(
-        self, job_id: str, *, limit: int = 100, offset: int = 0
-    ) -> VideoFramesPage:
-        return await self.run(ops.video_frames(job_id, limit=limit, offset=offset))
-
-    async def annotated_video(
-        self, job_id: str, destination: BinaryIO, *, on_progress: BytesCallback | None = None
-    ) -> int:
-        """See Client.annotated_video (the writes to `destination` are synchronous)."""
-        size = 0
-        async with self._stream(ops.annotated_video(job_id)) as response:
-            try:
-                async for chunk in response.aiter_bytes():
-                    destination.write(chunk)
-                    size += len(chunk)
-                    if on_progress is not None:
-                        on_progress(size)
-            except httpx.TransportError as exc:
-                raise self._core.broken_download(exc, size) from exc
-        return size
-
-    async def wait_for_job(
-        self,
-        job_id: str,
-        *,
-        poll_seconds: float = DEFAULT_POLL_SECONDS,
-        on_progress: ProgressCallback | None = None,
-    ) -> Job:
-        """Poll until the job completes or fails; bound the wait with `asyncio.timeout()`."""
-        while True:
-            job = await self.get_job(job_id)
-            if on_progress is not None:
-                on_progress(job)
-            if job.done:
-                return job
-            await asyncio.sleep(poll_seconds)
-
-    async def history(
-        self, *, limit: int = 20, offset: int = 0, class_name: str | None = None
-    ) -> HistoryPage:
-        return await self.run(ops.history(limit=limit, offset=offset, class_name=class_name))
-
-    async def get_detection(self, detection_id: str) -> StoredDetection:
-        return await self.run(ops.get_detection(detection_id))
-
-    async def detection_image(self, detection_id: str, *, annotated: bool = True) -> bytes:
-        return await self.run(ops.detection_image(detection_id, annotated=annotated))
 
     @asynccontextmanager
     async def _stream(self, operation: Operation[T]) -> AsyncIterator[httpx.Response]:
@@ -645,64 +493,99 @@ class AsyncClient:
             if response.is_success:
                 break
             await response.aclose()
-            delay = self._core.retry_delay(response, attempt)
-            if delay is not None:
-                await asyncio.sleep(delay)
-                attempt += 1
-            elif not refreshed and self._core.should_refresh(operation, response):
-                async with self._refresh_lock:
-                    if self._core.tokens is sent_with:
-                        await self.refresh()
+            delay = self._core.stream_retry(operation, response, attempt, refreshed)
+            if delay is None:
+                await self._refresh_unless_done(sent_with)
                 refreshed = True
             else:
-                raise ObjectVisionError.from_response(response)
+                await asyncio.sleep(delay)
+                attempt += 1
         try:
             yield response
         finally:
             await response.aclose()
 
-    async def export(
-        self,
-        destination: BinaryIO,
-        *,
-        format: str = "coco",
-        job_id: str | None = None,
-        class_name: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        on_progress: BytesCallback | None = None,
-    ) -> ExportedFile:
-        """As Client.export. `destination` is written synchronously, chunk by chunk (a
-        file or BytesIO; writes of one chunk do not stall the loop noticeably)."""
-        operation = ops.export(
-            format=format, job_id=job_id, class_name=class_name, since=since, until=until
-        )
-        size = 0
-        async with self._stream(operation) as response:
-            try:
+    async def _download(self, download: Download[T]) -> T:
+        """`destination` is written synchronously, chunk by chunk (a file or BytesIO; writes
+        of one chunk do not stall the loop noticeably)."""
+        async with self._stream(download.operation) as response:
+            with self._core.downloading(download.destination, download.on_progress) as sink:
                 async for chunk in response.aiter_bytes():
-                    destination.write(chunk)
-                    size += len(chunk)
-                    if on_progress is not None:
-                        on_progress(size)
-            except httpx.TransportError as exc:
-                raise self._core.broken_download(exc, size) from exc
-            return ExportedFile.from_headers(response.headers, size)
+                    sink.write(chunk)
+        return download.result(response.headers, sink.size)
 
-    async def list_api_keys(self) -> list[ApiKey]:
-        return await self.run(ops.list_api_keys())
+    async def _perform(self, request: _Request[T]) -> T:
+        if isinstance(request, Download):
+            return await self._download(request)
+        return await self.run(request)
 
-    async def create_api_key(self, name: str) -> CreatedApiKey:
-        return await self.run(ops.create_api_key(name))
+    signup = _async(ops.signup)
 
-    async def revoke_api_key(self, key_id: str) -> None:
-        await self.run(ops.revoke_api_key(key_id))
+    async def login(self, email: str, password: str) -> TokenPair:
+        tokens = await self.run(ops.login(email, password))
+        self._core.set_tokens(tokens)
+        return tokens
 
-    async def list_webhooks(self) -> list[Webhook]:
-        return await self.run(ops.list_webhooks())
+    async def refresh(self) -> TokenPair:
+        with self._core.refreshing():
+            tokens = await self.run(self._core.refresh_operation())
+        self._core.set_tokens(tokens)
+        return tokens
 
-    async def create_webhook(self, url: str, events: Sequence[str] = ()) -> CreatedWebhook:
-        return await self.run(ops.create_webhook(url, events))
+    async def logout(self) -> None:
+        if self._core.tokens is None:
+            return
+        try:
+            await self.run(ops.logout(self._core.tokens.refresh_token))
+        finally:
+            self._core.set_tokens(None)
 
-    async def delete_webhook(self, webhook_id: str) -> None:
-        await self.run(ops.delete_webhook(webhook_id))
+    me = _async(ops.me)
+    models = _async(ops.models)
+    detect_image = _async(ops.detect_image)
+
+    async def detect_images(
+        self, images: Iterable[ImageSource], params: DetectionParams | None = None
+    ) -> list[DetectionResult]:
+        """Up to MAX_CONCURRENT_DETECTS requests at once; results in input order."""
+        limit = asyncio.Semaphore(MAX_CONCURRENT_DETECTS)
+
+        async def one(image: ImageSource) -> DetectionResult:
+            async with limit:
+                return await self.detect_image(image, params)
+
+        return list(await asyncio.gather(*(one(image) for image in images)))
+
+    submit_batch = _async(ops.submit_batch)
+    get_job = _async(ops.get_job)
+    submit_video = _async(ops.submit_video)
+    video_frames = _async(ops.video_frames)
+    annotated_video = _async(ops.annotated_video)
+
+    async def wait_for_job(
+        self,
+        job_id: str,
+        *,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+        on_progress: ProgressCallback | None = None,
+    ) -> Job:
+        """Poll until the job completes or fails; bound the wait with `asyncio.timeout()`."""
+        while True:
+            job = await self.get_job(job_id)
+            if on_progress is not None:
+                on_progress(job)
+            if job.done:
+                return job
+            await asyncio.sleep(poll_seconds)
+
+    history = _async(ops.history)
+    get_detection = _async(ops.get_detection)
+    detection_image = _async(ops.detection_image)
+    export = _async(ops.export)
+
+    list_api_keys = _async(ops.list_api_keys)
+    create_api_key = _async(ops.create_api_key)
+    revoke_api_key = _async(ops.revoke_api_key)
+    list_webhooks = _async(ops.list_webhooks)
+    create_webhook = _async(ops.create_webhook)
+    delete_webhook = _async(ops.delete_webhook)

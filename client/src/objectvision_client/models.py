@@ -5,7 +5,7 @@ field this version does not know yet see exactly what the API sent.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Self
 
@@ -25,6 +25,19 @@ def _required_datetime(value: Any) -> datetime:
     if parsed is None:
         raise ValueError(f"expected an ISO 8601 time, got {value!r}")
     return parsed
+
+
+@dataclass(frozen=True)
+class _Created:
+    """Mixed in before a resource (`class CreatedApiKey(_Created, ApiKey)`): the resource as
+    its creation response gives it, with the `secret` no other response carries."""
+
+    secret: str = field(default="", repr=False)
+
+    @classmethod
+    def from_json(cls, body: Json) -> Self:
+        resource: Any = super()
+        return replace(resource.from_json(body), secret=body["secret"])
 
 
 @dataclass(frozen=True)
@@ -164,17 +177,8 @@ class StoredDetection(DetectionResult):
 
     @classmethod
     def from_json(cls, body: Json) -> Self:
-        result = DetectionResult.from_json(body)
-        return cls(
-            detection_id=result.detection_id,
-            filename=result.filename,
-            width=result.width,
-            height=result.height,
-            objects=result.objects,
-            total_ms=result.total_ms,
-            raw=body,
-            model=result.model,
-            model_version=result.model_version,
+        return replace(
+            super().from_json(body),
             status=body.get("status", "completed"),
             job_id=body.get("job_id"),
             created_at=_datetime(body.get("created_at")),
@@ -370,24 +374,8 @@ class ApiKey:
 
 
 @dataclass(frozen=True)
-class CreatedApiKey(ApiKey):
+class CreatedApiKey(_Created, ApiKey):
     """A new key; `secret` is in the creation response only."""
-
-    secret: str = field(default="", repr=False)
-
-    @classmethod
-    def from_json(cls, body: Json) -> Self:
-        key = ApiKey.from_json(body)
-        return cls(
-            id=key.id,
-            name=key.name,
-            prefix=key.prefix,
-            created_at=key.created_at,
-            last_used_at=key.last_used_at,
-            revoked_at=key.revoked_at,
-            raw=body,
-            secret=body["secret"],
-        )
 
 
 @dataclass(frozen=True)
@@ -410,22 +398,8 @@ class Webhook:
 
 
 @dataclass(frozen=True)
-class CreatedWebhook(Webhook):
+class CreatedWebhook(_Created, Webhook):
     """A new webhook; `secret` (the signing key) is in the creation response only."""
-
-    secret: str = field(default="", repr=False)
-
-    @classmethod
-    def from_json(cls, body: Json) -> Self:
-        hook = Webhook.from_json(body)
-        return cls(
-            id=hook.id,
-            url=hook.url,
-            events=hook.events,
-            created_at=hook.created_at,
-            raw=body,
-            secret=body["secret"],
-        )
 
 
 @dataclass(frozen=True)

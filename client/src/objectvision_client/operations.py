@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -21,6 +21,7 @@ from objectvision_client.models import (
     CreatedApiKey,
     CreatedWebhook,
     DetectionResult,
+    ExportedFile,
     HistoryPage,
     Job,
     ServedModel,
@@ -54,6 +55,21 @@ class Operation(Generic[T]):
     headers: Mapping[str, str] | None = None
     # False for sign-up, login and refresh: no credentials sent, no refresh on 401.
     authenticated: bool = True
+
+
+# Bytes received so far, called as a download progresses.
+BytesCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Download(Generic[T]):
+    """An operation whose body is written to `destination` as it arrives rather than held
+    in memory; `result` makes the answer from the response headers and the bytes written."""
+
+    operation: "Operation[bytes]"
+    destination: BinaryIO
+    on_progress: BytesCallback | None
+    result: Callable[[Mapping[str, str], int], T]
 
 
 @dataclass(frozen=True)
@@ -114,6 +130,7 @@ def read_image(source: ImageSource) -> tuple[str, bytes, str]:
 
 
 def signup(email: str, password: str, name: str) -> Operation[SignUpAccepted]:
+    """Sign up; then `login` with the same email and password."""
     return Operation(
         "POST",
         "/api/v1/auth/signup",
@@ -152,10 +169,10 @@ def me() -> Operation[User]:
 
 
 def detect_image(
-    image: ImageSource, params: DetectionParams, *, store: bool = True
+    image: ImageSource, params: DetectionParams | None = None, *, store: bool = True
 ) -> Operation[DetectionResult]:
     filename, data, content_type = read_image(image)
-    fields = params.form_fields()
+    fields = (params or DetectionParams()).form_fields()
     if not store:
         fields["store"] = "false"
     return Operation(
@@ -168,7 +185,10 @@ def detect_image(
 
 
 def submit_batch(
-    images: Iterable[ImageSource], params: DetectionParams, *, idempotency_key: str | None = None
+    images: Iterable[ImageSource],
+    params: DetectionParams | None = None,
+    *,
+    idempotency_key: str | None = None,
 ) -> Operation[Job]:
     """A new idempotency key per submission unless given, so a retried POST (after a 503)
     never makes a second job."""
@@ -177,7 +197,7 @@ def submit_batch(
         "POST",
         "/api/v1/detect/batch",
         _json(Job.from_json),
-        data=params.form_fields(),
+        data=(params or DetectionParams()).form_fields(),
         files=files,
         headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex},
     )
@@ -185,7 +205,7 @@ def submit_batch(
 
 def submit_video(
     video: ImageSource,
-    params: DetectionParams,
+    params: DetectionParams | None = None,
     *,
     fps: float | None = None,
     every: int | None = None,
@@ -194,8 +214,9 @@ def submit_video(
     """A video file (MP4, MOV or WebM) as a job sampling `fps` frames a second or `every`
     n-th frame (neither: the service default, 1 fps). The file is read when the operation
     is built, so a retry sends the same bytes; a new idempotency key per submission unless
-    given, so a retried POST never makes a second job."""
-    fields = params.form_fields()
+    given, so a retried POST never makes a second job. Follow it with `wait_for_job`, read
+    `video_frames`."""
+    fields = (params or DetectionParams()).form_fields()
     if fps is not None:
         fields["fps"] = repr(float(fps))
     if every is not None:
@@ -211,6 +232,7 @@ def submit_video(
 
 
 def video_frames(job_id: str, *, limit: int = 100, offset: int = 0) -> Operation[VideoFramesPage]:
+    """A page of a video job's per-frame detections with their timestamps."""
     return Operation(
         "GET",
         f"/api/v1/detect/jobs/{_segment(job_id)}/frames",
@@ -219,13 +241,17 @@ def video_frames(job_id: str, *, limit: int = 100, offset: int = 0) -> Operation
     )
 
 
-def annotated_video(job_id: str) -> Operation[bytes]:
-    """A completed video job's annotated MP4; 409 while it runs. `Client.annotated_video`
-    streams it to a file."""
-    return Operation("GET", f"/api/v1/detect/jobs/{_segment(job_id)}/annotated", _bytes)
+def annotated_video(
+    job_id: str, destination: BinaryIO, *, on_progress: BytesCallback | None = None
+) -> Download[int]:
+    """A completed video job's annotated MP4, written to `destination` as it arrives;
+    returns its size. A job still running raises ObjectVisionError 409."""
+    operation = Operation("GET", f"/api/v1/detect/jobs/{_segment(job_id)}/annotated", _bytes)
+    return Download(operation, destination, on_progress, lambda headers, size: size)
 
 
-def list_models() -> Operation[list[ServedModel]]:
+def models() -> Operation[list[ServedModel]]:
+    """The models the deployment serves; pass a name as ``DetectionParams(model=...)``."""
     return Operation("GET", "/api/v1/models", _json(served_models))
 
 
@@ -249,6 +275,7 @@ def get_detection(detection_id: str) -> Operation[StoredDetection]:
 
 
 def detection_image(detection_id: str, *, annotated: bool = True) -> Operation[bytes]:
+    """The stored image: JPEG with boxes drawn, or the upload as it was."""
     return Operation(
         "GET",
         f"/api/v1/detect/{_segment(detection_id)}/image",
@@ -302,7 +329,7 @@ def _export_format(format: str) -> str:
 
 def export_job(job_id: str, *, format: str) -> Operation[bytes]:
     """A finished job's detections as a file (COCO JSON, YOLO zip or CSV); a job still
-    running is a 409. `Client.export` streams it to a file instead of into memory."""
+    running is a 409. `export` streams it to a file instead of into memory."""
     return Operation(
         "GET",
         f"/api/v1/detect/jobs/{_segment(job_id)}/export",
@@ -330,16 +357,22 @@ def export_history(
 
 
 def export(
+    destination: BinaryIO,
     *,
-    format: str,
+    format: str = "coco",
     job_id: str | None = None,
     class_name: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> Operation[bytes]:
-    """A job's export when `job_id` is given, else the history's with these filters."""
+    on_progress: BytesCallback | None = None,
+) -> Download[ExportedFile]:
+    """A finished job's (`job_id`) or the filtered history's detections as COCO JSON,
+    a YOLO zip or CSV, written to `destination` as it arrives rather than held in
+    memory. A job still running raises ObjectVisionError 409: `wait_for_job` first."""
     if job_id is None:
-        return export_history(format=format, class_name=class_name, since=since, until=until)
-    if class_name or since is not None or until is not None:
+        operation = export_history(format=format, class_name=class_name, since=since, until=until)
+    elif class_name or since is not None or until is not None:
         raise ValueError("a job's export takes no history filters (class_name, since, until)")
-    return export_job(job_id, format=format)
+    else:
+        operation = export_job(job_id, format=format)
+    return Download(operation, destination, on_progress, ExportedFile.from_headers)

@@ -12,7 +12,6 @@ Ages come from the store's own clock (PostgreSQL's now(), Redis' TIME against th
 millisecond time in a stream entry's id), so a skewed host clock cannot fake a backlog.
 """
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from prometheus_client import Gauge
 from redis.asyncio import Redis
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from objectvision_common.background import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
@@ -161,8 +162,8 @@ def stream_length_probe(redis: Redis, *, stream: str) -> Probe:
     return probe
 
 
-class BacklogMonitor:
-    """Runs its probes now and every `interval_s` until stopped (a BackgroundWorker).
+class BacklogMonitor(BackgroundLoop):
+    """Runs its probes now and every `interval_s` until stopped (a BackgroundLoop).
 
     A probe that fails (database or Redis down) is logged and leaves its gauges at their last
     measurement; the outage itself is what ObjectVisionTargetDown and the gRPC error alerts
@@ -172,7 +173,6 @@ class BacklogMonitor:
     def __init__(self, probes: Sequence[Probe], *, interval_s: float) -> None:
         self._probes = list(probes)
         self._interval_s = interval_s
-        self._stopping = asyncio.Event()
 
     async def measure(self) -> None:
         """Every probe once."""
@@ -182,14 +182,7 @@ class BacklogMonitor:
             except Exception:
                 logger.warning("could not measure a backlog", exc_info=True)
 
-    async def run(self) -> None:
-        self._stopping.clear()
-        while not self._stopping.is_set():
+    async def _loop(self) -> None:
+        while not self.stopping:
             await self.measure()
-            try:
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._interval_s)
-            except TimeoutError:
-                continue
-
-    def stop(self) -> None:
-        self._stopping.set()
+            await self.pause(self._interval_s)

@@ -5,17 +5,30 @@ Services raise these; the server interceptor turns them into a status code plus 
 to HTTP in one place (gateway.errors).
 """
 
-import grpc
+from grpc import StatusCode
 
 ERROR_CODE_TRAILER = "error-code"
 RETRY_AFTER_TRAILER = "retry-after"
 
 
 class DomainError(Exception):
-    """Base of every error a caller may see; its message is safe to show to the caller."""
+    """Base of every error a caller may see; its message is safe to show to the caller.
+
+    A kind of error names its stable `code` and its gRPC `status` where it is declared
+    (`class NotFound(DomainError, code="not_found", status=NOT_FOUND): ...`), so the table
+    below is the one domain-to-gRPC mapping."""
 
     code: str = "internal"
-    status: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    status: StatusCode = StatusCode.INTERNAL
+
+    def __init_subclass__(
+        cls, *, code: str | None = None, status: StatusCode | None = None
+    ) -> None:
+        super().__init_subclass__()
+        if code is not None:
+            cls.code = code
+        if status is not None:
+            cls.status = status
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -24,59 +37,45 @@ class DomainError(Exception):
             self.code = code
 
 
-class InvalidArgument(DomainError):
-    code = "invalid_argument"
-    status = grpc.StatusCode.INVALID_ARGUMENT
+class InvalidArgument(DomainError, code="invalid_argument", status=StatusCode.INVALID_ARGUMENT): ...
 
 
-class NotFound(DomainError):
-    code = "not_found"
-    status = grpc.StatusCode.NOT_FOUND
+class NotFound(DomainError, code="not_found", status=StatusCode.NOT_FOUND): ...
 
 
-class AlreadyExists(DomainError):
-    code = "already_exists"
-    status = grpc.StatusCode.ALREADY_EXISTS
+class AlreadyExists(DomainError, code="already_exists", status=StatusCode.ALREADY_EXISTS): ...
 
 
-class Unauthenticated(DomainError):
-    code = "unauthenticated"
-    status = grpc.StatusCode.UNAUTHENTICATED
+class Unauthenticated(DomainError, code="unauthenticated", status=StatusCode.UNAUTHENTICATED): ...
 
 
-class PermissionDenied(DomainError):
-    code = "permission_denied"
-    status = grpc.StatusCode.PERMISSION_DENIED
+class PermissionDenied(
+    DomainError, code="permission_denied", status=StatusCode.PERMISSION_DENIED
+): ...
 
 
-class FailedPrecondition(DomainError):
-    code = "failed_precondition"
-    status = grpc.StatusCode.FAILED_PRECONDITION
+class FailedPrecondition(
+    DomainError, code="failed_precondition", status=StatusCode.FAILED_PRECONDITION
+): ...
 
 
-class PayloadTooLarge(DomainError):
-    code = "payload_too_large"
-    status = grpc.StatusCode.INVALID_ARGUMENT
+class PayloadTooLarge(
+    DomainError, code="payload_too_large", status=StatusCode.INVALID_ARGUMENT
+): ...
 
 
-class UnsupportedMediaType(DomainError):
-    code = "unsupported_media_type"
-    status = grpc.StatusCode.INVALID_ARGUMENT
+class UnsupportedMediaType(
+    DomainError, code="unsupported_media_type", status=StatusCode.INVALID_ARGUMENT
+): ...
 
 
-class RateLimited(DomainError):
-    code = "rate_limited"
-    status = grpc.StatusCode.RESOURCE_EXHAUSTED
-
+class RateLimited(DomainError, code="rate_limited", status=StatusCode.RESOURCE_EXHAUSTED):
     def __init__(self, message: str, *, retry_after_seconds: int) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
 
 
-class Unavailable(DomainError):
-    code = "unavailable"
-    status = grpc.StatusCode.UNAVAILABLE
-
+class Unavailable(DomainError, code="unavailable", status=StatusCode.UNAVAILABLE):
     def __init__(self, message: str, *, retry_after_seconds: int = 1) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds

@@ -35,38 +35,35 @@ def _with_request_id(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCall
     )
 
 
+async def _forward(
+    self: grpc.aio.ClientInterceptor,
+    continuation: Callable[..., Any],
+    details: grpc.aio.ClientCallDetails,
+    request: Any,
+) -> Any:
+    """What each of the four interceptors does with its request (or request iterator)."""
+    return await continuation(_with_request_id(details), request)
+
+
+# The four interceptor methods differ only in their declared types; `_forward` serves all.
+_FORWARD: Callable[..., Any] = _forward
+
+
+# One class a call shape: grpc.aio files an interceptor under the first shape it matches.
 class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(
-        self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any
-    ) -> Any:
-        return await continuation(_with_request_id(details), request)
+    intercept_unary_unary = _FORWARD
 
 
 class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
-    async def intercept_unary_stream(
-        self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, request: Any
-    ) -> Any:
-        return await continuation(_with_request_id(details), request)
+    intercept_unary_stream = _FORWARD
 
 
 class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
-    async def intercept_stream_unary(
-        self,
-        continuation: Callable[..., Any],
-        details: grpc.aio.ClientCallDetails,
-        request_iterator: Any,
-    ) -> Any:
-        return await continuation(_with_request_id(details), request_iterator)
+    intercept_stream_unary = _FORWARD
 
 
 class _StreamStream(grpc.aio.StreamStreamClientInterceptor):
-    async def intercept_stream_stream(
-        self,
-        continuation: Callable[..., Any],
-        details: grpc.aio.ClientCallDetails,
-        request_iterator: Any,
-    ) -> Any:
-        return await continuation(_with_request_id(details), request_iterator)
+    intercept_stream_stream = _FORWARD
 
 
 def _interceptors() -> list[grpc.aio.ClientInterceptor]:
@@ -138,6 +135,28 @@ class _RebindingStreamUnary(_Rebinding, grpc.aio.StreamUnaryMultiCallable):
 
 class _RebindingStreamStream(_Rebinding, grpc.aio.StreamStreamMultiCallable):
     pass
+
+
+def _multicallable(kind: str, rebinding: type[_Rebinding]) -> Callable[..., Any]:
+    """The channel method `kind` (`unary_unary`, ...) with grpc.aio.Channel's signature:
+    a `rebinding` multicallable that resolves against the current channel at call time."""
+
+    def make(
+        channel: "ReloadingTlsChannel",
+        method: str,
+        request_serializer: Serializer | None = None,
+        response_deserializer: Deserializer | None = None,
+        _registered_method: bool | None = False,
+    ) -> _Rebinding:
+        arguments = {
+            "request_serializer": request_serializer,
+            "response_deserializer": response_deserializer,
+            "_registered_method": _registered_method,
+        }
+        return rebinding(channel, kind, method, arguments)
+
+    make.__name__ = make.__qualname__ = kind
+    return make
 
 
 async def _close_when_done(channel: grpc.aio.Channel, calls: list[Any]) -> None:
@@ -217,54 +236,7 @@ class ReloadingTlsChannel(grpc.aio.Channel):
     async def channel_ready(self) -> None:
         await self.current().channel_ready()
 
-    def unary_unary(
-        self,
-        method: str,
-        request_serializer: Serializer | None = None,
-        response_deserializer: Deserializer | None = None,
-        _registered_method: bool | None = False,
-    ) -> grpc.aio.UnaryUnaryMultiCallable:
-        arguments = _arguments(request_serializer, response_deserializer, _registered_method)
-        return _RebindingUnaryUnary(self, "unary_unary", method, arguments)
-
-    def unary_stream(
-        self,
-        method: str,
-        request_serializer: Serializer | None = None,
-        response_deserializer: Deserializer | None = None,
-        _registered_method: bool | None = False,
-    ) -> grpc.aio.UnaryStreamMultiCallable:
-        arguments = _arguments(request_serializer, response_deserializer, _registered_method)
-        return _RebindingUnaryStream(self, "unary_stream", method, arguments)
-
-    def stream_unary(
-        self,
-        method: str,
-        request_serializer: Serializer | None = None,
-        response_deserializer: Deserializer | None = None,
-        _registered_method: bool | None = False,
-    ) -> grpc.aio.StreamUnaryMultiCallable:
-        arguments = _arguments(request_serializer, response_deserializer, _registered_method)
-        return _RebindingStreamUnary(self, "stream_unary", method, arguments)
-
-    def stream_stream(
-        self,
-        method: str,
-        request_serializer: Serializer | None = None,
-        response_deserializer: Deserializer | None = None,
-        _registered_method: bool | None = False,
-    ) -> grpc.aio.StreamStreamMultiCallable:
-        arguments = _arguments(request_serializer, response_deserializer, _registered_method)
-        return _RebindingStreamStream(self, "stream_stream", method, arguments)
-
-
-def _arguments(
-    request_serializer: Serializer | None,
-    response_deserializer: Deserializer | None,
-    registered_method: bool | None,
-) -> dict[str, Any]:
-    return {
-        "request_serializer": request_serializer,
-        "response_deserializer": response_deserializer,
-        "_registered_method": registered_method,
-    }
+    unary_unary = _multicallable("unary_unary", _RebindingUnaryUnary)
+    unary_stream = _multicallable("unary_stream", _RebindingUnaryStream)
+    stream_unary = _multicallable("stream_unary", _RebindingStreamUnary)
+    stream_stream = _multicallable("stream_stream", _RebindingStreamStream)

@@ -2,17 +2,17 @@
 
 Interceptors give each call a request id, a log line, Prometheus metrics and the one
 mapping from domain errors to status codes; health and reflection are registered beside the
-service; SIGTERM marks the server NOT_SERVING and lets in-flight calls finish. With TLS files
+service; `stop()` marks the server NOT_SERVING and lets in-flight calls finish. With TLS files
 the port requires mutual TLS; a health-only plaintext port can serve the kubelet's probes.
+Signals, background workers and the order of shutdown belong to `runner.py`.
 """
 
 import asyncio
 import logging
-import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -191,14 +191,6 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
-class BackgroundWorker(Protocol):
-    """A loop that runs beside the server (outbox relay, job consumers) until stopped."""
-
-    async def run(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-
 @dataclass
 class ServiceRegistration:
     """One servicer and the generated function that adds it to a server."""
@@ -210,7 +202,7 @@ class ServiceRegistration:
 
 @dataclass
 class GrpcApp:
-    """A configured server; `run()` serves until SIGTERM/SIGINT, then drains.
+    """A configured server: `start()` it, `stop()` drains it (runner.ServiceApp does both).
 
     `tls`: the port accepts only mutual TLS with a client certificate signed by the CA, and
     picks up rotated files on the next handshake. `health_port`: grpc.health.v1 alone, in
@@ -225,8 +217,6 @@ class GrpcApp:
     port: int
     metrics_port: int = 0
     shutdown_grace_seconds: float = 10.0
-    on_shutdown: Iterable[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    workers: Sequence[BackgroundWorker] = ()
     tls: TlsFiles | None = None
     health_port: int | None = None
     max_connection_age_seconds: float = 0.0
@@ -235,7 +225,6 @@ class GrpcApp:
     reuse_port: bool = False
     server: grpc.aio.Server | None = None
     health_server: grpc.aio.Server | None = None
-    worker_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     health_servicer: health.aio.HealthServicer | None = None
     bound_port: int = 0
     bound_health_port: int = 0
@@ -270,7 +259,6 @@ class GrpcApp:
         if self.metrics_port:
             start_http_server(self.metrics_port, addr=self.host)
         await self.server.start()
-        self.worker_tasks = [asyncio.create_task(worker.run()) for worker in self.workers]
         for name in ["", *(r.name for r in self.registrations)]:
             await self.health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         logger.info(
@@ -298,25 +286,4 @@ class GrpcApp:
         await self.server.stop(self.shutdown_grace_seconds)
         if self.health_server is not None:
             await self.health_server.stop(None)
-        for worker in self.workers:
-            worker.stop()
-        if self.worker_tasks:
-            await asyncio.gather(*self.worker_tasks, return_exceptions=True)
-        for hook in self.on_shutdown:
-            await hook()
         logger.info("gRPC server stopped")
-
-    async def run(self) -> None:
-        await self.start()
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stopping.set)
-        assert self.server is not None
-        waiter = asyncio.ensure_future(self.server.wait_for_termination())
-        stopper = asyncio.ensure_future(stopping.wait())
-        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if stopping.is_set():
-            await self.stop()
-        waiter.cancel()
-        stopper.cancel()

@@ -37,6 +37,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from objectvision.v1 import notification_pb2
+from objectvision_common.background import BackgroundLoop
 from objectvision_common.tracing import inject_context
 
 logger = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ def event_from_stream(fields: Mapping[Any, Any]) -> notification_pb2.Event:
     return event
 
 
-class OutboxRelay:
+class OutboxRelay(BackgroundLoop):
     """Copies committed outbox rows to the events stream, oldest first.
 
     Several relays (one per replica) may run against one table: each batch is claimed with
@@ -179,7 +180,6 @@ class OutboxRelay:
         self._publish_timeout = publish_timeout
         self._stream_maxlen = stream_maxlen
         self._retention = retention
-        self._stopping = asyncio.Event()
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows it published.
@@ -228,13 +228,12 @@ class OutboxRelay:
             )
         return int(getattr(result, "rowcount", 0) or 0)
 
-    async def run(self) -> None:
+    async def _loop(self) -> None:
         """Publish until stop(); when Redis or the database is down, back off and retry."""
-        self._stopping.clear()
         failures = 0
         loop = asyncio.get_running_loop()
         next_purge = loop.time()
-        while not self._stopping.is_set():
+        while not self.stopping:
             try:
                 published = await self.publish_pending()
                 if loop.time() >= next_purge:
@@ -249,19 +248,10 @@ class OutboxRelay:
                     extra={"stream": self._stream, "failures": failures, "retry_in_s": delay},
                     exc_info=failures == 1,
                 )
-                await self._sleep(delay)
+                await self.pause(delay)
                 continue
             if failures:
                 logger.info("outbox relay recovered", extra={"after_failures": failures})
                 failures = 0
             if published < self._batch:
-                await self._sleep(self._poll_interval)
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def _sleep(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-        except TimeoutError:
-            return
+                await self.pause(self._poll_interval)

@@ -16,23 +16,29 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from detection_service.detector import DetectionResult, Detector, Timings
 from detection_service.exports import formats as export_formats
 from detection_service.exports import service as exports
 from detection_service.history import service as history
 from detection_service.history.service import DetectionRecord
-from detection_service.inference.models import ServedModel
+from detection_service.images import service as stored_images
+from detection_service.images.storage import CHUNK_BYTES, ObjectNotFoundError, ObjectStorage
+from detection_service.images.uploads import Upload, sanitize_filename
 from detection_service.jobs import service as jobs
 from detection_service.jobs.queue import JobQueue
-from detection_service.postprocess import DetectedObject, DetectionOptions
-from detection_service.storage import CHUNK_BYTES, ObjectNotFoundError, ObjectStorage, discard
-from detection_service.uploads import Upload, sanitize_filename
+from detection_service.pipeline.catalog import ServedModel
+from detection_service.pipeline.detector import Detector
+from detection_service.pipeline.types import (
+    DetectedObject,
+    DetectionOptions,
+    DetectionResult,
+    Timings,
+)
 from detection_service.video import intake as video_intake
 from detection_service.video import service as video_jobs
 from detection_service.video.probe import VideoLimits, sampling_from
 from detection_service.video.views import VideoView
 from detection_service.video.worker import ANNOTATED_CONTENT_TYPE
-from objectvision.v1 import detection_pb2, detection_pb2_grpc
+from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
 from objectvision_common.errors import (
     DomainError,
     InvalidArgument,
@@ -80,6 +86,32 @@ def _uuid(value: str, what: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise InvalidArgument(f"{what} is not a valid id") from None
+
+
+def _idempotency_key(value: str) -> str:
+    key = value.strip()
+    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
+        raise InvalidArgument(
+            f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters"
+        )
+    return key
+
+
+def _page(page: common_pb2.Page, *, default: int, most: int) -> tuple[int, int]:
+    """(limit, offset): limit 0 means `default`, and is capped at `most`."""
+    limit = page.limit or default
+    if limit < 0 or page.offset < 0:
+        raise InvalidArgument("page limit and offset must not be negative")
+    return min(limit, most), page.offset
+
+
+def _period(
+    request: detection_pb2.ListDetectionsRequest | detection_pb2.ExportDetectionsRequest,
+) -> tuple[datetime | None, datetime | None]:
+    """A history filter's [since, until), either end open when not given."""
+    since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
+    until = request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None
+    return since, until
 
 
 def _timestamp(value: datetime) -> Timestamp:
@@ -253,14 +285,25 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
         """The request's model (NotFound / Unavailable while loading) and its options, the
         classes checked against that model's."""
         model = await self._detector.resolve(params.model)
-        options = self._detector.options(
+        return self._params(params, model), model
+
+    def _params(
+        self, params: detection_pb2.DetectionParams, model: ServedModel | None
+    ) -> DetectionOptions:
+        """The request's thresholds with defaults applied, its classes checked against
+        `model`'s (None: the default model's)."""
+        return self._detector.options(
             confidence=params.confidence,
             iou=params.iou,
             classes=params.classes,
             max_detections=params.max_detections,
             model=model,
         )
-        return options, model
+
+    def _class_filter(self, value: str) -> int | None:
+        """A history filter's class (name or id) as an id; None when not filtered."""
+        value = value.strip()
+        return self._detector.class_id(value) if value else None
 
     async def ListModels(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
@@ -341,43 +384,28 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
         options, model = await self._options(request.params)
         time_limit_s = context.time_remaining()
         outcomes = await _all(
-            self._detector.detect(u.data, options, model=model, time_limit_s=time_limit_s)
+            self._detector.detect(
+                u.data, options, model=model, time_limit_s=time_limit_s, header=u.header
+            )
             for u in uploads
         )
         ids: Sequence[uuid.UUID | None] = [None] * len(uploads)
         if request.store:
-            ids = await self._store(user_id, uploads, outcomes, options)
+            ids = await history.store_detections(
+                sessions=self._sessions,
+                storage=self._storage,
+                user_id=user_id,
+                uploads=uploads,
+                outcomes=outcomes,
+                options=options,
+                now=datetime.now(UTC),
+            )
         return detection_pb2.DetectResponse(
             results=[
                 _image_result(outcome, filename=upload.filename, detection_id=detection_id)
                 for upload, outcome, detection_id in zip(uploads, outcomes, ids, strict=True)
             ]
         )
-
-    async def _store(
-        self,
-        user_id: str,
-        uploads: Sequence[Upload],
-        outcomes: Sequence[DetectionResult],
-        options: DetectionOptions,
-    ) -> list[uuid.UUID]:
-        keys: list[str] = []
-        try:
-            for upload in uploads:
-                keys.append(await self._storage.put(upload.data))
-            async with self._sessions.begin() as session:
-                return await history.store_detections(
-                    session,
-                    user_id=user_id,
-                    uploads=uploads,
-                    storage_keys=keys,
-                    outcomes=outcomes,
-                    options=options,
-                    now=datetime.now(UTC),
-                )
-        except BaseException:
-            await discard(self._storage, keys)
-            raise
 
     async def DetectStream(  # noqa: N802 - gRPC method name
         self,
@@ -442,11 +470,7 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
         self, request: detection_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext
     ) -> detection_pb2.Job:
         user_id = self._user_id(context)
-        key = request.idempotency_key.strip()
-        if len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
-            raise InvalidArgument(
-                f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters"
-            )
+        key = _idempotency_key(request.idempotency_key)
         accepted, refused = self._screen(request.images, request.refused)
         try:
             options, model = await self._options(request.params)
@@ -456,14 +480,8 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
                 raise
             # Triton is away: the job is stored and waits for it (ADR 0005), and its model
             # is checked when it runs (an unknown one then fails the items, naming the known).
-            params = request.params
-            options = self._detector.options(
-                confidence=params.confidence,
-                iou=params.iou,
-                classes=params.classes,
-                max_detections=params.max_detections,
-            )
-            model_name = params.model.strip() or self._detector.default_model
+            options = self._params(request.params, None)
+            model_name = request.params.model.strip() or self._detector.default_model
         view = await jobs.submit_job(
             sessions=self._sessions,
             storage=self._storage,
@@ -483,24 +501,18 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
         user_id = self._user_id(context)
         job_id = _uuid(request.job_id, "job_id")
         async with self._sessions() as session:
-            return _job(await jobs.get_job(session, job_id=job_id, user_id=user_id))
+            return _job(await jobs.get_job(session=session, job_id=job_id, user_id=user_id))
 
     async def ListDetections(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.ListDetectionsRequest, context: grpc.aio.ServicerContext
     ) -> detection_pb2.ListDetectionsResponse:
         user_id = self._user_id(context)
-        limit = request.page.limit or DEFAULT_PAGE_LIMIT
-        offset = request.page.offset
-        if limit < 0 or offset < 0:
-            raise InvalidArgument("page limit and offset must not be negative")
-        limit = min(limit, MAX_PAGE_LIMIT)
-        class_filter = request.class_filter.strip()
-        class_id = self._detector.class_id(class_filter) if class_filter else None
-        since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
-        until = request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None
+        limit, offset = _page(request.page, default=DEFAULT_PAGE_LIMIT, most=MAX_PAGE_LIMIT)
+        class_id = self._class_filter(request.class_filter)
+        since, until = _period(request)
         async with self._sessions() as session:
             records, total = await history.list_detections(
-                session,
+                session=session,
                 user_id=user_id,
                 limit=limit,
                 offset=offset,
@@ -519,7 +531,7 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
         detection_id = _uuid(request.detection_id, "detection_id")
         async with self._sessions() as session:
             record = await history.get_detection(
-                session, user_id=user_id, detection_id=detection_id
+                session=session, user_id=user_id, detection_id=detection_id
             )
         return _detection(record)
 
@@ -530,9 +542,13 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
         user_id = self._user_id(context)
         detection_id = _uuid(request.detection_id, "detection_id")
         async with self._sessions() as session:
-            image = await history.get_image(session, user_id=user_id, detection_id=detection_id)
+            image = await stored_images.get_image(
+                session=session, user_id=user_id, detection_id=detection_id
+            )
             record = (
-                await history.get_detection(session, user_id=user_id, detection_id=detection_id)
+                await history.get_detection(
+                    session=session, user_id=user_id, detection_id=detection_id
+                )
                 if request.annotated
                 else None
             )
@@ -570,17 +586,15 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
             if request.class_filter or request.HasField("since") or request.HasField("until"):
                 raise InvalidArgument("a job's export takes no history filters")
             job_id = _uuid(request.job_id, "job_id")
-            await exports.finished_job(self._sessions, user_id=user_id, job_id=job_id)
-            pages = exports.job_pages(self._sessions, user_id=user_id, job_id=job_id)
+            await exports.finished_job(sessions=self._sessions, user_id=user_id, job_id=job_id)
+            pages = exports.job_pages(sessions=self._sessions, user_id=user_id, job_id=job_id)
             stem = f"objectvision-job-{job_id}"
         else:
-            class_filter = request.class_filter.strip()
+            since, until = _period(request)
             filters = exports.HistoryFilter(
-                class_id=self._detector.class_id(class_filter) if class_filter else None,
-                since=request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None,
-                until=request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None,
+                class_id=self._class_filter(request.class_filter), since=since, until=until
             )
-            pages = exports.history_pages(self._sessions, user_id=user_id, filters=filters)
+            pages = exports.history_pages(sessions=self._sessions, user_id=user_id, filters=filters)
             stem = f"objectvision-history-{now:%Y%m%dT%H%M%SZ}"
         writer = export_formats.writer_for(
             format_name, model_classes=exports.model_classes(self._detector), created_at=now
@@ -611,11 +625,7 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
         if first is None or first.WhichOneof("part") != "header":
             raise InvalidArgument("a video upload starts with its header")
         header = first.header
-        key = header.idempotency_key.strip()
-        if len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
-            raise InvalidArgument(
-                f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters"
-            )
+        key = _idempotency_key(header.idempotency_key)
         if header.size_bytes > limits.max_bytes:
             raise video_intake.too_large(header.size_bytes, limits)
         sampling = sampling_from(
@@ -626,8 +636,8 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
         )
         options, model = await self._options(header.params)
         if key:
-            found = await video_jobs.existing_job(
-                self._sessions, user_id=user_id, idempotency_key=key
+            found = await jobs.existing_job(
+                sessions=self._sessions, user_id=user_id, idempotency_key=key
             )
             if found is not None:
                 return _job(found)
@@ -667,14 +677,12 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
     ) -> detection_pb2.ListVideoFramesResponse:
         user_id = self._user_id(context)
         job_id = _uuid(request.job_id, "job_id")
-        limit = request.page.limit or MAX_VIDEO_FRAMES_PAGE
-        offset = request.page.offset
-        if limit < 0 or offset < 0:
-            raise InvalidArgument("page limit and offset must not be negative")
-        limit = min(limit, MAX_VIDEO_FRAMES_PAGE)
+        limit, offset = _page(
+            request.page, default=MAX_VIDEO_FRAMES_PAGE, most=MAX_VIDEO_FRAMES_PAGE
+        )
         async with self._sessions() as session:
             frames, total, width, height = await video_jobs.list_frames(
-                session, job_id=job_id, user_id=user_id, limit=limit, offset=offset
+                session=session, job_id=job_id, user_id=user_id, limit=limit, offset=offset
             )
         return detection_pb2.ListVideoFramesResponse(
             frames=[_video_frame(frame) for frame in frames],
@@ -692,7 +700,7 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
         user_id = self._user_id(context)
         job_id = _uuid(request.job_id, "job_id")
         async with self._sessions() as session:
-            key = await video_jobs.annotated_key(session, job_id=job_id, user_id=user_id)
+            key = await video_jobs.annotated_key(session=session, job_id=job_id, user_id=user_id)
         try:
             async for chunk in self._storage.open(key):
                 yield detection_pb2.VideoChunk(data=chunk, content_type=ANNOTATED_CONTENT_TYPE)

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from detection_service.schema import metadata
+from detection_service.database import metadata
 from objectvision.v1 import notification_pb2
 from objectvision_common.outbox import add_event, outbox_table
 

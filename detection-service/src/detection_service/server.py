@@ -1,15 +1,16 @@
 """Explicit wiring: settings -> database, Redis, storage, Triton, batcher, workers, relay, gRPC.
 
 `objectvision-detection serve` (the default) runs the gRPC server and the job workers in one
-process; `objectvision-detection migrate` brings the `detection` schema to head.
+process (or DETECTION_SERVING_PROCESSES of them behind one port); `objectvision-detection
+migrate` brings the `detection` schema to head. How it is run is objectvision_common.runner's.
 """
 
-import argparse
 import asyncio
 import logging
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,43 +21,35 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from detection_service.config import DetectionSettings
-from detection_service.detector import Detector
+from detection_service.database import SCHEMA
 from detection_service.grpc_api import DetectionServicer
-from detection_service.imaging.decode import ImageLimits
-from detection_service.inference.batcher import ModelBatchers
-from detection_service.inference.classes import load_class_names
-from detection_service.inference.models import ModelCatalog
-from detection_service.inference.result_cache import ResultCache
-from detection_service.inference.triton import TritonModel
+from detection_service.images.orphans import OrphanSweeper
+from detection_service.images.storage import LocalDirectoryStorage
 from detection_service.jobs.queue import JobQueue
 from detection_service.jobs.worker import JobProcessor, JobSweeper, JobWorker
 from detection_service.metrics import DetectionMetrics
-from detection_service.orphans import OrphanSweeper
 from detection_service.outbox import OUTBOX
-from detection_service.postprocess import DetectionOptions
-from detection_service.schema import SCHEMA
-from detection_service.storage import LocalDirectoryStorage
+from detection_service.pipeline.batcher import ModelBatchers
+from detection_service.pipeline.catalog import ModelCatalog
+from detection_service.pipeline.classes import load_class_names
+from detection_service.pipeline.decode import ImageLimits
+from detection_service.pipeline.detector import Detector
+from detection_service.pipeline.result_cache import ResultCache
+from detection_service.pipeline.triton import TritonModel
+from detection_service.pipeline.types import DetectionOptions
 from detection_service.video.probe import VideoLimits
 from detection_service.video.worker import VideoProcessor
 from objectvision.v1 import detection_pb2, detection_pb2_grpc
 from objectvision_common.backlog import BacklogMonitor, outbox_probe, stream_probe
-from objectvision_common.db import create_engine_for, session_factory, upgrade_to_head
-from objectvision_common.grpc_server import BackgroundWorker, GrpcApp, ServiceRegistration
-from objectvision_common.logging import configure_logging
+from objectvision_common.db import create_engine_for, session_factory
+from objectvision_common.grpc_server import ServiceRegistration
 from objectvision_common.outbox import OutboxRelay
-from objectvision_common.process_group import run_process_group
 from objectvision_common.redis_client import connect_redis
-from objectvision_common.tracing import configure_tracing
+from objectvision_common.runner import BackgroundWorker, Migrations, ServiceParts, ServiceRunner
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-
-
-def migrate(settings: DetectionSettings) -> None:
-    upgrade_to_head(
-        migrations_dir=MIGRATIONS_DIR, database_url=settings.database_url, schema=SCHEMA
-    )
 
 
 @dataclass
@@ -227,7 +220,7 @@ class DetectionService:
             logger.warning("could not create the job consumer group yet", exc_info=True)
 
     def background(self) -> list[BackgroundWorker]:
-        """The loops GrpcApp runs beside the server and stops after it drained."""
+        """The loops the runner runs beside the server and stops after it drained."""
         loops: list[BackgroundWorker] = [*self.workers, self.relay, self.orphans, self.backlog]
         if self.workers:
             loops.append(self.sweeper)
@@ -241,86 +234,44 @@ class DetectionService:
         await self.engine.dispose()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
-    def registration(self) -> ServiceRegistration:
-        return ServiceRegistration(
-            name=detection_pb2.DESCRIPTOR.services_by_name["DetectionService"].full_name,
-            servicer=self.servicer,
-            add_to_server=detection_pb2_grpc.add_DetectionServiceServicer_to_server,
-        )
-
-    def grpc_app(
-        self,
-        *,
-        port: int | None = None,
-        metrics_port: int | None = None,
-        serving_index: int | None = None,
-    ) -> GrpcApp:
-        """The server of this process; ``serving_index`` when it is one of several serving
-        processes: all share the port, only the first runs the background loops and the
-        health port, none serves metrics (the parent does)."""
-        first = serving_index in (None, 0)
-        if serving_index is not None:
-            metrics_port = 0
-        return GrpcApp(
-            registrations=[self.registration()],
-            host=self.settings.bind_host,
-            port=self.settings.grpc_port if port is None else port,
-            metrics_port=self.settings.metrics_port if metrics_port is None else metrics_port,
-            shutdown_grace_seconds=self.settings.grpc_shutdown_grace_seconds,
-            workers=self.background() if first else [],
-            on_shutdown=[self.close],
-            tls=self.settings.grpc_tls,
-            health_port=(self.settings.grpc_health_port or None) if first else None,
-            max_connection_age_seconds=self.settings.grpc_max_connection_age_seconds,
-            reuse_port=serving_index is not None,
+    def parts(self) -> ServiceParts:
+        return ServiceParts(
+            registrations=[
+                ServiceRegistration(
+                    name=detection_pb2.DESCRIPTOR.services_by_name["DetectionService"].full_name,
+                    servicer=self.servicer,
+                    add_to_server=detection_pb2_grpc.add_DetectionServiceServicer_to_server,
+                )
+            ],
+            workers=self.background(),
+            on_start=[self.start],
+            on_close=[self.close],
         )
 
 
-async def serve(settings: DetectionSettings, *, serving_index: int | None = None) -> None:
+async def build(settings: DetectionSettings) -> ServiceParts:
     # Parallelism comes from the decode pool; OpenCV's own threads would oversubscribe the CPU.
     cv2.setNumThreads(1)
     service = await DetectionService.create(settings, registry=REGISTRY)
-    await service.start()
-    await service.grpc_app(serving_index=serving_index).run()
+    return service.parts()
 
 
-def serve_one_of_several(index: int) -> None:
-    """A spawned serving process (process_group): settings from the same environment."""
-    settings = DetectionSettings()
-    configure_logging("detection", level=settings.log_level, json_output=settings.log_json)
-    flush_traces = configure_tracing("detection-service")
-    try:
-        asyncio.run(serve(settings, serving_index=index))
-    finally:
-        flush_traces()
+def serving_processes(settings: DetectionSettings) -> int:
+    """DETECTION_SERVING_PROCESSES; a named function, as the runner travels to spawned
+    serving processes by pickling."""
+    return settings.serving_processes
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="objectvision-detection")
-    parser.add_argument(
-        "command",
-        nargs="?",
-        default="serve",
-        choices=["serve", "migrate"],
-        help="serve: gRPC server and job workers (default); migrate: schema to head",
+def runner() -> ServiceRunner[DetectionSettings]:
+    return ServiceRunner(
+        name="detection-service",
+        prog="objectvision-detection",
+        settings=DetectionSettings,
+        build=build,
+        migrations=Migrations(MIGRATIONS_DIR, schema=SCHEMA),
+        serving_processes=serving_processes,
     )
-    args = parser.parse_args(argv)
-    settings = DetectionSettings()
-    configure_logging("detection", level=settings.log_level, json_output=settings.log_json)
-    if args.command == "migrate":
-        migrate(settings)
-        return
-    if settings.serving_processes > 1:
-        raise SystemExit(
-            run_process_group(
-                serve_one_of_several,
-                count=settings.serving_processes,
-                metrics_host=settings.bind_host,
-                metrics_port=settings.metrics_port,
-            )
-        )
-    flush_traces = configure_tracing("detection-service")
-    try:
-        asyncio.run(serve(settings))
-    finally:
-        flush_traces()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    runner().main(argv)

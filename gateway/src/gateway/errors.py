@@ -8,7 +8,7 @@ them leave as `{"error": {"code", "message", "request_id", "details"?}}`.
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any
@@ -122,6 +122,15 @@ class ApiError(Exception):
         return cls(401, code, message, headers={"WWW-Authenticate": challenge})
 
     @classmethod
+    def invalid(cls, loc: Sequence[str | int], message: str) -> "ApiError":
+        """A 422 the gateway decides on, in the shape of FastAPI's own validation errors."""
+        where = ".".join(str(part) for part in loc)
+        detail = ErrorDetail(loc=list(loc), msg=message, type="value_error")
+        return cls(
+            422, "validation_error", f"invalid request: {where}: {message}", details=[detail]
+        )
+
+    @classmethod
     def rate_limited(
         cls, retry_after_seconds: int, *, headers: Mapping[str, str] | None = None
     ) -> "ApiError":
@@ -167,9 +176,8 @@ def error_from_grpc(
     """The HTTP error for a failed upstream call: the status table, refined by the trailers."""
     domain_code = _trailer(trailing_metadata, ERROR_CODE_TRAILER)
     http_status = GRPC_TO_HTTP.get(status, 500)
-    if domain_code in ERROR_CODE_TO_HTTP:
-        http_status = ERROR_CODE_TO_HTTP[domain_code]
     if domain_code:
+        http_status = ERROR_CODE_TO_HTTP.get(domain_code, http_status)
         message = details or HTTPStatus(http_status).phrase.lower()
     else:
         message = _GENERIC_MESSAGES.get(http_status, HTTPStatus(http_status).phrase.lower())

@@ -187,7 +187,12 @@ class RateLimiter:
             logger.warning("rate limiter unavailable; event not counted", exc_info=True)
 
     async def _decide(self, key: str, rule: RateLimitRule, *, take: bool) -> RateLimitDecision:
-        args = [rule.limit, rule.window_seconds * 1000, uuid.uuid4().hex, "1" if take else "0"]
+        args: list[int | str] = [
+            rule.limit,
+            rule.window_seconds * 1000,
+            uuid.uuid4().hex,
+            "1" if take else "0",
+        ]
         try:
             allowed, remaining, retry_ms = await self._window(keys=[key], args=args)
         except RedisError:

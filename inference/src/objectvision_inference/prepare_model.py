@@ -123,8 +123,13 @@ def normalise_export(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _node(op: str, inputs: list[str], output: str, **attrs: object) -> onnx.NodeProto:
-    """A node named after its output, so TensorRT layers and ORT profiles read pre/... post/..."""
-    return helper.make_node(op, inputs, [output], name=output, **attrs)
+    """A node named after its output, so TensorRT layers and ORT profiles read pre/... post/...
+
+    The attributes are added apart from make_node's keywords, which also has `name`,
+    `doc_string`, `domain` and `overload` parameters an attribute could otherwise land in."""
+    node = helper.make_node(op, inputs, [output], name=output)
+    node.attribute.extend(helper.make_attribute(key, value) for key, value in sorted(attrs.items()))
+    return node
 
 
 def _graph_model(graph: onnx.GraphProto, like: onnx.ModelProto) -> onnx.ModelProto:

@@ -22,7 +22,6 @@ supervisor runs the process.
 from __future__ import annotations
 
 import argparse
-import ast
 import functools
 import json
 import os
@@ -35,13 +34,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from objectvision_inference import detect_contract as contract
+from objectvision_inference.class_names import COCO_CLASS_NAMES, class_names_from_onnx
 from objectvision_inference.prepare_model import OUTPUT_NAME
 
 Flavour = Literal["cpu", "trt", "gpu"]
@@ -99,19 +99,6 @@ CPU_INSTANCE_COUNT = 1
 # would grow the region on the first large batches.
 _PYTHON_SHM_BYTES = 16 * 1024 * 1024
 LOOPBACK = "127.0.0.1"
-# COCO; the repository builder reads the real names from the served model's metadata.
-COCO_CLASS_NAMES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
-    "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote",
-    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
-    "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
-)  # fmt: skip
 DEFAULT_CLASS_COUNT = len(COCO_CLASS_NAMES)
 # The detection service's IMAGE_MAX_PIXELS default: the decoder in Triton refuses larger images.
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -269,14 +256,18 @@ def export_weights(onnx_path: str | Path, out: str | Path) -> Path:
     """The YOLOv8 weights (``model.*`` initializers, ``yolo/`` prefix dropped) and metadata of
     an ONNX file as an ``.npz`` that ``torch_yolo`` loads without the onnx package."""
     model = onnx.load(str(onnx_path))
-    arrays = {
-        init.name.removeprefix("yolo/"): numpy_helper.to_array(init)
+    metadata = json.dumps({prop.key: prop.value for prop in model.metadata_props})
+    # Every entry becomes one array of the file. Typed Any because numpy 2 gives savez an
+    # `allow_pickle` flag beside these keywords (none of our names is that) and the Triton
+    # environment's numpy 1.x has none, so the flag cannot be passed to tell them apart.
+    arrays: dict[str, Any] = {"__metadata__": np.array(metadata)}
+    arrays.update(
+        (init.name.removeprefix("yolo/"), numpy_helper.to_array(init))
         for init in model.graph.initializer
         if init.name.removeprefix("yolo/").startswith("model.")
-    }
-    metadata = json.dumps({prop.key: prop.value for prop in model.metadata_props})
+    )
     with Path(out).open("wb") as sink:
-        np.savez(sink, __metadata__=np.array(metadata), **arrays)
+        np.savez(sink, **arrays)
     return Path(out)
 
 
@@ -330,13 +321,10 @@ def trt_support_configs(*, max_batch: int, class_count: int) -> dict[str, str]:
 
 def served_class_names(served_onnx_path: str | Path) -> tuple[str, ...]:
     """The classes the served model knows (its ``names`` metadata), else COCO's 80."""
-    model = onnx.load(str(served_onnx_path), load_external_data=False)
-    for prop in model.metadata_props:
-        if prop.key == "names":
-            names = ast.literal_eval(prop.value)
-            if isinstance(names, dict) and sorted(names) == list(range(len(names))) and names:
-                return tuple(str(names[i]) for i in range(len(names)))
-    return COCO_CLASS_NAMES
+    try:
+        return class_names_from_onnx(served_onnx_path)
+    except ValueError:
+        return COCO_CLASS_NAMES
 
 
 def served_class_count(served_onnx_path: str | Path) -> int:

@@ -1,10 +1,10 @@
 """The gRPC face of the service: authenticate, call the domain functions, shape replies."""
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from dataclasses import dataclass
 
 import grpc
-from google.protobuf import empty_pb2, timestamp_pb2
+from google.protobuf import empty_pb2
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notification_service.deliveries import service as deliveries_service
@@ -14,57 +14,40 @@ from notification_service.webhooks import service as webhooks_service
 from notification_service.webhooks.secrets import SecretBox
 from objectvision.v1 import common_pb2, notification_pb2, notification_pb2_grpc
 from objectvision_common.errors import InvalidArgument, PermissionDenied
-from objectvision_common.identity import principal_from_metadata
-
-
-def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+from objectvision_common.servicer import caller_principal, timestamp
 
 
 def _webhook_message(hook: webhooks_service.Webhook) -> notification_pb2.Webhook:
     return notification_pb2.Webhook(
-        id=str(hook.id), url=hook.url, events=hook.events, created_at=_timestamp(hook.created_at)
+        id=str(hook.id), url=hook.url, events=hook.events, created_at=timestamp(hook.created_at)
     )
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
 class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
-    def __init__(
-        self,
-        *,
-        session_factory: async_sessionmaker[AsyncSession],
-        box: SecretBox,
-        progress: ProgressHub,
-        service_secret: str,
-        webhook_allow_private: bool,
-        webhook_max_per_user: int,
-    ) -> None:
-        self._sessions = session_factory
-        self._box = box
-        self._progress = progress
-        self._secret = service_secret
-        self._allow_private = webhook_allow_private
-        self._max_per_user = webhook_max_per_user
+    session_factory: async_sessionmaker[AsyncSession]
+    box: SecretBox
+    progress: ProgressHub
+    service_secret: str
+    webhook_allow_private: bool
+    webhook_max_per_user: int
 
     def _principal(self, context: grpc.aio.ServicerContext) -> common_pb2.Principal:
-        return principal_from_metadata(context.invocation_metadata(), secret=self._secret)
+        return caller_principal(context, secret=self.service_secret)
 
     async def CreateWebhook(  # noqa: N802
         self, request: notification_pb2.CreateWebhookRequest, context: grpc.aio.ServicerContext
     ) -> notification_pb2.CreatedWebhook:
         principal = self._principal(context)
-        async with self._sessions() as session, session.begin():
+        async with self.session_factory() as session, session.begin():
             hook, secret = await webhooks_service.create_webhook(
                 session=session,
-                box=self._box,
+                box=self.box,
                 user_id=principal.user_id,
                 url=request.url,
                 events=list(request.events),
-                allow_private=self._allow_private,
-                max_per_user=self._max_per_user,
+                allow_private=self.webhook_allow_private,
+                max_per_user=self.webhook_max_per_user,
             )
         return notification_pb2.CreatedWebhook(webhook=_webhook_message(hook), secret=secret)
 
@@ -72,7 +55,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         self, request: notification_pb2.ListWebhooksRequest, context: grpc.aio.ServicerContext
     ) -> notification_pb2.ListWebhooksResponse:
         principal = self._principal(context)
-        async with self._sessions() as session:
+        async with self.session_factory() as session:
             hooks = await webhooks_service.list_webhooks(session=session, user_id=principal.user_id)
         return notification_pb2.ListWebhooksResponse(webhooks=[_webhook_message(h) for h in hooks])
 
@@ -80,7 +63,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         self, request: notification_pb2.DeleteWebhookRequest, context: grpc.aio.ServicerContext
     ) -> empty_pb2.Empty:
         principal = self._principal(context)
-        async with self._sessions() as session, session.begin():
+        async with self.session_factory() as session, session.begin():
             await webhooks_service.delete_webhook(
                 session=session, user_id=principal.user_id, webhook_id=request.webhook_id
             )
@@ -94,7 +77,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         principal = self._principal(context)
         if not request.job_id:
             raise InvalidArgument("job_id is required")
-        async for event in self._progress.follow(principal, request.job_id):
+        async for event in self.progress.follow(principal, request.job_id):
             yield event
 
     async def ListDeliveries(  # noqa: N802
@@ -103,7 +86,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         principal = self._principal(context)
         if not principal.is_admin:
             raise PermissionDenied("listing deliveries is for administrators")
-        async with self._sessions() as session:
+        async with self.session_factory() as session:
             rows = await deliveries_service.list_deliveries(
                 session=session, state=request.state, limit=request.limit
             )
@@ -117,7 +100,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
                     state=row.state,
                     attempts=row.attempts,
                     last_error=row.last_error or "",
-                    next_attempt_at=_timestamp(
+                    next_attempt_at=timestamp(
                         row.next_attempt_at if row.state == PENDING else None
                     ),
                 )

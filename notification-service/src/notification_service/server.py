@@ -1,12 +1,13 @@
-"""Wires the service together and runs it: `objectvision-notification [serve|migrate]`."""
+"""Wires the service together: `objectvision-notification [serve|migrate]`.
 
-import argparse
-import asyncio
-import contextlib
-import logging
+How it is run (arguments, logging, tracing, server, workers, shutdown) is
+objectvision_common.runner's; this module only builds the parts.
+"""
+
 import os
 import socket
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -37,14 +38,11 @@ from notification_service.webhooks.secrets import SecretBox
 from notification_service.webhooks.sender import WebhookSender, new_http_client
 from objectvision.v1 import notification_pb2_grpc
 from objectvision_common.backlog import BacklogMonitor, stream_length_probe, stream_probe
-from objectvision_common.db import create_engine_for, session_factory, upgrade_to_head
+from objectvision_common.db import create_engine_for, session_factory
 from objectvision_common.grpc_client import service_channel
-from objectvision_common.grpc_server import GrpcApp, ServiceRegistration
-from objectvision_common.logging import configure_logging
+from objectvision_common.grpc_server import ServiceRegistration
 from objectvision_common.redis_client import connect_redis
-from objectvision_common.tracing import configure_tracing
-
-logger = logging.getLogger(__name__)
+from objectvision_common.runner import Migrations, ServiceParts, ServiceRunner
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SERVICE_NAME = "objectvision.v1.NotificationService"
@@ -71,7 +69,8 @@ def email_transport(settings: NotificationSettings) -> EmailTransport:
 
 @dataclass
 class Runtime:
-    """Everything one process holds: clients, the gRPC servicer and the two workers."""
+    """Everything one process holds: clients, the gRPC servicer and the workers (kept whole
+    so tests can reach the sessions and Redis the running service uses)."""
 
     settings: NotificationSettings
     engine: AsyncEngine
@@ -83,7 +82,6 @@ class Runtime:
     consumer: EventConsumer
     dispatcher: Dispatcher
     backlog: BacklogMonitor
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: NotificationSettings) -> "Runtime":
@@ -172,46 +170,21 @@ class Runtime:
             ),
         )
 
-    def grpc_app(self) -> GrpcApp:
-        return GrpcApp(
-            [
+    def parts(self) -> ServiceParts:
+        return ServiceParts(
+            registrations=[
                 ServiceRegistration(
                     SERVICE_NAME,
                     self.servicer,
                     notification_pb2_grpc.add_NotificationServiceServicer_to_server,
                 )
             ],
-            host=self.settings.bind_host,
-            port=self.settings.grpc_port,
-            metrics_port=self.settings.metrics_port,
-            shutdown_grace_seconds=self.settings.grpc_shutdown_grace_seconds,
-            on_shutdown=[self.close],
-            tls=self.settings.grpc_tls,
-            health_port=self.settings.grpc_health_port or None,
-            max_connection_age_seconds=self.settings.grpc_max_connection_age_seconds,
+            workers=[self.consumer, self.dispatcher, self.backlog],
+            on_close=[self.close],
         )
 
-    def start_workers(self) -> None:
-        for name, worker in (
-            ("consumer", self.consumer.run),
-            ("dispatcher", self.dispatcher.run),
-            ("backlog", self.backlog.run),
-        ):
-            task = asyncio.create_task(worker(), name=f"notification-{name}")
-            task.add_done_callback(_log_worker_exit)
-            self.tasks.append(task)
-
     async def close(self) -> None:
-        """Stop the workers (an attempt in flight finishes), then release every client."""
-        self.consumer.stop()
-        self.dispatcher.stop()
-        self.backlog.stop()
-        if self.tasks:
-            await asyncio.wait(self.tasks, timeout=self.settings.grpc_shutdown_grace_seconds)
-        for task in self.tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Release every client (the runner stopped the workers before)."""
         for channel in self.channels:
             await channel.close()
         await self.http.aclose()
@@ -219,36 +192,19 @@ class Runtime:
         await self.engine.dispose()
 
 
-def _log_worker_exit(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("worker stopped", exc_info=task.exception(), extra={"task": task.get_name()})
+async def build(settings: NotificationSettings) -> ServiceParts:
+    return Runtime.build(settings).parts()
 
 
-def migrate(settings: NotificationSettings) -> None:
-    upgrade_to_head(
-        migrations_dir=MIGRATIONS_DIR, database_url=settings.database_url, schema=SCHEMA
+def runner() -> ServiceRunner[NotificationSettings]:
+    return ServiceRunner(
+        name="notification-service",
+        prog="objectvision-notification",
+        settings=NotificationSettings,
+        build=build,
+        migrations=Migrations(MIGRATIONS_DIR, schema=SCHEMA),
     )
 
 
-async def serve(settings: NotificationSettings) -> None:
-    runtime = Runtime.build(settings)
-    app = runtime.grpc_app()
-    runtime.start_workers()
-    await app.run()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="objectvision-notification", description=__doc__)
-    parser.add_argument("command", nargs="?", choices=("serve", "migrate"), default="serve")
-    args = parser.parse_args(argv)
-    settings = NotificationSettings()
-    configure_logging("notification", level=settings.log_level, json_output=settings.log_json)
-    if args.command == "migrate":
-        migrate(settings)
-        logger.info("notification schema is at head")
-        return
-    flush_traces = configure_tracing("notification-service")
-    try:
-        asyncio.run(serve(settings))
-    finally:
-        flush_traces()
+def main(argv: Sequence[str] | None = None) -> None:
+    runner().main(argv)

@@ -25,7 +25,7 @@ from pathlib import PurePosixPath
 from typing import IO, Protocol
 
 from detection_service.history.service import DetectionRecord
-from detection_service.postprocess import DetectedObject
+from detection_service.pipeline.types import DetectedObject
 
 PIXEL_DECIMALS = 2
 SCORE_DECIMALS = 4
@@ -294,6 +294,9 @@ class _ZipSink:
     def flush(self) -> None:
         pass
 
+    def close(self) -> None:
+        """Nothing to release (zipfile never closes a file object it was handed)."""
+
     def take(self) -> bytes:
         data = bytes(self._buffer)
         self._buffer.clear()
@@ -345,7 +348,7 @@ class YoloWriter:
         self._index = _spool()
 
     def _entry(self, name: str) -> zipfile.ZipInfo:
-        info = zipfile.ZipInfo(name, date_time=self._stamp)  # type: ignore[arg-type]
+        info = zipfile.ZipInfo(name, date_time=self._stamp)
         info.compress_type = zipfile.ZIP_DEFLATED
         return info
 

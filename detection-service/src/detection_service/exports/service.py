@@ -15,12 +15,12 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from detection_service.detector import Detector
 from detection_service.exports.formats import ExportWriter
 from detection_service.history import service as history
 from detection_service.history.service import DetectionRecord
 from detection_service.jobs import service as jobs
-from detection_service.jobs.models import UNFINISHED
+from detection_service.jobs.models import KIND_BATCH, UNFINISHED
+from detection_service.pipeline.detector import Detector
 from objectvision_common.errors import FailedPrecondition, InvalidArgument
 
 T = TypeVar("T")
@@ -46,14 +46,14 @@ class HistoryFilter:
 
 
 async def history_pages(
-    sessions: async_sessionmaker[AsyncSession], *, user_id: str, filters: HistoryFilter
+    *, sessions: async_sessionmaker[AsyncSession], user_id: str, filters: HistoryFilter
 ) -> AsyncIterator[Sequence[DetectionRecord]]:
     """The filtered history, newest first, one short-lived session per page."""
     after: tuple[datetime, uuid.UUID] | None = None
     while True:
         async with sessions() as session:
             page = await history.history_export_page(
-                session,
+                session=session,
                 user_id=user_id,
                 limit=PAGE_SIZE,
                 after=after,
@@ -69,16 +69,16 @@ async def history_pages(
 
 
 async def finished_job(
-    sessions: async_sessionmaker[AsyncSession], *, user_id: str, job_id: uuid.UUID
+    *, sessions: async_sessionmaker[AsyncSession], user_id: str, job_id: uuid.UUID
 ) -> jobs.JobView:
     """The caller's job, once it has finished. Exporting a running job is refused rather than
     answered with the images done so far: an export is usually a dataset, and one that
     silently lacks the images still queued is worse than a clear "wait"."""
     async with sessions() as session:
-        job = await jobs.get_job(session, job_id=job_id, user_id=user_id)
-    # Video jobs (being added beside this) keep their frames elsewhere: refuse them plainly
-    # rather than answer with an empty file. getattr: older JobViews have no kind.
-    if getattr(job, "kind", "batch") != "batch":
+        job = await jobs.get_job(session=session, job_id=job_id, user_id=user_id)
+    # Video jobs keep their frames elsewhere: refuse them plainly rather than answer with an
+    # empty file.
+    if job.kind != KIND_BATCH:
         raise InvalidArgument(
             f"job {job_id} is a video job; exports cover batch jobs and the history"
         )
@@ -91,14 +91,18 @@ async def finished_job(
 
 
 async def job_pages(
-    sessions: async_sessionmaker[AsyncSession], *, user_id: str, job_id: uuid.UUID
+    *, sessions: async_sessionmaker[AsyncSession], user_id: str, job_id: uuid.UUID
 ) -> AsyncIterator[Sequence[DetectionRecord]]:
     """A job's detections in upload order, one short-lived session per page."""
     after = -1
     while True:
         async with sessions() as session:
             page = await history.job_export_page(
-                session, user_id=user_id, job_id=job_id, limit=PAGE_SIZE, after_position=after
+                session=session,
+                user_id=user_id,
+                job_id=job_id,
+                limit=PAGE_SIZE,
+                after_position=after,
             )
         if page:
             yield [record for _, record in page]

@@ -1,9 +1,12 @@
-"""Tables of stored detections: one row per image analysed, its objects, and the stored upload."""
+"""Tables of stored detections: one row per image analysed and its objects.
+
+The stored upload a detection was made from is the images domain's (images.models).
+"""
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from detection_service.schema import SCHEMA, metadata
+from detection_service.database import SCHEMA, metadata
 
 DETECTION_COMPLETED = "completed"
 
@@ -58,24 +61,4 @@ results = sa.Table(
     sa.Index("ix_results_detection_id", "detection_id"),
     # The class filter of the history: "detections of this user that contain a <class>".
     sa.Index("ix_results_class_detection", "class_id", "detection_id"),
-)
-
-images = sa.Table(
-    "images",
-    metadata,
-    sa.Column("id", UUID(as_uuid=True), primary_key=True),
-    sa.Column("user_id", sa.Text, nullable=False),
-    sa.Column(
-        "detection_id",
-        UUID(as_uuid=True),
-        sa.ForeignKey(f"{SCHEMA}.detections.id", ondelete="SET NULL"),
-        unique=True,
-    ),
-    sa.Column("storage_key", sa.Text, nullable=False, unique=True),
-    sa.Column("content_type", sa.Text, nullable=False),
-    sa.Column("size_bytes", sa.Integer, nullable=False),
-    sa.Column("original_filename", sa.Text, nullable=False, server_default=""),
-    # False while a job has the image queued; true once a detection was made from it.
-    sa.Column("processed", sa.Boolean, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )

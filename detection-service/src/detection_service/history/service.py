@@ -1,7 +1,8 @@
-"""Stored detections: writing a finished detection, a user's history, one detection, its image.
+"""Stored detections: writing a finished detection, a user's history, one detection.
 
-Plain functions over an AsyncSession (the caller owns the transaction), every read scoped to
-the caller's user id: another user's detection is simply not found.
+Plain functions over an AsyncSession (the caller owns the transaction; `store_detections`
+takes the sessionmaker, since it commits its rows together with the stored bytes), every read
+scoped to the caller's user id: another user's detection is simply not found.
 """
 
 import uuid
@@ -10,13 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from detection_service.detector import DetectionResult
-from detection_service.history.models import DETECTION_COMPLETED, detections, images, results
+from detection_service.history.models import DETECTION_COMPLETED, detections, results
+from detection_service.images import service as images
+from detection_service.images.storage import ObjectStorage
+from detection_service.images.uploads import Upload
 from detection_service.jobs.models import job_items
-from detection_service.postprocess import DetectedObject, DetectionOptions
-from detection_service.uploads import Upload
+from detection_service.pipeline.types import DetectedObject, DetectionOptions, DetectionResult
 from objectvision_common.errors import NotFound
 
 
@@ -36,16 +38,9 @@ class DetectionRecord:
     model_version: str = ""
 
 
-@dataclass(frozen=True)
-class ImageRecord:
-    storage_key: str
-    content_type: str
-    detection_id: uuid.UUID
-
-
 async def insert_detection(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     detection_id: uuid.UUID,
     user_id: str,
     job_id: uuid.UUID | None,
@@ -91,66 +86,51 @@ async def insert_detection(
         )
 
 
-async def insert_image(
-    session: AsyncSession,
-    *,
-    image_id: uuid.UUID,
-    user_id: str,
-    upload: Upload,
-    storage_key: str,
-    detection_id: uuid.UUID | None,
-    now: datetime,
-) -> None:
-    await session.execute(
-        images.insert().values(
-            id=image_id,
-            user_id=user_id,
-            detection_id=detection_id,
-            storage_key=storage_key,
-            content_type=upload.content_type,
-            size_bytes=len(upload.data),
-            original_filename=upload.filename,
-            processed=detection_id is not None,
-            created_at=now,
-        )
-    )
-
-
 async def store_detections(
-    session: AsyncSession,
     *,
+    sessions: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
     user_id: str,
     uploads: Sequence[Upload],
-    storage_keys: Sequence[str],
     outcomes: Sequence[DetectionResult],
     options: DetectionOptions,
     now: datetime,
 ) -> list[uuid.UUID]:
-    """Rows for images already written to storage under `storage_keys`; returns detection ids."""
-    ids = []
-    for upload, key, result in zip(uploads, storage_keys, outcomes, strict=True):
-        detection_id = uuid.uuid4()
-        await insert_detection(
-            session,
-            detection_id=detection_id,
-            user_id=user_id,
-            job_id=None,
-            filename=upload.filename,
-            result=result,
-            options=options,
-            now=now,
-        )
-        await insert_image(
-            session,
-            image_id=uuid.uuid4(),
-            user_id=user_id,
-            upload=upload,
-            storage_key=key,
-            detection_id=detection_id,
-            now=now,
-        )
-        ids.append(detection_id)
-    return ids
+    """A stored Detect: each upload kept with its detection, committed together (or the
+    stored bytes discarded); returns the detection ids."""
+
+    async def write_rows(session: AsyncSession, keys: list[str]) -> list[uuid.UUID]:
+        ids = []
+        for upload, key, result in zip(uploads, keys, outcomes, strict=True):
+            detection_id = uuid.uuid4()
+            await insert_detection(
+                session=session,
+                detection_id=detection_id,
+                user_id=user_id,
+                job_id=None,
+                filename=upload.filename,
+                result=result,
+                options=options,
+                now=now,
+            )
+            await images.insert_image(
+                session=session,
+                image_id=uuid.uuid4(),
+                user_id=user_id,
+                upload=upload,
+                storage_key=key,
+                detection_id=detection_id,
+                now=now,
+            )
+            ids.append(detection_id)
+        return ids
+
+    return await images.store(
+        sessions=sessions,
+        storage=storage,
+        objects=[upload.data for upload in uploads],
+        write_rows=write_rows,
+    )
 
 
 async def _objects_of(
@@ -196,18 +176,12 @@ def _record(row: sa.Row, objects: list[DetectedObject]) -> DetectionRecord:
     )
 
 
-async def list_detections(
-    session: AsyncSession,
-    *,
-    user_id: str,
-    limit: int,
-    offset: int,
-    class_id: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> tuple[list[DetectionRecord], int]:
-    """One page of a user's detections, newest first, and how many match in all."""
-    conditions = [detections.c.user_id == user_id]
+def _history_filter(
+    *, user_id: str, class_id: int | None, since: datetime | None, until: datetime | None
+) -> list[sa.ColumnElement[bool]]:
+    """A user's detections, optionally only those with a `class_id` object, made in
+    [since, until)."""
+    conditions: list[sa.ColumnElement[bool]] = [detections.c.user_id == user_id]
     if since is not None:
         conditions.append(detections.c.created_at >= since)
     if until is not None:
@@ -218,9 +192,18 @@ async def list_detections(
                 results.c.detection_id == detections.c.id, results.c.class_id == class_id
             )
         )
-    total = await session.scalar(
-        sa.select(sa.func.count()).select_from(detections).where(*conditions)
-    )
+    return conditions
+
+
+async def _newest_first(
+    session: AsyncSession,
+    conditions: Sequence[sa.ColumnElement[bool]],
+    *,
+    limit: int,
+    offset: int | None = None,
+) -> list[DetectionRecord]:
+    """One page of the matching detections with their objects, newest first (the id breaks
+    ties between equal timestamps, as the history index does)."""
     rows = (
         await session.execute(
             sa.select(detections)
@@ -231,11 +214,30 @@ async def list_detections(
         )
     ).all()
     objects = await _objects_of(session, [row.id for row in rows])
-    return [_record(row, objects[row.id]) for row in rows], int(total or 0)
+    return [_record(row, objects[row.id]) for row in rows]
+
+
+async def list_detections(
+    *,
+    session: AsyncSession,
+    user_id: str,
+    limit: int,
+    offset: int,
+    class_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[list[DetectionRecord], int]:
+    """One page of a user's detections, newest first, and how many match in all."""
+    conditions = _history_filter(user_id=user_id, class_id=class_id, since=since, until=until)
+    total = await session.scalar(
+        sa.select(sa.func.count()).select_from(detections).where(*conditions)
+    )
+    records = await _newest_first(session, conditions, limit=limit, offset=offset)
+    return records, int(total or 0)
 
 
 async def get_detection(
-    session: AsyncSession, *, user_id: str, detection_id: uuid.UUID
+    *, session: AsyncSession, user_id: str, detection_id: uuid.UUID
 ) -> DetectionRecord:
     row = (
         await session.execute(
@@ -250,22 +252,9 @@ async def get_detection(
     return _record(row, objects[row.id])
 
 
-async def get_image(session: AsyncSession, *, user_id: str, detection_id: uuid.UUID) -> ImageRecord:
-    row = (
-        await session.execute(
-            sa.select(images.c.storage_key, images.c.content_type).where(
-                images.c.detection_id == detection_id, images.c.user_id == user_id
-            )
-        )
-    ).first()
-    if row is None:
-        raise NotFound("no such detection")
-    return ImageRecord(row.storage_key, row.content_type, detection_id)
-
-
 async def history_export_page(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     user_id: str,
     limit: int,
     after: tuple[datetime, uuid.UUID] | None = None,
@@ -277,34 +266,15 @@ async def history_export_page(
     (the last page's (created_at, id)). Keyset, not offset: detections stored while an
     export runs are newer than its first page, so they never shift or repeat a later page,
     and each page costs one index range scan however deep the export is."""
-    conditions = [detections.c.user_id == user_id]
-    if since is not None:
-        conditions.append(detections.c.created_at >= since)
-    if until is not None:
-        conditions.append(detections.c.created_at < until)
-    if class_id is not None:
-        conditions.append(
-            sa.exists().where(
-                results.c.detection_id == detections.c.id, results.c.class_id == class_id
-            )
-        )
+    conditions = _history_filter(user_id=user_id, class_id=class_id, since=since, until=until)
     if after is not None:
         conditions.append(sa.tuple_(detections.c.created_at, detections.c.id) < after)
-    rows = (
-        await session.execute(
-            sa.select(detections)
-            .where(*conditions)
-            .order_by(detections.c.created_at.desc(), detections.c.id.desc())
-            .limit(limit)
-        )
-    ).all()
-    objects = await _objects_of(session, [row.id for row in rows])
-    return [_record(row, objects[row.id]) for row in rows]
+    return await _newest_first(session, conditions, limit=limit)
 
 
 async def job_export_page(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     user_id: str,
     job_id: uuid.UUID,
     limit: int,

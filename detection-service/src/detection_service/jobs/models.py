@@ -3,13 +3,28 @@
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from detection_service.schema import SCHEMA, metadata
+from detection_service.database import SCHEMA, metadata
 
 PENDING = "pending"
 PROCESSING = "processing"
 COMPLETED = "completed"
 FAILED = "failed"
 UNFINISHED = (PENDING, PROCESSING)
+# What a job processes: a batch of images (job_items) or one video (video.models).
+KIND_BATCH = "batch"
+KIND_VIDEO = "video"
+
+
+def job_key() -> sa.Column:
+    """`job_id`, part of the primary key of a table that belongs to one job (its items, a
+    video job's file and frames), gone with the job."""
+    return sa.Column(
+        "job_id",
+        UUID(as_uuid=True),
+        sa.ForeignKey(f"{SCHEMA}.jobs.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+
 
 jobs = sa.Table(
     "jobs",
@@ -48,12 +63,7 @@ jobs = sa.Table(
 job_items = sa.Table(
     "job_items",
     metadata,
-    sa.Column(
-        "job_id",
-        UUID(as_uuid=True),
-        sa.ForeignKey(f"{SCHEMA}.jobs.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    job_key(),
     sa.Column("position", sa.Integer, primary_key=True),
     # None for a file refused at submission (its reason in `error`, its name in `filename`).
     sa.Column("image_id", UUID(as_uuid=True), sa.ForeignKey(f"{SCHEMA}.images.id")),

@@ -8,9 +8,10 @@ that same transaction.
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from redis.exceptions import RedisError
@@ -18,12 +19,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from detection_service import outbox
-from detection_service.detector import DetectionResult
 from detection_service.history import service as history
-from detection_service.history.models import detections, images, results
+from detection_service.history.models import detections, results
+from detection_service.images import service as stored_images
+from detection_service.images.models import images
+from detection_service.images.storage import ObjectStorage
+from detection_service.images.uploads import Upload
 from detection_service.jobs.models import (
     COMPLETED,
     FAILED,
+    KIND_BATCH,
+    KIND_VIDEO,
     PENDING,
     PROCESSING,
     UNFINISHED,
@@ -31,10 +37,7 @@ from detection_service.jobs.models import (
     jobs,
 )
 from detection_service.jobs.queue import JobQueue
-from detection_service.postprocess import DetectionOptions
-from detection_service.storage import ObjectStorage, discard
-from detection_service.uploads import Upload
-from detection_service.video.models import KIND_BATCH, KIND_VIDEO
+from detection_service.pipeline.types import DetectionOptions, DetectionResult
 from detection_service.video.views import VideoView, video_view
 from objectvision.v1 import notification_pb2
 from objectvision_common.errors import NotFound
@@ -101,7 +104,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def get_job(session: AsyncSession, *, job_id: uuid.UUID, user_id: str | None) -> JobView:
+async def get_job(*, session: AsyncSession, job_id: uuid.UUID, user_id: str | None) -> JobView:
     """A job with its items; scoped to user_id unless None (workers)."""
     query = sa.select(jobs).where(jobs.c.id == job_id)
     if user_id is not None:
@@ -138,17 +141,109 @@ async def get_job(session: AsyncSession, *, job_id: uuid.UUID, user_id: str | No
         updated_at=job.updated_at,
         completed_at=job.completed_at,
         kind=job.kind,
-        video=await video_view(session, job_id=job_id) if job.kind == KIND_VIDEO else None,
+        video=await video_view(session=session, job_id=job_id) if job.kind == KIND_VIDEO else None,
         error=job.error,
         model=job.model or "",
         model_version=job.model_version or "",
     )
 
 
-async def _job_id_for_key(session: AsyncSession, *, user_id: str, key: str) -> uuid.UUID | None:
-    return await session.scalar(
-        sa.select(jobs.c.id).where(jobs.c.user_id == user_id, jobs.c.idempotency_key == key)
+async def existing_job(
+    *, sessions: async_sessionmaker[AsyncSession], user_id: str, idempotency_key: str
+) -> JobView | None:
+    """The job an earlier submission with this key made, if any."""
+    async with sessions() as session:
+        job_id = await session.scalar(
+            sa.select(jobs.c.id).where(
+                jobs.c.user_id == user_id, jobs.c.idempotency_key == idempotency_key
+            )
+        )
+        if job_id is None:
+            return None
+        return await get_job(session=session, job_id=job_id, user_id=user_id)
+
+
+class _KeyTaken(Exception):
+    """A concurrent submission with the same idempotency key committed its job first."""
+
+
+async def insert_job(
+    *,
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    user_id: str,
+    kind: str,
+    total: int,
+    refused: int,
+    options: DetectionOptions,
+    model: str | None,
+    idempotency_key: str | None,
+    now: datetime,
+) -> None:
+    """The pending `jobs` row; raises _KeyTaken (rolling the submission back) when another
+    job of this user already has the idempotency key."""
+    inserted = await session.scalar(
+        pg_insert(jobs)
+        .values(
+            id=job_id,
+            user_id=user_id,
+            status=PENDING,
+            kind=kind,
+            total=total,
+            processed=refused,
+            failed=refused,
+            params=options.to_json(),
+            model=model,
+            idempotency_key=idempotency_key or None,
+            created_at=now,
+            updated_at=now,
+            heartbeat_at=now,
+        )
+        .on_conflict_do_nothing(constraint="uq_jobs_user_id_idempotency_key")
+        .returning(jobs.c.id)
     )
+    if inserted is None:
+        raise _KeyTaken
+
+
+async def submit_stored(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
+    queue: JobQueue,
+    job_id: uuid.UUID,
+    user_id: str,
+    idempotency_key: str | None,
+    objects: Sequence[bytes | Path],
+    write_rows: Callable[[AsyncSession, list[str]], Awaitable[None]],
+) -> JobView:
+    """Store a job's objects and commit its rows (`write_rows`, which calls `insert_job`) as
+    one step, then put the job on the stream.
+
+    A repeated idempotency key that a concurrent submission committed first answers with
+    that job (the objects stored here are discarded). If the XADD fails after the commit the
+    job stays pending and the sweeper enqueues it later: nothing is lost.
+    """
+    try:
+        await stored_images.store(
+            sessions=sessions, storage=storage, objects=objects, write_rows=write_rows
+        )
+    except _KeyTaken:
+        found = await existing_job(
+            sessions=sessions, user_id=user_id, idempotency_key=idempotency_key or ""
+        )
+        assert found is not None
+        return found
+    try:
+        await queue.enqueue(job_id)
+    except RedisError:
+        logger.warning(
+            "job stored but not enqueued; the sweeper will",
+            extra={"job": str(job_id)},
+            exc_info=True,
+        )
+    async with sessions() as session:
+        return await get_job(session=session, job_id=job_id, user_id=user_id)
 
 
 async def submit_job(
@@ -167,64 +262,43 @@ async def submit_job(
 
     ``uploads`` carry their positions in the batch; ``refused`` files become failed items at
     theirs, already counted as processed, so the job reports every file the user sent.
-
-    A repeated idempotency key returns the first job. If the XADD fails after the commit the
-    job stays pending and the sweeper enqueues it later: nothing is lost.
+    A repeated idempotency key returns the first job.
     """
     if idempotency_key:
-        async with sessions() as session:
-            existing = await _job_id_for_key(session, user_id=user_id, key=idempotency_key)
-            if existing is not None:
-                return await get_job(session, job_id=existing, user_id=user_id)
-    keys: list[str] = []
+        found = await existing_job(
+            sessions=sessions, user_id=user_id, idempotency_key=idempotency_key
+        )
+        if found is not None:
+            return found
     job_id = uuid.uuid4()
     now = _now()
-    try:
-        for _, upload in uploads:
-            keys.append(await storage.put(upload.data))
-        async with sessions.begin() as session:
-            inserted = await session.scalar(
-                pg_insert(jobs)
-                .values(
-                    id=job_id,
-                    user_id=user_id,
-                    status=PENDING,
-                    total=len(uploads) + len(refused),
-                    processed=len(refused),
-                    failed=len(refused),
-                    params=options.to_json(),
-                    model=model,
-                    idempotency_key=idempotency_key or None,
-                    created_at=now,
-                    updated_at=now,
-                    heartbeat_at=now,
-                )
-                .on_conflict_do_nothing(constraint="uq_jobs_user_id_idempotency_key")
-                .returning(jobs.c.id)
-            )
-            if inserted is not None:
-                await _insert_items(session, job_id, user_id, uploads, keys, now)
-                await _insert_refusals(session, job_id, refused, now)
-    except BaseException:
-        await discard(storage, keys)
-        raise
-    if inserted is None:
-        # A concurrent submission with the same key won the race: answer with its job.
-        await discard(storage, keys)
-        async with sessions() as session:
-            existing = await _job_id_for_key(session, user_id=user_id, key=idempotency_key or "")
-            assert existing is not None
-            return await get_job(session, job_id=existing, user_id=user_id)
-    try:
-        await queue.enqueue(job_id)
-    except RedisError:
-        logger.warning(
-            "job stored but not enqueued; the sweeper will",
-            extra={"job": str(job_id)},
-            exc_info=True,
+
+    async def write_rows(session: AsyncSession, keys: list[str]) -> None:
+        await insert_job(
+            session=session,
+            job_id=job_id,
+            user_id=user_id,
+            kind=KIND_BATCH,
+            total=len(uploads) + len(refused),
+            refused=len(refused),
+            options=options,
+            model=model,
+            idempotency_key=idempotency_key,
+            now=now,
         )
-    async with sessions() as session:
-        return await get_job(session, job_id=job_id, user_id=user_id)
+        await _insert_items(session, job_id, user_id, uploads, keys, now)
+        await _insert_refusals(session, job_id, refused, now)
+
+    return await submit_stored(
+        sessions=sessions,
+        storage=storage,
+        queue=queue,
+        job_id=job_id,
+        user_id=user_id,
+        idempotency_key=idempotency_key,
+        objects=[upload.data for _, upload in uploads],
+        write_rows=write_rows,
+    )
 
 
 async def _insert_refusals(
@@ -254,8 +328,8 @@ async def _insert_items(
 ) -> None:
     for (position, upload), key in zip(uploads, keys, strict=True):
         image_id = uuid.uuid4()
-        await history.insert_image(
-            session,
+        await stored_images.insert_image(
+            session=session,
             image_id=image_id,
             user_id=user_id,
             upload=upload,
@@ -271,7 +345,7 @@ async def _insert_items(
 
 
 async def start_job(
-    session: AsyncSession, *, job_id: uuid.UUID
+    *, session: AsyncSession, job_id: uuid.UUID
 ) -> tuple[DetectionOptions, list[WorkItem]] | None:
     """Mark the job processing and return its pending items; None if it is finished or gone."""
     job = (
@@ -307,7 +381,7 @@ async def start_job(
     return DetectionOptions.from_json(job.params), items
 
 
-async def heartbeat(session: AsyncSession, *, job_id: uuid.UUID) -> None:
+async def heartbeat(*, session: AsyncSession, job_id: uuid.UUID) -> None:
     await session.execute(
         sa.update(jobs)
         .where(jobs.c.id == job_id, jobs.c.status.in_(UNFINISHED))
@@ -315,9 +389,55 @@ async def heartbeat(session: AsyncSession, *, job_id: uuid.UUID) -> None:
     )
 
 
-async def finish_item(
-    session: AsyncSession,
+async def count_progress(
     *,
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    user_id: str,
+    processed: int,
+    failed: int,
+    model_version: str,
+    now: datetime,
+    grow_total: bool = False,
+) -> sa.Row:
+    """Move the job's counters by `processed` (of which `failed`), note the model version
+    that answered (if any), and stage one job.progress event; returns the new
+    (total, processed, failed). `grow_total`: a video's total is the probe's estimate,
+    raised so that progress never reports more than 100 %."""
+    values: dict[str, object] = {
+        "processed": jobs.c.processed + processed,
+        "failed": jobs.c.failed + failed,
+        "model_version": model_version or jobs.c.model_version,
+        "updated_at": now,
+        "heartbeat_at": now,
+    }
+    if grow_total:
+        values["total"] = sa.func.greatest(jobs.c.total, jobs.c.processed + processed)
+    counts = (
+        await session.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(values)
+            .returning(jobs.c.total, jobs.c.processed, jobs.c.failed)
+        )
+    ).one()
+    await outbox.add_job_progress(
+        session,
+        user_id=user_id,
+        occurred_at=now,
+        progress=notification_pb2.JobProgress(
+            job_id=str(job_id),
+            total=counts.total,
+            processed=counts.processed,
+            failed=counts.failed,
+        ),
+    )
+    return counts
+
+
+async def finish_item(
+    *,
+    session: AsyncSession,
     item: WorkItem,
     options: DetectionOptions,
     result: DetectionResult | None,
@@ -336,7 +456,7 @@ async def finish_item(
     if result is not None:
         detection_id = uuid.uuid4()
         await history.insert_detection(
-            session,
+            session=session,
             detection_id=detection_id,
             user_id=item.user_id,
             job_id=item.job_id,
@@ -345,10 +465,8 @@ async def finish_item(
             options=options,
             now=now,
         )
-        await session.execute(
-            sa.update(images)
-            .where(images.c.id == item.image_id)
-            .values(processed=True, detection_id=detection_id)
+        await stored_images.mark_processed(
+            session=session, image_id=item.image_id, detection_id=detection_id
         )
     await session.execute(
         sa.update(job_items)
@@ -361,34 +479,14 @@ async def finish_item(
             updated_at=now,
         )
     )
-    counts = (
-        await session.execute(
-            sa.update(jobs)
-            .where(jobs.c.id == item.job_id)
-            .values(
-                processed=jobs.c.processed + 1,
-                failed=jobs.c.failed + (0 if result is not None else 1),
-                model_version=(
-                    result.model_version
-                    if result is not None and result.model_version
-                    else jobs.c.model_version
-                ),
-                updated_at=now,
-                heartbeat_at=now,
-            )
-            .returning(jobs.c.total, jobs.c.processed, jobs.c.failed)
-        )
-    ).one()
-    await outbox.add_job_progress(
-        session,
+    counts = await count_progress(
+        session=session,
+        job_id=item.job_id,
         user_id=item.user_id,
-        occurred_at=now,
-        progress=notification_pb2.JobProgress(
-            job_id=str(item.job_id),
-            total=counts.total,
-            processed=counts.processed,
-            failed=counts.failed,
-        ),
+        processed=1,
+        failed=0 if result is not None else 1,
+        model_version=result.model_version if result is not None else "",
+        now=now,
     )
     if counts.processed == counts.total:
         await _finish_job(session, item=item, total=counts.total, failed=counts.failed, now=now)
@@ -428,7 +526,7 @@ async def _finish_job(
     )
 
 
-async def stale_jobs(session: AsyncSession, *, older_than: timedelta) -> list[uuid.UUID]:
+async def stale_jobs(*, session: AsyncSession, older_than: timedelta) -> list[uuid.UUID]:
     """Unfinished jobs with no heartbeat for `older_than`; their clock restarts now.
 
     Concurrent sweepers do not both take a job: the second one's UPDATE waits on the row lock

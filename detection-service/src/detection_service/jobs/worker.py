@@ -15,14 +15,14 @@ from datetime import timedelta
 from redis.exceptions import ResponseError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from detection_service.background import BackgroundLoop
-from detection_service.detector import DetectionResult, Detector
+from detection_service.images.storage import ObjectNotFoundError, ObjectStorage
 from detection_service.jobs import service
 from detection_service.jobs.queue import JobQueue, Message
 from detection_service.metrics import DetectionMetrics
-from detection_service.postprocess import DetectionOptions
-from detection_service.storage import ObjectNotFoundError, ObjectStorage
+from detection_service.pipeline.detector import Detector
+from detection_service.pipeline.types import DetectionOptions, DetectionResult
 from detection_service.video.worker import VideoProcessor
+from objectvision_common.background import BackgroundLoop
 from objectvision_common.errors import DomainError, Unavailable
 from objectvision_common.tracing import extract_context, tracer
 
@@ -59,7 +59,7 @@ class JobProcessor:
         if self._video is not None and await self._video.run(job_id):
             return
         async with self._sessions.begin() as session:
-            started = await service.start_job(session, job_id=job_id)
+            started = await service.start_job(session=session, job_id=job_id)
         if started is None:
             return
         options, items = started
@@ -76,7 +76,7 @@ class JobProcessor:
 
     async def heartbeat(self, job_id: uuid.UUID) -> None:
         async with self._sessions.begin() as session:
-            await service.heartbeat(session, job_id=job_id)
+            await service.heartbeat(session=session, job_id=job_id)
 
     async def _process(self, item: service.WorkItem, options: DetectionOptions) -> None:
         with _TRACER.start_as_current_span(
@@ -87,7 +87,7 @@ class JobProcessor:
                 span.set_attribute("objectvision.error", error)
         async with self._sessions.begin() as session:
             recorded = await service.finish_item(
-                session, item=item, options=options, result=result, error=error
+                session=session, item=item, options=options, result=result, error=error
             )
         if recorded:
             self._metrics.job_items.labels("completed" if result else "failed").inc()
@@ -123,6 +123,9 @@ class JobProcessor:
 
 class JobWorker(BackgroundLoop):
     """One consumer of the job stream."""
+
+    # A job cut short stays unacknowledged; another consumer reclaims it.
+    cancel_on_stop = True
 
     def __init__(
         self,
@@ -199,6 +202,8 @@ class JobWorker(BackgroundLoop):
 class JobSweeper(BackgroundLoop):
     """Puts unfinished jobs nobody works on back on the stream (a lost XADD or message)."""
 
+    cancel_on_stop = True
+
     def __init__(
         self, *, sessions: async_sessionmaker[AsyncSession], queue: JobQueue, requeue_after_s: float
     ) -> None:
@@ -217,7 +222,7 @@ class JobSweeper(BackgroundLoop):
 
     async def sweep(self) -> int:
         async with self._sessions.begin() as session:
-            job_ids = await service.stale_jobs(session, older_than=self._requeue_after)
+            job_ids = await service.stale_jobs(session=session, older_than=self._requeue_after)
         for job_id in job_ids:
             await self._queue.enqueue(job_id)
             logger.info("re-enqueued a job without a live worker", extra={"job": str(job_id)})

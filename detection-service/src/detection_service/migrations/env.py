@@ -1,12 +1,14 @@
 """Alembic environment of the detection service: schema `detection`, its own version table."""
 
 from detection_service import outbox
+from detection_service.database import SCHEMA, metadata
 from detection_service.history import models as history_models
+from detection_service.images import models as image_models
 from detection_service.jobs import models as job_models
-from detection_service.schema import SCHEMA, metadata
+from detection_service.video import models as video_models
 from objectvision_common.migrations import run_migrations
 
 # The imports above register every table on `metadata`.
-del outbox, history_models, job_models
+del outbox, history_models, image_models, job_models, video_models
 
 run_migrations(metadata, schema=SCHEMA)

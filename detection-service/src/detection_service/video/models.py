@@ -5,22 +5,15 @@ ownership checks are the batch jobs' own; what is particular to a video lives he
 """
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import JSONB
 
-from detection_service.schema import SCHEMA, metadata
-
-KIND_BATCH = "batch"
-KIND_VIDEO = "video"
+from detection_service.database import metadata
+from detection_service.jobs.models import job_key
 
 video_jobs = sa.Table(
     "video_jobs",
     metadata,
-    sa.Column(
-        "job_id",
-        UUID(as_uuid=True),
-        sa.ForeignKey(f"{SCHEMA}.jobs.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    job_key(),
     sa.Column("storage_key", sa.Text, nullable=False, unique=True),
     sa.Column("filename", sa.Text, nullable=False, server_default=""),
     sa.Column("size_bytes", sa.BigInteger, nullable=False),
@@ -42,12 +35,7 @@ video_jobs = sa.Table(
 video_frames = sa.Table(
     "video_frames",
     metadata,
-    sa.Column(
-        "job_id",
-        UUID(as_uuid=True),
-        sa.ForeignKey(f"{SCHEMA}.jobs.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    job_key(),
     # Presentation-order index of the frame in the whole video (not among sampled frames).
     sa.Column("frame_index", sa.Integer, primary_key=True),
     sa.Column("timestamp_seconds", sa.Float, nullable=False),

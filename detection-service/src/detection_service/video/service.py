@@ -17,17 +17,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from redis.exceptions import RedisError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from detection_service import outbox
+from detection_service.images.storage import ObjectStorage
 from detection_service.jobs import service as jobs_service
-from detection_service.jobs.models import COMPLETED, FAILED, PENDING, PROCESSING, UNFINISHED, jobs
+from detection_service.jobs.models import (
+    COMPLETED,
+    FAILED,
+    KIND_VIDEO,
+    PROCESSING,
+    UNFINISHED,
+    jobs,
+)
 from detection_service.jobs.queue import JobQueue
-from detection_service.postprocess import DetectedObject, DetectionOptions
-from detection_service.storage import ObjectStorage, discard
-from detection_service.video.models import KIND_VIDEO, video_frames, video_jobs
+from detection_service.pipeline.types import DetectedObject, DetectionOptions
+from detection_service.video.models import video_frames, video_jobs
 from detection_service.video.probe import Sampling, VideoContainer, VideoProbe
 from objectvision.v1 import notification_pb2
 from objectvision_common.errors import FailedPrecondition, NotFound
@@ -92,21 +98,6 @@ def _object(value: dict[str, object]) -> DetectedObject:
     )
 
 
-async def existing_job(
-    sessions: async_sessionmaker[AsyncSession], *, user_id: str, idempotency_key: str
-) -> jobs_service.JobView | None:
-    """The job an earlier submission with this key made, if any."""
-    async with sessions() as session:
-        job_id = await session.scalar(
-            sa.select(jobs.c.id).where(
-                jobs.c.user_id == user_id, jobs.c.idempotency_key == idempotency_key
-            )
-        )
-        if job_id is None:
-            return None
-        return await jobs_service.get_job(session, job_id=job_id, user_id=user_id)
-
-
 async def submit_video_job(
     *,
     sessions: async_sessionmaker[AsyncSession],
@@ -129,64 +120,48 @@ async def submit_video_job(
     """
     job_id = uuid.uuid4()
     now = _now()
-    keys = [await storage.put_file(scratch)]
-    try:
-        async with sessions.begin() as session:
-            inserted = await session.scalar(
-                pg_insert(jobs)
-                .values(
-                    id=job_id,
-                    user_id=user_id,
-                    status=PENDING,
-                    kind=KIND_VIDEO,
-                    total=probe.sampled_frames,
-                    processed=0,
-                    failed=0,
-                    params=options.to_json(),
-                    model=model,
-                    idempotency_key=idempotency_key or None,
-                    created_at=now,
-                    updated_at=now,
-                    heartbeat_at=now,
-                )
-                .on_conflict_do_nothing(constraint="uq_jobs_user_id_idempotency_key")
-                .returning(jobs.c.id)
-            )
-            if inserted is not None:
-                await session.execute(
-                    video_jobs.insert().values(
-                        job_id=job_id,
-                        storage_key=keys[0],
-                        filename=filename,
-                        size_bytes=size_bytes,
-                        container=probe.container.value,
-                        codec=probe.codec,
-                        width=probe.width,
-                        height=probe.height,
-                        duration_seconds=probe.duration_seconds,
-                        frame_rate=probe.frame_rate,
-                        frame_count=probe.frame_count,
-                        sample_fps=sampling.fps,
-                        sample_every=sampling.every,
-                    )
-                )
-    except BaseException:
-        await discard(storage, keys)
-        raise
-    if inserted is None:
-        # A concurrent submission with the same key won: answer with its job.
-        await discard(storage, keys)
-        found = await existing_job(sessions, user_id=user_id, idempotency_key=idempotency_key or "")
-        assert found is not None
-        return found
-    try:
-        await queue.enqueue(job_id)
-    except RedisError:
-        logger.warning(
-            "video job stored but not enqueued; the sweeper will", extra={"job": str(job_id)}
+
+    async def write_rows(session: AsyncSession, keys: list[str]) -> None:
+        await jobs_service.insert_job(
+            session=session,
+            job_id=job_id,
+            user_id=user_id,
+            kind=KIND_VIDEO,
+            total=probe.sampled_frames,
+            refused=0,
+            options=options,
+            model=model,
+            idempotency_key=idempotency_key,
+            now=now,
         )
-    async with sessions() as session:
-        return await jobs_service.get_job(session, job_id=job_id, user_id=user_id)
+        await session.execute(
+            video_jobs.insert().values(
+                job_id=job_id,
+                storage_key=keys[0],
+                filename=filename,
+                size_bytes=size_bytes,
+                container=probe.container.value,
+                codec=probe.codec,
+                width=probe.width,
+                height=probe.height,
+                duration_seconds=probe.duration_seconds,
+                frame_rate=probe.frame_rate,
+                frame_count=probe.frame_count,
+                sample_fps=sampling.fps,
+                sample_every=sampling.every,
+            )
+        )
+
+    return await jobs_service.submit_stored(
+        sessions=sessions,
+        storage=storage,
+        queue=queue,
+        job_id=job_id,
+        user_id=user_id,
+        idempotency_key=idempotency_key,
+        objects=[scratch],
+        write_rows=write_rows,
+    )
 
 
 async def _owned_video_job(session: AsyncSession, *, job_id: uuid.UUID, user_id: str) -> sa.Row:
@@ -203,7 +178,7 @@ async def _owned_video_job(session: AsyncSession, *, job_id: uuid.UUID, user_id:
 
 
 async def list_frames(
-    session: AsyncSession, *, job_id: uuid.UUID, user_id: str, limit: int, offset: int
+    *, session: AsyncSession, job_id: uuid.UUID, user_id: str, limit: int, offset: int
 ) -> tuple[list[FrameRecord], int, int, int]:
     """One page of the job's committed frames in frame order, their count, and the frame size."""
     video = await _owned_video_job(session, job_id=job_id, user_id=user_id)
@@ -229,7 +204,7 @@ async def list_frames(
     return frames, int(total or 0), video.width, video.height
 
 
-async def annotated_key(session: AsyncSession, *, job_id: uuid.UUID, user_id: str) -> str:
+async def annotated_key(*, session: AsyncSession, job_id: uuid.UUID, user_id: str) -> str:
     """The stored annotated video's key; FailedPrecondition while the job has not made it."""
     video = await _owned_video_job(session, job_id=job_id, user_id=user_id)
     if video.annotated_key is None:
@@ -242,11 +217,11 @@ async def annotated_key(session: AsyncSession, *, job_id: uuid.UUID, user_id: st
     return str(video.annotated_key)
 
 
-async def job_kind(session: AsyncSession, *, job_id: uuid.UUID) -> str | None:
+async def job_kind(*, session: AsyncSession, job_id: uuid.UUID) -> str | None:
     return await session.scalar(sa.select(jobs.c.kind).where(jobs.c.id == job_id))
 
 
-async def start_video_job(session: AsyncSession, *, job_id: uuid.UUID) -> VideoWork | None:
+async def start_video_job(*, session: AsyncSession, job_id: uuid.UUID) -> VideoWork | None:
     """Mark the job processing and return what is left to do; None if finished or gone."""
     job = (
         await session.execute(
@@ -289,8 +264,8 @@ async def _lock_unfinished(session: AsyncSession, job_id: uuid.UUID) -> bool:
 
 
 async def record_frames(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     job_id: uuid.UUID,
     user_id: str,
     frames: list[FrameRecord],
@@ -325,37 +300,22 @@ async def record_frames(
     if not inserted:
         return 0
     failed = sum(1 for row in inserted if row.error is not None)
-    now = _now()
-    counts = (
-        await session.execute(
-            sa.update(jobs)
-            .where(jobs.c.id == job_id)
-            .values(
-                processed=jobs.c.processed + len(inserted),
-                failed=jobs.c.failed + failed,
-                # The probe's count is exact for ordinary files; never report more than 100 %.
-                total=sa.func.greatest(jobs.c.total, jobs.c.processed + len(inserted)),
-                model_version=model_version or jobs.c.model_version,
-                updated_at=now,
-                heartbeat_at=now,
-            )
-            .returning(jobs.c.total, jobs.c.processed, jobs.c.failed)
-        )
-    ).one()
-    await outbox.add_job_progress(
-        session,
+    await jobs_service.count_progress(
+        session=session,
+        job_id=job_id,
         user_id=user_id,
-        occurred_at=now,
-        progress=notification_pb2.JobProgress(
-            job_id=str(job_id), total=counts.total, processed=counts.processed, failed=counts.failed
-        ),
+        processed=len(inserted),
+        failed=failed,
+        model_version=model_version,
+        now=_now(),
+        grow_total=True,
     )
     return len(inserted)
 
 
 async def finish_video_job(
-    session: AsyncSession,
     *,
+    session: AsyncSession,
     job_id: uuid.UUID,
     user_id: str,
     annotated: str | None,

@@ -25,7 +25,7 @@ class VideoView:
     annotated_available: bool
 
 
-async def video_view(session: AsyncSession, *, job_id: uuid.UUID) -> VideoView | None:
+async def video_view(*, session: AsyncSession, job_id: uuid.UUID) -> VideoView | None:
     row = (
         await session.execute(sa.select(video_jobs).where(video_jobs.c.job_id == job_id))
     ).first()

@@ -32,13 +32,13 @@ import av.error
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from detection_service.detector import Detector
-from detection_service.imaging.annotate import draw, encode_jpeg
+from detection_service.images.storage import ObjectNotFoundError, ObjectStorage
+from detection_service.jobs.models import KIND_VIDEO
 from detection_service.metrics import DetectionMetrics
-from detection_service.postprocess import DetectedObject
-from detection_service.storage import ObjectNotFoundError, ObjectStorage
+from detection_service.pipeline.annotate import draw, encode_jpeg
+from detection_service.pipeline.detector import Detector
+from detection_service.pipeline.types import DetectedObject
 from detection_service.video import service
-from detection_service.video.models import KIND_VIDEO
 from detection_service.video.probe import Sampling, VideoContainer
 from objectvision_common.errors import DomainError, Unavailable
 from objectvision_common.tracing import tracer
@@ -210,10 +210,10 @@ class VideoProcessor:
     async def run(self, job_id: uuid.UUID) -> bool:
         """Process the job if it is a video job; False (nothing done) for a batch job."""
         async with self._sessions() as session:
-            if await service.job_kind(session, job_id=job_id) != KIND_VIDEO:
+            if await service.job_kind(session=session, job_id=job_id) != KIND_VIDEO:
                 return False
         async with self._sessions.begin() as session:
-            work = await service.start_video_job(session, job_id=job_id)
+            work = await service.start_video_job(session=session, job_id=job_id)
         if work is None:
             return True
         with _TRACER.start_as_current_span(
@@ -266,7 +266,11 @@ class VideoProcessor:
     ) -> bool:
         async with self._sessions.begin() as session:
             return await service.finish_video_job(
-                session, job_id=work.job_id, user_id=work.user_id, annotated=annotated, error=error
+                session=session,
+                job_id=work.job_id,
+                user_id=work.user_id,
+                annotated=annotated,
+                error=error,
             )
 
     async def _pipeline(
@@ -340,7 +344,7 @@ class VideoProcessor:
             return
         async with self._sessions.begin() as session:
             new = await service.record_frames(
-                session,
+                session=session,
                 job_id=work.job_id,
                 user_id=work.user_id,
                 frames=frames,

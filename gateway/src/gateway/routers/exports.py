@@ -10,30 +10,31 @@ the latter taking the same filters as /detect/history.
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
-from datetime import datetime
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
 
-import grpc
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from gateway.auth.dependencies import UserUpstream
 from gateway.dependencies import SettingsDep
+from gateway.detect_dependencies import HistoryFilterQuery
 from gateway.errors import SERVER_ERRORS, ApiError, error_responses
 from gateway.routers import detect
-from gateway.schemas.detect import Absent
 from gateway.upstream import Upstream
 from objectvision.v1 import detection_pb2
 
 logger = logging.getLogger(__name__)
 
 ExportFormat = Literal["coco", "yolo", "csv"]
-_FORMATS: dict[str, int] = {
-    "coco": detection_pb2.EXPORT_FORMAT_COCO,
-    "yolo": detection_pb2.EXPORT_FORMAT_YOLO,
-    "csv": detection_pb2.EXPORT_FORMAT_CSV,
-}
+_FORMATS: Mapping[ExportFormat, detection_pb2.ExportFormat] = MappingProxyType(
+    {
+        "coco": detection_pb2.EXPORT_FORMAT_COCO,
+        "yolo": detection_pb2.EXPORT_FORMAT_YOLO,
+        "csv": detection_pb2.EXPORT_FORMAT_CSV,
+    }
+)
 _MEDIA_TYPES = {"application/json", "application/zip", "text/csv"}
 _UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _FORMAT_DESCRIPTION = (
@@ -48,7 +49,7 @@ router = APIRouter(
     prefix=detect.DETECT_PREFIX, tags=["exports"], responses=error_responses(401, *SERVER_ERRORS)
 )
 
-_RESPONSES = {
+_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The file, streamed; Content-Disposition names it.",
         "content": {
@@ -66,52 +67,22 @@ _RESPONSES = {
 }
 
 
-async def _rest_of(
-    first: detection_pb2.ExportChunk,
-    chunks: AsyncIterator[detection_pb2.ExportChunk],
-    call: grpc.aio.UnaryStreamCall,
-) -> AsyncIterator[bytes]:
-    """The body after the headers are sent: a failure now can only cut the download short,
-    so it is logged and re-raised (the client sees an incomplete body, never a wrong one)."""
-    try:
-        if first.data:
-            yield first.data
-        async for chunk in chunks:
-            yield chunk.data
-    except grpc.aio.AioRpcError as exc:
-        logger.warning("export stream failed midway", extra={"grpc_code": exc.code().name})
-        raise
-    finally:
-        call.cancel()
-
-
 async def _download(
     upstream: Upstream, request: detection_pb2.ExportDetectionsRequest, deadline_seconds: float
 ) -> StreamingResponse:
-    """The export as a streamed download. The first chunk, which the service sends once the
-    request passed every check, is awaited before answering, so a missing or unfinished job
+    """The export as a streamed download, named by the service; a missing or unfinished job
     is a real 404 or 409 rather than a 200 that breaks off."""
-    call = upstream.detection.ExportDetections(
-        request, metadata=upstream.metadata, timeout=deadline_seconds
+    download = await upstream.with_deadline(deadline_seconds).download(
+        upstream.detection.ExportDetections, request, what="export"
     )
-    chunks = aiter(call)
-    try:
-        first = await anext(chunks)
-    except StopAsyncIteration:
-        call.cancel()
-        logger.error("the detection service sent an empty export")
-        raise ApiError(500, "internal", "internal error") from None
-    except BaseException:
-        call.cancel()
-        raise
-    media_type = first.content_type
+    media_type = download.first.content_type
     if media_type.split(";")[0].strip() not in _MEDIA_TYPES:
-        call.cancel()
+        download.cancel()
         logger.error("the detection service sent an export of an unexpected type")
         raise ApiError(500, "internal", "internal error")
-    filename = _UNSAFE_FILENAME_CHARS.sub("_", first.filename) or "objectvision-export"
+    filename = _UNSAFE_FILENAME_CHARS.sub("_", download.first.filename) or "objectvision-export"
     return StreamingResponse(
-        _rest_of(first, chunks, call),
+        download.body,
         media_type=media_type,
         headers={
             "Content-Disposition": f'attachment; filename="{filename}"',
@@ -144,31 +115,14 @@ async def export_job(
     responses={**_RESPONSES, **error_responses(422)},
 )
 async def export_history(
-    format: FormatQuery,
-    upstream: UserUpstream,
-    settings: SettingsDep,
-    class_name: Annotated[
-        detect.ClassName | Absent,
-        Query(description="Only detections with an object of this class (name or id)."),
-    ] = None,
-    since: Annotated[
-        datetime | Absent,
-        Query(description="Created at or after this time (ISO 8601; no zone means UTC)."),
-    ] = None,
-    until: Annotated[
-        datetime | Absent,
-        Query(description="Created before this time (ISO 8601; no zone means UTC)."),
-    ] = None,
+    format: FormatQuery, upstream: UserUpstream, settings: SettingsDep, filters: HistoryFilterQuery
 ) -> StreamingResponse:
     """Every matching detection, newest first, however many: the file is written and sent a
     page at a time, never held whole."""
-    since_stamp, until_stamp = detect._timestamp(since, "since"), detect._timestamp(until, "until")
-    if since_stamp and until_stamp and since_stamp.ToDatetime() > until_stamp.ToDatetime():
-        raise detect._invalid(["query", "since"], "since is after until")
     request = detection_pb2.ExportDetectionsRequest(
         format=_FORMATS[format],
-        class_filter=(class_name or "").strip(),
-        since=since_stamp,
-        until=until_stamp,
+        class_filter=filters.class_filter,
+        since=filters.since,
+        until=filters.until,
     )
     return await _download(upstream, request, settings.export_deadline_seconds)

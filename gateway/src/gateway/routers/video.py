@@ -4,31 +4,26 @@ per-frame detections with their timestamps; download the annotated video.
 
 The gateway streams the upload to the detection service in chunks (never the whole file in
 one message, nor in memory: Starlette spools uploads to disk), after the checks it can make
-alone (multipart, the byte limit, parameters). The service judges the bytes: container and
-codec before decoding, frame size, duration. Its errors keep their meaning: not a supported
-video 415, too large or too long 413, corrupt 422.
+alone (gateway.detect_dependencies: multipart, the byte limit, parameters). The service
+judges the bytes: container and codec before decoding, frame size, duration. Its errors keep
+their meaning: not a supported video 415, too large or too long 413, corrupt 422.
 """
 
-import dataclasses
-import logging
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
-import grpc
-from fastapi import APIRouter, File, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
-from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from gateway.auth.dependencies import UserUpstream
 from gateway.dependencies import SettingsDep
-from gateway.errors import SERVER_ERRORS, ApiError, error_responses
+from gateway.detect_dependencies import VideoFile, VideoUpload, utf8
+from gateway.errors import SERVER_ERRORS, error_responses
 from gateway.routers import detect
-from gateway.schemas.detect import Absent, JobOut
-from gateway.schemas.video import DetectVideoForm, VideoFramesOut, VideoSamplingIn
+from gateway.schemas.detect import JobOut
+from gateway.schemas.video import VideoFramesOut
 from objectvision.v1 import common_pb2, detection_pb2
-
-logger = logging.getLogger(__name__)
 
 VIDEO_PATH = f"{detect.DETECT_PREFIX}/video"
 # The upload goes to the service in chunks of this size (one gRPC message each).
@@ -39,24 +34,19 @@ router = APIRouter(
     prefix=detect.DETECT_PREFIX, tags=["video"], responses=error_responses(401, *SERVER_ERRORS)
 )
 
-SamplingQuery = Annotated[VideoSamplingIn, Query()]
 
-
-def _sampling(query: VideoSamplingIn, form: VideoSamplingIn) -> detection_pb2.VideoSampling:
-    fps = detect._one_of("fps", query.fps, form.fps)
-    every = detect._one_of("every", query.every, form.every)
-    if fps is not None and every is not None:
-        raise detect._invalid(["body", "every"], "give fps or every, not both")
-    return detection_pb2.VideoSampling(fps=fps or 0.0, every=every or 0)
-
-
-async def _upload_messages(
-    header: detection_pb2.VideoUploadHeader, upload: StarletteUploadFile
-) -> AsyncIterator[detection_pb2.VideoUpload]:
+async def _upload_messages(video: VideoFile) -> AsyncIterator[detection_pb2.VideoUpload]:
     """The header, then the spooled file in chunks: one chunk in memory at a time."""
+    header = detection_pb2.VideoUploadHeader(
+        filename=utf8(video.file.filename),
+        params=video.params,
+        sampling=video.sampling,
+        idempotency_key=video.idempotency_key,
+        size_bytes=video.size_bytes,
+    )
     yield detection_pb2.VideoUpload(header=header)
-    await upload.seek(0)
-    while chunk := await upload.read(CHUNK_BYTES):
+    await video.file.seek(0)
+    while chunk := await video.file.read(CHUNK_BYTES):
         yield detection_pb2.VideoUpload(chunk=chunk)
 
 
@@ -64,32 +54,10 @@ async def _upload_messages(
     "/video",
     status_code=202,
     summary="Detect objects in a video file as a background job",
-    responses={
-        202: {
-            "description": "Accepted; the job runs in the background. Poll its Location.",
-            "headers": {
-                "Location": {"description": "The job's URL.", "schema": {"type": "string"}}
-            },
-        },
-        **error_responses(400, 404, 409, 413, 415, 422),
-    },
+    responses={**detect.JOB_ACCEPTED, **error_responses(400, 404, 409, 413, 415, 422)},
 )
 async def submit_video(
-    request: Request,
-    response: Response,
-    upstream: UserUpstream,
-    _: detect.MultipartBody,
-    settings: SettingsDep,
-    form: Annotated[DetectVideoForm, File()],
-    query: SamplingQuery,
-    idempotency_key: Annotated[
-        detect.IdempotencyKey | Absent,
-        Header(
-            alias="Idempotency-Key",
-            description="Retrying a submission with the same key returns the first job "
-            "instead of making a new one.",
-        ),
-    ] = None,
+    response: Response, upstream: UserUpstream, settings: SettingsDep, video: VideoUpload
 ) -> JobOut:
     """An MP4, MOV or WebM video (H.264, HEVC, VP8, VP9, AV1 or MPEG-4) becomes one job.
 
@@ -99,32 +67,11 @@ async def submit_video(
     detections with timestamps at /jobs/{job_id}/frames; the annotated video at
     /jobs/{job_id}/annotated once completed. Parameters may be query parameters or form
     fields, not both."""
-    uploads = await detect._files(request, ("file",))
-    if len(uploads) != 1:
-        raise detect._invalid(["body", "file"], f"send exactly one video; got {len(uploads)}")
-    upload = uploads[0]
-    size = upload.size if upload.size is not None else 0
-    if size > settings.max_video_bytes:
-        name = detect._shown_name(upload, 0)
-        raise ApiError(
-            413,
-            "payload_too_large",
-            f"video {name} is {detect._mib(size)}; at most"
-            f" {detect._mib(settings.max_video_bytes)} per video are accepted",
-        )
-    header = detection_pb2.VideoUploadHeader(
-        filename=detect._utf8(upload.filename),
-        params=detect._params(query, form),
-        sampling=_sampling(query, form),
-        idempotency_key=idempotency_key or "",
-        size_bytes=size,
-    )
-    call = dataclasses.replace(upstream, deadline_seconds=settings.video_deadline_seconds)
+    call = upstream.with_deadline(settings.video_deadline_seconds)
     job = await call.detection.SubmitVideoJob(
-        _upload_messages(header, upload), metadata=call.metadata, timeout=call.deadline_seconds
+        _upload_messages(video), metadata=call.metadata, timeout=call.deadline_seconds
     )
-    response.headers["Location"] = f"{detect.DETECT_PREFIX}/jobs/{job.id}"
-    return JobOut.from_proto(job)
+    return detect.accepted_job(response, job)
 
 
 @router.get(
@@ -149,21 +96,6 @@ async def list_video_frames(
     return VideoFramesOut.from_proto(str(job_id), listed)
 
 
-async def _rest_of(
-    first: detection_pb2.VideoChunk, chunks: AsyncIterator[detection_pb2.VideoChunk], call: Any
-) -> AsyncIterator[bytes]:
-    """The body after the headers are sent: a failure now can only cut it short (logged)."""
-    try:
-        yield first.data
-        async for chunk in chunks:
-            yield chunk.data
-    except grpc.aio.AioRpcError as exc:
-        logger.warning("video stream failed midway", extra={"grpc_code": exc.code().name})
-        raise
-    finally:
-        call.cancel()
-
-
 @router.get(
     "/jobs/{job_id:uuid}/annotated",
     summary="A completed video job's annotated video",
@@ -182,24 +114,14 @@ async def get_annotated_video(
 ) -> StreamingResponse:
     """409 while the job runs (or when it failed); streamed as the service reads it. The
     first chunk is awaited before answering, so errors are real statuses, not cut bodies."""
-    call = upstream.detection.GetAnnotatedVideo(
+    download = await upstream.with_deadline(settings.video_deadline_seconds).download(
+        upstream.detection.GetAnnotatedVideo,
         detection_pb2.GetAnnotatedVideoRequest(job_id=str(job_id)),
-        metadata=upstream.metadata,
-        timeout=settings.video_deadline_seconds,
+        what="video",
     )
-    chunks = aiter(call)
-    try:
-        first = await anext(chunks)
-    except StopAsyncIteration:
-        call.cancel()
-        logger.error("the detection service sent an empty video")
-        raise ApiError(500, "internal", "internal error") from None
-    except BaseException:
-        call.cancel()
-        raise
     return StreamingResponse(
-        _rest_of(first, chunks, call),
-        media_type=first.content_type or "video/mp4",
+        download.body,
+        media_type=download.first.content_type or "video/mp4",
         headers={
             "X-Content-Type-Options": "nosniff",
             "Cache-Control": "private",

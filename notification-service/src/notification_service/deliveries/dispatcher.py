@@ -14,6 +14,7 @@ from notification_service.deliveries import service
 from notification_service.deliveries.errors import DeliveryFailedError
 from notification_service.deliveries.models import CHANNELS, DEAD
 from notification_service.deliveries.service import ClaimedDelivery
+from objectvision_common.background import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class Sender(Protocol):
         ...
 
 
-class Dispatcher:
+class Dispatcher(BackgroundLoop):
     """Claims due deliveries in batches, sends them concurrently, retries with backoff.
 
     Several replicas may run one each: claims use SKIP LOCKED plus a lease, so a delivery
@@ -63,19 +64,19 @@ class Dispatcher:
         self._poll = poll_seconds
         self._concurrency = concurrency
         self._wakeup = asyncio.Event()
-        self._stopping = asyncio.Event()
 
     def wake(self) -> None:
         """New deliveries exist: look now instead of at the next poll."""
         self._wakeup.set()
 
     def stop(self) -> None:
-        self._stopping.set()
+        """Return after the attempts in flight; the idle wait ends at once."""
+        super().stop()
         self._wakeup.set()
 
-    async def run(self) -> None:
+    async def _loop(self) -> None:
         failures = 0
-        while not self._stopping.is_set():
+        while not self.stopping:
             self._wakeup.clear()
             try:
                 claimed = await self.dispatch_due()

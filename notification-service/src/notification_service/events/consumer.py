@@ -20,6 +20,7 @@ from redis.exceptions import ResponseError
 
 from notification_service.progress.hub import job_id_of
 from objectvision.v1 import notification_pb2
+from objectvision_common.background import BackgroundLoop
 from objectvision_common.outbox import event_from_stream
 from objectvision_common.tracing import extract_context, tracer
 
@@ -57,7 +58,7 @@ def _key_of(message_id: Any, fields: Any) -> str:
     return f"message:{message_id}"
 
 
-class EventConsumer:
+class EventConsumer(BackgroundLoop):
     def __init__(
         self,
         *,
@@ -85,7 +86,6 @@ class EventConsumer:
         self._claim_idle_ms = claim_idle_ms
         self._max_deliveries = max_deliveries
         self._slots = asyncio.Semaphore(concurrency)
-        self._stopping = asyncio.Event()
 
     @property
     def dead_letter_stream(self) -> str:
@@ -100,17 +100,14 @@ class EventConsumer:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def stop(self) -> None:
-        """Make run() return once the batch in flight is done: every event it started is
+    async def _loop(self) -> None:
+        """Until stop(), which lets the batch in flight finish: every event it started is
         handled and acknowledged, or left pending, never acknowledged half-handled."""
-        self._stopping.set()
-
-    async def run(self) -> None:
         loop = asyncio.get_running_loop()
         failures = 0
         group_ready = False
         next_claim = 0.0
-        while not self._stopping.is_set():
+        while not self.stopping:
             try:
                 if not group_ready:
                     await self.ensure_group()
@@ -130,8 +127,7 @@ class EventConsumer:
                     extra={"failures": failures, "retry_in_s": delay},
                     exc_info=failures == 1,
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+                await self.pause(delay)
 
     async def read_new(self) -> int:
         response = await self._redis.xreadgroup(

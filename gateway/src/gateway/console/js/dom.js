@@ -17,6 +17,16 @@ export function el(tag, attributes = {}, ...children) {
   return node;
 }
 
+/** Offer `blob` as a file called `filename`, as the browser's own download. */
+export function saveFile(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const link = el("a", { href: url, download: filename, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
 export function byId(id) {
   return document.getElementById(id);
 }

@@ -4,22 +4,13 @@
 // blob: URL under the name the server gives it (Content-Disposition).
 
 import { request } from "./api.js";
-import { el, guarded, showStatus } from "./dom.js";
+import { el, guarded, saveFile, showStatus } from "./dom.js";
 
 export const EXPORT_FORMATS = [
   { format: "coco", label: "COCO JSON" },
   { format: "yolo", label: "YOLO labels (zip)" },
   { format: "csv", label: "CSV" },
 ];
-
-function save(blob, filename) {
-  const url = URL.createObjectURL(blob);
-  const link = el("a", { href: url, download: filename, hidden: true });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
 
 /**
  * One button per format for the export at `path` (e.g. `api/v1/detect/jobs/<id>/export`),
@@ -41,7 +32,7 @@ export function exportButtons(path, what, query = {}) {
             button,
           );
           if (!file) return;
-          save(file.blob, file.filename || `objectvision-export-${format}`);
+          saveFile(file.blob, file.filename || `objectvision-export-${format}`);
           showStatus(`Downloaded ${what} as ${label}.`);
         },
       },

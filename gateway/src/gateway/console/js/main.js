@@ -5,7 +5,7 @@
 // them (notification_service.links). A link opened signed out opens after sign-in.
 
 import { request } from "./api.js";
-import { byId, clearError, el, guarded, plural, showError, showStatus } from "./dom.js";
+import { byId, clearError, el, guarded, plural, saveFile, showError, showStatus } from "./dom.js";
 import { HistoryView } from "./history.js";
 import { JobTracker, jobPercent, normaliseJob } from "./jobs.js";
 import { renderJobExports } from "./exports.js";
@@ -275,16 +275,6 @@ byId("rerun").addEventListener("click", () => {
   detectOne(shown.image, threshold, shown.caption || shown.result.filename || "image");
 });
 
-/** Offer `blob` as a file called `filename`, as the browser's own download. */
-function download(blob, filename) {
-  const url = URL.createObjectURL(blob);
-  const link = el("a", { href: url, download: filename, hidden: true });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
-
 function baseName() {
   const name = shown?.caption || shown?.result.filename || "detection";
   return name.replace(/\.[^.]*$/, "") || "detection";
@@ -293,7 +283,7 @@ function baseName() {
 byId("download-json").addEventListener("click", () => {
   if (!shown) return;
   const text = `${JSON.stringify(shown.raw, null, 2)}\n`;
-  download(new Blob([text], { type: "application/json" }), `${baseName()}.detections.json`);
+  saveFile(new Blob([text], { type: "application/json" }), `${baseName()}.detections.json`);
 });
 
 byId("download-image").addEventListener("click", async (event) => {
@@ -307,7 +297,7 @@ byId("download-image").addEventListener("click", async (event) => {
     () => request(`api/v1/detect/${encodeURIComponent(id)}/image`, { query: { annotated: "true" }, as: "blob" }),
     event.currentTarget,
   );
-  if (blob) download(blob, `${baseName()}.annotated.jpg`);
+  if (blob) saveFile(blob, `${baseName()}.annotated.jpg`);
 });
 
 function renderJob(job) {

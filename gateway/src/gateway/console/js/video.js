@@ -6,7 +6,7 @@
 // from a blob: URL.
 
 import { request } from "./api.js";
-import { el, guarded, plural, showStatus } from "./dom.js";
+import { el, guarded, plural, saveFile, showStatus } from "./dom.js";
 
 export const VIDEO_TYPES = new Set(["video/mp4", "video/quicktime", "video/webm"]);
 const VIDEO_NAME = /\.(mp4|m4v|mov|webm)$/i;
@@ -23,15 +23,6 @@ export function videoForm(file, { fps, model }) {
   if (fps) form.append("fps", String(fps));
   if (model) form.append("model", model);
   return form;
-}
-
-function save(blob, filename) {
-  const url = URL.createObjectURL(blob);
-  const link = el("a", { href: url, download: filename, hidden: true });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 function objectsText(frame) {
@@ -74,7 +65,7 @@ function downloadButton(job) {
         );
         if (!file) return;
         const stem = (job.video.filename || "video").replace(/\.[^.]*$/, "") || "video";
-        save(file.blob, `${stem}.annotated.mp4`);
+        saveFile(file.blob, `${stem}.annotated.mp4`);
         showStatus("Downloaded the annotated video.");
       },
     },

@@ -23,7 +23,7 @@ from typing import Any
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
-from detection_service.inference.triton import NOT_READY_RETRY_AFTER_SECONDS
+from detection_service.pipeline.triton import NOT_READY_RETRY_AFTER_SECONDS
 from objectvision_common.errors import NotFound, Unavailable
 
 logger = logging.getLogger(__name__)

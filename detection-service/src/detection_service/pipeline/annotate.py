@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from detection_service.postprocess import DetectedObject
+from detection_service.pipeline.types import DetectedObject
 
 JPEG_QUALITY = 90
 # Ultralytics' palette (BGR), so annotated images look like what users know from YOLO tools.

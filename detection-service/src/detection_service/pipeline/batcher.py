@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
-from detection_service.inference.triton import (
+from detection_service.metrics import DetectionMetrics
+from detection_service.pipeline.triton import (
     RETRY_AFTER_SECONDS,
     ImageRequest,
     TritonModel,
     make_inputs,
 )
-from detection_service.metrics import DetectionMetrics
 from objectvision_common.errors import DomainError, Unavailable
 from objectvision_common.tracing import current_span_context, links_to, tracer
 from objectvision_inference.detect_contract import ImageResult

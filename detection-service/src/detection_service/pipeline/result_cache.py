@@ -18,7 +18,7 @@ from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from detection_service.postprocess import DetectedObject, DetectionOptions
+from detection_service.pipeline.types import DetectedObject, DetectionOptions
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from detection_service.background import BackgroundLoop
-from detection_service.history.models import images
-from detection_service.storage import ObjectStorage
+from detection_service.images.models import images
+from detection_service.images.storage import ObjectStorage
 from detection_service.video.models import video_jobs
+from objectvision_common.background import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,8 @@ _CHUNK = 500
 class OrphanSweeper(BackgroundLoop):
     """`sweep()` every `interval_s`. Stopping mid-sweep is harmless: each deletion stands
     alone and the query only reads."""
+
+    cancel_on_stop = True
 
     def __init__(
         self,

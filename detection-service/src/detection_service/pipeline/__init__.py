@@ -1,4 +1,6 @@
-"""Image bytes: header checks before any decoding, decoding bound to the pixel limit, drawing.
+"""Detection of one image: header checks before any decoding (header, decode), the
+micro-batcher and Triton client per model (batcher, triton, catalog), the result cache, the
+`Detector` that ties them together, drawing (annotate), and the core types (types).
 
 OpenCV reads ``OPENCV_IO_MAX_IMAGE_PIXELS`` once, when its library loads, and then refuses from
 its own reading of a file's header any image over it, before allocating. The service's limit

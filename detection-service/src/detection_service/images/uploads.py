@@ -4,7 +4,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from detection_service.imaging.formats import ImageHeader
+from detection_service.pipeline.header import ImageHeader
 
 MAX_FILENAME_CHARS = 255
 

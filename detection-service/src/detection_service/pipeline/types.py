@@ -1,10 +1,13 @@
-"""What a caller asks of detection and what it gets back, as the domain sees them.
+"""The detection domain's core types: what a caller asks of detection and what it gets back.
 
 Selection itself (thresholds, class filter, NMS, the cap) runs inside Triton, per image, from
 these options (objectvision_inference.detect_contract).
+
+Every domain (drawing, history, jobs, video, exports, the transport) imports them from here and
+this module imports nothing of the service, so no two packages import each other for a type.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 
 @dataclass(frozen=True)
@@ -44,3 +47,28 @@ class DetectedObject:
     y1: float
     x2: float
     y2: float
+
+
+@dataclass(frozen=True)
+class Timings:
+    decode_ms: float
+    queue_ms: float
+    inference_ms: float
+    postprocess_ms: float
+    total_ms: float
+
+    def to_json(self) -> dict[str, float]:
+        return {key: round(value, 3) for key, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    width: int
+    height: int
+    objects: list[DetectedObject]
+    timings: Timings
+    # Answered from the result cache: the same bytes, model version and options ran before.
+    cached: bool = False
+    # The model and version that answered (history and jobs record them).
+    model: str = ""
+    model_version: str = ""

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from detection_service.imaging.formats import ImageHeader, read_header
+from detection_service.pipeline.header import ImageHeader, read_header
 from objectvision_common.errors import InvalidArgument, PayloadTooLarge
 
 

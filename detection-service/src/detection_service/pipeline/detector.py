@@ -12,19 +12,23 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass
 
 import numpy as np
 from prometheus_client import Counter
 
-from detection_service.imaging import decode as imaging
-from detection_service.imaging.annotate import annotate
-from detection_service.imaging.formats import ImageHeader
-from detection_service.inference.batcher import ModelBatchers
-from detection_service.inference.models import ModelCatalog, ServedModel
-from detection_service.inference.result_cache import CachedAnswer, ResultCache, content_key
-from detection_service.inference.triton import ImageRequest
-from detection_service.postprocess import DetectedObject, DetectionOptions
+from detection_service.pipeline import decode as imaging
+from detection_service.pipeline.annotate import annotate
+from detection_service.pipeline.batcher import ModelBatchers
+from detection_service.pipeline.catalog import ModelCatalog, ServedModel
+from detection_service.pipeline.header import ImageHeader
+from detection_service.pipeline.result_cache import CachedAnswer, ResultCache, content_key
+from detection_service.pipeline.triton import ImageRequest
+from detection_service.pipeline.types import (
+    DetectedObject,
+    DetectionOptions,
+    DetectionResult,
+    Timings,
+)
 from objectvision_common.errors import DomainError, InvalidArgument, PayloadTooLarge, Unavailable
 from objectvision_common.tracing import tracer
 from objectvision_inference import detect_contract as contract
@@ -34,31 +38,6 @@ _TRACER = tracer(__name__)
 _HASH_ON_LOOP_BYTES = 1024 * 1024
 # Above this a request gains nothing: the served model returns at most K (1024) candidates.
 MAX_DETECTIONS_LIMIT = 1000
-
-
-@dataclass(frozen=True)
-class Timings:
-    decode_ms: float
-    queue_ms: float
-    inference_ms: float
-    postprocess_ms: float
-    total_ms: float
-
-    def to_json(self) -> dict[str, float]:
-        return {key: round(value, 3) for key, value in asdict(self).items()}
-
-
-@dataclass(frozen=True)
-class DetectionResult:
-    width: int
-    height: int
-    objects: list[DetectedObject]
-    timings: Timings
-    # Answered from the result cache: the same bytes, model version and options ran before.
-    cached: bool = False
-    # The model and version that answered (history and jobs record them).
-    model: str = ""
-    model_version: str = ""
 
 
 def _ms(since: float) -> float:
@@ -186,12 +165,18 @@ class Detector:
         *,
         model: ServedModel | None = None,
         time_limit_s: float | None = None,
+        header: ImageHeader | None = None,
     ) -> DetectionResult:
         """Objects in one image by ``model`` (None: the default); raises the domain error of
-        an unfit image, NotFound for an unknown model, or Unavailable."""
+        an unfit image, NotFound for an unknown model, or Unavailable.
+
+        ``header``: what `inspect` already read from these bytes (an accepted Upload's), so
+        the header is not parsed twice; None to check it here."""
         try:
             served = model if model is not None else await self.resolve(None)
-            result = await self._detect(data, options, served, time_limit_s=time_limit_s)
+            result = await self._detect(
+                data, options, served, time_limit_s=time_limit_s, header=header
+            )
         except Unavailable:
             self._count("unavailable")
             raise
@@ -212,6 +197,7 @@ class Detector:
         model: ServedModel,
         *,
         time_limit_s: float | None,
+        header: ImageHeader | None,
     ) -> DetectionResult:
         started = time.perf_counter()
         names = model.classes or self.class_names
@@ -219,7 +205,8 @@ class Detector:
             span.set_attribute("objectvision.model", model.name)
             span.set_attribute("objectvision.model_version", model.version)
             span.set_attribute("objectvision.image.bytes", len(data))
-            header = self.inspect(data)
+            if header is None:
+                header = self.inspect(data)
             span.set_attribute("objectvision.image.format", header.format.value)
             span.set_attribute("objectvision.image.width", header.width)
             span.set_attribute("objectvision.image.height", header.height)

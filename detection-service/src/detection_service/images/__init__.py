@@ -1,0 +1,1 @@
+"""Stored images: accepted uploads, their bytes in object storage, their rows, the orphan sweep."""

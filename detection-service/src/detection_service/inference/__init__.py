@@ -1,1 +1,0 @@
-"""Talking to Triton: the served model, its class names and the micro-batcher in front of it."""
