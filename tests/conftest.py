@@ -1,6 +1,8 @@
 """The whole system, started once for the end-to-end suite, on free ports."""
 
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -13,6 +15,8 @@ from objectvision_devstack.processes import free_port
 from objectvision_devstack.pytest_plugin import Infrastructure, served_model_path
 from objectvision_devstack.stack import Stack, StackConfig
 from objectvision_devstack.triton import LocalTriton
+
+SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 
 
 def _own_database(server_url: str, name: str) -> str:
@@ -99,3 +103,29 @@ def own_stack(
         )
 
     return build
+
+
+@pytest.fixture(scope="module")
+def cached_stack(own_stack: Callable[..., Stack]) -> Iterator[Stack]:
+    """A stack with the result cache on (the shared one runs without it, so that other tests
+    reach inference): for the tests of what a user sees of the cache."""
+    stack = own_stack(
+        database="objectvision_result_cache",
+        redis_db=4,
+        extra_env={"RESULT_CACHE_TTL_SECONDS": "3600"},
+    )
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def unique_bus_jpg() -> bytes:
+    """bus.jpg with a JPEG comment segment of fresh bytes: an image no other test uploads,
+    so a result-cache hit can only come from the test's own earlier upload."""
+    comment = uuid.uuid4().hex.encode()
+    original = (SHARED_IMAGES / "bus.jpg").read_bytes()
+    segment = b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
+    return original[:2] + segment + original[2:]

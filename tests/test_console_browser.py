@@ -762,3 +762,29 @@ async def test_the_detect_view_picks_a_model_from_the_list(page: Page) -> None:
     body = await (await answer.value).json()
     assert (body["model"], body["model_version"]) == ("yolov8n-int8", "1")
     await expect(page.get_by_test_id("box")).to_have_count(5, timeout=SLOW_MS)
+
+
+async def test_a_repeated_upload_says_it_came_from_the_result_cache(
+    browser: Browser, cached_stack: Stack, unique_bus_jpg: bytes, tmp_path: Path
+) -> None:
+    context = await browser.new_context(
+        viewport=DESKTOP,
+        base_url=cached_stack.gateway_url,
+        extra_http_headers={"X-Forwarded-For": f"2001:db8:{uuid.uuid4().hex[:4]}::1"},
+    )
+    page = await context.new_page()
+    try:
+        await sign_up_and_log_in(page)
+        first, again = tmp_path / "bus.jpg", tmp_path / "bus-again.jpg"
+        first.write_bytes(unique_bus_jpg)
+        again.write_bytes(unique_bus_jpg)
+        summary = page.get_by_test_id("shown-count")
+        await page.get_by_test_id("file-input").set_input_files(first)
+        await expect(page.get_by_test_id("box")).to_have_count(5, timeout=SLOW_MS)
+        await expect(summary).to_contain_text("Showing 5 of 5 objects")
+        await expect(summary).not_to_contain_text("result cache")
+        await page.get_by_test_id("file-input").set_input_files(again)
+        await expect(summary).to_contain_text("from the result cache", timeout=SLOW_MS)
+        await expect(page.get_by_test_id("box")).to_have_count(5)
+    finally:
+        await context.close()

@@ -357,6 +357,9 @@ def cmd_detect(ctx: Context) -> int:
                 ctx.say(f"Wrote {target}")
     if not ctx.printed_json([{"file": file, **result.raw} for file, result in results]):
         print(detections_table(results), file=ctx.stdout)
+    for file, result in results:
+        if result.cached:
+            ctx.say(f"{file}: answered from the result cache (this image, model and options)")
     return EXIT_OK
 
 

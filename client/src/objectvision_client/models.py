@@ -143,6 +143,9 @@ class DetectionResult:
     # The model and version that answered (None on detections stored before models existed).
     model: str | None = None
     model_version: str | None = None
+    # Answered from the result cache: the same bytes, model version and options were seen
+    # before, so no inference ran.
+    cached: bool = False
 
     @classmethod
     def from_json(cls, body: Json) -> Self:
@@ -157,6 +160,7 @@ class DetectionResult:
             raw=body,
             model=body.get("model"),
             model_version=body.get("model_version"),
+            cached=bool(body.get("cached", False)),
         )
 
     def class_counts(self) -> dict[str, int]:

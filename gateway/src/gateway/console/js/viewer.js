@@ -23,6 +23,7 @@ export function normaliseResult(raw) {
     width: image.width ?? result.width ?? 0,
     height: image.height ?? result.height ?? 0,
     timings: result.timings ?? null,
+    cached: Boolean(raw.cached ?? result.cached),
     detections: detections.map((item) => {
       const box = item.bbox ?? item.box ?? item;
       return {
@@ -194,7 +195,8 @@ export class Viewer {
     const timing = this.result.timings?.total_ms;
     this.summary.textContent =
       `Showing ${visible.length} of ${plural(total, "object")}` +
-      (typeof timing === "number" ? ` · detected in ${Math.round(timing)} ms` : "");
+      (typeof timing === "number" ? ` · detected in ${Math.round(timing)} ms` : "") +
+      (this.result.cached ? " · from the result cache" : "");
     this.summary.dataset.shown = String(visible.length);
   }
 
