@@ -30,8 +30,8 @@ import httpx
 from bench.images import Image
 from bench.loadgen import LoadResult, LoadSettings, RequestError, Send, WorkerFactory, closed_loop
 from bench.stages import StageContext, logger
-from bench.stages.gateway import ROUTE, RouteMissing, UploadRoute, _mentions, login, upload_route
-from bench.stages.http import client, post_image
+from bench.stages.gateway import ROUTE, RouteMissing, UploadRoute, caller, mentions
+from bench.stages.http import client
 from bench.stats import summarize as latency_summary
 from objectvision_devstack.stack import Stack
 
@@ -95,15 +95,7 @@ def checked_factory(
     @contextlib.asynccontextmanager
     async def factory(index: int) -> AsyncIterator[Send]:
         async def send() -> int:
-            body = await post_image(
-                http,
-                url,
-                image,
-                field=route.field,
-                headers=headers,
-                params=route.params,
-                form=route.form,
-            )
+            body = await route.post(http, url, image, headers)
             seen["answers"] += 1
             if body.get("cached") is not expect_cached:
                 seen["wrong"] += 1
@@ -125,15 +117,7 @@ async def _prime(
     while True:
         started = time.perf_counter()
         try:
-            body = await post_image(
-                http,
-                url,
-                image,
-                field=route.field,
-                headers=headers,
-                params=route.params,
-                form=route.form,
-            )
+            body = await route.post(http, url, image, headers)
         except RequestError as error:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"cache stage: the route did not answer: {error}") from None
@@ -237,11 +221,10 @@ async def run(ctx: StageContext, *, stack: Stack) -> dict[str, Any] | None:
     image = ctx.images[0]
     async with httpx.AsyncClient(timeout=60.0) as http:
         try:
-            route = upload_route((await http.get(f"{base_url}/openapi.json")).json())
+            route, headers = await caller(http, base_url)
         except RouteMissing as missing:
             ctx.skip(STAGE, str(missing))
             return None
-        headers = {"Authorization": f"Bearer {await login(http, base_url)}"}
     original = stack.env.get(TTL_VARIABLE)
     # With the cache off until now nothing can have filled it: the first upload must miss.
     was_off = not _cache_enabled(stack.env)
@@ -252,7 +235,7 @@ async def run(ctx: StageContext, *, stack: Stack) -> dict[str, Any] | None:
                 logger.info("cache stage: restarting %s with the result cache off", SERVICE)
                 await asyncio.to_thread(_switch, ctx, stack, "0")
             answer, _ = await _prime(http, url, image, route, headers)
-            if image.name == "bus.jpg" and not _mentions(answer, "bus"):
+            if image.name == "bus.jpg" and not mentions(answer, "bus"):
                 raise RuntimeError(f"the gateway finds no bus in bus.jpg: {str(answer)[:300]}")
             windows.append(await _window("miss", ctx, url, image, route, headers))
             logger.info("cache stage: restarting %s with the result cache on", SERVICE)

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from bench.images import Image
 from bench.stages import StageContext, logger
 from bench.stages.http import client, post_image, upload_factory
 
@@ -30,6 +31,14 @@ class UploadRoute:
     field: str
     params: dict[str, str] = field(default_factory=dict)
     form: dict[str, str] = field(default_factory=dict)
+
+    async def post(
+        self, http: httpx.AsyncClient, url: str, image: Image, headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """One upload of `image` shaped as this route takes it."""
+        return await post_image(
+            http, url, image, field=self.field, headers=headers, params=self.params, form=self.form
+        )
 
 
 def _resolve(schema: Mapping[str, Any], spec: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -73,13 +82,13 @@ def upload_route(spec: Mapping[str, Any]) -> UploadRoute:
     return UploadRoute(field=files[0])
 
 
-def _mentions(value: Any, word: str) -> bool:
+def mentions(value: Any, word: str) -> bool:
     if isinstance(value, str):
         return value == word
     if isinstance(value, Mapping):
-        return any(_mentions(v, word) for v in value.values())
+        return any(mentions(v, word) for v in value.values())
     if isinstance(value, list):
-        return any(_mentions(v, word) for v in value)
+        return any(mentions(v, word) for v in value)
     return False
 
 
@@ -98,26 +107,23 @@ async def login(http: httpx.AsyncClient, base_url: str) -> str:
     return str(tokens.json()["access_token"])
 
 
+async def caller(http: httpx.AsyncClient, base_url: str) -> tuple[UploadRoute, dict[str, str]]:
+    """The upload route's shape (from the OpenAPI document) and a fresh user's auth headers;
+    RouteMissing when the gateway has no such route."""
+    route = upload_route((await http.get(f"{base_url}/openapi.json")).json())
+    return route, {"Authorization": f"Bearer {await login(http, base_url)}"}
+
+
 async def run(ctx: StageContext, *, base_url: str, involved: list[str]) -> None:
     async with httpx.AsyncClient(timeout=60.0) as http:
-        spec = (await http.get(f"{base_url}/openapi.json")).json()
         try:
-            route = upload_route(spec)
+            route, headers = await caller(http, base_url)
         except RouteMissing as missing:
             ctx.skip(STAGE, str(missing))
             return
-        headers = {"Authorization": f"Bearer {await login(http, base_url)}"}
         url = f"{base_url}{ROUTE}"
-        body = await post_image(
-            http,
-            url,
-            ctx.images[0],
-            field=route.field,
-            headers=headers,
-            params=route.params,
-            form=route.form,
-        )
-    if ctx.images[0].name == "bus.jpg" and not _mentions(body, "bus"):
+        body = await route.post(http, url, ctx.images[0], headers)
+    if ctx.images[0].name == "bus.jpg" and not mentions(body, "bus"):
         raise RuntimeError(f"the gateway finds no bus in bus.jpg: {str(body)[:300]}")
     logger.info(
         "gateway route: file field %r, params %s, form %s", route.field, route.params, route.form

@@ -19,8 +19,7 @@ import httpx
 
 from bench.pipeline import PlainDetector
 from bench.stages import StageContext, logger
-from bench.stages.gateway import ROUTE, login, upload_route
-from bench.stages.http import post_image
+from bench.stages.gateway import ROUTE, caller
 from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
 from objectvision_common.identity import principal_metadata
 
@@ -53,8 +52,7 @@ async def run(
         httpx.AsyncClient(timeout=ctx.config.request_timeout_s) as http,
     ):
         stub = detection_pb2_grpc.DetectionServiceStub(channel)
-        route = upload_route((await http.get(f"{gateway_url}/openapi.json")).json())
-        headers = {"Authorization": f"Bearer {await login(http, gateway_url)}"}
+        route, headers = await caller(http, gateway_url)
         times: dict[str, list[float]] = {"raw": [], "detect": [], "gateway": []}
         images = itertools.cycle(ctx.images)
         for round_ in range(rounds + 1):
@@ -70,15 +68,7 @@ async def run(
                     lambda r=request: stub.Detect(r, metadata=metadata, timeout=60)
                 ),
                 "gateway": await _elapsed_ms(
-                    lambda i=image: post_image(
-                        http,
-                        f"{gateway_url}{ROUTE}",
-                        i,
-                        field=route.field,
-                        headers=headers,
-                        params=route.params,
-                        form=route.form,
-                    )
+                    lambda i=image: route.post(http, f"{gateway_url}{ROUTE}", i, headers)
                 ),
             }
             if round_:  # the first round warms up

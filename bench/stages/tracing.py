@@ -30,7 +30,7 @@ import httpx
 
 from bench.loadgen import LoadResult, closed_loop
 from bench.stages import StageContext, logger
-from bench.stages.gateway import ROUTE, RouteMissing, login, upload_route
+from bench.stages.gateway import ROUTE, RouteMissing, caller
 from bench.stages.http import client, upload_factory
 from objectvision_common.tracing import tracing_enabled
 from objectvision_devstack.stack import Stack
@@ -173,11 +173,10 @@ async def run(ctx: StageContext, *, stack: Stack) -> dict[str, Any] | None:
     base_url = stack.gateway_url
     async with httpx.AsyncClient(timeout=60.0) as http:
         try:
-            route = upload_route((await http.get(f"{base_url}/openapi.json")).json())
+            route, headers = await caller(http, base_url)
         except RouteMissing as missing:
             ctx.skip(STAGE, str(missing))
             return None
-        headers = {"Authorization": f"Bearer {await login(http, base_url)}"}
     windows: list[Window] = []
     with _receiver() as (endpoint, receiver):
         on_env: dict[str, str | None] = {
