@@ -120,3 +120,43 @@ def test_a_detect_request_is_one_trace_from_the_gateway_to_triton_and_postgres(
                 span.name,
                 key,
             )
+
+
+def test_uploads_on_one_keep_alive_connection_are_separate_traces(
+    traced_stack: Stack, otlp_receiver: OtlpReceiver
+) -> None:
+    """A large upload makes uvicorn pause and resume reading inside the request; that must not
+    leave the request's trace on the connection for the requests that follow on it."""
+    email = f"trace-{uuid.uuid4().hex[:12]}@example.com"
+    image = (IMAGES / "bus.jpg").read_bytes()
+    assert len(image) > 64 * 1024  # above uvicorn's read high-water mark
+    answered: list[tuple[str, str]] = []
+    with httpx.Client(base_url=traced_stack.gateway_url, timeout=60) as client:
+        assert (
+            client.post(
+                "/api/v1/auth/signup", json={"email": email, "password": PASSWORD, "name": "Kim"}
+            ).status_code
+            == 202
+        )
+        token = client.post(
+            "/api/v1/auth/login", data={"username": email, "password": PASSWORD}
+        ).json()["access_token"]
+        for _ in range(3):
+            trace_id = uuid.uuid4().hex
+            response = client.post(
+                "/api/v1/detect/image",
+                files={"file": ("bus.jpg", image, "image/jpeg")},
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01",
+                },
+            )
+            assert response.status_code == 200, response.text
+            answered.append((trace_id, response.headers["x-request-id"]))
+        untraced = client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert [request_id for _, request_id in answered] == [sent for sent, _ in answered]
+    assert untraced.headers["x-request-id"] not in {sent for sent, _ in answered}
+    for trace_id, _ in answered:
+        spans = otlp_receiver.wait_for(trace_id, _complete, timeout_s=60)
+        servers = [s for s in spans if s.service == "gateway" and s.kind == SERVER]
+        assert len(servers) == 1, [(s.name, s.kind) for s in spans if s.service == "gateway"]

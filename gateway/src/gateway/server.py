@@ -63,6 +63,12 @@ def _config(app: FastAPI, host: str, port: int, **options: Any) -> uvicorn.Confi
         # The client address for rate limits is decided by TRUST_PROXY_HEADERS alone.
         proxy_headers=False,
         server_header=False,
+        # Each request in a fresh context. Without it a large upload (uvicorn pauses and
+        # resumes reading inside the request's task) leaves that request's context, its
+        # trace span included, on the connection: every later request on the keep-alive
+        # connection joined the first one's trace and answered with its request id
+        # (CPython gh-140947; tests/test_tracing_e2e.py).
+        reset_contextvars=True,
         **options,
     )
 
