@@ -7,6 +7,7 @@ trace's id; no span attribute carries the password, the token or the email.
 """
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ IMAGES = (
     / "images"
 )
 PASSWORD = "correct horse battery staple"
-GRPC_CLIENT, SERVER = 3, 2  # OTLP span kinds
+CLIENT, SERVER = 3, 2  # OTLP span kinds
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def _complete(spans: list[ReceivedSpan]) -> bool:
         ("detection-service", "triton batch") in names
         and ("detection-service", "/inference.GRPCInferenceService/ModelInfer") in names
         and any(s.service == "detection-service" and s.name.endswith("/Detect") for s in spans)
-        and any(s.service == "gateway" and s.kind == GRPC_CLIENT for s in spans)
+        and any(s.service == "gateway" and s.kind == CLIENT for s in spans)
         and any(s.attributes.get("db.system") == "postgresql" for s in spans)
         and any(s.service == "gateway" and s.kind == SERVER for s in spans)
     )
@@ -104,7 +105,7 @@ def test_a_detect_request_is_one_trace_from_the_gateway_to_triton_and_postgres(
         s for s in spans if s.service == "detection-service" and s.name.endswith("/Detect")
     )
     caller = by_id[detect.parent_id]
-    assert (caller.service, caller.kind) == ("gateway", GRPC_CLIENT)
+    assert (caller.service, caller.kind) == ("gateway", CLIENT)
     assert detect.attributes["enduser.id"]
     triton = next(s for s in spans if s.name == "/inference.GRPCInferenceService/ModelInfer")
     assert detect in _ancestors(triton, by_id)
@@ -160,3 +161,20 @@ def test_uploads_on_one_keep_alive_connection_are_separate_traces(
         spans = otlp_receiver.wait_for(trace_id, _complete, timeout_s=60)
         servers = [s for s in spans if s.service == "gateway" and s.kind == SERVER]
         assert len(servers) == 1, [(s.name, s.kind) for s in spans if s.service == "gateway"]
+
+
+def test_background_polls_and_pool_chores_leave_no_spans(
+    traced_stack: Stack, otlp_receiver: OtlpReceiver
+) -> None:
+    """The job workers, outbox relays and event consumers poll Redis and PostgreSQL all the
+    time; none of that is a trace. Nor are the pool's pre-ping and reset inside a request."""
+    with httpx.Client(base_url=traced_stack.gateway_url, timeout=60) as client:
+        assert client.get("/health").status_code == 200
+    # Several poll intervals of every background loop, and several export intervals.
+    time.sleep(4)
+    ours = [s for s in otlp_receiver.spans() if s.service != "triton"]
+    by_id = _by_id(ours)
+    assert ours, "the stack exported nothing: this test would pass without tracing"
+    roots = [s for s in ours if s.parent_id not in by_id and not s.parent_id]
+    assert not [s.name for s in roots if s.kind == CLIENT]
+    assert not [s.name for s in ours if s.name in {"BEGIN;", ";", "ROLLBACK;"}]
