@@ -23,7 +23,7 @@ STUBS_DIR := common/src
 
 .PHONY: help install proto model triton-env run test test-slow lint format bench clean \
 	k8s-validate compose-validate bench-quick torch-env test-torch gpu-kit rules-check \
-	monitoring-rules screenshots typecheck
+	monitoring-rules screenshots trace-screenshots typecheck
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -84,6 +84,9 @@ run: install triton-env model ## Start the whole system on this machine (Ctrl-C 
 screenshots: install ## Retake docs/console*.png with headless Chromium from the running system (`make run` in another shell)
 	$(BIN)/python tools/generate_console_palette.py --check
 	$(BIN)/python tools/console_screenshots.py
+
+trace-screenshots: install triton-env model ## Retake docs/trace-*.png (a detect and a batch-job trace in the Jaeger UI, from a traced system of its own); needs a jaeger-ui build at JAEGER_UI_DIR (see tools/trace_screenshots.py)
+	$(BIN)/python tools/trace_screenshots.py --jaeger-ui "$(JAEGER_UI_DIR)"
 
 # mypy, configured in pyproject.toml [tool.mypy], over the packages named here: each passes it.
 TYPECHECKED := common/src auth-service/src devstack/src client/src notification-service/src gateway/src inference/src detection-service/src

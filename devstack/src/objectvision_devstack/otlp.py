@@ -49,6 +49,8 @@ def _value(value: common_pb2.AnyValue) -> Any:
 @dataclass
 class _Store:
     spans: list[ReceivedSpan] = field(default_factory=list)
+    # The exports as sent (times, events, scopes), for what needs more than ReceivedSpan.
+    requests: list[trace_service_pb2.ExportTraceServiceRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -88,6 +90,7 @@ def _keep(store: _Store, request: trace_service_pb2.ExportTraceServiceRequest) -
                 )
     with store.lock:
         store.spans.extend(received)
+        store.requests.append(request)
 
 
 TRACES_PATH = "/v1/traces"
@@ -202,6 +205,11 @@ class OtlpReceiver:
     def spans(self, trace_id: str | None = None) -> list[ReceivedSpan]:
         with self._store.lock:
             return [s for s in self._store.spans if trace_id is None or s.trace_id == trace_id]
+
+    def requests(self) -> list[trace_service_pb2.ExportTraceServiceRequest]:
+        """Every export received so far, over gRPC or HTTP, whole."""
+        with self._store.lock:
+            return list(self._store.requests)
 
     def wait_for(
         self, trace_id: str, predicate: Any, *, timeout_s: float = 30.0
