@@ -10,7 +10,7 @@ against the limit and against the caller's ``expected_size`` as well.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -62,7 +62,7 @@ def letterbox(image_bgr: np.ndarray, out: np.ndarray) -> contract.Letterbox:
     return box
 
 
-class CpuPipeline:
+class CpuPipeline(contract.Pipeline):
     """Decode, letterbox, one batched network run, then per-image selection."""
 
     def __init__(self, network: Network, *, max_pixels: int, input_size: int = 640) -> None:
@@ -70,12 +70,10 @@ class CpuPipeline:
         self._max_pixels = max_pixels
         self._size = input_size
 
-    def __call__(
-        self,
-        images: Sequence[bytes],
-        options: Sequence[contract.ImageOptions],
-        expected: Sequence[tuple[int, int] | None],
-    ) -> tuple[list[contract.ImageResult], tuple[float, float, float]]:
+    def run(
+        self, request: contract.ImageBatch
+    ) -> tuple[list[contract.ImageResult], contract.StageMs]:
+        images, options, expected = request
         started = time.perf_counter()
         results: list[contract.ImageResult | None] = [None] * len(images)
         batch = np.empty((len(images), self._size, self._size, 3), dtype=np.uint8)

@@ -26,8 +26,10 @@ project is installed.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -131,6 +133,41 @@ class ImageResult:
     @classmethod
     def refused(cls, status: int, width: int = 0, height: int = 0) -> ImageResult:
         return cls(status, width, height, np.zeros((0, 6), dtype=np.float32))
+
+
+# Decode + letterbox, network and NMS of one batch, in milliseconds (``stage_times``).
+StageMs = tuple[float, float, float]
+
+
+class ImageBatch(NamedTuple):
+    """One ``execute``'s images as a pipeline receives them: the encoded bytes, each image's
+    options and the size the caller's header parser read (None: not given)."""
+
+    images: Sequence[bytes]
+    options: Sequence[ImageOptions]
+    expected: Sequence[tuple[int, int] | None]
+
+
+class Pipeline(ABC):
+    """How a model instance computes this contract: ``cpu_pipeline``, ``torch_pipeline`` or
+    ``trt_pipeline``, as the config's ``pipeline`` parameter says.
+
+    The call is stated once here rather than in each pipeline, so that the three cannot drift
+    apart and ``triton_model`` holds any of them as a ``Pipeline``; each implements ``run``.
+    """
+
+    def __call__(
+        self,
+        images: Sequence[bytes],
+        options: Sequence[ImageOptions],
+        expected: Sequence[tuple[int, int] | None],
+    ) -> tuple[list[ImageResult], StageMs]:
+        """Every image's result, in order, and the batch's stage times."""
+        return self.run(ImageBatch(images, options, expected))
+
+    @abstractmethod
+    def run(self, batch: ImageBatch) -> tuple[list[ImageResult], StageMs]:
+        """``__call__``'s answer, for the batch as one value."""
 
 
 def stage_times(

@@ -88,7 +88,7 @@ def _jpeg_header(data: bytes) -> tuple[int, int, bool] | None:
         return None
 
 
-class TorchPipeline:
+class TorchPipeline(contract.Pipeline):
     """One model instance's device state: the captured network and its buffers."""
 
     def __init__(
@@ -257,12 +257,10 @@ class TorchPipeline:
         return list(np.split(answer[:, :6], np.cumsum(counts)[:-1]))
 
     @torch.inference_mode()
-    def __call__(
-        self,
-        images: Sequence[bytes],
-        options: Sequence[contract.ImageOptions],
-        expected: Sequence[tuple[int, int] | None],
-    ) -> tuple[list[contract.ImageResult], tuple[float, float, float]]:
+    def run(
+        self, request: contract.ImageBatch
+    ) -> tuple[list[contract.ImageResult], contract.StageMs]:
+        images, options, expected = request
         started = time.perf_counter()
         cuda = self.device.type == "cuda"
         marks = [torch.cuda.Event(enable_timing=True) for _ in range(3)] if cuda else []

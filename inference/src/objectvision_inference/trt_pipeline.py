@@ -67,7 +67,7 @@ def finish(
     return contract.to_original(contract.select(rows, stricter), box)
 
 
-class TensorRtPipeline:
+class TensorRtPipeline(contract.Pipeline):
     """BLS calls to the DALI and TensorRT models, then the per-image options."""
 
     def __init__(
@@ -93,12 +93,10 @@ class TensorRtPipeline:
             raise RuntimeError(f"{model}: {response.error().message()}")
         return response
 
-    def __call__(
-        self,
-        images: Sequence[bytes],
-        options: Sequence[contract.ImageOptions],
-        expected: Sequence[tuple[int, int] | None],
-    ) -> tuple[list[contract.ImageResult], tuple[float, float, float]]:
+    def run(
+        self, request: contract.ImageBatch
+    ) -> tuple[list[contract.ImageResult], contract.StageMs]:
+        images, options, expected = request
         pb = self._pb
         started = time.perf_counter()
         encoded, lengths = padded_batch(images)

@@ -8,7 +8,7 @@ client drains the stream.
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -24,6 +24,9 @@ from detection_service.pipeline.detector import Detector
 from objectvision_common.errors import FailedPrecondition, InvalidArgument
 
 T = TypeVar("T")
+# A page's rows and the key the next page starts after.
+R = TypeVar("R")
+C = TypeVar("C")
 
 # Detections per database page: up to 1000 objects each, so a page is at most a few MB.
 PAGE_SIZE = 100
@@ -49,23 +52,24 @@ async def history_pages(
     *, sessions: async_sessionmaker[AsyncSession], user_id: str, filters: HistoryFilter
 ) -> AsyncIterator[Sequence[DetectionRecord]]:
     """The filtered history, newest first, one short-lived session per page."""
-    after: tuple[datetime, uuid.UUID] | None = None
-    while True:
-        async with sessions() as session:
-            page = await history.history_export_page(
-                session=session,
-                user_id=user_id,
-                limit=PAGE_SIZE,
-                after=after,
-                class_id=filters.class_id,
-                since=filters.since,
-                until=filters.until,
-            )
-        if page:
-            yield page
-        if len(page) < PAGE_SIZE:
-            return
-        after = (page[-1].created_at, page[-1].id)
+
+    async def page(
+        session: AsyncSession, after: tuple[datetime, uuid.UUID] | None
+    ) -> list[DetectionRecord]:
+        return await history.history_export_page(
+            session=session,
+            user_id=user_id,
+            limit=PAGE_SIZE,
+            after=after,
+            class_id=filters.class_id,
+            since=filters.since,
+            until=filters.until,
+        )
+
+    async for records in _keyset_pages(
+        sessions=sessions, page=page, start=None, cursor=lambda last: (last.created_at, last.id)
+    ):
+        yield records
 
 
 async def finished_job(
@@ -94,21 +98,41 @@ async def job_pages(
     *, sessions: async_sessionmaker[AsyncSession], user_id: str, job_id: uuid.UUID
 ) -> AsyncIterator[Sequence[DetectionRecord]]:
     """A job's detections in upload order, one short-lived session per page."""
-    after = -1
+
+    async def page(session: AsyncSession, after: int) -> list[tuple[int, DetectionRecord]]:
+        return await history.job_export_page(
+            session=session, user_id=user_id, job_id=job_id, limit=PAGE_SIZE, after_position=after
+        )
+
+    async for rows in _keyset_pages(
+        sessions=sessions, page=page, start=-1, cursor=lambda last: last[0]
+    ):
+        yield [record for _, record in rows]
+
+
+async def _keyset_pages(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    page: Callable[[AsyncSession, C], Awaitable[Sequence[R]]],
+    start: C,
+    cursor: Callable[[R], C],
+) -> AsyncIterator[Sequence[R]]:
+    """Every non-empty page that `page` returns, reading from `start` and then after the
+    `cursor` of each page's last row, until a page is shorter than PAGE_SIZE.
+
+    The history and job exports page the same way, each by its own key; this is that loop,
+    with a short-lived session per page so that no session is held while a slow client
+    drains the stream.
+    """
+    after = start
     while True:
         async with sessions() as session:
-            page = await history.job_export_page(
-                session=session,
-                user_id=user_id,
-                job_id=job_id,
-                limit=PAGE_SIZE,
-                after_position=after,
-            )
-        if page:
-            yield [record for _, record in page]
-        if len(page) < PAGE_SIZE:
+            rows = await page(session, after)
+        if rows:
+            yield rows
+        if len(rows) < PAGE_SIZE:
             return
-        after = page[-1][0]
+        after = cursor(rows[-1])
 
 
 async def _in_thread(call: Callable[..., T], *args: object) -> T:

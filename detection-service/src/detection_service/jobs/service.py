@@ -167,85 +167,6 @@ class _KeyTaken(Exception):
     """A concurrent submission with the same idempotency key committed its job first."""
 
 
-async def insert_job(
-    *,
-    session: AsyncSession,
-    job_id: uuid.UUID,
-    user_id: str,
-    kind: str,
-    total: int,
-    refused: int,
-    options: DetectionOptions,
-    model: str | None,
-    idempotency_key: str | None,
-    now: datetime,
-) -> None:
-    """The pending `jobs` row; raises _KeyTaken (rolling the submission back) when another
-    job of this user already has the idempotency key."""
-    inserted = await session.scalar(
-        pg_insert(jobs)
-        .values(
-            id=job_id,
-            user_id=user_id,
-            status=PENDING,
-            kind=kind,
-            total=total,
-            processed=refused,
-            failed=refused,
-            params=options.to_json(),
-            model=model,
-            idempotency_key=idempotency_key or None,
-            created_at=now,
-            updated_at=now,
-            heartbeat_at=now,
-        )
-        .on_conflict_do_nothing(constraint="uq_jobs_user_id_idempotency_key")
-        .returning(jobs.c.id)
-    )
-    if inserted is None:
-        raise _KeyTaken
-
-
-async def submit_stored(
-    *,
-    sessions: async_sessionmaker[AsyncSession],
-    storage: ObjectStorage,
-    queue: JobQueue,
-    job_id: uuid.UUID,
-    user_id: str,
-    idempotency_key: str | None,
-    objects: Sequence[bytes | Path],
-    write_rows: Callable[[AsyncSession, list[str]], Awaitable[None]],
-) -> JobView:
-    """Store a job's objects and commit its rows (`write_rows`, which calls `insert_job`) as
-    one step, then put the job on the stream.
-
-    A repeated idempotency key that a concurrent submission committed first answers with
-    that job (the objects stored here are discarded). If the XADD fails after the commit the
-    job stays pending and the sweeper enqueues it later: nothing is lost.
-    """
-    try:
-        await stored_images.store(
-            sessions=sessions, storage=storage, objects=objects, write_rows=write_rows
-        )
-    except _KeyTaken:
-        found = await existing_job(
-            sessions=sessions, user_id=user_id, idempotency_key=idempotency_key or ""
-        )
-        assert found is not None
-        return found
-    try:
-        await queue.enqueue(job_id)
-    except RedisError:
-        logger.warning(
-            "job stored but not enqueued; the sweeper will",
-            extra={"job": str(job_id)},
-            exc_info=True,
-        )
-    async with sessions() as session:
-        return await get_job(session=session, job_id=job_id, user_id=user_id)
-
-
 async def submit_job(
     *,
     sessions: async_sessionmaker[AsyncSession],
@@ -270,35 +191,110 @@ async def submit_job(
         )
         if found is not None:
             return found
-    job_id = uuid.uuid4()
-    now = _now()
 
-    async def write_rows(session: AsyncSession, keys: list[str]) -> None:
-        await insert_job(
-            session=session,
-            job_id=job_id,
-            user_id=user_id,
-            kind=KIND_BATCH,
-            total=len(uploads) + len(refused),
-            refused=len(refused),
-            options=options,
-            model=model,
-            idempotency_key=idempotency_key,
-            now=now,
-        )
+    async def write_items(
+        session: AsyncSession, job_id: uuid.UUID, keys: list[str], now: datetime
+    ) -> None:
         await _insert_items(session, job_id, user_id, uploads, keys, now)
         await _insert_refusals(session, job_id, refused, now)
 
-    return await submit_stored(
+    return await submit_new_job(
         sessions=sessions,
         storage=storage,
         queue=queue,
-        job_id=job_id,
         user_id=user_id,
+        kind=KIND_BATCH,
+        total=len(uploads) + len(refused),
+        refused=len(refused),
+        options=options,
+        model=model,
         idempotency_key=idempotency_key,
         objects=[upload.data for _, upload in uploads],
-        write_rows=write_rows,
+        write_rows=write_items,
     )
+
+
+# The rows a kind of job keeps beside its `jobs` row, written in the same transaction:
+# (session, the new job's id, the storage keys of its objects, the submission time).
+JobRowsWriter = Callable[[AsyncSession, uuid.UUID, list[str], datetime], Awaitable[None]]
+
+
+async def submit_new_job(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
+    queue: JobQueue,
+    user_id: str,
+    kind: str,
+    total: int,
+    refused: int,
+    options: DetectionOptions,
+    model: str | None,
+    idempotency_key: str | None,
+    objects: Sequence[bytes | Path],
+    write_rows: JobRowsWriter,
+) -> JobView:
+    """A new job of any kind: its pending `jobs` row and the kind's own rows (`write_rows`)
+    committed as one step with its stored `objects`, then the job put on the stream.
+
+    Batch jobs (`submit_job`) and video jobs (`video.service.submit_video_job`) differ only
+    in what they store and the rows beside the `jobs` row; this is the rest, in one place,
+    so that both kinds get the same idempotency and enqueue behaviour.
+
+    A repeated idempotency key that a concurrent submission committed first answers with
+    that job (the objects stored here are discarded). If the XADD fails after the commit the
+    job stays pending and the sweeper enqueues it later: nothing is lost.
+    """
+    job_id = uuid.uuid4()
+    now = _now()
+
+    async def write_all(session: AsyncSession, keys: list[str]) -> None:
+        # The pending row; _KeyTaken (rolling the submission back) when another job of this
+        # user already has the idempotency key.
+        inserted = await session.scalar(
+            pg_insert(jobs)
+            .values(
+                id=job_id,
+                user_id=user_id,
+                status=PENDING,
+                kind=kind,
+                total=total,
+                processed=refused,
+                failed=refused,
+                params=options.to_json(),
+                model=model,
+                idempotency_key=idempotency_key or None,
+                created_at=now,
+                updated_at=now,
+                heartbeat_at=now,
+            )
+            .on_conflict_do_nothing(constraint="uq_jobs_user_id_idempotency_key")
+            .returning(jobs.c.id)
+        )
+        if inserted is None:
+            raise _KeyTaken
+        await write_rows(session, job_id, keys, now)
+
+    try:
+        await stored_images.store(
+            sessions=sessions, storage=storage, objects=objects, write_rows=write_all
+        )
+    except _KeyTaken:
+        found = await existing_job(
+            sessions=sessions, user_id=user_id, idempotency_key=idempotency_key or ""
+        )
+        assert found is not None
+        return found
+    try:
+        await queue.enqueue(job_id)
+    except RedisError:
+        logger.warning(
+            "job stored but not enqueued; the sweeper will",
+            extra={"job": str(job_id)},
+            exc_info=True,
+        )
+    async with sessions() as session:
+        return await get_job(session=session, job_id=job_id, user_id=user_id)
 
 
 async def _insert_refusals(

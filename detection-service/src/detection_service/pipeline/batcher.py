@@ -53,30 +53,36 @@ class _Pending:
     span: SpanContext | None = field(default_factory=current_span_context)
 
 
+@dataclass(frozen=True, kw_only=True)
+class BatchSettings:
+    """How a MicroBatcher batches, as one object: ModelBatchers makes a batcher per model
+    with the same settings, and passing them as one value keeps the two constructors from
+    each spelling out (and drifting on) the same parameter list. ModelBatchers itself still
+    takes them as keywords, as server.py and bench/gpu_encoded.py pass them."""
+
+    executor: Executor
+    metrics: DetectionMetrics
+    max_batch: int
+    max_delay_s: float
+    request_timeout_s: float
+    max_inflight_batches: int = 2
+    max_queue: int = 512
+
+
 class MicroBatcher:
     def __init__(
-        self,
-        model: TritonModel,
-        *,
-        executor: Executor,
-        metrics: DetectionMetrics,
-        max_batch: int,
-        max_delay_s: float,
-        request_timeout_s: float,
-        max_inflight_batches: int = 2,
-        max_queue: int = 512,
-        class_count: int = 80,
+        self, model: TritonModel, *, settings: BatchSettings, class_count: int = 80
     ) -> None:
         self._model = model
         self._class_count = class_count
-        self._executor = executor
-        self._metrics = metrics
-        self._max_batch = max_batch
-        self._max_delay = max_delay_s
-        self._max_queue = max_queue
-        self._request_timeout = request_timeout_s
+        self._executor = settings.executor
+        self._metrics = settings.metrics
+        self._max_batch = settings.max_batch
+        self._max_delay = settings.max_delay_s
+        self._max_queue = settings.max_queue
+        self._request_timeout = settings.request_timeout_s
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._slots = asyncio.Semaphore(max_inflight_batches)
+        self._slots = asyncio.Semaphore(settings.max_inflight_batches)
         self._sending: set[asyncio.Task[None]] = set()
         self._collector: asyncio.Task[None] | None = None
 
@@ -223,15 +229,15 @@ class ModelBatchers:
         max_queue: int = 512,
     ) -> None:
         self._make_model = make_model
-        self._settings = {
-            "executor": executor,
-            "metrics": metrics,
-            "max_batch": max_batch,
-            "max_delay_s": max_delay_s,
-            "request_timeout_s": request_timeout_s,
-            "max_inflight_batches": max_inflight_batches,
-            "max_queue": max_queue,
-        }
+        self._settings = BatchSettings(
+            executor=executor,
+            metrics=metrics,
+            max_batch=max_batch,
+            max_delay_s=max_delay_s,
+            request_timeout_s=request_timeout_s,
+            max_inflight_batches=max_inflight_batches,
+            max_queue=max_queue,
+        )
         self._batchers: dict[str, tuple[TritonModel, MicroBatcher]] = {}
         self._started = False
 
@@ -244,7 +250,7 @@ class ModelBatchers:
         """The model's batcher (started if the others are)."""
         if model_name not in self._batchers:
             model = self._make_model(model_name)
-            batcher = MicroBatcher(model, class_count=class_count, **self._settings)  # type: ignore[arg-type]
+            batcher = MicroBatcher(model, settings=self._settings, class_count=class_count)
             self._batchers[model_name] = (model, batcher)
             if self._started:
                 batcher.start()

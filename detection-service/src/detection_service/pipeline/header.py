@@ -11,6 +11,7 @@ import struct
 from dataclasses import dataclass
 from enum import StrEnum
 
+from detection_service.signatures import Signature, recognise
 from objectvision_common.errors import InvalidArgument, UnsupportedMediaType
 
 SUPPORTED = "JPEG, PNG, WebP or BMP"
@@ -40,17 +41,17 @@ class ImageHeader:
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Formats we recognise but do not decode: named in the error so the caller knows what to send.
-_UNSUPPORTED_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"GIF87a", "GIF"),
-    (0, b"GIF89a", "GIF"),
-    (0, b"II*\x00", "TIFF"),
-    (0, b"MM\x00*", "TIFF"),
-    (0, b"\x00\x00\x01\x00", "ICO"),
-    (0, b"%PDF", "PDF"),
-    (4, b"ftypheic", "HEIC"),
-    (4, b"ftypheix", "HEIC"),
-    (4, b"ftypmif1", "HEIF"),
-    (4, b"ftypavif", "AVIF"),
+_UNSUPPORTED_SIGNATURES = (
+    Signature(0, b"GIF87a", "GIF"),
+    Signature(0, b"GIF89a", "GIF"),
+    Signature(0, b"II*\x00", "TIFF"),
+    Signature(0, b"MM\x00*", "TIFF"),
+    Signature(0, b"\x00\x00\x01\x00", "ICO"),
+    Signature(0, b"%PDF", "PDF"),
+    Signature(4, b"ftypheic", "HEIC"),
+    Signature(4, b"ftypheix", "HEIC"),
+    Signature(4, b"ftypmif1", "HEIF"),
+    Signature(4, b"ftypavif", "AVIF"),
 )
 # SOF markers that carry the frame size (not DHT C4, JPG C8, DAC CC).
 _JPEG_SOF = frozenset(
@@ -82,13 +83,6 @@ def _looks_like_bmp(data: bytes) -> bool:
         and len(data) >= 18
         and int.from_bytes(data[14:18], "little") in _BMP_HEADER_SIZES
     )
-
-
-def _unsupported_name(data: bytes) -> str | None:
-    for offset, signature, name in _UNSUPPORTED_SIGNATURES:
-        if data[offset : offset + len(signature)] == signature:
-            return name
-    return None
 
 
 def _corrupt(fmt: ImageFormat, why: str) -> InvalidArgument:
@@ -206,7 +200,7 @@ def read_header(data: bytes) -> ImageHeader:
         raise InvalidArgument("the image is empty")
     fmt = sniff(data)
     if fmt is None:
-        other = _unsupported_name(data)
+        other = recognise(data, _UNSUPPORTED_SIGNATURES)
         if other:
             raise UnsupportedMediaType(f"{other} images are not supported; send {SUPPORTED}")
         raise UnsupportedMediaType(f"the upload is not a {SUPPORTED} image")

@@ -23,21 +23,13 @@ from detection_service.video.probe import (
     sniff_container,
 )
 from objectvision_common.errors import InvalidArgument, PayloadTooLarge
-
-
-def _mib(size: int) -> str:
-    """Sizes as people read them, as the gateway writes them."""
-    if size < 2**10:
-        return f"{size} bytes"
-    if size < 2**20:
-        return f"{size / 2**10:.1f} KiB"
-    return f"{size / 2**20:.1f} MiB"
+from objectvision_common.sizes import readable_size
 
 
 def too_large(size: int, limits: VideoLimits) -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"the video is {'over ' if size > limits.max_bytes else ''}{_mib(size)}; at most"
-        f" {_mib(limits.max_bytes)} per video are accepted"
+        f"the video is {'over ' if size > limits.max_bytes else ''}{readable_size(size)}; at most"
+        f" {readable_size(limits.max_bytes)} per video are accepted"
     )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import av
 import av.error
 
+from detection_service.signatures import Signature, recognise
 from objectvision_common.errors import InvalidArgument, PayloadTooLarge, UnsupportedMediaType
 
 SUPPORTED_CONTAINERS = "MP4, MOV or WebM"
@@ -65,15 +66,15 @@ _NOT_VIDEO_BRANDS = {
 # Classic QuickTime files may start with one of these atoms instead of `ftyp`.
 _QUICKTIME_ATOMS = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
 # Formats we recognise but do not take, named in the error.
-_OTHER_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"\xff\xd8\xff", "a JPEG image"),
-    (0, b"\x89PNG", "a PNG image"),
-    (0, b"GIF8", "a GIF"),
-    (0, b"FLV", "FLV video"),
-    (0, b"\x00\x00\x01\xba", "MPEG program stream video"),
-    (0, b"OggS", "Ogg"),
-    (0, b"ID3", "MP3 audio"),
-    (0, b"%PDF", "a PDF"),
+_OTHER_SIGNATURES = (
+    Signature(0, b"\xff\xd8\xff", "a JPEG image"),
+    Signature(0, b"\x89PNG", "a PNG image"),
+    Signature(0, b"GIF8", "a GIF"),
+    Signature(0, b"FLV", "FLV video"),
+    Signature(0, b"\x00\x00\x01\xba", "MPEG program stream video"),
+    Signature(0, b"OggS", "Ogg"),
+    Signature(0, b"ID3", "MP3 audio"),
+    Signature(0, b"%PDF", "a PDF"),
 )
 
 
@@ -102,11 +103,11 @@ def sniff_container(head: bytes) -> VideoContainer:
         raise UnsupportedMediaType(
             f"MPEG transport stream video is not supported; send {SUPPORTED_CONTAINERS}"
         )
-    for offset, signature, name in _OTHER_SIGNATURES:
-        if head[offset : offset + len(signature)] == signature:
-            raise UnsupportedMediaType(
-                f"the file is {name}, not a supported video; send {SUPPORTED_CONTAINERS}"
-            )
+    name = recognise(head, _OTHER_SIGNATURES)
+    if name is not None:
+        raise UnsupportedMediaType(
+            f"the file is {name}, not a supported video; send {SUPPORTED_CONTAINERS}"
+        )
     raise UnsupportedMediaType(f"the file is not a video; send {SUPPORTED_CONTAINERS}")
 
 

@@ -118,22 +118,10 @@ async def submit_video_job(
     The file is stored before its row commits and removed if the commit fails; a lost XADD
     leaves the job pending for the sweeper, as with batch jobs.
     """
-    job_id = uuid.uuid4()
-    now = _now()
 
-    async def write_rows(session: AsyncSession, keys: list[str]) -> None:
-        await jobs_service.insert_job(
-            session=session,
-            job_id=job_id,
-            user_id=user_id,
-            kind=KIND_VIDEO,
-            total=probe.sampled_frames,
-            refused=0,
-            options=options,
-            model=model,
-            idempotency_key=idempotency_key,
-            now=now,
-        )
+    async def write_video(
+        session: AsyncSession, job_id: uuid.UUID, keys: list[str], now: datetime
+    ) -> None:
         await session.execute(
             video_jobs.insert().values(
                 job_id=job_id,
@@ -152,15 +140,19 @@ async def submit_video_job(
             )
         )
 
-    return await jobs_service.submit_stored(
+    return await jobs_service.submit_new_job(
         sessions=sessions,
         storage=storage,
         queue=queue,
-        job_id=job_id,
         user_id=user_id,
+        kind=KIND_VIDEO,
+        total=probe.sampled_frames,
+        refused=0,
+        options=options,
+        model=model,
         idempotency_key=idempotency_key,
         objects=[scratch],
-        write_rows=write_rows,
+        write_rows=write_video,
     )
 
 
