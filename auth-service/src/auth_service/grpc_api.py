@@ -10,7 +10,6 @@ domain errors, mapped to gRPC status by the shared server interceptor.
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 
 import grpc
 from google.protobuf import empty_pb2
@@ -22,8 +21,6 @@ from auth_service.passwords import PasswordHasher
 from auth_service.preferences import service as preferences_service
 from auth_service.preferences.models import UserSettings
 from auth_service.tokens import service as tokens_service
-from auth_service.tokens.access import AccessTokenCodec
-from auth_service.tokens.revocation import RevokedAccessTokens
 from auth_service.users import service as users_service
 from auth_service.users.models import User
 from auth_service.users.notices import SignUpNotices
@@ -41,10 +38,8 @@ AUTH_METHOD_API_KEY = "api_key"
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     sessions: async_sessionmaker[AsyncSession]
     passwords: PasswordHasher
-    access_tokens: AccessTokenCodec
-    revoked: RevokedAccessTokens
+    tokens: tokens_service.SessionTokens
     signup_notices: SignUpNotices
-    refresh_lifetime: timedelta
     admin_emails: frozenset[str]
     service_token_secret: str
 
@@ -72,8 +67,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             pair = await tokens_service.login(
                 session=session,
                 passwords=self.passwords,
-                access_tokens=self.access_tokens,
-                refresh_lifetime=self.refresh_lifetime,
+                tokens=self.tokens,
                 email=request.email,
                 password=request.password,
             )
@@ -84,11 +78,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.TokenPair:
         async with self.sessions() as session:
             pair = await tokens_service.refresh_session(
-                session=session,
-                access_tokens=self.access_tokens,
-                revoked=self.revoked,
-                refresh_lifetime=self.refresh_lifetime,
-                refresh_token=request.refresh_token,
+                session=session, tokens=self.tokens, refresh_token=request.refresh_token
             )
         return _token_pair_message(pair)
 
@@ -98,8 +88,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         async with self.sessions() as session:
             await tokens_service.logout(
                 session=session,
-                access_tokens=self.access_tokens,
-                revoked=self.revoked,
+                tokens=self.tokens,
                 access_token=request.access_token,
                 refresh_token=request.refresh_token,
             )
@@ -110,10 +99,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> common_pb2.Principal:
         async with self.sessions() as session:
             verified = await tokens_service.verify_access_token(
-                session=session,
-                access_tokens=self.access_tokens,
-                revoked=self.revoked,
-                access_token=request.access_token,
+                session=session, tokens=self.tokens, access_token=request.access_token
             )
         return common_pb2.Principal(
             user_id=str(verified.user.id),
@@ -127,9 +113,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext
     ) -> auth_pb2.Jwks:
         return auth_pb2.Jwks(
-            keys=[auth_pb2.JsonWebKey(**jwk) for jwk in self.access_tokens.jwks()],
-            issuer=self.access_tokens.issuer,
-            audience=self.access_tokens.audience,
+            keys=[auth_pb2.JsonWebKey(**jwk) for jwk in self.tokens.access_tokens.jwks()],
+            issuer=self.tokens.access_tokens.issuer,
+            audience=self.tokens.access_tokens.audience,
         )
 
     async def AuthenticateApiKey(
@@ -151,11 +137,8 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def GetUser(
         self, request: auth_pb2.GetUserRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.User:
-        async with self._as_caller(context) as (session, caller):
-            user = await users_service.get_visible(
-                session=session, caller=caller, user_id=request.user_id
-            )
-        return _user_message(user)
+        async with self._as_visible_user(context, request.user_id) as (_, user):
+            return _user_message(user)
 
     async def UpdateUser(
         self, request: auth_pb2.UpdateUserRequest, context: grpc.aio.ServicerContext
@@ -164,7 +147,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             user = await users_service.update(
                 session=session,
                 passwords=self.passwords,
-                revoked=self.revoked,
+                revoked=self.tokens.revoked,
                 notices=self.signup_notices,
                 caller=caller,
                 user_id=request.user_id,
@@ -180,20 +163,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def GetSettings(
         self, request: auth_pb2.GetSettingsRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.UserSettings:
-        async with self._as_caller(context) as (session, caller):
-            user = await users_service.get_visible(
-                session=session, caller=caller, user_id=request.user_id
-            )
+        async with self._as_visible_user(context, request.user_id) as (session, user):
             settings = await preferences_service.get(session=session, user_id=user.id)
         return _settings_message(settings)
 
     async def UpdateSettings(
         self, request: auth_pb2.UpdateSettingsRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.UserSettings:
-        async with self._as_caller(context) as (session, caller):
-            user = await users_service.get_visible(
-                session=session, caller=caller, user_id=request.user_id
-            )
+        async with self._as_visible_user(context, request.user_id) as (session, user):
             settings = await preferences_service.update(
                 session=session,
                 user_id=user.id,
@@ -240,6 +217,18 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         principal = caller_principal(context, secret=self.service_token_secret)
         async with self.sessions() as session:
             yield session, await users_service.get_caller(session=session, principal=principal)
+
+    @asynccontextmanager
+    async def _as_visible_user(
+        self, context: grpc.aio.ServicerContext, user_id: str
+    ) -> AsyncIterator[tuple[AsyncSession, User]]:
+        """A session and the account `user_id` names, if the caller may see it (its own, or
+        any for an admin): what the profile and settings RPCs all start from."""
+        async with self._as_caller(context) as (session, caller):
+            yield (
+                session,
+                await users_service.get_visible(session=session, caller=caller, user_id=user_id),
+            )
 
 
 def _user_message(user: User) -> auth_pb2.User:

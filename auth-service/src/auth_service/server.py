@@ -17,6 +17,7 @@ from auth_service.passwords import PasswordHasher
 from auth_service.tokens.access import AccessTokenCodec
 from auth_service.tokens.keys import load_signing_key
 from auth_service.tokens.revocation import RevokedAccessTokens
+from auth_service.tokens.service import SessionTokens
 from auth_service.users.notices import SignUpNotices
 from objectvision.v1 import auth_pb2, auth_pb2_grpc
 from objectvision_common.backlog import BacklogMonitor, outbox_probe
@@ -47,10 +48,12 @@ async def build(settings: AuthSettings) -> ServiceParts:
     servicer = AuthServicer(
         sessions=sessions,
         passwords=PasswordHasher.from_settings(settings),
-        access_tokens=access_tokens,
-        revoked=RevokedAccessTokens(redis, access_lifetime=access_lifetime),
+        tokens=SessionTokens(
+            access_tokens=access_tokens,
+            revoked=RevokedAccessTokens(redis, access_lifetime=access_lifetime),
+            refresh_lifetime=timedelta(days=settings.refresh_token_expire_days),
+        ),
         signup_notices=SignUpNotices(redis),
-        refresh_lifetime=timedelta(days=settings.refresh_token_expire_days),
         admin_emails=settings.admin_emails,
         service_token_secret=settings.service_token_secret,
     )

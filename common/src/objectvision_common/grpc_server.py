@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -121,37 +122,38 @@ _AsyncUnaryBehavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 _AsyncStreamBehavior = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
 
 
+@asynccontextmanager
+async def _observed_call(
+    full_method: str, context: grpc.aio.ServicerContext
+) -> AsyncIterator[None]:
+    """Around one call's handling, unary or streaming alike: the bookkeeping of `_Observed`,
+    and a failure turned into the status the caller gets (an abort passes through as it is)."""
+    call = _Observed(full_method, context)
+    error: BaseException | None = None
+    try:
+        yield
+    except Exception as exc:
+        error = exc
+        if isinstance(exc, grpc.aio.AbortError):
+            raise
+        await _abort_for(exc, context)
+    finally:
+        call.finish(call.code_of(error))
+
+
 def _wrap_unary_response(behavior: _AsyncUnaryBehavior, full_method: str) -> _AsyncUnaryBehavior:
     async def handler(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
-        call = _Observed(full_method, context)
-        error: BaseException | None = None
-        try:
+        async with _observed_call(full_method, context):
             return await behavior(request_or_iterator, context)
-        except Exception as exc:
-            error = exc
-            if isinstance(exc, grpc.aio.AbortError):
-                raise
-            await _abort_for(exc, context)
-        finally:
-            call.finish(call.code_of(error))
 
     return handler
 
 
 def _wrap_stream_response(behavior: _AsyncStreamBehavior, full_method: str) -> _AsyncStreamBehavior:
     async def handler(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
-        call = _Observed(full_method, context)
-        error: BaseException | None = None
-        try:
+        async with _observed_call(full_method, context):
             async for response in behavior(request_or_iterator, context):
                 yield response
-        except Exception as exc:
-            error = exc
-            if isinstance(exc, grpc.aio.AbortError):
-                raise
-            await _abort_for(exc, context)
-        finally:
-            call.finish(call.code_of(error))
 
     return handler
 

@@ -24,6 +24,7 @@ from gateway.errors import ApiError
 from gateway.schemas.detect import Absent, DetectBatchForm, DetectImageForm, DetectionParamsIn
 from gateway.schemas.video import DetectVideoForm, VideoSamplingIn
 from objectvision.v1 import detection_pb2
+from objectvision_common.sizes import readable_size
 
 T = TypeVar("T")
 
@@ -114,21 +115,12 @@ def _shown_name(upload: UploadFile, position: int) -> str:
     return repr(name) if name else f"#{position + 1}"
 
 
-def _mib(size: int) -> str:
-    """Sizes as people read them, the same way for every limit."""
-    if size < 2**10:
-        return f"{size} bytes"
-    if size < 2**20:
-        return f"{size / 2**10:.1f} KiB"
-    return f"{size / 2**20:.1f} MiB"
-
-
 def _too_large(what: str, upload: UploadFile, position: int, size: int, limit: int) -> ApiError:
     return ApiError(
         413,
         "payload_too_large",
-        f"{what} {_shown_name(upload, position)} is {_mib(size)}; "
-        f"at most {_mib(limit)} per {what} are accepted",
+        f"{what} {_shown_name(upload, position)} is {readable_size(size)}; "
+        f"at most {readable_size(limit)} per {what} are accepted",
     )
 
 
@@ -221,8 +213,8 @@ async def batch_images(
         raise ApiError(
             413,
             "payload_too_large",
-            f"the images are {_mib(total_bytes)} together; at most"
-            f" {_mib(settings.max_batch_bytes)} per batch are accepted: split them into"
+            f"the images are {readable_size(total_bytes)} together; at most"
+            f" {readable_size(settings.max_batch_bytes)} per batch are accepted: split them into"
             " several jobs",
         )
     return BatchUpload(

@@ -39,12 +39,25 @@ class VerifiedAccess:
     claims: AccessClaims
 
 
+@dataclass(frozen=True, kw_only=True)
+class SessionTokens:
+    """What every session operation needs besides the database session: the access-token
+    codec, the revocation list and how long a refresh token lives.
+
+    Built once when the service is wired and handed around whole, so the servicer does not
+    repeat the same three dependencies on each login, refresh, logout and verification.
+    """
+
+    access_tokens: AccessTokenCodec
+    revoked: RevokedAccessTokens
+    refresh_lifetime: timedelta
+
+
 async def login(
     *,
     session: AsyncSession,
     passwords: PasswordHasher,
-    access_tokens: AccessTokenCodec,
-    refresh_lifetime: timedelta,
+    tokens: SessionTokens,
     email: str,
     password: str,
 ) -> TokenPair:
@@ -55,10 +68,14 @@ async def login(
     now = utcnow()
     family_id = uuid.uuid4()
     refresh_token = refresh.issue(
-        session=session, user_id=user.id, lifetime=refresh_lifetime, family_id=family_id, now=now
+        session=session,
+        user_id=user.id,
+        lifetime=tokens.refresh_lifetime,
+        family_id=family_id,
+        now=now,
     )
     await session.commit()
-    access = access_tokens.issue(
+    access = tokens.access_tokens.issue(
         user_id=user.id, is_admin=user.is_admin, session_id=family_id, now=now
     )
     return TokenPair(access=access, refresh_token=refresh_token)
@@ -67,9 +84,7 @@ async def login(
 async def refresh_session(
     *,
     session: AsyncSession,
-    access_tokens: AccessTokenCodec,
-    revoked: RevokedAccessTokens,
-    refresh_lifetime: timedelta,
+    tokens: SessionTokens,
     refresh_token: str,
 ) -> TokenPair:
     """Rotate the refresh token and issue a fresh access token for its account.
@@ -82,10 +97,12 @@ async def refresh_session(
     now = utcnow()
     try:
         rotation = await refresh.rotate(
-            session=session, token=refresh_token, lifetime=refresh_lifetime, now=now
+            session=session, token=refresh_token, lifetime=tokens.refresh_lifetime, now=now
         )
     except refresh.ReusedRefreshToken as reuse:
-        await sessions.end(session=session, revoked=revoked, family_ids={reuse.family_id}, now=now)
+        await sessions.end(
+            session=session, revoked=tokens.revoked, family_ids={reuse.family_id}, now=now
+        )
         await session.commit()
         logger.warning(
             "refresh token reuse; session revoked",
@@ -96,7 +113,7 @@ async def refresh_session(
     if user is None or not user.is_active:
         raise Unauthenticated(refresh.INVALID_REFRESH)
     await session.commit()
-    access = access_tokens.issue(
+    access = tokens.access_tokens.issue(
         user_id=user.id, is_admin=user.is_admin, session_id=rotation.family_id, now=now
     )
     return TokenPair(access=access, refresh_token=rotation.refresh_token)
@@ -105,8 +122,7 @@ async def refresh_session(
 async def logout(
     *,
     session: AsyncSession,
-    access_tokens: AccessTokenCodec,
-    revoked: RevokedAccessTokens,
+    tokens: SessionTokens,
     access_token: str,
     refresh_token: str,
 ) -> None:
@@ -119,7 +135,9 @@ async def logout(
     """
     if not access_token and not refresh_token:
         raise InvalidArgument("access_token or refresh_token is required")
-    claims = access_tokens.decode(access_token, verify_expiry=False) if access_token else None
+    claims = (
+        tokens.access_tokens.decode(access_token, verify_expiry=False) if access_token else None
+    )
     stored = await refresh.find(session=session, token=refresh_token) if refresh_token else None
     if claims is not None and stored is not None and stored.user_id != claims.user_id:
         raise Unauthenticated("the access and refresh tokens belong to different sessions")
@@ -130,23 +148,22 @@ async def logout(
     if claims is not None:
         # Covered by its session's entry too; the token's own entry is what verifiers that
         # predate session entries check, so a rolling upgrade does not reopen it.
-        await revoked.revoke(jti=claims.jti, until=claims.expires_at + CLOCK_SKEW, now=now)
-    await sessions.end(session=session, revoked=revoked, family_ids=families, now=now)
+        await tokens.revoked.revoke(jti=claims.jti, until=claims.expires_at + CLOCK_SKEW, now=now)
+    await sessions.end(session=session, revoked=tokens.revoked, family_ids=families, now=now)
     await session.commit()
 
 
 async def verify_access_token(
     *,
     session: AsyncSession,
-    access_tokens: AccessTokenCodec,
-    revoked: RevokedAccessTokens,
+    tokens: SessionTokens,
     access_token: str,
 ) -> VerifiedAccess:
     """Everything the gateway checks, plus that the account still exists and is active."""
     if not access_token:
         raise Unauthenticated(INVALID_ACCESS)
-    claims = access_tokens.decode(access_token)
-    if await revoked.is_revoked(jti=claims.jti, session_id=claims.session_id):
+    claims = tokens.access_tokens.decode(access_token)
+    if await tokens.revoked.is_revoked(jti=claims.jti, session_id=claims.session_id):
         raise Unauthenticated(REVOKED_ACCESS)
     user = await session.get(User, claims.user_id)
     if user is None or not user.is_active:

@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from pydantic import ValidationError
@@ -32,7 +32,7 @@ from gateway.dependencies import (
     RateLimiterDep,
     SettingsDep,
 )
-from gateway.errors import ApiError
+from gateway.errors import SERVER_ERRORS, ApiError, error_responses
 from gateway.ratelimit import (
     PolicyState,
     RateLimiter,
@@ -171,6 +171,13 @@ async def session_upstream(
 
 SessionUpstream = Annotated[Upstream, Depends(session_upstream)]
 UserUpstream = Annotated[Upstream, Depends(user_upstream)]
+
+
+def signed_in_router(prefix: str, tag: str) -> APIRouter:
+    """The router of a resource only a signed-in caller reaches (its routes take
+    `UserUpstream` or `CurrentPrincipal`): every route documents the 401 that authentication
+    answers and the server errors, declared here once rather than in each router."""
+    return APIRouter(prefix=prefix, tags=[tag], responses=error_responses(401, *SERVER_ERRORS))
 
 
 def _body_validation_error(exc: ValidationError) -> RequestValidationError:

@@ -3,18 +3,14 @@ an API-key caller with 403), so a leaked key cannot mint successors."""
 
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
-from gateway.auth.dependencies import UserUpstream
-from gateway.errors import SERVER_ERRORS, error_responses
+from gateway.auth.dependencies import UserUpstream, signed_in_router
+from gateway.errors import error_responses
 from gateway.schemas.api_keys import ApiKeyCreateIn, ApiKeyListOut, ApiKeyOut, CreatedApiKeyOut
 from objectvision.v1 import auth_pb2
 
-router = APIRouter(
-    prefix="/api/v1/users/me/api-keys",
-    tags=["api-keys"],
-    responses=error_responses(401, *SERVER_ERRORS),
-)
+router = signed_in_router("/api/v1/users/me/api-keys", "api-keys")
 
 
 @router.post(

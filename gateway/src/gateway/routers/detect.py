@@ -14,13 +14,13 @@ being read as a detection id.
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 from fastapi.responses import StreamingResponse
 
-from gateway.auth.dependencies import UserUpstream
+from gateway.auth.dependencies import UserUpstream, signed_in_router
 from gateway.dependencies import SettingsDep
 from gateway.detect_dependencies import BatchImages, HistoryFilterQuery, OneImage
-from gateway.errors import SERVER_ERRORS, error_responses
+from gateway.errors import error_responses
 from gateway.schemas.detect import DetectionListOut, DetectionOut, JobOut, StoredDetectionOut
 from objectvision.v1 import common_pb2, detection_pb2
 
@@ -42,9 +42,7 @@ JOB_ACCEPTED: dict[int | str, dict[str, Any]] = {
     }
 }
 
-router = APIRouter(
-    prefix=DETECT_PREFIX, tags=["detection"], responses=error_responses(401, *SERVER_ERRORS)
-)
+router = signed_in_router(DETECT_PREFIX, "detection")
 
 
 def accepted_job(response: Response, job: detection_pb2.Job) -> JobOut:

@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import StreamingResponse
 
-from gateway.auth.dependencies import UserUpstream
+from gateway.auth.dependencies import UserUpstream, signed_in_router
 from gateway.dependencies import SettingsDep
 from gateway.detect_dependencies import HistoryFilterQuery
-from gateway.errors import SERVER_ERRORS, ApiError, error_responses
+from gateway.errors import ApiError, error_responses
 from gateway.routers import detect
 from gateway.upstream import Upstream
 from objectvision.v1 import detection_pb2
@@ -45,9 +45,7 @@ _FORMAT_DESCRIPTION = (
 )
 FormatQuery = Annotated[ExportFormat, Query(description=_FORMAT_DESCRIPTION)]
 
-router = APIRouter(
-    prefix=detect.DETECT_PREFIX, tags=["exports"], responses=error_responses(401, *SERVER_ERRORS)
-)
+router = signed_in_router(detect.DETECT_PREFIX, "exports")
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {

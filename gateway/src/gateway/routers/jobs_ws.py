@@ -52,6 +52,11 @@ _REFUSED_CREDENTIALS = frozenset(
 )
 
 
+def _job_counts(job: notification_pb2.JobProgress | notification_pb2.JobFinished) -> dict[str, int]:
+    """The counts progress and the final event both report, under the same keys."""
+    return {"total": job.total, "processed": job.processed, "failed": job.failed}
+
+
 def event_message(event: notification_pb2.Event) -> dict[str, Any]:
     """The JSON a client receives for one event."""
     message: dict[str, Any] = {
@@ -61,20 +66,13 @@ def event_message(event: notification_pb2.Event) -> dict[str, Any]:
     }
     if event.HasField("job_progress"):
         progress = event.job_progress
-        message.update(
-            job_id=progress.job_id,
-            total=progress.total,
-            processed=progress.processed,
-            failed=progress.failed,
-        )
+        message.update(job_id=progress.job_id, **_job_counts(progress))
     elif event.HasField("job_finished"):
         finished = event.job_finished
         message.update(
             job_id=finished.job_id,
             status=finished.status,
-            total=finished.total,
-            processed=finished.processed,
-            failed=finished.failed,
+            **_job_counts(finished),
             class_counts=dict(finished.class_counts),
             error=finished.error or None,
         )

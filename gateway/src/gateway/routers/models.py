@@ -1,15 +1,10 @@
 """The models this deployment serves: what `model` on the detect routes accepts."""
 
-from fastapi import APIRouter
-
-from gateway.auth.dependencies import UserUpstream
-from gateway.errors import SERVER_ERRORS, error_responses
+from gateway.auth.dependencies import UserUpstream, signed_in_router
 from gateway.schemas.models import ModelListOut
 from objectvision.v1 import detection_pb2
 
-router = APIRouter(
-    prefix="/api/v1/models", tags=["models"], responses=error_responses(401, *SERVER_ERRORS)
-)
+router = signed_in_router("/api/v1/models", "models")
 
 
 @router.get("", summary="The models this deployment serves")

@@ -8,17 +8,15 @@ ids, and a malformed id is a 404 like any other path that names nothing.
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
-from gateway.auth.dependencies import CurrentPrincipal, UserUpstream
-from gateway.errors import SERVER_ERRORS, error_responses
+from gateway.auth.dependencies import CurrentPrincipal, UserUpstream, signed_in_router
+from gateway.errors import error_responses
 from gateway.schemas.users import SettingsOut, SettingsUpdateIn, UserOut, UserUpdateIn
 from gateway.upstream import Upstream
 from objectvision.v1 import auth_pb2
 
-router = APIRouter(
-    prefix="/api/v1/users", tags=["users"], responses=error_responses(401, *SERVER_ERRORS)
-)
+router = signed_in_router("/api/v1/users", "users")
 
 
 async def current_user(principal: CurrentPrincipal, upstream: UserUpstream) -> auth_pb2.User:

@@ -13,13 +13,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 from fastapi.responses import StreamingResponse
 
-from gateway.auth.dependencies import UserUpstream
+from gateway.auth.dependencies import UserUpstream, signed_in_router
 from gateway.dependencies import SettingsDep
 from gateway.detect_dependencies import VideoFile, VideoUpload, utf8
-from gateway.errors import SERVER_ERRORS, error_responses
+from gateway.errors import error_responses
 from gateway.routers import detect
 from gateway.schemas.detect import JobOut
 from gateway.schemas.video import VideoFramesOut
@@ -30,9 +30,7 @@ VIDEO_PATH = f"{detect.DETECT_PREFIX}/video"
 CHUNK_BYTES = 1024 * 1024
 MAX_FRAMES_PAGE = 1000
 
-router = APIRouter(
-    prefix=detect.DETECT_PREFIX, tags=["video"], responses=error_responses(401, *SERVER_ERRORS)
-)
+router = signed_in_router(detect.DETECT_PREFIX, "video")
 
 
 async def _upload_messages(video: VideoFile) -> AsyncIterator[detection_pb2.VideoUpload]:

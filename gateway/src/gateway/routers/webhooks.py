@@ -3,10 +3,10 @@ notification service refuses URLs that resolve to internal addresses."""
 
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
-from gateway.auth.dependencies import UserUpstream
-from gateway.errors import SERVER_ERRORS, error_responses
+from gateway.auth.dependencies import UserUpstream, signed_in_router
+from gateway.errors import error_responses
 from gateway.schemas.webhooks import (
     CreatedWebhookOut,
     WebhookCreateIn,
@@ -15,11 +15,7 @@ from gateway.schemas.webhooks import (
 )
 from objectvision.v1 import notification_pb2
 
-router = APIRouter(
-    prefix="/api/v1/webhooks",
-    tags=["webhooks"],
-    responses=error_responses(401, *SERVER_ERRORS),
-)
+router = signed_in_router("/api/v1/webhooks", "webhooks")
 
 
 @router.post(

@@ -9,8 +9,8 @@ from gateway.schemas.base import (
     DISPLAY_TEXT_PATTERN,
     UNICODE_TEXT,
     ApiModel,
-    optional_datetime,
-    to_datetime,
+    ProtoMirror,
+    with_secret,
 )
 from objectvision.v1 import auth_pb2
 
@@ -25,7 +25,7 @@ class ApiKeyCreateIn(ApiModel):
     ]
 
 
-class ApiKeyOut(ApiModel):
+class ApiKeyOut(ProtoMirror):
     id: str
     name: str
     prefix: str = Field(description="The key's first characters, to recognise it in a list.")
@@ -33,25 +33,13 @@ class ApiKeyOut(ApiModel):
     last_used_at: datetime | None
     revoked_at: datetime | None
 
-    @classmethod
-    def from_proto(cls, key: auth_pb2.ApiKey) -> Self:
-        return cls(
-            id=key.id,
-            name=key.name,
-            prefix=key.prefix,
-            created_at=to_datetime(key.created_at),
-            last_used_at=optional_datetime(key, "last_used_at"),
-            revoked_at=optional_datetime(key, "revoked_at"),
-        )
-
 
 class CreatedApiKeyOut(ApiKeyOut):
     secret: str = Field(description="The whole key, for the X-API-Key header. Shown only once.")
 
     @classmethod
     def from_created(cls, created: auth_pb2.CreatedApiKey) -> Self:
-        key = ApiKeyOut.from_proto(created.key)
-        return cls(**key.model_dump(), secret=created.secret)
+        return with_secret(cls, ApiKeyOut.from_proto(created.key), created.secret)
 
 
 class ApiKeyListOut(ApiModel):

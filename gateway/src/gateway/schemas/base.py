@@ -1,11 +1,13 @@
 """The one base model of every request and response body, and the string types they use."""
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self, TypeVar, get_args
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import AfterValidator, BaseModel, ConfigDict, GetJsonSchemaHandler, field_validator
+from pydantic.fields import FieldInfo
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -16,6 +18,15 @@ class ApiModel(BaseModel):
     no "5" for 5)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+Created = TypeVar("Created", bound=ApiModel)
+
+
+def with_secret(created: type[Created], resource: ApiModel, secret: str) -> Created:
+    """A creation response: the resource exactly as every other response shows it, plus the
+    secret (an API key, a webhook's signing key) that only this one response carries."""
+    return created.model_validate({**resource.model_dump(), "secret": secret})
 
 
 class PatchModel(ApiModel):
@@ -78,3 +89,33 @@ def optional_datetime(message: Message, field: str) -> datetime | None:
     if not message.HasField(field):
         return None
     return to_datetime(getattr(message, field))
+
+
+class ProtoMirror(ApiModel):
+    """A response body that mirrors one proto message field for field, under the same names.
+
+    `from_proto` copies the fields, so each such body lists them once, as its own fields,
+    rather than again in a constructor call. Proto3 has no null: a field typed `X | None`
+    here is None where the message leaves it unset (a timestamp) or empty (a string).
+    Timestamps become UTC datetimes and repeated fields lists. Bodies that rename, round or
+    nest fields write their own `from_proto`.
+    """
+
+    @classmethod
+    def from_proto(cls, message: Message) -> Self:
+        return cls(
+            **{name: _mirrored(message, name, field) for name, field in cls.model_fields.items()}
+        )
+
+
+def _mirrored(message: Message, name: str, field: FieldInfo) -> Any:
+    """One field of `message` as the body field `field` of the same name takes it."""
+    value = getattr(message, name)
+    nullable = type(None) in get_args(field.annotation)
+    if isinstance(value, Timestamp):
+        return optional_datetime(message, name) if nullable else to_datetime(value)
+    if isinstance(value, str):
+        return (value or None) if nullable else value
+    if isinstance(value, Sequence):
+        return list(value)
+    return value

@@ -4,11 +4,11 @@ from typing import Self
 
 from pydantic import Field
 
-from gateway.schemas.base import ApiModel
+from gateway.schemas.base import ApiModel, ProtoMirror
 from objectvision.v1 import detection_pb2
 
 
-class ModelOut(ApiModel):
+class ModelOut(ProtoMirror):
     """One model of Triton's repository. A model that is not ready answers detect requests
     with 503 and Retry-After until it is."""
 
@@ -23,22 +23,6 @@ class ModelOut(ApiModel):
     state: str = Field(description="Triton's state: READY, LOADING, UNLOADING, UNAVAILABLE.")
     reason: str | None = Field(description="Why it is not ready, when Triton says.")
     default: bool = Field(description="The model used when a request names none.")
-
-    @classmethod
-    def from_proto(cls, model: detection_pb2.Model) -> Self:
-        return cls(
-            name=model.name,
-            version=model.version,
-            task=model.task,
-            input_size=model.input_size,
-            classes=list(model.classes),
-            precision=model.precision,
-            device=model.device,
-            ready=model.ready,
-            state=model.state,
-            reason=model.reason or None,
-            default=model.default,
-        )
 
 
 class ModelListOut(ApiModel):

@@ -6,29 +6,19 @@ from typing import Literal, Self
 from pydantic import ConfigDict, StrictBool, model_validator
 
 from gateway.schemas.auth import Email, NewPassword, Password, PersonName
-from gateway.schemas.base import ApiModel, PatchModel, to_datetime
+from gateway.schemas.base import PatchModel, ProtoMirror
 from objectvision.v1 import auth_pb2
 
 Theme = Literal["light", "dark", "system"]
 _NEEDS_CURRENT_PASSWORD = ("email", "password")
 
 
-class UserOut(ApiModel):
+class UserOut(ProtoMirror):
     id: str
     email: str
     name: str
     created_at: datetime
     updated_at: datetime
-
-    @classmethod
-    def from_proto(cls, user: auth_pb2.User) -> Self:
-        return cls(
-            id=user.id,
-            email=user.email,
-            name=user.name,
-            created_at=to_datetime(user.created_at),
-            updated_at=to_datetime(user.updated_at),
-        )
 
 
 class UserUpdateIn(PatchModel):
@@ -56,20 +46,11 @@ class UserUpdateIn(PatchModel):
         return auth_pb2.UpdateUserRequest(user_id=user_id, **self.changes())
 
 
-class SettingsOut(ApiModel):
+class SettingsOut(ProtoMirror):
     user_id: str
     theme: str
     notifications_enabled: bool
     updated_at: datetime
-
-    @classmethod
-    def from_proto(cls, settings: auth_pb2.UserSettings) -> Self:
-        return cls(
-            user_id=settings.user_id,
-            theme=settings.theme,
-            notifications_enabled=settings.notifications_enabled,
-            updated_at=to_datetime(settings.updated_at),
-        )
 
 
 class SettingsUpdateIn(PatchModel):

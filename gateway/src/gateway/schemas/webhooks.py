@@ -6,7 +6,7 @@ from typing import Literal, Self
 
 from pydantic import Field
 
-from gateway.schemas.base import ApiModel, to_datetime
+from gateway.schemas.base import ApiModel, ProtoMirror, with_secret
 from objectvision.v1 import notification_pb2
 
 MAX_URL_LENGTH = 2048
@@ -26,20 +26,11 @@ class WebhookCreateIn(ApiModel):
     )
 
 
-class WebhookOut(ApiModel):
+class WebhookOut(ProtoMirror):
     id: str
     url: str
     events: list[str]
     created_at: datetime
-
-    @classmethod
-    def from_proto(cls, webhook: notification_pb2.Webhook) -> Self:
-        return cls(
-            id=webhook.id,
-            url=webhook.url,
-            events=list(webhook.events),
-            created_at=to_datetime(webhook.created_at),
-        )
 
 
 class CreatedWebhookOut(WebhookOut):
@@ -50,8 +41,7 @@ class CreatedWebhookOut(WebhookOut):
 
     @classmethod
     def from_created(cls, created: notification_pb2.CreatedWebhook) -> Self:
-        webhook = WebhookOut.from_proto(created.webhook)
-        return cls(**webhook.model_dump(), secret=created.secret)
+        return with_secret(cls, WebhookOut.from_proto(created.webhook), created.secret)
 
 
 class WebhookListOut(ApiModel):

@@ -3,7 +3,7 @@
 import random
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,6 +50,11 @@ class ClaimedDelivery:
     payload: dict[str, Any] = field(repr=False)
     # Including the one being made now.
     attempts: int
+
+
+# What a claim reads back: the table's columns of ClaimedDelivery's fields, so the one list
+# of fields above serves both the query and building the result from its rows.
+_CLAIMED_COLUMNS = tuple(deliveries.c[claimed.name] for claimed in fields(ClaimedDelivery))
 
 
 async def add_deliveries(
@@ -108,30 +113,9 @@ async def claim_due(
             next_attempt_at=func.now() + timedelta(seconds=lease_seconds),
             updated_at=func.now(),
         )
-        .returning(
-            deliveries.c.id,
-            deliveries.c.event_id,
-            deliveries.c.event_type,
-            deliveries.c.channel,
-            deliveries.c.target,
-            deliveries.c.webhook_id,
-            deliveries.c.payload,
-            deliveries.c.attempts,
-        )
+        .returning(*_CLAIMED_COLUMNS)
     )
-    return [
-        ClaimedDelivery(
-            id=row.id,
-            event_id=row.event_id,
-            event_type=row.event_type,
-            channel=row.channel,
-            target=row.target,
-            webhook_id=row.webhook_id,
-            payload=row.payload,
-            attempts=row.attempts,
-        )
-        for row in rows
-    ]
+    return [ClaimedDelivery(**row._mapping) for row in rows]
 
 
 def backoff_seconds(attempt: int, *, base: float, cap: float) -> float:

@@ -73,22 +73,32 @@ class EmailRenderer:
 
     def signup_attempted(self, *, to_addr: str, name: str) -> RenderedEmail:
         """To an account's owner: someone tried to sign up with their address."""
-        return self._render(
+        return self._address_notice(
             "signup_attempted",
             to_addr=to_addr,
-            to_name=name,
+            name=name,
             subject=f"Someone tried to sign up to {self._product} with your email address",
-            email=to_addr,
-            login_url=self._links.home(),
         )
 
     def email_change_attempted(self, *, to_addr: str, name: str) -> RenderedEmail:
         """To an account's owner: another account asked to take their address."""
-        return self._render(
+        return self._address_notice(
             "email_change_attempted",
             to_addr=to_addr,
-            to_name=name,
+            name=name,
             subject=f"Someone tried to move your address to another {self._product} account",
+        )
+
+    def _address_notice(
+        self, template: str, *, to_addr: str, name: str, subject: str
+    ) -> RenderedEmail:
+        """A notice to an account's owner about their own address, which someone else tried
+        to use: every such mail names the address and links to logging in."""
+        return self._render(
+            template,
+            to_addr=to_addr,
+            to_name=name,
+            subject=subject,
             email=to_addr,
             login_url=self._links.home(),
         )
