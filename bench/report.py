@@ -141,8 +141,10 @@ def render_markdown(document: Document) -> str:
             f" {compared['p50_ms']['yolov8n-int8']} ms): int8/fp32 throughput"
             f" {ratio['throughput']}, p50 {ratio['p50']}.",
         )
-    if document.get("tracing"):
-        out += tracing_stage.markdown(document["tracing"])
+    tracing = document.get("tracing")
+    # One section per sampler; results written before samplers were compared hold one.
+    for section in [tracing] if isinstance(tracing, Mapping) else tracing or []:
+        out += tracing_stage.markdown(section)
     if document.get("cache"):
         out += cache_stage.markdown(document["cache"])
     for stage in STAGES:

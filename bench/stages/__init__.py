@@ -51,7 +51,7 @@ class StageContext:
     # int8 against fp32 through the same path (bench/stages/models.py).
     models: dict[str, Any] | None = None
     # Tracing on against off through the gateway at c=1 (bench/stages/tracing.py).
-    tracing: dict[str, Any] | None = None
+    tracing: list[dict[str, Any]] | None = None
     # Result-cache hits against misses through the gateway at c=1 (bench/stages/cache.py).
     cache: dict[str, Any] | None = None
 

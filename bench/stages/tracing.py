@@ -1,15 +1,18 @@
 """Tracing overhead: the gateway's detect route at c=1 with tracing off and on, in one run.
 
-One stack, three windows: off, on, off again. Between windows the gateway, auth-service and
-detection-service restart with (on) or without (off) ``OTEL_EXPORTER_OTLP_ENDPOINT``, pointed
-at a real OTLP receiver in a process of its own (``python -m objectvision_devstack.otlp``: not
-in this one, whose GIL the load generator needs), with the sampler of this process's
-environment (``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG``; the SDK's default keeps every
-trace). The two off windows bracket the on window, so a drift of the machine's other load over
-the stage shows as their difference and cancels in their pooled value. Reported: throughput and
-p50 per condition, on/off ratios, the p50 difference, the spans the receiver got (an "on" that
-exported nothing measured nothing), and the issue's targets (at most 3 % throughput, 1 ms p50):
-met, not met, or inconclusive when the off windows alone differ by more than that.
+One stack, four windows: off, on, on with one request in ten sampled, off again. Between
+windows the gateway, auth-service and detection-service restart with (on) or without (off)
+``OTEL_EXPORTER_OTLP_ENDPOINT``, pointed at a real OTLP receiver in a process of its own
+(``python -m objectvision_devstack.otlp``: not in this one, whose GIL the load generator needs).
+The first on window uses the sampler of this process's environment (``OTEL_TRACES_SAMPLER``/
+``OTEL_TRACES_SAMPLER_ARG``; the SDK's default keeps every trace), the second the ratio sampler
+the Kubernetes base configures (``parentbased_traceidratio``, 0.1); it is left out when the
+environment already names that one. The two off windows bracket the on windows, so a drift of
+the machine's other load over the stage shows as their difference and cancels in their pooled
+value. Reported per sampler: throughput and p50 per condition, on/off ratios, the p50
+difference, the spans the receiver got (an "on" that exported nothing measured nothing), and
+the issue's targets (at most 3 % throughput, 1 ms p50): met, not met, or inconclusive when the
+off windows alone differ by more than that.
 
 Triton is not restarted, so its own OpenTelemetry spans are off in both conditions: what is
 measured is the services' instrumentation, export included.
@@ -28,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from bench.cpu import CpuMeter
 from bench.loadgen import LoadResult, closed_loop
 from bench.stages import StageContext, logger
 from bench.stages.gateway import ROUTE, RouteMissing, caller
@@ -42,6 +46,8 @@ TRACED = ("auth", "detection", "gateway")
 MAX_THROUGHPUT_LOSS = 0.03
 MAX_P50_DELTA_MS = 1.0
 DEFAULT_SAMPLER = "parentbased_always_on"
+# What k8s/base configures: one request in ten starts a trace.
+RATIO_SAMPLER = ("parentbased_traceidratio", "0.1")
 # Per restart of the three processes (stop, start, readiness), for the budget check.
 _SWITCH_ESTIMATE_S = 15.0
 
@@ -54,6 +60,16 @@ class Window:
     @property
     def p50_ms(self) -> float:
         return statistics.median(self.result.latencies_ms)
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        """CPU the traced processes (gateway, auth-, detection-service) spent per request:
+        what tracing costs, steadier than latency on a shared machine. None when unmetered."""
+        start, end = self.result.cpu_start, self.result.cpu_end
+        if start is None or end is None or not self.result.requests:
+            return None
+        spent = CpuMeter.delta(start, end)
+        return 1000.0 * sum(spent.get(name, 0.0) for name in TRACED) / self.result.requests
 
 
 @contextlib.contextmanager
@@ -107,6 +123,15 @@ def _pooled(windows: list[Window]) -> tuple[float, float, int]:
     return work / seconds, statistics.median(latencies), len(latencies)
 
 
+def _pooled_cpu(windows: list[Window]) -> float | None:
+    """CPU per request of several windows of one condition (request-weighted)."""
+    metered = [(w.cpu_ms_per_request, w.result.requests) for w in windows]
+    if any(ms is None for ms, _ in metered):
+        return None
+    requests = sum(n for _, n in metered)
+    return sum(ms * n for ms, n in metered if ms is not None) / requests if requests else None
+
+
 def summarize(
     windows: list[Window], *, spans: int, sampler: str, sampler_arg: str | None
 ) -> dict[str, Any]:
@@ -122,6 +147,7 @@ def summarize(
     drift_ratio = abs(off[-1].result.throughput - off[0].result.throughput) / off_ips
     drift_ms = abs(off[-1].p50_ms - off[0].p50_ms)
     conclusive = drift_ratio <= MAX_THROUGHPUT_LOSS and drift_ms <= MAX_P50_DELTA_MS
+    cpu = _pooled_cpu(off), _pooled_cpu(on)
     met = throughput_ratio >= 1 - MAX_THROUGHPUT_LOSS and p50_delta <= MAX_P50_DELTA_MS
     return {
         "concurrency": 1,
@@ -146,6 +172,11 @@ def summarize(
             "p50": round(on_p50 / off_p50, 4),
         },
         "p50_delta_ms": round(p50_delta, 2),
+        # None where the windows were not metered.
+        "cpu_ms_per_request": {
+            "off": None if cpu[0] is None else round(cpu[0], 2),
+            "on": None if cpu[1] is None else round(cpu[1], 2),
+        },
         "off_drift": {"throughput_ratio": round(drift_ratio, 4), "p50_ms": round(drift_ms, 2)},
         "targets": {
             "max_throughput_loss": MAX_THROUGHPUT_LOSS,
@@ -156,20 +187,66 @@ def summarize(
     }
 
 
-async def run(ctx: StageContext, *, stack: Stack) -> dict[str, Any] | None:
-    """The tracing section of the result, or None when skipped (budget, route missing)."""
+@dataclass(frozen=True)
+class Sampling:
+    """One traced condition: the sampler the restarted processes get."""
+
+    sampler: str
+    sampler_arg: str | None
+
+
+def samplings(environ: Mapping[str, str] = os.environ) -> list[Sampling]:
+    """The configured sampler (the SDK's default when none), then the Kubernetes ratio unless
+    that is the configured one."""
+    configured = Sampling(
+        environ.get("OTEL_TRACES_SAMPLER") or DEFAULT_SAMPLER,
+        environ.get("OTEL_TRACES_SAMPLER_ARG") or None,
+    )
+    ratio = Sampling(*RATIO_SAMPLER)
+    return [configured] if configured == ratio else [configured, ratio]
+
+
+async def _window(
+    ctx: StageContext, base_url: str, route: Any, headers: Mapping[str, str], condition: str
+) -> Window:
+    settings = ctx.settings(1)
+    async with client(1, ctx.config.request_timeout_s) as pool:
+        factory = upload_factory(
+            pool,
+            f"{base_url}{ROUTE}",
+            ctx.images,
+            field=route.field,
+            headers=dict(headers),
+            params=route.params,
+            form=route.form,
+        )
+        result = await closed_loop(factory, settings, meter=ctx.meter)
+    if result.errors or not result.latencies_ms:
+        raise RuntimeError(
+            f"tracing {condition}: {result.errors} errors, "
+            f"{len(result.latencies_ms)} answers ({dict(result.error_kinds)})"
+        )
+    window = Window(condition, result)
+    logger.info(
+        "tracing %-3s c=1 %7.1f img/s  p50 %7.2f ms", condition, result.throughput, window.p50_ms
+    )
+    return window
+
+
+async def run(ctx: StageContext, *, stack: Stack) -> list[dict[str, Any]] | None:
+    """The tracing sections of the result (one per sampler), or None when skipped."""
     if ctx.config.quick:
-        # Three windows and two restarts of three processes would take most of the quick
+        # Four windows and three restarts of three processes would take most of the quick
         # run's budget, and its 3.5 s windows are too short for a 1 ms difference.
         ctx.skip(STAGE, "measured by the full run (make bench), not the quick one")
         return None
+    traced = samplings()
     settings = ctx.settings(1)
     window_s = settings.max_warmup_s + settings.measure_s + 5.0
-    if not ctx.budget.allows(3 * window_s + 2 * _SWITCH_ESTIMATE_S):
+    windows_needed = 2 + len(traced)
+    if not ctx.budget.allows(windows_needed * window_s + (windows_needed - 1) * _SWITCH_ESTIMATE_S):
         ctx.skip(STAGE, "the run's time budget was spent")
         return None
-    sampler = os.environ.get("OTEL_TRACES_SAMPLER") or DEFAULT_SAMPLER
-    sampler_arg = os.environ.get("OTEL_TRACES_SAMPLER_ARG") or None
     base_url = stack.gateway_url
     async with httpx.AsyncClient(timeout=60.0) as http:
         try:
@@ -177,50 +254,57 @@ async def run(ctx: StageContext, *, stack: Stack) -> dict[str, Any] | None:
         except RouteMissing as missing:
             ctx.skip(STAGE, str(missing))
             return None
-    windows: list[Window] = []
-    with _receiver() as (endpoint, receiver):
-        on_env: dict[str, str | None] = {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-            # It would take precedence over the endpoint above.
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": None,
-            "OTEL_TRACES_SAMPLER": sampler,
-            "OTEL_TRACES_SAMPLER_ARG": sampler_arg,
-        }
-        off_env = dict.fromkeys(on_env)
+    off_env: dict[str, str | None] = dict.fromkeys(
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            # It would take precedence over the endpoint.
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_TRACES_SAMPLER",
+            "OTEL_TRACES_SAMPLER_ARG",
+        )
+    )
+    if tracing_enabled(stack.env):
         # A stack started with tracing on (the variables exported) is switched off first.
-        first = off_env if tracing_enabled(stack.env) else None
-        for condition, env in (("off", first), ("on", on_env), ("off", off_env)):
-            if env is not None:
-                logger.info("tracing stage: restarting %s with tracing %s", TRACED, condition)
-                await asyncio.to_thread(_switch, ctx, stack, env)
-            async with client(1, ctx.config.request_timeout_s) as pool:
-                factory = upload_factory(
-                    pool,
-                    f"{base_url}{ROUTE}",
-                    ctx.images,
-                    field=route.field,
-                    headers=headers,
-                    params=route.params,
-                    form=route.form,
-                )
-                result = await closed_loop(factory, settings)
-            if result.errors or not result.latencies_ms:
-                raise RuntimeError(
-                    f"tracing {condition}: {result.errors} errors, "
-                    f"{len(result.latencies_ms)} answers ({dict(result.error_kinds)})"
-                )
-            window = Window(condition, result)
-            windows.append(window)
-            logger.info(
-                "tracing %-3s c=1 %7.1f img/s  p50 %7.2f ms",
-                condition,
-                result.throughput,
-                window.p50_ms,
-            )
-        spans = _spans_received(receiver)
-    if spans == 0:
-        raise RuntimeError("tracing on exported no span: the on window measured nothing")
-    return summarize(windows, spans=spans, sampler=sampler, sampler_arg=sampler_arg)
+        await asyncio.to_thread(_switch, ctx, stack, off_env)
+    off_before = await _window(ctx, base_url, route, headers, "off")
+    traced_windows: list[tuple[Sampling, Window, int]] = []
+    for sampling in traced:
+        with _receiver() as (endpoint, receiver):
+            on_env = {
+                **off_env,
+                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+                "OTEL_TRACES_SAMPLER": sampling.sampler,
+                "OTEL_TRACES_SAMPLER_ARG": sampling.sampler_arg,
+            }
+            logger.info("tracing stage: restarting %s with %s", TRACED, sampling)
+            await asyncio.to_thread(_switch, ctx, stack, on_env)
+            window = await _window(ctx, base_url, route, headers, "on")
+            # Restarted (tracing off) before the receiver closes: their last spans flush first.
+            await asyncio.to_thread(_switch, ctx, stack, off_env)
+            spans = _spans_received(receiver)
+        if spans == 0:
+            raise RuntimeError(f"tracing on ({sampling}) exported no span: it measured nothing")
+        traced_windows.append((sampling, window, spans))
+    off_after = await _window(ctx, base_url, route, headers, "off")
+    return [
+        summarize(
+            [off_before, window, off_after],
+            spans=spans,
+            sampler=sampling.sampler,
+            sampler_arg=sampling.sampler_arg,
+        )
+        for sampling, window, spans in traced_windows
+    ]
+
+
+def _cpu_sentence(section: Mapping[str, Any]) -> str:
+    cpu = section.get("cpu_ms_per_request") or {}
+    if cpu.get("off") is None or cpu.get("on") is None:
+        return ""
+    return (
+        f" CPU per request of gateway, auth- and detection-service: off {cpu['off']} ms, on"
+        f" {cpu['on']} ms (+{cpu['on'] - cpu['off']:.2f})."
+    )
 
 
 def markdown(section: Mapping[str, Any]) -> list[str]:
@@ -239,12 +323,13 @@ def markdown(section: Mapping[str, Any]) -> list[str]:
         f" ({section['sampler_arg']})" if section.get("sampler_arg") else ""
     )
     return [
-        "## Tracing overhead: gateway POST /api/v1/detect/image, c=1, off / on / off",
+        f"## Tracing overhead, sampler {sampler}: gateway POST /api/v1/detect/image, c=1,"
+        " off / on / off",
         "",
         f"Sampler {sampler}; {section['spans_exported']} spans exported while on."
         f" Throughput img/s: off {ips['off_before']} / on {ips['on']} / off {ips['off_after']}"
         f" (on/off {ratio['throughput']}); p50 ms: off {p50['off_before']} / on {p50['on']} /"
-        f" off {p50['off_after']} (on - off {section['p50_delta_ms']}).",
+        f" off {p50['off_after']} (on - off {section['p50_delta_ms']}).{_cpu_sentence(section)}",
         f"Target: at most {targets['max_throughput_loss']:.0%} throughput and"
         f" {targets['max_p50_delta_ms']} ms p50: {verdict}.",
         "",
