@@ -143,6 +143,7 @@ def stream_factory(
             if reply is grpc.aio.EOF:
                 call = None
                 raise RequestError("grpc:EOF", "the server ended the stream")
+            assert isinstance(reply, detection_pb2.FrameDetections)
             if reply.error:
                 raise RequestError("frame_error", reply.error)
             return 1

@@ -6,9 +6,10 @@ says plainly when the route does not exist yet. The caller signs up and logs in 
 user and sends its Bearer token.
 """
 
+import dataclasses
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -29,8 +30,9 @@ class RouteMissing(Exception):
 @dataclass(frozen=True)
 class UploadRoute:
     field: str
-    params: dict[str, str] = field(default_factory=dict)
-    form: dict[str, str] = field(default_factory=dict)
+    # dataclasses.field: the name `field` is this class's first attribute.
+    params: dict[str, str] = dataclasses.field(default_factory=dict)
+    form: dict[str, str] = dataclasses.field(default_factory=dict)
 
     async def post(
         self, http: httpx.AsyncClient, url: str, image: Image, headers: Mapping[str, str]

@@ -7,6 +7,7 @@ back to back, and the medians of the per-round differences are reported beside t
 """
 
 import asyncio
+import functools
 import itertools
 import statistics
 import time
@@ -62,13 +63,13 @@ async def run(
             )
             measured = {
                 "raw": await _elapsed_ms(
-                    lambda i=image: asyncio.to_thread(detector.detect, [i.data])
+                    functools.partial(asyncio.to_thread, detector.detect, [image.data])
                 ),
                 "detect": await _elapsed_ms(
-                    lambda r=request: stub.Detect(r, metadata=metadata, timeout=60)
+                    functools.partial(stub.Detect, request, metadata=metadata, timeout=60)
                 ),
                 "gateway": await _elapsed_ms(
-                    lambda i=image: route.post(http, f"{gateway_url}{ROUTE}", i, headers)
+                    functools.partial(route.post, http, f"{gateway_url}{ROUTE}", image, headers)
                 ),
             }
             if round_:  # the first round warms up

@@ -1,18 +1,18 @@
 """Tracing overhead: the gateway's detect route at c=1 with tracing off and on, in one run.
 
-One stack, four windows: off, on, on with one request in ten sampled, off again. Between
+One stack, five windows: off, on, off, on with one request in ten sampled, off again. Between
 windows the gateway, auth-service and detection-service restart with (on) or without (off)
 ``OTEL_EXPORTER_OTLP_ENDPOINT``, pointed at a real OTLP receiver in a process of its own
 (``python -m objectvision_devstack.otlp``: not in this one, whose GIL the load generator needs).
 The first on window uses the sampler of this process's environment (``OTEL_TRACES_SAMPLER``/
 ``OTEL_TRACES_SAMPLER_ARG``; the SDK's default keeps every trace), the second the ratio sampler
 the Kubernetes base configures (``parentbased_traceidratio``, 0.1); it is left out when the
-environment already names that one. The two off windows bracket the on windows, so a drift of
-the machine's other load over the stage shows as their difference and cancels in their pooled
-value. Reported per sampler: throughput and p50 per condition, on/off ratios, the p50
-difference, the spans the receiver got (an "on" that exported nothing measured nothing), and
-the issue's targets (at most 3 % throughput, 1 ms p50): met, not met, or inconclusive when the
-off windows alone differ by more than that.
+environment already names that one. Two off windows bracket each on window, so a drift of
+the machine's other load shows as their difference and cancels in their pooled value.
+Reported per sampler: throughput and p50 per condition, on/off ratios, the p50 difference, the
+CPU the traced processes spent per request, the spans the receiver got (an "on" that exported
+nothing measured nothing), and the issue's targets (at most 3 % throughput, 1 ms p50): met,
+not met, or inconclusive when the off windows alone differ by more than that.
 
 Triton is not restarted, so its own OpenTelemetry spans are off in both conditions: what is
 measured is the services' instrumentation, export included.
@@ -243,7 +243,7 @@ async def run(ctx: StageContext, *, stack: Stack) -> list[dict[str, Any]] | None
     traced = samplings()
     settings = ctx.settings(1)
     window_s = settings.max_warmup_s + settings.measure_s + 5.0
-    windows_needed = 2 + len(traced)
+    windows_needed = 1 + 2 * len(traced)
     if not ctx.budget.allows(windows_needed * window_s + (windows_needed - 1) * _SWITCH_ESTIMATE_S):
         ctx.skip(STAGE, "the run's time budget was spent")
         return None
@@ -266,8 +266,10 @@ async def run(ctx: StageContext, *, stack: Stack) -> list[dict[str, Any]] | None
     if tracing_enabled(stack.env):
         # A stack started with tracing on (the variables exported) is switched off first.
         await asyncio.to_thread(_switch, ctx, stack, off_env)
-    off_before = await _window(ctx, base_url, route, headers, "off")
-    traced_windows: list[tuple[Sampling, Window, int]] = []
+    # Off, then each traced condition followed by off again: every on window is judged against
+    # the two off windows around it, so the machine's drift over the stage cancels per sampler.
+    offs = [await _window(ctx, base_url, route, headers, "off")]
+    sections = []
     for sampling in traced:
         with _receiver() as (endpoint, receiver):
             on_env = {
@@ -284,17 +286,16 @@ async def run(ctx: StageContext, *, stack: Stack) -> list[dict[str, Any]] | None
             spans = _spans_received(receiver)
         if spans == 0:
             raise RuntimeError(f"tracing on ({sampling}) exported no span: it measured nothing")
-        traced_windows.append((sampling, window, spans))
-    off_after = await _window(ctx, base_url, route, headers, "off")
-    return [
-        summarize(
-            [off_before, window, off_after],
-            spans=spans,
-            sampler=sampling.sampler,
-            sampler_arg=sampling.sampler_arg,
+        offs.append(await _window(ctx, base_url, route, headers, "off"))
+        sections.append(
+            summarize(
+                [offs[-2], window, offs[-1]],
+                spans=spans,
+                sampler=sampling.sampler,
+                sampler_arg=sampling.sampler_arg,
+            )
         )
-        for sampling, window, spans in traced_windows
-    ]
+    return sections
 
 
 def _cpu_sentence(section: Mapping[str, Any]) -> str:
