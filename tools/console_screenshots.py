@@ -17,38 +17,31 @@ import sys
 import uuid
 from pathlib import Path
 
+from headless import (
+    REPO_ROOT,
+    chromium_missing,
+    launch,
+    only,
+    report_written,
+    screenshot_arguments,
+)
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Page, Route, async_playwright, expect
+from playwright.async_api import ViewportSize, async_playwright, expect
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGES = Path(os.environ.get("OBJECTVISION_SHARED_DIR", REPO_ROOT.parent / "shared")) / "images"
-DOCS = REPO_ROOT / "docs"
-CHROMIUM = Path("/usr/bin/chromium")
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 # Detection runs on Triton on the CPU in `make run`; a batch of four takes a while there.
 SLOW_MS = 120_000
-
-
-async def _only(page: Page, origin: str) -> None:
-    async def route(request_route: Route) -> None:
-        if request_route.request.url.startswith((origin, "blob:", "data:")):
-            await request_route.continue_()
-        else:
-            await request_route.abort("internetdisconnected")
-
-    await page.route("**/*", route)
 
 
 async def take(url: str, out: Path) -> list[Path]:
     """Sign up, detect bus.jpg, run a batch, open the settings: one screenshot of each."""
     written: list[Path] = []
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
+        browser = await launch(playwright)
         context = await browser.new_context(viewport=VIEWPORT, base_url=url)
         page = await context.new_page()
-        await _only(page, url.rstrip("/"))
+        await only(page, url.rstrip("/"))
 
         await page.goto("/")
         signup = page.get_by_test_id("signup-form")
@@ -90,10 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("OBJECTVISION_API_URL", "http://127.0.0.1:8000"),
         help="the running console (default: $OBJECTVISION_API_URL or http://127.0.0.1:8000)",
     )
-    parser.add_argument("--out", type=Path, default=DOCS, help="folder for the PNG files")
-    args = parser.parse_args(argv)
-    if not CHROMIUM.exists():
-        print(f"{CHROMIUM} is missing: apt-get install chromium, then run again", file=sys.stderr)
+    args = screenshot_arguments(parser, argv)
+    if chromium_missing():
         return 1
     try:
         written = asyncio.run(take(args.url, args.out))
@@ -104,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    for path in written:
-        print(f"wrote {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
+    report_written(written)
     return 0
 
 

@@ -50,20 +50,25 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from headless import (
+    REPO_ROOT,
+    chromium_missing,
+    launch,
+    only,
+    report_written,
+    screenshot_arguments,
+)
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Page, Route, ViewportSize, async_playwright, expect
+from playwright.async_api import ViewportSize, async_playwright, expect
 
 from objectvision_devstack import otlp
 from objectvision_devstack.processes import free_port
 from objectvision_devstack.stack import Stack, StackConfig
 from objectvision_devstack.triton import LocalTriton
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGES = Path(os.environ.get("OBJECTVISION_SHARED_DIR", REPO_ROOT.parent / "shared")) / "images"
-DOCS = REPO_ROOT / "docs"
-CHROMIUM = Path("/usr/bin/chromium")
 WIDTH = 1400
 # The Jaeger UI renders only the span rows inside the window: the window is made as tall as
 # the trace (a header, then one row per span) so that one screenshot shows every span.
@@ -350,25 +355,13 @@ def serve_ui(build: Path) -> Iterator[str]:
         server.server_close()
 
 
-async def _only(page: Page, origin: str) -> None:
-    async def route(request_route: Route) -> None:
-        if request_route.request.url.startswith((origin, "blob:", "data:")):
-            await request_route.continue_()
-        else:
-            await request_route.abort("internetdisconnected")
-
-    await page.route("**/*", route)
-
-
 async def screenshot(url: str, trace_file: Path, trace_id: str, spans: int, out: Path) -> None:
     """Load ``trace_file`` through the search page's Upload tab; shoot its timeline."""
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
+        browser = await launch(playwright)
         viewport: ViewportSize = {"width": WIDTH, "height": HEADER_PX + ROW_PX * spans}
         page = await browser.new_page(viewport=viewport, base_url=url)
-        await _only(page, url)
+        await only(page, url)
         await page.goto("/search")
         await page.get_by_role("tab", name="Upload").click()
         await page.locator('input[type="file"]').set_input_files(trace_file)
@@ -404,8 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("JAEGER_UI_DIR", ""),
         help="a jaeger-ui build: packages/jaeger-ui/build (default: $JAEGER_UI_DIR)",
     )
-    parser.add_argument("--out", type=Path, default=DOCS, help="folder for the PNG files")
-    args = parser.parse_args(argv)
+    args = screenshot_arguments(parser, argv)
     ui_build = Path(args.jaeger_ui).resolve() if args.jaeger_ui else None
     if ui_build is None or not (ui_build / "index.html").exists():
         print(
@@ -414,8 +406,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    if not CHROMIUM.exists():
-        print(f"{CHROMIUM} is missing: apt-get install chromium, then run again", file=sys.stderr)
+    if chromium_missing():
         return 1
     data_dir = Path(tempfile.mkdtemp(prefix="objectvision-traces-"))
     receiver = otlp.OtlpReceiver()
@@ -441,8 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"could not take the trace screenshots: {exc}; logs in {data_dir}", file=sys.stderr)
         return 1
     shutil.rmtree(data_dir, ignore_errors=True)
-    for path in written:
-        print(f"wrote {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
+    report_written(written)
     return 0
 
 
