@@ -73,6 +73,15 @@ class LoadResult:
         """Images per second processed inside the window by successful requests."""
         return self.work_images / self.window_s if self.window_s > 0 else 0.0
 
+    def require_clean(self, what: str) -> None:
+        """Raise unless every request of the window was answered: a comparison stage (cache
+        hit against miss, tracing on against off) means nothing with failures in either."""
+        if self.errors or not self.latencies_ms:
+            raise RuntimeError(
+                f"{what}: {self.errors} errors, {len(self.latencies_ms)} answers"
+                f" ({dict(self.error_kinds)}; {self.error_examples[:2]})"
+            )
+
 
 def _kind(error: BaseException) -> str:
     if isinstance(error, RequestError):

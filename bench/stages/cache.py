@@ -189,11 +189,7 @@ async def _window(
             f"cache {condition} window: {seen['wrong']} of {seen['answers']} answers said"
             f" cached={'false' if condition == 'hit' else 'true'} ({dict(result.error_kinds)})"
         )
-    if result.errors or not result.latencies_ms:
-        raise RuntimeError(
-            f"cache {condition}: {result.errors} errors, {len(result.latencies_ms)} answers"
-            f" ({dict(result.error_kinds)}; {result.error_examples[:2]})"
-        )
+    result.require_clean(f"cache {condition}")
     window = Window(condition, result)
     logger.info(
         "cache %-4s c=1 %7.1f img/s  p50 %7.2f ms  (%d answers checked)",

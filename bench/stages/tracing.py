@@ -221,11 +221,7 @@ async def _window(
             form=route.form,
         )
         result = await closed_loop(factory, settings, meter=ctx.meter)
-    if result.errors or not result.latencies_ms:
-        raise RuntimeError(
-            f"tracing {condition}: {result.errors} errors, "
-            f"{len(result.latencies_ms)} answers ({dict(result.error_kinds)})"
-        )
+    result.require_clean(f"tracing {condition}")
     window = Window(condition, result)
     logger.info(
         "tracing %-3s c=1 %7.1f img/s  p50 %7.2f ms", condition, result.throughput, window.p50_ms
