@@ -17,18 +17,10 @@ import sys
 import uuid
 from pathlib import Path
 
-from headless import (
-    REPO_ROOT,
-    chromium_missing,
-    launch,
-    only,
-    report_written,
-    screenshot_arguments,
-)
+import headless
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import ViewportSize, async_playwright, expect
 
-IMAGES = Path(os.environ.get("OBJECTVISION_SHARED_DIR", REPO_ROOT.parent / "shared")) / "images"
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 # Detection runs on Triton on the CPU in `make run`; a batch of four takes a while there.
 SLOW_MS = 120_000
@@ -38,10 +30,10 @@ async def take(url: str, out: Path) -> list[Path]:
     """Sign up, detect bus.jpg, run a batch, open the settings: one screenshot of each."""
     written: list[Path] = []
     async with async_playwright() as playwright:
-        browser = await launch(playwright)
+        browser = await headless.launch(playwright)
         context = await browser.new_context(viewport=VIEWPORT, base_url=url)
         page = await context.new_page()
-        await only(page, url.rstrip("/"))
+        await headless.only(page, url.rstrip("/"))
 
         await page.goto("/")
         signup = page.get_by_test_id("signup-form")
@@ -53,13 +45,13 @@ async def take(url: str, out: Path) -> list[Path]:
         await signup.get_by_role("button", name="Create account").click()
         await expect(page.get_by_test_id("account-email")).to_have_text(email, timeout=SLOW_MS)
 
-        await page.get_by_test_id("file-input").set_input_files(IMAGES / "bus.jpg")
+        await page.get_by_test_id("file-input").set_input_files(headless.IMAGES / "bus.jpg")
         await expect(page.get_by_test_id("box")).to_have_count(5, timeout=SLOW_MS)
         await page.get_by_test_id("status").evaluate("node => { node.hidden = true; }")
         written.append(out / "console.png")
         await page.screenshot(path=written[-1])
 
-        batch = sorted((IMAGES / "coco8" / "images" / "train").glob("*.jpg"))[:4]
+        batch = sorted((headless.IMAGES / "coco8" / "images" / "train").glob("*.jpg"))[:4]
         await page.get_by_test_id("file-input").set_input_files(batch)
         progress = page.get_by_test_id("job-progress")
         await expect(progress).to_have_attribute("data-status", "completed", timeout=SLOW_MS)
@@ -83,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("OBJECTVISION_API_URL", "http://127.0.0.1:8000"),
         help="the running console (default: $OBJECTVISION_API_URL or http://127.0.0.1:8000)",
     )
-    args = screenshot_arguments(parser, argv)
-    if chromium_missing():
+    args = headless.screenshot_arguments(parser, argv)
+    if headless.chromium_missing():
         return 1
     try:
         written = asyncio.run(take(args.url, args.out))
@@ -95,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    report_written(written)
+    headless.report_written(written)
     return 0
 
 

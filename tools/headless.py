@@ -6,6 +6,7 @@ folder is on their import path).
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from playwright.async_api import Browser, Page, Playwright, Route
 CHROMIUM = Path("/usr/bin/chromium")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCS = REPO_ROOT / "docs"
+# The images the screenshots show (../shared/images beside the checkout, as the tests use).
+IMAGES = Path(os.environ.get("OBJECTVISION_SHARED_DIR", REPO_ROOT.parent / "shared")) / "images"
 
 
 def screenshot_arguments(

@@ -49,15 +49,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import headless
 import httpx
-from headless import (
-    REPO_ROOT,
-    chromium_missing,
-    launch,
-    only,
-    report_written,
-    screenshot_arguments,
-)
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 from playwright.async_api import Error as PlaywrightError
@@ -68,7 +61,6 @@ from objectvision_devstack.processes import free_port
 from objectvision_devstack.stack import Stack, StackConfig
 from objectvision_devstack.triton import LocalTriton
 
-IMAGES = Path(os.environ.get("OBJECTVISION_SHARED_DIR", REPO_ROOT.parent / "shared")) / "images"
 WIDTH = 1400
 # The Jaeger UI renders only the span rows inside the window: the window is made as tall as
 # the trace (a header, then one row per span) so that one screenshot shows every span.
@@ -209,7 +201,7 @@ def served_model() -> Path:
     override = os.environ.get("MODEL_PATH_SERVED")
     if override:
         return Path(override)
-    data_dir = Path(os.environ.get("OBJECTVISION_DATA_DIR", REPO_ROOT / ".data"))
+    data_dir = Path(os.environ.get("OBJECTVISION_DATA_DIR", headless.REPO_ROOT / ".data"))
     return data_dir / "models" / "yolov8n_served.onnx"
 
 
@@ -288,7 +280,7 @@ def make_traces(gateway_url: str, receiver: otlp.OtlpReceiver) -> dict[str, str]
         login.raise_for_status()
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
 
-        bus = IMAGES / "bus.jpg"
+        bus = headless.IMAGES / "bus.jpg"
         detected = client.post(
             "/api/v1/detect/image",
             files={"file": (bus.name, bus.read_bytes(), "image/jpeg")},
@@ -298,7 +290,7 @@ def make_traces(gateway_url: str, receiver: otlp.OtlpReceiver) -> dict[str, str]
         traces["trace-detect"] = detected.headers["x-request-id"]
         _wait_settled(receiver, traces["trace-detect"], required, 60)
 
-        batch = sorted((IMAGES / "coco8" / "images" / "train").glob("*.jpg"))[:BATCH_SIZE]
+        batch = sorted((headless.IMAGES / "coco8" / "images" / "train").glob("*.jpg"))[:BATCH_SIZE]
         submitted = client.post(
             "/api/v1/detect/batch",
             files=[("files", (path.name, path.read_bytes(), "image/jpeg")) for path in batch],
@@ -358,10 +350,10 @@ def serve_ui(build: Path) -> Iterator[str]:
 async def screenshot(url: str, trace_file: Path, trace_id: str, spans: int, out: Path) -> None:
     """Load ``trace_file`` through the search page's Upload tab; shoot its timeline."""
     async with async_playwright() as playwright:
-        browser = await launch(playwright)
+        browser = await headless.launch(playwright)
         viewport: ViewportSize = {"width": WIDTH, "height": HEADER_PX + ROW_PX * spans}
         page = await browser.new_page(viewport=viewport, base_url=url)
-        await only(page, url)
+        await headless.only(page, url)
         await page.goto("/search")
         await page.get_by_role("tab", name="Upload").click()
         await page.locator('input[type="file"]').set_input_files(trace_file)
@@ -397,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("JAEGER_UI_DIR", ""),
         help="a jaeger-ui build: packages/jaeger-ui/build (default: $JAEGER_UI_DIR)",
     )
-    args = screenshot_arguments(parser, argv)
+    args = headless.screenshot_arguments(parser, argv)
     ui_build = Path(args.jaeger_ui).resolve() if args.jaeger_ui else None
     if ui_build is None or not (ui_build / "index.html").exists():
         print(
@@ -406,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    if chromium_missing():
+    if headless.chromium_missing():
         return 1
     data_dir = Path(tempfile.mkdtemp(prefix="objectvision-traces-"))
     receiver = otlp.OtlpReceiver()
@@ -432,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"could not take the trace screenshots: {exc}; logs in {data_dir}", file=sys.stderr)
         return 1
     shutil.rmtree(data_dir, ignore_errors=True)
-    report_written(written)
+    headless.report_written(written)
     return 0
 
 
