@@ -7,7 +7,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind
 
-from objectvision_common.tracing import RequestSampler
+from objectvision_common.sampling import RequestSampler
 
 # The SDK's default sampler, which RequestSampler wraps unless OTEL_TRACES_SAMPLER says otherwise.
 DEFAULT = ParentBased(ALWAYS_ON)

@@ -18,62 +18,18 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
-from opentelemetry.trace import Link, Span, SpanContext, SpanKind
-from opentelemetry.util.types import Attributes
+from opentelemetry.trace import Link, Span, SpanContext
 
 logger = logging.getLogger(__name__)
 
 _ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 # Attribute names that must never carry a secret or a person's contact (checked by the tests).
 FORBIDDEN_ATTRIBUTE_WORDS = ("email", "password", "token", "secret", "authorization", "cookie")
-
-
-# Statements the connection pool sends around every checkout: SQLAlchemy's pre-ping (";" in a
-# transaction of its own) and the reset on return. They are the pool's housekeeping, not the
-# request's work; a request's own transaction still shows its statements and its COMMIT.
-POOL_HOUSEKEEPING_STATEMENTS = frozenset({"BEGIN;", ";", "ROLLBACK;"})
-
-
-class RequestSampler(Sampler):
-    """The configured sampler, minus spans that belong to no request.
-
-    Two kinds of span are dropped before they are recorded: a client call with no parent (a
-    background loop polling Redis or PostgreSQL, a model lookup: thousands of one-span traces
-    an hour that bury the requests in a trace viewer and cost every process CPU), and the
-    pool's housekeeping statements inside a trace. What a request or a job does is sampled by
-    ``delegate`` (the SDK's ``OTEL_TRACES_SAMPLER``), so sampling stays configurable.
-    """
-
-    def __init__(self, delegate: Sampler) -> None:
-        self._delegate = delegate
-
-    def should_sample(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: trace.TraceState | None = None,
-    ) -> SamplingResult:
-        parent = trace.get_current_span(parent_context).get_span_context()
-        if (kind is SpanKind.CLIENT and not parent.is_valid) or (
-            name in POOL_HOUSEKEEPING_STATEMENTS
-        ):
-            return SamplingResult(Decision.DROP)
-        return self._delegate.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state
-        )
-
-    def get_description(self) -> str:
-        return f"RequestSampler{{{self._delegate.get_description()}}}"
 
 
 def tracing_enabled(environ: Mapping[str, str] = os.environ) -> bool:
@@ -95,6 +51,8 @@ def configure_tracing(service_name: str) -> Callable[[], None]:
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from objectvision_common.sampling import RequestSampler
 
     # The SDK's sampler from OTEL_TRACES_SAMPLER(_ARG), read the SDK's own way.
     configured = TracerProvider(shutdown_on_exit=False).sampler
