@@ -22,7 +22,7 @@ PROTOS := $(wildcard proto/objectvision/v1/*.proto)
 STUBS_DIR := common/src
 
 .PHONY: help install proto model triton-env run test test-slow lint format bench clean \
-	k8s-validate compose-validate bench-quick torch-env test-torch gpu-kit rules-check \
+	k8s-validate compose-validate bench-quick torch-env test-torch gpu-kit gpu-dry-run rules-check \
 	monitoring-rules screenshots trace-screenshots typecheck
 
 help:
@@ -49,10 +49,13 @@ $(TORCH_VENV)/.installed:
 	$(TORCH_VENV)/bin/pip install --quiet --disable-pip-version-check \
 		$$(if [ -d "$(TORCH_WHEELS)" ]; then echo --find-links "$(TORCH_WHEELS)"; fi) \
 		torch==$(TORCH_VERSION) numpy==2.4.6 onnx==1.23.2 onnxruntime==1.32.0 \
-		opencv-python-headless==5.0.0.93 pillow==12.1.0 pytest==9.2.0
+		opencv-python-headless==5.0.0.93 pillow==12.1.0 pytest==9.2.0 \
+		grpcio==1.85.3 prometheus-client==0.26.0 psutil==7.2.2
 	touch $@
 
-torch-env: $(TORCH_VENV)/.installed ## PyTorch (CPU) env for the native YOLOv8n tests
+# The GPU box's Python on this CPU: torch and what bench/gpu.sh finds there (grpcio, psutil,
+# prometheus_client) beside the test tools; `make gpu-dry-run` runs the device script in it.
+torch-env: $(TORCH_VENV)/.installed ## PyTorch (CPU) env for the native YOLOv8n tests and the GPU dry run
 
 test-torch: torch-env ## Native PyTorch YOLOv8n == the served ONNX graph, on the CPU
 	PYTHONPATH=inference/src $(TORCH_VENV)/bin/pytest -q -p no:cacheprovider -c /dev/null \
@@ -148,6 +151,14 @@ bench-quick: install triton-env model ## Same, fewer points and short windows (<
 
 gpu-kit: install ## Fill .gpu/ with what bench/gpu.sh carries to a GPU box (model, images, Triton, client)
 	$(BIN)/python -m bench.gpu_kit
+
+# Device time is scarce: a script that fails there wastes a lease. This runs every step of it
+# here first (fp32, no CUDA graphs or nvJPEG), from a kit built for this machine's Python.
+gpu-dry-run: install torch-env ## bench/gpu.sh on this CPU, end to end, before spending device time
+	$(BIN)/python -m bench.gpu_kit --out .gpu-cpu \
+		--python-version $$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+	CPU_DRY_RUN=1 PYTHON=$(TORCH_VENV)/bin/python KIT=.gpu-cpu OUT=$${OUT:-$$(mktemp -d)} \
+		bash bench/gpu.sh
 
 clean:
 	rm -rf $(VENV) $(TRITON_VENV) $(TORCH_VENV) .venv-tools
