@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from objectvision_inference.detect_contract import box_iou
 from objectvision_inference.prepare_model import prepare_model
 from objectvision_inference.triton import (
     LOOPBACK,
@@ -129,24 +130,17 @@ def _images(folder: Path) -> list[tuple[str, bytes]]:
     return [(p.name, p.read_bytes()) for p in found]
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def compare(reference: np.ndarray, served: np.ndarray) -> tuple[int, int]:
     """(matched, total): reference rows with a same-class served row at IoU >= 0.9 and
     confidence within 0.03 (greedy, each served row used once)."""
     used: set[int] = set()
     matched = 0
     for row in reference:
+        overlaps = box_iou(row[:4], served[:, :4])
         for index, other in enumerate(served):
             if index in used or int(other[5]) != int(row[5]):
                 continue
-            if _iou(row[:4], other[:4]) >= 0.9 and abs(other[4] - row[4]) <= 0.03:
+            if overlaps[index] >= 0.9 and abs(other[4] - row[4]) <= 0.03:
                 used.add(index)
                 matched += 1
                 break

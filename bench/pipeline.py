@@ -1,9 +1,10 @@
 """The plain YOLOv8n ONNX in process: decode, letterbox, ONNX Runtime, decode anchors, NMS.
 
-Why its own copy instead of detection_service's: the raw stage and the naive baseline must
-measure the seed's design (plain model, float input, 8,400 anchors decoded in numpy) with no
-dependency on the service under test. The geometry is the model's own contract
-(shared/models/README.md) and is checked against the served pipeline in bench/tests.
+Why its own copy instead of the served one (objectvision_inference.cpu_pipeline): the raw
+stage and the naive baseline must measure the seed's design (plain model, float input, 8,400
+anchors decoded in numpy) with no dependency on the path under test. The geometry is the
+model's own contract (shared/models/README.md); bench/tests checks that this letterbox gives
+the model the same pixels as the served pipeline's.
 """
 
 import ast

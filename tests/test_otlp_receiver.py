@@ -26,12 +26,8 @@ from objectvision_devstack.triton import otlp_http_traces_url, trace_arguments
 
 @pytest.fixture
 def receiver() -> Iterator[OtlpReceiver]:
-    server = OtlpReceiver()
-    server.start()
-    try:
+    with OtlpReceiver() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _finished_spans() -> list[ReadableSpan]:

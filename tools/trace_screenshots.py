@@ -404,12 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     receiver = otlp.OtlpReceiver()
     written = []
     try:
-        receiver.start()
-        try:
-            with traced_system(data_dir, receiver) as stack:
-                traces = make_traces(stack.gateway_url, receiver)
-        finally:
-            receiver.stop()
+        with receiver, traced_system(data_dir, receiver) as stack:
+            traces = make_traces(stack.gateway_url, receiver)
         with serve_ui(ui_build) as url:
             for name, trace_id in traces.items():
                 spans = trace_spans(receiver, trace_id)

@@ -114,9 +114,10 @@ async def _traced_share(
 
 async def measure(*, rounds: int, concurrency: int) -> dict[str, tuple[int, int]]:
     image = IMAGE.read_bytes()
-    receiver = OtlpReceiver()
-    receiver.start()
-    with tempfile.TemporaryDirectory(prefix="triton-trace-") as data_dir:
+    with (
+        OtlpReceiver() as receiver,
+        tempfile.TemporaryDirectory(prefix="triton-trace-") as data_dir,
+    ):
         triton = LocalTriton(
             Path(data_dir), served_model=SERVED_MODEL, trace_url=receiver.http_endpoint
         )
@@ -144,7 +145,6 @@ async def measure(*, rounds: int, concurrency: int) -> dict[str, tuple[int, int]
                 return results
         finally:
             triton.stop()
-            receiver.stop()
 
 
 def main() -> None:

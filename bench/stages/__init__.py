@@ -24,6 +24,12 @@ Derive = Callable[[dict[str, float]], dict[str, Any]]
 _POINT_OVERHEAD_S = 5.0
 
 
+def window_estimate_s(settings: LoadSettings) -> float:
+    """The most one point or window measured with `settings` takes: the longest warm-up, the
+    window itself and the allowance for drain, probes and logging (for budget checks)."""
+    return settings.max_warmup_s + settings.measure_s + _POINT_OVERHEAD_S
+
+
 class Budget:
     """The run's hard time limit; a point that would not fit is skipped, not started."""
 
@@ -75,6 +81,14 @@ class StageContext:
         )
         self.skipped.append(Skip(stage, reason, concurrency))
 
+    def within_budget(self, stage: str, *, seconds: float, concurrency: int | None = None) -> bool:
+        """Whether `seconds` more fit in the run's time budget; when they do not, `stage` (or
+        its point at `concurrency`) is recorded as skipped, so the caller only returns."""
+        if self.budget.allows(seconds):
+            return True
+        self.skip(stage, "the run's time budget was spent", concurrency)
+        return False
+
     async def measure(
         self,
         stage: str,
@@ -88,10 +102,10 @@ class StageContext:
     ) -> Point | None:
         """One point: warm-up, window, drain; a failure is recorded as a skip, not raised."""
         settings = self.settings(concurrency)
-        needed = settings.max_warmup_s + settings.measure_s + _POINT_OVERHEAD_S
         label = f"b={batch}" if stage == "raw" else f"c={concurrency}"
-        if not self.budget.allows(needed):
-            self.skip(stage, "the run's time budget was spent", concurrency)
+        if not self.within_budget(
+            stage, seconds=window_estimate_s(settings), concurrency=concurrency
+        ):
             return None
         try:
             before = await probe() if probe else {}

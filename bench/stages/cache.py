@@ -19,19 +19,18 @@ returns. Reported: p50/p95 of each window and hit/miss ratios, from this one run
 
 import asyncio
 import contextlib
-import statistics
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from bench.images import Image
-from bench.loadgen import LoadResult, LoadSettings, RequestError, Send, WorkerFactory, closed_loop
-from bench.stages import StageContext, logger
-from bench.stages.gateway import ROUTE, RouteMissing, UploadRoute, caller, mentions
+from bench.loadgen import LoadSettings, RequestError, Send, WorkerFactory, closed_loop
+from bench.stages import StageContext, logger, window_estimate_s
+from bench.stages.gateway import ROUTE, UploadRoute, caller_or_skip, mentions
 from bench.stages.http import client
+from bench.stages.switching import Window, restart
 from bench.stats import summarize as latency_summary
 from objectvision_devstack.stack import Stack
 
@@ -48,16 +47,6 @@ _SWITCH_ESTIMATE_S = 12.0
 _READY_TIMEOUT_S = 30.0
 
 
-@dataclass(frozen=True)
-class Window:
-    condition: str  # "miss" or "hit"
-    result: LoadResult
-
-    @property
-    def p50_ms(self) -> float:
-        return statistics.median(self.result.latencies_ms)
-
-
 class NotCached(Exception):
     """An answer in the hit window that did not come from the cache."""
 
@@ -69,13 +58,7 @@ def _cache_enabled(env: Mapping[str, str]) -> bool:
 
 def _switch(ctx: StageContext, stack: Stack, ttl: str | None) -> None:
     """Restart detection-service with RESULT_CACHE_TTL_SECONDS=`ttl` (None removes it)."""
-    if ttl is None:
-        stack.env.pop(TTL_VARIABLE, None)
-    else:
-        stack.env[TTL_VARIABLE] = ttl
-    stack.restart(SERVICE)
-    # The CPU meter follows the new process, for the stages measured after this one.
-    ctx.meter.add(SERVICE, stack.processes[SERVICE].pid)
+    restart(ctx, stack=stack, services=(SERVICE,), env={TTL_VARIABLE: ttl})
 
 
 def checked_factory(
@@ -208,19 +191,16 @@ async def run(ctx: StageContext, *, stack: Stack) -> dict[str, Any] | None:
         ctx.skip(STAGE, "measured by the full run (make bench), not the quick one")
         return None
     settings = _settings(ctx)
-    window_s = settings.max_warmup_s + settings.measure_s + 5.0
-    if not ctx.budget.allows(2 * window_s + 3 * _SWITCH_ESTIMATE_S):
-        ctx.skip(STAGE, "the run's time budget was spent")
+    windows_s = 2 * window_estimate_s(settings)
+    if not ctx.within_budget(STAGE, seconds=windows_s + 3 * _SWITCH_ESTIMATE_S):
         return None
     base_url = stack.gateway_url
     url = f"{base_url}{ROUTE}"
     image = ctx.images[0]
-    async with httpx.AsyncClient(timeout=60.0) as http:
-        try:
-            route, headers = await caller(http, base_url)
-        except RouteMissing as missing:
-            ctx.skip(STAGE, str(missing))
-            return None
+    resolved = await caller_or_skip(ctx, stage=STAGE, base_url=base_url)
+    if resolved is None:
+        return None
+    route, headers = resolved
     original = stack.env.get(TTL_VARIABLE)
     # With the cache off until now nothing can have filled it: the first upload must miss.
     was_off = not _cache_enabled(stack.env)

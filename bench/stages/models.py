@@ -89,8 +89,7 @@ async def run(
     settings = dataclasses.replace(full, measure_s=full.measure_s / _WINDOWS)
     needed = rounds * _ROUND_S + 2 * _WINDOWS * (settings.max_warmup_s + settings.measure_s)
     needed += 2 * _WINDOWS * _DRAIN_S
-    if not ctx.budget.allows(needed):
-        ctx.skip(STAGE, "the run's time budget was spent")
+    if not ctx.within_budget(STAGE, seconds=needed):
         return None
     principal = common_pb2.Principal(user_id=str(uuid.uuid4()), auth_method="jwt")
 

@@ -41,8 +41,7 @@ async def run(
     ctx: StageContext, *, rounds: int, address: str, secret: str, gateway_url: str
 ) -> dict[str, Any] | None:
     """Paired medians, or None when the time budget does not allow the rounds."""
-    if not ctx.budget.allows(rounds * 0.5 + 5):
-        ctx.skip(STAGE, "the run's time budget was spent")
+    if not ctx.within_budget(STAGE, seconds=rounds * 0.5 + 5):
         return None
     detector = await asyncio.to_thread(PlainDetector, ctx.config.model)
     metadata = principal_metadata(

@@ -29,12 +29,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from bench.cpu import CpuMeter
-from bench.loadgen import LoadResult, closed_loop
-from bench.stages import StageContext, logger
-from bench.stages.gateway import ROUTE, RouteMissing, caller
+from bench.loadgen import closed_loop
+from bench.stages import StageContext, logger, switching, window_estimate_s
+from bench.stages.gateway import ROUTE, caller_or_skip
 from bench.stages.http import client, upload_factory
 from objectvision_common.tracing import tracing_enabled
 from objectvision_devstack.stack import Stack
@@ -52,14 +50,8 @@ RATIO_SAMPLER = ("parentbased_traceidratio", "0.1")
 _SWITCH_ESTIMATE_S = 15.0
 
 
-@dataclass(frozen=True)
-class Window:
-    condition: str
-    result: LoadResult
-
-    @property
-    def p50_ms(self) -> float:
-        return statistics.median(self.result.latencies_ms)
+class Window(switching.Window):
+    """A window through the traced processes, which can also say what they spent in CPU."""
 
     @property
     def cpu_ms_per_request(self) -> float | None:
@@ -104,15 +96,7 @@ def _spans_received(process: subprocess.Popen[str]) -> int:
 
 def _switch(ctx: StageContext, stack: Stack, env: Mapping[str, str | None]) -> None:
     """Restart the traced processes with `env` applied (None removes a variable)."""
-    for key, value in env.items():
-        if value is None:
-            stack.env.pop(key, None)
-        else:
-            stack.env[key] = value
-    for name in TRACED:
-        stack.restart(name)
-        # The CPU meter follows the new process, for the stages measured after this one.
-        ctx.meter.add(name, stack.processes[name].pid)
+    switching.restart(ctx, stack=stack, services=TRACED, env=env)
 
 
 def _pooled(windows: list[Window]) -> tuple[float, float, int]:
@@ -238,18 +222,15 @@ async def run(ctx: StageContext, *, stack: Stack) -> list[dict[str, Any]] | None
         return None
     traced = samplings()
     settings = ctx.settings(1)
-    window_s = settings.max_warmup_s + settings.measure_s + 5.0
     windows_needed = 1 + 2 * len(traced)
-    if not ctx.budget.allows(windows_needed * window_s + (windows_needed - 1) * _SWITCH_ESTIMATE_S):
-        ctx.skip(STAGE, "the run's time budget was spent")
+    windows_s = windows_needed * window_estimate_s(settings)
+    if not ctx.within_budget(STAGE, seconds=windows_s + (windows_needed - 1) * _SWITCH_ESTIMATE_S):
         return None
     base_url = stack.gateway_url
-    async with httpx.AsyncClient(timeout=60.0) as http:
-        try:
-            route, headers = await caller(http, base_url)
-        except RouteMissing as missing:
-            ctx.skip(STAGE, str(missing))
-            return None
+    resolved = await caller_or_skip(ctx, stage=STAGE, base_url=base_url)
+    if resolved is None:
+        return None
+    route, headers = resolved
     off_env: dict[str, str | None] = dict.fromkeys(
         (
             "OTEL_EXPORTER_OTLP_ENDPOINT",

@@ -7,20 +7,29 @@ import pytest
 from bench.config import BenchConfig
 from bench.images import load_images
 from bench.pipeline import Letterbox, decode, letterbox, nms, to_tensor
+from objectvision_inference import cpu_pipeline
 
 CONFIG = BenchConfig.preset(quick=True)
 needs_images = pytest.mark.skipif(not CONFIG.images.exists(), reason="needs ../shared/images")
 
 
 @needs_images
-def test_letterbox_matches_the_detection_service():
-    service = pytest.importorskip("detection_service.imaging.letterbox")
+def test_letterbox_matches_the_served_pipeline():
+    """The bench's own letterbox gives the model the same pixels as the CPU pipeline that
+    Triton serves (objectvision_inference.cpu_pipeline), geometry included."""
     for image in load_images(CONFIG.images)[:3]:
         pixels = decode(image.data)
         ours, box = letterbox(pixels)
-        theirs, their_box = service.letterbox(pixels)
+        theirs = np.empty((640, 640, 3), dtype=np.uint8)
+        their_box = cpu_pipeline.letterbox(pixels, theirs)
         np.testing.assert_array_equal(ours, theirs)
-        assert (box.left, box.top, box.scale) == (their_box.left, their_box.top, their_box.scale)
+        assert (box.width, box.height, box.left, box.top, box.scale) == (
+            their_box.width,
+            their_box.height,
+            their_box.left,
+            their_box.top,
+            their_box.scale,
+        )
 
 
 def test_letterbox_geometry_of_a_wide_image():

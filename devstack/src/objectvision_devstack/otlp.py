@@ -19,7 +19,7 @@ import time
 from concurrent import futures
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 import grpc
 from google.protobuf import json_format
@@ -169,6 +169,8 @@ def _http_handler(store: _Store) -> type[BaseHTTPRequestHandler]:
 class OtlpReceiver:
     """``endpoint`` is what OTEL_EXPORTER_OTLP_ENDPOINT takes (plaintext gRPC on loopback);
     ``http_endpoint`` the full OTLP/HTTP traces URL (what Triton's ``opentelemetry,url`` takes).
+
+    ``with OtlpReceiver() as receiver:`` listens for the block; the spans stay readable after.
     """
 
     def __init__(self) -> None:
@@ -202,6 +204,13 @@ class OtlpReceiver:
         self._http.shutdown()
         self._http.server_close()
 
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def spans(self, trace_id: str | None = None) -> list[ReceivedSpan]:
         with self._store.lock:
             return [s for s in self._store.spans if trace_id is None or s.trace_id == trace_id]
@@ -234,8 +243,6 @@ def main() -> None:
     must not share a process (and its GIL) with the receiver, such as the benchmark's tracing
     overhead.
     """
-    receiver = OtlpReceiver()
-    receiver.start()
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
 
@@ -243,10 +250,10 @@ def main() -> None:
         sys.stdin.read()
         stopping.set()
 
-    threading.Thread(target=until_stdin_closes, daemon=True).start()
-    print(json.dumps({"grpc": receiver.port, "http": receiver.http_port}), flush=True)
-    stopping.wait()
-    receiver.stop()
+    with OtlpReceiver() as receiver:
+        threading.Thread(target=until_stdin_closes, daemon=True).start()
+        print(json.dumps({"grpc": receiver.port, "http": receiver.http_port}), flush=True)
+        stopping.wait()
     print(json.dumps({"spans": len(receiver.spans())}), flush=True)
 
 

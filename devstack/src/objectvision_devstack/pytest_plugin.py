@@ -68,9 +68,5 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
 def otlp_receiver() -> Iterator[OtlpReceiver]:
     """A real OTLP/gRPC trace receiver on a free loopback port (its ``endpoint`` is what
     OTEL_EXPORTER_OTLP_ENDPOINT takes); the spans it got, for the test to read."""
-    server = OtlpReceiver()
-    server.start()
-    try:
+    with OtlpReceiver() as server:
         yield server
-    finally:
-        server.stop()
