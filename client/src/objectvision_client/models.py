@@ -28,6 +28,16 @@ def _required_datetime(value: Any) -> datetime:
 
 
 @dataclass(frozen=True)
+class _Answer:
+    """Base of the models read from a whole response body, which they keep in `raw` (the
+    module docstring says why). Keyword-only, so it comes after the fields of whichever model
+    it is part of; not compared or shown, so two answers with the same fields are equal
+    however they were sent."""
+
+    raw: Json = field(repr=False, compare=False, default_factory=dict, kw_only=True)
+
+
+@dataclass(frozen=True)
 class _Created:
     """Mixed in before a resource (`class CreatedApiKey(_Created, ApiKey)`): the resource as
     its creation response gives it, with the `secret` no other response carries."""
@@ -58,14 +68,13 @@ class TokenPair:
 
 
 @dataclass(frozen=True)
-class SignUpAccepted:
+class SignUpAccepted(_Answer):
     """The answer to a sign-up. The gateway gives the same one whether or not the address
     already had an account (that account's owner is told instead), so it names no account:
     log in with `email` and the password to continue."""
 
     email: str
     message: str
-    raw: Json = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
     def from_json(cls, body: Json) -> Self:
@@ -73,12 +82,11 @@ class SignUpAccepted:
 
 
 @dataclass(frozen=True)
-class User:
+class User(_Answer):
     id: str
     email: str
     name: str
     created_at: datetime
-    raw: Json = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
     def from_json(cls, body: Json) -> Self:
@@ -130,7 +138,7 @@ class DetectedObject:
 
 
 @dataclass(frozen=True)
-class DetectionResult:
+class DetectionResult(_Answer):
     """The objects found in one image, highest confidence first."""
 
     detection_id: str | None
@@ -139,7 +147,6 @@ class DetectionResult:
     height: int
     objects: tuple[DetectedObject, ...]
     total_ms: float | None
-    raw: Json = field(repr=False, compare=False, default_factory=dict)
     # The model and version that answered (None on detections stored before models existed).
     model: str | None = None
     model_version: str | None = None
@@ -226,7 +233,7 @@ class JobItem:
 
 
 @dataclass(frozen=True)
-class Job:
+class Job(_Answer):
     """A batch job. `processed` counts failed images too, so progress is processed / total."""
 
     job_id: str
@@ -237,7 +244,6 @@ class Job:
     items: tuple[JobItem, ...]
     created_at: datetime | None = None
     completed_at: datetime | None = None
-    raw: Json = field(repr=False, compare=False, default_factory=dict)
     # The model the job runs with, and the version that answered its items.
     model: str | None = None
     model_version: str | None = None
@@ -328,7 +334,7 @@ class VideoFrame:
 
 
 @dataclass(frozen=True)
-class VideoFramesPage:
+class VideoFramesPage(_Answer):
     """One page of a video job's frames, in frame order; boxes in video pixels."""
 
     job_id: str
@@ -338,7 +344,6 @@ class VideoFramesPage:
     total: int
     limit: int
     offset: int
-    raw: Json = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
     def from_json(cls, body: Json) -> Self:
@@ -355,14 +360,13 @@ class VideoFramesPage:
 
 
 @dataclass(frozen=True)
-class ApiKey:
+class ApiKey(_Answer):
     id: str
     name: str
     prefix: str
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
-    raw: Json = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
     def from_json(cls, body: Json) -> Self:
@@ -383,12 +387,11 @@ class CreatedApiKey(_Created, ApiKey):
 
 
 @dataclass(frozen=True)
-class Webhook:
+class Webhook(_Answer):
     id: str
     url: str
     events: tuple[str, ...]
     created_at: datetime
-    raw: Json = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
     def from_json(cls, body: Json) -> Self:

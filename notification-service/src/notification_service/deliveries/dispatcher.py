@@ -4,6 +4,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -36,6 +37,8 @@ class Sender(Protocol):
         ...
 
 
+# Not frozen: BackgroundLoop keeps its stop event and task on the instance.
+@dataclass(kw_only=True, eq=False)
 class Dispatcher(BackgroundLoop):
     """Claims due deliveries in batches, sends them concurrently, retries with backoff.
 
@@ -43,27 +46,15 @@ class Dispatcher(BackgroundLoop):
     is sent by one dispatcher at a time.
     """
 
-    def __init__(
-        self,
-        *,
-        session_factory: async_sessionmaker[AsyncSession],
-        senders: Mapping[str, Sender],
-        max_attempts: int,
-        backoff_base_seconds: float,
-        backoff_max_seconds: float,
-        lease_seconds: float,
-        poll_seconds: float,
-        concurrency: int,
-    ) -> None:
-        self._sessions = session_factory
-        self._senders = senders
-        self._max_attempts = max_attempts
-        self._backoff_base = backoff_base_seconds
-        self._backoff_max = backoff_max_seconds
-        self._lease = lease_seconds
-        self._poll = poll_seconds
-        self._concurrency = concurrency
-        self._wakeup = asyncio.Event()
+    session_factory: async_sessionmaker[AsyncSession]
+    senders: Mapping[str, Sender]
+    max_attempts: int
+    backoff_base_seconds: float
+    backoff_max_seconds: float
+    lease_seconds: float
+    poll_seconds: float
+    concurrency: int
+    _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
     def wake(self) -> None:
         """New deliveries exist: look now instead of at the next poll."""
@@ -86,16 +77,16 @@ class Dispatcher(BackgroundLoop):
                 logger.warning(
                     "dispatcher pass failed", extra={"failures": failures}, exc_info=True
                 )
-                await self._wait(min(30.0, self._poll * 2**failures))
+                await self._wait(min(30.0, self.poll_seconds * 2**failures))
                 continue
-            if claimed < self._concurrency:
-                await self._wait(self._poll)
+            if claimed < self.concurrency:
+                await self._wait(self.poll_seconds)
 
     async def dispatch_due(self) -> int:
         """One pass: claim a batch, send it, record the outcomes; returns the batch size."""
-        async with self._sessions() as session, session.begin():
+        async with self.session_factory() as session, session.begin():
             batch = await service.claim_due(
-                session=session, limit=self._concurrency, lease_seconds=self._lease
+                session=session, limit=self.concurrency, lease_seconds=self.lease_seconds
             )
         if batch:
             await asyncio.gather(*(self._attempt(delivery) for delivery in batch))
@@ -108,7 +99,7 @@ class Dispatcher(BackgroundLoop):
         error: str | None = None
         permanent = False
         try:
-            sender = self._senders.get(delivery.channel)
+            sender = self.senders.get(delivery.channel)
             if sender is None:
                 raise DeliveryFailedError(
                     f"no sender for channel {delivery.channel}", permanent=True
@@ -120,8 +111,8 @@ class Dispatcher(BackgroundLoop):
             logger.exception("unexpected error sending a delivery")
             error = f"internal error: {type(exc).__name__}"
         duration_ms = (time.perf_counter() - started) * 1000
-        give_up = permanent or delivery.attempts >= self._max_attempts
-        async with self._sessions() as session, session.begin():
+        give_up = permanent or delivery.attempts >= self.max_attempts
+        async with self.session_factory() as session, session.begin():
             state = await service.record_attempt(
                 session=session,
                 delivery=delivery,
@@ -132,7 +123,7 @@ class Dispatcher(BackgroundLoop):
                 error=error,
                 give_up=give_up,
                 retry_in_seconds=service.backoff_seconds(
-                    delivery.attempts, base=self._backoff_base, cap=self._backoff_max
+                    delivery.attempts, base=self.backoff_base_seconds, cap=self.backoff_max_seconds
                 ),
             )
         if state == DEAD:

@@ -8,6 +8,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format
@@ -78,38 +79,29 @@ def _email_delivery(render: Callable[[], RenderedEmail], to_addr: str) -> NewDel
     return NewDelivery(channel=EMAIL, target=email.to_addr, payload=email.to_payload())
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
 class EventHandler:
-    def __init__(
-        self,
-        *,
-        session_factory: async_sessionmaker[AsyncSession],
-        renderer: EmailRenderer,
-        links: ConsoleLinks,
-        users: UserDirectory,
-        progress: ProgressHub,
-        on_new_deliveries: Callable[[], None],
-    ) -> None:
-        self._sessions = session_factory
-        self._renderer = renderer
-        self._links = links
-        self._users = users
-        self._progress = progress
-        self._on_new_deliveries = on_new_deliveries
+    session_factory: async_sessionmaker[AsyncSession]
+    renderer: EmailRenderer
+    links: ConsoleLinks
+    users: UserDirectory
+    progress: ProgressHub
+    on_new_deliveries: Callable[[], None]
 
     async def handle(self, event: notification_pb2.Event) -> None:
         """Handle once; raising leaves the stream message unacknowledged, to be retried."""
         # First, and for a redelivery too: live subscribers should not wait for auth-service
         # or the database, and repeating a progress event is harmless.
-        await self._progress.publish(event)
+        await self.progress.publish(event)
         event_id = uuid.UUID(event.id)
         if await self._already_processed(event_id):
             return
         planned = await self._plan_emails(event)
         if await self._commit(event, event_id, planned):
-            self._on_new_deliveries()
+            self.on_new_deliveries()
 
     async def _already_processed(self, event_id: uuid.UUID) -> bool:
-        async with self._sessions() as session:
+        async with self.session_factory() as session:
             found = await session.scalar(
                 select(processed_events.c.event_id).where(processed_events.c.event_id == event_id)
             )
@@ -121,19 +113,19 @@ class EventHandler:
             registered = event.user_registered
             return [
                 _email_delivery(
-                    lambda: self._renderer.welcome(to_addr=registered.email, name=registered.name),
+                    lambda: self.renderer.welcome(to_addr=registered.email, name=registered.name),
                     registered.email,
                 )
             ]
         if event.type in ADDRESS_NOTICES and event.user_id:
             return await self._address_notice(event)
         if event.type in FINAL_TYPES and event.HasField("job_finished") and event.user_id:
-            contact = await self._users.contact(event.user_id)
+            contact = await self.users.contact(event.user_id)
             if contact is None or not contact.active or not contact.notifications_enabled:
                 return []
             return [
                 _email_delivery(
-                    lambda: self._renderer.job_report(
+                    lambda: self.renderer.job_report(
                         to_addr=contact.email, name=contact.name, finished=event.job_finished
                     ),
                     contact.email,
@@ -145,13 +137,13 @@ class EventHandler:
         """The owner's own address and name, looked up by account as for job reports: the
         event carries nothing the person who tried chose. Sent whatever the notifications
         switch says (it is about batch-job emails); not to inactive or deleted accounts."""
-        contact = await self._users.contact(event.user_id)
+        contact = await self.users.contact(event.user_id)
         if contact is None or not contact.active:
             return []
         render = (
-            self._renderer.signup_attempted
+            self.renderer.signup_attempted
             if event.type == SIGNUP_ATTEMPTED
-            else self._renderer.email_change_attempted
+            else self.renderer.email_change_attempted
         )
         return [
             _email_delivery(lambda: render(to_addr=contact.email, name=contact.name), contact.email)
@@ -161,7 +153,7 @@ class EventHandler:
         self, event: notification_pb2.Event, event_id: uuid.UUID, planned: list[NewDelivery]
     ) -> int:
         user_id = _user_uuid(event.user_id)
-        async with self._sessions() as session, session.begin():
+        async with self.session_factory() as session, session.begin():
             first_time = (
                 await session.execute(
                     pg_insert(processed_events)
@@ -173,7 +165,7 @@ class EventHandler:
             if first_time is None:
                 return 0
             if event.type in JOB_TYPES and user_id is not None:
-                body = webhook_body(event, links=self._links)
+                body = webhook_body(event, links=self.links)
                 hooks = await webhooks_service.subscribed_webhooks(
                     session=session, user_id=user_id, event_type=event.type
                 )

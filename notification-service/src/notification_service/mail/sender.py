@@ -1,5 +1,7 @@
 """The email channel of the dispatcher: a stored rendered email out through a transport."""
 
+from dataclasses import dataclass
+
 from notification_service.deliveries.errors import DeliveryFailedError
 from notification_service.deliveries.service import ClaimedDelivery
 from notification_service.mail.headers import UnsafeHeaderError
@@ -7,11 +9,11 @@ from notification_service.mail.render import RenderedEmail
 from notification_service.mail.transports import EmailTransport, OutgoingEmail
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
 class EmailSender:
-    def __init__(self, *, transport: EmailTransport, sender_addr: str, sender_name: str) -> None:
-        self._transport = transport
-        self._sender_addr = sender_addr
-        self._sender_name = sender_name
+    transport: EmailTransport
+    sender_addr: str
+    sender_name: str
 
     async def send(self, delivery: ClaimedDelivery) -> int | None:
         try:
@@ -22,11 +24,11 @@ class EmailSender:
             ) from exc
         outgoing = OutgoingEmail(
             email=email,
-            sender_addr=self._sender_addr,
-            sender_name=self._sender_name,
+            sender_addr=self.sender_addr,
+            sender_name=self.sender_name,
             delivery_id=str(delivery.id),
         )
         try:
-            return await self._transport.send(outgoing)
+            return await self.transport.send(outgoing)
         except UnsafeHeaderError as exc:
             raise DeliveryFailedError(f"refused: {exc}", permanent=True) from exc

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import smtplib
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, localtime
@@ -59,23 +59,14 @@ def compose_message(outgoing: OutgoingEmail) -> EmailMessage:
     return message
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
 class SmtpTransport:
-    def __init__(
-        self,
-        *,
-        host: str,
-        port: int,
-        user: str = "",
-        password: str = "",
-        starttls: bool = False,
-        timeout: float = 15.0,
-    ) -> None:
-        self._host = host
-        self._port = port
-        self._user = user
-        self._password = password
-        self._starttls = starttls
-        self._timeout = timeout
+    host: str
+    port: int
+    user: str = ""
+    password: str = field(default="", repr=False)
+    starttls: bool = False
+    timeout: float = 15.0
 
     async def send(self, outgoing: OutgoingEmail) -> int | None:
         message = compose_message(outgoing)
@@ -83,11 +74,11 @@ class SmtpTransport:
 
     def _send_blocking(self, message: EmailMessage) -> int:
         try:
-            with smtplib.SMTP(self._host, self._port, timeout=self._timeout) as smtp:
-                if self._starttls:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                if self.starttls:
                     smtp.starttls(context=ssl.create_default_context())
-                if self._user:
-                    smtp.login(self._user, self._password)
+                if self.user:
+                    smtp.login(self.user, self.password)
                 smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
@@ -104,13 +95,13 @@ class SmtpTransport:
         return 250
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
 class BrevoTransport:
     """Brevo's transactional email API (POST /v3/smtp/email with an `api-key` header)."""
 
-    def __init__(self, *, api_key: str, url: str, timeout: float = 15.0) -> None:
-        self._api_key = api_key
-        self._url = url
-        self._timeout = timeout
+    api_key: str = field(repr=False)
+    url: str
+    timeout: float = 15.0
 
     @staticmethod
     def request_body(outgoing: OutgoingEmail) -> dict[str, Any]:
@@ -135,10 +126,10 @@ class BrevoTransport:
     def _post_blocking(self, body: dict[str, Any]) -> int:
         try:
             response = requests.post(
-                self._url,
+                self.url,
                 json=body,
-                headers={"api-key": self._api_key, "accept": "application/json"},
-                timeout=self._timeout,
+                headers={"api-key": self.api_key, "accept": "application/json"},
+                timeout=self.timeout,
                 allow_redirects=False,
             )
         except requests.RequestException as exc:

@@ -2,6 +2,7 @@
 
 import ipaddress
 import time
+from dataclasses import dataclass
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -40,29 +41,21 @@ def _pinned_url(url: WebhookUrl, address: ipaddress.IPv4Address | ipaddress.IPv6
     return f"{url.scheme}://{host}:{url.port}{url.target}"
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
 class WebhookSender:
-    def __init__(
-        self,
-        *,
-        session_factory: async_sessionmaker[AsyncSession],
-        box: SecretBox,
-        client: httpx.AsyncClient,
-        allow_private: bool,
-        timeout_seconds: float,
-    ) -> None:
-        self._sessions = session_factory
-        self._box = box
-        self._client = client
-        self._allow_private = allow_private
-        self._timeout = timeout_seconds
+    session_factory: async_sessionmaker[AsyncSession]
+    box: SecretBox
+    client: httpx.AsyncClient
+    allow_private: bool
+    timeout_seconds: float
 
     async def send(self, delivery: ClaimedDelivery) -> int | None:
         if delivery.webhook_id is None:
             raise DeliveryFailedError("the webhook was deleted", permanent=True)
         try:
-            async with self._sessions() as session:
+            async with self.session_factory() as session:
                 target = await service.signing_target(
-                    session=session, box=self._box, webhook_id=delivery.webhook_id
+                    session=session, box=self.box, webhook_id=delivery.webhook_id
                 )
         except ValueError as exc:
             # WEBHOOK_SECRET_KEY changed; retrying helps once the old key is back.
@@ -71,7 +64,7 @@ class WebhookSender:
             raise DeliveryFailedError("the webhook was deleted", permanent=True)
         try:
             url = parse_webhook_url(target.url)
-            addresses = await resolve_allowed(url, allow_private=self._allow_private)
+            addresses = await resolve_allowed(url, allow_private=self.allow_private)
         except ForbiddenTarget as exc:
             # Maybe DNS changed; maybe it will change back. Each retry checks again.
             raise DeliveryFailedError(f"refused: {exc.message}") from exc
@@ -93,13 +86,13 @@ class WebhookSender:
         last_error: Exception | None = None
         for address in addresses:
             try:
-                async with self._client.stream(
+                async with self.client.stream(
                     "POST",
                     _pinned_url(url, address),
                     content=body,
                     headers=headers,
                     extensions=extensions,
-                    timeout=self._timeout,
+                    timeout=self.timeout_seconds,
                 ) as response:
                     status = response.status_code
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
