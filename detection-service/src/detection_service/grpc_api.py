@@ -198,24 +198,25 @@ def _job(view: jobs.JobView) -> detection_pb2.Job:
     if view.video is not None:
         job.kind = view.kind
         job.error = view.error or ""
-        job.video.CopyFrom(_video_info(view.video, sampled_frames=view.total))
+        job.video.CopyFrom(_video_info(view.video))
     return job
 
 
-def _video_info(video: VideoView, *, sampled_frames: int) -> detection_pb2.VideoInfo:
+def _video_info(video: VideoView) -> detection_pb2.VideoInfo:
+    probe = video.probe
     return detection_pb2.VideoInfo(
         filename=video.filename,
-        container=video.container,
-        codec=video.codec,
-        width=video.width,
-        height=video.height,
-        duration_seconds=video.duration_seconds,
-        frame_rate=video.frame_rate,
-        frame_count=video.frame_count,
+        container=probe.container.value,
+        codec=probe.codec,
+        width=probe.width,
+        height=probe.height,
+        duration_seconds=probe.duration_seconds,
+        frame_rate=probe.frame_rate,
+        frame_count=probe.frame_count,
         sampling=detection_pb2.VideoSampling(
             fps=video.sampling.fps or 0.0, every=video.sampling.every or 0
         ),
-        sampled_frames=sampled_frames,
+        sampled_frames=probe.sampled_frames,
         size_bytes=video.size_bytes,
         annotated_available=video.annotated_available,
     )
@@ -231,14 +232,15 @@ def _video_frame(frame: video_jobs.FrameRecord) -> detection_pb2.VideoFrame:
 
 
 def _model(model: ServedModel, *, default: str) -> detection_pb2.Model:
+    described = model.description
     return detection_pb2.Model(
         name=model.name,
         version=model.version,
-        task=model.task,
-        input_size=model.input_size,
-        classes=list(model.classes),
-        precision=model.precision,
-        device=model.device,
+        task=described.task,
+        input_size=described.input_size,
+        classes=list(described.classes),
+        precision=described.precision,
+        device=described.device,
         ready=model.ready,
         state=model.state,
         reason=model.reason,

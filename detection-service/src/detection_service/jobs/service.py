@@ -141,7 +141,11 @@ async def get_job(*, session: AsyncSession, job_id: uuid.UUID, user_id: str | No
         updated_at=job.updated_at,
         completed_at=job.completed_at,
         kind=job.kind,
-        video=await video_view(session=session, job_id=job_id) if job.kind == KIND_VIDEO else None,
+        video=(
+            await video_view(session=session, job_id=job_id, sampled_frames=job.total)
+            if job.kind == KIND_VIDEO
+            else None
+        ),
         error=job.error,
         model=job.model or "",
         model_version=job.model_version or "",
@@ -340,18 +344,47 @@ async def _insert_items(
         )
 
 
-async def start_job(
-    *, session: AsyncSession, job_id: uuid.UUID
-) -> tuple[DetectionOptions, list[WorkItem]] | None:
-    """Mark the job processing and return its pending items; None if it is finished or gone."""
+@dataclass(frozen=True)
+class StartedJob:
+    """What every kind of job runs with, read as it is marked processing."""
+
+    user_id: str
+    options: DetectionOptions
+    # The model asked for at submission (None: the deployment's default).
+    model: str | None
+
+
+async def mark_processing(
+    *, session: AsyncSession, job_id: uuid.UUID, kind: str | None = None
+) -> StartedJob | None:
+    """Mark an unfinished job (of `kind`, when given) processing with a fresh heartbeat;
+    None if it is finished, gone or of another kind.
+
+    Batch jobs (`start_job`) and video jobs (`video.service.start_video_job`) start the same
+    way and differ only in the work they read next; this is the shared step."""
+    conditions = [jobs.c.id == job_id, jobs.c.status.in_(UNFINISHED)]
+    if kind is not None:
+        conditions.append(jobs.c.kind == kind)
     job = (
         await session.execute(
             sa.update(jobs)
-            .where(jobs.c.id == job_id, jobs.c.status.in_(UNFINISHED))
+            .where(*conditions)
             .values(status=PROCESSING, heartbeat_at=_now())
             .returning(jobs.c.user_id, jobs.c.params, jobs.c.model)
         )
     ).first()
+    if job is None:
+        return None
+    return StartedJob(
+        user_id=job.user_id, options=DetectionOptions.from_json(job.params), model=job.model
+    )
+
+
+async def start_job(
+    *, session: AsyncSession, job_id: uuid.UUID
+) -> tuple[DetectionOptions, list[WorkItem]] | None:
+    """Mark the job processing and return its pending items; None if it is finished or gone."""
+    job = await mark_processing(session=session, job_id=job_id)
     if job is None:
         return None
     rows = await session.execute(
@@ -374,7 +407,7 @@ async def start_job(
         )
         for row in rows
     ]
-    return DetectionOptions.from_json(job.params), items
+    return job.options, items
 
 
 async def heartbeat(*, session: AsyncSession, job_id: uuid.UUID) -> None:

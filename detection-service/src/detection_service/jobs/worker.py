@@ -23,14 +23,12 @@ from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import DetectionOptions, DetectionResult
 from detection_service.video.worker import VideoProcessor
 from objectvision_common.background import BackgroundLoop
-from objectvision_common.errors import DomainError, Unavailable
+from objectvision_common.errors import DomainError
 from objectvision_common.tracing import extract_context, tracer
 
 logger = logging.getLogger(__name__)
 _TRACER = tracer(__name__)
 
-_RETRY_FIRST_SECONDS = 0.25
-_RETRY_MAX_SECONDS = 5.0
 _IDLE_ERROR_SECONDS = 1.0
 
 
@@ -99,26 +97,25 @@ class JobProcessor:
             data = await self._storage.get(item.storage_key)
         except ObjectNotFoundError:
             return None, "the stored image is missing"
-        delay = _RETRY_FIRST_SECONDS
-        while True:
-            try:
-                # Resolved per attempt: a model that is loading makes the item wait (like an
-                # outage); one removed from the repository fails it with the known models.
-                model = await self._detector.resolve(item.model)
-                return await self._detector.detect(data, options, model=model), None
-            except Unavailable:
-                if delay == _RETRY_FIRST_SECONDS:
-                    logger.warning(
-                        "inference unavailable; the job item waits for it",
-                        extra={"job": str(item.job_id), "item": item.position},
-                    )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _RETRY_MAX_SECONDS)
-            except DomainError as error:
-                return None, error.message
-            except Exception:
-                logger.exception("job item failed", extra={"job": str(item.job_id)})
-                return None, "internal error while processing the image"
+
+        def waiting() -> None:
+            logger.warning(
+                "inference unavailable; the job item waits for it",
+                extra={"job": str(item.job_id), "item": item.position},
+            )
+
+        try:
+            # A model that is loading makes the item wait (like an outage); one removed from
+            # the repository fails it with the known models.
+            result = await self._detector.detect_when_available(
+                data, options, model=item.model, on_first_wait=waiting
+            )
+        except DomainError as error:
+            return None, error.message
+        except Exception:
+            logger.exception("job item failed", extra={"job": str(item.job_id)})
+            return None, "internal error while processing the image"
+        return result, None
 
 
 class JobWorker(BackgroundLoop):

@@ -34,16 +34,10 @@ _DEVICES = {"KIND_CPU": "cpu", "KIND_GPU": "gpu"}
 
 
 @dataclass(frozen=True)
-class ServedModel:
-    """One model as callers see it. ``version`` is the newest ready version (else the
-    newest known); the fields after ``state`` come from its config, empty while Triton has
-    never had it loaded while this process watched."""
+class ModelDescription:
+    """What a model version's config says a caller needs to choose it; empty fields when
+    the config is not known."""
 
-    name: str
-    version: str
-    ready: bool
-    state: str
-    reason: str = ""
     task: str = ""
     input_size: int = 0
     classes: tuple[str, ...] = ()
@@ -52,19 +46,24 @@ class ServedModel:
 
 
 @dataclass(frozen=True)
-class _Described:
-    task: str
-    input_size: int
-    classes: tuple[str, ...]
-    precision: str
-    device: str
+class ServedModel:
+    """One model as callers see it. ``version`` is the newest ready version (else the
+    newest known); ``description`` comes from its config, empty while Triton has never had
+    it loaded while this process watched."""
+
+    name: str
+    version: str
+    ready: bool
+    state: str
+    reason: str = ""
+    description: ModelDescription = ModelDescription()
 
 
 def _version_order(version: str) -> tuple[int, str]:
     return (len(version), version)
 
 
-def describe(config: Mapping[str, Any]) -> _Described:
+def describe(config: Mapping[str, Any]) -> ModelDescription:
     """What a model's config (Triton's JSON form) says about it."""
     params = {
         key: str(value.get("string_value", ""))
@@ -77,7 +76,7 @@ def describe(config: Mapping[str, Any]) -> _Described:
     kinds = [group.get("kind", "") for group in config.get("instance_group") or []]
     device = params.get("device") or next((_DEVICES[k] for k in kinds if k in _DEVICES), "")
     size = params.get("input_size", "")
-    return _Described(
+    return ModelDescription(
         task=params.get("task", ""),
         input_size=int(size) if size.isdigit() else 0,
         classes=classes,
@@ -103,7 +102,7 @@ class ModelCatalog:
         self._refresh_s = refresh_s
         self._timeout_s = timeout_s
         self._index: tuple[float, dict[str, tuple[str, str, str]]] | None = None
-        self._described: dict[tuple[str, str], _Described] = {}
+        self._described: dict[tuple[str, str], ModelDescription] = {}
         self._lock = asyncio.Lock()
 
     async def _read_index(self) -> dict[str, tuple[str, str, str]]:
@@ -134,7 +133,7 @@ class ModelCatalog:
                 self._index = (now, await self._read_index())
             return self._index[1]
 
-    async def _describe(self, name: str, version: str) -> _Described | None:
+    async def _describe(self, name: str, version: str) -> ModelDescription | None:
         """The config of a loaded version (cached: a version's config does not change)."""
         known = self._described.get((name, version))
         if known is not None:
@@ -150,7 +149,7 @@ class ModelCatalog:
         self._described[(name, version)] = described
         return described
 
-    def _last_described(self, name: str) -> _Described | None:
+    def _last_described(self, name: str) -> ModelDescription | None:
         versions = [v for (n, v) in self._described if n == name]
         if not versions:
             return None
@@ -174,11 +173,7 @@ class ModelCatalog:
             ready=ready,
             state=state,
             reason=reason,
-            task=described.task,
-            input_size=described.input_size,
-            classes=described.classes,
-            precision=described.precision,
-            device=described.device,
+            description=described,
         )
 
     async def list_models(self) -> list[ServedModel]:
@@ -204,7 +199,7 @@ class ModelCatalog:
         if model is None:
             known = [m.name for m in await self.list_models()]
             raise self._unknown(wanted, known)
-        if not model.ready or not model.task:
+        if not model.ready or not model.description.task:
             state = model.state.lower() or "not ready"
             why = f": {model.reason}" if model.reason else ""
             error = Unavailable(

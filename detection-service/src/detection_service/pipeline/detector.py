@@ -10,7 +10,7 @@ Triton decodes, letterboxes, runs the network and NMS, and answers in original p
 import asyncio
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 
 import numpy as np
@@ -38,6 +38,9 @@ _TRACER = tracer(__name__)
 _HASH_ON_LOOP_BYTES = 1024 * 1024
 # Above this a request gains nothing: the served model returns at most K (1024) candidates.
 MAX_DETECTIONS_LIMIT = 1000
+# Job work waits out an inference outage (or a loading model) with this capped backoff.
+_WAIT_FIRST_SECONDS = 0.25
+_WAIT_MAX_SECONDS = 5.0
 
 
 def _ms(since: float) -> float:
@@ -85,7 +88,11 @@ class Detector:
 
     def class_id(self, value: str, model: ServedModel | None = None) -> int:
         """A class given by name (any case) or numeric id; InvalidArgument if the model lacks it."""
-        names = model.classes if model is not None and model.classes else self.class_names
+        names = (
+            model.description.classes
+            if model is not None and model.description.classes
+            else self.class_names
+        )
         ids = (
             {name.lower(): i for i, name in enumerate(names)}
             if names is not self.class_names
@@ -186,6 +193,31 @@ class Detector:
         self._count("cached" if result.cached else "detected")
         return result
 
+    async def detect_when_available(
+        self,
+        data: bytes,
+        options: DetectionOptions,
+        *,
+        model: str | None,
+        on_first_wait: Callable[[], None] | None = None,
+    ) -> DetectionResult:
+        """`detect` for job work (batch items, video frames), which outlives an outage: the
+        model is resolved per attempt, and Unavailable (Triton away, the model loading) is
+        waited out with a capped exponential backoff instead of failing the work. Other
+        domain errors are raised: the image's, or NotFound for a model removed from the
+        repository. ``on_first_wait`` runs once, before the first wait, so the caller can
+        say what is waiting."""
+        delay = _WAIT_FIRST_SECONDS
+        while True:
+            try:
+                served = await self.resolve(model)
+                return await self.detect(data, options, model=served)
+            except Unavailable:
+                if delay == _WAIT_FIRST_SECONDS and on_first_wait is not None:
+                    on_first_wait()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _WAIT_MAX_SECONDS)
+
     def _count(self, outcome: str) -> None:
         if self._outcomes is not None:
             self._outcomes.labels(outcome).inc()
@@ -200,7 +232,7 @@ class Detector:
         header: ImageHeader | None,
     ) -> DetectionResult:
         started = time.perf_counter()
-        names = model.classes or self.class_names
+        names = model.description.classes or self.class_names
         with _TRACER.start_as_current_span("detect image") as span:
             span.set_attribute("objectvision.model", model.name)
             span.set_attribute("objectvision.model_version", model.version)

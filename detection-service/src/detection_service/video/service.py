@@ -10,7 +10,6 @@ event is written in the transaction that sees the job still unfinished under a r
 exactly once.
 """
 
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +26,6 @@ from detection_service.jobs.models import (
     COMPLETED,
     FAILED,
     KIND_VIDEO,
-    PROCESSING,
     UNFINISHED,
     jobs,
 )
@@ -37,8 +35,6 @@ from detection_service.video.models import video_frames, video_jobs
 from detection_service.video.probe import Sampling, VideoContainer, VideoProbe
 from objectvision.v1 import notification_pb2
 from objectvision_common.errors import FailedPrecondition, NotFound
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -215,14 +211,7 @@ async def job_kind(*, session: AsyncSession, job_id: uuid.UUID) -> str | None:
 
 async def start_video_job(*, session: AsyncSession, job_id: uuid.UUID) -> VideoWork | None:
     """Mark the job processing and return what is left to do; None if finished or gone."""
-    job = (
-        await session.execute(
-            sa.update(jobs)
-            .where(jobs.c.id == job_id, jobs.c.status.in_(UNFINISHED), jobs.c.kind == KIND_VIDEO)
-            .values(status=PROCESSING, heartbeat_at=_now())
-            .returning(jobs.c.user_id, jobs.c.params, jobs.c.model)
-        )
-    ).first()
+    job = await jobs_service.mark_processing(session=session, job_id=job_id, kind=KIND_VIDEO)
     if job is None:
         return None
     video = (
@@ -236,7 +225,7 @@ async def start_video_job(*, session: AsyncSession, job_id: uuid.UUID) -> VideoW
     return VideoWork(
         job_id=job_id,
         user_id=job.user_id,
-        options=DetectionOptions.from_json(job.params),
+        options=job.options,
         storage_key=video.storage_key,
         container=VideoContainer(video.container),
         sampling=Sampling(fps=video.sample_fps, every=video.sample_every),

@@ -40,7 +40,7 @@ from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import DetectedObject
 from detection_service.video import service
 from detection_service.video.probe import Sampling, VideoContainer
-from objectvision_common.errors import DomainError, Unavailable
+from objectvision_common.errors import DomainError
 from objectvision_common.tracing import tracer
 
 T = TypeVar("T")
@@ -51,8 +51,6 @@ _TRACER = tracer(__name__)
 _FRAME_JPEG_QUALITY = 95
 # Commit at least this often while a video runs (progress events, and less to redo on a crash).
 _COMMIT_EVERY_SECONDS = 1.0
-_RETRY_FIRST_SECONDS = 0.25
-_RETRY_MAX_SECONDS = 5.0
 # The annotated video's clock: milliseconds, so each frame keeps its source timestamp.
 _TIME_BASE = Fraction(1, 1000)
 ANNOTATED_CONTENT_TYPE = "video/mp4"
@@ -356,15 +354,11 @@ class VideoProcessor:
     async def _detect(self, frame: DecodedFrame, work: service.VideoWork) -> service.FrameRecord:
         """One frame through the shared batcher; Triton being away (or the job's model
         loading) is waited out, not failed."""
-        delay = _RETRY_FIRST_SECONDS
-        while True:
-            try:
-                model = await self._detector.resolve(work.model)
-                result = await self._detector.detect(frame.jpeg, work.options, model=model)
-                self._model_version = result.model_version or self._model_version
-                return service.FrameRecord(frame.index, frame.seconds, result.objects)
-            except Unavailable:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _RETRY_MAX_SECONDS)
-            except DomainError as error:
-                return service.FrameRecord(frame.index, frame.seconds, [], error.message)
+        try:
+            result = await self._detector.detect_when_available(
+                frame.jpeg, work.options, model=work.model
+            )
+        except DomainError as error:
+            return service.FrameRecord(frame.index, frame.seconds, [], error.message)
+        self._model_version = result.model_version or self._model_version
+        return service.FrameRecord(frame.index, frame.seconds, result.objects)
