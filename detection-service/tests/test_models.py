@@ -17,7 +17,7 @@ import pytest
 from tritonclient.grpc.aio import InferenceServerClient
 
 from objectvision.v1 import detection_pb2
-from objectvision_devstack.triton import LocalTriton
+from objectvision_devstack.triton import LocalTriton, settled_count
 
 FP32 = "yolov8n"
 INT8 = "yolov8n-int8"
@@ -115,7 +115,10 @@ async def test_a_triton_call_never_mixes_models(
 ) -> None:
     """Images for both models arrive interleaved, at once; Triton's per-model statistics
     count exactly each model's own images (a mixed batch would be counted under one)."""
-    before = {name: await _inferences(triton_client, name) for name in (FP32, INT8)}
+    before = {
+        name: await settled_count(lambda n=name: _inferences(triton_client, n))
+        for name in (FP32, INT8)
+    }
     per_model = 6
     requests = [
         _detect(image, model)
@@ -128,13 +131,10 @@ async def test_a_triton_call_never_mixes_models(
     )
     answered = [response.results[0].model for response in responses]
     assert answered == [request.params.model for request in requests]
-    # Triton counts a request once its response is sent: wait for the counts to settle.
-    deadline = time.monotonic() + 30
-    while True:
-        after = {name: await _inferences(triton_client, name) for name in (FP32, INT8)}
-        if min(after[n] - before[n] for n in after) >= per_model or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.1)
+    after = {
+        name: await settled_count(lambda n=name: _inferences(triton_client, n))
+        for name in (FP32, INT8)
+    }
     assert {name: after[name] - before[name] for name in after} == {
         FP32: per_model,
         INT8: per_model,

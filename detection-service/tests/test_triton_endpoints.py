@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from detection_service.pipeline.triton import ImageRequest, TritonModel, make_inputs
-from objectvision_devstack.triton import LocalTriton
+from objectvision_devstack.triton import LocalTriton, settled_count
 from objectvision_inference import detect_contract as contract
 
 CALLS = 12
@@ -48,11 +48,12 @@ async def test_both_tritons_serve_and_a_killed_one_loses_no_call(
     targets = f"ipv4:127.0.0.1:{triton.grpc_port},127.0.0.1:{second_triton.grpc_port}"
     model = TritonModel(targets, model_name="yolov8n")
     try:
-        before = [_served(triton), _served(second_triton)]
+        servers = (triton, second_triton)
+        before = [await settled_count(lambda s=server: _served(s)) for server in servers]
         for _ in range(CALLS):
             (answer,) = await model.infer(make_inputs([_bus(bus_jpg)], 80), time_limit_s=60)
             assert answer.status == contract.STATUS_OK
-        after = [_served(triton), _served(second_triton)]
+        after = [await settled_count(lambda s=server: _served(s)) for server in servers]
         served = [now - then for now, then in zip(after, before, strict=True)]
         assert sum(served) == CALLS
         assert min(served) > 0, f"one endpoint got no calls: {served}"

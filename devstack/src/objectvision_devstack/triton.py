@@ -6,8 +6,11 @@ loaded at start-up, and clients (tests, operators) may load and unload models th
 model control API without a restart.
 """
 
+import asyncio
+import inspect
+import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from objectvision_devstack.health import http_ok
@@ -30,6 +33,36 @@ def served_models(served_model: Path) -> dict[str, Path]:
     if int8.exists():
         models[INT8_MODEL_NAME] = int8
     return models
+
+
+async def settled_count(
+    read: Callable[[], float] | Callable[[], Awaitable[float]],
+    *,
+    quiet_s: float = 0.3,
+    timeout_s: float = 30.0,
+) -> float:
+    """A Triton request counter once it has stopped moving (``read`` returns it, sync or async).
+
+    Triton counts a request when the backend reports its statistics, which it does after the
+    response has gone out: read right after an answer, a counter can still be one short, and
+    a baseline read one short makes a later difference one too many. So a count is taken as
+    the value two reads ``quiet_s`` apart agree on.
+    """
+
+    async def value() -> float:
+        got = read()
+        return await got if inspect.isawaitable(got) else got
+
+    deadline = time.monotonic() + timeout_s
+    last = await value()
+    while True:
+        await asyncio.sleep(quiet_s)
+        now = await value()
+        if now == last:
+            return now
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Triton's counter still moving after {timeout_s} s: {now}")
+        last = now
 
 
 # OTLP/HTTP's standard port and path (the collector and Jaeger listen on it beside 4317).
