@@ -185,6 +185,22 @@ def traced_triton(
         server.stop()
 
 
+def _with_tritons_spans(spans: list[ReceivedSpan]) -> bool:
+    names = {(s.service, s.name) for s in spans}
+    return {
+        (SERVICE, "/inference.GRPCInferenceService/ModelInfer"),
+        ("triton", "InferRequest"),
+        ("triton", "yolov8n"),
+        ("triton", "compute"),
+    } <= names
+
+
+# Triton's gRPC frontend drops some propagated contexts (it reads the metadata value past its
+# end; README, "Traces"), so a call may go untraced by Triton: the first of a few that is
+# traced is checked, and every call's own spans must arrive regardless.
+TRITON_TRACE_ATTEMPTS = 5
+
+
 def test_tritons_own_spans_join_the_trace_under_the_model_infer_call(
     launch_service: Callable[..., ContextManager[Any]],
     traced_triton: LocalTriton,
@@ -192,35 +208,44 @@ def test_tritons_own_spans_join_the_trace_under_the_model_infer_call(
     user: str,
     bus_jpg: bytes,
 ) -> None:
-    trace_id, _, metadata = _caller(user)
-    with launch_service(
-        secret=SECRET,
-        TRITON_URL=traced_triton.grpc_url,
-        OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
-        OTEL_EXPORTER_OTLP_INSECURE="true",
-        OTEL_BSP_SCHEDULE_DELAY="100",
-    ) as service:
-        with grpc.insecure_channel(f"127.0.0.1:{service.port}") as channel:
-            answer = detection_pb2_grpc.DetectionServiceStub(channel).Detect(
+    spans: list[ReceivedSpan] = []
+    with (
+        launch_service(
+            secret=SECRET,
+            TRITON_URL=traced_triton.grpc_url,
+            OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.endpoint,
+            OTEL_EXPORTER_OTLP_INSECURE="true",
+            OTEL_BSP_SCHEDULE_DELAY="100",
+        ) as service,
+        grpc.insecure_channel(f"127.0.0.1:{service.port}") as channel,
+    ):
+        stub = detection_pb2_grpc.DetectionServiceStub(channel)
+        for _ in range(TRITON_TRACE_ATTEMPTS):
+            trace_id, _, metadata = _caller(user)
+            answer = stub.Detect(
                 detection_pb2.DetectRequest(
                     images=[detection_pb2.ImageInput(data=bus_jpg, filename="bus.jpg")]
                 ),
                 metadata=metadata,
                 timeout=60,
             )
-        assert len(answer.results[0].objects) == 5
+            assert len(answer.results[0].objects) == 5
+            ours = otlp_receiver.wait_for(
+                trace_id,
+                lambda found: any(
+                    s.name == "/inference.GRPCInferenceService/ModelInfer" for s in found
+                ),
+            )
+            # Triton exports every 500 ms: well past that, its spans are there or lost.
+            deadline = time.monotonic() + 5
+            while not _with_tritons_spans(ours) and time.monotonic() < deadline:
+                time.sleep(0.2)
+                ours = otlp_receiver.spans(trace_id)
+            if _with_tritons_spans(ours):
+                spans = ours
+                break
 
-        def complete(spans: list[ReceivedSpan]) -> bool:
-            names = {(s.service, s.name) for s in spans}
-            return {
-                (SERVICE, "/inference.GRPCInferenceService/ModelInfer"),
-                ("triton", "InferRequest"),
-                ("triton", "yolov8n"),
-                ("triton", "compute"),
-            } <= names
-
-        spans = otlp_receiver.wait_for(trace_id, complete)
-
+    assert spans, f"Triton traced none of {TRITON_TRACE_ATTEMPTS} calls"
     assert {s.service for s in spans} == {SERVICE, "triton"}
     model_infer = _one(spans, "/inference.GRPCInferenceService/ModelInfer")
     # Triton continues the W3C context the grpc instrumentation put in the call's metadata:
