@@ -50,7 +50,8 @@ def _grpc_input(image: bytes) -> grpcclient.InferInput:
 
 def _http_request(image: bytes) -> tuple[bytes, dict[str, str]]:
     """KServe v2 over HTTP with Triton's binary tensor extension: a JSON header, then the
-    BYTES element (its 4-byte little-endian length, then the file)."""
+    BYTES element (its 4-byte little-endian length, then the file). Built here because
+    tritonclient's HTTP client needs its `http` extra (gevent), which nothing else uses."""
     element = struct.pack("<I", len(image)) + image
     header = json.dumps(
         {
