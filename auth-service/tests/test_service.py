@@ -3,7 +3,6 @@
 import asyncio
 import os
 import signal
-import socket
 import stat
 import sys
 import urllib.request
@@ -27,6 +26,7 @@ from auth_service.tokens.keys import load_signing_key
 from objectvision.v1 import auth_pb2, auth_pb2_grpc
 from objectvision_common.db import sync_url
 from objectvision_common.grpc_client import insecure_channel
+from objectvision_devstack.processes import free_port
 
 
 @pytest.mark.parametrize("service", ["", SERVICE_NAME])
@@ -164,16 +164,10 @@ def test_setting_both_key_sources_is_refused(tmp_path, signing_key):
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 async def test_the_console_script_migrates_serves_and_stops_cleanly_on_sigterm(
     infrastructure, tmp_path
 ):
-    grpc_port, metrics_port = _free_port(), _free_port()
+    grpc_port, metrics_port = free_port(), free_port()
     environment = {
         **os.environ,
         "DATABASE_URL": infrastructure.database_url,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from inference_reference import IMAGES, REPO_ROOT, TRITON_ENV
 
+from objectvision_devstack.processes import free_port
 from objectvision_inference import detect_contract as contract
 from objectvision_inference.cpu_pipeline import CpuPipeline
 from objectvision_inference.triton import (
@@ -42,12 +42,6 @@ pytestmark = [
         reason="needs the Triton env (make triton-env) and the torch env (make torch-env)",
     ),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _stub_env(root: Path) -> Path:
@@ -83,7 +77,7 @@ def test_gpu_model_py_answers_like_the_cpu_flavour(served_onnx: Path, tmp_path: 
     repo = build_model_repository(tmp_path / "repo", served_onnx, flavour="gpu", max_batch=4)
     config = repo / MODEL_NAME / "config.pbtxt"
     config.write_text(config.read_text().replace("kind: KIND_GPU", "kind: KIND_CPU"))
-    ports = _free_port(), _free_port(), _free_port()
+    ports = free_port(), free_port(), free_port()
     argv, env = tritonserver_command(
         repo,
         grpc_port=ports[0],

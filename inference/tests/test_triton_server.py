@@ -10,7 +10,6 @@ import contextlib
 import os
 import queue
 import signal
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from inference_reference import IMAGES, TRITON_ENV
 
+from objectvision_devstack.processes import free_port
 from objectvision_inference import detect_contract as contract
 from objectvision_inference.triton import (
     MODEL_NAME,
@@ -45,12 +45,6 @@ class Server:
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM (graceful unload), then SIGKILL the session, stub processes included."""
     if process.poll() is None:
@@ -70,7 +64,7 @@ def server(served_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     repo = build_model_repository(
         workdir / "repository", served_onnx, flavour="cpu", max_pixels=MAX_PIXELS
     )
-    grpc_port, http_port, metrics_port = _free_port(), _free_port(), _free_port()
+    grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
     argv, env = tritonserver_command(
         repo,
         grpc_port=grpc_port,

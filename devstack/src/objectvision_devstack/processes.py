@@ -4,6 +4,7 @@ import contextlib
 import logging
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -16,7 +17,42 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 
+# How far below the kernel's ephemeral range listening ports are chosen.
+_LISTEN_SPAN = 10_000
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel gives outgoing connections (ip_local_port_range)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on, for a server started next, chosen below the kernel's
+    ephemeral range.
+
+    Why not bind(0): the kernel answers from the range it also gives outgoing connections,
+    and between this pick and the server's own bind any client socket of the test run can take
+    the port (seen: a service of the stack failing "Address already in use" at start-up).
+    Below that range only another listener can, and this process never hands a port out twice.
+    """
+    low = _ephemeral_low()
+    first = max(1024, low - _LISTEN_SPAN)
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(first, low)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
