@@ -14,9 +14,13 @@ Stages:
 - `detect_encoded`: `--processes` serving processes, each a `Detector` as detection-service
   builds it (header checks, micro-batcher, Triton client), its callers in process. Left out:
   the service's own gRPC server and identity check.
+- `service` and `stream`: detection-service itself, as its realtime role
+  (`objectvision-detection-realtime`, ADR 0019) with `--service-processes` serving processes
+  behind one port, called over gRPC with a signed principal: `Detect` (store=false, one
+  image per call) and `DetectStream` (one stream per caller, one frame in flight).
 
     python3 -m bench.gpu_encoded --model yolov8n.onnx --images DIR --server-site DIR \\
-        --out DIR [--concurrency 1,8,32,64,128,256] [--processes 8]
+        --out DIR [--concurrency 1,8,32,64,128,256] [--processes 8] [--service-processes 6]
 """
 
 from __future__ import annotations
@@ -62,10 +66,40 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class TritonProcess:
-    """tritonserver with the gpu flavour, started in its own session, its log in a file."""
+class ChildServer:
+    """A server started in its own session (stopped with everything it spawned), its output
+    in a log file."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def launch(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        with self.log.open("wb") as sink:
+            self.process = subprocess.Popen(
+                argv, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return self.process
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    def tail(self, chars: int = 6000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+class TritonProcess(ChildServer):
+    """tritonserver with the gpu flavour."""
 
     def __init__(self, args: argparse.Namespace, work: Path, *, instances: int = 1) -> None:
+        super().__init__(work / "tritonserver.log")
         self.served = prepare_model(args.model, work / "yolov8n_served.onnx")
         repo = build_model_repository(
             work / "repository",
@@ -89,8 +123,6 @@ class TritonProcess:
             triton_env_dir=args.stub_env,
             server_site=args.server_site,
         )
-        self.log = work / "tritonserver.log"
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -98,29 +130,63 @@ class TritonProcess:
 
     def start(self, timeout_s: float) -> int:
         """Start and wait until the model is ready (weights loaded, graphs captured)."""
-        with self.log.open("wb") as sink:
-            self.process = subprocess.Popen(
-                self.argv,
-                env=self.env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        wait_until_ready(self.http_port, timeout_s=timeout_s, process=self.process)
-        return self.process.pid
+        process = self.launch(self.argv, self.env)
+        wait_until_ready(self.http_port, timeout_s=timeout_s, process=process)
+        return process.pid
 
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=30)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
 
-    def tail(self, chars: int = 6000) -> str:
-        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+# Signs the bench's own calls to the loopback service it started; nothing else trusts it.
+BENCH_SECRET = "gpu-bench-service-secret"  # noqa: S105 - a loopback test secret
+
+
+class RealtimeService(ChildServer):
+    """detection-service's realtime role as its console script runs it, in front of `triton`."""
+
+    def __init__(self, triton: TritonProcess, work: Path, *, processes: int) -> None:
+        super().__init__(work / "detection-realtime.log")
+        self.port, self.metrics_port = _free_port(), _free_port()
+        self.env = {
+            **os.environ,
+            "TRITON_URL": triton.url,
+            "SERVED_MODEL_PATH": str(triton.served),
+            "SERVICE_TOKEN_SECRET": BENCH_SECRET,
+            "BIND_HOST": LOOPBACK,
+            "DETECTION_GRPC_PORT": str(self.port),
+            "DETECTION_METRICS_PORT": str(self.metrics_port),
+            "DETECTION_SERVING_PROCESSES": str(processes),
+            "DETECT_MAX_BATCH": "32",
+            "DETECT_MAX_INFLIGHT_BATCHES": "4",
+            "DETECT_MAX_QUEUE": "4096",
+            "INFERENCE_TIMEOUT_SECONDS": "30",
+            "LOG_LEVEL": "WARNING",
+        }
+
+    @property
+    def url(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    def start(self, timeout_s: float) -> None:
+        """Start and wait until it accepts connections: a serving process listens once its
+        pipeline is built; each point's warm-up covers the others."""
+        import grpc
+
+        command = [
+            sys.executable,
+            "-c",
+            "from detection_service.realtime.server import main; main()",
+        ]
+        process = self.launch(command, self.env)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the realtime role exited: {self.tail(2000)}")
+            try:
+                with grpc.insecure_channel(self.url) as channel:
+                    grpc.channel_ready_future(channel).result(timeout=1)
+                    return
+            except grpc.FutureTimeoutError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the realtime role never accepted a connection") from None
 
 
 def _images(folder: Path) -> list[tuple[str, bytes]]:
@@ -260,12 +326,15 @@ async def _load(plan: LoadPlan, queue: Any) -> None:
         client = InferenceServerClient(url)
         cleanup.append(client.close)
 
-        async def send(data: bytes) -> None:
+        async def send(caller: int, data: bytes) -> None:
             result = await client.infer("yolov8n", _encoded_inputs(data))
             stage = result.as_numpy("stage_ms")
             if stage is not None:
                 stages.append(stage.reshape(-1)[:3].tolist())
 
+    elif mode in ("service", "stream"):
+        send, close = _service_sender(mode, url)
+        cleanup.append(close)
     else:
         from prometheus_client import CollectorRegistry
 
@@ -305,7 +374,7 @@ async def _load(plan: LoadPlan, queue: Any) -> None:
         cleanup += [batchers.stop, batchers.close, catalog.close]
         served_model = await detector.resolve(None)
 
-        async def send(data: bytes) -> None:
+        async def send(caller: int, data: bytes) -> None:
             await detector.detect(data, options, model=served_model)
 
     async def loop(index: int) -> None:
@@ -315,7 +384,7 @@ async def _load(plan: LoadPlan, queue: Any) -> None:
             data = images[position % len(images)]
             position += 1
             try:
-                await send(data)
+                await send(index, data)
             except Exception as error:
                 if now >= measure_from:
                     errors.append(f"{type(error).__name__}: {error}"[:200])
@@ -336,6 +405,48 @@ async def _load(plan: LoadPlan, queue: Any) -> None:
             "sent_bytes": sent_bytes,
         }
     )
+
+
+def _service_sender(mode: str, url: str) -> tuple[Any, Any]:
+    """(send, close) for detection-service's gRPC API: `service`, one Detect per image;
+    `stream`, one DetectStream per caller with one frame in flight. A frame's error fails it."""
+    import grpc
+
+    from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
+    from objectvision_common.identity import principal_metadata
+
+    channel = grpc.aio.insecure_channel(url)
+    stub = detection_pb2_grpc.DetectionServiceStub(channel)
+    metadata = principal_metadata(
+        common_pb2.Principal(user_id="gpu-bench", auth_method="api_key"), secret=BENCH_SECRET
+    )
+    streams: dict[int, Any] = {}
+
+    def image(data: bytes) -> detection_pb2.ImageInput:
+        return detection_pb2.ImageInput(data=data, filename="image.jpg")
+
+    async def detect(caller: int, data: bytes) -> None:
+        await stub.Detect(
+            detection_pb2.DetectRequest(images=[image(data)], store=False),
+            metadata=metadata,
+            timeout=30,
+        )
+
+    async def frame(caller: int, data: bytes) -> None:
+        if caller not in streams:
+            streams[caller] = stub.DetectStream(metadata=metadata)
+        call = streams[caller]
+        await call.write(detection_pb2.Frame(sequence=caller, image=image(data)))
+        reply = await call.read()
+        if reply is grpc.aio.EOF or reply.error:
+            raise RuntimeError(f"stream frame failed: {getattr(reply, 'error', 'end of stream')}")
+
+    async def close() -> None:
+        for call in streams.values():
+            call.cancel()
+        await channel.close()
+
+    return (detect if mode == "service" else frame), close
 
 
 def measure_point(
@@ -435,6 +546,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stub-env", type=Path, default=Path(sys.prefix))
     parser.add_argument("--concurrency", default="1,8,32,64,128,256")
     parser.add_argument("--detect-concurrency", default="1,64,256")
+    parser.add_argument("--service-concurrency", default="1,64,256")
+    parser.add_argument(
+        "--service-processes", type=int, default=6, help="the realtime role's serving processes"
+    )
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument(
         "--instances", default="4", help="Triton model instances; several (4,8) run in turn"
@@ -443,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-s", type=float, default=2.0)
     parser.add_argument("--measure-s", type=float, default=5.0)
     parser.add_argument("--instance-kind", choices=["gpu", "cpu"], default="gpu")
-    parser.add_argument("--stages", default="raw,parity,triton,detect")
+    parser.add_argument("--stages", default="raw,parity,triton,detect,service")
     parser.add_argument("--raw-batches", default="1,8,32,64,128")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -476,8 +591,20 @@ def main(argv: list[str] | None = None) -> int:
             plan += [("triton", int(c)) for c in args.concurrency.split(",")]
         if "detect" in stages and last:
             plan += [("detect", int(c)) for c in args.detect_concurrency.split(",")]
+        serve = "service" in stages and last
+        if serve:
+            plan += [
+                (mode, int(c))
+                for mode in ("service", "stream")
+                for c in args.service_concurrency.split(",")
+            ]
         with tempfile.TemporaryDirectory(prefix="objectvision-gpu-encoded-") as tmp:
             triton = TritonProcess(args, Path(tmp), instances=instances)
+            service = (
+                RealtimeService(triton, Path(tmp), processes=args.service_processes)
+                if serve
+                else None
+            )
             try:
                 started = time.perf_counter()
                 triton.start(300)
@@ -488,10 +615,15 @@ def main(argv: list[str] | None = None) -> int:
                     document["parity"] = parity(triton.url, triton.served, images)
                     summary = {k: v for k, v in document["parity"].items() if k != "per_image"}
                     logger.info("parity: %s", summary)
+                if service is not None:
+                    started = time.perf_counter()
+                    service.start(180)
+                    document["service_ready_s"] = round(time.perf_counter() - started, 1)
                 for mode, concurrency in plan:
+                    through_service = service is not None and mode in ("service", "stream")
                     point = measure_point(
                         mode,
-                        triton.url,
+                        service.url if service is not None and through_service else triton.url,
                         triton.served,
                         jpegs,
                         concurrency,
@@ -506,7 +638,11 @@ def main(argv: list[str] | None = None) -> int:
                 logger.exception("gpu_encoded failed")
                 document["problems"].append(repr(error)[:400])
                 document["triton_log_tail"] = triton.tail()
+                if service is not None:
+                    document["service_log_tail"] = service.tail()
             finally:
+                if service is not None:
+                    service.stop()
                 triton.stop()
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = document["started_at"].replace(":", "").replace("-", "")

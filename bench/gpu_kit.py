@@ -9,8 +9,9 @@ tritonclient, and the two wheels alone are 69 MB. What travels instead (~46 MiB)
   Python backend, the stub for the box's Python and the libraries they load (not the bundled
   libpython 3.13, not the other stubs), xz-compressed: ~25 MB of the wheel's 55;
 - `site.tar.xz`: tritonclient without its HTTP client and perf_analyzer binaries (14 MB less),
-  the python-rapidjson and protobuf it needs, and opentelemetry-api and redis (imported by
-  the detection path), for the box's Python, put first on its PYTHONPATH;
+  the python-rapidjson and protobuf it needs, opentelemetry-api and redis (imported by the
+  detection path), and pydantic-settings with pydantic and grpcio's health and reflection
+  services (the realtime role's server), for the box's Python, put first on its PYTHONPATH;
 - `stub-numpy.tar.xz`: numpy 1.26 (tests left out) for the Triton stub's own environment:
   the tritonserver 2.51 stub misreads BYTES inputs (the encoded images) under numpy 2, which
   the box's Python has; gpu.sh makes a venv holding it in front of the box's packages.
@@ -43,6 +44,18 @@ CLIENT_WHEELS = (
     "protobuf==6.33.6",
     "opentelemetry-api==1.45.1",
     "redis==8.1.0",
+    # detection-service's realtime role (ADR 0019), measured as a real gRPC server: its
+    # settings (pydantic-settings and what pydantic needs) and the runner's health and
+    # reflection services.
+    "pydantic==2.14.4",
+    "pydantic-core==2.50.5",
+    "pydantic-settings==2.16.3",
+    "python-dotenv==1.2.4",
+    "typing-inspection==0.4.5",
+    "annotated-types==0.8.0",
+    "typing-extensions==4.16.0",
+    "grpcio-health-checking==1.81.1",
+    "grpcio-reflection==1.81.1",
 )
 STUB_NUMPY = "numpy==1.26.4"
 PLATFORMS = (

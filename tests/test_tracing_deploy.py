@@ -24,6 +24,8 @@ from deploy_validate import compose, render  # noqa: E402
 
 OVERLAYS = ("dev", "prod")
 EXPORTERS = ("gateway", "auth-service", "detection-service", "notification-service")
+# Kubernetes also runs detection-service's realtime role (ADR 0019), which compose does not.
+K8S_EXPORTERS = (*EXPORTERS, "detection-realtime")
 NAMESPACE = "objectvision"
 
 
@@ -100,7 +102,7 @@ def test_kubernetes_services_and_triton_export_to_the_collector(
     config = _one(rendered, "ConfigMap", "objectvision-config")["data"]
     service, port = _service_address(rendered, config["OTEL_EXPORTER_OTLP_ENDPOINT"])
     assert service["metadata"]["name"] == "otel-collector" and port == 4317
-    for name in EXPORTERS:
+    for name in K8S_EXPORTERS:
         deployment = _one(rendered, "Deployment", name)
         (container,) = [
             c for c in deployment["spec"]["template"]["spec"]["containers"] if "envFrom" in c
@@ -183,7 +185,7 @@ def _selects(policy: dict[str, Any], name: str) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("workload", "port"), [*((name, 4317) for name in EXPORTERS), ("triton", 4318)]
+    ("workload", "port"), [*((name, 4317) for name in K8S_EXPORTERS), ("triton", 4318)]
 )
 def test_network_policies_let_every_exporter_reach_the_collector(
     rendered: list[dict[str, Any]], workload: str, port: int

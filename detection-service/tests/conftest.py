@@ -251,10 +251,12 @@ def launched_service(
     served_model: Path,
     workdir: Path,
     secret: str,
+    server_module: str = "detection_service.server",
     **env: str,
 ) -> Iterator[ServiceProcess]:
-    """Start the service as its console script does, wait until it reports SERVING, stop it
-    (and any serving process it spawned) afterwards."""
+    """Start the service as its console script does (`server_module`'s main: the full service
+    or the realtime role), wait until it reports SERVING, stop it (and any serving process it
+    spawned) afterwards."""
     port, metrics_port = free_port(), free_port()
     environment = {
         **os.environ,
@@ -274,7 +276,7 @@ def launched_service(
         "RESULT_CACHE_TTL_SECONDS": "0",
         **env,
     }
-    command = [sys.executable, "-c", "from detection_service.server import main; main()"]
+    command = [sys.executable, "-c", f"from {server_module} import main; main()"]
     log_path = workdir / "detection.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
@@ -298,15 +300,19 @@ def launched_service(
 def launch_service(
     migrated: Infrastructure, triton: LocalTriton, served_model: Path, tmp_path: Path
 ) -> Callable[..., contextlib.AbstractContextManager[ServiceProcess]]:
-    """``with launch_service(secret=..., **env) as service:`` runs the real command."""
+    """``with launch_service(secret=..., **env) as service:`` runs the real command
+    (``server_module="detection_service.realtime.server"``: the realtime role's)."""
 
-    def launch(*, secret: str, **env: str) -> contextlib.AbstractContextManager[ServiceProcess]:
+    def launch(
+        *, secret: str, server_module: str = "detection_service.server", **env: str
+    ) -> contextlib.AbstractContextManager[ServiceProcess]:
         return launched_service(
             migrated,
             triton_url=triton.grpc_url,
             served_model=served_model,
             workdir=tmp_path,
             secret=secret,
+            server_module=server_module,
             **env,
         )
 

@@ -192,7 +192,7 @@ async def test_a_job_whose_enqueue_failed_is_swept_onto_the_stream(detection, us
         queue=dead_redis_queue,
         user_id=user,
         uploads=[(0, Upload(bus_jpg, "bus.jpg", read_header(bus_jpg)))],
-        options=service.detector.options(),
+        options=service.pipeline.detector.options(),
         idempotency_key=None,
     )
     await dead_redis_queue.redis.aclose()

@@ -9,7 +9,12 @@ from deploy_validate import REPO_ROOT, dockerfile, k8s
 from deploy_validate.k8s import OVERLAYS, find
 
 GRPC_SERVICES = {"auth-service": 50051, "detection-service": 50052, "notification-service": 50053}
-APP_DEPLOYMENTS = ("gateway", *GRPC_SERVICES, "triton")
+# detection-service's realtime role (ADR 0019): a gRPC server too, but no database, no
+# migrations, no client of the other services, and no *_SERVICE_ADDR (its callers are outside).
+REALTIME = {"detection-realtime": 50052}
+DETECTION_ROLES = ("detection-service", *REALTIME)
+DETECTION_CLIENT_LABEL = "objectvision.io/detection-client"
+APP_DEPLOYMENTS = ("gateway", *GRPC_SERVICES, *REALTIME, "triton")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -161,7 +166,7 @@ def test_grpc_services_are_headless_with_native_grpc_probes(rendered, overlay):
     objects = rendered[overlay]
     config = next(o for o in objects if o["kind"] == "ConfigMap")["data"]
     health_port = int(config["GRPC_HEALTH_PORT"])
-    for name, port in GRPC_SERVICES.items():
+    for name, port in {**GRPC_SERVICES, **REALTIME}.items():
         service = find(objects, "Service", name)
         assert service["spec"]["clusterIP"] == "None"
         assert health_port not in {p["port"] for p in service["spec"]["ports"]}
@@ -236,6 +241,16 @@ def test_prod_services_speak_mtls_with_certificates_naming_their_services(render
         usages = set(certificates[secret]["usages"])
         assert "client auth" in usages
         assert ("server auth" in usages) == (name in GRPC_SERVICES)
+    # The realtime role serves only: a server certificate for the name its callers dial.
+    for name in REALTIME:
+        spec = find(objects, "Deployment", name)["spec"]["template"]["spec"]
+        (volume,) = [v for v in spec["volumes"] if v["name"] == "grpc-tls"]
+        assert "items" not in volume["secret"]
+        (mount,) = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "grpc-tls"]
+        assert {f"{mount['mountPath']}/{key}" for key in ("tls.crt", "tls.key", "ca.crt")} == paths
+        certificate = certificates[volume["secret"]["secretName"]]
+        assert "server auth" in certificate["usages"]
+        assert f"{name}.objectvision.svc.cluster.local" in certificate["dnsNames"]
     for variable in ("AUTH_SERVICE_ADDR", "DETECTION_SERVICE_ADDR", "NOTIFICATION_SERVICE_ADDR"):
         host = config[variable].removeprefix("dns:///").rsplit(":", 1)[0]
         service = host.split(".")[0]
@@ -256,7 +271,7 @@ def test_hpas_target_rendered_deployments_and_triton_uses_the_adapter_metrics(re
         deployment = find(objects, target["kind"], target["name"])
         assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
         assert hpa["spec"]["minReplicas"] >= 2
-    for name in ("gateway", *GRPC_SERVICES):
+    for name in ("gateway", *GRPC_SERVICES, *REALTIME):
         (metric,) = hpas[name]["spec"]["metrics"]
         assert metric["resource"]["name"] == "cpu"
 
@@ -292,7 +307,7 @@ def test_hpas_target_rendered_deployments_and_triton_uses_the_adapter_metrics(re
     assert behavior["scaleUp"]["stabilizationWindowSeconds"] >= 60
     assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 600
     assert {p["value"] for p in behavior["scaleUp"]["policies"]} == {1}
-    for name in ("triton", "detection-service"):
+    for name in ("triton", *DETECTION_ROLES):
         monitor = find(objects, "ServiceMonitor", name)
         assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
 
@@ -330,10 +345,10 @@ def test_network_policies(rendered, overlay):
     objects = rendered[overlay]
     default_deny = find(objects, "NetworkPolicy", "default-deny")
     assert default_deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    detection = k8s.pod_labels(find(objects, "Deployment", "detection-service"))
+    detection = [k8s.pod_labels(find(objects, "Deployment", n)) for n in DETECTION_ROLES]
     others = [k8s.pod_labels(find(objects, "Deployment", n)) for n in APP_DEPLOYMENTS]
 
-    # Triton: inference ports only from detection-service; metrics only from Prometheus.
+    # Triton: inference ports only from the two detection roles; metrics only from Prometheus.
     for policy in _policies_for(objects, "triton", "Ingress"):
         for rule in policy["spec"].get("ingress", []):
             ports = {p["port"] for p in rule.get("ports", [])}
@@ -350,8 +365,8 @@ def test_network_policies(rendered, overlay):
                         for labels in others
                         if k8s.selector_matches(peer["podSelector"], labels)
                     ]
-                    assert selected == [detection]
-    # ... and only detection-service has an egress rule towards Triton.
+                    assert selected and all(labels in detection for labels in selected)
+    # ... and only the detection roles have an egress rule towards Triton.
     triton = k8s.pod_labels(find(objects, "Deployment", "triton"))
     for name in APP_DEPLOYMENTS:
         reaches = any(
@@ -360,7 +375,7 @@ def test_network_policies(rendered, overlay):
             for rule in policy["spec"].get("egress", [])
             for peer in rule.get("to", [])
         )
-        assert reaches == (name == "detection-service"), name
+        assert reaches == (name in DETECTION_ROLES), name
 
     # Only the gateway admits traffic from the ingress controller's namespace.
     for name in APP_DEPLOYMENTS:
@@ -446,3 +461,61 @@ def test_prod_images_are_pinned_to_a_registry(rendered):
         for _, container in k8s.containers(k8s.pod_spec(obj)):
             image = container["image"]
             assert "/" in image.split(":")[0] and not image.startswith("objectvision/"), image
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_realtime_role_needs_no_database_redis_or_volume(rendered, overlay):
+    """detection-realtime (ADR 0019) runs the detection image's realtime command, with the
+    inference settings of the ConfigMap and no DATABASE_URL, REDIS_URL or objects volume; its
+    gRPC port admits only pods labelled objectvision.io/detection-client (and those may dial
+    it), never the ingress controller, and no policy opens PostgreSQL or Redis to it."""
+    objects = rendered[overlay]
+    deployment = find(objects, "Deployment", "detection-realtime")
+    spec = deployment["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    full = find(objects, "Deployment", "detection-service")["spec"]["template"]["spec"]
+    assert container["image"] == full["containers"][0]["image"]
+    assert container["args"] == ["serve"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["OBJECTVISION_COMMAND"]["value"] == "objectvision-detection-realtime"
+    assert not {"DATABASE_URL", "REDIS_URL"} & set(env)
+    assert env["SERVICE_TOKEN_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == (
+        "service-token-secret"
+    )
+    assert not any("persistentVolumeClaim" in v for v in spec["volumes"])
+    assert full["containers"][0]["envFrom"] == container["envFrom"]
+
+    labels = k8s.pod_labels(deployment)
+    client = {DETECTION_CLIENT_LABEL: "true"}
+    for policy in _policies_for(objects, "detection-realtime", "Egress"):
+        for rule in policy["spec"].get("egress", []):
+            ports = {p["port"] for p in rule.get("ports", [])}
+            assert not ports & {5432, 6379}, policy["metadata"]["name"]
+    admitted = set()
+    for policy in _policies_for(objects, "detection-realtime", "Ingress"):
+        for rule in policy["spec"].get("ingress", []):
+            ports = {p["port"] for p in rule.get("ports", [])}
+            assert ports, "a rule without ports opens every port"
+            for peer in rule["from"]:
+                if "namespaceSelector" in peer:
+                    assert ports == {9102} and "podSelector" not in peer
+                else:
+                    assert ports == {50052}
+                    assert peer["podSelector"] == {"matchLabels": client}
+                    admitted |= ports
+    assert admitted == {50052}
+    callers = [
+        p
+        for p in objects
+        if p["kind"] == "NetworkPolicy"
+        and "Egress" in p["spec"]["policyTypes"]
+        and k8s.selector_matches(p["spec"]["podSelector"], client)
+        and not k8s.selector_matches(p["spec"]["podSelector"], {})
+    ]
+    assert any(
+        k8s.selector_matches(peer["podSelector"], labels)
+        and 50052 in {p["port"] for p in rule["ports"]}
+        for policy in callers
+        for rule in policy["spec"]["egress"]
+        for peer in rule.get("to", [])
+    )

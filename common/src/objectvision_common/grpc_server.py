@@ -73,6 +73,10 @@ async def _abort_for(error: Exception, context: grpc.aio.ServicerContext) -> Non
     if isinstance(error, DomainError):
         context.set_trailing_metadata(trailers_for(error))
         await context.abort(error.status, error.message)
+    if isinstance(error, NotImplementedError) and context.code() == grpc.StatusCode.UNIMPLEMENTED:
+        # A method the generated base class answers: this process does not serve it (the
+        # detection realtime role, ADR 0019), which is the caller's routing, not our fault.
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this method is not served here")
     logger.exception("unhandled error in RPC")
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 

@@ -6,27 +6,55 @@ dropped mid-query, a server still starting, a pool with no connection to give); 
 is the one place that knows them.
 """
 
-import asyncpg
-import redis.exceptions
-import sqlalchemy.exc
+import functools
+import importlib.util
 
 from objectvision_common.errors import Unavailable
 
 OUTAGE_RETRY_AFTER_SECONDS = 2
 
-_OUTAGE_TYPES: tuple[type[BaseException], ...] = (
-    ConnectionError,
-    TimeoutError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    sqlalchemy.exc.TimeoutError,
-)
+
+@functools.cache
+def _outage_types() -> tuple[type[BaseException], ...]:
+    """The "server is not there" types of the drivers this environment has.
+
+    Looked up on first use, not imported with this module: detection-service's realtime role
+    (ADR 0019) has no database or Redis, and its image ships neither driver; a driver that is
+    not installed cannot have raised anything.
+    """
+    found: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    if importlib.util.find_spec("asyncpg") is not None:
+        import asyncpg
+
+        found += [
+            asyncpg.exceptions.PostgresConnectionError,
+            asyncpg.exceptions.CannotConnectNowError,
+            asyncpg.exceptions.ConnectionDoesNotExistError,
+            asyncpg.exceptions.InterfaceError,
+            asyncpg.exceptions.AdminShutdownError,
+            asyncpg.exceptions.CrashShutdownError,
+        ]
+    if importlib.util.find_spec("redis") is not None:
+        import redis.exceptions
+
+        found += [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError]
+    if importlib.util.find_spec("sqlalchemy") is not None:
+        import sqlalchemy.exc
+
+        found.append(sqlalchemy.exc.TimeoutError)
+    return tuple(found)
+
+
+@functools.cache
+def _invalidating_error() -> type[BaseException] | None:
+    """SQLAlchemy's DBAPIError, whose `connection_invalidated` marks a lost connection."""
+    if importlib.util.find_spec("sqlalchemy") is None:
+        return None
+    import sqlalchemy.exc
+
+    return sqlalchemy.exc.DBAPIError
+
+
 # A socket error raised by a driver's connect (refused, unreachable, reset); OSError itself
 # also covers file errors, which are not outages.
 _SOCKET_ERRNOS = frozenset({104, 110, 111, 113, 101})
@@ -42,9 +70,11 @@ def _causes(error: BaseException) -> list[BaseException]:
 
 
 def _is_outage(error: BaseException) -> bool:
-    if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
+    invalidating = _invalidating_error()
+    lost_connection = getattr(error, "connection_invalidated", False)
+    if invalidating is not None and isinstance(error, invalidating) and lost_connection:
         return True
-    if isinstance(error, _OUTAGE_TYPES):
+    if isinstance(error, _outage_types()):
         return True
     return isinstance(error, OSError) and error.errno in _SOCKET_ERRNOS
 

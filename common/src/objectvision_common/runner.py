@@ -46,7 +46,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
-from objectvision_common.db import upgrade_to_head
 from objectvision_common.grpc_server import GrpcApp, ServiceRegistration
 from objectvision_common.logging import configure_logging
 from objectvision_common.process_group import run_process_group
@@ -122,6 +121,10 @@ class Migrations:
     schema: str
 
     def upgrade(self, database_url: str) -> None:
+        # Imported here, not with the runner: a service with no database (detection's realtime
+        # role, ADR 0019) is run by this module in an environment without SQLAlchemy or Alembic.
+        from objectvision_common.db import upgrade_to_head
+
         upgrade_to_head(
             migrations_dir=self.directory, database_url=database_url, schema=self.schema
         )
@@ -237,7 +240,8 @@ class ServiceRunner(Generic[S]):
     prog: str
     settings: Callable[[], S]
     build: Callable[[S], Awaitable[ServiceParts]]
-    migrations: Migrations
+    # None: the service keeps no database (`migrate` has nothing to do).
+    migrations: Migrations | None
     # How many serving processes the settings ask for; None: always one.
     serving_processes: Callable[[S], int] | None = None
 
@@ -273,6 +277,9 @@ class ServiceRunner(Generic[S]):
         configure_logging(self.name, level=settings.log_level, json_output=settings.log_json)
 
     def migrate(self, settings: S) -> None:
+        if self.migrations is None:
+            logger.info("this service keeps no database: nothing to migrate")
+            return
         self.migrations.upgrade(settings.database_url)
         logger.info("schema is at head", extra={"schema": self.migrations.schema})
 

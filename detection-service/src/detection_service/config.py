@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Self
 
 from pydantic import Field, model_validator
 
@@ -10,7 +11,13 @@ from objectvision_common.settings import GrpcServiceSettings
 MIB = 1024 * 1024
 
 
-class DetectionSettings(GrpcServiceSettings):
+class InferenceSettings(GrpcServiceSettings):
+    """What serving detections needs: Triton, micro-batching, thresholds and upload limits.
+
+    The realtime role (ADR 0019) reads these alone; the full service adds storage, jobs and
+    video in DetectionSettings.
+    """
+
     grpc_port: int = Field(default=50052, validation_alias="DETECTION_GRPC_PORT")
     metrics_port: int = Field(default=9102, validation_alias="DETECTION_METRICS_PORT")
 
@@ -22,13 +29,6 @@ class DetectionSettings(GrpcServiceSettings):
     # workers, the outbox relay and the health port; the parent serves the merged metrics.
     serving_processes: int = Field(
         default=1, ge=1, le=64, validation_alias="DETECTION_SERVING_PROCESSES"
-    )
-    # Answers cached by image content + model version + options (0 seconds: no cache).
-    result_cache_ttl_seconds: int = Field(
-        default=3600, ge=0, validation_alias="RESULT_CACHE_TTL_SECONDS"
-    )
-    result_cache_max_entries: int = Field(
-        default=100_000, ge=1, validation_alias="RESULT_CACHE_MAX_ENTRIES"
     )
     # The Triton channel is renewed this often, so DNS is resolved again and new pods get calls.
     triton_channel_max_age_seconds: float = Field(
@@ -76,6 +76,29 @@ class DetectionSettings(GrpcServiceSettings):
         default_factory=lambda: min(4, os.cpu_count() or 1), ge=1, validation_alias="DECODE_WORKERS"
     )
 
+    @model_validator(mode="after")
+    def _model_under_data_dir(self) -> Self:
+        if self.model_path is None:
+            self.model_path = self.data_dir / "models" / "yolov8n_served.onnx"
+        return self
+
+    @property
+    def served_model_path(self) -> Path:
+        assert self.model_path is not None
+        return self.model_path
+
+
+class DetectionSettings(InferenceSettings):
+    """The full service: the inference settings plus stored results, jobs and video."""
+
+    # Answers cached by image content + model version + options (0 seconds: no cache).
+    result_cache_ttl_seconds: int = Field(
+        default=3600, ge=0, validation_alias="RESULT_CACHE_TTL_SECONDS"
+    )
+    result_cache_max_entries: int = Field(
+        default=100_000, ge=1, validation_alias="RESULT_CACHE_MAX_ENTRIES"
+    )
+
     job_workers: int = Field(default=2, ge=0, validation_alias="JOB_WORKERS")
     job_stream: str = Field(default="detection:jobs", validation_alias="JOB_STREAM")
     job_consumer_group: str = Field(
@@ -113,11 +136,9 @@ class DetectionSettings(GrpcServiceSettings):
     )
 
     @model_validator(mode="after")
-    def _paths_under_data_dir(self) -> "DetectionSettings":
+    def _storage_under_data_dir(self) -> Self:
         if self.storage_dir is None:
             self.storage_dir = self.data_dir / "objects"
-        if self.model_path is None:
-            self.model_path = self.data_dir / "models" / "yolov8n_served.onnx"
         return self
 
     @property
@@ -125,7 +146,8 @@ class DetectionSettings(GrpcServiceSettings):
         assert self.storage_dir is not None
         return self.storage_dir
 
-    @property
-    def served_model_path(self) -> Path:
-        assert self.model_path is not None
-        return self.model_path
+
+def serving_processes(settings: InferenceSettings) -> int:
+    """DETECTION_SERVING_PROCESSES; a named function, as the runner travels to spawned
+    serving processes by pickling."""
+    return settings.serving_processes

@@ -1,19 +1,18 @@
 """The DetectionService servicer: read the caller and the request, call the domain, shape replies.
 
-Every RPC is scoped to the principal the gateway signed; another user's ids are NotFound.
-Uploads are refused from their headers before anything is decoded or stored.
+The realtime RPCs (ListModels, Detect, DetectStream) are realtime.servicer's; this adds what
+is kept. Every RPC is scoped to the principal the gateway signed; another user's ids are
+NotFound. Uploads are refused from their headers before anything is decoded or stored.
 """
 
-import asyncio
+import functools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from detection_service.exports import formats as export_formats
@@ -25,29 +24,16 @@ from detection_service.images.storage import CHUNK_BYTES, ObjectNotFoundError, O
 from detection_service.images.uploads import Upload, sanitize_filename
 from detection_service.jobs import service as jobs
 from detection_service.jobs.queue import JobQueue
-from detection_service.pipeline.catalog import ServedModel
 from detection_service.pipeline.detector import Detector
-from detection_service.pipeline.types import (
-    DetectedObject,
-    DetectionOptions,
-    DetectionResult,
-    Timings,
-)
+from detection_service.pipeline.types import Timings
+from detection_service.realtime.servicer import RealtimeServicer, objects_reply
 from detection_service.video import intake as video_intake
 from detection_service.video import service as video_jobs
 from detection_service.video.probe import VideoLimits, sampling_from
 from detection_service.video.views import VideoView
 from detection_service.video.worker import ANNOTATED_CONTENT_TYPE
-from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
-from objectvision_common.errors import (
-    DomainError,
-    InvalidArgument,
-    NotFound,
-    Unavailable,
-)
-from objectvision_common.identity import principal_from_metadata
-
-T = TypeVar("T")
+from objectvision.v1 import common_pb2, detection_pb2
+from objectvision_common.errors import DomainError, InvalidArgument, NotFound, Unavailable
 
 DEFAULT_PAGE_LIMIT = 20
 MAX_PAGE_LIMIT = 100
@@ -67,18 +53,6 @@ _EXPORT_FORMATS = {
     detection_pb2.EXPORT_FORMAT_YOLO: "yolo",
     detection_pb2.EXPORT_FORMAT_CSV: "csv",
 }
-
-
-async def _all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
-    """Run concurrently; on the first error cancel the rest and raise that error."""
-    tasks = [asyncio.ensure_future(a) for a in awaitables]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 def _uuid(value: str, what: str) -> uuid.UUID:
@@ -120,34 +94,6 @@ def _timestamp(value: datetime) -> Timestamp:
     return stamp
 
 
-def _objects(objects: Sequence[DetectedObject]) -> list[detection_pb2.DetectedObject]:
-    return [
-        detection_pb2.DetectedObject(
-            class_name=obj.class_name,
-            class_id=obj.class_id,
-            confidence=obj.confidence,
-            box=detection_pb2.BoundingBox(x1=obj.x1, y1=obj.y1, x2=obj.x2, y2=obj.y2),
-        )
-        for obj in objects
-    ]
-
-
-def _image_result(
-    result: DetectionResult, *, filename: str, detection_id: uuid.UUID | None
-) -> detection_pb2.ImageResult:
-    return detection_pb2.ImageResult(
-        detection_id=str(detection_id) if detection_id else "",
-        width=result.width,
-        height=result.height,
-        objects=_objects(result.objects),
-        timings=detection_pb2.Timings(**result.timings.to_json()),
-        filename=filename,
-        cached=result.cached,
-        model=result.model,
-        model_version=result.model_version,
-    )
-
-
 def _detection(record: DetectionRecord) -> detection_pb2.Detection:
     known = set(Timings.__dataclass_fields__)
     return detection_pb2.Detection(
@@ -158,7 +104,7 @@ def _detection(record: DetectionRecord) -> detection_pb2.Detection:
             detection_id=str(record.id),
             width=record.width,
             height=record.height,
-            objects=_objects(record.objects),
+            objects=objects_reply(record.objects),
             timings=detection_pb2.Timings(
                 **{k: v for k, v in record.timings.items() if k in known}
             ),
@@ -226,29 +172,15 @@ def _video_frame(frame: video_jobs.FrameRecord) -> detection_pb2.VideoFrame:
     return detection_pb2.VideoFrame(
         frame_index=frame.frame_index,
         timestamp_seconds=frame.timestamp_seconds,
-        objects=_objects(frame.objects),
+        objects=objects_reply(frame.objects),
         error=frame.error or "",
     )
 
 
-def _model(model: ServedModel, *, default: str) -> detection_pb2.Model:
-    described = model.description
-    return detection_pb2.Model(
-        name=model.name,
-        version=model.version,
-        task=described.task,
-        input_size=described.input_size,
-        classes=list(described.classes),
-        precision=described.precision,
-        device=described.device,
-        ready=model.ready,
-        state=model.state,
-        reason=model.reason,
-        default=model.name == default,
-    )
+class DetectionServicer(RealtimeServicer):
+    """The realtime RPCs with a store for Detect, and everything kept: history, annotated
+    images, exports, batch and video jobs."""
 
-
-class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
     def __init__(
         self,
         *,
@@ -263,77 +195,25 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
         video_limits: VideoLimits | None = None,
         video_default_fps: float = 1.0,
     ) -> None:
+        super().__init__(
+            detector=detector,
+            service_secret=service_secret,
+            max_batch_files=max_batch_files,
+            stream_max_in_flight=stream_max_in_flight,
+            store=functools.partial(history.store_detections, sessions=sessions, storage=storage),
+        )
         # Video jobs (ADR 0016): probed in the CPU pool, refused beyond these limits.
         self._executor = executor
         self._video_limits = video_limits
         self._video_default_fps = video_default_fps
-        self._detector = detector
         self._sessions = sessions
         self._storage = storage
         self._queue = queue
-        self._secret = service_secret
-        self._max_batch_files = max_batch_files
-        self._stream_max_in_flight = stream_max_in_flight
-
-    def _user_id(self, context: grpc.aio.ServicerContext) -> str:
-        principal = principal_from_metadata(context.invocation_metadata(), secret=self._secret)
-        # The user's id, never an email or a token, names the caller on the call's span.
-        trace.get_current_span().set_attribute("enduser.id", principal.user_id)
-        return principal.user_id
-
-    async def _options(
-        self, params: detection_pb2.DetectionParams
-    ) -> tuple[DetectionOptions, ServedModel]:
-        """The request's model (NotFound / Unavailable while loading) and its options, the
-        classes checked against that model's."""
-        model = await self._detector.resolve(params.model)
-        return self._params(params, model), model
-
-    def _params(
-        self, params: detection_pb2.DetectionParams, model: ServedModel | None
-    ) -> DetectionOptions:
-        """The request's thresholds with defaults applied, its classes checked against
-        `model`'s (None: the default model's)."""
-        return self._detector.options(
-            confidence=params.confidence,
-            iou=params.iou,
-            classes=params.classes,
-            max_detections=params.max_detections,
-            model=model,
-        )
 
     def _class_filter(self, value: str) -> int | None:
         """A history filter's class (name or id) as an id; None when not filtered."""
         value = value.strip()
         return self._detector.class_id(value) if value else None
-
-    async def ListModels(  # noqa: N802 - gRPC method name
-        self, request: detection_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
-    ) -> detection_pb2.ListModelsResponse:
-        self._user_id(context)
-        default = self._detector.default_model
-        models = await self._detector.models()
-        return detection_pb2.ListModelsResponse(
-            models=[_model(model, default=default) for model in models], default_model=default
-        )
-
-    def _uploads(self, images: Sequence[detection_pb2.ImageInput]) -> list[Upload]:
-        """Every image checked from its header; the first unfit one refuses the whole request."""
-        if not images:
-            raise InvalidArgument("send at least one image")
-        if len(images) > self._max_batch_files:
-            raise InvalidArgument(
-                f"{len(images)} images sent; at most {self._max_batch_files} per request"
-            )
-        uploads = []
-        for position, image in enumerate(images):
-            try:
-                header = self._detector.inspect(image.data)
-            except DomainError as error:
-                name = sanitize_filename(image.filename) or f"#{position + 1}"
-                raise type(error)(f"image {name}: {error.message}") from None
-            uploads.append(Upload(image.data, sanitize_filename(image.filename), header))
-        return uploads
 
     def _screen(
         self,
@@ -377,96 +257,6 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
             kind = kinds.pop() if len(kinds) == 1 else InvalidArgument
             raise kind(f"no usable image in the batch ({reasons})")
         return accepted, refused
-
-    async def Detect(  # noqa: N802 - gRPC method name
-        self, request: detection_pb2.DetectRequest, context: grpc.aio.ServicerContext
-    ) -> detection_pb2.DetectResponse:
-        user_id = self._user_id(context)
-        uploads = self._uploads(request.images)
-        options, model = await self._options(request.params)
-        time_limit_s = context.time_remaining()
-        outcomes = await _all(
-            self._detector.detect(
-                u.data, options, model=model, time_limit_s=time_limit_s, header=u.header
-            )
-            for u in uploads
-        )
-        ids: Sequence[uuid.UUID | None] = [None] * len(uploads)
-        if request.store:
-            ids = await history.store_detections(
-                sessions=self._sessions,
-                storage=self._storage,
-                user_id=user_id,
-                uploads=uploads,
-                outcomes=outcomes,
-                options=options,
-                now=datetime.now(UTC),
-            )
-        return detection_pb2.DetectResponse(
-            results=[
-                _image_result(outcome, filename=upload.filename, detection_id=detection_id)
-                for upload, outcome, detection_id in zip(uploads, outcomes, ids, strict=True)
-            ]
-        )
-
-    async def DetectStream(  # noqa: N802 - gRPC method name
-        self,
-        request_iterator: AsyncIterator[detection_pb2.Frame],
-        context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[detection_pb2.FrameDetections]:
-        """Frames are detected concurrently but answered in order.
-
-        At most DETECT_STREAM_MAX_IN_FLIGHT frames are read ahead of the oldest unanswered one;
-        beyond that the reader stops, and gRPC flow control pushes back on the sender.
-        """
-        self._user_id(context)
-        in_flight: asyncio.Queue[asyncio.Task[detection_pb2.FrameDetections] | None] = (
-            asyncio.Queue(maxsize=self._stream_max_in_flight)
-        )
-
-        async def read() -> None:
-            # The model and options come from the first frame; an unknown model ends the
-            # stream (NOT_FOUND), one that is loading ends it UNAVAILABLE with Retry-After.
-            chosen: tuple[DetectionOptions, ServedModel] | None = None
-            try:
-                async for frame in request_iterator:
-                    if chosen is None:
-                        chosen = await self._options(frame.params)
-                    options, model = chosen
-                    await in_flight.put(asyncio.ensure_future(self._frame(frame, options, model)))
-            finally:
-                await in_flight.put(None)
-
-        reader = asyncio.ensure_future(read())
-        try:
-            while (task := await in_flight.get()) is not None:
-                yield await task
-            await reader
-        finally:
-            reader.cancel()
-            while not in_flight.empty():
-                if (task := in_flight.get_nowait()) is not None:
-                    task.cancel()
-
-    async def _frame(
-        self, frame: detection_pb2.Frame, options: DetectionOptions, model: ServedModel
-    ) -> detection_pb2.FrameDetections:
-        """One frame's answer. A bad image, or inference that could not finish in time (overload,
-        Triton briefly away), becomes that frame's `error`: a video stream outlives one frame."""
-        try:
-            outcome = await self._detector.detect(frame.image.data, options, model=model)
-        except Unavailable as error:
-            return detection_pb2.FrameDetections(
-                sequence=frame.sequence, error=f"unavailable: {error.message}"
-            )
-        except DomainError as error:
-            return detection_pb2.FrameDetections(sequence=frame.sequence, error=error.message)
-        return detection_pb2.FrameDetections(
-            sequence=frame.sequence,
-            result=_image_result(
-                outcome, filename=sanitize_filename(frame.image.filename), detection_id=None
-            ),
-        )
 
     async def SubmitJob(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext

@@ -5,22 +5,19 @@ process (or DETECTION_SERVING_PROCESSES of them behind one port); `objectvision-
 migrate` brings the `detection` schema to head. How it is run is objectvision_common.runner's.
 """
 
-import asyncio
 import logging
 import os
 import socket
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 from prometheus_client import REGISTRY, CollectorRegistry
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from detection_service.config import DetectionSettings
+from detection_service.config import DetectionSettings, serving_processes
 from detection_service.database import SCHEMA
 from detection_service.grpc_api import DetectionServicer
 from detection_service.images.orphans import OrphanSweeper
@@ -29,20 +26,13 @@ from detection_service.jobs.queue import JobQueue
 from detection_service.jobs.worker import JobProcessor, JobSweeper, JobWorker
 from detection_service.metrics import DetectionMetrics
 from detection_service.outbox import OUTBOX
-from detection_service.pipeline.batcher import ModelBatchers
-from detection_service.pipeline.catalog import ModelCatalog
-from detection_service.pipeline.classes import load_class_names
-from detection_service.pipeline.decode import ImageLimits
-from detection_service.pipeline.detector import Detector
+from detection_service.pipeline.assembly import InferencePipeline
 from detection_service.pipeline.result_cache import ResultCache
-from detection_service.pipeline.triton import TritonModel
-from detection_service.pipeline.types import DetectionOptions
+from detection_service.realtime.servicer import registration
 from detection_service.video.probe import VideoLimits
 from detection_service.video.worker import VideoProcessor
-from objectvision.v1 import detection_pb2, detection_pb2_grpc
 from objectvision_common.backlog import BacklogMonitor, outbox_probe, stream_probe
 from objectvision_common.db import create_engine_for, session_factory
-from objectvision_common.grpc_server import ServiceRegistration
 from objectvision_common.outbox import OutboxRelay
 from objectvision_common.redis_client import connect_redis
 from objectvision_common.runner import BackgroundWorker, Migrations, ServiceParts, ServiceRunner
@@ -60,10 +50,7 @@ class DetectionService:
     metrics: DetectionMetrics
     engine: AsyncEngine
     redis: Redis
-    catalog: ModelCatalog
-    executor: ThreadPoolExecutor
-    batchers: ModelBatchers
-    detector: Detector
+    pipeline: InferencePipeline
     queue: JobQueue
     processor: JobProcessor
     workers: list[JobWorker]
@@ -82,43 +69,9 @@ class DetectionService:
         redis = connect_redis(settings.redis_url, decode_responses=True)
         sessions = session_factory(engine)
         storage = LocalDirectoryStorage(settings.objects_dir)
-        catalog = ModelCatalog(
-            settings.triton_url,
-            default_model=settings.triton_model_name,
-            refresh_s=settings.model_catalog_refresh_seconds,
-        )
-        executor = ThreadPoolExecutor(settings.decode_workers, thread_name_prefix="detect-cpu")
-        class_names = await asyncio.to_thread(load_class_names, settings.served_model_path)
-
-        def triton_model(name: str) -> TritonModel:
-            return TritonModel(
-                settings.triton_url,
-                model_name=name,
-                channel_max_age_s=settings.triton_channel_max_age_seconds,
-            )
-
-        batchers = ModelBatchers(
-            triton_model,
-            executor=executor,
+        pipeline = await InferencePipeline.create(
+            settings,
             metrics=metrics,
-            max_batch=settings.detect_max_batch,
-            max_delay_s=settings.detect_max_delay_ms / 1000,
-            request_timeout_s=settings.inference_timeout_seconds,
-            max_inflight_batches=settings.detect_max_inflight_batches,
-            max_queue=settings.detect_max_queue,
-        )
-        detector = Detector(
-            batchers=batchers,
-            catalog=catalog,
-            executor=executor,
-            class_names=class_names,
-            limits=ImageLimits(settings.max_upload_bytes, settings.max_image_pixels),
-            defaults=DetectionOptions(
-                confidence=settings.confidence_threshold,
-                iou=settings.iou_threshold,
-                max_detections=settings.max_detections,
-            ),
-            inference_timeout_s=settings.inference_timeout_seconds,
             cache=(
                 ResultCache(
                     redis,
@@ -129,8 +82,8 @@ class DetectionService:
                 if settings.result_cache_ttl_seconds
                 else None
             ),
-            outcomes=metrics.images,
         )
+        detector, executor = pipeline.detector, pipeline.executor
         queue = JobQueue(redis, stream=settings.job_stream, group=settings.job_consumer_group)
         processor = JobProcessor(
             sessions=sessions,
@@ -183,10 +136,7 @@ class DetectionService:
             metrics=metrics,
             engine=engine,
             redis=redis,
-            catalog=catalog,
-            executor=executor,
-            batchers=batchers,
-            detector=detector,
+            pipeline=pipeline,
             queue=queue,
             processor=processor,
             workers=workers,
@@ -213,7 +163,7 @@ class DetectionService:
 
     async def start(self) -> None:
         """Batching starts before the server accepts calls; Redis being down only delays jobs."""
-        self.batchers.start()
+        await self.pipeline.start()
         try:
             await self.queue.ensure_group()
         except Exception:
@@ -227,22 +177,13 @@ class DetectionService:
         return loops
 
     async def close(self) -> None:
-        await self.batchers.stop()
-        await self.batchers.close()
-        await self.catalog.close()
+        await self.pipeline.close()
         await self.redis.aclose()
         await self.engine.dispose()
-        self.executor.shutdown(wait=False, cancel_futures=True)
 
     def parts(self) -> ServiceParts:
         return ServiceParts(
-            registrations=[
-                ServiceRegistration(
-                    name=detection_pb2.DESCRIPTOR.services_by_name["DetectionService"].full_name,
-                    servicer=self.servicer,
-                    add_to_server=detection_pb2_grpc.add_DetectionServiceServicer_to_server,
-                )
-            ],
+            registrations=[registration(self.servicer)],
             workers=self.background(),
             on_start=[self.start],
             on_close=[self.close],
@@ -250,16 +191,8 @@ class DetectionService:
 
 
 async def build(settings: DetectionSettings) -> ServiceParts:
-    # Parallelism comes from the decode pool; OpenCV's own threads would oversubscribe the CPU.
-    cv2.setNumThreads(1)
     service = await DetectionService.create(settings, registry=REGISTRY)
     return service.parts()
-
-
-def serving_processes(settings: DetectionSettings) -> int:
-    """DETECTION_SERVING_PROCESSES; a named function, as the runner travels to spawned
-    serving processes by pickling."""
-    return settings.serving_processes
 
 
 def runner() -> ServiceRunner[DetectionSettings]:

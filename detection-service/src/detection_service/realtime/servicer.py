@@ -1,0 +1,282 @@
+"""The realtime RPCs of DetectionService: ListModels, Detect and DetectStream.
+
+Why apart from the rest of the servicer: they need only the inference pipeline, so the
+realtime role (ADR 0019) serves them with no database, Redis, storage or video decoder, and
+scales on the GPU's load alone. The full service's servicer extends this class with stored
+results, jobs and video, and gives Detect a store for `store=true`.
+
+Every RPC is scoped to the principal the gateway signed; uploads are refused from their
+headers before anything is decoded.
+"""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Protocol, TypeVar
+
+import grpc
+from opentelemetry import trace
+
+from detection_service.images.uploads import Upload, sanitize_filename
+from detection_service.pipeline.catalog import ServedModel
+from detection_service.pipeline.detector import Detector
+from detection_service.pipeline.types import DetectedObject, DetectionOptions, DetectionResult
+from objectvision.v1 import detection_pb2, detection_pb2_grpc
+from objectvision_common.errors import DomainError, FailedPrecondition, InvalidArgument, Unavailable
+from objectvision_common.grpc_server import ServiceRegistration
+from objectvision_common.identity import principal_from_metadata
+
+T = TypeVar("T")
+
+
+class DetectionStore(Protocol):
+    """Keeps a Detect's uploads with their detections (`store=true`); returns their ids."""
+
+    async def __call__(
+        self,
+        *,
+        user_id: str,
+        uploads: Sequence[Upload],
+        outcomes: Sequence[DetectionResult],
+        options: DetectionOptions,
+        now: datetime,
+    ) -> Sequence[uuid.UUID]: ...
+
+
+async def _gather_or_cancel(awaitables: Iterable[Awaitable[T]]) -> list[T]:
+    """Run concurrently; on the first error cancel the rest and raise that error."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def objects_reply(objects: Sequence[DetectedObject]) -> list[detection_pb2.DetectedObject]:
+    return [
+        detection_pb2.DetectedObject(
+            class_name=obj.class_name,
+            class_id=obj.class_id,
+            confidence=obj.confidence,
+            box=detection_pb2.BoundingBox(x1=obj.x1, y1=obj.y1, x2=obj.x2, y2=obj.y2),
+        )
+        for obj in objects
+    ]
+
+
+def image_result_reply(
+    result: DetectionResult, *, filename: str, detection_id: uuid.UUID | None
+) -> detection_pb2.ImageResult:
+    return detection_pb2.ImageResult(
+        detection_id=str(detection_id) if detection_id else "",
+        width=result.width,
+        height=result.height,
+        objects=objects_reply(result.objects),
+        timings=detection_pb2.Timings(**result.timings.to_json()),
+        filename=filename,
+        cached=result.cached,
+        model=result.model,
+        model_version=result.model_version,
+    )
+
+
+def _model(model: ServedModel, *, default: str) -> detection_pb2.Model:
+    described = model.description
+    return detection_pb2.Model(
+        name=model.name,
+        version=model.version,
+        task=described.task,
+        input_size=described.input_size,
+        classes=list(described.classes),
+        precision=described.precision,
+        device=described.device,
+        ready=model.ready,
+        state=model.state,
+        reason=model.reason,
+        default=model.name == default,
+    )
+
+
+class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
+    """Detections answered, nothing kept: what every detection-service process serves.
+
+    `store` None: the process keeps nothing, and a Detect asking to store is refused before
+    any inference (FAILED_PRECONDITION naming the role), not answered without its ids.
+    """
+
+    def __init__(
+        self,
+        *,
+        detector: Detector,
+        service_secret: str,
+        max_batch_files: int,
+        stream_max_in_flight: int,
+        store: DetectionStore | None = None,
+    ) -> None:
+        self._detector = detector
+        self._secret = service_secret
+        self._max_batch_files = max_batch_files
+        self._stream_max_in_flight = stream_max_in_flight
+        self._store = store
+
+    def _user_id(self, context: grpc.aio.ServicerContext) -> str:
+        principal = principal_from_metadata(context.invocation_metadata(), secret=self._secret)
+        # The user's id, never an email or a token, names the caller on the call's span.
+        trace.get_current_span().set_attribute("enduser.id", principal.user_id)
+        return principal.user_id
+
+    async def _options(
+        self, params: detection_pb2.DetectionParams
+    ) -> tuple[DetectionOptions, ServedModel]:
+        """The request's model (NotFound / Unavailable while loading) and its options, the
+        classes checked against that model's."""
+        model = await self._detector.resolve(params.model)
+        return self._params(params, model), model
+
+    def _params(
+        self, params: detection_pb2.DetectionParams, model: ServedModel | None
+    ) -> DetectionOptions:
+        """The request's thresholds with defaults applied, its classes checked against
+        `model`'s (None: the default model's)."""
+        return self._detector.options(
+            confidence=params.confidence,
+            iou=params.iou,
+            classes=params.classes,
+            max_detections=params.max_detections,
+            model=model,
+        )
+
+    async def ListModels(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> detection_pb2.ListModelsResponse:
+        self._user_id(context)
+        default = self._detector.default_model
+        models = await self._detector.models()
+        return detection_pb2.ListModelsResponse(
+            models=[_model(model, default=default) for model in models], default_model=default
+        )
+
+    def _uploads(self, images: Sequence[detection_pb2.ImageInput]) -> list[Upload]:
+        """Every image checked from its header; the first unfit one refuses the whole request."""
+        if not images:
+            raise InvalidArgument("send at least one image")
+        if len(images) > self._max_batch_files:
+            raise InvalidArgument(
+                f"{len(images)} images sent; at most {self._max_batch_files} per request"
+            )
+        uploads = []
+        for position, image in enumerate(images):
+            try:
+                header = self._detector.inspect(image.data)
+            except DomainError as error:
+                name = sanitize_filename(image.filename) or f"#{position + 1}"
+                raise type(error)(f"image {name}: {error.message}") from None
+            uploads.append(Upload(image.data, sanitize_filename(image.filename), header))
+        return uploads
+
+    async def Detect(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.DetectRequest, context: grpc.aio.ServicerContext
+    ) -> detection_pb2.DetectResponse:
+        user_id = self._user_id(context)
+        store = self._store if request.store else None
+        if request.store and store is None:
+            raise FailedPrecondition(
+                "this detection-service replica runs the realtime role and keeps nothing: send"
+                " store=false, or call the full service to keep results in the history"
+            )
+        uploads = self._uploads(request.images)
+        options, model = await self._options(request.params)
+        time_limit_s = context.time_remaining()
+        outcomes = await _gather_or_cancel(
+            self._detector.detect(
+                u.data, options, model=model, time_limit_s=time_limit_s, header=u.header
+            )
+            for u in uploads
+        )
+        ids: Sequence[uuid.UUID | None] = [None] * len(uploads)
+        if store is not None:
+            ids = await store(
+                user_id=user_id,
+                uploads=uploads,
+                outcomes=outcomes,
+                options=options,
+                now=datetime.now(UTC),
+            )
+        return detection_pb2.DetectResponse(
+            results=[
+                image_result_reply(outcome, filename=upload.filename, detection_id=detection_id)
+                for upload, outcome, detection_id in zip(uploads, outcomes, ids, strict=True)
+            ]
+        )
+
+    async def DetectStream(  # noqa: N802 - gRPC method name
+        self,
+        request_iterator: AsyncIterator[detection_pb2.Frame],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[detection_pb2.FrameDetections]:
+        """Frames are detected concurrently but answered in order.
+
+        At most DETECT_STREAM_MAX_IN_FLIGHT frames are read ahead of the oldest unanswered one;
+        beyond that the reader stops, and gRPC flow control pushes back on the sender.
+        """
+        self._user_id(context)
+        in_flight: asyncio.Queue[asyncio.Task[detection_pb2.FrameDetections] | None] = (
+            asyncio.Queue(maxsize=self._stream_max_in_flight)
+        )
+
+        async def read() -> None:
+            # The model and options come from the first frame; an unknown model ends the
+            # stream (NOT_FOUND), one that is loading ends it UNAVAILABLE with Retry-After.
+            chosen: tuple[DetectionOptions, ServedModel] | None = None
+            try:
+                async for frame in request_iterator:
+                    if chosen is None:
+                        chosen = await self._options(frame.params)
+                    options, model = chosen
+                    await in_flight.put(asyncio.ensure_future(self._frame(frame, options, model)))
+            finally:
+                await in_flight.put(None)
+
+        reader = asyncio.ensure_future(read())
+        try:
+            while (task := await in_flight.get()) is not None:
+                yield await task
+            await reader
+        finally:
+            reader.cancel()
+            while not in_flight.empty():
+                if (task := in_flight.get_nowait()) is not None:
+                    task.cancel()
+
+    async def _frame(
+        self, frame: detection_pb2.Frame, options: DetectionOptions, model: ServedModel
+    ) -> detection_pb2.FrameDetections:
+        """One frame's answer. A bad image, or inference that could not finish in time (overload,
+        Triton briefly away), becomes that frame's `error`: a video stream outlives one frame."""
+        try:
+            outcome = await self._detector.detect(frame.image.data, options, model=model)
+        except Unavailable as error:
+            return detection_pb2.FrameDetections(
+                sequence=frame.sequence, error=f"unavailable: {error.message}"
+            )
+        except DomainError as error:
+            return detection_pb2.FrameDetections(sequence=frame.sequence, error=error.message)
+        return detection_pb2.FrameDetections(
+            sequence=frame.sequence,
+            result=image_result_reply(
+                outcome, filename=sanitize_filename(frame.image.filename), detection_id=None
+            ),
+        )
+
+
+def registration(servicer: RealtimeServicer) -> ServiceRegistration:
+    """The servicer (realtime, or the full one that extends it) as DetectionService."""
+    return ServiceRegistration(
+        name=detection_pb2.DESCRIPTOR.services_by_name["DetectionService"].full_name,
+        servicer=servicer,
+        add_to_server=detection_pb2_grpc.add_DetectionServiceServicer_to_server,
+    )
