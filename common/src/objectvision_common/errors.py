@@ -69,12 +69,6 @@ class UnsupportedMediaType(
 ): ...
 
 
-class RateLimited(DomainError, code="rate_limited", status=StatusCode.RESOURCE_EXHAUSTED):
-    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
-        super().__init__(message)
-        self.retry_after_seconds = retry_after_seconds
-
-
 class Unavailable(DomainError, code="unavailable", status=StatusCode.UNAVAILABLE):
     def __init__(self, message: str, *, retry_after_seconds: int = 1) -> None:
         super().__init__(message)

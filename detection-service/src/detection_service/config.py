@@ -6,6 +6,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
+from objectvision_common.limits import MAX_DETECTIONS_LIMIT
 from objectvision_common.settings import GrpcServiceSettings
 
 MIB = 1024 * 1024
@@ -67,7 +68,9 @@ class InferenceSettings(GrpcServiceSettings):
         default=0.25, gt=0, le=1, validation_alias="CONFIDENCE_THRESHOLD"
     )
     iou_threshold: float = Field(default=0.7, gt=0, le=1, validation_alias="IOU_THRESHOLD")
-    max_detections: int = Field(default=300, ge=1, validation_alias="MAX_DETECTIONS")
+    max_detections: int = Field(
+        default=300, ge=1, le=MAX_DETECTIONS_LIMIT, validation_alias="MAX_DETECTIONS"
+    )
 
     max_upload_bytes: int = Field(default=20 * MIB, ge=1, validation_alias="MAX_UPLOAD_BYTES")
     max_image_pixels: int = Field(default=40_000_000, ge=1, validation_alias="MAX_IMAGE_PIXELS")

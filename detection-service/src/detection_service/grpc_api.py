@@ -34,10 +34,12 @@ from detection_service.video.views import VideoView
 from detection_service.video.worker import ANNOTATED_CONTENT_TYPE
 from objectvision.v1 import common_pb2, detection_pb2
 from objectvision_common.errors import DomainError, InvalidArgument, NotFound, Unavailable
+from objectvision_common.limits import (
+    DEFAULT_PAGE_LIMIT,
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    MAX_PAGE_LIMIT,
+)
 
-DEFAULT_PAGE_LIMIT = 20
-MAX_PAGE_LIMIT = 100
-MAX_IDEMPOTENCY_KEY_CHARS = 200
 # Frames per ListVideoFrames page: at most (and by default) this many.
 MAX_VIDEO_FRAMES_PAGE = 1000
 

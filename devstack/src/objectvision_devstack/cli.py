@@ -10,7 +10,7 @@ from types import FrameType
 from objectvision_common.logging import configure_logging
 from objectvision_devstack.stack import Stack, StackConfig
 
-logger = logging.getLogger("objectvision.devstack")
+logger = logging.getLogger(__name__)
 
 
 def _banner(stack: Stack) -> str:

@@ -24,12 +24,12 @@ from gateway.errors import ApiError
 from gateway.schemas.detect import Absent, DetectBatchForm, DetectImageForm, DetectionParamsIn
 from gateway.schemas.video import DetectVideoForm, VideoSamplingIn
 from objectvision.v1 import detection_pb2
+from objectvision_common.limits import MAX_IDEMPOTENCY_KEY_CHARS
 from objectvision_common.sizes import readable_size
 
 T = TypeVar("T")
 
 MAX_CLASS_NAME_CHARS = 100
-MAX_IDEMPOTENCY_KEY_CHARS = 200
 _MAX_SHOWN_FILENAME_CHARS = 100
 _PARAMS = tuple(DetectionParamsIn.model_fields)
 

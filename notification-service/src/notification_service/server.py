@@ -15,13 +15,13 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from notification_service.api import NotificationServicer
 from notification_service.config import NotificationSettings
 from notification_service.database import SCHEMA
 from notification_service.deliveries.dispatcher import Dispatcher
 from notification_service.deliveries.models import EMAIL, WEBHOOK
 from notification_service.events.consumer import EventConsumer
 from notification_service.events.handlers import EventHandler
+from notification_service.grpc_api import NotificationServicer
 from notification_service.links import ConsoleLinks
 from notification_service.mail.render import EmailRenderer
 from notification_service.mail.sender import EmailSender

@@ -30,6 +30,7 @@ from detection_service.pipeline.types import (
     Timings,
 )
 from objectvision_common.errors import DomainError, InvalidArgument, PayloadTooLarge, Unavailable
+from objectvision_common.limits import MAX_DETECTIONS_LIMIT
 from objectvision_common.tracing import tracer
 from objectvision_inference import detect_contract as contract
 
@@ -37,7 +38,6 @@ _TRACER = tracer(__name__)
 # Hashing a few MiB takes milliseconds: larger uploads are hashed on the CPU pool.
 _HASH_ON_LOOP_BYTES = 1024 * 1024
 # Above this a request gains nothing: the served model returns at most K (1024) candidates.
-MAX_DETECTIONS_LIMIT = 1000
 # Job work waits out an inference outage (or a loading model) with this capped backoff.
 _WAIT_FIRST_SECONDS = 0.25
 _WAIT_MAX_SECONDS = 5.0

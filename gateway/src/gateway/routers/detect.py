@@ -23,6 +23,7 @@ from gateway.detect_dependencies import BatchImages, HistoryFilterQuery, OneImag
 from gateway.errors import error_responses
 from gateway.schemas.detect import DetectionListOut, DetectionOut, JobOut, StoredDetectionOut
 from objectvision.v1 import common_pb2, detection_pb2
+from objectvision_common.limits import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
 
 DETECT_PREFIX = "/api/v1/detect"
 BATCH_PATH = f"{DETECT_PREFIX}/batch"
@@ -30,8 +31,6 @@ BATCH_PATH = f"{DETECT_PREFIX}/batch"
 # part headers and the parameter fields, plus PART_OVERHEAD_BYTES per file of a batch.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 PART_OVERHEAD_BYTES = 4 * 1024
-MAX_PAGE_LIMIT = 100
-DEFAULT_PAGE_LIMIT = 20
 MAX_OFFSET = 2**31 - 1  # Page.offset is an int32
 IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp")
 # A submitted job's answer: 202 and where to follow it.

@@ -18,6 +18,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from gateway.schemas.base import ApiModel, optional_datetime, to_datetime
 from objectvision.v1 import detection_pb2
+from objectvision_common.limits import MAX_DETECTIONS_LIMIT
 
 T = TypeVar("T")
 JobStatus = Literal["pending", "processing", "completed", "failed"]
@@ -38,7 +39,6 @@ _DETECTION_STATUSES: Mapping[int, DetectionStatus] = MappingProxyType(
         detection_pb2.DETECTION_STATUS_FAILED: "failed",
     }
 )
-MAX_DETECTIONS = 1000
 MAX_CLASSES_CHARS = 2000
 _SCORE_DECIMALS = 4
 _PIXEL_DECIMALS = 2
@@ -57,7 +57,7 @@ def _status(statuses: Mapping[int, T], value: int, what: str) -> T:
 # schema, so the document gives each input its one type (as PatchModel does for bodies).
 Absent = SkipJsonSchema[None]
 Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
-MaxDetections = Annotated[int, Field(ge=1, le=MAX_DETECTIONS)]
+MaxDetections = Annotated[int, Field(ge=1, le=MAX_DETECTIONS_LIMIT)]
 ClassList = Annotated[str, StringConstraints(max_length=MAX_CLASSES_CHARS)]
 # Triton model names as this deployment writes them: letters, digits, '_', '.', '-'.
 ModelName = Annotated[
@@ -85,7 +85,8 @@ class DetectionParamsIn(BaseModel):
         "`0,5`. An unknown class is a 422.",
     )
     max_detections: MaxDetections | Absent = Field(
-        default=None, description=f"At most this many objects per image, 1 to {MAX_DETECTIONS}."
+        default=None,
+        description=f"At most this many objects per image, 1 to {MAX_DETECTIONS_LIMIT}.",
     )
     model: ModelName | Absent = Field(
         default=None,

@@ -1,0 +1,15 @@
+"""Limits of the detection API that both sides of gRPC enforce, defined once.
+
+The gateway refuses a REST request beyond them (422) before any call; detection-service
+refuses a gRPC call beyond them (INVALID_ARGUMENT), since internal services call it directly.
+Written twice, the two could drift apart and a request the gateway accepted would fail behind
+it, or the other way round.
+"""
+
+# History pages: what a request that names no limit gets, and the most one page holds.
+DEFAULT_PAGE_LIMIT = 20
+MAX_PAGE_LIMIT = 100
+# An Idempotency-Key header (a batch job's), in characters.
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+# Objects one image may be answered with, whatever the request asks.
+MAX_DETECTIONS_LIMIT = 1000
