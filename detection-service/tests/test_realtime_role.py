@@ -200,3 +200,9 @@ def test_migrate_has_nothing_to_do() -> None:
     )
     assert answer.returncode == 0, answer.stderr
     assert "nothing to migrate" in answer.stdout + answer.stderr
+
+
+def test_the_console_script_is_installed() -> None:
+    script = Path(sys.executable).with_name("objectvision-detection-realtime")
+    usage = subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout
+    assert "objectvision-detection-realtime" in usage and "serve" in usage

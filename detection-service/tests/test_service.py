@@ -20,6 +20,7 @@ from detection_service.jobs import models as job_models
 from detection_service.server import runner
 from objectvision.v1 import detection_pb2
 from objectvision_common.db import sync_url
+from objectvision_common.limits import MAX_DETECTIONS_LIMIT
 from objectvision_devstack.health import grpc_serving
 from objectvision_devstack.processes import ManagedProcess, free_port
 
@@ -71,6 +72,14 @@ def test_settings_defaults_and_paths(tmp_path):
     assert settings.job_stream == "detection:jobs"
     with pytest.raises(ValueError, match="CONFIDENCE_THRESHOLD"):
         DetectionSettings(_env_file=None, CONFIDENCE_THRESHOLD=0)
+
+
+def test_the_default_max_detections_stays_within_what_a_request_may_ask():
+    """MAX_DETECTIONS above the API's limit would answer more objects than any request may
+    ask for; the service refuses to start with it."""
+    assert DetectionSettings(_env_file=None, MAX_DETECTIONS=MAX_DETECTIONS_LIMIT).max_detections
+    with pytest.raises(ValueError, match="MAX_DETECTIONS"):
+        DetectionSettings(_env_file=None, MAX_DETECTIONS=MAX_DETECTIONS_LIMIT + 1)
 
 
 def test_console_script_offers_serve_and_migrate():
