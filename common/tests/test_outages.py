@@ -1,6 +1,8 @@
 """A lost PostgreSQL or Redis reaches callers as UNAVAILABLE with a retry hint, not INTERNAL."""
 
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import grpc
@@ -100,3 +102,31 @@ async def test_a_handler_that_loses_its_database_answers_unavailable_with_retry_
     assert trailers[ERROR_CODE_TRAILER] == "unavailable"
     assert int(trailers[RETRY_AFTER_TRAILER]) >= 1
     assert "127.0.0.1" not in (raised.value.details() or "")
+
+
+_WITHOUT_DRIVERS = """
+import importlib.abc, sys
+
+class NoDrivers(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("asyncpg", "sqlalchemy", "redis"):
+            raise ImportError(f"{name}: not installed")
+        return None
+
+sys.meta_path.insert(0, NoDrivers())
+from objectvision_common.outages import outage_error
+
+refused = ConnectionRefusedError(111, "refused")
+print(outage_error(refused) is not None, outage_error(ValueError("bug")) is None)
+print(sorted(m for m in ("asyncpg", "sqlalchemy", "redis") if m in sys.modules))
+"""
+
+
+def test_without_the_database_drivers_an_outage_is_still_recognised() -> None:
+    """The realtime role's environment has no asyncpg, SQLAlchemy or Redis client (ADR 0019):
+    the classifier must import without them and still tell a refused socket from a bug."""
+    answer = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_DRIVERS], capture_output=True, text=True, timeout=60
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.splitlines() == ["True True", "[]"]

@@ -7,7 +7,6 @@ is the one place that knows them.
 """
 
 import functools
-import importlib.util
 
 from objectvision_common.errors import Unavailable
 
@@ -19,13 +18,15 @@ def _outage_types() -> tuple[type[BaseException], ...]:
     """The "server is not there" types of the drivers this environment has.
 
     Looked up on first use, not imported with this module: detection-service's realtime role
-    (ADR 0019) has no database or Redis, and its image ships neither driver; a driver that is
-    not installed cannot have raised anything.
+    (ADR 0019) keeps no database or Redis and runs where their drivers are not installed (the
+    GPU benchmark box); a driver that is not installed cannot have raised anything.
     """
     found: list[type[BaseException]] = [ConnectionError, TimeoutError]
-    if importlib.util.find_spec("asyncpg") is not None:
+    try:
         import asyncpg
-
+    except ImportError:
+        pass
+    else:
         found += [
             asyncpg.exceptions.PostgresConnectionError,
             asyncpg.exceptions.CannotConnectNowError,
@@ -34,13 +35,17 @@ def _outage_types() -> tuple[type[BaseException], ...]:
             asyncpg.exceptions.AdminShutdownError,
             asyncpg.exceptions.CrashShutdownError,
         ]
-    if importlib.util.find_spec("redis") is not None:
+    try:
         import redis.exceptions
-
+    except ImportError:
+        pass
+    else:
         found += [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError]
-    if importlib.util.find_spec("sqlalchemy") is not None:
+    try:
         import sqlalchemy.exc
-
+    except ImportError:
+        pass
+    else:
         found.append(sqlalchemy.exc.TimeoutError)
     return tuple(found)
 
@@ -48,10 +53,10 @@ def _outage_types() -> tuple[type[BaseException], ...]:
 @functools.cache
 def _invalidating_error() -> type[BaseException] | None:
     """SQLAlchemy's DBAPIError, whose `connection_invalidated` marks a lost connection."""
-    if importlib.util.find_spec("sqlalchemy") is None:
+    try:
+        import sqlalchemy.exc
+    except ImportError:
         return None
-    import sqlalchemy.exc
-
     return sqlalchemy.exc.DBAPIError
 
 
