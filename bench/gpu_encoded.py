@@ -421,6 +421,7 @@ def _service_sender(mode: str, url: str) -> tuple[Any, Any]:
         common_pb2.Principal(user_id="gpu-bench", auth_method="api_key"), secret=BENCH_SECRET
     )
     streams: dict[int, Any] = {}
+    sent: dict[int, int] = {}
 
     def image(data: bytes) -> detection_pb2.ImageInput:
         return detection_pb2.ImageInput(data=data, filename="image.jpg")
@@ -436,10 +437,11 @@ def _service_sender(mode: str, url: str) -> tuple[Any, Any]:
         if caller not in streams:
             streams[caller] = stub.DetectStream(metadata=metadata)
         call = streams[caller]
-        await call.write(detection_pb2.Frame(sequence=caller, image=image(data)))
+        sequence = sent[caller] = sent.get(caller, 0) + 1
+        await call.write(detection_pb2.Frame(sequence=sequence, image=image(data)))
         reply = await call.read()
-        if reply is grpc.aio.EOF or reply.error:
-            raise RuntimeError(f"stream frame failed: {getattr(reply, 'error', 'end of stream')}")
+        if reply is grpc.aio.EOF or reply.error or reply.sequence != sequence:
+            raise RuntimeError(f"stream frame {sequence} failed: {reply}"[:200])
 
     async def close() -> None:
         for call in streams.values():
