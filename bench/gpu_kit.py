@@ -2,7 +2,7 @@
 
 Why: the device machine reaches nothing and takes at most 64 MiB of working tree; its Python
 (3.12, torch with CUDA, numpy 2, grpcio, onnx, OpenCV, psutil) lacks tritonserver and
-tritonclient, and the two wheels alone are 69 MB. What travels instead (~46 MiB):
+tritonclient, and the two wheels alone are 69 MB. What travels instead (~49 MiB):
 
 - `yolov8n.onnx`, `images/`: the model and the benchmark's images (`../shared` stays behind);
 - `triton.tar.xz`: tritonserver 2.51 from the nvidia-pytriton wheel, only the server, the
