@@ -23,9 +23,16 @@ if str(REPO_ROOT / "tools") not in sys.path:
 from deploy_validate import compose, render  # noqa: E402
 
 OVERLAYS = ("dev", "prod")
-EXPORTERS = ("gateway", "auth-service", "detection-service", "notification-service")
-# Kubernetes also runs detection-service's realtime role (ADR 0019), which compose does not.
-K8S_EXPORTERS = (*EXPORTERS, "detection-realtime")
+# detection-realtime is detection-service's realtime role (ADR 0019): compose runs it under
+# profile realtime, Kubernetes always.
+EXPORTERS = (
+    "gateway",
+    "auth-service",
+    "detection-service",
+    "notification-service",
+    "detection-realtime",
+)
+K8S_EXPORTERS = EXPORTERS
 NAMESPACE = "objectvision"
 
 

@@ -194,3 +194,68 @@ def test_interpolation(text, env, expected):
 
 def test_prometheus_scrapes_every_service_and_triton(document):
     assert compose.prometheus_problems(document) == []
+
+
+@pytest.mark.parametrize("profile", compose.TRITON_PROFILES)
+def test_realtime_role_only_with_its_profile(document, profile):
+    """detection-realtime (ADR 0019) joins a Triton profile with `--profile realtime` and then
+    needs nothing but that Triton: no migrate, PostgreSQL, Redis or volume."""
+    assert compose.REALTIME_SERVICE not in compose.effective_services(document, {profile})
+    active = compose.effective_services(document, {profile, compose.REALTIME_PROFILE})
+    realtime = active[compose.REALTIME_SERVICE]
+    assert realtime["image"] == active["detection-service"]["image"]
+    assert realtime["environment"]["OBJECTVISION_COMMAND"] == "objectvision-detection-realtime"
+    assert realtime["command"] == ["serve"]
+    detection = active["detection-service"]
+    assert realtime["environment"]["TRITON_URL"] == detection["environment"]["TRITON_URL"]
+    required = {d for d, s in realtime["depends_on"].items() if s.get("required", True)}
+    assert required == set()
+    assert {"triton", "triton-cpu"} & set(realtime["depends_on"]) & set(active)
+    # Its gRPC port reaches the host (loopback) on a port of its own; metrics stay internal.
+    published = {str(p).rsplit(":", 1)[-1] for p in realtime.get("ports", [])}
+    assert published == {realtime["environment"]["DETECTION_GRPC_PORT"]}
+    assert all(str(p).startswith("127.0.0.1:") for p in realtime["ports"])
+    assert compose.realtime_problems(document["services"]) == []
+
+
+def test_realtime_rules_catch_mistakes():
+    broken = compose.load()["services"]
+    realtime = broken[compose.REALTIME_SERVICE]
+    realtime["profiles"] = []
+    realtime["environment"]["REDIS_URL"] = "redis://redis:6379/0"
+    realtime["depends_on"]["migrate"] = {"condition": "service_completed_successfully"}
+    realtime["volumes"] = ["detection-data:/var/lib/objectvision"]
+    assert set(compose.realtime_problems(broken)) == {
+        "detection-realtime: must be in profile realtime only",
+        "detection-realtime: REDIS_URL set, but the realtime role has no state",
+        "detection-realtime: depends on ['migrate'], but the role has no state",
+        "detection-realtime: mounts a volume, but the role writes only /tmp",
+    }
+
+
+def test_optional_service_is_not_a_static_scrape_target(document, tmp_path, monkeypatch):
+    """A listed target whose service a plain `docker compose up` does not start would be down,
+    and fire ObjectVisionTargetDown; detection-realtime is found by DNS instead."""
+    import yaml
+
+    config = yaml.safe_load(compose.PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "detection-realtime"]
+    assert "static_configs" not in job
+    assert job["dns_sd_configs"] == [
+        {"names": ["detection-realtime"], "type": "A", "port": 9102, "refresh_interval": "30s"}
+    ]
+    job.pop("dns_sd_configs")
+    job["static_configs"] = [{"targets": ["detection-realtime:9102"]}]
+    broken = tmp_path / "prometheus.yml"
+    broken.write_text(yaml.safe_dump(config), encoding="utf-8")
+    monkeypatch.setattr(compose, "PROMETHEUS_CONFIG", broken)
+    assert compose.prometheus_problems(document) == [
+        f"prometheus.yml target detection-realtime:9102: not started in profile {profile}, "
+        "so it would be down there (find it by dns_sd_configs instead)"
+        for profile in compose.TRITON_PROFILES
+    ]
+    job.pop("static_configs")
+    broken.write_text(yaml.safe_dump(config), encoding="utf-8")
+    assert compose.prometheus_problems(document) == [
+        "prometheus.yml does not scrape detection-realtime:9102"
+    ]

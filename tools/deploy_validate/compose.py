@@ -24,12 +24,16 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = REPO_ROOT / "deploy" / "compose.env.example"
 PROMETHEUS_CONFIG = REPO_ROOT / "deploy" / "prometheus.yml"
 TRITON_PROFILES = ("gpu", "cpu")
+# detection-service's realtime role (ADR 0019): only with this profile, next to a Triton one.
+REALTIME_SERVICE = "detection-realtime"
+REALTIME_PROFILE = "realtime"
 # Services that must exist, and what Prometheus must scrape on which port.
 APP_SERVICES = ("auth-service", "detection-service", "notification-service", "gateway")
 METRICS_TARGETS = {
     "gateway": 9100,
     "auth-service": 9101,
     "detection-service": 9102,
+    "detection-realtime": 9102,
     "notification-service": 9103,
     "triton": 8002,
 }
@@ -256,10 +260,16 @@ def check_rules(document: dict[str, Any], raw: dict[str, Any]) -> list[str]:
         names = set().union(*(_network_names(n, s) for n, s in active.items()))
         if "triton" not in names:
             problems.append(f"profile {profile}: nothing answers as `triton`")
-        for name, service in active.items():
-            for dep, spec in _depends_on(service).items():
-                if dep not in active and spec.get("required", True):
-                    problems.append(f"profile {profile}: {name} requires disabled service {dep}")
+        if REALTIME_SERVICE in active:
+            problems.append(f"profile {profile}: {REALTIME_SERVICE} must need profile realtime")
+        for profiles in ({profile}, {profile, REALTIME_PROFILE}):
+            active = effective_services(document, profiles)
+            label = ",".join(sorted(profiles))
+            for name, service in active.items():
+                for dep, spec in _depends_on(service).items():
+                    if dep not in active and spec.get("required", True):
+                        problems.append(f"profile {label}: {name} requires disabled service {dep}")
+    problems.extend(realtime_problems(services))
     env_example = read_env_file(ENV_EXAMPLE)
     if env_example.get("COMPOSE_PROFILES") not in TRITON_PROFILES:
         problems.append("compose.env.example: COMPOSE_PROFILES must be gpu or cpu")
@@ -271,6 +281,38 @@ def check_rules(document: dict[str, Any], raw: dict[str, Any]) -> list[str]:
         problems.append(f"variables used but not in compose.env.example: {undocumented}")
     problems.extend(metrics_port_problems(services))
     problems.extend(prometheus_problems(document))
+    return problems
+
+
+def realtime_problems(services: dict[str, Any]) -> list[str]:
+    """detection-realtime: the detection image running the realtime command, in profile
+    realtime only, with none of PostgreSQL, Redis, migrate or a volume (ADR 0019)."""
+    service = services.get(REALTIME_SERVICE)
+    if service is None:
+        return [f"missing service {REALTIME_SERVICE}"]
+    problems = []
+    name = REALTIME_SERVICE
+    if _profiles(service) != [REALTIME_PROFILE]:
+        problems.append(f"{name}: must be in profile {REALTIME_PROFILE} only")
+    if service.get("image") != services.get("detection-service", {}).get("image"):
+        problems.append(f"{name}: must run detection-service's image")
+    if "build" in service:
+        problems.append(f"{name}: builds nothing (detection-service builds its image)")
+    environment = service.get("environment") or {}
+    if environment.get("OBJECTVISION_COMMAND") != "objectvision-detection-realtime":
+        problems.append(f"{name}: OBJECTVISION_COMMAND must be objectvision-detection-realtime")
+    for key in ("DATABASE_URL", "REDIS_URL", "STORAGE_DIR"):
+        if key in environment:
+            problems.append(f"{name}: {key} set, but the realtime role has no state")
+    stateful = {"migrate", "postgres", "redis"} & set(_depends_on(service))
+    if stateful:
+        problems.append(f"{name}: depends on {sorted(stateful)}, but the role has no state")
+    if service.get("volumes"):
+        problems.append(f"{name}: mounts a volume, but the role writes only /tmp")
+    if ".env" not in (service.get("env_file") or []):
+        problems.append(f"{name}: env_file .env missing")
+    if not service.get("read_only"):
+        problems.append(f"{name}: root filesystem must be read-only like the other services")
     return problems
 
 
@@ -301,15 +343,28 @@ def metrics_port_problems(services: dict[str, Any]) -> list[str]:
 
 
 def prometheus_problems(document: dict[str, Any]) -> list[str]:
-    """deploy/prometheus.yml scrapes every service's metrics port by a resolvable name."""
+    """deploy/prometheus.yml scrapes every service's metrics port by a resolvable name. A listed
+    (static) target must run in every Triton profile: one whose service is off by default would
+    be down, and fire ObjectVisionTargetDown, on a plain `docker compose up`. A service of an
+    optional profile is found by DNS (dns_sd_configs, type A), which has no target while the
+    name does not resolve."""
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))
     names = set().union(*(_network_names(n, s) for n, s in document["services"].items()))
-    targets = {
+    jobs = config.get("scrape_configs", [])
+    static = {
         target
-        for job in config.get("scrape_configs", [])
-        for static in job.get("static_configs", [])
-        for target in static.get("targets", [])
+        for job in jobs
+        for group in job.get("static_configs", [])
+        for target in group.get("targets", [])
     }
+    discovered = {
+        f"{host}:{sd.get('port')}"
+        for job in jobs
+        for sd in job.get("dns_sd_configs", [])
+        if sd.get("type") == "A"
+        for host in sd.get("names", [])
+    }
+    targets = static | discovered
     problems = [
         f"prometheus.yml does not scrape {host}:{port}"
         for host, port in METRICS_TARGETS.items()
@@ -319,6 +374,16 @@ def prometheus_problems(document: dict[str, Any]) -> list[str]:
         host = target.rsplit(":", 1)[0]
         if host not in names and host not in ("127.0.0.1", "localhost"):
             problems.append(f"prometheus.yml target {target}: no compose service or alias {host}")
+    for profile in TRITON_PROFILES:
+        active = effective_services(document, {profile})
+        running = set().union(*(_network_names(n, s) for n, s in active.items()))
+        for target in sorted(static):
+            host = target.rsplit(":", 1)[0]
+            if host in names and host not in running:
+                problems.append(
+                    f"prometheus.yml target {target}: not started in profile {profile}, "
+                    "so it would be down there (find it by dns_sd_configs instead)"
+                )
     return problems
 
 
