@@ -140,15 +140,15 @@ BENCH_SECRET = "gpu-bench-service-secret"  # noqa: S105 - a loopback test secret
 
 
 class RealtimeService(ChildServer):
-    """detection-service's realtime role as its console script runs it, in front of `triton`."""
+    """detection-service's realtime role as its console script runs it, in front of Triton."""
 
-    def __init__(self, triton: TritonProcess, work: Path, *, processes: int) -> None:
+    def __init__(self, triton_url: str, served: Path, work: Path, *, processes: int) -> None:
         super().__init__(work / "detection-realtime.log")
         self.port, self.metrics_port = _free_port(), _free_port()
         self.env = {
             **os.environ,
-            "TRITON_URL": triton.url,
-            "SERVED_MODEL_PATH": str(triton.served),
+            "TRITON_URL": triton_url,
+            "SERVED_MODEL_PATH": str(served),
             "SERVICE_TOKEN_SECRET": BENCH_SECRET,
             "BIND_HOST": LOOPBACK,
             "DETECTION_GRPC_PORT": str(self.port),
@@ -603,7 +603,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="objectvision-gpu-encoded-") as tmp:
             triton = TritonProcess(args, Path(tmp), instances=instances)
             service = (
-                RealtimeService(triton, Path(tmp), processes=args.service_processes)
+                RealtimeService(
+                    triton.url, triton.served, Path(tmp), processes=args.service_processes
+                )
                 if serve
                 else None
             )

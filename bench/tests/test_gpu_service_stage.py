@@ -1,0 +1,51 @@
+"""bench/gpu_encoded.py's service stage on the CPU: detection-service's realtime role started
+as the GPU script starts it, in front of the test suite's Triton, measured by the same load
+processes with the same gRPC calls.
+
+Why in make test: device time is scarce and the box has no registry, so the script that runs
+there must not break unnoticed between device sessions (`make gpu-dry-run` runs all of it, in
+ten minutes, but only when asked)."""
+
+from pathlib import Path
+
+import pytest
+
+from bench.config import REPOSITORY, BenchConfig
+from bench.gpu_encoded import RealtimeService, measure_point
+from objectvision_devstack.pytest_plugin import served_model_path
+from objectvision_devstack.triton import LocalTriton
+
+IMAGES = BenchConfig.preset(quick=True).images
+
+pytestmark = pytest.mark.skipif(not IMAGES.exists(), reason="needs ../shared/images")
+
+
+@pytest.mark.parametrize("mode", ["service", "stream"])
+def test_the_service_stage_measures_the_realtime_role(
+    mode: str, triton: LocalTriton, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The load processes are spawned and start from this process's sys.path; gpu.sh has the
+    # repository on it (PYTHONPATH), pytest's importlib mode does not.
+    monkeypatch.syspath_prepend(str(REPOSITORY))
+    served = served_model_path().resolve()
+    images = [(IMAGES / name).read_bytes() for name in ("bus.jpg", "zidane.jpg")]
+    service = RealtimeService(triton.grpc_url, served, tmp_path, processes=1)
+    try:
+        service.start(timeout_s=120)
+        point = measure_point(
+            mode,
+            service.url,
+            served,
+            images,
+            concurrency=2,
+            processes=1,
+            warmup_s=0.5,
+            measure_s=1.5,
+        )
+    finally:
+        service.stop()
+    assert point["stage"] == mode
+    assert point["errors"] == 0, point["error_examples"]
+    assert point["images"] >= 1 and point["p50_ms"] > 0, service.tail(2000)
+    # Every answered image went whole over the wire, as uploaded.
+    assert point["image_bytes_sent"] >= point["images"] * min(map(len, images))
