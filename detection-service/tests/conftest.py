@@ -242,6 +242,24 @@ class ServiceProcess:
     metrics_port: int
     log: Path
 
+    def serving_processes(self) -> list[psutil.Process]:
+        """The spawned servers (DETECTION_SERVING_PROCESSES), not multiprocessing's resource
+        tracker."""
+        return [
+            child
+            for child in psutil.Process(self.process.pid).children()
+            if "spawn_main" in " ".join(child.cmdline())
+        ]
+
+
+def handled_detect_calls(metrics_text: str) -> float:
+    """Detect calls answered, summed over every status, from a /metrics page."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics_text.splitlines()
+        if line.startswith("grpc_server_handled_total") and 'method="Detect"' in line
+    )
+
 
 @contextlib.contextmanager
 def launched_service(

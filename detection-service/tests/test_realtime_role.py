@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
-import psutil
 import pytest
 import requests
 
@@ -20,7 +19,7 @@ from objectvision_common.identity import principal_metadata
 from objectvision_devstack.pytest_plugin import Infrastructure
 from objectvision_devstack.triton import LocalTriton
 
-from .conftest import Harness, ServiceProcess, launched_service
+from .conftest import Harness, ServiceProcess, handled_detect_calls, launched_service
 
 SECRET = "realtime-role-test-secret"
 REALTIME = "detection_service.realtime.server"
@@ -160,22 +159,13 @@ async def test_calls_without_a_signed_principal_are_refused(
 
 def _handled_detect_calls(metrics_port: int) -> float:
     text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("grpc_server_handled_total") and 'method="Detect"' in line
-    )
+    return handled_detect_calls(text)
 
 
 def test_two_serving_processes_answer_and_their_metrics_are_merged(
     realtime: ServiceProcess, bus_jpg: bytes
 ) -> None:
-    servers = [
-        child
-        for child in psutil.Process(realtime.process.pid).children()
-        if "spawn_main" in " ".join(child.cmdline())
-    ]
-    assert len(servers) == 2
+    assert len(realtime.serving_processes()) == 2
     before = _handled_detect_calls(realtime.metrics_port)
     calls = 8
     for _ in range(calls):

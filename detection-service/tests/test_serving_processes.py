@@ -19,6 +19,8 @@ from detection_service.config import DetectionSettings
 from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
 from objectvision_common.identity import principal_metadata
 
+from .conftest import handled_detect_calls
+
 CONNECTIONS = 16
 SECRET = "serving-processes-test-secret"
 
@@ -29,24 +31,11 @@ def group(launch_service: Callable[..., ContextManager[Any]]) -> Iterator[Any]:
         yield service
 
 
-def _detect_calls(text: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("grpc_server_handled_total") and 'method="Detect"' in line:
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 def test_two_processes_share_the_port_answer_every_call_and_stop_together(
     group: Any, bus_jpg: bytes
 ) -> None:
     process, port, metrics_port = group.process, group.port, group.metrics_port
-    # Spawned servers, not multiprocessing's resource tracker.
-    servers = [
-        child
-        for child in psutil.Process(process.pid).children()
-        if "spawn_main" in " ".join(child.cmdline())
-    ]
+    servers = group.serving_processes()
     assert len(servers) == 2
     metadata = principal_metadata(
         common_pb2.Principal(user_id="serving-processes", auth_method="jwt"), secret=SECRET
@@ -77,7 +66,7 @@ def test_two_processes_share_the_port_answer_every_call_and_stop_together(
         for channel in channels:
             channel.close()
     metrics = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
-    assert _detect_calls(metrics) == CONNECTIONS
+    assert handled_detect_calls(metrics) == CONNECTIONS
     # The backlog gauges, measured by the one process that runs the background loops, reach
     # the parent's merged endpoint once (multiprocess_mode livemostrecent), without a pid label.
     outbox_age = [
