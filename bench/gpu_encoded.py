@@ -196,11 +196,14 @@ def _images(folder: Path) -> list[tuple[str, bytes]]:
     return [(p.name, p.read_bytes()) for p in found]
 
 
-def compare(reference: np.ndarray, served: np.ndarray) -> tuple[int, int]:
-    """(matched, total): reference rows with a same-class served row at IoU >= 0.9 and
-    confidence within 0.03 (greedy, each served row used once)."""
+def compare(reference: np.ndarray, served: np.ndarray) -> tuple[int, list[dict[str, Any]]]:
+    """(matched, misses): reference rows with a same-class served row at IoU >= 0.9 and
+    confidence within 0.03 (greedy, each served row used once), and for every other reference
+    row what it was closest to, so a run on the device explains its misses (a low-confidence
+    object that fell under the threshold, or a box that moved)."""
     used: set[int] = set()
     matched = 0
+    misses: list[dict[str, Any]] = []
     for row in reference:
         overlaps = box_iou(row[:4], served[:, :4])
         for index, other in enumerate(served):
@@ -210,7 +213,19 @@ def compare(reference: np.ndarray, served: np.ndarray) -> tuple[int, int]:
                 used.add(index)
                 matched += 1
                 break
-    return matched, len(reference)
+        else:
+            same_class = [i for i in range(len(served)) if int(served[i, 5]) == int(row[5])]
+            nearest = max(same_class, key=lambda i: overlaps[i], default=None)
+            misses.append(
+                {
+                    "reference": [round(float(v), 3) for v in row],
+                    "nearest_served": None
+                    if nearest is None
+                    else [round(float(v), 3) for v in served[nearest]],
+                    "iou": None if nearest is None else round(float(overlaps[nearest]), 3),
+                }
+            )
+    return matched, misses
 
 
 def _encoded_inputs(data: bytes) -> list[Any]:
@@ -241,9 +256,15 @@ def parity(url: str, served: Path, images: list[tuple[str, bytes]]) -> dict[str,
         (reference,), _ = cpu([data], [contract.ImageOptions()], [None])
         result = client.infer("yolov8n", _encoded_inputs(data))
         (answer,) = contract.unpack({n: result.as_numpy(n) for n in contract.OUTPUTS})
-        hit, count = compare(reference.rows, answer.rows)
+        hit, misses = compare(reference.rows, answer.rows)
+        count = len(reference.rows)
         matched, total, served_total = matched + hit, total + count, served_total + len(answer.rows)
-        per_image[filename] = {"reference": count, "served": len(answer.rows), "matched": hit}
+        per_image[filename] = {
+            "reference": count,
+            "served": len(answer.rows),
+            "matched": hit,
+            "misses": misses,
+        }
     return {
         "matched": matched,
         "reference_objects": total,

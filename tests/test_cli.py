@@ -344,7 +344,7 @@ async def test_async_client_end_to_end(stack: Stack) -> None:
         session = client.tokens
 
     # A dead access token is refreshed once, transparently, and handed to on_tokens.
-    stale = TokenPair("not-a-token", session.refresh_token, 0)
+    stale = TokenPair(access_token="not-a-token", refresh_token=session.refresh_token, expires_in=0)
     async with AsyncClient(stack.gateway_url, tokens=stale, on_tokens=saved.append) as client:
         assert (await client.me()).email == email
         assert saved[-1] is client.tokens

@@ -58,7 +58,9 @@ def test_sessions_are_kept_per_api_url(tmp_path: Path) -> None:
 def test_refreshed_tokens_keep_the_email_and_none_forgets_the_session(tmp_path: Path) -> None:
     store = CredentialStore(tmp_path / "credentials.json")
     store.save(URL, SavedSession("a@example.com", "old-access", "old-refresh"))
-    store.update_tokens(URL, TokenPair("new-access", "new-refresh", 900))
+    store.update_tokens(
+        URL, TokenPair(access_token="new-access", refresh_token="new-refresh", expires_in=900)
+    )
     assert store.load(URL) == SavedSession("a@example.com", "new-access", "new-refresh")
     store.update_tokens(URL, None)
     assert store.load(URL) is None

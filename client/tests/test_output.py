@@ -47,7 +47,9 @@ def test_detections_table_lists_every_object_and_empty_images() -> None:
             "timings": {"total_ms": 40.0},
         }
     )
-    empty = DetectionResult.from_json({"filename": "sky.jpg", "image": {}, "detections": []})
+    empty = DetectionResult.from_json(
+        {"filename": "sky.jpg", "image": {"width": 64, "height": 48}, "detections": []}
+    )
     lines = detections_table([("bus.jpg", bus), ("sky.jpg", empty)]).splitlines()
     assert lines[0].split() == ["FILE", "CLASS", "CONFIDENCE", "X1", "Y1", "X2", "Y2"]
     assert lines[1].split() == ["bus.jpg", "bus", "0.83", "34", "230", "800", "771"]

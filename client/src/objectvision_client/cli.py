@@ -24,7 +24,7 @@ import httpx
 from objectvision_client.client import DEFAULT_API_URL, Client
 from objectvision_client.credentials import CredentialStore, SavedSession
 from objectvision_client.errors import ObjectVisionError
-from objectvision_client.models import DetectionResult, HistoryPage, Job, VideoFrame
+from objectvision_client.models import DetectionResult, Job, VideoFrame
 from objectvision_client.operations import EXPORT_FORMATS, DetectionParams
 from objectvision_client.output import ProgressBar, format_table
 
@@ -495,35 +495,14 @@ def cmd_detect_video(ctx: Context) -> int:
                 size = client.annotated_video(job.job_id, file)
             partial.replace(target)
             ctx.say(f"Wrote {target} ({_size(size)})")
-    if not ctx.printed_json({**job.raw, "frames": [frame_raw(f) for f in frames]}):
+    if not ctx.printed_json(
+        {**job.raw, "frames": [frame.model_dump(mode="json", by_alias=True) for frame in frames]}
+    ):
         print(video_frames_table(frames), file=ctx.stdout)
     if job.status != "completed":
         raise CliError(f"job {job.job_id} failed: {job.error or 'see its frames'}")
     ctx.say(f"Job {job.job_id} completed: {len(frames)} frames.")
     return EXIT_OK
-
-
-def frame_raw(frame: VideoFrame) -> dict[str, Any]:
-    return {
-        "frame_index": frame.frame_index,
-        "timestamp_seconds": frame.timestamp_seconds,
-        "timestamp_ms": frame.timestamp_ms,
-        "detections": [
-            {
-                "class": obj.class_name,
-                "class_id": obj.class_id,
-                "confidence": obj.confidence,
-                "bbox": {
-                    "x1": obj.bbox.x1,
-                    "y1": obj.bbox.y1,
-                    "x2": obj.bbox.x2,
-                    "y2": obj.bbox.y2,
-                },
-            }
-            for obj in frame.detections
-        ],
-        "error": frame.error,
-    }
 
 
 def cmd_jobs_watch(ctx: Context) -> int:
@@ -573,7 +552,10 @@ def cmd_history(ctx: Context) -> int:
             limit=ctx.args.limit, offset=ctx.args.offset, class_name=ctx.args.class_name
         )
     if ctx.args.json:
-        _print_json({**_page_json(page), "items": [item.raw for item in page.items]}, ctx.stdout)
+        _print_json(
+            {**page.model_dump(exclude={"items"}), "items": [item.raw for item in page.items]},
+            ctx.stdout,
+        )
         return EXIT_OK
     rows = [
         [
@@ -592,10 +574,6 @@ def cmd_history(ctx: Context) -> int:
     first = page.offset + 1 if page.items else 0
     ctx.say(f"Showing {first}-{page.offset + len(page.items)} of {page.total}.")
     return EXIT_OK
-
-
-def _page_json(page: HistoryPage) -> dict[str, int]:
-    return {"total": page.total, "limit": page.limit, "offset": page.offset}
 
 
 def cmd_keys_create(ctx: Context) -> int:

@@ -159,9 +159,12 @@ class _Core:
 
     @staticmethod
     def result(operation: Operation[T], response: httpx.Response) -> T:
-        if response.is_success:
+        if not response.is_success:
+            raise ObjectVisionError.from_response(response)
+        try:
             return operation.parse(response)
-        raise ObjectVisionError.from_response(response)
+        except ValueError as exc:  # not JSON, or JSON not in the documented shape
+            raise ObjectVisionError.unexpected_response(response, exc) from exc
 
 
 class _Sink:

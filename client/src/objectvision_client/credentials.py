@@ -38,7 +38,9 @@ class SavedSession:
     refresh_token: str
 
     def tokens(self) -> TokenPair:
-        return TokenPair(self.access_token, self.refresh_token, expires_in=0)
+        return TokenPair(
+            access_token=self.access_token, refresh_token=self.refresh_token, expires_in=0
+        )
 
 
 def _key(api_url: str) -> str:

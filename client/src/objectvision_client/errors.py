@@ -3,6 +3,7 @@
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from objectvision_client.retry import parse_retry_after
 
@@ -71,6 +72,29 @@ class ObjectVisionError(Exception):
             request_id,
             retry_after=retry_after,
         )
+
+    @classmethod
+    def unexpected_response(
+        cls, response: httpx.Response, reason: Exception
+    ) -> "ObjectVisionError":
+        """A successful status whose body is not what the API documents for the call (a
+        proxy's page, another server at the API URL, a server of an incompatible version)."""
+        return cls(
+            response.status_code,
+            "unexpected_response",
+            f"{response.request.method} {response.request.url.path} answered with a body this "
+            f"client cannot read ({_first_problem(reason)}); is the API URL an ObjectVision "
+            "gateway of a compatible version?",
+            response.headers.get("x-request-id"),
+        )
+
+
+def _first_problem(reason: Exception) -> str:
+    if isinstance(reason, ValidationError):
+        error = reason.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        return f"{where}: {error['msg']}" if where else error["msg"]
+    return str(reason) or type(reason).__name__
 
 
 class ObjectVisionConnectionError(ObjectVisionError):

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Generic, TypeVar
 from urllib.parse import quote
@@ -31,6 +32,7 @@ from objectvision_client.models import (
     User,
     VideoFramesPage,
     Webhook,
+    items_of,
     served_models,
 )
 
@@ -289,9 +291,7 @@ WEBHOOKS = "/api/v1/webhooks"
 
 
 def list_api_keys() -> Operation[list[ApiKey]]:
-    return Operation(
-        "GET", API_KEYS, _json(lambda body: [ApiKey.from_json(item) for item in body["items"]])
-    )
+    return Operation("GET", API_KEYS, _json(partial(items_of, ApiKey)))
 
 
 def create_api_key(name: str) -> Operation[CreatedApiKey]:
@@ -303,9 +303,7 @@ def revoke_api_key(key_id: str) -> Operation[None]:
 
 
 def list_webhooks() -> Operation[list[Webhook]]:
-    return Operation(
-        "GET", WEBHOOKS, _json(lambda body: [Webhook.from_json(item) for item in body["items"]])
-    )
+    return Operation("GET", WEBHOOKS, _json(partial(items_of, Webhook)))
 
 
 def create_webhook(url: str, events: Sequence[str] = ()) -> Operation[CreatedWebhook]:
