@@ -123,7 +123,7 @@ def stream_factory(
     async def factory(index: int) -> AsyncIterator[Send]:
         order = itertools.islice(itertools.cycle(inputs), index % len(inputs), None)
         sequence = itertools.count(1)
-        call: grpc.aio.StreamStreamCall | None = None
+        call: grpc.aio.StreamStreamCall[Any, Any] | None = None
 
         async def send() -> int:
             nonlocal call
@@ -157,7 +157,7 @@ def stream_factory(
     return factory
 
 
-async def _close(call: grpc.aio.StreamStreamCall) -> None:
+async def _close(call: grpc.aio.StreamStreamCall[Any, Any]) -> None:
     """Half-close and read to the end, so the server finishes the stream normally."""
     try:
         async with asyncio.timeout(_STREAM_CLOSE_S):

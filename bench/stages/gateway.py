@@ -47,7 +47,7 @@ def _resolve(schema: Mapping[str, Any], spec: Mapping[str, Any]) -> Mapping[str,
     ref = schema.get("$ref")
     if not isinstance(ref, str):
         return schema
-    node: Any = spec
+    node: Mapping[str, Any] = spec
     for part in ref.removeprefix("#/").split("/"):
         node = node[part]
     return node

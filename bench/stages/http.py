@@ -43,7 +43,8 @@ async def post_image(
         raise RequestError(f"http:{type(error).__name__}", str(error)) from None
     if not response.is_success:
         raise RequestError(f"http:{response.status_code}", response.text[:200])
-    return response.json()
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def upload_factory(

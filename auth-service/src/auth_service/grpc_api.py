@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import grpc
 from google.protobuf import empty_pb2
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,7 +26,7 @@ from auth_service.users.notices import SignUpNotices
 from auth_service.users.schemas import Caller
 from objectvision.v1 import auth_pb2, auth_pb2_grpc, common_pb2
 from objectvision_common.errors import PermissionDenied
-from objectvision_common.servicer import caller_principal, timestamp
+from objectvision_common.servicer import ServicerContext, caller_principal, timestamp
 
 BEARER = "Bearer"
 AUTH_METHOD_JWT = "jwt"
@@ -46,7 +45,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     # Sessions and credentials: called by the gateway before there is a principal.
 
     async def SignUp(
-        self, request: auth_pb2.SignUpRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.SignUpRequest, context: ServicerContext
     ) -> auth_pb2.SignUpResponse:
         async with self.sessions() as session:
             await users_service.register(
@@ -61,7 +60,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.SignUpResponse()
 
     async def Login(
-        self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.LoginRequest, context: ServicerContext
     ) -> auth_pb2.TokenPair:
         async with self.sessions() as session:
             pair = await tokens_service.login(
@@ -74,7 +73,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return _token_pair_message(pair)
 
     async def Refresh(
-        self, request: auth_pb2.RefreshRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.RefreshRequest, context: ServicerContext
     ) -> auth_pb2.TokenPair:
         async with self.sessions() as session:
             pair = await tokens_service.refresh_session(
@@ -83,7 +82,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return _token_pair_message(pair)
 
     async def Logout(
-        self, request: auth_pb2.LogoutRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.LogoutRequest, context: ServicerContext
     ) -> empty_pb2.Empty:
         async with self.sessions() as session:
             await tokens_service.logout(
@@ -95,7 +94,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return empty_pb2.Empty()
 
     async def VerifyToken(
-        self, request: auth_pb2.VerifyTokenRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.VerifyTokenRequest, context: ServicerContext
     ) -> common_pb2.Principal:
         async with self.sessions() as session:
             verified = await tokens_service.verify_access_token(
@@ -109,9 +108,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             credential_expires_at=timestamp(verified.claims.expires_at),
         )
 
-    async def GetJwks(
-        self, request: empty_pb2.Empty, context: grpc.aio.ServicerContext
-    ) -> auth_pb2.Jwks:
+    async def GetJwks(self, request: empty_pb2.Empty, context: ServicerContext) -> auth_pb2.Jwks:
         return auth_pb2.Jwks(
             keys=[auth_pb2.JsonWebKey(**jwk) for jwk in self.tokens.access_tokens.jwks()],
             issuer=self.tokens.access_tokens.issuer,
@@ -119,7 +116,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
 
     async def AuthenticateApiKey(
-        self, request: auth_pb2.AuthenticateApiKeyRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.AuthenticateApiKeyRequest, context: ServicerContext
     ) -> common_pb2.Principal:
         async with self.sessions() as session:
             key, user = await api_keys_service.authenticate(
@@ -135,13 +132,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     # The caller's own resources: need the principal the gateway signed.
 
     async def GetUser(
-        self, request: auth_pb2.GetUserRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.GetUserRequest, context: ServicerContext
     ) -> auth_pb2.User:
         async with self._as_visible_user(context, request.user_id) as (_, user):
             return _user_message(user)
 
     async def UpdateUser(
-        self, request: auth_pb2.UpdateUserRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.UpdateUserRequest, context: ServicerContext
     ) -> auth_pb2.User:
         async with self._as_caller(context) as (session, caller):
             user = await users_service.update(
@@ -161,14 +158,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return _user_message(user)
 
     async def GetSettings(
-        self, request: auth_pb2.GetSettingsRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.GetSettingsRequest, context: ServicerContext
     ) -> auth_pb2.UserSettings:
         async with self._as_visible_user(context, request.user_id) as (session, user):
             settings = await preferences_service.get(session=session, user_id=user.id)
         return _settings_message(settings)
 
     async def UpdateSettings(
-        self, request: auth_pb2.UpdateSettingsRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.UpdateSettingsRequest, context: ServicerContext
     ) -> auth_pb2.UserSettings:
         async with self._as_visible_user(context, request.user_id) as (session, user):
             settings = await preferences_service.update(
@@ -184,7 +181,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return _settings_message(settings)
 
     async def CreateApiKey(
-        self, request: auth_pb2.CreateApiKeyRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.CreateApiKeyRequest, context: ServicerContext
     ) -> auth_pb2.CreatedApiKey:
         async with self._as_caller(context) as (session, caller):
             if caller.auth_method != AUTH_METHOD_JWT:
@@ -196,14 +193,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.CreatedApiKey(key=_api_key_message(key), secret=secret)
 
     async def ListApiKeys(
-        self, request: auth_pb2.ListApiKeysRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.ListApiKeysRequest, context: ServicerContext
     ) -> auth_pb2.ListApiKeysResponse:
         async with self._as_caller(context) as (session, caller):
             keys = await api_keys_service.list_for_user(session=session, user_id=caller.user.id)
         return auth_pb2.ListApiKeysResponse(keys=[_api_key_message(key) for key in keys])
 
     async def RevokeApiKey(
-        self, request: auth_pb2.RevokeApiKeyRequest, context: grpc.aio.ServicerContext
+        self, request: auth_pb2.RevokeApiKeyRequest, context: ServicerContext
     ) -> empty_pb2.Empty:
         async with self._as_caller(context) as (session, caller):
             await api_keys_service.revoke(session=session, caller=caller, key_id=request.key_id)
@@ -211,7 +208,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     @asynccontextmanager
     async def _as_caller(
-        self, context: grpc.aio.ServicerContext
+        self, context: ServicerContext
     ) -> AsyncIterator[tuple[AsyncSession, Caller]]:
         """A session and the caller the gateway signed, loaded through it."""
         principal = caller_principal(context, secret=self.service_token_secret)
@@ -220,7 +217,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     @asynccontextmanager
     async def _as_visible_user(
-        self, context: grpc.aio.ServicerContext, user_id: str
+        self, context: ServicerContext, user_id: str
     ) -> AsyncIterator[tuple[AsyncSession, User]]:
         """A session and the account `user_id` names, if the caller may see it (its own, or
         any for an admin): what the profile and settings RPCs all start from."""

@@ -263,7 +263,8 @@ class Context:
 
 def _read_password(ctx: Context, *, confirm: bool = False) -> str:
     if ctx.args.password is not None:
-        return ctx.args.password
+        given: str = ctx.args.password
+        return given
     if ctx.args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     if not sys.stdin.isatty():

@@ -54,7 +54,7 @@ class RetryPolicy:
         asked = parse_retry_after(retry_after, now=now)
         if asked is not None:
             return asked if asked <= self.max_delay else None
-        return min(self.max_delay, self.backoff_base * 2 ** (attempt - 1))
+        return min(self.max_delay, self.backoff_base * 2.0 ** (attempt - 1))
 
 
 NO_RETRIES = RetryPolicy(max_attempts=1)

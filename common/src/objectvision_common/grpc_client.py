@@ -121,19 +121,19 @@ class _Rebinding:
         return call
 
 
-class _RebindingUnaryUnary(_Rebinding, grpc.aio.UnaryUnaryMultiCallable):
+class _RebindingUnaryUnary(_Rebinding, grpc.aio.UnaryUnaryMultiCallable[Any, Any]):
     pass
 
 
-class _RebindingUnaryStream(_Rebinding, grpc.aio.UnaryStreamMultiCallable):
+class _RebindingUnaryStream(_Rebinding, grpc.aio.UnaryStreamMultiCallable[Any, Any]):
     pass
 
 
-class _RebindingStreamUnary(_Rebinding, grpc.aio.StreamUnaryMultiCallable):
+class _RebindingStreamUnary(_Rebinding, grpc.aio.StreamUnaryMultiCallable[Any, Any]):
     pass
 
 
-class _RebindingStreamStream(_Rebinding, grpc.aio.StreamStreamMultiCallable):
+class _RebindingStreamStream(_Rebinding, grpc.aio.StreamStreamMultiCallable[Any, Any]):
     pass
 
 

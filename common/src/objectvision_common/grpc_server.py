@@ -27,6 +27,7 @@ from objectvision_common.request_context import (
     sanitize_request_id,
     set_request_id,
 )
+from objectvision_common.servicer import ServicerContext
 from objectvision_common.tls import TlsFiles
 from objectvision_common.tracing import current_trace_id
 
@@ -55,7 +56,7 @@ def _split_method(full_method: str) -> tuple[str, str]:
     return service, method
 
 
-def _request_id_from(context: grpc.aio.ServicerContext) -> str:
+def _request_id_from(context: ServicerContext) -> str:
     """The gateway's request id (its trace id), else this call's trace id, else a new id: one
     id finds the trace, the log lines and the error."""
     metadata = dict(context.invocation_metadata() or ())
@@ -65,7 +66,7 @@ def _request_id_from(context: grpc.aio.ServicerContext) -> str:
     return sanitize_request_id(value)
 
 
-async def _abort_for(error: Exception, context: grpc.aio.ServicerContext) -> None:
+async def _abort_for(error: Exception, context: ServicerContext) -> None:
     outage = None if isinstance(error, DomainError) else outage_error(error)
     if outage is not None:
         logger.warning("dependency unavailable", exc_info=True)
@@ -84,7 +85,7 @@ async def _abort_for(error: Exception, context: grpc.aio.ServicerContext) -> Non
 class _Observed:
     """Bookkeeping for one call: request id, metrics and the final log line."""
 
-    def __init__(self, full_method: str, context: grpc.aio.ServicerContext) -> None:
+    def __init__(self, full_method: str, context: ServicerContext) -> None:
         self.service, self.method = _split_method(full_method)
         self.context = context
         self.started = time.perf_counter()
@@ -122,14 +123,12 @@ class _Observed:
 
 # grpc's stubs describe a synchronous server's method handlers; on a grpc.aio server the same
 # attributes hold coroutine functions (one response) and async generator functions (a stream).
-_AsyncUnaryBehavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
-_AsyncStreamBehavior = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
+_AsyncUnaryBehavior = Callable[[Any, ServicerContext], Awaitable[Any]]
+_AsyncStreamBehavior = Callable[[Any, ServicerContext], AsyncIterator[Any]]
 
 
 @asynccontextmanager
-async def _observed_call(
-    full_method: str, context: grpc.aio.ServicerContext
-) -> AsyncIterator[None]:
+async def _observed_call(full_method: str, context: ServicerContext) -> AsyncIterator[None]:
     """Around one call's handling, unary or streaming alike: the bookkeeping of `_Observed`,
     and a failure turned into the status the caller gets (an abort passes through as it is)."""
     call = _Observed(full_method, context)
@@ -146,7 +145,7 @@ async def _observed_call(
 
 
 def _wrap_unary_response(behavior: _AsyncUnaryBehavior, full_method: str) -> _AsyncUnaryBehavior:
-    async def handler(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def handler(request_or_iterator: Any, context: ServicerContext) -> Any:
         async with _observed_call(full_method, context):
             return await behavior(request_or_iterator, context)
 
@@ -154,7 +153,7 @@ def _wrap_unary_response(behavior: _AsyncUnaryBehavior, full_method: str) -> _As
 
 
 def _wrap_stream_response(behavior: _AsyncStreamBehavior, full_method: str) -> _AsyncStreamBehavior:
-    async def handler(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def handler(request_or_iterator: Any, context: ServicerContext) -> Any:
         async with _observed_call(full_method, context):
             async for response in behavior(request_or_iterator, context):
                 yield response
@@ -165,9 +164,11 @@ def _wrap_stream_response(behavior: _AsyncStreamBehavior, full_method: str) -> _
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any] | None"]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> "grpc.RpcMethodHandler[Any, Any] | None":
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or method.startswith(("/grpc.health", "/grpc.reflection")):

@@ -2,7 +2,7 @@
 and write times into replies."""
 
 from datetime import datetime
-from typing import overload
+from typing import Any, overload
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -10,8 +10,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from objectvision.v1 import common_pb2
 from objectvision_common.identity import principal_from_metadata
 
+# The context a handler gets. Each servicer answers many message types and the handlers pass
+# the context on (to abort, to read metadata), so its request and response types are not
+# carried through it.
+ServicerContext = grpc.aio.ServicerContext[Any, Any]
 
-def caller_principal(context: grpc.aio.ServicerContext, *, secret: str) -> common_pb2.Principal:
+
+def caller_principal(context: ServicerContext, *, secret: str) -> common_pb2.Principal:
     """The verified principal of this call; raises Unauthenticated when absent or forged."""
     return principal_from_metadata(context.invocation_metadata(), secret=secret)
 

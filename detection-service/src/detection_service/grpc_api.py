@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 
-import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,6 +22,7 @@ from detection_service.images import service as stored_images
 from detection_service.images.storage import CHUNK_BYTES, ObjectNotFoundError, ObjectStorage
 from detection_service.images.uploads import Upload, sanitize_filename
 from detection_service.jobs import service as jobs
+from detection_service.jobs.models import COMPLETED, FAILED, PENDING, PROCESSING
 from detection_service.jobs.queue import JobQueue
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import Timings
@@ -39,15 +39,16 @@ from objectvision_common.limits import (
     MAX_IDEMPOTENCY_KEY_CHARS,
     MAX_PAGE_LIMIT,
 )
+from objectvision_common.servicer import ServicerContext
 
 # Frames per ListVideoFrames page: at most (and by default) this many.
 MAX_VIDEO_FRAMES_PAGE = 1000
 
 _JOB_STATUS = {
-    jobs.PENDING: detection_pb2.JOB_STATUS_PENDING,
-    jobs.PROCESSING: detection_pb2.JOB_STATUS_PROCESSING,
-    jobs.COMPLETED: detection_pb2.JOB_STATUS_COMPLETED,
-    jobs.FAILED: detection_pb2.JOB_STATUS_FAILED,
+    PENDING: detection_pb2.JOB_STATUS_PENDING,
+    PROCESSING: detection_pb2.JOB_STATUS_PROCESSING,
+    COMPLETED: detection_pb2.JOB_STATUS_COMPLETED,
+    FAILED: detection_pb2.JOB_STATUS_FAILED,
 }
 _DETECTION_STATUS = {"completed": detection_pb2.DETECTION_STATUS_COMPLETED}
 _EXPORT_FORMATS = {
@@ -261,7 +262,7 @@ class DetectionServicer(RealtimeServicer):
         return accepted, refused
 
     async def SubmitJob(  # noqa: N802 - gRPC method name
-        self, request: detection_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext
+        self, request: detection_pb2.SubmitJobRequest, context: ServicerContext
     ) -> detection_pb2.Job:
         user_id = self._user_id(context)
         key = _idempotency_key(request.idempotency_key)
@@ -290,7 +291,7 @@ class DetectionServicer(RealtimeServicer):
         return _job(view)
 
     async def GetJob(  # noqa: N802 - gRPC method name
-        self, request: detection_pb2.GetJobRequest, context: grpc.aio.ServicerContext
+        self, request: detection_pb2.GetJobRequest, context: ServicerContext
     ) -> detection_pb2.Job:
         user_id = self._user_id(context)
         job_id = _uuid(request.job_id, "job_id")
@@ -298,7 +299,7 @@ class DetectionServicer(RealtimeServicer):
             return _job(await jobs.get_job(session=session, job_id=job_id, user_id=user_id))
 
     async def ListDetections(  # noqa: N802 - gRPC method name
-        self, request: detection_pb2.ListDetectionsRequest, context: grpc.aio.ServicerContext
+        self, request: detection_pb2.ListDetectionsRequest, context: ServicerContext
     ) -> detection_pb2.ListDetectionsResponse:
         user_id = self._user_id(context)
         limit, offset = _page(request.page, default=DEFAULT_PAGE_LIMIT, most=MAX_PAGE_LIMIT)
@@ -319,7 +320,7 @@ class DetectionServicer(RealtimeServicer):
         )
 
     async def GetDetection(  # noqa: N802 - gRPC method name
-        self, request: detection_pb2.GetDetectionRequest, context: grpc.aio.ServicerContext
+        self, request: detection_pb2.GetDetectionRequest, context: ServicerContext
     ) -> detection_pb2.Detection:
         user_id = self._user_id(context)
         detection_id = _uuid(request.detection_id, "detection_id")
@@ -330,7 +331,7 @@ class DetectionServicer(RealtimeServicer):
         return _detection(record)
 
     async def GetAnnotatedImage(  # noqa: N802 - gRPC method name
-        self, request: detection_pb2.GetAnnotatedImageRequest, context: grpc.aio.ServicerContext
+        self, request: detection_pb2.GetAnnotatedImageRequest, context: ServicerContext
     ) -> AsyncIterator[detection_pb2.ImageChunk]:
         """The stored upload as it was, or re-encoded as JPEG with its boxes drawn."""
         user_id = self._user_id(context)
@@ -361,7 +362,7 @@ class DetectionServicer(RealtimeServicer):
             )
 
     async def ExportDetections(  # noqa: N802 - gRPC method name
-        self, request: detection_pb2.ExportDetectionsRequest, context: grpc.aio.ServicerContext
+        self, request: detection_pb2.ExportDetectionsRequest, context: ServicerContext
     ) -> AsyncIterator[detection_pb2.ExportChunk]:
         """A finished job's, or the filtered history's, results as one file, page by page.
 
@@ -405,7 +406,7 @@ class DetectionServicer(RealtimeServicer):
     async def SubmitVideoJob(  # noqa: N802 - gRPC method name
         self,
         request_iterator: AsyncIterator[detection_pb2.VideoUpload],
-        context: grpc.aio.ServicerContext,
+        context: ServicerContext,
     ) -> detection_pb2.Job:
         """The header first (checked before a byte of video is read), then the file streamed
         to a scratch file, its container sniffed from the first chunk and probed before the
@@ -467,7 +468,7 @@ class DetectionServicer(RealtimeServicer):
         return _job(view)
 
     async def ListVideoFrames(  # noqa: N802 - gRPC method name
-        self, request: detection_pb2.ListVideoFramesRequest, context: grpc.aio.ServicerContext
+        self, request: detection_pb2.ListVideoFramesRequest, context: ServicerContext
     ) -> detection_pb2.ListVideoFramesResponse:
         user_id = self._user_id(context)
         job_id = _uuid(request.job_id, "job_id")
@@ -488,7 +489,7 @@ class DetectionServicer(RealtimeServicer):
         )
 
     async def GetAnnotatedVideo(  # noqa: N802 - gRPC method name
-        self, request: detection_pb2.GetAnnotatedVideoRequest, context: grpc.aio.ServicerContext
+        self, request: detection_pb2.GetAnnotatedVideoRequest, context: ServicerContext
     ) -> AsyncIterator[detection_pb2.VideoChunk]:
         """The finished job's annotated video, streamed from storage in chunks."""
         user_id = self._user_id(context)

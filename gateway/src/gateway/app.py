@@ -70,7 +70,10 @@ def body_limits(settings: GatewaySettings) -> Sequence[tuple[str, int]]:
 
 def _jwks_cache(clients: ServiceClients, settings: GatewaySettings) -> JwksCache:
     async def fetch() -> auth_pb2.Jwks:
-        return await clients.auth.GetJwks(empty_pb2.Empty(), timeout=settings.grpc_deadline_seconds)
+        jwks: auth_pb2.Jwks = await clients.auth.GetJwks(
+            empty_pb2.Empty(), timeout=settings.grpc_deadline_seconds
+        )
+        return jwks
 
     return JwksCache(fetch, min_refresh_seconds=settings.jwks_min_refresh_seconds)
 

@@ -18,21 +18,27 @@ from gateway.metrics import GatewayMetrics
 from gateway.ratelimit import RateLimiter
 from gateway.upstream import Upstream
 
+# app.state is untyped: each getter names the type that build_app put there.
+
 
 async def get_settings(connection: HTTPConnection) -> GatewaySettings:
-    return connection.app.state.settings
+    settings: GatewaySettings = connection.app.state.settings
+    return settings
 
 
 async def get_clients(connection: HTTPConnection) -> ServiceClients:
-    return connection.app.state.clients
+    clients: ServiceClients = connection.app.state.clients
+    return clients
 
 
 async def get_rate_limiter(connection: HTTPConnection) -> RateLimiter:
-    return connection.app.state.rate_limiter
+    limiter: RateLimiter = connection.app.state.rate_limiter
+    return limiter
 
 
 async def get_metrics(connection: HTTPConnection) -> GatewayMetrics:
-    return connection.app.state.metrics
+    metrics: GatewayMetrics = connection.app.state.metrics
+    return metrics
 
 
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]

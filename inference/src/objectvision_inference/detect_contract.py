@@ -116,7 +116,8 @@ class Letterbox:
         offset = np.array([self.left, self.top, self.left, self.top], dtype=np.float32)
         mapped = (boxes.astype(np.float32) - offset) / np.float32(self.scale)
         limits = np.array([self.width, self.height, self.width, self.height], dtype=np.float32)
-        return np.clip(mapped, 0.0, limits)
+        clipped: np.ndarray = np.clip(mapped, 0.0, limits)
+        return clipped
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,8 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     inter = iw * ih
     area = (box[2] - box[0]).clip(0) * (box[3] - box[1]).clip(0)
     areas = (boxes[:, 2] - boxes[:, 0]).clip(0) * (boxes[:, 3] - boxes[:, 1]).clip(0)
-    return inter / (area + areas - inter + 1e-9)
+    overlaps: np.ndarray = inter / (area + areas - inter + 1e-9)
+    return overlaps
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
@@ -223,7 +225,8 @@ def select(rows: np.ndarray, options: ImageOptions) -> np.ndarray:
         return candidates
     shifted = candidates[:, :4] + candidates[:, 5:6] * CLASS_OFFSET
     keep = nms(shifted, candidates[:, 4], options.iou)[: options.max_detections]
-    return candidates[keep]
+    kept: np.ndarray = candidates[keep]
+    return kept
 
 
 def to_original(kept: np.ndarray, box: Letterbox) -> np.ndarray:

@@ -581,7 +581,8 @@ def is_ready(http_port: int, *, host: str = LOOPBACK, timeout_s: float = 2.0) ->
     url = f"http://{host}:{http_port}/v2/health/ready"
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return response.status == 200
+            status: int = response.status
+            return status == 200
     except (urllib.error.URLError, OSError):
         return False
 

@@ -120,7 +120,8 @@ class TritonPythonModel:
 
         def network(batch: np.ndarray) -> np.ndarray:
             if not step or len(batch) <= step:
-                return session.run(None, {input_name: batch})[0]
+                whole: np.ndarray = session.run(None, {input_name: batch})[0]
+                return whole
             parts = [
                 session.run(None, {input_name: batch[start : start + step]})[0]
                 for start in range(0, len(batch), step)

@@ -3,7 +3,6 @@
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import grpc
 from google.protobuf import empty_pb2
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -14,7 +13,7 @@ from notification_service.webhooks import service as webhooks_service
 from notification_service.webhooks.secrets import SecretBox
 from objectvision.v1 import common_pb2, notification_pb2, notification_pb2_grpc
 from objectvision_common.errors import InvalidArgument, PermissionDenied
-from objectvision_common.servicer import caller_principal, timestamp
+from objectvision_common.servicer import ServicerContext, caller_principal, timestamp
 
 
 def _webhook_message(hook: webhooks_service.Webhook) -> notification_pb2.Webhook:
@@ -32,11 +31,11 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     webhook_allow_private: bool
     webhook_max_per_user: int
 
-    def _principal(self, context: grpc.aio.ServicerContext) -> common_pb2.Principal:
+    def _principal(self, context: ServicerContext) -> common_pb2.Principal:
         return caller_principal(context, secret=self.service_secret)
 
     async def CreateWebhook(  # noqa: N802
-        self, request: notification_pb2.CreateWebhookRequest, context: grpc.aio.ServicerContext
+        self, request: notification_pb2.CreateWebhookRequest, context: ServicerContext
     ) -> notification_pb2.CreatedWebhook:
         principal = self._principal(context)
         async with self.session_factory() as session, session.begin():
@@ -52,7 +51,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         return notification_pb2.CreatedWebhook(webhook=_webhook_message(hook), secret=secret)
 
     async def ListWebhooks(  # noqa: N802
-        self, request: notification_pb2.ListWebhooksRequest, context: grpc.aio.ServicerContext
+        self, request: notification_pb2.ListWebhooksRequest, context: ServicerContext
     ) -> notification_pb2.ListWebhooksResponse:
         principal = self._principal(context)
         async with self.session_factory() as session:
@@ -60,7 +59,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         return notification_pb2.ListWebhooksResponse(webhooks=[_webhook_message(h) for h in hooks])
 
     async def DeleteWebhook(  # noqa: N802
-        self, request: notification_pb2.DeleteWebhookRequest, context: grpc.aio.ServicerContext
+        self, request: notification_pb2.DeleteWebhookRequest, context: ServicerContext
     ) -> empty_pb2.Empty:
         principal = self._principal(context)
         async with self.session_factory() as session, session.begin():
@@ -72,7 +71,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     async def SubscribeJobProgress(  # noqa: N802
         self,
         request: notification_pb2.SubscribeJobProgressRequest,
-        context: grpc.aio.ServicerContext,
+        context: ServicerContext,
     ) -> AsyncIterator[notification_pb2.Event]:
         principal = self._principal(context)
         if not request.job_id:
@@ -81,7 +80,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
             yield event
 
     async def ListDeliveries(  # noqa: N802
-        self, request: notification_pb2.ListDeliveriesRequest, context: grpc.aio.ServicerContext
+        self, request: notification_pb2.ListDeliveriesRequest, context: ServicerContext
     ) -> notification_pb2.ListDeliveriesResponse:
         principal = self._principal(context)
         if not principal.is_admin:

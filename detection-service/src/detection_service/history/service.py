@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -159,7 +160,7 @@ async def _objects_of(
     return found
 
 
-def _record(row: sa.Row, objects: list[DetectedObject]) -> DetectionRecord:
+def _record(row: sa.Row[Any], objects: list[DetectedObject]) -> DetectionRecord:
     return DetectionRecord(
         id=row.id,
         status=row.status,

@@ -1,5 +1,7 @@
 """Tables of batch jobs and their items."""
 
+import uuid
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
@@ -15,7 +17,7 @@ KIND_BATCH = "batch"
 KIND_VIDEO = "video"
 
 
-def job_key() -> sa.Column:
+def job_key() -> sa.Column[uuid.UUID]:
     """`job_id`, part of the primary key of a table that belongs to one job (its items, a
     video job's file and frames), gone with the job."""
     return sa.Column(

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from redis.exceptions import RedisError
@@ -428,7 +429,7 @@ async def count_progress(
     model_version: str,
     now: datetime,
     grow_total: bool = False,
-) -> sa.Row:
+) -> sa.Row[Any]:
     """Move the job's counters by `processed` (of which `failed`), note the model version
     that answered (if any), and stage one job.progress event; returns the new
     (total, processed, failed). `grow_total`: a video's total is the probe's estimate,

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
-import grpc
 from opentelemetry import trace
 
 from detection_service.images.uploads import Upload, sanitize_filename
@@ -26,6 +25,7 @@ from objectvision.v1 import detection_pb2, detection_pb2_grpc
 from objectvision_common.errors import DomainError, FailedPrecondition, InvalidArgument, Unavailable
 from objectvision_common.grpc_server import ServiceRegistration
 from objectvision_common.identity import principal_from_metadata
+from objectvision_common.servicer import ServicerContext
 
 T = TypeVar("T")
 
@@ -123,7 +123,7 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         self._stream_max_in_flight = stream_max_in_flight
         self._store = store
 
-    def _user_id(self, context: grpc.aio.ServicerContext) -> str:
+    def _user_id(self, context: ServicerContext) -> str:
         principal = principal_from_metadata(context.invocation_metadata(), secret=self._secret)
         # The user's id, never an email or a token, names the caller on the call's span.
         trace.get_current_span().set_attribute("enduser.id", principal.user_id)
@@ -151,7 +151,7 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         )
 
     async def ListModels(  # noqa: N802 - gRPC method name
-        self, request: detection_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
+        self, request: detection_pb2.ListModelsRequest, context: ServicerContext
     ) -> detection_pb2.ListModelsResponse:
         self._user_id(context)
         default = self._detector.default_model
@@ -179,7 +179,7 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         return uploads
 
     async def Detect(  # noqa: N802 - gRPC method name
-        self, request: detection_pb2.DetectRequest, context: grpc.aio.ServicerContext
+        self, request: detection_pb2.DetectRequest, context: ServicerContext
     ) -> detection_pb2.DetectResponse:
         user_id = self._user_id(context)
         store = self._store if request.store else None
@@ -216,7 +216,7 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
     async def DetectStream(  # noqa: N802 - gRPC method name
         self,
         request_iterator: AsyncIterator[detection_pb2.Frame],
-        context: grpc.aio.ServicerContext,
+        context: ServicerContext,
     ) -> AsyncIterator[detection_pb2.FrameDetections]:
         """Frames are detected concurrently but answered in order.
 

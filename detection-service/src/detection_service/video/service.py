@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -152,7 +153,9 @@ async def submit_video_job(
     )
 
 
-async def _owned_video_job(session: AsyncSession, *, job_id: uuid.UUID, user_id: str) -> sa.Row:
+async def _owned_video_job(
+    session: AsyncSession, *, job_id: uuid.UUID, user_id: str
+) -> sa.Row[Any]:
     row = (
         await session.execute(
             sa.select(jobs.c.status, jobs.c.kind, video_jobs)

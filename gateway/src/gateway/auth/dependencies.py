@@ -70,7 +70,8 @@ class AccessToken:
 
 
 async def get_jwks(connection: HTTPConnection) -> JwksCache:
-    return connection.app.state.jwks
+    jwks: JwksCache = connection.app.state.jwks
+    return jwks
 
 
 JwksDep = Annotated[JwksCache, Depends(get_jwks)]

@@ -121,7 +121,7 @@ async def claim_due(
 def backoff_seconds(attempt: int, *, base: float, cap: float) -> float:
     """Exponential backoff with equal jitter: base * 2^(attempt-1), half of it random, so
     deliveries that failed together do not retry together."""
-    delay = min(cap, base * 2 ** max(0, attempt - 1))
+    delay = min(cap, base * 2.0 ** max(0, attempt - 1))
     return delay / 2 + random.uniform(0, delay / 2)
 
 

@@ -22,11 +22,12 @@ class JobLookup:
         forwarded, so a stream that outlives the gateway's signature can still ask.
         """
         try:
-            return await self._stub.GetJob(
+            job: detection_pb2.Job = await self._stub.GetJob(
                 detection_pb2.GetJobRequest(job_id=job_id),
                 metadata=principal_metadata(principal, secret=self._secret),
                 timeout=CALL_TIMEOUT_SECONDS,
             )
+            return job
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (
                 grpc.StatusCode.NOT_FOUND,

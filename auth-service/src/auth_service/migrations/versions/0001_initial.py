@@ -6,6 +6,7 @@ Create Date: 2026-11-25
 """
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -20,7 +21,9 @@ depends_on: str | Sequence[str] | None = None
 SCHEMA = "auth"
 
 
-def _timestamp(name: str, *, nullable: bool = False, default_now: bool = False) -> sa.Column:
+def _timestamp(
+    name: str, *, nullable: bool = False, default_now: bool = False
+) -> sa.Column[datetime]:
     return sa.Column(
         name,
         sa.DateTime(timezone=True),

@@ -5,6 +5,7 @@ Revises:
 Create Date: 2025-11-25
 """
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +22,7 @@ depends_on = None
 SCHEMA = "detection"
 
 
-def _ts(name: str, **kwargs: Any) -> sa.Column:
+def _ts(name: str, **kwargs: Any) -> sa.Column[datetime]:
     return sa.Column(name, sa.DateTime(timezone=True), **kwargs)
 
 
