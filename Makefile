@@ -62,9 +62,11 @@ test-torch: torch-env ## Native PyTorch YOLOv8n == the served ONNX graph, on the
 		--rootdir=inference --confcutdir=inference inference/tests/test_torch_yolo.py \
 		inference/tests/test_torch_pipeline.py
 
-proto: install ## Regenerate the gRPC stubs from proto/
+proto: install ## Regenerate the gRPC stubs from proto/ (messages and services typed: _pb2.pyi, _pb2_grpc.pyi)
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=$(STUBS_DIR) \
-		--grpc_python_out=$(STUBS_DIR) --pyi_out=$(STUBS_DIR) $(PROTOS)
+		--grpc_python_out=$(STUBS_DIR) --pyi_out=$(STUBS_DIR) \
+		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=$(STUBS_DIR) \
+		$(PROTOS)
 
 model: install ## Put the served models in place (MODEL_PATH, else ../shared/models, else export; int8 from MODEL_INT8_PATH)
 	@source="$${MODEL_PATH:-$(MODEL_DIR)/yolov8n.onnx}"; \

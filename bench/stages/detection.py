@@ -89,7 +89,7 @@ def describe(change: dict[str, float]) -> dict[str, Any]:
 
 
 def detect_factory(
-    stub: detection_pb2_grpc.DetectionServiceStub,
+    stub: "detection_pb2_grpc.DetectionServiceAsyncStub",
     images: list[Image],
     metadata: tuple[tuple[str, str], ...],
     timeout_s: float,
@@ -113,7 +113,7 @@ def detect_factory(
 
 
 def stream_factory(
-    stub: detection_pb2_grpc.DetectionServiceStub,
+    stub: "detection_pb2_grpc.DetectionServiceAsyncStub",
     images: list[Image],
     metadata: tuple[tuple[str, str], ...],
 ) -> WorkerFactory:
@@ -169,7 +169,7 @@ async def _close(call: grpc.aio.StreamStreamCall[Any, Any]) -> None:
 
 
 async def _check(
-    stub: detection_pb2_grpc.DetectionServiceStub,
+    stub: "detection_pb2_grpc.DetectionServiceAsyncStub",
     image: Image,
     metadata: tuple[tuple[str, str], ...],
 ) -> None:

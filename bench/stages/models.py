@@ -49,7 +49,7 @@ def _request(image: Image, model: str) -> detection_pb2.DetectRequest:
 
 
 def _factory(
-    stub: detection_pb2_grpc.DetectionServiceStub,
+    stub: "detection_pb2_grpc.DetectionServiceAsyncStub",
     images: list[Image],
     model: str,
     metadata: tuple[tuple[str, str], ...],

@@ -20,6 +20,8 @@ def test_committed_stubs_match_the_proto_contracts(tmp_path: Path) -> None:
             f"--python_out={tmp_path}",
             f"--grpc_python_out={tmp_path}",
             f"--pyi_out={tmp_path}",
+            f"--plugin=protoc-gen-mypy_grpc={Path(sys.executable).parent / 'protoc-gen-mypy_grpc'}",
+            f"--mypy_grpc_out={tmp_path}",
             *protos,
         ],
         check=True,

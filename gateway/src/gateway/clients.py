@@ -19,9 +19,11 @@ _REDIS_TIMEOUT_SECONDS = 2.0
 class ServiceClients:
     """Stubs over long-lived channels; channels multiplex, so one per service is enough."""
 
-    auth: auth_pb2_grpc.AuthServiceStub
-    detection: detection_pb2_grpc.DetectionServiceStub
-    notification: notification_pb2_grpc.NotificationServiceStub
+    # The stubs' asyncio face (mypy-protobuf's typing-only classes, hence quoted): calls return
+    # awaitables of the response messages.
+    auth: "auth_pb2_grpc.AuthServiceAsyncStub"
+    detection: "detection_pb2_grpc.DetectionServiceAsyncStub"
+    notification: "notification_pb2_grpc.NotificationServiceAsyncStub"
     redis: Redis
     # grpc.health.v1 stubs by service name, for readiness.
     health: dict[str, health_pb2_grpc.HealthStub]

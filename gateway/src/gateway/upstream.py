@@ -43,15 +43,15 @@ class Upstream:
     metadata: tuple[tuple[str, str], ...] = ()
 
     @property
-    def auth(self) -> auth_pb2_grpc.AuthServiceStub:
+    def auth(self) -> "auth_pb2_grpc.AuthServiceAsyncStub":
         return self.clients.auth
 
     @property
-    def detection(self) -> detection_pb2_grpc.DetectionServiceStub:
+    def detection(self) -> "detection_pb2_grpc.DetectionServiceAsyncStub":
         return self.clients.detection
 
     @property
-    def notification(self) -> notification_pb2_grpc.NotificationServiceStub:
+    def notification(self) -> "notification_pb2_grpc.NotificationServiceAsyncStub":
         return self.clients.notification
 
     def with_deadline(self, deadline_seconds: float) -> "Upstream":
