@@ -11,9 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf import empty_pb2
@@ -28,7 +26,7 @@ from auth_service.tokens.keys import load_signing_key
 from objectvision.v1 import auth_pb2, auth_pb2_grpc
 from objectvision_common.db import sync_url
 from objectvision_common.grpc_client import insecure_channel
-from objectvision_common.runner import Migrations
+from objectvision_devstack.migrations import applied_revisions, head_revisions
 from objectvision_devstack.processes import free_port
 
 
@@ -97,26 +95,9 @@ def test_migrating_twice_is_harmless(settings, auth_address):
     assert migrations is not None
     runner().migrate(settings)
     runner().migrate(settings)
-    assert _applied_revisions(settings.database_url, migrations) == _head_revisions(migrations)
-
-
-def _applied_revisions(database_url: str, migrations: Migrations) -> set[str]:
-    engine = create_engine(sync_url(database_url))
-    with engine.connect() as connection:
-        context = MigrationContext.configure(
-            connection, opts={"version_table_schema": migrations.schema}
-        )
-        applied = set(context.get_current_heads())
-    engine.dispose()
-    return applied
-
-
-def _head_revisions(migrations: Migrations) -> set[str]:
-    config = Config()
-    config.set_main_option("script_location", str(migrations.directory))
-    heads = set(ScriptDirectory.from_config(config).get_heads())
-    assert len(heads) == 1, heads
-    return heads
+    head = head_revisions(migrations)
+    assert len(head) == 1, head
+    assert applied_revisions(settings.database_url, migrations) == head
 
 
 def test_argon2_parameters_below_the_owasp_floor_are_refused():

@@ -8,9 +8,7 @@ from pathlib import Path
 import grpc
 import pytest
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import create_engine
 
@@ -23,8 +21,8 @@ from detection_service.server import runner
 from objectvision.v1 import detection_pb2
 from objectvision_common.db import sync_url
 from objectvision_common.limits import MAX_DETECTIONS_LIMIT
-from objectvision_common.runner import Migrations
 from objectvision_devstack.health import grpc_serving
+from objectvision_devstack.migrations import applied_revisions, head_revisions
 from objectvision_devstack.processes import ManagedProcess, free_port
 
 
@@ -59,26 +57,9 @@ def test_migrating_twice_is_harmless(migrated):
     assert migrations is not None
     runner().migrate(settings)
     runner().migrate(settings)
-    assert _applied_revisions(settings.database_url, migrations) == _head_revisions(migrations)
-
-
-def _applied_revisions(database_url: str, migrations: Migrations) -> set[str]:
-    engine = create_engine(sync_url(database_url))
-    with engine.connect() as connection:
-        context = MigrationContext.configure(
-            connection, opts={"version_table_schema": migrations.schema}
-        )
-        applied = set(context.get_current_heads())
-    engine.dispose()
-    return applied
-
-
-def _head_revisions(migrations: Migrations) -> set[str]:
-    config = Config()
-    config.set_main_option("script_location", str(migrations.directory))
-    heads = set(ScriptDirectory.from_config(config).get_heads())
-    assert len(heads) == 1, heads
-    return heads
+    head = head_revisions(migrations)
+    assert len(head) == 1, head
+    assert applied_revisions(settings.database_url, migrations) == head
 
 
 @pytest.mark.parametrize("service", ["", "objectvision.v1.DetectionService"])
