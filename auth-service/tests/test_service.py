@@ -21,12 +21,12 @@ from sqlalchemy import create_engine
 
 from auth_service.config import AuthSettings
 from auth_service.database import SCHEMA, Base
-from auth_service.server import SERVICE_NAME, runner
+from auth_service.server import MIGRATIONS_DIR, SERVICE_NAME, runner
 from auth_service.tokens.keys import load_signing_key
 from objectvision.v1 import auth_pb2, auth_pb2_grpc
-from objectvision_common.db import sync_url
+from objectvision_common.db import schema_revisions, sync_url
 from objectvision_common.grpc_client import insecure_channel
-from objectvision_devstack.migrations import applied_revisions, head_revisions
+from objectvision_devstack.databases import fresh_database
 from objectvision_devstack.processes import free_port
 
 
@@ -95,9 +95,14 @@ def test_migrating_twice_is_harmless(settings, auth_address):
     assert migrations is not None
     runner().migrate(settings)
     runner().migrate(settings)
-    head = head_revisions(migrations)
-    assert len(head) == 1, head
-    assert applied_revisions(settings.database_url, migrations) == head
+    state = schema_revisions(
+        migrations_dir=migrations.directory,
+        database_url=settings.database_url,
+        schema=migrations.schema,
+    )
+    assert len(state.heads) == 1, state
+    assert state.applied == state.heads
+    assert not state.behind and not state.ahead
 
 
 def test_argon2_parameters_below_the_owasp_floor_are_refused():
@@ -213,3 +218,42 @@ async def test_the_console_script_migrates_serves_and_stops_cleanly_on_sigterm(
         exit_code = await asyncio.wait_for(server.wait(), timeout=20)
 
     assert exit_code == 0
+
+
+async def test_serving_a_database_this_version_has_not_migrated_is_refused_saying_what_to_run(
+    infrastructure, tmp_path
+):
+    """A pod of a new version started before its migrations ran, or a fresh database: the
+    process exits at once naming the command, instead of answering every call with a
+    missing-table error. After `migrate` the schema is at the scripts' head."""
+    script = Path(sys.executable).parent / "objectvision-auth"
+    with fresh_database(infrastructure.database_url) as database_url:
+        environment = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": infrastructure.redis_url,
+            "OBJECTVISION_DATA_DIR": str(tmp_path / "data"),
+            "AUTH_GRPC_PORT": str(free_port()),
+            "AUTH_METRICS_PORT": str(free_port()),
+        }
+        server = await asyncio.create_subprocess_exec(
+            script,
+            env=environment,
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(server.communicate(), timeout=60)
+        assert server.returncode == 1
+        refusal = stderr.decode()
+        assert "the database schema 'auth' is at no revision (never migrated)" in refusal
+        assert "Run `objectvision-auth migrate` first" in refusal
+
+        migration = await asyncio.create_subprocess_exec(
+            script, "migrate", env=environment, cwd=tmp_path
+        )
+        assert await migration.wait() == 0
+        state = schema_revisions(
+            migrations_dir=MIGRATIONS_DIR, database_url=database_url, schema=SCHEMA
+        )
+        assert state.applied == state.heads and not state.behind

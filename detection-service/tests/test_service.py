@@ -19,10 +19,9 @@ from detection_service.history import models as history_models
 from detection_service.jobs import models as job_models
 from detection_service.server import runner
 from objectvision.v1 import detection_pb2
-from objectvision_common.db import sync_url
+from objectvision_common.db import schema_revisions, sync_url
 from objectvision_common.limits import MAX_DETECTIONS_LIMIT
 from objectvision_devstack.health import grpc_serving
-from objectvision_devstack.migrations import applied_revisions, head_revisions
 from objectvision_devstack.processes import ManagedProcess, free_port
 
 
@@ -57,9 +56,14 @@ def test_migrating_twice_is_harmless(migrated):
     assert migrations is not None
     runner().migrate(settings)
     runner().migrate(settings)
-    head = head_revisions(migrations)
-    assert len(head) == 1, head
-    assert applied_revisions(settings.database_url, migrations) == head
+    state = schema_revisions(
+        migrations_dir=migrations.directory,
+        database_url=settings.database_url,
+        schema=migrations.schema,
+    )
+    assert len(state.heads) == 1, state
+    assert state.applied == state.heads
+    assert not state.behind and not state.ahead
 
 
 @pytest.mark.parametrize("service", ["", "objectvision.v1.DetectionService"])

@@ -4,10 +4,13 @@ Each service owns one PostgreSQL schema; its tables and its Alembic version tabl
 so services share a server without sharing tables.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -64,3 +67,51 @@ def upgrade_to_head(*, migrations_dir: Path, database_url: str, schema: str) -> 
         config.attributes["schema"] = schema
         command.upgrade(config, "head")
     engine.dispose()
+
+
+@dataclass(frozen=True)
+class SchemaRevisions:
+    """Where a schema stands against its service's Alembic scripts."""
+
+    # Recorded in the schema's own version table; empty when it was never migrated.
+    applied: frozenset[str]
+    # The scripts' newest revisions (one, unless their history has branched).
+    heads: frozenset[str]
+    # Every revision the scripts define.
+    known: frozenset[str]
+
+    @property
+    def behind(self) -> bool:
+        """`migrate` has not run for this version: every applied revision is one the scripts
+        know, and the head is not among them (or nothing was ever applied)."""
+        return self.applied != self.heads and self.applied <= self.known
+
+    @property
+    def ahead(self) -> bool:
+        """The schema carries a revision these scripts do not know: a newer version migrated
+        it (a rollback is running older code against it)."""
+        return not self.applied <= self.known
+
+
+def schema_revisions(
+    *, migrations_dir: Path, database_url: str, schema: str, connect_timeout_s: int = 5
+) -> SchemaRevisions:
+    """Read the schema's version table; raises sqlalchemy's OperationalError when the server
+    cannot be reached within `connect_timeout_s`."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    scripts = ScriptDirectory.from_config(config)
+    engine = create_engine(
+        sync_url(database_url), connect_args={"connect_timeout": connect_timeout_s}
+    )
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"version_table_schema": schema})
+            applied = frozenset(context.get_current_heads())
+    finally:
+        engine.dispose()
+    return SchemaRevisions(
+        applied=applied,
+        heads=frozenset(scripts.get_heads()),
+        known=frozenset(script.revision for script in scripts.walk_revisions()),
+    )

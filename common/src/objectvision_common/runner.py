@@ -129,6 +129,39 @@ class Migrations:
             migrations_dir=self.directory, database_url=database_url, schema=self.schema
         )
 
+    def require_migrated(self, database_url: str, *, migrate_command: str) -> None:
+        """Refuse to serve on a schema this version's migrations have not reached: the process
+        exits saying what to run, instead of answering every call with an error about a
+        missing table or column. A schema a newer version migrated (a rollback) is served with
+        a warning; a database that cannot be reached now is left to the outage handling that
+        every call has, so a database outage does not become a crash loop."""
+        from sqlalchemy.exc import OperationalError
+
+        from objectvision_common.db import schema_revisions
+
+        try:
+            state = schema_revisions(
+                migrations_dir=self.directory, database_url=database_url, schema=self.schema
+            )
+        except OperationalError as exc:
+            logger.warning(
+                "could not check the database schema's revision; serving",
+                extra={"schema": self.schema, "error": str(exc).splitlines()[0]},
+            )
+            return
+        if state.ahead:
+            logger.warning(
+                "the database schema was migrated by a newer version; serving",
+                extra={"schema": self.schema, "applied": sorted(state.applied)},
+            )
+        elif state.behind:
+            applied = ", ".join(sorted(state.applied)) or "no revision (never migrated)"
+            raise SystemExit(
+                f"the database schema {self.schema!r} is at {applied}; this version needs "
+                f"{', '.join(sorted(state.heads))}. Run `{migrate_command}` first (in Kubernetes "
+                "the objectvision-migrate Job, in docker compose the migrate service)."
+            )
+
 
 @dataclass
 class ServiceApp:
@@ -261,6 +294,10 @@ class ServiceRunner(Generic[S]):
         if arguments.command == "migrate":
             self.migrate(settings)
             return
+        if self.migrations is not None:
+            self.migrations.require_migrated(
+                settings.database_url, migrate_command=f"{self.prog} migrate"
+            )
         processes = self.serving_processes(settings) if self.serving_processes else 1
         if processes > 1:
             raise SystemExit(
