@@ -81,10 +81,14 @@ class SchemaRevisions:
     known: frozenset[str]
 
     @property
+    def at_head(self) -> bool:
+        return self.applied == self.heads
+
+    @property
     def behind(self) -> bool:
         """`migrate` has not run for this version: every applied revision is one the scripts
         know, and the head is not among them (or nothing was ever applied)."""
-        return self.applied != self.heads and self.applied <= self.known
+        return not self.at_head and self.applied <= self.known
 
     @property
     def ahead(self) -> bool:
