@@ -228,7 +228,7 @@ def compare(reference: np.ndarray, served: np.ndarray) -> tuple[int, list[dict[s
     return matched, misses
 
 
-def _encoded_inputs(data: bytes) -> list[Any]:
+def encoded_inputs(data: bytes) -> list[Any]:
     import tritonclient.grpc as grpcclient
 
     array = np.empty((1, 1), dtype=object)
@@ -254,7 +254,7 @@ def parity(url: str, served: Path, images: list[tuple[str, bytes]]) -> dict[str,
     per_image = {}
     for filename, data in images:
         (reference,), _ = cpu([data], [contract.ImageOptions()], [None])
-        result = client.infer("yolov8n", _encoded_inputs(data))
+        result = client.infer("yolov8n", encoded_inputs(data))
         (answer,) = contract.unpack({n: result.as_numpy(n) for n in contract.OUTPUTS})
         hit, misses = compare(reference.rows, answer.rows)
         count = len(reference.rows)
@@ -271,6 +271,55 @@ def parity(url: str, served: Path, images: list[tuple[str, bytes]]) -> dict[str,
         "served_objects": served_total,
         "recall": round(matched / total, 4) if total else None,
         "per_image": per_image,
+    }
+
+
+# Triton's per-model counters (statistics extension) whose difference over a point says
+# where a request's time went inside the server.
+_TRITON_DURATIONS = ("success", "queue", "compute_input", "compute_infer", "compute_output")
+
+
+def triton_counters(url: str, model: str = "yolov8n") -> dict[str, int]:
+    """The model's cumulative counters, summed over its versions: requests, executions
+    (batches Triton ran), images, and the nanoseconds spent per phase."""
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        answer = client.get_inference_statistics(model_name=model, as_json=True)
+    finally:
+        client.close()
+    counters = dict.fromkeys(("requests", "executions", "images"), 0)
+    for stats in answer.get("model_stats", []):
+        counters["executions"] += int(stats.get("execution_count", 0))
+        counters["images"] += int(stats.get("inference_count", 0))
+        phases = stats.get("inference_stats", {})
+        counters["requests"] += int(phases.get("success", {}).get("count", 0))
+        for phase in _TRITON_DURATIONS:
+            key = f"{phase}_ns"
+            counters[key] = counters.get(key, 0) + int(phases.get(phase, {}).get("ns", 0))
+    return counters
+
+
+def triton_breakdown(before: dict[str, int], after: dict[str, int]) -> dict[str, Any]:
+    """What Triton did between two readings: requests and batches, images per batch, and per
+    request the milliseconds in the server, in its queue, and in the model's input, compute
+    and output phases (warm-up included: ratios, not counts, are what to read)."""
+    delta = {key: after.get(key, 0) - before.get(key, 0) for key in after}
+    requests, executions = delta["requests"], delta["executions"]
+    per_request = {
+        f"{'request' if phase == 'success' else phase}_ms": round(
+            delta[f"{phase}_ns"] / requests / 1e6, 3
+        )
+        if requests
+        else None
+        for phase in _TRITON_DURATIONS
+    }
+    return {
+        "requests": requests,
+        "executions": executions,
+        "images_per_execution": round(delta["images"] / executions, 2) if executions else None,
+        **per_request,
     }
 
 
@@ -348,7 +397,7 @@ async def _load(plan: LoadPlan, queue: Any) -> None:
         cleanup.append(client.close)
 
         async def send(caller: int, data: bytes) -> None:
-            result = await client.infer("yolov8n", _encoded_inputs(data))
+            result = await client.infer("yolov8n", encoded_inputs(data))
             stage = result.as_numpy("stage_ms")
             if stage is not None:
                 stages.append(stage.reshape(-1)[:3].tolist())
@@ -646,6 +695,7 @@ def main(argv: list[str] | None = None) -> int:
                     document["service_ready_s"] = round(time.perf_counter() - started, 1)
                 for mode, concurrency in plan:
                     through_service = service is not None and mode in ("service", "stream")
+                    counted = triton_counters(triton.url)
                     point = measure_point(
                         mode,
                         service.url if service is not None and through_service else triton.url,
@@ -657,6 +707,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.measure_s,
                     )
                     point["triton_instances"] = instances
+                    point["triton_server"] = triton_breakdown(counted, triton_counters(triton.url))
                     document["points"].append(point)
                     logger.info("%s", json.dumps(point))
             except Exception as error:
@@ -681,6 +732,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{p['stage']:<8} {p['triton_instances']:>4} {p['concurrency']:>4}"
             f" {p['throughput_ips']:>9} {p['p50_ms']!s:>8}"
             f" {p['p99_ms']!s:>8} {p['gpu_busy_percent']!s:>5} {p['errors']} {p['triton_stage_ms']}"
+            f" {p.get('triton_server')}"
         )
     if "parity" in document:
         print("parity:", {k: v for k, v in document["parity"].items() if k != "per_image"})

@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from bench.config import REPOSITORY, BenchConfig
-from bench.gpu_encoded import RealtimeService, measure_point
+from bench.gpu_encoded import (
+    RealtimeService,
+    encoded_inputs,
+    measure_point,
+    triton_breakdown,
+    triton_counters,
+)
 from objectvision_devstack.pytest_plugin import served_model_path
 from objectvision_devstack.triton import LocalTriton
 
@@ -49,3 +55,26 @@ def test_the_service_stage_measures_the_realtime_role(
     assert point["images"] >= 1 and point["p50_ms"] > 0, service.tail(2000)
     # Every answered image went whole over the wire, as uploaded.
     assert point["image_bytes_sent"] >= point["images"] * min(map(len, images))
+
+
+def test_triton_s_own_counters_say_where_a_request_s_time_went(triton: LocalTriton) -> None:
+    """The script reads Triton's statistics before and after each point: requests, batches,
+    and per request the time in the server, its queue and the model's phases."""
+    import tritonclient.grpc as grpcclient
+
+    image = (IMAGES / "bus.jpg").read_bytes()
+    before = triton_counters(triton.grpc_url)
+    client = grpcclient.InferenceServerClient(triton.grpc_url)
+    try:
+        for _ in range(2):
+            client.infer("yolov8n", encoded_inputs(image))
+    finally:
+        client.close()
+    spent = triton_breakdown(before, triton_counters(triton.grpc_url))
+
+    assert spent["requests"] == 2
+    assert 1 <= spent["executions"] <= 2
+    assert spent["images_per_execution"] >= 1
+    assert spent["request_ms"] > 0
+    phases = spent["queue_ms"] + spent["compute_input_ms"] + spent["compute_infer_ms"]
+    assert 0 < phases + spent["compute_output_ms"] <= spent["request_ms"] + 0.001
