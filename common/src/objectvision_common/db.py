@@ -100,8 +100,8 @@ class SchemaRevisions:
 def schema_revisions(
     *, migrations_dir: Path, database_url: str, schema: str, connect_timeout_s: int = 5
 ) -> SchemaRevisions:
-    """Read the schema's version table; raises sqlalchemy's OperationalError when the server
-    cannot be reached within `connect_timeout_s`."""
+    """Read the schema's version table; raises sqlalchemy's DBAPIError when the server cannot
+    be reached within `connect_timeout_s` or refuses the query."""
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
     scripts = ScriptDirectory.from_config(config)

@@ -135,7 +135,7 @@ class Migrations:
         missing table or column. A schema a newer version migrated (a rollback) is served with
         a warning; a database that cannot be reached now is left to the outage handling that
         every call has, so a database outage does not become a crash loop."""
-        from sqlalchemy.exc import OperationalError
+        from sqlalchemy.exc import DBAPIError
 
         from objectvision_common.db import schema_revisions
 
@@ -143,7 +143,7 @@ class Migrations:
             state = schema_revisions(
                 migrations_dir=self.directory, database_url=database_url, schema=self.schema
             )
-        except OperationalError as exc:
+        except DBAPIError as exc:  # unreachable, refused, not allowed to read the table
             logger.warning(
                 "could not check the database schema's revision; serving",
                 extra={"schema": self.schema, "error": str(exc).splitlines()[0]},
