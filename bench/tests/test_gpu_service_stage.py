@@ -6,7 +6,6 @@ Why in make test: device time is scarce and the box has no registry, so the scri
 there must not break unnoticed between device sessions (`make gpu-dry-run` runs all of it, in
 ten minutes, but only when asked)."""
 
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from bench.gpu_encoded import (
     triton_counters,
 )
 from objectvision_devstack.pytest_plugin import served_model_path
-from objectvision_devstack.triton import LocalTriton
+from objectvision_devstack.triton import LocalTriton, settled_statistics
 
 IMAGES = BenchConfig.preset(quick=True).images
 
@@ -64,14 +63,17 @@ def test_triton_s_own_counters_say_where_a_request_s_time_went(triton: LocalTrit
     import tritonclient.grpc as grpcclient
 
     image = (IMAGES / "bus.jpg").read_bytes()
-    before = _settled_counters(triton.grpc_url)
+    before = settled_statistics(lambda: triton_counters(triton.grpc_url))
     client = grpcclient.InferenceServerClient(triton.grpc_url)
     try:
         for _ in range(2):
             client.infer("yolov8n", encoded_inputs(image))
     finally:
         client.close()
-    after = _settled_counters(triton.grpc_url, requests_at_least=before["requests"] + 2)
+    after = settled_statistics(
+        lambda: triton_counters(triton.grpc_url),
+        enough=lambda now: now["requests"] >= before["requests"] + 2,
+    )
     spent = triton_breakdown(before, after)
 
     assert spent["requests"] == 2
@@ -80,17 +82,3 @@ def test_triton_s_own_counters_say_where_a_request_s_time_went(triton: LocalTrit
     assert spent["request_ms"] > 0
     phases = spent["queue_ms"] + spent["compute_input_ms"] + spent["compute_infer_ms"]
     assert 0 < phases + spent["compute_output_ms"] <= spent["request_ms"] + 0.001
-
-
-def _settled_counters(url: str, *, requests_at_least: int = 0) -> dict[str, int]:
-    """Triton counts a request after its answer leaves: read until the counters stop moving
-    (and reach what was sent), so an earlier test's last request is not counted as ours."""
-    deadline = time.monotonic() + 10
-    last = triton_counters(url)
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        now = triton_counters(url)
-        if now == last and now["requests"] >= requests_at_least:
-            return now
-        last = now
-    return last

@@ -11,7 +11,6 @@ import os
 import queue
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import tritonclient.grpc as grpcclient
 from inference_reference import IMAGES, TRITON_ENV
 
 from objectvision_devstack.processes import free_port
+from objectvision_devstack.triton import settled_statistics
 from objectvision_inference import detect_contract as contract
 from objectvision_inference.triton import (
     MODEL_NAME,
@@ -125,22 +125,6 @@ def _stats(client: grpcclient.InferenceServerClient) -> dict[str, int]:
     return {key: int(stats.get(key, 0)) for key in ("inference_count", "execution_count")}
 
 
-def _settled_stats(
-    client: grpcclient.InferenceServerClient, *, inferences_at_least: int = 0
-) -> dict[str, int]:
-    """The counters once Triton has recorded every answered request: it counts a request
-    after the answer leaves, so a reading taken right after the last answer can miss it."""
-    deadline = time.monotonic() + 10
-    last = _stats(client)
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        now = _stats(client)
-        if now == last and now["inference_count"] >= inferences_at_least:
-            return now
-        last = now
-    return last
-
-
 def test_bus_jpg_in_four_people_and_a_bus_out_in_image_pixels(server: Server) -> None:
     bus = (IMAGES / "bus.jpg").read_bytes()
     with grpcclient.InferenceServerClient(server.grpc_url) as client:
@@ -197,7 +181,7 @@ def test_dynamic_batching_merges_concurrent_requests(server: Server) -> None:
     with grpcclient.InferenceServerClient(server.grpc_url) as client:
         expected = [_answers(client.infer(MODEL_NAME, _inputs([data])))[0] for data in files]
         done: queue.Queue[tuple[int, object, object]] = queue.Queue()
-        before = _settled_stats(client)
+        before = settled_statistics(lambda: _stats(client))
         for i in range(CONCURRENT):
             client.async_infer(
                 MODEL_NAME,
@@ -205,7 +189,10 @@ def test_dynamic_batching_merges_concurrent_requests(server: Server) -> None:
                 callback=lambda result, error, i=i: done.put((i, result, error)),
             )
         outputs = [done.get(timeout=120) for _ in range(CONCURRENT)]
-        after = _settled_stats(client, inferences_at_least=before["inference_count"] + CONCURRENT)
+        after = settled_statistics(
+            lambda: _stats(client),
+            enough=lambda now: now["inference_count"] >= before["inference_count"] + CONCURRENT,
+        )
 
     for i, result, error in outputs:
         assert error is None, error

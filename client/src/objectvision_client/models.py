@@ -10,6 +10,7 @@ exactly what the API sent.
 
 from collections.abc import Mapping
 from datetime import datetime
+from email.message import Message
 from typing import Any, Self, TypeVar
 
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, model_validator
@@ -250,12 +251,10 @@ class ExportedFile(_Model):
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str], size: int) -> Self:
-        disposition = headers.get("content-disposition", "")
-        name = ""
-        for part in disposition.split(";"):
-            key, _, value = part.strip().partition("=")
-            if key.lower() == "filename":
-                name = value.strip().strip('"')
+        # The standard library's MIME header parser: quoting and RFC 2231 `filename*=`.
+        disposition = Message()
+        disposition["content-disposition"] = headers.get("content-disposition", "")
+        name = disposition.get_filename() or ""
         return cls(filename=name, content_type=headers.get("content-type", ""), size=size)
 
 

@@ -53,6 +53,13 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def _scripts_config(migrations_dir: Path) -> Config:
+    """Alembic's configuration for a service's migrations folder, with no ini file."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    return config
+
+
 def upgrade_to_head(*, migrations_dir: Path, database_url: str, schema: str) -> None:
     """Apply a service's migrations; safe to run on every start and from several processes."""
     url = sync_url(database_url)
@@ -61,8 +68,7 @@ def upgrade_to_head(*, migrations_dir: Path, database_url: str, schema: str) -> 
         # Serialise concurrent migrators (several replicas starting at once).
         connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": schema})
         connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-        config = Config()
-        config.set_main_option("script_location", str(migrations_dir))
+        config = _scripts_config(migrations_dir)
         config.attributes["connection"] = connection
         config.attributes["schema"] = schema
         command.upgrade(config, "head")
@@ -102,9 +108,7 @@ def schema_revisions(
 ) -> SchemaRevisions:
     """Read the schema's version table; raises sqlalchemy's DBAPIError when the server cannot
     be reached within `connect_timeout_s` or refuses the query."""
-    config = Config()
-    config.set_main_option("script_location", str(migrations_dir))
-    scripts = ScriptDirectory.from_config(config)
+    scripts = ScriptDirectory.from_config(_scripts_config(migrations_dir))
     engine = create_engine(
         sync_url(database_url), connect_args={"connect_timeout": connect_timeout_s}
     )

@@ -12,6 +12,7 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from objectvision_devstack.health import http_ok
 from objectvision_devstack.processes import ManagedProcess, free_port
@@ -105,6 +106,29 @@ def trace_arguments(url: str, *, service_name: str = "triton") -> list[str]:
         # the backend about when the caller's do.
         "--trace-config=opentelemetry,bsp_schedule_delay=500",
     ]
+
+
+Reading = TypeVar("Reading")
+
+
+def settled_statistics(
+    read: Callable[[], Reading],
+    *,
+    enough: Callable[[Reading], bool] = lambda _: True,
+    within_s: float = 10.0,
+) -> Reading:
+    """Triton's statistics once they stop moving (and are `enough`): it records a request
+    after the answer has left, so a reading taken right after the last answer can miss it,
+    and one taken before a test's requests can still be counting the previous test's."""
+    deadline = time.monotonic() + within_s
+    last = read()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = read()
+        if now == last and enough(now):
+            return now
+        last = now
+    return last
 
 
 class LocalTriton:
