@@ -1,7 +1,10 @@
 """The whole system, started once for the end-to-end suite, on free ports."""
 
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -129,3 +132,52 @@ def unique_bus_jpg() -> bytes:
     original = (SHARED_IMAGES / "bus.jpg").read_bytes()
     segment = b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
     return original[:2] + segment + original[2:]
+
+
+@dataclass(frozen=True)
+class ReceivedPost:
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class HookReceiver:
+    """A real HTTP server on 127.0.0.1 standing where a webhook's receiver would: it answers
+    every POST 200 and keeps each request (header names in lower case)."""
+
+    url: str = ""
+    posts: list[ReceivedPost] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, post: ReceivedPost) -> None:
+        with self.lock:
+            self.posts.append(post)
+
+    def received(self) -> list[ReceivedPost]:
+        with self.lock:
+            return list(self.posts)
+
+
+@pytest.fixture
+def hook_receiver() -> Iterator[HookReceiver]:
+    receiver = HookReceiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            receiver.record(ReceivedPost({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet: the tests report what matters."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield receiver
+    server.shutdown()
+    server.server_close()
+    thread.join()

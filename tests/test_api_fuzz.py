@@ -66,6 +66,8 @@ except ImportError:  # pragma: no cover - `make install` brings it
 SIGNUP = "/api/v1/auth/signup"
 LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"
+FORGOT_PASSWORD = "/api/v1/auth/forgot-password"
+RESET_PASSWORD = "/api/v1/auth/reset-password"
 LOGOUT = "/api/v1/auth/logout"
 ME = "/api/v1/users/me"
 PASSWORD = "correct horse battery"
@@ -78,6 +80,8 @@ PUBLIC_OPERATIONS = frozenset(
         ("POST", SIGNUP),
         ("POST", LOGIN),
         ("POST", REFRESH),
+        ("POST", FORGOT_PASSWORD),
+        ("POST", RESET_PASSWORD),
     }
 )
 FAST_EXAMPLES = 25

@@ -206,6 +206,23 @@ def test_jobs_watch_reports_a_finished_job(cli: Cli, batch_job: dict) -> None:
     assert result.stdout.splitlines()[0].split()[:3] == ["FILE", "STATUS", "OBJECTS"]
 
 
+def test_jobs_list_shows_the_finished_batch_and_a_finished_job_cannot_be_cancelled(
+    cli: Cli, batch_job: dict
+) -> None:
+    completed = cli.json("jobs", "list", "--status", "completed", "--kind", "batch")
+    assert batch_job["job_id"] in [job["job_id"] for job in completed["items"]]
+    assert {job["status"] for job in completed["items"]} == {"completed"}
+    assert all("items" not in job for job in completed["items"])
+    table = cli.run("jobs", "list", "--status", "completed")
+    rows = {line.split()[0]: line.split() for line in table.stdout.splitlines()[1:]}
+    assert rows[batch_job["job_id"]][1:4] == ["batch", "completed", "8/8"]
+
+    refused = cli.run("jobs", "cancel", batch_job["job_id"], expect=1)
+    assert "has already completed" in refused.stderr
+    assert "(HTTP 409 failed_precondition" in refused.stderr
+    assert cli.json("jobs", "show", batch_job["job_id"])["status"] == "completed"
+
+
 def test_history_lists_the_batch_with_paging(cli: Cli, batch_job: dict) -> None:
     page = cli.json("history", "--limit", "50")
     listed = {item["detection_id"] for item in page["items"]}
@@ -244,6 +261,64 @@ def test_keys_create_list_use_and_revoke(cli: Cli) -> None:
     assert {key["name"]: key for key in cli.json("keys", "list")}[name]["revoked_at"]
     refused = cli.run("history", "--limit", "1", expect=1, extra_env=with_key)
     assert "HTTP 401" in refused.stderr and "Check OBJECTVISION_API_KEY" in refused.stderr
+
+
+def test_webhooks_deliveries_are_listed_and_redelivered(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory, hook_receiver
+) -> None:
+    """`webhooks list`, `webhooks deliveries ID` and `webhooks redeliver ID DELIVERY_ID`, for a
+    user of its own whose one-image job sent a job.completed webhook."""
+    url = hook_receiver.url
+    email = _sign_up(stack)
+    cli = _new_cli(stack, tmp_path_factory)
+    cli.run("login", "--email", email, "--password", PASSWORD)
+    with Client(stack.gateway_url, headers={"X-Forwarded-For": _address()}) as client:
+        client.login(email, PASSWORD)
+        hook = client.create_webhook(url, ["job.completed"])
+        job = client.wait_for_job(client.submit_batch([BUS]).job_id, timeout=120)
+    assert job.status == "completed"
+    assert [listed["id"] for listed in cli.json("webhooks", "list")] == [hook.id]
+
+    def delivered() -> list[dict]:
+        page = cli.json("webhooks", "deliveries", hook.id, "--state", "delivered")
+        assert isinstance(page, dict)
+        return page["items"]
+
+    deadline = time.monotonic() + 60
+    while not (items := delivered()):
+        assert time.monotonic() < deadline, "the job.completed webhook was never delivered"
+        time.sleep(0.5)
+    [delivery] = items
+    assert (delivery["event_type"], delivery["attempts"], delivery["last_status_code"]) == (
+        "job.completed",
+        1,
+        200,
+    )
+    table = cli.run("webhooks", "deliveries", hook.id)
+    assert delivery["id"] in table.stdout and "delivered" in table.stdout
+    assert "Showing 1-1 of 1." in table.stderr
+
+    redelivered = cli.run("webhooks", "redeliver", hook.id, delivery["id"])
+    queued = redelivered.stdout.strip()
+    assert queued != delivery["id"] and delivery["event_id"] in redelivered.stderr
+    deadline = time.monotonic() + 60
+    while len(hook_receiver.received()) < 2:
+        assert time.monotonic() < deadline, "the redelivery never arrived"
+        time.sleep(0.2)
+    first, again = hook_receiver.received()
+    assert again.body == first.body and json.loads(again.body)["id"] == delivery["event_id"]
+    assert again.headers["x-objectvision-delivery"] == queued
+    assert first.headers["x-objectvision-delivery"] == delivery["id"]
+    newest = cli.json("webhooks", "deliveries", hook.id, "--limit", "1")
+    assert [item["redelivery_of"] for item in newest["items"]] == [delivery["id"]]
+    assert newest["total"] == 2
+
+    missing = cli.run("webhooks", "redeliver", hook.id, str(uuid.uuid4()), expect=1)
+    assert "no such delivery" in missing.stderr and "HTTP 404" in missing.stderr
+    assert (
+        "invalid choice"
+        in cli.run("webhooks", "deliveries", hook.id, "--state", "failed", expect=2).stderr
+    )
 
 
 def test_an_expired_access_token_is_refreshed_and_saved(
@@ -494,3 +569,56 @@ async def test_the_async_client_streams_an_export_and_names_a_running_jobs_confl
             item.detection_id for item in done.items
         ]
         assert len(coco["annotations"]) == sum(item.object_count for item in done.items)
+
+
+def test_history_delete_and_jobs_delete_remove_what_was_uploaded(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """A user of their own: the module's user keeps its history for the other tests."""
+    cli = _new_cli(stack, tmp_path_factory)
+    cli.run("login", "--email", _sign_up(stack), "--password", PASSWORD)
+    (detected,) = cli.json("detect", str(BUS))
+    detection_id = detected["detection_id"]
+
+    deleted = cli.run("history", "delete", detection_id)
+    assert f"Detection {detection_id} deleted, with its image." in deleted.stderr
+    assert cli.json("history")["total"] == 0
+    again = cli.run("history", "delete", detection_id, expect=1)
+    assert "HTTP 404" in again.stderr and "Traceback" not in again.stderr
+
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for path in sorted(COCO8.rglob("*.jpg"))[:2]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    job = cli.json("batch", str(folder), "--wait")
+    assert job["status"] == "completed" and cli.json("history")["total"] == 2
+
+    removed = cli.run("jobs", "delete", job["job_id"])
+    assert f"Job {job['job_id']} deleted" in removed.stderr
+    assert cli.json("history")["total"] == 0
+    assert cli.json("jobs", "list")["total"] == 0
+    assert "HTTP 404" in cli.run("jobs", "show", job["job_id"], expect=1).stderr
+
+
+async def test_the_async_client_deletes_and_names_a_running_jobs_conflict(stack: Stack) -> None:
+    email = f"async-delete-{uuid.uuid4().hex}@example.com"
+    async with AsyncClient(stack.gateway_url, headers={"X-Forwarded-For": _address()}) as client:
+        await client.signup(email, PASSWORD, "Async Delete")
+        await client.login(email, PASSWORD)
+        result = await client.detect_image(str(BUS))
+        assert await client.delete_detection(result.detection_id) is None
+        with pytest.raises(ObjectVisionError) as gone:
+            await client.get_detection(result.detection_id)
+        assert gone.value.status == 404
+
+        job = await client.submit_batch(_fresh_jpegs(8))
+        with pytest.raises(ObjectVisionError) as running:
+            await client.delete_job(job.job_id)
+        assert running.value.status == 409 and "cancel it first" in running.value.message
+        async with asyncio.timeout(120):
+            await client.wait_for_job(job.job_id, poll_seconds=0.2)
+        await client.delete_job(job.job_id)
+        assert (await client.history()).total == 0
+        with pytest.raises(ObjectVisionError) as again:
+            await client.delete_job(job.job_id)
+        assert again.value.status == 404

@@ -19,12 +19,15 @@ import subprocess
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from email import message_from_bytes
+from email.policy import default as default_policy
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.async_api import (
     Browser,
+    Dialog,
     Locator,
     Page,
     Route,
@@ -376,6 +379,55 @@ async def test_api_keys_and_webhooks(page: Page) -> None:
     await expect(hook).to_contain_text("job.completed")
     await view.get_by_role("button", name=f"Delete webhook {hook_url}").click()
     await expect(hook).to_have_count(0)
+
+
+async def test_a_webhooks_deliveries_are_shown_and_one_is_redelivered(
+    page: Page, stack: Stack, hook_receiver
+) -> None:
+    """A finished job's webhook shows under its webhook, delivered with HTTP 200; Redeliver
+    sends the same event again and the new delivery shows first, linked to the original."""
+    email, auth = await _api_account(stack)
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        created = await client.post(
+            "/api/v1/webhooks",
+            json={"url": hook_receiver.url, "events": ["job.completed"]},
+            headers=auth,
+        )
+        assert created.status_code == 201, created.text
+        await _finished_job(stack, auth, [BUS])
+        deliveries = f"/api/v1/webhooks/{created.json()['id']}/deliveries"
+        for _ in range(120):
+            answer = await client.get(deliveries, params={"state": "delivered"}, headers=auth)
+            if answer.json()["items"]:
+                break
+            await asyncio.sleep(0.5)
+    [first] = answer.json()["items"]
+
+    await page.goto("/")
+    await log_in(page, email)
+    await page.get_by_role("link", name="Webhooks").click()
+    view = visible_view(page)
+    await view.get_by_role("button", name=f"Deliveries of webhook {hook_receiver.url}").click()
+    rows = view.get_by_test_id("delivery-row")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_have_attribute("data-state", "delivered")
+    await expect(rows.first).to_contain_text("HTTP 200")
+    await rows.first.get_by_role(
+        "button", name=f"Redeliver job.completed delivery {first['id']}"
+    ).click()
+
+    await expect(page.get_by_test_id("status")).to_contain_text("queued for redelivery")
+    await expect(rows).to_have_count(2)
+    await expect(rows.first).to_have_attribute("data-redelivery-of", first["id"])
+    await expect(rows.nth(1)).to_have_attribute("data-id", first["id"])
+    await expect(view.get_by_test_id("webhook-deliveries")).not_to_contain_text("null")
+    for _ in range(120):
+        if len(hook_receiver.received()) == 2:
+            break
+        await asyncio.sleep(0.5)
+    original, again = hook_receiver.received()
+    assert again.body == original.body
+    assert json.loads(again.body)["id"] == first["event_id"]
 
 
 async def test_session_survives_a_reload_refreshes_once_and_logs_out(page: Page) -> None:
@@ -788,3 +840,92 @@ async def test_a_repeated_upload_says_it_came_from_the_result_cache(
         await expect(page.get_by_test_id("box")).to_have_count(5)
     finally:
         await context.close()
+
+
+async def _reset_link(stack: Stack, address: str) -> str:
+    """The link of the reset email to `address`, once the stack's SMTP sink has it."""
+    for _ in range(450):
+        for path in sorted(stack.mail_dir.glob("*.eml")):
+            message = message_from_bytes(path.read_bytes(), policy=default_policy)
+            recipients = [mailbox.addr_spec for mailbox in message["To"].addresses]
+            text = message.get_body(preferencelist=("plain",))
+            found = re.search(r"\S+/#/reset-password\?token=\S+", text.get_content())
+            if recipients == [address] and found:
+                return found[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no reset email to {address}")
+
+
+async def test_a_forgotten_password_is_reset_from_the_emailed_link(
+    page: Page, stack: Stack
+) -> None:
+    """The login form's "Forgot password?" asks for a link; the email's link opens a page
+    that takes the token out of the address bar and sets the new password; the old one no
+    longer logs in, the new one does."""
+    email = await sign_up_and_log_in(page)
+    await page.get_by_role("button", name="Log out").click()
+    await page.get_by_test_id("forgot-password-link").click()
+    forgot = page.get_by_test_id("forgot-form")
+    await forgot.get_by_label("Email").fill(email)
+    await forgot.get_by_role("button", name="Email me a link").click()
+    await expect(page.get_by_test_id("status")).to_contain_text(
+        f"If an account has the address {email}"
+    )
+
+    await page.goto(await _reset_link(stack, email))
+
+    reset = page.get_by_test_id("reset-form")
+    await expect(reset).to_be_visible()
+    assert page.url.endswith("/#/reset-password"), page.url
+    await reset.get_by_label("New password").fill("a new console passphrase")
+    await reset.get_by_role("button", name="Set new password").click()
+    await expect(page.get_by_test_id("status")).to_have_text(
+        "Your password has been changed. Log in with the new one."
+    )
+    login = page.get_by_test_id("login-form")
+    await login.get_by_label("Email").fill(email)
+    await login.get_by_label("Password").fill(PASSWORD)
+    await login.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_test_id("error")).to_be_visible()
+    await login.get_by_label("Password").fill("a new console passphrase")
+    await login.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_test_id("account-email")).to_have_text(email)
+
+
+async def test_a_detection_and_a_finished_job_are_deleted_from_their_pages(page: Page) -> None:
+    """Each asks first: a dismissed question deletes nothing. Then the page empties, says what
+    went, and the history no longer lists it."""
+    answers = iter([False, True, True])
+    questions: list[str] = []
+
+    async def answer(dialog: Dialog) -> None:
+        questions.append(dialog.message)
+        await (dialog.accept() if next(answers) else dialog.dismiss())
+
+    page.on("dialog", answer)
+    await sign_up_and_log_in(page)
+    await page.get_by_test_id("file-input").set_input_files(BUS)
+    await expect(page.get_by_test_id("box")).to_have_count(5, timeout=SLOW_MS)
+    delete = page.get_by_test_id("delete-detection")
+    await delete.click()  # dismissed: the detection stays, and can still be deleted
+    await expect(page.get_by_test_id("box")).to_have_count(5)
+    await delete.click()
+    await expect(page.get_by_test_id("status")).to_have_text("Deleted bus.jpg and its detection.")
+    await expect(page.get_by_test_id("stage")).to_be_hidden()
+    question = "Delete bus.jpg and its detection for good? It leaves your history and exports."
+    assert questions[:2] == [question, question]
+
+    await page.get_by_test_id("file-input").set_input_files(BATCH)
+    progress = page.get_by_test_id("job-progress")
+    await expect(progress).to_have_attribute("data-status", "completed", timeout=SLOW_MS)
+    job_id = await page.get_by_test_id("job-id").text_content()
+    await page.get_by_test_id("delete-job").click()
+    await expect(page.get_by_test_id("status")).to_have_text(
+        f"Deleted job {job_id} with its images and their detections."
+    )
+    await expect(progress).to_be_hidden()
+    assert "Delete this job with its images" in questions[2]
+
+    await page.get_by_role("link", name="History").click()
+    await expect(page.get_by_test_id("history-list")).to_contain_text("No detections yet")
+    await expect(page.get_by_test_id("history-item")).to_have_count(0)

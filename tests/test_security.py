@@ -307,13 +307,18 @@ def _object_requests(v: VictimObjects) -> list[tuple[str, str, dict[str, Any]]]:
         ("PATCH", f"/api/v1/users/{v.owner.id}", {"json": {"name": "Hijacked"}}),
         ("DELETE", f"{API_KEYS}/{v.api_key['id']}", {}),
         ("GET", detection, {}),
+        ("DELETE", detection, {}),
         ("GET", f"{detection}/image", {}),
         ("GET", f"{detection}/image", {"params": {"annotated": "false"}}),
         ("GET", f"/api/v1/detect/jobs/{v.job_id}", {}),
+        ("DELETE", f"/api/v1/detect/jobs/{v.job_id}", {}),
         ("GET", f"/api/v1/detect/jobs/{v.video_job_id}", {}),
+        ("DELETE", f"/api/v1/detect/jobs/{v.video_job_id}", {}),
         ("GET", f"/api/v1/detect/jobs/{v.video_job_id}/frames", {}),
         ("GET", f"/api/v1/detect/jobs/{v.video_job_id}/annotated", {}),
         ("DELETE", f"{WEBHOOKS}/{v.webhook_id}", {}),
+        ("GET", f"{WEBHOOKS}/{v.webhook_id}/deliveries", {}),
+        ("POST", f"{WEBHOOKS}/{v.webhook_id}/deliveries/{uuid.uuid4()}/redeliver", {}),
     ]
 
 

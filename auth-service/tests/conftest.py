@@ -273,6 +273,10 @@ class Database:
         async with self._engine.connect() as connection:
             return (await connection.execute(text(sql), params)).one_or_none()
 
+    async def rows(self, sql: str, **params: Any) -> list[Any]:
+        async with self._engine.connect() as connection:
+            return list((await connection.execute(text(sql), params)).all())
+
     async def execute(self, sql: str, **params: Any) -> None:
         async with self._engine.begin() as connection:
             await connection.execute(text(sql), params)

@@ -147,6 +147,110 @@ def test_list_answers_keep_each_item_body(server: tuple[str, Answers]) -> None:
     assert listed.raw == key
 
 
+def test_a_jobs_page_and_a_cancelled_job_become_typed_answers(
+    server: tuple[str, Answers],
+) -> None:
+    url, answers = server
+    cancelled = {
+        "job_id": "j-2",
+        "status": "cancelled",
+        "total": 3,
+        "processed": 1,
+        "failed": 0,
+        "items": [
+            {"filename": "a.jpg", "status": "completed", "detection_id": "d-1", "object_count": 5},
+            {"filename": "b.jpg", "status": "cancelled", "detection_id": None, "error": None},
+        ],
+        "created_at": "2026-12-05T04:00:00Z",
+        "completed_at": "2026-12-05T04:01:00Z",
+        "kind": "batch",
+    }
+    video = {
+        "job_id": "j-3",
+        "status": "processing",
+        "total": 40,
+        "processed": 8,
+        "created_at": "2026-12-05T04:02:00Z",
+        "kind": "video",
+        "video": {
+            "filename": "street.mp4",
+            "container": "mp4",
+            "codec": "h264",
+            "width": 640,
+            "height": 480,
+            "duration_seconds": 4.0,
+            "frame_rate": 10.0,
+            "frame_count": 40,
+            "sampled_frames": 40,
+            "sampling": {"fps": None, "every": 1},
+        },
+    }
+    summary = {key: value for key, value in cancelled.items() if key != "items"}
+    answers.json(
+        "/api/v1/detect/jobs", {"items": [video, summary], "total": 7, "limit": 2, "offset": 0}
+    )
+    answers.json("/api/v1/detect/jobs/j-2/cancel", cancelled)
+    with Client(url, api_key="ov_test") as client:
+        page = client.list_jobs(limit=2, status="cancelled", kind="batch")
+        stopped = client.cancel_job("j-2")
+    assert (page.total, page.limit, [job.job_id for job in page.items]) == (7, 2, ["j-3", "j-2"])
+    listed_video, listed_batch = page.items
+    assert listed_video.video is not None and listed_video.video.filename == "street.mp4"
+    assert not listed_video.done and listed_batch.items == ()
+    assert listed_batch.raw == summary
+    # Cancelled is final: waiting for the job ends there.
+    assert stopped.done and stopped.status == "cancelled"
+    assert [item.status for item in stopped.items] == ["completed", "cancelled"]
+
+
+def test_a_webhooks_deliveries_and_a_redelivery_become_typed_answers(
+    server: tuple[str, Answers],
+) -> None:
+    url, answers = server
+    dead = {
+        "id": "d-1",
+        "webhook_id": "w-1",
+        "event_id": "e-1",
+        "event_type": "job.completed",
+        "state": "dead",
+        "attempts": 8,
+        "last_attempt_at": "2026-12-05T04:10:00Z",
+        "last_status_code": 503,
+        "last_error": "receiver answered 503",
+        "next_attempt_at": None,
+        "created_at": "2026-12-05T04:00:00Z",
+        "delivered_at": None,
+        "redelivery_of": None,
+    }
+    queued = {
+        **dead,
+        "id": "d-2",
+        "state": "pending",
+        "attempts": 0,
+        "last_attempt_at": None,
+        "last_status_code": None,
+        "last_error": None,
+        "next_attempt_at": "2026-12-05T05:00:00Z",
+        "created_at": "2026-12-05T05:00:00Z",
+        "redelivery_of": "d-1",
+    }
+    answers.json(
+        "/api/v1/webhooks/w-1/deliveries",
+        {"items": [dead], "total": 7, "limit": 1, "offset": 0},
+    )
+    answers.json("/api/v1/webhooks/w-1/deliveries/d-1/redeliver", queued, status=202)
+    with Client(url, api_key="ov_test") as client:
+        page = client.list_webhook_deliveries("w-1", state="dead", limit=1)
+        again = client.redeliver("w-1", "d-1")
+    (listed,) = page.items
+    assert (page.total, page.limit, page.offset) == (7, 1, 0)
+    assert (listed.state, listed.attempts, listed.last_status_code) == ("dead", 8, 503)
+    assert listed.last_attempt_at == datetime(2026, 12, 5, 4, 10, tzinfo=UTC)
+    assert listed.next_attempt_at is None and listed.raw == dead
+    assert (again.id, again.state, again.redelivery_of) == ("d-2", "pending", "d-1")
+    assert (again.event_id, again.last_status_code) == ("e-1", None)
+
+
 @pytest.mark.parametrize(
     ("answer", "problem"),
     [

@@ -35,6 +35,7 @@ from objectvision_common.revocation import revoked_session_key, revoked_token_ke
 IMAGE = "/api/v1/detect/image"
 BATCH = "/api/v1/detect/batch"
 HISTORY = "/api/v1/detect/history"
+JOBS = "/api/v1/detect/jobs"
 ISSUER, AUDIENCE, KID = "objectvision-auth", "objectvision", "detect-tests"
 # Not an image the gateway could judge: only the detection service reads the bytes.
 BYTES = b"\xff\xd8\xff" + b"\x00" * 61
@@ -137,8 +138,12 @@ def _one(name: str = "file", data: bytes = BYTES, filename: str = "a.jpg") -> li
         ("POST", IMAGE),
         ("POST", BATCH),
         ("GET", HISTORY),
+        ("GET", JOBS),
         ("GET", f"/api/v1/detect/jobs/{uuid.uuid4()}"),
+        ("POST", f"/api/v1/detect/jobs/{uuid.uuid4()}/cancel"),
+        ("DELETE", f"/api/v1/detect/jobs/{uuid.uuid4()}"),
         ("GET", f"/api/v1/detect/{uuid.uuid4()}"),
+        ("DELETE", f"/api/v1/detect/{uuid.uuid4()}"),
         ("GET", f"/api/v1/detect/{uuid.uuid4()}/image"),
     ],
 )
@@ -405,6 +410,9 @@ async def test_reads_are_sent_on(authed: httpx.AsyncClient) -> None:
         HISTORY,
         f"{HISTORY}?limit=100&offset=5&class_name=bus&since=2024-01-01T00:00:00Z&until=2030-01-01",
         f"/api/v1/detect/jobs/{job_id}",
+        JOBS,
+        f"{JOBS}?status=cancelled&kind=video&limit=100&offset=5",
+        f"{JOBS}?status=pending&kind=batch",
         f"/api/v1/detect/{detection_id}",
         f"/api/v1/detect/{detection_id}/image",
         f"/api/v1/detect/{detection_id}/image?annotated=false",
@@ -418,12 +426,37 @@ async def test_reads_are_sent_on(authed: httpx.AsyncClient) -> None:
         "/api/v1/detect/not-a-uuid",
         "/api/v1/detect/not-a-uuid/image",
         "/api/v1/detect/jobs/not-a-uuid",
-        "/api/v1/detect/jobs",
+        "/api/v1/detect/jobs/",
         f"/api/v1/detect/{uuid.uuid4()}/nothing",
     ],
 )
 async def test_malformed_ids_name_nothing(authed: httpx.AsyncClient, path: str) -> None:
     _assert_error(await authed.get(path), 404, "not_found")
+
+
+async def test_cancelling_is_sent_on_for_a_job_id_and_names_nothing_else(
+    authed: httpx.AsyncClient,
+) -> None:
+    _assert_sent_on(await authed.post(f"{JOBS}/{uuid.uuid4()}/cancel"))
+    _assert_error(await authed.post(f"{JOBS}/not-a-uuid/cancel"), 404, "not_found")
+    response = await authed.get(f"{JOBS}/{uuid.uuid4()}/cancel")
+    _assert_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
+
+
+async def test_deleting_is_sent_on_for_an_id_and_names_nothing_else(
+    authed: httpx.AsyncClient,
+) -> None:
+    """A detection and a job each have their own DELETE; the fixed paths beside them are
+    never read as an id, whatever the method."""
+    _assert_sent_on(await authed.delete(f"/api/v1/detect/{uuid.uuid4()}"))
+    _assert_sent_on(await authed.delete(f"{JOBS}/{uuid.uuid4()}"))
+    for path in ("/api/v1/detect/not-a-uuid", f"{JOBS}/not-a-uuid"):
+        _assert_error(await authed.delete(path), 404, "not_found")
+    for path in (HISTORY, JOBS):
+        response = await authed.delete(path)
+        _assert_error(response, 405, "method_not_allowed")
+        assert response.headers["allow"] == "GET"
 
 
 async def test_upload_paths_are_not_read_as_ids(authed: httpx.AsyncClient) -> None:
@@ -451,6 +484,25 @@ async def test_bad_history_queries_are_a_422(
     authed: httpx.AsyncClient, query: str, name: str
 ) -> None:
     _assert_invalid(await authed.get(f"{HISTORY}?{query}"), "query", name)
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("offset=-1", "offset"),
+        (f"offset={2**31}", "offset"),
+        ("status=done", "status"),
+        ("status=", "status"),
+        ("kind=audio", "kind"),
+    ],
+)
+async def test_bad_job_list_queries_are_a_422(
+    authed: httpx.AsyncClient, query: str, name: str
+) -> None:
+    """The same page limits as the history's, and only the statuses and kinds jobs have."""
+    _assert_invalid(await authed.get(f"{JOBS}?{query}"), "query", name)
 
 
 async def test_annotated_must_be_a_boolean(authed: httpx.AsyncClient) -> None:
@@ -534,6 +586,28 @@ def test_openapi_describes_the_detection_routes(
         (parameter,) = paths[path]["get"]["parameters"]
         assert parameter["schema"]["format"] == "uuid"
     assert json.dumps(paths[HISTORY]["get"]["responses"]["200"]).count("DetectionListOut") == 1
+
+    listing = paths[JOBS]["get"]
+    assert listing["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/JobListOut"
+    }
+    query = {p["name"]: p["schema"] for p in listing["parameters"]}
+    assert set(query) == {"status", "kind", "limit", "offset"}
+    assert query["status"]["enum"] == ["pending", "processing", "completed", "failed", "cancelled"]
+    assert query["kind"]["enum"] == ["batch", "video"]
+    assert (query["limit"]["maximum"], query["limit"]["default"]) == (100, 20)
+    # A list is for finding a job: its items are read one job at a time.
+    assert "items" not in schemas["JobSummaryOut"]["properties"]
+    assert "items" in schemas["JobOut"]["properties"]
+    cancel = paths["/api/v1/detect/jobs/{job_id}/cancel"]["post"]
+    assert cancel["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/JobOut"
+    }
+    assert {"401", "404", "409", "422", "503"} <= set(cancel["responses"])
+    for path in ("/api/v1/detect/{detection_id}", "/api/v1/detect/jobs/{job_id}"):
+        deletion = paths[path]["delete"]
+        assert {"204", "401", "404", "409", "422", "503"} <= set(deletion["responses"])
+        assert "content" not in deletion["responses"]["204"]
 
 
 # Exports (gateway.routers.exports): the query is checked here, the file is made upstream

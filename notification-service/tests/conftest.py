@@ -479,6 +479,23 @@ def finished(
     )
 
 
+def cancelled(
+    user_id: str, job_id: str, *, processed: int = 1, counts: dict[str, int] | None = None
+) -> notification_pb2.Event:
+    """A job its owner stopped after `processed` of its 4 images (detection's CancelJob)."""
+    return notification_pb2.Event(
+        type="job.cancelled",
+        user_id=user_id,
+        job_finished=notification_pb2.JobFinished(
+            job_id=job_id,
+            status="cancelled",
+            total=4,
+            processed=processed,
+            class_counts=counts if counts is not None else {"person": 2},
+        ),
+    )
+
+
 def progress(user_id: str, job_id: str, processed: int, total: int = 4) -> notification_pb2.Event:
     return notification_pb2.Event(
         type="job.progress",
@@ -493,6 +510,7 @@ class Events:
     registered = staticmethod(registered)
     address_notice = staticmethod(address_notice)
     finished = staticmethod(finished)
+    cancelled = staticmethod(cancelled)
     progress = staticmethod(progress)
 
 

@@ -47,6 +47,42 @@ async def test_the_owner_sees_progress_then_completion_and_the_stream_ends(
     assert await stream.code() == grpc.StatusCode.OK
 
 
+async def test_a_cancelled_job_ends_the_stream_with_its_final_event(
+    service, producer, peers, new_user, as_user, events
+) -> None:
+    user_id, _ = new_user()
+    job_id = str(uuid.uuid4())
+    peers.detection.jobs[job_id] = (user_id, job(job_id, detection_pb2.JOB_STATUS_PROCESSING))
+    stream = subscribe(service, as_user, user_id, job_id)
+
+    assert (await stream.read()).type == "job.progress"
+    await producer.publish(events.progress(user_id, job_id, 1))
+    stopped = events.cancelled(user_id, job_id, processed=1, counts={"dog": 3})
+    await producer.publish(stopped)
+
+    rest = [event async for event in stream]
+    assert [event.type for event in rest] == ["job.progress", "job.cancelled"]
+    assert rest[-1].id == stopped.id
+    finished = rest[-1].job_finished
+    assert (finished.status, finished.processed, finished.total) == ("cancelled", 1, 4)
+    assert dict(finished.class_counts) == {"dog": 3}
+    assert await stream.code() == grpc.StatusCode.OK
+
+
+async def test_a_late_subscriber_to_a_cancelled_job_gets_its_final_event_at_once(
+    service, producer, peers, new_user, as_user, events, wait
+) -> None:
+    user_id, _ = new_user()
+    job_id = str(uuid.uuid4())
+    stopped = events.cancelled(user_id, job_id)
+    await producer.publish(stopped)
+    await wait(lambda: service.runtime.redis.exists(f"objectvision:jobs:{job_id}:final"))
+    peers.detection.jobs[job_id] = (user_id, job(job_id, detection_pb2.JOB_STATUS_CANCELLED, 1))
+
+    received = [event async for event in subscribe(service, as_user, user_id, job_id)]
+    assert [(event.id, event.type) for event in received] == [(stopped.id, "job.cancelled")]
+
+
 async def test_a_late_subscriber_gets_the_final_event_at_once(
     service, producer, peers, new_user, as_user, events, mail_sink, mail, wait
 ) -> None:
@@ -73,6 +109,19 @@ async def test_a_finished_job_without_a_stored_event_is_rebuilt_from_the_job(
     peers.detection.jobs[job_id] = (user_id, failed)
     [final] = [event async for event in subscribe(service, as_user, user_id, job_id)]
     assert final.type == "job.failed" and final.job_finished.processed == 2
+
+
+async def test_a_cancelled_job_without_a_stored_event_is_rebuilt_as_cancelled(
+    service, peers, new_user, as_user
+) -> None:
+    user_id, _ = new_user()
+    job_id = str(uuid.uuid4())
+    stopped = job(job_id, detection_pb2.JOB_STATUS_CANCELLED, 1)
+    stopped.completed_at.FromSeconds(int(time.time()) - 3600)
+    peers.detection.jobs[job_id] = (user_id, stopped)
+    [final] = [event async for event in subscribe(service, as_user, user_id, job_id)]
+    assert final.type == "job.cancelled"
+    assert (final.job_finished.status, final.job_finished.processed) == ("cancelled", 1)
 
 
 async def test_a_subscriber_between_the_finish_and_its_event_gets_the_real_event(

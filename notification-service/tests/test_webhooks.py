@@ -94,7 +94,12 @@ async def test_an_empty_event_list_means_every_job_event_and_unknown_types_are_r
 ) -> None:
     user_id, _ = new_user()
     created = await create(service, as_user, user_id, receiver.url("/all"))
-    assert list(created.webhook.events) == ["job.progress", "job.completed", "job.failed"]
+    assert list(created.webhook.events) == [
+        "job.progress",
+        "job.completed",
+        "job.failed",
+        "job.cancelled",
+    ]
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await create(service, as_user, user_id, receiver.url("/typo"), ["job.complete"])
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -204,6 +209,35 @@ async def test_a_finished_job_is_posted_signed_to_the_users_webhook(
     [row] = await wait(lambda: webhook_rows(service, event_id))
     assert request.headers["X-ObjectVision-Delivery"] == str(row.id)
     await wait(lambda: _state(service, event_id, "delivered"))
+
+
+async def test_a_cancelled_job_reaches_the_webhooks_that_asked_for_it_and_sends_no_report(
+    service, producer, receiver, new_user, as_user, events, wait
+) -> None:
+    user_id, _ = new_user()
+    path = f"/cancelled/{user_id}"
+    created = await create(service, as_user, user_id, receiver.url(path), ["job.cancelled"])
+    assert list(created.webhook.events) == ["job.cancelled"]
+    await create(service, as_user, user_id, receiver.url(f"/done/{user_id}"), ["job.completed"])
+    job_id = str(uuid.uuid4())
+    event_id = await producer.publish(events.cancelled(user_id, job_id, counts={"cat": 1}))
+
+    [request] = await wait(lambda: receiver.received(path))
+    body = verify(request, created.secret)
+    assert request.headers["X-ObjectVision-Event"] == "job.cancelled"
+    assert body["id"] == event_id and body["type"] == "job.cancelled"
+    assert body["data"]["status"] == "cancelled" and body["data"]["job_id"] == job_id
+    assert body["data"]["class_counts"] == {"cat": 1}
+    await wait(lambda: _state(service, event_id, "delivered"))
+    # The event's deliveries commit together: this one webhook, and no report email.
+    async with service.runtime.sessions() as session:
+        channels = (
+            await session.execute(
+                select(deliveries.c.channel).where(deliveries.c.event_id == uuid.UUID(event_id))
+            )
+        ).scalars()
+        assert list(channels) == ["webhook"]
+    assert receiver.received(f"/done/{user_id}") == []
 
 
 async def _state(service, event_id: str, state: str) -> bool:

@@ -34,6 +34,11 @@ class AuthSettings(GrpcServiceSettings):
     refresh_token_expire_days: int = Field(
         default=7, ge=1, le=365, validation_alias="REFRESH_TOKEN_EXPIRE_DAYS"
     )
+    # How long the link of a forgotten-password email works: short, because the token
+    # travels through the outbox, the events stream and the mail (ADR 0021). A day at most.
+    password_reset_ttl_seconds: int = Field(
+        default=1800, ge=1, le=24 * 3600, validation_alias="PASSWORD_RESET_TTL_SECONDS"
+    )
 
     # RFC 9106's second recommended option (argon2-cffi's default profile): well above the
     # OWASP floor and ~50 ms per hash on a current server core.

@@ -10,12 +10,14 @@ domain errors, mapped to gRPC status by the shared server interceptor.
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from google.protobuf import empty_pb2
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service.api_keys import service as api_keys_service
 from auth_service.api_keys.models import ApiKey
+from auth_service.password_resets import service as password_resets_service
 from auth_service.passwords import PasswordHasher
 from auth_service.preferences import service as preferences_service
 from auth_service.preferences.models import UserSettings
@@ -41,6 +43,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     signup_notices: SignUpNotices
     admin_emails: frozenset[str]
     service_token_secret: str
+    password_reset_lifetime: timedelta
 
     # Sessions and credentials: called by the gateway before there is a principal.
 
@@ -128,6 +131,28 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             auth_method=AUTH_METHOD_API_KEY,
             credential_id=str(key.id),
         )
+
+    async def RequestPasswordReset(
+        self, request: auth_pb2.RequestPasswordResetRequest, context: ServicerContext
+    ) -> empty_pb2.Empty:
+        async with self.sessions() as session:
+            await password_resets_service.request_reset(
+                session=session, email=request.email, lifetime=self.password_reset_lifetime
+            )
+        return empty_pb2.Empty()
+
+    async def ResetPassword(
+        self, request: auth_pb2.ResetPasswordRequest, context: ServicerContext
+    ) -> empty_pb2.Empty:
+        async with self.sessions() as session:
+            await password_resets_service.reset_password(
+                session=session,
+                passwords=self.passwords,
+                revoked=self.tokens.revoked,
+                token=request.token,
+                new_password=request.new_password,
+            )
+        return empty_pb2.Empty()
 
     # The caller's own resources: need the principal the gateway signed.
 

@@ -20,6 +20,15 @@ SIGNUP_ATTEMPTED = "user.signup_attempted"
 # Someone tried to change another account's email to the address of an existing account; its
 # owner is told.
 EMAIL_CHANGE_ATTEMPTED = "user.email_change_attempted"
+# Someone asked for a password reset link for an active account; the link goes to its owner.
+PASSWORD_RESET_REQUESTED = "user.password_reset_requested"  # noqa: S105 - an event type
+# Security notices: the account's password or sign-in address was changed; its owner is told.
+PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an event type
+EMAIL_CHANGED = "user.email_changed"
+# How a password was changed, as the notice tells its owner (PasswordChanged.method).
+CHANGED_IN_SETTINGS = "settings"
+CHANGED_BY_ADMINISTRATOR = "administrator"
+CHANGED_WITH_RESET_LINK = "reset_link"
 
 # Declared on the auth metadata, like the ORM models, so migrations and the drift test see it.
 OUTBOX = outbox_table(Base.metadata)
@@ -67,6 +76,87 @@ async def add_email_change_attempted(
         user_id=user_id,
         occurred_at=occurred_at,
     )
+
+
+async def add_password_reset_requested(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    token: str,
+    expires_at: datetime,
+    occurred_at: datetime,
+) -> uuid.UUID:
+    """Stage a `user.password_reset_requested` event for account `user_id`; returns the event
+    id.
+
+    The only event with a secret in it: the token, for the email's link and nothing else
+    (ADR 0021). Like the address notices it names the account, not the address the request
+    typed, so the link goes to the address the account has when the mail is made.
+    """
+    event = notification_pb2.Event(
+        type=PASSWORD_RESET_REQUESTED,
+        user_id=str(user_id),
+        password_reset_requested=notification_pb2.PasswordResetRequested(token=token),
+    )
+    event.password_reset_requested.expires_at.FromDatetime(expires_at)
+    event.occurred_at.FromDatetime(occurred_at)
+    return await add_event(session, OUTBOX, event)
+
+
+async def add_password_changed(
+    *, session: AsyncSession, user_id: uuid.UUID, method: str, occurred_at: datetime
+) -> uuid.UUID:
+    """Stage a `user.password_changed` event for account `user_id`, changed by `method`
+    (one of the CHANGED_* values); returns the event id.
+
+    Staged in the change's own transaction, so the owner hears of every password that was
+    set and of none that was refused. It names the account and how, nothing about the
+    password: the notice goes to the address the account has when it is made, like the reset
+    link.
+    """
+    event = notification_pb2.Event(
+        type=PASSWORD_CHANGED,
+        user_id=str(user_id),
+        password_changed=notification_pb2.PasswordChanged(method=method),
+    )
+    event.occurred_at.FromDatetime(occurred_at)
+    return await add_event(session, OUTBOX, event)
+
+
+async def add_email_changed(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    old_email: str,
+    new_email: str,
+    occurred_at: datetime,
+) -> uuid.UUID:
+    """Stage a `user.email_changed` event for account `user_id`; returns the event id.
+
+    The notice goes to `old_email`, which only this event still knows once the change has
+    committed: whoever took the account over reads the new address, its owner the old one.
+    Of the new address it carries a hint (`email_hint`), all the notice shows, so the old
+    inbox, which may no longer be the owner's, learns no full address from it.
+    """
+    event = notification_pb2.Event(
+        type=EMAIL_CHANGED,
+        user_id=str(user_id),
+        email_changed=notification_pb2.EmailChanged(
+            old_email=old_email, new_email_hint=email_hint(new_email)
+        ),
+    )
+    event.occurred_at.FromDatetime(occurred_at)
+    return await add_event(session, OUTBOX, event)
+
+
+def email_hint(email: str) -> str:
+    """The address with its local part reduced to the first character: `a***@example.com`.
+
+    Enough for an owner to tell their own new address from a stranger's; the fixed `***`
+    does not give away the local part's length.
+    """
+    local, _, domain = email.rpartition("@")
+    return f"{local[:1]}***@{domain}"
 
 
 async def _add_address_notice(

@@ -56,6 +56,7 @@ async def build(settings: AuthSettings) -> ServiceParts:
         signup_notices=SignUpNotices(redis),
         admin_emails=settings.admin_emails,
         service_token_secret=settings.service_token_secret,
+        password_reset_lifetime=timedelta(seconds=settings.password_reset_ttl_seconds),
     )
     return ServiceParts(
         registrations=[

@@ -21,6 +21,7 @@ from objectvision_client.models import (
     HistoryPage,
     Job,
     JobItem,
+    JobsPage,
     ServedModel,
     SignUpAccepted,
     StoredDetection,
@@ -30,6 +31,8 @@ from objectvision_client.models import (
     VideoFramesPage,
     VideoInfo,
     Webhook,
+    WebhookDeliveriesPage,
+    WebhookDelivery,
 )
 from objectvision_client.operations import DetectionParams
 from objectvision_client.retry import RetryPolicy
@@ -49,6 +52,7 @@ __all__ = [
     "HistoryPage",
     "Job",
     "JobItem",
+    "JobsPage",
     "ObjectVisionConnectionError",
     "ObjectVisionError",
     "RetryPolicy",
@@ -61,4 +65,6 @@ __all__ = [
     "VideoFramesPage",
     "VideoInfo",
     "Webhook",
+    "WebhookDeliveriesPage",
+    "WebhookDelivery",
 ]

@@ -1,5 +1,5 @@
-"""The `objectvision` command: log in once, then detect, run batches, read history and manage
-API keys from a shell.
+"""The `objectvision` command: log in once, then detect, run batches, read history, manage
+API keys and follow webhook deliveries from a shell.
 
 Results go to stdout (a table, or the API's JSON with --json); progress, confirmations and
 errors go to stderr, so output can be piped. Exit status: 0 success, 1 the request or the
@@ -13,6 +13,7 @@ import getpass
 import json
 import os
 import sys
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,8 +25,14 @@ import httpx
 from objectvision_client.client import DEFAULT_API_URL, Client
 from objectvision_client.credentials import CredentialStore, SavedSession
 from objectvision_client.errors import ObjectVisionError
-from objectvision_client.models import DetectionResult, Job, VideoFrame
-from objectvision_client.operations import EXPORT_FORMATS, DetectionParams
+from objectvision_client.models import DetectionResult, Job, VideoFrame, WebhookDelivery
+from objectvision_client.operations import (
+    DELIVERY_STATES,
+    EXPORT_FORMATS,
+    JOB_KINDS,
+    JOB_STATUSES,
+    DetectionParams,
+)
 from objectvision_client.output import ProgressBar, format_table
 
 API_URL_VARIABLE = "OBJECTVISION_API_URL"
@@ -35,7 +42,7 @@ JOB_POLL_SECONDS = 0.5
 # The API's MAX_BATCH_FILES default: a larger folder is sent as several jobs.
 MAX_FILES_PER_JOB = 100
 # Commands that send no credentials: a 401 there is about the password, not the session.
-PUBLIC_COMMANDS = frozenset({"login", "signup"})
+PUBLIC_COMMANDS = frozenset({"login", "signup", "forgot-password", "reset-password"})
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -303,6 +310,37 @@ def cmd_login(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_forgot_password(ctx: Context) -> int:
+    email = _prompt(ctx.args.email, "Email")
+    with ctx.public_client() as client:
+        client.forgot_password(email)
+    ctx.say(
+        f"If an account has the address {email}, a link to choose a new password is on its "
+        "way there. Open it, or run `objectvision reset-password --token <the link>`."
+    )
+    return EXIT_OK
+
+
+def reset_token(text: str) -> str:
+    """The token, given as itself or as the whole link the email carried
+    (`…/#/reset-password?token=…`)."""
+    text = text.strip()
+    _, marker, rest = text.partition("token=")
+    return urllib.parse.unquote(rest.split("&")[0]) if marker else text
+
+
+def cmd_reset_password(ctx: Context) -> int:
+    token = reset_token(_prompt(ctx.args.token, "Token"))
+    password = _read_password(ctx, confirm=True)
+    with ctx.public_client() as client:
+        client.reset_password(token, password)
+    ctx.say(
+        "Password changed. Every session of the account has ended: "
+        "log in with `objectvision login`."
+    )
+    return EXIT_OK
+
+
 def cmd_logout(ctx: Context) -> int:
     saved = ctx.store.load(ctx.api_url)
     if saved is None:
@@ -393,6 +431,12 @@ def _report_jobs(ctx: Context, jobs: Sequence[Job]) -> int:
     total = sum(job.total for job in jobs)
     failed = sum(job.failed for job in jobs)
     ids = ", ".join(job.job_id for job in jobs)
+    cancelled = [job for job in jobs if job.status == "cancelled"]
+    if cancelled:
+        done = sum(job.processed for job in cancelled)
+        of = sum(job.total for job in cancelled)
+        names = ", ".join(job.job_id for job in cancelled)
+        raise CliError(f"job {names} was cancelled after {done} of {of} images")
     if any(job.status != "completed" for job in jobs):
         raise CliError(f"job {ids} failed: {failed} of {total} images failed")
     if failed:
@@ -501,6 +545,8 @@ def cmd_detect_video(ctx: Context) -> int:
     ):
         print(video_frames_table(frames), file=ctx.stdout)
     if job.status != "completed":
+        if job.status == "cancelled":
+            raise CliError(f"job {job.job_id} was cancelled after {len(frames)} frames")
         raise CliError(f"job {job.job_id} failed: {job.error or 'see its frames'}")
     ctx.say(f"Job {job.job_id} completed: {len(frames)} frames.")
     return EXIT_OK
@@ -518,6 +564,69 @@ def cmd_jobs_show(ctx: Context) -> int:
     if not ctx.printed_json(job.raw):
         ctx.say(f"Job {job.job_id}: {job.status}, {job.processed}/{job.total} processed")
         print(job_table(job), file=ctx.stdout)
+    return EXIT_OK
+
+
+def jobs_table(jobs: Sequence[Job]) -> str:
+    """One row per job: its id, kind, status, progress and when it was submitted; a video
+    job's file name."""
+    rows = [
+        [
+            job.job_id,
+            job.kind,
+            job.status,
+            f"{job.processed}/{job.total}",
+            job.failed,
+            _time(job.created_at),
+            job.video.filename if job.video is not None else None,
+        ]
+        for job in jobs
+    ]
+    headers = ["ID", "KIND", "STATUS", "DONE", "FAILED", "CREATED", "VIDEO"]
+    return format_table(headers, rows, right=(3, 4))
+
+
+def cmd_jobs_list(ctx: Context) -> int:
+    with ctx.client() as client:
+        page = client.list_jobs(
+            limit=ctx.args.limit,
+            offset=ctx.args.offset,
+            status=ctx.args.status,
+            kind=ctx.args.kind,
+        )
+    if ctx.args.json:
+        _print_json(
+            {**page.model_dump(exclude={"items"}), "items": [job.raw for job in page.items]},
+            ctx.stdout,
+        )
+        return EXIT_OK
+    print(jobs_table(page.items), file=ctx.stdout)
+    first = page.offset + 1 if page.items else 0
+    ctx.say(f"Showing {first}-{page.offset + len(page.items)} of {page.total}.")
+    return EXIT_OK
+
+
+def cmd_jobs_cancel(ctx: Context) -> int:
+    """Cancel a job; cancelling one already cancelled is not an error (the API's answer is
+    the same job). A completed or failed job is (HTTP 409)."""
+    with ctx.client() as client:
+        job = client.cancel_job(ctx.args.job_id)
+    noun = "frames" if job.kind == "video" else "images"
+    if not ctx.printed_json(job.raw):
+        print(job.job_id, file=ctx.stdout)
+    ctx.say(
+        f"Job {job.job_id} is cancelled: {job.processed} of {job.total} {noun} were processed "
+        "and keep their results; the rest will not be processed."
+    )
+    return EXIT_OK
+
+
+def cmd_jobs_delete(ctx: Context) -> int:
+    """Delete a finished job and what it stored; a pending or processing one is refused
+    (HTTP 409) until it is cancelled."""
+    with ctx.client() as client:
+        client.delete_job(ctx.args.job_id)
+    ctx.say(f"Job {ctx.args.job_id} deleted, with its images, results and any video.")
     return EXIT_OK
 
 
@@ -577,6 +686,13 @@ def cmd_history(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_history_delete(ctx: Context) -> int:
+    with ctx.client() as client:
+        client.delete_detection(ctx.args.detection_id)
+    ctx.say(f"Detection {ctx.args.detection_id} deleted, with its image.")
+    return EXIT_OK
+
+
 def cmd_keys_create(ctx: Context) -> int:
     with ctx.client() as client:
         key = client.create_api_key(ctx.args.name)
@@ -612,6 +728,65 @@ def cmd_keys_revoke(ctx: Context) -> int:
     with ctx.client() as client:
         client.revoke_api_key(ctx.args.key_id)
     ctx.say(f"API key {ctx.args.key_id} revoked.")
+    return EXIT_OK
+
+
+def cmd_webhooks_list(ctx: Context) -> int:
+    with ctx.client() as client:
+        hooks = client.list_webhooks()
+    if ctx.args.json:
+        _print_json([hook.raw for hook in hooks], ctx.stdout)
+        return EXIT_OK
+    rows = [
+        [hook.id, hook.url, ", ".join(hook.events) or "all job events", _time(hook.created_at)]
+        for hook in hooks
+    ]
+    print(format_table(["ID", "URL", "EVENTS", "CREATED"], rows), file=ctx.stdout)
+    return EXIT_OK
+
+
+def webhook_deliveries_table(deliveries: Sequence[WebhookDelivery]) -> str:
+    """One row per delivery: its event, where it stands, the last attempt's HTTP status and
+    error, and when a pending one is tried next."""
+    rows = [
+        [
+            delivery.id,
+            _time(delivery.created_at),
+            delivery.event_type,
+            delivery.state,
+            delivery.attempts,
+            delivery.last_status_code,
+            delivery.last_error,
+            _time(delivery.next_attempt_at) if delivery.state == "pending" else None,
+        ]
+        for delivery in deliveries
+    ]
+    headers = ["ID", "CREATED", "EVENT", "STATE", "ATTEMPTS", "HTTP", "LAST ERROR", "NEXT ATTEMPT"]
+    return format_table(headers, rows, right=(4, 5))
+
+
+def cmd_webhooks_deliveries(ctx: Context) -> int:
+    with ctx.client() as client:
+        page = client.list_webhook_deliveries(
+            ctx.args.webhook_id, state=ctx.args.state, limit=ctx.args.limit, offset=ctx.args.offset
+        )
+    if ctx.printed_json(page.raw):
+        return EXIT_OK
+    print(webhook_deliveries_table(page.items), file=ctx.stdout)
+    first = page.offset + 1 if page.items else 0
+    ctx.say(f"Showing {first}-{page.offset + len(page.items)} of {page.total}.")
+    return EXIT_OK
+
+
+def cmd_webhooks_redeliver(ctx: Context) -> int:
+    with ctx.client() as client:
+        queued = client.redeliver(ctx.args.webhook_id, ctx.args.delivery_id)
+    if not ctx.printed_json(queued.raw):
+        ctx.say(
+            f"Event {queued.event_id} ({queued.event_type}) queued for redelivery "
+            f"as delivery {queued.id}."
+        )
+        print(queued.id, file=ctx.stdout)
     return EXIT_OK
 
 
@@ -731,6 +906,10 @@ def _add_detection_params(parser: argparse.ArgumentParser) -> None:
 
 def _add_credentials(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--email", help="the account's email (prompted when left out)")
+    _add_password_options(parser)
+
+
+def _add_password_options(parser: argparse.ArgumentParser) -> None:
     secret = parser.add_mutually_exclusive_group()
     secret.add_argument(
         "--password", help="the password (visible to other local users; prefer the prompt)"
@@ -766,6 +945,21 @@ def build_parser() -> argparse.ArgumentParser:
     login = commands.add_parser("login", help="log in and save the session")
     _add_credentials(login)
     login.set_defaults(handler=cmd_login)
+
+    forgot = commands.add_parser(
+        "forgot-password", help="email yourself a link to choose a new password"
+    )
+    forgot.add_argument("--email", help="the account's email (prompted when left out)")
+    forgot.set_defaults(handler=cmd_forgot_password)
+
+    reset = commands.add_parser(
+        "reset-password", help="choose a new password with the emailed link's token"
+    )
+    reset.add_argument(
+        "--token", help="the token, or the whole link, from the email (prompted when left out)"
+    )
+    _add_password_options(reset)
+    reset.set_defaults(handler=cmd_reset_password)
 
     commands.add_parser("logout", help="end the saved session").set_defaults(handler=cmd_logout)
 
@@ -820,8 +1014,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detection_params(video)
     video.set_defaults(handler=cmd_detect_video)
 
-    jobs = commands.add_parser("jobs", help="follow batch jobs")
+    jobs = commands.add_parser("jobs", help="list, follow, cancel and delete batch and video jobs")
     job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    job_list = job_commands.add_parser("list", help="list your jobs, newest first")
+    job_list.add_argument("--status", choices=JOB_STATUSES, help="only jobs in this status")
+    job_list.add_argument("--kind", choices=JOB_KINDS, help="only batch jobs or video jobs")
+    job_list.add_argument("--limit", type=_positive_int, default=20, help="rows (default 20)")
+    job_list.add_argument("--offset", type=_non_negative_int, default=0, help="rows to skip")
+    _add_output_choice(job_list, table=True)
+    job_list.set_defaults(handler=cmd_jobs_list)
+    cancel = job_commands.add_parser(
+        "cancel", help="stop a pending or processing job (what is done keeps its results)"
+    )
+    cancel.add_argument("job_id", metavar="ID")
+    _add_output_choice(cancel)
+    cancel.set_defaults(handler=cmd_jobs_cancel)
+    delete_job = job_commands.add_parser(
+        "delete", help="delete a finished job with its images, results and video"
+    )
+    delete_job.add_argument("job_id", metavar="ID")
+    delete_job.set_defaults(handler=cmd_jobs_delete)
     watch = job_commands.add_parser("watch", help="show progress until the job ends")
     watch.add_argument("job_id", metavar="ID")
     _add_output_choice(watch)
@@ -835,12 +1047,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_choice(models)
     models.set_defaults(handler=cmd_models)
 
-    history = commands.add_parser("history", help="list past detections, newest first")
+    history = commands.add_parser(
+        "history", help="list past detections, newest first (or `history delete ID` one)"
+    )
     history.add_argument("--limit", type=_positive_int, default=20, help="rows (default 20)")
     history.add_argument("--offset", type=_non_negative_int, default=0, help="rows to skip")
     history.add_argument("--class", dest="class_name", metavar="NAME", help="only with this class")
     _add_output_choice(history, table=True)
     history.set_defaults(handler=cmd_history)
+    # Without an action, `history` lists; `history delete ID` removes one detection.
+    history_commands = history.add_subparsers(
+        dest="history_command", required=False, metavar="ACTION"
+    )
+    delete_detection = history_commands.add_parser(
+        "delete", help="delete a detection and its stored image"
+    )
+    delete_detection.add_argument("detection_id", metavar="ID")
+    delete_detection.set_defaults(handler=cmd_history_delete)
 
     export = commands.add_parser(
         "export",
@@ -883,6 +1106,30 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id", metavar="ID")
     revoke.set_defaults(handler=cmd_keys_revoke)
+
+    webhooks = commands.add_parser("webhooks", help="see webhooks' deliveries and redeliver")
+    hook_commands = webhooks.add_subparsers(
+        dest="webhooks_command", required=True, metavar="ACTION"
+    )
+    hooks = hook_commands.add_parser("list", help="list your webhooks")
+    _add_output_choice(hooks, table=True)
+    hooks.set_defaults(handler=cmd_webhooks_list)
+    deliveries = hook_commands.add_parser(
+        "deliveries", help="list a webhook's deliveries, newest first"
+    )
+    deliveries.add_argument("webhook_id", metavar="ID")
+    deliveries.add_argument("--state", choices=DELIVERY_STATES, help="only in this state")
+    deliveries.add_argument("--limit", type=_positive_int, default=20, help="rows (default 20)")
+    deliveries.add_argument("--offset", type=_non_negative_int, default=0, help="rows to skip")
+    _add_output_choice(deliveries, table=True)
+    deliveries.set_defaults(handler=cmd_webhooks_deliveries)
+    redeliver = hook_commands.add_parser(
+        "redeliver", help="send a delivered or dead delivery's event again, now"
+    )
+    redeliver.add_argument("webhook_id", metavar="ID")
+    redeliver.add_argument("delivery_id", metavar="DELIVERY_ID")
+    _add_output_choice(redeliver)
+    redeliver.set_defaults(handler=cmd_webhooks_redeliver)
     return parser
 
 

@@ -348,6 +348,8 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
     # Authentication
 
     signup = _sync(ops.signup)
+    forgot_password = _sync(ops.forgot_password)
+    reset_password = _sync(ops.reset_password)
 
     def login(self, email: str, password: str) -> TokenPair:
         tokens = self.run(ops.login(email, password))
@@ -385,6 +387,9 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
 
     submit_batch = _sync(ops.submit_batch)
     get_job = _sync(ops.get_job)
+    list_jobs = _sync(ops.list_jobs)
+    cancel_job = _sync(ops.cancel_job)
+    delete_job = _sync(ops.delete_job)
     submit_video = _sync(ops.submit_video)
     video_frames = _sync(ops.video_frames)
     annotated_video = _sync(ops.annotated_video)
@@ -397,7 +402,8 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
         timeout: float | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> Job:
-        """Poll until the job completes or fails; TimeoutError after `timeout` seconds."""
+        """Poll until the job completes, fails or is cancelled; TimeoutError after `timeout`
+        seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self.get_job(job_id)
@@ -411,6 +417,7 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
 
     history = _sync(ops.history)
     get_detection = _sync(ops.get_detection)
+    delete_detection = _sync(ops.delete_detection)
     detection_image = _sync(ops.detection_image)
     export = _sync(ops.export)
 
@@ -422,6 +429,8 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
     list_webhooks = _sync(ops.list_webhooks)
     create_webhook = _sync(ops.create_webhook)
     delete_webhook = _sync(ops.delete_webhook)
+    list_webhook_deliveries = _sync(ops.list_webhook_deliveries)
+    redeliver = _sync(ops.redeliver)
 
 
 class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
@@ -523,6 +532,8 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
         return await self.run(request)
 
     signup = _async(ops.signup)
+    forgot_password = _async(ops.forgot_password)
+    reset_password = _async(ops.reset_password)
 
     async def login(self, email: str, password: str) -> TokenPair:
         tokens = await self.run(ops.login(email, password))
@@ -561,6 +572,9 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
 
     submit_batch = _async(ops.submit_batch)
     get_job = _async(ops.get_job)
+    list_jobs = _async(ops.list_jobs)
+    cancel_job = _async(ops.cancel_job)
+    delete_job = _async(ops.delete_job)
     submit_video = _async(ops.submit_video)
     video_frames = _async(ops.video_frames)
     annotated_video = _async(ops.annotated_video)
@@ -572,7 +586,8 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
         poll_seconds: float = DEFAULT_POLL_SECONDS,
         on_progress: ProgressCallback | None = None,
     ) -> Job:
-        """Poll until the job completes or fails; bound the wait with `asyncio.timeout()`."""
+        """Poll until the job completes, fails or is cancelled; bound the wait with
+        `asyncio.timeout()`."""
         while True:
             job = await self.get_job(job_id)
             if on_progress is not None:
@@ -583,6 +598,7 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
 
     history = _async(ops.history)
     get_detection = _async(ops.get_detection)
+    delete_detection = _async(ops.delete_detection)
     detection_image = _async(ops.detection_image)
     export = _async(ops.export)
 
@@ -592,3 +608,5 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     list_webhooks = _async(ops.list_webhooks)
     create_webhook = _async(ops.create_webhook)
     delete_webhook = _async(ops.delete_webhook)
+    list_webhook_deliveries = _async(ops.list_webhook_deliveries)
+    redeliver = _async(ops.redeliver)

@@ -15,7 +15,7 @@ from typing import Any, Self, TypeVar
 
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, model_validator
 
-JOB_FINAL_STATUSES = frozenset({"completed", "failed"})
+JOB_FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
 Json = Mapping[str, Any]
 
@@ -168,7 +168,9 @@ class VideoInfo(_Model):
 
 
 class Job(_Answer):
-    """A batch job. `processed` counts failed images too, so progress is processed / total."""
+    """A batch or video job. `processed` counts failed images too, so progress is
+    processed / total. It ends completed, failed or cancelled (by its owner); the jobs list
+    (`JobsPage`) leaves `items` empty."""
 
     job_id: str
     status: str = "pending"
@@ -189,6 +191,15 @@ class Job(_Answer):
     @property
     def done(self) -> bool:
         return self.status in JOB_FINAL_STATUSES
+
+
+class JobsPage(_Model):
+    """One page of the caller's jobs, newest first, each without its items."""
+
+    items: tuple[Job, ...] = ()
+    total: int = 0
+    limit: int = 0
+    offset: int = 0
 
 
 class VideoFrame(_Model):
@@ -239,6 +250,36 @@ class CreatedWebhook(Webhook):
     """A new webhook; `secret` (the signing key) is in the creation response only."""
 
     secret: str = Field(repr=False)
+
+
+class WebhookDelivery(_Answer):
+    """One delivery of an event to a webhook and how its last attempt went. `state` is
+    pending (due or between retries), delivered or dead (given up); a redelivery names the
+    delivery it repeats in `redelivery_of` and carries the same `event_id`."""
+
+    id: str
+    webhook_id: str
+    event_id: str
+    event_type: str
+    state: str
+    attempts: int = 0
+    last_attempt_at: datetime | None = None
+    # The receiver's HTTP status at the last attempt; None when no answer came back.
+    last_status_code: int | None = None
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    created_at: datetime
+    delivered_at: datetime | None = None
+    redelivery_of: str | None = None
+
+
+class WebhookDeliveriesPage(_Answer):
+    """One page of a webhook's deliveries, newest first."""
+
+    items: tuple[WebhookDelivery, ...] = ()
+    total: int = 0
+    limit: int = 0
+    offset: int = 0
 
 
 class ExportedFile(_Model):

@@ -25,6 +25,7 @@ from objectvision_client.models import (
     ExportedFile,
     HistoryPage,
     Job,
+    JobsPage,
     ServedModel,
     SignUpAccepted,
     StoredDetection,
@@ -32,6 +33,8 @@ from objectvision_client.models import (
     User,
     VideoFramesPage,
     Webhook,
+    WebhookDeliveriesPage,
+    WebhookDelivery,
     items_of,
     served_models,
 )
@@ -166,6 +169,34 @@ def logout(refresh_token: str) -> Operation[None]:
     return Operation("POST", "/api/v1/auth/logout", _nothing, json={"refresh_token": refresh_token})
 
 
+def forgot_password(email: str) -> Operation[None]:
+    """Ask for a link to choose a new password, emailed to the account with this address.
+
+    The server answers alike whether or not the address has an account, so this returns
+    nothing either way; the link (single use, 30 minutes by default) is in the email.
+    """
+    return Operation(
+        "POST",
+        "/api/v1/auth/forgot-password",
+        _nothing,
+        json={"email": email},
+        authenticated=False,
+    )
+
+
+def reset_password(token: str, new_password: str) -> Operation[None]:
+    """Choose a new password with the `token` of a reset email's link. Every session of the
+    account ends, access tokens included: log in again with the new password. A link that
+    is unknown, used, replaced or expired raises ObjectVisionError `invalid_reset_token`."""
+    return Operation(
+        "POST",
+        "/api/v1/auth/reset-password",
+        _nothing,
+        json={"token": token, "new_password": new_password},
+        authenticated=False,
+    )
+
+
 def me() -> Operation[User]:
     return Operation("GET", "/api/v1/users/me", _json(User.from_json))
 
@@ -261,6 +292,39 @@ def get_job(job_id: str) -> Operation[Job]:
     return Operation("GET", f"/api/v1/detect/jobs/{_segment(job_id)}", _json(Job.from_json))
 
 
+JOB_STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+JOB_KINDS = ("batch", "video")
+
+
+def list_jobs(
+    *, limit: int = 20, offset: int = 0, status: str | None = None, kind: str | None = None
+) -> Operation[JobsPage]:
+    """The caller's batch and video jobs, newest first, without their per-image items
+    (`get_job` has them); only those in `status` (pending, processing, completed, failed,
+    cancelled) or of `kind` (batch, video) when given."""
+    params: dict[str, str | int] = {"limit": limit, "offset": offset}
+    if status:
+        params["status"] = status
+    if kind:
+        params["kind"] = kind
+    return Operation("GET", "/api/v1/detect/jobs", _json(JobsPage.from_json), params=params)
+
+
+def cancel_job(job_id: str) -> Operation[Job]:
+    """Stop a pending or processing job: images (or frames) not yet processed never are,
+    those done keep their results. Returns the job, now `cancelled`; a cancelled job is
+    answered unchanged, a completed or failed one raises ObjectVisionError 409."""
+    return Operation("POST", f"/api/v1/detect/jobs/{_segment(job_id)}/cancel", _json(Job.from_json))
+
+
+def delete_job(job_id: str) -> Operation[None]:
+    """Delete a finished (completed, failed or cancelled) job with everything it stored: its
+    images, their detections, a video job's video, frames and annotated video. A pending or
+    processing job raises ObjectVisionError 409 (cancel it first); a missing one, another
+    user's or one already deleted, 404."""
+    return Operation("DELETE", f"/api/v1/detect/jobs/{_segment(job_id)}", _nothing)
+
+
 def history(
     *, limit: int = 20, offset: int = 0, class_name: str | None = None
 ) -> Operation[HistoryPage]:
@@ -274,6 +338,13 @@ def get_detection(detection_id: str) -> Operation[StoredDetection]:
     return Operation(
         "GET", f"/api/v1/detect/{_segment(detection_id)}", _json(StoredDetection.from_json)
     )
+
+
+def delete_detection(detection_id: str) -> Operation[None]:
+    """Delete a stored detection and its image: it leaves the history and exports (and its
+    finished job's items). One of a job still pending or processing raises ObjectVisionError
+    409; a missing one, another user's or one already deleted, 404."""
+    return Operation("DELETE", f"/api/v1/detect/{_segment(detection_id)}", _nothing)
 
 
 def detection_image(detection_id: str, *, annotated: bool = True) -> Operation[bytes]:
@@ -314,6 +385,35 @@ def create_webhook(url: str, events: Sequence[str] = ()) -> Operation[CreatedWeb
 
 def delete_webhook(webhook_id: str) -> Operation[None]:
     return Operation("DELETE", f"{WEBHOOKS}/{_segment(webhook_id)}", _nothing)
+
+
+# What `state` filters a webhook's deliveries by.
+DELIVERY_STATES = ("pending", "delivered", "dead")
+
+
+def list_webhook_deliveries(
+    webhook_id: str, *, state: str | None = None, limit: int = 20, offset: int = 0
+) -> Operation[WebhookDeliveriesPage]:
+    """A page of the webhook's deliveries, newest first; `state` one of DELIVERY_STATES."""
+    params: dict[str, str | int] = {"limit": limit, "offset": offset}
+    if state:
+        params["state"] = state
+    return Operation(
+        "GET",
+        f"{WEBHOOKS}/{_segment(webhook_id)}/deliveries",
+        _json(WebhookDeliveriesPage.from_json),
+        params=params,
+    )
+
+
+def redeliver(webhook_id: str, delivery_id: str) -> Operation[WebhookDelivery]:
+    """Send a delivered or dead delivery's event again now, as a new delivery (same event id
+    and body, a fresh signature). A delivery still pending raises ObjectVisionError 409."""
+    return Operation(
+        "POST",
+        f"{WEBHOOKS}/{_segment(webhook_id)}/deliveries/{_segment(delivery_id)}/redeliver",
+        _json(WebhookDelivery.from_json),
+    )
 
 
 EXPORT_FORMATS = ("coco", "yolo", "csv")

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 
+from google.protobuf.empty_pb2 import Empty
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,7 +23,15 @@ from detection_service.images import service as stored_images
 from detection_service.images.storage import CHUNK_BYTES, ObjectNotFoundError, ObjectStorage
 from detection_service.images.uploads import Upload, sanitize_filename
 from detection_service.jobs import service as jobs
-from detection_service.jobs.models import COMPLETED, FAILED, PENDING, PROCESSING
+from detection_service.jobs.models import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    KIND_BATCH,
+    KIND_VIDEO,
+    PENDING,
+    PROCESSING,
+)
 from detection_service.jobs.queue import JobQueue
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import Timings
@@ -49,7 +58,10 @@ _JOB_STATUS = {
     PROCESSING: detection_pb2.JOB_STATUS_PROCESSING,
     COMPLETED: detection_pb2.JOB_STATUS_COMPLETED,
     FAILED: detection_pb2.JOB_STATUS_FAILED,
+    CANCELLED: detection_pb2.JOB_STATUS_CANCELLED,
 }
+_JOB_STATUS_NAMES = {number: name for name, number in _JOB_STATUS.items()}
+_JOB_KINDS = (KIND_BATCH, KIND_VIDEO)
 _DETECTION_STATUS = {"completed": detection_pb2.DETECTION_STATUS_COMPLETED}
 _EXPORT_FORMATS = {
     detection_pb2.EXPORT_FORMAT_COCO: "coco",
@@ -80,6 +92,19 @@ def _page(page: common_pb2.Page, *, default: int, most: int) -> tuple[int, int]:
     if limit < 0 or page.offset < 0:
         raise InvalidArgument("page limit and offset must not be negative")
     return min(limit, most), page.offset
+
+
+def _job_filter(request: detection_pb2.ListJobsRequest) -> tuple[str | None, str | None]:
+    """ListJobs' (status, kind) filters; None where the request leaves one open."""
+    status = None
+    if request.status != detection_pb2.JOB_STATUS_UNSPECIFIED:
+        status = _JOB_STATUS_NAMES.get(request.status)
+        if status is None:
+            raise InvalidArgument(f"unknown job status {request.status}")
+    kind = request.kind.strip() or None
+    if kind is not None and kind not in _JOB_KINDS:
+        raise InvalidArgument(f"unknown job kind {kind!r}; choose one of: {', '.join(_JOB_KINDS)}")
+    return status, kind
 
 
 def _period(
@@ -182,7 +207,7 @@ def _video_frame(frame: video_jobs.FrameRecord) -> detection_pb2.VideoFrame:
 
 class DetectionServicer(RealtimeServicer):
     """The realtime RPCs with a store for Detect, and everything kept: history, annotated
-    images, exports, batch and video jobs."""
+    images, exports, batch and video jobs, and deleting what was kept."""
 
     def __init__(
         self,
@@ -298,6 +323,47 @@ class DetectionServicer(RealtimeServicer):
         async with self._sessions() as session:
             return _job(await jobs.get_job(session=session, job_id=job_id, user_id=user_id))
 
+    async def ListJobs(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.ListJobsRequest, context: ServicerContext
+    ) -> detection_pb2.ListJobsResponse:
+        user_id = self._user_id(context)
+        limit, offset = _page(request.page, default=DEFAULT_PAGE_LIMIT, most=MAX_PAGE_LIMIT)
+        status, kind = _job_filter(request)
+        async with self._sessions() as session:
+            views, total = await jobs.list_jobs(
+                session=session,
+                user_id=user_id,
+                limit=limit,
+                offset=offset,
+                status=status,
+                kind=kind,
+            )
+        return detection_pb2.ListJobsResponse(
+            jobs=[_job(view) for view in views], total=total, limit=limit, offset=offset
+        )
+
+    async def CancelJob(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.CancelJobRequest, context: ServicerContext
+    ) -> detection_pb2.Job:
+        user_id = self._user_id(context)
+        job_id = _uuid(request.job_id, "job_id")
+        async with self._sessions.begin() as session:
+            return _job(await jobs.cancel_job(session=session, job_id=job_id, user_id=user_id))
+
+    async def DeleteJob(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.DeleteJobRequest, context: ServicerContext
+    ) -> Empty:
+        user_id = self._user_id(context)
+        job_id = _uuid(request.job_id, "job_id")
+        await jobs.delete_job(
+            sessions=self._sessions,
+            storage=self._storage,
+            user_id=user_id,
+            job_id=job_id,
+            forget=self._detector.forget,
+        )
+        return Empty()
+
     async def ListDetections(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.ListDetectionsRequest, context: ServicerContext
     ) -> detection_pb2.ListDetectionsResponse:
@@ -329,6 +395,20 @@ class DetectionServicer(RealtimeServicer):
                 session=session, user_id=user_id, detection_id=detection_id
             )
         return _detection(record)
+
+    async def DeleteDetection(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.DeleteDetectionRequest, context: ServicerContext
+    ) -> Empty:
+        user_id = self._user_id(context)
+        detection_id = _uuid(request.detection_id, "detection_id")
+        await history.delete_detection(
+            sessions=self._sessions,
+            storage=self._storage,
+            user_id=user_id,
+            detection_id=detection_id,
+            forget=self._detector.forget,
+        )
+        return Empty()
 
     async def GetAnnotatedImage(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.GetAnnotatedImageRequest, context: ServicerContext

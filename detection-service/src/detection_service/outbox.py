@@ -16,6 +16,9 @@ from objectvision_common.outbox import add_event, outbox_table
 JOB_PROGRESS = "job.progress"
 JOB_COMPLETED = "job.completed"
 JOB_FAILED = "job.failed"
+JOB_CANCELLED = "job.cancelled"
+# The final event of a job, by the status it ended in (JobFinished.status).
+_FINAL_EVENT_TYPES = {"completed": JOB_COMPLETED, "failed": JOB_FAILED, "cancelled": JOB_CANCELLED}
 
 OUTBOX = outbox_table(metadata)
 
@@ -39,8 +42,8 @@ async def add_job_finished(
     occurred_at: datetime,
     finished: notification_pb2.JobFinished,
 ) -> uuid.UUID:
-    """job.completed or job.failed, after the status the job finished with."""
-    event_type = JOB_COMPLETED if finished.status == "completed" else JOB_FAILED
+    """job.completed, job.failed or job.cancelled, after the status the job finished with."""
+    event_type = _FINAL_EVENT_TYPES[finished.status]
     event = notification_pb2.Event(type=event_type, user_id=user_id, job_finished=finished)
     event.occurred_at.FromDatetime(occurred_at)
     return await add_event(session, OUTBOX, event)

@@ -100,6 +100,22 @@ class GatewaySettings(CommonSettings):
     rate_limit_signup: Annotated[RateLimitRule, NoDecode] = Field(
         default=RateLimitRule(limit=5, window_seconds=3600), validation_alias="RATE_LIMIT_SIGNUP"
     )
+    # Reset-link requests from one network, whatever the address (ADR 0021).
+    rate_limit_forgot_password: Annotated[RateLimitRule, NoDecode] = Field(
+        default=RateLimitRule(limit=10, window_seconds=3600),
+        validation_alias="RATE_LIMIT_FORGOT_PASSWORD",
+    )
+    # Reset-link requests for one address from anywhere, whether or not it has an account
+    # (so the limit tells nothing): caps the reset mail one inbox gets.
+    rate_limit_forgot_password_email: Annotated[RateLimitRule, NoDecode] = Field(
+        default=RateLimitRule(limit=3, window_seconds=3600),
+        validation_alias="RATE_LIMIT_FORGOT_PASSWORD_EMAIL",
+    )
+    # Reset-link uses (tokens tried) from one network.
+    rate_limit_reset_password: Annotated[RateLimitRule, NoDecode] = Field(
+        default=RateLimitRule(limit=10, window_seconds=3600),
+        validation_alias="RATE_LIMIT_RESET_PASSWORD",
+    )
     grpc_deadline_seconds: float = Field(
         default=5.0, gt=0, validation_alias="GRPC_DEADLINE_SECONDS"
     )

@@ -1,6 +1,6 @@
 """The gRPC face of the service: authenticate, call the domain functions, shape replies."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from google.protobuf import empty_pb2
@@ -22,6 +22,26 @@ def _webhook_message(hook: webhooks_service.Webhook) -> notification_pb2.Webhook
     )
 
 
+def _webhook_delivery_message(
+    delivery: deliveries_service.WebhookDelivery,
+) -> notification_pb2.WebhookDelivery:
+    return notification_pb2.WebhookDelivery(
+        id=str(delivery.id),
+        webhook_id=str(delivery.webhook_id),
+        event_id=str(delivery.event_id),
+        event_type=delivery.event_type,
+        state=delivery.state,
+        attempts=delivery.attempts,
+        last_attempt_at=timestamp(delivery.last_attempt_at),
+        last_status_code=delivery.last_status_code,
+        last_error=delivery.last_error or "",
+        next_attempt_at=timestamp(delivery.next_attempt_at),
+        created_at=timestamp(delivery.created_at),
+        delivered_at=timestamp(delivery.delivered_at),
+        redelivery_of=str(delivery.redelivery_of or ""),
+    )
+
+
 @dataclass(frozen=True, kw_only=True, eq=False)
 class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     session_factory: async_sessionmaker[AsyncSession]
@@ -30,6 +50,8 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     service_secret: str
     webhook_allow_private: bool
     webhook_max_per_user: int
+    # The dispatcher's wake-up: a redelivery is due now, not at its next poll.
+    on_new_deliveries: Callable[[], None]
 
     def _principal(self, context: ServicerContext) -> common_pb2.Principal:
         return caller_principal(context, secret=self.service_secret)
@@ -106,3 +128,45 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
                 for row in rows
             ]
         )
+
+    async def ListWebhookDeliveries(  # noqa: N802
+        self, request: notification_pb2.ListWebhookDeliveriesRequest, context: ServicerContext
+    ) -> notification_pb2.ListWebhookDeliveriesResponse:
+        principal = self._principal(context)
+        async with self.session_factory() as session:
+            hook = await webhooks_service.owned_webhook(
+                session=session, user_id=principal.user_id, webhook_id=request.webhook_id
+            )
+            page = await deliveries_service.list_webhook_deliveries(
+                session=session,
+                webhook_id=hook.id,
+                state=request.state,
+                limit=request.page.limit,
+                offset=request.page.offset,
+            )
+        return notification_pb2.ListWebhookDeliveriesResponse(
+            deliveries=[_webhook_delivery_message(d) for d in page.deliveries],
+            total=page.total,
+            limit=page.limit,
+            offset=page.offset,
+        )
+
+    async def RedeliverWebhookDelivery(  # noqa: N802
+        self, request: notification_pb2.RedeliverWebhookDeliveryRequest, context: ServicerContext
+    ) -> notification_pb2.WebhookDelivery:
+        principal = self._principal(context)
+        async with self.session_factory() as session, session.begin():
+            hook = await webhooks_service.owned_webhook(
+                session=session,
+                user_id=principal.user_id,
+                webhook_id=request.webhook_id,
+                hold=True,
+            )
+            delivery = await deliveries_service.redeliver_webhook_delivery(
+                session=session,
+                webhook_id=hook.id,
+                target=hook.url,
+                delivery_id=request.delivery_id,
+            )
+        self.on_new_deliveries()
+        return _webhook_delivery_message(delivery)

@@ -34,6 +34,15 @@ class ConsoleLinks:
         """Where the job-report emails are switched on or off."""
         return f"{self.base_url}/#/settings"
 
+    def forgot_password(self) -> str:
+        """Where a user who forgot their password asks for a reset link."""
+        return f"{self.base_url}/#/forgot-password"
+
+    def reset_password(self, token: str) -> str:
+        """The page that sets a new password with `token`. In the fragment, the token never
+        reaches a server's or a proxy's log when the link is opened."""
+        return f"{self.base_url}/#/reset-password?token={_segment(token)}"
+
 
 def _segment(value: str) -> str:
     """Ids come from events: percent-encoded, so no value can change what the link opens."""

@@ -148,6 +148,7 @@ class Runtime:
             service_secret=secret,
             webhook_allow_private=settings.webhook_allow_private,
             webhook_max_per_user=settings.webhook_max_per_user,
+            on_new_deliveries=dispatcher.wake,
         )
         return cls(
             settings=settings,

@@ -192,6 +192,10 @@ async def update(
     per account, shared with sign-up's). The answer still shows the unchanged email, so the
     caller can tell; only a confirmation sent to the new address before the change applies
     would hide that (SECURITY.md, known gaps).
+
+    A changed password or address is announced to the owner in the same commit
+    (`user.password_changed`; `user.email_changed`, mailed to the old address), so a thief
+    who knew the password cannot quietly take the account: its owner is told either way.
     """
     target = await get_visible(session=session, caller=caller, user_id=user_id)
     new_name = schemas.normalise_name(name) if name is not None else None
@@ -205,10 +209,11 @@ async def update(
     now = utcnow()
     if new_name is not None:
         target.name = new_name
+    old_email = None
     if new_email is not None and new_email != target.email:
         owner = await get_by_email(session=session, email=new_email)
         if owner is None:
-            target.email = new_email
+            old_email, target.email = target.email, new_email
         elif await notices.claim(owner.id):
             await outbox.add_email_change_attempted(
                 session=session, user_id=owner.id, occurred_at=now
@@ -220,6 +225,26 @@ async def update(
         )
     target.updated_at = now
     await _flush_unique_email(session)
+    # Staged after the flush, so a change that lost a race for its address stages no notice.
+    if old_email is not None:
+        await outbox.add_email_changed(
+            session=session,
+            user_id=target.id,
+            old_email=old_email,
+            new_email=target.email,
+            occurred_at=now,
+        )
+    if new_password is not None:
+        await outbox.add_password_changed(
+            session=session,
+            user_id=target.id,
+            method=(
+                outbox.CHANGED_IN_SETTINGS
+                if target.id == caller.user.id
+                else outbox.CHANGED_BY_ADMINISTRATOR
+            ),
+            occurred_at=now,
+        )
     await session.commit()
     return target
 

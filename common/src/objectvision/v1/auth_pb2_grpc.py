@@ -73,6 +73,16 @@ class AuthServiceStub:
                 request_serializer=objectvision_dot_v1_dot_auth__pb2.AuthenticateApiKeyRequest.SerializeToString,
                 response_deserializer=objectvision_dot_v1_dot_common__pb2.Principal.FromString,
                 _registered_method=True)
+        self.RequestPasswordReset = channel.unary_unary(
+                '/objectvision.v1.AuthService/RequestPasswordReset',
+                request_serializer=objectvision_dot_v1_dot_auth__pb2.RequestPasswordResetRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ResetPassword = channel.unary_unary(
+                '/objectvision.v1.AuthService/ResetPassword',
+                request_serializer=objectvision_dot_v1_dot_auth__pb2.ResetPasswordRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
         self.GetUser = channel.unary_unary(
                 '/objectvision.v1.AuthService/GetUser',
                 request_serializer=objectvision_dot_v1_dot_auth__pb2.GetUserRequest.SerializeToString,
@@ -162,6 +172,25 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestPasswordReset(self, request, context):
+        """Answers alike whether or not the address has an account. For an active account it
+        stores a new single-use reset token (only its SHA-256), ends the account's earlier unused
+        ones, and stages a `user.password_reset_requested` event that carries the token to the
+        email; nothing else does.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetPassword(self, request, context):
+        """Sets a new password (the sign-up policy) with a token from that email, uses the token up
+        and ends every session of the account, access tokens included. An unknown, used,
+        superseded or expired token is one INVALID_ARGUMENT (`invalid_reset_token`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetUser(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -241,6 +270,16 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.AuthenticateApiKey,
                     request_deserializer=objectvision_dot_v1_dot_auth__pb2.AuthenticateApiKeyRequest.FromString,
                     response_serializer=objectvision_dot_v1_dot_common__pb2.Principal.SerializeToString,
+            ),
+            'RequestPasswordReset': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestPasswordReset,
+                    request_deserializer=objectvision_dot_v1_dot_auth__pb2.RequestPasswordResetRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ResetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetPassword,
+                    request_deserializer=objectvision_dot_v1_dot_auth__pb2.ResetPasswordRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
             'GetUser': grpc.unary_unary_rpc_method_handler(
                     servicer.GetUser,
@@ -469,6 +508,60 @@ class AuthService:
             '/objectvision.v1.AuthService/AuthenticateApiKey',
             objectvision_dot_v1_dot_auth__pb2.AuthenticateApiKeyRequest.SerializeToString,
             objectvision_dot_v1_dot_common__pb2.Principal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestPasswordReset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.AuthService/RequestPasswordReset',
+            objectvision_dot_v1_dot_auth__pb2.RequestPasswordResetRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.AuthService/ResetPassword',
+            objectvision_dot_v1_dot_auth__pb2.ResetPasswordRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,6 +51,17 @@ class AuthServiceStub:
     """
     GetJwks: _grpc.UnaryUnaryMultiCallable[_empty_pb2.Empty, _auth_pb2.Jwks]
     AuthenticateApiKey: _grpc.UnaryUnaryMultiCallable[_auth_pb2.AuthenticateApiKeyRequest, _common_pb2.Principal]
+    RequestPasswordReset: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RequestPasswordResetRequest, _empty_pb2.Empty]
+    """Answers alike whether or not the address has an account. For an active account it
+    stores a new single-use reset token (only its SHA-256), ends the account's earlier unused
+    ones, and stages a `user.password_reset_requested` event that carries the token to the
+    email; nothing else does.
+    """
+    ResetPassword: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ResetPasswordRequest, _empty_pb2.Empty]
+    """Sets a new password (the sign-up policy) with a token from that email, uses the token up
+    and ends every session of the account, access tokens included. An unknown, used,
+    superseded or expired token is one INVALID_ARGUMENT (`invalid_reset_token`).
+    """
     GetUser: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetUserRequest, _auth_pb2.User]
     UpdateUser: _grpc.UnaryUnaryMultiCallable[_auth_pb2.UpdateUserRequest, _auth_pb2.User]
     GetSettings: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetSettingsRequest, _auth_pb2.UserSettings]
@@ -80,6 +91,17 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """
     GetJwks: _aio.UnaryUnaryMultiCallable[_empty_pb2.Empty, _auth_pb2.Jwks]  # type: ignore[assignment]
     AuthenticateApiKey: _aio.UnaryUnaryMultiCallable[_auth_pb2.AuthenticateApiKeyRequest, _common_pb2.Principal]  # type: ignore[assignment]
+    RequestPasswordReset: _aio.UnaryUnaryMultiCallable[_auth_pb2.RequestPasswordResetRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    """Answers alike whether or not the address has an account. For an active account it
+    stores a new single-use reset token (only its SHA-256), ends the account's earlier unused
+    ones, and stages a `user.password_reset_requested` event that carries the token to the
+    email; nothing else does.
+    """
+    ResetPassword: _aio.UnaryUnaryMultiCallable[_auth_pb2.ResetPasswordRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    """Sets a new password (the sign-up policy) with a token from that email, uses the token up
+    and ends every session of the account, access tokens included. An unknown, used,
+    superseded or expired token is one INVALID_ARGUMENT (`invalid_reset_token`).
+    """
     GetUser: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetUserRequest, _auth_pb2.User]  # type: ignore[assignment]
     UpdateUser: _aio.UnaryUnaryMultiCallable[_auth_pb2.UpdateUserRequest, _auth_pb2.User]  # type: ignore[assignment]
     GetSettings: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetSettingsRequest, _auth_pb2.UserSettings]  # type: ignore[assignment]
@@ -148,6 +170,29 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.AuthenticateApiKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_common_pb2.Principal, _abc.Awaitable[_common_pb2.Principal]]: ...
+
+    @_abc_1.abstractmethod
+    def RequestPasswordReset(
+        self,
+        request: _auth_pb2.RequestPasswordResetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
+        """Answers alike whether or not the address has an account. For an active account it
+        stores a new single-use reset token (only its SHA-256), ends the account's earlier unused
+        ones, and stages a `user.password_reset_requested` event that carries the token to the
+        email; nothing else does.
+        """
+
+    @_abc_1.abstractmethod
+    def ResetPassword(
+        self,
+        request: _auth_pb2.ResetPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
+        """Sets a new password (the sign-up policy) with a token from that email, uses the token up
+        and ends every session of the account, access tokens included. An unknown, used,
+        superseded or expired token is one INVALID_ARGUMENT (`invalid_reset_token`).
+        """
 
     @_abc_1.abstractmethod
     def GetUser(

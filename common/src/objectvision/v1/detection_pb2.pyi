@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from objectvision.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
@@ -18,6 +19,7 @@ class JobStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATUS_PROCESSING: _ClassVar[JobStatus]
     JOB_STATUS_COMPLETED: _ClassVar[JobStatus]
     JOB_STATUS_FAILED: _ClassVar[JobStatus]
+    JOB_STATUS_CANCELLED: _ClassVar[JobStatus]
 
 class DetectionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -37,6 +39,7 @@ JOB_STATUS_PENDING: JobStatus
 JOB_STATUS_PROCESSING: JobStatus
 JOB_STATUS_COMPLETED: JobStatus
 JOB_STATUS_FAILED: JobStatus
+JOB_STATUS_CANCELLED: JobStatus
 DETECTION_STATUS_UNSPECIFIED: DetectionStatus
 DETECTION_STATUS_PENDING: DetectionStatus
 DETECTION_STATUS_COMPLETED: DetectionStatus
@@ -238,6 +241,40 @@ class GetJobRequest(_message.Message):
     job_id: str
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
+class ListJobsRequest(_message.Message):
+    __slots__ = ("page", "status", "kind")
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    page: _common_pb2.Page
+    status: JobStatus
+    kind: str
+    def __init__(self, page: _Optional[_Union[_common_pb2.Page, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class ListJobsResponse(_message.Message):
+    __slots__ = ("jobs", "total", "limit", "offset")
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[Job]
+    total: int
+    limit: int
+    offset: int
+    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., total: _Optional[int] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class CancelJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class DeleteJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
 class ListDetectionsRequest(_message.Message):
     __slots__ = ("page", "class_filter", "since", "until")
     PAGE_FIELD_NUMBER: _ClassVar[int]
@@ -279,6 +316,12 @@ class ListDetectionsResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[Detection, _Mapping]]] = ..., total: _Optional[int] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class GetDetectionRequest(_message.Message):
+    __slots__ = ("detection_id",)
+    DETECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    detection_id: str
+    def __init__(self, detection_id: _Optional[str] = ...) -> None: ...
+
+class DeleteDetectionRequest(_message.Message):
     __slots__ = ("detection_id",)
     DETECTION_ID_FIELD_NUMBER: _ClassVar[int]
     detection_id: str

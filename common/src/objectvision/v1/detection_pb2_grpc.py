@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from objectvision.v1 import detection_pb2 as objectvision_dot_v1_dot_detection__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
@@ -56,6 +57,21 @@ class DetectionServiceStub:
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.GetJobRequest.SerializeToString,
                 response_deserializer=objectvision_dot_v1_dot_detection__pb2.Job.FromString,
                 _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/objectvision.v1.DetectionService/ListJobs',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
+        self.CancelJob = channel.unary_unary(
+                '/objectvision.v1.DetectionService/CancelJob',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.CancelJobRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.Job.FromString,
+                _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/objectvision.v1.DetectionService/DeleteJob',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.DeleteJobRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
         self.ListDetections = channel.unary_unary(
                 '/objectvision.v1.DetectionService/ListDetections',
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.ListDetectionsRequest.SerializeToString,
@@ -65,6 +81,11 @@ class DetectionServiceStub:
                 '/objectvision.v1.DetectionService/GetDetection',
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.GetDetectionRequest.SerializeToString,
                 response_deserializer=objectvision_dot_v1_dot_detection__pb2.Detection.FromString,
+                _registered_method=True)
+        self.DeleteDetection = channel.unary_unary(
+                '/objectvision.v1.DetectionService/DeleteDetection',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.DeleteDetectionRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
         self.GetAnnotatedImage = channel.unary_stream(
                 '/objectvision.v1.DetectionService/GetAnnotatedImage',
@@ -128,6 +149,32 @@ class DetectionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobs(self, request, context):
+        """The caller's jobs of every kind, newest first, optionally of one status or kind; each
+        without its items (GetJob has them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelJob(self, request, context):
+        """Stop a pending or processing job: items not yet processed never are, those done keep
+        their results. Cancelling a cancelled job answers it unchanged; a completed or failed
+        one is FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteJob(self, request, context):
+        """Remove a finished (completed, failed or cancelled) job with everything it stored: its
+        items, their detections and images, a video job's upload, frames and annotated video.
+        A pending or processing job is FAILED_PRECONDITION (cancel it first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListDetections(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -136,6 +183,15 @@ class DetectionServiceServicer:
 
     def GetDetection(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDetection(self, request, context):
+        """Remove a stored detection, its objects and its image (and the cached answers for the
+        image's bytes). One of a job that is still pending or processing is FAILED_PRECONDITION;
+        one of a finished job leaves that job's items.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -207,6 +263,21 @@ def add_DetectionServiceServicer_to_server(servicer, server):
                     request_deserializer=objectvision_dot_v1_dot_detection__pb2.GetJobRequest.FromString,
                     response_serializer=objectvision_dot_v1_dot_detection__pb2.Job.SerializeToString,
             ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.ListJobsRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'CancelJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJob,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.CancelJobRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.Job.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.DeleteJobRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
             'ListDetections': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDetections,
                     request_deserializer=objectvision_dot_v1_dot_detection__pb2.ListDetectionsRequest.FromString,
@@ -216,6 +287,11 @@ def add_DetectionServiceServicer_to_server(servicer, server):
                     servicer.GetDetection,
                     request_deserializer=objectvision_dot_v1_dot_detection__pb2.GetDetectionRequest.FromString,
                     response_serializer=objectvision_dot_v1_dot_detection__pb2.Detection.SerializeToString,
+            ),
+            'DeleteDetection': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDetection,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.DeleteDetectionRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
             'GetAnnotatedImage': grpc.unary_stream_rpc_method_handler(
                     servicer.GetAnnotatedImage,
@@ -369,6 +445,87 @@ class DetectionService:
             _registered_method=True)
 
     @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/ListJobs',
+            objectvision_dot_v1_dot_detection__pb2.ListJobsRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/CancelJob',
+            objectvision_dot_v1_dot_detection__pb2.CancelJobRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/DeleteJob',
+            objectvision_dot_v1_dot_detection__pb2.DeleteJobRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListDetections(request,
             target,
             options=(),
@@ -412,6 +569,33 @@ class DetectionService:
             '/objectvision.v1.DetectionService/GetDetection',
             objectvision_dot_v1_dot_detection__pb2.GetDetectionRequest.SerializeToString,
             objectvision_dot_v1_dot_detection__pb2.Detection.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDetection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/DeleteDetection',
+            objectvision_dot_v1_dot_detection__pb2.DeleteDetectionRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from collections import abc as _abc
+from google.protobuf import empty_pb2 as _empty_pb2
 from grpc import aio as _aio
 from objectvision.v1 import detection_pb2 as _detection_pb2
 import abc as _abc_1
@@ -40,8 +41,27 @@ class DetectionServiceStub:
     """Frames in, detections out, in order; the stream's flow control bounds frames in flight."""
     SubmitJob: _grpc.UnaryUnaryMultiCallable[_detection_pb2.SubmitJobRequest, _detection_pb2.Job]
     GetJob: _grpc.UnaryUnaryMultiCallable[_detection_pb2.GetJobRequest, _detection_pb2.Job]
+    ListJobs: _grpc.UnaryUnaryMultiCallable[_detection_pb2.ListJobsRequest, _detection_pb2.ListJobsResponse]
+    """The caller's jobs of every kind, newest first, optionally of one status or kind; each
+    without its items (GetJob has them).
+    """
+    CancelJob: _grpc.UnaryUnaryMultiCallable[_detection_pb2.CancelJobRequest, _detection_pb2.Job]
+    """Stop a pending or processing job: items not yet processed never are, those done keep
+    their results. Cancelling a cancelled job answers it unchanged; a completed or failed
+    one is FAILED_PRECONDITION.
+    """
+    DeleteJob: _grpc.UnaryUnaryMultiCallable[_detection_pb2.DeleteJobRequest, _empty_pb2.Empty]
+    """Remove a finished (completed, failed or cancelled) job with everything it stored: its
+    items, their detections and images, a video job's upload, frames and annotated video.
+    A pending or processing job is FAILED_PRECONDITION (cancel it first).
+    """
     ListDetections: _grpc.UnaryUnaryMultiCallable[_detection_pb2.ListDetectionsRequest, _detection_pb2.ListDetectionsResponse]
     GetDetection: _grpc.UnaryUnaryMultiCallable[_detection_pb2.GetDetectionRequest, _detection_pb2.Detection]
+    DeleteDetection: _grpc.UnaryUnaryMultiCallable[_detection_pb2.DeleteDetectionRequest, _empty_pb2.Empty]
+    """Remove a stored detection, its objects and its image (and the cached answers for the
+    image's bytes). One of a job that is still pending or processing is FAILED_PRECONDITION;
+    one of a finished job leaves that job's items.
+    """
     GetAnnotatedImage: _grpc.UnaryStreamMultiCallable[_detection_pb2.GetAnnotatedImageRequest, _detection_pb2.ImageChunk]
     """Chunks of the stored image, JPEG-encoded with boxes drawn when annotated is set."""
     ListModels: _grpc.UnaryUnaryMultiCallable[_detection_pb2.ListModelsRequest, _detection_pb2.ListModelsResponse]
@@ -71,8 +91,27 @@ class DetectionServiceAsyncStub(DetectionServiceStub):
     """Frames in, detections out, in order; the stream's flow control bounds frames in flight."""
     SubmitJob: _aio.UnaryUnaryMultiCallable[_detection_pb2.SubmitJobRequest, _detection_pb2.Job]  # type: ignore[assignment]
     GetJob: _aio.UnaryUnaryMultiCallable[_detection_pb2.GetJobRequest, _detection_pb2.Job]  # type: ignore[assignment]
+    ListJobs: _aio.UnaryUnaryMultiCallable[_detection_pb2.ListJobsRequest, _detection_pb2.ListJobsResponse]  # type: ignore[assignment]
+    """The caller's jobs of every kind, newest first, optionally of one status or kind; each
+    without its items (GetJob has them).
+    """
+    CancelJob: _aio.UnaryUnaryMultiCallable[_detection_pb2.CancelJobRequest, _detection_pb2.Job]  # type: ignore[assignment]
+    """Stop a pending or processing job: items not yet processed never are, those done keep
+    their results. Cancelling a cancelled job answers it unchanged; a completed or failed
+    one is FAILED_PRECONDITION.
+    """
+    DeleteJob: _aio.UnaryUnaryMultiCallable[_detection_pb2.DeleteJobRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    """Remove a finished (completed, failed or cancelled) job with everything it stored: its
+    items, their detections and images, a video job's upload, frames and annotated video.
+    A pending or processing job is FAILED_PRECONDITION (cancel it first).
+    """
     ListDetections: _aio.UnaryUnaryMultiCallable[_detection_pb2.ListDetectionsRequest, _detection_pb2.ListDetectionsResponse]  # type: ignore[assignment]
     GetDetection: _aio.UnaryUnaryMultiCallable[_detection_pb2.GetDetectionRequest, _detection_pb2.Detection]  # type: ignore[assignment]
+    DeleteDetection: _aio.UnaryUnaryMultiCallable[_detection_pb2.DeleteDetectionRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    """Remove a stored detection, its objects and its image (and the cached answers for the
+    image's bytes). One of a job that is still pending or processing is FAILED_PRECONDITION;
+    one of a finished job leaves that job's items.
+    """
     GetAnnotatedImage: _aio.UnaryStreamMultiCallable[_detection_pb2.GetAnnotatedImageRequest, _detection_pb2.ImageChunk]  # type: ignore[assignment]
     """Chunks of the stored image, JPEG-encoded with boxes drawn when annotated is set."""
     ListModels: _aio.UnaryUnaryMultiCallable[_detection_pb2.ListModelsRequest, _detection_pb2.ListModelsResponse]  # type: ignore[assignment]
@@ -125,6 +164,38 @@ class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_detection_pb2.Job, _abc.Awaitable[_detection_pb2.Job]]: ...
 
     @_abc_1.abstractmethod
+    def ListJobs(
+        self,
+        request: _detection_pb2.ListJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_detection_pb2.ListJobsResponse, _abc.Awaitable[_detection_pb2.ListJobsResponse]]:
+        """The caller's jobs of every kind, newest first, optionally of one status or kind; each
+        without its items (GetJob has them).
+        """
+
+    @_abc_1.abstractmethod
+    def CancelJob(
+        self,
+        request: _detection_pb2.CancelJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_detection_pb2.Job, _abc.Awaitable[_detection_pb2.Job]]:
+        """Stop a pending or processing job: items not yet processed never are, those done keep
+        their results. Cancelling a cancelled job answers it unchanged; a completed or failed
+        one is FAILED_PRECONDITION.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteJob(
+        self,
+        request: _detection_pb2.DeleteJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
+        """Remove a finished (completed, failed or cancelled) job with everything it stored: its
+        items, their detections and images, a video job's upload, frames and annotated video.
+        A pending or processing job is FAILED_PRECONDITION (cancel it first).
+        """
+
+    @_abc_1.abstractmethod
     def ListDetections(
         self,
         request: _detection_pb2.ListDetectionsRequest,
@@ -137,6 +208,17 @@ class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _detection_pb2.GetDetectionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_detection_pb2.Detection, _abc.Awaitable[_detection_pb2.Detection]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteDetection(
+        self,
+        request: _detection_pb2.DeleteDetectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
+        """Remove a stored detection, its objects and its image (and the cached answers for the
+        image's bytes). One of a job that is still pending or processing is FAILED_PRECONDITION;
+        one of a finished job leaves that job's items.
+        """
 
     @_abc_1.abstractmethod
     def GetAnnotatedImage(

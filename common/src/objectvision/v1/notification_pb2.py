@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from objectvision.v1 import common_pb2 as objectvision_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"objectvision/v1/notification.proto\x12\x0fobjectvision.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x03\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12?\n\rtrace_context\x18\x05 \x03(\x0b\x32(.objectvision.v1.Event.TraceContextEntry\x12:\n\x0fuser_registered\x18\n \x01(\x0b\x32\x1f.objectvision.v1.UserRegisteredH\x00\x12\x34\n\x0cjob_progress\x18\x0b \x01(\x0b\x32\x1c.objectvision.v1.JobProgressH\x00\x12\x34\n\x0cjob_finished\x18\x0c \x01(\x0b\x32\x1c.objectvision.v1.JobFinishedH\x00\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\t\n\x07payload\"-\n\x0eUserRegistered\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"O\n\x0bJobProgress\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05total\x18\x02 \x01(\x05\x12\x11\n\tprocessed\x18\x03 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x05\"\xf5\x01\n\x0bJobFinished\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\r\n\x05total\x18\x03 \x01(\x05\x12\x11\n\tprocessed\x18\x04 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x05\x12\x43\n\x0c\x63lass_counts\x18\x06 \x03(\x0b\x32-.objectvision.v1.JobFinished.ClassCountsEntry\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x0c\n\x04kind\x18\x08 \x01(\t\x1a\x32\n\x10\x43lassCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"b\n\x07Webhook\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0e\n\x06\x65vents\x18\x03 \x03(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"3\n\x14\x43reateWebhookRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x03(\t\"K\n\x0e\x43reatedWebhook\x12)\n\x07webhook\x18\x01 \x01(\x0b\x32\x18.objectvision.v1.Webhook\x12\x0e\n\x06secret\x18\x02 \x01(\t\"\x15\n\x13ListWebhooksRequest\"B\n\x14ListWebhooksResponse\x12*\n\x08webhooks\x18\x01 \x03(\x0b\x32\x18.objectvision.v1.Webhook\"*\n\x14\x44\x65leteWebhookRequest\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\"-\n\x1bSubscribeJobProgressRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xb3\x01\n\x08\x44\x65livery\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x33\n\x0fnext_attempt_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x15ListDeliveriesRequest\x12\r\n\x05state\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"G\n\x16ListDeliveriesResponse\x12-\n\ndeliveries\x18\x01 \x03(\x0b\x32\x19.objectvision.v1.Delivery2\xde\x03\n\x13NotificationService\x12W\n\rCreateWebhook\x12%.objectvision.v1.CreateWebhookRequest\x1a\x1f.objectvision.v1.CreatedWebhook\x12[\n\x0cListWebhooks\x12$.objectvision.v1.ListWebhooksRequest\x1a%.objectvision.v1.ListWebhooksResponse\x12N\n\rDeleteWebhook\x12%.objectvision.v1.DeleteWebhookRequest\x1a\x16.google.protobuf.Empty\x12^\n\x14SubscribeJobProgress\x12,.objectvision.v1.SubscribeJobProgressRequest\x1a\x16.objectvision.v1.Event0\x01\x12\x61\n\x0eListDeliveries\x12&.objectvision.v1.ListDeliveriesRequest\x1a\'.objectvision.v1.ListDeliveriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"objectvision/v1/notification.proto\x12\x0fobjectvision.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cobjectvision/v1/common.proto\"\xcf\x04\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12?\n\rtrace_context\x18\x05 \x03(\x0b\x32(.objectvision.v1.Event.TraceContextEntry\x12:\n\x0fuser_registered\x18\n \x01(\x0b\x32\x1f.objectvision.v1.UserRegisteredH\x00\x12\x34\n\x0cjob_progress\x18\x0b \x01(\x0b\x32\x1c.objectvision.v1.JobProgressH\x00\x12\x34\n\x0cjob_finished\x18\x0c \x01(\x0b\x32\x1c.objectvision.v1.JobFinishedH\x00\x12K\n\x18password_reset_requested\x18\r \x01(\x0b\x32\'.objectvision.v1.PasswordResetRequestedH\x00\x12<\n\x10password_changed\x18\x0e \x01(\x0b\x32 .objectvision.v1.PasswordChangedH\x00\x12\x36\n\remail_changed\x18\x0f \x01(\x0b\x32\x1d.objectvision.v1.EmailChangedH\x00\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\t\n\x07payload\"W\n\x16PasswordResetRequested\x12\r\n\x05token\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"!\n\x0fPasswordChanged\x12\x0e\n\x06method\x18\x01 \x01(\t\"9\n\x0c\x45mailChanged\x12\x11\n\told_email\x18\x01 \x01(\t\x12\x16\n\x0enew_email_hint\x18\x02 \x01(\t\"-\n\x0eUserRegistered\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"O\n\x0bJobProgress\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05total\x18\x02 \x01(\x05\x12\x11\n\tprocessed\x18\x03 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x04 \x01(\x05\"\xf5\x01\n\x0bJobFinished\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\r\n\x05total\x18\x03 \x01(\x05\x12\x11\n\tprocessed\x18\x04 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x05\x12\x43\n\x0c\x63lass_counts\x18\x06 \x03(\x0b\x32-.objectvision.v1.JobFinished.ClassCountsEntry\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x0c\n\x04kind\x18\x08 \x01(\t\x1a\x32\n\x10\x43lassCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"b\n\x07Webhook\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0e\n\x06\x65vents\x18\x03 \x03(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"3\n\x14\x43reateWebhookRequest\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x03(\t\"K\n\x0e\x43reatedWebhook\x12)\n\x07webhook\x18\x01 \x01(\x0b\x32\x18.objectvision.v1.Webhook\x12\x0e\n\x06secret\x18\x02 \x01(\t\"\x15\n\x13ListWebhooksRequest\"B\n\x14ListWebhooksResponse\x12*\n\x08webhooks\x18\x01 \x03(\x0b\x32\x18.objectvision.v1.Webhook\"*\n\x14\x44\x65leteWebhookRequest\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\"-\n\x1bSubscribeJobProgressRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xb3\x01\n\x08\x44\x65livery\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x0e\n\x06target\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x33\n\x0fnext_attempt_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x15ListDeliveriesRequest\x12\r\n\x05state\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"G\n\x16ListDeliveriesResponse\x12-\n\ndeliveries\x18\x01 \x03(\x0b\x32\x19.objectvision.v1.Delivery\"\xa3\x03\n\x0fWebhookDelivery\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nwebhook_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12\x33\n\x0flast_attempt_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\x10last_status_code\x18\x08 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\nlast_error\x18\t \x01(\t\x12\x33\n\x0fnext_attempt_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x64\x65livered_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rredelivery_of\x18\r \x01(\tB\x13\n\x11_last_status_code\"f\n\x1cListWebhookDeliveriesRequest\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12#\n\x04page\x18\x03 \x01(\x0b\x32\x15.objectvision.v1.Page\"\x83\x01\n\x1dListWebhookDeliveriesResponse\x12\x34\n\ndeliveries\x18\x01 \x03(\x0b\x32 .objectvision.v1.WebhookDelivery\x12\r\n\x05total\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"J\n\x1fRedeliverWebhookDeliveryRequest\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x02 \x01(\t2\xc6\x05\n\x13NotificationService\x12W\n\rCreateWebhook\x12%.objectvision.v1.CreateWebhookRequest\x1a\x1f.objectvision.v1.CreatedWebhook\x12[\n\x0cListWebhooks\x12$.objectvision.v1.ListWebhooksRequest\x1a%.objectvision.v1.ListWebhooksResponse\x12N\n\rDeleteWebhook\x12%.objectvision.v1.DeleteWebhookRequest\x1a\x16.google.protobuf.Empty\x12^\n\x14SubscribeJobProgress\x12,.objectvision.v1.SubscribeJobProgressRequest\x1a\x16.objectvision.v1.Event0\x01\x12\x61\n\x0eListDeliveries\x12&.objectvision.v1.ListDeliveriesRequest\x1a\'.objectvision.v1.ListDeliveriesResponse\x12v\n\x15ListWebhookDeliveries\x12-.objectvision.v1.ListWebhookDeliveriesRequest\x1a..objectvision.v1.ListWebhookDeliveriesResponse\x12n\n\x18RedeliverWebhookDelivery\x12\x30.objectvision.v1.RedeliverWebhookDeliveryRequest\x1a .objectvision.v1.WebhookDeliveryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,38 +38,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVENT_TRACECONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_JOBFINISHED_CLASSCOUNTSENTRY']._loaded_options = None
   _globals['_JOBFINISHED_CLASSCOUNTSENTRY']._serialized_options = b'8\001'
-  _globals['_EVENT']._serialized_start=118
-  _globals['_EVENT']._serialized_end=514
-  _globals['_EVENT_TRACECONTEXTENTRY']._serialized_start=452
-  _globals['_EVENT_TRACECONTEXTENTRY']._serialized_end=503
-  _globals['_USERREGISTERED']._serialized_start=516
-  _globals['_USERREGISTERED']._serialized_end=561
-  _globals['_JOBPROGRESS']._serialized_start=563
-  _globals['_JOBPROGRESS']._serialized_end=642
-  _globals['_JOBFINISHED']._serialized_start=645
-  _globals['_JOBFINISHED']._serialized_end=890
-  _globals['_JOBFINISHED_CLASSCOUNTSENTRY']._serialized_start=840
-  _globals['_JOBFINISHED_CLASSCOUNTSENTRY']._serialized_end=890
-  _globals['_WEBHOOK']._serialized_start=892
-  _globals['_WEBHOOK']._serialized_end=990
-  _globals['_CREATEWEBHOOKREQUEST']._serialized_start=992
-  _globals['_CREATEWEBHOOKREQUEST']._serialized_end=1043
-  _globals['_CREATEDWEBHOOK']._serialized_start=1045
-  _globals['_CREATEDWEBHOOK']._serialized_end=1120
-  _globals['_LISTWEBHOOKSREQUEST']._serialized_start=1122
-  _globals['_LISTWEBHOOKSREQUEST']._serialized_end=1143
-  _globals['_LISTWEBHOOKSRESPONSE']._serialized_start=1145
-  _globals['_LISTWEBHOOKSRESPONSE']._serialized_end=1211
-  _globals['_DELETEWEBHOOKREQUEST']._serialized_start=1213
-  _globals['_DELETEWEBHOOKREQUEST']._serialized_end=1255
-  _globals['_SUBSCRIBEJOBPROGRESSREQUEST']._serialized_start=1257
-  _globals['_SUBSCRIBEJOBPROGRESSREQUEST']._serialized_end=1302
-  _globals['_DELIVERY']._serialized_start=1305
-  _globals['_DELIVERY']._serialized_end=1484
-  _globals['_LISTDELIVERIESREQUEST']._serialized_start=1486
-  _globals['_LISTDELIVERIESREQUEST']._serialized_end=1539
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=1541
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=1612
-  _globals['_NOTIFICATIONSERVICE']._serialized_start=1615
-  _globals['_NOTIFICATIONSERVICE']._serialized_end=2093
+  _globals['_EVENT']._serialized_start=148
+  _globals['_EVENT']._serialized_end=739
+  _globals['_EVENT_TRACECONTEXTENTRY']._serialized_start=677
+  _globals['_EVENT_TRACECONTEXTENTRY']._serialized_end=728
+  _globals['_PASSWORDRESETREQUESTED']._serialized_start=741
+  _globals['_PASSWORDRESETREQUESTED']._serialized_end=828
+  _globals['_PASSWORDCHANGED']._serialized_start=830
+  _globals['_PASSWORDCHANGED']._serialized_end=863
+  _globals['_EMAILCHANGED']._serialized_start=865
+  _globals['_EMAILCHANGED']._serialized_end=922
+  _globals['_USERREGISTERED']._serialized_start=924
+  _globals['_USERREGISTERED']._serialized_end=969
+  _globals['_JOBPROGRESS']._serialized_start=971
+  _globals['_JOBPROGRESS']._serialized_end=1050
+  _globals['_JOBFINISHED']._serialized_start=1053
+  _globals['_JOBFINISHED']._serialized_end=1298
+  _globals['_JOBFINISHED_CLASSCOUNTSENTRY']._serialized_start=1248
+  _globals['_JOBFINISHED_CLASSCOUNTSENTRY']._serialized_end=1298
+  _globals['_WEBHOOK']._serialized_start=1300
+  _globals['_WEBHOOK']._serialized_end=1398
+  _globals['_CREATEWEBHOOKREQUEST']._serialized_start=1400
+  _globals['_CREATEWEBHOOKREQUEST']._serialized_end=1451
+  _globals['_CREATEDWEBHOOK']._serialized_start=1453
+  _globals['_CREATEDWEBHOOK']._serialized_end=1528
+  _globals['_LISTWEBHOOKSREQUEST']._serialized_start=1530
+  _globals['_LISTWEBHOOKSREQUEST']._serialized_end=1551
+  _globals['_LISTWEBHOOKSRESPONSE']._serialized_start=1553
+  _globals['_LISTWEBHOOKSRESPONSE']._serialized_end=1619
+  _globals['_DELETEWEBHOOKREQUEST']._serialized_start=1621
+  _globals['_DELETEWEBHOOKREQUEST']._serialized_end=1663
+  _globals['_SUBSCRIBEJOBPROGRESSREQUEST']._serialized_start=1665
+  _globals['_SUBSCRIBEJOBPROGRESSREQUEST']._serialized_end=1710
+  _globals['_DELIVERY']._serialized_start=1713
+  _globals['_DELIVERY']._serialized_end=1892
+  _globals['_LISTDELIVERIESREQUEST']._serialized_start=1894
+  _globals['_LISTDELIVERIESREQUEST']._serialized_end=1947
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=1949
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=2020
+  _globals['_WEBHOOKDELIVERY']._serialized_start=2023
+  _globals['_WEBHOOKDELIVERY']._serialized_end=2442
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_start=2444
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_end=2546
+  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_start=2549
+  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_end=2680
+  _globals['_REDELIVERWEBHOOKDELIVERYREQUEST']._serialized_start=2682
+  _globals['_REDELIVERWEBHOOKDELIVERYREQUEST']._serialized_end=2756
+  _globals['_NOTIFICATIONSERVICE']._serialized_start=2759
+  _globals['_NOTIFICATIONSERVICE']._serialized_end=3469
 # @@protoc_insertion_point(module_scope)

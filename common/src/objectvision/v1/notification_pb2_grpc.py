@@ -61,6 +61,16 @@ class NotificationServiceStub:
                 request_serializer=objectvision_dot_v1_dot_notification__pb2.ListDeliveriesRequest.SerializeToString,
                 response_deserializer=objectvision_dot_v1_dot_notification__pb2.ListDeliveriesResponse.FromString,
                 _registered_method=True)
+        self.ListWebhookDeliveries = channel.unary_unary(
+                '/objectvision.v1.NotificationService/ListWebhookDeliveries',
+                request_serializer=objectvision_dot_v1_dot_notification__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_notification__pb2.ListWebhookDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.RedeliverWebhookDelivery = channel.unary_unary(
+                '/objectvision.v1.NotificationService/RedeliverWebhookDelivery',
+                request_serializer=objectvision_dot_v1_dot_notification__pb2.RedeliverWebhookDeliveryRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_notification__pb2.WebhookDelivery.FromString,
+                _registered_method=True)
 
 
 class NotificationServiceServicer:
@@ -99,6 +109,23 @@ class NotificationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWebhookDeliveries(self, request, context):
+        """One webhook's deliveries, newest first; the webhook's owner only (anyone else's webhook
+        is NOT_FOUND, like a missing one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedeliverWebhookDelivery(self, request, context):
+        """Queue the event of a delivered or dead-lettered delivery for a fresh attempt now: a new
+        delivery (redelivery_of names the original) with the same event id and body, signed
+        afresh when sent. FAILED_PRECONDITION while the delivery is still pending.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +153,16 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.ListDeliveries,
                     request_deserializer=objectvision_dot_v1_dot_notification__pb2.ListDeliveriesRequest.FromString,
                     response_serializer=objectvision_dot_v1_dot_notification__pb2.ListDeliveriesResponse.SerializeToString,
+            ),
+            'ListWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookDeliveries,
+                    request_deserializer=objectvision_dot_v1_dot_notification__pb2.ListWebhookDeliveriesRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_notification__pb2.ListWebhookDeliveriesResponse.SerializeToString,
+            ),
+            'RedeliverWebhookDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedeliverWebhookDelivery,
+                    request_deserializer=objectvision_dot_v1_dot_notification__pb2.RedeliverWebhookDeliveryRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_notification__pb2.WebhookDelivery.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -264,6 +301,60 @@ class NotificationService:
             '/objectvision.v1.NotificationService/ListDeliveries',
             objectvision_dot_v1_dot_notification__pb2.ListDeliveriesRequest.SerializeToString,
             objectvision_dot_v1_dot_notification__pb2.ListDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.NotificationService/ListWebhookDeliveries',
+            objectvision_dot_v1_dot_notification__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+            objectvision_dot_v1_dot_notification__pb2.ListWebhookDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedeliverWebhookDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.NotificationService/RedeliverWebhookDelivery',
+            objectvision_dot_v1_dot_notification__pb2.RedeliverWebhookDeliveryRequest.SerializeToString,
+            objectvision_dot_v1_dot_notification__pb2.WebhookDelivery.FromString,
             options,
             channel_credentials,
             insecure,

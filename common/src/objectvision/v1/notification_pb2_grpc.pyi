@@ -41,6 +41,15 @@ class NotificationServiceStub:
     """Progress of one job until it completes or fails; the owner only."""
     ListDeliveries: _grpc.UnaryUnaryMultiCallable[_notification_pb2.ListDeliveriesRequest, _notification_pb2.ListDeliveriesResponse]
     """Delivery state for operators (admin only)."""
+    ListWebhookDeliveries: _grpc.UnaryUnaryMultiCallable[_notification_pb2.ListWebhookDeliveriesRequest, _notification_pb2.ListWebhookDeliveriesResponse]
+    """One webhook's deliveries, newest first; the webhook's owner only (anyone else's webhook
+    is NOT_FOUND, like a missing one).
+    """
+    RedeliverWebhookDelivery: _grpc.UnaryUnaryMultiCallable[_notification_pb2.RedeliverWebhookDeliveryRequest, _notification_pb2.WebhookDelivery]
+    """Queue the event of a delivered or dead-lettered delivery for a fresh attempt now: a new
+    delivery (redelivery_of names the original) with the same event id and body, signed
+    afresh when sent. FAILED_PRECONDITION while the delivery is still pending.
+    """
 
 @_typing.type_check_only
 class NotificationServiceAsyncStub(NotificationServiceStub):
@@ -54,6 +63,15 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     """Progress of one job until it completes or fails; the owner only."""
     ListDeliveries: _aio.UnaryUnaryMultiCallable[_notification_pb2.ListDeliveriesRequest, _notification_pb2.ListDeliveriesResponse]  # type: ignore[assignment]
     """Delivery state for operators (admin only)."""
+    ListWebhookDeliveries: _aio.UnaryUnaryMultiCallable[_notification_pb2.ListWebhookDeliveriesRequest, _notification_pb2.ListWebhookDeliveriesResponse]  # type: ignore[assignment]
+    """One webhook's deliveries, newest first; the webhook's owner only (anyone else's webhook
+    is NOT_FOUND, like a missing one).
+    """
+    RedeliverWebhookDelivery: _aio.UnaryUnaryMultiCallable[_notification_pb2.RedeliverWebhookDeliveryRequest, _notification_pb2.WebhookDelivery]  # type: ignore[assignment]
+    """Queue the event of a delivered or dead-lettered delivery for a fresh attempt now: a new
+    delivery (redelivery_of names the original) with the same event id and body, signed
+    afresh when sent. FAILED_PRECONDITION while the delivery is still pending.
+    """
 
 class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Events in (from the outbox relay over Redis Streams), email, webhooks and live progress out."""
@@ -94,5 +112,26 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_notification_pb2.ListDeliveriesResponse, _abc.Awaitable[_notification_pb2.ListDeliveriesResponse]]:
         """Delivery state for operators (admin only)."""
+
+    @_abc_1.abstractmethod
+    def ListWebhookDeliveries(
+        self,
+        request: _notification_pb2.ListWebhookDeliveriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notification_pb2.ListWebhookDeliveriesResponse, _abc.Awaitable[_notification_pb2.ListWebhookDeliveriesResponse]]:
+        """One webhook's deliveries, newest first; the webhook's owner only (anyone else's webhook
+        is NOT_FOUND, like a missing one).
+        """
+
+    @_abc_1.abstractmethod
+    def RedeliverWebhookDelivery(
+        self,
+        request: _notification_pb2.RedeliverWebhookDeliveryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notification_pb2.WebhookDelivery, _abc.Awaitable[_notification_pb2.WebhookDelivery]]:
+        """Queue the event of a delivered or dead-lettered delivery for a fresh attempt now: a new
+        delivery (redelivery_of names the original) with the same event id and body, signed
+        afresh when sent. FAILED_PRECONDITION while the delivery is still pending.
+        """
 
 def add_NotificationServiceServicer_to_server(servicer: NotificationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

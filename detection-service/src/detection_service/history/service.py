@@ -1,12 +1,14 @@
-"""Stored detections: writing a finished detection, a user's history, one detection.
+"""Stored detections: writing a finished detection, a user's history, one detection, and
+deleting one.
 
-Plain functions over an AsyncSession (the caller owns the transaction; `store_detections`
-takes the sessionmaker, since it commits its rows together with the stored bytes), every read
-scoped to the caller's user id: another user's detection is simply not found.
+Plain functions over an AsyncSession (the caller owns the transaction; `store_detections` and
+`delete_detection` take the sessionmaker, since they commit rows together with, or before,
+the stored bytes), every read scoped to the caller's user id: another user's detection is
+simply not found.
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,9 +20,9 @@ from detection_service.history.models import DETECTION_COMPLETED, detections, re
 from detection_service.images import service as images
 from detection_service.images.storage import ObjectStorage
 from detection_service.images.uploads import Upload
-from detection_service.jobs.models import job_items
+from detection_service.jobs.models import UNFINISHED, job_items, jobs
 from detection_service.pipeline.types import DetectedObject, DetectionOptions, DetectionResult
-from objectvision_common.errors import NotFound
+from objectvision_common.errors import FailedPrecondition, NotFound
 
 
 @dataclass(frozen=True)
@@ -298,3 +300,73 @@ async def job_export_page(
     ).all()
     objects = await _objects_of(session, [row.id for row in rows])
     return [(row.position, _record(row, objects[row.id])) for row in rows]
+
+
+async def delete_detection_rows(
+    *, session: AsyncSession, user_id: str, detection_id: uuid.UUID
+) -> images.RemovedObjects:
+    """Delete the user's detection, its objects and its image's row (the first step of
+    `delete_detection`); returns the image's storage key, whose object is still stored.
+
+    A detection made by a job that is still pending or processing is FailedPrecondition:
+    the job is still counting its items and the objects its final event reports. Once the
+    job has finished, its item for this image leaves the job (the job's counts keep saying
+    what it processed). Another user's detection is NotFound, as a missing one.
+    """
+    found = (
+        await session.execute(
+            sa.select(detections.c.job_id).where(
+                detections.c.id == detection_id, detections.c.user_id == user_id
+            )
+        )
+    ).first()
+    if found is None:
+        raise NotFound("no such detection")
+    if found.job_id is not None:
+        # The item before anything else, the order cancel_job and delete_job lock in, so a
+        # deletion of the whole job at the same time waits rather than deadlocks.
+        await session.execute(
+            sa.select(job_items.c.position)
+            .where(job_items.c.detection_id == detection_id)
+            .with_for_update()
+        )
+        status = await session.scalar(sa.select(jobs.c.status).where(jobs.c.id == found.job_id))
+        if status in UNFINISHED:
+            raise FailedPrecondition(
+                f"detection {detection_id} belongs to job {found.job_id}, which is still"
+                f" {status}; cancel the job or wait for it to finish, then delete the detection"
+            )
+        await session.execute(sa.delete(job_items).where(job_items.c.detection_id == detection_id))
+    keys = await images.delete_images(
+        session=session, user_id=user_id, detection_ids=[detection_id]
+    )
+    deleted = await session.scalar(
+        sa.delete(detections)
+        .where(detections.c.id == detection_id, detections.c.user_id == user_id)
+        .returning(detections.c.id)
+    )
+    if deleted is None:
+        # Its job was deleted while this waited for the item: gone either way.
+        raise NotFound("no such detection")
+    return images.RemovedObjects(images=keys)
+
+
+async def delete_detection(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
+    user_id: str,
+    detection_id: uuid.UUID,
+    forget: Callable[[bytes], Awaitable[None]] | None = None,
+) -> None:
+    """Delete the user's stored detection with its objects and its stored image, and
+    `forget` the image's bytes (the result cache); rows first, then the file
+    (images.service.remove). Afterwards the detection, its image, its place in the history
+    and in exports are gone; deleting it again is NotFound."""
+
+    async def delete_rows(session: AsyncSession) -> images.RemovedObjects:
+        return await delete_detection_rows(
+            session=session, user_id=user_id, detection_id=detection_id
+        )
+
+    await images.remove(sessions=sessions, storage=storage, delete_rows=delete_rows, forget=forget)

@@ -5,6 +5,14 @@ its bytes). If the process dies between the two, or a failed request could not d
 it wrote, the bytes stay behind with nothing pointing at them; this sweep finds them. Only
 objects older than a grace period are considered, so an upload whose transaction is still
 open is never taken.
+
+Deletions (images.service.remove) commit the removal of rows before they delete the objects,
+so a crash between the two leaves the same kind of leftover, and this sweep is what finishes
+such a deletion. The grace period counts from when an object was written, not from when its
+rows went: an object deleted long after its upload is taken at the next sweep, one whose
+upload is more recent than the grace period waits until it has passed. Either way a reader
+never meets a row without its bytes, and the grace period that protects an upload in flight
+is never shortened for a deletion.
 """
 
 import asyncio

@@ -1,13 +1,16 @@
-"""Stored images: bytes into object storage and the rows that refer to them, as one step.
+"""Stored images: bytes into object storage and the rows that refer to them, as one step,
+and out again the same way.
 
 An object is written before the transaction that refers to it commits (so a committed row
-always has its bytes) and discarded when that transaction does not commit; what a crash
-between the two leaves behind, the orphan sweep (images.orphans) removes later.
+always has its bytes) and discarded when that transaction does not commit; it is deleted only
+after the transaction that removed its rows has committed (so a row never points at missing
+bytes). What a crash between the two leaves behind, the orphan sweep (images.orphans) removes
+later.
 """
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
@@ -16,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from detection_service.images.models import images
-from detection_service.images.storage import ObjectStorage, discard
+from detection_service.images.storage import ObjectNotFoundError, ObjectStorage, discard
 from detection_service.images.uploads import Upload
 from objectvision_common.errors import NotFound
 
@@ -28,6 +31,15 @@ class ImageRecord:
     storage_key: str
     content_type: str
     detection_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class RemovedObjects:
+    """The storage keys of the rows a deletion removed: uploaded images, whose answers the
+    result cache may hold too, and other objects (a video job's upload and annotated video)."""
+
+    images: list[str] = field(default_factory=list)
+    others: list[str] = field(default_factory=list)
 
 
 async def store(
@@ -54,6 +66,62 @@ async def store(
     except BaseException:
         await discard(storage, keys)
         raise
+
+
+async def remove(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
+    delete_rows: Callable[[AsyncSession], Awaitable[RemovedObjects]],
+    forget: Callable[[bytes], Awaitable[None]] | None = None,
+) -> None:
+    """The one way stored objects leave: `delete_rows(session)` removes the rows that refer
+    to them, in one transaction (raising refuses the deletion and changes nothing); once
+    that has committed, each image's bytes are read to `forget` them (the result cache's
+    answers), then every object is deleted.
+
+    Rows first, never objects first, so a row never points at missing bytes. A crash (or a
+    storage error) after the commit leaves objects that nothing refers to, and the orphan
+    sweep deletes them: it takes unreferenced objects older than ORPHAN_GRACE_SECONDS,
+    counted from when they were written, so a deleted upload is swept at the next sweep, or
+    once the grace period has passed since its upload if that was more recent. Cached answers
+    a crash kept from being forgotten expire with RESULT_CACHE_TTL_SECONDS.
+    """
+    async with sessions.begin() as session:
+        removed = await delete_rows(session)
+    if forget is not None:
+        for key in removed.images:
+            try:
+                data = await storage.get(key)
+            except (ObjectNotFoundError, OSError):
+                continue
+            await forget(data)
+    await discard(storage, [*removed.images, *removed.others])
+
+
+async def delete_images(
+    *,
+    session: AsyncSession,
+    user_id: str,
+    image_ids: Collection[uuid.UUID] = (),
+    detection_ids: Collection[uuid.UUID] = (),
+) -> list[str]:
+    """Delete the user's image rows with these ids or made into these detections; returns
+    their storage keys, whose objects `remove` deletes once the transaction has committed.
+
+    A job item that refers to one of them must be gone first (its foreign key has no
+    cascade: an item never silently loses its image)."""
+    if not image_ids and not detection_ids:
+        return []
+    keys = await session.scalars(
+        sa.delete(images)
+        .where(
+            images.c.user_id == user_id,
+            sa.or_(images.c.id.in_(image_ids), images.c.detection_id.in_(detection_ids)),
+        )
+        .returning(images.c.storage_key)
+    )
+    return list(keys)
 
 
 async def insert_image(

@@ -11,7 +11,10 @@ PENDING = "pending"
 PROCESSING = "processing"
 COMPLETED = "completed"
 FAILED = "failed"
+# Stopped by its owner (ADR 0022); on an item: still pending when its job was cancelled.
+CANCELLED = "cancelled"
 UNFINISHED = (PENDING, PROCESSING)
+FINISHED = (COMPLETED, FAILED, CANCELLED)
 # What a job processes: a batch of images (job_items) or one video (video.models).
 KIND_BATCH = "batch"
 KIND_VIDEO = "video"
@@ -53,13 +56,17 @@ jobs = sa.Table(
     sa.Column("model", sa.Text),
     sa.Column("model_version", sa.Text),
     sa.CheckConstraint("kind IN ('batch', 'video')", name="kind"),
-    sa.CheckConstraint("status IN ('pending', 'processing', 'completed', 'failed')", name="status"),
+    sa.CheckConstraint(
+        "status IN ('pending', 'processing', 'completed', 'failed', 'cancelled')", name="status"
+    ),
     sa.UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_id_idempotency_key"),
     sa.Index(
         "ix_jobs_unfinished_heartbeat",
         "heartbeat_at",
         postgresql_where=sa.text("status IN ('pending', 'processing')"),
     ),
+    # A user's jobs, newest first; the id breaks ties between equal timestamps.
+    sa.Index("ix_jobs_user_created", "user_id", sa.text("created_at DESC"), sa.text("id DESC")),
 )
 
 job_items = sa.Table(
@@ -79,7 +86,7 @@ job_items = sa.Table(
     sa.Column("object_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("filename", sa.Text),
-    sa.CheckConstraint("status IN ('pending', 'completed', 'failed')", name="status"),
+    sa.CheckConstraint("status IN ('pending', 'completed', 'failed', 'cancelled')", name="status"),
     sa.CheckConstraint(
         "image_id IS NOT NULL OR (status = 'failed' AND filename IS NOT NULL)",
         name="image_or_refused",

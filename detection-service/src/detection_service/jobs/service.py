@@ -1,9 +1,13 @@
-"""Job rows: submission, the caller's view of a job, and the one transaction that finishes an item.
+"""Job rows: submission, the caller's view of a job and list of jobs, cancelling, deleting,
+and the one transaction that finishes an item.
 
 `finish_item` locks the item row and does nothing if the item is no longer pending, so a job
 that two workers process (a reclaimed message, a re-enqueued job) still gets each item's
 detection exactly once; the job counters, its final status and its outbox events change in
-that same transaction.
+that same transaction. `cancel_job` locks the job's items before the job, the order
+`finish_item` takes them in, so the two wait for each other rather than deadlock, and an item
+is either finished before the cancel or cancelled, never both (ADR 0022). `delete_job_rows`
+takes the same locks in the same order.
 """
 
 import logging
@@ -27,6 +31,7 @@ from detection_service.images.models import images
 from detection_service.images.storage import ObjectStorage
 from detection_service.images.uploads import Upload
 from detection_service.jobs.models import (
+    CANCELLED,
     COMPLETED,
     FAILED,
     KIND_BATCH,
@@ -39,9 +44,15 @@ from detection_service.jobs.models import (
 )
 from detection_service.jobs.queue import JobQueue
 from detection_service.pipeline.types import DetectionOptions, DetectionResult
-from detection_service.video.views import VideoView, video_view
+from detection_service.video.views import (
+    VideoView,
+    frame_class_counts,
+    stored_video_keys,
+    video_view,
+    video_views,
+)
 from objectvision.v1 import notification_pb2
-from objectvision_common.errors import NotFound
+from objectvision_common.errors import FailedPrecondition, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +75,11 @@ class JobView:
     total: int
     processed: int
     failed: int
+    # Empty in a list of jobs (`list_jobs`): a batch's items are read one job at a time.
     items: list[JobItemView]
     created_at: datetime
     updated_at: datetime
+    # When the job ended: completed, failed or cancelled.
     completed_at: datetime | None
     # 'batch' or 'video'; a video job has no items, its frames are listed apart (ADR 0016).
     kind: str = KIND_BATCH
@@ -105,6 +118,26 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _job_view(job: sa.Row[Any], *, items: list[JobItemView], video: VideoView | None) -> JobView:
+    return JobView(
+        id=job.id,
+        user_id=job.user_id,
+        status=job.status,
+        total=job.total,
+        processed=job.processed,
+        failed=job.failed,
+        items=items,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        completed_at=job.completed_at,
+        kind=job.kind,
+        video=video,
+        error=job.error,
+        model=job.model or "",
+        model_version=job.model_version or "",
+    )
+
+
 async def get_job(*, session: AsyncSession, job_id: uuid.UUID, user_id: str | None) -> JobView:
     """A job with its items; scoped to user_id unless None (workers)."""
     query = sa.select(jobs).where(jobs.c.id == job_id)
@@ -130,26 +163,187 @@ async def get_job(*, session: AsyncSession, job_id: uuid.UUID, user_id: str | No
         )
         for row in rows
     ]
-    return JobView(
-        id=job.id,
-        user_id=job.user_id,
-        status=job.status,
-        total=job.total,
-        processed=job.processed,
-        failed=job.failed,
-        items=items,
-        created_at=job.created_at,
-        updated_at=job.updated_at,
-        completed_at=job.completed_at,
-        kind=job.kind,
-        video=(
-            await video_view(session=session, job_id=job_id, sampled_frames=job.total)
-            if job.kind == KIND_VIDEO
-            else None
-        ),
-        error=job.error,
-        model=job.model or "",
-        model_version=job.model_version or "",
+    video = (
+        await video_view(session=session, job_id=job_id, sampled_frames=job.total)
+        if job.kind == KIND_VIDEO
+        else None
+    )
+    return _job_view(job, items=items, video=video)
+
+
+async def list_jobs(
+    *,
+    session: AsyncSession,
+    user_id: str,
+    limit: int,
+    offset: int,
+    status: str | None = None,
+    kind: str | None = None,
+) -> tuple[list[JobView], int]:
+    """One page of the user's jobs, newest first (of one `status` and `kind` when given),
+    and how many match in all.
+
+    Without items: a page of batch jobs could hold limit x MAX_BATCH_FILES of them, and a
+    list is for finding a job, whose items `get_job` reads. A video job keeps its video (one
+    row each, read for the whole page at once)."""
+    conditions = [jobs.c.user_id == user_id]
+    if status is not None:
+        conditions.append(jobs.c.status == status)
+    if kind is not None:
+        conditions.append(jobs.c.kind == kind)
+    total = await session.scalar(sa.select(sa.func.count()).select_from(jobs).where(*conditions))
+    rows = (
+        await session.execute(
+            sa.select(jobs)
+            .where(*conditions)
+            .order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+    ).all()
+    videos = await video_views(
+        session=session, totals={row.id: row.total for row in rows if row.kind == KIND_VIDEO}
+    )
+    views = [_job_view(row, items=[], video=videos.get(row.id)) for row in rows]
+    return views, int(total or 0)
+
+
+async def cancel_job(*, session: AsyncSession, job_id: uuid.UUID, user_id: str) -> JobView:
+    """Stop the user's unfinished job; the job as it now is.
+
+    Its pending items become cancelled (a worker that reaches one finds it no longer pending
+    and skips it); items already finished keep their detections, which stay in the history.
+    A video job's worker sees the job ended at its next commit of frames and stops. The job
+    ends `cancelled` with one `job.cancelled` event, the final event of the job, carrying the
+    counts and per-class objects of what was done.
+
+    Idempotent: a cancelled job is answered as it is. A completed or failed job cannot be
+    cancelled (FailedPrecondition); another user's job is NotFound, as a missing one."""
+    owned = await session.scalar(
+        sa.select(jobs.c.id).where(jobs.c.id == job_id, jobs.c.user_id == user_id)
+    )
+    if owned is None:
+        raise NotFound("no such job")
+    # The items first (in position order, as any other cancel of the job), then the job:
+    # finish_item's order. An item commit in flight finishes (and is counted) before the job
+    # is cancelled; one that starts later finds its item cancelled.
+    await session.execute(
+        sa.select(job_items.c.position)
+        .where(job_items.c.job_id == job_id)
+        .order_by(job_items.c.position)
+        .with_for_update()
+    )
+    job = (
+        await session.execute(
+            sa.select(jobs.c.status, jobs.c.kind, jobs.c.total, jobs.c.processed, jobs.c.failed)
+            .where(jobs.c.id == job_id)
+            .with_for_update(key_share=True)
+        )
+    ).one()
+    if job.status in (COMPLETED, FAILED):
+        raise FailedPrecondition(
+            f"job {job_id} has already {job.status}; only a pending or processing job can be"
+            " cancelled"
+        )
+    if job.status in UNFINISHED:
+        now = _now()
+        await session.execute(
+            sa.update(job_items)
+            .where(job_items.c.job_id == job_id, job_items.c.status == PENDING)
+            .values(status=CANCELLED, updated_at=now)
+        )
+        await session.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(status=CANCELLED, updated_at=now, completed_at=now)
+        )
+        video = job.kind == KIND_VIDEO
+        count_objects = frame_class_counts if video else _item_class_counts
+        counts = await count_objects(session=session, job_id=job_id)
+        await outbox.add_job_finished(
+            session,
+            user_id=user_id,
+            occurred_at=now,
+            finished=notification_pb2.JobFinished(
+                job_id=str(job_id),
+                status=CANCELLED,
+                total=job.total,
+                processed=job.processed,
+                failed=job.failed,
+                class_counts=counts,
+                kind=KIND_VIDEO if video else "",
+            ),
+        )
+    return await get_job(session=session, job_id=job_id, user_id=user_id)
+
+
+async def delete_job_rows(
+    *, session: AsyncSession, job_id: uuid.UUID, user_id: str
+) -> stored_images.RemovedObjects:
+    """Delete the user's finished job with its items, their detections and image rows, and a
+    video job's video and frames (the first step of `delete_job`); returns the storage keys,
+    whose objects are still stored.
+
+    A pending or processing job is FailedPrecondition: a worker may still be writing to it,
+    and its owner cancels it first. A cancelled job can be deleted at once: a worker still
+    running it finds its item or job gone at its next commit and stops (ADR 0022). Another
+    user's job is NotFound, as a missing one."""
+    owned = await session.scalar(
+        sa.select(jobs.c.id).where(jobs.c.id == job_id, jobs.c.user_id == user_id)
+    )
+    if owned is None:
+        raise NotFound("no such job")
+    # cancel_job's order: the items (by position), then the job.
+    await session.execute(
+        sa.select(job_items.c.position)
+        .where(job_items.c.job_id == job_id)
+        .order_by(job_items.c.position)
+        .with_for_update()
+    )
+    status = await session.scalar(
+        sa.select(jobs.c.status).where(jobs.c.id == job_id).with_for_update()
+    )
+    if status is None:
+        # A concurrent deletion of the same job committed while this waited for its locks.
+        raise NotFound("no such job")
+    if status in UNFINISHED:
+        raise FailedPrecondition(f"job {job_id} is still {status}; cancel it first, then delete it")
+    image_ids = list(
+        await session.scalars(
+            sa.select(job_items.c.image_id).where(
+                job_items.c.job_id == job_id, job_items.c.image_id.is_not(None)
+            )
+        )
+    )
+    video = await stored_video_keys(session=session, job_id=job_id)
+    await session.execute(
+        sa.delete(detections).where(detections.c.job_id == job_id, detections.c.user_id == user_id)
+    )
+    # Its items, a video job's video and frames go with it (ON DELETE CASCADE); the images
+    # only once no item refers to them.
+    await session.execute(sa.delete(jobs).where(jobs.c.id == job_id))
+    keys = await stored_images.delete_images(session=session, user_id=user_id, image_ids=image_ids)
+    return stored_images.RemovedObjects(images=keys, others=video)
+
+
+async def delete_job(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
+    user_id: str,
+    job_id: uuid.UUID,
+    forget: Callable[[bytes], Awaitable[None]] | None = None,
+) -> None:
+    """Delete the user's finished job and everything it stored, and `forget` its images'
+    bytes (the result cache); rows first, then the files (images.service.remove). A video's
+    frames were cached by encoded bytes that are not kept anywhere: those answers expire with
+    the cache's TTL."""
+
+    async def delete_rows(session: AsyncSession) -> stored_images.RemovedObjects:
+        return await delete_job_rows(session=session, job_id=job_id, user_id=user_id)
+
+    await stored_images.remove(
+        sessions=sessions, storage=storage, delete_rows=delete_rows, forget=forget
     )
 
 
@@ -465,6 +659,17 @@ async def count_progress(
     return counts
 
 
+async def item_pending(*, session: AsyncSession, item: WorkItem) -> bool:
+    """Whether the item still waits for its detection: not once another worker recorded it,
+    nor once its job was cancelled. Asked before detecting, so neither costs an inference."""
+    status = await session.scalar(
+        sa.select(job_items.c.status).where(
+            job_items.c.job_id == item.job_id, job_items.c.position == item.position
+        )
+    )
+    return status == PENDING
+
+
 async def finish_item(
     *,
     session: AsyncSession,
@@ -534,12 +739,7 @@ async def _finish_job(
         .where(jobs.c.id == item.job_id)
         .values(status=status, error=error, completed_at=now)
     )
-    counts = await session.execute(
-        sa.select(results.c.class_name, sa.func.count())
-        .join(detections, detections.c.id == results.c.detection_id)
-        .where(detections.c.job_id == item.job_id)
-        .group_by(results.c.class_name)
-    )
+    class_counts = await _item_class_counts(session=session, job_id=item.job_id)
     await outbox.add_job_finished(
         session,
         user_id=item.user_id,
@@ -550,10 +750,21 @@ async def _finish_job(
             total=total,
             processed=total,
             failed=failed,
-            class_counts={name: int(count) for name, count in counts},
+            class_counts=class_counts,
             error=error or "",
         ),
     )
+
+
+async def _item_class_counts(*, session: AsyncSession, job_id: uuid.UUID) -> dict[str, int]:
+    """Objects per class over the detections of a batch job's items."""
+    counts = await session.execute(
+        sa.select(results.c.class_name, sa.func.count())
+        .join(detections, detections.c.id == results.c.detection_id)
+        .where(detections.c.job_id == job_id)
+        .group_by(results.c.class_name)
+    )
+    return {name: int(count) for name, count in counts}
 
 
 async def stale_jobs(*, session: AsyncSession, older_than: timedelta) -> list[uuid.UUID]:

@@ -4,7 +4,9 @@ A worker takes one message at a time (reclaimed from a dead consumer first, else
 every pending item of that job through the shared micro-batcher, commits each item on its own,
 and acknowledges the message only after the last commit. Triton being down is not an item's
 fault: the worker waits and retries without acknowledging, and the job completes when Triton
-returns. A bad image fails only its item.
+returns. A bad image fails only its item. An item that is no longer pending when its turn
+comes (its job was cancelled, ADR 0022, or another worker recorded it) is skipped before it
+is detected; a cancelled job's message is acknowledged like any other.
 """
 
 import asyncio
@@ -58,9 +60,11 @@ class JobProcessor:
             return
         async with self._sessions.begin() as session:
             started = await service.start_job(session=session, job_id=job_id)
-        if started is None:
-            return
-        options, items = started
+        if started is not None:
+            await self.process(*started)
+
+    async def process(self, options: DetectionOptions, items: list[service.WorkItem]) -> None:
+        """The items of a started job, up to `concurrency` at once, each committed alone."""
         slots = asyncio.Semaphore(self._concurrency)
 
         async def one(item: service.WorkItem) -> None:
@@ -77,6 +81,9 @@ class JobProcessor:
             await service.heartbeat(session=session, job_id=job_id)
 
     async def _process(self, item: service.WorkItem, options: DetectionOptions) -> None:
+        async with self._sessions() as session:
+            if not await service.item_pending(session=session, item=item):
+                return
         with _TRACER.start_as_current_span(
             "detection job item", attributes={"objectvision.job_item": item.position}
         ) as span:

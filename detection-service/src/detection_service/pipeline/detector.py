@@ -21,7 +21,12 @@ from detection_service.pipeline.annotate import annotate
 from detection_service.pipeline.batcher import ModelBatchers
 from detection_service.pipeline.catalog import ModelCatalog, ServedModel
 from detection_service.pipeline.header import ImageHeader
-from detection_service.pipeline.result_cache import CachedAnswer, ResultCache, content_key
+from detection_service.pipeline.result_cache import (
+    CachedAnswer,
+    ResultCache,
+    content_key,
+    image_digest,
+)
 from detection_service.pipeline.triton import ImageRequest
 from detection_service.pipeline.types import (
     DetectedObject,
@@ -299,6 +304,18 @@ class Detector:
                 model=model.name,
                 model_version=model.version,
             )
+
+    async def forget(self, data: bytes) -> None:
+        """Drop the result cache's answers for these bytes (a deleted image's), whatever
+        model, version or options they were computed with; nothing without a cache."""
+        if self._cache is None:
+            return
+        if len(data) < _HASH_ON_LOOP_BYTES:
+            digest = image_digest(data)
+        else:
+            loop = asyncio.get_running_loop()
+            digest = await loop.run_in_executor(self._executor, image_digest, data)
+        await self._cache.forget(digest)
 
     async def _cache_key(
         self, data: bytes, options: DetectionOptions, model: ServedModel

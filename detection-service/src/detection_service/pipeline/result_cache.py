@@ -5,6 +5,11 @@ so a new version never serves an old answer) and the options that change the ans
 live in Redis with a TTL and a bound on their number (oldest evicted first), so a re-upload, a
 retried request or a repeated video frame costs no inference. Redis being away only means
 misses: the cache is an optimisation, never a dependency.
+
+Entries are shared by every user: only the same bytes find an answer, and whoever holds those
+bytes could have the model compute the same answer. Still, when a user deletes a stored image
+its answers go too (`forget`): each image's keys are listed in a set of its own, so every
+answer for those bytes (any model, version or options) can be found without a scan.
 """
 
 import hashlib
@@ -24,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 _PREFIX = "detection:cache:"
 _INDEX = "detection:cache:index"
+# One set per image's bytes, of its entries' keys; outside _PREFIX so no entry key can clash.
+_IMAGE_PREFIX = "detection:cache-image:"
 
 
 @dataclass(frozen=True)
@@ -33,12 +40,22 @@ class CachedAnswer:
     objects: list[DetectedObject]
 
 
+def image_digest(data: bytes) -> str:
+    """What the cache knows an image by: the SHA-256 of its bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def content_key(data: bytes, *, model: str, version: str, options: DetectionOptions) -> str:
     """The cache key of one image under one model version and one set of options."""
-    digest = hashlib.sha256(data).hexdigest()
     settings = json.dumps(options.to_json(), sort_keys=True, separators=(",", ":"))
     options_digest = hashlib.sha256(settings.encode()).hexdigest()[:16]
-    return f"{_PREFIX}{model}:{version}:{digest}:{options_digest}"
+    return f"{_PREFIX}{model}:{version}:{image_digest(data)}:{options_digest}"
+
+
+def _image_set(key: str) -> str:
+    """The set listing `key` among its image's entries. The digest is the key's second field
+    from the end: both last fields are hex, so a ':' in a model name cannot shift them."""
+    return f"{_IMAGE_PREFIX}{key.rsplit(':', 2)[-2]}"
 
 
 class ResultCache:
@@ -78,6 +95,9 @@ class ResultCache:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.set(key, value, ex=self._ttl)
                 pipe.zadd(_INDEX, {key: now})
+                # Evictions below leave their keys in the set: forgetting them is harmless.
+                pipe.sadd(_image_set(key), key)
+                pipe.expire(_image_set(key), self._ttl)
                 pipe.zremrangebyscore(_INDEX, "-inf", now - self._ttl)
                 pipe.zcard(_INDEX)
                 *_, count = await pipe.execute()
@@ -91,3 +111,21 @@ class ResultCache:
                     await self._redis.delete(*(name for name, _ in evicted))
         except RedisError:
             logger.debug("result cache unavailable", exc_info=True)
+
+    async def forget(self, digest: str) -> None:
+        """Drop every answer cached for the image whose bytes have this `image_digest`.
+
+        Redis being away leaves them to expire with the TTL; a deletion never fails for it."""
+        image_set = f"{_IMAGE_PREFIX}{digest}"
+        try:
+            keys = list(await self._redis.smembers(image_set))
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(image_set, *keys)
+                if keys:
+                    pipe.zrem(_INDEX, *keys)
+                await pipe.execute()
+        except RedisError:
+            logger.warning(
+                "result cache unavailable: a deleted image's answers expire with their TTL",
+                exc_info=True,
+            )

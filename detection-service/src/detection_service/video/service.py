@@ -24,6 +24,7 @@ from detection_service import outbox
 from detection_service.images.storage import ObjectStorage
 from detection_service.jobs import service as jobs_service
 from detection_service.jobs.models import (
+    CANCELLED,
     COMPLETED,
     FAILED,
     KIND_VIDEO,
@@ -34,8 +35,14 @@ from detection_service.jobs.queue import JobQueue
 from detection_service.pipeline.types import DetectedObject, DetectionOptions
 from detection_service.video.models import video_frames, video_jobs
 from detection_service.video.probe import Sampling, VideoContainer, VideoProbe
+from detection_service.video.views import frame_class_counts
 from objectvision.v1 import notification_pb2
 from objectvision_common.errors import FailedPrecondition, NotFound
+
+
+class JobEnded(Exception):
+    """The job ended while a worker still ran it: its owner cancelled it, or another worker
+    finished it. The worker stops; what it had not committed is not wanted."""
 
 
 @dataclass(frozen=True)
@@ -204,6 +211,8 @@ async def annotated_key(*, session: AsyncSession, job_id: uuid.UUID, user_id: st
                 "the annotated video is not ready yet: the job is still "
                 f"{video.status}; try again when it has completed"
             )
+        if video.status == CANCELLED:
+            raise FailedPrecondition("this video job was cancelled and has no annotated video")
         raise FailedPrecondition("this video job failed and has no annotated video")
     return str(video.annotated_key)
 
@@ -257,10 +266,14 @@ async def record_frames(
 ) -> int:
     """Commit frames not yet stored, move the counters by those, stage one progress event.
 
-    Returns how many frames were new (0 when another worker stored them or the job ended).
+    Returns how many frames were new (0 when another worker stored them). JobEnded when the
+    job is no longer unfinished (cancelled, or finished by another worker): each commit is
+    where a running worker learns that it should stop.
     """
-    if not frames or not await _lock_unfinished(session, job_id):
+    if not frames:
         return 0
+    if not await _lock_unfinished(session, job_id):
+        raise JobEnded(f"job {job_id} has ended")
     inserted = (
         await session.execute(
             pg_insert(video_frames)
@@ -348,15 +361,7 @@ async def finish_video_job(
             .where(video_jobs.c.job_id == job_id)
             .values(annotated_key=annotated)
         )
-    element = sa.func.jsonb_array_elements(video_frames.c.objects).table_valued("value")
-    class_name = element.c.value.op("->>")("class_name")
-    counts = await session.execute(
-        sa.select(class_name, sa.func.count())
-        .select_from(video_frames)
-        .join(element, sa.true())
-        .where(video_frames.c.job_id == job_id)
-        .group_by(class_name)
-    )
+    class_counts = await frame_class_counts(session=session, job_id=job_id)
     await outbox.add_job_finished(
         session,
         user_id=user_id,
@@ -367,7 +372,7 @@ async def finish_video_job(
             total=int(total or 0),
             processed=int(recorded),
             failed=int(failed),
-            class_counts={str(name): int(count) for name, count in counts},
+            class_counts=class_counts,
             error=error or "",
             kind=KIND_VIDEO,
         ),

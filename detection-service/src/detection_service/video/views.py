@@ -1,12 +1,16 @@
-"""A video job's description as the caller sees it, read beside its `jobs` row (GetJob)."""
+"""A video job's description as the caller sees it, read beside its `jobs` row (GetJob,
+ListJobs), the objects its frames hold (the final event's class counts), and the files it
+keeps in storage (what deleting the job removes)."""
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from detection_service.video.models import video_jobs
+from detection_service.video.models import video_frames, video_jobs
 from detection_service.video.probe import Sampling, VideoContainer, VideoProbe
 
 
@@ -31,8 +35,49 @@ async def video_view(
     row = (
         await session.execute(sa.select(video_jobs).where(video_jobs.c.job_id == job_id))
     ).first()
+    return None if row is None else _view(row, sampled_frames)
+
+
+async def video_views(
+    *, session: AsyncSession, totals: Mapping[uuid.UUID, int]
+) -> dict[uuid.UUID, VideoView]:
+    """The videos of several jobs (`totals`: each job's total) in one query, by job id."""
+    if not totals:
+        return {}
+    rows = await session.execute(sa.select(video_jobs).where(video_jobs.c.job_id.in_(totals)))
+    return {row.job_id: _view(row, totals[row.job_id]) for row in rows}
+
+
+async def stored_video_keys(*, session: AsyncSession, job_id: uuid.UUID) -> list[str]:
+    """The storage keys of the job's upload and, once made, its annotated video; none for a
+    job that is not a video job."""
+    row = (
+        await session.execute(
+            sa.select(video_jobs.c.storage_key, video_jobs.c.annotated_key).where(
+                video_jobs.c.job_id == job_id
+            )
+        )
+    ).first()
     if row is None:
-        return None
+        return []
+    return [key for key in (row.storage_key, row.annotated_key) if key is not None]
+
+
+async def frame_class_counts(*, session: AsyncSession, job_id: uuid.UUID) -> dict[str, int]:
+    """Objects per class over the job's committed frames."""
+    element = sa.func.jsonb_array_elements(video_frames.c.objects).table_valued("value")
+    class_name = element.c.value.op("->>")("class_name")
+    counts = await session.execute(
+        sa.select(class_name, sa.func.count())
+        .select_from(video_frames)
+        .join(element, sa.true())
+        .where(video_frames.c.job_id == job_id)
+        .group_by(class_name)
+    )
+    return {str(name): int(count) for name, count in counts}
+
+
+def _view(row: sa.Row[Any], sampled_frames: int) -> VideoView:
     return VideoView(
         filename=row.filename,
         size_bytes=row.size_bytes,

@@ -12,6 +12,9 @@ A worker that dies leaves its message pending (ADR 0005); the next one decodes t
 from the start, detects only the frames not yet committed (it draws the stored objects of the
 others), and writes a new annotated file. The annotated video is stored, and named in the job,
 only in the transaction that finishes the job.
+
+A job cancelled while it runs (ADR 0022) is noticed at the next commit of frames, which finds
+the job ended: the worker stops sampling and drops what it had not committed.
 """
 
 import asyncio
@@ -210,15 +213,28 @@ class VideoProcessor:
         async with self._sessions() as session:
             if await service.job_kind(session=session, job_id=job_id) != KIND_VIDEO:
                 return False
-        async with self._sessions.begin() as session:
-            work = await service.start_video_job(session=session, job_id=job_id)
-        if work is None:
-            return True
-        with _TRACER.start_as_current_span(
-            "detection video job", attributes={"objectvision.job_id": str(job_id)}
-        ):
-            await self._process(work)
+        work = await self.start(job_id)
+        if work is not None:
+            await self.process(work)
         return True
+
+    async def start(self, job_id: uuid.UUID) -> service.VideoWork | None:
+        """Mark the video job processing; what is left to do, or None if it has ended."""
+        async with self._sessions.begin() as session:
+            return await service.start_video_job(session=session, job_id=job_id)
+
+    async def process(self, work: service.VideoWork) -> None:
+        """Decode, detect, draw and commit the job's frames, then finish it; or stop at the
+        commit that finds the job ended (cancelled, or finished by another worker)."""
+        with _TRACER.start_as_current_span(
+            "detection video job", attributes={"objectvision.job_id": str(work.job_id)}
+        ):
+            try:
+                await self._process(work)
+            except service.JobEnded:
+                logger.info(
+                    "the video job ended while it ran; stopped", extra={"job": str(work.job_id)}
+                )
 
     async def _call(self, function: Callable[..., T], *args: object) -> T:
         """Blocking decode/encode work in the CPU pool, never on the event loop."""

@@ -6,6 +6,7 @@ signed Principal.
 """
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -40,7 +41,7 @@ from gateway.ratelimit import (
     limit_key,
     rate_limit_fields,
 )
-from gateway.schemas.auth import LoginCredentials, LoginForm, LoginJson
+from gateway.schemas.auth import ForgotPasswordIn, LoginCredentials, LoginForm, LoginJson
 from gateway.upstream import Upstream
 from objectvision.v1 import auth_pb2, common_pb2
 from objectvision_common.emails import InvalidEmail, account_key
@@ -290,6 +291,26 @@ async def login_failures(limiter: RateLimiterDep, settings: SettingsDep) -> Logi
 LoginFailuresDep = Annotated[LoginFailures, Depends(login_failures)]
 
 
+async def _take_attempt(
+    limits: Sequence[tuple[str, str, RateLimitRule]],
+    *,
+    limiter: RateLimiter,
+    request: Request,
+    response: Response,
+) -> None:
+    """Count one attempt against each limit (name, key, rule) in turn; the first one used up
+    answers 429 with the fields of the limits counted so far, and the rest are not counted."""
+    states: list[PolicyState] = []
+    for name, key, rule in limits:
+        decision = await limiter.hit(key, rule)
+        states.append(PolicyState(name, rule, decision))
+        if not decision.allowed:
+            raise ApiError.rate_limited(
+                decision.retry_after_seconds, headers=rate_limit_fields(states)
+            )
+    _report_limits(request, response, states)
+
+
 async def throttle_signup(
     ip: ClientIp,
     limiter: RateLimiterDep,
@@ -298,9 +319,69 @@ async def throttle_signup(
     response: Response,
 ) -> None:
     """Refuse a sign-up once this IP has used RATE_LIMIT_SIGNUP."""
-    rule = settings.rate_limit_signup
-    decision = await limiter.hit(limit_key("signup", client_network(ip)), rule)
-    states = [PolicyState("signup", rule, decision)]
-    if not decision.allowed:
-        raise ApiError.rate_limited(decision.retry_after_seconds, headers=rate_limit_fields(states))
-    _report_limits(request, response, states)
+    await _take_attempt(
+        [("signup", limit_key("signup", client_network(ip)), settings.rate_limit_signup)],
+        limiter=limiter,
+        request=request,
+        response=response,
+    )
+
+
+async def throttled_forgot_password(
+    body: ForgotPasswordIn,
+    ip: ClientIp,
+    limiter: RateLimiterDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+) -> ForgotPasswordIn:
+    """A reset-link request, once within RATE_LIMIT_FORGOT_PASSWORD for this network and
+    RATE_LIMIT_FORGOT_PASSWORD_EMAIL for this address from anywhere. The address's limit
+    counts every request for it, whether or not it has an account, so a 429 tells nothing
+    about accounts; it keeps anyone from filling an owner's inbox with reset mail."""
+    network = client_network(ip)
+    limits = [
+        (
+            "forgot-password",
+            limit_key("forgot-password", network),
+            settings.rate_limit_forgot_password,
+        )
+    ]
+    account = _account(body.email)
+    if account is not None:
+        limits.append(
+            (
+                "forgot-password-email",
+                limit_key("forgot-password-email", account),
+                settings.rate_limit_forgot_password_email,
+            )
+        )
+    await _take_attempt(limits, limiter=limiter, request=request, response=response)
+    return body
+
+
+ThrottledForgotPassword = Annotated[ForgotPasswordIn, Depends(throttled_forgot_password)]
+
+
+async def throttle_reset_password(
+    ip: ClientIp,
+    limiter: RateLimiterDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+) -> None:
+    """Refuse a password reset once this network has used RATE_LIMIT_RESET_PASSWORD. Tokens
+    cannot be guessed (256 random bits); this bounds the Argon2 hashes a network can ask
+    for with links it holds."""
+    await _take_attempt(
+        [
+            (
+                "reset-password",
+                limit_key("reset-password", client_network(ip)),
+                settings.rate_limit_reset_password,
+            )
+        ],
+        limiter=limiter,
+        request=request,
+        response=response,
+    )

@@ -1,4 +1,4 @@
-"""Sign-up, login, token refresh and logout."""
+"""Sign-up, login, token refresh, logout and forgotten passwords."""
 
 import grpc
 from fastapi import APIRouter, Depends, Response
@@ -8,17 +8,21 @@ from gateway.auth.dependencies import (
     CurrentAccessToken,
     LoginFailuresDep,
     SessionUpstream,
+    ThrottledForgotPassword,
     ThrottledLoginCredentials,
+    throttle_reset_password,
     throttle_signup,
 )
 from gateway.dependencies import PublicUpstream
 from gateway.errors import SERVER_ERRORS, error_responses
 from gateway.ratelimit import OPENAPI_HEADERS as RATE_LIMIT_HEADERS
 from gateway.schemas.auth import (
+    ForgotPasswordAcceptedOut,
     LoginForm,
     LoginJson,
     LogoutIn,
     RefreshIn,
+    ResetPasswordIn,
     SignUpAcceptedOut,
     SignUpIn,
     TokenPairOut,
@@ -116,3 +120,49 @@ async def logout(body: LogoutIn, access: CurrentAccessToken, upstream: SessionUp
         auth_pb2.LogoutRequest(access_token=access.token, refresh_token=body.refresh_token),
     )
     return Response(status_code=204)
+
+
+@router.post(
+    "/forgot-password",
+    status_code=202,
+    summary="Ask for a link to choose a new password, sent to the account's email",
+    responses={**error_responses(413, 422, 429), 202: {"headers": RATE_LIMIT_HEADERS}},
+)
+async def forgot_password(
+    body: ThrottledForgotPassword, upstream: PublicUpstream
+) -> ForgotPasswordAcceptedOut:
+    """For an active account with this email, send a single-use link to
+    `PUBLIC_BASE_URL/#/reset-password?token=…` that works for `PASSWORD_RESET_TTL_SECONDS`
+    (30 minutes by default); asking again ends the earlier link.
+
+    The answer is the same, after the same work, whether or not the address has an account,
+    so this route cannot be used to find out who has one.
+    """
+    await upstream.call(
+        upstream.auth.RequestPasswordReset, auth_pb2.RequestPasswordResetRequest(email=body.email)
+    )
+    return ForgotPasswordAcceptedOut()
+
+
+@router.post(
+    "/reset-password",
+    status_code=204,
+    response_class=Response,
+    summary="Choose a new password with the token of an emailed reset link",
+    dependencies=[Depends(throttle_reset_password)],
+    responses={**error_responses(413, 422, 429), 204: {"headers": RATE_LIMIT_HEADERS}},
+)
+async def reset_password(body: ResetPasswordIn, upstream: PublicUpstream) -> None:
+    """Set the new password (the sign-up rules: 8 to 128 characters) and use the link up.
+    Every session of the account ends, as after a password change: its refresh tokens and
+    access tokens stop working; log in with the new password.
+
+    A token that is unknown, already used, replaced by a newer link or expired is one 422
+    `invalid_reset_token`, whichever it was: ask for a new link.
+    """
+    await upstream.call(
+        upstream.auth.ResetPassword,
+        auth_pb2.ResetPasswordRequest(token=body.token, new_password=body.new_password),
+    )
+    # Nothing returned: FastAPI builds the 204 itself and adds the throttle's RateLimit
+    # fields to it, which it would not do to a Response returned here.

@@ -1,5 +1,6 @@
-"""Object detection: one image now, many as a background job, the caller's history, and each
-stored image as uploaded or with its boxes drawn.
+"""Object detection: one image now, many as a background job, the caller's history, each
+stored image as uploaded or with its boxes drawn, and deleting a stored detection or a
+finished job.
 
 Images are uploaded as multipart/form-data (gateway.detect_dependencies reads and checks the
 upload); the detection service judges the bytes themselves (format, completeness, pixel count)
@@ -7,8 +8,10 @@ and its errors keep their meaning: unsupported format 415, too large 413, corrup
 down 503 with Retry-After.
 
 Every id is scoped to the caller by the service: another user's ids are 404, and so are
-malformed ones (`{id:uuid}` routes), which also keeps `/history` and `/jobs/...` from ever
-being read as a detection id.
+malformed ones (`{id:uuid}` routes), which also keeps `/history`, `/jobs` and `/jobs/...` from
+ever being read as a detection id. The fixed paths are declared before `/{detection_id}`
+all the same, so the order does not depend on the converter alone; `DELETE /jobs/{job_id}`
+has two segments and can never be taken for `DELETE /{detection_id}`.
 """
 
 import uuid
@@ -21,7 +24,17 @@ from gateway.auth.dependencies import UserUpstream, signed_in_router
 from gateway.dependencies import SettingsDep
 from gateway.detect_dependencies import BatchImages, HistoryFilterQuery, OneImage
 from gateway.errors import error_responses
-from gateway.schemas.detect import DetectionListOut, DetectionOut, JobOut, StoredDetectionOut
+from gateway.schemas.detect import (
+    JOB_STATUS_NUMBERS,
+    Absent,
+    DetectionListOut,
+    DetectionOut,
+    JobKind,
+    JobListOut,
+    JobOut,
+    JobStatus,
+    StoredDetectionOut,
+)
 from objectvision.v1 import common_pb2, detection_pb2
 from objectvision_common.limits import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
 
@@ -101,6 +114,38 @@ async def submit_batch(
     return accepted_job(response, job)
 
 
+# Page size and offset of the list routes (history, jobs): the limits defined once.
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)]
+PageOffset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+
+
+@router.get(
+    "/jobs",
+    summary="The caller's jobs, newest first",
+    responses=error_responses(422),
+)
+async def list_jobs(
+    upstream: UserUpstream,
+    status: Annotated[JobStatus | Absent, Query(description="Only jobs in this status.")] = None,
+    kind: Annotated[
+        JobKind | Absent, Query(description="Only batch jobs (images) or only video jobs.")
+    ] = None,
+    limit: PageLimit = DEFAULT_PAGE_LIMIT,
+    offset: PageOffset = 0,
+) -> JobListOut:
+    """Batch and video jobs alike, each as GET /detect/jobs/{job_id} shows it but without
+    its per-image `items` (up to MAX_BATCH_FILES a job): read one job for those."""
+    listed = await upstream.call(
+        upstream.detection.ListJobs,
+        detection_pb2.ListJobsRequest(
+            page=common_pb2.Page(limit=limit, offset=offset),
+            status=JOB_STATUS_NUMBERS[status] if status else detection_pb2.JOB_STATUS_UNSPECIFIED,
+            kind=kind or "",
+        ),
+    )
+    return JobListOut.from_proto(listed)
+
+
 @router.get(
     "/jobs/{job_id:uuid}",
     summary="A batch job's status and per-image results",
@@ -113,6 +158,47 @@ async def get_job(job_id: uuid.UUID, upstream: UserUpstream) -> JobOut:
     return JobOut.from_proto(job)
 
 
+@router.post(
+    "/jobs/{job_id:uuid}/cancel",
+    summary="Cancel a pending or processing job",
+    responses=error_responses(404, 409, 422),
+)
+async def cancel_job(job_id: uuid.UUID, upstream: UserUpstream) -> JobOut:
+    """Images (or video frames) not yet processed are not processed; those done keep their
+    results, and their detections stay in the history. The job ends `cancelled` and its
+    final event, `job.cancelled`, goes to the WebSocket and to webhooks (no report email).
+
+    Cancelling a cancelled job answers it unchanged; a completed or failed job is a 409."""
+    job = await upstream.call(
+        upstream.detection.CancelJob, detection_pb2.CancelJobRequest(job_id=str(job_id))
+    )
+    return JobOut.from_proto(job)
+
+
+@router.delete(
+    "/jobs/{job_id:uuid}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a finished job and everything it stored",
+    responses={
+        204: {"description": "Deleted: the job, its images, detections and any video are gone."},
+        **error_responses(404, 409, 422),
+    },
+)
+async def delete_job(job_id: uuid.UUID, upstream: UserUpstream) -> Response:
+    """Removes a completed, failed or cancelled job with its items, their detections (from
+    the history and exports too) and stored images, and a video job's upload, frames and
+    annotated video.
+
+    A job still pending or processing is a 409: cancel it first
+    (POST /api/v1/detect/jobs/{job_id}/cancel), then delete it. Another user's job is a 404,
+    as a missing one; so is a job already deleted."""
+    await upstream.call(
+        upstream.detection.DeleteJob, detection_pb2.DeleteJobRequest(job_id=str(job_id))
+    )
+    return Response(status_code=204)
+
+
 @router.get(
     "/history",
     summary="The caller's detections, newest first",
@@ -121,8 +207,8 @@ async def get_job(job_id: uuid.UUID, upstream: UserUpstream) -> JobOut:
 async def list_history(
     upstream: UserUpstream,
     filters: HistoryFilterQuery,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = DEFAULT_PAGE_LIMIT,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: PageLimit = DEFAULT_PAGE_LIMIT,
+    offset: PageOffset = 0,
 ) -> DetectionListOut:
     listed = await upstream.call(
         upstream.detection.ListDetections,
@@ -147,6 +233,30 @@ async def get_detection(detection_id: uuid.UUID, upstream: UserUpstream) -> Stor
         detection_pb2.GetDetectionRequest(detection_id=str(detection_id)),
     )
     return StoredDetectionOut.from_detection(detection)
+
+
+@router.delete(
+    "/{detection_id:uuid}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a stored detection and its image",
+    responses={
+        204: {"description": "Deleted: the detection, its objects and its image are gone."},
+        **error_responses(404, 409, 422),
+    },
+)
+async def delete_detection(detection_id: uuid.UUID, upstream: UserUpstream) -> Response:
+    """Removes the detection, its objects and its stored image: it leaves the history and
+    exports, and the result cache forgets the image's answers. One made by a finished batch
+    job also leaves that job's items (the job's counts still say what it processed).
+
+    One made by a job still pending or processing is a 409: cancel the job or wait for it to
+    finish. Another user's detection is a 404, as a missing one; so is one already deleted."""
+    await upstream.call(
+        upstream.detection.DeleteDetection,
+        detection_pb2.DeleteDetectionRequest(detection_id=str(detection_id)),
+    )
+    return Response(status_code=204)
 
 
 @router.get(

@@ -31,7 +31,7 @@ CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
-FINAL_EVENT_TYPES = frozenset({"job.completed", "job.failed"})
+FINAL_EVENT_TYPES = frozenset({"job.completed", "job.failed", "job.cancelled"})
 # How long a client may take to send its token message.
 TOKEN_MESSAGE_TIMEOUT_SECONDS = 10.0
 # The stream lives as long as the job; this only bounds a forgotten connection.
@@ -142,7 +142,8 @@ async def _until_disconnect(websocket: WebSocket) -> None:
 async def job_progress(
     websocket: WebSocket, job_id: str, clients: ClientsDep, settings: SettingsDep
 ) -> None:
-    """Streams `{"type": "job.progress" | "job.completed" | "job.failed", ...}` messages."""
+    """Streams `{"type": "job.progress" | "job.completed" | "job.failed" | "job.cancelled",
+    ...}` messages; the socket closes (1000) after the final one."""
     await websocket.accept()
     upstream = Upstream(clients=clients, deadline_seconds=settings.grpc_deadline_seconds)
     try:

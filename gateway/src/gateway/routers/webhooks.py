@@ -1,19 +1,26 @@
-"""The caller's webhooks. The signing secret is in the creation response only; the
-notification service refuses URLs that resolve to internal addresses."""
+"""The caller's webhooks and their deliveries. The signing secret is in the creation response
+only; the notification service refuses URLs that resolve to internal addresses, and sends a
+redelivery through the same checks and signing as any delivery."""
 
 import uuid
+from typing import Annotated
 
-from fastapi import Response
+from fastapi import Query, Response
 
 from gateway.auth.dependencies import UserUpstream, signed_in_router
 from gateway.errors import error_responses
+from gateway.routers.detect import MAX_OFFSET
 from gateway.schemas.webhooks import (
     CreatedWebhookOut,
+    DeliveryState,
     WebhookCreateIn,
+    WebhookDeliveryListOut,
+    WebhookDeliveryOut,
     WebhookListOut,
     WebhookOut,
 )
-from objectvision.v1 import notification_pb2
+from objectvision.v1 import common_pb2, notification_pb2
+from objectvision_common.limits import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
 
 router = signed_in_router("/api/v1/webhooks", "webhooks")
 
@@ -53,3 +60,50 @@ async def delete_webhook(webhook_id: uuid.UUID, upstream: UserUpstream) -> Respo
         notification_pb2.DeleteWebhookRequest(webhook_id=str(webhook_id)),
     )
     return Response(status_code=204)
+
+
+@router.get(
+    "/{webhook_id}/deliveries",
+    summary="A webhook's deliveries, newest first, redeliveries included",
+    responses=error_responses(404, 422),
+)
+async def list_webhook_deliveries(
+    webhook_id: uuid.UUID,
+    upstream: UserUpstream,
+    state: Annotated[DeliveryState | None, Query(description="Only deliveries in this state.")] = (
+        None
+    ),
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = DEFAULT_PAGE_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> WebhookDeliveryListOut:
+    listed = await upstream.call(
+        upstream.notification.ListWebhookDeliveries,
+        notification_pb2.ListWebhookDeliveriesRequest(
+            webhook_id=str(webhook_id),
+            state=state or "",
+            page=common_pb2.Page(limit=limit, offset=offset),
+        ),
+    )
+    return WebhookDeliveryListOut.from_proto(listed)
+
+
+@router.post(
+    "/{webhook_id}/deliveries/{delivery_id}/redeliver",
+    status_code=202,
+    summary="Send a delivered or dead-lettered delivery's event again, now",
+    responses=error_responses(404, 409, 422),
+)
+async def redeliver_webhook_delivery(
+    webhook_id: uuid.UUID, delivery_id: uuid.UUID, upstream: UserUpstream
+) -> WebhookDeliveryOut:
+    """Queues a new delivery (its `redelivery_of` names this one) of the same event, body
+    byte for byte, signed with a fresh timestamp when it is sent; the original keeps its
+    attempts. 409 while the delivery is still pending (it is retried on its own); while a
+    redelivery of the event is pending, that one is answered instead of a second."""
+    queued = await upstream.call(
+        upstream.notification.RedeliverWebhookDelivery,
+        notification_pb2.RedeliverWebhookDeliveryRequest(
+            webhook_id=str(webhook_id), delivery_id=str(delivery_id)
+        ),
+    )
+    return WebhookDeliveryOut.from_proto(queued)

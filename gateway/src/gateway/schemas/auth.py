@@ -1,4 +1,4 @@
-"""Bodies of sign-up, login, refresh and logout."""
+"""Bodies of sign-up, login, refresh, logout and password resets."""
 
 from typing import Annotated, Literal
 
@@ -111,3 +111,23 @@ class RefreshIn(ApiModel):
 
 class LogoutIn(ApiModel):
     refresh_token: Token
+
+
+class ForgotPasswordIn(ApiModel):
+    email: LoginEmail
+
+
+class ForgotPasswordAcceptedOut(ApiModel):
+    """The answer to every well-formed request, whether or not the address has an account."""
+
+    message: str = Field(
+        default=(
+            "If an account has this email address, a link to choose a new password has been "
+            "sent to it. The link works once, for a limited time."
+        )
+    )
+
+
+class ResetPasswordIn(ApiModel):
+    token: Token = Field(description="The `token` of the reset link the email carried.")
+    new_password: NewPassword

@@ -96,7 +96,8 @@ class ProtoMirror(ApiModel):
 
     `from_proto` copies the fields, so each such body lists them once, as its own fields,
     rather than again in a constructor call. Proto3 has no null: a field typed `X | None`
-    here is None where the message leaves it unset (a timestamp) or empty (a string).
+    here is None where the message leaves it unset (a timestamp, an `optional` scalar) or
+    empty (a string).
     Timestamps become UTC datetimes and repeated fields lists. Bodies that rename, round or
     nest fields write their own `from_proto`.
     """
@@ -118,4 +119,7 @@ def _mirrored(message: Message, name: str, field: FieldInfo) -> Any:
         return (value or None) if nullable else value
     if isinstance(value, Sequence):
         return list(value)
+    if nullable and message.DESCRIPTOR.fields_by_name[name].has_presence:
+        # A proto3 `optional` scalar: unset is "none", not its zero value.
+        return value if message.HasField(name) else None
     return value

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Annotated, Literal, Self, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -21,16 +21,22 @@ from objectvision.v1 import detection_pb2
 from objectvision_common.limits import MAX_DETECTIONS_LIMIT
 
 T = TypeVar("T")
-JobStatus = Literal["pending", "processing", "completed", "failed"]
+JobStatus = Literal["pending", "processing", "completed", "failed", "cancelled"]
+JobKind = Literal["batch", "video"]
 DetectionStatus = Literal["pending", "completed", "failed"]
 
-_JOB_STATUSES: Mapping[int, JobStatus] = MappingProxyType(
+# Each status as the contract numbers it (also what a ?status= filter sends).
+JOB_STATUS_NUMBERS: Mapping[JobStatus, detection_pb2.JobStatus] = MappingProxyType(
     {
-        detection_pb2.JOB_STATUS_PENDING: "pending",
-        detection_pb2.JOB_STATUS_PROCESSING: "processing",
-        detection_pb2.JOB_STATUS_COMPLETED: "completed",
-        detection_pb2.JOB_STATUS_FAILED: "failed",
+        "pending": detection_pb2.JOB_STATUS_PENDING,
+        "processing": detection_pb2.JOB_STATUS_PROCESSING,
+        "completed": detection_pb2.JOB_STATUS_COMPLETED,
+        "failed": detection_pb2.JOB_STATUS_FAILED,
+        "cancelled": detection_pb2.JOB_STATUS_CANCELLED,
     }
+)
+_JOB_STATUSES: Mapping[int, JobStatus] = MappingProxyType(
+    {number: name for name, number in JOB_STATUS_NUMBERS.items()}
 )
 _DETECTION_STATUSES: Mapping[int, DetectionStatus] = MappingProxyType(
     {
@@ -278,7 +284,8 @@ class DetectionListOut(ApiModel):
 
 
 class JobItemOut(ApiModel):
-    """One image of a batch job, in upload order."""
+    """One image of a batch job, in upload order. `cancelled`: the image was still waiting
+    when the job was cancelled and was never detected."""
 
     filename: str
     status: JobStatus
@@ -347,19 +354,25 @@ class VideoInfoOut(ApiModel):
         )
 
 
-class JobOut(ApiModel):
-    """A batch job: `processed` counts failed items too, so progress is processed / total."""
+class JobSummaryOut(ApiModel):
+    """A job without its per-image items, as the jobs list shows it: `processed` counts
+    failed items too, so progress is processed / total."""
 
     job_id: str
-    status: JobStatus
+    status: JobStatus = Field(
+        description="pending or processing until it ends completed, failed or cancelled "
+        "(stopped by its owner: items not yet processed never will be; those done keep "
+        "their results)."
+    )
     total: int
     processed: int
     failed: int
-    items: list[JobItemOut]
     created_at: datetime
     updated_at: datetime
-    completed_at: datetime | None
-    kind: Literal["batch", "video"] = Field(
+    completed_at: datetime | None = Field(
+        description="When the job ended (completed, failed or cancelled); null until then."
+    )
+    kind: JobKind = Field(
         default="batch",
         description="batch: images, one item each; video: one video, whose sampled frames "
         "are the job's total and are listed at `video.frames_url`.",
@@ -373,22 +386,55 @@ class JobOut(ApiModel):
         default=None, description="The model version that answered its items; null until one did."
     )
 
+    @staticmethod
+    def fields_of(job: detection_pb2.Job) -> dict[str, Any]:
+        """The summary's fields of a job message (JobOut adds its items)."""
+        is_video = job.HasField("video")
+        return {
+            "kind": "video" if is_video else "batch",
+            "video": VideoInfoOut.from_proto(job.id, job.video) if is_video else None,
+            "error": job.error or None,
+            "model": job.model or None,
+            "model_version": job.model_version or None,
+            "job_id": job.id,
+            "status": _status(_JOB_STATUSES, job.status, "job"),
+            "total": job.total,
+            "processed": job.processed,
+            "failed": job.failed,
+            "created_at": to_datetime(job.created_at),
+            "updated_at": to_datetime(job.updated_at),
+            "completed_at": optional_datetime(job, "completed_at"),
+        }
+
     @classmethod
     def from_proto(cls, job: detection_pb2.Job) -> Self:
-        is_video = job.HasField("video")
+        return cls(**cls.fields_of(job))
+
+
+class JobOut(JobSummaryOut):
+    """A job with its per-image items (a video job has none: its frames are listed at
+    `video.frames_url`)."""
+
+    items: list[JobItemOut]
+
+    @classmethod
+    def from_proto(cls, job: detection_pb2.Job) -> Self:
+        return cls(**cls.fields_of(job), items=[JobItemOut.from_proto(item) for item in job.items])
+
+
+class JobListOut(ApiModel):
+    """One page of the caller's jobs, newest first, without their items."""
+
+    items: list[JobSummaryOut]
+    total: int = Field(description="How many jobs match the filters in all.")
+    limit: int
+    offset: int
+
+    @classmethod
+    def from_proto(cls, listed: detection_pb2.ListJobsResponse) -> Self:
         return cls(
-            kind="video" if is_video else "batch",
-            video=VideoInfoOut.from_proto(job.id, job.video) if is_video else None,
-            error=job.error or None,
-            model=job.model or None,
-            model_version=job.model_version or None,
-            job_id=job.id,
-            status=_status(_JOB_STATUSES, job.status, "job"),
-            total=job.total,
-            processed=job.processed,
-            failed=job.failed,
-            items=[JobItemOut.from_proto(item) for item in job.items],
-            created_at=to_datetime(job.created_at),
-            updated_at=to_datetime(job.updated_at),
-            completed_at=optional_datetime(job, "completed_at"),
+            items=[JobSummaryOut.from_proto(job) for job in listed.jobs],
+            total=listed.total,
+            limit=listed.limit,
+            offset=listed.offset,
         )

@@ -2,7 +2,7 @@
 response."""
 
 from datetime import datetime
-from typing import Literal, Self
+from typing import Literal, Self, get_args
 
 from pydantic import Field
 
@@ -10,7 +10,7 @@ from gateway.schemas.base import ApiModel, ProtoMirror, with_secret
 from objectvision.v1 import notification_pb2
 
 MAX_URL_LENGTH = 2048
-JobEventType = Literal["job.progress", "job.completed", "job.failed"]
+JobEventType = Literal["job.progress", "job.completed", "job.failed", "job.cancelled"]
 
 
 class WebhookCreateIn(ApiModel):
@@ -21,7 +21,7 @@ class WebhookCreateIn(ApiModel):
     )
     events: list[JobEventType] = Field(
         default_factory=list,
-        max_length=3,
+        max_length=len(get_args(JobEventType)),
         description="Event types to deliver; empty means every job event.",
     )
 
@@ -46,3 +46,57 @@ class CreatedWebhookOut(WebhookOut):
 
 class WebhookListOut(ApiModel):
     items: list[WebhookOut]
+
+
+DeliveryState = Literal["pending", "delivered", "dead"]
+
+
+class WebhookDeliveryOut(ProtoMirror):
+    """One delivery of an event to the webhook: where it stands and how its last attempt went.
+    The body sent is not shown (the receiver has it), nor anything the receiver answered
+    beyond its status code (nothing else is kept)."""
+
+    id: str = Field(description="Sent as X-ObjectVision-Delivery; new for each redelivery.")
+    webhook_id: str
+    event_id: str = Field(
+        description="The event's id, the body's `id`: the same in every redelivery, to "
+        "deduplicate on."
+    )
+    event_type: str
+    state: DeliveryState = Field(
+        description="pending: due or being retried; delivered: the receiver answered 2xx; "
+        "dead: given up (dead-lettered) after the last attempt or a permanent failure."
+    )
+    attempts: int
+    last_attempt_at: datetime | None = Field(description="Null before the first attempt.")
+    last_status_code: int | None = Field(
+        description="The receiver's HTTP status at the last attempt; null when no answer came "
+        "(no attempt yet, connection refused, timeout, destination refused)."
+    )
+    last_error: str | None = Field(
+        description="Why the last attempt failed, shortened; null after a success."
+    )
+    next_attempt_at: datetime | None = Field(description="When a pending delivery goes next.")
+    created_at: datetime
+    delivered_at: datetime | None
+    redelivery_of: str | None = Field(
+        description="The delivery this one redelivers; null for the event's first delivery."
+    )
+
+
+class WebhookDeliveryListOut(ApiModel):
+    """One page of a webhook's deliveries, newest first."""
+
+    items: list[WebhookDeliveryOut]
+    total: int = Field(description="How many deliveries match the filter in all.")
+    limit: int
+    offset: int
+
+    @classmethod
+    def from_proto(cls, listed: notification_pb2.ListWebhookDeliveriesResponse) -> Self:
+        return cls(
+            items=[WebhookDeliveryOut.from_proto(item) for item in listed.deliveries],
+            total=listed.total,
+            limit=listed.limit,
+            offset=listed.offset,
+        )

@@ -13,7 +13,6 @@ from sqlalchemy import (
     Integer,
     Table,
     Text,
-    UniqueConstraint,
     Uuid,
     func,
     text,
@@ -56,12 +55,41 @@ deliveries = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("delivered_at", DateTime(timezone=True), nullable=True),
-    UniqueConstraint("event_id", "channel", "target", name="uq_deliveries_event_channel_target"),
+    # A redelivery a webhook's owner asked for: a row of its own, so the original keeps its
+    # attempts and outcome (docs/adr/0023-webhook-redelivery.md). Deleted with the original
+    # (all go with their event anyway): set to null instead, each would pass for the first.
+    Column(
+        "redelivery_of",
+        Uuid,
+        ForeignKey("deliveries.id", ondelete="CASCADE"),
+        nullable=True,
+    ),
     CheckConstraint(f"state IN {STATES!r}", name="state"),
     CheckConstraint(f"channel IN {CHANNELS!r}", name="channel"),
+    # Handling an event twice creates nothing new: one first delivery per (event, channel,
+    # target). Redeliveries are further rows of the same three.
+    Index(
+        "uq_deliveries_event_channel_target",
+        "event_id",
+        "channel",
+        "target",
+        unique=True,
+        postgresql_where=text("redelivery_of IS NULL"),
+    ),
+    # At most one delivery of an event to a webhook in flight: a second redelivery asked for
+    # meanwhile finds this one instead of sending the event twice at once.
+    Index(
+        "uq_deliveries_pending_event_webhook",
+        "event_id",
+        "webhook_id",
+        unique=True,
+        postgresql_where=text("state = 'pending'"),
+    ),
     # The dispatcher's only query: pending rows that are due.
     Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("state = 'pending'")),
     Index("ix_deliveries_created_at", "created_at"),
+    # A webhook's deliveries, newest first, for its owner.
+    Index("ix_deliveries_webhook_id_created_at", "webhook_id", "created_at"),
 )
 
 delivery_attempts = Table(

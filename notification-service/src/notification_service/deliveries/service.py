@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, Select, func, insert, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,13 +16,20 @@ from notification_service.deliveries.models import (
     DELIVERED,
     PENDING,
     STATES,
+    WEBHOOK,
     deliveries,
     delivery_attempts,
 )
-from objectvision_common.errors import InvalidArgument
+from notification_service.ids import parse_uuid
+from objectvision_common.errors import FailedPrecondition, InvalidArgument, NotFound
+from objectvision_common.limits import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
 
+# The operators' listing (ListDeliveries).
 MAX_LIST_LIMIT = 500
 DEFAULT_LIST_LIMIT = 50
+# A webhook's owner reads why an attempt failed, not a transcript: errors are shown this long
+# at most (they are ours, "receiver answered 503", plus an exception's text at worst).
+MAX_SHOWN_ERROR_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,10 @@ async def add_deliveries(
     result = await session.execute(
         pg_insert(deliveries)
         .values(rows)
-        .on_conflict_do_nothing(constraint="uq_deliveries_event_channel_target")
+        .on_conflict_do_nothing(
+            index_elements=["event_id", "channel", "target"],
+            index_where=text("redelivery_of IS NULL"),
+        )
         .returning(deliveries.c.id)
     )
     return len(result.all())
@@ -177,19 +187,194 @@ async def record_attempt(
     return str(values["state"])
 
 
+def _in_state(state: str) -> list[ColumnElement[bool]]:
+    """The filter of a listing by state; no state lists every one."""
+    if not state:
+        return []
+    if state not in STATES:
+        raise InvalidArgument(f"state must be one of {list(STATES)}")
+    return [deliveries.c.state == state]
+
+
+def _newest_first(query: Select[Any]) -> Select[Any]:
+    return query.order_by(deliveries.c.created_at.desc(), deliveries.c.id)
+
+
 async def list_deliveries(
     *, session: AsyncSession, state: str = "", limit: int = 0
 ) -> list[Row[Any]]:
     """Newest first, optionally in one state."""
-    if state and state not in STATES:
-        raise InvalidArgument(f"state must be one of {list(STATES)}")
     if limit < 0:
         raise InvalidArgument("limit must not be negative")
-    query = select(*deliveries.c).order_by(deliveries.c.created_at.desc(), deliveries.c.id)
-    if state:
-        query = query.where(deliveries.c.state == state)
+    query = _newest_first(select(*deliveries.c).where(*_in_state(state)))
     query = query.limit(min(limit or DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT))
     return list((await session.execute(query)).all())
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """A webhook delivery as its owner sees it: where it stands and how its last attempt
+    went, without the body sent (the receiver has it) or anything the receiver answered
+    beyond the status code (nothing else is stored)."""
+
+    id: uuid.UUID
+    webhook_id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    state: str
+    attempts: int
+    last_attempt_at: datetime | None
+    # None when no HTTP answer came back (no attempt yet, refused, timed out).
+    last_status_code: int | None
+    last_error: str | None
+    # Pending deliveries only.
+    next_attempt_at: datetime | None
+    created_at: datetime
+    delivered_at: datetime | None
+    redelivery_of: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class WebhookDeliveryPage:
+    deliveries: list[WebhookDelivery]
+    # Deliveries matching the filter in all.
+    total: int
+    limit: int
+    offset: int
+
+
+def _shortened(error: str | None) -> str | None:
+    if error is None or len(error) <= MAX_SHOWN_ERROR_CHARS:
+        return error
+    return error[: MAX_SHOWN_ERROR_CHARS - 1] + "\N{HORIZONTAL ELLIPSIS}"
+
+
+def _webhook_deliveries() -> Select[Any]:
+    """Webhook deliveries with their last recorded attempt (the attempt in flight, counted in
+    `attempts` when claimed, is recorded when it ends)."""
+    last_attempt = (
+        select(delivery_attempts.c.started_at, delivery_attempts.c.status_code)
+        .where(delivery_attempts.c.delivery_id == deliveries.c.id)
+        .order_by(delivery_attempts.c.attempt.desc(), delivery_attempts.c.id.desc())
+        .limit(1)
+        .lateral("last_attempt")
+    )
+    return select(
+        *deliveries.c,
+        last_attempt.c.started_at.label("last_attempt_at"),
+        last_attempt.c.status_code.label("last_status_code"),
+    ).select_from(deliveries.outerjoin(last_attempt, true()))
+
+
+def _webhook_delivery(row: Row[Any]) -> WebhookDelivery:
+    return WebhookDelivery(
+        id=row.id,
+        webhook_id=row.webhook_id,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        state=row.state,
+        attempts=row.attempts,
+        last_attempt_at=row.last_attempt_at,
+        last_status_code=row.last_status_code,
+        last_error=_shortened(row.last_error),
+        next_attempt_at=row.next_attempt_at if row.state == PENDING else None,
+        created_at=row.created_at,
+        delivered_at=row.delivered_at,
+        redelivery_of=row.redelivery_of,
+    )
+
+
+def _page_bounds(limit: int, offset: int) -> tuple[int, int]:
+    """(limit, offset) as the other list calls take them: 0 means the default page, larger
+    pages are cut to the most one may hold."""
+    if limit < 0 or offset < 0:
+        raise InvalidArgument("page limit and offset must not be negative")
+    return min(limit or DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT), offset
+
+
+async def list_webhook_deliveries(
+    *,
+    session: AsyncSession,
+    webhook_id: uuid.UUID,
+    state: str = "",
+    limit: int = 0,
+    offset: int = 0,
+) -> WebhookDeliveryPage:
+    """One page of a webhook's deliveries, newest first (redeliveries included), optionally
+    in one state. The caller has checked that the webhook is the asker's."""
+    limit, offset = _page_bounds(limit, offset)
+    filters = [deliveries.c.webhook_id == webhook_id, *_in_state(state)]
+    total = await session.scalar(select(func.count()).select_from(deliveries).where(*filters))
+    rows = await session.execute(
+        _newest_first(_webhook_deliveries().where(*filters)).limit(limit).offset(offset)
+    )
+    return WebhookDeliveryPage(
+        deliveries=[_webhook_delivery(row) for row in rows],
+        total=total or 0,
+        limit=limit,
+        offset=offset,
+    )
+
+
+async def redeliver_webhook_delivery(
+    *,
+    session: AsyncSession,
+    webhook_id: uuid.UUID,
+    target: str,
+    delivery_id: str,
+) -> WebhookDelivery:
+    """Queue a delivered or dead-lettered delivery's event to its webhook again, due now.
+
+    A new row linked to the original (redelivery_of), with the original's body byte for byte
+    (same event id, so receivers deduplicate), sent by the dispatcher like any other delivery:
+    the destination is checked and the body signed with a fresh timestamp when it goes. The
+    original keeps its attempts and outcome. While a delivery of the event to this webhook is
+    pending (a redelivery asked for a moment ago), that one is returned instead of a second.
+    The caller has checked that the webhook is the asker's, and holds it against deletion.
+    """
+    original_id = parse_uuid(delivery_id, what="delivery id", error=NotFound)
+    original = (
+        await session.execute(
+            select(*deliveries.c).where(
+                deliveries.c.id == original_id, deliveries.c.webhook_id == webhook_id
+            )
+        )
+    ).one_or_none()
+    if original is None:
+        raise NotFound("no such delivery")
+    if original.state == PENDING:
+        raise FailedPrecondition(
+            f"delivery {original.id} is still pending and will be retried on its own; "
+            "redeliver it once it is delivered or dead-lettered"
+        )
+    redelivery = await session.execute(
+        pg_insert(deliveries)
+        .values(
+            id=uuid.uuid4(),
+            event_id=original.event_id,
+            event_type=original.event_type,
+            user_id=original.user_id,
+            channel=WEBHOOK,
+            target=target,
+            webhook_id=webhook_id,
+            payload=original.payload,
+            redelivery_of=original.id,
+        )
+        .on_conflict_do_nothing(
+            index_elements=["event_id", "webhook_id"], index_where=text("state = 'pending'")
+        )
+        .returning(deliveries.c.id)
+    )
+    queued = redelivery.scalar_one_or_none()
+    # Not queued: the pending delivery that kept it out is the newest of this event to this
+    # webhook (even if it has been sent since).
+    which = (
+        [deliveries.c.id == queued]
+        if queued is not None
+        else [deliveries.c.event_id == original.event_id, deliveries.c.webhook_id == webhook_id]
+    )
+    answer = await session.execute(_newest_first(_webhook_deliveries().where(*which)).limit(1))
+    return _webhook_delivery(answer.one())
 
 
 async def attempts_of(*, session: AsyncSession, delivery_id: uuid.UUID) -> list[Row[Any]]:

@@ -9,6 +9,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import json_format
@@ -23,7 +24,7 @@ from notification_service.events.models import processed_events
 from notification_service.links import ConsoleLinks
 from notification_service.mail.headers import UnsafeHeaderError
 from notification_service.mail.render import EmailRenderer, RenderedEmail
-from notification_service.progress.hub import FINAL_TYPES, JOB_TYPES, ProgressHub
+from notification_service.progress.hub import JOB_COMPLETED, JOB_FAILED, JOB_TYPES, ProgressHub
 from notification_service.users import UserDirectory
 from notification_service.webhooks import service as webhooks_service
 from objectvision.v1 import notification_pb2
@@ -36,6 +37,14 @@ USER_REGISTERED = "user.registered"
 SIGNUP_ATTEMPTED = "user.signup_attempted"
 EMAIL_CHANGE_ATTEMPTED = "user.email_change_attempted"
 ADDRESS_NOTICES = (SIGNUP_ATTEMPTED, EMAIL_CHANGE_ATTEMPTED)
+# The final job events that send the owner a report. Not job.cancelled: its owner has just
+# stopped the job and would be told of a job they chose not to finish (ADR 0022).
+REPORTED_JOB_EVENTS = frozenset({JOB_COMPLETED, JOB_FAILED})
+# A reset link for an account's owner; the one event with a secret in it (ADR 0021).
+PASSWORD_RESET_REQUESTED = "user.password_reset_requested"  # noqa: S105 - an event type
+# Security notices: the account's password, or its sign-in address, was changed.
+PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an event type
+EMAIL_CHANGED = "user.email_changed"
 
 
 def webhook_body(event: notification_pb2.Event, *, links: ConsoleLinks) -> str:
@@ -119,7 +128,17 @@ class EventHandler:
             ]
         if event.type in ADDRESS_NOTICES and event.user_id:
             return await self._address_notice(event)
-        if event.type in FINAL_TYPES and event.HasField("job_finished") and event.user_id:
+        if (
+            event.type == PASSWORD_RESET_REQUESTED
+            and event.HasField("password_reset_requested")
+            and event.user_id
+        ):
+            return await self._password_reset(event)
+        if event.type == PASSWORD_CHANGED and event.HasField("password_changed") and event.user_id:
+            return await self._password_changed(event)
+        if event.type == EMAIL_CHANGED and event.HasField("email_changed") and event.user_id:
+            return await self._email_changed(event)
+        if event.type in REPORTED_JOB_EVENTS and event.HasField("job_finished") and event.user_id:
             contact = await self.users.contact(event.user_id)
             if contact is None or not contact.active or not contact.notifications_enabled:
                 return []
@@ -147,6 +166,70 @@ class EventHandler:
         )
         return [
             _email_delivery(lambda: render(to_addr=contact.email, name=contact.name), contact.email)
+        ]
+
+    async def _password_reset(self, event: notification_pb2.Event) -> list[NewDelivery]:
+        """The reset link, to the address and name the account has now (looked up as for the
+        address notices), whatever the notifications switch says; not to inactive or deleted
+        accounts, and not once the link has expired (after a long outage it could only fail).
+        The token goes into the rendered email and nowhere else: never into a log line."""
+        requested = event.password_reset_requested
+        expires_at = requested.expires_at.ToDatetime(UTC)
+        if expires_at <= datetime.now(UTC):
+            return []
+        contact = await self.users.contact(event.user_id)
+        if contact is None or not contact.active:
+            return []
+        return [
+            _email_delivery(
+                lambda: self.renderer.password_reset(
+                    to_addr=contact.email,
+                    name=contact.name,
+                    token=requested.token,
+                    requested_at=event.occurred_at.ToDatetime(UTC),
+                    expires_at=expires_at,
+                ),
+                contact.email,
+            )
+        ]
+
+    async def _password_changed(self, event: notification_pb2.Event) -> list[NewDelivery]:
+        """To the address and name the account has now, like the reset link, whatever the
+        notifications switch says (a security notice is not a job email); not to inactive or
+        deleted accounts, as for the reset email."""
+        contact = await self.users.contact(event.user_id)
+        if contact is None or not contact.active:
+            return []
+        return [
+            _email_delivery(
+                lambda: self.renderer.password_changed(
+                    to_addr=contact.email,
+                    name=contact.name,
+                    method=event.password_changed.method,
+                    changed_at=event.occurred_at.ToDatetime(UTC),
+                ),
+                contact.email,
+            )
+        ]
+
+    async def _email_changed(self, event: notification_pb2.Event) -> list[NewDelivery]:
+        """To the address the account had before, from the event: the account's address is
+        now the new one, which may be a thief's. The name and whether the account is still
+        active come from auth-service, as for the reset email."""
+        changed = event.email_changed
+        contact = await self.users.contact(event.user_id)
+        if contact is None or not contact.active:
+            return []
+        return [
+            _email_delivery(
+                lambda: self.renderer.email_changed(
+                    to_addr=changed.old_email,
+                    name=contact.name,
+                    new_email_hint=changed.new_email_hint,
+                    changed_at=event.occurred_at.ToDatetime(UTC),
+                ),
+                changed.old_email,
+            )
         ]
 
     async def _commit(

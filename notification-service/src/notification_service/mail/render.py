@@ -1,6 +1,7 @@
 """Email content from Jinja2 templates: an HTML part and a plain-text part per message."""
 
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -8,6 +9,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from notification_service.links import ConsoleLinks
 from notification_service.mail.headers import mailbox, safe_header_value
 from objectvision.v1 import notification_pb2
+
+# How a password was changed (PasswordChanged.method), as the notice says it.
+PASSWORD_CHANGE_METHODS = {
+    "settings": "in the account's settings",
+    "administrator": "by an administrator of this service",
+    "reset_link": "with a password reset link sent to the account's address",
+}
 
 
 @dataclass(frozen=True)
@@ -93,7 +101,8 @@ class EmailRenderer:
         self, template: str, *, to_addr: str, name: str, subject: str
     ) -> RenderedEmail:
         """A notice to an account's owner about their own address, which someone else tried
-        to use: every such mail names the address and links to logging in."""
+        to use: every such mail names the address and links to logging in (and to a reset
+        link, for an owner who tried and forgot their password)."""
         return self._render(
             template,
             to_addr=to_addr,
@@ -101,6 +110,62 @@ class EmailRenderer:
             subject=subject,
             email=to_addr,
             login_url=self._links.home(),
+            forgot_password_url=self._links.forgot_password(),
+        )
+
+    def password_reset(
+        self,
+        *,
+        to_addr: str,
+        name: str,
+        token: str,
+        requested_at: datetime,
+        expires_at: datetime,
+    ) -> RenderedEmail:
+        """To an account's owner: the link that sets a new password, and how long it works."""
+        return self._render(
+            "password_reset",
+            to_addr=to_addr,
+            to_name=name,
+            subject=f"Reset your {self._product} password",
+            email=to_addr,
+            reset_url=self._links.reset_password(token),
+            forgot_password_url=self._links.forgot_password(),
+            valid_for=_duration(expires_at - requested_at),
+            expires_at=f"{expires_at:%Y-%m-%d %H:%M} UTC",
+        )
+
+    def password_changed(
+        self, *, to_addr: str, name: str, method: str, changed_at: datetime
+    ) -> RenderedEmail:
+        """To an account's owner: its password was changed, when and how; if it was not them,
+        a reset link to this address takes the account back (and ends the thief's sessions).
+        A method this version does not know still gets the notice, without the "how"."""
+        return self._render(
+            "password_changed",
+            to_addr=to_addr,
+            to_name=name,
+            subject=f"Your {self._product} password was changed",
+            email=to_addr,
+            changed_at=_moment(changed_at),
+            how=PASSWORD_CHANGE_METHODS.get(method, ""),
+            forgot_password_url=self._links.forgot_password(),
+        )
+
+    def email_changed(
+        self, *, to_addr: str, name: str, new_email_hint: str, changed_at: datetime
+    ) -> RenderedEmail:
+        """To the address an account had: it signs in with another now (shown as a hint).
+        A reset link would go to the new address, so an owner who did not make the change
+        is sent to the service's administrator."""
+        return self._render(
+            "email_changed",
+            to_addr=to_addr,
+            to_name=name,
+            subject=f"The sign-in address of your {self._product} account was changed",
+            email=to_addr,
+            new_email_hint=new_email_hint,
+            changed_at=_moment(changed_at),
         )
 
     def job_report(
@@ -126,3 +191,20 @@ class EmailRenderer:
             total_objects=sum(count for _, count in class_counts),
             results_url=self._links.job(finished.job_id),
         )
+
+
+def _moment(at: datetime) -> str:
+    """When something happened, in UTC to the minute: owners live in every time zone."""
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _duration(length: timedelta) -> str:
+    """How long a link works, as a person says it: 30 minutes, 2 hours, 1 minute."""
+    seconds = max(0, round(length.total_seconds()))
+    if seconds >= 3600 and seconds % 3600 == 0:
+        count, unit = seconds // 3600, "hour"
+    elif seconds >= 60:
+        count, unit = seconds // 60, "minute"
+    else:
+        count, unit = seconds, "second"
+    return f"{count} {unit}{'' if count == 1 else 's'}"

@@ -24,7 +24,9 @@ CHANNEL_PREFIX = "objectvision:jobs:"
 JOB_PROGRESS = "job.progress"
 JOB_COMPLETED = "job.completed"
 JOB_FAILED = "job.failed"
-FINAL_TYPES = frozenset({JOB_COMPLETED, JOB_FAILED})
+# Its owner stopped the job (ADR 0022): final as completed and failed are.
+JOB_CANCELLED = "job.cancelled"
+FINAL_TYPES = frozenset({JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED})
 JOB_TYPES = frozenset({JOB_PROGRESS, *FINAL_TYPES})
 FINAL_EVENT_TTL_SECONDS = 7 * 24 * 3600
 # A job that finished this recently may have its final event still on the way (producer
@@ -62,17 +64,26 @@ def _progress_snapshot(job: detection_pb2.Job, user_id: str) -> notification_pb2
     return event
 
 
+# A finished job's status as its final event names it (JobFinished.status; the event type is
+# "job." and the status).
+_FINAL_STATUSES = {
+    detection_pb2.JOB_STATUS_COMPLETED: "completed",
+    detection_pb2.JOB_STATUS_FAILED: "failed",
+    detection_pb2.JOB_STATUS_CANCELLED: "cancelled",
+}
+
+
 def _final_from_job(job: detection_pb2.Job, user_id: str) -> notification_pb2.Event:
     """The final event rebuilt from the job, when the stored one has expired."""
-    completed = job.status == detection_pb2.JOB_STATUS_COMPLETED
-    event_type = JOB_COMPLETED if completed else JOB_FAILED
+    status = _FINAL_STATUSES.get(job.status, "failed")
+    event_type = f"job.{status}"
     event = notification_pb2.Event(
         id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"objectvision:job:{job.id}:{event_type}")),
         type=event_type,
         user_id=user_id,
         job_finished=notification_pb2.JobFinished(
             job_id=job.id,
-            status="completed" if completed else "failed",
+            status=status,
             total=job.total,
             processed=job.processed,
             failed=job.failed,

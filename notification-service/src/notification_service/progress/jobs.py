@@ -7,7 +7,11 @@ from objectvision_common.errors import NotFound, Unavailable
 from objectvision_common.identity import principal_metadata
 
 CALL_TIMEOUT_SECONDS = 5.0
-TERMINAL = (detection_pb2.JOB_STATUS_COMPLETED, detection_pb2.JOB_STATUS_FAILED)
+TERMINAL = (
+    detection_pb2.JOB_STATUS_COMPLETED,
+    detection_pb2.JOB_STATUS_FAILED,
+    detection_pb2.JOB_STATUS_CANCELLED,
+)
 
 
 class JobLookup:

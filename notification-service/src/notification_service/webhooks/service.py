@@ -16,7 +16,7 @@ from notification_service.webhooks.secrets import SecretBox, new_secret
 from notification_service.webhooks.targets import parse_webhook_url, resolve_allowed
 from objectvision_common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
-JOB_EVENT_TYPES = ("job.progress", "job.completed", "job.failed")
+JOB_EVENT_TYPES = ("job.progress", "job.completed", "job.failed", "job.cancelled")
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,22 @@ async def list_webhooks(*, session: AsyncSession, user_id: str) -> list[Webhook]
         select(*webhooks.c).where(webhooks.c.user_id == owner).order_by(webhooks.c.created_at)
     )
     return [_webhook(row) for row in rows]
+
+
+async def owned_webhook(
+    *, session: AsyncSession, user_id: str, webhook_id: str, hold: bool = False
+) -> Webhook:
+    """The caller's webhook; someone else's is as absent as a missing one. `hold` keeps it
+    from being deleted until the transaction ends (rows that will point at it are coming)."""
+    owner = parse_uuid(user_id, what="user id")
+    hook = parse_uuid(webhook_id, what="webhook id", error=NotFound)
+    query = select(*webhooks.c).where(webhooks.c.id == hook, webhooks.c.user_id == owner)
+    if hold:
+        query = query.with_for_update(key_share=True, read=True)
+    row = (await session.execute(query)).one_or_none()
+    if row is None:
+        raise NotFound("no such webhook")
+    return _webhook(row)
 
 
 async def delete_webhook(*, session: AsyncSession, user_id: str, webhook_id: str) -> None:

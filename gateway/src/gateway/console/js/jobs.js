@@ -5,7 +5,8 @@
 import { refreshSession, request, socketUrl } from "./api.js";
 import { getSession } from "./session.js";
 
-const FINAL_STATUSES = new Set(["completed", "failed"]);
+const FINAL_STATUSES = new Set(["completed", "failed", "cancelled"]);
+const FINAL_EVENTS = new Set(["job.completed", "job.failed", "job.cancelled"]);
 const FAST_POLL_MS = 1000;
 const SAFETY_POLL_MS = 5000;
 const CLOSE_UNAUTHENTICATED = 4401;
@@ -30,7 +31,8 @@ export function normaliseJob(raw, previous = {}) {
 }
 
 export function jobPercent(job) {
-  if (FINAL_STATUSES.has(job.status)) return 100;
+  // A job that ran to its end is full; a cancelled one stopped where it was.
+  if (job.status === "completed" || job.status === "failed") return 100;
   if (!job.total) return 0;
   // `processed` counts failed images too (see JobOut): progress is processed / total.
   return Math.min(100, Math.round((100 * job.processed) / job.total));
@@ -90,7 +92,7 @@ export class JobTracker {
       }
       if (message.type === "job.progress") {
         this.update(normaliseJob({ ...message, status: "processing" }, this.job));
-      } else if (message.type === "job.completed" || message.type === "job.failed") {
+      } else if (FINAL_EVENTS.has(message.type)) {
         this.finish();
       }
     });

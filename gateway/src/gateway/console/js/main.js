@@ -3,6 +3,8 @@
 // Deep links name what to open in the hash: `#/jobs/<id>` (a batch job), `#/detections/<id>`
 // (also `#/history/<id>`: one stored detection) and `#/settings`; emails and webhooks carry
 // them (notification_service.links). A link opened signed out opens after sign-in.
+// `#/forgot-password` and `#/reset-password?token=…` (the reset email's link) open signed in
+// or out (password-reset.js).
 
 import { request } from "./api.js";
 import { byId, clearError, el, guarded, plural, saveFile, showError, showStatus } from "./dom.js";
@@ -11,6 +13,7 @@ import { JobTracker, jobPercent, normaliseJob } from "./jobs.js";
 import { renderJobExports } from "./exports.js";
 import { KeysView } from "./keys.js";
 import { ModelPicker } from "./models.js";
+import { PASSWORD_VIEWS, PasswordResetView } from "./password-reset.js";
 import { clearSession, getSession, onSessionChange, setTokens } from "./session.js";
 import { SettingsView } from "./settings.js";
 import { DEFAULT_THRESHOLD, Viewer, normaliseResult } from "./viewer.js";
@@ -23,6 +26,8 @@ const OBJECT_ROUTES = { jobs: "job", detections: "detection", history: "detectio
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const IMAGE_TYPES = new Set(["image/jpeg", "image/png", "image/webp", "image/bmp"]);
 const IMAGE_NAME = /\.(jpe?g|png|webp|bmp)$/i;
+// A job in one of these has ended: it can be exported and deleted (not before: a 409).
+const FINISHED_JOB = new Set(["completed", "failed", "cancelled"]);
 
 const viewer = new Viewer();
 const history = new HistoryView({ onOpen: (id, filename) => openDetection(id, filename) });
@@ -30,6 +35,15 @@ const keys = new KeysView();
 const webhooks = new WebhooksView();
 const settings = new SettingsView();
 const models = new ModelPicker();
+// The new password ended every session of its account: this page's too, then it asks for a
+// login with the new password.
+const passwordReset = new PasswordResetView({
+  onReset: () => {
+    if (getSession()) clearSession("signed-out");
+    pendingStatus = "Your password has been changed. Log in with the new one.";
+    location.hash = "detect";
+  },
+});
 const input = byId("file-input");
 const dropzone = byId("dropzone");
 let viewerObjectUrl = null;
@@ -37,6 +51,8 @@ let tracker = null;
 // What the viewer shows, for the downloads and "detect again": the raw API answer, the
 // image (the File uploaded, or the original fetched back) and the threshold asked for.
 let shown = null;
+// The job on show (its latest state), for "Delete job".
+let shownJob = null;
 // The deep link last opened, so a re-render (sign-in, refresh) does not open it twice.
 let openedLink = null;
 // A confirmation to show once the navigation under way has happened.
@@ -44,9 +60,12 @@ let pendingStatus = "";
 
 // Navigation ---------------------------------------------------------------------------
 
-/** `{view, kind, id}` from the hash: `#history`, `#/settings`, `#/jobs/<id>`… */
+/** `{view, kind, id}` from the hash: `#history`, `#/settings`, `#/jobs/<id>`… A password
+ * page is `{view, query, forAnyone: true}`: it shows whether or not anyone is signed in. */
 function currentRoute() {
-  const [name = "", id = ""] = location.hash.replace(/^#\/?/, "").split("/");
+  const [path, query = ""] = location.hash.replace(/^#\/?/, "").split("?");
+  const [name = "", id = ""] = path.split("/");
+  if (PASSWORD_VIEWS.includes(name)) return { view: name, kind: null, id: null, query, forAnyone: true };
   const kind = OBJECT_ROUTES[name];
   if (kind && UUID.test(id)) return { view: "detect", kind, id: id.toLowerCase() };
   return { view: VIEWS.includes(name) ? name : "detect", kind: null, id: null };
@@ -69,7 +88,7 @@ function openLinked(route) {
 function render() {
   const session = getSession();
   const route = currentRoute();
-  const view = session ? route.view : "auth";
+  const view = session || route.forAnyone ? route.view : "auth";
   for (const section of document.querySelectorAll("main > .view")) {
     section.hidden = section.id !== `view-${view}`;
   }
@@ -85,6 +104,7 @@ function render() {
   if (view === "keys") keys.load();
   if (view === "webhooks") webhooks.load();
   if (view === "settings") settings.load();
+  if (view === "reset-password") passwordReset.takeToken(route.query);
   if (session && route.kind) openLinked(route);
 }
 
@@ -105,8 +125,8 @@ window.addEventListener("hashchange", () => {
   byId("main").focus({ preventScroll: true });
 });
 
-/** Nothing of the previous account stays in the page after it signs out. */
-function forgetAccountData() {
+/** Take the detection or job on show off the page (signed out, or deleted). */
+function closeResults() {
   tracker?.stop();
   tracker = null;
   if (viewerObjectUrl) URL.revokeObjectURL(viewerObjectUrl);
@@ -115,12 +135,21 @@ function forgetAccountData() {
   byId("single-result").hidden = true;
   byId("batch-result").hidden = true;
   dropzone.classList.remove("compact");
+  shown = null;
+  shownJob = null;
+  openedLink = null;
+  byId("job-id").textContent = "";
+  byId("job-items").replaceChildren();
+  for (const url of jobThumbnailUrls) URL.revokeObjectURL(url);
+  jobThumbnailUrls = [];
+}
+
+/** Nothing of the previous account stays in the page after it signs out. */
+function forgetAccountData() {
+  closeResults();
   history.reset();
   settings.reset();
   models.reset();
-  shown = null;
-  openedLink = null;
-  byId("job-id").textContent = "";
   for (const id of ["keys-body", "webhooks-body", "key-secret", "webhook-secret", "job-items"]) {
     byId(id).replaceChildren();
   }
@@ -238,6 +267,8 @@ function showViewer(raw, image, caption, threshold) {
   byId("batch-result").hidden = true;
   byId("single-result").hidden = false;
   viewer.show(result, imageUrl, caption || result.filename, { threshold });
+  // Only a stored detection (it has an id) can be deleted.
+  byId("delete-detection").hidden = !result.id;
   if (result.id) showLink(`detections/${result.id}`);
 }
 
@@ -300,7 +331,54 @@ byId("download-image").addEventListener("click", async (event) => {
   if (blob) saveFile(blob, `${baseName()}.annotated.jpg`);
 });
 
+/**
+ * Delete what is on show once `question` is confirmed, then leave it for an empty Detect view
+ * that says `done`.
+ */
+async function deleteShown(path, question, done, button) {
+  if (!window.confirm(question)) return;
+  const deleted = await guarded(async () => {
+    await request(path, { method: "DELETE", as: "none" });
+    return true;
+  }, button);
+  if (!deleted) return;
+  closeResults();
+  if (location.hash === "#detect") {
+    showStatus(done);
+    return;
+  }
+  pendingStatus = done;
+  location.hash = "detect";
+}
+
+byId("delete-detection").addEventListener("click", (event) => {
+  const id = shown?.result.id;
+  if (!id) return;
+  const name = shown.caption || shown.result.filename || "this image";
+  deleteShown(
+    `api/v1/detect/${encodeURIComponent(id)}`,
+    `Delete ${name} and its detection for good? It leaves your history and exports.`,
+    `Deleted ${name} and its detection.`,
+    event.currentTarget,
+  );
+});
+
+byId("delete-job").addEventListener("click", (event) => {
+  const job = shownJob;
+  if (!job || !FINISHED_JOB.has(job.status)) return;
+  const what = job.kind === "video" ? "its video, frames and annotated video" : "its images and their detections";
+  deleteShown(
+    `api/v1/detect/jobs/${encodeURIComponent(job.jobId)}`,
+    `Delete this job with ${what} for good? They leave your history and exports.`,
+    `Deleted job ${job.jobId} with ${what}.`,
+    event.currentTarget,
+  );
+});
+
 function renderJob(job) {
+  shownJob = job;
+  // A running job is cancelled first (the API answers 409): only a finished one offers this.
+  byId("job-removal").hidden = !FINISHED_JOB.has(job.status);
   const percent = jobPercent(job);
   const progress = byId("job-progress");
   progress.value = percent;
@@ -308,7 +386,7 @@ function renderJob(job) {
   progress.dataset.status = job.status;
   const done = job.processed;
   const failed = job.failed ? `, ${job.failed} failed` : "";
-  const state = { pending: "Waiting to start", processing: "Processing", completed: "Done", failed: "Failed" };
+  const state = { pending: "Waiting to start", processing: "Processing", completed: "Done", failed: "Failed", cancelled: "Cancelled" };
   byId("job-status").textContent =
     `${state[job.status] ?? job.status}: ${done} of ${plural(job.total, job.kind === "video" ? "frame" : "image")}${failed} (${percent} %)`;
   renderJobExports(byId("job-exports"), job);
@@ -412,7 +490,7 @@ async function followJob(job) {
   byId("job-id").textContent = jobId;
   showLink(`jobs/${jobId}`);
   const initial = normaliseJob(job);
-  if (initial.status === "completed" || initial.status === "failed") {
+  if (initial.status === "completed" || initial.status === "failed" || initial.status === "cancelled") {
     // A finished job (opened from an email): its results at once, nothing to follow.
     tracker = null;
     renderJob(initial);
@@ -431,6 +509,11 @@ async function followJob(job) {
   if (tracker !== current) return;
   renderJob(finished);
   renderJobItems(finished);
+  if (finished.status === "cancelled") {
+    const unit = finished.kind === "video" ? "frame" : "image";
+    showStatus(`The job was cancelled after ${plural(finished.processed, unit)}; what was done is kept.`);
+    return;
+  }
   if (finished.kind === "video") {
     showStatus(
       finished.status === "completed"

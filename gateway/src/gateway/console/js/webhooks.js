@@ -1,7 +1,13 @@
-// Webhooks: register a URL for job events (the signing secret is shown once), list, delete.
+// Webhooks: register a URL for job events (the signing secret is shown once), list, delete;
+// each webhook's recent deliveries, and Redeliver on a delivered or dead-lettered one.
 
+import { request } from "./api.js";
 import { CredentialsView, removeButton } from "./credentials.js";
-import { byId, el, formatDate } from "./dom.js";
+import { byId, el, formatDate, guarded, showStatus } from "./dom.js";
+
+// The newest deliveries shown under a webhook (the API's default page).
+const DELIVERIES_SHOWN = 20;
+const STATE_NAMES = { pending: "Pending", delivered: "Delivered", dead: "Dead-lettered" };
 
 export class WebhooksView extends CredentialsView {
   constructor() {
@@ -34,13 +40,111 @@ export class WebhooksView extends CredentialsView {
   row(hook) {
     const remove = () =>
       this.remove(hook, { question: `Delete the webhook for ${hook.url}?`, done: "Webhook deleted." });
-    return el(
+    const toggle = el(
+      "button",
+      {
+        type: "button",
+        className: "secondary",
+        "aria-label": `Deliveries of webhook ${hook.url}`,
+        "aria-expanded": "false",
+        onclick: () => this.toggleDeliveries(hook, row, toggle),
+      },
+      "Deliveries",
+    );
+    const row = el(
       "tr",
       { "data-testid": "webhook-row", "data-url": hook.url },
       el("td", { className: "wrap" }, hook.url),
       el("td", {}, hook.events.length ? hook.events.join(", ") : "All job events"),
       el("td", {}, formatDate(hook.created_at)),
-      el("td", {}, removeButton("Delete", `Delete webhook ${hook.url}`, remove)),
+      el("td", { className: "row-actions" }, toggle, removeButton("Delete", `Delete webhook ${hook.url}`, remove)),
+    );
+    return row;
+  }
+
+  /** Open (below the webhook's row) or close the list of its newest deliveries. */
+  async toggleDeliveries(hook, row, toggle) {
+    const open = row.nextElementSibling?.dataset.deliveriesOf === hook.id ? row.nextElementSibling : null;
+    if (open) {
+      open.remove();
+      toggle.setAttribute("aria-expanded", "false");
+      return;
+    }
+    const cell = el("td", { colspan: this.columns });
+    row.after(el("tr", { "data-testid": "webhook-deliveries", dataset: { deliveriesOf: hook.id } }, cell));
+    toggle.setAttribute("aria-expanded", "true");
+    await this.loadDeliveries(hook, cell);
+  }
+
+  async loadDeliveries(hook, cell) {
+    const url = `api/v1/webhooks/${encodeURIComponent(hook.id)}/deliveries`;
+    const page = await guarded(() => request(url, { query: { limit: DELIVERIES_SHOWN } }));
+    if (!page) return;
+    if (page.items.length === 0) {
+      cell.replaceChildren(el("p", { className: "empty" }, "No deliveries yet."));
+      return;
+    }
+    const rows = page.items.map((delivery) => this.deliveryRow(hook, delivery, cell));
+    cell.replaceChildren(
+      el(
+        "table",
+        { className: "deliveries" },
+        el("caption", { className: "visually-hidden" }, `Deliveries of ${hook.url}`),
+        el(
+          "thead",
+          {},
+          el(
+            "tr",
+            {},
+            ...["Created", "Event", "State", "Attempts", "Last answer"].map((name) => el("th", { scope: "col" }, name)),
+            el("th", { scope: "col" }, el("span", { className: "visually-hidden" }, "Actions")),
+          ),
+        ),
+        el("tbody", {}, ...rows),
+      ),
+      ...(page.total > page.items.length ? [el("p", { className: "hint" }, `The ${page.items.length} newest of ${page.total}.`)] : []),
+    );
+  }
+
+  deliveryRow(hook, delivery, cell) {
+    const answer = [delivery.last_status_code ? `HTTP ${delivery.last_status_code}` : null, delivery.last_error]
+      .filter(Boolean)
+      .join(" · ");
+    const next = delivery.state === "pending" && delivery.next_attempt_at ? `next ${formatDate(delivery.next_attempt_at)}` : "";
+    const redeliver = async (event) => {
+      const url = `api/v1/webhooks/${encodeURIComponent(hook.id)}/deliveries/${encodeURIComponent(delivery.id)}/redeliver`;
+      const queued = await guarded(() => request(url, { method: "POST" }), event.currentTarget);
+      if (!queued) return;
+      showStatus(`The ${delivery.event_type} event is queued for redelivery.`);
+      await this.loadDeliveries(hook, cell);
+    };
+    return el(
+      "tr",
+      {
+        "data-testid": "delivery-row",
+        dataset: { id: delivery.id, state: delivery.state, redeliveryOf: delivery.redelivery_of ?? "" },
+      },
+      el("td", {}, formatDate(delivery.created_at)),
+      el("td", {}, delivery.event_type, delivery.redelivery_of ? el("span", { className: "hint" }, " (redelivery)") : null),
+      el("td", {}, STATE_NAMES[delivery.state] ?? delivery.state),
+      el("td", {}, String(delivery.attempts)),
+      el("td", { className: "wrap" }, [answer, next].filter(Boolean).join(" · ") || "—"),
+      el(
+        "td",
+        {},
+        delivery.state === "pending"
+          ? null
+          : el(
+              "button",
+              {
+                type: "button",
+                className: "secondary",
+                "aria-label": `Redeliver ${delivery.event_type} delivery ${delivery.id}`,
+                onclick: redeliver,
+              },
+              "Redeliver",
+            ),
+      ),
     );
   }
 }

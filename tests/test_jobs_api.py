@@ -1,0 +1,435 @@
+"""Listing and cancelling jobs end to end (ADR 0022): gateway -> detection-service ->
+PostgreSQL, Redis, the outbox -> notification-service -> WebSocket, webhooks and email, all real.
+
+The stack here runs detection-service with no job workers (JOB_WORKERS=0), so every job stays
+queued until it is cancelled: what a job is when it is cancelled is known, not raced. What a
+worker does with a cancelled job (skips its items, stops a video) is detection-service's own
+test (detection-service/tests/test_job_list_and_cancel.py); a completed job refusing to be
+cancelled is tests/test_cli.py's, on the shared stack whose workers run.
+"""
+
+import asyncio
+import email
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from email.policy import default as default_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from objectvision_client import AsyncClient
+from objectvision_devstack.stack import Stack
+from objectvision_devstack.videos import make_video
+
+IMAGES = (
+    Path(os.environ.get("OBJECTVISION_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
+    / "images"
+)
+BUS = IMAGES / "bus.jpg"
+COMMAND = Path(sys.executable).with_name("objectvision")
+JOBS = "/api/v1/detect/jobs"
+PASSWORD = "correct horse battery"
+WELCOME_SUBJECT = "Welcome to ObjectVision"
+REPORT_SUBJECT_PREFIX = "Your detection job"
+# Relays poll every 0.5 s and the dispatcher every second; a loaded machine is slower.
+ARRIVES_WITHIN_SECONDS = 45.0
+# How long to keep watching for an email that should not come.
+QUIET_SECONDS = 1.5
+
+pytestmark = pytest.mark.skipif(not BUS.exists(), reason=f"sample images not found under {IMAGES}")
+
+
+@pytest.fixture(scope="module")
+def queued_stack(own_stack: Callable[..., Stack]) -> Iterator[Stack]:
+    stack = own_stack(
+        database="objectvision_jobs",
+        redis_db=6,
+        extra_env={
+            "JOB_WORKERS": "0",
+            "WEBHOOK_ALLOW_PRIVATE": "true",
+            "TRUST_PROXY_HEADERS": "true",
+        },
+    )
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+async def client(queued_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=queued_stack.gateway_url, timeout=60.0) as opened:
+        yield opened
+
+
+@dataclass(frozen=True)
+class Account:
+    email: str
+    headers: dict[str, str]
+
+
+def _address() -> str:
+    """A fresh client address (documentation range) for the per-IP sign-up limit."""
+    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
+
+
+async def _account(client: httpx.AsyncClient) -> Account:
+    address = f"jobs-{uuid.uuid4().hex}@example.com"
+    signed_up = await client.post(
+        "/api/v1/auth/signup",
+        json={"email": address, "password": PASSWORD, "name": "Jobs User"},
+        headers={"X-Forwarded-For": _address()},
+    )
+    assert signed_up.status_code == 202, signed_up.text
+    tokens = await client.post(
+        "/api/v1/auth/login",
+        json={"email": address, "password": PASSWORD},
+        headers={"X-Forwarded-For": _address()},
+    )
+    assert tokens.status_code == 200, tokens.text
+    return Account(address, {"Authorization": f"Bearer {tokens.json()['access_token']}"})
+
+
+async def _batch(client: httpx.AsyncClient, account: Account, count: int = 1) -> dict[str, Any]:
+    data = BUS.read_bytes()
+    response = await client.post(
+        "/api/v1/detect/batch",
+        files=[("files", (f"bus-{n}.jpg", data, "image/jpeg")) for n in range(count)],
+        headers=account.headers,
+    )
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+async def _video(client: httpx.AsyncClient, account: Account, data: bytes) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/detect/video",
+        files={"file": ("street.mp4", data, "video/mp4")},
+        headers=account.headers,
+    )
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+async def _jobs(client: httpx.AsyncClient, account: Account, **params: Any) -> dict[str, Any]:
+    response = await client.get(JOBS, params=params, headers=account.headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code, error
+    assert error["request_id"] == response.headers["x-request-id"]
+    return error
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """1 s of bus.jpg at 10 fps, H.264 in MP4."""
+    path = tmp_path_factory.mktemp("videos") / "street.mp4"
+    return make_video(path, [(BUS, 10)], fps=10).read_bytes()
+
+
+async def test_a_user_lists_their_jobs_newest_first_filtered_and_paged(
+    client: httpx.AsyncClient, clip: bytes
+) -> None:
+    owner, other = await _account(client), await _account(client)
+    first = await _batch(client, owner, count=2)
+    video = await _video(client, owner, clip)
+    third = await _batch(client, owner)
+    theirs = await _batch(client, other)
+    cancelled = await client.post(f"{JOBS}/{third['job_id']}/cancel", headers=owner.headers)
+    assert cancelled.status_code == 200, cancelled.text
+
+    listed = await _jobs(client, owner)
+    assert [job["job_id"] for job in listed["items"]] == [
+        third["job_id"],
+        video["job_id"],
+        first["job_id"],
+    ]
+    assert (listed["total"], listed["limit"], listed["offset"]) == (3, 20, 0)
+    assert [job["status"] for job in listed["items"]] == ["cancelled", "pending", "pending"]
+    assert [job["kind"] for job in listed["items"]] == ["batch", "video", "batch"]
+    # The single-job shape without the per-image items; a video job keeps its video.
+    assert all("items" not in job for job in listed["items"])
+    listed_first = listed["items"][2]
+    assert (listed_first["total"], listed_first["processed"]) == (2, 0)
+    assert listed["items"][1]["video"]["filename"] == "street.mp4"
+
+    async def ids(**params: Any) -> list[str]:
+        return [job["job_id"] for job in (await _jobs(client, owner, **params))["items"]]
+
+    assert await ids(status="pending") == [video["job_id"], first["job_id"]]
+    assert await ids(status="cancelled") == [third["job_id"]]
+    assert await ids(status="completed") == []
+    assert await ids(kind="video") == [video["job_id"]]
+    assert await ids(kind="batch", status="pending") == [first["job_id"]]
+    page = await _jobs(client, owner, limit=1, offset=1)
+    assert [job["job_id"] for job in page["items"]] == [video["job_id"]]
+    assert (page["total"], page["limit"], page["offset"]) == (3, 1, 1)
+
+    others = await _jobs(client, other)
+    assert [job["job_id"] for job in others["items"]] == [theirs["job_id"]]
+    for query in ("status=done", "kind=audio", "limit=101", "offset=-1"):
+        _assert_error(
+            await client.get(f"{JOBS}?{query}", headers=owner.headers), 422, "validation_error"
+        )
+    _assert_error(await client.get(JOBS), 401, "unauthenticated")
+
+
+async def test_a_queued_job_is_deleted_only_once_it_is_cancelled(
+    client: httpx.AsyncClient, clip: bytes
+) -> None:
+    """Deleting a job is for finished ones (tests/test_deletion_api.py); a queued one says to
+    cancel it first, and once cancelled it goes with its images."""
+    owner = await _account(client)
+    for job in (await _batch(client, owner, count=2), await _video(client, owner, clip)):
+        path = f"{JOBS}/{job['job_id']}"
+        refused = _assert_error(
+            await client.delete(path, headers=owner.headers), 409, "failed_precondition"
+        )
+        assert refused["message"] == (
+            f"job {job['job_id']} is still pending; cancel it first, then delete it"
+        )
+        assert (await client.get(path, headers=owner.headers)).json()["status"] == "pending"
+
+        cancelled = await client.post(f"{path}/cancel", headers=owner.headers)
+        assert cancelled.status_code == 200, cancelled.text
+        deleted = await client.delete(path, headers=owner.headers)
+        assert deleted.status_code == 204, deleted.text
+        _assert_error(await client.get(path, headers=owner.headers), 404, "not_found")
+    assert (await _jobs(client, owner))["total"] == 0
+
+
+@dataclass
+class WebhookReceiver:
+    url: str = ""
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def requests(self) -> list[tuple[dict[str, str], bytes]]:
+        with self.lock:
+            return list(self.received)
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    state = WebhookReceiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with state.lock:
+                state.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/job-events"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+async def _eventually(check: Callable[[], Any], *, within: float, what: str) -> Any:
+    deadline = time.monotonic() + within
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"no {what} within {within} s"
+        await asyncio.sleep(0.2)
+    return found
+
+
+async def _stays(check: Callable[[], bool], *, for_seconds: float, what: str) -> None:
+    deadline = time.monotonic() + for_seconds
+    while True:
+        assert check(), what
+        if time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(0.1)
+
+
+def _subjects_to(stack: Stack, address: str) -> list[str]:
+    found = []
+    for path in sorted(stack.mail_dir.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=default_policy)
+        if [mailbox.addr_spec for mailbox in message["To"].addresses] == [address]:
+            found.append(str(message["Subject"]))
+    return found
+
+
+async def _job_messages(stack: Stack, account: Account, job_id: str) -> tuple[list, int | None]:
+    """Everything the job's WebSocket sends until the server closes it, and the close code."""
+    url = f"{stack.gateway_url.replace('http://', 'ws://')}/api/v1/ws/jobs/{job_id}"
+    messages = []
+    async with asyncio.timeout(ARRIVES_WITHIN_SECONDS):
+        async with connect(url, additional_headers=account.headers) as socket:
+            try:
+                while True:
+                    messages.append(json.loads(await socket.recv()))
+            except ConnectionClosed:
+                return messages, socket.close_code
+
+
+async def test_cancelling_a_queued_job_ends_it_for_the_socket_and_webhooks_without_a_report(
+    client: httpx.AsyncClient, queued_stack: Stack, receiver: WebhookReceiver
+) -> None:
+    owner, stranger = await _account(client), await _account(client)
+    hook = await client.post(
+        "/api/v1/webhooks",
+        json={"url": receiver.url, "events": ["job.cancelled"]},
+        headers=owner.headers,
+    )
+    assert hook.status_code == 201, hook.text
+    assert hook.json()["events"] == ["job.cancelled"]
+    secret = hook.json()["secret"]
+    job = await _batch(client, owner, count=3)
+    cancel_url = f"{JOBS}/{job['job_id']}/cancel"
+
+    # Only the owner: anyone else is told what a missing job tells them.
+    _assert_error(await client.post(cancel_url, headers=stranger.headers), 404, "not_found")
+    _assert_error(
+        await client.post(f"{JOBS}/{uuid.uuid4()}/cancel", headers=owner.headers),
+        404,
+        "not_found",
+    )
+    _assert_error(await client.post(cancel_url), 401, "unauthenticated")
+
+    response = await client.post(cancel_url, headers=owner.headers)
+    assert response.status_code == 200, response.text
+    cancelled = response.json()
+    assert (cancelled["status"], cancelled["total"], cancelled["processed"]) == ("cancelled", 3, 0)
+    assert [item["status"] for item in cancelled["items"]] == ["cancelled"] * 3
+    assert all(item["detection_id"] is None for item in cancelled["items"])
+    assert cancelled["completed_at"] is not None
+    again = await client.post(cancel_url, headers=owner.headers)
+    assert again.status_code == 200 and again.json() == cancelled
+    read = await client.get(f"{JOBS}/{job['job_id']}", headers=owner.headers)
+    assert read.json() == cancelled
+    history = await client.get("/api/v1/detect/history", headers=owner.headers)
+    assert history.json()["total"] == 0
+
+    # The WebSocket of a cancelled job: its final event at once, then a normal close.
+    messages, close_code = await _job_messages(queued_stack, owner, job["job_id"])
+    assert [m["type"] for m in messages] == ["job.cancelled"]
+    final = messages[0]
+    assert (final["job_id"], final["status"], final["total"], final["processed"]) == (
+        job["job_id"],
+        "cancelled",
+        3,
+        0,
+    )
+    assert close_code == 1000
+
+    # The webhook that asked for job.cancelled gets it once, signed.
+    ((headers, body),) = await _eventually(
+        receiver.requests, within=ARRIVES_WITHIN_SECONDS, what="job.cancelled webhook"
+    )
+    timestamp = headers["x-objectvision-timestamp"]
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    assert headers["x-objectvision-signature"] == f"v1={expected.hexdigest()}"
+    event = json.loads(body)
+    assert (event["type"], event["id"]) == ("job.cancelled", final["event_id"])
+    assert (event["data"]["job_id"], event["data"]["status"]) == (job["job_id"], "cancelled")
+
+    # The event is handled (the webhook came): no report email came with it.
+    await _eventually(
+        lambda: WELCOME_SUBJECT in _subjects_to(queued_stack, owner.email),
+        within=ARRIVES_WITHIN_SECONDS,
+        what="the welcome email",
+    )
+    await _stays(
+        lambda: (
+            not any(
+                subject.startswith(REPORT_SUBJECT_PREFIX)
+                for subject in _subjects_to(queued_stack, owner.email)
+            )
+        ),
+        for_seconds=QUIET_SECONDS,
+        what="a report email for a cancelled job",
+    )
+    assert len(receiver.requests()) == 1
+
+
+async def test_the_client_and_the_command_list_and_cancel_jobs(
+    client: httpx.AsyncClient, queued_stack: Stack
+) -> None:
+    account = await _account(client)
+    first = await _batch(client, account, count=2)
+    second = await _batch(client, account)
+    async with AsyncClient(
+        queued_stack.gateway_url, headers={"X-Forwarded-For": _address()}
+    ) as api:
+        await api.login(account.email, PASSWORD)
+        page = await api.list_jobs(status="pending", kind="batch")
+        assert [job.job_id for job in page.items] == [second["job_id"], first["job_id"]]
+        assert page.total == 2 and all(job.items == () for job in page.items)
+        stopped = await api.cancel_job(first["job_id"])
+        assert stopped.done and stopped.status == "cancelled"
+        assert [item.status for item in stopped.items] == ["cancelled", "cancelled"]
+        assert [job.job_id for job in (await api.list_jobs(status="pending")).items] == [
+            second["job_id"]
+        ]
+
+    created = await client.post(
+        "/api/v1/users/me/api-keys", json={"name": "jobs-cli"}, headers=account.headers
+    )
+    assert created.status_code == 201, created.text
+
+    def objectvision(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
+        env = {
+            key: value for key, value in os.environ.items() if not key.startswith("OBJECTVISION")
+        }
+        env.update(
+            OBJECTVISION_API_URL=queued_stack.gateway_url,
+            OBJECTVISION_API_KEY=created.json()["secret"],
+        )
+        done = subprocess.run(
+            [str(COMMAND), *args], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == expect, (done.stdout, done.stderr)
+        return done
+
+    cancelled = await asyncio.to_thread(objectvision, "jobs", "cancel", second["job_id"])
+    assert cancelled.stdout.strip() == second["job_id"]
+    assert f"Job {second['job_id']} is cancelled: 0 of 1 images" in cancelled.stderr
+    table = await asyncio.to_thread(objectvision, "jobs", "list", "--status", "cancelled")
+    header, *rows = table.stdout.splitlines()
+    assert header.split()[:3] == ["ID", "KIND", "STATUS"]
+    assert [row.split()[:4] for row in rows] == [
+        [second["job_id"], "batch", "cancelled", "0/1"],
+        [first["job_id"], "batch", "cancelled", "0/2"],
+    ]
+    assert "Showing 1-2 of 2." in table.stderr
+    listed = json.loads(
+        (await asyncio.to_thread(objectvision, "jobs", "list", "--limit", "1", "--json")).stdout
+    )
+    assert (listed["total"], [job["job_id"] for job in listed["items"]]) == (
+        2,
+        [second["job_id"]],
+    )
+    refused = await asyncio.to_thread(objectvision, "jobs", "list", "--kind", "audio", expect=2)
+    assert "invalid choice: 'audio'" in refused.stderr
