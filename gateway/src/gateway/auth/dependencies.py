@@ -246,25 +246,18 @@ async def throttled_login_credentials(
     network = client_network(ip)
     account = _account(credentials.email)
     rules: list[tuple[str, str, RateLimitRule]] = []
-    states: list[PolicyState] = []
+    peeked: list[PolicyState] = []
     if account is not None:
         rule = settings.rate_limit_login_account
         failures = await limiter.peek(limit_key("login-account", account), rule)
-        states.append(PolicyState("login-account", rule, failures))
+        peeked.append(PolicyState("login-account", rule, failures))
         if not failures.allowed:
             raise ApiError.rate_limited(
-                failures.retry_after_seconds, headers=rate_limit_fields(states)
+                failures.retry_after_seconds, headers=rate_limit_fields(peeked)
             )
         rules.append(("login", limit_key("login", network, account), settings.rate_limit_login))
     rules.append(("login-ip", limit_key("login-ip", network), settings.rate_limit_login_ip))
-    for name, key, rule in rules:
-        decision = await limiter.hit(key, rule)
-        states.append(PolicyState(name, rule, decision))
-        if not decision.allowed:
-            raise ApiError.rate_limited(
-                decision.retry_after_seconds, headers=rate_limit_fields(states)
-            )
-    _report_limits(request, response, states)
+    await _take_attempt(rules, limiter=limiter, request=request, response=response, peeked=peeked)
     return credentials
 
 
@@ -297,10 +290,12 @@ async def _take_attempt(
     limiter: RateLimiter,
     request: Request,
     response: Response,
+    peeked: Sequence[PolicyState] = (),
 ) -> None:
     """Count one attempt against each limit (name, key, rule) in turn; the first one used up
-    answers 429 with the fields of the limits counted so far, and the rest are not counted."""
-    states: list[PolicyState] = []
+    answers 429 with the fields of the limits counted so far, and the rest are not counted.
+    `peeked` are limits read without counting (login's failures per account), reported first."""
+    states = list(peeked)
     for name, key, rule in limits:
         decision = await limiter.hit(key, rule)
         states.append(PolicyState(name, rule, decision))
