@@ -14,24 +14,26 @@ logger = logging.getLogger(__name__)
 
 
 def _banner(stack: Stack) -> str:
-    lines = [
-        "",
-        "ObjectVision is running.",
-        f"  Gateway (REST, OpenAPI at /docs): {stack.gateway_url}",
-        f"  Gateway /ready and /metrics: {stack.gateway_metrics_url}",
-        f"  PostgreSQL:  {stack.database_url}",
-        f"  Redis:       {stack.redis_url}",
-        f"  Triton gRPC: {stack.triton_url}",
+    """Where everything listens, one part a line, the addresses in one column."""
+    parts = [
+        ("Gateway (REST, OpenAPI at /docs)", stack.gateway_url),
+        ("Gateway /ready and /metrics", stack.gateway_metrics_url),
+        ("PostgreSQL", stack.database_url),
+        ("Redis", stack.redis_url),
+        ("Triton gRPC", stack.triton_url),
+        *((f"{name} gRPC", stack.service_address(name)) for name in stack.service_ports),
+        ("Data and logs", f"{stack.data_dir} (logs/)"),
     ]
-    lines += [
-        f"  {name + ' gRPC:':<13}{stack.service_address(name)}" for name in stack.service_ports
-    ]
-    lines += [
-        f"  Data and logs: {stack.data_dir} (logs/)",
-        "A part that crashes is restarted (see the log above). Press Ctrl-C to stop.",
-        "",
-    ]
-    return "\n".join(lines)
+    width = max(len(label) for label, _ in parts) + 2
+    return "\n".join(
+        [
+            "",
+            "ObjectVision is running.",
+            *(f"  {label + ':':<{width}}{address}" for label, address in parts),
+            "A part that crashes is restarted (see the log above). Press Ctrl-C to stop.",
+            "",
+        ]
+    )
 
 
 def run() -> int:
