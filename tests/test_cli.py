@@ -622,3 +622,56 @@ async def test_the_async_client_deletes_and_names_a_running_jobs_conflict(stack:
         with pytest.raises(ObjectVisionError) as again:
             await client.delete_job(job.job_id)
         assert again.value.status == 404
+
+
+def test_account_delete_needs_confirmation_and_the_password_then_ends_the_session(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A user of their own: deleting it would end the module's session."""
+    cli = _new_cli(stack, tmp_path_factory)
+    email = _sign_up(stack)
+    cli.run("login", "--email", email, "--password", PASSWORD)
+
+    # No terminal to ask on, and no --yes: nothing is sent.
+    unconfirmed = cli.run("account", "delete", "--password", PASSWORD, expect=2)
+    assert "confirm with --yes" in unconfirmed.stderr
+    wrong = cli.run("account", "delete", "--yes", "--password", "not my password", expect=1)
+    assert "current_password is incorrect (HTTP 403 permission_denied" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    assert cli.json("whoami")["email"] == email
+
+    deleted = cli.run("account", "delete", "--yes", "--password", PASSWORD)
+
+    assert f"Account {email} deleted" in deleted.stderr
+    assert cli.api_url not in json.loads(cli.credentials.read_text()).get("sessions", {})
+    assert "not logged in" in cli.run("whoami", expect=1).stderr
+    refused = cli.run("login", "--email", email, "--password", PASSWORD, expect=1)
+    assert "HTTP 401" in refused.stderr
+
+
+async def test_the_clients_delete_an_account_only_with_its_password_and_forget_its_tokens(
+    stack: Stack,
+) -> None:
+    email = f"leaving-{uuid.uuid4().hex}@example.com"
+    async with AsyncClient(stack.gateway_url, headers={"X-Forwarded-For": _address()}) as client:
+        await client.signup(email, PASSWORD, "Leaving")
+        await client.login(email, PASSWORD)
+        with pytest.raises(ObjectVisionError) as refused:
+            await client.delete_account("not my password")
+        assert (refused.value.status, refused.value.code) == (403, "permission_denied")
+        assert (await client.me()).email == email
+
+        assert await client.delete_account(PASSWORD) is None
+
+        with pytest.raises(ObjectVisionError) as signed_out:
+            await client.me()
+        assert signed_out.value.status == 401
+    with Client(stack.gateway_url, headers={"X-Forwarded-For": _address()}) as again:
+        with pytest.raises(ObjectVisionError) as gone:
+            again.login(email, PASSWORD)
+        assert gone.value.status == 401
+        # The address is free: signing up makes a new, empty account.
+        again.signup(email, PASSWORD, "Back Again")
+        again.login(email, PASSWORD)
+        assert again.history().total == 0
+        again.delete_account(PASSWORD)

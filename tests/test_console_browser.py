@@ -929,3 +929,52 @@ async def test_a_detection_and_a_finished_job_are_deleted_from_their_pages(page:
     await page.get_by_role("link", name="History").click()
     await expect(page.get_by_test_id("history-list")).to_contain_text("No detections yet")
     await expect(page.get_by_test_id("history-item")).to_have_count(0)
+
+
+async def test_the_account_is_deleted_from_the_settings_page_with_its_password(
+    page: Page, stack: Stack
+) -> None:
+    """A wrong password is named and deletes nothing, and so does a dismissed question; then
+    the account goes: the page signs out and says so, and its password no longer logs in."""
+    answers = iter([True, False, True])
+    questions: list[str] = []
+
+    async def answer(dialog: Dialog) -> None:
+        questions.append(dialog.message)
+        await (dialog.accept() if next(answers) else dialog.dismiss())
+
+    page.on("dialog", answer)
+    await close_the_network(page, stack)
+    email = await sign_up_and_log_in(page)
+    await page.get_by_role("link", name="Settings").click()
+    form = page.get_by_test_id("delete-account-form")
+    password = form.get_by_label("Your password")
+    delete = form.get_by_role("button", name="Delete account")
+
+    await password.fill("not my password")
+    await delete.click()
+    await expect(page.get_by_test_id("error")).to_contain_text(
+        "That is not your password: nothing was deleted."
+    )
+    await expect(page.get_by_test_id("account-email")).to_have_text(email)
+    await password.fill(PASSWORD)
+    await delete.click()  # dismissed
+    await expect(page.get_by_test_id("account-email")).to_have_text(email)
+    await expect(password).to_have_value(PASSWORD)
+
+    await delete.click()
+
+    await expect(page.get_by_test_id("status")).to_contain_text(
+        "The account was deleted", timeout=SLOW_MS
+    )
+    await expect(page.get_by_test_id("login-form")).to_be_visible()
+    await expect(page.get_by_test_id("account-email")).to_be_hidden()
+    assert await page.evaluate("key => sessionStorage.getItem(key)", SESSION_KEY) is None
+    assert len(questions) == 3 and len(set(questions)) == 1
+    assert "cannot be undone" in questions[0]
+    login = page.get_by_test_id("login-form")
+    await login.get_by_label("Email").fill(email)
+    await login.get_by_label("Password").fill(PASSWORD)
+    await login.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_test_id("error")).to_be_visible()
+    await expect(page.get_by_test_id("account-email")).to_be_hidden()

@@ -182,6 +182,19 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             )
         return _user_message(user)
 
+    async def DeleteAccount(
+        self, request: auth_pb2.DeleteAccountRequest, context: ServicerContext
+    ) -> empty_pb2.Empty:
+        async with self._as_caller(context) as (session, caller):
+            await users_service.delete_account(
+                session=session,
+                passwords=self.passwords,
+                revoked=self.tokens.revoked,
+                caller=caller,
+                current_password=request.current_password,
+            )
+        return empty_pb2.Empty()
+
     async def GetSettings(
         self, request: auth_pb2.GetSettingsRequest, context: ServicerContext
     ) -> auth_pb2.UserSettings:

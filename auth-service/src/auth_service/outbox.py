@@ -25,6 +25,8 @@ PASSWORD_RESET_REQUESTED = "user.password_reset_requested"  # noqa: S105 - an ev
 # Security notices: the account's password or sign-in address was changed; its owner is told.
 PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an event type
 EMAIL_CHANGED = "user.email_changed"
+# The account was deleted by its owner: every service erases what it keeps of the user.
+USER_DELETED = "user.deleted"
 # How a password was changed, as the notice tells its owner (PasswordChanged.method).
 CHANGED_IN_SETTINGS = "settings"
 CHANGED_BY_ADMINISTRATOR = "administrator"
@@ -144,6 +146,26 @@ async def add_email_changed(
         email_changed=notification_pb2.EmailChanged(
             old_email=old_email, new_email_hint=email_hint(new_email)
         ),
+    )
+    event.occurred_at.FromDatetime(occurred_at)
+    return await add_event(session, OUTBOX, event)
+
+
+async def add_user_deleted(
+    *, session: AsyncSession, user_id: uuid.UUID, email: str, occurred_at: datetime
+) -> uuid.UUID:
+    """Stage a `user.deleted` event for account `user_id`, in the transaction that deletes
+    it; returns the event id.
+
+    Every other service erases the user's data when it reads it (ADR 0025), so it is staged
+    with the deletion or not at all: a refused deletion erases nothing, and a committed one
+    cannot lose its erasure. The address is for the goodbye email alone: nothing can look it
+    up once the account is gone. No name: the email does not need one.
+    """
+    event = notification_pb2.Event(
+        type=USER_DELETED,
+        user_id=str(user_id),
+        user_deleted=notification_pb2.UserDeleted(email=email),
     )
     event.occurred_at.FromDatetime(occurred_at)
     return await add_event(session, OUTBOX, event)

@@ -1,5 +1,5 @@
 """The `objectvision` command: log in once, then detect, run batches, read history, manage
-API keys and follow webhook deliveries from a shell.
+API keys, follow webhook deliveries and delete the account from a shell.
 
 Results go to stdout (a table, or the API's JSON with --json); progress, confirmations and
 errors go to stderr, so output can be piped. Exit status: 0 success, 1 the request or the
@@ -363,6 +363,34 @@ def cmd_whoami(ctx: Context) -> int:
         user = client.me()
     if not ctx.printed_json(user.raw):
         print(f"{user.name} <{user.email}> (id {user.id})", file=ctx.stdout)
+    return EXIT_OK
+
+
+def cmd_account_delete(ctx: Context) -> int:
+    """Delete the account this command is signed in as, and everything it stored. Asks for
+    its password (as the API does) and, unless --yes, for its email typed out as the
+    confirmation; without a terminal to ask on, --yes is required."""
+    if not ctx.args.yes and not sys.stdin.isatty():
+        raise UsageError("deleting an account cannot be undone: confirm with --yes")
+    # With --yes nothing is asked but the password, and a missing one is found before any
+    # request is made.
+    password = _read_password(ctx) if ctx.args.yes else None
+    with ctx.client() as client:
+        user = client.me()
+        if password is None:
+            ctx.say(
+                f"This deletes the account {user.email} and everything it stored: images, "
+                "detections, batch and video jobs, webhooks and API keys. It cannot be undone."
+            )
+            typed = input("Type the account's email to confirm: ").strip()
+            if typed.lower() != user.email.lower():
+                raise CliError("not confirmed: the account was not deleted")
+            password = _read_password(ctx)
+        client.delete_account(password)
+    ctx.say(
+        f"Account {user.email} deleted: it can no longer log in, and its sessions and API keys "
+        "no longer work. Its data is being erased; a last email to its address confirms it."
+    )
     return EXIT_OK
 
 
@@ -966,6 +994,19 @@ def build_parser() -> argparse.ArgumentParser:
     whoami = commands.add_parser("whoami", help="show the logged-in account")
     _add_output_choice(whoami)
     whoami.set_defaults(handler=cmd_whoami)
+
+    account = commands.add_parser("account", help="manage the logged-in account")
+    account_commands = account.add_subparsers(
+        dest="account_command", required=True, metavar="ACTION"
+    )
+    delete_account = account_commands.add_parser(
+        "delete", help="delete the account and everything it stored (cannot be undone)"
+    )
+    delete_account.add_argument(
+        "--yes", action="store_true", help="do not ask for confirmation (the password still is)"
+    )
+    _add_password_options(delete_account)
+    delete_account.set_defaults(handler=cmd_account_delete)
 
     detect = commands.add_parser("detect", help="detect objects in one or more images")
     detect.add_argument("images", nargs="+", metavar="IMAGE")

@@ -374,6 +374,12 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
 
     me = _sync(ops.me)
 
+    def delete_account(self, current_password: str) -> None:
+        """Delete the signed-in account (see operations.delete_account); this client's
+        tokens are forgotten, since they no longer work."""
+        self.run(ops.delete_account(current_password))
+        self._core.set_tokens(None)
+
     # Detection
 
     models = _sync(ops.models)
@@ -555,6 +561,11 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
             self._core.set_tokens(None)
 
     me = _async(ops.me)
+
+    async def delete_account(self, current_password: str) -> None:
+        await self.run(ops.delete_account(current_password))
+        self._core.set_tokens(None)
+
     models = _async(ops.models)
     detect_image = _async(ops.detect_image)
 

@@ -201,6 +201,16 @@ def me() -> Operation[User]:
     return Operation("GET", "/api/v1/users/me", _json(User.from_json))
 
 
+def delete_account(current_password: str) -> Operation[None]:
+    """Delete the signed-in account, given its password again (a wrong one raises
+    ObjectVisionError 403 and deletes nothing). The server answers at once: the account can
+    no longer log in, its sessions and API keys stop working, and its images, detections,
+    jobs, videos and webhooks are erased in the background; a last email confirms it."""
+    return Operation(
+        "DELETE", "/api/v1/users/me", _nothing, json={"current_password": current_password}
+    )
+
+
 def detect_image(
     image: ImageSource, params: DetectionParams | None = None, *, store: bool = True
 ) -> Operation[DetectionResult]:

@@ -105,6 +105,27 @@ class CommonSettings(BaseSettings):
         return self
 
 
+class EventsConsumerSettings(CommonSettings):
+    """How a service reads the events stream (objectvision_common.events), for every service
+    that consumes it; each names its own consumer group.
+
+    One set of variables for all of them: a `.env` describes the whole system, and a claim
+    timeout or a dead-letter threshold means the same thing in every consumer group.
+    """
+
+    # Empty: hostname-pid, unique per replica.
+    events_consumer_name: str = Field(default="", validation_alias="EVENTS_CONSUMER_NAME")
+    events_block_ms: int = Field(default=2000, ge=10, le=4000, validation_alias="EVENTS_BLOCK_MS")
+    # A message unacknowledged this long (its consumer died or failed) is claimed again.
+    events_claim_idle_seconds: float = Field(
+        default=60.0, gt=0, validation_alias="EVENTS_CLAIM_IDLE_SECONDS"
+    )
+    # After this many deliveries of one message it moves to "<stream>:dead".
+    events_max_deliveries: int = Field(default=10, ge=1, validation_alias="EVENTS_MAX_DELIVERIES")
+    # Events handled at once; those of one job (or user) still go one after the other.
+    events_concurrency: int = Field(default=16, ge=1, validation_alias="EVENTS_CONCURRENCY")
+
+
 class GrpcServiceSettings(CommonSettings):
     """Variables of a gRPC service with a database schema of its own.
 

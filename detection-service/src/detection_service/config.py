@@ -7,7 +7,7 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from objectvision_common.limits import MAX_DETECTIONS_LIMIT
-from objectvision_common.settings import GrpcServiceSettings
+from objectvision_common.settings import EventsConsumerSettings, GrpcServiceSettings
 
 MIB = 1024 * 1024
 
@@ -91,8 +91,9 @@ class InferenceSettings(GrpcServiceSettings):
         return self.model_path
 
 
-class DetectionSettings(InferenceSettings):
-    """The full service: the inference settings plus stored results, jobs and video."""
+class DetectionSettings(InferenceSettings, EventsConsumerSettings):
+    """The full service: the inference settings plus stored results, jobs and video, and the
+    erasure of deleted accounts, read from the events stream (ADR 0025)."""
 
     # Answers cached by image content + model version + options (0 seconds: no cache).
     result_cache_ttl_seconds: int = Field(
@@ -137,6 +138,14 @@ class DetectionSettings(InferenceSettings):
     orphan_grace_seconds: float = Field(
         default=3600.0, ge=60, validation_alias="ORPHAN_GRACE_SECONDS"
     )
+
+    # The events stream's consumer group of this service (the EVENTS_* variables say how it
+    # reads); it acts on `user.deleted` alone.
+    detection_events_consumer_group: str = Field(
+        default="detection", min_length=1, validation_alias="DETECTION_EVENTS_CONSUMER_GROUP"
+    )
+    # Rows (jobs, detections, images) a deleted account's erasure removes per transaction.
+    erasure_chunk_size: int = Field(default=500, ge=1, validation_alias="ERASURE_CHUNK_SIZE")
 
     @model_validator(mode="after")
     def _storage_under_data_dir(self) -> Self:

@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from detection_service.accounts.events import AccountEvents
 from detection_service.config import DetectionSettings, serving_processes
 from detection_service.database import SCHEMA
 from detection_service.grpc_api import DetectionServicer
@@ -33,6 +34,7 @@ from detection_service.video.probe import VideoLimits
 from detection_service.video.worker import VideoProcessor
 from objectvision_common.backlog import BacklogMonitor, outbox_probe, stream_probe
 from objectvision_common.db import create_engine_for, session_factory
+from objectvision_common.events import EventConsumer
 from objectvision_common.outbox import OutboxRelay
 from objectvision_common.redis_client import connect_redis
 from objectvision_common.runner import BackgroundWorker, Migrations, ServiceParts, ServiceRunner
@@ -56,6 +58,8 @@ class DetectionService:
     workers: list[JobWorker]
     sweeper: JobSweeper
     orphans: OrphanSweeper
+    # Reads the events stream in this service's own group: erases deleted accounts.
+    accounts: EventConsumer
     relay: OutboxRelay
     backlog: BacklogMonitor
     servicer: DetectionServicer
@@ -148,12 +152,28 @@ class DetectionService:
                 interval_s=settings.orphan_sweep_interval_seconds,
                 removed=metrics.orphans_removed,
             ),
+            accounts=EventConsumer.from_settings(
+                settings,
+                redis=redis,
+                group=settings.detection_events_consumer_group,
+                handle=AccountEvents(
+                    sessions=sessions,
+                    storage=storage,
+                    chunk_size=settings.erasure_chunk_size,
+                    forget=detector.forget,
+                ).handle,
+            ),
             relay=OutboxRelay(sessions, OUTBOX, redis, stream=settings.events_stream),
             backlog=BacklogMonitor(
                 [
                     outbox_probe(sessions, OUTBOX),
                     stream_probe(
                         redis, stream=settings.job_stream, group=settings.job_consumer_group
+                    ),
+                    stream_probe(
+                        redis,
+                        stream=settings.events_stream,
+                        group=settings.detection_events_consumer_group,
                     ),
                 ],
                 interval_s=settings.backlog_metrics_interval_seconds,
@@ -171,7 +191,13 @@ class DetectionService:
 
     def background(self) -> list[BackgroundWorker]:
         """The loops the runner runs beside the server and stops after it drained."""
-        loops: list[BackgroundWorker] = [*self.workers, self.relay, self.orphans, self.backlog]
+        loops: list[BackgroundWorker] = [
+            *self.workers,
+            self.relay,
+            self.orphans,
+            self.accounts,
+            self.backlog,
+        ]
         if self.workers:
             loops.append(self.sweeper)
         return loops

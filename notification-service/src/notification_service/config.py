@@ -4,10 +4,10 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from objectvision_common.settings import GrpcServiceSettings
+from objectvision_common.settings import EventsConsumerSettings, GrpcServiceSettings
 
 
-class NotificationSettings(GrpcServiceSettings):
+class NotificationSettings(GrpcServiceSettings, EventsConsumerSettings):
     """Notification service settings; values come from the environment or `.env`."""
 
     grpc_port: int = Field(default=50053, ge=0, le=65535, validation_alias="NOTIFICATION_GRPC_PORT")
@@ -18,17 +18,6 @@ class NotificationSettings(GrpcServiceSettings):
     events_consumer_group: str = Field(
         default="notification", min_length=1, validation_alias="EVENTS_CONSUMER_GROUP"
     )
-    # Empty: hostname-pid, unique per replica.
-    events_consumer_name: str = Field(default="", validation_alias="EVENTS_CONSUMER_NAME")
-    events_block_ms: int = Field(default=2000, ge=10, le=4000, validation_alias="EVENTS_BLOCK_MS")
-    # A message unacknowledged this long (its consumer died or failed) is claimed again.
-    events_claim_idle_seconds: float = Field(
-        default=60.0, gt=0, validation_alias="EVENTS_CLAIM_IDLE_SECONDS"
-    )
-    # After this many deliveries of one message it moves to "<stream>:dead".
-    events_max_deliveries: int = Field(default=10, ge=1, validation_alias="EVENTS_MAX_DELIVERIES")
-    # Events handled at once; those of one job (or user) still go one after the other.
-    events_concurrency: int = Field(default=16, ge=1, validation_alias="EVENTS_CONCURRENCY")
 
     email_transport: Literal["smtp", "brevo", "none"] = Field(
         default="smtp", validation_alias="EMAIL_TRANSPORT"
@@ -76,6 +65,8 @@ class NotificationSettings(GrpcServiceSettings):
     detection_service_addr: str = Field(
         default="127.0.0.1:50052", validation_alias="DETECTION_SERVICE_ADDR"
     )
+    # Deliveries a deleted account's erasure removes per transaction (ADR 0025).
+    erasure_chunk_size: int = Field(default=500, ge=1, validation_alias="ERASURE_CHUNK_SIZE")
     # A live-progress stream that hears nothing this long asks detection for the job again.
     job_progress_poll_seconds: float = Field(
         default=15.0, gt=0, validation_alias="JOB_PROGRESS_POLL_SECONDS"

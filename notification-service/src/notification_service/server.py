@@ -4,8 +4,6 @@ How it is run (arguments, logging, tracing, server, workers, shutdown) is
 objectvision_common.runner's; this module only builds the parts.
 """
 
-import os
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,6 @@ from notification_service.config import NotificationSettings
 from notification_service.database import SCHEMA
 from notification_service.deliveries.dispatcher import Dispatcher
 from notification_service.deliveries.models import EMAIL, WEBHOOK
-from notification_service.events.consumer import EventConsumer
 from notification_service.events.handlers import EventHandler
 from notification_service.grpc_api import NotificationServicer
 from notification_service.links import ConsoleLinks
@@ -39,6 +36,7 @@ from notification_service.webhooks.sender import WebhookSender, new_http_client
 from objectvision.v1 import notification_pb2_grpc
 from objectvision_common.backlog import BacklogMonitor, stream_length_probe, stream_probe
 from objectvision_common.db import create_engine_for, session_factory
+from objectvision_common.events import EventConsumer
 from objectvision_common.grpc_client import service_channel
 from objectvision_common.grpc_server import ServiceRegistration
 from objectvision_common.redis_client import connect_redis
@@ -129,17 +127,10 @@ class Runtime:
             users=UserDirectory(auth_channel, service_secret=secret),
             progress=progress,
             on_new_deliveries=dispatcher.wake,
+            erasure_chunk_size=settings.erasure_chunk_size,
         )
-        consumer = EventConsumer(
-            redis=redis,
-            stream=settings.events_stream,
-            group=settings.events_consumer_group,
-            consumer=settings.events_consumer_name or f"{socket.gethostname()}-{os.getpid()}",
-            handle=handler.handle,
-            block_ms=settings.events_block_ms,
-            claim_idle_ms=int(settings.events_claim_idle_seconds * 1000),
-            max_deliveries=settings.events_max_deliveries,
-            concurrency=settings.events_concurrency,
+        consumer = EventConsumer.from_settings(
+            settings, redis=redis, group=settings.events_consumer_group, handle=handler.handle
         )
         servicer = NotificationServicer(
             session_factory=sessions,

@@ -2,7 +2,7 @@
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -247,6 +247,41 @@ async def update(
         )
     await session.commit()
     return target
+
+
+async def delete_account(
+    *,
+    session: AsyncSession,
+    passwords: PasswordHasher,
+    revoked: RevokedAccessTokens,
+    caller: Caller,
+    current_password: str,
+) -> None:
+    """Delete the caller's own account, given its current password (as for a password
+    change, a stolen session or API key alone is not enough; a wrong password is the same
+    PermissionDenied, and changes nothing).
+
+    In one commit: every session ends the way a new password ends them (access tokens
+    refused at once through the revocation list, written first), the account row goes and
+    its refresh tokens, API keys, settings and reset links with it (ON DELETE CASCADE), so
+    its address is free for a new sign-up, and a `user.deleted` event is staged, on which
+    the other services erase the user's data (ADR 0025). The row is locked first, so two
+    deletions at once stage one event; the second finds no account (Unauthenticated).
+    """
+    if not current_password:
+        raise InvalidArgument("current_password is required to delete the account")
+    if not await passwords.verify(caller.user.password_hash, current_password):
+        raise PermissionDenied("current_password is incorrect")
+    user = await session.get(User, caller.user.id, with_for_update=True, populate_existing=True)
+    if user is None:
+        raise Unauthenticated("the caller's account does not exist or is disabled")
+    now = utcnow()
+    await sessions.end_all_for_user(session=session, revoked=revoked, user_id=user.id, now=now)
+    await outbox.add_user_deleted(
+        session=session, user_id=user.id, email=user.email, occurred_at=now
+    )
+    await session.execute(delete(User).where(User.id == user.id))
+    await session.commit()
 
 
 async def _flush_unique_email(session: AsyncSession) -> None:

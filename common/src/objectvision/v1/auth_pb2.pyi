@@ -149,6 +149,12 @@ class UpdateUserRequest(_message.Message):
     current_password: str
     def __init__(self, user_id: _Optional[str] = ..., name: _Optional[str] = ..., email: _Optional[str] = ..., password: _Optional[str] = ..., current_password: _Optional[str] = ...) -> None: ...
 
+class DeleteAccountRequest(_message.Message):
+    __slots__ = ("current_password",)
+    CURRENT_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    current_password: str
+    def __init__(self, current_password: _Optional[str] = ...) -> None: ...
+
 class UserSettings(_message.Message):
     __slots__ = ("user_id", "theme", "notifications_enabled", "updated_at")
     USER_ID_FIELD_NUMBER: _ClassVar[int]

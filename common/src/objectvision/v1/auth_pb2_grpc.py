@@ -103,6 +103,11 @@ class AuthServiceStub:
                 request_serializer=objectvision_dot_v1_dot_auth__pb2.UpdateSettingsRequest.SerializeToString,
                 response_deserializer=objectvision_dot_v1_dot_auth__pb2.UserSettings.FromString,
                 _registered_method=True)
+        self.DeleteAccount = channel.unary_unary(
+                '/objectvision.v1.AuthService/DeleteAccount',
+                request_serializer=objectvision_dot_v1_dot_auth__pb2.DeleteAccountRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
         self.CreateApiKey = channel.unary_unary(
                 '/objectvision.v1.AuthService/CreateApiKey',
                 request_serializer=objectvision_dot_v1_dot_auth__pb2.CreateApiKeyRequest.SerializeToString,
@@ -215,6 +220,16 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteAccount(self, request, context):
+        """Deletes the caller's own account, once its current password is given (PERMISSION_DENIED
+        otherwise, as for a password change): every session and API key stops working, the
+        address is free for a new sign-up, and a `user.deleted` event staged in the same commit
+        has every other service erase what it keeps of the user.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateApiKey(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -300,6 +315,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.UpdateSettings,
                     request_deserializer=objectvision_dot_v1_dot_auth__pb2.UpdateSettingsRequest.FromString,
                     response_serializer=objectvision_dot_v1_dot_auth__pb2.UserSettings.SerializeToString,
+            ),
+            'DeleteAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAccount,
+                    request_deserializer=objectvision_dot_v1_dot_auth__pb2.DeleteAccountRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
             'CreateApiKey': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateApiKey,
@@ -670,6 +690,33 @@ class AuthService:
             '/objectvision.v1.AuthService/UpdateSettings',
             objectvision_dot_v1_dot_auth__pb2.UpdateSettingsRequest.SerializeToString,
             objectvision_dot_v1_dot_auth__pb2.UserSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.AuthService/DeleteAccount',
+            objectvision_dot_v1_dot_auth__pb2.DeleteAccountRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

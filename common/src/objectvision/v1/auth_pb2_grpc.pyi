@@ -66,6 +66,12 @@ class AuthServiceStub:
     UpdateUser: _grpc.UnaryUnaryMultiCallable[_auth_pb2.UpdateUserRequest, _auth_pb2.User]
     GetSettings: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetSettingsRequest, _auth_pb2.UserSettings]
     UpdateSettings: _grpc.UnaryUnaryMultiCallable[_auth_pb2.UpdateSettingsRequest, _auth_pb2.UserSettings]
+    DeleteAccount: _grpc.UnaryUnaryMultiCallable[_auth_pb2.DeleteAccountRequest, _empty_pb2.Empty]
+    """Deletes the caller's own account, once its current password is given (PERMISSION_DENIED
+    otherwise, as for a password change): every session and API key stops working, the
+    address is free for a new sign-up, and a `user.deleted` event staged in the same commit
+    has every other service erase what it keeps of the user.
+    """
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateApiKeyRequest, _auth_pb2.CreatedApiKey]
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListApiKeysRequest, _auth_pb2.ListApiKeysResponse]
     RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RevokeApiKeyRequest, _empty_pb2.Empty]
@@ -106,6 +112,12 @@ class AuthServiceAsyncStub(AuthServiceStub):
     UpdateUser: _aio.UnaryUnaryMultiCallable[_auth_pb2.UpdateUserRequest, _auth_pb2.User]  # type: ignore[assignment]
     GetSettings: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetSettingsRequest, _auth_pb2.UserSettings]  # type: ignore[assignment]
     UpdateSettings: _aio.UnaryUnaryMultiCallable[_auth_pb2.UpdateSettingsRequest, _auth_pb2.UserSettings]  # type: ignore[assignment]
+    DeleteAccount: _aio.UnaryUnaryMultiCallable[_auth_pb2.DeleteAccountRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    """Deletes the caller's own account, once its current password is given (PERMISSION_DENIED
+    otherwise, as for a password change): every session and API key stops working, the
+    address is free for a new sign-up, and a `user.deleted` event staged in the same commit
+    has every other service erase what it keeps of the user.
+    """
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateApiKeyRequest, _auth_pb2.CreatedApiKey]  # type: ignore[assignment]
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListApiKeysRequest, _auth_pb2.ListApiKeysResponse]  # type: ignore[assignment]
     RevokeApiKey: _aio.UnaryUnaryMultiCallable[_auth_pb2.RevokeApiKeyRequest, _empty_pb2.Empty]  # type: ignore[assignment]
@@ -221,6 +233,18 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.UpdateSettingsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.UserSettings, _abc.Awaitable[_auth_pb2.UserSettings]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteAccount(
+        self,
+        request: _auth_pb2.DeleteAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
+        """Deletes the caller's own account, once its current password is given (PERMISSION_DENIED
+        otherwise, as for a password change): every session and API key stops working, the
+        address is free for a new sign-up, and a `user.deleted` event staged in the same commit
+        has every other service erase what it keeps of the user.
+        """
 
     @_abc_1.abstractmethod
     def CreateApiKey(

@@ -131,6 +131,7 @@ async def store_detections(
     return await images.store(
         sessions=sessions,
         storage=storage,
+        owner=user_id,
         objects=[upload.data for upload in uploads],
         write_rows=write_rows,
     )
@@ -348,6 +349,43 @@ async def delete_detection_rows(
     if deleted is None:
         # Its job was deleted while this waited for the item: gone either way.
         raise NotFound("no such detection")
+    return images.RemovedObjects(images=keys)
+
+
+async def detection_ids_outside_jobs(
+    *, session: AsyncSession, user_id: str, limit: int
+) -> list[uuid.UUID]:
+    """Up to `limit` of the user's detections that no job made (stored Detects, or detections
+    whose job was deleted): the next chunk of an account's erasure, after its jobs."""
+    ids = await session.scalars(
+        sa.select(detections.c.id)
+        .where(detections.c.user_id == user_id, detections.c.job_id.is_(None))
+        .order_by(detections.c.id)
+        .limit(limit)
+    )
+    return list(ids)
+
+
+async def delete_detections_outside_jobs_rows(
+    *, session: AsyncSession, user_id: str, detection_ids: Sequence[uuid.UUID]
+) -> images.RemovedObjects:
+    """Delete these detections of the user that no job made, their objects and their image
+    rows, in the caller's transaction; returns the images' storage keys, whose objects are
+    still stored. Ids already deleted (a concurrent erasure) are skipped; a detection of a
+    job is left to its job's deletion, which keeps its item and image together."""
+    doomed = list(
+        await session.scalars(
+            sa.select(detections.c.id)
+            .where(
+                detections.c.id.in_(detection_ids),
+                detections.c.user_id == user_id,
+                detections.c.job_id.is_(None),
+            )
+            .with_for_update()
+        )
+    )
+    keys = await images.delete_images(session=session, user_id=user_id, detection_ids=doomed)
+    await session.execute(sa.delete(detections).where(detections.c.id.in_(doomed)))
     return images.RemovedObjects(images=keys)
 
 

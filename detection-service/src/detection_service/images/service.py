@@ -18,9 +18,12 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from detection_service.accounts.models import ERASED_ACCOUNTS
 from detection_service.images.models import images
 from detection_service.images.storage import ObjectNotFoundError, ObjectStorage, discard
 from detection_service.images.uploads import Upload
+from detection_service.jobs.models import job_items
+from objectvision_common.erasure import hold_open_account
 from objectvision_common.errors import NotFound
 
 T = TypeVar("T")
@@ -46,14 +49,19 @@ async def store(
     *,
     sessions: async_sessionmaker[AsyncSession],
     storage: ObjectStorage,
+    owner: str,
     objects: Sequence[bytes | Path],
     write_rows: Callable[[AsyncSession, list[str]], Awaitable[T]],
 ) -> T:
     """Put each object into storage (bytes, or a finished scratch file, which is moved in),
-    then run `write_rows(session, keys)` in one transaction; returns what it returns.
+    then run `write_rows(session, keys)` in one transaction for user `owner`; returns what
+    it returns.
 
     If anything fails, or `write_rows` raises (to refuse the rows), the transaction rolls
-    back and the stored objects are discarded before the error propagates.
+    back and the stored objects are discarded before the error propagates. So does an
+    `owner` whose account was deleted (Unauthenticated): the transaction holds the account's
+    erasure off until it commits, so what it stores is erased with the rest, and once the
+    erasure has begun nothing more is stored for them (objectvision_common.erasure).
     """
     keys: list[str] = []
     try:
@@ -62,6 +70,7 @@ async def store(
                 await storage.put_file(item) if isinstance(item, Path) else await storage.put(item)
             )
         async with sessions.begin() as session:
+            await hold_open_account(session, ERASED_ACCOUNTS, owner)
             return await write_rows(session, keys)
     except BaseException:
         await discard(storage, keys)
@@ -122,6 +131,24 @@ async def delete_images(
         .returning(images.c.storage_key)
     )
     return list(keys)
+
+
+async def unreferenced_image_ids(
+    *, session: AsyncSession, user_id: str, limit: int
+) -> list[uuid.UUID]:
+    """Up to `limit` of the user's image rows that no job item refers to (an account's
+    erasure removes its jobs first and its detections with their images, then these, if any
+    are left)."""
+    ids = await session.scalars(
+        sa.select(images.c.id)
+        .where(
+            images.c.user_id == user_id,
+            ~sa.exists().where(job_items.c.image_id == images.c.id),
+        )
+        .order_by(images.c.id)
+        .limit(limit)
+    )
+    return list(ids)
 
 
 async def insert_image(

@@ -347,6 +347,20 @@ async def delete_job(
     )
 
 
+async def job_ids_of_user(
+    *, session: AsyncSession, user_id: str, limit: int, unfinished: bool = False
+) -> list[uuid.UUID]:
+    """Up to `limit` of the user's jobs (only pending or processing ones if `unfinished`),
+    oldest first: the next chunk of an account's erasure."""
+    conditions = [jobs.c.user_id == user_id]
+    if unfinished:
+        conditions.append(jobs.c.status.in_(UNFINISHED))
+    ids = await session.scalars(
+        sa.select(jobs.c.id).where(*conditions).order_by(jobs.c.created_at, jobs.c.id).limit(limit)
+    )
+    return list(ids)
+
+
 async def existing_job(
     *, sessions: async_sessionmaker[AsyncSession], user_id: str, idempotency_key: str
 ) -> JobView | None:
@@ -476,7 +490,11 @@ async def submit_new_job(
 
     try:
         await stored_images.store(
-            sessions=sessions, storage=storage, objects=objects, write_rows=write_all
+            sessions=sessions,
+            storage=storage,
+            owner=user_id,
+            objects=objects,
+            write_rows=write_all,
         )
     except _KeyTaken:
         found = await existing_job(

@@ -12,7 +12,14 @@ from fastapi import Depends
 
 from gateway.auth.dependencies import CurrentPrincipal, UserUpstream, signed_in_router
 from gateway.errors import error_responses
-from gateway.schemas.users import SettingsOut, SettingsUpdateIn, UserOut, UserUpdateIn
+from gateway.schemas.users import (
+    AccountDeletionAcceptedOut,
+    DeleteAccountIn,
+    SettingsOut,
+    SettingsUpdateIn,
+    UserOut,
+    UserUpdateIn,
+)
 from gateway.upstream import Upstream
 from objectvision.v1 import auth_pb2
 
@@ -57,6 +64,29 @@ async def update_me(
     body: UserUpdateIn, principal: CurrentPrincipal, upstream: UserUpstream
 ) -> UserOut:
     return await _update_user(upstream, principal.user_id, body)
+
+
+@router.delete(
+    "/me",
+    status_code=202,
+    summary="Delete the caller's account and everything it stored",
+    responses=error_responses(403, 413, 422),
+)
+async def delete_me(body: DeleteAccountIn, upstream: UserUpstream) -> AccountDeletionAcceptedOut:
+    """Delete the caller's account, given its password again (`current_password`; a wrong
+    one is the same 403 a password change answers, and deletes nothing).
+
+    From this answer on the account cannot log in, its access and refresh tokens and its API
+    keys are refused, and its address can sign up for a new, empty account. Its images,
+    detections, jobs (running ones are cancelled), videos, webhooks and deliveries are
+    erased in the background by each service, and the address gets one last email saying
+    the account was deleted. There is no undo.
+    """
+    await upstream.call(
+        upstream.auth.DeleteAccount,
+        auth_pb2.DeleteAccountRequest(current_password=body.current_password),
+    )
+    return AccountDeletionAcceptedOut()
 
 
 @router.get("/me/settings", summary="The caller's settings")

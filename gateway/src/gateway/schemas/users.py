@@ -3,10 +3,10 @@
 from datetime import datetime
 from typing import Literal, Self
 
-from pydantic import ConfigDict, StrictBool, model_validator
+from pydantic import ConfigDict, Field, StrictBool, model_validator
 
 from gateway.schemas.auth import Email, NewPassword, Password, PersonName
-from gateway.schemas.base import PatchModel, ProtoMirror
+from gateway.schemas.base import ApiModel, PatchModel, ProtoMirror
 from objectvision.v1 import auth_pb2
 
 Theme = Literal["light", "dark", "system"]
@@ -61,3 +61,22 @@ class SettingsUpdateIn(PatchModel):
 
     def to_proto(self, user_id: str) -> auth_pb2.UpdateSettingsRequest:
         return auth_pb2.UpdateSettingsRequest(user_id=user_id, **self.changes())
+
+
+class DeleteAccountIn(ApiModel):
+    """Deleting the account takes its password again: a session or an API key alone will
+    not do."""
+
+    current_password: Password
+
+
+class AccountDeletionAcceptedOut(ApiModel):
+    """The account is gone; what it stored is being erased in the background."""
+
+    message: str = Field(
+        default=(
+            "The account was deleted: it can no longer log in, and its sessions and API keys "
+            "no longer work. Its images, detections, jobs, videos, webhooks and settings are "
+            "being erased, and a last email confirms the deletion to its address."
+        )
+    )

@@ -7,7 +7,18 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, func, insert, select, text, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +38,9 @@ from objectvision_common.limits import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
 # The operators' listing (ListDeliveries).
 MAX_LIST_LIMIT = 500
 DEFAULT_LIST_LIMIT = 50
+# What record_attempt answers for a delivery that was deleted while it was being sent (its
+# account was erased, ADR 0025): not a state, there is no row left to be in one.
+GONE = "gone"
 # A webhook's owner reads why an attempt failed, not a transcript: errors are shown this long
 # at most (they are ours, "receiver answered 503", plus an exception's text at worst).
 MAX_SHOWN_ERROR_CHARS = 300
@@ -147,7 +161,15 @@ async def record_attempt(
     give_up: bool,
     retry_in_seconds: float,
 ) -> str:
-    """Store one attempt and move the delivery on; returns its new state."""
+    """Store one attempt and move the delivery on; returns its new state, or GONE when the
+    delivery was deleted meanwhile (its account erased): then there is nothing to record."""
+    still_there = await session.scalar(
+        select(deliveries.c.id)
+        .where(deliveries.c.id == delivery.id)
+        .with_for_update(key_share=True, read=True)
+    )
+    if still_there is None:
+        return GONE
     await session.execute(
         insert(delivery_attempts).values(
             delivery_id=delivery.id,
@@ -375,6 +397,29 @@ async def redeliver_webhook_delivery(
     )
     answer = await session.execute(_newest_first(_webhook_deliveries().where(*which)).limit(1))
     return _webhook_delivery(answer.one())
+
+
+async def user_delivery_ids(
+    *, session: AsyncSession, user_id: uuid.UUID, limit: int
+) -> list[uuid.UUID]:
+    """Up to `limit` of the deliveries made for the user, in any state: the next chunk of an
+    account's erasure (ADR 0025)."""
+    ids = await session.scalars(
+        select(deliveries.c.id)
+        .where(deliveries.c.user_id == user_id)
+        .order_by(deliveries.c.id)
+        .limit(limit)
+    )
+    return list(ids)
+
+
+async def delete_deliveries(*, session: AsyncSession, delivery_ids: Sequence[uuid.UUID]) -> int:
+    """Delete these deliveries with their attempts and redeliveries (by cascade); returns how
+    many of them were still there. One being sent meanwhile records nothing (GONE)."""
+    result = await session.execute(
+        delete(deliveries).where(deliveries.c.id.in_(delivery_ids)).returning(deliveries.c.id)
+    )
+    return len(result.all())
 
 
 async def attempts_of(*, session: AsyncSession, delivery_id: uuid.UUID) -> list[Row[Any]]:

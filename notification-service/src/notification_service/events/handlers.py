@@ -1,7 +1,10 @@
-"""What each event means for this service: which emails and webhooks it creates.
+"""What each event means for this service: which emails and webhooks it creates, and, for a
+deleted account, what it erases.
 
 Handling is idempotent by event id: the `processed_events` row and the deliveries it
-creates commit together, so a redelivered event finds its row and creates nothing.
+creates commit together, so a redelivered event finds its row and creates nothing. An
+account's erasure runs before that commit, in idempotent chunks of its own: an event whose
+erasure died half-way has no row yet, and its redelivery erases the rest.
 """
 
 import json
@@ -17,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from notification_service.accounts import service as accounts_service
 from notification_service.deliveries import service as deliveries_service
 from notification_service.deliveries.models import DEAD, EMAIL, WEBHOOK
 from notification_service.deliveries.service import NewDelivery
@@ -45,6 +49,9 @@ PASSWORD_RESET_REQUESTED = "user.password_reset_requested"  # noqa: S105 - an ev
 # Security notices: the account's password, or its sign-in address, was changed.
 PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an event type
 EMAIL_CHANGED = "user.email_changed"
+# The account was deleted: its webhooks and deliveries are erased, and the address it had
+# gets one goodbye email (ADR 0025).
+USER_DELETED = "user.deleted"
 
 
 def webhook_body(event: notification_pb2.Event, *, links: ConsoleLinks) -> str:
@@ -96,6 +103,8 @@ class EventHandler:
     users: UserDirectory
     progress: ProgressHub
     on_new_deliveries: Callable[[], None]
+    # Deliveries a deleted account's erasure removes per transaction (ERASURE_CHUNK_SIZE).
+    erasure_chunk_size: int
 
     async def handle(self, event: notification_pb2.Event) -> None:
         """Handle once; raising leaves the stream message unacknowledged, to be retried."""
@@ -105,6 +114,8 @@ class EventHandler:
         event_id = uuid.UUID(event.id)
         if await self._already_processed(event_id):
             return
+        if event.type == USER_DELETED:
+            await self._erase(event)
         planned = await self._plan_emails(event)
         if await self._commit(event, event_id, planned):
             self.on_new_deliveries()
@@ -116,8 +127,23 @@ class EventHandler:
             )
         return found is not None
 
+    async def _erase(self, event: notification_pb2.Event) -> None:
+        """Everything the deleted account kept here, before the commit that records the event
+        (and adds the goodbye email): a redelivery after a crash erases the rest."""
+        user_id = _user_uuid(event.user_id)
+        if user_id is None:
+            return
+        await accounts_service.erase_account(
+            session_factory=self.session_factory,
+            user_id=user_id,
+            deleted_at=event.occurred_at.ToDatetime(UTC),
+            chunk_size=self.erasure_chunk_size,
+        )
+
     async def _plan_emails(self, event: notification_pb2.Event) -> list[NewDelivery]:
         """Decided before the transaction: it may ask auth-service, which can take a while."""
+        if event.type == USER_DELETED and event.HasField("user_deleted"):
+            return self._goodbye(event)
         if event.type == USER_REGISTERED and event.HasField("user_registered"):
             registered = event.user_registered
             return [
@@ -151,6 +177,22 @@ class EventHandler:
                 )
             ]
         return []
+
+    def _goodbye(self, event: notification_pb2.Event) -> list[NewDelivery]:
+        """To the address in the event, the only place it still exists: sent although the
+        account is gone (every other email skips deleted accounts), whatever its
+        notifications switch said, once per event like every email."""
+        address = event.user_deleted.email
+        if not address:
+            return []
+        return [
+            _email_delivery(
+                lambda: self.renderer.account_deleted(
+                    to_addr=address, deleted_at=event.occurred_at.ToDatetime(UTC)
+                ),
+                address,
+            )
+        ]
 
     async def _address_notice(self, event: notification_pb2.Event) -> list[NewDelivery]:
         """The owner's own address and name, looked up by account as for job reports: the
@@ -262,7 +304,8 @@ class EventHandler:
                 session=session,
                 event_id=event_id,
                 event_type=event.type,
-                user_id=user_id,
+                # The goodbye belongs to no account: the one it was about is gone.
+                user_id=None if event.type == USER_DELETED else user_id,
                 planned=planned,
             )
 

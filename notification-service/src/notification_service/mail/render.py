@@ -168,6 +168,18 @@ class EmailRenderer:
             changed_at=_moment(changed_at),
         )
 
+    def account_deleted(self, *, to_addr: str, deleted_at: datetime) -> RenderedEmail:
+        """To the address a deleted account had: it was deleted, when, and what goes with it.
+        No name and no link: the account, its name and every page of it are gone."""
+        return self._render(
+            "account_deleted",
+            to_addr=to_addr,
+            to_name="",
+            subject=f"Your {self._product} account was deleted",
+            email=to_addr,
+            deleted_at=_moment(deleted_at),
+        )
+
     def job_report(
         self, *, to_addr: str, name: str, finished: notification_pb2.JobFinished
     ) -> RenderedEmail:

@@ -17,6 +17,7 @@ from redis.asyncio.client import PubSub
 
 from notification_service.progress.jobs import TERMINAL, JobLookup
 from objectvision.v1 import common_pb2, detection_pb2, notification_pb2
+from objectvision_common.events import job_id_of
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +42,6 @@ def job_channel(job_id: str) -> str:
 
 def final_event_key(job_id: str) -> str:
     return f"{CHANNEL_PREFIX}{job_id}:final"
-
-
-def job_id_of(event: notification_pb2.Event) -> str:
-    if event.HasField("job_progress"):
-        return event.job_progress.job_id
-    if event.HasField("job_finished"):
-        return event.job_finished.job_id
-    return ""
 
 
 def _progress_snapshot(job: detection_pb2.Job, user_id: str) -> notification_pb2.Event:

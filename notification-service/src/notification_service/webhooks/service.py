@@ -10,10 +10,12 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from notification_service.accounts.models import ERASED_ACCOUNTS
 from notification_service.ids import parse_uuid
 from notification_service.webhooks.models import webhooks
 from notification_service.webhooks.secrets import SecretBox, new_secret
 from notification_service.webhooks.targets import parse_webhook_url, resolve_allowed
+from objectvision_common.erasure import hold_open_account
 from objectvision_common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
 JOB_EVENT_TYPES = ("job.progress", "job.completed", "job.failed", "job.cancelled")
@@ -63,11 +65,17 @@ async def create_webhook(
     allow_private: bool,
     max_per_user: int,
 ) -> tuple[Webhook, str]:
-    """Register a webhook; returns it with its signing secret, which is never shown again."""
+    """Register a webhook; returns it with its signing secret, which is never shown again.
+
+    Not for a deleted account (Unauthenticated), even one whose request passed the gateway
+    just before: the caller's transaction holds the account's erasure off until it commits,
+    and the erasure then deletes this webhook with the others (objectvision_common.erasure).
+    """
     owner = parse_uuid(user_id, what="user id")
     url = url.strip()
     await resolve_allowed(parse_webhook_url(url), allow_private=allow_private)
     types = event_types(events)
+    await hold_open_account(session, ERASED_ACCOUNTS, str(owner))
     count = await session.scalar(
         select(func.count()).select_from(webhooks).where(webhooks.c.user_id == owner)
     )
@@ -128,6 +136,15 @@ async def delete_webhook(*, session: AsyncSession, user_id: str, webhook_id: str
     )
     if deleted.one_or_none() is None:
         raise NotFound("no such webhook")
+
+
+async def delete_user_webhooks(*, session: AsyncSession, user_id: uuid.UUID) -> int:
+    """Delete every webhook of the user (at most WEBHOOK_MAX_PER_USER); returns how many.
+    Their deliveries lose their webhook (set null) and are erased apart, by user."""
+    deleted = await session.execute(
+        webhooks.delete().where(webhooks.c.user_id == user_id).returning(webhooks.c.id)
+    )
+    return len(deleted.all())
 
 
 async def subscribed_webhooks(

@@ -33,7 +33,14 @@ const viewer = new Viewer();
 const history = new HistoryView({ onOpen: (id, filename) => openDetection(id, filename) });
 const keys = new KeysView();
 const webhooks = new WebhooksView();
-const settings = new SettingsView();
+// The account is gone, and every session of it: this page's too.
+const settings = new SettingsView({
+  onDeleted: (message) => {
+    clearSession("signed-out");
+    pendingStatus = message;
+    location.hash = "detect";
+  },
+});
 const models = new ModelPicker();
 // The new password ended every session of its account: this page's too, then it asks for a
 // login with the new password.

@@ -50,6 +50,8 @@ export function describeError(error) {
       if (error.code === "invalid_token") return "Your session has expired. Please log in again.";
       return error.message ? sentence(error.message) : "Please log in to continue.";
     case 403:
+      // A refused password (deleting the account): the page names what was wrong.
+      if (error.code === "incorrect_password") return sentence(error.message);
       return "You're not allowed to do that with this account.";
     case 404:
       return "That item doesn't exist any more, or belongs to another account.";

@@ -1,18 +1,28 @@
 // The caller's settings (GET/PATCH /users/me/settings): whether a finished batch job sends an
 // email. The job-report and welcome emails link here ("turn that off in your settings").
+// Also where the account is deleted (DELETE /users/me, with its password and a confirmation).
 
-import { request } from "./api.js";
+import { ApiError, request } from "./api.js";
 import { byId, guarded, showStatus } from "./dom.js";
 
 const SETTINGS = "api/v1/users/me/settings";
 
+const ACCOUNT = "api/v1/users/me";
+
 export class SettingsView {
-  constructor() {
+  /** `onDeleted(message)` runs once the account is deleted (its sessions have ended). */
+  constructor({ onDeleted }) {
     this.form = byId("settings-form");
     this.notifications = byId("settings-notifications");
+    this.deleteForm = byId("delete-account-form");
+    this.onDeleted = onDeleted;
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.save();
+    });
+    this.deleteForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.deleteAccount();
     });
   }
 
@@ -47,9 +57,34 @@ export class SettingsView {
     );
   }
 
+  /** Delete the account once its password is typed and the question confirmed; a wrong
+   * password is the API's 403 and deletes nothing. */
+  async deleteAccount() {
+    const password = this.deleteForm.elements.current_password;
+    const question =
+      "Delete your account and everything it stored, for good? Images, detections, jobs, " +
+      "videos, webhooks and API keys go with it; this cannot be undone.";
+    if (!window.confirm(question)) return;
+    const accepted = await guarded(async () => {
+      try {
+        return await request(ACCOUNT, { method: "DELETE", json: { current_password: password.value } });
+      } catch (error) {
+        // The API's 403 for a wrong password says "not allowed"; here the password is why.
+        if (error?.status !== 403) throw error;
+        throw new ApiError(403, "incorrect_password", "that is not your password: nothing was deleted", {
+          requestId: error.requestId,
+        });
+      }
+    }, this.deleteForm.querySelector("button[type=submit]"));
+    if (!accepted) return;
+    this.deleteForm.reset();
+    this.onDeleted(accepted.message);
+  }
+
   /** Forget the shown values (after sign-out). */
   reset() {
     this.notifications.checked = false;
     this.form.dataset.loaded = "false";
+    this.deleteForm.reset();
   }
 }

@@ -1,5 +1,8 @@
-"""The events stream, read through a consumer group: every event is handled by one replica,
-acknowledged only after its handling committed, and claimed again if a replica dies.
+"""The events stream, read through a consumer group: every event is handled by one replica
+of the group, acknowledged only after its handling committed, and claimed again if a replica
+dies. Every service that acts on events (notification-service's emails, webhooks and live
+progress; detection-service's erasure of deleted accounts) reads the stream through this one
+consumer, each in a consumer group of its own, so each sees every event.
 
 A batch is handled concurrently, at most `concurrency` events at a time, but the events of
 one subject (see `ordering_key`) run one after the other in stream order. The next batch is
@@ -12,16 +15,18 @@ with one-at-a-time handling (a repeated progress event is harmless, the final on
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from notification_service.progress.hub import job_id_of
 from objectvision.v1 import notification_pb2
 from objectvision_common.background import BackgroundLoop
 from objectvision_common.outbox import event_from_stream
+from objectvision_common.settings import EventsConsumerSettings
 from objectvision_common.tracing import extract_context, tracer
 
 logger = logging.getLogger(__name__)
@@ -32,14 +37,24 @@ Message = tuple[Any, Any]
 Process = Callable[[Any, Any], Awaitable[None]]
 
 
+def job_id_of(event: notification_pb2.Event) -> str:
+    """The job a job event is about; empty for any other event."""
+    if event.HasField("job_progress"):
+        return event.job_progress.job_id
+    if event.HasField("job_finished"):
+        return event.job_finished.job_id
+    return ""
+
+
 def ordering_key(event: notification_pb2.Event) -> str:
     """The subject whose events must be handled in stream order.
 
     A job event's subject is its job: live progress is published to the job's channel and its
     final event kept under the job's key, so a job's progress must come before its completion.
     Jobs of one user share no state here (each report email reads the user from auth-service),
-    so they run in parallel. Any other event is ordered by its user, and one with neither
-    concerns nothing else and is its own subject.
+    so they run in parallel. Any other event is ordered by its user (an account's deletion
+    after what happened to it before), and one with neither concerns nothing else and is its
+    own subject.
     """
     job_id = job_id_of(event)
     if job_id:
@@ -86,6 +101,24 @@ class EventConsumer(BackgroundLoop):
         self._claim_idle_ms = claim_idle_ms
         self._max_deliveries = max_deliveries
         self._slots = asyncio.Semaphore(concurrency)
+
+    @classmethod
+    def from_settings(
+        cls, settings: EventsConsumerSettings, *, redis: Redis, group: str, handle: Handler
+    ) -> "EventConsumer":
+        """The consumer of `group` on the settings' events stream, with the EVENTS_* variables
+        every consumer group shares; named hostname-pid unless EVENTS_CONSUMER_NAME says."""
+        return cls(
+            redis=redis,
+            stream=settings.events_stream,
+            group=group,
+            consumer=settings.events_consumer_name or f"{socket.gethostname()}-{os.getpid()}",
+            handle=handle,
+            block_ms=settings.events_block_ms,
+            claim_idle_ms=int(settings.events_claim_idle_seconds * 1000),
+            max_deliveries=settings.events_max_deliveries,
+            concurrency=settings.events_concurrency,
+        )
 
     @property
     def dead_letter_stream(self) -> str:
@@ -205,11 +238,13 @@ class EventConsumer(BackgroundLoop):
     async def _dead_letter(self, message_id: Any, fields: dict[Any, Any], reason: str) -> None:
         logger.error(
             "event moved to the dead-letter stream",
-            extra={"message_id": str(message_id), "reason": reason},
+            extra={"message_id": str(message_id), "reason": reason, "group": self._group},
         )
         entry = dict(fields)
         entry["reason"] = reason
         entry["message_id"] = message_id
+        # Every group dead-letters into the one stream: this says whose handling gave up.
+        entry["group"] = self._group
         await self._redis.xadd(self.dead_letter_stream, entry, maxlen=100_000, approximate=True)
         await self._redis.xack(self._stream, self._group, message_id)
 

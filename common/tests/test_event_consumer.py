@@ -1,5 +1,6 @@
-"""EventConsumer against the session's real Redis: a batch is handled concurrently, bounded
-by its concurrency, one subject (a job, else a user) at a time in stream order.
+"""The shared EventConsumer (objectvision_common.events) against the session's real Redis: a
+batch is handled concurrently, bounded by its concurrency, one subject (a job, else a user) at
+a time in stream order; every consumer group sees every event.
 
 Handlers here are plain functions that record calls and wait on asyncio.Events, so each test
 states an order of events instead of timing. A consumer that handled events one at a time
@@ -17,10 +18,10 @@ from google.protobuf import json_format
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from notification_service.config import NotificationSettings
-from notification_service.events.consumer import EventConsumer, Handler, ordering_key
 from objectvision.v1 import notification_pb2
+from objectvision_common.events import EventConsumer, Handler, ordering_key
 from objectvision_common.outbox import stream_fields
+from objectvision_common.settings import EventsConsumerSettings
 from objectvision_devstack.pytest_plugin import Infrastructure
 
 LIVENESS = 30.0
@@ -111,10 +112,41 @@ def test_the_ordering_key_is_the_job_else_the_user_else_the_event() -> None:
 
 
 def test_events_concurrency_defaults_to_16_and_must_be_positive() -> None:
-    assert NotificationSettings(_env_file=None).events_concurrency == 16
-    assert NotificationSettings(_env_file=None, EVENTS_CONCURRENCY=4).events_concurrency == 4
+    assert EventsConsumerSettings(_env_file=None).events_concurrency == 16
+    assert EventsConsumerSettings(_env_file=None, EVENTS_CONCURRENCY=4).events_concurrency == 4
     with pytest.raises(ValidationError):
-        NotificationSettings(_env_file=None, EVENTS_CONCURRENCY=0)
+        EventsConsumerSettings(_env_file=None, EVENTS_CONCURRENCY=0)
+
+
+async def test_a_consumer_from_settings_reads_the_shared_stream_in_a_group_of_its_own(
+    stream: Stream,
+) -> None:
+    settings = EventsConsumerSettings(
+        _env_file=None, EVENTS_STREAM=stream.name, EVENTS_CONSUMER_NAME="replica-1"
+    )
+    event = registered(str(uuid.uuid4()))
+    await stream.add(event)
+    handled: dict[str, list[str]] = {"notification": [], "erasure": []}
+
+    def handler(group: str) -> Handler:
+        async def handle(seen: notification_pb2.Event) -> None:
+            handled[group].append(seen.id)
+
+        return handle
+
+    for group in handled:
+        consumer = EventConsumer.from_settings(
+            settings, redis=stream.redis, group=group, handle=handler(group)
+        )
+        await consumer.ensure_group()
+        assert await live(consumer.read_new()) == 1
+        assert consumer.dead_letter_stream == f"{stream.name}:dead"
+
+    # Each group sees every event, and reads it as the replica the settings name.
+    assert handled == {"notification": [event.id], "erasure": [event.id]}
+    for group in handled:
+        [member] = await stream.redis.xinfo_consumers(stream.name, group)
+        assert (member["name"], member["pending"]) == (b"replica-1", 0)
 
 
 async def test_a_slow_subject_does_not_hold_back_the_others(stream: Stream) -> None:
@@ -311,6 +343,7 @@ async def test_unreadable_events_still_go_to_the_dead_letter_stream(stream: Stre
     assert len(dead) == 1
     assert dead[0][1][b"message_id"] == unreadable_id
     assert dead[0][1][b"reason"].startswith(b"unreadable")
+    assert dead[0][1][b"group"] == GROUP.encode()
     assert await stream.pending_count() == 0
 
 

@@ -1,0 +1,1 @@
+"""Accounts as detection-service sees them: erasing everything a deleted account stored."""

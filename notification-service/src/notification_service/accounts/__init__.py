@@ -1,0 +1,1 @@
+"""Accounts as notification-service sees them: erasing what a deleted account kept here."""
