@@ -208,6 +208,23 @@ async def list_jobs(
     return views, int(total or 0)
 
 
+async def _lock_owned_job_items(*, session: AsyncSession, job_id: uuid.UUID, user_id: str) -> None:
+    """Lock the user's job's items, in position order, before its row: finish_item's order,
+    which cancelling and deleting a job take too, so none of them deadlocks another. Another
+    user's job is NotFound, as a missing one."""
+    owned = await session.scalar(
+        sa.select(jobs.c.id).where(jobs.c.id == job_id, jobs.c.user_id == user_id)
+    )
+    if owned is None:
+        raise NotFound("no such job")
+    await session.execute(
+        sa.select(job_items.c.position)
+        .where(job_items.c.job_id == job_id)
+        .order_by(job_items.c.position)
+        .with_for_update()
+    )
+
+
 async def cancel_job(*, session: AsyncSession, job_id: uuid.UUID, user_id: str) -> JobView:
     """Stop the user's unfinished job; the job as it now is.
 
@@ -219,27 +236,19 @@ async def cancel_job(*, session: AsyncSession, job_id: uuid.UUID, user_id: str) 
 
     Idempotent: a cancelled job is answered as it is. A completed or failed job cannot be
     cancelled (FailedPrecondition); another user's job is NotFound, as a missing one."""
-    owned = await session.scalar(
-        sa.select(jobs.c.id).where(jobs.c.id == job_id, jobs.c.user_id == user_id)
-    )
-    if owned is None:
-        raise NotFound("no such job")
-    # The items first (in position order, as any other cancel of the job), then the job:
-    # finish_item's order. An item commit in flight finishes (and is counted) before the job
-    # is cancelled; one that starts later finds its item cancelled.
-    await session.execute(
-        sa.select(job_items.c.position)
-        .where(job_items.c.job_id == job_id)
-        .order_by(job_items.c.position)
-        .with_for_update()
-    )
+    # An item commit in flight finishes (and is counted) before the job is cancelled; one
+    # that starts later finds its item cancelled.
+    await _lock_owned_job_items(session=session, job_id=job_id, user_id=user_id)
     job = (
         await session.execute(
             sa.select(jobs.c.status, jobs.c.kind, jobs.c.total, jobs.c.processed, jobs.c.failed)
             .where(jobs.c.id == job_id)
             .with_for_update(key_share=True)
         )
-    ).one()
+    ).first()
+    if job is None:
+        # A deletion of the job committed while this waited for its items.
+        raise NotFound("no such job")
     if job.status in (COMPLETED, FAILED):
         raise FailedPrecondition(
             f"job {job_id} has already {job.status}; only a pending or processing job can be"
@@ -288,18 +297,7 @@ async def delete_job_rows(
     and its owner cancels it first. A cancelled job can be deleted at once: a worker still
     running it finds its item or job gone at its next commit and stops (ADR 0022). Another
     user's job is NotFound, as a missing one."""
-    owned = await session.scalar(
-        sa.select(jobs.c.id).where(jobs.c.id == job_id, jobs.c.user_id == user_id)
-    )
-    if owned is None:
-        raise NotFound("no such job")
-    # cancel_job's order: the items (by position), then the job.
-    await session.execute(
-        sa.select(job_items.c.position)
-        .where(job_items.c.job_id == job_id)
-        .order_by(job_items.c.position)
-        .with_for_update()
-    )
+    await _lock_owned_job_items(session=session, job_id=job_id, user_id=user_id)
     status = await session.scalar(
         sa.select(jobs.c.status).where(jobs.c.id == job_id).with_for_update()
     )
