@@ -124,6 +124,27 @@ def cached_stack(own_stack: Callable[..., Stack]) -> Iterator[Stack]:
         stack.stop()
 
 
+@pytest.fixture(scope="module")
+def queued_stack(own_stack: Callable[..., Stack]) -> Iterator[Stack]:
+    """A stack whose detection-service runs no job workers (JOB_WORKERS=0): every job stays
+    pending until it is cancelled, so what a job is when it is cancelled is known, not raced
+    (tests/test_jobs_api.py, and the console's Cancel button in test_console_browser.py)."""
+    stack = own_stack(
+        database="objectvision_jobs",
+        redis_db=6,
+        extra_env={
+            "JOB_WORKERS": "0",
+            "WEBHOOK_ALLOW_PRIVATE": "true",
+            "TRUST_PROXY_HEADERS": "true",
+        },
+    )
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
 @pytest.fixture
 def unique_bus_jpg() -> bytes:
     """bus.jpg with a JPEG comment segment of fresh bytes: an image no other test uploads,

@@ -19,6 +19,7 @@ import subprocess
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from email import message_from_bytes
 from email.policy import default as default_policy
 from pathlib import Path
@@ -108,10 +109,10 @@ async def browser(chromium: Path, stack: Stack) -> AsyncIterator[Browser]:
             await launched.close()
 
 
-@pytest.fixture
-async def page(browser: Browser, stack: Stack) -> AsyncIterator[Page]:
-    """A fresh browser context (no storage) with its own client address; fails the test on
-    any uncaught JavaScript error."""
+@asynccontextmanager
+async def _console_page(browser: Browser, stack: Stack) -> AsyncIterator[Page]:
+    """A fresh browser context (no storage) on `stack` with its own client address; fails the
+    test on any uncaught JavaScript error."""
     address = f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
     context = await browser.new_context(
         viewport=DESKTOP,
@@ -126,6 +127,19 @@ async def page(browser: Browser, stack: Stack) -> AsyncIterator[Page]:
     finally:
         await context.close()
     assert not errors, f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture
+async def page(browser: Browser, stack: Stack) -> AsyncIterator[Page]:
+    async with _console_page(browser, stack) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def queued_page(browser: Browser, queued_stack: Stack) -> AsyncIterator[Page]:
+    """A page on the stack without job workers (tests/conftest.py): its jobs stay pending."""
+    async with _console_page(browser, queued_stack) as opened:
+        yield opened
 
 
 def visible_view(page: Page) -> Locator:
@@ -978,3 +992,143 @@ async def test_the_account_is_deleted_from_the_settings_page_with_its_password(
     await login.get_by_role("button", name="Log in").click()
     await expect(page.get_by_test_id("error")).to_be_visible()
     await expect(page.get_by_test_id("account-email")).to_be_hidden()
+
+
+# The Jobs page, and cancelling a job from its page.
+
+
+async def test_the_jobs_page_lists_a_finished_batch_job_and_filters_by_status(
+    page: Page, stack: Stack
+) -> None:
+    """`/jobs` (redirected to `/#/jobs`) opens the list after sign-in; the job links to its
+    page; a status it is not in shows the empty list."""
+    email, auth = await _api_account(stack)
+    job = await _finished_job(stack, auth, BATCH[:2])
+    assert job["status"] == "completed", job
+    elsewhere = await close_the_network(page, stack)
+
+    await page.goto("/jobs")
+    assert page.url == f"{stack.gateway_url}/#/jobs"
+    await log_in(page, email)
+    await expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+    await expect(page.get_by_role("link", name="Jobs")).to_have_attribute("aria-current", "page")
+    rows = page.get_by_test_id("job-row")
+    await expect(rows).to_have_count(1, timeout=SLOW_MS)
+    row = rows.first
+    await expect(row).to_have_attribute("data-job-id", job["job_id"])
+    await expect(row).to_have_attribute("data-status", "completed")
+    await expect(row).to_have_attribute("data-kind", "batch")
+    await expect(row).to_contain_text("Completed")
+    await expect(row).to_contain_text("2 of 2 images")
+    await expect(page.get_by_test_id("jobs-range")).to_have_text("1\N{EN DASH}1 of 1")
+    await expect(page.get_by_role("button", name="Previous")).to_be_disabled()
+    await expect(page.get_by_role("button", name="Next")).to_be_disabled()
+
+    status = page.get_by_test_id("jobs-status")
+    await status.select_option("pending")
+    await expect(page.get_by_test_id("jobs-table")).to_contain_text("No pending jobs.")
+    await expect(rows).to_have_count(0)
+    await expect(page.get_by_test_id("jobs-range")).to_have_text("0\N{EN DASH}0 of 0")
+    await status.select_option("completed")
+    await expect(rows).to_have_count(1)
+    await status.select_option("")
+    await expect(rows).to_have_count(1)
+
+    await row.get_by_role("link", name=f"Open job {job['job_id']}").click()
+    assert page.url.endswith(f"/#/jobs/{job['job_id']}")
+    await expect(page.get_by_test_id("job-id")).to_have_text(job["job_id"], timeout=SLOW_MS)
+    await expect(page.get_by_test_id("job-status")).to_contain_text("2 of 2 images (100 %)")
+    await expect(page.get_by_test_id("delete-job")).to_be_visible()
+    await expect(page.get_by_test_id("cancel-job")).to_be_hidden()
+    assert elsewhere == []
+
+
+async def test_a_pending_job_is_cancelled_from_its_page_or_from_elsewhere(
+    queued_page: Page, queued_stack: Stack, tmp_path: Path
+) -> None:
+    """No worker takes the jobs here, so they wait. Cancel asks first (a dismissed question
+    sends nothing); then the job shows cancelled with Delete instead of Cancel. A video job
+    cancelled elsewhere (another tab; here the API) loses its Cancel button when the page
+    hears of it. The Jobs page lists both, the video by its file name."""
+    from objectvision_devstack.videos import make_video
+
+    page = queued_page
+    answers = iter([False, True])
+    questions: list[str] = []
+    cancels: list[str] = []
+
+    async def answer(dialog: Dialog) -> None:
+        questions.append(dialog.message)
+        await (dialog.accept() if next(answers) else dialog.dismiss())
+
+    page.on("dialog", answer)
+    page.on(
+        "request",
+        lambda request: cancels.append(request.url) if request.url.endswith("/cancel") else None,
+    )
+    # Waiting, though the page may say "processing": the socket's first message is a
+    # progress snapshot, which carries no status.
+    waiting = re.compile(r"^(pending|processing)$")
+    await sign_up_and_log_in(page)
+    await page.get_by_test_id("file-input").set_input_files(BATCH)
+    progress = page.get_by_test_id("job-progress")
+    await expect(progress).to_have_attribute("data-status", waiting, timeout=SLOW_MS)
+    batch_id = await page.get_by_test_id("job-id").text_content()
+    cancel = page.get_by_test_id("cancel-job")
+    delete = page.get_by_test_id("delete-job")
+    await expect(cancel).to_be_visible()
+    await expect(delete).to_be_hidden()
+
+    await cancel.click()  # dismissed: nothing is sent, the job still waits
+    await expect(progress).to_have_attribute("data-status", waiting)
+    await cancel.click()
+
+    await expect(page.get_by_test_id("status")).to_have_text(
+        "The job was cancelled after 0 images; what was done is kept."
+    )
+    await expect(progress).to_have_attribute("data-status", "cancelled")
+    await expect(page.get_by_test_id("job-status")).to_contain_text("Cancelled: 0 of 3 images")
+    await expect(cancel).to_be_hidden()
+    await expect(delete).to_be_visible()
+    items = page.get_by_test_id("job-item")
+    await expect(items).to_have_count(3)
+    for item in await items.all():
+        assert await item.get_attribute("data-status") == "cancelled"
+    question = "Cancel this job? Images not yet processed will not be; what was done is kept."
+    assert questions == [question, question]
+    assert cancels == [f"{queued_stack.gateway_url}/api/v1/detect/jobs/{batch_id}/cancel"]
+
+    clip = await asyncio.to_thread(make_video, tmp_path / "street.mp4", [(BUS, 10)], fps=10)
+    await page.get_by_test_id("file-input").set_input_files(clip)
+    await expect(page.get_by_role("heading", name="Video job")).to_be_visible(timeout=SLOW_MS)
+    await expect(progress).to_have_attribute("data-status", waiting)
+    await expect(cancel).to_be_visible()
+    video_id = await page.get_by_test_id("job-id").text_content()
+    assert video_id != batch_id
+    token = await page.evaluate(
+        "key => JSON.parse(sessionStorage.getItem(key)).accessToken", SESSION_KEY
+    )
+    async with httpx.AsyncClient(base_url=queued_stack.gateway_url, timeout=60) as client:
+        elsewhere = await client.post(
+            f"/api/v1/detect/jobs/{video_id}/cancel", headers={"Authorization": f"Bearer {token}"}
+        )
+    assert elsewhere.status_code == 200, elsewhere.text
+
+    await expect(page.get_by_test_id("status")).to_have_text(
+        "The job was cancelled after 0 frames; what was done is kept.", timeout=SLOW_MS
+    )
+    await expect(progress).to_have_attribute("data-status", "cancelled")
+    await expect(cancel).to_be_hidden()
+    await expect(delete).to_be_visible()
+
+    await page.get_by_role("link", name="Jobs").click()
+    rows = page.get_by_test_id("job-row")
+    await expect(rows).to_have_count(2)
+    await expect(rows.nth(0)).to_have_attribute("data-job-id", video_id)
+    await expect(rows.nth(0)).to_contain_text("Video: street.mp4")
+    await expect(rows.nth(1)).to_have_attribute("data-job-id", batch_id)
+    for row in await rows.all():
+        await expect(row).to_have_attribute("data-status", "cancelled")
+    await page.get_by_test_id("jobs-status").select_option("pending")
+    await expect(page.get_by_test_id("jobs-table")).to_contain_text("No pending jobs.")
+    assert len(questions) == 2

@@ -1,11 +1,12 @@
 """Listing and cancelling jobs end to end (ADR 0022): gateway -> detection-service ->
 PostgreSQL, Redis, the outbox -> notification-service -> WebSocket, webhooks and email, all real.
 
-The stack here runs detection-service with no job workers (JOB_WORKERS=0), so every job stays
-queued until it is cancelled: what a job is when it is cancelled is known, not raced. What a
-worker does with a cancelled job (skips its items, stops a video) is detection-service's own
-test (detection-service/tests/test_job_list_and_cancel.py); a completed job refusing to be
-cancelled is tests/test_cli.py's, on the shared stack whose workers run.
+The stack here (`queued_stack`, tests/conftest.py) runs detection-service with no job workers
+(JOB_WORKERS=0), so every job stays queued until it is cancelled: what a job is when it is
+cancelled is known, not raced. What a worker does with a cancelled job (skips its items, stops
+a video) is detection-service's own test (detection-service/tests/test_job_list_and_cancel.py);
+a completed job refusing to be cancelled is tests/test_cli.py's, on the shared stack whose
+workers run.
 """
 
 import asyncio
@@ -51,24 +52,6 @@ ARRIVES_WITHIN_SECONDS = 45.0
 QUIET_SECONDS = 1.5
 
 pytestmark = pytest.mark.skipif(not BUS.exists(), reason=f"sample images not found under {IMAGES}")
-
-
-@pytest.fixture(scope="module")
-def queued_stack(own_stack: Callable[..., Stack]) -> Iterator[Stack]:
-    stack = own_stack(
-        database="objectvision_jobs",
-        redis_db=6,
-        extra_env={
-            "JOB_WORKERS": "0",
-            "WEBHOOK_ALLOW_PRIVATE": "true",
-            "TRUST_PROXY_HEADERS": "true",
-        },
-    )
-    stack.start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

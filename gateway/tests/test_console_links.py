@@ -12,6 +12,7 @@ import pytest
         ("/jobs/{id}", "/#/jobs/{id}"),
         ("/detections/{id}", "/#/detections/{id}"),
         ("/settings", "/#/settings"),
+        ("/jobs", "/#/jobs"),
     ],
 )
 async def test_a_path_link_redirects_to_the_consoles_page(

@@ -65,13 +65,19 @@ async def console_asset(asset: str, request: Request) -> Response:
 
 # Deep links. The console routes on the fragment (`/#/jobs/<id>`, `/#/detections/<id>`,
 # `/#/settings`), which is what emails and webhooks carry (notification_service.links). These
-# path forms answer the links that went out before, and anyone who types the obvious URL,
-# with a redirect to the page: never the JSON 404 a person cannot act on.
+# path forms answer the links that went out before, and anyone who types the obvious URL
+# (`/jobs` too, the list of jobs), with a redirect to the page: never the JSON 404 a person
+# cannot act on.
 
 
 def _console_redirect(request: Request, fragment: str) -> RedirectResponse:
     root = request.scope.get("root_path", "").rstrip("/")
     return RedirectResponse(f"{root}/#/{fragment}", status_code=307)
+
+
+@router.get("/jobs")
+async def jobs_link(request: Request) -> RedirectResponse:
+    return _console_redirect(request, "jobs")
 
 
 @router.get("/jobs/{job_id:uuid}")

@@ -3,8 +3,9 @@
 // fetched and shown from a blob: URL that is released when the page changes.
 
 import { request } from "./api.js";
-import { byId, el, formatDate, guarded, plural } from "./dom.js";
+import { byId, el, formatDate, plural } from "./dom.js";
 import { exportButtons } from "./exports.js";
+import { Pager } from "./pager.js";
 
 export const PAGE_SIZE = 12;
 
@@ -31,28 +32,25 @@ function summary(item) {
 export class HistoryView {
   constructor({ onOpen }) {
     this.list = byId("history-list");
-    this.range = byId("history-range");
-    this.previous = byId("history-previous");
-    this.next = byId("history-next");
-    this.offset = 0;
-    this.total = 0;
     this.objectUrls = [];
     this.onOpen = onOpen;
-    this.loading = null;
-    this.previous.addEventListener("click", () => this.load(Math.max(0, this.offset - PAGE_SIZE)));
-    this.next.addEventListener("click", () => this.load(this.offset + PAGE_SIZE));
-    byId("history-refresh").addEventListener("click", () => this.load(this.offset));
+    this.pager = new Pager({
+      previous: "history-previous",
+      next: "history-next",
+      range: "history-range",
+      size: PAGE_SIZE,
+      fetchPage: (query, signal) => request("api/v1/detect/history", { query, signal }),
+      render: (items, signal) => this.render(items.map(summary), signal),
+    });
+    byId("history-refresh").addEventListener("click", () => this.load());
     byId("history-exports").replaceChildren(...exportButtons("api/v1/detect/history/export", "your history"));
   }
 
   /** Back to an empty first page (after sign-out). */
   reset() {
-    this.loading?.abort();
+    this.pager.reset();
     this.releaseThumbnails();
     this.list.replaceChildren();
-    this.range.textContent = "";
-    this.offset = 0;
-    this.total = 0;
   }
 
   releaseThumbnails() {
@@ -60,20 +58,9 @@ export class HistoryView {
     this.objectUrls = [];
   }
 
-  async load(offset = 0) {
-    this.loading?.abort();
-    const controller = new AbortController();
-    this.loading = controller;
-    await guarded(async () => {
-      const page = await request("api/v1/detect/history", {
-        query: { limit: PAGE_SIZE, offset },
-        signal: controller.signal,
-      });
-      if (controller.signal.aborted) return;
-      this.offset = page.offset ?? offset;
-      this.total = page.total ?? page.items.length;
-      this.render(page.items.map(summary), controller.signal);
-    });
+  /** The page from `offset`; by default the one on show, refreshed. */
+  load(offset) {
+    return this.pager.load(offset);
   }
 
   render(items, signal) {
@@ -115,10 +102,6 @@ export class HistoryView {
     if (items.length === 0) {
       this.list.append(el("li", { className: "empty" }, "No detections yet. Upload an image on the Detect tab."));
     }
-    const first = items.length ? this.offset + 1 : 0;
-    this.range.textContent = `${first}–${this.offset + items.length} of ${this.total}`;
-    this.previous.disabled = this.offset === 0;
-    this.next.disabled = this.offset + items.length >= this.total;
   }
 
   async loadThumbnail(id, image, signal) {

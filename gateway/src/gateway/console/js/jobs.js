@@ -27,6 +27,7 @@ export function normaliseJob(raw, previous = {}) {
     kind: raw.kind ?? previous.kind ?? "batch",
     video: raw.video ?? previous.video ?? null,
     error: raw.error ?? previous.error ?? null,
+    createdAt: raw.created_at ?? previous.createdAt ?? null,
   };
 }
 
@@ -125,12 +126,8 @@ export class JobTracker {
   async poll() {
     if (this.done) return;
     try {
-      const job = normaliseJob(await request(`api/v1/detect/jobs/${encodeURIComponent(this.job.jobId)}`), this.job);
-      if (FINAL_STATUSES.has(job.status)) {
-        this.complete(job);
-        return;
-      }
-      this.update(job);
+      this.take(await request(`api/v1/detect/jobs/${encodeURIComponent(this.job.jobId)}`));
+      if (this.done) return;
     } catch (error) {
       if (FATAL_STATUSES.has(error?.status)) {
         this.fail(error);
@@ -139,6 +136,27 @@ export class JobTracker {
       // Anything else (network, 503) is retried at the next tick; the socket may deliver.
     }
     this.schedulePoll(this.pollDelay);
+  }
+
+  /**
+   * The job as the API answered it (a read, or the cancel route's answer): a final status
+   * ends the following, anything else is progress.
+   */
+  take(raw) {
+    const job = normaliseJob(raw, this.job);
+    if (FINAL_STATUSES.has(job.status)) this.complete(job);
+    else this.update(job);
+  }
+
+  /** Read the job once now, e.g. after a refused cancel: it may have ended meanwhile. */
+  async refresh() {
+    if (this.done) return;
+    try {
+      this.take(await request(`api/v1/detect/jobs/${encodeURIComponent(this.job.jobId)}`));
+    } catch (error) {
+      if (FATAL_STATUSES.has(error?.status)) this.fail(error);
+      // Anything else: the socket and the safety poll still follow the job.
+    }
   }
 
   update(job) {

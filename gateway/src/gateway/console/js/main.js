@@ -1,14 +1,16 @@
 // The console's entry point: sign-in, navigation between views (the URL hash), and the
 // Detect view's uploads (one image detected at once, several submitted as a batch job).
-// Deep links name what to open in the hash: `#/jobs/<id>` (a batch job), `#/detections/<id>`
-// (also `#/history/<id>`: one stored detection) and `#/settings`; emails and webhooks carry
-// them (notification_service.links). A link opened signed out opens after sign-in.
+// Deep links name what to open in the hash: `#/jobs/<id>` (a batch or video job),
+// `#/detections/<id>` (also `#/history/<id>`: one stored detection) and `#/settings`; emails
+// and webhooks carry them (notification_service.links). `#/jobs` alone lists the jobs. A link
+// opened signed out opens after sign-in.
 // `#/forgot-password` and `#/reset-password?token=…` (the reset email's link) open signed in
 // or out (password-reset.js).
 
 import { request } from "./api.js";
 import { byId, clearError, el, guarded, plural, saveFile, showError, showStatus } from "./dom.js";
 import { HistoryView } from "./history.js";
+import { JobListView } from "./job-list.js";
 import { JobTracker, jobPercent, normaliseJob } from "./jobs.js";
 import { renderJobExports } from "./exports.js";
 import { KeysView } from "./keys.js";
@@ -20,8 +22,9 @@ import { DEFAULT_THRESHOLD, Viewer, normaliseResult } from "./viewer.js";
 import { WebhooksView } from "./webhooks.js";
 import { isVideo, renderVideoJob, videoForm } from "./video.js";
 
-const VIEWS = ["detect", "history", "keys", "webhooks", "settings"];
-// Deep links to one object, shown in the Detect view.
+const VIEWS = ["detect", "history", "jobs", "keys", "webhooks", "settings"];
+// Deep links to one object, shown in the Detect view. `#/jobs/<id>` is one job (a route of
+// its own, matched before the views); `#/jobs` is the list of them.
 const OBJECT_ROUTES = { jobs: "job", detections: "detection", history: "detection" };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const IMAGE_TYPES = new Set(["image/jpeg", "image/png", "image/webp", "image/bmp"]);
@@ -31,6 +34,7 @@ const FINISHED_JOB = new Set(["completed", "failed", "cancelled"]);
 
 const viewer = new Viewer();
 const history = new HistoryView({ onOpen: (id, filename) => openDetection(id, filename) });
+const jobList = new JobListView();
 const keys = new KeysView();
 const webhooks = new WebhooksView();
 // The account is gone, and every session of it: this page's too.
@@ -58,7 +62,7 @@ let tracker = null;
 // What the viewer shows, for the downloads and "detect again": the raw API answer, the
 // image (the File uploaded, or the original fetched back) and the threshold asked for.
 let shown = null;
-// The job on show (its latest state), for "Delete job".
+// The job on show (its latest state), for "Cancel job" and "Delete job".
 let shownJob = null;
 // The deep link last opened, so a re-render (sign-in, refresh) does not open it twice.
 let openedLink = null;
@@ -107,7 +111,8 @@ function render() {
     else link.removeAttribute("aria-current");
   }
   if (view === "detect") models.load();
-  if (view === "history") history.load(history.offset);
+  if (view === "history") history.load();
+  if (view === "jobs") jobList.load();
   if (view === "keys") keys.load();
   if (view === "webhooks") webhooks.load();
   if (view === "settings") settings.load();
@@ -155,6 +160,7 @@ function closeResults() {
 function forgetAccountData() {
   closeResults();
   history.reset();
+  jobList.reset();
   settings.reset();
   models.reset();
   for (const id of ["keys-body", "webhooks-body", "key-secret", "webhook-secret", "job-items"]) {
@@ -197,7 +203,7 @@ byId("login-form").addEventListener("submit", async (event) => {
  */
 function signIn(pair, email, message = "") {
   const route = currentRoute();
-  const stay = route.kind || route.view === "settings" || location.hash === "#detect";
+  const stay = route.kind || route.view === "settings" || route.view === "jobs" || location.hash === "#detect";
   setTokens(pair, email);
   if (stay) {
     showStatus(message);
@@ -382,10 +388,38 @@ byId("delete-job").addEventListener("click", (event) => {
   );
 });
 
+/**
+ * Cancel the job on show once confirmed. The answer (the job, now cancelled) ends the
+ * following as the socket's `job.cancelled` would. A 409 means it ended meanwhile: the
+ * refusal is shown, and the job as it is now.
+ */
+async function cancelShownJob(button) {
+  const job = shownJob;
+  const following = tracker;
+  if (!job || FINISHED_JOB.has(job.status)) return;
+  const what = job.kind === "video" ? "Frames" : "Images";
+  if (!window.confirm(`Cancel this job? ${what} not yet processed will not be; what was done is kept.`)) return;
+  clearError();
+  button.disabled = true;
+  try {
+    const cancelled = await request(`api/v1/detect/jobs/${encodeURIComponent(job.jobId)}/cancel`, { method: "POST" });
+    if (tracker === following) following?.take(cancelled);
+  } catch (error) {
+    showError(error);
+    if (error?.status === 409 && tracker === following) following?.refresh();
+  } finally {
+    button.disabled = false;
+  }
+}
+
+byId("cancel-job").addEventListener("click", (event) => cancelShownJob(event.currentTarget));
+
 function renderJob(job) {
   shownJob = job;
-  // A running job is cancelled first (the API answers 409): only a finished one offers this.
-  byId("job-removal").hidden = !FINISHED_JOB.has(job.status);
+  // A running job is cancelled first (deleting it is a 409); a finished one can be deleted.
+  const finished = FINISHED_JOB.has(job.status);
+  byId("cancel-job").hidden = finished;
+  byId("delete-job").hidden = !finished;
   const percent = jobPercent(job);
   const progress = byId("job-progress");
   progress.value = percent;
@@ -429,6 +463,8 @@ function renderJobItems(job) {
     ...job.items.map((item) => {
       const status = String(item.status ?? "").toLowerCase().replace(/^job_status_/, "");
       const ok = status === "completed" && item.detection_id;
+      // A cancelled job's items that were never reached.
+      const skipped = status === "cancelled";
       let thumbnail = el("span", { className: "job-thumbnail", "aria-hidden": "true" });
       if (ok) {
         thumbnail = el("img", {
@@ -450,7 +486,9 @@ function renderJobItems(job) {
           el("span", { className: "filename" }, item.filename ?? "image"),
           ok
             ? el("span", {}, plural(item.object_count ?? 0, "object"))
-            : el("span", { className: "error-text" }, `failed: ${item.error || "not processed"}`),
+            : skipped
+              ? el("span", { className: "muted" }, "cancelled: not processed")
+              : el("span", { className: "error-text" }, `failed: ${item.error || "not processed"}`),
         ),
         ok
           ? el(

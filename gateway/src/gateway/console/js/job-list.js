@@ -1,0 +1,83 @@
+// The caller's batch and video jobs, newest first, a page at a time (GET /detect/jobs, which
+// answers each job without its items), optionally only those in one status. Each links to
+// the job's own page, `#/jobs/<id>`, which follows it live or shows its results.
+
+import { request } from "./api.js";
+import { byId, el, formatDate, plural } from "./dom.js";
+import { normaliseJob } from "./jobs.js";
+import { Pager } from "./pager.js";
+
+export const PAGE_SIZE = 20;
+const COLUMNS = 5;
+export const STATUS_NAMES = {
+  pending: "Pending",
+  processing: "Processing",
+  completed: "Completed",
+  failed: "Failed",
+  cancelled: "Cancelled",
+};
+
+export class JobListView {
+  constructor() {
+    this.body = byId("jobs-body");
+    this.status = byId("jobs-status");
+    this.pager = new Pager({
+      previous: "jobs-previous",
+      next: "jobs-next",
+      range: "jobs-range",
+      size: PAGE_SIZE,
+      fetchPage: (query, signal) =>
+        request("api/v1/detect/jobs", { query: { ...query, status: this.status.value }, signal }),
+      render: (items) => this.render(items.map((item) => normaliseJob(item))),
+    });
+    // Another status starts again from its first page.
+    this.status.addEventListener("change", () => this.load(0));
+    byId("jobs-refresh").addEventListener("click", () => this.load());
+  }
+
+  /** Back to an empty first page of all jobs (after sign-out). */
+  reset() {
+    this.pager.reset();
+    this.status.value = "";
+    this.body.replaceChildren();
+  }
+
+  /** The page from `offset`; by default the one on show, refreshed. */
+  load(offset) {
+    return this.pager.load(offset);
+  }
+
+  render(jobs) {
+    this.body.replaceChildren(...jobs.map((job) => this.row(job)));
+    if (jobs.length === 0) {
+      const status = this.status.value;
+      const text = status
+        ? `No ${STATUS_NAMES[status].toLowerCase()} jobs.`
+        : "No jobs yet. Drop several images or a video on the Detect tab.";
+      this.body.append(el("tr", {}, el("td", { colspan: COLUMNS, className: "empty" }, text)));
+    }
+  }
+
+  row(job) {
+    const unit = job.kind === "video" ? "frame" : "image";
+    const failed = job.failed ? `, ${job.failed} failed` : "";
+    const shortId = String(job.jobId).slice(0, 8);
+    return el(
+      "tr",
+      { "data-testid": "job-row", "data-job-id": job.jobId, "data-status": job.status, "data-kind": job.kind },
+      el(
+        "td",
+        { "data-label": "Job" },
+        el("a", { href: `#/jobs/${job.jobId}`, "aria-label": `Open job ${job.jobId}` }, el("code", {}, shortId)),
+      ),
+      el(
+        "td",
+        { "data-label": "Kind", className: "wrap" },
+        job.kind === "video" ? `Video${job.video?.filename ? `: ${job.video.filename}` : ""}` : "Batch",
+      ),
+      el("td", { "data-label": "Status" }, STATUS_NAMES[job.status] ?? job.status),
+      el("td", { "data-label": "Progress" }, `${job.processed} of ${plural(job.total, unit)}${failed}`),
+      el("td", { "data-label": "Created" }, formatDate(job.createdAt)),
+    );
+  }
+}
