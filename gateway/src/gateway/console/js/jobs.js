@@ -92,7 +92,10 @@ export class JobTracker {
         return;
       }
       if (message.type === "job.progress") {
-        this.update(normaliseJob({ ...message, status: "processing" }, this.job));
+        // Progress events carry no status; the first one is a snapshot sent on subscribing,
+        // which must not turn a job still waiting for a worker into "processing".
+        const status = message.processed > 0 ? "processing" : this.job.status;
+        this.update(normaliseJob({ ...message, status }, this.job));
       } else if (FINAL_EVENTS.has(message.type)) {
         this.finish();
       }
