@@ -1089,6 +1089,8 @@ async def test_a_pending_job_is_cancelled_from_its_page_or_from_elsewhere(
     await expect(page.get_by_test_id("job-status")).to_contain_text("Cancelled: 0 of 3 images")
     await expect(cancel).to_be_hidden()
     await expect(delete).to_be_visible()
+    # What a cancelled job did (here nothing) exports like a finished job's.
+    await expect(page.get_by_test_id("job-exports")).to_be_visible()
     items = page.get_by_test_id("job-item")
     await expect(items).to_have_count(3)
     for item in await items.all():

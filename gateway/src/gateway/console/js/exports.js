@@ -5,6 +5,7 @@
 
 import { request } from "./api.js";
 import { el, guarded, saveFile, showStatus } from "./dom.js";
+import { FINAL_STATUSES } from "./jobs.js";
 
 export const EXPORT_FORMATS = [
   { format: "coco", label: "COCO JSON" },
@@ -43,7 +44,8 @@ export function exportButtons(path, what, query = {}) {
 
 /** The job's export buttons once it has finished (an export of a running job is a 409). */
 export function renderJobExports(container, job) {
-  const finished = job.status === "completed" || job.status === "failed";
+  // A cancelled job exports what it did before it was stopped.
+  const finished = FINAL_STATUSES.has(job.status);
   const key = finished ? job.jobId : "";
   if (container.dataset.jobId === key) return;
   container.dataset.jobId = key;

@@ -5,7 +5,8 @@
 import { refreshSession, request, socketUrl } from "./api.js";
 import { getSession } from "./session.js";
 
-const FINAL_STATUSES = new Set(["completed", "failed", "cancelled"]);
+/** Statuses a job never leaves: its results, exports and frames are all there will be. */
+export const FINAL_STATUSES = new Set(["completed", "failed", "cancelled"]);
 const FINAL_EVENTS = new Set(["job.completed", "job.failed", "job.cancelled"]);
 const FAST_POLL_MS = 1000;
 const SAFETY_POLL_MS = 5000;

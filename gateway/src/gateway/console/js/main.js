@@ -11,7 +11,7 @@ import { request } from "./api.js";
 import { byId, clearError, el, guarded, plural, saveFile, showError, showStatus } from "./dom.js";
 import { HistoryView } from "./history.js";
 import { JobListView } from "./job-list.js";
-import { JobTracker, jobPercent, normaliseJob } from "./jobs.js";
+import { FINAL_STATUSES, JobTracker, jobPercent, normaliseJob } from "./jobs.js";
 import { renderJobExports } from "./exports.js";
 import { KeysView } from "./keys.js";
 import { ModelPicker } from "./models.js";
@@ -29,8 +29,6 @@ const OBJECT_ROUTES = { jobs: "job", detections: "detection", history: "detectio
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const IMAGE_TYPES = new Set(["image/jpeg", "image/png", "image/webp", "image/bmp"]);
 const IMAGE_NAME = /\.(jpe?g|png|webp|bmp)$/i;
-// A job in one of these has ended: it can be exported and deleted (not before: a 409).
-const FINISHED_JOB = new Set(["completed", "failed", "cancelled"]);
 
 const viewer = new Viewer();
 const history = new HistoryView({ onOpen: (id, filename) => openDetection(id, filename) });
@@ -378,7 +376,7 @@ byId("delete-detection").addEventListener("click", (event) => {
 
 byId("delete-job").addEventListener("click", (event) => {
   const job = shownJob;
-  if (!job || !FINISHED_JOB.has(job.status)) return;
+  if (!job || !FINAL_STATUSES.has(job.status)) return;
   const what = job.kind === "video" ? "its video, frames and annotated video" : "its images and their detections";
   deleteShown(
     `api/v1/detect/jobs/${encodeURIComponent(job.jobId)}`,
@@ -396,7 +394,7 @@ byId("delete-job").addEventListener("click", (event) => {
 async function cancelShownJob(button) {
   const job = shownJob;
   const following = tracker;
-  if (!job || FINISHED_JOB.has(job.status)) return;
+  if (!job || FINAL_STATUSES.has(job.status)) return;
   const what = job.kind === "video" ? "Frames" : "Images";
   if (!window.confirm(`Cancel this job? ${what} not yet processed will not be; what was done is kept.`)) return;
   clearError();
@@ -417,7 +415,7 @@ byId("cancel-job").addEventListener("click", (event) => cancelShownJob(event.cur
 function renderJob(job) {
   shownJob = job;
   // A running job is cancelled first (deleting it is a 409); a finished one can be deleted.
-  const finished = FINISHED_JOB.has(job.status);
+  const finished = FINAL_STATUSES.has(job.status);
   byId("cancel-job").hidden = finished;
   byId("delete-job").hidden = !finished;
   const percent = jobPercent(job);
@@ -535,7 +533,7 @@ async function followJob(job) {
   byId("job-id").textContent = jobId;
   showLink(`jobs/${jobId}`);
   const initial = normaliseJob(job);
-  if (initial.status === "completed" || initial.status === "failed" || initial.status === "cancelled") {
+  if (FINAL_STATUSES.has(initial.status)) {
     // A finished job (opened from an email): its results at once, nothing to follow.
     tracker = null;
     renderJob(initial);

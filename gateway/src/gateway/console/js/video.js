@@ -7,6 +7,7 @@
 
 import { request } from "./api.js";
 import { el, guarded, plural, saveFile, showStatus } from "./dom.js";
+import { FINAL_STATUSES } from "./jobs.js";
 
 export const VIDEO_TYPES = new Set(["video/mp4", "video/quicktime", "video/webm"]);
 const VIDEO_NAME = /\.(mp4|m4v|mov|webm)$/i;
@@ -81,7 +82,8 @@ export function renderVideoJob(container, job) {
     container.replaceChildren();
     return;
   }
-  const finished = job.status === "completed" || job.status === "failed";
+  // A cancelled video job keeps the frames it committed (and has no annotated video).
+  const finished = FINAL_STATUSES.has(job.status);
   const key = `${job.jobId}:${finished}`;
   if (container.dataset.key === key) return;
   container.dataset.key = key;
