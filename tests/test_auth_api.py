@@ -46,6 +46,9 @@ SIGNUP_ACCEPTED_FIELDS = {"email", "message"}
 MAX_ATTEMPTS_BEFORE_LIMIT = 200
 # The stack runs the default RATE_LIMIT_LOGIN_ACCOUNT: 20 failed logins per 15 minutes.
 ACCOUNT_FAILURES_ALLOWED = 20
+# The stack runs the default RATE_LIMIT_PASSWORD_CONFIRM: 10 wrong current passwords per
+# account in 15 minutes.
+CONFIRMATION_FAILURES_ALLOWED = 10
 # Embeddings, overrides and isolates: U+202A..U+202E, U+2066..U+2069.
 BIDI_CONTROL_CODES = (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
 
@@ -522,6 +525,49 @@ async def test_every_spelling_of_an_email_is_one_account_and_one_limit(
             headers={"X-Forwarded-For": _address()},
         )
         _assert_error(stopped, 429, "rate_limited")
+
+
+async def test_a_session_cannot_guess_its_accounts_password_without_end(
+    gateway_client: httpx.AsyncClient,
+) -> None:
+    """Whoever holds a session (a stolen token, a leaked API key) could try passwords through
+    PATCH /users/me or DELETE /users/me, each answering 403 until the right one changes the
+    password or deletes the account. Wrong current passwords are counted per account: after
+    RATE_LIMIT_PASSWORD_CONFIRM of them even the right one waits (429), and other accounts
+    and changes that need no password go on."""
+    victim = await _account(gateway_client)
+    bystander = await _account(gateway_client)
+    for attempt in range(CONFIRMATION_FAILURES_ALLOWED):
+        guess = {"password": "a new passphrase", "current_password": f"guess number {attempt}"}
+        if attempt % 2:
+            refused = await gateway_client.request(
+                "DELETE",
+                ME,
+                json={"current_password": guess["current_password"]},
+                headers=victim.auth,
+            )
+        else:
+            refused = await gateway_client.patch(ME, json=guess, headers=victim.auth)
+        _assert_error(refused, 403, "permission_denied")
+    right = {"password": "a new passphrase", "current_password": PASSWORD}
+    stopped = await gateway_client.patch(ME, json=right, headers=victim.auth)
+    _assert_error(stopped, 429, "rate_limited")
+    assert int(stopped.headers["retry-after"]) >= 1
+    kept = await gateway_client.request(
+        "DELETE", ME, json={"current_password": PASSWORD}, headers=victim.auth
+    )
+    _assert_error(kept, 429, "rate_limited")
+    # Nothing was changed: the old password still logs in, and a rename needs none.
+    await _login(gateway_client, victim.email)
+    renamed = await gateway_client.patch(ME, json={"name": "Still Me"}, headers=victim.auth)
+    assert renamed.status_code == 200, renamed.text
+    # Another account's confirmations are its own.
+    changed = await gateway_client.patch(
+        ME,
+        json={"password": "a new passphrase", "current_password": PASSWORD},
+        headers=bystander.auth,
+    )
+    assert changed.status_code == 200, changed.text
 
 
 async def test_refresh_rotates_and_a_reused_token_ends_the_session(

@@ -116,6 +116,13 @@ class GatewaySettings(CommonSettings):
         default=RateLimitRule(limit=10, window_seconds=3600),
         validation_alias="RATE_LIMIT_RESET_PASSWORD",
     )
+    # Wrong current passwords given by one signed-in account (changing its password or email,
+    # deleting it): a stolen session or API key must not be able to guess the password that
+    # would let it take the account over. Only wrong ones count.
+    rate_limit_password_confirm: Annotated[RateLimitRule, NoDecode] = Field(
+        default=RateLimitRule(limit=10, window_seconds=900),
+        validation_alias="RATE_LIMIT_PASSWORD_CONFIRM",
+    )
     grpc_deadline_seconds: float = Field(
         default=5.0, gt=0, validation_alias="GRPC_DEADLINE_SECONDS"
     )

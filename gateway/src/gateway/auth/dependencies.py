@@ -6,10 +6,11 @@ signed Principal.
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
+import grpc
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
@@ -49,6 +50,8 @@ from objectvision_common.identity import principal_metadata
 from objectvision_common.revocation import revocation_keys
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 LOGIN_PATH = "/api/v1/auth/login"
 # Real keys are ~60 characters; anything far longer is not worth a round trip.
@@ -282,6 +285,57 @@ async def login_failures(limiter: RateLimiterDep, settings: SettingsDep) -> Logi
 
 
 LoginFailuresDep = Annotated[LoginFailures, Depends(login_failures)]
+
+
+@dataclass(frozen=True)
+class PasswordConfirmations:
+    """The signed-in caller's current password, given again to change the password or email
+    or to delete the account. A session or API key in someone else's hands could otherwise
+    guess it without end and take the account over; RATE_LIMIT_PASSWORD_CONFIRM wrong ones
+    per account, after which every confirmation is 429 until the window moves on. Right ones
+    never count, so the owner is never slowed down."""
+
+    limiter: RateLimiter
+    rule: RateLimitRule
+    user_id: str
+    request: Request
+    response: Response
+
+    async def confirm(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Make `call`, an upstream call that checks the current password, once the account
+        has guesses left; a PERMISSION_DENIED answer (a wrong password) counts one."""
+        key = limit_key("password-confirm", self.user_id)
+        state = PolicyState("password-confirm", self.rule, await self.limiter.peek(key, self.rule))
+        if not state.decision.allowed:
+            raise ApiError.rate_limited(
+                state.decision.retry_after_seconds, headers=rate_limit_fields([state])
+            )
+        _report_limits(self.request, self.response, [state])
+        try:
+            return await call()
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.PERMISSION_DENIED:
+                await self.limiter.record(key, self.rule)
+            raise
+
+
+async def password_confirmations(
+    principal: CurrentPrincipal,
+    limiter: RateLimiterDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+) -> PasswordConfirmations:
+    return PasswordConfirmations(
+        limiter=limiter,
+        rule=settings.rate_limit_password_confirm,
+        user_id=principal.user_id,
+        request=request,
+        response=response,
+    )
+
+
+PasswordConfirmationsDep = Annotated[PasswordConfirmations, Depends(password_confirmations)]
 
 
 async def _take_attempt(

@@ -10,7 +10,12 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from gateway.auth.dependencies import CurrentPrincipal, UserUpstream, signed_in_router
+from gateway.auth.dependencies import (
+    CurrentPrincipal,
+    PasswordConfirmationsDep,
+    UserUpstream,
+    signed_in_router,
+)
 from gateway.errors import error_responses
 from gateway.schemas.users import (
     AccountDeletionAcceptedOut,
@@ -58,21 +63,30 @@ async def get_me(user: CurrentUser) -> UserOut:
 @router.patch(
     "/me",
     summary="Change the caller's profile",
-    responses=error_responses(403, 409, 413, 422),
+    responses=error_responses(403, 409, 413, 422, 429),
 )
 async def update_me(
-    body: UserUpdateIn, principal: CurrentPrincipal, upstream: UserUpstream
+    body: UserUpdateIn,
+    principal: CurrentPrincipal,
+    upstream: UserUpstream,
+    confirmations: PasswordConfirmationsDep,
 ) -> UserOut:
-    return await _update_user(upstream, principal.user_id, body)
+    """A new email or password needs `current_password`; wrong ones are limited per account
+    (RATE_LIMIT_PASSWORD_CONFIRM, then 429)."""
+    if body.current_password is None:
+        return await _update_user(upstream, principal.user_id, body)
+    return await confirmations.confirm(lambda: _update_user(upstream, principal.user_id, body))
 
 
 @router.delete(
     "/me",
     status_code=202,
     summary="Delete the caller's account and everything it stored",
-    responses=error_responses(403, 413, 422),
+    responses=error_responses(403, 413, 422, 429),
 )
-async def delete_me(body: DeleteAccountIn, upstream: UserUpstream) -> AccountDeletionAcceptedOut:
+async def delete_me(
+    body: DeleteAccountIn, upstream: UserUpstream, confirmations: PasswordConfirmationsDep
+) -> AccountDeletionAcceptedOut:
     """Delete the caller's account, given its password again (`current_password`; a wrong
     one is the same 403 a password change answers, and deletes nothing).
 
@@ -80,12 +94,11 @@ async def delete_me(body: DeleteAccountIn, upstream: UserUpstream) -> AccountDel
     keys are refused, and its address can sign up for a new, empty account. Its images,
     detections, jobs (running ones are cancelled), videos, webhooks and deliveries are
     erased in the background by each service, and the address gets one last email saying
-    the account was deleted. There is no undo.
+    the account was deleted. There is no undo. Wrong passwords are limited per account as
+    for a password change (RATE_LIMIT_PASSWORD_CONFIRM, then 429).
     """
-    await upstream.call(
-        upstream.auth.DeleteAccount,
-        auth_pb2.DeleteAccountRequest(current_password=body.current_password),
-    )
+    request = auth_pb2.DeleteAccountRequest(current_password=body.current_password)
+    await confirmations.confirm(lambda: upstream.call(upstream.auth.DeleteAccount, request))
     return AccountDeletionAcceptedOut()
 
 
