@@ -1,11 +1,13 @@
 """The whole system, started once for the end-to-end suite, on free ports."""
 
+import json
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -14,6 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from objectvision_common.db import sync_url
+from objectvision_devstack.mail import Mailbox
 from objectvision_devstack.processes import free_port
 from objectvision_devstack.pytest_plugin import Infrastructure, served_model_path
 from objectvision_devstack.stack import Stack, StackConfig
@@ -155,24 +158,40 @@ def unique_bus_jpg() -> bytes:
     return original[:2] + segment + original[2:]
 
 
+@pytest.fixture
+def mailbox(stack: Stack) -> Mailbox:
+    """The shared stack's mail sink: every user's inbox."""
+    return Mailbox(stack.mail_dir)
+
+
 @dataclass(frozen=True)
 class ReceivedPost:
     headers: dict[str, str]
     body: bytes
+    # The status the receiver answered with.
+    answered: int = 200
+
+    @property
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.body)
 
 
 @dataclass
 class HookReceiver:
     """A real HTTP server on 127.0.0.1 standing where a webhook's receiver would: it answers
-    every POST 200 and keeps each request (header names in lower case)."""
+    each POST with the next status of `script`, then 200 (a test that sets the script sees
+    failed deliveries retried), and keeps each request (header names in lower case)."""
 
     url: str = ""
+    script: list[int] = field(default_factory=list)
     posts: list[ReceivedPost] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, post: ReceivedPost) -> None:
+    def answer(self, headers: dict[str, str], body: bytes) -> int:
         with self.lock:
-            self.posts.append(post)
+            status = self.script.pop(0) if self.script else 200
+            self.posts.append(ReceivedPost(headers, body, status))
+            return status
 
     def received(self) -> list[ReceivedPost]:
         with self.lock:
@@ -186,8 +205,8 @@ def hook_receiver() -> Iterator[HookReceiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            receiver.record(ReceivedPost({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(200)
+            status = receiver.answer({k.lower(): v for k, v in self.headers.items()}, body)
+            self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
 

@@ -14,22 +14,21 @@ X-Forwarded-For address (the stack trusts it).
 """
 
 import asyncio
-import email
 import os
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from email.message import EmailMessage
-from email.policy import default as default_policy
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
 from objectvision_common.db import sync_url
+from objectvision_devstack.api_users import PASSWORD, fresh_network, log_in, sign_up, signed_in
+from objectvision_devstack.mail import Mailbox
 from objectvision_devstack.stack import Stack
+from objectvision_devstack.waiting import eventually
 
 IMAGES = (
     Path(os.environ.get("OBJECTVISION_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
@@ -37,7 +36,6 @@ IMAGES = (
 )
 BUS = IMAGES / "bus.jpg"
 ZIDANE = IMAGES / "zidane.jpg"
-PASSWORD = "correct horse battery"
 GOODBYE_SUBJECT = "Your ObjectVision account was deleted"
 # Relays poll every 0.5 s, consumers block 2 s, the dispatcher polls every second, and the
 # suite's machine may be busy.
@@ -57,34 +55,6 @@ USER_ROWS = {
 }
 
 pytestmark = pytest.mark.skipif(not BUS.exists(), reason=f"sample images not found under {IMAGES}")
-
-T = TypeVar("T")
-
-
-def _network() -> dict[str, str]:
-    return {"X-Forwarded-For": f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"}
-
-
-async def _eventually(check: Callable[[], T], *, what: str) -> T:
-    deadline = time.monotonic() + ERASED_WITHIN_SECONDS
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not within {ERASED_WITHIN_SECONDS:.0f}s")
-        await asyncio.sleep(POLL_SECONDS)
-
-
-def _goodbyes(stack: Stack, address: str) -> list[EmailMessage]:
-    found = []
-    for path in sorted(stack.mail_dir.glob("*.eml")):
-        message = email.message_from_bytes(path.read_bytes(), policy=default_policy)
-        assert isinstance(message, EmailMessage)
-        to = [mailbox.addr_spec for mailbox in message["To"].addresses]
-        if to == [address] and message["Subject"] == GOODBYE_SUBJECT:
-            found.append(message)
-    return found
 
 
 class Rows:
@@ -121,23 +91,17 @@ def rows(stack: Stack) -> Iterator[Rows]:
 
 
 async def test_a_deleted_account_loses_everything_everywhere_and_gets_one_goodbye(
-    gateway_client: httpx.AsyncClient, stack: Stack, hook_receiver: Any, rows: Rows
+    gateway_client: httpx.AsyncClient,
+    stack: Stack,
+    mailbox: Mailbox,
+    hook_receiver: Any,
+    rows: Rows,
 ) -> None:
-    address = f"leaving-{uuid.uuid4().hex}@example.com"
-    network = _network()
-    signed_up = await gateway_client.post(
-        "/api/v1/auth/signup",
-        json={"email": address, "password": PASSWORD, "name": "Leaving User"},
-        headers=network,
+    network = fresh_network()
+    leaving = await signed_in(
+        gateway_client, prefix="leaving", name="Leaving User", network=network, read_back=True
     )
-    assert signed_up.status_code == 202, signed_up.text
-    tokens = (
-        await gateway_client.post(
-            "/api/v1/auth/login", json={"email": address, "password": PASSWORD}, headers=network
-        )
-    ).json()
-    session = {"Authorization": f"Bearer {tokens['access_token']}"}
-    user_id = (await gateway_client.get("/api/v1/users/me", headers=session)).json()["id"]
+    address, session, user_id = leaving.email, leaving.headers, leaving.id
     key = await gateway_client.post(
         "/api/v1/users/me/api-keys", json={"name": "ci"}, headers=session
     )
@@ -170,9 +134,11 @@ async def test_a_deleted_account_loses_everything_everywhere_and_gets_one_goodby
         assert time.monotonic() < deadline, "the batch job did not finish"
         await asyncio.sleep(POLL_SECONDS)
     # The job's final event reached the webhook: a delivery of the user's is on record.
-    await _eventually(
+    await eventually(
         lambda: [p for p in hook_receiver.received() if b'"job.completed"' in p.body],
+        within=ERASED_WITHIN_SECONDS,
         what="the job.completed webhook",
+        interval=POLL_SECONDS,
     )
     before = rows.of(user_id)
     assert all(before[table] > 0 for table in USER_ROWS), before
@@ -197,42 +163,39 @@ async def test_a_deleted_account_loses_everything_everywhere_and_gets_one_goodby
     for headers in (session, as_key):
         answer = await gateway_client.get("/api/v1/users/me", headers=headers)
         assert answer.status_code == 401, answer.text
-    login = await gateway_client.post(
-        "/api/v1/auth/login", json={"email": address, "password": PASSWORD}, headers=network
-    )
+    login = await log_in(gateway_client, address, PASSWORD, network=network)
     assert login.status_code == 401, login.text
     refresh = await gateway_client.post(
-        "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+        "/api/v1/auth/refresh", json={"refresh_token": leaving.refresh_token}
     )
     assert refresh.status_code == 401, refresh.text
 
     # Eventually: the goodbye in the inbox, and nothing of the user in any service.
-    [goodbye] = await _eventually(lambda: _goodbyes(stack, address), what="the goodbye email")
+    [goodbye] = await eventually(
+        lambda: mailbox.about(address, GOODBYE_SUBJECT),
+        within=ERASED_WITHIN_SECONDS,
+        what="the goodbye email",
+        interval=POLL_SECONDS,
+    )
     body = goodbye.get_body(preferencelist=("plain",))
     assert body is not None
     goodbye_text = " ".join(body.get_content().split())
     assert f"your ObjectVision account, {address}, was deleted on" in goodbye_text
-    await _eventually(
+    await eventually(
         lambda: all(count == 0 for count in rows.of(user_id).values()),
+        within=ERASED_WITHIN_SECONDS,
         what=f"the erasure of every row ({rows.of(user_id)})",
+        interval=POLL_SECONDS,
     )
     assert not any((objects / k[:2] / k).exists() for k in keys)
 
     # The address is free: a new, empty account.
-    again = await gateway_client.post(
-        "/api/v1/auth/signup",
-        json={"email": address, "password": "a new passphrase", "name": "Back Again"},
-        headers=_network(),
-    )
+    again = await sign_up(gateway_client, address, "Back Again", password="a new passphrase")
     assert again.status_code == 202, again.text
-    relogin = await gateway_client.post(
-        "/api/v1/auth/login",
-        json={"email": address, "password": "a new passphrase"},
-        headers=_network(),
-    )
+    relogin = await log_in(gateway_client, address, "a new passphrase")
     assert relogin.status_code == 200, relogin.text
     fresh = {"Authorization": f"Bearer {relogin.json()['access_token']}"}
     assert (await gateway_client.get("/api/v1/users/me", headers=fresh)).json()["id"] != user_id
     assert (await gateway_client.get("/api/v1/detect/history", headers=fresh)).json()["total"] == 0
     assert (await gateway_client.get("/api/v1/webhooks", headers=fresh)).json()["items"] == []
-    assert len(_goodbyes(stack, address)) == 1
+    assert len(mailbox.about(address, GOODBYE_SUBJECT)) == 1

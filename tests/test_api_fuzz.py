@@ -47,6 +47,7 @@ from objectvision.v1 import auth_pb2, common_pb2
 from objectvision_common.errors import ERROR_CODE_TRAILER, RETRY_AFTER_TRAILER, Unauthenticated
 from objectvision_common.identity import principal_from_metadata, principal_metadata
 from objectvision_common.request_context import sanitize_request_id
+from objectvision_devstack.api_users import fresh_network, network_address
 from objectvision_devstack.stack import Stack
 
 try:  # a dev dependency (`schemathesis>=4`); the property tests below run without it
@@ -106,11 +107,6 @@ _HYPOTHESIS = {
 }
 
 
-def _address() -> str:
-    """A fresh client address for the per-IP limits (the stack trusts X-Forwarded-For)."""
-    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
-
-
 # ---------------------------------------------------------------- part 1: the live gateway
 
 
@@ -142,20 +138,20 @@ def fuzz_account(stack: Stack) -> FuzzAccount:
         signed_up = client.post(
             SIGNUP,
             json={"email": email, "password": PASSWORD, "name": "Fuzz"},
-            headers={"X-Forwarded-For": _address()},
+            headers=fresh_network(),
         )
         assert signed_up.status_code == 202, signed_up.text
         # The session the authed runs use; logout in those runs gets its own (see above).
         tokens = client.post(
             LOGIN,
             json={"email": email, "password": PASSWORD},
-            headers={"X-Forwarded-For": _address()},
+            headers=fresh_network(),
         ).json()
         # A second login whose refresh token mints the throwaway sessions for logout.
         spare = client.post(
             LOGIN,
             json={"email": email, "password": PASSWORD},
-            headers={"X-Forwarded-For": _address()},
+            headers=fresh_network(),
         ).json()
         key = client.post(
             "/api/v1/users/me/api-keys",
@@ -279,7 +275,7 @@ def _call_with_bearer(case: Any, account: FuzzAccount) -> None:
         else account.access_token
     )
     case.call_and_validate(
-        headers={"Authorization": f"Bearer {token}", "X-Forwarded-For": _address()},
+        headers={"Authorization": f"Bearer {token}", "X-Forwarded-For": network_address()},
         checks=[*CHECKS, ignored_auth],
         timeout=60,
     )
@@ -288,7 +284,7 @@ def _call_with_bearer(case: Any, account: FuzzAccount) -> None:
 def _call_with_api_key(case: Any, account: FuzzAccount) -> None:
     _without_credentials(case)
     case.call_and_validate(
-        headers={"X-API-Key": account.api_key, "X-Forwarded-For": _address()},
+        headers={"X-API-Key": account.api_key, "X-Forwarded-For": network_address()},
         checks=[*CHECKS, ignored_auth],
         timeout=60,
     )
@@ -296,7 +292,7 @@ def _call_with_api_key(case: Any, account: FuzzAccount) -> None:
 
 def _call_anonymously(case: Any) -> None:
     case.call_and_validate(
-        headers={"X-Forwarded-For": _address()},
+        headers=fresh_network(),
         checks=[*CHECKS, refuses_anonymous_callers],
         timeout=60,
     )

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf import empty_pb2
 
 from objectvision.v1 import auth_pb2_grpc
+from objectvision_devstack.api_users import fresh_network, network_address
 from objectvision_devstack.stack import Stack
 
 SIGNUP = "/api/v1/auth/signup"
@@ -51,11 +52,6 @@ ACCOUNT_FAILURES_ALLOWED = 20
 CONFIRMATION_FAILURES_ALLOWED = 10
 # Embeddings, overrides and isolates: U+202A..U+202E, U+2066..U+2069.
 BIDI_CONTROL_CODES = (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
-
-
-def _address() -> str:
-    """A fresh client address (documentation range), carried in X-Forwarded-For."""
-    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
 
 
 def _email() -> str:
@@ -109,7 +105,7 @@ async def _signup(
     response = await client.post(
         SIGNUP,
         json={"email": email or _email(), "password": password, "name": "Test User"},
-        headers={"X-Forwarded-For": _address()},
+        headers=fresh_network(),
     )
     assert response.status_code == 202, response.text
     assert set(response.json()) == SIGNUP_ACCEPTED_FIELDS
@@ -118,7 +114,7 @@ async def _signup(
 
 async def _login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> dict:
     response = await client.post(
-        LOGIN, json={"email": email, "password": password}, headers={"X-Forwarded-For": _address()}
+        LOGIN, json={"email": email, "password": password}, headers=fresh_network()
     )
     assert response.status_code == 200, response.text
     return response.json()
@@ -254,7 +250,7 @@ async def test_validation_errors_list_the_fields(gateway_client: httpx.AsyncClie
     response = await gateway_client.post(
         SIGNUP,
         json={"email": "nope", "password": "x", "name": "N"},
-        headers={"X-Forwarded-For": _address()},
+        headers=fresh_network(),
     )
     error = _assert_error(response, 422, "validation_error")
     fields = {detail["loc"][-1] for detail in error["details"]}
@@ -280,7 +276,7 @@ async def test_signup_accepts_and_the_account_logs_in(gateway_client: httpx.Asyn
     response = await gateway_client.post(
         SIGNUP,
         json={"email": email.upper(), "password": PASSWORD, "name": "Ada"},
-        headers={"X-Forwarded-For": _address()},
+        headers=fresh_network(),
     )
     assert response.status_code == 202, response.text
     assert set(response.json()) == SIGNUP_ACCEPTED_FIELDS
@@ -300,7 +296,7 @@ async def _timed_signup(
     response = await client.post(
         SIGNUP,
         json={"email": email, "password": password, "name": "Someone"},
-        headers={"X-Forwarded-For": _address()},
+        headers=fresh_network(),
     )
     return response, time.perf_counter() - started
 
@@ -325,7 +321,7 @@ async def test_signup_with_a_taken_email_answers_like_a_new_one(
         wrong = await gateway_client.post(
             LOGIN,
             json={"email": owner.email, "password": "eve's password"},
-            headers={"X-Forwarded-For": _address()},
+            headers=fresh_network(),
         )
         _assert_unauthorized(wrong)
     taken_seconds = statistics.median(seconds for _, seconds in taken)
@@ -350,16 +346,14 @@ async def test_signup_refuses_addresses_mail_cannot_reach_and_bidi_names(
     gateway_client: httpx.AsyncClient, body: dict[str, str]
 ) -> None:
     good = {"email": _email(), "password": PASSWORD, "name": "Test User"}
-    response = await gateway_client.post(
-        SIGNUP, json={**good, **body}, headers={"X-Forwarded-For": _address()}
-    )
+    response = await gateway_client.post(SIGNUP, json={**good, **body}, headers=fresh_network())
     error = _assert_error(response, 422, "validation_error")
     assert {detail["loc"][-1] for detail in error["details"]} == set(body)
     # Refused before anything was stored: there is no account to log in to.
     refused = await gateway_client.post(
         LOGIN,
         json={"email": body.get("email", good["email"]), "password": PASSWORD},
-        headers={"X-Forwarded-For": _address()},
+        headers=fresh_network(),
     )
     _assert_unauthorized(refused)
 
@@ -369,7 +363,7 @@ async def test_rejected_signups_write_nothing(gateway_client: httpx.AsyncClient)
     good = {"email": email, "password": PASSWORD, "name": "Test User"}
 
     async def post(**kwargs: Any) -> httpx.Response:
-        headers = {"X-Forwarded-For": _address(), **kwargs.pop("headers", {})}
+        headers = {"X-Forwarded-For": network_address(), **kwargs.pop("headers", {})}
         return await gateway_client.post(SIGNUP, headers=headers, **kwargs)
 
     malformed = await post(
@@ -401,14 +395,14 @@ async def test_rejected_signups_write_nothing(gateway_client: httpx.AsyncClient)
         await gateway_client.post(
             LOGIN,
             json={"email": email, "password": "another password"},
-            headers={"X-Forwarded-For": _address()},
+            headers=fresh_network(),
         )
     )
 
 
 async def test_signup_is_rate_limited_per_ip(gateway_client: httpx.AsyncClient) -> None:
     """Refused sign-ups count too, so the limit is reached without creating accounts."""
-    address = _address()
+    address = network_address()
     bad = {"email": _email(), "password": "short", "name": "Test User"}
     for _ in range(MAX_ATTEMPTS_BEFORE_LIMIT):
         response = await gateway_client.post(SIGNUP, json=bad, headers={"X-Forwarded-For": address})
@@ -420,9 +414,7 @@ async def test_signup_is_rate_limited_per_ip(gateway_client: httpx.AsyncClient) 
     good = {"email": _email(), "password": PASSWORD, "name": "Test User"}
     again = await gateway_client.post(SIGNUP, json=good, headers={"X-Forwarded-For": address})
     _assert_error(again, 429, "rate_limited")
-    elsewhere = await gateway_client.post(
-        SIGNUP, json=good, headers={"X-Forwarded-For": _address()}
-    )
+    elsewhere = await gateway_client.post(SIGNUP, json=good, headers=fresh_network())
     assert elsewhere.status_code == 202, elsewhere.text
 
 
@@ -434,7 +426,7 @@ async def test_login_with_the_oauth2_form(gateway_client: httpx.AsyncClient) -> 
     response = await gateway_client.post(
         LOGIN,
         data={"username": user.email, "password": PASSWORD, "grant_type": "password"},
-        headers={"X-Forwarded-For": _address()},
+        headers=fresh_network(),
     )
     assert response.status_code == 200, response.text
     tokens = response.json()
@@ -474,7 +466,7 @@ async def test_login_rejects_other_content_types(gateway_client: httpx.AsyncClie
 
 async def test_login_is_rate_limited_per_ip_and_email(gateway_client: httpx.AsyncClient) -> None:
     user = await _signup(gateway_client)
-    address = _address()
+    address = network_address()
     attempt = {"email": user["email"], "password": "wrong password"}
     for _ in range(MAX_ATTEMPTS_BEFORE_LIMIT):
         response = await gateway_client.post(
@@ -490,9 +482,7 @@ async def test_login_is_rate_limited_per_ip_and_email(gateway_client: httpx.Asyn
     blocked = await gateway_client.post(LOGIN, json=right, headers={"X-Forwarded-For": address})
     _assert_error(blocked, 429, "rate_limited")
     # ...but the account itself is not locked for everyone else.
-    elsewhere = await gateway_client.post(
-        LOGIN, json=right, headers={"X-Forwarded-For": _address()}
-    )
+    elsewhere = await gateway_client.post(LOGIN, json=right, headers=fresh_network())
     assert elsewhere.status_code == 200, elsewhere.text
 
 
@@ -514,7 +504,7 @@ async def test_every_spelling_of_an_email_is_one_account_and_one_limit(
         guess = await gateway_client.post(
             LOGIN,
             json={"email": fullwidth if attempt % 2 else victim.email, "password": f"g{attempt}"},
-            headers={"X-Forwarded-For": _address()},
+            headers=fresh_network(),
         )
         _assert_error(guess, 401, "unauthenticated")
     # ...and stop every spelling, the right password included.
@@ -522,7 +512,7 @@ async def test_every_spelling_of_an_email_is_one_account_and_one_limit(
         stopped = await gateway_client.post(
             LOGIN,
             json={"email": spelling, "password": PASSWORD},
-            headers={"X-Forwarded-For": _address()},
+            headers=fresh_network(),
         )
         _assert_error(stopped, 429, "rate_limited")
 

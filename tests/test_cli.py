@@ -33,6 +33,7 @@ from objectvision_client import (
     RetryPolicy,
     TokenPair,
 )
+from objectvision_devstack.api_users import fresh_network
 from objectvision_devstack.stack import Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -46,14 +47,9 @@ COMMAND_TIMEOUT_SECONDS = 240
 MAX_LOGIN_ATTEMPTS = 200
 
 
-def _address() -> str:
-    """A fresh client address (documentation range), carried in X-Forwarded-For."""
-    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
-
-
 def _sign_up(stack: Stack) -> str:
     email = f"cli-{uuid.uuid4().hex}@example.com"
-    with Client(stack.gateway_url, headers={"X-Forwarded-For": _address()}) as client:
+    with Client(stack.gateway_url, headers=fresh_network()) as client:
         client.signup(email, PASSWORD, "CLI Test")
     return email
 
@@ -272,7 +268,7 @@ def test_webhooks_deliveries_are_listed_and_redelivered(
     email = _sign_up(stack)
     cli = _new_cli(stack, tmp_path_factory)
     cli.run("login", "--email", email, "--password", PASSWORD)
-    with Client(stack.gateway_url, headers={"X-Forwarded-For": _address()}) as client:
+    with Client(stack.gateway_url, headers=fresh_network()) as client:
         client.login(email, PASSWORD)
         hook = client.create_webhook(url, ["job.completed"])
         job = client.wait_for_job(client.submit_batch([BUS]).job_id, timeout=120)
@@ -385,7 +381,7 @@ async def test_async_client_end_to_end(stack: Stack) -> None:
     email = f"async-{uuid.uuid4().hex}@example.com"
     saved: list[TokenPair | None] = []
     async with AsyncClient(
-        stack.gateway_url, headers={"X-Forwarded-For": _address()}, on_tokens=saved.append
+        stack.gateway_url, headers=fresh_network(), on_tokens=saved.append
     ) as client:
         await client.signup(email, PASSWORD, "Async Test")
         await client.login(email, PASSWORD)
@@ -439,7 +435,7 @@ def test_rate_limits_beyond_the_retry_budget_are_raised_at_once(stack: Stack) ->
     policy = RetryPolicy(max_delay=2.0)
     email = f"limited-{uuid.uuid4().hex}@example.com"
     statuses: list[int] = []
-    with Client(stack.gateway_url, headers={"X-Forwarded-For": _address()}, retry=policy) as client:
+    with Client(stack.gateway_url, headers=fresh_network(), retry=policy) as client:
         while len(statuses) < MAX_LOGIN_ATTEMPTS and 429 not in statuses:
             try:
                 client.login(email, "wrong password")
@@ -546,7 +542,7 @@ async def test_the_async_client_streams_an_export_and_names_a_running_jobs_confl
     stack: Stack,
 ) -> None:
     email = f"async-export-{uuid.uuid4().hex}@example.com"
-    async with AsyncClient(stack.gateway_url, headers={"X-Forwarded-For": _address()}) as client:
+    async with AsyncClient(stack.gateway_url, headers=fresh_network()) as client:
         await client.signup(email, PASSWORD, "Async Export")
         await client.login(email, PASSWORD)
         job = await client.submit_batch(_fresh_jpegs(8))
@@ -602,7 +598,7 @@ def test_history_delete_and_jobs_delete_remove_what_was_uploaded(
 
 async def test_the_async_client_deletes_and_names_a_running_jobs_conflict(stack: Stack) -> None:
     email = f"async-delete-{uuid.uuid4().hex}@example.com"
-    async with AsyncClient(stack.gateway_url, headers={"X-Forwarded-For": _address()}) as client:
+    async with AsyncClient(stack.gateway_url, headers=fresh_network()) as client:
         await client.signup(email, PASSWORD, "Async Delete")
         await client.login(email, PASSWORD)
         result = await client.detect_image(str(BUS))
@@ -653,7 +649,7 @@ async def test_the_clients_delete_an_account_only_with_its_password_and_forget_i
     stack: Stack,
 ) -> None:
     email = f"leaving-{uuid.uuid4().hex}@example.com"
-    async with AsyncClient(stack.gateway_url, headers={"X-Forwarded-For": _address()}) as client:
+    async with AsyncClient(stack.gateway_url, headers=fresh_network()) as client:
         await client.signup(email, PASSWORD, "Leaving")
         await client.login(email, PASSWORD)
         with pytest.raises(ObjectVisionError) as refused:
@@ -666,7 +662,7 @@ async def test_the_clients_delete_an_account_only_with_its_password_and_forget_i
         with pytest.raises(ObjectVisionError) as signed_out:
             await client.me()
         assert signed_out.value.status == 401
-    with Client(stack.gateway_url, headers={"X-Forwarded-For": _address()}) as again:
+    with Client(stack.gateway_url, headers=fresh_network()) as again:
         with pytest.raises(ObjectVisionError) as gone:
             again.login(email, PASSWORD)
         assert gone.value.status == 401

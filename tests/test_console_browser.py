@@ -20,8 +20,6 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from email import message_from_bytes
-from email.policy import default as default_policy
 from pathlib import Path
 
 import httpx
@@ -38,7 +36,10 @@ from playwright.async_api import (
     expect,
 )
 
+from objectvision_devstack.api_users import fresh_network, network_address, signed_in
+from objectvision_devstack.mail import Mailbox
 from objectvision_devstack.stack import Stack
+from objectvision_devstack.waiting import eventually
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGES = Path(os.environ.get("OBJECTVISION_SHARED_DIR", REPO_ROOT.parent / "shared")) / "images"
@@ -113,7 +114,7 @@ async def browser(chromium: Path, stack: Stack) -> AsyncIterator[Browser]:
 async def _console_page(browser: Browser, stack: Stack) -> AsyncIterator[Page]:
     """A fresh browser context (no storage) on `stack` with its own client address; fails the
     test on any uncaught JavaScript error."""
-    address = f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
+    address = network_address()
     context = await browser.new_context(
         viewport=DESKTOP,
         base_url=stack.gateway_url,
@@ -510,20 +511,9 @@ SESSION_KEY = "objectvision.session"
 
 async def _api_account(stack: Stack) -> tuple[str, dict[str, str]]:
     """A user made through the API (its own client address), and its Authorization header."""
-    email = f"api-{uuid.uuid4().hex[:10]}@example.com"
-    forwarded = {"X-Forwarded-For": f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"}
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
-        signup = await client.post(
-            "/api/v1/auth/signup",
-            json={"email": email, "password": PASSWORD, "name": "Linked"},
-            headers=forwarded,
-        )
-        assert signup.status_code == 202, signup.text
-        login = await client.post(
-            "/api/v1/auth/login", json={"email": email, "password": PASSWORD}, headers=forwarded
-        )
-        assert login.status_code == 200, login.text
-    return email, {"Authorization": f"Bearer {login.json()['access_token']}"}
+        account = await signed_in(client, prefix="api", name="Linked", network=fresh_network())
+    return account.email, account.headers
 
 
 async def _finished_job(stack: Stack, auth: dict[str, str], images: list[Path]) -> dict:
@@ -836,7 +826,7 @@ async def test_a_repeated_upload_says_it_came_from_the_result_cache(
     context = await browser.new_context(
         viewport=DESKTOP,
         base_url=cached_stack.gateway_url,
-        extra_http_headers={"X-Forwarded-For": f"2001:db8:{uuid.uuid4().hex[:4]}::1"},
+        extra_http_headers=fresh_network(),
     )
     page = await context.new_page()
     try:
@@ -858,16 +848,17 @@ async def test_a_repeated_upload_says_it_came_from_the_result_cache(
 
 async def _reset_link(stack: Stack, address: str) -> str:
     """The link of the reset email to `address`, once the stack's SMTP sink has it."""
-    for _ in range(450):
-        for path in sorted(stack.mail_dir.glob("*.eml")):
-            message = message_from_bytes(path.read_bytes(), policy=default_policy)
-            recipients = [mailbox.addr_spec for mailbox in message["To"].addresses]
+    mailbox = Mailbox(stack.mail_dir)
+
+    def link() -> str | None:
+        for message in mailbox.to(address):
             text = message.get_body(preferencelist=("plain",))
             found = re.search(r"\S+/#/reset-password\?token=\S+", text.get_content())
-            if recipients == [address] and found:
+            if found:
                 return found[0]
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no reset email to {address}")
+        return None
+
+    return await eventually(link, within=45.0, what=f"a reset email to {address}")
 
 
 async def test_a_forgotten_password_is_reset_from_the_emailed_link(

@@ -11,14 +11,13 @@ import asyncio
 import csv
 import io
 import os
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from objectvision_devstack.api_users import Account, signed_in
 from objectvision_devstack.videos import make_video
 
 IMAGES = (
@@ -30,36 +29,12 @@ ZIDANE = IMAGES / "zidane.jpg"
 DETECT = "/api/v1/detect"
 JOBS = f"{DETECT}/jobs"
 HISTORY = f"{DETECT}/history"
-PASSWORD = "correct horse battery"
 
 pytestmark = pytest.mark.skipif(not BUS.exists(), reason=f"sample images not found under {IMAGES}")
 
 
-@dataclass(frozen=True)
-class Account:
-    headers: dict[str, str]
-
-
-def _address() -> str:
-    """A fresh client address (documentation range) for the per-IP sign-up limit."""
-    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
-
-
 async def _account(client: httpx.AsyncClient) -> Account:
-    email = f"delete-{uuid.uuid4().hex}@example.com"
-    signed_up = await client.post(
-        "/api/v1/auth/signup",
-        json={"email": email, "password": PASSWORD, "name": "Deleter"},
-        headers={"X-Forwarded-For": _address()},
-    )
-    assert signed_up.status_code == 202, signed_up.text
-    tokens = await client.post(
-        "/api/v1/auth/login",
-        json={"email": email, "password": PASSWORD},
-        headers={"X-Forwarded-For": _address()},
-    )
-    assert tokens.status_code == 200, tokens.text
-    return Account({"Authorization": f"Bearer {tokens.json()['access_token']}"})
+    return await signed_in(client, prefix="delete", name="Deleter")
 
 
 def _assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

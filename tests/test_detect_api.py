@@ -8,6 +8,7 @@ totals are exact. ONNX Runtime on a small CPU does 15-30 images/s: requests are 
 """
 
 import asyncio
+import dataclasses
 import os
 import struct
 import time
@@ -15,7 +16,6 @@ import uuid
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,12 @@ import httpx
 import numpy as np
 import pytest
 
+from objectvision_devstack.api_users import Account, fresh_network, signed_in
 from objectvision_devstack.stack import Stack
 
 IMAGE = "/api/v1/detect/image"
 BATCH = "/api/v1/detect/batch"
 HISTORY = "/api/v1/detect/history"
-PASSWORD = "correct horse battery"
 BUS_SIZE = (810, 1080)
 JOB_TIMEOUT_SECONDS = 60.0
 MIB = 1024 * 1024
@@ -57,11 +57,6 @@ def _coco8() -> list[Path]:
     return sorted(IMAGES.glob("coco8/images/*/*.jpg"))
 
 
-def _address() -> str:
-    """A fresh client address (documentation range) for the per-IP sign-up limit."""
-    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
-
-
 def _assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     error = response.json()["error"]
@@ -70,40 +65,21 @@ def _assert_error(response: httpx.Response, status: int, code: str) -> dict[str,
     return error
 
 
-@dataclass(frozen=True)
-class User:
-    id: str
-    headers: dict[str, str]
-
-
-async def _user(client: httpx.AsyncClient) -> User:
-    email = f"detect-{uuid.uuid4().hex}@example.com"
-    address = {"X-Forwarded-For": _address()}
-    signed_up = await client.post(
-        "/api/v1/auth/signup",
-        json={"email": email, "password": PASSWORD, "name": "Detector"},
-        headers=address,
+async def _user(client: httpx.AsyncClient) -> Account:
+    # Sign-up names no account (it answers alike for a taken address): read back who we are.
+    return await signed_in(
+        client, prefix="detect", name="Detector", network=fresh_network(), read_back=True
     )
-    assert signed_up.status_code == 202, signed_up.text
-    tokens = await client.post(
-        "/api/v1/auth/login", json={"email": email, "password": PASSWORD}, headers=address
-    )
-    assert tokens.status_code == 200, tokens.text
-    headers = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
-    # Sign-up names no account (it answers alike for a taken address): ask who we are.
-    me = await client.get("/api/v1/users/me", headers=headers)
-    assert me.status_code == 200, me.text
-    return User(id=me.json()["id"], headers=headers)
 
 
 @pytest.fixture
-async def user(gateway_client: httpx.AsyncClient) -> User:
+async def user(gateway_client: httpx.AsyncClient) -> Account:
     return await _user(gateway_client)
 
 
 async def _detect(
     client: httpx.AsyncClient,
-    user: User,
+    user: Account,
     data: bytes,
     filename: str = "bus.jpg",
     **params: str,
@@ -117,14 +93,14 @@ async def _detect(
 
 
 async def _detect_ok(
-    client: httpx.AsyncClient, user: User, data: bytes, **params: str
+    client: httpx.AsyncClient, user: Account, data: bytes, **params: str
 ) -> dict[str, Any]:
     response = await _detect(client, user, data, **params)
     assert response.status_code == 200, response.text
     return response.json()
 
 
-async def _history(client: httpx.AsyncClient, user: User, **params: Any) -> dict[str, Any]:
+async def _history(client: httpx.AsyncClient, user: Account, **params: Any) -> dict[str, Any]:
     response = await client.get(HISTORY, params=params, headers=user.headers)
     assert response.status_code == 200, response.text
     return response.json()
@@ -155,7 +131,7 @@ def _assert_bus_result(body: dict[str, Any]) -> None:
     assert bus["bbox"]["y2"] > 640
 
 
-async def _wait_for_job(client: httpx.AsyncClient, user: User, job_id: str) -> dict[str, Any]:
+async def _wait_for_job(client: httpx.AsyncClient, user: Account, job_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
     while True:
         response = await client.get(f"/api/v1/detect/jobs/{job_id}", headers=user.headers)
@@ -171,7 +147,7 @@ async def _wait_for_job(client: httpx.AsyncClient, user: User, job_id: str) -> d
 
 
 async def test_bus_jpg_has_four_people_and_a_bus(
-    gateway_client: httpx.AsyncClient, user: User
+    gateway_client: httpx.AsyncClient, user: Account
 ) -> None:
     body = await _detect_ok(gateway_client, user, _read("bus.jpg"))
     _assert_bus_result(body)
@@ -184,7 +160,7 @@ async def test_bus_jpg_has_four_people_and_a_bus(
 
 
 async def test_the_same_image_is_never_detected_twice(
-    gateway_client: httpx.AsyncClient, user: User
+    gateway_client: httpx.AsyncClient, user: Account
 ) -> None:
     """A re-upload with the same parameters comes from the result cache, and says so."""
     note = f"cache test {uuid.uuid4()}".encode()
@@ -200,7 +176,7 @@ async def test_the_same_image_is_never_detected_twice(
 
 
 async def test_a_stored_detection_reads_back_with_its_images(
-    gateway_client: httpx.AsyncClient, user: User
+    gateway_client: httpx.AsyncClient, user: Account
 ) -> None:
     original = _read("bus.jpg")
     detected = await _detect_ok(gateway_client, user, original)
@@ -241,7 +217,9 @@ async def test_a_stored_detection_reads_back_with_its_images(
     assert 0.001 < changed < 0.5
 
 
-async def test_parameters_filter_the_objects(gateway_client: httpx.AsyncClient, user: User) -> None:
+async def test_parameters_filter_the_objects(
+    gateway_client: httpx.AsyncClient, user: Account
+) -> None:
     bus = _read("bus.jpg")
     only_bus = await _detect_ok(gateway_client, user, bus, classes="bus", store="false")
     assert _classes(only_bus) == Counter({"bus": 1})
@@ -278,18 +256,20 @@ async def test_parameters_filter_the_objects(gateway_client: httpx.AsyncClient, 
     assert (await _history(gateway_client, user))["total"] == 0
 
 
-async def test_an_api_key_caller_can_detect(gateway_client: httpx.AsyncClient, user: User) -> None:
+async def test_an_api_key_caller_can_detect(
+    gateway_client: httpx.AsyncClient, user: Account
+) -> None:
     created = await gateway_client.post(
         "/api/v1/users/me/api-keys", json={"name": "detector"}, headers=user.headers
     )
     assert created.status_code == 201, created.text
-    by_key = User(id=user.id, headers={"X-API-Key": created.json()["secret"]})
+    by_key = dataclasses.replace(user, headers={"X-API-Key": created.json()["secret"]})
     _assert_bus_result(await _detect_ok(gateway_client, by_key, _read("bus.jpg")))
     assert (await _history(gateway_client, by_key))["total"] == 1
 
 
 async def test_history_is_newest_first_and_filters(
-    gateway_client: httpx.AsyncClient, user: User
+    gateway_client: httpx.AsyncClient, user: Account
 ) -> None:
     first = await _detect_ok(gateway_client, user, _read("bus.jpg"))
     second = await _detect_ok(gateway_client, user, _read("zidane.jpg"))
@@ -339,7 +319,7 @@ async def test_history_is_newest_first_and_filters(
 
 
 async def test_a_batch_job_runs_to_completion_and_fills_the_history(
-    gateway_client: httpx.AsyncClient, user: User
+    gateway_client: httpx.AsyncClient, user: Account
 ) -> None:
     paths = _coco8()
     assert len(paths) == 8, f"coco8 images missing under {IMAGES}"
@@ -380,7 +360,7 @@ async def test_a_batch_job_runs_to_completion_and_fills_the_history(
 
 
 async def test_a_batch_keeps_its_good_files_and_reports_each_refused_one(
-    gateway_client: httpx.AsyncClient, stack: Stack, user: User
+    gateway_client: httpx.AsyncClient, stack: Stack, user: Account
 ) -> None:
     oversized = b"\xff\xd8\xff" + b"\x00" * _max_upload_bytes(stack)
     files = [
@@ -415,7 +395,7 @@ async def test_a_batch_keeps_its_good_files_and_reports_each_refused_one(
 
 
 async def test_another_users_ids_are_not_found(
-    gateway_client: httpx.AsyncClient, user: User
+    gateway_client: httpx.AsyncClient, user: Account
 ) -> None:
     detection = await _detect_ok(gateway_client, user, _read("bus.jpg"))
     submitted = await gateway_client.post(
@@ -525,7 +505,7 @@ UNFIT = [
 
 
 @pytest.fixture(scope="module")
-async def unfit_uploader(stack: Stack) -> AsyncIterator[User]:
+async def unfit_uploader(stack: Stack) -> AsyncIterator[Account]:
     """One user for every unfit upload: its history must stay empty throughout."""
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30.0) as client:
         yield await _user(client)
@@ -535,7 +515,7 @@ async def unfit_uploader(stack: Stack) -> AsyncIterator[User]:
 async def test_unfit_uploads_are_refused_and_leave_nothing_behind(
     gateway_client: httpx.AsyncClient,
     stack: Stack,
-    unfit_uploader: User,
+    unfit_uploader: Account,
     path: str,
     files: Any,
     status: int,
@@ -550,7 +530,7 @@ async def test_unfit_uploads_are_refused_and_leave_nothing_behind(
 
 
 async def test_a_pixel_bomb_is_refused_by_its_header(
-    gateway_client: httpx.AsyncClient, user: User
+    gateway_client: httpx.AsyncClient, user: Account
 ) -> None:
     started = time.perf_counter()
     response = await _detect(gateway_client, user, _png_bomb(), "bomb.png")

@@ -16,7 +16,6 @@ import time
 import uuid
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,9 @@ from pycocotools.coco import COCO
 
 from detection_service.exports.service import PAGE_SIZE
 from detection_service.pipeline.classes import class_names_from_onnx
+from objectvision_devstack.api_users import Account, fresh_network, signed_in
 from objectvision_devstack.pytest_plugin import served_model_path
 
-PASSWORD = "correct horse battery"
 BATCH = "/api/v1/detect/batch"
 HISTORY_EXPORT = "/api/v1/detect/history/export"
 JOB_TIMEOUT_SECONDS = 90.0
@@ -56,34 +55,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _address() -> str:
-    """A fresh client address (documentation range) for the per-IP sign-up limit."""
-    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
-
-
-@dataclass(frozen=True)
-class User:
-    headers: dict[str, str]
-
-
-async def _user(client: httpx.AsyncClient) -> User:
-    email = f"export-{uuid.uuid4().hex}@example.com"
-    address = {"X-Forwarded-For": _address()}
-    signed_up = await client.post(
-        "/api/v1/auth/signup",
-        json={"email": email, "password": PASSWORD, "name": "Exporter"},
-        headers=address,
-    )
-    assert signed_up.status_code == 202, signed_up.text
-    tokens = await client.post(
-        "/api/v1/auth/login", json={"email": email, "password": PASSWORD}, headers=address
-    )
-    assert tokens.status_code == 200, tokens.text
-    return User(headers={"Authorization": f"Bearer {tokens.json()['access_token']}"})
+async def _user(client: httpx.AsyncClient) -> Account:
+    return await signed_in(client, prefix="export", name="Exporter", network=fresh_network())
 
 
 @pytest.fixture
-async def user(gateway_client: httpx.AsyncClient) -> User:
+async def user(gateway_client: httpx.AsyncClient) -> Account:
     return await _user(gateway_client)
 
 
@@ -101,14 +78,14 @@ def _file(name: str, data: bytes | None = None) -> tuple[str, tuple[str, bytes, 
 
 
 async def _submit(
-    client: httpx.AsyncClient, user: User, files: Sequence[tuple[str, Any]]
+    client: httpx.AsyncClient, user: Account, files: Sequence[tuple[str, Any]]
 ) -> dict[str, Any]:
     submitted = await client.post(BATCH, files=list(files), headers=user.headers)
     assert submitted.status_code == 202, submitted.text
     return submitted.json()
 
 
-async def _wait(client: httpx.AsyncClient, user: User, job_id: str) -> dict[str, Any]:
+async def _wait(client: httpx.AsyncClient, user: Account, job_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
     while True:
         response = await client.get(f"/api/v1/detect/jobs/{job_id}", headers=user.headers)
@@ -121,7 +98,7 @@ async def _wait(client: httpx.AsyncClient, user: User, job_id: str) -> dict[str,
 
 
 async def _finished_job(
-    client: httpx.AsyncClient, user: User, files: Sequence[tuple[str, Any]]
+    client: httpx.AsyncClient, user: Account, files: Sequence[tuple[str, Any]]
 ) -> dict[str, Any]:
     job = await _wait(client, user, (await _submit(client, user, files))["job_id"])
     assert job["status"] == "completed", job
@@ -129,7 +106,7 @@ async def _finished_job(
 
 
 async def _stored(
-    client: httpx.AsyncClient, user: User, detection_ids: Sequence[str]
+    client: httpx.AsyncClient, user: Account, detection_ids: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
     """What the API answers for each stored detection, by id: the reference for exports."""
     found = {}
@@ -141,7 +118,7 @@ async def _stored(
 
 
 async def _export(
-    client: httpx.AsyncClient, user: User, path: str, **params: str
+    client: httpx.AsyncClient, user: Account, path: str, **params: str
 ) -> httpx.Response:
     response = await client.get(path, params=params, headers=user.headers)
     assert response.status_code == 200, response.text
@@ -166,7 +143,7 @@ def _csv_rows(body: bytes) -> list[dict[str, str]]:
 
 
 async def test_a_jobs_coco_export_loads_in_pycocotools_and_matches_its_detections(
-    gateway_client: httpx.AsyncClient, user: User, model_classes: tuple[str, ...], tmp_path: Path
+    gateway_client: httpx.AsyncClient, user: Account, model_classes: tuple[str, ...], tmp_path: Path
 ) -> None:
     job = await _finished_job(gateway_client, user, [_file("bus.jpg"), _file("zidane.jpg")])
     ids = [item["detection_id"] for item in job["items"]]
@@ -210,7 +187,7 @@ async def test_a_jobs_coco_export_loads_in_pycocotools_and_matches_its_detection
 
 
 async def test_a_jobs_yolo_export_round_trips_to_the_same_pixel_boxes(
-    gateway_client: httpx.AsyncClient, user: User, model_classes: tuple[str, ...]
+    gateway_client: httpx.AsyncClient, user: Account, model_classes: tuple[str, ...]
 ) -> None:
     # Two files named bus.jpg: their label files must not overwrite each other.
     job = await _finished_job(
@@ -261,7 +238,7 @@ async def test_a_jobs_yolo_export_round_trips_to_the_same_pixel_boxes(
 
 
 async def test_a_jobs_csv_export_has_a_header_and_one_row_per_object(
-    gateway_client: httpx.AsyncClient, user: User
+    gateway_client: httpx.AsyncClient, user: Account
 ) -> None:
     job = await _finished_job(gateway_client, user, [_file("bus.jpg"), _file("zidane.jpg")])
     stored = await _stored(gateway_client, user, [item["detection_id"] for item in job["items"]])
@@ -300,7 +277,7 @@ async def test_a_jobs_csv_export_has_a_header_and_one_row_per_object(
 # History
 
 
-async def _detect(client: httpx.AsyncClient, user: User, name: str, data: bytes) -> str:
+async def _detect(client: httpx.AsyncClient, user: Account, name: str, data: bytes) -> str:
     response = await client.post(
         "/api/v1/detect/image", files={"file": (name, data, "image/jpeg")}, headers=user.headers
     )
@@ -309,7 +286,7 @@ async def _detect(client: httpx.AsyncClient, user: User, name: str, data: bytes)
 
 
 async def test_a_history_export_takes_the_history_filters(
-    gateway_client: httpx.AsyncClient, user: User
+    gateway_client: httpx.AsyncClient, user: Account
 ) -> None:
     bus = await _detect(gateway_client, user, "bus.jpg", (IMAGES / "bus.jpg").read_bytes())
     zidane = await _detect(gateway_client, user, "zidane.jpg", (IMAGES / "zidane.jpg").read_bytes())
@@ -334,7 +311,7 @@ async def test_a_history_export_takes_the_history_filters(
 
 
 async def test_a_history_export_pages_through_more_than_one_page_without_repeats(
-    gateway_client: httpx.AsyncClient, user: User, tmp_path: Path
+    gateway_client: httpx.AsyncClient, user: Account, tmp_path: Path
 ) -> None:
     count = PAGE_SIZE + 3
     data = (IMAGES / "bus.jpg").read_bytes()
@@ -370,7 +347,7 @@ def _assert_error(response: httpx.Response, status: int, code: str) -> str:
 
 
 async def test_another_users_or_an_unknown_job_is_not_found(
-    gateway_client: httpx.AsyncClient, user: User
+    gateway_client: httpx.AsyncClient, user: Account
 ) -> None:
     job = await _finished_job(gateway_client, user, [_file("bus.jpg")])
     stranger = await _user(gateway_client)
@@ -388,7 +365,7 @@ async def test_another_users_or_an_unknown_job_is_not_found(
 
 
 async def test_an_unsupported_format_is_refused_with_the_formats_listed(
-    gateway_client: httpx.AsyncClient, user: User
+    gateway_client: httpx.AsyncClient, user: Account
 ) -> None:
     for path in (_job_export(str(uuid.uuid4())), HISTORY_EXPORT):
         for params in ({"format": "xml"}, {}):
@@ -417,7 +394,7 @@ def _variants(count: int) -> list[bytes]:
 
 
 async def test_a_running_job_is_a_conflict_until_it_has_finished(
-    gateway_client: httpx.AsyncClient, user: User
+    gateway_client: httpx.AsyncClient, user: Account
 ) -> None:
     files = [_file(f"frame-{i}.jpg", data) for i, data in enumerate(_variants(16))]
     job = await _submit(gateway_client, user, files)

@@ -27,7 +27,6 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ import pytest
 from redis import Redis
 
 from objectvision_common.outbox import event_from_stream
+from objectvision_devstack.api_users import Account, fresh_network, signed_in
 from objectvision_devstack.processes import free_port
 from objectvision_devstack.pytest_plugin import served_model_path
 from objectvision_devstack.stack import Stack, StackConfig
@@ -58,10 +58,6 @@ pytestmark = [
     pytest.mark.skipif(not BUS_JPG.exists(), reason=f"sample images not found under {IMAGES}"),
     pytest.mark.timeout(600),
 ]
-
-
-def _address() -> str:
-    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
 
 
 def _coco8() -> list[Path]:
@@ -119,31 +115,9 @@ def everything_runs_again(request: pytest.FixtureRequest) -> Iterator[None]:
             stack.start_process(name)
 
 
-@dataclass(frozen=True)
-class User:
-    id: str
-    headers: dict[str, str]
-
-
-async def _user(client: httpx.AsyncClient) -> User:
-    email = f"fault-{uuid.uuid4().hex}@example.com"
-    signed_up = await client.post(
-        "/api/v1/auth/signup",
-        json={"email": email, "password": PASSWORD, "name": "Fault"},
-        headers={"X-Forwarded-For": _address()},
-    )
-    assert signed_up.status_code == 202, signed_up.text
-    tokens = await client.post(
-        "/api/v1/auth/login",
-        json={"email": email, "password": PASSWORD},
-        headers={"X-Forwarded-For": _address()},
-    )
-    assert tokens.status_code == 200, tokens.text
-    headers = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
-    # Sign-up names no account (it answers alike for a taken address): ask who we are.
-    me = await client.get(ME, headers=headers)
-    assert me.status_code == 200, me.text
-    return User(me.json()["id"], headers)
+async def _user(client: httpx.AsyncClient) -> Account:
+    # Sign-up names no account (it answers alike for a taken address): read back who we are.
+    return await signed_in(client, prefix="fault", name="Fault", read_back=True)
 
 
 def _assert_clean_error(response: httpx.Response, *statuses: int) -> dict[str, Any]:
@@ -175,7 +149,7 @@ async def _eventually(
     raise AssertionError(f"{what} not within {within:.0f}s; last: {last!r}")
 
 
-async def _job(client: httpx.AsyncClient, user: User, job_id: str) -> dict[str, Any] | None:
+async def _job(client: httpx.AsyncClient, user: Account, job_id: str) -> dict[str, Any] | None:
     """The job, or None while the gateway cannot reach what it needs (503/504)."""
     response = await client.get(f"/api/v1/detect/jobs/{job_id}", headers=user.headers)
     if response.status_code in (502, 503, 504):
@@ -185,7 +159,7 @@ async def _job(client: httpx.AsyncClient, user: User, job_id: str) -> dict[str, 
     return response.json()
 
 
-async def _finished(client: httpx.AsyncClient, user: User, job_id: str, within: float) -> dict:
+async def _finished(client: httpx.AsyncClient, user: Account, job_id: str, within: float) -> dict:
     async def done() -> dict[str, Any] | None:
         job = await _job(client, user, job_id)
         return job if job and job["status"] in ("completed", "failed") else None
@@ -193,7 +167,7 @@ async def _finished(client: httpx.AsyncClient, user: User, job_id: str, within: 
     return await _eventually(done, within=within, what=f"job {job_id} finished")
 
 
-async def _submit(client: httpx.AsyncClient, user: User, paths: list[Path]) -> dict[str, Any]:
+async def _submit(client: httpx.AsyncClient, user: Account, paths: list[Path]) -> dict[str, Any]:
     files = [("files", (path.name, path.read_bytes(), "image/jpeg")) for path in paths]
     submitted = await client.post(BATCH, files=files, headers=user.headers)
     assert submitted.status_code == 202, submitted.text
@@ -216,7 +190,7 @@ def _completed_events(stack: Stack, job_id: str) -> list[str]:
 
 
 async def _assert_job_done_exactly_once(
-    client: httpx.AsyncClient, stack: Stack, user: User, job: dict[str, Any], total: int
+    client: httpx.AsyncClient, stack: Stack, user: Account, job: dict[str, Any], total: int
 ) -> None:
     assert job["status"] == "completed", job
     assert (job["total"], job["processed"], job["failed"]) == (total, total, 0), job
@@ -259,7 +233,7 @@ async def _cut_midway(
     client: httpx.AsyncClient,
     fault: Callable[[], None],
     repair: Callable[[], None],
-) -> tuple[User, dict[str, Any], int]:
+) -> tuple[Account, dict[str, Any], int]:
     """Submit coco8 (8 images) and inject `fault` once the first item is in; returns the
     user, the job and how many items had committed when the fault landed. A job that won
     the race and finished first is repaired around and tried again with a fresh user."""
@@ -269,7 +243,7 @@ async def _cut_midway(
         user = await _user(client)
         job = await _submit(client, user, paths)
 
-        async def started(job_id: str = job["job_id"], owner: User = user) -> bool:
+        async def started(job_id: str = job["job_id"], owner: Account = user) -> bool:
             current = await _job(client, owner, job_id)
             return bool(current and current["processed"] >= 1)
 
@@ -307,7 +281,7 @@ async def _restarted_by_itself(stack: Stack, part: str, before: int, dead_pid: i
     assert stack.restarts[part] == before + 1, stack.restarts
 
 
-async def _api_answers(stack: Stack, client: httpx.AsyncClient, user: User) -> None:
+async def _api_answers(stack: Stack, client: httpx.AsyncClient, user: Account) -> None:
     async def answers() -> bool:
         me = await client.get(ME, headers=user.headers)
         ready = await client.get(f"{stack.gateway_metrics_url}/ready")
@@ -333,7 +307,7 @@ async def test_a_part_killed_mid_job_is_restarted_by_itself_and_the_job_complete
         last: dict[str, Any] = {}
 
         async def started(
-            job_id: str = job["job_id"], owner: User = user, seen: dict[str, Any] = last
+            job_id: str = job["job_id"], owner: Account = user, seen: dict[str, Any] = last
         ) -> bool:
             current = await _job(client, owner, job_id)
             seen.update(current or {})
@@ -449,9 +423,7 @@ async def test_a_brief_postgres_outage_answers_503_with_retry_after_and_heals_un
         return [
             lambda: client.get(ME, headers=user.headers),
             lambda: client.get(HISTORY, headers=user.headers),
-            lambda: client.post(
-                "/api/v1/auth/signup", json=signup, headers={"X-Forwarded-For": _address()}
-            ),
+            lambda: client.post("/api/v1/auth/signup", json=signup, headers=fresh_network()),
         ]
 
     await asyncio.to_thread(isolated.stop_process, "postgres")
@@ -469,9 +441,7 @@ async def test_a_brief_postgres_outage_answers_503_with_retry_after_and_heals_un
         return all(response.status_code == 200 for response in responses)
 
     await _eventually(healed, within=30, what="requests served again after the outage")
-    created = await client.post(
-        "/api/v1/auth/signup", json=signup, headers={"X-Forwarded-For": _address()}
-    )
+    created = await client.post("/api/v1/auth/signup", json=signup, headers=fresh_network())
     # 202 whether the sign-up during the outage had already committed or not.
     assert created.status_code == 202, created.text
     after = {name: isolated.processes[name].pid for name in ("auth", "detection", "gateway")}
@@ -483,7 +453,7 @@ async def test_a_brief_postgres_outage_answers_503_with_retry_after_and_heals_un
 
 
 async def _in_flight_detections(
-    client: httpx.AsyncClient, user: User, count: int
+    client: httpx.AsyncClient, user: Account, count: int
 ) -> tuple[list[asyncio.Task[httpx.Response]], Callable[[], int]]:
     image = BUS_JPG.read_bytes()
     finished = 0

@@ -10,20 +10,14 @@ workers run.
 """
 
 import asyncio
-import email
 import hashlib
 import hmac
 import json
 import os
 import subprocess
 import sys
-import threading
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from email.policy import default as default_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +27,11 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from objectvision_client import AsyncClient
+from objectvision_devstack.api_users import PASSWORD, Account, fresh_network, signed_in
+from objectvision_devstack.mail import Mailbox
 from objectvision_devstack.stack import Stack
 from objectvision_devstack.videos import make_video
+from objectvision_devstack.waiting import eventually, stays
 
 IMAGES = (
     Path(os.environ.get("OBJECTVISION_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
@@ -43,7 +40,6 @@ IMAGES = (
 BUS = IMAGES / "bus.jpg"
 COMMAND = Path(sys.executable).with_name("objectvision")
 JOBS = "/api/v1/detect/jobs"
-PASSWORD = "correct horse battery"
 WELCOME_SUBJECT = "Welcome to ObjectVision"
 REPORT_SUBJECT_PREFIX = "Your detection job"
 # Relays poll every 0.5 s and the dispatcher every second; a loaded machine is slower.
@@ -60,32 +56,8 @@ async def client(queued_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield opened
 
 
-@dataclass(frozen=True)
-class Account:
-    email: str
-    headers: dict[str, str]
-
-
-def _address() -> str:
-    """A fresh client address (documentation range) for the per-IP sign-up limit."""
-    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
-
-
 async def _account(client: httpx.AsyncClient) -> Account:
-    address = f"jobs-{uuid.uuid4().hex}@example.com"
-    signed_up = await client.post(
-        "/api/v1/auth/signup",
-        json={"email": address, "password": PASSWORD, "name": "Jobs User"},
-        headers={"X-Forwarded-For": _address()},
-    )
-    assert signed_up.status_code == 202, signed_up.text
-    tokens = await client.post(
-        "/api/v1/auth/login",
-        json={"email": address, "password": PASSWORD},
-        headers={"X-Forwarded-For": _address()},
-    )
-    assert tokens.status_code == 200, tokens.text
-    return Account(address, {"Authorization": f"Bearer {tokens.json()['access_token']}"})
+    return await signed_in(client, prefix="jobs", name="Jobs User")
 
 
 async def _batch(client: httpx.AsyncClient, account: Account, count: int = 1) -> dict[str, Any]:
@@ -201,67 +173,8 @@ async def test_a_queued_job_is_deleted_only_once_it_is_cancelled(
     assert (await _jobs(client, owner))["total"] == 0
 
 
-@dataclass
-class WebhookReceiver:
-    url: str = ""
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def requests(self) -> list[tuple[dict[str, str], bytes]]:
-        with self.lock:
-            return list(self.received)
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    state = WebhookReceiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            with state.lock:
-                state.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/job-events"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
-async def _eventually(check: Callable[[], Any], *, within: float, what: str) -> Any:
-    deadline = time.monotonic() + within
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"no {what} within {within} s"
-        await asyncio.sleep(0.2)
-    return found
-
-
-async def _stays(check: Callable[[], bool], *, for_seconds: float, what: str) -> None:
-    deadline = time.monotonic() + for_seconds
-    while True:
-        assert check(), what
-        if time.monotonic() >= deadline:
-            return
-        await asyncio.sleep(0.1)
-
-
-def _subjects_to(stack: Stack, address: str) -> list[str]:
-    found = []
-    for path in sorted(stack.mail_dir.glob("*.eml")):
-        message = email.message_from_bytes(path.read_bytes(), policy=default_policy)
-        if [mailbox.addr_spec for mailbox in message["To"].addresses] == [address]:
-            found.append(str(message["Subject"]))
-    return found
+def _subjects_to(mailbox: Mailbox, address: str) -> list[str]:
+    return [str(message["Subject"]) for message in mailbox.to(address)]
 
 
 async def _job_messages(stack: Stack, account: Account, job_id: str) -> tuple[list, int | None]:
@@ -278,12 +191,12 @@ async def _job_messages(stack: Stack, account: Account, job_id: str) -> tuple[li
 
 
 async def test_cancelling_a_queued_job_ends_it_for_the_socket_and_webhooks_without_a_report(
-    client: httpx.AsyncClient, queued_stack: Stack, receiver: WebhookReceiver
+    client: httpx.AsyncClient, queued_stack: Stack, hook_receiver: Any
 ) -> None:
     owner, stranger = await _account(client), await _account(client)
     hook = await client.post(
         "/api/v1/webhooks",
-        json={"url": receiver.url, "events": ["job.cancelled"]},
+        json={"url": hook_receiver.url, "events": ["job.cancelled"]},
         headers=owner.headers,
     )
     assert hook.status_code == 201, hook.text
@@ -328,9 +241,10 @@ async def test_cancelling_a_queued_job_ends_it_for_the_socket_and_webhooks_witho
     assert close_code == 1000
 
     # The webhook that asked for job.cancelled gets it once, signed.
-    ((headers, body),) = await _eventually(
-        receiver.requests, within=ARRIVES_WITHIN_SECONDS, what="job.cancelled webhook"
+    (post,) = await eventually(
+        hook_receiver.received, within=ARRIVES_WITHIN_SECONDS, what="job.cancelled webhook"
     )
+    headers, body = post.headers, post.body
     timestamp = headers["x-objectvision-timestamp"]
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     assert headers["x-objectvision-signature"] == f"v1={expected.hexdigest()}"
@@ -339,22 +253,23 @@ async def test_cancelling_a_queued_job_ends_it_for_the_socket_and_webhooks_witho
     assert (event["data"]["job_id"], event["data"]["status"]) == (job["job_id"], "cancelled")
 
     # The event is handled (the webhook came): no report email came with it.
-    await _eventually(
-        lambda: WELCOME_SUBJECT in _subjects_to(queued_stack, owner.email),
+    mailbox = Mailbox(queued_stack.mail_dir)
+    await eventually(
+        lambda: WELCOME_SUBJECT in _subjects_to(mailbox, owner.email),
         within=ARRIVES_WITHIN_SECONDS,
         what="the welcome email",
     )
-    await _stays(
+    await stays(
         lambda: (
             not any(
                 subject.startswith(REPORT_SUBJECT_PREFIX)
-                for subject in _subjects_to(queued_stack, owner.email)
+                for subject in _subjects_to(mailbox, owner.email)
             )
         ),
         for_seconds=QUIET_SECONDS,
         what="a report email for a cancelled job",
     )
-    assert len(receiver.requests()) == 1
+    assert len(hook_receiver.received()) == 1
 
 
 async def test_the_client_and_the_command_list_and_cancel_jobs(
@@ -363,9 +278,7 @@ async def test_the_client_and_the_command_list_and_cancel_jobs(
     account = await _account(client)
     first = await _batch(client, account, count=2)
     second = await _batch(client, account)
-    async with AsyncClient(
-        queued_stack.gateway_url, headers={"X-Forwarded-For": _address()}
-    ) as api:
+    async with AsyncClient(queued_stack.gateway_url, headers=fresh_network()) as api:
         await api.login(account.email, PASSWORD)
         page = await api.list_jobs(status="pending", kind="batch")
         assert [job.job_id for job in page.items] == [second["job_id"], first["job_id"]]

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from objectvision_devstack.api_users import fresh_network
 from objectvision_devstack.stack import Stack
 
 PASSWORD = "correct horse battery"
@@ -43,10 +44,6 @@ pytestmark = [
     pytest.mark.timeout(int(SECONDS) + 300),
     pytest.mark.skipif(not BUS_JPG.exists(), reason=f"{BUS_JPG} not found"),
 ]
-
-
-def _address() -> str:
-    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
 
 
 @dataclass
@@ -79,7 +76,7 @@ async def _virtual_user(client: httpx.AsyncClient) -> VirtualUser:
     signed_up = await client.post(
         "/api/v1/auth/signup",
         json={"email": email, "password": PASSWORD, "name": "Load"},
-        headers={"X-Forwarded-For": _address()},
+        headers=fresh_network(),
     )
     assert signed_up.status_code == 202, signed_up.text
     return VirtualUser(email=email, headers=await _login(client, email))
@@ -89,7 +86,7 @@ async def _login(client: httpx.AsyncClient, email: str) -> dict[str, str]:
     response = await client.post(
         "/api/v1/auth/login",
         json={"email": email, "password": PASSWORD},
-        headers={"X-Forwarded-For": _address()},
+        headers=fresh_network(),
     )
     response.raise_for_status()
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
@@ -111,7 +108,7 @@ async def _one(
     return await client.post(
         "/api/v1/auth/login",
         json={"email": user.email, "password": PASSWORD},
-        headers={"X-Forwarded-For": _address()},
+        headers=fresh_network(),
     )
 
 

@@ -21,6 +21,7 @@ import pytest
 from tritonclient.grpc.aio import InferenceServerClient
 
 from objectvision_client import Client, DetectionParams
+from objectvision_devstack.api_users import fresh_network, signed_in
 from objectvision_devstack.stack import Stack
 from objectvision_devstack.triton import LocalTriton
 
@@ -33,25 +34,9 @@ FP32, INT8 = "yolov8n", "yolov8n-int8"
 COMMAND = Path(sys.executable).with_name("objectvision")
 
 
-def _address() -> str:
-    """A fresh client address (documentation range) for the per-IP sign-up limit."""
-    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
-
-
 async def _headers(client: httpx.AsyncClient) -> dict[str, str]:
-    email = f"models-{uuid.uuid4().hex}@example.com"
-    address = {"X-Forwarded-For": _address()}
-    signed_up = await client.post(
-        "/api/v1/auth/signup",
-        json={"email": email, "password": PASSWORD, "name": "Modeller"},
-        headers=address,
-    )
-    assert signed_up.status_code == 202, signed_up.text
-    tokens = await client.post(
-        "/api/v1/auth/login", json={"email": email, "password": PASSWORD}, headers=address
-    )
-    assert tokens.status_code == 200, tokens.text
-    return {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+    account = await signed_in(client, prefix="models", name="Modeller", network=fresh_network())
+    return account.headers
 
 
 @pytest.fixture
@@ -222,7 +207,7 @@ async def test_a_model_that_is_not_loaded_is_503_with_retry_after(
 
 def _client_user(stack: Stack) -> Client:
     email = f"models-client-{uuid.uuid4().hex}@example.com"
-    client = Client(stack.gateway_url, headers={"X-Forwarded-For": _address()})
+    client = Client(stack.gateway_url, headers=fresh_network())
     client.signup(email, PASSWORD, "Client")
     client.login(email, PASSWORD)
     return client
@@ -260,7 +245,7 @@ def _cli(
 
 def test_the_cli_lists_models_and_detects_with_one(stack: Stack, tmp_path: Path) -> None:
     email = f"models-cli-{uuid.uuid4().hex}@example.com"
-    with Client(stack.gateway_url, headers={"X-Forwarded-For": _address()}) as client:
+    with Client(stack.gateway_url, headers=fresh_network()) as client:
         client.signup(email, PASSWORD, "CLI")
     _cli(stack, tmp_path, "login", "--email", email, "--password", PASSWORD)
     listed = json.loads(_cli(stack, tmp_path, "models", "--json").stdout)

@@ -35,6 +35,7 @@ import numpy as np
 import pytest
 import yaml
 
+from objectvision_devstack.api_users import fresh_network
 from objectvision_devstack.health import http_ok
 from objectvision_devstack.processes import ManagedProcess, free_port
 from objectvision_devstack.stack import Stack
@@ -503,7 +504,7 @@ def _traffic(stack: Stack) -> None:
     """One request through every layer, so that every labelled series exists."""
     with httpx.Client(base_url=stack.gateway_url, timeout=60.0) as client:
         email = f"monitoring-{uuid.uuid4().hex}@example.com"
-        address = {"X-Forwarded-For": f"2001:db8:{uuid.uuid4().hex[:4]}::1"}
+        address = fresh_network()
         password = "correct horse battery"
         signed_up = client.post(
             "/api/v1/auth/signup",

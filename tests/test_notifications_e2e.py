@@ -27,24 +27,19 @@ does) and finds its emails by recipient, so other suites' mail in the sink does 
 """
 
 import asyncio
-import email
 import hashlib
 import hmac
 import json
 import os
 import re
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.policy import default as default_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import httpx
@@ -54,19 +49,19 @@ from websockets.exceptions import ConnectionClosed
 
 from objectvision.v1 import common_pb2, notification_pb2, notification_pb2_grpc
 from objectvision_common.identity import principal_metadata
+from objectvision_devstack.api_users import PASSWORD, Account, logged_in, sign_up, signed_in
+from objectvision_devstack.mail import Mailbox, text_and_html
 from objectvision_devstack.processes import free_port
 from objectvision_devstack.pytest_plugin import served_model_path
 from objectvision_devstack.stack import Stack, StackConfig
 from objectvision_devstack.triton import LocalTriton
+from objectvision_devstack.waiting import eventually, stays
 
-SIGNUP = "/api/v1/auth/signup"
-LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/users/me"
 SETTINGS = "/api/v1/users/me/settings"
 WEBHOOKS = "/api/v1/webhooks"
 BATCH = "/api/v1/detect/batch"
 HISTORY = "/api/v1/detect/history"
-PASSWORD = "correct horse battery"
 WELCOME_SUBJECT = "Welcome to ObjectVision"
 SIGNUP_ATTEMPTED_SUBJECT = "Someone tried to sign up to ObjectVision with your email address"
 EMAIL_CHANGE_ATTEMPTED_SUBJECT = (
@@ -81,11 +76,8 @@ ARRIVES_AFTER_OUTAGE_WITHIN_SECONDS = 30.0
 JOB_WITHIN_SECONDS = 60.0
 # How long to keep watching for a copy that should not come.
 QUIET_SECONDS = 1.5
-POLL_SECONDS = 0.1
 # Receivers should refuse signatures older than a few minutes (ADR 0006).
 SIGNATURE_TOLERANCE_SECONDS = 300
-
-T = TypeVar("T")
 
 
 def _shared_images() -> Path:
@@ -108,133 +100,24 @@ def _coco8(count: int) -> list[Path]:
     return paths
 
 
-# Polling: every wait has a deadline, every "nothing more arrives" a watch period.
-
-
-async def _eventually(check: Callable[[], T], *, within: float, what: str) -> T:
-    """The first truthy result of `check`, polled until `within` seconds have passed."""
-    deadline = time.monotonic() + within
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not within {within:.0f}s")
-        await asyncio.sleep(POLL_SECONDS)
-
-
-async def _stays(check: Callable[[], bool], *, for_seconds: float, what: str) -> None:
-    """`check` holds at every poll for `for_seconds`."""
-    deadline = time.monotonic() + for_seconds
-    while True:
-        assert check(), what
-        if time.monotonic() >= deadline:
-            return
-        await asyncio.sleep(POLL_SECONDS)
-
-
 # Users
 
 
-def _address() -> str:
-    """A fresh client address (documentation range) for the per-IP sign-up limit."""
-    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
-
-
-@dataclass(frozen=True)
-class Account:
-    id: str
-    email: str
-    name: str
-    headers: dict[str, str]
-
-
-async def _sign_up(client: httpx.AsyncClient, email_address: str, name: str) -> httpx.Response:
-    return await client.post(
-        SIGNUP,
-        json={"email": email_address, "password": PASSWORD, "name": name},
-        headers={"X-Forwarded-For": _address()},
-    )
-
-
-async def _log_in(client: httpx.AsyncClient, email_address: str) -> Account:
+async def _account(client: httpx.AsyncClient, name: str = "Notified User") -> Account:
     """Sign-up names no account (it answers alike for a taken address): the account is read
     back from /users/me once logged in."""
-    tokens = await client.post(
-        LOGIN,
-        json={"email": email_address, "password": PASSWORD},
-        headers={"X-Forwarded-For": _address()},
-    )
-    assert tokens.status_code == 200, tokens.text
-    headers = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
-    me = await client.get(ME, headers=headers)
-    assert me.status_code == 200, me.text
-    user = me.json()
-    return Account(id=user["id"], email=user["email"], name=user["name"], headers=headers)
+    return await signed_in(client, prefix="notify", name=name, read_back=True)
 
 
-async def _account(client: httpx.AsyncClient, name: str = "Notified User") -> Account:
-    signed_up = await _sign_up(client, f"notify-{uuid.uuid4().hex}@example.com", name)
-    assert signed_up.status_code == 202, signed_up.text
-    return await _log_in(client, signed_up.json()["email"])
-
-
-# Email: what the stack's SMTP sink stored
-
-
-class Mailbox:
-    """The messages the stack's SMTP sink stored as .eml files, by recipient."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self._parsed: dict[Path, EmailMessage] = {}
-
-    def to(self, address: str) -> list[EmailMessage]:
-        """Every message whose To is `address`, oldest first."""
-        found = []
-        for path in sorted(self.directory.glob("*.eml")):
-            if path not in self._parsed:
-                self._parsed[path] = email.message_from_bytes(
-                    path.read_bytes(), policy=default_policy
-                )  # type: ignore[assignment]
-            message = self._parsed[path]
-            if [mailbox.addr_spec for mailbox in message["To"].addresses] == [address]:
-                found.append(message)
-        return found
-
-    def about(self, address: str, subject_prefix: str) -> list[EmailMessage]:
-        return [m for m in self.to(address) if m["Subject"].startswith(subject_prefix)]
-
-    async def exactly_one(
-        self, address: str, subject_prefix: str, *, within: float
-    ) -> EmailMessage:
-        """The one message to `address` with this subject: it arrives within `within`
-        seconds, and no second copy follows in the next QUIET_SECONDS."""
-        await _eventually(
-            lambda: self.about(address, subject_prefix),
-            within=within,
-            what=f"an email {subject_prefix!r} to {address}",
-        )
-        await _stays(
-            lambda: len(self.about(address, subject_prefix)) == 1,
-            for_seconds=QUIET_SECONDS,
-            what=f"a second email {subject_prefix!r} to {address}",
-        )
-        (message,) = self.about(address, subject_prefix)
-        return message
+# Email: what the stack's SMTP sink stored (the `mailbox` fixture, tests/conftest.py)
 
 
 def _parts(message: EmailMessage) -> tuple[str, str]:
     """The text and HTML alternatives of a message."""
     assert message.get_content_type() == "multipart/alternative"
-    text = message.get_body(preferencelist=("plain",))
-    html = message.get_body(preferencelist=("html",))
-    assert text is not None and html is not None, "an email needs a text and an HTML part"
+    text, html = text_and_html(message)
     # The SMTP wire format ends lines with CRLF.
-    return tuple(
-        "\n".join(part.get_content().splitlines())  # type: ignore[union-attr]
-        for part in (text, html)
-    )
+    return "\n".join(text.splitlines()), "\n".join(html.splitlines())
 
 
 def _reported_counts(text: str) -> Counter[str]:
@@ -248,66 +131,7 @@ def _reported_counts(text: str) -> Counter[str]:
     return counts
 
 
-# Webhooks: a real HTTP server in a thread
-
-
-@dataclass(frozen=True)
-class ReceivedWebhook:
-    headers: dict[str, str]
-    body: bytes
-    answered: int
-
-    @property
-    def json(self) -> dict[str, Any]:
-        return json.loads(self.body)
-
-
-@dataclass
-class WebhookReceiver:
-    """Answers each POST with the next scripted status, then 200; remembers every request."""
-
-    url: str = ""
-    script: list[int] = field(default_factory=list)
-    received: list[ReceivedWebhook] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def answer(self, headers: dict[str, str], body: bytes) -> int:
-        with self.lock:
-            status = self.script.pop(0) if self.script else 200
-            self.received.append(ReceivedWebhook(headers, body, status))
-            return status
-
-    def requests(self) -> list[ReceivedWebhook]:
-        with self.lock:
-            return list(self.received)
-
-
-def _handler(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            status = receiver.answer({k.lower(): v for k, v in self.headers.items()}, body)
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    return Handler
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    state = WebhookReceiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/objectvision-events"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join()
+# Webhooks: to the `hook_receiver` fixture's real HTTP server (tests/conftest.py)
 
 
 async def _register_webhook(client: httpx.AsyncClient, account: Account, url: str) -> str:
@@ -321,7 +145,7 @@ async def _register_webhook(client: httpx.AsyncClient, account: Account, url: st
     return secret
 
 
-def _assert_signed(request: ReceivedWebhook, secret: str) -> None:
+def _assert_signed(request: Any, secret: str) -> None:
     """X-ObjectVision-Signature is v1=hex(HMAC-SHA256(secret, "<timestamp>.<raw body>")),
     over a timestamp a receiver would accept."""
     timestamp = request.headers["x-objectvision-timestamp"]
@@ -384,20 +208,17 @@ async def _job_messages(
 # The shared stack
 
 
-@pytest.fixture
-def mailbox(stack: Stack) -> Mailbox:
-    return Mailbox(stack.mail_dir)
-
-
 async def test_signing_up_sends_exactly_one_welcome_email(
     gateway_client: httpx.AsyncClient, mailbox: Mailbox
 ) -> None:
     address = f"welcome-{uuid.uuid4().hex}@example.com"
 
-    signed_up = await _sign_up(gateway_client, address, "Ada Lovelace")
+    signed_up = await sign_up(gateway_client, address, "Ada Lovelace")
     assert signed_up.status_code == 202, signed_up.text
 
-    message = await mailbox.exactly_one(address, WELCOME_SUBJECT, within=ARRIVES_WITHIN_SECONDS)
+    message = await mailbox.exactly_one(
+        address, WELCOME_SUBJECT, within=ARRIVES_WITHIN_SECONDS, quiet=QUIET_SECONDS, prefix=True
+    )
     assert message["Subject"] == WELCOME_SUBJECT
     assert message["To"].addresses[0].display_name == "Ada Lovelace"
     assert message["Message-ID"] and message["X-ObjectVision-Delivery"]
@@ -408,10 +229,10 @@ async def test_signing_up_sends_exactly_one_welcome_email(
 
 
 async def test_a_finished_job_sends_one_report_one_signed_webhook_and_live_progress(
-    gateway_client: httpx.AsyncClient, stack: Stack, mailbox: Mailbox, receiver: WebhookReceiver
+    gateway_client: httpx.AsyncClient, stack: Stack, mailbox: Mailbox, hook_receiver: Any
 ) -> None:
     account = await _account(gateway_client, "Reporter")
-    secret = await _register_webhook(gateway_client, account, receiver.url)
+    secret = await _register_webhook(gateway_client, account, hook_receiver.url)
     images = _coco8(4)
 
     job_id = await _submit(gateway_client, account, images)
@@ -435,7 +256,11 @@ async def test_a_finished_job_sends_one_report_one_signed_webhook_and_live_progr
 
     # The report email: the user's, with the per-class counts.
     report = await mailbox.exactly_one(
-        account.email, REPORT_SUBJECT_PREFIX, within=ARRIVES_WITHIN_SECONDS
+        account.email,
+        REPORT_SUBJECT_PREFIX,
+        within=ARRIVES_WITHIN_SECONDS,
+        quiet=QUIET_SECONDS,
+        prefix=True,
     )
     assert report["Subject"] == f"{REPORT_SUBJECT_PREFIX}: 4 of 4 images"
     text, html = _parts(report)
@@ -450,11 +275,13 @@ async def test_a_finished_job_sends_one_report_one_signed_webhook_and_live_progr
         assert re.search(rf"<td[^>]*>{re.escape(class_name)}</td>\s*<td[^>]*>{count}</td>", html)
 
     # The webhook: exactly one, signed with the secret from its creation.
-    await _eventually(receiver.requests, within=ARRIVES_WITHIN_SECONDS, what="the webhook")
-    await _stays(
-        lambda: len(receiver.requests()) == 1, for_seconds=QUIET_SECONDS, what="a second webhook"
+    await eventually(hook_receiver.received, within=ARRIVES_WITHIN_SECONDS, what="the webhook")
+    await stays(
+        lambda: len(hook_receiver.received()) == 1,
+        for_seconds=QUIET_SECONDS,
+        what="a second webhook",
     )
-    (webhook,) = receiver.requests()
+    (webhook,) = hook_receiver.received()
     _assert_signed(webhook, secret)
     assert webhook.headers["x-objectvision-event"] == "job.completed"
     assert webhook.headers["content-type"] == "application/json"
@@ -476,7 +303,7 @@ async def test_a_finished_job_sends_one_report_one_signed_webhook_and_live_progr
 
 
 async def test_notifications_off_means_no_report_email_but_the_job_completes(
-    gateway_client: httpx.AsyncClient, mailbox: Mailbox, receiver: WebhookReceiver
+    gateway_client: httpx.AsyncClient, mailbox: Mailbox, hook_receiver: Any
 ) -> None:
     account = await _account(gateway_client, "Quiet User")
     switched = await gateway_client.patch(
@@ -486,18 +313,18 @@ async def test_notifications_off_means_no_report_email_but_the_job_completes(
     assert switched.json()["notifications_enabled"] is False
     # Webhooks do not depend on the email switch; this one shows when the job event has
     # been handled, which is when a report email would have been queued with it.
-    await _register_webhook(gateway_client, account, receiver.url)
+    await _register_webhook(gateway_client, account, hook_receiver.url)
 
     job_id = await _submit(gateway_client, account, _coco8(2))
 
     job = await _finished_job(gateway_client, account, job_id)
     assert (job["status"], job["processed"], job["failed"]) == ("completed", 2, 0)
-    (webhook,) = await _eventually(
-        receiver.requests, within=ARRIVES_WITHIN_SECONDS, what="the job.completed webhook"
+    (webhook,) = await eventually(
+        hook_receiver.received, within=ARRIVES_WITHIN_SECONDS, what="the job.completed webhook"
     )
     assert webhook.json["data"]["job_id"] == job_id
-    await _stays(
-        lambda: mailbox.about(account.email, REPORT_SUBJECT_PREFIX) == [],
+    await stays(
+        lambda: mailbox.about(account.email, REPORT_SUBJECT_PREFIX, prefix=True) == [],
         for_seconds=QUIET_SECONDS,
         what="a report email despite notifications_enabled=false",
     )
@@ -520,16 +347,22 @@ async def test_signing_up_with_a_taken_address_answers_alike_and_tells_the_owner
     """The second sign-up gets the first one's answer, and the owner (not the person signing
     up) gets one notice; a third within the hour sends none."""
     address = f"owner-{uuid.uuid4().hex}@example.com"
-    first = await _sign_up(gateway_client, address, "Ada Owner")
+    first = await sign_up(gateway_client, address, "Ada Owner")
     assert first.status_code == 202, first.text
-    await mailbox.exactly_one(address, WELCOME_SUBJECT, within=ARRIVES_WITHIN_SECONDS)
+    await mailbox.exactly_one(
+        address, WELCOME_SUBJECT, within=ARRIVES_WITHIN_SECONDS, quiet=QUIET_SECONDS, prefix=True
+    )
 
-    second = await _sign_up(gateway_client, address, "Eve Intruder")
+    second = await sign_up(gateway_client, address, "Eve Intruder")
 
     assert second.status_code == 202, second.text
     assert second.json() == first.json()
     notice = await mailbox.exactly_one(
-        address, SIGNUP_ATTEMPTED_SUBJECT, within=ARRIVES_WITHIN_SECONDS
+        address,
+        SIGNUP_ATTEMPTED_SUBJECT,
+        within=ARRIVES_WITHIN_SECONDS,
+        quiet=QUIET_SECONDS,
+        prefix=True,
     )
     # The owner's name, from the account: nothing the second sign-up typed reaches the mail.
     assert notice["To"].addresses[0].display_name == "Ada Owner"
@@ -539,16 +372,18 @@ async def test_signing_up_with_a_taken_address_answers_alike_and_tells_the_owner
     assert "If it was not you: you can ignore this email." in text
     _login_link(text, html)
 
-    third = await _sign_up(gateway_client, address, "Eve Intruder")
+    third = await sign_up(gateway_client, address, "Eve Intruder")
     assert third.status_code == 202, third.text
     assert third.json() == first.json()
     # A later sign-up's welcome shows the relay and the consumer have moved past the third
     # attempt, which would have been staged before it.
     marker = f"marker-{uuid.uuid4().hex}@example.com"
-    assert (await _sign_up(gateway_client, marker, "Marker")).status_code == 202
-    await mailbox.exactly_one(marker, WELCOME_SUBJECT, within=ARRIVES_WITHIN_SECONDS)
-    await _stays(
-        lambda: len(mailbox.about(address, SIGNUP_ATTEMPTED_SUBJECT)) == 1,
+    assert (await sign_up(gateway_client, marker, "Marker")).status_code == 202
+    await mailbox.exactly_one(
+        marker, WELCOME_SUBJECT, within=ARRIVES_WITHIN_SECONDS, quiet=QUIET_SECONDS, prefix=True
+    )
+    await stays(
+        lambda: len(mailbox.about(address, SIGNUP_ATTEMPTED_SUBJECT, prefix=True)) == 1,
         for_seconds=QUIET_SECONDS,
         what="a second sign-up notice within the hour",
     )
@@ -573,7 +408,11 @@ async def test_an_email_change_to_a_taken_address_tells_its_owner_once(
         assert (answer.json()["id"], answer.json()["email"]) == (asker.id, asker.email)
 
     notice = await mailbox.exactly_one(
-        owner.email, EMAIL_CHANGE_ATTEMPTED_SUBJECT, within=ARRIVES_WITHIN_SECONDS
+        owner.email,
+        EMAIL_CHANGE_ATTEMPTED_SUBJECT,
+        within=ARRIVES_WITHIN_SECONDS,
+        quiet=QUIET_SECONDS,
+        prefix=True,
     )
     assert notice["To"].addresses[0].display_name == "Bob Owner"
     text, html = _parts(notice)
@@ -581,7 +420,7 @@ async def test_an_email_change_to_a_taken_address_tells_its_owner_once(
     assert "the change was not made" in " ".join(text.split())
     _login_link(text, html)
     for asker in askers:
-        assert mailbox.about(asker.email, EMAIL_CHANGE_ATTEMPTED_SUBJECT) == []
+        assert mailbox.about(asker.email, EMAIL_CHANGE_ATTEMPTED_SUBJECT, prefix=True) == []
     me = await gateway_client.get(ME, headers=owner.headers)
     assert me.json()["email"] == owner.email
 
@@ -667,10 +506,10 @@ async def test_a_sign_up_while_redis_is_down_still_gets_its_welcome_email_once(
     with _redis_down(isolated_stack):
         # The rate limiter fails open; the user and the user.registered event commit
         # together in PostgreSQL, and the event waits in the outbox.
-        signed_up = await _sign_up(isolated_client, address, "Grace Hopper")
+        signed_up = await sign_up(isolated_client, address, "Grace Hopper")
         assert signed_up.status_code == 202, signed_up.text
         # Redis stays down until auth-service's relay has tried to publish the event.
-        await _eventually(
+        await eventually(
             lambda: _log_mentions(isolated_stack, "auth", RELAY_FAILED) > relay_failures,
             within=ARRIVES_WITHIN_SECONDS,
             what="the outbox relay failing to publish while Redis is down",
@@ -678,35 +517,39 @@ async def test_a_sign_up_while_redis_is_down_still_gets_its_welcome_email_once(
         assert mailbox.to(address) == []
 
     message = await mailbox.exactly_one(
-        address, WELCOME_SUBJECT, within=ARRIVES_AFTER_OUTAGE_WITHIN_SECONDS
+        address,
+        WELCOME_SUBJECT,
+        within=ARRIVES_AFTER_OUTAGE_WITHIN_SECONDS,
+        quiet=QUIET_SECONDS,
+        prefix=True,
     )
     text, html = _parts(message)
     assert "Hello Grace Hopper" in text and "Grace Hopper" in html
     # The account itself is whole: it can log in now that Redis is back.
-    await _log_in(isolated_client, address)
+    await logged_in(isolated_client, address, read_back=True)
 
 
 async def test_a_webhook_that_fails_twice_gets_three_attempts_and_one_success(
-    isolated_stack: Stack, isolated_client: httpx.AsyncClient, receiver: WebhookReceiver
+    isolated_stack: Stack, isolated_client: httpx.AsyncClient, hook_receiver: Any
 ) -> None:
     account = await _account(isolated_client, "Retried")
-    secret = await _register_webhook(isolated_client, account, receiver.url)
-    receiver.script = [500, 500]
+    secret = await _register_webhook(isolated_client, account, hook_receiver.url)
+    hook_receiver.script = [500, 500]
 
     job_id = await _submit(isolated_client, account, _coco8(1))
 
-    await _eventually(
-        lambda: len(receiver.requests()) >= 3,
+    await eventually(
+        lambda: len(hook_receiver.received()) >= 3,
         within=ARRIVES_WITHIN_SECONDS,
         what="three webhook attempts",
     )
     # With DELIVERY_BACKOFF_BASE_SECONDS=0.2 a fourth attempt would come well within this.
-    await _stays(
-        lambda: len(receiver.requests()) == 3,
+    await stays(
+        lambda: len(hook_receiver.received()) == 3,
         for_seconds=QUIET_SECONDS,
         what="an attempt after the delivery succeeded",
     )
-    attempts = receiver.requests()
+    attempts = hook_receiver.received()
     assert [attempt.answered for attempt in attempts] == [500, 500, 200]
     # One delivery, retried: the same id and the same bytes each time, each freshly signed.
     assert len({attempt.headers["x-objectvision-delivery"] for attempt in attempts}) == 1
@@ -715,6 +558,6 @@ async def test_a_webhook_that_fails_twice_gets_three_attempts_and_one_success(
         _assert_signed(attempt, secret)
     assert attempts[0].json["data"]["job_id"] == job_id
 
-    (delivery,) = _webhook_deliveries(isolated_stack, receiver.url)
+    (delivery,) = _webhook_deliveries(isolated_stack, hook_receiver.url)
     assert (delivery.state, delivery.attempts) == ("delivered", 3)
     assert delivery.id == attempts[0].headers["x-objectvision-delivery"]

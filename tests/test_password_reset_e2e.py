@@ -14,32 +14,26 @@ its own X-Forwarded-For address (the stack trusts it), as test_auth_api.py does.
 """
 
 import asyncio
-import email
 import re
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
-from email.message import EmailMessage
-from email.policy import default as default_policy
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
 from objectvision_client import AsyncClient, Client, ObjectVisionError
+from objectvision_devstack.api_users import PASSWORD, fresh_network, log_in, sign_up
+from objectvision_devstack.mail import Mailbox, text_and_html
 from objectvision_devstack.stack import Stack
+from objectvision_devstack.waiting import eventually
 
-SIGNUP = "/api/v1/auth/signup"
-LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"
 FORGOT = "/api/v1/auth/forgot-password"
 RESET = "/api/v1/auth/reset-password"
 ME = "/api/v1/users/me"
-PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a brand new passphrase"
 RESET_SUBJECT = "Reset your ObjectVision password"
 INVALID_LINK = "this password reset link is invalid, already used or expired; ask for a new one"
@@ -49,67 +43,23 @@ COMMAND_TIMEOUT_SECONDS = 120
 ARRIVES_WITHIN_SECONDS = 45.0
 # How long to keep watching for a message that should not come.
 QUIET_SECONDS = 1.5
-POLL_SECONDS = 0.1
 LINK = re.compile(r"\S+/#/reset-password\?token=\S+")
-
-T = TypeVar("T")
-
-
-def _network() -> dict[str, str]:
-    """A fresh client address (documentation range) for the per-network limits."""
-    return {"X-Forwarded-For": f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"}
 
 
 def _email() -> str:
     return f"forgetful-{uuid.uuid4().hex}@example.com"
 
 
-async def _eventually(check: Callable[[], T], *, within: float, what: str) -> T:
-    deadline = time.monotonic() + within
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not within {within:.0f}s")
-        await asyncio.sleep(POLL_SECONDS)
-
-
-class Mailbox:
-    """The messages the stack's SMTP sink stored, by recipient and subject."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def to(self, address: str) -> list[EmailMessage]:
-        """Every message whose To is `address`, oldest first."""
-        found = []
-        for path in sorted(self.directory.glob("*.eml")):
-            message = email.message_from_bytes(path.read_bytes(), policy=default_policy)
-            assert isinstance(message, EmailMessage)
-            if [mailbox.addr_spec for mailbox in message["To"].addresses] == [address]:
-                found.append(message)
-        return found
-
-    def about(self, address: str, subject: str) -> list[EmailMessage]:
-        return [message for message in self.to(address) if message["Subject"] == subject]
-
-    async def one_reset_link(self, address: str) -> str:
-        """The link of the one reset email to `address`, the same in its text and HTML parts;
-        no second copy follows."""
-        await _eventually(
-            lambda: self.about(address, RESET_SUBJECT),
-            within=ARRIVES_WITHIN_SECONDS,
-            what=f"a reset email to {address}",
-        )
-        await asyncio.sleep(QUIET_SECONDS)
-        [message] = self.about(address, RESET_SUBJECT)
-        text = message.get_body(preferencelist=("plain",))
-        html = message.get_body(preferencelist=("html",))
-        assert text is not None and html is not None
-        [link] = LINK.findall(text.get_content())
-        assert f'href="{link}"' in html.get_content()
-        return link
+async def _one_reset_link(mailbox: Mailbox, address: str) -> str:
+    """The link of the one reset email to `address`, the same in its text and HTML parts;
+    no second copy follows."""
+    message = await mailbox.exactly_one(
+        address, RESET_SUBJECT, within=ARRIVES_WITHIN_SECONDS, quiet=QUIET_SECONDS
+    )
+    text, html = text_and_html(message)
+    [link] = LINK.findall(text)
+    assert f'href="{link}"' in html
+    return link
 
 
 def _token(link: str) -> str:
@@ -120,55 +70,40 @@ def _token(link: str) -> str:
     return token
 
 
-@pytest.fixture
-def mailbox(stack: Stack) -> Mailbox:
-    return Mailbox(stack.mail_dir)
-
-
 async def _signed_up(client: httpx.AsyncClient) -> str:
     address = _email()
-    answer = await client.post(
-        SIGNUP,
-        json={"email": address, "password": PASSWORD, "name": "Forgetful Fay"},
-        headers=_network(),
-    )
+    answer = await sign_up(client, address, "Forgetful Fay")
     assert answer.status_code == 202, answer.text
     return address
 
 
-async def _login(client: httpx.AsyncClient, address: str, password: str) -> httpx.Response:
-    return await client.post(
-        LOGIN, json={"email": address, "password": password}, headers=_network()
-    )
-
-
 async def _forgot(client: httpx.AsyncClient, address: str) -> httpx.Response:
-    return await client.post(FORGOT, json={"email": address}, headers=_network())
+    return await client.post(FORGOT, json={"email": address}, headers=fresh_network())
 
 
 async def test_the_emailed_link_resets_the_password_once_and_ends_every_session(
     gateway_client: httpx.AsyncClient, stack: Stack, mailbox: Mailbox
 ) -> None:
     address = await _signed_up(gateway_client)
-    session = (await _login(gateway_client, address, PASSWORD)).json()
+    session = (await log_in(gateway_client, address, PASSWORD)).json()
 
     asked = await _forgot(gateway_client, address)
 
     assert asked.status_code == 202, asked.text
-    link = await mailbox.one_reset_link(address)
+    link = await _one_reset_link(mailbox, address)
     assert link.startswith(f"{stack.gateway_url}/#/reset-password?token=ovp_"), link
     # The link opens the console, whose page has the reset form (the fragment stays here).
     page = await gateway_client.get(link)
     assert page.status_code == 200 and 'id="reset-form"' in page.text
 
     reset = await gateway_client.post(
-        RESET, json={"token": _token(link), "new_password": NEW_PASSWORD}, headers=_network()
+        RESET, json={"token": _token(link), "new_password": NEW_PASSWORD}, headers=fresh_network()
     )
 
     assert reset.status_code == 204, reset.text
     assert reset.headers["ratelimit-policy"].startswith('"reset-password";')
-    assert (await _login(gateway_client, address, PASSWORD)).status_code == 401
-    assert (await _login(gateway_client, address, NEW_PASSWORD)).status_code == 200
+    assert (await log_in(gateway_client, address, PASSWORD)).status_code == 401
+    assert (await log_in(gateway_client, address, NEW_PASSWORD)).status_code == 200
     # The session opened before the reset has ended: its access and refresh tokens both.
     bearer = {"Authorization": f"Bearer {session['access_token']}"}
     assert (await gateway_client.get(ME, headers=bearer)).status_code == 401
@@ -177,12 +112,12 @@ async def test_the_emailed_link_resets_the_password_once_and_ends_every_session(
     again = await gateway_client.post(
         RESET,
         json={"token": _token(link), "new_password": "yet another password"},
-        headers=_network(),
+        headers=fresh_network(),
     )
     assert again.status_code == 422
     assert again.json()["error"]["code"] == "invalid_reset_token"
     assert again.json()["error"]["message"] == INVALID_LINK
-    assert (await _login(gateway_client, address, NEW_PASSWORD)).status_code == 200
+    assert (await log_in(gateway_client, address, NEW_PASSWORD)).status_code == 200
 
 
 async def test_an_address_without_an_account_gets_the_same_answer_and_no_email(
@@ -198,7 +133,7 @@ async def test_an_address_without_an_account_gets_the_same_answer_and_no_email(
     assert for_nobody.json() == for_somebody.json()
     # The account's email went through the whole pipeline, the other request's before it
     # (were there one): nothing came for the address without an account.
-    await mailbox.one_reset_link(somebody)
+    await _one_reset_link(mailbox, somebody)
     assert mailbox.to(nobody) == []
 
 
@@ -207,9 +142,9 @@ async def test_a_newer_request_replaces_the_link_of_the_older(
 ) -> None:
     address = await _signed_up(gateway_client)
     assert (await _forgot(gateway_client, address)).status_code == 202
-    older = await mailbox.one_reset_link(address)
+    older = await _one_reset_link(mailbox, address)
     assert (await _forgot(gateway_client, address)).status_code == 202
-    newer = await _eventually(
+    newer = await eventually(
         lambda: [m for m in mailbox.about(address, RESET_SUBJECT)][1:],
         within=ARRIVES_WITHIN_SECONDS,
         what="the second reset email",
@@ -217,12 +152,12 @@ async def test_a_newer_request_replaces_the_link_of_the_older(
     [newer_link] = LINK.findall(newer[0].get_body(preferencelist=("plain",)).get_content())
 
     refused = await gateway_client.post(
-        RESET, json={"token": _token(older), "new_password": NEW_PASSWORD}, headers=_network()
+        RESET, json={"token": _token(older), "new_password": NEW_PASSWORD}, headers=fresh_network()
     )
     used = await gateway_client.post(
         RESET,
         json={"token": _token(newer_link), "new_password": NEW_PASSWORD},
-        headers=_network(),
+        headers=fresh_network(),
     )
 
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_reset_token"
@@ -232,12 +167,12 @@ async def test_a_newer_request_replaces_the_link_of_the_older(
 async def test_the_client_asks_for_a_link_and_resets_with_it(
     stack: Stack, mailbox: Mailbox
 ) -> None:
-    with Client(stack.gateway_url, headers=_network()) as client:
+    with Client(stack.gateway_url, headers=fresh_network()) as client:
         address = _email()
         client.signup(address, PASSWORD, "Client Fay")
 
         assert client.forgot_password(address) is None
-        link = await mailbox.one_reset_link(address)
+        link = await _one_reset_link(mailbox, address)
         assert client.reset_password(_token(link), NEW_PASSWORD) is None
 
         with pytest.raises(ObjectVisionError) as used:
@@ -247,7 +182,7 @@ async def test_the_client_asks_for_a_link_and_resets_with_it(
             client.login(address, PASSWORD)
         assert old.value.status == 401
         assert client.login(address, NEW_PASSWORD).access_token
-    async with AsyncClient(stack.gateway_url, headers=_network()) as async_client:
+    async with AsyncClient(stack.gateway_url, headers=fresh_network()) as async_client:
         assert await async_client.forgot_password(_email()) is None
 
 
@@ -270,12 +205,12 @@ async def test_the_command_asks_for_a_link_and_resets_with_the_whole_link(
     stack: Stack, mailbox: Mailbox, tmp_path: Path
 ) -> None:
     address = _email()
-    with Client(stack.gateway_url, headers=_network()) as client:
+    with Client(stack.gateway_url, headers=fresh_network()) as client:
         client.signup(address, PASSWORD, "CLI Fay")
 
     asked = _objectvision(stack, tmp_path, "forgot-password", "--email", address)
     assert f"If an account has the address {address}" in asked.stderr
-    link = await mailbox.one_reset_link(address)
+    link = await _one_reset_link(mailbox, address)
     # The link as pasted from the email; the new password from standard input.
     reset = _objectvision(
         stack,
@@ -318,14 +253,14 @@ async def test_neither_the_token_nor_a_password_reaches_the_logs(
 ) -> None:
     address = await _signed_up(gateway_client)
     assert (await _forgot(gateway_client, address)).status_code == 202
-    link = await mailbox.one_reset_link(address)
+    link = await _one_reset_link(mailbox, address)
     token = _token(link)
     refused = await gateway_client.post(
-        RESET, json={"token": token, "new_password": "short"}, headers=_network()
+        RESET, json={"token": token, "new_password": "short"}, headers=fresh_network()
     )
     assert refused.status_code == 422
     reset = await gateway_client.post(
-        RESET, json={"token": token, "new_password": NEW_PASSWORD}, headers=_network()
+        RESET, json={"token": token, "new_password": NEW_PASSWORD}, headers=fresh_network()
     )
     assert reset.status_code == 204
     await asyncio.sleep(1.0)  # unbuffered writers; give the last lines a moment

@@ -25,7 +25,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +54,7 @@ from objectvision.v1 import (
     notification_pb2_grpc,
 )
 from objectvision_common.identity import principal_metadata
+from objectvision_devstack.api_users import Account, fresh_network, network_address, signed_in
 from objectvision_devstack.health import grpc_serving, http_ok
 from objectvision_devstack.processes import ManagedProcess, free_port
 from objectvision_devstack.stack import Stack
@@ -79,10 +79,6 @@ BUS_JPG = SHARED / "images" / "bus.jpg"
 needs_images = pytest.mark.skipif(not BUS_JPG.exists(), reason=f"{BUS_JPG} not found")
 
 
-def _address() -> str:
-    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
-
-
 def _email(tag: str = "sec") -> str:
     return f"{tag}-{uuid.uuid4().hex}@example.com"
 
@@ -96,40 +92,15 @@ def _assert_error(response: httpx.Response, status: int, code: str | None = None
     return error
 
 
-@dataclass
-class User:
-    id: str
-    email: str
-    password: str
-    access_token: str
-    refresh_token: str
-
-    @property
-    def bearer(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"}
+async def _user(
+    client: httpx.AsyncClient, *, password: str = PASSWORD, name: str = "Sec"
+) -> Account:
+    # Sign-up names no account (it answers alike for a taken address): read back who we are.
+    return await signed_in(client, prefix="sec", name=name, password=password, read_back=True)
 
 
-async def _user(client: httpx.AsyncClient, *, password: str = PASSWORD, name: str = "Sec") -> User:
-    email = _email()
-    signed_up = await client.post(
-        SIGNUP,
-        json={"email": email, "password": password, "name": name},
-        headers={"X-Forwarded-For": _address()},
-    )
-    assert signed_up.status_code == 202, signed_up.text
-    tokens = await client.post(
-        LOGIN, json={"email": email, "password": password}, headers={"X-Forwarded-For": _address()}
-    )
-    assert tokens.status_code == 200, tokens.text
-    pair = tokens.json()
-    # Sign-up names no account (it answers alike for a taken address): ask who we are.
-    me = await client.get(ME, headers={"Authorization": f"Bearer {pair['access_token']}"})
-    assert me.status_code == 200, me.text
-    return User(me.json()["id"], email, password, pair["access_token"], pair["refresh_token"])
-
-
-async def _api_key(client: httpx.AsyncClient, user: User, name: str = "sec") -> dict[str, Any]:
-    created = await client.post(API_KEYS, json={"name": name}, headers=user.bearer)
+async def _api_key(client: httpx.AsyncClient, user: Account, name: str = "sec") -> dict[str, Any]:
+    created = await client.post(API_KEYS, json={"name": name}, headers=user.headers)
     assert created.status_code == 201, created.text
     return created.json()
 
@@ -143,7 +114,7 @@ async def test_login_brute_force_is_stopped_however_the_email_is_spelled(
     """The per-IP+email limit (tests/test_auth_api.py) keys on the normalised email: changing
     its case or padding it, or switching to the form encoding, does not reset the count."""
     victim = await _user(gateway_client)
-    address = _address()
+    address = network_address()
     spellings = [
         victim.email,
         victim.email.upper(),
@@ -193,13 +164,13 @@ async def test_guessing_one_password_from_many_addresses_is_stopped_per_account(
         guess = await gateway_client.post(
             LOGIN,
             json={"email": victim.email, "password": f"guess-{attempt}"},
-            headers={"X-Forwarded-For": _address()},
+            headers=fresh_network(),
         )
         _assert_error(guess, 401, "unauthenticated")
     stopped = await gateway_client.post(
         LOGIN,
         json={"email": victim.email, "password": PASSWORD},
-        headers={"X-Forwarded-For": _address()},
+        headers=fresh_network(),
     )
     _assert_error(stopped, 429, "rate_limited")
     assert 1 <= int(stopped.headers["retry-after"]) <= 900
@@ -213,7 +184,7 @@ async def test_successful_logins_never_count_towards_the_account_limit(
         login = await gateway_client.post(
             LOGIN,
             json={"email": owner.email, "password": PASSWORD},
-            headers={"X-Forwarded-For": _address()},
+            headers=fresh_network(),
         )
         assert login.status_code == 200, login.text
 
@@ -231,7 +202,7 @@ def _jpeg_bomb(width: int = 65500, height: int = 65500) -> bytes:
 
 @dataclass
 class VictimObjects:
-    owner: User
+    owner: Account
     api_key: dict[str, Any]
     detection_id: str
     job_id: str
@@ -240,7 +211,7 @@ class VictimObjects:
     video_job_id: str = ""
 
 
-async def _finished_video_job(client: httpx.AsyncClient, owner: User) -> str:
+async def _finished_video_job(client: httpx.AsyncClient, owner: Account) -> str:
     """A two-frame video job of bus.jpg, waited for (its annotated video exists then)."""
     from objectvision_devstack.videos import make_video
 
@@ -253,12 +224,12 @@ async def _finished_video_job(client: httpx.AsyncClient, owner: User) -> str:
         "/api/v1/detect/video",
         files={"file": ("bus.mp4", data, "video/mp4")},
         data={"every": "5"},
-        headers=owner.bearer,
+        headers=owner.headers,
     )
     assert submitted.status_code == 202, submitted.text
     job_id = submitted.json()["job_id"]
     for _ in range(600):
-        job = (await client.get(f"/api/v1/detect/jobs/{job_id}", headers=owner.bearer)).json()
+        job = (await client.get(f"/api/v1/detect/jobs/{job_id}", headers=owner.headers)).json()
         if job["status"] in ("completed", "failed"):
             assert job["status"] == "completed", job
             return job_id
@@ -276,17 +247,17 @@ async def victim(stack: Stack) -> AsyncIterator[VictimObjects]:
         key = await _api_key(client, owner, "victim-key")
         image = BUS_JPG.read_bytes()
         detected = await client.post(
-            IMAGE, files={"file": ("bus.jpg", image, "image/jpeg")}, headers=owner.bearer
+            IMAGE, files={"file": ("bus.jpg", image, "image/jpeg")}, headers=owner.headers
         )
         assert detected.status_code == 200, detected.text
         job = await client.post(
-            BATCH, files=[("files", ("bus.jpg", image, "image/jpeg"))], headers=owner.bearer
+            BATCH, files=[("files", ("bus.jpg", image, "image/jpeg"))], headers=owner.headers
         )
         assert job.status_code == 202, job.text
         hook = await client.post(
             WEBHOOKS,
             json={"url": f"http://127.0.0.1:{free_port()}/victim", "events": ["job.failed"]},
-            headers=owner.bearer,
+            headers=owner.headers,
         )
         assert hook.status_code == 201, hook.text
         yield VictimObjects(
@@ -328,7 +299,7 @@ async def test_another_users_objects_are_not_found_on_every_route(
 ) -> None:
     attacker = await _user(gateway_client)
     if credential == "bearer":
-        headers = attacker.bearer
+        headers = attacker.headers
     else:
         headers = {"X-API-Key": (await _api_key(gateway_client, attacker))["secret"]}
     for method, path, kwargs in _object_requests(victim):
@@ -343,14 +314,14 @@ async def test_another_users_objects_are_not_found_on_every_route(
     assert victim.api_key["id"] not in {key["id"] for key in keys}
     # ...and the owner's objects are untouched.
     owner = victim.owner
-    assert (await gateway_client.get(ME, headers=owner.bearer)).json()["name"] != "Hijacked"
+    assert (await gateway_client.get(ME, headers=owner.headers)).json()["name"] != "Hijacked"
     by_key = await gateway_client.get(ME, headers={"X-API-Key": victim.api_key["secret"]})
     assert by_key.status_code == 200
-    hooks = (await gateway_client.get(WEBHOOKS, headers=owner.bearer)).json()["items"]
+    hooks = (await gateway_client.get(WEBHOOKS, headers=owner.headers)).json()["items"]
     assert [hook["id"] for hook in hooks] == [victim.webhook_id]
     for method, path, kwargs in _object_requests(victim):
         if method == "GET":
-            mine = await gateway_client.get(path, headers=owner.bearer, **kwargs)
+            mine = await gateway_client.get(path, headers=owner.headers, **kwargs)
             assert mine.status_code == 200, (path, mine.text)
 
 
@@ -374,16 +345,16 @@ async def test_another_users_job_stream_closes_with_4404(
     key = (await _api_key(gateway_client, attacker))["secret"]
     base = stack.gateway_url.replace("http://", "ws://")
     url = f"{base}/api/v1/ws/jobs/{victim.job_id}"
-    assert await _ws_close_code(url, attacker.bearer) == 4404
+    assert await _ws_close_code(url, attacker.headers) == 4404
     assert await _ws_close_code(url, {"X-API-Key": key}) == 4404
     token_message = f'{{"token": "{attacker.access_token}"}}'
     assert await _ws_close_code(url, {}, first=token_message) == 4404
-    assert await _ws_close_code(f"{base}/api/v1/ws/jobs/{uuid.uuid4()}", attacker.bearer) == 4404
+    assert await _ws_close_code(f"{base}/api/v1/ws/jobs/{uuid.uuid4()}", attacker.headers) == 4404
     # No credentials, or junk ones: 4401, never a stream.
     assert await _ws_close_code(url, {}, first='{"token": "junk"}') == 4401
     assert await _ws_close_code(url, {"Authorization": "Bearer junk"}) == 4401
     # The owner is served (the job is long finished: its final event, then 1000).
-    assert await _ws_close_code(url, victim.owner.bearer) == 1000
+    assert await _ws_close_code(url, victim.owner.headers) == 1000
 
 
 # ---------------------------------------------------------------- uploads
@@ -408,12 +379,12 @@ async def test_upload_filenames_are_display_text_never_paths(
     user = await _user(gateway_client)
     body, content_type = _multipart(filename.encode(), BUS_JPG.read_bytes())
     response = await gateway_client.post(
-        IMAGE, content=body, headers={**user.bearer, "Content-Type": content_type}
+        IMAGE, content=body, headers={**user.headers, "Content-Type": content_type}
     )
     assert response.status_code == 200, response.text
     assert response.json()["filename"] == shown
     stored = await gateway_client.get(
-        f"/api/v1/detect/{response.json()['detection_id']}", headers=user.bearer
+        f"/api/v1/detect/{response.json()['detection_id']}", headers=user.headers
     )
     assert stored.json()["filename"] == shown
     _assert_storage_holds_only_random_keys(stack)
@@ -456,13 +427,13 @@ async def test_a_jpeg_pixel_bomb_is_refused_from_its_header(
     user = await _user(gateway_client)
     started = time.perf_counter()
     single = await gateway_client.post(
-        IMAGE, files={"file": ("bomb.jpg", _jpeg_bomb(), "image/jpeg")}, headers=user.bearer
+        IMAGE, files={"file": ("bomb.jpg", _jpeg_bomb(), "image/jpeg")}, headers=user.headers
     )
     assert "65500x65500" in _assert_error(single, 413, "payload_too_large")["message"]
     only_bombs = await gateway_client.post(
         BATCH,
         files=[("files", ("bomb.jpg", _jpeg_bomb(), "image/jpeg"))] * 2,
-        headers=user.bearer,
+        headers=user.headers,
     )
     _assert_error(only_bombs, 413, "payload_too_large")
     # Beside a good file, the bomb fails its own item from its header: nothing decoded it.
@@ -472,7 +443,7 @@ async def test_a_jpeg_pixel_bomb_is_refused_from_its_header(
             ("files", ("bus.jpg", BUS_JPG.read_bytes(), "image/jpeg")),
             ("files", ("bomb.jpg", _jpeg_bomb(), "image/jpeg")),
         ],
-        headers=user.bearer,
+        headers=user.headers,
     )
     assert batch.status_code == 202, batch.text
     items = {item["filename"]: item for item in batch.json()["items"]}
@@ -493,7 +464,7 @@ async def test_malformed_multipart_bodies_are_clean_4xx(gateway_client: httpx.As
     ]
     for body, content_type in cases:
         response = await gateway_client.post(
-            IMAGE, content=body, headers={**user.bearer, "Content-Type": content_type}
+            IMAGE, content=body, headers={**user.headers, "Content-Type": content_type}
         )
         assert 400 <= response.status_code < 500, response.text
         assert "Traceback" not in response.text
@@ -514,15 +485,6 @@ async def _notification_rows(stack: Stack, email: str) -> list[asyncpg.Record]:
         await connection.close()
 
 
-def _mail_to(stack: Stack, email: str) -> list[Any]:
-    messages = []
-    for path in sorted(stack.mail_dir.glob("*.eml")):
-        message = message_from_bytes(path.read_bytes(), policy=policy.default)
-        if email in str(message.get("To", "")):
-            messages.append(message)
-    return messages
-
-
 @pytest.mark.parametrize(
     "name", ["Eve\r\nBcc: victim@example.com", "Eve\nX-Evil: 1", "Eve\rX", "Eve\x00", "Eve\x85X"]
 )
@@ -532,11 +494,11 @@ async def test_a_name_with_control_characters_is_refused_at_signup(
     response = await gateway_client.post(
         SIGNUP,
         json={"email": _email(), "password": PASSWORD, "name": name},
-        headers={"X-Forwarded-For": _address()},
+        headers=fresh_network(),
     )
     _assert_error(response, 422, "validation_error")
     user = await _user(gateway_client)
-    renamed = await gateway_client.patch(ME, json={"name": name}, headers=user.bearer)
+    renamed = await gateway_client.patch(ME, json={"name": name}, headers=user.headers)
     _assert_error(renamed, 422, "validation_error")
 
 
@@ -549,11 +511,11 @@ async def test_a_unicode_line_separator_in_a_name_is_refused_before_it_can_reach
     response = await gateway_client.post(
         SIGNUP,
         json={"email": _email("ls"), "password": PASSWORD, "name": name},
-        headers={"X-Forwarded-For": _address()},
+        headers=fresh_network(),
     )
     _assert_error(response, 422, "validation_error")
     user = await _user(gateway_client)
-    renamed = await gateway_client.patch(ME, json={"name": name}, headers=user.bearer)
+    renamed = await gateway_client.patch(ME, json={"name": name}, headers=user.headers)
     _assert_error(renamed, 422, "validation_error")
 
 
@@ -721,16 +683,16 @@ async def test_the_public_api_refuses_ssrf_webhook_targets(
     user = await _user(gateway_client)
     async with httpx.AsyncClient(base_url=strict_gateway.url, timeout=30) as client:
         for url in STRICT_REFUSED:
-            response = await client.post(WEBHOOKS, json={"url": url}, headers=user.bearer)
+            response = await client.post(WEBHOOKS, json={"url": url}, headers=user.headers)
             error = _assert_error(response, 422)
             assert error["code"] == "webhook_target_forbidden", (url, error)
-        assert (await client.get(WEBHOOKS, headers=user.bearer)).json()["items"] == []
+        assert (await client.get(WEBHOOKS, headers=user.headers)).json()["items"] == []
         # The control: a public literal address is accepted by the same gateway.
         public = await client.post(
-            WEBHOOKS, json={"url": "https://93.184.215.14/hook"}, headers=user.bearer
+            WEBHOOKS, json={"url": "https://93.184.215.14/hook"}, headers=user.headers
         )
         assert public.status_code == 201, public.text
-        deleted = await client.delete(f"{WEBHOOKS}/{public.json()['id']}", headers=user.bearer)
+        deleted = await client.delete(f"{WEBHOOKS}/{public.json()['id']}", headers=user.headers)
         assert deleted.status_code == 204
 
 
@@ -847,7 +809,7 @@ async def test_secrets_and_tokens_never_reach_the_logs(
         "access token signature": user.access_token.rsplit(".", 1)[1],
         "refresh token": user.refresh_token,
     }
-    address = {"X-Forwarded-For": _address()}
+    address = fresh_network()
     await gateway_client.post(
         LOGIN, json={"email": user.email, "password": wrong_password}, headers=address
     )
@@ -861,15 +823,15 @@ async def test_secrets_and_tokens_never_reach_the_logs(
     await gateway_client.patch(
         ME,
         json={"password": f"new-{password}", "current_password": wrong_password},
-        headers=user.bearer,
+        headers=user.headers,
     )
     key = await _api_key(gateway_client, user, "log-check")
     secrets["api key"] = key["secret"]
     assert (await gateway_client.get(ME, headers={"X-API-Key": key["secret"]})).status_code == 200
     await gateway_client.get(ME, headers={"X-API-Key": key["secret"] + "x"})
-    await gateway_client.get(f"{ME}?access_token={user.access_token}", headers=user.bearer)
+    await gateway_client.get(f"{ME}?access_token={user.access_token}", headers=user.headers)
     hook = await gateway_client.post(
-        WEBHOOKS, json={"url": f"http://127.0.0.1:{free_port()}/h"}, headers=user.bearer
+        WEBHOOKS, json={"url": f"http://127.0.0.1:{free_port()}/h"}, headers=user.headers
     )
     assert hook.status_code == 201, hook.text
     secrets["webhook secret"] = hook.json()["secret"]

@@ -16,21 +16,14 @@ tiny files can exceed them. Each test signs up its own users.
 """
 
 import asyncio
-import email
 import hashlib
 import hmac
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.policy import default as default_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -41,48 +34,26 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from objectvision_client import Client
+from objectvision_devstack.api_users import PASSWORD, Account, fresh_network, signed_in
+from objectvision_devstack.mail import Mailbox
 from objectvision_devstack.stack import Stack
 from objectvision_devstack.triton import REPOSITORY_ROOT
 from objectvision_devstack.videos import make_video
+from objectvision_devstack.waiting import eventually
 
 IMAGES = REPOSITORY_ROOT.parent / "shared" / "images"
 BUS = IMAGES / "bus.jpg"
 ZIDANE = IMAGES / "zidane.jpg"
 VIDEO = "/api/v1/detect/video"
 JOBS = "/api/v1/detect/jobs"
-PASSWORD = "correct horse battery"
 FPS = 10
 JOB_WITHIN_SECONDS = 120.0
 ARRIVES_WITHIN_SECONDS = 45.0
 REPORT_SUBJECT_PREFIX = "Your detection job finished"
 
 
-@dataclass(frozen=True)
-class Account:
-    email: str
-    headers: dict[str, str]
-
-
-def _address() -> str:
-    """A fresh client address (documentation range) for the per-IP sign-up limit."""
-    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
-
-
 async def _account(client: httpx.AsyncClient) -> Account:
-    address = f"video-{uuid.uuid4().hex}@example.com"
-    signed_up = await client.post(
-        "/api/v1/auth/signup",
-        json={"email": address, "password": PASSWORD, "name": "Video User"},
-        headers={"X-Forwarded-For": _address()},
-    )
-    assert signed_up.status_code == 202, signed_up.text
-    tokens = await client.post(
-        "/api/v1/auth/login",
-        json={"email": address, "password": PASSWORD},
-        headers={"X-Forwarded-For": _address()},
-    )
-    assert tokens.status_code == 200, tokens.text
-    return Account(address, {"Authorization": f"Bearer {tokens.json()['access_token']}"})
+    return await signed_in(client, prefix="video", name="Video User")
 
 
 @pytest.fixture(scope="module")
@@ -166,70 +137,23 @@ def _decoded(data: bytes, tmp_path: Path) -> tuple[str, list[float]]:
         return stream.codec_context.name, [float(f.time) for f in container.decode(stream)]
 
 
-def _emails_to(stack: Stack, address: str, subject_prefix: str) -> list[EmailMessage]:
-    found = []
-    for path in sorted(stack.mail_dir.glob("*.eml")):
-        message = email.message_from_bytes(path.read_bytes(), policy=default_policy)
-        if [m.addr_spec for m in message["To"].addresses] == [address] and message[
-            "Subject"
-        ].startswith(subject_prefix):
-            found.append(message)
-    return found  # type: ignore[return-value]
-
-
-@dataclass
-class WebhookReceiver:
-    url: str = ""
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    state = WebhookReceiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            with state.lock:
-                state.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/video-events"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
-async def _eventually(check: Any, *, within: float, what: str) -> Any:
-    deadline = time.monotonic() + within
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"no {what} within {within} s"
-        await asyncio.sleep(0.2)
-    return found
-
-
 def _stored_files(stack: Stack) -> int:
     root = stack.data_dir / "objects"
     return sum(1 for path in root.rglob("*") if path.is_file()) if root.exists() else 0
 
 
 async def test_a_video_job_has_timestamped_frames_progress_a_report_and_an_annotated_video(
-    gateway_client: httpx.AsyncClient, stack: Stack, bus_then_zidane: bytes, receiver, tmp_path
+    gateway_client: httpx.AsyncClient,
+    stack: Stack,
+    mailbox: Mailbox,
+    bus_then_zidane: bytes,
+    hook_receiver,
+    tmp_path,
 ) -> None:
     account = await _account(gateway_client)
     hook = await gateway_client.post(
         "/api/v1/webhooks",
-        json={"url": receiver.url, "events": ["job.completed"]},
+        json={"url": hook_receiver.url, "events": ["job.completed"]},
         headers=account.headers,
     )
     assert hook.status_code == 201, hook.text
@@ -302,8 +226,8 @@ async def test_a_video_job_has_timestamped_frames_progress_a_report_and_an_annot
     assert times == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5], abs=0.002)
 
     # The same report email and signed webhook as a batch job.
-    report = await _eventually(
-        lambda: _emails_to(stack, account.email, REPORT_SUBJECT_PREFIX),
+    report = await eventually(
+        lambda: mailbox.about(account.email, REPORT_SUBJECT_PREFIX, prefix=True),
         within=ARRIVES_WITHIN_SECONDS,
         what="report email",
     )
@@ -312,9 +236,10 @@ async def test_a_video_job_has_timestamped_frames_progress_a_report_and_an_annot
     text = report[0].get_body(preferencelist=("plain",)).get_content()
     assert job_id in text
     assert "Frames: 8 sampled, 8 processed, 0 failed." in text
-    ((headers, body),) = await _eventually(
-        lambda: list(receiver.received), within=ARRIVES_WITHIN_SECONDS, what="webhook"
+    (post,) = await eventually(
+        hook_receiver.received, within=ARRIVES_WITHIN_SECONDS, what="webhook"
     )
+    headers, body = post.headers, post.body
     assert headers["x-objectvision-event"] == "job.completed"
     signed = hmac.new(
         secret.encode(), f"{headers['x-objectvision-timestamp']}.".encode() + body, hashlib.sha256
@@ -393,7 +318,7 @@ COMMAND = Path(sys.executable).with_name("objectvision")
 
 def _signed_up_email(stack: Stack) -> str:
     address = f"video-cli-{uuid.uuid4().hex}@example.com"
-    with Client(stack.gateway_url, headers={"X-Forwarded-For": _address()}) as client:
+    with Client(stack.gateway_url, headers=fresh_network()) as client:
         client.signup(address, PASSWORD, "Video CLI")
     return address
 
@@ -402,7 +327,7 @@ def test_the_client_submits_a_video_follows_it_and_downloads_the_annotated_video
     stack: Stack, bus_then_zidane: bytes, tmp_path: Path
 ) -> None:
     address = _signed_up_email(stack)
-    with Client(stack.gateway_url, headers={"X-Forwarded-For": _address()}) as client:
+    with Client(stack.gateway_url, headers=fresh_network()) as client:
         client.login(address, PASSWORD)
 
         job = client.submit_video(("street.mp4", bus_then_zidane), fps=1)
