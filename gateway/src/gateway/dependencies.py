@@ -9,7 +9,7 @@ keeps it that way).
 import ipaddress
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Query
 from starlette.requests import HTTPConnection
 
 from gateway.clients import ServiceClients
@@ -17,6 +17,7 @@ from gateway.config import GatewaySettings
 from gateway.metrics import GatewayMetrics
 from gateway.ratelimit import RateLimiter
 from gateway.upstream import Upstream
+from objectvision_common.limits import MAX_PAGE_LIMIT
 
 # app.state is untyped: each getter names the type that build_app put there.
 
@@ -77,3 +78,10 @@ async def public_upstream(clients: ClientsDep, settings: SettingsDep) -> Upstrea
 
 
 PublicUpstream = Annotated[Upstream, Depends(public_upstream)]
+
+
+MAX_OFFSET = 2**31 - 1  # Page.offset is an int32
+# Page size and offset of every list route (history, jobs, video frames, webhook deliveries):
+# the limits defined once.
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)]
+PageOffset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]

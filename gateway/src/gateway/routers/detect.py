@@ -21,7 +21,7 @@ from fastapi import Query, Response
 from fastapi.responses import StreamingResponse
 
 from gateway.auth.dependencies import UserUpstream, signed_in_router
-from gateway.dependencies import SettingsDep
+from gateway.dependencies import PageLimit, PageOffset, SettingsDep
 from gateway.detect_dependencies import BatchImages, HistoryFilterQuery, OneImage
 from gateway.errors import error_responses
 from gateway.schemas.detect import (
@@ -36,7 +36,7 @@ from gateway.schemas.detect import (
     StoredDetectionOut,
 )
 from objectvision.v1 import common_pb2, detection_pb2
-from objectvision_common.limits import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
+from objectvision_common.limits import DEFAULT_PAGE_LIMIT
 
 DETECT_PREFIX = "/api/v1/detect"
 BATCH_PATH = f"{DETECT_PREFIX}/batch"
@@ -44,7 +44,6 @@ BATCH_PATH = f"{DETECT_PREFIX}/batch"
 # part headers and the parameter fields, plus PART_OVERHEAD_BYTES per file of a batch.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 PART_OVERHEAD_BYTES = 4 * 1024
-MAX_OFFSET = 2**31 - 1  # Page.offset is an int32
 IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp")
 # A submitted job's answer: 202 and where to follow it.
 JOB_ACCEPTED: dict[int | str, dict[str, Any]] = {
@@ -112,11 +111,6 @@ async def submit_batch(
         ),
     )
     return accepted_job(response, job)
-
-
-# Page size and offset of the list routes (history, jobs): the limits defined once.
-PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)]
-PageOffset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
 @router.get(

@@ -17,7 +17,7 @@ from fastapi import Query, Response
 from fastapi.responses import StreamingResponse
 
 from gateway.auth.dependencies import UserUpstream, signed_in_router
-from gateway.dependencies import SettingsDep
+from gateway.dependencies import PageOffset, SettingsDep
 from gateway.detect_dependencies import VideoFile, VideoUpload, utf8
 from gateway.errors import error_responses
 from gateway.routers import detect
@@ -81,7 +81,7 @@ async def list_video_frames(
     job_id: uuid.UUID,
     upstream: UserUpstream,
     limit: Annotated[int, Query(ge=1, le=MAX_FRAMES_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0, le=detect.MAX_OFFSET)] = 0,
+    offset: PageOffset = 0,
 ) -> VideoFramesOut:
     """The frames detected so far, in frame order (all of them once the job completed);
     boxes in the video's pixels. 404 for a job that is not the caller's or not a video job."""

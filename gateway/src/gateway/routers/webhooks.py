@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Query, Response
 
 from gateway.auth.dependencies import UserUpstream, signed_in_router
+from gateway.dependencies import PageLimit, PageOffset
 from gateway.errors import error_responses
-from gateway.routers.detect import MAX_OFFSET
 from gateway.schemas.webhooks import (
     CreatedWebhookOut,
     DeliveryState,
@@ -20,7 +20,7 @@ from gateway.schemas.webhooks import (
     WebhookOut,
 )
 from objectvision.v1 import common_pb2, notification_pb2
-from objectvision_common.limits import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
+from objectvision_common.limits import DEFAULT_PAGE_LIMIT
 
 router = signed_in_router("/api/v1/webhooks", "webhooks")
 
@@ -73,8 +73,8 @@ async def list_webhook_deliveries(
     state: Annotated[DeliveryState | None, Query(description="Only deliveries in this state.")] = (
         None
     ),
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = DEFAULT_PAGE_LIMIT,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: PageLimit = DEFAULT_PAGE_LIMIT,
+    offset: PageOffset = 0,
 ) -> WebhookDeliveryListOut:
     listed = await upstream.call(
         upstream.notification.ListWebhookDeliveries,

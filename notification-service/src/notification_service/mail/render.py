@@ -132,7 +132,7 @@ class EmailRenderer:
             reset_url=self._links.reset_password(token),
             forgot_password_url=self._links.forgot_password(),
             valid_for=_duration(expires_at - requested_at),
-            expires_at=f"{expires_at:%Y-%m-%d %H:%M} UTC",
+            expires_at=_moment(expires_at),
         )
 
     def password_changed(
