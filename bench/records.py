@@ -26,6 +26,7 @@ STAGES = (
     "models",
     "tracing",
     "cache",
+    "priority",
 )
 STAGE_TITLES = {
     "raw": "raw: in-process decode + letterbox + ONNX Runtime + NMS (plain model)",
@@ -37,6 +38,7 @@ STAGE_TITLES = {
     "models": "yolov8n-int8 against yolov8n (fp32) through gRPC Detect, as ratios",
     "tracing": "tracing on against off through the gateway at c=1, as ratios",
     "cache": "result cache hit against miss through the gateway at c=1, as ratios",
+    "priority": "a caller at c=1 beside job work, one line against two lanes, as ratios",
 }
 
 

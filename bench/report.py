@@ -13,6 +13,7 @@ from typing import Any
 
 from bench.records import STAGE_TITLES, STAGES
 from bench.stages import cache as cache_stage
+from bench.stages import priority as priority_stage
 from bench.stages import tracing as tracing_stage
 
 logger = logging.getLogger(__name__)
@@ -147,6 +148,8 @@ def render_markdown(document: Document) -> str:
         out += tracing_stage.markdown(section)
     if document.get("cache"):
         out += cache_stage.markdown(document["cache"])
+    if document.get("priority"):
+        out += priority_stage.markdown(document["priority"])
     for stage in STAGES:
         points = [p for p in document["points"] if p["stage"] == stage]
         if not points:

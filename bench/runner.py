@@ -1,7 +1,8 @@
 """One benchmark run: stages in order, the whole stack started once, results written.
 
 Order: raw (in process), the naive app, then the real stack (paired c=1 rounds, tracing on
-against off, result-cache hits against misses, Triton, detection service, gateway) started
+against off, result-cache hits against misses, Triton, detection service, gateway, int8
+against fp32, and last a caller beside job work in the micro-batcher's lanes) started
 once through `objectvision_devstack.Stack` on free loopback ports with its own data
 directory, and stopped before the results are written.
 A stage that fails is recorded as skipped with its error and the run goes on.
@@ -31,6 +32,7 @@ from bench.stages import (
     models,
     naive,
     paired,
+    priority,
     raw,
     tracing,
     triton,
@@ -41,7 +43,16 @@ from objectvision_devstack.stack import Stack, StackConfig
 
 logger = logging.getLogger("bench")
 
-STACK_STAGES = ("triton", "detect", "detect_stream", "gateway", "models", "tracing", "cache")
+STACK_STAGES = (
+    "triton",
+    "detect",
+    "detect_stream",
+    "gateway",
+    "models",
+    "tracing",
+    "cache",
+    "priority",
+)
 # int8 against fp32: c=1 rounds, and the concurrency of the throughput windows.
 MODELS_ROUNDS = {True: 10, False: 30}
 MODELS_CONCURRENCY = {True: 8, False: 16}
@@ -129,6 +140,9 @@ async def _stack_stages(ctx: StageContext, work_dir: Path) -> None:
             )
         if "models" in config.stages:
             await _guarded(ctx, "models", _models(ctx, stack))
+        # Last: three short windows against Triton alone; the first to go when time is short.
+        if "priority" in config.stages:
+            await _guarded(ctx, "priority", _priority(ctx, triton_url))
         exited = stack.exited()
         if exited:
             ctx.note(f"stack processes exited during the run: {', '.join(exited)}")
@@ -164,6 +178,10 @@ async def _tracing(ctx: StageContext, stack: Stack) -> None:
 
 async def _cache(ctx: StageContext, stack: Stack) -> None:
     ctx.cache = await cache.run(ctx, stack=stack)
+
+
+async def _priority(ctx: StageContext, triton_url: str) -> None:
+    ctx.priority = await priority.run(ctx, triton_url=triton_url)
 
 
 def _config_json(config: BenchConfig, image_count: int) -> dict[str, Any]:
@@ -224,6 +242,7 @@ async def run(config: BenchConfig) -> dict[str, Any]:
         "models": ctx.models,
         "tracing": ctx.tracing,
         "cache": ctx.cache,
+        "priority": ctx.priority,
         "ratios": [ratio.to_json() for ratio in ratios(points, paired=ctx.paired)],
         "skipped": [skip.to_json() for skip in ctx.skipped],
         "notes": list(ctx.notes),

@@ -60,6 +60,8 @@ class StageContext:
     tracing: list[dict[str, Any]] | None = None
     # Result-cache hits against misses through the gateway at c=1 (bench/stages/cache.py).
     cache: dict[str, Any] | None = None
+    # A caller beside job work, one line against two lanes (bench/stages/priority.py).
+    priority: dict[str, Any] | None = None
 
     def settings(self, concurrency: int) -> LoadSettings:
         return LoadSettings(

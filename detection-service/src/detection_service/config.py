@@ -6,6 +6,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
+from detection_service.pipeline.lanes import MAX_BACKGROUND_SHARE
 from objectvision_common.limits import MAX_DETECTIONS_LIMIT
 from objectvision_common.settings import EventsConsumerSettings, GrpcServiceSettings
 
@@ -58,8 +59,15 @@ class InferenceSettings(GrpcServiceSettings):
     detect_max_inflight_batches: int = Field(
         default=2, ge=1, validation_alias="DETECT_MAX_INFLIGHT_BATCHES"
     )
-    # Frames waiting for a batch beyond this are refused (UNAVAILABLE) instead of queueing.
+    # Frames waiting for a batch beyond this, in one lane, are refused (UNAVAILABLE) instead
+    # of queueing; job work waits in a lane of its own (ADR 0028).
     detect_max_queue: int = Field(default=512, ge=1, validation_alias="DETECT_MAX_QUEUE")
+    # The part of the images sent to Triton that job work (batch items, video frames) gets
+    # while interactive callers (Detect, DetectStream) also wait: 0 gives callers strict
+    # priority; either lane alone always gets the whole batcher.
+    detect_background_share: float = Field(
+        default=0.2, ge=0, le=MAX_BACKGROUND_SHARE, validation_alias="DETECT_BACKGROUND_SHARE"
+    )
     stream_max_in_flight: int = Field(
         default=8, ge=1, validation_alias="DETECT_STREAM_MAX_IN_FLIGHT"
     )

@@ -33,7 +33,9 @@ class DetectionMetrics:
             ),
             queue_wait=Histogram(
                 "detection_queue_wait_seconds",
-                "Time a frame waited in the micro-batcher before its batch was sent.",
+                "Time a frame waited in the micro-batcher before its batch was sent, by lane"
+                " (interactive: Detect and DetectStream; background: job items and video frames).",
+                ["lane"],
                 buckets=_LATENCY_BUCKETS,
                 registry=registry,
             ),

@@ -7,6 +7,10 @@ max_batch_size) or the first image has waited DETECT_MAX_DELAY_MS, and sends one
 At most DETECT_MAX_INFLIGHT_BATCHES requests are outstanding; while they run, new images
 pile up and form the next, larger batch, so batch size grows with load and latency stays
 low when idle.
+
+Images wait in two lines (pipeline/lanes.py, ADR 0028): what a caller waits for (Detect,
+DetectStream) and job work (batch items, video frames), so a running job neither queues
+interactive images behind its backlog nor gets them refused.
 """
 
 import asyncio
@@ -20,6 +24,7 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from detection_service.metrics import DetectionMetrics
+from detection_service.pipeline.lanes import Lane, Lanes
 from detection_service.pipeline.triton import (
     RETRY_AFTER_SECONDS,
     ImageRequest,
@@ -48,9 +53,14 @@ class InferenceOutcome:
 class _Pending:
     image: ImageRequest
     future: asyncio.Future[InferenceOutcome]
+    lane: Lane
     enqueued: float = field(default_factory=time.perf_counter)
     # The caller's span: the batch's span is its child (the first caller's) or links to it.
     span: SpanContext | None = field(default_factory=current_span_context)
+
+    def abandoned(self) -> bool:
+        """The caller gave up (its await was cancelled) or the answer is already in."""
+        return self.future.done()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,7 +76,9 @@ class BatchSettings:
     max_delay_s: float
     request_timeout_s: float
     max_inflight_batches: int = 2
+    # Per lane: a job's backlog never counts against interactive callers.
     max_queue: int = 512
+    background_share: float = 0.2
 
 
 class MicroBatcher:
@@ -81,7 +93,7 @@ class MicroBatcher:
         self._max_delay = settings.max_delay_s
         self._max_queue = settings.max_queue
         self._request_timeout = settings.request_timeout_s
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._lanes: Lanes[_Pending] = Lanes(background_share=settings.background_share)
         self._slots = asyncio.Semaphore(settings.max_inflight_batches)
         self._sending: set[asyncio.Task[None]] = set()
         self._collector: asyncio.Task[None] | None = None
@@ -96,21 +108,23 @@ class MicroBatcher:
             await asyncio.gather(self._collector, return_exceptions=True)
             self._collector = None
         await asyncio.gather(*self._sending, return_exceptions=True)
-        while not self._queue.empty():
-            pending = self._queue.get_nowait()
+        for pending in self._lanes.drain():
             if not pending.future.done():
                 pending.future.set_exception(
                     Unavailable("the service is shutting down", retry_after_seconds=1)
                 )
 
-    async def infer(self, image: ImageRequest, *, time_limit_s: float) -> InferenceOutcome:
-        """One image's answer; Unavailable if Triton cannot answer in time."""
+    async def infer(
+        self, image: ImageRequest, *, time_limit_s: float, lane: Lane = Lane.INTERACTIVE
+    ) -> InferenceOutcome:
+        """One image's answer; Unavailable if Triton cannot answer in time or ``lane``'s
+        line is full."""
         if self._collector is None:
             raise Unavailable("the service is not accepting work", retry_after_seconds=1)
-        if self._queue.qsize() >= self._max_queue:
+        if self._lanes.waiting(lane) >= self._max_queue:
             raise Unavailable("too many images waiting for inference", retry_after_seconds=1)
-        pending = _Pending(image, asyncio.get_running_loop().create_future())
-        self._queue.put_nowait(pending)
+        pending = _Pending(image, asyncio.get_running_loop().create_future(), lane)
+        self._lanes.put(pending, lane)
         try:
             async with asyncio.timeout(time_limit_s):
                 # Cancelling this await cancels the future; the collector skips such frames.
@@ -134,28 +148,24 @@ class MicroBatcher:
             task.add_done_callback(self._sending.discard)
 
     async def _collect(self, limit: int) -> list[_Pending]:
-        """Frames of callers still waiting (a caller that gave up has a cancelled future)."""
+        """Frames of callers still waiting (the lanes drop those whose caller gave up)."""
         loop = asyncio.get_running_loop()
-        first = await self._queue.get()
-        while first.future.done():
-            first = await self._queue.get()
+        first = await self._lanes.take()
         batch = [first]
         waited = time.perf_counter() - first.enqueued
         deadline = loop.time() + max(0.0, self._max_delay - waited)
         while len(batch) < limit:
-            if self._queue.empty():
+            pending = self._lanes.take_nowait()
+            if pending is None:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
                 try:
                     async with asyncio.timeout(remaining):
-                        pending = await self._queue.get()
+                        pending = await self._lanes.take()
                 except TimeoutError:
                     break
-            else:
-                pending = self._queue.get_nowait()
-            if not pending.future.done():
-                batch.append(pending)
+            batch.append(pending)
         return batch
 
     async def _send(self, batch: Sequence[_Pending]) -> None:
@@ -190,7 +200,7 @@ class MicroBatcher:
             self._metrics.inference_latency.observe(inference_ms / 1000)
             for index, pending in enumerate(live):
                 queue_ms = (sent - pending.enqueued) * 1000
-                self._metrics.queue_wait.observe(queue_ms / 1000)
+                self._metrics.queue_wait.labels(pending.lane.value).observe(queue_ms / 1000)
                 if not pending.future.done():
                     pending.future.set_result(
                         InferenceOutcome(results[index], queue_ms, inference_ms, len(live))
@@ -227,6 +237,7 @@ class ModelBatchers:
         request_timeout_s: float,
         max_inflight_batches: int = 2,
         max_queue: int = 512,
+        background_share: float = 0.2,
     ) -> None:
         self._make_model = make_model
         self._settings = BatchSettings(
@@ -237,6 +248,7 @@ class ModelBatchers:
             request_timeout_s=request_timeout_s,
             max_inflight_batches=max_inflight_batches,
             max_queue=max_queue,
+            background_share=background_share,
         )
         self._batchers: dict[str, tuple[TritonModel, MicroBatcher]] = {}
         self._started = False
@@ -257,11 +269,17 @@ class ModelBatchers:
         return self._batchers[model_name][1]
 
     async def infer(
-        self, model_name: str, image: ImageRequest, *, class_count: int, time_limit_s: float
+        self,
+        model_name: str,
+        image: ImageRequest,
+        *,
+        class_count: int,
+        time_limit_s: float,
+        lane: Lane = Lane.INTERACTIVE,
     ) -> InferenceOutcome:
         """One image's answer from this model, batched with other images for the same model."""
         batcher = self.batcher(model_name, class_count=class_count)
-        return await batcher.infer(image, time_limit_s=time_limit_s)
+        return await batcher.infer(image, time_limit_s=time_limit_s, lane=lane)
 
     async def stop(self) -> None:
         self._started = False

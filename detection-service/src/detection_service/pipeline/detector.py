@@ -21,6 +21,7 @@ from detection_service.pipeline.annotate import annotate
 from detection_service.pipeline.batcher import ModelBatchers
 from detection_service.pipeline.catalog import ModelCatalog, ServedModel
 from detection_service.pipeline.header import ImageHeader
+from detection_service.pipeline.lanes import Lane
 from detection_service.pipeline.result_cache import (
     CachedAnswer,
     ResultCache,
@@ -178,16 +179,18 @@ class Detector:
         model: ServedModel | None = None,
         time_limit_s: float | None = None,
         header: ImageHeader | None = None,
+        lane: Lane = Lane.INTERACTIVE,
     ) -> DetectionResult:
         """Objects in one image by ``model`` (None: the default); raises the domain error of
         an unfit image, NotFound for an unknown model, or Unavailable.
 
         ``header``: what `inspect` already read from these bytes (an accepted Upload's), so
-        the header is not parsed twice; None to check it here."""
+        the header is not parsed twice; None to check it here. ``lane``: the micro-batcher's
+        line the image waits in (job work passes BACKGROUND)."""
         try:
             served = model if model is not None else await self.resolve(None)
             result = await self._detect(
-                data, options, served, time_limit_s=time_limit_s, header=header
+                data, options, served, time_limit_s=time_limit_s, header=header, lane=lane
             )
         except Unavailable:
             self._count("unavailable")
@@ -206,17 +209,17 @@ class Detector:
         model: str | None,
         on_first_wait: Callable[[], None] | None = None,
     ) -> DetectionResult:
-        """`detect` for job work (batch items, video frames), which outlives an outage: the
-        model is resolved per attempt, and Unavailable (Triton away, the model loading) is
-        waited out with a capped exponential backoff instead of failing the work. Other
-        domain errors are raised: the image's, or NotFound for a model removed from the
-        repository. ``on_first_wait`` runs once, before the first wait, so the caller can
-        say what is waiting."""
+        """`detect` for job work (batch items, video frames), which waits in the batcher's
+        background lane and outlives an outage: the model is resolved per attempt, and
+        Unavailable (Triton away, the model loading) is waited out with a capped exponential
+        backoff instead of failing the work. Other domain errors are raised: the image's, or
+        NotFound for a model removed from the repository. ``on_first_wait`` runs once, before
+        the first wait, so the caller can say what is waiting."""
         delay = _WAIT_FIRST_SECONDS
         while True:
             try:
                 served = await self.resolve(model)
-                return await self.detect(data, options, model=served)
+                return await self.detect(data, options, model=served, lane=Lane.BACKGROUND)
             except Unavailable:
                 if delay == _WAIT_FIRST_SECONDS and on_first_wait is not None:
                     on_first_wait()
@@ -235,11 +238,13 @@ class Detector:
         *,
         time_limit_s: float | None,
         header: ImageHeader | None,
+        lane: Lane,
     ) -> DetectionResult:
         started = time.perf_counter()
         names = model.description.classes or self.class_names
         with _TRACER.start_as_current_span("detect image") as span:
             span.set_attribute("objectvision.model", model.name)
+            span.set_attribute("objectvision.lane", lane.value)
             span.set_attribute("objectvision.model_version", model.version)
             span.set_attribute("objectvision.image.bytes", len(data))
             if header is None:
@@ -276,7 +281,7 @@ class Detector:
                 class_ids=options.class_ids,
             )
             outcome = await self._batchers.infer(
-                model.name, image, class_count=len(names), time_limit_s=budget
+                model.name, image, class_count=len(names), time_limit_s=budget, lane=lane
             )
             result = outcome.result
             if result.status != contract.STATUS_OK:

@@ -1,0 +1,170 @@
+"""The micro-batcher's two lines: images a caller waits for go before job work, job work keeps
+its share, and a job's backlog never refuses a caller (ADR 0028).
+
+The sharing rule is tested on `Lanes` alone (no server, no clock); the wiring through a real
+`MicroBatcher` against the shared Triton, by the order in which batches of one image leave
+when only one batch may be in flight."""
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from detection_service.metrics import DetectionMetrics
+from detection_service.pipeline.batcher import BatchSettings, MicroBatcher
+from detection_service.pipeline.header import read_header
+from detection_service.pipeline.lanes import Lane, Lanes
+from detection_service.pipeline.triton import ImageRequest, TritonModel
+from objectvision_common.errors import Unavailable
+
+INTERACTIVE, BACKGROUND = Lane.INTERACTIVE, Lane.BACKGROUND
+
+
+@dataclass
+class Item:
+    name: str
+    gave_up: bool = field(default=False)
+
+    def abandoned(self) -> bool:
+        return self.gave_up
+
+
+def _fill(lanes: Lanes[Item], lane: Lane, count: int) -> None:
+    prefix = "i" if lane is INTERACTIVE else "b"
+    for number in range(count):
+        lanes.put(Item(f"{prefix}{number}"), lane)
+
+
+def _take_all(lanes: Lanes[Item]) -> list[str]:
+    taken = []
+    while (item := lanes.take_nowait()) is not None:
+        taken.append(item.name)
+    return taken
+
+
+def test_a_lane_alone_has_the_whole_batcher_in_arrival_order():
+    for lane, prefix in ((INTERACTIVE, "i"), (BACKGROUND, "b")):
+        lanes: Lanes[Item] = Lanes(background_share=0.2)
+        _fill(lanes, lane, 5)
+        assert _take_all(lanes) == [f"{prefix}{n}" for n in range(5)]
+
+
+def test_callers_go_first_and_job_work_gets_its_share_while_both_wait():
+    lanes: Lanes[Item] = Lanes(background_share=0.2)
+    _fill(lanes, BACKGROUND, 10)
+    _fill(lanes, INTERACTIVE, 10)
+    order = _take_all(lanes)
+    # A share of 0.2 is one background image for every four interactive ones.
+    assert order[:10] == ["i0", "i1", "i2", "i3", "b0", "i4", "i5", "i6", "i7", "b1"]
+    # When the callers' line empties, job work takes everything that is left.
+    assert order[10:] == ["i8", "i9", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9"]
+
+
+def test_an_even_share_alternates():
+    lanes: Lanes[Item] = Lanes(background_share=0.5)
+    _fill(lanes, BACKGROUND, 3)
+    _fill(lanes, INTERACTIVE, 3)
+    assert _take_all(lanes) == ["i0", "b0", "i1", "b1", "i2", "b2"]
+
+
+def test_a_share_of_zero_gives_callers_strict_priority():
+    lanes: Lanes[Item] = Lanes(background_share=0.0)
+    _fill(lanes, BACKGROUND, 3)
+    _fill(lanes, INTERACTIVE, 3)
+    assert _take_all(lanes) == ["i0", "i1", "i2", "b0", "b1", "b2"]
+
+
+def test_an_idle_job_lane_banks_no_credit_for_later():
+    lanes: Lanes[Item] = Lanes(background_share=0.5)
+    _fill(lanes, INTERACTIVE, 6)
+    assert [lanes.take_nowait() for _ in range(4)]  # callers alone: no credit earned
+    lanes.put(Item("b0"), BACKGROUND)
+    lanes.put(Item("b1"), BACKGROUND)
+    # Had the four picks above earned credit, both job images would go before i4.
+    assert _take_all(lanes) == ["i4", "b0", "i5", "b1"]
+
+
+def test_images_whose_caller_gave_up_are_dropped_not_sent():
+    lanes: Lanes[Item] = Lanes(background_share=0.2)
+    gone, kept = Item("i0", gave_up=True), Item("i1")
+    lanes.put(gone, INTERACTIVE)
+    lanes.put(kept, INTERACTIVE)
+    assert lanes.waiting(INTERACTIVE) == 2
+    assert _take_all(lanes) == ["i1"]
+
+
+@pytest.mark.parametrize("share", [-0.1, 0.95, 1.0])
+def test_a_share_outside_zero_to_nine_tenths_is_refused(share):
+    with pytest.raises(ValueError, match="background_share"):
+        Lanes(background_share=share)
+
+
+async def test_take_waits_for_an_image_to_arrive():
+    lanes: Lanes[Item] = Lanes(background_share=0.2)
+    taker = asyncio.create_task(lanes.take())
+    await asyncio.sleep(0)
+    assert not taker.done()
+    lanes.put(Item("b0"), BACKGROUND)
+    assert (await asyncio.wait_for(taker, timeout=5)).name == "b0"
+
+
+@pytest.fixture
+async def one_at_a_time(triton, bus_jpg):
+    """A MicroBatcher on the shared Triton that sends batches of one image, one at a time,
+    so the order in which answers arrive is the order in which images left the lanes."""
+    executor = ThreadPoolExecutor(2)
+    model = TritonModel(triton.grpc_url, model_name="yolov8n")
+    settings = BatchSettings(
+        executor=executor,
+        metrics=DetectionMetrics.create(CollectorRegistry()),
+        max_batch=1,
+        max_delay_s=0.0,
+        request_timeout_s=60.0,
+        max_inflight_batches=1,
+        max_queue=2,
+        background_share=0.0,
+    )
+    batcher = MicroBatcher(model, settings=settings)
+    batcher.start()
+    header = read_header(bus_jpg)
+    image = ImageRequest(
+        data=bus_jpg,
+        width=header.width,
+        height=header.height,
+        confidence=0.25,
+        iou=0.7,
+        max_detections=300,
+        class_ids=None,
+    )
+    try:
+        yield batcher, image
+    finally:
+        await batcher.stop()
+        await model.close()
+        executor.shutdown()
+
+
+async def test_a_caller_overtakes_job_work_and_a_full_job_lane_refuses_only_jobs(one_at_a_time):
+    batcher, image = one_at_a_time
+    answered: list[str] = []
+
+    async def infer(name: str, lane: Lane) -> int:
+        outcome = await batcher.infer(image, time_limit_s=60.0, lane=lane)
+        answered.append(name)
+        return len(outcome.result.rows)
+
+    # All four are queued before the batcher's collector runs (tasks start in order; the
+    # collector's wake-up comes after them): the job lane holds its limit of two, so the
+    # third job image is refused, and the caller's image still gets in.
+    outcomes = await asyncio.gather(
+        infer("job-1", BACKGROUND),
+        infer("job-2", BACKGROUND),
+        infer("job-3", BACKGROUND),
+        infer("caller", INTERACTIVE),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[2], Unavailable)
+    assert all(isinstance(found, int) and found >= 5 for found in (*outcomes[:2], outcomes[3]))
+    assert answered == ["caller", "job-1", "job-2"]
