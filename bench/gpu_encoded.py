@@ -445,7 +445,7 @@ async def _load(plan: LoadPlan, queue: Any) -> None:
         served_model = await detector.resolve(None)
 
         async def send(caller: int, data: bytes) -> None:
-            await detector.detect(data, options, model=served_model)
+            await detector.detect(data, options, user_id=f"caller-{caller}", model=served_model)
 
     async def loop(index: int) -> None:
         nonlocal sent_bytes

@@ -1,19 +1,26 @@
-"""Callers against job work: one caller's latency while a job keeps the micro-batcher busy.
+"""Callers against other work: one caller's latency while others keep the micro-batcher busy.
 
 The detection service's micro-batcher (detection_service/pipeline/batcher.py) is driven in
-this process against the stack's Triton, as the service builds it, in three windows:
+this process against the stack's Triton, as the service builds it, in four windows:
 
 - idle: one caller (c=1, Detect's path: the interactive lane) and nothing else;
-- one line: the same caller while ``JOB_WORKERS x DETECT_MAX_BATCH`` job loops (the items a
-  job worker has in flight) submit images in the same lane, which is how every image queued
-  before lanes existed;
-- two lanes: the same job loops in the background lane (ADR 0028), as job items and video
-  frames are now sent, with the service's default ``DETECT_BACKGROUND_SHARE``.
+- one line: the same caller while other loops send images in the caller's own lane and under
+  its own name: one first-come line, which is how every image queued before ADR 0028;
+- two lanes: the same loops as another user's job work in the background lane, as batch
+  items and video frames are now sent (the service's default ``DETECT_BACKGROUND_SHARE``);
+- neighbour: the same loops as another user's Detect calls in the caller's lane, where
+  users take turns.
 
-Reported per window: the caller's p50/p95 and images/s, the job loops' images/s over the
-window, and the ratios two lanes / one line and busy / idle, from this one run. The batcher
-runs in process rather than through a running job so that the job's load is the same in the
-two busy windows (a real job would finish, or be at a different point, by the second).
+The other loops number twice what the batcher keeps in flight (``DETECT_MAX_INFLIGHT_BATCHES
+x DETECT_MAX_BATCH``), so that half of them wait: that backlog is what lanes and turns
+reorder. At or below the in-flight capacity nothing waits (the job workers alone keep
+``JOB_WORKERS x DETECT_MAX_BATCH`` images in flight, exactly that capacity by default), and a
+caller then waits only for a batch already at Triton, which no queue order can shorten.
+
+Reported per window: the caller's p50/p95 and images/s, the other loops' images/s, and each
+busy window's ratios to one line, from this one run. The batcher runs in process rather
+than through a running job so that the load beside the caller is the same in every busy
+window (a real job would finish, or be at a different point, by the next).
 """
 
 import asyncio
@@ -39,13 +46,29 @@ from detection_service.pipeline.triton import ImageRequest, TritonModel
 
 STAGE = "priority"
 MODEL = "yolov8n"
-CONDITIONS = ("idle", "one_line", "two_lanes")
-# The job loops' lane in each busy window.
-_JOB_LANE = {"one_line": Lane.INTERACTIVE, "two_lanes": Lane.BACKGROUND}
+CALLER = "caller"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A window: who sends the other loops' images, and in which lane (None: nobody)."""
+
+    name: str
+    others_lane: Lane | None
+    others_user: str
+
+
+CONDITIONS = (
+    Condition("idle", None, CALLER),
+    Condition("one_line", Lane.INTERACTIVE, CALLER),
+    Condition("two_lanes", Lane.BACKGROUND, "job-owner"),
+    Condition("neighbour", Lane.INTERACTIVE, "neighbour"),
+)
+BUSY = tuple(condition.name for condition in CONDITIONS[2:])
 _CLASS_COUNT = 80
-# Short windows: the stage runs last in `make bench`, within its ten minutes.
+# A short warm-up (one window's first answers): the stage runs last in `make bench`. The
+# windows keep the run's length: busy, a caller's answer takes seconds on a 2-core machine.
 MAX_WARMUP_S = 1.0
-MAX_MEASURE_S = 6.0
 
 
 @dataclass(frozen=True)
@@ -55,8 +78,9 @@ class Defaults:
     max_batch: int
     max_inflight_batches: int
     max_queue: int
+    max_queue_per_user: int
     background_share: float
-    job_loops: int
+    other_loops: int
     decode_workers: int
 
     @classmethod
@@ -68,9 +92,9 @@ class Defaults:
             max_batch=default("detect_max_batch"),
             max_inflight_batches=default("detect_max_inflight_batches"),
             max_queue=default("detect_max_queue"),
+            max_queue_per_user=default("detect_max_queue_per_user"),
             background_share=default("detect_background_share"),
-            # Each job worker keeps DETECT_MAX_BATCH items in flight (server.py).
-            job_loops=default("job_workers") * default("detect_max_batch"),
+            other_loops=2 * default("detect_max_inflight_batches") * default("detect_max_batch"),
             decode_workers=default("decode_workers"),
         )
 
@@ -99,7 +123,13 @@ def _caller(
             nonlocal position
             request = requests[position % len(requests)]
             position += 1
-            await batchers.infer(MODEL, request, class_count=_CLASS_COUNT, time_limit_s=timeout_s)
+            await batchers.infer(
+                MODEL,
+                request,
+                user_id=CALLER,
+                class_count=_CLASS_COUNT,
+                time_limit_s=timeout_s,
+            )
             return 1
 
         yield send
@@ -108,17 +138,17 @@ def _caller(
 
 
 async def _window(
-    condition: str,
+    condition: Condition,
     batchers: ModelBatchers,
     requests: list[ImageRequest],
     settings: LoadSettings,
-    job_loops: int,
+    loops: int,
 ) -> dict[str, Any]:
-    """One condition: the caller's closed loop, with the job loops running beside it."""
+    """One condition: the caller's closed loop, with the other loops running beside it."""
     done = 0
     stop = asyncio.Event()
 
-    async def job_loop(index: int) -> None:
+    async def other_loop(index: int, lane: Lane) -> None:
         nonlocal done
         position = index
         while not stop.is_set():
@@ -127,36 +157,34 @@ async def _window(
             await batchers.infer(
                 MODEL,
                 request,
+                user_id=condition.others_user,
                 class_count=_CLASS_COUNT,
                 time_limit_s=settings.request_timeout_s,
-                lane=_JOB_LANE[condition],
+                lane=lane,
             )
             done += 1
 
-    jobs = (
-        [asyncio.create_task(job_loop(i)) for i in range(job_loops)]
-        if condition in _JOB_LANE
-        else []
-    )
+    lane = condition.others_lane
+    jobs = [asyncio.create_task(other_loop(i, lane)) for i in range(loops)] if lane else []
     started = time.perf_counter()
     try:
         result = await closed_loop(
             _caller(batchers, requests, settings.request_timeout_s), settings
         )
         elapsed = time.perf_counter() - started
-        job_images = done
+        other_images = done
     finally:
         stop.set()
         await asyncio.gather(*jobs, return_exceptions=True)
     for job in jobs:
         if job.done() and not job.cancelled() and job.exception() is not None:
-            raise RuntimeError(f"priority {condition}: a job loop failed: {job.exception()!r}")
-    result.require_clean(f"priority {condition}")
-    return _describe(condition, result, job_images=job_images, elapsed_s=elapsed)
+            raise RuntimeError(f"priority {condition.name}: a loop failed: {job.exception()!r}")
+    result.require_clean(f"priority {condition.name}")
+    return _describe(condition.name, result, other_images=other_images, elapsed_s=elapsed)
 
 
 def _describe(
-    condition: str, result: LoadResult, *, job_images: int, elapsed_s: float
+    condition: str, result: LoadResult, *, other_images: int, elapsed_s: float
 ) -> dict[str, Any]:
     latency = latency_summary(result.latencies_ms)
     section = {
@@ -165,62 +193,66 @@ def _describe(
         "caller_p50_ms": round(latency.p50, 2),
         "caller_p95_ms": round(latency.p95, 2),
         "caller_ips": round(result.throughput, 2),
-        # Over the whole condition (warm-up included): the job loops never pause.
-        "job_ips": round(job_images / elapsed_s, 2) if elapsed_s > 0 else 0.0,
+        # Over the whole condition (warm-up included): the other loops never pause.
+        "others_ips": round(other_images / elapsed_s, 2) if elapsed_s > 0 else 0.0,
     }
     logger.info(
-        "priority %-9s caller p50 %8.2f ms  p95 %8.2f ms   job loops %7.2f img/s",
+        "priority %-9s caller p50 %8.2f ms  p95 %8.2f ms   others %7.2f img/s",
         condition,
         section["caller_p50_ms"],
         section["caller_p95_ms"],
-        section["job_ips"],
+        section["others_ips"],
     )
     return section
 
 
 def summarize(windows: list[dict[str, Any]], defaults: Defaults) -> dict[str, Any]:
-    """The result section from the three windows, with the ratios a reader compares."""
+    """The result section from the four windows, with the ratios a reader compares."""
     by = {window["condition"]: window for window in windows}
-    idle, one, two = by["idle"], by["one_line"], by["two_lanes"]
+    one, idle = by["one_line"], by["idle"]
 
     def ratio(a: float, b: float) -> float | None:
         return round(a / b, 4) if b else None
 
     return {
         "concurrency": 1,
-        "job_loops": defaults.job_loops,
+        "loops": defaults.other_loops,
         "background_share": defaults.background_share,
+        "max_queue_per_user": defaults.max_queue_per_user,
         "windows": windows,
-        "two_lanes_over_one_line": {
-            "caller_p50": ratio(two["caller_p50_ms"], one["caller_p50_ms"]),
-            "caller_p95": ratio(two["caller_p95_ms"], one["caller_p95_ms"]),
-            "job_ips": ratio(two["job_ips"], one["job_ips"]),
+        "over_one_line": {
+            name: {
+                "caller_p50": ratio(by[name]["caller_p50_ms"], one["caller_p50_ms"]),
+                "caller_p95": ratio(by[name]["caller_p95_ms"], one["caller_p95_ms"]),
+                "others_ips": ratio(by[name]["others_ips"], one["others_ips"]),
+            }
+            for name in BUSY
         },
         "busy_over_idle_p50": {
-            "one_line": ratio(one["caller_p50_ms"], idle["caller_p50_ms"]),
-            "two_lanes": ratio(two["caller_p50_ms"], idle["caller_p50_ms"]),
+            name: ratio(by[name]["caller_p50_ms"], idle["caller_p50_ms"])
+            for name in ("one_line", *BUSY)
         },
     }
 
 
 async def run(
-    ctx: StageContext, *, triton_url: str, job_loops: int | None = None
+    ctx: StageContext, *, triton_url: str, loops: int | None = None
 ) -> dict[str, Any] | None:
     """The priority section of the result, or None when the budget does not allow it.
-    ``job_loops``: how many job loops run beside the caller (None: as many as the service's
-    job workers keep in flight)."""
+    ``loops``: how many loops run beside the caller (None: twice the batcher's in-flight
+    capacity)."""
     settings = LoadSettings(
         concurrency=1,
         warmup_s=min(ctx.config.warmup_s, MAX_WARMUP_S),
-        measure_s=min(ctx.config.measure_s, MAX_MEASURE_S),
+        measure_s=ctx.config.measure_s,
         max_requests=ctx.config.max_requests,
         request_timeout_s=ctx.config.request_timeout_s,
     )
     if not ctx.within_budget(STAGE, seconds=len(CONDITIONS) * window_estimate_s(settings)):
         return None
     defaults = Defaults.of_the_service()
-    if job_loops is not None:
-        defaults = replace(defaults, job_loops=job_loops)
+    if loops is not None:
+        defaults = replace(defaults, other_loops=loops)
     requests = [_request(image) for image in ctx.images]
     executor = ThreadPoolExecutor(defaults.decode_workers, thread_name_prefix="bench-priority")
     batchers = ModelBatchers(
@@ -232,12 +264,13 @@ async def run(
         request_timeout_s=ctx.config.request_timeout_s,
         max_inflight_batches=defaults.max_inflight_batches,
         max_queue=defaults.max_queue,
+        max_queue_per_user=defaults.max_queue_per_user,
         background_share=defaults.background_share,
     )
     batchers.start()
     try:
         windows = [
-            await _window(condition, batchers, requests, settings, defaults.job_loops)
+            await _window(condition, batchers, requests, settings, defaults.other_loops)
             for condition in CONDITIONS
         ]
     finally:
@@ -249,24 +282,22 @@ async def run(
 
 def markdown(section: Mapping[str, Any]) -> list[str]:
     """The result section as Markdown lines for bench/report.py."""
+    ratios = section["over_one_line"]
     rows = [
-        f"| {w['condition']} | {w['caller_p50_ms']} | {w['caller_p95_ms']} | {w['job_ips']} |"
+        f"| {w['condition']} | {w['caller_p50_ms']} | {w['caller_p95_ms']} | {w['others_ips']} |"
+        f" {ratios.get(w['condition'], {}).get('caller_p50', '')} |"
         for w in section["windows"]
     ]
-    ratios, busy = section["two_lanes_over_one_line"], section["busy_over_idle_p50"]
     return [
-        "## Callers against job work: the micro-batcher at c=1 beside job loops",
+        "## Callers against other work: the micro-batcher at c=1 beside other loops",
         "",
-        f"One caller (Detect's lane) alone, then beside {section['job_loops']} job loops in the"
-        " same line (before lanes), then with the job loops in the background lane (share"
-        f" {section['background_share']}).",
+        f"One caller (Detect's lane) alone; beside {section['loops']} loops in its own line and"
+        " name (one first-come line, as before lanes); beside them as another user's job work"
+        f" in the background lane (share {section['background_share']}); beside them as"
+        " another user's Detect calls in the caller's lane (users take turns).",
         "",
-        "| window | caller p50 ms | caller p95 ms | job loops img/s |",
-        "| --- | --- | --- | --- |",
+        "| window | caller p50 ms | caller p95 ms | others img/s | caller p50 / one line |",
+        "| --- | --- | --- | --- | --- |",
         *rows,
-        "",
-        f"Two lanes / one line: caller p50 {ratios['caller_p50']}, p95 {ratios['caller_p95']},"
-        f" job img/s {ratios['job_ips']}. Busy / idle caller p50: one line"
-        f" {busy['one_line']}, two lanes {busy['two_lanes']}.",
         "",
     ]

@@ -1,9 +1,9 @@
-"""The priority stage against the shared Triton: three windows recorded as the schema says.
+"""The priority stage against the shared Triton: four windows recorded as the schema says.
 
 The stage drives the detection service's own micro-batcher in this process, so it needs only
 Triton (the shared `triton` fixture), not a whole stack. No timing is asserted: the ratios
 are reported, not judged; what is checked is that every window measured something, that the
-job loops ran only in the busy windows, and that the section renders.
+other loops ran only in the busy windows, and that the section renders.
 """
 
 import asyncio
@@ -29,30 +29,30 @@ CONFIG = BenchConfig.preset(quick=True).with_overrides(
 pytestmark = pytest.mark.slow
 
 
-def test_three_windows_are_measured_recorded_and_rendered(triton) -> None:
+def test_four_windows_are_measured_recorded_and_rendered(triton) -> None:
     meter = CpuMeter()
     meter.add("loadgen", os.getpid(), tree=False)
     ctx = StageContext(
         config=CONFIG, images=load_images(CONFIG.images), meter=meter, budget=Budget(120.0)
     )
 
-    # Few job loops, so that a caller's image queued behind them in one line still comes back
+    # Few loops, so that a caller's image queued behind them in one line still comes back
     # within the test's one-second window on a 2-core machine.
-    section = asyncio.run(priority.run(ctx, triton_url=triton.grpc_url, job_loops=3))
+    section = asyncio.run(priority.run(ctx, triton_url=triton.grpc_url, loops=3))
 
     assert not ctx.skipped, ctx.skipped
     assert section is not None
     jsonschema.validate(section, SCHEMA["properties"]["priority"])
     windows = {window["condition"]: window for window in section["windows"]}
-    assert list(windows) == ["idle", "one_line", "two_lanes"]
+    assert list(windows) == ["idle", "one_line", "two_lanes", "neighbour"]
     assert all(window["caller_requests"] >= 1 for window in windows.values())
-    assert windows["idle"]["job_ips"] == 0
-    assert windows["one_line"]["job_ips"] > 0 and windows["two_lanes"]["job_ips"] > 0
-    assert section["job_loops"] == 3
+    assert windows["idle"]["others_ips"] == 0
+    assert all(windows[busy]["others_ips"] > 0 for busy in ("one_line", "two_lanes", "neighbour"))
+    assert section["loops"] == 3
 
     whole = document([])
     whole["priority"] = section
     jsonschema.validate(whole, SCHEMA)
     text = render_markdown(whole)
-    assert "## Callers against job work: the micro-batcher at c=1 beside job loops" in text
-    assert "| two_lanes |" in text
+    assert "## Callers against other work: the micro-batcher at c=1 beside other loops" in text
+    assert "| neighbour |" in text

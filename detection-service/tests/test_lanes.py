@@ -1,5 +1,6 @@
 """The micro-batcher's two lines: images a caller waits for go before job work, job work keeps
-its share, and a job's backlog never refuses a caller (ADR 0028).
+its share, a job's backlog never refuses a caller, and inside a line users take turns and
+one user's flood is refused before it fills the line (ADR 0028).
 
 The sharing rule is tested on `Lanes` alone (no server, no clock); the wiring through a real
 `MicroBatcher` against the shared Triton, by the order in which batches of one image leave
@@ -17,7 +18,7 @@ from detection_service.pipeline.batcher import BatchSettings, MicroBatcher
 from detection_service.pipeline.header import read_header
 from detection_service.pipeline.lanes import Lane, Lanes
 from detection_service.pipeline.triton import ImageRequest, TritonModel
-from objectvision_common.errors import Unavailable
+from objectvision_common.errors import TooManyWaiting, Unavailable
 
 INTERACTIVE, BACKGROUND = Lane.INTERACTIVE, Lane.BACKGROUND
 
@@ -31,10 +32,12 @@ class Item:
         return self.gave_up
 
 
-def _fill(lanes: Lanes[Item], lane: Lane, count: int) -> None:
+def _fill(lanes: Lanes[Item], lane: Lane, count: int, *, user_id: str = "ann") -> None:
     prefix = "i" if lane is INTERACTIVE else "b"
+    if user_id != "ann":
+        prefix = f"{user_id}-"
     for number in range(count):
-        lanes.put(Item(f"{prefix}{number}"), lane)
+        lanes.put(Item(f"{prefix}{number}"), lane, user_id=user_id)
 
 
 def _take_all(lanes: Lanes[Item]) -> list[str]:
@@ -80,8 +83,8 @@ def test_an_idle_job_lane_banks_no_credit_for_later():
     lanes: Lanes[Item] = Lanes(background_share=0.5)
     _fill(lanes, INTERACTIVE, 6)
     assert [lanes.take_nowait() for _ in range(4)]  # callers alone: no credit earned
-    lanes.put(Item("b0"), BACKGROUND)
-    lanes.put(Item("b1"), BACKGROUND)
+    lanes.put(Item("b0"), BACKGROUND, user_id="ann")
+    lanes.put(Item("b1"), BACKGROUND, user_id="ann")
     # Had the four picks above earned credit, both job images would go before i4.
     assert _take_all(lanes) == ["i4", "b0", "i5", "b1"]
 
@@ -89,10 +92,33 @@ def test_an_idle_job_lane_banks_no_credit_for_later():
 def test_images_whose_caller_gave_up_are_dropped_not_sent():
     lanes: Lanes[Item] = Lanes(background_share=0.2)
     gone, kept = Item("i0", gave_up=True), Item("i1")
-    lanes.put(gone, INTERACTIVE)
-    lanes.put(kept, INTERACTIVE)
+    lanes.put(gone, INTERACTIVE, user_id="ann")
+    lanes.put(kept, INTERACTIVE, user_id="ann")
     assert lanes.waiting(INTERACTIVE) == 2
     assert _take_all(lanes) == ["i1"]
+
+
+def test_users_take_turns_inside_a_line_each_in_arrival_order():
+    lanes: Lanes[Item] = Lanes(background_share=0.2)
+    _fill(lanes, INTERACTIVE, 5, user_id="flood")
+    _fill(lanes, INTERACTIVE, 2, user_id="bob")
+    assert lanes.waiting(INTERACTIVE) == 7
+    assert (lanes.waiting_for(INTERACTIVE, "flood"), lanes.waiting_for(INTERACTIVE, "bob")) == (
+        5,
+        2,
+    )
+    # Bob's first image goes second, not after the flood's five.
+    assert _take_all(lanes) == [
+        "flood-0", "bob-0", "flood-1", "bob-1", "flood-2", "flood-3", "flood-4",
+    ]  # fmt: skip
+    assert lanes.waiting_for(INTERACTIVE, "flood") == 0
+
+
+def test_a_user_whose_images_all_gave_up_loses_the_turn_to_the_next():
+    lanes: Lanes[Item] = Lanes(background_share=0.2)
+    lanes.put(Item("gone", gave_up=True), INTERACTIVE, user_id="ann")
+    _fill(lanes, INTERACTIVE, 1, user_id="bob")
+    assert _take_all(lanes) == ["bob-0"]
 
 
 @pytest.mark.parametrize("share", [-0.1, 0.95, 1.0])
@@ -106,7 +132,7 @@ async def test_take_waits_for_an_image_to_arrive():
     taker = asyncio.create_task(lanes.take())
     await asyncio.sleep(0)
     assert not taker.done()
-    lanes.put(Item("b0"), BACKGROUND)
+    lanes.put(Item("b0"), BACKGROUND, user_id="ann")
     assert (await asyncio.wait_for(taker, timeout=5)).name == "b0"
 
 
@@ -124,6 +150,7 @@ async def one_at_a_time(triton, bus_jpg):
         request_timeout_s=60.0,
         max_inflight_batches=1,
         max_queue=2,
+        max_queue_per_user=2,
         background_share=0.0,
     )
     batcher = MicroBatcher(model, settings=settings)
@@ -150,21 +177,41 @@ async def test_a_caller_overtakes_job_work_and_a_full_job_lane_refuses_only_jobs
     batcher, image = one_at_a_time
     answered: list[str] = []
 
-    async def infer(name: str, lane: Lane) -> int:
-        outcome = await batcher.infer(image, time_limit_s=60.0, lane=lane)
+    async def infer(name: str, lane: Lane, user_id: str) -> int:
+        outcome = await batcher.infer(image, user_id=user_id, time_limit_s=60.0, lane=lane)
         answered.append(name)
         return len(outcome.result.rows)
 
     # All four are queued before the batcher's collector runs (tasks start in order; the
     # collector's wake-up comes after them): the job lane holds its limit of two, so the
-    # third job image is refused, and the caller's image still gets in.
+    # third job image (another user's: not the per-user limit) is refused as the lane's,
+    # and the caller's image still gets in.
     outcomes = await asyncio.gather(
-        infer("job-1", BACKGROUND),
-        infer("job-2", BACKGROUND),
-        infer("job-3", BACKGROUND),
-        infer("caller", INTERACTIVE),
+        infer("job-1", BACKGROUND, "ann"),
+        infer("job-2", BACKGROUND, "ann"),
+        infer("job-3", BACKGROUND, "bob"),
+        infer("caller", INTERACTIVE, "cid"),
         return_exceptions=True,
     )
-    assert isinstance(outcomes[2], Unavailable)
+    assert type(outcomes[2]) is Unavailable
     assert all(isinstance(found, int) and found >= 5 for found in (*outcomes[:2], outcomes[3]))
     assert answered == ["caller", "job-1", "job-2"]
+
+
+async def test_one_users_flood_is_told_to_slow_down_while_others_get_in(one_at_a_time):
+    batcher, image = one_at_a_time
+
+    async def infer(user_id: str) -> int:
+        outcome = await batcher.infer(image, user_id=user_id, time_limit_s=60.0)
+        return len(outcome.result.rows)
+
+    # Queued before the collector runs: the flood's third image exceeds what one user may
+    # have waiting (2) and is refused with TooManyWaiting (429), the lane is not full.
+    outcomes = await asyncio.gather(
+        infer("flood"), infer("flood"), infer("flood"), return_exceptions=True
+    )
+    refused = outcomes[2]
+    assert isinstance(refused, TooManyWaiting) and refused.retry_after_seconds >= 1
+    assert "of your images are already waiting" in refused.message
+    assert all(isinstance(found, int) and found >= 5 for found in outcomes[:2])
+    assert await infer("bob") >= 5

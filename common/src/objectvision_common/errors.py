@@ -75,6 +75,12 @@ class Unavailable(DomainError, code="unavailable", status=StatusCode.UNAVAILABLE
         self.retry_after_seconds = retry_after_seconds
 
 
+class TooManyWaiting(Unavailable, code="too_many_waiting", status=StatusCode.RESOURCE_EXHAUSTED):
+    """The caller already has as much work waiting as one user may (HTTP 429, with
+    Retry-After): unlike Unavailable, the service is fine and only this caller must slow
+    down. A subclass of Unavailable, so job work waits it out the same way."""
+
+
 def trailers_for(error: DomainError) -> tuple[tuple[str, str], ...]:
     trailers: list[tuple[str, str]] = [(ERROR_CODE_TRAILER, error.code)]
     retry_after = getattr(error, "retry_after_seconds", None)

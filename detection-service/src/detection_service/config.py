@@ -62,6 +62,11 @@ class InferenceSettings(GrpcServiceSettings):
     # Frames waiting for a batch beyond this, in one lane, are refused (UNAVAILABLE) instead
     # of queueing; job work waits in a lane of its own (ADR 0028).
     detect_max_queue: int = Field(default=512, ge=1, validation_alias="DETECT_MAX_QUEUE")
+    # What one user may have waiting in one lane: more is refused with RESOURCE_EXHAUSTED
+    # (429, Retry-After), so one user's flood cannot fill the lane for everybody.
+    detect_max_queue_per_user: int = Field(
+        default=256, ge=1, validation_alias="DETECT_MAX_QUEUE_PER_USER"
+    )
     # The part of the images sent to Triton that job work (batch items, video frames) gets
     # while interactive callers (Detect, DetectStream) also wait: 0 gives callers strict
     # priority; either lane alone always gets the whole batcher.

@@ -115,7 +115,7 @@ class JobProcessor:
             # A model that is loading makes the item wait (like an outage); one removed from
             # the repository fails it with the known models.
             result = await self._detector.detect_when_available(
-                data, options, model=item.model, on_first_wait=waiting
+                data, options, user_id=item.user_id, model=item.model, on_first_wait=waiting
             )
         except DomainError as error:
             return None, error.message

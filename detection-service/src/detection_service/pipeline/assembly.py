@@ -66,6 +66,7 @@ class InferencePipeline:
             request_timeout_s=settings.inference_timeout_seconds,
             max_inflight_batches=settings.detect_max_inflight_batches,
             max_queue=settings.detect_max_queue,
+            max_queue_per_user=settings.detect_max_queue_per_user,
             background_share=settings.detect_background_share,
         )
         detector = Detector(

@@ -10,7 +10,8 @@ low when idle.
 
 Images wait in two lines (pipeline/lanes.py, ADR 0028): what a caller waits for (Detect,
 DetectStream) and job work (batch items, video frames), so a running job neither queues
-interactive images behind its backlog nor gets them refused.
+interactive images behind its backlog nor gets them refused; inside each, users take turns,
+and one user may have at most DETECT_MAX_QUEUE_PER_USER images waiting.
 """
 
 import asyncio
@@ -31,7 +32,7 @@ from detection_service.pipeline.triton import (
     TritonModel,
     make_inputs,
 )
-from objectvision_common.errors import DomainError, Unavailable
+from objectvision_common.errors import DomainError, TooManyWaiting, Unavailable
 from objectvision_common.tracing import current_span_context, links_to, tracer
 from objectvision_inference.detect_contract import ImageResult
 
@@ -78,6 +79,8 @@ class BatchSettings:
     max_inflight_batches: int = 2
     # Per lane: a job's backlog never counts against interactive callers.
     max_queue: int = 512
+    # Per user and lane: one user's flood is refused before it fills the lane for everybody.
+    max_queue_per_user: int = 256
     background_share: float = 0.2
 
 
@@ -92,6 +95,7 @@ class MicroBatcher:
         self._max_batch = settings.max_batch
         self._max_delay = settings.max_delay_s
         self._max_queue = settings.max_queue
+        self._max_queue_per_user = settings.max_queue_per_user
         self._request_timeout = settings.request_timeout_s
         self._lanes: Lanes[_Pending] = Lanes(background_share=settings.background_share)
         self._slots = asyncio.Semaphore(settings.max_inflight_batches)
@@ -115,16 +119,27 @@ class MicroBatcher:
                 )
 
     async def infer(
-        self, image: ImageRequest, *, time_limit_s: float, lane: Lane = Lane.INTERACTIVE
+        self,
+        image: ImageRequest,
+        *,
+        user_id: str,
+        time_limit_s: float,
+        lane: Lane = Lane.INTERACTIVE,
     ) -> InferenceOutcome:
-        """One image's answer; Unavailable if Triton cannot answer in time or ``lane``'s
-        line is full."""
+        """One image of ``user_id``'s answer; Unavailable if Triton cannot answer in time or
+        ``lane``'s line is full, TooManyWaiting if this user's share of it is."""
         if self._collector is None:
             raise Unavailable("the service is not accepting work", retry_after_seconds=1)
+        if self._lanes.waiting_for(lane, user_id) >= self._max_queue_per_user:
+            raise TooManyWaiting(
+                f"{self._max_queue_per_user} of your images are already waiting for inference:"
+                " wait for answers before sending more",
+                retry_after_seconds=1,
+            )
         if self._lanes.waiting(lane) >= self._max_queue:
             raise Unavailable("too many images waiting for inference", retry_after_seconds=1)
         pending = _Pending(image, asyncio.get_running_loop().create_future(), lane)
-        self._lanes.put(pending, lane)
+        self._lanes.put(pending, lane, user_id=user_id)
         try:
             async with asyncio.timeout(time_limit_s):
                 # Cancelling this await cancels the future; the collector skips such frames.
@@ -237,6 +252,7 @@ class ModelBatchers:
         request_timeout_s: float,
         max_inflight_batches: int = 2,
         max_queue: int = 512,
+        max_queue_per_user: int = 256,
         background_share: float = 0.2,
     ) -> None:
         self._make_model = make_model
@@ -248,6 +264,7 @@ class ModelBatchers:
             request_timeout_s=request_timeout_s,
             max_inflight_batches=max_inflight_batches,
             max_queue=max_queue,
+            max_queue_per_user=max_queue_per_user,
             background_share=background_share,
         )
         self._batchers: dict[str, tuple[TritonModel, MicroBatcher]] = {}
@@ -273,13 +290,14 @@ class ModelBatchers:
         model_name: str,
         image: ImageRequest,
         *,
+        user_id: str,
         class_count: int,
         time_limit_s: float,
         lane: Lane = Lane.INTERACTIVE,
     ) -> InferenceOutcome:
         """One image's answer from this model, batched with other images for the same model."""
         batcher = self.batcher(model_name, class_count=class_count)
-        return await batcher.infer(image, time_limit_s=time_limit_s, lane=lane)
+        return await batcher.infer(image, user_id=user_id, time_limit_s=time_limit_s, lane=lane)
 
     async def stop(self) -> None:
         self._started = False

@@ -176,21 +176,29 @@ class Detector:
         data: bytes,
         options: DetectionOptions,
         *,
+        user_id: str,
         model: ServedModel | None = None,
         time_limit_s: float | None = None,
         header: ImageHeader | None = None,
         lane: Lane = Lane.INTERACTIVE,
     ) -> DetectionResult:
-        """Objects in one image by ``model`` (None: the default); raises the domain error of
-        an unfit image, NotFound for an unknown model, or Unavailable.
+        """Objects in one of ``user_id``'s images by ``model`` (None: the default); raises the
+        domain error of an unfit image, NotFound for an unknown model, or Unavailable
+        (TooManyWaiting when this user already has too many images waiting).
 
         ``header``: what `inspect` already read from these bytes (an accepted Upload's), so
         the header is not parsed twice; None to check it here. ``lane``: the micro-batcher's
-        line the image waits in (job work passes BACKGROUND)."""
+        line the image waits in (job work passes BACKGROUND); users take turns in it."""
         try:
             served = model if model is not None else await self.resolve(None)
             result = await self._detect(
-                data, options, served, time_limit_s=time_limit_s, header=header, lane=lane
+                data,
+                options,
+                served,
+                user_id=user_id,
+                time_limit_s=time_limit_s,
+                header=header,
+                lane=lane,
             )
         except Unavailable:
             self._count("unavailable")
@@ -206,6 +214,7 @@ class Detector:
         data: bytes,
         options: DetectionOptions,
         *,
+        user_id: str,
         model: str | None,
         on_first_wait: Callable[[], None] | None = None,
     ) -> DetectionResult:
@@ -219,7 +228,9 @@ class Detector:
         while True:
             try:
                 served = await self.resolve(model)
-                return await self.detect(data, options, model=served, lane=Lane.BACKGROUND)
+                return await self.detect(
+                    data, options, user_id=user_id, model=served, lane=Lane.BACKGROUND
+                )
             except Unavailable:
                 if delay == _WAIT_FIRST_SECONDS and on_first_wait is not None:
                     on_first_wait()
@@ -236,6 +247,7 @@ class Detector:
         options: DetectionOptions,
         model: ServedModel,
         *,
+        user_id: str,
         time_limit_s: float | None,
         header: ImageHeader | None,
         lane: Lane,
@@ -281,7 +293,12 @@ class Detector:
                 class_ids=options.class_ids,
             )
             outcome = await self._batchers.infer(
-                model.name, image, class_count=len(names), time_limit_s=budget, lane=lane
+                model.name,
+                image,
+                user_id=user_id,
+                class_count=len(names),
+                time_limit_s=budget,
+                lane=lane,
             )
             result = outcome.result
             if result.status != contract.STATUS_OK:

@@ -17,6 +17,12 @@ The pick is a credit counter (weighted round robin over images): every interacti
 taken while background images wait earns the background line ``share / (1 - share)`` of a
 turn; a whole turn takes one background image. Credit is not banked while a line is empty,
 so a line that was idle cannot claim a burst later.
+
+Inside a line, users take turns: each user's images wait first come, first served, and the
+line takes one image from each user with images waiting in turn (round robin over users).
+One user who sends a thousand images at once therefore delays another user's single image
+by one image, not a thousand; and `waiting_for` lets the batcher cap what one user may have
+waiting, so a flood is refused before it fills the line for everybody.
 """
 
 import asyncio
@@ -43,6 +49,63 @@ W = TypeVar("W", bound=Waiting)
 MAX_BACKGROUND_SHARE = 0.9
 
 
+class _Line(Generic[W]):
+    """One lane's images: first come, first served per user, users in turn."""
+
+    def __init__(self) -> None:
+        self._by_user: dict[str, deque[W]] = {}
+        # Users with images waiting, the next to be served first.
+        self._turns: deque[str] = deque()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def waiting_for(self, user_id: str) -> int:
+        return len(self._by_user.get(user_id, ()))
+
+    def append(self, item: W, user_id: str) -> None:
+        queue = self._by_user.get(user_id)
+        if queue is None:
+            queue = self._by_user[user_id] = deque()
+            self._turns.append(user_id)
+        queue.append(item)
+        self._count += 1
+
+    def head(self) -> W | None:
+        """The image the next `popleft` takes, after dropping those whose caller gave up."""
+        while self._turns:
+            user_id = self._turns[0]
+            queue = self._by_user[user_id]
+            while queue and queue[0].abandoned():
+                queue.popleft()
+                self._count -= 1
+            if queue:
+                return queue[0]
+            del self._by_user[user_id]
+            self._turns.popleft()
+        return None
+
+    def popleft(self) -> W:
+        """The next user's oldest image; that user goes to the back of the turns."""
+        user_id = self._turns.popleft()
+        queue = self._by_user[user_id]
+        item = queue.popleft()
+        self._count -= 1
+        if queue:
+            self._turns.append(user_id)
+        else:
+            del self._by_user[user_id]
+        return item
+
+    def drain(self) -> list[W]:
+        left = [item for queue in self._by_user.values() for item in queue]
+        self._by_user.clear()
+        self._turns.clear()
+        self._count = 0
+        return left
+
+
 class Lanes(Generic[W]):
     """The two lines and the rule that picks the next image from them."""
 
@@ -54,7 +117,7 @@ class Lanes(Generic[W]):
             )
         self._credit_per_interactive = background_share / (1.0 - background_share)
         self._credit = 0.0
-        self._lines: dict[Lane, deque[W]] = {lane: deque() for lane in Lane}
+        self._lines: dict[Lane, _Line[W]] = {lane: _Line() for lane in Lane}
         self._arrived = asyncio.Event()
 
     def waiting(self, lane: Lane) -> int:
@@ -62,14 +125,18 @@ class Lanes(Generic[W]):
         pick will drop."""
         return len(self._lines[lane])
 
-    def put(self, item: W, lane: Lane) -> None:
-        self._lines[lane].append(item)
+    def waiting_for(self, lane: Lane, user_id: str) -> int:
+        """Images of one user in ``lane``'s line (likewise)."""
+        return self._lines[lane].waiting_for(user_id)
+
+    def put(self, item: W, lane: Lane, *, user_id: str) -> None:
+        self._lines[lane].append(item, user_id)
         self._arrived.set()
 
     def take_nowait(self) -> W | None:
         """The next image by the sharing rule, or None when both lines are empty."""
-        interactive = self._live(Lane.INTERACTIVE)
-        background = self._live(Lane.BACKGROUND)
+        interactive = self._lines[Lane.INTERACTIVE].head()
+        background = self._lines[Lane.BACKGROUND].head()
         if interactive is None and background is None:
             self._credit = 0.0
             self._arrived.clear()
@@ -95,15 +162,6 @@ class Lanes(Generic[W]):
 
     def drain(self) -> list[W]:
         """Empty both lines (at shutdown), returning what was in them."""
-        left = [item for line in self._lines.values() for item in line]
-        for line in self._lines.values():
-            line.clear()
+        left = [item for line in self._lines.values() for item in line.drain()]
         self._arrived.clear()
         return left
-
-    def _live(self, lane: Lane) -> W | None:
-        """The head of ``lane``'s line after dropping images whose caller stopped waiting."""
-        line = self._lines[lane]
-        while line and line[0].abandoned():
-            line.popleft()
-        return line[0] if line else None

@@ -193,7 +193,12 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         time_limit_s = context.time_remaining()
         outcomes = await _gather_or_cancel(
             self._detector.detect(
-                u.data, options, model=model, time_limit_s=time_limit_s, header=u.header
+                u.data,
+                options,
+                user_id=user_id,
+                model=model,
+                time_limit_s=time_limit_s,
+                header=u.header,
             )
             for u in uploads
         )
@@ -223,7 +228,7 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         At most DETECT_STREAM_MAX_IN_FLIGHT frames are read ahead of the oldest unanswered one;
         beyond that the reader stops, and gRPC flow control pushes back on the sender.
         """
-        self._user_id(context)
+        user_id = self._user_id(context)
         in_flight: asyncio.Queue[asyncio.Task[detection_pb2.FrameDetections] | None] = (
             asyncio.Queue(maxsize=self._stream_max_in_flight)
         )
@@ -237,7 +242,9 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
                     if chosen is None:
                         chosen = await self._options(frame.params)
                     options, model = chosen
-                    await in_flight.put(asyncio.ensure_future(self._frame(frame, options, model)))
+                    await in_flight.put(
+                        asyncio.ensure_future(self._frame(frame, options, model, user_id))
+                    )
             finally:
                 await in_flight.put(None)
 
@@ -253,12 +260,18 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
                     task.cancel()
 
     async def _frame(
-        self, frame: detection_pb2.Frame, options: DetectionOptions, model: ServedModel
+        self,
+        frame: detection_pb2.Frame,
+        options: DetectionOptions,
+        model: ServedModel,
+        user_id: str,
     ) -> detection_pb2.FrameDetections:
         """One frame's answer. A bad image, or inference that could not finish in time (overload,
         Triton briefly away), becomes that frame's `error`: a video stream outlives one frame."""
         try:
-            outcome = await self._detector.detect(frame.image.data, options, model=model)
+            outcome = await self._detector.detect(
+                frame.image.data, options, user_id=user_id, model=model
+            )
         except Unavailable as error:
             return detection_pb2.FrameDetections(
                 sequence=frame.sequence, error=f"unavailable: {error.message}"

@@ -372,7 +372,7 @@ class VideoProcessor:
         loading) is waited out, not failed."""
         try:
             result = await self._detector.detect_when_available(
-                frame.jpeg, work.options, model=work.model
+                frame.jpeg, work.options, user_id=work.user_id, model=work.model
             )
         except DomainError as error:
             return service.FrameRecord(frame.index, frame.seconds, [], error.message)
