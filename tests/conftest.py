@@ -66,6 +66,8 @@ def stack(
             extra_env={
                 "LOG_LEVEL": "INFO",
                 "WEBHOOK_ALLOW_PRIVATE": "true",
+                # Images by URL come from servers the tests run on 127.0.0.1.
+                "IMAGE_URL_ALLOW_PRIVATE": "true",
                 "TRUST_PROXY_HEADERS": "true",
                 # Small video limits, so test_video_api.py can exceed them with tiny files.
                 "MAX_VIDEO_BYTES": str(2 * 1024 * 1024),

@@ -918,6 +918,9 @@ async def test_api_key_lifecycle(gateway_client: httpx.AsyncClient, account: Acc
     assert key["secret"].startswith(key["prefix"])
     assert key["name"] == "ci"
     assert key["revoked_at"] is None
+    # Made without scopes or a lifetime: every scope, until revoked.
+    assert key["scopes"] == ["detect", "results:read", "results:write", "webhooks"]
+    assert key["expires_at"] is None
 
     listed = await gateway_client.get(API_KEYS, headers=account.auth)
     assert listed.status_code == 200
@@ -931,8 +934,13 @@ async def test_api_key_lifecycle(gateway_client: httpx.AsyncClient, account: Acc
     assert me.status_code == 200, me.text
     assert me.json()["id"] == account.id
     assert (await gateway_client.get(SETTINGS, headers=by_key)).status_code == 200
-    # A key cannot mint more keys (they would outlive its revocation).
-    _assert_error(await gateway_client.post(API_KEYS, json={"name": "x"}, headers=by_key), 403)
+    # A key cannot mint more keys (they would outlive its revocation), nor see the others.
+    _assert_error(
+        await gateway_client.post(API_KEYS, json={"name": "x"}, headers=by_key),
+        403,
+        "session_required",
+    )
+    _assert_error(await gateway_client.get(API_KEYS, headers=by_key), 403, "session_required")
 
     deleted = await gateway_client.delete(f"{API_KEYS}/{key['id']}", headers=account.auth)
     assert deleted.status_code == 204, deleted.text

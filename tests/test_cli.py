@@ -34,6 +34,7 @@ from objectvision_client import (
     TokenPair,
 )
 from objectvision_devstack.api_users import fresh_network
+from objectvision_devstack.image_server import image_server
 from objectvision_devstack.stack import Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -143,6 +144,19 @@ def test_detect_bus_finds_four_people_and_a_bus(cli: Cli) -> None:
     bus = next(obj for obj in result["detections"] if obj["class"] == "bus")
     assert bus["confidence"] == pytest.approx(0.83, abs=0.05)
     assert result["detection_id"]
+
+
+def test_detect_sends_an_http_url_for_the_server_to_fetch(cli: Cli) -> None:
+    """Nothing is uploaded: the gateway fetches the image (the stack allows 127.0.0.1)."""
+    with image_server({"bus.jpg": BUS.read_bytes()}) as host:
+        url = f"{host.url}/redirect/1/files/bus.jpg"
+        (result,) = cli.json("detect", url, "--classes", "bus")
+        fetched = [request.path for request in host.received()]
+        missing = cli.run("detect", f"{host.url}/files/gone.jpg", expect=1)
+    assert result["file"] == url and result["filename"] == "bus.jpg"
+    assert [obj["class"] for obj in result["detections"]] == ["bus"]
+    assert fetched == ["/redirect/1/files/bus.jpg", "/files/bus.jpg"]
+    assert "the image URL answered 404 Not Found" in missing.stderr
 
 
 def test_detect_table_applies_confidence_and_classes(cli: Cli) -> None:
@@ -257,6 +271,32 @@ def test_keys_create_list_use_and_revoke(cli: Cli) -> None:
     assert {key["name"]: key for key in cli.json("keys", "list")}[name]["revoked_at"]
     refused = cli.run("history", "--limit", "1", expect=1, extra_env=with_key)
     assert "HTTP 401" in refused.stderr and "Check OBJECTVISION_API_KEY" in refused.stderr
+
+
+def test_keys_create_with_scopes_and_a_lifetime_and_what_such_a_key_is_refused(cli: Cli) -> None:
+    name = f"edge-{uuid.uuid4().hex[:6]}"
+    options = ["--scope", "results:read", "--scope", "detect", "--expires-in-days", "30"]
+    created = cli.json("keys", "create", name, *options)
+    assert isinstance(created, dict)
+    assert created["scopes"] == ["detect", "results:read"] and created["expires_at"]
+    [row] = [line for line in cli.run("keys", "list").stdout.splitlines() if name in line]
+    assert "detect, results:read" in row and "never" not in row and "active" in row
+
+    with_key = {"OBJECTVISION_API_KEY": created["secret"], "XDG_CONFIG_HOME": "/nonexistent"}
+    cli.run("history", "--limit", "1", extra_env=with_key)
+    lacking = cli.run("webhooks", "list", expect=1, extra_env=with_key)
+    assert "'webhooks' scope" in lacking.stderr and "--scope" in lacking.stderr
+    assert "(HTTP 403 insufficient_scope" in lacking.stderr
+    account = cli.run("keys", "create", "successor", expect=1, extra_env=with_key)
+    assert "needs a logged-in session" in account.stderr and "objectvision login" in account.stderr
+    assert "(HTTP 403 session_required" in account.stderr
+
+    assert (
+        "invalid choice: 'admin'"
+        in cli.run("keys", "create", "x", "--scope", "admin", expect=2).stderr
+    )
+    too_long = cli.run("keys", "create", "x", "--expires-in-days", "366", expect=2)
+    assert "more than 365 days" in too_long.stderr
 
 
 def test_webhooks_deliveries_are_listed_and_redelivered(

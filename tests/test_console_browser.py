@@ -378,10 +378,23 @@ async def test_api_keys_and_webhooks(page: Page) -> None:
     await expect(view.get_by_test_id("copy-secret")).to_be_visible()
     row = view.locator('[data-testid="key-row"][data-name="nightly import"]')
     await expect(row).to_have_attribute("data-revoked", "false")
+    await expect(row).to_have_attribute("data-scopes", "detect results:read results:write webhooks")
     await view.get_by_role("button", name="I've saved it").click()
     await expect(secret).to_have_count(0)
     await view.get_by_role("button", name="Revoke nightly import").click()
     await expect(row).to_have_attribute("data-revoked", "true")
+
+    # A narrower key that expires: every scope is ticked until unticked.
+    await view.get_by_label("Key name").fill("edge camera")
+    for scope in ("results:write", "webhooks"):
+        await view.locator(f'input[name="scopes"][value="{scope}"]').uncheck()
+    await view.get_by_label("Expires").select_option("30")
+    await view.get_by_role("button", name="Create key").click()
+    edge = view.locator('[data-testid="key-row"][data-name="edge camera"]')
+    await expect(edge).to_have_attribute("data-scopes", "detect results:read")
+    await expect(edge).to_contain_text("detect, results:read")
+    await expect(edge.locator('td[data-label="Expires"]')).not_to_have_text("Never")
+    await expect(view.locator('input[name="scopes"]:checked')).to_have_count(4)
 
     await page.get_by_role("link", name="Webhooks").click()
     view = visible_view(page)

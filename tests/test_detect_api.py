@@ -10,10 +10,8 @@ totals are exact. ONNX Runtime on a small CPU does 15-30 images/s: requests are 
 import asyncio
 import dataclasses
 import os
-import struct
 import time
 import uuid
-import zlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +23,7 @@ import numpy as np
 import pytest
 
 from objectvision_devstack.api_users import Account, fresh_network, signed_in
+from objectvision_devstack.pixel_bombs import png_bomb
 from objectvision_devstack.stack import Stack
 
 IMAGE = "/api/v1/detect/image"
@@ -421,26 +420,6 @@ async def test_another_users_ids_are_not_found(
 # Unfit uploads: refused with their own status, nothing stored, the next request served
 
 
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(payload))
-        + kind
-        + payload
-        + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
-    )
-
-
-def _png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
-    """A valid, tiny PNG whose header promises width x height RGB pixels."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
-        + _png_chunk(b"IEND", b"")
-    )
-
-
 def _max_upload_bytes(stack: Stack) -> int:
     return int(stack.env.get("MAX_UPLOAD_BYTES") or 20 * MIB)
 
@@ -475,7 +454,7 @@ UNFIT = [
     ),
     pytest.param(
         IMAGE,
-        lambda stack: _image_file(_png_bomb(), "bomb.png"),
+        lambda stack: _image_file(png_bomb(), "bomb.png"),
         413,
         "payload_too_large",
         id="png-pixel-bomb",
@@ -533,7 +512,7 @@ async def test_a_pixel_bomb_is_refused_by_its_header(
     gateway_client: httpx.AsyncClient, user: Account
 ) -> None:
     started = time.perf_counter()
-    response = await _detect(gateway_client, user, _png_bomb(), "bomb.png")
+    response = await _detect(gateway_client, user, png_bomb(), "bomb.png")
     error = _assert_error(response, 413, "payload_too_large")
     assert "50000x50000" in error["message"]
     # Refused from the IHDR: 2.5 gigapixels were never decoded.

@@ -37,13 +37,7 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from notification_service.webhooks.sender import new_http_client
-from notification_service.webhooks.targets import (
-    ForbiddenTarget,
-    is_forbidden_address,
-    parse_webhook_url,
-    resolve_allowed,
-)
+from notification_service.webhooks.targets import ForbiddenTarget, checked_target
 from objectvision.v1 import (
     auth_pb2,
     auth_pb2_grpc,
@@ -54,6 +48,7 @@ from objectvision.v1 import (
     notification_pb2_grpc,
 )
 from objectvision_common.identity import principal_metadata
+from objectvision_common.public_urls import is_forbidden_address, pinned_http_client
 from objectvision_devstack.api_users import Account, fresh_network, network_address, signed_in
 from objectvision_devstack.health import grpc_serving, http_ok
 from objectvision_devstack.processes import ManagedProcess, free_port
@@ -270,13 +265,21 @@ async def victim(stack: Stack) -> AsyncIterator[VictimObjects]:
         )
 
 
-def _object_requests(v: VictimObjects) -> list[tuple[str, str, dict[str, Any]]]:
-    """Every route that names an object by id, as (method, path, request kwargs)."""
-    detection = f"/api/v1/detect/{v.detection_id}"
+def _account_requests(v: VictimObjects) -> list[tuple[str, str, dict[str, Any]]]:
+    """The routes that name an account or one of its keys by id: for a signed-in session
+    only, so an API key is refused before anything is looked up (ADR 0026)."""
     return [
         ("GET", f"/api/v1/users/{v.owner.id}", {}),
         ("PATCH", f"/api/v1/users/{v.owner.id}", {"json": {"name": "Hijacked"}}),
         ("DELETE", f"{API_KEYS}/{v.api_key['id']}", {}),
+    ]
+
+
+def _object_requests(v: VictimObjects) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every route that names an object by id, as (method, path, request kwargs)."""
+    detection = f"/api/v1/detect/{v.detection_id}"
+    return [
+        *_account_requests(v),
         ("GET", detection, {}),
         ("DELETE", detection, {}),
         ("GET", f"{detection}/image", {}),
@@ -302,15 +305,19 @@ async def test_another_users_objects_are_not_found_on_every_route(
         headers = attacker.headers
     else:
         headers = {"X-API-Key": (await _api_key(gateway_client, attacker))["secret"]}
+    session_only = _account_requests(victim) if credential == "api_key" else []
     for method, path, kwargs in _object_requests(victim):
         response = await gateway_client.request(method, path, headers=headers, **kwargs)
-        # PATCH of a profile by an API key caller is refused earlier or found nothing;
-        # neither reveals that the id exists.
-        _assert_error(response, 404, "not_found")
+        # An API key is refused the account routes whatever the id (403 before any lookup);
+        # everything else finds nothing. Neither reveals that the id exists.
+        if (method, path, kwargs) in session_only:
+            _assert_error(response, 403, "session_required")
+        else:
+            _assert_error(response, 404, "not_found")
     # Nothing leaks through the lists either.
     assert (await gateway_client.get(HISTORY, headers=headers)).json()["total"] == 0
     assert (await gateway_client.get(WEBHOOKS, headers=headers)).json()["items"] == []
-    keys = (await gateway_client.get(API_KEYS, headers=headers)).json()["items"]
+    keys = (await gateway_client.get(API_KEYS, headers=attacker.headers)).json()["items"]
     assert victim.api_key["id"] not in {key["id"] for key in keys}
     # ...and the owner's objects are untouched.
     owner = victim.owner
@@ -544,7 +551,7 @@ async def test_ssrf_targets_missing_from_the_service_table_are_refused(url: str)
     """Adds to notification-service/tests/test_webhooks.py: other schemes, short and hex
     IPv4 forms, IPv6-mapped metadata, trailing dots, CGNAT (Alibaba's metadata)."""
     with pytest.raises(ForbiddenTarget):
-        await resolve_allowed(parse_webhook_url(url), allow_private=False)
+        await checked_target(url, allow_private=False)
 
 
 @given(
@@ -582,7 +589,7 @@ def test_the_webhook_client_follows_no_redirect_and_no_proxy() -> None:
     """A 302 to 169.254.169.254 would skip the address check; a proxy would hide it."""
 
     async def check() -> None:
-        async with new_http_client() as client:
+        async with pinned_http_client() as client:
             assert client.follow_redirects is False
             assert client._trust_env is False
 

@@ -1,17 +1,31 @@
-"""API keys: shown once, stored as SHA-256, usable until revoked."""
+"""API keys: shown once, stored as SHA-256, usable until revoked or expired, each with the
+scopes it was created with (ADR 0026)."""
 
 import hashlib
 import uuid
+from datetime import timedelta
 
 import grpc
+from sqlalchemy import create_engine, text
 
+from auth_service.database import SCHEMA
+from auth_service.server import MIGRATIONS_DIR
 from objectvision.v1 import auth_pb2
+from objectvision_common.api_keys import ALL_SCOPES
+from objectvision_common.db import sync_url, upgrade_to, upgrade_to_head
+from objectvision_devstack.databases import fresh_database
+
+EVERY_SCOPE = [scope.value for scope in ALL_SCOPES]
 
 
-async def create_key(auth, account, name: str = "ci") -> auth_pb2.CreatedApiKey:
+async def create_key(auth, account, name: str = "ci", **options) -> auth_pb2.CreatedApiKey:
     return await auth.CreateApiKey(
-        auth_pb2.CreateApiKeyRequest(name=name), metadata=account.metadata
+        auth_pb2.CreateApiKeyRequest(name=name, **options), metadata=account.metadata
     )
+
+
+def authenticate(auth, secret: str):
+    return auth.AuthenticateApiKey(auth_pb2.AuthenticateApiKeyRequest(api_key=secret))
 
 
 async def test_create_api_key_returns_the_secret_once_in_the_documented_format(auth, accounts):
@@ -194,3 +208,157 @@ async def test_an_api_key_needs_a_name(auth, accounts, rejected):
 
 async def test_api_key_management_needs_an_authenticated_caller(auth, rejected):
     await rejected(grpc.StatusCode.UNAUTHENTICATED, auth.ListApiKeys(auth_pb2.ListApiKeysRequest()))
+
+
+# Scopes
+
+
+async def test_a_key_has_the_scopes_it_was_created_with_in_list_and_principal(auth, accounts):
+    account = await accounts.create()
+
+    created = await create_key(auth, account, scopes=["results:read", "detect", "detect"])
+
+    # Canonical order, no repeats, wherever the key is shown.
+    assert list(created.key.scopes) == ["detect", "results:read"]
+    [listed] = (
+        await auth.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=account.metadata)
+    ).keys
+    assert list(listed.scopes) == ["detect", "results:read"]
+    principal = await authenticate(auth, created.secret)
+    assert list(principal.scopes) == ["detect", "results:read"]
+
+
+async def test_a_key_created_without_scopes_has_every_scope(auth, accounts, database):
+    account = await accounts.create()
+
+    created = await create_key(auth, account)
+
+    assert list(created.key.scopes) == EVERY_SCOPE
+    assert list((await authenticate(auth, created.secret)).scopes) == EVERY_SCOPE
+    stored = await database.value(
+        "SELECT scopes FROM auth.api_keys WHERE id = :id", id=created.key.id
+    )
+    assert stored == EVERY_SCOPE
+
+
+async def test_an_unknown_scope_is_refused_naming_the_known_ones(
+    auth, accounts, database, rejected
+):
+    account = await accounts.create()
+
+    error = await rejected(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        create_key(auth, account, scopes=["detect", "admin"]),
+    )
+
+    assert "'admin'" in error.details()
+    assert all(scope in error.details() for scope in EVERY_SCOPE)
+    assert ("error-code", "unknown_scope") in tuple(error.trailing_metadata())
+    assert (
+        await database.value(
+            "SELECT count(*) FROM auth.api_keys WHERE user_id = :id", id=account.id
+        )
+        == 0
+    )
+
+
+# Expiry
+
+
+async def test_a_key_made_to_expire_says_when_in_list_and_principal(auth, accounts):
+    account = await accounts.create()
+
+    created = await create_key(auth, account, expires_in_days=30)
+    forever = await create_key(auth, account, name="forever")
+
+    lifetime = created.key.expires_at.ToDatetime() - created.key.created_at.ToDatetime()
+    assert lifetime == timedelta(days=30)
+    assert not forever.key.HasField("expires_at")
+    principal = await authenticate(auth, created.secret)
+    assert principal.credential_expires_at == created.key.expires_at
+    assert not (await authenticate(auth, forever.secret)).HasField("credential_expires_at")
+
+
+async def test_a_lifetime_out_of_range_is_refused(auth, accounts, rejected):
+    account = await accounts.create()
+
+    for days in (0, -1, 366):
+        error = await rejected(
+            grpc.StatusCode.INVALID_ARGUMENT, create_key(auth, account, expires_in_days=days)
+        )
+        assert "from 1 to 365" in error.details()
+
+
+async def test_an_expired_key_is_refused_with_its_own_message(auth, accounts, database, rejected):
+    account = await accounts.create()
+    created = await create_key(auth, account, expires_in_days=1)
+    await authenticate(auth, created.secret)
+    await database.execute(
+        "UPDATE auth.api_keys SET expires_at = now() - interval '1 second' WHERE id = :id",
+        id=created.key.id,
+    )
+
+    expired = await rejected(grpc.StatusCode.UNAUTHENTICATED, authenticate(auth, created.secret))
+
+    assert expired.details() == "the API key has expired"
+    assert ("error-code", "api_key_expired") in tuple(expired.trailing_metadata())
+    unknown = await rejected(
+        grpc.StatusCode.UNAUTHENTICATED, authenticate(auth, "ov_12345678_nope")
+    )
+    assert unknown.details() != expired.details()
+
+
+async def test_a_revoked_key_that_also_expired_reads_as_revoked(auth, accounts, database, rejected):
+    account = await accounts.create()
+    created = await create_key(auth, account, expires_in_days=1)
+    await auth.RevokeApiKey(
+        auth_pb2.RevokeApiKeyRequest(key_id=created.key.id), metadata=account.metadata
+    )
+    await database.execute(
+        "UPDATE auth.api_keys SET expires_at = now() - interval '1 day' WHERE id = :id",
+        id=created.key.id,
+    )
+
+    error = await rejected(grpc.StatusCode.UNAUTHENTICATED, authenticate(auth, created.secret))
+
+    assert error.details() == "the API key is invalid or revoked"
+
+
+# Migration
+
+
+def test_keys_made_before_scopes_get_every_scope_and_no_expiry(infrastructure):
+    """Revision 0003 on a database holding a key from before it: the key keeps doing all it
+    could, and lasts until revoked."""
+    with fresh_database(infrastructure.database_url) as database_url:
+        upgrade_to(
+            migrations_dir=MIGRATIONS_DIR, database_url=database_url, schema=SCHEMA, revision="0002"
+        )
+        engine = create_engine(sync_url(database_url))
+        user_id, key_id = uuid.uuid4(), uuid.uuid4()
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO auth.users (id, email, name, password_hash)"
+                    " VALUES (:id, :email, 'Old', 'x')"
+                ),
+                {"id": user_id, "email": f"old-{user_id.hex}@example.com"},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO auth.api_keys (id, user_id, name, prefix, key_hash)"
+                    " VALUES (:id, :user_id, 'old', 'ov_00000000', :hash)"
+                ),
+                {"id": key_id, "user_id": user_id, "hash": "0" * 64},
+            )
+
+        upgrade_to_head(migrations_dir=MIGRATIONS_DIR, database_url=database_url, schema=SCHEMA)
+
+        with engine.connect() as connection:
+            scopes, expires_at = connection.execute(
+                text("SELECT scopes, expires_at FROM auth.api_keys WHERE id = :id"),
+                {"id": key_id},
+            ).one()
+        engine.dispose()
+    assert scopes == EVERY_SCOPE
+    assert expires_at is None

@@ -136,3 +136,29 @@ def test_error_messages_say_what_to_do() -> None:
     assert describe_error(limited, "http://api") == (
         "too many attempts. Try again in 42 s (HTTP 429 rate_limited)"
     )
+
+
+def test_an_api_keys_refusals_say_what_the_key_lacks() -> None:
+    lacking = ObjectVisionError(
+        403, "insufficient_scope", "this API key lacks the 'webhooks' scope this needs", "r3"
+    )
+    assert describe_error(lacking, "http://api", credentials="api-key") == (
+        "this API key lacks the 'webhooks' scope this needs. The key in OBJECTVISION_API_KEY "
+        "lacks the scope this needs: log in and create a key that has it (`objectvision keys "
+        "create NAME --scope SCOPE`) (HTTP 403 insufficient_scope, request id r3)"
+    )
+    account = ObjectVisionError(403, "session_required", "an API key cannot do this", None)
+    assert describe_error(account, "http://api", credentials="api-key") == (
+        "an API key cannot do this. This needs a logged-in session, not an API key: unset "
+        "OBJECTVISION_API_KEY and run `objectvision login --api-url http://api` "
+        "(HTTP 403 session_required)"
+    )
+    expired = ObjectVisionError(401, "api_key_expired", "the API key has expired", None)
+    assert describe_error(expired, "http://api", credentials="api-key").startswith(
+        "the API key has expired. Create a new key (`objectvision keys create`)"
+    )
+    # A session's 403 (a wrong password) is left as the server said it.
+    wrong = ObjectVisionError(403, "permission_denied", "the current password is wrong", None)
+    assert describe_error(wrong, "http://api") == (
+        "the current password is wrong (HTTP 403 permission_denied)"
+    )

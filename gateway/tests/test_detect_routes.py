@@ -12,9 +12,10 @@ feeds it; the revocation check still runs against the real Redis.
 
 import base64
 import json
+import textwrap
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -25,12 +26,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from gateway.app import body_limits, create_app
+from gateway.app import base64_length, body_limits, create_app
 from gateway.auth.jwks import JwksCache
 from gateway.config import MAX_IMAGE_BYTES_PER_CALL, GatewaySettings
 from gateway.routers.detect import MULTIPART_OVERHEAD_BYTES, PART_OVERHEAD_BYTES
 from objectvision.v1 import auth_pb2
 from objectvision_common.revocation import revoked_session_key, revoked_token_key
+from objectvision_devstack.image_server import ImageServer, image_server
 
 IMAGE = "/api/v1/detect/image"
 BATCH = "/api/v1/detect/batch"
@@ -208,18 +210,19 @@ async def test_an_api_key_caller_needs_the_auth_service(client: httpx.AsyncClien
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"json": {"file": "aGVsbG8="}},
         {"data": {"file": "hello"}},
         {"content": BYTES, "headers": {"Content-Type": "image/jpeg"}},
+        {"content": b"{}", "headers": {"Content-Type": "text/json"}},
         {"content": b""},
     ],
 )
 @pytest.mark.parametrize("path", [IMAGE, BATCH])
-async def test_anything_but_multipart_is_a_415(
+async def test_anything_but_multipart_or_json_is_a_415(
     authed: httpx.AsyncClient, path: str, kwargs: dict[str, Any]
 ) -> None:
     error = _assert_error(await authed.post(path, **kwargs), 415, "unsupported_media_type")
     assert "multipart/form-data" in error["message"]
+    assert "application/json" in error["message"]
 
 
 async def test_a_multipart_body_without_a_boundary_is_a_400(authed: httpx.AsyncClient) -> None:
@@ -227,6 +230,155 @@ async def test_a_multipart_body_without_a_boundary_is_a_400(authed: httpx.AsyncC
         IMAGE, content=b"--x\r\n", headers={"Content-Type": "multipart/form-data"}
     )
     _assert_error(response, 400, "bad_request")
+
+
+# Images by URL or as base64, in a JSON body (ADR 0027)
+
+
+@pytest.fixture(scope="module")
+def image_host() -> Iterator[ImageServer]:
+    with image_server({"a.jpg": BYTES}) as server:
+        yield server
+
+
+def _b64(data: bytes = BYTES) -> str:
+    return base64.b64encode(data).decode()
+
+
+async def test_an_anonymous_json_body_is_a_401_and_its_url_is_never_fetched(
+    client: httpx.AsyncClient, image_host: ImageServer
+) -> None:
+    before = len(image_host.received())
+    for path, body in [
+        (IMAGE, {"url": image_host.file_url("a.jpg")}),
+        (BATCH, {"images": [{"url": image_host.file_url("a.jpg")}]}),
+    ]:
+        _assert_error(await client.post(path, json=body), 401, "unauthenticated")
+    assert len(image_host.received()) == before
+
+
+async def test_base64_images_are_sent_to_the_detection_service(
+    authed: httpx.AsyncClient,
+) -> None:
+    _assert_sent_on(await authed.post(IMAGE, json={"image_base64": _b64()}))
+    wrapped = "\n".join(textwrap.wrap(_b64(), 76))
+    _assert_sent_on(await authed.post(IMAGE, json={"image_base64": wrapped}))
+    data_url = f"data:image/jpeg;base64,{_b64()}"
+    _assert_sent_on(
+        await authed.post(
+            IMAGE,
+            params={"classes": "bus"},
+            json={"image_base64": data_url, "filename": "a.jpg", "confidence": 0.5, "store": False},
+        )
+    )
+    images = [{"image_base64": _b64(), "filename": f"{n}.jpg"} for n in range(3)]
+    _assert_sent_on(await authed.post(BATCH, json={"images": images, "iou": 0.5}))
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "loc"),
+    [
+        (IMAGE, {}, ["body"]),
+        (IMAGE, {"filename": "a.jpg"}, ["body"]),
+        (IMAGE, {"url": "https://example.com/a.jpg", "image_base64": "aGVsbG8="}, ["body"]),
+        (BATCH, {"images": [{"image_base64": "aGVsbG8="}, {}]}, ["body", "images", 1]),
+    ],
+)
+async def test_both_or_neither_of_url_and_image_base64_is_a_422(
+    authed: httpx.AsyncClient, path: str, body: dict[str, Any], loc: list[Any]
+) -> None:
+    error = _assert_invalid(await authed.post(path, json=body), *loc)
+    assert "exactly one of url or image_base64" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not base64!",
+        "aGVsbG8",
+        "data:text/plain;base64,aGVsbG8=",
+        "\uff48\uff45\uff4c\uff4c\uff4f=",
+    ],
+)
+async def test_bad_base64_is_a_422(authed: httpx.AsyncClient, text: str) -> None:
+    error = _assert_invalid(await authed.post(IMAGE, json={"image_base64": text}), "body")
+    assert "image_base64" in error["message"] and "base64" in error["details"][0]["msg"]
+    response = await authed.post(BATCH, json={"images": [{"image_base64": text}]})
+    _assert_invalid(response, "body", "images", 0, "image_base64")
+
+
+@pytest.mark.parametrize(
+    ("params", "body", "loc"),
+    [
+        ({"confidence": "0.5"}, {"confidence": 0.5}, ("body", "confidence")),
+        ({"store": "false"}, {"store": False}, ("body", "store")),
+        ({}, {"confidence": "0.5"}, ("body", "confidence")),
+        ({}, {"max_detections": 10.0}, ("body", "max_detections")),
+        ({}, {"store": "false"}, ("body", "store")),
+        ({}, {"files": "x"}, ("body", "files")),
+        ({"iou": "2"}, {}, ("query", "iou")),
+    ],
+)
+async def test_json_parameters_are_checked_like_form_fields_and_strictly_typed(
+    authed: httpx.AsyncClient, params: dict[str, str], body: dict[str, Any], loc: tuple[str, str]
+) -> None:
+    response = await authed.post(IMAGE, params=params, json={"image_base64": _b64(), **body})
+    _assert_invalid(response, *loc)
+
+
+async def test_a_body_that_is_not_json_is_a_422(authed: httpx.AsyncClient) -> None:
+    response = await authed.post(
+        IMAGE, content=b'{"url": ', headers={"Content-Type": "application/json"}
+    )
+    _assert_error(response, 422, "malformed_json")
+
+
+async def test_a_json_batch_takes_1_to_max_batch_files_images(
+    open_detect_client: Callable[..., Any],
+) -> None:
+    client = await open_detect_client(MAX_BATCH_FILES=2)
+    for count in (0, 3):
+        images = [{"image_base64": _b64()}] * count
+        error = _assert_invalid(await client.post(BATCH, json={"images": images}), "body", "images")
+        assert f"1 to 2 images; got {count}" in error["message"]
+
+
+async def test_base64_over_max_upload_bytes_is_a_413_and_fails_only_its_item_in_a_batch(
+    open_detect_client: Callable[..., Any],
+) -> None:
+    client = await open_detect_client(MAX_UPLOAD_BYTES=1000)
+    _assert_sent_on(await client.post(IMAGE, json={"image_base64": _b64(b"\xff" * 1000)}))
+    big = {"image_base64": _b64(b"\xff" * 1001), "filename": "big.jpg"}
+    error = _assert_error(await client.post(IMAGE, json=big), 413, "payload_too_large")
+    assert "'big.jpg'" in error["message"] and "1000 bytes" in error["message"]
+    _assert_sent_on(await client.post(BATCH, json={"images": [big, {"image_base64": _b64()}]}))
+    _assert_error(await client.post(BATCH, json={"images": [big]}), 413, "payload_too_large")
+
+
+async def test_urls_are_forbidden_by_default_and_fail_only_their_item_in_a_batch(
+    authed: httpx.AsyncClient, image_host: ImageServer
+) -> None:
+    """IMAGE_URL_ALLOW_PRIVATE is false by default, and the image host is on 127.0.0.1."""
+    before = len(image_host.received())
+    url = image_host.file_url("a.jpg")
+    error = _assert_error(await authed.post(IMAGE, json={"url": url}), 422, "image_url_forbidden")
+    assert "private, loopback or otherwise internal" in error["message"]
+    mixed = {"images": [{"url": url}, {"image_base64": _b64()}]}
+    _assert_sent_on(await authed.post(BATCH, json=mixed))
+    only_urls = {"images": [{"url": url}, {"url": "file:///etc/passwd"}]}
+    _assert_error(await authed.post(BATCH, json=only_urls), 422, "image_url_forbidden")
+    assert len(image_host.received()) == before
+
+
+async def test_a_url_allowed_by_the_settings_is_fetched_and_sent_on(
+    open_detect_client: Callable[..., Any], image_host: ImageServer
+) -> None:
+    client = await open_detect_client(IMAGE_URL_ALLOW_PRIVATE=True)
+    _assert_sent_on(await client.post(IMAGE, json={"url": image_host.file_url("a.jpg")}))
+    assert image_host.received()[-1].path == "/files/a.jpg"
+    missing = await client.post(IMAGE, json={"url": f"{image_host.url}/status/404"})
+    error = _assert_error(missing, 422, "image_url_unreachable")
+    assert "404 Not Found" in error["message"]
 
 
 # Parameters
@@ -340,7 +492,7 @@ async def test_an_image_over_max_upload_bytes_is_a_413(
     assert "'big.jpg'" in error["message"]
     assert "1000 bytes" in error["message"]
     # Beyond the body limit: refused from Content-Length, before anything is read.
-    big = b"\xff" * (1000 + MULTIPART_OVERHEAD_BYTES + 1)
+    big = b"\xff" * (base64_length(1000) + MULTIPART_OVERHEAD_BYTES + 1)
     _assert_error(await client.post(IMAGE, files=_one(data=big)), 413, "payload_too_large")
 
 
@@ -380,13 +532,18 @@ async def test_an_oversized_streamed_upload_is_a_413(
     _assert_error(response, 413, "payload_too_large")
 
 
-def test_body_limits_leave_room_for_multipart_framing(
+def test_body_limits_leave_room_for_base64_and_the_framing(
     make_settings: Callable[..., GatewaySettings],
 ) -> None:
+    """Images may come as base64 in JSON (a third longer than as files), with room for the
+    multipart or JSON around them."""
     settings = make_settings(MAX_UPLOAD_BYTES=1000, MAX_BATCH_FILES=5)
     limits = dict(body_limits(settings))
-    assert limits["/api/v1/detect"] == 1000 + MULTIPART_OVERHEAD_BYTES
-    assert limits[BATCH] == 5 * 1000 + MULTIPART_OVERHEAD_BYTES + 5 * PART_OVERHEAD_BYTES
+    assert base64_length(1000) == len(base64.b64encode(b"x" * 1000)) == 1336
+    assert limits["/api/v1/detect"] == 1336 + MULTIPART_OVERHEAD_BYTES
+    assert limits[BATCH] == (
+        base64_length(5 * 1000) + MULTIPART_OVERHEAD_BYTES + 5 * PART_OVERHEAD_BYTES
+    )
     # A batch is one gRPC message, so the defaults (100 x 20 MiB) are capped by its size.
     defaults = make_settings()
     assert defaults.max_upload_bytes == 20 * 1024 * 1024
@@ -542,7 +699,7 @@ def test_openapi_describes_the_detection_routes(
     image = paths[IMAGE]["post"]
     body = image["requestBody"]
     assert body["required"] is True
-    assert set(body["content"]) == {"multipart/form-data"}
+    assert set(body["content"]) == {"multipart/form-data", "application/json"}
     form = schemas["DetectImageForm"]
     assert form["additionalProperties"] is False
     assert {
@@ -555,6 +712,12 @@ def test_openapi_describes_the_detection_routes(
         "max_detections",
         "model",
     } == set(form["properties"])
+    # The form's fields, with the image by URL or as base64 in place of the file.
+    by_url = body["content"]["application/json"]["schema"]
+    assert by_url["additionalProperties"] is False
+    sources = {"url", "image_base64", "filename"}
+    assert set(by_url["properties"]) == set(form["properties"]) - {"file", "files"} | sources
+    assert by_url["properties"]["image_base64"]["contentEncoding"] == "base64"
     query = {p["name"] for p in image["parameters"] if p["in"] == "query"}
     assert query == {"confidence", "iou", "classes", "max_detections", "store", "model"}
     assert image["responses"]["200"]["content"]["application/json"]["schema"] == {
@@ -572,6 +735,11 @@ def test_openapi_describes_the_detection_routes(
 
     batch = paths[BATCH]["post"]
     assert schemas["DetectBatchForm"]["required"] == ["files"]
+    by_urls = batch["requestBody"]["content"]["application/json"]["schema"]
+    assert by_urls["required"] == ["images"]
+    # Written in place: a `$defs` reference would not resolve inside the OpenAPI document.
+    assert "$ref" not in json.dumps(by_urls)
+    assert set(by_urls["properties"]["images"]["items"]["properties"]) == sources
     accepted = batch["responses"]["202"]
     assert "Location" in accepted["headers"]
     assert accepted["content"]["application/json"]["schema"] == {

@@ -96,6 +96,11 @@ def test_the_schema_says_so_too() -> None:
         (UserUpdateIn, {"name": "paragraph\u2029separator"}),
         (ApiKeyCreateIn, {"name": " "}),
         (ApiKeyCreateIn, {"name": "ok", "scopes": []}),
+        (ApiKeyCreateIn, {"name": "ok", "scopes": ["admin"]}),
+        (ApiKeyCreateIn, {"name": "ok", "scopes": "detect"}),
+        (ApiKeyCreateIn, {"name": "ok", "expires_in_days": 0}),
+        (ApiKeyCreateIn, {"name": "ok", "expires_in_days": 366}),
+        (ApiKeyCreateIn, {"name": "ok", "expires_in_days": "30"}),
     ],
 )
 def test_patches_and_keys_refuse_nulls_coercions_and_junk(
@@ -103,6 +108,15 @@ def test_patches_and_keys_refuse_nulls_coercions_and_junk(
 ) -> None:
     with pytest.raises(ValidationError):
         model.model_validate(body)
+
+
+def test_an_api_key_request_sends_its_scopes_and_only_a_given_lifetime() -> None:
+    scoped = ApiKeyCreateIn.model_validate(
+        {"name": "edge", "scopes": ["results:read", "detect"], "expires_in_days": 30}
+    ).to_proto()
+    assert (list(scoped.scopes), scoped.expires_in_days) == (["results:read", "detect"], 30)
+    plain = ApiKeyCreateIn.model_validate({"name": "ci"}).to_proto()
+    assert list(plain.scopes) == [] and not plain.HasField("expires_in_days")
 
 
 def test_a_settings_update_sends_only_what_was_given() -> None:

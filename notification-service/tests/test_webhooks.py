@@ -2,7 +2,6 @@
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import time
 import uuid
@@ -17,12 +16,7 @@ from notification_service.deliveries.models import deliveries
 from notification_service.deliveries.service import attempts_of
 from notification_service.server import Runtime
 from notification_service.webhooks.secrets import SecretBox, signature
-from notification_service.webhooks.targets import (
-    ForbiddenTarget,
-    is_forbidden_address,
-    parse_webhook_url,
-    resolve_allowed,
-)
+from notification_service.webhooks.targets import ForbiddenTarget, checked_target
 from objectvision.v1 import notification_pb2, notification_pb2_grpc
 from objectvision_common.grpc_client import insecure_channel
 from objectvision_common.runner import service_app
@@ -153,29 +147,26 @@ async def test_webhooks_to_internal_or_non_http_targets_are_refused(
 
 
 @pytest.mark.parametrize(
-    ("address", "forbidden"),
+    ("url", "message"),
     [
-        ("8.8.8.8", False),
-        ("2606:4700:4700::1111", False),
-        ("100.64.0.1", True),
-        ("fd00::1", True),
-        ("fe80::1", True),
-        ("2002:7f00:1::1", True),
-        ("::ffff:10.0.0.1", True),
-        ("ff02::1", True),
-        ("240.0.0.1", True),
+        ("http://localhost:9/hook", "webhook URL points at a private"),
+        ("ftp://example.com/hook", "webhook URL must use http or https"),
+        ("http://no-such-host.invalid/hook", "webhook host 'no-such-host.invalid' does not"),
     ],
 )
-def test_address_classification(address: str, forbidden: bool) -> None:
-    assert is_forbidden_address(ipaddress.ip_address(address)) is forbidden
+async def test_refused_targets_carry_the_webhook_code_and_say_why(url: str, message: str) -> None:
+    """The rules themselves are objectvision_common.public_urls' (common/tests); webhooks
+    refuse with their own code, and a name that does not resolve is refused too."""
+    with pytest.raises(ForbiddenTarget) as refused:
+        await checked_target(url, allow_private=False)
+    assert refused.value.code == "webhook_target_forbidden"
+    assert refused.value.message.startswith(message)
 
 
-async def test_every_resolved_address_is_checked_not_just_the_first() -> None:
-    # "localhost" may resolve to both ::1 and 127.0.0.1; either alone is enough to refuse.
-    with pytest.raises(ForbiddenTarget):
-        await resolve_allowed(parse_webhook_url("http://localhost:9/"), allow_private=False)
-    allowed = await resolve_allowed(parse_webhook_url("http://127.0.0.1:9/"), allow_private=True)
-    assert allowed == [ipaddress.ip_address("127.0.0.1")]
+async def test_an_allowed_target_keeps_the_addresses_it_was_checked_with() -> None:
+    target = await checked_target("http://127.0.0.1:9/hook", allow_private=True)
+    assert (target.url.host, target.url.target) == ("127.0.0.1", "/hook")
+    assert [str(address) for address in target.addresses] == ["127.0.0.1"]
 
 
 def test_secrets_are_stored_encrypted_and_signatures_cover_timestamp_and_body() -> None:

@@ -130,6 +130,8 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             is_admin=user.is_admin,
             auth_method=AUTH_METHOD_API_KEY,
             credential_id=str(key.id),
+            credential_expires_at=timestamp(key.expires_at),
+            scopes=key.scopes,
         )
 
     async def RequestPasswordReset(
@@ -226,7 +228,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 # A leaked key must not be able to mint more keys that outlive its revocation.
                 raise PermissionDenied("API keys can only be created from a signed-in session")
             key, secret = await api_keys_service.create(
-                session=session, user_id=caller.user.id, name=request.name
+                session=session,
+                user_id=caller.user.id,
+                name=request.name,
+                scopes=request.scopes,
+                expires_in_days=(
+                    request.expires_in_days if request.HasField("expires_in_days") else None
+                ),
             )
         return auth_pb2.CreatedApiKey(key=_api_key_message(key), secret=secret)
 
@@ -304,4 +312,6 @@ def _api_key_message(key: ApiKey) -> auth_pb2.ApiKey:
         created_at=timestamp(key.created_at),
         last_used_at=timestamp(key.last_used_at),
         revoked_at=timestamp(key.revoked_at),
+        scopes=key.scopes,
+        expires_at=timestamp(key.expires_at),
     )

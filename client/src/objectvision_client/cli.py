@@ -16,7 +16,7 @@ import sys
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -27,10 +27,12 @@ from objectvision_client.credentials import CredentialStore, SavedSession
 from objectvision_client.errors import ObjectVisionError
 from objectvision_client.models import DetectionResult, Job, VideoFrame, WebhookDelivery
 from objectvision_client.operations import (
+    API_KEY_SCOPES,
     DELIVERY_STATES,
     EXPORT_FORMATS,
     JOB_KINDS,
     JOB_STATUSES,
+    MAX_API_KEY_LIFETIME_DAYS,
     DetectionParams,
 )
 from objectvision_client.output import ProgressBar, format_table
@@ -89,6 +91,16 @@ def _positive_int(text: str) -> int:
 
 def _non_negative_int(text: str) -> int:
     return _whole_number(text, at_least=0)
+
+
+def _key_lifetime_days(text: str) -> int:
+    value = _whole_number(text, at_least=1)
+    if value > MAX_API_KEY_LIFETIME_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"{text} is more than {MAX_API_KEY_LIFETIME_DAYS} days: leave the option out for "
+            "a key that lasts until it is revoked"
+        )
+    return value
 
 
 def _class_list(text: str) -> list[str]:
@@ -168,7 +180,7 @@ def _chunks(paths: Sequence[Path], size: int) -> list[Sequence[Path]]:
 
 def annotated_path(outdir: Path, source: str, taken: set[Path]) -> Path:
     """`OUTDIR/<stem>.annotated.jpg`, numbered when two inputs share a stem."""
-    stem = Path(source).stem or "image"
+    stem = Path(urllib.parse.urlsplit(source).path if is_url(source) else source).stem or "image"
     candidate = outdir / f"{stem}.annotated.jpg"
     number = 2
     while candidate in taken:
@@ -189,8 +201,20 @@ def describe_error(error: ObjectVisionError, api_url: str, *, credentials: str =
     text = error.message.rstrip(".")
     if error.status == 401 and credentials == "session":
         text += f". Run `objectvision login --api-url {api_url}` to log in again"
+    elif error.status == 401 and credentials == "api-key" and error.code == "api_key_expired":
+        text += f". Create a new key (`objectvision keys create`) and put it in {API_KEY_VARIABLE}"
     elif error.status == 401 and credentials == "api-key":
         text += f". Check {API_KEY_VARIABLE}: the key may be revoked or mistyped"
+    elif error.status == 403 and credentials == "api-key" and error.code == "insufficient_scope":
+        text += (
+            f". The key in {API_KEY_VARIABLE} lacks the scope this needs: log in and create a "
+            "key that has it (`objectvision keys create NAME --scope SCOPE`)"
+        )
+    elif error.status == 403 and credentials == "api-key" and error.code == "session_required":
+        text += (
+            f". This needs a logged-in session, not an API key: unset {API_KEY_VARIABLE} and "
+            f"run `objectvision login --api-url {api_url}`"
+        )
     elif error.status == 429 and error.retry_after and "try again" not in text.lower():
         text += f". Try again in {error.retry_after:.0f} s"
     reference = f" (HTTP {error.status} {error.code}"
@@ -394,8 +418,15 @@ def cmd_account_delete(ctx: Context) -> int:
     return EXIT_OK
 
 
+def is_url(name: str) -> bool:
+    """An http(s) URL, for the server to fetch, rather than a file to upload."""
+    return urllib.parse.urlsplit(name).scheme.lower() in ("http", "https")
+
+
 def cmd_detect(ctx: Context) -> int:
-    files = [Path(name) for name in ctx.args.images]
+    """Each IMAGE is a file, uploaded, or an http(s) URL, sent as JSON for the server to fetch."""
+    urls = {name for name in ctx.args.images if is_url(name)}
+    files = [Path(name) for name in ctx.args.images if name not in urls]
     for path in files:
         if path.is_dir():
             raise CliError(
@@ -410,8 +441,11 @@ def cmd_detect(ctx: Context) -> int:
         )
     results: list[tuple[str, DetectionResult]] = []
     with ctx.client() as client:
-        for path in files:
-            results.append((str(path), client.detect_image(path, ctx.params())))
+        for name in ctx.args.images:
+            if name in urls:
+                results.append((name, client.detect_url(name, ctx.params())))
+            else:
+                results.append((str(Path(name)), client.detect_image(Path(name), ctx.params())))
         if ctx.args.annotate:
             outdir = Path(ctx.args.annotate)
             outdir.mkdir(parents=True, exist_ok=True)
@@ -721,11 +755,29 @@ def cmd_history_delete(ctx: Context) -> int:
     return EXIT_OK
 
 
+def _key_scopes(scopes: Sequence[str]) -> str:
+    return "all" if set(scopes) == set(API_KEY_SCOPES) else ", ".join(scopes)
+
+
+def _key_status(revoked_at: datetime | None, expires_at: datetime | None) -> str:
+    if revoked_at:
+        return "revoked"
+    if expires_at and expires_at <= datetime.now(UTC):
+        return "expired"
+    return "active"
+
+
 def cmd_keys_create(ctx: Context) -> int:
     with ctx.client() as client:
-        key = client.create_api_key(ctx.args.name)
+        key = client.create_api_key(
+            ctx.args.name, scopes=ctx.args.scope, expires_in_days=ctx.args.expires_in_days
+        )
     if not ctx.printed_json(key.raw):
-        ctx.say(f"API key {key.name!r} created (id {key.id}). Copy it now; it is not shown again:")
+        expiry = f"expires {_time(key.expires_at)}" if key.expires_at else "never expires"
+        ctx.say(
+            f"API key {key.name!r} created (id {key.id}; scopes: {_key_scopes(key.scopes)}; "
+            f"{expiry}). Copy it now; it is not shown again:"
+        )
         print(key.secret, file=ctx.stdout)
     return EXIT_OK
 
@@ -741,13 +793,15 @@ def cmd_keys_list(ctx: Context) -> int:
             key.id,
             key.name,
             f"{key.prefix}...",
+            _key_scopes(key.scopes),
             _time(key.created_at),
             _time(key.last_used_at),
-            "revoked" if key.revoked_at else "active",
+            _time(key.expires_at) if key.expires_at else "never",
+            _key_status(key.revoked_at, key.expires_at),
         ]
         for key in keys
     ]
-    headers = ["ID", "NAME", "PREFIX", "CREATED", "LAST USED", "STATUS"]
+    headers = ["ID", "NAME", "PREFIX", "SCOPES", "CREATED", "LAST USED", "EXPIRES", "STATUS"]
     print(format_table(headers, rows), file=ctx.stdout)
     return EXIT_OK
 
@@ -1009,7 +1063,12 @@ def build_parser() -> argparse.ArgumentParser:
     delete_account.set_defaults(handler=cmd_account_delete)
 
     detect = commands.add_parser("detect", help="detect objects in one or more images")
-    detect.add_argument("images", nargs="+", metavar="IMAGE")
+    detect.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="an image file, or an http(s) URL the server fetches the image from",
+    )
     _add_output_choice(detect, table=True)
     detect.add_argument(
         "--annotate", metavar="OUTDIR", help="also save each image with its boxes drawn (JPEG)"
@@ -1137,8 +1196,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     keys = commands.add_parser("keys", help="manage API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    create = key_commands.add_parser("create", help="create a key and print its secret")
+    create = key_commands.add_parser(
+        "create",
+        help="create a key and print its secret (needs a logged-in session)",
+        description="Create an API key and print its secret, shown only this once. Managing "
+        "the account and its keys needs a logged-in session whatever a key's scopes.",
+    )
     create.add_argument("name")
+    create.add_argument(
+        "--scope",
+        action="append",
+        choices=API_KEY_SCOPES,
+        help="what the key may do; repeat for several (default: every scope)",
+    )
+    create.add_argument(
+        "--expires-in-days",
+        type=_key_lifetime_days,
+        metavar="DAYS",
+        help=f"the key stops working after DAYS (1-{MAX_API_KEY_LIFETIME_DAYS}; "
+        "default: when it is revoked)",
+    )
     _add_output_choice(create)
     create.set_defaults(handler=cmd_keys_create)
     listing = key_commands.add_parser("list", help="list keys, revoked ones included")

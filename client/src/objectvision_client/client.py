@@ -384,6 +384,7 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
 
     models = _sync(ops.models)
     detect_image = _sync(ops.detect_image)
+    detect_url = _sync(ops.detect_url)
 
     def detect_images(
         self, images: Iterable[ImageSource], params: DetectionParams | None = None
@@ -568,6 +569,7 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
 
     models = _async(ops.models)
     detect_image = _async(ops.detect_image)
+    detect_url = _async(ops.detect_url)
 
     async def detect_images(
         self, images: Iterable[ImageSource], params: DetectionParams | None = None

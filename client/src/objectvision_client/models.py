@@ -225,12 +225,17 @@ class VideoFramesPage(_Answer):
 
 
 class ApiKey(_Answer):
+    """A key as listed: `scopes`, what it may do; `expires_at`, when it stops working (None:
+    when it is revoked)."""
+
     id: str
     name: str
     prefix: str
     created_at: datetime
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    scopes: tuple[str, ...] = ()
+    expires_at: datetime | None = None
 
 
 class CreatedApiKey(ApiKey):

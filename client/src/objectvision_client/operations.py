@@ -88,19 +88,27 @@ class DetectionParams:
     # A model from Client.models(); None: the deployment's default.
     model: str | None = None
 
-    def form_fields(self) -> dict[str, str]:
-        fields: dict[str, str] = {}
+    def json_fields(self) -> dict[str, str | int | float]:
+        """The parameters as a JSON body carries them (numbers as numbers)."""
+        fields: dict[str, str | int | float] = {}
         if self.confidence is not None:
-            fields["confidence"] = repr(float(self.confidence))
+            fields["confidence"] = float(self.confidence)
         if self.iou is not None:
-            fields["iou"] = repr(float(self.iou))
+            fields["iou"] = float(self.iou)
         if self.classes:
             fields["classes"] = ",".join(name.strip() for name in self.classes if name.strip())
         if self.max_detections is not None:
-            fields["max_detections"] = str(int(self.max_detections))
+            fields["max_detections"] = int(self.max_detections)
         if self.model:
             fields["model"] = self.model.strip()
         return fields
+
+    def form_fields(self) -> dict[str, str]:
+        """The parameters as form fields, all text."""
+        return {
+            name: repr(value) if isinstance(value, float) else str(value)
+            for name, value in self.json_fields().items()
+        }
 
 
 def _segment(value: str) -> str:
@@ -225,6 +233,30 @@ def detect_image(
         data=fields,
         files=[("file", (filename, data, content_type))],
     )
+
+
+def detect_url(
+    url: str,
+    params: DetectionParams | None = None,
+    *,
+    filename: str | None = None,
+    store: bool = True,
+) -> Operation[DetectionResult]:
+    """Objects in the image at `url` (http or https), which the server fetches: nothing is
+    uploaded from here. The answer is the one an upload of the same bytes gets; a URL the
+    server may not fetch (a private address, credentials in it) raises ObjectVisionError
+    422 `image_url_forbidden`, one that gives no image (unknown host, an error status, no
+    answer in time) 422 `image_url_unreachable`. `filename` names the image in the history
+    (default: the URL's last path segment)."""
+    body: dict[str, str | int | float | bool] = {
+        "url": url,
+        **(params or DetectionParams()).json_fields(),
+    }
+    if filename is not None:
+        body["filename"] = filename
+    if not store:
+        body["store"] = False
+    return Operation("POST", "/api/v1/detect/image", _json(DetectionResult.from_json), json=body)
 
 
 def submit_batch(
@@ -375,8 +407,25 @@ def list_api_keys() -> Operation[list[ApiKey]]:
     return Operation("GET", API_KEYS, _json(partial(items_of, ApiKey)))
 
 
-def create_api_key(name: str) -> Operation[CreatedApiKey]:
-    return Operation("POST", API_KEYS, _json(CreatedApiKey.from_json), json={"name": name})
+# What an API key may be allowed to do (the API's `scopes`). Managing the account and its keys
+# needs a logged-in session whatever a key's scopes.
+API_KEY_SCOPES = ("detect", "results:read", "results:write", "webhooks")
+# The longest lifetime a key may be given, in days.
+MAX_API_KEY_LIFETIME_DAYS = 365
+
+
+def create_api_key(
+    name: str, scopes: Sequence[str] | None = None, expires_in_days: int | None = None
+) -> Operation[CreatedApiKey]:
+    """A new key (its secret in this answer only) with `scopes` (None: every scope) that
+    stops working after `expires_in_days` (1 to MAX_API_KEY_LIFETIME_DAYS; None: when it is
+    revoked). Needs a logged-in session: an API key cannot create keys."""
+    body: dict[str, Any] = {"name": name}
+    if scopes is not None:
+        body["scopes"] = list(scopes)
+    if expires_in_days is not None:
+        body["expires_in_days"] = expires_in_days
+    return Operation("POST", API_KEYS, _json(CreatedApiKey.from_json), json=body)
 
 
 def revoke_api_key(key_id: str) -> Operation[None]:

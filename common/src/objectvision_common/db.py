@@ -62,6 +62,15 @@ def _scripts_config(migrations_dir: Path) -> Config:
 
 def upgrade_to_head(*, migrations_dir: Path, database_url: str, schema: str) -> None:
     """Apply a service's migrations; safe to run on every start and from several processes."""
+    upgrade_to(
+        migrations_dir=migrations_dir, database_url=database_url, schema=schema, revision="head"
+    )
+
+
+def upgrade_to(*, migrations_dir: Path, database_url: str, schema: str, revision: str) -> None:
+    """Apply a service's migrations up to `revision`: "head" when a service migrates, an
+    earlier one where a test needs the rows a migration will find (what it does to data made
+    before it)."""
     url = sync_url(database_url)
     engine = create_engine(url)
     with engine.begin() as connection:
@@ -71,7 +80,7 @@ def upgrade_to_head(*, migrations_dir: Path, database_url: str, schema: str) -> 
         config = _scripts_config(migrations_dir)
         config.attributes["connection"] = connection
         config.attributes["schema"] = schema
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
     engine.dispose()
 
 

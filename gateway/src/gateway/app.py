@@ -20,6 +20,7 @@ from gateway.auth.jwks import JwksCache
 from gateway.clients import ServiceClients
 from gateway.config import GatewaySettings
 from gateway.errors import install_error_handlers
+from gateway.image_urls import ImageUrlFetcher
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import (
     BodySizeLimitMiddleware,
@@ -30,6 +31,7 @@ from gateway.middleware import (
 from gateway.ratelimit import RateLimiter
 from gateway.routers import ROUTERS, detect, health, video
 from objectvision.v1 import auth_pb2
+from objectvision_common.public_urls import pinned_http_client
 
 logger = logging.getLogger(__name__)
 
@@ -50,17 +52,27 @@ def _version() -> str:
         return "0.0.0"
 
 
+def base64_length(size: int) -> int:
+    """How long `size` bytes are in standard base64 (with padding)."""
+    return 4 * -(-size // 3)
+
+
 def body_limits(settings: GatewaySettings) -> Sequence[tuple[str, int]]:
     """Path prefixes with a body limit other than MAX_REQUEST_BYTES; upload routes go here.
 
     The longest prefix wins: one image under /detect, a whole batch under /detect/batch,
-    each with room for the multipart framing around the files.
+    each with room for the framing around the images. The images may come as base64 in a
+    JSON body (ADR 0027), a third longer than as files, so that is the room given; what
+    counts against MAX_UPLOAD_BYTES is each image's own bytes, however it came.
     """
     return (
-        (detect.DETECT_PREFIX, settings.max_upload_bytes + detect.MULTIPART_OVERHEAD_BYTES),
+        (
+            detect.DETECT_PREFIX,
+            base64_length(settings.max_upload_bytes) + detect.MULTIPART_OVERHEAD_BYTES,
+        ),
         (
             detect.BATCH_PATH,
-            settings.max_batch_bytes
+            base64_length(settings.max_batch_bytes)
             + detect.MULTIPART_OVERHEAD_BYTES
             + settings.max_batch_files * detect.PART_OVERHEAD_BYTES,
         ),
@@ -99,7 +111,14 @@ def create_app(settings: GatewaySettings, *, clients: ServiceClients | None = No
         app.state.jwks = _jwks_cache(live, settings)
         await _prefetch_keys(app.state.jwks)
         try:
-            yield
+            async with pinned_http_client() as http:
+                app.state.image_urls = ImageUrlFetcher(
+                    http,
+                    allow_private=settings.image_url_allow_private,
+                    max_bytes=settings.max_upload_bytes,
+                    timeout_seconds=settings.image_url_timeout_seconds,
+                )
+                yield
         finally:
             if clients is None:
                 await live.aclose()

@@ -70,6 +70,14 @@ class GatewaySettings(CommonSettings):
     detect_deadline_seconds: float = Field(
         default=30.0, gt=0, validation_alias="DETECT_DEADLINE_SECONDS"
     )
+    # Images by URL (ADR 0027): the whole fetch of one image, every lookup, connection,
+    # redirect and byte of it together.
+    image_url_timeout_seconds: float = Field(
+        default=10.0, gt=0, validation_alias="IMAGE_URL_TIMEOUT_SECONDS"
+    )
+    # Fetch images from loopback, private and link-local addresses too: tests and local
+    # development only, never where the gateway can reach anything worth protecting.
+    image_url_allow_private: bool = Field(default=False, validation_alias="IMAGE_URL_ALLOW_PRIVATE")
     # Deadline of a whole export download (job or history as COCO, YOLO or CSV): a large
     # history streams for longer than any single call should take.
     export_deadline_seconds: float = Field(

@@ -14,6 +14,7 @@ from starlette.requests import HTTPConnection
 
 from gateway.clients import ServiceClients
 from gateway.config import GatewaySettings
+from gateway.image_urls import ImageUrlFetcher
 from gateway.metrics import GatewayMetrics
 from gateway.ratelimit import RateLimiter
 from gateway.upstream import Upstream
@@ -42,10 +43,16 @@ async def get_metrics(connection: HTTPConnection) -> GatewayMetrics:
     return metrics
 
 
+async def get_image_fetcher(connection: HTTPConnection) -> ImageUrlFetcher:
+    fetcher: ImageUrlFetcher = connection.app.state.image_urls
+    return fetcher
+
+
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 ClientsDep = Annotated[ServiceClients, Depends(get_clients)]
 RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 MetricsDep = Annotated[GatewayMetrics, Depends(get_metrics)]
+ImageFetcherDep = Annotated[ImageUrlFetcher, Depends(get_image_fetcher)]
 
 
 def forwarded_client_ip(header: str | None) -> str | None:

@@ -2,36 +2,55 @@
 the history filters, checked as far as the gateway can without the service and shaped as the
 detection service takes them.
 
-Uploads are multipart/form-data, parsed once (by Starlette, cached on the request): FastAPI
+Images come as multipart/form-data files, or in an application/json body by URL or as base64
+(ADR 0027). A multipart body is parsed once (by Starlette, cached on the request): FastAPI
 validates the route's form model from that parse, which also puts the model in the OpenAPI
 document, and the files are counted from the same parse because a model field keeps only one
-of two parts named `file`. The detection parameters may come as query parameters or as form
-fields, not both. The gateway checks the content type, parameter ranges, file counts and
-sizes; the detection service judges the bytes themselves (format, completeness, pixel count).
+of two parts named `file`. A JSON body is read here, after authentication, into its own model
+(documented by the route's `openapi_extra`), and its URLs are fetched here too
+(gateway.image_urls). The detection parameters may come as query parameters or in the body,
+not both. The gateway checks the content type, parameter ranges, image counts and sizes; the
+detection service judges the bytes themselves (format, completeness, pixel count), however
+they came.
 """
 
+import asyncio
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, File, Header, Query, Request
 from google.protobuf.timestamp_pb2 import Timestamp
-from pydantic import StringConstraints
+from pydantic import BaseModel, StringConstraints, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
-from gateway.dependencies import SettingsDep
-from gateway.errors import ApiError
-from gateway.schemas.detect import Absent, DetectBatchForm, DetectImageForm, DetectionParamsIn
+from gateway.dependencies import ImageFetcherDep, SettingsDep
+from gateway.errors import ApiError, validation_error
+from gateway.image_urls import FETCHES_PER_BATCH, ImageUrlFetcher, url_filename
+from gateway.schemas.base import request_body_schema
+from gateway.schemas.detect import (
+    Absent,
+    DetectBatchForm,
+    DetectBatchJson,
+    DetectImageForm,
+    DetectImageJson,
+    DetectionParamsIn,
+    ImageSourceIn,
+)
 from gateway.schemas.video import DetectVideoForm, VideoSamplingIn
 from objectvision.v1 import detection_pb2
 from objectvision_common.limits import MAX_IDEMPOTENCY_KEY_CHARS
 from objectvision_common.sizes import readable_size
 
 T = TypeVar("T")
+Model = TypeVar("Model", bound=BaseModel)
 
 MAX_CLASS_NAME_CHARS = 100
 _MAX_SHOWN_FILENAME_CHARS = 100
 _PARAMS = tuple(DetectionParamsIn.model_fields)
+_JSON = "application/json"
+_MULTIPART = "multipart/form-data"
 
 # Printable ASCII without surrounding spaces: what HTTP carries unchanged.
 IdempotencyKey = Annotated[
@@ -56,12 +75,24 @@ StoreQuery = Annotated[
 ]
 
 
+def _json_alternative(model: type[BaseModel]) -> dict[str, Any]:
+    """The route's `openapi_extra`: its JSON body beside the multipart one FastAPI documents."""
+    return {"requestBody": {"content": {_JSON: {"schema": request_body_schema(model)}}}}
+
+
+IMAGE_JSON_BODY = _json_alternative(DetectImageJson)
+BATCH_JSON_BODY = _json_alternative(DetectBatchJson)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 async def multipart_form(request: Request) -> FormData:
     """The parsed form; 415 for anything but multipart/form-data, where an empty form would
     otherwise read as 'file missing'. Taken after authentication, so an anonymous caller
     gets 401 first."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "multipart/form-data":
+    if _media_type(request) != _MULTIPART:
         raise ApiError(415, "unsupported_media_type", "upload images as multipart/form-data")
     return await request.form()
 
@@ -69,10 +100,40 @@ async def multipart_form(request: Request) -> FormData:
 MultipartForm = Annotated[FormData, Depends(multipart_form)]
 
 
+async def image_body(request: Request) -> FormData | bytes:
+    """An image route's body: the parsed form for multipart/form-data, the raw bytes for
+    application/json; 415 for anything else. Taken after authentication, like
+    `multipart_form`, so a JSON body's URLs are never fetched for an anonymous caller."""
+    media_type = _media_type(request)
+    if media_type == _JSON:
+        return await request.body()
+    if media_type == _MULTIPART:
+        return await request.form()
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        "upload images as multipart/form-data, or send them by URL or as base64 in an "
+        "application/json body",
+    )
+
+
+ImageBody = Annotated[FormData | bytes, Depends(image_body)]
+
+
+def _parsed(model: type[Model], body: bytes) -> Model:
+    """A JSON body as `model`; 422 (`malformed_json` when it is not JSON at all) at `body`."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise validation_error(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_input=False)]
+        ) from None
+
+
 def _one_of(name: str, query: T | None, form: T | None) -> T | None:
     if query is not None and form is not None:
         raise ApiError.invalid(
-            ["body", name], f"give {name} once, as a query parameter or a form field"
+            ["body", name], f"give {name} once, as a query parameter or in the body"
         )
     return query if query is not None else form
 
@@ -110,16 +171,16 @@ def _only_file(parts: FormData, what: str, where: str, fields: tuple[str, ...]) 
     return uploads[0]
 
 
-def _shown_name(upload: UploadFile, position: int) -> str:
-    name = (upload.filename or "").strip()[:_MAX_SHOWN_FILENAME_CHARS]
+def _shown_name(filename: str | None, position: int) -> str:
+    name = (filename or "").strip()[:_MAX_SHOWN_FILENAME_CHARS]
     return repr(name) if name else f"#{position + 1}"
 
 
-def _too_large(what: str, upload: UploadFile, position: int, size: int, limit: int) -> ApiError:
+def _too_large(what: str, filename: str | None, position: int, size: int, limit: int) -> ApiError:
     return ApiError(
         413,
         "payload_too_large",
-        f"{what} {_shown_name(upload, position)} is {readable_size(size)}; "
+        f"{what} {_shown_name(filename, position)} is {readable_size(size)}; "
         f"at most {readable_size(limit)} per {what} are accepted",
     )
 
@@ -129,18 +190,41 @@ def utf8(text: str | None) -> str:
     return (text or "").encode("utf-8", "replace").decode("utf-8")
 
 
+def _checked_input(
+    data: bytes, filename: str | None, content_type: str, position: int, max_bytes: int
+) -> detection_pb2.ImageInput:
+    """One image's bytes for the service; 413 past the upload limit."""
+    if len(data) > max_bytes:
+        raise _too_large("image", filename, position, len(data), max_bytes)
+    return detection_pb2.ImageInput(
+        data=data, filename=utf8(filename), content_type=utf8(content_type)
+    )
+
+
 async def _image_input(
     upload: UploadFile, position: int, max_bytes: int
 ) -> detection_pb2.ImageInput:
     """The file's bytes for the service; 413 unread when the parser already counted too many."""
     if upload.size is not None and upload.size > max_bytes:
-        raise _too_large("image", upload, position, upload.size, max_bytes)
+        raise _too_large("image", upload.filename, position, upload.size, max_bytes)
     data = await upload.read()
-    if len(data) > max_bytes:
-        raise _too_large("image", upload, position, len(data), max_bytes)
-    return detection_pb2.ImageInput(
-        data=data, filename=utf8(upload.filename), content_type=utf8(upload.content_type)
-    )
+    return _checked_input(data, upload.filename, upload.content_type or "", position, max_bytes)
+
+
+def _source_name(source: ImageSourceIn) -> str:
+    return source.filename or url_filename(source.url or "")
+
+
+async def _source_input(
+    source: ImageSourceIn, position: int, fetcher: ImageUrlFetcher, max_bytes: int
+) -> detection_pb2.ImageInput:
+    """A JSON body's image for the service: fetched from its URL, or decoded from base64;
+    named by its `filename`, else by the URL's last path segment."""
+    name = _source_name(source)
+    if source.url is not None:
+        fetched = await fetcher.fetch(source.url)
+        return _checked_input(fetched.data, name, fetched.content_type, position, max_bytes)
+    return _checked_input(source.image_base64 or b"", name, "", position, max_bytes)
 
 
 @dataclass(frozen=True)
@@ -153,17 +237,24 @@ class ImageUpload:
 
 
 async def one_image(
-    parts: MultipartForm,
+    body: ImageBody,
     settings: SettingsDep,
+    fetcher: ImageFetcherDep,
     form: Annotated[DetectImageForm, File()],
     query: ParamsQuery,
     store: StoreQuery = None,
 ) -> ImageUpload:
-    where = "files" if form.file is None and form.files else "file"
-    upload = _only_file(parts, "image", where, ("file", "files"))
-    params = _detect_params(query, form)
-    keep = _one_of("store", store, form.store)
-    image = await _image_input(upload, 0, settings.max_upload_bytes)
+    if isinstance(body, bytes):
+        sent = _parsed(DetectImageJson, body)
+        params = _detect_params(query, sent)
+        keep = _one_of("store", store, sent.store)
+        image = await _source_input(sent, 0, fetcher, settings.max_upload_bytes)
+    else:
+        where = "files" if form.file is None and form.files else "file"
+        upload = _only_file(body, "image", where, ("file", "files"))
+        params = _detect_params(query, form)
+        keep = _one_of("store", store, form.store)
+        image = await _image_input(upload, 0, settings.max_upload_bytes)
     return ImageUpload(image=image, params=params, store=True if keep is None else keep)
 
 
@@ -181,33 +272,83 @@ class BatchUpload:
     idempotency_key: str
 
 
+async def _outcome(
+    read: Awaitable[detection_pb2.ImageInput],
+) -> detection_pb2.ImageInput | ApiError:
+    """The image, or the reason the gateway refused it."""
+    try:
+        return await read
+    except ApiError as error:
+        return error
+
+
+def _usable(
+    outcomes: Sequence[tuple[str | None, detection_pb2.ImageInput | ApiError]],
+) -> tuple[list[detection_pb2.ImageInput], list[detection_pb2.RefusedImage]]:
+    """Each (filename, outcome) as an image for the job or a refused item with its reason;
+    the last refusal is raised when no image is usable."""
+    images: list[detection_pb2.ImageInput] = []
+    refused: list[detection_pb2.RefusedImage] = []
+    for filename, outcome in outcomes:
+        if isinstance(outcome, ApiError):
+            reason = f"{outcome.message}; left out of the job"
+            refused.append(detection_pb2.RefusedImage(filename=utf8(filename), reason=reason))
+            if len(refused) == len(outcomes):
+                raise outcome
+        else:
+            images.append(outcome)
+    return images, refused
+
+
+def _check_count(count: int, where: str, max_files: int) -> None:
+    if not 1 <= count <= max_files:
+        raise ApiError.invalid(["body", where], f"send 1 to {max_files} images; got {count}")
+
+
+async def _sources_outcomes(
+    sources: Sequence[ImageSourceIn], fetcher: ImageUrlFetcher, max_bytes: int
+) -> list[tuple[str | None, detection_pb2.ImageInput | ApiError]]:
+    """Each source's image or refusal, in order; at most FETCHES_PER_BATCH URLs at a time."""
+    fetching = asyncio.Semaphore(FETCHES_PER_BATCH)
+
+    async def read(position: int, source: ImageSourceIn) -> detection_pb2.ImageInput | ApiError:
+        async with fetching:
+            return await _outcome(_source_input(source, position, fetcher, max_bytes))
+
+    outcomes = await asyncio.gather(*(read(p, source) for p, source in enumerate(sources)))
+    return [
+        (_source_name(source), outcome) for source, outcome in zip(sources, outcomes, strict=True)
+    ]
+
+
 async def batch_images(
-    parts: MultipartForm,
+    body: ImageBody,
     settings: SettingsDep,
+    fetcher: ImageFetcherDep,
     form: Annotated[DetectBatchForm, File()],
     query: ParamsQuery,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> BatchUpload:
-    """Each file gets its own result: one refused from its size is a failed item of the job
-    with its reason, and the request is refused only when no file is usable."""
-    uploads = _files(parts, "files")
-    if not 1 <= len(uploads) <= settings.max_batch_files:
-        raise ApiError.invalid(
-            ["body", "files"], f"send 1 to {settings.max_batch_files} images; got {len(uploads)}"
-        )
-    params = _detect_params(query, form)
-    images: list[detection_pb2.ImageInput] = []
-    refused: list[detection_pb2.RefusedImage] = []
-    for position, upload in enumerate(uploads):
-        try:
-            images.append(await _image_input(upload, position, settings.max_upload_bytes))
-        except ApiError as error:
-            reason = f"{error.message}; left out of the job"
-            refused.append(
-                detection_pb2.RefusedImage(filename=utf8(upload.filename), reason=reason)
+    """Each image gets its own result: one refused by the gateway (its size; for a URL, one
+    that could not or may not be fetched) is a failed item of the job with its reason, and
+    the request is refused only when no image is usable."""
+    if isinstance(body, bytes):
+        sent = _parsed(DetectBatchJson, body)
+        _check_count(len(sent.images), "images", settings.max_batch_files)
+        params = _detect_params(query, sent)
+        outcomes = await _sources_outcomes(sent.images, fetcher, settings.max_upload_bytes)
+    else:
+        uploads = _files(body, "files")
+        _check_count(len(uploads), "files", settings.max_batch_files)
+        params = _detect_params(query, form)
+        outcomes = [
+            (
+                upload.filename,
+                await _outcome(_image_input(upload, position, settings.max_upload_bytes)),
             )
-            if len(refused) == len(uploads):
-                raise
+            for position, upload in enumerate(uploads)
+        ]
+    images, refused = _usable(outcomes)
     total_bytes = sum(len(image.data) for image in images)
     if total_bytes > settings.max_batch_bytes:
         raise ApiError(
@@ -255,7 +396,7 @@ async def video_upload(
     upload = _only_file(parts, "video", "file", ("file",))
     size = upload.size if upload.size is not None else 0
     if size > settings.max_video_bytes:
-        raise _too_large("video", upload, 0, size, settings.max_video_bytes)
+        raise _too_large("video", upload.filename, 0, size, settings.max_video_bytes)
     return VideoFile(
         file=upload,
         size_bytes=size,

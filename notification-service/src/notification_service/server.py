@@ -32,13 +32,14 @@ from notification_service.progress.hub import ProgressHub
 from notification_service.progress.jobs import JobLookup
 from notification_service.users import UserDirectory
 from notification_service.webhooks.secrets import SecretBox
-from notification_service.webhooks.sender import WebhookSender, new_http_client
+from notification_service.webhooks.sender import WebhookSender
 from objectvision.v1 import notification_pb2_grpc
 from objectvision_common.backlog import BacklogMonitor, stream_length_probe, stream_probe
 from objectvision_common.db import create_engine_for, session_factory
 from objectvision_common.events import EventConsumer
 from objectvision_common.grpc_client import service_channel
 from objectvision_common.grpc_server import ServiceRegistration
+from objectvision_common.public_urls import pinned_http_client
 from objectvision_common.redis_client import connect_redis
 from objectvision_common.runner import Migrations, ServiceParts, ServiceRunner
 
@@ -86,7 +87,7 @@ class Runtime:
         engine = create_engine_for(settings.database_url, pool_size=settings.database_pool_size)
         sessions = session_factory(engine)
         redis = connect_redis(settings.redis_url, decode_responses=True)
-        http = new_http_client()
+        http = pinned_http_client()
         auth_channel = service_channel(settings.auth_service_addr, settings.grpc_tls)
         detection_channel = service_channel(settings.detection_service_addr, settings.grpc_tls)
         secret = settings.service_token_secret

@@ -4,6 +4,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import DateTime, ForeignKey, String, func
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from auth_service.database import Base, utcnow
@@ -24,3 +25,7 @@ class ApiKey(Base):
     )
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # objectvision_common.api_keys.Scope values, in that enum's order; never empty.
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    # None: the key works until it is revoked.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

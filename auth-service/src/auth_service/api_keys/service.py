@@ -5,12 +5,17 @@ key in a list and secret scanners spot leaked ones; the secret carries 256 rando
 Only SHA-256 of the whole key is stored. A fast hash is right here, unlike for passwords:
 with 256 bits of entropy there is nothing to brute-force, and a slow hash would make every
 API call pay for it.
+
+A key carries scopes (what it may do, objectvision_common.api_keys.Scope) and may expire; both
+travel in the Principal that `authenticate` answers, and the gateway enforces them. Neither
+can be changed after creation: a key that needs other rights is a new key.
 """
 
 import hashlib
 import secrets
 import uuid
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,11 +24,16 @@ from auth_service.api_keys.models import ApiKey
 from auth_service.database import utcnow
 from auth_service.users.models import User
 from auth_service.users.schemas import Caller
+from objectvision_common.api_keys import MAX_LIFETIME_DAYS, requested_scopes
 from objectvision_common.errors import InvalidArgument, NotFound, Unauthenticated
 
 KEY_SCHEME = "ov"
 MAX_NAME_LENGTH = 100
 INVALID_API_KEY = "the API key is invalid or revoked"
+# Said only to whoever holds the whole key (it was found by its hash), so it tells them
+# nothing they could not know; it tells a script's owner to make a new key rather than
+# look for a typo.
+EXPIRED_API_KEY = "the API key has expired"
 # `last_used_at` is for humans; writing it more often than this would put a database write
 # on every API call.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -39,13 +49,35 @@ def _new_key() -> tuple[str, str]:
     return f"{prefix}_{secrets.token_urlsafe(32)}", prefix
 
 
-async def create(*, session: AsyncSession, user_id: uuid.UUID, name: str) -> tuple[ApiKey, str]:
-    """A new key and its secret; the secret is returned here and never again."""
+def _expiry(created_at: datetime, expires_in_days: int | None) -> datetime | None:
+    if expires_in_days is None:
+        return None
+    if not 1 <= expires_in_days <= MAX_LIFETIME_DAYS:
+        raise InvalidArgument(
+            f"expires_in_days must be from 1 to {MAX_LIFETIME_DAYS}, or left out for a key "
+            "that lasts until it is revoked"
+        )
+    return created_at + timedelta(days=expires_in_days)
+
+
+async def create(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    name: str,
+    scopes: Iterable[str] = (),
+    expires_in_days: int | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key and its secret; the secret is returned here and never again. No `scopes`
+    means every scope; no `expires_in_days`, a key that lasts until it is revoked."""
     name = name.strip()
     if not name:
         raise InvalidArgument("name is required")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidArgument(f"name must be at most {MAX_NAME_LENGTH} characters")
+    granted = requested_scopes(scopes)
+    created_at = utcnow()
+    expires_at = _expiry(created_at, expires_in_days)
     secret, prefix = _new_key()
     key = ApiKey(
         id=uuid.uuid4(),
@@ -53,7 +85,9 @@ async def create(*, session: AsyncSession, user_id: uuid.UUID, name: str) -> tup
         name=name,
         prefix=prefix,
         key_hash=hash_key(secret),
-        created_at=utcnow(),
+        created_at=created_at,
+        scopes=[scope.value for scope in granted],
+        expires_at=expires_at,
     )
     session.add(key)
     await session.commit()
@@ -85,7 +119,7 @@ async def revoke(*, session: AsyncSession, caller: Caller, key_id: str) -> None:
 
 
 async def authenticate(*, session: AsyncSession, api_key: str) -> tuple[ApiKey, User]:
-    """The live key and its live owner; one message for every failure."""
+    """The live key and its live owner; one message for every failure but expiry."""
     scheme, _, rest = api_key.partition("_")
     if scheme != KEY_SCHEME or not rest:
         raise Unauthenticated(INVALID_API_KEY)
@@ -101,6 +135,8 @@ async def authenticate(*, session: AsyncSession, api_key: str) -> tuple[ApiKey, 
     if key.revoked_at is not None or not user.is_active:
         raise Unauthenticated(INVALID_API_KEY)
     now = utcnow()
+    if key.expires_at is not None and key.expires_at <= now:
+        raise Unauthenticated(EXPIRED_API_KEY, code="api_key_expired")
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         key.last_used_at = now
         await session.commit()

@@ -172,7 +172,9 @@ class AuthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AuthenticateApiKey(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The key's owner, with the key's scopes and expiry. An unknown or revoked key is
+        UNAUTHENTICATED; an expired one too, with its own message (`api_key_expired`).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

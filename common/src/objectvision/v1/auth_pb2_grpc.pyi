@@ -51,6 +51,9 @@ class AuthServiceStub:
     """
     GetJwks: _grpc.UnaryUnaryMultiCallable[_empty_pb2.Empty, _auth_pb2.Jwks]
     AuthenticateApiKey: _grpc.UnaryUnaryMultiCallable[_auth_pb2.AuthenticateApiKeyRequest, _common_pb2.Principal]
+    """The key's owner, with the key's scopes and expiry. An unknown or revoked key is
+    UNAUTHENTICATED; an expired one too, with its own message (`api_key_expired`).
+    """
     RequestPasswordReset: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RequestPasswordResetRequest, _empty_pb2.Empty]
     """Answers alike whether or not the address has an account. For an active account it
     stores a new single-use reset token (only its SHA-256), ends the account's earlier unused
@@ -97,6 +100,9 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """
     GetJwks: _aio.UnaryUnaryMultiCallable[_empty_pb2.Empty, _auth_pb2.Jwks]  # type: ignore[assignment]
     AuthenticateApiKey: _aio.UnaryUnaryMultiCallable[_auth_pb2.AuthenticateApiKeyRequest, _common_pb2.Principal]  # type: ignore[assignment]
+    """The key's owner, with the key's scopes and expiry. An unknown or revoked key is
+    UNAUTHENTICATED; an expired one too, with its own message (`api_key_expired`).
+    """
     RequestPasswordReset: _aio.UnaryUnaryMultiCallable[_auth_pb2.RequestPasswordResetRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Answers alike whether or not the address has an account. For an active account it
     stores a new single-use reset token (only its SHA-256), ends the account's earlier unused
@@ -181,7 +187,10 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.AuthenticateApiKeyRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_common_pb2.Principal, _abc.Awaitable[_common_pb2.Principal]]: ...
+    ) -> _typing.Union[_common_pb2.Principal, _abc.Awaitable[_common_pb2.Principal]]:
+        """The key's owner, with the key's scopes and expiry. An unknown or revoked key is
+        UNAUTHENTICATED; an expired one too, with its own message (`api_key_expired`).
+        """
 
     @_abc_1.abstractmethod
     def RequestPasswordReset(

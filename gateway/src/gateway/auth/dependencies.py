@@ -1,18 +1,26 @@
-"""Authentication and throttling as dependencies, so a route cannot forget either.
+"""Authentication, authorisation and throttling as dependencies, so a route cannot forget
+any of them.
 
-A route that takes `CurrentPrincipal` (or `UserUpstream`, which chains on it) is reachable
-only with a live access token or API key, and its upstream calls carry that caller's
-signed Principal.
+A route that takes `CurrentPrincipal` is reachable only with a live access token or API key.
+What an API key may do beyond that is the route's `Authorisation` (ADR 0026), declared in its
+signature by the Upstream alias it takes: `DetectUpstream`, `ResultsReadUpstream`,
+`ResultsWriteUpstream` and `WebhooksUpstream` need the key to carry that scope,
+`AccountUpstream` refuses keys outright (the account and its keys are managed from a
+signed-in session only), `UserUpstream` lets any key through (who am I). A Bearer session
+passes them all. Upstream calls carry the caller's signed Principal.
 """
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import grpc
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_dependant
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from pydantic import ValidationError
 from redis.exceptions import RedisError
@@ -20,6 +28,7 @@ from starlette.requests import HTTPConnection
 
 from gateway.auth.jwks import JwksCache
 from gateway.auth.tokens import (
+    AUTH_METHOD_JWT,
     InvalidTokenError,
     decode_access_token,
     principal_from_claims,
@@ -45,6 +54,7 @@ from gateway.ratelimit import (
 from gateway.schemas.auth import ForgotPasswordIn, LoginCredentials, LoginForm, LoginJson
 from gateway.upstream import Upstream
 from objectvision.v1 import auth_pb2, common_pb2
+from objectvision_common.api_keys import Scope
 from objectvision_common.emails import InvalidEmail, account_key
 from objectvision_common.identity import principal_metadata
 from objectvision_common.revocation import revocation_keys
@@ -160,29 +170,141 @@ def _signed_upstream(
     )
 
 
-async def user_upstream(
-    principal: CurrentPrincipal, clients: ClientsDep, settings: SettingsDep
-) -> Upstream:
-    """Calls on behalf of the authenticated caller: each carries their signed Principal."""
-    return _signed_upstream(principal, clients, settings)
+@dataclass(frozen=True)
+class Authorisation:
+    """What an authenticated caller needs to reach a route: an API key with `scope`, or a
+    signed-in session (`session_only`); with neither, any live credential will do. A Bearer
+    session may do everything, so it passes every one.
+
+    An instance is itself the dependency (FastAPI calls it with the caller), reached through
+    the Upstream alias a route takes; from there `AuthorisedRoute` documents the 403 and a
+    test checks that every authenticated route declares one.
+    """
+
+    scope: Scope | None = None
+    session_only: bool = False
+
+    async def __call__(self, principal: CurrentPrincipal) -> common_pb2.Principal:
+        self.check(principal)
+        return principal
+
+    def check(self, principal: common_pb2.Principal) -> None:
+        """Refuse `principal` with 403 unless this authorisation lets it through."""
+        if principal.auth_method == AUTH_METHOD_JWT:
+            return
+        if self.session_only:
+            raise ApiError(
+                403,
+                "session_required",
+                "an API key cannot do this: managing the account and its API keys needs a "
+                "signed-in session (Authorization: Bearer)",
+            )
+        if self.scope is not None and self.scope not in principal.scopes:
+            raise ApiError(
+                403,
+                "insufficient_scope",
+                f"this API key lacks the '{self.scope}' scope this needs; create a key with "
+                "that scope from a signed-in session",
+            )
+
+    def refusal(self) -> str | None:
+        """Why an API key may be refused here, for the route's 403 in the OpenAPI document;
+        None when every key passes."""
+        if self.session_only:
+            return "An API key is refused: this needs a signed-in session (`session_required`)."
+        if self.scope is not None:
+            return f"An API key needs the `{self.scope}` scope (`insufficient_scope`)."
+        return None
+
+
+ANY_CREDENTIAL = Authorisation()
+SESSION_ONLY = Authorisation(session_only=True)
+
+
+def authorised_upstream(authorisation: Authorisation) -> Callable[..., Awaitable[Upstream]]:
+    """The dependency that gives an Upstream to the callers `authorisation` lets through;
+    its calls carry the caller's signed Principal."""
+
+    async def upstream(
+        principal: Annotated[common_pb2.Principal, Depends(authorisation)],
+        clients: ClientsDep,
+        settings: SettingsDep,
+    ) -> Upstream:
+        return _signed_upstream(principal, clients, settings)
+
+    return upstream
 
 
 async def session_upstream(
     access: CurrentAccessToken, clients: ClientsDep, settings: SettingsDep
 ) -> Upstream:
-    """Like UserUpstream, for routes that only a Bearer session may call."""
+    """For routes that act on the Bearer session itself (logout): an API key is a 401."""
     return _signed_upstream(access.principal, clients, settings)
 
 
 SessionUpstream = Annotated[Upstream, Depends(session_upstream)]
-UserUpstream = Annotated[Upstream, Depends(user_upstream)]
+# Any live credential: the caller's own profile and settings, read (a script's "who am I").
+UserUpstream = Annotated[Upstream, Depends(authorised_upstream(ANY_CREDENTIAL))]
+# The account and its keys: a signed-in session only, so a leaked key cannot mint successors
+# that outlive its revocation, nor change the password or delete the account.
+AccountUpstream = Annotated[Upstream, Depends(authorised_upstream(SESSION_ONLY))]
+DetectUpstream = Annotated[
+    Upstream, Depends(authorised_upstream(Authorisation(scope=Scope.DETECT)))
+]
+ResultsReadUpstream = Annotated[
+    Upstream, Depends(authorised_upstream(Authorisation(scope=Scope.RESULTS_READ)))
+]
+ResultsWriteUpstream = Annotated[
+    Upstream, Depends(authorised_upstream(Authorisation(scope=Scope.RESULTS_WRITE)))
+]
+WebhooksUpstream = Annotated[
+    Upstream, Depends(authorised_upstream(Authorisation(scope=Scope.WEBHOOKS)))
+]
+
+
+def dependency_calls(dependant: Dependant) -> Iterator[Any]:
+    """Every dependency a route (or a dependency) runs, however deep, as FastAPI calls it."""
+    for dependency in dependant.dependencies:
+        yield dependency.call
+        yield from dependency_calls(dependency)
+
+
+def route_authorisation(dependant: Dependant) -> Authorisation | None:
+    """The Authorisation a route's dependencies declare; None for a route that declares none
+    (a public one, or one that forgot). Two different ones on one route are a mistake in the
+    route, refused when it is built."""
+    declared = {call for call in dependency_calls(dependant) if isinstance(call, Authorisation)}
+    if len(declared) > 1:
+        raise TypeError(f"{dependant.call} declares more than one authorisation: {declared}")
+    return next(iter(declared), None)
+
+
+class AuthorisedRoute(APIRoute):
+    """A route whose OpenAPI entry documents the 403 its Authorisation answers an API key,
+    read from its signature, so the document cannot drift from what the route enforces."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        authorisation = route_authorisation(get_dependant(path=path, call=endpoint))
+        refusal = authorisation.refusal() if authorisation is not None else None
+        if refusal is not None:
+            responses = {**error_responses(403), **(options.get("responses") or {})}
+            forbidden = dict(responses[403])
+            forbidden["description"] = f"{forbidden['description']}. {refusal}"
+            options["responses"] = {**responses, 403: forbidden}
+        super().__init__(path, endpoint, **options)
 
 
 def signed_in_router(prefix: str, tag: str) -> APIRouter:
-    """The router of a resource only a signed-in caller reaches (its routes take
-    `UserUpstream` or `CurrentPrincipal`): every route documents the 401 that authentication
-    answers and the server errors, declared here once rather than in each router."""
-    return APIRouter(prefix=prefix, tags=[tag], responses=error_responses(401, *SERVER_ERRORS))
+    """The router of a resource only a signed-in caller reaches (each route takes one of the
+    authorised Upstream aliases above): every route documents the 401 that authentication
+    answers and the server errors, declared here once rather than in each router, and the 403
+    of its Authorisation (`AuthorisedRoute`)."""
+    return APIRouter(
+        prefix=prefix,
+        tags=[tag],
+        responses=error_responses(401, *SERVER_ERRORS),
+        route_class=AuthorisedRoute,
+    )
 
 
 def _body_validation_error(exc: ValidationError) -> RequestValidationError:

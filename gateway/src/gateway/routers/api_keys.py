@@ -1,11 +1,13 @@
-"""The caller's API keys. Creating one needs a signed-in session (the auth service refuses
-an API-key caller with 403), so a leaked key cannot mint successors."""
+"""The caller's API keys, managed from a signed-in session only (`AccountUpstream`: an API
+key is a 403 `session_required`), so a leaked key can neither mint successors that outlive
+its revocation nor see or revoke the others. The auth service refuses an API-key caller of
+CreateApiKey as well."""
 
 import uuid
 
 from fastapi import Response
 
-from gateway.auth.dependencies import UserUpstream, signed_in_router
+from gateway.auth.dependencies import AccountUpstream, signed_in_router
 from gateway.errors import error_responses
 from gateway.schemas.api_keys import ApiKeyCreateIn, ApiKeyListOut, ApiKeyOut, CreatedApiKeyOut
 from objectvision.v1 import auth_pb2
@@ -19,15 +21,15 @@ router = signed_in_router("/api/v1/users/me/api-keys", "api-keys")
     summary="Create an API key; its secret is in this response only",
     responses=error_responses(403, 413, 422),
 )
-async def create_api_key(body: ApiKeyCreateIn, upstream: UserUpstream) -> CreatedApiKeyOut:
-    created = await upstream.call(
-        upstream.auth.CreateApiKey, auth_pb2.CreateApiKeyRequest(name=body.name)
-    )
+async def create_api_key(body: ApiKeyCreateIn, upstream: AccountUpstream) -> CreatedApiKeyOut:
+    """`scopes` says what the key may do (left out: every scope); `expires_in_days` when it
+    stops working (left out: when it is revoked). Neither can be changed later."""
+    created = await upstream.call(upstream.auth.CreateApiKey, body.to_proto())
     return CreatedApiKeyOut.from_created(created)
 
 
 @router.get("", summary="The caller's API keys, revoked ones included")
-async def list_api_keys(upstream: UserUpstream) -> ApiKeyListOut:
+async def list_api_keys(upstream: AccountUpstream) -> ApiKeyListOut:
     listed = await upstream.call(upstream.auth.ListApiKeys, auth_pb2.ListApiKeysRequest())
     return ApiKeyListOut(items=[ApiKeyOut.from_proto(key) for key in listed.keys])
 
@@ -39,7 +41,7 @@ async def list_api_keys(upstream: UserUpstream) -> ApiKeyListOut:
     summary="Revoke an API key",
     responses=error_responses(404, 422),
 )
-async def revoke_api_key(key_id: uuid.UUID, upstream: UserUpstream) -> Response:
+async def revoke_api_key(key_id: uuid.UUID, upstream: AccountUpstream) -> Response:
     await upstream.call(
         upstream.auth.RevokeApiKey, auth_pb2.RevokeApiKeyRequest(key_id=str(key_id))
     )

@@ -2,10 +2,11 @@
 stored image as uploaded or with its boxes drawn, and deleting a stored detection or a
 finished job.
 
-Images are uploaded as multipart/form-data (gateway.detect_dependencies reads and checks the
-upload); the detection service judges the bytes themselves (format, completeness, pixel count)
-and its errors keep their meaning: unsupported format 415, too large 413, corrupt 422, Triton
-down 503 with Retry-After.
+Images are uploaded as multipart/form-data, or sent by URL or as base64 in a JSON body
+(gateway.detect_dependencies reads and checks them, and fetches the URLs); the detection
+service judges the bytes themselves (format, completeness, pixel count) and its errors keep
+their meaning: unsupported format 415, too large 413, corrupt 422, Triton down 503 with
+Retry-After.
 
 Every id is scoped to the caller by the service: another user's ids are 404, and so are
 malformed ones (`{id:uuid}` routes), which also keeps `/history`, `/jobs` and `/jobs/...` from
@@ -20,9 +21,20 @@ from typing import Annotated, Any
 from fastapi import Query, Response
 from fastapi.responses import StreamingResponse
 
-from gateway.auth.dependencies import UserUpstream, signed_in_router
+from gateway.auth.dependencies import (
+    DetectUpstream,
+    ResultsReadUpstream,
+    ResultsWriteUpstream,
+    signed_in_router,
+)
 from gateway.dependencies import PageLimit, PageOffset, SettingsDep
-from gateway.detect_dependencies import BatchImages, HistoryFilterQuery, OneImage
+from gateway.detect_dependencies import (
+    BATCH_JSON_BODY,
+    IMAGE_JSON_BODY,
+    BatchImages,
+    HistoryFilterQuery,
+    OneImage,
+)
 from gateway.errors import error_responses
 from gateway.schemas.detect import (
     JOB_STATUS_NUMBERS,
@@ -65,15 +77,24 @@ def accepted_job(response: Response, job: detection_pb2.Job) -> JobOut:
 @router.post(
     "/image",
     summary="Detect objects in one image",
-    responses=error_responses(400, 404, 413, 415, 422),
+    responses=error_responses(400, 404, 413, 415, 422, 429),
+    openapi_extra=IMAGE_JSON_BODY,
 )
 async def detect_image(
-    upstream: UserUpstream, settings: SettingsDep, upload: OneImage
+    upstream: DetectUpstream, settings: SettingsDep, upload: OneImage
 ) -> DetectionOut:
     """Objects found in the image, in original-image pixels, highest confidence first.
 
     Answers when the model has run (30 s deadline by default); many images go to
     /detect/batch. Parameters may be query parameters or form fields, not both.
+
+    Instead of a file, an application/json body may give the image by `url` (fetched by the
+    gateway: public http(s) addresses only) or as `image_base64`, with the same parameters;
+    the answer is the one an upload of the same bytes gets. A URL that may not be fetched is
+    a 422 `image_url_forbidden`, one that gave no image a 422 `image_url_unreachable`.
+
+    Callers take turns for the model; one with too many images already waiting for it gets a
+    429 `too_many_waiting` with Retry-After.
     """
     call = upstream.with_deadline(settings.detect_deadline_seconds)
     detected = await call.call(
@@ -90,16 +111,20 @@ async def detect_image(
     status_code=202,
     summary="Detect objects in many images as a background job",
     responses={**JOB_ACCEPTED, **error_responses(400, 404, 413, 415, 422)},
+    openapi_extra=BATCH_JSON_BODY,
 )
 async def submit_batch(
-    response: Response, upstream: UserUpstream, settings: SettingsDep, batch: BatchImages
+    response: Response, upstream: DetectUpstream, settings: SettingsDep, batch: BatchImages
 ) -> JobOut:
     """Stores the images and queues one job; each image's objects reach the history as the
     job runs. Progress: GET the Location, or the /api/v1/ws/jobs/{job_id} WebSocket.
 
     Each file gets its own result: a file refused from its header or its size (format,
     size, truncation) is a failed item of the job with its reason, and the request is refused
-    only when no file is usable. Parameters may be query parameters or form fields, not both."""
+    only when no file is usable. Parameters may be query parameters or form fields, not both.
+
+    Instead of files, an application/json body may list `images`, each by `url` or as
+    `image_base64`; an image that cannot be fetched is a failed item like a refused file."""
     call = upstream.with_deadline(settings.detect_deadline_seconds)
     job = await call.call(
         call.detection.SubmitJob,
@@ -119,7 +144,7 @@ async def submit_batch(
     responses=error_responses(422),
 )
 async def list_jobs(
-    upstream: UserUpstream,
+    upstream: ResultsReadUpstream,
     status: Annotated[JobStatus | Absent, Query(description="Only jobs in this status.")] = None,
     kind: Annotated[
         JobKind | Absent, Query(description="Only batch jobs (images) or only video jobs.")
@@ -145,7 +170,7 @@ async def list_jobs(
     summary="A batch job's status and per-image results",
     responses=error_responses(404, 422),
 )
-async def get_job(job_id: uuid.UUID, upstream: UserUpstream) -> JobOut:
+async def get_job(job_id: uuid.UUID, upstream: ResultsReadUpstream) -> JobOut:
     job = await upstream.call(
         upstream.detection.GetJob, detection_pb2.GetJobRequest(job_id=str(job_id))
     )
@@ -157,7 +182,7 @@ async def get_job(job_id: uuid.UUID, upstream: UserUpstream) -> JobOut:
     summary="Cancel a pending or processing job",
     responses=error_responses(404, 409, 422),
 )
-async def cancel_job(job_id: uuid.UUID, upstream: UserUpstream) -> JobOut:
+async def cancel_job(job_id: uuid.UUID, upstream: ResultsWriteUpstream) -> JobOut:
     """Images (or video frames) not yet processed are not processed; those done keep their
     results, and their detections stay in the history. The job ends `cancelled` and its
     final event, `job.cancelled`, goes to the WebSocket and to webhooks (no report email).
@@ -179,7 +204,7 @@ async def cancel_job(job_id: uuid.UUID, upstream: UserUpstream) -> JobOut:
         **error_responses(404, 409, 422),
     },
 )
-async def delete_job(job_id: uuid.UUID, upstream: UserUpstream) -> Response:
+async def delete_job(job_id: uuid.UUID, upstream: ResultsWriteUpstream) -> Response:
     """Removes a completed, failed or cancelled job with its items, their detections (from
     the history and exports too) and stored images, and a video job's upload, frames and
     annotated video.
@@ -199,7 +224,7 @@ async def delete_job(job_id: uuid.UUID, upstream: UserUpstream) -> Response:
     responses=error_responses(422),
 )
 async def list_history(
-    upstream: UserUpstream,
+    upstream: ResultsReadUpstream,
     filters: HistoryFilterQuery,
     limit: PageLimit = DEFAULT_PAGE_LIMIT,
     offset: PageOffset = 0,
@@ -221,7 +246,9 @@ async def list_history(
     summary="One stored detection",
     responses=error_responses(404, 422),
 )
-async def get_detection(detection_id: uuid.UUID, upstream: UserUpstream) -> StoredDetectionOut:
+async def get_detection(
+    detection_id: uuid.UUID, upstream: ResultsReadUpstream
+) -> StoredDetectionOut:
     detection = await upstream.call(
         upstream.detection.GetDetection,
         detection_pb2.GetDetectionRequest(detection_id=str(detection_id)),
@@ -239,7 +266,7 @@ async def get_detection(detection_id: uuid.UUID, upstream: UserUpstream) -> Stor
         **error_responses(404, 409, 422),
     },
 )
-async def delete_detection(detection_id: uuid.UUID, upstream: UserUpstream) -> Response:
+async def delete_detection(detection_id: uuid.UUID, upstream: ResultsWriteUpstream) -> Response:
     """Removes the detection, its objects and its stored image: it leaves the history and
     exports, and the result cache forgets the image's answers. One made by a finished batch
     job also leaves that job's items (the job's counts still say what it processed).
@@ -270,7 +297,7 @@ async def delete_detection(detection_id: uuid.UUID, upstream: UserUpstream) -> R
 )
 async def get_detection_image(
     detection_id: uuid.UUID,
-    upstream: UserUpstream,
+    upstream: ResultsReadUpstream,
     settings: SettingsDep,
     annotated: Annotated[
         bool, Query(description="Draw the detected boxes (JPEG); false: the upload as it was.")

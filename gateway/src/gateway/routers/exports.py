@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Query
 from fastapi.responses import StreamingResponse
 
-from gateway.auth.dependencies import UserUpstream, signed_in_router
+from gateway.auth.dependencies import ResultsReadUpstream, signed_in_router
 from gateway.dependencies import SettingsDep
 from gateway.detect_dependencies import HistoryFilterQuery
 from gateway.errors import ApiError, error_responses
@@ -97,7 +97,7 @@ async def _download(
     responses={**_RESPONSES, **error_responses(404, 409, 422)},
 )
 async def export_job(
-    job_id: uuid.UUID, format: FormatQuery, upstream: UserUpstream, settings: SettingsDep
+    job_id: uuid.UUID, format: FormatQuery, upstream: ResultsReadUpstream, settings: SettingsDep
 ) -> StreamingResponse:
     """Every image of the job that was detected, in upload order, with the class names of
     the model that produced them. A job still pending or processing is a 409: wait for it
@@ -113,7 +113,10 @@ async def export_job(
     responses={**_RESPONSES, **error_responses(422)},
 )
 async def export_history(
-    format: FormatQuery, upstream: UserUpstream, settings: SettingsDep, filters: HistoryFilterQuery
+    format: FormatQuery,
+    upstream: ResultsReadUpstream,
+    settings: SettingsDep,
+    filters: HistoryFilterQuery,
 ) -> StreamingResponse:
     """Every matching detection, newest first, however many: the file is written and sent a
     page at a time, never held whole."""

@@ -2,8 +2,9 @@
 
 The access token comes in the `Authorization: Bearer` header or, where a client cannot set
 headers (browsers), as the first message `{"token": "..."}`; never in the URL, where it
-would end up in access logs. Close codes: 4401 bad or missing credentials, 4404 no such job
-for this caller, 1000 after the final event, 1011/1013 on server trouble.
+would end up in access logs. An API key needs the `results:read` scope. Close codes: 4401
+bad or missing credentials, 4403 an API key without that scope, 4404 no such job for this
+caller, 1000 after the final event, 1011/1013 on server trouble.
 """
 
 import asyncio
@@ -15,11 +16,12 @@ import grpc
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from gateway.auth.dependencies import current_principal, optional_access_token
+from gateway.auth.dependencies import Authorisation, current_principal, optional_access_token
 from gateway.dependencies import ClientsDep, SettingsDep
 from gateway.errors import ApiError
 from gateway.upstream import Upstream
 from objectvision.v1 import common_pb2, notification_pb2
+from objectvision_common.api_keys import Scope
 from objectvision_common.identity import principal_metadata
 
 logger = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ CLOSE_NORMAL = 1000
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 FINAL_EVENT_TYPES = frozenset({"job.completed", "job.failed", "job.cancelled"})
 # How long a client may take to send its token message.
@@ -37,6 +40,11 @@ TOKEN_MESSAGE_TIMEOUT_SECONDS = 10.0
 # The stream lives as long as the job; this only bounds a forgotten connection.
 STREAM_DEADLINE_SECONDS = 24 * 3600.0
 MAX_TOKEN_LENGTH = 8192
+# A WebSocket route takes no HTTP dependencies: the stream checks its caller itself, with the
+# same Authorisation the results routes declare.
+STREAM_AUTHORISATION = Authorisation(scope=Scope.RESULTS_READ)
+# Close reasons are at most 123 bytes.
+_MAX_CLOSE_REASON = 120
 
 _CLOSE_FOR_STATUS = {
     grpc.StatusCode.NOT_FOUND: (CLOSE_NOT_FOUND, "no such job"),
@@ -148,9 +156,13 @@ async def job_progress(
     upstream = Upstream(clients=clients, deadline_seconds=settings.grpc_deadline_seconds)
     try:
         principal = await _authenticate(websocket, upstream, clients)
+        if principal is not None:
+            STREAM_AUTHORISATION.check(principal)
     except ApiError as exc:
-        code = CLOSE_UNAUTHENTICATED if exc.status_code == 401 else CLOSE_TRY_AGAIN_LATER
-        await websocket.close(code, exc.message[:120])
+        code = {401: CLOSE_UNAUTHENTICATED, 403: CLOSE_FORBIDDEN}.get(
+            exc.status_code, CLOSE_TRY_AGAIN_LATER
+        )
+        await websocket.close(code, exc.message[:_MAX_CLOSE_REASON])
         return
     except grpc.aio.AioRpcError as exc:
         # The auth service's verdict on an API key, or its fallback token check.

@@ -3,6 +3,10 @@
 Another user's id is answered 404 by the auth service (admins excepted), so ids cannot be
 probed. `{user_id:uuid}` only matches UUIDs, so `/me` and `/get-profile` are never read as
 ids, and a malformed id is a 404 like any other path that names nothing.
+
+Any credential may read the caller's own profile and settings (a script's "who am I"); every
+change, deleting the account and the routes that name a user by id need a signed-in session
+(`AccountUpstream`: an API key is a 403 `session_required`).
 """
 
 import uuid
@@ -11,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from gateway.auth.dependencies import (
+    AccountUpstream,
     CurrentPrincipal,
     PasswordConfirmationsDep,
     UserUpstream,
@@ -37,7 +42,7 @@ async def current_user(principal: CurrentPrincipal, upstream: UserUpstream) -> a
     )
 
 
-async def visible_user(user_id: uuid.UUID, upstream: UserUpstream) -> auth_pb2.User:
+async def visible_user(user_id: uuid.UUID, upstream: AccountUpstream) -> auth_pb2.User:
     """The user with this id, if the caller may see them (else 404)."""
     return await upstream.call(upstream.auth.GetUser, auth_pb2.GetUserRequest(user_id=str(user_id)))
 
@@ -68,7 +73,7 @@ async def get_me(user: CurrentUser) -> UserOut:
 async def update_me(
     body: UserUpdateIn,
     principal: CurrentPrincipal,
-    upstream: UserUpstream,
+    upstream: AccountUpstream,
     confirmations: PasswordConfirmationsDep,
 ) -> UserOut:
     """A new email or password needs `current_password`; wrong ones are limited per account
@@ -85,7 +90,7 @@ async def update_me(
     responses=error_responses(403, 413, 422, 429),
 )
 async def delete_me(
-    body: DeleteAccountIn, upstream: UserUpstream, confirmations: PasswordConfirmationsDep
+    body: DeleteAccountIn, upstream: AccountUpstream, confirmations: PasswordConfirmationsDep
 ) -> AccountDeletionAcceptedOut:
     """Delete the caller's account, given its password again (`current_password`; a wrong
     one is the same 403 a password change answers, and deletes nothing).
@@ -114,7 +119,7 @@ async def get_settings(principal: CurrentPrincipal, upstream: UserUpstream) -> S
     "/me/settings", summary="Change the caller's settings", responses=error_responses(413, 422)
 )
 async def update_settings(
-    body: SettingsUpdateIn, principal: CurrentPrincipal, upstream: UserUpstream
+    body: SettingsUpdateIn, principal: CurrentPrincipal, upstream: AccountUpstream
 ) -> SettingsOut:
     settings = await upstream.call(upstream.auth.UpdateSettings, body.to_proto(principal.user_id))
     return SettingsOut.from_proto(settings)
@@ -130,5 +135,5 @@ async def get_user(user: VisibleUser) -> UserOut:
     summary="Change a user's profile",
     responses=error_responses(403, 404, 409, 413, 422),
 )
-async def update_user(user_id: uuid.UUID, body: UserUpdateIn, upstream: UserUpstream) -> UserOut:
+async def update_user(user_id: uuid.UUID, body: UserUpdateIn, upstream: AccountUpstream) -> UserOut:
     return await _update_user(upstream, str(user_id), body)

@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import Query, Response
 from fastapi.responses import StreamingResponse
 
-from gateway.auth.dependencies import UserUpstream, signed_in_router
+from gateway.auth.dependencies import DetectUpstream, ResultsReadUpstream, signed_in_router
 from gateway.dependencies import PageOffset, SettingsDep
 from gateway.detect_dependencies import VideoFile, VideoUpload, utf8
 from gateway.errors import error_responses
@@ -55,7 +55,7 @@ async def _upload_messages(video: VideoFile) -> AsyncIterator[detection_pb2.Vide
     responses={**detect.JOB_ACCEPTED, **error_responses(400, 404, 409, 413, 415, 422)},
 )
 async def submit_video(
-    response: Response, upstream: UserUpstream, settings: SettingsDep, video: VideoUpload
+    response: Response, upstream: DetectUpstream, settings: SettingsDep, video: VideoUpload
 ) -> JobOut:
     """An MP4, MOV or WebM video (H.264, HEVC, VP8, VP9, AV1 or MPEG-4) becomes one job.
 
@@ -79,7 +79,7 @@ async def submit_video(
 )
 async def list_video_frames(
     job_id: uuid.UUID,
-    upstream: UserUpstream,
+    upstream: ResultsReadUpstream,
     limit: Annotated[int, Query(ge=1, le=MAX_FRAMES_PAGE)] = 100,
     offset: PageOffset = 0,
 ) -> VideoFramesOut:
@@ -108,7 +108,7 @@ async def list_video_frames(
     },
 )
 async def get_annotated_video(
-    job_id: uuid.UUID, upstream: UserUpstream, settings: SettingsDep
+    job_id: uuid.UUID, upstream: ResultsReadUpstream, settings: SettingsDep
 ) -> StreamingResponse:
     """409 while the job runs (or when it failed); streamed as the service reads it. The
     first chunk is awaited before answering, so errors are real statuses, not cut bodies."""

@@ -1,13 +1,14 @@
 """The caller's webhooks and their deliveries. The signing secret is in the creation response
 only; the notification service refuses URLs that resolve to internal addresses, and sends a
-redelivery through the same checks and signing as any delivery."""
+redelivery through the same checks and signing as any delivery. An API key needs the
+`webhooks` scope for every route here."""
 
 import uuid
 from typing import Annotated
 
 from fastapi import Query, Response
 
-from gateway.auth.dependencies import UserUpstream, signed_in_router
+from gateway.auth.dependencies import WebhooksUpstream, signed_in_router
 from gateway.dependencies import PageLimit, PageOffset
 from gateway.errors import error_responses
 from gateway.schemas.webhooks import (
@@ -31,7 +32,7 @@ router = signed_in_router("/api/v1/webhooks", "webhooks")
     summary="Register a webhook; its signing secret is in this response only",
     responses=error_responses(409, 413, 422),
 )
-async def create_webhook(body: WebhookCreateIn, upstream: UserUpstream) -> CreatedWebhookOut:
+async def create_webhook(body: WebhookCreateIn, upstream: WebhooksUpstream) -> CreatedWebhookOut:
     created = await upstream.call(
         upstream.notification.CreateWebhook,
         notification_pb2.CreateWebhookRequest(url=body.url, events=list(body.events)),
@@ -40,7 +41,7 @@ async def create_webhook(body: WebhookCreateIn, upstream: UserUpstream) -> Creat
 
 
 @router.get("", summary="The caller's webhooks")
-async def list_webhooks(upstream: UserUpstream) -> WebhookListOut:
+async def list_webhooks(upstream: WebhooksUpstream) -> WebhookListOut:
     listed = await upstream.call(
         upstream.notification.ListWebhooks, notification_pb2.ListWebhooksRequest()
     )
@@ -54,7 +55,7 @@ async def list_webhooks(upstream: UserUpstream) -> WebhookListOut:
     summary="Delete a webhook; deliveries not yet made are dropped",
     responses=error_responses(404, 422),
 )
-async def delete_webhook(webhook_id: uuid.UUID, upstream: UserUpstream) -> Response:
+async def delete_webhook(webhook_id: uuid.UUID, upstream: WebhooksUpstream) -> Response:
     await upstream.call(
         upstream.notification.DeleteWebhook,
         notification_pb2.DeleteWebhookRequest(webhook_id=str(webhook_id)),
@@ -69,7 +70,7 @@ async def delete_webhook(webhook_id: uuid.UUID, upstream: UserUpstream) -> Respo
 )
 async def list_webhook_deliveries(
     webhook_id: uuid.UUID,
-    upstream: UserUpstream,
+    upstream: WebhooksUpstream,
     state: Annotated[DeliveryState | None, Query(description="Only deliveries in this state.")] = (
         None
     ),
@@ -94,7 +95,7 @@ async def list_webhook_deliveries(
     responses=error_responses(404, 409, 422),
 )
 async def redeliver_webhook_delivery(
-    webhook_id: uuid.UUID, delivery_id: uuid.UUID, upstream: UserUpstream
+    webhook_id: uuid.UUID, delivery_id: uuid.UUID, upstream: WebhooksUpstream
 ) -> WebhookDeliveryOut:
     """Queues a new delivery (its `redelivery_of` names this one) of the same event, body
     byte for byte, signed with a fresh timestamp when it is sent; the original keeps its

@@ -80,6 +80,34 @@ _NOT_DISPLAYABLE = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
 DISPLAY_TEXT_PATTERN = rf"^[^{_NOT_DISPLAYABLE}]*[^\s{_NOT_DISPLAYABLE}][^{_NOT_DISPLAYABLE}]*$"
 
 
+def request_body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`model`'s JSON schema for a request body a route declares by hand (`openapi_extra`,
+    for a route that takes a second content type): the models it nests are written in place,
+    since its `$defs` would not resolve inside the OpenAPI document, and `"default": null`
+    is left out, as FastAPI leaves it out of its own schemas (null is refused: an optional
+    field is absent, not null)."""
+    schema = model.model_json_schema()
+    definitions: dict[str, Any] = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        written = {
+            key: inline(value)
+            for key, value in node.items()
+            if key != "$ref" and not (key == "default" and value is None)
+        }
+        reference = node.get("$ref")
+        if isinstance(reference, str) and reference.startswith("#/$defs/"):
+            return {**inline(definitions[reference.removeprefix("#/$defs/")]), **written}
+        return written
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
+
+
 def to_datetime(timestamp: Timestamp) -> datetime:
     return timestamp.ToDatetime(tzinfo=UTC)
 

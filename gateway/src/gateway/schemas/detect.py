@@ -6,6 +6,9 @@ come from float32 model outputs; they are rounded here (4 decimals for scores, 2
 so responses do not carry float32 noise such as 0.8312345027923584.
 """
 
+import base64
+import binascii
+import re
 from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
@@ -13,12 +16,21 @@ from types import MappingProxyType
 from typing import Annotated, Any, Literal, Self, TypeVar
 
 from fastapi import UploadFile
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
-from gateway.schemas.base import ApiModel, optional_datetime, to_datetime
+from gateway.schemas.base import UNICODE_TEXT, ApiModel, optional_datetime, to_datetime
 from objectvision.v1 import detection_pb2
 from objectvision_common.limits import MAX_DETECTIONS_LIMIT
+from objectvision_common.public_urls import MAX_URL_LENGTH
 
 T = TypeVar("T")
 JobStatus = Literal["pending", "processing", "completed", "failed", "cancelled"]
@@ -106,6 +118,9 @@ class DetectionParamsIn(BaseModel):
         return [part.strip() for part in (self.classes or "").split(",") if part.strip()]
 
 
+STORE_DESCRIPTION = "Keep the image and its objects in the caller's history (default true)."
+
+
 class _UploadForm(DetectionParamsIn):
     # A misspelt field fails loudly instead of being ignored, and the schema says so.
     model_config = ConfigDict(extra="forbid")
@@ -120,17 +135,94 @@ class DetectImageForm(_UploadForm):
     files: list[UploadFile] | Absent = Field(
         default=None, description="Alternatively the image as the only `files` part."
     )
-    store: bool | Absent = Field(
-        default=None,
-        description="Keep the image and its objects in the caller's history (default true).",
-    )
+    store: bool | Absent = Field(default=None, description=STORE_DESCRIPTION)
 
 
 class DetectBatchForm(_UploadForm):
     """The images of one batch job."""
 
-    files: list[UploadFile] = Field(
-        description="The images, one `files` part each: JPEG, PNG, WebP or BMP."
+    # Required in a multipart body, as the schema says; optional to the validator only,
+    # because the same route takes a JSON body (DetectBatchJson) with no form at all.
+    # gateway.detect_dependencies counts the parts itself.
+    model_config = ConfigDict(json_schema_extra={"required": ["files"]})
+
+    files: list[UploadFile] | Absent = Field(
+        default=None, description="The images, one `files` part each: JPEG, PNG, WebP or BMP."
+    )
+
+
+# `data:image/png;base64,` before the base64 itself, as browsers' FileReader writes it.
+_DATA_URL_PREFIX = re.compile(r"^data:image/[A-Za-z0-9.+-]+;base64,", re.IGNORECASE)
+MAX_FILENAME_CHARS = 1000
+
+
+def _base64_bytes(value: object) -> bytes:
+    """The bytes of standard base64 text (line breaks allowed, as `base64` writes them), or
+    of a `data:image/...;base64,` URL."""
+    if not isinstance(value, str):
+        raise ValueError("must be the image's bytes as a base64 string")
+    text = "".join(_DATA_URL_PREFIX.sub("", value, count=1).split())
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(
+            "is not valid base64: use the standard alphabet with padding, optionally after a "
+            "data:image/...;base64, prefix"
+        ) from None
+
+
+Base64Image = Annotated[
+    bytes,
+    PlainValidator(_base64_bytes),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
+]
+ImageUrl = Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH), UNICODE_TEXT]
+Filename = Annotated[str, StringConstraints(max_length=MAX_FILENAME_CHARS), UNICODE_TEXT]
+
+
+class ImageSourceIn(ApiModel):
+    """One image in a JSON body: fetched from `url`, or its bytes in `image_base64`."""
+
+    url: ImageUrl | Absent = Field(
+        default=None,
+        description="An http or https URL the gateway fetches the image from: public "
+        "addresses only, at most 3 redirects, the upload size limit and "
+        "IMAGE_URL_TIMEOUT_SECONDS for the whole fetch.",
+    )
+    image_base64: Base64Image | Absent = Field(
+        default=None,
+        description="The image's bytes in standard base64, or a data URL "
+        "(`data:image/jpeg;base64,...`).",
+    )
+    filename: Filename | Absent = Field(
+        default=None,
+        description="The name to show and store; default: the last segment of the URL's path.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> Self:
+        if (self.url is None) == (self.image_base64 is None):
+            raise ValueError("give exactly one of url or image_base64")
+        return self
+
+
+class DetectImageJson(ImageSourceIn, DetectionParamsIn):
+    """One image by URL or as base64, with the parameters the form takes (query parameters
+    work as for an upload, and a parameter may not come both ways)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    store: bool | Absent = Field(default=None, description=STORE_DESCRIPTION)
+
+
+class DetectBatchJson(DetectionParamsIn):
+    """The images of one batch job, each by URL or as base64."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    images: list[ImageSourceIn] = Field(
+        description='The images, each `{"url": ...}` or `{"image_base64": ...}`, '
+        "either with an optional `filename`."
     )
 
 

@@ -14,7 +14,7 @@ from notification_service.accounts.models import ERASED_ACCOUNTS
 from notification_service.ids import parse_uuid
 from notification_service.webhooks.models import webhooks
 from notification_service.webhooks.secrets import SecretBox, new_secret
-from notification_service.webhooks.targets import parse_webhook_url, resolve_allowed
+from notification_service.webhooks.targets import checked_target
 from objectvision_common.erasure import hold_open_account
 from objectvision_common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
@@ -73,7 +73,7 @@ async def create_webhook(
     """
     owner = parse_uuid(user_id, what="user id")
     url = url.strip()
-    await resolve_allowed(parse_webhook_url(url), allow_private=allow_private)
+    await checked_target(url, allow_private=allow_private)
     types = event_types(events)
     await hold_open_account(session, ERASED_ACCOUNTS, str(owner))
     count = await session.scalar(

@@ -1,5 +1,6 @@
 // The console's entry point: sign-in, navigation between views (the URL hash), and the
-// Detect view's uploads (one image detected at once, several submitted as a batch job).
+// Detect view's uploads (one image detected at once, several submitted as a batch job; an
+// image URL is fetched by the server).
 // Deep links name what to open in the hash: `#/jobs/<id>` (a batch or video job),
 // `#/detections/<id>` (also `#/history/<id>`: one stored detection) and `#/settings`; emails
 // and webhooks carry them (notification_service.links). `#/jobs` alone lists the jobs. A link
@@ -294,6 +295,29 @@ async function detectOne(file, threshold = DEFAULT_THRESHOLD, filename = file.na
   try {
     const response = await guarded(() => request("api/v1/detect/image", { method: "POST", body: form }));
     if (response) showViewer(response, file, filename, threshold);
+  } finally {
+    busy(null);
+  }
+}
+
+/**
+ * Detect objects in the image at `url`, which the server fetches (the page could not: most
+ * hosts do not allow it cross-origin). The viewer shows the original the server stored, so
+ * "Detect again" uploads those very bytes.
+ */
+async function detectUrl(url) {
+  const body = { url, confidence: DEFAULT_THRESHOLD };
+  if (models.value()) body.model = models.value();
+  busy(`Fetching and detecting ${url}…`);
+  try {
+    await guarded(async () => {
+      const response = await request("api/v1/detect/image", { method: "POST", json: body });
+      const image = await request(`api/v1/detect/${encodeURIComponent(response.detection_id)}/image`, {
+        query: { annotated: "false" },
+        as: "blob",
+      });
+      showViewer(response, image, response.filename || url, DEFAULT_THRESHOLD);
+    });
   } finally {
     busy(null);
   }
@@ -647,6 +671,13 @@ async function openDetection(id, filename) {
 }
 
 byId("choose-files").addEventListener("click", () => input.click());
+byId("url-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const url = byId("image-url").value.trim();
+  if (!url) return;
+  showStatus("");
+  detectUrl(url);
+});
 input.addEventListener("change", () => {
   if (input.files.length) handleFiles(input.files);
   input.value = "";

@@ -9,6 +9,8 @@ const FIELD_NAMES = {
   file: "Image",
   files: "Images",
   events: "Events",
+  scopes: "Scopes",
+  expires_in_days: "Expiry",
   refresh_token: "Session",
 };
 

@@ -1,0 +1,193 @@
+"""Images the gateway fetches from the URLs callers give (ADR 0027).
+
+A URL fetch is a connection the gateway opens on a caller's behalf, from inside the network:
+the shared guard (objectvision_common.public_urls) checks the URL and every address its host
+resolves to, and the connection goes to those checked addresses only. Redirects are followed
+by hand, at most MAX_REDIRECTS, each location checked the same way. The body is streamed and
+cut off past the upload limit (refused at once when Content-Length already says too much),
+and the whole fetch, lookups and redirects included, has one deadline.
+
+Only the transport is judged here: what the bytes are (format, completeness, pixel count) is
+the detection service's to say, exactly as for an upload.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from http import HTTPStatus
+from urllib.parse import unquote, urljoin, urlsplit
+
+import httpx
+
+from gateway.errors import ApiError
+from objectvision_common.public_urls import (
+    IPAddress,
+    PublicUrl,
+    RefusedUrl,
+    UnresolvedHost,
+    parse_public_url,
+    pinned_stream,
+    resolve_allowed,
+)
+from objectvision_common.sizes import readable_size
+
+MAX_REDIRECTS = 3
+# The fetches of one batch request that run at once.
+FETCHES_PER_BATCH = 8
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Images are compressed already; asking for no content coding also keeps a small compressed
+# body from expanding past the byte limit in one chunk.
+_REQUEST_HEADERS = {
+    "User-Agent": "ObjectVision-ImageFetcher/1",
+    "Accept": "image/*",
+    "Accept-Encoding": "identity",
+}
+
+
+def forbidden(message: str) -> ApiError:
+    """422 `image_url_forbidden`: a URL the gateway will not fetch, whatever it serves."""
+    return ApiError(422, "image_url_forbidden", message)
+
+
+def unreachable(message: str) -> ApiError:
+    """422 `image_url_unreachable`: the URL was allowed but gave no image (ADR 0027 says why
+    this is a 422 and not a 502: the caller's URL failed, not the gateway)."""
+    return ApiError(422, "image_url_unreachable", message)
+
+
+def url_filename(url: str) -> str:
+    """The last segment of the URL's path, percent-decoded: `.../photos/bus%201.jpg` is
+    `bus 1.jpg`. The detection service sanitises it as it does an upload's filename."""
+    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+
+
+@dataclass(frozen=True)
+class FetchedImage:
+    data: bytes
+    # What the remote server said it is; informative only (the bytes are judged, not this).
+    content_type: str
+
+
+class ImageUrlFetcher:
+    """Fetches images for one gateway process; `client` is `pinned_http_client()`, opened
+    and closed with the app (gateway.app)."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        allow_private: bool,
+        max_bytes: int,
+        timeout_seconds: float,
+    ) -> None:
+        self._client = client
+        self._allow_private = allow_private
+        self._max_bytes = max_bytes
+        self._timeout_seconds = timeout_seconds
+
+    async def fetch(self, url: str) -> FetchedImage:
+        """The image at `url`; ApiError 422 `image_url_forbidden` or `image_url_unreachable`,
+        or 413 `payload_too_large`, with a message that says what happened."""
+        try:
+            async with asyncio.timeout(self._timeout_seconds):
+                return await self._follow(url)
+        except TimeoutError:
+            raise unreachable(
+                f"the image URL did not send the whole image within {self._timeout_seconds:g} s"
+            ) from None
+
+    async def _follow(self, url: str) -> FetchedImage:
+        location = url
+        for hop in range(MAX_REDIRECTS + 1):
+            target, addresses = await self._checked(location, redirected=hop > 0)
+            async with self._opened(target, addresses) as response:
+                status = response.status_code
+                if status in _REDIRECT_STATUSES:
+                    next_location = response.headers.get("location")
+                    if not next_location:
+                        raise unreachable(
+                            f"the image URL answered {_status(status)} without a Location"
+                        )
+                    # Joined to the URL as named, not to the pinned address it was sent to.
+                    location = urljoin(location, next_location)
+                    continue
+                if not 200 <= status < 300:
+                    raise unreachable(f"the image URL answered {_status(status)}")
+                data = await self._body(response)
+                return FetchedImage(
+                    data=data, content_type=response.headers.get("content-type", "")
+                )
+        raise unreachable(f"the image URL redirected more than {MAX_REDIRECTS} times")
+
+    async def _checked(self, url: str, *, redirected: bool) -> tuple[PublicUrl, list[IPAddress]]:
+        """The URL and its addresses, once both pass the guard."""
+        try:
+            target = parse_public_url(url)
+            return target, await resolve_allowed(target, allow_private=self._allow_private)
+        except UnresolvedHost as exc:
+            raise unreachable(f"image {exc.message}") from None
+        except RefusedUrl as exc:
+            if redirected:
+                raise forbidden(
+                    f"the image URL redirected to a refused URL: {exc.message}"
+                ) from None
+            raise forbidden(f"image {exc.message}") from None
+
+    @asynccontextmanager
+    async def _opened(
+        self, target: PublicUrl, addresses: list[IPAddress]
+    ) -> AsyncIterator[httpx.Response]:
+        """The streamed response from the checked addresses; transport failures, while
+        connecting or while reading the body, as `image_url_unreachable`."""
+        try:
+            async with pinned_stream(
+                self._client,
+                "GET",
+                target,
+                addresses,
+                headers=_REQUEST_HEADERS,
+                timeout_seconds=self._timeout_seconds,
+            ) as response:
+                yield response
+        except httpx.TimeoutException:
+            raise unreachable(f"{target.host} did not answer in time") from None
+        except httpx.ConnectError:
+            raise unreachable(f"could not connect to {target.host}") from None
+        except httpx.RemoteProtocolError:
+            # A malformed response, a Location httpx cannot read among them.
+            raise unreachable(
+                f"{target.host} answered with something that is not valid HTTP"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise unreachable(
+                f"the connection to {target.host} failed ({type(exc).__name__})"
+            ) from None
+
+    async def _body(self, response: httpx.Response) -> bytes:
+        """The body as sent (no content decoding), cut off as soon as it passes the limit."""
+        declared = response.headers.get("content-length", "").strip()
+        if declared.isascii() and declared.isdigit() and int(declared) > self._max_bytes:
+            raise self._too_large(f"is {readable_size(int(declared))}")
+        data = bytearray()
+        async for chunk in response.aiter_raw():
+            data += chunk
+            if len(data) > self._max_bytes:
+                raise self._too_large(f"is over {readable_size(self._max_bytes)}")
+        return bytes(data)
+
+    def _too_large(self, size: str) -> ApiError:
+        return ApiError(
+            413,
+            "payload_too_large",
+            f"the image at the URL {size}; at most {readable_size(self._max_bytes)} per image"
+            " are accepted",
+        )
+
+
+def _status(status: int) -> str:
+    """`404 Not Found`: the status the remote server answered, with its standard phrase."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
