@@ -18,7 +18,9 @@ through the environment (a killed worker's job is reclaimed after JOB_CLAIM_IDLE
 - SIGTERM to the gateway and to detection-service with requests in flight: those finish
   (200) before the process exits.
 
-Tests over ~20 s are marked `slow` (`make test-slow`).
+The whole module is in the slow tier (`make test-slow`, which `.ci/run` runs after `make
+test`): its own stack and the restarts it waits for take a minute or more, beyond what
+`make test` can spend on 2 cores.
 """
 
 import asyncio
@@ -57,6 +59,7 @@ BUS_JPG = IMAGES / "bus.jpg"
 pytestmark = [
     pytest.mark.skipif(not BUS_JPG.exists(), reason=f"sample images not found under {IMAGES}"),
     pytest.mark.timeout(600),
+    pytest.mark.slow,
 ]
 
 
@@ -290,11 +293,7 @@ async def _api_answers(stack: Stack, client: httpx.AsyncClient, user: Account) -
     await _eventually(answers, within=60, what="the API and /ready answering again")
 
 
-@pytest.mark.parametrize(
-    "part",
-    # detection-service stays in `make test`; the other parts are in `make test-slow`.
-    [pytest.param(part, marks=[] if part == "detection" else [pytest.mark.slow]) for part in PARTS],
-)
+@pytest.mark.parametrize("part", PARTS)
 async def test_a_part_killed_mid_job_is_restarted_by_itself_and_the_job_completes_once(
     isolated: Stack, client: httpx.AsyncClient, part: str
 ) -> None:
@@ -374,7 +373,6 @@ async def test_a_job_survives_a_redis_restart(isolated: Stack, client: httpx.Asy
 # ---------------------------------------------------------------- Triton outage
 
 
-@pytest.mark.slow
 async def test_without_triton_detection_is_a_503_and_queued_jobs_wait_for_it(
     isolated: Stack, client: httpx.AsyncClient
 ) -> None:

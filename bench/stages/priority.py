@@ -43,6 +43,7 @@ from detection_service.pipeline.batcher import ModelBatchers
 from detection_service.pipeline.header import read_header
 from detection_service.pipeline.lanes import Lane
 from detection_service.pipeline.triton import ImageRequest, TritonModel
+from detection_service.pipeline.types import DetectionOptions
 
 STAGE = "priority"
 MODEL = "yolov8n"
@@ -100,16 +101,8 @@ class Defaults:
 
 
 def _request(image: Image) -> ImageRequest:
-    header = read_header(image.data)
-    return ImageRequest(
-        data=image.data,
-        width=header.width,
-        height=header.height,
-        confidence=0.25,
-        iou=0.7,
-        max_detections=300,
-        class_ids=None,
-    )
+    options = DetectionOptions(confidence=0.25, iou=0.7, max_detections=300)
+    return ImageRequest.of(image.data, read_header(image.data), options)
 
 
 def _caller(

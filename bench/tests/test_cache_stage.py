@@ -29,6 +29,9 @@ from bench.tests.factories import document
 from objectvision_devstack.stack import Stack
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "result.schema.json").read_text())
+
+# A stack of its own and three restarts of detection-service: the slow tier (make test-slow).
+pytestmark = pytest.mark.slow
 CONFIG = BenchConfig.preset(quick=False).with_overrides(
     stages=("cache",), warmup_s=0.5, measure_s=1.5, max_requests=200, budget_s=240.0
 )

@@ -18,6 +18,7 @@ from detection_service.pipeline.batcher import BatchSettings, MicroBatcher
 from detection_service.pipeline.header import read_header
 from detection_service.pipeline.lanes import Lane, Lanes
 from detection_service.pipeline.triton import ImageRequest, TritonModel
+from detection_service.pipeline.types import DetectionOptions
 from objectvision_common.errors import TooManyWaiting, Unavailable
 
 INTERACTIVE, BACKGROUND = Lane.INTERACTIVE, Lane.BACKGROUND
@@ -155,16 +156,8 @@ async def one_at_a_time(triton, bus_jpg):
     )
     batcher = MicroBatcher(model, settings=settings)
     batcher.start()
-    header = read_header(bus_jpg)
-    image = ImageRequest(
-        data=bus_jpg,
-        width=header.width,
-        height=header.height,
-        confidence=0.25,
-        iou=0.7,
-        max_detections=300,
-        class_ids=None,
-    )
+    options = DetectionOptions(confidence=0.25, iou=0.7, max_detections=300)
+    image = ImageRequest.of(bus_jpg, read_header(bus_jpg), options)
     try:
         yield batcher, image
     finally:

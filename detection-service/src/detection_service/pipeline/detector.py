@@ -283,15 +283,7 @@ class Detector:
             budget = self._inference_timeout
             if time_limit_s is not None:
                 budget = min(budget, time_limit_s)
-            image = ImageRequest(
-                data=data,
-                width=header.width,
-                height=header.height,
-                confidence=options.confidence,
-                iou=options.iou,
-                max_detections=options.max_detections,
-                class_ids=options.class_ids,
-            )
+            image = ImageRequest.of(data, header, options)
             outcome = await self._batchers.infer(
                 model.name,
                 image,

@@ -16,6 +16,8 @@ import tritonclient.grpc as grpcclient
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
+from detection_service.pipeline.header import ImageHeader
+from detection_service.pipeline.types import DetectionOptions
 from objectvision_common.errors import Unavailable
 from objectvision_inference import detect_contract as contract
 
@@ -82,6 +84,19 @@ class ImageRequest:
     iou: float
     max_detections: int
     class_ids: frozenset[int] | None
+
+    @classmethod
+    def of(cls, data: bytes, header: ImageHeader, options: DetectionOptions) -> "ImageRequest":
+        """The image whose header was read as ``header``, with a request's options."""
+        return cls(
+            data=data,
+            width=header.width,
+            height=header.height,
+            confidence=options.confidence,
+            iou=options.iou,
+            max_detections=options.max_detections,
+            class_ids=options.class_ids,
+        )
 
 
 def make_inputs(images: Sequence[ImageRequest], class_count: int) -> list[grpcclient.InferInput]:
