@@ -206,6 +206,7 @@ async def test_a_job_whose_enqueue_failed_is_swept_onto_the_stream(detection, us
     assert await _detections_of(detection, str(view.id)) == 1
 
 
+@pytest.mark.slow  # a fault injected (a worker killed, Triton stopped): make test-slow
 async def test_a_killed_worker_is_replaced_and_the_job_completes_exactly_once(
     detection, make_harness, user, coco8, triton, tmp_path
 ):
@@ -265,6 +266,7 @@ async def test_a_killed_worker_is_replaced_and_the_job_completes_exactly_once(
     assert pending["pending"] == 0
 
 
+@pytest.mark.slow  # a fault injected (a worker killed, Triton stopped): make test-slow
 async def test_triton_down_means_unavailable_then_queued_work_finishes(
     make_harness, user, bus_jpg, zidane_jpg, served_model, tmp_path
 ):

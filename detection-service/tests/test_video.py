@@ -400,6 +400,7 @@ async def test_the_same_idempotency_key_returns_the_first_video_job(
     assert (await _wait(detection, user, first.id)).status == detection_pb2.JOB_STATUS_COMPLETED
 
 
+@pytest.mark.slow  # a fault injected (a worker killed, Triton stopped): make test-slow
 async def test_a_worker_killed_mid_video_is_replaced_and_every_frame_counts_once(
     detection, make_harness, user, tmp_path
 ):
@@ -509,6 +510,7 @@ async def test_the_orphan_sweep_keeps_a_video_jobs_files_and_removes_scratch_lef
     assert len(await _annotated(detection, user, submitted.id)) > 0
 
 
+@pytest.mark.slow  # a fault injected (a worker killed, Triton stopped): make test-slow
 async def test_a_video_job_waits_out_a_triton_outage_and_completes(
     make_harness, user, bus_then_zidane, served_model, tmp_path
 ):
