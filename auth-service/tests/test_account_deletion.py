@@ -124,25 +124,23 @@ async def test_after_deletion_no_login_refresh_access_token_or_api_key_works(
     assert await stored_rows(database, account.id) == dict.fromkeys(ACCOUNT_TABLES, 0)
 
 
-async def test_an_api_key_caller_with_the_password_can_delete_the_account(
+async def test_an_api_key_caller_cannot_delete_the_account_even_with_the_password(
     auth, accounts, database, principal, rejected
 ):
+    """Deleting the account is for a signed-in session only (ADR 0026)."""
     account = await accounts.create()
     key = await auth.CreateApiKey(
         auth_pb2.CreateApiKeyRequest(name="cli"), metadata=account.metadata
     )
     as_key = principal(account.id, auth_method="api_key")
 
-    await rejected(
-        grpc.StatusCode.PERMISSION_DENIED, delete(auth, account, "guessing", metadata=as_key)
+    error = await rejected(
+        grpc.StatusCode.PERMISSION_DENIED, delete(auth, account, account.password, metadata=as_key)
     )
-    await delete(auth, account, account.password, metadata=as_key)
+    assert "signed-in session" in (error.details() or "")
 
-    await rejected(
-        grpc.StatusCode.UNAUTHENTICATED,
-        auth.AuthenticateApiKey(auth_pb2.AuthenticateApiKeyRequest(api_key=key.secret)),
-    )
-    assert len(await deleted_events(database, account.id)) == 1
+    assert await auth.AuthenticateApiKey(auth_pb2.AuthenticateApiKeyRequest(api_key=key.secret))
+    assert await deleted_events(database, account.id) == []
 
 
 async def test_the_address_of_a_deleted_account_can_sign_up_again_as_a_new_account(

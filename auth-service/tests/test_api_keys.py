@@ -197,6 +197,46 @@ async def test_an_api_key_cannot_be_used_to_create_more_api_keys(
     )
 
 
+async def test_an_api_key_cannot_manage_the_account_even_here_behind_the_gateway(
+    auth, accounts, principal, rejected
+):
+    """The gateway refuses keys on these routes; the service refuses them too (ADR 0026)."""
+    account = await accounts.create()
+    own_key = await create_key(auth, account)
+    as_key = principal(account.id, auth_method="api_key")
+    calls = {
+        "UpdateUser": auth.UpdateUser(
+            auth_pb2.UpdateUserRequest(user_id=account.id, name="Taken Over"), metadata=as_key
+        ),
+        "DeleteAccount": auth.DeleteAccount(
+            auth_pb2.DeleteAccountRequest(current_password="guess"), metadata=as_key
+        ),
+        "UpdateSettings": auth.UpdateSettings(
+            auth_pb2.UpdateSettingsRequest(user_id=account.id, notifications_enabled=False),
+            metadata=as_key,
+        ),
+        "ListApiKeys": auth.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=as_key),
+        "RevokeApiKey": auth.RevokeApiKey(
+            auth_pb2.RevokeApiKeyRequest(key_id=own_key.key.id), metadata=as_key
+        ),
+    }
+    for name, call in calls.items():
+        error = await rejected(grpc.StatusCode.PERMISSION_DENIED, call)
+        assert "signed-in session" in (error.details() or ""), name
+
+    # Nothing changed: the name, the settings and the key are as they were.
+    user = await auth.GetUser(
+        auth_pb2.GetUserRequest(user_id=account.id), metadata=account.metadata
+    )
+    assert user.name != "Taken Over"
+    settings = await auth.GetSettings(
+        auth_pb2.GetSettingsRequest(user_id=account.id), metadata=account.metadata
+    )
+    assert settings.notifications_enabled
+    keys = await auth.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=account.metadata)
+    assert [key.id for key in keys.keys if not key.HasField("revoked_at")] == [own_key.key.id]
+
+
 async def test_an_api_key_needs_a_name(auth, accounts, rejected):
     account = await accounts.create()
 

@@ -167,7 +167,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def UpdateUser(
         self, request: auth_pb2.UpdateUserRequest, context: ServicerContext
     ) -> auth_pb2.User:
-        async with self._as_caller(context) as (session, caller):
+        async with self._as_caller(context, session_only=True) as (session, caller):
             user = await users_service.update(
                 session=session,
                 passwords=self.passwords,
@@ -187,7 +187,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def DeleteAccount(
         self, request: auth_pb2.DeleteAccountRequest, context: ServicerContext
     ) -> empty_pb2.Empty:
-        async with self._as_caller(context) as (session, caller):
+        async with self._as_caller(context, session_only=True) as (session, caller):
             await users_service.delete_account(
                 session=session,
                 passwords=self.passwords,
@@ -207,7 +207,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def UpdateSettings(
         self, request: auth_pb2.UpdateSettingsRequest, context: ServicerContext
     ) -> auth_pb2.UserSettings:
-        async with self._as_visible_user(context, request.user_id) as (session, user):
+        async with self._as_visible_user(context, request.user_id, session_only=True) as (
+            session,
+            user,
+        ):
             settings = await preferences_service.update(
                 session=session,
                 user_id=user.id,
@@ -223,10 +226,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def CreateApiKey(
         self, request: auth_pb2.CreateApiKeyRequest, context: ServicerContext
     ) -> auth_pb2.CreatedApiKey:
-        async with self._as_caller(context) as (session, caller):
-            if caller.auth_method != AUTH_METHOD_JWT:
-                # A leaked key must not be able to mint more keys that outlive its revocation.
-                raise PermissionDenied("API keys can only be created from a signed-in session")
+        async with self._as_caller(context, session_only=True) as (session, caller):
             key, secret = await api_keys_service.create(
                 session=session,
                 user_id=caller.user.id,
@@ -241,33 +241,44 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def ListApiKeys(
         self, request: auth_pb2.ListApiKeysRequest, context: ServicerContext
     ) -> auth_pb2.ListApiKeysResponse:
-        async with self._as_caller(context) as (session, caller):
+        async with self._as_caller(context, session_only=True) as (session, caller):
             keys = await api_keys_service.list_for_user(session=session, user_id=caller.user.id)
         return auth_pb2.ListApiKeysResponse(keys=[_api_key_message(key) for key in keys])
 
     async def RevokeApiKey(
         self, request: auth_pb2.RevokeApiKeyRequest, context: ServicerContext
     ) -> empty_pb2.Empty:
-        async with self._as_caller(context) as (session, caller):
+        async with self._as_caller(context, session_only=True) as (session, caller):
             await api_keys_service.revoke(session=session, caller=caller, key_id=request.key_id)
         return empty_pb2.Empty()
 
     @asynccontextmanager
     async def _as_caller(
-        self, context: ServicerContext
+        self, context: ServicerContext, *, session_only: bool = False
     ) -> AsyncIterator[tuple[AsyncSession, Caller]]:
-        """A session and the caller the gateway signed, loaded through it."""
+        """A session and the caller the gateway signed, loaded through it.
+
+        ``session_only``: the account and its keys are managed from a signed-in session only
+        (ADR 0026). The gateway refuses API keys on those routes already; refusing them here
+        too keeps a leaked key from minting successors, changing the password or deleting
+        the account should a caller ever reach this service some other way."""
         principal = caller_principal(context, secret=self.service_token_secret)
+        if session_only and principal.auth_method != AUTH_METHOD_JWT:
+            raise PermissionDenied(
+                "an API key cannot do this: managing the account and its API keys needs a"
+                " signed-in session",
+                code="session_required",
+            )
         async with self.sessions() as session:
             yield session, await users_service.get_caller(session=session, principal=principal)
 
     @asynccontextmanager
     async def _as_visible_user(
-        self, context: ServicerContext, user_id: str
+        self, context: ServicerContext, user_id: str, *, session_only: bool = False
     ) -> AsyncIterator[tuple[AsyncSession, User]]:
         """A session and the account `user_id` names, if the caller may see it (its own, or
         any for an admin): what the profile and settings RPCs all start from."""
-        async with self._as_caller(context) as (session, caller):
+        async with self._as_caller(context, session_only=session_only) as (session, caller):
             yield (
                 session,
                 await users_service.get_visible(session=session, caller=caller, user_id=user_id),
