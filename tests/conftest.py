@@ -88,7 +88,7 @@ async def gateway_client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def own_stack(
     infrastructure: Infrastructure,
     triton: LocalTriton,
@@ -113,10 +113,11 @@ def own_stack(
     return build
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cached_stack(own_stack: Callable[..., Stack]) -> Iterator[Stack]:
     """A stack with the result cache on (the shared one runs without it, so that other tests
-    reach inference): for the tests of what a user sees of the cache."""
+    reach inference): for the tests of what a user sees of the cache. Started once for the
+    session (two modules use it; a start costs 10-15 s on 2 cores)."""
     stack = own_stack(
         database="objectvision_result_cache",
         redis_db=4,
@@ -129,11 +130,12 @@ def cached_stack(own_stack: Callable[..., Stack]) -> Iterator[Stack]:
         stack.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def queued_stack(own_stack: Callable[..., Stack]) -> Iterator[Stack]:
     """A stack whose detection-service runs no job workers (JOB_WORKERS=0): every job stays
     pending until it is cancelled, so what a job is when it is cancelled is known, not raced
-    (tests/test_jobs_api.py, and the console's Cancel button in test_console_browser.py)."""
+    (tests/test_jobs_api.py, and the console's Cancel button in test_console_browser.py).
+    Started once for the session, like `cached_stack`."""
     stack = own_stack(
         database="objectvision_jobs",
         redis_db=6,

@@ -30,6 +30,17 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+def _ports_in_environment() -> set[int]:
+    """Ports this process's environment already gives a server (`GATEWAY_METRICS_PORT=...`):
+    a parent that chose them (a test running `make run`) has not started those servers yet,
+    so nothing listens there and only the environment says they are taken."""
+    return {
+        int(value)
+        for name, value in os.environ.items()
+        if name.endswith("_PORT") and value.strip().isdigit()
+    }
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nothing listens on, for a server started next, chosen below the kernel's
     ephemeral range.
@@ -37,14 +48,17 @@ def free_port(host: str = "127.0.0.1") -> int:
     Why not bind(0): the kernel answers from the range it also gives outgoing connections,
     and between this pick and the server's own bind any client socket of the test run can take
     the port (seen: a service of the stack failing "Address already in use" at start-up).
-    Below that range only another listener can, and this process never hands a port out twice.
+    Below that range only another listener can, this process never hands a port out twice,
+    and it never hands out a port its environment already names (seen: `make run` under test
+    gave the gateway's metrics port, chosen by the test, to another service too).
     """
     low = _ephemeral_low()
     first = max(1024, low - _LISTEN_SPAN)
     rng = random.SystemRandom()
+    taken = _ports_in_environment()
     for _ in range(200):
         port = rng.randrange(first, low)
-        if port in _handed_out:
+        if port in _handed_out or port in taken:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
