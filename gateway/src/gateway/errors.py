@@ -347,7 +347,7 @@ _DESCRIPTIONS: Mapping[int, str] = MappingProxyType(
         413: "Request body too large",
         415: "Unsupported Content-Type",
         422: "Invalid request (field problems under error.details)",
-        429: "Too many attempts, or too many of the caller's images already waiting",
+        429: "Too many requests from this caller for now (wait Retry-After seconds)",
         500: "Internal error",
         503: "A service this request needs is unavailable",
         504: "A service this request needs did not answer in time",

@@ -67,8 +67,8 @@ export function describeError(error) {
       return validationMessage(error);
     case 429:
       return error.retryAfter
-        ? `Too many attempts. Try again in ${seconds(error.retryAfter)}.`
-        : "Too many attempts. Wait a moment and try again.";
+        ? `Too many requests. Try again in ${seconds(error.retryAfter)}.`
+        : "Too many requests. Wait a moment and try again.";
     case 503:
     case 504:
       return "The service is busy or briefly unavailable. Try again in a few seconds.";
