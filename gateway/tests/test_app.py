@@ -44,8 +44,16 @@ def _signup_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+def _ipv6_network() -> str:
+    """A fresh /64 prefix (documentation range); append an interface id to get an address."""
+    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
+
+
 def _ip() -> str:
-    return f"198.51.100.{uuid.uuid4().int % 250 + 1}"
+    """A client address no other test (nor an earlier call) shares, since the per-network
+    limits count a /64. (A draw from 250 IPv4 addresses once gave a test's 'other address'
+    the first one's, and the limit answered 429.)"""
+    return f"{_ipv6_network()}::1"
 
 
 async def test_health_needs_nothing(client: httpx.AsyncClient) -> None:
@@ -261,11 +269,6 @@ async def test_every_spelling_of_an_email_counts_against_one_login_limit(
     fullwidth = f"{local}@\uff45xample.com"
     refused = await client.post(LOGIN, json={"email": fullwidth, "password": "pw"}, headers=headers)
     _assert_error(refused, 429, "rate_limited")
-
-
-def _ipv6_network() -> str:
-    """A fresh /64 prefix (documentation range); append an interface id to get an address."""
-    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
 
 
 async def test_one_ipv6_slash_64_counts_as_one_caller(app_client: Callable[..., Any]) -> None:
