@@ -50,10 +50,18 @@ def _own_redis_db(redis_url: str, db: int) -> str:
 
 
 @pytest.fixture(scope="session")
+def stack_admin_email() -> str:
+    """The one address the stack's ADMIN_EMAILS names, fresh each session (the stack's
+    database outlives it): whoever verifies it becomes an admin (ADR 0029)."""
+    return f"stack-admin-{uuid.uuid4().hex}@example.com"
+
+
+@pytest.fixture(scope="session")
 def stack(
     infrastructure: Infrastructure,
     triton: LocalTriton,
     tmp_path_factory: pytest.TempPathFactory,
+    stack_admin_email: str,
 ) -> Iterator[Stack]:
     running = Stack(
         StackConfig(
@@ -72,6 +80,7 @@ def stack(
                 # Small video limits, so test_video_api.py can exceed them with tiny files.
                 "MAX_VIDEO_BYTES": str(2 * 1024 * 1024),
                 "MAX_VIDEO_SECONDS": "12",
+                "ADMIN_EMAILS": stack_admin_email,
             },
         )
     )

@@ -69,6 +69,7 @@ LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"
 FORGOT_PASSWORD = "/api/v1/auth/forgot-password"
 RESET_PASSWORD = "/api/v1/auth/reset-password"
+VERIFY_EMAIL = "/api/v1/auth/verify-email"
 LOGOUT = "/api/v1/auth/logout"
 ME = "/api/v1/users/me"
 PASSWORD = "correct horse battery"
@@ -83,6 +84,7 @@ PUBLIC_OPERATIONS = frozenset(
         ("POST", REFRESH),
         ("POST", FORGOT_PASSWORD),
         ("POST", RESET_PASSWORD),
+        ("POST", VERIFY_EMAIL),
     }
 )
 FAST_EXAMPLES = 25

@@ -41,7 +41,7 @@ PROFILE = "/api/v1/users/get-profile"
 SETTINGS = "/api/v1/users/me/settings"
 API_KEYS = "/api/v1/users/me/api-keys"
 PASSWORD = "correct horse battery"
-USER_FIELDS = {"id", "email", "name", "created_at", "updated_at"}
+USER_FIELDS = {"id", "email", "email_verified", "name", "created_at", "updated_at"}
 SIGNUP_ACCEPTED_FIELDS = {"email", "message"}
 # Enough to reach any sane configured limit; the defaults are 10 (login) and 5 (sign-up).
 MAX_ATTEMPTS_BEFORE_LIMIT = 200

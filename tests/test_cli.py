@@ -209,6 +209,18 @@ def test_a_file_given_for_a_folder_is_named_as_such(cli: Cli) -> None:
     assert "is a file: give the folder that holds the images" in result.stderr
 
 
+def test_usage_shows_the_months_images_and_each_day(cli: Cli, batch_job: dict) -> None:
+    """The module's account has run coco8 as a job; the other tests' detects come and go."""
+    usage = cli.json("usage", "--days", "1")
+    (today,) = usage["days"]
+    assert today["jobs"] >= len(batch_job["items"]) == 8
+    assert today["images"] == today["calls"] + today["jobs"]
+    assert usage["month_images"] >= today["images"]
+    summary, header, *_ = cli.run("usage").stdout.splitlines()
+    assert "images (no quota); the count starts again on" in summary
+    assert header.split() == ["DATE", "CALLS", "JOBS", "IMAGES"]
+
+
 def test_jobs_watch_reports_a_finished_job(cli: Cli, batch_job: dict) -> None:
     result = cli.run("jobs", "watch", batch_job["job_id"])
     assert "100%" in result.stderr

@@ -668,12 +668,16 @@ async def test_a_job_link_from_an_email_opens_that_job_after_sign_in(
     assert elsewhere == []
 
 
-async def test_the_settings_page_turns_job_emails_off(page: Page, stack: Stack) -> None:
+async def test_the_settings_page_shows_the_usage_and_turns_job_emails_off(
+    page: Page, stack: Stack
+) -> None:
     await close_the_network(page, stack)
     await sign_up_and_log_in(page)
     await page.get_by_role("link", name="Settings").click()
     form = page.get_by_test_id("settings-form")
     await expect(form).to_have_attribute("data-loaded", "true")
+    await expect(page.get_by_test_id("usage-summary")).to_contain_text("0 images detected in 20")
+    await expect(page.get_by_test_id("usage-summary")).to_contain_text("(no quota)")
     emails = form.get_by_label("Email me when a batch job finishes")
     await expect(emails).to_be_checked()
     await emails.uncheck()

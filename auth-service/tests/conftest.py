@@ -17,6 +17,7 @@ import grpc
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from google.protobuf import json_format
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,7 +30,7 @@ from auth_service.config import (
 )
 from auth_service.server import runner
 from auth_service.tokens.keys import SigningKey
-from objectvision.v1 import auth_pb2, auth_pb2_grpc, common_pb2
+from objectvision.v1 import auth_pb2, auth_pb2_grpc, common_pb2, notification_pb2
 from objectvision_common.db import create_engine_for
 from objectvision_common.grpc_client import insecure_channel
 from objectvision_common.identity import principal_metadata
@@ -163,13 +164,38 @@ class Accounts:
         assert user_id is not None, f"no account for {email}"
         return await self._auth.GetUser(auth_pb2.GetUserRequest(), metadata=as_user(user_id))
 
+    async def verification_token(self, user_id: str) -> str:
+        """The token of the newest verification link staged for the account, read from the
+        outbox where notification-service would read it (the email's link)."""
+        payload = await self._database.value(
+            "SELECT payload FROM auth.outbox WHERE event_type = :type"
+            " AND payload->>'userId' = :id ORDER BY created_at DESC LIMIT 1",
+            type="user.email_verification_requested",
+            id=user_id,
+        )
+        assert payload is not None, f"no verification link for {user_id}"
+        event = json_format.ParseDict(payload, notification_pb2.Event())
+        return event.email_verification_requested.token
+
+    async def verify(self, account: Account) -> auth_pb2.User:
+        """Open the account's newest verification link, as its owner would; the account as
+        stored afterwards."""
+        token = await self.verification_token(account.id)
+        await self._auth.VerifyEmail(auth_pb2.VerifyEmailRequest(token=token))
+        return await self.stored(account.email)
+
     async def admin(self) -> Account:
-        """The session's one admin, promoted at sign-up through ADMIN_EMAILS."""
+        """The session's one admin: signed up with an address in ADMIN_EMAILS and promoted
+        when it verified that address with the emailed link (ADR 0029)."""
         if self._admin is None:
             await self._auth.SignUp(
                 auth_pb2.SignUpRequest(email=self._admin_email, password=PASSWORD, name="Admin")
             )
-            user = await self.stored(self._admin_email)
+            signed_up = await self.stored(self._admin_email)
+            assert not signed_up.is_admin, "ADMIN_EMAILS promoted an unverified address"
+            user = await self.verify(
+                Account(user=signed_up, email=self._admin_email, password=PASSWORD)
+            )
             self._admin = Account(user=user, email=self._admin_email, password=PASSWORD)
         return self._admin
 

@@ -209,10 +209,13 @@ async def test_a_password_of_exactly_eight_and_of_exactly_128_characters_is_acce
         assert tokens.access_token and tokens.refresh_token
 
 
-async def test_signup_with_an_admin_email_creates_an_admin(accounts):
+async def test_an_admin_email_makes_an_admin_once_it_is_verified_not_at_signup(accounts):
+    # accounts.admin() signs up with the ADMIN_EMAILS address and opens the emailed link
+    # (ADR 0029); the promotion at verification is tested in test_email_verification.py.
     admin = await accounts.admin()
 
     assert admin.user.is_admin
+    assert admin.user.email_verified
 
 
 async def test_signup_writes_a_user_registered_event_in_the_same_transaction(accounts, database):
@@ -220,7 +223,7 @@ async def test_signup_writes_a_user_registered_event_in_the_same_transaction(acc
 
     event_row = await database.row(
         "SELECT id, event_type, payload, published_at, xmin::text AS xmin FROM auth.outbox"
-        " WHERE payload->>'userId' = :id",
+        " WHERE payload->>'userId' = :id AND event_type = 'user.registered'",
         id=account.id,
     )
     user_xmin = await database.value(

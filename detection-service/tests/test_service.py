@@ -18,6 +18,7 @@ from detection_service.database import SCHEMA, metadata
 from detection_service.history import models as history_models
 from detection_service.jobs import models as job_models
 from detection_service.server import runner
+from detection_service.usage import models as usage_models
 from objectvision.v1 import detection_pb2
 from objectvision_common.db import schema_revisions, sync_url
 from objectvision_common.limits import MAX_DETECTIONS_LIMIT
@@ -32,9 +33,13 @@ def _only_detection_schema(name: str | None, type_: str, parent_names: dict) -> 
 
 
 def test_migrations_create_exactly_the_tables_the_models_describe(migrated):
-    assert {outbox.OUTBOX, history_models.detections, job_models.jobs} <= set(
-        metadata.tables.values()
-    )
+    assert {
+        outbox.OUTBOX,
+        history_models.detections,
+        job_models.jobs,
+        usage_models.usage_days,
+        usage_models.usage_quotas,
+    } <= set(metadata.tables.values())
     engine = create_engine(sync_url(migrated.database_url))
     with engine.connect() as connection:
         context = MigrationContext.configure(

@@ -32,6 +32,8 @@ ANY_KEY_ROUTES = {
     ("GET", "/api/v1/users/me"),
     ("GET", "/api/v1/users/get-profile"),
     ("GET", "/api/v1/users/me/settings"),
+    # What the caller used and has left of its quota: a device with a detect key asks too.
+    ("GET", "/api/v1/users/me/usage"),
 }
 # Routes that authenticate inside (no HTTP dependencies on a WebSocket), with what they check.
 WEBSOCKET_AUTHORISATIONS = {"/api/v1/ws/jobs/{job_id}": jobs_ws.STREAM_AUTHORISATION}
@@ -85,6 +87,7 @@ def test_every_authenticated_route_declares_what_an_api_key_needs(app: FastAPI) 
         ("PATCH", "/api/v1/users/me/settings"),
         ("GET", "/api/v1/users/{user_id}"),
         ("PATCH", "/api/v1/users/{user_id}"),
+        ("POST", "/api/v1/auth/resend-verification"),
     ):
         assert by_route[account_route] == SESSION_ONLY, account_route
     # Every scope guards some route.

@@ -39,6 +39,11 @@ class AuthSettings(GrpcServiceSettings):
     password_reset_ttl_seconds: int = Field(
         default=1800, ge=1, le=24 * 3600, validation_alias="PASSWORD_RESET_TTL_SECONDS"
     )
+    # How long the link of an email verification mail works (ADR 0029): longer than a reset
+    # link's, since a new account's owner may read the welcome mail days later; a week at most.
+    email_verification_ttl_seconds: int = Field(
+        default=48 * 3600, ge=1, le=7 * 24 * 3600, validation_alias="EMAIL_VERIFICATION_TTL_SECONDS"
+    )
 
     # RFC 9106's second recommended option (argon2-cffi's default profile): well above the
     # OWASP floor and ~50 ms per hash on a current server core.
@@ -54,6 +59,7 @@ class AuthSettings(GrpcServiceSettings):
     # Each hash holds ARGON2_MEMORY_COST_KIB while it runs; this caps the peak memory.
     argon2_max_concurrency: int = Field(default=4, ge=1, validation_alias="ARGON2_MAX_CONCURRENCY")
 
+    # Accounts made admin once they verify one of these addresses (ADR 0029), not at sign-up.
     admin_emails: Annotated[frozenset[str], NoDecode] = Field(
         default=frozenset(), validation_alias="ADMIN_EMAILS"
     )
@@ -62,7 +68,7 @@ class AuthSettings(GrpcServiceSettings):
     @classmethod
     def _split_admin_emails(cls, value: object) -> object:
         """A comma-separated list in the environment, each entry as its account key, so an
-        admin address written in another spelling still names the account that registers it
+        admin address written in another spelling still names the account that verifies it
         (and a typo that is no address at all stops the service instead of going unnoticed)."""
         if isinstance(value, str):
             value = value.split(",")

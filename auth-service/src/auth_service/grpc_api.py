@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service.api_keys import service as api_keys_service
 from auth_service.api_keys.models import ApiKey
+from auth_service.email_verifications import service as email_verifications_service
 from auth_service.password_resets import service as password_resets_service
 from auth_service.passwords import PasswordHasher
 from auth_service.preferences import service as preferences_service
@@ -44,6 +45,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     admin_emails: frozenset[str]
     service_token_secret: str
     password_reset_lifetime: timedelta
+    email_verification_lifetime: timedelta
 
     # Sessions and credentials: called by the gateway before there is a principal.
 
@@ -55,7 +57,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 session=session,
                 passwords=self.passwords,
                 notices=self.signup_notices,
-                admin_emails=self.admin_emails,
+                verification_lifetime=self.email_verification_lifetime,
                 email=request.email,
                 password=request.password,
                 name=request.name,
@@ -156,7 +158,27 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             )
         return empty_pb2.Empty()
 
+    async def VerifyEmail(
+        self, request: auth_pb2.VerifyEmailRequest, context: ServicerContext
+    ) -> auth_pb2.VerifiedEmail:
+        async with self.sessions() as session:
+            email = await email_verifications_service.verify_email(
+                session=session, token=request.token, admin_emails=self.admin_emails
+            )
+        return auth_pb2.VerifiedEmail(email=email)
+
     # The caller's own resources: need the principal the gateway signed.
+
+    async def ResendEmailVerification(
+        self, request: auth_pb2.ResendEmailVerificationRequest, context: ServicerContext
+    ) -> empty_pb2.Empty:
+        async with self._as_caller(context, session_only=True) as (session, caller):
+            await email_verifications_service.resend(
+                session=session,
+                user_id=caller.user.id,
+                lifetime=self.email_verification_lifetime,
+            )
+        return empty_pb2.Empty()
 
     async def GetUser(
         self, request: auth_pb2.GetUserRequest, context: ServicerContext
@@ -173,6 +195,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 passwords=self.passwords,
                 revoked=self.tokens.revoked,
                 notices=self.signup_notices,
+                verification_lifetime=self.email_verification_lifetime,
                 caller=caller,
                 user_id=request.user_id,
                 name=request.name if request.HasField("name") else None,
@@ -292,6 +315,7 @@ def _user_message(user: User) -> auth_pb2.User:
         name=user.name,
         is_admin=user.is_admin,
         is_active=user.is_active,
+        email_verified=user.email_verified_at is not None,
         created_at=timestamp(user.created_at),
         updated_at=timestamp(user.updated_at),
     )

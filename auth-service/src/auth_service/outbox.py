@@ -22,6 +22,8 @@ SIGNUP_ATTEMPTED = "user.signup_attempted"
 EMAIL_CHANGE_ATTEMPTED = "user.email_change_attempted"
 # Someone asked for a password reset link for an active account; the link goes to its owner.
 PASSWORD_RESET_REQUESTED = "user.password_reset_requested"  # noqa: S105 - an event type
+# A link that confirms an account's address, to that address (ADR 0029).
+EMAIL_VERIFICATION_REQUESTED = "user.email_verification_requested"
 # Security notices: the account's password or sign-in address was changed; its owner is told.
 PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an event type
 EMAIL_CHANGED = "user.email_changed"
@@ -101,6 +103,34 @@ async def add_password_reset_requested(
         password_reset_requested=notification_pb2.PasswordResetRequested(token=token),
     )
     event.password_reset_requested.expires_at.FromDatetime(expires_at)
+    event.occurred_at.FromDatetime(occurred_at)
+    return await add_event(session, OUTBOX, event)
+
+
+async def add_email_verification_requested(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    email: str,
+    token: str,
+    expires_at: datetime,
+    occurred_at: datetime,
+) -> uuid.UUID:
+    """Stage a `user.email_verification_requested` event for account `user_id`; returns the
+    event id.
+
+    Like the reset link's event it carries a secret, the token, for the email's link and
+    nothing else (ADR 0029). Unlike it, it names the address: the link confirms that address
+    and is mailed to it alone.
+    """
+    event = notification_pb2.Event(
+        type=EMAIL_VERIFICATION_REQUESTED,
+        user_id=str(user_id),
+        email_verification_requested=notification_pb2.EmailVerificationRequested(
+            token=token, email=email
+        ),
+    )
+    event.email_verification_requested.expires_at.FromDatetime(expires_at)
     event.occurred_at.FromDatetime(occurred_at)
     return await add_event(session, OUTBOX, event)
 

@@ -57,6 +57,7 @@ async def build(settings: AuthSettings) -> ServiceParts:
         admin_emails=settings.admin_emails,
         service_token_secret=settings.service_token_secret,
         password_reset_lifetime=timedelta(seconds=settings.password_reset_ttl_seconds),
+        email_verification_lifetime=timedelta(seconds=settings.email_verification_ttl_seconds),
     )
     return ServiceParts(
         registrations=[

@@ -44,7 +44,9 @@ JOB_POLL_SECONDS = 0.5
 # The API's MAX_BATCH_FILES default: a larger folder is sent as several jobs.
 MAX_FILES_PER_JOB = 100
 # Commands that send no credentials: a 401 there is about the password, not the session.
-PUBLIC_COMMANDS = frozenset({"login", "signup", "forgot-password", "reset-password"})
+PUBLIC_COMMANDS = frozenset(
+    {"login", "signup", "forgot-password", "reset-password", "verify-email"}
+)
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -347,7 +349,7 @@ def cmd_forgot_password(ctx: Context) -> int:
 
 def reset_token(text: str) -> str:
     """The token, given as itself or as the whole link the email carried
-    (`…/#/reset-password?token=…`)."""
+    (`…/#/reset-password?token=…`, `…/#/verify-email?token=…`)."""
     text = text.strip()
     _, marker, rest = text.partition("token=")
     return urllib.parse.unquote(rest.split("&")[0]) if marker else text
@@ -361,6 +363,24 @@ def cmd_reset_password(ctx: Context) -> int:
     ctx.say(
         "Password changed. Every session of the account has ended: "
         "log in with `objectvision login`."
+    )
+    return EXIT_OK
+
+
+def cmd_verify_email(ctx: Context) -> int:
+    token = reset_token(_prompt(ctx.args.token, "Token"))
+    with ctx.public_client() as client:
+        email = client.verify_email(token)
+    ctx.say(f"Email address {email} verified.")
+    return EXIT_OK
+
+
+def cmd_resend_verification(ctx: Context) -> int:
+    with ctx.client() as client:
+        client.resend_verification()
+    ctx.say(
+        "A new verification link is on its way to your address; earlier links no longer "
+        "work. Open it, or run `objectvision verify-email --token <the link>`."
     )
     return EXIT_OK
 
@@ -386,7 +406,8 @@ def cmd_whoami(ctx: Context) -> int:
     with ctx.client() as client:
         user = client.me()
     if not ctx.printed_json(user.raw):
-        print(f"{user.name} <{user.email}> (id {user.id})", file=ctx.stdout)
+        unverified = "" if user.email_verified else ", email not verified"
+        print(f"{user.name} <{user.email}> (id {user.id}{unverified})", file=ctx.stdout)
     return EXIT_OK
 
 
@@ -718,6 +739,31 @@ def cmd_models(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_usage(ctx: Context) -> int:
+    """Images detected this month against the quota, then per day."""
+    with ctx.client() as client:
+        usage = client.usage(days=ctx.args.days)
+    if ctx.printed_json(usage.raw):
+        return EXIT_OK
+    month = usage.month_start.strftime("%Y-%m")
+    if usage.monthly_quota is None:
+        allowance = "no quota"
+    else:
+        allowance = f"quota {usage.monthly_quota:,}, {usage.remaining or 0:,} left"
+    print(
+        f"{month}: {usage.month_images:,} images ({allowance}); the count starts again on"
+        f" {usage.renews_on.isoformat()} (UTC)",
+        file=ctx.stdout,
+    )
+    if usage.days:
+        rows = [[day.date.isoformat(), day.calls, day.jobs, day.images] for day in usage.days]
+        print(
+            format_table(["DATE", "CALLS", "JOBS", "IMAGES"], rows, right=(1, 2, 3)),
+            file=ctx.stdout,
+        )
+    return EXIT_OK
+
+
 def cmd_history(ctx: Context) -> int:
     with ctx.client() as client:
         page = client.history(
@@ -1043,6 +1089,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_password_options(reset)
     reset.set_defaults(handler=cmd_reset_password)
 
+    verify = commands.add_parser(
+        "verify-email", help="confirm your email address with the emailed link's token"
+    )
+    verify.add_argument(
+        "--token", help="the token, or the whole link, from the email (prompted when left out)"
+    )
+    verify.set_defaults(handler=cmd_verify_email)
+
+    commands.add_parser(
+        "resend-verification", help="email yourself a new link that confirms your address"
+    ).set_defaults(handler=cmd_resend_verification)
+
     commands.add_parser("logout", help="end the saved session").set_defaults(handler=cmd_logout)
 
     whoami = commands.add_parser("whoami", help="show the logged-in account")
@@ -1146,6 +1204,15 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list the models the server serves")
     _add_output_choice(models)
     models.set_defaults(handler=cmd_models)
+
+    usage = commands.add_parser(
+        "usage", help="show the images detected this month against the quota, and per day"
+    )
+    usage.add_argument(
+        "--days", type=int, default=31, help="days to list, today the last (1 to 366; 31)"
+    )
+    _add_output_choice(usage)
+    usage.set_defaults(handler=cmd_usage)
 
     history = commands.add_parser(
         "history", help="list past detections, newest first (or `history delete ID` one)"

@@ -350,6 +350,8 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
     signup = _sync(ops.signup)
     forgot_password = _sync(ops.forgot_password)
     reset_password = _sync(ops.reset_password)
+    verify_email = _sync(ops.verify_email)
+    resend_verification = _sync(ops.resend_verification)
 
     def login(self, email: str, password: str) -> TokenPair:
         tokens = self.run(ops.login(email, password))
@@ -373,6 +375,9 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
             self._core.set_tokens(None)
 
     me = _sync(ops.me)
+    usage = _sync(ops.usage)
+    set_quota = _sync(ops.set_quota)
+    clear_quota = _sync(ops.clear_quota)
 
     def delete_account(self, current_password: str) -> None:
         """Delete the signed-in account (see operations.delete_account); this client's
@@ -541,6 +546,8 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     signup = _async(ops.signup)
     forgot_password = _async(ops.forgot_password)
     reset_password = _async(ops.reset_password)
+    verify_email = _async(ops.verify_email)
+    resend_verification = _async(ops.resend_verification)
 
     async def login(self, email: str, password: str) -> TokenPair:
         tokens = await self.run(ops.login(email, password))
@@ -562,6 +569,9 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
             self._core.set_tokens(None)
 
     me = _async(ops.me)
+    usage = _async(ops.usage)
+    set_quota = _async(ops.set_quota)
+    clear_quota = _async(ops.clear_quota)
 
     async def delete_account(self, current_password: str) -> None:
         await self.run(ops.delete_account(current_password))

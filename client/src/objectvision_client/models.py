@@ -9,7 +9,7 @@ exactly what the API sent.
 """
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from email.message import Message
 from typing import Any, Self, TypeVar
 
@@ -75,6 +75,9 @@ class SignUpAccepted(_Answer):
 class User(_Answer):
     id: str
     email: str
+    # Whether the address was confirmed with the link mailed to it (False from servers that
+    # predate verification, which did not verify addresses at all).
+    email_verified: bool = False
     name: str
     created_at: datetime
 
@@ -322,3 +325,26 @@ class ServedModel(_Model):
 
 def served_models(body: Any) -> list[ServedModel]:
     return items_of(ServedModel, body)
+
+
+class UsageDay(_Model):
+    date: date
+    # Images a waiting caller sent (detect routes, streams), and images of job work.
+    calls: int
+    jobs: int
+    images: int
+
+
+class Usage(_Answer):
+    """An account's images this month against its quota, and per day
+    (``GET /api/v1/users/me/usage``)."""
+
+    user_id: str
+    month_start: date
+    renews_on: date
+    month_images: int
+    # None: no quota.
+    monthly_quota: int | None = None
+    remaining: int | None = None
+    custom_quota: bool = False
+    days: tuple[UsageDay, ...] = ()

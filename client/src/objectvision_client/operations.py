@@ -30,6 +30,7 @@ from objectvision_client.models import (
     SignUpAccepted,
     StoredDetection,
     TokenPair,
+    Usage,
     User,
     VideoFramesPage,
     Webhook,
@@ -205,8 +206,56 @@ def reset_password(token: str, new_password: str) -> Operation[None]:
     )
 
 
+def _verified_email(response: httpx.Response) -> str:
+    email: str = response.json()["email"]
+    return email
+
+
+def verify_email(token: str) -> Operation[str]:
+    """Confirm the account's address with the `token` of a verification email's link (no
+    session needed: the token is the credential); returns the address now verified. A link
+    that is unknown, used, replaced or expired raises ObjectVisionError
+    `invalid_verification_token`."""
+    return Operation(
+        "POST",
+        "/api/v1/auth/verify-email",
+        _verified_email,
+        json={"token": token},
+        authenticated=False,
+    )
+
+
+def resend_verification() -> Operation[None]:
+    """Mail a new verification link to the signed-in account's address; earlier links stop
+    working. Needs a signed-in session (an API key raises 403 `session_required`); an
+    address verified already raises 409 `email_already_verified`."""
+    return Operation("POST", "/api/v1/auth/resend-verification", _nothing)
+
+
 def me() -> Operation[User]:
     return Operation("GET", "/api/v1/users/me", _json(User.from_json))
+
+
+def usage(*, days: int = 31) -> Operation[Usage]:
+    """Images the account had detected in the last `days` days (1 to 366, today the last,
+    UTC) and this month against its quota. Any credential, API keys included."""
+    return Operation("GET", "/api/v1/users/me/usage", _json(Usage.from_json), params={"days": days})
+
+
+def set_quota(user_id: str, monthly_images: int) -> Operation[Usage]:
+    """Admins: give one account a monthly quota of images (0: none), replacing the
+    deployment's USAGE_MONTHLY_IMAGE_QUOTA for it."""
+    return Operation(
+        "PUT",
+        f"/api/v1/users/{_segment(user_id)}/quota",
+        _json(Usage.from_json),
+        json={"monthly_images": monthly_images},
+    )
+
+
+def clear_quota(user_id: str) -> Operation[Usage]:
+    """Admins: the deployment's quota applies to this account again."""
+    return Operation("DELETE", f"/api/v1/users/{_segment(user_id)}/quota", _json(Usage.from_json))
 
 
 def delete_account(current_password: str) -> Operation[None]:

@@ -81,6 +81,16 @@ class TooManyWaiting(Unavailable, code="too_many_waiting", status=StatusCode.RES
     down. A subclass of Unavailable, so job work waits it out the same way."""
 
 
+class QuotaExceeded(DomainError, code="quota_exceeded", status=StatusCode.RESOURCE_EXHAUSTED):
+    """The caller's monthly allowance of images is used up (HTTP 429, Retry-After: until the
+    next month begins, UTC). Not an Unavailable: waiting a few seconds does not help, and
+    work already accepted (a job's items) is never refused by it (ADR 0030)."""
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 def trailers_for(error: DomainError) -> tuple[tuple[str, str], ...]:
     trailers: list[tuple[str, str]] = [(ERROR_CODE_TRAILER, error.code)]
     retry_after = getattr(error, "retry_after_seconds", None)

@@ -160,6 +160,16 @@ class DetectionSettings(InferenceSettings, EventsConsumerSettings):
     # Rows (jobs, detections, images) a deleted account's erasure removes per transaction.
     erasure_chunk_size: int = Field(default=500, ge=1, validation_alias="ERASURE_CHUNK_SIZE")
 
+    # Usage metering (ADR 0030): images each account had detected, per UTC day, written to
+    # PostgreSQL every USAGE_FLUSH_SECONDS; USAGE_MONTHLY_IMAGE_QUOTA images per calendar
+    # month (UTC) per account, 0 for no quota (an admin may set another per account).
+    usage_monthly_image_quota: int = Field(
+        default=0, ge=0, validation_alias="USAGE_MONTHLY_IMAGE_QUOTA"
+    )
+    usage_flush_seconds: float = Field(
+        default=2.0, gt=0, le=300, validation_alias="USAGE_FLUSH_SECONDS"
+    )
+
     @model_validator(mode="after")
     def _storage_under_data_dir(self) -> Self:
         if self.storage_dir is None:

@@ -36,13 +36,22 @@ from detection_service.jobs.queue import JobQueue
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import Timings
 from detection_service.realtime.servicer import RealtimeServicer, objects_reply
+from detection_service.usage.meter import Standing, UsageMeter
+from detection_service.usage.service import DayOfUsage
 from detection_service.video import intake as video_intake
 from detection_service.video import service as video_jobs
 from detection_service.video.probe import VideoLimits, sampling_from
 from detection_service.video.views import VideoView
 from detection_service.video.worker import ANNOTATED_CONTENT_TYPE
 from objectvision.v1 import common_pb2, detection_pb2
-from objectvision_common.errors import DomainError, InvalidArgument, NotFound, Unavailable
+from objectvision_common.errors import (
+    DomainError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
+from objectvision_common.identity import principal_from_metadata
 from objectvision_common.limits import (
     DEFAULT_PAGE_LIMIT,
     MAX_IDEMPOTENCY_KEY_CHARS,
@@ -52,6 +61,9 @@ from objectvision_common.servicer import ServicerContext
 
 # Frames per ListVideoFrames page: at most (and by default) this many.
 MAX_VIDEO_FRAMES_PAGE = 1000
+# Days of usage GetUsage lists: by default a month's worth, at most a year's.
+DEFAULT_USAGE_DAYS = 31
+MAX_USAGE_DAYS = 366
 
 _JOB_STATUS = {
     PENDING: detection_pb2.JOB_STATUS_PENDING,
@@ -196,6 +208,22 @@ def _video_info(video: VideoView) -> detection_pb2.VideoInfo:
     )
 
 
+def _usage(user_id: str, standing: Standing, days: Sequence[DayOfUsage]) -> detection_pb2.Usage:
+    return detection_pb2.Usage(
+        user_id=user_id,
+        month_start=standing.month_start.isoformat(),
+        renews_on=standing.renews.isoformat(),
+        month_images=standing.used,
+        monthly_quota=standing.quota,
+        remaining=standing.remaining,
+        custom_quota=standing.custom_quota,
+        days=[
+            detection_pb2.UsageDay(date=day.day.isoformat(), calls=day.calls, jobs=day.jobs)
+            for day in days
+        ],
+    )
+
+
 def _video_frame(frame: video_jobs.FrameRecord) -> detection_pb2.VideoFrame:
     return detection_pb2.VideoFrame(
         frame_index=frame.frame_index,
@@ -220,6 +248,7 @@ class DetectionServicer(RealtimeServicer):
         max_batch_files: int,
         stream_max_in_flight: int,
         executor: Executor | None = None,
+        usage: UsageMeter,
         video_limits: VideoLimits | None = None,
         video_default_fps: float = 1.0,
     ) -> None:
@@ -237,6 +266,7 @@ class DetectionServicer(RealtimeServicer):
         self._sessions = sessions
         self._storage = storage
         self._queue = queue
+        self._usage = usage
 
     def _class_filter(self, value: str) -> int | None:
         """A history filter's class (name or id) as an id; None when not filtered."""
@@ -292,6 +322,14 @@ class DetectionServicer(RealtimeServicer):
         user_id = self._user_id(context)
         key = _idempotency_key(request.idempotency_key)
         accepted, refused = self._screen(request.images, request.refused)
+        if key:
+            # A retried submission gets its job back, even once the quota is used up.
+            found = await jobs.existing_job(
+                sessions=self._sessions, user_id=user_id, idempotency_key=key
+            )
+            if found is not None:
+                return _job(found)
+        await self._detector.admit(user_id, images=len(accepted))
         try:
             options, model = await self._options(request.params)
             model_name = model.name
@@ -516,6 +554,9 @@ class DetectionServicer(RealtimeServicer):
             )
             if found is not None:
                 return _job(found)
+        # Refused before the upload when not even one frame fits; the frames the sampling
+        # takes are counted against the quota once the probe knows them.
+        await self._detector.admit(user_id, images=1)
 
         async def chunks() -> AsyncIterator[bytes]:
             async for message in messages:
@@ -529,6 +570,7 @@ class DetectionServicer(RealtimeServicer):
             probe = await video_intake.inspect(
                 scratch, container, limits=limits, sampling=sampling, executor=self._executor
             )
+            await self._detector.admit(user_id, images=probe.sampled_frames)
             view = await video_jobs.submit_video_job(
                 sessions=self._sessions,
                 storage=self._storage,
@@ -581,3 +623,38 @@ class DetectionServicer(RealtimeServicer):
                 yield detection_pb2.VideoChunk(data=chunk, content_type=ANNOTATED_CONTENT_TYPE)
         except ObjectNotFoundError:
             raise NotFound("the annotated video of this job is no longer stored") from None
+
+    def _account(self, user_id: str, context: ServicerContext, *, action: str) -> str:
+        """The account a usage RPC names: the caller's own (empty or theirs), another's for
+        an admin only."""
+        principal = principal_from_metadata(context.invocation_metadata(), secret=self._secret)
+        wanted = user_id.strip() or principal.user_id
+        if wanted != principal.user_id and not principal.is_admin:
+            raise PermissionDenied(f"only an admin can {action} another account")
+        return wanted
+
+    async def GetUsage(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.GetUsageRequest, context: ServicerContext
+    ) -> detection_pb2.Usage:
+        user_id = self._account(request.user_id, context, action="read the usage of")
+        days = request.days or DEFAULT_USAGE_DAYS
+        if not 1 <= days <= MAX_USAGE_DAYS:
+            raise InvalidArgument(f"days must be between 1 and {MAX_USAGE_DAYS} (0 = default)")
+        standing, listed = await self._usage.report(user_id, days=days)
+        return _usage(user_id, standing, listed)
+
+    async def SetUsageQuota(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.SetUsageQuotaRequest, context: ServicerContext
+    ) -> detection_pb2.Usage:
+        principal = principal_from_metadata(context.invocation_metadata(), secret=self._secret)
+        if not principal.is_admin:
+            raise PermissionDenied("only an admin can set an account's quota")
+        user_id = request.user_id.strip()
+        if not user_id:
+            raise InvalidArgument("name the account whose quota to set")
+        monthly = request.monthly_images if request.HasField("monthly_images") else None
+        if monthly is not None and monthly < 0:
+            raise InvalidArgument("monthly_images must not be negative (0 = no quota)")
+        await self._usage.set_quota(user_id, monthly)
+        standing, listed = await self._usage.report(user_id, days=DEFAULT_USAGE_DAYS)
+        return _usage(user_id, standing, listed)

@@ -6,7 +6,7 @@ fresh one, so several services in one process do not collide.
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -21,6 +21,7 @@ class DetectionMetrics:
     job_items: Counter
     orphans_removed: Counter
     cache_lookups: Counter
+    usage_unflushed: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> "DetectionMetrics":
@@ -72,6 +73,13 @@ class DetectionMetrics:
                 "detection_result_cache_lookups_total",
                 "Answers looked up in the result cache, by outcome (hit, miss, unavailable).",
                 ["outcome"],
+                registry=registry,
+            ),
+            usage_unflushed=Gauge(
+                "detection_usage_unflushed_images",
+                "Images metered and not yet written to PostgreSQL (ADR 0030); growing while"
+                " the database cannot be written.",
+                multiprocess_mode="livesum",
                 registry=registry,
             ),
         )

@@ -30,6 +30,7 @@ from detection_service.outbox import OUTBOX
 from detection_service.pipeline.assembly import InferencePipeline
 from detection_service.pipeline.result_cache import ResultCache
 from detection_service.realtime.servicer import registration
+from detection_service.usage.meter import UsageMeter
 from detection_service.video.probe import VideoLimits
 from detection_service.video.worker import VideoProcessor
 from objectvision_common.backlog import BacklogMonitor, outbox_probe, stream_probe
@@ -52,6 +53,7 @@ class DetectionService:
     metrics: DetectionMetrics
     engine: AsyncEngine
     redis: Redis
+    usage: UsageMeter
     pipeline: InferencePipeline
     queue: JobQueue
     processor: JobProcessor
@@ -73,9 +75,16 @@ class DetectionService:
         redis = connect_redis(settings.redis_url, decode_responses=True)
         sessions = session_factory(engine)
         storage = LocalDirectoryStorage(settings.objects_dir)
+        usage = UsageMeter(
+            sessions=sessions,
+            default_quota=settings.usage_monthly_image_quota,
+            flush_interval_s=settings.usage_flush_seconds,
+            unflushed=metrics.usage_unflushed,
+        )
         pipeline = await InferencePipeline.create(
             settings,
             metrics=metrics,
+            usage=usage,
             cache=(
                 ResultCache(
                     redis,
@@ -127,6 +136,7 @@ class DetectionService:
             max_batch_files=settings.max_batch_files,
             stream_max_in_flight=settings.stream_max_in_flight,
             executor=executor,
+            usage=usage,
             video_limits=VideoLimits(
                 max_bytes=settings.max_video_bytes,
                 max_seconds=settings.max_video_seconds,
@@ -140,6 +150,7 @@ class DetectionService:
             metrics=metrics,
             engine=engine,
             redis=redis,
+            usage=usage,
             pipeline=pipeline,
             queue=queue,
             processor=processor,
@@ -182,8 +193,10 @@ class DetectionService:
         )
 
     async def start(self) -> None:
-        """Batching starts before the server accepts calls; Redis being down only delays jobs."""
+        """Batching and metering start before the server accepts calls; Redis being down
+        only delays jobs."""
         await self.pipeline.start()
+        await self.usage.start()
         try:
             await self.queue.ensure_group()
         except Exception:
@@ -203,6 +216,7 @@ class DetectionService:
         return loops
 
     async def close(self) -> None:
+        await self.usage.close()
         await self.pipeline.close()
         await self.redis.aclose()
         await self.engine.dispose()

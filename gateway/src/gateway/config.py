@@ -124,6 +124,16 @@ class GatewaySettings(CommonSettings):
         default=RateLimitRule(limit=10, window_seconds=3600),
         validation_alias="RATE_LIMIT_RESET_PASSWORD",
     )
+    # Email verification links used (tokens tried) from one network (ADR 0029).
+    rate_limit_verify_email: Annotated[RateLimitRule, NoDecode] = Field(
+        default=RateLimitRule(limit=10, window_seconds=3600),
+        validation_alias="RATE_LIMIT_VERIFY_EMAIL",
+    )
+    # New verification links asked for by one signed-in account: caps the mail one inbox gets.
+    rate_limit_resend_verification: Annotated[RateLimitRule, NoDecode] = Field(
+        default=RateLimitRule(limit=3, window_seconds=3600),
+        validation_alias="RATE_LIMIT_RESEND_VERIFICATION",
+    )
     # Wrong current passwords given by one signed-in account (changing its password or email,
     # deleting it): a stolen session or API key must not be able to guess the password that
     # would let it take the account over. Only wrong ones count.

@@ -38,6 +38,11 @@ class ConsoleLinks:
         """Where a user who forgot their password asks for a reset link."""
         return f"{self.base_url}/#/forgot-password"
 
+    def verify_email(self, token: str) -> str:
+        """The page that confirms an address with `token`; in the fragment, like the reset
+        link, so the token reaches no server's or proxy's log (ADR 0029)."""
+        return f"{self.base_url}/#/verify-email?token={_segment(token)}"
+
     def reset_password(self, token: str) -> str:
         """The page that sets a new password with `token`. In the fragment, the token never
         reaches a server's or a proxy's log when the link is opened."""

@@ -3,6 +3,7 @@
 from auth_service import outbox  # noqa: F401  (registers the table)
 from auth_service.api_keys import models as api_keys_models  # noqa: F401  (registers tables)
 from auth_service.database import SCHEMA, Base
+from auth_service.email_verifications import models as email_verifications_models  # noqa: F401
 from auth_service.password_resets import models as password_resets_models  # noqa: F401
 from auth_service.preferences import models as preferences_models  # noqa: F401
 from auth_service.tokens import models as tokens_models  # noqa: F401

@@ -6,9 +6,7 @@ the link as it is. Only its SHA-256 is stored: with that much entropy there is n
 brute-force, so a slow hash would buy nothing, and a database leak still hands out no link.
 """
 
-import hashlib
 import logging
-import secrets
 import uuid
 from datetime import datetime, timedelta
 
@@ -17,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import outbox
 from auth_service.database import utcnow
+from auth_service.opaque_tokens import hash_token, new_token, plausible
 from auth_service.password_resets.models import PasswordResetToken
 from auth_service.passwords import PasswordHasher
 from auth_service.tokens import sessions
@@ -28,20 +27,10 @@ from objectvision_common.errors import InvalidArgument
 logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "ovp_"  # noqa: S105 - a prefix, not a secret
-# Real tokens are 47 characters; anything far longer is not one, and is not hashed.
-MAX_TOKEN_LENGTH = 256
 INVALID_LINK_CODE = "invalid_reset_token"
 # One message for every token that does not work (unknown, used, superseded, expired, or
 # its account disabled): the holder of an old link needs a new one, whichever it was.
 INVALID_LINK = "this password reset link is invalid, already used or expired; ask for a new one"
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _new_token() -> str:
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
 def _invalid_token() -> InvalidArgument:
@@ -63,7 +52,7 @@ async def request_reset(
     """
     now = now or utcnow()
     account_key = schemas.account_email(email)
-    token = _new_token()
+    token = new_token(TOKEN_PREFIX)
     token_hash = hash_token(token)
     user = await session.scalar(select(User).where(User.email == account_key).with_for_update())
     account = user if user is not None and user.is_active else None
@@ -116,7 +105,7 @@ async def reset_password(
     """
     new_password = schemas.check_password(new_password)
     now = now or utcnow()
-    if not token or len(token) > MAX_TOKEN_LENGTH:
+    if not plausible(token):
         raise _invalid_token()
     token_hash = hash_token(token)
     owner_id = await session.scalar(

@@ -5,8 +5,6 @@ database anyway (rotation, reuse detection). A 256-bit random token needs no slo
 nobody can guess it, so SHA-256 only keeps a database leak from handing out live tokens.
 """
 
-import hashlib
-import secrets
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -15,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service.opaque_tokens import hash_token, new_token
 from auth_service.tokens.models import RefreshToken
 from objectvision_common.errors import Unauthenticated
 
@@ -22,10 +21,6 @@ REFRESH_PREFIX = "ovr_"
 INVALID_REFRESH = "the refresh token is invalid"
 EXPIRED_REFRESH = "the refresh token has expired"
 REUSED_REFRESH = "the refresh token was already used; the session has been revoked"
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -56,7 +51,7 @@ def issue(
 ) -> str:
     """Stage a new refresh token in family `family_id` (a new one at login); returns it."""
     now = now or datetime.now(UTC)
-    token = REFRESH_PREFIX + secrets.token_urlsafe(32)
+    token = new_token(REFRESH_PREFIX)
     session.add(
         RefreshToken(
             user_id=user_id,

@@ -1,6 +1,7 @@
 """Account operations. Each function takes the session and commits its own unit of work."""
 
 import uuid
+from datetime import timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -8,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import outbox
 from auth_service.database import utcnow
+from auth_service.email_verifications import service as email_verifications
 from auth_service.passwords import PasswordHasher
 from auth_service.preferences import service as preferences_service
 from auth_service.tokens import sessions
@@ -40,14 +42,18 @@ async def register(
     session: AsyncSession,
     passwords: PasswordHasher,
     notices: SignUpNotices,
-    admin_emails: frozenset[str],
+    verification_lifetime: timedelta,
     email: str,
     password: str,
     name: str,
 ) -> None:
-    """Create an account with default settings and its `user.registered` event, atomically;
-    for an address that already has an account, leave that account as it is and tell its
-    owner instead (`user.signup_attempted`).
+    """Create an account with default settings, its `user.registered` event and a link that
+    verifies its address (`user.email_verification_requested`), atomically; for an address
+    that already has an account, leave that account as it is and tell its owner instead
+    (`user.signup_attempted`).
+
+    No account is made an admin here, whatever ADMIN_EMAILS says: that waits until its
+    address is verified (ADR 0029), so typing an admin's address earns nothing.
 
     Both cases return the same nothing and cost one Argon2 hash, so neither the answer nor its
     time tells the caller whether the address has an account. The caller proceeds to log in
@@ -65,7 +71,7 @@ async def register(
                 email=email,
                 name=name,
                 password_hash=password_hash,
-                is_admin=email in admin_emails,
+                verification_lifetime=verification_lifetime,
             )
             return
         except AlreadyExists:
@@ -79,7 +85,12 @@ async def register(
 
 
 async def _create(
-    *, session: AsyncSession, email: str, name: str, password_hash: str, is_admin: bool
+    *,
+    session: AsyncSession,
+    email: str,
+    name: str,
+    password_hash: str,
+    verification_lifetime: timedelta,
 ) -> None:
     now = utcnow()
     user = User(
@@ -87,7 +98,7 @@ async def _create(
         email=email,
         name=name,
         password_hash=password_hash,
-        is_admin=is_admin,
+        is_admin=False,
         created_at=now,
         updated_at=now,
     )
@@ -98,6 +109,9 @@ async def _create(
     preferences_service.add_defaults(session=session, user_id=user.id, now=now)
     await outbox.add_user_registered(
         session=session, user_id=user.id, email=email, name=name, occurred_at=now
+    )
+    await email_verifications.issue(
+        session=session, user=user, lifetime=verification_lifetime, now=now
     )
     await session.commit()
 
@@ -174,6 +188,7 @@ async def update(
     passwords: PasswordHasher,
     revoked: RevokedAccessTokens,
     notices: SignUpNotices,
+    verification_lifetime: timedelta,
     caller: Caller,
     user_id: str,
     name: str | None,
@@ -196,6 +211,10 @@ async def update(
     A changed password or address is announced to the owner in the same commit
     (`user.password_changed`; `user.email_changed`, mailed to the old address), so a thief
     who knew the password cannot quietly take the account: its owner is told either way.
+
+    A changed address is unverified until its owner opens the link mailed to it in the same
+    commit (`user.email_verification_requested`); the old address's links stop working
+    (ADR 0029).
     """
     target = await get_visible(session=session, caller=caller, user_id=user_id)
     new_name = schemas.normalise_name(name) if name is not None else None
@@ -214,6 +233,7 @@ async def update(
         owner = await get_by_email(session=session, email=new_email)
         if owner is None:
             old_email, target.email = target.email, new_email
+            target.email_verified_at = None
         elif await notices.claim(owner.id):
             await outbox.add_email_change_attempted(
                 session=session, user_id=owner.id, occurred_at=now
@@ -233,6 +253,9 @@ async def update(
             old_email=old_email,
             new_email=target.email,
             occurred_at=now,
+        )
+        await email_verifications.issue(
+            session=session, user=target, lifetime=verification_lifetime, now=now
         )
     if new_password is not None:
         await outbox.add_password_changed(

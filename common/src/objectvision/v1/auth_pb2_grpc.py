@@ -83,6 +83,16 @@ class AuthServiceStub:
                 request_serializer=objectvision_dot_v1_dot_auth__pb2.ResetPasswordRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.VerifyEmail = channel.unary_unary(
+                '/objectvision.v1.AuthService/VerifyEmail',
+                request_serializer=objectvision_dot_v1_dot_auth__pb2.VerifyEmailRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_auth__pb2.VerifiedEmail.FromString,
+                _registered_method=True)
+        self.ResendEmailVerification = channel.unary_unary(
+                '/objectvision.v1.AuthService/ResendEmailVerification',
+                request_serializer=objectvision_dot_v1_dot_auth__pb2.ResendEmailVerificationRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
         self.GetUser = channel.unary_unary(
                 '/objectvision.v1.AuthService/GetUser',
                 request_serializer=objectvision_dot_v1_dot_auth__pb2.GetUserRequest.SerializeToString,
@@ -198,6 +208,26 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyEmail(self, request, context):
+        """Marks the account's address verified with a token from a verification email (ADR 0029):
+        the token is the credential, so no principal. Single use; an unknown, used, superseded
+        or expired token, or one for an address the account no longer has, is one
+        INVALID_ARGUMENT (`invalid_verification_token`). An address in ADMIN_EMAILS makes the
+        account an admin here, once verified, and nowhere else.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResendEmailVerification(self, request, context):
+        """Mails a new verification link to the caller's address, ending the earlier ones; a
+        signed-in session only (PERMISSION_DENIED `session_required` for an API key). An address
+        that is verified already is FAILED_PRECONDITION (`email_already_verified`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetUser(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -296,6 +326,16 @@ def add_AuthServiceServicer_to_server(servicer, server):
             'ResetPassword': grpc.unary_unary_rpc_method_handler(
                     servicer.ResetPassword,
                     request_deserializer=objectvision_dot_v1_dot_auth__pb2.ResetPasswordRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'VerifyEmail': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyEmail,
+                    request_deserializer=objectvision_dot_v1_dot_auth__pb2.VerifyEmailRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_auth__pb2.VerifiedEmail.SerializeToString,
+            ),
+            'ResendEmailVerification': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResendEmailVerification,
+                    request_deserializer=objectvision_dot_v1_dot_auth__pb2.ResendEmailVerificationRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
             'GetUser': grpc.unary_unary_rpc_method_handler(
@@ -583,6 +623,60 @@ class AuthService:
             target,
             '/objectvision.v1.AuthService/ResetPassword',
             objectvision_dot_v1_dot_auth__pb2.ResetPasswordRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyEmail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.AuthService/VerifyEmail',
+            objectvision_dot_v1_dot_auth__pb2.VerifyEmailRequest.SerializeToString,
+            objectvision_dot_v1_dot_auth__pb2.VerifiedEmail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResendEmailVerification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.AuthService/ResendEmailVerification',
+            objectvision_dot_v1_dot_auth__pb2.ResendEmailVerificationRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,

@@ -65,6 +65,18 @@ class AuthServiceStub:
     and ends every session of the account, access tokens included. An unknown, used,
     superseded or expired token is one INVALID_ARGUMENT (`invalid_reset_token`).
     """
+    VerifyEmail: _grpc.UnaryUnaryMultiCallable[_auth_pb2.VerifyEmailRequest, _auth_pb2.VerifiedEmail]
+    """Marks the account's address verified with a token from a verification email (ADR 0029):
+    the token is the credential, so no principal. Single use; an unknown, used, superseded
+    or expired token, or one for an address the account no longer has, is one
+    INVALID_ARGUMENT (`invalid_verification_token`). An address in ADMIN_EMAILS makes the
+    account an admin here, once verified, and nowhere else.
+    """
+    ResendEmailVerification: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ResendEmailVerificationRequest, _empty_pb2.Empty]
+    """Mails a new verification link to the caller's address, ending the earlier ones; a
+    signed-in session only (PERMISSION_DENIED `session_required` for an API key). An address
+    that is verified already is FAILED_PRECONDITION (`email_already_verified`).
+    """
     GetUser: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetUserRequest, _auth_pb2.User]
     UpdateUser: _grpc.UnaryUnaryMultiCallable[_auth_pb2.UpdateUserRequest, _auth_pb2.User]
     GetSettings: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetSettingsRequest, _auth_pb2.UserSettings]
@@ -113,6 +125,18 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """Sets a new password (the sign-up policy) with a token from that email, uses the token up
     and ends every session of the account, access tokens included. An unknown, used,
     superseded or expired token is one INVALID_ARGUMENT (`invalid_reset_token`).
+    """
+    VerifyEmail: _aio.UnaryUnaryMultiCallable[_auth_pb2.VerifyEmailRequest, _auth_pb2.VerifiedEmail]  # type: ignore[assignment]
+    """Marks the account's address verified with a token from a verification email (ADR 0029):
+    the token is the credential, so no principal. Single use; an unknown, used, superseded
+    or expired token, or one for an address the account no longer has, is one
+    INVALID_ARGUMENT (`invalid_verification_token`). An address in ADMIN_EMAILS makes the
+    account an admin here, once verified, and nowhere else.
+    """
+    ResendEmailVerification: _aio.UnaryUnaryMultiCallable[_auth_pb2.ResendEmailVerificationRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    """Mails a new verification link to the caller's address, ending the earlier ones; a
+    signed-in session only (PERMISSION_DENIED `session_required` for an API key). An address
+    that is verified already is FAILED_PRECONDITION (`email_already_verified`).
     """
     GetUser: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetUserRequest, _auth_pb2.User]  # type: ignore[assignment]
     UpdateUser: _aio.UnaryUnaryMultiCallable[_auth_pb2.UpdateUserRequest, _auth_pb2.User]  # type: ignore[assignment]
@@ -213,6 +237,30 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """Sets a new password (the sign-up policy) with a token from that email, uses the token up
         and ends every session of the account, access tokens included. An unknown, used,
         superseded or expired token is one INVALID_ARGUMENT (`invalid_reset_token`).
+        """
+
+    @_abc_1.abstractmethod
+    def VerifyEmail(
+        self,
+        request: _auth_pb2.VerifyEmailRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.VerifiedEmail, _abc.Awaitable[_auth_pb2.VerifiedEmail]]:
+        """Marks the account's address verified with a token from a verification email (ADR 0029):
+        the token is the credential, so no principal. Single use; an unknown, used, superseded
+        or expired token, or one for an address the account no longer has, is one
+        INVALID_ARGUMENT (`invalid_verification_token`). An address in ADMIN_EMAILS makes the
+        account an admin here, once verified, and nowhere else.
+        """
+
+    @_abc_1.abstractmethod
+    def ResendEmailVerification(
+        self,
+        request: _auth_pb2.ResendEmailVerificationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
+        """Mails a new verification link to the caller's address, ending the earlier ones; a
+        signed-in session only (PERMISSION_DENIED `session_required` for an API key). An address
+        that is verified already is FAILED_PRECONDITION (`email_already_verified`).
         """
 
     @_abc_1.abstractmethod

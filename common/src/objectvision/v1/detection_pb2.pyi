@@ -512,3 +512,49 @@ class ListModelsResponse(_message.Message):
     models: _containers.RepeatedCompositeFieldContainer[Model]
     default_model: str
     def __init__(self, models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ..., default_model: _Optional[str] = ...) -> None: ...
+
+class GetUsageRequest(_message.Message):
+    __slots__ = ("user_id", "days")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    days: int
+    def __init__(self, user_id: _Optional[str] = ..., days: _Optional[int] = ...) -> None: ...
+
+class UsageDay(_message.Message):
+    __slots__ = ("date", "calls", "jobs")
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    date: str
+    calls: int
+    jobs: int
+    def __init__(self, date: _Optional[str] = ..., calls: _Optional[int] = ..., jobs: _Optional[int] = ...) -> None: ...
+
+class Usage(_message.Message):
+    __slots__ = ("user_id", "month_start", "renews_on", "month_images", "monthly_quota", "remaining", "custom_quota", "days")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    MONTH_START_FIELD_NUMBER: _ClassVar[int]
+    RENEWS_ON_FIELD_NUMBER: _ClassVar[int]
+    MONTH_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    MONTHLY_QUOTA_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_QUOTA_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    month_start: str
+    renews_on: str
+    month_images: int
+    monthly_quota: int
+    remaining: int
+    custom_quota: bool
+    days: _containers.RepeatedCompositeFieldContainer[UsageDay]
+    def __init__(self, user_id: _Optional[str] = ..., month_start: _Optional[str] = ..., renews_on: _Optional[str] = ..., month_images: _Optional[int] = ..., monthly_quota: _Optional[int] = ..., remaining: _Optional[int] = ..., custom_quota: _Optional[bool] = ..., days: _Optional[_Iterable[_Union[UsageDay, _Mapping]]] = ...) -> None: ...
+
+class SetUsageQuotaRequest(_message.Message):
+    __slots__ = ("user_id", "monthly_images")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    MONTHLY_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    monthly_images: int
+    def __init__(self, user_id: _Optional[str] = ..., monthly_images: _Optional[int] = ...) -> None: ...

@@ -117,6 +117,16 @@ class DetectionServiceStub:
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.GetAnnotatedVideoRequest.SerializeToString,
                 response_deserializer=objectvision_dot_v1_dot_detection__pb2.VideoChunk.FromString,
                 _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/objectvision.v1.DetectionService/GetUsage',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.Usage.FromString,
+                _registered_method=True)
+        self.SetUsageQuota = channel.unary_unary(
+                '/objectvision.v1.DetectionService/SetUsageQuota',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.SetUsageQuotaRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.Usage.FromString,
+                _registered_method=True)
 
 
 class DetectionServiceServicer:
@@ -240,6 +250,23 @@ class DetectionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsage(self, request, context):
+        """Images detected for an account, per UTC day, and its month against its quota. The
+        caller's own (user_id empty or theirs); another account's for an admin only
+        (PERMISSION_DENIED otherwise).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetUsageQuota(self, request, context):
+        """An admin sets one account's monthly quota (or clears it, back to the deployment's
+        USAGE_MONTHLY_IMAGE_QUOTA); PERMISSION_DENIED for anyone else. Answers the account's usage.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DetectionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -322,6 +349,16 @@ def add_DetectionServiceServicer_to_server(servicer, server):
                     servicer.GetAnnotatedVideo,
                     request_deserializer=objectvision_dot_v1_dot_detection__pb2.GetAnnotatedVideoRequest.FromString,
                     response_serializer=objectvision_dot_v1_dot_detection__pb2.VideoChunk.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.GetUsageRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.Usage.SerializeToString,
+            ),
+            'SetUsageQuota': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetUsageQuota,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.SetUsageQuotaRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.Usage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -758,6 +795,60 @@ class DetectionService:
             '/objectvision.v1.DetectionService/GetAnnotatedVideo',
             objectvision_dot_v1_dot_detection__pb2.GetAnnotatedVideoRequest.SerializeToString,
             objectvision_dot_v1_dot_detection__pb2.VideoChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/GetUsage',
+            objectvision_dot_v1_dot_detection__pb2.GetUsageRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.Usage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetUsageQuota(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/SetUsageQuota',
+            objectvision_dot_v1_dot_detection__pb2.SetUsageQuotaRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.Usage.FromString,
             options,
             channel_credentials,
             insecure,

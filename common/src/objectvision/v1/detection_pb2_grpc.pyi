@@ -78,6 +78,15 @@ class DetectionServiceStub:
     """A video job's sampled frames with their timestamps and objects, in frame order."""
     GetAnnotatedVideo: _grpc.UnaryStreamMultiCallable[_detection_pb2.GetAnnotatedVideoRequest, _detection_pb2.VideoChunk]
     """Chunks of a finished video job's annotated video (H.264 in MP4, boxes drawn)."""
+    GetUsage: _grpc.UnaryUnaryMultiCallable[_detection_pb2.GetUsageRequest, _detection_pb2.Usage]
+    """Images detected for an account, per UTC day, and its month against its quota. The
+    caller's own (user_id empty or theirs); another account's for an admin only
+    (PERMISSION_DENIED otherwise).
+    """
+    SetUsageQuota: _grpc.UnaryUnaryMultiCallable[_detection_pb2.SetUsageQuotaRequest, _detection_pb2.Usage]
+    """An admin sets one account's monthly quota (or clears it, back to the deployment's
+    USAGE_MONTHLY_IMAGE_QUOTA); PERMISSION_DENIED for anyone else. Answers the account's usage.
+    """
 
 @_typing.type_check_only
 class DetectionServiceAsyncStub(DetectionServiceStub):
@@ -128,6 +137,15 @@ class DetectionServiceAsyncStub(DetectionServiceStub):
     """A video job's sampled frames with their timestamps and objects, in frame order."""
     GetAnnotatedVideo: _aio.UnaryStreamMultiCallable[_detection_pb2.GetAnnotatedVideoRequest, _detection_pb2.VideoChunk]  # type: ignore[assignment]
     """Chunks of a finished video job's annotated video (H.264 in MP4, boxes drawn)."""
+    GetUsage: _aio.UnaryUnaryMultiCallable[_detection_pb2.GetUsageRequest, _detection_pb2.Usage]  # type: ignore[assignment]
+    """Images detected for an account, per UTC day, and its month against its quota. The
+    caller's own (user_id empty or theirs); another account's for an admin only
+    (PERMISSION_DENIED otherwise).
+    """
+    SetUsageQuota: _aio.UnaryUnaryMultiCallable[_detection_pb2.SetUsageQuotaRequest, _detection_pb2.Usage]  # type: ignore[assignment]
+    """An admin sets one account's monthly quota (or clears it, back to the deployment's
+    USAGE_MONTHLY_IMAGE_QUOTA); PERMISSION_DENIED for anyone else. Answers the account's usage.
+    """
 
 class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
     """Images and video frames in, objects out. Detect and DetectStream share one micro-batcher
@@ -271,5 +289,26 @@ class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_detection_pb2.VideoChunk], _abc.AsyncIterator[_detection_pb2.VideoChunk]]:
         """Chunks of a finished video job's annotated video (H.264 in MP4, boxes drawn)."""
+
+    @_abc_1.abstractmethod
+    def GetUsage(
+        self,
+        request: _detection_pb2.GetUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_detection_pb2.Usage, _abc.Awaitable[_detection_pb2.Usage]]:
+        """Images detected for an account, per UTC day, and its month against its quota. The
+        caller's own (user_id empty or theirs); another account's for an admin only
+        (PERMISSION_DENIED otherwise).
+        """
+
+    @_abc_1.abstractmethod
+    def SetUsageQuota(
+        self,
+        request: _detection_pb2.SetUsageQuotaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_detection_pb2.Usage, _abc.Awaitable[_detection_pb2.Usage]]:
+        """An admin sets one account's monthly quota (or clears it, back to the deployment's
+        USAGE_MONTHLY_IMAGE_QUOTA); PERMISSION_DENIED for anyone else. Answers the account's usage.
+        """
 
 def add_DetectionServiceServicer_to_server(servicer: DetectionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Event(_message.Message):
-    __slots__ = ("id", "type", "occurred_at", "user_id", "trace_context", "user_registered", "job_progress", "job_finished", "password_reset_requested", "password_changed", "email_changed", "user_deleted")
+    __slots__ = ("id", "type", "occurred_at", "user_id", "trace_context", "user_registered", "job_progress", "job_finished", "password_reset_requested", "password_changed", "email_changed", "user_deleted", "email_verification_requested")
     class TraceContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,7 @@ class Event(_message.Message):
     PASSWORD_CHANGED_FIELD_NUMBER: _ClassVar[int]
     EMAIL_CHANGED_FIELD_NUMBER: _ClassVar[int]
     USER_DELETED_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_VERIFICATION_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     id: str
     type: str
     occurred_at: _timestamp_pb2.Timestamp
@@ -44,7 +45,8 @@ class Event(_message.Message):
     password_changed: PasswordChanged
     email_changed: EmailChanged
     user_deleted: UserDeleted
-    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., user_registered: _Optional[_Union[UserRegistered, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., job_finished: _Optional[_Union[JobFinished, _Mapping]] = ..., password_reset_requested: _Optional[_Union[PasswordResetRequested, _Mapping]] = ..., password_changed: _Optional[_Union[PasswordChanged, _Mapping]] = ..., email_changed: _Optional[_Union[EmailChanged, _Mapping]] = ..., user_deleted: _Optional[_Union[UserDeleted, _Mapping]] = ...) -> None: ...
+    email_verification_requested: EmailVerificationRequested
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., user_registered: _Optional[_Union[UserRegistered, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., job_finished: _Optional[_Union[JobFinished, _Mapping]] = ..., password_reset_requested: _Optional[_Union[PasswordResetRequested, _Mapping]] = ..., password_changed: _Optional[_Union[PasswordChanged, _Mapping]] = ..., email_changed: _Optional[_Union[EmailChanged, _Mapping]] = ..., user_deleted: _Optional[_Union[UserDeleted, _Mapping]] = ..., email_verification_requested: _Optional[_Union[EmailVerificationRequested, _Mapping]] = ...) -> None: ...
 
 class PasswordResetRequested(_message.Message):
     __slots__ = ("token", "expires_at")
@@ -53,6 +55,16 @@ class PasswordResetRequested(_message.Message):
     token: str
     expires_at: _timestamp_pb2.Timestamp
     def __init__(self, token: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class EmailVerificationRequested(_message.Message):
+    __slots__ = ("token", "email", "expires_at")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    email: str
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, token: _Optional[str] = ..., email: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class PasswordChanged(_message.Message):
     __slots__ = ("method",)

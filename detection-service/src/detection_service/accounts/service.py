@@ -24,6 +24,7 @@ from detection_service.history import service as history
 from detection_service.images import service as stored_images
 from detection_service.images.storage import ObjectStorage
 from detection_service.jobs import service as jobs
+from detection_service.usage import service as usage
 from objectvision_common.erasure import close_account
 from objectvision_common.errors import FailedPrecondition, NotFound
 
@@ -59,8 +60,8 @@ async def erase_account(
     them, so what the steps below find is all there will ever be. Then their unfinished jobs
     are cancelled (ADR 0022: workers stop at their next item or commit of frames) and every
     job is deleted with its items, detections, images and video; then the detections no job
-    made, with their images; then any image row left. Each deletion also `forget`s its
-    images' bytes (the result cache).
+    made, with their images; then any image row left; then the account's metered usage and
+    quota (ADR 0030). Each deletion also `forget`s its images' bytes (the result cache).
     """
     async with sessions.begin() as session:
         await close_account(session, ERASED_ACCOUNTS, user_id, deleted_at=deleted_at)
@@ -88,6 +89,8 @@ async def erase_account(
             delete_rows=functools.partial(_image_rows, user_id=user_id, ids=ids),
         )
         images += len(removed.images)
+    async with sessions.begin() as session:
+        await usage.erase_usage(session=session, user_id=user_id)
     erased = Erased(
         cancelled_jobs=cancelled, jobs=deleted_jobs, detections=detections, images=images
     )

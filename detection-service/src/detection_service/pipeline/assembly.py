@@ -8,6 +8,7 @@ way, so the wiring, the start order and the release order are written once.
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 
@@ -21,6 +22,10 @@ from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.result_cache import ResultCache
 from detection_service.pipeline.triton import TritonModel
 from detection_service.pipeline.types import DetectionOptions
+
+if TYPE_CHECKING:
+    # The meter reads PostgreSQL; the realtime role builds its pipeline without it.
+    from detection_service.usage.meter import UsageMeter
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +44,7 @@ class InferencePipeline:
         *,
         metrics: DetectionMetrics,
         cache: ResultCache | None = None,
+        usage: "UsageMeter | None" = None,
     ) -> "InferencePipeline":
         # Parallelism comes from the decode pool; OpenCV's own threads would oversubscribe.
         cv2.setNumThreads(1)
@@ -83,6 +89,7 @@ class InferencePipeline:
             inference_timeout_s=settings.inference_timeout_seconds,
             cache=cache,
             outcomes=metrics.images,
+            usage=usage,
         )
         return cls(catalog=catalog, executor=executor, batchers=batchers, detector=detector)
 

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
+from typing import TYPE_CHECKING
 
 import numpy as np
 from prometheus_client import Counter
@@ -35,10 +36,15 @@ from detection_service.pipeline.types import (
     DetectionResult,
     Timings,
 )
+from detection_service.usage.sources import SOURCE_CALLS, SOURCE_JOBS
 from objectvision_common.errors import DomainError, InvalidArgument, PayloadTooLarge, Unavailable
 from objectvision_common.limits import MAX_DETECTIONS_LIMIT
 from objectvision_common.tracing import tracer
 from objectvision_inference import detect_contract as contract
+
+if TYPE_CHECKING:
+    # The meter reads PostgreSQL; the realtime role imports this module without it.
+    from detection_service.usage.meter import UsageMeter
 
 _TRACER = tracer(__name__)
 # Hashing a few MiB takes milliseconds: larger uploads are hashed on the CPU pool.
@@ -47,6 +53,8 @@ _HASH_ON_LOOP_BYTES = 1024 * 1024
 # Job work waits out an inference outage (or a loading model) with this capped backoff.
 _WAIT_FIRST_SECONDS = 0.25
 _WAIT_MAX_SECONDS = 5.0
+# Whose usage an answered image counts as (ADR 0030): a waiting caller's, or job work's.
+_USAGE_SOURCE = {Lane.INTERACTIVE: SOURCE_CALLS, Lane.BACKGROUND: SOURCE_JOBS}
 
 
 def _ms(since: float) -> float:
@@ -66,10 +74,14 @@ class Detector:
         inference_timeout_s: float,
         cache: ResultCache | None = None,
         outcomes: Counter | None = None,
+        usage: "UsageMeter | None" = None,
     ) -> None:
         """``class_names``: the default model's, for history filters (stored rows keep their
-        own names); each request's classes are checked against the model it names."""
+        own names); each request's classes are checked against the model it names.
+        ``usage``: meters every answered image and checks quotas (the full service's; the
+        realtime role, which serves internal callers only, meters nothing)."""
         self._batchers = batchers
+        self._usage = usage
         self._catalog = catalog
         self._outcomes = outcomes
         self._cache = cache
@@ -136,6 +148,13 @@ class Detector:
             max_detections=max_detections or self.defaults.max_detections,
             class_ids=frozenset(self.class_id(c, model) for c in wanted) if wanted else None,
         )
+
+    async def admit(self, user_id: str, *, images: int) -> None:
+        """Raise QuotaExceeded unless `images` more fit in the user's monthly quota; called
+        once for the work a request brings (a Detect's images, a job's items), before any of
+        it is done, so a request is refused whole rather than half done."""
+        if self._usage is not None:
+            await self._usage.admit(user_id, images)
 
     def inspect(self, data: bytes) -> ImageHeader:
         """Refuse an unfit upload from its header alone (no decoding): safe on the event loop."""
@@ -207,6 +226,8 @@ class Detector:
             self._count("refused")
             raise
         self._count("cached" if result.cached else "detected")
+        if self._usage is not None:
+            self._usage.record(user_id, _USAGE_SOURCE[lane])
         return result
 
     async def detect_when_available(

@@ -190,6 +190,7 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
             )
         uploads = self._uploads(request.images)
         options, model = await self._options(request.params)
+        await self._detector.admit(user_id, images=len(uploads))
         time_limit_s = context.time_remaining()
         outcomes = await _gather_or_cancel(
             self._detector.detect(
@@ -269,6 +270,7 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         """One frame's answer. A bad image, or inference that could not finish in time (overload,
         Triton briefly away), becomes that frame's `error`: a video stream outlives one frame."""
         try:
+            await self._detector.admit(user_id, images=1)
             outcome = await self._detector.detect(
                 frame.image.data, options, user_id=user_id, model=model
             )

@@ -534,6 +534,59 @@ async def throttled_forgot_password(
 ThrottledForgotPassword = Annotated[ForgotPasswordIn, Depends(throttled_forgot_password)]
 
 
+async def throttle_verify_email(
+    ip: ClientIp,
+    limiter: RateLimiterDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+) -> None:
+    """Refuse an email verification once this network has used RATE_LIMIT_VERIFY_EMAIL.
+    Tokens cannot be guessed (256 random bits); this bounds what a network can try."""
+    await _take_attempt(
+        [
+            (
+                "verify-email",
+                limit_key("verify-email", client_network(ip)),
+                settings.rate_limit_verify_email,
+            )
+        ],
+        limiter=limiter,
+        request=request,
+        response=response,
+    )
+
+
+async def throttled_resend_verification(
+    principal: Annotated[common_pb2.Principal, Depends(SESSION_ONLY)],
+    limiter: RateLimiterDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+) -> common_pb2.Principal:
+    """The signed-in caller asking for a new verification link, once within
+    RATE_LIMIT_RESEND_VERIFICATION for this account: a session cannot fill the inbox. It
+    takes the caller through SESSION_ONLY, so an API key is refused (403) before it counts."""
+    await _take_attempt(
+        [
+            (
+                "resend-verification",
+                limit_key("resend-verification", principal.user_id),
+                settings.rate_limit_resend_verification,
+            )
+        ],
+        limiter=limiter,
+        request=request,
+        response=response,
+    )
+    return principal
+
+
+ThrottledResendVerification = Annotated[
+    common_pb2.Principal, Depends(throttled_resend_verification)
+]
+
+
 async def throttle_reset_password(
     ip: ClientIp,
     limiter: RateLimiterDep,

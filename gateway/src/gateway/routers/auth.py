@@ -1,22 +1,27 @@
-"""Sign-up, login, token refresh, logout and forgotten passwords."""
+"""Sign-up, login, token refresh, logout, forgotten passwords and email verification."""
 
 import grpc
 from fastapi import APIRouter, Depends, Response
 
 from gateway.auth.dependencies import (
     LOGIN_PATH,
+    AccountUpstream,
+    AuthorisedRoute,
     CurrentAccessToken,
     LoginFailuresDep,
     SessionUpstream,
     ThrottledForgotPassword,
     ThrottledLoginCredentials,
+    ThrottledResendVerification,
     throttle_reset_password,
     throttle_signup,
+    throttle_verify_email,
 )
 from gateway.dependencies import PublicUpstream
 from gateway.errors import SERVER_ERRORS, error_responses
 from gateway.ratelimit import OPENAPI_HEADERS as RATE_LIMIT_HEADERS
 from gateway.schemas.auth import (
+    EmailVerifiedOut,
     ForgotPasswordAcceptedOut,
     LoginForm,
     LoginJson,
@@ -26,6 +31,8 @@ from gateway.schemas.auth import (
     SignUpAcceptedOut,
     SignUpIn,
     TokenPairOut,
+    VerificationResentOut,
+    VerifyEmailIn,
 )
 from objectvision.v1 import auth_pb2
 
@@ -166,3 +173,55 @@ async def reset_password(body: ResetPasswordIn, upstream: PublicUpstream) -> Non
     )
     # Nothing returned: FastAPI builds the 204 itself and adds the throttle's RateLimit
     # fields to it, which it would not do to a Response returned here.
+
+
+@router.post(
+    "/verify-email",
+    summary="Confirm the account's email address with the token of an emailed link",
+    dependencies=[Depends(throttle_verify_email)],
+    responses={**error_responses(413, 422, 429), 200: {"headers": RATE_LIMIT_HEADERS}},
+)
+async def verify_email(body: VerifyEmailIn, upstream: PublicUpstream) -> EmailVerifiedOut:
+    """Mark the address the link was sent to as verified and use the link up. No session is
+    needed: the token is the credential. Sign-up and every change of address mail a link to
+    `PUBLIC_BASE_URL/#/verify-email?token=…` that works once, for
+    `EMAIL_VERIFICATION_TTL_SECONDS` (48 hours by default). An address listed in
+    `ADMIN_EMAILS` makes its account an admin now, not at sign-up (log in again for a token
+    that says so).
+
+    A token that is unknown, already used, replaced by a newer link, expired or sent to an
+    address the account no longer has is one 422 `invalid_verification_token`, whichever it
+    was: ask for a new link (`POST /api/v1/auth/resend-verification`).
+    """
+    verified = await upstream.call(
+        upstream.auth.VerifyEmail, auth_pb2.VerifyEmailRequest(token=body.token)
+    )
+    return EmailVerifiedOut(email=verified.email)
+
+
+async def resend_verification(
+    principal: ThrottledResendVerification, upstream: AccountUpstream
+) -> VerificationResentOut:
+    """Mail a new verification link to the caller's address; earlier links stop working.
+    A signed-in session only (an API key is 403 `session_required`), limited per account
+    (`RATE_LIMIT_RESEND_VERIFICATION`). An address that is verified already is 409
+    `email_already_verified`, and nothing is sent.
+    """
+    await upstream.call(
+        upstream.auth.ResendEmailVerification, auth_pb2.ResendEmailVerificationRequest()
+    )
+    return VerificationResentOut()
+
+
+# Added by hand rather than with the decorator: the one route of this public router that
+# needs a signed-in caller, so it takes AuthorisedRoute, which documents the 403 its
+# Authorisation answers an API key (as signed_in_router's routes do), and declares the 401.
+router.add_api_route(
+    "/resend-verification",
+    resend_verification,
+    methods=["POST"],
+    status_code=202,
+    summary="Mail a new link that confirms the signed-in account's email address",
+    responses={**error_responses(401, 409, 429), 202: {"headers": RATE_LIMIT_HEADERS}},
+    route_class_override=AuthorisedRoute,
+)

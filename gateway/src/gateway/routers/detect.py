@@ -94,7 +94,8 @@ async def detect_image(
     a 422 `image_url_forbidden`, one that gave no image a 422 `image_url_unreachable`.
 
     Callers take turns for the model; one with too many images already waiting for it gets a
-    429 `too_many_waiting` with Retry-After.
+    429 `too_many_waiting` with Retry-After. An account past its monthly quota gets a 429
+    `quota_exceeded`, with Retry-After until the month ends (GET /api/v1/users/me/usage).
     """
     call = upstream.with_deadline(settings.detect_deadline_seconds)
     detected = await call.call(
@@ -110,7 +111,7 @@ async def detect_image(
     "/batch",
     status_code=202,
     summary="Detect objects in many images as a background job",
-    responses={**JOB_ACCEPTED, **error_responses(400, 404, 413, 415, 422)},
+    responses={**JOB_ACCEPTED, **error_responses(400, 404, 413, 415, 422, 429)},
     openapi_extra=BATCH_JSON_BODY,
 )
 async def submit_batch(
@@ -124,7 +125,11 @@ async def submit_batch(
     only when no file is usable. Parameters may be query parameters or form fields, not both.
 
     Instead of files, an application/json body may list `images`, each by `url` or as
-    `image_base64`; an image that cannot be fetched is a failed item like a refused file."""
+    `image_base64`; an image that cannot be fetched is a failed item like a refused file.
+
+    The job's usable images must fit in the account's monthly quota, else the whole job is
+    refused with 429 `quota_exceeded`; a job accepted always runs to the end. A retry with
+    the same `idempotency_key` gets its job back, whatever the quota."""
     call = upstream.with_deadline(settings.detect_deadline_seconds)
     job = await call.call(
         call.detection.SubmitJob,

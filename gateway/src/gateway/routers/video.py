@@ -52,7 +52,7 @@ async def _upload_messages(video: VideoFile) -> AsyncIterator[detection_pb2.Vide
     "/video",
     status_code=202,
     summary="Detect objects in a video file as a background job",
-    responses={**detect.JOB_ACCEPTED, **error_responses(400, 404, 409, 413, 415, 422)},
+    responses={**detect.JOB_ACCEPTED, **error_responses(400, 404, 409, 413, 415, 422, 429)},
 )
 async def submit_video(
     response: Response, upstream: DetectUpstream, settings: SettingsDep, video: VideoUpload
@@ -64,7 +64,8 @@ async def submit_video(
     runs. Progress: GET the Location, or the /api/v1/ws/jobs/{job_id} WebSocket; per-frame
     detections with timestamps at /jobs/{job_id}/frames; the annotated video at
     /jobs/{job_id}/annotated once completed. Parameters may be query parameters or form
-    fields, not both."""
+    fields, not both. Its sampled frames count against the monthly quota: a video whose
+    frames do not fit is refused with 429 `quota_exceeded` once probed."""
     call = upstream.with_deadline(settings.video_deadline_seconds)
     job = await call.detection.SubmitVideoJob(
         _upload_messages(video), metadata=call.metadata, timeout=call.deadline_seconds

@@ -128,6 +128,26 @@ class ForgotPasswordAcceptedOut(ApiModel):
     )
 
 
+class VerifyEmailIn(ApiModel):
+    token: Token = Field(description="The `token` of the verification link the email carried.")
+
+
+class EmailVerifiedOut(ApiModel):
+    """The address the link confirmed."""
+
+    email: str = Field(description="The account's address, now verified.")
+    email_verified: Literal[True] = True
+
+
+class VerificationResentOut(ApiModel):
+    message: str = Field(
+        default=(
+            "A new link to confirm your email address has been sent to it; earlier links no "
+            "longer work."
+        )
+    )
+
+
 class ResetPasswordIn(ApiModel):
     token: Token = Field(description="The `token` of the reset link the email carried.")
     new_password: NewPassword

@@ -16,6 +16,10 @@ _NEEDS_CURRENT_PASSWORD = ("email", "password")
 class UserOut(ProtoMirror):
     id: str
     email: str
+    email_verified: bool = Field(
+        description="Whether the address was confirmed with the link mailed to it; false "
+        "after every change of address until the new one is confirmed."
+    )
     name: str
     created_at: datetime
     updated_at: datetime

@@ -46,6 +46,8 @@ ADDRESS_NOTICES = (SIGNUP_ATTEMPTED, EMAIL_CHANGE_ATTEMPTED)
 REPORTED_JOB_EVENTS = frozenset({JOB_COMPLETED, JOB_FAILED})
 # A reset link for an account's owner; the one event with a secret in it (ADR 0021).
 PASSWORD_RESET_REQUESTED = "user.password_reset_requested"  # noqa: S105 - an event type
+# A link that confirms an account's address, to that address; a secret too (ADR 0029).
+EMAIL_VERIFICATION_REQUESTED = "user.email_verification_requested"
 # Security notices: the account's password, or its sign-in address, was changed.
 PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an event type
 EMAIL_CHANGED = "user.email_changed"
@@ -160,6 +162,12 @@ class EventHandler:
             and event.user_id
         ):
             return await self._password_reset(event)
+        if (
+            event.type == EMAIL_VERIFICATION_REQUESTED
+            and event.HasField("email_verification_requested")
+            and event.user_id
+        ):
+            return await self._email_verification(event)
         if event.type == PASSWORD_CHANGED and event.HasField("password_changed") and event.user_id:
             return await self._password_changed(event)
         if event.type == EMAIL_CHANGED and event.HasField("email_changed") and event.user_id:
@@ -232,6 +240,32 @@ class EventHandler:
                     expires_at=expires_at,
                 ),
                 contact.email,
+            )
+        ]
+
+    async def _email_verification(self, event: notification_pb2.Event) -> list[NewDelivery]:
+        """The verification link, to the address it confirms (from the event) and only while
+        the account still has that address: after a later change the link could not work, and
+        the mail would go to an address the account has left. Sent whatever the notifications
+        switch says; not to inactive or deleted accounts, nor once the link has expired. The
+        token goes into the rendered email and nowhere else: never into a log line."""
+        requested = event.email_verification_requested
+        expires_at = requested.expires_at.ToDatetime(UTC)
+        if expires_at <= datetime.now(UTC):
+            return []
+        contact = await self.users.contact(event.user_id)
+        if contact is None or not contact.active or contact.email != requested.email:
+            return []
+        return [
+            _email_delivery(
+                lambda: self.renderer.email_verification(
+                    to_addr=requested.email,
+                    name=contact.name,
+                    token=requested.token,
+                    requested_at=event.occurred_at.ToDatetime(UTC),
+                    expires_at=expires_at,
+                ),
+                requested.email,
             )
         ]
 

@@ -135,6 +135,27 @@ class EmailRenderer:
             expires_at=_moment(expires_at),
         )
 
+    def email_verification(
+        self,
+        *,
+        to_addr: str,
+        name: str,
+        token: str,
+        requested_at: datetime,
+        expires_at: datetime,
+    ) -> RenderedEmail:
+        """To the address being confirmed: the link that verifies it, and how long it works."""
+        return self._render(
+            "email_verification",
+            to_addr=to_addr,
+            to_name=name,
+            subject=f"Confirm your {self._product} email address",
+            email=to_addr,
+            verify_url=self._links.verify_email(token),
+            valid_for=_duration(expires_at - requested_at),
+            expires_at=_moment(expires_at),
+        )
+
     def password_changed(
         self, *, to_addr: str, name: str, method: str, changed_at: datetime
     ) -> RenderedEmail:

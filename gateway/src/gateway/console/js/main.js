@@ -6,7 +6,8 @@
 // and webhooks carry them (notification_service.links). `#/jobs` alone lists the jobs. A link
 // opened signed out opens after sign-in.
 // `#/forgot-password` and `#/reset-password?token=…` (the reset email's link) open signed in
-// or out (password-reset.js).
+// or out (password-reset.js); so does `#/verify-email?token=…`, the verification email's link
+// (email-verification.js), whose banner reminds a signed-in user of an unverified address.
 
 import { request } from "./api.js";
 import { byId, clearError, el, guarded, plural, saveFile, showError, showStatus } from "./dom.js";
@@ -17,6 +18,7 @@ import { renderJobExports } from "./exports.js";
 import { KeysView } from "./keys.js";
 import { ModelPicker } from "./models.js";
 import { PASSWORD_VIEWS, PasswordResetView } from "./password-reset.js";
+import { EmailVerification, VERIFY_VIEWS } from "./email-verification.js";
 import { clearSession, getSession, onSessionChange, setTokens } from "./session.js";
 import { SettingsView } from "./settings.js";
 import { DEFAULT_THRESHOLD, Viewer, normaliseResult } from "./viewer.js";
@@ -54,6 +56,7 @@ const passwordReset = new PasswordResetView({
     location.hash = "detect";
   },
 });
+const emailVerification = new EmailVerification();
 const input = byId("file-input");
 const dropzone = byId("dropzone");
 let viewerObjectUrl = null;
@@ -75,7 +78,7 @@ let pendingStatus = "";
 function currentRoute() {
   const [path, query = ""] = location.hash.replace(/^#\/?/, "").split("?");
   const [name = "", id = ""] = path.split("/");
-  if (PASSWORD_VIEWS.includes(name)) return { view: name, kind: null, id: null, query, forAnyone: true };
+  if (PASSWORD_VIEWS.includes(name) || VERIFY_VIEWS.includes(name)) return { view: name, kind: null, id: null, query, forAnyone: true };
   const kind = OBJECT_ROUTES[name];
   if (kind && UUID.test(id)) return { view: "detect", kind, id: id.toLowerCase() };
   return { view: VIEWS.includes(name) ? name : "detect", kind: null, id: null };
@@ -116,6 +119,8 @@ function render() {
   if (view === "webhooks") webhooks.load();
   if (view === "settings") settings.load();
   if (view === "reset-password") passwordReset.takeToken(route.query);
+  if (view === "verify-email") emailVerification.takeToken(route.query);
+  emailVerification.check(session);
   if (session && route.kind) openLinked(route);
 }
 

@@ -1,6 +1,8 @@
 // The caller's settings (GET/PATCH /users/me/settings): whether a finished batch job sends an
 // email. The job-report and welcome emails link here ("turn that off in your settings").
-// Also where the account is deleted (DELETE /users/me, with its password and a confirmation).
+// Also where the account is deleted (DELETE /users/me, with its password and a confirmation),
+// and where its usage shows: images this month against the quota, and the last days
+// (GET /users/me/usage).
 
 import { ApiError, request } from "./api.js";
 import { byId, guarded, showStatus } from "./dom.js";
@@ -9,12 +11,16 @@ const SETTINGS = "api/v1/users/me/settings";
 
 const ACCOUNT = "api/v1/users/me";
 
+const USAGE = "api/v1/users/me/usage?days=7";
+
 export class SettingsView {
   /** `onDeleted(message)` runs once the account is deleted (its sessions have ended). */
   constructor({ onDeleted }) {
     this.form = byId("settings-form");
     this.notifications = byId("settings-notifications");
     this.deleteForm = byId("delete-account-form");
+    this.usageSummary = byId("usage-summary");
+    this.usageBody = byId("usage-body");
     this.onDeleted = onDeleted;
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -29,8 +35,32 @@ export class SettingsView {
   async load() {
     this.form.dataset.loaded = "false";
     await guarded(async () => {
-      this.show(await request(SETTINGS));
+      const [settings, usage] = await Promise.all([request(SETTINGS), request(USAGE)]);
+      this.showUsage(usage);
+      this.show(settings);
     });
+  }
+
+  showUsage(usage) {
+    const month = usage.month_start.slice(0, 7);
+    const count = usage.month_images.toLocaleString("en");
+    const allowance =
+      usage.monthly_quota === null
+        ? "no quota"
+        : `quota ${usage.monthly_quota.toLocaleString("en")}, ${usage.remaining.toLocaleString("en")} left`;
+    this.usageSummary.textContent =
+      `${count} images detected in ${month} (${allowance}); the count starts again on ${usage.renews_on}.`;
+    this.usageBody.replaceChildren(
+      ...usage.days.map((day) => {
+        const row = document.createElement("tr");
+        for (const value of [day.date, day.calls, day.jobs, day.images]) {
+          const cell = document.createElement("td");
+          cell.textContent = String(value);
+          row.append(cell);
+        }
+        return row;
+      }),
+    );
   }
 
   show(settings) {
@@ -85,6 +115,8 @@ export class SettingsView {
   reset() {
     this.notifications.checked = false;
     this.form.dataset.loaded = "false";
+    this.usageSummary.textContent = "";
+    this.usageBody.replaceChildren();
     this.deleteForm.reset();
   }
 }

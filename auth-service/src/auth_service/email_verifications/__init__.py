@@ -1,0 +1,2 @@
+"""Verified email addresses: single-use confirmation links sent by email, stored as a hash
+(ADR 0029)."""

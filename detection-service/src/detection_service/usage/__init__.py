@@ -1,0 +1,1 @@
+"""Usage: the images each account had detected, per UTC day, and its monthly quota (ADR 0030)."""
