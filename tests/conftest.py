@@ -76,6 +76,8 @@ def stack(
                 "WEBHOOK_ALLOW_PRIVATE": "true",
                 # Images by URL come from servers the tests run on 127.0.0.1.
                 "IMAGE_URL_ALLOW_PRIVATE": "true",
+                # Low enough that test_detect_by_url.py reaches it with one account.
+                "RATE_LIMIT_IMAGE_URLS": "30/3600",
                 "TRUST_PROXY_HEADERS": "true",
                 # Small video limits, so test_video_api.py can exceed them with tiny files.
                 "MAX_VIDEO_BYTES": str(2 * 1024 * 1024),

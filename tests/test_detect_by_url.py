@@ -221,3 +221,46 @@ async def test_a_batch_by_urls_runs_and_a_failed_fetch_is_its_own_failed_item(
         assert items[name].status == "completed" and items[name].object_count > 0, items[name]
     assert items["gone.jpg"].status == "failed"
     assert "404 Not Found" in (items["gone.jpg"].error or "")
+
+
+# The session stack's RATE_LIMIT_IMAGE_URLS (tests/conftest.py).
+URL_FETCHES_PER_HOUR = 30
+
+
+async def test_an_accounts_image_urls_are_counted_before_any_is_fetched(
+    gateway_client: httpx.AsyncClient, stack: Stack
+) -> None:
+    """The limit is per account and all or nothing per request; uploads and base64 images
+    do not count."""
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+        fetcher = await signed_in(client, prefix="url-limit", name="Many URLs")
+        neighbour = await signed_in(client, prefix="url-limit", name="Next Door")
+    with image_server({"bus.jpg": _sample("bus.jpg")}) as counted:
+        gone = [{"url": f"{counted.url}/status/404"}]
+        too_many = await gateway_client.post(
+            BATCH, json={"images": gone * (URL_FETCHES_PER_HOUR + 1)}, headers=fetcher.headers
+        )
+        assert "nothing was fetched" in _error(too_many, 429, "rate_limited")
+        assert counted.received() == []
+
+        # Exactly the allowance: every URL is fetched (each 404, so no job), and it is spent.
+        all_gone = await gateway_client.post(
+            BATCH, json={"images": gone * URL_FETCHES_PER_HOUR}, headers=fetcher.headers
+        )
+        _error(all_gone, 422, "image_url_unreachable")
+        assert len(counted.received()) == URL_FETCHES_PER_HOUR
+        one_more = await gateway_client.post(
+            IMAGE, json={"url": counted.file_url("bus.jpg")}, headers=fetcher.headers
+        )
+        _error(one_more, 429, "rate_limited")
+        assert 1 <= int(one_more.headers["retry-after"]) <= 3600
+        assert len(counted.received()) == URL_FETCHES_PER_HOUR
+
+        inline = {"image_base64": base64.b64encode(_sample("bus.jpg")).decode()}
+        assert (
+            await gateway_client.post(IMAGE, json=inline, headers=fetcher.headers)
+        ).status_code == 200
+        other = await gateway_client.post(
+            IMAGE, json={"url": counted.file_url("bus.jpg")}, headers=neighbour.headers
+        )
+        assert other.status_code == 200, other.text

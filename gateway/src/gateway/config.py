@@ -134,6 +134,13 @@ class GatewaySettings(CommonSettings):
         default=RateLimitRule(limit=3, window_seconds=3600),
         validation_alias="RATE_LIMIT_RESEND_VERIFICATION",
     )
+    # Images fetched by URL for one account (ADR 0027): each URL is a download the gateway
+    # makes on the caller's behalf from a host of their choosing, so it is counted per
+    # account, before anything is fetched.
+    rate_limit_image_urls: Annotated[RateLimitRule, NoDecode] = Field(
+        default=RateLimitRule(limit=1200, window_seconds=3600),
+        validation_alias="RATE_LIMIT_IMAGE_URLS",
+    )
     # Wrong current passwords given by one signed-in account (changing its password or email,
     # deleting it): a stolen session or API key must not be able to guess the password that
     # would let it take the account over. Only wrong ones count.

@@ -25,9 +25,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, StringConstraints, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
-from gateway.dependencies import ImageFetcherDep, SettingsDep
+from gateway.auth.dependencies import CurrentPrincipal
+from gateway.config import RateLimitRule
+from gateway.dependencies import ImageFetcherDep, RateLimiterDep, SettingsDep
 from gateway.errors import ApiError, validation_error
 from gateway.image_urls import FETCHES_PER_BATCH, ImageUrlFetcher, url_filename
+from gateway.ratelimit import RateLimiter, limit_key
 from gateway.schemas.base import request_body_schema
 from gateway.schemas.detect import (
     Absent,
@@ -228,6 +231,49 @@ async def _source_input(
 
 
 @dataclass(frozen=True)
+class UrlFetchAllowance:
+    """The caller's RATE_LIMIT_IMAGE_URLS: a request's URLs are counted before any of them
+    is fetched, all or none, so a batch is never left half fetched by the limit."""
+
+    limiter: RateLimiter
+    rule: RateLimitRule
+    user_id: str
+
+    async def take(self, sources: Sequence[ImageSourceIn]) -> None:
+        wanted = sum(1 for source in sources if source.url is not None)
+        if not wanted:
+            return
+        key = limit_key("image-urls", self.user_id)
+        standing = await self.limiter.peek(key, self.rule)
+        if standing.remaining < wanted:
+            retry_after = max(standing.retry_after_seconds, standing.reset_seconds, 1)
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"{wanted} image URLs sent, and this account may have "
+                f"{standing.remaining} more fetched now (at most {self.rule.limit} every "
+                f"{self.rule.window_seconds} s); nothing was fetched: try again in"
+                f" {retry_after} s, or send the images themselves",
+                headers={"Retry-After": str(retry_after)},
+            )
+        for _ in range(wanted):
+            await self.limiter.hit(key, self.rule)
+
+
+async def url_fetch_allowance(
+    principal: CurrentPrincipal, limiter: RateLimiterDep, settings: SettingsDep
+) -> UrlFetchAllowance:
+    """Also what makes an image URL wait for authentication: nobody's URL is fetched before
+    the caller is known."""
+    return UrlFetchAllowance(
+        limiter=limiter, rule=settings.rate_limit_image_urls, user_id=principal.user_id
+    )
+
+
+UrlFetches = Annotated[UrlFetchAllowance, Depends(url_fetch_allowance)]
+
+
+@dataclass(frozen=True)
 class ImageUpload:
     """One image to detect now, with its parameters and whether to keep it."""
 
@@ -240,6 +286,7 @@ async def one_image(
     body: ImageBody,
     settings: SettingsDep,
     fetcher: ImageFetcherDep,
+    url_fetches: UrlFetches,
     form: Annotated[DetectImageForm, File()],
     query: ParamsQuery,
     store: StoreQuery = None,
@@ -248,6 +295,7 @@ async def one_image(
         sent = _parsed(DetectImageJson, body)
         params = _detect_params(query, sent)
         keep = _one_of("store", store, sent.store)
+        await url_fetches.take([sent])
         image = await _source_input(sent, 0, fetcher, settings.max_upload_bytes)
     else:
         where = "files" if form.file is None and form.files else "file"
@@ -325,6 +373,7 @@ async def batch_images(
     body: ImageBody,
     settings: SettingsDep,
     fetcher: ImageFetcherDep,
+    url_fetches: UrlFetches,
     form: Annotated[DetectBatchForm, File()],
     query: ParamsQuery,
     idempotency_key: IdempotencyKeyHeader = None,
@@ -336,6 +385,7 @@ async def batch_images(
         sent = _parsed(DetectBatchJson, body)
         _check_count(len(sent.images), "images", settings.max_batch_files)
         params = _detect_params(query, sent)
+        await url_fetches.take(sent.images)
         outcomes = await _sources_outcomes(sent.images, fetcher, settings.max_upload_bytes)
     else:
         uploads = _files(body, "files")
