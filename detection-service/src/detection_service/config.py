@@ -160,6 +160,13 @@ class DetectionSettings(InferenceSettings, EventsConsumerSettings):
     # Rows (jobs, detections, images) a deleted account's erasure removes per transaction.
     erasure_chunk_size: int = Field(default=500, ge=1, validation_alias="ERASURE_CHUNK_SIZE")
 
+    # Retention (ADR 0031): finished jobs and detections outside jobs older than this many
+    # days are deleted with their files, checked every interval; 0 keeps everything.
+    retention_days: int = Field(default=0, ge=0, le=36_500, validation_alias="RETENTION_DAYS")
+    retention_sweep_interval_seconds: float = Field(
+        default=3600.0, gt=0, validation_alias="RETENTION_SWEEP_INTERVAL_SECONDS"
+    )
+
     # Usage metering (ADR 0030): images each account had detected, per UTC day, written to
     # PostgreSQL every USAGE_FLUSH_SECONDS; USAGE_MONTHLY_IMAGE_QUOTA images per calendar
     # month (UTC) per account, 0 for no quota (an admin may set another per account).

@@ -22,6 +22,7 @@ class DetectionMetrics:
     orphans_removed: Counter
     cache_lookups: Counter
     usage_unflushed: Gauge
+    retention_removed: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> "DetectionMetrics":
@@ -73,6 +74,13 @@ class DetectionMetrics:
                 "detection_result_cache_lookups_total",
                 "Answers looked up in the result cache, by outcome (hit, miss, unavailable).",
                 ["outcome"],
+                registry=registry,
+            ),
+            retention_removed=Counter(
+                "detection_retention_removed_total",
+                "Finished jobs and detections outside jobs deleted for being older than"
+                " RETENTION_DAYS, by kind (job, detection).",
+                ["kind"],
                 registry=registry,
             ),
             usage_unflushed=Gauge(

@@ -11,6 +11,7 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -30,6 +31,7 @@ from detection_service.outbox import OUTBOX
 from detection_service.pipeline.assembly import InferencePipeline
 from detection_service.pipeline.result_cache import ResultCache
 from detection_service.realtime.servicer import registration
+from detection_service.retention.sweeper import RetentionSweeper
 from detection_service.usage.meter import UsageMeter
 from detection_service.video.probe import VideoLimits
 from detection_service.video.worker import VideoProcessor
@@ -60,6 +62,8 @@ class DetectionService:
     workers: list[JobWorker]
     sweeper: JobSweeper
     orphans: OrphanSweeper
+    # None with RETENTION_DAYS=0: everything is kept until its owner deletes it.
+    retention: RetentionSweeper | None
     # Reads the events stream in this service's own group: erases deleted accounts.
     accounts: EventConsumer
     relay: OutboxRelay
@@ -163,6 +167,19 @@ class DetectionService:
                 interval_s=settings.orphan_sweep_interval_seconds,
                 removed=metrics.orphans_removed,
             ),
+            retention=(
+                RetentionSweeper(
+                    sessions=sessions,
+                    storage=storage,
+                    retention=timedelta(days=settings.retention_days),
+                    interval_s=settings.retention_sweep_interval_seconds,
+                    chunk_size=settings.erasure_chunk_size,
+                    removed=metrics.retention_removed,
+                    forget=detector.forget,
+                )
+                if settings.retention_days
+                else None
+            ),
             accounts=EventConsumer.from_settings(
                 settings,
                 redis=redis,
@@ -213,6 +230,8 @@ class DetectionService:
         ]
         if self.workers:
             loops.append(self.sweeper)
+        if self.retention is not None:
+            loops.append(self.retention)
         return loops
 
     async def close(self) -> None:

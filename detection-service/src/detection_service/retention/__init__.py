@@ -1,0 +1,1 @@
+"""Retention: what users stored is deleted on its own once older than RETENTION_DAYS (ADR 0031)."""

@@ -1,0 +1,164 @@
+"""Deleting stored work once it is older than RETENTION_DAYS (ADR 0031).
+
+Every deletion is one a user could make (ADR 0024): a finished job with everything it
+stored, as DeleteJob does; a detection no job made, with its image, as DeleteDetection does.
+So the rules are theirs: rows first, then the files (a crash in between leaves files the
+orphan sweep takes), the result cache forgets the images' bytes, and a pending or
+processing job is never touched, however old (a job counts from when it finished). Each job
+and each chunk of detections is its own transaction, so a sweep over a year of history never
+holds one giant transaction, and a sweep stopped half way leaves the rest for the next.
+"""
+
+import asyncio
+import functools
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from detection_service.history import service as history
+from detection_service.history.models import detections
+from detection_service.images import service as stored_images
+from detection_service.images.storage import ObjectStorage
+from detection_service.jobs import service as jobs
+from detection_service.jobs.models import FINISHED
+from detection_service.jobs.models import jobs as jobs_table
+from objectvision_common.background import BackgroundLoop
+from objectvision_common.errors import FailedPrecondition, NotFound
+
+logger = logging.getLogger(__name__)
+
+Forget = Callable[[bytes], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Swept:
+    jobs: int = 0
+    detections: int = 0
+
+
+class RetentionSweeper(BackgroundLoop):
+    """`sweep()` every `interval_s`; stopping between deletions is harmless (each stands
+    alone), so the loop is cancelled on stop."""
+
+    cancel_on_stop = True
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        storage: ObjectStorage,
+        retention: timedelta,
+        interval_s: float,
+        chunk_size: int,
+        removed: Counter,
+        forget: Forget | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sessions = sessions
+        self._storage = storage
+        self._retention = retention
+        self._interval_s = interval_s
+        self._chunk_size = chunk_size
+        self._removed = removed
+        self._forget = forget
+        self._now = now
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                swept = await self.sweep()
+            except Exception:
+                logger.exception("retention sweep failed; next try in one interval")
+            else:
+                if swept.jobs or swept.detections:
+                    logger.info(
+                        "retention sweep",
+                        extra={"jobs": swept.jobs, "detections": swept.detections},
+                    )
+            await asyncio.sleep(self._interval_s)
+
+    async def sweep(self) -> Swept:
+        """Delete every finished job and every detection outside a job older than the
+        retention; returns how many went."""
+        cutoff = self._now() - self._retention
+        return Swept(
+            jobs=await self._sweep_jobs(cutoff),
+            detections=await self._sweep_detections(cutoff),
+        )
+
+    async def _sweep_jobs(self, cutoff: datetime) -> int:
+        """Finished jobs that finished before `cutoff`, oldest first, one per transaction."""
+        deleted = 0
+        finished_at = sa.func.coalesce(jobs_table.c.completed_at, jobs_table.c.updated_at)
+        while True:
+            async with self._sessions() as session:
+                expired = (
+                    await session.execute(
+                        sa.select(jobs_table.c.id, jobs_table.c.user_id)
+                        .where(jobs_table.c.status.in_(FINISHED), finished_at < cutoff)
+                        .order_by(finished_at, jobs_table.c.id)
+                        .limit(self._chunk_size)
+                    )
+                ).all()
+            if not expired:
+                return deleted
+            for job_id, user_id in expired:
+                try:
+                    await jobs.delete_job(
+                        sessions=self._sessions,
+                        storage=self._storage,
+                        user_id=user_id,
+                        job_id=job_id,
+                        forget=self._forget,
+                    )
+                except (NotFound, FailedPrecondition):
+                    # Deleted by its owner meanwhile, or (never finished jobs are chosen)
+                    # changed under the sweep: nothing for retention to do.
+                    continue
+                deleted += 1
+                self._removed.labels("job").inc()
+
+    async def _sweep_detections(self, cutoff: datetime) -> int:
+        """Detections no job made, stored before `cutoff`, a chunk per transaction and user."""
+        deleted = 0
+        while True:
+            async with self._sessions() as session:
+                expired = (
+                    await session.execute(
+                        sa.select(detections.c.id, detections.c.user_id)
+                        .where(detections.c.job_id.is_(None), detections.c.created_at < cutoff)
+                        .order_by(detections.c.created_at, detections.c.id)
+                        .limit(self._chunk_size)
+                    )
+                ).all()
+            if not expired:
+                return deleted
+            by_user: dict[str, list[uuid.UUID]] = defaultdict(list)
+            for detection_id, user_id in expired:
+                by_user[user_id].append(detection_id)
+            for user_id, ids in by_user.items():
+                await stored_images.remove(
+                    sessions=self._sessions,
+                    storage=self._storage,
+                    delete_rows=functools.partial(
+                        _detection_rows, user_id=user_id, detection_ids=ids
+                    ),
+                    forget=self._forget,
+                )
+                deleted += len(ids)
+                self._removed.labels("detection").inc(len(ids))
+
+
+async def _detection_rows(
+    session: AsyncSession, *, user_id: str, detection_ids: list[uuid.UUID]
+) -> stored_images.RemovedObjects:
+    return await history.delete_detections_outside_jobs_rows(
+        session=session, user_id=user_id, detection_ids=detection_ids
+    )
