@@ -6,11 +6,12 @@ import uuid
 from datetime import timedelta
 
 import grpc
+from google.protobuf import json_format
 from sqlalchemy import create_engine, text
 
 from auth_service.database import SCHEMA
 from auth_service.server import MIGRATIONS_DIR
-from objectvision.v1 import auth_pb2
+from objectvision.v1 import auth_pb2, notification_pb2
 from objectvision_common.api_keys import ALL_SCOPES
 from objectvision_common.db import sync_url, upgrade_to, upgrade_to_head
 from objectvision_devstack.databases import fresh_database
@@ -152,6 +153,59 @@ async def test_an_admin_can_revoke_any_api_key(auth, accounts, rejected):
         grpc.StatusCode.UNAUTHENTICATED,
         auth.AuthenticateApiKey(auth_pb2.AuthenticateApiKeyRequest(api_key=bobs_key.secret)),
     )
+
+
+async def revocations(database, key_id: str) -> list[notification_pb2.Event]:
+    """The `api_key.revoked` events staged for the key, as the relay would publish them."""
+    rows = await database.rows(
+        "SELECT payload FROM auth.outbox WHERE event_type = 'api_key.revoked'"
+        " AND payload->'apiKeyRevoked'->>'keyId' = :key_id ORDER BY created_at",
+        key_id=key_id,
+    )
+    return [json_format.ParseDict(row.payload, notification_pb2.Event()) for row in rows]
+
+
+async def test_revoking_a_key_stages_exactly_one_api_key_revoked_event_for_its_owner(
+    auth, accounts, database
+):
+    """notification-service deletes the webhooks the key registered when it reads the event
+    (ADR 0026, amendment); revoking again, by the owner or an admin, announces nothing more."""
+    owner = await accounts.create()
+    admin = await accounts.admin()
+    created = await create_key(auth, owner)
+    untouched = await create_key(auth, owner)
+
+    for revoker in (owner, owner, admin):
+        await auth.RevokeApiKey(
+            auth_pb2.RevokeApiKeyRequest(key_id=created.key.id), metadata=revoker.metadata
+        )
+
+    [event] = await revocations(database, created.key.id)
+    assert event.type == "api_key.revoked"
+    assert event.user_id == owner.id
+    assert event.api_key_revoked.key_id == created.key.id
+    [listed] = [
+        key
+        for key in (
+            await auth.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=owner.metadata)
+        ).keys
+        if key.id == created.key.id
+    ]
+    assert event.occurred_at == listed.revoked_at
+    assert await revocations(database, untouched.key.id) == []
+
+
+async def test_an_admin_revoking_a_key_announces_it_as_the_owners(auth, accounts, database):
+    admin = await accounts.admin()
+    owner = await accounts.create()
+    created = await create_key(auth, owner)
+
+    await auth.RevokeApiKey(
+        auth_pb2.RevokeApiKeyRequest(key_id=created.key.id), metadata=admin.metadata
+    )
+
+    [event] = await revocations(database, created.key.id)
+    assert event.user_id == owner.id
 
 
 async def test_unknown_or_malformed_api_keys_are_unauthenticated_alike(auth, accounts, rejected):

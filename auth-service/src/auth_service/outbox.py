@@ -29,6 +29,8 @@ PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an event type
 EMAIL_CHANGED = "user.email_changed"
 # The account was deleted by its owner: every service erases what it keeps of the user.
 USER_DELETED = "user.deleted"
+# An API key was revoked: notification-service deletes the webhooks made with it (ADR 0026).
+API_KEY_REVOKED = "api_key.revoked"
 # How a password was changed, as the notice tells its owner (PasswordChanged.method).
 CHANGED_IN_SETTINGS = "settings"
 CHANGED_BY_ADMINISTRATOR = "administrator"
@@ -196,6 +198,25 @@ async def add_user_deleted(
         type=USER_DELETED,
         user_id=str(user_id),
         user_deleted=notification_pb2.UserDeleted(email=email),
+    )
+    event.occurred_at.FromDatetime(occurred_at)
+    return await add_event(session, OUTBOX, event)
+
+
+async def add_api_key_revoked(
+    *, session: AsyncSession, user_id: uuid.UUID, key_id: uuid.UUID, occurred_at: datetime
+) -> uuid.UUID:
+    """Stage an `api_key.revoked` event for key `key_id` of account `user_id` (its owner,
+    whoever revoked it), in the transaction that revokes it; returns the event id.
+
+    notification-service deletes the webhooks registered with the key when it reads it
+    (ADR 0026, amendment), so a webhook cannot outlive the revocation of the key that made
+    it. Staged with the revocation or not at all: a key revoked once is announced once.
+    """
+    event = notification_pb2.Event(
+        type=API_KEY_REVOKED,
+        user_id=str(user_id),
+        api_key_revoked=notification_pb2.ApiKeyRevoked(key_id=str(key_id)),
     )
     event.occurred_at.FromDatetime(occurred_at)
     return await add_event(session, OUTBOX, event)

@@ -252,6 +252,9 @@ class Webhook(_Answer):
     url: str
     events: tuple[str, ...] = ()
     created_at: datetime
+    # The API key that registered it (deleted with the key's revocation or expiry); None
+    # when it was registered from a signed-in session.
+    api_key_id: str | None = None
 
 
 class CreatedWebhook(Webhook):

@@ -1,13 +1,16 @@
 """The gRPC face of the service: authenticate, call the domain functions, shape replies."""
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from google.protobuf import empty_pb2
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notification_service.deliveries import service as deliveries_service
 from notification_service.deliveries.models import PENDING
+from notification_service.ids import parse_uuid
 from notification_service.progress.hub import ProgressHub
 from notification_service.webhooks import service as webhooks_service
 from notification_service.webhooks.secrets import SecretBox
@@ -15,11 +18,32 @@ from objectvision.v1 import common_pb2, notification_pb2, notification_pb2_grpc
 from objectvision_common.errors import InvalidArgument, PermissionDenied
 from objectvision_common.servicer import ServicerContext, caller_principal, timestamp
 
+# Principal.auth_method of a caller that used an API key (common.proto).
+API_KEY = "api_key"
+
 
 def _webhook_message(hook: webhooks_service.Webhook) -> notification_pb2.Webhook:
     return notification_pb2.Webhook(
-        id=str(hook.id), url=hook.url, events=hook.events, created_at=timestamp(hook.created_at)
+        id=str(hook.id),
+        url=hook.url,
+        events=hook.events,
+        created_at=timestamp(hook.created_at),
+        api_key_id=str(hook.api_key_id or ""),
     )
+
+
+def _api_key(principal: common_pb2.Principal) -> tuple[uuid.UUID | None, datetime | None]:
+    """The API key the caller used and when it expires; (None, None) for a session, whose
+    credential (an access token) is not what a webhook should live as long as."""
+    if principal.auth_method != API_KEY:
+        return None, None
+    key_id = parse_uuid(principal.credential_id, what="API key id")
+    expires_at = (
+        principal.credential_expires_at.ToDatetime(UTC)
+        if principal.HasField("credential_expires_at")
+        else None
+    )
+    return key_id, expires_at
 
 
 def _webhook_delivery_message(
@@ -60,6 +84,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         self, request: notification_pb2.CreateWebhookRequest, context: ServicerContext
     ) -> notification_pb2.CreatedWebhook:
         principal = self._principal(context)
+        api_key_id, api_key_expires_at = _api_key(principal)
         async with self.session_factory() as session, session.begin():
             hook, secret = await webhooks_service.create_webhook(
                 session=session,
@@ -69,6 +94,8 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
                 events=list(request.events),
                 allow_private=self.webhook_allow_private,
                 max_per_user=self.webhook_max_per_user,
+                api_key_id=api_key_id,
+                api_key_expires_at=api_key_expires_at,
             )
         return notification_pb2.CreatedWebhook(webhook=_webhook_message(hook), secret=secret)
 

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service import outbox
 from auth_service.api_keys.models import ApiKey
 from auth_service.database import utcnow
 from auth_service.users.models import User
@@ -105,7 +106,11 @@ async def list_for_user(*, session: AsyncSession, user_id: uuid.UUID) -> list[Ap
 
 
 async def revoke(*, session: AsyncSession, caller: Caller, key_id: str) -> None:
-    """Revoke one of the caller's keys (admins: anyone's). Revoking twice is harmless."""
+    """Revoke one of the caller's keys (admins: anyone's). Revoking twice is harmless.
+
+    The first revocation stages `api_key.revoked` in its own commit, so the webhooks made
+    with the key are deleted (ADR 0026, amendment); a second finds the key revoked and
+    stages nothing."""
     try:
         parsed = uuid.UUID(key_id)
     except ValueError as exc:
@@ -115,6 +120,9 @@ async def revoke(*, session: AsyncSession, caller: Caller, key_id: str) -> None:
         raise NotFound("API key not found")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        await outbox.add_api_key_revoked(
+            session=session, user_id=key.user_id, key_id=key.id, occurred_at=key.revoked_at
+        )
         await session.commit()
 
 

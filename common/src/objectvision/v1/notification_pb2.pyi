@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Event(_message.Message):
-    __slots__ = ("id", "type", "occurred_at", "user_id", "trace_context", "user_registered", "job_progress", "job_finished", "password_reset_requested", "password_changed", "email_changed", "user_deleted", "email_verification_requested")
+    __slots__ = ("id", "type", "occurred_at", "user_id", "trace_context", "user_registered", "job_progress", "job_finished", "password_reset_requested", "password_changed", "email_changed", "user_deleted", "email_verification_requested", "api_key_revoked")
     class TraceContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,7 @@ class Event(_message.Message):
     EMAIL_CHANGED_FIELD_NUMBER: _ClassVar[int]
     USER_DELETED_FIELD_NUMBER: _ClassVar[int]
     EMAIL_VERIFICATION_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_REVOKED_FIELD_NUMBER: _ClassVar[int]
     id: str
     type: str
     occurred_at: _timestamp_pb2.Timestamp
@@ -46,7 +47,14 @@ class Event(_message.Message):
     email_changed: EmailChanged
     user_deleted: UserDeleted
     email_verification_requested: EmailVerificationRequested
-    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., user_registered: _Optional[_Union[UserRegistered, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., job_finished: _Optional[_Union[JobFinished, _Mapping]] = ..., password_reset_requested: _Optional[_Union[PasswordResetRequested, _Mapping]] = ..., password_changed: _Optional[_Union[PasswordChanged, _Mapping]] = ..., email_changed: _Optional[_Union[EmailChanged, _Mapping]] = ..., user_deleted: _Optional[_Union[UserDeleted, _Mapping]] = ..., email_verification_requested: _Optional[_Union[EmailVerificationRequested, _Mapping]] = ...) -> None: ...
+    api_key_revoked: ApiKeyRevoked
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., user_registered: _Optional[_Union[UserRegistered, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., job_finished: _Optional[_Union[JobFinished, _Mapping]] = ..., password_reset_requested: _Optional[_Union[PasswordResetRequested, _Mapping]] = ..., password_changed: _Optional[_Union[PasswordChanged, _Mapping]] = ..., email_changed: _Optional[_Union[EmailChanged, _Mapping]] = ..., user_deleted: _Optional[_Union[UserDeleted, _Mapping]] = ..., email_verification_requested: _Optional[_Union[EmailVerificationRequested, _Mapping]] = ..., api_key_revoked: _Optional[_Union[ApiKeyRevoked, _Mapping]] = ...) -> None: ...
+
+class ApiKeyRevoked(_message.Message):
+    __slots__ = ("key_id",)
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    def __init__(self, key_id: _Optional[str] = ...) -> None: ...
 
 class PasswordResetRequested(_message.Message):
     __slots__ = ("token", "expires_at")
@@ -134,16 +142,18 @@ class JobFinished(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., class_counts: _Optional[_Mapping[str, int]] = ..., error: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class Webhook(_message.Message):
-    __slots__ = ("id", "url", "events", "created_at")
+    __slots__ = ("id", "url", "events", "created_at", "api_key_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     url: str
     events: _containers.RepeatedScalarFieldContainer[str]
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., events: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    api_key_id: str
+    def __init__(self, id: _Optional[str] = ..., url: _Optional[str] = ..., events: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., api_key_id: _Optional[str] = ...) -> None: ...
 
 class CreateWebhookRequest(_message.Message):
     __slots__ = ("url", "events")

@@ -31,6 +31,11 @@ class WebhookOut(ProtoMirror):
     url: str
     events: list[str]
     created_at: datetime
+    api_key_id: str | None = Field(
+        description="The API key that registered the webhook; null when it was registered "
+        "from a signed-in session. The webhook is deleted when that key is revoked, and stops "
+        "(is deleted) at its next delivery once the key has expired."
+    )
 
 
 class CreatedWebhookOut(WebhookOut):

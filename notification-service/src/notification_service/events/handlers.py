@@ -1,5 +1,5 @@
-"""What each event means for this service: which emails and webhooks it creates, and, for a
-deleted account, what it erases.
+"""What each event means for this service: which emails and webhooks it creates, for a
+deleted account what it erases, and for a revoked API key which webhooks go with it.
 
 Handling is idempotent by event id: the `processed_events` row and the deliveries it
 creates commit together, so a redelivered event finds its row and creates nothing. An
@@ -54,6 +54,8 @@ EMAIL_CHANGED = "user.email_changed"
 # The account was deleted: its webhooks and deliveries are erased, and the address it had
 # gets one goodbye email (ADR 0025).
 USER_DELETED = "user.deleted"
+# An API key was revoked: the webhooks it registered are deleted (ADR 0026, amendment).
+API_KEY_REVOKED = "api_key.revoked"
 
 
 def webhook_body(event: notification_pb2.Event, *, links: ConsoleLinks) -> str:
@@ -323,6 +325,8 @@ class EventHandler:
             ).one_or_none()
             if first_time is None:
                 return 0
+            if event.type == API_KEY_REVOKED:
+                await _forget_key(session, event, user_id)
             if event.type in JOB_TYPES and user_id is not None:
                 body = webhook_body(event, links=self.links)
                 hooks = await webhooks_service.subscribed_webhooks(
@@ -342,6 +346,25 @@ class EventHandler:
                 user_id=None if event.type == USER_DELETED else user_id,
                 planned=planned,
             )
+
+
+async def _forget_key(
+    session: AsyncSession, event: notification_pb2.Event, user_id: uuid.UUID | None
+) -> None:
+    """`api_key.revoked`: delete the webhooks that key registered, in the commit that records
+    the event. Idempotent twice over: a redelivered event finds its row and stops before
+    this, and a second run would find no webhook of the key left to delete."""
+    key_id = _user_uuid(event.api_key_revoked.key_id)
+    if user_id is None or key_id is None or not event.HasField("api_key_revoked"):
+        return
+    deleted = await webhooks_service.delete_key_webhooks(
+        session=session, user_id=user_id, api_key_id=key_id
+    )
+    if deleted:
+        logger.info(
+            "deleted the webhooks of a revoked API key",
+            extra={"api_key_id": str(key_id), "webhooks": deleted},
+        )
 
 
 def _user_uuid(user_id: str) -> uuid.UUID | None:

@@ -13,6 +13,13 @@ webhooks = Table(
     Column("events", ARRAY(Text), nullable=False),
     Column("secret_ciphertext", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The API key that registered the webhook and when that key expires (ADR 0026, amendment):
+    # the webhook is deleted when the key is revoked (`api_key.revoked`) or, at its next due
+    # delivery, once the key has expired. Null for a signed-in session's webhook, and for
+    # those registered before keys were recorded.
+    Column("api_key_id", Uuid, nullable=True),
+    Column("api_key_expires_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("user_id", "url", name="uq_webhooks_user_id_url"),
     Index("ix_webhooks_user_id", "user_id"),
+    Index("ix_webhooks_api_key_id", "api_key_id"),
 )

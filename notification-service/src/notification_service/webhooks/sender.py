@@ -18,6 +18,8 @@ DELIVERY_HEADER = "X-ObjectVision-Delivery"
 TIMESTAMP_HEADER = "X-ObjectVision-Timestamp"
 SIGNATURE_HEADER = "X-ObjectVision-Signature"
 USER_AGENT = "ObjectVision-Webhooks/1"
+# Why a delivery to a webhook whose API key has expired was given up.
+EXPIRED_KEY = "the API key that registered the webhook has expired; the webhook was deleted"
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -41,6 +43,14 @@ class WebhookSender:
             raise DeliveryFailedError(f"webhook secret {exc}") from exc
         if target is None:
             raise DeliveryFailedError("the webhook was deleted", permanent=True)
+        if target.key_expired():
+            # The API key that registered it has expired: the webhook goes, as if its owner
+            # had deleted it, and this delivery is dead-lettered unsent (ADR 0026, amendment).
+            async with self.session_factory.begin() as session:
+                await service.delete_webhook_of_expired_key(
+                    session=session, webhook_id=delivery.webhook_id
+                )
+            raise DeliveryFailedError(EXPIRED_KEY, permanent=True)
         try:
             destination = await checked_target(target.url, allow_private=self.allow_private)
         except ForbiddenTarget as exc:

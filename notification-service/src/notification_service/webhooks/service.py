@@ -3,10 +3,10 @@
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import ColumnElement, Row, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,12 +28,23 @@ class Webhook:
     url: str
     events: tuple[str, ...]
     created_at: datetime
+    # The API key that registered it and when that key expires; None for a session's.
+    api_key_id: uuid.UUID | None = None
+    api_key_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class SigningTarget:
     url: str
     secret: str
+    # When the API key that registered the webhook expires; None: never, or no key.
+    api_key_expires_at: datetime | None = None
+
+    def key_expired(self, now: datetime | None = None) -> bool:
+        """Whether the key that registered the webhook has expired: it delivers no more."""
+        if self.api_key_expires_at is None:
+            return False
+        return self.api_key_expires_at <= (now or datetime.now(UTC))
 
 
 def _webhook(row: Row[Any]) -> Webhook:
@@ -43,6 +54,8 @@ def _webhook(row: Row[Any]) -> Webhook:
         url=row.url,
         events=tuple(row.events),
         created_at=row.created_at,
+        api_key_id=row.api_key_id,
+        api_key_expires_at=row.api_key_expires_at,
     )
 
 
@@ -64,8 +77,14 @@ async def create_webhook(
     events: Sequence[str],
     allow_private: bool,
     max_per_user: int,
+    api_key_id: uuid.UUID | None = None,
+    api_key_expires_at: datetime | None = None,
 ) -> tuple[Webhook, str]:
     """Register a webhook; returns it with its signing secret, which is never shown again.
+
+    `api_key_id` and `api_key_expires_at` record the API key the caller used (None from a
+    signed-in session): the webhook is deleted when that key is revoked, and at its first due
+    delivery after the key expired (ADR 0026, amendment).
 
     Not for a deleted account (Unauthenticated), even one whose request passed the gateway
     just before: the caller's transaction holds the account's erasure off until it commits,
@@ -91,6 +110,8 @@ async def create_webhook(
                 url=url,
                 events=list(types),
                 secret_ciphertext=box.seal(secret),
+                api_key_id=api_key_id,
+                api_key_expires_at=api_key_expires_at,
             )
             .on_conflict_do_nothing(constraint="uq_webhooks_user_id_url")
             .returning(*webhooks.c)
@@ -125,26 +146,50 @@ async def owned_webhook(
     return _webhook(row)
 
 
+async def _delete_webhooks(session: AsyncSession, *where: ColumnElement[bool]) -> int:
+    """Delete the webhooks that match; returns how many. Every deletion of a webhook goes
+    through here: its deliveries lose their webhook (set null), so one still pending is
+    dead-lettered at its next attempt ("the webhook was deleted") and nothing more is sent."""
+    deleted = await session.execute(webhooks.delete().where(*where).returning(webhooks.c.id))
+    return len(deleted.all())
+
+
 async def delete_webhook(*, session: AsyncSession, user_id: str, webhook_id: str) -> None:
     """Delete the caller's webhook; someone else's is as absent as a missing one."""
     owner = parse_uuid(user_id, what="user id")
     hook = parse_uuid(webhook_id, what="webhook id", error=NotFound)
-    deleted = await session.execute(
-        webhooks.delete()
-        .where(webhooks.c.id == hook, webhooks.c.user_id == owner)
-        .returning(webhooks.c.id)
-    )
-    if deleted.one_or_none() is None:
+    if not await _delete_webhooks(session, webhooks.c.id == hook, webhooks.c.user_id == owner):
         raise NotFound("no such webhook")
 
 
 async def delete_user_webhooks(*, session: AsyncSession, user_id: uuid.UUID) -> int:
     """Delete every webhook of the user (at most WEBHOOK_MAX_PER_USER); returns how many.
     Their deliveries lose their webhook (set null) and are erased apart, by user."""
-    deleted = await session.execute(
-        webhooks.delete().where(webhooks.c.user_id == user_id).returning(webhooks.c.id)
+    return await _delete_webhooks(session, webhooks.c.user_id == user_id)
+
+
+async def delete_key_webhooks(
+    *, session: AsyncSession, user_id: uuid.UUID, api_key_id: uuid.UUID
+) -> int:
+    """Delete the webhooks of the user that API key `api_key_id` registered (the key was
+    revoked); returns how many. Idempotent: run again, it finds none."""
+    return await _delete_webhooks(
+        session, webhooks.c.user_id == user_id, webhooks.c.api_key_id == api_key_id
     )
-    return len(deleted.all())
+
+
+async def delete_webhook_of_expired_key(
+    *, session: AsyncSession, webhook_id: uuid.UUID, now: datetime | None = None
+) -> bool:
+    """Delete the webhook if the API key that registered it has expired by `now`; whether it
+    was deleted. A webhook of a key that never expires, or of a session, stays."""
+    return bool(
+        await _delete_webhooks(
+            session,
+            webhooks.c.id == webhook_id,
+            webhooks.c.api_key_expires_at <= (now or datetime.now(UTC)),
+        )
+    )
 
 
 async def subscribed_webhooks(
@@ -163,9 +208,15 @@ async def signing_target(
 ) -> SigningTarget | None:
     row = (
         await session.execute(
-            select(webhooks.c.url, webhooks.c.secret_ciphertext).where(webhooks.c.id == webhook_id)
+            select(
+                webhooks.c.url, webhooks.c.secret_ciphertext, webhooks.c.api_key_expires_at
+            ).where(webhooks.c.id == webhook_id)
         )
     ).one_or_none()
     if row is None:
         return None
-    return SigningTarget(url=row.url, secret=box.open(row.secret_ciphertext))
+    return SigningTarget(
+        url=row.url,
+        secret=box.open(row.secret_ciphertext),
+        api_key_expires_at=row.api_key_expires_at,
+    )
