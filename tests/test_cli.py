@@ -326,6 +326,8 @@ def test_webhooks_deliveries_are_listed_and_redelivered(
         job = client.wait_for_job(client.submit_batch([BUS]).job_id, timeout=120)
     assert job.status == "completed"
     assert [listed["id"] for listed in cli.json("webhooks", "list")] == [hook.id]
+    header, row = cli.run("webhooks", "list").stdout.splitlines()
+    assert header.split()[-2:] == ["MADE", "WITH"] and row.split()[-1] == "session"
 
     def delivered() -> list[dict]:
         page = cli.json("webhooks", "deliveries", hook.id, "--state", "delivered")

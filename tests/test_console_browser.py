@@ -405,6 +405,7 @@ async def test_api_keys_and_webhooks(page: Page) -> None:
     await expect(view.get_by_test_id("secret-value")).not_to_be_empty()
     hook = view.locator(f'[data-testid="webhook-row"][data-url="{hook_url}"]')
     await expect(hook).to_contain_text("job.completed")
+    await expect(hook.locator('td[data-label="Made with"]')).to_have_text("This console")
     await view.get_by_role("button", name=f"Delete webhook {hook_url}").click()
     await expect(hook).to_have_count(0)
 

@@ -866,10 +866,17 @@ def cmd_webhooks_list(ctx: Context) -> int:
         _print_json([hook.raw for hook in hooks], ctx.stdout)
         return EXIT_OK
     rows = [
-        [hook.id, hook.url, ", ".join(hook.events) or "all job events", _time(hook.created_at)]
+        [
+            hook.id,
+            hook.url,
+            ", ".join(hook.events) or "all job events",
+            _time(hook.created_at),
+            # A webhook made with an API key goes when the key is revoked or expires.
+            f"API key {hook.api_key_id}" if hook.api_key_id else "session",
+        ]
         for hook in hooks
     ]
-    print(format_table(["ID", "URL", "EVENTS", "CREATED"], rows), file=ctx.stdout)
+    print(format_table(["ID", "URL", "EVENTS", "CREATED", "MADE WITH"], rows), file=ctx.stdout)
     return EXIT_OK
 
 

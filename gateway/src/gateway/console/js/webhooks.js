@@ -16,7 +16,7 @@ export class WebhooksView extends CredentialsView {
       form: "webhook-form",
       body: "webhooks-body",
       secretSlot: "webhook-secret",
-      columns: 4,
+      columns: 5,
       emptyText: "No webhooks yet.",
     });
   }
@@ -57,6 +57,8 @@ export class WebhooksView extends CredentialsView {
       el("td", { className: "wrap" }, hook.url),
       el("td", {}, hook.events.length ? hook.events.join(", ") : "All job events"),
       el("td", {}, formatDate(hook.created_at)),
+      // A webhook made with an API key goes when that key is revoked or expires.
+      el("td", { "data-label": "Made with" }, hook.api_key_id ? `API key ${hook.api_key_id.slice(0, 8)}…` : "This console"),
       el("td", { className: "row-actions" }, toggle, removeButton("Delete", `Delete webhook ${hook.url}`, remove)),
     );
     return row;
