@@ -9,6 +9,13 @@ nothing, and a database leak still hands out no working token.
 
 import hashlib
 import secrets
+import uuid
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, String, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from auth_service.database import utcnow
 
 # Real tokens are 47 characters; anything far longer is not one, and is not hashed.
 MAX_TOKEN_LENGTH = 256
@@ -25,3 +32,20 @@ def hash_token(token: str) -> str:
 def plausible(token: str) -> bool:
     """Worth hashing and looking up: not empty, not far longer than any real token."""
     return 0 < len(token) <= MAX_TOKEN_LENGTH
+
+
+class EmailedLinkColumns:
+    """The columns of a single-use link sent by email (a reset, a verification): it works
+    while `used_at` and `revoked_at` are unset and `expires_at` is ahead."""
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,29 +1,11 @@
 """The reset-token row: never the token itself, only its SHA-256."""
 
-import uuid
-from datetime import datetime
-
-from sqlalchemy import DateTime, ForeignKey, String, func
-from sqlalchemy.orm import Mapped, mapped_column
-
-from auth_service.database import Base, utcnow
+from auth_service.database import Base
+from auth_service.opaque_tokens import EmailedLinkColumns
 
 
-class PasswordResetToken(Base):
-    """One emailed reset link. It works while `used_at` and `revoked_at` are unset and
-    `expires_at` is ahead: a reset sets `used_at`; a newer request, or a reset with another
-    link, sets `revoked_at`."""
+class PasswordResetToken(EmailedLinkColumns, Base):
+    """One emailed reset link. A reset sets `used_at`; a newer request, or a reset with
+    another link, sets `revoked_at`."""
 
     __tablename__ = "password_reset_tokens"
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, server_default=func.now()
-    )
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -482,6 +482,25 @@ async def _take_attempt(
     _report_limits(request, response, states)
 
 
+async def _take_one(
+    name: str,
+    subject: str,
+    rule: RateLimitRule,
+    *,
+    limiter: RateLimiter,
+    request: Request,
+    response: Response,
+) -> None:
+    """`_take_attempt` for a route with one limit, `name`, counted per `subject` (a network,
+    an account)."""
+    await _take_attempt(
+        [(name, limit_key(name, subject), rule)],
+        limiter=limiter,
+        request=request,
+        response=response,
+    )
+
+
 async def throttle_signup(
     ip: ClientIp,
     limiter: RateLimiterDep,
@@ -490,8 +509,10 @@ async def throttle_signup(
     response: Response,
 ) -> None:
     """Refuse a sign-up once this IP has used RATE_LIMIT_SIGNUP."""
-    await _take_attempt(
-        [("signup", limit_key("signup", client_network(ip)), settings.rate_limit_signup)],
+    await _take_one(
+        "signup",
+        client_network(ip),
+        settings.rate_limit_signup,
         limiter=limiter,
         request=request,
         response=response,
@@ -543,14 +564,10 @@ async def throttle_verify_email(
 ) -> None:
     """Refuse an email verification once this network has used RATE_LIMIT_VERIFY_EMAIL.
     Tokens cannot be guessed (256 random bits); this bounds what a network can try."""
-    await _take_attempt(
-        [
-            (
-                "verify-email",
-                limit_key("verify-email", client_network(ip)),
-                settings.rate_limit_verify_email,
-            )
-        ],
+    await _take_one(
+        "verify-email",
+        client_network(ip),
+        settings.rate_limit_verify_email,
         limiter=limiter,
         request=request,
         response=response,
@@ -567,14 +584,10 @@ async def throttled_resend_verification(
     """The signed-in caller asking for a new verification link, once within
     RATE_LIMIT_RESEND_VERIFICATION for this account: a session cannot fill the inbox. It
     takes the caller through SESSION_ONLY, so an API key is refused (403) before it counts."""
-    await _take_attempt(
-        [
-            (
-                "resend-verification",
-                limit_key("resend-verification", principal.user_id),
-                settings.rate_limit_resend_verification,
-            )
-        ],
+    await _take_one(
+        "resend-verification",
+        principal.user_id,
+        settings.rate_limit_resend_verification,
         limiter=limiter,
         request=request,
         response=response,
@@ -597,14 +610,10 @@ async def throttle_reset_password(
     """Refuse a password reset once this network has used RATE_LIMIT_RESET_PASSWORD. Tokens
     cannot be guessed (256 random bits); this bounds the Argon2 hashes a network can ask
     for with links it holds."""
-    await _take_attempt(
-        [
-            (
-                "reset-password",
-                limit_key("reset-password", client_network(ip)),
-                settings.rate_limit_reset_password,
-            )
-        ],
+    await _take_one(
+        "reset-password",
+        client_network(ip),
+        settings.rate_limit_reset_password,
         limiter=limiter,
         request=request,
         response=response,
