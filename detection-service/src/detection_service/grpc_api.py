@@ -51,7 +51,6 @@ from objectvision_common.errors import (
     PermissionDenied,
     Unavailable,
 )
-from objectvision_common.identity import principal_from_metadata
 from objectvision_common.limits import (
     DEFAULT_PAGE_LIMIT,
     MAX_IDEMPOTENCY_KEY_CHARS,
@@ -627,7 +626,7 @@ class DetectionServicer(RealtimeServicer):
     def _account(self, user_id: str, context: ServicerContext, *, action: str) -> str:
         """The account a usage RPC names: the caller's own (empty or theirs), another's for
         an admin only."""
-        principal = principal_from_metadata(context.invocation_metadata(), secret=self._secret)
+        principal = self._principal(context)
         wanted = user_id.strip() or principal.user_id
         if wanted != principal.user_id and not principal.is_admin:
             raise PermissionDenied(f"only an admin can {action} another account")
@@ -646,8 +645,7 @@ class DetectionServicer(RealtimeServicer):
     async def SetUsageQuota(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.SetUsageQuotaRequest, context: ServicerContext
     ) -> detection_pb2.Usage:
-        principal = principal_from_metadata(context.invocation_metadata(), secret=self._secret)
-        if not principal.is_admin:
+        if not self._principal(context).is_admin:
             raise PermissionDenied("only an admin can set an account's quota")
         user_id = request.user_id.strip()
         if not user_id:

@@ -233,7 +233,7 @@ async def _source_input(
 @dataclass(frozen=True)
 class UrlFetchAllowance:
     """The caller's RATE_LIMIT_IMAGE_URLS: a request's URLs are counted before any of them
-    is fetched, all or none, so a batch is never left half fetched by the limit."""
+    is fetched, all or none in one step, so a batch is never left half fetched by the limit."""
 
     limiter: RateLimiter
     rule: RateLimitRule
@@ -243,21 +243,19 @@ class UrlFetchAllowance:
         wanted = sum(1 for source in sources if source.url is not None)
         if not wanted:
             return
-        key = limit_key("image-urls", self.user_id)
-        standing = await self.limiter.peek(key, self.rule)
-        if standing.remaining < wanted:
-            retry_after = max(standing.retry_after_seconds, standing.reset_seconds, 1)
+        decision = await self.limiter.hit(
+            limit_key("image-urls", self.user_id), self.rule, cost=wanted
+        )
+        if not decision.allowed:
             raise ApiError(
                 429,
                 "rate_limited",
                 f"{wanted} image URLs sent, and this account may have "
-                f"{standing.remaining} more fetched now (at most {self.rule.limit} every "
+                f"{decision.remaining} more fetched now (at most {self.rule.limit} every "
                 f"{self.rule.window_seconds} s); nothing was fetched: try again in"
-                f" {retry_after} s, or send the images themselves",
-                headers={"Retry-After": str(retry_after)},
+                f" {decision.retry_after_seconds} s, or send the images themselves",
+                headers={"Retry-After": str(decision.retry_after_seconds)},
             )
-        for _ in range(wanted):
-            await self.limiter.hit(key, self.rule)
 
 
 async def url_fetch_allowance(

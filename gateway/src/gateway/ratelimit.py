@@ -43,21 +43,24 @@ local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 """
 
-# ARGV: limit, window_ms, member, take ('1': record the attempt if it is allowed).
-# When refused, the attempt is allowed again once the entry at index count - limit ages out.
+# ARGV: limit, window_ms, member, take (attempts to record if they all fit; 0 only asks
+# whether one more would). When refused, they would fit once the entry at index
+# count + needed - limit ages out (for one attempt: count - limit).
 _SLIDING_WINDOW = (
     _NOW_MS
     + """
 local limit = tonumber(ARGV[1])
 local window_ms = tonumber(ARGV[2])
+local take = tonumber(ARGV[4])
+local needed = math.max(take, 1)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - window_ms)
 local count = redis.call('ZCARD', KEYS[1])
-if count < limit then
-  local remaining = limit - count
-  if ARGV[4] == '1' then
-    redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
+if count + needed <= limit then
+  for i = 1, take do
+    redis.call('ZADD', KEYS[1], now_ms, ARGV[3] .. ':' .. i)
+  end
+  if take > 0 then
     redis.call('PEXPIRE', KEYS[1], window_ms)
-    remaining = remaining - 1
   end
   -- Allowed: the time until the oldest attempt in the window ages out and frees a slot.
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
@@ -65,14 +68,17 @@ if count < limit then
   if first[2] then
     reset_ms = tonumber(first[2]) + window_ms - now_ms
   end
-  return {1, remaining, reset_ms}
+  return {1, limit - count - take, reset_ms}
 end
-local oldest = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
 local retry_ms = window_ms
-if oldest[2] then
-  retry_ms = tonumber(oldest[2]) + window_ms - now_ms
+local index = count + needed - limit - 1
+if index < count then
+  local oldest = redis.call('ZRANGE', KEYS[1], index, index, 'WITHSCORES')
+  if oldest[2] then
+    retry_ms = tonumber(oldest[2]) + window_ms - now_ms
+  end
 end
-return {0, 0, retry_ms}
+return {0, math.max(limit - count, 0), retry_ms}
 """
 )
 
@@ -171,13 +177,15 @@ class RateLimiter:
         self._window = redis.register_script(_SLIDING_WINDOW)
         self._record = redis.register_script(_RECORD)
 
-    async def hit(self, key: str, rule: RateLimitRule) -> RateLimitDecision:
-        """Record one attempt on `key` if `rule` allows it."""
-        return await self._decide(key, rule, take=True)
+    async def hit(self, key: str, rule: RateLimitRule, *, cost: int = 1) -> RateLimitDecision:
+        """Record `cost` attempts on `key` if `rule` allows them all, else none: one
+        atomic step, so a request of many attempts (a batch's image URLs) is counted whole
+        or refused whole, with its `remaining` the attempts that would still fit."""
+        return await self._decide(key, rule, take=cost)
 
     async def peek(self, key: str, rule: RateLimitRule) -> RateLimitDecision:
         """Whether one more attempt on `key` would be within `rule`, recording nothing."""
-        return await self._decide(key, rule, take=False)
+        return await self._decide(key, rule, take=0)
 
     async def record(self, key: str, rule: RateLimitRule) -> None:
         """Count one event (a failed login) on `key` for the next `peek`."""
@@ -186,13 +194,8 @@ class RateLimiter:
         except RedisError:
             logger.warning("rate limiter unavailable; event not counted", exc_info=True)
 
-    async def _decide(self, key: str, rule: RateLimitRule, *, take: bool) -> RateLimitDecision:
-        args: list[int | str] = [
-            rule.limit,
-            rule.window_seconds * 1000,
-            uuid.uuid4().hex,
-            "1" if take else "0",
-        ]
+    async def _decide(self, key: str, rule: RateLimitRule, *, take: int) -> RateLimitDecision:
+        args: list[int | str] = [rule.limit, rule.window_seconds * 1000, uuid.uuid4().hex, take]
         try:
             allowed, remaining, retry_ms = await self._window(keys=[key], args=args)
         except RedisError:
@@ -207,5 +210,8 @@ class RateLimiter:
             )
         retry_after = max(1, math.ceil(int(retry_ms) / 1000))
         return RateLimitDecision(
-            allowed=False, remaining=0, retry_after_seconds=retry_after, reset_seconds=retry_after
+            allowed=False,
+            remaining=int(remaining),
+            retry_after_seconds=retry_after,
+            reset_seconds=retry_after,
         )

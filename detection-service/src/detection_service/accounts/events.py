@@ -13,6 +13,7 @@ from datetime import UTC
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from detection_service.accounts import service as accounts
+from detection_service.images.service import Forget
 from detection_service.images.storage import ObjectStorage
 from objectvision.v1 import notification_pb2
 
@@ -26,7 +27,7 @@ class AccountEvents:
     # Rows per transaction of an erasure (ERASURE_CHUNK_SIZE).
     chunk_size: int
     # The result cache's forgetting of a deleted image's answers; None without a cache.
-    forget: accounts.Forget | None = None
+    forget: Forget | None = None
 
     async def handle(self, event: notification_pb2.Event) -> None:
         """Erase the account a `user.deleted` event names; ignore anything else."""

@@ -30,8 +30,6 @@ from objectvision_common.errors import FailedPrecondition, NotFound
 
 logger = logging.getLogger(__name__)
 
-Forget = Callable[[bytes], Awaitable[None]]
-
 
 @dataclass(frozen=True)
 class Erased:
@@ -51,7 +49,7 @@ async def erase_account(
     user_id: str,
     deleted_at: datetime,
     chunk_size: int,
-    forget: Forget | None = None,
+    forget: stored_images.Forget | None = None,
 ) -> Erased:
     """Erase everything user `user_id` stored; returns what this run found to remove.
 
@@ -77,7 +75,9 @@ async def erase_account(
             sessions=sessions,
             storage=storage,
             forget=forget,
-            delete_rows=functools.partial(_detection_rows, user_id=user_id, ids=ids),
+            delete_rows=functools.partial(
+                history.delete_detections_outside_jobs_rows, user_id=user_id, detection_ids=ids
+            ),
         )
         detections += len(ids)
         images += len(removed.images)
@@ -150,7 +150,7 @@ async def _delete_jobs(
     storage: ObjectStorage,
     user_id: str,
     chunk_size: int,
-    forget: Forget | None,
+    forget: stored_images.Forget | None,
 ) -> int:
     """Delete every job as its owner's DeleteJob would (all are finished by now), one job, at
     most MAX_BATCH_FILES items or one video's frames, per transaction."""
@@ -171,16 +171,8 @@ async def _delete_jobs(
     return deleted
 
 
-async def _detection_rows(
-    session: AsyncSession, *, user_id: str, ids: Sequence[uuid.UUID]
-) -> stored_images.RemovedObjects:
-    return await history.delete_detections_outside_jobs_rows(
-        session=session, user_id=user_id, detection_ids=ids
-    )
-
-
 async def _image_rows(
-    session: AsyncSession, *, user_id: str, ids: Sequence[uuid.UUID]
+    *, session: AsyncSession, user_id: str, ids: Sequence[uuid.UUID]
 ) -> stored_images.RemovedObjects:
     keys = await stored_images.delete_images(session=session, user_id=user_id, image_ids=ids)
     return stored_images.RemovedObjects(images=keys)
@@ -190,14 +182,14 @@ async def _remove(
     *,
     sessions: async_sessionmaker[AsyncSession],
     storage: ObjectStorage,
-    forget: Forget | None,
-    delete_rows: Callable[[AsyncSession], Awaitable[stored_images.RemovedObjects]],
+    forget: stored_images.Forget | None,
+    delete_rows: stored_images.DeleteRows,
 ) -> stored_images.RemovedObjects:
     """images.service.remove, keeping what it removed for the erasure's count."""
     removed: list[stored_images.RemovedObjects] = []
 
-    async def delete_and_keep(session: AsyncSession) -> stored_images.RemovedObjects:
-        removed.append(await delete_rows(session))
+    async def delete_and_keep(*, session: AsyncSession) -> stored_images.RemovedObjects:
+        removed.append(await delete_rows(session=session))
         return removed[-1]
 
     await stored_images.remove(

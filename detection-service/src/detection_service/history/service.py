@@ -7,8 +7,9 @@ the stored bytes), every read scoped to the caller's user id: another user's det
 simply not found.
 """
 
+import functools
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -395,16 +396,18 @@ async def delete_detection(
     storage: ObjectStorage,
     user_id: str,
     detection_id: uuid.UUID,
-    forget: Callable[[bytes], Awaitable[None]] | None = None,
+    forget: images.Forget | None = None,
 ) -> None:
     """Delete the user's stored detection with its objects and its stored image, and
     `forget` the image's bytes (the result cache); rows first, then the file
     (images.service.remove). Afterwards the detection, its image, its place in the history
     and in exports are gone; deleting it again is NotFound."""
 
-    async def delete_rows(session: AsyncSession) -> images.RemovedObjects:
-        return await delete_detection_rows(
-            session=session, user_id=user_id, detection_id=detection_id
-        )
-
-    await images.remove(sessions=sessions, storage=storage, delete_rows=delete_rows, forget=forget)
+    await images.remove(
+        sessions=sessions,
+        storage=storage,
+        delete_rows=functools.partial(
+            delete_detection_rows, user_id=user_id, detection_id=detection_id
+        ),
+        forget=forget,
+    )

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -77,14 +77,26 @@ async def store(
         raise
 
 
+# Drops the result cache's answers for an image's bytes (Detector.forget).
+Forget = Callable[[bytes], Awaitable[None]]
+
+
+class DeleteRows(Protocol):
+    """Removes rows in the transaction it is given (`session=`) and names the stored
+    objects they referred to: a row-deleting service function with its other arguments
+    bound (`functools.partial`)."""
+
+    def __call__(self, *, session: AsyncSession) -> Awaitable[RemovedObjects]: ...
+
+
 async def remove(
     *,
     sessions: async_sessionmaker[AsyncSession],
     storage: ObjectStorage,
-    delete_rows: Callable[[AsyncSession], Awaitable[RemovedObjects]],
-    forget: Callable[[bytes], Awaitable[None]] | None = None,
+    delete_rows: DeleteRows,
+    forget: Forget | None = None,
 ) -> None:
-    """The one way stored objects leave: `delete_rows(session)` removes the rows that refer
+    """The one way stored objects leave: `delete_rows(session=…)` removes the rows that refer
     to them, in one transaction (raising refuses the deletion and changes nothing); once
     that has committed, each image's bytes are read to `forget` them (the result cache's
     answers), then every object is deleted.
@@ -97,7 +109,7 @@ async def remove(
     a crash kept from being forgotten expire with RESULT_CACHE_TTL_SECONDS.
     """
     async with sessions.begin() as session:
-        removed = await delete_rows(session)
+        removed = await delete_rows(session=session)
     if forget is not None:
         for key in removed.images:
             try:

@@ -10,6 +10,7 @@ is either finished before the cancel or cancelled, never both (ADR 0022). `delet
 takes the same locks in the same order.
 """
 
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -330,18 +331,18 @@ async def delete_job(
     storage: ObjectStorage,
     user_id: str,
     job_id: uuid.UUID,
-    forget: Callable[[bytes], Awaitable[None]] | None = None,
+    forget: stored_images.Forget | None = None,
 ) -> None:
     """Delete the user's finished job and everything it stored, and `forget` its images'
     bytes (the result cache); rows first, then the files (images.service.remove). A video's
     frames were cached by encoded bytes that are not kept anywhere: those answers expire with
     the cache's TTL."""
 
-    async def delete_rows(session: AsyncSession) -> stored_images.RemovedObjects:
-        return await delete_job_rows(session=session, job_id=job_id, user_id=user_id)
-
     await stored_images.remove(
-        sessions=sessions, storage=storage, delete_rows=delete_rows, forget=forget
+        sessions=sessions,
+        storage=storage,
+        delete_rows=functools.partial(delete_job_rows, job_id=job_id, user_id=user_id),
+        forget=forget,
     )
 
 

@@ -21,7 +21,7 @@ from detection_service.images.uploads import Upload, sanitize_filename
 from detection_service.pipeline.catalog import ServedModel
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import DetectedObject, DetectionOptions, DetectionResult
-from objectvision.v1 import detection_pb2, detection_pb2_grpc
+from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
 from objectvision_common.errors import DomainError, FailedPrecondition, InvalidArgument, Unavailable
 from objectvision_common.grpc_server import ServiceRegistration
 from objectvision_common.identity import principal_from_metadata
@@ -123,11 +123,15 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         self._stream_max_in_flight = stream_max_in_flight
         self._store = store
 
-    def _user_id(self, context: ServicerContext) -> str:
+    def _principal(self, context: ServicerContext) -> common_pb2.Principal:
+        """The caller the gateway signed; its user id, never an email or a token, names the
+        caller on the call's span."""
         principal = principal_from_metadata(context.invocation_metadata(), secret=self._secret)
-        # The user's id, never an email or a token, names the caller on the call's span.
         trace.get_current_span().set_attribute("enduser.id", principal.user_id)
-        return principal.user_id
+        return principal
+
+    def _user_id(self, context: ServicerContext) -> str:
+        return self._principal(context).user_id
 
     async def _options(
         self, params: detection_pb2.DetectionParams

@@ -14,7 +14,7 @@ import functools
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -33,8 +33,6 @@ from objectvision_common.background import BackgroundLoop
 from objectvision_common.errors import FailedPrecondition, NotFound
 
 logger = logging.getLogger(__name__)
-
-Forget = Callable[[bytes], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ class RetentionSweeper(BackgroundLoop):
         interval_s: float,
         chunk_size: int,
         removed: Counter,
-        forget: Forget | None = None,
+        forget: stored_images.Forget | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sessions = sessions
@@ -148,17 +146,11 @@ class RetentionSweeper(BackgroundLoop):
                     sessions=self._sessions,
                     storage=self._storage,
                     delete_rows=functools.partial(
-                        _detection_rows, user_id=user_id, detection_ids=ids
+                        history.delete_detections_outside_jobs_rows,
+                        user_id=user_id,
+                        detection_ids=ids,
                     ),
                     forget=self._forget,
                 )
                 deleted += len(ids)
                 self._removed.labels("detection").inc(len(ids))
-
-
-async def _detection_rows(
-    session: AsyncSession, *, user_id: str, detection_ids: list[uuid.UUID]
-) -> stored_images.RemovedObjects:
-    return await history.delete_detections_outside_jobs_rows(
-        session=session, user_id=user_id, detection_ids=detection_ids
-    )
