@@ -73,6 +73,17 @@ async def test_refused_attempts_are_not_counted(redis: Redis) -> None:
     assert (await limiter.hit(key, rule)).allowed
 
 
+async def test_several_attempts_are_counted_whole_or_refused_whole(redis: Redis) -> None:
+    limiter, key, rule = RateLimiter(redis), _key(), RateLimitRule(limit=5, window_seconds=60)
+    taken = await limiter.hit(key, rule, cost=3)
+    assert (taken.allowed, taken.remaining) == (True, 2)
+    refused = await limiter.hit(key, rule, cost=3)
+    assert (refused.allowed, refused.remaining) == (False, 2)
+    assert 59 <= refused.retry_after_seconds <= 60
+    assert not (await limiter.hit(key, rule, cost=6)).allowed
+    assert (await limiter.hit(key, rule, cost=2)).remaining == 0
+
+
 async def test_replicas_racing_never_exceed_the_limit(redis_url: str) -> None:
     """Two gateway replicas (separate connections) hammer one key at once."""
     replicas = [Redis.from_url(redis_url), Redis.from_url(redis_url)]
@@ -89,7 +100,8 @@ async def test_replicas_racing_never_exceed_the_limit(redis_url: str) -> None:
 async def test_the_key_expires_with_its_window(redis: Redis) -> None:
     limiter, key = RateLimiter(redis), _key()
     await limiter.hit(key, RateLimitRule(limit=5, window_seconds=30))
-    assert 0 < await redis.pttl(key) <= 30_000
+    [stored] = await redis.keys(f"{KEY_PREFIX}:*{key}*")
+    assert 0 < await redis.pttl(stored) <= 30_000
 
 
 async def test_an_unreachable_redis_fails_open() -> None:
@@ -101,9 +113,20 @@ async def test_an_unreachable_redis_fails_open() -> None:
     assert decision.allowed
 
 
+async def test_an_unreachable_redis_fails_open_for_peek_and_record() -> None:
+    dead = Redis(port=free_port(), socket_connect_timeout=0.5)
+    limiter, key, rule = RateLimiter(dead), _key(), RateLimitRule(limit=1, window_seconds=60)
+    try:
+        await limiter.record(key, rule)
+        decision = await limiter.peek(key, rule)
+    finally:
+        await dead.aclose()
+    assert decision.allowed
+
+
 def test_keys_do_not_contain_the_subject() -> None:
     key = limit_key("login", "203.0.113.9", "alice@example.com")
-    assert key.startswith(f"{KEY_PREFIX}login:")
+    assert key.startswith("login:")
     assert "alice" not in key and "203.0.113.9" not in key
     assert key != limit_key("login", "203.0.113.9", "bob@example.com")
 

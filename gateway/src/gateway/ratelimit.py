@@ -1,10 +1,12 @@
-"""Sliding-window rate limits kept in Redis, so every gateway replica counts together.
+"""Moving-window rate limits kept in Redis, so every gateway replica counts together.
 
-Each limited key is a sorted set of attempt times. One Lua script drops the attempts older
-than the window, counts the rest and records the new attempt only if it is allowed, so
-concurrent replicas cannot both take the last slot. Times come from Redis's clock, not the
-replicas', so skew between gateway hosts does not matter. Refused attempts are not
-recorded: a caller hammering the endpoint gets through again as soon as old attempts age out.
+The counting is the `limits` package's moving window on Redis (ADR 0004): each limited key
+is a list of attempt times, and one Lua script checks the window and records the attempts
+only if they all fit, so concurrent replicas cannot both take the last slot and a request
+of several attempts (a batch's image URLs) is counted whole or refused whole. Refused
+attempts are not recorded: a caller hammering the endpoint gets through again as soon as
+old attempts age out. What is ours is around it: the rules from settings, keys that hash
+their subject, failing open, and the answer's RateLimit fields.
 
 Some limits count only failures (wrong passwords for one account): those are checked with
 `peek` before the attempt and fed with `record` after it failed, so the account's owner is
@@ -25,72 +27,23 @@ import hashlib
 import ipaddress
 import logging
 import math
-import uuid
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from gateway.config import RateLimitRule
 
 logger = logging.getLogger(__name__)
 
-KEY_PREFIX = "gateway:ratelimit:"
-
-_NOW_MS = """
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-"""
-
-# ARGV: limit, window_ms, member, take (attempts to record if they all fit; 0 only asks
-# whether one more would). When refused, they would fit once the entry at index
-# count + needed - limit ages out (for one attempt: count - limit).
-_SLIDING_WINDOW = (
-    _NOW_MS
-    + """
-local limit = tonumber(ARGV[1])
-local window_ms = tonumber(ARGV[2])
-local take = tonumber(ARGV[4])
-local needed = math.max(take, 1)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - window_ms)
-local count = redis.call('ZCARD', KEYS[1])
-if count + needed <= limit then
-  for i = 1, take do
-    redis.call('ZADD', KEYS[1], now_ms, ARGV[3] .. ':' .. i)
-  end
-  if take > 0 then
-    redis.call('PEXPIRE', KEYS[1], window_ms)
-  end
-  -- Allowed: the time until the oldest attempt in the window ages out and frees a slot.
-  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  local reset_ms = 0
-  if first[2] then
-    reset_ms = tonumber(first[2]) + window_ms - now_ms
-  end
-  return {1, limit - count - take, reset_ms}
-end
-local retry_ms = window_ms
-local index = count + needed - limit - 1
-if index < count then
-  local oldest = redis.call('ZRANGE', KEYS[1], index, index, 'WITHSCORES')
-  if oldest[2] then
-    retry_ms = tonumber(oldest[2]) + window_ms - now_ms
-  end
-end
-return {0, math.max(limit - count, 0), retry_ms}
-"""
-)
-
-# ARGV: window_ms, member.
-_RECORD = (
-    _NOW_MS
-    + """
-redis.call('ZADD', KEYS[1], now_ms, ARGV[2])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
-return 1
-"""
-)
+# Every limit's Redis key starts with this (then `:LIMITER/<scope>:<digest>/...`).
+KEY_PREFIX = "gateway:ratelimit"
 
 IPV6_PREFIX_LENGTH = 64
 
@@ -165,7 +118,11 @@ def client_network(address: str) -> str:
 def limit_key(scope: str, *parts: str) -> str:
     """A Redis key for one limited subject; the parts are hashed so no email sits in Redis."""
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
-    return f"{KEY_PREFIX}{scope}:{digest}"
+    return f"{scope}:{digest}"
+
+
+def _window(rule: RateLimitRule) -> RateLimitItem:
+    return RateLimitItemPerSecond(rule.limit, rule.window_seconds)
 
 
 class RateLimiter:
@@ -173,45 +130,76 @@ class RateLimiter:
     preferred over refusing every login and sign-up (Argon2 still slows guessing)."""
 
     def __init__(self, redis: Redis) -> None:
-        self._redis = redis
-        self._window = redis.register_script(_SLIDING_WINDOW)
-        self._record = redis.register_script(_RECORD)
+        # The gateway's own pool, so the limiter opens no connections of its own; passed
+        # through `options`, which `limits` types as scalars though redis-py takes a pool.
+        shared_pool: dict[str, Any] = {"connection_pool": redis.connection_pool}
+        storage = RedisStorage(
+            "async+redis://",
+            implementation="redispy",
+            wrap_exceptions=True,
+            key_prefix=KEY_PREFIX,
+            **shared_pool,
+        )
+        self._windows = MovingWindowRateLimiter(storage)
 
     async def hit(self, key: str, rule: RateLimitRule, *, cost: int = 1) -> RateLimitDecision:
         """Record `cost` attempts on `key` if `rule` allows them all, else none: one
         atomic step, so a request of many attempts (a batch's image URLs) is counted whole
         or refused whole, with its `remaining` the attempts that would still fit."""
-        return await self._decide(key, rule, take=cost)
+        window = _window(rule)
+        try:
+            allowed = await self._windows.hit(window, key, cost=cost)
+        except StorageError:
+            logger.warning("rate limiter unavailable; allowing the attempt", exc_info=True)
+            return RateLimitDecision(allowed=True, remaining=rule.limit, retry_after_seconds=0)
+        return await self._decision(key, window, allowed=allowed)
 
     async def peek(self, key: str, rule: RateLimitRule) -> RateLimitDecision:
         """Whether one more attempt on `key` would be within `rule`, recording nothing."""
-        return await self._decide(key, rule, take=0)
-
-    async def record(self, key: str, rule: RateLimitRule) -> None:
-        """Count one event (a failed login) on `key` for the next `peek`."""
+        window = _window(rule)
         try:
-            await self._record(keys=[key], args=[rule.window_seconds * 1000, uuid.uuid4().hex])
-        except RedisError:
-            logger.warning("rate limiter unavailable; event not counted", exc_info=True)
-
-    async def _decide(self, key: str, rule: RateLimitRule, *, take: int) -> RateLimitDecision:
-        args: list[int | str] = [rule.limit, rule.window_seconds * 1000, uuid.uuid4().hex, take]
-        try:
-            allowed, remaining, retry_ms = await self._window(keys=[key], args=args)
-        except RedisError:
+            allowed = await self._windows.test(window, key)
+        except StorageError:
             logger.warning("rate limiter unavailable; allowing the attempt", exc_info=True)
             return RateLimitDecision(allowed=True, remaining=rule.limit, retry_after_seconds=0)
+        return await self._decision(key, window, allowed=allowed)
+
+    async def record(self, key: str, rule: RateLimitRule) -> None:
+        """Count one event (a failed login) on `key` for the next `peek`; past the limit it
+        is not counted, which changes nothing: `peek` already refuses."""
+        try:
+            await self._windows.hit(_window(rule), key)
+        except StorageError:
+            logger.warning("rate limiter unavailable; event not counted", exc_info=True)
+
+    async def _decision(
+        self, key: str, window: RateLimitItem, *, allowed: bool
+    ) -> RateLimitDecision:
+        """Where `key` stands after the check: the attempts left and, from the oldest
+        attempt in the window, when a slot frees up. Read after the check, in a second
+        step, since it only informs the answer's fields and Retry-After."""
+        try:
+            stats = await self._windows.get_window_stats(window, key)
+        except StorageError:
+            logger.warning("rate limiter unavailable; window not read", exc_info=True)
+            return RateLimitDecision(
+                allowed=allowed,
+                remaining=0,
+                retry_after_seconds=0 if allowed else window.get_expiry(),
+                reset_seconds=window.get_expiry(),
+            )
+        reset_seconds = max(0, math.ceil(stats.reset_time - time.time()))
         if allowed:
             return RateLimitDecision(
                 allowed=True,
-                remaining=int(remaining),
+                remaining=stats.remaining,
                 retry_after_seconds=0,
-                reset_seconds=max(0, math.ceil(int(retry_ms) / 1000)),
+                reset_seconds=reset_seconds,
             )
-        retry_after = max(1, math.ceil(int(retry_ms) / 1000))
+        retry_after = max(1, reset_seconds)
         return RateLimitDecision(
             allowed=False,
-            remaining=int(remaining),
+            remaining=max(stats.remaining, 0),
             retry_after_seconds=retry_after,
             reset_seconds=retry_after,
         )
