@@ -267,22 +267,16 @@ async def cancel_job(*, session: AsyncSession, job_id: uuid.UUID, user_id: str) 
             .where(jobs.c.id == job_id)
             .values(status=CANCELLED, updated_at=now, completed_at=now)
         )
-        video = job.kind == KIND_VIDEO
-        count_objects = frame_class_counts if video else _item_class_counts
-        counts = await count_objects(session=session, job_id=job_id)
-        await outbox.add_job_finished(
-            session,
+        await stage_job_finished(
+            session=session,
+            job_id=job_id,
             user_id=user_id,
-            occurred_at=now,
-            finished=notification_pb2.JobFinished(
-                job_id=str(job_id),
-                status=CANCELLED,
-                total=job.total,
-                processed=job.processed,
-                failed=job.failed,
-                class_counts=counts,
-                kind=KIND_VIDEO if video else "",
-            ),
+            kind=job.kind,
+            status=CANCELLED,
+            total=job.total,
+            processed=job.processed,
+            failed=job.failed,
+            now=now,
         )
     return await get_job(session=session, job_id=job_id, user_id=user_id)
 
@@ -756,19 +750,56 @@ async def _finish_job(
         .where(jobs.c.id == item.job_id)
         .values(status=status, error=error, completed_at=now)
     )
-    class_counts = await _item_class_counts(session=session, job_id=item.job_id)
+    await stage_job_finished(
+        session=session,
+        job_id=item.job_id,
+        user_id=item.user_id,
+        kind=KIND_BATCH,
+        status=status,
+        total=total,
+        processed=total,
+        failed=failed,
+        now=now,
+        error=error,
+    )
+
+
+async def stage_job_finished(
+    *,
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    user_id: str,
+    kind: str,
+    status: str,
+    total: int,
+    processed: int,
+    failed: int,
+    now: datetime,
+    error: str | None = None,
+) -> None:
+    """Stage the job's one final event (job.completed, job.failed or job.cancelled, after
+    `status`) in the caller's transaction, with the objects per class of what it detected.
+
+    A job ends in three places (its last batch item, a video worker's end, its owner's
+    cancel) and each announces this same event, so it is built here once: a video job's
+    objects are counted over its frames and a batch job's over its items' detections, and
+    only a video job names its kind (the event's `kind` is empty for a batch of images)."""
+    video = kind == KIND_VIDEO
+    count_objects = frame_class_counts if video else _item_class_counts
+    class_counts = await count_objects(session=session, job_id=job_id)
     await outbox.add_job_finished(
         session,
-        user_id=item.user_id,
+        user_id=user_id,
         occurred_at=now,
         finished=notification_pb2.JobFinished(
-            job_id=str(item.job_id),
+            job_id=str(job_id),
             status=status,
             total=total,
-            processed=total,
+            processed=processed,
             failed=failed,
             class_counts=class_counts,
             error=error or "",
+            kind=KIND_VIDEO if video else "",
         ),
     )
 

@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from detection_service import outbox
 from detection_service.images.storage import ObjectStorage
 from detection_service.jobs import service as jobs_service
 from detection_service.jobs.models import (
@@ -35,8 +34,6 @@ from detection_service.jobs.queue import JobQueue
 from detection_service.pipeline.types import DetectedObject, DetectionOptions
 from detection_service.video.models import video_frames, video_jobs
 from detection_service.video.probe import Sampling, VideoContainer, VideoProbe
-from detection_service.video.views import frame_class_counts
-from objectvision.v1 import notification_pb2
 from objectvision_common.errors import FailedPrecondition, NotFound
 
 
@@ -361,20 +358,16 @@ async def finish_video_job(
             .where(video_jobs.c.job_id == job_id)
             .values(annotated_key=annotated)
         )
-    class_counts = await frame_class_counts(session=session, job_id=job_id)
-    await outbox.add_job_finished(
-        session,
+    await jobs_service.stage_job_finished(
+        session=session,
+        job_id=job_id,
         user_id=user_id,
-        occurred_at=now,
-        finished=notification_pb2.JobFinished(
-            job_id=str(job_id),
-            status=status,
-            total=int(total or 0),
-            processed=int(recorded),
-            failed=int(failed),
-            class_counts=class_counts,
-            error=error or "",
-            kind=KIND_VIDEO,
-        ),
+        kind=KIND_VIDEO,
+        status=status,
+        total=int(total or 0),
+        processed=int(recorded),
+        failed=int(failed),
+        now=now,
+        error=error,
     )
     return status == COMPLETED
