@@ -34,9 +34,10 @@ def plausible(token: str) -> bool:
     return 0 < len(token) <= MAX_TOKEN_LENGTH
 
 
-class EmailedLinkColumns:
-    """The columns of a single-use link sent by email (a reset, a verification): it works
-    while `used_at` and `revoked_at` are unset and `expires_at` is ahead."""
+class StoredTokenColumns:
+    """The columns of every stored token, refresh tokens and emailed links alike: the account
+    it is for, the hash it is found by, when it was made, when it stops working, and when it
+    was revoked (unset while it was not)."""
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(
@@ -47,5 +48,11 @@ class EmailedLinkColumns:
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EmailedLinkColumns(StoredTokenColumns):
+    """The columns of a single-use link sent by email (a reset, a verification): it works
+    while `used_at` and `revoked_at` are unset and `expires_at` is ahead."""
+
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,36 +1,32 @@
 """The auth schema's outbox and the events this service announces through it.
 
 The table and the staging function are the shared ones (objectvision_common.outbox), so the
-relay reads every producer's outbox the same way. An event row commits with the change it
-describes, or not at all.
+relay reads every producer's outbox the same way, and the event types are spelled once, in
+objectvision_common.account_events, for notification-service to match. An event row commits
+with the change it describes, or not at all.
 """
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.database import Base
 from objectvision.v1 import notification_pb2
+from objectvision_common.account_events import (
+    API_KEY_REVOKED,
+    EMAIL_CHANGE_ATTEMPTED,
+    EMAIL_CHANGED,
+    EMAIL_VERIFICATION_REQUESTED,
+    PASSWORD_CHANGED,
+    PASSWORD_RESET_REQUESTED,
+    SIGNUP_ATTEMPTED,
+    USER_DELETED,
+    USER_REGISTERED,
+)
 from objectvision_common.outbox import add_event, outbox_table
 
-USER_REGISTERED = "user.registered"
-# Someone tried to sign up with the address of an existing account; its owner is told.
-SIGNUP_ATTEMPTED = "user.signup_attempted"
-# Someone tried to change another account's email to the address of an existing account; its
-# owner is told.
-EMAIL_CHANGE_ATTEMPTED = "user.email_change_attempted"
-# Someone asked for a password reset link for an active account; the link goes to its owner.
-PASSWORD_RESET_REQUESTED = "user.password_reset_requested"  # noqa: S105 - an event type
-# A link that confirms an account's address, to that address (ADR 0029).
-EMAIL_VERIFICATION_REQUESTED = "user.email_verification_requested"
-# Security notices: the account's password or sign-in address was changed; its owner is told.
-PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an event type
-EMAIL_CHANGED = "user.email_changed"
-# The account was deleted by its owner: every service erases what it keeps of the user.
-USER_DELETED = "user.deleted"
-# An API key was revoked: notification-service deletes the webhooks made with it (ADR 0026).
-API_KEY_REVOKED = "api_key.revoked"
 # How a password was changed, as the notice tells its owner (PasswordChanged.method).
 CHANGED_IN_SETTINGS = "settings"
 CHANGED_BY_ADMINISTRATOR = "administrator"
@@ -44,13 +40,13 @@ async def add_user_registered(
     *, session: AsyncSession, user_id: uuid.UUID, email: str, name: str, occurred_at: datetime
 ) -> uuid.UUID:
     """Stage a `user.registered` event in the caller's transaction; returns the event id."""
-    event = notification_pb2.Event(
-        type=USER_REGISTERED,
-        user_id=str(user_id),
+    return await _stage(
+        session,
+        USER_REGISTERED,
+        user_id=user_id,
+        occurred_at=occurred_at,
         user_registered=notification_pb2.UserRegistered(email=email, name=name),
     )
-    event.occurred_at.FromDatetime(occurred_at)
-    return await add_event(session, OUTBOX, event)
 
 
 async def add_signup_attempted(
@@ -62,9 +58,7 @@ async def add_signup_attempted(
     job reports), so nothing the sign-up request chose, its name least of all, reaches the
     owner's mail.
     """
-    return await _add_address_notice(
-        session=session, event_type=SIGNUP_ATTEMPTED, user_id=user_id, occurred_at=occurred_at
-    )
+    return await _stage(session, SIGNUP_ATTEMPTED, user_id=user_id, occurred_at=occurred_at)
 
 
 async def add_email_change_attempted(
@@ -76,12 +70,7 @@ async def add_email_change_attempted(
     Like `user.signup_attempted` it names only the owner's account, not the account that
     asked: the owner learns that their address was tried, nothing about anyone else.
     """
-    return await _add_address_notice(
-        session=session,
-        event_type=EMAIL_CHANGE_ATTEMPTED,
-        user_id=user_id,
-        occurred_at=occurred_at,
-    )
+    return await _stage(session, EMAIL_CHANGE_ATTEMPTED, user_id=user_id, occurred_at=occurred_at)
 
 
 async def add_password_reset_requested(
@@ -99,14 +88,15 @@ async def add_password_reset_requested(
     (ADR 0021). Like the address notices it names the account, not the address the request
     typed, so the link goes to the address the account has when the mail is made.
     """
-    event = notification_pb2.Event(
-        type=PASSWORD_RESET_REQUESTED,
-        user_id=str(user_id),
-        password_reset_requested=notification_pb2.PasswordResetRequested(token=token),
+    requested = notification_pb2.PasswordResetRequested(token=token)
+    requested.expires_at.FromDatetime(expires_at)
+    return await _stage(
+        session,
+        PASSWORD_RESET_REQUESTED,
+        user_id=user_id,
+        occurred_at=occurred_at,
+        password_reset_requested=requested,
     )
-    event.password_reset_requested.expires_at.FromDatetime(expires_at)
-    event.occurred_at.FromDatetime(occurred_at)
-    return await add_event(session, OUTBOX, event)
 
 
 async def add_email_verification_requested(
@@ -125,16 +115,15 @@ async def add_email_verification_requested(
     nothing else (ADR 0029). Unlike it, it names the address: the link confirms that address
     and is mailed to it alone.
     """
-    event = notification_pb2.Event(
-        type=EMAIL_VERIFICATION_REQUESTED,
-        user_id=str(user_id),
-        email_verification_requested=notification_pb2.EmailVerificationRequested(
-            token=token, email=email
-        ),
+    requested = notification_pb2.EmailVerificationRequested(token=token, email=email)
+    requested.expires_at.FromDatetime(expires_at)
+    return await _stage(
+        session,
+        EMAIL_VERIFICATION_REQUESTED,
+        user_id=user_id,
+        occurred_at=occurred_at,
+        email_verification_requested=requested,
     )
-    event.email_verification_requested.expires_at.FromDatetime(expires_at)
-    event.occurred_at.FromDatetime(occurred_at)
-    return await add_event(session, OUTBOX, event)
 
 
 async def add_password_changed(
@@ -148,13 +137,13 @@ async def add_password_changed(
     password: the notice goes to the address the account has when it is made, like the reset
     link.
     """
-    event = notification_pb2.Event(
-        type=PASSWORD_CHANGED,
-        user_id=str(user_id),
+    return await _stage(
+        session,
+        PASSWORD_CHANGED,
+        user_id=user_id,
+        occurred_at=occurred_at,
         password_changed=notification_pb2.PasswordChanged(method=method),
     )
-    event.occurred_at.FromDatetime(occurred_at)
-    return await add_event(session, OUTBOX, event)
 
 
 async def add_email_changed(
@@ -172,15 +161,15 @@ async def add_email_changed(
     Of the new address it carries a hint (`email_hint`), all the notice shows, so the old
     inbox, which may no longer be the owner's, learns no full address from it.
     """
-    event = notification_pb2.Event(
-        type=EMAIL_CHANGED,
-        user_id=str(user_id),
+    return await _stage(
+        session,
+        EMAIL_CHANGED,
+        user_id=user_id,
+        occurred_at=occurred_at,
         email_changed=notification_pb2.EmailChanged(
             old_email=old_email, new_email_hint=email_hint(new_email)
         ),
     )
-    event.occurred_at.FromDatetime(occurred_at)
-    return await add_event(session, OUTBOX, event)
 
 
 async def add_user_deleted(
@@ -194,13 +183,13 @@ async def add_user_deleted(
     cannot lose its erasure. The address is for the goodbye email alone: nothing can look it
     up once the account is gone. No name: the email does not need one.
     """
-    event = notification_pb2.Event(
-        type=USER_DELETED,
-        user_id=str(user_id),
+    return await _stage(
+        session,
+        USER_DELETED,
+        user_id=user_id,
+        occurred_at=occurred_at,
         user_deleted=notification_pb2.UserDeleted(email=email),
     )
-    event.occurred_at.FromDatetime(occurred_at)
-    return await add_event(session, OUTBOX, event)
 
 
 async def add_api_key_revoked(
@@ -213,13 +202,13 @@ async def add_api_key_revoked(
     (ADR 0026, amendment), so a webhook cannot outlive the revocation of the key that made
     it. Staged with the revocation or not at all: a key revoked once is announced once.
     """
-    event = notification_pb2.Event(
-        type=API_KEY_REVOKED,
-        user_id=str(user_id),
+    return await _stage(
+        session,
+        API_KEY_REVOKED,
+        user_id=user_id,
+        occurred_at=occurred_at,
         api_key_revoked=notification_pb2.ApiKeyRevoked(key_id=str(key_id)),
     )
-    event.occurred_at.FromDatetime(occurred_at)
-    return await add_event(session, OUTBOX, event)
 
 
 def email_hint(email: str) -> str:
@@ -232,9 +221,17 @@ def email_hint(email: str) -> str:
     return f"{local[:1]}***@{domain}"
 
 
-async def _add_address_notice(
-    *, session: AsyncSession, event_type: str, user_id: uuid.UUID, occurred_at: datetime
+async def _stage(
+    session: AsyncSession,
+    event_type: str,
+    *,
+    user_id: uuid.UUID,
+    occurred_at: datetime,
+    **payload: Any,
 ) -> uuid.UUID:
-    event = notification_pb2.Event(type=event_type, user_id=str(user_id))
+    """Stage an event of `event_type` about account `user_id` in the caller's transaction;
+    returns the event id. `payload` is the event's payload field, if it has one (the address
+    notices have none: they name only the account)."""
+    event = notification_pb2.Event(type=event_type, user_id=str(user_id), **payload)
     event.occurred_at.FromDatetime(occurred_at)
     return await add_event(session, OUTBOX, event)

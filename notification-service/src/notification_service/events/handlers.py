@@ -32,30 +32,26 @@ from notification_service.progress.hub import JOB_COMPLETED, JOB_FAILED, JOB_TYP
 from notification_service.users import UserDirectory
 from notification_service.webhooks import service as webhooks_service
 from objectvision.v1 import notification_pb2
+from objectvision_common.account_events import (
+    API_KEY_REVOKED,
+    EMAIL_CHANGE_ATTEMPTED,
+    EMAIL_CHANGED,
+    EMAIL_VERIFICATION_REQUESTED,
+    PASSWORD_CHANGED,
+    PASSWORD_RESET_REQUESTED,
+    SIGNUP_ATTEMPTED,
+    USER_DELETED,
+    USER_REGISTERED,
+)
 
 logger = logging.getLogger(__name__)
 
-USER_REGISTERED = "user.registered"
 # Someone tried to use an account's address (sign-up, or another account's email change); the
 # event names only the account, whose owner is told.
-SIGNUP_ATTEMPTED = "user.signup_attempted"
-EMAIL_CHANGE_ATTEMPTED = "user.email_change_attempted"
 ADDRESS_NOTICES = (SIGNUP_ATTEMPTED, EMAIL_CHANGE_ATTEMPTED)
 # The final job events that send the owner a report. Not job.cancelled: its owner has just
 # stopped the job and would be told of a job they chose not to finish (ADR 0022).
 REPORTED_JOB_EVENTS = frozenset({JOB_COMPLETED, JOB_FAILED})
-# A reset link for an account's owner; the one event with a secret in it (ADR 0021).
-PASSWORD_RESET_REQUESTED = "user.password_reset_requested"  # noqa: S105 - an event type
-# A link that confirms an account's address, to that address; a secret too (ADR 0029).
-EMAIL_VERIFICATION_REQUESTED = "user.email_verification_requested"
-# Security notices: the account's password, or its sign-in address, was changed.
-PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an event type
-EMAIL_CHANGED = "user.email_changed"
-# The account was deleted: its webhooks and deliveries are erased, and the address it had
-# gets one goodbye email (ADR 0025).
-USER_DELETED = "user.deleted"
-# An API key was revoked: the webhooks it registered are deleted (ADR 0026, amendment).
-API_KEY_REVOKED = "api_key.revoked"
 
 
 def webhook_body(event: notification_pb2.Event, *, links: ConsoleLinks) -> str:

@@ -131,8 +131,7 @@ class EmailRenderer:
             email=to_addr,
             reset_url=self._links.reset_password(token),
             forgot_password_url=self._links.forgot_password(),
-            valid_for=_duration(expires_at - requested_at),
-            expires_at=_moment(expires_at),
+            **_link_lifetime(requested_at, expires_at),
         )
 
     def email_verification(
@@ -152,8 +151,7 @@ class EmailRenderer:
             subject=f"Confirm your {self._product} email address",
             email=to_addr,
             verify_url=self._links.verify_email(token),
-            valid_for=_duration(expires_at - requested_at),
-            expires_at=_moment(expires_at),
+            **_link_lifetime(requested_at, expires_at),
         )
 
     def password_changed(
@@ -229,6 +227,12 @@ class EmailRenderer:
 def _moment(at: datetime) -> str:
     """When something happened, in UTC to the minute: owners live in every time zone."""
     return f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _link_lifetime(requested_at: datetime, expires_at: datetime) -> dict[str, str]:
+    """How long an emailed link works and until when, as every mail with one (a reset, a
+    verification) says it: `valid_for` and `expires_at` in its template."""
+    return {"valid_for": _duration(expires_at - requested_at), "expires_at": _moment(expires_at)}
 
 
 def _duration(length: timedelta) -> str:
