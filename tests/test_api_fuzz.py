@@ -483,7 +483,10 @@ def test_junk_tokens_are_refused_and_never_crash_the_parser(token: str) -> None:
         {},
         optional={
             name: claim_values
-            for name in ("iss", "aud", "sub", "iat", "nbf", "exp", "jti", "typ", "admin", "sid")
+            for name in (
+                *("iss", "aud", "sub", "iat", "nbf", "exp", "jti", "typ", "admin", "sid"),
+                "email_verified",
+            )
         },
     )
 )
@@ -505,6 +508,7 @@ def test_genuine_signatures_over_random_claims_pass_only_when_every_rule_holds(
         and isinstance(claims.get("jti"), str)
         and bool(claims.get("jti"))
         and isinstance(claims.get("admin", False), bool)
+        and isinstance(claims.get("email_verified", False), bool)
         and _is_uuid(claims.get("sub"))
         and _is_uuid(claims.get("sid"))
         and all(_is_number(claims.get(name)) for name in ("iat", "nbf", "exp"))
@@ -523,6 +527,7 @@ def test_genuine_signatures_over_random_claims_pass_only_when_every_rule_holds(
         or not _is_uuid(claims.get("sub"))
         or not _is_uuid(claims.get("sid"))
         or not isinstance(claims.get("admin", False), bool)
+        or not isinstance(claims.get("email_verified", False), bool)
         or any(name not in claims for name in ("iat", "nbf", "exp", "jti"))
     )
     if clearly_invalid:

@@ -108,6 +108,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return common_pb2.Principal(
             user_id=str(verified.user.id),
             is_admin=verified.user.is_admin,
+            email_verified=verified.user.email_verified_at is not None,
             auth_method=AUTH_METHOD_JWT,
             credential_id=verified.claims.jti,
             credential_expires_at=timestamp(verified.claims.expires_at),
@@ -130,6 +131,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return common_pb2.Principal(
             user_id=str(user.id),
             is_admin=user.is_admin,
+            email_verified=user.email_verified_at is not None,
             auth_method=AUTH_METHOD_API_KEY,
             credential_id=str(key.id),
             credential_expires_at=timestamp(key.expires_at),

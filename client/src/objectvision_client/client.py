@@ -106,12 +106,13 @@ class _Core:
             raise
 
     def should_refresh(self, operation: Operation[T], response: httpx.Response) -> bool:
-        return (
-            response.status_code == 401
-            and operation.authenticated
-            and not self.api_key
-            and self.tokens is not None
+        """A 401, or a 403 `email_not_verified`: the access token says whether the address
+        was verified when it was minted, so one verified since needs a new token to count."""
+        stale = response.status_code == 401 or (
+            response.status_code == 403
+            and ObjectVisionError.from_response(response).code == "email_not_verified"
         )
+        return stale and operation.authenticated and not self.api_key and self.tokens is not None
 
     def retry_delay(self, response: httpx.Response, attempt: int) -> float | None:
         return self.retry.delay(attempt, response.status_code, response.headers.get("retry-after"))

@@ -54,6 +54,11 @@ class PermissionDenied(
 ): ...
 
 
+class EmailNotVerified(PermissionDenied, code="email_not_verified"):
+    """The deployment requires a verified email address for this (REQUIRE_VERIFIED_EMAIL,
+    ADR 0029) and the caller's credential says the account has none (HTTP 403)."""
+
+
 class FailedPrecondition(
     DomainError, code="failed_precondition", status=StatusCode.FAILED_PRECONDITION
 ): ...

@@ -85,6 +85,11 @@ class InferenceSettings(GrpcServiceSettings):
         default=300, ge=1, le=MAX_DETECTIONS_LIMIT, validation_alias="MAX_DETECTIONS"
     )
 
+    # Refuse detection work (Detect, batch and video jobs, streams) to accounts whose email
+    # address is not verified (ADR 0029): a sign-up with an address nobody reads gets no
+    # free quota. Off by default, so a local stack works without reading its mail.
+    require_verified_email: bool = Field(default=False, validation_alias="REQUIRE_VERIFIED_EMAIL")
+
     max_upload_bytes: int = Field(default=20 * MIB, ge=1, validation_alias="MAX_UPLOAD_BYTES")
     max_image_pixels: int = Field(default=40_000_000, ge=1, validation_alias="MAX_IMAGE_PIXELS")
     max_batch_files: int = Field(default=100, ge=1, validation_alias="MAX_BATCH_FILES")

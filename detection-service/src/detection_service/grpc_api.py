@@ -318,7 +318,8 @@ class DetectionServicer(RealtimeServicer):
     async def SubmitJob(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.SubmitJobRequest, context: ServicerContext
     ) -> detection_pb2.Job:
-        user_id = self._user_id(context)
+        principal = self._principal(context)
+        user_id = principal.user_id
         key = _idempotency_key(request.idempotency_key)
         accepted, refused = self._screen(request.images, request.refused)
         if key:
@@ -328,7 +329,7 @@ class DetectionServicer(RealtimeServicer):
             )
             if found is not None:
                 return _job(found)
-        await self._detector.admit(user_id, images=len(accepted))
+        await self._detector.admit(principal, images=len(accepted))
         try:
             options, model = await self._options(request.params)
             model_name = model.name
@@ -528,7 +529,8 @@ class DetectionServicer(RealtimeServicer):
         """The header first (checked before a byte of video is read), then the file streamed
         to a scratch file, its container sniffed from the first chunk and probed before the
         job exists. A refused video leaves no file and no row behind."""
-        user_id = self._user_id(context)
+        principal = self._principal(context)
+        user_id = principal.user_id
         limits = self._video_limits
         if limits is None or self._executor is None:
             raise Unavailable("video jobs are not enabled on this server")
@@ -555,7 +557,7 @@ class DetectionServicer(RealtimeServicer):
                 return _job(found)
         # Refused before the upload when not even one frame fits; the frames the sampling
         # takes are counted against the quota once the probe knows them.
-        await self._detector.admit(user_id, images=1)
+        await self._detector.admit(principal, images=1)
 
         async def chunks() -> AsyncIterator[bytes]:
             async for message in messages:
@@ -569,7 +571,7 @@ class DetectionServicer(RealtimeServicer):
             probe = await video_intake.inspect(
                 scratch, container, limits=limits, sampling=sampling, executor=self._executor
             )
-            await self._detector.admit(user_id, images=probe.sampled_frames)
+            await self._detector.admit(principal, images=probe.sampled_frames)
             view = await video_jobs.submit_video_job(
                 sessions=self._sessions,
                 storage=self._storage,

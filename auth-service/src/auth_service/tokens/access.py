@@ -37,6 +37,8 @@ class AccessClaims:
 
     user_id: uuid.UUID
     is_admin: bool
+    # The standard OpenID claim: whether the account's address was verified when minted.
+    email_verified: bool
     jti: str
     session_id: uuid.UUID
     expires_at: datetime
@@ -73,6 +75,7 @@ class AccessTokenCodec:
         *,
         user_id: uuid.UUID,
         is_admin: bool,
+        email_verified: bool,
         session_id: uuid.UUID,
         now: datetime | None = None,
     ) -> IssuedAccessToken:
@@ -90,6 +93,7 @@ class AccessTokenCodec:
             "jti": jti,
             "typ": ACCESS_TYP,
             "admin": is_admin,
+            "email_verified": email_verified,
             "sid": str(session_id),
         }
         token = jwt.encode(
@@ -134,7 +138,8 @@ class AccessTokenCodec:
             raise Unauthenticated(EXPIRED_ACCESS) from exc
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(INVALID_ACCESS) from exc
-        if claims["typ"] != ACCESS_TYP or not isinstance(claims.get("admin", False), bool):
+        flags = (claims.get("admin", False), claims.get("email_verified", False))
+        if claims["typ"] != ACCESS_TYP or not all(isinstance(flag, bool) for flag in flags):
             raise Unauthenticated(INVALID_ACCESS)
         try:
             user_id = uuid.UUID(claims["sub"])
@@ -147,6 +152,7 @@ class AccessTokenCodec:
         return AccessClaims(
             user_id=user_id,
             is_admin=claims.get("admin", False),
+            email_verified=claims.get("email_verified", False),
             jti=claims["jti"],
             session_id=session_id,
             expires_at=expires_at,

@@ -76,7 +76,11 @@ async def login(
     )
     await session.commit()
     access = tokens.access_tokens.issue(
-        user_id=user.id, is_admin=user.is_admin, session_id=family_id, now=now
+        user_id=user.id,
+        is_admin=user.is_admin,
+        email_verified=user.email_verified_at is not None,
+        session_id=family_id,
+        now=now,
     )
     return TokenPair(access=access, refresh_token=refresh_token)
 
@@ -114,7 +118,11 @@ async def refresh_session(
         raise Unauthenticated(refresh.INVALID_REFRESH)
     await session.commit()
     access = tokens.access_tokens.issue(
-        user_id=user.id, is_admin=user.is_admin, session_id=rotation.family_id, now=now
+        user_id=user.id,
+        is_admin=user.is_admin,
+        email_verified=user.email_verified_at is not None,
+        session_id=rotation.family_id,
+        now=now,
     )
     return TokenPair(access=access, refresh_token=rotation.refresh_token)
 

@@ -10,20 +10,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Principal(_message.Message):
-    __slots__ = ("user_id", "is_admin", "auth_method", "credential_id", "credential_expires_at", "scopes")
+    __slots__ = ("user_id", "is_admin", "auth_method", "credential_id", "credential_expires_at", "scopes", "email_verified")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     IS_ADMIN_FIELD_NUMBER: _ClassVar[int]
     AUTH_METHOD_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_ID_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     SCOPES_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_VERIFIED_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     is_admin: bool
     auth_method: str
     credential_id: str
     credential_expires_at: _timestamp_pb2.Timestamp
     scopes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, user_id: _Optional[str] = ..., is_admin: _Optional[bool] = ..., auth_method: _Optional[str] = ..., credential_id: _Optional[str] = ..., credential_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scopes: _Optional[_Iterable[str]] = ...) -> None: ...
+    email_verified: bool
+    def __init__(self, user_id: _Optional[str] = ..., is_admin: _Optional[bool] = ..., auth_method: _Optional[str] = ..., credential_id: _Optional[str] = ..., credential_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scopes: _Optional[_Iterable[str]] = ..., email_verified: _Optional[bool] = ...) -> None: ...
 
 class Page(_message.Message):
     __slots__ = ("limit", "offset")

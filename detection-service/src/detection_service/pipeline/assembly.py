@@ -90,6 +90,7 @@ class InferencePipeline:
             cache=cache,
             outcomes=metrics.images,
             usage=usage,
+            require_verified_email=settings.require_verified_email,
         )
         return cls(catalog=catalog, executor=executor, batchers=batchers, detector=detector)
 

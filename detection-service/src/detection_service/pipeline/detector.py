@@ -37,7 +37,14 @@ from detection_service.pipeline.types import (
     Timings,
 )
 from detection_service.usage.sources import SOURCE_CALLS, SOURCE_JOBS
-from objectvision_common.errors import DomainError, InvalidArgument, PayloadTooLarge, Unavailable
+from objectvision.v1 import common_pb2
+from objectvision_common.errors import (
+    DomainError,
+    EmailNotVerified,
+    InvalidArgument,
+    PayloadTooLarge,
+    Unavailable,
+)
 from objectvision_common.limits import MAX_DETECTIONS_LIMIT
 from objectvision_common.tracing import tracer
 from objectvision_inference import detect_contract as contract
@@ -75,12 +82,15 @@ class Detector:
         cache: ResultCache | None = None,
         outcomes: Counter | None = None,
         usage: "UsageMeter | None" = None,
+        require_verified_email: bool = False,
     ) -> None:
         """``class_names``: the default model's, for history filters (stored rows keep their
         own names); each request's classes are checked against the model it names.
         ``usage``: meters every answered image and checks quotas (the full service's; the
-        realtime role, which serves internal callers only, meters nothing)."""
+        realtime role, which serves internal callers only, meters nothing).
+        ``require_verified_email``: `admit` refuses accounts whose address is unverified."""
         self._batchers = batchers
+        self._require_verified_email = require_verified_email
         self._usage = usage
         self._catalog = catalog
         self._outcomes = outcomes
@@ -149,12 +159,24 @@ class Detector:
             class_ids=frozenset(self.class_id(c, model) for c in wanted) if wanted else None,
         )
 
-    async def admit(self, user_id: str, *, images: int) -> None:
-        """Raise QuotaExceeded unless `images` more fit in the user's monthly quota; called
-        once for the work a request brings (a Detect's images, a job's items), before any of
-        it is done, so a request is refused whole rather than half done."""
+    async def admit(self, principal: common_pb2.Principal, *, images: int) -> None:
+        """Raise EmailNotVerified when the deployment requires a verified address and the
+        caller's credential has none, and QuotaExceeded unless `images` more fit in the
+        user's monthly quota; called once for the work a request brings (a Detect's images,
+        a job's items), before any of it is done, so a request is refused whole rather than
+        half done."""
+        self.require_verified(principal)
         if self._usage is not None:
-            await self._usage.admit(user_id, images)
+            await self._usage.admit(principal.user_id, images)
+
+    def require_verified(self, principal: common_pb2.Principal) -> None:
+        """Raise EmailNotVerified when the deployment requires a verified email address and
+        the caller's credential has none; a stream checks this once, before its frames."""
+        if self._require_verified_email and not principal.email_verified:
+            raise EmailNotVerified(
+                "this service detects objects for verified email addresses only: open the"
+                " link we emailed you (or ask for a new one), then sign in again"
+            )
 
     def inspect(self, data: bytes) -> ImageHeader:
         """Refuse an unfit upload from its header alone (no decoding): safe on the event loop."""

@@ -185,7 +185,8 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
     async def Detect(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.DetectRequest, context: ServicerContext
     ) -> detection_pb2.DetectResponse:
-        user_id = self._user_id(context)
+        principal = self._principal(context)
+        user_id = principal.user_id
         store = self._store if request.store else None
         if request.store and store is None:
             raise FailedPrecondition(
@@ -194,7 +195,7 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
             )
         uploads = self._uploads(request.images)
         options, model = await self._options(request.params)
-        await self._detector.admit(user_id, images=len(uploads))
+        await self._detector.admit(principal, images=len(uploads))
         time_limit_s = context.time_remaining()
         outcomes = await _gather_or_cancel(
             self._detector.detect(
@@ -233,7 +234,8 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         At most DETECT_STREAM_MAX_IN_FLIGHT frames are read ahead of the oldest unanswered one;
         beyond that the reader stops, and gRPC flow control pushes back on the sender.
         """
-        user_id = self._user_id(context)
+        principal = self._principal(context)
+        self._detector.require_verified(principal)
         in_flight: asyncio.Queue[asyncio.Task[detection_pb2.FrameDetections] | None] = (
             asyncio.Queue(maxsize=self._stream_max_in_flight)
         )
@@ -248,7 +250,7 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
                         chosen = await self._options(frame.params)
                     options, model = chosen
                     await in_flight.put(
-                        asyncio.ensure_future(self._frame(frame, options, model, user_id))
+                        asyncio.ensure_future(self._frame(frame, options, model, principal))
                     )
             finally:
                 await in_flight.put(None)
@@ -269,14 +271,14 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         frame: detection_pb2.Frame,
         options: DetectionOptions,
         model: ServedModel,
-        user_id: str,
+        principal: common_pb2.Principal,
     ) -> detection_pb2.FrameDetections:
         """One frame's answer. A bad image, or inference that could not finish in time (overload,
         Triton briefly away), becomes that frame's `error`: a video stream outlives one frame."""
         try:
-            await self._detector.admit(user_id, images=1)
+            await self._detector.admit(principal, images=1)
             outcome = await self._detector.detect(
-                frame.image.data, options, user_id=user_id, model=model
+                frame.image.data, options, user_id=principal.user_id, model=model
             )
         except Unavailable as error:
             return detection_pb2.FrameDetections(

@@ -22,6 +22,8 @@ ALGORITHMS = ("EdDSA",)
 REQUIRED_CLAIMS = ("exp", "iat", "nbf", "jti", "sub", "aud", "iss", "typ", "sid")
 ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a secret
 ADMIN_CLAIM = "admin"
+# OpenID's standard claim: whether the address was verified when the token was minted.
+EMAIL_VERIFIED_CLAIM = "email_verified"
 # The auth service accepts the same skew, so both sides agree on when a token is live.
 CLOCK_SKEW_SECONDS = 5
 AUTH_METHOD_JWT = "jwt"
@@ -60,6 +62,7 @@ class KeySet:
 class AccessClaims:
     user_id: str
     is_admin: bool
+    email_verified: bool
     token_id: str
     session_id: str
     expires_at: int
@@ -105,7 +108,10 @@ def decode_access_token(token: str, key_set: KeySet) -> AccessClaims:
 def _checked_claims(claims: Mapping[str, Any]) -> AccessClaims:
     """The claims the signature covers but whose types the library does not check."""
     subject, token_id, is_admin = claims["sub"], claims["jti"], claims.get(ADMIN_CLAIM, False)
+    email_verified = claims.get(EMAIL_VERIFIED_CLAIM, False)
     if claims["typ"] != ACCESS_TOKEN_TYPE or not isinstance(is_admin, bool):
+        raise InvalidTokenError("the access token is invalid")
+    if not isinstance(email_verified, bool):
         raise InvalidTokenError("the access token is invalid")
     if not isinstance(token_id, str) or not token_id:
         raise InvalidTokenError("the access token is invalid")
@@ -118,6 +124,7 @@ def _checked_claims(claims: Mapping[str, Any]) -> AccessClaims:
     return AccessClaims(
         user_id=user_id,
         is_admin=is_admin,
+        email_verified=email_verified,
         token_id=token_id,
         session_id=session_id,
         expires_at=int(claims["exp"]),
@@ -128,6 +135,7 @@ def principal_from_claims(claims: AccessClaims) -> common_pb2.Principal:
     return common_pb2.Principal(
         user_id=claims.user_id,
         is_admin=claims.is_admin,
+        email_verified=claims.email_verified,
         auth_method=AUTH_METHOD_JWT,
         credential_id=claims.token_id,
         credential_expires_at=Timestamp(seconds=claims.expires_at),

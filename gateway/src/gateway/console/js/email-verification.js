@@ -5,8 +5,9 @@
 // out of the address bar before anything else, so it stays in neither history nor a
 // screenshot.
 
-import { request } from "./api.js";
+import { refreshSession, request } from "./api.js";
 import { byId, guarded, showError, showStatus } from "./dom.js";
+import { getSession } from "./session.js";
 
 export const VERIFY_VIEWS = ["verify-email"];
 
@@ -76,6 +77,10 @@ export class EmailVerification {
     this.banner.hidden = true;
     // A signed-in page shows the new state from now on (this address or another account's).
     this.checkedFor = null;
+    // The access token says whether the address was verified when it was minted, and a
+    // deployment may detect for verified addresses only: a signed-in page takes a new token
+    // now rather than at its next expiry (harmless when it is another account's).
+    if (getSession()) await refreshSession();
   }
 
   async resend(button) {
