@@ -20,9 +20,11 @@ from google.protobuf import json_format
 
 from auth_service.config import AuthSettings
 from auth_service.email_verifications import service as verifications
+from auth_service.opaque_tokens import LinkTerms
 from objectvision.v1 import auth_pb2, notification_pb2
 from objectvision_common.db import create_engine_for, session_factory
 from objectvision_common.errors import InvalidArgument
+from objectvision_common.sealing import event_secrets
 
 REQUESTED = "user.email_verification_requested"
 INVALID_LINK = "this email verification link is invalid, already used or expired; ask for a new one"
@@ -62,7 +64,7 @@ async def test_sign_up_stages_a_link_for_the_new_address_and_stores_only_its_has
     account = await accounts.create()
 
     [event] = await verification_events(database, account.id)
-    token = event.email_verification_requested.token
+    token = database.link_token(event.email_verification_requested)
     row = await database.row(
         "SELECT email, token_hash, created_at, expires_at, used_at, revoked_at"
         " FROM auth.email_verification_tokens WHERE user_id = :id",
@@ -195,7 +197,8 @@ async def test_a_new_address_is_unverified_until_the_link_mailed_to_it_is_opened
     assert changed.email == new_email and not changed.email_verified
     events = await verification_events(database, account.id)
     assert [e.email_verification_requested.email for e in events] == [account.email, new_email]
-    assert (await verify(auth, events[-1].email_verification_requested.token)).email == new_email
+    newest = database.link_token(events[-1].email_verification_requested)
+    assert (await verify(auth, newest)).email == new_email
     assert (await stored_user(auth, account)).email_verified
 
 
@@ -251,14 +254,15 @@ async def sessions(settings: AuthSettings) -> AsyncIterator:
 
 
 async def test_a_link_works_until_its_lifetime_is_over_and_not_a_moment_longer(
-    accounts, database, sessions
+    accounts, database, sessions, settings
 ):
     account = await accounts.create()
     asked_at = datetime.now(UTC)
     lifetime = timedelta(seconds=60)
+    terms = LinkTerms(lifetime=lifetime, sealer=event_secrets(settings.service_token_secret))
     async with sessions() as session:
         await verifications.resend(
-            session=session, user_id=uuid.UUID(account.id), lifetime=lifetime, now=asked_at
+            session=session, user_id=uuid.UUID(account.id), terms=terms, now=asked_at
         )
     token = await accounts.verification_token(account.id)
 

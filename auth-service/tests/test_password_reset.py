@@ -17,12 +17,14 @@ from google.protobuf import empty_pb2, json_format
 from redis.asyncio import Redis
 
 from auth_service.config import AuthSettings
+from auth_service.opaque_tokens import LinkTerms
 from auth_service.password_resets import service as password_resets_service
 from auth_service.passwords import PasswordHasher
 from auth_service.tokens.revocation import RevokedAccessTokens
 from objectvision.v1 import auth_pb2, notification_pb2
 from objectvision_common.db import create_engine_for, session_factory
 from objectvision_common.errors import InvalidArgument
+from objectvision_common.sealing import event_secrets
 
 PASSWORD_RESET_REQUESTED = "user.password_reset_requested"
 NEW_PASSWORD = "a fresh passphrase nobody knows"
@@ -46,7 +48,7 @@ async def emailed_token(database, user_id: str) -> str:
     """The token of the newest link staged for the account's email."""
     events = await reset_events(database, user_id)
     assert events, f"no {PASSWORD_RESET_REQUESTED} event for {user_id}"
-    return events[-1].password_reset_requested.token
+    return database.link_token(events[-1].password_reset_requested)
 
 
 async def request_link(auth, database, email: str, user_id: str) -> str:
@@ -83,8 +85,13 @@ async def test_a_request_for_an_account_stores_only_the_hash_of_the_token_it_ema
 
     assert answer == empty_pb2.Empty()
     [event] = await reset_events(database, account.id)
-    token = event.password_reset_requested.token
+    token = database.link_token(event.password_reset_requested)
     assert TOKEN_SHAPE.fullmatch(token), token
+    # The outbox holds the token only sealed: a copy of it does not reset the password.
+    outbox_row = await database.value(
+        "SELECT payload::text FROM auth.outbox WHERE id = :id", id=event.id
+    )
+    assert token not in outbox_row and event.password_reset_requested.sealed_token in outbox_row
     row = await database.row(
         "SELECT token_hash, created_at, expires_at, used_at, revoked_at,"
         " row_to_json(t)::text AS whole FROM auth.password_reset_tokens t WHERE user_id = :id",
@@ -327,15 +334,16 @@ async def service_parts(settings: AuthSettings) -> AsyncIterator[tuple]:
 
 
 async def test_a_link_works_until_its_lifetime_is_over_and_not_a_moment_longer(
-    accounts, database, service_parts
+    accounts, database, service_parts, settings
 ):
     sessions, passwords, revoked = service_parts
     account = await accounts.create()
     asked_at = datetime.now(UTC)
     lifetime = timedelta(seconds=60)
+    terms = LinkTerms(lifetime=lifetime, sealer=event_secrets(settings.service_token_secret))
     async with sessions() as session:
         await password_resets_service.request_reset(
-            session=session, email=account.email, lifetime=lifetime, now=asked_at
+            session=session, email=account.email, terms=terms, now=asked_at
         )
     token = await emailed_token(database, account.id)
 

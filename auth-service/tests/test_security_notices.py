@@ -44,7 +44,7 @@ async def emailed_reset_token(auth, database, account) -> str:
     """Ask for a reset link and take its token from the outbox, as the email would carry it."""
     await auth.RequestPasswordReset(auth_pb2.RequestPasswordResetRequest(email=account.email))
     [event] = await notices(database, account.id, "user.password_reset_requested")
-    return event.password_reset_requested.token
+    return database.link_token(event.password_reset_requested)
 
 
 async def test_a_password_changed_in_the_settings_is_announced_once_with_its_commit(

@@ -12,6 +12,9 @@ from notification_service.events.models import processed_events
 from notification_service.links import ConsoleLinks
 from notification_service.mail.render import EmailRenderer
 from objectvision.v1 import notification_pb2
+from objectvision_common.sealing import event_secrets
+
+from .conftest import SERVICE_SECRET
 
 EMAIL_VERIFICATION_REQUESTED = "user.email_verification_requested"
 SUBJECT = "Confirm your ObjectVision email address"
@@ -21,13 +24,14 @@ BASE_URL = "https://objectvision.test"
 def verification_requested(
     user_id: str, email: str, token: str, *, valid_for: timedelta = timedelta(hours=48)
 ) -> notification_pb2.Event:
-    """The event as auth-service writes it: the account, the address, the token, its end."""
+    """The event as auth-service writes it: the account, the address, the token (sealed
+    with the key derived from SERVICE_TOKEN_SECRET), its end."""
     requested_at = datetime.now(UTC)
     event = notification_pb2.Event(
         type=EMAIL_VERIFICATION_REQUESTED,
         user_id=user_id,
         email_verification_requested=notification_pb2.EmailVerificationRequested(
-            token=token, email=email
+            sealed_token=event_secrets(SERVICE_SECRET).seal(token), email=email
         ),
     )
     event.occurred_at.FromDatetime(requested_at)

@@ -13,6 +13,9 @@ from notification_service.events.models import processed_events
 from notification_service.links import ConsoleLinks
 from notification_service.mail.render import EmailRenderer
 from objectvision.v1 import notification_pb2
+from objectvision_common.sealing import event_secrets
+
+from .conftest import SERVICE_SECRET
 
 PASSWORD_RESET_REQUESTED = "user.password_reset_requested"
 SUBJECT = "Reset your ObjectVision password"
@@ -20,14 +23,25 @@ BASE_URL = "https://objectvision.test"
 
 
 def reset_requested(
-    user_id: str, token: str, *, valid_for: timedelta = timedelta(minutes=30)
+    user_id: str,
+    token: str,
+    *,
+    valid_for: timedelta = timedelta(minutes=30),
+    sealed_with: str | None = SERVICE_SECRET,
 ) -> notification_pb2.Event:
-    """The event as auth-service writes it: the account, the token and when it expires."""
+    """The event as auth-service writes it: the account, the token sealed with the key
+    derived from SERVICE_TOKEN_SECRET, and when it expires. `sealed_with=None`: the token in
+    clear, as events staged before tokens were sealed carry it."""
     requested_at = datetime.now(UTC)
+    requested = (
+        notification_pb2.PasswordResetRequested(token=token)
+        if sealed_with is None
+        else notification_pb2.PasswordResetRequested(
+            sealed_token=event_secrets(sealed_with).seal(token)
+        )
+    )
     event = notification_pb2.Event(
-        type=PASSWORD_RESET_REQUESTED,
-        user_id=user_id,
-        password_reset_requested=notification_pb2.PasswordResetRequested(token=token),
+        type=PASSWORD_RESET_REQUESTED, user_id=user_id, password_reset_requested=requested
     )
     event.occurred_at.FromDatetime(requested_at)
     event.password_reset_requested.expires_at.FromDatetime(requested_at + valid_for)
@@ -92,6 +106,47 @@ async def test_the_owner_gets_one_email_with_the_link_even_when_the_event_comes_
     await wait(lambda: mail(mail_sink, later_email))
     assert len(mail(mail_sink, email)) == 1
     assert len(await rows_for(service, event_id)) == 1
+
+
+async def test_the_token_is_in_clear_only_in_the_email_it_was_sealed_for(
+    service, producer, mail_sink, new_user, wait, mail
+) -> None:
+    """The event holds the token sealed and the queued email holds its body sealed, so
+    neither the events stream nor notification.deliveries has a working link (ADR 0021,
+    amendment); an event sealed with another key is handled with no email, not retried."""
+    user_id, email = new_user()
+    token = new_token()
+    event_id = await producer.publish(reset_requested(user_id, token))
+    [message] = await wait(lambda: mail(mail_sink, email))
+    assert token in parts(message)[0]
+    [row] = await rows_for(service, event_id)
+    assert token not in str(row.payload) and set(row.payload) == {
+        "to_addr",
+        "to_name",
+        "subject",
+        "sealed_body",
+    }
+
+    forged_id, forged_email = new_user()
+    forged = await producer.publish(
+        reset_requested(forged_id, new_token(), sealed_with="another-deployments-secret")
+    )
+    later_id, later_email = new_user()
+    await producer.publish(reset_requested(later_id, new_token()))
+    await wait(lambda: mail(mail_sink, later_email))
+    assert await wait(lambda: processed(service, forged))
+    assert await rows_for(service, forged) == []
+    assert mail(mail_sink, forged_email) == []
+
+
+async def test_an_event_staged_before_tokens_were_sealed_still_mails_its_link(
+    service, producer, mail_sink, new_user, wait, mail
+) -> None:
+    user_id, email = new_user()
+    token = new_token()
+    await producer.publish(reset_requested(user_id, token, sealed_with=None))
+    [message] = await wait(lambda: mail(mail_sink, email))
+    assert f"{BASE_URL}/#/reset-password?token={token}" in parts(message)[0]
 
 
 async def test_the_link_goes_to_the_address_the_account_has_now(

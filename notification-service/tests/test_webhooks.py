@@ -15,7 +15,7 @@ from sqlalchemy import select
 from notification_service.deliveries.models import deliveries
 from notification_service.deliveries.service import attempts_of
 from notification_service.server import Runtime
-from notification_service.webhooks.secrets import SecretBox, signature
+from notification_service.webhooks.secrets import signature, webhook_box
 from notification_service.webhooks.targets import ForbiddenTarget, checked_target
 from objectvision.v1 import notification_pb2, notification_pb2_grpc
 from objectvision_common.grpc_client import insecure_channel
@@ -170,11 +170,11 @@ async def test_an_allowed_target_keeps_the_addresses_it_was_checked_with() -> No
 
 
 def test_secrets_are_stored_encrypted_and_signatures_cover_timestamp_and_body() -> None:
-    box = SecretBox("key-material")
+    box = webhook_box("key-material")
     sealed = box.seal("whsec_abc")
     assert "whsec_abc" not in sealed and box.open(sealed) == "whsec_abc"
     with pytest.raises(ValueError):
-        SecretBox("other-key").open(sealed)
+        webhook_box("other-key").open(sealed)
     expected = hmac.new(b"whsec_abc", b"1700000000.{}", hashlib.sha256).hexdigest()
     assert signature("whsec_abc", 1700000000, b"{}") == f"v1={expected}"
 

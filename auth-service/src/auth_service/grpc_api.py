@@ -10,7 +10,6 @@ domain errors, mapped to gRPC status by the shared server interceptor.
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 
 from google.protobuf import empty_pb2
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from auth_service.api_keys import service as api_keys_service
 from auth_service.api_keys.models import ApiKey
 from auth_service.email_verifications import service as email_verifications_service
+from auth_service.opaque_tokens import LinkTerms
 from auth_service.password_resets import service as password_resets_service
 from auth_service.passwords import PasswordHasher
 from auth_service.preferences import service as preferences_service
@@ -44,8 +44,8 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     signup_notices: SignUpNotices
     admin_emails: frozenset[str]
     service_token_secret: str
-    password_reset_lifetime: timedelta
-    email_verification_lifetime: timedelta
+    password_reset_links: LinkTerms
+    email_verification_links: LinkTerms
 
     # Sessions and credentials: called by the gateway before there is a principal.
 
@@ -57,7 +57,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 session=session,
                 passwords=self.passwords,
                 notices=self.signup_notices,
-                verification_lifetime=self.email_verification_lifetime,
+                verification=self.email_verification_links,
                 email=request.email,
                 password=request.password,
                 name=request.name,
@@ -143,7 +143,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> empty_pb2.Empty:
         async with self.sessions() as session:
             await password_resets_service.request_reset(
-                session=session, email=request.email, lifetime=self.password_reset_lifetime
+                session=session, email=request.email, terms=self.password_reset_links
             )
         return empty_pb2.Empty()
 
@@ -178,7 +178,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             await email_verifications_service.resend(
                 session=session,
                 user_id=caller.user.id,
-                lifetime=self.email_verification_lifetime,
+                terms=self.email_verification_links,
             )
         return empty_pb2.Empty()
 
@@ -197,7 +197,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 passwords=self.passwords,
                 revoked=self.tokens.revoked,
                 notices=self.signup_notices,
-                verification_lifetime=self.email_verification_lifetime,
+                verification=self.email_verification_links,
                 caller=caller,
                 user_id=request.user_id,
                 name=request.name if request.HasField("name") else None,

@@ -10,15 +10,26 @@ nothing, and a database leak still hands out no working token.
 import hashlib
 import secrets
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import DateTime, ForeignKey, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from auth_service.database import utcnow
+from objectvision_common.sealing import SecretBox
 
 # Real tokens are 47 characters; anything far longer is not one, and is not hashed.
 MAX_TOKEN_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class LinkTerms:
+    """How one kind of emailed link is made: how long it works, and the box its token is
+    sealed in for the event that carries it to the email (ADR 0021 amendment)."""
+
+    lifetime: timedelta
+    sealer: SecretBox
 
 
 def new_token(prefix: str) -> str:

@@ -26,6 +26,7 @@ from objectvision_common.account_events import (
     USER_REGISTERED,
 )
 from objectvision_common.outbox import add_event, outbox_table
+from objectvision_common.sealing import SecretBox
 
 # How a password was changed, as the notice tells its owner (PasswordChanged.method).
 CHANGED_IN_SETTINGS = "settings"
@@ -78,17 +79,20 @@ async def add_password_reset_requested(
     session: AsyncSession,
     user_id: uuid.UUID,
     token: str,
+    sealer: SecretBox,
     expires_at: datetime,
     occurred_at: datetime,
 ) -> uuid.UUID:
     """Stage a `user.password_reset_requested` event for account `user_id`; returns the event
     id.
 
-    The only event with a secret in it: the token, for the email's link and nothing else
-    (ADR 0021). Like the address notices it names the account, not the address the request
-    typed, so the link goes to the address the account has when the mail is made.
+    An event with a secret in it: the token, for the email's link and nothing else (ADR
+    0021), sealed by `sealer` (objectvision_common.sealing.event_secrets), so the outbox and
+    the events stream hold no usable link. Like the address notices it names the account,
+    not the address the request typed, so the link goes to the address the account has when
+    the mail is made.
     """
-    requested = notification_pb2.PasswordResetRequested(token=token)
+    requested = notification_pb2.PasswordResetRequested(sealed_token=sealer.seal(token))
     requested.expires_at.FromDatetime(expires_at)
     return await _stage(
         session,
@@ -105,6 +109,7 @@ async def add_email_verification_requested(
     user_id: uuid.UUID,
     email: str,
     token: str,
+    sealer: SecretBox,
     expires_at: datetime,
     occurred_at: datetime,
 ) -> uuid.UUID:
@@ -112,10 +117,12 @@ async def add_email_verification_requested(
     event id.
 
     Like the reset link's event it carries a secret, the token, for the email's link and
-    nothing else (ADR 0029). Unlike it, it names the address: the link confirms that address
-    and is mailed to it alone.
+    nothing else (ADR 0029), sealed the same way. Unlike it, it names the address: the link
+    confirms that address and is mailed to it alone.
     """
-    requested = notification_pb2.EmailVerificationRequested(token=token, email=email)
+    requested = notification_pb2.EmailVerificationRequested(
+        sealed_token=sealer.seal(token), email=email
+    )
     requested.expires_at.FromDatetime(expires_at)
     return await _stage(
         session,

@@ -12,6 +12,7 @@ from pathlib import Path
 from auth_service.config import AuthSettings
 from auth_service.database import SCHEMA
 from auth_service.grpc_api import AuthServicer
+from auth_service.opaque_tokens import LinkTerms
 from auth_service.outbox import OUTBOX
 from auth_service.passwords import PasswordHasher
 from auth_service.tokens.access import AccessTokenCodec
@@ -26,6 +27,7 @@ from objectvision_common.grpc_server import ServiceRegistration
 from objectvision_common.outbox import OutboxRelay
 from objectvision_common.redis_client import connect_redis
 from objectvision_common.runner import Migrations, ServiceParts, ServiceRunner
+from objectvision_common.sealing import event_secrets
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
@@ -45,6 +47,7 @@ async def build(settings: AuthSettings) -> ServiceParts:
     )
     sessions = session_factory(engine)
     relay = OutboxRelay(sessions, OUTBOX, redis, stream=settings.events_stream)
+    link_sealer = event_secrets(settings.service_token_secret)
     servicer = AuthServicer(
         sessions=sessions,
         passwords=PasswordHasher.from_settings(settings),
@@ -56,8 +59,13 @@ async def build(settings: AuthSettings) -> ServiceParts:
         signup_notices=SignUpNotices(redis),
         admin_emails=settings.admin_emails,
         service_token_secret=settings.service_token_secret,
-        password_reset_lifetime=timedelta(seconds=settings.password_reset_ttl_seconds),
-        email_verification_lifetime=timedelta(seconds=settings.email_verification_ttl_seconds),
+        password_reset_links=LinkTerms(
+            lifetime=timedelta(seconds=settings.password_reset_ttl_seconds), sealer=link_sealer
+        ),
+        email_verification_links=LinkTerms(
+            lifetime=timedelta(seconds=settings.email_verification_ttl_seconds),
+            sealer=link_sealer,
+        ),
     )
     return ServiceParts(
         registrations=[

@@ -13,9 +13,9 @@ from notification_service.deliveries.models import PENDING
 from notification_service.ids import parse_uuid
 from notification_service.progress.hub import ProgressHub
 from notification_service.webhooks import service as webhooks_service
-from notification_service.webhooks.secrets import SecretBox
 from objectvision.v1 import common_pb2, notification_pb2, notification_pb2_grpc
 from objectvision_common.errors import InvalidArgument, PermissionDenied
+from objectvision_common.sealing import SecretBox
 from objectvision_common.servicer import ServicerContext, caller_principal, timestamp
 
 # Principal.auth_method of a caller that used an API key (common.proto).

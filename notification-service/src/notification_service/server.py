@@ -31,7 +31,7 @@ from notification_service.mail.transports import (
 from notification_service.progress.hub import ProgressHub
 from notification_service.progress.jobs import JobLookup
 from notification_service.users import UserDirectory
-from notification_service.webhooks.secrets import SecretBox
+from notification_service.webhooks.secrets import webhook_box
 from notification_service.webhooks.sender import WebhookSender
 from objectvision.v1 import notification_pb2_grpc
 from objectvision_common.backlog import BacklogMonitor, stream_length_probe, stream_probe
@@ -42,6 +42,7 @@ from objectvision_common.grpc_server import ServiceRegistration
 from objectvision_common.public_urls import pinned_http_client
 from objectvision_common.redis_client import connect_redis
 from objectvision_common.runner import Migrations, ServiceParts, ServiceRunner
+from objectvision_common.sealing import event_secrets
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SERVICE_NAME = "objectvision.v1.NotificationService"
@@ -91,7 +92,7 @@ class Runtime:
         auth_channel = service_channel(settings.auth_service_addr, settings.grpc_tls)
         detection_channel = service_channel(settings.detection_service_addr, settings.grpc_tls)
         secret = settings.service_token_secret
-        box = SecretBox(settings.webhook_secret_key.get_secret_value())
+        box = webhook_box(settings.webhook_secret_key.get_secret_value())
         progress = ProgressHub(
             redis=redis,
             jobs=JobLookup(detection_channel, service_secret=secret),
@@ -104,6 +105,7 @@ class Runtime:
                     transport=email_transport(settings),
                     sender_addr=settings.email_sender,
                     sender_name=settings.email_sender_name,
+                    box=box,
                 ),
                 WEBHOOK: WebhookSender(
                     session_factory=sessions,
@@ -124,6 +126,8 @@ class Runtime:
         handler = EventHandler(
             session_factory=sessions,
             renderer=EmailRenderer(links=links),
+            mail_box=box,
+            event_secrets=event_secrets(secret),
             links=links,
             users=UserDirectory(auth_channel, service_secret=secret),
             progress=progress,

@@ -9,7 +9,7 @@ same commit and by nothing else.
 
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth_service import outbox
 from auth_service.database import utcnow
 from auth_service.email_verifications.models import EmailVerificationToken
-from auth_service.opaque_tokens import hash_token, new_token, plausible
+from auth_service.opaque_tokens import LinkTerms, hash_token, new_token, plausible
 from auth_service.users.models import User
 from objectvision_common.errors import FailedPrecondition, InvalidArgument, Unauthenticated
 
@@ -37,14 +37,14 @@ def _invalid_token() -> InvalidArgument:
 
 
 async def issue(
-    *, session: AsyncSession, user: User, lifetime: timedelta, now: datetime | None = None
+    *, session: AsyncSession, user: User, terms: LinkTerms, now: datetime | None = None
 ) -> None:
     """Make a link for the account's current address, end the account's earlier unused ones
     and stage the `user.email_verification_requested` event that mails it, in the caller's
     transaction (the caller commits; its row lock, if any, covers this too)."""
     now = now or utcnow()
     token = new_token(TOKEN_PREFIX)
-    expires_at = now + lifetime
+    expires_at = now + terms.lifetime
     await _revoke_unused(session=session, user_id=user.id, now=now)
     session.add(
         EmailVerificationToken(
@@ -61,13 +61,14 @@ async def issue(
         user_id=user.id,
         email=user.email,
         token=token,
+        sealer=terms.sealer,
         expires_at=expires_at,
         occurred_at=now,
     )
 
 
 async def resend(
-    *, session: AsyncSession, user_id: uuid.UUID, lifetime: timedelta, now: datetime | None = None
+    *, session: AsyncSession, user_id: uuid.UUID, terms: LinkTerms, now: datetime | None = None
 ) -> None:
     """A new link for the account's address, ending its earlier ones, in one commit. An
     address verified already is FailedPrecondition `email_already_verified`: there is
@@ -84,7 +85,7 @@ async def resend(
         raise Unauthenticated("the caller's account does not exist or is disabled")
     if user.email_verified_at is not None:
         raise FailedPrecondition(ALREADY_VERIFIED, code=ALREADY_VERIFIED_CODE)
-    await issue(session=session, user=user, lifetime=lifetime, now=now)
+    await issue(session=session, user=user, terms=terms, now=now)
     await session.commit()
     logger.info("email verification link issued again", extra={"user_id": str(user.id)})
 

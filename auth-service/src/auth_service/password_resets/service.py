@@ -8,14 +8,14 @@ brute-force, so a slow hash would buy nothing, and a database leak still hands o
 
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import outbox
 from auth_service.database import utcnow
-from auth_service.opaque_tokens import hash_token, new_token, plausible
+from auth_service.opaque_tokens import LinkTerms, hash_token, new_token, plausible
 from auth_service.password_resets.models import PasswordResetToken
 from auth_service.passwords import PasswordHasher
 from auth_service.tokens import sessions
@@ -38,7 +38,7 @@ def _invalid_token() -> InvalidArgument:
 
 
 async def request_reset(
-    *, session: AsyncSession, email: str, lifetime: timedelta, now: datetime | None = None
+    *, session: AsyncSession, email: str, terms: LinkTerms, now: datetime | None = None
 ) -> None:
     """Issue a reset link for the active account of `email`, ending its earlier unused ones,
     and stage the `user.password_reset_requested` event that mails it; for an address with
@@ -59,7 +59,7 @@ async def request_reset(
     # An id no row has when there is no account, so the statement runs all the same.
     await _revoke_unused(session=session, user_id=account.id if account else uuid.uuid4(), now=now)
     if account is not None:
-        expires_at = now + lifetime
+        expires_at = now + terms.lifetime
         session.add(
             PasswordResetToken(
                 id=uuid.uuid4(),
@@ -73,6 +73,7 @@ async def request_reset(
             session=session,
             user_id=account.id,
             token=token,
+            sealer=terms.sealer,
             expires_at=expires_at,
             occurred_at=now,
         )

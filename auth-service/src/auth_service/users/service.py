@@ -1,7 +1,6 @@
 """Account operations. Each function takes the session and commits its own unit of work."""
 
 import uuid
-from datetime import timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -10,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth_service import outbox
 from auth_service.database import utcnow
 from auth_service.email_verifications import service as email_verifications
+from auth_service.opaque_tokens import LinkTerms
 from auth_service.passwords import PasswordHasher
 from auth_service.preferences import service as preferences_service
 from auth_service.tokens import sessions
@@ -42,7 +42,7 @@ async def register(
     session: AsyncSession,
     passwords: PasswordHasher,
     notices: SignUpNotices,
-    verification_lifetime: timedelta,
+    verification: LinkTerms,
     email: str,
     password: str,
     name: str,
@@ -71,7 +71,7 @@ async def register(
                 email=email,
                 name=name,
                 password_hash=password_hash,
-                verification_lifetime=verification_lifetime,
+                verification=verification,
             )
             return
         except AlreadyExists:
@@ -90,7 +90,7 @@ async def _create(
     email: str,
     name: str,
     password_hash: str,
-    verification_lifetime: timedelta,
+    verification: LinkTerms,
 ) -> None:
     now = utcnow()
     user = User(
@@ -110,9 +110,7 @@ async def _create(
     await outbox.add_user_registered(
         session=session, user_id=user.id, email=email, name=name, occurred_at=now
     )
-    await email_verifications.issue(
-        session=session, user=user, lifetime=verification_lifetime, now=now
-    )
+    await email_verifications.issue(session=session, user=user, terms=verification, now=now)
     await session.commit()
 
 
@@ -188,7 +186,7 @@ async def update(
     passwords: PasswordHasher,
     revoked: RevokedAccessTokens,
     notices: SignUpNotices,
-    verification_lifetime: timedelta,
+    verification: LinkTerms,
     caller: Caller,
     user_id: str,
     name: str | None,
@@ -254,9 +252,7 @@ async def update(
             new_email=target.email,
             occurred_at=now,
         )
-        await email_verifications.issue(
-            session=session, user=target, lifetime=verification_lifetime, now=now
-        )
+        await email_verifications.issue(session=session, user=target, terms=verification, now=now)
     if new_password is not None:
         await outbox.add_password_changed(
             session=session,

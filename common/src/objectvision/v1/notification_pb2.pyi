@@ -57,22 +57,26 @@ class ApiKeyRevoked(_message.Message):
     def __init__(self, key_id: _Optional[str] = ...) -> None: ...
 
 class PasswordResetRequested(_message.Message):
-    __slots__ = ("token", "expires_at")
+    __slots__ = ("token", "expires_at", "sealed_token")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    SEALED_TOKEN_FIELD_NUMBER: _ClassVar[int]
     token: str
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, token: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    sealed_token: str
+    def __init__(self, token: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sealed_token: _Optional[str] = ...) -> None: ...
 
 class EmailVerificationRequested(_message.Message):
-    __slots__ = ("token", "email", "expires_at")
+    __slots__ = ("token", "email", "expires_at", "sealed_token")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    SEALED_TOKEN_FIELD_NUMBER: _ClassVar[int]
     token: str
     email: str
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, token: _Optional[str] = ..., email: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    sealed_token: str
+    def __init__(self, token: _Optional[str] = ..., email: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sealed_token: _Optional[str] = ...) -> None: ...
 
 class PasswordChanged(_message.Message):
     __slots__ = ("method",)

@@ -43,6 +43,7 @@ from objectvision_common.account_events import (
     USER_DELETED,
     USER_REGISTERED,
 )
+from objectvision_common.sealing import SecretBox
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ ADDRESS_NOTICES = (SIGNUP_ATTEMPTED, EMAIL_CHANGE_ATTEMPTED)
 # The final job events that send the owner a report. Not job.cancelled: its owner has just
 # stopped the job and would be told of a job they chose not to finish (ADR 0022).
 REPORTED_JOB_EVENTS = frozenset({JOB_COMPLETED, JOB_FAILED})
+# The two events that carry an emailed link's token.
+SealedLink = notification_pb2.PasswordResetRequested | notification_pb2.EmailVerificationRequested
 
 
 def webhook_body(event: notification_pb2.Event, *, links: ConsoleLinks) -> str:
@@ -79,8 +82,11 @@ def webhook_body(event: notification_pb2.Event, *, links: ConsoleLinks) -> str:
     return json.dumps(body, separators=(",", ":"), sort_keys=True)
 
 
-def _email_delivery(render: Callable[[], RenderedEmail], to_addr: str) -> NewDelivery:
-    """An email delivery, or a dead one on the spot when its headers would be unsafe."""
+def _email_delivery(
+    render: Callable[[], RenderedEmail], to_addr: str, *, box: SecretBox
+) -> NewDelivery:
+    """An email delivery, its body sealed in `box`, or a dead one on the spot when its
+    headers would be unsafe."""
     try:
         email = render()
     except UnsafeHeaderError as exc:
@@ -92,19 +98,42 @@ def _email_delivery(render: Callable[[], RenderedEmail], to_addr: str) -> NewDel
             state=DEAD,
             last_error=f"refused: {exc}",
         )
-    return NewDelivery(channel=EMAIL, target=email.to_addr, payload=email.to_payload())
+    return NewDelivery(channel=EMAIL, target=email.to_addr, payload=email.to_payload(box))
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class EventHandler:
     session_factory: async_sessionmaker[AsyncSession]
     renderer: EmailRenderer
+    # Seals the bodies of queued emails (WEBHOOK_SECRET_KEY), and opens the token of a
+    # link event (the key shared with auth-service, objectvision_common.sealing).
+    mail_box: SecretBox
+    event_secrets: SecretBox
     links: ConsoleLinks
     users: UserDirectory
     progress: ProgressHub
     on_new_deliveries: Callable[[], None]
     # Deliveries a deleted account's erasure removes per transaction (ERASURE_CHUNK_SIZE).
     erasure_chunk_size: int
+
+    def _email(self, render: Callable[[], RenderedEmail], to_addr: str) -> NewDelivery:
+        return _email_delivery(render, to_addr, box=self.mail_box)
+
+    def _link_token(self, requested: SealedLink, event: notification_pb2.Event) -> str | None:
+        """The token of a link event, opened with the key shared with auth-service; an event
+        staged before tokens were sealed has it as it is. None, with a warning, when this
+        key did not seal it (SERVICE_TOKEN_SECRET differs between the two services): no
+        link could be written, and retrying the event would not change that."""
+        if not requested.sealed_token:
+            return requested.token or None
+        try:
+            return self.event_secrets.open(requested.sealed_token)
+        except ValueError:
+            logger.warning(
+                "a link event's token cannot be opened; no email sent",
+                extra={"event_id": event.id, "event_type": event.type},
+            )
+            return None
 
     async def handle(self, event: notification_pb2.Event) -> None:
         """Handle once; raising leaves the stream message unacknowledged, to be retried."""
@@ -147,7 +176,7 @@ class EventHandler:
         if event.type == USER_REGISTERED and event.HasField("user_registered"):
             registered = event.user_registered
             return [
-                _email_delivery(
+                self._email(
                     lambda: self.renderer.welcome(to_addr=registered.email, name=registered.name),
                     registered.email,
                 )
@@ -175,7 +204,7 @@ class EventHandler:
             if contact is None or not contact.active or not contact.notifications_enabled:
                 return []
             return [
-                _email_delivery(
+                self._email(
                     lambda: self.renderer.job_report(
                         to_addr=contact.email, name=contact.name, finished=event.job_finished
                     ),
@@ -192,7 +221,7 @@ class EventHandler:
         if not address:
             return []
         return [
-            _email_delivery(
+            self._email(
                 lambda: self.renderer.account_deleted(
                     to_addr=address, deleted_at=event.occurred_at.ToDatetime(UTC)
                 ),
@@ -213,14 +242,15 @@ class EventHandler:
             else self.renderer.email_change_attempted
         )
         return [
-            _email_delivery(lambda: render(to_addr=contact.email, name=contact.name), contact.email)
+            self._email(lambda: render(to_addr=contact.email, name=contact.name), contact.email)
         ]
 
     async def _password_reset(self, event: notification_pb2.Event) -> list[NewDelivery]:
         """The reset link, to the address and name the account has now (looked up as for the
         address notices), whatever the notifications switch says; not to inactive or deleted
         accounts, and not once the link has expired (after a long outage it could only fail).
-        The token goes into the rendered email and nowhere else: never into a log line."""
+        The token goes into the rendered email, sealed, and nowhere else: never into a log
+        line."""
         requested = event.password_reset_requested
         expires_at = requested.expires_at.ToDatetime(UTC)
         if expires_at <= datetime.now(UTC):
@@ -228,12 +258,15 @@ class EventHandler:
         contact = await self.users.contact(event.user_id)
         if contact is None or not contact.active:
             return []
+        token = self._link_token(requested, event)
+        if token is None:
+            return []
         return [
-            _email_delivery(
+            self._email(
                 lambda: self.renderer.password_reset(
                     to_addr=contact.email,
                     name=contact.name,
-                    token=requested.token,
+                    token=token,
                     requested_at=event.occurred_at.ToDatetime(UTC),
                     expires_at=expires_at,
                 ),
@@ -246,7 +279,7 @@ class EventHandler:
         the account still has that address: after a later change the link could not work, and
         the mail would go to an address the account has left. Sent whatever the notifications
         switch says; not to inactive or deleted accounts, nor once the link has expired. The
-        token goes into the rendered email and nowhere else: never into a log line."""
+        token goes into the rendered email, sealed, and nowhere else: never into a log line."""
         requested = event.email_verification_requested
         expires_at = requested.expires_at.ToDatetime(UTC)
         if expires_at <= datetime.now(UTC):
@@ -254,12 +287,15 @@ class EventHandler:
         contact = await self.users.contact(event.user_id)
         if contact is None or not contact.active or contact.email != requested.email:
             return []
+        token = self._link_token(requested, event)
+        if token is None:
+            return []
         return [
-            _email_delivery(
+            self._email(
                 lambda: self.renderer.email_verification(
                     to_addr=requested.email,
                     name=contact.name,
-                    token=requested.token,
+                    token=token,
                     requested_at=event.occurred_at.ToDatetime(UTC),
                     expires_at=expires_at,
                 ),
@@ -275,7 +311,7 @@ class EventHandler:
         if contact is None or not contact.active:
             return []
         return [
-            _email_delivery(
+            self._email(
                 lambda: self.renderer.password_changed(
                     to_addr=contact.email,
                     name=contact.name,
@@ -295,7 +331,7 @@ class EventHandler:
         if contact is None or not contact.active:
             return []
         return [
-            _email_delivery(
+            self._email(
                 lambda: self.renderer.email_changed(
                     to_addr=changed.old_email,
                     name=contact.name,

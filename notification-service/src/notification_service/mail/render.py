@@ -1,6 +1,7 @@
 """Email content from Jinja2 templates: an HTML part and a plain-text part per message."""
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from notification_service.links import ConsoleLinks
 from notification_service.mail.headers import mailbox, safe_header_value
 from objectvision.v1 import notification_pb2
+from objectvision_common.sealing import SecretBox
 
 # How a password was changed (PasswordChanged.method), as the notice says it.
 PASSWORD_CHANGE_METHODS = {
@@ -28,12 +30,32 @@ class RenderedEmail:
     text: str
     html: str
 
-    def to_payload(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_payload(self, box: SecretBox) -> dict[str, Any]:
+        """The row's payload: the addressee and subject as they are, the text and HTML
+        sealed in `box`, since a link email's body holds a working reset or verification
+        token until it is used (ADR 0021 amendment)."""
+        body = json.dumps({"text": self.text, "html": self.html})
+        return {
+            "to_addr": self.to_addr,
+            "to_name": self.to_name,
+            "subject": self.subject,
+            "sealed_body": box.seal(body),
+        }
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> "RenderedEmail":
-        return cls(**{key: str(payload[key]) for key in cls.__dataclass_fields__})
+    def from_payload(cls, payload: dict[str, Any], box: SecretBox) -> "RenderedEmail":
+        """The email a payload stores; one stored before bodies were sealed has them as
+        they are. ValueError when `box` did not seal it; KeyError or TypeError when it is
+        incomplete."""
+        sealed = payload.get("sealed_body")
+        body = json.loads(box.open(str(sealed))) if sealed is not None else payload
+        return cls(
+            to_addr=str(payload["to_addr"]),
+            to_name=str(payload["to_name"]),
+            subject=str(payload["subject"]),
+            text=str(body["text"]),
+            html=str(body["html"]),
+        )
 
 
 class EmailRenderer:

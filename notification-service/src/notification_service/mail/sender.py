@@ -7,6 +7,7 @@ from notification_service.deliveries.service import ClaimedDelivery
 from notification_service.mail.headers import UnsafeHeaderError
 from notification_service.mail.render import RenderedEmail
 from notification_service.mail.transports import EmailTransport, OutgoingEmail
+from objectvision_common.sealing import SecretBox
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -14,10 +15,15 @@ class EmailSender:
     transport: EmailTransport
     sender_addr: str
     sender_name: str
+    # Where the stored bodies are sealed (WEBHOOK_SECRET_KEY's box).
+    box: SecretBox
 
     async def send(self, delivery: ClaimedDelivery) -> int | None:
         try:
-            email = RenderedEmail.from_payload(delivery.payload)
+            email = RenderedEmail.from_payload(delivery.payload, self.box)
+        except ValueError as exc:
+            # WEBHOOK_SECRET_KEY changed; retrying helps once the old key is back.
+            raise DeliveryFailedError(f"stored email {exc}") from exc
         except (KeyError, TypeError) as exc:
             raise DeliveryFailedError(
                 f"stored email is incomplete: {exc!r}", permanent=True

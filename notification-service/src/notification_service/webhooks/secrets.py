@@ -5,12 +5,11 @@ with Fernet (AES-128-CBC + HMAC-SHA256) under WEBHOOK_SECRET_KEY: a database dum
 does not let anyone forge our signatures.
 """
 
-import base64
 import hashlib
 import hmac
 import secrets
 
-from cryptography.fernet import Fernet, InvalidToken
+from objectvision_common.sealing import SecretBox
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 SIGNATURE_VERSION = "v1"
@@ -20,23 +19,9 @@ def new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
-class SecretBox:
-    """Encrypts and decrypts stored secrets with a key derived from WEBHOOK_SECRET_KEY."""
-
-    def __init__(self, key_material: str) -> None:
-        if not key_material:
-            raise ValueError("WEBHOOK_SECRET_KEY must not be empty")
-        digest = hashlib.sha256(key_material.encode()).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(digest))
-
-    def seal(self, secret: str) -> str:
-        return self._fernet.encrypt(secret.encode()).decode()
-
-    def open(self, ciphertext: str) -> str:
-        try:
-            return self._fernet.decrypt(ciphertext.encode()).decode()
-        except InvalidToken as exc:
-            raise ValueError("cannot be decrypted with the configured WEBHOOK_SECRET_KEY") from exc
+def webhook_box(webhook_secret_key: str) -> SecretBox:
+    """The box the signing secrets (and queued emails) are stored sealed in."""
+    return SecretBox.from_setting(webhook_secret_key, setting="WEBHOOK_SECRET_KEY")
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:

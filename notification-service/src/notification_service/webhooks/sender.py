@@ -9,9 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notification_service.deliveries.errors import DeliveryFailedError
 from notification_service.deliveries.service import ClaimedDelivery
 from notification_service.webhooks import service
-from notification_service.webhooks.secrets import SecretBox, signature
+from notification_service.webhooks.secrets import signature
 from notification_service.webhooks.targets import ForbiddenTarget, checked_target
 from objectvision_common.public_urls import pinned_stream
+from objectvision_common.sealing import SecretBox
 
 EVENT_HEADER = "X-ObjectVision-Event"
 DELIVERY_HEADER = "X-ObjectVision-Delivery"

@@ -13,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notification_service.accounts.models import ERASED_ACCOUNTS
 from notification_service.ids import parse_uuid
 from notification_service.webhooks.models import webhooks
-from notification_service.webhooks.secrets import SecretBox, new_secret
+from notification_service.webhooks.secrets import new_secret
 from notification_service.webhooks.targets import checked_target
 from objectvision_common.erasure import hold_open_account
 from objectvision_common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from objectvision_common.sealing import SecretBox
 
 JOB_EVENT_TYPES = ("job.progress", "job.completed", "job.failed", "job.cancelled")
 
