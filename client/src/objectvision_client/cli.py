@@ -25,7 +25,15 @@ import httpx
 from objectvision_client.client import DEFAULT_API_URL, Client
 from objectvision_client.credentials import CredentialStore, SavedSession
 from objectvision_client.errors import ObjectVisionError
-from objectvision_client.models import DetectionResult, Job, VideoFrame, WebhookDelivery
+from objectvision_client.models import (
+    DetectionResult,
+    HistoryPage,
+    Job,
+    JobsPage,
+    VideoFrame,
+    WebhookDeliveriesPage,
+    WebhookDelivery,
+)
 from objectvision_client.operations import (
     API_KEY_SCOPES,
     DELIVERY_STATES,
@@ -115,6 +123,12 @@ def _class_list(text: str) -> list[str]:
 def _print_json(value: Any, stream: TextIO) -> None:
     json.dump(value, stream, indent=2, ensure_ascii=False)
     stream.write("\n")
+
+
+def _page_json(page: HistoryPage | JobsPage) -> dict[str, Any]:
+    """A page for --json as the API sent it: `total`, `limit` and `offset`, and each item's
+    own body (`raw`), which keeps fields this version of the client does not know."""
+    return {**page.model_dump(exclude={"items"}), "items": [item.raw for item in page.items]}
 
 
 def _time(value: datetime | None) -> str:
@@ -245,6 +259,12 @@ class Context:
     def say(self, message: str) -> None:
         """A confirmation or note for the person at the terminal (stderr)."""
         print(message, file=self.stderr)
+
+    def say_shown(self, page: HistoryPage | JobsPage | WebhookDeliveriesPage) -> None:
+        """Which rows of a paged list the table showed, and of how many, so the person knows
+        whether there is more to ask for with --offset."""
+        first = page.offset + 1 if page.items else 0
+        self.say(f"Showing {first}-{page.offset + len(page.items)} of {page.total}.")
 
     def public_client(self) -> Client:
         return Client(self.api_url, timeout=self.args.timeout)
@@ -677,15 +697,10 @@ def cmd_jobs_list(ctx: Context) -> int:
             status=ctx.args.status,
             kind=ctx.args.kind,
         )
-    if ctx.args.json:
-        _print_json(
-            {**page.model_dump(exclude={"items"}), "items": [job.raw for job in page.items]},
-            ctx.stdout,
-        )
+    if ctx.printed_json(_page_json(page)):
         return EXIT_OK
     print(jobs_table(page.items), file=ctx.stdout)
-    first = page.offset + 1 if page.items else 0
-    ctx.say(f"Showing {first}-{page.offset + len(page.items)} of {page.total}.")
+    ctx.say_shown(page)
     return EXIT_OK
 
 
@@ -717,10 +732,7 @@ def cmd_models(ctx: Context) -> int:
     """The models the server serves, the default marked: what --model accepts."""
     with ctx.client() as client:
         models = client.models()
-    if ctx.args.json:
-        _print_json(
-            [model.__dict__ | {"classes": list(model.classes)} for model in models], ctx.stdout
-        )
+    if ctx.printed_json([model.__dict__ | {"classes": list(model.classes)} for model in models]):
         return EXIT_OK
     rows = [
         [
@@ -769,11 +781,7 @@ def cmd_history(ctx: Context) -> int:
         page = client.history(
             limit=ctx.args.limit, offset=ctx.args.offset, class_name=ctx.args.class_name
         )
-    if ctx.args.json:
-        _print_json(
-            {**page.model_dump(exclude={"items"}), "items": [item.raw for item in page.items]},
-            ctx.stdout,
-        )
+    if ctx.printed_json(_page_json(page)):
         return EXIT_OK
     rows = [
         [
@@ -789,8 +797,7 @@ def cmd_history(ctx: Context) -> int:
         format_table(["ID", "CREATED", "FILE", "OBJECTS", "CLASSES"], rows, right=(3,)),
         file=ctx.stdout,
     )
-    first = page.offset + 1 if page.items else 0
-    ctx.say(f"Showing {first}-{page.offset + len(page.items)} of {page.total}.")
+    ctx.say_shown(page)
     return EXIT_OK
 
 
@@ -831,8 +838,7 @@ def cmd_keys_create(ctx: Context) -> int:
 def cmd_keys_list(ctx: Context) -> int:
     with ctx.client() as client:
         keys = client.list_api_keys()
-    if ctx.args.json:
-        _print_json([key.raw for key in keys], ctx.stdout)
+    if ctx.printed_json([key.raw for key in keys]):
         return EXIT_OK
     rows = [
         [
@@ -862,8 +868,7 @@ def cmd_keys_revoke(ctx: Context) -> int:
 def cmd_webhooks_list(ctx: Context) -> int:
     with ctx.client() as client:
         hooks = client.list_webhooks()
-    if ctx.args.json:
-        _print_json([hook.raw for hook in hooks], ctx.stdout)
+    if ctx.printed_json([hook.raw for hook in hooks]):
         return EXIT_OK
     rows = [
         [
@@ -908,8 +913,7 @@ def cmd_webhooks_deliveries(ctx: Context) -> int:
     if ctx.printed_json(page.raw):
         return EXIT_OK
     print(webhook_deliveries_table(page.items), file=ctx.stdout)
-    first = page.offset + 1 if page.items else 0
-    ctx.say(f"Showing {first}-{page.offset + len(page.items)} of {page.total}.")
+    ctx.say_shown(page)
     return EXIT_OK
 
 

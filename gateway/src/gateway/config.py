@@ -1,7 +1,7 @@
 """Every variable the gateway reads, named once."""
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
@@ -39,6 +39,19 @@ class RateLimitRule(BaseModel):
         count, period = match.groups()
         window = int(period) if period.isascii() and period.isdigit() else _PERIODS[period]
         return {"limit": int(count), "window_seconds": window}
+
+
+# A rate-limit setting: its variable is read as a rule (`10/60`), not decoded as JSON.
+RateLimitSetting = Annotated[RateLimitRule, NoDecode]
+
+
+def _rate_limit(variable: str, *, limit: int, window_seconds: int) -> Any:
+    """The field of a rate-limit setting, read from `variable`, with its default rule: every
+    limit is declared the same way, so each one states only what is its own."""
+    return Field(
+        default=RateLimitRule(limit=limit, window_seconds=window_seconds),
+        validation_alias=variable,
+    )
 
 
 class GatewaySettings(CommonSettings):
@@ -91,62 +104,54 @@ class GatewaySettings(CommonSettings):
     video_deadline_seconds: float = Field(
         default=600.0, gt=0, validation_alias="VIDEO_DEADLINE_SECONDS"
     )
-    rate_limit_login: Annotated[RateLimitRule, NoDecode] = Field(
-        default=RateLimitRule(limit=10, window_seconds=60), validation_alias="RATE_LIMIT_LOGIN"
+    rate_limit_login: RateLimitSetting = _rate_limit(
+        "RATE_LIMIT_LOGIN", limit=10, window_seconds=60
     )
     # Every login attempt from one network (IPv4 address or IPv6 /64), whatever the email:
     # credential stuffing from one place.
-    rate_limit_login_ip: Annotated[RateLimitRule, NoDecode] = Field(
-        default=RateLimitRule(limit=60, window_seconds=60), validation_alias="RATE_LIMIT_LOGIN_IP"
+    rate_limit_login_ip: RateLimitSetting = _rate_limit(
+        "RATE_LIMIT_LOGIN_IP", limit=60, window_seconds=60
     )
     # Failed logins of one account from anywhere: guessing spread over many addresses. Only
     # failures count, so the owner logging in is never slowed down.
-    rate_limit_login_account: Annotated[RateLimitRule, NoDecode] = Field(
-        default=RateLimitRule(limit=20, window_seconds=900),
-        validation_alias="RATE_LIMIT_LOGIN_ACCOUNT",
+    rate_limit_login_account: RateLimitSetting = _rate_limit(
+        "RATE_LIMIT_LOGIN_ACCOUNT", limit=20, window_seconds=900
     )
-    rate_limit_signup: Annotated[RateLimitRule, NoDecode] = Field(
-        default=RateLimitRule(limit=5, window_seconds=3600), validation_alias="RATE_LIMIT_SIGNUP"
+    rate_limit_signup: RateLimitSetting = _rate_limit(
+        "RATE_LIMIT_SIGNUP", limit=5, window_seconds=3600
     )
     # Reset-link requests from one network, whatever the address (ADR 0021).
-    rate_limit_forgot_password: Annotated[RateLimitRule, NoDecode] = Field(
-        default=RateLimitRule(limit=10, window_seconds=3600),
-        validation_alias="RATE_LIMIT_FORGOT_PASSWORD",
+    rate_limit_forgot_password: RateLimitSetting = _rate_limit(
+        "RATE_LIMIT_FORGOT_PASSWORD", limit=10, window_seconds=3600
     )
     # Reset-link requests for one address from anywhere, whether or not it has an account
     # (so the limit tells nothing): caps the reset mail one inbox gets.
-    rate_limit_forgot_password_email: Annotated[RateLimitRule, NoDecode] = Field(
-        default=RateLimitRule(limit=3, window_seconds=3600),
-        validation_alias="RATE_LIMIT_FORGOT_PASSWORD_EMAIL",
+    rate_limit_forgot_password_email: RateLimitSetting = _rate_limit(
+        "RATE_LIMIT_FORGOT_PASSWORD_EMAIL", limit=3, window_seconds=3600
     )
     # Reset-link uses (tokens tried) from one network.
-    rate_limit_reset_password: Annotated[RateLimitRule, NoDecode] = Field(
-        default=RateLimitRule(limit=10, window_seconds=3600),
-        validation_alias="RATE_LIMIT_RESET_PASSWORD",
+    rate_limit_reset_password: RateLimitSetting = _rate_limit(
+        "RATE_LIMIT_RESET_PASSWORD", limit=10, window_seconds=3600
     )
     # Email verification links used (tokens tried) from one network (ADR 0029).
-    rate_limit_verify_email: Annotated[RateLimitRule, NoDecode] = Field(
-        default=RateLimitRule(limit=10, window_seconds=3600),
-        validation_alias="RATE_LIMIT_VERIFY_EMAIL",
+    rate_limit_verify_email: RateLimitSetting = _rate_limit(
+        "RATE_LIMIT_VERIFY_EMAIL", limit=10, window_seconds=3600
     )
     # New verification links asked for by one signed-in account: caps the mail one inbox gets.
-    rate_limit_resend_verification: Annotated[RateLimitRule, NoDecode] = Field(
-        default=RateLimitRule(limit=3, window_seconds=3600),
-        validation_alias="RATE_LIMIT_RESEND_VERIFICATION",
+    rate_limit_resend_verification: RateLimitSetting = _rate_limit(
+        "RATE_LIMIT_RESEND_VERIFICATION", limit=3, window_seconds=3600
     )
     # Images fetched by URL for one account (ADR 0027): each URL is a download the gateway
     # makes on the caller's behalf from a host of their choosing, so it is counted per
     # account, before anything is fetched.
-    rate_limit_image_urls: Annotated[RateLimitRule, NoDecode] = Field(
-        default=RateLimitRule(limit=1200, window_seconds=3600),
-        validation_alias="RATE_LIMIT_IMAGE_URLS",
+    rate_limit_image_urls: RateLimitSetting = _rate_limit(
+        "RATE_LIMIT_IMAGE_URLS", limit=1200, window_seconds=3600
     )
     # Wrong current passwords given by one signed-in account (changing its password or email,
     # deleting it): a stolen session or API key must not be able to guess the password that
     # would let it take the account over. Only wrong ones count.
-    rate_limit_password_confirm: Annotated[RateLimitRule, NoDecode] = Field(
-        default=RateLimitRule(limit=10, window_seconds=900),
-        validation_alias="RATE_LIMIT_PASSWORD_CONFIRM",
+    rate_limit_password_confirm: RateLimitSetting = _rate_limit(
+        "RATE_LIMIT_PASSWORD_CONFIRM", limit=10, window_seconds=900
     )
     grpc_deadline_seconds: float = Field(
         default=5.0, gt=0, validation_alias="GRPC_DEADLINE_SECONDS"

@@ -7,7 +7,8 @@ keeps it that way).
 """
 
 import ipaddress
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query
 from starlette.requests import HTTPConnection
@@ -20,33 +21,25 @@ from gateway.ratelimit import RateLimiter
 from gateway.upstream import Upstream
 from objectvision_common.limits import MAX_PAGE_LIMIT
 
-# app.state is untyped: each getter names the type that build_app put there.
+T = TypeVar("T")
+StateGetter = Callable[[HTTPConnection], Awaitable[T]]
 
 
-async def get_settings(connection: HTTPConnection) -> GatewaySettings:
-    settings: GatewaySettings = connection.app.state.settings
-    return settings
+def _app_state(name: str) -> StateGetter[Any]:
+    """The dependency that answers `app.state.<name>`. app.state is untyped: each getter below
+    is declared with the type that build_app put there."""
+
+    async def get(connection: HTTPConnection) -> Any:
+        return getattr(connection.app.state, name)
+
+    return get
 
 
-async def get_clients(connection: HTTPConnection) -> ServiceClients:
-    clients: ServiceClients = connection.app.state.clients
-    return clients
-
-
-async def get_rate_limiter(connection: HTTPConnection) -> RateLimiter:
-    limiter: RateLimiter = connection.app.state.rate_limiter
-    return limiter
-
-
-async def get_metrics(connection: HTTPConnection) -> GatewayMetrics:
-    metrics: GatewayMetrics = connection.app.state.metrics
-    return metrics
-
-
-async def get_image_fetcher(connection: HTTPConnection) -> ImageUrlFetcher:
-    fetcher: ImageUrlFetcher = connection.app.state.image_urls
-    return fetcher
-
+get_settings: StateGetter[GatewaySettings] = _app_state("settings")
+get_clients: StateGetter[ServiceClients] = _app_state("clients")
+get_rate_limiter: StateGetter[RateLimiter] = _app_state("rate_limiter")
+get_metrics: StateGetter[GatewayMetrics] = _app_state("metrics")
+get_image_fetcher: StateGetter[ImageUrlFetcher] = _app_state("image_urls")
 
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 ClientsDep = Annotated[ServiceClients, Depends(get_clients)]

@@ -212,6 +212,12 @@ class Authorisation:
         None when every key passes."""
         if self.session_only:
             return "An API key is refused: this needs a signed-in session (`session_required`)."
+        if self.scope == Scope.DETECT:
+            return (
+                f"An API key needs the `{self.scope}` scope (`insufficient_scope`). Where the"
+                " deployment requires verified email addresses (REQUIRE_VERIFIED_EMAIL), an"
+                " account without one is refused (`email_not_verified`)."
+            )
         if self.scope is not None:
             return f"An API key needs the `{self.scope}` scope (`insufficient_scope`)."
         return None
@@ -357,13 +363,54 @@ def _report_limits(request: Request, response: Response, states: list[PolicyStat
     request.state.rate_limit_fields = fields
 
 
+@dataclass(frozen=True)
+class Attempts:
+    """Counts this request's attempts against rate limits and puts the RateLimit fields on
+    its answer. The limiter, and the request and response the fields go on, come as this one
+    dependency, so each throttle below names only its own limits."""
+
+    limiter: RateLimiter
+    request: Request
+    response: Response
+
+    async def take(
+        self,
+        limits: Sequence[tuple[str, str, RateLimitRule]],
+        *,
+        peeked: Sequence[PolicyState] = (),
+    ) -> None:
+        """Count one attempt against each limit (name, key, rule) in turn; the first one used
+        up answers 429 with the fields of the limits counted so far, and the rest are not
+        counted. `peeked` are limits read without counting (login's failures per account),
+        reported first."""
+        states = list(peeked)
+        for name, key, rule in limits:
+            decision = await self.limiter.hit(key, rule)
+            states.append(PolicyState(name, rule, decision))
+            if not decision.allowed:
+                raise ApiError.rate_limited(
+                    decision.retry_after_seconds, headers=rate_limit_fields(states)
+                )
+        _report_limits(self.request, self.response, states)
+
+    async def take_one(self, name: str, subject: str, rule: RateLimitRule) -> None:
+        """`take` for a route with one limit, `name`, counted per `subject` (a network, an
+        account)."""
+        await self.take([(name, limit_key(name, subject), rule)])
+
+
+async def _attempts(limiter: RateLimiterDep, request: Request, response: Response) -> Attempts:
+    return Attempts(limiter=limiter, request=request, response=response)
+
+
+AttemptsDep = Annotated[Attempts, Depends(_attempts)]
+
+
 async def throttled_login_credentials(
     credentials: Annotated[LoginCredentials, Depends(login_credentials)],
     ip: ClientIp,
-    limiter: RateLimiterDep,
     settings: SettingsDep,
-    request: Request,
-    response: Response,
+    attempts: AttemptsDep,
 ) -> LoginCredentials:
     """Login credentials, once the attempt is within every login limit: RATE_LIMIT_LOGIN for
     this network and account, RATE_LIMIT_LOGIN_IP for this network, RATE_LIMIT_LOGIN_ACCOUNT
@@ -374,7 +421,7 @@ async def throttled_login_credentials(
     peeked: list[PolicyState] = []
     if account is not None:
         rule = settings.rate_limit_login_account
-        failures = await limiter.peek(limit_key("login-account", account), rule)
+        failures = await attempts.limiter.peek(limit_key("login-account", account), rule)
         peeked.append(PolicyState("login-account", rule, failures))
         if not failures.allowed:
             raise ApiError.rate_limited(
@@ -382,7 +429,7 @@ async def throttled_login_credentials(
             )
         rules.append(("login", limit_key("login", network, account), settings.rate_limit_login))
     rules.append(("login-ip", limit_key("login-ip", network), settings.rate_limit_login_ip))
-    await _take_attempt(rules, limiter=limiter, request=request, response=response, peeked=peeked)
+    await attempts.take(rules, peeked=peeked)
     return credentials
 
 
@@ -460,72 +507,13 @@ async def password_confirmations(
 PasswordConfirmationsDep = Annotated[PasswordConfirmations, Depends(password_confirmations)]
 
 
-async def _take_attempt(
-    limits: Sequence[tuple[str, str, RateLimitRule]],
-    *,
-    limiter: RateLimiter,
-    request: Request,
-    response: Response,
-    peeked: Sequence[PolicyState] = (),
-) -> None:
-    """Count one attempt against each limit (name, key, rule) in turn; the first one used up
-    answers 429 with the fields of the limits counted so far, and the rest are not counted.
-    `peeked` are limits read without counting (login's failures per account), reported first."""
-    states = list(peeked)
-    for name, key, rule in limits:
-        decision = await limiter.hit(key, rule)
-        states.append(PolicyState(name, rule, decision))
-        if not decision.allowed:
-            raise ApiError.rate_limited(
-                decision.retry_after_seconds, headers=rate_limit_fields(states)
-            )
-    _report_limits(request, response, states)
-
-
-async def _take_one(
-    name: str,
-    subject: str,
-    rule: RateLimitRule,
-    *,
-    limiter: RateLimiter,
-    request: Request,
-    response: Response,
-) -> None:
-    """`_take_attempt` for a route with one limit, `name`, counted per `subject` (a network,
-    an account)."""
-    await _take_attempt(
-        [(name, limit_key(name, subject), rule)],
-        limiter=limiter,
-        request=request,
-        response=response,
-    )
-
-
-async def throttle_signup(
-    ip: ClientIp,
-    limiter: RateLimiterDep,
-    settings: SettingsDep,
-    request: Request,
-    response: Response,
-) -> None:
+async def throttle_signup(ip: ClientIp, settings: SettingsDep, attempts: AttemptsDep) -> None:
     """Refuse a sign-up once this IP has used RATE_LIMIT_SIGNUP."""
-    await _take_one(
-        "signup",
-        client_network(ip),
-        settings.rate_limit_signup,
-        limiter=limiter,
-        request=request,
-        response=response,
-    )
+    await attempts.take_one("signup", client_network(ip), settings.rate_limit_signup)
 
 
 async def throttled_forgot_password(
-    body: ForgotPasswordIn,
-    ip: ClientIp,
-    limiter: RateLimiterDep,
-    settings: SettingsDep,
-    request: Request,
-    response: Response,
+    body: ForgotPasswordIn, ip: ClientIp, settings: SettingsDep, attempts: AttemptsDep
 ) -> ForgotPasswordIn:
     """A reset-link request, once within RATE_LIMIT_FORGOT_PASSWORD for this network and
     RATE_LIMIT_FORGOT_PASSWORD_EMAIL for this address from anywhere. The address's limit
@@ -548,49 +536,29 @@ async def throttled_forgot_password(
                 settings.rate_limit_forgot_password_email,
             )
         )
-    await _take_attempt(limits, limiter=limiter, request=request, response=response)
+    await attempts.take(limits)
     return body
 
 
 ThrottledForgotPassword = Annotated[ForgotPasswordIn, Depends(throttled_forgot_password)]
 
 
-async def throttle_verify_email(
-    ip: ClientIp,
-    limiter: RateLimiterDep,
-    settings: SettingsDep,
-    request: Request,
-    response: Response,
-) -> None:
+async def throttle_verify_email(ip: ClientIp, settings: SettingsDep, attempts: AttemptsDep) -> None:
     """Refuse an email verification once this network has used RATE_LIMIT_VERIFY_EMAIL.
     Tokens cannot be guessed (256 random bits); this bounds what a network can try."""
-    await _take_one(
-        "verify-email",
-        client_network(ip),
-        settings.rate_limit_verify_email,
-        limiter=limiter,
-        request=request,
-        response=response,
-    )
+    await attempts.take_one("verify-email", client_network(ip), settings.rate_limit_verify_email)
 
 
 async def throttled_resend_verification(
     principal: Annotated[common_pb2.Principal, Depends(SESSION_ONLY)],
-    limiter: RateLimiterDep,
     settings: SettingsDep,
-    request: Request,
-    response: Response,
+    attempts: AttemptsDep,
 ) -> common_pb2.Principal:
     """The signed-in caller asking for a new verification link, once within
     RATE_LIMIT_RESEND_VERIFICATION for this account: a session cannot fill the inbox. It
     takes the caller through SESSION_ONLY, so an API key is refused (403) before it counts."""
-    await _take_one(
-        "resend-verification",
-        principal.user_id,
-        settings.rate_limit_resend_verification,
-        limiter=limiter,
-        request=request,
-        response=response,
+    await attempts.take_one(
+        "resend-verification", principal.user_id, settings.rate_limit_resend_verification
     )
     return principal
 
@@ -601,20 +569,11 @@ ThrottledResendVerification = Annotated[
 
 
 async def throttle_reset_password(
-    ip: ClientIp,
-    limiter: RateLimiterDep,
-    settings: SettingsDep,
-    request: Request,
-    response: Response,
+    ip: ClientIp, settings: SettingsDep, attempts: AttemptsDep
 ) -> None:
     """Refuse a password reset once this network has used RATE_LIMIT_RESET_PASSWORD. Tokens
     cannot be guessed (256 random bits); this bounds the Argon2 hashes a network can ask
     for with links it holds."""
-    await _take_one(
-        "reset-password",
-        client_network(ip),
-        settings.rate_limit_reset_password,
-        limiter=limiter,
-        request=request,
-        response=response,
+    await attempts.take_one(
+        "reset-password", client_network(ip), settings.rate_limit_reset_password
     )

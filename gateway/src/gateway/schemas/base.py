@@ -1,8 +1,8 @@
 """The one base model of every request and response body, and the string types they use."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Self, TypeVar, get_args
+from typing import Any, Generic, Protocol, Self, TypeVar, get_args
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -106,6 +106,40 @@ def request_body_schema(model: type[BaseModel]) -> dict[str, Any]:
 
     inlined: dict[str, Any] = inline(schema)
     return inlined
+
+
+Item = TypeVar("Item", bound=ApiModel)
+
+
+class PageCounts(Protocol):
+    """What a service's answer to a paged List call says about the page, beside its items."""
+
+    @property
+    def total(self) -> int: ...
+
+    @property
+    def limit(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+
+class PageOut(ApiModel, Generic[Item]):
+    """One page of a paged list (history, jobs, webhook deliveries): its items, how many
+    match in all, and the `limit` and `offset` it was asked with. The lists share this one
+    shape, and `of` copies the counts from the service's answer for each of them. A list is
+    a subclass naming its item type, which redeclares `total` to say what it counts (the
+    field keeps its place in the schema and in the JSON)."""
+
+    items: list[Item]
+    total: int
+    limit: int
+    offset: int
+
+    @classmethod
+    def of(cls, items: Iterable[Item], listed: PageCounts) -> Self:
+        """The page of `items`, converted from `listed`, with the counts `listed` gives."""
+        return cls(items=list(items), total=listed.total, limit=listed.limit, offset=listed.offset)
 
 
 def to_datetime(timestamp: Timestamp) -> datetime:

@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from gateway.schemas.base import UNICODE_TEXT, ApiModel, optional_datetime, to_datetime
+from gateway.schemas.base import UNICODE_TEXT, ApiModel, PageOut, optional_datetime, to_datetime
 from objectvision.v1 import detection_pb2
 from objectvision_common.limits import MAX_DETECTIONS_LIMIT
 from objectvision_common.public_urls import MAX_URL_LENGTH
@@ -357,22 +357,14 @@ class StoredDetectionOut(DetectionOut):
         )
 
 
-class DetectionListOut(ApiModel):
+class DetectionListOut(PageOut[StoredDetectionOut]):
     """One page of the caller's detections, newest first."""
 
-    items: list[StoredDetectionOut]
     total: int = Field(description="How many detections match the filters in all.")
-    limit: int
-    offset: int
 
     @classmethod
     def from_proto(cls, listed: detection_pb2.ListDetectionsResponse) -> Self:
-        return cls(
-            items=[StoredDetectionOut.from_detection(item) for item in listed.items],
-            total=listed.total,
-            limit=listed.limit,
-            offset=listed.offset,
-        )
+        return cls.of(map(StoredDetectionOut.from_detection, listed.items), listed)
 
 
 class JobItemOut(ApiModel):
@@ -514,19 +506,11 @@ class JobOut(JobSummaryOut):
         return cls(**cls.fields_of(job), items=[JobItemOut.from_proto(item) for item in job.items])
 
 
-class JobListOut(ApiModel):
+class JobListOut(PageOut[JobSummaryOut]):
     """One page of the caller's jobs, newest first, without their items."""
 
-    items: list[JobSummaryOut]
     total: int = Field(description="How many jobs match the filters in all.")
-    limit: int
-    offset: int
 
     @classmethod
     def from_proto(cls, listed: detection_pb2.ListJobsResponse) -> Self:
-        return cls(
-            items=[JobSummaryOut.from_proto(job) for job in listed.jobs],
-            total=listed.total,
-            limit=listed.limit,
-            offset=listed.offset,
-        )
+        return cls.of(map(JobSummaryOut.from_proto, listed.jobs), listed)

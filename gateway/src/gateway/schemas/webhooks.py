@@ -6,7 +6,7 @@ from typing import Literal, Self, get_args
 
 from pydantic import Field
 
-from gateway.schemas.base import ApiModel, ProtoMirror, with_secret
+from gateway.schemas.base import ApiModel, PageOut, ProtoMirror, with_secret
 from objectvision.v1 import notification_pb2
 
 MAX_URL_LENGTH = 2048
@@ -89,19 +89,11 @@ class WebhookDeliveryOut(ProtoMirror):
     )
 
 
-class WebhookDeliveryListOut(ApiModel):
+class WebhookDeliveryListOut(PageOut[WebhookDeliveryOut]):
     """One page of a webhook's deliveries, newest first."""
 
-    items: list[WebhookDeliveryOut]
     total: int = Field(description="How many deliveries match the filter in all.")
-    limit: int
-    offset: int
 
     @classmethod
     def from_proto(cls, listed: notification_pb2.ListWebhookDeliveriesResponse) -> Self:
-        return cls(
-            items=[WebhookDeliveryOut.from_proto(item) for item in listed.deliveries],
-            total=listed.total,
-            limit=listed.limit,
-            offset=listed.offset,
-        )
+        return cls.of(map(WebhookDeliveryOut.from_proto, listed.deliveries), listed)
