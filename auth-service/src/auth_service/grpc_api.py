@@ -209,6 +209,20 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             )
         return _user_message(user)
 
+    async def SetAccountStatus(
+        self, request: auth_pb2.SetAccountStatusRequest, context: ServicerContext
+    ) -> auth_pb2.User:
+        async with self._as_caller(context, session_only=True) as (session, caller):
+            user = await users_service.set_status(
+                session=session,
+                revoked=self.tokens.revoked,
+                caller=caller,
+                user_id=request.user_id,
+                active=request.active if request.HasField("active") else None,
+                admin=request.admin if request.HasField("admin") else None,
+            )
+        return _user_message(user)
+
     async def DeleteAccount(
         self, request: auth_pb2.DeleteAccountRequest, context: ServicerContext
     ) -> empty_pb2.Empty:

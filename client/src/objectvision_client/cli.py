@@ -820,6 +820,28 @@ def _key_status(revoked_at: datetime | None, expires_at: datetime | None) -> str
     return "active"
 
 
+# `objectvision accounts ACTION USER_ID`: what each action changes (ADR 0032).
+ACCOUNT_ACTIONS: dict[str, dict[str, bool]] = {
+    "suspend": {"active": False},
+    "restore": {"active": True},
+    "promote": {"admin": True},
+    "demote": {"admin": False},
+}
+
+
+def cmd_accounts(ctx: Context) -> int:
+    """An admin suspends, restores, promotes or demotes an account."""
+    with ctx.client() as client:
+        account = client.set_account_status(
+            ctx.args.user_id, **ACCOUNT_ACTIONS[ctx.args.accounts_command]
+        )
+    if not ctx.printed_json(account.raw):
+        state = "active" if account.is_active else "suspended"
+        role = "an admin" if account.is_admin else "not an admin"
+        ctx.say(f"Account {account.email} ({account.id}) is {state}, {role}.")
+    return EXIT_OK
+
+
 def cmd_keys_create(ctx: Context) -> int:
     with ctx.client() as client:
         key = client.create_api_key(
@@ -1271,6 +1293,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output_choice(export)
     export.set_defaults(handler=cmd_export)
+
+    accounts = commands.add_parser(
+        "accounts",
+        help="suspend, restore, promote or demote an account (admins)",
+        description="Admins only, from a logged-in session. Suspending or demoting ends the "
+        "account's sessions at once; a suspended account cannot log in and its API keys stop "
+        "working until it is restored.",
+    )
+    account_commands = accounts.add_subparsers(
+        dest="accounts_command", required=True, metavar="ACTION"
+    )
+    for action, summary in (
+        ("suspend", "suspend the account: its sessions end, its keys stop working"),
+        ("restore", "let a suspended account log in and use its keys again"),
+        ("promote", "give the account admin rights"),
+        ("demote", "take the account's admin rights away; its sessions end"),
+    ):
+        command = account_commands.add_parser(action, help=summary)
+        command.add_argument("user_id", metavar="USER_ID")
+        _add_output_choice(command)
+        command.set_defaults(handler=cmd_accounts)
 
     keys = commands.add_parser("keys", help="manage API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")

@@ -379,6 +379,7 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
     usage = _sync(ops.usage)
     set_quota = _sync(ops.set_quota)
     clear_quota = _sync(ops.clear_quota)
+    set_account_status = _sync(ops.set_account_status)
 
     def delete_account(self, current_password: str) -> None:
         """Delete the signed-in account (see operations.delete_account); this client's
@@ -573,6 +574,7 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     usage = _async(ops.usage)
     set_quota = _async(ops.set_quota)
     clear_quota = _async(ops.clear_quota)
+    set_account_status = _async(ops.set_account_status)
 
     async def delete_account(self, current_password: str) -> None:
         await self.run(ops.delete_account(current_password))

@@ -82,6 +82,13 @@ class User(_Answer):
     created_at: datetime
 
 
+class AccountStatus(User):
+    """An account as an admin sees it after suspending, restoring, promoting or demoting it."""
+
+    is_active: bool
+    is_admin: bool
+
+
 class BoundingBox(_Model):
     """Corners in original-image pixels (x to the right, y down)."""
 

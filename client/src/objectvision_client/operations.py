@@ -18,6 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from objectvision_client.models import (
+    AccountStatus,
     ApiKey,
     CreatedApiKey,
     CreatedWebhook,
@@ -256,6 +257,22 @@ def set_quota(user_id: str, monthly_images: int) -> Operation[Usage]:
 def clear_quota(user_id: str) -> Operation[Usage]:
     """Admins: the deployment's quota applies to this account again."""
     return Operation("DELETE", f"/api/v1/users/{_segment(user_id)}/quota", _json(Usage.from_json))
+
+
+def set_account_status(
+    user_id: str, *, active: bool | None = None, admin: bool | None = None
+) -> Operation[AccountStatus]:
+    """Admins: suspend (`active=False`) or restore an account, grant or withdraw admin
+    rights; None leaves that as it is. Suspending or demoting ends the account's sessions at
+    once; an admin's own account is refused (ObjectVisionError 409 `own_account`)."""
+    asked = {"active": active, "admin": admin}
+    changes = {name: value for name, value in asked.items() if value is not None}
+    return Operation(
+        "PATCH",
+        f"/api/v1/users/{_segment(user_id)}/status",
+        _json(AccountStatus.from_json),
+        json=changes,
+    )
 
 
 def delete_account(current_password: str) -> Operation[None]:

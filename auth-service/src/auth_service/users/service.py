@@ -1,5 +1,6 @@
 """Account operations. Each function takes the session and commits its own unit of work."""
 
+import logging
 import uuid
 
 from sqlalchemy import delete, select
@@ -21,11 +22,14 @@ from auth_service.users.schemas import Caller
 from objectvision.v1 import common_pb2
 from objectvision_common.errors import (
     AlreadyExists,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
     Unauthenticated,
 )
+
+logger = logging.getLogger(__name__)
 
 # One message for every failed login, so the answer never tells whether an email exists.
 LOGIN_FAILED = "incorrect email or password"
@@ -301,6 +305,62 @@ async def delete_account(
     )
     await session.execute(delete(User).where(User.id == user.id))
     await session.commit()
+
+
+async def set_status(
+    *,
+    session: AsyncSession,
+    revoked: RevokedAccessTokens,
+    caller: Caller,
+    user_id: str,
+    active: bool | None,
+    admin: bool | None,
+) -> User:
+    """An admin suspends or restores an account (`active`), grants or withdraws admin rights
+    (`admin`); unset leaves that as it is (ADR 0032).
+
+    Suspending or demoting ends every session of the account in the same commit, the way a
+    new password does (access tokens refused at once), since a token says `admin` and the
+    gateway trusts it until it expires; a suspended account's API keys stop with
+    `is_active`, and it cannot log in or refresh. Restoring or promoting ends nothing: the
+    account's next login or refresh says so. An admin cannot suspend or demote their own
+    account, so the last admin cannot lock everyone out by mistake. A non-admin is refused
+    (PermissionDenied), and an unknown id is NotFound. The row is locked, so two admins at
+    once apply one after the other.
+    """
+    if not caller.is_admin:
+        raise PermissionDenied("only an admin can suspend, restore, promote or demote accounts")
+    if active is None and admin is None:
+        raise InvalidArgument("give `active`, `admin` or both")
+    target_id = visible_user_id(caller=caller, user_id=user_id)
+    if target_id == caller.user.id and (active is False or admin is False):
+        raise FailedPrecondition(
+            "an admin cannot suspend or demote their own account; ask another admin",
+            code="own_account",
+        )
+    user = await session.get(User, target_id, with_for_update=True, populate_existing=True)
+    if user is None:
+        raise NotFound(USER_NOT_FOUND)
+    now = utcnow()
+    ends_sessions = (active is False and user.is_active) or (admin is False and user.is_admin)
+    if active is not None:
+        user.is_active = active
+    if admin is not None:
+        user.is_admin = admin
+    user.updated_at = now
+    if ends_sessions:
+        await sessions.end_all_for_user(session=session, revoked=revoked, user_id=user.id, now=now)
+    await session.commit()
+    logger.info(
+        "account status set",
+        extra={
+            "user_id": str(user.id),
+            "by_admin": str(caller.user.id),
+            "active": user.is_active,
+            "admin": user.is_admin,
+        },
+    )
+    return user
 
 
 async def _flush_unique_email(session: AsyncSession) -> None:

@@ -167,6 +167,16 @@ class UpdateUserRequest(_message.Message):
     current_password: str
     def __init__(self, user_id: _Optional[str] = ..., name: _Optional[str] = ..., email: _Optional[str] = ..., password: _Optional[str] = ..., current_password: _Optional[str] = ...) -> None: ...
 
+class SetAccountStatusRequest(_message.Message):
+    __slots__ = ("user_id", "active", "admin")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    active: bool
+    admin: bool
+    def __init__(self, user_id: _Optional[str] = ..., active: _Optional[bool] = ..., admin: _Optional[bool] = ...) -> None: ...
+
 class DeleteAccountRequest(_message.Message):
     __slots__ = ("current_password",)
     CURRENT_PASSWORD_FIELD_NUMBER: _ClassVar[int]

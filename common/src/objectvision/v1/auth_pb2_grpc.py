@@ -118,6 +118,11 @@ class AuthServiceStub:
                 request_serializer=objectvision_dot_v1_dot_auth__pb2.DeleteAccountRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.SetAccountStatus = channel.unary_unary(
+                '/objectvision.v1.AuthService/SetAccountStatus',
+                request_serializer=objectvision_dot_v1_dot_auth__pb2.SetAccountStatusRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_auth__pb2.User.FromString,
+                _registered_method=True)
         self.CreateApiKey = channel.unary_unary(
                 '/objectvision.v1.AuthService/CreateApiKey',
                 request_serializer=objectvision_dot_v1_dot_auth__pb2.CreateApiKeyRequest.SerializeToString,
@@ -262,6 +267,17 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetAccountStatus(self, request, context):
+        """Admins only, from a signed-in session (PERMISSION_DENIED otherwise): suspend or restore
+        an account, grant or withdraw admin rights (ADR 0032). Suspending or demoting ends every
+        session of the account at once, access tokens included; a suspended account's API keys
+        stop working and it cannot log in. An admin cannot suspend or demote their own account
+        (FAILED_PRECONDITION `own_account`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateApiKey(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -362,6 +378,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.DeleteAccount,
                     request_deserializer=objectvision_dot_v1_dot_auth__pb2.DeleteAccountRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'SetAccountStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetAccountStatus,
+                    request_deserializer=objectvision_dot_v1_dot_auth__pb2.SetAccountStatusRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_auth__pb2.User.SerializeToString,
             ),
             'CreateApiKey': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateApiKey,
@@ -813,6 +834,33 @@ class AuthService:
             '/objectvision.v1.AuthService/DeleteAccount',
             objectvision_dot_v1_dot_auth__pb2.DeleteAccountRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetAccountStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.AuthService/SetAccountStatus',
+            objectvision_dot_v1_dot_auth__pb2.SetAccountStatusRequest.SerializeToString,
+            objectvision_dot_v1_dot_auth__pb2.User.FromString,
             options,
             channel_credentials,
             insecure,

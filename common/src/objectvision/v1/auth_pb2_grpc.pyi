@@ -87,6 +87,13 @@ class AuthServiceStub:
     address is free for a new sign-up, and a `user.deleted` event staged in the same commit
     has every other service erase what it keeps of the user.
     """
+    SetAccountStatus: _grpc.UnaryUnaryMultiCallable[_auth_pb2.SetAccountStatusRequest, _auth_pb2.User]
+    """Admins only, from a signed-in session (PERMISSION_DENIED otherwise): suspend or restore
+    an account, grant or withdraw admin rights (ADR 0032). Suspending or demoting ends every
+    session of the account at once, access tokens included; a suspended account's API keys
+    stop working and it cannot log in. An admin cannot suspend or demote their own account
+    (FAILED_PRECONDITION `own_account`).
+    """
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateApiKeyRequest, _auth_pb2.CreatedApiKey]
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListApiKeysRequest, _auth_pb2.ListApiKeysResponse]
     RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RevokeApiKeyRequest, _empty_pb2.Empty]
@@ -147,6 +154,13 @@ class AuthServiceAsyncStub(AuthServiceStub):
     otherwise, as for a password change): every session and API key stops working, the
     address is free for a new sign-up, and a `user.deleted` event staged in the same commit
     has every other service erase what it keeps of the user.
+    """
+    SetAccountStatus: _aio.UnaryUnaryMultiCallable[_auth_pb2.SetAccountStatusRequest, _auth_pb2.User]  # type: ignore[assignment]
+    """Admins only, from a signed-in session (PERMISSION_DENIED otherwise): suspend or restore
+    an account, grant or withdraw admin rights (ADR 0032). Suspending or demoting ends every
+    session of the account at once, access tokens included; a suspended account's API keys
+    stop working and it cannot log in. An admin cannot suspend or demote their own account
+    (FAILED_PRECONDITION `own_account`).
     """
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateApiKeyRequest, _auth_pb2.CreatedApiKey]  # type: ignore[assignment]
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListApiKeysRequest, _auth_pb2.ListApiKeysResponse]  # type: ignore[assignment]
@@ -301,6 +315,19 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         otherwise, as for a password change): every session and API key stops working, the
         address is free for a new sign-up, and a `user.deleted` event staged in the same commit
         has every other service erase what it keeps of the user.
+        """
+
+    @_abc_1.abstractmethod
+    def SetAccountStatus(
+        self,
+        request: _auth_pb2.SetAccountStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.User, _abc.Awaitable[_auth_pb2.User]]:
+        """Admins only, from a signed-in session (PERMISSION_DENIED otherwise): suspend or restore
+        an account, grant or withdraw admin rights (ADR 0032). Suspending or demoting ends every
+        session of the account at once, access tokens included; a suspended account's API keys
+        stop working and it cannot log in. An admin cannot suspend or demote their own account
+        (FAILED_PRECONDITION `own_account`).
         """
 
     @_abc_1.abstractmethod

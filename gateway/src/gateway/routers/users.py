@@ -24,6 +24,8 @@ from gateway.auth.dependencies import (
 from gateway.errors import error_responses
 from gateway.schemas.users import (
     AccountDeletionAcceptedOut,
+    AccountStatusIn,
+    AccountStatusOut,
     DeleteAccountIn,
     SettingsOut,
     SettingsUpdateIn,
@@ -137,3 +139,20 @@ async def get_user(user: VisibleUser) -> UserOut:
 )
 async def update_user(user_id: uuid.UUID, body: UserUpdateIn, upstream: AccountUpstream) -> UserOut:
     return await _update_user(upstream, str(user_id), body)
+
+
+@router.patch(
+    "/{user_id:uuid}/status",
+    summary="Suspend or restore an account, grant or withdraw admin rights (admins)",
+    responses=error_responses(403, 404, 409, 413, 422),
+)
+async def set_account_status(
+    user_id: uuid.UUID, body: AccountStatusIn, upstream: AccountUpstream
+) -> AccountStatusOut:
+    """Suspending (`active: false`) or demoting (`admin: false`) ends every session of the
+    account at once; a suspended account cannot log in and its API keys stop working until
+    it is restored (`active: true`). Promoting or restoring shows from the account's next
+    login or refresh. Admins only (403 otherwise), and not on their own account (409
+    `own_account`). Work the account queued before still runs to the end."""
+    answer = await upstream.call(upstream.auth.SetAccountStatus, body.to_proto(str(user_id)))
+    return AccountStatusOut.from_proto(answer)

@@ -67,6 +67,35 @@ class SettingsUpdateIn(PatchModel):
         return auth_pb2.UpdateSettingsRequest(user_id=user_id, **self.changes())
 
 
+class AccountStatusIn(PatchModel):
+    """What an admin changes of an account: `active` (false suspends it, true restores it),
+    `admin` (grants or withdraws admin rights), or both; absent ones stay as they are."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    active: StrictBool | None = None
+    admin: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("give `active`, `admin` or both")
+        return self
+
+    def to_proto(self, user_id: str) -> auth_pb2.SetAccountStatusRequest:
+        return auth_pb2.SetAccountStatusRequest(user_id=user_id, **self.changes())
+
+
+class AccountStatusOut(UserOut):
+    """The account as an admin sees it after the change."""
+
+    is_active: bool = Field(
+        description="False while the account is suspended: it cannot log in, its sessions "
+        "ended and its API keys do not work."
+    )
+    is_admin: bool
+
+
 class DeleteAccountIn(ApiModel):
     """Deleting the account takes its password again: a session or an API key alone will
     not do."""
