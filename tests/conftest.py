@@ -154,6 +154,8 @@ def queued_stack(own_stack: Callable[..., Stack]) -> Iterator[Stack]:
             "JOB_WORKERS": "0",
             "WEBHOOK_ALLOW_PRIVATE": "true",
             "TRUST_PROXY_HEADERS": "true",
+            # Low, so test_jobs_api.py reaches it with jobs that never end here.
+            "WS_MAX_STREAMS_PER_ACCOUNT": "3",
         },
     )
     stack.start()

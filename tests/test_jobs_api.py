@@ -10,6 +10,7 @@ workers run.
 """
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -329,3 +330,56 @@ async def test_the_client_and_the_command_list_and_cancel_jobs(
     )
     refused = await asyncio.to_thread(objectvision, "jobs", "list", "--kind", "audio", expect=2)
     assert "invalid choice: 'audio'" in refused.stderr
+
+
+# The queued stack's WS_MAX_STREAMS_PER_ACCOUNT (tests/conftest.py).
+LIVE_STREAMS_PER_ACCOUNT = 3
+
+
+async def test_one_account_holds_a_bounded_number_of_live_job_streams(
+    client: httpx.AsyncClient, queued_stack: Stack
+) -> None:
+    """Each stream holds a gRPC stream while its job runs (here: never ends), so one account
+    gets WS_MAX_STREAMS_PER_ACCOUNT of them at once; the next is closed 4429, another account
+    is not affected, and closing one frees its place."""
+    owner, neighbour = await _account(client), await _account(client)
+    job = await _batch(client, owner)
+    their_job = await _batch(client, neighbour)
+    base = queued_stack.gateway_url.replace("http://", "ws://")
+    url = f"{base}/api/v1/ws/jobs/{job['job_id']}"
+
+    async with contextlib.AsyncExitStack() as held, asyncio.timeout(ARRIVES_WITHIN_SECONDS):
+        sockets = []
+        for _ in range(LIVE_STREAMS_PER_ACCOUNT):
+            socket = await held.enter_async_context(connect(url, additional_headers=owner.headers))
+            # The job's snapshot arrives once the gateway holds the stream.
+            assert json.loads(await socket.recv())["type"] == "job.progress"
+            sockets.append(socket)
+
+        async with connect(url, additional_headers=owner.headers) as refused:
+            with pytest.raises(ConnectionClosed):
+                await refused.recv()
+        assert refused.close_code == 4429
+        assert "already follows 3 jobs live" in (refused.close_reason or "")
+
+        their_url = f"{base}/api/v1/ws/jobs/{their_job['job_id']}"
+        async with connect(their_url, additional_headers=neighbour.headers) as theirs:
+            assert json.loads(await theirs.recv())["type"] == "job.progress"
+
+        await sockets[0].close()
+        # The gateway frees the place once it sees the close; until then, 4429.
+        for _attempt in range(100):
+            if await _stream_accepted(url, owner):
+                break
+            await asyncio.sleep(0.2)
+        else:
+            pytest.fail("closing a stream did not free its place")
+
+
+async def _stream_accepted(url: str, account: Account) -> bool:
+    """Whether a new stream of `account` gets the job's snapshot (not a 4429)."""
+    async with connect(url, additional_headers=account.headers) as socket:
+        try:
+            return json.loads(await socket.recv())["type"] == "job.progress"
+        except ConnectionClosed:
+            return False

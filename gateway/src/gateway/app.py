@@ -21,6 +21,7 @@ from gateway.clients import ServiceClients
 from gateway.config import GatewaySettings
 from gateway.errors import install_error_handlers
 from gateway.image_urls import ImageUrlFetcher
+from gateway.live_streams import LiveStreams
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import (
     BodySizeLimitMiddleware,
@@ -138,6 +139,7 @@ def create_app(settings: GatewaySettings, *, clients: ServiceClients | None = No
     )
     app.state.settings = settings
     app.state.metrics = GatewayMetrics()
+    app.state.live_streams = LiveStreams(settings.ws_max_streams_per_account)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -156,6 +156,11 @@ class GatewaySettings(CommonSettings):
     grpc_deadline_seconds: float = Field(
         default=5.0, gt=0, validation_alias="GRPC_DEADLINE_SECONDS"
     )
+    # Job-progress WebSockets one account may hold open at once on one replica (each holds a
+    # gRPC stream for as long as its job runs); one more is closed with 4429.
+    ws_max_streams_per_account: int = Field(
+        default=32, ge=1, le=10_000, validation_alias="WS_MAX_STREAMS_PER_ACCOUNT"
+    )
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), validation_alias="CORS_ORIGINS"
     )

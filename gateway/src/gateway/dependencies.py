@@ -16,6 +16,7 @@ from starlette.requests import HTTPConnection
 from gateway.clients import ServiceClients
 from gateway.config import GatewaySettings
 from gateway.image_urls import ImageUrlFetcher
+from gateway.live_streams import LiveStreams
 from gateway.metrics import GatewayMetrics
 from gateway.ratelimit import RateLimiter
 from gateway.upstream import Upstream
@@ -40,12 +41,14 @@ get_clients: StateGetter[ServiceClients] = _app_state("clients")
 get_rate_limiter: StateGetter[RateLimiter] = _app_state("rate_limiter")
 get_metrics: StateGetter[GatewayMetrics] = _app_state("metrics")
 get_image_fetcher: StateGetter[ImageUrlFetcher] = _app_state("image_urls")
+get_live_streams: StateGetter[LiveStreams] = _app_state("live_streams")
 
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 ClientsDep = Annotated[ServiceClients, Depends(get_clients)]
 RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 MetricsDep = Annotated[GatewayMetrics, Depends(get_metrics)]
 ImageFetcherDep = Annotated[ImageUrlFetcher, Depends(get_image_fetcher)]
+LiveStreamsDep = Annotated[LiveStreams, Depends(get_live_streams)]
 
 
 def forwarded_client_ip(header: str | None) -> str | None:

@@ -4,7 +4,8 @@ The access token comes in the `Authorization: Bearer` header or, where a client 
 headers (browsers), as the first message `{"token": "..."}`; never in the URL, where it
 would end up in access logs. An API key needs the `results:read` scope. Close codes: 4401
 bad or missing credentials, 4403 an API key without that scope, 4404 no such job for this
-caller, 1000 after the final event, 1011/1013 on server trouble.
+caller, 4429 the account already holds WS_MAX_STREAMS_PER_ACCOUNT streams on this replica,
+1000 after the final event, 1011/1013 on server trouble.
 """
 
 import asyncio
@@ -17,8 +18,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from gateway.auth.dependencies import Authorisation, current_principal, optional_access_token
-from gateway.dependencies import ClientsDep, SettingsDep
+from gateway.dependencies import ClientsDep, LiveStreamsDep, SettingsDep
 from gateway.errors import ApiError
+from gateway.live_streams import TooManyStreams
 from gateway.upstream import Upstream
 from objectvision.v1 import common_pb2, notification_pb2
 from objectvision_common.api_keys import Scope
@@ -34,6 +36,7 @@ CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_MANY = 4429
 FINAL_EVENT_TYPES = frozenset({"job.completed", "job.failed", "job.cancelled"})
 # How long a client may take to send its token message.
 TOKEN_MESSAGE_TIMEOUT_SECONDS = 10.0
@@ -148,7 +151,11 @@ async def _until_disconnect(websocket: WebSocket) -> None:
 
 @router.websocket("/api/v1/ws/jobs/{job_id}")
 async def job_progress(
-    websocket: WebSocket, job_id: str, clients: ClientsDep, settings: SettingsDep
+    websocket: WebSocket,
+    job_id: str,
+    clients: ClientsDep,
+    settings: SettingsDep,
+    streams: LiveStreamsDep,
 ) -> None:
     """Streams `{"type": "job.progress" | "job.completed" | "job.failed" | "job.cancelled",
     ...}` messages; the socket closes (1000) after the final one."""
@@ -175,7 +182,24 @@ async def job_progress(
     if principal is None:
         await websocket.close(CLOSE_UNAUTHENTICATED, "authentication required")
         return
+    try:
+        with streams.hold(principal.user_id):
+            await _stream(websocket, job_id, principal, clients, settings)
+    except TooManyStreams:
+        await websocket.close(
+            CLOSE_TOO_MANY,
+            f"this account already follows {streams.per_account} jobs live; close one first",
+        )
 
+
+async def _stream(
+    websocket: WebSocket,
+    job_id: str,
+    principal: common_pb2.Principal,
+    clients: ClientsDep,
+    settings: SettingsDep,
+) -> None:
+    """Relay the job's events until its final one, the client leaving, or trouble."""
     call = clients.notification.SubscribeJobProgress(
         notification_pb2.SubscribeJobProgressRequest(job_id=job_id),
         metadata=principal_metadata(principal, secret=settings.service_token_secret),

@@ -1,0 +1,42 @@
+"""How many job-progress WebSockets one account may hold open on one gateway replica.
+
+Each open stream holds a socket, a task and a gRPC stream to notification-service for as
+long as its job runs (a day at most). Without a cap, one account opening thousands of them,
+to its own jobs, would exhaust the replica for everybody. The count is per replica, in
+memory, so a crashed connection can never leave it inflated: with N replicas an account may
+hold up to N times the cap.
+"""
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class TooManyStreams(Exception):
+    """The account already holds as many live streams on this replica as one may."""
+
+
+class LiveStreams:
+    def __init__(self, per_account: int) -> None:
+        self._per_account = per_account
+        self._open: Counter[str] = Counter()
+
+    @property
+    def per_account(self) -> int:
+        return self._per_account
+
+    @contextmanager
+    def hold(self, account: str) -> Iterator[None]:
+        """One stream slot of `account` for the block; TooManyStreams when none is free."""
+        if self._open[account] >= self._per_account:
+            raise TooManyStreams(account)
+        self._open[account] += 1
+        try:
+            yield
+        finally:
+            self._open[account] -= 1
+            if not self._open[account]:
+                del self._open[account]
+
+    def open_streams(self, account: str) -> int:
+        return self._open[account]
