@@ -383,3 +383,49 @@ async def _stream_accepted(url: str, account: Account) -> bool:
             return json.loads(await socket.recv())["type"] == "job.progress"
         except ConnectionClosed:
             return False
+
+
+async def test_a_live_stream_closes_once_its_session_ends_or_its_key_is_revoked(
+    client: httpx.AsyncClient, queued_stack: Stack
+) -> None:
+    """The credential is checked again while the stream lives (every second on this stack):
+    a logout closes the session's stream, a revoked key its own, with 4401; a stream whose
+    credential still works stays open."""
+    owner = await _account(client)
+    job = await _batch(client, owner)
+    created = await client.post(
+        "/api/v1/users/me/api-keys",
+        json={"name": "watcher", "scopes": ["results:read"]},
+        headers=owner.headers,
+    )
+    assert created.status_code == 201, created.text
+    key = created.json()
+    url = f"{queued_stack.gateway_url.replace('http://', 'ws://')}/api/v1/ws/jobs/{job['job_id']}"
+
+    async with (
+        asyncio.timeout(ARRIVES_WITHIN_SECONDS),
+        connect(url, additional_headers=owner.headers) as by_session,
+        connect(url, additional_headers={"X-API-Key": key["secret"]}) as by_key,
+    ):
+        for socket in (by_session, by_key):
+            assert json.loads(await socket.recv())["type"] == "job.progress"
+
+        revoked = await client.delete(
+            f"/api/v1/users/me/api-keys/{key['id']}", headers=owner.headers
+        )
+        assert revoked.status_code == 204, revoked.text
+        with pytest.raises(ConnectionClosed):
+            await by_key.recv()
+        assert (by_key.close_code, by_key.close_reason) == (4401, "the credential was revoked")
+        # The session's stream outlived the key's.
+        assert by_session.close_code is None
+
+        logout = await client.post(
+            "/api/v1/auth/logout",
+            json={"refresh_token": owner.refresh_token},
+            headers=owner.headers,
+        )
+        assert logout.status_code == 204, logout.text
+        with pytest.raises(ConnectionClosed):
+            await by_session.recv()
+        assert by_session.close_code == 4401

@@ -161,6 +161,11 @@ class GatewaySettings(CommonSettings):
     ws_max_streams_per_account: int = Field(
         default=32, ge=1, le=10_000, validation_alias="WS_MAX_STREAMS_PER_ACCOUNT"
     )
+    # How often a live job stream checks that its credential was not revoked since it
+    # opened (logout, new password, revoked key, suspended account); a revoked one closes 4401.
+    ws_credential_recheck_seconds: float = Field(
+        default=60.0, gt=0, le=3600, validation_alias="WS_CREDENTIAL_RECHECK_SECONDS"
+    )
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), validation_alias="CORS_ORIGINS"
     )

@@ -5,16 +5,22 @@ headers (browsers), as the first message `{"token": "..."}`; never in the URL, w
 would end up in access logs. An API key needs the `results:read` scope. Close codes: 4401
 bad or missing credentials, 4403 an API key without that scope, 4404 no such job for this
 caller, 4429 the account already holds WS_MAX_STREAMS_PER_ACCOUNT streams on this replica,
-1000 after the final event, 1011/1013 on server trouble.
+1000 after the final event, 1011/1013 on server trouble. While the stream lives its
+credential is checked again every WS_CREDENTIAL_RECHECK_SECONDS: a logout, a new password, a
+revoked key or a suspended account closes it with 4401 (an access token merely expiring
+does not: the stream was allowed when it opened).
 """
 
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import jwt
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from redis.exceptions import RedisError
 from starlette.websockets import WebSocketState
 
 from gateway.auth.dependencies import Authorisation, current_principal, optional_access_token
@@ -22,9 +28,10 @@ from gateway.dependencies import ClientsDep, LiveStreamsDep, SettingsDep
 from gateway.errors import ApiError
 from gateway.live_streams import TooManyStreams
 from gateway.upstream import Upstream
-from objectvision.v1 import common_pb2, notification_pb2
+from objectvision.v1 import auth_pb2, common_pb2, notification_pb2
 from objectvision_common.api_keys import Scope
 from objectvision_common.identity import principal_metadata
+from objectvision_common.revocation import revocation_keys
 
 logger = logging.getLogger(__name__)
 
@@ -111,10 +118,19 @@ async def _token_message(websocket: WebSocket) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class StreamCredential:
+    """What authenticated a stream, kept to check it again while the stream lives."""
+
+    access_token: str | None
+    api_key: str | None
+
+
 async def _authenticate(
     websocket: WebSocket, upstream: Upstream, clients: ClientsDep
-) -> common_pb2.Principal | None:
-    """The caller, by the same checks as HTTP routes (signature, expiry, revocation)."""
+) -> tuple[common_pb2.Principal, StreamCredential] | None:
+    """The caller, by the same checks as HTTP routes (signature, expiry, revocation), and
+    the credential it used."""
     token = _bearer_token(websocket)
     api_key = websocket.headers.get("x-api-key")
     if token is None and not api_key:
@@ -122,7 +138,40 @@ async def _authenticate(
         if token is None:
             return None
     access = await optional_access_token(token, websocket.app.state.jwks, clients, upstream)
-    return await current_principal(access, api_key, upstream)
+    principal = await current_principal(access, api_key, upstream)
+    used = StreamCredential(access_token=token, api_key=None if access else api_key)
+    return principal, used
+
+
+async def _revoked(credential: StreamCredential, clients: ClientsDep, upstream: Upstream) -> bool:
+    """Whether the stream's credential has been revoked since it opened. An access token's
+    revocation entries are read (it was verified at the start, so its claims are read
+    without checking the signature again, nor its expiry); an API key is authenticated
+    again, which also refuses a suspended account. Redis or auth-service briefly away is
+    not a revocation: the next check decides."""
+    if credential.access_token is not None:
+        claims = jwt.decode(credential.access_token, options={"verify_signature": False})
+        keys = revocation_keys(jti=str(claims["jti"]), sid=str(claims["sid"]))
+        try:
+            return bool(await clients.redis.exists(*keys))
+        except RedisError:
+            return False
+    request = auth_pb2.AuthenticateApiKeyRequest(api_key=credential.api_key or "")
+    try:
+        await upstream.call(upstream.auth.AuthenticateApiKey, request)
+    except grpc.aio.AioRpcError as exc:
+        return exc.code() in _REFUSED_CREDENTIALS
+    return False
+
+
+async def _until_revoked(
+    credential: StreamCredential, clients: ClientsDep, upstream: Upstream, *, every: float
+) -> tuple[int, str]:
+    """Check the credential every `every` seconds; the close to end with once it is revoked."""
+    while True:
+        await asyncio.sleep(every)
+        if await _revoked(credential, clients, upstream):
+            return CLOSE_UNAUTHENTICATED, "the credential was revoked"
 
 
 async def _relay(websocket: WebSocket, events: Any) -> tuple[int, str]:
@@ -162,9 +211,9 @@ async def job_progress(
     await websocket.accept()
     upstream = Upstream(clients=clients, deadline_seconds=settings.grpc_deadline_seconds)
     try:
-        principal = await _authenticate(websocket, upstream, clients)
-        if principal is not None:
-            STREAM_AUTHORISATION.check(principal)
+        authenticated = await _authenticate(websocket, upstream, clients)
+        if authenticated is not None:
+            STREAM_AUTHORISATION.check(authenticated[0])
     except ApiError as exc:
         code = {401: CLOSE_UNAUTHENTICATED, 403: CLOSE_FORBIDDEN}.get(
             exc.status_code, CLOSE_TRY_AGAIN_LATER
@@ -179,12 +228,13 @@ async def job_progress(
             "authentication failed" if refused else "try again later",
         )
         return
-    if principal is None:
+    if authenticated is None:
         await websocket.close(CLOSE_UNAUTHENTICATED, "authentication required")
         return
+    principal, credential = authenticated
     try:
         with streams.hold(principal.user_id):
-            await _stream(websocket, job_id, principal, clients, settings)
+            await _stream(websocket, job_id, principal, credential, upstream, settings)
     except TooManyStreams:
         await websocket.close(
             CLOSE_TOO_MANY,
@@ -196,27 +246,39 @@ async def _stream(
     websocket: WebSocket,
     job_id: str,
     principal: common_pb2.Principal,
-    clients: ClientsDep,
+    credential: StreamCredential,
+    upstream: Upstream,
     settings: SettingsDep,
 ) -> None:
-    """Relay the job's events until its final one, the client leaving, or trouble."""
+    """Relay the job's events until its final one, the client leaving, the credential
+    being revoked, or trouble."""
+    clients = upstream.clients
     call = clients.notification.SubscribeJobProgress(
         notification_pb2.SubscribeJobProgressRequest(job_id=job_id),
         metadata=principal_metadata(principal, secret=settings.service_token_secret),
         timeout=STREAM_DEADLINE_SECONDS,
     )
     relay = asyncio.create_task(_relay(websocket, call))
+    guard = asyncio.create_task(
+        _until_revoked(credential, clients, upstream, every=settings.ws_credential_recheck_seconds)
+    )
     watcher = asyncio.create_task(_until_disconnect(websocket))
+    # What ends the stream says how to close it: the job's end or trouble (relay), or a
+    # revoked credential (guard); the client leaving (watcher) needs no close.
+    ending: asyncio.Task[tuple[int, str]] = relay
     try:
-        await asyncio.wait({relay, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({relay, guard, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if guard.done() and not relay.done():
+            ending = guard
     finally:
         watcher.cancel()
+        guard.cancel()
         if not relay.done():
             call.cancel()
             relay.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(relay, watcher, return_exceptions=True)
-    if relay.done() and not relay.cancelled() and relay.exception() is None:
-        code, reason = relay.result()
+            await asyncio.gather(relay, guard, watcher, return_exceptions=True)
+    if ending.done() and not ending.cancelled() and ending.exception() is None:
+        code, reason = ending.result()
         if websocket.client_state == WebSocketState.CONNECTED:
             await websocket.close(code, reason)
