@@ -173,3 +173,31 @@ def test_the_client_and_the_command_suspend_and_restore(
     objectvision("login", "--email", admin.email, "--password", admin.password)
     restored = objectvision("accounts", "restore", target_id)
     assert f"Account {email} ({target_id}) is active, not an admin." in restored.stderr
+    listed = objectvision("accounts", "list", email.split("@")[0])
+    assert target_id in listed.stdout and "active" in listed.stdout
+    assert "Showing 1-1 of 1." in listed.stderr
+
+
+async def test_an_admin_finds_an_account_by_part_of_its_email(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    account = await signed_in(client, prefix="findable", name="Find Me", read_back=True)
+    marker = account.email.split("@")[0].split("-", 1)[1][:12]
+
+    found = await client.get("/api/v1/users", params={"q": marker}, headers=admin.headers)
+
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert (body["total"], body["limit"], body["offset"]) == (1, 20, 0)
+    [item] = body["items"]
+    assert (item["id"], item["email"], item["is_active"], item["is_admin"]) == (
+        account.id,
+        account.email,
+        True,
+        False,
+    )
+    _error(
+        await client.get("/api/v1/users", params={"q": marker}, headers=account.headers),
+        403,
+        "permission_denied",
+    )

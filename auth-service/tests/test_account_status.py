@@ -13,7 +13,7 @@ import uuid
 
 import grpc
 
-from objectvision.v1 import auth_pb2
+from objectvision.v1 import auth_pb2, common_pb2
 
 
 def _status(user_id: str, **change: bool) -> auth_pb2.SetAccountStatusRequest:
@@ -132,3 +132,40 @@ async def test_only_an_admin_from_a_session_may_and_never_to_their_own_account(
         )
         assert user.is_active and not user.is_admin
     assert (await accounts.login(other)).access_token
+
+
+async def test_an_admin_finds_accounts_by_email_or_id_newest_first(auth, accounts, rejected):
+    admin = await accounts.admin()
+    first, second = await accounts.create(), await accounts.create()
+    marker = uuid.uuid4().hex[:10]
+    for account, name in ((first, "first"), (second, "second")):
+        await auth.UpdateUser(
+            auth_pb2.UpdateUserRequest(
+                user_id=account.id,
+                email=f"{name}-{marker}@Example.com",
+                current_password=account.password,
+            ),
+            metadata=account.metadata,
+        )
+
+    def listing(query: str, **page: int):
+        return auth.ListUsers(
+            auth_pb2.ListUsersRequest(query=query, page=common_pb2.Page(**page)),
+            metadata=admin.metadata,
+        )
+
+    found = await listing(marker.upper())
+    assert found.total == 2
+    assert [user.id for user in found.users] == [second.id, first.id]
+    one_page = await listing(marker, limit=1, offset=1)
+    assert (one_page.total, [user.id for user in one_page.users]) == (2, [first.id])
+    by_id = await listing(first.id)
+    assert [user.email for user in by_id.users] == [f"first-{marker}@example.com"]
+    # LIKE's wildcards are plain characters here.
+    assert (await listing("%")).total == 0
+    assert (await listing(f"first_{marker}")).total == 0
+
+    await rejected(
+        grpc.StatusCode.PERMISSION_DENIED,
+        auth.ListUsers(auth_pb2.ListUsersRequest(query=marker), metadata=first.metadata),
+    )

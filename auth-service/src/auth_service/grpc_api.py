@@ -29,6 +29,7 @@ from auth_service.users.notices import SignUpNotices
 from auth_service.users.schemas import Caller
 from objectvision.v1 import auth_pb2, auth_pb2_grpc, common_pb2
 from objectvision_common.errors import PermissionDenied
+from objectvision_common.limits import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, page_bounds
 from objectvision_common.servicer import ServicerContext, caller_principal, timestamp
 
 BEARER = "Bearer"
@@ -208,6 +209,18 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 ),
             )
         return _user_message(user)
+
+    async def ListUsers(
+        self, request: auth_pb2.ListUsersRequest, context: ServicerContext
+    ) -> auth_pb2.ListUsersResponse:
+        limit, offset = page_bounds(request.page, default=DEFAULT_PAGE_LIMIT, most=MAX_PAGE_LIMIT)
+        async with self._as_caller(context, session_only=True) as (session, caller):
+            users, total = await users_service.list_accounts(
+                session=session, caller=caller, query=request.query, limit=limit, offset=offset
+            )
+        return auth_pb2.ListUsersResponse(
+            users=[_user_message(user) for user in users], total=total, limit=limit, offset=offset
+        )
 
     async def SetAccountStatus(
         self, request: auth_pb2.SetAccountStatusRequest, context: ServicerContext

@@ -11,6 +11,7 @@ with Client("http://127.0.0.1:8000") as client:
 from objectvision_client.client import DEFAULT_API_URL, AsyncClient, Client
 from objectvision_client.errors import ObjectVisionConnectionError, ObjectVisionError
 from objectvision_client.models import (
+    AccountsPage,
     AccountStatus,
     ApiKey,
     BoundingBox,
@@ -43,6 +44,7 @@ from objectvision_client.retry import RetryPolicy
 __all__ = [
     "DEFAULT_API_URL",
     "AccountStatus",
+    "AccountsPage",
     "ApiKey",
     "AsyncClient",
     "BoundingBox",

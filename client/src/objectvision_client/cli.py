@@ -26,6 +26,7 @@ from objectvision_client.client import DEFAULT_API_URL, Client
 from objectvision_client.credentials import CredentialStore, SavedSession
 from objectvision_client.errors import ObjectVisionError
 from objectvision_client.models import (
+    AccountsPage,
     DetectionResult,
     HistoryPage,
     Job,
@@ -125,7 +126,7 @@ def _print_json(value: Any, stream: TextIO) -> None:
     stream.write("\n")
 
 
-def _page_json(page: HistoryPage | JobsPage) -> dict[str, Any]:
+def _page_json(page: HistoryPage | JobsPage | AccountsPage) -> dict[str, Any]:
     """A page for --json as the API sent it: `total`, `limit` and `offset`, and each item's
     own body (`raw`), which keeps fields this version of the client does not know."""
     return {**page.model_dump(exclude={"items"}), "items": [item.raw for item in page.items]}
@@ -260,7 +261,9 @@ class Context:
         """A confirmation or note for the person at the terminal (stderr)."""
         print(message, file=self.stderr)
 
-    def say_shown(self, page: HistoryPage | JobsPage | WebhookDeliveriesPage) -> None:
+    def say_shown(
+        self, page: HistoryPage | JobsPage | WebhookDeliveriesPage | AccountsPage
+    ) -> None:
         """Which rows of a paged list the table showed, and of how many, so the person knows
         whether there is more to ask for with --offset."""
         first = page.offset + 1 if page.items else 0
@@ -829,6 +832,27 @@ ACCOUNT_ACTIONS: dict[str, dict[str, bool]] = {
 }
 
 
+def cmd_accounts_list(ctx: Context) -> int:
+    """An admin looks accounts up by part of their email, or by id."""
+    with ctx.client() as client:
+        page = client.list_accounts(ctx.args.query, limit=ctx.args.limit, offset=ctx.args.offset)
+    if ctx.printed_json(_page_json(page)):
+        return EXIT_OK
+    rows = [
+        [
+            account.id,
+            account.email,
+            "active" if account.is_active else "suspended",
+            "admin" if account.is_admin else "-",
+            _time(account.created_at),
+        ]
+        for account in page.items
+    ]
+    print(format_table(["ID", "EMAIL", "STATE", "ROLE", "CREATED"], rows), file=ctx.stdout)
+    ctx.say_shown(page)
+    return EXIT_OK
+
+
 def cmd_accounts(ctx: Context) -> int:
     """An admin suspends, restores, promotes or demotes an account."""
     with ctx.client() as client:
@@ -1304,6 +1328,18 @@ def build_parser() -> argparse.ArgumentParser:
     account_commands = accounts.add_subparsers(
         dest="accounts_command", required=True, metavar="ACTION"
     )
+    listing_accounts = account_commands.add_parser(
+        "list", help="look accounts up by part of their email, or by id; newest first"
+    )
+    listing_accounts.add_argument("query", nargs="?", default="", help="empty: every account")
+    listing_accounts.add_argument(
+        "--limit", type=_positive_int, default=20, help="rows (default 20)"
+    )
+    listing_accounts.add_argument(
+        "--offset", type=_non_negative_int, default=0, help="rows to skip"
+    )
+    _add_output_choice(listing_accounts, table=True)
+    listing_accounts.set_defaults(handler=cmd_accounts_list)
     for action, summary in (
         ("suspend", "suspend the account: its sessions end, its keys stop working"),
         ("restore", "let a suspended account log in and use its keys again"),

@@ -380,6 +380,7 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
     set_quota = _sync(ops.set_quota)
     clear_quota = _sync(ops.clear_quota)
     set_account_status = _sync(ops.set_account_status)
+    list_accounts = _sync(ops.list_accounts)
 
     def delete_account(self, current_password: str) -> None:
         """Delete the signed-in account (see operations.delete_account); this client's
@@ -575,6 +576,7 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     set_quota = _async(ops.set_quota)
     clear_quota = _async(ops.clear_quota)
     set_account_status = _async(ops.set_account_status)
+    list_accounts = _async(ops.list_accounts)
 
     async def delete_account(self, current_password: str) -> None:
         await self.run(ops.delete_account(current_password))

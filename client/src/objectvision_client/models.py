@@ -89,6 +89,15 @@ class AccountStatus(User):
     is_admin: bool
 
 
+class AccountsPage(_Model):
+    """One page of the accounts an admin looked up, newest first."""
+
+    items: tuple[AccountStatus, ...] = ()
+    total: int = 0
+    limit: int = 0
+    offset: int = 0
+
+
 class BoundingBox(_Model):
     """Corners in original-image pixels (x to the right, y down)."""
 

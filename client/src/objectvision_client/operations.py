@@ -18,6 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from objectvision_client.models import (
+    AccountsPage,
     AccountStatus,
     ApiKey,
     CreatedApiKey,
@@ -257,6 +258,17 @@ def set_quota(user_id: str, monthly_images: int) -> Operation[Usage]:
 def clear_quota(user_id: str) -> Operation[Usage]:
     """Admins: the deployment's quota applies to this account again."""
     return Operation("DELETE", f"/api/v1/users/{_segment(user_id)}/quota", _json(Usage.from_json))
+
+
+def list_accounts(query: str = "", *, limit: int = 20, offset: int = 0) -> Operation[AccountsPage]:
+    """Admins: the accounts whose email contains `query` (any case), or the one whose id it
+    is; all of them for an empty query; newest first."""
+    return Operation(
+        "GET",
+        "/api/v1/users",
+        _json(AccountsPage.from_json),
+        params={"q": query, "limit": limit, "offset": offset},
+    )
 
 
 def set_account_status(

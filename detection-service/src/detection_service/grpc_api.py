@@ -43,7 +43,7 @@ from detection_service.video import service as video_jobs
 from detection_service.video.probe import VideoLimits, sampling_from
 from detection_service.video.views import VideoView
 from detection_service.video.worker import ANNOTATED_CONTENT_TYPE
-from objectvision.v1 import common_pb2, detection_pb2
+from objectvision.v1 import detection_pb2
 from objectvision_common.errors import (
     DomainError,
     InvalidArgument,
@@ -55,6 +55,7 @@ from objectvision_common.limits import (
     DEFAULT_PAGE_LIMIT,
     MAX_IDEMPOTENCY_KEY_CHARS,
     MAX_PAGE_LIMIT,
+    page_bounds,
 )
 from objectvision_common.servicer import ServicerContext
 
@@ -95,14 +96,6 @@ def _idempotency_key(value: str) -> str:
             f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters"
         )
     return key
-
-
-def _page(page: common_pb2.Page, *, default: int, most: int) -> tuple[int, int]:
-    """(limit, offset): limit 0 means `default`, and is capped at `most`."""
-    limit = page.limit or default
-    if limit < 0 or page.offset < 0:
-        raise InvalidArgument("page limit and offset must not be negative")
-    return min(limit, most), page.offset
 
 
 def _job_filter(request: detection_pb2.ListJobsRequest) -> tuple[str | None, str | None]:
@@ -365,7 +358,7 @@ class DetectionServicer(RealtimeServicer):
         self, request: detection_pb2.ListJobsRequest, context: ServicerContext
     ) -> detection_pb2.ListJobsResponse:
         user_id = self._user_id(context)
-        limit, offset = _page(request.page, default=DEFAULT_PAGE_LIMIT, most=MAX_PAGE_LIMIT)
+        limit, offset = page_bounds(request.page, default=DEFAULT_PAGE_LIMIT, most=MAX_PAGE_LIMIT)
         status, kind = _job_filter(request)
         async with self._sessions() as session:
             views, total = await jobs.list_jobs(
@@ -406,7 +399,7 @@ class DetectionServicer(RealtimeServicer):
         self, request: detection_pb2.ListDetectionsRequest, context: ServicerContext
     ) -> detection_pb2.ListDetectionsResponse:
         user_id = self._user_id(context)
-        limit, offset = _page(request.page, default=DEFAULT_PAGE_LIMIT, most=MAX_PAGE_LIMIT)
+        limit, offset = page_bounds(request.page, default=DEFAULT_PAGE_LIMIT, most=MAX_PAGE_LIMIT)
         class_id = self._class_filter(request.class_filter)
         since, until = _period(request)
         async with self._sessions() as session:
@@ -595,7 +588,7 @@ class DetectionServicer(RealtimeServicer):
     ) -> detection_pb2.ListVideoFramesResponse:
         user_id = self._user_id(context)
         job_id = _uuid(request.job_id, "job_id")
-        limit, offset = _page(
+        limit, offset = page_bounds(
             request.page, default=MAX_VIDEO_FRAMES_PAGE, most=MAX_VIDEO_FRAMES_PAGE
         )
         async with self._sessions() as session:

@@ -3,7 +3,7 @@
 import logging
 import uuid
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -305,6 +305,28 @@ async def delete_account(
     )
     await session.execute(delete(User).where(User.id == user.id))
     await session.commit()
+
+
+async def list_accounts(
+    *, session: AsyncSession, caller: Caller, query: str, limit: int, offset: int
+) -> tuple[list[User], int]:
+    """An admin's look-up (ADR 0032): the accounts whose email contains `query` (any case),
+    or the one whose id it is; all of them when it is empty; newest first, one page, and
+    how many match in all. A non-admin is refused (PermissionDenied)."""
+    if not caller.is_admin:
+        raise PermissionDenied("only an admin can list accounts")
+    query = query.strip()
+    matching = select(User)
+    if query:
+        try:
+            matching = matching.where(User.id == uuid.UUID(query))
+        except ValueError:
+            matching = matching.where(User.email.icontains(query, autoescape=True))
+    total = await session.scalar(select(func.count()).select_from(matching.subquery()))
+    page = await session.scalars(
+        matching.order_by(User.created_at.desc(), User.id).limit(limit).offset(offset)
+    )
+    return list(page), int(total or 0)
 
 
 async def set_status(

@@ -167,6 +167,26 @@ class UpdateUserRequest(_message.Message):
     current_password: str
     def __init__(self, user_id: _Optional[str] = ..., name: _Optional[str] = ..., email: _Optional[str] = ..., password: _Optional[str] = ..., current_password: _Optional[str] = ...) -> None: ...
 
+class ListUsersRequest(_message.Message):
+    __slots__ = ("query", "page")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    page: _common_pb2.Page
+    def __init__(self, query: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.Page, _Mapping]] = ...) -> None: ...
+
+class ListUsersResponse(_message.Message):
+    __slots__ = ("users", "total", "limit", "offset")
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    users: _containers.RepeatedCompositeFieldContainer[User]
+    total: int
+    limit: int
+    offset: int
+    def __init__(self, users: _Optional[_Iterable[_Union[User, _Mapping]]] = ..., total: _Optional[int] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
 class SetAccountStatusRequest(_message.Message):
     __slots__ = ("user_id", "active", "admin")
     USER_ID_FIELD_NUMBER: _ClassVar[int]

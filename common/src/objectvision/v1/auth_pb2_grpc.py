@@ -123,6 +123,11 @@ class AuthServiceStub:
                 request_serializer=objectvision_dot_v1_dot_auth__pb2.SetAccountStatusRequest.SerializeToString,
                 response_deserializer=objectvision_dot_v1_dot_auth__pb2.User.FromString,
                 _registered_method=True)
+        self.ListUsers = channel.unary_unary(
+                '/objectvision.v1.AuthService/ListUsers',
+                request_serializer=objectvision_dot_v1_dot_auth__pb2.ListUsersRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_auth__pb2.ListUsersResponse.FromString,
+                _registered_method=True)
         self.CreateApiKey = channel.unary_unary(
                 '/objectvision.v1.AuthService/CreateApiKey',
                 request_serializer=objectvision_dot_v1_dot_auth__pb2.CreateApiKeyRequest.SerializeToString,
@@ -278,6 +283,14 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListUsers(self, request, context):
+        """Admins only, from a signed-in session: the accounts whose email contains `query` (any
+        case), or the one whose id it is; every account when it is empty; newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateApiKey(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -383,6 +396,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.SetAccountStatus,
                     request_deserializer=objectvision_dot_v1_dot_auth__pb2.SetAccountStatusRequest.FromString,
                     response_serializer=objectvision_dot_v1_dot_auth__pb2.User.SerializeToString,
+            ),
+            'ListUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsers,
+                    request_deserializer=objectvision_dot_v1_dot_auth__pb2.ListUsersRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_auth__pb2.ListUsersResponse.SerializeToString,
             ),
             'CreateApiKey': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateApiKey,
@@ -861,6 +879,33 @@ class AuthService:
             '/objectvision.v1.AuthService/SetAccountStatus',
             objectvision_dot_v1_dot_auth__pb2.SetAccountStatusRequest.SerializeToString,
             objectvision_dot_v1_dot_auth__pb2.User.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.AuthService/ListUsers',
+            objectvision_dot_v1_dot_auth__pb2.ListUsersRequest.SerializeToString,
+            objectvision_dot_v1_dot_auth__pb2.ListUsersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -94,6 +94,10 @@ class AuthServiceStub:
     stop working and it cannot log in. An admin cannot suspend or demote their own account
     (FAILED_PRECONDITION `own_account`).
     """
+    ListUsers: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListUsersRequest, _auth_pb2.ListUsersResponse]
+    """Admins only, from a signed-in session: the accounts whose email contains `query` (any
+    case), or the one whose id it is; every account when it is empty; newest first.
+    """
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateApiKeyRequest, _auth_pb2.CreatedApiKey]
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListApiKeysRequest, _auth_pb2.ListApiKeysResponse]
     RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RevokeApiKeyRequest, _empty_pb2.Empty]
@@ -161,6 +165,10 @@ class AuthServiceAsyncStub(AuthServiceStub):
     session of the account at once, access tokens included; a suspended account's API keys
     stop working and it cannot log in. An admin cannot suspend or demote their own account
     (FAILED_PRECONDITION `own_account`).
+    """
+    ListUsers: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListUsersRequest, _auth_pb2.ListUsersResponse]  # type: ignore[assignment]
+    """Admins only, from a signed-in session: the accounts whose email contains `query` (any
+    case), or the one whose id it is; every account when it is empty; newest first.
     """
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateApiKeyRequest, _auth_pb2.CreatedApiKey]  # type: ignore[assignment]
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListApiKeysRequest, _auth_pb2.ListApiKeysResponse]  # type: ignore[assignment]
@@ -328,6 +336,16 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         session of the account at once, access tokens included; a suspended account's API keys
         stop working and it cannot log in. An admin cannot suspend or demote their own account
         (FAILED_PRECONDITION `own_account`).
+        """
+
+    @_abc_1.abstractmethod
+    def ListUsers(
+        self,
+        request: _auth_pb2.ListUsersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListUsersResponse, _abc.Awaitable[_auth_pb2.ListUsersResponse]]:
+        """Admins only, from a signed-in session: the accounts whose email contains `query` (any
+        case), or the one whose id it is; every account when it is empty; newest first.
         """
 
     @_abc_1.abstractmethod

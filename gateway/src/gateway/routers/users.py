@@ -12,7 +12,7 @@ change, deleting the account and the routes that name a user by id need a signed
 import uuid
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Query
 
 from gateway.auth.dependencies import (
     AccountUpstream,
@@ -21,9 +21,12 @@ from gateway.auth.dependencies import (
     UserUpstream,
     signed_in_router,
 )
+from gateway.dependencies import PageLimit, PageOffset
 from gateway.errors import error_responses
+from gateway.schemas.base import UNICODE_TEXT
 from gateway.schemas.users import (
     AccountDeletionAcceptedOut,
+    AccountListOut,
     AccountStatusIn,
     AccountStatusOut,
     DeleteAccountIn,
@@ -33,7 +36,8 @@ from gateway.schemas.users import (
     UserUpdateIn,
 )
 from gateway.upstream import Upstream
-from objectvision.v1 import auth_pb2
+from objectvision.v1 import auth_pb2, common_pb2
+from objectvision_common.limits import DEFAULT_PAGE_LIMIT
 
 router = signed_in_router("/api/v1/users", "users")
 
@@ -125,6 +129,33 @@ async def update_settings(
 ) -> SettingsOut:
     settings = await upstream.call(upstream.auth.UpdateSettings, body.to_proto(principal.user_id))
     return SettingsOut.from_proto(settings)
+
+
+@router.get(
+    "",
+    summary="Look accounts up by email or id (admins)",
+    responses=error_responses(403, 422),
+)
+async def list_accounts(
+    upstream: AccountUpstream,
+    q: Annotated[
+        str,
+        Query(
+            max_length=320,
+            description="Part of the email (any case), or a whole account id; empty: all.",
+        ),
+        UNICODE_TEXT,
+    ] = "",
+    limit: PageLimit = DEFAULT_PAGE_LIMIT,
+    offset: PageOffset = 0,
+) -> AccountListOut:
+    """Newest first, with whether each is suspended and whether it is an admin: where an
+    admin finds the id to suspend, restore, promote or demote, or to read the usage of."""
+    listed = await upstream.call(
+        upstream.auth.ListUsers,
+        auth_pb2.ListUsersRequest(query=q, page=common_pb2.Page(limit=limit, offset=offset)),
+    )
+    return AccountListOut.from_proto(listed)
 
 
 @router.get("/{user_id:uuid}", summary="A user's profile", responses=error_responses(404, 422))

@@ -6,7 +6,7 @@ from typing import Literal, Self
 from pydantic import ConfigDict, Field, StrictBool, model_validator
 
 from gateway.schemas.auth import Email, NewPassword, Password, PersonName
-from gateway.schemas.base import ApiModel, PatchModel, ProtoMirror
+from gateway.schemas.base import ApiModel, PageOut, PatchModel, ProtoMirror
 from objectvision.v1 import auth_pb2
 
 Theme = Literal["light", "dark", "system"]
@@ -87,7 +87,8 @@ class AccountStatusIn(PatchModel):
 
 
 class AccountStatusOut(UserOut):
-    """The account as an admin sees it after the change."""
+    """An account as an admin sees it: its profile, whether it is suspended, whether it is
+    an admin."""
 
     is_active: bool = Field(
         description="False while the account is suspended: it cannot log in, its sessions "
@@ -113,3 +114,13 @@ class AccountDeletionAcceptedOut(ApiModel):
             "being erased, and a last email confirms the deletion to its address."
         )
     )
+
+
+class AccountListOut(PageOut[AccountStatusOut]):
+    """One page of the accounts an admin looked up, newest first."""
+
+    total: int = Field(description="How many accounts match in all.")
+
+    @classmethod
+    def from_proto(cls, listed: auth_pb2.ListUsersResponse) -> Self:
+        return cls.of(map(AccountStatusOut.from_proto, listed.users), listed)
