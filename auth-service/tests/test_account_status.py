@@ -30,7 +30,7 @@ def _admin_claim(access_token: str) -> bool:
 
 
 async def test_a_suspended_account_loses_its_sessions_and_keys_until_it_is_restored(
-    auth, accounts, rejected
+    auth, accounts, database, rejected
 ):
     admin = await accounts.admin()
     account = await accounts.create()
@@ -58,8 +58,23 @@ async def test_a_suspended_account_loses_its_sessions_and_keys_until_it_is_resto
     restored = await auth.SetAccountStatus(
         _status(account.id, active=True), metadata=admin.metadata
     )
+    # Restoring an active account changes nothing and tells nobody again.
+    await auth.SetAccountStatus(_status(account.id, active=True), metadata=admin.metadata)
 
     assert restored.is_active
+    # Each change is staged for the owner's email, with the address and name it goes to.
+    staged = await database.rows(
+        "SELECT event_type, payload FROM auth.outbox WHERE payload->>'userId' = :id"
+        " AND event_type IN ('user.suspended', 'user.restored')"
+        " ORDER BY created_at",
+        id=account.id,
+    )
+    assert [row.event_type for row in staged] == ["user.suspended", "user.restored"]
+    for row in staged:
+        assert row.payload["accountStatusChanged"] == {
+            "email": account.email,
+            "name": account.user.name,
+        }
     fresh = await accounts.login(account)
     assert (await _verify(auth, fresh.access_token)).user_id == account.id
     # The key was never revoked: it works again with the account.

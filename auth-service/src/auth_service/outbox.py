@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from auth_service.database import Base
 from objectvision.v1 import notification_pb2
 from objectvision_common.account_events import (
+    ACCOUNT_RESTORED,
+    ACCOUNT_SUSPENDED,
     API_KEY_REVOKED,
     EMAIL_CHANGE_ATTEMPTED,
     EMAIL_CHANGED,
@@ -226,6 +228,28 @@ def email_hint(email: str) -> str:
     """
     local, _, domain = email.rpartition("@")
     return f"{local[:1]}***@{domain}"
+
+
+async def add_account_status_changed(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    email: str,
+    name: str,
+    active: bool,
+    occurred_at: datetime,
+) -> uuid.UUID:
+    """Stage `user.suspended` (`active` False) or `user.restored` for account `user_id`: its
+    owner is told by email (ADR 0032). The address and name travel in the event, since a
+    suspended account is shown to nobody when the mail is made."""
+    kind = ACCOUNT_RESTORED if active else ACCOUNT_SUSPENDED
+    return await _stage(
+        session,
+        kind,
+        user_id=user_id,
+        occurred_at=occurred_at,
+        account_status_changed=notification_pb2.AccountStatusChanged(email=email, name=name),
+    )
 
 
 async def _stage(

@@ -23,6 +23,9 @@ EMAIL_CHANGED = "user.email_changed"
 # The account was deleted by its owner: every service erases what it keeps of the user, and
 # the address it had gets one goodbye email (ADR 0025).
 USER_DELETED = "user.deleted"
+# An admin suspended the account, or restored it (ADR 0032): its owner is told either way.
+ACCOUNT_SUSPENDED = "user.suspended"
+ACCOUNT_RESTORED = "user.restored"
 # An API key was revoked: notification-service deletes the webhooks registered with it
 # (ADR 0026, amendment).
 API_KEY_REVOKED = "api_key.revoked"

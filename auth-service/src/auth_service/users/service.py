@@ -346,7 +346,8 @@ async def set_status(
     gateway trusts it until it expires; a suspended account's API keys stop with
     `is_active`, and it cannot log in or refresh. Restoring or promoting ends nothing: the
     account's next login or refresh says so. An admin cannot suspend or demote their own
-    account, so the last admin cannot lock everyone out by mistake. A non-admin is refused
+    account, so the last admin cannot lock everyone out by mistake. Suspending or restoring
+    stages `user.suspended` or `user.restored`, so the owner is told. A non-admin is refused
     (PermissionDenied), and an unknown id is NotFound. The row is locked, so two admins at
     once apply one after the other.
     """
@@ -365,6 +366,15 @@ async def set_status(
         raise NotFound(USER_NOT_FOUND)
     now = utcnow()
     ends_sessions = (active is False and user.is_active) or (admin is False and user.is_admin)
+    if active is not None and active != user.is_active:
+        await outbox.add_account_status_changed(
+            session=session,
+            user_id=user.id,
+            email=user.email,
+            name=user.name,
+            active=active,
+            occurred_at=now,
+        )
     if active is not None:
         user.is_active = active
     if admin is not None:

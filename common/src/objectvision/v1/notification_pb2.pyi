@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Event(_message.Message):
-    __slots__ = ("id", "type", "occurred_at", "user_id", "trace_context", "user_registered", "job_progress", "job_finished", "password_reset_requested", "password_changed", "email_changed", "user_deleted", "email_verification_requested", "api_key_revoked")
+    __slots__ = ("id", "type", "occurred_at", "user_id", "trace_context", "user_registered", "job_progress", "job_finished", "password_reset_requested", "password_changed", "email_changed", "user_deleted", "email_verification_requested", "api_key_revoked", "account_status_changed")
     class TraceContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,7 @@ class Event(_message.Message):
     USER_DELETED_FIELD_NUMBER: _ClassVar[int]
     EMAIL_VERIFICATION_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     API_KEY_REVOKED_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_STATUS_CHANGED_FIELD_NUMBER: _ClassVar[int]
     id: str
     type: str
     occurred_at: _timestamp_pb2.Timestamp
@@ -48,7 +49,8 @@ class Event(_message.Message):
     user_deleted: UserDeleted
     email_verification_requested: EmailVerificationRequested
     api_key_revoked: ApiKeyRevoked
-    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., user_registered: _Optional[_Union[UserRegistered, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., job_finished: _Optional[_Union[JobFinished, _Mapping]] = ..., password_reset_requested: _Optional[_Union[PasswordResetRequested, _Mapping]] = ..., password_changed: _Optional[_Union[PasswordChanged, _Mapping]] = ..., email_changed: _Optional[_Union[EmailChanged, _Mapping]] = ..., user_deleted: _Optional[_Union[UserDeleted, _Mapping]] = ..., email_verification_requested: _Optional[_Union[EmailVerificationRequested, _Mapping]] = ..., api_key_revoked: _Optional[_Union[ApiKeyRevoked, _Mapping]] = ...) -> None: ...
+    account_status_changed: AccountStatusChanged
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., user_registered: _Optional[_Union[UserRegistered, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., job_finished: _Optional[_Union[JobFinished, _Mapping]] = ..., password_reset_requested: _Optional[_Union[PasswordResetRequested, _Mapping]] = ..., password_changed: _Optional[_Union[PasswordChanged, _Mapping]] = ..., email_changed: _Optional[_Union[EmailChanged, _Mapping]] = ..., user_deleted: _Optional[_Union[UserDeleted, _Mapping]] = ..., email_verification_requested: _Optional[_Union[EmailVerificationRequested, _Mapping]] = ..., api_key_revoked: _Optional[_Union[ApiKeyRevoked, _Mapping]] = ..., account_status_changed: _Optional[_Union[AccountStatusChanged, _Mapping]] = ...) -> None: ...
 
 class ApiKeyRevoked(_message.Message):
     __slots__ = ("key_id",)
@@ -105,6 +107,14 @@ class UserDeleted(_message.Message):
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     email: str
     def __init__(self, email: _Optional[str] = ...) -> None: ...
+
+class AccountStatusChanged(_message.Message):
+    __slots__ = ("email", "name")
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    email: str
+    name: str
+    def __init__(self, email: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class JobProgress(_message.Message):
     __slots__ = ("job_id", "total", "processed", "failed")

@@ -33,6 +33,8 @@ from notification_service.users import UserDirectory
 from notification_service.webhooks import service as webhooks_service
 from objectvision.v1 import notification_pb2
 from objectvision_common.account_events import (
+    ACCOUNT_RESTORED,
+    ACCOUNT_SUSPENDED,
     API_KEY_REVOKED,
     EMAIL_CHANGE_ATTEMPTED,
     EMAIL_CHANGED,
@@ -50,6 +52,7 @@ logger = logging.getLogger(__name__)
 # Someone tried to use an account's address (sign-up, or another account's email change); the
 # event names only the account, whose owner is told.
 ADDRESS_NOTICES = (SIGNUP_ATTEMPTED, EMAIL_CHANGE_ATTEMPTED)
+ACCOUNT_STATUS_NOTICES = (ACCOUNT_SUSPENDED, ACCOUNT_RESTORED)
 # The final job events that send the owner a report. Not job.cancelled: its owner has just
 # stopped the job and would be told of a job they chose not to finish (ADR 0022).
 REPORTED_JOB_EVENTS = frozenset({JOB_COMPLETED, JOB_FAILED})
@@ -195,6 +198,8 @@ class EventHandler:
             and event.user_id
         ):
             return await self._email_verification(event)
+        if event.type in ACCOUNT_STATUS_NOTICES and event.HasField("account_status_changed"):
+            return self._account_status(event)
         if event.type == PASSWORD_CHANGED and event.HasField("password_changed") and event.user_id:
             return await self._password_changed(event)
         if event.type == EMAIL_CHANGED and event.HasField("email_changed") and event.user_id:
@@ -226,6 +231,25 @@ class EventHandler:
                     to_addr=address, deleted_at=event.occurred_at.ToDatetime(UTC)
                 ),
                 address,
+            )
+        ]
+
+    def _account_status(self, event: notification_pb2.Event) -> list[NewDelivery]:
+        """To the address and name the event carries, whatever the notifications switch
+        says: the suspension notice goes to an account that is disabled by then, which
+        auth-service shows to nobody, so it cannot be looked up as the other notices are."""
+        changed = event.account_status_changed
+        if not changed.email:
+            return []
+        return [
+            self._email(
+                lambda: self.renderer.account_status(
+                    to_addr=changed.email,
+                    name=changed.name,
+                    active=event.type == ACCOUNT_RESTORED,
+                    at=event.occurred_at.ToDatetime(UTC),
+                ),
+                changed.email,
             )
         ]
 

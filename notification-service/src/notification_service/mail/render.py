@@ -209,6 +209,30 @@ class EmailRenderer:
             changed_at=_moment(changed_at),
         )
 
+    def account_status(
+        self, *, to_addr: str, name: str, active: bool, at: datetime
+    ) -> RenderedEmail:
+        """To an account's owner: an admin suspended the account (what that stops, what is
+        kept) or restored it (ADR 0032)."""
+        if active:
+            return self._render(
+                "account_restored",
+                to_addr=to_addr,
+                to_name=name,
+                subject=f"Your {self._product} account was restored",
+                email=to_addr,
+                when=_moment(at),
+                login_url=self._links.home(),
+            )
+        return self._render(
+            "account_suspended",
+            to_addr=to_addr,
+            to_name=name,
+            subject=f"Your {self._product} account was suspended",
+            email=to_addr,
+            when=_moment(at),
+        )
+
     def account_deleted(self, *, to_addr: str, deleted_at: datetime) -> RenderedEmail:
         """To the address a deleted account had: it was deleted, when, and what goes with it.
         No name and no link: the account, its name and every page of it are gone."""
