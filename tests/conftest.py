@@ -86,11 +86,8 @@ def stack(
             },
         )
     )
-    try:
-        running.start()
+    with running.running():
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
@@ -134,11 +131,8 @@ def cached_stack(own_stack: Callable[..., Stack]) -> Iterator[Stack]:
         redis_db=4,
         extra_env={"RESULT_CACHE_TTL_SECONDS": "3600"},
     )
-    stack.start()
-    try:
+    with stack.running():
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="session")
@@ -160,11 +154,8 @@ def queued_stack(own_stack: Callable[..., Stack]) -> Iterator[Stack]:
             "WS_CREDENTIAL_RECHECK_SECONDS": "1",
         },
     )
-    stack.start()
-    try:
+    with stack.running():
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

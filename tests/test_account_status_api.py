@@ -15,11 +15,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from objectvision_client import Client, ObjectVisionError, TokenPair
-from objectvision_common.db import sync_url
-from objectvision_devstack.api_users import Account, fresh_network, logged_in, signed_in
+from objectvision_devstack.api_users import (
+    Account,
+    admin_signed_in,
+    fresh_network,
+    logged_in,
+    signed_in,
+)
 from objectvision_devstack.mail import Mailbox
 from objectvision_devstack.stack import Stack
 
@@ -41,15 +45,7 @@ async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def _made_admin(stack: Stack, client: httpx.AsyncClient, prefix: str) -> Account:
-    """An operator made admin in the auth database, signed in again for a token that says so."""
-    account = await signed_in(client, prefix=prefix, name="Status Admin", read_back=True)
-    engine = create_engine(sync_url(stack.database_url))
-    with engine.begin() as connection:
-        connection.execute(
-            text("UPDATE auth.users SET is_admin = true WHERE id = :id"), {"id": account.id}
-        )
-    engine.dispose()
-    return await logged_in(client, account.email, read_back=True)
+    return await admin_signed_in(client, stack.database_url, prefix=prefix, name="Status Admin")
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,12 @@ from playwright.async_api import (
     expect,
 )
 
-from objectvision_devstack.api_users import fresh_network, network_address, signed_in
+from objectvision_devstack.api_users import (
+    admin_signed_in,
+    fresh_network,
+    network_address,
+    signed_in,
+)
 from objectvision_devstack.mail import Mailbox
 from objectvision_devstack.stack import Stack
 from objectvision_devstack.waiting import eventually
@@ -1142,3 +1147,68 @@ async def test_a_pending_job_is_cancelled_from_its_page_or_from_elsewhere(
     await page.get_by_test_id("jobs-status").select_option("pending")
     await expect(page.get_by_test_id("jobs-table")).to_contain_text("No pending jobs.")
     assert len(questions) == 2
+
+
+async def test_an_admin_finds_suspends_and_restores_an_account(page: Page, stack: Stack) -> None:
+    """The Accounts entry shows only where the access token says `admin`; a plain user who
+    opens `#/accounts` sees the server's refusal. An admin finds an account by part of its
+    email, suspends it (its password logs in no more) and restores it, the row following each
+    answer; the admin's own row offers neither Suspend nor Demote."""
+    page.on("dialog", lambda dialog: dialog.accept())
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        admin = await admin_signed_in(
+            client, stack.database_url, prefix="console-admin", name="Admin"
+        )
+
+    # The account to suspend signs up here: a plain user, without the entry or the view.
+    target = await sign_up_and_log_in(page)
+    entry = page.get_by_role("link", name="Accounts")
+    await expect(page.get_by_role("link", name="Settings")).to_be_visible()
+    await expect(entry).to_be_hidden()
+    await page.goto("/#/accounts")
+    await expect(page.get_by_test_id("error")).to_have_attribute("data-code", "permission_denied")
+    await expect(page.get_by_role("alert")).to_contain_text("not allowed")
+    await page.get_by_role("button", name="Log out").click()
+
+    # Made admin before this login, so the console's token says so.
+    await log_in(page, admin.email)
+    await page.get_by_role("link", name="Detect").click()
+    await entry.click()
+    view = visible_view(page)
+    await expect(view.get_by_role("heading", name="Accounts")).to_be_visible()
+    search = view.get_by_label("Email or account id")
+    rows = view.get_by_test_id("account-row")
+
+    await search.fill(target.split("@")[0].removeprefix("ada-"))
+    await view.get_by_role("button", name="Search").click()
+    await expect(rows).to_have_count(1)
+    await expect(view.get_by_test_id("accounts-range")).to_have_text("1\N{EN DASH}1 of 1")
+    row = rows.and_(view.locator(f'[data-email="{target}"]'))
+    state = row.locator('td[data-label="State"]')
+    await expect(state).to_have_text("Active")
+    await expect(row.locator('td[data-label="Role"]')).to_have_text("—")
+
+    await row.get_by_role("button", name=f"Suspend {target}").click()
+    await expect(row).to_have_attribute("data-active", "false")
+    await expect(state).to_have_text("Suspended")
+    await expect(page.get_by_test_id("status")).to_have_text(f"{target} is suspended.")
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        refused = await client.post(
+            "/api/v1/auth/login",
+            json={"email": target, "password": PASSWORD},
+            headers=fresh_network(),
+        )
+    assert refused.status_code == 401, refused.text
+
+    await row.get_by_role("button", name=f"Restore {target}").click()
+    await expect(row).to_have_attribute("data-active", "true")
+    await expect(state).to_have_text("Active")
+    await expect(row.get_by_role("button", name=f"Suspend {target}")).to_be_visible()
+
+    # By id: the admin's own row, which the server would not let them suspend or demote.
+    await search.fill(admin.id)
+    await view.get_by_role("button", name="Search").click()
+    own = rows.and_(view.locator(f'[data-user-id="{admin.id}"]'))
+    await expect(own).to_have_attribute("data-admin", "true")
+    await expect(rows).to_have_count(1)
+    await expect(own.get_by_role("button")).to_have_count(0)

@@ -91,13 +91,10 @@ def isolated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             },
         )
     )
-    try:
-        stack.start()
+    with stack.running():
         # As `make run` runs it: a part that dies without being stopped is restarted.
         stack.supervise()
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

@@ -463,11 +463,8 @@ def isolated_stack(
             },
         )
     )
-    try:
-        running.start()
+    with running.running():
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

@@ -39,11 +39,8 @@ def traced_stack(own_stack: Callable[..., Stack], otlp_receiver: OtlpReceiver) -
             "RESULT_CACHE_TTL_SECONDS": "0",
         },
     )
-    stack.start()
-    try:
+    with stack.running():
         yield stack
-    finally:
-        stack.stop()
 
 
 def _by_id(spans: list[ReceivedSpan]) -> dict[str, ReceivedSpan]:

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from objectvision_client import AsyncClient, TokenPair
-from objectvision_common.db import sync_url
-from objectvision_devstack.api_users import Account, logged_in, signed_in
+from objectvision_devstack.api_users import Account, admin_signed_in, signed_in
 from objectvision_devstack.stack import Stack
 
 IMAGE = "/api/v1/detect/image"
@@ -37,16 +35,9 @@ async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="module")
 async def admin(stack: Stack, client: httpx.AsyncClient) -> Account:
-    """An operator made admin in the auth database, then signed in again so that its token
-    says so."""
-    account = await signed_in(client, prefix="usage-admin", name="Usage Admin", read_back=True)
-    engine = create_engine(sync_url(stack.database_url))
-    with engine.begin() as connection:
-        connection.execute(
-            text("UPDATE auth.users SET is_admin = true WHERE id = :id"), {"id": account.id}
-        )
-    engine.dispose()
-    return await logged_in(client, account.email, read_back=True)
+    return await admin_signed_in(
+        client, stack.database_url, prefix="usage-admin", name="Usage Admin"
+    )
 
 
 async def _detect(client: httpx.AsyncClient, account: Account) -> httpx.Response:

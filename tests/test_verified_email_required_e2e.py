@@ -44,11 +44,8 @@ def verified_only_stack(own_stack: Callable[..., Stack]) -> Iterator[Stack]:
         redis_db=7,
         extra_env={"REQUIRE_VERIFIED_EMAIL": "true", "TRUST_PROXY_HEADERS": "true"},
     )
-    stack.start()
-    try:
+    with stack.running():
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture

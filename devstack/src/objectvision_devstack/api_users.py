@@ -13,6 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import httpx
+from sqlalchemy import create_engine, text
+
+from objectvision_common.db import sync_url
 
 SIGNUP = "/api/v1/auth/signup"
 LOGIN = "/api/v1/auth/login"
@@ -129,3 +132,21 @@ async def signed_in(
     signed_up = await sign_up(client, email, name, password=password, network=network)
     assert signed_up.status_code == 202, signed_up.text
     return await logged_in(client, email, password=password, network=network, read_back=read_back)
+
+
+async def admin_signed_in(
+    client: httpx.AsyncClient, database_url: str, *, prefix: str, name: str
+) -> Account:
+    """A new account made admin the way an operator makes the first one where no address of
+    ADMIN_EMAILS is verified yet: in the auth database, then logged in again so that its
+    access token says so. Read back, so its id is known."""
+    account = await signed_in(client, prefix=prefix, name=name, read_back=True)
+    engine = create_engine(sync_url(database_url))
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE auth.users SET is_admin = true WHERE id = :id"), {"id": account.id}
+            )
+    finally:
+        engine.dispose()
+    return await logged_in(client, account.email, read_back=True)

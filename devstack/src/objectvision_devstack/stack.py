@@ -11,7 +11,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -313,6 +314,16 @@ class Stack:
             else:
                 self.stop_process(name)
         self.start_process(name)
+
+    @contextmanager
+    def running(self) -> Iterator["Stack"]:
+        """The whole stack started for the block and stopped after it, also when starting
+        failed half way (what did start is stopped): how tests hold a stack of their own."""
+        try:
+            self.start()
+            yield self
+        finally:
+            self.stop()
 
     def start(self) -> None:
         self.start_infrastructure()

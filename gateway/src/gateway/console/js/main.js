@@ -8,7 +8,10 @@
 // `#/forgot-password` and `#/reset-password?token=…` (the reset email's link) open signed in
 // or out (password-reset.js); so does `#/verify-email?token=…`, the verification email's link
 // (email-verification.js), whose banner reminds a signed-in user of an unverified address.
+// `#/accounts` is the admins' (accounts.js): its nav entry shows only where the access token
+// says `admin`, and the server refuses anyone else.
 
+import { AccountsView } from "./accounts.js";
 import { request } from "./api.js";
 import { byId, clearError, el, guarded, plural, saveFile, showError, showStatus } from "./dom.js";
 import { HistoryView } from "./history.js";
@@ -19,13 +22,13 @@ import { KeysView } from "./keys.js";
 import { ModelPicker } from "./models.js";
 import { PASSWORD_VIEWS, PasswordResetView } from "./password-reset.js";
 import { EmailVerification, VERIFY_VIEWS } from "./email-verification.js";
-import { clearSession, getSession, onSessionChange, setTokens } from "./session.js";
+import { clearSession, getSession, isAdmin, onSessionChange, setTokens } from "./session.js";
 import { SettingsView } from "./settings.js";
 import { DEFAULT_THRESHOLD, Viewer, normaliseResult } from "./viewer.js";
 import { WebhooksView } from "./webhooks.js";
 import { isVideo, renderVideoJob, videoForm } from "./video.js";
 
-const VIEWS = ["detect", "history", "jobs", "keys", "webhooks", "settings"];
+const VIEWS = ["detect", "history", "jobs", "keys", "webhooks", "settings", "accounts"];
 // Deep links to one object, shown in the Detect view. `#/jobs/<id>` is one job (a route of
 // its own, matched before the views); `#/jobs` is the list of them.
 const OBJECT_ROUTES = { jobs: "job", detections: "detection", history: "detection" };
@@ -38,6 +41,7 @@ const history = new HistoryView({ onOpen: (id, filename) => openDetection(id, fi
 const jobList = new JobListView();
 const keys = new KeysView();
 const webhooks = new WebhooksView();
+const accounts = new AccountsView();
 // The account is gone, and every session of it: this page's too.
 const settings = new SettingsView({
   onDeleted: (message) => {
@@ -106,6 +110,7 @@ function render() {
     section.hidden = section.id !== `view-${view}`;
   }
   byId("nav").hidden = !session;
+  showAdminEntry(session);
   byId("account").hidden = !session;
   byId("account-email").textContent = session?.email ?? "";
   for (const link of document.querySelectorAll("#nav a")) {
@@ -118,10 +123,16 @@ function render() {
   if (view === "keys") keys.load();
   if (view === "webhooks") webhooks.load();
   if (view === "settings") settings.load();
+  if (view === "accounts") accounts.load();
   if (view === "reset-password") passwordReset.takeToken(route.query);
   if (view === "verify-email") emailVerification.takeToken(route.query);
   emailVerification.check(session);
   if (session && route.kind) openLinked(route);
+}
+
+/** The Accounts entry, for an admin's token only (the server checks every request anyway). */
+function showAdminEntry(session) {
+  byId("nav-accounts").hidden = !isAdmin(session);
 }
 
 function go(view) {
@@ -166,6 +177,7 @@ function forgetAccountData() {
   history.reset();
   jobList.reset();
   settings.reset();
+  accounts.reset();
   models.reset();
   for (const id of ["keys-body", "webhooks-body", "key-secret", "webhook-secret", "job-items"]) {
     byId(id).replaceChildren();
@@ -173,6 +185,8 @@ function forgetAccountData() {
 }
 
 onSessionChange((session, reason) => {
+  // A refreshed token says whether the account is an admin now.
+  showAdminEntry(session);
   if (reason === "refreshed") return;
   if (!session) forgetAccountData();
   if (reason === "expired") {
@@ -207,7 +221,8 @@ byId("login-form").addEventListener("submit", async (event) => {
  */
 function signIn(pair, email, message = "") {
   const route = currentRoute();
-  const stay = route.kind || route.view === "settings" || route.view === "jobs" || location.hash === "#detect";
+  const stay =
+    route.kind || ["settings", "jobs", "accounts"].includes(route.view) || location.hash === "#detect";
   setTokens(pair, email);
   if (stay) {
     showStatus(message);

@@ -31,6 +31,30 @@ export function getSession() {
   return current;
 }
 
+/**
+ * The claims of the session's access token (its payload, base64url JSON), or {} when there
+ * is none or it cannot be read. Only for what the page shows (the Accounts entry for an
+ * admin): the server checks the token itself on every request.
+ */
+export function tokenClaims(session = current) {
+  const payload = session?.accessToken?.split(".")[1];
+  if (!payload) return {};
+  try {
+    const base64 = payload.replace(/-/g, "+").replace(/_/g, "/");
+    const binary = atob(base64.padEnd(base64.length + ((4 - (base64.length % 4)) % 4), "="));
+    const bytes = Uint8Array.from(binary, (char) => char.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    return claims && typeof claims === "object" ? claims : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Whether the session's access token says its account is an admin. */
+export function isAdmin(session = current) {
+  return tokenClaims(session).admin === true;
+}
+
 /** Store a token pair from /auth/login or /auth/refresh; `email` is kept for display. */
 export function setTokens(pair, email = current?.email ?? "") {
   const reason = current ? "refreshed" : "signed-in";
