@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf import json_format
 from sqlalchemy import select
@@ -58,6 +58,20 @@ ACCOUNT_STATUS_NOTICES = (ACCOUNT_SUSPENDED, ACCOUNT_RESTORED)
 REPORTED_JOB_EVENTS = frozenset({JOB_COMPLETED, JOB_FAILED})
 # The two events that carry an emailed link's token.
 SealedLink = notification_pb2.PasswordResetRequested | notification_pb2.EmailVerificationRequested
+
+
+class LinkRenderer(Protocol):
+    """The renderer's link emails (`password_reset`, `email_verification`)."""
+
+    def __call__(
+        self,
+        *,
+        to_addr: str,
+        name: str,
+        token: str,
+        requested_at: datetime,
+        expires_at: datetime,
+    ) -> RenderedEmail: ...
 
 
 def webhook_body(event: notification_pb2.Event, *, links: ConsoleLinks) -> str:
@@ -271,23 +285,44 @@ class EventHandler:
 
     async def _password_reset(self, event: notification_pb2.Event) -> list[NewDelivery]:
         """The reset link, to the address and name the account has now (looked up as for the
-        address notices), whatever the notifications switch says; not to inactive or deleted
-        accounts, and not once the link has expired (after a long outage it could only fail).
-        The token goes into the rendered email, sealed, and nowhere else: never into a log
-        line."""
+        address notices)."""
         requested = event.password_reset_requested
+        return await self._link_email(event, requested, self.renderer.password_reset, address=None)
+
+    async def _email_verification(self, event: notification_pb2.Event) -> list[NewDelivery]:
+        """The verification link, to the address it confirms (from the event) and only while
+        the account still has that address: after a later change the link could not work, and
+        the mail would go to an address the account has left."""
+        requested = event.email_verification_requested
+        return await self._link_email(
+            event, requested, self.renderer.email_verification, address=requested.email
+        )
+
+    async def _link_email(
+        self,
+        event: notification_pb2.Event,
+        requested: SealedLink,
+        render: LinkRenderer,
+        *,
+        address: str | None,
+    ) -> list[NewDelivery]:
+        """An emailed link (reset or verification), to `address`, or to the account's own
+        address when None, and only while the account has it. Sent whatever the
+        notifications switch says; not to inactive or deleted accounts, and not once the link
+        has expired (after a long outage it could only fail). The token goes into the
+        rendered email, sealed, and nowhere else: never into a log line."""
         expires_at = requested.expires_at.ToDatetime(UTC)
         if expires_at <= datetime.now(UTC):
             return []
         contact = await self.users.contact(event.user_id)
-        if contact is None or not contact.active:
+        if contact is None or not contact.active or address not in (None, contact.email):
             return []
         token = self._link_token(requested, event)
         if token is None:
             return []
         return [
             self._email(
-                lambda: self.renderer.password_reset(
+                lambda: render(
                     to_addr=contact.email,
                     name=contact.name,
                     token=token,
@@ -295,35 +330,6 @@ class EventHandler:
                     expires_at=expires_at,
                 ),
                 contact.email,
-            )
-        ]
-
-    async def _email_verification(self, event: notification_pb2.Event) -> list[NewDelivery]:
-        """The verification link, to the address it confirms (from the event) and only while
-        the account still has that address: after a later change the link could not work, and
-        the mail would go to an address the account has left. Sent whatever the notifications
-        switch says; not to inactive or deleted accounts, nor once the link has expired. The
-        token goes into the rendered email, sealed, and nowhere else: never into a log line."""
-        requested = event.email_verification_requested
-        expires_at = requested.expires_at.ToDatetime(UTC)
-        if expires_at <= datetime.now(UTC):
-            return []
-        contact = await self.users.contact(event.user_id)
-        if contact is None or not contact.active or contact.email != requested.email:
-            return []
-        token = self._link_token(requested, event)
-        if token is None:
-            return []
-        return [
-            self._email(
-                lambda: self.renderer.email_verification(
-                    to_addr=requested.email,
-                    name=contact.name,
-                    token=token,
-                    requested_at=event.occurred_at.ToDatetime(UTC),
-                    expires_at=expires_at,
-                ),
-                requested.email,
             )
         ]
 
