@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from google.protobuf import json_format
 from sqlalchemy import select
@@ -59,19 +59,9 @@ REPORTED_JOB_EVENTS = frozenset({JOB_COMPLETED, JOB_FAILED})
 # The two events that carry an emailed link's token.
 SealedLink = notification_pb2.PasswordResetRequested | notification_pb2.EmailVerificationRequested
 
-
-class LinkRenderer(Protocol):
-    """The renderer's link emails (`password_reset`, `email_verification`)."""
-
-    def __call__(
-        self,
-        *,
-        to_addr: str,
-        name: str,
-        token: str,
-        requested_at: datetime,
-        expires_at: datetime,
-    ) -> RenderedEmail: ...
+# The renderer's link emails (`password_reset`, `email_verification`): keyword arguments
+# to_addr, name, token, requested_at and expires_at.
+LinkRenderer = Callable[..., RenderedEmail]
 
 
 def webhook_body(event: notification_pb2.Event, *, links: ConsoleLinks) -> str:
