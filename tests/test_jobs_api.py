@@ -334,6 +334,7 @@ async def test_the_client_and_the_command_list_and_cancel_jobs(
 
 # The queued stack's WS_MAX_STREAMS_PER_ACCOUNT (tests/conftest.py).
 LIVE_STREAMS_PER_ACCOUNT = 3
+STREAMS_CLOSED = "gateway_job_streams_closed_total"
 
 
 async def test_one_account_holds_a_bounded_number_of_live_job_streams(
@@ -356,11 +357,16 @@ async def test_one_account_holds_a_bounded_number_of_live_job_streams(
             assert json.loads(await socket.recv())["type"] == "job.progress"
             sockets.append(socket)
 
+        refused_before = _gateway_metric(queued_stack, STREAMS_CLOSED, "too_many")
         async with connect(url, additional_headers=owner.headers) as refused:
             with pytest.raises(ConnectionClosed):
                 await refused.recv()
         assert refused.close_code == 4429
         assert "already follows 3 jobs live" in (refused.close_reason or "")
+        # Operators see it: the refusal counted, the held streams in the gauge.
+        refused_after = _gateway_metric(queued_stack, STREAMS_CLOSED, "too_many")
+        assert refused_after == refused_before + 1
+        assert _gateway_metric(queued_stack, "gateway_job_streams_open") >= LIVE_STREAMS_PER_ACCOUNT
 
         their_url = f"{base}/api/v1/ws/jobs/{their_job['job_id']}"
         async with connect(their_url, additional_headers=neighbour.headers) as theirs:
@@ -374,6 +380,17 @@ async def test_one_account_holds_a_bounded_number_of_live_job_streams(
             await asyncio.sleep(0.2)
         else:
             pytest.fail("closing a stream did not free its place")
+
+
+def _gateway_metric(stack: Stack, name: str, reason: str | None = None) -> float:
+    """One sample of the gateway's /metrics (a `reason` label's, where given); 0 if absent."""
+    text = httpx.get(f"{stack.gateway_metrics_url}/metrics", timeout=10).text
+    wanted = f'{name}{{reason="{reason}"}}' if reason else name
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if sample == wanted:
+            return float(value)
+    return 0.0
 
 
 async def _stream_accepted(url: str, account: Account) -> bool:
@@ -417,6 +434,7 @@ async def test_a_live_stream_closes_once_its_session_ends_or_its_key_is_revoked(
         with pytest.raises(ConnectionClosed):
             await by_key.recv()
         assert (by_key.close_code, by_key.close_reason) == (4401, "the credential was revoked")
+        assert _gateway_metric(queued_stack, STREAMS_CLOSED, "revoked") >= 1
         # The session's stream outlived the key's.
         assert by_session.close_code is None
 

@@ -139,7 +139,9 @@ def create_app(settings: GatewaySettings, *, clients: ServiceClients | None = No
     )
     app.state.settings = settings
     app.state.metrics = GatewayMetrics()
-    app.state.live_streams = LiveStreams(settings.ws_max_streams_per_account)
+    app.state.live_streams = LiveStreams(
+        settings.ws_max_streams_per_account, metrics=app.state.metrics
+    )
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -11,15 +11,18 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from gateway.metrics import GatewayMetrics
+
 
 class TooManyStreams(Exception):
     """The account already holds as many live streams on this replica as one may."""
 
 
 class LiveStreams:
-    def __init__(self, per_account: int) -> None:
+    def __init__(self, per_account: int, *, metrics: GatewayMetrics) -> None:
         self._per_account = per_account
         self._open: Counter[str] = Counter()
+        self._metrics = metrics
 
     @property
     def per_account(self) -> int:
@@ -29,14 +32,18 @@ class LiveStreams:
     def hold(self, account: str) -> Iterator[None]:
         """One stream slot of `account` for the block; TooManyStreams when none is free."""
         if self._open[account] >= self._per_account:
+            self._metrics.job_streams_closed.labels("too_many").inc()
             raise TooManyStreams(account)
         self._open[account] += 1
+        self._metrics.job_streams_open.inc()
         try:
             yield
         finally:
+            self._metrics.job_streams_open.dec()
             self._open[account] -= 1
             if not self._open[account]:
                 del self._open[account]
 
-    def open_streams(self, account: str) -> int:
-        return self._open[account]
+    def revoked(self) -> None:
+        """Count a stream closed because its credential was revoked."""
+        self._metrics.job_streams_closed.labels("revoked").inc()

@@ -8,6 +8,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -37,6 +38,18 @@ class GatewayMetrics:
             "Time to serve an HTTP request, by method and route template.",
             ["method", "route"],
             buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.job_streams_open = Gauge(
+            "gateway_job_streams_open",
+            "Live job-progress WebSockets this replica holds (each with a gRPC stream).",
+            registry=self.registry,
+        )
+        self.job_streams_closed = Counter(
+            "gateway_job_streams_closed_total",
+            "Live job-progress WebSockets this replica closed on its own, by reason: "
+            "too_many (past WS_MAX_STREAMS_PER_ACCOUNT), revoked (the credential was revoked).",
+            ["reason"],
             registry=self.registry,
         )
 

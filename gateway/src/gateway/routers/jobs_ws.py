@@ -26,7 +26,7 @@ from starlette.websockets import WebSocketState
 from gateway.auth.dependencies import Authorisation, current_principal, optional_access_token
 from gateway.dependencies import ClientsDep, LiveStreamsDep, SettingsDep
 from gateway.errors import ApiError
-from gateway.live_streams import TooManyStreams
+from gateway.live_streams import LiveStreams, TooManyStreams
 from gateway.upstream import Upstream
 from objectvision.v1 import auth_pb2, common_pb2, notification_pb2
 from objectvision_common.api_keys import Scope
@@ -234,7 +234,7 @@ async def job_progress(
     principal, credential = authenticated
     try:
         with streams.hold(principal.user_id):
-            await _stream(websocket, job_id, principal, credential, upstream, settings)
+            await _stream(websocket, job_id, principal, credential, upstream, settings, streams)
     except TooManyStreams:
         await websocket.close(
             CLOSE_TOO_MANY,
@@ -249,6 +249,7 @@ async def _stream(
     credential: StreamCredential,
     upstream: Upstream,
     settings: SettingsDep,
+    streams: LiveStreams,
 ) -> None:
     """Relay the job's events until its final one, the client leaving, the credential
     being revoked, or trouble."""
@@ -270,6 +271,7 @@ async def _stream(
         await asyncio.wait({relay, guard, watcher}, return_when=asyncio.FIRST_COMPLETED)
         if guard.done() and not relay.done():
             ending = guard
+            streams.revoked()
     finally:
         watcher.cancel()
         guard.cancel()
