@@ -85,6 +85,38 @@ def test_an_address_that_is_not_one_mailbox_is_refused() -> None:
             renderer.welcome(to_addr=address, name="A")
 
 
+async def test_an_internationalised_domain_is_mailed_in_the_form_servers_route(
+    service, producer, mail_sink, new_user, events, wait, mail, receiver
+) -> None:
+    """An address is stored as typed (`bücher.example`); the message and the SMTP envelope
+    name the domain in ASCII (`xn--bcher-kva.example`), as does the Brevo request, since an
+    RFC 2047 encoded word in a domain routes nowhere."""
+    user_id, _ = new_user()
+    local = f"ada-{uuid.uuid4().hex[:8]}"
+    await producer.publish(events.registered(user_id, f"{local}@Bücher.example", "Ada"))
+
+    [message] = await wait(lambda: mail(mail_sink, f"{local}@xn--bcher-kva.example"))
+    assert message["Subject"] == "Welcome to ObjectVision"
+    assert "=?" not in str(message["To"])
+
+    transport = BrevoTransport(api_key="xkeysib-test", url=receiver.url("/v3/brevo-idn"))
+    email = EmailRenderer(links=ConsoleLinks("https://x.test")).welcome(
+        to_addr="ada@bücher.example", name="Ada"
+    )
+    await transport.send(
+        OutgoingEmail(email=email, sender_addr="noreply@x.test", sender_name="OV", delivery_id="d")
+    )
+    [request] = receiver.received("/v3/brevo-idn")
+    assert json.loads(request.body)["to"] == [{"email": "ada@xn--bcher-kva.example", "name": "Ada"}]
+
+
+def test_a_domain_no_server_can_route_is_refused() -> None:
+    renderer = EmailRenderer(links=ConsoleLinks("https://x.test"))
+    for address in ("a@exa mple.test", "a@b\u00fc\u200dcher.example", "a@-b\u00fccher-.example"):
+        with pytest.raises(UnsafeHeaderError):
+            renderer.welcome(to_addr=address, name="A")
+
+
 async def test_a_finished_job_sends_a_report_with_counts_per_class(
     service, producer, mail_sink, new_user, events, wait, mail
 ) -> None:

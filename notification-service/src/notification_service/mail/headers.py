@@ -3,6 +3,8 @@
 import unicodedata
 from email.headerregistry import Address
 
+import idna
+
 MAX_HEADER_VALUE = 998
 
 
@@ -24,13 +26,30 @@ def safe_header_value(value: str, *, field: str) -> str:
     return value
 
 
-def mailbox(addr_spec: str, display_name: str = "") -> Address:
-    """A checked address; raises UnsafeHeaderError for unsafe or malformed parts."""
+def deliverable(addr_spec: str) -> str:
+    """The address as mail servers route it: an internationalised domain (`bücher.example`,
+    stored as the user typed it) in its ASCII form (`xn--bcher-kva.example`, IDNA 2008 with
+    UTS 46 mapping). Left in Unicode, Python's mail library writes it as an RFC 2047 encoded
+    word, which no server resolves. Raises UnsafeHeaderError for unsafe or malformed parts."""
     safe_header_value(addr_spec, field="address")
-    safe_header_value(display_name, field="name")
     if addr_spec.count("@") != 1 or any(char.isspace() for char in addr_spec):
         raise UnsafeHeaderError("address is not a single mailbox")
+    local, domain = addr_spec.split("@")
+    if domain.isascii():
+        return addr_spec
     try:
-        return Address(display_name=display_name, addr_spec=addr_spec)
+        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise UnsafeHeaderError(f"address has a domain no server can route: {exc}") from exc
+    return f"{local}@{ascii_domain}"
+
+
+def mailbox(addr_spec: str, display_name: str = "") -> Address:
+    """A checked address, its domain as servers route it (`deliverable`); raises
+    UnsafeHeaderError for unsafe or malformed parts."""
+    routed = deliverable(addr_spec)
+    safe_header_value(display_name, field="name")
+    try:
+        return Address(display_name=display_name, addr_spec=routed)
     except (ValueError, IndexError) as exc:
         raise UnsafeHeaderError(f"address is not a single mailbox: {exc}") from exc

@@ -106,8 +106,7 @@ class BrevoTransport:
     @staticmethod
     def request_body(outgoing: OutgoingEmail) -> dict[str, Any]:
         email = outgoing.email
-        mailbox(email.to_addr, email.to_name)
-        recipient: dict[str, str] = {"email": email.to_addr}
+        recipient: dict[str, str] = {"email": mailbox(email.to_addr, email.to_name).addr_spec}
         if email.to_name:
             recipient["name"] = email.to_name
         return {
