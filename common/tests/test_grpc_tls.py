@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from objectvision_common.grpc_client import insecure_channel, service_channel
 from objectvision_common.grpc_server import GrpcApp, ServiceRegistration
-from objectvision_common.settings import CommonSettings
+from objectvision_common.settings import CommonSettings, GrpcServiceSettings
 from objectvision_common.tls import TlsFiles
 
 SERVICE = "test.Peer"
@@ -446,3 +446,47 @@ def test_settings_give_tls_files_for_all_three_and_plaintext_for_none(monkeypatc
     assert CommonSettings(_env_file=None).grpc_tls == TlsFiles(
         Path("/tls/tls.crt"), Path("/tls/tls.key"), Path("/tls/ca.crt")
     )
+
+
+# ---- which services may call ---------------------------------------------------------------
+
+
+async def test_a_service_serves_only_the_peers_it_names(pki) -> None:
+    """GRPC_ALLOWED_PEERS: a certificate from the CA whose name is not listed is refused
+    (PERMISSION_DENIED `peer_not_allowed`); health stays open to it, as to probes."""
+    intruder = write_files(pki.root / "intruder", pki.ca, pki.ca.issue("intruder"), pki.ca)
+    app = GrpcApp(
+        [ServiceRegistration(SERVICE, object(), _add)],
+        host="127.0.0.1",
+        port=0,
+        tls=pki.server,
+        allowed_peers=frozenset({"gateway"}),
+    )
+    await app.start()
+    try:
+        async with service_channel(_target(app), pki.client) as channel:
+            assert await _who_am_i_over(channel) == b"gateway"
+        async with service_channel(_target(app), intruder) as channel:
+            assert await _health(channel) == health_pb2.HealthCheckResponse.SERVING
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await _who_am_i_over(channel)
+    finally:
+        await app.stop()
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert dict(refused.value.trailing_metadata() or ())["error-code"] == "peer_not_allowed"
+    assert refused.value.details() == "this service does not serve intruder"
+
+
+def test_a_peer_allowlist_is_read_from_a_list_and_needs_mutual_tls(monkeypatch) -> None:
+    for name in ("GRPC_TLS_CERT_FILE", "GRPC_TLS_KEY_FILE", "GRPC_TLS_CA_FILE"):
+        monkeypatch.setenv(name, "")
+    monkeypatch.setenv("GRPC_ALLOWED_PEERS", "gateway, notification-service,")
+    with pytest.raises(ValidationError, match="GRPC_ALLOWED_PEERS names client certificates"):
+        GrpcServiceSettings(_env_file=None)
+    monkeypatch.setenv("GRPC_TLS_CERT_FILE", "/tls/tls.crt")
+    monkeypatch.setenv("GRPC_TLS_KEY_FILE", "/tls/tls.key")
+    monkeypatch.setenv("GRPC_TLS_CA_FILE", "/tls/ca.crt")
+    assert GrpcServiceSettings(_env_file=None).grpc_allowed_peers == {
+        "gateway",
+        "notification-service",
+    }

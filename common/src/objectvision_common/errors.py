@@ -59,6 +59,11 @@ class EmailNotVerified(PermissionDenied, code="email_not_verified"):
     ADR 0029) and the caller's credential says the account has none (HTTP 403)."""
 
 
+class PeerNotAllowed(PermissionDenied, code="peer_not_allowed"):
+    """The caller's client certificate is from the CA but its name is not one this service
+    serves (GRPC_ALLOWED_PEERS)."""
+
+
 class FailedPrecondition(
     DomainError, code="failed_precondition", status=StatusCode.FAILED_PRECONDITION
 ): ...

@@ -20,7 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
-from objectvision_common.errors import DomainError, trailers_for
+from objectvision_common.errors import DomainError, PeerNotAllowed, trailers_for
 from objectvision_common.outages import outage_error
 from objectvision_common.request_context import (
     REQUEST_ID_HEADER,
@@ -127,13 +127,28 @@ _AsyncUnaryBehavior = Callable[[Any, ServicerContext], Awaitable[Any]]
 _AsyncStreamBehavior = Callable[[Any, ServicerContext], AsyncIterator[Any]]
 
 
+def _check_peer(context: ServicerContext, allowed: frozenset[str]) -> None:
+    """Refuse a caller whose certificate's common name is not in `allowed` (empty: any).
+    mTLS proves who signed the certificate; this says which services may call this one."""
+    if not allowed:
+        return
+    names = {name.decode() for name in context.auth_context().get("x509_common_name", ())}
+    if not names & allowed:
+        shown = ", ".join(sorted(names)) or "a caller without a certificate name"
+        raise PeerNotAllowed(f"this service does not serve {shown}")
+
+
 @asynccontextmanager
-async def _observed_call(full_method: str, context: ServicerContext) -> AsyncIterator[None]:
+async def _observed_call(
+    full_method: str, context: ServicerContext, allowed_peers: frozenset[str]
+) -> AsyncIterator[None]:
     """Around one call's handling, unary or streaming alike: the bookkeeping of `_Observed`,
-    and a failure turned into the status the caller gets (an abort passes through as it is)."""
+    the caller's certificate checked against `allowed_peers`, and a failure turned into the
+    status the caller gets (an abort passes through as it is)."""
     call = _Observed(full_method, context)
     error: BaseException | None = None
     try:
+        _check_peer(context, allowed_peers)
         yield
     except Exception as exc:
         error = exc
@@ -144,17 +159,21 @@ async def _observed_call(full_method: str, context: ServicerContext) -> AsyncIte
         call.finish(call.code_of(error))
 
 
-def _wrap_unary_response(behavior: _AsyncUnaryBehavior, full_method: str) -> _AsyncUnaryBehavior:
+def _wrap_unary_response(
+    behavior: _AsyncUnaryBehavior, full_method: str, allowed_peers: frozenset[str]
+) -> _AsyncUnaryBehavior:
     async def handler(request_or_iterator: Any, context: ServicerContext) -> Any:
-        async with _observed_call(full_method, context):
+        async with _observed_call(full_method, context, allowed_peers):
             return await behavior(request_or_iterator, context)
 
     return handler
 
 
-def _wrap_stream_response(behavior: _AsyncStreamBehavior, full_method: str) -> _AsyncStreamBehavior:
+def _wrap_stream_response(
+    behavior: _AsyncStreamBehavior, full_method: str, allowed_peers: frozenset[str]
+) -> _AsyncStreamBehavior:
     async def handler(request_or_iterator: Any, context: ServicerContext) -> Any:
-        async with _observed_call(full_method, context):
+        async with _observed_call(full_method, context, allowed_peers):
             async for response in behavior(request_or_iterator, context):
                 yield response
 
@@ -162,6 +181,12 @@ def _wrap_stream_response(behavior: _AsyncStreamBehavior, full_method: str) -> _
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
+    """Every call but health and reflection: metrics, logs, the domain-to-status mapping, and
+    with `allowed_peers` the caller's certificate name checked (PeerNotAllowed)."""
+
+    def __init__(self, allowed_peers: frozenset[str] = frozenset()) -> None:
+        self._allowed = allowed_peers
+
     async def intercept_service(
         self,
         continuation: Callable[
@@ -175,24 +200,32 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
             return handler
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary_response(cast(_AsyncUnaryBehavior, handler.unary_unary), method),
+                _wrap_unary_response(
+                    cast(_AsyncUnaryBehavior, handler.unary_unary), method, self._allowed
+                ),
                 handler.request_deserializer,
                 handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary_response(cast(_AsyncUnaryBehavior, handler.stream_unary), method),
+                _wrap_unary_response(
+                    cast(_AsyncUnaryBehavior, handler.stream_unary), method, self._allowed
+                ),
                 handler.request_deserializer,
                 handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream_response(cast(_AsyncStreamBehavior, handler.unary_stream), method),
+                _wrap_stream_response(
+                    cast(_AsyncStreamBehavior, handler.unary_stream), method, self._allowed
+                ),
                 handler.request_deserializer,
                 handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
-            _wrap_stream_response(cast(_AsyncStreamBehavior, handler.stream_stream), method),
+            _wrap_stream_response(
+                cast(_AsyncStreamBehavior, handler.stream_stream), method, self._allowed
+            ),
             handler.request_deserializer,
             handler.response_serializer,
         )
@@ -230,6 +263,8 @@ class GrpcApp:
     # Several processes of one service share its port (process_group); otherwise a second
     # bind of a taken port must fail rather than silently split the traffic.
     reuse_port: bool = False
+    # The client certificates' common names served (with `tls`); empty: every one.
+    allowed_peers: frozenset[str] = frozenset()
     server: grpc.aio.Server | None = None
     health_server: grpc.aio.Server | None = None
     health_servicer: health.aio.HealthServicer | None = None
@@ -246,7 +281,9 @@ class GrpcApp:
             options.append(
                 ("grpc.max_connection_age_ms", int(self.max_connection_age_seconds * 1000))
             )
-        self.server = grpc.aio.server(interceptors=[ObservabilityInterceptor()], options=options)
+        self.server = grpc.aio.server(
+            interceptors=[ObservabilityInterceptor(self.allowed_peers)], options=options
+        )
         self.health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.server)
         names = [health.SERVICE_NAME, reflection.SERVICE_NAME]

@@ -93,6 +93,8 @@ class ServedSettings(Protocol):
     def grpc_max_connection_age_seconds(self) -> float: ...
     @property
     def grpc_tls(self) -> TlsFiles | None: ...
+    @property
+    def grpc_allowed_peers(self) -> frozenset[str]: ...
 
 
 S = TypeVar("S", bound=ServedSettings)
@@ -254,6 +256,7 @@ def service_app(
         health_port=(settings.grpc_health_port or None) if first else None,
         max_connection_age_seconds=settings.grpc_max_connection_age_seconds,
         reuse_port=serving_index is not None,
+        allowed_peers=settings.grpc_allowed_peers,
     )
     return ServiceApp(
         parts, server, run_workers=first, stop_grace_seconds=settings.grpc_shutdown_grace_seconds

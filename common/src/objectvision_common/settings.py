@@ -1,10 +1,10 @@
 """Settings base: each service subclasses it once, so every variable is named in one place."""
 
 from pathlib import Path
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from objectvision_common.tls import TlsFiles
 
@@ -152,3 +152,27 @@ class GrpcServiceSettings(CommonSettings):
     backlog_metrics_interval_seconds: float = Field(
         default=15.0, gt=0, validation_alias="BACKLOG_METRICS_INTERVAL_SECONDS"
     )
+    # With mutual TLS: the common names of the client certificates this service serves
+    # (comma-separated, e.g. `gateway,notification-service`); any other certificate from the
+    # CA gets PERMISSION_DENIED (health and reflection excepted). Empty: every certificate
+    # the CA signed.
+    grpc_allowed_peers: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(), validation_alias="GRPC_ALLOWED_PEERS"
+    )
+
+    @field_validator("grpc_allowed_peers", mode="before")
+    @classmethod
+    def _peer_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(name.strip() for name in value.split(",") if name.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _peers_need_tls(self) -> Self:
+        """Without TLS no caller has a certificate name: an allowlist would refuse everyone."""
+        if self.grpc_allowed_peers and self.grpc_tls is None:
+            raise ValueError(
+                "GRPC_ALLOWED_PEERS names client certificates: it needs mutual TLS "
+                "(GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE, GRPC_TLS_CA_FILE)"
+            )
+        return self
