@@ -221,6 +221,16 @@ def test_usage_shows_the_months_images_and_each_day(cli: Cli, batch_job: dict) -
     assert header.split() == ["DATE", "CALLS", "JOBS", "IMAGES"]
 
 
+def test_retention_shows_the_accounts_period(cli: Cli) -> None:
+    """RETENTION_DAYS is 0 on the test stack and nobody set this account's own period."""
+    retention = cli.json("retention")
+    assert (retention["days"], retention["custom"], retention["default_days"]) == (0, False, 0)
+    assert cli.run("retention").stdout.strip() == (
+        "Finished jobs and detections outside jobs are kept until deleted"
+        " (the deployment's default)"
+    )
+
+
 def test_jobs_watch_reports_a_finished_job(cli: Cli, batch_job: dict) -> None:
     result = cli.run("jobs", "watch", batch_job["job_id"])
     assert "100%" in result.stderr

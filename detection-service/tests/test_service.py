@@ -17,6 +17,7 @@ from detection_service.config import DetectionSettings
 from detection_service.database import SCHEMA, metadata
 from detection_service.history import models as history_models
 from detection_service.jobs import models as job_models
+from detection_service.retention import models as retention_models
 from detection_service.server import runner
 from detection_service.usage import models as usage_models
 from objectvision.v1 import detection_pb2
@@ -39,6 +40,7 @@ def test_migrations_create_exactly_the_tables_the_models_describe(migrated):
         job_models.jobs,
         usage_models.usage_days,
         usage_models.usage_quotas,
+        retention_models.retention_periods,
     } <= set(metadata.tables.values())
     engine = create_engine(sync_url(migrated.database_url))
     with engine.connect() as connection:

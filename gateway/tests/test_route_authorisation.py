@@ -34,6 +34,8 @@ ANY_KEY_ROUTES = {
     ("GET", "/api/v1/users/me/settings"),
     # What the caller used and has left of its quota: a device with a detect key asks too.
     ("GET", "/api/v1/users/me/usage"),
+    # How long the caller's stored work is kept: as readable as its usage.
+    ("GET", "/api/v1/users/me/retention"),
 }
 # Routes that authenticate inside (no HTTP dependencies on a WebSocket), with what they check.
 WEBSOCKET_AUTHORISATIONS = {"/api/v1/ws/jobs/{job_id}": jobs_ws.STREAM_AUTHORISATION}

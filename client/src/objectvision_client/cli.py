@@ -779,6 +779,24 @@ def cmd_usage(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_retention(ctx: Context) -> int:
+    """How long the account's finished jobs and detections outside jobs are kept."""
+    with ctx.client() as client:
+        retention = client.retention()
+    if ctx.printed_json(retention.raw):
+        return EXIT_OK
+    if retention.days:
+        period = f"deleted once older than {retention.days:,} days"
+    else:
+        period = "kept until deleted"
+    source = "set for this account" if retention.custom else "the deployment's default"
+    print(
+        f"Finished jobs and detections outside jobs are {period} ({source})",
+        file=ctx.stdout,
+    )
+    return EXIT_OK
+
+
 def cmd_history(ctx: Context) -> int:
     with ctx.client() as client:
         page = client.history(
@@ -1270,6 +1288,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output_choice(usage)
     usage.set_defaults(handler=cmd_usage)
+
+    retention = commands.add_parser(
+        "retention", help="show how long finished jobs and detections outside jobs are kept"
+    )
+    _add_output_choice(retention)
+    retention.set_defaults(handler=cmd_retention)
 
     history = commands.add_parser(
         "history", help="list past detections, newest first (or `history delete ID` one)"

@@ -379,6 +379,9 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
     usage = _sync(ops.usage)
     set_quota = _sync(ops.set_quota)
     clear_quota = _sync(ops.clear_quota)
+    retention = _sync(ops.retention)
+    set_retention = _sync(ops.set_retention)
+    clear_retention = _sync(ops.clear_retention)
     set_account_status = _sync(ops.set_account_status)
     list_accounts = _sync(ops.list_accounts)
 
@@ -575,6 +578,9 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     usage = _async(ops.usage)
     set_quota = _async(ops.set_quota)
     clear_quota = _async(ops.clear_quota)
+    retention = _async(ops.retention)
+    set_retention = _async(ops.set_retention)
+    clear_retention = _async(ops.clear_retention)
     set_account_status = _async(ops.set_account_status)
     list_accounts = _async(ops.list_accounts)
 

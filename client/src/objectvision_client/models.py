@@ -367,3 +367,15 @@ class Usage(_Answer):
     remaining: int | None = None
     custom_quota: bool = False
     days: tuple[UsageDay, ...] = ()
+
+
+class Retention(_Answer):
+    """How long an account's finished jobs and detections outside jobs are kept before they
+    are deleted on their own (``GET /api/v1/users/me/retention``)."""
+
+    user_id: str
+    # 0: kept until their owner deletes them.
+    days: int
+    # Whether an admin set this account's period (else the deployment's default applies).
+    custom: bool = False
+    default_days: int = 0

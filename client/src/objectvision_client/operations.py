@@ -28,6 +28,7 @@ from objectvision_client.models import (
     HistoryPage,
     Job,
     JobsPage,
+    Retention,
     ServedModel,
     SignUpAccepted,
     StoredDetection,
@@ -258,6 +259,30 @@ def set_quota(user_id: str, monthly_images: int) -> Operation[Usage]:
 def clear_quota(user_id: str) -> Operation[Usage]:
     """Admins: the deployment's quota applies to this account again."""
     return Operation("DELETE", f"/api/v1/users/{_segment(user_id)}/quota", _json(Usage.from_json))
+
+
+def retention() -> Operation[Retention]:
+    """How long the account's finished jobs and detections outside jobs are kept (0: until
+    deleted). Any credential, API keys included."""
+    return Operation("GET", "/api/v1/users/me/retention", _json(Retention.from_json))
+
+
+def set_retention(user_id: str, days: int) -> Operation[Retention]:
+    """Admins: give one account a retention period in days (0: keep forever), replacing the
+    deployment's RETENTION_DAYS for it."""
+    return Operation(
+        "PUT",
+        f"/api/v1/users/{_segment(user_id)}/retention",
+        _json(Retention.from_json),
+        json={"days": days},
+    )
+
+
+def clear_retention(user_id: str) -> Operation[Retention]:
+    """Admins: the deployment's retention period applies to this account again."""
+    return Operation(
+        "DELETE", f"/api/v1/users/{_segment(user_id)}/retention", _json(Retention.from_json)
+    )
 
 
 def list_accounts(query: str = "", *, limit: int = 20, offset: int = 0) -> Operation[AccountsPage]:

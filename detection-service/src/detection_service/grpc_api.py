@@ -36,6 +36,8 @@ from detection_service.jobs.queue import JobQueue
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import Timings
 from detection_service.realtime.servicer import RealtimeServicer, objects_reply
+from detection_service.retention import service as retention
+from detection_service.retention.service import MAX_RETENTION_DAYS
 from detection_service.usage.meter import Standing, UsageMeter
 from detection_service.usage.service import DayOfUsage
 from detection_service.video import intake as video_intake
@@ -243,6 +245,7 @@ class DetectionServicer(RealtimeServicer):
         usage: UsageMeter,
         video_limits: VideoLimits | None = None,
         video_default_fps: float = 1.0,
+        retention_days: int = 0,
     ) -> None:
         super().__init__(
             detector=detector,
@@ -259,6 +262,8 @@ class DetectionServicer(RealtimeServicer):
         self._storage = storage
         self._queue = queue
         self._usage = usage
+        # RETENTION_DAYS: the period of every account an admin set none for (ADR 0031).
+        self._retention_days = retention_days
 
     def _class_filter(self, value: str) -> int | None:
         """A history filter's class (name or id) as an id; None when not filtered."""
@@ -619,8 +624,8 @@ class DetectionServicer(RealtimeServicer):
             raise NotFound("the annotated video of this job is no longer stored") from None
 
     def _account(self, user_id: str, context: ServicerContext, *, action: str) -> str:
-        """The account a usage RPC names: the caller's own (empty or theirs), another's for
-        an admin only."""
+        """The account a usage or retention RPC names: the caller's own (empty or theirs),
+        another's for an admin only."""
         principal = self._principal(context)
         wanted = user_id.strip() or principal.user_id
         if wanted != principal.user_id and not principal.is_admin:
@@ -651,3 +656,41 @@ class DetectionServicer(RealtimeServicer):
         await self._usage.set_quota(user_id, monthly)
         standing, listed = await self._usage.report(user_id, days=DEFAULT_USAGE_DAYS)
         return _usage(user_id, standing, listed)
+
+    async def _retention(self, user_id: str) -> detection_pb2.Retention:
+        async with self._sessions() as session:
+            custom = await retention.custom_period(session=session, user_id=user_id)
+        return detection_pb2.Retention(
+            user_id=user_id,
+            days=self._retention_days if custom is None else custom,
+            custom=custom is not None,
+            default_days=self._retention_days,
+        )
+
+    async def GetRetention(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.GetRetentionRequest, context: ServicerContext
+    ) -> detection_pb2.Retention:
+        user_id = self._account(request.user_id, context, action="read the retention of")
+        return await self._retention(user_id)
+
+    async def SetRetention(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.SetRetentionRequest, context: ServicerContext
+    ) -> detection_pb2.Retention:
+        if not self._principal(context).is_admin:
+            raise PermissionDenied("only an admin can set an account's retention period")
+        user_id = request.user_id.strip()
+        if not user_id:
+            raise InvalidArgument("name the account whose retention period to set")
+        days = request.days if request.HasField("days") else None
+        if days is not None and not 0 <= days <= MAX_RETENTION_DAYS:
+            raise InvalidArgument(
+                f"days must be between 0 and {MAX_RETENTION_DAYS} (0 = keep forever)"
+            )
+        async with self._sessions.begin() as session:
+            if days is None:
+                await retention.clear_custom_period(session=session, user_id=user_id)
+            else:
+                await retention.set_custom_period(
+                    session=session, user_id=user_id, days=days, now=datetime.now(UTC)
+                )
+        return await self._retention(user_id)

@@ -11,7 +11,6 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -62,8 +61,8 @@ class DetectionService:
     workers: list[JobWorker]
     sweeper: JobSweeper
     orphans: OrphanSweeper
-    # None with RETENTION_DAYS=0: everything is kept until its owner deletes it.
-    retention: RetentionSweeper | None
+    # Runs even with RETENTION_DAYS=0: an admin may have set one account's period.
+    retention: RetentionSweeper
     # Reads the events stream in this service's own group: erases deleted accounts.
     accounts: EventConsumer
     relay: OutboxRelay
@@ -148,6 +147,7 @@ class DetectionService:
                 max_fps=settings.video_max_fps,
             ),
             video_default_fps=settings.video_default_fps,
+            retention_days=settings.retention_days,
         )
         return cls(
             settings=settings,
@@ -167,18 +167,14 @@ class DetectionService:
                 interval_s=settings.orphan_sweep_interval_seconds,
                 removed=metrics.orphans_removed,
             ),
-            retention=(
-                RetentionSweeper(
-                    sessions=sessions,
-                    storage=storage,
-                    retention=timedelta(days=settings.retention_days),
-                    interval_s=settings.retention_sweep_interval_seconds,
-                    chunk_size=settings.erasure_chunk_size,
-                    removed=metrics.retention_removed,
-                    forget=detector.forget,
-                )
-                if settings.retention_days
-                else None
+            retention=RetentionSweeper(
+                sessions=sessions,
+                storage=storage,
+                default_days=settings.retention_days,
+                interval_s=settings.retention_sweep_interval_seconds,
+                chunk_size=settings.erasure_chunk_size,
+                removed=metrics.retention_removed,
+                forget=detector.forget,
             ),
             accounts=EventConsumer.from_settings(
                 settings,
@@ -227,11 +223,10 @@ class DetectionService:
             self.orphans,
             self.accounts,
             self.backlog,
+            self.retention,
         ]
         if self.workers:
             loops.append(self.sweeper)
-        if self.retention is not None:
-            loops.append(self.retention)
         return loops
 
     async def close(self) -> None:

@@ -558,3 +558,29 @@ class SetUsageQuotaRequest(_message.Message):
     user_id: str
     monthly_images: int
     def __init__(self, user_id: _Optional[str] = ..., monthly_images: _Optional[int] = ...) -> None: ...
+
+class GetRetentionRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
+
+class Retention(_message.Message):
+    __slots__ = ("user_id", "days", "custom", "default_days")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_DAYS_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    days: int
+    custom: bool
+    default_days: int
+    def __init__(self, user_id: _Optional[str] = ..., days: _Optional[int] = ..., custom: _Optional[bool] = ..., default_days: _Optional[int] = ...) -> None: ...
+
+class SetRetentionRequest(_message.Message):
+    __slots__ = ("user_id", "days")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    days: int
+    def __init__(self, user_id: _Optional[str] = ..., days: _Optional[int] = ...) -> None: ...

@@ -127,6 +127,16 @@ class DetectionServiceStub:
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.SetUsageQuotaRequest.SerializeToString,
                 response_deserializer=objectvision_dot_v1_dot_detection__pb2.Usage.FromString,
                 _registered_method=True)
+        self.GetRetention = channel.unary_unary(
+                '/objectvision.v1.DetectionService/GetRetention',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.GetRetentionRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.Retention.FromString,
+                _registered_method=True)
+        self.SetRetention = channel.unary_unary(
+                '/objectvision.v1.DetectionService/SetRetention',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.SetRetentionRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.Retention.FromString,
+                _registered_method=True)
 
 
 class DetectionServiceServicer:
@@ -267,6 +277,23 @@ class DetectionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRetention(self, request, context):
+        """How long an account's finished jobs and detections outside jobs are kept (ADR 0031):
+        the caller's own (user_id empty or theirs); another account's for an admin only
+        (PERMISSION_DENIED otherwise).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRetention(self, request, context):
+        """An admin sets one account's retention period (or clears it, back to the deployment's
+        RETENTION_DAYS); PERMISSION_DENIED for anyone else. Answers the account's retention.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DetectionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -359,6 +386,16 @@ def add_DetectionServiceServicer_to_server(servicer, server):
                     servicer.SetUsageQuota,
                     request_deserializer=objectvision_dot_v1_dot_detection__pb2.SetUsageQuotaRequest.FromString,
                     response_serializer=objectvision_dot_v1_dot_detection__pb2.Usage.SerializeToString,
+            ),
+            'GetRetention': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRetention,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.GetRetentionRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.Retention.SerializeToString,
+            ),
+            'SetRetention': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRetention,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.SetRetentionRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.Retention.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -849,6 +886,60 @@ class DetectionService:
             '/objectvision.v1.DetectionService/SetUsageQuota',
             objectvision_dot_v1_dot_detection__pb2.SetUsageQuotaRequest.SerializeToString,
             objectvision_dot_v1_dot_detection__pb2.Usage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRetention(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/GetRetention',
+            objectvision_dot_v1_dot_detection__pb2.GetRetentionRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.Retention.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRetention(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/SetRetention',
+            objectvision_dot_v1_dot_detection__pb2.SetRetentionRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.Retention.FromString,
             options,
             channel_credentials,
             insecure,

@@ -87,6 +87,15 @@ class DetectionServiceStub:
     """An admin sets one account's monthly quota (or clears it, back to the deployment's
     USAGE_MONTHLY_IMAGE_QUOTA); PERMISSION_DENIED for anyone else. Answers the account's usage.
     """
+    GetRetention: _grpc.UnaryUnaryMultiCallable[_detection_pb2.GetRetentionRequest, _detection_pb2.Retention]
+    """How long an account's finished jobs and detections outside jobs are kept (ADR 0031):
+    the caller's own (user_id empty or theirs); another account's for an admin only
+    (PERMISSION_DENIED otherwise).
+    """
+    SetRetention: _grpc.UnaryUnaryMultiCallable[_detection_pb2.SetRetentionRequest, _detection_pb2.Retention]
+    """An admin sets one account's retention period (or clears it, back to the deployment's
+    RETENTION_DAYS); PERMISSION_DENIED for anyone else. Answers the account's retention.
+    """
 
 @_typing.type_check_only
 class DetectionServiceAsyncStub(DetectionServiceStub):
@@ -145,6 +154,15 @@ class DetectionServiceAsyncStub(DetectionServiceStub):
     SetUsageQuota: _aio.UnaryUnaryMultiCallable[_detection_pb2.SetUsageQuotaRequest, _detection_pb2.Usage]  # type: ignore[assignment]
     """An admin sets one account's monthly quota (or clears it, back to the deployment's
     USAGE_MONTHLY_IMAGE_QUOTA); PERMISSION_DENIED for anyone else. Answers the account's usage.
+    """
+    GetRetention: _aio.UnaryUnaryMultiCallable[_detection_pb2.GetRetentionRequest, _detection_pb2.Retention]  # type: ignore[assignment]
+    """How long an account's finished jobs and detections outside jobs are kept (ADR 0031):
+    the caller's own (user_id empty or theirs); another account's for an admin only
+    (PERMISSION_DENIED otherwise).
+    """
+    SetRetention: _aio.UnaryUnaryMultiCallable[_detection_pb2.SetRetentionRequest, _detection_pb2.Retention]  # type: ignore[assignment]
+    """An admin sets one account's retention period (or clears it, back to the deployment's
+    RETENTION_DAYS); PERMISSION_DENIED for anyone else. Answers the account's retention.
     """
 
 class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -309,6 +327,27 @@ class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_detection_pb2.Usage, _abc.Awaitable[_detection_pb2.Usage]]:
         """An admin sets one account's monthly quota (or clears it, back to the deployment's
         USAGE_MONTHLY_IMAGE_QUOTA); PERMISSION_DENIED for anyone else. Answers the account's usage.
+        """
+
+    @_abc_1.abstractmethod
+    def GetRetention(
+        self,
+        request: _detection_pb2.GetRetentionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_detection_pb2.Retention, _abc.Awaitable[_detection_pb2.Retention]]:
+        """How long an account's finished jobs and detections outside jobs are kept (ADR 0031):
+        the caller's own (user_id empty or theirs); another account's for an admin only
+        (PERMISSION_DENIED otherwise).
+        """
+
+    @_abc_1.abstractmethod
+    def SetRetention(
+        self,
+        request: _detection_pb2.SetRetentionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_detection_pb2.Retention, _abc.Awaitable[_detection_pb2.Retention]]:
+        """An admin sets one account's retention period (or clears it, back to the deployment's
+        RETENTION_DAYS); PERMISSION_DENIED for anyone else. Answers the account's retention.
         """
 
 def add_DetectionServiceServicer_to_server(servicer: DetectionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

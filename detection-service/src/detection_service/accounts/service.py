@@ -24,6 +24,7 @@ from detection_service.history import service as history
 from detection_service.images import service as stored_images
 from detection_service.images.storage import ObjectStorage
 from detection_service.jobs import service as jobs
+from detection_service.retention import service as retention
 from detection_service.usage import service as usage
 from objectvision_common.erasure import close_account
 from objectvision_common.errors import FailedPrecondition, NotFound
@@ -59,7 +60,8 @@ async def erase_account(
     are cancelled (ADR 0022: workers stop at their next item or commit of frames) and every
     job is deleted with its items, detections, images and video; then the detections no job
     made, with their images; then any image row left; then the account's metered usage and
-    quota (ADR 0030). Each deletion also `forget`s its images' bytes (the result cache).
+    quota (ADR 0030) and its retention period (ADR 0031). Each deletion also `forget`s its
+    images' bytes (the result cache).
     """
     async with sessions.begin() as session:
         await close_account(session, ERASED_ACCOUNTS, user_id, deleted_at=deleted_at)
@@ -91,6 +93,7 @@ async def erase_account(
         images += len(removed.images)
     async with sessions.begin() as session:
         await usage.erase_usage(session=session, user_id=user_id)
+        await retention.clear_custom_period(session=session, user_id=user_id)
     erased = Erased(
         cancelled_jobs=cancelled, jobs=deleted_jobs, detections=detections, images=images
     )

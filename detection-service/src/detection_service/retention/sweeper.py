@@ -1,4 +1,9 @@
-"""Deleting stored work once it is older than RETENTION_DAYS (ADR 0031).
+"""Deleting stored work once it is older than its account's retention period (ADR 0031).
+
+An account's period is the one an admin set for it (`retention_periods`), else
+RETENTION_DAYS; 0 keeps the account's work until its owner deletes it. The cutoff is worked
+out per account in SQL, so one sweep serves every period, and with no period set and
+RETENTION_DAYS=0 its queries simply find nothing.
 
 Every deletion is one a user could make (ADR 0024): a finished job with everything it
 stored, as DeleteJob does; a detection no job made, with its image, as DeleteDetection does.
@@ -16,7 +21,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from prometheus_client import Counter
@@ -29,6 +34,7 @@ from detection_service.images.storage import ObjectStorage
 from detection_service.jobs import service as jobs
 from detection_service.jobs.models import FINISHED
 from detection_service.jobs.models import jobs as jobs_table
+from detection_service.retention.models import retention_periods
 from objectvision_common.background import BackgroundLoop
 from objectvision_common.errors import FailedPrecondition, NotFound
 
@@ -52,7 +58,7 @@ class RetentionSweeper(BackgroundLoop):
         *,
         sessions: async_sessionmaker[AsyncSession],
         storage: ObjectStorage,
-        retention: timedelta,
+        default_days: int,
         interval_s: float,
         chunk_size: int,
         removed: Counter,
@@ -61,7 +67,7 @@ class RetentionSweeper(BackgroundLoop):
     ) -> None:
         self._sessions = sessions
         self._storage = storage
-        self._retention = retention
+        self._default_days = default_days
         self._interval_s = interval_s
         self._chunk_size = chunk_size
         self._removed = removed
@@ -83,16 +89,34 @@ class RetentionSweeper(BackgroundLoop):
             await asyncio.sleep(self._interval_s)
 
     async def sweep(self) -> Swept:
-        """Delete every finished job and every detection outside a job older than the
-        retention; returns how many went."""
-        cutoff = self._now() - self._retention
+        """Delete every finished job and every detection outside a job older than its
+        account's period; returns how many went. With RETENTION_DAYS off and no account
+        given a period, nothing can be due: the tables are not scanned."""
+        if not self._default_days:
+            async with self._sessions() as session:
+                if not await session.scalar(sa.select(sa.exists().select_from(retention_periods))):
+                    return Swept()
+        now = self._now()
         return Swept(
-            jobs=await self._sweep_jobs(cutoff),
-            detections=await self._sweep_detections(cutoff),
+            jobs=await self._sweep_jobs(now),
+            detections=await self._sweep_detections(now),
         )
 
-    async def _sweep_jobs(self, cutoff: datetime) -> int:
-        """Finished jobs that finished before `cutoff`, oldest first, one per transaction."""
+    def _expired(
+        self, stored_at: sa.ColumnElement[datetime], now: datetime
+    ) -> sa.ColumnElement[bool]:
+        """Whether a row stored (or finished) at `stored_at` is past its account's period: the
+        account's own if an admin set one, else RETENTION_DAYS; never with 0 days. The query
+        outer-joins `retention_periods` on the row's user_id."""
+        days = sa.func.coalesce(retention_periods.c.days, self._default_days)
+        cutoff = sa.literal(now, sa.DateTime(timezone=True)) - days * sa.literal_column(
+            "interval '1 day'", sa.Interval()
+        )
+        return sa.and_(days > 0, stored_at < cutoff)
+
+    async def _sweep_jobs(self, now: datetime) -> int:
+        """Finished jobs that finished before their account's cutoff, oldest first, one per
+        transaction."""
         deleted = 0
         finished_at = sa.func.coalesce(jobs_table.c.completed_at, jobs_table.c.updated_at)
         while True:
@@ -100,7 +124,16 @@ class RetentionSweeper(BackgroundLoop):
                 expired = (
                     await session.execute(
                         sa.select(jobs_table.c.id, jobs_table.c.user_id)
-                        .where(jobs_table.c.status.in_(FINISHED), finished_at < cutoff)
+                        .select_from(
+                            jobs_table.outerjoin(
+                                retention_periods,
+                                retention_periods.c.user_id == jobs_table.c.user_id,
+                            )
+                        )
+                        .where(
+                            jobs_table.c.status.in_(FINISHED),
+                            self._expired(finished_at, now),
+                        )
                         .order_by(finished_at, jobs_table.c.id)
                         .limit(self._chunk_size)
                     )
@@ -123,15 +156,25 @@ class RetentionSweeper(BackgroundLoop):
                 deleted += 1
                 self._removed.labels("job").inc()
 
-    async def _sweep_detections(self, cutoff: datetime) -> int:
-        """Detections no job made, stored before `cutoff`, a chunk per transaction and user."""
+    async def _sweep_detections(self, now: datetime) -> int:
+        """Detections no job made, stored before their account's cutoff, a chunk per
+        transaction and user."""
         deleted = 0
         while True:
             async with self._sessions() as session:
                 expired = (
                     await session.execute(
                         sa.select(detections.c.id, detections.c.user_id)
-                        .where(detections.c.job_id.is_(None), detections.c.created_at < cutoff)
+                        .select_from(
+                            detections.outerjoin(
+                                retention_periods,
+                                retention_periods.c.user_id == detections.c.user_id,
+                            )
+                        )
+                        .where(
+                            detections.c.job_id.is_(None),
+                            self._expired(detections.c.created_at, now),
+                        )
                         .order_by(detections.c.created_at, detections.c.id)
                         .limit(self._chunk_size)
                     )
