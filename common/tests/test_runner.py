@@ -23,6 +23,7 @@ class Settings:
     grpc_shutdown_grace_seconds: float = 0.5
     grpc_max_connection_age_seconds: float = 0.0
     grpc_tls: None = None
+    grpc_allowed_peers: frozenset[str] = frozenset()
 
 
 def _add(_servicer: object, _server: object) -> None:
