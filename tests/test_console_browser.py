@@ -684,6 +684,10 @@ async def test_the_settings_page_shows_the_usage_and_turns_job_emails_off(
     await expect(form).to_have_attribute("data-loaded", "true")
     await expect(page.get_by_test_id("usage-summary")).to_contain_text("0 images detected in 20")
     await expect(page.get_by_test_id("usage-summary")).to_contain_text("(no quota)")
+    # The test stack keeps everything (RETENTION_DAYS=0), and says so.
+    await expect(page.get_by_test_id("retention-summary")).to_have_text(
+        "Your images, detections and jobs are kept until you delete them."
+    )
     emails = form.get_by_label("Email me when a batch job finishes")
     await expect(emails).to_be_checked()
     await emails.uncheck()

@@ -12,6 +12,7 @@ const SETTINGS = "api/v1/users/me/settings";
 const ACCOUNT = "api/v1/users/me";
 
 const USAGE = "api/v1/users/me/usage?days=7";
+const RETENTION = "api/v1/users/me/retention";
 
 export class SettingsView {
   /** `onDeleted(message)` runs once the account is deleted (its sessions have ended). */
@@ -21,6 +22,7 @@ export class SettingsView {
     this.deleteForm = byId("delete-account-form");
     this.usageSummary = byId("usage-summary");
     this.usageBody = byId("usage-body");
+    this.retentionSummary = byId("retention-summary");
     this.onDeleted = onDeleted;
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -35,8 +37,13 @@ export class SettingsView {
   async load() {
     this.form.dataset.loaded = "false";
     await guarded(async () => {
-      const [settings, usage] = await Promise.all([request(SETTINGS), request(USAGE)]);
+      const [settings, usage, retention] = await Promise.all([
+        request(SETTINGS),
+        request(USAGE),
+        request(RETENTION),
+      ]);
       this.showUsage(usage);
+      this.showRetention(retention);
       this.show(settings);
     });
   }
@@ -61,6 +68,17 @@ export class SettingsView {
         return row;
       }),
     );
+  }
+
+  /** How long stored work is kept (GET /users/me/retention; ADR 0031). */
+  showRetention(retention) {
+    const whose = retention.custom ? " (set for your account)" : "";
+    this.retentionSummary.textContent =
+      retention.days === 0
+        ? `Your images, detections and jobs are kept until you delete them${whose}.`
+        : `Stored work is deleted with its images ${retention.days} days after it is done: ` +
+          `a job from when it finishes, a detection made outside a job from when it is ` +
+          `made${whose}.`;
   }
 
   show(settings) {
@@ -117,6 +135,7 @@ export class SettingsView {
     this.form.dataset.loaded = "false";
     this.usageSummary.textContent = "";
     this.usageBody.replaceChildren();
+    this.retentionSummary.textContent = "";
     this.deleteForm.reset();
   }
 }
