@@ -642,14 +642,20 @@ class DetectionServicer(RealtimeServicer):
         standing, listed = await self._usage.report(user_id, days=days)
         return _usage(user_id, standing, listed)
 
+    def _admin_target(self, user_id: str, context: ServicerContext, *, setting: str) -> str:
+        """The account an admin-only per-account `setting` (a quota, a retention period)
+        names: refused to anyone but an admin, and it must name one."""
+        if not self._principal(context).is_admin:
+            raise PermissionDenied(f"only an admin can set an account's {setting}")
+        target = user_id.strip()
+        if not target:
+            raise InvalidArgument(f"name the account whose {setting} to set")
+        return target
+
     async def SetUsageQuota(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.SetUsageQuotaRequest, context: ServicerContext
     ) -> detection_pb2.Usage:
-        if not self._principal(context).is_admin:
-            raise PermissionDenied("only an admin can set an account's quota")
-        user_id = request.user_id.strip()
-        if not user_id:
-            raise InvalidArgument("name the account whose quota to set")
+        user_id = self._admin_target(request.user_id, context, setting="quota")
         monthly = request.monthly_images if request.HasField("monthly_images") else None
         if monthly is not None and monthly < 0:
             raise InvalidArgument("monthly_images must not be negative (0 = no quota)")
@@ -676,11 +682,7 @@ class DetectionServicer(RealtimeServicer):
     async def SetRetention(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.SetRetentionRequest, context: ServicerContext
     ) -> detection_pb2.Retention:
-        if not self._principal(context).is_admin:
-            raise PermissionDenied("only an admin can set an account's retention period")
-        user_id = request.user_id.strip()
-        if not user_id:
-            raise InvalidArgument("name the account whose retention period to set")
+        user_id = self._admin_target(request.user_id, context, setting="retention period")
         days = request.days if request.HasField("days") else None
         if days is not None and not 0 <= days <= MAX_RETENTION_DAYS:
             raise InvalidArgument(
