@@ -22,16 +22,8 @@ from detection_service.history.service import DetectionRecord
 from detection_service.images import service as stored_images
 from detection_service.images.storage import CHUNK_BYTES, ObjectNotFoundError, ObjectStorage
 from detection_service.images.uploads import Upload, sanitize_filename
+from detection_service.jobs import models as job_models
 from detection_service.jobs import service as jobs
-from detection_service.jobs.models import (
-    CANCELLED,
-    COMPLETED,
-    FAILED,
-    KIND_BATCH,
-    KIND_VIDEO,
-    PENDING,
-    PROCESSING,
-)
 from detection_service.jobs.queue import JobQueue
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import Timings
@@ -68,14 +60,14 @@ DEFAULT_USAGE_DAYS = 31
 MAX_USAGE_DAYS = 366
 
 _JOB_STATUS = {
-    PENDING: detection_pb2.JOB_STATUS_PENDING,
-    PROCESSING: detection_pb2.JOB_STATUS_PROCESSING,
-    COMPLETED: detection_pb2.JOB_STATUS_COMPLETED,
-    FAILED: detection_pb2.JOB_STATUS_FAILED,
-    CANCELLED: detection_pb2.JOB_STATUS_CANCELLED,
+    job_models.PENDING: detection_pb2.JOB_STATUS_PENDING,
+    job_models.PROCESSING: detection_pb2.JOB_STATUS_PROCESSING,
+    job_models.COMPLETED: detection_pb2.JOB_STATUS_COMPLETED,
+    job_models.FAILED: detection_pb2.JOB_STATUS_FAILED,
+    job_models.CANCELLED: detection_pb2.JOB_STATUS_CANCELLED,
 }
 _JOB_STATUS_NAMES = {number: name for name, number in _JOB_STATUS.items()}
-_JOB_KINDS = (KIND_BATCH, KIND_VIDEO)
+_JOB_KINDS = (job_models.KIND_BATCH, job_models.KIND_VIDEO)
 _DETECTION_STATUS = {"completed": detection_pb2.DETECTION_STATUS_COMPLETED}
 _EXPORT_FORMATS = {
     detection_pb2.EXPORT_FORMAT_COCO: "coco",
@@ -186,13 +178,7 @@ def _video_info(video: VideoView) -> detection_pb2.VideoInfo:
     probe = video.probe
     return detection_pb2.VideoInfo(
         filename=video.filename,
-        container=probe.container.value,
-        codec=probe.codec,
-        width=probe.width,
-        height=probe.height,
-        duration_seconds=probe.duration_seconds,
-        frame_rate=probe.frame_rate,
-        frame_count=probe.frame_count,
+        **probe.file_fields(),
         sampling=detection_pb2.VideoSampling(
             fps=video.sampling.fps or 0.0, every=video.sampling.every or 0
         ),

@@ -6,15 +6,14 @@ The stored upload a detection was made from is the images domain's (images.model
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from detection_service.database import SCHEMA, metadata
+from detection_service.database import SCHEMA, metadata, owned_id_columns
 
 DETECTION_COMPLETED = "completed"
 
 detections = sa.Table(
     "detections",
     metadata,
-    sa.Column("id", UUID(as_uuid=True), primary_key=True),
-    sa.Column("user_id", sa.Text, nullable=False),
+    *owned_id_columns(),
     sa.Column(
         "job_id", UUID(as_uuid=True), sa.ForeignKey(f"{SCHEMA}.jobs.id", ondelete="SET NULL")
     ),

@@ -4,13 +4,12 @@
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import UUID
 
-from detection_service.database import SCHEMA, metadata
+from detection_service.database import SCHEMA, metadata, owned_id_columns
 
 images = sa.Table(
     "images",
     metadata,
-    sa.Column("id", UUID(as_uuid=True), primary_key=True),
-    sa.Column("user_id", sa.Text, nullable=False),
+    *owned_id_columns(),
     sa.Column(
         "detection_id",
         UUID(as_uuid=True),

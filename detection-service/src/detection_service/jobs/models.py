@@ -5,7 +5,7 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-from detection_service.database import SCHEMA, metadata
+from detection_service.database import SCHEMA, metadata, owned_id_columns
 
 PENDING = "pending"
 PROCESSING = "processing"
@@ -34,8 +34,7 @@ def job_key() -> sa.Column[uuid.UUID]:
 jobs = sa.Table(
     "jobs",
     metadata,
-    sa.Column("id", UUID(as_uuid=True), primary_key=True),
-    sa.Column("user_id", sa.Text, nullable=False),
+    *owned_id_columns(),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("total", sa.Integer, nullable=False),
     # Items finished either way (processed includes failed): progress is processed / total.

@@ -3,9 +3,9 @@
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from detection_service.accounts import settings
 from detection_service.retention.models import retention_periods
 
 # The longest period an admin may set, as RETENTION_DAYS's upper bound: a hundred years.
@@ -23,17 +23,11 @@ async def custom_period(*, session: AsyncSession, user_id: str) -> int | None:
 async def set_custom_period(
     *, session: AsyncSession, user_id: str, days: int, now: datetime
 ) -> None:
-    statement = insert(retention_periods).values(user_id=user_id, days=days, updated_at=now)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[retention_periods.c.user_id],
-            set_={"days": days, "updated_at": now},
-        )
+    await settings.set_value(
+        session=session, value=retention_periods.c.days, user_id=user_id, to=days, now=now
     )
 
 
 async def clear_custom_period(*, session: AsyncSession, user_id: str) -> None:
     """The account follows RETENTION_DAYS again."""
-    await session.execute(
-        sa.delete(retention_periods).where(retention_periods.c.user_id == user_id)
-    )
+    await settings.clear_value(session=session, table=retention_periods, user_id=user_id)

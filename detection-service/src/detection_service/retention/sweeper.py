@@ -19,7 +19,7 @@ import functools
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -114,32 +114,43 @@ class RetentionSweeper(BackgroundLoop):
         )
         return sa.and_(days > 0, stored_at < cutoff)
 
+    async def _next_expired(
+        self,
+        table: sa.Table,
+        *,
+        stored_at: sa.ColumnElement[datetime],
+        sweepable: sa.ColumnElement[bool],
+        now: datetime,
+    ) -> Sequence[sa.Row[uuid.UUID, str]]:
+        """The oldest chunk of `table`'s (id, user_id) rows that retention may delete
+        (`sweepable`) and that are past their account's period; read again once a chunk is
+        deleted, it goes on where that one ended."""
+        async with self._sessions() as session:
+            return (
+                await session.execute(
+                    sa.select(table.c.id, table.c.user_id)
+                    .select_from(
+                        table.outerjoin(
+                            retention_periods, retention_periods.c.user_id == table.c.user_id
+                        )
+                    )
+                    .where(sweepable, self._expired(stored_at, now))
+                    .order_by(stored_at, table.c.id)
+                    .limit(self._chunk_size)
+                )
+            ).all()
+
     async def _sweep_jobs(self, now: datetime) -> int:
         """Finished jobs that finished before their account's cutoff, oldest first, one per
         transaction."""
         deleted = 0
         finished_at = sa.func.coalesce(jobs_table.c.completed_at, jobs_table.c.updated_at)
-        while True:
-            async with self._sessions() as session:
-                expired = (
-                    await session.execute(
-                        sa.select(jobs_table.c.id, jobs_table.c.user_id)
-                        .select_from(
-                            jobs_table.outerjoin(
-                                retention_periods,
-                                retention_periods.c.user_id == jobs_table.c.user_id,
-                            )
-                        )
-                        .where(
-                            jobs_table.c.status.in_(FINISHED),
-                            self._expired(finished_at, now),
-                        )
-                        .order_by(finished_at, jobs_table.c.id)
-                        .limit(self._chunk_size)
-                    )
-                ).all()
-            if not expired:
-                return deleted
+        while expired := await self._next_expired(
+            jobs_table,
+            stored_at=finished_at,
+            sweepable=jobs_table.c.status.in_(FINISHED),
+            now=now,
+        ):
             for job_id, user_id in expired:
                 try:
                     await jobs.delete_job(
@@ -155,32 +166,18 @@ class RetentionSweeper(BackgroundLoop):
                     continue
                 deleted += 1
                 self._removed.labels("job").inc()
+        return deleted
 
     async def _sweep_detections(self, now: datetime) -> int:
         """Detections no job made, stored before their account's cutoff, a chunk per
         transaction and user."""
         deleted = 0
-        while True:
-            async with self._sessions() as session:
-                expired = (
-                    await session.execute(
-                        sa.select(detections.c.id, detections.c.user_id)
-                        .select_from(
-                            detections.outerjoin(
-                                retention_periods,
-                                retention_periods.c.user_id == detections.c.user_id,
-                            )
-                        )
-                        .where(
-                            detections.c.job_id.is_(None),
-                            self._expired(detections.c.created_at, now),
-                        )
-                        .order_by(detections.c.created_at, detections.c.id)
-                        .limit(self._chunk_size)
-                    )
-                ).all()
-            if not expired:
-                return deleted
+        while expired := await self._next_expired(
+            detections,
+            stored_at=detections.c.created_at,
+            sweepable=detections.c.job_id.is_(None),
+            now=now,
+        ):
             by_user: dict[str, list[uuid.UUID]] = defaultdict(list)
             for detection_id, user_id in expired:
                 by_user[user_id].append(detection_id)
@@ -197,3 +194,4 @@ class RetentionSweeper(BackgroundLoop):
                 )
                 deleted += len(ids)
                 self._removed.labels("detection").inc(len(ids))
+        return deleted

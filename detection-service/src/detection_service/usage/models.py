@@ -3,6 +3,7 @@ an admin for one account."""
 
 import sqlalchemy as sa
 
+from detection_service.accounts.settings import setting_table
 from detection_service.database import metadata
 from detection_service.usage.sources import SOURCE_CALLS, SOURCE_JOBS
 
@@ -17,12 +18,8 @@ usage_days = sa.Table(
     sa.CheckConstraint("images >= 0", name="images_not_negative"),
 )
 
-usage_quotas = sa.Table(
+usage_quotas = setting_table(
     "usage_quotas",
-    metadata,
-    sa.Column("user_id", sa.Text, primary_key=True),
     # Images per calendar month (UTC); 0 is no quota, as USAGE_MONTHLY_IMAGE_QUOTA=0.
     sa.Column("monthly_images", sa.BigInteger, nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.CheckConstraint("monthly_images >= 0", name="monthly_images_not_negative"),
 )

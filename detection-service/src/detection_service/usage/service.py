@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from detection_service.accounts import settings
 from detection_service.usage.models import usage_days, usage_quotas
 from detection_service.usage.sources import SOURCE_CALLS, SOURCE_JOBS
 
@@ -97,19 +98,17 @@ async def custom_quotas(*, session: AsyncSession) -> dict[str, int]:
 async def set_custom_quota(
     *, session: AsyncSession, user_id: str, monthly_images: int, now: datetime
 ) -> None:
-    statement = insert(usage_quotas).values(
-        user_id=user_id, monthly_images=monthly_images, updated_at=now
-    )
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[usage_quotas.c.user_id],
-            set_={"monthly_images": monthly_images, "updated_at": now},
-        )
+    await settings.set_value(
+        session=session,
+        value=usage_quotas.c.monthly_images,
+        user_id=user_id,
+        to=monthly_images,
+        now=now,
     )
 
 
 async def clear_custom_quota(*, session: AsyncSession, user_id: str) -> None:
-    await session.execute(sa.delete(usage_quotas).where(usage_quotas.c.user_id == user_id))
+    await settings.clear_value(session=session, table=usage_quotas, user_id=user_id)
 
 
 async def erase_usage(*, session: AsyncSession, user_id: str) -> None:

@@ -13,9 +13,11 @@ Everything here blocks: call it in a worker thread.
 """
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import av
 import av.error
@@ -167,6 +169,11 @@ def sampling_from(*, fps: float, every: int, default_fps: float, limits: VideoLi
     return Sampling(fps=chosen)
 
 
+# What a probe found about the file itself besides its container: a video_jobs column and a
+# VideoInfo field of the same name each.
+_FILE_FIELDS = ("codec", "width", "height", "duration_seconds", "frame_rate", "frame_count")
+
+
 @dataclass(frozen=True)
 class VideoProbe:
     container: VideoContainer
@@ -177,6 +184,25 @@ class VideoProbe:
     frame_rate: float
     frame_count: int
     sampled_frames: int
+
+    def file_fields(self) -> dict[str, Any]:
+        """What was found about the file, the container by its name, keyed as the video_jobs
+        columns and the VideoInfo reply both spell it, so that storing and answering copy the
+        same fields. Without `sampled_frames`: that follows the sampling, and the job's total
+        keeps it."""
+        return {
+            "container": self.container.value,
+            **{name: getattr(self, name) for name in _FILE_FIELDS},
+        }
+
+    @classmethod
+    def from_file_fields(cls, fields: Mapping[str, Any], *, sampled_frames: int) -> "VideoProbe":
+        """The probe again from what `file_fields` gave (a stored video_jobs row)."""
+        return cls(
+            container=VideoContainer(fields["container"]),
+            sampled_frames=sampled_frames,
+            **{name: fields[name] for name in _FILE_FIELDS},
+        )
 
 
 def _seconds(value: float) -> str:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from detection_service.video.models import video_frames, video_jobs
-from detection_service.video.probe import Sampling, VideoContainer, VideoProbe
+from detection_service.video.probe import Sampling, VideoProbe
 
 
 @dataclass(frozen=True)
@@ -81,16 +81,7 @@ def _view(row: sa.Row[Any], sampled_frames: int) -> VideoView:
     return VideoView(
         filename=row.filename,
         size_bytes=row.size_bytes,
-        probe=VideoProbe(
-            container=VideoContainer(row.container),
-            codec=row.codec,
-            width=row.width,
-            height=row.height,
-            duration_seconds=row.duration_seconds,
-            frame_rate=row.frame_rate,
-            frame_count=row.frame_count,
-            sampled_frames=sampled_frames,
-        ),
+        probe=VideoProbe.from_file_fields(row._asdict(), sampled_frames=sampled_frames),
         sampling=Sampling(fps=row.sample_fps, every=row.sample_every),
         annotated_available=row.annotated_key is not None,
     )
