@@ -180,6 +180,16 @@ def _wrap_stream_response(
     return handler
 
 
+# A wrapped behavior goes back into a handler of its own kind, by (request streaming,
+# response streaming): the interceptor wraps the four kinds in one way.
+_HANDLER_FACTORIES: dict[tuple[bool, bool], Callable[..., "grpc.RpcMethodHandler[Any, Any]"]] = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     """Every call but health and reflection: metrics, logs, the domain-to-status mapping, and
     with `allowed_peers` the caller's certificate name checked (PeerNotAllowed)."""
@@ -198,37 +208,23 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or method.startswith(("/grpc.health", "/grpc.reflection")):
             return handler
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary_response(
-                    cast(_AsyncUnaryBehavior, handler.unary_unary), method, self._allowed
-                ),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary_response(
-                    cast(_AsyncUnaryBehavior, handler.stream_unary), method, self._allowed
-                ),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream_response(
-                    cast(_AsyncStreamBehavior, handler.unary_stream), method, self._allowed
-                ),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            _wrap_stream_response(
-                cast(_AsyncStreamBehavior, handler.stream_stream), method, self._allowed
-            ),
-            handler.request_deserializer,
-            handler.response_serializer,
+        behavior = (
+            handler.unary_unary
+            or handler.stream_unary
+            or handler.unary_stream
+            or handler.stream_stream
         )
+        wrapped: _AsyncUnaryBehavior | _AsyncStreamBehavior
+        if handler.response_streaming:
+            wrapped = _wrap_stream_response(
+                cast(_AsyncStreamBehavior, behavior), method, self._allowed
+            )
+        else:
+            wrapped = _wrap_unary_response(
+                cast(_AsyncUnaryBehavior, behavior), method, self._allowed
+            )
+        make_handler = _HANDLER_FACTORIES[handler.request_streaming, handler.response_streaming]
+        return make_handler(wrapped, handler.request_deserializer, handler.response_serializer)
 
 
 @dataclass

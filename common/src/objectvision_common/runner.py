@@ -21,8 +21,9 @@ The order a service starts and stops in, the same for all:
 Example (a service's ``server.py``)::
 
     async def build(settings: AuthSettings) -> ServiceParts:
+        stores = Stores.from_settings(settings)  # objectvision_common.stores
         ...
-        return ServiceParts(registrations=[...], workers=[relay], on_close=[engine.dispose])
+        return ServiceParts(registrations=[...], workers=[relay], on_close=[stores.close])
 
     def runner() -> ServiceRunner[AuthSettings]:
         return ServiceRunner(

@@ -124,6 +124,10 @@ class EventsConsumerSettings(CommonSettings):
     events_max_deliveries: int = Field(default=10, ge=1, validation_alias="EVENTS_MAX_DELIVERIES")
     # Events handled at once; those of one job (or user) still go one after the other.
     events_concurrency: int = Field(default=16, ge=1, validation_alias="EVENTS_CONCURRENCY")
+    # Rows a deleted account's erasure removes per transaction (ADR 0025): every consumer
+    # acts on `user.deleted`, detection on its jobs, detections and images, notification on
+    # its deliveries.
+    erasure_chunk_size: int = Field(default=500, ge=1, validation_alias="ERASURE_CHUNK_SIZE")
 
 
 class GrpcServiceSettings(CommonSettings):

@@ -162,8 +162,6 @@ class DetectionSettings(InferenceSettings, EventsConsumerSettings):
     detection_events_consumer_group: str = Field(
         default="detection", min_length=1, validation_alias="DETECTION_EVENTS_CONSUMER_GROUP"
     )
-    # Rows (jobs, detections, images) a deleted account's erasure removes per transaction.
-    erasure_chunk_size: int = Field(default=500, ge=1, validation_alias="ERASURE_CHUNK_SIZE")
 
     # Retention (ADR 0031): finished jobs and detections outside jobs older than this many
     # days are deleted with their files, checked every interval; 0 keeps everything.

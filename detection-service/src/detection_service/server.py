@@ -35,11 +35,10 @@ from detection_service.usage.meter import UsageMeter
 from detection_service.video.probe import VideoLimits
 from detection_service.video.worker import VideoProcessor
 from objectvision_common.backlog import BacklogMonitor, outbox_probe, stream_probe
-from objectvision_common.db import create_engine_for, session_factory
 from objectvision_common.events import EventConsumer
 from objectvision_common.outbox import OutboxRelay
-from objectvision_common.redis_client import connect_redis
 from objectvision_common.runner import BackgroundWorker, Migrations, ServiceParts, ServiceRunner
+from objectvision_common.stores import Stores
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +51,7 @@ class DetectionService:
 
     settings: DetectionSettings
     metrics: DetectionMetrics
-    engine: AsyncEngine
-    redis: Redis
+    stores: Stores
     usage: UsageMeter
     pipeline: InferencePipeline
     queue: JobQueue
@@ -74,9 +72,8 @@ class DetectionService:
         cls, settings: DetectionSettings, *, registry: CollectorRegistry
     ) -> "DetectionService":
         metrics = DetectionMetrics.create(registry)
-        engine = create_engine_for(settings.database_url, pool_size=settings.database_pool_size)
-        redis = connect_redis(settings.redis_url, decode_responses=True)
-        sessions = session_factory(engine)
+        stores = Stores.from_settings(settings, decode_responses=True)
+        sessions, redis = stores.sessions, stores.redis
         storage = LocalDirectoryStorage(settings.objects_dir)
         usage = UsageMeter(
             sessions=sessions,
@@ -152,8 +149,7 @@ class DetectionService:
         return cls(
             settings=settings,
             metrics=metrics,
-            engine=engine,
-            redis=redis,
+            stores=stores,
             usage=usage,
             pipeline=pipeline,
             queue=queue,
@@ -229,18 +225,20 @@ class DetectionService:
             loops.append(self.sweeper)
         return loops
 
-    async def close(self) -> None:
-        await self.usage.close()
-        await self.pipeline.close()
-        await self.redis.aclose()
-        await self.engine.dispose()
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.stores.engine
+
+    @property
+    def redis(self) -> Redis:
+        return self.stores.redis
 
     def parts(self) -> ServiceParts:
         return ServiceParts(
             registrations=[registration(self.servicer)],
             workers=self.background(),
             on_start=[self.start],
-            on_close=[self.close],
+            on_close=[self.usage.close, self.pipeline.close, self.stores.close],
         )
 
 

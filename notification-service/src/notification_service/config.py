@@ -65,8 +65,6 @@ class NotificationSettings(GrpcServiceSettings, EventsConsumerSettings):
     detection_service_addr: str = Field(
         default="127.0.0.1:50052", validation_alias="DETECTION_SERVICE_ADDR"
     )
-    # Deliveries a deleted account's erasure removes per transaction (ADR 0025).
-    erasure_chunk_size: int = Field(default=500, ge=1, validation_alias="ERASURE_CHUNK_SIZE")
     # A live-progress stream that hears nothing this long asks detection for the job again.
     job_progress_poll_seconds: float = Field(
         default=15.0, gt=0, validation_alias="JOB_PROGRESS_POLL_SECONDS"

@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 import httpx
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notification_service.config import NotificationSettings
 from notification_service.database import SCHEMA
@@ -35,14 +35,13 @@ from notification_service.webhooks.secrets import webhook_box
 from notification_service.webhooks.sender import WebhookSender
 from objectvision.v1 import notification_pb2_grpc
 from objectvision_common.backlog import BacklogMonitor, stream_length_probe, stream_probe
-from objectvision_common.db import create_engine_for, session_factory
 from objectvision_common.events import EventConsumer
 from objectvision_common.grpc_client import service_channel
 from objectvision_common.grpc_server import ServiceRegistration
 from objectvision_common.public_urls import pinned_http_client
-from objectvision_common.redis_client import connect_redis
 from objectvision_common.runner import Migrations, ServiceParts, ServiceRunner
 from objectvision_common.sealing import event_secrets
+from objectvision_common.stores import Stores
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SERVICE_NAME = "objectvision.v1.NotificationService"
@@ -73,9 +72,7 @@ class Runtime:
     so tests can reach the sessions and Redis the running service uses)."""
 
     settings: NotificationSettings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    redis: Redis
+    stores: Stores
     http: httpx.AsyncClient
     channels: list[grpc.aio.Channel]
     servicer: NotificationServicer
@@ -85,9 +82,8 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: NotificationSettings) -> "Runtime":
-        engine = create_engine_for(settings.database_url, pool_size=settings.database_pool_size)
-        sessions = session_factory(engine)
-        redis = connect_redis(settings.redis_url, decode_responses=True)
+        stores = Stores.from_settings(settings, decode_responses=True)
+        sessions, redis = stores.sessions, stores.redis
         http = pinned_http_client()
         auth_channel = service_channel(settings.auth_service_addr, settings.grpc_tls)
         detection_channel = service_channel(settings.detection_service_addr, settings.grpc_tls)
@@ -148,9 +144,7 @@ class Runtime:
         )
         return cls(
             settings=settings,
-            engine=engine,
-            sessions=sessions,
-            redis=redis,
+            stores=stores,
             http=http,
             channels=[auth_channel, detection_channel],
             servicer=servicer,
@@ -167,6 +161,14 @@ class Runtime:
             ),
         )
 
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        return self.stores.sessions
+
+    @property
+    def redis(self) -> Redis:
+        return self.stores.redis
+
     def parts(self) -> ServiceParts:
         return ServiceParts(
             registrations=[
@@ -177,16 +179,12 @@ class Runtime:
                 )
             ],
             workers=[self.consumer, self.dispatcher, self.backlog],
-            on_close=[self.close],
+            on_close=[
+                *(channel.close for channel in self.channels),
+                self.http.aclose,
+                self.stores.close,
+            ],
         )
-
-    async def close(self) -> None:
-        """Release every client (the runner stopped the workers before)."""
-        for channel in self.channels:
-            await channel.close()
-        await self.http.aclose()
-        await self.redis.aclose()
-        await self.engine.dispose()
 
 
 async def build(settings: NotificationSettings) -> ServiceParts:
