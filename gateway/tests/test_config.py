@@ -59,3 +59,11 @@ def test_production_refuses_the_development_service_secret(
     strong = "k3C9yQ7m2Vt8Lr5Wn1Xp6Bz4Hd0Fs9Ja"
     monkeypatch.setenv("SERVICE_TOKEN_SECRET", strong)
     assert GatewaySettings().service_token_secret == strong
+
+
+def test_the_jwks_max_age_may_not_be_shorter_than_the_refresh_interval() -> None:
+    with pytest.raises(ValidationError, match="JWKS_MAX_AGE_SECONDS must be at least"):
+        GatewaySettings(_env_file=None, JWKS_MIN_REFRESH_SECONDS=10, JWKS_MAX_AGE_SECONDS=5)
+
+    settings = GatewaySettings(_env_file=None, JWKS_MIN_REFRESH_SECONDS=10, JWKS_MAX_AGE_SECONDS=10)
+    assert settings.jwks_max_age_seconds == 10

@@ -24,6 +24,16 @@ class AuthSettings(GrpcServiceSettings):
 
     jwt_private_key: SecretStr | None = Field(default=None, validation_alias="JWT_PRIVATE_KEY")
     jwt_private_key_file: Path | None = Field(default=None, validation_alias="JWT_PRIVATE_KEY_FILE")
+    # Ed25519 public keys (PEM blocks, one after another) published and accepted beside the
+    # signing key but never used to sign: during a rotation, the previous key until its last
+    # token has expired, or the next key before it signs (docs/runbooks.md). Public halves
+    # only, so not secrets.
+    jwt_verify_only_public_keys: str | None = Field(
+        default=None, validation_alias="JWT_VERIFY_ONLY_PUBLIC_KEYS"
+    )
+    jwt_verify_only_public_keys_file: Path | None = Field(
+        default=None, validation_alias="JWT_VERIFY_ONLY_PUBLIC_KEYS_FILE"
+    )
     jwt_issuer: str = Field(
         default="objectvision-auth", min_length=1, validation_alias="JWT_ISSUER"
     )
@@ -80,9 +90,25 @@ class AuthSettings(GrpcServiceSettings):
     def _one_key_source(self) -> "AuthSettings":
         if self.jwt_private_key is not None and self.jwt_private_key_file is not None:
             raise ValueError("set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE, not both")
+    @field_validator(
+        "jwt_verify_only_public_keys", "jwt_verify_only_public_keys_file", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`JWT_VERIFY_ONLY_PUBLIC_KEYS=` (as in .env.example, and between rotations) means
+        no such keys, not an empty list to parse nor the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
+
         return self
 
     @property
     def generated_key_path(self) -> Path:
+        if (
+            self.jwt_verify_only_public_keys is not None
+            and self.jwt_verify_only_public_keys_file is not None
+        ):
+            raise ValueError(
+                "set JWT_VERIFY_ONLY_PUBLIC_KEYS or JWT_VERIFY_ONLY_PUBLIC_KEYS_FILE, not both"
+            )
         """Where a development signing key is kept when none is configured."""
         return self.data_dir / "keys" / "auth-jwt-ed25519.pem"

@@ -16,17 +16,16 @@ from auth_service.opaque_tokens import LinkTerms
 from auth_service.outbox import OUTBOX
 from auth_service.passwords import PasswordHasher
 from auth_service.tokens.access import AccessTokenCodec
-from auth_service.tokens.keys import load_signing_key
+from auth_service.tokens.keys import load_signing_key, load_verify_only_keys
 from auth_service.tokens.revocation import RevokedAccessTokens
 from auth_service.tokens.service import SessionTokens
 from auth_service.users.notices import SignUpNotices
 from objectvision.v1 import auth_pb2, auth_pb2_grpc
 from objectvision_common.backlog import BacklogMonitor, outbox_probe
-from objectvision_common.db import create_engine_for, session_factory
 from objectvision_common.grpc_server import ServiceRegistration
 from objectvision_common.outbox import OutboxRelay
-from objectvision_common.redis_client import connect_redis
 from objectvision_common.runner import Migrations, ServiceParts, ServiceRunner
+from objectvision_common.stores import Stores
 from objectvision_common.sealing import event_secrets
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -36,27 +35,27 @@ SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 async def build(settings: AuthSettings) -> ServiceParts:
     """The whole service, wired from settings (the runner serves it; tests start it)."""
     signing_key = load_signing_key(settings)
-    engine = create_engine_for(settings.database_url, pool_size=settings.database_pool_size)
-    redis = connect_redis(settings.redis_url)
+    verify_only_keys = load_verify_only_keys(settings, signing_key)
+    stores = Stores.from_settings(settings)
     access_lifetime = timedelta(minutes=settings.access_token_expire_minutes)
     access_tokens = AccessTokenCodec(
         signing_key=signing_key,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
+        verify_only_keys=verify_only_keys,
         lifetime=access_lifetime,
     )
-    sessions = session_factory(engine)
-    relay = OutboxRelay(sessions, OUTBOX, redis, stream=settings.events_stream)
+    relay = OutboxRelay(stores.sessions, OUTBOX, stores.redis, stream=settings.events_stream)
     link_sealer = event_secrets(settings.service_token_secret)
     servicer = AuthServicer(
-        sessions=sessions,
+        sessions=stores.sessions,
         passwords=PasswordHasher.from_settings(settings),
         tokens=SessionTokens(
             access_tokens=access_tokens,
-            revoked=RevokedAccessTokens(redis, access_lifetime=access_lifetime),
+            revoked=RevokedAccessTokens(stores.redis, access_lifetime=access_lifetime),
             refresh_lifetime=timedelta(days=settings.refresh_token_expire_days),
         ),
-        signup_notices=SignUpNotices(redis),
+        signup_notices=SignUpNotices(stores.redis),
         admin_emails=settings.admin_emails,
         service_token_secret=settings.service_token_secret,
         password_reset_links=LinkTerms(
@@ -78,11 +77,11 @@ async def build(settings: AuthSettings) -> ServiceParts:
         workers=[
             relay,
             BacklogMonitor(
-                [outbox_probe(sessions, OUTBOX)],
+                [outbox_probe(stores.sessions, OUTBOX)],
                 interval_s=settings.backlog_metrics_interval_seconds,
             ),
         ],
-        on_close=[engine.dispose, redis.aclose],
+        on_close=[stores.close],
     )
 
 

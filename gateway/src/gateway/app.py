@@ -88,7 +88,11 @@ def _jwks_cache(clients: ServiceClients, settings: GatewaySettings) -> JwksCache
         )
         return jwks
 
-    return JwksCache(fetch, min_refresh_seconds=settings.jwks_min_refresh_seconds)
+    return JwksCache(
+        fetch,
+        min_refresh_seconds=settings.jwks_min_refresh_seconds,
+        max_age_seconds=settings.jwks_max_age_seconds,
+    )
 
 
 async def _prefetch_keys(jwks: JwksCache) -> None:

@@ -186,6 +186,11 @@ class GatewaySettings(CommonSettings):
     @property
     def max_batch_bytes(self) -> int:
         """All images of one batch together: as many full-size files as fit in one call."""
+    # The key set is fetched again once it is this old, so a key the auth service no longer
+    # publishes (the end of a key rotation) stops verifying here within this time.
+    jwks_max_age_seconds: float = Field(
+        default=DEFAULT_MAX_AGE_SECONDS, gt=0, le=24 * 3600, validation_alias="JWKS_MAX_AGE_SECONDS"
+    )
         return min(self.max_batch_files * self.max_upload_bytes, MAX_IMAGE_BYTES_PER_CALL)
 
     @field_validator("cors_origins", mode="before")
@@ -195,3 +200,11 @@ class GatewaySettings(CommonSettings):
         if isinstance(value, str):
             return tuple(origin.strip() for origin in value.split(",") if origin.strip())
         return value
+    @model_validator(mode="after")
+    def _jwks_max_age_covers_the_refresh_interval(self) -> "GatewaySettings":
+        """Refetches are never closer than JWKS_MIN_REFRESH_SECONDS, so a shorter maximum
+        age would promise a bound on withdrawn keys that the gateway cannot keep."""
+        if self.jwks_max_age_seconds < self.jwks_min_refresh_seconds:
+            raise ValueError("JWKS_MAX_AGE_SECONDS must be at least JWKS_MIN_REFRESH_SECONDS")
+        return self
+

@@ -1,12 +1,13 @@
 """Access tokens: short-lived EdDSA JWTs that the gateway can verify with the JWKS alone."""
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
 
-from auth_service.tokens.keys import ALGORITHM, SigningKey
+from auth_service.tokens.keys import ALGORITHM, SigningKey, VerificationKey
 from objectvision_common.errors import Unauthenticated
 
 ACCESS_TYP = "access"
@@ -45,16 +46,27 @@ class AccessClaims:
 
 
 class AccessTokenCodec:
-    """Signs and verifies access tokens with one key, issuer and audience.
+    """Signs access tokens with one key, and verifies them with that key or one of the
+    verify-only keys (a rotation's previous or next key), for one issuer and audience.
 
     Verification pins the algorithm to EdDSA (no `none`, no HMAC-with-the-public-key
-    confusion), requires every claim we issue, and checks the key id.
+    confusion), requires every claim we issue, and takes the key by the token's key id.
     """
 
     def __init__(
-        self, *, signing_key: SigningKey, issuer: str, audience: str, lifetime: timedelta
+        self,
+        *,
+        signing_key: SigningKey,
+        issuer: str,
+        audience: str,
+        lifetime: timedelta,
+        verify_only_keys: Sequence[VerificationKey] = (),
     ) -> None:
         self._key = signing_key
+        # The signing key first: the JWKS lists them in this order.
+        self._verification_keys = {
+            key.kid: key for key in (signing_key.verification_key, *verify_only_keys)
+        }
         self._issuer = issuer
         self._audience = audience
         self._lifetime = lifetime
@@ -68,7 +80,8 @@ class AccessTokenCodec:
         return self._audience
 
     def jwks(self) -> list[dict[str, str]]:
-        return [self._key.public_jwk()]
+        """Every key a token may be verified with: the signing key, then the verify-only."""
+        return [key.public_jwk() for key in self._verification_keys.values()]
 
     def issue(
         self,
@@ -118,12 +131,14 @@ class AccessTokenCodec:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(INVALID_ACCESS) from exc
-        if header.get("kid") != self._key.kid:
+        kid = header.get("kid")
+        key = self._verification_keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
             raise Unauthenticated(INVALID_ACCESS)
         try:
             claims = jwt.decode(
                 token,
-                self._key.public_key,
+                key.public_key,
                 algorithms=[ALGORITHM],
                 audience=self._audience,
                 issuer=self._issuer,
