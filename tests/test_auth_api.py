@@ -41,7 +41,17 @@ PROFILE = "/api/v1/users/get-profile"
 SETTINGS = "/api/v1/users/me/settings"
 API_KEYS = "/api/v1/users/me/api-keys"
 PASSWORD = "correct horse battery"
-USER_FIELDS = {"id", "email", "email_verified", "name", "created_at", "updated_at"}
+USER_FIELDS = {
+    "id",
+    "email",
+    "email_verified",
+    "pending_email",
+    "pending_email_expires_at",
+    "two_factor_enabled",
+    "name",
+    "created_at",
+    "updated_at",
+}
 SIGNUP_ACCEPTED_FIELDS = {"email", "message"}
 # Enough to reach any sane configured limit; the defaults are 10 (login) and 5 (sign-up).
 MAX_ATTEMPTS_BEFORE_LIMIT = 200
@@ -845,16 +855,17 @@ async def test_a_password_change_ends_other_sessions(
     )
 
 
-async def test_an_email_change_to_a_taken_address_is_answered_like_any_change(
+async def test_an_email_change_waits_alike_for_a_taken_address_and_a_free_one(
     gateway_client: httpx.AsyncClient,
 ) -> None:
-    """Once 409 for a taken address. Now 200 with the account as stored, as for any change:
-    the email stays, the rest applies, and no account changes hands. (The unchanged email in
-    the answer still shows the caller that the address was not free; see SECURITY.md.)"""
+    """Once 409 for a taken address, then 200 with the email unchanged for a taken one and
+    changed for a free one, which still told the two apart. Now a new address waits for the
+    link mailed to it (ADR 0033): both answers keep the sign-in address and show the one
+    asked for as pending, and nothing changes hands."""
     alice, bob, carol = [await _account(gateway_client) for _ in range(3)]
     free_address = _email()
 
-    moved = await gateway_client.patch(
+    waiting = await gateway_client.patch(
         ME, json={"email": free_address, "current_password": PASSWORD}, headers=carol.auth
     )
     taken = await gateway_client.patch(
@@ -863,22 +874,58 @@ async def test_an_email_change_to_a_taken_address_is_answered_like_any_change(
         headers=alice.auth,
     )
 
-    assert moved.status_code == taken.status_code == 200, taken.text
-    assert set(moved.json()) == set(taken.json()) == USER_FIELDS
-    assert moved.json()["email"] == free_address
+    assert waiting.status_code == taken.status_code == 200, taken.text
+    assert set(waiting.json()) == set(taken.json()) == USER_FIELDS
+    assert (waiting.json()["email"], waiting.json()["pending_email"]) == (
+        carol.email,
+        free_address,
+    )
     assert (taken.json()["id"], taken.json()["email"], taken.json()["name"]) == (
         alice.id,
         alice.email,
         "Alice Renamed",
     )
+    assert taken.json()["pending_email"] == bob.email
+    assert taken.json()["pending_email_expires_at"] is not None
     assert (await gateway_client.get(ME, headers=alice.auth)).json() == taken.json()
-    # Each address still opens its own account.
-    for owner in (alice, bob):
+    # Each address still opens its own account, and the waiting one none yet.
+    for owner in (alice, bob, carol):
         tokens = await _login(gateway_client, owner.email)
         me = await gateway_client.get(
             ME, headers={"Authorization": f"Bearer {tokens['access_token']}"}
         )
         assert (me.json()["id"], me.json()["email"]) == (owner.id, owner.email)
+    _assert_unauthorized(
+        await gateway_client.post(LOGIN, json={"email": free_address, "password": PASSWORD})
+    )
+
+
+async def test_changes_of_address_are_limited_per_account(
+    gateway_client: httpx.AsyncClient,
+) -> None:
+    """Each change mails a link to an address of the caller's choosing: RATE_LIMIT_EMAIL_CHANGE
+    (3 an hour) per account, after which the next is 429 and other changes go on."""
+    account, bystander = await _account(gateway_client), await _account(gateway_client)
+    for _ in range(3):
+        asked = await gateway_client.patch(
+            ME, json={"email": _email(), "current_password": PASSWORD}, headers=account.auth
+        )
+        assert asked.status_code == 200, asked.text
+    last_allowed = asked.json()["pending_email"]
+
+    refused = await gateway_client.patch(
+        ME, json={"email": _email(), "current_password": PASSWORD}, headers=account.auth
+    )
+
+    _assert_error(refused, 429, "rate_limited")
+    me = await gateway_client.get(ME, headers=account.auth)
+    assert me.json()["pending_email"] == last_allowed
+    renamed = await gateway_client.patch(ME, json={"name": "Still Me"}, headers=account.auth)
+    assert renamed.status_code == 200, renamed.text
+    other = await gateway_client.patch(
+        ME, json={"email": _email(), "current_password": PASSWORD}, headers=bystander.auth
+    )
+    assert other.status_code == 200, other.text
 
 
 async def test_settings_read_and_change(

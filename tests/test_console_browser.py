@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 from playwright.async_api import (
     Browser,
@@ -873,19 +875,21 @@ async def test_a_repeated_upload_says_it_came_from_the_result_cache(
         await context.close()
 
 
-async def _reset_link(stack: Stack, address: str) -> str:
-    """The link of the reset email to `address`, once the stack's SMTP sink has it."""
+async def _emailed_link(stack: Stack, address: str, route: str) -> str:
+    """The console link to `#/<route>?token=…` in an email to `address`, once the stack's SMTP
+    sink has it."""
     mailbox = Mailbox(stack.mail_dir)
+    pattern = re.compile(rf"\S+/#/{route}\?token=\S+")
 
     def link() -> str | None:
         for message in mailbox.to(address):
             text = message.get_body(preferencelist=("plain",))
-            found = re.search(r"\S+/#/reset-password\?token=\S+", text.get_content())
+            found = pattern.search(text.get_content())
             if found:
                 return found[0]
         return None
 
-    return await eventually(link, within=45.0, what=f"a reset email to {address}")
+    return await eventually(link, within=45.0, what=f"a {route} email to {address}")
 
 
 async def test_a_forgotten_password_is_reset_from_the_emailed_link(
@@ -904,7 +908,7 @@ async def test_a_forgotten_password_is_reset_from_the_emailed_link(
         f"If an account has the address {email}"
     )
 
-    await page.goto(await _reset_link(stack, email))
+    await page.goto(await _emailed_link(stack, email, "reset-password"))
 
     reset = page.get_by_test_id("reset-form")
     await expect(reset).to_be_visible()
@@ -922,6 +926,124 @@ async def test_a_forgotten_password_is_reset_from_the_emailed_link(
     await login.get_by_label("Password").fill("a new console passphrase")
     await login.get_by_role("button", name="Log in").click()
     await expect(page.get_by_test_id("account-email")).to_have_text(email)
+
+
+async def test_the_sign_in_address_changes_from_the_settings_page_once_its_link_is_opened(
+    page: Page, stack: Stack
+) -> None:
+    """ADR 0033: the settings page asks with the password, says where the link went and that
+    nothing changed yet; the emailed link makes the change, and the page names the new
+    address from then on."""
+    email = await sign_up_and_log_in(page)
+    new_address = f"moved-{uuid.uuid4().hex[:12]}@example.com"
+    await page.get_by_role("link", name="Settings").click()
+    summary = page.get_by_test_id("email-change-summary")
+    await expect(summary).to_have_text(f"You sign in with {email}.")
+    form = page.get_by_test_id("email-change-form")
+    await form.get_by_label("New address").fill(new_address)
+    await form.get_by_label("Your password").fill("not my password")
+    await form.get_by_role("button", name="Change address").click()
+    await expect(page.get_by_test_id("error")).to_contain_text("That is not your password")
+
+    await form.get_by_label("Your password").fill(PASSWORD)
+    await form.get_by_role("button", name="Change address").click()
+
+    await expect(page.get_by_test_id("status")).to_contain_text(
+        f"Check {new_address}: open the link we mailed there"
+    )
+    await expect(summary).to_contain_text(f"You sign in with {email}. A link that makes")
+    await expect(page.get_by_test_id("account-email")).to_have_text(email)
+    await page.goto(await _emailed_link(stack, new_address, "verify-email"))
+    await expect(page.get_by_test_id("verify-result")).to_have_text(
+        f"Thank you: you sign in with {new_address} from now on."
+    )
+    await expect(page.get_by_test_id("account-email")).to_have_text(new_address)
+    await page.get_by_role("link", name="Settings").click()
+    await expect(summary).to_have_text(f"You sign in with {new_address}.")
+
+
+async def test_two_factor_is_turned_on_in_settings_and_login_then_asks_for_the_code(
+    page: Page,
+) -> None:
+    """ADR 0034: the card turns it on with the password (a wrong one is named), shows the QR
+    code and the key, and the app's first code answers the recovery codes, shown once. After
+    that the login form asks for a code, and says so in plain words when one is wrong; the
+    card then renews the recovery codes and turns it off."""
+    email = await sign_up_and_log_in(page)
+    await page.get_by_role("link", name="Settings").click()
+    card = page.get_by_test_id("two-factor-card")
+    await expect(card).to_have_attribute("data-state", "off")
+    start = card.get_by_test_id("two-factor-start")
+    await start.get_by_label("Your password").fill("not my password")
+    await start.get_by_role("button", name="Turn on").click()
+    await expect(page.get_by_test_id("error")).to_contain_text("That is not your password")
+    await start.get_by_label("Your password").fill(PASSWORD)
+    await start.get_by_role("button", name="Turn on").click()
+
+    await expect(card).to_have_attribute("data-state", "enrolling")
+    qr = card.get_by_test_id("two-factor-qr")
+    await expect(qr).to_have_attribute("src", re.compile(r"^data:image/svg\+xml"))
+    await expect(qr).to_have_attribute("alt", re.compile("QR code"))
+    # Drawn, not a broken image: the page's Content-Security-Policy lets data: images in.
+    assert await qr.evaluate("image => image.decode().then(() => image.naturalWidth)") > 0
+    secret = (await card.get_by_test_id("two-factor-secret").text_content() or "").strip()
+    confirm = card.get_by_test_id("two-factor-confirm")
+    await confirm.get_by_label("Authentication code").fill(pyotp.TOTP(secret).now())
+    await confirm.get_by_role("button", name="Confirm").click()
+    recovery = card.get_by_test_id("recovery-codes")
+    await expect(recovery.locator("li")).to_have_count(10)
+    await expect(recovery).to_contain_text("Store these now")
+    await expect(page.get_by_test_id("status")).to_contain_text("Two-factor authentication is on")
+    codes = await recovery.locator("li").all_text_contents()
+    await recovery.get_by_role("button", name="I've stored them").click()
+    await expect(card).to_have_attribute("data-state", "on")
+    await expect(recovery.locator("li")).to_have_count(0)
+    await expect(card.get_by_test_id("two-factor-manage")).to_be_visible()
+
+    await page.get_by_role("button", name="Log out").click()
+    login = page.get_by_test_id("login-form")
+    code = login.get_by_test_id("login-code")
+    await expect(code).to_be_hidden()
+    await login.get_by_label("Email").fill(email)
+    await login.get_by_label("Password").fill(PASSWORD)
+    await login.get_by_role("button", name="Log in").click()
+    await expect(code).to_be_visible()
+    await expect(code).to_be_focused()
+    await expect(code).to_have_attribute("autocomplete", "one-time-code")
+    await expect(login.get_by_label("Authentication code")).to_have_attribute(
+        "inputmode", "numeric"
+    )
+    await expect(page.get_by_test_id("account-email")).to_be_hidden()
+
+    await code.fill("000000" if pyotp.TOTP(secret).now() != "000000" else "111111")
+    await login.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_test_id("error")).to_contain_text("That code is not right")
+    # The next step's code: the first one's step is used up, and the server allows the drift.
+    await code.fill(pyotp.TOTP(secret).at(time.time() + 30))
+    await login.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_test_id("account-email")).to_have_text(email)
+    await expect(code).to_be_hidden()
+
+    # Signed in, the card renews the recovery codes and turns it off, each with the password
+    # and a code (here recovery codes: the app's have been used for this step and the next).
+    await page.get_by_role("link", name="Settings").click()
+    await expect(card).to_have_attribute("data-state", "on")
+    manage = card.get_by_test_id("two-factor-manage")
+    await manage.get_by_label("Your password").fill(PASSWORD)
+    await manage.get_by_label("Authentication code").fill(codes[0])
+    await manage.get_by_role("button", name="New recovery codes").click()
+    await expect(recovery.locator("li")).to_have_count(10)
+    renewed = await recovery.locator("li").all_text_contents()
+    assert not set(renewed) & set(codes)
+    await recovery.get_by_role("button", name="I've stored them").click()
+    await manage.get_by_label("Your password").fill(PASSWORD)
+    await manage.get_by_label("Authentication code").fill(codes[1])
+    await manage.get_by_role("button", name="Turn off").click()
+    await expect(page.get_by_test_id("error")).to_contain_text("That code is not right")
+    await manage.get_by_label("Authentication code").fill(renewed[0])
+    await manage.get_by_role("button", name="Turn off").click()
+    await expect(card).to_have_attribute("data-state", "off")
+    await expect(page.get_by_test_id("status")).to_contain_text("Two-factor authentication is off")
 
 
 async def test_a_detection_and_a_finished_job_are_deleted_from_their_pages(page: Page) -> None:

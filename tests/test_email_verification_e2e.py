@@ -49,6 +49,8 @@ RESEND = "/api/v1/auth/resend-verification"
 ME = "/api/v1/users/me"
 API_KEYS = "/api/v1/users/me/api-keys"
 SUBJECT = "Confirm your ObjectVision email address"
+CHANGE_SUBJECT = "Confirm the new email address of your ObjectVision account"
+MOVED_SUBJECT = "The sign-in address of your ObjectVision account was changed"
 WELCOME = "Welcome to ObjectVision"
 INVALID_LINK = "this email verification link is invalid, already used or expired; ask for a new one"
 COMMAND = Path(sys.executable).with_name("objectvision")
@@ -144,7 +146,11 @@ async def test_sign_up_mails_a_link_that_verifies_the_address_once(
     verified = await _verify(gateway_client, _token(link))
 
     assert verified.status_code == 200, verified.text
-    assert verified.json() == {"email": account.email, "email_verified": True}
+    assert verified.json() == {
+        "email": account.email,
+        "email_verified": True,
+        "address_changed": False,
+    }
     assert verified.headers["ratelimit-policy"].startswith('"verify-email";')
     assert (await _me(gateway_client, account))["email_verified"] is True
     again = await _verify(gateway_client, _token(link))
@@ -223,29 +229,41 @@ async def test_an_api_key_cannot_ask_for_a_link(
     await _one_link(mailbox, account.email)
 
 
-async def test_a_changed_address_is_unverified_until_the_link_mailed_to_it_is_opened(
+async def test_a_new_address_becomes_the_sign_in_address_when_the_link_mailed_to_it_is_opened(
     gateway_client: httpx.AsyncClient, mailbox: Mailbox
 ) -> None:
+    """ADR 0033: the request leaves the account as it was, with the new address waiting; the
+    link goes to the new address, opening it moves the account there, verified, and the old
+    address is told."""
     account = await signed_in(gateway_client, prefix="mover", name="Moe", read_back=True)
     first = _token(await _one_link(mailbox, account.email))
     assert (await _verify(gateway_client, first)).status_code == 200
     new_address = _email("moved")
 
-    changed = await gateway_client.patch(
+    asked = await gateway_client.patch(
         ME,
         json={"email": new_address, "current_password": PASSWORD},
         headers=account.headers,
     )
 
-    assert changed.status_code == 200, changed.text
-    assert changed.json()["email"] == new_address
-    assert changed.json()["email_verified"] is False
-    link = await _one_link(mailbox, new_address)
-    # The old address is told of the change, and gets no link for the new one.
+    assert asked.status_code == 200, asked.text
+    assert (asked.json()["email"], asked.json()["email_verified"]) == (account.email, True)
+    assert asked.json()["pending_email"] == new_address
+    message = await mailbox.exactly_one(
+        new_address, CHANGE_SUBJECT, within=ARRIVES_WITHIN_SECONDS, quiet=QUIET_SECONDS
+    )
+    [link] = _links(message)
+    # The old address gets no link for the new one, and no notice before the move.
     assert len(mailbox.about(account.email, SUBJECT)) == 1
-    verified = await _verify(gateway_client, _token(link))
-    assert verified.json() == {"email": new_address, "email_verified": True}
-    assert (await _me(gateway_client, account))["email_verified"] is True
+    assert mailbox.about(account.email, MOVED_SUBJECT) == []
+    moved = await _verify(gateway_client, _token(link))
+    assert moved.json() == {"email": new_address, "email_verified": True, "address_changed": True}
+    me = await _me(gateway_client, account)
+    assert (me["email"], me["email_verified"], me["pending_email"]) == (new_address, True, None)
+    await mailbox.exactly_one(
+        account.email, MOVED_SUBJECT, within=ARRIVES_WITHIN_SECONDS, quiet=QUIET_SECONDS
+    )
+    assert (await logged_in(gateway_client, new_address)).access_token
 
 
 async def test_admin_emails_promote_the_account_that_verifies_the_address_not_at_sign_up(
@@ -309,6 +327,33 @@ async def test_the_client_and_the_command_ask_again_and_verify_with_the_link(
     assert f"Email address {cli_address} verified." in verified.stderr
     reused = _objectvision(stack, tmp_path, "verify-email", "--token", _token(link), expect=1)
     assert "invalid, already used or expired" in reused.stderr
+
+
+async def test_the_command_moves_the_account_with_the_link_mailed_to_the_new_address(
+    stack: Stack, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    address, new_address = _email("cli-mover"), _email("cli-moved")
+    with Client(stack.gateway_url, headers=fresh_network()) as client:
+        client.signup(address, PASSWORD, "CLI Mover")
+    await _one_link(mailbox, address)
+    _objectvision(stack, tmp_path, "login", "--email", address, "--password", PASSWORD)
+
+    asked = _objectvision(
+        stack, tmp_path, "account", "email", "--email", new_address, "--password", PASSWORD
+    )
+
+    assert f"A link that makes {new_address} your sign-in address was mailed to it." in (
+        asked.stderr
+    )
+    waiting = _objectvision(stack, tmp_path, "whoami").stdout
+    assert f"<{address}>" in waiting and f"Moving to {new_address}" in waiting
+    message = await mailbox.exactly_one(
+        new_address, CHANGE_SUBJECT, within=ARRIVES_WITHIN_SECONDS, quiet=QUIET_SECONDS
+    )
+    [link] = _links(message)
+    _objectvision(stack, tmp_path, "verify-email", "--token", link)
+    moved = _objectvision(stack, tmp_path, "whoami").stdout
+    assert f"<{new_address}>" in moved and "Moving to" not in moved
 
 
 async def test_the_token_reaches_no_log(

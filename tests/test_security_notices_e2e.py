@@ -4,8 +4,9 @@ stack's SMTP sink, which keeps each message as an .eml file.
 
 Done when: a password changed with `PATCH /api/v1/users/me` mails its owner one "Your
 ObjectVision password was changed" notice, with when and how and the console's forgot-password
-link; an address changed the same way mails the old address one notice naming the new one
-only in part, and the new address gets none.
+link; an address changed the same way (and confirmed with the link mailed to the new one,
+ADR 0033) mails the old address one notice naming the new one only in part, and the new
+address gets none.
 
 Uses `stack` and `gateway_client` (tests/conftest.py). Every test signs up its own users with
 its own X-Forwarded-For address (the stack trusts it), as test_auth_api.py does.
@@ -16,7 +17,7 @@ import uuid
 
 import httpx
 
-from objectvision_devstack.api_users import PASSWORD, signed_in
+from objectvision_devstack.api_users import PASSWORD, fresh_network, signed_in
 from objectvision_devstack.mail import Mailbox, text_and_html
 from objectvision_devstack.stack import Stack
 
@@ -24,6 +25,9 @@ ME = "/api/v1/users/me"
 NEW_PASSWORD = "a brand new passphrase"
 PASSWORD_SUBJECT = "Your ObjectVision password was changed"
 EMAIL_SUBJECT = "The sign-in address of your ObjectVision account was changed"
+CHANGE_LINK_SUBJECT = "Confirm the new email address of your ObjectVision account"
+VERIFY = "/api/v1/auth/verify-email"
+LINK_TOKEN = re.compile(r"#/verify-email\?token=([A-Za-z0-9_-]+)")
 # Relays poll every 0.5 s, the dispatcher every second; the suite's machine may be busy.
 ARRIVES_WITHIN_SECONDS = 45.0
 # How long to keep watching for a copy that should not come.
@@ -78,11 +82,14 @@ async def test_an_address_changed_through_the_api_mails_the_old_address_one_noti
     domain = f"{uuid.uuid4().hex[:12]}.example.com"
     new_address = f"grace@{domain}"
 
-    changed = await gateway_client.patch(
+    asked = await gateway_client.patch(
         ME, json={"email": new_address, "current_password": PASSWORD}, headers=session
     )
+    link_text, _ = await _one_notice(mailbox, new_address, CHANGE_LINK_SUBJECT)
+    [token] = LINK_TOKEN.findall(link_text)
+    changed = await gateway_client.post(VERIFY, json={"token": token}, headers=fresh_network())
 
-    assert changed.status_code == 200, changed.text
+    assert asked.status_code == changed.status_code == 200, changed.text
     assert changed.json()["email"] == new_address
     text, html = await _one_notice(mailbox, old_address, EMAIL_SUBJECT)
     assert "Hello Grace Hopper" in text

@@ -154,14 +154,7 @@ async def test_an_admin_finds_accounts_by_email_or_id_newest_first(auth, account
     first, second = await accounts.create(), await accounts.create()
     marker = uuid.uuid4().hex[:10]
     for account, name in ((first, "first"), (second, "second")):
-        await auth.UpdateUser(
-            auth_pb2.UpdateUserRequest(
-                user_id=account.id,
-                email=f"{name}-{marker}@Example.com",
-                current_password=account.password,
-            ),
-            metadata=account.metadata,
-        )
+        await accounts.change_email(account, f"{name}-{marker}@Example.com")
 
     def listing(query: str, **page: int):
         return auth.ListUsers(

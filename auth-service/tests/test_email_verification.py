@@ -182,36 +182,115 @@ async def test_an_api_key_cannot_ask_for_a_link(auth, accounts, principal, rejec
     assert ("error-code", "session_required") in tuple(error.trailing_metadata() or ())
 
 
-async def test_a_new_address_is_unverified_until_the_link_mailed_to_it_is_opened(
-    auth, accounts, database, rejected
-):
-    account = await accounts.create()
-    await accounts.verify(account)
-    new_email = accounts.new_email()
-
-    changed = await auth.UpdateUser(
+async def ask_to_move(auth, account, new_email: str) -> auth_pb2.User:
+    return await auth.UpdateUser(
         auth_pb2.UpdateUserRequest(email=new_email, current_password=account.password),
         metadata=account.metadata,
     )
 
-    assert changed.email == new_email and not changed.email_verified
+
+async def test_a_change_of_address_moves_the_account_when_the_new_addresss_link_is_opened(
+    auth, accounts, database
+):
+    """ADR 0033: until then the account keeps its address, verified as it was."""
+    account = await accounts.create()
+    await accounts.verify(account)
+    new_email = accounts.new_email()
+
+    waiting = await ask_to_move(auth, account, new_email)
+
+    assert (waiting.email, waiting.email_verified, waiting.pending_email) == (
+        account.email,
+        True,
+        new_email,
+    )
     events = await verification_events(database, account.id)
     assert [e.email_verification_requested.email for e in events] == [account.email, new_email]
-    newest = database.link_token(events[-1].email_verification_requested)
-    assert (await verify(auth, newest)).email == new_email
-    assert (await stored_user(auth, account)).email_verified
+    assert [e.email_verification_requested.change_of_address for e in events] == [False, True]
+    moved = await verify(auth, database.link_token(events[-1].email_verification_requested))
+    assert (moved.email, moved.address_changed) == (new_email, True)
+    user = await stored_user(auth, account)
+    assert (user.email, user.email_verified, user.pending_email) == (new_email, True, "")
 
 
-async def test_a_change_of_address_ends_the_links_of_the_old_one(auth, accounts, rejected):
+async def test_opening_a_change_link_ends_the_old_addresss_links(auth, accounts, rejected):
     account = await accounts.create()
-    old_link = await accounts.verification_token(account.id)
+    old_address_link = await accounts.verification_token(account.id)
 
-    await auth.UpdateUser(
-        auth_pb2.UpdateUserRequest(email=accounts.new_email(), current_password=account.password),
-        metadata=account.metadata,
+    await accounts.change_email(account, accounts.new_email())
+
+    await refused_link(auth, rejected, old_address_link)
+
+
+async def test_a_waiting_change_and_a_verification_of_the_current_address_do_not_end_each_other(
+    auth, accounts
+):
+    account = await accounts.create()
+    current_address_link = await accounts.verification_token(account.id)
+    new_email = accounts.new_email()
+    await ask_to_move(auth, account, new_email)
+    change_link = await accounts.verification_token(account.id)
+
+    assert (await verify(auth, current_address_link)).address_changed is False
+    assert (await verify(auth, change_link)).email == new_email
+
+
+async def test_a_newer_change_ends_the_earlier_changes_link(auth, accounts, rejected):
+    account = await accounts.create()
+    await ask_to_move(auth, account, accounts.new_email())
+    earlier = await accounts.verification_token(account.id)
+    newer_email = accounts.new_email()
+
+    await ask_to_move(auth, account, newer_email)
+
+    await refused_link(auth, rejected, earlier)
+    assert (await stored_user(auth, account)).pending_email == newer_email
+
+
+async def test_a_change_link_for_an_address_taken_since_moves_nothing(
+    auth, accounts, database, rejected
+):
+    account = await accounts.create()
+    new_email = accounts.new_email()
+    await ask_to_move(auth, account, new_email)
+    link = await accounts.verification_token(account.id)
+    await auth.SignUp(auth_pb2.SignUpRequest(email=new_email, password="quicker one", name="Q"))
+
+    error = await rejected(grpc.StatusCode.FAILED_PRECONDITION, verify(auth, link))
+
+    assert ("error-code", "email_taken") in tuple(error.trailing_metadata() or ())
+    user = await stored_user(auth, account)
+    assert (user.email, user.pending_email) == (account.email, new_email)
+    assert await database.value(
+        "SELECT used_at IS NULL FROM auth.email_verification_tokens WHERE email = :email"
+        " AND user_id = :id",
+        email=new_email,
+        id=account.id,
     )
 
-    await refused_link(auth, rejected, old_link)
+
+async def test_an_expired_change_is_no_longer_shown_and_its_link_moves_nothing(
+    auth, accounts, database, rejected
+):
+    account = await accounts.create()
+    await ask_to_move(auth, account, accounts.new_email())
+    link = await accounts.verification_token(account.id)
+    await database.execute(
+        "UPDATE auth.users SET pending_email_expires_at = now() - interval '1 second'"
+        " WHERE id = :id",
+        id=account.id,
+    )
+    await database.execute(
+        "UPDATE auth.email_verification_tokens SET expires_at = now() - interval '1 second'"
+        " WHERE user_id = :id",
+        id=account.id,
+    )
+
+    await refused_link(auth, rejected, link)
+
+    user = await stored_user(auth, account)
+    assert (user.email, user.pending_email) == (account.email, "")
+    assert not user.HasField("pending_email_expires_at")
 
 
 async def test_keeping_the_same_address_keeps_it_verified(auth, accounts, database):
@@ -279,7 +358,7 @@ async def test_a_link_works_until_its_lifetime_is_over_and_not_a_moment_longer(
             admin_emails=frozenset(),
             now=asked_at + lifetime - timedelta(milliseconds=1),
         )
-    assert email == account.email
+    assert email == (account.email, False)
 
 
 async def test_admin_emails_promote_an_account_when_it_verifies_the_address_not_before(

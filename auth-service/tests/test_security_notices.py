@@ -150,12 +150,18 @@ async def test_a_reset_with_an_emailed_link_is_announced_once_and_a_refused_one_
 async def test_an_email_change_is_announced_to_the_old_address_with_a_hint_of_the_new(
     auth, accounts, database
 ):
+    """Staged when the link mailed to the new address is opened, in the commit that moves
+    the account there (ADR 0033); asking for the change alone announces nothing."""
     account = await accounts.create()
     new_email = accounts.new_email()
 
     await auth.UpdateUser(
         auth_pb2.UpdateUserRequest(email=new_email, current_password=account.password),
         metadata=account.metadata,
+    )
+    assert await notices(database, account.id, EMAIL_CHANGED) == []
+    await auth.VerifyEmail(
+        auth_pb2.VerifyEmailRequest(token=await accounts.verification_token(account.id))
     )
 
     [event] = await notices(database, account.id, EMAIL_CHANGED)
@@ -172,10 +178,7 @@ async def test_the_hint_keeps_the_first_character_and_the_domain(auth, accounts,
     """The fixed `***` says nothing of the local part's length, even for one character."""
     account = await accounts.create()
     domain = f"{uuid.uuid4().hex[:12]}.example.com"
-    await auth.UpdateUser(
-        auth_pb2.UpdateUserRequest(email=f"{local}@{domain}", current_password=account.password),
-        metadata=account.metadata,
-    )
+    await accounts.change_email(account, f"{local}@{domain}")
 
     [event] = await notices(database, account.id, EMAIL_CHANGED)
     assert event.email_changed.new_email_hint == f"{local[0]}***@{domain}"
@@ -201,9 +204,15 @@ async def test_email_changes_refused_or_changing_nothing_announce_nothing(
         auth_pb2.UpdateUserRequest(email=account.email.upper(), current_password=account.password),
         metadata=account.metadata,
     )
-    # Another account's address: the email stays (its owner gets the "attempted" notice).
+    # Another account's address: it waits with no link (its owner gets the "attempted"
+    # notice), so nothing moves.
     await auth.UpdateUser(
         auth_pb2.UpdateUserRequest(email=owner.email, current_password=account.password),
+        metadata=account.metadata,
+    )
+    # A free address asked for and never confirmed: nothing moves either.
+    await auth.UpdateUser(
+        auth_pb2.UpdateUserRequest(email=accounts.new_email(), current_password=account.password),
         metadata=account.metadata,
     )
 
@@ -211,7 +220,11 @@ async def test_email_changes_refused_or_changing_nothing_announce_nothing(
     assert await no_notices(database, owner.id)
 
 
-async def test_a_password_and_address_changed_together_are_both_announced(auth, accounts, database):
+async def test_a_password_and_address_changed_together_are_each_announced_when_made(
+    auth, accounts, database
+):
+    """The password changes with the request and is announced in its commit; the address
+    moves, and is announced, when the link mailed to it is opened."""
     account = await accounts.create()
     new_email = accounts.new_email()
 
@@ -221,9 +234,13 @@ async def test_a_password_and_address_changed_together_are_both_announced(auth, 
         ),
         metadata=account.metadata,
     )
+    [changed] = await notices(database, account.id, PASSWORD_CHANGED)
+    assert await notices(database, account.id, EMAIL_CHANGED) == []
+    await auth.VerifyEmail(
+        auth_pb2.VerifyEmailRequest(token=await accounts.verification_token(account.id))
+    )
 
     [moved] = await notices(database, account.id, EMAIL_CHANGED)
-    [changed] = await notices(database, account.id, PASSWORD_CHANGED)
     assert moved.email_changed.old_email == account.email
     assert changed.password_changed.method == "settings"
-    assert moved.occurred_at == changed.occurred_at
+    assert moved.occurred_at.ToDatetime(UTC) > changed.occurred_at.ToDatetime(UTC)

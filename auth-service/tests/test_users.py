@@ -133,9 +133,10 @@ async def test_changing_the_email_needs_the_current_password(auth, accounts, rej
     assert user.email == account.email
 
 
-async def test_changing_the_email_with_the_current_password_moves_the_login(
+async def test_a_new_email_waits_for_the_link_mailed_to_it_before_the_login_moves(
     auth, accounts, rejected
 ):
+    """ADR 0033: the request alone changes nothing one can sign in with."""
     account = await accounts.create()
     new_email = accounts.new_email()
 
@@ -144,7 +145,22 @@ async def test_changing_the_email_with_the_current_password_moves_the_login(
         metadata=account.metadata,
     )
 
-    assert user.email == new_email
+    assert (user.email, user.pending_email) == (account.email, new_email)
+    assert user.HasField("pending_email_expires_at")
+    await auth.Login(auth_pb2.LoginRequest(email=account.email, password=account.password))
+    await rejected(
+        grpc.StatusCode.UNAUTHENTICATED,
+        auth.Login(auth_pb2.LoginRequest(email=new_email, password=account.password)),
+    )
+
+    moved = await auth.VerifyEmail(
+        auth_pb2.VerifyEmailRequest(token=await accounts.verification_token(account.id))
+    )
+
+    assert (moved.email, moved.address_changed) == (new_email, True)
+    user = await auth.GetUser(auth_pb2.GetUserRequest(), metadata=account.metadata)
+    assert (user.email, user.email_verified, user.pending_email) == (new_email, True, "")
+    assert not user.HasField("pending_email_expires_at")
     await auth.Login(auth_pb2.LoginRequest(email=new_email, password=account.password))
     await rejected(
         grpc.StatusCode.UNAUTHENTICATED,
@@ -164,8 +180,9 @@ async def test_changing_the_email_to_a_taken_one_changes_nothing_and_tells_its_o
     auth, accounts, database, rejected
 ):
     """Once ALREADY_EXISTS (409 at the gateway). Now the request is accepted like any other:
-    the email stays, the rest of the change applies, and the address's owner gets a notice
-    naming only their own account."""
+    the address waits on the account as a free one would (ADR 0033), but no link is mailed
+    to it, the rest of the change applies, and the address's owner gets a notice naming only
+    their own account."""
     alice = await accounts.create(name="Alice")
     bob = await accounts.create(name="Bob", password="bob's own password")
     bob_before = await database.row("SELECT * FROM auth.users WHERE id = :id", id=bob.id)
@@ -178,7 +195,15 @@ async def test_changing_the_email_to_a_taken_one_changes_nothing_and_tells_its_o
     )
 
     assert (user.id, user.email, user.name) == (alice.id, alice.email, "Alice Renamed")
+    assert user.pending_email == bob.email
     assert user == await auth.GetUser(auth_pb2.GetUserRequest(), metadata=alice.metadata)
+    assert (
+        await database.value(
+            "SELECT count(*) FROM auth.email_verification_tokens WHERE email = :email",
+            email=bob.email,
+        )
+        == 1  # bob's own, from his sign-up
+    )
     assert await database.row("SELECT * FROM auth.users WHERE id = :id", id=bob.id) == bob_before
     await auth.Login(auth_pb2.LoginRequest(email=alice.email, password=alice.password))
     await auth.Login(auth_pb2.LoginRequest(email=bob.email, password=bob.password))
@@ -235,6 +260,25 @@ async def test_keeping_ones_own_email_is_no_attempt_on_it(auth, accounts, databa
 
     assert user.email == account.email
     assert await _email_change_notices(database, account.id) == 0
+
+
+async def test_asking_for_ones_own_email_withdraws_a_waiting_change(auth, accounts, rejected):
+    account = await accounts.create()
+    await auth.UpdateUser(
+        auth_pb2.UpdateUserRequest(email=accounts.new_email(), current_password=account.password),
+        metadata=account.metadata,
+    )
+    link = await accounts.verification_token(account.id)
+
+    user = await auth.UpdateUser(
+        auth_pb2.UpdateUserRequest(email=account.email, current_password=account.password),
+        metadata=account.metadata,
+    )
+
+    assert (user.email, user.pending_email) == (account.email, "")
+    await rejected(
+        grpc.StatusCode.INVALID_ARGUMENT, auth.VerifyEmail(auth_pb2.VerifyEmailRequest(token=link))
+    )
 
 
 async def test_changing_the_email_to_an_invalid_one_is_invalid_argument(auth, accounts, rejected):
@@ -354,7 +398,13 @@ async def test_an_admin_changing_a_users_email_confirms_with_the_admins_own_pass
         metadata=admin.metadata,
     )
 
-    assert user.email == new_email
+    # As for the owner's own request, the account moves once the new address's link is opened.
+    assert (user.email, user.pending_email) == (bob.email, new_email)
+    await auth.VerifyEmail(
+        auth_pb2.VerifyEmailRequest(token=await accounts.verification_token(bob.id))
+    )
+    moved = await auth.GetUser(auth_pb2.GetUserRequest(user_id=bob.id), metadata=admin.metadata)
+    assert moved.email == new_email
 
 
 async def test_changing_the_email_to_an_admin_email_does_not_make_an_admin(

@@ -9,10 +9,9 @@ a user meets in practice.
 
 import asyncio
 import json
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -58,40 +57,25 @@ class Answers:
 
 
 @pytest.fixture
-def server() -> Iterator[tuple[str, Answers]]:
+def server(
+    local_server: Callable[[Callable[[BaseHTTPRequestHandler], None]], str],
+) -> tuple[str, Answers]:
     answers = Answers()
 
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            self.rfile.read(length)
-            status, content_type, body = answers.by_path.get(
-                self.path.split("?")[0], (404, "text/plain", b"no such path")
-            )
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("X-Request-ID", "req-from-the-server")
-            self.end_headers()
-            self.wfile.write(body)
+    def respond(request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        request.rfile.read(length)
+        status, content_type, body = answers.by_path.get(
+            request.path.split("?")[0], (404, "text/plain", b"no such path")
+        )
+        request.send_response(status)
+        request.send_header("Content-Type", content_type)
+        request.send_header("Content-Length", str(len(body)))
+        request.send_header("X-Request-ID", "req-from-the-server")
+        request.end_headers()
+        request.wfile.write(body)
 
-        def do_GET(self) -> None:
-            self._answer()
-
-        def do_POST(self) -> None:
-            self._answer()
-
-        def log_message(self, format: str, *args: object) -> None:
-            """Quiet: the test reports what matters."""
-
-    http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{http.server_address[1]}", answers
-    finally:
-        http.shutdown()
-        http.server_close()
+    return local_server(respond), answers
 
 
 def test_a_detection_body_becomes_typed_objects_and_keeps_what_it_does_not_know(

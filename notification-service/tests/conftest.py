@@ -155,6 +155,8 @@ class StoredUser:
     email: str
     name: str
     notifications_enabled: bool = True
+    # The address the account waits to move to (ADR 0033); empty when none.
+    pending_email: str = ""
     # Answer UNAVAILABLE this many times first, like an auth-service restarting.
     unavailable_times: int = 0
     # A disabled account: auth-service refuses its principal (UNAUTHENTICATED), as it does
@@ -222,7 +224,13 @@ class StandInAuth(auth_pb2_grpc.AuthServiceServicer):
 
     async def GetUser(self, request, context):  # noqa: N802
         user_id, user = self._user(request.user_id, context)
-        return auth_pb2.User(id=user_id, email=user.email, name=user.name, is_active=True)
+        return auth_pb2.User(
+            id=user_id,
+            email=user.email,
+            name=user.name,
+            is_active=True,
+            pending_email=user.pending_email,
+        )
 
     async def GetSettings(self, request, context):  # noqa: N802
         user_id, user = self._user(request.user_id, context)

@@ -22,16 +22,24 @@ BASE_URL = "https://objectvision.test"
 
 
 def verification_requested(
-    user_id: str, email: str, token: str, *, valid_for: timedelta = timedelta(hours=48)
+    user_id: str,
+    email: str,
+    token: str,
+    *,
+    valid_for: timedelta = timedelta(hours=48),
+    change_of_address: bool = False,
 ) -> notification_pb2.Event:
     """The event as auth-service writes it: the account, the address, the token (sealed
-    with the key derived from SERVICE_TOKEN_SECRET), its end."""
+    with the key derived from SERVICE_TOKEN_SECRET), its end, and whether the address is one
+    the account waits to move to (ADR 0033)."""
     requested_at = datetime.now(UTC)
     event = notification_pb2.Event(
         type=EMAIL_VERIFICATION_REQUESTED,
         user_id=user_id,
         email_verification_requested=notification_pb2.EmailVerificationRequested(
-            sealed_token=event_secrets(SERVICE_SECRET).seal(token), email=email
+            sealed_token=event_secrets(SERVICE_SECRET).seal(token),
+            email=email,
+            change_of_address=change_of_address,
         ),
     )
     event.occurred_at.FromDatetime(requested_at)
@@ -119,6 +127,37 @@ async def test_no_email_for_an_address_left_since_a_disabled_account_or_an_expir
     for address in (left_email, disabled_email, expired_email):
         assert mail(mail_sink, address) == []
     assert mail(mail_sink, peers.auth.users[moved_id].email) == []
+
+
+async def test_a_change_of_address_link_goes_to_the_new_address_while_the_account_waits_for_it(
+    service, producer, peers, mail_sink, new_user, wait, mail
+) -> None:
+    """ADR 0033: the link that moves the account goes to the address it moves to, and says
+    so; not to the account's current address, and not once the account waits for another."""
+    user_id, current_email = new_user(name="Ada")
+    new_email = f"new-{uuid.uuid4().hex[:8]}@example.test"
+    peers.auth.users[user_id].pending_email = new_email
+    token = new_token()
+    await producer.publish(
+        verification_requested(user_id, new_email, token, change_of_address=True)
+    )
+
+    [message] = await wait(lambda: mail(mail_sink, new_email))
+    assert message["Subject"] == "Confirm the new email address of your ObjectVision account"
+    text, html = parts(message)
+    assert f"asked to make {new_email} its email address" in text
+    assert "Until it is opened, the account keeps its current address" in text
+    link = f"{BASE_URL}/#/verify-email?token={token}"
+    assert f" {link} " in text and f'href="{link}"' in html
+
+    given_up = f"given-up-{uuid.uuid4().hex[:8]}@example.test"
+    skipped = await producer.publish(
+        verification_requested(user_id, given_up, new_token(), change_of_address=True)
+    )
+    assert await wait(lambda: processed(service, skipped))
+    assert await rows_for(service, skipped) == []
+    assert mail(mail_sink, given_up) == []
+    assert mail(mail_sink, current_email) == []
 
 
 def test_a_token_cannot_change_what_the_link_opens() -> None:

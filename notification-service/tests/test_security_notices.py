@@ -19,6 +19,10 @@ from objectvision.v1 import notification_pb2
 
 PASSWORD_CHANGED = "user.password_changed"
 EMAIL_CHANGED = "user.email_changed"
+# The second-factor notices (ADR 0034), specified in test_two_factor_notices.py.
+TWO_FACTOR_ENABLED = "user.two_factor_enabled"
+TWO_FACTOR_DISABLED = "user.two_factor_disabled"
+RECOVERY_CODE_USED = "user.recovery_code_used"
 PASSWORD_SUBJECT = "Your ObjectVision password was changed"
 EMAIL_SUBJECT = "The sign-in address of your ObjectVision account was changed"
 BASE_URL = "https://objectvision.test"
@@ -234,18 +238,21 @@ def test_the_password_notice_says_how_the_password_was_changed(method: str, said
         assert said in " ".join(part.split()).replace("&#39;", "'")
 
 
+@pytest.mark.parametrize(
+    "event_type",
+    [PASSWORD_CHANGED, EMAIL_CHANGED, TWO_FACTOR_ENABLED, TWO_FACTOR_DISABLED, RECOVERY_CODE_USED],
+)
 async def test_webhooks_cannot_subscribe_to_the_notices(
-    service, receiver, new_user, as_user
+    service, receiver, new_user, as_user, event_type: str
 ) -> None:
     user_id, _ = new_user()
 
-    for event_type in (PASSWORD_CHANGED, EMAIL_CHANGED):
-        with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await service.stub.CreateWebhook(
-                notification_pb2.CreateWebhookRequest(
-                    url=receiver.url(f"/hooks/{uuid.uuid4().hex}"), events=[event_type]
-                ),
-                metadata=as_user(user_id),
-            )
-        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "unknown event types" in refused.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await service.stub.CreateWebhook(
+            notification_pb2.CreateWebhookRequest(
+                url=receiver.url(f"/hooks/{uuid.uuid4().hex}"), events=[event_type]
+            ),
+            metadata=as_user(user_id),
+        )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "unknown event types" in refused.value.details()

@@ -54,6 +54,10 @@ class AuthSettings(GrpcServiceSettings):
     email_verification_ttl_seconds: int = Field(
         default=48 * 3600, ge=1, le=7 * 24 * 3600, validation_alias="EMAIL_VERIFICATION_TTL_SECONDS"
     )
+    # The name authenticator apps show beside the account's address (ADR 0034).
+    totp_issuer: str = Field(
+        default="ObjectVision", min_length=1, max_length=64, validation_alias="TOTP_ISSUER"
+    )
 
     # RFC 9106's second recommended option (argon2-cffi's default profile): well above the
     # OWASP floor and ~50 ms per hash on a current server core.
@@ -86,10 +90,6 @@ class AuthSettings(GrpcServiceSettings):
             return frozenset(account_key(str(item)) for item in value if str(item).strip())
         return value
 
-    @model_validator(mode="after")
-    def _one_key_source(self) -> "AuthSettings":
-        if self.jwt_private_key is not None and self.jwt_private_key_file is not None:
-            raise ValueError("set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE, not both")
     @field_validator(
         "jwt_verify_only_public_keys", "jwt_verify_only_public_keys_file", mode="before"
     )
@@ -99,10 +99,10 @@ class AuthSettings(GrpcServiceSettings):
         no such keys, not an empty list to parse nor the current directory."""
         return None if isinstance(value, str) and not value.strip() else value
 
-        return self
-
-    @property
-    def generated_key_path(self) -> Path:
+    @model_validator(mode="after")
+    def _one_key_source(self) -> "AuthSettings":
+        if self.jwt_private_key is not None and self.jwt_private_key_file is not None:
+            raise ValueError("set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE, not both")
         if (
             self.jwt_verify_only_public_keys is not None
             and self.jwt_verify_only_public_keys_file is not None
@@ -110,5 +110,9 @@ class AuthSettings(GrpcServiceSettings):
             raise ValueError(
                 "set JWT_VERIFY_ONLY_PUBLIC_KEYS or JWT_VERIFY_ONLY_PUBLIC_KEYS_FILE, not both"
             )
+        return self
+
+    @property
+    def generated_key_path(self) -> Path:
         """Where a development signing key is kept when none is configured."""
         return self.data_dir / "keys" / "auth-jwt-ed25519.pem"

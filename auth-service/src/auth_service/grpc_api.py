@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from google.protobuf import empty_pb2
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from auth_service import outbox
 from auth_service.api_keys import service as api_keys_service
 from auth_service.api_keys.models import ApiKey
+from auth_service.database import utcnow
 from auth_service.email_verifications import service as email_verifications_service
 from auth_service.opaque_tokens import LinkTerms
 from auth_service.password_resets import service as password_resets_service
@@ -23,12 +25,13 @@ from auth_service.passwords import PasswordHasher
 from auth_service.preferences import service as preferences_service
 from auth_service.preferences.models import UserSettings
 from auth_service.tokens import service as tokens_service
+from auth_service.two_factor import service as two_factor_service
 from auth_service.users import service as users_service
 from auth_service.users.models import User
 from auth_service.users.notices import SignUpNotices
 from auth_service.users.schemas import Caller
 from objectvision.v1 import auth_pb2, auth_pb2_grpc, common_pb2
-from objectvision_common.errors import PermissionDenied
+from objectvision_common.errors import InvalidArgument, PermissionDenied
 from objectvision_common.limits import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, page_bounds
 from objectvision_common.servicer import ServicerContext, caller_principal, timestamp
 
@@ -47,6 +50,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     service_token_secret: str
     password_reset_links: LinkTerms
     email_verification_links: LinkTerms
+    two_factor: two_factor_service.TwoFactorTerms
 
     # Sessions and credentials: called by the gateway before there is a principal.
 
@@ -73,8 +77,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 session=session,
                 passwords=self.passwords,
                 tokens=self.tokens,
+                two_factor=self.two_factor,
                 email=request.email,
                 password=request.password,
+                second_factor_code=(
+                    request.second_factor_code if request.HasField("second_factor_code") else None
+                ),
             )
         return _token_pair_message(pair)
 
@@ -165,10 +173,10 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.VerifyEmailRequest, context: ServicerContext
     ) -> auth_pb2.VerifiedEmail:
         async with self.sessions() as session:
-            email = await email_verifications_service.verify_email(
+            email, address_changed = await email_verifications_service.verify_email(
                 session=session, token=request.token, admin_emails=self.admin_emails
             )
-        return auth_pb2.VerifiedEmail(email=email)
+        return auth_pb2.VerifiedEmail(email=email, address_changed=address_changed)
 
     # The caller's own resources: need the principal the gateway signed.
 
@@ -304,6 +312,86 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             await api_keys_service.revoke(session=session, caller=caller, key_id=request.key_id)
         return empty_pb2.Empty()
 
+    # Two-factor authentication (ADR 0034): signed-in sessions only.
+
+    async def StartTwoFactorEnrollment(
+        self, request: auth_pb2.StartTwoFactorEnrollmentRequest, context: ServicerContext
+    ) -> auth_pb2.TwoFactorEnrollment:
+        async with self._as_caller(context, session_only=True) as (session, caller):
+            await self._confirm_password(caller, request.current_password, "enrol an app")
+            enrollment = await two_factor_service.start_enrollment(
+                session=session, terms=self.two_factor, user=caller.user, now=utcnow()
+            )
+        return auth_pb2.TwoFactorEnrollment(
+            secret=enrollment.secret, otpauth_uri=enrollment.otpauth_uri
+        )
+
+    async def ConfirmTwoFactorEnrollment(
+        self, request: auth_pb2.ConfirmTwoFactorEnrollmentRequest, context: ServicerContext
+    ) -> auth_pb2.RecoveryCodes:
+        return await self._recovery_codes(
+            context, two_factor_service.confirm_enrollment, code=request.code
+        )
+
+    async def RegenerateRecoveryCodes(
+        self, request: auth_pb2.RegenerateRecoveryCodesRequest, context: ServicerContext
+    ) -> auth_pb2.RecoveryCodes:
+        return await self._recovery_codes(
+            context,
+            two_factor_service.regenerate_recovery_codes,
+            code=request.code,
+            current_password=request.current_password,
+        )
+
+    async def DisableTwoFactor(
+        self, request: auth_pb2.DisableTwoFactorRequest, context: ServicerContext
+    ) -> empty_pb2.Empty:
+        """The owner with a code; an admin, for another account, without one."""
+        async with self._as_caller(context, session_only=True) as (session, caller):
+            await self._confirm_password(
+                caller, request.current_password, "turn two-factor authentication off"
+            )
+            user = await users_service.get_visible(
+                session=session, caller=caller, user_id=request.user_id
+            )
+            own = user.id == caller.user.id
+            if own and not request.code:
+                raise InvalidArgument(
+                    "code is required: a code from the authenticator app or a recovery code"
+                )
+            await two_factor_service.disable(
+                session=session,
+                terms=self.two_factor,
+                user=user,
+                code=request.code if own else None,
+                method=outbox.CHANGED_IN_SETTINGS if own else outbox.CHANGED_BY_ADMINISTRATOR,
+                now=utcnow(),
+            )
+        return empty_pb2.Empty()
+
+    async def _recovery_codes(
+        self,
+        context: ServicerContext,
+        make: two_factor_service.RecoveryCodesMaker,
+        *,
+        code: str,
+        current_password: str | None = None,
+    ) -> auth_pb2.RecoveryCodes:
+        """The caller's new recovery codes, from `make` given a code from the app (and the
+        password first, when one is asked for)."""
+        async with self._as_caller(context, session_only=True) as (session, caller):
+            if current_password is not None:
+                await self._confirm_password(caller, current_password, "make recovery codes")
+            codes = await make(
+                session=session, terms=self.two_factor, user=caller.user, code=code, now=utcnow()
+            )
+        return auth_pb2.RecoveryCodes(codes=codes)
+
+    async def _confirm_password(self, caller: Caller, current_password: str, to: str) -> None:
+        await users_service.confirm_password(
+            passwords=self.passwords, caller=caller, current_password=current_password, to=to
+        )
+
     @asynccontextmanager
     async def _as_caller(
         self, context: ServicerContext, *, session_only: bool = False
@@ -338,16 +426,22 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
 
 def _user_message(user: User) -> auth_pb2.User:
-    return auth_pb2.User(
+    message = auth_pb2.User(
         id=str(user.id),
         email=user.email,
         name=user.name,
         is_admin=user.is_admin,
         is_active=user.is_active,
         email_verified=user.email_verified_at is not None,
+        two_factor_enabled=user.two_factor_enabled_at is not None,
         created_at=timestamp(user.created_at),
         updated_at=timestamp(user.updated_at),
     )
+    pending = email_verifications_service.pending_change(user, utcnow())
+    if pending is not None:
+        message.pending_email, expires_at = pending
+        message.pending_email_expires_at.CopyFrom(timestamp(expires_at))
+    return message
 
 
 def _token_pair_message(pair: tokens_service.TokenPair) -> auth_pb2.TokenPair:

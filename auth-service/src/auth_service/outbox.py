@@ -23,7 +23,10 @@ from objectvision_common.account_events import (
     EMAIL_VERIFICATION_REQUESTED,
     PASSWORD_CHANGED,
     PASSWORD_RESET_REQUESTED,
+    RECOVERY_CODE_USED,
     SIGNUP_ATTEMPTED,
+    TWO_FACTOR_DISABLED,
+    TWO_FACTOR_ENABLED,
     USER_DELETED,
     USER_REGISTERED,
 )
@@ -114,16 +117,18 @@ async def add_email_verification_requested(
     sealer: SecretBox,
     expires_at: datetime,
     occurred_at: datetime,
+    change_of_address: bool = False,
 ) -> uuid.UUID:
     """Stage a `user.email_verification_requested` event for account `user_id`; returns the
     event id.
 
     Like the reset link's event it carries a secret, the token, for the email's link and
     nothing else (ADR 0029), sealed the same way. Unlike it, it names the address: the link
-    confirms that address and is mailed to it alone.
+    confirms that address and is mailed to it alone. `change_of_address` says the address is
+    a new one the account waits to move to (ADR 0033), so the email says what opening it does.
     """
     requested = notification_pb2.EmailVerificationRequested(
-        sealed_token=sealer.seal(token), email=email
+        sealed_token=sealer.seal(token), email=email, change_of_address=change_of_address
     )
     requested.expires_at.FromDatetime(expires_at)
     return await _stage(
@@ -152,6 +157,32 @@ async def add_password_changed(
         user_id=user_id,
         occurred_at=occurred_at,
         password_changed=notification_pb2.PasswordChanged(method=method),
+    )
+
+
+async def add_two_factor_changed(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    event_type: str,
+    occurred_at: datetime,
+    method: str = "",
+    recovery_codes_left: int = 0,
+) -> uuid.UUID:
+    """Stage one of the second-factor notices (ADR 0034) for account `user_id`:
+    `TWO_FACTOR_ENABLED`, `TWO_FACTOR_DISABLED` (with `method`, one of the CHANGED_* values)
+    or `RECOVERY_CODE_USED` (with how many codes are left); returns the event id. Nothing
+    about the secret or the codes themselves travels."""
+    if event_type not in (TWO_FACTOR_ENABLED, TWO_FACTOR_DISABLED, RECOVERY_CODE_USED):
+        raise ValueError(f"not a second-factor notice: {event_type}")
+    return await _stage(
+        session,
+        event_type,
+        user_id=user_id,
+        occurred_at=occurred_at,
+        two_factor_changed=notification_pb2.TwoFactorChanged(
+            method=method, recovery_codes_left=recovery_codes_left
+        ),
     )
 
 

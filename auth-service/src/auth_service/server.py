@@ -19,14 +19,15 @@ from auth_service.tokens.access import AccessTokenCodec
 from auth_service.tokens.keys import load_signing_key, load_verify_only_keys
 from auth_service.tokens.revocation import RevokedAccessTokens
 from auth_service.tokens.service import SessionTokens
+from auth_service.two_factor.service import TwoFactorTerms
 from auth_service.users.notices import SignUpNotices
 from objectvision.v1 import auth_pb2, auth_pb2_grpc
 from objectvision_common.backlog import BacklogMonitor, outbox_probe
 from objectvision_common.grpc_server import ServiceRegistration
 from objectvision_common.outbox import OutboxRelay
 from objectvision_common.runner import Migrations, ServiceParts, ServiceRunner
-from objectvision_common.stores import Stores
 from objectvision_common.sealing import event_secrets
+from objectvision_common.stores import Stores
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
@@ -42,8 +43,8 @@ async def build(settings: AuthSettings) -> ServiceParts:
         signing_key=signing_key,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
-        verify_only_keys=verify_only_keys,
         lifetime=access_lifetime,
+        verify_only_keys=verify_only_keys,
     )
     relay = OutboxRelay(stores.sessions, OUTBOX, stores.redis, stream=settings.events_stream)
     link_sealer = event_secrets(settings.service_token_secret)
@@ -64,6 +65,9 @@ async def build(settings: AuthSettings) -> ServiceParts:
         email_verification_links=LinkTerms(
             lifetime=timedelta(seconds=settings.email_verification_ttl_seconds),
             sealer=link_sealer,
+        ),
+        two_factor=TwoFactorTerms.from_secret(
+            settings.service_token_secret, issuer=settings.totp_issuer
         ),
     )
     return ServiceParts(

@@ -269,6 +269,20 @@ class Context:
         first = page.offset + 1 if page.items else 0
         self.say(f"Showing {first}-{page.offset + len(page.items)} of {page.total}.")
 
+    def show(
+        self,
+        answer: Any,
+        table: str,
+        page: HistoryPage | JobsPage | WebhookDeliveriesPage | AccountsPage | None = None,
+    ) -> int:
+        """The end of every listing command: with --json the answer, else the table (after
+        it, for a page, which of its rows were shown); EXIT_OK, for the command to return."""
+        if not self.printed_json(answer):
+            print(table, file=self.stdout)
+            if page is not None:
+                self.say_shown(page)
+        return EXIT_OK
+
     def public_client(self) -> Client:
         return Client(self.api_url, timeout=self.args.timeout)
 
@@ -339,6 +353,19 @@ def _prompt(value: str | None, label: str) -> str:
     return input(f"{label}: ").strip()
 
 
+def _read_code(ctx: Context, *, why: str) -> str:
+    """A code from the authenticator app, or a recovery code: --code, else asked at the
+    terminal. Without either, a UsageError that starts with `why`."""
+    if ctx.args.code:
+        given: str = ctx.args.code
+        return given
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"{why}: pass --code with the code your authenticator app shows (or a recovery code)"
+        )
+    return input("Authentication code (from the app, or a recovery code): ").strip()
+
+
 def cmd_signup(ctx: Context) -> int:
     email = _prompt(ctx.args.email, "Email")
     name = _prompt(ctx.args.name, "Name")
@@ -353,7 +380,14 @@ def cmd_login(ctx: Context) -> int:
     email = _prompt(ctx.args.email, "Email")
     password = _read_password(ctx)
     with ctx.public_client() as client:
-        tokens = client.login(email, password)
+        try:
+            tokens = client.login(email, password, ctx.args.code or None)
+        except ObjectVisionError as exc:
+            # The password was right; the account also wants a code from its app (ADR 0034).
+            if exc.code != "second_factor_required":
+                raise
+            code = _read_code(ctx, why="this account has two-factor authentication on")
+            tokens = client.login(email, password, code)
     ctx.store.save(ctx.api_url, SavedSession(email, tokens.access_token, tokens.refresh_token))
     ctx.say(f"Logged in to {ctx.api_url} as {email}.")
     return EXIT_OK
@@ -430,7 +464,105 @@ def cmd_whoami(ctx: Context) -> int:
         user = client.me()
     if not ctx.printed_json(user.raw):
         unverified = "" if user.email_verified else ", email not verified"
-        print(f"{user.name} <{user.email}> (id {user.id}{unverified})", file=ctx.stdout)
+        two_factor = ", two-factor on" if user.two_factor_enabled else ""
+        print(f"{user.name} <{user.email}> (id {user.id}{unverified}{two_factor})", file=ctx.stdout)
+        if user.pending_email:
+            print(
+                f"Moving to {user.pending_email} once the link mailed there is opened.",
+                file=ctx.stdout,
+            )
+    return EXIT_OK
+
+
+def cmd_account_email(ctx: Context) -> int:
+    """Ask to sign in with another address; it takes the account's password, and the
+    change is made only when the link mailed to the new address is opened (ADR 0033)."""
+    new_email = _prompt(ctx.args.email, "Email")
+    password = _read_password(ctx)
+    with ctx.client() as client:
+        user = client.change_email(new_email, password)
+    if user.pending_email is None:
+        ctx.say(f"No change of address is waiting; you sign in with {user.email}.")
+    else:
+        ctx.say(
+            f"A link that makes {user.pending_email} your sign-in address was mailed to it. "
+            f"Until it is opened you sign in with {user.email}."
+        )
+    return EXIT_OK
+
+
+def _print_qr_code(ctx: Context, uri: str) -> None:
+    """`uri` as a QR code an authenticator app can scan off the screen: only on a terminal,
+    and only where `segno` is installed (the client does not need it otherwise)."""
+    if not ctx.stdout.isatty():
+        return
+    try:
+        import segno
+    except ImportError:
+        return
+    segno.make(uri, micro=False).terminal(out=ctx.stdout, compact=True)
+
+
+def _print_recovery_codes(ctx: Context, codes: Sequence[str], headline: str) -> None:
+    print("\n".join(codes), file=ctx.stdout)
+    ctx.say(
+        f"{headline} Store these recovery codes now, somewhere other than your phone: each "
+        "logs you in once in place of a code from the app, and they are not shown again."
+    )
+
+
+def cmd_two_factor_enable(ctx: Context) -> int:
+    """Turn two-factor authentication on (ADR 0034) in its two steps: a new secret for the
+    authenticator app, given the password, then the app's first code, which turns it on and
+    answers the recovery codes. At a terminal one run does both; without one the run stops
+    after the secret, and `enable --code CODE` takes the second step."""
+    if ctx.args.code:
+        with ctx.client() as client:
+            try:
+                codes = client.confirm_two_factor(ctx.args.code)
+            except ObjectVisionError as exc:
+                if exc.code != "no_two_factor_enrollment":
+                    raise
+                raise CliError(
+                    "no secret is waiting for its first code: run `objectvision account "
+                    "two-factor enable` without --code first"
+                ) from None
+    else:
+        password = _read_password(ctx)
+        with ctx.client() as client:
+            enrollment = client.start_two_factor(password)
+            print(f"Secret: {enrollment.secret}", file=ctx.stdout)
+            print(f"URI: {enrollment.otpauth_uri}", file=ctx.stdout)
+            _print_qr_code(ctx, enrollment.otpauth_uri)
+            ctx.say("Scan the QR code, or add the secret, in your authenticator app.")
+            if not sys.stdin.isatty():
+                ctx.say(
+                    "Nothing changes until you confirm with the code the app shows: "
+                    "`objectvision account two-factor enable --code CODE`."
+                )
+                return EXIT_OK
+            codes = client.confirm_two_factor(_read_code(ctx, why="no code given"))
+    _print_recovery_codes(
+        ctx, codes, "Two-factor authentication is on: logging in asks for a code from now on."
+    )
+    return EXIT_OK
+
+
+def cmd_two_factor_disable(ctx: Context) -> int:
+    password = _read_password(ctx)
+    code = _read_code(ctx, why="no code given")
+    with ctx.client() as client:
+        client.disable_two_factor(password, code)
+    ctx.say("Two-factor authentication is off: logging in takes the password alone again.")
+    return EXIT_OK
+
+
+def cmd_two_factor_recovery_codes(ctx: Context) -> int:
+    password = _read_password(ctx)
+    code = _read_code(ctx, why="no code given")
+    with ctx.client() as client:
+        codes = client.regenerate_recovery_codes(password, code)
+    _print_recovery_codes(ctx, codes, "New recovery codes: the earlier ones no longer work.")
     return EXIT_OK
 
 
@@ -700,11 +832,7 @@ def cmd_jobs_list(ctx: Context) -> int:
             status=ctx.args.status,
             kind=ctx.args.kind,
         )
-    if ctx.printed_json(_page_json(page)):
-        return EXIT_OK
-    print(jobs_table(page.items), file=ctx.stdout)
-    ctx.say_shown(page)
-    return EXIT_OK
+    return ctx.show(_page_json(page), jobs_table(page.items), page)
 
 
 def cmd_jobs_cancel(ctx: Context) -> int:
@@ -735,8 +863,6 @@ def cmd_models(ctx: Context) -> int:
     """The models the server serves, the default marked: what --model accepts."""
     with ctx.client() as client:
         models = client.models()
-    if ctx.printed_json([model.__dict__ | {"classes": list(model.classes)} for model in models]):
-        return EXIT_OK
     rows = [
         [
             model.name + (" (default)" if model.default else ""),
@@ -750,8 +876,10 @@ def cmd_models(ctx: Context) -> int:
         for model in models
     ]
     header = ["MODEL", "VERSION", "PRECISION", "DEVICE", "INPUT", "CLASSES", "STATE"]
-    print(format_table(header, rows, right=(4, 5)), file=ctx.stdout)
-    return EXIT_OK
+    return ctx.show(
+        [model.__dict__ | {"classes": list(model.classes)} for model in models],
+        format_table(header, rows, right=(4, 5)),
+    )
 
 
 def cmd_usage(ctx: Context) -> int:
@@ -802,8 +930,6 @@ def cmd_history(ctx: Context) -> int:
         page = client.history(
             limit=ctx.args.limit, offset=ctx.args.offset, class_name=ctx.args.class_name
         )
-    if ctx.printed_json(_page_json(page)):
-        return EXIT_OK
     rows = [
         [
             item.detection_id,
@@ -814,12 +940,8 @@ def cmd_history(ctx: Context) -> int:
         ]
         for item in page.items
     ]
-    print(
-        format_table(["ID", "CREATED", "FILE", "OBJECTS", "CLASSES"], rows, right=(3,)),
-        file=ctx.stdout,
-    )
-    ctx.say_shown(page)
-    return EXIT_OK
+    table = format_table(["ID", "CREATED", "FILE", "OBJECTS", "CLASSES"], rows, right=(3,))
+    return ctx.show(_page_json(page), table, page)
 
 
 def cmd_history_delete(ctx: Context) -> int:
@@ -854,8 +976,6 @@ def cmd_accounts_list(ctx: Context) -> int:
     """An admin looks accounts up by part of their email, or by id."""
     with ctx.client() as client:
         page = client.list_accounts(ctx.args.query, limit=ctx.args.limit, offset=ctx.args.offset)
-    if ctx.printed_json(_page_json(page)):
-        return EXIT_OK
     rows = [
         [
             account.id,
@@ -866,9 +986,8 @@ def cmd_accounts_list(ctx: Context) -> int:
         ]
         for account in page.items
     ]
-    print(format_table(["ID", "EMAIL", "STATE", "ROLE", "CREATED"], rows), file=ctx.stdout)
-    ctx.say_shown(page)
-    return EXIT_OK
+    table = format_table(["ID", "EMAIL", "STATE", "ROLE", "CREATED"], rows)
+    return ctx.show(_page_json(page), table, page)
 
 
 def cmd_accounts(ctx: Context) -> int:
@@ -902,8 +1021,6 @@ def cmd_keys_create(ctx: Context) -> int:
 def cmd_keys_list(ctx: Context) -> int:
     with ctx.client() as client:
         keys = client.list_api_keys()
-    if ctx.printed_json([key.raw for key in keys]):
-        return EXIT_OK
     rows = [
         [
             key.id,
@@ -918,8 +1035,7 @@ def cmd_keys_list(ctx: Context) -> int:
         for key in keys
     ]
     headers = ["ID", "NAME", "PREFIX", "SCOPES", "CREATED", "LAST USED", "EXPIRES", "STATUS"]
-    print(format_table(headers, rows), file=ctx.stdout)
-    return EXIT_OK
+    return ctx.show([key.raw for key in keys], format_table(headers, rows))
 
 
 def cmd_keys_revoke(ctx: Context) -> int:
@@ -932,8 +1048,6 @@ def cmd_keys_revoke(ctx: Context) -> int:
 def cmd_webhooks_list(ctx: Context) -> int:
     with ctx.client() as client:
         hooks = client.list_webhooks()
-    if ctx.printed_json([hook.raw for hook in hooks]):
-        return EXIT_OK
     rows = [
         [
             hook.id,
@@ -945,8 +1059,8 @@ def cmd_webhooks_list(ctx: Context) -> int:
         ]
         for hook in hooks
     ]
-    print(format_table(["ID", "URL", "EVENTS", "CREATED", "MADE WITH"], rows), file=ctx.stdout)
-    return EXIT_OK
+    table = format_table(["ID", "URL", "EVENTS", "CREATED", "MADE WITH"], rows)
+    return ctx.show([hook.raw for hook in hooks], table)
 
 
 def webhook_deliveries_table(deliveries: Sequence[WebhookDelivery]) -> str:
@@ -974,11 +1088,7 @@ def cmd_webhooks_deliveries(ctx: Context) -> int:
         page = client.list_webhook_deliveries(
             ctx.args.webhook_id, state=ctx.args.state, limit=ctx.args.limit, offset=ctx.args.offset
         )
-    if ctx.printed_json(page.raw):
-        return EXIT_OK
-    print(webhook_deliveries_table(page.items), file=ctx.stdout)
-    ctx.say_shown(page)
-    return EXIT_OK
+    return ctx.show(page.raw, webhook_deliveries_table(page.items), page)
 
 
 def cmd_webhooks_redeliver(ctx: Context) -> int:
@@ -1122,6 +1232,12 @@ def _add_password_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_code_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--code", help=f"{what} (prompted for at a terminal when left out)", metavar="CODE"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="objectvision",
@@ -1147,6 +1263,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     login = commands.add_parser("login", help="log in and save the session")
     _add_credentials(login)
+    _add_code_option(
+        login,
+        "for an account with two-factor authentication: the code its authenticator app "
+        "shows, or a recovery code",
+    )
     login.set_defaults(handler=cmd_login)
 
     forgot = commands.add_parser(
@@ -1194,6 +1315,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_password_options(delete_account)
     delete_account.set_defaults(handler=cmd_account_delete)
+    change_email = account_commands.add_parser(
+        "email",
+        help="sign in with another address, once the link mailed to it is opened "
+        "(your own address withdraws a waiting change)",
+    )
+    change_email.add_argument("--email", help="the new address (prompted when left out)")
+    _add_password_options(change_email)
+    change_email.set_defaults(handler=cmd_account_email)
+    two_factor = account_commands.add_parser(
+        "two-factor",
+        help="turn two-factor authentication (a code from an authenticator app at every "
+        "login) on or off, or renew its recovery codes",
+    )
+    two_factor_commands = two_factor.add_subparsers(
+        dest="two_factor_command", required=True, metavar="ACTION"
+    )
+    enable = two_factor_commands.add_parser(
+        "enable",
+        help="print a secret (and its QR code) for your authenticator app, then turn it on "
+        "with the app's first code",
+    )
+    _add_password_options(enable)
+    _add_code_option(
+        enable,
+        "the app's first code for the secret an earlier `enable` printed: turns it on, "
+        "with no password asked",
+    )
+    enable.set_defaults(handler=cmd_two_factor_enable)
+    for action, summary, handler in (
+        ("disable", "turn it off (with the password and a code)", cmd_two_factor_disable),
+        (
+            "recovery-codes",
+            "print new recovery codes; the earlier ones stop working",
+            cmd_two_factor_recovery_codes,
+        ),
+    ):
+        command = two_factor_commands.add_parser(action, help=summary)
+        _add_password_options(command)
+        _add_code_option(command, "a code from the authenticator app, or a recovery code")
+        command.set_defaults(handler=handler)
 
     detect = commands.add_parser("detect", help="detect objects in one or more images")
     detect.add_argument(

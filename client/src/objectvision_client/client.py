@@ -354,8 +354,9 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
     verify_email = _sync(ops.verify_email)
     resend_verification = _sync(ops.resend_verification)
 
-    def login(self, email: str, password: str) -> TokenPair:
-        tokens = self.run(ops.login(email, password))
+    def login(self, email: str, password: str, second_factor_code: str | None = None) -> TokenPair:
+        """Log in and keep the tokens (see operations.login for `second_factor_code`)."""
+        tokens = self.run(ops.login(email, password, second_factor_code))
         self._core.set_tokens(tokens)
         return tokens
 
@@ -376,6 +377,12 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
             self._core.set_tokens(None)
 
     me = _sync(ops.me)
+    change_email = _sync(ops.change_email)
+    start_two_factor = _sync(ops.start_two_factor)
+    confirm_two_factor = _sync(ops.confirm_two_factor)
+    regenerate_recovery_codes = _sync(ops.regenerate_recovery_codes)
+    disable_two_factor = _sync(ops.disable_two_factor)
+    disable_two_factor_for = _sync(ops.disable_two_factor_for)
     usage = _sync(ops.usage)
     set_quota = _sync(ops.set_quota)
     clear_quota = _sync(ops.clear_quota)
@@ -555,8 +562,10 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     verify_email = _async(ops.verify_email)
     resend_verification = _async(ops.resend_verification)
 
-    async def login(self, email: str, password: str) -> TokenPair:
-        tokens = await self.run(ops.login(email, password))
+    async def login(
+        self, email: str, password: str, second_factor_code: str | None = None
+    ) -> TokenPair:
+        tokens = await self.run(ops.login(email, password, second_factor_code))
         self._core.set_tokens(tokens)
         return tokens
 
@@ -575,6 +584,12 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
             self._core.set_tokens(None)
 
     me = _async(ops.me)
+    change_email = _async(ops.change_email)
+    start_two_factor = _async(ops.start_two_factor)
+    confirm_two_factor = _async(ops.confirm_two_factor)
+    regenerate_recovery_codes = _async(ops.regenerate_recovery_codes)
+    disable_two_factor = _async(ops.disable_two_factor)
+    disable_two_factor_for = _async(ops.disable_two_factor_for)
     usage = _async(ops.usage)
     set_quota = _async(ops.set_quota)
     clear_quota = _async(ops.clear_quota)

@@ -78,8 +78,33 @@ class User(_Answer):
     # Whether the address was confirmed with the link mailed to it (False from servers that
     # predate verification, which did not verify addresses at all).
     email_verified: bool = False
+    # A new address asked for and waiting for the link mailed to it (ADR 0033): `email` stays
+    # the sign-in address until that link is opened. None when none waits.
+    pending_email: str | None = None
+    pending_email_expires_at: datetime | None = None
+    # Whether logging in takes a code from an authenticator app too (ADR 0034; False from
+    # servers that predate it).
+    two_factor_enabled: bool = False
     name: str
     created_at: datetime
+
+
+class TwoFactorEnrollment(_Answer):
+    """An authenticator app's secret waiting for its first code (`confirm_two_factor`): as
+    text to type into the app, as the `otpauth://` URI a QR code carries, and as that QR code
+    (an SVG `data:` URI, for a page's `<img>`). Nothing changes at login until it is
+    confirmed."""
+
+    secret: str
+    otpauth_uri: str
+    qr_svg: str
+
+
+class RecoveryCodes(_Model):
+    """The answer that turns two-factor authentication on or renews its recovery codes: each
+    code logs in once in place of the app's, and this answer is the only time they are shown."""
+
+    recovery_codes: list[str]
 
 
 class AccountStatus(User):

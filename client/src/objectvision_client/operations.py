@@ -28,11 +28,13 @@ from objectvision_client.models import (
     HistoryPage,
     Job,
     JobsPage,
+    RecoveryCodes,
     Retention,
     ServedModel,
     SignUpAccepted,
     StoredDetection,
     TokenPair,
+    TwoFactorEnrollment,
     Usage,
     User,
     VideoFramesPage,
@@ -157,13 +159,17 @@ def signup(email: str, password: str, name: str) -> Operation[SignUpAccepted]:
     )
 
 
-def login(email: str, password: str) -> Operation[TokenPair]:
+def login(email: str, password: str, second_factor_code: str | None = None) -> Operation[TokenPair]:
+    """A token pair for the account. One with two-factor authentication on also needs
+    `second_factor_code` (its app's current code, or an unused recovery code): without one
+    the right password raises ObjectVisionError 401 `second_factor_required`, so the caller
+    can ask for the code and log in again with it; a wrong or used one raises 401
+    `invalid_second_factor`."""
+    body = {"email": email, "password": password}
+    if second_factor_code is not None:
+        body["second_factor_code"] = second_factor_code
     return Operation(
-        "POST",
-        "/api/v1/auth/login",
-        _json(TokenPair.from_json),
-        json={"email": email, "password": password},
-        authenticated=False,
+        "POST", "/api/v1/auth/login", _json(TokenPair.from_json), json=body, authenticated=False
     )
 
 
@@ -309,6 +315,84 @@ def set_account_status(
         f"/api/v1/users/{_segment(user_id)}/status",
         _json(AccountStatus.from_json),
         json=changes,
+    )
+
+
+def change_email(new_email: str, current_password: str) -> Operation[User]:
+    """Ask to sign in with `new_email` from now on, given the account's password. Nothing
+    changes yet: a link goes to `new_email`, and opening it (or `verify_email` with its
+    token) makes the change. The account as stored comes back, with `pending_email` set;
+    it looks the same whether or not another account has the address. The account's own
+    address withdraws a waiting change. A signed-in session only."""
+    return Operation(
+        "PATCH",
+        "/api/v1/users/me",
+        _json(User.from_json),
+        json={"email": new_email, "current_password": current_password},
+    )
+
+
+TWO_FACTOR = "/api/v1/users/me/two-factor"
+
+
+def _recovery_codes(body: object) -> list[str]:
+    return RecoveryCodes.from_json(body).recovery_codes
+
+
+def start_two_factor(current_password: str) -> Operation[TwoFactorEnrollment]:
+    """A new secret for an authenticator app, given the account's password (a wrong one
+    raises ObjectVisionError 403). Nothing changes at login until `confirm_two_factor` proves
+    the app has it; starting again replaces a secret not yet confirmed. An account with two-
+    factor authentication on already raises 409 `two_factor_enabled`. A signed-in session
+    only (ADR 0034), as are the other two-factor calls."""
+    return Operation(
+        "POST",
+        TWO_FACTOR,
+        _json(TwoFactorEnrollment.from_json),
+        json={"current_password": current_password},
+    )
+
+
+def confirm_two_factor(code: str) -> Operation[list[str]]:
+    """Turn two-factor authentication on with the app's first `code`; returns the ten
+    recovery codes, shown only in this answer: store them. A wrong code raises
+    ObjectVisionError 422 `invalid_second_factor`; with no secret started, 409
+    `no_two_factor_enrollment`."""
+    return Operation("POST", f"{TWO_FACTOR}/confirm", _json(_recovery_codes), json={"code": code})
+
+
+def regenerate_recovery_codes(current_password: str, code: str) -> Operation[list[str]]:
+    """New recovery codes, given the password and a `code` (the app's, or a recovery code);
+    every earlier recovery code stops working. Without two-factor authentication on,
+    ObjectVisionError 409 `two_factor_not_enabled`."""
+    return Operation(
+        "POST",
+        f"{TWO_FACTOR}/recovery-codes",
+        _json(_recovery_codes),
+        json={"current_password": current_password, "code": code},
+    )
+
+
+def disable_two_factor(current_password: str, code: str) -> Operation[None]:
+    """Turn two-factor authentication off, given the password and a `code` (the app's, or a
+    recovery code); the account's address is told."""
+    return Operation(
+        "DELETE",
+        TWO_FACTOR,
+        _nothing,
+        json={"current_password": current_password, "code": code},
+    )
+
+
+def disable_two_factor_for(user_id: str, current_password: str) -> Operation[None]:
+    """Admins: turn another account's two-factor authentication off, for an owner who lost
+    both the app and the recovery codes; `current_password` is the admin's own. The owner
+    is told by email."""
+    return Operation(
+        "DELETE",
+        f"/api/v1/users/{_segment(user_id)}/two-factor",
+        _nothing,
+        json={"current_password": current_password},
     )
 
 

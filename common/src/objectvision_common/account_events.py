@@ -26,6 +26,11 @@ USER_DELETED = "user.deleted"
 # An admin suspended the account, or restored it (ADR 0032): its owner is told either way.
 ACCOUNT_SUSPENDED = "user.suspended"
 ACCOUNT_RESTORED = "user.restored"
+# Security notices about the account's second factor (ADR 0034): turned on, turned off (by
+# its owner or an admin), and a recovery code used to log in.
+TWO_FACTOR_ENABLED = "user.two_factor_enabled"
+TWO_FACTOR_DISABLED = "user.two_factor_disabled"
+RECOVERY_CODE_USED = "user.recovery_code_used"
 # An API key was revoked: notification-service deletes the webhooks registered with it
 # (ADR 0026, amendment).
 API_KEY_REVOKED = "api_key.revoked"

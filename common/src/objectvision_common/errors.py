@@ -49,6 +49,11 @@ class AlreadyExists(DomainError, code="already_exists", status=StatusCode.ALREAD
 class Unauthenticated(DomainError, code="unauthenticated", status=StatusCode.UNAUTHENTICATED): ...
 
 
+class SecondFactorRequired(Unauthenticated, code="second_factor_required"):
+    """The password was right, and the account also needs a code from its authenticator app
+    (ADR 0034): the caller sends the login again with one. Not a failed guess."""
+
+
 class PermissionDenied(
     DomainError, code="permission_denied", status=StatusCode.PERMISSION_DENIED
 ): ...

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from gateway.auth.jwks import DEFAULT_MAX_AGE_SECONDS
 from objectvision_common.grpc_server import MAX_MESSAGE_BYTES
 from objectvision_common.settings import CommonSettings
 
@@ -141,6 +142,12 @@ class GatewaySettings(CommonSettings):
     rate_limit_resend_verification: RateLimitSetting = _rate_limit(
         "RATE_LIMIT_RESEND_VERIFICATION", limit=3, window_seconds=3600
     )
+    # Changes of address asked for by one signed-in account (ADR 0033): each mails a link to
+    # an address of the caller's choosing, so this caps the mail the account can send to
+    # strangers' inboxes.
+    rate_limit_email_change: RateLimitSetting = _rate_limit(
+        "RATE_LIMIT_EMAIL_CHANGE", limit=3, window_seconds=3600
+    )
     # Images fetched by URL for one account (ADR 0027): each URL is a download the gateway
     # makes on the caller's behalf from a host of their choosing, so it is counted per
     # account, before anything is fetched.
@@ -179,6 +186,11 @@ class GatewaySettings(CommonSettings):
     jwks_min_refresh_seconds: float = Field(
         default=10.0, ge=0, validation_alias="JWKS_MIN_REFRESH_SECONDS"
     )
+    # The key set is fetched again once it is this old, so a key the auth service no longer
+    # publishes (the end of a key rotation) stops verifying here within this time.
+    jwks_max_age_seconds: float = Field(
+        default=DEFAULT_MAX_AGE_SECONDS, gt=0, le=24 * 3600, validation_alias="JWKS_MAX_AGE_SECONDS"
+    )
     readiness_timeout_seconds: float = Field(
         default=2.0, gt=0, validation_alias="READINESS_TIMEOUT_SECONDS"
     )
@@ -186,20 +198,8 @@ class GatewaySettings(CommonSettings):
     @property
     def max_batch_bytes(self) -> int:
         """All images of one batch together: as many full-size files as fit in one call."""
-    # The key set is fetched again once it is this old, so a key the auth service no longer
-    # publishes (the end of a key rotation) stops verifying here within this time.
-    jwks_max_age_seconds: float = Field(
-        default=DEFAULT_MAX_AGE_SECONDS, gt=0, le=24 * 3600, validation_alias="JWKS_MAX_AGE_SECONDS"
-    )
         return min(self.max_batch_files * self.max_upload_bytes, MAX_IMAGE_BYTES_PER_CALL)
 
-    @field_validator("cors_origins", mode="before")
-    @classmethod
-    def _split_origins(cls, value: object) -> object:
-        """A comma-separated list in the environment."""
-        if isinstance(value, str):
-            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
-        return value
     @model_validator(mode="after")
     def _jwks_max_age_covers_the_refresh_interval(self) -> "GatewaySettings":
         """Refetches are never closer than JWKS_MIN_REFRESH_SECONDS, so a shorter maximum
@@ -208,3 +208,10 @@ class GatewaySettings(CommonSettings):
             raise ValueError("JWKS_MAX_AGE_SECONDS must be at least JWKS_MIN_REFRESH_SECONDS")
         return self
 
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """A comma-separated list in the environment."""
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value

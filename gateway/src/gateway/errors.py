@@ -161,6 +161,11 @@ def _trailer(metadata: Iterable[tuple[str, str | bytes]] | None, key: str) -> st
     return None
 
 
+def domain_code_of(error: grpc.aio.AioRpcError) -> str | None:
+    """The stable code a failed upstream call named (its `error-code` trailer), if any."""
+    return _trailer(error.trailing_metadata(), ERROR_CODE_TRAILER)
+
+
 def _retry_after(value: str | None) -> str | None:
     """Only a plain count of seconds is passed on; anything else is dropped."""
     if value is None or not (value.strip().isascii() and value.strip().isdigit()):

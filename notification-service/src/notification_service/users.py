@@ -24,6 +24,9 @@ class Contact:
     name: str
     notifications_enabled: bool
     active: bool
+    # The address the account waits to move to (ADR 0033), if any: the one other address a
+    # link may be mailed to.
+    pending_email: str | None = None
 
 
 class UserDirectory:
@@ -71,4 +74,5 @@ class UserDirectory:
             name=user.name,
             notifications_enabled=settings.notifications_enabled,
             active=user.is_active,
+            pending_email=user.pending_email or None,
         )

@@ -18,6 +18,8 @@ from auth_service.tokens.access import (
     IssuedAccessToken,
 )
 from auth_service.tokens.revocation import RevokedAccessTokens
+from auth_service.two_factor import service as two_factor_service
+from auth_service.two_factor.service import TwoFactorTerms
 from auth_service.users import service as users_service
 from auth_service.users.models import User
 from objectvision_common.errors import InvalidArgument, Unauthenticated
@@ -58,14 +60,20 @@ async def login(
     session: AsyncSession,
     passwords: PasswordHasher,
     tokens: SessionTokens,
+    two_factor: TwoFactorTerms,
     email: str,
     password: str,
+    second_factor_code: str | None = None,
 ) -> TokenPair:
-    """Check the credentials and open a new session (a new refresh-token family)."""
+    """Check the credentials, and for an account with a second factor its code (ADR 0034),
+    then open a new session (a new refresh-token family)."""
     user = await users_service.authenticate(
         session=session, passwords=passwords, email=email, password=password
     )
     now = utcnow()
+    await two_factor_service.check_login(
+        session=session, terms=two_factor, user=user, code=second_factor_code, now=now
+    )
     family_id = uuid.uuid4()
     refresh_token = refresh.issue(
         session=session,

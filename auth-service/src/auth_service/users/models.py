@@ -21,6 +21,13 @@ class User(Base):
     # When the current address was confirmed with an emailed link; None until then, and
     # again after every change of address (ADR 0029).
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A change of address waiting for the link mailed to the new one (ADR 0033): `email`
+    # stays the sign-in address until that link is opened, before this moment. Set for a
+    # taken address too (no link is sent then), so the account reads the same either way.
+    pending_email: Mapped[str | None] = mapped_column(String(320))
+    pending_email_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When a second factor was turned on (ADR 0034); None while logins need the password only.
+    two_factor_enabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     is_admin: Mapped[bool] = mapped_column(default=False, server_default=false())
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(

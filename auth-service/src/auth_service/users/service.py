@@ -174,6 +174,18 @@ def visible_user_id(*, caller: Caller, user_id: str) -> uuid.UUID:
     return target
 
 
+async def confirm_password(
+    *, passwords: PasswordHasher, caller: Caller, current_password: str | None, to: str
+) -> None:
+    """The caller's own password, given again for something a stolen session alone must not
+    do (`to`, as the refusal names it): InvalidArgument when missing, PermissionDenied when
+    wrong (which the gateway counts against RATE_LIMIT_PASSWORD_CONFIRM)."""
+    if not current_password:
+        raise InvalidArgument(f"current_password is required to {to}")
+    if not await passwords.verify(caller.user.password_hash, current_password):
+        raise PermissionDenied("current_password is incorrect")
+
+
 async def get_visible(*, session: AsyncSession, caller: Caller, user_id: str) -> User:
     target_id = visible_user_id(caller=caller, user_id=user_id)
     if target_id == caller.user.id:
@@ -203,40 +215,45 @@ async def update(
     session of the account, access tokens included (the caller logs in with it again), so a
     thief's session ends with the password it knew.
 
-    An address that already has another account is not an error: the email stays as it is,
-    the rest of the request applies, the answer is the account as stored (as for any change),
-    and the address's owner is told (`user.email_change_attempted`, at most one notice an hour
-    per account, shared with sign-up's). The answer still shows the unchanged email, so the
-    caller can tell; only a confirmation sent to the new address before the change applies
-    would hide that (SECURITY.md, known gaps).
+    A new address does not apply here (ADR 0033): it waits on the account as `pending_email`
+    until the link mailed to it is opened (`email_verifications.verify_email` makes the move
+    and announces it to the old address). An address that already has another account waits
+    just the same, with no link, and its owner is told instead (`user.email_change_attempted`,
+    at most one notice an hour per account, shared with sign-up's); so the answer, and every
+    read of the account after it, is the same whether or not the address was free. Asking
+    for the address the account has withdraws a waiting change.
 
-    A changed password or address is announced to the owner in the same commit
-    (`user.password_changed`; `user.email_changed`, mailed to the old address), so a thief
-    who knew the password cannot quietly take the account: its owner is told either way.
-
-    A changed address is unverified until its owner opens the link mailed to it in the same
-    commit (`user.email_verification_requested`); the old address's links stop working
-    (ADR 0029).
+    A changed password is announced to the owner in the same commit
+    (`user.password_changed`), so a thief who knew the password cannot quietly take the
+    account: its owner is told either way.
     """
     target = await get_visible(session=session, caller=caller, user_id=user_id)
     new_name = schemas.normalise_name(name) if name is not None else None
     new_email = schemas.new_account_email(email) if email is not None else None
     new_password = schemas.check_password(password) if password is not None else None
     if new_email is not None or new_password is not None:
-        if not current_password:
-            raise InvalidArgument("current_password is required to change email or password")
-        if not await passwords.verify(caller.user.password_hash, current_password):
-            raise PermissionDenied("current_password is incorrect")
+        await confirm_password(
+            passwords=passwords,
+            caller=caller,
+            current_password=current_password,
+            to="change email or password",
+        )
     now = utcnow()
     if new_name is not None:
         target.name = new_name
-    old_email = None
-    if new_email is not None and new_email != target.email:
+    if new_email == target.email:
+        await email_verifications.withdraw_change(session=session, user=target, now=now)
+    elif new_email is not None:
         owner = await get_by_email(session=session, email=new_email)
-        if owner is None:
-            old_email, target.email = target.email, new_email
-            target.email_verified_at = None
-        elif await notices.claim(owner.id):
+        await email_verifications.request_change(
+            session=session,
+            user=target,
+            new_email=new_email,
+            address_taken=owner is not None,
+            terms=verification,
+            now=now,
+        )
+        if owner is not None and await notices.claim(owner.id):
             await outbox.add_email_change_attempted(
                 session=session, user_id=owner.id, occurred_at=now
             )
@@ -246,17 +263,6 @@ async def update(
             session=session, revoked=revoked, user_id=target.id, now=now
         )
     target.updated_at = now
-    await _flush_unique_email(session)
-    # Staged after the flush, so a change that lost a race for its address stages no notice.
-    if old_email is not None:
-        await outbox.add_email_changed(
-            session=session,
-            user_id=target.id,
-            old_email=old_email,
-            new_email=target.email,
-            occurred_at=now,
-        )
-        await email_verifications.issue(session=session, user=target, terms=verification, now=now)
     if new_password is not None:
         await outbox.add_password_changed(
             session=session,
@@ -291,10 +297,12 @@ async def delete_account(
     the other services erase the user's data (ADR 0025). The row is locked first, so two
     deletions at once stage one event; the second finds no account (Unauthenticated).
     """
-    if not current_password:
-        raise InvalidArgument("current_password is required to delete the account")
-    if not await passwords.verify(caller.user.password_hash, current_password):
-        raise PermissionDenied("current_password is incorrect")
+    await confirm_password(
+        passwords=passwords,
+        caller=caller,
+        current_password=current_password,
+        to="delete the account",
+    )
     user = await session.get(User, caller.user.id, with_for_update=True, populate_existing=True)
     if user is None:
         raise Unauthenticated("the caller's account does not exist or is disabled")
@@ -398,8 +406,8 @@ async def set_status(
 async def _flush_unique_email(session: AsyncSession) -> None:
     """Flush; a concurrent writer that took the same email surfaces as AlreadyExists.
 
-    Only a race does (the address was free when looked up): for an email change that still
-    answers 409, and only to a caller racing a sign-up or email change to that very address.
+    Only a race does (the address was free when looked up), and sign-up turns it into the
+    answer a taken address gets.
     """
     try:
         await session.flush()

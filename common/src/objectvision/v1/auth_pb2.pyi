@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class User(_message.Message):
-    __slots__ = ("id", "email", "name", "is_admin", "is_active", "created_at", "updated_at", "email_verified")
+    __slots__ = ("id", "email", "name", "is_admin", "is_active", "created_at", "updated_at", "email_verified", "pending_email", "pending_email_expires_at", "two_factor_enabled")
     ID_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,9 @@ class User(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     EMAIL_VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    PENDING_EMAIL_FIELD_NUMBER: _ClassVar[int]
+    PENDING_EMAIL_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    TWO_FACTOR_ENABLED_FIELD_NUMBER: _ClassVar[int]
     id: str
     email: str
     name: str
@@ -29,7 +32,10 @@ class User(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     email_verified: bool
-    def __init__(self, id: _Optional[str] = ..., email: _Optional[str] = ..., name: _Optional[str] = ..., is_admin: _Optional[bool] = ..., is_active: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., email_verified: _Optional[bool] = ...) -> None: ...
+    pending_email: str
+    pending_email_expires_at: _timestamp_pb2.Timestamp
+    two_factor_enabled: bool
+    def __init__(self, id: _Optional[str] = ..., email: _Optional[str] = ..., name: _Optional[str] = ..., is_admin: _Optional[bool] = ..., is_active: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., email_verified: _Optional[bool] = ..., pending_email: _Optional[str] = ..., pending_email_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., two_factor_enabled: _Optional[bool] = ...) -> None: ...
 
 class SignUpRequest(_message.Message):
     __slots__ = ("email", "password", "name")
@@ -46,12 +52,14 @@ class SignUpResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class LoginRequest(_message.Message):
-    __slots__ = ("email", "password")
+    __slots__ = ("email", "password", "second_factor_code")
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    SECOND_FACTOR_CODE_FIELD_NUMBER: _ClassVar[int]
     email: str
     password: str
-    def __init__(self, email: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+    second_factor_code: str
+    def __init__(self, email: _Optional[str] = ..., password: _Optional[str] = ..., second_factor_code: _Optional[str] = ...) -> None: ...
 
 class TokenPair(_message.Message):
     __slots__ = ("access_token", "refresh_token", "token_type", "expires_in")
@@ -138,10 +146,12 @@ class VerifyEmailRequest(_message.Message):
     def __init__(self, token: _Optional[str] = ...) -> None: ...
 
 class VerifiedEmail(_message.Message):
-    __slots__ = ("email",)
+    __slots__ = ("email", "address_changed")
     EMAIL_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_CHANGED_FIELD_NUMBER: _ClassVar[int]
     email: str
-    def __init__(self, email: _Optional[str] = ...) -> None: ...
+    address_changed: bool
+    def __init__(self, email: _Optional[str] = ..., address_changed: _Optional[bool] = ...) -> None: ...
 
 class ResendEmailVerificationRequest(_message.Message):
     __slots__ = ()
@@ -284,3 +294,47 @@ class RevokeApiKeyRequest(_message.Message):
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     def __init__(self, key_id: _Optional[str] = ...) -> None: ...
+
+class StartTwoFactorEnrollmentRequest(_message.Message):
+    __slots__ = ("current_password",)
+    CURRENT_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    current_password: str
+    def __init__(self, current_password: _Optional[str] = ...) -> None: ...
+
+class TwoFactorEnrollment(_message.Message):
+    __slots__ = ("secret", "otpauth_uri")
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    OTPAUTH_URI_FIELD_NUMBER: _ClassVar[int]
+    secret: str
+    otpauth_uri: str
+    def __init__(self, secret: _Optional[str] = ..., otpauth_uri: _Optional[str] = ...) -> None: ...
+
+class ConfirmTwoFactorEnrollmentRequest(_message.Message):
+    __slots__ = ("code",)
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    def __init__(self, code: _Optional[str] = ...) -> None: ...
+
+class RecoveryCodes(_message.Message):
+    __slots__ = ("codes",)
+    CODES_FIELD_NUMBER: _ClassVar[int]
+    codes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, codes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RegenerateRecoveryCodesRequest(_message.Message):
+    __slots__ = ("current_password", "code")
+    CURRENT_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    current_password: str
+    code: str
+    def __init__(self, current_password: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+
+class DisableTwoFactorRequest(_message.Message):
+    __slots__ = ("user_id", "current_password", "code")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    current_password: str
+    code: str
+    def __init__(self, user_id: _Optional[str] = ..., current_password: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...

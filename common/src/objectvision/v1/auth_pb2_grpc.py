@@ -143,6 +143,26 @@ class AuthServiceStub:
                 request_serializer=objectvision_dot_v1_dot_auth__pb2.RevokeApiKeyRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.StartTwoFactorEnrollment = channel.unary_unary(
+                '/objectvision.v1.AuthService/StartTwoFactorEnrollment',
+                request_serializer=objectvision_dot_v1_dot_auth__pb2.StartTwoFactorEnrollmentRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_auth__pb2.TwoFactorEnrollment.FromString,
+                _registered_method=True)
+        self.ConfirmTwoFactorEnrollment = channel.unary_unary(
+                '/objectvision.v1.AuthService/ConfirmTwoFactorEnrollment',
+                request_serializer=objectvision_dot_v1_dot_auth__pb2.ConfirmTwoFactorEnrollmentRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_auth__pb2.RecoveryCodes.FromString,
+                _registered_method=True)
+        self.RegenerateRecoveryCodes = channel.unary_unary(
+                '/objectvision.v1.AuthService/RegenerateRecoveryCodes',
+                request_serializer=objectvision_dot_v1_dot_auth__pb2.RegenerateRecoveryCodesRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_auth__pb2.RecoveryCodes.FromString,
+                _registered_method=True)
+        self.DisableTwoFactor = channel.unary_unary(
+                '/objectvision.v1.AuthService/DisableTwoFactor',
+                request_serializer=objectvision_dot_v1_dot_auth__pb2.DisableTwoFactorRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -223,7 +243,9 @@ class AuthServiceServicer:
         the token is the credential, so no principal. Single use; an unknown, used, superseded
         or expired token, or one for an address the account no longer has, is one
         INVALID_ARGUMENT (`invalid_verification_token`). An address in ADMIN_EMAILS makes the
-        account an admin here, once verified, and nowhere else.
+        account an admin here, once verified, and nowhere else. A link mailed for a change of
+        address (ADR 0033) makes the change here: the new address becomes the account's, verified;
+        FAILED_PRECONDITION (`email_taken`) if another account has taken it meanwhile.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -305,6 +327,43 @@ class AuthServiceServicer:
 
     def RevokeApiKey(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartTwoFactorEnrollment(self, request, context):
+        """Two-factor authentication with a TOTP authenticator app (ADR 0034), from a signed-in
+        session only (PERMISSION_DENIED `session_required` for an API key).
+        A new secret for the caller's account, given its current password; it does nothing
+        until confirmed. FAILED_PRECONDITION `two_factor_enabled` when a confirmed one exists.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmTwoFactorEnrollment(self, request, context):
+        """Turns two-factor authentication on with a code from the app, and answers the recovery
+        codes, the only time they are shown. A wrong code is INVALID_ARGUMENT
+        `invalid_second_factor`; no enrollment waiting is FAILED_PRECONDITION
+        `no_two_factor_enrollment`. Stages `user.two_factor_enabled`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegenerateRecoveryCodes(self, request, context):
+        """New recovery codes for the caller (the old ones stop working), given the current password
+        and a code from the app. FAILED_PRECONDITION `two_factor_not_enabled` without one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableTwoFactor(self, request, context):
+        """Turns it off: the caller's own, with the current password and a code (from the app or a
+        recovery code); or, for an admin, another account's with the admin's own password and no
+        code (the owner lost both). Stages `user.two_factor_disabled`.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -415,6 +474,26 @@ def add_AuthServiceServicer_to_server(servicer, server):
             'RevokeApiKey': grpc.unary_unary_rpc_method_handler(
                     servicer.RevokeApiKey,
                     request_deserializer=objectvision_dot_v1_dot_auth__pb2.RevokeApiKeyRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'StartTwoFactorEnrollment': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartTwoFactorEnrollment,
+                    request_deserializer=objectvision_dot_v1_dot_auth__pb2.StartTwoFactorEnrollmentRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_auth__pb2.TwoFactorEnrollment.SerializeToString,
+            ),
+            'ConfirmTwoFactorEnrollment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmTwoFactorEnrollment,
+                    request_deserializer=objectvision_dot_v1_dot_auth__pb2.ConfirmTwoFactorEnrollmentRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_auth__pb2.RecoveryCodes.SerializeToString,
+            ),
+            'RegenerateRecoveryCodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegenerateRecoveryCodes,
+                    request_deserializer=objectvision_dot_v1_dot_auth__pb2.RegenerateRecoveryCodesRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_auth__pb2.RecoveryCodes.SerializeToString,
+            ),
+            'DisableTwoFactor': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableTwoFactor,
+                    request_deserializer=objectvision_dot_v1_dot_auth__pb2.DisableTwoFactorRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
             ),
     }
@@ -986,6 +1065,114 @@ class AuthService:
             target,
             '/objectvision.v1.AuthService/RevokeApiKey',
             objectvision_dot_v1_dot_auth__pb2.RevokeApiKeyRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartTwoFactorEnrollment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.AuthService/StartTwoFactorEnrollment',
+            objectvision_dot_v1_dot_auth__pb2.StartTwoFactorEnrollmentRequest.SerializeToString,
+            objectvision_dot_v1_dot_auth__pb2.TwoFactorEnrollment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmTwoFactorEnrollment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.AuthService/ConfirmTwoFactorEnrollment',
+            objectvision_dot_v1_dot_auth__pb2.ConfirmTwoFactorEnrollmentRequest.SerializeToString,
+            objectvision_dot_v1_dot_auth__pb2.RecoveryCodes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegenerateRecoveryCodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.AuthService/RegenerateRecoveryCodes',
+            objectvision_dot_v1_dot_auth__pb2.RegenerateRecoveryCodesRequest.SerializeToString,
+            objectvision_dot_v1_dot_auth__pb2.RecoveryCodes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableTwoFactor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.AuthService/DisableTwoFactor',
+            objectvision_dot_v1_dot_auth__pb2.DisableTwoFactorRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
             options,
             channel_credentials,

@@ -70,7 +70,9 @@ class AuthServiceStub:
     the token is the credential, so no principal. Single use; an unknown, used, superseded
     or expired token, or one for an address the account no longer has, is one
     INVALID_ARGUMENT (`invalid_verification_token`). An address in ADMIN_EMAILS makes the
-    account an admin here, once verified, and nowhere else.
+    account an admin here, once verified, and nowhere else. A link mailed for a change of
+    address (ADR 0033) makes the change here: the new address becomes the account's, verified;
+    FAILED_PRECONDITION (`email_taken`) if another account has taken it meanwhile.
     """
     ResendEmailVerification: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ResendEmailVerificationRequest, _empty_pb2.Empty]
     """Mails a new verification link to the caller's address, ending the earlier ones; a
@@ -101,6 +103,27 @@ class AuthServiceStub:
     CreateApiKey: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateApiKeyRequest, _auth_pb2.CreatedApiKey]
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListApiKeysRequest, _auth_pb2.ListApiKeysResponse]
     RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RevokeApiKeyRequest, _empty_pb2.Empty]
+    StartTwoFactorEnrollment: _grpc.UnaryUnaryMultiCallable[_auth_pb2.StartTwoFactorEnrollmentRequest, _auth_pb2.TwoFactorEnrollment]
+    """Two-factor authentication with a TOTP authenticator app (ADR 0034), from a signed-in
+    session only (PERMISSION_DENIED `session_required` for an API key).
+    A new secret for the caller's account, given its current password; it does nothing
+    until confirmed. FAILED_PRECONDITION `two_factor_enabled` when a confirmed one exists.
+    """
+    ConfirmTwoFactorEnrollment: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ConfirmTwoFactorEnrollmentRequest, _auth_pb2.RecoveryCodes]
+    """Turns two-factor authentication on with a code from the app, and answers the recovery
+    codes, the only time they are shown. A wrong code is INVALID_ARGUMENT
+    `invalid_second_factor`; no enrollment waiting is FAILED_PRECONDITION
+    `no_two_factor_enrollment`. Stages `user.two_factor_enabled`.
+    """
+    RegenerateRecoveryCodes: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RegenerateRecoveryCodesRequest, _auth_pb2.RecoveryCodes]
+    """New recovery codes for the caller (the old ones stop working), given the current password
+    and a code from the app. FAILED_PRECONDITION `two_factor_not_enabled` without one.
+    """
+    DisableTwoFactor: _grpc.UnaryUnaryMultiCallable[_auth_pb2.DisableTwoFactorRequest, _empty_pb2.Empty]
+    """Turns it off: the caller's own, with the current password and a code (from the app or a
+    recovery code); or, for an admin, another account's with the admin's own password and no
+    code (the owner lost both). Stages `user.two_factor_disabled`.
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -142,7 +165,9 @@ class AuthServiceAsyncStub(AuthServiceStub):
     the token is the credential, so no principal. Single use; an unknown, used, superseded
     or expired token, or one for an address the account no longer has, is one
     INVALID_ARGUMENT (`invalid_verification_token`). An address in ADMIN_EMAILS makes the
-    account an admin here, once verified, and nowhere else.
+    account an admin here, once verified, and nowhere else. A link mailed for a change of
+    address (ADR 0033) makes the change here: the new address becomes the account's, verified;
+    FAILED_PRECONDITION (`email_taken`) if another account has taken it meanwhile.
     """
     ResendEmailVerification: _aio.UnaryUnaryMultiCallable[_auth_pb2.ResendEmailVerificationRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Mails a new verification link to the caller's address, ending the earlier ones; a
@@ -173,6 +198,27 @@ class AuthServiceAsyncStub(AuthServiceStub):
     CreateApiKey: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateApiKeyRequest, _auth_pb2.CreatedApiKey]  # type: ignore[assignment]
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListApiKeysRequest, _auth_pb2.ListApiKeysResponse]  # type: ignore[assignment]
     RevokeApiKey: _aio.UnaryUnaryMultiCallable[_auth_pb2.RevokeApiKeyRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    StartTwoFactorEnrollment: _aio.UnaryUnaryMultiCallable[_auth_pb2.StartTwoFactorEnrollmentRequest, _auth_pb2.TwoFactorEnrollment]  # type: ignore[assignment]
+    """Two-factor authentication with a TOTP authenticator app (ADR 0034), from a signed-in
+    session only (PERMISSION_DENIED `session_required` for an API key).
+    A new secret for the caller's account, given its current password; it does nothing
+    until confirmed. FAILED_PRECONDITION `two_factor_enabled` when a confirmed one exists.
+    """
+    ConfirmTwoFactorEnrollment: _aio.UnaryUnaryMultiCallable[_auth_pb2.ConfirmTwoFactorEnrollmentRequest, _auth_pb2.RecoveryCodes]  # type: ignore[assignment]
+    """Turns two-factor authentication on with a code from the app, and answers the recovery
+    codes, the only time they are shown. A wrong code is INVALID_ARGUMENT
+    `invalid_second_factor`; no enrollment waiting is FAILED_PRECONDITION
+    `no_two_factor_enrollment`. Stages `user.two_factor_enabled`.
+    """
+    RegenerateRecoveryCodes: _aio.UnaryUnaryMultiCallable[_auth_pb2.RegenerateRecoveryCodesRequest, _auth_pb2.RecoveryCodes]  # type: ignore[assignment]
+    """New recovery codes for the caller (the old ones stop working), given the current password
+    and a code from the app. FAILED_PRECONDITION `two_factor_not_enabled` without one.
+    """
+    DisableTwoFactor: _aio.UnaryUnaryMultiCallable[_auth_pb2.DisableTwoFactorRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    """Turns it off: the caller's own, with the current password and a code (from the app or a
+    recovery code); or, for an admin, another account's with the admin's own password and no
+    code (the owner lost both). Stages `user.two_factor_disabled`.
+    """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     """Accounts, credentials and per-user settings. The gateway verifies access tokens itself
@@ -271,7 +317,9 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         the token is the credential, so no principal. Single use; an unknown, used, superseded
         or expired token, or one for an address the account no longer has, is one
         INVALID_ARGUMENT (`invalid_verification_token`). An address in ADMIN_EMAILS makes the
-        account an admin here, once verified, and nowhere else.
+        account an admin here, once verified, and nowhere else. A link mailed for a change of
+        address (ADR 0033) makes the change here: the new address becomes the account's, verified;
+        FAILED_PRECONDITION (`email_taken`) if another account has taken it meanwhile.
         """
 
     @_abc_1.abstractmethod
@@ -368,5 +416,50 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.RevokeApiKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]: ...
+
+    @_abc_1.abstractmethod
+    def StartTwoFactorEnrollment(
+        self,
+        request: _auth_pb2.StartTwoFactorEnrollmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.TwoFactorEnrollment, _abc.Awaitable[_auth_pb2.TwoFactorEnrollment]]:
+        """Two-factor authentication with a TOTP authenticator app (ADR 0034), from a signed-in
+        session only (PERMISSION_DENIED `session_required` for an API key).
+        A new secret for the caller's account, given its current password; it does nothing
+        until confirmed. FAILED_PRECONDITION `two_factor_enabled` when a confirmed one exists.
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmTwoFactorEnrollment(
+        self,
+        request: _auth_pb2.ConfirmTwoFactorEnrollmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.RecoveryCodes, _abc.Awaitable[_auth_pb2.RecoveryCodes]]:
+        """Turns two-factor authentication on with a code from the app, and answers the recovery
+        codes, the only time they are shown. A wrong code is INVALID_ARGUMENT
+        `invalid_second_factor`; no enrollment waiting is FAILED_PRECONDITION
+        `no_two_factor_enrollment`. Stages `user.two_factor_enabled`.
+        """
+
+    @_abc_1.abstractmethod
+    def RegenerateRecoveryCodes(
+        self,
+        request: _auth_pb2.RegenerateRecoveryCodesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.RecoveryCodes, _abc.Awaitable[_auth_pb2.RecoveryCodes]]:
+        """New recovery codes for the caller (the old ones stop working), given the current password
+        and a code from the app. FAILED_PRECONDITION `two_factor_not_enabled` without one.
+        """
+
+    @_abc_1.abstractmethod
+    def DisableTwoFactor(
+        self,
+        request: _auth_pb2.DisableTwoFactorRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
+        """Turns it off: the caller's own, with the current password and a code (from the app or a
+        recovery code); or, for an admin, another account's with the admin's own password and no
+        code (the owner lost both). Stages `user.two_factor_disabled`.
+        """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Event(_message.Message):
-    __slots__ = ("id", "type", "occurred_at", "user_id", "trace_context", "user_registered", "job_progress", "job_finished", "password_reset_requested", "password_changed", "email_changed", "user_deleted", "email_verification_requested", "api_key_revoked", "account_status_changed")
+    __slots__ = ("id", "type", "occurred_at", "user_id", "trace_context", "user_registered", "job_progress", "job_finished", "password_reset_requested", "password_changed", "email_changed", "user_deleted", "email_verification_requested", "api_key_revoked", "account_status_changed", "two_factor_changed")
     class TraceContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,7 @@ class Event(_message.Message):
     EMAIL_VERIFICATION_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     API_KEY_REVOKED_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_STATUS_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    TWO_FACTOR_CHANGED_FIELD_NUMBER: _ClassVar[int]
     id: str
     type: str
     occurred_at: _timestamp_pb2.Timestamp
@@ -50,7 +51,16 @@ class Event(_message.Message):
     email_verification_requested: EmailVerificationRequested
     api_key_revoked: ApiKeyRevoked
     account_status_changed: AccountStatusChanged
-    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., user_registered: _Optional[_Union[UserRegistered, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., job_finished: _Optional[_Union[JobFinished, _Mapping]] = ..., password_reset_requested: _Optional[_Union[PasswordResetRequested, _Mapping]] = ..., password_changed: _Optional[_Union[PasswordChanged, _Mapping]] = ..., email_changed: _Optional[_Union[EmailChanged, _Mapping]] = ..., user_deleted: _Optional[_Union[UserDeleted, _Mapping]] = ..., email_verification_requested: _Optional[_Union[EmailVerificationRequested, _Mapping]] = ..., api_key_revoked: _Optional[_Union[ApiKeyRevoked, _Mapping]] = ..., account_status_changed: _Optional[_Union[AccountStatusChanged, _Mapping]] = ...) -> None: ...
+    two_factor_changed: TwoFactorChanged
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., user_registered: _Optional[_Union[UserRegistered, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., job_finished: _Optional[_Union[JobFinished, _Mapping]] = ..., password_reset_requested: _Optional[_Union[PasswordResetRequested, _Mapping]] = ..., password_changed: _Optional[_Union[PasswordChanged, _Mapping]] = ..., email_changed: _Optional[_Union[EmailChanged, _Mapping]] = ..., user_deleted: _Optional[_Union[UserDeleted, _Mapping]] = ..., email_verification_requested: _Optional[_Union[EmailVerificationRequested, _Mapping]] = ..., api_key_revoked: _Optional[_Union[ApiKeyRevoked, _Mapping]] = ..., account_status_changed: _Optional[_Union[AccountStatusChanged, _Mapping]] = ..., two_factor_changed: _Optional[_Union[TwoFactorChanged, _Mapping]] = ...) -> None: ...
+
+class TwoFactorChanged(_message.Message):
+    __slots__ = ("method", "recovery_codes_left")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    RECOVERY_CODES_LEFT_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    recovery_codes_left: int
+    def __init__(self, method: _Optional[str] = ..., recovery_codes_left: _Optional[int] = ...) -> None: ...
 
 class ApiKeyRevoked(_message.Message):
     __slots__ = ("key_id",)
@@ -69,16 +79,18 @@ class PasswordResetRequested(_message.Message):
     def __init__(self, token: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sealed_token: _Optional[str] = ...) -> None: ...
 
 class EmailVerificationRequested(_message.Message):
-    __slots__ = ("token", "email", "expires_at", "sealed_token")
+    __slots__ = ("token", "email", "expires_at", "sealed_token", "change_of_address")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     SEALED_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_OF_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     token: str
     email: str
     expires_at: _timestamp_pb2.Timestamp
     sealed_token: str
-    def __init__(self, token: _Optional[str] = ..., email: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sealed_token: _Optional[str] = ...) -> None: ...
+    change_of_address: bool
+    def __init__(self, token: _Optional[str] = ..., email: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sealed_token: _Optional[str] = ..., change_of_address: _Optional[bool] = ...) -> None: ...
 
 class PasswordChanged(_message.Message):
     __slots__ = ("method",)

@@ -327,7 +327,11 @@ async def login_credentials(request: Request) -> LoginCredentials:
             parsed = LoginJson.model_validate_json(await request.body())
         except ValidationError as exc:
             raise _body_validation_error(exc) from exc
-        return LoginCredentials(email=parsed.email, password=parsed.password)
+        return LoginCredentials(
+            email=parsed.email,
+            password=parsed.password,
+            second_factor_code=parsed.second_factor_code,
+        )
     if media_type in _FORM_TYPES:
         async with request.form(max_files=0, max_fields=16) as form:
             fields = {key: value for key, value in form.items() if isinstance(value, str)}
@@ -335,7 +339,11 @@ async def login_credentials(request: Request) -> LoginCredentials:
             form_data = LoginForm.model_validate(fields)
         except ValidationError as exc:
             raise _body_validation_error(exc) from exc
-        return LoginCredentials(email=form_data.username, password=form_data.password)
+        return LoginCredentials(
+            email=form_data.username,
+            password=form_data.password,
+            second_factor_code=form_data.second_factor_code,
+        )
     raise ApiError(
         415,
         "unsupported_media_type",

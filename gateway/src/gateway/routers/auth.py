@@ -18,7 +18,7 @@ from gateway.auth.dependencies import (
     throttle_verify_email,
 )
 from gateway.dependencies import PublicUpstream
-from gateway.errors import SERVER_ERRORS, error_responses
+from gateway.errors import SERVER_ERRORS, domain_code_of, error_responses
 from gateway.ratelimit import OPENAPI_HEADERS as RATE_LIMIT_HEADERS
 from gateway.schemas.auth import (
     EmailVerifiedOut,
@@ -35,6 +35,7 @@ from gateway.schemas.auth import (
     VerifyEmailIn,
 )
 from objectvision.v1 import auth_pb2
+from objectvision_common.errors import SecondFactorRequired
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=error_responses(*SERVER_ERRORS))
 
@@ -90,13 +91,25 @@ async def signup(body: SignUpIn, upstream: PublicUpstream) -> SignUpAcceptedOut:
 async def login(
     credentials: ThrottledLoginCredentials, failures: LoginFailuresDep, upstream: PublicUpstream
 ) -> TokenPairOut:
+    """For an account with two-factor authentication (ADR 0034) the right password alone is
+    401 `second_factor_required`: send the same request again with `second_factor_code`, the
+    authenticator app's code or a recovery code (a wrong one is 401 `invalid_second_factor`).
+    Wrong passwords and wrong codes count against the login limits alike."""
     try:
         pair = await upstream.call(
             upstream.auth.Login,
-            auth_pb2.LoginRequest(email=credentials.email, password=credentials.password),
+            auth_pb2.LoginRequest(
+                email=credentials.email,
+                password=credentials.password,
+                second_factor_code=credentials.second_factor_code,
+            ),
         )
     except grpc.aio.AioRpcError as error:
-        if error.code() == grpc.StatusCode.UNAUTHENTICATED:
+        # The password was right when only the code is missing: not a failed guess.
+        if (
+            error.code() == grpc.StatusCode.UNAUTHENTICATED
+            and domain_code_of(error) != SecondFactorRequired.code
+        ):
             await failures.record(credentials.email)
         raise
     return _token_pair(pair)
@@ -179,7 +192,7 @@ async def reset_password(body: ResetPasswordIn, upstream: PublicUpstream) -> Non
     "/verify-email",
     summary="Confirm the account's email address with the token of an emailed link",
     dependencies=[Depends(throttle_verify_email)],
-    responses={**error_responses(413, 422, 429), 200: {"headers": RATE_LIMIT_HEADERS}},
+    responses={**error_responses(409, 413, 422, 429), 200: {"headers": RATE_LIMIT_HEADERS}},
 )
 async def verify_email(body: VerifyEmailIn, upstream: PublicUpstream) -> EmailVerifiedOut:
     """Mark the address the link was sent to as verified and use the link up. No session is
@@ -189,14 +202,20 @@ async def verify_email(body: VerifyEmailIn, upstream: PublicUpstream) -> EmailVe
     `ADMIN_EMAILS` makes its account an admin now, not at sign-up (log in again for a token
     that says so).
 
+    A link mailed for a change of address (`PATCH /users/me` with a new `email`) makes the
+    change now: the new address becomes the one to sign in with, verified
+    (`address_changed: true`), and the old address is told. If another account has taken
+    the address meanwhile, nothing changes: 409 `email_taken`.
+
     A token that is unknown, already used, replaced by a newer link, expired or sent to an
-    address the account no longer has is one 422 `invalid_verification_token`, whichever it
-    was: ask for a new link (`POST /api/v1/auth/resend-verification`).
+    address the account no longer has (or no longer waits to move to) is one 422
+    `invalid_verification_token`, whichever it was: ask for a new link
+    (`POST /api/v1/auth/resend-verification`, or the change again).
     """
     verified = await upstream.call(
         upstream.auth.VerifyEmail, auth_pb2.VerifyEmailRequest(token=body.token)
     )
-    return EmailVerifiedOut(email=verified.email)
+    return EmailVerifiedOut(email=verified.email, address_changed=verified.address_changed)
 
 
 async def resend_verification(

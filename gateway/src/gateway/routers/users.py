@@ -16,12 +16,13 @@ from fastapi import Depends, Query
 
 from gateway.auth.dependencies import (
     AccountUpstream,
+    AttemptsDep,
     CurrentPrincipal,
     PasswordConfirmationsDep,
     UserUpstream,
     signed_in_router,
 )
-from gateway.dependencies import PageLimit, PageOffset
+from gateway.dependencies import PageLimit, PageOffset, SettingsDep
 from gateway.errors import error_responses
 from gateway.schemas.base import UNICODE_TEXT
 from gateway.schemas.users import (
@@ -74,16 +75,28 @@ async def get_me(user: CurrentUser) -> UserOut:
 @router.patch(
     "/me",
     summary="Change the caller's profile",
-    responses=error_responses(403, 409, 413, 422, 429),
+    responses=error_responses(403, 413, 422, 429),
 )
 async def update_me(
     body: UserUpdateIn,
     principal: CurrentPrincipal,
     upstream: AccountUpstream,
     confirmations: PasswordConfirmationsDep,
+    settings: SettingsDep,
+    attempts: AttemptsDep,
 ) -> UserOut:
     """A new email or password needs `current_password`; wrong ones are limited per account
-    (RATE_LIMIT_PASSWORD_CONFIRM, then 429)."""
+    (RATE_LIMIT_PASSWORD_CONFIRM, then 429).
+
+    A new email does not change the sign-in address yet (ADR 0033): it waits as
+    `pending_email`, a link goes to it, and opening that link
+    (`POST /api/v1/auth/verify-email`) makes the change. The answer is the same whether or
+    not another account has the address (that account's owner is told instead, and no link
+    is sent). Asking for the current address withdraws a waiting change. Changes of address
+    are limited per account (RATE_LIMIT_EMAIL_CHANGE, then 429), since each mails a stranger's
+    inbox."""
+    if body.email is not None:
+        await attempts.take_one("email-change", principal.user_id, settings.rate_limit_email_change)
     if body.current_password is None:
         return await _update_user(upstream, principal.user_id, body)
     return await confirmations.confirm(lambda: _update_user(upstream, principal.user_id, body))
@@ -166,7 +179,7 @@ async def get_user(user: VisibleUser) -> UserOut:
 @router.patch(
     "/{user_id:uuid}",
     summary="Change a user's profile",
-    responses=error_responses(403, 404, 409, 413, 422),
+    responses=error_responses(403, 404, 413, 422),
 )
 async def update_user(user_id: uuid.UUID, body: UserUpdateIn, upstream: AccountUpstream) -> UserOut:
     return await _update_user(upstream, str(user_id), body)

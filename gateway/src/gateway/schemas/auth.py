@@ -71,11 +71,24 @@ class SignUpAcceptedOut(ApiModel):
     )
 
 
+SecondFactorCode = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        description="For an account with two-factor authentication: the code its "
+        "authenticator app shows now, or an unused recovery code (ADR 0034).",
+    ),
+    UNICODE_TEXT,
+]
+
+
 class LoginJson(ApiModel):
     """Login credentials as JSON."""
 
     email: LoginEmail
     password: Password
+    second_factor_code: SecondFactorCode | None = None
 
 
 class LoginForm(ApiModel):
@@ -89,6 +102,7 @@ class LoginForm(ApiModel):
     username: LoginEmail
     password: Password
     grant_type: Literal["password"] = "password"
+    second_factor_code: SecondFactorCode | None = None
 
 
 class LoginCredentials(ApiModel):
@@ -96,6 +110,7 @@ class LoginCredentials(ApiModel):
 
     email: str
     password: str
+    second_factor_code: str | None = None
 
 
 class TokenPairOut(ApiModel):
@@ -137,6 +152,11 @@ class EmailVerifiedOut(ApiModel):
 
     email: str = Field(description="The account's address, now verified.")
     email_verified: Literal[True] = True
+    address_changed: bool = Field(
+        default=False,
+        description="True when the link confirmed a change of address: `email` is now the "
+        "address to sign in with.",
+    )
 
 
 class VerificationResentOut(ApiModel):

@@ -15,10 +15,25 @@ _NEEDS_CURRENT_PASSWORD = ("email", "password")
 
 class UserOut(ProtoMirror):
     id: str
-    email: str
+    email: str = Field(
+        description="The sign-in address. A change asked for does not show here until the "
+        "link mailed to the new address is opened (see `pending_email`)."
+    )
     email_verified: bool = Field(
-        description="Whether the address was confirmed with the link mailed to it; false "
-        "after every change of address until the new one is confirmed."
+        description="Whether the address was confirmed with the link mailed to it."
+    )
+    pending_email: str | None = Field(
+        default=None,
+        description="A new address asked for with PATCH, waiting for the link mailed to it "
+        "(ADR 0033); null when none waits or the link has expired. Asking for the current "
+        "address withdraws it.",
+    )
+    pending_email_expires_at: datetime | None = Field(
+        default=None, description="When the waiting change's link stops working."
+    )
+    two_factor_enabled: bool = Field(
+        default=False,
+        description="Whether logging in takes a code from an authenticator app too (ADR 0034).",
     )
     name: str
     created_at: datetime

@@ -7,6 +7,7 @@ account's erasure runs before that commit, in idempotent chunks of its own: an e
 erasure died half-way has no row yet, and its redelivery erases the rest.
 """
 
+import functools
 import json
 import logging
 import uuid
@@ -29,7 +30,7 @@ from notification_service.links import ConsoleLinks
 from notification_service.mail.headers import UnsafeHeaderError
 from notification_service.mail.render import EmailRenderer, RenderedEmail
 from notification_service.progress.hub import JOB_COMPLETED, JOB_FAILED, JOB_TYPES, ProgressHub
-from notification_service.users import UserDirectory
+from notification_service.users import Contact, UserDirectory
 from notification_service.webhooks import service as webhooks_service
 from objectvision.v1 import notification_pb2
 from objectvision_common.account_events import (
@@ -41,7 +42,10 @@ from objectvision_common.account_events import (
     EMAIL_VERIFICATION_REQUESTED,
     PASSWORD_CHANGED,
     PASSWORD_RESET_REQUESTED,
+    RECOVERY_CODE_USED,
     SIGNUP_ATTEMPTED,
+    TWO_FACTOR_DISABLED,
+    TWO_FACTOR_ENABLED,
     USER_DELETED,
     USER_REGISTERED,
 )
@@ -53,6 +57,8 @@ logger = logging.getLogger(__name__)
 # event names only the account, whose owner is told.
 ADDRESS_NOTICES = (SIGNUP_ATTEMPTED, EMAIL_CHANGE_ATTEMPTED)
 ACCOUNT_STATUS_NOTICES = (ACCOUNT_SUSPENDED, ACCOUNT_RESTORED)
+# The account's second factor was turned on or off, or a recovery code logged in (ADR 0034).
+SECOND_FACTOR_NOTICES = (TWO_FACTOR_ENABLED, TWO_FACTOR_DISABLED, RECOVERY_CODE_USED)
 # The final job events that send the owner a report. Not job.cancelled: its owner has just
 # stopped the job and would be told of a job they chose not to finish (ADR 0022).
 REPORTED_JOB_EVENTS = frozenset({JOB_COMPLETED, JOB_FAILED})
@@ -208,6 +214,12 @@ class EventHandler:
             return await self._password_changed(event)
         if event.type == EMAIL_CHANGED and event.HasField("email_changed") and event.user_id:
             return await self._email_changed(event)
+        if (
+            event.type in SECOND_FACTOR_NOTICES
+            and event.HasField("two_factor_changed")
+            and event.user_id
+        ):
+            return await self._two_factor_changed(event)
         if event.type in REPORTED_JOB_EVENTS and event.HasField("job_finished") and event.user_id:
             contact = await self.users.contact(event.user_id)
             if contact is None or not contact.active or not contact.notifications_enabled:
@@ -277,15 +289,24 @@ class EventHandler:
         """The reset link, to the address and name the account has now (looked up as for the
         address notices)."""
         requested = event.password_reset_requested
-        return await self._link_email(event, requested, self.renderer.password_reset, address=None)
+        return await self._link_email(event, requested, self.renderer.password_reset)
 
     async def _email_verification(self, event: notification_pb2.Event) -> list[NewDelivery]:
         """The verification link, to the address it confirms (from the event) and only while
-        the account still has that address: after a later change the link could not work, and
-        the mail would go to an address the account has left."""
+        the account still has that address, or for a change of address (ADR 0033) still
+        waits to move to it: otherwise the link could not work, and the mail would go to an
+        address the account has left or given up."""
         requested = event.email_verification_requested
+        change = requested.change_of_address
         return await self._link_email(
-            event, requested, self.renderer.email_verification, address=requested.email
+            event,
+            requested,
+            functools.partial(self.renderer.email_verification, change_of_address=change),
+            recipient=lambda contact: (
+                requested.email
+                if requested.email == (contact.pending_email if change else contact.email)
+                else None
+            ),
         )
 
     async def _link_email(
@@ -294,18 +315,21 @@ class EventHandler:
         requested: SealedLink,
         render: LinkRenderer,
         *,
-        address: str | None,
+        recipient: Callable[[Contact], str | None] = lambda contact: contact.email,
     ) -> list[NewDelivery]:
-        """An emailed link (reset or verification), to `address`, or to the account's own
-        address when None, and only while the account has it. Sent whatever the
-        notifications switch says; not to inactive or deleted accounts, and not once the link
-        has expired (after a long outage it could only fail). The token goes into the
+        """An emailed link (reset or verification), to the address `recipient` picks from
+        the account as it is now (by default its own), none when it picks none. Sent whatever
+        the notifications switch says; not to inactive or deleted accounts, and not once the
+        link has expired (after a long outage it could only fail). The token goes into the
         rendered email, sealed, and nowhere else: never into a log line."""
         expires_at = requested.expires_at.ToDatetime(UTC)
         if expires_at <= datetime.now(UTC):
             return []
         contact = await self.users.contact(event.user_id)
-        if contact is None or not contact.active or address not in (None, contact.email):
+        if contact is None or not contact.active:
+            return []
+        address = recipient(contact)
+        if address is None:
             return []
         token = self._link_token(requested, event)
         if token is None:
@@ -313,34 +337,62 @@ class EventHandler:
         return [
             self._email(
                 lambda: render(
-                    to_addr=contact.email,
+                    to_addr=address,
                     name=contact.name,
                     token=token,
                     requested_at=event.occurred_at.ToDatetime(UTC),
                     expires_at=expires_at,
                 ),
-                contact.email,
+                address,
             )
         ]
 
-    async def _password_changed(self, event: notification_pb2.Event) -> list[NewDelivery]:
-        """To the address and name the account has now, like the reset link, whatever the
-        notifications switch says (a security notice is not a job email); not to inactive or
-        deleted accounts, as for the reset email."""
+    async def _security_notice(
+        self, event: notification_pb2.Event, render: Callable[[Contact], RenderedEmail]
+    ) -> list[NewDelivery]:
+        """A security notice, to the address and name the account has now, like the reset
+        link, whatever the notifications switch says (a security notice is not a job email);
+        not to inactive or deleted accounts, as for the reset email."""
         contact = await self.users.contact(event.user_id)
         if contact is None or not contact.active:
             return []
-        return [
-            self._email(
-                lambda: self.renderer.password_changed(
-                    to_addr=contact.email,
-                    name=contact.name,
-                    method=event.password_changed.method,
-                    changed_at=event.occurred_at.ToDatetime(UTC),
-                ),
-                contact.email,
+        return [self._email(lambda: render(contact), contact.email)]
+
+    async def _password_changed(self, event: notification_pb2.Event) -> list[NewDelivery]:
+        return await self._security_notice(
+            event,
+            lambda contact: self.renderer.password_changed(
+                to_addr=contact.email,
+                name=contact.name,
+                method=event.password_changed.method,
+                changed_at=event.occurred_at.ToDatetime(UTC),
+            ),
+        )
+
+    async def _two_factor_changed(self, event: notification_pb2.Event) -> list[NewDelivery]:
+        """Told to the owner as a changed password is: whoever turns the second factor off,
+        or on to lock the owner out, or logs in with a recovery code, may be someone who
+        learnt the password (ADR 0034)."""
+        changed = event.two_factor_changed
+        at = event.occurred_at.ToDatetime(UTC)
+
+        def render(contact: Contact) -> RenderedEmail:
+            if event.type == TWO_FACTOR_ENABLED:
+                return self.renderer.two_factor_enabled(
+                    to_addr=contact.email, name=contact.name, enabled_at=at
+                )
+            if event.type == TWO_FACTOR_DISABLED:
+                return self.renderer.two_factor_disabled(
+                    to_addr=contact.email, name=contact.name, method=changed.method, disabled_at=at
+                )
+            return self.renderer.recovery_code_used(
+                to_addr=contact.email,
+                name=contact.name,
+                codes_left=changed.recovery_codes_left,
+                used_at=at,
             )
-        ]
+
+        return await self._security_notice(event, render)
 
     async def _email_changed(self, event: notification_pb2.Event) -> list[NewDelivery]:
         """To the address the account had before, from the event: the account's address is

@@ -18,6 +18,14 @@ PASSWORD_CHANGE_METHODS = {
     "administrator": "by an administrator of this service",
     "reset_link": "with a password reset link sent to the account's address",
 }
+# Who turned an account's second factor off (TwoFactorChanged.method), as the notice says it.
+TWO_FACTOR_DISABLE_METHODS = {
+    "settings": "by you in the account's settings",
+    "administrator": "by an administrator of this service",
+}
+# With this many recovery codes left or fewer, the notice urges making new ones: one more
+# lost phone could then lock the owner out until an administrator steps in.
+FEW_RECOVERY_CODES = 2
 
 
 @dataclass(frozen=True)
@@ -164,13 +172,24 @@ class EmailRenderer:
         token: str,
         requested_at: datetime,
         expires_at: datetime,
+        change_of_address: bool = False,
     ) -> RenderedEmail:
-        """To the address being confirmed: the link that verifies it, and how long it works."""
+        """To the address being confirmed: the link that verifies it, and how long it works.
+        For a change of address (ADR 0033) the mail says that opening the link is what moves
+        the account to this address, and that until then nothing has changed."""
+        template, subject = (
+            (
+                "email_change_confirmation",
+                f"Confirm the new email address of your {self._product} account",
+            )
+            if change_of_address
+            else ("email_verification", f"Confirm your {self._product} email address")
+        )
         return self._render(
-            "email_verification",
+            template,
             to_addr=to_addr,
             to_name=name,
-            subject=f"Confirm your {self._product} email address",
+            subject=subject,
             email=to_addr,
             verify_url=self._links.verify_email(token),
             **_link_lifetime(requested_at, expires_at),
@@ -191,6 +210,67 @@ class EmailRenderer:
             changed_at=_moment(changed_at),
             how=PASSWORD_CHANGE_METHODS.get(method, ""),
             forgot_password_url=self._links.forgot_password(),
+        )
+
+    def two_factor_enabled(self, *, to_addr: str, name: str, enabled_at: datetime) -> RenderedEmail:
+        """To an account's owner: logging in now takes a code from the authenticator app, and
+        the recovery codes are the way in without it. A thief who turned it on holds the only
+        app that makes the codes, and a reset link does not take the second factor away, so
+        the owner is sent to the administrator as well as to a new password (ADR 0034)."""
+        return self._second_factor_notice(
+            "two_factor_enabled",
+            to_addr=to_addr,
+            name=name,
+            subject=f"Two-factor authentication was turned on for your {self._product} account",
+            at=enabled_at,
+        )
+
+    def two_factor_disabled(
+        self, *, to_addr: str, name: str, method: str, disabled_at: datetime
+    ) -> RenderedEmail:
+        """To an account's owner: the password alone logs in again, when and by whom. A method
+        this version does not know still gets the notice, without the "how", as for a
+        changed password."""
+        return self._second_factor_notice(
+            "two_factor_disabled",
+            to_addr=to_addr,
+            name=name,
+            subject=f"Two-factor authentication was turned off for your {self._product} account",
+            at=disabled_at,
+            how=TWO_FACTOR_DISABLE_METHODS.get(method, ""),
+        )
+
+    def recovery_code_used(
+        self, *, to_addr: str, name: str, codes_left: int, used_at: datetime
+    ) -> RenderedEmail:
+        """To an account's owner: a recovery code logged in, and how many are left; with few
+        left, make new ones before the last is gone and only an administrator can let the
+        owner back in."""
+        return self._second_factor_notice(
+            "recovery_code_used",
+            to_addr=to_addr,
+            name=name,
+            subject=f"A recovery code was used to log in to your {self._product} account",
+            at=used_at,
+            codes_left=codes_left,
+            few_codes_left=codes_left <= FEW_RECOVERY_CODES,
+        )
+
+    def _second_factor_notice(
+        self, template: str, *, to_addr: str, name: str, subject: str, at: datetime, **context: Any
+    ) -> RenderedEmail:
+        """A notice about the account's second factor (ADR 0034): every one names the account,
+        says when (`when`), and for an owner who did not do it links to a new password, as
+        the password notice does."""
+        return self._render(
+            template,
+            to_addr=to_addr,
+            to_name=name,
+            subject=subject,
+            email=to_addr,
+            when=_moment(at),
+            forgot_password_url=self._links.forgot_password(),
+            **context,
         )
 
     def email_changed(

@@ -23,6 +23,12 @@ from notification_service.mail.render import RenderedEmail
 logger = logging.getLogger(__name__)
 
 DELIVERY_HEADER = "X-ObjectVision-Delivery"
+# How a composed message is written out: its parts are encoded for 78-character lines
+# (SMTP_POLICY), its headers kept on one line up to RFC 5322's limit of 998. Folding at 78,
+# Python moves a value that fits on a line of its own (a subject of 70 characters or more) to
+# the next line and leaves the field name bare, and Python's own parser, which the mail sink
+# and the end-to-end tests read messages with, then keeps the folding space in the value.
+WRITING_POLICY = SMTP_POLICY.clone(max_line_length=998)
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ def compose_message(outgoing: OutgoingEmail) -> EmailMessage:
     message[DELIVERY_HEADER] = outgoing.delivery_id
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
+    message.policy = WRITING_POLICY
     return message
 
 

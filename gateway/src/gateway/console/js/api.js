@@ -122,6 +122,22 @@ export async function request(path, options = {}) {
   return response.json();
 }
 
+/**
+ * `request` for a change that takes the account's password again. The API's 403 for a wrong
+ * one says only "not allowed": it becomes "That is not your password: <unchanged>." (a 403
+ * with a code of its own, such as `invalid_second_factor`, stays as it is).
+ */
+export async function requestWithPassword(path, options, unchanged) {
+  try {
+    return await request(path, options);
+  } catch (error) {
+    if (error?.status !== 403 || error.code !== "permission_denied") throw error;
+    throw new ApiError(403, "incorrect_password", `that is not your password: ${unchanged}`, {
+      requestId: error.requestId,
+    });
+  }
+}
+
 /** The WebSocket URL for an API path (ws: or wss: to match the page). */
 export function socketUrl(path) {
   const url = apiUrl(path);

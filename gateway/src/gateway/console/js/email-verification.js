@@ -7,7 +7,7 @@
 
 import { refreshSession, request } from "./api.js";
 import { byId, guarded, showError, showStatus } from "./dom.js";
-import { getSession } from "./session.js";
+import { getSession, setSessionEmail } from "./session.js";
 
 export const VERIFY_VIEWS = ["verify-email"];
 
@@ -72,7 +72,9 @@ export class EmailVerification {
         "Log in and ask for a new one from the banner at the top of the page.";
       return;
     }
-    result.textContent = `Thank you: ${verified.email} is verified.`;
+    result.textContent = verified.address_changed
+      ? `Thank you: you sign in with ${verified.email} from now on.`
+      : `Thank you: ${verified.email} is verified.`;
     this.generation += 1;
     this.banner.hidden = true;
     // A signed-in page shows the new state from now on (this address or another account's).
@@ -80,7 +82,14 @@ export class EmailVerification {
     // The access token says whether the address was verified when it was minted, and a
     // deployment may detect for verified addresses only: a signed-in page takes a new token
     // now rather than at its next expiry (harmless when it is another account's).
-    if (getSession()) await refreshSession();
+    if (!getSession()) return;
+    await refreshSession();
+    // A changed address (ADR 0033) is the signed-in account's own name for itself from now
+    // on; the page asks which account it is rather than assume the link was its own.
+    if (verified.address_changed) {
+      const me = await guarded(() => request("api/v1/users/me"));
+      if (me) setSessionEmail(me.email);
+    }
   }
 
   async resend(button) {

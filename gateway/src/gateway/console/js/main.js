@@ -9,7 +9,8 @@
 // or out (password-reset.js); so does `#/verify-email?token=…`, the verification email's link
 // (email-verification.js), whose banner reminds a signed-in user of an unverified address.
 // `#/accounts` is the admins' (accounts.js): its nav entry shows only where the access token
-// says `admin`, and the server refuses anyone else.
+// says `admin`, and the server refuses anyone else. An account with two-factor authentication
+// logs in with a code too (two-factor.js), asked for once the server wants one.
 
 import { AccountsView } from "./accounts.js";
 import { request } from "./api.js";
@@ -24,6 +25,7 @@ import { PASSWORD_VIEWS, PasswordResetView } from "./password-reset.js";
 import { EmailVerification, VERIFY_VIEWS } from "./email-verification.js";
 import { clearSession, getSession, isAdmin, onSessionChange, setTokens } from "./session.js";
 import { SettingsView } from "./settings.js";
+import { LoginCode } from "./two-factor.js";
 import { DEFAULT_THRESHOLD, Viewer, normaliseResult } from "./viewer.js";
 import { WebhooksView } from "./webhooks.js";
 import { isVideo, renderVideoJob, videoForm } from "./video.js";
@@ -188,6 +190,10 @@ onSessionChange((session, reason) => {
   // A refreshed token says whether the account is an admin now.
   showAdminEntry(session);
   if (reason === "refreshed") return;
+  if (reason === "email-changed") {
+    byId("account-email").textContent = session.email;
+    return;
+  }
   if (!session) forgetAccountData();
   if (reason === "expired") {
     showError({ status: 401, code: "invalid_token", message: "session expired" });
@@ -201,16 +207,19 @@ function formValues(form) {
   return Object.fromEntries(new FormData(form).entries());
 }
 
+const loginCode = new LoginCode(byId("login-form"));
+
 byId("login-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = event.currentTarget;
   const { email, password } = formValues(form);
   const pair = await guarded(
-    () => request("api/v1/auth/login", { method: "POST", json: { email, password }, auth: false }),
+    () => loginCode.logIn({ email, password }),
     form.querySelector("button[type=submit]"),
   );
   if (!pair) return;
   form.reset();
+  loginCode.reset();
   showStatus("");
   signIn(pair, email);
 });

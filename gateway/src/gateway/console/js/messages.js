@@ -40,11 +40,21 @@ function validationMessage(error) {
     .join(" ");
 }
 
+// Codes that mean the same to a person whatever the status they came with (a wrong code is
+// 401 at login, 422 when confirming a new app, 403 when turning two-factor off).
+const CODE_MESSAGES = {
+  second_factor_required: "Enter the code from your authenticator app to finish logging in.",
+  invalid_second_factor:
+    "That code is not right, or it was used already. Enter the code your authenticator app " +
+    "shows now, or an unused recovery code.",
+};
+
 /** A sentence for the user about `error` (an ApiError or anything thrown). */
 export function describeError(error) {
   if (!error || typeof error.status !== "number") {
     return "Something went wrong in the page. Reload it and try again.";
   }
+  if (Object.hasOwn(CODE_MESSAGES, error.code ?? "")) return CODE_MESSAGES[error.code];
   switch (error.status) {
     case 0:
       return "Can't reach the ObjectVision server. Check your connection and try again.";
@@ -52,7 +62,7 @@ export function describeError(error) {
       if (error.code === "invalid_token") return "Your session has expired. Please log in again.";
       return error.message ? sentence(error.message) : "Please log in to continue.";
     case 403:
-      // A refused password (deleting the account): the page names what was wrong.
+      // A refused password (requestWithPassword): the page names what was wrong.
       if (error.code === "incorrect_password") return sentence(error.message);
       return "You're not allowed to do that with this account.";
     case 404:

@@ -63,7 +63,16 @@ export function setTokens(pair, email = current?.email ?? "") {
   listeners.forEach((listener) => listener(current, reason));
 }
 
-/** Forget the session; `reason` tells listeners why ("signed-out" or "expired"). */
+/** Show `email` as the session's account from now on: its address changed (ADR 0033). */
+export function setSessionEmail(email) {
+  if (!current || current.email === email) return;
+  current = { ...current, email };
+  persist();
+  listeners.forEach((listener) => listener(current, "email-changed"));
+}
+
+/** Forget the session; `reason` tells listeners why ("signed-out" or "expired"; the other
+ * reasons are "signed-in", "refreshed" and "email-changed"). */
 export function clearSession(reason = "signed-out") {
   if (!current) return;
   current = null;

@@ -1,11 +1,15 @@
 // The caller's settings (GET/PATCH /users/me/settings): whether a finished batch job sends an
 // email. The job-report and welcome emails link here ("turn that off in your settings").
-// Also where the account is deleted (DELETE /users/me, with its password and a confirmation),
-// and where its usage shows: images this month against the quota, and the last days
-// (GET /users/me/usage).
+// Also where the sign-in address is changed (PATCH /users/me with the password: the change
+// waits for the link mailed to the new address, ADR 0033), where the account is deleted
+// (DELETE /users/me, with its password and a confirmation), and where its usage shows: images
+// this month against the quota, and the last days (GET /users/me/usage). Its two-factor
+// authentication card is two-factor.js.
 
-import { ApiError, request } from "./api.js";
+import { request, requestWithPassword } from "./api.js";
 import { byId, guarded, showStatus } from "./dom.js";
+import { setSessionEmail } from "./session.js";
+import { TwoFactorCard } from "./two-factor.js";
 
 const SETTINGS = "api/v1/users/me/settings";
 
@@ -20,9 +24,12 @@ export class SettingsView {
     this.form = byId("settings-form");
     this.notifications = byId("settings-notifications");
     this.deleteForm = byId("delete-account-form");
+    this.emailForm = byId("email-change-form");
+    this.emailSummary = byId("email-change-summary");
     this.usageSummary = byId("usage-summary");
     this.usageBody = byId("usage-body");
     this.retentionSummary = byId("retention-summary");
+    this.twoFactor = new TwoFactorCard();
     this.onDeleted = onDeleted;
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -32,18 +39,25 @@ export class SettingsView {
       event.preventDefault();
       this.deleteAccount();
     });
+    this.emailForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.changeEmail();
+    });
   }
 
   async load() {
     this.form.dataset.loaded = "false";
     await guarded(async () => {
-      const [settings, usage, retention] = await Promise.all([
+      const [settings, usage, retention, account] = await Promise.all([
         request(SETTINGS),
         request(USAGE),
         request(RETENTION),
+        request(ACCOUNT),
       ]);
       this.showUsage(usage);
       this.showRetention(retention);
+      this.showAddress(account);
+      this.twoFactor.showAccount(account);
       this.show(settings);
     });
   }
@@ -81,6 +95,39 @@ export class SettingsView {
           `made${whose}.`;
   }
 
+  /** The sign-in address, and a change that waits for its link (ADR 0033). */
+  showAddress(account) {
+    setSessionEmail(account.email);
+    this.emailSummary.textContent = account.pending_email
+      ? `You sign in with ${account.email}. A link that makes ${account.pending_email} your ` +
+        `address was mailed to it; it works until ${account.pending_email_expires_at.slice(0, 16).replace("T", " ")} UTC.`
+      : `You sign in with ${account.email}.`;
+  }
+
+  /** Ask for a new address; nothing changes until the link mailed to it is opened, and the
+   * answer is the same whether or not another account has the address. */
+  async changeEmail() {
+    const fields = this.emailForm.elements;
+    const account = await guarded(
+      () =>
+        requestWithPassword(
+          ACCOUNT,
+          { method: "PATCH", json: { email: fields.email.value, current_password: fields.current_password.value } },
+          "nothing was changed",
+        ),
+      this.emailForm.querySelector("button[type=submit]"),
+    );
+    if (!account) return;
+    this.emailForm.reset();
+    this.showAddress(account);
+    showStatus(
+      account.pending_email
+        ? `Check ${account.pending_email}: open the link we mailed there to sign in with it. ` +
+            `Until then you sign in with ${account.email}.`
+        : `No change of address is waiting: you sign in with ${account.email}.`,
+    );
+  }
+
   show(settings) {
     this.notifications.checked = Boolean(settings.notifications_enabled);
     this.form.dataset.loaded = "true";
@@ -113,17 +160,15 @@ export class SettingsView {
       "Delete your account and everything it stored, for good? Images, detections, jobs, " +
       "videos, webhooks and API keys go with it; this cannot be undone.";
     if (!window.confirm(question)) return;
-    const accepted = await guarded(async () => {
-      try {
-        return await request(ACCOUNT, { method: "DELETE", json: { current_password: password.value } });
-      } catch (error) {
-        // The API's 403 for a wrong password says "not allowed"; here the password is why.
-        if (error?.status !== 403) throw error;
-        throw new ApiError(403, "incorrect_password", "that is not your password: nothing was deleted", {
-          requestId: error.requestId,
-        });
-      }
-    }, this.deleteForm.querySelector("button[type=submit]"));
+    const accepted = await guarded(
+      () =>
+        requestWithPassword(
+          ACCOUNT,
+          { method: "DELETE", json: { current_password: password.value } },
+          "nothing was deleted",
+        ),
+      this.deleteForm.querySelector("button[type=submit]"),
+    );
     if (!accepted) return;
     this.deleteForm.reset();
     this.onDeleted(accepted.message);
@@ -136,6 +181,9 @@ export class SettingsView {
     this.usageSummary.textContent = "";
     this.usageBody.replaceChildren();
     this.retentionSummary.textContent = "";
+    this.emailSummary.textContent = "";
+    this.emailForm.reset();
+    this.twoFactor.reset();
     this.deleteForm.reset();
   }
 }

@@ -1,0 +1,1 @@
+"""Second factors (ADR 0034): a TOTP authenticator app per account, and its recovery codes."""
