@@ -9,6 +9,7 @@ import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -216,6 +217,19 @@ class Accounts:
         return await self._auth.Login(
             auth_pb2.LoginRequest(email=account.email, password=account.password)
         )
+
+
+@asynccontextmanager
+async def started(settings: AuthSettings) -> AsyncIterator[auth_pb2_grpc.AuthServiceStub]:
+    """Another auth service beside the session's, on the same database and Redis, started
+    with `settings` (a deployment configured otherwise), stopped on exit."""
+    app = await runner().app(settings)
+    port = await app.start()
+    try:
+        async with insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield auth_pb2_grpc.AuthServiceStub(channel)
+    finally:
+        await app.stop()
 
 
 @pytest.fixture(scope="session")

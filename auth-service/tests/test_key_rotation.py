@@ -8,8 +8,7 @@ with the keys a step of the rotation (docs/runbooks.md) configures; the session'
 which signs with `signing_key`, is the deployment before the rotation.
 """
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 
 import grpc
 import jwt
@@ -24,7 +23,8 @@ from auth_service.config import AuthSettings
 from auth_service.server import runner
 from auth_service.tokens.keys import SigningKey
 from objectvision.v1 import auth_pb2, auth_pb2_grpc, common_pb2
-from objectvision_common.grpc_client import insecure_channel
+
+from .conftest import started
 
 
 def new_key() -> SigningKey:
@@ -43,18 +43,6 @@ def configured(
             or None,
         }
     )
-
-
-@asynccontextmanager
-async def started(settings: AuthSettings) -> AsyncIterator[auth_pb2_grpc.AuthServiceStub]:
-    """The auth service started with `settings`, stopped on exit."""
-    app = await runner().app(settings)
-    port = await app.start()
-    try:
-        async with insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield auth_pb2_grpc.AuthServiceStub(channel)
-    finally:
-        await app.stop()
 
 
 def key_id(token: str) -> str:

@@ -28,6 +28,8 @@ from objectvision.v1 import auth_pb2, notification_pb2
 from objectvision_common.db import create_engine_for, session_factory
 from objectvision_common.errors import Unauthenticated
 
+from .conftest import started
+
 RECOVERY_CODE_SHAPE = re.compile(r"[0-9a-f]{5}(-[0-9a-f]{5}){3}")
 STEP = timedelta(seconds=30)
 
@@ -348,3 +350,79 @@ async def test_a_code_is_good_one_step_either_side_of_now_and_no_further(
     assert not await accepted(now - STEP)
     assert await accepted(now)
     assert await accepted(now + STEP)
+
+
+# REQUIRE_TWO_FACTOR_FOR_ADMINS: a deployment started beside the session's with the policy on.
+
+
+async def test_where_admins_need_a_second_factor_an_admin_without_one_acts_as_a_user(
+    accounts, database, rejected, settings
+):
+    admin = await accounts.create()
+    await database.execute("UPDATE auth.users SET is_admin = true WHERE id = :id", id=admin.id)
+
+    async with started(settings.model_copy(update={"require_two_factor_for_admins": True})) as auth:
+        pair = await login(auth, admin)
+        principal = await auth.VerifyToken(
+            auth_pb2.VerifyTokenRequest(access_token=pair.access_token)
+        )
+        key = await auth.CreateApiKey(
+            auth_pb2.CreateApiKeyRequest(name="admin script"), metadata=admin.metadata
+        )
+        by_key = await auth.AuthenticateApiKey(
+            auth_pb2.AuthenticateApiKeyRequest(api_key=key.secret)
+        )
+        held_back = await rejected(
+            grpc.StatusCode.PERMISSION_DENIED,
+            auth.ListUsers(auth_pb2.ListUsersRequest(), metadata=admin.metadata),
+        )
+
+        assert principal.is_admin is False and by_key.is_admin is False
+        assert error_code(held_back) == "admin_two_factor_required"
+        assert "two-factor authentication" in held_back.details()
+
+        app, _ = await enrolled(auth, admin)
+        with_factor = await login(auth, admin, next_code(app))
+        principal = await auth.VerifyToken(
+            auth_pb2.VerifyTokenRequest(access_token=with_factor.access_token)
+        )
+        assert principal.is_admin is True
+        assert (await auth.ListUsers(auth_pb2.ListUsersRequest(), metadata=admin.metadata)).total
+
+
+async def test_where_admins_need_a_second_factor_turning_it_off_ends_the_admins_sessions(
+    accounts, database, rejected, settings
+):
+    admin = await accounts.create()
+    await database.execute("UPDATE auth.users SET is_admin = true WHERE id = :id", id=admin.id)
+
+    async with started(settings.model_copy(update={"require_two_factor_for_admins": True})) as auth:
+        app, codes = await enrolled(auth, admin)
+        pair = await login(auth, admin, next_code(app))
+        await auth.DisableTwoFactor(
+            auth_pb2.DisableTwoFactorRequest(current_password=admin.password, code=codes[0]),
+            metadata=admin.metadata,
+        )
+
+        await rejected(
+            grpc.StatusCode.UNAUTHENTICATED,
+            auth.VerifyToken(auth_pb2.VerifyTokenRequest(access_token=pair.access_token)),
+        )
+        fresh = await login(auth, admin)
+        principal = await auth.VerifyToken(
+            auth_pb2.VerifyTokenRequest(access_token=fresh.access_token)
+        )
+        assert principal.is_admin is False
+
+
+async def test_without_the_policy_an_admins_rights_do_not_depend_on_a_second_factor(
+    auth, accounts, database
+):
+    admin = await accounts.create()
+    await database.execute("UPDATE auth.users SET is_admin = true WHERE id = :id", id=admin.id)
+
+    principal = await auth.VerifyToken(
+        auth_pb2.VerifyTokenRequest(access_token=(await login(auth, admin)).access_token)
+    )
+
+    assert principal.is_admin is True

@@ -54,6 +54,11 @@ class AuthSettings(GrpcServiceSettings):
     email_verification_ttl_seconds: int = Field(
         default=48 * 3600, ge=1, le=7 * 24 * 3600, validation_alias="EMAIL_VERIFICATION_TTL_SECONDS"
     )
+    # Admin rights only for admin accounts with two-factor authentication on (ADR 0034
+    # amendment); an admin without it acts as an ordinary account until it turns it on.
+    require_two_factor_for_admins: bool = Field(
+        default=False, validation_alias="REQUIRE_TWO_FACTOR_FOR_ADMINS"
+    )
     # The name authenticator apps show beside the account's address (ADR 0034).
     totp_issuer: str = Field(
         default="ObjectVision", min_length=1, max_length=64, validation_alias="TOTP_ISSUER"

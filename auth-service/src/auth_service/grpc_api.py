@@ -116,7 +116,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             )
         return common_pb2.Principal(
             user_id=str(verified.user.id),
-            is_admin=verified.user.is_admin,
+            is_admin=self.tokens.admins.grants(verified.user),
             email_verified=verified.user.email_verified_at is not None,
             auth_method=AUTH_METHOD_JWT,
             credential_id=verified.claims.jti,
@@ -139,7 +139,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             )
         return common_pb2.Principal(
             user_id=str(user.id),
-            is_admin=user.is_admin,
+            is_admin=self.tokens.admins.grants(user),
             email_verified=user.email_verified_at is not None,
             auth_method=AUTH_METHOD_API_KEY,
             credential_id=str(key.id),
@@ -366,6 +366,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 code=request.code if own else None,
                 method=outbox.CHANGED_IN_SETTINGS if own else outbox.CHANGED_BY_ADMINISTRATOR,
                 now=utcnow(),
+                # An admin whose rights need the factor loses them with it, at once, as a
+                # demotion does (ADR 0032): its sessions' tokens still say admin.
+                end_sessions=(
+                    self.tokens.revoked
+                    if user.is_admin and self.tokens.admins.require_two_factor
+                    else None
+                ),
             )
         return empty_pb2.Empty()
 
@@ -410,7 +417,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 code="session_required",
             )
         async with self.sessions() as session:
-            yield session, await users_service.get_caller(session=session, principal=principal)
+            yield (
+                session,
+                await users_service.get_caller(
+                    session=session, principal=principal, admins=self.tokens.admins
+                ),
+            )
 
     @asynccontextmanager
     async def _as_visible_user(

@@ -21,6 +21,7 @@ from auth_service.tokens.revocation import RevokedAccessTokens
 from auth_service.tokens.service import SessionTokens
 from auth_service.two_factor.service import TwoFactorTerms
 from auth_service.users.notices import SignUpNotices
+from auth_service.users.schemas import AdminPolicy
 from objectvision.v1 import auth_pb2, auth_pb2_grpc
 from objectvision_common.backlog import BacklogMonitor, outbox_probe
 from objectvision_common.grpc_server import ServiceRegistration
@@ -55,6 +56,7 @@ async def build(settings: AuthSettings) -> ServiceParts:
             access_tokens=access_tokens,
             revoked=RevokedAccessTokens(stores.redis, access_lifetime=access_lifetime),
             refresh_lifetime=timedelta(days=settings.refresh_token_expire_days),
+            admins=AdminPolicy(require_two_factor=settings.require_two_factor_for_admins),
         ),
         signup_notices=SignUpNotices(stores.redis),
         admin_emails=settings.admin_emails,

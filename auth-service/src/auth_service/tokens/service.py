@@ -22,6 +22,7 @@ from auth_service.two_factor import service as two_factor_service
 from auth_service.two_factor.service import TwoFactorTerms
 from auth_service.users import service as users_service
 from auth_service.users.models import User
+from auth_service.users.schemas import AdminPolicy
 from objectvision_common.errors import InvalidArgument, Unauthenticated
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class SessionTokens:
     access_tokens: AccessTokenCodec
     revoked: RevokedAccessTokens
     refresh_lifetime: timedelta
+    # Whose admin rights an access token (and an API key's principal) carries.
+    admins: AdminPolicy
 
 
 async def login(
@@ -85,7 +88,7 @@ async def login(
     await session.commit()
     access = tokens.access_tokens.issue(
         user_id=user.id,
-        is_admin=user.is_admin,
+        is_admin=tokens.admins.grants(user),
         email_verified=user.email_verified_at is not None,
         session_id=family_id,
         now=now,
@@ -127,7 +130,7 @@ async def refresh_session(
     await session.commit()
     access = tokens.access_tokens.issue(
         user_id=user.id,
-        is_admin=user.is_admin,
+        is_admin=tokens.admins.grants(user),
         email_verified=user.email_verified_at is not None,
         session_id=rotation.family_id,
         now=now,

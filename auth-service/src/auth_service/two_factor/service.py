@@ -24,6 +24,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import outbox
+from auth_service.tokens import sessions
+from auth_service.tokens.revocation import RevokedAccessTokens
 from auth_service.two_factor.models import RecoveryCode, TotpFactor
 from auth_service.users.models import User
 from objectvision_common.account_events import (
@@ -196,10 +198,12 @@ async def disable(
     code: str | None,
     method: str,
     now: datetime,
+    end_sessions: RevokedAccessTokens | None = None,
 ) -> None:
     """Turn `user`'s second factor off: with a code when its owner asks (`code` given), or
     with none when an admin does for an owner who lost the app and the recovery codes. The
-    owner is told (`user.two_factor_disabled`, naming `method`) in the same commit."""
+    owner is told (`user.two_factor_disabled`, naming `method`) in the same commit. With
+    `end_sessions`, every session of the account ends in that commit too."""
     if code is None:
         _require_enabled(user)
     else:
@@ -208,6 +212,10 @@ async def disable(
     await session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     user.two_factor_enabled_at = None
     user.updated_at = now
+    if end_sessions is not None:
+        await sessions.end_all_for_user(
+            session=session, revoked=end_sessions, user_id=user.id, now=now
+        )
     await outbox.add_two_factor_changed(
         session=session,
         user_id=user.id,

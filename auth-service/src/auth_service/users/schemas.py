@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from auth_service.users.models import User
 from objectvision_common import emails
-from objectvision_common.errors import InvalidArgument
+from objectvision_common.errors import InvalidArgument, PermissionDenied
 
 MIN_PASSWORD_LENGTH = 8
 # Long enough for any passphrase; short enough that hashing cannot be used to burn CPU.
@@ -63,12 +63,38 @@ def normalise_name(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class AdminPolicy:
+    """When an admin account's rights are in force. With `require_two_factor`
+    (REQUIRE_TWO_FACTOR_FOR_ADMINS, ADR 0034 amendment) an admin whose account has no second
+    factor acts as an ordinary account, in its tokens, its API keys and here, until it turns
+    one on: a stolen admin password alone then opens no admin door."""
+
+    require_two_factor: bool = False
+
+    def grants(self, user: User) -> bool:
+        return user.is_admin and (
+            not self.require_two_factor or user.two_factor_enabled_at is not None
+        )
+
+
+@dataclass(frozen=True)
 class Caller:
-    """The account behind a call, as loaded from the database (not as the token claimed)."""
+    """The account behind a call, as loaded from the database (not as the token claimed),
+    with whether its admin rights are in force (AdminPolicy)."""
 
     user: User
     auth_method: str
+    is_admin: bool
 
-    @property
-    def is_admin(self) -> bool:
-        return self.user.is_admin
+    def require_admin(self, action: str) -> None:
+        """PermissionDenied unless the caller's admin rights are in force; an admin account
+        held back by AdminPolicy is told why, and what to do."""
+        if self.is_admin:
+            return
+        if self.user.is_admin:
+            raise PermissionDenied(
+                f"only an admin can {action}, and this deployment requires admin accounts to "
+                "use two-factor authentication: turn it on in the account's settings",
+                code="admin_two_factor_required",
+            )
+        raise PermissionDenied(f"only an admin can {action}")

@@ -18,7 +18,7 @@ from auth_service.tokens.revocation import RevokedAccessTokens
 from auth_service.users import schemas
 from auth_service.users.models import User
 from auth_service.users.notices import SignUpNotices
-from auth_service.users.schemas import Caller
+from auth_service.users.schemas import AdminPolicy, Caller
 from objectvision.v1 import common_pb2
 from objectvision_common.errors import (
     AlreadyExists,
@@ -142,10 +142,13 @@ async def authenticate(
     return user
 
 
-async def get_caller(*, session: AsyncSession, principal: common_pb2.Principal) -> Caller:
+async def get_caller(
+    *, session: AsyncSession, principal: common_pb2.Principal, admins: AdminPolicy
+) -> Caller:
     """The live account behind a gateway-signed principal.
 
-    Admin rights come from the database, not the principal, so a demotion applies at once.
+    Admin rights come from the database and `admins`, not the principal, so a demotion (or
+    a second factor turned off where admins need one) applies at once.
     """
     try:
         user_id = uuid.UUID(principal.user_id)
@@ -154,7 +157,7 @@ async def get_caller(*, session: AsyncSession, principal: common_pb2.Principal) 
     user = await session.get(User, user_id)
     if user is None or not user.is_active:
         raise Unauthenticated("the caller's account does not exist or is disabled")
-    return Caller(user=user, auth_method=principal.auth_method)
+    return Caller(user=user, auth_method=principal.auth_method, is_admin=admins.grants(user))
 
 
 def visible_user_id(*, caller: Caller, user_id: str) -> uuid.UUID:
@@ -321,8 +324,7 @@ async def list_accounts(
     """An admin's look-up (ADR 0032): the accounts whose email contains `query` (any case),
     or the one whose id it is; all of them when it is empty; newest first, one page, and
     how many match in all. A non-admin is refused (PermissionDenied)."""
-    if not caller.is_admin:
-        raise PermissionDenied("only an admin can list accounts")
+    caller.require_admin("list accounts")
     query = query.strip()
     matching = select(User)
     if query:
@@ -359,8 +361,7 @@ async def set_status(
     (PermissionDenied), and an unknown id is NotFound. The row is locked, so two admins at
     once apply one after the other.
     """
-    if not caller.is_admin:
-        raise PermissionDenied("only an admin can suspend, restore, promote or demote accounts")
+    caller.require_admin("suspend, restore, promote or demote accounts")
     if active is None and admin is None:
         raise InvalidArgument("give `active`, `admin` or both")
     target_id = visible_user_id(caller=caller, user_id=user_id)
