@@ -14,22 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.database import Base
 from objectvision.v1 import notification_pb2
-from objectvision_common.account_events import (
-    ACCOUNT_RESTORED,
-    ACCOUNT_SUSPENDED,
-    API_KEY_REVOKED,
-    EMAIL_CHANGE_ATTEMPTED,
-    EMAIL_CHANGED,
-    EMAIL_VERIFICATION_REQUESTED,
-    PASSWORD_CHANGED,
-    PASSWORD_RESET_REQUESTED,
-    RECOVERY_CODE_USED,
-    SIGNUP_ATTEMPTED,
-    TWO_FACTOR_DISABLED,
-    TWO_FACTOR_ENABLED,
-    USER_DELETED,
-    USER_REGISTERED,
-)
+from objectvision_common import account_events
 from objectvision_common.outbox import add_event, outbox_table
 from objectvision_common.sealing import SecretBox
 
@@ -37,6 +22,14 @@ from objectvision_common.sealing import SecretBox
 CHANGED_IN_SETTINGS = "settings"
 CHANGED_BY_ADMINISTRATOR = "administrator"
 CHANGED_WITH_RESET_LINK = "reset_link"
+
+SECOND_FACTOR_NOTICES = frozenset(
+    {
+        account_events.TWO_FACTOR_ENABLED,
+        account_events.TWO_FACTOR_DISABLED,
+        account_events.RECOVERY_CODE_USED,
+    }
+)
 
 # Declared on the auth metadata, like the ORM models, so migrations and the drift test see it.
 OUTBOX = outbox_table(Base.metadata)
@@ -48,7 +41,7 @@ async def add_user_registered(
     """Stage a `user.registered` event in the caller's transaction; returns the event id."""
     return await _stage(
         session,
-        USER_REGISTERED,
+        account_events.USER_REGISTERED,
         user_id=user_id,
         occurred_at=occurred_at,
         user_registered=notification_pb2.UserRegistered(email=email, name=name),
@@ -64,7 +57,9 @@ async def add_signup_attempted(
     job reports), so nothing the sign-up request chose, its name least of all, reaches the
     owner's mail.
     """
-    return await _stage(session, SIGNUP_ATTEMPTED, user_id=user_id, occurred_at=occurred_at)
+    return await _stage(
+        session, account_events.SIGNUP_ATTEMPTED, user_id=user_id, occurred_at=occurred_at
+    )
 
 
 async def add_email_change_attempted(
@@ -76,7 +71,9 @@ async def add_email_change_attempted(
     Like `user.signup_attempted` it names only the owner's account, not the account that
     asked: the owner learns that their address was tried, nothing about anyone else.
     """
-    return await _stage(session, EMAIL_CHANGE_ATTEMPTED, user_id=user_id, occurred_at=occurred_at)
+    return await _stage(
+        session, account_events.EMAIL_CHANGE_ATTEMPTED, user_id=user_id, occurred_at=occurred_at
+    )
 
 
 async def add_password_reset_requested(
@@ -101,7 +98,7 @@ async def add_password_reset_requested(
     requested.expires_at.FromDatetime(expires_at)
     return await _stage(
         session,
-        PASSWORD_RESET_REQUESTED,
+        account_events.PASSWORD_RESET_REQUESTED,
         user_id=user_id,
         occurred_at=occurred_at,
         password_reset_requested=requested,
@@ -133,7 +130,7 @@ async def add_email_verification_requested(
     requested.expires_at.FromDatetime(expires_at)
     return await _stage(
         session,
-        EMAIL_VERIFICATION_REQUESTED,
+        account_events.EMAIL_VERIFICATION_REQUESTED,
         user_id=user_id,
         occurred_at=occurred_at,
         email_verification_requested=requested,
@@ -153,7 +150,7 @@ async def add_password_changed(
     """
     return await _stage(
         session,
-        PASSWORD_CHANGED,
+        account_events.PASSWORD_CHANGED,
         user_id=user_id,
         occurred_at=occurred_at,
         password_changed=notification_pb2.PasswordChanged(method=method),
@@ -173,7 +170,7 @@ async def add_two_factor_changed(
     `TWO_FACTOR_ENABLED`, `TWO_FACTOR_DISABLED` (with `method`, one of the CHANGED_* values)
     or `RECOVERY_CODE_USED` (with how many codes are left); returns the event id. Nothing
     about the secret or the codes themselves travels."""
-    if event_type not in (TWO_FACTOR_ENABLED, TWO_FACTOR_DISABLED, RECOVERY_CODE_USED):
+    if event_type not in SECOND_FACTOR_NOTICES:
         raise ValueError(f"not a second-factor notice: {event_type}")
     return await _stage(
         session,
@@ -203,7 +200,7 @@ async def add_email_changed(
     """
     return await _stage(
         session,
-        EMAIL_CHANGED,
+        account_events.EMAIL_CHANGED,
         user_id=user_id,
         occurred_at=occurred_at,
         email_changed=notification_pb2.EmailChanged(
@@ -225,7 +222,7 @@ async def add_user_deleted(
     """
     return await _stage(
         session,
-        USER_DELETED,
+        account_events.USER_DELETED,
         user_id=user_id,
         occurred_at=occurred_at,
         user_deleted=notification_pb2.UserDeleted(email=email),
@@ -244,7 +241,7 @@ async def add_api_key_revoked(
     """
     return await _stage(
         session,
-        API_KEY_REVOKED,
+        account_events.API_KEY_REVOKED,
         user_id=user_id,
         occurred_at=occurred_at,
         api_key_revoked=notification_pb2.ApiKeyRevoked(key_id=str(key_id)),
@@ -273,7 +270,7 @@ async def add_account_status_changed(
     """Stage `user.suspended` (`active` False) or `user.restored` for account `user_id`: its
     owner is told by email (ADR 0032). The address and name travel in the event, since a
     suspended account is shown to nobody when the mail is made."""
-    kind = ACCOUNT_RESTORED if active else ACCOUNT_SUSPENDED
+    kind = account_events.ACCOUNT_RESTORED if active else account_events.ACCOUNT_SUSPENDED
     return await _stage(
         session,
         kind,
