@@ -110,10 +110,19 @@ async def redis(settings: AuthSettings) -> AsyncIterator[Redis]:
 
 
 def as_user(
-    user_id: str, *, is_admin: bool = False, auth_method: str = "jwt", secret: str | None = None
+    user_id: str,
+    *,
+    is_admin: bool = False,
+    auth_method: str = "jwt",
+    secret: str | None = None,
+    session_id: str = "",
 ) -> Metadata:
     principal = common_pb2.Principal(
-        user_id=user_id, is_admin=is_admin, auth_method=auth_method, credential_id="test"
+        user_id=user_id,
+        is_admin=is_admin,
+        auth_method=auth_method,
+        credential_id="test",
+        session_id=session_id,
     )
     return principal_metadata(principal, secret=secret or SERVICE_TOKEN_SECRET)
 

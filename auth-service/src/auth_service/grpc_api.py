@@ -7,6 +7,7 @@ domain errors, mapped to gRPC status by the shared server interceptor.
 # Method names are fixed by the generated AuthServiceServicer.
 # ruff: noqa: N802
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,13 +26,15 @@ from auth_service.passwords import PasswordHasher
 from auth_service.preferences import service as preferences_service
 from auth_service.preferences.models import UserSettings
 from auth_service.tokens import service as tokens_service
+from auth_service.tokens import sessions as sessions_service
+from auth_service.tokens.sessions import LoginOrigin
 from auth_service.two_factor import service as two_factor_service
 from auth_service.users import service as users_service
 from auth_service.users.models import User
 from auth_service.users.notices import SignUpNotices
 from auth_service.users.schemas import Caller
 from objectvision.v1 import auth_pb2, auth_pb2_grpc, common_pb2
-from objectvision_common.errors import InvalidArgument, PermissionDenied
+from objectvision_common.errors import InvalidArgument, NotFound, PermissionDenied
 from objectvision_common.limits import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, page_bounds
 from objectvision_common.servicer import ServicerContext, caller_principal, timestamp
 
@@ -83,6 +86,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                 second_factor_code=(
                     request.second_factor_code if request.HasField("second_factor_code") else None
                 ),
+                origin=LoginOrigin(client_ip=request.client_ip, user_agent=request.user_agent),
             )
         return _token_pair_message(pair)
 
@@ -120,6 +124,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             email_verified=verified.user.email_verified_at is not None,
             auth_method=AUTH_METHOD_JWT,
             credential_id=verified.claims.jti,
+            session_id=str(verified.claims.session_id),
             credential_expires_at=timestamp(verified.claims.expires_at),
         )
 
@@ -376,6 +381,54 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             )
         return empty_pb2.Empty()
 
+    # The caller's sessions (ADR 0035): signed-in sessions only.
+
+    async def ListSessions(
+        self, request: auth_pb2.ListSessionsRequest, context: ServicerContext
+    ) -> auth_pb2.ListSessionsResponse:
+        principal = caller_principal(context, secret=self.service_token_secret)
+        async with self._as_caller(context, session_only=True) as (session, caller):
+            live = await sessions_service.live_sessions(
+                session=session, user_id=caller.user.id, now=utcnow()
+            )
+        return auth_pb2.ListSessionsResponse(
+            sessions=[_session_message(found, current=principal.session_id) for found in live]
+        )
+
+    async def EndSession(
+        self, request: auth_pb2.EndSessionRequest, context: ServicerContext
+    ) -> empty_pb2.Empty:
+        try:
+            session_id = uuid.UUID(request.session_id)
+        except ValueError as exc:
+            raise NotFound("no such session") from exc
+        async with self._as_caller(context, session_only=True) as (session, caller):
+            await sessions_service.end_one(
+                session=session,
+                revoked=self.tokens.revoked,
+                user_id=caller.user.id,
+                session_id=session_id,
+                now=utcnow(),
+            )
+            await session.commit()
+        return empty_pb2.Empty()
+
+    async def EndOtherSessions(
+        self, request: auth_pb2.EndOtherSessionsRequest, context: ServicerContext
+    ) -> auth_pb2.EndedSessions:
+        principal = caller_principal(context, secret=self.service_token_secret)
+        keep = {uuid.UUID(principal.session_id)} if principal.session_id else set()
+        async with self._as_caller(context, session_only=True) as (session, caller):
+            ended = await sessions_service.end_others(
+                session=session,
+                revoked=self.tokens.revoked,
+                user_id=caller.user.id,
+                keep=keep,
+                now=utcnow(),
+            )
+            await session.commit()
+        return auth_pb2.EndedSessions(ended=ended)
+
     async def _recovery_codes(
         self,
         context: ServicerContext,
@@ -453,6 +506,21 @@ def _user_message(user: User) -> auth_pb2.User:
     if pending is not None:
         message.pending_email, expires_at = pending
         message.pending_email_expires_at.CopyFrom(timestamp(expires_at))
+    return message
+
+
+def _session_message(found: sessions_service.LiveSession, *, current: str) -> auth_pb2.Session:
+    message = auth_pb2.Session(
+        id=str(found.id),
+        last_active_at=timestamp(found.last_active_at),
+        expires_at=timestamp(found.expires_at),
+        client_ip=found.client_ip,
+        user_agent=found.user_agent,
+        second_factor=found.second_factor,
+        current=str(found.id) == current,
+    )
+    if found.started_at is not None:
+        message.started_at.CopyFrom(timestamp(found.started_at))
     return message
 
 

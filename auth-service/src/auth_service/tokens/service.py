@@ -66,10 +66,12 @@ async def login(
     two_factor: TwoFactorTerms,
     email: str,
     password: str,
-    second_factor_code: str | None = None,
+    second_factor_code: str | None,
+    origin: sessions.LoginOrigin,
 ) -> TokenPair:
     """Check the credentials, and for an account with a second factor its code (ADR 0034),
-    then open a new session (a new refresh-token family)."""
+    then open a new session (a new refresh-token family), recording what the login was for
+    the account's session list (ADR 0035)."""
     user = await users_service.authenticate(
         session=session, passwords=passwords, email=email, password=password
     )
@@ -83,6 +85,14 @@ async def login(
         user_id=user.id,
         lifetime=tokens.refresh_lifetime,
         family_id=family_id,
+        now=now,
+    )
+    sessions.record_login(
+        session=session,
+        family_id=family_id,
+        user_id=user.id,
+        origin=origin,
+        second_factor=user.two_factor_enabled_at is not None,
         now=now,
     )
     await session.commit()

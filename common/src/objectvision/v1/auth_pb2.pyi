@@ -52,14 +52,18 @@ class SignUpResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class LoginRequest(_message.Message):
-    __slots__ = ("email", "password", "second_factor_code")
+    __slots__ = ("email", "password", "second_factor_code", "client_ip", "user_agent")
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
     SECOND_FACTOR_CODE_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_IP_FIELD_NUMBER: _ClassVar[int]
+    USER_AGENT_FIELD_NUMBER: _ClassVar[int]
     email: str
     password: str
     second_factor_code: str
-    def __init__(self, email: _Optional[str] = ..., password: _Optional[str] = ..., second_factor_code: _Optional[str] = ...) -> None: ...
+    client_ip: str
+    user_agent: str
+    def __init__(self, email: _Optional[str] = ..., password: _Optional[str] = ..., second_factor_code: _Optional[str] = ..., client_ip: _Optional[str] = ..., user_agent: _Optional[str] = ...) -> None: ...
 
 class TokenPair(_message.Message):
     __slots__ = ("access_token", "refresh_token", "token_type", "expires_in")
@@ -338,3 +342,49 @@ class DisableTwoFactorRequest(_message.Message):
     current_password: str
     code: str
     def __init__(self, user_id: _Optional[str] = ..., current_password: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+
+class Session(_message.Message):
+    __slots__ = ("id", "started_at", "last_active_at", "expires_at", "client_ip", "user_agent", "second_factor", "current")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ACTIVE_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_IP_FIELD_NUMBER: _ClassVar[int]
+    USER_AGENT_FIELD_NUMBER: _ClassVar[int]
+    SECOND_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    started_at: _timestamp_pb2.Timestamp
+    last_active_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    client_ip: str
+    user_agent: str
+    second_factor: bool
+    current: bool
+    def __init__(self, id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_active_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., client_ip: _Optional[str] = ..., user_agent: _Optional[str] = ..., second_factor: _Optional[bool] = ..., current: _Optional[bool] = ...) -> None: ...
+
+class ListSessionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSessionsResponse(_message.Message):
+    __slots__ = ("sessions",)
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    sessions: _containers.RepeatedCompositeFieldContainer[Session]
+    def __init__(self, sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ...) -> None: ...
+
+class EndSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class EndOtherSessionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class EndedSessions(_message.Message):
+    __slots__ = ("ended",)
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    ended: int
+    def __init__(self, ended: _Optional[int] = ...) -> None: ...

@@ -163,6 +163,21 @@ class AuthServiceStub:
                 request_serializer=objectvision_dot_v1_dot_auth__pb2.DisableTwoFactorRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.ListSessions = channel.unary_unary(
+                '/objectvision.v1.AuthService/ListSessions',
+                request_serializer=objectvision_dot_v1_dot_auth__pb2.ListSessionsRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_auth__pb2.ListSessionsResponse.FromString,
+                _registered_method=True)
+        self.EndSession = channel.unary_unary(
+                '/objectvision.v1.AuthService/EndSession',
+                request_serializer=objectvision_dot_v1_dot_auth__pb2.EndSessionRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+                _registered_method=True)
+        self.EndOtherSessions = channel.unary_unary(
+                '/objectvision.v1.AuthService/EndOtherSessions',
+                request_serializer=objectvision_dot_v1_dot_auth__pb2.EndOtherSessionsRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_auth__pb2.EndedSessions.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -368,6 +383,29 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSessions(self, request, context):
+        """The caller's signed-in sessions (ADR 0035), from a signed-in session only: the live ones,
+        newest activity first, the caller's own marked `current`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndSession(self, request, context):
+        """Ends one of the caller's sessions (its refresh token and every access token minted from
+        it); another account's, an ended or an unknown one is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndOtherSessions(self, request, context):
+        """Ends every session of the caller but the one making the call ("log out everywhere else").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -495,6 +533,21 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.DisableTwoFactor,
                     request_deserializer=objectvision_dot_v1_dot_auth__pb2.DisableTwoFactorRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'ListSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessions,
+                    request_deserializer=objectvision_dot_v1_dot_auth__pb2.ListSessionsRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_auth__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'EndSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndSession,
+                    request_deserializer=objectvision_dot_v1_dot_auth__pb2.EndSessionRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'EndOtherSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndOtherSessions,
+                    request_deserializer=objectvision_dot_v1_dot_auth__pb2.EndOtherSessionsRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_auth__pb2.EndedSessions.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1174,6 +1227,87 @@ class AuthService:
             '/objectvision.v1.AuthService/DisableTwoFactor',
             objectvision_dot_v1_dot_auth__pb2.DisableTwoFactorRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.AuthService/ListSessions',
+            objectvision_dot_v1_dot_auth__pb2.ListSessionsRequest.SerializeToString,
+            objectvision_dot_v1_dot_auth__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.AuthService/EndSession',
+            objectvision_dot_v1_dot_auth__pb2.EndSessionRequest.SerializeToString,
+            google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndOtherSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.AuthService/EndOtherSessions',
+            objectvision_dot_v1_dot_auth__pb2.EndOtherSessionsRequest.SerializeToString,
+            objectvision_dot_v1_dot_auth__pb2.EndedSessions.FromString,
             options,
             channel_credentials,
             insecure,

@@ -124,6 +124,16 @@ class AuthServiceStub:
     recovery code); or, for an admin, another account's with the admin's own password and no
     code (the owner lost both). Stages `user.two_factor_disabled`.
     """
+    ListSessions: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListSessionsRequest, _auth_pb2.ListSessionsResponse]
+    """The caller's signed-in sessions (ADR 0035), from a signed-in session only: the live ones,
+    newest activity first, the caller's own marked `current`.
+    """
+    EndSession: _grpc.UnaryUnaryMultiCallable[_auth_pb2.EndSessionRequest, _empty_pb2.Empty]
+    """Ends one of the caller's sessions (its refresh token and every access token minted from
+    it); another account's, an ended or an unknown one is NOT_FOUND.
+    """
+    EndOtherSessions: _grpc.UnaryUnaryMultiCallable[_auth_pb2.EndOtherSessionsRequest, _auth_pb2.EndedSessions]
+    """Ends every session of the caller but the one making the call ("log out everywhere else")."""
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -219,6 +229,16 @@ class AuthServiceAsyncStub(AuthServiceStub):
     recovery code); or, for an admin, another account's with the admin's own password and no
     code (the owner lost both). Stages `user.two_factor_disabled`.
     """
+    ListSessions: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListSessionsRequest, _auth_pb2.ListSessionsResponse]  # type: ignore[assignment]
+    """The caller's signed-in sessions (ADR 0035), from a signed-in session only: the live ones,
+    newest activity first, the caller's own marked `current`.
+    """
+    EndSession: _aio.UnaryUnaryMultiCallable[_auth_pb2.EndSessionRequest, _empty_pb2.Empty]  # type: ignore[assignment]
+    """Ends one of the caller's sessions (its refresh token and every access token minted from
+    it); another account's, an ended or an unknown one is NOT_FOUND.
+    """
+    EndOtherSessions: _aio.UnaryUnaryMultiCallable[_auth_pb2.EndOtherSessionsRequest, _auth_pb2.EndedSessions]  # type: ignore[assignment]
+    """Ends every session of the caller but the one making the call ("log out everywhere else")."""
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     """Accounts, credentials and per-user settings. The gateway verifies access tokens itself
@@ -461,5 +481,33 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         recovery code); or, for an admin, another account's with the admin's own password and no
         code (the owner lost both). Stages `user.two_factor_disabled`.
         """
+
+    @_abc_1.abstractmethod
+    def ListSessions(
+        self,
+        request: _auth_pb2.ListSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListSessionsResponse, _abc.Awaitable[_auth_pb2.ListSessionsResponse]]:
+        """The caller's signed-in sessions (ADR 0035), from a signed-in session only: the live ones,
+        newest activity first, the caller's own marked `current`.
+        """
+
+    @_abc_1.abstractmethod
+    def EndSession(
+        self,
+        request: _auth_pb2.EndSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
+        """Ends one of the caller's sessions (its refresh token and every access token minted from
+        it); another account's, an ended or an unknown one is NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def EndOtherSessions(
+        self,
+        request: _auth_pb2.EndOtherSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.EndedSessions, _abc.Awaitable[_auth_pb2.EndedSessions]]:
+        """Ends every session of the caller but the one making the call ("log out everywhere else")."""
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

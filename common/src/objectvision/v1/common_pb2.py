@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cobjectvision/v1/common.proto\x12\x0fobjectvision.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbd\x01\n\tPrincipal\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08is_admin\x18\x02 \x01(\x08\x12\x13\n\x0b\x61uth_method\x18\x03 \x01(\t\x12\x15\n\rcredential_id\x18\x04 \x01(\t\x12\x39\n\x15\x63redential_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06scopes\x18\x06 \x03(\t\x12\x16\n\x0e\x65mail_verified\x18\x07 \x01(\x08\"%\n\x04Page\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x0e\n\x06offset\x18\x02 \x01(\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cobjectvision/v1/common.proto\x12\x0fobjectvision.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x01\n\tPrincipal\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08is_admin\x18\x02 \x01(\x08\x12\x13\n\x0b\x61uth_method\x18\x03 \x01(\t\x12\x15\n\rcredential_id\x18\x04 \x01(\t\x12\x39\n\x15\x63redential_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06scopes\x18\x06 \x03(\t\x12\x16\n\x0e\x65mail_verified\x18\x07 \x01(\x08\x12\x12\n\nsession_id\x18\x08 \x01(\t\"%\n\x04Page\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x0e\n\x06offset\x18\x02 \x01(\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'objectvision.v1.common_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PRINCIPAL']._serialized_start=83
-  _globals['_PRINCIPAL']._serialized_end=272
-  _globals['_PAGE']._serialized_start=274
-  _globals['_PAGE']._serialized_end=311
+  _globals['_PRINCIPAL']._serialized_end=292
+  _globals['_PAGE']._serialized_start=294
+  _globals['_PAGE']._serialized_end=331
 # @@protoc_insertion_point(module_scope)

@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Principal(_message.Message):
-    __slots__ = ("user_id", "is_admin", "auth_method", "credential_id", "credential_expires_at", "scopes", "email_verified")
+    __slots__ = ("user_id", "is_admin", "auth_method", "credential_id", "credential_expires_at", "scopes", "email_verified", "session_id")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     IS_ADMIN_FIELD_NUMBER: _ClassVar[int]
     AUTH_METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class Principal(_message.Message):
     CREDENTIAL_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     SCOPES_FIELD_NUMBER: _ClassVar[int]
     EMAIL_VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     is_admin: bool
     auth_method: str
@@ -25,7 +26,8 @@ class Principal(_message.Message):
     credential_expires_at: _timestamp_pb2.Timestamp
     scopes: _containers.RepeatedScalarFieldContainer[str]
     email_verified: bool
-    def __init__(self, user_id: _Optional[str] = ..., is_admin: _Optional[bool] = ..., auth_method: _Optional[str] = ..., credential_id: _Optional[str] = ..., credential_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scopes: _Optional[_Iterable[str]] = ..., email_verified: _Optional[bool] = ...) -> None: ...
+    session_id: str
+    def __init__(self, user_id: _Optional[str] = ..., is_admin: _Optional[bool] = ..., auth_method: _Optional[str] = ..., credential_id: _Optional[str] = ..., credential_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scopes: _Optional[_Iterable[str]] = ..., email_verified: _Optional[bool] = ..., session_id: _Optional[str] = ...) -> None: ...
 
 class Page(_message.Message):
     __slots__ = ("limit", "offset")

@@ -139,4 +139,5 @@ def principal_from_claims(claims: AccessClaims) -> common_pb2.Principal:
         auth_method=AUTH_METHOD_JWT,
         credential_id=claims.token_id,
         credential_expires_at=Timestamp(seconds=claims.expires_at),
+        session_id=claims.session_id,
     )

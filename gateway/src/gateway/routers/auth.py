@@ -1,7 +1,9 @@
 """Sign-up, login, token refresh, logout, forgotten passwords and email verification."""
 
+from typing import Annotated
+
 import grpc
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Header, Response
 
 from gateway.auth.dependencies import (
     LOGIN_PATH,
@@ -17,7 +19,7 @@ from gateway.auth.dependencies import (
     throttle_signup,
     throttle_verify_email,
 )
-from gateway.dependencies import PublicUpstream
+from gateway.dependencies import ClientIp, PublicUpstream
 from gateway.errors import SERVER_ERRORS, domain_code_of, error_responses
 from gateway.ratelimit import OPENAPI_HEADERS as RATE_LIMIT_HEADERS
 from gateway.schemas.auth import (
@@ -89,7 +91,11 @@ async def signup(body: SignUpIn, upstream: PublicUpstream) -> SignUpAcceptedOut:
     openapi_extra=_LOGIN_BODY,
 )
 async def login(
-    credentials: ThrottledLoginCredentials, failures: LoginFailuresDep, upstream: PublicUpstream
+    credentials: ThrottledLoginCredentials,
+    failures: LoginFailuresDep,
+    upstream: PublicUpstream,
+    ip: ClientIp,
+    user_agent: Annotated[str, Header(include_in_schema=False)] = "",
 ) -> TokenPairOut:
     """For an account with two-factor authentication (ADR 0034) the right password alone is
     401 `second_factor_required`: send the same request again with `second_factor_code`, the
@@ -102,6 +108,9 @@ async def login(
                 email=credentials.email,
                 password=credentials.password,
                 second_factor_code=credentials.second_factor_code,
+                # Shown in the account's session list (ADR 0035).
+                client_ip=ip,
+                user_agent=user_agent,
             ),
         )
     except grpc.aio.AioRpcError as error:
