@@ -9,6 +9,7 @@ import datetime
 import ipaddress
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +24,12 @@ from pydantic import ValidationError
 
 from objectvision_common.grpc_client import insecure_channel, service_channel
 from objectvision_common.grpc_server import GrpcApp, ServiceRegistration
+from objectvision_common.peer_policy import PeerGrant, PeerPolicy
 from objectvision_common.settings import CommonSettings, GrpcServiceSettings
 from objectvision_common.tls import TlsFiles
 
 SERVICE = "test.Peer"
+OTHER_SERVICE = "test.Other"
 # The "Held" call waits for the test: it stays in flight across a certificate rotation.
 HELD_STARTED = asyncio.Event()
 HELD_RELEASE = asyncio.Event()
@@ -50,6 +53,16 @@ def _add(_servicer: object, server: grpc.aio.Server) -> None:
         "Held": grpc.unary_unary_rpc_method_handler(_held),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+
+
+def _add_other(_servicer: object, server: grpc.aio.Server) -> None:
+    """A second service on the same server, for lists that name a whole service."""
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(_who_am_i) for name in ("First", "Second")
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(OTHER_SERVICE, handlers),)
+    )
 
 
 # ---- a small PKI ---------------------------------------------------------------------------
@@ -211,8 +224,8 @@ async def _health(channel: grpc.aio.Channel) -> int:
     return reply.status
 
 
-async def _who_am_i_over(channel: grpc.aio.Channel) -> bytes:
-    return await channel.unary_unary(f"/{SERVICE}/WhoAmI")(b"", timeout=5)
+async def _who_am_i_over(channel: grpc.aio.Channel, method: str = f"/{SERVICE}/WhoAmI") -> bytes:
+    return await channel.unary_unary(method)(b"", timeout=5)
 
 
 async def _refused(channel: grpc.aio.Channel) -> grpc.StatusCode:
@@ -418,6 +431,12 @@ async def test_a_service_without_usable_tls_files_does_not_start(pki, tmp_path) 
 # ---- settings ------------------------------------------------------------------------------
 
 
+def _with_tls_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRPC_TLS_CERT_FILE", "/tls/tls.crt")
+    monkeypatch.setenv("GRPC_TLS_KEY_FILE", "/tls/tls.key")
+    monkeypatch.setenv("GRPC_TLS_CA_FILE", "/tls/ca.crt")
+
+
 @pytest.mark.parametrize(
     "given",
     [
@@ -440,9 +459,7 @@ def test_settings_give_tls_files_for_all_three_and_plaintext_for_none(monkeypatc
     for name in ("GRPC_TLS_CERT_FILE", "GRPC_TLS_KEY_FILE", "GRPC_TLS_CA_FILE"):
         monkeypatch.setenv(name, "")
     assert CommonSettings(_env_file=None).grpc_tls is None
-    monkeypatch.setenv("GRPC_TLS_CERT_FILE", "/tls/tls.crt")
-    monkeypatch.setenv("GRPC_TLS_KEY_FILE", "/tls/tls.key")
-    monkeypatch.setenv("GRPC_TLS_CA_FILE", "/tls/ca.crt")
+    _with_tls_files(monkeypatch)
     assert CommonSettings(_env_file=None).grpc_tls == TlsFiles(
         Path("/tls/tls.crt"), Path("/tls/tls.key"), Path("/tls/ca.crt")
     )
@@ -451,30 +468,89 @@ def test_settings_give_tls_files_for_all_three_and_plaintext_for_none(monkeypatc
 # ---- which services may call ---------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def notifier(pki: Pki) -> TlsFiles:
+    """A second service's client certificate, from the same CA as the gateway's."""
+    root = pki.root / "notification-service"
+    return write_files(root, pki.ca, pki.ca.issue("notification-service"), pki.ca)
+
+
+@asynccontextmanager
+async def _serving(pki: Pki, allowed_peers: str) -> AsyncIterator[GrpcApp]:
+    """test.Peer and test.Other behind mutual TLS, serving GRPC_ALLOWED_PEERS=allowed_peers."""
+    app = GrpcApp(
+        [
+            ServiceRegistration(SERVICE, object(), _add),
+            ServiceRegistration(OTHER_SERVICE, object(), _add_other),
+        ],
+        host="127.0.0.1",
+        port=0,
+        tls=pki.server,
+        allowed_peers=PeerPolicy.parse(allowed_peers),
+    )
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+async def _refusal(channel: grpc.aio.Channel, method: str) -> str:
+    """The details of a `peer_not_allowed` refusal of `method`; fails on any other outcome."""
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await _who_am_i_over(channel, method)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert dict(refused.value.trailing_metadata() or ())["error-code"] == "peer_not_allowed"
+    return refused.value.details() or ""
+
+
 async def test_a_service_serves_only_the_peers_it_names(pki) -> None:
     """GRPC_ALLOWED_PEERS: a certificate from the CA whose name is not listed is refused
     (PERMISSION_DENIED `peer_not_allowed`); health stays open to it, as to probes."""
     intruder = write_files(pki.root / "intruder", pki.ca, pki.ca.issue("intruder"), pki.ca)
-    app = GrpcApp(
-        [ServiceRegistration(SERVICE, object(), _add)],
-        host="127.0.0.1",
-        port=0,
-        tls=pki.server,
-        allowed_peers=frozenset({"gateway"}),
-    )
-    await app.start()
-    try:
+    async with _serving(pki, "gateway") as app:
         async with service_channel(_target(app), pki.client) as channel:
             assert await _who_am_i_over(channel) == b"gateway"
         async with service_channel(_target(app), intruder) as channel:
             assert await _health(channel) == health_pb2.HealthCheckResponse.SERVING
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await _who_am_i_over(channel)
-    finally:
-        await app.stop()
-    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert dict(refused.value.trailing_metadata() or ())["error-code"] == "peer_not_allowed"
-    assert refused.value.details() == "this service does not serve intruder"
+            details = await _refusal(channel, f"/{SERVICE}/WhoAmI")
+    assert details == "this service does not serve intruder"
+
+
+async def test_a_peer_listed_with_one_method_is_refused_the_others(pki, notifier) -> None:
+    """`name=method` serves that method alone; the refusal names the caller and the method,
+    not who else is served. A bare name beside it still reaches every method."""
+    async with _serving(pki, f"gateway,notification-service=/{SERVICE}/WhoAmI") as app:
+        async with service_channel(_target(app), notifier) as channel:
+            assert await _who_am_i_over(channel) == b"notification-service"
+            assert await _health(channel) == health_pb2.HealthCheckResponse.SERVING
+            same_service = await _refusal(channel, f"/{SERVICE}/Held")
+            other_service = await _refusal(channel, f"/{OTHER_SERVICE}/First")
+        async with service_channel(_target(app), pki.client) as channel:
+            for method in (f"/{SERVICE}/WhoAmI", f"/{OTHER_SERVICE}/First"):
+                assert await _who_am_i_over(channel, method) == b"gateway"
+    assert same_service == f"this service does not serve notification-service on /{SERVICE}/Held"
+    assert other_service.endswith(f"on /{OTHER_SERVICE}/First")
+    assert "gateway" not in same_service + other_service
+
+
+async def test_a_service_wildcard_serves_every_method_of_that_service_only(pki, notifier) -> None:
+    async with (
+        _serving(pki, f"notification-service=/{OTHER_SERVICE}/*") as app,
+        service_channel(_target(app), notifier) as channel,
+    ):
+        for method in ("First", "Second"):
+            served = await _who_am_i_over(channel, f"/{OTHER_SERVICE}/{method}")
+            assert served == b"notification-service"
+        await _refusal(channel, f"/{SERVICE}/WhoAmI")
+
+
+async def test_a_list_naming_a_service_the_server_lacks_does_not_start(pki) -> None:
+    """A list meant for another service (or a misspelt package) would refuse its peer on
+    every call: the server refuses to start instead, saying which setting is wrong."""
+    with pytest.raises(ValueError, match=r"GRPC_ALLOWED_PEERS names methods of test\.Missing,"):
+        async with _serving(pki, "gateway=/test.Missing/*|/test.Peer/WhoAmI"):
+            pass
 
 
 def test_a_peer_allowlist_is_read_from_a_list_and_needs_mutual_tls(monkeypatch) -> None:
@@ -483,10 +559,57 @@ def test_a_peer_allowlist_is_read_from_a_list_and_needs_mutual_tls(monkeypatch) 
     monkeypatch.setenv("GRPC_ALLOWED_PEERS", "gateway, notification-service,")
     with pytest.raises(ValidationError, match="GRPC_ALLOWED_PEERS names client certificates"):
         GrpcServiceSettings(_env_file=None)
-    monkeypatch.setenv("GRPC_TLS_CERT_FILE", "/tls/tls.crt")
-    monkeypatch.setenv("GRPC_TLS_KEY_FILE", "/tls/tls.key")
-    monkeypatch.setenv("GRPC_TLS_CA_FILE", "/tls/ca.crt")
-    assert GrpcServiceSettings(_env_file=None).grpc_allowed_peers == {
-        "gateway",
-        "notification-service",
+    _with_tls_files(monkeypatch)
+    policy = GrpcServiceSettings(_env_file=None).grpc_allowed_peers
+    assert dict(policy.grants) == {"gateway": None, "notification-service": None}
+
+
+def test_a_per_method_list_is_parsed_once_when_the_settings_load(monkeypatch) -> None:
+    """As the prod overlay writes it: a folded YAML scalar, so spaces after each separator."""
+    _with_tls_files(monkeypatch)
+    monkeypatch.setenv(
+        "GRPC_ALLOWED_PEERS",
+        "gateway=/objectvision.v1.AuthService/* | /objectvision.v1.DetectionService/GetJob,"
+        " notification-service=/objectvision.v1.AuthService/GetUser|\n"
+        " /objectvision.v1.AuthService/GetSettings",
+    )
+    policy = GrpcServiceSettings(_env_file=None).grpc_allowed_peers
+    assert dict(policy.grants) == {
+        "gateway": PeerGrant(
+            methods=frozenset({"/objectvision.v1.DetectionService/GetJob"}),
+            services=frozenset({"objectvision.v1.AuthService"}),
+        ),
+        "notification-service": PeerGrant(
+            methods=frozenset(
+                {"/objectvision.v1.AuthService/GetUser", "/objectvision.v1.AuthService/GetSettings"}
+            )
+        ),
     }
+    assert policy.allows("gateway", "/objectvision.v1.AuthService/Login")
+    assert not policy.allows("notification-service", "/objectvision.v1.AuthService/Login")
+    assert not policy.allows("stranger", "/objectvision.v1.AuthService/GetUser")
+    assert PeerPolicy().allows("stranger", "/objectvision.v1.AuthService/Login")
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("notification-service=", "no methods after '='"),
+        ("=/objectvision.v1.AuthService/GetUser", "'' is not a certificate common name"),
+        ("gateway notification-service", "is not a certificate common name"),
+        ("gateway=objectvision.v1.AuthService/GetUser", "is not a full method name"),
+        ("gateway=/objectvision.v1.AuthService/", "is not a full method name"),
+        ("gateway=/objectvision.v1.AuthService/Get*", "is not a full method name"),
+        ("gateway=/*", "is not a full method name"),
+        ("gateway=/a.B/C||/a.B/D", "'' is not a full method name"),
+        ("gateway=/a.B/C=/a.B/D", "is not a full method name"),
+        ("gateway;notification-service", "is not a certificate common name"),
+        ("gateway,gateway=/a.B/C", "'gateway' is listed twice"),
+    ],
+)
+def test_a_malformed_peer_list_stops_the_settings_from_loading(value, problem, monkeypatch) -> None:
+    _with_tls_files(monkeypatch)
+    monkeypatch.setenv("GRPC_ALLOWED_PEERS", value)
+    with pytest.raises(ValidationError, match="GRPC_ALLOWED_PEERS: ") as refused:
+        GrpcServiceSettings(_env_file=None)
+    assert problem in str(refused.value)

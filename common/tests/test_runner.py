@@ -8,6 +8,7 @@ import pytest
 
 from objectvision_common.background import BackgroundLoop
 from objectvision_common.grpc_server import ServiceRegistration
+from objectvision_common.peer_policy import PeerPolicy
 from objectvision_common.runner import Migrations, ServiceParts, ServiceRunner, service_app
 
 
@@ -23,7 +24,7 @@ class Settings:
     grpc_shutdown_grace_seconds: float = 0.5
     grpc_max_connection_age_seconds: float = 0.0
     grpc_tls: None = None
-    grpc_allowed_peers: frozenset[str] = frozenset()
+    grpc_allowed_peers: PeerPolicy = field(default_factory=PeerPolicy)
 
 
 def _add(_servicer: object, _server: object) -> None:
@@ -106,6 +107,19 @@ async def test_only_the_first_of_several_serving_processes_runs_the_workers() ->
     await app.stop()
     assert "polite runs" not in events.seen
     assert app.server.metrics_port == 0 and app.server.reuse_port
+
+
+async def test_a_policy_for_methods_the_server_does_not_have_stops_the_start() -> None:
+    """The settings' peer policy reaches the server, which refuses a list meant for another
+    service before it binds a port (the runner's stand-in names only test.Nothing)."""
+    policy = PeerPolicy.parse("gateway=/objectvision.v1.AuthService/GetUser")
+    app = service_app(Settings(grpc_allowed_peers=policy), _parts(Events()))
+    assert app.server.allowed_peers is policy
+    with pytest.raises(
+        ValueError, match=r"GRPC_ALLOWED_PEERS names methods of objectvision\.v1\.AuthService,"
+    ):
+        await app.start()
+    assert app.server.server is None
 
 
 async def test_a_loop_stopped_before_it_ran_returns_at_once() -> None:

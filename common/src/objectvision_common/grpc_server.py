@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import grpc
@@ -22,6 +22,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 
 from objectvision_common.errors import DomainError, PeerNotAllowed, trailers_for
 from objectvision_common.outages import outage_error
+from objectvision_common.peer_policy import PEER_POLICY_VARIABLE, PeerPolicy
 from objectvision_common.request_context import (
     REQUEST_ID_HEADER,
     sanitize_request_id,
@@ -127,28 +128,34 @@ _AsyncUnaryBehavior = Callable[[Any, ServicerContext], Awaitable[Any]]
 _AsyncStreamBehavior = Callable[[Any, ServicerContext], AsyncIterator[Any]]
 
 
-def _check_peer(context: ServicerContext, allowed: frozenset[str]) -> None:
-    """Refuse a caller whose certificate's common name is not in `allowed` (empty: any).
-    mTLS proves who signed the certificate; this says which services may call this one."""
-    if not allowed:
+def _check_peer(context: ServicerContext, policy: PeerPolicy, full_method: str) -> None:
+    """Refuse a caller whose certificate's common name the policy does not list, or lists
+    without this method. mTLS proves who signed the certificate; this says which services
+    may call this one, and what. The message names the caller and the method, never the
+    peers that are allowed."""
+    if policy.serves_every_peer:
         return
     names = {name.decode() for name in context.auth_context().get("x509_common_name", ())}
-    if not names & allowed:
-        shown = ", ".join(sorted(names)) or "a caller without a certificate name"
-        raise PeerNotAllowed(f"this service does not serve {shown}")
+    if any(policy.allows(name, full_method) for name in names):
+        return
+    listed = sorted(name for name in names if policy.lists(name))
+    if listed:
+        raise PeerNotAllowed(f"this service does not serve {', '.join(listed)} on {full_method}")
+    shown = ", ".join(sorted(names)) or "a caller without a certificate name"
+    raise PeerNotAllowed(f"this service does not serve {shown}")
 
 
 @asynccontextmanager
 async def _observed_call(
-    full_method: str, context: ServicerContext, allowed_peers: frozenset[str]
+    full_method: str, context: ServicerContext, allowed_peers: PeerPolicy
 ) -> AsyncIterator[None]:
     """Around one call's handling, unary or streaming alike: the bookkeeping of `_Observed`,
-    the caller's certificate checked against `allowed_peers`, and a failure turned into the
-    status the caller gets (an abort passes through as it is)."""
+    the caller's certificate and this method checked against `allowed_peers`, and a failure
+    turned into the status the caller gets (an abort passes through as it is)."""
     call = _Observed(full_method, context)
     error: BaseException | None = None
     try:
-        _check_peer(context, allowed_peers)
+        _check_peer(context, allowed_peers, full_method)
         yield
     except Exception as exc:
         error = exc
@@ -160,7 +167,7 @@ async def _observed_call(
 
 
 def _wrap_unary_response(
-    behavior: _AsyncUnaryBehavior, full_method: str, allowed_peers: frozenset[str]
+    behavior: _AsyncUnaryBehavior, full_method: str, allowed_peers: PeerPolicy
 ) -> _AsyncUnaryBehavior:
     async def handler(request_or_iterator: Any, context: ServicerContext) -> Any:
         async with _observed_call(full_method, context, allowed_peers):
@@ -170,7 +177,7 @@ def _wrap_unary_response(
 
 
 def _wrap_stream_response(
-    behavior: _AsyncStreamBehavior, full_method: str, allowed_peers: frozenset[str]
+    behavior: _AsyncStreamBehavior, full_method: str, allowed_peers: PeerPolicy
 ) -> _AsyncStreamBehavior:
     async def handler(request_or_iterator: Any, context: ServicerContext) -> Any:
         async with _observed_call(full_method, context, allowed_peers):
@@ -192,9 +199,10 @@ _HANDLER_FACTORIES: dict[tuple[bool, bool], Callable[..., "grpc.RpcMethodHandler
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     """Every call but health and reflection: metrics, logs, the domain-to-status mapping, and
-    with `allowed_peers` the caller's certificate name checked (PeerNotAllowed)."""
+    with `allowed_peers` the caller's certificate name checked against the method called
+    (PeerNotAllowed)."""
 
-    def __init__(self, allowed_peers: frozenset[str] = frozenset()) -> None:
+    def __init__(self, allowed_peers: PeerPolicy) -> None:
         self._allowed = allowed_peers
 
     async def intercept_service(
@@ -259,8 +267,9 @@ class GrpcApp:
     # Several processes of one service share its port (process_group); otherwise a second
     # bind of a taken port must fail rather than silently split the traffic.
     reuse_port: bool = False
-    # The client certificates' common names served (with `tls`); empty: every one.
-    allowed_peers: frozenset[str] = frozenset()
+    # The client certificates served and the methods each may call (with `tls`); the
+    # default serves every certificate on every method.
+    allowed_peers: PeerPolicy = field(default_factory=PeerPolicy)
     server: grpc.aio.Server | None = None
     health_server: grpc.aio.Server | None = None
     health_servicer: health.aio.HealthServicer | None = None
@@ -268,6 +277,7 @@ class GrpcApp:
     bound_health_port: int = 0
 
     async def start(self) -> int:
+        self._refuse_peer_methods_not_served()
         options: list[tuple[str, int]] = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -310,6 +320,18 @@ class GrpcApp:
             },
         )
         return self.bound_port
+
+    def _refuse_peer_methods_not_served(self) -> None:
+        """Methods of a service this server does not have (a list meant for another service,
+        a typo in the package) would never match, and the peer would be refused on every
+        call: better not to start, saying why."""
+        served = {registration.name for registration in self.registrations}
+        foreign = self.allowed_peers.services() - served
+        if foreign:
+            raise ValueError(
+                f"{PEER_POLICY_VARIABLE} names methods of {', '.join(sorted(foreign))}, which "
+                f"this server does not serve (it serves {', '.join(sorted(served))})"
+            )
 
     async def _start_health_server(self, servicer: health.aio.HealthServicer, port: int) -> None:
         """The same HealthServicer on a second, plaintext server that serves nothing else."""

@@ -49,6 +49,7 @@ from typing import Generic, Protocol, TypeVar
 
 from objectvision_common.grpc_server import GrpcApp, ServiceRegistration
 from objectvision_common.logging import configure_logging
+from objectvision_common.peer_policy import PeerPolicy
 from objectvision_common.process_group import run_process_group
 from objectvision_common.tls import TlsFiles
 from objectvision_common.tracing import configure_tracing
@@ -95,7 +96,7 @@ class ServedSettings(Protocol):
     @property
     def grpc_tls(self) -> TlsFiles | None: ...
     @property
-    def grpc_allowed_peers(self) -> frozenset[str]: ...
+    def grpc_allowed_peers(self) -> PeerPolicy: ...
 
 
 S = TypeVar("S", bound=ServedSettings)

@@ -6,6 +6,7 @@ from typing import Annotated, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from objectvision_common.peer_policy import PeerPolicy
 from objectvision_common.tls import TlsFiles
 
 PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
@@ -156,25 +157,26 @@ class GrpcServiceSettings(CommonSettings):
     backlog_metrics_interval_seconds: float = Field(
         default=15.0, gt=0, validation_alias="BACKLOG_METRICS_INTERVAL_SECONDS"
     )
-    # With mutual TLS: the common names of the client certificates this service serves
-    # (comma-separated, e.g. `gateway,notification-service`); any other certificate from the
-    # CA gets PERMISSION_DENIED (health and reflection excepted). Empty: every certificate
-    # the CA signed.
-    grpc_allowed_peers: Annotated[frozenset[str], NoDecode] = Field(
-        default=frozenset(), validation_alias="GRPC_ALLOWED_PEERS"
+    # With mutual TLS: the client certificates' common names this service serves, and which
+    # methods each may call (objectvision_common.peer_policy has the syntax), e.g.
+    # `gateway,notification-service=/objectvision.v1.AuthService/GetUser`; any other
+    # certificate from the CA, or a listed one on a method not in its list, gets
+    # PERMISSION_DENIED (health and reflection excepted). Empty: every certificate the CA
+    # signed, on every method.
+    grpc_allowed_peers: Annotated[PeerPolicy, NoDecode] = Field(
+        default_factory=PeerPolicy, validation_alias="GRPC_ALLOWED_PEERS"
     )
 
     @field_validator("grpc_allowed_peers", mode="before")
     @classmethod
-    def _peer_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            return frozenset(name.strip() for name in value.split(",") if name.strip())
-        return value
+    def _peer_policy(cls, value: object) -> object:
+        """Parsed once here, so a malformed entry stops the start instead of refusing calls."""
+        return PeerPolicy.parse(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _peers_need_tls(self) -> Self:
         """Without TLS no caller has a certificate name: an allowlist would refuse everyone."""
-        if self.grpc_allowed_peers and self.grpc_tls is None:
+        if not self.grpc_allowed_peers.serves_every_peer and self.grpc_tls is None:
             raise ValueError(
                 "GRPC_ALLOWED_PEERS names client certificates: it needs mutual TLS "
                 "(GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE, GRPC_TLS_CA_FILE)"
