@@ -41,6 +41,7 @@ from playwright.async_api import (
 from objectvision_devstack.api_users import (
     admin_signed_in,
     fresh_network,
+    logged_in,
     network_address,
     signed_in,
 )
@@ -1044,6 +1045,54 @@ async def test_two_factor_is_turned_on_in_settings_and_login_then_asks_for_the_c
     await manage.get_by_role("button", name="Turn off").click()
     await expect(card).to_have_attribute("data-state", "off")
     await expect(page.get_by_test_id("status")).to_contain_text("Two-factor authentication is off")
+
+
+async def test_the_settings_page_lists_the_sessions_and_logs_out_the_others(
+    page: Page, stack: Stack
+) -> None:
+    """ADR 0035: the page's own login and two more through the API, each with its address and
+    device; the page's has no End button. Ending one and then all the others shrinks the list,
+    says what happened and stops those sessions' tokens, while the page stays signed in."""
+    email = await sign_up_and_log_in(page)
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        phone, tablet = [
+            await logged_in(
+                client, email, network={"X-Forwarded-For": address, "User-Agent": device}
+            )
+            for address, device in [
+                (network_address(), "Phone/2.0"),
+                (network_address(), "Tablet/3.0"),
+            ]
+        ]
+    await page.get_by_role("link", name="Settings").click()
+    card = page.get_by_test_id("sessions-card")
+    rows = card.get_by_test_id("session-row")
+    await expect(rows).to_have_count(3)
+    await expect(rows.nth(0)).to_contain_text("Tablet/3.0")
+    await expect(rows.nth(1)).to_contain_text("Phone/2.0")
+    own = card.locator('[data-testid="session-row"][data-current="true"]')
+    await expect(own).to_contain_text("This session")
+    await expect(own).to_contain_text("HeadlessChrome")
+    await expect(own.get_by_role("button")).to_have_count(0)
+
+    await rows.nth(1).get_by_role("button", name="End").click()
+    await expect(rows).to_have_count(2)
+    await expect(page.get_by_test_id("status")).to_have_text(
+        re.compile(r"^Session ended: Phone/2\.0 at 2001:db8:.* is logged out\.$")
+    )
+    await expect(card).not_to_contain_text("Phone/2.0")
+
+    await card.get_by_role("button", name="Log out everywhere else").click()
+    await expect(rows).to_have_count(1)
+    await expect(page.get_by_test_id("status")).to_have_text(
+        "Logged out 1 other session: only this one stays logged in."
+    )
+    await expect(rows.first).to_have_attribute("data-current", "true")
+    await expect(card.get_by_role("button", name="Log out everywhere else")).to_be_disabled()
+    await expect(page.get_by_test_id("account-email")).to_have_text(email)
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        for ended in (phone, tablet):
+            assert (await client.get("/api/v1/users/me", headers=ended.headers)).status_code == 401
 
 
 async def test_a_detection_and_a_finished_job_are_deleted_from_their_pages(page: Page) -> None:

@@ -1,5 +1,6 @@
 """The `objectvision` command: log in once, then detect, run batches, read history, manage
-API keys, follow webhook deliveries and delete the account from a shell.
+API keys and signed-in sessions, follow webhook deliveries and delete the account from a
+shell.
 
 Results go to stdout (a table, or the API's JSON with --json); progress, confirmations and
 errors go to stderr, so output can be piped. Exit status: 0 success, 1 the request or the
@@ -31,6 +32,7 @@ from objectvision_client.models import (
     HistoryPage,
     Job,
     JobsPage,
+    Session,
     VideoFrame,
     WebhookDeliveriesPage,
     WebhookDelivery,
@@ -1045,6 +1047,79 @@ def cmd_keys_revoke(ctx: Context) -> int:
     return EXIT_OK
 
 
+# How much of a session's id `sessions list` shows; `sessions end` takes it back.
+SESSION_ID_SHOWN = 8
+# Where a long User-Agent is cut in the table (--json has it whole).
+USER_AGENT_SHOWN = 40
+
+
+def _shortened(text: str, length: int) -> str:
+    return text if len(text) <= length else text[: length - 3] + "..."
+
+
+def sessions_table(sessions: Sequence[Session]) -> str:
+    """One row per signed-in session: the start of its id (enough for `sessions end`), when
+    and where the login was, and which one this command is using."""
+    rows = [
+        [
+            session.id[:SESSION_ID_SHOWN],
+            _time(session.started_at),
+            _time(session.last_active_at),
+            session.client_ip or None,
+            _shortened(session.user_agent, USER_AGENT_SHOWN) or None,
+            "yes" if session.second_factor else "no",
+            "this one" if session.current else "",
+        ]
+        for session in sessions
+    ]
+    headers = ["ID", "STARTED", "LAST ACTIVE", "IP", "USER AGENT", "2FA", "CURRENT"]
+    return format_table(headers, rows)
+
+
+def cmd_sessions_list(ctx: Context) -> int:
+    with ctx.client() as client:
+        sessions = client.sessions()
+    return ctx.show([session.raw for session in sessions], sessions_table(sessions))
+
+
+def listed_session(sessions: Sequence[Session], wanted: str) -> Session:
+    """The session whose id is `wanted` or starts with it, as `sessions list` shows them."""
+    prefix = wanted.strip().lower()
+    matches = [session for session in sessions if prefix and session.id.startswith(prefix)]
+    if len(matches) > 1:
+        raise CliError(
+            f"{len(matches)} sessions have ids starting with {wanted!r}: give more of it"
+        )
+    if not matches:
+        raise CliError(
+            f"none of your signed-in sessions has the id {wanted!r}: `objectvision sessions "
+            "list` shows them"
+        )
+    return matches[0]
+
+
+def cmd_sessions_end(ctx: Context) -> int:
+    """Ends a session given by its id or the start of it, as `sessions list` shows it. Ending
+    the one this command uses is a logout: the client forgets the tokens, and so the saved
+    session goes."""
+    with ctx.client() as client:
+        session = listed_session(client.sessions(), ctx.args.session_id)
+        client.end_session(session)
+    if session.current:
+        ctx.say(f"Session {session.id} ended. It was this one: logged out of {ctx.api_url}.")
+    else:
+        ctx.say(f"Session {session.id} ended: its tokens no longer work.")
+    return EXIT_OK
+
+
+def cmd_sessions_end_others(ctx: Context) -> int:
+    with ctx.client() as client:
+        ended = client.end_other_sessions()
+    others = "session" if ended == 1 else "sessions"
+    ctx.say(f"Ended {ended} other {others}; this one stays logged in.")
+    return EXIT_OK
+
+
 def cmd_webhooks_list(ctx: Context) -> int:
     with ctx.client() as client:
         hooks = client.list_webhooks()
@@ -1566,6 +1641,31 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id", metavar="ID")
     revoke.set_defaults(handler=cmd_keys_revoke)
+
+    sessions = commands.add_parser(
+        "sessions",
+        help="list where the account is logged in, and log sessions out",
+        description="The account's signed-in sessions: where and when each login was. Needs "
+        "a logged-in session, not an API key.",
+    )
+    session_commands = sessions.add_subparsers(
+        dest="sessions_command", required=True, metavar="ACTION"
+    )
+    session_list = session_commands.add_parser(
+        "list", help="list signed-in sessions, most recently active first"
+    )
+    _add_output_choice(session_list, table=True)
+    session_list.set_defaults(handler=cmd_sessions_list)
+    end_session = session_commands.add_parser(
+        "end", help="log one session out (this one too: that is a logout)"
+    )
+    end_session.add_argument(
+        "session_id", metavar="ID", help="its id, or the start of it as `sessions list` shows"
+    )
+    end_session.set_defaults(handler=cmd_sessions_end)
+    session_commands.add_parser(
+        "end-others", help="log out every session but this one"
+    ).set_defaults(handler=cmd_sessions_end_others)
 
     webhooks = commands.add_parser("webhooks", help="see webhooks' deliveries and redeliver")
     hook_commands = webhooks.add_subparsers(

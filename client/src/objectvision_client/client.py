@@ -22,7 +22,7 @@ import httpx
 
 from objectvision_client import operations as ops
 from objectvision_client.errors import ObjectVisionConnectionError, ObjectVisionError
-from objectvision_client.models import DetectionResult, Job, TokenPair
+from objectvision_client.models import DetectionResult, Job, Session, TokenPair
 from objectvision_client.operations import (
     BytesCallback,
     DetectionParams,
@@ -138,6 +138,14 @@ class _Core:
         if self.tokens is None:
             raise ObjectVisionError(401, "unauthenticated", "not logged in")
         return ops.refresh(self.tokens.refresh_token)
+
+    def session_ended(self, session: Session | str) -> None:
+        """After `session` ended on the server: when it was this client's own (a `Session`
+        listed as `current`), the tokens no longer work and are forgotten, as at logout. An id
+        alone cannot say whose session it was without reading the token's claims; a client
+        that ended its own that way finds out at its next request, whose refresh is refused."""
+        if isinstance(session, Session) and session.current:
+            self.set_tokens(None)
 
     def transport_error(self, exc: httpx.TransportError) -> ObjectVisionConnectionError:
         if isinstance(exc, httpx.TimeoutException):
@@ -392,6 +400,16 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
     set_account_status = _sync(ops.set_account_status)
     list_accounts = _sync(ops.list_accounts)
 
+    sessions = _sync(ops.sessions)
+
+    def end_session(self, session: Session | str) -> None:
+        """Log one session out (see operations.end_session); this client's own, given as the
+        `Session` listed as `current`, also forgets the tokens here."""
+        self.run(ops.end_session(session))
+        self._core.session_ended(session)
+
+    end_other_sessions = _sync(ops.end_other_sessions)
+
     def delete_account(self, current_password: str) -> None:
         """Delete the signed-in account (see operations.delete_account); this client's
         tokens are forgotten, since they no longer work."""
@@ -598,6 +616,14 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     clear_retention = _async(ops.clear_retention)
     set_account_status = _async(ops.set_account_status)
     list_accounts = _async(ops.list_accounts)
+
+    sessions = _async(ops.sessions)
+
+    async def end_session(self, session: Session | str) -> None:
+        await self.run(ops.end_session(session))
+        self._core.session_ended(session)
+
+    end_other_sessions = _async(ops.end_other_sessions)
 
     async def delete_account(self, current_password: str) -> None:
         await self.run(ops.delete_account(current_password))

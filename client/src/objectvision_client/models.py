@@ -107,6 +107,29 @@ class RecoveryCodes(_Model):
     recovery_codes: list[str]
 
 
+class Session(_Answer):
+    """One of the account's signed-in sessions (ADR 0035): a login and the refreshes that kept
+    it going. `current` marks the one the listing request was made with; `client_ip` and
+    `user_agent` are the login's, as the gateway saw them."""
+
+    id: str
+    # None for sessions opened before the server recorded logins.
+    started_at: datetime | None = None
+    last_active_at: datetime
+    expires_at: datetime
+    client_ip: str = ""
+    user_agent: str = ""
+    # Whether the login gave a second factor (ADR 0034).
+    second_factor: bool = False
+    current: bool = False
+
+
+class EndedSessions(_Model):
+    """The answer to logging out every other session: how many ended."""
+
+    ended: int
+
+
 class AccountStatus(User):
     """An account as an admin sees it after suspending, restoring, promoting or demoting it."""
 

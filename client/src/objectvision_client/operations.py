@@ -24,6 +24,7 @@ from objectvision_client.models import (
     CreatedApiKey,
     CreatedWebhook,
     DetectionResult,
+    EndedSessions,
     ExportedFile,
     HistoryPage,
     Job,
@@ -31,6 +32,7 @@ from objectvision_client.models import (
     RecoveryCodes,
     Retention,
     ServedModel,
+    Session,
     SignUpAccepted,
     StoredDetection,
     TokenPair,
@@ -394,6 +396,37 @@ def disable_two_factor_for(user_id: str, current_password: str) -> Operation[Non
         _nothing,
         json={"current_password": current_password},
     )
+
+
+SESSIONS = "/api/v1/users/me/sessions"
+
+
+def sessions() -> Operation[list[Session]]:
+    """The account's signed-in sessions that can still refresh, most recently active first:
+    when and where each login was, and `current` on the one this client uses. A signed-in
+    session only (ADR 0035), as are the other session calls: an API key raises
+    ObjectVisionError 403 `session_required`, so a leaked key can neither see where its owner
+    logs in nor log them out."""
+    return Operation("GET", SESSIONS, _json(partial(items_of, Session)))
+
+
+def end_session(session: Session | str) -> Operation[None]:
+    """Log one session out, given as listed by `sessions` or by its id: its refresh token and
+    every access token minted from it stop working at once. Another account's session, an
+    ended or an unknown one raises ObjectVisionError 404 `not_found`. Ending the client's own
+    session is a logout: given as a `Session` marked `current`, the client forgets its tokens
+    at once; given by id, its next request finds them refused and forgets them then."""
+    session_id = session.id if isinstance(session, Session) else session
+    return Operation("DELETE", f"{SESSIONS}/{_segment(session_id)}", _nothing)
+
+
+def _ended_count(body: object) -> int:
+    return EndedSessions.from_json(body).ended
+
+
+def end_other_sessions() -> Operation[int]:
+    """Log out every session of the account but this client's own; returns how many ended."""
+    return Operation("DELETE", SESSIONS, _json(_ended_count))
 
 
 def delete_account(current_password: str) -> Operation[None]:

@@ -4,11 +4,12 @@
 // waits for the link mailed to the new address, ADR 0033), where the account is deleted
 // (DELETE /users/me, with its password and a confirmation), and where its usage shows: images
 // this month against the quota, and the last days (GET /users/me/usage). Its two-factor
-// authentication card is two-factor.js.
+// authentication card is two-factor.js, its card of signed-in sessions sessions.js.
 
 import { request, requestWithPassword } from "./api.js";
 import { byId, guarded, showStatus } from "./dom.js";
 import { setSessionEmail } from "./session.js";
+import { SessionsCard } from "./sessions.js";
 import { TwoFactorCard } from "./two-factor.js";
 
 const SETTINGS = "api/v1/users/me/settings";
@@ -30,6 +31,7 @@ export class SettingsView {
     this.usageBody = byId("usage-body");
     this.retentionSummary = byId("retention-summary");
     this.twoFactor = new TwoFactorCard();
+    this.sessions = new SessionsCard();
     this.onDeleted = onDeleted;
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -47,6 +49,10 @@ export class SettingsView {
 
   async load() {
     this.form.dataset.loaded = "false";
+    await Promise.all([this.loadAccount(), this.sessions.load()]);
+  }
+
+  async loadAccount() {
     await guarded(async () => {
       const [settings, usage, retention, account] = await Promise.all([
         request(SETTINGS),
@@ -184,6 +190,7 @@ export class SettingsView {
     this.emailSummary.textContent = "";
     this.emailForm.reset();
     this.twoFactor.reset();
+    this.sessions.reset();
     this.deleteForm.reset();
   }
 }
