@@ -17,7 +17,7 @@ import uuid
 
 import httpx
 
-from objectvision_devstack.api_users import PASSWORD, fresh_network, signed_in
+from objectvision_devstack.api_users import PASSWORD, fresh_network, logged_in, signed_in
 from objectvision_devstack.mail import Mailbox, text_and_html
 from objectvision_devstack.stack import Stack
 
@@ -97,3 +97,23 @@ async def test_an_address_changed_through_the_api_mails_the_old_address_one_noti
     assert new_address not in text and new_address not in html
     assert "ask the administrator of this ObjectVision service" in text
     assert mailbox.about(new_address, EMAIL_SUBJECT) == []
+
+
+NEW_LOGIN_SUBJECT = "New login to your ObjectVision account"
+
+
+async def test_a_login_from_a_new_network_mails_the_owner_one_notice_and_a_familiar_one_none(
+    gateway_client: httpx.AsyncClient, mailbox: Mailbox
+) -> None:
+    """ADR 0035: the owner's first login (right after signing up) says nothing; a login
+    from a network and program none of the earlier ones had is mailed, with where from."""
+    home = fresh_network()
+    lin = await signed_in(gateway_client, prefix="roamer", name="Lin", network=home)
+    await logged_in(gateway_client, lin.email, network=home)
+    elsewhere = fresh_network()
+
+    await logged_in(gateway_client, lin.email, network=elsewhere)
+
+    text, html = await _one_notice(mailbox, lin.email, NEW_LOGIN_SUBJECT)
+    assert f"from {elsewhere['X-Forwarded-For']} with python-httpx/" in text
+    assert "#/settings" in text and PASSWORD not in text and PASSWORD not in html

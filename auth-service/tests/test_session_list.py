@@ -9,8 +9,9 @@ access token: its `sid` as `session_id`.
 import uuid
 
 import grpc
+from google.protobuf import json_format
 
-from objectvision.v1 import auth_pb2
+from objectvision.v1 import auth_pb2, notification_pb2
 
 from .conftest import as_user
 
@@ -139,3 +140,51 @@ async def test_an_api_key_can_neither_list_nor_end_sessions(auth, accounts, reje
     ):
         error = await rejected(grpc.StatusCode.PERMISSION_DENIED, call)
         assert dict(error.trailing_metadata() or ())["error-code"] == "session_required"
+
+
+async def new_login_notices(database, user_id: str) -> list[notification_pb2.Event]:
+    rows = await database.rows(
+        "SELECT payload FROM auth.outbox WHERE event_type = 'user.new_login'"
+        " AND payload->>'userId' = :id ORDER BY created_at",
+        id=user_id,
+    )
+    return [json_format.ParseDict(row.payload, notification_pb2.Event()) for row in rows]
+
+
+async def test_a_login_from_a_new_place_is_announced_and_a_familiar_one_is_not(
+    auth, accounts, database
+):
+    """The first login is the owner's own, right after signing up: nothing to tell."""
+    account = await accounts.create()
+    await logged_in(auth, account, ip="203.0.113.7", agent="Firefox on Linux")
+    await logged_in(auth, account, ip="203.0.113.7", agent="Firefox on Linux")
+    assert await new_login_notices(database, account.id) == []
+
+    await logged_in(auth, account, ip="198.51.100.23", agent="curl/8.5.0")
+    await logged_in(auth, account, ip="198.51.100.23", agent="curl/8.5.0")
+
+    [notice] = await new_login_notices(database, account.id)
+    assert (notice.new_login.client_ip, notice.new_login.user_agent) == (
+        "198.51.100.23",
+        "curl/8.5.0",
+    )
+    assert not notice.new_login.second_factor
+    assert account.password not in json_format.MessageToJson(notice)
+
+
+async def test_a_refused_login_from_a_new_place_is_not_announced(
+    auth, accounts, database, rejected
+):
+    account = await accounts.create()
+    await logged_in(auth, account, ip="203.0.113.7", agent="app")
+
+    await rejected(
+        grpc.StatusCode.UNAUTHENTICATED,
+        auth.Login(
+            auth_pb2.LoginRequest(
+                email=account.email, password="not mine", client_ip="192.0.2.66", user_agent="x"
+            )
+        ),
+    )
+
+    assert await new_login_notices(database, account.id) == []

@@ -183,6 +183,29 @@ async def add_two_factor_changed(
     )
 
 
+async def add_new_login(
+    *,
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    client_ip: str,
+    user_agent: str,
+    second_factor: bool,
+    occurred_at: datetime,
+) -> uuid.UUID:
+    """Stage a `user.new_login` event: account `user_id` was logged in to from an address and
+    User-Agent none of its earlier logins had (ADR 0035); returns the event id. Where from,
+    as the gateway saw it, and whether a second factor was given; nothing secret."""
+    return await _stage(
+        session,
+        account_events.NEW_LOGIN,
+        user_id=user_id,
+        occurred_at=occurred_at,
+        new_login=notification_pb2.NewLogin(
+            client_ip=client_ip, user_agent=user_agent, second_factor=second_factor
+        ),
+    )
+
+
 async def add_email_changed(
     *,
     session: AsyncSession,

@@ -31,6 +31,8 @@ ACCOUNT_RESTORED = "user.restored"
 TWO_FACTOR_ENABLED = "user.two_factor_enabled"
 TWO_FACTOR_DISABLED = "user.two_factor_disabled"
 RECOVERY_CODE_USED = "user.recovery_code_used"
+# The account was logged in to from somewhere none of its earlier logins was (ADR 0035).
+NEW_LOGIN = "user.new_login"
 # An API key was revoked: notification-service deletes the webhooks registered with it
 # (ADR 0026, amendment).
 API_KEY_REVOKED = "api_key.revoked"

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from auth_service import outbox
 from auth_service.database import utcnow
 from auth_service.passwords import PasswordHasher
 from auth_service.tokens import refresh, sessions
@@ -87,12 +88,22 @@ async def login(
         family_id=family_id,
         now=now,
     )
+    second_factor = user.two_factor_enabled_at is not None
+    if await sessions.from_new_place(session=session, user_id=user.id, origin=origin):
+        await outbox.add_new_login(
+            session=session,
+            user_id=user.id,
+            client_ip=origin.client_ip,
+            user_agent=origin.user_agent,
+            second_factor=second_factor,
+            occurred_at=now,
+        )
     sessions.record_login(
         session=session,
         family_id=family_id,
         user_id=user.id,
         origin=origin,
-        second_factor=user.two_factor_enabled_at is not None,
+        second_factor=second_factor,
         now=now,
     )
     await session.commit()

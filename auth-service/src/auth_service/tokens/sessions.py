@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.tokens import refresh
@@ -109,6 +109,23 @@ def record_login(
             second_factor=second_factor,
         )
     )
+
+
+async def from_new_place(*, session: AsyncSession, user_id: uuid.UUID, origin: LoginOrigin) -> bool:
+    """Whether a login from `origin` is one the account's owner should hear of: the account
+    has logged in before (its first login is its owner signing up) and never from this
+    address with this User-Agent."""
+    earlier = await session.execute(
+        select(
+            func.count(),
+            func.count().filter(
+                LoginSession.client_ip == origin.client_ip[:CLIENT_IP_LENGTH],
+                LoginSession.user_agent == origin.user_agent[:USER_AGENT_LENGTH],
+            ),
+        ).where(LoginSession.user_id == user_id)
+    )
+    logins, from_here = earlier.one()
+    return logins > 0 and from_here == 0
 
 
 async def live_sessions(

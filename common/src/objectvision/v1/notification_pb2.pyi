@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Event(_message.Message):
-    __slots__ = ("id", "type", "occurred_at", "user_id", "trace_context", "user_registered", "job_progress", "job_finished", "password_reset_requested", "password_changed", "email_changed", "user_deleted", "email_verification_requested", "api_key_revoked", "account_status_changed", "two_factor_changed")
+    __slots__ = ("id", "type", "occurred_at", "user_id", "trace_context", "user_registered", "job_progress", "job_finished", "password_reset_requested", "password_changed", "email_changed", "user_deleted", "email_verification_requested", "api_key_revoked", "account_status_changed", "two_factor_changed", "new_login")
     class TraceContextEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class Event(_message.Message):
     API_KEY_REVOKED_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_STATUS_CHANGED_FIELD_NUMBER: _ClassVar[int]
     TWO_FACTOR_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    NEW_LOGIN_FIELD_NUMBER: _ClassVar[int]
     id: str
     type: str
     occurred_at: _timestamp_pb2.Timestamp
@@ -52,7 +53,18 @@ class Event(_message.Message):
     api_key_revoked: ApiKeyRevoked
     account_status_changed: AccountStatusChanged
     two_factor_changed: TwoFactorChanged
-    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., user_registered: _Optional[_Union[UserRegistered, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., job_finished: _Optional[_Union[JobFinished, _Mapping]] = ..., password_reset_requested: _Optional[_Union[PasswordResetRequested, _Mapping]] = ..., password_changed: _Optional[_Union[PasswordChanged, _Mapping]] = ..., email_changed: _Optional[_Union[EmailChanged, _Mapping]] = ..., user_deleted: _Optional[_Union[UserDeleted, _Mapping]] = ..., email_verification_requested: _Optional[_Union[EmailVerificationRequested, _Mapping]] = ..., api_key_revoked: _Optional[_Union[ApiKeyRevoked, _Mapping]] = ..., account_status_changed: _Optional[_Union[AccountStatusChanged, _Mapping]] = ..., two_factor_changed: _Optional[_Union[TwoFactorChanged, _Mapping]] = ...) -> None: ...
+    new_login: NewLogin
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., user_id: _Optional[str] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., user_registered: _Optional[_Union[UserRegistered, _Mapping]] = ..., job_progress: _Optional[_Union[JobProgress, _Mapping]] = ..., job_finished: _Optional[_Union[JobFinished, _Mapping]] = ..., password_reset_requested: _Optional[_Union[PasswordResetRequested, _Mapping]] = ..., password_changed: _Optional[_Union[PasswordChanged, _Mapping]] = ..., email_changed: _Optional[_Union[EmailChanged, _Mapping]] = ..., user_deleted: _Optional[_Union[UserDeleted, _Mapping]] = ..., email_verification_requested: _Optional[_Union[EmailVerificationRequested, _Mapping]] = ..., api_key_revoked: _Optional[_Union[ApiKeyRevoked, _Mapping]] = ..., account_status_changed: _Optional[_Union[AccountStatusChanged, _Mapping]] = ..., two_factor_changed: _Optional[_Union[TwoFactorChanged, _Mapping]] = ..., new_login: _Optional[_Union[NewLogin, _Mapping]] = ...) -> None: ...
+
+class NewLogin(_message.Message):
+    __slots__ = ("client_ip", "user_agent", "second_factor")
+    CLIENT_IP_FIELD_NUMBER: _ClassVar[int]
+    USER_AGENT_FIELD_NUMBER: _ClassVar[int]
+    SECOND_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    client_ip: str
+    user_agent: str
+    second_factor: bool
+    def __init__(self, client_ip: _Optional[str] = ..., user_agent: _Optional[str] = ..., second_factor: _Optional[bool] = ...) -> None: ...
 
 class TwoFactorChanged(_message.Message):
     __slots__ = ("method", "recovery_codes_left")

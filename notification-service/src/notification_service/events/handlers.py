@@ -40,6 +40,7 @@ from objectvision_common.account_events import (
     EMAIL_CHANGE_ATTEMPTED,
     EMAIL_CHANGED,
     EMAIL_VERIFICATION_REQUESTED,
+    NEW_LOGIN,
     PASSWORD_CHANGED,
     PASSWORD_RESET_REQUESTED,
     RECOVERY_CODE_USED,
@@ -220,6 +221,8 @@ class EventHandler:
             and event.user_id
         ):
             return await self._two_factor_changed(event)
+        if event.type == NEW_LOGIN and event.HasField("new_login") and event.user_id:
+            return await self._new_login(event)
         if event.type in REPORTED_JOB_EVENTS and event.HasField("job_finished") and event.user_id:
             contact = await self.users.contact(event.user_id)
             if contact is None or not contact.active or not contact.notifications_enabled:
@@ -393,6 +396,22 @@ class EventHandler:
             )
 
         return await self._security_notice(event, render)
+
+    async def _new_login(self, event: notification_pb2.Event) -> list[NewDelivery]:
+        """Told to the owner as a changed password is: a login they did not make is someone
+        who has their password (and, with a second factor, a code)."""
+        login = event.new_login
+        return await self._security_notice(
+            event,
+            lambda contact: self.renderer.new_login(
+                to_addr=contact.email,
+                name=contact.name,
+                client_ip=login.client_ip,
+                user_agent=login.user_agent,
+                second_factor=login.second_factor,
+                logged_in_at=event.occurred_at.ToDatetime(UTC),
+            ),
+        )
 
     async def _email_changed(self, event: notification_pb2.Event) -> list[NewDelivery]:
         """To the address the account had before, from the event: the account's address is

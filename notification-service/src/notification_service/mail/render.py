@@ -26,6 +26,9 @@ TWO_FACTOR_DISABLE_METHODS = {
 # With this many recovery codes left or fewer, the notice urges making new ones: one more
 # lost phone could then lock the owner out until an administrator steps in.
 FEW_RECOVERY_CODES = 2
+# How much of a login's address and User-Agent a new-login notice shows (ADR 0035).
+SHOWN_ADDRESS_LENGTH = 64
+SHOWN_USER_AGENT_LENGTH = 120
 
 
 @dataclass(frozen=True)
@@ -256,12 +259,36 @@ class EmailRenderer:
             few_codes_left=codes_left <= FEW_RECOVERY_CODES,
         )
 
+    def new_login(
+        self,
+        *,
+        to_addr: str,
+        name: str,
+        client_ip: str,
+        user_agent: str,
+        second_factor: bool,
+        logged_in_at: datetime,
+    ) -> RenderedEmail:
+        """To an account's owner: it was logged in to from somewhere none of its earlier
+        logins was (ADR 0035), with where and with what, and the way to end that session if it
+        was not them: the settings' session list, then a new password."""
+        return self._second_factor_notice(
+            "new_login",
+            to_addr=to_addr,
+            name=name,
+            subject=f"New login to your {self._product} account",
+            at=logged_in_at,
+            client_ip=_as_shown(client_ip, SHOWN_ADDRESS_LENGTH) or "an unknown address",
+            user_agent=_as_shown(user_agent, SHOWN_USER_AGENT_LENGTH) or "an unknown program",
+            second_factor=second_factor,
+        )
+
     def _second_factor_notice(
         self, template: str, *, to_addr: str, name: str, subject: str, at: datetime, **context: Any
     ) -> RenderedEmail:
-        """A notice about the account's second factor (ADR 0034): every one names the account,
-        says when (`when`), and for an owner who did not do it links to a new password, as
-        the password notice does."""
+        """A notice about how the account is logged in to (its second factor, ADR 0034; a new
+        login, ADR 0035): every one names the account, says when (`when`), and for an owner
+        who did not do it links to a new password, as the password notice does."""
         return self._render(
             template,
             to_addr=to_addr,
@@ -353,6 +380,14 @@ class EmailRenderer:
 def _moment(at: datetime) -> str:
     """When something happened, in UTC to the minute: owners live in every time zone."""
     return f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _as_shown(text: str, limit: int) -> str:
+    """Text the caller of a login chose (its User-Agent), as a notice may show it: printable
+    characters only, on one line, cut at `limit` so it cannot fill the mail with words of its
+    own."""
+    printable = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return printable if len(printable) <= limit else printable[: limit - 1] + "…"
 
 
 def _link_lifetime(requested_at: datetime, expires_at: datetime) -> dict[str, str]:
