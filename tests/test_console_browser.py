@@ -414,6 +414,11 @@ async def test_api_keys_and_webhooks(page: Page) -> None:
     hook = view.locator(f'[data-testid="webhook-row"][data-url="{hook_url}"]')
     await expect(hook).to_contain_text("job.completed")
     await expect(hook.locator('td[data-label="Made with"]')).to_have_text("This console")
+    first_secret = await view.get_by_test_id("secret-value").text_content()
+    await view.get_by_role("button", name=f"New signing secret for webhook {hook_url}").click()
+    await expect(view.get_by_test_id("secret-value")).not_to_have_text(first_secret or "")
+    await expect(view.get_by_test_id("secret-value")).to_have_text(re.compile(r"^whsec_\S{20,}$"))
+    await expect(view).to_contain_text("accept it if either is yours")
     await view.get_by_role("button", name=f"Delete webhook {hook_url}").click()
     await expect(hook).to_have_count(0)
 

@@ -176,7 +176,7 @@ def test_secrets_are_stored_encrypted_and_signatures_cover_timestamp_and_body() 
     with pytest.raises(ValueError):
         webhook_box("other-key").open(sealed)
     expected = hmac.new(b"whsec_abc", b"1700000000.{}", hashlib.sha256).hexdigest()
-    assert signature("whsec_abc", 1700000000, b"{}") == f"v1={expected}"
+    assert signature(["whsec_abc"], 1700000000, b"{}") == f"v1={expected}"
 
 
 async def test_a_finished_job_is_posted_signed_to_the_users_webhook(

@@ -1166,6 +1166,23 @@ def cmd_webhooks_deliveries(ctx: Context) -> int:
     return ctx.show(page.raw, webhook_deliveries_table(page.items), page)
 
 
+def cmd_webhooks_rotate_secret(ctx: Context) -> int:
+    keep_hours: float = ctx.args.keep_previous_hours
+    with ctx.client() as client:
+        rotated = client.rotate_webhook_secret(
+            ctx.args.webhook_id, keep_previous_seconds=round(keep_hours * 3600)
+        )
+    if not ctx.printed_json(rotated.raw):
+        kept = (
+            f"the old one also signs until {rotated.previous_secret_expires_at:%Y-%m-%d %H:%M} UTC"
+            if rotated.previous_secret_expires_at
+            else "the old one no longer signs"
+        )
+        ctx.say(f"New signing secret for webhook {rotated.id} (shown only now); {kept}.")
+        print(rotated.secret, file=ctx.stdout)
+    return EXIT_OK
+
+
 def cmd_webhooks_redeliver(ctx: Context) -> int:
     with ctx.client() as client:
         queued = client.redeliver(ctx.args.webhook_id, ctx.args.delivery_id)
@@ -1683,6 +1700,19 @@ def build_parser() -> argparse.ArgumentParser:
     deliveries.add_argument("--offset", type=_non_negative_int, default=0, help="rows to skip")
     _add_output_choice(deliveries, table=True)
     deliveries.set_defaults(handler=cmd_webhooks_deliveries)
+    rotate = hook_commands.add_parser(
+        "rotate-secret",
+        help="a new signing secret; the old one keeps signing beside it for a while",
+    )
+    rotate.add_argument("webhook_id", metavar="ID")
+    rotate.add_argument(
+        "--keep-previous-hours",
+        type=float,
+        default=24.0,
+        help="how long the old secret still signs (default 24; 0 stops it now; at most 168)",
+    )
+    _add_output_choice(rotate)
+    rotate.set_defaults(handler=cmd_webhooks_rotate_secret)
     redeliver = hook_commands.add_parser(
         "redeliver", help="send a delivered or dead delivery's event again, now"
     )

@@ -319,6 +319,8 @@ class Webhook(_Answer):
     # The API key that registered it (deleted with the key's revocation or expiry); None
     # when it was registered from a signed-in session.
     api_key_id: str | None = None
+    # Until when deliveries are also signed with the secret the last rotation replaced.
+    previous_secret_expires_at: datetime | None = None
 
 
 class CreatedWebhook(Webhook):

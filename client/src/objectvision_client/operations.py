@@ -662,6 +662,20 @@ def create_webhook(url: str, events: Sequence[str] = ()) -> Operation[CreatedWeb
     )
 
 
+def rotate_webhook_secret(
+    webhook_id: str, *, keep_previous_seconds: int = 86400
+) -> Operation[CreatedWebhook]:
+    """A new signing secret for the webhook, in this answer only. For `keep_previous_seconds`
+    (a day by default; 0 to 604800) deliveries are signed with the new and the old secret, so
+    the receiver can switch without missing one (see `objectvision_client.webhooks.verify`)."""
+    return Operation(
+        "POST",
+        f"{WEBHOOKS}/{_segment(webhook_id)}/rotate-secret",
+        _json(CreatedWebhook.from_json),
+        json={"keep_previous_seconds": keep_previous_seconds},
+    )
+
+
 def delete_webhook(webhook_id: str) -> Operation[None]:
     return Operation("DELETE", f"{WEBHOOKS}/{_segment(webhook_id)}", _nothing)
 

@@ -3,7 +3,7 @@
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf import empty_pb2
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,6 +29,11 @@ def _webhook_message(hook: webhooks_service.Webhook) -> notification_pb2.Webhook
         events=hook.events,
         created_at=timestamp(hook.created_at),
         api_key_id=str(hook.api_key_id or ""),
+        previous_secret_expires_at=(
+            timestamp(hook.previous_secret_expires_at)
+            if hook.previous_secret_expires_at is not None
+            else None
+        ),
     )
 
 
@@ -177,6 +182,20 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
             limit=page.limit,
             offset=page.offset,
         )
+
+    async def RotateWebhookSecret(  # noqa: N802
+        self, request: notification_pb2.RotateWebhookSecretRequest, context: ServicerContext
+    ) -> notification_pb2.CreatedWebhook:
+        principal = self._principal(context)
+        async with self.session_factory() as session, session.begin():
+            hook, secret = await webhooks_service.rotate_secret(
+                session=session,
+                box=self.box,
+                user_id=principal.user_id,
+                webhook_id=request.webhook_id,
+                keep_previous=timedelta(seconds=request.keep_previous_seconds),
+            )
+        return notification_pb2.CreatedWebhook(webhook=_webhook_message(hook), secret=secret)
 
     async def RedeliverWebhookDelivery(  # noqa: N802
         self, request: notification_pb2.RedeliverWebhookDeliveryRequest, context: ServicerContext

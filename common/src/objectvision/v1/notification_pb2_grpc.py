@@ -71,6 +71,11 @@ class NotificationServiceStub:
                 request_serializer=objectvision_dot_v1_dot_notification__pb2.RedeliverWebhookDeliveryRequest.SerializeToString,
                 response_deserializer=objectvision_dot_v1_dot_notification__pb2.WebhookDelivery.FromString,
                 _registered_method=True)
+        self.RotateWebhookSecret = channel.unary_unary(
+                '/objectvision.v1.NotificationService/RotateWebhookSecret',
+                request_serializer=objectvision_dot_v1_dot_notification__pb2.RotateWebhookSecretRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_notification__pb2.CreatedWebhook.FromString,
+                _registered_method=True)
 
 
 class NotificationServiceServicer:
@@ -126,6 +131,16 @@ class NotificationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RotateWebhookSecret(self, request, context):
+        """A new signing secret for the caller's webhook, shown once (ADR 0036). Deliveries are
+        signed with both the new and the previous secret for `keep_previous_seconds` (0: the
+        previous one stops at once; at most 7 days), so a receiver can switch without missing one.
+        Another account's webhook is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +178,11 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.RedeliverWebhookDelivery,
                     request_deserializer=objectvision_dot_v1_dot_notification__pb2.RedeliverWebhookDeliveryRequest.FromString,
                     response_serializer=objectvision_dot_v1_dot_notification__pb2.WebhookDelivery.SerializeToString,
+            ),
+            'RotateWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateWebhookSecret,
+                    request_deserializer=objectvision_dot_v1_dot_notification__pb2.RotateWebhookSecretRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_notification__pb2.CreatedWebhook.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -355,6 +375,33 @@ class NotificationService:
             '/objectvision.v1.NotificationService/RedeliverWebhookDelivery',
             objectvision_dot_v1_dot_notification__pb2.RedeliverWebhookDeliveryRequest.SerializeToString,
             objectvision_dot_v1_dot_notification__pb2.WebhookDelivery.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.NotificationService/RotateWebhookSecret',
+            objectvision_dot_v1_dot_notification__pb2.RotateWebhookSecretRequest.SerializeToString,
+            objectvision_dot_v1_dot_notification__pb2.CreatedWebhook.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,6 +50,12 @@ class NotificationServiceStub:
     delivery (redelivery_of names the original) with the same event id and body, signed
     afresh when sent. FAILED_PRECONDITION while the delivery is still pending.
     """
+    RotateWebhookSecret: _grpc.UnaryUnaryMultiCallable[_notification_pb2.RotateWebhookSecretRequest, _notification_pb2.CreatedWebhook]
+    """A new signing secret for the caller's webhook, shown once (ADR 0036). Deliveries are
+    signed with both the new and the previous secret for `keep_previous_seconds` (0: the
+    previous one stops at once; at most 7 days), so a receiver can switch without missing one.
+    Another account's webhook is NOT_FOUND.
+    """
 
 @_typing.type_check_only
 class NotificationServiceAsyncStub(NotificationServiceStub):
@@ -71,6 +77,12 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     """Queue the event of a delivered or dead-lettered delivery for a fresh attempt now: a new
     delivery (redelivery_of names the original) with the same event id and body, signed
     afresh when sent. FAILED_PRECONDITION while the delivery is still pending.
+    """
+    RotateWebhookSecret: _aio.UnaryUnaryMultiCallable[_notification_pb2.RotateWebhookSecretRequest, _notification_pb2.CreatedWebhook]  # type: ignore[assignment]
+    """A new signing secret for the caller's webhook, shown once (ADR 0036). Deliveries are
+    signed with both the new and the previous secret for `keep_previous_seconds` (0: the
+    previous one stops at once; at most 7 days), so a receiver can switch without missing one.
+    Another account's webhook is NOT_FOUND.
     """
 
 class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -132,6 +144,18 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         """Queue the event of a delivered or dead-lettered delivery for a fresh attempt now: a new
         delivery (redelivery_of names the original) with the same event id and body, signed
         afresh when sent. FAILED_PRECONDITION while the delivery is still pending.
+        """
+
+    @_abc_1.abstractmethod
+    def RotateWebhookSecret(
+        self,
+        request: _notification_pb2.RotateWebhookSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notification_pb2.CreatedWebhook, _abc.Awaitable[_notification_pb2.CreatedWebhook]]:
+        """A new signing secret for the caller's webhook, shown once (ADR 0036). Deliveries are
+        signed with both the new and the previous secret for `keep_previous_seconds` (0: the
+        previous one stops at once; at most 7 days), so a receiver can switch without missing one.
+        Another account's webhook is NOT_FOUND.
         """
 
 def add_NotificationServiceServicer_to_server(servicer: NotificationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

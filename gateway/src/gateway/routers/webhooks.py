@@ -14,6 +14,7 @@ from gateway.errors import error_responses
 from gateway.schemas.webhooks import (
     CreatedWebhookOut,
     DeliveryState,
+    SecretRotationIn,
     WebhookCreateIn,
     WebhookDeliveryListOut,
     WebhookDeliveryOut,
@@ -61,6 +62,26 @@ async def delete_webhook(webhook_id: uuid.UUID, upstream: WebhooksUpstream) -> R
         notification_pb2.DeleteWebhookRequest(webhook_id=str(webhook_id)),
     )
     return Response(status_code=204)
+
+
+@router.post(
+    "/{webhook_id}/rotate-secret",
+    summary="A new signing secret; the old one keeps signing for a while (ADR 0036)",
+    responses=error_responses(404, 413, 422),
+)
+async def rotate_webhook_secret(
+    webhook_id: uuid.UUID, body: SecretRotationIn, upstream: WebhooksUpstream
+) -> CreatedWebhookOut:
+    """The new secret is in this answer only. For `keep_previous_seconds` (a day unless
+    given) every delivery carries two signatures, `v1=<new>,v1=<old>`, so the receiver can
+    move to the new secret at its own pace; a secret replaced before that stops at once."""
+    rotated = await upstream.call(
+        upstream.notification.RotateWebhookSecret,
+        notification_pb2.RotateWebhookSecretRequest(
+            webhook_id=str(webhook_id), keep_previous_seconds=body.keep_previous_seconds
+        ),
+    )
+    return CreatedWebhookOut.from_created(rotated)
 
 
 @router.get(

@@ -36,12 +36,19 @@ class WebhookOut(ProtoMirror):
         "from a signed-in session. The webhook is deleted when that key is revoked, and stops "
         "(is deleted) at its next delivery once the key has expired."
     )
+    previous_secret_expires_at: datetime | None = Field(
+        default=None,
+        description="Until when deliveries are also signed with the secret the last rotation "
+        "replaced (ADR 0036); null when only the current secret signs.",
+    )
 
 
 class CreatedWebhookOut(WebhookOut):
     secret: str = Field(
         description="Verifies X-ObjectVision-Signature: v1=hex(HMAC-SHA256(secret, "
-        '"<X-ObjectVision-Timestamp>.<raw body>")). Shown only once.'
+        '"<X-ObjectVision-Timestamp>.<raw body>")); while a rotation\'s previous secret still '
+        "signs, the header holds one v1= value per secret, comma-separated, and a delivery "
+        "is genuine if any of them matches. Shown only once."
     )
 
     @classmethod
@@ -97,3 +104,13 @@ class WebhookDeliveryListOut(PageOut[WebhookDeliveryOut]):
     @classmethod
     def from_proto(cls, listed: notification_pb2.ListWebhookDeliveriesResponse) -> Self:
         return cls.of(map(WebhookDeliveryOut.from_proto, listed.deliveries), listed)
+
+
+class SecretRotationIn(ApiModel):
+    keep_previous_seconds: int = Field(
+        default=86400,
+        ge=0,
+        le=7 * 86400,
+        description="How long the replaced secret keeps signing beside the new one, so the "
+        "receiver can switch without missing a delivery (0: it stops now; at most 7 days).",
+    )

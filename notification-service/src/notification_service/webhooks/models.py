@@ -12,6 +12,10 @@ webhooks = Table(
     Column("url", Text, nullable=False),
     Column("events", ARRAY(Text), nullable=False),
     Column("secret_ciphertext", Text, nullable=False),
+    # The secret the last rotation replaced and until when it still signs beside the current
+    # one (ADR 0036), so a receiver switching secrets misses no delivery. Null otherwise.
+    Column("previous_secret_ciphertext", Text, nullable=True),
+    Column("previous_secret_expires_at", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # The API key that registered the webhook and when that key expires (ADR 0026, amendment):
     # the webhook is deleted when the key is revoked (`api_key.revoked`) or, at its next due

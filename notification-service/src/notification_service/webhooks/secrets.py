@@ -8,6 +8,7 @@ does not let anyone forge our signatures.
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 
 from objectvision_common.sealing import SecretBox
 
@@ -24,7 +25,12 @@ def webhook_box(webhook_secret_key: str) -> SecretBox:
     return SecretBox.from_setting(webhook_secret_key, setting="WEBHOOK_SECRET_KEY")
 
 
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    """The X-ObjectVision-Signature value: v1=hex(HMAC-SHA256(secret, "<timestamp>.<body>"))."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"{SIGNATURE_VERSION}={mac.hexdigest()}"
+def signature(secrets_now: Sequence[str], timestamp: int, body: bytes) -> str:
+    """The X-ObjectVision-Signature value: v1=hex(HMAC-SHA256(secret, "<timestamp>.<body>"))
+    for each secret that signs now, comma-separated (two while a rotation's previous secret
+    still signs, ADR 0036); a receiver accepts the delivery if any of them is its own."""
+    return ",".join(
+        f"{SIGNATURE_VERSION}="
+        + hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+        for secret in secrets_now
+    )

@@ -66,7 +66,7 @@ class WebhookSender:
             EVENT_HEADER: delivery.event_type,
             DELIVERY_HEADER: str(delivery.id),
             TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: signature(target.secret, timestamp, body),
+            SIGNATURE_HEADER: signature(target.secrets, timestamp, body),
         }
         # Connect to the checked addresses themselves, never to a fresh lookup of the name.
         try:

@@ -3,7 +3,7 @@
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, func, select
@@ -20,6 +20,8 @@ from objectvision_common.errors import AlreadyExists, FailedPrecondition, Invali
 from objectvision_common.sealing import SecretBox
 
 JOB_EVENT_TYPES = ("job.progress", "job.completed", "job.failed", "job.cancelled")
+# The longest a replaced signing secret keeps signing beside the new one (ADR 0036).
+MAX_KEEP_PREVIOUS = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class Webhook:
     # The API key that registered it and when that key expires; None for a session's.
     api_key_id: uuid.UUID | None = None
     api_key_expires_at: datetime | None = None
+    # Until when the secret the last rotation replaced still signs (ADR 0036).
+    previous_secret_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,15 @@ class SigningTarget:
     secret: str
     # When the API key that registered the webhook expires; None: never, or no key.
     api_key_expires_at: datetime | None = None
+    # The secret a rotation replaced, while it still signs beside `secret` (ADR 0036).
+    previous_secret: str | None = None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret a delivery is signed with now: the current one first."""
+        return (
+            (self.secret,) if self.previous_secret is None else (self.secret, self.previous_secret)
+        )
 
     def key_expired(self, now: datetime | None = None) -> bool:
         """Whether the key that registered the webhook has expired: it delivers no more."""
@@ -57,7 +70,15 @@ def _webhook(row: Row[Any]) -> Webhook:
         created_at=row.created_at,
         api_key_id=row.api_key_id,
         api_key_expires_at=row.api_key_expires_at,
+        previous_secret_expires_at=_still_signing(row.previous_secret_expires_at),
     )
+
+
+def _still_signing(expires_at: datetime | None, now: datetime | None = None) -> datetime | None:
+    """A replaced secret's end, while it has not come; None once it has."""
+    if expires_at is None or expires_at <= (now or datetime.now(UTC)):
+        return None
+    return expires_at
 
 
 def event_types(requested: Sequence[str]) -> tuple[str, ...]:
@@ -204,20 +225,67 @@ async def subscribed_webhooks(
     return [_webhook(row) for row in rows]
 
 
+async def rotate_secret(
+    *,
+    session: AsyncSession,
+    box: SecretBox,
+    user_id: str,
+    webhook_id: str,
+    keep_previous: timedelta,
+    now: datetime | None = None,
+) -> tuple[Webhook, str]:
+    """A new signing secret for the caller's webhook; returns the webhook and the secret,
+    which exists in clear only in this answer. The secret it replaces keeps signing beside
+    it for `keep_previous` (none: it stops now), so a receiver can move to the new one
+    without missing a delivery; a secret replaced earlier stops now either way."""
+    if not timedelta(0) <= keep_previous <= MAX_KEEP_PREVIOUS:
+        raise InvalidArgument(
+            f"keep_previous_seconds must be between 0 and {int(MAX_KEEP_PREVIOUS.total_seconds())}"
+        )
+    now = now or datetime.now(UTC)
+    hook = await owned_webhook(session=session, user_id=user_id, webhook_id=webhook_id)
+    secret = new_secret()
+    keeps = keep_previous > timedelta(0)
+    row = (
+        await session.execute(
+            webhooks.update()
+            .where(webhooks.c.id == hook.id)
+            .values(
+                secret_ciphertext=box.seal(secret),
+                previous_secret_ciphertext=webhooks.c.secret_ciphertext if keeps else None,
+                previous_secret_expires_at=now + keep_previous if keeps else None,
+            )
+            .returning(*webhooks.c)
+        )
+    ).one()
+    return _webhook(row), secret
+
+
 async def signing_target(
     *, session: AsyncSession, box: SecretBox, webhook_id: uuid.UUID
 ) -> SigningTarget | None:
     row = (
         await session.execute(
             select(
-                webhooks.c.url, webhooks.c.secret_ciphertext, webhooks.c.api_key_expires_at
+                webhooks.c.url,
+                webhooks.c.secret_ciphertext,
+                webhooks.c.api_key_expires_at,
+                webhooks.c.previous_secret_ciphertext,
+                webhooks.c.previous_secret_expires_at,
             ).where(webhooks.c.id == webhook_id)
         )
     ).one_or_none()
     if row is None:
         return None
+    previous = (
+        box.open(row.previous_secret_ciphertext)
+        if row.previous_secret_ciphertext is not None
+        and _still_signing(row.previous_secret_expires_at) is not None
+        else None
+    )
     return SigningTarget(
         url=row.url,
         secret=box.open(row.secret_ciphertext),
+        previous_secret=previous,
         api_key_expires_at=row.api_key_expires_at,
     )

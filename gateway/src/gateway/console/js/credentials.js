@@ -33,9 +33,14 @@ export class CredentialsView {
     const created = await guarded(() => request(this.url, { method: "POST", json }), button);
     if (!created) return;
     this.form.reset();
-    const panel = secretPanel({ ...this.introduceSecret(created), secret: created.secret });
+    await this.showSecret(created, this.introduceSecret(created));
+  }
+
+  /** Show `issued.secret` once, as `introduction` explains it, and list the items again. */
+  async showSecret(issued, introduction) {
+    const panel = secretPanel({ ...introduction, secret: issued.secret });
     this.secretSlot.replaceChildren(panel);
-    this.shownSecretId = created.id;
+    this.shownSecretId = issued.id;
     panel.focus();
     await this.load();
   }

@@ -59,9 +59,50 @@ export class WebhooksView extends CredentialsView {
       el("td", {}, formatDate(hook.created_at)),
       // A webhook made with an API key goes when that key is revoked or expires.
       el("td", { "data-label": "Made with" }, hook.api_key_id ? `API key ${hook.api_key_id.slice(0, 8)}…` : "This console"),
-      el("td", { className: "row-actions" }, toggle, removeButton("Delete", `Delete webhook ${hook.url}`, remove)),
+      el(
+        "td",
+        { className: "row-actions" },
+        toggle,
+        el(
+          "button",
+          {
+            type: "button",
+            className: "secondary",
+            "aria-label": `New signing secret for webhook ${hook.url}`,
+            onclick: (event) => this.rotateSecret(hook, event.currentTarget),
+          },
+          "New secret",
+        ),
+        removeButton("Delete", `Delete webhook ${hook.url}`, remove),
+      ),
     );
     return row;
+  }
+
+  /** A new signing secret (ADR 0036), shown once; the old one keeps signing for a day, so
+   * the receiver can move to the new one without missing a delivery. */
+  async rotateSecret(hook, button) {
+    const question =
+      `Make a new signing secret for ${hook.url}? For the next 24 hours deliveries are signed ` +
+      "with both the new and the current secret; after that only with the new one.";
+    if (!window.confirm(question)) return;
+    const rotated = await guarded(
+      () =>
+        request(`${this.url}/${encodeURIComponent(hook.id)}/rotate-secret`, {
+          method: "POST",
+          json: { keep_previous_seconds: 86400 },
+        }),
+      button,
+    );
+    if (!rotated) return;
+    await this.showSecret(rotated, {
+      title: "New signing secret",
+      explanation:
+        "Copy it now: it is shown only once. Until " +
+        `${formatDate(rotated.previous_secret_expires_at)} each delivery carries two ` +
+        "X-ObjectVision-Signature values, one per secret: accept it if either is yours.",
+      onDone: () => button.focus(),
+    });
   }
 
   /** Open (below the webhook's row) or close the list of its newest deliveries. */
