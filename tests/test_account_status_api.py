@@ -7,8 +7,6 @@ a demoted admin's admin token stops working at once; non-admins, API keys and an
 their own account are refused; the client and the `objectvision accounts` command do it.
 """
 
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +15,7 @@ import httpx
 import pytest
 
 from objectvision_client import Client, ObjectVisionError, TokenPair
+from objectvision_devstack.answers import api_error
 from objectvision_devstack.api_users import (
     Account,
     admin_signed_in,
@@ -24,12 +23,12 @@ from objectvision_devstack.api_users import (
     logged_in,
     signed_in,
 )
+from objectvision_devstack.command_line import CommandLine
 from objectvision_devstack.mail import Mailbox
 from objectvision_devstack.stack import Stack
 
 ME = "/api/v1/users/me"
 API_KEYS = "/api/v1/users/me/api-keys"
-COMMAND = Path(sys.executable).with_name("objectvision")
 # The relays poll every 0.5 s and the dispatcher every second; the machine may be busy.
 ARRIVES_WITHIN_SECONDS = 45.0
 
@@ -51,13 +50,6 @@ async def _made_admin(stack: Stack, client: httpx.AsyncClient, prefix: str) -> A
 @pytest.fixture(scope="module")
 async def admin(stack: Stack, client: httpx.AsyncClient) -> Account:
     return await _made_admin(stack, client, "status-admin")
-
-
-def _error(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    return str(error["message"])
 
 
 async def test_a_suspended_account_is_locked_out_at_once_until_restored(
@@ -83,7 +75,7 @@ async def test_a_suspended_account_is_locked_out_at_once_until_restored(
         json={"email": account.email, "password": account.password},
         headers=fresh_network(),
     )
-    _error(login, 401, "unauthenticated")
+    api_error(login, 401, "unauthenticated")
 
     restored = await client.patch(
         _status_path(account), json={"active": True}, headers=admin.headers
@@ -120,7 +112,7 @@ async def test_a_demoted_admins_token_stops_at_once(
     assert demoted.status_code == 200 and demoted.json()["is_admin"] is False
     assert (await client.get(usage, headers=other_admin.headers)).status_code == 401
     relogged = await logged_in(client, other_admin.email)
-    _error(await client.get(usage, headers=relogged.headers), 403, "permission_denied")
+    api_error(await client.get(usage, headers=relogged.headers), 403, "permission_denied")
 
 
 async def test_non_admins_keys_and_an_admins_own_account_are_refused(
@@ -129,21 +121,21 @@ async def test_non_admins_keys_and_an_admins_own_account_are_refused(
     account = await signed_in(client, prefix="status-user", name="Just A User", read_back=True)
     other = await signed_in(client, prefix="status-other", name="Other", read_back=True)
 
-    _error(
+    api_error(
         await client.patch(_status_path(other), json={"active": False}, headers=account.headers),
         403,
         "permission_denied",
     )
     created = await client.post(API_KEYS, json={"name": "ops"}, headers=admin.headers)
     admin_key = {"X-API-Key": created.json()["secret"]}
-    _error(
+    api_error(
         await client.patch(_status_path(other), json={"active": False}, headers=admin_key),
         403,
         "session_required",
     )
     for change in ({"active": False}, {"admin": False}):
         own = await client.patch(_status_path(admin), json=change, headers=admin.headers)
-        assert "their own account" in _error(own, 409, "own_account")
+        assert "their own account" in api_error(own, 409, "own_account")["message"]
     empty = await client.patch(_status_path(other), json={}, headers=admin.headers)
     assert empty.status_code == 422, empty.text
     assert (await client.get(ME, headers=other.headers)).status_code == 200
@@ -165,23 +157,11 @@ def test_the_client_and_the_command_suspend_and_restore(
             as_admin.set_account_status(admin.id, admin=False)
         assert (own.value.status, own.value.code) == (409, "own_account")
 
-    def objectvision(*args: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(COMMAND), "--api-url", stack.gateway_url, *args],
-            env={"PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(tmp_path)},
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=120,
-            check=False,
-        )
-        assert result.returncode == 0, (args, result.stdout, result.stderr)
-        return result
-
-    objectvision("login", "--email", admin.email, "--password", admin.password)
-    restored = objectvision("accounts", "restore", target_id)
+    objectvision = CommandLine(stack.gateway_url, tmp_path)
+    objectvision.run("login", "--email", admin.email, "--password", admin.password)
+    restored = objectvision.run("accounts", "restore", target_id)
     assert f"Account {email} ({target_id}) is active, not an admin." in restored.stderr
-    listed = objectvision("accounts", "list", email.split("@")[0])
+    listed = objectvision.run("accounts", "list", email.split("@")[0])
     assert target_id in listed.stdout and "active" in listed.stdout
     assert "Showing 1-1 of 1." in listed.stderr
 
@@ -204,7 +184,7 @@ async def test_an_admin_finds_an_account_by_part_of_its_email(
         True,
         False,
     )
-    _error(
+    api_error(
         await client.get("/api/v1/users", params={"q": marker}, headers=account.headers),
         403,
         "permission_denied",

@@ -22,6 +22,7 @@ from objectvision_client import AsyncClient, TokenPair
 from objectvision_client.operations import API_KEY_SCOPES, MAX_API_KEY_LIFETIME_DAYS
 from objectvision_common.api_keys import ALL_SCOPES, MAX_LIFETIME_DAYS
 from objectvision_common.db import sync_url
+from objectvision_devstack.answers import api_error
 from objectvision_devstack.api_users import PASSWORD, Account, signed_in
 from objectvision_devstack.stack import Stack
 
@@ -59,14 +60,6 @@ async def _key(client: httpx.AsyncClient, owner: Account, **body: Any) -> dict[s
 
 def _with(key: dict[str, Any]) -> dict[str, str]:
     return {"X-API-Key": key["secret"]}
-
-
-def _refused(response: httpx.Response, status: int, code: str) -> str:
-    """The refusal's message, once its status and code are the expected ones."""
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    return str(error["message"])
 
 
 @pytest.fixture(scope="module")
@@ -108,17 +101,17 @@ async def test_a_detect_only_key_detects_but_reads_no_results_and_no_webhooks(
     headers = _with(detect_only)
     assert (await client.get("/api/v1/models", headers=headers)).status_code == 200
 
-    history = _refused(await client.get(HISTORY, headers=headers), 403, "insufficient_scope")
-    assert "'results:read'" in history
+    history = await client.get(HISTORY, headers=headers)
+    assert "'results:read'" in api_error(history, 403, "insufficient_scope")["message"]
     one = await client.get(f"/api/v1/detect/{detection_id}", headers=headers)
-    assert "'results:read'" in _refused(one, 403, "insufficient_scope")
+    assert "'results:read'" in api_error(one, 403, "insufficient_scope")["message"]
     for refused in (
         await client.get(WEBHOOKS, headers=headers),
         await client.post(WEBHOOKS, json={"url": "https://example.com/hook"}, headers=headers),
     ):
-        assert "'webhooks'" in _refused(refused, 403, "insufficient_scope")
+        assert "'webhooks'" in api_error(refused, 403, "insufficient_scope")["message"]
     delete = await client.delete(f"/api/v1/detect/{detection_id}", headers=headers)
-    assert "'results:write'" in _refused(delete, 403, "insufficient_scope")
+    assert "'results:write'" in api_error(delete, 403, "insufficient_scope")["message"]
     # The job stream is a results read too: 4403 before any job is looked up.
     assert await _ws_close_code(stack, str(uuid.uuid4()), headers) == 4403
 
@@ -141,13 +134,13 @@ async def test_a_results_read_key_reads_the_history_but_cannot_delete(
     assert (await client.get(f"/api/v1/detect/{detection_id}", headers=headers)).status_code == 200
 
     delete = await client.delete(f"/api/v1/detect/{detection_id}", headers=headers)
-    assert "'results:write'" in _refused(delete, 403, "insufficient_scope")
+    assert "'results:write'" in api_error(delete, 403, "insufficient_scope")["message"]
     cancel = await client.post(f"/api/v1/detect/jobs/{uuid.uuid4()}/cancel", headers=headers)
-    _refused(cancel, 403, "insufficient_scope")
+    api_error(cancel, 403, "insufficient_scope")
     upload = await client.post(
         IMAGE, files={"file": ("x.jpg", b"\xff\xd8\xff", "image/jpeg")}, headers=headers
     )
-    assert "'detect'" in _refused(upload, 403, "insufficient_scope")
+    assert "'detect'" in api_error(upload, 403, "insufficient_scope")["message"]
     # Past the scope check, the stream looks the job up as usual.
     assert await _ws_close_code(stack, str(uuid.uuid4()), headers) == 4404
     kept = await client.get(f"/api/v1/detect/{detection_id}", headers=owner.headers)
@@ -170,7 +163,7 @@ async def test_no_key_manages_the_account_whatever_its_scopes(
         await client.patch(SETTINGS, json={"notifications_enabled": False}, headers=headers),
         await client.get(f"/api/v1/users/{owner.id}", headers=headers),
     ):
-        assert "signed-in session" in _refused(refused, 403, "session_required")
+        assert "signed-in session" in api_error(refused, 403, "session_required")["message"]
 
     # "Who am I" stays open to any key.
     me = await client.get(ME, headers=headers)
@@ -202,9 +195,9 @@ async def test_an_expired_key_is_a_401_that_says_so(
 
     expired = await client.get(ME, headers=_with(key))
 
-    assert _refused(expired, 401, "api_key_expired") == "the API key has expired"
+    assert api_error(expired, 401, "api_key_expired")["message"] == "the API key has expired"
     unknown = await client.get(ME, headers={"X-API-Key": "ov_00000000_nope"})
-    assert _refused(unknown, 401, "unauthenticated") != "the API key has expired"
+    assert api_error(unknown, 401, "unauthenticated")["message"] != "the API key has expired"
     listed = {
         item["id"]: item
         for item in (await client.get(API_KEYS, headers=owner.headers)).json()["items"]
@@ -218,12 +211,12 @@ async def test_unknown_scopes_and_lifetimes_out_of_range_are_422(
     unknown = await client.post(
         API_KEYS, json={"name": "x", "scopes": ["detect", "admin"]}, headers=owner.headers
     )
-    assert "'results:read'" in _refused(unknown, 422, "validation_error")
+    assert "'results:read'" in api_error(unknown, 422, "validation_error")["message"]
     for days in (0, MAX_LIFETIME_DAYS + 1):
         too = await client.post(
             API_KEYS, json={"name": "x", "expires_in_days": days}, headers=owner.headers
         )
-        assert "expires_in_days" in _refused(too, 422, "validation_error")
+        assert "expires_in_days" in api_error(too, 422, "validation_error")["message"]
 
 
 def test_the_client_offers_the_scopes_and_lifetime_the_server_has() -> None:

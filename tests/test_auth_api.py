@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf import empty_pb2
 
 from objectvision.v1 import auth_pb2_grpc
+from objectvision_devstack.answers import api_error_with_request_id
 from objectvision_devstack.api_users import fresh_network, network_address
 from objectvision_devstack.stack import Stack
 
@@ -77,14 +78,11 @@ def _b64url_decode(text: str) -> bytes:
 
 
 def _assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
+    """As `api_error_with_request_id`, and the answer is the error object alone and whole."""
+    error = api_error_with_request_id(response, status, code)
     body = response.json()
     assert set(body) == {"error"}, body
-    error = body["error"]
     assert {"code", "message", "request_id"} <= set(error)
-    assert error["request_id"] == response.headers["x-request-id"]
-    if code is not None:
-        assert error["code"] == code, error
     return error
 
 

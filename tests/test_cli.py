@@ -13,13 +13,10 @@ import io
 import json
 import os
 import stat
-import subprocess
-import sys
 import time
 import uuid
 import zipfile
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -34,6 +31,7 @@ from objectvision_client import (
     TokenPair,
 )
 from objectvision_devstack.api_users import fresh_network
+from objectvision_devstack.command_line import COMMAND, CommandLine
 from objectvision_devstack.image_server import image_server
 from objectvision_devstack.stack import Stack
 
@@ -41,9 +39,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGES = Path(os.environ.get("OBJECTVISION_SHARED_DIR", REPO_ROOT.parent / "shared")) / "images"
 BUS = IMAGES / "bus.jpg"
 COCO8 = IMAGES / "coco8" / "images"
-COMMAND = Path(sys.executable).with_name("objectvision")
 PASSWORD = "correct horse battery"
-COMMAND_TIMEOUT_SECONDS = 240
 # Enough to reach any sane login limit (the default is 10 a minute).
 MAX_LOGIN_ATTEMPTS = 200
 
@@ -55,47 +51,8 @@ def _sign_up(stack: Stack) -> str:
     return email
 
 
-@dataclass
-class Cli:
-    """`objectvision` with its own config folder, pointed at the stack."""
-
-    api_url: str
-    config_home: Path
-
-    @property
-    def credentials(self) -> Path:
-        return self.config_home / "objectvision" / "credentials.json"
-
-    def run(
-        self, *args: str, expect: int = 0, extra_env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith("OBJECTVISION_API")
-        }
-        env.update(XDG_CONFIG_HOME=str(self.config_home), OBJECTVISION_API_URL=self.api_url)
-        env.update(extra_env or {})
-        result = subprocess.run(
-            [str(COMMAND), *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=COMMAND_TIMEOUT_SECONDS,
-        )
-        assert result.returncode == expect, (
-            f"objectvision {' '.join(args)} exited {result.returncode}, expected {expect}\n"
-            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-        )
-        return result
-
-    def json(self, *args: str) -> object:
-        return json.loads(self.run(*args, "--json").stdout)
-
-
-def _new_cli(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Cli:
-    return Cli(stack.gateway_url, tmp_path_factory.mktemp("xdg-config"))
+def _new_cli(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> CommandLine:
+    return CommandLine(stack.gateway_url, tmp_path_factory.mktemp("xdg-config"))
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +61,7 @@ def email(stack: Stack) -> str:
 
 
 @pytest.fixture(scope="module")
-def cli(stack: Stack, email: str, tmp_path_factory: pytest.TempPathFactory) -> Cli:
+def cli(stack: Stack, email: str, tmp_path_factory: pytest.TempPathFactory) -> CommandLine:
     """Logged in once for the module through `objectvision login`."""
     logged_in = _new_cli(stack, tmp_path_factory)
     result = logged_in.run("login", "--email", email, "--password", PASSWORD)
@@ -113,7 +70,7 @@ def cli(stack: Stack, email: str, tmp_path_factory: pytest.TempPathFactory) -> C
 
 
 @pytest.fixture(scope="module")
-def batch_job(cli: Cli) -> dict:
+def batch_job(cli: CommandLine) -> dict:
     """coco8's eight images submitted as one job and waited for."""
     result = cli.run("batch", str(COCO8), "--recursive", "--wait", "--json")
     assert "100%" in result.stderr, result.stderr
@@ -124,7 +81,7 @@ def test_command_is_installed_next_to_the_interpreter() -> None:
     assert COMMAND.is_file(), f"{COMMAND} is missing: is objectvision-client installed?"
 
 
-def test_login_saves_a_private_session(cli: Cli, email: str) -> None:
+def test_login_saves_a_private_session(cli: CommandLine, email: str) -> None:
     assert stat.S_IMODE(cli.credentials.stat().st_mode) == 0o600
     saved = json.loads(cli.credentials.read_text())["sessions"][cli.api_url]
     assert saved["email"] == email
@@ -133,7 +90,7 @@ def test_login_saves_a_private_session(cli: Cli, email: str) -> None:
     assert cli.json("whoami")["email"] == email
 
 
-def test_detect_bus_finds_four_people_and_a_bus(cli: Cli) -> None:
+def test_detect_bus_finds_four_people_and_a_bus(cli: CommandLine) -> None:
     results = cli.json("detect", str(BUS))
     assert len(results) == 1
     result = results[0]
@@ -146,7 +103,7 @@ def test_detect_bus_finds_four_people_and_a_bus(cli: Cli) -> None:
     assert result["detection_id"]
 
 
-def test_detect_sends_an_http_url_for_the_server_to_fetch(cli: Cli) -> None:
+def test_detect_sends_an_http_url_for_the_server_to_fetch(cli: CommandLine) -> None:
     """Nothing is uploaded: the gateway fetches the image (the stack allows 127.0.0.1)."""
     with image_server({"bus.jpg": BUS.read_bytes()}) as host:
         url = f"{host.url}/redirect/1/files/bus.jpg"
@@ -159,14 +116,14 @@ def test_detect_sends_an_http_url_for_the_server_to_fetch(cli: Cli) -> None:
     assert "the image URL answered 404 Not Found" in missing.stderr
 
 
-def test_detect_table_applies_confidence_and_classes(cli: Cli) -> None:
+def test_detect_table_applies_confidence_and_classes(cli: CommandLine) -> None:
     table = cli.run("detect", str(BUS), "--table", "--classes", "bus", "--confidence", "0.5")
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["FILE", "CLASS", "CONFIDENCE", "X1", "Y1", "X2", "Y2"]
     assert [line.split()[1] for line in lines[1:]] == ["bus"]
 
 
-def test_annotate_writes_a_jpeg(cli: Cli, tmp_path: Path) -> None:
+def test_annotate_writes_a_jpeg(cli: CommandLine, tmp_path: Path) -> None:
     outdir = tmp_path / "annotated"
     result = cli.run("detect", str(BUS), "--annotate", str(outdir))
     written = outdir / "bus.annotated.jpg"
@@ -189,7 +146,7 @@ def test_batch_over_coco8_waits_for_every_image(batch_job: dict) -> None:
 
 
 def test_a_large_folder_becomes_several_jobs_behind_one_progress_bar(
-    cli: Cli, tmp_path: Path
+    cli: CommandLine, tmp_path: Path
 ) -> None:
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -204,12 +161,12 @@ def test_a_large_folder_becomes_several_jobs_behind_one_progress_bar(
     assert "3 jobs" in result.stderr and "100%" in result.stderr
 
 
-def test_a_file_given_for_a_folder_is_named_as_such(cli: Cli) -> None:
+def test_a_file_given_for_a_folder_is_named_as_such(cli: CommandLine) -> None:
     result = cli.run("batch", str(IMAGES / "bus.jpg"), expect=1)
     assert "is a file: give the folder that holds the images" in result.stderr
 
 
-def test_usage_shows_the_months_images_and_each_day(cli: Cli, batch_job: dict) -> None:
+def test_usage_shows_the_months_images_and_each_day(cli: CommandLine, batch_job: dict) -> None:
     """The module's account has run coco8 as a job; the other tests' detects come and go."""
     usage = cli.json("usage", "--days", "1")
     (today,) = usage["days"]
@@ -221,7 +178,7 @@ def test_usage_shows_the_months_images_and_each_day(cli: Cli, batch_job: dict) -
     assert header.split() == ["DATE", "CALLS", "JOBS", "IMAGES"]
 
 
-def test_retention_shows_the_accounts_period(cli: Cli) -> None:
+def test_retention_shows_the_accounts_period(cli: CommandLine) -> None:
     """RETENTION_DAYS is 0 on the test stack and nobody set this account's own period."""
     retention = cli.json("retention")
     assert (retention["days"], retention["custom"], retention["default_days"]) == (0, False, 0)
@@ -231,7 +188,7 @@ def test_retention_shows_the_accounts_period(cli: Cli) -> None:
     )
 
 
-def test_jobs_watch_reports_a_finished_job(cli: Cli, batch_job: dict) -> None:
+def test_jobs_watch_reports_a_finished_job(cli: CommandLine, batch_job: dict) -> None:
     result = cli.run("jobs", "watch", batch_job["job_id"])
     assert "100%" in result.stderr
     assert f"Job {batch_job['job_id']} completed" in result.stderr
@@ -239,7 +196,7 @@ def test_jobs_watch_reports_a_finished_job(cli: Cli, batch_job: dict) -> None:
 
 
 def test_jobs_list_shows_the_finished_batch_and_a_finished_job_cannot_be_cancelled(
-    cli: Cli, batch_job: dict
+    cli: CommandLine, batch_job: dict
 ) -> None:
     completed = cli.json("jobs", "list", "--status", "completed", "--kind", "batch")
     assert batch_job["job_id"] in [job["job_id"] for job in completed["items"]]
@@ -255,7 +212,7 @@ def test_jobs_list_shows_the_finished_batch_and_a_finished_job_cannot_be_cancell
     assert cli.json("jobs", "show", batch_job["job_id"])["status"] == "completed"
 
 
-def test_history_lists_the_batch_with_paging(cli: Cli, batch_job: dict) -> None:
+def test_history_lists_the_batch_with_paging(cli: CommandLine, batch_job: dict) -> None:
     page = cli.json("history", "--limit", "50")
     listed = {item["detection_id"] for item in page["items"]}
     assert {item["detection_id"] for item in batch_job["items"]} <= listed
@@ -273,7 +230,7 @@ def test_history_lists_the_batch_with_paging(cli: Cli, batch_job: dict) -> None:
     assert f"of {page['total']}" in table.stderr
 
 
-def test_keys_create_list_use_and_revoke(cli: Cli) -> None:
+def test_keys_create_list_use_and_revoke(cli: CommandLine) -> None:
     name = f"ci-{uuid.uuid4().hex[:6]}"
     created = cli.run("keys", "create", name)
     secret = created.stdout.strip()
@@ -295,7 +252,9 @@ def test_keys_create_list_use_and_revoke(cli: Cli) -> None:
     assert "HTTP 401" in refused.stderr and "Check OBJECTVISION_API_KEY" in refused.stderr
 
 
-def test_keys_create_with_scopes_and_a_lifetime_and_what_such_a_key_is_refused(cli: Cli) -> None:
+def test_keys_create_with_scopes_and_a_lifetime_and_what_such_a_key_is_refused(
+    cli: CommandLine,
+) -> None:
     name = f"edge-{uuid.uuid4().hex[:6]}"
     options = ["--scope", "results:read", "--scope", "detect", "--expires-in-days", "30"]
     created = cli.json("keys", "create", name, *options)
@@ -404,7 +363,7 @@ def test_an_expired_access_token_is_refreshed_and_saved(
 
 
 def test_failures_exit_non_zero_with_a_plain_message(
-    stack: Stack, cli: Cli, tmp_path_factory: pytest.TempPathFactory
+    stack: Stack, cli: CommandLine, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     fresh = _new_cli(stack, tmp_path_factory)
     assert "run `objectvision login` first" in fresh.run("history", expect=1).stderr
@@ -516,7 +475,7 @@ def test_rate_limits_beyond_the_retry_budget_are_raised_at_once(stack: Stack) ->
 
 def test_an_unreachable_api_url_is_named_not_blamed_on_the_login(tmp_path: Path) -> None:
     """Without a saved session for it, a mistyped --api-url used to say "not logged in"."""
-    nowhere = Cli("http://127.0.0.1:9", tmp_path)
+    nowhere = CommandLine("http://127.0.0.1:9", tmp_path)
     result = nowhere.run("--api-url", "http://127.0.0.1:9", "history", expect=1)
     assert "could not reach the server at http://127.0.0.1:9" in result.stderr
     assert "--api-url" in result.stderr
@@ -524,7 +483,7 @@ def test_an_unreachable_api_url_is_named_not_blamed_on_the_login(tmp_path: Path)
 
 
 def test_a_folder_given_for_an_image_is_named_as_such(tmp_path: Path) -> None:
-    cli = Cli("http://127.0.0.1:9", tmp_path)
+    cli = CommandLine("http://127.0.0.1:9", tmp_path)
     result = cli.run("detect", str(COCO8), expect=1)
     assert f"{COCO8} is a folder, not an image file" in result.stderr
     assert f"objectvision batch {COCO8}" in result.stderr
@@ -534,7 +493,7 @@ def test_a_folder_given_for_an_image_is_named_as_such(tmp_path: Path) -> None:
 
 def test_usage_errors_exit_2_like_argparse(tmp_path: Path) -> None:
     """Wrong usage exits 2 whether argparse or the command finds it; failures exit 1."""
-    cli = Cli("http://127.0.0.1:9", tmp_path)
+    cli = CommandLine("http://127.0.0.1:9", tmp_path)
     assert "unrecognized arguments" in cli.run("history", "--no-such-option", expect=2).stderr
     # No --email and no terminal to ask on: the call is incomplete, not a failed request.
     no_email = cli.run("login", "--password", "pw", expect=2)
@@ -548,7 +507,7 @@ def _csv_rows(text: str) -> list[dict[str, str]]:
 
 
 def test_export_writes_a_jobs_yolo_zip_and_the_historys_csv(
-    cli: Cli, batch_job: dict, tmp_path: Path
+    cli: CommandLine, batch_job: dict, tmp_path: Path
 ) -> None:
     target = tmp_path / "coco8.zip"
     result = cli.run(
@@ -578,7 +537,7 @@ def test_export_writes_a_jobs_yolo_zip_and_the_historys_csv(
     assert len(rows) == sum(len(item["detections"]) for item in listed["items"])
 
 
-def test_export_failures_say_why_and_leave_no_file(cli: Cli, tmp_path: Path) -> None:
+def test_export_failures_say_why_and_leave_no_file(cli: CommandLine, tmp_path: Path) -> None:
     target = tmp_path / "missing.json"
     missing = cli.run("export", "--job", str(uuid.uuid4()), "-o", str(target), expect=1)
     assert "HTTP 404" in missing.stderr and "Traceback" not in missing.stderr

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from objectvision_devstack.answers import api_error_with_request_id
 from objectvision_devstack.api_users import Account, signed_in
 from objectvision_devstack.videos import make_video
 
@@ -35,14 +36,6 @@ pytestmark = pytest.mark.skipif(not BUS.exists(), reason=f"sample images not fou
 
 async def _account(client: httpx.AsyncClient) -> Account:
     return await signed_in(client, prefix="delete", name="Deleter")
-
-
-def _assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    assert error["request_id"] == response.headers["x-request-id"]
-    return error
 
 
 async def _detect(client: httpx.AsyncClient, account: Account, path: Path) -> str:
@@ -80,7 +73,7 @@ async def test_a_deleted_detection_is_gone_from_every_route_and_only_its_owner_c
     deleted = await _detect(gateway_client, owner, BUS)
     kept = await _detect(gateway_client, owner, ZIDANE)
     stranger = await _account(gateway_client)
-    _assert_error(
+    api_error_with_request_id(
         await gateway_client.delete(f"{DETECT}/{kept}", headers=stranger.headers),
         404,
         "not_found",
@@ -91,17 +84,19 @@ async def test_a_deleted_detection_is_gone_from_every_route_and_only_its_owner_c
     assert response.content == b""
 
     for path in (f"{DETECT}/{deleted}", f"{DETECT}/{deleted}/image"):
-        _assert_error(await gateway_client.get(path, headers=owner.headers), 404, "not_found")
+        api_error_with_request_id(
+            await gateway_client.get(path, headers=owner.headers), 404, "not_found"
+        )
     original = await gateway_client.get(
         f"{DETECT}/{deleted}/image", params={"annotated": "false"}, headers=owner.headers
     )
-    _assert_error(original, 404, "not_found")
+    api_error_with_request_id(original, 404, "not_found")
     history = (await gateway_client.get(HISTORY, headers=owner.headers)).json()
     assert [item["detection_id"] for item in history["items"]] == [kept]
     assert history["total"] == 1
     assert {row["detection_id"] for row in await _history_csv(gateway_client, owner)} == {kept}
     again = await gateway_client.delete(f"{DETECT}/{deleted}", headers=owner.headers)
-    _assert_error(again, 404, "not_found")
+    api_error_with_request_id(again, 404, "not_found")
     # What the stranger could not delete is still there.
     still = await gateway_client.get(f"{DETECT}/{kept}/image", headers=owner.headers)
     assert still.status_code == 200 and still.content[:3] == b"\xff\xd8\xff"
@@ -128,16 +123,18 @@ async def test_a_finished_batch_job_goes_with_its_images_and_results(
 
     gone = [f"{JOBS}/{job_id}", *(f"{DETECT}/{d}/image" for d in detection_ids)]
     for path in gone:
-        _assert_error(await gateway_client.get(path, headers=owner.headers), 404, "not_found")
+        api_error_with_request_id(
+            await gateway_client.get(path, headers=owner.headers), 404, "not_found"
+        )
     export = await gateway_client.get(
         f"{JOBS}/{job_id}/export", params={"format": "coco"}, headers=owner.headers
     )
-    _assert_error(export, 404, "not_found")
+    api_error_with_request_id(export, 404, "not_found")
     assert (await gateway_client.get(HISTORY, headers=owner.headers)).json()["total"] == 0
     assert (await gateway_client.get(JOBS, headers=owner.headers)).json()["total"] == 0
     assert await _history_csv(gateway_client, owner) == []
     again = await gateway_client.delete(f"{JOBS}/{job_id}", headers=owner.headers)
-    _assert_error(again, 404, "not_found")
+    api_error_with_request_id(again, 404, "not_found")
 
 
 async def test_a_finished_video_job_goes_with_its_frames_and_annotated_video(
@@ -163,4 +160,6 @@ async def test_a_finished_video_job_goes_with_its_frames_and_annotated_video(
     assert response.status_code == 204, response.text
 
     for path in (f"{JOBS}/{job_id}", f"{JOBS}/{job_id}/frames", f"{JOBS}/{job_id}/annotated"):
-        _assert_error(await gateway_client.get(path, headers=owner.headers), 404, "not_found")
+        api_error_with_request_id(
+            await gateway_client.get(path, headers=owner.headers), 404, "not_found"
+        )

@@ -22,6 +22,7 @@ import httpx
 import numpy as np
 import pytest
 
+from objectvision_devstack.answers import api_error_with_request_id
 from objectvision_devstack.api_users import Account, fresh_network, signed_in
 from objectvision_devstack.pixel_bombs import png_bomb
 from objectvision_devstack.stack import Stack
@@ -54,14 +55,6 @@ def _read(name: str) -> bytes:
 
 def _coco8() -> list[Path]:
     return sorted(IMAGES.glob("coco8/images/*/*.jpg"))
-
-
-def _assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    assert error["request_id"] == response.headers["x-request-id"]
-    return error
 
 
 async def _user(client: httpx.AsyncClient) -> Account:
@@ -244,12 +237,12 @@ async def test_parameters_filter_the_objects(
     assert from_form["detection_id"] is None
 
     unknown = await _detect(gateway_client, user, bus, classes="unicorn")
-    message = _assert_error(unknown, 422, "invalid_argument")["message"]
+    message = api_error_with_request_id(unknown, 422, "invalid_argument")["message"]
     # The error says what was wrong and what to send instead: the classes the model knows.
     assert "unicorn" in message and "person, bicycle, car" in message and "toothbrush" in message
 
     not_a_number = await _detect(gateway_client, user, bus, confidence="abc")
-    body = _assert_error(not_a_number, 422, "validation_error")
+    body = api_error_with_request_id(not_a_number, 422, "validation_error")
     assert "confidence" in body["message"] and "constrained" not in not_a_number.text
     # store=false kept nothing; the unknown class was refused before anything was stored.
     assert (await _history(gateway_client, user))["total"] == 0
@@ -311,7 +304,7 @@ async def test_history_is_newest_first_and_filters(
     unknown = await gateway_client.get(
         HISTORY, params={"class_name": "unicorn"}, headers=user.headers
     )
-    _assert_error(unknown, 422, "invalid_argument")
+    api_error_with_request_id(unknown, 422, "invalid_argument")
 
 
 # Batches
@@ -411,7 +404,9 @@ async def test_another_users_ids_are_not_found(
         f"{detection_path}/image?annotated=false",
         f"/api/v1/detect/jobs/{submitted.json()['job_id']}",
     ):
-        _assert_error(await gateway_client.get(path, headers=other.headers), 404, "not_found")
+        api_error_with_request_id(
+            await gateway_client.get(path, headers=other.headers), 404, "not_found"
+        )
         assert (await gateway_client.get(path, headers=user.headers)).status_code == 200
     assert (await _history(gateway_client, other))["total"] == 0
     await _wait_for_job(gateway_client, user, submitted.json()["job_id"])
@@ -501,7 +496,7 @@ async def test_unfit_uploads_are_refused_and_leave_nothing_behind(
     code: str,
 ) -> None:
     response = await gateway_client.post(path, files=files(stack), headers=unfit_uploader.headers)
-    error = _assert_error(response, status, code)
+    error = api_error_with_request_id(response, status, code)
     assert error["message"]
     assert (await _history(gateway_client, unfit_uploader))["total"] == 0
     following = await _detect_ok(gateway_client, unfit_uploader, _read("bus.jpg"), store="false")
@@ -513,7 +508,7 @@ async def test_a_pixel_bomb_is_refused_by_its_header(
 ) -> None:
     started = time.perf_counter()
     response = await _detect(gateway_client, user, png_bomb(), "bomb.png")
-    error = _assert_error(response, 413, "payload_too_large")
+    error = api_error_with_request_id(response, 413, "payload_too_large")
     assert "50000x50000" in error["message"]
     # Refused from the IHDR: 2.5 gigapixels were never decoded.
     assert time.perf_counter() - started < 2.0

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from objectvision_client import AsyncClient, TokenPair
+from objectvision_devstack.answers import api_error_with_request_id
 from objectvision_devstack.api_users import Account, signed_in
 from objectvision_devstack.image_server import ImageServer, image_server
 from objectvision_devstack.pixel_bombs import png_bomb
@@ -65,14 +66,6 @@ async def uploaded(stack: Stack, user: Account) -> dict[str, Any]:
         )
     assert response.status_code == 200, response.text
     return dict(response.json())
-
-
-def _error(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    assert error["request_id"] == response.headers["x-request-id"]
-    return str(error["message"])
 
 
 def _assert_same_objects(answer: dict[str, Any], reference: dict[str, Any]) -> None:
@@ -150,7 +143,7 @@ async def test_a_missing_remote_image_is_a_clear_422(
     response = await gateway_client.post(
         IMAGE, json={"url": f"{host.url}/files/nothing.jpg"}, headers=user.headers
     )
-    message = _error(response, 422, "image_url_unreachable")
+    message = api_error_with_request_id(response, 422, "image_url_unreachable")["message"]
     assert "answered 404 Not Found" in message
 
 
@@ -160,12 +153,14 @@ async def test_an_oversized_remote_body_is_cut_off_with_a_413(
     declared = await gateway_client.post(
         IMAGE, json={"url": f"{host.url}/declared-huge"}, headers=user.headers
     )
-    assert "1024.0 MiB" in _error(declared, 413, "payload_too_large")
+    assert "1024.0 MiB" in api_error_with_request_id(declared, 413, "payload_too_large")["message"]
     host.endless_done.clear()
     endless = await gateway_client.post(
         IMAGE, json={"url": f"{host.url}/endless"}, headers=user.headers
     )
-    assert "over 20.0 MiB" in _error(endless, 413, "payload_too_large")
+    assert (
+        "over 20.0 MiB" in api_error_with_request_id(endless, 413, "payload_too_large")["message"]
+    )
     # The gateway hung up near MAX_UPLOAD_BYTES (20 MiB), not at the server's 1 GiB.
     await eventually(host.endless_done.is_set, within=10, what="the server stops sending")
     assert host.endless_bytes_sent < 64 * MIB
@@ -177,7 +172,7 @@ async def test_a_pixel_bomb_by_url_is_refused_from_its_header(
     response = await gateway_client.post(
         IMAGE, json={"url": host.file_url("bomb.png")}, headers=user.headers
     )
-    assert "50000x50000" in _error(response, 413, "payload_too_large")
+    assert "50000x50000" in api_error_with_request_id(response, 413, "payload_too_large")["message"]
 
 
 @pytest.mark.parametrize(
@@ -198,7 +193,7 @@ async def test_bodies_that_name_no_usable_image_are_a_422(
     gateway_client: httpx.AsyncClient, user: Account, body: dict[str, Any], code: str, said: str
 ) -> None:
     response = await gateway_client.post(IMAGE, json=body, headers=user.headers)
-    assert said in _error(response, 422, code)
+    assert said in api_error_with_request_id(response, 422, code)["message"]
 
 
 async def test_a_batch_by_urls_runs_and_a_failed_fetch_is_its_own_failed_item(
@@ -240,19 +235,22 @@ async def test_an_accounts_image_urls_are_counted_before_any_is_fetched(
         too_many = await gateway_client.post(
             BATCH, json={"images": gone * (URL_FETCHES_PER_HOUR + 1)}, headers=fetcher.headers
         )
-        assert "nothing was fetched" in _error(too_many, 429, "rate_limited")
+        assert (
+            "nothing was fetched"
+            in api_error_with_request_id(too_many, 429, "rate_limited")["message"]
+        )
         assert counted.received() == []
 
         # Exactly the allowance: every URL is fetched (each 404, so no job), and it is spent.
         all_gone = await gateway_client.post(
             BATCH, json={"images": gone * URL_FETCHES_PER_HOUR}, headers=fetcher.headers
         )
-        _error(all_gone, 422, "image_url_unreachable")
+        api_error_with_request_id(all_gone, 422, "image_url_unreachable")
         assert len(counted.received()) == URL_FETCHES_PER_HOUR
         one_more = await gateway_client.post(
             IMAGE, json={"url": counted.file_url("bus.jpg")}, headers=fetcher.headers
         )
-        _error(one_more, 429, "rate_limited")
+        api_error_with_request_id(one_more, 429, "rate_limited")
         assert 1 <= int(one_more.headers["retry-after"]) <= 3600
         assert len(counted.received()) == URL_FETCHES_PER_HOUR
 

@@ -19,8 +19,6 @@ import asyncio
 import base64
 import json
 import re
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from sqlalchemy import create_engine, text
 
 from objectvision_client import Client, ObjectVisionError
 from objectvision_common.db import sync_url
+from objectvision_devstack.answers import api_error
 from objectvision_devstack.api_users import (
     PASSWORD,
     Account,
@@ -40,6 +39,7 @@ from objectvision_devstack.api_users import (
     sign_up,
     signed_in,
 )
+from objectvision_devstack.command_line import CommandLine
 from objectvision_devstack.mail import Mailbox, text_and_html
 from objectvision_devstack.stack import Stack
 from objectvision_devstack.waiting import eventually
@@ -53,8 +53,6 @@ CHANGE_SUBJECT = "Confirm the new email address of your ObjectVision account"
 MOVED_SUBJECT = "The sign-in address of your ObjectVision account was changed"
 WELCOME = "Welcome to ObjectVision"
 INVALID_LINK = "this email verification link is invalid, already used or expired; ask for a new one"
-COMMAND = Path(sys.executable).with_name("objectvision")
-COMMAND_TIMEOUT_SECONDS = 120
 # Relays poll every 0.5 s, the dispatcher every second; the suite's machine may be busy.
 ARRIVES_WITHIN_SECONDS = 45.0
 QUIET_SECONDS = 1.5
@@ -106,13 +104,6 @@ async def _verify(client: httpx.AsyncClient, token: str) -> httpx.Response:
     return await client.post(VERIFY, json={"token": token}, headers=fresh_network())
 
 
-def _refused(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    assert error["code"] == code, error
-    return error
-
-
 async def _me(client: httpx.AsyncClient, account: Account) -> dict[str, Any]:
     answer = await client.get(ME, headers=account.headers)
     assert answer.status_code == 200, answer.text
@@ -154,7 +145,7 @@ async def test_sign_up_mails_a_link_that_verifies_the_address_once(
     assert verified.headers["ratelimit-policy"].startswith('"verify-email";')
     assert (await _me(gateway_client, account))["email_verified"] is True
     again = await _verify(gateway_client, _token(link))
-    assert _refused(again, 422, "invalid_verification_token")["message"] == INVALID_LINK
+    assert api_error(again, 422, "invalid_verification_token")["message"] == INVALID_LINK
 
 
 async def test_a_taken_address_at_sign_up_gets_no_second_link(
@@ -193,7 +184,7 @@ async def test_an_expired_link_is_refused(
 
     refused = await _verify(gateway_client, token)
 
-    assert _refused(refused, 422, "invalid_verification_token")["message"] == INVALID_LINK
+    assert api_error(refused, 422, "invalid_verification_token")["message"] == INVALID_LINK
     assert (await _me(gateway_client, account))["email_verified"] is False
 
 
@@ -209,11 +200,11 @@ async def test_asking_again_mails_a_new_link_and_ends_the_old_one(
     assert asked.headers["ratelimit-policy"].startswith('"resend-verification";')
     new = _token(await _nth_link(mailbox, account.email, 2))
     assert new != old
-    _refused(await _verify(gateway_client, old), 422, "invalid_verification_token")
+    api_error(await _verify(gateway_client, old), 422, "invalid_verification_token")
     assert (await _verify(gateway_client, new)).status_code == 200
     # Verified: nothing more to send, and it says so.
     done = await gateway_client.post(RESEND, headers=account.headers)
-    _refused(done, 409, "email_already_verified")
+    api_error(done, 409, "email_already_verified")
 
 
 async def test_an_api_key_cannot_ask_for_a_link(
@@ -225,7 +216,7 @@ async def test_an_api_key_cannot_ask_for_a_link(
 
     refused = await gateway_client.post(RESEND, headers={"X-API-Key": created.json()["secret"]})
 
-    _refused(refused, 403, "session_required")
+    api_error(refused, 403, "session_required")
     await _one_link(mailbox, account.email)
 
 
@@ -287,20 +278,6 @@ async def test_admin_emails_promote_the_account_that_verifies_the_address_not_at
     assert seen.status_code == 200 and seen.json()["email"] == other.email
 
 
-def _objectvision(
-    stack: Stack, tmp_path: Path, *args: str, expect: int = 0
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(COMMAND), "--api-url", stack.gateway_url, *args],
-        env={"PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_SECONDS,
-    )
-    assert result.returncode == expect, (args, result.stdout, result.stderr)
-    return result
-
-
 async def test_the_client_and_the_command_ask_again_and_verify_with_the_link(
     stack: Stack, mailbox: Mailbox, tmp_path: Path
 ) -> None:
@@ -318,41 +295,41 @@ async def test_the_client_and_the_command_ask_again_and_verify_with_the_link(
             client.resend_verification()
         assert (done.value.status, done.value.code) == (409, "email_already_verified")
 
+    objectvision = CommandLine(stack.gateway_url, tmp_path)
     cli_address = _email("cli")
     with Client(stack.gateway_url, headers=fresh_network()) as client:
         client.signup(cli_address, PASSWORD, "CLI Vera")
     link = await _one_link(mailbox, cli_address)
     # The link as pasted from the email.
-    verified = _objectvision(stack, tmp_path, "verify-email", "--token", link)
+    verified = objectvision.run("verify-email", "--token", link)
     assert f"Email address {cli_address} verified." in verified.stderr
-    reused = _objectvision(stack, tmp_path, "verify-email", "--token", _token(link), expect=1)
+    reused = objectvision.run("verify-email", "--token", _token(link), expect=1)
     assert "invalid, already used or expired" in reused.stderr
 
 
 async def test_the_command_moves_the_account_with_the_link_mailed_to_the_new_address(
     stack: Stack, mailbox: Mailbox, tmp_path: Path
 ) -> None:
+    objectvision = CommandLine(stack.gateway_url, tmp_path)
     address, new_address = _email("cli-mover"), _email("cli-moved")
     with Client(stack.gateway_url, headers=fresh_network()) as client:
         client.signup(address, PASSWORD, "CLI Mover")
     await _one_link(mailbox, address)
-    _objectvision(stack, tmp_path, "login", "--email", address, "--password", PASSWORD)
+    objectvision.run("login", "--email", address, "--password", PASSWORD)
 
-    asked = _objectvision(
-        stack, tmp_path, "account", "email", "--email", new_address, "--password", PASSWORD
-    )
+    asked = objectvision.run("account", "email", "--email", new_address, "--password", PASSWORD)
 
     assert f"A link that makes {new_address} your sign-in address was mailed to it." in (
         asked.stderr
     )
-    waiting = _objectvision(stack, tmp_path, "whoami").stdout
+    waiting = objectvision.run("whoami").stdout
     assert f"<{address}>" in waiting and f"Moving to {new_address}" in waiting
     message = await mailbox.exactly_one(
         new_address, CHANGE_SUBJECT, within=ARRIVES_WITHIN_SECONDS, quiet=QUIET_SECONDS
     )
     [link] = _links(message)
-    _objectvision(stack, tmp_path, "verify-email", "--token", link)
-    moved = _objectvision(stack, tmp_path, "whoami").stdout
+    objectvision.run("verify-email", "--token", link)
+    moved = objectvision.run("whoami").stdout
     assert f"<{new_address}>" in moved and "Moving to" not in moved
 
 
@@ -363,7 +340,7 @@ async def test_the_token_reaches_no_log(
     first = _token(await _one_link(mailbox, account.email))
     assert (await gateway_client.post(RESEND, headers=account.headers)).status_code == 202
     second = _token(await _nth_link(mailbox, account.email, 2))
-    _refused(await _verify(gateway_client, first), 422, "invalid_verification_token")
+    api_error(await _verify(gateway_client, first), 422, "invalid_verification_token")
     assert (await _verify(gateway_client, second)).status_code == 200
     await asyncio.sleep(1.0)  # unbuffered writers; give the last lines a moment
 

@@ -28,6 +28,7 @@ from pycocotools.coco import COCO
 
 from detection_service.exports.service import PAGE_SIZE
 from detection_service.pipeline.classes import class_names_from_onnx
+from objectvision_devstack.answers import api_error
 from objectvision_devstack.api_users import Account, fresh_network, signed_in
 from objectvision_devstack.pytest_plugin import served_model_path
 
@@ -339,13 +340,6 @@ async def test_a_history_export_pages_through_more_than_one_page_without_repeats
 # Errors
 
 
-def _assert_error(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    return error["message"]
-
-
 async def test_another_users_or_an_unknown_job_is_not_found(
     gateway_client: httpx.AsyncClient, user: Account
 ) -> None:
@@ -355,13 +349,13 @@ async def test_another_users_or_an_unknown_job_is_not_found(
     theirs = await gateway_client.get(
         _job_export(job["job_id"]), params={"format": "coco"}, headers=stranger.headers
     )
-    _assert_error(theirs, 404, "not_found")
+    api_error(theirs, 404, "not_found")
     unknown = await gateway_client.get(
         _job_export(str(uuid.uuid4())), params={"format": "csv"}, headers=user.headers
     )
-    _assert_error(unknown, 404, "not_found")
+    api_error(unknown, 404, "not_found")
     anonymous = await gateway_client.get(_job_export(job["job_id"]), params={"format": "csv"})
-    _assert_error(anonymous, 401, "unauthenticated")
+    api_error(anonymous, 401, "unauthenticated")
 
 
 async def test_an_unsupported_format_is_refused_with_the_formats_listed(
@@ -370,14 +364,14 @@ async def test_an_unsupported_format_is_refused_with_the_formats_listed(
     for path in (_job_export(str(uuid.uuid4())), HISTORY_EXPORT):
         for params in ({"format": "xml"}, {}):
             response = await gateway_client.get(path, params=params, headers=user.headers)
-            message = _assert_error(response, 422, "validation_error")
+            message = api_error(response, 422, "validation_error")["message"]
             assert "format" in message
             if params:
                 assert all(name in message for name in ("'coco'", "'yolo'", "'csv'")), message
     unknown_class = await gateway_client.get(
         HISTORY_EXPORT, params={"format": "csv", "class_name": "unicorn"}, headers=user.headers
     )
-    assert "unicorn" in _assert_error(unknown_class, 422, "invalid_argument")
+    assert "unicorn" in api_error(unknown_class, 422, "invalid_argument")["message"]
 
 
 def _variants(count: int) -> list[bytes]:
@@ -402,7 +396,7 @@ async def test_a_running_job_is_a_conflict_until_it_has_finished(
     running = await gateway_client.get(
         _job_export(job["job_id"]), params={"format": "coco"}, headers=user.headers
     )
-    message = _assert_error(running, 409, "failed_precondition")
+    message = api_error(running, 409, "failed_precondition")["message"]
     assert "still" in message and "once it has finished" in message, message
 
     done = await _wait(gateway_client, user, job["job_id"])

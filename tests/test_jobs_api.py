@@ -11,12 +11,11 @@ workers run.
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,7 +27,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from objectvision_client import AsyncClient
+from objectvision_devstack.answers import api_error_with_request_id
 from objectvision_devstack.api_users import PASSWORD, Account, fresh_network, signed_in
+from objectvision_devstack.command_line import CommandLine
 from objectvision_devstack.mail import Mailbox
 from objectvision_devstack.stack import Stack
 from objectvision_devstack.videos import make_video
@@ -39,7 +40,6 @@ IMAGES = (
     / "images"
 )
 BUS = IMAGES / "bus.jpg"
-COMMAND = Path(sys.executable).with_name("objectvision")
 JOBS = "/api/v1/detect/jobs"
 WELCOME_SUBJECT = "Welcome to ObjectVision"
 REPORT_SUBJECT_PREFIX = "Your detection job"
@@ -86,14 +86,6 @@ async def _jobs(client: httpx.AsyncClient, account: Account, **params: Any) -> d
     response = await client.get(JOBS, params=params, headers=account.headers)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def _assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    assert error["request_id"] == response.headers["x-request-id"]
-    return error
 
 
 @pytest.fixture(scope="module")
@@ -144,10 +136,10 @@ async def test_a_user_lists_their_jobs_newest_first_filtered_and_paged(
     others = await _jobs(client, other)
     assert [job["job_id"] for job in others["items"]] == [theirs["job_id"]]
     for query in ("status=done", "kind=audio", "limit=101", "offset=-1"):
-        _assert_error(
+        api_error_with_request_id(
             await client.get(f"{JOBS}?{query}", headers=owner.headers), 422, "validation_error"
         )
-    _assert_error(await client.get(JOBS), 401, "unauthenticated")
+    api_error_with_request_id(await client.get(JOBS), 401, "unauthenticated")
 
 
 async def test_a_queued_job_is_deleted_only_once_it_is_cancelled(
@@ -158,7 +150,7 @@ async def test_a_queued_job_is_deleted_only_once_it_is_cancelled(
     owner = await _account(client)
     for job in (await _batch(client, owner, count=2), await _video(client, owner, clip)):
         path = f"{JOBS}/{job['job_id']}"
-        refused = _assert_error(
+        refused = api_error_with_request_id(
             await client.delete(path, headers=owner.headers), 409, "failed_precondition"
         )
         assert refused["message"] == (
@@ -170,7 +162,7 @@ async def test_a_queued_job_is_deleted_only_once_it_is_cancelled(
         assert cancelled.status_code == 200, cancelled.text
         deleted = await client.delete(path, headers=owner.headers)
         assert deleted.status_code == 204, deleted.text
-        _assert_error(await client.get(path, headers=owner.headers), 404, "not_found")
+        api_error_with_request_id(await client.get(path, headers=owner.headers), 404, "not_found")
     assert (await _jobs(client, owner))["total"] == 0
 
 
@@ -207,13 +199,15 @@ async def test_cancelling_a_queued_job_ends_it_for_the_socket_and_webhooks_witho
     cancel_url = f"{JOBS}/{job['job_id']}/cancel"
 
     # Only the owner: anyone else is told what a missing job tells them.
-    _assert_error(await client.post(cancel_url, headers=stranger.headers), 404, "not_found")
-    _assert_error(
+    api_error_with_request_id(
+        await client.post(cancel_url, headers=stranger.headers), 404, "not_found"
+    )
+    api_error_with_request_id(
         await client.post(f"{JOBS}/{uuid.uuid4()}/cancel", headers=owner.headers),
         404,
         "not_found",
     )
-    _assert_error(await client.post(cancel_url), 401, "unauthenticated")
+    api_error_with_request_id(await client.post(cancel_url), 401, "unauthenticated")
 
     response = await client.post(cancel_url, headers=owner.headers)
     assert response.status_code == 200, response.text
@@ -274,7 +268,7 @@ async def test_cancelling_a_queued_job_ends_it_for_the_socket_and_webhooks_witho
 
 
 async def test_the_client_and_the_command_list_and_cancel_jobs(
-    client: httpx.AsyncClient, queued_stack: Stack
+    client: httpx.AsyncClient, queued_stack: Stack, tmp_path: Path
 ) -> None:
     account = await _account(client)
     first = await _batch(client, account, count=2)
@@ -296,19 +290,10 @@ async def test_the_client_and_the_command_list_and_cancel_jobs(
     )
     assert created.status_code == 201, created.text
 
-    def objectvision(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
-        env = {
-            key: value for key, value in os.environ.items() if not key.startswith("OBJECTVISION")
-        }
-        env.update(
-            OBJECTVISION_API_URL=queued_stack.gateway_url,
-            OBJECTVISION_API_KEY=created.json()["secret"],
-        )
-        done = subprocess.run(
-            [str(COMMAND), *args], env=env, capture_output=True, text=True, timeout=120
-        )
-        assert done.returncode == expect, (done.stdout, done.stderr)
-        return done
+    objectvision = functools.partial(
+        CommandLine(queued_stack.gateway_url, tmp_path).run,
+        extra_env={"OBJECTVISION_API_KEY": created.json()["secret"]},
+    )
 
     cancelled = await asyncio.to_thread(objectvision, "jobs", "cancel", second["job_id"])
     assert cancelled.stdout.strip() == second["job_id"]

@@ -8,20 +8,19 @@ API loads it again before it ends.
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from tritonclient.grpc.aio import InferenceServerClient
 
 from objectvision_client import Client, DetectionParams
+from objectvision_devstack.answers import api_error
 from objectvision_devstack.api_users import fresh_network, signed_in
+from objectvision_devstack.command_line import CommandLine
 from objectvision_devstack.stack import Stack
 from objectvision_devstack.triton import LocalTriton
 
@@ -31,7 +30,6 @@ IMAGES = Path(os.environ.get("OBJECTVISION_SHARED_DIR", Path(__file__).parents[2
 BUS = IMAGES / "bus.jpg"
 PASSWORD = "correct horse battery"
 FP32, INT8 = "yolov8n", "yolov8n-int8"
-COMMAND = Path(sys.executable).with_name("objectvision")
 
 
 async def _headers(client: httpx.AsyncClient) -> dict[str, str]:
@@ -64,13 +62,6 @@ async def _detect(
     )
 
 
-def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    return error
-
-
 async def test_models_lists_what_triton_serves(
     gateway_client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
@@ -90,7 +81,7 @@ async def test_models_lists_what_triton_serves(
 
 
 async def test_models_needs_a_caller(gateway_client: httpx.AsyncClient) -> None:
-    _error(await gateway_client.get("/api/v1/models"), 401, "unauthenticated")
+    api_error(await gateway_client.get("/api/v1/models"), 401, "unauthenticated")
 
 
 async def test_detect_with_each_model_says_which_answered(
@@ -149,7 +140,7 @@ async def test_a_batch_job_records_its_model_and_version(
 async def test_an_unknown_model_is_404_listing_the_known_ones(
     gateway_client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    error = _error(
+    error = api_error(
         await _detect(gateway_client, headers, model="yolov9-huge"), 404, "unknown_model"
     )
     assert error["message"] == (
@@ -161,13 +152,13 @@ async def test_an_unknown_model_is_404_listing_the_known_ones(
         files=[("files", ("bus.jpg", BUS.read_bytes(), "image/jpeg"))],
         headers=headers,
     )
-    _error(batch, 404, "unknown_model")
+    api_error(batch, 404, "unknown_model")
 
 
 async def test_a_model_name_that_cannot_exist_is_422(
     gateway_client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
-    _error(await _detect(gateway_client, headers, model="../etc"), 422, "validation_error")
+    api_error(await _detect(gateway_client, headers, model="../etc"), 422, "validation_error")
 
 
 async def test_a_model_that_is_not_loaded_is_503_with_retry_after(
@@ -185,7 +176,7 @@ async def test_a_model_that_is_not_loaded_is_503_with_retry_after(
         # model version, while the model is away: its answers stay right).
         unseen = f"0.2{uuid.uuid4().int % 10**6:06d}"
         response = await _detect(gateway_client, headers, model=INT8, confidence=unseen)
-        error = _error(response, 503, "model_not_ready")
+        error = api_error(response, 503, "model_not_ready")
         assert f"model '{INT8}' is not ready" in error["message"]
         assert int(response.headers["retry-after"]) >= 1
         listed = (await gateway_client.get("/api/v1/models", headers=headers)).json()
@@ -226,39 +217,21 @@ def test_the_client_lists_models_and_detects_with_one(stack: Stack) -> None:
         assert (done.status, done.model, done.model_version) == ("completed", INT8, "1")
 
 
-def _cli(
-    stack: Stack, config_home: Path, *args: str, expect: int = 0
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OBJECTVISION_API")}
-    env.update(XDG_CONFIG_HOME=str(config_home), OBJECTVISION_API_URL=stack.gateway_url)
-    result = subprocess.run(
-        [str(COMMAND), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=240,
-    )
-    assert result.returncode == expect, (result.stdout, result.stderr)
-    return result
-
-
 def test_the_cli_lists_models_and_detects_with_one(stack: Stack, tmp_path: Path) -> None:
     email = f"models-cli-{uuid.uuid4().hex}@example.com"
     with Client(stack.gateway_url, headers=fresh_network()) as client:
         client.signup(email, PASSWORD, "CLI")
-    _cli(stack, tmp_path, "login", "--email", email, "--password", PASSWORD)
-    listed = json.loads(_cli(stack, tmp_path, "models", "--json").stdout)
+    objectvision = CommandLine(stack.gateway_url, tmp_path)
+    objectvision.run("login", "--email", email, "--password", PASSWORD)
+    listed = json.loads(objectvision.run("models", "--json").stdout)
     assert {model["name"]: model["precision"] for model in listed} == {
         FP32: "fp32",
         INT8: "int8",
     }
-    table = _cli(stack, tmp_path, "models").stdout
+    table = objectvision.run("models").stdout
     assert f"{FP32} (default)" in table and "int8" in table
-    detected = json.loads(
-        _cli(stack, tmp_path, "detect", str(BUS), "--model", INT8, "--json").stdout
-    )
+    detected = json.loads(objectvision.run("detect", str(BUS), "--model", INT8, "--json").stdout)
     results = detected if isinstance(detected, list) else [detected]
     assert [result["model"] for result in results] == [INT8]
-    failed = _cli(stack, tmp_path, "detect", str(BUS), "--model", "nope", expect=1).stderr
+    failed = objectvision.run("detect", str(BUS), "--model", "nope", expect=1).stderr
     assert "unknown model 'nope'" in failed and "yolov8n-int8" in failed

@@ -15,8 +15,6 @@ its own X-Forwarded-For address (the stack trusts it), as test_auth_api.py does.
 
 import asyncio
 import re
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -26,6 +24,7 @@ import pytest
 
 from objectvision_client import AsyncClient, Client, ObjectVisionError
 from objectvision_devstack.api_users import PASSWORD, fresh_network, log_in, sign_up
+from objectvision_devstack.command_line import CommandLine
 from objectvision_devstack.mail import Mailbox, text_and_html
 from objectvision_devstack.stack import Stack
 from objectvision_devstack.waiting import eventually
@@ -37,8 +36,6 @@ ME = "/api/v1/users/me"
 NEW_PASSWORD = "a brand new passphrase"
 RESET_SUBJECT = "Reset your ObjectVision password"
 INVALID_LINK = "this password reset link is invalid, already used or expired; ask for a new one"
-COMMAND = Path(sys.executable).with_name("objectvision")
-COMMAND_TIMEOUT_SECONDS = 120
 # Relays poll every 0.5 s, the dispatcher every second; the suite's machine may be busy.
 ARRIVES_WITHIN_SECONDS = 45.0
 # How long to keep watching for a message that should not come.
@@ -186,47 +183,29 @@ async def test_the_client_asks_for_a_link_and_resets_with_it(
         assert await async_client.forgot_password(_email()) is None
 
 
-def _objectvision(
-    stack: Stack, tmp_path: Path, *args: str, stdin: str = "", expect: int = 0
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(COMMAND), "--api-url", stack.gateway_url, *args],
-        env={"PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(tmp_path)},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_SECONDS,
-    )
-    assert result.returncode == expect, (args, result.stdout, result.stderr)
-    return result
-
-
 async def test_the_command_asks_for_a_link_and_resets_with_the_whole_link(
     stack: Stack, mailbox: Mailbox, tmp_path: Path
 ) -> None:
     address = _email()
     with Client(stack.gateway_url, headers=fresh_network()) as client:
         client.signup(address, PASSWORD, "CLI Fay")
+    objectvision = CommandLine(stack.gateway_url, tmp_path)
 
-    asked = _objectvision(stack, tmp_path, "forgot-password", "--email", address)
+    asked = objectvision.run("forgot-password", "--email", address)
     assert f"If an account has the address {address}" in asked.stderr
     link = await _one_reset_link(mailbox, address)
     # The link as pasted from the email; the new password from standard input.
-    reset = _objectvision(
-        stack,
-        tmp_path,
+    reset = objectvision.run(
         "reset-password",
         "--token",
         link,
         "--password-stdin",
-        stdin=f"{NEW_PASSWORD}\n",
+        input=f"{NEW_PASSWORD}\n",
     )
     assert "Password changed" in reset.stderr
 
-    _objectvision(stack, tmp_path, "login", "--email", address, "--password", NEW_PASSWORD)
-    reused = _objectvision(
-        stack,
-        tmp_path,
+    objectvision.run("login", "--email", address, "--password", NEW_PASSWORD)
+    reused = objectvision.run(
         "reset-password",
         "--token",
         _token(link),
@@ -235,9 +214,7 @@ async def test_the_command_asks_for_a_link_and_resets_with_the_whole_link(
         expect=1,
     )
     assert "invalid, already used or expired" in reused.stderr
-    short = _objectvision(
-        stack,
-        tmp_path,
+    short = objectvision.run(
         "reset-password",
         "--token",
         _token(link),

@@ -5,16 +5,13 @@ cache so that other tests reach inference). The client library reports `cached`,
 says which files came from the cache; a different option is a different answer, not a hit.
 """
 
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 from objectvision_client import Client, DetectionParams
+from objectvision_devstack.command_line import CommandLine
 from objectvision_devstack.stack import Stack
 
-COMMAND = Path(sys.executable).with_name("objectvision")
 PASSWORD = "correct horse battery"
 
 
@@ -47,21 +44,11 @@ def test_the_cli_says_which_files_came_from_the_cache(
     email = _signed_up(cached_stack)
     image = tmp_path / "bus-again.jpg"
     image.write_bytes(unique_bus_jpg)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OBJECTVISION_API")}
-    env.update(
-        XDG_CONFIG_HOME=str(tmp_path / "config"), OBJECTVISION_API_URL=cached_stack.gateway_url
-    )
+    objectvision = CommandLine(cached_stack.gateway_url, tmp_path / "config")
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [str(COMMAND), *args], env=env, capture_output=True, text=True, timeout=240
-        )
-        assert done.returncode == 0, done.stderr
-        return done
-
-    run("login", "--email", email, "--password", PASSWORD)
-    first = run("detect", str(image))
-    second = run("detect", str(image))
+    objectvision.run("login", "--email", email, "--password", PASSWORD)
+    first = objectvision.run("detect", str(image))
+    second = objectvision.run("detect", str(image))
     assert "result cache" not in first.stderr
     assert f"{image}: answered from the result cache" in second.stderr
     assert second.stdout == first.stdout

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from objectvision_client import AsyncClient, TokenPair
+from objectvision_devstack.answers import api_error
 from objectvision_devstack.api_users import Account, admin_signed_in, signed_in
 from objectvision_devstack.stack import Stack
 
@@ -28,13 +29,6 @@ async def admin(stack: Stack, client: httpx.AsyncClient) -> Account:
     return await admin_signed_in(
         client, stack.database_url, prefix="retention-admin", name="Retention Admin"
     )
-
-
-def _error(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    return str(error["message"])
 
 
 async def test_an_admin_sets_an_accounts_period_and_clears_it(
@@ -75,19 +69,19 @@ async def test_only_an_admin_sets_periods_or_reads_another_accounts(
 ) -> None:
     account = await signed_in(client, prefix="retention", name="Not Admin", read_back=True)
     own_period = f"/api/v1/users/{account.id}/retention"
-    _error(
+    api_error(
         await client.put(own_period, json={"days": 3650}, headers=account.headers),
         403,
         "permission_denied",
     )
-    _error(await client.delete(own_period, headers=account.headers), 403, "permission_denied")
-    _error(
+    api_error(await client.delete(own_period, headers=account.headers), 403, "permission_denied")
+    api_error(
         await client.get(f"/api/v1/users/{admin.id}/retention", headers=account.headers),
         403,
         "permission_denied",
     )
     for days in (-1, 36_501):
-        _error(
+        api_error(
             await client.put(own_period, json={"days": days}, headers=admin.headers),
             422,
             "validation_error",
@@ -108,7 +102,7 @@ async def test_an_api_key_reads_its_accounts_period_and_none_sets_one(
     own = await client.get(MY_RETENTION, headers=key)
     assert own.status_code == 200, own.text
     assert own.json()["user_id"] == admin.id
-    _error(
+    api_error(
         await client.put(f"/api/v1/users/{admin.id}/retention", json={"days": 5}, headers=key),
         403,
         "session_required",

@@ -49,6 +49,7 @@ from objectvision.v1 import (
 )
 from objectvision_common.identity import principal_metadata
 from objectvision_common.public_urls import is_forbidden_address, pinned_http_client
+from objectvision_devstack.answers import api_error_with_request_id
 from objectvision_devstack.api_users import Account, fresh_network, network_address, signed_in
 from objectvision_devstack.health import grpc_serving, http_ok
 from objectvision_devstack.processes import ManagedProcess, free_port
@@ -76,15 +77,6 @@ needs_images = pytest.mark.skipif(not BUS_JPG.exists(), reason=f"{BUS_JPG} not f
 
 def _email(tag: str = "sec") -> str:
     return f"{tag}-{uuid.uuid4().hex}@example.com"
-
-
-def _assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["request_id"] == response.headers["x-request-id"]
-    if code is not None:
-        assert error["code"] == code, error
-    return error
 
 
 async def _user(
@@ -135,7 +127,7 @@ async def test_login_brute_force_is_stopped_however_the_email_is_spelled(
             break
         assert response.status_code in (401, 422), response.text
     assert response is not None
-    _assert_error(response, 429, "rate_limited")
+    api_error_with_request_id(response, 429, "rate_limited")
     retry_after = int(response.headers["retry-after"])
     assert 1 <= retry_after <= 3600
     # The right password from the same address waits too: a guess that hits is not rewarded.
@@ -144,7 +136,7 @@ async def test_login_brute_force_is_stopped_however_the_email_is_spelled(
         json={"email": victim.email, "password": PASSWORD},
         headers={"X-Forwarded-For": address},
     )
-    _assert_error(right, 429, "rate_limited")
+    api_error_with_request_id(right, 429, "rate_limited")
 
 
 # The stack runs the default RATE_LIMIT_LOGIN_ACCOUNT: 20 failed logins per 15 minutes.
@@ -161,13 +153,13 @@ async def test_guessing_one_password_from_many_addresses_is_stopped_per_account(
             json={"email": victim.email, "password": f"guess-{attempt}"},
             headers=fresh_network(),
         )
-        _assert_error(guess, 401, "unauthenticated")
+        api_error_with_request_id(guess, 401, "unauthenticated")
     stopped = await gateway_client.post(
         LOGIN,
         json={"email": victim.email, "password": PASSWORD},
         headers=fresh_network(),
     )
-    _assert_error(stopped, 429, "rate_limited")
+    api_error_with_request_id(stopped, 429, "rate_limited")
     assert 1 <= int(stopped.headers["retry-after"]) <= 900
 
 
@@ -311,9 +303,9 @@ async def test_another_users_objects_are_not_found_on_every_route(
         # An API key is refused the account routes whatever the id (403 before any lookup);
         # everything else finds nothing. Neither reveals that the id exists.
         if (method, path, kwargs) in session_only:
-            _assert_error(response, 403, "session_required")
+            api_error_with_request_id(response, 403, "session_required")
         else:
-            _assert_error(response, 404, "not_found")
+            api_error_with_request_id(response, 404, "not_found")
     # Nothing leaks through the lists either.
     assert (await gateway_client.get(HISTORY, headers=headers)).json()["total"] == 0
     assert (await gateway_client.get(WEBHOOKS, headers=headers)).json()["items"] == []
@@ -436,13 +428,13 @@ async def test_a_jpeg_pixel_bomb_is_refused_from_its_header(
     single = await gateway_client.post(
         IMAGE, files={"file": ("bomb.jpg", _jpeg_bomb(), "image/jpeg")}, headers=user.headers
     )
-    assert "65500x65500" in _assert_error(single, 413, "payload_too_large")["message"]
+    assert "65500x65500" in api_error_with_request_id(single, 413, "payload_too_large")["message"]
     only_bombs = await gateway_client.post(
         BATCH,
         files=[("files", ("bomb.jpg", _jpeg_bomb(), "image/jpeg"))] * 2,
         headers=user.headers,
     )
-    _assert_error(only_bombs, 413, "payload_too_large")
+    api_error_with_request_id(only_bombs, 413, "payload_too_large")
     # Beside a good file, the bomb fails its own item from its header: nothing decoded it.
     batch = await gateway_client.post(
         BATCH,
@@ -475,7 +467,7 @@ async def test_malformed_multipart_bodies_are_clean_4xx(gateway_client: httpx.As
         )
         assert 400 <= response.status_code < 500, response.text
         assert "Traceback" not in response.text
-        _assert_error(response, response.status_code)
+        api_error_with_request_id(response, response.status_code)
 
 
 # ---------------------------------------------------------------- header injection
@@ -503,10 +495,10 @@ async def test_a_name_with_control_characters_is_refused_at_signup(
         json={"email": _email(), "password": PASSWORD, "name": name},
         headers=fresh_network(),
     )
-    _assert_error(response, 422, "validation_error")
+    api_error_with_request_id(response, 422, "validation_error")
     user = await _user(gateway_client)
     renamed = await gateway_client.patch(ME, json={"name": name}, headers=user.headers)
-    _assert_error(renamed, 422, "validation_error")
+    api_error_with_request_id(renamed, 422, "validation_error")
 
 
 @pytest.mark.parametrize("separator", ["\u2028", "\u2029"], ids=["U+2028", "U+2029"])
@@ -520,10 +512,10 @@ async def test_a_unicode_line_separator_in_a_name_is_refused_before_it_can_reach
         json={"email": _email("ls"), "password": PASSWORD, "name": name},
         headers=fresh_network(),
     )
-    _assert_error(response, 422, "validation_error")
+    api_error_with_request_id(response, 422, "validation_error")
     user = await _user(gateway_client)
     renamed = await gateway_client.patch(ME, json={"name": name}, headers=user.headers)
-    _assert_error(renamed, 422, "validation_error")
+    api_error_with_request_id(renamed, 422, "validation_error")
 
 
 # ---------------------------------------------------------------- SSRF
@@ -691,7 +683,7 @@ async def test_the_public_api_refuses_ssrf_webhook_targets(
     async with httpx.AsyncClient(base_url=strict_gateway.url, timeout=30) as client:
         for url in STRICT_REFUSED:
             response = await client.post(WEBHOOKS, json={"url": url}, headers=user.headers)
-            error = _assert_error(response, 422)
+            error = api_error_with_request_id(response, 422)
             assert error["code"] == "webhook_target_forbidden", (url, error)
         assert (await client.get(WEBHOOKS, headers=user.headers)).json()["items"] == []
         # The control: a public literal address is accepted by the same gateway.

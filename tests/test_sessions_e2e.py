@@ -13,8 +13,6 @@ says which device it is in its User-Agent. Every test makes its own accounts.
 
 import ipaddress
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -25,6 +23,7 @@ import httpx
 import pytest
 
 from objectvision_client import AsyncClient, Client, ObjectVisionError
+from objectvision_devstack.answers import api_error
 from objectvision_devstack.api_users import (
     Account,
     fresh_network,
@@ -32,14 +31,13 @@ from objectvision_devstack.api_users import (
     network_address,
     signed_in,
 )
+from objectvision_devstack.command_line import CommandLine
 from objectvision_devstack.stack import Stack
 
 SESSIONS = "/api/v1/users/me/sessions"
 ME = "/api/v1/users/me"
 REFRESH = "/api/v1/auth/refresh"
 API_KEYS = "/api/v1/users/me/api-keys"
-COMMAND = Path(sys.executable).with_name("objectvision")
-COMMAND_TIMEOUT_SECONDS = 120
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +56,6 @@ async def _listed(client: httpx.AsyncClient, account: Account) -> list[dict[str,
     assert listed.status_code == 200, listed.text
     items: list[dict[str, Any]] = listed.json()["items"]
     return items
-
-
-def _refused(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["error"]["code"] == code, response.text
 
 
 async def _works(client: httpx.AsyncClient, account: Account) -> bool:
@@ -131,7 +124,7 @@ async def test_ending_a_session_stops_its_tokens_at_once_and_leaves_the_other(
     assert await _works(client, laptop)
     assert [item["current"] for item in await _listed(client, laptop)] == [True]
     again = await client.delete(f"{SESSIONS}/{phone_session['id']}", headers=laptop.headers)
-    _refused(again, 404, "not_found")
+    api_error(again, 404, "not_found")
 
 
 async def test_ending_the_callers_own_session_is_a_logout(client: httpx.AsyncClient) -> None:
@@ -172,7 +165,7 @@ async def test_another_accounts_session_and_an_unknown_one_are_not_found(
 
     for session_id in (owners_session["id"], str(uuid.uuid4())):
         answer = await client.delete(f"{SESSIONS}/{session_id}", headers=stranger.headers)
-        _refused(answer, 404, "not_found")
+        api_error(answer, 404, "not_found")
     assert await _works(client, owner)
     assert owners_session["id"] not in {item["id"] for item in await _listed(client, stranger)}
 
@@ -189,7 +182,7 @@ async def test_an_api_key_can_neither_list_nor_end_sessions(client: httpx.AsyncC
         ("DELETE", f"{SESSIONS}/{own['id']}"),
         ("DELETE", SESSIONS),
     ]:
-        _refused(await client.request(method, path, headers=key), 403, "session_required")
+        api_error(await client.request(method, path, headers=key), 403, "session_required")
     assert await _works(client, account)
 
 
@@ -242,48 +235,33 @@ async def test_the_async_client_ends_a_session_by_id(
 # The command line: `objectvision` as a subprocess, without a terminal, as a script runs it.
 
 
-def _objectvision(
-    stack: Stack, config_home: Path, *args: str, expect: int = 0
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(COMMAND), "--api-url", stack.gateway_url, *args],
-        env={"PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(config_home)},
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=COMMAND_TIMEOUT_SECONDS,
-        check=False,
-    )
-    assert result.returncode == expect, (args, result.stdout, result.stderr)
-    return result
-
-
 def test_the_cli_lists_sessions_ends_the_others_and_then_its_own(
     stack: Stack, tmp_path: Path
 ) -> None:
+    objectvision = CommandLine(stack.gateway_url, tmp_path)
     email = f"sessions-cli-{uuid.uuid4().hex}@example.com"
     password = "command line passphrase"
     with Client(stack.gateway_url, headers=fresh_network()) as elsewhere:
         elsewhere.signup(email, password, "Command Line")
         elsewhere.login(email, password)
-        _objectvision(stack, tmp_path, "login", "--email", email, "--password", password)
+        objectvision.run("login", "--email", email, "--password", password)
 
-        table = _objectvision(stack, tmp_path, "sessions", "list").stdout.splitlines()
+        table = objectvision.run("sessions", "list").stdout.splitlines()
         assert table[0].split()[:3] == ["ID", "STARTED", "LAST"]
         assert len(table) == 3
         assert table[1].endswith("this one") and not table[2].endswith("this one")
-        listed = json.loads(_objectvision(stack, tmp_path, "sessions", "list", "--json").stdout)
+        listed = json.loads(objectvision.run("sessions", "list", "--json").stdout)
         own = next(item for item in listed if item["current"])
         assert table[1].startswith(own["id"][:8])
 
-        ended = _objectvision(stack, tmp_path, "sessions", "end-others")
+        ended = objectvision.run("sessions", "end-others")
         assert "Ended 1 other session; this one stays logged in." in ended.stderr
         with pytest.raises(ObjectVisionError):
             elsewhere.me()
-        assert len(_objectvision(stack, tmp_path, "sessions", "list").stdout.splitlines()) == 2
+        assert len(objectvision.run("sessions", "list").stdout.splitlines()) == 2
 
-    unknown = _objectvision(stack, tmp_path, "sessions", "end", "not-an-id", expect=1)
+    unknown = objectvision.run("sessions", "end", "not-an-id", expect=1)
     assert "`objectvision sessions list` shows them" in unknown.stderr
-    logged_out = _objectvision(stack, tmp_path, "sessions", "end", own["id"][:8])
+    logged_out = objectvision.run("sessions", "end", own["id"][:8])
     assert "It was this one: logged out" in logged_out.stderr
-    assert "not logged in" in _objectvision(stack, tmp_path, "whoami", expect=1).stderr
+    assert "not logged in" in objectvision.run("whoami", expect=1).stderr

@@ -14,8 +14,6 @@ recovery code: no test waits for the clock. Every test makes its own accounts.
 """
 
 import re
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -28,20 +26,20 @@ import pyotp
 import pytest
 
 from objectvision_client import AsyncClient, Client, ObjectVisionError, TokenPair
+from objectvision_devstack.answers import api_error
 from objectvision_devstack.api_users import (
     Account,
     admin_signed_in,
     fresh_network,
     signed_in,
 )
+from objectvision_devstack.command_line import CommandLine
 from objectvision_devstack.stack import Stack
 
 LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/users/me"
 TWO_FACTOR = "/api/v1/users/me/two-factor"
 API_KEYS = "/api/v1/users/me/api-keys"
-COMMAND = Path(sys.executable).with_name("objectvision")
-COMMAND_TIMEOUT_SECONDS = 120
 STEP_SECONDS = 30
 RECOVERY_CODE = re.compile(r"[0-9a-z]{5}(-[0-9a-z]{5}){3}")
 
@@ -64,14 +62,6 @@ def _wrong_code(secret: str) -> str:
     now = time.time()
     near = {totp.at(now + steps * STEP_SECONDS) for steps in range(-2, 3)}
     return next(code for code in ("000000", "111111", "222222") if code not in near)
-
-
-def _refused(response: httpx.Response, status: int, code: str) -> str:
-    """The refusal's message, once its status and code are the expected ones."""
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    return str(error["message"])
 
 
 async def _log_in(
@@ -136,14 +126,14 @@ async def test_enrolment_takes_the_password_and_the_apps_first_code(
     starting again replaces it. A wrong code is refused; the right one turns it on once."""
     account = await signed_in(client, prefix="2fa-enrol", name="Enrolling")
     assert not await _two_factor_enabled(client, account)
-    _refused(
+    api_error(
         await client.post(
             TWO_FACTOR, json={"current_password": "not my password"}, headers=account.headers
         ),
         403,
         "permission_denied",
     )
-    _refused(
+    api_error(
         await client.post(
             f"{TWO_FACTOR}/confirm", json={"code": "123456"}, headers=account.headers
         ),
@@ -170,7 +160,7 @@ async def test_enrolment_takes_the_password_and_the_apps_first_code(
     assert secret != enrollment["secret"]
     replaced = pyotp.TOTP(enrollment["secret"]).now()
     if replaced != pyotp.TOTP(secret).now():  # one chance in a million that both agree
-        _refused(
+        api_error(
             await client.post(
                 f"{TWO_FACTOR}/confirm", json={"code": replaced}, headers=account.headers
             ),
@@ -183,7 +173,7 @@ async def test_enrolment_takes_the_password_and_the_apps_first_code(
     assert confirmed.status_code == 200, confirmed.text
     assert len(confirmed.json()["recovery_codes"]) == 10
     assert await _two_factor_enabled(client, account)
-    _refused(
+    api_error(
         await client.post(
             TWO_FACTOR, json={"current_password": account.password}, headers=account.headers
         ),
@@ -196,11 +186,11 @@ async def test_login_then_needs_a_code_and_a_code_works_once(client: httpx.Async
     account = await signed_in(client, prefix="2fa-login", name="Second Factor")
     secret, _ = await _enrolled(client, account)
 
-    _refused(await _log_in(client, account), 401, "second_factor_required")
-    _refused(await _log_in(client, account, _wrong_code(secret)), 401, "invalid_second_factor")
+    api_error(await _log_in(client, account), 401, "second_factor_required")
+    api_error(await _log_in(client, account, _wrong_code(secret)), 401, "invalid_second_factor")
     # The right code with a wrong password says nothing about the code.
     wrong_password = replace(account, password="not my password")
-    _refused(await _log_in(client, wrong_password, _next_code(secret)), 401, "unauthenticated")
+    api_error(await _log_in(client, wrong_password, _next_code(secret)), 401, "unauthenticated")
 
     code = _next_code(secret)
     logged_in = await _log_in(client, account, code)
@@ -209,7 +199,7 @@ async def test_login_then_needs_a_code_and_a_code_works_once(client: httpx.Async
     me = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
     assert me.json()["two_factor_enabled"] is True
     # Seen over a shoulder, the code is of no use: its step is used up.
-    _refused(await _log_in(client, account, code), 401, "invalid_second_factor")
+    api_error(await _log_in(client, account, code), 401, "invalid_second_factor")
 
 
 async def test_a_recovery_code_works_once_and_new_ones_end_the_old_ones(
@@ -219,20 +209,22 @@ async def test_a_recovery_code_works_once_and_new_ones_end_the_old_ones(
     secret, codes = await _enrolled(client, account)
 
     assert (await _log_in(client, account, codes[0])).status_code == 200
-    _refused(await _log_in(client, account, codes[0]), 401, "invalid_second_factor")
+    api_error(await _log_in(client, account, codes[0]), 401, "invalid_second_factor")
 
-    _refused(
+    api_error(
         await _regenerated(client, account, codes[1], password="not my password"),
         403,
         "permission_denied",
     )
-    _refused(await _regenerated(client, account, _wrong_code(secret)), 403, "invalid_second_factor")
+    api_error(
+        await _regenerated(client, account, _wrong_code(secret)), 403, "invalid_second_factor"
+    )
     renewed = await _regenerated(client, account, codes[1])
     assert renewed.status_code == 200, renewed.text
     new_codes = renewed.json()["recovery_codes"]
     assert len(new_codes) == 10 and not set(new_codes) & set(codes)
 
-    _refused(await _log_in(client, account, codes[2]), 401, "invalid_second_factor")
+    api_error(await _log_in(client, account, codes[2]), 401, "invalid_second_factor")
     assert (await _log_in(client, account, new_codes[0])).status_code == 200
 
 
@@ -240,20 +232,20 @@ async def test_the_password_and_a_code_turn_it_off(client: httpx.AsyncClient) ->
     account = await signed_in(client, prefix="2fa-off", name="Turning Off")
     secret, codes = await _enrolled(client, account)
 
-    _refused(
+    api_error(
         await _disabled(client, account, codes[0], password="not my password"),
         403,
         "permission_denied",
     )
-    _refused(await _disabled(client, account, _wrong_code(secret)), 403, "invalid_second_factor")
+    api_error(await _disabled(client, account, _wrong_code(secret)), 403, "invalid_second_factor")
     assert await _two_factor_enabled(client, account)
 
     disabled = await _disabled(client, account, _next_code(secret))
     assert disabled.status_code == 204, disabled.text
     assert not await _two_factor_enabled(client, account)
     assert (await _log_in(client, account)).status_code == 200
-    _refused(await _disabled(client, account, codes[0]), 409, "two_factor_not_enabled")
-    _refused(await _regenerated(client, account, codes[0]), 409, "two_factor_not_enabled")
+    api_error(await _disabled(client, account, codes[0]), 409, "two_factor_not_enabled")
+    api_error(await _regenerated(client, account, codes[0]), 409, "two_factor_not_enabled")
 
 
 async def test_an_admin_turns_it_off_for_an_owner_who_lost_both(
@@ -267,7 +259,7 @@ async def test_an_admin_turns_it_off_for_an_owner_who_lost_both(
     await _enrolled(client, owner)
     path = f"/api/v1/users/{owner.id}/two-factor"
 
-    _refused(
+    api_error(
         await client.request(
             "DELETE", path, json={"current_password": stranger.password}, headers=stranger.headers
         ),
@@ -304,7 +296,7 @@ async def test_an_api_key_cannot_change_two_factor(client: httpx.AsyncClient) ->
         ("DELETE", f"/api/v1/users/{account.id}/two-factor", {"current_password": "x" * 8}),
     ]:
         answer = await client.request(method, path, json=body, headers=key)
-        _refused(answer, 403, "session_required")
+        api_error(answer, 403, "session_required")
     assert not await _two_factor_enabled(client, account)
 
 
@@ -348,61 +340,42 @@ async def test_the_async_client_logs_in_with_a_recovery_code(
 # The command line: `objectvision` as a subprocess, without a terminal, as a script runs it.
 
 
-def _objectvision(
-    stack: Stack, config_home: Path, *args: str, expect: int = 0
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(COMMAND), "--api-url", stack.gateway_url, *args],
-        env={"PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(config_home)},
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=COMMAND_TIMEOUT_SECONDS,
-        check=False,
-    )
-    assert result.returncode == expect, (args, result.stdout, result.stderr)
-    return result
-
-
 def test_the_cli_turns_two_factor_on_in_two_steps_and_logs_in_with_code(
     stack: Stack, tmp_path: Path
 ) -> None:
     """Without a terminal `enable` prints the secret and stops; `enable --code` turns it on
     and prints the recovery codes. `login` then needs --code, and says so."""
+    objectvision = CommandLine(stack.gateway_url, tmp_path)
     email = f"2fa-cli-{uuid.uuid4().hex}@example.com"
     password = "command line passphrase"
     with Client(stack.gateway_url, headers=fresh_network()) as client:
         client.signup(email, password, "Command Line")
     credentials = ("--email", email, "--password", password)
-    _objectvision(stack, tmp_path, "login", *credentials)
+    objectvision.run("login", *credentials)
 
-    started = _objectvision(
-        stack, tmp_path, "account", "two-factor", "enable", "--password", password
-    )
+    started = objectvision.run("account", "two-factor", "enable", "--password", password)
     secret_line, uri_line = started.stdout.splitlines()
     secret = secret_line.removeprefix("Secret: ")
     assert uri_line.startswith("URI: otpauth://totp/") and f"secret={secret}" in uri_line
     assert "enable --code CODE" in started.stderr
-    assert "two-factor on" not in _objectvision(stack, tmp_path, "whoami").stdout
+    assert "two-factor on" not in objectvision.run("whoami").stdout
 
-    confirmed = _objectvision(
-        stack, tmp_path, "account", "two-factor", "enable", "--code", pyotp.TOTP(secret).now()
+    confirmed = objectvision.run(
+        "account", "two-factor", "enable", "--code", pyotp.TOTP(secret).now()
     )
     codes = confirmed.stdout.split()
     assert len(codes) == 10 and all(RECOVERY_CODE.fullmatch(code) for code in codes)
     assert "Store these recovery codes now" in confirmed.stderr
-    assert ", two-factor on)" in _objectvision(stack, tmp_path, "whoami").stdout
+    assert ", two-factor on)" in objectvision.run("whoami").stdout
 
-    _objectvision(stack, tmp_path, "logout")
-    refused = _objectvision(stack, tmp_path, "login", *credentials, expect=2)
+    objectvision.run("logout")
+    refused = objectvision.run("login", *credentials, expect=2)
     assert "this account has two-factor authentication on: pass --code" in refused.stderr
-    _objectvision(stack, tmp_path, "whoami", expect=1)
-    _objectvision(stack, tmp_path, "login", *credentials, "--code", _next_code(secret))
-    assert email in _objectvision(stack, tmp_path, "whoami").stdout
+    objectvision.run("whoami", expect=1)
+    objectvision.run("login", *credentials, "--code", _next_code(secret))
+    assert email in objectvision.run("whoami").stdout
 
-    renewed = _objectvision(
-        stack,
-        tmp_path,
+    renewed = objectvision.run(
         "account",
         "two-factor",
         "recovery-codes",
@@ -413,9 +386,7 @@ def test_the_cli_turns_two_factor_on_in_two_steps_and_logs_in_with_code(
     )
     new_codes = renewed.stdout.split()
     assert len(new_codes) == 10 and not set(new_codes) & set(codes)
-    _objectvision(
-        stack,
-        tmp_path,
+    objectvision.run(
         "account",
         "two-factor",
         "disable",
@@ -424,4 +395,4 @@ def test_the_cli_turns_two_factor_on_in_two_steps_and_logs_in_with_code(
         "--code",
         new_codes[0],
     )
-    assert "two-factor on" not in _objectvision(stack, tmp_path, "whoami").stdout
+    assert "two-factor on" not in objectvision.run("whoami").stdout

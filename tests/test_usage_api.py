@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from objectvision_client import AsyncClient, TokenPair
+from objectvision_devstack.answers import api_error
 from objectvision_devstack.api_users import Account, admin_signed_in, signed_in
 from objectvision_devstack.stack import Stack
 
@@ -46,13 +47,6 @@ async def _detect(client: httpx.AsyncClient, account: Account) -> httpx.Response
     )
 
 
-def _error(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    return str(error["message"])
-
-
 async def test_an_account_sees_its_images_of_the_day_and_month(client: httpx.AsyncClient) -> None:
     account = await signed_in(client, prefix="usage", name="Usage Reader", read_back=True)
     assert (await _detect(client, account)).status_code == 200
@@ -70,7 +64,7 @@ async def test_an_account_sees_its_images_of_the_day_and_month(client: httpx.Asy
     tokens = TokenPair(access_token=account.access_token, refresh_token=account.refresh_token)
     async with AsyncClient(str(client.base_url), tokens=tokens) as sdk:
         assert (await sdk.usage(days=7)).month_images == 1
-    _error(
+    api_error(
         await client.get(MY_USAGE, params={"days": 0}, headers=account.headers),
         422,
         "validation_error",
@@ -88,7 +82,7 @@ async def test_past_its_quota_an_account_is_refused_until_the_month_ends(
 
     assert (await _detect(client, account)).status_code == 200
     refused = await _detect(client, account)
-    message = _error(refused, 429, "quota_exceeded")
+    message = api_error(refused, 429, "quota_exceeded")["message"]
     assert "quota of 1 images a month is used up" in message
     now = datetime.now(UTC)
     next_month = (now.replace(day=1) + timedelta(days=32)).replace(
@@ -101,7 +95,7 @@ async def test_past_its_quota_an_account_is_refused_until_the_month_ends(
         files=[("files", ("bus.jpg", BUS.read_bytes(), "image/jpeg"))],
         headers=account.headers,
     )
-    _error(batch, 429, "quota_exceeded")
+    api_error(batch, 429, "quota_exceeded")
     left = (await client.get(MY_USAGE, headers=account.headers)).json()
     assert (left["month_images"], left["remaining"], left["custom_quota"]) == (1, 0, True)
 
@@ -116,17 +110,17 @@ async def test_only_an_admin_sets_quotas_or_reads_another_accounts_usage(
 ) -> None:
     account = await signed_in(client, prefix="usage", name="Not Admin", read_back=True)
     own_quota = f"/api/v1/users/{account.id}/quota"
-    _error(
+    api_error(
         await client.put(own_quota, json={"monthly_images": 0}, headers=account.headers),
         403,
         "permission_denied",
     )
     others = f"/api/v1/users/{admin.id}/usage"
-    _error(await client.get(others, headers=account.headers), 403, "permission_denied")
+    api_error(await client.get(others, headers=account.headers), 403, "permission_denied")
     assert (await client.get(f"/api/v1/users/{account.id}/usage", headers=admin.headers)).json()[
         "user_id"
     ] == account.id
-    _error(
+    api_error(
         await client.put(own_quota, json={"monthly_images": -1}, headers=admin.headers),
         422,
         "validation_error",
@@ -144,7 +138,7 @@ async def test_any_api_key_reads_its_accounts_usage_and_none_sets_a_quota(
     assert created.status_code == 201, created.text
     key = {"X-API-Key": created.json()["secret"]}
     assert (await client.get(MY_USAGE, headers=key)).json()["user_id"] == admin.id
-    _error(
+    api_error(
         await client.put(
             f"/api/v1/users/{admin.id}/quota", json={"monthly_images": 5}, headers=key
         ),

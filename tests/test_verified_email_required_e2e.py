@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from objectvision_client import Client, ObjectVisionError, TokenPair
+from objectvision_devstack.answers import api_error
 from objectvision_devstack.api_users import Account, fresh_network, signed_in
 from objectvision_devstack.mail import Mailbox, text_and_html
 from objectvision_devstack.stack import Stack
@@ -63,9 +64,7 @@ async def _detect(client: httpx.AsyncClient, headers: dict[str, str]) -> httpx.R
 
 
 def _refused_unverified(response: httpx.Response) -> None:
-    assert response.status_code == 403, response.text
-    error = response.json()["error"]
-    assert error["code"] == "email_not_verified", error
+    error = api_error(response, 403, "email_not_verified")
     assert "verified email addresses only" in error["message"]
 
 

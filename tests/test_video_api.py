@@ -19,9 +19,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -35,6 +32,7 @@ from websockets.exceptions import ConnectionClosed
 
 from objectvision_client import Client
 from objectvision_devstack.api_users import PASSWORD, Account, fresh_network, signed_in
+from objectvision_devstack.command_line import CommandLine
 from objectvision_devstack.mail import Mailbox
 from objectvision_devstack.stack import Stack
 from objectvision_devstack.triton import REPOSITORY_ROOT
@@ -313,8 +311,6 @@ async def test_another_users_video_job_is_404_everywhere(
 
 # The client library and the `objectvision` command
 
-COMMAND = Path(sys.executable).with_name("objectvision")
-
 
 def _signed_up_email(stack: Stack) -> str:
     address = f"video-cli-{uuid.uuid4().hex}@example.com"
@@ -364,21 +360,15 @@ def test_the_detect_video_command_waits_prints_frames_and_saves_the_annotated_vi
     address = _signed_up_email(stack)
     clip = tmp_path / "street.mp4"
     clip.write_bytes(bus_then_zidane)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OBJECTVISION")}
-    env.update(XDG_CONFIG_HOME=str(tmp_path / "config"), OBJECTVISION_API_URL=stack.gateway_url)
+    objectvision = CommandLine(stack.gateway_url, tmp_path / "config")
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(COMMAND), *args], env=env, capture_output=True, text=True, timeout=240
-        )
-
-    logged_in = run("login", "--email", address, "--password", PASSWORD)
-    assert logged_in.returncode == 0, logged_in.stderr
+    objectvision.run("login", "--email", address, "--password", PASSWORD)
     out = tmp_path / "out.mp4"
 
-    result = run("detect-video", str(clip), "--every", "20", "--wait", "--annotate", str(out))
+    result = objectvision.run(
+        "detect-video", str(clip), "--every", "20", "--wait", "--annotate", str(out)
+    )
 
-    assert result.returncode == 0, result.stderr
     assert "Submitted street.mp4 (h264 640x480, 4.0 s)" in result.stderr
     assert "2 frames (every 20th frame)" in result.stderr
     lines = result.stdout.splitlines()
@@ -390,10 +380,9 @@ def test_the_detect_video_command_waits_prints_frames_and_saves_the_annotated_vi
     codec, times = _decoded(out.read_bytes(), tmp_path)
     assert (codec, times) == ("h264", pytest.approx([0.0, 2.0], abs=0.002))
 
-    both = run("detect-video", str(clip), "--fps", "2", "--every", "3")
-    assert both.returncode == 2 and "not allowed with argument" in both.stderr
-    refused = run("detect-video", str(BUS))
-    assert refused.returncode == 1
+    both = objectvision.run("detect-video", str(clip), "--fps", "2", "--every", "3", expect=2)
+    assert "not allowed with argument" in both.stderr
+    refused = objectvision.run("detect-video", str(BUS), expect=1)
     assert "not a supported video" in refused.stderr
 
 
