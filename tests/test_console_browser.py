@@ -500,7 +500,7 @@ async def test_session_survives_a_reload_refreshes_once_and_logs_out(page: Page)
     await page.get_by_test_id("file-input").set_input_files(BUS)
     await expect(page.get_by_test_id("box")).to_have_count(5, timeout=SLOW_MS)
 
-    await page.get_by_role("button", name="Log out").click()
+    await page.get_by_role("button", name="Log out", exact=True).click()
     await expect(page.get_by_test_id("login-form")).to_be_visible()
     await expect(page.get_by_test_id("status")).to_have_text("You have logged out.")
     assert await page.evaluate("key => sessionStorage.getItem(key)", stored) is None
@@ -905,7 +905,7 @@ async def test_a_forgotten_password_is_reset_from_the_emailed_link(
     that takes the token out of the address bar and sets the new password; the old one no
     longer logs in, the new one does."""
     email = await sign_up_and_log_in(page)
-    await page.get_by_role("button", name="Log out").click()
+    await page.get_by_role("button", name="Log out", exact=True).click()
     await page.get_by_test_id("forgot-password-link").click()
     forgot = page.get_by_test_id("forgot-form")
     await forgot.get_by_label("Email").fill(email)
@@ -1006,7 +1006,7 @@ async def test_two_factor_is_turned_on_in_settings_and_login_then_asks_for_the_c
     await expect(recovery.locator("li")).to_have_count(0)
     await expect(card.get_by_test_id("two-factor-manage")).to_be_visible()
 
-    await page.get_by_role("button", name="Log out").click()
+    await page.get_by_role("button", name="Log out", exact=True).click()
     login = page.get_by_test_id("login-form")
     code = login.get_by_test_id("login-code")
     await expect(code).to_be_hidden()
@@ -1348,7 +1348,7 @@ async def test_an_admin_finds_suspends_and_restores_an_account(page: Page, stack
     await page.goto("/#/accounts")
     await expect(page.get_by_test_id("error")).to_have_attribute("data-code", "permission_denied")
     await expect(page.get_by_role("alert")).to_contain_text("not allowed")
-    await page.get_by_role("button", name="Log out").click()
+    await page.get_by_role("button", name="Log out", exact=True).click()
 
     # Made admin before this login, so the console's token says so.
     await log_in(page, admin.email)

@@ -66,7 +66,16 @@ async def test_webhooks_over_rest(gateway_url, peers, new_user) -> None:
         )
         assert created.status_code == 201, created.text
         body = created.json()
-        assert set(body) == {"id", "url", "events", "created_at", "api_key_id", "secret"}
+        assert set(body) == {
+            "id",
+            "url",
+            "events",
+            "created_at",
+            "api_key_id",
+            "previous_secret_expires_at",
+            "secret",
+        }
+        assert body["previous_secret_expires_at"] is None  # never rotated
         assert body["secret"].startswith("whsec_") and body["events"] == ["job.completed"]
         assert body["api_key_id"] is None  # made from a session, not with an API key
 

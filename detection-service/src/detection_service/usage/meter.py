@@ -166,16 +166,19 @@ class UsageMeter(BackgroundLoop):
         both with this process's unflushed counts added."""
         today = self._now().date()
         since = today - timedelta(days=days - 1)
-        standing = await self.standing(user_id)
-        async with self._sessions() as session:
-            stored = await usage.days_of_usage(
-                session=session, user_id=user_id, since=since, until=today
-            )
-        counts = {day.day: {SOURCE_CALLS: day.calls, SOURCE_JOBS: day.jobs} for day in stored}
-        for key, images in self._pending.items():
-            if key.user_id == user_id and since <= key.day <= today:
-                by_source = counts.setdefault(key.day, {SOURCE_CALLS: 0, SOURCE_JOBS: 0})
-                by_source[key.source] += images
+        # Under the flush lock: a flush takes the pending counts before it commits them, and
+        # a report read in between would find them in neither place.
+        async with self._flush_lock:
+            standing = await self.standing(user_id)
+            async with self._sessions() as session:
+                stored = await usage.days_of_usage(
+                    session=session, user_id=user_id, since=since, until=today
+                )
+            counts = {day.day: {SOURCE_CALLS: day.calls, SOURCE_JOBS: day.jobs} for day in stored}
+            for key, images in self._pending.items():
+                if key.user_id == user_id and since <= key.day <= today:
+                    by_source = counts.setdefault(key.day, {SOURCE_CALLS: 0, SOURCE_JOBS: 0})
+                    by_source[key.source] += images
         return standing, [
             DayOfUsage(day, by_source[SOURCE_CALLS], by_source[SOURCE_JOBS])
             for day, by_source in sorted(counts.items())
