@@ -386,13 +386,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def ListSessions(
         self, request: auth_pb2.ListSessionsRequest, context: ServicerContext
     ) -> auth_pb2.ListSessionsResponse:
-        principal = caller_principal(context, secret=self.service_token_secret)
         async with self._as_caller(context, session_only=True) as (session, caller):
             live = await sessions_service.live_sessions(
                 session=session, user_id=caller.user.id, now=utcnow()
             )
         return auth_pb2.ListSessionsResponse(
-            sessions=[_session_message(found, current=principal.session_id) for found in live]
+            sessions=[_session_message(found, current=caller.session_id) for found in live]
         )
 
     async def EndSession(
@@ -416,14 +415,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def EndOtherSessions(
         self, request: auth_pb2.EndOtherSessionsRequest, context: ServicerContext
     ) -> auth_pb2.EndedSessions:
-        principal = caller_principal(context, secret=self.service_token_secret)
-        keep = {uuid.UUID(principal.session_id)} if principal.session_id else set()
         async with self._as_caller(context, session_only=True) as (session, caller):
             ended = await sessions_service.end_others(
                 session=session,
                 revoked=self.tokens.revoked,
                 user_id=caller.user.id,
-                keep=keep,
+                keep={uuid.UUID(caller.session_id)} if caller.session_id else set(),
                 now=utcnow(),
             )
             await session.commit()

@@ -68,10 +68,15 @@ async def end_all_for_user(
 
 @dataclass(frozen=True)
 class LoginOrigin:
-    """Where a login came from, as the gateway saw it; shown, never checked."""
+    """Where a login came from, as the gateway saw it; shown, never checked. Cut to the
+    columns' size when made, so what is compared is what is stored."""
 
     client_ip: str = ""
     user_agent: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "client_ip", self.client_ip[:CLIENT_IP_LENGTH])
+        object.__setattr__(self, "user_agent", self.user_agent[:USER_AGENT_LENGTH])
 
 
 @dataclass(frozen=True)
@@ -104,8 +109,8 @@ def record_login(
             id=family_id,
             user_id=user_id,
             created_at=now,
-            client_ip=origin.client_ip[:CLIENT_IP_LENGTH],
-            user_agent=origin.user_agent[:USER_AGENT_LENGTH],
+            client_ip=origin.client_ip,
+            user_agent=origin.user_agent,
             second_factor=second_factor,
         )
     )
@@ -119,8 +124,8 @@ async def from_new_place(*, session: AsyncSession, user_id: uuid.UUID, origin: L
         select(
             func.count(),
             func.count().filter(
-                LoginSession.client_ip == origin.client_ip[:CLIENT_IP_LENGTH],
-                LoginSession.user_agent == origin.user_agent[:USER_AGENT_LENGTH],
+                LoginSession.client_ip == origin.client_ip,
+                LoginSession.user_agent == origin.user_agent,
             ),
         ).where(LoginSession.user_id == user_id)
     )

@@ -85,6 +85,9 @@ class Caller:
     user: User
     auth_method: str
     is_admin: bool
+    # The signed-in session the call was made with (the access token's `sid`); empty for an
+    # API key (ADR 0035).
+    session_id: str = ""
 
     def require_admin(self, action: str) -> None:
         """PermissionDenied unless the caller's admin rights are in force; an admin account

@@ -157,7 +157,12 @@ async def get_caller(
     user = await session.get(User, user_id)
     if user is None or not user.is_active:
         raise Unauthenticated("the caller's account does not exist or is disabled")
-    return Caller(user=user, auth_method=principal.auth_method, is_admin=admins.grants(user))
+    return Caller(
+        user=user,
+        auth_method=principal.auth_method,
+        is_admin=admins.grants(user),
+        session_id=principal.session_id,
+    )
 
 
 def visible_user_id(*, caller: Caller, user_id: str) -> uuid.UUID:
