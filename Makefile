@@ -23,7 +23,7 @@ STUBS_DIR := common/src
 
 .PHONY: help install proto model triton-env run test test-slow lint format bench clean \
 	k8s-validate compose-validate bench-quick torch-env test-torch gpu-kit gpu-dry-run rules-check \
-	monitoring-rules screenshots trace-screenshots typecheck
+	monitoring-rules screenshots trace-screenshots dashboard-screenshot typecheck
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -93,6 +93,11 @@ screenshots: install ## Retake docs/console*.png with headless Chromium from the
 trace-screenshots: install triton-env model ## Retake docs/trace-*.png (a detect and a batch-job trace in the Jaeger UI, from a traced system of its own); needs a jaeger-ui build at JAEGER_UI_DIR (see tools/trace_screenshots.py)
 	$(BIN)/python tools/trace_screenshots.py --jaeger-ui "$(JAEGER_UI_DIR)"
 
+dashboard-screenshot: install triton-env model rules-check ## Retake docs/dashboard.png (the Perses dashboard over a loaded system of its own; npm builds tools/dashboard_viewer)
+	npm ci --prefix tools/dashboard_viewer --no-audit --no-fund
+	npm run build --prefix tools/dashboard_viewer
+	$(BIN)/python tools/dashboard_screenshot.py
+
 # mypy, configured in pyproject.toml [tool.mypy], over the packages named here (bench without its
 # tests, as every other package): each passes it.
 TYPECHECKED := common/src auth-service/src devstack/src client/src notification-service/src gateway/src inference/src detection-service/src bench --exclude bench/tests
@@ -120,8 +125,8 @@ rules-check: ## promtool check + unit tests of deploy/prometheus-rules.yml
 	$(PROMTOOL) check rules deploy/prometheus-rules.yml
 	$(PROMTOOL) test rules deploy/prometheus-rules.test.yml
 
-monitoring-rules: install ## k8s/monitoring/prometheus-rules.yaml from deploy/prometheus-rules.yml
-	$(DEPLOY_VALIDATE) prometheus-rule
+monitoring-rules: install ## k8s/monitoring's PrometheusRule and PersesDashboard from deploy/prometheus-rules.yml and deploy/perses
+	$(DEPLOY_VALIDATE) monitoring
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -163,4 +168,4 @@ gpu-dry-run: install torch-env ## bench/gpu.sh on this CPU, end to end, before s
 		bash bench/gpu.sh
 
 clean:
-	rm -rf $(VENV) $(TRITON_VENV) $(TORCH_VENV) .venv-tools
+	rm -rf $(VENV) $(TRITON_VENV) $(TORCH_VENV) .venv-tools tools/dashboard_viewer/node_modules tools/dashboard_viewer/dist

@@ -1,14 +1,20 @@
 """Headless Chromium as the screenshot tools use it: Debian's browser, reaching only the
 origins a screenshot is of, so that an image never depends on (or shows) anything else.
 
-Shared by tools/console_screenshots.py and tools/trace_screenshots.py (run as scripts, so this
-folder is on their import path).
+Shared by tools/console_screenshots.py, tools/trace_screenshots.py and
+tools/dashboard_screenshot.py (run as scripts, so this folder is on their import path).
 """
 
 import argparse
+import contextlib
+import functools
 import os
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from playwright.async_api import Browser, Page, Playwright, Route
 
@@ -41,11 +47,11 @@ async def launch(playwright: Playwright) -> Browser:
     )
 
 
-async def only(page: Page, origin: str) -> None:
-    """Let ``page`` fetch from ``origin`` (and blob:/data: URLs) only."""
+async def only(page: Page, *origins: str) -> None:
+    """Let ``page`` fetch from ``origins`` (and blob:/data: URLs) only."""
 
     async def route(request_route: Route) -> None:
-        if request_route.request.url.startswith((origin, "blob:", "data:")):
+        if request_route.request.url.startswith((*origins, "blob:", "data:")):
             await request_route.continue_()
         else:
             await request_route.abort("internetdisconnected")
@@ -56,3 +62,27 @@ async def only(page: Page, origin: str) -> None:
 def report_written(paths: list[Path]) -> None:
     for path in paths:
         print(f"wrote {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    """Static files, without a log line per request."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@contextlib.contextmanager
+def serve_folder(
+    folder: Path, handler: type[SimpleHTTPRequestHandler] = QuietHandler
+) -> Iterator[str]:
+    """Serve ``folder`` on a free loopback port; yields its origin."""
+    serve = functools.partial(handler, directory=str(folder))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), serve)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name=f"serve {folder.name}", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

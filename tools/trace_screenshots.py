@@ -34,18 +34,15 @@ commands built the one the committed screenshots came from (about 5 minutes on t
 import argparse
 import asyncio
 import contextlib
-import functools
 import json
 import os
 import secrets
 import shutil
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +56,7 @@ from playwright.async_api import ViewportSize, async_playwright, expect
 from objectvision_devstack import otlp
 from objectvision_devstack.processes import free_port
 from objectvision_devstack.stack import Stack, StackConfig
-from objectvision_devstack.triton import LocalTriton
+from objectvision_devstack.triton import LocalTriton, served_model_path
 
 WIDTH = 1400
 # The Jaeger UI renders only the span rows inside the window: the window is made as tall as
@@ -196,19 +193,10 @@ def jaeger_trace(trace_id: str, spans: list[tuple[Any, Any, trace_pb2.Span]]) ->
 # The system, traced
 
 
-def served_model() -> Path:
-    """Where `make model` put the served graph (as tests/conftest.py finds it)."""
-    override = os.environ.get("MODEL_PATH_SERVED")
-    if override:
-        return Path(override)
-    data_dir = Path(os.environ.get("OBJECTVISION_DATA_DIR", headless.REPO_ROOT / ".data"))
-    return data_dir / "models" / "yolov8n_served.onnx"
-
-
 @contextlib.contextmanager
 def traced_system(data_dir: Path, receiver: otlp.OtlpReceiver) -> Iterator[Stack]:
     """Triton and the Stack, every part exporting its spans to ``receiver``."""
-    model = served_model()
+    model = served_model_path()
     # Triton's spans go to the receiver's OTLP/HTTP port (the Stack's own Triton would send
     # them to the standard port 4318, which this receiver does not hold).
     triton = LocalTriton(data_dir / "triton", served_model=model, trace_url=receiver.http_endpoint)
@@ -316,7 +304,7 @@ def make_traces(gateway_url: str, receiver: otlp.OtlpReceiver) -> dict[str, str]
 # The Jaeger UI
 
 
-class _UiHandler(SimpleHTTPRequestHandler):
+class _UiHandler(headless.QuietHandler):
     """The static build; its client-side routes (/search, /trace/...) get index.html."""
 
     def send_head(self) -> Any:
@@ -327,24 +315,6 @@ class _UiHandler(SimpleHTTPRequestHandler):
         ):
             self.path = "/index.html"
         return super().send_head()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
-
-
-@contextlib.contextmanager
-def serve_ui(build: Path) -> Iterator[str]:
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_UiHandler, directory=str(build))
-    )
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="jaeger-ui", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 async def screenshot(url: str, trace_file: Path, trace_id: str, spans: int, out: Path) -> None:
@@ -406,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with receiver, traced_system(data_dir, receiver) as stack:
             traces = make_traces(stack.gateway_url, receiver)
-        with serve_ui(ui_build) as url:
+        with headless.serve_folder(ui_build, _UiHandler) as url:
             for name, trace_id in traces.items():
                 spans = trace_spans(receiver, trace_id)
                 trace = jaeger_trace(trace_id, spans)

@@ -53,8 +53,15 @@ def test_every_long_running_service_has_a_healthcheck(services):
         if name in ONE_SHOTS:
             assert compose.is_one_shot(service), name
             continue
+        if name in compose.UNPROBED:
+            assert service["healthcheck"] == {"disable": True}, name
+            continue
         test = service["healthcheck"]["test"]
         assert test[0] in ("CMD", "CMD-SHELL") and len(test) > 1, name
+    # An unprobed service keeps its check disabled in so many words.
+    broken = compose.load()
+    del broken["services"]["perses"]["healthcheck"]
+    assert "perses: cannot be probed" in " ".join(compose.check_rules(broken, compose.load_raw()))
 
 
 def test_dependencies_wait_for_health_or_completion(services):

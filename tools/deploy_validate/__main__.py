@@ -1,6 +1,7 @@
 """Command line: PYTHONPATH=tools python -m deploy_validate COMMAND (see --help).
 
-Commands: k8s, compose, dockerfiles, all, render, prometheus-rule (writes the PrometheusRule).
+Commands: k8s, compose, dockerfiles, all, render, monitoring (writes k8s/monitoring's generated
+PrometheusRule and PersesDashboard).
 
 Exit status 0 when everything validates, 1 when a problem was found, 2 on bad usage or when
 kubectl (the Kustomize that renders k8s/) is not installed.
@@ -43,8 +44,7 @@ def run_k8s(versions: list[str] | None) -> int:
             f"(kubectl kustomize, schemas for Kubernetes {', '.join(versions)})"
         )
         failures += _report(title, problems)
-    rule_file = monitoring.PROMETHEUS_RULE_FILE.relative_to(REPO_ROOT)
-    failures += _report(f"PrometheusRule {rule_file}", monitoring.drift_problems())
+    failures += _report("k8s/monitoring's generated files", monitoring.drift_problems())
     return failures
 
 
@@ -70,14 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     render_cmd = sub.add_parser("render", help="print an overlay's objects as YAML")
     render_cmd.add_argument("overlay", type=Path)
     sub.add_parser(
-        "prometheus-rule",
-        help="write k8s/monitoring/prometheus-rules.yaml from deploy/prometheus-rules.yml",
+        "monitoring",
+        help="write k8s/monitoring's PrometheusRule and PersesDashboard from their deploy/ sources",
     )
     args = parser.parse_args(argv)
 
-    if args.command == "prometheus-rule":
-        monitoring.write_prometheus_rule()
-        print(f"wrote {monitoring.PROMETHEUS_RULE_FILE.relative_to(REPO_ROOT)}")
+    if args.command == "monitoring":
+        for written in monitoring.write_generated():
+            print(f"wrote {written}")
         return 0
     failures = 0
     try:

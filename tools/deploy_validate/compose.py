@@ -171,6 +171,11 @@ def _depends_on(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return depends
 
 
+# Long-running services whose image has no command to probe them with: their healthcheck is
+# disabled in so many words, and no service may wait for them to be healthy.
+UNPROBED = {"perses": "distroless image: no shell, curl or wget"}
+
+
 def is_one_shot(service: dict[str, Any]) -> bool:
     return str(service.get("restart", "no")) == "no"
 
@@ -211,6 +216,9 @@ def check_rules(document: dict[str, Any], raw: dict[str, Any]) -> list[str]:
         if is_one_shot(service):
             if service.get("healthcheck") and _healthcheck_ok(service):
                 problems.append(f"{name}: a one-shot needs no healthcheck")
+        elif name in UNPROBED:
+            if service.get("healthcheck") != {"disable": True}:
+                problems.append(f"{name}: cannot be probed ({UNPROBED[name]}): disable its check")
         elif not _healthcheck_ok(service):
             problems.append(f"{name}: long-running service without a healthcheck")
         for dep, spec in _depends_on(service).items():

@@ -4,7 +4,8 @@ Built-in kinds are validated offline against the schemas in the ``kubernetes-val
 (strict variant: unknown fields fail), for the oldest Kubernetes version this repository
 supports and the newest the wheel ships. CRDs have no schema there: ServiceMonitor,
 PrometheusRule, cert-manager's Certificate and Issuer are checked against hand-written subsets
-of their CRDs in ``schemas/`` that reject fields outside them; any other CRD is an error.
+of their CRDs in ``schemas/`` that reject fields outside them, the PersesDashboard against its
+operator's own CRD schema; any other CRD is an error.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule-monitoring.coreos.com-v1.json",
     ("cert-manager.io/v1", "Certificate"): "certificate-cert-manager.io-v1.json",
     ("cert-manager.io/v1", "Issuer"): "issuer-cert-manager.io-v1.json",
+    ("perses.dev/v1alpha2", "PersesDashboard"): "persesdashboard-perses.dev-v1alpha2.json",
 }
 # Secrets the workloads reference but the repository never contains: the operator creates
 # them (kubectl create secret / External Secrets); docs/deployment.md lists every key.

@@ -13,7 +13,7 @@ import pytest
 from objectvision_devstack.otlp import OtlpReceiver
 from objectvision_devstack.postgres import EmbeddedPostgres
 from objectvision_devstack.redis import EmbeddedRedis
-from objectvision_devstack.triton import LocalTriton
+from objectvision_devstack.triton import LocalTriton, served_model_path
 
 
 @dataclass(frozen=True)
@@ -43,14 +43,6 @@ def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrast
             redis_server.stop()
         if postgres:
             postgres.stop()
-
-
-def served_model_path() -> Path:
-    """Where `make model` put the served graph (the suite's Makefile target runs it first)."""
-    override = os.environ.get("MODEL_PATH_SERVED")
-    if override:
-        return Path(override)
-    return Path(os.environ.get("OBJECTVISION_DATA_DIR", ".data")) / "models" / "yolov8n_served.onnx"
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ model control API without a restart.
 
 import asyncio
 import inspect
+import os
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,6 +26,15 @@ from objectvision_inference.triton import (
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
 INT8_SERVED_FILE = f"{INT8_MODEL_NAME}_served.onnx"
+
+
+def served_model_path() -> Path:
+    """Where `make model` put the served graph (MODEL_PATH_SERVED overrides it)."""
+    override = os.environ.get("MODEL_PATH_SERVED")
+    if override:
+        return Path(override)
+    data_dir = Path(os.environ.get("OBJECTVISION_DATA_DIR", REPOSITORY_ROOT / ".data"))
+    return data_dir / "models" / "yolov8n_served.onnx"
 
 
 def served_models(served_model: Path) -> dict[str, Path]:
