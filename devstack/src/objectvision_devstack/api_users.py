@@ -8,6 +8,7 @@ comes from a fresh address of the IPv6 documentation range (RFC 3849) and no tes
 a limit that others used up.
 """
 
+import ipaddress
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -28,7 +29,8 @@ PASSWORD = "correct horse battery"  # noqa: S105
 def network_address() -> str:
     """A fresh client address in 2001:db8::/32, a network of its own for the per-network
     limits: the gateway counts an IPv6 client by its /64, so the random part is in there."""
-    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
+    # Canonical spelling (no leading zeros in a group), as the services write it back.
+    return str(ipaddress.IPv6Address(f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"))
 
 
 def fresh_network() -> dict[str, str]:
