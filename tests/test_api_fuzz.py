@@ -117,16 +117,25 @@ class FuzzAccount:
     """One user the authed runs act as. Only logout consumes a session: it gets a fresh one."""
 
     gateway_url: str
+    email: str
     user_id: str
     access_token: str
     refresh_token: str
     api_key: str
 
     def fresh_access_token(self) -> str:
-        """A new session from the refresh token (no password hashing, so it is fast)."""
+        """A new session from the refresh token (no password hashing, so it is fast). The
+        fuzzed `sessions/end-others` ends the spare session too: then it logs in again."""
         response = httpx.post(
             f"{self.gateway_url}{REFRESH}", json={"refresh_token": self.refresh_token}, timeout=30
         )
+        if response.status_code == 401:
+            response = httpx.post(
+                f"{self.gateway_url}{LOGIN}",
+                json={"email": self.email, "password": PASSWORD},
+                headers=fresh_network(),
+                timeout=30,
+            )
         assert response.status_code == 200, response.text
         pair = response.json()
         self.refresh_token = pair["refresh_token"]
@@ -166,6 +175,7 @@ def fuzz_account(stack: Stack) -> FuzzAccount:
         assert me.status_code == 200, me.text
     return FuzzAccount(
         gateway_url=stack.gateway_url,
+        email=email,
         user_id=me.json()["id"],
         access_token=tokens["access_token"],
         refresh_token=spare["refresh_token"],

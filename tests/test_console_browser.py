@@ -836,6 +836,33 @@ async def test_a_video_runs_as_a_job_with_its_frames_and_annotated_video(
     assert await asyncio.to_thread(decoded_frames) == 8
 
 
+async def test_a_tracked_video_shows_each_objects_track_id(page: Page, tmp_path: Path) -> None:
+    """ADR 0038: "Track objects" sends track=true; from the second frame on the bus is listed
+    with its track id (`#0 bus`), the same in every frame."""
+    from objectvision_devstack.videos import panned, write_video
+
+    clip = await asyncio.to_thread(
+        lambda: write_video(tmp_path / "panned.mp4", panned(BUS, 6, step=6), fps=10)
+    )
+    await sign_up_and_log_in(page)
+
+    await page.get_by_test_id("video-fps").fill("10")
+    await page.get_by_test_id("video-track").check()
+    await page.get_by_test_id("file-input").set_input_files(clip)
+
+    progress = page.get_by_test_id("job-progress")
+    await expect(progress).to_have_attribute("data-status", "completed", timeout=SLOW_MS)
+    await expect(page.get_by_test_id("video-summary")).to_contain_text(
+        "6 frames sampled (10 per second), objects tracked."
+    )
+    frames = page.get_by_test_id("video-frame")
+    await expect(frames).to_have_count(6, timeout=SLOW_MS)
+    texts = await frames.all_inner_texts()
+    assert "#" not in texts[0] and "bus" in texts[0]
+    bus_ids = {tuple(re.findall(r"#(\d+) bus\b", text)) for text in texts[1:]}
+    assert len(bus_ids) == 1 and len(next(iter(bus_ids))) == 1, texts
+
+
 async def test_the_detect_view_picks_a_model_from_the_list(page: Page) -> None:
     """The picker lists GET /api/v1/models (the default preselected); the chosen model is
     the one that answers."""

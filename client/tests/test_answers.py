@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from objectvision_client import AsyncClient, Client, ObjectVisionError
+from objectvision_client import AsyncClient, Client, ObjectVisionError, operations
 
 DETECTION = {
     "detection_id": "d-1",
@@ -89,6 +89,7 @@ def test_a_detection_body_becomes_typed_objects_and_keeps_what_it_does_not_know(
     assert [obj.class_name for obj in result.objects] == ["bus", "person"]
     assert result.objects[0].bbox.width == 100.0
     assert result.objects[1].bbox.height == 30.0
+    assert [obj.track_id for obj in result.objects] == [None, None], "images are not tracked"
     assert result.total_ms == 12.5
     assert result.class_counts() == {"bus": 1, "person": 1}
     assert result.raw["field_from_a_newer_gateway"] == {"kept": "in raw"}
@@ -167,6 +168,7 @@ def test_a_jobs_page_and_a_cancelled_job_become_typed_answers(
             "frame_count": 40,
             "sampled_frames": 40,
             "sampling": {"fps": None, "every": 1},
+            "tracked": True,
         },
     }
     summary = {key: value for key, value in cancelled.items() if key != "items"}
@@ -180,11 +182,44 @@ def test_a_jobs_page_and_a_cancelled_job_become_typed_answers(
     assert (page.total, page.limit, [job.job_id for job in page.items]) == (7, 2, ["j-3", "j-2"])
     listed_video, listed_batch = page.items
     assert listed_video.video is not None and listed_video.video.filename == "street.mp4"
+    assert listed_video.video.tracked and listed_video.video.every == 1
     assert not listed_video.done and listed_batch.items == ()
     assert listed_batch.raw == summary
     # Cancelled is final: waiting for the job ends there.
     assert stopped.done and stopped.status == "cancelled"
     assert [item.status for item in stopped.items] == ["completed", "cancelled"]
+
+
+def test_a_tracked_videos_frames_carry_track_ids(server: tuple[str, Answers]) -> None:
+    url, answers = server
+    bus, person = DETECTION["detections"]
+    frame = {"frame_index": 1, "timestamp_seconds": 0.1, "timestamp_ms": 100, "error": None}
+    answers.json(
+        "/api/v1/detect/jobs/j-3/frames",
+        {
+            "job_id": "j-3",
+            "width": 640,
+            "height": 480,
+            "frames": [
+                {**frame, "detections": [{**bus, "track_id": 0}, {**person, "track_id": None}]}
+            ],
+            "total": 1,
+            "limit": 100,
+            "offset": 0,
+        },
+    )
+    with Client(url, api_key="ov_test") as client:
+        (listed,) = client.video_frames("j-3").frames
+    assert [(obj.class_name, obj.track_id) for obj in listed.detections] == [
+        ("bus", 0),
+        ("person", None),
+    ]
+
+
+@pytest.mark.parametrize(("track", "sent"), [(True, {"track": "true"}), (False, {})])
+def test_submitting_a_video_sends_track_only_when_asked(track: bool, sent: dict) -> None:
+    operation = operations.submit_video(("street.mp4", b"video"), every=1, track=track)
+    assert dict(operation.data or {}) == {"every": "1", **sent}
 
 
 def test_a_webhooks_deliveries_and_a_redelivery_become_typed_answers(

@@ -5,9 +5,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from objectvision_client.cli import annotated_path, describe_error, detections_table, job_table
+from objectvision_client.cli import (
+    annotated_path,
+    describe_error,
+    detections_table,
+    job_table,
+    video_frames_table,
+)
 from objectvision_client.errors import ObjectVisionError
-from objectvision_client.models import DetectionResult, Job
+from objectvision_client.models import DetectionResult, Job, VideoFrame
 from objectvision_client.output import ProgressBar, format_table, render_progress
 
 
@@ -54,6 +60,38 @@ def test_detections_table_lists_every_object_and_empty_images() -> None:
     assert lines[0].split() == ["FILE", "CLASS", "CONFIDENCE", "X1", "Y1", "X2", "Y2"]
     assert lines[1].split() == ["bus.jpg", "bus", "0.83", "34", "230", "800", "771"]
     assert lines[2].split() == ["sky.jpg", "(none)", "-", "-", "-", "-", "-"]
+
+
+def _found(name: str, track_id: int | None = None) -> dict:
+    box = {"x1": 0, "y1": 0, "x2": 10, "y2": 10}
+    return {"class": name, "class_id": 0, "confidence": 0.9, "bbox": box, "track_id": track_id}
+
+
+def test_video_frames_table_shows_track_ids_before_the_class() -> None:
+    frames = [
+        VideoFrame.from_json(
+            {
+                "frame_index": index,
+                "timestamp_seconds": index / 10,
+                "timestamp_ms": index * 100,
+                "detections": detections,
+            }
+        )
+        for index, detections in enumerate(
+            [
+                [_found("bus"), _found("person"), _found("person")],
+                [_found("person", 4), _found("bus", 0), _found("person")],
+                [],
+            ]
+        )
+    ]
+    lines = video_frames_table(frames).splitlines()
+    assert lines[0].split() == ["FRAME", "TIME", "(S)", "OBJECTS"]
+    assert [line.split(maxsplit=2)[2] for line in lines[1:]] == [
+        "bus, person x2",
+        "#0 bus, #4 person, person",
+        "(none)",
+    ]
 
 
 def test_job_table_shows_detection_ids_and_errors() -> None:

@@ -11,6 +11,7 @@ feeds it; the revocation check still runs against the real Redis.
 """
 
 import base64
+import io
 import json
 import textwrap
 import time
@@ -25,12 +26,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from starlette.datastructures import UploadFile
 
 from gateway.app import base64_length, body_limits, create_app
 from gateway.auth.jwks import JwksCache
 from gateway.config import MAX_IMAGE_BYTES_PER_CALL, GatewaySettings
+from gateway.detect_dependencies import VideoFile
 from gateway.routers.detect import MULTIPART_OVERHEAD_BYTES, PART_OVERHEAD_BYTES
-from objectvision.v1 import auth_pb2
+from gateway.routers.video import _upload_messages
+from objectvision.v1 import auth_pb2, detection_pb2
 from objectvision_common.revocation import revoked_session_key, revoked_token_key
 from objectvision_devstack.image_server import ImageServer, image_server
 
@@ -38,6 +42,7 @@ IMAGE = "/api/v1/detect/image"
 BATCH = "/api/v1/detect/batch"
 HISTORY = "/api/v1/detect/history"
 JOBS = "/api/v1/detect/jobs"
+VIDEO = "/api/v1/detect/video"
 ISSUER, AUDIENCE, KID = "objectvision-auth", "objectvision", "detect-tests"
 # Not an image the gateway could judge: only the detection service reads the bytes.
 BYTES = b"\xff\xd8\xff" + b"\x00" * 61
@@ -412,6 +417,47 @@ async def test_bad_parameters_are_a_422_naming_them(
     assert loc[1] in error["message"]
 
 
+@pytest.mark.parametrize(
+    ("params", "data"),
+    [({"track": "true"}, {}), ({}, {"track": "true", "every": "1"}), ({}, {"track": "false"})],
+)
+async def test_a_video_asks_for_tracking_as_a_query_parameter_or_a_form_field(
+    authed: httpx.AsyncClient, params: dict[str, str], data: dict[str, str]
+) -> None:
+    _assert_sent_on(await authed.post(VIDEO, params=params, data=data, files=_one()))
+
+
+@pytest.mark.parametrize("track", [True, False])
+async def test_the_upload_header_carries_the_tracking_choice(track: bool) -> None:
+    video = VideoFile(
+        file=UploadFile(io.BytesIO(b"video bytes"), filename="street.mp4"),
+        size_bytes=11,
+        params=detection_pb2.DetectionParams(),
+        sampling=detection_pb2.VideoSampling(every=1),
+        track=track,
+        idempotency_key="",
+    )
+    header, chunk = [message async for message in _upload_messages(video)]
+    assert (header.header.track, header.header.sampling.every) == (track, 1)
+    assert chunk.chunk == b"video bytes"
+
+
+@pytest.mark.parametrize(
+    ("params", "data", "loc"),
+    [
+        ({"track": "perhaps"}, {}, ("query", "track")),
+        ({}, {"track": "perhaps"}, ("body", "track")),
+        ({"track": "true"}, {"track": "true"}, ("body", "track")),
+        ({}, {"tracks": "true"}, ("body", "tracks")),
+    ],
+)
+async def test_bad_track_values_are_a_422_naming_them(
+    authed: httpx.AsyncClient, params: dict[str, str], data: dict[str, str], loc: tuple[str, str]
+) -> None:
+    response = await authed.post(VIDEO, params=params, data=data, files=_one())
+    _assert_invalid(response, *loc)
+
+
 async def test_batch_parameters_are_checked_the_same_way(authed: httpx.AsyncClient) -> None:
     response = await authed.post(BATCH, params={"iou": "7"}, files=_one("files"))
     _assert_invalid(response, "query", "iou")
@@ -731,7 +777,16 @@ def test_openapi_describes_the_detection_routes(
         "class_id",
         "confidence",
         "bbox",
+        "track_id",
     }
+    video = paths[VIDEO]["post"]
+    video_form = video["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert video_form == {"$ref": "#/components/schemas/DetectVideoForm"}
+    assert schemas["DetectVideoForm"]["properties"]["track"]["type"] == "boolean"
+    track_query = next(p for p in video["parameters"] if p["name"] == "track")
+    assert (track_query["in"], track_query["schema"]["type"]) == ("query", "boolean")
+    assert "track=true" in video["description"]
+    assert "tracked" in schemas["VideoInfoOut"]["properties"]
 
     batch = paths[BATCH]["post"]
     assert schemas["DetectBatchForm"]["required"] == ["files"]

@@ -7,7 +7,9 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.schemas.api_keys import ApiKeyCreateIn
 from gateway.schemas.auth import LoginForm, SignUpIn
+from gateway.schemas.detect import DetectedObjectOut, VideoInfoOut
 from gateway.schemas.users import SettingsUpdateIn, UserUpdateIn
+from objectvision.v1 import detection_pb2
 
 # Embeddings, overrides and isolates: U+202A..U+202E, U+2066..U+2069.
 BIDI_CONTROL_CODES = (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
@@ -124,3 +126,26 @@ def test_a_settings_update_sends_only_what_was_given() -> None:
     assert request.HasField("notifications_enabled")
     assert request.notifications_enabled is False
     assert not request.HasField("theme")
+
+
+def test_an_object_has_a_track_id_only_when_its_track_is_confirmed() -> None:
+    """0 is an id like any other; an unset id is null, not 0."""
+    found = {
+        "class_name": "bus",
+        "class_id": 5,
+        "confidence": 0.9,
+        "box": detection_pb2.BoundingBox(x1=1, y1=2, x2=30, y2=40),
+    }
+    tracked = DetectedObjectOut.from_proto(detection_pb2.DetectedObject(**found, track_id=0))
+    untracked = DetectedObjectOut.from_proto(detection_pb2.DetectedObject(**found))
+    assert tracked.model_dump(mode="json")["track_id"] == 0
+    assert untracked.model_dump(mode="json")["track_id"] is None
+    assert untracked.model_dump(mode="json")["class"] == "bus"
+
+
+@pytest.mark.parametrize("tracked", [True, False])
+def test_a_video_says_whether_it_is_tracked(tracked: bool) -> None:
+    video = detection_pb2.VideoInfo(
+        filename="street.mp4", container="mp4", codec="h264", tracked=tracked
+    )
+    assert VideoInfoOut.from_proto("job-1", video).tracked is tracked

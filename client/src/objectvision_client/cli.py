@@ -725,14 +725,30 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _frame_objects(frame: VideoFrame) -> str:
+    """What a frame shows: each tracked object on its own with its track id (`#3 person`),
+    by id, then the others counted by class (`person x2`)."""
+    tracked = sorted(
+        (obj.track_id, obj.class_name) for obj in frame.detections if obj.track_id is not None
+    )
+    counts: dict[str, int] = {}
+    for obj in frame.detections:
+        if obj.track_id is None:
+            counts[obj.class_name] = counts.get(obj.class_name, 0) + 1
+    return ", ".join(
+        [
+            *(f"#{track_id} {name}" for track_id, name in tracked),
+            *(f"{name} x{n}" if n > 1 else name for name, n in counts.items()),
+        ]
+    )
+
+
 def video_frames_table(frames: Sequence[VideoFrame]) -> str:
-    """One row per sampled frame: its index, its time and what was found in it."""
+    """One row per sampled frame: its index, its time and what was found in it (a tracked
+    object with its track id, `#3 person`)."""
     rows: list[list[object]] = []
     for frame in frames:
-        counts: dict[str, int] = {}
-        for obj in frame.detections:
-            counts[obj.class_name] = counts.get(obj.class_name, 0) + 1
-        found = ", ".join(f"{name} x{n}" if n > 1 else name for name, n in counts.items())
+        found = _frame_objects(frame)
         rows.append(
             [frame.frame_index, f"{frame.timestamp_seconds:.3f}", frame.error or found or "(none)"]
         )
@@ -750,10 +766,14 @@ def cmd_detect_video(ctx: Context) -> int:
     if ctx.args.annotate and not ctx.args.wait:
         raise UsageError("--annotate needs --wait: the annotated video exists once the job ends")
     with ctx.client() as client:
-        job = client.submit_video(path, ctx.params(), fps=ctx.args.fps, every=ctx.args.every)
+        job = client.submit_video(
+            path, ctx.params(), fps=ctx.args.fps, every=ctx.args.every, track=ctx.args.track
+        )
         video = job.video
         if video is not None:
             picked = f"{video.fps:g} frames/s" if video.fps else f"every {video.every}th frame"
+            if video.tracked:
+                picked += ", objects tracked"
             ctx.say(
                 f"Submitted {path.name} ({video.codec} {video.width}x{video.height},"
                 f" {video.duration_seconds:.1f} s) as job {job.job_id}:"
@@ -1487,6 +1507,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sampling.add_argument(
         "--every", type=_positive_int, metavar="N", help="sample every N-th frame instead"
+    )
+    video.add_argument(
+        "--track",
+        action="store_true",
+        help="follow objects from frame to frame: each gets a track id (`#3 person`); "
+        "sample fast (e.g. --every 1) to track well",
     )
     video.add_argument(
         "--wait", action="store_true", help="wait for the job, then print every sampled frame"

@@ -168,6 +168,9 @@ class DetectedObject(_Model):
     class_id: int
     confidence: float
     bbox: BoundingBox
+    # The object's track in a video job submitted with `track=True`: the same id in every
+    # frame while the object stays (from its track's second frame on). None otherwise.
+    track_id: int | None = None
 
 
 class DetectionResult(_Answer):
@@ -231,6 +234,8 @@ class VideoInfo(_Model):
     sampled_frames: int
     fps: float | None = Field(default=None, validation_alias=AliasPath("sampling", "fps"))
     every: int | None = Field(default=None, validation_alias=AliasPath("sampling", "every"))
+    # Objects are tracked across the sampled frames: they carry a `track_id`.
+    tracked: bool = False
     annotated_url: str | None = None
 
 

@@ -504,18 +504,22 @@ def submit_video(
     *,
     fps: float | None = None,
     every: int | None = None,
+    track: bool = False,
     idempotency_key: str | None = None,
 ) -> Operation[Job]:
     """A video file (MP4, MOV or WebM) as a job sampling `fps` frames a second or `every`
-    n-th frame (neither: the service default, 1 fps). The file is read when the operation
-    is built, so a retry sends the same bytes; a new idempotency key per submission unless
-    given, so a retried POST never makes a second job. Follow it with `wait_for_job`, read
-    `video_frames`."""
+    n-th frame (neither: the service default, 1 fps); with `track`, its objects are followed
+    from frame to frame and carry a `track_id` (sample fast, e.g. every=1, to track well).
+    The file is read when the operation is built, so a retry sends the same bytes; a new
+    idempotency key per submission unless given, so a retried POST never makes a second job.
+    Follow it with `wait_for_job`, read `video_frames`."""
     fields = (params or DetectionParams()).form_fields()
     if fps is not None:
         fields["fps"] = repr(float(fps))
     if every is not None:
         fields["every"] = str(int(every))
+    if track:
+        fields["track"] = "true"
     return Operation(
         "POST",
         "/api/v1/detect/video",

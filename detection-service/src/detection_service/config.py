@@ -7,6 +7,7 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from detection_service.pipeline.lanes import MAX_BACKGROUND_SHARE
+from detection_service.tracking.tracker import TrackingSettings
 from objectvision_common.limits import MAX_DETECTIONS_LIMIT
 from objectvision_common.settings import EventsConsumerSettings, GrpcServiceSettings
 
@@ -93,6 +94,14 @@ class InferenceSettings(GrpcServiceSettings):
     max_upload_bytes: int = Field(default=20 * MIB, ge=1, validation_alias="MAX_UPLOAD_BYTES")
     max_image_pixels: int = Field(default=40_000_000, ge=1, validation_alias="MAX_IMAGE_PIXELS")
     max_batch_files: int = Field(default=100, ge=1, validation_alias="MAX_BATCH_FILES")
+    # Tracked streams and videos (ADR 0038): a box at least this confident may start a track,
+    # and a track keeps its id this long while its object is out of sight.
+    track_activation_confidence: float = Field(
+        default=0.5, gt=0, le=1, validation_alias="TRACK_ACTIVATION_CONFIDENCE"
+    )
+    track_lost_seconds: float = Field(
+        default=1.0, gt=0, le=60, validation_alias="TRACK_LOST_SECONDS"
+    )
     decode_workers: int = Field(
         default_factory=lambda: min(4, os.cpu_count() or 1), ge=1, validation_alias="DECODE_WORKERS"
     )
@@ -107,6 +116,13 @@ class InferenceSettings(GrpcServiceSettings):
     def served_model_path(self) -> Path:
         assert self.model_path is not None
         return self.model_path
+
+    @property
+    def tracking(self) -> TrackingSettings:
+        return TrackingSettings(
+            activation_confidence=self.track_activation_confidence,
+            lost_seconds=self.track_lost_seconds,
+        )
 
 
 class DetectionSettings(InferenceSettings, EventsConsumerSettings):

@@ -30,6 +30,7 @@ from detection_service.pipeline.types import Timings
 from detection_service.realtime.servicer import RealtimeServicer, objects_reply
 from detection_service.retention import service as retention
 from detection_service.retention.service import MAX_RETENTION_DAYS
+from detection_service.tracking.tracker import TrackingSettings
 from detection_service.usage.meter import Standing, UsageMeter
 from detection_service.usage.service import DayOfUsage
 from detection_service.video import intake as video_intake
@@ -185,6 +186,7 @@ def _video_info(video: VideoView) -> detection_pb2.VideoInfo:
         sampled_frames=probe.sampled_frames,
         size_bytes=video.size_bytes,
         annotated_available=video.annotated_available,
+        tracked=video.tracked,
     )
 
 
@@ -227,6 +229,7 @@ class DetectionServicer(RealtimeServicer):
         service_secret: str,
         max_batch_files: int,
         stream_max_in_flight: int,
+        tracking: TrackingSettings,
         executor: Executor | None = None,
         usage: UsageMeter,
         video_limits: VideoLimits | None = None,
@@ -238,6 +241,7 @@ class DetectionServicer(RealtimeServicer):
             service_secret=service_secret,
             max_batch_files=max_batch_files,
             stream_max_in_flight=stream_max_in_flight,
+            tracking=tracking,
             store=functools.partial(history.store_detections, sessions=sessions, storage=storage),
         )
         # Video jobs (ADR 0016): probed in the CPU pool, refused beyond these limits.
@@ -569,6 +573,7 @@ class DetectionServicer(RealtimeServicer):
                 sampling=sampling,
                 idempotency_key=key or None,
                 model=model.name,
+                tracked=header.track,
             )
         finally:
             scratch.unlink(missing_ok=True)

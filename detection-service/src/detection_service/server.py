@@ -111,6 +111,7 @@ class DetectionService:
                 executor=executor,
                 metrics=metrics,
                 frames_in_flight=settings.video_frames_in_flight,
+                tracking=settings.tracking,
             ),
         )
         # Unique per process start: a restarted replica must not inherit a dead one's identity.
@@ -135,6 +136,7 @@ class DetectionService:
             service_secret=settings.service_token_secret,
             max_batch_files=settings.max_batch_files,
             stream_max_in_flight=settings.stream_max_in_flight,
+            tracking=settings.tracking,
             executor=executor,
             usage=usage,
             video_limits=VideoLimits(

@@ -2,7 +2,9 @@
 detection service depends on): so a test knows exactly which frame shows what, and when.
 
 `make_video` shows each scene's image for its number of frames at `fps`, letterboxed onto one
-canvas size, encoded with the codec and container asked for.
+canvas size, encoded with the codec and container asked for. `panned` moves one image across
+the canvas a few pixels a frame, so that what it shows moves as in a camera's pan: what
+tracking tests follow.
 """
 
 from collections.abc import Sequence
@@ -30,6 +32,21 @@ def letterboxed(image: Path, width: int, height: int) -> np.ndarray:
     return canvas
 
 
+def panned(
+    image: Path, frames: int, *, step: int, width: int = 640, height: int = 480
+) -> list[np.ndarray]:
+    """``frames`` frames of the letterboxed image, each shifted ``step`` pixels further right
+    (grey fills what it uncovers)."""
+    still = letterboxed(image, width, height)
+    shots = []
+    for n in range(frames):
+        shifted = np.full_like(still, 114)
+        offset = n * step
+        shifted[:, offset:] = still[:, : width - offset]
+        shots.append(shifted)
+    return shots
+
+
 def make_video(
     path: Path,
     scenes: Sequence[tuple[Path, int]],
@@ -42,21 +59,32 @@ def make_video(
     pix_fmt: str = "yuv420p",
 ) -> Path:
     """Write the video: each (image, frame count) of `scenes` in turn, at `fps`."""
+    frames = [letterboxed(image, width, height) for image, count in scenes for _ in range(count)]
+    return write_video(path, frames, fps=fps, codec=codec, container=container, pix_fmt=pix_fmt)
+
+
+def write_video(
+    path: Path,
+    frames: Sequence[np.ndarray],
+    *,
+    fps: int = 10,
+    codec: str = "libx264",
+    container: str = "mp4",
+    pix_fmt: str = "yuv420p",
+) -> Path:
+    """Write ``frames`` (BGR, all of one size) as a video at ``fps``."""
+    height, width = frames[0].shape[:2]
     with av.open(str(path), mode="w", format=container) as output:
         stream = output.add_stream(codec, rate=Fraction(fps))
         if not isinstance(stream, av.VideoStream):
             raise ValueError(f"{codec} is not a video codec")
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        index = 0
-        for image, count in scenes:
-            frame_bgr = letterboxed(image, width, height)
-            for _ in range(count):
-                frame = av.VideoFrame.from_ndarray(frame_bgr, format="bgr24")
-                frame.pts = index
-                frame.time_base = Fraction(1, fps)
-                for packet in stream.encode(frame):
-                    output.mux(packet)
-                index += 1
+        for index, frame_bgr in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(frame_bgr, format="bgr24")
+            frame.pts = index
+            frame.time_base = Fraction(1, fps)
+            for packet in stream.encode(frame):
+                output.mux(packet)
         for packet in stream.encode():
             output.mux(packet)
     return path

@@ -41,7 +41,7 @@ from gateway.schemas.detect import (
     DetectionParamsIn,
     ImageSourceIn,
 )
-from gateway.schemas.video import DetectVideoForm, VideoSamplingIn
+from gateway.schemas.video import DetectVideoForm, VideoOptionsIn, VideoSamplingIn
 from objectvision.v1 import detection_pb2
 from objectvision_common.limits import MAX_IDEMPOTENCY_KEY_CHARS
 from objectvision_common.sizes import readable_size
@@ -72,7 +72,7 @@ IdempotencyKeyHeader = Annotated[
 ]
 ClassName = Annotated[str, StringConstraints(max_length=MAX_CLASS_NAME_CHARS, pattern=r"\S")]
 ParamsQuery = Annotated[DetectionParamsIn, Query()]
-SamplingQuery = Annotated[VideoSamplingIn, Query()]
+VideoQuery = Annotated[VideoOptionsIn, Query()]
 StoreQuery = Annotated[
     bool | Absent, Query(description=DetectImageForm.model_fields["store"].description)
 ]
@@ -417,12 +417,14 @@ BatchImages = Annotated[BatchUpload, Depends(batch_images)]
 @dataclass(frozen=True)
 class VideoFile:
     """One video, still spooled by Starlette (never whole in memory), with the parameters,
-    the frame sampling and the submission's idempotency key ("" for none)."""
+    the frame sampling, whether to track objects and the submission's idempotency key ("" for
+    none)."""
 
     file: UploadFile
     size_bytes: int
     params: detection_pb2.DetectionParams
     sampling: detection_pb2.VideoSampling
+    track: bool
     idempotency_key: str
 
 
@@ -438,7 +440,7 @@ async def video_upload(
     parts: MultipartForm,
     settings: SettingsDep,
     form: Annotated[DetectVideoForm, File()],
-    query: SamplingQuery,
+    query: VideoQuery,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> VideoFile:
     upload = _only_file(parts, "video", "file", ("file",))
@@ -450,6 +452,7 @@ async def video_upload(
         size_bytes=size,
         params=_detect_params(query, form),
         sampling=_sampling(query, form),
+        track=bool(_one_of("track", query.track, form.track)),
         idempotency_key=idempotency_key or "",
     )
 

@@ -86,16 +86,18 @@ class BoundingBox(_message.Message):
     def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
 
 class DetectedObject(_message.Message):
-    __slots__ = ("class_name", "class_id", "confidence", "box")
+    __slots__ = ("class_name", "class_id", "confidence", "box", "track_id")
     CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
     class_name: str
     class_id: int
     confidence: float
     box: BoundingBox
-    def __init__(self, class_name: _Optional[str] = ..., class_id: _Optional[int] = ..., confidence: _Optional[float] = ..., box: _Optional[_Union[BoundingBox, _Mapping]] = ...) -> None: ...
+    track_id: int
+    def __init__(self, class_name: _Optional[str] = ..., class_id: _Optional[int] = ..., confidence: _Optional[float] = ..., box: _Optional[_Union[BoundingBox, _Mapping]] = ..., track_id: _Optional[int] = ...) -> None: ...
 
 class Timings(_message.Message):
     __slots__ = ("decode_ms", "queue_ms", "inference_ms", "postprocess_ms", "total_ms")
@@ -150,14 +152,18 @@ class DetectResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[ImageResult, _Mapping]]] = ...) -> None: ...
 
 class Frame(_message.Message):
-    __slots__ = ("sequence", "image", "params")
+    __slots__ = ("sequence", "image", "params", "track", "frame_rate")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    TRACK_FIELD_NUMBER: _ClassVar[int]
+    FRAME_RATE_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     image: ImageInput
     params: DetectionParams
-    def __init__(self, sequence: _Optional[int] = ..., image: _Optional[_Union[ImageInput, _Mapping]] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ...) -> None: ...
+    track: bool
+    frame_rate: float
+    def __init__(self, sequence: _Optional[int] = ..., image: _Optional[_Union[ImageInput, _Mapping]] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., track: _Optional[bool] = ..., frame_rate: _Optional[float] = ...) -> None: ...
 
 class FrameDetections(_message.Message):
     __slots__ = ("sequence", "result", "error")
@@ -376,18 +382,20 @@ class VideoSampling(_message.Message):
     def __init__(self, fps: _Optional[float] = ..., every: _Optional[int] = ...) -> None: ...
 
 class VideoUploadHeader(_message.Message):
-    __slots__ = ("filename", "params", "sampling", "idempotency_key", "size_bytes")
+    __slots__ = ("filename", "params", "sampling", "idempotency_key", "size_bytes", "track")
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TRACK_FIELD_NUMBER: _ClassVar[int]
     filename: str
     params: DetectionParams
     sampling: VideoSampling
     idempotency_key: str
     size_bytes: int
-    def __init__(self, filename: _Optional[str] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+    track: bool
+    def __init__(self, filename: _Optional[str] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., size_bytes: _Optional[int] = ..., track: _Optional[bool] = ...) -> None: ...
 
 class VideoUpload(_message.Message):
     __slots__ = ("header", "chunk")
@@ -398,7 +406,7 @@ class VideoUpload(_message.Message):
     def __init__(self, header: _Optional[_Union[VideoUploadHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class VideoInfo(_message.Message):
-    __slots__ = ("filename", "container", "codec", "width", "height", "duration_seconds", "frame_rate", "frame_count", "sampling", "sampled_frames", "size_bytes", "annotated_available")
+    __slots__ = ("filename", "container", "codec", "width", "height", "duration_seconds", "frame_rate", "frame_count", "sampling", "sampled_frames", "size_bytes", "annotated_available", "tracked")
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     CODEC_FIELD_NUMBER: _ClassVar[int]
@@ -411,6 +419,7 @@ class VideoInfo(_message.Message):
     SAMPLED_FRAMES_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     ANNOTATED_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    TRACKED_FIELD_NUMBER: _ClassVar[int]
     filename: str
     container: str
     codec: str
@@ -423,7 +432,8 @@ class VideoInfo(_message.Message):
     sampled_frames: int
     size_bytes: int
     annotated_available: bool
-    def __init__(self, filename: _Optional[str] = ..., container: _Optional[str] = ..., codec: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., frame_rate: _Optional[float] = ..., frame_count: _Optional[int] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., sampled_frames: _Optional[int] = ..., size_bytes: _Optional[int] = ..., annotated_available: _Optional[bool] = ...) -> None: ...
+    tracked: bool
+    def __init__(self, filename: _Optional[str] = ..., container: _Optional[str] = ..., codec: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., frame_rate: _Optional[float] = ..., frame_count: _Optional[int] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., sampled_frames: _Optional[int] = ..., size_bytes: _Optional[int] = ..., annotated_available: _Optional[bool] = ..., tracked: _Optional[bool] = ...) -> None: ...
 
 class VideoFrame(_message.Message):
     __slots__ = ("frame_index", "timestamp_seconds", "objects", "error")

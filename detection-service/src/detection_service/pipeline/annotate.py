@@ -30,6 +30,8 @@ def draw(image_bgr: np.ndarray, objects: Sequence[DetectedObject]) -> np.ndarray
         top_left = (round(obj.x1), round(obj.y1))
         cv2.rectangle(canvas, top_left, (round(obj.x2), round(obj.y2)), color, thickness)
         label = f"{obj.class_name} {obj.confidence:.2f}"
+        if obj.track_id is not None:
+            label = f"#{obj.track_id} {label}"
         (text_w, text_h), baseline = cv2.getTextSize(
             label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, max(1, thickness - 1)
         )

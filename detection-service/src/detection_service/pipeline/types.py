@@ -47,6 +47,8 @@ class DetectedObject:
     y1: float
     x2: float
     y2: float
+    # The object's id across a tracked video's frames (tracking/); None when not tracked.
+    track_id: int | None = None
 
 
 @dataclass(frozen=True)

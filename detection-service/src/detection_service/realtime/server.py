@@ -31,6 +31,7 @@ async def build(settings: InferenceSettings) -> ServiceParts:
         service_secret=settings.service_token_secret,
         max_batch_files=settings.max_batch_files,
         stream_max_in_flight=settings.stream_max_in_flight,
+        tracking=settings.tracking,
     )
     return ServiceParts(
         registrations=[registration(servicer)],

@@ -10,6 +10,7 @@ headers before anything is decoded.
 """
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from detection_service.images.uploads import Upload, sanitize_filename
 from detection_service.pipeline.catalog import ServedModel
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import DetectedObject, DetectionOptions, DetectionResult
+from detection_service.tracking.tracker import ObjectTracker, TrackingSettings
 from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
 from objectvision_common.errors import DomainError, FailedPrecondition, InvalidArgument, Unavailable
 from objectvision_common.grpc_server import ServiceRegistration
@@ -63,6 +65,7 @@ def objects_reply(objects: Sequence[DetectedObject]) -> list[detection_pb2.Detec
             class_id=obj.class_id,
             confidence=obj.confidence,
             box=detection_pb2.BoundingBox(x1=obj.x1, y1=obj.y1, x2=obj.x2, y2=obj.y2),
+            track_id=obj.track_id,
         )
         for obj in objects
     ]
@@ -115,12 +118,14 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         service_secret: str,
         max_batch_files: int,
         stream_max_in_flight: int,
+        tracking: TrackingSettings,
         store: DetectionStore | None = None,
     ) -> None:
         self._detector = detector
         self._secret = service_secret
         self._max_batch_files = max_batch_files
         self._stream_max_in_flight = stream_max_in_flight
+        self._tracking = tracking
         self._store = store
 
     def _principal(self, context: ServicerContext) -> common_pb2.Principal:
@@ -232,22 +237,28 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         """Frames are detected concurrently but answered in order.
 
         At most DETECT_STREAM_MAX_IN_FLIGHT frames are read ahead of the oldest unanswered one;
-        beyond that the reader stops, and gRPC flow control pushes back on the sender.
+        beyond that the reader stops, and gRPC flow control pushes back on the sender. A
+        tracked stream (the first frame's `track`) follows its objects in that answering
+        order, the only order a tracker may see frames in.
         """
         principal = self._principal(context)
         self._detector.require_verified(principal)
-        in_flight: asyncio.Queue[asyncio.Task[detection_pb2.FrameDetections] | None] = (
-            asyncio.Queue(maxsize=self._stream_max_in_flight)
+        in_flight: asyncio.Queue[asyncio.Task[_FrameOutcome] | None] = asyncio.Queue(
+            maxsize=self._stream_max_in_flight
         )
+        tracker: ObjectTracker | None = None
 
         async def read() -> None:
             # The model and options come from the first frame; an unknown model ends the
             # stream (NOT_FOUND), one that is loading ends it UNAVAILABLE with Retry-After.
+            nonlocal tracker
             chosen: tuple[DetectionOptions, ServedModel] | None = None
             try:
                 async for frame in request_iterator:
                     if chosen is None:
                         chosen = await self._options(frame.params)
+                        if frame.track:
+                            tracker = ObjectTracker(self._tracking, frame_rate=frame.frame_rate)
                     options, model = chosen
                     await in_flight.put(
                         asyncio.ensure_future(self._frame(frame, options, model, principal))
@@ -258,7 +269,13 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         reader = asyncio.ensure_future(read())
         try:
             while (task := await in_flight.get()) is not None:
-                yield await task
+                outcome = await task
+                if tracker is not None and outcome.result is not None:
+                    objects = await asyncio.to_thread(tracker.follow, outcome.result.objects)
+                    outcome = dataclasses.replace(
+                        outcome, result=dataclasses.replace(outcome.result, objects=objects)
+                    )
+                yield outcome.reply()
             await reader
         finally:
             reader.cancel()
@@ -272,25 +289,38 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         options: DetectionOptions,
         model: ServedModel,
         principal: common_pb2.Principal,
-    ) -> detection_pb2.FrameDetections:
-        """One frame's answer. A bad image, or inference that could not finish in time (overload,
-        Triton briefly away), becomes that frame's `error`: a video stream outlives one frame."""
+    ) -> "_FrameOutcome":
+        """One frame's outcome. A bad image, or inference that could not finish in time
+        (overload, Triton briefly away), becomes that frame's `error`: a video stream outlives
+        one frame."""
+        filename = sanitize_filename(frame.image.filename)
         try:
             await self._detector.admit(principal, images=1)
             outcome = await self._detector.detect(
                 frame.image.data, options, user_id=principal.user_id, model=model
             )
         except Unavailable as error:
-            return detection_pb2.FrameDetections(
-                sequence=frame.sequence, error=f"unavailable: {error.message}"
-            )
+            return _FrameOutcome(frame.sequence, filename, error=f"unavailable: {error.message}")
         except DomainError as error:
-            return detection_pb2.FrameDetections(sequence=frame.sequence, error=error.message)
+            return _FrameOutcome(frame.sequence, filename, error=error.message)
+        return _FrameOutcome(frame.sequence, filename, result=outcome)
+
+
+@dataclasses.dataclass(frozen=True)
+class _FrameOutcome:
+    """A stream frame's detections, or why it has none."""
+
+    sequence: int
+    filename: str
+    result: DetectionResult | None = None
+    error: str = ""
+
+    def reply(self) -> detection_pb2.FrameDetections:
+        if self.result is None:
+            return detection_pb2.FrameDetections(sequence=self.sequence, error=self.error)
         return detection_pb2.FrameDetections(
-            sequence=frame.sequence,
-            result=image_result_reply(
-                outcome, filename=sanitize_filename(frame.image.filename), detection_id=None
-            ),
+            sequence=self.sequence,
+            result=image_result_reply(self.result, filename=self.filename, detection_id=None),
         )
 
 

@@ -27,6 +27,8 @@ video_jobs = sa.Table(
     # Exactly one of the two: at most this many frames a second, or every n-th frame.
     sa.Column("sample_fps", sa.Float),
     sa.Column("sample_every", sa.Integer),
+    # Objects are followed from sampled frame to sampled frame (track_id, ADR 0038).
+    sa.Column("tracked", sa.Boolean, nullable=False, server_default=sa.false()),
     # Set in the transaction that finishes the job, once the annotated file is stored.
     sa.Column("annotated_key", sa.Text, unique=True),
     sa.CheckConstraint("(sample_fps IS NULL) <> (sample_every IS NULL)", name="one_sampling"),
@@ -39,7 +41,8 @@ video_frames = sa.Table(
     # Presentation-order index of the frame in the whole video (not among sampled frames).
     sa.Column("frame_index", sa.Integer, primary_key=True),
     sa.Column("timestamp_seconds", sa.Float, nullable=False),
-    # [{"class_id", "class_name", "confidence", "x1", "y1", "x2", "y2"}] in frame pixels.
+    # [{"class_id", "class_name", "confidence", "x1", "y1", "x2", "y2"}] in frame pixels,
+    # with "track_id" in a tracked video once the object's track is confirmed.
     sa.Column("objects", JSONB, nullable=False),
     sa.Column("object_count", sa.Integer, nullable=False),
     sa.Column("error", sa.Text),

@@ -69,6 +69,8 @@ class VideoWork:
     done: dict[int, list[DetectedObject]]
     # The model asked for at submission (None: the deployment's default).
     model: str | None = None
+    # Objects are followed from frame to frame (ADR 0038).
+    tracked: bool = False
 
 
 def _now() -> datetime:
@@ -76,7 +78,7 @@ def _now() -> datetime:
 
 
 def _object_json(obj: DetectedObject) -> dict[str, object]:
-    return {
+    value: dict[str, object] = {
         "class_id": obj.class_id,
         "class_name": obj.class_name,
         "confidence": obj.confidence,
@@ -85,6 +87,9 @@ def _object_json(obj: DetectedObject) -> dict[str, object]:
         "x2": obj.x2,
         "y2": obj.y2,
     }
+    if obj.track_id is not None:
+        value["track_id"] = obj.track_id
+    return value
 
 
 def _object(value: dict[str, object]) -> DetectedObject:
@@ -96,6 +101,7 @@ def _object(value: dict[str, object]) -> DetectedObject:
         y1=float(value["y1"]),  # type: ignore[arg-type]
         x2=float(value["x2"]),  # type: ignore[arg-type]
         y2=float(value["y2"]),  # type: ignore[arg-type]
+        track_id=int(value["track_id"]) if "track_id" in value else None,  # type: ignore[call-overload]
     )
 
 
@@ -113,6 +119,7 @@ async def submit_video_job(
     sampling: Sampling,
     idempotency_key: str | None,
     model: str | None = None,
+    tracked: bool = False,
 ) -> jobs_service.JobView:
     """Take the checked upload into storage, commit the job, then put it on the job stream.
 
@@ -132,6 +139,7 @@ async def submit_video_job(
                 **probe.file_fields(),
                 sample_fps=sampling.fps,
                 sample_every=sampling.every,
+                tracked=tracked,
             )
         )
 
@@ -237,6 +245,7 @@ async def start_video_job(*, session: AsyncSession, job_id: uuid.UUID) -> VideoW
         frame_rate=video.frame_rate,
         done={row.frame_index: [_object(v) for v in row.objects] for row in done_rows},
         model=job.model,
+        tracked=video.tracked,
     )
 
 

@@ -25,6 +25,7 @@ class VideoView:
     probe: VideoProbe
     sampling: Sampling
     annotated_available: bool
+    tracked: bool
 
 
 async def video_view(
@@ -84,4 +85,5 @@ def _view(row: sa.Row[Any], sampled_frames: int) -> VideoView:
         probe=VideoProbe.from_file_fields(row._asdict(), sampled_frames=sampled_frames),
         sampling=Sampling(fps=row.sample_fps, every=row.sample_every),
         annotated_available=row.annotated_key is not None,
+        tracked=row.tracked,
     )

@@ -19,6 +19,7 @@ the job ended: the worker stops sampling and drops what it had not committed.
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -41,6 +42,7 @@ from detection_service.metrics import DetectionMetrics
 from detection_service.pipeline.annotate import draw, encode_jpeg
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import DetectedObject
+from detection_service.tracking.tracker import ObjectTracker, TrackingSettings
 from detection_service.video import service
 from detection_service.video.probe import Sampling, VideoContainer
 from objectvision_common.errors import DomainError
@@ -198,8 +200,10 @@ class VideoProcessor:
         executor: Executor,
         metrics: DetectionMetrics,
         frames_in_flight: int,
+        tracking: TrackingSettings,
     ) -> None:
         self._sessions = sessions
+        self._tracking = tracking
         self._storage = storage
         self._detector = detector
         self._executor = executor
@@ -260,7 +264,8 @@ class VideoProcessor:
             writer = await self._call(
                 lambda: AnnotatedWriter(scratch, width=work.width, height=work.height, rate=rate)
             )
-            failure = await self._pipeline(work, reader, writer)
+            tracker = ObjectTracker(self._tracking, frame_rate=rate) if work.tracked else None
+            failure = await self._pipeline(work, reader, writer, tracker)
             annotated = None
             if failure is None:
                 await self._call(writer.close)
@@ -288,10 +293,18 @@ class VideoProcessor:
             )
 
     async def _pipeline(
-        self, work: service.VideoWork, reader: FrameReader, writer: AnnotatedWriter
+        self,
+        work: service.VideoWork,
+        reader: FrameReader,
+        writer: AnnotatedWriter,
+        tracker: ObjectTracker | None,
     ) -> str | None:
         """Decode, detect, draw and commit every sampled frame; the reason the video failed,
-        or None."""
+        or None.
+
+        A tracked video's frames go through the tracker here, in order, the committed ones
+        of an earlier attempt included: fed the same objects in the same order it gives them
+        the same ids again, and the frames this attempt adds continue those tracks."""
         queue: asyncio.Queue[
             tuple[DecodedFrame, asyncio.Future[service.FrameRecord]]
             | _DecodeFailed
@@ -334,6 +347,9 @@ class VideoProcessor:
                     raise item.error
                 frame, outcome = item
                 record = await outcome
+                if tracker is not None and record.error is None:
+                    objects = await self._call(tracker.follow, record.objects)
+                    record = dataclasses.replace(record, objects=objects)
                 if frame.index not in work.done:
                     pending.append(record)
                 await self._call(writer.write, frame.bgr, record.objects, frame.seconds)

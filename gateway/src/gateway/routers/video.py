@@ -41,6 +41,7 @@ async def _upload_messages(video: VideoFile) -> AsyncIterator[detection_pb2.Vide
         sampling=video.sampling,
         idempotency_key=video.idempotency_key,
         size_bytes=video.size_bytes,
+        track=video.track,
     )
     yield detection_pb2.VideoUpload(header=header)
     await video.file.seek(0)
@@ -65,7 +66,12 @@ async def submit_video(
     detections with timestamps at /jobs/{job_id}/frames; the annotated video at
     /jobs/{job_id}/annotated once completed. Parameters may be query parameters or form
     fields, not both. Its sampled frames count against the monthly quota: a video whose
-    frames do not fit is refused with 429 `quota_exceeded` once probed."""
+    frames do not fit is refused with 429 `quota_exceeded` once probed.
+
+    With `track=true` objects are followed from frame to frame (ADR 0038): each object
+    carries the `track_id` of its track once the track is confirmed (null in the frame a
+    track starts), the job's video says `tracked: true`, and the annotated video labels the
+    boxes `#3 person 0.91`. Sample fast (e.g. `every=1`) to track well."""
     call = upstream.with_deadline(settings.video_deadline_seconds)
     job = await call.detection.SubmitVideoJob(
         _upload_messages(video), metadata=call.metadata, timeout=call.deadline_seconds

@@ -261,6 +261,13 @@ class DetectedObjectOut(ApiModel):
     class_id: int = Field(description="Class index in the model (COCO order).")
     confidence: float = Field(ge=0, le=1)
     bbox: BoundingBoxOut
+    track_id: int | None = Field(
+        default=None,
+        description="The object's track in a tracked video job (`track=true`, ADR 0038): the "
+        "same id in every frame while the object stays, from its track's second frame on; "
+        "ids are per video, from 0. Null in the frame a track starts, and on every object "
+        "that is not tracked (images, batch jobs, videos without `track`).",
+    )
 
     @classmethod
     def from_proto(cls, obj: detection_pb2.DetectedObject) -> Self:
@@ -269,6 +276,7 @@ class DetectedObjectOut(ApiModel):
             class_id=obj.class_id,
             confidence=round(obj.confidence, _SCORE_DECIMALS),
             bbox=BoundingBoxOut.from_proto(obj.box),
+            track_id=obj.track_id if obj.HasField("track_id") else None,
         )
 
 
@@ -409,6 +417,11 @@ class VideoInfoOut(ApiModel):
     frame_count: int = Field(description="Frames in the video.")
     sampling: VideoSamplingOut
     sampled_frames: int = Field(description="Frames the sampling picks: the job's total.")
+    tracked: bool = Field(
+        default=False,
+        description="Objects are tracked across the sampled frames (submitted with "
+        "`track=true`): they carry a `track_id`.",
+    )
     size_bytes: int
     annotated_url: str | None = Field(
         description="Where the annotated video (MP4, H.264) downloads once the job completed."
@@ -432,6 +445,7 @@ class VideoInfoOut(ApiModel):
                 every=video.sampling.every or None,
             ),
             sampled_frames=video.sampled_frames,
+            tracked=video.tracked,
             size_bytes=video.size_bytes,
             annotated_url=f"{base}/annotated" if video.annotated_available else None,
             frames_url=f"{base}/frames",

@@ -31,8 +31,23 @@ class VideoSamplingIn(DetectionParamsIn):
     )
 
 
-class DetectVideoForm(VideoSamplingIn):
-    """One video file with the detection parameters and the sampling."""
+TRACK_DESCRIPTION = (
+    "Follow objects from frame to frame (ADR 0038): each object of a sampled frame gets the "
+    "`track_id` of its track once the track is confirmed (from the second frame it is seen "
+    "in), the same in every frame while the object stays; ids are per video, from 0. Default "
+    "false. Track with a fast sampling (e.g. `every=1`): objects that move far between "
+    "sampled frames are followed poorly."
+)
+
+
+class VideoOptionsIn(VideoSamplingIn):
+    """The sampling, and whether to track objects across the sampled frames."""
+
+    track: bool | Absent = Field(default=None, description=TRACK_DESCRIPTION)
+
+
+class DetectVideoForm(VideoOptionsIn):
+    """One video file with the detection parameters, the sampling and the tracking choice."""
 
     # A misspelt field fails loudly instead of being ignored, and the schema says so.
     model_config = ConfigDict(extra="forbid")

@@ -625,9 +625,11 @@ async function followJob(job) {
   );
 }
 
-/** Upload a video as a job, sampled at the chosen frames per second, and follow it. */
+/** Upload a video as a job, sampled at the chosen frames per second (its objects tracked
+ * when asked), and follow it. */
 async function detectVideo(file) {
   const fps = Number(byId("video-fps").value) || null;
+  const track = byId("video-track").checked;
   tracker?.stop();
   byId("single-result").hidden = true;
   byId("job-items").replaceChildren();
@@ -635,7 +637,7 @@ async function detectVideo(file) {
   let job;
   try {
     job = await guarded(() =>
-      request("api/v1/detect/video", { method: "POST", body: videoForm(file, { fps, model: models.value() }) }),
+      request("api/v1/detect/video", { method: "POST", body: videoForm(file, { fps, track, model: models.value() }) }),
     );
   } finally {
     busy(null);

@@ -17,21 +17,32 @@ export function isVideo(file) {
   return VIDEO_TYPES.has(file.type) || VIDEO_NAME.test(file.name);
 }
 
-/** The upload: the file, the sampling (frames per second) and the model, if one is picked. */
-export function videoForm(file, { fps, model }) {
+/** The upload: the file, the sampling (frames per second), whether to track objects across
+ * the frames and the model, if one is picked. */
+export function videoForm(file, { fps, track, model }) {
   const form = new FormData();
   form.append("file", file, file.name);
   if (fps) form.append("fps", String(fps));
+  if (track) form.append("track", "true");
   if (model) form.append("model", model);
   return form;
 }
 
+/** A frame's objects: each tracked one with its track id (`#3 person`), by id, then the
+ * others counted by class (`person ×2`). */
 function objectsText(frame) {
   if (frame.error) return `failed: ${frame.error}`;
+  const tracked = frame.detections
+    .filter((found) => found.track_id != null)
+    .sort((a, b) => a.track_id - b.track_id)
+    .map((found) => `#${found.track_id} ${found.class}`);
   const counts = new Map();
-  for (const found of frame.detections) counts.set(found.class, (counts.get(found.class) ?? 0) + 1);
-  if (counts.size === 0) return "(none)";
-  return [...counts].map(([name, count]) => (count > 1 ? `${name} ×${count}` : name)).join(", ");
+  for (const found of frame.detections) {
+    if (found.track_id == null) counts.set(found.class, (counts.get(found.class) ?? 0) + 1);
+  }
+  const counted = [...counts].map(([name, count]) => (count > 1 ? `${name} ×${count}` : name));
+  const all = [...tracked, ...counted];
+  return all.length === 0 ? "(none)" : all.join(", ");
 }
 
 async function loadFrames(jobId, body) {
@@ -98,7 +109,8 @@ export function renderVideoJob(container, job) {
       { className: "muted", "data-testid": "video-summary" },
       `${video.filename || "video"}: ${video.codec.toUpperCase()} ${video.width}×${video.height}, ` +
         `${video.duration_seconds.toFixed(1)} s, ${plural(video.frame_count, "frame")}; ` +
-        `${plural(video.sampled_frames, "frame")} sampled (${sampling}).`,
+        `${plural(video.sampled_frames, "frame")} sampled (${sampling})` +
+        `${video.tracked ? ", objects tracked" : ""}.`,
     ),
   ];
   if (finished && job.error) children.push(el("p", { className: "error-text" }, job.error));
