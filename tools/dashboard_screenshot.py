@@ -35,10 +35,8 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import ViewportSize, async_playwright, expect
 
 from objectvision_devstack.api_users import fresh_network
-from objectvision_devstack.processes import free_port
 from objectvision_devstack.prometheus import LocalPrometheus, PrometheusMissing
-from objectvision_devstack.stack import Stack, StackConfig
-from objectvision_devstack.triton import LocalTriton, served_model_path
+from objectvision_devstack.stack import Stack, stack_with_triton
 
 DEPLOY = headless.REPO_ROOT / "deploy"
 DASHBOARD = DEPLOY / "perses" / "resources" / "dashboard-objectvision.json"
@@ -62,34 +60,22 @@ def shared_images() -> list[Path]:
 @contextlib.contextmanager
 def monitored_system(data_dir: Path) -> Iterator[tuple[Stack, LocalPrometheus]]:
     """Triton, the Stack and a Prometheus scraping both."""
-    model = served_model_path()
-    triton = LocalTriton(data_dir / "triton", served_model=model)
-    stack = Stack(
-        StackConfig(
-            data_dir=data_dir / "stack",
-            gateway_port=free_port(),
-            triton_url=triton.grpc_url,
-            served_model=model,
-            # Every request reaches inference: cached results would leave Triton's rows flat.
-            extra_env={"RESULT_CACHE_TTL_SECONDS": "0"},
-        )
-    )
-    try:
-        print("starting Triton and the system (a minute or two) ...", flush=True)
-        triton.start()
-        stack.start()
-        with LocalPrometheus(
+    # Every request reaches inference: cached results would leave Triton's rows flat.
+    with (
+        stack_with_triton(data_dir, extra_env={"RESULT_CACHE_TTL_SECONDS": "0"}) as (
+            stack,
+            triton,
+        ),
+        LocalPrometheus(
             data_dir / "prometheus",
             config=DEPLOY / "prometheus.yml",
             rules=DEPLOY / "prometheus-rules.yml",
             stack=stack,
             triton=triton,
             scrape_interval_s=SCRAPE_INTERVAL_S,
-        ) as prometheus:
-            yield stack, prometheus
-    finally:
-        stack.stop()
-        triton.stop()
+        ) as prometheus,
+    ):
+        yield stack, prometheus
 
 
 def _user(client: httpx.Client) -> dict[str, str]:

@@ -54,9 +54,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import ViewportSize, async_playwright, expect
 
 from objectvision_devstack import otlp
-from objectvision_devstack.processes import free_port
-from objectvision_devstack.stack import Stack, StackConfig
-from objectvision_devstack.triton import LocalTriton, served_model_path
+from objectvision_devstack.stack import Stack, stack_with_triton
 
 WIDTH = 1400
 # The Jaeger UI renders only the span rows inside the window: the window is made as tall as
@@ -196,36 +194,23 @@ def jaeger_trace(trace_id: str, spans: list[tuple[Any, Any, trace_pb2.Span]]) ->
 @contextlib.contextmanager
 def traced_system(data_dir: Path, receiver: otlp.OtlpReceiver) -> Iterator[Stack]:
     """Triton and the Stack, every part exporting its spans to ``receiver``."""
-    model = served_model_path()
     # Triton's spans go to the receiver's OTLP/HTTP port (the Stack's own Triton would send
     # them to the standard port 4318, which this receiver does not hold).
-    triton = LocalTriton(data_dir / "triton", served_model=model, trace_url=receiver.http_endpoint)
-    stack = Stack(
-        StackConfig(
-            data_dir=data_dir / "stack",
-            gateway_port=free_port(),
-            triton_url=triton.grpc_url,
-            served_model=model,
-            extra_env={
-                "LOG_LEVEL": "INFO",
-                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
-                "OTEL_EXPORTER_OTLP_INSECURE": "true",
-                "OTEL_TRACES_SAMPLER": "parentbased_always_on",
-                "OTEL_BSP_SCHEDULE_DELAY": "100",
-                # Every request reaches inference: a cached result would leave Triton out.
-                "RESULT_CACHE_TTL_SECONDS": "0",
-            },
-        )
-    )
-    try:
-        print("starting Triton and the system (a minute or two) ...", flush=True)
-        triton.start()
-        stack.start()
+    with stack_with_triton(
+        data_dir,
+        triton_trace_url=receiver.http_endpoint,
+        extra_env={
+            "LOG_LEVEL": "INFO",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint,
+            "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+            # Every request reaches inference: a cached result would leave Triton out.
+            "RESULT_CACHE_TTL_SECONDS": "0",
+        },
+    ) as (stack, _triton):
         yield stack
-    finally:
-        stack.stop()
-        triton.stop()
 
 
 def _wait_settled(

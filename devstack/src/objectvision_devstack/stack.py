@@ -20,7 +20,7 @@ from objectvision_devstack.health import grpc_serving, http_ok
 from objectvision_devstack.postgres import EmbeddedPostgres
 from objectvision_devstack.processes import ManagedProcess, free_port, port_open
 from objectvision_devstack.redis import EmbeddedRedis
-from objectvision_devstack.triton import LocalTriton, otlp_http_traces_url
+from objectvision_devstack.triton import LocalTriton, otlp_http_traces_url, served_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -424,3 +424,30 @@ class Stack:
 
     def exited(self) -> list[str]:
         return [name for name, process in self.processes.items() if not process.running()]
+
+
+@contextmanager
+def stack_with_triton(
+    data_dir: Path, *, extra_env: Mapping[str, str], triton_trace_url: str | None = None
+) -> Iterator[tuple[Stack, LocalTriton]]:
+    """A Triton serving `make model`'s graph and a Stack inferring on it, on free ports, both
+    stopped on exit: the system of its own a screenshot tool starts."""
+    model = served_model_path()
+    triton = LocalTriton(data_dir / "triton", served_model=model, trace_url=triton_trace_url)
+    stack = Stack(
+        StackConfig(
+            data_dir=data_dir / "stack",
+            gateway_port=free_port(),
+            triton_url=triton.grpc_url,
+            served_model=model,
+            extra_env=extra_env,
+        )
+    )
+    try:
+        print("starting Triton and the system (a minute or two) ...", flush=True)
+        triton.start()
+        stack.start()
+        yield stack, triton
+    finally:
+        stack.stop()
+        triton.stop()
