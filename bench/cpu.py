@@ -40,10 +40,15 @@ def _tree_times(root: int, *, tree: bool) -> dict[_Key, float]:
 
 
 def _system_busy_s() -> float:
-    """Seconds all CPUs spent not idle since boot (idle and iowait excluded)."""
+    """Seconds all CPUs spent not idle since boot (idle and iowait excluded).
+
+    Rounded to a microsecond: the kernel counts in clock ticks, and summing the fields as
+    floats in a different order could otherwise make a later reading a few ulps smaller
+    than an earlier one of the same tick count.
+    """
     total = psutil.cpu_times()
     busy = sum(total) - total.idle - getattr(total, "iowait", 0.0)
-    return float(busy)
+    return round(float(busy), 6)
 
 
 class CpuMeter:
