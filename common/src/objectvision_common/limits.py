@@ -25,3 +25,8 @@ def page_bounds(page: common_pb2.Page, *, default: int, most: int) -> tuple[int,
     if limit < 0 or page.offset < 0:
         raise InvalidArgument("page limit and offset must not be negative")
     return min(limit, most), page.offset
+
+
+# Counting lines one video job or stream may ask for (ADR 0039), and a line name's length.
+MAX_COUNTING_LINES = 16
+MAX_LINE_NAME_CHARS = 64

@@ -27,9 +27,17 @@ from detection_service.jobs import service as jobs
 from detection_service.jobs.queue import JobQueue
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import Timings
-from detection_service.realtime.servicer import RealtimeServicer, objects_reply
+from detection_service.realtime.servicer import (
+    RealtimeServicer,
+    counting_lines,
+    counting_lines_reply,
+    crossings_reply,
+    line_counts_reply,
+    objects_reply,
+)
 from detection_service.retention import service as retention
 from detection_service.retention.service import MAX_RETENTION_DAYS
+from detection_service.tracking.lines import checked_lines
 from detection_service.tracking.tracker import TrackingSettings
 from detection_service.usage.meter import Standing, UsageMeter
 from detection_service.usage.service import DayOfUsage
@@ -187,6 +195,8 @@ def _video_info(video: VideoView) -> detection_pb2.VideoInfo:
         size_bytes=video.size_bytes,
         annotated_available=video.annotated_available,
         tracked=video.tracked,
+        lines=counting_lines_reply(video.lines),
+        line_counts=line_counts_reply(video.line_counts),
     )
 
 
@@ -212,6 +222,7 @@ def _video_frame(frame: video_jobs.FrameRecord) -> detection_pb2.VideoFrame:
         timestamp_seconds=frame.timestamp_seconds,
         objects=objects_reply(frame.objects),
         error=frame.error or "",
+        crossings=crossings_reply(frame.crossings),
     )
 
 
@@ -536,6 +547,7 @@ class DetectionServicer(RealtimeServicer):
             default_fps=self._video_default_fps,
             limits=limits,
         )
+        lines = checked_lines(counting_lines(header.lines), tracked=header.track)
         options, model = await self._options(header.params)
         if key:
             found = await jobs.existing_job(
@@ -559,6 +571,7 @@ class DetectionServicer(RealtimeServicer):
             probe = await video_intake.inspect(
                 scratch, container, limits=limits, sampling=sampling, executor=self._executor
             )
+            checked_lines(lines, tracked=True, frame_size=(probe.width, probe.height))
             await self._detector.admit(principal, images=probe.sampled_frames)
             view = await video_jobs.submit_video_job(
                 sessions=self._sessions,
@@ -574,6 +587,7 @@ class DetectionServicer(RealtimeServicer):
                 idempotency_key=key or None,
                 model=model.name,
                 tracked=header.track,
+                lines=lines,
             )
         finally:
             scratch.unlink(missing_ok=True)

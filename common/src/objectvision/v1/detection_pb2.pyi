@@ -12,6 +12,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class CrossingDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CROSSING_DIRECTION_UNSPECIFIED: _ClassVar[CrossingDirection]
+    CROSSING_DIRECTION_IN: _ClassVar[CrossingDirection]
+    CROSSING_DIRECTION_OUT: _ClassVar[CrossingDirection]
+
 class JobStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     JOB_STATUS_UNSPECIFIED: _ClassVar[JobStatus]
@@ -34,6 +40,9 @@ class ExportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EXPORT_FORMAT_COCO: _ClassVar[ExportFormat]
     EXPORT_FORMAT_YOLO: _ClassVar[ExportFormat]
     EXPORT_FORMAT_CSV: _ClassVar[ExportFormat]
+CROSSING_DIRECTION_UNSPECIFIED: CrossingDirection
+CROSSING_DIRECTION_IN: CrossingDirection
+CROSSING_DIRECTION_OUT: CrossingDirection
 JOB_STATUS_UNSPECIFIED: JobStatus
 JOB_STATUS_PENDING: JobStatus
 JOB_STATUS_PROCESSING: JobStatus
@@ -152,28 +161,78 @@ class DetectResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[ImageResult, _Mapping]]] = ...) -> None: ...
 
 class Frame(_message.Message):
-    __slots__ = ("sequence", "image", "params", "track", "frame_rate")
+    __slots__ = ("sequence", "image", "params", "track", "frame_rate", "lines")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     TRACK_FIELD_NUMBER: _ClassVar[int]
     FRAME_RATE_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     image: ImageInput
     params: DetectionParams
     track: bool
     frame_rate: float
-    def __init__(self, sequence: _Optional[int] = ..., image: _Optional[_Union[ImageInput, _Mapping]] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., track: _Optional[bool] = ..., frame_rate: _Optional[float] = ...) -> None: ...
+    lines: _containers.RepeatedCompositeFieldContainer[CountingLine]
+    def __init__(self, sequence: _Optional[int] = ..., image: _Optional[_Union[ImageInput, _Mapping]] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., track: _Optional[bool] = ..., frame_rate: _Optional[float] = ..., lines: _Optional[_Iterable[_Union[CountingLine, _Mapping]]] = ...) -> None: ...
 
 class FrameDetections(_message.Message):
-    __slots__ = ("sequence", "result", "error")
+    __slots__ = ("sequence", "result", "error", "crossings")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    CROSSINGS_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     result: ImageResult
     error: str
-    def __init__(self, sequence: _Optional[int] = ..., result: _Optional[_Union[ImageResult, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+    crossings: _containers.RepeatedCompositeFieldContainer[LineCrossing]
+    def __init__(self, sequence: _Optional[int] = ..., result: _Optional[_Union[ImageResult, _Mapping]] = ..., error: _Optional[str] = ..., crossings: _Optional[_Iterable[_Union[LineCrossing, _Mapping]]] = ...) -> None: ...
+
+class CountingLine(_message.Message):
+    __slots__ = ("name", "start", "end")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    start: Point
+    end: Point
+    def __init__(self, name: _Optional[str] = ..., start: _Optional[_Union[Point, _Mapping]] = ..., end: _Optional[_Union[Point, _Mapping]] = ...) -> None: ...
+
+class Point(_message.Message):
+    __slots__ = ("x", "y")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ...) -> None: ...
+
+class LineCrossing(_message.Message):
+    __slots__ = ("line", "track_id", "class_id", "class_name", "direction")
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    line: str
+    track_id: int
+    class_id: int
+    class_name: str
+    direction: CrossingDirection
+    def __init__(self, line: _Optional[str] = ..., track_id: _Optional[int] = ..., class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., direction: _Optional[_Union[CrossingDirection, str]] = ...) -> None: ...
+
+class LineCount(_message.Message):
+    __slots__ = ("line", "class_id", "class_name", "crossed_in", "crossed_out")
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    CROSSED_IN_FIELD_NUMBER: _ClassVar[int]
+    CROSSED_OUT_FIELD_NUMBER: _ClassVar[int]
+    line: str
+    class_id: int
+    class_name: str
+    crossed_in: int
+    crossed_out: int
+    def __init__(self, line: _Optional[str] = ..., class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., crossed_in: _Optional[int] = ..., crossed_out: _Optional[int] = ...) -> None: ...
 
 class JobItem(_message.Message):
     __slots__ = ("filename", "status", "detection_id", "error", "object_count")
@@ -382,20 +441,22 @@ class VideoSampling(_message.Message):
     def __init__(self, fps: _Optional[float] = ..., every: _Optional[int] = ...) -> None: ...
 
 class VideoUploadHeader(_message.Message):
-    __slots__ = ("filename", "params", "sampling", "idempotency_key", "size_bytes", "track")
+    __slots__ = ("filename", "params", "sampling", "idempotency_key", "size_bytes", "track", "lines")
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     TRACK_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
     filename: str
     params: DetectionParams
     sampling: VideoSampling
     idempotency_key: str
     size_bytes: int
     track: bool
-    def __init__(self, filename: _Optional[str] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., size_bytes: _Optional[int] = ..., track: _Optional[bool] = ...) -> None: ...
+    lines: _containers.RepeatedCompositeFieldContainer[CountingLine]
+    def __init__(self, filename: _Optional[str] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., size_bytes: _Optional[int] = ..., track: _Optional[bool] = ..., lines: _Optional[_Iterable[_Union[CountingLine, _Mapping]]] = ...) -> None: ...
 
 class VideoUpload(_message.Message):
     __slots__ = ("header", "chunk")
@@ -406,7 +467,7 @@ class VideoUpload(_message.Message):
     def __init__(self, header: _Optional[_Union[VideoUploadHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class VideoInfo(_message.Message):
-    __slots__ = ("filename", "container", "codec", "width", "height", "duration_seconds", "frame_rate", "frame_count", "sampling", "sampled_frames", "size_bytes", "annotated_available", "tracked")
+    __slots__ = ("filename", "container", "codec", "width", "height", "duration_seconds", "frame_rate", "frame_count", "sampling", "sampled_frames", "size_bytes", "annotated_available", "tracked", "lines", "line_counts")
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     CODEC_FIELD_NUMBER: _ClassVar[int]
@@ -420,6 +481,8 @@ class VideoInfo(_message.Message):
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     ANNOTATED_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     TRACKED_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    LINE_COUNTS_FIELD_NUMBER: _ClassVar[int]
     filename: str
     container: str
     codec: str
@@ -433,19 +496,23 @@ class VideoInfo(_message.Message):
     size_bytes: int
     annotated_available: bool
     tracked: bool
-    def __init__(self, filename: _Optional[str] = ..., container: _Optional[str] = ..., codec: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., frame_rate: _Optional[float] = ..., frame_count: _Optional[int] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., sampled_frames: _Optional[int] = ..., size_bytes: _Optional[int] = ..., annotated_available: _Optional[bool] = ..., tracked: _Optional[bool] = ...) -> None: ...
+    lines: _containers.RepeatedCompositeFieldContainer[CountingLine]
+    line_counts: _containers.RepeatedCompositeFieldContainer[LineCount]
+    def __init__(self, filename: _Optional[str] = ..., container: _Optional[str] = ..., codec: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., frame_rate: _Optional[float] = ..., frame_count: _Optional[int] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., sampled_frames: _Optional[int] = ..., size_bytes: _Optional[int] = ..., annotated_available: _Optional[bool] = ..., tracked: _Optional[bool] = ..., lines: _Optional[_Iterable[_Union[CountingLine, _Mapping]]] = ..., line_counts: _Optional[_Iterable[_Union[LineCount, _Mapping]]] = ...) -> None: ...
 
 class VideoFrame(_message.Message):
-    __slots__ = ("frame_index", "timestamp_seconds", "objects", "error")
+    __slots__ = ("frame_index", "timestamp_seconds", "objects", "error", "crossings")
     FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_SECONDS_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    CROSSINGS_FIELD_NUMBER: _ClassVar[int]
     frame_index: int
     timestamp_seconds: float
     objects: _containers.RepeatedCompositeFieldContainer[DetectedObject]
     error: str
-    def __init__(self, frame_index: _Optional[int] = ..., timestamp_seconds: _Optional[float] = ..., objects: _Optional[_Iterable[_Union[DetectedObject, _Mapping]]] = ..., error: _Optional[str] = ...) -> None: ...
+    crossings: _containers.RepeatedCompositeFieldContainer[LineCrossing]
+    def __init__(self, frame_index: _Optional[int] = ..., timestamp_seconds: _Optional[float] = ..., objects: _Optional[_Iterable[_Union[DetectedObject, _Mapping]]] = ..., error: _Optional[str] = ..., crossings: _Optional[_Iterable[_Union[LineCrossing, _Mapping]]] = ...) -> None: ...
 
 class ListVideoFramesRequest(_message.Message):
     __slots__ = ("job_id", "page")

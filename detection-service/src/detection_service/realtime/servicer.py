@@ -22,6 +22,15 @@ from detection_service.images.uploads import Upload, sanitize_filename
 from detection_service.pipeline.catalog import ServedModel
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import DetectedObject, DetectionOptions, DetectionResult
+from detection_service.tracking.lines import (
+    CountingLine,
+    CrossingDirection,
+    LineCount,
+    LineCounter,
+    LineCrossing,
+    checked_lines,
+    track_and_count,
+)
 from detection_service.tracking.tracker import ObjectTracker, TrackingSettings
 from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
 from objectvision_common.errors import DomainError, FailedPrecondition, InvalidArgument, Unavailable
@@ -68,6 +77,60 @@ def objects_reply(objects: Sequence[DetectedObject]) -> list[detection_pb2.Detec
             track_id=obj.track_id,
         )
         for obj in objects
+    ]
+
+
+_DIRECTIONS = {
+    CrossingDirection.IN: detection_pb2.CROSSING_DIRECTION_IN,
+    CrossingDirection.OUT: detection_pb2.CROSSING_DIRECTION_OUT,
+}
+
+
+def counting_lines(messages: Iterable[detection_pb2.CountingLine]) -> list[CountingLine]:
+    return [
+        CountingLine(
+            name=message.name,
+            start=(message.start.x, message.start.y),
+            end=(message.end.x, message.end.y),
+        )
+        for message in messages
+    ]
+
+
+def counting_lines_reply(lines: Iterable[CountingLine]) -> list[detection_pb2.CountingLine]:
+    return [
+        detection_pb2.CountingLine(
+            name=line.name,
+            start=detection_pb2.Point(x=line.start[0], y=line.start[1]),
+            end=detection_pb2.Point(x=line.end[0], y=line.end[1]),
+        )
+        for line in lines
+    ]
+
+
+def crossings_reply(crossings: Iterable[LineCrossing]) -> list[detection_pb2.LineCrossing]:
+    return [
+        detection_pb2.LineCrossing(
+            line=crossing.line,
+            track_id=crossing.track_id,
+            class_id=crossing.class_id,
+            class_name=crossing.class_name,
+            direction=_DIRECTIONS[crossing.direction],
+        )
+        for crossing in crossings
+    ]
+
+
+def line_counts_reply(counts: Iterable[LineCount]) -> list[detection_pb2.LineCount]:
+    return [
+        detection_pb2.LineCount(
+            line=count.line,
+            class_id=count.class_id,
+            class_name=count.class_name,
+            crossed_in=count.crossed_in,
+            crossed_out=count.crossed_out,
+        )
+        for count in counts
     ]
 
 
@@ -239,7 +302,8 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         At most DETECT_STREAM_MAX_IN_FLIGHT frames are read ahead of the oldest unanswered one;
         beyond that the reader stops, and gRPC flow control pushes back on the sender. A
         tracked stream (the first frame's `track`) follows its objects in that answering
-        order, the only order a tracker may see frames in.
+        order, the only order a tracker may see frames in, and counts their crossings of the
+        first frame's `lines` (ADR 0039) in the same order.
         """
         principal = self._principal(context)
         self._detector.require_verified(principal)
@@ -247,18 +311,23 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
             maxsize=self._stream_max_in_flight
         )
         tracker: ObjectTracker | None = None
+        counter: LineCounter | None = None
 
         async def read() -> None:
             # The model and options come from the first frame; an unknown model ends the
-            # stream (NOT_FOUND), one that is loading ends it UNAVAILABLE with Retry-After.
-            nonlocal tracker
+            # stream (NOT_FOUND), one that is loading ends it UNAVAILABLE with Retry-After;
+            # so do counting lines it may not have (INVALID_ARGUMENT).
+            nonlocal tracker, counter
             chosen: tuple[DetectionOptions, ServedModel] | None = None
             try:
                 async for frame in request_iterator:
                     if chosen is None:
+                        lines = checked_lines(counting_lines(frame.lines), tracked=frame.track)
                         chosen = await self._options(frame.params)
                         if frame.track:
                             tracker = ObjectTracker(self._tracking, frame_rate=frame.frame_rate)
+                        if lines:
+                            counter = LineCounter(lines)
                     options, model = chosen
                     await in_flight.put(
                         asyncio.ensure_future(self._frame(frame, options, model, principal))
@@ -271,9 +340,13 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
             while (task := await in_flight.get()) is not None:
                 outcome = await task
                 if tracker is not None and outcome.result is not None:
-                    objects = await asyncio.to_thread(tracker.follow, outcome.result.objects)
+                    objects, crossings = await asyncio.to_thread(
+                        track_and_count, tracker, counter, outcome.result.objects
+                    )
                     outcome = dataclasses.replace(
-                        outcome, result=dataclasses.replace(outcome.result, objects=objects)
+                        outcome,
+                        result=dataclasses.replace(outcome.result, objects=objects),
+                        crossings=crossings,
                     )
                 yield outcome.reply()
             await reader
@@ -314,6 +387,7 @@ class _FrameOutcome:
     filename: str
     result: DetectionResult | None = None
     error: str = ""
+    crossings: tuple[LineCrossing, ...] = ()
 
     def reply(self) -> detection_pb2.FrameDetections:
         if self.result is None:
@@ -321,6 +395,7 @@ class _FrameOutcome:
         return detection_pb2.FrameDetections(
             sequence=self.sequence,
             result=image_result_reply(self.result, filename=self.filename, detection_id=None),
+            crossings=crossings_reply(self.crossings),
         )
 
 

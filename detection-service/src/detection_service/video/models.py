@@ -29,6 +29,8 @@ video_jobs = sa.Table(
     sa.Column("sample_every", sa.Integer),
     # Objects are followed from sampled frame to sampled frame (track_id, ADR 0038).
     sa.Column("tracked", sa.Boolean, nullable=False, server_default=sa.false()),
+    # [{"name", "start": [x, y], "end": [x, y]}]: lines whose crossings are counted (ADR 0039).
+    sa.Column("counting_lines", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     # Set in the transaction that finishes the job, once the annotated file is stored.
     sa.Column("annotated_key", sa.Text, unique=True),
     sa.CheckConstraint("(sample_fps IS NULL) <> (sample_every IS NULL)", name="one_sampling"),
@@ -45,5 +47,8 @@ video_frames = sa.Table(
     # with "track_id" in a tracked video once the object's track is confirmed.
     sa.Column("objects", JSONB, nullable=False),
     sa.Column("object_count", sa.Integer, nullable=False),
+    # [{"line", "track_id", "class_id", "class_name", "direction"}]: the frame's objects that
+    # crossed a counting line; summed, the job's line counts.
+    sa.Column("crossings", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     sa.Column("error", sa.Text),
 )

@@ -32,6 +32,7 @@ from detection_service.jobs.models import (
 )
 from detection_service.jobs.queue import JobQueue
 from detection_service.pipeline.types import DetectedObject, DetectionOptions
+from detection_service.tracking.lines import CountingLine, LineCrossing
 from detection_service.video.models import video_frames, video_jobs
 from detection_service.video.probe import Sampling, VideoContainer, VideoProbe
 from objectvision_common.errors import FailedPrecondition, NotFound
@@ -50,6 +51,8 @@ class FrameRecord:
     timestamp_seconds: float
     objects: list[DetectedObject]
     error: str | None = None
+    # The objects that crossed a counting line in this frame (ADR 0039).
+    crossings: tuple[LineCrossing, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class VideoWork:
     model: str | None = None
     # Objects are followed from frame to frame (ADR 0038).
     tracked: bool = False
+    # Their crossings of these lines are counted (ADR 0039).
+    lines: tuple[CountingLine, ...] = ()
 
 
 def _now() -> datetime:
@@ -120,6 +125,7 @@ async def submit_video_job(
     idempotency_key: str | None,
     model: str | None = None,
     tracked: bool = False,
+    lines: tuple[CountingLine, ...] = (),
 ) -> jobs_service.JobView:
     """Take the checked upload into storage, commit the job, then put it on the job stream.
 
@@ -140,6 +146,7 @@ async def submit_video_job(
                 sample_fps=sampling.fps,
                 sample_every=sampling.every,
                 tracked=tracked,
+                counting_lines=[line.to_json() for line in lines],
             )
         )
 
@@ -195,6 +202,7 @@ async def list_frames(
             timestamp_seconds=row.timestamp_seconds,
             objects=[_object(value) for value in row.objects],
             error=row.error,
+            crossings=tuple(LineCrossing.from_json(value) for value in row.crossings),
         )
         for row in rows
     ]
@@ -246,6 +254,7 @@ async def start_video_job(*, session: AsyncSession, job_id: uuid.UUID) -> VideoW
         done={row.frame_index: [_object(v) for v in row.objects] for row in done_rows},
         model=job.model,
         tracked=video.tracked,
+        lines=tuple(CountingLine.from_json(value) for value in video.counting_lines),
     )
 
 
@@ -286,6 +295,7 @@ async def record_frames(
                         "objects": [_object_json(obj) for obj in frame.objects],
                         "object_count": len(frame.objects),
                         "error": frame.error,
+                        "crossings": [crossing.to_json() for crossing in frame.crossings],
                     }
                     for frame in frames
                 ]

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from detection_service.tracking.lines import CountingLine, CrossingDirection, LineCount
 from detection_service.video.models import video_frames, video_jobs
 from detection_service.video.probe import Sampling, VideoProbe
 
@@ -26,6 +27,9 @@ class VideoView:
     sampling: Sampling
     annotated_available: bool
     tracked: bool
+    lines: tuple[CountingLine, ...] = ()
+    # By line (in the order of `lines`), then class id; over the frames committed so far.
+    line_counts: tuple[LineCount, ...] = ()
 
 
 async def video_view(
@@ -36,7 +40,10 @@ async def video_view(
     row = (
         await session.execute(sa.select(video_jobs).where(video_jobs.c.job_id == job_id))
     ).first()
-    return None if row is None else _view(row, sampled_frames)
+    if row is None:
+        return None
+    counts = await _line_counts(session, [row]) if row.counting_lines else {}
+    return _view(row, sampled_frames, counts.get(job_id, []))
 
 
 async def video_views(
@@ -45,8 +52,57 @@ async def video_views(
     """The videos of several jobs (`totals`: each job's total) in one query, by job id."""
     if not totals:
         return {}
-    rows = await session.execute(sa.select(video_jobs).where(video_jobs.c.job_id.in_(totals)))
-    return {row.job_id: _view(row, totals[row.job_id]) for row in rows}
+    rows = (
+        await session.execute(sa.select(video_jobs).where(video_jobs.c.job_id.in_(totals)))
+    ).all()
+    counts = await _line_counts(session, [row for row in rows if row.counting_lines])
+    return {row.job_id: _view(row, totals[row.job_id], counts.get(row.job_id, [])) for row in rows}
+
+
+async def _line_counts(
+    session: AsyncSession, videos: list[sa.Row[Any]]
+) -> dict[uuid.UUID, list[LineCount]]:
+    """Crossings summed by job, line and class over the committed frames of `videos` (rows of
+    video_jobs), each job's in the order of its lines, then by class id; one query."""
+    if not videos:
+        return {}
+    element = sa.func.jsonb_array_elements(video_frames.c.crossings).table_valued("value")
+    line = element.c.value.op("->>")("line")
+    class_id = element.c.value.op("->>")("class_id").cast(sa.Integer)
+    class_name = element.c.value.op("->>")("class_name")
+    direction = element.c.value.op("->>")("direction")
+    rows = await session.execute(
+        sa.select(
+            video_frames.c.job_id,
+            line,
+            class_id,
+            sa.func.min(class_name),
+            sa.func.count().filter(direction == CrossingDirection.IN.value),
+            sa.func.count().filter(direction == CrossingDirection.OUT.value),
+        )
+        .select_from(video_frames)
+        .join(element, sa.true())
+        .where(video_frames.c.job_id.in_([video.job_id for video in videos]))
+        .group_by(video_frames.c.job_id, line, class_id)
+    )
+    counts: dict[uuid.UUID, list[LineCount]] = {}
+    for job_id, line_name, class_number, name, crossed_in, crossed_out in rows:
+        counts.setdefault(job_id, []).append(
+            LineCount(
+                line=str(line_name),
+                class_id=int(class_number),
+                class_name=str(name),
+                crossed_in=int(crossed_in),
+                crossed_out=int(crossed_out),
+            )
+        )
+    order = {
+        video.job_id: {value["name"]: n for n, value in enumerate(video.counting_lines)}
+        for video in videos
+    }
+    for job_id, job_counts in counts.items():
+        job_counts.sort(key=lambda count: (order[job_id].get(count.line, 0), count.class_id))
+    return counts
 
 
 async def stored_video_keys(*, session: AsyncSession, job_id: uuid.UUID) -> list[str]:
@@ -78,7 +134,7 @@ async def frame_class_counts(*, session: AsyncSession, job_id: uuid.UUID) -> dic
     return {str(name): int(count) for name, count in counts}
 
 
-def _view(row: sa.Row[Any], sampled_frames: int) -> VideoView:
+def _view(row: sa.Row[Any], sampled_frames: int, line_counts: list[LineCount]) -> VideoView:
     return VideoView(
         filename=row.filename,
         size_bytes=row.size_bytes,
@@ -86,4 +142,6 @@ def _view(row: sa.Row[Any], sampled_frames: int) -> VideoView:
         sampling=Sampling(fps=row.sample_fps, every=row.sample_every),
         annotated_available=row.annotated_key is not None,
         tracked=row.tracked,
+        lines=tuple(CountingLine.from_json(value) for value in row.counting_lines),
+        line_counts=tuple(line_counts),
     )

@@ -42,6 +42,7 @@ from detection_service.metrics import DetectionMetrics
 from detection_service.pipeline.annotate import draw, encode_jpeg
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import DetectedObject
+from detection_service.tracking.lines import LineCounter, track_and_count
 from detection_service.tracking.tracker import ObjectTracker, TrackingSettings
 from detection_service.video import service
 from detection_service.video.probe import Sampling, VideoContainer
@@ -141,12 +142,29 @@ class AnnotatedWriter:
         self.frames = 0
         self._closed = False
 
-    def write(self, bgr: np.ndarray, objects: Sequence[DetectedObject], seconds: float) -> None:
+    def write(
+        self,
+        bgr: np.ndarray,
+        objects: Sequence[DetectedObject],
+        seconds: float,
+        counter: LineCounter | None = None,
+    ) -> None:
+        """One frame with its objects' boxes and, with `counter`, the counting lines and
+        their totals up to this frame."""
         with self._lock:
-            self._write(bgr, objects, seconds)
+            self._write(bgr, objects, seconds, counter)
 
-    def _write(self, bgr: np.ndarray, objects: Sequence[DetectedObject], seconds: float) -> None:
-        canvas = draw(bgr, objects)[: self._height, : self._width]
+    def _write(
+        self,
+        bgr: np.ndarray,
+        objects: Sequence[DetectedObject],
+        seconds: float,
+        counter: LineCounter | None,
+    ) -> None:
+        canvas = draw(bgr, objects)
+        if counter is not None:
+            canvas = counter.draw(canvas)
+        canvas = canvas[: self._height, : self._width]
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(canvas), format="bgr24")
         self._last_pts = max(round(seconds * 1000), self._last_pts + 1)
         frame.pts = self._last_pts
@@ -265,7 +283,8 @@ class VideoProcessor:
                 lambda: AnnotatedWriter(scratch, width=work.width, height=work.height, rate=rate)
             )
             tracker = ObjectTracker(self._tracking, frame_rate=rate) if work.tracked else None
-            failure = await self._pipeline(work, reader, writer, tracker)
+            counter = LineCounter(work.lines) if work.lines else None
+            failure = await self._pipeline(work, reader, writer, tracker, counter)
             annotated = None
             if failure is None:
                 await self._call(writer.close)
@@ -298,13 +317,16 @@ class VideoProcessor:
         reader: FrameReader,
         writer: AnnotatedWriter,
         tracker: ObjectTracker | None,
+        counter: LineCounter | None,
     ) -> str | None:
         """Decode, detect, draw and commit every sampled frame; the reason the video failed,
         or None.
 
         A tracked video's frames go through the tracker here, in order, the committed ones
         of an earlier attempt included: fed the same objects in the same order it gives them
-        the same ids again, and the frames this attempt adds continue those tracks."""
+        the same ids again, and the frames this attempt adds continue those tracks. The line
+        counter follows the tracker the same way, so the committed frames' crossings (stored
+        already, not stored again) bring its totals to where the earlier attempt stopped."""
         queue: asyncio.Queue[
             tuple[DecodedFrame, asyncio.Future[service.FrameRecord]]
             | _DecodeFailed
@@ -348,11 +370,13 @@ class VideoProcessor:
                 frame, outcome = item
                 record = await outcome
                 if tracker is not None and record.error is None:
-                    objects = await self._call(tracker.follow, record.objects)
-                    record = dataclasses.replace(record, objects=objects)
+                    objects, crossings = await self._call(
+                        track_and_count, tracker, counter, record.objects
+                    )
+                    record = dataclasses.replace(record, objects=objects, crossings=crossings)
                 if frame.index not in work.done:
                     pending.append(record)
-                await self._call(writer.write, frame.bgr, record.objects, frame.seconds)
+                await self._call(writer.write, frame.bgr, record.objects, frame.seconds, counter)
                 if len(pending) >= self._in_flight or (
                     pending and time.monotonic() - last_commit >= _COMMIT_EVERY_SECONDS
                 ):
