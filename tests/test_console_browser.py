@@ -863,6 +863,75 @@ async def test_a_tracked_video_shows_each_objects_track_id(page: Page, tmp_path:
     assert len(bus_ids) == 1 and len(next(iter(bus_ids))) == 1, texts
 
 
+async def test_counting_lines_are_checked_before_and_by_the_upload(page: Page) -> None:
+    """ADR 0039: lines not in the `name: x1,y1,x2,y2; ...` syntax, or given without "Track
+    objects", are named before anything is sent; what only the API judges (here a name given
+    twice) comes back as the API's 422, in plain words."""
+    await sign_up_and_log_in(page)
+    uploads: list[str] = []
+    page.on(
+        "request",
+        lambda request: uploads.append(request.url) if "/detect/video" in request.url else None,
+    )
+    clip = {"name": "clip.mp4", "mimeType": "video/mp4", "buffer": b"not a video at all"}
+    alert = page.get_by_role("alert")
+
+    await page.get_by_test_id("video-track").check()
+    await page.get_by_test_id("video-lines").fill("gate 0,360,640,360")
+    await page.get_by_test_id("file-input").set_input_files(files=[clip])
+    await expect(alert).to_contain_text(
+        "Counting lines: \N{LEFT DOUBLE QUOTATION MARK}gate 0,360,640,360"
+        "\N{RIGHT DOUBLE QUOTATION MARK} is not a line: write name: x1,y1,x2,y2"
+    )
+
+    await page.get_by_test_id("video-track").uncheck()
+    await page.get_by_test_id("video-lines").fill("gate: 0,360,640,360")
+    await page.get_by_test_id("file-input").set_input_files(files=[clip])
+    await expect(alert).to_contain_text("Counting lines need \N{LEFT DOUBLE QUOTATION MARK}Track")
+    assert uploads == []
+
+    await page.get_by_test_id("video-track").check()
+    await page.get_by_test_id("video-lines").fill("gate: 0,360,640,360; gate: 0,0,640,480")
+    await page.get_by_test_id("file-input").set_input_files(files=[clip])
+    await expect(alert).to_contain_text("Counting lines: line names must be unique; 'gate'")
+    assert len(uploads) == 1
+
+
+@pytest.mark.slow
+async def test_a_counted_video_shows_its_line_counts(page: Page, tmp_path: Path) -> None:
+    """ADR 0039: the typed counting lines go with the video; once the job is done the "Line
+    counts" table lists every line in order, with the bus on a line it crossed. The lines
+    stand 25 px apart, top to bottom, and the bus's centre moves 36 px right while it is
+    tracked (frames 1 to 7), so it crosses one or two of them, each time "in"."""
+    from objectvision_devstack.videos import panned, write_video
+
+    clip = await asyncio.to_thread(
+        lambda: write_video(tmp_path / "panned.mp4", panned(BUS, 8, step=6), fps=10)
+    )
+    spots = range(130, 130 + 16 * 25, 25)
+    await sign_up_and_log_in(page)
+
+    await page.get_by_test_id("video-fps").fill("10")
+    await page.get_by_test_id("video-track").check()
+    await page.get_by_test_id("video-lines").fill(
+        "; ".join(f"at {x}: {x},0,{x},480" for x in spots)
+    )
+    await page.get_by_test_id("file-input").set_input_files(clip)
+
+    progress = page.get_by_test_id("job-progress")
+    await expect(progress).to_have_attribute("data-status", "completed", timeout=SLOW_MS)
+    await expect(page.get_by_test_id("video-summary")).to_contain_text(
+        "objects tracked, counted crossing 16 lines."
+    )
+    rows = page.get_by_test_id("line-count")
+    await expect(page.get_by_test_id("line-counts")).to_contain_text("Line counts")
+    cells = [text.split("\t") for text in await rows.all_inner_texts()]
+    names = list(dict.fromkeys(row[0] for row in cells))
+    assert names == [f"at {x}" for x in spots]
+    bus = [row[1:] for row in cells if row[1] == "bus"]
+    assert bus and all(counts == ["bus", "1", "0"] for counts in bus), cells
+
+
 async def test_the_detect_view_picks_a_model_from_the_list(page: Page) -> None:
     """The picker lists GET /api/v1/models (the default preselected); the chosen model is
     the one that answers."""

@@ -15,7 +15,17 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from objectvision_client import AsyncClient, Client, ObjectVisionError, operations
+from objectvision_client import (
+    AsyncClient,
+    Client,
+    CountingLine,
+    Job,
+    LineCount,
+    LineCrossing,
+    ObjectVisionError,
+    VideoFramesPage,
+    operations,
+)
 
 DETECTION = {
     "detection_id": "d-1",
@@ -220,6 +230,114 @@ def test_a_tracked_videos_frames_carry_track_ids(server: tuple[str, Answers]) ->
 def test_submitting_a_video_sends_track_only_when_asked(track: bool, sent: dict) -> None:
     operation = operations.submit_video(("street.mp4", b"video"), every=1, track=track)
     assert dict(operation.data or {}) == {"every": "1", **sent}
+
+
+COUNTED_VIDEO = {
+    "filename": "street.mp4",
+    "container": "mp4",
+    "codec": "h264",
+    "width": 1280,
+    "height": 720,
+    "duration_seconds": 4.0,
+    "frame_rate": 10.0,
+    "frame_count": 40,
+    "sampled_frames": 40,
+    "sampling": {"fps": None, "every": 1},
+    "tracked": True,
+    "lines": [
+        {"name": "gate", "start": [0, 360], "end": [1280, 360]},
+        {"name": "door", "start": [640, 0], "end": [640, 720]},
+    ],
+    "line_counts": [
+        {"line": "gate", "class_id": 0, "class_name": "person", "crossed_in": 3, "crossed_out": 1}
+    ],
+}
+
+
+def test_a_counted_video_job_and_its_frames_carry_lines_counts_and_crossings(
+    server: tuple[str, Answers],
+) -> None:
+    url, answers = server
+    bus, _ = DETECTION["detections"]
+    answers.json(
+        "/api/v1/detect/jobs/j-4",
+        {"job_id": "j-4", "status": "completed", "kind": "video", "video": COUNTED_VIDEO},
+    )
+    crossing = {"line": "gate", "track_id": 0, "class_id": 5, "class_name": "bus"}
+    answers.json(
+        "/api/v1/detect/jobs/j-4/frames",
+        {
+            "job_id": "j-4",
+            "width": 1280,
+            "height": 720,
+            "frames": [
+                {
+                    "frame_index": 7,
+                    "timestamp_seconds": 0.7,
+                    "timestamp_ms": 700,
+                    "error": None,
+                    "detections": [{**bus, "track_id": 0}],
+                    "crossings": [{**crossing, "direction": "in"}],
+                },
+                {
+                    "frame_index": 8,
+                    "timestamp_seconds": 0.8,
+                    "timestamp_ms": 800,
+                    "error": None,
+                    "detections": [],
+                },
+            ],
+            "total": 2,
+            "limit": 100,
+            "offset": 0,
+        },
+    )
+
+    async def read() -> tuple[Job, VideoFramesPage]:
+        async with AsyncClient(url, api_key="ov_test") as client:
+            return await client.get_job("j-4"), await client.video_frames("j-4")
+
+    with Client(url, api_key="ov_test") as client:
+        job = client.get_job("j-4")
+    async_job, page = asyncio.run(read())
+
+    assert job == async_job and job.video is not None
+    assert job.video.lines == (
+        CountingLine(name="gate", start=(0, 360), end=(1280, 360)),
+        CountingLine(name="door", start=(640, 0), end=(640, 720)),
+    )
+    assert job.video.line_counts == (
+        LineCount(line="gate", class_id=0, class_name="person", crossed_in=3, crossed_out=1),
+    )
+    crossed, quiet = page.frames
+    assert crossed.crossings == (LineCrossing(**crossing, direction="in"),)
+    assert quiet.crossings == ()
+
+
+@pytest.mark.parametrize(
+    ("lines", "sent"),
+    [
+        (
+            [
+                CountingLine(name="gate", start=(0, 360), end=(1280, 360.5)),
+                CountingLine(name="door", start=(640, 0), end=(640, 720)),
+            ],
+            {
+                "lines": '[{"name": "gate", "start": [0.0, 360.0], "end": [1280.0, 360.5]}, '
+                '{"name": "door", "start": [640.0, 0.0], "end": [640.0, 720.0]}]'
+            },
+        ),
+        ([], {}),
+        (None, {}),
+    ],
+)
+def test_submitting_a_video_sends_counting_lines_as_json_only_when_given(
+    lines: list[CountingLine] | None, sent: dict
+) -> None:
+    operation = operations.submit_video(("street.mp4", b"video"), every=1, track=True, lines=lines)
+    assert dict(operation.data or {}) == {"every": "1", "track": "true", **sent}
+    if lines:
+        assert CountingLine(**json.loads(sent["lines"])[0]) == lines[0]
 
 
 def test_a_webhooks_deliveries_and_a_redelivery_become_typed_answers(

@@ -10,10 +10,11 @@ from objectvision_client.cli import (
     describe_error,
     detections_table,
     job_table,
+    line_counts_table,
     video_frames_table,
 )
 from objectvision_client.errors import ObjectVisionError
-from objectvision_client.models import DetectionResult, Job, VideoFrame
+from objectvision_client.models import DetectionResult, Job, VideoFrame, VideoInfo
 from objectvision_client.output import ProgressBar, format_table, render_progress
 
 
@@ -200,3 +201,58 @@ def test_an_api_keys_refusals_say_what_the_key_lacks() -> None:
     assert describe_error(wrong, "http://api") == (
         "the current password is wrong (HTTP 403 permission_denied)"
     )
+
+
+def _counted_video(line_counts: list[dict]) -> dict:
+    return {
+        "container": "mp4",
+        "codec": "h264",
+        "width": 1280,
+        "height": 720,
+        "duration_seconds": 4.0,
+        "frame_rate": 10.0,
+        "frame_count": 40,
+        "sampled_frames": 40,
+        "tracked": True,
+        "lines": [
+            {"name": "gate", "start": [0, 360], "end": [1280, 360]},
+            {"name": "side door", "start": [640, 0], "end": [640, 720]},
+        ],
+        "line_counts": line_counts,
+    }
+
+
+def _count(line: str, class_name: str, crossed_in: int, crossed_out: int) -> dict:
+    return {
+        "line": line,
+        "class_id": 0,
+        "class_name": class_name,
+        "crossed_in": crossed_in,
+        "crossed_out": crossed_out,
+    }
+
+
+def test_line_counts_table_shows_every_line_in_order_by_class() -> None:
+    """A line nothing crossed still has its row, so no line seems forgotten."""
+    video = VideoInfo.from_json(
+        _counted_video([_count("gate", "person", 3, 1), _count("gate", "bus", 0, 2)])
+    )
+    assert line_counts_table(video).splitlines() == [
+        "LINE       CLASS   IN  OUT",
+        "gate       bus      0    2",
+        "gate       person   3    1",
+        "side door  -        0    0",
+    ]
+
+
+def test_a_video_jobs_table_ends_with_its_line_counts_when_it_has_lines() -> None:
+    base = {"job_id": "j1", "status": "completed", "kind": "video", "items": []}
+    counted = Job.from_json({**base, "video": _counted_video([_count("gate", "bus", 1, 0)])})
+    uncounted = Job.from_json({**base, "video": {**_counted_video([]), "lines": []}})
+
+    assert job_table(counted).splitlines()[2:] == [
+        "LINE       CLASS  IN  OUT",
+        "gate       bus     1    0",
+        "side door  -       0    0",
+    ]
+    assert "LINE" not in job_table(uncounted)

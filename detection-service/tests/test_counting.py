@@ -120,6 +120,8 @@ def test_the_annotated_frame_shows_the_line():
         ([CountingLine("", (0, 0), (10, 0))], True, "1 to 64 characters"),
         ([CountingLine("x" * 65, (0, 0), (10, 0))], True, "1 to 64 characters"),
         ([ACROSS, ACROSS], True, "two counting lines are named 'across'"),
+        ([CountingLine("gate\x00", (0, 0), (10, 0))], True, "must not contain control"),
+        ([CountingLine("\u202egate", (0, 0), (10, 0))], True, "bidirectional text controls"),
         ([CountingLine("dot", (5, 5), (5, 5))], True, "starts where it ends"),
         ([CountingLine("nan", (float("nan"), 5), (5, 9))], True, "no number"),
     ],

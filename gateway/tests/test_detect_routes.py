@@ -34,6 +34,7 @@ from gateway.config import MAX_IMAGE_BYTES_PER_CALL, GatewaySettings
 from gateway.detect_dependencies import VideoFile
 from gateway.routers.detect import MULTIPART_OVERHEAD_BYTES, PART_OVERHEAD_BYTES
 from gateway.routers.video import _upload_messages
+from gateway.schemas.video import CountingLinesIn
 from objectvision.v1 import auth_pb2, detection_pb2
 from objectvision_common.revocation import revoked_session_key, revoked_token_key
 from objectvision_devstack.image_server import ImageServer, image_server
@@ -458,6 +459,134 @@ async def test_bad_track_values_are_a_422_naming_them(
     _assert_invalid(response, *loc)
 
 
+def _lines(*lines: dict[str, Any]) -> str:
+    return json.dumps(list(lines))
+
+
+GATE = {"name": "gate", "start": [0, 360], "end": [1280, 360]}
+
+
+@pytest.mark.parametrize(
+    ("params", "data"),
+    [
+        ({}, {"track": "true", "every": "1", "lines": _lines(GATE)}),
+        ({"track": "true"}, {"lines": _lines(GATE, {**GATE, "name": "lane 2", "end": [0, 0.5]})}),
+        ({}, {"track": "true", "lines": _lines(*({**GATE, "name": f"l{n}"} for n in range(16)))}),
+        ({}, {"track": "true", "lines": _lines({**GATE, "name": "é" * 64})}),
+    ],
+)
+async def test_a_tracked_video_sends_its_counting_lines_on(
+    authed: httpx.AsyncClient, params: dict[str, str], data: dict[str, str]
+) -> None:
+    _assert_sent_on(await authed.post(VIDEO, params=params, data=data, files=_one()))
+
+
+async def test_the_upload_header_carries_the_counting_lines() -> None:
+    lines = CountingLinesIn.model_validate_json(
+        _lines(GATE, {"name": "door", "start": [10.5, 0], "end": [10.5, 720]})
+    )
+    video = VideoFile(
+        file=UploadFile(io.BytesIO(b"video bytes"), filename="street.mp4"),
+        size_bytes=11,
+        params=detection_pb2.DetectionParams(),
+        sampling=detection_pb2.VideoSampling(every=1),
+        track=True,
+        idempotency_key="",
+        lines=[line.to_proto() for line in lines.root],
+    )
+    header, _ = [message async for message in _upload_messages(video)]
+    sent = [
+        (line.name, line.start.x, line.start.y, line.end.x, line.end.y)
+        for line in header.header.lines
+    ]
+    assert sent == [("gate", 0, 360, 1280, 360), ("door", 10.5, 0, 10.5, 720)]
+
+
+@pytest.mark.parametrize(
+    ("data", "loc", "says"),
+    [
+        ({"track": "true", "lines": "gate: 0,360,1280,360"}, ("body", "lines"), "not valid JSON"),
+        ({"track": "true", "lines": "[{"}, ("body", "lines"), "not valid JSON"),
+        ({"track": "true", "lines": json.dumps(GATE)}, ("body", "lines"), "valid array"),
+        ({"track": "true", "lines": "[]"}, ("body", "lines"), "at least 1"),
+        (
+            {"track": "true", "lines": _lines(*({**GATE, "name": f"l{n}"} for n in range(17)))},
+            ("body", "lines"),
+            "at most 16",
+        ),
+        (
+            {"track": "true", "lines": _lines({"name": "gate", "start": [0, 360]})},
+            ("body", "lines", 0, "end"),
+            "required",
+        ),
+        (
+            {"track": "true", "lines": _lines({**GATE, "start": [0, 360, 1]})},
+            ("body", "lines", 0, "start"),
+            "at most 2",
+        ),
+        (
+            {"track": "true", "lines": _lines({**GATE, "start": ["0", 360]})},
+            ("body", "lines", 0, "start", 0),
+            "valid number",
+        ),
+        (
+            {"track": "true", "lines": _lines({**GATE, "colour": "red"})},
+            ("body", "lines", 0, "colour"),
+            "Extra inputs",
+        ),
+        (
+            {"track": "true", "lines": _lines({**GATE, "name": ""})},
+            ("body", "lines", 0, "name"),
+            "at least 1",
+        ),
+        (
+            {"track": "true", "lines": _lines({**GATE, "name": "n" * 65})},
+            ("body", "lines", 0, "name"),
+            "at most 64",
+        ),
+        (
+            {"track": "true", "lines": _lines({**GATE, "name": "tab\tname"})},
+            ("body", "lines", 0, "name"),
+            "pattern",
+        ),
+        (
+            {"track": "true", "lines": _lines(GATE, {**GATE, "end": [640, 0]})},
+            ("body", "lines"),
+            "'gate' is given twice",
+        ),
+        (
+            {"track": "true", "lines": '[{"name": "gate", "start": [NaN, 360], "end": [1, 1]}]'},
+            ("body", "lines", 0, "start", 0),
+            "finite number",
+        ),
+        (
+            {"track": "true", "lines": '[{"name": "gate", "start": [0, 1], "end": [1e400, 1]}]'},
+            ("body", "lines", 0, "end", 0),
+            "finite number",
+        ),
+        (
+            {"track": "true", "lines": _lines({**GATE, "end": [-1, 360]})},
+            ("body", "lines", 0, "end", 0),
+            "greater than or equal to 0",
+        ),
+        (
+            {"track": "true", "lines": _lines({**GATE, "end": [0.0, 360.0]})},
+            ("body", "lines", 0),
+            "starts where it ends",
+        ),
+        ({"lines": _lines(GATE)}, ("body", "lines"), "need track=true"),
+        ({"track": "false", "lines": _lines(GATE)}, ("body", "lines"), "need track=true"),
+    ],
+)
+async def test_bad_counting_lines_are_a_422_saying_what_is_wrong(
+    authed: httpx.AsyncClient, data: dict[str, str], loc: tuple[str | int, ...], says: str
+) -> None:
+    response = await authed.post(VIDEO, data=data, files=_one())
+    error = _assert_invalid(response, *loc)
+    assert says in error["message"], error
+    assert "body.lines" in error["message"], error
+
+
 async def test_batch_parameters_are_checked_the_same_way(authed: httpx.AsyncClient) -> None:
     response = await authed.post(BATCH, params={"iou": "7"}, files=_one("files"))
     _assert_invalid(response, "query", "iou")
@@ -787,6 +916,26 @@ def test_openapi_describes_the_detection_routes(
     assert (track_query["in"], track_query["schema"]["type"]) == ("query", "boolean")
     assert "track=true" in video["description"]
     assert "tracked" in schemas["VideoInfoOut"]["properties"]
+    # Counting lines (ADR 0039): a JSON form field whose shape and limits the document gives.
+    lines = schemas["DetectVideoForm"]["properties"]["lines"]
+    assert (lines["type"], lines["contentMediaType"]) == ("string", "application/json")
+    assert (lines["contentSchema"]["minItems"], lines["contentSchema"]["maxItems"]) == (1, 16)
+    line = lines["contentSchema"]["items"]
+    assert line["required"] == ["name", "start", "end"]
+    assert line["properties"]["name"]["maxLength"] == 64
+    assert "$ref" not in json.dumps(lines)
+    assert "lines" in video["description"] and "line_counts" in video["description"]
+    assert not any(p["name"] == "lines" for p in video["parameters"])
+    assert {"lines", "line_counts"} <= set(schemas["VideoInfoOut"]["properties"])
+    assert set(schemas["LineCountOut"]["properties"]) == {
+        "line",
+        "class_id",
+        "class_name",
+        "crossed_in",
+        "crossed_out",
+    }
+    assert "crossings" in schemas["VideoFrameOut"]["properties"]
+    assert schemas["LineCrossingOut"]["properties"]["direction"]["enum"] == ["in", "out"]
 
     batch = paths[BATCH]["post"]
     assert schemas["DetectBatchForm"]["required"] == ["files"]

@@ -9,6 +9,7 @@ from gateway.schemas.api_keys import ApiKeyCreateIn
 from gateway.schemas.auth import LoginForm, SignUpIn
 from gateway.schemas.detect import DetectedObjectOut, VideoInfoOut
 from gateway.schemas.users import SettingsUpdateIn, UserUpdateIn
+from gateway.schemas.video import VideoFrameOut
 from objectvision.v1 import detection_pb2
 
 # Embeddings, overrides and isolates: U+202A..U+202E, U+2066..U+2069.
@@ -149,3 +150,78 @@ def test_a_video_says_whether_it_is_tracked(tracked: bool) -> None:
         filename="street.mp4", container="mp4", codec="h264", tracked=tracked
     )
     assert VideoInfoOut.from_proto("job-1", video).tracked is tracked
+
+
+def test_a_video_with_counting_lines_gives_them_back_with_their_counts() -> None:
+    """The lines in the shape they were sent in, float32 noise rounded away; the counts by
+    line and class as the service sends them."""
+    video = detection_pb2.VideoInfo(
+        filename="street.mp4",
+        container="mp4",
+        codec="h264",
+        tracked=True,
+        lines=[
+            detection_pb2.CountingLine(
+                name="gate",
+                start=detection_pb2.Point(x=0, y=360.1),
+                end=detection_pb2.Point(x=1280, y=360.1),
+            )
+        ],
+        line_counts=[
+            detection_pb2.LineCount(
+                line="gate", class_id=0, class_name="person", crossed_in=3, crossed_out=1
+            )
+        ],
+    )
+
+    shown = VideoInfoOut.from_proto("job-1", video).model_dump(mode="json")
+
+    assert shown["lines"] == [{"name": "gate", "start": [0.0, 360.1], "end": [1280.0, 360.1]}]
+    assert shown["line_counts"] == [
+        {"line": "gate", "class_id": 0, "class_name": "person", "crossed_in": 3, "crossed_out": 1}
+    ]
+
+
+def test_a_video_without_counting_lines_has_empty_lists() -> None:
+    shown = VideoInfoOut.from_proto(
+        "job-1", detection_pb2.VideoInfo(filename="a.mp4", container="mp4", codec="h264")
+    ).model_dump(mode="json")
+    assert (shown["lines"], shown["line_counts"]) == ([], [])
+
+
+def test_a_frames_crossings_say_which_way_each_object_went() -> None:
+    frame = detection_pb2.VideoFrame(
+        frame_index=4,
+        timestamp_seconds=0.4,
+        crossings=[
+            detection_pb2.LineCrossing(
+                line="gate",
+                track_id=0,
+                class_id=5,
+                class_name="bus",
+                direction=detection_pb2.CROSSING_DIRECTION_IN,
+            ),
+            detection_pb2.LineCrossing(
+                line="exit",
+                track_id=2,
+                class_id=0,
+                class_name="person",
+                direction=detection_pb2.CROSSING_DIRECTION_OUT,
+            ),
+        ],
+    )
+
+    shown = VideoFrameOut.from_proto(frame).model_dump(mode="json")
+
+    assert shown["crossings"] == [
+        {"line": "gate", "track_id": 0, "class_id": 5, "class_name": "bus", "direction": "in"},
+        {"line": "exit", "track_id": 2, "class_id": 0, "class_name": "person", "direction": "out"},
+    ]
+
+
+def test_a_crossing_in_no_known_direction_is_a_service_bug_not_something_to_show() -> None:
+    frame = detection_pb2.VideoFrame(
+        crossings=[detection_pb2.LineCrossing(line="gate", track_id=0, class_name="bus")]
+    )
+    with pytest.raises(ValueError, match="unknown crossing direction 0"):
+        VideoFrameOut.from_proto(frame)

@@ -12,6 +12,7 @@ it), 130 interrupted.
 import argparse
 import getpass
 import json
+import math
 import os
 import sys
 import urllib.parse
@@ -28,12 +29,14 @@ from objectvision_client.credentials import CredentialStore, SavedSession
 from objectvision_client.errors import ObjectVisionError
 from objectvision_client.models import (
     AccountsPage,
+    CountingLine,
     DetectionResult,
     HistoryPage,
     Job,
     JobsPage,
     Session,
     VideoFrame,
+    VideoInfo,
     WebhookDeliveriesPage,
     WebhookDelivery,
 )
@@ -120,6 +123,26 @@ def _class_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+LINE_SYNTAX = "NAME:X1,Y1,X2,Y2"
+
+
+def _counting_line(text: str) -> CountingLine:
+    """`gate:0,360,1280,360` -> the line named gate from (0, 360) to (1280, 360). The name is
+    what comes before the last colon, so a name may hold colons itself; the API judges the
+    rest (name length and uniqueness, how many lines, whether the line fits the picture)."""
+    name, colon, numbers = text.rpartition(":")
+    coordinates = numbers.split(",")
+    if not colon or not name.strip() or len(coordinates) != 4:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a line: give {LINE_SYNTAX}, e.g. gate:0,360,1280,360"
+        )
+    values = [_parsed(value.strip(), float, "a number") for value in coordinates]
+    if not all(math.isfinite(value) for value in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: every coordinate must be a finite number")
+    x1, y1, x2, y2 = values
+    return CountingLine(name=name.strip(), start=(x1, y1), end=(x2, y2))
+
+
 # Output helpers
 
 
@@ -168,6 +191,7 @@ def detections_table(results: Sequence[tuple[str, DetectionResult]]) -> str:
 
 
 def job_table(job: Job) -> str:
+    """A job's items; for a video job with counting lines, its line counts below them."""
     rows = [
         [
             item.filename,
@@ -177,7 +201,28 @@ def job_table(job: Job) -> str:
         ]
         for item in job.items
     ]
-    return format_table(["FILE", "STATUS", "OBJECTS", "DETECTION / ERROR"], rows, right=(2,))
+    table = format_table(["FILE", "STATUS", "OBJECTS", "DETECTION / ERROR"], rows, right=(2,))
+    if job.video is not None and job.video.lines:
+        return f"{table}\n\n{line_counts_table(job.video)}"
+    return table
+
+
+def line_counts_table(video: VideoInfo) -> str:
+    """One row per line and class that crossed it, with how many went in and out, lines in
+    the order they were given; a line nothing crossed (yet) shows one row of zeros, so
+    every line is there."""
+    rows: list[list[object]] = []
+    for line in video.lines:
+        counts = sorted(
+            (count for count in video.line_counts if count.line == line.name),
+            key=lambda count: count.class_name,
+        )
+        rows.extend(
+            [line.name, count.class_name, count.crossed_in, count.crossed_out] for count in counts
+        )
+        if not counts:
+            rows.append([line.name, None, 0, 0])
+    return format_table(["LINE", "CLASS", "IN", "OUT"], rows, right=(2, 3))
 
 
 def find_images(directory: Path, *, recursive: bool) -> tuple[list[Path], list[Path]]:
@@ -765,15 +810,25 @@ def cmd_detect_video(ctx: Context) -> int:
         ctx.say(f"Note: {path.name} is not named like an MP4, MOV or WebM file; sending it anyway")
     if ctx.args.annotate and not ctx.args.wait:
         raise UsageError("--annotate needs --wait: the annotated video exists once the job ends")
+    if ctx.args.line and not ctx.args.track:
+        raise UsageError("--line needs --track: only tracked objects are counted crossing lines")
     with ctx.client() as client:
         job = client.submit_video(
-            path, ctx.params(), fps=ctx.args.fps, every=ctx.args.every, track=ctx.args.track
+            path,
+            ctx.params(),
+            fps=ctx.args.fps,
+            every=ctx.args.every,
+            track=ctx.args.track,
+            lines=ctx.args.line,
         )
         video = job.video
         if video is not None:
             picked = f"{video.fps:g} frames/s" if video.fps else f"every {video.every}th frame"
             if video.tracked:
                 picked += ", objects tracked"
+            if video.lines:
+                count = len(video.lines)
+                picked += f", counted crossing {count} line{'s' if count > 1 else ''}"
             ctx.say(
                 f"Submitted {path.name} ({video.codec} {video.width}x{video.height},"
                 f" {video.duration_seconds:.1f} s) as job {job.job_id}:"
@@ -804,6 +859,8 @@ def cmd_detect_video(ctx: Context) -> int:
         {**job.raw, "frames": [frame.model_dump(mode="json", by_alias=True) for frame in frames]}
     ):
         print(video_frames_table(frames), file=ctx.stdout)
+        if job.video is not None and job.video.lines:
+            print(f"\n{line_counts_table(job.video)}", file=ctx.stdout)
     if job.status != "completed":
         if job.status == "cancelled":
             raise CliError(f"job {job.job_id} was cancelled after {len(frames)} frames")
@@ -1513,6 +1570,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="follow objects from frame to frame: each gets a track id (`#3 person`); "
         "sample fast (e.g. --every 1) to track well",
+    )
+    video.add_argument(
+        "--line",
+        action="append",
+        type=_counting_line,
+        metavar=LINE_SYNTAX,
+        help="with --track: count the objects crossing the line from (X1,Y1) to (X2,Y2), in "
+        "video pixels (repeat for more lines); seen from the start looking to the end, "
+        "crossing from right to left is `in`, the other way `out`",
     )
     video.add_argument(
         "--wait", action="store_true", help="wait for the job, then print every sampled frame"

@@ -220,6 +220,41 @@ class JobItem(_Model):
     object_count: int = 0
 
 
+class CountingLine(_Model):
+    """A named segment across the picture, in the video's pixels, that tracked objects are
+    counted crossing (ADR 0039). Seen from `start` looking towards `end`, "in" is a crossing
+    from the right-hand side to the left-hand side, "out" the other way."""
+
+    name: str
+    start: tuple[float, float]
+    end: tuple[float, float]
+
+    def to_json(self) -> dict[str, Any]:
+        """The line as the `lines` form field of a video upload holds it."""
+        return {"name": self.name, "start": list(self.start), "end": list(self.end)}
+
+
+class LineCount(_Model):
+    """How many tracked objects of one class crossed one line each way, so far."""
+
+    line: str
+    class_id: int
+    class_name: str
+    crossed_in: int
+    crossed_out: int
+
+
+class LineCrossing(_Model):
+    """One tracked object crossing one counting line, in the frame it is seen crossing."""
+
+    line: str
+    track_id: int
+    class_id: int
+    class_name: str
+    # "in" or "out"
+    direction: str
+
+
 class VideoInfo(_Model):
     """A video job's upload as its container describes it, and how its frames are sampled."""
 
@@ -236,6 +271,10 @@ class VideoInfo(_Model):
     every: int | None = Field(default=None, validation_alias=AliasPath("sampling", "every"))
     # Objects are tracked across the sampled frames: they carry a `track_id`.
     tracked: bool = False
+    # The counting lines the job was submitted with, and what crossed them so far, by line
+    # and class (a line nothing crossed has no count).
+    lines: tuple[CountingLine, ...] = ()
+    line_counts: tuple[LineCount, ...] = ()
     annotated_url: str | None = None
 
 
@@ -282,6 +321,8 @@ class VideoFrame(_Model):
     timestamp_ms: int
     detections: tuple[DetectedObject, ...] = ()
     error: str | None = None
+    # In a video job with counting lines: the objects of this frame that crossed one.
+    crossings: tuple[LineCrossing, ...] = ()
 
 
 class VideoFramesPage(_Answer):

@@ -4,6 +4,7 @@
 sleep; paths, bodies and parsing exist once.
 """
 
+import json
 import mimetypes
 import os
 import uuid
@@ -21,6 +22,7 @@ from objectvision_client.models import (
     AccountsPage,
     AccountStatus,
     ApiKey,
+    CountingLine,
     CreatedApiKey,
     CreatedWebhook,
     DetectionResult,
@@ -505,11 +507,14 @@ def submit_video(
     fps: float | None = None,
     every: int | None = None,
     track: bool = False,
+    lines: Sequence[CountingLine] | None = None,
     idempotency_key: str | None = None,
 ) -> Operation[Job]:
     """A video file (MP4, MOV or WebM) as a job sampling `fps` frames a second or `every`
     n-th frame (neither: the service default, 1 fps); with `track`, its objects are followed
     from frame to frame and carry a `track_id` (sample fast, e.g. every=1, to track well).
+    With `lines` as well, the tracked objects crossing each line are counted: the job's
+    `video.line_counts`, each frame's `crossings` (the API refuses lines without `track`).
     The file is read when the operation is built, so a retry sends the same bytes; a new
     idempotency key per submission unless given, so a retried POST never makes a second job.
     Follow it with `wait_for_job`, read `video_frames`."""
@@ -520,6 +525,8 @@ def submit_video(
         fields["every"] = str(int(every))
     if track:
         fields["track"] = "true"
+    if lines:
+        fields["lines"] = json.dumps([line.to_json() for line in lines])
     return Operation(
         "POST",
         "/api/v1/detect/video",

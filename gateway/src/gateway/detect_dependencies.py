@@ -41,7 +41,12 @@ from gateway.schemas.detect import (
     DetectionParamsIn,
     ImageSourceIn,
 )
-from gateway.schemas.video import DetectVideoForm, VideoOptionsIn, VideoSamplingIn
+from gateway.schemas.video import (
+    CountingLinesIn,
+    DetectVideoForm,
+    VideoOptionsIn,
+    VideoSamplingIn,
+)
 from objectvision.v1 import detection_pb2
 from objectvision_common.limits import MAX_IDEMPOTENCY_KEY_CHARS
 from objectvision_common.sizes import readable_size
@@ -417,8 +422,8 @@ BatchImages = Annotated[BatchUpload, Depends(batch_images)]
 @dataclass(frozen=True)
 class VideoFile:
     """One video, still spooled by Starlette (never whole in memory), with the parameters,
-    the frame sampling, whether to track objects and the submission's idempotency key ("" for
-    none)."""
+    the frame sampling, whether to track objects, the lines to count them crossing (none:
+    no counting) and the submission's idempotency key ("" for none)."""
 
     file: UploadFile
     size_bytes: int
@@ -426,6 +431,7 @@ class VideoFile:
     sampling: detection_pb2.VideoSampling
     track: bool
     idempotency_key: str
+    lines: Sequence[detection_pb2.CountingLine] = ()
 
 
 def _sampling(query: VideoSamplingIn, form: VideoSamplingIn) -> detection_pb2.VideoSampling:
@@ -434,6 +440,33 @@ def _sampling(query: VideoSamplingIn, form: VideoSamplingIn) -> detection_pb2.Vi
     if fps is not None and every is not None:
         raise ApiError.invalid(["body", "every"], "give fps or every, not both")
     return detection_pb2.VideoSampling(fps=fps or 0.0, every=every or 0)
+
+
+_LINES_EXAMPLE = '[{"name": "gate", "start": [0, 360], "end": [1280, 360]}]'
+
+
+def _counting_lines(text: str | None, *, track: bool) -> list[detection_pb2.CountingLine]:
+    """The `lines` form field as the service takes it; 422 at body.lines (or inside it) for
+    text that is not JSON, lines in the wrong shape or beyond the limits, or lines without
+    tracking: only a tracked object can be seen on both sides of a line."""
+    if text is None:
+        return []
+    if not track:
+        raise ApiError.invalid(
+            ["body", "lines"], "counting lines need track=true: only tracked objects are counted"
+        )
+    try:
+        lines = CountingLinesIn.model_validate_json(text)
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False)
+        if any(error["type"] == "json_invalid" for error in errors):
+            raise ApiError.invalid(
+                ["body", "lines"], f"is not valid JSON; give an array such as {_LINES_EXAMPLE}"
+            ) from None
+        raise validation_error(
+            [{**error, "loc": ("body", "lines", *error["loc"])} for error in errors]
+        ) from None
+    return [line.to_proto() for line in lines.root]
 
 
 async def video_upload(
@@ -447,13 +480,15 @@ async def video_upload(
     size = upload.size if upload.size is not None else 0
     if size > settings.max_video_bytes:
         raise _too_large("video", upload.filename, 0, size, settings.max_video_bytes)
+    track = bool(_one_of("track", query.track, form.track))
     return VideoFile(
         file=upload,
         size_bytes=size,
         params=_detect_params(query, form),
         sampling=_sampling(query, form),
-        track=bool(_one_of("track", query.track, form.track)),
+        track=track,
         idempotency_key=idempotency_key or "",
+        lines=_counting_lines(form.lines, track=track),
     )
 
 

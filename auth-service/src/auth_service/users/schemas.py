@@ -3,11 +3,11 @@
 Validation runs before anything is hashed or written, so bad input changes nothing.
 """
 
-import unicodedata
 from dataclasses import dataclass
 
 from auth_service.users.models import User
 from objectvision_common import emails
+from objectvision_common.display_text import undisplayable
 from objectvision_common.errors import InvalidArgument, PermissionDenied
 
 MIN_PASSWORD_LENGTH = 8
@@ -40,25 +40,15 @@ def check_password(password: str) -> str:
     return password
 
 
-# Control characters and the Unicode line/paragraph separators: each breaks a mail header or
-# a log line the way a newline does.
-_NOT_DISPLAYABLE = frozenset({"Cc", "Zl", "Zp"})
-# Bidirectional embeddings, overrides and isolates (U+202A..U+202E, U+2066..U+2069): a name
-# shown in a mail, a list or a log would reorder the text after it, so "Eve<RLO>moc.elgoog"
-# reads as a different name or address than the one stored.
-BIDI_CONTROLS = frozenset(chr(code) for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
-
-
 def normalise_name(name: str) -> str:
     name = name.strip()
     if not name:
         raise InvalidArgument("name is required")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidArgument(f"name must be at most {MAX_NAME_LENGTH} characters")
-    if any(unicodedata.category(char) in _NOT_DISPLAYABLE for char in name):
-        raise InvalidArgument("name must not contain control characters or line separators")
-    if not BIDI_CONTROLS.isdisjoint(name):
-        raise InvalidArgument("name must not contain bidirectional text controls")
+    problem = undisplayable(name)
+    if problem is not None:
+        raise InvalidArgument(f"name must not contain {problem}")
     return name
 
 

@@ -27,6 +27,7 @@ import supervision as sv
 
 from detection_service.pipeline.types import DetectedObject
 from detection_service.tracking.tracker import ObjectTracker
+from objectvision_common.display_text import undisplayable
 from objectvision_common.errors import InvalidArgument
 from objectvision_common.limits import MAX_COUNTING_LINES, MAX_LINE_NAME_CHARS
 
@@ -124,6 +125,9 @@ def checked_lines(
             raise InvalidArgument(
                 f"a counting line's name is 1 to {MAX_LINE_NAME_CHARS} characters"
             )
+        problem = undisplayable(line.name)
+        if problem is not None:
+            raise InvalidArgument(f"a counting line's name must not contain {problem}")
         if line.name in seen:
             raise InvalidArgument(f"two counting lines are named {line.name!r}")
         seen.add(line.name)

@@ -42,6 +42,7 @@ async def _upload_messages(video: VideoFile) -> AsyncIterator[detection_pb2.Vide
         idempotency_key=video.idempotency_key,
         size_bytes=video.size_bytes,
         track=video.track,
+        lines=video.lines,
     )
     yield detection_pb2.VideoUpload(header=header)
     await video.file.seek(0)
@@ -71,7 +72,16 @@ async def submit_video(
     With `track=true` objects are followed from frame to frame (ADR 0038): each object
     carries the `track_id` of its track once the track is confirmed (null in the frame a
     track starts), the job's video says `tracked: true`, and the annotated video labels the
-    boxes `#3 person 0.91`. Sample fast (e.g. `every=1`) to track well."""
+    boxes `#3 person 0.91`. Sample fast (e.g. `every=1`) to track well.
+
+    With `lines` as well (a form field: a JSON array of named segments such as
+    `[{"name": "gate", "start": [0, 360], "end": [1280, 360]}]`, ADR 0039) the tracked
+    objects crossing each line are counted: the job's video gives its `lines` and its
+    `line_counts` (in and out, by line and class, so far), and each frame its `crossings`.
+    422 for `lines` that are not such JSON, too many lines, names that are empty, too long or
+    repeated, a line that starts where it ends, a coordinate that is negative or not a number,
+    lines without `track=true`, and (once the video is probed) a line that leaves the picture;
+    the `lines` field says the limits."""
     call = upstream.with_deadline(settings.video_deadline_seconds)
     job = await call.detection.SubmitVideoJob(
         _upload_messages(video), metadata=call.metadata, timeout=call.deadline_seconds

@@ -404,6 +404,43 @@ class VideoSamplingOut(ApiModel):
     every: int | None
 
 
+class CountingLineOut(ApiModel):
+    """A counting line of a video job, as it was submitted (ADR 0039)."""
+
+    name: str
+    start: tuple[float, float] = Field(description="[x, y] in the video's pixels.")
+    end: tuple[float, float] = Field(description="[x, y] in the video's pixels.")
+
+    @classmethod
+    def from_proto(cls, line: detection_pb2.CountingLine) -> Self:
+        return cls(
+            name=line.name,
+            start=(round(line.start.x, _PIXEL_DECIMALS), round(line.start.y, _PIXEL_DECIMALS)),
+            end=(round(line.end.x, _PIXEL_DECIMALS), round(line.end.y, _PIXEL_DECIMALS)),
+        )
+
+
+class LineCountOut(ApiModel):
+    """How many tracked objects of one class crossed one line each way, in the frames
+    detected so far."""
+
+    line: str = Field(description="The line's name.")
+    class_id: int
+    class_name: str
+    crossed_in: int = Field(description="Crossings from the line's right-hand side to its left.")
+    crossed_out: int = Field(description="Crossings from the line's left-hand side to its right.")
+
+    @classmethod
+    def from_proto(cls, count: detection_pb2.LineCount) -> Self:
+        return cls(
+            line=count.line,
+            class_id=count.class_id,
+            class_name=count.class_name,
+            crossed_in=count.crossed_in,
+            crossed_out=count.crossed_out,
+        )
+
+
 class VideoInfoOut(ApiModel):
     """The uploaded video of a video job, as its container describes it."""
 
@@ -421,6 +458,17 @@ class VideoInfoOut(ApiModel):
         default=False,
         description="Objects are tracked across the sampled frames (submitted with "
         "`track=true`): they carry a `track_id`.",
+    )
+    lines: list[CountingLineOut] = Field(
+        default_factory=list,
+        description="The counting lines it was submitted with (`lines`, ADR 0039), in the "
+        "order given; empty for none.",
+    )
+    line_counts: list[LineCountOut] = Field(
+        default_factory=list,
+        description="What crossed the counting lines in the frames detected so far, by line "
+        "(in the order of `lines`) and class; a line nothing crossed has no count. Each "
+        "crossing is also listed in its frame's `crossings`.",
     )
     size_bytes: int
     annotated_url: str | None = Field(
@@ -446,6 +494,8 @@ class VideoInfoOut(ApiModel):
             ),
             sampled_frames=video.sampled_frames,
             tracked=video.tracked,
+            lines=[CountingLineOut.from_proto(line) for line in video.lines],
+            line_counts=[LineCountOut.from_proto(count) for count in video.line_counts],
             size_bytes=video.size_bytes,
             annotated_url=f"{base}/annotated" if video.annotated_available else None,
             frames_url=f"{base}/frames",

@@ -1,16 +1,24 @@
 """Bodies of the video routes: the upload form and a video job's per-frame detections."""
 
-from typing import Self
+from collections import Counter
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Annotated, Literal, Self
 
 from fastapi import UploadFile
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, RootModel, model_validator
 
-from gateway.schemas.base import ApiModel
+from gateway.schemas.base import DISPLAY_TEXT_PATTERN, UNICODE_TEXT, ApiModel, request_body_schema
 from gateway.schemas.detect import Absent, DetectedObjectOut, DetectionParamsIn
 from objectvision.v1 import detection_pb2
+from objectvision_common.limits import MAX_COUNTING_LINES, MAX_LINE_NAME_CHARS
 
 MAX_EVERY = 100_000
 _SECONDS_DECIMALS = 6
+CrossingDirection = Literal["in", "out"]
+_DIRECTIONS: Mapping[int, CrossingDirection] = MappingProxyType(
+    {detection_pb2.CROSSING_DIRECTION_IN: "in", detection_pb2.CROSSING_DIRECTION_OUT: "out"}
+)
 
 
 class VideoSamplingIn(DetectionParamsIn):
@@ -46,8 +54,70 @@ class VideoOptionsIn(VideoSamplingIn):
     track: bool | Absent = Field(default=None, description=TRACK_DESCRIPTION)
 
 
+# Shown in tables, the console and the annotated video: text a person reads back.
+LineName = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_LINE_NAME_CHARS, pattern=DISPLAY_TEXT_PATTERN),
+    UNICODE_TEXT,
+]
+# Frame pixels; the detection service checks that the point lies inside the picture, whose
+# size only it knows once the video is probed.
+Coordinate = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PointIn = tuple[Coordinate, Coordinate]
+
+
+class CountingLineIn(ApiModel):
+    """A named segment across the picture that tracked objects are counted crossing."""
+
+    name: LineName = Field(
+        description=f"Unique among the job's lines; 1 to {MAX_LINE_NAME_CHARS} characters."
+    )
+    start: PointIn = Field(description="[x, y] in the video's pixels.")
+    end: PointIn = Field(description="[x, y] in the video's pixels; not the start.")
+
+    @model_validator(mode="after")
+    def _two_different_points(self) -> Self:
+        if self.start == self.end:
+            raise ValueError(f"line {self.name!r} starts where it ends: give two different points")
+        return self
+
+    def to_proto(self) -> detection_pb2.CountingLine:
+        return detection_pb2.CountingLine(
+            name=self.name,
+            start=detection_pb2.Point(x=self.start[0], y=self.start[1]),
+            end=detection_pb2.Point(x=self.end[0], y=self.end[1]),
+        )
+
+
+class CountingLinesIn(RootModel[list[CountingLineIn]]):
+    """The counting lines of one video job, each named differently."""
+
+    model_config = ConfigDict(strict=True)
+
+    root: list[CountingLineIn] = Field(min_length=1, max_length=MAX_COUNTING_LINES)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Self:
+        repeated = [name for name, n in Counter(line.name for line in self.root).items() if n > 1]
+        if repeated:
+            raise ValueError(f"line names must be unique; {repeated[0]!r} is given twice")
+        return self
+
+
+LINES_DESCRIPTION = (
+    "Count the tracked objects that cross these lines (ADR 0039; needs `track=true`): a JSON "
+    'array such as `[{"name": "gate", "start": [0, 360], "end": [1280, 360]}]`, 1 to '
+    f"{MAX_COUNTING_LINES} lines with unique names of 1 to {MAX_LINE_NAME_CHARS} characters, "
+    "ends in the video's pixels, inside the picture. An object crosses when the centre of its "
+    "box moves from one side of the segment to the other within the segment's span; seen "
+    'from `start` looking towards `end`, "in" is a crossing from the right-hand side to the '
+    'left-hand side, "out" the other way. A form field only, not a query parameter.'
+)
+
+
 class DetectVideoForm(VideoOptionsIn):
-    """One video file with the detection parameters, the sampling and the tracking choice."""
+    """One video file with the detection parameters, the sampling, the tracking choice and
+    the counting lines."""
 
     # A misspelt field fails loudly instead of being ignored, and the schema says so.
     model_config = ConfigDict(extra="forbid")
@@ -55,6 +125,45 @@ class DetectVideoForm(VideoOptionsIn):
     file: UploadFile = Field(
         description="The video: MP4, MOV or WebM (H.264, HEVC, VP8, VP9, AV1)."
     )
+    # Text here, read as JSON by gateway.detect_dependencies: a multipart field is a string,
+    # and its own 422 can then say that the JSON, not the form, is wrong.
+    lines: str | Absent = Field(
+        default=None,
+        description=LINES_DESCRIPTION,
+        json_schema_extra={
+            "contentMediaType": "application/json",
+            "contentSchema": request_body_schema(CountingLinesIn),
+        },
+    )
+
+
+class LineCrossingOut(ApiModel):
+    """One tracked object crossing one counting line, in the frame the crossing is seen in."""
+
+    line: str = Field(description="The line's name.")
+    track_id: int = Field(description="The object's track (its `track_id` in the frames).")
+    class_id: int
+    class_name: str
+    direction: CrossingDirection = Field(
+        description="in: from the line's right-hand side to its left-hand side, seen from "
+        "`start` looking towards `end`; out: the other way."
+    )
+
+    @classmethod
+    def from_proto(cls, crossing: detection_pb2.LineCrossing) -> Self:
+        try:
+            direction = _DIRECTIONS[crossing.direction]
+        except KeyError:
+            raise ValueError(
+                f"the detection service sent an unknown crossing direction {crossing.direction}"
+            ) from None
+        return cls(
+            line=crossing.line,
+            track_id=crossing.track_id,
+            class_id=crossing.class_id,
+            class_name=crossing.class_name,
+            direction=direction,
+        )
 
 
 class VideoFrameOut(ApiModel):
@@ -65,6 +174,11 @@ class VideoFrameOut(ApiModel):
     timestamp_ms: int = Field(description="The same time in whole milliseconds.")
     detections: list[DetectedObjectOut]
     error: str | None = Field(description="Why this frame could not be detected; null otherwise.")
+    crossings: list[LineCrossingOut] = Field(
+        default_factory=list,
+        description="In a video job with counting lines: the objects of this frame that "
+        "crossed one (an object crossing two lines is listed once for each). Empty otherwise.",
+    )
 
     @classmethod
     def from_proto(cls, frame: detection_pb2.VideoFrame) -> Self:
@@ -74,6 +188,7 @@ class VideoFrameOut(ApiModel):
             timestamp_ms=round(frame.timestamp_seconds * 1000),
             detections=[DetectedObjectOut.from_proto(obj) for obj in frame.objects],
             error=frame.error or None,
+            crossings=[LineCrossingOut.from_proto(crossing) for crossing in frame.crossings],
         )
 
 

@@ -28,7 +28,7 @@ import { SettingsView } from "./settings.js";
 import { LoginCode } from "./two-factor.js";
 import { DEFAULT_THRESHOLD, Viewer, normaliseResult } from "./viewer.js";
 import { WebhooksView } from "./webhooks.js";
-import { isVideo, renderVideoJob, videoForm } from "./video.js";
+import { isVideo, parseCountingLines, renderVideoJob, videoForm } from "./video.js";
 
 const VIEWS = ["detect", "history", "jobs", "keys", "webhooks", "settings", "accounts"];
 // Deep links to one object, shown in the Detect view. `#/jobs/<id>` is one job (a route of
@@ -626,10 +626,26 @@ async function followJob(job) {
 }
 
 /** Upload a video as a job, sampled at the chosen frames per second (its objects tracked
- * when asked), and follow it. */
+ * and counted crossing lines when asked), and follow it. Counting lines that are not in the
+ * form's syntax, or given without tracking, are said so before anything is uploaded. */
 async function detectVideo(file) {
   const fps = Number(byId("video-fps").value) || null;
   const track = byId("video-track").checked;
+  let lines;
+  try {
+    lines = parseCountingLines(byId("video-lines").value);
+  } catch (error) {
+    showError({ status: 422, code: "validation_error", message: `Counting lines: ${error.message}` });
+    return;
+  }
+  if (lines.length && !track) {
+    showError({
+      status: 422,
+      code: "validation_error",
+      message: "Counting lines need “Track objects”: only tracked objects are counted crossing a line",
+    });
+    return;
+  }
   tracker?.stop();
   byId("single-result").hidden = true;
   byId("job-items").replaceChildren();
@@ -637,7 +653,7 @@ async function detectVideo(file) {
   let job;
   try {
     job = await guarded(() =>
-      request("api/v1/detect/video", { method: "POST", body: videoForm(file, { fps, track, model: models.value() }) }),
+      request("api/v1/detect/video", { method: "POST", body: videoForm(file, { fps, track, lines, model: models.value() }) }),
     );
   } finally {
     busy(null);

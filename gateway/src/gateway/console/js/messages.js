@@ -12,6 +12,7 @@ const FIELD_NAMES = {
   scopes: "Scopes",
   expires_in_days: "Expiry",
   refresh_token: "Session",
+  lines: "Counting lines",
 };
 
 function capitalise(text) {
