@@ -27,6 +27,7 @@ STAGES = (
     "tracing",
     "cache",
     "priority",
+    "tracking",
 )
 STAGE_TITLES = {
     "raw": "raw: in-process decode + letterbox + ONNX Runtime + NMS (plain model)",
@@ -39,6 +40,7 @@ STAGE_TITLES = {
     "tracing": "tracing on against off through the gateway at c=1, as ratios",
     "cache": "result cache hit against miss through the gateway at c=1, as ratios",
     "priority": "a caller at c=1 beside job work, one line against two lanes, as ratios",
+    "tracking": "tracking and 2 counting lines, in process and through DetectStream, as ratios",
 }
 
 

@@ -15,6 +15,7 @@ from bench.records import STAGE_TITLES, STAGES
 from bench.stages import cache as cache_stage
 from bench.stages import priority as priority_stage
 from bench.stages import tracing as tracing_stage
+from bench.stages import tracking as tracking_stage
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +151,8 @@ def render_markdown(document: Document) -> str:
         out += cache_stage.markdown(document["cache"])
     if document.get("priority"):
         out += priority_stage.markdown(document["priority"])
+    if document.get("tracking"):
+        out += tracking_stage.markdown(document["tracking"])
     for stage in STAGES:
         points = [p for p in document["points"] if p["stage"] == stage]
         if not points:

@@ -1,10 +1,11 @@
 """One benchmark run: stages in order, the whole stack started once, results written.
 
-Order: raw (in process), the naive app, then the real stack (paired c=1 rounds, tracing on
-against off, result-cache hits against misses, Triton, detection service, gateway, int8
-against fp32, and last a caller beside job work in the micro-batcher's lanes) started
-once through `objectvision_devstack.Stack` on free loopback ports with its own data
-directory, and stopped before the results are written.
+Order: raw (in process), the naive app, tracking's in-process part, then the real stack (paired
+c=1 rounds, tracing on against off, result-cache hits against misses, Triton, detection
+service, gateway, int8 against fp32, a caller beside job work in the micro-batcher's lanes, and
+last tracked against untracked streams) started once through `objectvision_devstack.Stack`
+on free loopback ports with its own data directory, and stopped before the results are
+written.
 A stage that fails is recorded as skipped with its error and the run goes on.
 """
 
@@ -35,6 +36,7 @@ from bench.stages import (
     priority,
     raw,
     tracing,
+    tracking,
     triton,
 )
 from bench.targets import ratios
@@ -52,10 +54,13 @@ STACK_STAGES = (
     "tracing",
     "cache",
     "priority",
+    "tracking",
 )
 # int8 against fp32: c=1 rounds, and the concurrency of the throughput windows.
 MODELS_ROUNDS = {True: 10, False: 30}
 MODELS_CONCURRENCY = {True: 8, False: 16}
+# Tracked against untracked streams: streams at once (each worker one), quick and full.
+TRACKING_CONCURRENCY = {True: 4, False: 8}
 # Processes whose CPU serves each stack stage (all are measured; these are summed per image).
 INVOLVED = {
     "triton": ["triton"],
@@ -140,9 +145,13 @@ async def _stack_stages(ctx: StageContext, work_dir: Path) -> None:
             )
         if "models" in config.stages:
             await _guarded(ctx, "models", _models(ctx, stack))
-        # Last: three short windows against Triton alone; the first to go when time is short.
+        # Three short windows against Triton alone; among the first to go when time is short.
         if "priority" in config.stages:
             await _guarded(ctx, "priority", _priority(ctx, triton_url))
+        # Last, the first to go: four windows of half the configured length (its in-process
+        # part ran before the stack, so a short budget still leaves that).
+        if "tracking" in config.stages:
+            await _guarded(ctx, "tracking", _tracking_stream(ctx, stack))
         exited = stack.exited()
         if exited:
             ctx.note(f"stack processes exited during the run: {', '.join(exited)}")
@@ -184,6 +193,26 @@ async def _priority(ctx: StageContext, triton_url: str) -> None:
     ctx.priority = await priority.run(ctx, triton_url=triton_url)
 
 
+def _keep_tracking(ctx: StageContext, part: str, found: dict[str, Any] | None) -> None:
+    """Record one part of the tracking section; the other stays as it was (None: not run)."""
+    if found is not None:
+        ctx.tracking = {"in_process": None, "stream": None, **(ctx.tracking or {}), part: found}
+
+
+async def _tracking_in_process(ctx: StageContext) -> None:
+    _keep_tracking(ctx, "in_process", await tracking.in_process(ctx))
+
+
+async def _tracking_stream(ctx: StageContext, stack: Stack) -> None:
+    found = await tracking.stream(
+        ctx,
+        address=stack.service_address("detection"),
+        secret=stack.env["SERVICE_TOKEN_SECRET"],
+        concurrency=TRACKING_CONCURRENCY[ctx.config.quick],
+    )
+    _keep_tracking(ctx, "stream", found)
+
+
 def _config_json(config: BenchConfig, image_count: int) -> dict[str, Any]:
     return {
         "stages": list(config.stages),
@@ -220,6 +249,9 @@ async def run(config: BenchConfig) -> dict[str, Any]:
             await _guarded(ctx, "raw", raw.run(ctx))
         if "naive" in config.stages:
             await _guarded(ctx, "naive", naive.run(ctx, log_dir=work_dir / "logs"))
+        # In this process, seconds, no server: before the stack, on a quieter machine.
+        if "tracking" in config.stages:
+            await _guarded(ctx, "tracking", _tracking_in_process(ctx))
         if any(stage in config.stages for stage in STACK_STAGES):
             await _guarded(ctx, "stack", _stack_stages(ctx, work_dir))
     finally:
@@ -243,6 +275,7 @@ async def run(config: BenchConfig) -> dict[str, Any]:
         "tracing": ctx.tracing,
         "cache": ctx.cache,
         "priority": ctx.priority,
+        "tracking": ctx.tracking,
         "ratios": [ratio.to_json() for ratio in ratios(points, paired=ctx.paired)],
         "skipped": [skip.to_json() for skip in ctx.skipped],
         "notes": list(ctx.notes),

@@ -62,6 +62,9 @@ class StageContext:
     cache: dict[str, Any] | None = None
     # A caller beside job work, one line against two lanes (bench/stages/priority.py).
     priority: dict[str, Any] | None = None
+    # Tracking and line counting, in process and through DetectStream (stages/tracking.py):
+    # {"in_process": ..., "stream": ...}, each None where that part did not run.
+    tracking: dict[str, Any] | None = None
 
     def settings(self, concurrency: int) -> LoadSettings:
         return LoadSettings(

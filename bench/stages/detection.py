@@ -152,12 +152,12 @@ def stream_factory(
             yield send
         finally:
             if call is not None:
-                await _close(call)
+                await close_stream(call)
 
     return factory
 
 
-async def _close(call: grpc.aio.StreamStreamCall[Any, Any]) -> None:
+async def close_stream(call: grpc.aio.StreamStreamCall[Any, Any]) -> None:
     """Half-close and read to the end, so the server finishes the stream normally."""
     try:
         async with asyncio.timeout(_STREAM_CLOSE_S):
