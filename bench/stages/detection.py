@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -114,23 +114,33 @@ def detect_factory(
 
 def stream_factory(
     stub: "detection_pb2_grpc.DetectionServiceAsyncStub",
-    images: list[Image],
+    frames: Sequence[detection_pb2.ImageInput],
     metadata: tuple[tuple[str, str], ...],
+    *,
+    opening: detection_pb2.Frame | None = None,
+    on_answer: Callable[[detection_pb2.FrameDetections], None] | None = None,
+    stride: int = 1,
 ) -> WorkerFactory:
-    inputs = [_input(i) for i in images]
+    """Each worker one stream sending `frames` in order, looped, one frame in flight, worker n
+    starting at frame n x `stride`. The first frame of each stream carries `opening` (a stream
+    restarted after an error starts afresh, as a caller's would); each answer goes to
+    `on_answer`, which may refuse it by raising RequestError."""
 
     @contextlib.asynccontextmanager
     async def factory(index: int) -> AsyncIterator[Send]:
-        order = itertools.islice(itertools.cycle(inputs), index % len(inputs), None)
+        order = itertools.islice(itertools.cycle(frames), (index * stride) % len(frames), None)
         sequence = itertools.count(1)
         call: grpc.aio.StreamStreamCall[Any, Any] | None = None
 
         async def send() -> int:
             nonlocal call
+            frame = detection_pb2.Frame(sequence=next(sequence), image=next(order))
             if call is None:
                 call = stub.DetectStream(metadata=metadata)
+                if opening is not None:
+                    frame.MergeFrom(opening)
             try:
-                await call.write(detection_pb2.Frame(sequence=next(sequence), image=next(order)))
+                await call.write(frame)
                 reply = await call.read()
             except grpc.aio.AioRpcError as error:
                 call = None
@@ -146,6 +156,8 @@ def stream_factory(
             assert isinstance(reply, detection_pb2.FrameDetections)
             if reply.error:
                 raise RequestError("frame_error", reply.error)
+            if on_answer is not None:
+                on_answer(reply)
             return 1
 
         try:
@@ -214,7 +226,7 @@ async def run(
                 DETECT,
                 lambda: detect_factory(stub, ctx.images, signed(), ctx.config.request_timeout_s),
             ),
-            (STREAM, lambda: stream_factory(stub, ctx.images, signed())),
+            (STREAM, lambda: stream_factory(stub, [_input(i) for i in ctx.images], signed())),
         ]
         for stage, make in variants:
             if stage not in ctx.config.stages:

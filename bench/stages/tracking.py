@@ -24,15 +24,13 @@ the stage.
 """
 
 import asyncio
-import contextlib
 import dataclasses
-import itertools
 import random
 import statistics
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,9 +40,9 @@ import grpc
 
 from bench.cpu import CpuMeter
 from bench.images import SUFFIXES
-from bench.loadgen import LoadResult, RequestError, Send, WorkerFactory, closed_loop
+from bench.loadgen import LoadResult, RequestError, closed_loop
 from bench.stages import StageContext, logger, window_estimate_s
-from bench.stages.detection import close_stream
+from bench.stages.detection import stream_factory
 from bench.stages.switching import Window
 from bench.stats import percentile
 from detection_service.config import InferenceSettings
@@ -320,62 +318,6 @@ class Answers:
         }
 
 
-def stream_factory(
-    stub: "detection_pb2_grpc.DetectionServiceAsyncStub",
-    frames: Sequence[detection_pb2.ImageInput],
-    metadata: tuple[tuple[str, str], ...],
-    answers: Answers,
-) -> WorkerFactory:
-    """Each worker one stream sending `frames` in order, looped, one frame in flight; the first
-    frame of each stream carries `opening_frame` (a stream restarted after an error starts a
-    new tracker, as a caller's would)."""
-    opening = opening_frame(tracked=answers.tracked)
-    # Workers start at different frames, so the streams are not in lockstep.
-    stride = max(1, len(frames) // 7)
-
-    @contextlib.asynccontextmanager
-    async def factory(index: int) -> AsyncIterator[Send]:
-        order: Iterator[detection_pb2.ImageInput] = itertools.islice(
-            itertools.cycle(frames), (index * stride) % len(frames), None
-        )
-        sequence = itertools.count(1)
-        call: grpc.aio.StreamStreamCall[Any, Any] | None = None
-
-        async def send() -> int:
-            nonlocal call
-            frame = detection_pb2.Frame(sequence=next(sequence), image=next(order))
-            if call is None:
-                call = stub.DetectStream(metadata=metadata)
-                frame.MergeFrom(opening)
-            try:
-                await call.write(frame)
-                reply = await call.read()
-            except grpc.aio.AioRpcError as error:
-                call = None
-                raise RequestError(f"grpc:{error.code().name}", error.details() or "") from None
-            except BaseException:
-                # Timed out or cancelled mid-frame: the stream's order is lost; start afresh.
-                call.cancel()
-                call = None
-                raise
-            if reply is grpc.aio.EOF:
-                call = None
-                raise RequestError("grpc:EOF", "the server ended the stream")
-            assert isinstance(reply, detection_pb2.FrameDetections)
-            if reply.error:
-                raise RequestError("frame_error", reply.error)
-            answers.record(reply)
-            return 1
-
-        try:
-            yield send
-        finally:
-            if call is not None:
-                await close_stream(call)
-
-    return factory
-
-
 def _service_cpu_ms_per_frame(results: Sequence[LoadResult], process: str) -> float | None:
     """CPU `process` spent per answered frame over `results`; None where unmetered."""
     spent = 0.0
@@ -467,7 +409,15 @@ async def stream(
             for condition in (UNTRACKED, TRACKED):
                 # Signed per window: a signature expires in minutes.
                 metadata = principal_metadata(principal, secret=secret)
-                factory = stream_factory(stub, frames, metadata, answers[condition])
+                factory = stream_factory(
+                    stub,
+                    frames,
+                    metadata,
+                    opening=opening_frame(tracked=answers[condition].tracked),
+                    on_answer=answers[condition].record,
+                    # Workers start at different frames, so the streams are not in lockstep.
+                    stride=max(1, len(frames) // 7),
+                )
                 result = await closed_loop(factory, settings, meter=ctx.meter)
                 result.require_clean(f"tracking {condition}")
                 window = Window(condition, result)
