@@ -331,6 +331,7 @@ async def test_a_video_job_cancelled_while_it_runs_stops_at_its_next_commit(
         metrics=service.metrics,
         frames_in_flight=FRAMES_IN_FLIGHT,
         tracking=queued.settings.tracking,
+        sandbox=queued.settings.video_sandbox,
     )
     work = await video.start(uuid.UUID(job.id))
     assert work is not None

@@ -1,6 +1,7 @@
 """Every variable the detection service reads, named once (see .env.example)."""
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
@@ -125,6 +126,15 @@ class InferenceSettings(GrpcServiceSettings):
         )
 
 
+@dataclass(frozen=True)
+class SandboxLimits:
+    """What the child process that reads one uploaded video may use (ADR 0040): bytes of
+    address space and seconds of CPU."""
+
+    memory_bytes: int
+    cpu_seconds: int
+
+
 class DetectionSettings(InferenceSettings, EventsConsumerSettings):
     """The full service: the inference settings plus stored results, jobs and video, and the
     erasure of deleted accounts, read from the events stream (ADR 0025)."""
@@ -162,6 +172,21 @@ class DetectionSettings(InferenceSettings, EventsConsumerSettings):
     video_frames_in_flight: int = Field(
         default=8, ge=1, le=64, validation_alias="VIDEO_FRAMES_IN_FLIGHT"
     )
+    # What the child process that parses and decodes one upload may use (ADR 0040): address
+    # space, and CPU seconds before it is stopped (a probe, or a whole job's decoding).
+    video_sandbox_memory_mb: int = Field(
+        default=4096, ge=256, validation_alias="VIDEO_SANDBOX_MEMORY_MB"
+    )
+    video_sandbox_cpu_seconds: int = Field(
+        default=1800, ge=1, validation_alias="VIDEO_SANDBOX_CPU_SECONDS"
+    )
+
+    @property
+    def video_sandbox(self) -> SandboxLimits:
+        return SandboxLimits(
+            memory_bytes=self.video_sandbox_memory_mb * MIB,
+            cpu_seconds=self.video_sandbox_cpu_seconds,
+        )
 
     storage_dir: Path | None = Field(default=None, validation_alias="STORAGE_DIR")
     # Stored images no row refers to (a crash between writing and committing) are removed

@@ -15,6 +15,7 @@ from google.protobuf.empty_pb2 import Empty
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from detection_service.config import SandboxLimits
 from detection_service.exports import formats as export_formats
 from detection_service.exports import service as exports
 from detection_service.history import service as history
@@ -244,6 +245,7 @@ class DetectionServicer(RealtimeServicer):
         executor: Executor | None = None,
         usage: UsageMeter,
         video_limits: VideoLimits | None = None,
+        video_sandbox: SandboxLimits | None = None,
         video_default_fps: float = 1.0,
         retention_days: int = 0,
     ) -> None:
@@ -255,9 +257,11 @@ class DetectionServicer(RealtimeServicer):
             tracking=tracking,
             store=functools.partial(history.store_detections, sessions=sessions, storage=storage),
         )
-        # Video jobs (ADR 0016): probed in the CPU pool, refused beyond these limits.
+        # Video jobs (ADR 0016): probed by a sandboxed child (ADR 0040) waited on in the CPU
+        # pool, refused beyond these limits.
         self._executor = executor
         self._video_limits = video_limits
+        self._video_sandbox = video_sandbox
         self._video_default_fps = video_default_fps
         self._sessions = sessions
         self._storage = storage
@@ -530,8 +534,8 @@ class DetectionServicer(RealtimeServicer):
         job exists. A refused video leaves no file and no row behind."""
         principal = self._principal(context)
         user_id = principal.user_id
-        limits = self._video_limits
-        if limits is None or self._executor is None:
+        limits, sandbox = self._video_limits, self._video_sandbox
+        if limits is None or sandbox is None or self._executor is None:
             raise Unavailable("video jobs are not enabled on this server")
         messages = aiter(request_iterator)
         first = await anext(messages, None)
@@ -569,7 +573,12 @@ class DetectionServicer(RealtimeServicer):
         try:
             container, size = await video_intake.receive(chunks(), scratch=scratch, limits=limits)
             probe = await video_intake.inspect(
-                scratch, container, limits=limits, sampling=sampling, executor=self._executor
+                scratch,
+                container,
+                limits=limits,
+                sampling=sampling,
+                sandbox=sandbox,
+                executor=self._executor,
             )
             checked_lines(lines, tracked=True, frame_size=(probe.width, probe.height))
             await self._detector.admit(principal, images=probe.sampled_frames)

@@ -112,6 +112,7 @@ class DetectionService:
                 metrics=metrics,
                 frames_in_flight=settings.video_frames_in_flight,
                 tracking=settings.tracking,
+                sandbox=settings.video_sandbox,
             ),
         )
         # Unique per process start: a restarted replica must not inherit a dead one's identity.
@@ -139,6 +140,7 @@ class DetectionService:
             tracking=settings.tracking,
             executor=executor,
             usage=usage,
+            video_sandbox=settings.video_sandbox,
             video_limits=VideoLimits(
                 max_bytes=settings.max_video_bytes,
                 max_seconds=settings.max_video_seconds,

@@ -2,8 +2,9 @@
 
 The bytes arrive in chunks and go straight to disk (never all in memory); the container is
 sniffed from the first few KiB, so a file that is not MP4, MOV or WebM is refused after its
-first chunk; the byte limit is enforced as the bytes come. Then the probe (in a thread) opens
-the file with that container's demuxer only and checks codec, frame size and duration. A
+first chunk; the byte limit is enforced as the bytes come. Then the probe (in a sandboxed
+child process, ADR 0040) opens the file with that container's demuxer only and checks codec,
+frame size and duration. A
 refused upload leaves nothing behind: the scratch file is removed by whoever raised.
 """
 
@@ -13,15 +14,16 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import BinaryIO
 
+from detection_service.config import SandboxLimits
 from detection_service.video.probe import (
     SNIFF_BYTES,
     Sampling,
     VideoContainer,
     VideoLimits,
     VideoProbe,
-    probe,
     sniff_container,
 )
+from detection_service.video.sandbox import probe_in_sandbox
 from objectvision_common.errors import InvalidArgument, PayloadTooLarge
 from objectvision_common.sizes import readable_size
 
@@ -68,8 +70,12 @@ async def inspect(
     *,
     limits: VideoLimits,
     sampling: Sampling,
+    sandbox: SandboxLimits,
     executor: Executor,
 ) -> VideoProbe:
-    """Codec, frame size, duration and frame count from the container (no decoding)."""
+    """Codec, frame size, duration and frame count from the container (no decoding), read
+    by a sandboxed child (ADR 0040) that a CPU-pool thread waits on."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(executor, probe, scratch, container, limits, sampling)
+    return await loop.run_in_executor(
+        executor, probe_in_sandbox, scratch, container, limits, sampling, sandbox
+    )

@@ -1,9 +1,10 @@
 """Processing one video job: decode, sample, detect, draw and encode, all as a stream.
 
-Three things run at once and none holds the video: a reader decodes the next sampled frame
-(PyAV, in the CPU pool) and starts its detection through the shared micro-batcher (frames are
-sent as JPEG, the encoded-bytes contract every image uses, ADR 0010); a bounded queue of at
-most VIDEO_FRAMES_IN_FLIGHT frames holds them in order; the writer awaits each frame's objects,
+Three things run at once and none holds the video: a reader takes the next sampled frame
+from a sandboxed child process that decodes it (PyAV, ADR 0040) and starts its detection
+through the shared micro-batcher (frames are sent as JPEG, the encoded-bytes contract every
+image uses, ADR 0010); a bounded queue of at most VIDEO_FRAMES_IN_FLIGHT frames holds them in
+order; the writer awaits each frame's objects,
 draws them and encodes the frame into the annotated video (PyAV + libx264, in the CPU pool),
 and commits frames in small groups with a progress event. Memory is bounded by the queue, not
 by the video's length.
@@ -26,7 +27,6 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import TypeVar
@@ -36,16 +36,21 @@ import av.error
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from detection_service.config import SandboxLimits
 from detection_service.images.storage import ObjectNotFoundError, ObjectStorage
 from detection_service.jobs.models import KIND_VIDEO
 from detection_service.metrics import DetectionMetrics
-from detection_service.pipeline.annotate import draw, encode_jpeg
+from detection_service.pipeline.annotate import draw
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import DetectedObject
 from detection_service.tracking.lines import LineCounter, track_and_count
 from detection_service.tracking.tracker import ObjectTracker, TrackingSettings
 from detection_service.video import service
-from detection_service.video.probe import Sampling, VideoContainer
+from detection_service.video.decoding import DecodedFrame
+from detection_service.video.sandbox import (
+    SandboxedFrameReader,
+    VideoDecodeError,
+)
 from objectvision_common.errors import DomainError
 from objectvision_common.tracing import tracer
 
@@ -53,65 +58,11 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 _TRACER = tracer(__name__)
 
-# Frames go to the model as JPEG: near-lossless, a few hundred KB for a 1080p frame.
-_FRAME_JPEG_QUALITY = 95
 # Commit at least this often while a video runs (progress events, and less to redo on a crash).
 _COMMIT_EVERY_SECONDS = 1.0
 # The annotated video's clock: milliseconds, so each frame keeps its source timestamp.
 _TIME_BASE = Fraction(1, 1000)
 ANNOTATED_CONTENT_TYPE = "video/mp4"
-
-
-@dataclass(frozen=True)
-class DecodedFrame:
-    index: int
-    seconds: float
-    bgr: np.ndarray
-    jpeg: bytes
-
-
-class FrameReader:
-    """The sampled frames of one video, decoded one at a time (blocking: call in a thread).
-
-    A lock keeps `close` from freeing the decoder while a cancelled caller's thread is still
-    inside `next_sampled` (cancelling an awaited executor call does not stop its thread).
-    """
-
-    def __init__(self, path: Path, container: VideoContainer, sampling: Sampling) -> None:
-        self._lock = threading.Lock()
-        self._container = av.open(str(path), mode="r", format=container.demuxer)
-        stream = self._container.streams.video[0]
-        self._rate = float(stream.average_rate or stream.guessed_rate or 0) or None
-        self._frames = self._container.decode(stream)
-        self._sampler = sampling.sampler()
-        self._index = -1
-        self._start: float | None = None
-
-    def next_sampled(self) -> DecodedFrame | None:
-        """The next frame the sampling picks; None at the end of the video."""
-        with self._lock:
-            return self._next_sampled()
-
-    def _next_sampled(self) -> DecodedFrame | None:
-        for frame in self._frames:
-            self._index += 1
-            if frame.time is not None:
-                if self._start is None:
-                    self._start = frame.time
-                seconds = frame.time - self._start
-            else:
-                seconds = self._index / self._rate if self._rate else 0.0
-            if not self._sampler.take(self._index, seconds):
-                continue
-            bgr = frame.to_ndarray(format="bgr24")
-            return DecodedFrame(
-                self._index, round(seconds, 6), bgr, encode_jpeg(bgr, _FRAME_JPEG_QUALITY)
-            )
-        return None
-
-    def close(self) -> None:
-        with self._lock:
-            self._container.close()
 
 
 class AnnotatedWriter:
@@ -136,7 +87,8 @@ class AnnotatedWriter:
         stream.codec_context.time_base = _TIME_BASE
         stream.options = {"preset": "veryfast", "crf": "23"}
         self._stream = stream
-        # As in FrameReader: `abort` waits for a write still running in a thread.
+        # `abort` waits for a write still running in a thread (cancelling an awaited
+        # executor call does not stop its thread).
         self._lock = threading.Lock()
         self._last_pts = -1
         self.frames = 0
@@ -219,8 +171,10 @@ class VideoProcessor:
         metrics: DetectionMetrics,
         frames_in_flight: int,
         tracking: TrackingSettings,
+        sandbox: SandboxLimits,
     ) -> None:
         self._sessions = sessions
+        self._sandbox = sandbox
         self._tracking = tracking
         self._storage = storage
         self._detector = detector
@@ -270,14 +224,19 @@ class VideoProcessor:
             await self._finish(work, None, "the uploaded video is no longer stored")
             return
         scratch = self._storage.scratch_path()
-        reader: FrameReader | None = None
+        reader: SandboxedFrameReader | None = None
         writer: AnnotatedWriter | None = None
         try:
-            try:
-                reader = await self._call(FrameReader, path, work.container, work.sampling)
-            except av.error.FFmpegError as error:
-                await self._finish(work, None, f"the video cannot be opened: {error.strerror}")
-                return
+            reader = await self._call(
+                lambda: SandboxedFrameReader(
+                    path,
+                    work.container,
+                    work.sampling,
+                    width=work.width,
+                    height=work.height,
+                    sandbox=self._sandbox,
+                )
+            )
             rate = work.sampling.fps or (work.frame_rate / (work.sampling.every or 1))
             writer = await self._call(
                 lambda: AnnotatedWriter(scratch, width=work.width, height=work.height, rate=rate)
@@ -314,7 +273,7 @@ class VideoProcessor:
     async def _pipeline(
         self,
         work: service.VideoWork,
-        reader: FrameReader,
+        reader: SandboxedFrameReader,
         writer: AnnotatedWriter,
         tracker: ObjectTracker | None,
         counter: LineCounter | None,
@@ -348,8 +307,8 @@ class VideoProcessor:
                         task = asyncio.ensure_future(self._detect(frame, work))
                         await queue.put((frame, task))
                 await queue.put(None)
-            except av.error.FFmpegError as error:
-                await queue.put(_DecodeFailed(f"the video stopped decoding: {error.strerror}"))
+            except VideoDecodeError as error:
+                await queue.put(_DecodeFailed(error.message))
             except Exception as error:
                 await queue.put(_ReaderCrashed(error))
 
