@@ -4,8 +4,8 @@ A video upload is parsed by FFmpeg's demuxers and decoded by its decoders, code 
 history of memory-safety flaws reached by crafted files. In the service's own process a flaw
 would run with the database URL, the service-token secret and the storage in reach. So the
 probe at upload and the decoding of a video job run in `python -m
-detection_service.video.sandbox`, a child started with an empty environment (no secret is
-inherited), which limits itself before it opens the file: address space
+detection_service.video.sandbox`, a child started with none of the service's settings in its
+environment (no secret is inherited), which limits itself before it opens the file: address space
 (VIDEO_SANDBOX_MEMORY_MB), CPU time (VIDEO_SANDBOX_CPU_SECONDS, so a file that makes a decoder
 loop ends), no core files and no file it may create or grow. A crash, a limit hit or a hang of
 the child fails that one upload or job with a clear reason; the service goes on.
@@ -57,6 +57,8 @@ _MAX_HEADER_BYTES = 64 * 1024
 _REFUSALS: Mapping[str, type[DomainError]] = {
     error.code: error for error in (InvalidArgument, PayloadTooLarge, UnsupportedMediaType)
 }
+# How long a child that stopped answering has to exit before it is killed.
+_EXIT_WAIT_S = 5.0
 # Only what a Python interpreter needs to start: no secret of the service's environment.
 _PASSED_ENVIRONMENT = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ")
 
@@ -121,7 +123,14 @@ def _read_header(stream: IO[bytes]) -> dict[str, Any] | None:
 
 
 def _how_it_ended(child: "subprocess.Popen[bytes]") -> str:
-    code = child.wait()
+    """Why the child stopped answering, once it has exited; one that is still running (it
+    said something that is not a message, or closed its output and hung) is stopped."""
+    try:
+        code = child.wait(timeout=_EXIT_WAIT_S)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+        return "the decoder stopped answering and was stopped"
     if code == -signal.SIGXCPU:
         return "the decoder used up its CPU time (VIDEO_SANDBOX_CPU_SECONDS)"
     if code < 0:
