@@ -291,13 +291,18 @@ async def test_an_api_key_cannot_manage_the_account_even_here_behind_the_gateway
     assert [key.id for key in keys.keys if not key.HasField("revoked_at")] == [own_key.key.id]
 
 
-async def test_an_api_key_needs_a_name(auth, accounts, rejected):
+async def test_an_api_key_needs_a_name_a_person_can_read(auth, accounts, rejected):
+    """Read back in lists, mails and logs, a key's name follows the account name's rules here
+    too, not only in the gateway: internal callers reach auth-service directly."""
     account = await accounts.create()
 
-    await rejected(
-        grpc.StatusCode.INVALID_ARGUMENT,
-        auth.CreateApiKey(auth_pb2.CreateApiKeyRequest(name="  "), metadata=account.metadata),
-    )
+    for name in ("  ", "x" * 101, "ci\x00key", "ci\nkey", "\u202eyek-ic"):
+        await rejected(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            auth.CreateApiKey(auth_pb2.CreateApiKeyRequest(name=name), metadata=account.metadata),
+        )
+    keys = await auth.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=account.metadata)
+    assert list(keys.keys) == []
 
 
 async def test_api_key_management_needs_an_authenticated_caller(auth, rejected):

@@ -24,12 +24,11 @@ from auth_service import outbox
 from auth_service.api_keys.models import ApiKey
 from auth_service.database import utcnow
 from auth_service.users.models import User
-from auth_service.users.schemas import Caller
+from auth_service.users.schemas import Caller, normalise_name
 from objectvision_common.api_keys import MAX_LIFETIME_DAYS, requested_scopes
 from objectvision_common.errors import InvalidArgument, NotFound, Unauthenticated
 
 KEY_SCHEME = "ov"
-MAX_NAME_LENGTH = 100
 INVALID_API_KEY = "the API key is invalid or revoked"
 # Said only to whoever holds the whole key (it was found by its hash), so it tells them
 # nothing they could not know; it tells a script's owner to make a new key rather than
@@ -71,11 +70,7 @@ async def create(
 ) -> tuple[ApiKey, str]:
     """A new key and its secret; the secret is returned here and never again. No `scopes`
     means every scope; no `expires_in_days`, a key that lasts until it is revoked."""
-    name = name.strip()
-    if not name:
-        raise InvalidArgument("name is required")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidArgument(f"name must be at most {MAX_NAME_LENGTH} characters")
+    name = normalise_name(name)
     granted = requested_scopes(scopes)
     created_at = utcnow()
     expires_at = _expiry(created_at, expires_in_days)
