@@ -23,7 +23,7 @@ STUBS_DIR := common/src
 
 .PHONY: help install proto model triton-env run test test-slow lint format bench clean \
 	k8s-validate compose-validate bench-quick torch-env test-torch gpu-kit gpu-dry-run rules-check \
-	monitoring-rules screenshots trace-screenshots dashboard-screenshot typecheck
+	monitoring-rules screenshots trace-screenshots dashboard-screenshot counting-frame typecheck
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -92,6 +92,9 @@ screenshots: install ## Retake docs/console*.png with headless Chromium from the
 
 trace-screenshots: install triton-env model ## Retake docs/trace-*.png (a detect and a batch-job trace in the Jaeger UI, from a traced system of its own); needs a jaeger-ui build at JAEGER_UI_DIR (see tools/trace_screenshots.py)
 	$(BIN)/python tools/trace_screenshots.py --jaeger-ui "$(JAEGER_UI_DIR)"
+
+counting-frame: install triton-env model ## Retake docs/video-counting.png (a frame of a real video job's annotated video, with track ids and a counting line; a system of its own)
+	$(BIN)/python tools/counting_frame.py
 
 dashboard-screenshot: install triton-env model rules-check ## Retake docs/dashboard.png (the Perses dashboard over a loaded system of its own; npm builds tools/dashboard_viewer)
 	npm ci --prefix tools/dashboard_viewer --no-audit --no-fund
