@@ -18,8 +18,9 @@ and the owner gets one "someone tried to sign up" email, a third within the hour
 email change to a taken address is answered 200 and its owner gets one notice.
 
 1, 2, 5 and these run on the suite's shared stack (tests/conftest.py). 3 and 4 run on a stack of
-their own (`isolated_stack`): 3 stops and restarts its Redis, which must not disturb the
-other suites, and 4 needs retries in fractions of a second instead of the default backoff
+their own (`isolated_stack`), in the slow tier (`make test-slow`) with the other injected
+faults: 3 stops and restarts its Redis, which must not disturb the other suites, and 4 needs
+retries in fractions of a second instead of the default backoff
 (DELIVERY_BACKOFF_BASE_SECONDS=30). It shares only Triton with the rest of the suite.
 
 Every test signs up its own users (uuid emails, own X-Forwarded-For, as test_auth_api.py
@@ -508,6 +509,7 @@ def _webhook_deliveries(stack: Stack, target: str) -> list[notification_pb2.Deli
     return [delivery for delivery in listed.deliveries if delivery.target == target]
 
 
+@pytest.mark.slow  # a stack of its own with faults injected: make test-slow
 async def test_a_sign_up_while_redis_is_down_still_gets_its_welcome_email_once(
     isolated_stack: Stack, isolated_client: httpx.AsyncClient
 ) -> None:
@@ -541,6 +543,7 @@ async def test_a_sign_up_while_redis_is_down_still_gets_its_welcome_email_once(
     await logged_in(isolated_client, address, read_back=True)
 
 
+@pytest.mark.slow  # a stack of its own with faults injected: make test-slow
 async def test_a_webhook_that_fails_twice_gets_three_attempts_and_one_success(
     isolated_stack: Stack, isolated_client: httpx.AsyncClient, hook_receiver: Any
 ) -> None:
