@@ -13,8 +13,10 @@ import grpc
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from google.protobuf import json_format
 
 from detection_service.jobs.models import PROCESSING, jobs
+from detection_service.outbox import OUTBOX
 from detection_service.pipeline.types import DetectedObject
 from detection_service.tracking.lines import (
     CountingLine,
@@ -24,7 +26,7 @@ from detection_service.tracking.lines import (
     checked_lines,
 )
 from detection_service.video.models import video_frames
-from objectvision.v1 import common_pb2, detection_pb2
+from objectvision.v1 import common_pb2, detection_pb2, notification_pb2
 from objectvision_common.errors import InvalidArgument
 from objectvision_devstack.videos import panned, write_video
 
@@ -296,6 +298,16 @@ async def test_a_counting_video_job_stores_each_frames_crossings_and_sums_them(
         for line, name, _ in summed
     }
     assert job.video.line_counts[0].line == "up", "in the order the lines were given"
+    # The final event says the same, for the webhook, the WebSocket and the report email.
+    async with detection.service.engine.connect() as conn:
+        payload = await conn.scalar(
+            sa.select(OUTBOX.c.payload).where(
+                OUTBOX.c.event_type == "job.completed",
+                OUTBOX.c.payload["jobFinished"]["jobId"].astext == submitted.id,
+            )
+        )
+    finished = json_format.ParseDict(payload["jobFinished"], notification_pb2.JobFinished())
+    assert list(finished.line_counts) == list(job.video.line_counts)
 
 
 async def test_a_video_job_whose_line_leaves_the_picture_is_refused_and_keeps_nothing(

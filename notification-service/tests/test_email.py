@@ -12,6 +12,7 @@ from notification_service.links import ConsoleLinks
 from notification_service.mail.headers import UnsafeHeaderError, safe_header_value
 from notification_service.mail.render import EmailRenderer
 from notification_service.mail.transports import BrevoTransport, OutgoingEmail
+from objectvision.v1 import detection_pb2, notification_pb2
 
 
 async def rows_for(service, event_id: str):
@@ -138,6 +139,43 @@ async def test_a_finished_job_sends_a_report_with_counts_per_class(
     assert "https://objectvision.test/#/settings" in text
     assert 'href="https://objectvision.test/#/settings"' in html
     assert '<td style="padding: 2px 12px 2px 0;">dog</td>' in html
+
+
+def test_a_counting_video_jobs_report_lists_its_line_crossings():
+    """ADR 0039: the report of a video job with counting lines says what crossed each."""
+    renderer = EmailRenderer(links=ConsoleLinks("https://x.test"))
+    finished = notification_pb2.JobFinished(
+        job_id=str(uuid.uuid4()),
+        status="completed",
+        total=8,
+        processed=8,
+        kind="video",
+        class_counts={"bus": 8},
+        line_counts=[
+            detection_pb2.LineCount(
+                line="gate", class_id=5, class_name="bus", crossed_in=1, crossed_out=0
+            ),
+            detection_pb2.LineCount(
+                line="gate", class_id=0, class_name="person", crossed_in=2, crossed_out=3
+            ),
+        ],
+    )
+
+    email = renderer.job_report(to_addr="a@x.test", name="A", finished=finished)
+
+    text = email.text.replace("\r\n", "\n")
+    assert (
+        "Crossings of the counting lines (in / out):\n  gate, bus: 1 / 0\n  gate, person: 2 / 3"
+        in text
+    )
+    assert (
+        '<caption style="text-align: left;">Crossings of the counting lines</caption>' in email.html
+    )
+    assert '<td style="text-align: right; padding: 2px 12px 2px 0;">2</td>' in email.html
+    without = renderer.job_report(
+        to_addr="a@x.test", name="A", finished=notification_pb2.JobFinished(status="completed")
+    )
+    assert "counting lines" not in without.text and "counting lines" not in without.html
 
 
 async def test_a_failed_job_report_says_why(

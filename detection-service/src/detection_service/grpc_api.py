@@ -28,17 +28,16 @@ from detection_service.jobs import service as jobs
 from detection_service.jobs.queue import JobQueue
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import Timings
-from detection_service.realtime.servicer import (
-    RealtimeServicer,
+from detection_service.realtime.servicer import RealtimeServicer, objects_reply
+from detection_service.retention import service as retention
+from detection_service.retention.service import MAX_RETENTION_DAYS
+from detection_service.tracking.lines import checked_lines
+from detection_service.tracking.messages import (
     counting_lines,
     counting_lines_reply,
     crossings_reply,
     line_counts_reply,
-    objects_reply,
 )
-from detection_service.retention import service as retention
-from detection_service.retention.service import MAX_RETENTION_DAYS
-from detection_service.tracking.lines import checked_lines
 from detection_service.tracking.tracker import TrackingSettings
 from detection_service.usage.meter import Standing, UsageMeter
 from detection_service.usage.service import DayOfUsage

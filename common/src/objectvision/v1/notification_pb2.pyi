@@ -3,6 +3,7 @@ import datetime
 from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from objectvision.v1 import common_pb2 as _common_pb2
+from objectvision.v1 import detection_pb2 as _detection_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -153,7 +154,7 @@ class JobProgress(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
 
 class JobFinished(_message.Message):
-    __slots__ = ("job_id", "status", "total", "processed", "failed", "class_counts", "error", "kind")
+    __slots__ = ("job_id", "status", "total", "processed", "failed", "class_counts", "error", "kind", "line_counts")
     class ClassCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -169,6 +170,7 @@ class JobFinished(_message.Message):
     CLASS_COUNTS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
+    LINE_COUNTS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     status: str
     total: int
@@ -177,7 +179,8 @@ class JobFinished(_message.Message):
     class_counts: _containers.ScalarMap[str, int]
     error: str
     kind: str
-    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., class_counts: _Optional[_Mapping[str, int]] = ..., error: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
+    line_counts: _containers.RepeatedCompositeFieldContainer[_detection_pb2.LineCount]
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., class_counts: _Optional[_Mapping[str, int]] = ..., error: _Optional[str] = ..., kind: _Optional[str] = ..., line_counts: _Optional[_Iterable[_Union[_detection_pb2.LineCount, _Mapping]]] = ...) -> None: ...
 
 class Webhook(_message.Message):
     __slots__ = ("id", "url", "events", "created_at", "api_key_id", "previous_secret_expires_at")

@@ -23,14 +23,12 @@ from detection_service.pipeline.catalog import ServedModel
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import DetectedObject, DetectionOptions, DetectionResult
 from detection_service.tracking.lines import (
-    CountingLine,
-    CrossingDirection,
-    LineCount,
     LineCounter,
     LineCrossing,
     checked_lines,
     track_and_count,
 )
+from detection_service.tracking.messages import counting_lines, crossings_reply
 from detection_service.tracking.tracker import ObjectTracker, TrackingSettings
 from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
 from objectvision_common.errors import DomainError, FailedPrecondition, InvalidArgument, Unavailable
@@ -77,60 +75,6 @@ def objects_reply(objects: Sequence[DetectedObject]) -> list[detection_pb2.Detec
             track_id=obj.track_id,
         )
         for obj in objects
-    ]
-
-
-_DIRECTIONS = {
-    CrossingDirection.IN: detection_pb2.CROSSING_DIRECTION_IN,
-    CrossingDirection.OUT: detection_pb2.CROSSING_DIRECTION_OUT,
-}
-
-
-def counting_lines(messages: Iterable[detection_pb2.CountingLine]) -> list[CountingLine]:
-    return [
-        CountingLine(
-            name=message.name,
-            start=(message.start.x, message.start.y),
-            end=(message.end.x, message.end.y),
-        )
-        for message in messages
-    ]
-
-
-def counting_lines_reply(lines: Iterable[CountingLine]) -> list[detection_pb2.CountingLine]:
-    return [
-        detection_pb2.CountingLine(
-            name=line.name,
-            start=detection_pb2.Point(x=line.start[0], y=line.start[1]),
-            end=detection_pb2.Point(x=line.end[0], y=line.end[1]),
-        )
-        for line in lines
-    ]
-
-
-def crossings_reply(crossings: Iterable[LineCrossing]) -> list[detection_pb2.LineCrossing]:
-    return [
-        detection_pb2.LineCrossing(
-            line=crossing.line,
-            track_id=crossing.track_id,
-            class_id=crossing.class_id,
-            class_name=crossing.class_name,
-            direction=_DIRECTIONS[crossing.direction],
-        )
-        for crossing in crossings
-    ]
-
-
-def line_counts_reply(counts: Iterable[LineCount]) -> list[detection_pb2.LineCount]:
-    return [
-        detection_pb2.LineCount(
-            line=count.line,
-            class_id=count.class_id,
-            class_name=count.class_name,
-            crossed_in=count.crossed_in,
-            crossed_out=count.crossed_out,
-        )
-        for count in counts
     ]
 
 

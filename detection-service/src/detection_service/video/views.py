@@ -59,6 +59,17 @@ async def video_views(
     return {row.job_id: _view(row, totals[row.job_id], counts.get(row.job_id, [])) for row in rows}
 
 
+async def job_line_counts(*, session: AsyncSession, job_id: uuid.UUID) -> list[LineCount]:
+    """What crossed the job's counting lines over its committed frames; none for a job that
+    counts nothing (or is not a video job)."""
+    row = (
+        await session.execute(sa.select(video_jobs).where(video_jobs.c.job_id == job_id))
+    ).first()
+    if row is None or not row.counting_lines:
+        return []
+    return (await _line_counts(session, [row])).get(job_id, [])
+
+
 async def _line_counts(
     session: AsyncSession, videos: list[sa.Row[Any]]
 ) -> dict[uuid.UUID, list[LineCount]]:

@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 import jwt
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from google.protobuf import json_format
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocketState
 
@@ -92,6 +93,14 @@ def event_message(event: notification_pb2.Event) -> dict[str, Any]:
             status=finished.status,
             **_job_counts(finished),
             class_counts=dict(finished.class_counts),
+            line_counts=[
+                json_format.MessageToDict(
+                    count,
+                    preserving_proto_field_name=True,
+                    always_print_fields_with_no_presence=True,
+                )
+                for count in finished.line_counts
+            ],
             error=finished.error or None,
         )
     return message

@@ -1,0 +1,34 @@
+"""What a job's WebSocket sends for each event (gateway.routers.jobs_ws.event_message)."""
+
+from gateway.routers.jobs_ws import event_message
+from objectvision.v1 import detection_pb2, notification_pb2
+
+
+def _finished(**fields: object) -> notification_pb2.Event:
+    return notification_pb2.Event(
+        id="event-1",
+        type="job.completed",
+        job_finished=notification_pb2.JobFinished(
+            job_id="job-1", status="completed", total=8, processed=8, **fields
+        ),
+    )
+
+
+def test_a_counting_video_jobs_final_message_carries_its_line_counts():
+    count = detection_pb2.LineCount(
+        line="gate", class_id=5, class_name="bus", crossed_in=1, crossed_out=0
+    )
+    message = event_message(_finished(kind="video", class_counts={"bus": 8}, line_counts=[count]))
+
+    assert message["line_counts"] == [
+        {"line": "gate", "class_id": 5, "class_name": "bus", "crossed_in": 1, "crossed_out": 0}
+    ]
+    assert (message["status"], message["processed"], message["class_counts"]) == (
+        "completed",
+        8,
+        {"bus": 8},
+    )
+
+
+def test_a_job_that_counts_nothing_has_no_line_counts():
+    assert event_message(_finished(class_counts={"dog": 2}))["line_counts"] == []
