@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from detection_service.config import SandboxLimits
 from detection_service.video.probe import Sampling, VideoContainer, VideoLimits
 from detection_service.video.sandbox import (
     SandboxedFrameReader,
     VideoDecodeError,
     probe_in_sandbox,
 )
+from detection_service.video.sandbox_limits import SandboxLimits
 from objectvision.v1 import detection_pb2
 from objectvision_common.errors import InvalidArgument, UnsupportedMediaType
 from objectvision_devstack.videos import make_video

@@ -1,7 +1,6 @@
 """Every variable the detection service reads, named once (see .env.example)."""
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
@@ -9,6 +8,7 @@ from pydantic import Field, model_validator
 
 from detection_service.pipeline.lanes import MAX_BACKGROUND_SHARE
 from detection_service.tracking.tracker import TrackingSettings
+from detection_service.video.sandbox_limits import SandboxLimits
 from objectvision_common.limits import MAX_DETECTIONS_LIMIT
 from objectvision_common.settings import EventsConsumerSettings, GrpcServiceSettings
 
@@ -124,15 +124,6 @@ class InferenceSettings(GrpcServiceSettings):
             activation_confidence=self.track_activation_confidence,
             lost_seconds=self.track_lost_seconds,
         )
-
-
-@dataclass(frozen=True)
-class SandboxLimits:
-    """What the child process that reads one uploaded video may use (ADR 0040): bytes of
-    address space and seconds of CPU."""
-
-    memory_bytes: int
-    cpu_seconds: int
 
 
 class DetectionSettings(InferenceSettings, EventsConsumerSettings):

@@ -15,7 +15,6 @@ from google.protobuf.empty_pb2 import Empty
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from detection_service.config import SandboxLimits
 from detection_service.exports import formats as export_formats
 from detection_service.exports import service as exports
 from detection_service.history import service as history
@@ -44,6 +43,7 @@ from detection_service.usage.service import DayOfUsage
 from detection_service.video import intake as video_intake
 from detection_service.video import service as video_jobs
 from detection_service.video.probe import VideoLimits, sampling_from
+from detection_service.video.sandbox_limits import SandboxLimits
 from detection_service.video.views import VideoView
 from detection_service.video.worker import ANNOTATED_CONTENT_TYPE
 from objectvision.v1 import detection_pb2

@@ -33,7 +33,6 @@ from typing import IO, Any
 import av.error
 import numpy as np
 
-from detection_service.config import SandboxLimits
 from detection_service.video.decoding import DecodedFrame, FrameReader
 from detection_service.video.probe import (
     Sampling,
@@ -42,6 +41,7 @@ from detection_service.video.probe import (
     VideoProbe,
     probe,
 )
+from detection_service.video.sandbox_limits import SandboxLimits
 from objectvision_common.errors import (
     DomainError,
     InvalidArgument,

@@ -36,7 +36,6 @@ import av.error
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from detection_service.config import SandboxLimits
 from detection_service.images.storage import ObjectNotFoundError, ObjectStorage
 from detection_service.jobs.models import KIND_VIDEO
 from detection_service.metrics import DetectionMetrics
@@ -51,6 +50,7 @@ from detection_service.video.sandbox import (
     SandboxedFrameReader,
     VideoDecodeError,
 )
+from detection_service.video.sandbox_limits import SandboxLimits
 from objectvision_common.errors import DomainError
 from objectvision_common.tracing import tracer
 
