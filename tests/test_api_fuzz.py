@@ -87,7 +87,7 @@ PUBLIC_OPERATIONS = frozenset(
         ("POST", VERIFY_EMAIL),
     }
 )
-FAST_EXAMPLES = 15
+FAST_EXAMPLES = 10
 FULL_EXAMPLES = 200
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 CHECKS = (

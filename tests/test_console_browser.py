@@ -951,6 +951,7 @@ async def test_the_detect_view_picks_a_model_from_the_list(page: Page) -> None:
     await expect(page.get_by_test_id("box")).to_have_count(5, timeout=SLOW_MS)
 
 
+@pytest.mark.slow  # a system of its own for this one test: make test-slow
 async def test_a_repeated_upload_says_it_came_from_the_result_cache(
     browser: Browser, cached_stack: Stack, unique_bus_jpg: bytes, tmp_path: Path
 ) -> None:
@@ -1333,6 +1334,7 @@ async def test_the_jobs_page_lists_a_finished_batch_job_and_filters_by_status(
     assert elsewhere == []
 
 
+@pytest.mark.slow  # a system of its own for this one test: make test-slow
 async def test_a_pending_job_is_cancelled_from_its_page_or_from_elsewhere(
     queued_page: Page, queued_stack: Stack, tmp_path: Path
 ) -> None:

@@ -36,6 +36,9 @@ HISTORY = "/api/v1/detect/history"
 SUBJECT = "Confirm your ObjectVision email address"
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 ARRIVES_WITHIN_SECONDS = 45.0
+# A system of its own with REQUIRE_VERIFIED_EMAIL on (its start is most of the time these
+# tests take): make test-slow. The rule itself is tested in each service's own suite.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
