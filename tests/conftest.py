@@ -1,7 +1,9 @@
 """The whole system, started once for the end-to-end suite, on free ports."""
 
+import asyncio
 import json
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from objectvision_common.db import sync_url
+from objectvision_devstack.api_users import Account
 from objectvision_devstack.mail import Mailbox
 from objectvision_devstack.processes import free_port
 from objectvision_devstack.pytest_plugin import Infrastructure, served_model_path
@@ -23,6 +26,8 @@ from objectvision_devstack.stack import Stack, StackConfig
 from objectvision_devstack.triton import LocalTriton
 
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
+# How long a test waits for a job of a few frames to finish through the whole stack.
+JOB_WITHIN_SECONDS = 120.0
 
 
 def _own_database(server_url: str, name: str) -> str:
@@ -94,6 +99,51 @@ def stack(
 async def gateway_client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30.0) as client:
         yield client
+
+
+async def finished_video_job(
+    client: httpx.AsyncClient,
+    account: Account,
+    video: bytes,
+    *,
+    frames: int,
+    track: bool = False,
+    lines: list[dict[str, Any]] | None = None,
+    within_seconds: float = JOB_WITHIN_SECONDS,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Submit `video` as bus.mp4 sampled at every frame, `track`ed or not and counting `lines`
+    if given; poll its job every 0.25 s until it completes with all `frames` processed (the
+    test fails if it fails or is still running after `within_seconds`). The finished job and
+    its frames, checked to be all of them in order."""
+    form = {"every": "1"}
+    if track:
+        form["track"] = "true"
+    if lines is not None:
+        form["lines"] = json.dumps(lines)
+    submitted = await client.post(
+        "/api/v1/detect/video",
+        files={"file": ("bus.mp4", video, "video/mp4")},
+        data=form,
+        headers=account.headers,
+        timeout=120,
+    )
+    assert submitted.status_code == 202, submitted.text
+    job_url = f"/api/v1/detect/jobs/{submitted.json()['job_id']}"
+    deadline = time.monotonic() + within_seconds
+    while True:
+        response = await client.get(job_url, headers=account.headers)
+        assert response.status_code == 200, response.text
+        job = response.json()
+        if job["status"] in ("completed", "failed"):
+            break
+        assert time.monotonic() < deadline, f"job still {job['status']}: {job}"
+        await asyncio.sleep(0.25)
+    assert (job["status"], job["processed"]) == ("completed", frames), job
+    listed = await client.get(f"{job_url}/frames", headers=account.headers)
+    assert listed.status_code == 200, listed.text
+    found = listed.json()["frames"]
+    assert [frame["frame_index"] for frame in found] == list(range(frames))
+    return job, found
 
 
 @pytest.fixture(scope="session")

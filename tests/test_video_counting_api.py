@@ -15,9 +15,7 @@ The tests that need the stack are slow (the main suite is near its time budget);
 usage errors need no server and run in the main suite.
 """
 
-import asyncio
 import json
-import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -35,6 +33,8 @@ from objectvision_devstack.stack import Stack
 from objectvision_devstack.triton import REPOSITORY_ROOT
 from objectvision_devstack.videos import panned, write_video
 
+from .conftest import JOB_WITHIN_SECONDS, finished_video_job
+
 BUS = REPOSITORY_ROOT.parent / "shared" / "images" / "bus.jpg"
 IMAGE = "/api/v1/detect/image"
 VIDEO = "/api/v1/detect/video"
@@ -42,7 +42,6 @@ JOBS = "/api/v1/detect/jobs"
 FRAMES = 8
 STEP = 6
 WIDTH, HEIGHT = 640, 480
-JOB_WITHIN_SECONDS = 120.0
 
 
 @pytest.fixture(scope="module")
@@ -90,37 +89,6 @@ async def _account(client: httpx.AsyncClient) -> Account:
     return await signed_in(client, prefix="counting", name="Counting User")
 
 
-async def _finished_job(
-    client: httpx.AsyncClient, account: Account, video: bytes, lines: list[dict[str, Any]]
-) -> tuple[dict, list[dict]]:
-    """Submit the video tracked, sampled at every frame, with `lines`; wait for the job to
-    complete; the finished job and all its frames."""
-    submitted = await client.post(
-        VIDEO,
-        files={"file": ("bus.mp4", video, "video/mp4")},
-        data={"every": "1", "track": "true", "lines": json.dumps(lines)},
-        headers=account.headers,
-        timeout=120,
-    )
-    assert submitted.status_code == 202, submitted.text
-    job_id = submitted.json()["job_id"]
-    deadline = time.monotonic() + JOB_WITHIN_SECONDS
-    while True:
-        response = await client.get(f"{JOBS}/{job_id}", headers=account.headers)
-        assert response.status_code == 200, response.text
-        job = response.json()
-        if job["status"] in ("completed", "failed"):
-            break
-        assert time.monotonic() < deadline, f"job still {job['status']}: {job}"
-        await asyncio.sleep(0.25)
-    assert (job["status"], job["processed"]) == ("completed", FRAMES), job
-    listed = await client.get(f"{JOBS}/{job_id}/frames", headers=account.headers)
-    assert listed.status_code == 200, listed.text
-    frames = listed.json()["frames"]
-    assert [frame["frame_index"] for frame in frames] == list(range(FRAMES))
-    return job, frames
-
-
 def _tallied(crossings: list[dict]) -> Counter[tuple[str, int, str, str]]:
     return Counter(
         (crossing["line"], crossing["class_id"], crossing["class_name"], crossing["direction"])
@@ -144,7 +112,9 @@ async def test_the_bus_crossing_a_line_is_counted_in_its_frame_and_in_the_jobs_c
     account = await _account(gateway_client)
     lines = _gate_lines(bus_passes_x)
 
-    job, frames = await _finished_job(gateway_client, account, panned_bus, lines)
+    job, frames = await finished_video_job(
+        gateway_client, account, panned_bus, frames=FRAMES, track=True, lines=lines
+    )
 
     video = job["video"]
     assert video["tracked"] is True

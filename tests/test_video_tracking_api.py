@@ -8,12 +8,9 @@ pixels a frame (objectvision_devstack.videos.panned), so the bus moves as in a c
 it is sampled at every frame, as tracking wants. Each test signs up its own user.
 """
 
-import asyncio
 import re
-import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -25,11 +22,10 @@ from objectvision_devstack.stack import Stack
 from objectvision_devstack.triton import REPOSITORY_ROOT
 from objectvision_devstack.videos import panned, write_video
 
+from .conftest import JOB_WITHIN_SECONDS, finished_video_job
+
 BUS = REPOSITORY_ROOT.parent / "shared" / "images" / "bus.jpg"
-VIDEO = "/api/v1/detect/video"
-JOBS = "/api/v1/detect/jobs"
 FRAMES = 8
-JOB_WITHIN_SECONDS = 120.0
 
 
 @pytest.fixture(scope="module")
@@ -43,37 +39,6 @@ async def _account(client: httpx.AsyncClient) -> Account:
     return await signed_in(client, prefix="tracking", name="Tracking User")
 
 
-async def _frames_of_finished_job(
-    client: httpx.AsyncClient, account: Account, video: bytes, **params: Any
-) -> tuple[dict, list[dict]]:
-    """Submit the video with `params` (sampling every frame), wait for the job to complete;
-    the finished job and its frames."""
-    submitted = await client.post(
-        VIDEO,
-        files={"file": ("bus.mp4", video, "video/mp4")},
-        data={"every": "1", **{key: str(value) for key, value in params.items()}},
-        headers=account.headers,
-        timeout=120,
-    )
-    assert submitted.status_code == 202, submitted.text
-    job_id = submitted.json()["job_id"]
-    deadline = time.monotonic() + JOB_WITHIN_SECONDS
-    while True:
-        response = await client.get(f"{JOBS}/{job_id}", headers=account.headers)
-        assert response.status_code == 200, response.text
-        job = response.json()
-        if job["status"] in ("completed", "failed"):
-            break
-        assert time.monotonic() < deadline, f"job still {job['status']}: {job}"
-        await asyncio.sleep(0.25)
-    assert (job["status"], job["total"], job["processed"]) == ("completed", FRAMES, FRAMES), job
-    listed = await client.get(f"{JOBS}/{job_id}/frames", headers=account.headers)
-    assert listed.status_code == 200, listed.text
-    frames = listed.json()["frames"]
-    assert [frame["frame_index"] for frame in frames] == list(range(FRAMES))
-    return job, frames
-
-
 def _buses(frame: dict) -> list[dict]:
     return [found for found in frame["detections"] if found["class"] == "bus"]
 
@@ -83,7 +48,10 @@ async def test_a_tracked_video_gives_the_bus_one_track_id_from_its_second_frame_
 ) -> None:
     account = await _account(gateway_client)
 
-    job, frames = await _frames_of_finished_job(gateway_client, account, panned_bus, track="true")
+    job, frames = await finished_video_job(
+        gateway_client, account, panned_bus, frames=FRAMES, track=True
+    )
+    assert job["total"] == FRAMES, job
 
     assert job["video"]["tracked"] is True
     first, *later = frames
@@ -106,7 +74,8 @@ async def test_without_track_no_object_has_a_track_id(
 ) -> None:
     account = await _account(gateway_client)
 
-    job, frames = await _frames_of_finished_job(gateway_client, account, panned_bus)
+    job, frames = await finished_video_job(gateway_client, account, panned_bus, frames=FRAMES)
+    assert job["total"] == FRAMES, job
 
     assert job["video"]["tracked"] is False
     assert all(_buses(frame) for frame in frames)

@@ -5,6 +5,7 @@ PostgreSQL, Redis (`infrastructure`) and Triton serving the prepared model on th
 works as a fresh user, so tests share the database without seeing each other's rows.
 """
 
+import asyncio
 import contextlib
 import os
 import struct
@@ -13,7 +14,7 @@ import sys
 import time
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from detection_service.history.models import detections
 from detection_service.images.models import images
 from detection_service.jobs.models import jobs
 from detection_service.server import DetectionService, runner
-from objectvision.v1 import common_pb2, detection_pb2_grpc
+from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
 from objectvision_common.identity import principal_metadata
 from objectvision_common.runner import ServiceApp, service_app
 from objectvision_devstack.processes import free_port
@@ -123,6 +124,48 @@ async def start_harness(settings: DetectionSettings) -> Harness:
         f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
     )
     return Harness(service, app, channel, detection_pb2_grpc.DetectionServiceStub(channel))
+
+
+async def submit_video_job(
+    harness: Harness,
+    user: str,
+    data: bytes,
+    *,
+    track: bool,
+    lines: Sequence[detection_pb2.CountingLine] = (),
+) -> detection_pb2.Job:
+    """Upload `data` as pan.mp4 in one chunk, sampled at every frame (as tracking wants),
+    `track`ed or not and counting `lines` if any: the submitted job, or the refusal raised."""
+
+    async def messages() -> AsyncIterator[detection_pb2.VideoUpload]:
+        yield detection_pb2.VideoUpload(
+            header=detection_pb2.VideoUploadHeader(
+                filename="pan.mp4",
+                sampling=detection_pb2.VideoSampling(every=1),
+                size_bytes=len(data),
+                track=track,
+                lines=lines,
+            )
+        )
+        yield detection_pb2.VideoUpload(chunk=data)
+
+    return await harness.stub.SubmitVideoJob(
+        messages(), metadata=harness.metadata(user), timeout=60
+    )
+
+
+async def finished_job(harness: Harness, user: str, job_id: str) -> detection_pb2.Job:
+    """The job once it has completed or failed, polled every 0.1 s; fails the test if it is
+    still running after 120 s."""
+    deadline = time.monotonic() + 120
+    while True:
+        job = await harness.stub.GetJob(
+            detection_pb2.GetJobRequest(job_id=job_id), metadata=harness.metadata(user), timeout=30
+        )
+        if job.status in (detection_pb2.JOB_STATUS_COMPLETED, detection_pb2.JOB_STATUS_FAILED):
+            return job
+        assert time.monotonic() < deadline, job
+        await asyncio.sleep(0.1)
 
 
 @pytest.fixture(scope="session")

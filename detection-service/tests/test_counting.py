@@ -2,8 +2,6 @@
 stream or video job may ask for, and counting in a DetectStream and a video job against the
 real Triton and PostgreSQL of the suite."""
 
-import asyncio
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -30,12 +28,11 @@ from objectvision.v1 import common_pb2, detection_pb2, notification_pb2
 from objectvision_common.errors import InvalidArgument
 from objectvision_devstack.videos import panned, write_video
 
-from .conftest import IMAGES
+from .conftest import IMAGES, finished_job, submit_video_job
 
 FRAMES = 8
 STEP_PX = 6
 IN, OUT = CrossingDirection.IN, CrossingDirection.OUT
-DONE = {detection_pb2.JOB_STATUS_COMPLETED, detection_pb2.JOB_STATUS_FAILED}
 
 # A horizontal line across a 640x480 picture, drawn left to right: its left-hand side (seen
 # from its start) is the top of the picture.
@@ -236,44 +233,14 @@ def panned_video(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return write_video(path, panned(IMAGES / "bus.jpg", FRAMES, step=STEP_PX), fps=10).read_bytes()
 
 
-async def _submit_video(harness, user, data: bytes, *, lines) -> detection_pb2.Job:
-    async def messages() -> AsyncIterator[detection_pb2.VideoUpload]:
-        yield detection_pb2.VideoUpload(
-            header=detection_pb2.VideoUploadHeader(
-                filename="pan.mp4",
-                sampling=detection_pb2.VideoSampling(every=1),
-                size_bytes=len(data),
-                track=True,
-                lines=lines,
-            )
-        )
-        yield detection_pb2.VideoUpload(chunk=data)
-
-    return await harness.stub.SubmitVideoJob(
-        messages(), metadata=harness.metadata(user), timeout=60
-    )
-
-
-async def _finished(harness, user, job_id: str) -> detection_pb2.Job:
-    deadline = time.monotonic() + 120
-    while True:
-        job = await harness.stub.GetJob(
-            detection_pb2.GetJobRequest(job_id=job_id), metadata=harness.metadata(user), timeout=30
-        )
-        if job.status in DONE:
-            return job
-        assert time.monotonic() < deadline, job
-        await asyncio.sleep(0.1)
-
-
 async def test_a_counting_video_job_stores_each_frames_crossings_and_sums_them(
     detection, user, panned_video
 ):
     x = await _bus_crossing_x(detection, user)
     lines = _vertical_lines(x)[::-1]
-    submitted = await _submit_video(detection, user, panned_video, lines=lines)
+    submitted = await submit_video_job(detection, user, panned_video, track=True, lines=lines)
     assert list(submitted.video.lines) == lines
-    job = await _finished(detection, user, submitted.id)
+    job = await finished_job(detection, user, submitted.id)
     assert job.status == detection_pb2.JOB_STATUS_COMPLETED, job
     listed = await detection.stub.ListVideoFrames(
         detection_pb2.ListVideoFramesRequest(job_id=submitted.id, page=common_pb2.Page(limit=100)),
@@ -315,7 +282,7 @@ async def test_a_video_job_whose_line_leaves_the_picture_is_refused_and_keeps_no
 ):
     outside = [detection_pb2.CountingLine(name="far", start=_point(0, 0), end=_point(900, 10))]
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await _submit_video(detection, user, panned_video, lines=outside)
+        await submit_video_job(detection, user, panned_video, track=True, lines=outside)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "leaves the 640x480 picture" in (refused.value.details() or "")
     listed = await detection.stub.ListJobs(
@@ -339,11 +306,13 @@ async def test_a_resumed_video_job_counts_as_if_it_had_run_once(make_harness, us
     missing a crossing nor counting a committed one again."""
     harness = await make_harness(JOB_WORKERS=0)
     x = await _bus_crossing_x(harness, user)
-    submitted = await _submit_video(harness, user, panned_video, lines=_vertical_lines(x))
+    submitted = await submit_video_job(
+        harness, user, panned_video, track=True, lines=_vertical_lines(x)
+    )
     job_id = uuid.UUID(submitted.id)
     await harness.service.processor.run(job_id)
     once = await _frame_crossings(harness, user, submitted.id)
-    counted_once = (await _finished(harness, user, submitted.id)).video.line_counts
+    counted_once = (await finished_job(harness, user, submitted.id)).video.line_counts
     assert any(once), "the bus crossed during the video"
 
     # What the dead worker leaves: half the frames committed, the job still processing.
@@ -361,7 +330,7 @@ async def test_a_resumed_video_job_counts_as_if_it_had_run_once(make_harness, us
         )
     await harness.service.processor.run(job_id)
 
-    job = await _finished(harness, user, submitted.id)
+    job = await finished_job(harness, user, submitted.id)
     assert job.status == detection_pb2.JOB_STATUS_COMPLETED, job
     assert await _frame_crossings(harness, user, submitted.id) == once
     assert list(job.video.line_counts) == list(counted_once)

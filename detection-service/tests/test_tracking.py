@@ -1,8 +1,6 @@
 """Following objects from frame to frame (ADR 0038): the tracker, a tracked DetectStream and a
 tracked video job, against the real Triton and PostgreSQL of the suite."""
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,12 +12,11 @@ from detection_service.tracking.tracker import ObjectTracker, TrackingSettings
 from objectvision.v1 import common_pb2, detection_pb2
 from objectvision_devstack.videos import panned, write_video
 
-from .conftest import IMAGES
+from .conftest import IMAGES, finished_job, submit_video_job
 
 SETTINGS = TrackingSettings(activation_confidence=0.5, lost_seconds=1.0)
 FRAMES = 8
 STEP_PX = 6
-DONE = {detection_pb2.JOB_STATUS_COMPLETED, detection_pb2.JOB_STATUS_FAILED}
 
 
 def _box(x: float, *, confidence: float = 0.9, class_id: int = 0) -> DetectedObject:
@@ -154,35 +151,6 @@ def panned_video(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return write_video(path, panned(IMAGES / "bus.jpg", FRAMES, step=STEP_PX), fps=10).read_bytes()
 
 
-async def _submit_video(harness, user, data: bytes, *, track: bool) -> detection_pb2.Job:
-    async def messages() -> AsyncIterator[detection_pb2.VideoUpload]:
-        yield detection_pb2.VideoUpload(
-            header=detection_pb2.VideoUploadHeader(
-                filename="pan.mp4",
-                sampling=detection_pb2.VideoSampling(every=1),
-                size_bytes=len(data),
-                track=track,
-            )
-        )
-        yield detection_pb2.VideoUpload(chunk=data)
-
-    return await harness.stub.SubmitVideoJob(
-        messages(), metadata=harness.metadata(user), timeout=60
-    )
-
-
-async def _finished(harness, user, job_id: str) -> detection_pb2.Job:
-    deadline = time.monotonic() + 120
-    while True:
-        job = await harness.stub.GetJob(
-            detection_pb2.GetJobRequest(job_id=job_id), metadata=harness.metadata(user), timeout=30
-        )
-        if job.status in DONE:
-            return job
-        assert time.monotonic() < deadline, job
-        await asyncio.sleep(0.1)
-
-
 async def _frames(harness, user, job_id: str) -> list[detection_pb2.VideoFrame]:
     listed = await harness.stub.ListVideoFrames(
         detection_pb2.ListVideoFramesRequest(job_id=job_id, page=common_pb2.Page(limit=100)),
@@ -195,9 +163,9 @@ async def _frames(harness, user, job_id: str) -> list[detection_pb2.VideoFrame]:
 async def test_a_tracked_video_job_stores_one_id_for_the_moving_bus(
     detection, user, panned_video, tmp_path: Path
 ):
-    submitted = await _submit_video(detection, user, panned_video, track=True)
+    submitted = await submit_video_job(detection, user, panned_video, track=True)
     assert submitted.video.tracked
-    job = await _finished(detection, user, submitted.id)
+    job = await finished_job(detection, user, submitted.id)
     assert job.status == detection_pb2.JOB_STATUS_COMPLETED, job
     assert job.video.tracked
     frames = await _frames(detection, user, submitted.id)
@@ -208,9 +176,9 @@ async def test_a_tracked_video_job_stores_one_id_for_the_moving_bus(
 
 
 async def test_an_untracked_video_job_stores_no_track_ids(detection, user, panned_video):
-    submitted = await _submit_video(detection, user, panned_video, track=False)
+    submitted = await submit_video_job(detection, user, panned_video, track=False)
     assert not submitted.video.tracked
-    job = await _finished(detection, user, submitted.id)
+    job = await finished_job(detection, user, submitted.id)
     assert job.status == detection_pb2.JOB_STATUS_COMPLETED, job
     frames = await _frames(detection, user, submitted.id)
     assert not any(o.HasField("track_id") for frame in frames for o in frame.objects)
