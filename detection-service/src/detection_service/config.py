@@ -171,12 +171,19 @@ class DetectionSettings(InferenceSettings, EventsConsumerSettings):
     video_sandbox_cpu_seconds: int = Field(
         default=1800, ge=1, validation_alias="VIDEO_SANDBOX_CPU_SECONDS"
     )
+    # The child also takes away its own network, programs and files (seccomp and Landlock,
+    # ADR 0041) where the kernel offers them. Off: a missing layer is logged and exported at
+    # start and videos are read with the rest. On: the service refuses to start without both.
+    video_sandbox_require_confinement: bool = Field(
+        default=False, validation_alias="VIDEO_SANDBOX_REQUIRE_CONFINEMENT"
+    )
 
     @property
     def video_sandbox(self) -> SandboxLimits:
         return SandboxLimits(
             memory_bytes=self.video_sandbox_memory_mb * MIB,
             cpu_seconds=self.video_sandbox_cpu_seconds,
+            require_confinement=self.video_sandbox_require_confinement,
         )
 
     storage_dir: Path | None = Field(default=None, validation_alias="STORAGE_DIR")

@@ -23,6 +23,7 @@ class DetectionMetrics:
     cache_lookups: Counter
     usage_unflushed: Gauge
     retention_removed: Counter
+    video_sandbox_confined: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> "DetectionMetrics":
@@ -81,6 +82,15 @@ class DetectionMetrics:
                 "Finished jobs and detections outside jobs deleted for being older than"
                 " RETENTION_DAYS, by kind (job, detection).",
                 ["kind"],
+                registry=registry,
+            ),
+            video_sandbox_confined=Gauge(
+                "detection_video_sandbox_confined",
+                "1 where the video decoder child's confinement layer (syscall_filter: seccomp;"
+                " file_rules: Landlock) was applied and held in the check at start (ADR 0041),"
+                " 0 where this kernel left it off.",
+                ["layer"],
+                multiprocess_mode="livemin",
                 registry=registry,
             ),
             usage_unflushed=Gauge(

@@ -33,6 +33,7 @@ from detection_service.realtime.servicer import registration
 from detection_service.retention.sweeper import RetentionSweeper
 from detection_service.usage.meter import UsageMeter
 from detection_service.video.probe import VideoLimits
+from detection_service.video.sandbox import check_video_sandbox
 from detection_service.video.worker import VideoProcessor
 from objectvision_common.backlog import BacklogMonitor, outbox_probe, stream_probe
 from objectvision_common.events import EventConsumer
@@ -208,6 +209,11 @@ class DetectionService:
     async def start(self) -> None:
         """Batching and metering start before the server accepts calls; Redis being down
         only delays jobs."""
+        await check_video_sandbox(
+            self.settings.video_sandbox,
+            protected=self.settings.objects_dir,
+            confined=self.metrics.video_sandbox_confined,
+        )
         await self.pipeline.start()
         await self.usage.start()
         try:

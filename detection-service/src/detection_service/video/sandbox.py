@@ -16,23 +16,27 @@ evaluates what the child says, and checks every size against the probed frame be
 the bytes, so a child taken over can lie about frames but not reach into the service.
 """
 
+import asyncio
 import json
+import logging
 import math
 import os
 import resource
 import signal
+import socket
 import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
-from dataclasses import asdict
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import av.error
 import numpy as np
 
+from detection_service.video.confinement import Confinement, Layer, confine
 from detection_service.video.decoding import DecodedFrame, FrameReader
 from detection_service.video.probe import (
     Sampling,
@@ -49,6 +53,11 @@ from objectvision_common.errors import (
     UnsupportedMediaType,
 )
 
+if TYPE_CHECKING:
+    from prometheus_client import Gauge
+
+logger = logging.getLogger(__name__)
+
 _MODULE = "detection_service.video.sandbox"
 _LENGTH = struct.Struct(">I")
 # A header is a few numbers and a message; anything longer is not one.
@@ -61,6 +70,9 @@ _REFUSALS: Mapping[str, type[DomainError]] = {
 _EXIT_WAIT_S = 5.0
 # Only what a Python interpreter needs to start: no secret of the service's environment.
 _PASSED_ENVIRONMENT = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ")
+# The child's exit status when VIDEO_SANDBOX_REQUIRE_CONFINEMENT is on and the kernel could
+# not confine it: it has not opened the video.
+_UNCONFINED_EXIT = 78
 
 
 class VideoDecodeError(Exception):
@@ -133,6 +145,8 @@ def _how_it_ended(child: "subprocess.Popen[bytes]") -> str:
         return "the decoder stopped answering and was stopped"
     if code == -signal.SIGXCPU:
         return "the decoder used up its CPU time (VIDEO_SANDBOX_CPU_SECONDS)"
+    if code == _UNCONFINED_EXIT:
+        return "the decoder could not be confined (VIDEO_SANDBOX_REQUIRE_CONFINEMENT)"
     if code < 0:
         return f"the decoder was stopped by {signal.Signals(-code).name}"
     return f"the decoder exited with status {code}"
@@ -172,6 +186,80 @@ def probe_in_sandbox(
         except (KeyError, TypeError, ValueError):
             pass
     raise InvalidArgument(f"the {container.name} file could not be read: {ended}")
+
+
+@dataclass(frozen=True)
+class ConfinementCheck:
+    """What a child confined as a video child is found it could still do: the layers the
+    kernel applied, and the attempts (named as in `_ATTEMPTS`) that were not refused."""
+
+    confinement: Confinement
+    still_allowed: tuple[str, ...]
+
+    def holds(self, layer: Layer) -> bool:
+        """The layer was applied and refused every attempt it is there to refuse."""
+        return self.confinement.applied(layer) and not any(
+            _ATTEMPTS[name][0] is layer for name in self.still_allowed
+        )
+
+    @property
+    def sound(self) -> bool:
+        return all(self.holds(layer) for layer in Layer) and not self.still_allowed
+
+    def describe(self) -> str:
+        allowed = ", ".join(self.still_allowed) or "nothing it tried"
+        return f"{self.confinement.describe()}; still allowed: {allowed}"
+
+
+def check_confinement(limits: SandboxLimits, *, protected: Path) -> ConfinementCheck:
+    """Start a child that confines itself as every video child does, then tries what a decoder
+    taken over would: open a socket, read `protected` (the storage directory), create a file
+    beside it, start a program and a process, signal the service (blocking: call in a
+    thread). Run once at start, so that an operator sees what this kernel enforces."""
+    child = _start("check", {"path": __file__, "protected": str(protected)}, limits)
+    assert child.stdout is not None
+    with child.stdout:
+        header = _read_header(child.stdout)
+    ended = _how_it_ended(child)
+    try:
+        assert header is not None
+        found = header["confinement"]
+        return ConfinementCheck(
+            confinement=Confinement(
+                syscalls_filtered=bool(found["syscalls_filtered"]),
+                landlock_abi=int(found["landlock_abi"]),
+            ),
+            still_allowed=tuple(
+                name for name in map(str, header["still_allowed"]) if name in _ATTEMPTS
+            ),
+        )
+    except (AssertionError, KeyError, TypeError, ValueError):
+        raise RuntimeError(f"the video sandbox check did not answer: {ended}") from None
+
+
+async def check_video_sandbox(
+    limits: SandboxLimits, *, protected: Path, confined: "Gauge"
+) -> ConfinementCheck:
+    """At start: find out what this kernel lets the video child give up, log it and export it
+    per layer (1: applied and holding); with `limits.require_confinement`, RuntimeError where
+    it does not hold, so that the service does not start."""
+    check = await asyncio.to_thread(check_confinement, limits, protected=protected)
+    for layer in Layer:
+        confined.labels(layer=layer.value).set(int(check.holds(layer)))
+    if check.sound:
+        logger.info("video decoder confined: %s", check.describe())
+    elif limits.require_confinement:
+        raise RuntimeError(
+            "VIDEO_SANDBOX_REQUIRE_CONFINEMENT is on and this kernel does not confine the"
+            f" video decoder: {check.describe()}"
+        )
+    else:
+        logger.warning(
+            "video decoder not fully confined; videos are read with the rest of the sandbox"
+            " (ADR 0040, 0041): %s",
+            check.describe(),
+        )
+    return check
 
 
 class SandboxedFrameReader:
@@ -321,12 +409,85 @@ def _child_frames(request: Mapping[str, Any], out: IO[bytes]) -> None:
         reader.close()
 
 
+def _refused(attempt: Callable[[Path], object], protected: Path) -> bool:
+    """Whether the kernel refused the attempt (EPERM or EACCES), as confinement does."""
+    try:
+        attempt(protected)
+    except PermissionError:
+        return True
+    except OSError:
+        return False  # got past the refusal (to a missing file, say): not refused
+    return False
+
+
+def _read(protected: Path) -> None:
+    if protected.is_dir():
+        os.listdir(protected)
+    else:
+        protected.read_bytes()
+
+
+def _create_beside(protected: Path) -> None:
+    directory = protected if protected.is_dir() else protected.parent
+    created = directory / f".sandbox-check-{os.getpid()}"
+    os.close(os.open(created, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    created.unlink()
+
+
+def _start_process(_protected: Path) -> None:
+    if os.fork() == 0:
+        os._exit(0)
+    os.wait()
+
+
+def _start_program(_protected: Path) -> None:
+    # A program that does not exist: refused means the filter stopped the call before the
+    # kernel looked for it (FileNotFoundError would mean it got that far).
+    os.execv("/nonexistent/program", ["program"])  # noqa: S606 (no shell: the call is the test)
+
+
+def _open_socket(_protected: Path) -> None:
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()
+
+
+def _signal_parent(_protected: Path) -> None:
+    # Signal 0 only asks whether the parent may be signalled.
+    os.kill(os.getppid(), 0)
+
+
+# What a decoder taken over would try, each given the protected path, and the layer that is
+# there to refuse it.
+_ATTEMPTS: Mapping[str, tuple[Layer, Callable[[Path], object]]] = {
+    "network": (Layer.SYSCALL_FILTER, _open_socket),
+    "reading the storage": (Layer.FILE_RULES, _read),
+    "creating a file": (Layer.FILE_RULES, _create_beside),
+    "starting a program": (Layer.SYSCALL_FILTER, _start_program),
+    "starting a process": (Layer.SYSCALL_FILTER, _start_process),
+    "signalling the service": (Layer.SYSCALL_FILTER, _signal_parent),
+}
+
+
+def _child_check(request: Mapping[str, Any], confinement: Confinement, out: IO[bytes]) -> None:
+    protected = Path(request["protected"])
+    still_allowed = [
+        name for name, (_layer, attempt) in _ATTEMPTS.items() if not _refused(attempt, protected)
+    ]
+    _send(out, {"confinement": asdict(confinement), "still_allowed": still_allowed})
+
+
 def main() -> None:
-    """`python -m detection_service.video.sandbox probe|frames`, the request on stdin."""
+    """`python -m detection_service.video.sandbox probe|frames|check`, the request on stdin."""
     mode = sys.argv[1]
     request = json.loads(sys.stdin.buffer.read())
     _limit_self(request["limits"])
+    confinement = confine(Path(request["path"]))
     out = sys.stdout.buffer
+    if mode == "check":
+        _child_check(request, confinement, out)
+        return
+    if request["limits"]["require_confinement"] and not confinement.complete:
+        print(f"video sandbox: {confinement.describe()}", file=sys.stderr)
+        sys.exit(_UNCONFINED_EXIT)
     try:
         if mode == "probe":
             _child_probe(request, out)

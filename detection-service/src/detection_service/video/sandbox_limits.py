@@ -9,7 +9,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Bytes of address space and seconds of CPU."""
+    """Bytes of address space and seconds of CPU; and whether a child the kernel could not
+    fully confine (ADR 0041) must refuse to read the video instead of reading it with what it
+    has."""
 
     memory_bytes: int
     cpu_seconds: int
+    require_confinement: bool = False
