@@ -44,10 +44,11 @@ from bench.loadgen import LoadResult, RequestError, closed_loop
 from bench.stages import StageContext, logger, window_estimate_s
 from bench.stages.detection import stream_factory
 from bench.stages.switching import Window
-from bench.stats import percentile
+from bench.stats import percentile, ratio
 from detection_service.config import InferenceSettings
 from detection_service.pipeline.types import DetectedObject
-from detection_service.tracking.lines import CountingLine, LineCounter, track_and_count
+from detection_service.tracking.counting import RegionCounter, track_and_count
+from detection_service.tracking.lines import CountingLine
 from detection_service.tracking.tracker import ObjectTracker, TrackingSettings
 from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
 from objectvision_common.identity import principal_metadata
@@ -144,7 +145,7 @@ def synthetic_frames(objects: int, frames: int, *, seed: int = 0) -> list[list[D
 
 
 def _timed_ms(
-    tracker: ObjectTracker, counter: LineCounter | None, objects: list[DetectedObject]
+    tracker: ObjectTracker, counter: RegionCounter | None, objects: list[DetectedObject]
 ) -> float:
     """Milliseconds one `track_and_count` took."""
     started = time.perf_counter()
@@ -160,12 +161,6 @@ def _ms(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
-    if not numerator or not denominator:
-        return None
-    return round(numerator / denominator, 3)
-
-
 def measure_in_process(
     object_counts: Sequence[int] = OBJECT_COUNTS, *, frames: int, warmup_frames: int = WARMUP_FRAMES
 ) -> dict[str, Any]:
@@ -176,7 +171,7 @@ def measure_in_process(
     for count in object_counts:
         alone = ObjectTracker(settings, frame_rate=FRAME_RATE)
         counted = ObjectTracker(settings, frame_rate=FRAME_RATE)
-        counter = LineCounter(SCENE_LINES)
+        counter = RegionCounter(SCENE_LINES, ())
         alone_ms: list[float] = []
         counted_ms: list[float] = []
         for index, objects in enumerate(synthetic_frames(count, frames)):
@@ -201,24 +196,24 @@ def measure_in_process(
                     statistics.median(c - a for c, a in zip(counted_ms, alone_ms, strict=True)), 4
                 ),
                 "with_lines_over_tracker": {
-                    "p50": _ratio(with_lines["p50"], tracker["p50"]),
-                    "p99": _ratio(with_lines["p99"], tracker["p99"]),
+                    "p50": ratio(with_lines["p50"], tracker["p50"]),
+                    "p99": ratio(with_lines["p99"], tracker["p99"]),
                 },
                 "crossings": _crossings_by_line(counter),
             }
         )
     return {
-        "call": "detection_service.tracking.lines.track_and_count",
+        "call": "detection_service.tracking.counting.track_and_count",
         "lines": [line.name for line in SCENE_LINES],
         "rows": rows,
     }
 
 
-def _crossings_by_line(counter: LineCounter) -> dict[str, int]:
+def _crossings_by_line(counter: RegionCounter) -> dict[str, int]:
     """Crossings each way together, per line, over every frame the counter saw."""
     return {
-        line.name: crossed_in + crossed_out
-        for line, (crossed_in, crossed_out) in zip(counter.lines, counter.totals(), strict=True)
+        line: crossed_in + crossed_out
+        for line, (crossed_in, crossed_out) in counter.line_totals().items()
     }
 
 
@@ -371,8 +366,8 @@ def compare(
         "throughput_fps": throughput,
         "p50_ms": p50,
         "tracked_over_untracked": {
-            "throughput": _ratio(throughput[TRACKED], throughput[UNTRACKED]),
-            "p50": _ratio(p50[TRACKED], p50[UNTRACKED]),
+            "throughput": ratio(throughput[TRACKED], throughput[UNTRACKED]),
+            "p50": ratio(p50[TRACKED], p50[UNTRACKED]),
         },
         # How far the machine moved between the first and the last untracked window, as a
         # share of their pooled throughput: a ratio within this of 1 is the run's noise.
@@ -465,7 +460,7 @@ def markdown(section: Mapping[str, Any]) -> list[str]:
             "",
         ]
     if compared := section.get("stream"):
-        ratio = compared["tracked_over_untracked"]
+        ratios = compared["tracked_over_untracked"]
         cpu = compared["service_cpu_ms_per_frame"]
         tracked = compared["answers"][TRACKED]
         crossings = ", ".join(f"{line} {n}" for line, n in tracked["crossings"].items()) or "none"
@@ -491,7 +486,7 @@ def markdown(section: Mapping[str, Any]) -> list[str]:
                 )
             ),
             "",
-            f"Tracked/untracked: throughput {ratio['throughput']}, p50 {ratio['p50']}; the"
+            f"Tracked/untracked: throughput {ratios['throughput']}, p50 {ratios['p50']}; the"
             f" untracked windows alone differ by {_share(compared.get('untracked_drift'))} of"
             " their throughput (a ratio within that of 1 is this run's noise). Tracked answers:"
             f" {tracked['objects_with_track_id']} of {tracked['objects']} objects with a track"

@@ -23,7 +23,7 @@ from bench.report import render_markdown
 from bench.stages import Budget, StageContext, tracking
 from bench.stages.switching import Window
 from bench.tests.factories import document
-from detection_service.tracking.lines import LineCounter, track_and_count
+from detection_service.tracking.counting import RegionCounter, track_and_count
 from detection_service.tracking.tracker import ObjectTracker
 from objectvision.v1 import detection_pb2
 from objectvision_devstack.pytest_plugin import served_model_path
@@ -46,7 +46,7 @@ def test_the_synthetic_scene_is_tracked_and_crosses_both_lines() -> None:
     frames = tracking.synthetic_frames(20, 60)
     assert [len(frame) for frame in frames] == [20] * 60
     tracker = ObjectTracker(tracking.service_tracking_settings(), frame_rate=tracking.FRAME_RATE)
-    counter = LineCounter(tracking.SCENE_LINES)
+    counter = RegionCounter(tracking.SCENE_LINES, ())
     crossed: set[str] = set()
     for objects in frames:
         followed, crossings = track_and_count(tracker, counter, objects)

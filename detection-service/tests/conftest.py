@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import grpc
 import psutil
 import pytest
@@ -36,6 +37,7 @@ from objectvision_common.runner import ServiceApp, service_app
 from objectvision_devstack.processes import free_port
 from objectvision_devstack.pytest_plugin import Infrastructure, served_model_path
 from objectvision_devstack.triton import REPOSITORY_ROOT, LocalTriton
+from objectvision_devstack.videos import panned, write_video
 
 # The shared test images (bus.jpg, zidane.jpg, coco8), as the inference tests find them.
 IMAGES = (
@@ -126,6 +128,69 @@ async def start_harness(settings: DetectionSettings) -> Harness:
     return Harness(service, app, channel, detection_pb2_grpc.DetectionServiceStub(channel))
 
 
+# The bus panning right: PAN_FRAMES frames, each PAN_STEP_PX further (tracking and counting).
+PAN_FRAMES = 8
+PAN_STEP_PX = 6
+
+
+def panned_jpegs() -> list[bytes]:
+    """The panned bus as the JPEG frames a stream client would send."""
+    shots = panned(IMAGES / "bus.jpg", PAN_FRAMES, step=PAN_STEP_PX)
+    return [cv2.imencode(".jpg", shot)[1].tobytes() for shot in shots]
+
+
+@pytest.fixture(scope="module")
+def panned_video(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The panned bus as an MP4 upload, at 10 frames a second."""
+    path = tmp_path_factory.mktemp("videos") / "pan.mp4"
+    shots = panned(IMAGES / "bus.jpg", PAN_FRAMES, step=PAN_STEP_PX)
+    return write_video(path, shots, fps=10).read_bytes()
+
+
+async def detect_stream(
+    harness: Harness,
+    user: str,
+    frames: Sequence[bytes],
+    *,
+    track: bool,
+    lines: Sequence[detection_pb2.CountingLine] = (),
+    zones: Sequence[detection_pb2.CountingZone] = (),
+) -> list[detection_pb2.FrameDetections]:
+    """Every answer of one DetectStream of `frames` at 10 frames a second, the first frame
+    asking for tracking and the lines and zones, as the contract reads them from it."""
+
+    async def send() -> AsyncIterator[detection_pb2.Frame]:
+        for n, data in enumerate(frames):
+            first = n == 0
+            yield detection_pb2.Frame(
+                sequence=n,
+                image=detection_pb2.ImageInput(data=data, filename=f"pan-{n}.jpg"),
+                track=track and first,
+                frame_rate=10 if first else 0,
+                lines=lines if first else (),
+                zones=zones if first else (),
+            )
+
+    return [
+        reply
+        async for reply in harness.stub.DetectStream(
+            send(), metadata=harness.metadata(user), timeout=120
+        )
+    ]
+
+
+async def video_frames_of(
+    harness: Harness, user: str, job_id: str
+) -> list[detection_pb2.VideoFrame]:
+    """The first 100 committed frames of a video job, in order."""
+    listed = await harness.stub.ListVideoFrames(
+        detection_pb2.ListVideoFramesRequest(job_id=job_id, page=common_pb2.Page(limit=100)),
+        metadata=harness.metadata(user),
+        timeout=30,
+    )
+    return list(listed.frames)
+
+
 async def submit_video_job(
     harness: Harness,
     user: str,
@@ -133,9 +198,11 @@ async def submit_video_job(
     *,
     track: bool,
     lines: Sequence[detection_pb2.CountingLine] = (),
+    zones: Sequence[detection_pb2.CountingZone] = (),
 ) -> detection_pb2.Job:
     """Upload `data` as pan.mp4 in one chunk, sampled at every frame (as tracking wants),
-    `track`ed or not and counting `lines` if any: the submitted job, or the refusal raised."""
+    `track`ed or not and counting `lines` and `zones` if any: the submitted job, or the
+    refusal raised."""
 
     async def messages() -> AsyncIterator[detection_pb2.VideoUpload]:
         yield detection_pb2.VideoUpload(
@@ -145,6 +212,7 @@ async def submit_video_job(
                 size_bytes=len(data),
                 track=track,
                 lines=lines,
+                zones=zones,
             )
         )
         yield detection_pb2.VideoUpload(chunk=data)

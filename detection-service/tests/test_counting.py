@@ -4,9 +4,7 @@ real Triton and PostgreSQL of the suite."""
 
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 
-import cv2
 import grpc
 import numpy as np
 import pytest
@@ -24,14 +22,19 @@ from detection_service.tracking.lines import (
     checked_lines,
 )
 from detection_service.video.models import video_frames
-from objectvision.v1 import common_pb2, detection_pb2, notification_pb2
+from objectvision.v1 import detection_pb2, notification_pb2
 from objectvision_common.errors import InvalidArgument
-from objectvision_devstack.videos import panned, write_video
 
-from .conftest import IMAGES, finished_job, submit_video_job
+from .conftest import (
+    PAN_FRAMES,
+    detect_stream,
+    finished_job,
+    panned_jpegs,
+    submit_video_job,
+    video_frames_of,
+)
 
-FRAMES = 8
-STEP_PX = 6
+FRAMES = PAN_FRAMES
 IN, OUT = CrossingDirection.IN, CrossingDirection.OUT
 
 # A horizontal line across a 640x480 picture, drawn left to right: its left-hand side (seen
@@ -143,32 +146,8 @@ def test_no_lines_need_nothing():
 # ---- counting in a stream over the real Triton --------------------------------------------
 
 
-def _panned_jpegs() -> list[bytes]:
-    shots = panned(IMAGES / "bus.jpg", FRAMES, step=STEP_PX)
-    return [cv2.imencode(".jpg", shot)[1].tobytes() for shot in shots]
-
-
 def _point(x: float, y: float) -> detection_pb2.Point:
     return detection_pb2.Point(x=x, y=y)
-
-
-async def _stream(harness, user, frames: list[bytes], *, track: bool, lines=()):
-    async def send() -> AsyncIterator[detection_pb2.Frame]:
-        for n, data in enumerate(frames):
-            yield detection_pb2.Frame(
-                sequence=n,
-                image=detection_pb2.ImageInput(data=data, filename=f"pan-{n}.jpg"),
-                track=track if n == 0 else False,
-                frame_rate=10 if n == 0 else 0,
-                lines=lines if n == 0 else (),
-            )
-
-    return [
-        reply
-        async for reply in harness.stub.DetectStream(
-            send(), metadata=harness.metadata(user), timeout=120
-        )
-    ]
 
 
 def _bus_centre_x(objects) -> float:
@@ -179,7 +158,7 @@ def _bus_centre_x(objects) -> float:
 async def _bus_crossing_x(harness, user) -> float:
     """An x the panned bus's centre passes between its second and last frame, read from an
     untracked stream's own boxes so that it does not depend on exactly what the model sees."""
-    replies = await _stream(harness, user, _panned_jpegs(), track=False)
+    replies = await detect_stream(harness, user, panned_jpegs(), track=False)
     first, last = (
         _bus_centre_x(replies[1].result.objects),
         _bus_centre_x(replies[-1].result.objects),
@@ -202,7 +181,9 @@ def _bus_crossings(crossings) -> list[tuple[str, int]]:
 
 async def test_a_counting_stream_reports_the_bus_crossing_once_each_way(detection, user):
     x = await _bus_crossing_x(detection, user)
-    replies = await _stream(detection, user, _panned_jpegs(), track=True, lines=_vertical_lines(x))
+    replies = await detect_stream(
+        detection, user, panned_jpegs(), track=True, lines=_vertical_lines(x)
+    )
     assert all(not r.error for r in replies)
     crossed = [(r.sequence, _bus_crossings(r.crossings)) for r in replies if r.crossings]
     bus_crossings = [c for _, found in crossed for c in found]
@@ -219,18 +200,14 @@ async def test_a_counting_stream_reports_the_bus_crossing_once_each_way(detectio
 
 async def test_a_stream_asking_for_lines_without_tracking_is_refused(detection, user):
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await _stream(detection, user, _panned_jpegs()[:2], track=False, lines=_vertical_lines(5))
+        await detect_stream(
+            detection, user, panned_jpegs()[:2], track=False, lines=_vertical_lines(5)
+        )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "need tracking" in (refused.value.details() or "")
 
 
 # ---- counting in a video job --------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def panned_video(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    path = tmp_path_factory.mktemp("videos") / "pan.mp4"
-    return write_video(path, panned(IMAGES / "bus.jpg", FRAMES, step=STEP_PX), fps=10).read_bytes()
 
 
 async def test_a_counting_video_job_stores_each_frames_crossings_and_sums_them(
@@ -242,12 +219,8 @@ async def test_a_counting_video_job_stores_each_frames_crossings_and_sums_them(
     assert list(submitted.video.lines) == lines
     job = await finished_job(detection, user, submitted.id)
     assert job.status == detection_pb2.JOB_STATUS_COMPLETED, job
-    listed = await detection.stub.ListVideoFrames(
-        detection_pb2.ListVideoFramesRequest(job_id=submitted.id, page=common_pb2.Page(limit=100)),
-        metadata=detection.metadata(user),
-        timeout=30,
-    )
-    crossings = [c for frame in listed.frames for c in frame.crossings]
+    frames = await video_frames_of(detection, user, submitted.id)
+    crossings = [c for frame in frames for c in frame.crossings]
     assert _bus_crossings(crossings) == [
         ("up", detection_pb2.CROSSING_DIRECTION_OUT),
         ("down", detection_pb2.CROSSING_DIRECTION_IN),
@@ -292,12 +265,7 @@ async def test_a_video_job_whose_line_leaves_the_picture_is_refused_and_keeps_no
 
 
 async def _frame_crossings(harness, user, job_id: str) -> list[list[detection_pb2.LineCrossing]]:
-    listed = await harness.stub.ListVideoFrames(
-        detection_pb2.ListVideoFramesRequest(job_id=job_id, page=common_pb2.Page(limit=100)),
-        metadata=harness.metadata(user),
-        timeout=30,
-    )
-    return [list(frame.crossings) for frame in listed.frames]
+    return [list(frame.crossings) for frame in await video_frames_of(harness, user, job_id)]
 
 
 async def test_a_resumed_video_job_counts_as_if_it_had_run_once(make_harness, user, panned_video):

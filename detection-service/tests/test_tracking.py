@@ -1,22 +1,23 @@
 """Following objects from frame to frame (ADR 0038): the tracker, a tracked DetectStream and a
 tracked video job, against the real Triton and PostgreSQL of the suite."""
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import cv2
-import pytest
 
 from detection_service.pipeline.types import DetectedObject
 from detection_service.tracking.tracker import ObjectTracker, TrackingSettings
-from objectvision.v1 import common_pb2, detection_pb2
-from objectvision_devstack.videos import panned, write_video
+from objectvision.v1 import detection_pb2
 
-from .conftest import IMAGES, finished_job, submit_video_job
+from .conftest import (
+    PAN_FRAMES,
+    detect_stream,
+    finished_job,
+    panned_jpegs,
+    submit_video_job,
+    video_frames_of,
+)
 
 SETTINGS = TrackingSettings(activation_confidence=0.5, lost_seconds=1.0)
-FRAMES = 8
-STEP_PX = 6
+FRAMES = PAN_FRAMES
 
 
 def _box(x: float, *, confidence: float = 0.9, class_id: int = 0) -> DetectedObject:
@@ -91,37 +92,14 @@ def test_the_same_frames_in_the_same_order_get_the_same_ids():
 # ---- a tracked stream over the real Triton ------------------------------------------------
 
 
-def _panned_jpegs() -> list[bytes]:
-    shots = panned(IMAGES / "bus.jpg", FRAMES, step=STEP_PX)
-    return [cv2.imencode(".jpg", shot)[1].tobytes() for shot in shots]
-
-
 def _bus_ids(objects) -> list[int | None]:
     return [
         o.track_id if o.HasField("track_id") else None for o in objects if o.class_name == "bus"
     ]
 
 
-async def _stream(harness, user, frames: list[bytes], *, track: bool):
-    async def send() -> AsyncIterator[detection_pb2.Frame]:
-        for n, data in enumerate(frames):
-            yield detection_pb2.Frame(
-                sequence=n,
-                image=detection_pb2.ImageInput(data=data, filename=f"pan-{n}.jpg"),
-                track=track if n == 0 else False,
-                frame_rate=10 if n == 0 else 0,
-            )
-
-    return [
-        reply
-        async for reply in harness.stub.DetectStream(
-            send(), metadata=harness.metadata(user), timeout=120
-        )
-    ]
-
-
 async def test_a_tracked_stream_gives_the_moving_bus_one_id(detection, user):
-    replies = await _stream(detection, user, _panned_jpegs(), track=True)
+    replies = await detect_stream(detection, user, panned_jpegs(), track=True)
     assert [r.sequence for r in replies] == list(range(FRAMES))
     assert all(not r.error for r in replies)
     # Seen first, not yet confirmed; then the same id in every frame.
@@ -136,28 +114,13 @@ async def test_a_tracked_stream_gives_the_moving_bus_one_id(detection, user):
 
 
 async def test_an_untracked_stream_has_no_track_ids(detection, user):
-    replies = await _stream(detection, user, _panned_jpegs()[:3], track=False)
+    replies = await detect_stream(detection, user, panned_jpegs()[:3], track=False)
     assert [o.HasField("track_id") for r in replies for o in r.result.objects] == [False] * sum(
         len(r.result.objects) for r in replies
     )
 
 
 # ---- a tracked video job ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def panned_video(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    path = tmp_path_factory.mktemp("videos") / "pan.mp4"
-    return write_video(path, panned(IMAGES / "bus.jpg", FRAMES, step=STEP_PX), fps=10).read_bytes()
-
-
-async def _frames(harness, user, job_id: str) -> list[detection_pb2.VideoFrame]:
-    listed = await harness.stub.ListVideoFrames(
-        detection_pb2.ListVideoFramesRequest(job_id=job_id, page=common_pb2.Page(limit=100)),
-        metadata=harness.metadata(user),
-        timeout=30,
-    )
-    return list(listed.frames)
 
 
 async def test_a_tracked_video_job_stores_one_id_for_the_moving_bus(
@@ -168,7 +131,7 @@ async def test_a_tracked_video_job_stores_one_id_for_the_moving_bus(
     job = await finished_job(detection, user, submitted.id)
     assert job.status == detection_pb2.JOB_STATUS_COMPLETED, job
     assert job.video.tracked
-    frames = await _frames(detection, user, submitted.id)
+    frames = await video_frames_of(detection, user, submitted.id)
     assert len(frames) == FRAMES
     (bus,) = _bus_ids(frames[1].objects)
     assert bus is not None
@@ -180,5 +143,5 @@ async def test_an_untracked_video_job_stores_no_track_ids(detection, user, panne
     assert not submitted.video.tracked
     job = await finished_job(detection, user, submitted.id)
     assert job.status == detection_pb2.JOB_STATUS_COMPLETED, job
-    frames = await _frames(detection, user, submitted.id)
+    frames = await video_frames_of(detection, user, submitted.id)
     assert not any(o.HasField("track_id") for frame in frames for o in frame.objects)

@@ -27,6 +27,9 @@ def page_bounds(page: common_pb2.Page, *, default: int, most: int) -> tuple[int,
     return min(limit, most), page.offset
 
 
-# Counting lines one video job or stream may ask for (ADR 0039), and a line name's length.
+# Counting lines (ADR 0039) and zones (ADR 0042) one video job or stream may ask for, the
+# points of a zone's polygon, and the length of a line's or zone's name.
 MAX_COUNTING_LINES = 16
-MAX_LINE_NAME_CHARS = 64
+MAX_COUNTING_ZONES = 16
+MAX_ZONE_POINTS = 32
+MAX_COUNTING_NAME_CHARS = 64

@@ -34,10 +34,14 @@ from detection_service.tracking.lines import checked_lines
 from detection_service.tracking.messages import (
     counting_lines,
     counting_lines_reply,
+    counting_zones,
+    counting_zones_reply,
     crossings_reply,
     line_counts_reply,
+    zone_counts_reply,
 )
 from detection_service.tracking.tracker import TrackingSettings
+from detection_service.tracking.zones import checked_zones
 from detection_service.usage.meter import Standing, UsageMeter
 from detection_service.usage.service import DayOfUsage
 from detection_service.video import intake as video_intake
@@ -197,6 +201,8 @@ def _video_info(video: VideoView) -> detection_pb2.VideoInfo:
         tracked=video.tracked,
         lines=counting_lines_reply(video.lines),
         line_counts=line_counts_reply(video.line_counts),
+        zones=counting_zones_reply(video.zones),
+        zone_counts=zone_counts_reply(video.zone_counts),
     )
 
 
@@ -551,6 +557,7 @@ class DetectionServicer(RealtimeServicer):
             limits=limits,
         )
         lines = checked_lines(counting_lines(header.lines), tracked=header.track)
+        zones = checked_zones(counting_zones(header.zones), tracked=header.track)
         options, model = await self._options(header.params)
         if key:
             found = await jobs.existing_job(
@@ -580,6 +587,7 @@ class DetectionServicer(RealtimeServicer):
                 executor=self._executor,
             )
             checked_lines(lines, tracked=True, frame_size=(probe.width, probe.height))
+            checked_zones(zones, tracked=True, frame_size=(probe.width, probe.height))
             await self._detector.admit(principal, images=probe.sampled_frames)
             view = await video_jobs.submit_video_job(
                 sessions=self._sessions,
@@ -596,6 +604,7 @@ class DetectionServicer(RealtimeServicer):
                 model=model.name,
                 tracked=header.track,
                 lines=lines,
+                zones=zones,
             )
         finally:
             scratch.unlink(missing_ok=True)

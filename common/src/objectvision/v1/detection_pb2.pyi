@@ -95,18 +95,20 @@ class BoundingBox(_message.Message):
     def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
 
 class DetectedObject(_message.Message):
-    __slots__ = ("class_name", "class_id", "confidence", "box", "track_id")
+    __slots__ = ("class_name", "class_id", "confidence", "box", "track_id", "zones")
     CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    ZONES_FIELD_NUMBER: _ClassVar[int]
     class_name: str
     class_id: int
     confidence: float
     box: BoundingBox
     track_id: int
-    def __init__(self, class_name: _Optional[str] = ..., class_id: _Optional[int] = ..., confidence: _Optional[float] = ..., box: _Optional[_Union[BoundingBox, _Mapping]] = ..., track_id: _Optional[int] = ...) -> None: ...
+    zones: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, class_name: _Optional[str] = ..., class_id: _Optional[int] = ..., confidence: _Optional[float] = ..., box: _Optional[_Union[BoundingBox, _Mapping]] = ..., track_id: _Optional[int] = ..., zones: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Timings(_message.Message):
     __slots__ = ("decode_ms", "queue_ms", "inference_ms", "postprocess_ms", "total_ms")
@@ -161,20 +163,22 @@ class DetectResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[ImageResult, _Mapping]]] = ...) -> None: ...
 
 class Frame(_message.Message):
-    __slots__ = ("sequence", "image", "params", "track", "frame_rate", "lines")
+    __slots__ = ("sequence", "image", "params", "track", "frame_rate", "lines", "zones")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     TRACK_FIELD_NUMBER: _ClassVar[int]
     FRAME_RATE_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
+    ZONES_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     image: ImageInput
     params: DetectionParams
     track: bool
     frame_rate: float
     lines: _containers.RepeatedCompositeFieldContainer[CountingLine]
-    def __init__(self, sequence: _Optional[int] = ..., image: _Optional[_Union[ImageInput, _Mapping]] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., track: _Optional[bool] = ..., frame_rate: _Optional[float] = ..., lines: _Optional[_Iterable[_Union[CountingLine, _Mapping]]] = ...) -> None: ...
+    zones: _containers.RepeatedCompositeFieldContainer[CountingZone]
+    def __init__(self, sequence: _Optional[int] = ..., image: _Optional[_Union[ImageInput, _Mapping]] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., track: _Optional[bool] = ..., frame_rate: _Optional[float] = ..., lines: _Optional[_Iterable[_Union[CountingLine, _Mapping]]] = ..., zones: _Optional[_Iterable[_Union[CountingZone, _Mapping]]] = ...) -> None: ...
 
 class FrameDetections(_message.Message):
     __slots__ = ("sequence", "result", "error", "crossings")
@@ -233,6 +237,30 @@ class LineCount(_message.Message):
     crossed_in: int
     crossed_out: int
     def __init__(self, line: _Optional[str] = ..., class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., crossed_in: _Optional[int] = ..., crossed_out: _Optional[int] = ...) -> None: ...
+
+class CountingZone(_message.Message):
+    __slots__ = ("name", "polygon")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    POLYGON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    polygon: _containers.RepeatedCompositeFieldContainer[Point]
+    def __init__(self, name: _Optional[str] = ..., polygon: _Optional[_Iterable[_Union[Point, _Mapping]]] = ...) -> None: ...
+
+class ZoneCount(_message.Message):
+    __slots__ = ("zone", "class_id", "class_name", "visited", "peak", "mean_stay_seconds")
+    ZONE_FIELD_NUMBER: _ClassVar[int]
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    VISITED_FIELD_NUMBER: _ClassVar[int]
+    PEAK_FIELD_NUMBER: _ClassVar[int]
+    MEAN_STAY_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    zone: str
+    class_id: int
+    class_name: str
+    visited: int
+    peak: int
+    mean_stay_seconds: float
+    def __init__(self, zone: _Optional[str] = ..., class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., visited: _Optional[int] = ..., peak: _Optional[int] = ..., mean_stay_seconds: _Optional[float] = ...) -> None: ...
 
 class JobItem(_message.Message):
     __slots__ = ("filename", "status", "detection_id", "error", "object_count")
@@ -441,7 +469,7 @@ class VideoSampling(_message.Message):
     def __init__(self, fps: _Optional[float] = ..., every: _Optional[int] = ...) -> None: ...
 
 class VideoUploadHeader(_message.Message):
-    __slots__ = ("filename", "params", "sampling", "idempotency_key", "size_bytes", "track", "lines")
+    __slots__ = ("filename", "params", "sampling", "idempotency_key", "size_bytes", "track", "lines", "zones")
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
@@ -449,6 +477,7 @@ class VideoUploadHeader(_message.Message):
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     TRACK_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
+    ZONES_FIELD_NUMBER: _ClassVar[int]
     filename: str
     params: DetectionParams
     sampling: VideoSampling
@@ -456,7 +485,8 @@ class VideoUploadHeader(_message.Message):
     size_bytes: int
     track: bool
     lines: _containers.RepeatedCompositeFieldContainer[CountingLine]
-    def __init__(self, filename: _Optional[str] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., size_bytes: _Optional[int] = ..., track: _Optional[bool] = ..., lines: _Optional[_Iterable[_Union[CountingLine, _Mapping]]] = ...) -> None: ...
+    zones: _containers.RepeatedCompositeFieldContainer[CountingZone]
+    def __init__(self, filename: _Optional[str] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., size_bytes: _Optional[int] = ..., track: _Optional[bool] = ..., lines: _Optional[_Iterable[_Union[CountingLine, _Mapping]]] = ..., zones: _Optional[_Iterable[_Union[CountingZone, _Mapping]]] = ...) -> None: ...
 
 class VideoUpload(_message.Message):
     __slots__ = ("header", "chunk")
@@ -467,7 +497,7 @@ class VideoUpload(_message.Message):
     def __init__(self, header: _Optional[_Union[VideoUploadHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class VideoInfo(_message.Message):
-    __slots__ = ("filename", "container", "codec", "width", "height", "duration_seconds", "frame_rate", "frame_count", "sampling", "sampled_frames", "size_bytes", "annotated_available", "tracked", "lines", "line_counts")
+    __slots__ = ("filename", "container", "codec", "width", "height", "duration_seconds", "frame_rate", "frame_count", "sampling", "sampled_frames", "size_bytes", "annotated_available", "tracked", "lines", "line_counts", "zones", "zone_counts")
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     CODEC_FIELD_NUMBER: _ClassVar[int]
@@ -483,6 +513,8 @@ class VideoInfo(_message.Message):
     TRACKED_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
     LINE_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ZONES_FIELD_NUMBER: _ClassVar[int]
+    ZONE_COUNTS_FIELD_NUMBER: _ClassVar[int]
     filename: str
     container: str
     codec: str
@@ -498,7 +530,9 @@ class VideoInfo(_message.Message):
     tracked: bool
     lines: _containers.RepeatedCompositeFieldContainer[CountingLine]
     line_counts: _containers.RepeatedCompositeFieldContainer[LineCount]
-    def __init__(self, filename: _Optional[str] = ..., container: _Optional[str] = ..., codec: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., frame_rate: _Optional[float] = ..., frame_count: _Optional[int] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., sampled_frames: _Optional[int] = ..., size_bytes: _Optional[int] = ..., annotated_available: _Optional[bool] = ..., tracked: _Optional[bool] = ..., lines: _Optional[_Iterable[_Union[CountingLine, _Mapping]]] = ..., line_counts: _Optional[_Iterable[_Union[LineCount, _Mapping]]] = ...) -> None: ...
+    zones: _containers.RepeatedCompositeFieldContainer[CountingZone]
+    zone_counts: _containers.RepeatedCompositeFieldContainer[ZoneCount]
+    def __init__(self, filename: _Optional[str] = ..., container: _Optional[str] = ..., codec: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., frame_rate: _Optional[float] = ..., frame_count: _Optional[int] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., sampled_frames: _Optional[int] = ..., size_bytes: _Optional[int] = ..., annotated_available: _Optional[bool] = ..., tracked: _Optional[bool] = ..., lines: _Optional[_Iterable[_Union[CountingLine, _Mapping]]] = ..., line_counts: _Optional[_Iterable[_Union[LineCount, _Mapping]]] = ..., zones: _Optional[_Iterable[_Union[CountingZone, _Mapping]]] = ..., zone_counts: _Optional[_Iterable[_Union[ZoneCount, _Mapping]]] = ...) -> None: ...
 
 class VideoFrame(_message.Message):
     __slots__ = ("frame_index", "timestamp_seconds", "objects", "error", "crossings")

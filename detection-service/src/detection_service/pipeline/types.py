@@ -49,6 +49,8 @@ class DetectedObject:
     y2: float
     # The object's id across a tracked video's frames (tracking/); None when not tracked.
     track_id: int | None = None
+    # The counting zones it stands in (tracking/zones.py), where the video or stream has any.
+    zones: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,11 @@ from detection_service.images.uploads import Upload, sanitize_filename
 from detection_service.pipeline.catalog import ServedModel
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import DetectedObject, DetectionOptions, DetectionResult
-from detection_service.tracking.lines import (
-    LineCounter,
-    LineCrossing,
-    checked_lines,
-    track_and_count,
-)
-from detection_service.tracking.messages import counting_lines, crossings_reply
+from detection_service.tracking.counting import RegionCounter, track_and_count
+from detection_service.tracking.lines import LineCrossing, checked_lines
+from detection_service.tracking.messages import counting_lines, counting_zones, crossings_reply
 from detection_service.tracking.tracker import ObjectTracker, TrackingSettings
+from detection_service.tracking.zones import checked_zones
 from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
 from objectvision_common.errors import DomainError, FailedPrecondition, InvalidArgument, Unavailable
 from objectvision_common.grpc_server import ServiceRegistration
@@ -73,6 +70,7 @@ def objects_reply(objects: Sequence[DetectedObject]) -> list[detection_pb2.Detec
             confidence=obj.confidence,
             box=detection_pb2.BoundingBox(x1=obj.x1, y1=obj.y1, x2=obj.x2, y2=obj.y2),
             track_id=obj.track_id,
+            zones=obj.zones,
         )
         for obj in objects
     ]
@@ -247,7 +245,8 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         beyond that the reader stops, and gRPC flow control pushes back on the sender. A
         tracked stream (the first frame's `track`) follows its objects in that answering
         order, the only order a tracker may see frames in, and counts their crossings of the
-        first frame's `lines` (ADR 0039) in the same order.
+        first frame's `lines` (ADR 0039) and names the `zones` they stand in (ADR 0042) in the
+        same order.
         """
         principal = self._principal(context)
         self._detector.require_verified(principal)
@@ -255,23 +254,23 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
             maxsize=self._stream_max_in_flight
         )
         tracker: ObjectTracker | None = None
-        counter: LineCounter | None = None
+        counter: RegionCounter | None = None
 
         async def read() -> None:
             # The model and options come from the first frame; an unknown model ends the
             # stream (NOT_FOUND), one that is loading ends it UNAVAILABLE with Retry-After;
-            # so do counting lines it may not have (INVALID_ARGUMENT).
+            # so do counting lines or zones it may not have (INVALID_ARGUMENT).
             nonlocal tracker, counter
             chosen: tuple[DetectionOptions, ServedModel] | None = None
             try:
                 async for frame in request_iterator:
                     if chosen is None:
                         lines = checked_lines(counting_lines(frame.lines), tracked=frame.track)
+                        zones = checked_zones(counting_zones(frame.zones), tracked=frame.track)
                         chosen = await self._options(frame.params)
                         if frame.track:
                             tracker = ObjectTracker(self._tracking, frame_rate=frame.frame_rate)
-                        if lines:
-                            counter = LineCounter(lines)
+                        counter = RegionCounter.of(lines, zones)
                     options, model = chosen
                     await in_flight.put(
                         asyncio.ensure_future(self._frame(frame, options, model, principal))

@@ -17,7 +17,6 @@ deterministic: fed the same frames it reports the same crossings, so a worker th
 video job counts its committed frames again without storing them twice.
 """
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -26,12 +25,11 @@ import numpy as np
 import supervision as sv
 
 from detection_service.pipeline.types import DetectedObject
-from detection_service.tracking.tracker import ObjectTracker
-from objectvision_common.display_text import undisplayable
+from detection_service.tracking.regions import Point, check_inside, check_names, check_numbers
 from objectvision_common.errors import InvalidArgument
-from objectvision_common.limits import MAX_COUNTING_LINES, MAX_LINE_NAME_CHARS
+from objectvision_common.limits import MAX_COUNTING_LINES
 
-_Point = tuple[float, float]
+_KIND = "counting line"
 
 
 @dataclass(frozen=True)
@@ -39,8 +37,8 @@ class CountingLine:
     """A named segment from `start` to `end`, in frame pixels."""
 
     name: str
-    start: _Point
-    end: _Point
+    start: Point
+    end: Point
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "start": list(self.start), "end": list(self.end)}
@@ -108,40 +106,15 @@ def checked_lines(
     lines: Sequence[CountingLine], *, tracked: bool, frame_size: tuple[int, int] | None = None
 ) -> tuple[CountingLine, ...]:
     """The lines if a job or stream may count them; InvalidArgument saying what is wrong.
-
-    `frame_size` (width, height) where the frames' size is known before they are detected
-    (a probed video): every end must lie inside the picture. A stream declares no size, so
-    its lines are checked for their shape only.
-    """
+    With `frame_size` (a probed video's), both ends must lie inside the picture."""
     if not lines:
         return ()
-    if not tracked:
-        raise InvalidArgument("counting lines need tracking: ask for track as well")
-    if len(lines) > MAX_COUNTING_LINES:
-        raise InvalidArgument(f"{len(lines)} counting lines; at most {MAX_COUNTING_LINES}")
-    seen: set[str] = set()
+    check_names(_KIND, [line.name for line in lines], most=MAX_COUNTING_LINES, tracked=tracked)
     for line in lines:
-        if not line.name or len(line.name) > MAX_LINE_NAME_CHARS:
-            raise InvalidArgument(
-                f"a counting line's name is 1 to {MAX_LINE_NAME_CHARS} characters"
-            )
-        problem = undisplayable(line.name)
-        if problem is not None:
-            raise InvalidArgument(f"a counting line's name must not contain {problem}")
-        if line.name in seen:
-            raise InvalidArgument(f"two counting lines are named {line.name!r}")
-        seen.add(line.name)
-        ends = (*line.start, *line.end)
-        if not all(math.isfinite(value) for value in ends):
-            raise InvalidArgument(f"counting line {line.name!r} has a coordinate that is no number")
+        check_numbers(_KIND, line.name, (line.start, line.end))
         if line.start == line.end:
             raise InvalidArgument(f"counting line {line.name!r} starts where it ends")
-        if frame_size is not None:
-            width, height = frame_size
-            if not all(0 <= x <= width and 0 <= y <= height for x, y in (line.start, line.end)):
-                raise InvalidArgument(
-                    f"counting line {line.name!r} leaves the {width}x{height} picture"
-                )
+        check_inside(_KIND, line.name, (line.start, line.end), frame_size=frame_size)
     return tuple(lines)
 
 
@@ -207,12 +180,3 @@ class LineCounter:
         for zone, annotator in zip(self._zones, self._annotators, strict=True):
             canvas = annotator.annotate(canvas, line_counter=zone)
         return canvas
-
-
-def track_and_count(
-    tracker: ObjectTracker, counter: LineCounter | None, objects: Sequence[DetectedObject]
-) -> tuple[list[DetectedObject], tuple[LineCrossing, ...]]:
-    """The next frame's objects with their track ids and, with `counter`, the crossings they
-    make (blocking: call in a thread, for one video's frames in order)."""
-    followed = tracker.follow(objects)
-    return followed, tuple(counter.observe(followed)) if counter is not None else ()

@@ -1,5 +1,6 @@
-"""Counting lines, crossings and counts as the contract spells them (ADR 0039), both ways:
-one mapping for the servicer's replies and the job's final event."""
+"""Counting lines, crossings and counts (ADR 0039), and counting zones and their counts (ADR
+0042), as the contract spells them, both ways: one mapping for the servicer's replies and the
+job's final event."""
 
 from collections.abc import Iterable
 
@@ -9,6 +10,7 @@ from detection_service.tracking.lines import (
     LineCount,
     LineCrossing,
 )
+from detection_service.tracking.zones import CountingZone, ZoneCount
 from objectvision.v1 import detection_pb2
 
 _DIRECTIONS = {
@@ -60,6 +62,39 @@ def line_counts_reply(counts: Iterable[LineCount]) -> list[detection_pb2.LineCou
             class_name=count.class_name,
             crossed_in=count.crossed_in,
             crossed_out=count.crossed_out,
+        )
+        for count in counts
+    ]
+
+
+def counting_zones(messages: Iterable[detection_pb2.CountingZone]) -> list[CountingZone]:
+    return [
+        CountingZone(
+            name=message.name, polygon=tuple((point.x, point.y) for point in message.polygon)
+        )
+        for message in messages
+    ]
+
+
+def counting_zones_reply(zones: Iterable[CountingZone]) -> list[detection_pb2.CountingZone]:
+    return [
+        detection_pb2.CountingZone(
+            name=zone.name,
+            polygon=[detection_pb2.Point(x=x, y=y) for x, y in zone.polygon],
+        )
+        for zone in zones
+    ]
+
+
+def zone_counts_reply(counts: Iterable[ZoneCount]) -> list[detection_pb2.ZoneCount]:
+    return [
+        detection_pb2.ZoneCount(
+            zone=count.zone,
+            class_id=count.class_id,
+            class_name=count.class_name,
+            visited=count.visited,
+            peak=count.peak,
+            mean_stay_seconds=count.mean_stay_seconds,
         )
         for count in counts
     ]

@@ -31,6 +31,8 @@ video_jobs = sa.Table(
     sa.Column("tracked", sa.Boolean, nullable=False, server_default=sa.false()),
     # [{"name", "start": [x, y], "end": [x, y]}]: lines whose crossings are counted (ADR 0039).
     sa.Column("counting_lines", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    # [{"name", "polygon": [[x, y], ...]}]: zones each object is told to stand in (ADR 0042).
+    sa.Column("counting_zones", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     # Set in the transaction that finishes the job, once the annotated file is stored.
     sa.Column("annotated_key", sa.Text, unique=True),
     sa.CheckConstraint("(sample_fps IS NULL) <> (sample_every IS NULL)", name="one_sampling"),
@@ -44,7 +46,8 @@ video_frames = sa.Table(
     sa.Column("frame_index", sa.Integer, primary_key=True),
     sa.Column("timestamp_seconds", sa.Float, nullable=False),
     # [{"class_id", "class_name", "confidence", "x1", "y1", "x2", "y2"}] in frame pixels,
-    # with "track_id" in a tracked video once the object's track is confirmed.
+    # with "track_id" in a tracked video once the object's track is confirmed, and "zones"
+    # (names) where the video has counting zones and the object stands in some.
     sa.Column("objects", JSONB, nullable=False),
     sa.Column("object_count", sa.Integer, nullable=False),
     # [{"line", "track_id", "class_id", "class_name", "direction"}]: the frame's objects that

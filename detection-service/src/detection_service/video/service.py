@@ -33,6 +33,7 @@ from detection_service.jobs.models import (
 from detection_service.jobs.queue import JobQueue
 from detection_service.pipeline.types import DetectedObject, DetectionOptions
 from detection_service.tracking.lines import CountingLine, LineCrossing
+from detection_service.tracking.zones import CountingZone
 from detection_service.video.models import video_frames, video_jobs
 from detection_service.video.probe import Sampling, VideoContainer, VideoProbe
 from objectvision_common.errors import FailedPrecondition, NotFound
@@ -76,6 +77,8 @@ class VideoWork:
     tracked: bool = False
     # Their crossings of these lines are counted (ADR 0039).
     lines: tuple[CountingLine, ...] = ()
+    # Each object is told the zones it stands in (ADR 0042).
+    zones: tuple[CountingZone, ...] = ()
 
 
 def _now() -> datetime:
@@ -94,10 +97,13 @@ def _object_json(obj: DetectedObject) -> dict[str, object]:
     }
     if obj.track_id is not None:
         value["track_id"] = obj.track_id
+    if obj.zones:
+        value["zones"] = list(obj.zones)
     return value
 
 
 def _object(value: dict[str, object]) -> DetectedObject:
+    zones = value.get("zones", [])
     return DetectedObject(
         class_id=int(value["class_id"]),  # type: ignore[call-overload]
         class_name=str(value["class_name"]),
@@ -107,6 +113,7 @@ def _object(value: dict[str, object]) -> DetectedObject:
         x2=float(value["x2"]),  # type: ignore[arg-type]
         y2=float(value["y2"]),  # type: ignore[arg-type]
         track_id=int(value["track_id"]) if "track_id" in value else None,  # type: ignore[call-overload]
+        zones=tuple(str(zone) for zone in zones) if isinstance(zones, list) else (),
     )
 
 
@@ -126,6 +133,7 @@ async def submit_video_job(
     model: str | None = None,
     tracked: bool = False,
     lines: tuple[CountingLine, ...] = (),
+    zones: tuple[CountingZone, ...] = (),
 ) -> jobs_service.JobView:
     """Take the checked upload into storage, commit the job, then put it on the job stream.
 
@@ -147,6 +155,7 @@ async def submit_video_job(
                 sample_every=sampling.every,
                 tracked=tracked,
                 counting_lines=[line.to_json() for line in lines],
+                counting_zones=[zone.to_json() for zone in zones],
             )
         )
 
@@ -255,6 +264,7 @@ async def start_video_job(*, session: AsyncSession, job_id: uuid.UUID) -> VideoW
         model=job.model,
         tracked=video.tracked,
         lines=tuple(CountingLine.from_json(value) for value in video.counting_lines),
+        zones=tuple(CountingZone.from_json(value) for value in video.counting_zones),
     )
 
 

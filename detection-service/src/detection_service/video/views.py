@@ -3,16 +3,19 @@ ListJobs), the objects its frames hold (the final event's class counts), and the
 keeps in storage (what deleting the job removes)."""
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from detection_service.tracking.lines import CountingLine, CrossingDirection, LineCount
+from detection_service.tracking.zones import CountingZone, ZoneCount
 from detection_service.video.models import video_frames, video_jobs
 from detection_service.video.probe import Sampling, VideoProbe
+
+_Count = TypeVar("_Count", LineCount, ZoneCount)
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,9 @@ class VideoView:
     lines: tuple[CountingLine, ...] = ()
     # By line (in the order of `lines`), then class id; over the frames committed so far.
     line_counts: tuple[LineCount, ...] = ()
+    zones: tuple[CountingZone, ...] = ()
+    # By zone (in the order of `zones`), then class id; over the frames committed so far.
+    zone_counts: tuple[ZoneCount, ...] = ()
 
 
 async def video_view(
@@ -42,8 +48,8 @@ async def video_view(
     ).first()
     if row is None:
         return None
-    counts = await _line_counts(session, [row]) if row.counting_lines else {}
-    return _view(row, sampled_frames, counts.get(job_id, []))
+    line_counts, zone_counts = await _counts(session, [row])
+    return _view(row, sampled_frames, line_counts.get(job_id, []), zone_counts.get(job_id, []))
 
 
 async def video_views(
@@ -55,8 +61,16 @@ async def video_views(
     rows = (
         await session.execute(sa.select(video_jobs).where(video_jobs.c.job_id.in_(totals)))
     ).all()
-    counts = await _line_counts(session, [row for row in rows if row.counting_lines])
-    return {row.job_id: _view(row, totals[row.job_id], counts.get(row.job_id, [])) for row in rows}
+    line_counts, zone_counts = await _counts(session, rows)
+    return {
+        row.job_id: _view(
+            row,
+            totals[row.job_id],
+            line_counts.get(row.job_id, []),
+            zone_counts.get(row.job_id, []),
+        )
+        for row in rows
+    }
 
 
 async def job_line_counts(*, session: AsyncSession, job_id: uuid.UUID) -> list[LineCount]:
@@ -68,6 +82,33 @@ async def job_line_counts(*, session: AsyncSession, job_id: uuid.UUID) -> list[L
     if row is None or not row.counting_lines:
         return []
     return (await _line_counts(session, [row])).get(job_id, [])
+
+
+async def _counts(
+    session: AsyncSession, videos: Sequence[sa.Row[Any]]
+) -> tuple[dict[uuid.UUID, list[LineCount]], dict[uuid.UUID, list[ZoneCount]]]:
+    """The line and zone counts of the videos (rows of video_jobs) that ask for any."""
+    return (
+        await _line_counts(session, [video for video in videos if video.counting_lines]),
+        await _zone_counts(session, [video for video in videos if video.counting_zones]),
+    )
+
+
+def _in_given_order(
+    counts: dict[uuid.UUID, list[_Count]],
+    videos: Sequence[sa.Row[Any]],
+    *,
+    regions: Callable[[sa.Row[Any]], list[dict[str, Any]]],
+    region_of: Callable[[_Count], str],
+) -> dict[uuid.UUID, list[_Count]]:
+    """Each job's counts in the order its lines or zones were given, then by class id."""
+    order = {
+        video.job_id: {value["name"]: n for n, value in enumerate(regions(video))}
+        for video in videos
+    }
+    for job_id, job_counts in counts.items():
+        job_counts.sort(key=lambda count: (order[job_id].get(region_of(count), 0), count.class_id))
+    return counts
 
 
 async def _line_counts(
@@ -107,13 +148,123 @@ async def _line_counts(
                 crossed_out=int(crossed_out),
             )
         )
-    order = {
-        video.job_id: {value["name"]: n for n, value in enumerate(video.counting_lines)}
-        for video in videos
-    }
-    for job_id, job_counts in counts.items():
-        job_counts.sort(key=lambda count: (order[job_id].get(count.line, 0), count.class_id))
-    return counts
+    return _in_given_order(
+        counts,
+        videos,
+        regions=lambda video: video.counting_lines,
+        region_of=lambda count: count.line,
+    )
+
+
+async def _zone_counts(
+    session: AsyncSession, videos: list[sa.Row[Any]]
+) -> dict[uuid.UUID, list[ZoneCount]]:
+    """Who stood in each zone, by job, zone and class, over the committed frames of `videos`
+    (rows of video_jobs): tracked objects seen inside (visited) and their mean stay, from
+    the first to the last sampled frame each was seen inside; and the most inside in one
+    frame (peak), tracked or not. One query."""
+    if not videos:
+        return {}
+    obj = sa.func.jsonb_array_elements(video_frames.c.objects).table_valued("value").alias("obj")
+    zone = (
+        sa.func.jsonb_array_elements_text(obj.c.value.op("->")("zones"))
+        .table_valued("value")
+        .alias("zone")
+    )
+    inside = (
+        sa.select(
+            video_frames.c.job_id,
+            video_frames.c.frame_index,
+            video_frames.c.timestamp_seconds.label("seconds"),
+            zone.c.value.label("zone"),
+            obj.c.value.op("->>")("class_id").cast(sa.Integer).label("class_id"),
+            obj.c.value.op("->>")("class_name").label("class_name"),
+            obj.c.value.op("->>")("track_id").cast(sa.Integer).label("track_id"),
+        )
+        .select_from(video_frames)
+        .join(obj, sa.true())
+        .join(zone, sa.true())
+        .where(video_frames.c.job_id.in_([video.job_id for video in videos]))
+        .cte("inside")
+    )
+    key = (inside.c.job_id, inside.c.zone, inside.c.class_id)
+    per_frame = (
+        sa.select(
+            *key,
+            sa.func.min(inside.c.class_name).label("class_name"),
+            sa.func.count().label("inside"),
+        )
+        .group_by(*key, inside.c.frame_index)
+        .cte("per_frame")
+    )
+    peaks = (
+        sa.select(
+            per_frame.c.job_id,
+            per_frame.c.zone,
+            per_frame.c.class_id,
+            sa.func.min(per_frame.c.class_name).label("class_name"),
+            sa.func.max(per_frame.c.inside).label("peak"),
+        )
+        .group_by(per_frame.c.job_id, per_frame.c.zone, per_frame.c.class_id)
+        .cte("peaks")
+    )
+    stays = (
+        sa.select(
+            *key, (sa.func.max(inside.c.seconds) - sa.func.min(inside.c.seconds)).label("stay")
+        )
+        .where(inside.c.track_id.is_not(None))
+        .group_by(*key, inside.c.track_id)
+        .cte("stays")
+    )
+    visits = (
+        sa.select(
+            stays.c.job_id,
+            stays.c.zone,
+            stays.c.class_id,
+            sa.func.count().label("visited"),
+            sa.func.avg(stays.c.stay).label("mean_stay"),
+        )
+        .group_by(stays.c.job_id, stays.c.zone, stays.c.class_id)
+        .cte("visits")
+    )
+    rows = await session.execute(
+        sa.select(
+            peaks.c.job_id,
+            peaks.c.zone,
+            peaks.c.class_id,
+            peaks.c.class_name,
+            sa.func.coalesce(visits.c.visited, 0),
+            peaks.c.peak,
+            sa.func.coalesce(visits.c.mean_stay, 0.0),
+        ).select_from(
+            peaks.outerjoin(
+                visits,
+                sa.and_(
+                    visits.c.job_id == peaks.c.job_id,
+                    visits.c.zone == peaks.c.zone,
+                    visits.c.class_id == peaks.c.class_id,
+                ),
+            )
+        )
+    )
+    counts: dict[uuid.UUID, list[ZoneCount]] = {}
+    for job_id, zone_name, class_number, name, visited, peak, mean_stay in rows:
+        counts.setdefault(job_id, []).append(
+            ZoneCount(
+                zone=str(zone_name),
+                class_id=int(class_number),
+                class_name=str(name),
+                visited=int(visited),
+                peak=int(peak),
+                mean_stay_seconds=round(float(mean_stay), 3),
+            )
+        )
+    return _in_given_order(
+        counts,
+        videos,
+        regions=lambda video: video.counting_zones,
+        region_of=lambda count: count.zone,
+    )
 
 
 async def stored_video_keys(*, session: AsyncSession, job_id: uuid.UUID) -> list[str]:
@@ -145,7 +296,12 @@ async def frame_class_counts(*, session: AsyncSession, job_id: uuid.UUID) -> dic
     return {str(name): int(count) for name, count in counts}
 
 
-def _view(row: sa.Row[Any], sampled_frames: int, line_counts: list[LineCount]) -> VideoView:
+def _view(
+    row: sa.Row[Any],
+    sampled_frames: int,
+    line_counts: list[LineCount],
+    zone_counts: list[ZoneCount],
+) -> VideoView:
     return VideoView(
         filename=row.filename,
         size_bytes=row.size_bytes,
@@ -155,4 +311,6 @@ def _view(row: sa.Row[Any], sampled_frames: int, line_counts: list[LineCount]) -
         tracked=row.tracked,
         lines=tuple(CountingLine.from_json(value) for value in row.counting_lines),
         line_counts=tuple(line_counts),
+        zones=tuple(CountingZone.from_json(value) for value in row.counting_zones),
+        zone_counts=tuple(zone_counts),
     )

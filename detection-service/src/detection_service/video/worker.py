@@ -42,7 +42,7 @@ from detection_service.metrics import DetectionMetrics
 from detection_service.pipeline.annotate import draw
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import DetectedObject
-from detection_service.tracking.lines import LineCounter, track_and_count
+from detection_service.tracking.counting import RegionCounter, track_and_count
 from detection_service.tracking.tracker import ObjectTracker, TrackingSettings
 from detection_service.video import service
 from detection_service.video.decoding import DecodedFrame
@@ -99,10 +99,10 @@ class AnnotatedWriter:
         bgr: np.ndarray,
         objects: Sequence[DetectedObject],
         seconds: float,
-        counter: LineCounter | None = None,
+        counter: RegionCounter | None = None,
     ) -> None:
-        """One frame with its objects' boxes and, with `counter`, the counting lines and
-        their totals up to this frame."""
+        """One frame with its objects' boxes and, with `counter`, the counting zones with
+        who stands in them and the lines with their totals up to this frame."""
         with self._lock:
             self._write(bgr, objects, seconds, counter)
 
@@ -111,7 +111,7 @@ class AnnotatedWriter:
         bgr: np.ndarray,
         objects: Sequence[DetectedObject],
         seconds: float,
-        counter: LineCounter | None,
+        counter: RegionCounter | None,
     ) -> None:
         canvas = draw(bgr, objects)
         if counter is not None:
@@ -242,7 +242,7 @@ class VideoProcessor:
                 lambda: AnnotatedWriter(scratch, width=work.width, height=work.height, rate=rate)
             )
             tracker = ObjectTracker(self._tracking, frame_rate=rate) if work.tracked else None
-            counter = LineCounter(work.lines) if work.lines else None
+            counter = RegionCounter.of(work.lines, work.zones)
             failure = await self._pipeline(work, reader, writer, tracker, counter)
             annotated = None
             if failure is None:
@@ -276,7 +276,7 @@ class VideoProcessor:
         reader: SandboxedFrameReader,
         writer: AnnotatedWriter,
         tracker: ObjectTracker | None,
-        counter: LineCounter | None,
+        counter: RegionCounter | None,
     ) -> str | None:
         """Decode, detect, draw and commit every sampled frame; the reason the video failed,
         or None.

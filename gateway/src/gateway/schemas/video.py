@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field, RootModel, model_validator
 from gateway.schemas.base import DISPLAY_TEXT_PATTERN, UNICODE_TEXT, ApiModel, request_body_schema
 from gateway.schemas.detect import Absent, DetectedObjectOut, DetectionParamsIn
 from objectvision.v1 import detection_pb2
-from objectvision_common.limits import MAX_COUNTING_LINES, MAX_LINE_NAME_CHARS
+from objectvision_common.limits import MAX_COUNTING_LINES, MAX_COUNTING_NAME_CHARS
 
 MAX_EVERY = 100_000
 _SECONDS_DECIMALS = 6
@@ -57,7 +57,7 @@ class VideoOptionsIn(VideoSamplingIn):
 # Shown in tables, the console and the annotated video: text a person reads back.
 LineName = Annotated[
     str,
-    Field(min_length=1, max_length=MAX_LINE_NAME_CHARS, pattern=DISPLAY_TEXT_PATTERN),
+    Field(min_length=1, max_length=MAX_COUNTING_NAME_CHARS, pattern=DISPLAY_TEXT_PATTERN),
     UNICODE_TEXT,
 ]
 # Frame pixels; the detection service checks that the point lies inside the picture, whose
@@ -70,7 +70,7 @@ class CountingLineIn(ApiModel):
     """A named segment across the picture that tracked objects are counted crossing."""
 
     name: LineName = Field(
-        description=f"Unique among the job's lines; 1 to {MAX_LINE_NAME_CHARS} characters."
+        description=f"Unique among the job's lines; 1 to {MAX_COUNTING_NAME_CHARS} characters."
     )
     start: PointIn = Field(description="[x, y] in the video's pixels.")
     end: PointIn = Field(description="[x, y] in the video's pixels; not the start.")
@@ -107,7 +107,7 @@ class CountingLinesIn(RootModel[list[CountingLineIn]]):
 LINES_DESCRIPTION = (
     "Count the tracked objects that cross these lines (ADR 0039; needs `track=true`): a JSON "
     'array such as `[{"name": "gate", "start": [0, 360], "end": [1280, 360]}]`, 1 to '
-    f"{MAX_COUNTING_LINES} lines with unique names of 1 to {MAX_LINE_NAME_CHARS} characters, "
+    f"{MAX_COUNTING_LINES} lines with unique names of 1 to {MAX_COUNTING_NAME_CHARS} characters, "
     "ends in the video's pixels, inside the picture. An object crosses when the centre of its "
     "box moves from one side of the segment to the other within the segment's span; seen "
     'from `start` looking towards `end`, "in" is a crossing from the right-hand side to the '

@@ -1,0 +1,61 @@
+"""One video's or stream's counting, fed its frames in order after the tracker: crossings of
+its lines (ADR 0039) and the zones its objects stand in (ADR 0042). The video worker and the
+stream servicer hold one of these, whatever a caller asked for."""
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from detection_service.pipeline.types import DetectedObject
+from detection_service.tracking.lines import CountingLine, LineCounter, LineCrossing
+from detection_service.tracking.tracker import ObjectTracker
+from detection_service.tracking.zones import CountingZone, ZoneLocator
+
+
+class RegionCounter:
+    """The lines and zones of one video or stream; not shared between them or threads."""
+
+    def __init__(self, lines: Sequence[CountingLine], zones: Sequence[CountingZone]) -> None:
+        self._lines = LineCounter(lines) if lines else None
+        self._zones = ZoneLocator(zones) if zones else None
+
+    @classmethod
+    def of(
+        cls, lines: Sequence[CountingLine], zones: Sequence[CountingZone]
+    ) -> "RegionCounter | None":
+        """A counter, or None where nothing is to be counted."""
+        return cls(lines, zones) if lines or zones else None
+
+    def observe(
+        self, objects: Sequence[DetectedObject]
+    ) -> tuple[list[DetectedObject], tuple[LineCrossing, ...]]:
+        """The next frame's tracked objects with the zones they stand in, and the crossings
+        they make."""
+        located = self._zones.locate(objects) if self._zones is not None else list(objects)
+        crossings = tuple(self._lines.observe(located)) if self._lines is not None else ()
+        return located, crossings
+
+    def line_totals(self) -> dict[str, tuple[int, int]]:
+        """(in, out) of each line over every class, for the frames seen so far."""
+        if self._lines is None:
+            return {}
+        return dict(
+            zip((line.name for line in self._lines.lines), self._lines.totals(), strict=True)
+        )
+
+    def draw(self, canvas: np.ndarray) -> np.ndarray:
+        """The zones, then the lines, on `canvas` (in place, and returned)."""
+        if self._zones is not None:
+            canvas = self._zones.draw(canvas)
+        if self._lines is not None:
+            canvas = self._lines.draw(canvas)
+        return canvas
+
+
+def track_and_count(
+    tracker: ObjectTracker, counter: RegionCounter | None, objects: Sequence[DetectedObject]
+) -> tuple[list[DetectedObject], tuple[LineCrossing, ...]]:
+    """The next frame's objects with their track ids and, with `counter`, their zones and the
+    crossings they make (blocking: call in a thread, for one video's frames in order)."""
+    followed = tracker.follow(objects)
+    return counter.observe(followed) if counter is not None else (followed, ())
