@@ -1,6 +1,7 @@
 """Counting zones (ADR 0042): which zones an object stands in, the zones a stream or video job
 may ask for, and zones in a DetectStream and a video job against the real Triton and
-PostgreSQL of the suite, whose per-zone counts must equal what its stored frames say."""
+PostgreSQL of the suite, whose per-zone counts (in the job and its final event) must equal
+what its stored frames say."""
 
 import statistics
 from collections import defaultdict
@@ -8,11 +9,14 @@ from collections import defaultdict
 import grpc
 import numpy as np
 import pytest
+import sqlalchemy as sa
+from google.protobuf import json_format
 
+from detection_service.outbox import OUTBOX
 from detection_service.pipeline.types import DetectedObject
 from detection_service.tracking.counting import RegionCounter
 from detection_service.tracking.zones import CountingZone, ZoneLocator, checked_zones
-from objectvision.v1 import detection_pb2
+from objectvision.v1 import detection_pb2, notification_pb2
 from objectvision_common.errors import InvalidArgument
 
 from .conftest import (
@@ -230,6 +234,17 @@ async def test_a_video_job_with_zones_stores_each_objects_zones_and_counts_them(
     assert stay == pytest.approx(0.6, abs=1e-3)
     assert counted[("east", "bus")][:2] == (1, 1)
     assert job.video.zone_counts[0].zone == "everywhere", "in the order the zones were given"
+    # The final event says the same, for the webhook, the WebSocket and the report email.
+    async with detection.service.engine.connect() as conn:
+        payload = await conn.scalar(
+            sa.select(OUTBOX.c.payload).where(
+                OUTBOX.c.event_type == "job.completed",
+                OUTBOX.c.payload["jobFinished"]["jobId"].astext == submitted.id,
+            )
+        )
+    finished = json_format.ParseDict(payload["jobFinished"], notification_pb2.JobFinished())
+    assert list(finished.zone_counts) == list(job.video.zone_counts)
+    assert list(finished.line_counts) == []
 
 
 async def test_a_video_job_whose_zone_leaves_the_picture_is_refused_and_keeps_nothing(

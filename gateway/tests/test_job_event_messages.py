@@ -30,5 +30,24 @@ def test_a_counting_video_jobs_final_message_carries_its_line_counts():
     )
 
 
-def test_a_job_that_counts_nothing_has_no_line_counts():
-    assert event_message(_finished(class_counts={"dog": 2}))["line_counts"] == []
+def test_a_video_job_with_zones_final_message_carries_its_zone_counts():
+    count = detection_pb2.ZoneCount(
+        zone="queue", class_id=0, class_name="person", visited=3, peak=2, mean_stay_seconds=4.5
+    )
+    message = event_message(_finished(kind="video", zone_counts=[count]))
+
+    assert message["zone_counts"] == [
+        {
+            "zone": "queue",
+            "class_id": 0,
+            "class_name": "person",
+            "visited": 3,
+            "peak": 2,
+            "mean_stay_seconds": 4.5,
+        }
+    ]
+
+
+def test_a_job_that_counts_nothing_has_no_line_or_zone_counts():
+    message = event_message(_finished(class_counts={"dog": 2}))
+    assert (message["line_counts"], message["zone_counts"]) == ([], [])

@@ -178,6 +178,42 @@ def test_a_counting_video_jobs_report_lists_its_line_crossings():
     assert "counting lines" not in without.text and "counting lines" not in without.html
 
 
+def test_a_video_job_with_zones_report_lists_who_was_in_each():
+    """ADR 0042: the report of a video job with counting zones says who was in each."""
+    renderer = EmailRenderer(links=ConsoleLinks("https://x.test"))
+    finished = notification_pb2.JobFinished(
+        job_id=str(uuid.uuid4()),
+        status="completed",
+        total=8,
+        processed=8,
+        kind="video",
+        class_counts={"person": 12},
+        zone_counts=[
+            detection_pb2.ZoneCount(
+                zone="queue",
+                class_id=0,
+                class_name="person",
+                visited=3,
+                peak=2,
+                mean_stay_seconds=4.25,
+            )
+        ],
+    )
+
+    email = renderer.job_report(to_addr="a@x.test", name="A", finished=finished)
+
+    text = email.text.replace("\r\n", "\n")
+    assert (
+        "Who was in the counting zones (visited, most at once, mean stay):\n"
+        "  queue, person: 3, 2, 4.2 s" in text
+    )
+    assert '<caption style="text-align: left;">Who was in the counting zones</caption>' in (
+        email.html
+    )
+    assert '<td style="text-align: right;">4.2 s</td>' in email.html
+    assert "counting lines" not in text, "no line table for a job without lines"
+
+
 async def test_a_failed_job_report_says_why(
     service, producer, mail_sink, new_user, events, wait, mail
 ) -> None:

@@ -154,7 +154,7 @@ class JobProgress(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
 
 class JobFinished(_message.Message):
-    __slots__ = ("job_id", "status", "total", "processed", "failed", "class_counts", "error", "kind", "line_counts")
+    __slots__ = ("job_id", "status", "total", "processed", "failed", "class_counts", "error", "kind", "line_counts", "zone_counts")
     class ClassCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -171,6 +171,7 @@ class JobFinished(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     LINE_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ZONE_COUNTS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     status: str
     total: int
@@ -180,7 +181,8 @@ class JobFinished(_message.Message):
     error: str
     kind: str
     line_counts: _containers.RepeatedCompositeFieldContainer[_detection_pb2.LineCount]
-    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., class_counts: _Optional[_Mapping[str, int]] = ..., error: _Optional[str] = ..., kind: _Optional[str] = ..., line_counts: _Optional[_Iterable[_Union[_detection_pb2.LineCount, _Mapping]]] = ...) -> None: ...
+    zone_counts: _containers.RepeatedCompositeFieldContainer[_detection_pb2.ZoneCount]
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., class_counts: _Optional[_Mapping[str, int]] = ..., error: _Optional[str] = ..., kind: _Optional[str] = ..., line_counts: _Optional[_Iterable[_Union[_detection_pb2.LineCount, _Mapping]]] = ..., zone_counts: _Optional[_Iterable[_Union[_detection_pb2.ZoneCount, _Mapping]]] = ...) -> None: ...
 
 class Webhook(_message.Message):
     __slots__ = ("id", "url", "events", "created_at", "api_key_id", "previous_secret_expires_at")

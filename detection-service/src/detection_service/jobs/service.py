@@ -45,11 +45,11 @@ from detection_service.jobs.models import (
 )
 from detection_service.jobs.queue import JobQueue
 from detection_service.pipeline.types import DetectionOptions, DetectionResult
-from detection_service.tracking.messages import line_counts_reply
+from detection_service.tracking.messages import line_counts_reply, zone_counts_reply
 from detection_service.video.views import (
     VideoView,
     frame_class_counts,
-    job_line_counts,
+    job_counts,
     stored_video_keys,
     video_view,
     video_views,
@@ -781,7 +781,7 @@ async def stage_job_finished(
 ) -> None:
     """Stage the job's one final event (job.completed, job.failed or job.cancelled, after
     `status`) in the caller's transaction, with the objects per class of what it detected
-    and, for a video job that counts crossings, its line counts (ADR 0039).
+    and, for a video job that counts, its line counts (ADR 0039) and zone counts (ADR 0042).
 
     A job ends in three places (its last batch item, a video worker's end, its owner's
     cancel) and each announces this same event, so it is built here once: a video job's
@@ -790,7 +790,9 @@ async def stage_job_finished(
     video = kind == KIND_VIDEO
     count_objects = frame_class_counts if video else _item_class_counts
     class_counts = await count_objects(session=session, job_id=job_id)
-    line_counts = await job_line_counts(session=session, job_id=job_id) if video else []
+    line_counts, zone_counts = (
+        await job_counts(session=session, job_id=job_id) if video else ([], [])
+    )
     await outbox.add_job_finished(
         session,
         user_id=user_id,
@@ -805,6 +807,7 @@ async def stage_job_finished(
             error=error or "",
             kind=KIND_VIDEO if video else "",
             line_counts=line_counts_reply(line_counts),
+            zone_counts=zone_counts_reply(zone_counts),
         ),
     )
 

@@ -73,15 +73,18 @@ async def video_views(
     }
 
 
-async def job_line_counts(*, session: AsyncSession, job_id: uuid.UUID) -> list[LineCount]:
-    """What crossed the job's counting lines over its committed frames; none for a job that
-    counts nothing (or is not a video job)."""
+async def job_counts(
+    *, session: AsyncSession, job_id: uuid.UUID
+) -> tuple[list[LineCount], list[ZoneCount]]:
+    """What crossed the job's counting lines and who was in its zones, over its committed
+    frames; none for a job that counts nothing (or is not a video job)."""
     row = (
         await session.execute(sa.select(video_jobs).where(video_jobs.c.job_id == job_id))
     ).first()
-    if row is None or not row.counting_lines:
-        return []
-    return (await _line_counts(session, [row])).get(job_id, [])
+    if row is None:
+        return [], []
+    line_counts, zone_counts = await _counts(session, [row])
+    return line_counts.get(job_id, []), zone_counts.get(job_id, [])
 
 
 async def _counts(

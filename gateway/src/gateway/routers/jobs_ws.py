@@ -14,6 +14,7 @@ does not: the stream was allowed when it opened).
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ import grpc
 import jwt
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from google.protobuf import json_format
+from google.protobuf.message import Message
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocketState
 
@@ -76,6 +78,16 @@ def _job_counts(job: notification_pb2.JobProgress | notification_pb2.JobFinished
     return {"total": job.total, "processed": job.processed, "failed": job.failed}
 
 
+def _as_dicts(messages: Iterable[Message]) -> list[dict[str, Any]]:
+    """Counts as JSON objects, keyed as the contract spells the fields, zeros included."""
+    return [
+        json_format.MessageToDict(
+            message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+        for message in messages
+    ]
+
+
 def event_message(event: notification_pb2.Event) -> dict[str, Any]:
     """The JSON a client receives for one event."""
     message: dict[str, Any] = {
@@ -93,14 +105,8 @@ def event_message(event: notification_pb2.Event) -> dict[str, Any]:
             status=finished.status,
             **_job_counts(finished),
             class_counts=dict(finished.class_counts),
-            line_counts=[
-                json_format.MessageToDict(
-                    count,
-                    preserving_proto_field_name=True,
-                    always_print_fields_with_no_presence=True,
-                )
-                for count in finished.line_counts
-            ],
+            line_counts=_as_dicts(finished.line_counts),
+            zone_counts=_as_dicts(finished.zone_counts),
             error=finished.error or None,
         )
     return message
