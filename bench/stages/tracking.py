@@ -1,13 +1,14 @@
-"""Tracking and line counting (ADR 0038, 0039): what following objects costs, from one run.
+"""Tracking, line counting and zones (ADR 0038, 0039, 0042): what following objects costs,
+from one run.
 
 Two parts, each reported as figures and ratios, never judged against a target:
 
 - In process, no server: milliseconds per frame of `track_and_count` (ByteTrack, then one
-  supervision `LineZone` per line) over synthetic frames of 5, 20 and 100 objects that move a
-  few pixels a frame, some of them across two counting lines. Every frame goes to two
-  trackers, one alone and one with a counter of the two lines, in alternating order, so both
-  see the machine at the same moment; the median of the per-frame differences is what the
-  lines add.
+  supervision `LineZone` per line or `PolygonZone` per zone) over synthetic frames of 5, 20
+  and 100 objects that move a few pixels a frame, some of them across two counting lines and
+  into two zones. Every frame goes to three trackers, one alone, one with a counter of the two
+  lines and one with the two zones, in rotating order, so all see the machine at the same
+  moment; the median of the per-frame differences is what the lines, or the zones, add.
 - End to end, through the stack's detection-service: `DetectStream` untracked against tracked
   with two lines, in alternating windows (untracked, tracked, untracked, tracked) at one
   concurrency, each worker one stream. Every stream sends the same panned sequence (one image
@@ -50,6 +51,7 @@ from detection_service.pipeline.types import DetectedObject
 from detection_service.tracking.counting import RegionCounter, track_and_count
 from detection_service.tracking.lines import CountingLine
 from detection_service.tracking.tracker import ObjectTracker, TrackingSettings
+from detection_service.tracking.zones import CountingZone
 from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
 from objectvision_common.identity import principal_metadata
 from objectvision_devstack.videos import panned
@@ -71,6 +73,11 @@ SCENE_WIDTH, SCENE_HEIGHT = 1280, 720
 SCENE_LINES = (
     CountingLine("gate", (640.0, 0.0), (640.0, 720.0)),
     CountingLine("lane", (0.0, 360.0), (1280.0, 360.0)),
+)
+# Two zones the grid moves into: the lower right quarter, and a diamond about the centre.
+SCENE_ZONES = (
+    CountingZone("corner", ((640.0, 360.0), (1280.0, 360.0), (1280.0, 720.0), (640.0, 720.0))),
+    CountingZone("diamond", ((640.0, 200.0), (900.0, 360.0), (640.0, 520.0), (380.0, 360.0))),
 )
 _BOX_WIDTH, _BOX_HEIGHT = 40.0, 30.0
 _CELL_WIDTH, _CELL_HEIGHT = 100.0, 60.0
@@ -144,15 +151,6 @@ def synthetic_frames(objects: int, frames: int, *, seed: int = 0) -> list[list[D
     return scene
 
 
-def _timed_ms(
-    tracker: ObjectTracker, counter: RegionCounter | None, objects: list[DetectedObject]
-) -> float:
-    """Milliseconds one `track_and_count` took."""
-    started = time.perf_counter()
-    track_and_count(tracker, counter, objects)
-    return (time.perf_counter() - started) * 1000.0
-
-
 def _ms(values: Sequence[float]) -> dict[str, float]:
     return {
         "p50": round(statistics.median(values), 4),
@@ -164,47 +162,58 @@ def _ms(values: Sequence[float]) -> dict[str, float]:
 def measure_in_process(
     object_counts: Sequence[int] = OBJECT_COUNTS, *, frames: int, warmup_frames: int = WARMUP_FRAMES
 ) -> dict[str, Any]:
-    """Per object count: ms per frame of the tracker alone and with `SCENE_LINES`, paired
-    frame by frame (blocking: seconds; run it in a thread)."""
+    """Per object count: ms per frame of the tracker alone, with `SCENE_LINES` and with
+    `SCENE_ZONES`, paired frame by frame (blocking: seconds; run it in a thread)."""
     settings = service_tracking_settings()
     rows = []
     for count in object_counts:
-        alone = ObjectTracker(settings, frame_rate=FRAME_RATE)
-        counted = ObjectTracker(settings, frame_rate=FRAME_RATE)
-        counter = RegionCounter(SCENE_LINES, ())
-        alone_ms: list[float] = []
-        counted_ms: list[float] = []
+        counters = {
+            "tracker": None,
+            "lines": RegionCounter(SCENE_LINES, ()),
+            "zones": RegionCounter((), SCENE_ZONES),
+        }
+        trackers = {name: ObjectTracker(settings, frame_rate=FRAME_RATE) for name in counters}
+        elapsed: dict[str, list[float]] = {name: [] for name in counters}
+        zone_visits: Counter[str] = Counter()
+        names = list(counters)
         for index, objects in enumerate(synthetic_frames(count, frames)):
-            # Alternate which goes first, so neither always finds the caches warmer.
-            if index % 2:
-                alone_elapsed = _timed_ms(alone, None, objects)
-                counted_elapsed = _timed_ms(counted, counter, objects)
-            else:
-                counted_elapsed = _timed_ms(counted, counter, objects)
-                alone_elapsed = _timed_ms(alone, None, objects)
-            if index >= warmup_frames:
-                alone_ms.append(alone_elapsed)
-                counted_ms.append(counted_elapsed)
-        tracker, with_lines = _ms(alone_ms), _ms(counted_ms)
-        rows.append(
-            {
-                "objects": count,
-                "frames": len(alone_ms),
-                "tracker_ms": tracker,
-                "with_lines_ms": with_lines,
-                "lines_add_ms_p50": round(
-                    statistics.median(c - a for c, a in zip(counted_ms, alone_ms, strict=True)), 4
+            # Rotate which goes first, so none always finds the caches warmer.
+            for name in names[index % 3 :] + names[: index % 3]:
+                started = time.perf_counter()
+                followed, _ = track_and_count(trackers[name], counters[name], objects)
+                taken_ms = (time.perf_counter() - started) * 1000.0
+                if index >= warmup_frames:
+                    elapsed[name].append(taken_ms)
+                if name == "zones":
+                    zone_visits.update(zone for obj in followed for zone in obj.zones)
+        tracker = _ms(elapsed["tracker"])
+        row: dict[str, Any] = {
+            "objects": count,
+            "frames": len(elapsed["tracker"]),
+            "tracker_ms": tracker,
+        }
+        for name in ("lines", "zones"):
+            figures = _ms(elapsed[name])
+            row[f"with_{name}_ms"] = figures
+            row[f"{name}_add_ms_p50"] = round(
+                statistics.median(
+                    c - a for c, a in zip(elapsed[name], elapsed["tracker"], strict=True)
                 ),
-                "with_lines_over_tracker": {
-                    "p50": ratio(with_lines["p50"], tracker["p50"]),
-                    "p99": ratio(with_lines["p99"], tracker["p99"]),
-                },
-                "crossings": _crossings_by_line(counter),
+                4,
+            )
+            row[f"with_{name}_over_tracker"] = {
+                "p50": ratio(figures["p50"], tracker["p50"]),
+                "p99": ratio(figures["p99"], tracker["p99"]),
             }
-        )
+        lines_counter = counters["lines"]
+        assert lines_counter is not None
+        row["crossings"] = _crossings_by_line(lines_counter)
+        row["objects_in_zones"] = {zone.name: zone_visits[zone.name] for zone in SCENE_ZONES}
+        rows.append(row)
     return {
         "call": "detection_service.tracking.counting.track_and_count",
         "lines": [line.name for line in SCENE_LINES],
+        "zones": [zone.name for zone in SCENE_ZONES],
         "rows": rows,
     }
 
@@ -225,10 +234,12 @@ async def in_process(ctx: StageContext) -> dict[str, Any] | None:
     found = await asyncio.to_thread(measure_in_process, frames=frames)
     for row in found["rows"]:
         logger.info(
-            "tracking in process, %3d objects: tracker p50 %.3f ms, with 2 lines p50 %.3f ms",
+            "tracking in process, %3d objects: tracker p50 %.3f ms, with 2 lines p50 %.3f ms,"
+            " with 2 zones p50 %.3f ms",
             row["objects"],
             row["tracker_ms"]["p50"],
             row["with_lines_ms"]["p50"],
+            row["with_zones_ms"]["p50"],
         )
     return found
 
@@ -438,23 +449,27 @@ def _share(value: float | None) -> str:
 
 def markdown(section: Mapping[str, Any]) -> list[str]:
     """The section as Markdown lines for bench/report.py: a table per part that ran."""
-    out = ["## Tracking and line counting: what following objects costs, one run", ""]
+    out = ["## Tracking, line counting and zones: what following objects costs, one run", ""]
     if measured := section.get("in_process"):
         rows = measured["rows"]
         out += [
             f"In process (`track_and_count`, no server), {rows[0]['frames']} synthetic frames"
             " per row, boxes moving a few pixels a frame, some across two lines"
-            f" ({', '.join(measured['lines'])}); ms per frame, tracker alone against tracker"
-            " and lines on the same frames:",
+            f" ({', '.join(measured['lines'])}) and into two zones"
+            f" ({', '.join(measured['zones'])}); ms per frame, tracker alone against tracker"
+            " and lines, and tracker and zones, on the same frames:",
             "",
             "| objects | tracker p50 | tracker p99 | + 2 lines p50 | + 2 lines p99 |"
-            " lines add (paired p50) | crossings |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            " lines add (paired p50) | crossings | + 2 zones p50 | + 2 zones p99 |"
+            " zones add (paired p50) | objects in zones |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
             *(
                 f"| {row['objects']} | {row['tracker_ms']['p50']:.3f}"
                 f" | {row['tracker_ms']['p99']:.3f} | {row['with_lines_ms']['p50']:.3f}"
                 f" | {row['with_lines_ms']['p99']:.3f} | {row['lines_add_ms_p50']:.3f}"
-                f" | {sum(row['crossings'].values())} |"
+                f" | {sum(row['crossings'].values())} | {row['with_zones_ms']['p50']:.3f}"
+                f" | {row['with_zones_ms']['p99']:.3f} | {row['zones_add_ms_p50']:.3f}"
+                f" | {sum(row['objects_in_zones'].values())} |"
                 for row in rows
             ),
             "",

@@ -56,21 +56,25 @@ def test_the_synthetic_scene_is_tracked_and_crosses_both_lines() -> None:
     assert crossed == {line.name for line in tracking.SCENE_LINES}
 
 
-def test_in_process_rows_pair_the_tracker_with_and_without_lines() -> None:
+def test_in_process_rows_pair_the_tracker_with_and_without_lines_and_zones() -> None:
     measured = tracking.measure_in_process((5, 20), frames=70, warmup_frames=10)
     rows = measured["rows"]
     assert [row["objects"] for row in rows] == [5, 20]
     assert all(row["frames"] == 60 for row in rows)
     for row in rows:
-        for figures in (row["tracker_ms"], row["with_lines_ms"]):
+        for figures in (row["tracker_ms"], row["with_lines_ms"], row["with_zones_ms"]):
             assert 0 < figures["p50"] <= figures["p99"]
         assert set(row["crossings"]) == {"gate", "lane"}
-    # More boxes on the same grid, more of them across the lines.
+        assert set(row["objects_in_zones"]) == {"corner", "diamond"}
+    # More boxes on the same grid, more of them across the lines and in the zones.
     assert sum(rows[1]["crossings"].values()) > sum(rows[0]["crossings"].values()) > 0
+    in_zones = [row["objects_in_zones"] for row in rows]
+    assert all(count > 0 for count in in_zones[0].values()), "the grid reaches both zones"
+    assert sum(in_zones[1].values()) > sum(in_zones[0].values())
 
     whole = _with_section({"in_process": measured, "stream": None})
     text = render_markdown(whole)
-    assert "## Tracking and line counting: what following objects costs, one run" in text
+    assert "## Tracking, line counting and zones: what following objects costs, one run" in text
     assert "| objects | tracker p50 | tracker p99 | + 2 lines p50 |" in text
     assert f"| 20 | {rows[1]['tracker_ms']['p50']:.3f} |" in text
 
