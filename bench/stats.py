@@ -55,6 +55,15 @@ def summarize(latencies_ms: Sequence[float]) -> LatencySummary:
     )
 
 
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """`numerator` over `denominator` to three places, as a stage compares two of its runs
+    (int8 over fp32, tracked over untracked); None where either is missing or zero, since a
+    run that measured nothing has no ratio to report."""
+    if not numerator or not denominator:
+        return None
+    return round(numerator / denominator, 3)
+
+
 def images_in_window(
     requests: Iterable[tuple[float, float, int]], start: float, end: float
 ) -> float:

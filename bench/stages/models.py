@@ -22,7 +22,7 @@ import grpc
 from bench.images import Image
 from bench.loadgen import RequestError, Send, WorkerFactory, closed_loop
 from bench.stages import StageContext, logger
-from bench.stats import summarize
+from bench.stats import ratio, summarize
 from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
 from objectvision_common.identity import principal_metadata
 
@@ -73,12 +73,6 @@ def _factory(
         yield send
 
     return factory
-
-
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
-    if not numerator or not denominator:
-        return None
-    return round(numerator / denominator, 3)
 
 
 async def run(
@@ -153,9 +147,9 @@ async def run(
         "p50_ms": p50_loaded,
         "errors": errors,
         "int8_over_fp32": {
-            "p50_c1": _ratio(p50_c1[INT8], p50_c1[FP32]),
-            "throughput": _ratio(throughput[INT8], throughput[FP32]),
-            "p50": _ratio(p50_loaded[INT8], p50_loaded[FP32]),
+            "p50_c1": ratio(p50_c1[INT8], p50_c1[FP32]),
+            "throughput": ratio(throughput[INT8], throughput[FP32]),
+            "p50": ratio(p50_loaded[INT8], p50_loaded[FP32]),
         },
     }
     logger.info("int8 vs fp32: %s", found)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.stats import images_in_window, percentile, summarize
+from bench.stats import images_in_window, percentile, ratio, summarize
 
 latencies = st.lists(
     st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False),
@@ -85,3 +85,9 @@ def test_images_in_window_of_a_steady_closed_loop_is_concurrency_over_latency():
     start, end = 1.234, 7.89
     rate = images_in_window(requests, start, end) / (end - start)
     assert rate == pytest.approx(workers / latency, rel=1e-6)
+
+
+def test_a_ratio_is_rounded_and_missing_where_a_side_measured_nothing():
+    assert ratio(2.0, 3.0) == 0.667
+    assert ratio(None, 3.0) is None
+    assert ratio(2.0, 0.0) is None

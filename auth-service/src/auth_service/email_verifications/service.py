@@ -19,15 +19,15 @@ import logging
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, select, true, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import outbox
 from auth_service.database import utcnow
 from auth_service.email_verifications.models import EmailVerificationToken
-from auth_service.opaque_tokens import LinkTerms, hash_token, new_token, plausible
-from auth_service.users.models import User
+from auth_service.emailed_links import lock_working_link, revoke_unused
+from auth_service.opaque_tokens import LinkTerms, hash_token, new_token
+from auth_service.users.models import User, flush_unique_email
 from objectvision_common.errors import FailedPrecondition, InvalidArgument, Unauthenticated
 
 logger = logging.getLogger(__name__)
@@ -57,9 +57,7 @@ async def issue(
     for it and stage the `user.email_verification_requested` event that mails it, in the
     caller's transaction (the caller commits; its row lock, if any, covers this too)."""
     now = now or utcnow()
-    await _revoke_unused(
-        session=session, user_id=user.id, now=now, of=EmailVerificationToken.email == user.email
-    )
+    await _revoke_unused(session, user, now, EmailVerificationToken.email == user.email)
     await _mail_link(session=session, user=user, address=user.email, terms=terms, now=now)
 
 
@@ -89,9 +87,7 @@ async def withdraw_change(*, session: AsyncSession, user: User, now: datetime) -
     """Forget the change `user` waits for, if any, and end its links."""
     user.pending_email = None
     user.pending_email_expires_at = None
-    await _revoke_unused(
-        session=session, user_id=user.id, now=now, of=EmailVerificationToken.email != user.email
-    )
+    await _revoke_unused(session, user, now, EmailVerificationToken.email != user.email)
 
 
 def pending_change(user: User, now: datetime) -> tuple[str, datetime] | None:
@@ -188,32 +184,10 @@ async def verify_email(
     sign-up, an email change or a resend, so one link verifies once however many uses race.
     """
     now = now or utcnow()
-    if not plausible(token):
+    found = await lock_working_link(session, EmailVerificationToken, token, now)
+    if found is None:
         raise _invalid_token()
-    token_hash = hash_token(token)
-    owner_id = await session.scalar(
-        select(EmailVerificationToken.user_id).where(
-            EmailVerificationToken.token_hash == token_hash
-        )
-    )
-    if owner_id is None:
-        raise _invalid_token()
-    user = await session.scalar(
-        select(User)
-        .where(User.id == owner_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    row = await session.scalar(
-        select(EmailVerificationToken)
-        .where(EmailVerificationToken.token_hash == token_hash)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if user is None or not user.is_active or row is None:
-        raise _invalid_token()
-    if row.used_at is not None or row.revoked_at is not None or row.expires_at <= now:
-        raise _invalid_token()
+    user, row = found
     pending = pending_change(user, now)
     moving = pending is not None and row.email == pending[0]
     if row.email != user.email and not moving:
@@ -222,9 +196,7 @@ async def verify_email(
     if moving:
         await _move_to(session=session, user=user, new_email=row.email, now=now)
     else:
-        await _revoke_unused(
-            session=session, user_id=user.id, now=now, of=EmailVerificationToken.email == user.email
-        )
+        await _revoke_unused(session, user, now, EmailVerificationToken.email == user.email)
     user.email_verified_at = now
     user.updated_at = now
     promoted = not user.is_admin and user.email in admin_emails
@@ -250,31 +222,16 @@ async def _move_to(*, session: AsyncSession, user: User, new_email: str, now: da
     user.email = new_email
     user.pending_email = None
     user.pending_email_expires_at = None
-    await _revoke_unused(session=session, user_id=user.id, now=now, of=true())
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        await session.rollback()
-        if "uq_users_email" in str(exc.orig):
-            raise FailedPrecondition(EMAIL_TAKEN, code=EMAIL_TAKEN_CODE) from exc
-        raise
+    await _revoke_unused(session, user, now)
+    await flush_unique_email(session, FailedPrecondition(EMAIL_TAKEN, code=EMAIL_TAKEN_CODE))
     await outbox.add_email_changed(
         session=session, user_id=user.id, old_email=old_email, new_email=new_email, occurred_at=now
     )
 
 
 async def _revoke_unused(
-    *, session: AsyncSession, user_id: uuid.UUID, now: datetime, of: ColumnElement[bool]
+    session: AsyncSession, user: User, now: datetime, *among: ColumnElement[bool]
 ) -> None:
-    """End every link of the user that is neither used nor revoked yet and matches `of`
-    (which addresses' links: the current one's, the others', or all)."""
-    await session.execute(
-        update(EmailVerificationToken)
-        .where(
-            EmailVerificationToken.user_id == user_id,
-            EmailVerificationToken.used_at.is_(None),
-            EmailVerificationToken.revoked_at.is_(None),
-            of,
-        )
-        .values(revoked_at=now)
-    )
+    """End the account's unused links, of those that match `among` where given (which
+    addresses' links: the current one's or the others')."""
+    await revoke_unused(session, EmailVerificationToken, *among, user_id=user.id, now=now)

@@ -10,12 +10,13 @@ import logging
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import outbox
 from auth_service.database import utcnow
-from auth_service.opaque_tokens import LinkTerms, hash_token, new_token, plausible
+from auth_service.emailed_links import lock_working_link, revoke_unused
+from auth_service.opaque_tokens import LinkTerms, hash_token, new_token
 from auth_service.password_resets.models import PasswordResetToken
 from auth_service.passwords import PasswordHasher
 from auth_service.tokens import sessions
@@ -57,7 +58,9 @@ async def request_reset(
     user = await session.scalar(select(User).where(User.email == account_key).with_for_update())
     account = user if user is not None and user.is_active else None
     # An id no row has when there is no account, so the statement runs all the same.
-    await _revoke_unused(session=session, user_id=account.id if account else uuid.uuid4(), now=now)
+    await revoke_unused(
+        session, PasswordResetToken, user_id=account.id if account else uuid.uuid4(), now=now
+    )
     if account is not None:
         expires_at = now + terms.lifetime
         session.add(
@@ -106,45 +109,17 @@ async def reset_password(
     """
     new_password = schemas.check_password(new_password)
     now = now or utcnow()
-    if not plausible(token):
+    found = await lock_working_link(session, PasswordResetToken, token, now)
+    if found is None:
         raise _invalid_token()
-    token_hash = hash_token(token)
-    owner_id = await session.scalar(
-        select(PasswordResetToken.user_id).where(PasswordResetToken.token_hash == token_hash)
-    )
-    if owner_id is None:
-        raise _invalid_token()
-    user = await session.scalar(select(User).where(User.id == owner_id).with_for_update())
-    row = await session.scalar(
-        select(PasswordResetToken)
-        .where(PasswordResetToken.token_hash == token_hash)
-        .with_for_update()
-    )
-    if user is None or not user.is_active or row is None:
-        raise _invalid_token()
-    if row.used_at is not None or row.revoked_at is not None or row.expires_at <= now:
-        raise _invalid_token()
+    user, row = found
     user.password_hash = await passwords.hash(new_password)
     user.updated_at = now
     row.used_at = now
-    await _revoke_unused(session=session, user_id=user.id, now=now)
+    await revoke_unused(session, PasswordResetToken, user_id=user.id, now=now)
     await sessions.end_all_for_user(session=session, revoked=revoked, user_id=user.id, now=now)
     await outbox.add_password_changed(
         session=session, user_id=user.id, method=outbox.CHANGED_WITH_RESET_LINK, occurred_at=now
     )
     await session.commit()
     logger.info("password reset with an emailed link", extra={"user_id": str(user.id)})
-
-
-async def _revoke_unused(*, session: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
-    """End every link of the user that is neither used nor revoked yet (expired ones too:
-    they no longer work either way)."""
-    await session.execute(
-        update(PasswordResetToken)
-        .where(
-            PasswordResetToken.user_id == user_id,
-            PasswordResetToken.used_at.is_(None),
-            PasswordResetToken.revoked_at.is_(None),
-        )
-        .values(revoked_at=now)
-    )

@@ -1,9 +1,11 @@
-"""The account row."""
+"""The account row, and the flush that keeps two accounts from sharing an address."""
 
 import uuid
 from datetime import datetime
 
 from sqlalchemy import DateTime, String, false, func, true
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from auth_service.database import Base, utcnow
@@ -36,3 +38,16 @@ class User(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
+
+
+async def flush_unique_email(session: AsyncSession, taken: Exception) -> None:
+    """Flush `session`; where another account's writer took the same address meanwhile (the
+    unique `email` refuses the row), roll back and raise `taken`, the answer the caller
+    gives a taken address. Only a race gets here: the address was free when looked up."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        await session.rollback()
+        if "uq_users_email" in str(exc.orig):
+            raise taken from exc
+        raise

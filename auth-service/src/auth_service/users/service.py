@@ -4,7 +4,6 @@ import logging
 import uuid
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import outbox
@@ -16,7 +15,7 @@ from auth_service.preferences import service as preferences_service
 from auth_service.tokens import sessions
 from auth_service.tokens.revocation import RevokedAccessTokens
 from auth_service.users import schemas
-from auth_service.users.models import User
+from auth_service.users.models import User, flush_unique_email
 from auth_service.users.notices import SignUpNotices
 from auth_service.users.schemas import AdminPolicy, Caller
 from objectvision.v1 import common_pb2
@@ -109,7 +108,7 @@ async def _create(
     session.add(user)
     # The rows below reference the user; without ORM relationships the unit of work does
     # not order inserts by foreign key, so the user goes first explicitly.
-    await _flush_unique_email(session)
+    await flush_unique_email(session, AlreadyExists(EMAIL_TAKEN))
     preferences_service.add_defaults(session=session, user_id=user.id, now=now)
     await outbox.add_user_registered(
         session=session, user_id=user.id, email=email, name=name, occurred_at=now
@@ -407,18 +406,3 @@ async def set_status(
         },
     )
     return user
-
-
-async def _flush_unique_email(session: AsyncSession) -> None:
-    """Flush; a concurrent writer that took the same email surfaces as AlreadyExists.
-
-    Only a race does (the address was free when looked up), and sign-up turns it into the
-    answer a taken address gets.
-    """
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        await session.rollback()
-        if "uq_users_email" in str(exc.orig):
-            raise AlreadyExists(EMAIL_TAKEN) from exc
-        raise

@@ -87,6 +87,9 @@ class EmailRenderer:
     def _render(
         self, template: str, *, to_addr: str, to_name: str, subject: str, **context: Any
     ) -> RenderedEmail:
+        """Both parts of the mail `template` makes. Every template may use `name` and `email`,
+        the name and address the mail goes to: a mail that shows an address in full shows
+        the one it was sent to, which its reader owns (another is at most a hint)."""
         mailbox(to_addr, to_name)
         safe_header_value(subject, field="subject")
         context.update(
@@ -94,6 +97,7 @@ class EmailRenderer:
             base_url=self._base_url,
             settings_url=self._links.settings(),
             name=to_name,
+            email=to_addr,
         )
         return RenderedEmail(
             to_addr=to_addr,
@@ -141,7 +145,6 @@ class EmailRenderer:
             to_addr=to_addr,
             to_name=name,
             subject=subject,
-            email=to_addr,
             login_url=self._links.home(),
             forgot_password_url=self._links.forgot_password(),
         )
@@ -161,7 +164,6 @@ class EmailRenderer:
             to_addr=to_addr,
             to_name=name,
             subject=f"Reset your {self._product} password",
-            email=to_addr,
             reset_url=self._links.reset_password(token),
             forgot_password_url=self._links.forgot_password(),
             **_link_lifetime(requested_at, expires_at),
@@ -193,7 +195,6 @@ class EmailRenderer:
             to_addr=to_addr,
             to_name=name,
             subject=subject,
-            email=to_addr,
             verify_url=self._links.verify_email(token),
             **_link_lifetime(requested_at, expires_at),
         )
@@ -209,7 +210,6 @@ class EmailRenderer:
             to_addr=to_addr,
             to_name=name,
             subject=f"Your {self._product} password was changed",
-            email=to_addr,
             changed_at=_moment(changed_at),
             how=PASSWORD_CHANGE_METHODS.get(method, ""),
             forgot_password_url=self._links.forgot_password(),
@@ -294,7 +294,6 @@ class EmailRenderer:
             to_addr=to_addr,
             to_name=name,
             subject=subject,
-            email=to_addr,
             when=_moment(at),
             forgot_password_url=self._links.forgot_password(),
             **context,
@@ -311,7 +310,6 @@ class EmailRenderer:
             to_addr=to_addr,
             to_name=name,
             subject=f"The sign-in address of your {self._product} account was changed",
-            email=to_addr,
             new_email_hint=new_email_hint,
             changed_at=_moment(changed_at),
         )
@@ -327,7 +325,6 @@ class EmailRenderer:
                 to_addr=to_addr,
                 to_name=name,
                 subject=f"Your {self._product} account was restored",
-                email=to_addr,
                 when=_moment(at),
                 login_url=self._links.home(),
             )
@@ -336,7 +333,6 @@ class EmailRenderer:
             to_addr=to_addr,
             to_name=name,
             subject=f"Your {self._product} account was suspended",
-            email=to_addr,
             when=_moment(at),
         )
 
@@ -348,7 +344,6 @@ class EmailRenderer:
             to_addr=to_addr,
             to_name="",
             subject=f"Your {self._product} account was deleted",
-            email=to_addr,
             deleted_at=_moment(deleted_at),
         )
 

@@ -6,7 +6,7 @@
 // offered to suspend or demote their own account (the server would answer 409 own_account).
 
 import { request } from "./api.js";
-import { byId, el, formatDate, guarded, showStatus } from "./dom.js";
+import { byId, el, formatDate, guarded, onSubmit, showRows, showStatus } from "./dom.js";
 import { Pager } from "./pager.js";
 import { tokenClaims } from "./session.js";
 
@@ -28,8 +28,7 @@ export class AccountsView {
       render: (items) => this.render(items),
     });
     // A new search starts again from its first page.
-    byId("accounts-search").addEventListener("submit", (event) => {
-      event.preventDefault();
+    onSubmit(byId("accounts-search"), () => {
       this.searched = this.query.value.trim();
       this.load(0);
     });
@@ -49,11 +48,8 @@ export class AccountsView {
   }
 
   render(accounts) {
-    this.body.replaceChildren(...accounts.map((account) => this.row(account)));
-    if (accounts.length === 0) {
-      const text = this.searched ? `No account matches “${this.searched}”.` : "No accounts.";
-      this.body.append(el("tr", {}, el("td", { colspan: COLUMNS, className: "empty" }, text)));
-    }
+    const emptyText = this.searched ? `No account matches “${this.searched}”.` : "No accounts.";
+    showRows(this.body, accounts.map((account) => this.row(account)), COLUMNS, emptyText);
   }
 
   row(account) {

@@ -5,7 +5,7 @@
 // secretPanel; and `row(item)`, one credential's table row.
 
 import { request } from "./api.js";
-import { byId, el, guarded, secretPanel, showStatus } from "./dom.js";
+import { byId, el, guarded, onSubmit, secretPanel, showRows, showStatus, submitting } from "./dom.js";
 
 export class CredentialsView {
   /**
@@ -21,16 +21,12 @@ export class CredentialsView {
     this.columns = columns;
     this.emptyText = emptyText;
     this.shownSecretId = null;
-    this.form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      this.create();
-    });
+    onSubmit(this.form, () => this.create());
   }
 
   async create() {
     const json = this.creation();
-    const button = this.form.querySelector("button[type=submit]");
-    const created = await guarded(() => request(this.url, { method: "POST", json }), button);
+    const created = await submitting(this.form, () => request(this.url, { method: "POST", json }));
     if (!created) return;
     this.form.reset();
     await this.showSecret(created, this.introduceSecret(created));
@@ -70,10 +66,7 @@ export class CredentialsView {
   }
 
   render(items) {
-    this.body.replaceChildren(...items.map((item) => this.row(item)));
-    if (items.length === 0) {
-      this.body.append(el("tr", {}, el("td", { colspan: this.columns, className: "empty" }, this.emptyText)));
-    }
+    showRows(this.body, items.map((item) => this.row(item)), this.columns, this.emptyText);
   }
 }
 

@@ -31,6 +31,29 @@ export function byId(id) {
   return document.getElementById(id);
 }
 
+/**
+ * Handle `form`'s submissions in the page: the browser neither sends the form nor reloads;
+ * `handle(event)` runs instead. It reads `event.currentTarget` before its first `await`: the
+ * browser clears it once the event has been dispatched.
+ */
+export function onSubmit(form, handle) {
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    handle(event);
+  });
+}
+
+/**
+ * Put `rows` in the table body `body`; with none, one row across its `columns` columns that
+ * says `emptyText`, so an empty table says why rather than showing a bare header.
+ */
+export function showRows(body, rows, columns, emptyText) {
+  body.replaceChildren(...rows);
+  if (rows.length === 0) {
+    body.append(el("tr", {}, el("td", { colspan: columns, className: "empty" }, emptyText)));
+  }
+}
+
 export function formatDate(value) {
   if (!value) return "—";
   const date = new Date(value);
@@ -77,6 +100,14 @@ export async function guarded(action, button = null) {
   } finally {
     if (button) button.disabled = false;
   }
+}
+
+/**
+ * Send `form` with `action`, as `guarded` runs it: its submit button is disabled until the
+ * answer comes, so a second click cannot send the form twice.
+ */
+export function submitting(form, action) {
+  return guarded(action, form.querySelector("button[type=submit]"));
 }
 
 async function copyText(text) {

@@ -3,7 +3,7 @@
 // the job's own page, `#/jobs/<id>`, which follows it live or shows its results.
 
 import { request } from "./api.js";
-import { byId, el, formatDate, plural } from "./dom.js";
+import { byId, el, formatDate, plural, showRows } from "./dom.js";
 import { normaliseJob } from "./jobs.js";
 import { Pager } from "./pager.js";
 
@@ -48,14 +48,11 @@ export class JobListView {
   }
 
   render(jobs) {
-    this.body.replaceChildren(...jobs.map((job) => this.row(job)));
-    if (jobs.length === 0) {
-      const status = this.status.value;
-      const text = status
-        ? `No ${STATUS_NAMES[status].toLowerCase()} jobs.`
-        : "No jobs yet. Drop several images or a video on the Detect tab.";
-      this.body.append(el("tr", {}, el("td", { colspan: COLUMNS, className: "empty" }, text)));
-    }
+    const status = this.status.value;
+    const emptyText = status
+      ? `No ${STATUS_NAMES[status].toLowerCase()} jobs.`
+      : "No jobs yet. Drop several images or a video on the Detect tab.";
+    showRows(this.body, jobs.map((job) => this.row(job)), COLUMNS, emptyText);
   }
 
   row(job) {

@@ -14,7 +14,18 @@
 
 import { AccountsView } from "./accounts.js";
 import { request } from "./api.js";
-import { byId, clearError, el, guarded, plural, saveFile, showError, showStatus } from "./dom.js";
+import {
+  byId,
+  clearError,
+  el,
+  guarded,
+  onSubmit,
+  plural,
+  saveFile,
+  showError,
+  showStatus,
+  submitting,
+} from "./dom.js";
 import { HistoryView } from "./history.js";
 import { JobListView } from "./job-list.js";
 import { FINAL_STATUSES, JobTracker, jobPercent, normaliseJob } from "./jobs.js";
@@ -28,7 +39,7 @@ import { SettingsView } from "./settings.js";
 import { LoginCode } from "./two-factor.js";
 import { DEFAULT_THRESHOLD, Viewer, normaliseResult } from "./viewer.js";
 import { WebhooksView } from "./webhooks.js";
-import { isVideo, parseCountingLines, renderVideoJob, videoForm } from "./video.js";
+import { countingRegions, isVideo, renderVideoJob, videoForm } from "./video.js";
 
 const VIEWS = ["detect", "history", "jobs", "keys", "webhooks", "settings", "accounts"];
 // Deep links to one object, shown in the Detect view. `#/jobs/<id>` is one job (a route of
@@ -209,14 +220,10 @@ function formValues(form) {
 
 const loginCode = new LoginCode(byId("login-form"));
 
-byId("login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
+onSubmit(byId("login-form"), async (event) => {
   const form = event.currentTarget;
   const { email, password } = formValues(form);
-  const pair = await guarded(
-    () => loginCode.logIn({ email, password }),
-    form.querySelector("button[type=submit]"),
-  );
+  const pair = await submitting(form, () => loginCode.logIn({ email, password }));
   if (!pair) return;
   form.reset();
   loginCode.reset();
@@ -242,8 +249,7 @@ function signIn(pair, email, message = "") {
   }
 }
 
-byId("signup-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
+onSubmit(byId("signup-form"), async (event) => {
   const form = event.currentTarget;
   const { name, email, password } = formValues(form);
   // Sign-up answers the same whether or not the address already had an account (its owner is
@@ -625,25 +631,18 @@ async function followJob(job) {
   );
 }
 
-/** Upload a video as a job, sampled at the chosen frames per second (its objects tracked
- * and counted crossing lines when asked), and follow it. Counting lines that are not in the
- * form's syntax, or given without tracking, are said so before anything is uploaded. */
+/** Upload a video as a job, sampled at the chosen frames per second (its objects tracked,
+ * counted crossing lines and in zones when asked), and follow it. Counting lines or zones
+ * that are not in the form's syntax, or given without tracking, are said so before anything
+ * is uploaded. */
 async function detectVideo(file) {
   const fps = Number(byId("video-fps").value) || null;
   const track = byId("video-track").checked;
-  let lines;
+  let regions;
   try {
-    lines = parseCountingLines(byId("video-lines").value);
+    regions = countingRegions({ lines: byId("video-lines").value, zones: byId("video-zones").value, track });
   } catch (error) {
-    showError({ status: 422, code: "validation_error", message: `Counting lines: ${error.message}` });
-    return;
-  }
-  if (lines.length && !track) {
-    showError({
-      status: 422,
-      code: "validation_error",
-      message: "Counting lines need “Track objects”: only tracked objects are counted crossing a line",
-    });
+    showError({ status: 422, code: "validation_error", message: error.message });
     return;
   }
   tracker?.stop();
@@ -653,7 +652,7 @@ async function detectVideo(file) {
   let job;
   try {
     job = await guarded(() =>
-      request("api/v1/detect/video", { method: "POST", body: videoForm(file, { fps, track, lines, model: models.value() }) }),
+      request("api/v1/detect/video", { method: "POST", body: videoForm(file, { fps, track, ...regions, model: models.value() }) }),
     );
   } finally {
     busy(null);
@@ -718,8 +717,7 @@ async function openDetection(id, filename) {
 }
 
 byId("choose-files").addEventListener("click", () => input.click());
-byId("url-form").addEventListener("submit", (event) => {
-  event.preventDefault();
+onSubmit(byId("url-form"), () => {
   const url = byId("image-url").value.trim();
   if (!url) return;
   showStatus("");

@@ -4,7 +4,7 @@
 // neither the browser's history nor a screenshot.
 
 import { request } from "./api.js";
-import { byId, guarded, showError, showStatus } from "./dom.js";
+import { byId, onSubmit, showError, showStatus, submitting } from "./dom.js";
 
 export const PASSWORD_VIEWS = ["forgot-password", "reset-password"];
 
@@ -19,14 +19,8 @@ export class PasswordResetView {
   constructor({ onReset }) {
     this.token = "";
     this.onReset = onReset;
-    byId("forgot-form").addEventListener("submit", (event) => {
-      event.preventDefault();
-      this.ask(event.currentTarget);
-    });
-    byId("reset-form").addEventListener("submit", (event) => {
-      event.preventDefault();
-      this.reset(event.currentTarget);
-    });
+    onSubmit(byId("forgot-form"), (event) => this.ask(event.currentTarget));
+    onSubmit(byId("reset-form"), (event) => this.reset(event.currentTarget));
   }
 
   /** Keep the token of `#/reset-password?token=…` and leave `#/reset-password` in its place. */
@@ -39,9 +33,8 @@ export class PasswordResetView {
 
   async ask(form) {
     const email = form.elements.email.value;
-    const accepted = await guarded(
-      () => request("api/v1/auth/forgot-password", { method: "POST", json: { email }, auth: false }),
-      form.querySelector("button[type=submit]"),
+    const accepted = await submitting(form, () =>
+      request("api/v1/auth/forgot-password", { method: "POST", json: { email }, auth: false }),
     );
     if (!accepted) return;
     form.reset();
@@ -55,7 +48,7 @@ export class PasswordResetView {
       return;
     }
     const password = form.elements.password.value;
-    const done = await guarded(async () => {
+    const done = await submitting(form, async () => {
       await request("api/v1/auth/reset-password", {
         method: "POST",
         json: { token: this.token, new_password: password },
@@ -63,7 +56,7 @@ export class PasswordResetView {
         as: "none",
       });
       return true;
-    }, form.querySelector("button[type=submit]"));
+    });
     if (!done) return;
     form.reset();
     this.token = "";

@@ -7,7 +7,7 @@
 // authentication card is two-factor.js, its card of signed-in sessions sessions.js.
 
 import { request, requestWithPassword } from "./api.js";
-import { byId, guarded, showStatus } from "./dom.js";
+import { byId, guarded, onSubmit, showStatus, submitting } from "./dom.js";
 import { setSessionEmail } from "./session.js";
 import { SessionsCard } from "./sessions.js";
 import { TwoFactorCard } from "./two-factor.js";
@@ -33,18 +33,9 @@ export class SettingsView {
     this.twoFactor = new TwoFactorCard();
     this.sessions = new SessionsCard();
     this.onDeleted = onDeleted;
-    this.form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      this.save();
-    });
-    this.deleteForm.addEventListener("submit", (event) => {
-      event.preventDefault();
-      this.deleteAccount();
-    });
-    this.emailForm.addEventListener("submit", (event) => {
-      event.preventDefault();
-      this.changeEmail();
-    });
+    onSubmit(this.form, () => this.save());
+    onSubmit(this.deleteForm, () => this.deleteAccount());
+    onSubmit(this.emailForm, () => this.changeEmail());
   }
 
   async load() {
@@ -114,14 +105,12 @@ export class SettingsView {
    * answer is the same whether or not another account has the address. */
   async changeEmail() {
     const fields = this.emailForm.elements;
-    const account = await guarded(
-      () =>
-        requestWithPassword(
-          ACCOUNT,
-          { method: "PATCH", json: { email: fields.email.value, current_password: fields.current_password.value } },
-          "nothing was changed",
-        ),
-      this.emailForm.querySelector("button[type=submit]"),
+    const account = await submitting(this.emailForm, () =>
+      requestWithPassword(
+        ACCOUNT,
+        { method: "PATCH", json: { email: fields.email.value, current_password: fields.current_password.value } },
+        "nothing was changed",
+      ),
     );
     if (!account) return;
     this.emailForm.reset();
@@ -140,14 +129,11 @@ export class SettingsView {
   }
 
   async save() {
-    const button = this.form.querySelector("button[type=submit]");
-    const saved = await guarded(
-      () =>
-        request(SETTINGS, {
-          method: "PATCH",
-          json: { notifications_enabled: this.notifications.checked },
-        }),
-      button,
+    const saved = await submitting(this.form, () =>
+      request(SETTINGS, {
+        method: "PATCH",
+        json: { notifications_enabled: this.notifications.checked },
+      }),
     );
     if (!saved) return;
     this.show(saved);
@@ -166,14 +152,12 @@ export class SettingsView {
       "Delete your account and everything it stored, for good? Images, detections, jobs, " +
       "videos, webhooks and API keys go with it; this cannot be undone.";
     if (!window.confirm(question)) return;
-    const accepted = await guarded(
-      () =>
-        requestWithPassword(
-          ACCOUNT,
-          { method: "DELETE", json: { current_password: password.value } },
-          "nothing was deleted",
-        ),
-      this.deleteForm.querySelector("button[type=submit]"),
+    const accepted = await submitting(this.deleteForm, () =>
+      requestWithPassword(
+        ACCOUNT,
+        { method: "DELETE", json: { current_password: password.value } },
+        "nothing was deleted",
+      ),
     );
     if (!accepted) return;
     this.deleteForm.reset();

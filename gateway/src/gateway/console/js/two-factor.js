@@ -6,7 +6,7 @@
 // shown this once), renews the recovery codes and turns it off (password and a code).
 
 import { request, requestWithPassword } from "./api.js";
-import { byId, el, guarded, showStatus } from "./dom.js";
+import { byId, el, guarded, onSubmit, showStatus, submitting } from "./dom.js";
 
 const LOGIN = "api/v1/auth/login";
 const TWO_FACTOR = "api/v1/users/me/two-factor";
@@ -64,16 +64,9 @@ export class TwoFactorCard {
     this.recoveryList = byId("two-factor-recovery-list");
     this.qr = byId("two-factor-qr");
     this.secret = byId("two-factor-secret");
-    this.startForm.addEventListener("submit", (event) => {
-      event.preventDefault();
-      this.start();
-    });
-    this.confirmForm.addEventListener("submit", (event) => {
-      event.preventDefault();
-      this.confirm();
-    });
-    this.manageForm.addEventListener("submit", (event) => {
-      event.preventDefault();
+    onSubmit(this.startForm, () => this.start());
+    onSubmit(this.confirmForm, () => this.confirm());
+    onSubmit(this.manageForm, (event) => {
       if (event.submitter?.value === "disable") this.disable(event.submitter);
       else this.renewCodes(event.submitter);
     });
@@ -110,14 +103,12 @@ export class TwoFactorCard {
 
   async start() {
     const fields = this.startForm.elements;
-    const enrollment = await guarded(
-      () =>
-        requestWithPassword(
-          TWO_FACTOR,
-          { method: "POST", json: { current_password: fields.current_password.value } },
-          "two-factor authentication is still off",
-        ),
-      this.startForm.querySelector("button[type=submit]"),
+    const enrollment = await submitting(this.startForm, () =>
+      requestWithPassword(
+        TWO_FACTOR,
+        { method: "POST", json: { current_password: fields.current_password.value } },
+        "two-factor authentication is still off",
+      ),
     );
     if (!enrollment) return;
     this.show("enrolling");
@@ -128,9 +119,8 @@ export class TwoFactorCard {
 
   async confirm() {
     const fields = this.confirmForm.elements;
-    const answer = await guarded(
-      () => request(`${TWO_FACTOR}/confirm`, { method: "POST", json: { code: fields.code.value.trim() } }),
-      this.confirmForm.querySelector("button[type=submit]"),
+    const answer = await submitting(this.confirmForm, () =>
+      request(`${TWO_FACTOR}/confirm`, { method: "POST", json: { code: fields.code.value.trim() } }),
     );
     if (!answer) return;
     this.showCodes(answer.recovery_codes);
