@@ -409,6 +409,7 @@ async def _load(plan: LoadPlan, queue: Any) -> None:
         from prometheus_client import CollectorRegistry
 
         from detection_service.metrics import DetectionMetrics
+        from detection_service.pipeline.annotation_sandbox import SandboxedAnnotator
         from detection_service.pipeline.batcher import ModelBatchers
         from detection_service.pipeline.catalog import ModelCatalog
         from detection_service.pipeline.classes import load_class_names
@@ -416,6 +417,7 @@ async def _load(plan: LoadPlan, queue: Any) -> None:
         from detection_service.pipeline.detector import Detector
         from detection_service.pipeline.triton import TritonModel
         from detection_service.pipeline.types import DetectionOptions
+        from detection_service.sandbox.limits import SandboxLimits
 
         executor = ThreadPoolExecutor(2)
         names = load_class_names(Path(served))
@@ -431,12 +433,21 @@ async def _load(plan: LoadPlan, queue: Any) -> None:
         )
         catalog = ModelCatalog(url, default_model="yolov8n")
         options = DetectionOptions(confidence=0.25, iou=0.7, max_detections=300)
+        limits = ImageLimits(20 * 1024 * 1024, 40_000_000)
         detector = Detector(
             batchers=batchers,
             catalog=catalog,
             executor=executor,
+            # Never used here: it starts no child unless an image is annotated.
+            annotator=SandboxedAnnotator(
+                limits=SandboxLimits(memory_bytes=2**30, cpu_seconds=None),
+                images=limits,
+                executor=executor,
+                workers=1,
+                timeout_s=10.0,
+            ),
             class_names=names,
-            limits=ImageLimits(20 * 1024 * 1024, 40_000_000),
+            limits=limits,
             defaults=options,
             inference_timeout_s=30.0,
         )

@@ -1,33 +1,25 @@
 """FFmpeg reads uploads in a child process that holds no secret and limits itself (ADR 0040):
 what the child can see and use, and what a crash, a lie or a limit of the child does to the
 upload or job it serves (that one fails, saying why; the service goes on). The child also
-confines itself (ADR 0041): no network, programs, processes or signals to others (seccomp),
-no file but its video (Landlock); a kernel without one of them is told apart."""
+confines itself (ADR 0041, test_sandbox_confinement.py): here, that a decoding child is, and
+that every codec decodes under it."""
 
 import asyncio
-import json
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from detection_service.video.confinement import Layer
+from detection_service.sandbox.limits import SandboxLimits
 from detection_service.video.probe import Sampling, VideoContainer, VideoLimits
 from detection_service.video.sandbox import (
-    _ATTEMPTS,
     SandboxedFrameReader,
     VideoDecodeError,
-    _refused,
-    check_confinement,
     probe_in_sandbox,
 )
-from detection_service.video.sandbox_limits import SandboxLimits
 from objectvision.v1 import detection_pb2
 from objectvision_common.errors import InvalidArgument, UnsupportedMediaType
 from objectvision_devstack.videos import make_video
@@ -196,33 +188,6 @@ async def test_a_job_whose_decoder_uses_up_its_cpu_time_fails_saying_so_and_the_
     assert any(o.class_name == "bus" for o in answer.results[0].objects)
 
 
-@pytest.fixture
-def storage(tmp_path: Path) -> Path:
-    """A storage directory holding another account's image, as the service's does."""
-    objects = tmp_path / "objects"
-    objects.mkdir()
-    (objects / "someone-elses.jpg").write_bytes(BUS.read_bytes())
-    return objects
-
-
-def test_every_attempt_of_the_confinement_check_goes_through_where_nothing_confines(storage):
-    """The check's attempts are real: in this unconfined test process each one succeeds, so
-    a refusal in a child means the child was confined."""
-    for name, (_layer, attempt) in _ATTEMPTS.items():
-        assert not _refused(attempt, storage), name
-    assert not (storage / f".sandbox-check-{os.getpid()}").exists()
-
-
-def test_a_confined_child_reaches_no_network_file_program_process_or_service(storage):
-    check = check_confinement(GENEROUS, protected=storage)
-    assert check.confinement.syscalls_filtered
-    assert check.confinement.landlock_abi >= 1
-    assert check.still_allowed == ()
-    assert all(check.holds(layer) for layer in Layer) and check.sound
-    # A single stored file is as closed as the directory.
-    assert check_confinement(GENEROUS, protected=storage / "someone-elses.jpg").sound
-
-
 def test_the_decoder_child_is_confined_while_it_decodes(clip):
     reader = _reader(clip)
     try:
@@ -236,75 +201,6 @@ def test_the_decoder_child_is_confined_while_it_decodes(clip):
         assert reader.next_sampled() is not None
     finally:
         reader.close()
-
-
-# Run in a process whose own seccomp filter answers ENOSYS to Landlock, as a kernel without
-# it (or a container profile that refuses it) does; the children inherit that.
-_WITHOUT_LANDLOCK = textwrap.dedent(
-    """
-    import asyncio, errno, json, sys
-    from pathlib import Path
-    import pyseccomp
-    from prometheus_client import CollectorRegistry, Gauge
-    from detection_service.video.probe import Sampling, VideoContainer
-    from detection_service.video.sandbox import (
-        SandboxedFrameReader, VideoDecodeError, check_confinement, check_video_sandbox,
-    )
-    from detection_service.video.sandbox_limits import SandboxLimits
-
-    kernel = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
-    kernel.add_rule(pyseccomp.ERRNO(errno.ENOSYS), "landlock_create_ruleset")
-    kernel.load()
-    clip, storage = Path(sys.argv[1]), Path(sys.argv[2])
-    found = {}
-    best_effort = SandboxLimits(memory_bytes=4 * 2**30, cpu_seconds=120)
-    required = SandboxLimits(memory_bytes=4 * 2**30, cpu_seconds=120, require_confinement=True)
-    check = check_confinement(best_effort, protected=storage)
-    found["confinement"] = [check.confinement.syscalls_filtered, check.confinement.landlock_abi]
-    found["still_allowed"] = list(check.still_allowed)
-    for name, limits in (("best_effort", best_effort), ("required", required)):
-        reader = SandboxedFrameReader(
-            clip, VideoContainer.MP4, Sampling(every=1), width=640, height=480, sandbox=limits
-        )
-        try:
-            found[name] = reader.next_sampled().index
-        except VideoDecodeError as error:
-            found[name] = error.message
-        finally:
-            reader.close()
-    gauge = Gauge("confined", "", ["layer"], registry=CollectorRegistry())
-    asyncio.run(check_video_sandbox(best_effort, protected=storage, confined=gauge))
-    found["gauge"] = {
-        sample.labels["layer"]: sample.value for sample in gauge.collect()[0].samples
-    }
-    try:
-        asyncio.run(check_video_sandbox(required, protected=storage, confined=gauge))
-        found["start"] = "started"
-    except RuntimeError as error:
-        found["start"] = str(error)
-    print(json.dumps(found))
-    """
-)
-
-
-def test_a_kernel_without_landlock_is_reported_and_refused_only_where_required(clip, storage):
-    ran = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_LANDLOCK, str(clip), str(storage)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    found = json.loads(ran.stdout.splitlines()[-1])
-    assert found["confinement"] == [True, 0]
-    assert found["still_allowed"] == ["reading the storage", "creating a file"]
-    # Best effort: the video is read with the syscall filter and the limits.
-    assert found["best_effort"] == 0
-    # Required: the child refuses before it opens the video, and says why.
-    assert "could not be confined (VIDEO_SANDBOX_REQUIRE_CONFINEMENT)" in found["required"]
-    assert found["gauge"] == {"syscall_filter": 1.0, "file_rules": 0.0}
-    assert "VIDEO_SANDBOX_REQUIRE_CONFINEMENT is on" in found["start"]
-    assert "no Landlock file rules" in found["start"]
 
 
 @pytest.mark.parametrize(
@@ -349,12 +245,3 @@ def test_every_supported_codec_is_probed_and_decoded_by_a_confined_child(
         reader.close()
     assert [f.index for f in frames] == [0, 1, 2, 3]
     assert all(f.bgr.shape == (found.height, found.width, 3) for f in frames)
-
-
-def test_a_started_service_exports_that_both_layers_hold_here(detection):
-    """What the service found at start, as Prometheus scrapes it (this kernel has both)."""
-    samples = detection.service.metrics.video_sandbox_confined.collect()[0].samples
-    assert {sample.labels["layer"]: sample.value for sample in samples} == {
-        "syscall_filter": 1.0,
-        "file_rules": 1.0,
-    }

@@ -7,8 +7,8 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from detection_service.pipeline.lanes import MAX_BACKGROUND_SHARE
+from detection_service.sandbox.limits import SandboxLimits
 from detection_service.tracking.tracker import TrackingSettings
-from detection_service.video.sandbox_limits import SandboxLimits
 from objectvision_common.limits import MAX_DETECTIONS_LIMIT
 from objectvision_common.settings import EventsConsumerSettings, GrpcServiceSettings
 
@@ -106,6 +106,23 @@ class InferenceSettings(GrpcServiceSettings):
     decode_workers: int = Field(
         default_factory=lambda: min(4, os.cpu_count() or 1), ge=1, validation_alias="DECODE_WORKERS"
     )
+    # Annotated images are decoded and drawn by confined child processes (ADR 0043): how many
+    # (started when first needed), the address space of each, and how long one image may take
+    # before its child is stopped and replaced.
+    annotation_workers: int = Field(default=2, ge=1, le=32, validation_alias="ANNOTATION_WORKERS")
+    annotation_sandbox_memory_mb: int = Field(
+        default=1024, ge=256, validation_alias="ANNOTATION_SANDBOX_MEMORY_MB"
+    )
+    annotation_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, validation_alias="ANNOTATION_TIMEOUT_SECONDS"
+    )
+    # Every sandbox child (videos, annotated images) takes away its own network, programs and
+    # files (seccomp and Landlock, ADR 0041) where the kernel offers them. Off: a missing layer
+    # is logged and exported at start and files are read with the rest of the sandbox. On: the
+    # service refuses to start without both.
+    sandbox_require_confinement: bool = Field(
+        default=False, validation_alias="SANDBOX_REQUIRE_CONFINEMENT"
+    )
 
     @model_validator(mode="after")
     def _model_under_data_dir(self) -> Self:
@@ -117,6 +134,14 @@ class InferenceSettings(GrpcServiceSettings):
     def served_model_path(self) -> Path:
         assert self.model_path is not None
         return self.model_path
+
+    @property
+    def annotation_sandbox(self) -> SandboxLimits:
+        return SandboxLimits(
+            memory_bytes=self.annotation_sandbox_memory_mb * MIB,
+            cpu_seconds=None,
+            require_confinement=self.sandbox_require_confinement,
+        )
 
     @property
     def tracking(self) -> TrackingSettings:
@@ -171,19 +196,13 @@ class DetectionSettings(InferenceSettings, EventsConsumerSettings):
     video_sandbox_cpu_seconds: int = Field(
         default=1800, ge=1, validation_alias="VIDEO_SANDBOX_CPU_SECONDS"
     )
-    # The child also takes away its own network, programs and files (seccomp and Landlock,
-    # ADR 0041) where the kernel offers them. Off: a missing layer is logged and exported at
-    # start and videos are read with the rest. On: the service refuses to start without both.
-    video_sandbox_require_confinement: bool = Field(
-        default=False, validation_alias="VIDEO_SANDBOX_REQUIRE_CONFINEMENT"
-    )
 
     @property
     def video_sandbox(self) -> SandboxLimits:
         return SandboxLimits(
             memory_bytes=self.video_sandbox_memory_mb * MIB,
             cpu_seconds=self.video_sandbox_cpu_seconds,
-            require_confinement=self.video_sandbox_require_confinement,
+            require_confinement=self.sandbox_require_confinement,
         )
 
     storage_dir: Path | None = Field(default=None, validation_alias="STORAGE_DIR")

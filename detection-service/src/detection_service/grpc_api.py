@@ -30,6 +30,7 @@ from detection_service.pipeline.types import Timings
 from detection_service.realtime.servicer import RealtimeServicer, objects_reply
 from detection_service.retention import service as retention
 from detection_service.retention.service import MAX_RETENTION_DAYS
+from detection_service.sandbox.limits import SandboxLimits
 from detection_service.tracking.lines import checked_lines
 from detection_service.tracking.messages import (
     counting_lines,
@@ -47,7 +48,6 @@ from detection_service.usage.service import DayOfUsage
 from detection_service.video import intake as video_intake
 from detection_service.video import service as video_jobs
 from detection_service.video.probe import VideoLimits, sampling_from
-from detection_service.video.sandbox_limits import SandboxLimits
 from detection_service.video.views import VideoView
 from detection_service.video.worker import ANNOTATED_CONTENT_TYPE
 from objectvision.v1 import detection_pb2

@@ -23,7 +23,7 @@ class DetectionMetrics:
     cache_lookups: Counter
     usage_unflushed: Gauge
     retention_removed: Counter
-    video_sandbox_confined: Gauge
+    sandbox_confined: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> "DetectionMetrics":
@@ -84,8 +84,8 @@ class DetectionMetrics:
                 ["kind"],
                 registry=registry,
             ),
-            video_sandbox_confined=Gauge(
-                "detection_video_sandbox_confined",
+            sandbox_confined=Gauge(
+                "detection_sandbox_confined",
                 "1 where the video decoder child's confinement layer (syscall_filter: seccomp;"
                 " file_rules: Landlock) was applied and held in the check at start (ADR 0041),"
                 " 0 where this kernel left it off.",

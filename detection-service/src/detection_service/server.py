@@ -31,9 +31,9 @@ from detection_service.pipeline.assembly import InferencePipeline
 from detection_service.pipeline.result_cache import ResultCache
 from detection_service.realtime.servicer import registration
 from detection_service.retention.sweeper import RetentionSweeper
+from detection_service.sandbox.check import check_sandbox
 from detection_service.usage.meter import UsageMeter
 from detection_service.video.probe import VideoLimits
-from detection_service.video.sandbox import check_video_sandbox
 from detection_service.video.worker import VideoProcessor
 from objectvision_common.backlog import BacklogMonitor, outbox_probe, stream_probe
 from objectvision_common.events import EventConsumer
@@ -209,10 +209,10 @@ class DetectionService:
     async def start(self) -> None:
         """Batching and metering start before the server accepts calls; Redis being down
         only delays jobs."""
-        await check_video_sandbox(
+        await check_sandbox(
             self.settings.video_sandbox,
             protected=self.settings.objects_dir,
-            confined=self.metrics.video_sandbox_confined,
+            confined=self.metrics.sandbox_confined,
         )
         await self.pipeline.start()
         await self.usage.start()

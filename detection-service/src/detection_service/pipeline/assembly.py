@@ -14,6 +14,7 @@ import cv2
 
 from detection_service.config import InferenceSettings
 from detection_service.metrics import DetectionMetrics
+from detection_service.pipeline.annotation_sandbox import SandboxedAnnotator
 from detection_service.pipeline.batcher import ModelBatchers
 from detection_service.pipeline.catalog import ModelCatalog
 from detection_service.pipeline.classes import load_class_names
@@ -35,6 +36,7 @@ class InferencePipeline:
     catalog: ModelCatalog
     executor: ThreadPoolExecutor
     batchers: ModelBatchers
+    annotator: SandboxedAnnotator
     detector: Detector
 
     @classmethod
@@ -75,12 +77,21 @@ class InferencePipeline:
             max_queue_per_user=settings.detect_max_queue_per_user,
             background_share=settings.detect_background_share,
         )
+        limits = ImageLimits(settings.max_upload_bytes, settings.max_image_pixels)
+        annotator = SandboxedAnnotator(
+            limits=settings.annotation_sandbox,
+            images=limits,
+            executor=executor,
+            workers=settings.annotation_workers,
+            timeout_s=settings.annotation_timeout_seconds,
+        )
         detector = Detector(
             batchers=batchers,
             catalog=catalog,
             executor=executor,
+            annotator=annotator,
             class_names=class_names,
-            limits=ImageLimits(settings.max_upload_bytes, settings.max_image_pixels),
+            limits=limits,
             defaults=DetectionOptions(
                 confidence=settings.confidence_threshold,
                 iou=settings.iou_threshold,
@@ -92,7 +103,13 @@ class InferencePipeline:
             usage=usage,
             require_verified_email=settings.require_verified_email,
         )
-        return cls(catalog=catalog, executor=executor, batchers=batchers, detector=detector)
+        return cls(
+            catalog=catalog,
+            executor=executor,
+            batchers=batchers,
+            annotator=annotator,
+            detector=detector,
+        )
 
     async def start(self) -> None:
         self.batchers.start()
@@ -101,4 +118,5 @@ class InferencePipeline:
         await self.batchers.stop()
         await self.batchers.close()
         await self.catalog.close()
+        await asyncio.to_thread(self.annotator.close)
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -4,7 +4,7 @@ Detect, DetectStream and the job workers all call `Detector.detect`. The service
 gatekeeper, not the worker: it refuses unfit uploads from their headers (a pixel bomb never
 reaches a decoder), then forwards the upload's bytes unchanged through the micro-batcher;
 Triton decodes, letterboxes, runs the network and NMS, and answers in original pixels
-(ADR 0010). Only annotated images are still decoded here, on the CPU pool, off the loop.
+(ADR 0010). Annotated images are decoded and drawn in confined children (ADR 0043).
 """
 
 import asyncio
@@ -18,7 +18,7 @@ import numpy as np
 from prometheus_client import Counter
 
 from detection_service.pipeline import decode as imaging
-from detection_service.pipeline.annotate import annotate
+from detection_service.pipeline.annotation_sandbox import SandboxedAnnotator
 from detection_service.pipeline.batcher import ModelBatchers
 from detection_service.pipeline.catalog import ModelCatalog, ServedModel
 from detection_service.pipeline.header import ImageHeader
@@ -75,6 +75,7 @@ class Detector:
         batchers: ModelBatchers,
         catalog: ModelCatalog,
         executor: Executor,
+        annotator: SandboxedAnnotator,
         class_names: Sequence[str],
         limits: imaging.ImageLimits,
         defaults: DetectionOptions,
@@ -96,6 +97,7 @@ class Detector:
         self._outcomes = outcomes
         self._cache = cache
         self._executor = executor
+        self._annotator = annotator
         self.class_names = tuple(class_names)
         self._class_ids = {name.lower(): i for i, name in enumerate(self.class_names)}
         self.limits = limits
@@ -183,12 +185,10 @@ class Detector:
         return imaging.inspect(data, self.limits)
 
     async def annotate(self, data: bytes, objects: Sequence[DetectedObject]) -> bytes:
-        """The image as JPEG at its original size with the objects drawn on it."""
-        header = self.inspect(data)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, lambda: annotate(imaging.decode(data, header), objects)
-        )
+        """The image as JPEG at its original size with the objects drawn on it, decoded and
+        drawn in a confined child (ADR 0043) once its header passed here."""
+        self.inspect(data)
+        return await self._annotator.annotate(data, objects)
 
     def _refusal(self, result: contract.ImageResult, header: ImageHeader) -> DomainError:
         """The domain error for an image the model's decoder refused."""

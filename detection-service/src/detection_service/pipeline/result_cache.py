@@ -77,7 +77,7 @@ class ResultCache:
             return None
         self._lookups.labels("hit").inc()
         value = json.loads(raw)
-        objects = [DetectedObject(**obj) for obj in value["objects"]]
+        objects = [DetectedObject.from_fields(obj) for obj in value["objects"]]
         return CachedAnswer(value["width"], value["height"], objects)
 
     async def put(self, key: str, answer: CachedAnswer) -> None:

@@ -8,6 +8,7 @@ this module imports nothing of the service, so no two packages import each other
 """
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,11 @@ class DetectedObject:
     track_id: int | None = None
     # The counting zones it stands in (tracking/zones.py), where the video or stream has any.
     zones: tuple[str, ...] = ()
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> "DetectedObject":
+        """From its fields as JSON gives them back (the zones a list)."""
+        return cls(**{**fields, "zones": tuple(fields.get("zones", ()))})
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import BinaryIO
 
+from detection_service.sandbox.limits import SandboxLimits
 from detection_service.video.probe import (
     SNIFF_BYTES,
     Sampling,
@@ -23,7 +24,6 @@ from detection_service.video.probe import (
     sniff_container,
 )
 from detection_service.video.sandbox import probe_in_sandbox
-from detection_service.video.sandbox_limits import SandboxLimits
 from objectvision_common.errors import InvalidArgument, PayloadTooLarge
 from objectvision_common.sizes import readable_size
 

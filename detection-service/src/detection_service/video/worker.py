@@ -42,6 +42,7 @@ from detection_service.metrics import DetectionMetrics
 from detection_service.pipeline.annotate import draw
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import DetectedObject
+from detection_service.sandbox.limits import SandboxLimits
 from detection_service.tracking.counting import RegionCounter, track_and_count
 from detection_service.tracking.tracker import ObjectTracker, TrackingSettings
 from detection_service.video import service
@@ -50,7 +51,6 @@ from detection_service.video.sandbox import (
     SandboxedFrameReader,
     VideoDecodeError,
 )
-from detection_service.video.sandbox_limits import SandboxLimits
 from objectvision_common.errors import DomainError
 from objectvision_common.tracing import tracer
 

@@ -18,7 +18,7 @@ Both are applied by libraries (pyseccomp over libseccomp; landlock), after every
 nothing the child still loads is refused. A kernel without one of them (Landlock needs 5.13
 and the LSM enabled; a container's own seccomp profile may refuse the calls) leaves that layer
 off: `Confinement` says what was applied, the service logs and exports it at start, and
-VIDEO_SANDBOX_REQUIRE_CONFINEMENT makes a missing layer refuse to start instead.
+SANDBOX_REQUIRE_CONFINEMENT makes a missing layer refuse to start instead.
 
 This module imports only the two libraries and the standard library: the child starts once
 per upload and per video job.
@@ -133,11 +133,12 @@ class Confinement:
         return f"{syscalls}, {files}"
 
 
-def confine(video: Path) -> Confinement:
+def confine(readable: Path | None) -> Confinement:
     """Take away from this process (and the threads it starts later) everything but reading
-    `video` and running its own code. Call after the last import and before opening `video`.
-    A layer the kernel does not offer is left off and reported, never raised."""
-    landlock_abi = _restrict_files(video)
+    `readable` (a video; None: no file) and running its own code. Call after the last import
+    and before reading anything untrusted. A layer the kernel does not offer is left off and
+    reported, never raised."""
+    landlock_abi = _restrict_files(readable)
     return Confinement(syscalls_filtered=_filter_syscalls(), landlock_abi=landlock_abi)
 
 
@@ -154,11 +155,12 @@ def _code_directories() -> set[Path]:
     return {directory for directory in found if directory.is_dir()}
 
 
-def _restrict_files(video: Path) -> int:
+def _restrict_files(readable: Path | None) -> int:
     try:
         abi = landlock.landlock_abi_version()
         ruleset = landlock.Ruleset()
-        ruleset.allow(video, rules=landlock.FSAccess.READ_FILE)
+        if readable is not None:
+            ruleset.allow(readable, rules=landlock.FSAccess.READ_FILE)
         if os.path.isfile(_LIBRARY_CACHE):
             ruleset.allow(_LIBRARY_CACHE, rules=landlock.FSAccess.READ_FILE)
         run_code = (
