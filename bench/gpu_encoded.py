@@ -442,7 +442,6 @@ async def _load(plan: LoadPlan, queue: Any) -> None:
             annotator=SandboxedAnnotator(
                 limits=SandboxLimits(memory_bytes=2**30, cpu_seconds=None),
                 images=limits,
-                executor=executor,
                 workers=1,
                 timeout_s=10.0,
             ),

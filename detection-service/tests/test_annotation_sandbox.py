@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -33,7 +32,6 @@ def _annotator(*, workers: int = 1, timeout_s: float = 10.0) -> SandboxedAnnotat
     return SandboxedAnnotator(
         limits=SandboxLimits(memory_bytes=MEMORY, cpu_seconds=None),
         images=IMAGE_LIMITS,
-        executor=ThreadPoolExecutor(4),
         workers=workers,
         timeout_s=timeout_s,
     )

@@ -60,7 +60,6 @@ def test_a_confined_child_reaches_no_network_file_program_process_or_service(sto
 _WITHOUT_LANDLOCK = textwrap.dedent(
     """
     import asyncio, errno, json, sys
-    from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
     import pyseccomp
     from prometheus_client import CollectorRegistry, Gauge
@@ -94,8 +93,7 @@ _WITHOUT_LANDLOCK = textwrap.dedent(
             reader.close()
     for name, limits in (("best_effort", best_effort), ("required", required)):
         drawing = SandboxedAnnotator(
-            limits=limits, images=ImageLimits(2**24, 10**8), executor=ThreadPoolExecutor(1),
-            workers=1, timeout_s=30,
+            limits=limits, images=ImageLimits(2**24, 10**8), workers=1, timeout_s=30,
         )
         try:
             found[f"annotated_{name}"] = len(asyncio.run(drawing.annotate(image.read_bytes(), [])))

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import IO, Any
 
@@ -136,18 +136,18 @@ class _Drawer:
 
 class SandboxedAnnotator:
     """Draws annotated images in up to `workers` confined children, one image per child at a
-    time; callers beyond that wait for a free child."""
+    time; callers beyond that wait for a free child. Each child is waited on by a thread of
+    the annotator's own, so a slow image never holds a thread of the detection path's pool."""
 
     def __init__(
         self,
         *,
         limits: SandboxLimits,
         images: ImageLimits,
-        executor: Executor,
         workers: int,
         timeout_s: float,
     ) -> None:
-        self._executor = executor
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="annotation")
         self._drawers = [_Drawer(limits, images, timeout_s) for _ in range(workers)]
         self._idle: asyncio.Queue[_Drawer] | None = None
 
@@ -172,6 +172,7 @@ class SandboxedAnnotator:
     def close(self) -> None:
         for drawer in self._drawers:
             drawer.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 # ---- the child ------------------------------------------------------------------------------

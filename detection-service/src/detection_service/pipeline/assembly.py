@@ -81,7 +81,6 @@ class InferencePipeline:
         annotator = SandboxedAnnotator(
             limits=settings.annotation_sandbox,
             images=limits,
-            executor=executor,
             workers=settings.annotation_workers,
             timeout_s=settings.annotation_timeout_seconds,
         )
