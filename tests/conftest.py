@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import subprocess
 import threading
 import time
 import uuid
@@ -12,22 +13,32 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import cv2
 import httpx
+import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from objectvision_client import Client
 from objectvision_common.db import sync_url
-from objectvision_devstack.api_users import Account
+from objectvision_devstack.api_users import PASSWORD, Account, fresh_network
+from objectvision_devstack.command_line import CommandLine
 from objectvision_devstack.mail import Mailbox
 from objectvision_devstack.processes import free_port
 from objectvision_devstack.pytest_plugin import Infrastructure, served_model_path
 from objectvision_devstack.stack import Stack, StackConfig
 from objectvision_devstack.triton import LocalTriton
+from objectvision_devstack.videos import panned, write_video
 
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 # How long a test waits for a job of a few frames to finish through the whole stack.
 JOB_WITHIN_SECONDS = 120.0
+# The counting tests' scene (lines, ADR 0039; zones, ADR 0042): bus.jpg panned PAN_STEP
+# pixels right a frame, PANNED_FRAMES frames of PANNED_SIZE (width, height).
+PANNED_FRAMES = 8
+PAN_STEP = 6
+PANNED_SIZE = (640, 480)
 
 
 def _own_database(server_url: str, name: str) -> str:
@@ -101,6 +112,54 @@ async def gateway_client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+@pytest.fixture(scope="module")
+def panned_frames() -> list[np.ndarray]:
+    """bus.jpg moving PAN_STEP pixels right a frame, PANNED_FRAMES frames of PANNED_SIZE."""
+    width, height = PANNED_SIZE
+    return panned(
+        SHARED_IMAGES / "bus.jpg", PANNED_FRAMES, step=PAN_STEP, width=width, height=height
+    )
+
+
+@pytest.fixture(scope="module")
+def panned_bus(panned_frames: list[np.ndarray], tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The frames at 10 fps, H.264 in MP4."""
+    path = tmp_path_factory.mktemp("counting") / "panned-bus.mp4"
+    return write_video(path, panned_frames, fps=10).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def bus_passes_x(stack: Stack, panned_frames: list[np.ndarray]) -> int:
+    """Where the bus's box centre (and so the bottom centre it stands on) is halfway through
+    the frames it is tracked in (from the second frame on, ADR 0038): found by detecting the
+    second frame as an image, then moved on by half the distance it travels until the last
+    frame. A line across the picture there is crossed by the bus's centre, and only once; a
+    zone from there to the right edge is entered by the bus, and only once."""
+    encoded, jpeg = cv2.imencode(".jpg", panned_frames[1])
+    assert encoded
+    with Client(stack.gateway_url, headers=fresh_network()) as client:
+        address = f"counting-probe-{uuid.uuid4().hex}@example.com"
+        client.signup(address, PASSWORD, "Counting Probe")
+        client.login(address, PASSWORD)
+        result = client.detect_image(("frame-1.jpg", jpeg.tobytes()))
+    (bus,) = [obj for obj in result.objects if obj.class_name == "bus"]
+    centre = (bus.bbox.x1 + bus.bbox.x2) / 2
+    return round(centre + PAN_STEP * (PANNED_FRAMES - 2) / 2)
+
+
+async def _upload_video(
+    client: httpx.AsyncClient, account: Account, video: bytes, form: dict[str, str]
+) -> httpx.Response:
+    """POST `video` as bus.mp4 with the form fields `form`, as `account`."""
+    return await client.post(
+        "/api/v1/detect/video",
+        files={"file": ("bus.mp4", video, "video/mp4")},
+        data=form,
+        headers=account.headers,
+        timeout=120,
+    )
+
+
 async def finished_video_job(
     client: httpx.AsyncClient,
     account: Account,
@@ -109,24 +168,21 @@ async def finished_video_job(
     frames: int,
     track: bool = False,
     lines: list[dict[str, Any]] | None = None,
+    zones: list[dict[str, Any]] | None = None,
     within_seconds: float = JOB_WITHIN_SECONDS,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Submit `video` as bus.mp4 sampled at every frame, `track`ed or not and counting `lines`
-    if given; poll its job every 0.25 s until it completes with all `frames` processed (the
-    test fails if it fails or is still running after `within_seconds`). The finished job and
-    its frames, checked to be all of them in order."""
+    and `zones` if given; poll its job every 0.25 s until it completes with all `frames`
+    processed (the test fails if it fails or is still running after `within_seconds`). The
+    finished job and its frames, checked to be all of them in order."""
     form = {"every": "1"}
     if track:
         form["track"] = "true"
     if lines is not None:
         form["lines"] = json.dumps(lines)
-    submitted = await client.post(
-        "/api/v1/detect/video",
-        files={"file": ("bus.mp4", video, "video/mp4")},
-        data=form,
-        headers=account.headers,
-        timeout=120,
-    )
+    if zones is not None:
+        form["zones"] = json.dumps(zones)
+    submitted = await _upload_video(client, account, video, form)
     assert submitted.status_code == 202, submitted.text
     job_url = f"/api/v1/detect/jobs/{submitted.json()['job_id']}"
     deadline = time.monotonic() + within_seconds
@@ -144,6 +200,43 @@ async def finished_video_job(
     found = listed.json()["frames"]
     assert [frame["frame_index"] for frame in found] == list(range(frames))
     return job, found
+
+
+async def refused_video_upload(
+    client: httpx.AsyncClient, account: Account, video: bytes, form: dict[str, str]
+) -> dict[str, Any]:
+    """Submit `video` as bus.mp4 with `form`, which the API must refuse with 422 once the
+    video is probed, making no job: the error it gives."""
+    response = await _upload_video(client, account, video, form)
+    assert response.status_code == 422, response.text
+    jobs = await client.get("/api/v1/detect/jobs", headers=account.headers)
+    assert jobs.json()["total"] == 0, "a refused video makes no job"
+    error: dict[str, Any] = response.json()["error"]
+    return error
+
+
+def tracked_video_command(
+    stack: Stack, address: str, video: bytes, tmp_path: Path, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """`objectvision detect-video` of `video` sampled at every frame, tracked, with `options`,
+    waited for: as `address` (whose password is PASSWORD), logged in first."""
+    clip = tmp_path / "bus.mp4"
+    clip.write_bytes(video)
+    objectvision = CommandLine(stack.gateway_url, tmp_path / "config")
+    objectvision.run("login", "--email", address, "--password", PASSWORD)
+    return objectvision.run(
+        "detect-video", str(clip), "--every", "1", "--track", *options, "--wait"
+    )
+
+
+def detect_video_usage_error(tmp_path: Path, *options: str) -> str:
+    """What `objectvision detect-video` with `options` says on stderr as it refuses them as a
+    usage error (exit 2), before anything is read or sent: its file is named like a video but
+    is none, and its server is a closed port."""
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not really a video")
+    cli = CommandLine("http://127.0.0.1:9", tmp_path / "config")
+    return cli.run("detect-video", str(clip), *options, expect=2).stderr
 
 
 @pytest.fixture(scope="session")

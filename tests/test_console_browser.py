@@ -863,10 +863,44 @@ async def test_a_tracked_video_shows_each_objects_track_id(page: Page, tmp_path:
     assert len(bus_ids) == 1 and len(next(iter(bus_ids))) == 1, texts
 
 
-async def test_counting_lines_are_checked_before_and_by_the_upload(page: Page) -> None:
-    """ADR 0039: lines not in the `name: x1,y1,x2,y2; ...` syntax, or given without "Track
-    objects", are named before anything is sent; what only the API judges (here a name given
-    twice) comes back as the API's 422, in plain words."""
+@pytest.mark.parametrize(
+    ("field", "malformed", "refused_for_its_syntax", "well_formed", "for_the_api", "api_says"),
+    [
+        pytest.param(
+            "lines",
+            "gate 0,360,640,360",
+            "\N{LEFT DOUBLE QUOTATION MARK}gate 0,360,640,360\N{RIGHT DOUBLE QUOTATION MARK}"
+            " is not a line: write name: x1,y1,x2,y2",
+            "gate: 0,360,640,360",
+            "gate: 0,360,640,360; gate: 0,0,640,480",
+            "Counting lines: line names must be unique; 'gate'",
+            id="lines",
+        ),
+        pytest.param(
+            "zones",
+            "queue: 0,0,640,0",
+            "\N{LEFT DOUBLE QUOTATION MARK}queue: 0,0,640,0\N{RIGHT DOUBLE QUOTATION MARK}"
+            " is not a zone: write name: x1,y1,x2,y2,x3,y3",
+            "queue: 0,0,640,0,640,200",
+            "queue: 0,0,640,0,640,200; flat: 0,0,5,5,9,9",
+            "zone 'flat' encloses no area",
+            id="zones",
+        ),
+    ],
+)
+async def test_counting_lines_and_zones_are_checked_before_and_by_the_upload(
+    page: Page,
+    field: str,
+    malformed: str,
+    refused_for_its_syntax: str,
+    well_formed: str,
+    for_the_api: str,
+    api_says: str,
+) -> None:
+    """ADR 0039, ADR 0042: lines (`name: x1,y1,x2,y2; ...`) or zones (`name: x1,y1,x2,y2,
+    x3,y3,...; ...`) not in their syntax, or given without "Track objects", are named before
+    anything is sent; what only the API judges (a name given twice, a zone whose corners lie on
+    one line) comes back as the API's 422, in plain words."""
     await sign_up_and_log_in(page)
     uploads: list[str] = []
     page.on(
@@ -875,25 +909,25 @@ async def test_counting_lines_are_checked_before_and_by_the_upload(page: Page) -
     )
     clip = {"name": "clip.mp4", "mimeType": "video/mp4", "buffer": b"not a video at all"}
     alert = page.get_by_role("alert")
+    regions = page.get_by_test_id(f"video-{field}")
 
     await page.get_by_test_id("video-track").check()
-    await page.get_by_test_id("video-lines").fill("gate 0,360,640,360")
+    await regions.fill(malformed)
     await page.get_by_test_id("file-input").set_input_files(files=[clip])
-    await expect(alert).to_contain_text(
-        "Counting lines: \N{LEFT DOUBLE QUOTATION MARK}gate 0,360,640,360"
-        "\N{RIGHT DOUBLE QUOTATION MARK} is not a line: write name: x1,y1,x2,y2"
-    )
+    await expect(alert).to_contain_text(f"Counting {field}: {refused_for_its_syntax}")
 
     await page.get_by_test_id("video-track").uncheck()
-    await page.get_by_test_id("video-lines").fill("gate: 0,360,640,360")
+    await regions.fill(well_formed)
     await page.get_by_test_id("file-input").set_input_files(files=[clip])
-    await expect(alert).to_contain_text("Counting lines need \N{LEFT DOUBLE QUOTATION MARK}Track")
+    await expect(alert).to_contain_text(
+        f"Counting {field} need \N{LEFT DOUBLE QUOTATION MARK}Track"
+    )
     assert uploads == []
 
     await page.get_by_test_id("video-track").check()
-    await page.get_by_test_id("video-lines").fill("gate: 0,360,640,360; gate: 0,0,640,480")
+    await regions.fill(for_the_api)
     await page.get_by_test_id("file-input").set_input_files(files=[clip])
-    await expect(alert).to_contain_text("Counting lines: line names must be unique; 'gate'")
+    await expect(alert).to_contain_text(api_says)
     assert len(uploads) == 1
 
 
@@ -930,6 +964,39 @@ async def test_a_counted_video_shows_its_line_counts(page: Page, tmp_path: Path)
     assert names == [f"at {x}" for x in spots]
     bus = [row[1:] for row in cells if row[1] == "bus"]
     assert bus and all(counts == ["bus", "1", "0"] for counts in bus), cells
+
+
+@pytest.mark.slow
+async def test_a_zoned_video_shows_its_zone_counts(page: Page, tmp_path: Path) -> None:
+    """ADR 0042: the typed counting zones go with the video; once the job is done the "Zone
+    counts" table lists every zone in order: the bus stood in the whole picture from the
+    second frame it was seen in (its track's first) to the last, 0.6 s at 10 frames a second,
+    and nobody stood in a strip along the top edge."""
+    from objectvision_devstack.videos import panned, write_video
+
+    clip = await asyncio.to_thread(
+        lambda: write_video(tmp_path / "panned.mp4", panned(BUS, 8, step=6), fps=10)
+    )
+    await sign_up_and_log_in(page)
+
+    await page.get_by_test_id("video-fps").fill("10")
+    await page.get_by_test_id("video-track").check()
+    await page.get_by_test_id("video-zones").fill(
+        "everywhere: 0,0,640,0,640,480,0,480; top strip: 0,0,640,0,640,2,0,2"
+    )
+    await page.get_by_test_id("file-input").set_input_files(clip)
+
+    progress = page.get_by_test_id("job-progress")
+    await expect(progress).to_have_attribute("data-status", "completed", timeout=SLOW_MS)
+    await expect(page.get_by_test_id("video-summary")).to_contain_text(
+        "objects tracked, counted in 2 zones."
+    )
+    await expect(page.get_by_test_id("zone-counts")).to_contain_text("Zone counts")
+    cells = [text.split("\t") for text in await page.get_by_test_id("zone-count").all_inner_texts()]
+    assert list(dict.fromkeys(row[0] for row in cells)) == ["everywhere", "top strip"]
+    assert ["everywhere", "bus", "1", "1", "0.6 s"] in cells, cells
+    assert cells[-1] == ["top strip", "\N{EM DASH}", "0", "0", "\N{EM DASH}"]
+    await expect(page.get_by_test_id("line-counts")).to_have_count(0)
 
 
 async def test_the_detect_view_picks_a_model_from_the_list(page: Page) -> None:

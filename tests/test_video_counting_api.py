@@ -21,58 +21,25 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import cv2
 import httpx
-import numpy as np
 import pytest
 
 from objectvision_client import Client, CountingLine
 from objectvision_devstack.api_users import PASSWORD, Account, fresh_network, signed_in
-from objectvision_devstack.command_line import CommandLine
 from objectvision_devstack.stack import Stack
-from objectvision_devstack.triton import REPOSITORY_ROOT
-from objectvision_devstack.videos import panned, write_video
 
-from .conftest import JOB_WITHIN_SECONDS, finished_video_job
+from .conftest import (
+    JOB_WITHIN_SECONDS,
+    PANNED_FRAMES,
+    PANNED_SIZE,
+    detect_video_usage_error,
+    finished_video_job,
+    refused_video_upload,
+    tracked_video_command,
+)
 
-BUS = REPOSITORY_ROOT.parent / "shared" / "images" / "bus.jpg"
-IMAGE = "/api/v1/detect/image"
-VIDEO = "/api/v1/detect/video"
-JOBS = "/api/v1/detect/jobs"
-FRAMES = 8
-STEP = 6
-WIDTH, HEIGHT = 640, 480
-
-
-@pytest.fixture(scope="module")
-def panned_frames() -> list[np.ndarray]:
-    """bus.jpg moving STEP pixels right a frame, FRAMES frames of WIDTH x HEIGHT."""
-    return panned(BUS, FRAMES, step=STEP, width=WIDTH, height=HEIGHT)
-
-
-@pytest.fixture(scope="module")
-def panned_bus(panned_frames: list[np.ndarray], tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """The frames at 10 fps, H.264 in MP4."""
-    path = tmp_path_factory.mktemp("counting") / "panned-bus.mp4"
-    return write_video(path, panned_frames, fps=10).read_bytes()
-
-
-@pytest.fixture(scope="module")
-def bus_passes_x(stack: Stack, panned_frames: list[np.ndarray]) -> int:
-    """Where the bus's box centre is halfway through the frames it is tracked in (from the
-    second frame on, ADR 0038): found by detecting the second frame as an image, then moved
-    on by half the distance it travels until the last frame. A line across the picture there
-    is crossed by the bus's centre, and only once."""
-    encoded, jpeg = cv2.imencode(".jpg", panned_frames[1])
-    assert encoded
-    with Client(stack.gateway_url, headers=fresh_network()) as client:
-        address = f"counting-probe-{uuid.uuid4().hex}@example.com"
-        client.signup(address, PASSWORD, "Counting Probe")
-        client.login(address, PASSWORD)
-        result = client.detect_image(("frame-1.jpg", jpeg.tobytes()))
-    (bus,) = [obj for obj in result.objects if obj.class_name == "bus"]
-    centre = (bus.bbox.x1 + bus.bbox.x2) / 2
-    return round(centre + STEP * (FRAMES - 2) / 2)
+FRAMES = PANNED_FRAMES
+WIDTH, HEIGHT = PANNED_SIZE
 
 
 def _gate_lines(x: int) -> list[dict[str, Any]]:
@@ -153,19 +120,14 @@ async def test_a_line_that_leaves_the_picture_is_a_422_naming_it(
     account = await _account(gateway_client)
     outside = [{"name": "beyond", "start": [0, 10], "end": [WIDTH + 1, 10]}]
 
-    response = await gateway_client.post(
-        VIDEO,
-        files={"file": ("bus.mp4", panned_bus, "video/mp4")},
-        data={"every": "1", "track": "true", "lines": json.dumps(outside)},
-        headers=account.headers,
-        timeout=120,
+    error = await refused_video_upload(
+        gateway_client,
+        account,
+        panned_bus,
+        {"every": "1", "track": "true", "lines": json.dumps(outside)},
     )
 
-    assert response.status_code == 422, response.text
-    error = response.json()["error"]
     assert "beyond" in error["message"] and f"{WIDTH}x{HEIGHT}" in error["message"], error
-    jobs = await gateway_client.get(JOBS, headers=account.headers)
-    assert jobs.json()["total"] == 0, "a refused video makes no job"
 
 
 @pytest.mark.slow
@@ -189,28 +151,14 @@ def test_the_client_and_the_command_count_line_crossings(
     crossed = [c for frame in page.frames for c in frame.crossings if c.class_name == "bus"]
     assert [(c.line, c.direction) for c in crossed] == [("gate", "in")]
 
-    clip = tmp_path / "bus.mp4"
-    clip.write_bytes(panned_bus)
-    objectvision = CommandLine(stack.gateway_url, tmp_path / "config")
-    objectvision.run("login", "--email", address, "--password", PASSWORD)
     line = f"gate:{bus_passes_x},0,{bus_passes_x},{HEIGHT}"
 
-    result = objectvision.run(
-        "detect-video", str(clip), "--every", "1", "--track", "--line", line, "--wait"
-    )
+    result = tracked_video_command(stack, address, panned_bus, tmp_path, "--line", line)
 
     assert "objects tracked, counted crossing 1 line" in result.stderr
     table = result.stdout.split("\n\n")[-1].splitlines()
     assert table[0].split() == ["LINE", "CLASS", "IN", "OUT"]
     assert ["gate", "bus", "1", "0"] in [row.split() for row in table[1:]]
-
-
-@pytest.fixture
-def clip(tmp_path: Path) -> Path:
-    """A file named like a video: the usage errors come before anything is read or sent."""
-    path = tmp_path / "clip.mp4"
-    path.write_bytes(b"not really a video")
-    return path
 
 
 @pytest.mark.parametrize(
@@ -224,14 +172,12 @@ def clip(tmp_path: Path) -> Path:
         "g:1,2,3,nan",
     ],
 )
-def test_a_malformed_line_is_a_usage_error(tmp_path: Path, clip: Path, value: str) -> None:
-    cli = CommandLine("http://127.0.0.1:9", tmp_path / "config")
-    result = cli.run("detect-video", str(clip), "--track", "--line", value, expect=2)
-    assert "argument --line" in result.stderr
-    assert repr(value) in result.stderr or "not a number" in result.stderr, result.stderr
+def test_a_malformed_line_is_a_usage_error(tmp_path: Path, value: str) -> None:
+    stderr = detect_video_usage_error(tmp_path, "--track", "--line", value)
+    assert "argument --line" in stderr
+    assert repr(value) in stderr or "not a number" in stderr, stderr
 
 
-def test_a_line_without_track_is_a_usage_error(tmp_path: Path, clip: Path) -> None:
-    cli = CommandLine("http://127.0.0.1:9", tmp_path / "config")
-    result = cli.run("detect-video", str(clip), "--line", "gate:0,360,640,360", expect=2)
-    assert "--line needs --track" in result.stderr
+def test_a_line_without_track_is_a_usage_error(tmp_path: Path) -> None:
+    stderr = detect_video_usage_error(tmp_path, "--line", "gate:0,360,640,360")
+    assert "--line needs --track" in stderr

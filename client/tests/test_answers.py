@@ -19,11 +19,13 @@ from objectvision_client import (
     AsyncClient,
     Client,
     CountingLine,
+    CountingZone,
     Job,
     LineCount,
     LineCrossing,
     ObjectVisionError,
     VideoFramesPage,
+    ZoneCount,
     operations,
 )
 
@@ -254,54 +256,61 @@ COUNTED_VIDEO = {
 }
 
 
+def _serve_video_job(answers: Answers, job_id: str, video: dict, frames: list[dict]) -> None:
+    """A completed video job and its one page of `frames`, as the API gives them."""
+    base = f"/api/v1/detect/jobs/{job_id}"
+    answers.json(base, {"job_id": job_id, "status": "completed", "kind": "video", "video": video})
+    page = {"job_id": job_id, "width": 1280, "height": 720, "frames": frames}
+    answers.json(f"{base}/frames", {**page, "total": len(frames), "limit": 100, "offset": 0})
+
+
+def _read_video_job(url: str, job_id: str) -> tuple[Job, VideoFramesPage]:
+    """The job as Client reads it, checked to be what AsyncClient reads, and its frames as
+    AsyncClient reads them."""
+
+    async def read() -> tuple[Job, VideoFramesPage]:
+        async with AsyncClient(url, api_key="ov_test") as client:
+            return await client.get_job(job_id), await client.video_frames(job_id)
+
+    with Client(url, api_key="ov_test") as client:
+        job = client.get_job(job_id)
+    async_job, page = asyncio.run(read())
+    assert job == async_job
+    return job, page
+
+
 def test_a_counted_video_job_and_its_frames_carry_lines_counts_and_crossings(
     server: tuple[str, Answers],
 ) -> None:
     url, answers = server
     bus, _ = DETECTION["detections"]
-    answers.json(
-        "/api/v1/detect/jobs/j-4",
-        {"job_id": "j-4", "status": "completed", "kind": "video", "video": COUNTED_VIDEO},
-    )
     crossing = {"line": "gate", "track_id": 0, "class_id": 5, "class_name": "bus"}
-    answers.json(
-        "/api/v1/detect/jobs/j-4/frames",
-        {
-            "job_id": "j-4",
-            "width": 1280,
-            "height": 720,
-            "frames": [
-                {
-                    "frame_index": 7,
-                    "timestamp_seconds": 0.7,
-                    "timestamp_ms": 700,
-                    "error": None,
-                    "detections": [{**bus, "track_id": 0}],
-                    "crossings": [{**crossing, "direction": "in"}],
-                },
-                {
-                    "frame_index": 8,
-                    "timestamp_seconds": 0.8,
-                    "timestamp_ms": 800,
-                    "error": None,
-                    "detections": [],
-                },
-            ],
-            "total": 2,
-            "limit": 100,
-            "offset": 0,
-        },
+    _serve_video_job(
+        answers,
+        "j-4",
+        COUNTED_VIDEO,
+        [
+            {
+                "frame_index": 7,
+                "timestamp_seconds": 0.7,
+                "timestamp_ms": 700,
+                "error": None,
+                "detections": [{**bus, "track_id": 0}],
+                "crossings": [{**crossing, "direction": "in"}],
+            },
+            {
+                "frame_index": 8,
+                "timestamp_seconds": 0.8,
+                "timestamp_ms": 800,
+                "error": None,
+                "detections": [],
+            },
+        ],
     )
 
-    async def read() -> tuple[Job, VideoFramesPage]:
-        async with AsyncClient(url, api_key="ov_test") as client:
-            return await client.get_job("j-4"), await client.video_frames("j-4")
+    job, page = _read_video_job(url, "j-4")
 
-    with Client(url, api_key="ov_test") as client:
-        job = client.get_job("j-4")
-    async_job, page = asyncio.run(read())
-
-    assert job == async_job and job.video is not None
+    assert job.video is not None
     assert job.video.lines == (
         CountingLine(name="gate", start=(0, 360), end=(1280, 360)),
         CountingLine(name="door", start=(640, 0), end=(640, 720)),
@@ -338,6 +347,110 @@ def test_submitting_a_video_sends_counting_lines_as_json_only_when_given(
     assert dict(operation.data or {}) == {"every": "1", "track": "true", **sent}
     if lines:
         assert CountingLine(**json.loads(sent["lines"])[0]) == lines[0]
+
+
+ZONED_VIDEO = {
+    **COUNTED_VIDEO,
+    "lines": [],
+    "line_counts": [],
+    "zones": [
+        {"name": "queue", "polygon": [[0, 0], [640, 0], [640, 200], [0, 200]]},
+        {"name": "bay", "polygon": [[700, 400], [1280, 400], [1280, 720]]},
+    ],
+    "zone_counts": [
+        {
+            "zone": "queue",
+            "class_id": 0,
+            "class_name": "person",
+            "visited": 4,
+            "peak": 2,
+            "mean_stay_seconds": 1.5,
+        }
+    ],
+}
+
+
+def test_a_zoned_video_job_and_its_frames_carry_zones_counts_and_each_objects_zones(
+    server: tuple[str, Answers],
+) -> None:
+    url, answers = server
+    bus, person = DETECTION["detections"]
+    _serve_video_job(
+        answers,
+        "j-5",
+        ZONED_VIDEO,
+        [
+            {
+                "frame_index": 3,
+                "timestamp_seconds": 0.3,
+                "timestamp_ms": 300,
+                "error": None,
+                "detections": [
+                    {**person, "track_id": 1, "zones": ["queue", "bay"]},
+                    {**bus, "track_id": 0, "zones": []},
+                ],
+            }
+        ],
+    )
+
+    job, page = _read_video_job(url, "j-5")
+
+    assert job.video is not None
+    assert job.video.zones == (
+        CountingZone(name="queue", polygon=((0, 0), (640, 0), (640, 200), (0, 200))),
+        CountingZone(name="bay", polygon=((700, 400), (1280, 400), (1280, 720))),
+    )
+    assert job.video.zone_counts == (
+        ZoneCount(
+            zone="queue",
+            class_id=0,
+            class_name="person",
+            visited=4,
+            peak=2,
+            mean_stay_seconds=1.5,
+        ),
+    )
+    (frame,) = page.frames
+    assert [(obj.class_name, obj.zones) for obj in frame.detections] == [
+        ("person", ("queue", "bay")),
+        ("bus", ()),
+    ]
+
+
+def test_an_answer_from_a_gateway_without_zones_reads_as_no_zones(
+    server: tuple[str, Answers],
+) -> None:
+    url, answers = server
+    _serve_video_job(answers, "j-6", COUNTED_VIDEO, [])
+    job, _ = _read_video_job(url, "j-6")
+    assert job.video is not None
+    assert (job.video.zones, job.video.zone_counts) == ((), ())
+
+
+@pytest.mark.parametrize(
+    ("zones", "sent"),
+    [
+        (
+            [
+                CountingZone(name="queue", polygon=((0, 0), (640, 0), (640, 200.5))),
+                CountingZone(name="bay", polygon=((700, 400), (1280, 400), (1280, 720))),
+            ],
+            {
+                "zones": '[{"name": "queue", "polygon": [[0.0, 0.0], [640.0, 0.0], [640.0, 200.5]]}'
+                ', {"name": "bay", "polygon": [[700.0, 400.0], [1280.0, 400.0], [1280.0, 720.0]]}]'
+            },
+        ),
+        ([], {}),
+        (None, {}),
+    ],
+)
+def test_submitting_a_video_sends_counting_zones_as_json_only_when_given(
+    zones: list[CountingZone] | None, sent: dict
+) -> None:
+    operation = operations.submit_video(("street.mp4", b"video"), every=1, track=True, zones=zones)
+    assert dict(operation.data or {}) == {"every": "1", "track": "true", **sent}
+    if zones:
+        assert CountingZone(**json.loads(sent["zones"])[0]) == zones[0]
 
 
 def test_a_webhooks_deliveries_and_a_redelivery_become_typed_answers(

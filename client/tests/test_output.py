@@ -12,6 +12,7 @@ from objectvision_client.cli import (
     job_table,
     line_counts_table,
     video_frames_table,
+    zone_counts_table,
 )
 from objectvision_client.errors import ObjectVisionError
 from objectvision_client.models import DetectionResult, Job, VideoFrame, VideoInfo
@@ -256,3 +257,58 @@ def test_a_video_jobs_table_ends_with_its_line_counts_when_it_has_lines() -> Non
         "side door  -       0    0",
     ]
     assert "LINE" not in job_table(uncounted)
+
+
+def _zoned_video(zone_counts: list[dict]) -> dict:
+    return {
+        **_counted_video([]),
+        "lines": [],
+        "zones": [
+            {"name": "queue", "polygon": [[0, 0], [640, 0], [640, 200], [0, 200]]},
+            {"name": "loading bay", "polygon": [[700, 400], [1280, 400], [1280, 720]]},
+        ],
+        "zone_counts": zone_counts,
+    }
+
+
+def _zone_count(zone: str, class_name: str, visited: int, peak: int, stay: float) -> dict:
+    return {
+        "zone": zone,
+        "class_id": 0,
+        "class_name": class_name,
+        "visited": visited,
+        "peak": peak,
+        "mean_stay_seconds": stay,
+    }
+
+
+def test_zone_counts_table_shows_every_zone_in_order_by_class() -> None:
+    """A zone nobody entered still has its row, with no stay to average."""
+    video = VideoInfo.from_json(
+        _zoned_video(
+            [_zone_count("queue", "person", 4, 2, 12.345), _zone_count("queue", "bus", 1, 1, 0)]
+        )
+    )
+    assert zone_counts_table(video).splitlines() == [
+        "ZONE         CLASS   VISITED  PEAK  MEAN STAY",
+        "queue        bus           1     1      0.0 s",
+        "queue        person        4     2     12.3 s",
+        "loading bay  -             0     0          -",
+    ]
+
+
+def test_a_video_jobs_table_ends_with_its_line_and_zone_counts_when_it_has_them() -> None:
+    base = {"job_id": "j1", "status": "completed", "kind": "video", "items": []}
+    zoned = _zoned_video([_zone_count("queue", "person", 1, 1, 0.6)])
+    both = Job.from_json(
+        {**base, "video": {**zoned, "lines": _counted_video([])["lines"], "line_counts": []}}
+    )
+    only_zones = Job.from_json({**base, "video": zoned})
+
+    line_table, zone_table = job_table(both).split("\n\n")[1:]
+    assert line_table.splitlines()[0].split() == ["LINE", "CLASS", "IN", "OUT"]
+    assert zone_table.splitlines()[1:] == [
+        "queue        person        1     1      0.6 s",
+        "loading bay  -             0     0          -",
+    ]
+    assert "LINE" not in job_table(only_zones) and "ZONE" in job_table(only_zones)

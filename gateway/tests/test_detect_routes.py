@@ -34,7 +34,7 @@ from gateway.config import MAX_IMAGE_BYTES_PER_CALL, GatewaySettings
 from gateway.detect_dependencies import VideoFile
 from gateway.routers.detect import MULTIPART_OVERHEAD_BYTES, PART_OVERHEAD_BYTES
 from gateway.routers.video import _upload_messages
-from gateway.schemas.video import CountingLinesIn
+from gateway.schemas.video import CountingLinesIn, CountingZonesIn
 from objectvision.v1 import auth_pb2, detection_pb2
 from objectvision_common.revocation import revoked_session_key, revoked_token_key
 from objectvision_devstack.image_server import ImageServer, image_server
@@ -428,16 +428,28 @@ async def test_a_video_asks_for_tracking_as_a_query_parameter_or_a_form_field(
     _assert_sent_on(await authed.post(VIDEO, params=params, data=data, files=_one()))
 
 
-@pytest.mark.parametrize("track", [True, False])
-async def test_the_upload_header_carries_the_tracking_choice(track: bool) -> None:
-    video = VideoFile(
+def _video_file(*, track: bool, lines: str | None = None, zones: str | None = None) -> VideoFile:
+    """A spooled video as the upload dependency hands it on, with the counting lines and
+    zones of the `lines` and `zones` form fields (JSON) where given."""
+    return VideoFile(
         file=UploadFile(io.BytesIO(b"video bytes"), filename="street.mp4"),
         size_bytes=11,
         params=detection_pb2.DetectionParams(),
         sampling=detection_pb2.VideoSampling(every=1),
         track=track,
         idempotency_key="",
+        lines=[line.to_proto() for line in CountingLinesIn.model_validate_json(lines).root]
+        if lines
+        else [],
+        zones=[zone.to_proto() for zone in CountingZonesIn.model_validate_json(zones).root]
+        if zones
+        else [],
     )
+
+
+@pytest.mark.parametrize("track", [True, False])
+async def test_the_upload_header_carries_the_tracking_choice(track: bool) -> None:
+    video = _video_file(track=track)
     header, chunk = [message async for message in _upload_messages(video)]
     assert (header.header.track, header.header.sampling.every) == (track, 1)
     assert chunk.chunk == b"video bytes"
@@ -459,8 +471,9 @@ async def test_bad_track_values_are_a_422_naming_them(
     _assert_invalid(response, *loc)
 
 
-def _lines(*lines: dict[str, Any]) -> str:
-    return json.dumps(list(lines))
+def _json(*regions: dict[str, Any]) -> str:
+    """Counting lines or zones as their form field holds them."""
+    return json.dumps(list(regions))
 
 
 GATE = {"name": "gate", "start": [0, 360], "end": [1280, 360]}
@@ -469,10 +482,10 @@ GATE = {"name": "gate", "start": [0, 360], "end": [1280, 360]}
 @pytest.mark.parametrize(
     ("params", "data"),
     [
-        ({}, {"track": "true", "every": "1", "lines": _lines(GATE)}),
-        ({"track": "true"}, {"lines": _lines(GATE, {**GATE, "name": "lane 2", "end": [0, 0.5]})}),
-        ({}, {"track": "true", "lines": _lines(*({**GATE, "name": f"l{n}"} for n in range(16)))}),
-        ({}, {"track": "true", "lines": _lines({**GATE, "name": "é" * 64})}),
+        ({}, {"track": "true", "every": "1", "lines": _json(GATE)}),
+        ({"track": "true"}, {"lines": _json(GATE, {**GATE, "name": "lane 2", "end": [0, 0.5]})}),
+        ({}, {"track": "true", "lines": _json(*({**GATE, "name": f"l{n}"} for n in range(16)))}),
+        ({}, {"track": "true", "lines": _json({**GATE, "name": "é" * 64})}),
     ],
 )
 async def test_a_tracked_video_sends_its_counting_lines_on(
@@ -481,18 +494,9 @@ async def test_a_tracked_video_sends_its_counting_lines_on(
     _assert_sent_on(await authed.post(VIDEO, params=params, data=data, files=_one()))
 
 
-async def test_the_upload_header_carries_the_counting_lines() -> None:
-    lines = CountingLinesIn.model_validate_json(
-        _lines(GATE, {"name": "door", "start": [10.5, 0], "end": [10.5, 720]})
-    )
-    video = VideoFile(
-        file=UploadFile(io.BytesIO(b"video bytes"), filename="street.mp4"),
-        size_bytes=11,
-        params=detection_pb2.DetectionParams(),
-        sampling=detection_pb2.VideoSampling(every=1),
-        track=True,
-        idempotency_key="",
-        lines=[line.to_proto() for line in lines.root],
+async def test_the_upload_header_carries_the_counting_json() -> None:
+    video = _video_file(
+        track=True, lines=_json(GATE, {"name": "door", "start": [10.5, 0], "end": [10.5, 720]})
     )
     header, _ = [message async for message in _upload_messages(video)]
     sent = [
@@ -502,57 +506,36 @@ async def test_the_upload_header_carries_the_counting_lines() -> None:
     assert sent == [("gate", 0, 360, 1280, 360), ("door", 10.5, 0, 10.5, 720)]
 
 
+def _named(region: dict[str, Any], name: str) -> str:
+    return _json({**region, "name": name})
+
+
+async def _assert_refused(
+    authed: httpx.AsyncClient, data: dict[str, str], loc: tuple[str | int, ...], says: str
+) -> None:
+    """A 422 at `loc` whose message says `says` and names the form field (body.lines ...)."""
+    error = _assert_invalid(await authed.post(VIDEO, data=data, files=_one()), *loc)
+    assert says in error["message"], error
+    assert f"body.{loc[1]}" in error["message"], error
+
+
 @pytest.mark.parametrize(
     ("data", "loc", "says"),
     [
-        ({"track": "true", "lines": "gate: 0,360,1280,360"}, ("body", "lines"), "not valid JSON"),
-        ({"track": "true", "lines": "[{"}, ("body", "lines"), "not valid JSON"),
-        ({"track": "true", "lines": json.dumps(GATE)}, ("body", "lines"), "valid array"),
-        ({"track": "true", "lines": "[]"}, ("body", "lines"), "at least 1"),
         (
-            {"track": "true", "lines": _lines(*({**GATE, "name": f"l{n}"} for n in range(17)))},
-            ("body", "lines"),
-            "at most 16",
-        ),
-        (
-            {"track": "true", "lines": _lines({"name": "gate", "start": [0, 360]})},
+            {"track": "true", "lines": _json({"name": "gate", "start": [0, 360]})},
             ("body", "lines", 0, "end"),
             "required",
         ),
         (
-            {"track": "true", "lines": _lines({**GATE, "start": [0, 360, 1]})},
+            {"track": "true", "lines": _json({**GATE, "start": [0, 360, 1]})},
             ("body", "lines", 0, "start"),
             "at most 2",
         ),
         (
-            {"track": "true", "lines": _lines({**GATE, "start": ["0", 360]})},
+            {"track": "true", "lines": _json({**GATE, "start": ["0", 360]})},
             ("body", "lines", 0, "start", 0),
             "valid number",
-        ),
-        (
-            {"track": "true", "lines": _lines({**GATE, "colour": "red"})},
-            ("body", "lines", 0, "colour"),
-            "Extra inputs",
-        ),
-        (
-            {"track": "true", "lines": _lines({**GATE, "name": ""})},
-            ("body", "lines", 0, "name"),
-            "at least 1",
-        ),
-        (
-            {"track": "true", "lines": _lines({**GATE, "name": "n" * 65})},
-            ("body", "lines", 0, "name"),
-            "at most 64",
-        ),
-        (
-            {"track": "true", "lines": _lines({**GATE, "name": "tab\tname"})},
-            ("body", "lines", 0, "name"),
-            "pattern",
-        ),
-        (
-            {"track": "true", "lines": _lines(GATE, {**GATE, "end": [640, 0]})},
-            ("body", "lines"),
-            "'gate' is given twice",
         ),
         (
             {"track": "true", "lines": '[{"name": "gate", "start": [NaN, 360], "end": [1, 1]}]'},
@@ -565,26 +548,190 @@ async def test_the_upload_header_carries_the_counting_lines() -> None:
             "finite number",
         ),
         (
-            {"track": "true", "lines": _lines({**GATE, "end": [-1, 360]})},
+            {"track": "true", "lines": _json({**GATE, "end": [-1, 360]})},
             ("body", "lines", 0, "end", 0),
             "greater than or equal to 0",
         ),
         (
-            {"track": "true", "lines": _lines({**GATE, "end": [0.0, 360.0]})},
+            {"track": "true", "lines": _json({**GATE, "end": [0.0, 360.0]})},
             ("body", "lines", 0),
             "starts where it ends",
         ),
-        ({"lines": _lines(GATE)}, ("body", "lines"), "need track=true"),
-        ({"track": "false", "lines": _lines(GATE)}, ("body", "lines"), "need track=true"),
     ],
 )
 async def test_bad_counting_lines_are_a_422_saying_what_is_wrong(
     authed: httpx.AsyncClient, data: dict[str, str], loc: tuple[str | int, ...], says: str
 ) -> None:
-    response = await authed.post(VIDEO, data=data, files=_one())
-    error = _assert_invalid(response, *loc)
-    assert says in error["message"], error
-    assert "body.lines" in error["message"], error
+    """Where a line lies. What the list and the names may be, lines share with zones: below."""
+    await _assert_refused(authed, data, loc, says)
+
+
+QUEUE = {"name": "queue", "polygon": [[0, 0], [640, 0], [640, 200], [0, 200]]}
+TRIANGLE = [[0, 0], [10, 0], [0, 10]]
+
+
+@pytest.mark.parametrize(
+    ("params", "data"),
+    [
+        ({}, {"track": "true", "every": "1", "zones": _json(QUEUE)}),
+        ({"track": "true"}, {"zones": _json(QUEUE, {"name": "bay", "polygon": TRIANGLE})}),
+        ({}, {"track": "true", "zones": _json(*({**QUEUE, "name": f"z{n}"} for n in range(16)))}),
+        ({}, {"track": "true", "zones": _json({**QUEUE, "name": "é" * 64})}),
+        (
+            {},
+            {
+                "track": "true",
+                "zones": _json(
+                    {"name": "fan", "polygon": [*([10 * n, 0] for n in range(31)), [0, 90]]}
+                ),
+            },
+        ),
+        ({}, {"track": "true", "lines": _json(GATE), "zones": _json(QUEUE)}),
+    ],
+)
+async def test_a_tracked_video_sends_its_counting_zones_on(
+    authed: httpx.AsyncClient, params: dict[str, str], data: dict[str, str]
+) -> None:
+    _assert_sent_on(await authed.post(VIDEO, params=params, data=data, files=_one()))
+
+
+async def test_the_upload_header_carries_the_counting_zones_beside_the_json() -> None:
+    video = _video_file(
+        track=True,
+        lines=_json(GATE),
+        zones=_json(QUEUE, {"name": "bay", "polygon": [[10.5, 0], [20, 0], [20, 7.25]]}),
+    )
+    header, _ = [message async for message in _upload_messages(video)]
+    sent = [(zone.name, [(p.x, p.y) for p in zone.polygon]) for zone in header.header.zones]
+    assert sent == [
+        ("queue", [(0, 0), (640, 0), (640, 200), (0, 200)]),
+        ("bay", [(10.5, 0), (20, 0), (20, 7.25)]),
+    ]
+    assert [line.name for line in header.header.lines] == ["gate"]
+
+
+@pytest.mark.parametrize(
+    ("data", "loc", "says"),
+    [
+        (
+            {"track": "true", "zones": _json({"name": "queue"})},
+            ("body", "zones", 0, "polygon"),
+            "required",
+        ),
+        (
+            {"track": "true", "zones": _json({"name": "queue", "polygon": [[0, 0], [9, 9]]})},
+            ("body", "zones", 0, "polygon"),
+            "at least 3",
+        ),
+        (
+            {
+                "track": "true",
+                "zones": _json({"name": "many", "polygon": [[n, n % 2] for n in range(33)]}),
+            },
+            ("body", "zones", 0, "polygon"),
+            "at most 32",
+        ),
+        (
+            {
+                "track": "true",
+                "zones": _json({"name": "q", "polygon": [*TRIANGLE[:2], [1, 2, 3]]}),
+            },
+            ("body", "zones", 0, "polygon", 2),
+            "at most 2",
+        ),
+        (
+            {"track": "true", "zones": _json({"name": "q", "polygon": [*TRIANGLE[:2], ["0", 9]]})},
+            ("body", "zones", 0, "polygon", 2, 0),
+            "valid number",
+        ),
+        (
+            {"track": "true", "zones": '[{"name": "q", "polygon": [[0, 0], [NaN, 9], [9, 0]]}]'},
+            ("body", "zones", 0, "polygon", 1, 0),
+            "finite number",
+        ),
+        (
+            {"track": "true", "zones": _json({"name": "q", "polygon": [[0, 0], [9, -1], [9, 9]]})},
+            ("body", "zones", 0, "polygon", 1, 1),
+            "greater than or equal to 0",
+        ),
+        (
+            {
+                "track": "true",
+                "zones": _json({"name": "flat", "polygon": [[0, 0], [5, 5], [9, 9]]}),
+            },
+            ("body", "zones", 0),
+            "zone 'flat' encloses no area",
+        ),
+    ],
+)
+async def test_bad_counting_zones_are_a_422_saying_what_is_wrong(
+    authed: httpx.AsyncClient, data: dict[str, str], loc: tuple[str | int, ...], says: str
+) -> None:
+    """Where a zone lies. What the list and the names may be, zones share with lines: below."""
+    await _assert_refused(authed, data, loc, says)
+
+
+# A valid line and a valid zone, each made wrong in the ways lines and zones share.
+VALID_REGION = {"lines": GATE, "zones": QUEUE}
+
+
+@pytest.mark.parametrize("field", ["lines", "zones"])
+@pytest.mark.parametrize(
+    ("value", "track", "inside", "says"),
+    [
+        pytest.param(lambda _: "gate: 0,360,1280,360", "true", (), "not valid JSON", id="text"),
+        pytest.param(lambda _: "[{", "true", (), "not valid JSON", id="cut-short"),
+        pytest.param(json.dumps, "true", (), "valid array", id="not-a-list"),
+        pytest.param(lambda _: "[]", "true", (), "at least 1", id="none"),
+        pytest.param(
+            lambda region: _json(*({**region, "name": f"r{n}"} for n in range(17))),
+            "true",
+            (),
+            "at most 16",
+            id="too-many",
+        ),
+        pytest.param(
+            lambda region: _json({**region, "colour": "red"}),
+            "true",
+            (0, "colour"),
+            "Extra inputs",
+            id="unknown-key",
+        ),
+        pytest.param(lambda r: _named(r, ""), "true", (0, "name"), "at least 1", id="no-name"),
+        pytest.param(
+            lambda r: _named(r, "n" * 65), "true", (0, "name"), "at most 64", id="long-name"
+        ),
+        pytest.param(
+            lambda r: _named(r, "tab\tname"), "true", (0, "name"), "pattern", id="tab-in-name"
+        ),
+        pytest.param(
+            lambda r: _named(r, "bay\u202e"), "true", (0, "name"), "pattern", id="bidi-in-name"
+        ),
+        pytest.param(
+            lambda region: _json(region, region),
+            "true",
+            (),
+            "is given twice",
+            id="name-twice",
+        ),
+        pytest.param(lambda region: _json(region), None, (), "need track=true", id="no-track"),
+        pytest.param(
+            lambda region: _json(region), "false", (), "need track=true", id="track-false"
+        ),
+    ],
+)
+async def test_bad_counting_lines_and_zones_alike_are_a_422_saying_what_is_wrong(
+    authed: httpx.AsyncClient,
+    field: str,
+    value: Callable[[dict[str, Any]], str],
+    track: str | None,
+    inside: tuple[str | int, ...],
+    says: str,
+) -> None:
+    data = {field: value(VALID_REGION[field])}
+    if track is not None:
+        data["track"] = track
+    await _assert_refused(authed, data, ("body", field, *inside), says)
 
 
 async def test_batch_parameters_are_checked_the_same_way(authed: httpx.AsyncClient) -> None:
@@ -936,6 +1083,33 @@ def test_openapi_describes_the_detection_routes(
     }
     assert "crossings" in schemas["VideoFrameOut"]["properties"]
     assert schemas["LineCrossingOut"]["properties"]["direction"]["enum"] == ["in", "out"]
+    # Counting zones (ADR 0042): the same kind of field; only a video's objects carry zones.
+    zones = schemas["DetectVideoForm"]["properties"]["zones"]
+    assert (zones["type"], zones["contentMediaType"]) == ("string", "application/json")
+    assert (zones["contentSchema"]["minItems"], zones["contentSchema"]["maxItems"]) == (1, 16)
+    zone = zones["contentSchema"]["items"]
+    assert zone["required"] == ["name", "polygon"]
+    assert zone["properties"]["name"]["maxLength"] == 64
+    polygon = zone["properties"]["polygon"]
+    assert (polygon["minItems"], polygon["maxItems"]) == (3, 32)
+    assert "$ref" not in json.dumps(zones)
+    assert "zones" in video["description"] and "zone_counts" in video["description"]
+    assert not any(p["name"] == "zones" for p in video["parameters"])
+    assert {"zones", "zone_counts"} <= set(schemas["VideoInfoOut"]["properties"])
+    assert set(schemas["ZoneCountOut"]["properties"]) == {
+        "zone",
+        "class_id",
+        "class_name",
+        "visited",
+        "peak",
+        "mean_stay_seconds",
+    }
+    frame_objects = schemas["VideoFrameOut"]["properties"]["detections"]["items"]
+    assert frame_objects == {"$ref": "#/components/schemas/VideoObjectOut"}
+    assert set(schemas["VideoObjectOut"]["properties"]) == {
+        *schemas["DetectedObjectOut"]["properties"],
+        "zones",
+    }
 
     batch = paths[BATCH]["post"]
     assert schemas["DetectBatchForm"]["required"] == ["files"]

@@ -225,3 +225,80 @@ def test_a_crossing_in_no_known_direction_is_a_service_bug_not_something_to_show
     )
     with pytest.raises(ValueError, match="unknown crossing direction 0"):
         VideoFrameOut.from_proto(frame)
+
+
+def test_a_video_with_counting_zones_gives_them_back_with_their_counts() -> None:
+    """The zones in the shape they were sent in, float32 noise rounded away; who was in
+    them by zone and class as the service sends it, the mean stay to the millisecond."""
+    corners = [(0, 0), (640, 0), (640, 200.1), (0, 200.1)]
+    video = detection_pb2.VideoInfo(
+        filename="street.mp4",
+        container="mp4",
+        codec="h264",
+        tracked=True,
+        zones=[
+            detection_pb2.CountingZone(
+                name="queue", polygon=[detection_pb2.Point(x=x, y=y) for x, y in corners]
+            )
+        ],
+        zone_counts=[
+            detection_pb2.ZoneCount(
+                zone="queue",
+                class_id=0,
+                class_name="person",
+                visited=3,
+                peak=2,
+                mean_stay_seconds=1.23456,
+            )
+        ],
+    )
+
+    shown = VideoInfoOut.from_proto("job-1", video).model_dump(mode="json")
+
+    assert shown["zones"] == [
+        {"name": "queue", "polygon": [[0.0, 0.0], [640.0, 0.0], [640.0, 200.1], [0.0, 200.1]]}
+    ]
+    assert shown["zone_counts"] == [
+        {
+            "zone": "queue",
+            "class_id": 0,
+            "class_name": "person",
+            "visited": 3,
+            "peak": 2,
+            "mean_stay_seconds": 1.235,
+        }
+    ]
+
+
+def test_a_video_without_counting_zones_has_empty_lists() -> None:
+    shown = VideoInfoOut.from_proto(
+        "job-1", detection_pb2.VideoInfo(filename="a.mp4", container="mp4", codec="h264")
+    ).model_dump(mode="json")
+    assert (shown["zones"], shown["zone_counts"]) == ([], [])
+
+
+def test_each_object_of_a_video_frame_names_the_zones_it_stands_in() -> None:
+    """In the order the zones were given; none is an empty list. An image's objects, which
+    never stand in a zone, do not carry the field at all."""
+    box = detection_pb2.BoundingBox(x1=1, y1=2, x2=30, y2=40)
+    frame = detection_pb2.VideoFrame(
+        frame_index=4,
+        timestamp_seconds=0.4,
+        objects=[
+            detection_pb2.DetectedObject(
+                class_name="person", box=box, track_id=2, zones=["queue", "door"]
+            ),
+            detection_pb2.DetectedObject(class_name="bus", class_id=5, box=box, track_id=0),
+        ],
+    )
+
+    in_zones, outside = VideoFrameOut.from_proto(frame).model_dump(mode="json")["detections"]
+
+    assert (in_zones["class"], in_zones["track_id"], in_zones["zones"]) == (
+        "person",
+        2,
+        ["queue", "door"],
+    )
+    assert (outside["class"], outside["zones"]) == ("bus", [])
+    image_object = DetectedObjectOut.from_proto(frame.objects[0]).model_dump(mode="json")
+    assert "zones" not in image_object

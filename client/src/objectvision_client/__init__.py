@@ -16,6 +16,7 @@ from objectvision_client.models import (
     ApiKey,
     BoundingBox,
     CountingLine,
+    CountingZone,
     CreatedApiKey,
     CreatedWebhook,
     DetectedObject,
@@ -43,6 +44,7 @@ from objectvision_client.models import (
     Webhook,
     WebhookDeliveriesPage,
     WebhookDelivery,
+    ZoneCount,
 )
 from objectvision_client.operations import DetectionParams
 from objectvision_client.retry import RetryPolicy
@@ -56,6 +58,7 @@ __all__ = [
     "BoundingBox",
     "Client",
     "CountingLine",
+    "CountingZone",
     "CreatedApiKey",
     "CreatedWebhook",
     "DetectedObject",
@@ -87,4 +90,5 @@ __all__ = [
     "Webhook",
     "WebhookDeliveriesPage",
     "WebhookDelivery",
+    "ZoneCount",
 ]

@@ -30,15 +30,18 @@ from objectvision_client.errors import ObjectVisionError
 from objectvision_client.models import (
     AccountsPage,
     CountingLine,
+    CountingZone,
     DetectionResult,
     HistoryPage,
     Job,
     JobsPage,
+    LineCount,
     Session,
     VideoFrame,
     VideoInfo,
     WebhookDeliveriesPage,
     WebhookDelivery,
+    ZoneCount,
 )
 from objectvision_client.operations import (
     API_KEY_SCOPES,
@@ -124,23 +127,51 @@ def _class_list(text: str) -> list[str]:
 
 
 LINE_SYNTAX = "NAME:X1,Y1,X2,Y2"
+# Corners as comma-separated numbers like a line's ends: no character a shell treats
+# specially, so the option needs no quotes (a `;` between points would end the command).
+ZONE_SYNTAX = "NAME:X1,Y1,X2,Y2,X3,Y3,..."
 
 
-def _counting_line(text: str) -> CountingLine:
-    """`gate:0,360,1280,360` -> the line named gate from (0, 360) to (1280, 360). The name is
-    what comes before the last colon, so a name may hold colons itself; the API judges the
-    rest (name length and uniqueness, how many lines, whether the line fits the picture)."""
+def _named_coordinates(
+    text: str, *, kind: str, syntax: str, example: str, fits: Callable[[int], bool]
+) -> tuple[str, list[float]]:
+    """`name:n1,n2,...` -> the name and the numbers, if `fits` takes how many there are. The
+    name is what comes before the last colon, so a name may hold colons itself; the API
+    judges the rest (name length and uniqueness, how many regions, whether they fit the
+    picture)."""
     name, colon, numbers = text.rpartition(":")
     coordinates = numbers.split(",")
-    if not colon or not name.strip() or len(coordinates) != 4:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a line: give {LINE_SYNTAX}, e.g. gate:0,360,1280,360"
-        )
+    if not colon or not name.strip() or not fits(len(coordinates)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {kind}: give {syntax}, e.g. {example}")
     values = [_parsed(value.strip(), float, "a number") for value in coordinates]
     if not all(math.isfinite(value) for value in values):
         raise argparse.ArgumentTypeError(f"{text!r}: every coordinate must be a finite number")
-    x1, y1, x2, y2 = values
-    return CountingLine(name=name.strip(), start=(x1, y1), end=(x2, y2))
+    return name.strip(), values
+
+
+def _counting_line(text: str) -> CountingLine:
+    """`gate:0,360,1280,360` -> the line named gate from (0, 360) to (1280, 360)."""
+    name, (x1, y1, x2, y2) = _named_coordinates(
+        text,
+        kind="line",
+        syntax=LINE_SYNTAX,
+        example="gate:0,360,1280,360",
+        fits=lambda count: count == 4,
+    )
+    return CountingLine(name=name, start=(x1, y1), end=(x2, y2))
+
+
+def _counting_zone(text: str) -> CountingZone:
+    """`queue:0,0,640,0,640,200` -> the zone named queue, the triangle with corners (0, 0),
+    (640, 0) and (640, 200): x,y pairs, at least three of them."""
+    name, values = _named_coordinates(
+        text,
+        kind="zone",
+        syntax=ZONE_SYNTAX,
+        example="queue:0,0,640,0,640,200,0,200",
+        fits=lambda count: count >= 6 and count % 2 == 0,
+    )
+    return CountingZone(name=name, polygon=tuple(zip(values[::2], values[1::2], strict=True)))
 
 
 # Output helpers
@@ -191,7 +222,7 @@ def detections_table(results: Sequence[tuple[str, DetectionResult]]) -> str:
 
 
 def job_table(job: Job) -> str:
-    """A job's items; for a video job with counting lines, its line counts below them."""
+    """A job's items; for a video job with counting lines or zones, their counts below."""
     rows = [
         [
             item.filename,
@@ -202,27 +233,65 @@ def job_table(job: Job) -> str:
         for item in job.items
     ]
     table = format_table(["FILE", "STATUS", "OBJECTS", "DETECTION / ERROR"], rows, right=(2,))
-    if job.video is not None and job.video.lines:
-        return f"{table}\n\n{line_counts_table(job.video)}"
-    return table
+    return "\n\n".join([table, *counts_tables(job.video)])
+
+
+def counts_tables(video: VideoInfo | None) -> list[str]:
+    """A video job's line counts and zone counts, each table only if it has such regions."""
+    if video is None:
+        return []
+    tables = [line_counts_table(video)] if video.lines else []
+    return tables + ([zone_counts_table(video)] if video.zones else [])
+
+
+Count = TypeVar("Count", bound=LineCount | ZoneCount)
+
+
+def _rows_by_region(
+    names: Sequence[str],
+    counts: Sequence[Count],
+    region: Callable[[Count], str],
+    numbers: Callable[[Count], list[object]],
+    nothing: list[object],
+) -> list[list[object]]:
+    """One row per region and class counted in it, regions in the order they were given and
+    classes by name; a region with no count (yet) shows one row of `nothing`, so every region
+    is there."""
+    rows: list[list[object]] = []
+    for name in names:
+        found = sorted(
+            (count for count in counts if region(count) == name), key=lambda c: c.class_name
+        )
+        rows.extend([name, count.class_name, *numbers(count)] for count in found)
+        if not found:
+            rows.append([name, None, *nothing])
+    return rows
 
 
 def line_counts_table(video: VideoInfo) -> str:
-    """One row per line and class that crossed it, with how many went in and out, lines in
-    the order they were given; a line nothing crossed (yet) shows one row of zeros, so
-    every line is there."""
-    rows: list[list[object]] = []
-    for line in video.lines:
-        counts = sorted(
-            (count for count in video.line_counts if count.line == line.name),
-            key=lambda count: count.class_name,
-        )
-        rows.extend(
-            [line.name, count.class_name, count.crossed_in, count.crossed_out] for count in counts
-        )
-        if not counts:
-            rows.append([line.name, None, 0, 0])
+    """How many of each class went in and out across each line."""
+    rows = _rows_by_region(
+        [line.name for line in video.lines],
+        video.line_counts,
+        lambda count: count.line,
+        lambda count: [count.crossed_in, count.crossed_out],
+        [0, 0],
+    )
     return format_table(["LINE", "CLASS", "IN", "OUT"], rows, right=(2, 3))
+
+
+def zone_counts_table(video: VideoInfo) -> str:
+    """Who of each class was in each zone: how many tracked objects visited it, the most
+    inside at once, and how long a visitor stayed on average (none for a zone nobody
+    entered)."""
+    rows = _rows_by_region(
+        [zone.name for zone in video.zones],
+        video.zone_counts,
+        lambda count: count.zone,
+        lambda count: [count.visited, count.peak, f"{count.mean_stay_seconds:.1f} s"],
+        [0, 0, None],
+    )
+    return format_table(["ZONE", "CLASS", "VISITED", "PEAK", "MEAN STAY"], rows, right=(2, 3, 4))
 
 
 def find_images(directory: Path, *, recursive: bool) -> tuple[list[Path], list[Path]]:
@@ -812,6 +881,8 @@ def cmd_detect_video(ctx: Context) -> int:
         raise UsageError("--annotate needs --wait: the annotated video exists once the job ends")
     if ctx.args.line and not ctx.args.track:
         raise UsageError("--line needs --track: only tracked objects are counted crossing lines")
+    if ctx.args.zone and not ctx.args.track:
+        raise UsageError("--zone needs --track: a visit and a stay are a tracked object's")
     with ctx.client() as client:
         job = client.submit_video(
             path,
@@ -820,6 +891,7 @@ def cmd_detect_video(ctx: Context) -> int:
             every=ctx.args.every,
             track=ctx.args.track,
             lines=ctx.args.line,
+            zones=ctx.args.zone,
         )
         video = job.video
         if video is not None:
@@ -829,6 +901,9 @@ def cmd_detect_video(ctx: Context) -> int:
             if video.lines:
                 count = len(video.lines)
                 picked += f", counted crossing {count} line{'s' if count > 1 else ''}"
+            if video.zones:
+                count = len(video.zones)
+                picked += f", counted in {count} zone{'s' if count > 1 else ''}"
             ctx.say(
                 f"Submitted {path.name} ({video.codec} {video.width}x{video.height},"
                 f" {video.duration_seconds:.1f} s) as job {job.job_id}:"
@@ -859,8 +934,8 @@ def cmd_detect_video(ctx: Context) -> int:
         {**job.raw, "frames": [frame.model_dump(mode="json", by_alias=True) for frame in frames]}
     ):
         print(video_frames_table(frames), file=ctx.stdout)
-        if job.video is not None and job.video.lines:
-            print(f"\n{line_counts_table(job.video)}", file=ctx.stdout)
+        for table in counts_tables(job.video):
+            print(f"\n{table}", file=ctx.stdout)
     if job.status != "completed":
         if job.status == "cancelled":
             raise CliError(f"job {job.job_id} was cancelled after {len(frames)} frames")
@@ -1579,6 +1654,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --track: count the objects crossing the line from (X1,Y1) to (X2,Y2), in "
         "video pixels (repeat for more lines); seen from the start looking to the end, "
         "crossing from right to left is `in`, the other way `out`",
+    )
+    video.add_argument(
+        "--zone",
+        action="append",
+        type=_counting_zone,
+        metavar=ZONE_SYNTAX,
+        help="with --track: name the zone each object stands in (the bottom centre of its box "
+        "is inside) and count who was in it: a polygon of 3 to 32 corners, X,Y pairs in video "
+        "pixels in drawing order, all comma-separated, e.g. queue:0,0,640,0,640,200,0,200 "
+        "(repeat for more zones); prints how many visited, the peak at once and the mean stay",
     )
     video.add_argument(
         "--wait", action="store_true", help="wait for the job, then print every sampled frame"

@@ -171,6 +171,9 @@ class DetectedObject(_Model):
     # The object's track in a video job submitted with `track=True`: the same id in every
     # frame while the object stays (from its track's second frame on). None otherwise.
     track_id: int | None = None
+    # In a video job with counting zones: the names of the zones the object stands in (the
+    # bottom centre of its box is inside), in the order the zones were given.
+    zones: tuple[str, ...] = ()
 
 
 class DetectionResult(_Answer):
@@ -255,6 +258,31 @@ class LineCrossing(_Model):
     direction: str
 
 
+class CountingZone(_Model):
+    """A named region of the picture, a polygon of 3 to 32 corners in the video's pixels in
+    drawing order (ADR 0042). A tracked object is in the zone while the bottom centre of its
+    box, where it stands, is inside."""
+
+    name: str
+    polygon: tuple[tuple[float, float], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The zone as the `zones` form field of a video upload holds it."""
+        return {"name": self.name, "polygon": [list(point) for point in self.polygon]}
+
+
+class ZoneCount(_Model):
+    """Who of one class was in one zone, so far: how many tracked objects visited it, the
+    most inside at once, and how long a visitor stayed on average."""
+
+    zone: str
+    class_id: int
+    class_name: str
+    visited: int
+    peak: int
+    mean_stay_seconds: float
+
+
 class VideoInfo(_Model):
     """A video job's upload as its container describes it, and how its frames are sampled."""
 
@@ -275,6 +303,10 @@ class VideoInfo(_Model):
     # and class (a line nothing crossed has no count).
     lines: tuple[CountingLine, ...] = ()
     line_counts: tuple[LineCount, ...] = ()
+    # The counting zones it was submitted with, and who was in them so far, by zone and class
+    # (a zone nobody entered has no count).
+    zones: tuple[CountingZone, ...] = ()
+    zone_counts: tuple[ZoneCount, ...] = ()
     annotated_url: str | None = None
 
 

@@ -23,6 +23,7 @@ from objectvision_client.models import (
     AccountStatus,
     ApiKey,
     CountingLine,
+    CountingZone,
     CreatedApiKey,
     CreatedWebhook,
     DetectionResult,
@@ -508,6 +509,7 @@ def submit_video(
     every: int | None = None,
     track: bool = False,
     lines: Sequence[CountingLine] | None = None,
+    zones: Sequence[CountingZone] | None = None,
     idempotency_key: str | None = None,
 ) -> Operation[Job]:
     """A video file (MP4, MOV or WebM) as a job sampling `fps` frames a second or `every`
@@ -515,6 +517,8 @@ def submit_video(
     from frame to frame and carry a `track_id` (sample fast, e.g. every=1, to track well).
     With `lines` as well, the tracked objects crossing each line are counted: the job's
     `video.line_counts`, each frame's `crossings` (the API refuses lines without `track`).
+    With `zones`, each object of a frame names the zones it stands in (`zones`) and the job's
+    `video.zone_counts` say who was in each (visited, peak, mean stay; also needs `track`).
     The file is read when the operation is built, so a retry sends the same bytes; a new
     idempotency key per submission unless given, so a retried POST never makes a second job.
     Follow it with `wait_for_job`, read `video_frames`."""
@@ -527,6 +531,8 @@ def submit_video(
         fields["track"] = "true"
     if lines:
         fields["lines"] = json.dumps([line.to_json() for line in lines])
+    if zones:
+        fields["zones"] = json.dumps([zone.to_json() for zone in zones])
     return Operation(
         "POST",
         "/api/v1/detect/video",

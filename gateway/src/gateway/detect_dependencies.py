@@ -22,7 +22,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, File, Header, Query, Request
 from google.protobuf.timestamp_pb2 import Timestamp
-from pydantic import BaseModel, StringConstraints, ValidationError
+from pydantic import BaseModel, RootModel, StringConstraints, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from gateway.auth.dependencies import CurrentPrincipal
@@ -43,6 +43,7 @@ from gateway.schemas.detect import (
 )
 from gateway.schemas.video import (
     CountingLinesIn,
+    CountingZonesIn,
     DetectVideoForm,
     VideoOptionsIn,
     VideoSamplingIn,
@@ -422,8 +423,9 @@ BatchImages = Annotated[BatchUpload, Depends(batch_images)]
 @dataclass(frozen=True)
 class VideoFile:
     """One video, still spooled by Starlette (never whole in memory), with the parameters,
-    the frame sampling, whether to track objects, the lines to count them crossing (none:
-    no counting) and the submission's idempotency key ("" for none)."""
+    the frame sampling, whether to track objects, the lines to count them crossing and the
+    zones to name and count them in (none: no counting) and the submission's idempotency key
+    ("" for none)."""
 
     file: UploadFile
     size_bytes: int
@@ -432,6 +434,7 @@ class VideoFile:
     track: bool
     idempotency_key: str
     lines: Sequence[detection_pb2.CountingLine] = ()
+    zones: Sequence[detection_pb2.CountingZone] = ()
 
 
 def _sampling(query: VideoSamplingIn, form: VideoSamplingIn) -> detection_pb2.VideoSampling:
@@ -443,30 +446,40 @@ def _sampling(query: VideoSamplingIn, form: VideoSamplingIn) -> detection_pb2.Vi
 
 
 _LINES_EXAMPLE = '[{"name": "gate", "start": [0, 360], "end": [1280, 360]}]'
+_ZONES_EXAMPLE = '[{"name": "queue", "polygon": [[0, 0], [640, 0], [640, 200], [0, 200]]}]'
+RegionIn = TypeVar("RegionIn")
 
 
-def _counting_lines(text: str | None, *, track: bool) -> list[detection_pb2.CountingLine]:
-    """The `lines` form field as the service takes it; 422 at body.lines (or inside it) for
-    text that is not JSON, lines in the wrong shape or beyond the limits, or lines without
-    tracking: only a tracked object can be seen on both sides of a line."""
+def _counting_regions(
+    field: str,
+    text: str | None,
+    regions: type[RootModel[list[RegionIn]]],
+    *,
+    track: bool,
+    example: str,
+) -> list[RegionIn]:
+    """A JSON form field of counting regions (`lines`, `zones`) read as `regions`; none when
+    absent. 422 at body.<field> (or inside it) for text that is not JSON, regions in the
+    wrong shape or beyond the limits, or regions without tracking: a crossing, a visit and a
+    stay are each one tracked object's."""
     if text is None:
         return []
     if not track:
         raise ApiError.invalid(
-            ["body", "lines"], "counting lines need track=true: only tracked objects are counted"
+            ["body", field], f"counting {field} need track=true: only tracked objects are counted"
         )
     try:
-        lines = CountingLinesIn.model_validate_json(text)
+        parsed = regions.model_validate_json(text)
     except ValidationError as exc:
         errors = exc.errors(include_input=False)
         if any(error["type"] == "json_invalid" for error in errors):
             raise ApiError.invalid(
-                ["body", "lines"], f"is not valid JSON; give an array such as {_LINES_EXAMPLE}"
+                ["body", field], f"is not valid JSON; give an array such as {example}"
             ) from None
         raise validation_error(
-            [{**error, "loc": ("body", "lines", *error["loc"])} for error in errors]
+            [{**error, "loc": ("body", field, *error["loc"])} for error in errors]
         ) from None
-    return [line.to_proto() for line in lines.root]
+    return parsed.root
 
 
 async def video_upload(
@@ -488,7 +501,18 @@ async def video_upload(
         sampling=_sampling(query, form),
         track=track,
         idempotency_key=idempotency_key or "",
-        lines=_counting_lines(form.lines, track=track),
+        lines=[
+            line.to_proto()
+            for line in _counting_regions(
+                "lines", form.lines, CountingLinesIn, track=track, example=_LINES_EXAMPLE
+            )
+        ],
+        zones=[
+            zone.to_proto()
+            for zone in _counting_regions(
+                "zones", form.zones, CountingZonesIn, track=track, example=_ZONES_EXAMPLE
+            )
+        ],
     )
 
 

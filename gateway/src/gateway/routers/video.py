@@ -43,6 +43,7 @@ async def _upload_messages(video: VideoFile) -> AsyncIterator[detection_pb2.Vide
         size_bytes=video.size_bytes,
         track=video.track,
         lines=video.lines,
+        zones=video.zones,
     )
     yield detection_pb2.VideoUpload(header=header)
     await video.file.seek(0)
@@ -81,7 +82,18 @@ async def submit_video(
     422 for `lines` that are not such JSON, too many lines, names that are empty, too long or
     repeated, a line that starts where it ends, a coordinate that is negative or not a number,
     lines without `track=true`, and (once the video is probed) a line that leaves the picture;
-    the `lines` field says the limits."""
+    the `lines` field says the limits.
+
+    With `zones` (a form field: a JSON array of named polygons such as
+    `[{"name": "queue", "polygon": [[0, 0], [640, 0], [640, 200], [0, 200]]}]`, ADR 0042,
+    also with `track=true`) each object of a frame names the `zones` it stands in (the bottom
+    centre of its box is inside), and the job's video gives its `zones` and its `zone_counts`
+    (by zone and class, so far: how many tracked objects `visited`, the `peak` inside at once
+    and the `mean_stay_seconds` of a visitor). 422 for `zones` that are not such JSON, too
+    many zones, names that are empty, too long or repeated, a zone with too few or too many
+    corners or that encloses no area, a coordinate that is negative or not a number, zones
+    without `track=true`, and (once the video is probed) a zone that leaves the picture; the
+    `zones` field says the limits."""
     call = upstream.with_deadline(settings.video_deadline_seconds)
     job = await call.detection.SubmitVideoJob(
         _upload_messages(video), metadata=call.metadata, timeout=call.deadline_seconds

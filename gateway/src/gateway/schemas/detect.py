@@ -404,6 +404,12 @@ class VideoSamplingOut(ApiModel):
     every: int | None
 
 
+def _pixels(point: detection_pb2.Point) -> tuple[float, float]:
+    """A point the caller gave, as they gave it: the float32 noise of its trip through the
+    service rounded away."""
+    return round(point.x, _PIXEL_DECIMALS), round(point.y, _PIXEL_DECIMALS)
+
+
 class CountingLineOut(ApiModel):
     """A counting line of a video job, as it was submitted (ADR 0039)."""
 
@@ -413,11 +419,7 @@ class CountingLineOut(ApiModel):
 
     @classmethod
     def from_proto(cls, line: detection_pb2.CountingLine) -> Self:
-        return cls(
-            name=line.name,
-            start=(round(line.start.x, _PIXEL_DECIMALS), round(line.start.y, _PIXEL_DECIMALS)),
-            end=(round(line.end.x, _PIXEL_DECIMALS), round(line.end.y, _PIXEL_DECIMALS)),
-        )
+        return cls(name=line.name, start=_pixels(line.start), end=_pixels(line.end))
 
 
 class LineCountOut(ApiModel):
@@ -438,6 +440,46 @@ class LineCountOut(ApiModel):
             class_name=count.class_name,
             crossed_in=count.crossed_in,
             crossed_out=count.crossed_out,
+        )
+
+
+class CountingZoneOut(ApiModel):
+    """A counting zone of a video job, as it was submitted (ADR 0042)."""
+
+    name: str
+    polygon: list[tuple[float, float]] = Field(
+        description="Its corners, [x, y] in the video's pixels, in drawing order."
+    )
+
+    @classmethod
+    def from_proto(cls, zone: detection_pb2.CountingZone) -> Self:
+        return cls(name=zone.name, polygon=[_pixels(point) for point in zone.polygon])
+
+
+class ZoneCountOut(ApiModel):
+    """Who of one class was in one zone, in the frames detected so far."""
+
+    zone: str = Field(description="The zone's name.")
+    class_id: int
+    class_name: str
+    visited: int = Field(description="Tracked objects seen inside in at least one frame.")
+    peak: int = Field(
+        description="The most objects inside at once, in one frame (tracked yet or not)."
+    )
+    mean_stay_seconds: float = Field(
+        description="How long a tracked visitor stayed, on average: seconds from the first "
+        "to the last sampled frame it was seen inside (0 for one seen inside in one frame)."
+    )
+
+    @classmethod
+    def from_proto(cls, count: detection_pb2.ZoneCount) -> Self:
+        return cls(
+            zone=count.zone,
+            class_id=count.class_id,
+            class_name=count.class_name,
+            visited=count.visited,
+            peak=count.peak,
+            mean_stay_seconds=round(count.mean_stay_seconds, 3),
         )
 
 
@@ -470,6 +512,17 @@ class VideoInfoOut(ApiModel):
         "(in the order of `lines`) and class; a line nothing crossed has no count. Each "
         "crossing is also listed in its frame's `crossings`.",
     )
+    zones: list[CountingZoneOut] = Field(
+        default_factory=list,
+        description="The counting zones it was submitted with (`zones`, ADR 0042), in the "
+        "order given; empty for none.",
+    )
+    zone_counts: list[ZoneCountOut] = Field(
+        default_factory=list,
+        description="Who was in the counting zones in the frames detected so far, by zone (in "
+        "the order of `zones`) and class; a zone nobody entered has no count. Each object of "
+        "a frame names the zones it stands in (`zones`).",
+    )
     size_bytes: int
     annotated_url: str | None = Field(
         description="Where the annotated video (MP4, H.264) downloads once the job completed."
@@ -496,6 +549,8 @@ class VideoInfoOut(ApiModel):
             tracked=video.tracked,
             lines=[CountingLineOut.from_proto(line) for line in video.lines],
             line_counts=[LineCountOut.from_proto(count) for count in video.line_counts],
+            zones=[CountingZoneOut.from_proto(zone) for zone in video.zones],
+            zone_counts=[ZoneCountOut.from_proto(count) for count in video.zone_counts],
             size_bytes=video.size_bytes,
             annotated_url=f"{base}/annotated" if video.annotated_available else None,
             frames_url=f"{base}/frames",

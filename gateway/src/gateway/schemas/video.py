@@ -1,7 +1,7 @@
 """Bodies of the video routes: the upload form and a video job's per-frame detections."""
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Annotated, Literal, Self
 
@@ -11,7 +11,12 @@ from pydantic import ConfigDict, Field, RootModel, model_validator
 from gateway.schemas.base import DISPLAY_TEXT_PATTERN, UNICODE_TEXT, ApiModel, request_body_schema
 from gateway.schemas.detect import Absent, DetectedObjectOut, DetectionParamsIn
 from objectvision.v1 import detection_pb2
-from objectvision_common.limits import MAX_COUNTING_LINES, MAX_COUNTING_NAME_CHARS
+from objectvision_common.limits import (
+    MAX_COUNTING_LINES,
+    MAX_COUNTING_NAME_CHARS,
+    MAX_COUNTING_ZONES,
+    MAX_ZONE_POINTS,
+)
 
 MAX_EVERY = 100_000
 _SECONDS_DECIMALS = 6
@@ -54,8 +59,9 @@ class VideoOptionsIn(VideoSamplingIn):
     track: bool | Absent = Field(default=None, description=TRACK_DESCRIPTION)
 
 
-# Shown in tables, the console and the annotated video: text a person reads back.
-LineName = Annotated[
+# A counting line's or zone's name. Shown in tables, the console and the annotated video:
+# text a person reads back.
+RegionName = Annotated[
     str,
     Field(min_length=1, max_length=MAX_COUNTING_NAME_CHARS, pattern=DISPLAY_TEXT_PATTERN),
     UNICODE_TEXT,
@@ -66,10 +72,18 @@ Coordinate = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 PointIn = tuple[Coordinate, Coordinate]
 
 
+def _check_unique_names(kind: str, names: Iterable[str]) -> None:
+    """ValueError naming the first name given twice: counts are reported by name, so two
+    regions (`kind`: line, zone) of one job named alike could not be told apart."""
+    repeated = [name for name, n in Counter(names).items() if n > 1]
+    if repeated:
+        raise ValueError(f"{kind} names must be unique; {repeated[0]!r} is given twice")
+
+
 class CountingLineIn(ApiModel):
     """A named segment across the picture that tracked objects are counted crossing."""
 
-    name: LineName = Field(
+    name: RegionName = Field(
         description=f"Unique among the job's lines; 1 to {MAX_COUNTING_NAME_CHARS} characters."
     )
     start: PointIn = Field(description="[x, y] in the video's pixels.")
@@ -98,9 +112,7 @@ class CountingLinesIn(RootModel[list[CountingLineIn]]):
 
     @model_validator(mode="after")
     def _unique_names(self) -> Self:
-        repeated = [name for name, n in Counter(line.name for line in self.root).items() if n > 1]
-        if repeated:
-            raise ValueError(f"line names must be unique; {repeated[0]!r} is given twice")
+        _check_unique_names("line", (line.name for line in self.root))
         return self
 
 
@@ -115,9 +127,69 @@ LINES_DESCRIPTION = (
 )
 
 
+def _area(polygon: Iterable[PointIn]) -> float:
+    """The polygon's area by the shoelace formula: zero for points on one line."""
+    points = list(polygon)
+    following = points[1:] + points[:1]
+    doubled = sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(points, following, strict=True))
+    return abs(doubled) / 2
+
+
+class CountingZoneIn(ApiModel):
+    """A named region of the picture in which tracked objects are counted standing."""
+
+    name: RegionName = Field(
+        description=f"Unique among the job's zones; 1 to {MAX_COUNTING_NAME_CHARS} characters."
+    )
+    polygon: list[PointIn] = Field(
+        min_length=3,
+        max_length=MAX_ZONE_POINTS,
+        description=f"3 to {MAX_ZONE_POINTS} [x, y] corners in the video's pixels, in drawing "
+        "order: a simple polygon that encloses some area.",
+    )
+
+    @model_validator(mode="after")
+    def _encloses_an_area(self) -> Self:
+        # The detection service's own threshold: in less than a pixel nothing could stand.
+        if _area(self.polygon) < 1:
+            raise ValueError(
+                f"zone {self.name!r} encloses no area: give corners that are not on one line"
+            )
+        return self
+
+    def to_proto(self) -> detection_pb2.CountingZone:
+        return detection_pb2.CountingZone(
+            name=self.name, polygon=[detection_pb2.Point(x=x, y=y) for x, y in self.polygon]
+        )
+
+
+class CountingZonesIn(RootModel[list[CountingZoneIn]]):
+    """The counting zones of one video job, each named differently."""
+
+    model_config = ConfigDict(strict=True)
+
+    root: list[CountingZoneIn] = Field(min_length=1, max_length=MAX_COUNTING_ZONES)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Self:
+        _check_unique_names("zone", (zone.name for zone in self.root))
+        return self
+
+
+ZONES_DESCRIPTION = (
+    "Name the zones each tracked object stands in, and count who was in them (ADR 0042; needs "
+    '`track=true`): a JSON array such as `[{"name": "queue", "polygon": [[0, 0], [640, 0], '
+    f"[640, 200], [0, 200]]}}]`, 1 to {MAX_COUNTING_ZONES} zones with unique names of 1 to "
+    f"{MAX_COUNTING_NAME_CHARS} characters, each a simple polygon of 3 to {MAX_ZONE_POINTS} "
+    "corners in the video's pixels, inside the picture. An object is in a zone while the "
+    "bottom centre of its box (where it stands) is inside the polygon. A form field only, not "
+    "a query parameter."
+)
+
+
 class DetectVideoForm(VideoOptionsIn):
     """One video file with the detection parameters, the sampling, the tracking choice and
-    the counting lines."""
+    the counting lines and zones."""
 
     # A misspelt field fails loudly instead of being ignored, and the schema says so.
     model_config = ConfigDict(extra="forbid")
@@ -133,6 +205,14 @@ class DetectVideoForm(VideoOptionsIn):
         json_schema_extra={
             "contentMediaType": "application/json",
             "contentSchema": request_body_schema(CountingLinesIn),
+        },
+    )
+    zones: str | Absent = Field(
+        default=None,
+        description=ZONES_DESCRIPTION,
+        json_schema_extra={
+            "contentMediaType": "application/json",
+            "contentSchema": request_body_schema(CountingZonesIn),
         },
     )
 
@@ -166,13 +246,29 @@ class LineCrossingOut(ApiModel):
         )
 
 
+class VideoObjectOut(DetectedObjectOut):
+    """An object of a video frame: what an image's objects say, and the zones it stands in.
+    Its own schema, so that images and batch results do not list zones they never have."""
+
+    zones: list[str] = Field(
+        default_factory=list,
+        description="In a video job with counting zones (ADR 0042): the names of the zones "
+        "the object stands in (the bottom centre of its box is inside), in the order the "
+        "zones were given. Empty otherwise.",
+    )
+
+    @classmethod
+    def from_proto(cls, obj: detection_pb2.DetectedObject) -> Self:
+        return super().from_proto(obj).model_copy(update={"zones": list(obj.zones)})
+
+
 class VideoFrameOut(ApiModel):
     """One sampled frame: where it is in the video and what was found in it."""
 
     frame_index: int = Field(description="The frame's index in the whole video, from 0.")
     timestamp_seconds: float = Field(description="Its time from the start of the video.")
     timestamp_ms: int = Field(description="The same time in whole milliseconds.")
-    detections: list[DetectedObjectOut]
+    detections: list[VideoObjectOut]
     error: str | None = Field(description="Why this frame could not be detected; null otherwise.")
     crossings: list[LineCrossingOut] = Field(
         default_factory=list,
@@ -186,7 +282,7 @@ class VideoFrameOut(ApiModel):
             frame_index=frame.frame_index,
             timestamp_seconds=round(frame.timestamp_seconds, _SECONDS_DECIMALS),
             timestamp_ms=round(frame.timestamp_seconds * 1000),
-            detections=[DetectedObjectOut.from_proto(obj) for obj in frame.objects],
+            detections=[VideoObjectOut.from_proto(obj) for obj in frame.objects],
             error=frame.error or None,
             crossings=[LineCrossingOut.from_proto(crossing) for crossing in frame.crossings],
         )

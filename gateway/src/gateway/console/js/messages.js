@@ -13,6 +13,7 @@ const FIELD_NAMES = {
   expires_in_days: "Expiry",
   refresh_token: "Session",
   lines: "Counting lines",
+  zones: "Counting zones",
 };
 
 function capitalise(text) {

@@ -1,7 +1,8 @@
 // Video jobs in the Detect view: a video file (MP4, MOV, WebM) dropped or chosen becomes a
 // job (POST /detect/video) followed like a batch job (the same progress bar, WebSocket and
-// polling); once it has finished, its line counts (when it was given counting lines) and its
-// sampled frames with their timestamps are listed, and the annotated video can be downloaded.
+// polling); once it has finished, its line and zone counts (when it was given counting lines
+// or zones) and its sampled frames with their timestamps are listed, and the annotated video
+// can be downloaded.
 // The download needs the Authorization header, which a plain <a href> or <video src> cannot
 // send, so it is fetched with the session and saved from a blob: URL.
 
@@ -17,35 +18,82 @@ export function isVideo(file) {
   return VIDEO_TYPES.has(file.type) || VIDEO_NAME.test(file.name);
 }
 
-/** Counting lines as typed in the upload form, the CLI's syntax (`--line`):
- * `gate: 0,360,1280,360; door: 640,0,640,720`. The name is what comes before the last colon;
- * blank text is no lines. Throws an Error saying which entry is wrong; the API judges the
- * rest (name length and uniqueness, how many lines, whether a line fits the picture). */
-export function parseCountingLines(text) {
-  const lines = [];
+/** Named regions as typed in the upload form, the CLI's syntax: entries `name: n1,n2,...`
+ * separated by `;`, the name what comes before the last colon. Blank text is none. Throws an
+ * Error saying which entry is not a `kind` (`fits` takes how many numbers it may have); the
+ * API judges the rest (name length and uniqueness, how many, whether they fit the picture). */
+function parseRegions(text, { kind, syntax, example, fits }) {
+  const regions = [];
   for (const entry of text.split(";")) {
     if (!entry.trim()) continue;
     const colon = entry.lastIndexOf(":");
     const name = entry.slice(0, colon).trim();
     const numbers = entry.slice(colon + 1).split(",");
     const values = numbers.map((value) => (value.trim() === "" ? NaN : Number(value)));
-    if (colon < 0 || !name || values.length !== 4 || !values.every(Number.isFinite)) {
-      throw new Error(`“${entry.trim()}” is not a line: write name: x1,y1,x2,y2 (e.g. gate: 0,360,1280,360)`);
+    if (colon < 0 || !name || !fits(values.length) || !values.every(Number.isFinite)) {
+      throw new Error(`“${entry.trim()}” is not a ${kind}: write ${syntax} (e.g. ${example})`);
     }
-    lines.push({ name, start: values.slice(0, 2), end: values.slice(2) });
+    regions.push({ name, values });
   }
-  return lines;
+  return regions;
+}
+
+/** Counting lines as `--line` takes them: `gate: 0,360,1280,360; door: 640,0,640,720`. */
+export function parseCountingLines(text) {
+  const lines = parseRegions(text, {
+    kind: "line",
+    syntax: "name: x1,y1,x2,y2",
+    example: "gate: 0,360,1280,360",
+    fits: (count) => count === 4,
+  });
+  return lines.map(({ name, values }) => ({ name, start: values.slice(0, 2), end: values.slice(2) }));
+}
+
+/** Counting zones as `--zone` takes them, the corners as x,y pairs in drawing order:
+ * `queue: 0,0,640,0,640,200,0,200; bay: 700,400,1280,400,1280,720`. */
+export function parseCountingZones(text) {
+  const zones = parseRegions(text, {
+    kind: "zone",
+    syntax: "name: x1,y1,x2,y2,x3,y3,…",
+    example: "queue: 0,0,640,0,640,200,0,200",
+    fits: (count) => count >= 6 && count % 2 === 0,
+  });
+  return zones.map(({ name, values }) => ({
+    name,
+    polygon: values.filter((_, index) => index % 2 === 0).map((x, index) => [x, values[2 * index + 1]]),
+  }));
+}
+
+/** The counting lines and zones typed in the upload form, `{ lines, zones }`. Throws an Error,
+ * in the form's words, for either that is not in its syntax or that is given without
+ * tracking: crossings, visits and stays are each a tracked object's. */
+export function countingRegions({ lines, zones, track }) {
+  const fields = [
+    ["lines", "Counting lines", lines, parseCountingLines, "only tracked objects are counted crossing a line"],
+    ["zones", "Counting zones", zones, parseCountingZones, "only tracked objects are counted in a zone"],
+  ];
+  const regions = {};
+  for (const [field, label, text, parse, why] of fields) {
+    try {
+      regions[field] = parse(text);
+    } catch (error) {
+      throw new Error(`${label}: ${error.message}`);
+    }
+    if (regions[field].length && !track) throw new Error(`${label} need “Track objects”: ${why}`);
+  }
+  return regions;
 }
 
 /** The upload: the file, the sampling (frames per second), whether to track objects across
- * the frames, the lines to count them crossing (the JSON `lines` field) and the model, if one
- * is picked. */
-export function videoForm(file, { fps, track, lines, model }) {
+ * the frames, the lines to count them crossing and the zones to count them in (the JSON
+ * `lines` and `zones` fields) and the model, if one is picked. */
+export function videoForm(file, { fps, track, lines, zones, model }) {
   const form = new FormData();
   form.append("file", file, file.name);
   if (fps) form.append("fps", String(fps));
   if (track) form.append("track", "true");
   if (lines?.length) form.append("lines", JSON.stringify(lines));
+  if (zones?.length) form.append("zones", JSON.stringify(zones));
   if (model) form.append("model", model);
   return form;
 }
@@ -85,43 +133,66 @@ async function loadFrames(jobId, body) {
   );
 }
 
-/** How many of each class crossed each line, lines in the order given; a line nothing
- * crossed has one row of zeros, so every line is listed. */
-function lineCountsTable(video) {
-  const rows = video.lines.flatMap((line) => {
-    const counts = video.line_counts
-      .filter((count) => count.line === line.name)
+/** One row per region and class counted in it (`cells`: the class and its numbers), regions
+ * in the order given and classes by name; a region with no count has one row of `nothing`, so
+ * every region is listed. `testId` names the table, `rowTestId` each row. */
+function countsTable({ caption, testId, rowTestId, headers, regions, counts, regionOf, cells, nothing }) {
+  const rows = regions.flatMap((region) => {
+    const found = counts
+      .filter((count) => regionOf(count) === region.name)
       .sort((a, b) => a.class_name.localeCompare(b.class_name));
-    const shown = counts.length ? counts : [{ class_name: "—", crossed_in: 0, crossed_out: 0 }];
-    return shown.map((count) =>
+    const shown = found.length ? found.map(cells) : [nothing];
+    return shown.map((values) =>
       el(
         "tr",
-        { "data-testid": "line-count" },
-        el("td", {}, line.name),
-        el("td", {}, count.class_name),
-        el("td", {}, String(count.crossed_in)),
-        el("td", {}, String(count.crossed_out)),
+        { "data-testid": rowTestId },
+        el("td", {}, region.name),
+        ...values.map((value) => el("td", {}, value)),
       ),
     );
   });
   return el(
     "table",
-    { className: "detections", "data-testid": "line-counts" },
-    el("caption", {}, "Line counts"),
-    el(
-      "thead",
-      {},
-      el(
-        "tr",
-        {},
-        el("th", { scope: "col" }, "Line"),
-        el("th", { scope: "col" }, "Class"),
-        el("th", { scope: "col" }, "In"),
-        el("th", { scope: "col" }, "Out"),
-      ),
-    ),
+    { className: "detections", "data-testid": testId },
+    el("caption", {}, caption),
+    el("thead", {}, el("tr", {}, ...headers.map((header) => el("th", { scope: "col" }, header)))),
     el("tbody", {}, ...rows),
   );
+}
+
+/** How many of each class crossed each line, each way. */
+function lineCountsTable(video) {
+  return countsTable({
+    caption: "Line counts",
+    testId: "line-counts",
+    rowTestId: "line-count",
+    headers: ["Line", "Class", "In", "Out"],
+    regions: video.lines,
+    counts: video.line_counts,
+    regionOf: (count) => count.line,
+    cells: (count) => [count.class_name, String(count.crossed_in), String(count.crossed_out)],
+    nothing: ["—", "0", "0"],
+  });
+}
+
+/** Who of each class was in each zone: visitors, the most inside at once, the mean stay. */
+function zoneCountsTable(video) {
+  return countsTable({
+    caption: "Zone counts",
+    testId: "zone-counts",
+    rowTestId: "zone-count",
+    headers: ["Zone", "Class", "Visited", "Peak", "Mean stay"],
+    regions: video.zones,
+    counts: video.zone_counts,
+    regionOf: (count) => count.zone,
+    cells: (count) => [
+      count.class_name,
+      String(count.visited),
+      String(count.peak),
+      `${count.mean_stay_seconds.toFixed(1)} s`,
+    ],
+    nothing: ["—", "0", "0", "—"],
+  });
 }
 
 function downloadButton(job) {
@@ -172,12 +243,14 @@ export function renderVideoJob(container, job) {
         `${video.duration_seconds.toFixed(1)} s, ${plural(video.frame_count, "frame")}; ` +
         `${plural(video.sampled_frames, "frame")} sampled (${sampling})` +
         `${video.tracked ? ", objects tracked" : ""}` +
-        `${video.lines?.length ? `, counted crossing ${plural(video.lines.length, "line")}` : ""}.`,
+        `${video.lines?.length ? `, counted crossing ${plural(video.lines.length, "line")}` : ""}` +
+        `${video.zones?.length ? `, counted in ${plural(video.zones.length, "zone")}` : ""}.`,
     ),
   ];
   if (finished && job.error) children.push(el("p", { className: "error-text" }, job.error));
   if (finished && video.annotated_url) children.push(el("div", { className: "downloads" }, downloadButton(job)));
   if (finished && video.lines?.length) children.push(lineCountsTable(video));
+  if (finished && video.zones?.length) children.push(zoneCountsTable(video));
   if (finished) {
     const body = el("tbody", {});
     children.push(
