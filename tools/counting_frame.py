@@ -1,14 +1,16 @@
 """Take docs/video-counting.png: a frame of a real video job's annotated video, with its track
-ids and a counting line with its running totals (ADR 0038, 0039).
+ids, a counting line with its running totals and a counting zone with how many stand in it
+(ADR 0038, 0039, 0042).
 
     make counting-frame
 
 Starts a system of its own (the devstack Stack and Triton, as `make run` and the tests do),
 makes a video of bus.jpg panned across the picture, finds where the bus's centre passes by
 detecting one frame as an image, and submits the video through the REST API with
-`track=true` and a vertical counting line there. When the job has finished it downloads the
-annotated MP4 and writes its last frame, the one with the most counted, as a PNG; it prints
-the job's line counts, and fails unless the bus was counted.
+`track=true`, a vertical counting line there and a zone over the right-hand part of the road.
+When the job has finished it downloads the annotated MP4 and writes its last frame, the one
+with the most counted, as a PNG; it prints the job's line and zone counts, and fails unless
+the bus was counted crossing the line and visiting the zone.
 """
 
 import argparse
@@ -22,7 +24,7 @@ import av
 import cv2
 import numpy as np
 
-from objectvision_client import Client, CountingLine
+from objectvision_client import Client, CountingLine, CountingZone
 from objectvision_devstack.api_users import PASSWORD, fresh_network
 from objectvision_devstack.stack import stack_with_triton
 from objectvision_devstack.videos import panned, write_video
@@ -63,15 +65,29 @@ def take(out: Path, workdir: Path) -> None:
         start, end = _bus_centre_x(client, frames[1]), _bus_centre_x(client, frames[-1])
         x = round((start + end) / 2)
         gate = CountingLine(name="gate", start=(x, 40), end=(x, HEIGHT - 40))
-        job = client.submit_video(("bus.mp4", video), every=1, track=True, lines=[gate])
+        # Where the bus's wheels end up: the lower right of the picture, past the gate.
+        bay = CountingZone(
+            name="bay",
+            polygon=[(x, 300), (WIDTH - 10, 300), (WIDTH - 10, HEIGHT - 10), (x, HEIGHT - 10)],
+        )
+        job = client.submit_video(
+            ("bus.mp4", video), every=1, track=True, lines=[gate], zones=[bay]
+        )
         finished = client.wait_for_job(job.job_id, poll_seconds=0.25, timeout=300)
         annotated = io.BytesIO()
         client.annotated_video(job.job_id, annotated)
     assert finished.video is not None
     for count in finished.video.line_counts:
         print(f"{count.line}: {count.class_name} in {count.crossed_in} out {count.crossed_out}")
+    for zone in finished.video.zone_counts:
+        print(
+            f"{zone.zone}: {zone.class_name} visited {zone.visited} peak {zone.peak}"
+            f" mean stay {zone.mean_stay_seconds:.1f} s"
+        )
     if not any(c.class_name == "bus" for c in finished.video.line_counts):
         raise SystemExit("the bus was not counted crossing the gate; no image written")
+    if not any(c.class_name == "bus" for c in finished.video.zone_counts):
+        raise SystemExit("the bus was not counted in the bay; no image written")
     cv2.imwrite(str(out), _last_frame(annotated.getvalue()))
     print(f"wrote {out}")
 
