@@ -53,7 +53,10 @@ class _Drawer:
         return self._child.pid if self._child is not None else None
 
     def _started(self) -> "subprocess.Popen[bytes]":
-        if self._child is None or self._child.poll() is not None:
+        if self._child is not None and self._child.poll() is not None:
+            _release(self._child)  # died while idle: replaced without a failed request
+            self._child = None
+        if self._child is None:
             child = channel.spawn(
                 _MODULE,
                 "serve",
@@ -62,8 +65,10 @@ class _Drawer:
             )
             assert child.stdin is not None
             setup = {"limits": asdict(self._limits), "images": asdict(self._images)}
-            child.stdin.write(json.dumps(setup).encode() + b"\n")
-            child.stdin.flush()
+            # A child that died at once is found out by the request that follows.
+            with contextlib.suppress(BrokenPipeError):
+                child.stdin.write(json.dumps(setup).encode() + b"\n")
+                child.stdin.flush()
             self._child = child
         return self._child
 
@@ -93,6 +98,7 @@ class _Drawer:
                 return jpeg
             self._child = None
             ended = channel.how_it_ended(child)
+            _release(child)
             if timed_out.is_set():
                 ended = f"it took longer than {self._timeout_s:g} s (ANNOTATION_TIMEOUT_SECONDS)"
             raise InvalidArgument(f"the image could not be drawn: {ended}")
@@ -128,10 +134,16 @@ class _Drawer:
             if self._child is not None:
                 self._child.kill()
                 self._child.wait()
-                for stream in (self._child.stdin, self._child.stdout):
-                    if stream is not None:
-                        stream.close()
+                _release(self._child)
                 self._child = None
+
+
+def _release(child: "subprocess.Popen[bytes]") -> None:
+    """Close the pipes of a child that has exited."""
+    for stream in (child.stdin, child.stdout):
+        if stream is not None:
+            with contextlib.suppress(BrokenPipeError):
+                stream.close()
 
 
 class SandboxedAnnotator:
