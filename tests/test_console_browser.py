@@ -997,6 +997,10 @@ async def test_a_zoned_video_shows_its_zone_counts(page: Page, tmp_path: Path) -
     assert ["everywhere", "bus", "1", "1", "0.6 s"] in cells, cells
     assert cells[-1] == ["top strip", "\N{EM DASH}", "0", "0", "\N{EM DASH}"]
     await expect(page.get_by_test_id("line-counts")).to_have_count(0)
+    # Each tracked object of a frame names the zones it stands in.
+    frames = page.get_by_test_id("video-frame")
+    await expect(frames).to_have_count(8, timeout=SLOW_MS)
+    await expect(frames.last).to_contain_text("bus [everywhere]")
 
 
 async def test_the_detect_view_picks_a_model_from_the_list(page: Page) -> None:

@@ -64,12 +64,19 @@ def test_detections_table_lists_every_object_and_empty_images() -> None:
     assert lines[2].split() == ["sky.jpg", "(none)", "-", "-", "-", "-", "-"]
 
 
-def _found(name: str, track_id: int | None = None) -> dict:
+def _found(name: str, track_id: int | None = None, zones: tuple[str, ...] = ()) -> dict:
     box = {"x1": 0, "y1": 0, "x2": 10, "y2": 10}
-    return {"class": name, "class_id": 0, "confidence": 0.9, "bbox": box, "track_id": track_id}
+    return {
+        "class": name,
+        "class_id": 0,
+        "confidence": 0.9,
+        "bbox": box,
+        "track_id": track_id,
+        "zones": list(zones),
+    }
 
 
-def test_video_frames_table_shows_track_ids_before_the_class() -> None:
+def test_video_frames_table_shows_track_ids_before_the_class_and_zones_after() -> None:
     frames = [
         VideoFrame.from_json(
             {
@@ -83,6 +90,7 @@ def test_video_frames_table_shows_track_ids_before_the_class() -> None:
             [
                 [_found("bus"), _found("person"), _found("person")],
                 [_found("person", 4), _found("bus", 0), _found("person")],
+                [_found("bus", 0, ("road", "bay")), _found("person", 4, ("road",))],
                 [],
             ]
         )
@@ -92,6 +100,7 @@ def test_video_frames_table_shows_track_ids_before_the_class() -> None:
     assert [line.split(maxsplit=2)[2] for line in lines[1:]] == [
         "bus, person x2",
         "#0 bus, #4 person, person",
+        "#0 bus [road, bay], #4 person [road]",
         "(none)",
     ]
 

@@ -840,10 +840,13 @@ def _positive_float(text: str) -> float:
 
 
 def _frame_objects(frame: VideoFrame) -> str:
-    """What a frame shows: each tracked object on its own with its track id (`#3 person`),
-    by id, then the others counted by class (`person x2`)."""
+    """What a frame shows: each tracked object on its own with its track id and the counting
+    zones it stands in (`#3 person [queue]`), by id, then the others counted by class
+    (`person x2`)."""
     tracked = sorted(
-        (obj.track_id, obj.class_name) for obj in frame.detections if obj.track_id is not None
+        (obj.track_id, obj.class_name, obj.zones)
+        for obj in frame.detections
+        if obj.track_id is not None
     )
     counts: dict[str, int] = {}
     for obj in frame.detections:
@@ -851,7 +854,10 @@ def _frame_objects(frame: VideoFrame) -> str:
             counts[obj.class_name] = counts.get(obj.class_name, 0) + 1
     return ", ".join(
         [
-            *(f"#{track_id} {name}" for track_id, name in tracked),
+            *(
+                f"#{track_id} {name}" + (f" [{', '.join(zones)}]" if zones else "")
+                for track_id, name, zones in tracked
+            ),
             *(f"{name} x{n}" if n > 1 else name for name, n in counts.items()),
         ]
     )

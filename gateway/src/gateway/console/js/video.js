@@ -98,14 +98,17 @@ export function videoForm(file, { fps, track, lines, zones, model }) {
   return form;
 }
 
-/** A frame's objects: each tracked one with its track id (`#3 person`), by id, then the
- * others counted by class (`person ×2`). */
+/** A frame's objects: each tracked one with its track id and the counting zones it stands in
+ * (`#3 person [queue]`), by id, then the others counted by class (`person ×2`). */
 function objectsText(frame) {
   if (frame.error) return `failed: ${frame.error}`;
   const tracked = frame.detections
     .filter((found) => found.track_id != null)
     .sort((a, b) => a.track_id - b.track_id)
-    .map((found) => `#${found.track_id} ${found.class}`);
+    .map((found) => {
+      const zones = found.zones?.length ? ` [${found.zones.join(", ")}]` : "";
+      return `#${found.track_id} ${found.class}${zones}`;
+    });
   const counts = new Map();
   for (const found of frame.detections) {
     if (found.track_id == null) counts.set(found.class, (counts.get(found.class) ?? 0) + 1);
