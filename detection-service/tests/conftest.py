@@ -23,6 +23,7 @@ import grpc
 import psutil
 import pytest
 import sqlalchemy as sa
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
@@ -30,8 +31,9 @@ from detection_service.config import DetectionSettings
 from detection_service.history.models import detections
 from detection_service.images.models import images
 from detection_service.jobs.models import jobs
+from detection_service.outbox import OUTBOX
 from detection_service.server import DetectionService, runner
-from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
+from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc, notification_pb2
 from objectvision_common.identity import principal_metadata
 from objectvision_common.runner import ServiceApp, service_app
 from objectvision_devstack.processes import free_port
@@ -220,6 +222,19 @@ async def submit_video_job(
     return await harness.stub.SubmitVideoJob(
         messages(), metadata=harness.metadata(user), timeout=60
     )
+
+
+async def final_event(harness: Harness, job_id: str) -> notification_pb2.JobFinished:
+    """The job's one final event (job.completed) as staged in the outbox: what the webhook,
+    the WebSocket and the report email are made from."""
+    async with harness.service.engine.connect() as conn:
+        payload = await conn.scalar(
+            sa.select(OUTBOX.c.payload).where(
+                OUTBOX.c.event_type == "job.completed",
+                OUTBOX.c.payload["jobFinished"]["jobId"].astext == job_id,
+            )
+        )
+    return json_format.ParseDict(payload["jobFinished"], notification_pb2.JobFinished())
 
 
 async def finished_job(harness: Harness, user: str, job_id: str) -> detection_pb2.Job:

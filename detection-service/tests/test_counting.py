@@ -9,10 +9,8 @@ import grpc
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from google.protobuf import json_format
 
 from detection_service.jobs.models import PROCESSING, jobs
-from detection_service.outbox import OUTBOX
 from detection_service.pipeline.types import DetectedObject
 from detection_service.tracking.lines import (
     CountingLine,
@@ -22,12 +20,13 @@ from detection_service.tracking.lines import (
     checked_lines,
 )
 from detection_service.video.models import video_frames
-from objectvision.v1 import detection_pb2, notification_pb2
+from objectvision.v1 import detection_pb2
 from objectvision_common.errors import InvalidArgument
 
 from .conftest import (
     PAN_FRAMES,
     detect_stream,
+    final_event,
     finished_job,
     panned_jpegs,
     submit_video_job,
@@ -239,14 +238,7 @@ async def test_a_counting_video_job_stores_each_frames_crossings_and_sums_them(
     }
     assert job.video.line_counts[0].line == "up", "in the order the lines were given"
     # The final event says the same, for the webhook, the WebSocket and the report email.
-    async with detection.service.engine.connect() as conn:
-        payload = await conn.scalar(
-            sa.select(OUTBOX.c.payload).where(
-                OUTBOX.c.event_type == "job.completed",
-                OUTBOX.c.payload["jobFinished"]["jobId"].astext == submitted.id,
-            )
-        )
-    finished = json_format.ParseDict(payload["jobFinished"], notification_pb2.JobFinished())
+    finished = await final_event(detection, submitted.id)
     assert list(finished.line_counts) == list(job.video.line_counts)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from detection_service.sandbox.limits import SandboxLimits
+from detection_service.video.decoding import DecodedFrame
 from detection_service.video.probe import Sampling, VideoContainer, VideoLimits
 from detection_service.video.sandbox import (
     SandboxedFrameReader,
@@ -71,14 +72,19 @@ def test_the_decoder_child_inherits_no_secret_and_runs_under_its_limits(clip, mo
         reader.close()
 
 
-def test_the_sampled_frames_come_back_whole_and_in_order(clip):
-    reader = _reader(clip)
+def _all_frames(reader: SandboxedFrameReader) -> list[DecodedFrame]:
+    """Every sampled frame the reader gives, then the reader closed."""
     try:
         frames = []
         while (frame := reader.next_sampled()) is not None:
             frames.append(frame)
+        return frames
     finally:
         reader.close()
+
+
+def test_the_sampled_frames_come_back_whole_and_in_order(clip):
+    frames = _all_frames(_reader(clip))
     assert [f.index for f in frames] == list(range(20))
     assert [f.seconds for f in frames] == pytest.approx([n / 10 for n in range(20)])
     assert all(f.bgr.shape == (480, 640, 3) for f in frames)
@@ -229,19 +235,15 @@ def test_every_supported_codec_is_probed_and_decoded_by_a_confined_child(
     )
     found = probe_in_sandbox(video, container, LIMITS, Sampling(every=1), required)
     assert (found.codec, found.sampled_frames) == (codec, 4)
-    reader = SandboxedFrameReader(
-        video,
-        container,
-        Sampling(every=1),
-        width=found.width,
-        height=found.height,
-        sandbox=required,
+    frames = _all_frames(
+        SandboxedFrameReader(
+            video,
+            container,
+            Sampling(every=1),
+            width=found.width,
+            height=found.height,
+            sandbox=required,
+        )
     )
-    try:
-        frames = []
-        while (frame := reader.next_sampled()) is not None:
-            frames.append(frame)
-    finally:
-        reader.close()
     assert [f.index for f in frames] == [0, 1, 2, 3]
     assert all(f.bgr.shape == (found.height, found.width, 3) for f in frames)

@@ -9,19 +9,17 @@ from collections import defaultdict
 import grpc
 import numpy as np
 import pytest
-import sqlalchemy as sa
-from google.protobuf import json_format
 
-from detection_service.outbox import OUTBOX
 from detection_service.pipeline.types import DetectedObject
 from detection_service.tracking.counting import RegionCounter
 from detection_service.tracking.zones import CountingZone, ZoneLocator, checked_zones
-from objectvision.v1 import detection_pb2, notification_pb2
+from objectvision.v1 import detection_pb2
 from objectvision_common.errors import InvalidArgument
 
 from .conftest import (
     PAN_FRAMES,
     detect_stream,
+    final_event,
     finished_job,
     panned_jpegs,
     submit_video_job,
@@ -235,14 +233,7 @@ async def test_a_video_job_with_zones_stores_each_objects_zones_and_counts_them(
     assert counted[("east", "bus")][:2] == (1, 1)
     assert job.video.zone_counts[0].zone == "everywhere", "in the order the zones were given"
     # The final event says the same, for the webhook, the WebSocket and the report email.
-    async with detection.service.engine.connect() as conn:
-        payload = await conn.scalar(
-            sa.select(OUTBOX.c.payload).where(
-                OUTBOX.c.event_type == "job.completed",
-                OUTBOX.c.payload["jobFinished"]["jobId"].astext == submitted.id,
-            )
-        )
-    finished = json_format.ParseDict(payload["jobFinished"], notification_pb2.JobFinished())
+    finished = await final_event(detection, submitted.id)
     assert list(finished.zone_counts) == list(job.video.zone_counts)
     assert list(finished.line_counts) == []
 

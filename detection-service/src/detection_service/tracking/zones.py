@@ -15,6 +15,7 @@ committed frames (video/views.py) and a resumed job neither loses nor doubles th
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 import supervision as sv
 
@@ -58,13 +59,6 @@ class ZoneCount:
     mean_stay_seconds: float
 
 
-def _area(polygon: Sequence[Point]) -> float:
-    """The polygon's area by the shoelace formula (zero for points on one line)."""
-    xs = np.array([x for x, _ in polygon], dtype=np.float64)
-    ys = np.array([y for _, y in polygon], dtype=np.float64)
-    return float(abs(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))) / 2)
-
-
 def checked_zones(
     zones: Sequence[CountingZone], *, tracked: bool, frame_size: tuple[int, int] | None = None
 ) -> tuple[CountingZone, ...]:
@@ -81,7 +75,7 @@ def checked_zones(
             )
         check_numbers(_KIND, zone.name, zone.polygon)
         # Under a pixel: nothing could ever stand in it.
-        if _area(zone.polygon) < 1:
+        if cv2.contourArea(np.array(zone.polygon, dtype=np.float32)) < 1:
             raise InvalidArgument(f"counting zone {zone.name!r} encloses no area")
         check_inside(_KIND, zone.name, zone.polygon, frame_size=frame_size)
     return tuple(zones)
