@@ -36,6 +36,9 @@ PASSWORD = "correct horse battery staple"
 JWKS_MAX_AGE_SECONDS = 0.5
 # How long a restarted auth service may take to answer the gateway's reconnecting channel.
 RECONNECT_SECONDS = 15.0
+# Each gRPC call's deadline: generous, as a loaded CI machine can stall a call past the
+# default for reasons unrelated to keys (a restart shows as UNAVAILABLE at once, not as this).
+GRPC_DEADLINE_SECONDS = 15.0
 
 
 def new_key() -> SigningKey:
@@ -90,7 +93,7 @@ async def gateway_for(auth: AuthDeployment, redis_url: str) -> AsyncIterator[htt
         DETECTION_SERVICE_ADDR=f"127.0.0.1:{free_port()}",
         NOTIFICATION_SERVICE_ADDR=f"127.0.0.1:{free_port()}",
         SERVICE_TOKEN_SECRET=SERVICE_TOKEN_SECRET,
-        GRPC_DEADLINE_SECONDS=2,
+        GRPC_DEADLINE_SECONDS=GRPC_DEADLINE_SECONDS,
         RATE_LIMIT_SIGNUP="1000/60",
         RATE_LIMIT_LOGIN="1000/60",
         RATE_LIMIT_LOGIN_IP="1000/60",
