@@ -275,7 +275,8 @@ async def test_a_resumed_video_job_counts_as_if_it_had_run_once(make_harness, us
     counted_once = (await finished_job(harness, user, submitted.id)).video.line_counts
     assert any(once), "the bus crossed during the video"
 
-    # What the dead worker leaves: half the frames committed, the job still processing.
+    # What the dead worker leaves: half the frames committed, the job still processing, its
+    # heartbeat as old as a dead worker's (older than the lease).
     kept = FRAMES // 2
     async with harness.service.engine.begin() as conn:
         await conn.execute(
@@ -286,7 +287,12 @@ async def test_a_resumed_video_job_counts_as_if_it_had_run_once(make_harness, us
         await conn.execute(
             sa.update(jobs)
             .where(jobs.c.id == job_id)
-            .values(status=PROCESSING, processed=kept, completed_at=None)
+            .values(
+                status=PROCESSING,
+                processed=kept,
+                completed_at=None,
+                heartbeat_at=sa.func.now() - harness.settings.job_lease * 2,
+            )
         )
     await harness.service.processor.run(job_id)
 

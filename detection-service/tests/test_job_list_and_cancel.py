@@ -332,6 +332,7 @@ async def test_a_video_job_cancelled_while_it_runs_stops_at_its_next_commit(
         frames_in_flight=FRAMES_IN_FLIGHT,
         tracking=queued.settings.tracking,
         sandbox=queued.settings.video_sandbox,
+        lease=queued.settings.job_lease,
     )
     work = await video.start(uuid.UUID(job.id))
     assert work is not None

@@ -4,6 +4,7 @@ import asyncio
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -14,19 +15,24 @@ from redis.asyncio import Redis
 from detection_service.history.models import detections
 from detection_service.images.storage import LocalDirectoryStorage
 from detection_service.images.uploads import Upload
-from detection_service.jobs.models import job_items
+from detection_service.jobs.models import job_items, jobs
 from detection_service.jobs.queue import JobQueue
-from detection_service.jobs.service import submit_job
+from detection_service.jobs.service import start_job, submit_job
 from detection_service.jobs.worker import JobSweeper
 from detection_service.outbox import OUTBOX
 from detection_service.pipeline.header import read_header
+from detection_service.video.service import start_video_job
 from objectvision.v1 import detection_pb2
 from objectvision_common.db import session_factory
 from objectvision_common.outbox import event_from_stream
 from objectvision_devstack.processes import ManagedProcess, free_port
 from objectvision_devstack.triton import LocalTriton
 
+from .conftest import submit_video_job
+
 DONE = (detection_pb2.JOB_STATUS_COMPLETED, detection_pb2.JOB_STATUS_FAILED)
+# Harnesses whose own sweeper stays out of the way of the one a test runs.
+NO_SWEEPING = {"JOB_REQUEUE_AFTER_SECONDS": 3600}
 
 
 def _inputs(images: list[tuple[str, bytes]]) -> list[detection_pb2.ImageInput]:
@@ -206,6 +212,131 @@ async def test_a_job_whose_enqueue_failed_is_swept_onto_the_stream(detection, us
     assert await _detections_of(detection, str(view.id)) == 1
 
 
+async def _messages_for(harness, job_ids: list[str]) -> list[str]:
+    """The job ids of the messages on the harness's job stream that name one of `job_ids`,
+    read by a consumer or not, one entry per message."""
+    entries = await harness.service.redis.xrange(harness.settings.job_stream)
+    return sorted(fields["job_id"] for _, fields in entries if fields.get("job_id") in job_ids)
+
+
+async def _age_heartbeats(harness, job_ids: list[str], *, seconds: float) -> None:
+    """Set the jobs' last sign of life `seconds` into the past: a worker that went quiet."""
+    async with harness.service.engine.begin() as conn:
+        await conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.id.in_([uuid.UUID(job_id) for job_id in job_ids]))
+            .values(heartbeat_at=sa.func.now() - timedelta(seconds=seconds))
+        )
+
+
+async def test_jobs_waiting_their_turn_keep_one_message_however_long_the_queue(
+    make_harness, user, bus_jpg
+):
+    """A backlog that lasts longer than JOB_REQUEUE_AFTER_SECONDS is waiting, not lost: the
+    sweeper puts back only jobs with no message on the stream, so a long queue does not
+    multiply itself (nor get each job run twice at once)."""
+    harness = await make_harness(JOB_WORKERS=0, **NO_SWEEPING)
+    waiting = [(await _submit(harness, user, [("bus.jpg", bus_jpg)])).id for _ in range(3)]
+    await _age_heartbeats(harness, waiting, seconds=120)
+
+    sweeper = JobSweeper(
+        sessions=session_factory(harness.service.engine),
+        queue=harness.service.queue,
+        requeue_after_s=60.0,
+    )
+    await sweeper.sweep()
+    await sweeper.sweep()
+    assert await _messages_for(harness, waiting) == sorted(waiting)
+
+
+async def test_a_job_whose_worker_died_and_whose_message_was_lost_is_put_back_and_completes(
+    make_harness, user, bus_jpg
+):
+    """Redis lost the message of a job a worker had started (no consumer will reclaim it):
+    the sweeper finds the job quiet and off the stream, puts it back once, and it completes."""
+    harness = await make_harness(JOB_WORKERS=0, **NO_SWEEPING)
+    job = await _submit(harness, user, [("bus.jpg", bus_jpg)])
+    async with session_factory(harness.service.engine).begin() as session:
+        assert await start_job(session=session, job_id=uuid.UUID(job.id)) is not None
+    await harness.service.redis.delete(harness.settings.job_stream)
+    await _age_heartbeats(harness, [job.id], seconds=120)
+
+    sessions = session_factory(harness.service.engine)
+    sweepers = [
+        JobSweeper(sessions=sessions, queue=harness.service.queue, requeue_after_s=60.0)
+        for _ in range(2)
+    ]
+    await asyncio.gather(*(sweeper.sweep() for sweeper in sweepers))
+    assert await _messages_for(harness, [job.id]) == [job.id]
+    requeued = await _get(harness, user, job.id)
+    assert requeued.status == detection_pb2.JOB_STATUS_PENDING
+
+    await make_harness(JOB_STREAM=harness.settings.job_stream, JOB_WORKERS=1, **NO_SWEEPING)
+    done = await _wait(harness, user, job.id)
+    assert (done.status, done.processed) == (detection_pb2.JOB_STATUS_COMPLETED, 1)
+    assert await _detections_of(harness, job.id) == 1
+
+
+def _turns_given(harness) -> float:
+    """detection_job_turns_given_total of the harness's service."""
+    (family,) = harness.service.metrics.job_turns_given.collect()
+    return sum(sample.value for sample in family.samples if sample.name.endswith("_total"))
+
+
+async def _completion_order(harness, jobs_of: dict[str, list[str]]) -> list[str]:
+    """The ids of the owners' jobs (`jobs_of`: owner to job ids), once all are done, in the
+    order they completed."""
+    finished = [
+        await _wait(harness, owner, job_id) for owner, ids in jobs_of.items() for job_id in ids
+    ]
+    assert all(job.status == detection_pb2.JOB_STATUS_COMPLETED for job in finished)
+    return [job.id for job in sorted(finished, key=lambda job: job.completed_at.ToDatetime())]
+
+
+async def test_accounts_take_turns_at_the_workers_however_many_jobs_one_queued_first(
+    make_harness, bus_jpg
+):
+    """One account queues three jobs, then another account one. With one worker the other
+    account's job does not wait for all three: it starts second, as the first account was
+    served last and it never was. The first account's jobs keep their order."""
+    busy, other = f"user-{uuid.uuid4()}", f"user-{uuid.uuid4()}"
+    queued = await make_harness(JOB_WORKERS=0, **NO_SWEEPING)
+    busy_jobs = [(await _submit(queued, busy, [("bus.jpg", bus_jpg)])).id for _ in range(3)]
+    other_job = (await _submit(queued, other, [("bus.jpg", bus_jpg)])).id
+
+    worker = await make_harness(JOB_STREAM=queued.settings.job_stream, JOB_WORKERS=1, **NO_SWEEPING)
+    order = await _completion_order(queued, {busy: busy_jobs, other: [other_job]})
+    assert order == [busy_jobs[0], other_job, busy_jobs[1], busy_jobs[2]]
+    assert _turns_given(worker) == 2
+
+
+async def test_a_job_gives_way_only_to_one_queued_behind_it_so_a_lost_message_stalls_nothing(
+    make_harness, user, bus_jpg
+):
+    """Another account's pending job whose message was lost (or is on another stream) is
+    never reached on this stream: a job gives it one turn at most, then runs."""
+    served = f"user-{uuid.uuid4()}"
+    queued = await make_harness(JOB_WORKERS=0, **NO_SWEEPING)
+    worker = await make_harness(JOB_STREAM=queued.settings.job_stream, JOB_WORKERS=1, **NO_SWEEPING)
+    first = await _submit(queued, served, [("bus.jpg", bus_jpg)])
+    await _wait(queued, served, first.id)
+    await worker.stop()
+
+    waiting = await _submit(queued, served, [("bus.jpg", bus_jpg)])
+    lost = await _submit(queued, user, [("bus.jpg", bus_jpg)])
+    ((lost_message, fields),) = await queued.service.redis.xrevrange(
+        queued.settings.job_stream, count=1
+    )
+    assert fields["job_id"] == lost.id
+    await queued.service.redis.xdel(queued.settings.job_stream, lost_message)
+
+    worker = await make_harness(JOB_STREAM=queued.settings.job_stream, JOB_WORKERS=1, **NO_SWEEPING)
+    done = await _wait(queued, served, waiting.id)
+    assert done.status == detection_pb2.JOB_STATUS_COMPLETED
+    assert _turns_given(worker) == 1
+    assert (await _get(queued, user, lost.id)).status == detection_pb2.JOB_STATUS_PENDING
+
+
 @pytest.mark.slow  # a fault injected (a worker killed, Triton stopped): make test-slow
 async def test_a_killed_worker_is_replaced_and_the_job_completes_exactly_once(
     detection, make_harness, user, coco8, triton, tmp_path
@@ -304,11 +435,16 @@ async def test_triton_down_means_unavailable_then_queued_work_finishes(
 
 
 async def test_items_are_recorded_once_even_when_two_workers_race(detection, user, coco8):
-    """The same job run twice at once (a duplicate message) still yields one row per item."""
+    """The same items run twice at once (two workers that both started the job, the second
+    after the first's lease ran out) still yield one row per item."""
     job = await _submit(detection, user, [(name, data) for name, data, _ in coco8])
+    async with session_factory(detection.service.engine).begin() as session:
+        started = await start_job(session=session, job_id=uuid.UUID(job.id))
+    assert started is not None
+    options, items = started
     await asyncio.gather(
-        detection.service.processor.run(uuid.UUID(job.id)),
-        detection.service.processor.run(uuid.UUID(job.id)),
+        detection.service.processor.process(options, items),
+        detection.service.processor.process(options, items),
     )
     done = await _wait(detection, user, job.id)
     assert (done.status, done.processed) == (detection_pb2.JOB_STATUS_COMPLETED, 8)
@@ -321,6 +457,34 @@ async def test_items_are_recorded_once_even_when_two_workers_race(detection, use
         )
     assert linked == 8
     assert [e for e, _ in await _events(detection, job.id)].count("job.completed") == 1
+
+
+async def test_a_job_a_live_worker_holds_is_not_run_again_until_its_lease_runs_out(
+    make_harness, user, coco8, panned_video
+):
+    """A second message for a job that a worker is on (a consumer that stalled past the claim
+    time, its message reclaimed) starts no second run while the job's heartbeat is younger
+    than the lease; once it is older (the worker died), the job is taken over and completes."""
+    harness = await make_harness(JOB_WORKERS=0, **NO_SWEEPING)
+    lease = harness.settings.job_lease
+    sessions = session_factory(harness.service.engine)
+    batch = await _submit(harness, user, [(name, data) for name, data, _ in coco8])
+    video = await submit_video_job(harness, user, panned_video, track=False)
+    async with sessions.begin() as session:
+        assert await start_job(session=session, job_id=uuid.UUID(batch.id), lease=lease)
+        assert await start_video_job(session=session, job_id=uuid.UUID(video.id), lease=lease)
+
+    for job in (batch, video):
+        await harness.service.processor.run(uuid.UUID(job.id))
+        held = await _get(harness, user, job.id)
+        assert (held.status, held.processed) == (detection_pb2.JOB_STATUS_PROCESSING, 0)
+
+    await _age_heartbeats(harness, [batch.id, video.id], seconds=lease.total_seconds() + 1)
+    for job in (batch, video):
+        await harness.service.processor.run(uuid.UUID(job.id))
+        done = await _get(harness, user, job.id)
+        assert done.status == detection_pb2.JOB_STATUS_COMPLETED
+        assert done.processed == done.total > 0
 
 
 async def test_workers_recreate_a_lost_stream_and_group(make_harness, user, bus_jpg):

@@ -1,6 +1,7 @@
 """Every variable the detection service reads, named once (see .env.example)."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Self
 
@@ -169,10 +170,18 @@ class DetectionSettings(InferenceSettings, EventsConsumerSettings):
         default="detection-workers", validation_alias="JOB_CONSUMER_GROUP"
     )
     job_claim_idle_ms: int = Field(default=30_000, ge=100, validation_alias="JOB_CLAIM_IDLE_MS")
-    # Unfinished jobs with no worker heartbeat for this long are put on the stream again.
+    # Unfinished jobs with no worker heartbeat for this long and no message on the stream (it
+    # was lost) are put on the stream again (ADR 0044).
     job_requeue_after_seconds: float = Field(
         default=60.0, gt=0, validation_alias="JOB_REQUEUE_AFTER_SECONDS"
     )
+
+    @property
+    def job_lease(self) -> timedelta:
+        """How recent a processing job's heartbeat must be for its worker to count as alive:
+        half the claim time, while a live worker beats every third of it (JobWorker) and a
+        dead one's message is reclaimed only after all of it."""
+        return timedelta(milliseconds=self.job_claim_idle_ms / 2)
 
     # Video jobs (ADR 0016): limits judged before anything is decoded, and the sampling used
     # when a request names none.

@@ -19,6 +19,7 @@ class DetectionMetrics:
     inference_errors: Counter
     images: Counter
     job_items: Counter
+    job_turns_given: Counter
     orphans_removed: Counter
     cache_lookups: Counter
     usage_unflushed: Gauge
@@ -64,6 +65,12 @@ class DetectionMetrics:
                 "detection_job_items_total",
                 "Job items finished by the workers, by status.",
                 ["status"],
+                registry=registry,
+            ),
+            job_turns_given=Counter(
+                "detection_job_turns_given_total",
+                "Job messages a worker put back at the end of the stream so that another"
+                " account's job, queued behind them, starts first (ADR 0044).",
                 registry=registry,
             ),
             orphans_removed=Counter(

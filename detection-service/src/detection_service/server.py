@@ -105,6 +105,7 @@ class DetectionService:
             detector=detector,
             metrics=metrics,
             concurrency=settings.detect_max_batch,
+            lease=settings.job_lease,
             video=VideoProcessor(
                 sessions=sessions,
                 storage=storage,
@@ -114,6 +115,7 @@ class DetectionService:
                 frames_in_flight=settings.video_frames_in_flight,
                 tracking=settings.tracking,
                 sandbox=settings.video_sandbox,
+                lease=settings.job_lease,
             ),
         )
         # Unique per process start: a restarted replica must not inherit a dead one's identity.

@@ -48,6 +48,12 @@ jobs = sa.Table(
     sa.Column("completed_at", sa.DateTime(timezone=True)),
     # Last sign of life from a worker (or the last re-enqueue); the sweeper's clock.
     sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False),
+    # Just before the job's latest message was added to the stream (its submission, a sweep
+    # that put it back, a turn it gave another account): whether its message stands behind
+    # another one on the stream (ADR 0044).
+    sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
+    # When a worker last started or took over the job: which account was served longest ago.
+    sa.Column("started_at", sa.DateTime(timezone=True)),
     # 'batch' (job_items of images) or 'video' (a video_jobs row and its video_frames).
     sa.Column("kind", sa.Text, nullable=False, server_default="batch"),
     # The model asked for at submission (resolved: never empty on new jobs) and the version
@@ -64,6 +70,15 @@ jobs = sa.Table(
         "heartbeat_at",
         postgresql_where=sa.text("status IN ('pending', 'processing')"),
     ),
+    # The accounts with jobs waiting or running, and what each has running (ADR 0044).
+    sa.Index(
+        "ix_jobs_unfinished_user",
+        "user_id",
+        "status",
+        postgresql_where=sa.text("status IN ('pending', 'processing')"),
+    ),
+    # An account's latest start (ADR 0044).
+    sa.Index("ix_jobs_user_started", "user_id", "started_at"),
     # A user's jobs, newest first; the id breaks ties between equal timestamps.
     sa.Index("ix_jobs_user_created", "user_id", sa.text("created_at DESC"), sa.text("id DESC")),
 )

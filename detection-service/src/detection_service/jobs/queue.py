@@ -9,6 +9,7 @@ works, so only dead consumers lose their messages.
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -26,6 +27,12 @@ class Message:
     job_id: uuid.UUID | None
     # The submitting request's trace context (``traceparent``...), so the job's work joins it.
     trace: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def queued_at(self) -> datetime:
+        """When Redis added the message: its id's first part, in milliseconds."""
+        milliseconds = int(self.id.split("-", 1)[0])
+        return datetime.fromtimestamp(milliseconds / 1000, UTC)
 
 
 def _message(message_id: str, fields: dict[str, str] | None) -> Message:
@@ -82,6 +89,37 @@ class JobQueue:
             if message_id is not None:
                 return _message(message_id, fields), next_cursor
         return None, next_cursor
+
+    async def to_back(self, message: Message) -> None:
+        """Move the message to the end of the stream: added again and acknowledged in one
+        transaction, so the job is never off the stream nor on it twice."""
+        fields: dict[FieldT, EncodableT] = dict(message.trace.items())
+        fields[_FIELD] = str(message.job_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.stream, fields)
+            pipe.xack(self.stream, self.group, message.id)
+            pipe.xdel(self.stream, message.id)
+            await pipe.execute()
+
+    async def job_ids(self, *, page: int = 1000) -> set[uuid.UUID]:
+        """The jobs with a message on the stream, waiting to be read or held by a consumer:
+        acknowledged messages are deleted, so these are the jobs the stream still carries."""
+        found: set[uuid.UUID] = set()
+        start = "-"
+        while True:
+            # The client decodes answers (str); redis types them as bytes or str.
+            entries = cast(
+                list[tuple[str, dict[str, str]]],
+                await self.redis.xrange(self.stream, min=start, max="+", count=page),
+            )
+            for message_id, fields in entries:
+                job_id = _message(message_id, fields).job_id
+                if job_id is not None:
+                    found.add(job_id)
+            if len(entries) < page:
+                return found
+            # Exclusive: the page after the last id read.
+            start = f"({entries[-1][0]}"
 
     async def touch(self, consumer: str, message_id: str) -> None:
         """Reset the message's idle time: proof of life for XAUTOCLAIM."""

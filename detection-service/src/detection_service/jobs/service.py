@@ -475,6 +475,7 @@ async def submit_new_job(
                 created_at=now,
                 updated_at=now,
                 heartbeat_at=now,
+                queued_at=now,
             )
             .on_conflict_do_nothing(constraint="uq_jobs_user_id_idempotency_key")
             .returning(jobs.c.id)
@@ -563,21 +564,31 @@ class StartedJob:
 
 
 async def mark_processing(
-    *, session: AsyncSession, job_id: uuid.UUID, kind: str | None = None
+    *,
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    kind: str | None = None,
+    lease: timedelta | None = None,
 ) -> StartedJob | None:
     """Mark an unfinished job (of `kind`, when given) processing with a fresh heartbeat;
-    None if it is finished, gone or of another kind.
+    None if it is finished, gone or of another kind, or, with `lease`, held by a live worker:
+    processing with a heartbeat younger than `lease`. A second message for a job that is being
+    worked on (a consumer that stalled past the claim time) then starts no second run; a dead
+    worker's job, quiet for longer, is taken over.
 
     Batch jobs (`start_job`) and video jobs (`video.service.start_video_job`) start the same
     way and differ only in the work they read next; this is the shared step."""
+    now = _now()
     conditions = [jobs.c.id == job_id, jobs.c.status.in_(UNFINISHED)]
     if kind is not None:
         conditions.append(jobs.c.kind == kind)
+    if lease is not None:
+        conditions.append(sa.or_(jobs.c.status == PENDING, jobs.c.heartbeat_at < now - lease))
     job = (
         await session.execute(
             sa.update(jobs)
             .where(*conditions)
-            .values(status=PROCESSING, heartbeat_at=_now())
+            .values(status=PROCESSING, heartbeat_at=now, started_at=now)
             .returning(jobs.c.user_id, jobs.c.params, jobs.c.model)
         )
     ).first()
@@ -589,10 +600,11 @@ async def mark_processing(
 
 
 async def start_job(
-    *, session: AsyncSession, job_id: uuid.UUID
+    *, session: AsyncSession, job_id: uuid.UUID, lease: timedelta | None = None
 ) -> tuple[DetectionOptions, list[WorkItem]] | None:
-    """Mark the job processing and return its pending items; None if it is finished or gone."""
-    job = await mark_processing(session=session, job_id=job_id)
+    """Mark the job processing and return its pending items; None if it is finished or gone,
+    or held by a live worker (`mark_processing`)."""
+    job = await mark_processing(session=session, job_id=job_id, lease=lease)
     if job is None:
         return None
     rows = await session.execute(
@@ -823,17 +835,111 @@ async def _item_class_counts(*, session: AsyncSession, job_id: uuid.UUID) -> dic
     return {name: int(count) for name, count in counts}
 
 
-async def stale_jobs(*, session: AsyncSession, older_than: timedelta) -> list[uuid.UUID]:
-    """Unfinished jobs with no heartbeat for `older_than`; their clock restarts now.
+async def quiet_jobs(*, session: AsyncSession, older_than: timedelta) -> list[uuid.UUID]:
+    """Unfinished jobs with no sign of life for `older_than`: waiting their turn on the
+    stream, held by a consumer that died (its message is reclaimed), or lost (no message)."""
+    rows = await session.execute(
+        sa.select(jobs.c.id).where(
+            jobs.c.status.in_(UNFINISHED), jobs.c.heartbeat_at < _now() - older_than
+        )
+    )
+    return [row.id for row in rows]
 
-    Concurrent sweepers do not both take a job: the second one's UPDATE waits on the row lock
-    and then no longer matches the age condition.
+
+async def requeue_jobs(
+    *, session: AsyncSession, job_ids: Sequence[uuid.UUID], older_than: timedelta
+) -> list[uuid.UUID]:
+    """Mark these quiet jobs pending again, their clock restarted; the ones this call took.
+
+    Pending, not processing: nobody works on them, and a worker that starts one is not kept
+    away by the lease of a worker that is gone (`mark_processing`). Concurrent sweepers do not
+    both take a job: the second one's UPDATE waits on the row lock and then no longer matches
+    the age condition.
     """
+    if not job_ids:
+        return []
     now = _now()
     rows = await session.execute(
         sa.update(jobs)
-        .where(jobs.c.status.in_(UNFINISHED), jobs.c.heartbeat_at < now - older_than)
-        .values(heartbeat_at=now)
+        .where(
+            jobs.c.id.in_(job_ids),
+            jobs.c.status.in_(UNFINISHED),
+            jobs.c.heartbeat_at < now - older_than,
+        )
+        .values(status=PENDING, heartbeat_at=now, queued_at=now)
         .returning(jobs.c.id)
     )
     return [row.id for row in rows]
+
+
+# The last start of an account that never had a job started: before any real one.
+_NEVER_STARTED = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _running(user_id: Any, alive_since: datetime) -> Any:
+    """How many jobs of `user_id` a live worker runs (a heartbeat since `alive_since`)."""
+    running = jobs.alias("running")
+    return (
+        sa.select(sa.func.count())
+        .select_from(running)
+        .where(
+            running.c.user_id == user_id,
+            running.c.status == PROCESSING,
+            running.c.heartbeat_at > alive_since,
+        )
+        .scalar_subquery()
+    )
+
+
+def _last_start(user_id: Any) -> Any:
+    """When a job of `user_id` last started; long ago for an account never served."""
+    started = jobs.alias("started")
+    return (
+        sa.select(sa.func.coalesce(sa.func.max(started.c.started_at), _NEVER_STARTED))
+        .where(started.c.user_id == user_id)
+        .scalar_subquery()
+    )
+
+
+async def give_way(
+    *, session: AsyncSession, job_id: uuid.UUID, message_queued_at: datetime, lease: timedelta
+) -> bool:
+    """Whether this pending job gives its turn to another account (ADR 0044), and if so its
+    queue time restarted now, just before its message goes back at the end of the stream.
+
+    It does when another account has a pending job whose message stands behind this one's
+    (queued after `message_queued_at`, this message's time on the stream) and that account
+    stands before this job's: fewer jobs running on live workers (heartbeat within `lease`),
+    or as many and its last start longer ago. Accounts so take turns at the workers however
+    many jobs one of them queued first. The order is strict, so two jobs never give way to
+    each other; and a job gives way only to one behind it, so a pending job whose message
+    was lost or sits on another stream makes no job circle the stream.
+    """
+    owner = await session.scalar(
+        sa.select(jobs.c.user_id).where(jobs.c.id == job_id, jobs.c.status == PENDING)
+    )
+    if owner is None:
+        return False
+    alive_since = _now() - lease
+    mine = (
+        await session.execute(sa.select(_running(owner, alive_since), _last_start(owner)))
+    ).one()
+    waiting = jobs.alias("waiting")
+    theirs_running = _running(waiting.c.user_id, alive_since)
+    behind = await session.scalar(
+        sa.select(waiting.c.id)
+        .where(
+            waiting.c.status == PENDING,
+            waiting.c.user_id != owner,
+            waiting.c.queued_at > message_queued_at,
+            sa.or_(
+                theirs_running < mine[0],
+                sa.and_(theirs_running == mine[0], _last_start(waiting.c.user_id) < mine[1]),
+            ),
+        )
+        .limit(1)
+    )
+    if behind is None:
+        return False
+    await session.execute(sa.update(jobs).where(jobs.c.id == job_id).values(queued_at=_now()))
+    return True

@@ -35,7 +35,10 @@ _IDLE_ERROR_SECONDS = 1.0
 
 
 class JobProcessor:
-    """Runs one job's pending items; safe to run twice on the same job at once."""
+    """Runs one job's pending items; safe to run twice on the same job at once.
+
+    `lease`: a job processing with a heartbeat younger than this is left to the worker that
+    holds it (a duplicate message starts no second run); None takes every unfinished job."""
 
     def __init__(
         self,
@@ -45,21 +48,38 @@ class JobProcessor:
         detector: Detector,
         metrics: DetectionMetrics,
         concurrency: int,
+        lease: timedelta | None,
         video: VideoProcessor | None = None,
     ) -> None:
         self._sessions = sessions
+        self._lease = lease
         self._storage = storage
         self._detector = detector
         self._metrics = metrics
         self._concurrency = concurrency
         self._video = video
 
+    async def give_way(self, message: Message) -> bool:
+        """Whether the message's job lets another account's job start first (ADR 0044)."""
+        if message.job_id is None or self._lease is None:
+            return False
+        async with self._sessions.begin() as session:
+            gives_way = await service.give_way(
+                session=session,
+                job_id=message.job_id,
+                message_queued_at=message.queued_at,
+                lease=self._lease,
+            )
+        if gives_way:
+            self._metrics.job_turns_given.inc()
+        return gives_way
+
     async def run(self, job_id: uuid.UUID) -> None:
         # Video jobs share the stream, the heartbeats and the sweeper; their work is their own.
         if self._video is not None and await self._video.run(job_id):
             return
         async with self._sessions.begin() as session:
-            started = await service.start_job(session=session, job_id=job_id)
+            started = await service.start_job(session=session, job_id=job_id, lease=self._lease)
         if started is not None:
             await self.process(*started)
 
@@ -177,6 +197,9 @@ class JobWorker(BackgroundLoop):
         return await self._queue.read(self.consumer, block_ms=self._block_ms)
 
     async def _handle(self, message: Message) -> None:
+        if await self._processor.give_way(message):
+            await self._queue.to_back(message)
+            return
         if message.job_id is not None:
             beat = asyncio.create_task(self._heartbeat(message))
             parent = extract_context(message.trace)
@@ -204,7 +227,10 @@ class JobWorker(BackgroundLoop):
 
 
 class JobSweeper(BackgroundLoop):
-    """Puts unfinished jobs nobody works on back on the stream (a lost XADD or message)."""
+    """Puts back on the stream the unfinished jobs it no longer carries (an XADD lost after
+    the job's commit, a stream Redis lost): only those, so a queue that takes longer than
+    `requeue_after_s` to drain is left as it is instead of gaining a message per job each time.
+    A job whose worker died keeps its message, which another worker reclaims (XAUTOCLAIM)."""
 
     cancel_on_stop = True
 
@@ -225,9 +251,18 @@ class JobSweeper(BackgroundLoop):
                 logger.exception("job sweep failed")
 
     async def sweep(self) -> int:
+        """How many jobs this sweep put back on the stream."""
+        async with self._sessions() as session:
+            quiet = await service.quiet_jobs(session=session, older_than=self._requeue_after)
+        if not quiet:
+            return 0
+        carried = await self._queue.job_ids()
+        lost = [job_id for job_id in quiet if job_id not in carried]
         async with self._sessions.begin() as session:
-            job_ids = await service.stale_jobs(session=session, older_than=self._requeue_after)
-        for job_id in job_ids:
+            taken = await service.requeue_jobs(
+                session=session, job_ids=lost, older_than=self._requeue_after
+            )
+        for job_id in taken:
             await self._queue.enqueue(job_id)
-            logger.info("re-enqueued a job without a live worker", extra={"job": str(job_id)})
-        return len(job_ids)
+            logger.info("re-enqueued a job the stream had lost", extra={"job": str(job_id)})
+        return len(taken)

@@ -12,7 +12,7 @@ exactly once.
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -237,9 +237,14 @@ async def job_kind(*, session: AsyncSession, job_id: uuid.UUID) -> str | None:
     return await session.scalar(sa.select(jobs.c.kind).where(jobs.c.id == job_id))
 
 
-async def start_video_job(*, session: AsyncSession, job_id: uuid.UUID) -> VideoWork | None:
-    """Mark the job processing and return what is left to do; None if finished or gone."""
-    job = await jobs_service.mark_processing(session=session, job_id=job_id, kind=KIND_VIDEO)
+async def start_video_job(
+    *, session: AsyncSession, job_id: uuid.UUID, lease: timedelta | None = None
+) -> VideoWork | None:
+    """Mark the job processing and return what is left to do; None if finished or gone, or
+    held by a live worker (`jobs.service.mark_processing`)."""
+    job = await jobs_service.mark_processing(
+        session=session, job_id=job_id, kind=KIND_VIDEO, lease=lease
+    )
     if job is None:
         return None
     video = (

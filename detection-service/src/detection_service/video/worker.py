@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from datetime import timedelta
 from fractions import Fraction
 from pathlib import Path
 from typing import TypeVar
@@ -159,7 +160,9 @@ class _ReaderCrashed:
 
 
 class VideoProcessor:
-    """Runs video jobs; safe to run twice on one job (frames and the end commit once)."""
+    """Runs video jobs; safe to run twice on one job (frames and the end commit once).
+
+    `lease`: as JobProcessor's, a video job held by a live worker is left to it."""
 
     def __init__(
         self,
@@ -172,8 +175,10 @@ class VideoProcessor:
         frames_in_flight: int,
         tracking: TrackingSettings,
         sandbox: SandboxLimits,
+        lease: timedelta | None,
     ) -> None:
         self._sessions = sessions
+        self._lease = lease
         self._sandbox = sandbox
         self._tracking = tracking
         self._storage = storage
@@ -197,7 +202,7 @@ class VideoProcessor:
     async def start(self, job_id: uuid.UUID) -> service.VideoWork | None:
         """Mark the video job processing; what is left to do, or None if it has ended."""
         async with self._sessions.begin() as session:
-            return await service.start_video_job(session=session, job_id=job_id)
+            return await service.start_video_job(session=session, job_id=job_id, lease=self._lease)
 
     async def process(self, work: service.VideoWork) -> None:
         """Decode, detect, draw and commit the job's frames, then finish it; or stop at the
