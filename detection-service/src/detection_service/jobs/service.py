@@ -921,21 +921,32 @@ async def give_way(
     if owner is None:
         return False
     alive_since = _now() - lease
-    mine = (
+    my_running, my_last_start = (
         await session.execute(sa.select(_running(owner, alive_since), _last_start(owner)))
     ).one()
     waiting = jobs.alias("waiting")
-    theirs_running = _running(waiting.c.user_id, alive_since)
-    behind = await session.scalar(
-        sa.select(waiting.c.id)
+    # The accounts first, then each one's standing: a long queue of one account is one row.
+    queued_behind = (
+        sa.select(waiting.c.user_id)
         .where(
             waiting.c.status == PENDING,
             waiting.c.user_id != owner,
             waiting.c.queued_at > message_queued_at,
+        )
+        .distinct()
+        .subquery()
+    )
+    theirs_running = _running(queued_behind.c.user_id, alive_since)
+    behind = await session.scalar(
+        sa.select(queued_behind.c.user_id)
+        .where(
             sa.or_(
-                theirs_running < mine[0],
-                sa.and_(theirs_running == mine[0], _last_start(waiting.c.user_id) < mine[1]),
-            ),
+                theirs_running < my_running,
+                sa.and_(
+                    theirs_running == my_running,
+                    _last_start(queued_behind.c.user_id) < my_last_start,
+                ),
+            )
         )
         .limit(1)
     )
