@@ -293,6 +293,8 @@ def queued_stack(own_stack: Callable[..., Stack]) -> Iterator[Stack]:
             "TRUST_PROXY_HEADERS": "true",
             # Low, so test_jobs_api.py reaches it with jobs that never end here.
             "WS_MAX_STREAMS_PER_ACCOUNT": "3",
+            # Low, so test_jobs_api.py reaches it with jobs that never end here.
+            "MAX_UNFINISHED_JOBS_PER_USER": "4",
             # So that test_jobs_api.py sees a revoked credential close a stream quickly.
             "WS_CREDENTIAL_RECHECK_SECONDS": "1",
         },

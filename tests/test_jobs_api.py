@@ -27,7 +27,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from objectvision_client import AsyncClient
-from objectvision_devstack.answers import api_error_with_request_id
+from objectvision_devstack.answers import api_error, api_error_with_request_id
 from objectvision_devstack.api_users import PASSWORD, Account, fresh_network, signed_in
 from objectvision_devstack.command_line import CommandLine
 from objectvision_devstack.mail import Mailbox
@@ -315,6 +315,51 @@ async def test_the_client_and_the_command_list_and_cancel_jobs(
     )
     refused = await asyncio.to_thread(objectvision, "jobs", "list", "--kind", "audio", expect=2)
     assert "invalid choice: 'audio'" in refused.stderr
+
+
+# The queued stack's MAX_UNFINISHED_JOBS_PER_USER (tests/conftest.py).
+UNFINISHED_JOBS_PER_ACCOUNT = 4
+
+
+async def test_an_account_at_its_job_limit_is_refused_and_the_command_names_what_it_sent(
+    client: httpx.AsyncClient, queued_stack: Stack, tmp_path: Path
+) -> None:
+    account = await _account(client)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for n in range(UNFINISHED_JOBS_PER_ACCOUNT + 2):
+        (folder / f"{n}-bus.jpg").write_bytes(BUS.read_bytes())
+    created = await client.post(
+        "/api/v1/users/me/api-keys", json={"name": "limit-cli"}, headers=account.headers
+    )
+    assert created.status_code == 201, created.text
+    objectvision = CommandLine(queued_stack.gateway_url, tmp_path).run
+    refused = await asyncio.to_thread(
+        objectvision,
+        "batch",
+        str(folder),
+        "--per-job",
+        "1",
+        expect=1,
+        extra_env={"OBJECTVISION_API_KEY": created.json()["secret"]},
+    )
+    sent = (await _jobs(client, account))["items"]
+    assert len(sent) == UNFINISHED_JOBS_PER_ACCOUNT
+    ids = ", ".join(job["job_id"] for job in reversed(sent))
+    assert f"Submitted {UNFINISHED_JOBS_PER_ACCOUNT} images as jobs {ids}" in refused.stderr
+    assert f"the rest, from {folder / '4-bus.jpg'}, were not sent" in refused.stderr
+    assert "HTTP 429 too_many_jobs" in refused.stderr and "Try again in 60 s" in refused.stderr
+
+    response = await client.post(
+        "/api/v1/detect/batch",
+        files=[("files", ("bus.jpg", BUS.read_bytes(), "image/jpeg"))],
+        headers=account.headers,
+    )
+    assert "4 unfinished jobs" in api_error(response, 429, "too_many_jobs")["message"]
+    assert response.headers["Retry-After"] == "60"
+    cancelled = await client.post(f"{JOBS}/{sent[0]['job_id']}/cancel", headers=account.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    await _batch(client, account)
 
 
 # The queued stack's WS_MAX_STREAMS_PER_ACCOUNT (tests/conftest.py).

@@ -197,6 +197,7 @@ async def test_a_job_whose_enqueue_failed_is_swept_onto_the_stream(detection, us
         storage=LocalDirectoryStorage(detection.settings.objects_dir),
         queue=dead_redis_queue,
         user_id=user,
+        max_unfinished=detection.settings.max_unfinished_jobs_per_user,
         uploads=[(0, Upload(bus_jpg, "bus.jpg", read_header(bus_jpg)))],
         options=service.pipeline.detector.options(),
         idempotency_key=None,
@@ -335,6 +336,69 @@ async def test_a_job_gives_way_only_to_one_queued_behind_it_so_a_lost_message_st
     assert done.status == detection_pb2.JOB_STATUS_COMPLETED
     assert _turns_given(worker) == 1
     assert (await _get(queued, user, lost.id)).status == detection_pb2.JOB_STATUS_PENDING
+
+
+async def _refusal(submission) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await submission
+    return refused.value
+
+
+def _too_many_jobs(refused: grpc.aio.AioRpcError) -> bool:
+    trailers = dict(refused.trailing_metadata() or ())
+    return (
+        refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        and trailers.get("error-code") == "too_many_jobs"
+        and int(trailers.get("retry-after", "0")) > 0
+    )
+
+
+async def test_an_account_at_its_limit_of_unfinished_jobs_is_refused_until_one_ends(
+    make_harness, user, bus_jpg, panned_video
+):
+    """MAX_UNFINISHED_JOBS_PER_USER bounds what one account can queue: its next batch or
+    video job is refused (429 too_many_jobs, with Retry-After) and stores nothing, while a
+    retry of a job it has is still answered, another account is not held back, and a job
+    that ends (here: cancelled) makes room for the next."""
+    harness = await make_harness(JOB_WORKERS=0, MAX_UNFINISHED_JOBS_PER_USER=2, **NO_SWEEPING)
+    first = await _submit(harness, user, [("bus.jpg", bus_jpg)], idempotency_key="first")
+    second = await _submit(harness, user, [("bus.jpg", bus_jpg)])
+    stored = await harness.counts(user)
+
+    refused = await _refusal(_submit(harness, user, [("bus.jpg", bus_jpg)]))
+    assert _too_many_jobs(refused), refused
+    assert "2 unfinished jobs" in refused.details()
+    assert _too_many_jobs(
+        await _refusal(submit_video_job(harness, user, panned_video, track=False))
+    )
+    assert await harness.counts(user) == stored
+
+    retried = await _submit(harness, user, [("bus.jpg", bus_jpg)], idempotency_key="first")
+    assert retried.id == first.id
+    await _submit(harness, f"user-{uuid.uuid4()}", [("bus.jpg", bus_jpg)])
+
+    await harness.stub.CancelJob(
+        detection_pb2.CancelJobRequest(job_id=second.id), metadata=harness.metadata(user)
+    )
+    third = await _submit(harness, user, [("bus.jpg", bus_jpg)])
+    assert third.status == detection_pb2.JOB_STATUS_PENDING
+
+
+async def test_concurrent_submissions_cannot_slip_past_the_limit_together(
+    make_harness, user, bus_jpg
+):
+    """Six submissions at once from an account that may have three unfinished jobs: three are
+    accepted and three refused, whatever their interleaving."""
+    harness = await make_harness(JOB_WORKERS=0, MAX_UNFINISHED_JOBS_PER_USER=3, **NO_SWEEPING)
+    outcomes = await asyncio.gather(
+        *(_submit(harness, user, [("bus.jpg", bus_jpg)]) for _ in range(6)),
+        return_exceptions=True,
+    )
+    accepted = [job for job in outcomes if isinstance(job, detection_pb2.Job)]
+    refused = [error for error in outcomes if isinstance(error, grpc.aio.AioRpcError)]
+    assert len(accepted) == 3 and len(refused) == 3
+    assert all(_too_many_jobs(error) for error in refused)
+    assert (await harness.counts(user))["jobs"] == 3
 
 
 @pytest.mark.slow  # a fault injected (a worker killed, Triton stopped): make test-slow

@@ -799,6 +799,26 @@ def _report_jobs(ctx: Context, jobs: Sequence[Job]) -> int:
     return EXIT_OK
 
 
+def _submit_groups(ctx: Context, client: Client, groups: Sequence[Sequence[Path]]) -> list[Job]:
+    """One job per group, in order. A refusal part-way (an account at its limit of
+    unfinished jobs, a quota) names the jobs already submitted, which run on, and the first
+    image not sent, so that nothing is submitted twice or lost track of."""
+    jobs: list[Job] = []
+    for group in groups:
+        try:
+            jobs.append(client.submit_batch(group, ctx.params()))
+        except ObjectVisionError:
+            if jobs:
+                sent = sum(job.total for job in jobs)
+                ids = ", ".join(job.job_id for job in jobs)
+                ctx.say(
+                    f"Submitted {sent} images as job{'s' if len(jobs) > 1 else ''} {ids}; "
+                    f"the rest, from {group[0]}, were not sent:"
+                )
+            raise
+    return jobs
+
+
 def cmd_batch(ctx: Context) -> int:
     directory = Path(ctx.args.directory)
     images, skipped = find_images(directory, recursive=ctx.args.recursive)
@@ -808,7 +828,7 @@ def cmd_batch(ctx: Context) -> int:
         raise CliError(f"no JPEG, PNG, WebP or BMP images in {directory}")
     groups = _chunks(images, ctx.args.per_job)
     with ctx.client() as client:
-        jobs = [client.submit_batch(group, ctx.params()) for group in groups]
+        jobs = _submit_groups(ctx, client, groups)
         noun = "image" if len(images) == 1 else "images"
         names = ", ".join(job.job_id for job in jobs)
         ctx.say(f"Submitted {len(images)} {noun} as job{'s' if len(jobs) > 1 else ''} {names}.")

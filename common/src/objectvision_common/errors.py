@@ -96,6 +96,17 @@ class TooManyWaiting(Unavailable, code="too_many_waiting", status=StatusCode.RES
     down. A subclass of Unavailable, so job work waits it out the same way."""
 
 
+class TooManyJobs(DomainError, code="too_many_jobs", status=StatusCode.RESOURCE_EXHAUSTED):
+    """The caller already has as many unfinished jobs as one account may (HTTP 429, with
+    Retry-After): one of them has to finish, or be cancelled, before another is accepted
+    (ADR 0044). A bound on what one account can queue, and so on what a worker reads to
+    decide whose turn it is."""
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class QuotaExceeded(DomainError, code="quota_exceeded", status=StatusCode.RESOURCE_EXHAUSTED):
     """The caller's monthly allowance of images is used up (HTTP 429, Retry-After: until the
     next month begins, UTC). Not an Unavailable: waiting a few seconds does not help, and

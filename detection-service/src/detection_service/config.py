@@ -96,6 +96,11 @@ class InferenceSettings(GrpcServiceSettings):
     max_upload_bytes: int = Field(default=20 * MIB, ge=1, validation_alias="MAX_UPLOAD_BYTES")
     max_image_pixels: int = Field(default=40_000_000, ge=1, validation_alias="MAX_IMAGE_PIXELS")
     max_batch_files: int = Field(default=100, ge=1, validation_alias="MAX_BATCH_FILES")
+    # Unfinished (pending or processing) batch and video jobs one account may have; another is
+    # a 429 too_many_jobs (ADR 0044). 0: no limit.
+    max_unfinished_jobs_per_user: int = Field(
+        default=1000, ge=0, validation_alias="MAX_UNFINISHED_JOBS_PER_USER"
+    )
     # Tracked streams and videos (ADR 0038): a box at least this confident may start a track,
     # and a track keeps its id this long while its object is out of sight.
     track_activation_confidence: float = Field(

@@ -253,6 +253,7 @@ class DetectionServicer(RealtimeServicer):
         video_sandbox: SandboxLimits | None = None,
         video_default_fps: float = 1.0,
         retention_days: int = 0,
+        max_unfinished_jobs: int = 0,
     ) -> None:
         super().__init__(
             detector=detector,
@@ -265,6 +266,8 @@ class DetectionServicer(RealtimeServicer):
         # Video jobs (ADR 0016): probed by a sandboxed child (ADR 0040) waited on in the CPU
         # pool, refused beyond these limits.
         self._executor = executor
+        # Unfinished jobs one account may have (ADR 0044); 0: no limit.
+        self._max_unfinished_jobs = max_unfinished_jobs
         self._video_limits = video_limits
         self._video_sandbox = video_sandbox
         self._video_default_fps = video_default_fps
@@ -323,6 +326,14 @@ class DetectionServicer(RealtimeServicer):
             raise kind(f"no usable image in the batch ({reasons})")
         return accepted, refused
 
+    async def _ensure_room_for_a_job(self, user_id: str) -> None:
+        """Refuse a new job of an account at its limit of unfinished ones before its uploads
+        are read or stored; the transaction that adds the job checks again, exactly."""
+        async with self._sessions() as session:
+            await jobs.ensure_room_for_a_job(
+                session=session, user_id=user_id, limit=self._max_unfinished_jobs
+            )
+
     async def SubmitJob(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.SubmitJobRequest, context: ServicerContext
     ) -> detection_pb2.Job:
@@ -337,6 +348,7 @@ class DetectionServicer(RealtimeServicer):
             )
             if found is not None:
                 return _job(found)
+        await self._ensure_room_for_a_job(user_id)
         await self._detector.admit(principal, images=len(accepted))
         try:
             options, model = await self._options(request.params)
@@ -353,6 +365,7 @@ class DetectionServicer(RealtimeServicer):
             storage=self._storage,
             queue=self._queue,
             user_id=user_id,
+            max_unfinished=self._max_unfinished_jobs,
             uploads=accepted,
             options=options,
             idempotency_key=key or None,
@@ -565,8 +578,10 @@ class DetectionServicer(RealtimeServicer):
             )
             if found is not None:
                 return _job(found)
-        # Refused before the upload when not even one frame fits; the frames the sampling
-        # takes are counted against the quota once the probe knows them.
+        # Refused before the upload, not after 200 MiB of it: an account with as many
+        # unfinished jobs as it may have, or one with not even one frame of its quota left (the
+        # frames the sampling takes are counted against the quota once the probe knows them).
+        await self._ensure_room_for_a_job(user_id)
         await self._detector.admit(principal, images=1)
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -594,6 +609,7 @@ class DetectionServicer(RealtimeServicer):
                 storage=self._storage,
                 queue=self._queue,
                 user_id=user_id,
+                max_unfinished=self._max_unfinished_jobs,
                 scratch=scratch,
                 probe=probe,
                 filename=sanitize_filename(header.filename),

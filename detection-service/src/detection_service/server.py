@@ -152,6 +152,7 @@ class DetectionService:
             ),
             video_default_fps=settings.video_default_fps,
             retention_days=settings.retention_days,
+            max_unfinished_jobs=settings.max_unfinished_jobs_per_user,
         )
         return cls(
             settings=settings,

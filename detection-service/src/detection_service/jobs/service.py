@@ -55,7 +55,7 @@ from detection_service.video.views import (
     video_views,
 )
 from objectvision.v1 import notification_pb2
-from objectvision_common.errors import FailedPrecondition, NotFound
+from objectvision_common.errors import FailedPrecondition, NotFound, TooManyJobs
 
 logger = logging.getLogger(__name__)
 
@@ -381,6 +381,7 @@ async def submit_job(
     storage: ObjectStorage,
     queue: JobQueue,
     user_id: str,
+    max_unfinished: int,
     uploads: Sequence[tuple[int, Upload]],
     options: DetectionOptions,
     idempotency_key: str | None,
@@ -411,6 +412,7 @@ async def submit_job(
         storage=storage,
         queue=queue,
         user_id=user_id,
+        max_unfinished=max_unfinished,
         kind=KIND_BATCH,
         total=len(uploads) + len(refused),
         refused=len(refused),
@@ -427,12 +429,44 @@ async def submit_job(
 JobRowsWriter = Callable[[AsyncSession, uuid.UUID, list[str], datetime], Awaitable[None]]
 
 
+# What a caller refused for too many unfinished jobs is told to wait before trying again: a
+# hint, as nobody knows when one of its jobs ends.
+TOO_MANY_JOBS_RETRY_AFTER_SECONDS = 60
+
+
+async def ensure_room_for_a_job(
+    *, session: AsyncSession, user_id: str, limit: int, hold: bool = False
+) -> None:
+    """Refuse (TooManyJobs) a new job of an account that has `limit` unfinished jobs already
+    (0: no limit). With `hold`, in the transaction that adds the job: the account's
+    submissions then wait for each other until it ends, so concurrent ones cannot all slip
+    under the limit together."""
+    if not limit:
+        return
+    if hold:
+        await session.execute(
+            sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(f"jobs:{user_id}", 0)))
+        )
+    unfinished = await session.scalar(
+        sa.select(sa.func.count())
+        .select_from(jobs)
+        .where(jobs.c.user_id == user_id, jobs.c.status.in_(UNFINISHED))
+    )
+    if unfinished is not None and unfinished >= limit:
+        raise TooManyJobs(
+            f"this account has {unfinished} unfinished jobs, as many as one account may"
+            f" (MAX_UNFINISHED_JOBS_PER_USER={limit}); wait for one to finish or cancel one",
+            retry_after_seconds=TOO_MANY_JOBS_RETRY_AFTER_SECONDS,
+        )
+
+
 async def submit_new_job(
     *,
     sessions: async_sessionmaker[AsyncSession],
     storage: ObjectStorage,
     queue: JobQueue,
     user_id: str,
+    max_unfinished: int,
     kind: str,
     total: int,
     refused: int,
@@ -450,13 +484,17 @@ async def submit_new_job(
     so that both kinds get the same idempotency and enqueue behaviour.
 
     A repeated idempotency key that a concurrent submission committed first answers with
-    that job (the objects stored here are discarded). If the XADD fails after the commit the
-    job stays pending and the sweeper enqueues it later: nothing is lost.
+    that job (the objects stored here are discarded). An account with `max_unfinished` jobs
+    unfinished is refused (TooManyJobs), its objects discarded too. If the XADD fails after
+    the commit the job stays pending and the sweeper enqueues it later: nothing is lost.
     """
     job_id = uuid.uuid4()
     now = _now()
 
     async def write_all(session: AsyncSession, keys: list[str]) -> None:
+        await ensure_room_for_a_job(
+            session=session, user_id=user_id, limit=max_unfinished, hold=True
+        )
         # The pending row; _KeyTaken (rolling the submission back) when another job of this
         # user already has the idempotency key.
         inserted = await session.scalar(

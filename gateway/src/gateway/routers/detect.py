@@ -128,8 +128,9 @@ async def submit_batch(
     `image_base64`; an image that cannot be fetched is a failed item like a refused file.
 
     The job's usable images must fit in the account's monthly quota, else the whole job is
-    refused with 429 `quota_exceeded`; a job accepted always runs to the end. A retry with
-    the same `idempotency_key` gets its job back, whatever the quota."""
+    refused with 429 `quota_exceeded`; a job accepted always runs to the end. An account with
+    MAX_UNFINISHED_JOBS_PER_USER jobs pending or processing gets 429 `too_many_jobs` until one
+    ends. A retry with the same `idempotency_key` gets its job back, whatever the quota."""
     call = upstream.with_deadline(settings.detect_deadline_seconds)
     job = await call.call(
         call.detection.SubmitJob,

@@ -68,7 +68,9 @@ async def submit_video(
     detections with timestamps at /jobs/{job_id}/frames; the annotated video at
     /jobs/{job_id}/annotated once completed. Parameters may be query parameters or form
     fields, not both. Its sampled frames count against the monthly quota: a video whose
-    frames do not fit is refused with 429 `quota_exceeded` once probed.
+    frames do not fit is refused with 429 `quota_exceeded` once probed. An account with
+    MAX_UNFINISHED_JOBS_PER_USER jobs pending or processing gets 429 `too_many_jobs`, its
+    video neither stored nor probed.
 
     With `track=true` objects are followed from frame to frame (ADR 0038): each object
     carries the `track_id` of its track once the track is confirmed (null in the frame a
