@@ -28,6 +28,7 @@ STAGES = (
     "cache",
     "priority",
     "tracking",
+    "scheduling",
 )
 STAGE_TITLES = {
     "raw": "raw: in-process decode + letterbox + ONNX Runtime + NMS (plain model)",
@@ -41,6 +42,7 @@ STAGE_TITLES = {
     "cache": "result cache hit against miss through the gateway at c=1, as ratios",
     "priority": "a caller at c=1 beside job work, one line against two lanes, as ratios",
     "tracking": "tracking and 2 counting lines, in process and through DetectStream, as ratios",
+    "scheduling": "the job worker's give-way question against backlogs of pending jobs",
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from bench.records import STAGE_TITLES, STAGES
 from bench.stages import cache as cache_stage
 from bench.stages import priority as priority_stage
+from bench.stages import scheduling as scheduling_stage
 from bench.stages import tracing as tracing_stage
 from bench.stages import tracking as tracking_stage
 
@@ -153,6 +154,8 @@ def render_markdown(document: Document) -> str:
         out += priority_stage.markdown(document["priority"])
     if document.get("tracking"):
         out += tracking_stage.markdown(document["tracking"])
+    if document.get("scheduling"):
+        out += scheduling_stage.markdown(document["scheduling"])
     for stage in STAGES:
         points = [p for p in document["points"] if p["stage"] == stage]
         if not points:

@@ -2,8 +2,9 @@
 
 Order: raw (in process), the naive app, tracking's in-process part, then the real stack (paired
 c=1 rounds, tracing on against off, result-cache hits against misses, Triton, detection
-service, gateway, int8 against fp32, a caller beside job work in the micro-batcher's lanes, and
-last tracked against untracked streams) started once through `objectvision_devstack.Stack`
+service, gateway, int8 against fp32, a caller beside job work in the micro-batcher's lanes,
+tracked against untracked streams, and last the job worker's give-way question against its
+PostgreSQL) started once through `objectvision_devstack.Stack`
 on free loopback ports with its own data directory, and stopped before the results are
 written.
 A stage that fails is recorded as skipped with its error and the run goes on.
@@ -35,6 +36,7 @@ from bench.stages import (
     paired,
     priority,
     raw,
+    scheduling,
     tracing,
     tracking,
     triton,
@@ -55,6 +57,7 @@ STACK_STAGES = (
     "cache",
     "priority",
     "tracking",
+    "scheduling",
 )
 # int8 against fp32: c=1 rounds, and the concurrency of the throughput windows.
 MODELS_ROUNDS = {True: 10, False: 30}
@@ -152,6 +155,9 @@ async def _stack_stages(ctx: StageContext, work_dir: Path) -> None:
         # part ran before the stack, so a short budget still leaves that).
         if "tracking" in config.stages:
             await _guarded(ctx, "tracking", _tracking_stream(ctx, stack))
+        # Seconds, against the stack's PostgreSQL alone.
+        if "scheduling" in config.stages:
+            await _guarded(ctx, "scheduling", _scheduling(ctx, stack))
         exited = stack.exited()
         if exited:
             ctx.note(f"stack processes exited during the run: {', '.join(exited)}")
@@ -191,6 +197,10 @@ async def _cache(ctx: StageContext, stack: Stack) -> None:
 
 async def _priority(ctx: StageContext, triton_url: str) -> None:
     ctx.priority = await priority.run(ctx, triton_url=triton_url)
+
+
+async def _scheduling(ctx: StageContext, stack: Stack) -> None:
+    ctx.scheduling = await scheduling.run(ctx, database_url=stack.database_url)
 
 
 def _keep_tracking(ctx: StageContext, part: str, found: dict[str, Any] | None) -> None:
@@ -276,6 +286,7 @@ async def run(config: BenchConfig) -> dict[str, Any]:
         "cache": ctx.cache,
         "priority": ctx.priority,
         "tracking": ctx.tracking,
+        "scheduling": ctx.scheduling,
         "ratios": [ratio.to_json() for ratio in ratios(points, paired=ctx.paired)],
         "skipped": [skip.to_json() for skip in ctx.skipped],
         "notes": list(ctx.notes),

@@ -65,6 +65,8 @@ class StageContext:
     # Tracking and line counting, in process and through DetectStream (stages/tracking.py):
     # {"in_process": ..., "stream": ...}, each None where that part did not run.
     tracking: dict[str, Any] | None = None
+    # The job worker's give-way question against backlogs (stages/scheduling.py).
+    scheduling: dict[str, Any] | None = None
 
     def settings(self, concurrency: int) -> LoadSettings:
         return LoadSettings(
