@@ -1405,6 +1405,56 @@ async def test_the_jobs_page_lists_a_finished_batch_job_and_filters_by_status(
     assert elsewhere == []
 
 
+@pytest.mark.slow  # a system of its own: make test-slow
+async def test_a_counting_video_job_shows_its_counts_so_far_before_it_ends(
+    queued_page: Page, tmp_path: Path
+) -> None:
+    """A counting video job's tables are there while it waits or runs, as "so far": every
+    zone listed, nothing counted yet. The counts a progress message brings replace those of
+    the job it follows, which keeps the rest of its video."""
+    from objectvision_devstack.videos import make_video
+
+    page = queued_page
+    clip = await asyncio.to_thread(make_video, tmp_path / "street.mp4", [(BUS, 10)], fps=10)
+    await sign_up_and_log_in(page)
+    await page.get_by_test_id("video-track").check()
+    await page.get_by_test_id("video-zones").fill("bay: 0,0,640,0,640,480,0,480")
+    await page.get_by_test_id("file-input").set_input_files(clip)
+
+    progress = page.get_by_test_id("job-progress")
+    await expect(progress).to_have_attribute("data-status", "pending", timeout=SLOW_MS)
+    table = page.get_by_test_id("zone-counts")
+    await expect(table).to_contain_text("Zone counts so far")
+    cells = [text.split("\t") for text in await page.get_by_test_id("zone-count").all_inner_texts()]
+    assert cells == [["bay", "\N{EM DASH}", "0", "0", "\N{EM DASH}"]]
+    await expect(page.get_by_test_id("video-frames")).to_have_count(0)
+
+    merged = await page.evaluate(
+        """async () => {
+          const { normaliseJob } = await import("./console/js/jobs.js");
+          const job = normaliseJob({
+            job_id: "j", status: "processing", kind: "video",
+            video: { filename: "street.mp4", zones: [{ name: "bay" }], zone_counts: [] },
+          });
+          const count = { zone: "bay", class_id: 5, class_name: "bus", visited: 1, peak: 1,
+                          mean_stay_seconds: 0.5 };
+          return normaliseJob({ type: "job.progress", job_id: "j", processed: 4,
+                                zone_counts: [count] }, job);
+        }"""
+    )
+    assert merged["processed"] == 4 and merged["video"]["filename"] == "street.mp4"
+    assert merged["video"]["zone_counts"] == [
+        {
+            "zone": "bay",
+            "class_id": 5,
+            "class_name": "bus",
+            "visited": 1,
+            "peak": 1,
+            "mean_stay_seconds": 0.5,
+        }
+    ]
+
+
 @pytest.mark.slow  # a system of its own for this one test: make test-slow
 async def test_a_pending_job_is_cancelled_from_its_page_or_from_elsewhere(
     queued_page: Page, queued_stack: Stack, tmp_path: Path

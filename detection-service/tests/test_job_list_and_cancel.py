@@ -333,6 +333,7 @@ async def test_a_video_job_cancelled_while_it_runs_stops_at_its_next_commit(
         tracking=queued.settings.tracking,
         sandbox=queued.settings.video_sandbox,
         lease=queued.settings.job_lease,
+        live_counts_seconds=queued.settings.video_live_counts_seconds,
     )
     work = await video.start(uuid.UUID(job.id))
     assert work is not None

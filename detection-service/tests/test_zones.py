@@ -9,11 +9,14 @@ from collections import defaultdict
 import grpc
 import numpy as np
 import pytest
+import sqlalchemy as sa
+from google.protobuf import json_format
 
+from detection_service.outbox import OUTBOX
 from detection_service.pipeline.types import DetectedObject
 from detection_service.tracking.counting import RegionCounter
 from detection_service.tracking.zones import CountingZone, ZoneLocator, checked_zones
-from objectvision.v1 import detection_pb2
+from objectvision.v1 import detection_pb2, notification_pb2
 from objectvision_common.errors import InvalidArgument
 
 from .conftest import (
@@ -201,6 +204,47 @@ def _counts_from_frames(frames: list[detection_pb2.VideoFrame]) -> dict[tuple[st
         )
         for key, inside in inside_per_frame.items()
     }
+
+
+async def _progress_events(harness, job_id: str) -> list[notification_pb2.JobProgress]:
+    """The job's progress events as staged in the outbox, by frames processed."""
+    async with harness.service.engine.connect() as conn:
+        payloads = await conn.scalars(
+            sa.select(OUTBOX.c.payload).where(
+                OUTBOX.c.event_type == "job.progress",
+                OUTBOX.c.payload["jobProgress"]["jobId"].astext == job_id,
+            )
+        )
+        events = [
+            json_format.ParseDict(payload["jobProgress"], notification_pb2.JobProgress())
+            for payload in payloads
+        ]
+    return sorted(events, key=lambda event: event.processed)
+
+
+async def test_a_running_video_jobs_progress_carries_its_counts_so_far(
+    make_harness, user, panned_video
+):
+    """With VIDEO_LIVE_COUNTS_SECONDS=0 every commit's progress event carries the zone counts
+    over the frames committed by then: they only grow, and the last are the final ones. A
+    job that counts nothing carries none."""
+    harness = await make_harness(VIDEO_LIVE_COUNTS_SECONDS=0, VIDEO_FRAMES_IN_FLIGHT=2)
+    zones = [_zone("everywhere", 0, 640)]
+    counting = await submit_video_job(harness, user, panned_video, track=True, zones=zones)
+    plain = await submit_video_job(harness, user, panned_video, track=True)
+    job = await finished_job(harness, user, counting.id)
+    assert (await finished_job(harness, user, plain.id)).status == (
+        detection_pb2.JOB_STATUS_COMPLETED
+    )
+
+    progress = await _progress_events(harness, counting.id)
+    assert len(progress) >= 2, "several commits, each with its own progress event"
+    assert all(event.HasField("counts") for event in progress)
+    visited = [sum(count.visited for count in event.counts.zone_counts) for event in progress]
+    assert visited == sorted(visited)
+    assert list(progress[-1].counts.zone_counts) == list(job.video.zone_counts)
+    assert list(job.video.zone_counts), "the bus was counted"
+    assert not any(event.HasField("counts") for event in await _progress_events(harness, plain.id))
 
 
 async def test_a_video_job_with_zones_stores_each_objects_zones_and_counts_them(

@@ -47,6 +47,37 @@ async def test_the_owner_sees_progress_then_completion_and_the_stream_ends(
     assert await stream.code() == grpc.StatusCode.OK
 
 
+async def test_a_subscriber_to_a_running_counting_video_job_gets_its_counts_so_far_at_once(
+    service, peers, new_user, as_user
+) -> None:
+    user_id, _ = new_user()
+    job_id = str(uuid.uuid4())
+    running = job(job_id, detection_pb2.JOB_STATUS_PROCESSING, 2)
+    count = detection_pb2.ZoneCount(zone="bay", class_id=0, class_name="person", visited=2, peak=1)
+    running.video.zones.add(name="bay")
+    running.video.zone_counts.append(count)
+    peers.detection.jobs[job_id] = (user_id, running)
+    stream = subscribe(service, as_user, user_id, job_id)
+
+    snapshot = (await stream.read()).job_progress
+    assert snapshot.processed == 2
+    assert list(snapshot.counts.zone_counts) == [count]
+    assert list(snapshot.counts.line_counts) == []
+    stream.cancel()
+
+
+async def test_a_job_that_counts_nothing_starts_with_no_counts(
+    service, peers, new_user, as_user
+) -> None:
+    user_id, _ = new_user()
+    job_id = str(uuid.uuid4())
+    peers.detection.jobs[job_id] = (user_id, job(job_id, detection_pb2.JOB_STATUS_PROCESSING, 1))
+    stream = subscribe(service, as_user, user_id, job_id)
+
+    assert not (await stream.read()).job_progress.HasField("counts")
+    stream.cancel()
+
+
 async def test_a_cancelled_job_ends_the_stream_with_its_final_event(
     service, producer, peers, new_user, as_user, events
 ) -> None:

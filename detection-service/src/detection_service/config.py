@@ -202,6 +202,11 @@ class DetectionSettings(InferenceSettings, EventsConsumerSettings):
     video_frames_in_flight: int = Field(
         default=8, ge=1, le=64, validation_alias="VIDEO_FRAMES_IN_FLIGHT"
     )
+    # A running video job with counting lines or zones puts its counts so far on a progress
+    # event at most this often (each is a query over its frames); 0: on every commit.
+    video_live_counts_seconds: float = Field(
+        default=2.0, ge=0, le=3600, validation_alias="VIDEO_LIVE_COUNTS_SECONDS"
+    )
     # What the child process that parses and decodes one upload may use (ADR 0040): address
     # space, and CPU seconds before it is stopped (a probe, or a whole job's decoding).
     video_sandbox_memory_mb: int = Field(

@@ -116,6 +116,7 @@ class DetectionService:
                 tracking=settings.tracking,
                 sandbox=settings.video_sandbox,
                 lease=settings.job_lease,
+                live_counts_seconds=settings.video_live_counts_seconds,
             ),
         )
         # Unique per process start: a restarted replica must not inherit a dead one's identity.

@@ -142,16 +142,26 @@ class AccountStatusChanged(_message.Message):
     def __init__(self, email: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class JobProgress(_message.Message):
-    __slots__ = ("job_id", "total", "processed", "failed")
+    __slots__ = ("job_id", "total", "processed", "failed", "counts")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     PROCESSED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     total: int
     processed: int
     failed: int
-    def __init__(self, job_id: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
+    counts: LiveCounts
+    def __init__(self, job_id: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., counts: _Optional[_Union[LiveCounts, _Mapping]] = ...) -> None: ...
+
+class LiveCounts(_message.Message):
+    __slots__ = ("line_counts", "zone_counts")
+    LINE_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ZONE_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    line_counts: _containers.RepeatedCompositeFieldContainer[_detection_pb2.LineCount]
+    zone_counts: _containers.RepeatedCompositeFieldContainer[_detection_pb2.ZoneCount]
+    def __init__(self, line_counts: _Optional[_Iterable[_Union[_detection_pb2.LineCount, _Mapping]]] = ..., zone_counts: _Optional[_Iterable[_Union[_detection_pb2.ZoneCount, _Mapping]]] = ...) -> None: ...
 
 class JobFinished(_message.Message):
     __slots__ = ("job_id", "status", "total", "processed", "failed", "class_counts", "error", "kind", "line_counts", "zone_counts")

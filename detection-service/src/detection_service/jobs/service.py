@@ -45,7 +45,9 @@ from detection_service.jobs.models import (
 )
 from detection_service.jobs.queue import JobQueue
 from detection_service.pipeline.types import DetectionOptions, DetectionResult
+from detection_service.tracking.lines import LineCount
 from detection_service.tracking.messages import line_counts_reply, zone_counts_reply
+from detection_service.tracking.zones import ZoneCount
 from detection_service.video.views import (
     VideoView,
     frame_class_counts,
@@ -686,11 +688,13 @@ async def count_progress(
     model_version: str,
     now: datetime,
     grow_total: bool = False,
+    counts: tuple[Sequence[LineCount], Sequence[ZoneCount]] | None = None,
 ) -> sa.Row[Any]:
     """Move the job's counters by `processed` (of which `failed`), note the model version
     that answered (if any), and stage one job.progress event; returns the new
     (total, processed, failed). `grow_total`: a video's total is the probe's estimate,
-    raised so that progress never reports more than 100 %."""
+    raised so that progress never reports more than 100 %. `counts`: a running video job's
+    line and zone counts so far, carried by the event (JobProgress.counts)."""
     values: dict[str, object] = {
         "processed": jobs.c.processed + processed,
         "failed": jobs.c.failed + failed,
@@ -700,7 +704,7 @@ async def count_progress(
     }
     if grow_total:
         values["total"] = sa.func.greatest(jobs.c.total, jobs.c.processed + processed)
-    counts = (
+    moved = (
         await session.execute(
             sa.update(jobs)
             .where(jobs.c.id == job_id)
@@ -714,12 +718,20 @@ async def count_progress(
         occurred_at=now,
         progress=notification_pb2.JobProgress(
             job_id=str(job_id),
-            total=counts.total,
-            processed=counts.processed,
-            failed=counts.failed,
+            total=moved.total,
+            processed=moved.processed,
+            failed=moved.failed,
+            counts=(
+                notification_pb2.LiveCounts(
+                    line_counts=line_counts_reply(counts[0]),
+                    zone_counts=zone_counts_reply(counts[1]),
+                )
+                if counts is not None
+                else None
+            ),
         ),
     )
-    return counts
+    return moved
 
 
 async def item_pending(*, session: AsyncSession, item: WorkItem) -> bool:

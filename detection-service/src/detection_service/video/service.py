@@ -36,6 +36,7 @@ from detection_service.tracking.lines import CountingLine, LineCrossing
 from detection_service.tracking.zones import CountingZone
 from detection_service.video.models import video_frames, video_jobs
 from detection_service.video.probe import Sampling, VideoContainer, VideoProbe
+from detection_service.video.views import job_counts
 from objectvision_common.errors import FailedPrecondition, NotFound
 
 
@@ -289,8 +290,11 @@ async def record_frames(
     user_id: str,
     frames: list[FrameRecord],
     model_version: str = "",
+    with_counts: bool = False,
 ) -> int:
-    """Commit frames not yet stored, move the counters by those, stage one progress event.
+    """Commit frames not yet stored, move the counters by those, stage one progress event;
+    `with_counts`, carrying the job's line and zone counts over its frames so far, these
+    included (the query GetJob runs, in this transaction).
 
     Returns how many frames were new (0 when another worker stored them). JobEnded when the
     job is no longer unfinished (cancelled, or finished by another worker): each commit is
@@ -333,6 +337,7 @@ async def record_frames(
         model_version=model_version,
         now=_now(),
         grow_total=True,
+        counts=await job_counts(session=session, job_id=job_id) if with_counts else None,
     )
     return len(inserted)
 

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import threading
 import time
 import uuid
@@ -176,8 +177,10 @@ class VideoProcessor:
         tracking: TrackingSettings,
         sandbox: SandboxLimits,
         lease: timedelta | None,
+        live_counts_seconds: float,
     ) -> None:
         self._sessions = sessions
+        self._live_counts_seconds = live_counts_seconds
         self._lease = lease
         self._sandbox = sandbox
         self._tracking = tracking
@@ -320,6 +323,16 @@ class VideoProcessor:
         reader_task = asyncio.ensure_future(read())
         pending: list[service.FrameRecord] = []
         last_commit = time.monotonic()
+        # When the counts so far last went out on a progress event (never yet).
+        counted_at = -math.inf
+
+        def counts_due() -> bool:
+            nonlocal counted_at
+            if counter is None or time.monotonic() - counted_at < self._live_counts_seconds:
+                return False
+            counted_at = time.monotonic()
+            return True
+
         failure: str | None = None
         try:
             while True:
@@ -344,10 +357,10 @@ class VideoProcessor:
                 if len(pending) >= self._in_flight or (
                     pending and time.monotonic() - last_commit >= _COMMIT_EVERY_SECONDS
                 ):
-                    await self._commit(work, pending)
+                    await self._commit(work, pending, with_counts=counts_due())
                     pending = []
                     last_commit = time.monotonic()
-            await self._commit(work, pending)
+            await self._commit(work, pending, with_counts=counts_due())
             await reader_task
         finally:
             reader_task.cancel()
@@ -357,7 +370,9 @@ class VideoProcessor:
                     leftover[1].cancel()
         return failure
 
-    async def _commit(self, work: service.VideoWork, frames: list[service.FrameRecord]) -> None:
+    async def _commit(
+        self, work: service.VideoWork, frames: list[service.FrameRecord], *, with_counts: bool
+    ) -> None:
         if not frames:
             return
         async with self._sessions.begin() as session:
@@ -367,6 +382,7 @@ class VideoProcessor:
                 user_id=work.user_id,
                 frames=frames,
                 model_version=self._model_version,
+                with_counts=with_counts,
             )
         for frame in frames[:new]:
             self._metrics.job_items.labels("completed" if frame.error is None else "failed").inc()

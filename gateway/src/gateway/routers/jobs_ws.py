@@ -98,6 +98,12 @@ def event_message(event: notification_pb2.Event) -> dict[str, Any]:
     if event.HasField("job_progress"):
         progress = event.job_progress
         message.update(job_id=progress.job_id, **_job_counts(progress))
+        if progress.HasField("counts"):
+            # A counting video job's counts so far (every few seconds, not on every event).
+            message.update(
+                line_counts=_as_dicts(progress.counts.line_counts),
+                zone_counts=_as_dicts(progress.counts.zone_counts),
+            )
     elif event.HasField("job_finished"):
         finished = event.job_finished
         message.update(

@@ -45,12 +45,25 @@ def final_event_key(job_id: str) -> str:
 
 
 def _progress_snapshot(job: detection_pb2.Job, user_id: str) -> notification_pb2.Event:
+    """Where the job stands, for a subscriber that just arrived; a video job that counts
+    lines or zones with its counts so far, as its own progress events carry them."""
+    counting = job.HasField("video") and (job.video.lines or job.video.zones)
     event = notification_pb2.Event(
         id=str(uuid.uuid4()),
         type=JOB_PROGRESS,
         user_id=user_id,
         job_progress=notification_pb2.JobProgress(
-            job_id=job.id, total=job.total, processed=job.processed, failed=job.failed
+            job_id=job.id,
+            total=job.total,
+            processed=job.processed,
+            failed=job.failed,
+            counts=(
+                notification_pb2.LiveCounts(
+                    line_counts=job.video.line_counts, zone_counts=job.video.zone_counts
+                )
+                if counting
+                else None
+            ),
         ),
     )
     event.occurred_at.CopyFrom(job.updated_at)

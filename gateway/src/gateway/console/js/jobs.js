@@ -24,11 +24,22 @@ export function normaliseJob(raw, previous = {}) {
     processed: raw.processed ?? previous.processed ?? 0,
     failed: raw.failed ?? previous.failed ?? 0,
     items: raw.items ?? previous.items ?? [],
-    // "video" jobs carry their video (progress messages do not: the previous one is kept).
+    // "video" jobs carry their video; progress messages do not (the previous one is kept),
+    // but those of a counting video job may carry its counts so far.
     kind: raw.kind ?? previous.kind ?? "batch",
-    video: raw.video ?? previous.video ?? null,
+    video: raw.video ?? withCountsSoFar(previous.video ?? null, raw),
     error: raw.error ?? previous.error ?? null,
     createdAt: raw.created_at ?? previous.createdAt ?? null,
+  };
+}
+
+/** `video` with the line and zone counts a progress message carries, if it carries any. */
+function withCountsSoFar(video, message) {
+  if (!video || !(message.line_counts || message.zone_counts)) return video;
+  return {
+    ...video,
+    line_counts: message.line_counts ?? video.line_counts,
+    zone_counts: message.zone_counts ?? video.zone_counts,
   };
 }
 

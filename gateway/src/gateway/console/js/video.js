@@ -163,30 +163,31 @@ function countsTable({ caption, testId, rowTestId, headers, regions, counts, reg
   );
 }
 
-/** How many of each class crossed each line, each way. */
-function lineCountsTable(video) {
+/** How many of each class crossed each line, each way (`soFar`: of a job still running). */
+function lineCountsTable(video, soFar) {
   return countsTable({
-    caption: "Line counts",
+    caption: soFar ? "Line counts so far" : "Line counts",
     testId: "line-counts",
     rowTestId: "line-count",
     headers: ["Line", "Class", "In", "Out"],
     regions: video.lines,
-    counts: video.line_counts,
+    counts: video.line_counts ?? [],
     regionOf: (count) => count.line,
     cells: (count) => [count.class_name, String(count.crossed_in), String(count.crossed_out)],
     nothing: ["—", "0", "0"],
   });
 }
 
-/** Who of each class was in each zone: visitors, the most inside at once, the mean stay. */
-function zoneCountsTable(video) {
+/** Who of each class was in each zone: visitors, the most inside at once, the mean stay
+ * (`soFar`: of a job still running). */
+function zoneCountsTable(video, soFar) {
   return countsTable({
-    caption: "Zone counts",
+    caption: soFar ? "Zone counts so far" : "Zone counts",
     testId: "zone-counts",
     rowTestId: "zone-count",
     headers: ["Zone", "Class", "Visited", "Peak", "Mean stay"],
     regions: video.zones,
-    counts: video.zone_counts,
+    counts: video.zone_counts ?? [],
     regionOf: (count) => count.zone,
     cells: (count) => [
       count.class_name,
@@ -220,7 +221,8 @@ function downloadButton(job) {
   );
 }
 
-/** What the video is and, once the job has finished, its frames and the annotated video. */
+/** What the video is; its counts so far while a counting job runs; once the job has finished,
+ * its counts, frames and annotated video. */
 export function renderVideoJob(container, job) {
   if (job.kind !== "video" || !job.video) {
     container.hidden = true;
@@ -230,11 +232,14 @@ export function renderVideoJob(container, job) {
   }
   // A cancelled video job keeps the frames it committed (and has no annotated video).
   const finished = FINAL_STATUSES.has(job.status);
-  const key = `${job.jobId}:${finished}`;
+  const video = job.video;
+  // A counting job's counts arrive while it runs (progress messages, GET while polling): its
+  // tables show them so far, drawn again as they change.
+  const counts = [video.line_counts ?? [], video.zone_counts ?? []];
+  const key = `${job.jobId}:${finished}:${JSON.stringify(counts)}`;
   if (container.dataset.key === key) return;
   container.dataset.key = key;
   container.hidden = false;
-  const video = job.video;
   const sampling = video.sampling.fps
     ? `${video.sampling.fps} per second`
     : `every ${video.sampling.every}th frame`;
@@ -252,8 +257,8 @@ export function renderVideoJob(container, job) {
   ];
   if (finished && job.error) children.push(el("p", { className: "error-text" }, job.error));
   if (finished && video.annotated_url) children.push(el("div", { className: "downloads" }, downloadButton(job)));
-  if (finished && video.lines?.length) children.push(lineCountsTable(video));
-  if (finished && video.zones?.length) children.push(zoneCountsTable(video));
+  if (video.lines?.length) children.push(lineCountsTable(video, !finished));
+  if (video.zones?.length) children.push(zoneCountsTable(video, !finished));
   if (finished) {
     const body = el("tbody", {});
     children.push(
