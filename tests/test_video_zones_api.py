@@ -13,6 +13,8 @@ As with the counting lines, what needs the stack is slow-marked (the main suite 
 time budget), while the CLI's usage errors, refused before any request, stay in the main suite.
 """
 
+import asyncio
+import contextlib
 import json
 import statistics
 import uuid
@@ -22,15 +24,19 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from objectvision_client import Client, CountingLine, CountingZone
 from objectvision_devstack.api_users import PASSWORD, Account, fresh_network, signed_in
 from objectvision_devstack.stack import Stack
+from objectvision_devstack.videos import panned, write_video
 
 from .conftest import (
     JOB_WITHIN_SECONDS,
     PANNED_FRAMES,
     PANNED_SIZE,
+    SHARED_IMAGES,
     detect_video_usage_error,
     finished_video_job,
     refused_video_upload,
@@ -139,6 +145,50 @@ async def test_each_object_names_the_zones_it_stands_in_and_the_job_counts_who_w
     listed = [order.index(count["zone"]) for count in video["zone_counts"]]
     assert listed == sorted(listed)
     assert "top strip" not in {count["zone"] for count in video["zone_counts"]}
+
+
+@pytest.mark.slow
+async def test_the_jobs_websocket_brings_its_counts_while_it_runs(
+    stack: Stack, gateway_client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Through every part (the worker's commit, the outbox, the events stream, the progress
+    hub, the gateway): the job's WebSocket messages carry its zone counts before the final
+    one, first as what the job had when the socket opened, then as it commits frames; the
+    last of them, and the final message, are the job's counts as GET gives them."""
+    account = await _account(gateway_client)
+    # Long enough (about 5 s of inference here) to be running when the socket opens.
+    frames = panned(SHARED_IMAGES / "bus.jpg", 60, step=1, width=WIDTH, height=HEIGHT)
+    video = write_video(tmp_path / "long-pan.mp4", frames, fps=10).read_bytes()
+    form = {"every": "1", "track": "true", "zones": json.dumps([_band("everywhere", 0, WIDTH)])}
+    submitted = await gateway_client.post(
+        "/api/v1/detect/video",
+        files={"file": ("bus.mp4", video, "video/mp4")},
+        data=form,
+        headers=account.headers,
+        timeout=120,
+    )
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["job_id"]
+
+    messages = []
+    url = f"{stack.gateway_url.replace('http://', 'ws://')}/api/v1/ws/jobs/{job_id}"
+    async with asyncio.timeout(JOB_WITHIN_SECONDS):
+        async with connect(url, additional_headers=account.headers) as socket:
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    messages.append(json.loads(await socket.recv()))
+
+    *progress, final = messages
+    assert final["type"] == "job.completed", final
+    counted = [message for message in progress if "zone_counts" in message]
+    assert counted, f"no progress message carried counts: {progress}"
+    job = await gateway_client.get(f"/api/v1/detect/jobs/{job_id}", headers=account.headers)
+    zone_counts = job.json()["video"]["zone_counts"]
+    assert final["zone_counts"] == zone_counts
+    assert [count["zone"] for count in zone_counts] == ["everywhere"] * len(zone_counts)
+    visited = [sum(count["visited"] for count in message["zone_counts"]) for message in counted]
+    assert visited == sorted(visited)
+    assert visited[-1] <= sum(count["visited"] for count in zone_counts)
 
 
 @pytest.mark.slow
