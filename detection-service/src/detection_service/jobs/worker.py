@@ -7,6 +7,10 @@ fault: the worker waits and retries without acknowledging, and the job completes
 returns. A bad image fails only its item. An item that is no longer pending when its turn
 comes (its job was cancelled, ADR 0022, or another worker recorded it) is skipped before it
 is detected; a cancelled job's message is acknowledged like any other.
+
+Before a pending job starts, its account may owe another account a turn: the message then
+goes to the back of the stream and the worker reads the next one; a job another live worker
+holds is not started a second time (ADR 0044).
 """
 
 import asyncio
