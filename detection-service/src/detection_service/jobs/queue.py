@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 from redis.typing import EncodableT, FieldT
 
@@ -44,6 +45,14 @@ def _message(message_id: str, fields: dict[str, str] | None) -> Message:
     return Message(message_id, job_id, trace)
 
 
+def _fields(job_id: uuid.UUID | None, trace: Mapping[str, str]) -> dict[FieldT, EncodableT]:
+    """A message's fields: the job id and the trace context its work joins (`_message`'s
+    inverse)."""
+    fields: dict[FieldT, EncodableT] = dict(trace.items())
+    fields[_FIELD] = str(job_id)
+    return fields
+
+
 class JobQueue:
     def __init__(self, redis: Redis, *, stream: str, group: str) -> None:
         self.redis = redis
@@ -60,9 +69,7 @@ class JobQueue:
 
     async def enqueue(self, job_id: uuid.UUID) -> str:
         """Add the job, with the current trace context so its items join the request's trace."""
-        fields: dict[FieldT, EncodableT] = dict(inject_context().items())
-        fields[_FIELD] = str(job_id)
-        return str(await self.redis.xadd(self.stream, fields))
+        return str(await self.redis.xadd(self.stream, _fields(job_id, inject_context())))
 
     async def read(self, consumer: str, *, block_ms: int) -> Message | None:
         """The next never-delivered message, waiting up to block_ms for one."""
@@ -93,12 +100,9 @@ class JobQueue:
     async def to_back(self, message: Message) -> None:
         """Move the message to the end of the stream: added again and acknowledged in one
         transaction, so the job is never off the stream nor on it twice."""
-        fields: dict[FieldT, EncodableT] = dict(message.trace.items())
-        fields[_FIELD] = str(message.job_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.stream, fields)
-            pipe.xack(self.stream, self.group, message.id)
-            pipe.xdel(self.stream, message.id)
+            pipe.xadd(self.stream, _fields(message.job_id, message.trace))
+            self._acknowledge(pipe, message.id)
             await pipe.execute()
 
     async def job_ids(self, *, page: int = 1000) -> set[uuid.UUID]:
@@ -128,6 +132,10 @@ class JobQueue:
     async def ack(self, message_id: str) -> None:
         """Acknowledge and delete together, so the stream holds only unfinished work."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.stream, self.group, message_id)
-            pipe.xdel(self.stream, message_id)
+            self._acknowledge(pipe, message_id)
             await pipe.execute()
+
+    def _acknowledge(self, pipe: Pipeline, message_id: str) -> None:
+        """Queue the acknowledgement and the deletion of a message on a transaction."""
+        pipe.xack(self.stream, self.group, message_id)
+        pipe.xdel(self.stream, message_id)

@@ -42,7 +42,7 @@ class JobProcessor:
     """Runs one job's pending items; safe to run twice on the same job at once.
 
     `lease`: a job processing with a heartbeat younger than this is left to the worker that
-    holds it (a duplicate message starts no second run); None takes every unfinished job."""
+    holds it (a duplicate message starts no second run)."""
 
     def __init__(
         self,
@@ -52,7 +52,7 @@ class JobProcessor:
         detector: Detector,
         metrics: DetectionMetrics,
         concurrency: int,
-        lease: timedelta | None,
+        lease: timedelta,
         video: VideoProcessor | None = None,
     ) -> None:
         self._sessions = sessions
@@ -65,7 +65,7 @@ class JobProcessor:
 
     async def give_way(self, message: Message) -> bool:
         """Whether the message's job lets another account's job start first (ADR 0044)."""
-        if message.job_id is None or self._lease is None:
+        if message.job_id is None:
             return False
         async with self._sessions.begin() as session:
             gives_way = await service.give_way(

@@ -176,7 +176,7 @@ class VideoProcessor:
         frames_in_flight: int,
         tracking: TrackingSettings,
         sandbox: SandboxLimits,
-        lease: timedelta | None,
+        lease: timedelta,
         live_counts_seconds: float,
     ) -> None:
         self._sessions = sessions
