@@ -543,10 +543,15 @@ async def _api_account(stack: Stack) -> tuple[str, dict[str, str]]:
     return account.email, account.headers
 
 
-async def _finished_job(stack: Stack, auth: dict[str, str], images: list[Path]) -> dict:
+async def _finished_job(
+    stack: Stack, auth: dict[str, str], images: list[Path], metadata: dict[str, str] | None = None
+) -> dict:
     files = [("files", (path.name, path.read_bytes(), "image/jpeg")) for path in images]
+    fields = {"metadata": json.dumps(metadata)} if metadata else None
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
-        submitted = await client.post("/api/v1/detect/batch", files=files, headers=auth)
+        submitted = await client.post(
+            "/api/v1/detect/batch", files=files, data=fields, headers=auth
+        )
         assert submitted.status_code == 202, submitted.text
         job_id = submitted.json()["job_id"]
         for _ in range(240):
@@ -655,7 +660,8 @@ async def test_a_job_link_from_an_email_opens_that_job_after_sign_in(
 ) -> None:
     """The job-report email links to /#/jobs/<id> (older ones to /jobs/<id>, redirected)."""
     email, auth = await _api_account(stack)
-    job = await _finished_job(stack, auth, BATCH[:2])
+    order = {"order": "A-1042", "note": "<b>rush</b>"}
+    job = await _finished_job(stack, auth, BATCH[:2], metadata=order)
     elsewhere = await close_the_network(page, stack)
 
     await page.goto(f"/#/jobs/{job['job_id']}")
@@ -667,6 +673,11 @@ async def test_a_job_link_from_an_email_opens_that_job_after_sign_in(
     thumbnails = page.locator('[data-testid="job-thumbnail"][data-loaded="true"]')
     await expect(thumbnails).to_have_count(2, timeout=SLOW_MS)
     assert page.url.endswith(f"/#/jobs/{job['job_id']}")
+    # The job's own pairs, shown as the text they are: markup in a value stays text.
+    shown = page.get_by_test_id("job-metadata")
+    await expect(shown.locator("dt")).to_have_text(["note", "order"])
+    await expect(shown.locator("dd")).to_have_text(["<b>rush</b>", "A-1042"])
+    assert await shown.locator("b").count() == 0
 
     # The path form an older email carries lands on the same page.
     await page.goto(f"/jobs/{job['job_id']}")

@@ -10,6 +10,7 @@ workers run.
 """
 
 import asyncio
+import base64
 import contextlib
 import functools
 import hashlib
@@ -61,21 +62,33 @@ async def _account(client: httpx.AsyncClient) -> Account:
     return await signed_in(client, prefix="jobs", name="Jobs User")
 
 
-async def _batch(client: httpx.AsyncClient, account: Account, count: int = 1) -> dict[str, Any]:
+async def _batch(
+    client: httpx.AsyncClient,
+    account: Account,
+    count: int = 1,
+    metadata: dict[str, str] | None = None,
+) -> dict[str, Any]:
     data = BUS.read_bytes()
     response = await client.post(
         "/api/v1/detect/batch",
         files=[("files", (f"bus-{n}.jpg", data, "image/jpeg")) for n in range(count)],
+        data={"metadata": json.dumps(metadata)} if metadata else None,
         headers=account.headers,
     )
     assert response.status_code == 202, response.text
     return response.json()
 
 
-async def _video(client: httpx.AsyncClient, account: Account, data: bytes) -> dict[str, Any]:
+async def _video(
+    client: httpx.AsyncClient,
+    account: Account,
+    data: bytes,
+    metadata: dict[str, str] | None = None,
+) -> dict[str, Any]:
     response = await client.post(
         "/api/v1/detect/video",
         files={"file": ("street.mp4", data, "video/mp4")},
+        data={"metadata": json.dumps(metadata)} if metadata else None,
         headers=account.headers,
     )
     assert response.status_code == 202, response.text
@@ -100,7 +113,7 @@ async def test_a_user_lists_their_jobs_newest_first_filtered_and_paged(
 ) -> None:
     owner, other = await _account(client), await _account(client)
     first = await _batch(client, owner, count=2)
-    video = await _video(client, owner, clip)
+    video = await _video(client, owner, clip, metadata={"camera": "north-gate"})
     third = await _batch(client, owner)
     theirs = await _batch(client, other)
     cancelled = await client.post(f"{JOBS}/{third['job_id']}/cancel", headers=owner.headers)
@@ -129,6 +142,9 @@ async def test_a_user_lists_their_jobs_newest_first_filtered_and_paged(
     assert await ids(status="completed") == []
     assert await ids(kind="video") == [video["job_id"]]
     assert await ids(kind="batch", status="pending") == [first["job_id"]]
+    assert await ids(metadata="camera:north-gate") == [video["job_id"]]
+    assert listed["items"][1]["metadata"] == {"camera": "north-gate"}
+    assert listed["items"][0]["metadata"] == {}
     page = await _jobs(client, owner, limit=1, offset=1)
     assert [job["job_id"] for job in page["items"]] == [video["job_id"]]
     assert (page["total"], page["limit"], page["offset"]) == (3, 1, 1)
@@ -195,7 +211,9 @@ async def test_cancelling_a_queued_job_ends_it_for_the_socket_and_webhooks_witho
     assert hook.status_code == 201, hook.text
     assert hook.json()["events"] == ["job.cancelled"]
     secret = hook.json()["secret"]
-    job = await _batch(client, owner, count=3)
+    order = {"order": "A-1042", "camera": "north-gate"}
+    job = await _batch(client, owner, count=3, metadata=order)
+    assert job["metadata"] == order
     cancel_url = f"{JOBS}/{job['job_id']}/cancel"
 
     # Only the owner: anyone else is told what a missing job tells them.
@@ -233,6 +251,7 @@ async def test_cancelling_a_queued_job_ends_it_for_the_socket_and_webhooks_witho
         3,
         0,
     )
+    assert final["metadata"] == order
     assert close_code == 1000
 
     # The webhook that asked for job.cancelled gets it once, signed.
@@ -246,6 +265,8 @@ async def test_cancelling_a_queued_job_ends_it_for_the_socket_and_webhooks_witho
     event = json.loads(body)
     assert (event["type"], event["id"]) == ("job.cancelled", final["event_id"])
     assert (event["data"]["job_id"], event["data"]["status"]) == (job["job_id"], "cancelled")
+    # The receiver knows which of its own orders this was without asking.
+    assert event["data"]["metadata"] == order
 
     # The event is handled (the webhook came): no report email came with it.
     mailbox = Mailbox(queued_stack.mail_dir)
@@ -477,3 +498,98 @@ async def test_a_live_stream_closes_once_its_session_ends_or_its_key_is_revoked(
         with pytest.raises(ConnectionClosed):
             await by_session.recv()
         assert by_session.close_code == 4401
+
+
+async def test_jobs_are_found_by_their_metadata_through_rest_the_client_and_the_command(
+    client: httpx.AsyncClient, queued_stack: Stack, tmp_path: Path
+) -> None:
+    account = await _account(client)
+    north = {"camera": "north-gate"}
+    by_form = await _batch(client, account, metadata={**north, "shift": "night"})
+    by_json = await client.post(
+        "/api/v1/detect/batch",
+        json={
+            "images": [{"image_base64": base64.b64encode(BUS.read_bytes()).decode()}],
+            "metadata": {**north, "shift": "day"},
+        },
+        headers=account.headers,
+    )
+    assert by_json.status_code == 202, by_json.text
+    assert by_json.json()["metadata"] == {**north, "shift": "day"}
+    read = await client.get(f"{JOBS}/{by_form['job_id']}", headers=account.headers)
+    assert read.json()["metadata"] == {**north, "shift": "night"}
+
+    async def ids(*pairs: str) -> list[str]:
+        listed = await _jobs(client, account, metadata=list(pairs))
+        return [job["job_id"] for job in listed["items"]]
+
+    both = [by_json.json()["job_id"], by_form["job_id"]]
+    assert await ids("camera:north-gate") == both
+    assert await ids("camera:north-gate", "shift:night") == [by_form["job_id"]]
+    assert await ids("camera:south-gate") == []
+
+    # Refused with what is wrong, and nothing stored.
+    for form, where in (
+        ('{"camera": ', "is not valid JSON"),
+        ('{"camera id": "1"}', "camera id"),
+        ('{"camera": 3}', "camera"),
+        ('["camera"]', "metadata"),
+    ):
+        response = await client.post(
+            "/api/v1/detect/batch",
+            files=[("files", ("bus.jpg", BUS.read_bytes(), "image/jpeg"))],
+            data={"metadata": form},
+            headers=account.headers,
+        )
+        api_error(response, 422, "validation_error")
+        assert where in response.text, (form, response.text)
+    for query in ("metadata=camera", "metadata=a:1&metadata=a:2", "metadata=camera%20id:1"):
+        api_error_with_request_id(
+            await client.get(f"{JOBS}?{query}", headers=account.headers), 422, "validation_error"
+        )
+    # One image is detected at once, not kept as a job: it has no metadata to keep.
+    one = await client.post(
+        "/api/v1/detect/image",
+        files={"file": ("bus.jpg", BUS.read_bytes(), "image/jpeg")},
+        data={"metadata": '{"camera": "north-gate"}'},
+        headers=account.headers,
+    )
+    api_error(one, 422, "validation_error")
+    assert (await _jobs(client, account))["total"] == 2
+
+    async with AsyncClient(queued_stack.gateway_url, headers=fresh_network()) as api:
+        await api.login(account.email, PASSWORD)
+        page = await api.list_jobs(metadata={"shift": "day"})
+        assert [job.job_id for job in page.items] == [both[0]]
+        assert page.items[0].metadata == {**north, "shift": "day"}
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "bus.jpg").write_bytes(BUS.read_bytes())
+    created = await client.post(
+        "/api/v1/users/me/api-keys", json={"name": "metadata-cli"}, headers=account.headers
+    )
+    objectvision = functools.partial(
+        CommandLine(queued_stack.gateway_url, tmp_path).run,
+        extra_env={"OBJECTVISION_API_KEY": created.json()["secret"]},
+    )
+    sent = await asyncio.to_thread(
+        objectvision, "batch", str(folder), "--meta", "camera=south-gate", "--meta", "lane=2"
+    )
+    job_id = sent.stdout.strip()
+    shown = await asyncio.to_thread(objectvision, "jobs", "show", job_id)
+    assert "Metadata: camera=south-gate, lane=2" in shown.stderr
+    listed = json.loads(
+        (
+            await asyncio.to_thread(
+                objectvision, "jobs", "list", "--meta", "camera=south-gate", "--json"
+            )
+        ).stdout
+    )
+    assert [job["job_id"] for job in listed["items"]] == [job_id]
+    twice = await asyncio.to_thread(
+        objectvision, "jobs", "list", "--meta", "a=1", "--meta", "a=2", expect=2
+    )
+    assert "--meta a=... is given twice" in twice.stderr
+    for job in (job_id, *both):
+        await client.post(f"{JOBS}/{job}/cancel", headers=account.headers)

@@ -370,3 +370,106 @@ async def test_a_video_job_cancelled_while_it_runs_stops_at_its_next_commit(
     assert [event_type for event_type, _ in await _events(queued, job.id)] == ["job.cancelled"]
     # A worker that picks the job up now finds nothing to do.
     assert await video.start(uuid.UUID(job.id)) is None
+
+
+async def test_a_job_keeps_its_metadata_in_every_answer_and_event_and_the_list_filters_by_it(
+    queued, user, bus_jpg, bus_video
+):
+    camera = {"camera": "north-gate"}
+    ordered = {"camera": "north-gate", "order": "A-1042"}
+    batch = await queued.stub.SubmitJob(
+        detection_pb2.SubmitJobRequest(
+            images=[detection_pb2.ImageInput(data=bus_jpg, filename="bus.jpg")],
+            metadata=ordered,
+            idempotency_key="order-a-1042",
+        ),
+        metadata=queued.metadata(user),
+        timeout=30,
+    )
+    assert dict(batch.metadata) == ordered
+
+    async def video_messages():
+        yield detection_pb2.VideoUpload(
+            header=detection_pb2.VideoUploadHeader(
+                filename="bus.mp4",
+                sampling=detection_pb2.VideoSampling(every=10),
+                size_bytes=len(bus_video),
+                metadata=camera,
+            )
+        )
+        yield detection_pb2.VideoUpload(chunk=bus_video)
+
+    video = await queued.stub.SubmitVideoJob(
+        video_messages(), metadata=queued.metadata(user), timeout=60
+    )
+    plain = await _submit(queued, user, ("plain.jpg", bus_jpg))
+    assert dict(video.metadata) == camera and dict(plain.metadata) == {}
+    assert dict((await _get(queued, user, batch.id)).metadata) == ordered
+
+    async def ids(**request) -> list[str]:
+        return [job.id for job in (await _list(queued, user, **request)).jobs]
+
+    assert await ids(metadata=camera) == [video.id, batch.id]
+    assert await ids(metadata=ordered) == [batch.id]
+    assert await ids(metadata={"order": "A-1042"}) == [batch.id]
+    assert await ids(metadata=camera, kind="video") == [video.id]
+    assert await ids(metadata={"camera": "south-gate"}) == []
+    assert await ids(metadata={"camera": "north"}) == []
+    assert await ids() == [plain.id, video.id, batch.id]
+    # Another account's jobs with the same pairs are not this account's.
+    assert (await _list(queued, f"user-{uuid.uuid4()}", metadata=camera)).total == 0
+
+    # A retry with the idempotency key gets the first job, with the first job's metadata.
+    retried = await queued.stub.SubmitJob(
+        detection_pb2.SubmitJobRequest(
+            images=[detection_pb2.ImageInput(data=bus_jpg, filename="bus.jpg")],
+            metadata={"order": "B-7"},
+            idempotency_key="order-a-1042",
+        ),
+        metadata=queued.metadata(user),
+        timeout=30,
+    )
+    assert retried.id == batch.id and dict(retried.metadata) == ordered
+
+    # Its progress and final events carry the metadata, for webhooks and the WebSocket.
+    await queued.service.processor.run(uuid.UUID(batch.id))
+    events = await _events(queued, batch.id)
+    assert [event_type for event_type, _ in events] == ["job.progress", "job.completed"]
+    assert all(payload["metadata"] == ordered for _, payload in events)
+
+    for video_job in (video, plain):
+        await _cancel(queued, user, video_job.id)
+    cancelled_events = await _events(queued, video.id)
+    assert [payload.get("metadata") for _, payload in cancelled_events] == [camera]
+
+
+async def test_metadata_beyond_the_limits_is_refused_naming_the_pair_and_stores_nothing(
+    queued, user, bus_jpg
+):
+    beyond = [
+        ({f"k{n}": "v" for n in range(17)}, "17 keys"),
+        ({"camera id": "1"}, "'camera id'"),
+        ({"camera\n": "1"}, "'camera\\n'"),
+        ({"k" * 65: "1"}, "1 to 64"),
+        ({"camera": ""}, "'camera'"),
+        ({"camera": " "}, "not blank"),
+        ({"camera": "x" * 513}, "1 to 512"),
+        ({"camera": "north\ngate"}, "control characters"),
+        ({"camera": "north\u202egate"}, "bidirectional"),
+    ]
+    for metadata, named in beyond:
+        refused = await _refused(
+            queued.stub.SubmitJob(
+                detection_pb2.SubmitJobRequest(
+                    images=[detection_pb2.ImageInput(data=bus_jpg, filename="bus.jpg")],
+                    metadata=metadata,
+                ),
+                metadata=queued.metadata(user),
+                timeout=30,
+            )
+        )
+        assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT, metadata
+        assert named in refused.details(), (named, refused.details())
+        listed = await _refused(_list(queued, user, metadata=metadata))
+        assert listed.code() == grpc.StatusCode.INVALID_ARGUMENT, metadata
+    assert (await _list(queued, user)).total == 0

@@ -1138,7 +1138,14 @@ def test_openapi_describes_the_detection_routes(
         "$ref": "#/components/schemas/JobListOut"
     }
     query = {p["name"]: p["schema"] for p in listing["parameters"]}
-    assert set(query) == {"status", "kind", "limit", "offset"}
+    assert set(query) == {"status", "kind", "metadata", "limit", "offset"}
+    # `metadata=key:value`, repeatable: the jobs holding every pair given.
+    assert (query["metadata"]["type"], query["metadata"]["items"]) == ("array", {"type": "string"})
+    # Submitted as JSON text in a form, with the pairs' limits in its schema.
+    metadata_form = schemas["DetectBatchForm"]["properties"]["metadata"]
+    assert metadata_form["contentMediaType"] == "application/json"
+    assert metadata_form["contentSchema"]["maxProperties"] == 16
+    assert schemas["DetectVideoForm"]["properties"]["metadata"] == metadata_form
     assert query["status"]["enum"] == ["pending", "processing", "completed", "failed", "cancelled"]
     assert query["kind"]["enum"] == ["batch", "video"]
     assert (query["limit"]["maximum"], query["limit"]["default"]) == (100, 20)

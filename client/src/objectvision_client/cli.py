@@ -161,6 +161,36 @@ def _counting_line(text: str) -> CountingLine:
     return CountingLine(name=name, start=(x1, y1), end=(x2, y2))
 
 
+def _metadata_pair(text: str) -> tuple[str, str]:
+    """`camera=north-gate` -> ('camera', 'north-gate'): one pair of a job's metadata (the
+    first `=` ends the key; the server judges the rest)."""
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE, e.g. camera=north-gate")
+    return key, value
+
+
+def _metadata(ctx: "Context") -> dict[str, str] | None:
+    """The --meta pairs as one mapping (None without any); a key given twice is a usage
+    error, as it could only mean one of its values."""
+    pairs: list[tuple[str, str]] = ctx.args.meta or []
+    metadata = dict(pairs)
+    if len(metadata) < len(pairs):
+        repeated = next(key for key, _ in pairs if sum(k == key for k, _ in pairs) > 1)
+        raise UsageError(f"--meta {repeated}=... is given twice; give each key once")
+    return metadata or None
+
+
+def _add_metadata_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(
+        "--meta",
+        action="append",
+        type=_metadata_pair,
+        metavar="KEY=VALUE",
+        help=f"{help_text} (repeat for more pairs)",
+    )
+
+
 def _counting_zone(text: str) -> CountingZone:
     """`queue:0,0,640,0,640,200` -> the zone named queue, the triangle with corners (0, 0),
     (640, 0) and (640, 200): x,y pairs, at least three of them."""
@@ -806,7 +836,7 @@ def _submit_groups(ctx: Context, client: Client, groups: Sequence[Sequence[Path]
     jobs: list[Job] = []
     for group in groups:
         try:
-            jobs.append(client.submit_batch(group, ctx.params()))
+            jobs.append(client.submit_batch(group, ctx.params(), metadata=_metadata(ctx)))
         except ObjectVisionError:
             if jobs:
                 sent = sum(job.total for job in jobs)
@@ -918,6 +948,7 @@ def cmd_detect_video(ctx: Context) -> int:
             track=ctx.args.track,
             lines=ctx.args.line,
             zones=ctx.args.zone,
+            metadata=_metadata(ctx),
         )
         video = job.video
         if video is not None:
@@ -981,6 +1012,9 @@ def cmd_jobs_show(ctx: Context) -> int:
         job = client.get_job(ctx.args.job_id)
     if not ctx.printed_json(job.raw):
         ctx.say(f"Job {job.job_id}: {job.status}, {job.processed}/{job.total} processed")
+        if job.metadata:
+            pairs = sorted(job.metadata.items())
+            ctx.say("Metadata: " + ", ".join(f"{key}={value}" for key, value in pairs))
         print(job_table(job), file=ctx.stdout)
     return EXIT_OK
 
@@ -1011,6 +1045,7 @@ def cmd_jobs_list(ctx: Context) -> int:
             offset=ctx.args.offset,
             status=ctx.args.status,
             kind=ctx.args.kind,
+            metadata=_metadata(ctx),
         )
     return ctx.show(_page_json(page), jobs_table(page.items), page)
 
@@ -1650,6 +1685,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=MAX_FILES_PER_JOB,
         help=f"images per job; larger folders become several jobs (default {MAX_FILES_PER_JOB})",
     )
+    _add_metadata_option(batch, "keep this pair with the job (its `metadata`)")
     _add_output_choice(batch)
     _add_detection_params(batch)
     batch.set_defaults(handler=cmd_batch)
@@ -1699,6 +1735,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="with --wait: save the annotated video (MP4) to PATH (a file, or a folder)",
     )
+    _add_metadata_option(video, "keep this pair with the job (its `metadata`)")
     _add_output_choice(video)
     _add_detection_params(video)
     video.set_defaults(handler=cmd_detect_video)
@@ -1710,6 +1747,7 @@ def build_parser() -> argparse.ArgumentParser:
     job_list.add_argument("--kind", choices=JOB_KINDS, help="only batch jobs or video jobs")
     job_list.add_argument("--limit", type=_positive_int, default=20, help="rows (default 20)")
     job_list.add_argument("--offset", type=_non_negative_int, default=0, help="rows to skip")
+    _add_metadata_option(job_list, "only jobs whose metadata holds this pair")
     _add_output_choice(job_list, table=True)
     job_list.set_defaults(handler=cmd_jobs_list)
     cancel = job_commands.add_parser(

@@ -330,6 +330,8 @@ class Job(_Answer):
     kind: str = "batch"
     video: VideoInfo | None = None
     error: str | None = None
+    # The caller's own key-value pairs given at submission.
+    metadata: dict[str, str] = Field(default_factory=dict)
 
     @property
     def done(self) -> bool:

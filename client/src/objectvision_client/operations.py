@@ -64,7 +64,8 @@ class Operation(Generic[T]):
     method: str
     path: str
     parse: Callable[[httpx.Response], T]
-    params: Mapping[str, str | int | float] | None = None
+    # A sequence value repeats the parameter (`metadata=a:1&metadata=b:2`).
+    params: Mapping[str, str | int | float | Sequence[str]] | None = None
     json: Any = None
     data: Mapping[str, str] | None = None
     files: Sequence[FilePart] | None = None
@@ -482,20 +483,29 @@ def detect_url(
     return Operation("POST", "/api/v1/detect/image", _json(DetectionResult.from_json), json=body)
 
 
+def _with_metadata(fields: dict[str, str], metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """A submission's form fields with the job's metadata, as the JSON the API reads."""
+    if metadata:
+        fields["metadata"] = json.dumps(dict(metadata))
+    return fields
+
+
 def submit_batch(
     images: Iterable[ImageSource],
     params: DetectionParams | None = None,
     *,
     idempotency_key: str | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Operation[Job]:
     """A new idempotency key per submission unless given, so a retried POST (after a 503)
-    never makes a second job."""
+    never makes a second job. `metadata`: your own key-value pairs, kept with the job and
+    given back in its answers and events (`Job.metadata`), and a filter of `list_jobs`."""
     files: list[FilePart] = [("files", read_image(image)) for image in images]
     return Operation(
         "POST",
         "/api/v1/detect/batch",
         _json(Job.from_json),
-        data=(params or DetectionParams()).form_fields(),
+        data=_with_metadata((params or DetectionParams()).form_fields(), metadata),
         files=files,
         headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex},
     )
@@ -511,6 +521,7 @@ def submit_video(
     lines: Sequence[CountingLine] | None = None,
     zones: Sequence[CountingZone] | None = None,
     idempotency_key: str | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Operation[Job]:
     """A video file (MP4, MOV or WebM) as a job sampling `fps` frames a second or `every`
     n-th frame (neither: the service default, 1 fps); with `track`, its objects are followed
@@ -521,7 +532,7 @@ def submit_video(
     `video.zone_counts` say who was in each (visited, peak, mean stay; also needs `track`).
     The file is read when the operation is built, so a retry sends the same bytes; a new
     idempotency key per submission unless given, so a retried POST never makes a second job.
-    Follow it with `wait_for_job`, read `video_frames`."""
+    `metadata` as for `submit_batch`. Follow it with `wait_for_job`, read `video_frames`."""
     fields = (params or DetectionParams()).form_fields()
     if fps is not None:
         fields["fps"] = repr(float(fps))
@@ -537,7 +548,7 @@ def submit_video(
         "POST",
         "/api/v1/detect/video",
         _json(Job.from_json),
-        data=fields,
+        data=_with_metadata(fields, metadata),
         files=[("file", read_image(video))],
         headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex},
     )
@@ -576,16 +587,23 @@ JOB_KINDS = ("batch", "video")
 
 
 def list_jobs(
-    *, limit: int = 20, offset: int = 0, status: str | None = None, kind: str | None = None
+    *,
+    limit: int = 20,
+    offset: int = 0,
+    status: str | None = None,
+    kind: str | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Operation[JobsPage]:
     """The caller's batch and video jobs, newest first, without their per-image items
     (`get_job` has them); only those in `status` (pending, processing, completed, failed,
-    cancelled) or of `kind` (batch, video) when given."""
-    params: dict[str, str | int] = {"limit": limit, "offset": offset}
+    cancelled), of `kind` (batch, video) or holding every pair of `metadata` when given."""
+    params: dict[str, str | int | list[str]] = {"limit": limit, "offset": offset}
     if status:
         params["status"] = status
     if kind:
         params["kind"] = kind
+    if metadata:
+        params["metadata"] = [f"{key}:{value}" for key, value in metadata.items()]
     return Operation("GET", "/api/v1/detect/jobs", _json(JobsPage.from_json), params=params)
 
 

@@ -6,7 +6,11 @@ Written twice, the two could drift apart and a request the gateway accepted woul
 it, or the other way round.
 """
 
+import re
+from collections.abc import Mapping
+
 from objectvision.v1 import common_pb2
+from objectvision_common.display_text import undisplayable
 from objectvision_common.errors import InvalidArgument
 
 # History pages: what a request that names no limit gets, and the most one page holds.
@@ -33,3 +37,39 @@ MAX_COUNTING_LINES = 16
 MAX_COUNTING_ZONES = 16
 MAX_ZONE_POINTS = 32
 MAX_COUNTING_NAME_CHARS = 64
+
+
+# A job's metadata (ADR 0045): the caller's own key-value pairs, kept with the job, echoed in
+# every answer and event about it, and a filter of the jobs list. Keys are identifiers, so a
+# filter `key:value` splits unambiguously; values are text a person reads back.
+MAX_JOB_METADATA_PAIRS = 16
+MAX_METADATA_KEY_CHARS = 64
+MAX_METADATA_VALUE_CHARS = 512
+METADATA_KEY_PATTERN = r"^[A-Za-z0-9_.-]+$"
+_METADATA_KEY = re.compile(METADATA_KEY_PATTERN)
+
+
+def checked_job_metadata(pairs: Mapping[str, str]) -> dict[str, str]:
+    """`pairs` as a job keeps them, or InvalidArgument naming the first pair beyond the
+    limits: at most MAX_JOB_METADATA_PAIRS, each key 1 to MAX_METADATA_KEY_CHARS letters,
+    digits, `_`, `.` or `-`, each value 1 to MAX_METADATA_VALUE_CHARS characters of text fit
+    to show (no control characters, line separators or bidirectional controls)."""
+    if len(pairs) > MAX_JOB_METADATA_PAIRS:
+        raise InvalidArgument(
+            f"metadata has {len(pairs)} keys; at most {MAX_JOB_METADATA_PAIRS} are kept"
+        )
+    for key, value in pairs.items():
+        if len(key) > MAX_METADATA_KEY_CHARS or not _METADATA_KEY.fullmatch(key):
+            raise InvalidArgument(
+                f"metadata key {key[:MAX_METADATA_KEY_CHARS]!r} must be 1 to"
+                f" {MAX_METADATA_KEY_CHARS} letters, digits, '_', '.' or '-'"
+            )
+        if not value.strip() or len(value) > MAX_METADATA_VALUE_CHARS:
+            raise InvalidArgument(
+                f"metadata value of {key!r} must be 1 to {MAX_METADATA_VALUE_CHARS} characters,"
+                " not blank"
+            )
+        problem = undisplayable(value)
+        if problem is not None:
+            raise InvalidArgument(f"metadata value of {key!r} must not hold {problem}")
+    return dict(pairs)

@@ -62,6 +62,7 @@ from objectvision_common.limits import (
     DEFAULT_PAGE_LIMIT,
     MAX_IDEMPOTENCY_KEY_CHARS,
     MAX_PAGE_LIMIT,
+    checked_job_metadata,
     page_bounds,
 )
 from objectvision_common.servicer import ServicerContext
@@ -177,6 +178,7 @@ def _job(view: jobs.JobView) -> detection_pb2.Job:
         updated_at=_timestamp(view.updated_at),
         model=view.model,
         model_version=view.model_version,
+        metadata=view.metadata,
     )
     if view.completed_at is not None:
         job.completed_at.CopyFrom(_timestamp(view.completed_at))
@@ -340,6 +342,7 @@ class DetectionServicer(RealtimeServicer):
         principal = self._principal(context)
         user_id = principal.user_id
         key = _idempotency_key(request.idempotency_key)
+        metadata = checked_job_metadata(request.metadata)
         accepted, refused = self._screen(request.images, request.refused)
         if key:
             # A retried submission gets its job back, even once the quota is used up.
@@ -371,6 +374,7 @@ class DetectionServicer(RealtimeServicer):
             idempotency_key=key or None,
             refused=refused,
             model=model_name,
+            metadata=metadata,
         )
         return _job(view)
 
@@ -388,6 +392,7 @@ class DetectionServicer(RealtimeServicer):
         user_id = self._user_id(context)
         limit, offset = page_bounds(request.page, default=DEFAULT_PAGE_LIMIT, most=MAX_PAGE_LIMIT)
         status, kind = _job_filter(request)
+        metadata = checked_job_metadata(request.metadata)
         async with self._sessions() as session:
             views, total = await jobs.list_jobs(
                 session=session,
@@ -396,6 +401,7 @@ class DetectionServicer(RealtimeServicer):
                 offset=offset,
                 status=status,
                 kind=kind,
+                metadata=metadata,
             )
         return detection_pb2.ListJobsResponse(
             jobs=[_job(view) for view in views], total=total, limit=limit, offset=offset
@@ -561,6 +567,7 @@ class DetectionServicer(RealtimeServicer):
             raise InvalidArgument("a video upload starts with its header")
         header = first.header
         key = _idempotency_key(header.idempotency_key)
+        metadata = checked_job_metadata(header.metadata)
         if header.size_bytes > limits.max_bytes:
             raise video_intake.too_large(header.size_bytes, limits)
         sampling = sampling_from(
@@ -621,6 +628,7 @@ class DetectionServicer(RealtimeServicer):
                 tracked=header.track,
                 lines=lines,
                 zones=zones,
+                metadata=metadata,
             )
         finally:
             scratch.unlink(missing_ok=True)

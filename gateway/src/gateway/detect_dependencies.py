@@ -16,7 +16,7 @@ they came.
 
 import asyncio
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -33,6 +33,7 @@ from gateway.image_urls import FETCHES_PER_BATCH, ImageUrlFetcher, url_filename
 from gateway.ratelimit import RateLimiter, limit_key
 from gateway.schemas.base import request_body_schema
 from gateway.schemas.detect import (
+    METADATA_EXAMPLE,
     Absent,
     DetectBatchForm,
     DetectBatchJson,
@@ -40,6 +41,7 @@ from gateway.schemas.detect import (
     DetectImageJson,
     DetectionParamsIn,
     ImageSourceIn,
+    JobMetadataIn,
 )
 from gateway.schemas.video import (
     CountingLinesIn,
@@ -49,11 +51,13 @@ from gateway.schemas.video import (
     VideoSamplingIn,
 )
 from objectvision.v1 import detection_pb2
-from objectvision_common.limits import MAX_IDEMPOTENCY_KEY_CHARS
+from objectvision_common.errors import InvalidArgument
+from objectvision_common.limits import MAX_IDEMPOTENCY_KEY_CHARS, checked_job_metadata
 from objectvision_common.sizes import readable_size
 
 T = TypeVar("T")
 Model = TypeVar("Model", bound=BaseModel)
+Item = TypeVar("Item")
 
 MAX_CLASS_NAME_CHARS = 100
 _MAX_SHOWN_FILENAME_CHARS = 100
@@ -322,6 +326,7 @@ class BatchUpload:
     refused: list[detection_pb2.RefusedImage]
     params: detection_pb2.DetectionParams
     idempotency_key: str
+    metadata: dict[str, str]
 
 
 async def _outcome(
@@ -389,12 +394,14 @@ async def batch_images(
         sent = _parsed(DetectBatchJson, body)
         _check_count(len(sent.images), "images", settings.max_batch_files)
         params = _detect_params(query, sent)
+        metadata = sent.metadata or {}
         await url_fetches.take(sent.images)
         outcomes = await _sources_outcomes(sent.images, fetcher, settings.max_upload_bytes)
     else:
         uploads = _files(body, "files")
         _check_count(len(uploads), "files", settings.max_batch_files)
         params = _detect_params(query, form)
+        metadata = _metadata(form.metadata)
         outcomes = [
             (
                 upload.filename,
@@ -413,7 +420,11 @@ async def batch_images(
             " several jobs",
         )
     return BatchUpload(
-        images=images, refused=refused, params=params, idempotency_key=idempotency_key or ""
+        images=images,
+        refused=refused,
+        params=params,
+        idempotency_key=idempotency_key or "",
+        metadata=metadata,
     )
 
 
@@ -424,8 +435,8 @@ BatchImages = Annotated[BatchUpload, Depends(batch_images)]
 class VideoFile:
     """One video, still spooled by Starlette (never whole in memory), with the parameters,
     the frame sampling, whether to track objects, the lines to count them crossing and the
-    zones to name and count them in (none: no counting) and the submission's idempotency key
-    ("" for none)."""
+    zones to name and count them in (none: no counting), the submission's idempotency key
+    ("" for none) and the job's metadata."""
 
     file: UploadFile
     size_bytes: int
@@ -435,6 +446,7 @@ class VideoFile:
     idempotency_key: str
     lines: Sequence[detection_pb2.CountingLine] = ()
     zones: Sequence[detection_pb2.CountingZone] = ()
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 def _sampling(query: VideoSamplingIn, form: VideoSamplingIn) -> detection_pb2.VideoSampling:
@@ -447,39 +459,50 @@ def _sampling(query: VideoSamplingIn, form: VideoSamplingIn) -> detection_pb2.Vi
 
 _LINES_EXAMPLE = '[{"name": "gate", "start": [0, 360], "end": [1280, 360]}]'
 _ZONES_EXAMPLE = '[{"name": "queue", "polygon": [[0, 0], [640, 0], [640, 200], [0, 200]]}]'
-RegionIn = TypeVar("RegionIn")
+
+
+def _json_form_field(name: str, text: str, model: type[RootModel[Item]], example: str) -> Item:
+    """A form field's JSON text read as `model`; 422 at body.<name> (or inside it) for text
+    that is not JSON, or JSON in the wrong shape or beyond the limits."""
+    try:
+        return model.model_validate_json(text).root
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False)
+        if any(error["type"] == "json_invalid" for error in errors):
+            raise ApiError.invalid(
+                ["body", name], f"is not valid JSON; give one such as {example}"
+            ) from None
+        raise validation_error(
+            [{**error, "loc": ("body", name, *error["loc"])} for error in errors]
+        ) from None
 
 
 def _counting_regions(
-    field: str,
+    name: str,
     text: str | None,
-    regions: type[RootModel[list[RegionIn]]],
+    regions: type[RootModel[list[Item]]],
     *,
     track: bool,
     example: str,
-) -> list[RegionIn]:
+) -> list[Item]:
     """A JSON form field of counting regions (`lines`, `zones`) read as `regions`; none when
-    absent. 422 at body.<field> (or inside it) for text that is not JSON, regions in the
-    wrong shape or beyond the limits, or regions without tracking: a crossing, a visit and a
+    absent. 422 at body.<name> also for regions without tracking: a crossing, a visit and a
     stay are each one tracked object's."""
     if text is None:
         return []
     if not track:
         raise ApiError.invalid(
-            ["body", field], f"counting {field} need track=true: only tracked objects are counted"
+            ["body", name], f"counting {name} need track=true: only tracked objects are counted"
         )
-    try:
-        parsed = regions.model_validate_json(text)
-    except ValidationError as exc:
-        errors = exc.errors(include_input=False)
-        if any(error["type"] == "json_invalid" for error in errors):
-            raise ApiError.invalid(
-                ["body", field], f"is not valid JSON; give an array such as {example}"
-            ) from None
-        raise validation_error(
-            [{**error, "loc": ("body", field, *error["loc"])} for error in errors]
-        ) from None
-    return parsed.root
+    return _json_form_field(name, text, regions, example)
+
+
+def _metadata(text: str | None) -> dict[str, str]:
+    """A multipart form's `metadata` field (JSON text) as the job's metadata; none when
+    absent."""
+    if text is None:
+        return {}
+    return _json_form_field("metadata", text, JobMetadataIn, METADATA_EXAMPLE)
 
 
 async def video_upload(
@@ -501,6 +524,7 @@ async def video_upload(
         sampling=_sampling(query, form),
         track=track,
         idempotency_key=idempotency_key or "",
+        metadata=_metadata(form.metadata),
         lines=[
             line.to_proto()
             for line in _counting_regions(
@@ -517,6 +541,34 @@ async def video_upload(
 
 
 VideoUpload = Annotated[VideoFile, Depends(video_upload)]
+
+
+async def metadata_filter(
+    metadata: Annotated[
+        list[str] | Absent,
+        Query(
+            description="Only jobs whose metadata holds this pair, as `key:value` (the first "
+            "`:` ends the key); repeat it to ask for several pairs at once.",
+        ),
+    ] = None,
+) -> dict[str, str]:
+    """The `metadata=key:value` filters of the jobs list as the pairs a job must hold; 422 at
+    query.metadata for one without `:`, a key given twice or pairs beyond the limits."""
+    wanted: dict[str, str] = {}
+    for pair in metadata or ():
+        key, colon, value = pair.partition(":")
+        if not colon:
+            raise ApiError.invalid(["query", "metadata"], f"give key:value, not {pair[:80]!r}")
+        if key in wanted:
+            raise ApiError.invalid(["query", "metadata"], f"key {key[:80]!r} given twice")
+        wanted[key] = value
+    try:
+        return checked_job_metadata(wanted)
+    except InvalidArgument as error:
+        raise ApiError.invalid(["query", "metadata"], error.message) from None
+
+
+MetadataFilter = Annotated[dict[str, str], Depends(metadata_filter)]
 
 
 def _timestamp(value: datetime | None, name: str) -> Timestamp | None:

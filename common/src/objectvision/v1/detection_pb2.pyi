@@ -277,7 +277,14 @@ class JobItem(_message.Message):
     def __init__(self, filename: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., detection_id: _Optional[str] = ..., error: _Optional[str] = ..., object_count: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "status", "total", "processed", "failed", "items", "created_at", "updated_at", "completed_at", "model", "model_version", "kind", "video", "error")
+    __slots__ = ("id", "status", "total", "processed", "failed", "items", "created_at", "updated_at", "completed_at", "model", "model_version", "kind", "video", "error", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
@@ -292,6 +299,7 @@ class Job(_message.Message):
     KIND_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     id: str
     status: JobStatus
     total: int
@@ -306,19 +314,29 @@ class Job(_message.Message):
     kind: str
     video: VideoInfo
     error: str
-    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., items: _Optional[_Iterable[_Union[JobItem, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model: _Optional[str] = ..., model_version: _Optional[str] = ..., kind: _Optional[str] = ..., video: _Optional[_Union[VideoInfo, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., items: _Optional[_Iterable[_Union[JobItem, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model: _Optional[str] = ..., model_version: _Optional[str] = ..., kind: _Optional[str] = ..., video: _Optional[_Union[VideoInfo, _Mapping]] = ..., error: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("images", "params", "idempotency_key", "refused")
+    __slots__ = ("images", "params", "idempotency_key", "refused", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     REFUSED_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     images: _containers.RepeatedCompositeFieldContainer[ImageInput]
     params: DetectionParams
     idempotency_key: str
     refused: _containers.RepeatedCompositeFieldContainer[RefusedImage]
-    def __init__(self, images: _Optional[_Iterable[_Union[ImageInput, _Mapping]]] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., refused: _Optional[_Iterable[_Union[RefusedImage, _Mapping]]] = ...) -> None: ...
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, images: _Optional[_Iterable[_Union[ImageInput, _Mapping]]] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., refused: _Optional[_Iterable[_Union[RefusedImage, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RefusedImage(_message.Message):
     __slots__ = ("filename", "reason")
@@ -335,14 +353,23 @@ class GetJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("page", "status", "kind")
+    __slots__ = ("page", "status", "kind", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     PAGE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     page: _common_pb2.Page
     status: JobStatus
     kind: str
-    def __init__(self, page: _Optional[_Union[_common_pb2.Page, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., kind: _Optional[str] = ...) -> None: ...
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, page: _Optional[_Union[_common_pb2.Page, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., kind: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs", "total", "limit", "offset")
@@ -469,7 +496,14 @@ class VideoSampling(_message.Message):
     def __init__(self, fps: _Optional[float] = ..., every: _Optional[int] = ...) -> None: ...
 
 class VideoUploadHeader(_message.Message):
-    __slots__ = ("filename", "params", "sampling", "idempotency_key", "size_bytes", "track", "lines", "zones")
+    __slots__ = ("filename", "params", "sampling", "idempotency_key", "size_bytes", "track", "lines", "zones", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
@@ -478,6 +512,7 @@ class VideoUploadHeader(_message.Message):
     TRACK_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
     ZONES_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     filename: str
     params: DetectionParams
     sampling: VideoSampling
@@ -486,7 +521,8 @@ class VideoUploadHeader(_message.Message):
     track: bool
     lines: _containers.RepeatedCompositeFieldContainer[CountingLine]
     zones: _containers.RepeatedCompositeFieldContainer[CountingZone]
-    def __init__(self, filename: _Optional[str] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., size_bytes: _Optional[int] = ..., track: _Optional[bool] = ..., lines: _Optional[_Iterable[_Union[CountingLine, _Mapping]]] = ..., zones: _Optional[_Iterable[_Union[CountingZone, _Mapping]]] = ...) -> None: ...
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, filename: _Optional[str] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., size_bytes: _Optional[int] = ..., track: _Optional[bool] = ..., lines: _Optional[_Iterable[_Union[CountingLine, _Mapping]]] = ..., zones: _Optional[_Iterable[_Union[CountingZone, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class VideoUpload(_message.Message):
     __slots__ = ("header", "chunk")

@@ -142,18 +142,27 @@ class AccountStatusChanged(_message.Message):
     def __init__(self, email: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class JobProgress(_message.Message):
-    __slots__ = ("job_id", "total", "processed", "failed", "counts")
+    __slots__ = ("job_id", "total", "processed", "failed", "counts", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     PROCESSED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
     COUNTS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     total: int
     processed: int
     failed: int
     counts: LiveCounts
-    def __init__(self, job_id: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., counts: _Optional[_Union[LiveCounts, _Mapping]] = ...) -> None: ...
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, job_id: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., counts: _Optional[_Union[LiveCounts, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class LiveCounts(_message.Message):
     __slots__ = ("line_counts", "zone_counts")
@@ -164,7 +173,7 @@ class LiveCounts(_message.Message):
     def __init__(self, line_counts: _Optional[_Iterable[_Union[_detection_pb2.LineCount, _Mapping]]] = ..., zone_counts: _Optional[_Iterable[_Union[_detection_pb2.ZoneCount, _Mapping]]] = ...) -> None: ...
 
 class JobFinished(_message.Message):
-    __slots__ = ("job_id", "status", "total", "processed", "failed", "class_counts", "error", "kind", "line_counts", "zone_counts")
+    __slots__ = ("job_id", "status", "total", "processed", "failed", "class_counts", "error", "kind", "line_counts", "zone_counts", "metadata")
     class ClassCountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +181,13 @@ class JobFinished(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
@@ -182,6 +198,7 @@ class JobFinished(_message.Message):
     KIND_FIELD_NUMBER: _ClassVar[int]
     LINE_COUNTS_FIELD_NUMBER: _ClassVar[int]
     ZONE_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     status: str
     total: int
@@ -192,7 +209,8 @@ class JobFinished(_message.Message):
     kind: str
     line_counts: _containers.RepeatedCompositeFieldContainer[_detection_pb2.LineCount]
     zone_counts: _containers.RepeatedCompositeFieldContainer[_detection_pb2.ZoneCount]
-    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., class_counts: _Optional[_Mapping[str, int]] = ..., error: _Optional[str] = ..., kind: _Optional[str] = ..., line_counts: _Optional[_Iterable[_Union[_detection_pb2.LineCount, _Mapping]]] = ..., zone_counts: _Optional[_Iterable[_Union[_detection_pb2.ZoneCount, _Mapping]]] = ...) -> None: ...
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., class_counts: _Optional[_Mapping[str, int]] = ..., error: _Optional[str] = ..., kind: _Optional[str] = ..., line_counts: _Optional[_Iterable[_Union[_detection_pb2.LineCount, _Mapping]]] = ..., zone_counts: _Optional[_Iterable[_Union[_detection_pb2.ZoneCount, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Webhook(_message.Message):
     __slots__ = ("id", "url", "events", "created_at", "api_key_id", "previous_secret_expires_at")

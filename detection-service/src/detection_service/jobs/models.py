@@ -60,6 +60,9 @@ jobs = sa.Table(
     # that answered its items.
     sa.Column("model", sa.Text),
     sa.Column("model_version", sa.Text),
+    # The caller's own key-value pairs (ADR 0045): echoed in the job's answers and events,
+    # and matched by containment (`@>`) when the jobs list filters by them.
+    sa.Column("metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.CheckConstraint("kind IN ('batch', 'video')", name="kind"),
     sa.CheckConstraint(
         "status IN ('pending', 'processing', 'completed', 'failed', 'cancelled')", name="status"
@@ -79,6 +82,12 @@ jobs = sa.Table(
     ),
     # An account's latest start (ADR 0044).
     sa.Index("ix_jobs_user_started", "user_id", "started_at"),
+    sa.Index(
+        "ix_jobs_metadata",
+        "metadata",
+        postgresql_using="gin",
+        postgresql_ops={"metadata": "jsonb_path_ops"},
+    ),
     # A user's jobs, newest first; the id breaks ties between equal timestamps.
     sa.Index("ix_jobs_user_created", "user_id", sa.text("created_at DESC"), sa.text("id DESC")),
 )

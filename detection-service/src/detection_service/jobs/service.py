@@ -13,8 +13,8 @@ takes the same locks in the same order.
 import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,8 @@ class JobView:
     # The model the job runs with and the version that answered its items ("" if none yet).
     model: str = ""
     model_version: str = ""
+    # The caller's own key-value pairs given at submission (ADR 0045).
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ def _job_view(job: sa.Row[Any], *, items: list[JobItemView], video: VideoView | 
         error=job.error,
         model=job.model or "",
         model_version=job.model_version or "",
+        metadata=dict(job.metadata),
     )
 
 
@@ -184,9 +187,10 @@ async def list_jobs(
     offset: int,
     status: str | None = None,
     kind: str | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> tuple[list[JobView], int]:
-    """One page of the user's jobs, newest first (of one `status` and `kind` when given),
-    and how many match in all.
+    """One page of the user's jobs, newest first (of one `status` and `kind` when given, and
+    whose metadata holds every pair of `metadata`), and how many match in all.
 
     Without items: a page of batch jobs could hold limit x MAX_BATCH_FILES of them, and a
     list is for finding a job, whose items `get_job` reads. A video job keeps its video (one
@@ -196,6 +200,8 @@ async def list_jobs(
         conditions.append(jobs.c.status == status)
     if kind is not None:
         conditions.append(jobs.c.kind == kind)
+    if metadata:
+        conditions.append(jobs.c.metadata.contains(dict(metadata)))
     total = await session.scalar(sa.select(sa.func.count()).select_from(jobs).where(*conditions))
     rows = (
         await session.execute(
@@ -389,6 +395,7 @@ async def submit_job(
     idempotency_key: str | None,
     refused: Sequence[Refusal] = (),
     model: str | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> JobView:
     """Store the uploads and the job, then put the job on the stream.
 
@@ -423,6 +430,7 @@ async def submit_job(
         idempotency_key=idempotency_key,
         objects=[upload.data for _, upload in uploads],
         write_rows=write_items,
+        metadata=metadata,
     )
 
 
@@ -477,6 +485,7 @@ async def submit_new_job(
     idempotency_key: str | None,
     objects: Sequence[bytes | Path],
     write_rows: JobRowsWriter,
+    metadata: Mapping[str, str] | None = None,
 ) -> JobView:
     """A new job of any kind: its pending `jobs` row and the kind's own rows (`write_rows`)
     committed as one step with its stored `objects`, then the job put on the stream.
@@ -511,6 +520,7 @@ async def submit_new_job(
                 failed=refused,
                 params=options.to_json(),
                 model=model,
+                metadata=dict(metadata or {}),
                 idempotency_key=idempotency_key or None,
                 created_at=now,
                 updated_at=now,
@@ -692,7 +702,7 @@ async def count_progress(
 ) -> sa.Row[Any]:
     """Move the job's counters by `processed` (of which `failed`), note the model version
     that answered (if any), and stage one job.progress event; returns the new
-    (total, processed, failed). `grow_total`: a video's total is the probe's estimate,
+    (total, processed, failed, metadata). `grow_total`: a video's total is the probe's estimate,
     raised so that progress never reports more than 100 %. `counts`: a running video job's
     line and zone counts so far, carried by the event (JobProgress.counts)."""
     values: dict[str, object] = {
@@ -709,7 +719,7 @@ async def count_progress(
             sa.update(jobs)
             .where(jobs.c.id == job_id)
             .values(values)
-            .returning(jobs.c.total, jobs.c.processed, jobs.c.failed)
+            .returning(jobs.c.total, jobs.c.processed, jobs.c.failed, jobs.c.metadata)
         )
     ).one()
     await outbox.add_job_progress(
@@ -721,6 +731,7 @@ async def count_progress(
             total=moved.total,
             processed=moved.processed,
             failed=moved.failed,
+            metadata=moved.metadata,
             counts=(
                 notification_pb2.LiveCounts(
                     line_counts=line_counts_reply(counts[0]),
@@ -855,6 +866,7 @@ async def stage_job_finished(
     line_counts, zone_counts = (
         await job_counts(session=session, job_id=job_id) if video else ([], [])
     )
+    metadata = await session.scalar(sa.select(jobs.c.metadata).where(jobs.c.id == job_id))
     await outbox.add_job_finished(
         session,
         user_id=user_id,
@@ -870,6 +882,7 @@ async def stage_job_finished(
             kind=KIND_VIDEO if video else "",
             line_counts=line_counts_reply(line_counts),
             zone_counts=zone_counts_reply(zone_counts),
+            metadata=metadata or {},
         ),
     )
 

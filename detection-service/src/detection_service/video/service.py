@@ -11,6 +11,7 @@ exactly once.
 """
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -136,6 +137,7 @@ async def submit_video_job(
     tracked: bool = False,
     lines: tuple[CountingLine, ...] = (),
     zones: tuple[CountingZone, ...] = (),
+    metadata: Mapping[str, str] | None = None,
 ) -> jobs_service.JobView:
     """Take the checked upload into storage, commit the job, then put it on the job stream.
 
@@ -175,6 +177,7 @@ async def submit_video_job(
         idempotency_key=idempotency_key,
         objects=[scratch],
         write_rows=write_video,
+        metadata=metadata,
     )
 
 

@@ -33,6 +33,7 @@ from gateway.detect_dependencies import (
     IMAGE_JSON_BODY,
     BatchImages,
     HistoryFilterQuery,
+    MetadataFilter,
     OneImage,
 )
 from gateway.errors import error_responses
@@ -139,6 +140,7 @@ async def submit_batch(
             params=batch.params,
             idempotency_key=batch.idempotency_key,
             refused=batch.refused,
+            metadata=batch.metadata,
         ),
     )
     return accepted_job(response, job)
@@ -151,6 +153,7 @@ async def submit_batch(
 )
 async def list_jobs(
     upstream: ResultsReadUpstream,
+    metadata: MetadataFilter,
     status: Annotated[JobStatus | Absent, Query(description="Only jobs in this status.")] = None,
     kind: Annotated[
         JobKind | Absent, Query(description="Only batch jobs (images) or only video jobs.")
@@ -159,13 +162,17 @@ async def list_jobs(
     offset: PageOffset = 0,
 ) -> JobListOut:
     """Batch and video jobs alike, each as GET /detect/jobs/{job_id} shows it but without
-    its per-image `items` (up to MAX_BATCH_FILES a job): read one job for those."""
+    its per-image `items` (up to MAX_BATCH_FILES a job): read one job for those.
+
+    `metadata=camera:north-gate` keeps the jobs submitted with that pair in their metadata
+    (ADR 0045); several such filters keep the jobs that hold them all."""
     listed = await upstream.call(
         upstream.detection.ListJobs,
         detection_pb2.ListJobsRequest(
             page=common_pb2.Page(limit=limit, offset=offset),
             status=JOB_STATUS_NUMBERS[status] if status else detection_pb2.JOB_STATUS_UNSPECIFIED,
             kind=kind or "",
+            metadata=metadata,
         ),
     )
     return JobListOut.from_proto(listed)

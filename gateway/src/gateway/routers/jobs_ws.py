@@ -73,9 +73,15 @@ _REFUSED_CREDENTIALS = frozenset(
 )
 
 
-def _job_counts(job: notification_pb2.JobProgress | notification_pb2.JobFinished) -> dict[str, int]:
-    """The counts progress and the final event both report, under the same keys."""
-    return {"total": job.total, "processed": job.processed, "failed": job.failed}
+def _job_fields(job: notification_pb2.JobProgress | notification_pb2.JobFinished) -> dict[str, Any]:
+    """What progress and the final event both report, under the same keys: the counts and
+    the job's metadata (ADR 0045)."""
+    return {
+        "total": job.total,
+        "processed": job.processed,
+        "failed": job.failed,
+        "metadata": dict(sorted(job.metadata.items())),
+    }
 
 
 def _as_dicts(messages: Iterable[Message]) -> list[dict[str, Any]]:
@@ -97,7 +103,7 @@ def event_message(event: notification_pb2.Event) -> dict[str, Any]:
     }
     if event.HasField("job_progress"):
         progress = event.job_progress
-        message.update(job_id=progress.job_id, **_job_counts(progress))
+        message.update(job_id=progress.job_id, **_job_fields(progress))
         if progress.HasField("counts"):
             # A counting video job's counts so far (every few seconds, not on every event).
             message.update(
@@ -109,7 +115,7 @@ def event_message(event: notification_pb2.Event) -> dict[str, Any]:
         message.update(
             job_id=finished.job_id,
             status=finished.status,
-            **_job_counts(finished),
+            **_job_fields(finished),
             class_counts=dict(finished.class_counts),
             line_counts=_as_dicts(finished.line_counts),
             zone_counts=_as_dicts(finished.zone_counts),

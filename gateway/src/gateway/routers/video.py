@@ -44,6 +44,7 @@ async def _upload_messages(video: VideoFile) -> AsyncIterator[detection_pb2.Vide
         track=video.track,
         lines=video.lines,
         zones=video.zones,
+        metadata=video.metadata,
     )
     yield detection_pb2.VideoUpload(header=header)
     await video.file.seek(0)

@@ -21,15 +21,30 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    RootModel,
     StringConstraints,
     WithJsonSchema,
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from gateway.schemas.base import UNICODE_TEXT, ApiModel, PageOut, optional_datetime, to_datetime
+from gateway.schemas.base import (
+    DISPLAY_TEXT_PATTERN,
+    UNICODE_TEXT,
+    ApiModel,
+    PageOut,
+    optional_datetime,
+    request_body_schema,
+    to_datetime,
+)
 from objectvision.v1 import detection_pb2
-from objectvision_common.limits import MAX_DETECTIONS_LIMIT
+from objectvision_common.limits import (
+    MAX_DETECTIONS_LIMIT,
+    MAX_JOB_METADATA_PAIRS,
+    MAX_METADATA_KEY_CHARS,
+    MAX_METADATA_VALUE_CHARS,
+    METADATA_KEY_PATTERN,
+)
 from objectvision_common.public_urls import MAX_URL_LENGTH
 
 T = TypeVar("T")
@@ -120,6 +135,49 @@ class DetectionParamsIn(BaseModel):
 
 STORE_DESCRIPTION = "Keep the image and its objects in the caller's history (default true)."
 
+# A job's metadata (ADR 0045), under the limits detection-service checks again.
+MetadataKey = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=MAX_METADATA_KEY_CHARS, pattern=METADATA_KEY_PATTERN
+    ),
+]
+MetadataValue = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=MAX_METADATA_VALUE_CHARS, pattern=DISPLAY_TEXT_PATTERN
+    ),
+    UNICODE_TEXT,
+]
+JobMetadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_JOB_METADATA_PAIRS)]
+METADATA_DESCRIPTION = (
+    "Your own key-value pairs, kept with the job and given back in its answers, its WebSocket "
+    "messages and its webhooks (`data.metadata`), and a filter of GET /detect/jobs (ADR 0045): "
+    f'an object such as `{{"camera": "north-gate", "order": "A-1042"}}`, at most '
+    f"{MAX_JOB_METADATA_PAIRS} keys of 1 to {MAX_METADATA_KEY_CHARS} letters, digits, `_`, `.` "
+    f"or `-`, each value a string of 1 to {MAX_METADATA_VALUE_CHARS} characters."
+)
+METADATA_EXAMPLE = '{"camera": "north-gate"}'
+
+
+class JobMetadataIn(RootModel[JobMetadata]):
+    """A job's metadata as a multipart form sends it: JSON text of one object of strings."""
+
+    model_config = ConfigDict(strict=True)
+
+
+def metadata_form_field() -> Any:
+    """The `metadata` field of a multipart form: text, read as JSON by
+    gateway.detect_dependencies, so that its own 422 can say that the JSON is wrong."""
+    return Field(
+        default=None,
+        description=f"{METADATA_DESCRIPTION} JSON text in a form field.",
+        json_schema_extra={
+            "contentMediaType": "application/json",
+            "contentSchema": request_body_schema(JobMetadataIn),
+        },
+    )
+
 
 class _UploadForm(DetectionParamsIn):
     # A misspelt field fails loudly instead of being ignored, and the schema says so.
@@ -149,6 +207,7 @@ class DetectBatchForm(_UploadForm):
     files: list[UploadFile] | Absent = Field(
         default=None, description="The images, one `files` part each: JPEG, PNG, WebP or BMP."
     )
+    metadata: str | Absent = metadata_form_field()
 
 
 # `data:image/png;base64,` before the base64 itself, as browsers' FileReader writes it.
@@ -224,6 +283,7 @@ class DetectBatchJson(DetectionParamsIn):
         description='The images, each `{"url": ...}` or `{"image_base64": ...}`, '
         "either with an optional `filename`."
     )
+    metadata: JobMetadata | Absent = Field(default=None, description=METADATA_DESCRIPTION)
 
 
 class BoundingBoxOut(ApiModel):
@@ -588,6 +648,11 @@ class JobSummaryOut(ApiModel):
     model_version: str | None = Field(
         default=None, description="The model version that answered its items; null until one did."
     )
+    metadata: dict[str, str] = Field(
+        default_factory=dict,
+        description="The key-value pairs given at submission (ADR 0045), keys in "
+        "alphabetical order.",
+    )
 
     @staticmethod
     def fields_of(job: detection_pb2.Job) -> dict[str, Any]:
@@ -599,6 +664,7 @@ class JobSummaryOut(ApiModel):
             "error": job.error or None,
             "model": job.model or None,
             "model_version": job.model_version or None,
+            "metadata": dict(sorted(job.metadata.items())),
             "job_id": job.id,
             "status": _status(_JOB_STATUSES, job.status, "job"),
             "total": job.total,

@@ -9,7 +9,12 @@ from fastapi import UploadFile
 from pydantic import ConfigDict, Field, RootModel, model_validator
 
 from gateway.schemas.base import DISPLAY_TEXT_PATTERN, UNICODE_TEXT, ApiModel, request_body_schema
-from gateway.schemas.detect import Absent, DetectedObjectOut, DetectionParamsIn
+from gateway.schemas.detect import (
+    Absent,
+    DetectedObjectOut,
+    DetectionParamsIn,
+    metadata_form_field,
+)
 from objectvision.v1 import detection_pb2
 from objectvision_common.limits import (
     MAX_COUNTING_LINES,
@@ -215,6 +220,7 @@ class DetectVideoForm(VideoOptionsIn):
             "contentSchema": request_body_schema(CountingZonesIn),
         },
     )
+    metadata: str | Absent = metadata_form_field()
 
 
 class LineCrossingOut(ApiModel):

@@ -57,6 +57,7 @@ def _progress_snapshot(job: detection_pb2.Job, user_id: str) -> notification_pb2
             total=job.total,
             processed=job.processed,
             failed=job.failed,
+            metadata=job.metadata,
             counts=(
                 notification_pb2.LiveCounts(
                     line_counts=job.video.line_counts, zone_counts=job.video.zone_counts
@@ -93,6 +94,7 @@ def _final_from_job(job: detection_pb2.Job, user_id: str) -> notification_pb2.Ev
             total=job.total,
             processed=job.processed,
             failed=job.failed,
+            metadata=job.metadata,
         ),
     )
     event.occurred_at.CopyFrom(job.completed_at if job.HasField("completed_at") else job.updated_at)

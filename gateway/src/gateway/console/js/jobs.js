@@ -30,6 +30,8 @@ export function normaliseJob(raw, previous = {}) {
     video: raw.video ?? withCountsSoFar(previous.video ?? null, raw),
     error: raw.error ?? previous.error ?? null,
     createdAt: raw.created_at ?? previous.createdAt ?? null,
+    // The caller's own key-value pairs given at submission (ADR 0045); never changes.
+    metadata: raw.metadata ?? previous.metadata ?? {},
   };
 }
 

@@ -492,6 +492,14 @@ function renderJob(job) {
   if (job.kind === "video") byId("job-exports").hidden = true;
   byId("batch-title").textContent = job.kind === "video" ? "Video job" : "Batch job";
   renderVideoJob(byId("job-video"), job);
+  renderJobMetadata(byId("job-metadata"), job.metadata);
+}
+
+/** The job's own key-value pairs (ADR 0045), as text: they are the caller's, never markup. */
+function renderJobMetadata(list, metadata) {
+  const pairs = Object.entries(metadata ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  list.hidden = pairs.length === 0;
+  list.replaceChildren(...pairs.flatMap(([key, value]) => [el("dt", {}, key), el("dd", {}, value)]));
 }
 
 // Blob URLs of the batch's thumbnails, released when the list is rebuilt.
