@@ -10,8 +10,9 @@ tritonclient, and the two wheels alone are 69 MB. What travels instead (~49 MiB)
   libpython 3.13, not the other stubs), xz-compressed: ~25 MB of the wheel's 55;
 - `site.tar.xz`: tritonclient without its HTTP client and perf_analyzer binaries (14 MB less),
   the python-rapidjson and protobuf it needs, opentelemetry-api and redis (imported by the
-  detection path), and pydantic-settings with pydantic and grpcio's health and reflection
-  services (the realtime role's server), for the box's Python, put first on its PYTHONPATH;
+  detection path), and pydantic-settings with pydantic, grpcio's health and reflection
+  services and landlock (the realtime role's server), for the box's Python, put first on its
+  PYTHONPATH;
 - `stub-numpy.tar.xz`: numpy 1.26 (tests left out) for the Triton stub's own environment:
   the tritonserver 2.51 stub misreads BYTES inputs (the encoded images) under numpy 2, which
   the box's Python has; gpu.sh makes a venv holding it in front of the box's packages.
@@ -56,6 +57,29 @@ CLIENT_WHEELS = (
     "typing-extensions==4.16.0",
     "grpcio-health-checking==1.81.1",
     "grpcio-reflection==1.81.1",
+    # The annotation sandbox's confinement (ADR 0043), imported by the detector's assembly
+    # though the benchmark draws nothing: pure Python, 8 KB.
+    "landlock==1.0.0.dev5",
+)
+# What the GPU box's own Python has, as importable names: the list of it and what the
+# detection path imported there on 2026-12-04 (tritonclient's ml_dtypes and packaging, the
+# service's prometheus_client). The realtime role must start with these and the kit alone
+# (bench/tests/test_gpu_kit.py).
+ON_THE_BOX = frozenset(
+    {
+        "numpy",
+        "cv2",
+        "grpc",
+        "onnx",
+        "onnxruntime",
+        "torch",
+        "torchvision",
+        "cupy",
+        "psutil",
+        "ml_dtypes",
+        "packaging",
+        "prometheus_client",
+    }
 )
 STUB_NUMPY = "numpy==1.26.4"
 PLATFORMS = (

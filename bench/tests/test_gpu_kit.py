@@ -1,10 +1,15 @@
 """bench/gpu_kit.py's trimming, on small wheels built here with the real wheels' layout."""
 
+import subprocess
+import sys
 import tarfile
 import zipfile
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
-from bench.gpu_kit import trim_server, unpack_client
+from packaging.utils import canonicalize_name
+
+from bench.gpu_kit import CLIENT_WHEELS, ON_THE_BOX, trim_server, unpack_client
 
 SERVER_FILES = {
     "pytriton/__init__.py": False,
@@ -75,3 +80,66 @@ def test_client_takes_the_grpc_part_of_tritonclient_and_all_of_the_rest(tmp_path
         # The other wheels keep their metadata: opentelemetry-api's entry points live there.
         "python_rapidjson-1.25.dist-info/METADATA",
     }
+
+
+# Imports the realtime role (ADR 0019) as bench/gpu.sh starts it on the GPU box, where only the
+# standard library, the repository's own packages, the box's Python and the kit are there:
+# every other import is refused, as it would fail there.
+_ON_THE_BOX_ONLY = """
+import importlib, importlib.abc, sys
+
+allowed = set(sys.argv[1:])
+
+class OnlyTheBox(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        top = name.split(".")[0]
+        if top in allowed or top in sys.stdlib_module_names or top.startswith("_"):
+            return None
+        raise ImportError(f"{name}: not on the GPU box, and the kit does not carry it")
+
+sys.meta_path.insert(0, OnlyTheBox())
+importlib.import_module("detection_service.realtime.server")
+print("started")
+"""
+OWN_PACKAGES = (
+    "detection_service",
+    "objectvision",
+    "objectvision_common",
+    "objectvision_inference",
+)
+
+
+def _kit_modules() -> set[str]:
+    """The importable names the kit's client wheels install (as this environment has them)."""
+    wanted = {canonicalize_name(requirement.split("==")[0]) for requirement in CLIENT_WHEELS}
+    return {
+        module
+        for module, distributions in packages_distributions().items()
+        if any(canonicalize_name(name) in wanted for name in distributions)
+    }
+
+
+def _start_on_the_box(allowed: set[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _ON_THE_BOX_ONLY, *sorted(allowed)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_realtime_role_starts_with_the_gpu_box_and_the_kit_alone() -> None:
+    """What bench/gpu.sh's service stage needs: a library the role imports that neither the box
+    nor the kit has (as supervision once was) would cost a device lease to find."""
+    allowed = set(ON_THE_BOX) | _kit_modules() | set(OWN_PACKAGES)
+    answer = _start_on_the_box(allowed)
+    assert answer.returncode == 0, answer.stderr[-2000:]
+    assert answer.stdout.strip() == "started"
+
+
+def test_the_box_check_refuses_a_library_the_kit_lacks() -> None:
+    """Without landlock in the kit the role cannot start there (so the test before can fail)."""
+    allowed = set(ON_THE_BOX) | (_kit_modules() - {"landlock"}) | set(OWN_PACKAGES)
+    answer = _start_on_the_box(allowed)
+    assert answer.returncode != 0
+    assert "landlock: not on the GPU box" in answer.stderr

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
-import supervision as sv
 
 from detection_service.pipeline.types import DetectedObject
 from detection_service.tracking.regions import Point, check_inside, check_names, check_numbers
@@ -122,6 +121,10 @@ class LineCounter:
     """One video's crossings of its lines; not shared between videos or threads."""
 
     def __init__(self, lines: Sequence[CountingLine]) -> None:
+        # Imported here, as tracking.tracker says why.
+        import supervision as sv
+
+        self._detections = sv.Detections
         self.lines = tuple(lines)
         self._zones = [
             sv.LineZone(
@@ -146,7 +149,7 @@ class LineCounter:
         Objects without a track id (not yet confirmed) take no part; an empty frame still
         counts as a frame, so that an object out of sight for long is forgotten."""
         tracked = [o for o in objects if o.track_id is not None]
-        detections = sv.Detections(
+        detections = self._detections(
             xyxy=np.array([(o.x1, o.y1, o.x2, o.y2) for o in tracked], dtype=np.float32).reshape(
                 -1, 4
             ),

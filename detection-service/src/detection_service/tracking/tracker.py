@@ -11,14 +11,16 @@ stream's ordered answers and the video worker's writer feed it. Every object com
 its id once its track is confirmed (from the second frame it is seen in) and without one
 before; nothing is dropped, unlike the library's own output, which keeps only tracked boxes
 when asked to. Ids count from 0 within one video.
+
+`trackers` and `supervision` (which loads SciPy) are imported when a tracker is built, not
+with this module: the realtime role imports it for its tracked streams, and must start where
+only untracked ones are served without those libraries (the GPU box of bench/gpu.sh).
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-import supervision as sv
-from trackers import ByteTrackTracker
 
 from detection_service.pipeline.types import DetectedObject
 
@@ -41,6 +43,10 @@ class ObjectTracker:
     """One video's tracks; not shared between videos or threads."""
 
     def __init__(self, settings: TrackingSettings, *, frame_rate: float) -> None:
+        import supervision as sv
+        from trackers import ByteTrackTracker
+
+        self._detections = sv.Detections
         self._tracker = ByteTrackTracker(
             frame_rate=frame_rate or DEFAULT_FRAME_RATE,
             lost_track_buffer=max(1, round(settings.lost_seconds * _REFERENCE_FRAME_RATE)),
@@ -51,7 +57,7 @@ class ObjectTracker:
     def follow(self, objects: Sequence[DetectedObject]) -> list[DetectedObject]:
         """The next frame's objects, each with its track id where it has one."""
         boxes = np.array([(o.x1, o.y1, o.x2, o.y2) for o in objects], dtype=np.float32)
-        detections = sv.Detections(
+        detections = self._detections(
             xyxy=boxes.reshape(-1, 4),
             confidence=np.array([o.confidence for o in objects], dtype=np.float32),
             class_id=np.array([o.class_id for o in objects], dtype=np.int64),

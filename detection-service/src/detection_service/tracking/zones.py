@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
-import supervision as sv
 
 from detection_service.pipeline.types import DetectedObject
 from detection_service.tracking.regions import Point, check_inside, check_names, check_numbers
@@ -86,6 +85,10 @@ class ZoneLocator:
     video's frames in any order, and draws the last frame's occupancy."""
 
     def __init__(self, zones: Sequence[CountingZone]) -> None:
+        # Imported here, as tracking.tracker says why.
+        import supervision as sv
+
+        self._detections = sv.Detections
         self.zones = tuple(zones)
         self._polygons = [
             sv.PolygonZone(
@@ -103,9 +106,9 @@ class ZoneLocator:
         """The objects, each with the names of the zones it stands in (in the zones' order)."""
         if not objects:
             for polygon in self._polygons:
-                polygon.trigger(sv.Detections.empty())
+                polygon.trigger(self._detections.empty())
             return []
-        detections = sv.Detections(
+        detections = self._detections(
             xyxy=np.array([(o.x1, o.y1, o.x2, o.y2) for o in objects], dtype=np.float32),
             class_id=np.array([o.class_id for o in objects], dtype=np.int64),
         )
