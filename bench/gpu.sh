@@ -55,11 +55,14 @@ if compgen -G ".whl/*.whl" >/dev/null; then
     --target "$WORK/wheels" .whl/*.whl
   paths="$WORK/wheels:$paths"
 fi
-unpack() {  # unpack ARCHIVE DEST (once)
-  if [ ! -e "$2/.unpacked" ]; then
+unpack() {  # unpack ARCHIVE DEST (once per archive: a rebuilt kit is unpacked afresh)
+  local stamp
+  stamp="$(cksum < "$1")"
+  if [ ! -e "$2/.unpacked" ] || [ "$(cat "$2/.unpacked")" != "$stamp" ]; then
+    rm -rf "$2"
     mkdir -p "$2"
     "$PYTHON" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="tar")' "$1" "$2"
-    touch "$2/.unpacked"
+    echo "$stamp" > "$2/.unpacked"
   fi
 }
 if [ -f "$KIT/site.tar.xz" ]; then unpack "$KIT/site.tar.xz" "$WORK/site"; paths="$WORK/site:$paths"; fi
