@@ -20,6 +20,11 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from auth_service.config import (
+    ARGON2_MIN_MEMORY_COST_KIB,
+    ARGON2_MIN_PARALLELISM,
+    ARGON2_MIN_TIME_COST,
+)
 from objectvision_client import Client
 from objectvision_common.db import sync_url
 from objectvision_devstack.api_users import PASSWORD, Account, fresh_network
@@ -72,6 +77,16 @@ def stack_admin_email() -> str:
     return f"stack-admin-{uuid.uuid4().hex}@example.com"
 
 
+# Argon2id at the least cost auth-service accepts (its floor, OWASP's minimum): these tests sign
+# up and log in hundreds of accounts, each hash about 0.3 s at the default cost on 2 cores.
+# That the default is stronger, and that a lower cost is refused, is auth-service's own test.
+CHEAPEST_PASSWORD_HASHING = {
+    "ARGON2_TIME_COST": str(ARGON2_MIN_TIME_COST),
+    "ARGON2_MEMORY_COST_KIB": str(ARGON2_MIN_MEMORY_COST_KIB),
+    "ARGON2_PARALLELISM": str(ARGON2_MIN_PARALLELISM),
+}
+
+
 @pytest.fixture(scope="session")
 def stack(
     infrastructure: Infrastructure,
@@ -88,6 +103,7 @@ def stack(
             triton_url=triton.grpc_url,
             served_model=served_model_path(),
             extra_env={
+                **CHEAPEST_PASSWORD_HASHING,
                 "LOG_LEVEL": "INFO",
                 "WEBHOOK_ALLOW_PRIVATE": "true",
                 # Images by URL come from servers the tests run on 127.0.0.1.
@@ -257,7 +273,7 @@ def own_stack(
                 redis_url=_own_redis_db(infrastructure.redis_url, redis_db),
                 triton_url=triton.grpc_url,
                 served_model=served_model_path(),
-                extra_env={"LOG_LEVEL": "INFO", **extra_env},
+                extra_env={**CHEAPEST_PASSWORD_HASHING, "LOG_LEVEL": "INFO", **extra_env},
             )
         )
 

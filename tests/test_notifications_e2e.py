@@ -58,6 +58,8 @@ from objectvision_devstack.stack import Stack, StackConfig
 from objectvision_devstack.triton import LocalTriton
 from objectvision_devstack.waiting import eventually, stays
 
+from .conftest import CHEAPEST_PASSWORD_HASHING
+
 ME = "/api/v1/users/me"
 SETTINGS = "/api/v1/users/me/settings"
 WEBHOOKS = "/api/v1/webhooks"
@@ -456,6 +458,7 @@ def isolated_stack(
             triton_url=triton.grpc_url,
             served_model=served_model_path(),
             extra_env={
+                **CHEAPEST_PASSWORD_HASHING,
                 "LOG_LEVEL": "INFO",
                 "WEBHOOK_ALLOW_PRIVATE": "true",
                 "TRUST_PROXY_HEADERS": "true",
