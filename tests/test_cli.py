@@ -209,7 +209,13 @@ def test_jobs_list_shows_the_finished_batch_and_a_finished_job_cannot_be_cancell
     refused = cli.run("jobs", "cancel", batch_job["job_id"], expect=1)
     assert "has already completed" in refused.stderr
     assert "(HTTP 409 failed_precondition" in refused.stderr
-    assert cli.json("jobs", "show", batch_job["job_id"])["status"] == "completed"
+    shown = cli.json("jobs", "show", batch_job["job_id"])
+    assert shown["status"] == "completed"
+    # What it found, per class, most first: the same counts as its items' objects add up to.
+    assert sum(shown["class_counts"].values()) == sum(i["object_count"] for i in shown["items"])
+    most = min(shown["class_counts"].items(), key=lambda item: (-item[1], item[0]))
+    said = cli.run("jobs", "show", batch_job["job_id"]).stderr
+    assert f"Objects: {most[0]} {most[1]}" in said
 
 
 def test_history_lists_the_batch_with_paging(cli: CommandLine, batch_job: dict) -> None:

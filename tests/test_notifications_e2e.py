@@ -316,8 +316,10 @@ async def test_a_finished_job_sends_one_report_one_signed_webhook_and_live_progr
     )
     assert data["class_counts"] == dict(counts)
 
-    # All three channels carry the same event.
+    # All three channels carry the same event, and the job itself answers the same counts.
     assert (final["event_id"], final["class_counts"]) == (body["id"], dict(counts))
+    assert job["class_counts"] == dict(counts)
+    assert data["metadata"] == {}
 
 
 async def test_notifications_off_means_no_report_email_but_the_job_completes(

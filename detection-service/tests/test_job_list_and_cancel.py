@@ -473,3 +473,35 @@ async def test_metadata_beyond_the_limits_is_refused_naming_the_pair_and_stores_
         listed = await _refused(_list(queued, user, metadata=metadata))
         assert listed.code() == grpc.StatusCode.INVALID_ARGUMENT, metadata
     assert (await _list(queued, user)).total == 0
+
+
+async def test_an_ended_job_answers_the_objects_per_class_its_final_event_counted(
+    queued, user, bus_jpg, zidane_jpg
+):
+    job = await _submit(queued, user, ("bus.jpg", bus_jpg), ("zidane.jpg", zidane_jpg))
+    assert not job.HasField("class_counts")
+    await queued.service.processor.run(uuid.UUID(job.id))
+
+    done = await _get(queued, user, job.id)
+    assert done.status == COMPLETED and done.HasField("class_counts")
+    counted: dict[str, int] = {}
+    for item in done.items:
+        detection = await queued.stub.GetDetection(
+            detection_pb2.GetDetectionRequest(detection_id=item.detection_id),
+            metadata=queued.metadata(user),
+            timeout=30,
+        )
+        for obj in detection.result.objects:
+            counted[obj.class_name] = counted.get(obj.class_name, 0) + 1
+    assert dict(done.class_counts.counts) == counted
+    assert counted["person"] >= 2 and counted["bus"] >= 1
+    (final,) = [
+        payload for kind, payload in await _events(queued, job.id) if kind != "job.progress"
+    ]
+    assert final["classCounts"] == counted
+    listed = (await _list(queued, user)).jobs[0]
+    assert dict(listed.class_counts.counts) == counted
+
+    # A job cancelled before anything ran found nothing: counted, and empty.
+    cancelled = await _cancel(queued, user, (await _submit(queued, user, ("a.jpg", bus_jpg))).id)
+    assert cancelled.HasField("class_counts") and dict(cancelled.class_counts.counts) == {}

@@ -1,8 +1,10 @@
 """The service as a whole: schema matches the models, health, settings, the console script."""
 
 import asyncio
+import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import grpc
@@ -10,7 +12,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from detection_service import outbox
 from detection_service.config import DetectionSettings
@@ -21,8 +23,9 @@ from detection_service.retention import models as retention_models
 from detection_service.server import runner
 from detection_service.usage import models as usage_models
 from objectvision.v1 import detection_pb2
-from objectvision_common.db import schema_revisions, sync_url
+from objectvision_common.db import schema_revisions, sync_url, upgrade_to, upgrade_to_head
 from objectvision_common.limits import MAX_DETECTIONS_LIMIT
+from objectvision_devstack.databases import fresh_database
 from objectvision_devstack.health import grpc_serving
 from objectvision_devstack.processes import ManagedProcess, free_port
 
@@ -147,3 +150,96 @@ async def test_serve_starts_and_stops_cleanly_on_sigterm(migrated, triton, serve
     assert server.process is not None and server.process.returncode == 0, server.log_tail()
     log = server.log_tail(200)
     assert "gRPC server stopped" in log and "Traceback" not in log, log
+
+
+def test_jobs_that_ended_before_revision_0014_get_their_objects_per_class_counted(infrastructure):
+    """0014 counts the objects of every job that had ended, as its final event did (a batch
+    over its detections, a video over its frames); a job still running keeps none."""
+    migrations = runner().migrations
+    assert migrations is not None
+    batch, video, running, empty = (uuid.uuid4() for _ in range(4))
+    with fresh_database(infrastructure.database_url) as database_url:
+        upgrade_to(
+            migrations_dir=migrations.directory,
+            database_url=database_url,
+            schema=SCHEMA,
+            revision="0013",
+        )
+        engine = create_engine(sync_url(database_url))
+        with engine.begin() as connection:
+            for job_id, kind, status in (
+                (batch, "batch", "completed"),
+                (video, "video", "completed"),
+                (running, "batch", "processing"),
+                (empty, "batch", "cancelled"),
+            ):
+                connection.execute(
+                    text(
+                        "INSERT INTO detection.jobs (id, user_id, status, total, params, kind,"
+                        " created_at, updated_at, heartbeat_at, queued_at) VALUES (:id, 'u',"
+                        " :status, 1, '{}', :kind, now(), now(), now(), now())"
+                    ),
+                    {"id": job_id, "status": status, "kind": kind},
+                )
+            for job_id, classes in (
+                (batch, ["person", "bus"]),
+                (batch, ["person"]),
+                (running, ["dog"]),
+            ):
+                detection_id = uuid.uuid4()
+                connection.execute(
+                    text(
+                        "INSERT INTO detection.detections (id, user_id, job_id, status, width,"
+                        " height, object_count, timings, params, created_at, updated_at)"
+                        " VALUES (:id, 'u', :job, 'completed', 10, 10, :n, '{}', '{}', now(),"
+                        " now())"
+                    ),
+                    {"id": detection_id, "job": job_id, "n": len(classes)},
+                )
+                for class_name in classes:
+                    connection.execute(
+                        text(
+                            "INSERT INTO detection.results (detection_id, class_id, class_name,"
+                            " confidence, x, y, width, height) VALUES (:id, 0, :name, 0.9, 1, 1,"
+                            " 2, 2)"
+                        ),
+                        {"id": detection_id, "name": class_name},
+                    )
+            connection.execute(
+                text(
+                    "INSERT INTO detection.video_jobs (job_id, storage_key, size_bytes,"
+                    " container, codec, width, height, duration_seconds, frame_rate,"
+                    " frame_count, sample_every) VALUES (:id, 'k', 1, 'mp4', 'h264', 10, 10, 1,"
+                    " 1, 2, 1)"
+                ),
+                {"id": video},
+            )
+            for index, classes in enumerate((["car", "car"], ["person"])):
+                connection.execute(
+                    text(
+                        "INSERT INTO detection.video_frames (job_id, frame_index,"
+                        " timestamp_seconds, objects, object_count) VALUES (:id, :index, :index,"
+                        " CAST(:objects AS jsonb), :n)"
+                    ),
+                    {
+                        "id": video,
+                        "index": index,
+                        "objects": json.dumps([{"class_name": name} for name in classes]),
+                        "n": len(classes),
+                    },
+                )
+
+        upgrade_to_head(
+            migrations_dir=migrations.directory, database_url=database_url, schema=SCHEMA
+        )
+        with engine.connect() as connection:
+            counted = dict(
+                connection.execute(text("SELECT id, class_counts FROM detection.jobs")).all()
+            )
+        engine.dispose()
+    assert counted == {
+        batch: {"person": 2, "bus": 1},
+        video: {"car": 2, "person": 1},
+        running: None,
+        empty: {},
+    }

@@ -1015,6 +1015,9 @@ def cmd_jobs_show(ctx: Context) -> int:
         if job.metadata:
             pairs = sorted(job.metadata.items())
             ctx.say("Metadata: " + ", ".join(f"{key}={value}" for key, value in pairs))
+        if job.class_counts:
+            counted = sorted(job.class_counts.items(), key=lambda item: (-item[1], item[0]))
+            ctx.say("Objects: " + ", ".join(f"{name} {count}" for name, count in counted))
         print(job_table(job), file=ctx.stdout)
     return EXIT_OK
 

@@ -332,6 +332,8 @@ class Job(_Answer):
     error: str | None = None
     # The caller's own key-value pairs given at submission.
     metadata: dict[str, str] = Field(default_factory=dict)
+    # Once the job has ended: the objects it found per class (None while it runs).
+    class_counts: dict[str, int] | None = None
 
     @property
     def done(self) -> bool:

@@ -180,6 +180,10 @@ def _job(view: jobs.JobView) -> detection_pb2.Job:
         model_version=view.model_version,
         metadata=view.metadata,
     )
+    if view.class_counts is not None:
+        # Present even when empty: a job that ended having found nothing says so.
+        job.class_counts.SetInParent()
+        job.class_counts.counts.update(view.class_counts)
     if view.completed_at is not None:
         job.completed_at.CopyFrom(_timestamp(view.completed_at))
     if view.video is not None:

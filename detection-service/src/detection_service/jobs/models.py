@@ -63,6 +63,8 @@ jobs = sa.Table(
     # The caller's own key-value pairs (ADR 0045): echoed in the job's answers and events,
     # and matched by containment (`@>`) when the jobs list filters by them.
     sa.Column("metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    # Set as the job ends, with its final event: the objects per class it found.
+    sa.Column("class_counts", JSONB),
     sa.CheckConstraint("kind IN ('batch', 'video')", name="kind"),
     sa.CheckConstraint(
         "status IN ('pending', 'processing', 'completed', 'failed', 'cancelled')", name="status"

@@ -95,6 +95,8 @@ class JobView:
     model_version: str = ""
     # The caller's own key-value pairs given at submission (ADR 0045).
     metadata: dict[str, str] = field(default_factory=dict)
+    # Once the job has ended: the objects per class it found, as its final event said.
+    class_counts: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ def _job_view(job: sa.Row[Any], *, items: list[JobItemView], video: VideoView | 
         model=job.model or "",
         model_version=job.model_version or "",
         metadata=dict(job.metadata),
+        class_counts=dict(job.class_counts) if job.class_counts is not None else None,
     )
 
 
@@ -866,7 +869,13 @@ async def stage_job_finished(
     line_counts, zone_counts = (
         await job_counts(session=session, job_id=job_id) if video else ([], [])
     )
-    metadata = await session.scalar(sa.select(jobs.c.metadata).where(jobs.c.id == job_id))
+    # Kept on the job too, so that reading it answers what its final event said.
+    metadata = await session.scalar(
+        sa.update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(class_counts=class_counts)
+        .returning(jobs.c.metadata)
+    )
     await outbox.add_job_finished(
         session,
         user_id=user_id,

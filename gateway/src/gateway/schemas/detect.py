@@ -653,6 +653,11 @@ class JobSummaryOut(ApiModel):
         description="The key-value pairs given at submission (ADR 0045), keys in "
         "alphabetical order.",
     )
+    class_counts: dict[str, int] | None = Field(
+        default=None,
+        description="Once the job has ended: the objects it found per class, as its final "
+        "event (webhook, WebSocket) counted them; null while it runs.",
+    )
 
     @staticmethod
     def fields_of(job: detection_pb2.Job) -> dict[str, Any]:
@@ -665,6 +670,9 @@ class JobSummaryOut(ApiModel):
             "model": job.model or None,
             "model_version": job.model_version or None,
             "metadata": dict(sorted(job.metadata.items())),
+            "class_counts": (
+                dict(job.class_counts.counts) if job.HasField("class_counts") else None
+            ),
             "job_id": job.id,
             "status": _status(_JOB_STATUSES, job.status, "job"),
             "total": job.total,
