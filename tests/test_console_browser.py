@@ -73,7 +73,9 @@ SLOW_MS = 60_000
 APT_TIMEOUT_SECONDS = 600
 
 # Installing Chromium on first use can take minutes.
-pytestmark = pytest.mark.timeout(900)
+# The slow tier (`make test-slow`, run by .ci/run beside `make test`): a real Chromium over the
+# whole console is about 80 s of `make test`'s 15 minutes on 2 cores.
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 
 
 def _apt_get(*args: str) -> subprocess.CompletedProcess[str]:
@@ -942,7 +944,6 @@ async def test_counting_lines_and_zones_are_checked_before_and_by_the_upload(
     assert len(uploads) == 1
 
 
-@pytest.mark.slow
 async def test_a_counted_video_shows_its_line_counts(page: Page, tmp_path: Path) -> None:
     """ADR 0039: the typed counting lines go with the video; once the job is done the "Line
     counts" table lists every line in order, with the bus on a line it crossed. The lines
@@ -977,7 +978,6 @@ async def test_a_counted_video_shows_its_line_counts(page: Page, tmp_path: Path)
     assert bus and all(counts == ["bus", "1", "0"] for counts in bus), cells
 
 
-@pytest.mark.slow
 async def test_a_zoned_video_shows_its_zone_counts(page: Page, tmp_path: Path) -> None:
     """ADR 0042: the typed counting zones go with the video; once the job is done the "Zone
     counts" table lists every zone in order: the bus stood in the whole picture from the
@@ -1033,7 +1033,6 @@ async def test_the_detect_view_picks_a_model_from_the_list(page: Page) -> None:
     await expect(page.get_by_test_id("box")).to_have_count(5, timeout=SLOW_MS)
 
 
-@pytest.mark.slow  # a system of its own for this one test: make test-slow
 async def test_a_repeated_upload_says_it_came_from_the_result_cache(
     browser: Browser, cached_stack: Stack, unique_bus_jpg: bytes, tmp_path: Path
 ) -> None:
@@ -1416,7 +1415,6 @@ async def test_the_jobs_page_lists_a_finished_batch_job_and_filters_by_status(
     assert elsewhere == []
 
 
-@pytest.mark.slow  # a system of its own: make test-slow
 async def test_a_counting_video_job_shows_its_counts_so_far_before_it_ends(
     queued_page: Page, tmp_path: Path
 ) -> None:
@@ -1466,7 +1464,6 @@ async def test_a_counting_video_job_shows_its_counts_so_far_before_it_ends(
     ]
 
 
-@pytest.mark.slow  # a system of its own for this one test: make test-slow
 async def test_a_pending_job_is_cancelled_from_its_page_or_from_elsewhere(
     queued_page: Page, queued_stack: Stack, tmp_path: Path
 ) -> None:
