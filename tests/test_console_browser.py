@@ -692,6 +692,13 @@ async def test_a_job_link_from_an_email_opens_that_job_after_sign_in(
     await page.reload()
     await expect(page.get_by_test_id("box").first).to_be_visible(timeout=SLOW_MS)
     await expect(page.locator("#viewer-title")).to_have_text(job["items"][0]["filename"])
+
+    # Its images in the history carry the job's pairs, shown as text too.
+    await page.get_by_role("link", name="History").click()
+    tags = page.get_by_test_id("history-metadata")
+    await expect(tags).to_have_count(2, timeout=SLOW_MS)
+    await expect(tags.first).to_have_text("note=<b>rush</b> · order=A-1042")
+    assert await tags.locator("b").count() == 0
     assert elsewhere == []
 
 

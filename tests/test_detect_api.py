@@ -8,7 +8,12 @@ totals are exact. ONNX Runtime on a small CPU does 15-30 images/s: requests are 
 """
 
 import asyncio
+import base64
+import csv
 import dataclasses
+import functools
+import io
+import json
 import os
 import time
 import uuid
@@ -22,8 +27,10 @@ import httpx
 import numpy as np
 import pytest
 
-from objectvision_devstack.answers import api_error_with_request_id
-from objectvision_devstack.api_users import Account, fresh_network, signed_in
+from objectvision_client import AsyncClient
+from objectvision_devstack.answers import api_error, api_error_with_request_id
+from objectvision_devstack.api_users import PASSWORD, Account, fresh_network, signed_in
+from objectvision_devstack.command_line import CommandLine
 from objectvision_devstack.pixel_bombs import png_bomb
 from objectvision_devstack.stack import Stack
 
@@ -305,6 +312,117 @@ async def test_history_is_newest_first_and_filters(
         HISTORY, params={"class_name": "unicorn"}, headers=user.headers
     )
     api_error_with_request_id(unknown, 422, "invalid_argument")
+
+
+async def test_stored_images_keep_their_metadata_or_their_jobs_and_the_history_filters_by_it(
+    gateway_client: httpx.AsyncClient, stack: Stack, user: Account, tmp_path: Path
+) -> None:
+    north = {"camera": "north-gate"}
+    by_form = await gateway_client.post(
+        IMAGE,
+        files={"file": ("bus.jpg", _read("bus.jpg"), "image/jpeg")},
+        data={"metadata": json.dumps({**north, "shift": "night"})},
+        headers=user.headers,
+    )
+    assert by_form.status_code == 200, by_form.text
+    by_json = await gateway_client.post(
+        IMAGE,
+        json={
+            "image_base64": base64.b64encode(_read("zidane.jpg")).decode(),
+            "filename": "zidane.jpg",
+            "metadata": {"camera": "south-gate"},
+        },
+        headers=user.headers,
+    )
+    assert by_json.status_code == 200, by_json.text
+    submitted = await gateway_client.post(
+        BATCH,
+        files=[("files", ("bus-2.jpg", _read("bus.jpg"), "image/jpeg"))],
+        data={"metadata": json.dumps({**north, "order": "A-1042"})},
+        headers=user.headers,
+    )
+    assert submitted.status_code == 202, submitted.text
+    job = await _wait_for_job(gateway_client, user, submitted.json()["job_id"])
+    from_job = job["items"][0]["detection_id"]
+    night = by_form.json()["detection_id"]
+
+    async def ids(*pairs: str, **params: str) -> list[str]:
+        listed = await _history(gateway_client, user, metadata=list(pairs), **params)
+        return [item["detection_id"] for item in listed["items"]]
+
+    assert await ids("camera:north-gate") == [from_job, night]
+    assert await ids("camera:north-gate", "shift:night") == [night]
+    assert await ids("order:A-1042", class_name="bus") == [from_job]
+    assert await ids("camera:south-gate", class_name="bus") == []
+    assert await ids("camera:east-gate") == []
+    stored = await gateway_client.get(f"/api/v1/detect/{night}", headers=user.headers)
+    assert stored.json()["metadata"] == {"camera": "north-gate", "shift": "night"}
+    listed = {
+        item["detection_id"]: item["metadata"]
+        for item in (await _history(gateway_client, user))["items"]
+    }
+    assert listed == {
+        night: {"camera": "north-gate", "shift": "night"},
+        by_json.json()["detection_id"]: {"camera": "south-gate"},
+        from_job: {"camera": "north-gate", "order": "A-1042"},
+    }
+    exported = await gateway_client.get(
+        f"{HISTORY}/export",
+        params={"format": "csv", "metadata": "camera:north-gate"},
+        headers=user.headers,
+    )
+    assert exported.status_code == 200, exported.text
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert {row["detection_id"] for row in rows} == {from_job, night}
+
+    # Refused with what is wrong, and nothing more stored.
+    unkept = await gateway_client.post(
+        IMAGE,
+        files={"file": ("bus.jpg", _read("bus.jpg"), "image/jpeg")},
+        data={"metadata": json.dumps(north), "store": "false"},
+        headers=user.headers,
+    )
+    api_error(unkept, 422, "validation_error")
+    assert "store=true" in unkept.text
+    for form, named in (('{"camera": ', "is not valid JSON"), ('{"camera id": "1"}', "camera id")):
+        refused = await gateway_client.post(
+            IMAGE,
+            files={"file": ("bus.jpg", _read("bus.jpg"), "image/jpeg")},
+            data={"metadata": form},
+            headers=user.headers,
+        )
+        api_error(refused, 422, "validation_error")
+        assert named in refused.text, refused.text
+    for query in ("metadata=camera", "metadata=a:1&metadata=a:2"):
+        api_error_with_request_id(
+            await gateway_client.get(f"{HISTORY}?{query}", headers=user.headers),
+            422,
+            "validation_error",
+        )
+    assert (await _history(gateway_client, user))["total"] == 3
+
+    # The Python client and the command line say the same.
+    async with AsyncClient(stack.gateway_url, headers=fresh_network()) as api:
+        await api.login(user.email, PASSWORD)
+        page = await api.history(metadata={"shift": "night"})
+        assert [item.detection_id for item in page.items] == [night]
+        assert page.items[0].metadata == {"camera": "north-gate", "shift": "night"}
+    created = await gateway_client.post(
+        "/api/v1/users/me/api-keys", json={"name": "metadata-cli"}, headers=user.headers
+    )
+    objectvision = functools.partial(
+        CommandLine(stack.gateway_url, tmp_path).run,
+        extra_env={"OBJECTVISION_API_KEY": created.json()["secret"]},
+    )
+    image = tmp_path / "bus.jpg"
+    image.write_bytes(_read("bus.jpg"))
+    sent = await asyncio.to_thread(
+        objectvision, "detect", str(image), "--meta", "camera=west-gate", "--json"
+    )
+    (detected,) = json.loads(sent.stdout)
+    shown = await asyncio.to_thread(objectvision, "history", "--meta", "camera=west-gate")
+    assert detected["detection_id"] in shown.stdout
+    assert "METADATA" in shown.stdout and "camera=west-gate" in shown.stdout
 
 
 # Batches

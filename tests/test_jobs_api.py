@@ -547,14 +547,15 @@ async def test_jobs_are_found_by_their_metadata_through_rest_the_client_and_the_
         api_error_with_request_id(
             await client.get(f"{JOBS}?{query}", headers=account.headers), 422, "validation_error"
         )
-    # One image is detected at once, not kept as a job: it has no metadata to keep.
+    # One image's metadata is kept with its stored detection: with store=false, none is.
     one = await client.post(
         "/api/v1/detect/image",
         files={"file": ("bus.jpg", BUS.read_bytes(), "image/jpeg")},
-        data={"metadata": '{"camera": "north-gate"}'},
+        data={"metadata": '{"camera": "north-gate"}', "store": "false"},
         headers=account.headers,
     )
     api_error(one, 422, "validation_error")
+    assert "store=true" in one.text
     assert (await _jobs(client, account))["total"] == 2
 
     async with AsyncClient(queued_stack.gateway_url, headers=fresh_network()) as api:

@@ -7,6 +7,8 @@ works as a fresh user, so tests share the database without seeing each other's r
 
 import asyncio
 import contextlib
+import csv
+import io
 import os
 import struct
 import subprocess
@@ -235,6 +237,18 @@ async def final_event(harness: Harness, job_id: str) -> notification_pb2.JobFini
             )
         )
     return json_format.ParseDict(payload["jobFinished"], notification_pb2.JobFinished())
+
+
+async def csv_export(harness: Harness, user: str, **request: object) -> list[dict[str, str]]:
+    """ExportDetections as CSV (a job's with `job_id`, else the filtered history's), read
+    back as one dict per object row."""
+    chunks = harness.stub.ExportDetections(
+        detection_pb2.ExportDetectionsRequest(format=detection_pb2.EXPORT_FORMAT_CSV, **request),
+        metadata=harness.metadata(user),
+        timeout=30,
+    )
+    body = b"".join([chunk.data async for chunk in chunks])
+    return list(csv.DictReader(io.StringIO(body.decode())))
 
 
 async def finished_job(harness: Harness, user: str, job_id: str) -> detection_pb2.Job:

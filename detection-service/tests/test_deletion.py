@@ -8,8 +8,6 @@ steps itself, as in test_job_list_and_cancel.py.
 """
 
 import asyncio
-import csv
-import io
 import os
 import time
 import uuid
@@ -31,7 +29,7 @@ from objectvision.v1 import detection_pb2
 from objectvision_common.db import session_factory
 from objectvision_devstack.videos import make_video
 
-from .conftest import IMAGES
+from .conftest import IMAGES, csv_export
 
 COMPLETED = detection_pb2.JOB_STATUS_COMPLETED
 NO_SWEEPING = {"JOB_REQUEUE_AFTER_SECONDS": 3600}
@@ -143,16 +141,6 @@ async def _history_ids(harness, user) -> list[str]:
     return [item.id for item in listed.items]
 
 
-async def _csv_export(harness, user, **request) -> list[dict[str, str]]:
-    chunks = harness.stub.ExportDetections(
-        detection_pb2.ExportDetectionsRequest(format=detection_pb2.EXPORT_FORMAT_CSV, **request),
-        metadata=harness.metadata(user),
-        timeout=30,
-    )
-    body = b"".join([chunk.data async for chunk in chunks])
-    return list(csv.DictReader(io.StringIO(body.decode())))
-
-
 async def test_a_deleted_detection_leaves_no_row_no_file_and_no_trace_in_history_or_exports(
     detection, user, bus_jpg, zidane_jpg
 ):
@@ -185,7 +173,7 @@ async def test_a_deleted_detection_leaves_no_row_no_file_and_no_trace_in_history
         refused = await _refused(anext(aiter(image)))
         assert refused.code() == grpc.StatusCode.NOT_FOUND
     assert await _history_ids(detection, user) == [zidane]
-    assert {row["detection_id"] for row in await _csv_export(detection, user)} == {zidane}
+    assert {row["detection_id"] for row in await csv_export(detection, user)} == {zidane}
 
     # Deleting it again: nothing is there any more.
     refused = await _refused(_delete_detection(detection, user, bus))
@@ -235,7 +223,7 @@ async def test_a_detection_of_a_running_job_is_refused_and_of_a_finished_one_lea
     assert [item.filename for item in after.items] == ["zidane.jpg"]
     assert (after.status, after.total, after.processed) == (COMPLETED, 2, 2)
     assert await _history_ids(queued, user) == [after.items[0].detection_id]
-    exported = await _csv_export(queued, user, job_id=job.id)
+    exported = await csv_export(queued, user, job_id=job.id)
     assert {row["filename"] for row in exported} == {"zidane.jpg"}
     assert len(await _image_keys(queued, user)) == 1
 
@@ -259,7 +247,7 @@ async def test_a_finished_job_goes_with_its_items_detections_and_images(
     assert await _rows(detection, user) == {"detections": 0, "images": 0, "jobs": 0}
     assert not any(_stored(detection, key) for key in keys)
     assert await _history_ids(detection, user) == []
-    assert await _csv_export(detection, user) == []
+    assert await csv_export(detection, user) == []
     refused = await _refused(_delete_job(detection, user, job.id))
     assert refused.code() == grpc.StatusCode.NOT_FOUND
 

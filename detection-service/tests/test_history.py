@@ -11,6 +11,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from objectvision.v1 import detection_pb2
 
+from .conftest import csv_export, finished_job
+
 
 def _ts(value: datetime) -> Timestamp:
     stamp = Timestamp()
@@ -160,5 +162,97 @@ async def test_another_users_detections_are_not_found(detection, user, stored):
             detection_pb2.GetDetectionRequest(detection_id="../../etc/passwd"),
             metadata=detection.metadata(user),
             timeout=30,
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def _detect(detection, user, data: bytes, **request) -> detection_pb2.ImageResult:
+    answer = await detection.stub.Detect(
+        detection_pb2.DetectRequest(images=[detection_pb2.ImageInput(data=data)], **request),
+        metadata=detection.metadata(user),
+        timeout=30,
+    )
+    return answer.results[0]
+
+
+async def test_a_stored_detection_keeps_its_metadata_or_its_jobs_and_the_history_filters_by_it(
+    detection, user, bus_jpg, zidane_jpg
+):
+    camera = {"camera": "north-gate"}
+    at_night = await _detect(
+        detection, user, bus_jpg, store=True, metadata={**camera, "shift": "night"}
+    )
+    plain = await _detect(detection, user, zidane_jpg, store=True)
+    submitted = await detection.stub.SubmitJob(
+        detection_pb2.SubmitJobRequest(
+            images=[detection_pb2.ImageInput(data=zidane_jpg, filename="zidane.jpg")],
+            metadata={**camera, "order": "A-1042"},
+        ),
+        metadata=detection.metadata(user),
+        timeout=30,
+    )
+    job = await finished_job(detection, user, submitted.id)
+    from_job = job.items[0].detection_id
+
+    async def ids(**filters) -> list[str]:
+        return [d.id for d in (await _list(detection, user, **filters)).items]
+
+    assert await ids(metadata=camera) == [from_job, at_night.detection_id]
+    assert await ids(metadata={"shift": "night"}) == [at_night.detection_id]
+    assert await ids(metadata={"order": "A-1042"}) == [from_job]
+    assert await ids(metadata=camera, class_filter="bus") == [at_night.detection_id]
+    assert await ids(metadata={"camera": "north"}) == []
+    assert await ids(metadata={"camera": "north-gate", "shift": "day"}) == []
+    assert (await _list(detection, user, metadata=camera)).total == 2
+    assert (await _list(detection, f"user-{uuid.uuid4()}", metadata=camera)).total == 0
+
+    # Every answer about a detection carries its metadata: a job's detection its job's.
+    listed = {d.id: dict(d.metadata) for d in (await _list(detection, user)).items}
+    assert listed == {
+        at_night.detection_id: {**camera, "shift": "night"},
+        plain.detection_id: {},
+        from_job: {**camera, "order": "A-1042"},
+    }
+    found = await detection.stub.GetDetection(
+        detection_pb2.GetDetectionRequest(detection_id=at_night.detection_id),
+        metadata=detection.metadata(user),
+        timeout=30,
+    )
+    assert dict(found.metadata) == {**camera, "shift": "night"}
+
+    # The history's export filters as the history does.
+    exported = await csv_export(detection, user, metadata={"shift": "night"})
+    assert {row["detection_id"] for row in exported} == {at_night.detection_id}
+
+
+async def test_metadata_needs_store_and_the_limits_and_a_refused_request_keeps_nothing(
+    detection, user, bus_jpg
+):
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _detect(detection, user, bus_jpg, store=False, metadata={"camera": "north-gate"})
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "store=true" in (caught.value.details() or "")
+    beyond = [
+        ({"camera gate": "north"}, "camera gate"),
+        ({"camera": "   "}, "camera"),
+        ({"camera": "a" * 513}, "camera"),
+        ({f"key{n}": "v" for n in range(17)}, "17 keys"),
+    ]
+    for metadata, named in beyond:
+        for call in (
+            _detect(detection, user, bus_jpg, store=True, metadata=metadata),
+            _list(detection, user, metadata=metadata),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, metadata
+            assert named in (caught.value.details() or ""), caught.value.details()
+    counts = await detection.counts(user)
+    assert (counts["detections"], counts["images"]) == (0, 0)
+
+    # A job's export is the job's results: the history's filters, metadata too, are refused.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await csv_export(
+            detection, user, job_id=str(uuid.uuid4()), metadata={"camera": "north-gate"}
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -1,10 +1,13 @@
 """The service as a whole: schema matches the models, health, settings, the console script."""
 
 import asyncio
+import contextlib
+import functools
 import json
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -12,7 +15,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from detection_service import outbox
 from detection_service.config import DetectionSettings
@@ -152,20 +155,39 @@ async def test_serve_starts_and_stops_cleanly_on_sigterm(migrated, triton, serve
     assert "gRPC server stopped" in log and "Traceback" not in log, log
 
 
-def test_jobs_that_ended_before_revision_0014_get_their_objects_per_class_counted(infrastructure):
-    """0014 counts the objects of every job that had ended, as its final event did (a batch
-    over its detections, a video over its frames); a job still running keeps none."""
+@contextlib.contextmanager
+def _database_at(infrastructure, revision: str) -> Iterator[tuple[Engine, Callable[[], None]]]:
+    """A fresh database migrated to `revision` only, an engine on it, and the upgrade to the
+    head: for tests of what a data migration does to rows written before it."""
     migrations = runner().migrations
     assert migrations is not None
-    batch, video, running, empty = (uuid.uuid4() for _ in range(4))
     with fresh_database(infrastructure.database_url) as database_url:
         upgrade_to(
             migrations_dir=migrations.directory,
             database_url=database_url,
             schema=SCHEMA,
-            revision="0013",
+            revision=revision,
         )
         engine = create_engine(sync_url(database_url))
+        try:
+            yield (
+                engine,
+                functools.partial(
+                    upgrade_to_head,
+                    migrations_dir=migrations.directory,
+                    database_url=database_url,
+                    schema=SCHEMA,
+                ),
+            )
+        finally:
+            engine.dispose()
+
+
+def test_jobs_that_ended_before_revision_0014_get_their_objects_per_class_counted(infrastructure):
+    """0014 counts the objects of every job that had ended, as its final event did (a batch
+    over its detections, a video over its frames); a job still running keeps none."""
+    batch, video, running, empty = (uuid.uuid4() for _ in range(4))
+    with _database_at(infrastructure, "0013") as (engine, upgrade):
         with engine.begin() as connection:
             for job_id, kind, status in (
                 (batch, "batch", "completed"),
@@ -229,17 +251,54 @@ def test_jobs_that_ended_before_revision_0014_get_their_objects_per_class_counte
                     },
                 )
 
-        upgrade_to_head(
-            migrations_dir=migrations.directory, database_url=database_url, schema=SCHEMA
-        )
+        upgrade()
         with engine.connect() as connection:
             counted = dict(
                 connection.execute(text("SELECT id, class_counts FROM detection.jobs")).all()
             )
-        engine.dispose()
     assert counted == {
         batch: {"person": 2, "bus": 1},
         video: {"car": 2, "person": 1},
         running: None,
         empty: {},
+    }
+
+
+def test_detections_made_before_revision_0015_carry_their_jobs_metadata(infrastructure):
+    """0015 gives each job's detections the job's metadata, as the item would get it now; a
+    detection of Detect, or of a job without metadata, keeps none."""
+    tagged, untagged = uuid.uuid4(), uuid.uuid4()
+    made = {tagged: uuid.uuid4(), untagged: uuid.uuid4(), None: uuid.uuid4()}
+    with _database_at(infrastructure, "0014") as (engine, upgrade):
+        with engine.begin() as connection:
+            for job_id, metadata in ((tagged, {"camera": "north-gate"}), (untagged, {})):
+                connection.execute(
+                    text(
+                        "INSERT INTO detection.jobs (id, user_id, status, total, params,"
+                        " created_at, updated_at, heartbeat_at, queued_at, metadata) VALUES"
+                        " (:id, 'u', 'completed', 1, '{}', now(), now(), now(), now(),"
+                        " CAST(:metadata AS jsonb))"
+                    ),
+                    {"id": job_id, "metadata": json.dumps(metadata)},
+                )
+            for job_id, detection_id in made.items():
+                connection.execute(
+                    text(
+                        "INSERT INTO detection.detections (id, user_id, job_id, status, width,"
+                        " height, object_count, timings, params, created_at, updated_at)"
+                        " VALUES (:id, 'u', :job, 'completed', 10, 10, 0, '{}', '{}', now(),"
+                        " now())"
+                    ),
+                    {"id": detection_id, "job": job_id},
+                )
+
+        upgrade()
+        with engine.connect() as connection:
+            kept = dict(
+                connection.execute(text("SELECT id, metadata FROM detection.detections")).all()
+            )
+    assert kept == {
+        made[tagged]: {"camera": "north-gate"},
+        made[untagged]: {},
+        made[None]: {},
     }

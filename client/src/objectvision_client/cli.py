@@ -16,7 +16,7 @@ import math
 import os
 import sys
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,8 +162,8 @@ def _counting_line(text: str) -> CountingLine:
 
 
 def _metadata_pair(text: str) -> tuple[str, str]:
-    """`camera=north-gate` -> ('camera', 'north-gate'): one pair of a job's metadata (the
-    first `=` ends the key; the server judges the rest)."""
+    """`camera=north-gate` -> ('camera', 'north-gate'): one pair of a job's or a detection's
+    metadata (the first `=` ends the key; the server judges the rest)."""
     key, equals, value = text.partition("=")
     if not equals or not key:
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE, e.g. camera=north-gate")
@@ -761,13 +761,16 @@ def cmd_detect(ctx: Context) -> int:
         raise CliError(
             f"--annotate {ctx.args.annotate} is a file: give the folder to write the images to"
         )
+    metadata = _metadata(ctx)
     results: list[tuple[str, DetectionResult]] = []
     with ctx.client() as client:
         for name in ctx.args.images:
             if name in urls:
-                results.append((name, client.detect_url(name, ctx.params())))
+                result = client.detect_url(name, ctx.params(), metadata=metadata)
+                results.append((name, result))
             else:
-                results.append((str(Path(name)), client.detect_image(Path(name), ctx.params())))
+                result = client.detect_image(Path(name), ctx.params(), metadata=metadata)
+                results.append((str(Path(name)), result))
         if ctx.args.annotate:
             outdir = Path(ctx.args.annotate)
             outdir.mkdir(parents=True, exist_ok=True)
@@ -1013,8 +1016,7 @@ def cmd_jobs_show(ctx: Context) -> int:
     if not ctx.printed_json(job.raw):
         ctx.say(f"Job {job.job_id}: {job.status}, {job.processed}/{job.total} processed")
         if job.metadata:
-            pairs = sorted(job.metadata.items())
-            ctx.say("Metadata: " + ", ".join(f"{key}={value}" for key, value in pairs))
+            ctx.say(f"Metadata: {_pairs(job.metadata)}")
         if job.class_counts:
             counted = sorted(job.class_counts.items(), key=lambda item: (-item[1], item[0]))
             ctx.say("Objects: " + ", ".join(f"{name} {count}" for name, count in counted))
@@ -1143,12 +1145,29 @@ def cmd_retention(ctx: Context) -> int:
     return EXIT_OK
 
 
+def _pairs(metadata: Mapping[str, str]) -> str:
+    """Metadata as `key=value` pairs, keys sorted, as --meta takes them."""
+    return ", ".join(f"{key}={value}" for key, value in sorted(metadata.items()))
+
+
+def _history_filters(ctx: Context) -> dict[str, Any]:
+    """--class, --since, --until and --meta as the client's history filters (`history`,
+    `export`)."""
+    args = ctx.args
+    return {
+        "class_name": args.class_name,
+        "since": args.since,
+        "until": args.until,
+        "metadata": _metadata(ctx),
+    }
+
+
 def cmd_history(ctx: Context) -> int:
+    """The history page as a table; a METADATA column when a detection on it has any."""
     with ctx.client() as client:
-        page = client.history(
-            limit=ctx.args.limit, offset=ctx.args.offset, class_name=ctx.args.class_name
-        )
-    rows = [
+        page = client.history(limit=ctx.args.limit, offset=ctx.args.offset, **_history_filters(ctx))
+    headers = ["ID", "CREATED", "FILE", "OBJECTS", "CLASSES"]
+    rows: list[list[Any]] = [
         [
             item.detection_id,
             _time(item.created_at),
@@ -1158,7 +1177,11 @@ def cmd_history(ctx: Context) -> int:
         ]
         for item in page.items
     ]
-    table = format_table(["ID", "CREATED", "FILE", "OBJECTS", "CLASSES"], rows, right=(3,))
+    if any(item.metadata for item in page.items):
+        headers.append("METADATA")
+        for row, item in zip(rows, page.items, strict=True):
+            row.append(_pairs(item.metadata))
+    table = format_table(headers, rows, right=(3,))
     return ctx.show(_page_json(page), table, page)
 
 
@@ -1433,9 +1456,11 @@ def cmd_export(ctx: Context) -> int:
     """Download an export to --output (default: the server's file name, here), through a
     `.part` file renamed once complete, so a broken download never looks like a whole one."""
     args = ctx.args
-    filters = args.class_name or args.since or args.until
-    if args.job_id and filters:
-        raise UsageError("--job exports the whole job: leave out --class, --since and --until")
+    filters = _history_filters(ctx)
+    if args.job_id and any(filters.values()):
+        raise UsageError(
+            "--job exports the whole job: leave out --class, --since, --until and --meta"
+        )
     if args.wait and not args.job_id:
         raise UsageError("--wait waits for a job: give it with --job")
     what = f"job {args.job_id}" if args.job_id else "history"
@@ -1449,9 +1474,7 @@ def cmd_export(ctx: Context) -> int:
                 sys.stdout.buffer,
                 format=args.format,
                 job_id=args.job_id,
-                class_name=args.class_name,
-                since=args.since,
-                until=args.until,
+                **filters,
             )
             sys.stdout.buffer.flush()
             ctx.say(f"Wrote the {args.format} export of {what} ({_size(exported.size)}).")
@@ -1474,10 +1497,8 @@ def cmd_export(ctx: Context) -> int:
                     file,
                     format=args.format,
                     job_id=args.job_id,
-                    class_name=args.class_name,
-                    since=args.since,
-                    until=args.until,
                     on_progress=progress,
+                    **filters,
                 )
             if interactive:
                 ctx.stderr.write("\n")
@@ -1676,6 +1697,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--annotate", metavar="OUTDIR", help="also save each image with its boxes drawn (JPEG)"
     )
     _add_detection_params(detect)
+    _add_metadata_option(detect, "keep this pair with each stored detection (its `metadata`)")
     detect.set_defaults(handler=cmd_detect)
 
     batch = commands.add_parser("batch", help="detect every image in a folder as one job")
@@ -1798,6 +1820,9 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=_positive_int, default=20, help="rows (default 20)")
     history.add_argument("--offset", type=_non_negative_int, default=0, help="rows to skip")
     history.add_argument("--class", dest="class_name", metavar="NAME", help="only with this class")
+    history.add_argument("--since", type=_when, metavar="TIME", help="only at or after")
+    history.add_argument("--until", type=_when, metavar="TIME", help="only before")
+    _add_metadata_option(history, "only detections whose metadata holds this pair")
     _add_output_choice(history, table=True)
     history.set_defaults(handler=cmd_history)
     # Without an action, `history` lists; `history delete ID` removes one detection.
@@ -1833,6 +1858,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--since", type=_when, metavar="TIME", help="history: at or after")
     export.add_argument("--until", type=_when, metavar="TIME", help="history: before")
+    _add_metadata_option(export, "history: only detections whose metadata holds this pair")
     export.add_argument(
         "--wait", action="store_true", help="with --job: wait for the job to finish first"
     )

@@ -206,6 +206,8 @@ class StoredDetection(DetectionResult):
     status: str = "completed"
     job_id: str | None = None
     created_at: datetime | None = None
+    # The pairs sent with the image (`detect_image(metadata=...)`), or its job's.
+    metadata: dict[str, str] = Field(default_factory=dict)
 
 
 class HistoryPage(_Model):

@@ -444,8 +444,15 @@ def delete_account(current_password: str) -> Operation[None]:
 
 
 def detect_image(
-    image: ImageSource, params: DetectionParams | None = None, *, store: bool = True
+    image: ImageSource,
+    params: DetectionParams | None = None,
+    *,
+    store: bool = True,
+    metadata: Mapping[str, str] | None = None,
 ) -> Operation[DetectionResult]:
+    """Objects in one image, now. `metadata`: your own key-value pairs, kept with the stored
+    detection (`StoredDetection.metadata`) and a filter of `history` and `export`; it needs
+    `store`."""
     filename, data, content_type = read_image(image)
     fields = (params or DetectionParams()).form_fields()
     if not store:
@@ -454,7 +461,7 @@ def detect_image(
         "POST",
         "/api/v1/detect/image",
         _json(DetectionResult.from_json),
-        data=fields,
+        data=_with_metadata(fields, metadata),
         files=[("file", (filename, data, content_type))],
     )
 
@@ -465,14 +472,15 @@ def detect_url(
     *,
     filename: str | None = None,
     store: bool = True,
+    metadata: Mapping[str, str] | None = None,
 ) -> Operation[DetectionResult]:
     """Objects in the image at `url` (http or https), which the server fetches: nothing is
     uploaded from here. The answer is the one an upload of the same bytes gets; a URL the
     server may not fetch (a private address, credentials in it) raises ObjectVisionError
     422 `image_url_forbidden`, one that gives no image (unknown host, an error status, no
     answer in time) 422 `image_url_unreachable`. `filename` names the image in the history
-    (default: the URL's last path segment)."""
-    body: dict[str, str | int | float | bool] = {
+    (default: the URL's last path segment); `metadata` as for `detect_image`."""
+    body: dict[str, str | int | float | bool | dict[str, str]] = {
         "url": url,
         **(params or DetectionParams()).json_fields(),
     }
@@ -480,14 +488,29 @@ def detect_url(
         body["filename"] = filename
     if not store:
         body["store"] = False
+    if metadata:
+        body["metadata"] = dict(metadata)
     return Operation("POST", "/api/v1/detect/image", _json(DetectionResult.from_json), json=body)
 
 
 def _with_metadata(fields: dict[str, str], metadata: Mapping[str, str] | None) -> dict[str, str]:
-    """A submission's form fields with the job's metadata, as the JSON the API reads."""
+    """A submission's form fields with its metadata, as the JSON the API reads."""
     if metadata:
         fields["metadata"] = json.dumps(dict(metadata))
     return fields
+
+
+def _metadata_filter(metadata: Mapping[str, str] | None) -> dict[str, list[str]]:
+    """A list's metadata filter as query parameters: `metadata=key:value`, once a pair."""
+    if not metadata:
+        return {}
+    return {"metadata": [f"{key}:{value}" for key, value in metadata.items()]}
+
+
+def _period(since: datetime | None, until: datetime | None) -> dict[str, str]:
+    """A history filter's time bounds as query parameters (ISO 8601)."""
+    bounds = {"since": since, "until": until}
+    return {name: value.isoformat() for name, value in bounds.items() if value is not None}
 
 
 def submit_batch(
@@ -602,8 +625,7 @@ def list_jobs(
         params["status"] = status
     if kind:
         params["kind"] = kind
-    if metadata:
-        params["metadata"] = [f"{key}:{value}" for key, value in metadata.items()]
+    params.update(_metadata_filter(metadata))
     return Operation("GET", "/api/v1/detect/jobs", _json(JobsPage.from_json), params=params)
 
 
@@ -623,11 +645,21 @@ def delete_job(job_id: str) -> Operation[None]:
 
 
 def history(
-    *, limit: int = 20, offset: int = 0, class_name: str | None = None
+    *,
+    limit: int = 20,
+    offset: int = 0,
+    class_name: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Operation[HistoryPage]:
-    params: dict[str, str | int] = {"limit": limit, "offset": offset}
+    """The caller's stored detections, newest first; only those with an object of
+    `class_name`, made in [since, until), or holding every pair of `metadata` when given."""
+    params: dict[str, str | int | list[str]] = {"limit": limit, "offset": offset}
     if class_name:
         params["class_name"] = class_name
+    params.update(_period(since, until))
+    params.update(_metadata_filter(metadata))
     return Operation("GET", "/api/v1/detect/history", _json(HistoryPage.from_json), params=params)
 
 
@@ -770,15 +802,14 @@ def export_history(
     class_name: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Operation[bytes]:
     """The caller's detections, with the filters of `history`, as a file."""
-    params: dict[str, str] = {"format": _export_format(format)}
+    params: dict[str, str | list[str]] = {"format": _export_format(format)}
     if class_name:
         params["class_name"] = class_name
-    if since is not None:
-        params["since"] = since.isoformat()
-    if until is not None:
-        params["until"] = until.isoformat()
+    params.update(_period(since, until))
+    params.update(_metadata_filter(metadata))
     return Operation("GET", "/api/v1/detect/history/export", _bytes, params=params)
 
 
@@ -790,15 +821,20 @@ def export(
     class_name: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    metadata: Mapping[str, str] | None = None,
     on_progress: BytesCallback | None = None,
 ) -> Download[ExportedFile]:
     """A finished job's (`job_id`) or the filtered history's detections as COCO JSON,
     a YOLO zip or CSV, written to `destination` as it arrives rather than held in
     memory. A job still running raises ObjectVisionError 409: `wait_for_job` first."""
     if job_id is None:
-        operation = export_history(format=format, class_name=class_name, since=since, until=until)
-    elif class_name or since is not None or until is not None:
-        raise ValueError("a job's export takes no history filters (class_name, since, until)")
+        operation = export_history(
+            format=format, class_name=class_name, since=since, until=until, metadata=metadata
+        )
+    elif class_name or since is not None or until is not None or metadata:
+        raise ValueError(
+            "a job's export takes no history filters (class_name, since, until, metadata)"
+        )
     else:
         operation = export_job(job_id, format=format)
     return Download(operation, destination, on_progress, ExportedFile.from_headers)

@@ -39,24 +39,25 @@ MAX_ZONE_POINTS = 32
 MAX_COUNTING_NAME_CHARS = 64
 
 
-# A job's metadata (ADR 0045): the caller's own key-value pairs, kept with the job, echoed in
-# every answer and event about it, and a filter of the jobs list. Keys are identifiers, so a
-# filter `key:value` splits unambiguously; values are text a person reads back.
-MAX_JOB_METADATA_PAIRS = 16
+# Metadata (ADR 0045): the caller's own key-value pairs, kept with a job or a stored
+# detection, echoed in every answer and event about it, and a filter of the jobs list and the
+# history. Keys are identifiers, so a filter `key:value` splits unambiguously; values are text
+# a person reads back.
+MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
 METADATA_KEY_PATTERN = r"^[A-Za-z0-9_.-]+$"
 _METADATA_KEY = re.compile(METADATA_KEY_PATTERN)
 
 
-def checked_job_metadata(pairs: Mapping[str, str]) -> dict[str, str]:
-    """`pairs` as a job keeps them, or InvalidArgument naming the first pair beyond the
-    limits: at most MAX_JOB_METADATA_PAIRS, each key 1 to MAX_METADATA_KEY_CHARS letters,
-    digits, `_`, `.` or `-`, each value 1 to MAX_METADATA_VALUE_CHARS characters of text fit
-    to show (no control characters, line separators or bidirectional controls)."""
-    if len(pairs) > MAX_JOB_METADATA_PAIRS:
+def checked_metadata(pairs: Mapping[str, str]) -> dict[str, str]:
+    """`pairs` as a job or a stored detection keeps them, or InvalidArgument naming the first
+    pair beyond the limits: at most MAX_METADATA_PAIRS, each key 1 to MAX_METADATA_KEY_CHARS
+    letters, digits, `_`, `.` or `-`, each value 1 to MAX_METADATA_VALUE_CHARS characters of
+    text fit to show (no control characters, line separators or bidirectional controls)."""
+    if len(pairs) > MAX_METADATA_PAIRS:
         raise InvalidArgument(
-            f"metadata has {len(pairs)} keys; at most {MAX_JOB_METADATA_PAIRS} are kept"
+            f"metadata has {len(pairs)} keys; at most {MAX_METADATA_PAIRS} are kept"
         )
     for key, value in pairs.items():
         if len(key) > MAX_METADATA_KEY_CHARS or not _METADATA_KEY.fullmatch(key):

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from detection_service.exports import formats as export_formats
 from detection_service.exports import service as exports
 from detection_service.history import service as history
-from detection_service.history.service import DetectionRecord
+from detection_service.history.service import DetectionRecord, HistoryFilter
 from detection_service.images import service as stored_images
 from detection_service.images.storage import CHUNK_BYTES, ObjectNotFoundError, ObjectStorage
 from detection_service.images.uploads import Upload, sanitize_filename
@@ -62,7 +62,7 @@ from objectvision_common.limits import (
     DEFAULT_PAGE_LIMIT,
     MAX_IDEMPOTENCY_KEY_CHARS,
     MAX_PAGE_LIMIT,
-    checked_job_metadata,
+    checked_metadata,
     page_bounds,
 )
 from objectvision_common.servicer import ServicerContext
@@ -119,15 +119,6 @@ def _job_filter(request: detection_pb2.ListJobsRequest) -> tuple[str | None, str
     return status, kind
 
 
-def _period(
-    request: detection_pb2.ListDetectionsRequest | detection_pb2.ExportDetectionsRequest,
-) -> tuple[datetime | None, datetime | None]:
-    """A history filter's [since, until), either end open when not given."""
-    since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
-    until = request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None
-    return since, until
-
-
 def _timestamp(value: datetime) -> Timestamp:
     stamp = Timestamp()
     stamp.FromDatetime(value)
@@ -154,6 +145,7 @@ def _detection(record: DetectionRecord) -> detection_pb2.Detection:
         ),
         created_at=_timestamp(record.created_at),
         updated_at=_timestamp(record.updated_at),
+        metadata=record.metadata,
     )
 
 
@@ -289,6 +281,18 @@ class DetectionServicer(RealtimeServicer):
         value = value.strip()
         return self._detector.class_id(value) if value else None
 
+    def _history_filter(
+        self, request: detection_pb2.ListDetectionsRequest | detection_pb2.ExportDetectionsRequest
+    ) -> HistoryFilter:
+        """A history request's filters, resolved: the class as its id, [since, until) with
+        either end open when not given, the metadata checked."""
+        return HistoryFilter(
+            class_id=self._class_filter(request.class_filter),
+            since=request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None,
+            until=request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None,
+            metadata=checked_metadata(request.metadata),
+        )
+
     def _screen(
         self,
         images: Sequence[detection_pb2.ImageInput],
@@ -346,7 +350,7 @@ class DetectionServicer(RealtimeServicer):
         principal = self._principal(context)
         user_id = principal.user_id
         key = _idempotency_key(request.idempotency_key)
-        metadata = checked_job_metadata(request.metadata)
+        metadata = checked_metadata(request.metadata)
         accepted, refused = self._screen(request.images, request.refused)
         if key:
             # A retried submission gets its job back, even once the quota is used up.
@@ -396,7 +400,7 @@ class DetectionServicer(RealtimeServicer):
         user_id = self._user_id(context)
         limit, offset = page_bounds(request.page, default=DEFAULT_PAGE_LIMIT, most=MAX_PAGE_LIMIT)
         status, kind = _job_filter(request)
-        metadata = checked_job_metadata(request.metadata)
+        metadata = checked_metadata(request.metadata)
         async with self._sessions() as session:
             views, total = await jobs.list_jobs(
                 session=session,
@@ -438,17 +442,10 @@ class DetectionServicer(RealtimeServicer):
     ) -> detection_pb2.ListDetectionsResponse:
         user_id = self._user_id(context)
         limit, offset = page_bounds(request.page, default=DEFAULT_PAGE_LIMIT, most=MAX_PAGE_LIMIT)
-        class_id = self._class_filter(request.class_filter)
-        since, until = _period(request)
+        filters = self._history_filter(request)
         async with self._sessions() as session:
             records, total = await history.list_detections(
-                session=session,
-                user_id=user_id,
-                limit=limit,
-                offset=offset,
-                class_id=class_id,
-                since=since,
-                until=until,
+                session=session, user_id=user_id, limit=limit, offset=offset, filters=filters
             )
         return detection_pb2.ListDetectionsResponse(
             items=[_detection(r) for r in records], total=total, limit=limit, offset=offset
@@ -527,18 +524,21 @@ class DetectionServicer(RealtimeServicer):
         now = datetime.now(UTC)
         pages: AsyncIterator[Sequence[DetectionRecord]]
         if request.job_id:
-            if request.class_filter or request.HasField("since") or request.HasField("until"):
+            if (
+                request.class_filter
+                or request.HasField("since")
+                or request.HasField("until")
+                or request.metadata
+            ):
                 raise InvalidArgument("a job's export takes no history filters")
             job_id = _uuid(request.job_id, "job_id")
             await exports.finished_job(sessions=self._sessions, user_id=user_id, job_id=job_id)
             pages = exports.job_pages(sessions=self._sessions, user_id=user_id, job_id=job_id)
             stem = f"objectvision-job-{job_id}"
         else:
-            since, until = _period(request)
-            filters = exports.HistoryFilter(
-                class_id=self._class_filter(request.class_filter), since=since, until=until
+            pages = exports.history_pages(
+                sessions=self._sessions, user_id=user_id, filters=self._history_filter(request)
             )
-            pages = exports.history_pages(sessions=self._sessions, user_id=user_id, filters=filters)
             stem = f"objectvision-history-{now:%Y%m%dT%H%M%SZ}"
         writer = export_formats.writer_for(
             format_name, model_classes=exports.model_classes(self._detector), created_at=now
@@ -571,7 +571,7 @@ class DetectionServicer(RealtimeServicer):
             raise InvalidArgument("a video upload starts with its header")
         header = first.header
         key = _idempotency_key(header.idempotency_key)
-        metadata = checked_job_metadata(header.metadata)
+        metadata = checked_metadata(header.metadata)
         if header.size_bytes > limits.max_bytes:
             raise video_intake.too_large(header.size_bytes, limits)
         sampling = sampling_from(

@@ -41,7 +41,7 @@ from gateway.schemas.detect import (
     DetectImageJson,
     DetectionParamsIn,
     ImageSourceIn,
-    JobMetadataIn,
+    MetadataIn,
 )
 from gateway.schemas.video import (
     CountingLinesIn,
@@ -52,7 +52,7 @@ from gateway.schemas.video import (
 )
 from objectvision.v1 import detection_pb2
 from objectvision_common.errors import InvalidArgument
-from objectvision_common.limits import MAX_IDEMPOTENCY_KEY_CHARS, checked_job_metadata
+from objectvision_common.limits import MAX_IDEMPOTENCY_KEY_CHARS, checked_metadata
 from objectvision_common.sizes import readable_size
 
 T = TypeVar("T")
@@ -288,6 +288,7 @@ class ImageUpload:
     image: detection_pb2.ImageInput
     params: detection_pb2.DetectionParams
     store: bool
+    metadata: dict[str, str]
 
 
 async def one_image(
@@ -303,6 +304,7 @@ async def one_image(
         sent = _parsed(DetectImageJson, body)
         params = _detect_params(query, sent)
         keep = _one_of("store", store, sent.store)
+        metadata = _kept_metadata(sent.metadata or {}, keep)
         await url_fetches.take([sent])
         image = await _source_input(sent, 0, fetcher, settings.max_upload_bytes)
     else:
@@ -310,8 +312,11 @@ async def one_image(
         upload = _only_file(body, "image", where, ("file", "files"))
         params = _detect_params(query, form)
         keep = _one_of("store", store, form.store)
+        metadata = _kept_metadata(_metadata(form.metadata), keep)
         image = await _image_input(upload, 0, settings.max_upload_bytes)
-    return ImageUpload(image=image, params=params, store=True if keep is None else keep)
+    return ImageUpload(
+        image=image, params=params, store=True if keep is None else keep, metadata=metadata
+    )
 
 
 OneImage = Annotated[ImageUpload, Depends(one_image)]
@@ -498,11 +503,23 @@ def _counting_regions(
 
 
 def _metadata(text: str | None) -> dict[str, str]:
-    """A multipart form's `metadata` field (JSON text) as the job's metadata; none when
-    absent."""
+    """A multipart form's `metadata` field (JSON text) as the job's or the detection's
+    metadata; none when absent."""
     if text is None:
         return {}
-    return _json_form_field("metadata", text, JobMetadataIn, METADATA_EXAMPLE)
+    return _json_form_field("metadata", text, MetadataIn, METADATA_EXAMPLE)
+
+
+def _kept_metadata(metadata: dict[str, str], store: bool | None) -> dict[str, str]:
+    """One image's metadata, which only a stored detection keeps: 422 at body.metadata with
+    store=false, rather than dropping it."""
+    if metadata and store is False:
+        raise ApiError.invalid(
+            ["body", "metadata"],
+            "metadata is kept with the stored detection, and store=false keeps none: send "
+            "store=true, or leave the metadata out",
+        )
+    return metadata
 
 
 async def video_upload(
@@ -547,13 +564,14 @@ async def metadata_filter(
     metadata: Annotated[
         list[str] | Absent,
         Query(
-            description="Only jobs whose metadata holds this pair, as `key:value` (the first "
+            description="Only those whose metadata holds this pair, as `key:value` (the first "
             "`:` ends the key); repeat it to ask for several pairs at once.",
         ),
     ] = None,
 ) -> dict[str, str]:
-    """The `metadata=key:value` filters of the jobs list as the pairs a job must hold; 422 at
-    query.metadata for one without `:`, a key given twice or pairs beyond the limits."""
+    """The `metadata=key:value` filters of the jobs list or the history as the pairs a job or
+    a detection must hold; 422 at query.metadata for one without `:`, a key given twice or
+    pairs beyond the limits."""
     wanted: dict[str, str] = {}
     for pair in metadata or ():
         key, colon, value = pair.partition(":")
@@ -563,7 +581,7 @@ async def metadata_filter(
             raise ApiError.invalid(["query", "metadata"], f"key {key[:80]!r} given twice")
         wanted[key] = value
     try:
-        return checked_job_metadata(wanted)
+        return checked_metadata(wanted)
     except InvalidArgument as error:
         raise ApiError.invalid(["query", "metadata"], error.message) from None
 
@@ -592,9 +610,20 @@ class HistoryFilter:
     class_filter: str
     since: Timestamp | None
     until: Timestamp | None
+    metadata: dict[str, str]
+
+    def request_fields(self) -> dict[str, Any]:
+        """The filter as the keyword arguments of either request."""
+        return {
+            "class_filter": self.class_filter,
+            "since": self.since,
+            "until": self.until,
+            "metadata": self.metadata,
+        }
 
 
 async def history_filter(
+    metadata: MetadataFilter,
     class_name: Annotated[
         ClassName | Absent,
         Query(description="Only detections with an object of this class (name or id)."),
@@ -612,7 +641,10 @@ async def history_filter(
     if since_stamp and until_stamp and since_stamp.ToDatetime() > until_stamp.ToDatetime():
         raise ApiError.invalid(["query", "since"], "since is after until")
     return HistoryFilter(
-        class_filter=(class_name or "").strip(), since=since_stamp, until=until_stamp
+        class_filter=(class_name or "").strip(),
+        since=since_stamp,
+        until=until_stamp,
+        metadata=metadata,
     )
 
 

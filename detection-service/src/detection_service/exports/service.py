@@ -9,7 +9,6 @@ client drains the stream.
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
@@ -17,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from detection_service.exports.formats import ExportWriter
 from detection_service.history import service as history
-from detection_service.history.service import DetectionRecord
+from detection_service.history.service import DetectionRecord, HistoryFilter
 from detection_service.jobs import service as jobs
 from detection_service.jobs.models import KIND_BATCH, UNFINISHED
 from detection_service.pipeline.detector import Detector
@@ -39,15 +38,6 @@ def model_classes(detector: Detector) -> tuple[str, ...]:
     return detector.class_names
 
 
-@dataclass(frozen=True)
-class HistoryFilter:
-    """The history filters of ListDetections, resolved (a class as its id)."""
-
-    class_id: int | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
 async def history_pages(
     *, sessions: async_sessionmaker[AsyncSession], user_id: str, filters: HistoryFilter
 ) -> AsyncIterator[Sequence[DetectionRecord]]:
@@ -61,9 +51,7 @@ async def history_pages(
             user_id=user_id,
             limit=PAGE_SIZE,
             after=after,
-            class_id=filters.class_id,
-            since=filters.since,
-            until=filters.until,
+            filters=filters,
         )
 
     async for records in _keyset_pages(

@@ -29,6 +29,10 @@ detections = sa.Table(
     # The model and version that answered (none on rows older than migration 0004).
     sa.Column("model", sa.Text),
     sa.Column("model_version", sa.Text),
+    # The caller's own key-value pairs (ADR 0045): a Detect's own, or its job's for a job's
+    # detection (copied as the item is recorded), matched by containment (`@>`) when the
+    # history filters by them.
+    sa.Column("metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     # History pages: a user's newest first; the id breaks ties between equal timestamps.
     sa.Index(
         "ix_detections_user_created",
@@ -37,6 +41,12 @@ detections = sa.Table(
         sa.text("id DESC"),
     ),
     sa.Index("ix_detections_job_id", "job_id"),
+    sa.Index(
+        "ix_detections_metadata",
+        "metadata",
+        postgresql_using="gin",
+        postgresql_ops={"metadata": "jsonb_path_ops"},
+    ),
 )
 
 results = sa.Table(

@@ -9,8 +9,8 @@ simply not found.
 
 import functools
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,18 @@ class DetectionRecord:
     updated_at: datetime
     model: str = ""
     model_version: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """Which of a user's detections the history and its export keep: those with an object
+    of `class_id`, made in [since, until), whose metadata holds every pair of `metadata`."""
+
+    class_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 async def insert_detection(
@@ -52,7 +64,13 @@ async def insert_detection(
     result: DetectionResult,
     options: DetectionOptions,
     now: datetime,
+    metadata: Mapping[str, str] | None = None,
 ) -> None:
+    """One detection and its objects. A job's detection carries its job's metadata, read by
+    the same statement (so it cannot differ from the job's); a Detect's carries `metadata`."""
+    kept_metadata: Any = dict(metadata or {})
+    if job_id is not None:
+        kept_metadata = sa.select(jobs.c.metadata).where(jobs.c.id == job_id).scalar_subquery()
     await session.execute(
         detections.insert().values(
             id=detection_id,
@@ -69,6 +87,7 @@ async def insert_detection(
             updated_at=now,
             model=result.model or None,
             model_version=result.model_version or None,
+            metadata=kept_metadata,
         )
     )
     if result.objects:
@@ -99,9 +118,10 @@ async def store_detections(
     outcomes: Sequence[DetectionResult],
     options: DetectionOptions,
     now: datetime,
+    metadata: Mapping[str, str] | None = None,
 ) -> list[uuid.UUID]:
-    """A stored Detect: each upload kept with its detection, committed together (or the
-    stored bytes discarded); returns the detection ids."""
+    """A stored Detect: each upload kept with its detection and the request's metadata,
+    committed together (or the stored bytes discarded); returns the detection ids."""
 
     async def write_rows(session: AsyncSession, keys: list[str]) -> list[uuid.UUID]:
         ids = []
@@ -116,6 +136,7 @@ async def store_detections(
                 result=result,
                 options=options,
                 now=now,
+                metadata=metadata,
             )
             await images.insert_image(
                 session=session,
@@ -178,25 +199,26 @@ def _record(row: sa.Row[Any], objects: list[DetectedObject]) -> DetectionRecord:
         updated_at=row.updated_at,
         model=row.model or "",
         model_version=row.model_version or "",
+        metadata=dict(row.metadata),
     )
 
 
-def _history_filter(
-    *, user_id: str, class_id: int | None, since: datetime | None, until: datetime | None
-) -> list[sa.ColumnElement[bool]]:
-    """A user's detections, optionally only those with a `class_id` object, made in
-    [since, until)."""
+def _history_conditions(*, user_id: str, filters: HistoryFilter) -> list[sa.ColumnElement[bool]]:
+    """A user's detections that `filters` keeps."""
     conditions: list[sa.ColumnElement[bool]] = [detections.c.user_id == user_id]
-    if since is not None:
-        conditions.append(detections.c.created_at >= since)
-    if until is not None:
-        conditions.append(detections.c.created_at < until)
-    if class_id is not None:
+    if filters.since is not None:
+        conditions.append(detections.c.created_at >= filters.since)
+    if filters.until is not None:
+        conditions.append(detections.c.created_at < filters.until)
+    if filters.class_id is not None:
         conditions.append(
             sa.exists().where(
-                results.c.detection_id == detections.c.id, results.c.class_id == class_id
+                results.c.detection_id == detections.c.id,
+                results.c.class_id == filters.class_id,
             )
         )
+    if filters.metadata:
+        conditions.append(detections.c.metadata.contains(dict(filters.metadata)))
     return conditions
 
 
@@ -228,12 +250,10 @@ async def list_detections(
     user_id: str,
     limit: int,
     offset: int,
-    class_id: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    filters: HistoryFilter | None = None,
 ) -> tuple[list[DetectionRecord], int]:
     """One page of a user's detections, newest first, and how many match in all."""
-    conditions = _history_filter(user_id=user_id, class_id=class_id, since=since, until=until)
+    conditions = _history_conditions(user_id=user_id, filters=filters or HistoryFilter())
     total = await session.scalar(
         sa.select(sa.func.count()).select_from(detections).where(*conditions)
     )
@@ -263,15 +283,13 @@ async def history_export_page(
     user_id: str,
     limit: int,
     after: tuple[datetime, uuid.UUID] | None = None,
-    class_id: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    filters: HistoryFilter | None = None,
 ) -> list[DetectionRecord]:
     """The next page of a filtered history for an export, newest first, after `after`
     (the last page's (created_at, id)). Keyset, not offset: detections stored while an
     export runs are newer than its first page, so they never shift or repeat a later page,
     and each page costs one index range scan however deep the export is."""
-    conditions = _history_filter(user_id=user_id, class_id=class_id, since=since, until=until)
+    conditions = _history_conditions(user_id=user_id, filters=filters or HistoryFilter())
     if after is not None:
         conditions.append(sa.tuple_(detections.c.created_at, detections.c.id) < after)
     return await _newest_first(session, conditions, limit=limit)

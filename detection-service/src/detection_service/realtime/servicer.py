@@ -12,7 +12,7 @@ headers before anything is decoded.
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
@@ -31,13 +31,15 @@ from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
 from objectvision_common.errors import DomainError, FailedPrecondition, InvalidArgument, Unavailable
 from objectvision_common.grpc_server import ServiceRegistration
 from objectvision_common.identity import principal_from_metadata
+from objectvision_common.limits import checked_metadata
 from objectvision_common.servicer import ServicerContext
 
 T = TypeVar("T")
 
 
 class DetectionStore(Protocol):
-    """Keeps a Detect's uploads with their detections (`store=true`); returns their ids."""
+    """Keeps a Detect's uploads with their detections and its metadata (`store=true`);
+    returns their ids."""
 
     async def __call__(
         self,
@@ -47,6 +49,7 @@ class DetectionStore(Protocol):
         outcomes: Sequence[DetectionResult],
         options: DetectionOptions,
         now: datetime,
+        metadata: Mapping[str, str],
     ) -> Sequence[uuid.UUID]: ...
 
 
@@ -203,6 +206,12 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
                 "this detection-service replica runs the realtime role and keeps nothing: send"
                 " store=false, or call the full service to keep results in the history"
             )
+        metadata = checked_metadata(request.metadata)
+        if metadata and not request.store:
+            raise InvalidArgument(
+                "metadata is kept with the stored detections, and store=false keeps none: "
+                "send store=true, or leave the metadata out"
+            )
         uploads = self._uploads(request.images)
         options, model = await self._options(request.params)
         await self._detector.admit(principal, images=len(uploads))
@@ -226,6 +235,7 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
                 outcomes=outcomes,
                 options=options,
                 now=datetime.now(UTC),
+                metadata=metadata,
             )
         return detection_pb2.DetectResponse(
             results=[

@@ -94,6 +94,9 @@ async def detect_image(
     the answer is the one an upload of the same bytes gets. A URL that may not be fetched is
     a 422 `image_url_forbidden`, one that gave no image a 422 `image_url_unreachable`.
 
+    `metadata` (an object; in a multipart form, JSON text) is kept with the stored detection
+    and filters the history (ADR 0045); with store=false it is a 422.
+
     Callers take turns for the model; one with too many images already waiting for it gets a
     429 `too_many_waiting` with Retry-After. An account past its monthly quota gets a 429
     `quota_exceeded`, with Retry-After until the month ends (GET /api/v1/users/me/usage).
@@ -102,7 +105,10 @@ async def detect_image(
     detected = await call.call(
         call.detection.Detect,
         detection_pb2.DetectRequest(
-            images=[upload.image], params=upload.params, store=upload.store
+            images=[upload.image],
+            params=upload.params,
+            store=upload.store,
+            metadata=upload.metadata,
         ),
     )
     return DetectionOut.from_proto(detected.results[0])
@@ -242,13 +248,13 @@ async def list_history(
     limit: PageLimit = DEFAULT_PAGE_LIMIT,
     offset: PageOffset = 0,
 ) -> DetectionListOut:
+    """`metadata=camera:north-gate` keeps the detections stored with that pair (ADR 0045): an
+    image's own metadata from /detect/image, or its job's for an image of a batch job;
+    several such filters keep the detections that hold them all."""
     listed = await upstream.call(
         upstream.detection.ListDetections,
         detection_pb2.ListDetectionsRequest(
-            page=common_pb2.Page(limit=limit, offset=offset),
-            class_filter=filters.class_filter,
-            since=filters.since,
-            until=filters.until,
+            page=common_pb2.Page(limit=limit, offset=offset), **filters.request_fields()
         ),
     )
     return DetectionListOut.from_proto(listed)

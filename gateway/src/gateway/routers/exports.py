@@ -121,9 +121,6 @@ async def export_history(
     """Every matching detection, newest first, however many: the file is written and sent a
     page at a time, never held whole."""
     request = detection_pb2.ExportDetectionsRequest(
-        format=_FORMATS[format],
-        class_filter=filters.class_filter,
-        since=filters.since,
-        until=filters.until,
+        format=_FORMATS[format], **filters.request_fields()
     )
     return await _download(upstream, request, settings.export_deadline_seconds)

@@ -40,8 +40,8 @@ from gateway.schemas.base import (
 from objectvision.v1 import detection_pb2
 from objectvision_common.limits import (
     MAX_DETECTIONS_LIMIT,
-    MAX_JOB_METADATA_PAIRS,
     MAX_METADATA_KEY_CHARS,
+    MAX_METADATA_PAIRS,
     MAX_METADATA_VALUE_CHARS,
     METADATA_KEY_PATTERN,
 )
@@ -149,32 +149,37 @@ MetadataValue = Annotated[
     ),
     UNICODE_TEXT,
 ]
-JobMetadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_JOB_METADATA_PAIRS)]
+Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=MAX_METADATA_PAIRS)]
 METADATA_DESCRIPTION = (
     "Your own key-value pairs, kept with the job and given back in its answers, its WebSocket "
     "messages and its webhooks (`data.metadata`), and a filter of GET /detect/jobs (ADR 0045): "
     f'an object such as `{{"camera": "north-gate", "order": "A-1042"}}`, at most '
-    f"{MAX_JOB_METADATA_PAIRS} keys of 1 to {MAX_METADATA_KEY_CHARS} letters, digits, `_`, `.` "
+    f"{MAX_METADATA_PAIRS} keys of 1 to {MAX_METADATA_KEY_CHARS} letters, digits, `_`, `.` "
     f"or `-`, each value a string of 1 to {MAX_METADATA_VALUE_CHARS} characters."
+)
+DETECTION_METADATA_DESCRIPTION = (
+    "Your own key-value pairs, kept with the stored detection (so it needs store=true), given "
+    "back with it in the history, and a filter of GET /detect/history and its export "
+    "(ADR 0045); the limits of a job's metadata apply."
 )
 METADATA_EXAMPLE = '{"camera": "north-gate"}'
 
 
-class JobMetadataIn(RootModel[JobMetadata]):
+class MetadataIn(RootModel[Metadata]):
     """A job's metadata as a multipart form sends it: JSON text of one object of strings."""
 
     model_config = ConfigDict(strict=True)
 
 
-def metadata_form_field() -> Any:
+def metadata_form_field(description: str = METADATA_DESCRIPTION) -> Any:
     """The `metadata` field of a multipart form: text, read as JSON by
     gateway.detect_dependencies, so that its own 422 can say that the JSON is wrong."""
     return Field(
         default=None,
-        description=f"{METADATA_DESCRIPTION} JSON text in a form field.",
+        description=f"{description} JSON text in a form field.",
         json_schema_extra={
             "contentMediaType": "application/json",
-            "contentSchema": request_body_schema(JobMetadataIn),
+            "contentSchema": request_body_schema(MetadataIn),
         },
     )
 
@@ -194,6 +199,7 @@ class DetectImageForm(_UploadForm):
         default=None, description="Alternatively the image as the only `files` part."
     )
     store: bool | Absent = Field(default=None, description=STORE_DESCRIPTION)
+    metadata: str | Absent = metadata_form_field(DETECTION_METADATA_DESCRIPTION)
 
 
 class DetectBatchForm(_UploadForm):
@@ -272,6 +278,7 @@ class DetectImageJson(ImageSourceIn, DetectionParamsIn):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     store: bool | Absent = Field(default=None, description=STORE_DESCRIPTION)
+    metadata: Metadata | Absent = Field(default=None, description=DETECTION_METADATA_DESCRIPTION)
 
 
 class DetectBatchJson(DetectionParamsIn):
@@ -283,7 +290,7 @@ class DetectBatchJson(DetectionParamsIn):
         description='The images, each `{"url": ...}` or `{"image_base64": ...}`, '
         "either with an optional `filename`."
     )
-    metadata: JobMetadata | Absent = Field(default=None, description=METADATA_DESCRIPTION)
+    metadata: Metadata | Absent = Field(default=None, description=METADATA_DESCRIPTION)
 
 
 class BoundingBoxOut(ApiModel):
@@ -413,6 +420,11 @@ class StoredDetectionOut(DetectionOut):
     status: DetectionStatus
     job_id: str | None = Field(description="The batch job that made it; null for /detect/image.")
     created_at: datetime
+    metadata: dict[str, str] = Field(
+        default_factory=dict,
+        description="The caller's own key-value pairs (ADR 0045): those sent with the image to "
+        "/detect/image, or its job's; keys sorted.",
+    )
 
     @classmethod
     def from_detection(cls, detection: detection_pb2.Detection) -> Self:
@@ -422,6 +434,7 @@ class StoredDetectionOut(DetectionOut):
             status=_status(_DETECTION_STATUSES, detection.status, "detection"),
             job_id=detection.job_id or None,
             created_at=to_datetime(detection.created_at),
+            metadata=dict(sorted(detection.metadata.items())),
         )
 
 

@@ -26,6 +26,11 @@ function summary(item) {
     status: String(item.status ?? "completed").toLowerCase(),
     count,
     classes: top.map(([name, n]) => `${name} ×${n}`).join(", "),
+    // The caller's own pairs (ADR 0045), keys sorted: the image's, or its job's.
+    metadata: Object.entries(item.metadata ?? {})
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([key, value]) => `${key}=${value}`)
+      .join(" · "),
   };
 }
 
@@ -85,6 +90,9 @@ export class HistoryView {
             el("h3", {}, item.filename),
             el("p", {}, `${plural(item.count, "object")}${item.classes ? ` · ${item.classes}` : ""}`),
             el("p", { className: "muted" }, formatDate(item.createdAt)),
+            ...(item.metadata
+              ? [el("p", { className: "history-tags", "data-testid": "history-metadata" }, item.metadata)]
+              : []),
             el(
               "button",
               {
