@@ -1033,6 +1033,7 @@ def test_openapi_describes_the_detection_routes(
         "classes",
         "max_detections",
         "model",
+        "metadata",
     } == set(form["properties"])
     # The form's fields, with the image by URL or as base64 in place of the file.
     by_url = body["content"]["application/json"]["schema"]
