@@ -235,6 +235,10 @@ def test_history_lists_the_batch_with_paging(cli: CommandLine, batch_job: dict) 
         assert item["filename"] in table.stdout
     assert f"of {page['total']}" in table.stderr
 
+    wanted = batch_job["items"][0]["filename"]
+    named = cli.json("history", "--name", wanted.removesuffix(".jpg"), "--limit", "50")
+    assert named["items"] and {item["filename"] for item in named["items"]} == {wanted}
+
 
 def test_keys_create_list_use_and_revoke(cli: CommandLine) -> None:
     name = f"ci-{uuid.uuid4().hex[:6]}"

@@ -804,6 +804,27 @@ async def test_a_finished_job_and_the_history_offer_exports(page: Page) -> None:
         path.name for path in BATCH
     )
 
+    # Filtered: the list and the history's export keep the same detections.
+    cards = page.get_by_test_id("history-item")
+    await expect(cards).to_have_count(3, timeout=SLOW_MS)
+    wanted = BATCH[0].name
+    await page.get_by_test_id("history-filename").fill(wanted.removesuffix(".jpg"))
+    await page.get_by_test_id("history-filter").click()
+    await expect(cards).to_have_count(1, timeout=SLOW_MS)
+    await expect(cards).to_have_attribute("data-filename", wanted)
+    async with page.expect_download() as filtered_download:
+        await page.get_by_test_id("history-exports").get_by_test_id("export-csv").click()
+    filtered = await asyncio.to_thread(Path(await (await filtered_download.value).path()).read_text)
+    assert {row.split(",")[2] for row in filtered.splitlines()[1:]} == {wanted}
+    await page.get_by_test_id("history-metadata-filter").fill("camera:nowhere")
+    await page.get_by_test_id("history-filter").click()
+    await expect(page.get_by_test_id("history-list")).to_have_text(
+        "No detections match these filters."
+    )
+    await page.get_by_test_id("history-clear").click()
+    await expect(cards).to_have_count(3, timeout=SLOW_MS)
+    await expect(page.get_by_test_id("history-filename")).to_have_value("")
+
 
 async def test_a_video_runs_as_a_job_with_its_frames_and_annotated_video(
     page: Page, tmp_path: Path

@@ -313,6 +313,17 @@ async def test_history_is_newest_first_and_filters(
     )
     api_error_with_request_id(unknown, 422, "invalid_argument")
 
+    # The file-name search ignores case and combines with the other filters.
+    third = await _detect(gateway_client, user, _read("zidane.jpg"), filename="Gate-3_zidane.jpg")
+    assert third.status_code == 200, third.text
+    named = await _history(gateway_client, user, filename="gate-3")
+    assert [item["detection_id"] for item in named["items"]] == [third.json()["detection_id"]]
+    assert (await _history(gateway_client, user, filename=".JPG", class_name="tie"))["total"] == 2
+    too_long = await gateway_client.get(
+        HISTORY, params={"filename": "x" * 256}, headers=user.headers
+    )
+    api_error_with_request_id(too_long, 422, "validation_error")
+
 
 async def test_stored_images_keep_their_metadata_or_their_jobs_and_the_history_filters_by_it(
     gateway_client: httpx.AsyncClient, stack: Stack, user: Account, tmp_path: Path

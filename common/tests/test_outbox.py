@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from objectvision.v1 import notification_pb2
@@ -16,6 +16,7 @@ from objectvision_common.outbox import (
     OutboxRelay,
     add_event,
     event_from_stream,
+    outbox_channel,
     outbox_table,
 )
 from objectvision_devstack.processes import free_port
@@ -173,3 +174,62 @@ async def test_events_wait_in_the_outbox_while_redis_is_down(outbox, tmp_path: P
         await redis.aclose()
         for server in servers:
             server.stop()
+
+
+async def _listening_backends(sessions: async_sessionmaker[AsyncSession], table: Table) -> list:
+    """The server processes LISTENing on the table's channel (their last statement)."""
+    async with sessions() as session:
+        rows = await session.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE query = :listen"),
+            {"listen": f'LISTEN "{outbox_channel(table)}"'},
+        )
+        return [row.pid for row in rows]
+
+
+async def test_a_commit_wakes_the_relay_at_once_and_a_lost_listener_is_replaced(
+    outbox, infrastructure: Infrastructure
+) -> None:
+    """With an hour between polls, only the NOTIFY of each commit can bring its event to the
+    stream within the test's wait; a rolled-back transaction's event never comes."""
+    sessions, table = outbox
+    stream = f"test:outbox:{uuid.uuid4().hex}"
+    redis = Redis.from_url(infrastructure.redis_url)
+    relay = OutboxRelay(sessions, table, redis, stream=stream, poll_interval=3600)
+    task = asyncio.create_task(relay.run())
+
+    async def published() -> list[str]:
+        return [event.id for event in await stream_events(redis, stream)]
+
+    async def listening() -> bool:
+        return relay.listening and len(await _listening_backends(sessions, table)) == 1
+
+    try:
+        await eventually(listening)
+        async with sessions() as session, session.begin():
+            await add_event(session, table, job_progress(processed=99))
+            await session.rollback()
+        first = await stage(sessions, table, job_progress(processed=1))
+        await eventually(lambda: _equals(published(), first))
+
+        # The listening connection is cut: the relay listens again and hears the next commit.
+        (pid,) = await _listening_backends(sessions, table)
+        async with sessions() as session:
+            await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await eventually(lambda: _gone(sessions, table, pid))
+        await eventually(listening)
+        second = await stage(sessions, table, job_progress(processed=2))
+        await eventually(lambda: _equals(published(), first + second))
+        assert not task.done()
+    finally:
+        relay.stop()
+        await task
+        await redis.aclose()
+    assert not relay.listening
+
+
+async def _equals(found: Awaitable[list[str]], expected: list[str]) -> bool:
+    return await found == expected
+
+
+async def _gone(sessions: async_sessionmaker[AsyncSession], table: Table, pid: int) -> bool:
+    return pid not in await _listening_backends(sessions, table)

@@ -256,3 +256,41 @@ async def test_metadata_needs_store_and_the_limits_and_a_refused_request_keeps_n
             detection, user, job_id=str(uuid.uuid4()), metadata={"camera": "north-gate"}
         )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_the_file_name_search_ignores_case_and_takes_wildcards_as_characters(
+    detection, user, bus_jpg
+):
+    names = ["Gate-3_0001.jpg", "gate-30.jpg", "north_50%.jpg", "other.jpg"]
+    answer = await detection.stub.Detect(
+        detection_pb2.DetectRequest(
+            images=[detection_pb2.ImageInput(data=bus_jpg, filename=name) for name in names],
+            store=True,
+        ),
+        metadata=detection.metadata(user),
+        timeout=30,
+    )
+    ids = {result.filename: result.detection_id for result in answer.results}
+
+    async def found(text: str, **filters) -> set[str]:
+        listed = await _list(detection, user, filename_contains=text, **filters)
+        return {item.result.filename for item in listed.items}
+
+    assert await found("GATE-3") == {"Gate-3_0001.jpg", "gate-30.jpg"}
+    assert await found("3_") == {"Gate-3_0001.jpg"}
+    assert await found("50%") == {"north_50%.jpg"}
+    assert await found("%") == {"north_50%.jpg"}
+    assert await found("  other  ") == {"other.jpg"}
+    assert await found("gate", class_filter="bus") == {"Gate-3_0001.jpg", "gate-30.jpg"}
+    assert await found("gate", class_filter="giraffe") == set()
+    assert await found("") == set(names)
+    exported = await csv_export(detection, user, filename_contains="north")
+    assert {row["detection_id"] for row in exported} == {ids["north_50%.jpg"]}
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _list(detection, user, filename_contains="x" * 256)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "255" in (caught.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await csv_export(detection, user, job_id=str(uuid.uuid4()), filename_contains="gate")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

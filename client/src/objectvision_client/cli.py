@@ -1151,14 +1151,15 @@ def _pairs(metadata: Mapping[str, str]) -> str:
 
 
 def _history_filters(ctx: Context) -> dict[str, Any]:
-    """--class, --since, --until and --meta as the client's history filters (`history`,
-    `export`)."""
+    """--class, --since, --until, --meta and --name as the client's history filters
+    (`history`, `export`)."""
     args = ctx.args
     return {
         "class_name": args.class_name,
         "since": args.since,
         "until": args.until,
         "metadata": _metadata(ctx),
+        "filename": args.name,
     }
 
 
@@ -1459,7 +1460,7 @@ def cmd_export(ctx: Context) -> int:
     filters = _history_filters(ctx)
     if args.job_id and any(filters.values()):
         raise UsageError(
-            "--job exports the whole job: leave out --class, --since, --until and --meta"
+            "--job exports the whole job: leave out --class, --since, --until, --meta and --name"
         )
     if args.wait and not args.job_id:
         raise UsageError("--wait waits for a job: give it with --job")
@@ -1823,6 +1824,9 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--since", type=_when, metavar="TIME", help="only at or after")
     history.add_argument("--until", type=_when, metavar="TIME", help="only before")
     _add_metadata_option(history, "only detections whose metadata holds this pair")
+    history.add_argument(
+        "--name", metavar="TEXT", help="only files whose name contains TEXT (any case)"
+    )
     _add_output_choice(history, table=True)
     history.set_defaults(handler=cmd_history)
     # Without an action, `history` lists; `history delete ID` removes one detection.
@@ -1859,6 +1863,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--since", type=_when, metavar="TIME", help="history: at or after")
     export.add_argument("--until", type=_when, metavar="TIME", help="history: before")
     _add_metadata_option(export, "history: only detections whose metadata holds this pair")
+    export.add_argument(
+        "--name", metavar="TEXT", help="history: only files whose name contains TEXT (any case)"
+    )
     export.add_argument(
         "--wait", action="store_true", help="with --job: wait for the job to finish first"
     )

@@ -652,12 +652,16 @@ def history(
     since: datetime | None = None,
     until: datetime | None = None,
     metadata: Mapping[str, str] | None = None,
+    filename: str | None = None,
 ) -> Operation[HistoryPage]:
     """The caller's stored detections, newest first; only those with an object of
-    `class_name`, made in [since, until), or holding every pair of `metadata` when given."""
+    `class_name`, made in [since, until), holding every pair of `metadata`, or whose file
+    name contains `filename` (ignoring case), when given."""
     params: dict[str, str | int | list[str]] = {"limit": limit, "offset": offset}
     if class_name:
         params["class_name"] = class_name
+    if filename:
+        params["filename"] = filename
     params.update(_period(since, until))
     params.update(_metadata_filter(metadata))
     return Operation("GET", "/api/v1/detect/history", _json(HistoryPage.from_json), params=params)
@@ -803,11 +807,14 @@ def export_history(
     since: datetime | None = None,
     until: datetime | None = None,
     metadata: Mapping[str, str] | None = None,
+    filename: str | None = None,
 ) -> Operation[bytes]:
     """The caller's detections, with the filters of `history`, as a file."""
     params: dict[str, str | list[str]] = {"format": _export_format(format)}
     if class_name:
         params["class_name"] = class_name
+    if filename:
+        params["filename"] = filename
     params.update(_period(since, until))
     params.update(_metadata_filter(metadata))
     return Operation("GET", "/api/v1/detect/history/export", _bytes, params=params)
@@ -822,6 +829,7 @@ def export(
     since: datetime | None = None,
     until: datetime | None = None,
     metadata: Mapping[str, str] | None = None,
+    filename: str | None = None,
     on_progress: BytesCallback | None = None,
 ) -> Download[ExportedFile]:
     """A finished job's (`job_id`) or the filtered history's detections as COCO JSON,
@@ -829,11 +837,16 @@ def export(
     memory. A job still running raises ObjectVisionError 409: `wait_for_job` first."""
     if job_id is None:
         operation = export_history(
-            format=format, class_name=class_name, since=since, until=until, metadata=metadata
+            format=format,
+            class_name=class_name,
+            since=since,
+            until=until,
+            metadata=metadata,
+            filename=filename,
         )
-    elif class_name or since is not None or until is not None or metadata:
+    elif class_name or since is not None or until is not None or metadata or filename:
         raise ValueError(
-            "a job's export takes no history filters (class_name, since, until, metadata)"
+            "a job's export takes no history filters (class_name, since, until, metadata, filename)"
         )
     else:
         operation = export_job(job_id, format=format)

@@ -7,6 +7,7 @@ it, or the other way round.
 """
 
 import re
+import unicodedata
 from collections.abc import Mapping
 
 from objectvision.v1 import common_pb2
@@ -44,6 +45,8 @@ MAX_COUNTING_NAME_CHARS = 64
 # history. Keys are identifiers, so a filter `key:value` splits unambiguously; values are text
 # a person reads back.
 MAX_METADATA_PAIRS = 16
+# The history's file-name search: a part of a name, so never longer than a stored name.
+MAX_FILENAME_FILTER_CHARS = 255
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
 METADATA_KEY_PATTERN = r"^[A-Za-z0-9_.-]+$"
@@ -74,3 +77,15 @@ def checked_metadata(pairs: Mapping[str, str]) -> dict[str, str]:
         if problem is not None:
             raise InvalidArgument(f"metadata value of {key!r} must not hold {problem}")
     return dict(pairs)
+
+
+def checked_filename_filter(text: str) -> str:
+    """The history's file-name search as names are stored (NFC, no surrounding spaces), or
+    InvalidArgument beyond MAX_FILENAME_FILTER_CHARS; "" searches nothing."""
+    wanted = unicodedata.normalize("NFC", text).strip()
+    if len(wanted) > MAX_FILENAME_FILTER_CHARS:
+        raise InvalidArgument(
+            f"the file name to search for has {len(wanted)} characters; stored names have at"
+            f" most {MAX_FILENAME_FILTER_CHARS}"
+        )
+    return wanted

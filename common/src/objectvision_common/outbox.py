@@ -4,9 +4,15 @@ A producer writes an event row in the same transaction as the change it describe
 event exists if and only if its change committed. `OutboxRelay` later copies unpublished
 rows to the events stream and marks them published. Delivery is at least once: a crash
 between XADD and the commit publishes a row again, so consumers dedupe by event id.
+
+The relay does not wait for a poll to find a new row: the transaction that stages an event
+also sends a PostgreSQL NOTIFY on the table's channel, which PostgreSQL delivers when (and
+only if) it commits, and the relay LISTENs on it. Polling remains, rarely, as the safety net
+for a notification lost while the listening connection was down.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -15,6 +21,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 from google.protobuf import json_format
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
@@ -34,7 +41,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from objectvision.v1 import notification_pb2
 from objectvision_common.background import BackgroundLoop
@@ -47,6 +54,11 @@ UNPUBLISHED_INDEX = "ix_outbox_unpublished_created_at"
 DEFAULT_STREAM = "objectvision:events"
 # Enough for days of events at our rates; XADD trims approximately, which is O(1).
 DEFAULT_STREAM_MAXLEN = 1_000_000
+# A listening relay's poll: NOTIFY wakes it for every commit; this only catches what was
+# committed while its listening connection was down.
+LISTENING_POLL_SECONDS = 5.0
+# How long a relay that could not LISTEN polls before it tries again.
+LISTEN_RETRY_SECONDS = 60.0
 
 
 def _outbox_columns() -> list[Column[Any]]:
@@ -73,6 +85,12 @@ def outbox_table(metadata: MetaData) -> Table:
         # The relay's only query: the oldest unpublished events.
         Index(UNPUBLISHED_INDEX, "created_at", postgresql_where=text("published_at IS NULL")),
     )
+
+
+def outbox_channel(table: Table) -> str:
+    """The NOTIFY channel of one outbox table (one per schema, so one producer's commits do
+    not wake another's relays)."""
+    return f"objectvision_outbox_{table.schema or 'public'}"
 
 
 def create_outbox_table(op: Any, *, schema: str) -> None:
@@ -111,6 +129,9 @@ async def add_event(
             created_at=func.now(),
         )
     )
+    # Delivered at commit, and only if the transaction commits; PostgreSQL folds the same
+    # notification sent twice in one transaction into one.
+    await session.execute(select(func.pg_notify(outbox_channel(table), "")))
     return event_id
 
 
@@ -150,7 +171,10 @@ def event_from_stream(fields: Mapping[Any, Any]) -> notification_pb2.Event:
 
 
 class OutboxRelay(BackgroundLoop):
-    """Copies committed outbox rows to the events stream, oldest first.
+    """Copies committed outbox rows to the events stream, oldest first, as soon as they
+    commit: woken by the NOTIFY of the committing transaction, on a connection of its own
+    opened from the session factory's engine. Without one (the database refused it, or it
+    dropped) it polls every `poll_interval` and tries to listen again.
 
     Several relays (one per replica) may run against one table: each batch is claimed with
     FOR UPDATE SKIP LOCKED, so two relays never publish the same rows at the same time.
@@ -180,6 +204,75 @@ class OutboxRelay(BackgroundLoop):
         self._publish_timeout = publish_timeout
         self._stream_maxlen = stream_maxlen
         self._retention = retention
+        # Set by a NOTIFY (or a stop): a pass is due now.
+        self._woken = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+        self._next_listen_at = 0.0
+
+    @property
+    def listening(self) -> bool:
+        """Whether a NOTIFY wakes this relay now (else it polls every `poll_interval`)."""
+        return self._listener is not None and not self._listener.is_closed()
+
+    def stop(self) -> None:
+        """Finish the pass in hand and return; the idle wait ends at once."""
+        super().stop()
+        self._woken.set()
+
+    async def _listen(self) -> None:
+        """Open the listening connection, unless one is open or the last try was too recent;
+        a failure is logged and leaves the relay polling."""
+        loop = asyncio.get_running_loop()
+        engine = self._session_factory.kw.get("bind")
+        if (
+            self.listening
+            or not isinstance(engine, AsyncEngine)
+            or loop.time() < self._next_listen_at
+        ):
+            return
+        self._next_listen_at = loop.time() + LISTEN_RETRY_SECONDS
+        channel = outbox_channel(self._table)
+        # The parameters SQLAlchemy itself connects with (host, port, credentials, ssl).
+        _, parameters = engine.dialect.create_connect_args(engine.url)
+        try:
+            connection = await asyncpg.connect(**parameters, timeout=self._publish_timeout)
+            await connection.add_listener(channel, self._notified)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            logger.warning(
+                "outbox relay cannot LISTEN; it polls instead",
+                extra={"channel": channel, "poll_interval_s": self._poll_interval},
+                exc_info=True,
+            )
+            return
+        connection.add_termination_listener(self._listener_lost)
+        self._listener = connection
+        logger.info("outbox relay listening", extra={"channel": channel})
+
+    def _notified(self, *_: object) -> None:
+        self._woken.set()
+
+    def _listener_lost(self, *_: object) -> None:
+        """The listening connection ended: a pass now (a commit may have gone unheard), and
+        a new connection at once."""
+        self._listener = None
+        self._next_listen_at = 0.0
+        self._woken.set()
+
+    async def _close_listener(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
+                await listener.close(timeout=self._publish_timeout)
+
+    async def _idle(self) -> None:
+        """Wait for a NOTIFY or a stop; polls, rarely when listening, as the safety net."""
+        seconds = (
+            max(self._poll_interval, LISTENING_POLL_SECONDS)
+            if self.listening
+            else self._poll_interval
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), timeout=seconds)
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows it published.
@@ -230,10 +323,19 @@ class OutboxRelay(BackgroundLoop):
 
     async def _loop(self) -> None:
         """Publish until stop(); when Redis or the database is down, back off and retry."""
+        try:
+            await self._publish_until_stopped()
+        finally:
+            await self._close_listener()
+
+    async def _publish_until_stopped(self) -> None:
         failures = 0
         loop = asyncio.get_running_loop()
         next_purge = loop.time()
         while not self.stopping:
+            await self._listen()
+            # Cleared before the pass: a commit during it wakes the next one at once.
+            self._woken.clear()
             try:
                 published = await self.publish_pending()
                 if loop.time() >= next_purge:
@@ -254,4 +356,4 @@ class OutboxRelay(BackgroundLoop):
                 logger.info("outbox relay recovered", extra={"after_failures": failures})
                 failures = 0
             if published < self._batch:
-                await self.pause(self._poll_interval)
+                await self._idle()

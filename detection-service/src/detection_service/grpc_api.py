@@ -62,6 +62,7 @@ from objectvision_common.limits import (
     DEFAULT_PAGE_LIMIT,
     MAX_IDEMPOTENCY_KEY_CHARS,
     MAX_PAGE_LIMIT,
+    checked_filename_filter,
     checked_metadata,
     page_bounds,
 )
@@ -285,12 +286,13 @@ class DetectionServicer(RealtimeServicer):
         self, request: detection_pb2.ListDetectionsRequest | detection_pb2.ExportDetectionsRequest
     ) -> HistoryFilter:
         """A history request's filters, resolved: the class as its id, [since, until) with
-        either end open when not given, the metadata checked."""
+        either end open when not given, the metadata and the file-name search checked."""
         return HistoryFilter(
             class_id=self._class_filter(request.class_filter),
             since=request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None,
             until=request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None,
             metadata=checked_metadata(request.metadata),
+            filename_contains=checked_filename_filter(request.filename_contains),
         )
 
     def _screen(
@@ -529,6 +531,7 @@ class DetectionServicer(RealtimeServicer):
                 or request.HasField("since")
                 or request.HasField("until")
                 or request.metadata
+                or request.filename_contains
             ):
                 raise InvalidArgument("a job's export takes no history filters")
             job_id = _uuid(request.job_id, "job_id")

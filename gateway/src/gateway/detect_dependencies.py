@@ -52,7 +52,11 @@ from gateway.schemas.video import (
 )
 from objectvision.v1 import detection_pb2
 from objectvision_common.errors import InvalidArgument
-from objectvision_common.limits import MAX_IDEMPOTENCY_KEY_CHARS, checked_metadata
+from objectvision_common.limits import (
+    MAX_FILENAME_FILTER_CHARS,
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    checked_metadata,
+)
 from objectvision_common.sizes import readable_size
 
 T = TypeVar("T")
@@ -611,6 +615,7 @@ class HistoryFilter:
     since: Timestamp | None
     until: Timestamp | None
     metadata: dict[str, str]
+    filename_contains: str
 
     def request_fields(self) -> dict[str, Any]:
         """The filter as the keyword arguments of either request."""
@@ -619,6 +624,7 @@ class HistoryFilter:
             "since": self.since,
             "until": self.until,
             "metadata": self.metadata,
+            "filename_contains": self.filename_contains,
         }
 
 
@@ -636,6 +642,14 @@ async def history_filter(
         datetime | Absent,
         Query(description="Created before this time (ISO 8601; no zone means UTC)."),
     ] = None,
+    filename: Annotated[
+        str | Absent,
+        Query(
+            max_length=MAX_FILENAME_FILTER_CHARS,
+            description="Only detections whose file name contains this text, ignoring case "
+            "(`%` and `_` are plain characters here).",
+        ),
+    ] = None,
 ) -> HistoryFilter:
     since_stamp, until_stamp = _timestamp(since, "since"), _timestamp(until, "until")
     if since_stamp and until_stamp and since_stamp.ToDatetime() > until_stamp.ToDatetime():
@@ -645,6 +659,7 @@ async def history_filter(
         since=since_stamp,
         until=until_stamp,
         metadata=metadata,
+        filename_contains=utf8(filename).strip(),
     )
 
 

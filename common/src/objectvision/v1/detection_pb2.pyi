@@ -420,7 +420,7 @@ class DeleteJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ListDetectionsRequest(_message.Message):
-    __slots__ = ("page", "class_filter", "since", "until", "metadata")
+    __slots__ = ("page", "class_filter", "since", "until", "metadata", "filename_contains")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -433,12 +433,14 @@ class ListDetectionsRequest(_message.Message):
     SINCE_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_CONTAINS_FIELD_NUMBER: _ClassVar[int]
     page: _common_pb2.Page
     class_filter: str
     since: _timestamp_pb2.Timestamp
     until: _timestamp_pb2.Timestamp
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, page: _Optional[_Union[_common_pb2.Page, _Mapping]] = ..., class_filter: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    filename_contains: str
+    def __init__(self, page: _Optional[_Union[_common_pb2.Page, _Mapping]] = ..., class_filter: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., filename_contains: _Optional[str] = ...) -> None: ...
 
 class Detection(_message.Message):
     __slots__ = ("id", "status", "job_id", "result", "created_at", "updated_at", "metadata")
@@ -506,7 +508,7 @@ class ImageChunk(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., content_type: _Optional[str] = ...) -> None: ...
 
 class ExportDetectionsRequest(_message.Message):
-    __slots__ = ("format", "job_id", "class_filter", "since", "until", "metadata")
+    __slots__ = ("format", "job_id", "class_filter", "since", "until", "metadata", "filename_contains")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -520,13 +522,15 @@ class ExportDetectionsRequest(_message.Message):
     SINCE_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_CONTAINS_FIELD_NUMBER: _ClassVar[int]
     format: ExportFormat
     job_id: str
     class_filter: str
     since: _timestamp_pb2.Timestamp
     until: _timestamp_pb2.Timestamp
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, format: _Optional[_Union[ExportFormat, str]] = ..., job_id: _Optional[str] = ..., class_filter: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    filename_contains: str
+    def __init__(self, format: _Optional[_Union[ExportFormat, str]] = ..., job_id: _Optional[str] = ..., class_filter: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., filename_contains: _Optional[str] = ...) -> None: ...
 
 class ExportChunk(_message.Message):
     __slots__ = ("data", "content_type", "filename")

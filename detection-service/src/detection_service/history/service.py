@@ -46,12 +46,14 @@ class DetectionRecord:
 @dataclass(frozen=True)
 class HistoryFilter:
     """Which of a user's detections the history and its export keep: those with an object
-    of `class_id`, made in [since, until), whose metadata holds every pair of `metadata`."""
+    of `class_id`, made in [since, until), whose metadata holds every pair of `metadata` and
+    whose file name contains `filename_contains` (ignoring case)."""
 
     class_id: int | None = None
     since: datetime | None = None
     until: datetime | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    filename_contains: str = ""
 
 
 async def insert_detection(
@@ -219,6 +221,12 @@ def _history_conditions(*, user_id: str, filters: HistoryFilter) -> list[sa.Colu
         )
     if filters.metadata:
         conditions.append(detections.c.metadata.contains(dict(filters.metadata)))
+    if filters.filename_contains:
+        # `%` and `_` in the search are escaped: they are characters of a name, not patterns.
+        # No index serves it; the account's own rows (the user index) bound the scan.
+        conditions.append(
+            detections.c.filename.icontains(filters.filename_contains, autoescape=True)
+        )
     return conditions
 
 

@@ -248,9 +248,10 @@ async def list_history(
     limit: PageLimit = DEFAULT_PAGE_LIMIT,
     offset: PageOffset = 0,
 ) -> DetectionListOut:
-    """`metadata=camera:north-gate` keeps the detections stored with that pair (ADR 0045): an
-    image's own metadata from /detect/image, or its job's for an image of a batch job;
-    several such filters keep the detections that hold them all."""
+    """The filters combine: all must hold. `metadata=camera:north-gate` keeps the detections
+    stored with that pair (ADR 0045): an image's own metadata from /detect/image, or its job's
+    for an image of a batch job; several such filters keep the detections that hold them all.
+    `filename=gate-3` keeps those whose file name contains that text, in any case."""
     listed = await upstream.call(
         upstream.detection.ListDetections,
         detection_pb2.ListDetectionsRequest(

@@ -3,7 +3,7 @@
 // fetched and shown from a blob: URL that is released when the page changes.
 
 import { request } from "./api.js";
-import { byId, el, formatDate, plural } from "./dom.js";
+import { byId, el, formatDate, plural, submitting } from "./dom.js";
 import { exportButtons } from "./exports.js";
 import { Pager } from "./pager.js";
 
@@ -34,28 +34,67 @@ function summary(item) {
   };
 }
 
+/** The filter form's fields that are filled in, as the history's query parameters. */
+function filledIn(form) {
+  const filters = {};
+  for (const [name, value] of new FormData(form)) {
+    const text = String(value).trim();
+    if (text) filters[name] = text;
+  }
+  return filters;
+}
+
 export class HistoryView {
   constructor({ onOpen }) {
     this.list = byId("history-list");
+    this.form = byId("history-filters");
     this.objectUrls = [];
     this.onOpen = onOpen;
+    // The filters applied: the list and the export buttons both follow them.
+    this.filters = {};
     this.pager = new Pager({
       previous: "history-previous",
       next: "history-next",
       range: "history-range",
       size: PAGE_SIZE,
-      fetchPage: (query, signal) => request("api/v1/detect/history", { query, signal }),
+      fetchPage: (query, signal) =>
+        request("api/v1/detect/history", { query: { ...query, ...this.filters }, signal }),
       render: (items, signal) => this.render(items.map(summary), signal),
     });
     byId("history-refresh").addEventListener("click", () => this.load());
-    byId("history-exports").replaceChildren(...exportButtons("api/v1/detect/history/export", "your history"));
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      submitting(this.form, () => this.filter(filledIn(this.form)));
+    });
+    byId("history-clear").addEventListener("click", () => {
+      this.form.reset();
+      this.filter({});
+    });
+    this.renderExports();
   }
 
-  /** Back to an empty first page (after sign-out). */
+  /** Show the first page of the detections these filters keep, and export those. */
+  filter(filters) {
+    this.filters = filters;
+    this.renderExports();
+    return this.load(0);
+  }
+
+  renderExports() {
+    const what = Object.keys(this.filters).length ? "the filtered history" : "your history";
+    byId("history-exports").replaceChildren(
+      ...exportButtons("api/v1/detect/history/export", what, this.filters),
+    );
+  }
+
+  /** Back to an empty first page with no filters (after sign-out). */
   reset() {
     this.pager.reset();
     this.releaseThumbnails();
     this.list.replaceChildren();
+    this.form.reset();
+    this.filters = {};
+    this.renderExports();
   }
 
   releaseThumbnails() {
@@ -108,7 +147,10 @@ export class HistoryView {
       }),
     );
     if (items.length === 0) {
-      this.list.append(el("li", { className: "empty" }, "No detections yet. Upload an image on the Detect tab."));
+      const empty = Object.keys(this.filters).length
+        ? "No detections match these filters."
+        : "No detections yet. Upload an image on the Detect tab.";
+      this.list.append(el("li", { className: "empty" }, empty));
     }
   }
 
