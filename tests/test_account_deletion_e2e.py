@@ -37,8 +37,7 @@ IMAGES = (
 BUS = IMAGES / "bus.jpg"
 ZIDANE = IMAGES / "zidane.jpg"
 GOODBYE_SUBJECT = "Your ObjectVision account was deleted"
-# Relays poll every 0.5 s, consumers block 2 s, the dispatcher polls every second, and the
-# suite's machine may be busy.
+# A bound, not the expected time (an event leaves at its commit): the machine may be busy.
 ERASED_WITHIN_SECONDS = 90.0
 POLL_SECONDS = 0.2
 # Every table, in every service's schema, that holds something of a user, and its user column.

@@ -29,7 +29,7 @@ from objectvision_devstack.stack import Stack
 
 ME = "/api/v1/users/me"
 API_KEYS = "/api/v1/users/me/api-keys"
-# The relays poll every 0.5 s and the dispatcher every second; the machine may be busy.
+# A bound, not the expected time (an event leaves at its commit): the machine may be busy.
 ARRIVES_WITHIN_SECONDS = 45.0
 
 

@@ -53,7 +53,7 @@ CHANGE_SUBJECT = "Confirm the new email address of your ObjectVision account"
 MOVED_SUBJECT = "The sign-in address of your ObjectVision account was changed"
 WELCOME = "Welcome to ObjectVision"
 INVALID_LINK = "this email verification link is invalid, already used or expired; ask for a new one"
-# Relays poll every 0.5 s, the dispatcher every second; the suite's machine may be busy.
+# A bound, not the expected time (an event leaves at its commit): the machine may be busy.
 ARRIVES_WITHIN_SECONDS = 45.0
 QUIET_SECONDS = 1.5
 LINK = re.compile(r"\S+/#/verify-email\?token=\S+")

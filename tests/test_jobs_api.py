@@ -44,7 +44,7 @@ BUS = IMAGES / "bus.jpg"
 JOBS = "/api/v1/detect/jobs"
 WELCOME_SUBJECT = "Welcome to ObjectVision"
 REPORT_SUBJECT_PREFIX = "Your detection job"
-# Relays poll every 0.5 s and the dispatcher every second; a loaded machine is slower.
+# A bound, not the expected time (an event leaves at its commit): the machine may be busy.
 ARRIVES_WITHIN_SECONDS = 45.0
 # How long to keep watching for an email that should not come.
 QUIET_SECONDS = 1.5

@@ -82,7 +82,7 @@ EMAIL_CHANGE_ATTEMPTED_SUBJECT = (
 )
 REPORT_SUBJECT_PREFIX = "Your detection job finished"
 
-# How long a notification may take: relays poll every 0.5 s, the dispatcher every second.
+# A bound, not the expected time (an event leaves at its commit): the machine may be busy.
 ARRIVES_WITHIN_SECONDS = 45.0
 # After Redis comes back the relay and the consumer are in their (capped) backoff.
 ARRIVES_AFTER_OUTAGE_WITHIN_SECONDS = 30.0

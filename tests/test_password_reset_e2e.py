@@ -36,7 +36,7 @@ ME = "/api/v1/users/me"
 NEW_PASSWORD = "a brand new passphrase"
 RESET_SUBJECT = "Reset your ObjectVision password"
 INVALID_LINK = "this password reset link is invalid, already used or expired; ask for a new one"
-# Relays poll every 0.5 s, the dispatcher every second; the suite's machine may be busy.
+# A bound, not the expected time (an event leaves at its commit): the machine may be busy.
 ARRIVES_WITHIN_SECONDS = 45.0
 # How long to keep watching for a message that should not come.
 QUIET_SECONDS = 1.5

@@ -28,7 +28,7 @@ EMAIL_SUBJECT = "The sign-in address of your ObjectVision account was changed"
 CHANGE_LINK_SUBJECT = "Confirm the new email address of your ObjectVision account"
 VERIFY = "/api/v1/auth/verify-email"
 LINK_TOKEN = re.compile(r"#/verify-email\?token=([A-Za-z0-9_-]+)")
-# Relays poll every 0.5 s, the dispatcher every second; the suite's machine may be busy.
+# A bound, not the expected time (an event leaves at its commit): the machine may be busy.
 ARRIVES_WITHIN_SECONDS = 45.0
 # How long to keep watching for a copy that should not come.
 QUIET_SECONDS = 1.5

@@ -158,7 +158,12 @@ def test_the_client_and_the_command_count_line_crossings(
     assert "objects tracked, counted crossing 1 line" in result.stderr
     table = result.stdout.split("\n\n")[-1].splitlines()
     assert table[0].split() == ["LINE", "CLASS", "IN", "OUT"]
-    assert ["gate", "bus", "1", "0"] in [row.split() for row in table[1:]]
+    rows = [row.split() for row in table[1:]]
+    assert ["gate", "bus", "1", "0"] in rows
+    # The progress line says the counts as the job goes (every class together), its last
+    # line the final ones.
+    went_in, went_out = (sum(int(row[column]) for row in rows) for column in (2, 3))
+    assert f"completed: gate {went_in} in {went_out} out" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize(

@@ -255,6 +255,8 @@ def test_the_client_and_the_command_count_who_was_in_a_zone_beside_a_line(
     assert table[0].split() == ["ZONE", "CLASS", "VISITED", "PEAK", "MEAN", "STAY"]
     rows = [row.split() for row in table[1:]]
     assert ["east", "bus", "1", "1"] in [row[:4] for row in rows], table
+    visited = sum(int(row[2]) for row in rows)
+    assert f"completed: east {visited} visited" in result.stderr, result.stderr
     assert "LINE" not in result.stdout, "no line was asked for"
 
 

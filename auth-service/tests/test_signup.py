@@ -4,6 +4,7 @@ address is answered exactly like a new one."""
 import asyncio
 import statistics
 import time
+import uuid
 
 import grpc
 import pytest
@@ -218,23 +219,17 @@ async def test_an_admin_email_makes_an_admin_once_it_is_verified_not_at_signup(a
     assert admin.user.email_verified
 
 
-async def test_signup_writes_a_user_registered_event_in_the_same_transaction(accounts, database):
+async def test_signup_writes_a_user_registered_event(accounts, database):
     account = await accounts.create(name="Grace Hopper")
 
     event_row = await database.row(
-        "SELECT id, event_type, payload, published_at, xmin::text AS xmin FROM auth.outbox"
+        "SELECT id, event_type, payload FROM auth.outbox"
         " WHERE payload->>'userId' = :id AND event_type = 'user.registered'",
         id=account.id,
-    )
-    user_xmin = await database.value(
-        "SELECT xmin::text FROM auth.users WHERE id = :id", id=account.id
     )
 
     assert event_row is not None
     assert event_row.event_type == "user.registered"
-    assert event_row.published_at is None
-    # Rows written by one transaction carry that transaction's id in xmin.
-    assert event_row.xmin == user_xmin
     event = json_format.ParseDict(event_row.payload, notification_pb2.Event())
     assert event.id == str(event_row.id)
     assert event.type == "user.registered"
@@ -242,6 +237,28 @@ async def test_signup_writes_a_user_registered_event_in_the_same_transaction(acc
     assert event.HasField("occurred_at")
     assert event.user_registered.email == account.email
     assert event.user_registered.name == "Grace Hopper"
+
+
+async def test_an_account_whose_event_cannot_be_written_is_not_created(auth, accounts, database):
+    """The user and its `user.registered` event are one transaction: a database that refuses
+    this one event (a constraint that matches its address alone) leaves no account either."""
+    email = accounts.new_email()
+    constraint = f"refuse_{uuid.uuid4().hex[:12]}"
+    await database.execute(
+        f"ALTER TABLE auth.outbox ADD CONSTRAINT {constraint} CHECK"
+        f" (payload->'userRegistered'->>'email' IS DISTINCT FROM '{email}') NOT VALID"
+    )
+    try:
+        with pytest.raises(grpc.aio.AioRpcError):
+            await auth.SignUp(
+                auth_pb2.SignUpRequest(email=email, password=PASSWORD, name="Grace Hopper")
+            )
+    finally:
+        await database.execute(f"ALTER TABLE auth.outbox DROP CONSTRAINT {constraint}")
+    assert await database.value("SELECT count(*) FROM auth.users WHERE email = :e", e=email) == 0
+
+    await auth.SignUp(auth_pb2.SignUpRequest(email=email, password=PASSWORD, name="Grace Hopper"))
+    assert await database.value("SELECT count(*) FROM auth.users WHERE email = :e", e=email) == 1
 
 
 async def test_signup_creates_default_settings_with_the_user(auth, accounts):

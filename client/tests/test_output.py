@@ -7,6 +7,7 @@ import pytest
 
 from objectvision_client.cli import (
     annotated_path,
+    counts_so_far,
     describe_error,
     detections_table,
     job_table,
@@ -321,3 +322,17 @@ def test_a_video_jobs_table_ends_with_its_line_and_zone_counts_when_it_has_them(
         "loading bay  -             0     0          -",
     ]
     assert "LINE" not in job_table(only_zones) and "ZONE" in job_table(only_zones)
+
+
+def test_a_video_jobs_counts_so_far_fit_on_its_progress_line() -> None:
+    """Each region over every class; a region with nothing counted yet still shows."""
+    video = VideoInfo.from_json(
+        {
+            **_counted_video([_count("gate", "person", 3, 1), _count("gate", "bus", 0, 2)]),
+            "zones": [{"name": "queue", "polygon": [[0, 0], [640, 0], [640, 200]]}],
+            "zone_counts": [_zone_count("queue", "person", 4, 2, 1.5)],
+        }
+    )
+    assert counts_so_far(video) == "gate 3 in 3 out, side door 0 in 0 out, queue 4 visited"
+    assert counts_so_far(VideoInfo.from_json({**_counted_video([]), "lines": []})) == ""
+    assert counts_so_far(None) == ""

@@ -274,6 +274,24 @@ def counts_tables(video: VideoInfo | None) -> list[str]:
     return tables + ([zone_counts_table(video)] if video.zones else [])
 
 
+def counts_so_far(video: VideoInfo | None) -> str:
+    """A video job's counts on one line, each region over every class, as a progress line
+    shows them while the job runs: `gate 3 in 1 out, queue 4 visited`; empty without
+    regions."""
+    if video is None:
+        return ""
+    parts = []
+    for line in video.lines:
+        crossed = [count for count in video.line_counts if count.line == line.name]
+        went_in = sum(count.crossed_in for count in crossed)
+        went_out = sum(count.crossed_out for count in crossed)
+        parts.append(f"{line.name} {went_in} in {went_out} out")
+    for zone in video.zones:
+        visited = sum(count.visited for count in video.zone_counts if count.zone == zone.name)
+        parts.append(f"{zone.name} {visited} visited")
+    return ", ".join(parts)
+
+
 Count = TypeVar("Count", bound=LineCount | ZoneCount)
 
 
@@ -790,7 +808,8 @@ def cmd_detect(ctx: Context) -> int:
 
 
 def _follow(ctx: Context, client: Client, jobs: Sequence[Job]) -> list[Job]:
-    """Wait for every job with one progress bar on stderr (their images added up)."""
+    """Wait for every job with one progress bar on stderr (their images added up); one
+    video job's bar also shows its line and zone counts so far."""
     label = f"job {jobs[0].job_id[:8]}" if len(jobs) == 1 else f"{len(jobs)} jobs"
     bar = ProgressBar(ctx.stderr, label=label)
     current = {job.job_id: job for job in jobs}
@@ -799,7 +818,11 @@ def _follow(ctx: Context, client: Client, jobs: Sequence[Job]) -> list[Job]:
         current[job.job_id] = job
         done = sum(j.processed for j in current.values())
         total = sum(j.total for j in current.values())
-        status = job.status if len(current) == 1 else f"{job.job_id[:8]} {job.status}"
+        if len(current) == 1:
+            so_far = counts_so_far(job.video)
+            status = f"{job.status}: {so_far}" if so_far else job.status
+        else:
+            status = f"{job.job_id[:8]} {job.status}"
         bar.update(done, total, status)
 
     try:
