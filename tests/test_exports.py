@@ -250,7 +250,7 @@ async def test_a_jobs_csv_export_has_a_header_and_one_row_per_object(
     header = response.content.decode().splitlines()[0]
     assert header == (
         "detection_id,job_id,filename,image_width,image_height,created_at,class_id,"
-        "class_name,confidence,x1,y1,x2,y2,width,height"
+        "class_name,confidence,x1,y1,x2,y2,width,height,metadata"
     )
     rows = _csv_rows(response.content)
     expected_rows = [

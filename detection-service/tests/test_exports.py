@@ -28,7 +28,9 @@ from objectvision_inference.class_names import COCO_CLASS_NAMES as COCO_CLASSES
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 
 
-def _record(filename: str, objects: list[DetectedObject]) -> DetectionRecord:
+def _record(
+    filename: str, objects: list[DetectedObject], metadata: dict[str, str] | None = None
+) -> DetectionRecord:
     return DetectionRecord(
         id=uuid.uuid4(),
         status="completed",
@@ -40,6 +42,7 @@ def _record(filename: str, objects: list[DetectedObject]) -> DetectionRecord:
         timings={},
         created_at=NOW,
         updated_at=NOW,
+        metadata=metadata or {},
     )
 
 
@@ -113,3 +116,28 @@ def test_a_class_the_model_does_not_know_is_still_listed() -> None:
     categories = {c["id"]: c["name"] for c in json.loads(body)["categories"]}
     assert categories[90] == "forklift"
     assert [categories[i] for i in range(len(COCO_CLASSES))] == list(COCO_CLASSES)
+
+
+def test_every_format_carries_each_images_metadata() -> None:
+    """COCO's image entries, the CSV's last column and the YOLO index: as JSON with sorted
+    keys, values as text (a formula-like value stays inside the JSON)."""
+    tagged = _record("gate.jpg", [_object(1)], {"shift": "=night", "camera": "north-gate"})
+    plain = _record("plain.jpg", [_object(2)])
+    as_json = '{"camera":"north-gate","shift":"=night"}'
+
+    coco = CocoWriter(model_classes=COCO_CLASSES, created_at=NOW)
+    body = json.loads(coco.start() + coco.add([tagged, plain]) + b"".join(coco.finish()))
+    assert [image["metadata"] for image in body["images"]] == [
+        {"camera": "north-gate", "shift": "=night"},
+        {},
+    ]
+
+    table = CsvWriter()
+    rows = list(csv.DictReader(io.StringIO((table.start() + table.add([tagged, plain])).decode())))
+    assert [row["metadata"] for row in rows] == [as_json, ""]
+
+    yolo = YoloWriter(model_classes=COCO_CLASSES, created_at=NOW)
+    archive = yolo.start() + yolo.add([tagged, plain]) + b"".join(yolo.finish())
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        index = list(csv.DictReader(io.StringIO(opened.read("images.csv").decode())))
+    assert [row["metadata"] for row in index] == [as_json, ""]

@@ -52,8 +52,9 @@ CSV_COLUMNS = (
     "y2",
     "width",
     "height",
+    "metadata",
 )
-YOLO_INDEX_COLUMNS = ("label_file", "filename", "width", "height", "detection_id")
+YOLO_INDEX_COLUMNS = ("label_file", "filename", "width", "height", "detection_id", "metadata")
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,12 @@ def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _metadata_cell(record: DetectionRecord) -> str:
+    """A detection's metadata (ADR 0045) in one CSV cell: a JSON object with sorted keys, or
+    nothing when it has none. It starts with `{`, so no spreadsheet runs it as a formula."""
+    return _json(dict(sorted(record.metadata.items()))) if record.metadata else ""
+
+
 def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
@@ -145,9 +152,9 @@ class CocoWriter:
     class id (0-based, the same number as the API's `class_id` and YOLO's first column).
     Each annotation carries the model's `score`; `iscrowd` is 0 and `area` the box area
     (there are no masks, so `segmentation` is empty). Each image also carries its
-    `detection_id`, the key back into the API. Keys in order: info, licenses, images,
-    annotations (spooled while the images stream), categories (last, so that every class an
-    annotation used is listed).
+    `detection_id`, the key back into the API, and its `metadata` (ADR 0045; `{}` for none).
+    Keys in order: info, licenses, images, annotations (spooled while the images stream),
+    categories (last, so that every class an annotation used is listed).
     """
 
     media_type = "application/json"
@@ -183,6 +190,7 @@ class CocoWriter:
                         "width": record.width,
                         "height": record.height,
                         "detection_id": str(record.id),
+                        "metadata": dict(sorted(record.metadata.items())),
                     }
                 )
             )
@@ -268,6 +276,7 @@ class CsvWriter:
                         box.y2,
                         box.width,
                         box.height,
+                        _metadata_cell(record),
                     )
                 )
         return self._rows(rows) if rows else b""
@@ -328,8 +337,9 @@ class YoloWriter:
       height`, normalised by the image size; an image without objects gets an empty file
       (a background image, as YOLO expects).
     - `data.yaml` (`nc`, `names`) and `classes.txt` (one name per line): the model's classes.
-    - `images.csv`: label file, original filename, width, height, detection id; YOLO files
-      do not say an image's size, and this is what turns them back into pixels.
+    - `images.csv`: label file, original filename, width, height, detection id and metadata
+      (JSON, empty for none); YOLO files do not say an image's size, and this is what turns
+      them back into pixels.
 
     Two images with the same stem (bus.jpg twice, or bus.jpg and bus.png) would share a
     label file; the later ones get `_<first 8 hex digits of the detection id>` appended
@@ -373,7 +383,16 @@ class YoloWriter:
                 self._categories.see(obj)
                 lines.append(yolo_line(obj, record.width, record.height) + "\n")
             self._zip.writestr(self._entry(name), "".join(lines))
-            index.append((name, _csv_text(record.filename), record.width, record.height, record.id))
+            index.append(
+                (
+                    name,
+                    _csv_text(record.filename),
+                    record.width,
+                    record.height,
+                    record.id,
+                    _metadata_cell(record),
+                )
+            )
         self._index.write(CsvWriter._rows(index))
         return self._sink.take()
 
