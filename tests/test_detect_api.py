@@ -319,10 +319,11 @@ async def test_history_is_newest_first_and_filters(
     named = await _history(gateway_client, user, filename="gate-3")
     assert [item["detection_id"] for item in named["items"]] == [third.json()["detection_id"]]
     assert (await _history(gateway_client, user, filename=".JPG", class_name="tie"))["total"] == 2
-    too_long = await gateway_client.get(
-        HISTORY, params={"filename": "x" * 256}, headers=user.headers
-    )
-    api_error_with_request_id(too_long, 422, "validation_error")
+    for unfit in ("x" * 256, "a\x00b", "a\u202eb"):
+        refused = await gateway_client.get(
+            HISTORY, params={"filename": unfit}, headers=user.headers
+        )
+        api_error_with_request_id(refused, 422, "validation_error")
 
 
 async def test_stored_images_keep_their_metadata_or_their_jobs_and_the_history_filters_by_it(

@@ -287,10 +287,11 @@ async def test_the_file_name_search_ignores_case_and_takes_wildcards_as_characte
     exported = await csv_export(detection, user, filename_contains="north")
     assert {row["detection_id"] for row in exported} == {ids["north_50%.jpg"]}
 
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await _list(detection, user, filename_contains="x" * 256)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "255" in (caught.value.details() or "")
+    for beyond, named in (("x" * 256, "255"), ("a\x00b", "control"), ("a\nb", "control")):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await _list(detection, user, filename_contains=beyond)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert named in (caught.value.details() or "")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await csv_export(detection, user, job_id=str(uuid.uuid4()), filename_contains="gate")
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -81,11 +81,16 @@ def checked_metadata(pairs: Mapping[str, str]) -> dict[str, str]:
 
 def checked_filename_filter(text: str) -> str:
     """The history's file-name search as names are stored (NFC, no surrounding spaces), or
-    InvalidArgument beyond MAX_FILENAME_FILTER_CHARS; "" searches nothing."""
+    InvalidArgument beyond MAX_FILENAME_FILTER_CHARS or for text no stored name holds
+    (control characters, NUL included, which PostgreSQL text cannot even carry); ""
+    searches nothing."""
     wanted = unicodedata.normalize("NFC", text).strip()
     if len(wanted) > MAX_FILENAME_FILTER_CHARS:
         raise InvalidArgument(
             f"the file name to search for has {len(wanted)} characters; stored names have at"
             f" most {MAX_FILENAME_FILTER_CHARS}"
         )
+    problem = undisplayable(wanted)
+    if problem is not None:
+        raise InvalidArgument(f"the file name to search for must not hold {problem}")
     return wanted

@@ -55,6 +55,7 @@ from objectvision_common.errors import InvalidArgument
 from objectvision_common.limits import (
     MAX_FILENAME_FILTER_CHARS,
     MAX_IDEMPOTENCY_KEY_CHARS,
+    checked_filename_filter,
     checked_metadata,
 )
 from objectvision_common.sizes import readable_size
@@ -606,6 +607,15 @@ def _timestamp(value: datetime | None, name: str) -> Timestamp | None:
     return stamp
 
 
+def _filename_filter(text: str | None) -> str:
+    """The `filename` search as detection-service takes it; 422 at query.filename for text
+    no stored name can hold."""
+    try:
+        return checked_filename_filter(utf8(text))
+    except InvalidArgument as error:
+        raise ApiError.invalid(["query", "filename"], error.message) from None
+
+
 @dataclass(frozen=True)
 class HistoryFilter:
     """Which of the caller's detections: the fields of ListDetectionsRequest and
@@ -659,7 +669,7 @@ async def history_filter(
         since=since_stamp,
         until=until_stamp,
         metadata=metadata,
-        filename_contains=utf8(filename).strip(),
+        filename_contains=_filename_filter(filename),
     )
 
 
