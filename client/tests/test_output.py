@@ -11,6 +11,7 @@ from objectvision_client.cli import (
     describe_error,
     detections_table,
     job_table,
+    jobs_table,
     line_counts_table,
     video_frames_table,
     zone_counts_table,
@@ -336,3 +337,13 @@ def test_a_video_jobs_counts_so_far_fit_on_its_progress_line() -> None:
     assert counts_so_far(video) == "gate 3 in 3 out, side door 0 in 0 out, queue 4 visited"
     assert counts_so_far(VideoInfo.from_json({**_counted_video([]), "lines": []})) == ""
     assert counts_so_far(None) == ""
+
+
+def test_a_jobs_list_shows_a_metadata_column_only_when_a_job_has_metadata() -> None:
+    tagged = {"job_id": "j1", "status": "pending", "metadata": {"order": "A-1", "camera": "n"}}
+    plain = {"job_id": "j2", "status": "completed"}
+
+    with_pairs = jobs_table([Job.from_json(tagged), Job.from_json(plain)]).splitlines()
+    assert with_pairs[0].split()[-1] == "METADATA"
+    assert with_pairs[1].endswith("camera=n, order=A-1")
+    assert "METADATA" not in jobs_table([Job.from_json(plain)])

@@ -181,6 +181,22 @@ def _metadata(ctx: "Context") -> dict[str, str] | None:
     return metadata or None
 
 
+def _pairs(metadata: Mapping[str, str]) -> str:
+    """Metadata as `key=value` pairs, keys sorted, as --meta takes them."""
+    return ", ".join(f"{key}={value}" for key, value in sorted(metadata.items()))
+
+
+def _add_metadata_column(
+    headers: list[str], rows: list[list[Any]], metadata: Sequence[Mapping[str, str]]
+) -> None:
+    """A METADATA column on a table of jobs or detections, when one of its rows has any: a
+    page without metadata keeps its width."""
+    if any(metadata):
+        headers.append("METADATA")
+        for row, pairs in zip(rows, metadata, strict=True):
+            row.append(_pairs(pairs))
+
+
 def _add_metadata_option(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument(
         "--meta",
@@ -1049,8 +1065,8 @@ def cmd_jobs_show(ctx: Context) -> int:
 
 def jobs_table(jobs: Sequence[Job]) -> str:
     """One row per job: its id, kind, status, progress and when it was submitted; a video
-    job's file name."""
-    rows = [
+    job's file name; its metadata when a job on the page has any."""
+    rows: list[list[Any]] = [
         [
             job.job_id,
             job.kind,
@@ -1063,6 +1079,7 @@ def jobs_table(jobs: Sequence[Job]) -> str:
         for job in jobs
     ]
     headers = ["ID", "KIND", "STATUS", "DONE", "FAILED", "CREATED", "VIDEO"]
+    _add_metadata_column(headers, rows, [job.metadata for job in jobs])
     return format_table(headers, rows, right=(3, 4))
 
 
@@ -1168,11 +1185,6 @@ def cmd_retention(ctx: Context) -> int:
     return EXIT_OK
 
 
-def _pairs(metadata: Mapping[str, str]) -> str:
-    """Metadata as `key=value` pairs, keys sorted, as --meta takes them."""
-    return ", ".join(f"{key}={value}" for key, value in sorted(metadata.items()))
-
-
 def _history_filters(ctx: Context) -> dict[str, Any]:
     """--class, --since, --until, --meta and --name as the client's history filters
     (`history`, `export`)."""
@@ -1201,10 +1213,7 @@ def cmd_history(ctx: Context) -> int:
         ]
         for item in page.items
     ]
-    if any(item.metadata for item in page.items):
-        headers.append("METADATA")
-        for row, item in zip(rows, page.items, strict=True):
-            row.append(_pairs(item.metadata))
+    _add_metadata_column(headers, rows, [item.metadata for item in page.items])
     table = format_table(headers, rows, right=(3,))
     return ctx.show(_page_json(page), table, page)
 
