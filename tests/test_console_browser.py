@@ -1401,9 +1401,9 @@ async def test_the_jobs_page_lists_a_finished_batch_job_and_filters_by_status(
     page: Page, stack: Stack
 ) -> None:
     """`/jobs` (redirected to `/#/jobs`) opens the list after sign-in; the job links to its
-    page; a status it is not in shows the empty list."""
+    page; a status it is not in shows the empty list, and so does metadata it does not hold."""
     email, auth = await _api_account(stack)
-    job = await _finished_job(stack, auth, BATCH[:2])
+    job = await _finished_job(stack, auth, BATCH[:2], metadata={"camera": "north-gate"})
     assert job["status"] == "completed", job
     elsewhere = await close_the_network(page, stack)
 
@@ -1432,6 +1432,14 @@ async def test_the_jobs_page_lists_a_finished_batch_job_and_filters_by_status(
     await status.select_option("completed")
     await expect(rows).to_have_count(1)
     await status.select_option("")
+    await expect(rows).to_have_count(1)
+    await expect(row.get_by_test_id("job-row-metadata")).to_have_text("camera=north-gate")
+    pair = page.get_by_test_id("jobs-metadata")
+    await pair.fill("camera:south-gate")
+    await pair.press("Enter")
+    await expect(page.get_by_test_id("jobs-table")).to_contain_text("No jobs match these filters.")
+    await pair.fill("camera:north-gate")
+    await pair.press("Enter")
     await expect(rows).to_have_count(1)
 
     await row.get_by_role("link", name=f"Open job {job['job_id']}").click()

@@ -3,7 +3,7 @@
 // fetched and shown from a blob: URL that is released when the page changes.
 
 import { request } from "./api.js";
-import { byId, el, formatDate, plural, submitting } from "./dom.js";
+import { byId, el, formatDate, formatPairs, plural, submitting } from "./dom.js";
 import { exportButtons } from "./exports.js";
 import { Pager } from "./pager.js";
 
@@ -26,11 +26,8 @@ function summary(item) {
     status: String(item.status ?? "completed").toLowerCase(),
     count,
     classes: top.map(([name, n]) => `${name} ×${n}`).join(", "),
-    // The caller's own pairs (ADR 0045), keys sorted: the image's, or its job's.
-    metadata: Object.entries(item.metadata ?? {})
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([key, value]) => `${key}=${value}`)
-      .join(" · "),
+    // The caller's own pairs (ADR 0045): the image's, or its job's.
+    metadata: formatPairs(item.metadata),
   };
 }
 

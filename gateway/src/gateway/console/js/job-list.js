@@ -3,7 +3,7 @@
 // the job's own page, `#/jobs/<id>`, which follows it live or shows its results.
 
 import { request } from "./api.js";
-import { byId, el, formatDate, plural, showRows } from "./dom.js";
+import { byId, el, formatDate, formatPairs, plural, showRows } from "./dom.js";
 import { normaliseJob } from "./jobs.js";
 import { Pager } from "./pager.js";
 
@@ -21,17 +21,22 @@ export class JobListView {
   constructor() {
     this.body = byId("jobs-body");
     this.status = byId("jobs-status");
+    this.metadata = byId("jobs-metadata");
     this.pager = new Pager({
       previous: "jobs-previous",
       next: "jobs-next",
       range: "jobs-range",
       size: PAGE_SIZE,
       fetchPage: (query, signal) =>
-        request("api/v1/detect/jobs", { query: { ...query, status: this.status.value }, signal }),
+        request("api/v1/detect/jobs", {
+          query: { ...query, status: this.status.value, metadata: this.metadata.value.trim() },
+          signal,
+        }),
       render: (items) => this.render(items.map((item) => normaliseJob(item))),
     });
-    // Another status starts again from its first page.
+    // Another status or metadata pair starts again from its first page.
     this.status.addEventListener("change", () => this.load(0));
+    this.metadata.addEventListener("change", () => this.load(0));
     byId("jobs-refresh").addEventListener("click", () => this.load());
   }
 
@@ -39,6 +44,7 @@ export class JobListView {
   reset() {
     this.pager.reset();
     this.status.value = "";
+    this.metadata.value = "";
     this.body.replaceChildren();
   }
 
@@ -49,9 +55,9 @@ export class JobListView {
 
   render(jobs) {
     const status = this.status.value;
-    const emptyText = status
-      ? `No ${STATUS_NAMES[status].toLowerCase()} jobs.`
-      : "No jobs yet. Drop several images or a video on the Detect tab.";
+    let emptyText = "No jobs yet. Drop several images or a video on the Detect tab.";
+    if (this.metadata.value.trim()) emptyText = "No jobs match these filters.";
+    else if (status) emptyText = `No ${STATUS_NAMES[status].toLowerCase()} jobs.`;
     showRows(this.body, jobs.map((job) => this.row(job)), COLUMNS, emptyText);
   }
 
@@ -59,6 +65,7 @@ export class JobListView {
     const unit = job.kind === "video" ? "frame" : "image";
     const failed = job.failed ? `, ${job.failed} failed` : "";
     const shortId = String(job.jobId).slice(0, 8);
+    const pairs = formatPairs(job.metadata);
     return el(
       "tr",
       { "data-testid": "job-row", "data-job-id": job.jobId, "data-status": job.status, "data-kind": job.kind },
@@ -71,6 +78,7 @@ export class JobListView {
         "td",
         { "data-label": "Kind", className: "wrap" },
         job.kind === "video" ? `Video${job.video?.filename ? `: ${job.video.filename}` : ""}` : "Batch",
+        ...(pairs ? [el("div", { className: "history-tags", "data-testid": "job-row-metadata" }, pairs)] : []),
       ),
       el("td", { "data-label": "Status" }, STATUS_NAMES[job.status] ?? job.status),
       el("td", { "data-label": "Progress" }, `${job.processed} of ${plural(job.total, unit)}${failed}`),
