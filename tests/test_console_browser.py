@@ -261,6 +261,28 @@ async def test_the_console_is_served_without_shadowing_the_api(page: Page, stack
         assert cached.status_code == 304
 
 
+async def test_metadata_typed_in_the_detect_view_is_kept_and_shown_in_the_history(
+    page: Page,
+) -> None:
+    await sign_up_and_log_in(page)
+    typed = page.get_by_test_id("upload-metadata")
+    await typed.fill("camera")
+    await page.get_by_test_id("file-input").set_input_files(BUS)
+    await expect(page.get_by_test_id("error")).to_contain_text(
+        "Metadata: “camera” is not key=value"
+    )
+
+    await typed.fill("shift=night; camera=<b>north</b>")
+    await page.get_by_test_id("file-input").set_input_files(BUS)
+    await expect(page.get_by_test_id("box")).to_have_count(5, timeout=SLOW_MS)
+    await page.get_by_role("link", name="History").click()
+    cards = page.get_by_test_id("history-item")
+    await expect(cards).to_have_count(1, timeout=SLOW_MS)
+    shown = page.get_by_test_id("history-metadata")
+    await expect(shown).to_have_text("camera=<b>north</b> · shift=night")
+    assert await shown.locator("b").count() == 0
+
+
 async def test_detect_batch_and_history(page: Page) -> None:
     await sign_up_and_log_in(page)
 

@@ -62,14 +62,6 @@ export function formatDate(value) {
     : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
-/** A job's or a detection's own pairs (ADR 0045) on one line, keys sorted: `a=1 · b=2`. */
-export function formatPairs(metadata) {
-  return Object.entries(metadata ?? {})
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([key, value]) => `${key}=${value}`)
-    .join(" · ");
-}
-
 export function plural(count, word) {
   return `${count} ${word}${count === 1 ? "" : "s"}`;
 }

@@ -3,8 +3,9 @@
 // fetched and shown from a blob: URL that is released when the page changes.
 
 import { request } from "./api.js";
-import { byId, el, formatDate, formatPairs, plural, submitting } from "./dom.js";
+import { byId, el, formatDate, plural, submitting } from "./dom.js";
 import { exportButtons } from "./exports.js";
+import { formatPairs } from "./metadata.js";
 import { Pager } from "./pager.js";
 
 export const PAGE_SIZE = 12;

@@ -3,8 +3,9 @@
 // the job's own page, `#/jobs/<id>`, which follows it live or shows its results.
 
 import { request } from "./api.js";
-import { byId, el, formatDate, formatPairs, plural, showRows } from "./dom.js";
+import { byId, el, formatDate, plural, showRows } from "./dom.js";
 import { normaliseJob } from "./jobs.js";
+import { formatPairs } from "./metadata.js";
 import { Pager } from "./pager.js";
 
 export const PAGE_SIZE = 20;

@@ -31,6 +31,7 @@ import { JobListView } from "./job-list.js";
 import { FINAL_STATUSES, JobTracker, jobPercent, normaliseJob } from "./jobs.js";
 import { renderJobExports } from "./exports.js";
 import { KeysView } from "./keys.js";
+import { hasPairs, parseMetadata } from "./metadata.js";
 import { ModelPicker } from "./models.js";
 import { PASSWORD_VIEWS, PasswordResetView } from "./password-reset.js";
 import { EmailVerification, VERIFY_VIEWS } from "./email-verification.js";
@@ -319,13 +320,29 @@ function showViewer(raw, image, caption, threshold) {
   if (result.id) showLink(`detections/${result.id}`);
 }
 
+/**
+ * The Detect view's metadata, kept with what it uploads (ADR 0045); null, after saying what
+ * is wrong with it, when it is not `key=value` pairs, so nothing is uploaded without it.
+ */
+function uploadMetadata() {
+  try {
+    return parseMetadata(byId("upload-metadata").value);
+  } catch (error) {
+    showError({ status: 422, code: "validation_error", message: `Metadata: ${error.message}` });
+    return null;
+  }
+}
+
 /** Detect objects in `file` (a File or Blob) from confidence `threshold` up. */
 async function detectOne(file, threshold = DEFAULT_THRESHOLD, filename = file.name) {
+  const metadata = uploadMetadata();
+  if (metadata === null) return;
   const form = new FormData();
   form.append("file", file, filename);
   // Sent explicitly, so the slider can start where the server stopped.
   form.append("confidence", threshold.toFixed(2));
   if (models.value()) form.append("model", models.value());
+  if (hasPairs(metadata)) form.append("metadata", JSON.stringify(metadata));
   busy(`Detecting objects in ${filename}…`);
   try {
     const response = await guarded(() => request("api/v1/detect/image", { method: "POST", body: form }));
@@ -341,8 +358,11 @@ async function detectOne(file, threshold = DEFAULT_THRESHOLD, filename = file.na
  * "Detect again" uploads those very bytes.
  */
 async function detectUrl(url) {
+  const metadata = uploadMetadata();
+  if (metadata === null) return;
   const body = { url, confidence: DEFAULT_THRESHOLD };
   if (models.value()) body.model = models.value();
+  if (hasPairs(metadata)) body.metadata = metadata;
   busy(`Fetching and detecting ${url}…`);
   try {
     await guarded(async () => {
@@ -573,9 +593,12 @@ function renderJobItems(job) {
 }
 
 async function detectBatch(files) {
+  const metadata = uploadMetadata();
+  if (metadata === null) return;
   const form = new FormData();
   for (const file of files) form.append("files", file, file.name);
   if (models.value()) form.append("model", models.value());
+  if (hasPairs(metadata)) form.append("metadata", JSON.stringify(metadata));
   tracker?.stop();
   byId("single-result").hidden = true;
   byId("job-items").replaceChildren();
@@ -653,6 +676,8 @@ async function detectVideo(file) {
     showError({ status: 422, code: "validation_error", message: error.message });
     return;
   }
+  const metadata = uploadMetadata();
+  if (metadata === null) return;
   tracker?.stop();
   byId("single-result").hidden = true;
   byId("job-items").replaceChildren();
@@ -660,7 +685,7 @@ async function detectVideo(file) {
   let job;
   try {
     job = await guarded(() =>
-      request("api/v1/detect/video", { method: "POST", body: videoForm(file, { fps, track, ...regions, model: models.value() }) }),
+      request("api/v1/detect/video", { method: "POST", body: videoForm(file, { fps, track, ...regions, model: models.value(), metadata }) }),
     );
   } finally {
     busy(null);

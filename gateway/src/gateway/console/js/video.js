@@ -9,6 +9,7 @@
 import { request } from "./api.js";
 import { el, guarded, plural, saveFile, showStatus } from "./dom.js";
 import { FINAL_STATUSES } from "./jobs.js";
+import { hasPairs } from "./metadata.js";
 
 export const VIDEO_TYPES = new Set(["video/mp4", "video/quicktime", "video/webm"]);
 const VIDEO_NAME = /\.(mp4|m4v|mov|webm)$/i;
@@ -86,8 +87,8 @@ export function countingRegions({ lines, zones, track }) {
 
 /** The upload: the file, the sampling (frames per second), whether to track objects across
  * the frames, the lines to count them crossing and the zones to count them in (the JSON
- * `lines` and `zones` fields) and the model, if one is picked. */
-export function videoForm(file, { fps, track, lines, zones, model }) {
+ * `lines` and `zones` fields), the model, if one is picked, and the job's metadata. */
+export function videoForm(file, { fps, track, lines, zones, model, metadata }) {
   const form = new FormData();
   form.append("file", file, file.name);
   if (fps) form.append("fps", String(fps));
@@ -95,6 +96,7 @@ export function videoForm(file, { fps, track, lines, zones, model }) {
   if (lines?.length) form.append("lines", JSON.stringify(lines));
   if (zones?.length) form.append("zones", JSON.stringify(zones));
   if (model) form.append("model", model);
+  if (hasPairs(metadata)) form.append("metadata", JSON.stringify(metadata));
   return form;
 }
 
