@@ -826,14 +826,17 @@ async def test_a_finished_job_and_the_history_offer_exports(page: Page) -> None:
         path.name for path in BATCH
     )
 
-    # Filtered: the list and the history's export keep the same detections.
+    # Filtered: the list, its count line and the history's export keep the same detections.
     cards = page.get_by_test_id("history-item")
     await expect(cards).to_have_count(3, timeout=SLOW_MS)
+    counted = page.get_by_test_id("history-summary")
+    await expect(counted).to_have_text(re.compile(r"^3 detections · \d+ objects: "))
     wanted = BATCH[0].name
     await page.get_by_test_id("history-filename").fill(wanted.removesuffix(".jpg"))
     await page.get_by_test_id("history-filter").click()
     await expect(cards).to_have_count(1, timeout=SLOW_MS)
     await expect(cards).to_have_attribute("data-filename", wanted)
+    await expect(counted).to_have_text(re.compile(r"^1 detection · "))
     async with page.expect_download() as filtered_download:
         await page.get_by_test_id("history-exports").get_by_test_id("export-csv").click()
     filtered = await asyncio.to_thread(Path(await (await filtered_download.value).path()).read_text)

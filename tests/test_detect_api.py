@@ -413,12 +413,26 @@ async def test_stored_images_keep_their_metadata_or_their_jobs_and_the_history_f
         )
     assert (await _history(gateway_client, user))["total"] == 3
 
+    # Counted rather than listed: the north gate's two images, bus.jpg's objects twice.
+    counted = await gateway_client.get(
+        f"{HISTORY}/summary", params={"metadata": "camera:north-gate"}, headers=user.headers
+    )
+    assert counted.status_code == 200, counted.text
+    summary = counted.json()
+    assert summary["detections"] == 2 and summary["class_counts"]["bus"] == 2
+    assert summary["objects"] == sum(summary["class_counts"].values())
+    assert list(summary["class_counts"].values()) == sorted(
+        summary["class_counts"].values(), reverse=True
+    )
+
     # The Python client and the command line say the same.
     async with AsyncClient(stack.gateway_url, headers=fresh_network()) as api:
         await api.login(user.email, PASSWORD)
         page = await api.history(metadata={"shift": "night"})
         assert [item.detection_id for item in page.items] == [night]
         assert page.items[0].metadata == {"camera": "north-gate", "shift": "night"}
+        by_client = await api.history_summary(metadata={"camera": "north-gate"})
+        assert (by_client.detections, by_client.class_counts) == (2, summary["class_counts"])
     created = await gateway_client.post(
         "/api/v1/users/me/api-keys", json={"name": "metadata-cli"}, headers=user.headers
     )
@@ -435,6 +449,10 @@ async def test_stored_images_keep_their_metadata_or_their_jobs_and_the_history_f
     shown = await asyncio.to_thread(objectvision, "history", "--meta", "camera=west-gate")
     assert detected["detection_id"] in shown.stdout
     assert "METADATA" in shown.stdout and "camera=west-gate" in shown.stdout
+    counted_by_cli = await asyncio.to_thread(
+        objectvision, "history", "--summary", "--meta", "camera=west-gate"
+    )
+    assert counted_by_cli.stdout.startswith("1 detection, 5 objects: person 4, bus 1")
 
 
 # Batches

@@ -295,3 +295,50 @@ async def test_the_file_name_search_ignores_case_and_takes_wildcards_as_characte
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await csv_export(detection, user, job_id=str(uuid.uuid4()), filename_contains="gate")
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_summary_counts_what_the_history_filters_keep(detection, user, bus_jpg, zidane_jpg):
+    """The detections the filters keep, and all their objects by class: the same numbers as
+    adding up the listed detections."""
+    await _detect(detection, user, bus_jpg, store=True, metadata={"camera": "north-gate"})
+    await _detect(detection, user, zidane_jpg, store=True, metadata={"camera": "north-gate"})
+    await _detect(detection, user, bus_jpg, store=True, metadata={"camera": "south-gate"})
+
+    async def summary(**filters) -> detection_pb2.DetectionSummary:
+        return await detection.stub.SummarizeDetections(
+            detection_pb2.SummarizeDetectionsRequest(**filters),
+            metadata=detection.metadata(user),
+            timeout=30,
+        )
+
+    async def added_up(**filters) -> tuple[int, int, dict[str, int]]:
+        listed = (await _list(detection, user, page={"limit": 100}, **filters)).items
+        counts: dict[str, int] = {}
+        for item in listed:
+            for obj in item.result.objects:
+                counts[obj.class_name] = counts.get(obj.class_name, 0) + 1
+        return len(listed), sum(counts.values()), counts
+
+    for filters in (
+        {},
+        {"metadata": {"camera": "north-gate"}},
+        {"class_filter": "tie"},
+        {"metadata": {"camera": "south-gate"}, "class_filter": "bus"},
+        {"metadata": {"camera": "east-gate"}},
+    ):
+        counted = await summary(**filters)
+        assert (counted.detections, counted.objects, dict(counted.class_counts)) == (
+            await added_up(**filters)
+        ), filters
+    everything = await summary()
+    assert everything.detections == 3 and everything.class_counts["bus"] == 2
+    assert (await summary(metadata={"camera": "east-gate"})).detections == 0
+    stranger = await detection.stub.SummarizeDetections(
+        detection_pb2.SummarizeDetectionsRequest(),
+        metadata=detection.metadata(f"user-{uuid.uuid4()}"),
+        timeout=30,
+    )
+    assert (stranger.detections, stranger.objects) == (0, 0)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await summary(class_filter="unicorn")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

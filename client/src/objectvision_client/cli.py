@@ -33,6 +33,7 @@ from objectvision_client.models import (
     CountingZone,
     DetectionResult,
     HistoryPage,
+    HistorySummary,
     Job,
     JobsPage,
     LineCount,
@@ -1198,8 +1199,21 @@ def _history_filters(ctx: Context) -> dict[str, Any]:
     }
 
 
+def summary_line(summary: HistorySummary) -> str:
+    """`12 detections, 40 objects: person 30, bus 10` (classes as the server orders them)."""
+    line = f"{summary.detections} detection{'' if summary.detections == 1 else 's'}, "
+    line += f"{summary.objects} object{'' if summary.objects == 1 else 's'}"
+    classes = ", ".join(f"{name} {count}" for name, count in summary.class_counts.items())
+    return f"{line}: {classes}" if classes else line
+
+
 def cmd_history(ctx: Context) -> int:
-    """The history page as a table; a METADATA column when a detection on it has any."""
+    """The history page as a table, a METADATA column when a detection on it has any; with
+    --summary, what the filters keep counted instead."""
+    if ctx.args.summary:
+        with ctx.client() as client:
+            summary = client.history_summary(**_history_filters(ctx))
+        return ctx.show(summary.raw, summary_line(summary))
     with ctx.client() as client:
         page = client.history(limit=ctx.args.limit, offset=ctx.args.offset, **_history_filters(ctx))
     headers = ["ID", "CREATED", "FILE", "OBJECTS", "CLASSES"]
@@ -1856,6 +1870,11 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--since", type=_when, metavar="TIME", help="only at or after")
     history.add_argument("--until", type=_when, metavar="TIME", help="only before")
     _add_metadata_option(history, "only detections whose metadata holds this pair")
+    history.add_argument(
+        "--summary",
+        action="store_true",
+        help="count what the filters keep (detections, objects per class) instead of listing it",
+    )
     history.add_argument(
         "--name", metavar="TEXT", help="only files whose name contains TEXT (any case)"
     )

@@ -459,6 +459,7 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
             time.sleep(poll_seconds)
 
     history = _sync(ops.history)
+    history_summary = _sync(ops.history_summary)
     get_detection = _sync(ops.get_detection)
     delete_detection = _sync(ops.delete_detection)
     detection_image = _sync(ops.detection_image)
@@ -673,6 +674,7 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
             await asyncio.sleep(poll_seconds)
 
     history = _async(ops.history)
+    history_summary = _async(ops.history_summary)
     get_detection = _async(ops.get_detection)
     delete_detection = _async(ops.delete_detection)
     detection_image = _async(ops.detection_image)

@@ -217,6 +217,15 @@ class HistoryPage(_Model):
     offset: int = 0
 
 
+class HistorySummary(_Answer):
+    """How many stored detections a history filter keeps, and their objects per class (most
+    first)."""
+
+    detections: int = 0
+    objects: int = 0
+    class_counts: dict[str, int] = Field(default_factory=dict)
+
+
 class JobItem(_Model):
     filename: str = ""
     status: str = "pending"

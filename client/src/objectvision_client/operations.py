@@ -30,6 +30,7 @@ from objectvision_client.models import (
     EndedSessions,
     ExportedFile,
     HistoryPage,
+    HistorySummary,
     Job,
     JobsPage,
     RecoveryCodes,
@@ -644,6 +645,24 @@ def delete_job(job_id: str) -> Operation[None]:
     return Operation("DELETE", f"/api/v1/detect/jobs/{_segment(job_id)}", _nothing)
 
 
+def _history_filters(
+    class_name: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    metadata: Mapping[str, str] | None,
+    filename: str | None,
+) -> dict[str, str | list[str]]:
+    """The history's filters as query parameters: those given, and only those."""
+    params: dict[str, str | list[str]] = {}
+    if class_name:
+        params["class_name"] = class_name
+    if filename:
+        params["filename"] = filename
+    params.update(_period(since, until))
+    params.update(_metadata_filter(metadata))
+    return params
+
+
 def history(
     *,
     limit: int = 20,
@@ -657,14 +676,29 @@ def history(
     """The caller's stored detections, newest first; only those with an object of
     `class_name`, made in [since, until), holding every pair of `metadata`, or whose file
     name contains `filename` (ignoring case), when given."""
-    params: dict[str, str | int | list[str]] = {"limit": limit, "offset": offset}
-    if class_name:
-        params["class_name"] = class_name
-    if filename:
-        params["filename"] = filename
-    params.update(_period(since, until))
-    params.update(_metadata_filter(metadata))
+    params: dict[str, str | int | list[str]] = {
+        "limit": limit,
+        "offset": offset,
+        **_history_filters(class_name, since, until, metadata, filename),
+    }
     return Operation("GET", "/api/v1/detect/history", _json(HistoryPage.from_json), params=params)
+
+
+def history_summary(
+    *,
+    class_name: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    metadata: Mapping[str, str] | None = None,
+    filename: str | None = None,
+) -> Operation[HistorySummary]:
+    """How many stored detections `history`'s filters keep, and their objects per class."""
+    return Operation(
+        "GET",
+        "/api/v1/detect/history/summary",
+        _json(HistorySummary.from_json),
+        params=_history_filters(class_name, since, until, metadata, filename),
+    )
 
 
 def get_detection(detection_id: str) -> Operation[StoredDetection]:
@@ -810,13 +844,10 @@ def export_history(
     filename: str | None = None,
 ) -> Operation[bytes]:
     """The caller's detections, with the filters of `history`, as a file."""
-    params: dict[str, str | list[str]] = {"format": _export_format(format)}
-    if class_name:
-        params["class_name"] = class_name
-    if filename:
-        params["filename"] = filename
-    params.update(_period(since, until))
-    params.update(_metadata_filter(metadata))
+    params: dict[str, str | list[str]] = {
+        "format": _export_format(format),
+        **_history_filters(class_name, since, until, metadata, filename),
+    }
     return Operation("GET", "/api/v1/detect/history/export", _bytes, params=params)
 
 

@@ -283,7 +283,10 @@ class DetectionServicer(RealtimeServicer):
         return self._detector.class_id(value) if value else None
 
     def _history_filter(
-        self, request: detection_pb2.ListDetectionsRequest | detection_pb2.ExportDetectionsRequest
+        self,
+        request: detection_pb2.ListDetectionsRequest
+        | detection_pb2.ExportDetectionsRequest
+        | detection_pb2.SummarizeDetectionsRequest,
     ) -> HistoryFilter:
         """A history request's filters, resolved: the class as its id, [since, until) with
         either end open when not given, the metadata and the file-name search checked."""
@@ -451,6 +454,21 @@ class DetectionServicer(RealtimeServicer):
             )
         return detection_pb2.ListDetectionsResponse(
             items=[_detection(r) for r in records], total=total, limit=limit, offset=offset
+        )
+
+    async def SummarizeDetections(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.SummarizeDetectionsRequest, context: ServicerContext
+    ) -> detection_pb2.DetectionSummary:
+        user_id = self._user_id(context)
+        filters = self._history_filter(request)
+        async with self._sessions() as session:
+            summary = await history.summarize_history(
+                session=session, user_id=user_id, filters=filters
+            )
+        return detection_pb2.DetectionSummary(
+            detections=summary.detections,
+            objects=summary.objects,
+            class_counts=summary.class_counts,
         )
 
     async def GetDetection(  # noqa: N802 - gRPC method name

@@ -467,6 +467,44 @@ class Detection(_message.Message):
     metadata: _containers.ScalarMap[str, str]
     def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[DetectionStatus, str]] = ..., job_id: _Optional[str] = ..., result: _Optional[_Union[ImageResult, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
+class SummarizeDetectionsRequest(_message.Message):
+    __slots__ = ("class_filter", "since", "until", "metadata", "filename_contains")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CLASS_FILTER_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    class_filter: str
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    metadata: _containers.ScalarMap[str, str]
+    filename_contains: str
+    def __init__(self, class_filter: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., filename_contains: _Optional[str] = ...) -> None: ...
+
+class DetectionSummary(_message.Message):
+    __slots__ = ("detections", "objects", "class_counts")
+    class ClassCountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    DETECTIONS_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    CLASS_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    detections: int
+    objects: int
+    class_counts: _containers.ScalarMap[str, int]
+    def __init__(self, detections: _Optional[int] = ..., objects: _Optional[int] = ..., class_counts: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
 class ListDetectionsResponse(_message.Message):
     __slots__ = ("items", "total", "limit", "offset")
     ITEMS_FIELD_NUMBER: _ClassVar[int]

@@ -77,6 +77,11 @@ class DetectionServiceStub:
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.ListDetectionsRequest.SerializeToString,
                 response_deserializer=objectvision_dot_v1_dot_detection__pb2.ListDetectionsResponse.FromString,
                 _registered_method=True)
+        self.SummarizeDetections = channel.unary_unary(
+                '/objectvision.v1.DetectionService/SummarizeDetections',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.SummarizeDetectionsRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.DetectionSummary.FromString,
+                _registered_method=True)
         self.GetDetection = channel.unary_unary(
                 '/objectvision.v1.DetectionService/GetDetection',
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.GetDetectionRequest.SerializeToString,
@@ -197,6 +202,13 @@ class DetectionServiceServicer:
 
     def ListDetections(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SummarizeDetections(self, request, context):
+        """How many detections ListDetections' filters keep, and their objects per class.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -336,6 +348,11 @@ def add_DetectionServiceServicer_to_server(servicer, server):
                     servicer.ListDetections,
                     request_deserializer=objectvision_dot_v1_dot_detection__pb2.ListDetectionsRequest.FromString,
                     response_serializer=objectvision_dot_v1_dot_detection__pb2.ListDetectionsResponse.SerializeToString,
+            ),
+            'SummarizeDetections': grpc.unary_unary_rpc_method_handler(
+                    servicer.SummarizeDetections,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.SummarizeDetectionsRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.DetectionSummary.SerializeToString,
             ),
             'GetDetection': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDetection,
@@ -616,6 +633,33 @@ class DetectionService:
             '/objectvision.v1.DetectionService/ListDetections',
             objectvision_dot_v1_dot_detection__pb2.ListDetectionsRequest.SerializeToString,
             objectvision_dot_v1_dot_detection__pb2.ListDetectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SummarizeDetections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/SummarizeDetections',
+            objectvision_dot_v1_dot_detection__pb2.SummarizeDetectionsRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.DetectionSummary.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,6 +56,8 @@ class DetectionServiceStub:
     A pending or processing job is FAILED_PRECONDITION (cancel it first).
     """
     ListDetections: _grpc.UnaryUnaryMultiCallable[_detection_pb2.ListDetectionsRequest, _detection_pb2.ListDetectionsResponse]
+    SummarizeDetections: _grpc.UnaryUnaryMultiCallable[_detection_pb2.SummarizeDetectionsRequest, _detection_pb2.DetectionSummary]
+    """How many detections ListDetections' filters keep, and their objects per class."""
     GetDetection: _grpc.UnaryUnaryMultiCallable[_detection_pb2.GetDetectionRequest, _detection_pb2.Detection]
     DeleteDetection: _grpc.UnaryUnaryMultiCallable[_detection_pb2.DeleteDetectionRequest, _empty_pb2.Empty]
     """Remove a stored detection, its objects and its image (and the cached answers for the
@@ -124,6 +126,8 @@ class DetectionServiceAsyncStub(DetectionServiceStub):
     A pending or processing job is FAILED_PRECONDITION (cancel it first).
     """
     ListDetections: _aio.UnaryUnaryMultiCallable[_detection_pb2.ListDetectionsRequest, _detection_pb2.ListDetectionsResponse]  # type: ignore[assignment]
+    SummarizeDetections: _aio.UnaryUnaryMultiCallable[_detection_pb2.SummarizeDetectionsRequest, _detection_pb2.DetectionSummary]  # type: ignore[assignment]
+    """How many detections ListDetections' filters keep, and their objects per class."""
     GetDetection: _aio.UnaryUnaryMultiCallable[_detection_pb2.GetDetectionRequest, _detection_pb2.Detection]  # type: ignore[assignment]
     DeleteDetection: _aio.UnaryUnaryMultiCallable[_detection_pb2.DeleteDetectionRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Remove a stored detection, its objects and its image (and the cached answers for the
@@ -237,6 +241,14 @@ class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _detection_pb2.ListDetectionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_detection_pb2.ListDetectionsResponse, _abc.Awaitable[_detection_pb2.ListDetectionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SummarizeDetections(
+        self,
+        request: _detection_pb2.SummarizeDetectionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_detection_pb2.DetectionSummary, _abc.Awaitable[_detection_pb2.DetectionSummary]]:
+        """How many detections ListDetections' filters keep, and their objects per class."""
 
     @_abc_1.abstractmethod
     def GetDetection(

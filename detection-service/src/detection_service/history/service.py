@@ -213,11 +213,15 @@ def _history_conditions(*, user_id: str, filters: HistoryFilter) -> list[sa.Colu
     if filters.until is not None:
         conditions.append(detections.c.created_at < filters.until)
     if filters.class_id is not None:
+        # Correlated on the detection only, so that a query that also reads `results` (the
+        # summary's count per class) keeps this subquery's own `results`.
         conditions.append(
-            sa.exists().where(
+            sa.exists()
+            .where(
                 results.c.detection_id == detections.c.id,
                 results.c.class_id == filters.class_id,
             )
+            .correlate(detections)
         )
     if filters.metadata:
         conditions.append(detections.c.metadata.contains(dict(filters.metadata)))
@@ -267,6 +271,39 @@ async def list_detections(
     )
     records = await _newest_first(session, conditions, limit=limit, offset=offset)
     return records, int(total or 0)
+
+
+@dataclass(frozen=True)
+class HistorySummary:
+    """What a filtered history holds: its detections, and their objects per class name."""
+
+    detections: int
+    class_counts: dict[str, int]
+
+    @property
+    def objects(self) -> int:
+        return sum(self.class_counts.values())
+
+
+async def summarize_history(
+    *, session: AsyncSession, user_id: str, filters: HistoryFilter
+) -> HistorySummary:
+    """How many of a user's detections `filters` keeps, and their objects per class: two
+    aggregates over the rows the history would page through, none of them loaded."""
+    conditions = _history_conditions(user_id=user_id, filters=filters)
+    detections_kept = await session.scalar(
+        sa.select(sa.func.count()).select_from(detections).where(*conditions)
+    )
+    per_class = await session.execute(
+        sa.select(results.c.class_name, sa.func.count())
+        .select_from(results.join(detections, detections.c.id == results.c.detection_id))
+        .where(*conditions)
+        .group_by(results.c.class_name)
+    )
+    return HistorySummary(
+        detections=int(detections_kept or 0),
+        class_counts={name: int(count) for name, count in per_class.all()},
+    )
 
 
 async def get_detection(

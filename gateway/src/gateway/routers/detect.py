@@ -42,6 +42,7 @@ from gateway.schemas.detect import (
     Absent,
     DetectionListOut,
     DetectionOut,
+    HistorySummaryOut,
     JobKind,
     JobListOut,
     JobOut,
@@ -259,6 +260,25 @@ async def list_history(
         ),
     )
     return DetectionListOut.from_proto(listed)
+
+
+@router.get(
+    "/history/summary",
+    summary="How many of the caller's detections match, and their objects per class",
+    responses=error_responses(422),
+)
+async def summarize_history(
+    upstream: ResultsReadUpstream, filters: HistoryFilterQuery
+) -> HistorySummaryOut:
+    """The history's filters, counted rather than listed: how many detections match and how
+    many objects of each class they hold, e.g. the people one camera saw today
+    (`metadata=camera:north-gate&since=...`). With `class_name`, the detections holding
+    that class are counted, with every class of object in them."""
+    summary = await upstream.call(
+        upstream.detection.SummarizeDetections,
+        detection_pb2.SummarizeDetectionsRequest(**filters.request_fields()),
+    )
+    return HistorySummaryOut.from_proto(summary)
 
 
 @router.get(

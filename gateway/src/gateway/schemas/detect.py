@@ -448,6 +448,23 @@ class DetectionListOut(PageOut[StoredDetectionOut]):
         return cls.of(map(StoredDetectionOut.from_detection, listed.items), listed)
 
 
+class HistorySummaryOut(ApiModel):
+    """What the filtered history holds, counted rather than listed."""
+
+    detections: int = Field(description="How many detections (stored images) match.")
+    objects: int = Field(description="Their objects, every class together.")
+    class_counts: dict[str, int] = Field(
+        description="Their objects per class name, most first (ties by name)."
+    )
+
+    @classmethod
+    def from_proto(cls, summary: detection_pb2.DetectionSummary) -> Self:
+        counted = sorted(summary.class_counts.items(), key=lambda item: (-item[1], item[0]))
+        return cls(
+            detections=summary.detections, objects=summary.objects, class_counts=dict(counted)
+        )
+
+
 class JobItemOut(ApiModel):
     """One image of a batch job, in upload order. `cancelled`: the image was still waiting
     when the job was cancelled and was never detected."""

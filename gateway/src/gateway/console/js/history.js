@@ -32,6 +32,15 @@ function summary(item) {
   };
 }
 
+/** `12 detections · 40 objects: person 30, bus 10`, as GET /detect/history/summary counts. */
+function summaryText({ detections = 0, objects = 0, class_counts: classes = {} }) {
+  const counted = Object.entries(classes)
+    .map(([name, count]) => `${name} ${count}`)
+    .join(", ");
+  const line = `${plural(detections, "detection")} · ${plural(objects, "object")}`;
+  return counted ? `${line}: ${counted}` : line;
+}
+
 /** The filter form's fields that are filled in, as the history's query parameters. */
 function filledIn(form) {
   const filters = {};
@@ -46,6 +55,9 @@ export class HistoryView {
   constructor({ onOpen }) {
     this.list = byId("history-list");
     this.form = byId("history-filters");
+    this.summary = byId("history-summary");
+    // Which summary was asked for last: an earlier one that answers late is not shown.
+    this.summaryAsked = 0;
     this.objectUrls = [];
     this.onOpen = onOpen;
     // The filters applied: the list and the export buttons both follow them.
@@ -92,6 +104,8 @@ export class HistoryView {
     this.list.replaceChildren();
     this.form.reset();
     this.filters = {};
+    this.summaryAsked += 1;
+    this.summary.textContent = "";
     this.renderExports();
   }
 
@@ -100,9 +114,23 @@ export class HistoryView {
     this.objectUrls = [];
   }
 
-  /** The page from `offset`; by default the one on show, refreshed. */
+  /** The page from `offset`; by default the one on show, refreshed, with the count line. */
   load(offset) {
+    this.refreshSummary();
     return this.pager.load(offset);
+  }
+
+  /** The count line above the list, for the filters applied; empty when it cannot be had
+   * (the list itself says why). */
+  async refreshSummary() {
+    const asked = ++this.summaryAsked;
+    let text = "";
+    try {
+      text = summaryText(await request("api/v1/detect/history/summary", { query: this.filters }));
+    } catch {
+      // Left empty: the list's own request shows what went wrong.
+    }
+    if (asked === this.summaryAsked) this.summary.textContent = text;
   }
 
   render(items, signal) {
