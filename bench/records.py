@@ -29,6 +29,7 @@ STAGES = (
     "priority",
     "tracking",
     "scheduling",
+    "outbox",
 )
 STAGE_TITLES = {
     "raw": "raw: in-process decode + letterbox + ONNX Runtime + NMS (plain model)",
@@ -43,6 +44,7 @@ STAGE_TITLES = {
     "priority": "a caller at c=1 beside job work, one line against two lanes, as ratios",
     "tracking": "tracking and 2 counting lines, in process and through DetectStream, as ratios",
     "scheduling": "the job worker's give-way question against backlogs of pending jobs",
+    "outbox": "an event from commit to the events stream, relay woken by NOTIFY against polling",
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from bench.records import STAGE_TITLES, STAGES
 from bench.stages import cache as cache_stage
+from bench.stages import outbox as outbox_stage
 from bench.stages import priority as priority_stage
 from bench.stages import scheduling as scheduling_stage
 from bench.stages import tracing as tracing_stage
@@ -156,6 +157,8 @@ def render_markdown(document: Document) -> str:
         out += tracking_stage.markdown(document["tracking"])
     if document.get("scheduling"):
         out += scheduling_stage.markdown(document["scheduling"])
+    if document.get("outbox"):
+        out += outbox_stage.markdown(document["outbox"])
     for stage in STAGES:
         points = [p for p in document["points"] if p["stage"] == stage]
         if not points:

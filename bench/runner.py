@@ -33,6 +33,7 @@ from bench.stages import (
     gateway,
     models,
     naive,
+    outbox,
     paired,
     priority,
     raw,
@@ -58,6 +59,7 @@ STACK_STAGES = (
     "priority",
     "tracking",
     "scheduling",
+    "outbox",
 )
 # int8 against fp32: c=1 rounds, and the concurrency of the throughput windows.
 MODELS_ROUNDS = {True: 10, False: 30}
@@ -158,6 +160,9 @@ async def _stack_stages(ctx: StageContext, work_dir: Path) -> None:
         # Seconds, against the stack's PostgreSQL alone.
         if "scheduling" in config.stages:
             await _guarded(ctx, "scheduling", _scheduling(ctx, stack))
+        # Seconds, against the stack's PostgreSQL and Redis alone (its own table and stream).
+        if "outbox" in config.stages:
+            await _guarded(ctx, "outbox", _outbox(ctx, stack))
         exited = stack.exited()
         if exited:
             ctx.note(f"stack processes exited during the run: {', '.join(exited)}")
@@ -201,6 +206,10 @@ async def _priority(ctx: StageContext, triton_url: str) -> None:
 
 async def _scheduling(ctx: StageContext, stack: Stack) -> None:
     ctx.scheduling = await scheduling.run(ctx, database_url=stack.database_url)
+
+
+async def _outbox(ctx: StageContext, stack: Stack) -> None:
+    ctx.outbox = await outbox.run(ctx, database_url=stack.database_url, redis_url=stack.redis_url)
 
 
 def _keep_tracking(ctx: StageContext, part: str, found: dict[str, Any] | None) -> None:
@@ -287,6 +296,7 @@ async def run(config: BenchConfig) -> dict[str, Any]:
         "priority": ctx.priority,
         "tracking": ctx.tracking,
         "scheduling": ctx.scheduling,
+        "outbox": ctx.outbox,
         "ratios": [ratio.to_json() for ratio in ratios(points, paired=ctx.paired)],
         "skipped": [skip.to_json() for skip in ctx.skipped],
         "notes": list(ctx.notes),

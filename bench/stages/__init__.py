@@ -67,6 +67,8 @@ class StageContext:
     tracking: dict[str, Any] | None = None
     # The job worker's give-way question against backlogs (stages/scheduling.py).
     scheduling: dict[str, Any] | None = None
+    # An event from commit to the stream, NOTIFY against polling (stages/outbox.py).
+    outbox: dict[str, Any] | None = None
 
     def settings(self, concurrency: int) -> LoadSettings:
         return LoadSettings(

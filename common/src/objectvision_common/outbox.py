@@ -193,6 +193,7 @@ class OutboxRelay(BackgroundLoop):
         publish_timeout: float = 5.0,
         stream_maxlen: int = DEFAULT_STREAM_MAXLEN,
         retention: timedelta | None = timedelta(days=7),
+        listen: bool = True,
     ) -> None:
         self._session_factory = session_factory
         self._table = table
@@ -204,6 +205,9 @@ class OutboxRelay(BackgroundLoop):
         self._publish_timeout = publish_timeout
         self._stream_maxlen = stream_maxlen
         self._retention = retention
+        # False: poll only, never LISTEN (a connection pooler in transaction mode cannot
+        # hold a LISTEN; the benchmark's baseline).
+        self._listen_enabled = listen
         # Set by a NOTIFY (or a stop): a pass is due now.
         self._woken = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
@@ -225,7 +229,8 @@ class OutboxRelay(BackgroundLoop):
         loop = asyncio.get_running_loop()
         engine = self._session_factory.kw.get("bind")
         if (
-            self.listening
+            not self._listen_enabled
+            or self.listening
             or not isinstance(engine, AsyncEngine)
             or loop.time() < self._next_listen_at
         ):
