@@ -239,10 +239,15 @@ class OutboxRelay(BackgroundLoop):
         channel = outbox_channel(self._table)
         # The parameters SQLAlchemy itself connects with (host, port, credentials, ssl).
         _, parameters = engine.dialect.create_connect_args(engine.url)
+        connection: asyncpg.Connection | None = None
         try:
             connection = await asyncpg.connect(**parameters, timeout=self._publish_timeout)
             await connection.add_listener(channel, self._notified)
-        except (OSError, asyncpg.PostgresError, TimeoutError):
+        except Exception:
+            # Any failure, whatever the driver raises: listening only makes the relay sooner,
+            # so it must never stop the relay; it polls until the next try.
+            if connection is not None:
+                connection.terminate()
             logger.warning(
                 "outbox relay cannot LISTEN; it polls instead",
                 extra={"channel": channel, "poll_interval_s": self._poll_interval},
