@@ -15,7 +15,8 @@ from typing import ClassVar
 
 class BackgroundLoop:
     """A background loop: subclasses write `_loop()`, test `self.stopping` between items
-    and wait with `await self.pause(seconds)`, which returns early on `stop()`.
+    and wait with `await self.pause(seconds)`, which returns early on `stop()`, or, for work
+    that others announce, `await self.idle(seconds)`, which `wake()` ends too.
 
     How a loop ends is the subclass's choice:
 
@@ -32,6 +33,7 @@ class BackgroundLoop:
     cancel_on_stop: ClassVar[bool] = False
     _task: asyncio.Task[None] | None = None
     _stop_event: asyncio.Event | None = None
+    _wake_event: asyncio.Event | None = None
 
     @property
     def _stopped(self) -> asyncio.Event:
@@ -39,6 +41,12 @@ class BackgroundLoop:
         if self._stop_event is None:
             self._stop_event = asyncio.Event()
         return self._stop_event
+
+    @property
+    def _woken(self) -> asyncio.Event:
+        if self._wake_event is None:
+            self._wake_event = asyncio.Event()
+        return self._wake_event
 
     @property
     def stopping(self) -> bool:
@@ -52,6 +60,7 @@ class BackgroundLoop:
 
     def stop(self) -> None:
         self._stopped.set()
+        self._woken.set()
         if self.cancel_on_stop and self._task is not None:
             self._task.cancel()
 
@@ -59,6 +68,18 @@ class BackgroundLoop:
         """Sleep up to ``seconds``; return at once when stopped."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), timeout=seconds)
+
+    def wake(self) -> None:
+        """There is work now (new deliveries, a committed event): `idle()` returns at once,
+        the one under way or, while the loop is busy, its next one."""
+        self._woken.set()
+
+    async def idle(self, seconds: float) -> None:
+        """Wait for work: up to ``seconds``, or until `wake()` or `stop()`; a wake is spent
+        by the idle it ends, so one that came during a pass starts the next pass at once."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), timeout=seconds)
+        self._woken.clear()
 
     async def _loop(self) -> None:
         raise NotImplementedError

@@ -208,8 +208,6 @@ class OutboxRelay(BackgroundLoop):
         # False: poll only, never LISTEN (a connection pooler in transaction mode cannot
         # hold a LISTEN; the benchmark's baseline).
         self._listen_enabled = listen
-        # Set by a NOTIFY (or a stop): a pass is due now.
-        self._woken = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._next_listen_at = 0.0
 
@@ -217,11 +215,6 @@ class OutboxRelay(BackgroundLoop):
     def listening(self) -> bool:
         """Whether a NOTIFY wakes this relay now (else it polls every `poll_interval`)."""
         return self._listener is not None and not self._listener.is_closed()
-
-    def stop(self) -> None:
-        """Finish the pass in hand and return; the idle wait ends at once."""
-        super().stop()
-        self._woken.set()
 
     async def _listen(self) -> None:
         """Open the listening connection, unless one is open or the last try was too recent;
@@ -242,7 +235,7 @@ class OutboxRelay(BackgroundLoop):
         connection: asyncpg.Connection | None = None
         try:
             connection = await asyncpg.connect(**parameters, timeout=self._publish_timeout)
-            await connection.add_listener(channel, self._notified)
+            await connection.add_listener(channel, lambda *_: self.wake())
         except Exception:
             # Any failure, whatever the driver raises: listening only makes the relay sooner,
             # so it must never stop the relay; it polls until the next try.
@@ -258,15 +251,12 @@ class OutboxRelay(BackgroundLoop):
         self._listener = connection
         logger.info("outbox relay listening", extra={"channel": channel})
 
-    def _notified(self, *_: object) -> None:
-        self._woken.set()
-
     def _listener_lost(self, *_: object) -> None:
         """The listening connection ended: a pass now (a commit may have gone unheard), and
         a new connection at once."""
         self._listener = None
         self._next_listen_at = 0.0
-        self._woken.set()
+        self.wake()
 
     async def _close_listener(self) -> None:
         listener, self._listener = self._listener, None
@@ -274,15 +264,12 @@ class OutboxRelay(BackgroundLoop):
             with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
                 await listener.close(timeout=self._publish_timeout)
 
-    async def _idle(self) -> None:
-        """Wait for a NOTIFY or a stop; polls, rarely when listening, as the safety net."""
-        seconds = (
-            max(self._poll_interval, LISTENING_POLL_SECONDS)
-            if self.listening
-            else self._poll_interval
-        )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._woken.wait(), timeout=seconds)
+    @property
+    def _poll_seconds(self) -> float:
+        """Between passes with nothing woken: rarely when listening, a safety net only."""
+        if self.listening:
+            return max(self._poll_interval, LISTENING_POLL_SECONDS)
+        return self._poll_interval
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows it published.
@@ -344,8 +331,6 @@ class OutboxRelay(BackgroundLoop):
         next_purge = loop.time()
         while not self.stopping:
             await self._listen()
-            # Cleared before the pass: a commit during it wakes the next one at once.
-            self._woken.clear()
             try:
                 published = await self.publish_pending()
                 if loop.time() >= next_purge:
@@ -366,4 +351,6 @@ class OutboxRelay(BackgroundLoop):
                 logger.info("outbox relay recovered", extra={"after_failures": failures})
                 failures = 0
             if published < self._batch:
-                await self._idle()
+                # A NOTIFY during the pass ends this at once: its commit may have come after
+                # the pass read the table.
+                await self.idle(self._poll_seconds)

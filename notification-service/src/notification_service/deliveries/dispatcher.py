@@ -4,7 +4,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -54,21 +54,12 @@ class Dispatcher(BackgroundLoop):
     lease_seconds: float
     poll_seconds: float
     concurrency: int
-    _wakeup: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
-
-    def wake(self) -> None:
-        """New deliveries exist: look now instead of at the next poll."""
-        self._wakeup.set()
-
-    def stop(self) -> None:
-        """Return after the attempts in flight; the idle wait ends at once."""
-        super().stop()
-        self._wakeup.set()
 
     async def _loop(self) -> None:
+        """Pass after pass; between them, idle until the next poll or until `wake()` (new
+        deliveries exist). `stop()` returns after the attempts in flight."""
         failures = 0
         while not self.stopping:
-            self._wakeup.clear()
             try:
                 claimed = await self.dispatch_due()
                 failures = 0
@@ -77,10 +68,10 @@ class Dispatcher(BackgroundLoop):
                 logger.warning(
                     "dispatcher pass failed", extra={"failures": failures}, exc_info=True
                 )
-                await self._wait(min(30.0, self.poll_seconds * 2**failures))
+                await self.idle(min(30.0, self.poll_seconds * 2**failures))
                 continue
             if claimed < self.concurrency:
-                await self._wait(self.poll_seconds)
+                await self.idle(self.poll_seconds)
 
     async def dispatch_due(self) -> int:
         """One pass: claim a batch, send it, record the outcomes; returns the batch size."""
@@ -141,9 +132,3 @@ class Dispatcher(BackgroundLoop):
                 "duration_ms": round(duration_ms, 1),
             },
         )
-
-    async def _wait(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
-        except TimeoutError:
-            return
