@@ -312,6 +312,10 @@ def settings(
         WEBHOOK_TIMEOUT_SECONDS=2,
         WEBHOOK_ALLOW_PRIVATE=True,
         WEBHOOK_SECRET_KEY="notification-tests-webhook-key",
+        # A webhook whose deliveries fail is disabled after three dead-lettered in a row,
+        # however quickly (ADR 0046): several tests make one or two on purpose.
+        WEBHOOK_DISABLE_AFTER_FAILURES=3,
+        WEBHOOK_DISABLE_AFTER_SECONDS=0,
         AUTH_SERVICE_ADDR=peers.address,
         DETECTION_SERVICE_ADDR=peers.address,
         JOB_PROGRESS_POLL_SECONDS=1,

@@ -73,9 +73,15 @@ async def test_webhooks_over_rest(gateway_url, peers, new_user) -> None:
             "created_at",
             "api_key_id",
             "previous_secret_expires_at",
+            "enabled",
+            "disabled_at",
+            "disabled_reason",
+            "consecutive_failures",
             "secret",
         }
         assert body["previous_secret_expires_at"] is None  # never rotated
+        assert (body["enabled"], body["disabled_at"], body["disabled_reason"]) == (True, None, None)
+        assert body["consecutive_failures"] == 0
         assert body["secret"].startswith("whsec_") and body["events"] == ["job.completed"]
         assert body["api_key_id"] is None  # made from a session, not with an API key
 
@@ -224,6 +230,61 @@ async def test_webhook_deliveries_and_redelivery_over_rest(
         gone = await client.post(redeliver_url, headers=headers)
         assert gone.status_code == 404, gone.text
         assert len(receiver.received(path)) == 2
+
+
+async def test_a_webhook_is_changed_paused_and_pinged_over_rest(
+    gateway_url, peers, receiver, new_user, wait
+) -> None:
+    user_id, _ = new_user()
+    headers = bearer(peers, user_id)
+    path = f"/rest-lifecycle/{user_id}"
+    async with httpx.AsyncClient(base_url=f"http://{gateway_url}") as client:
+        created = await client.post(
+            "/api/v1/webhooks", json={"url": receiver.url("/elsewhere")}, headers=headers
+        )
+        assert created.status_code == 201, created.text
+        hook_url = f"/api/v1/webhooks/{created.json()['id']}"
+
+        paused = await client.patch(
+            hook_url,
+            json={"url": receiver.url(path), "events": ["job.failed"], "enabled": False},
+            headers=headers,
+        )
+        assert paused.status_code == 200, paused.text
+        body = paused.json()
+        assert (body["url"], body["events"]) == (receiver.url(path), ["job.failed"])
+        assert (body["enabled"], body["disabled_reason"]) == (False, "owner")
+        assert body["disabled_at"] is not None and "secret" not in body
+
+        pinged = await client.post(f"{hook_url}/ping", headers=headers)
+        assert pinged.status_code == 202, pinged.text
+        assert (pinged.json()["event_type"], pinged.json()["state"]) == ("webhook.ping", "pending")
+        [request] = await wait(lambda: receiver.received(path))
+        assert json.loads(request.body)["type"] == "webhook.ping"
+
+        enabled = await client.patch(hook_url, json={"enabled": True}, headers=headers)
+        assert enabled.status_code == 200, enabled.text
+        assert (enabled.json()["enabled"], enabled.json()["disabled_reason"]) == (True, None)
+        listed = await client.get("/api/v1/webhooks", headers=headers)
+        assert listed.json()["items"][0]["enabled"] is True
+
+        for invalid in (
+            {},
+            {"enabled": None},
+            {"enabled": "yes"},
+            {"url": ""},
+            {"events": ["job.nope"]},
+            {"secret": "mine"},
+        ):
+            refused = await client.patch(hook_url, json=invalid, headers=headers)
+            assert refused.status_code == 422, (invalid, refused.text)
+        stranger = bearer(peers, new_user()[0])
+        for response in (
+            await client.patch(hook_url, json={"enabled": False}, headers=stranger),
+            await client.post(f"{hook_url}/ping", headers=stranger),
+        ):
+            assert response.status_code == 404, response.text
+        assert (await client.patch(hook_url, json={"enabled": False})).status_code == 401
 
 
 async def read_all(socket) -> tuple[list[dict], int | None]:

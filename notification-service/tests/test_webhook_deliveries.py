@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from notification_service.deliveries.service import redeliver_webhook_delivery
+from notification_service.webhooks.service import owned_webhook
 from objectvision.v1 import common_pb2, notification_pb2
 from objectvision_common.errors import FailedPrecondition
 
@@ -166,20 +167,18 @@ async def test_a_second_redelivery_asked_while_one_is_pending_is_that_one(
     hook_id = uuid.UUID(created.webhook.id)
 
     async with service.runtime.sessions() as session, session.begin():
+        hook = await owned_webhook(session=session, user_id=user_id, webhook_id=str(hook_id))
         first = await redeliver_webhook_delivery(
-            session=session, webhook_id=hook_id, target=created.webhook.url, delivery_id=delivery.id
+            session=session, webhook=hook, delivery_id=delivery.id
         )
         second = await redeliver_webhook_delivery(
-            session=session, webhook_id=hook_id, target=created.webhook.url, delivery_id=delivery.id
+            session=session, webhook=hook, delivery_id=delivery.id
         )
         assert second == first
         assert (first.state, str(first.redelivery_of)) == ("pending", delivery.id)
         with pytest.raises(FailedPrecondition, match="still pending"):
             await redeliver_webhook_delivery(
-                session=session,
-                webhook_id=hook_id,
-                target=created.webhook.url,
-                delivery_id=str(first.id),
+                session=session, webhook=hook, delivery_id=str(first.id)
             )
         await session.rollback()
 

@@ -60,6 +60,15 @@ class NotificationSettings(GrpcServiceSettings, EventsConsumerSettings):
         validation_alias="WEBHOOK_SECRET_KEY",
     )
     webhook_max_per_user: int = Field(default=20, ge=1, validation_alias="WEBHOOK_MAX_PER_USER")
+    # A webhook is disabled (ADR 0046) once this many deliveries in a row were dead-lettered,
+    # the first of them at least WEBHOOK_DISABLE_AFTER_SECONDS ago (with the default retries
+    # a delivery is given up about an hour after its first attempt).
+    webhook_disable_after_failures: int = Field(
+        default=20, ge=1, validation_alias="WEBHOOK_DISABLE_AFTER_FAILURES"
+    )
+    webhook_disable_after_seconds: float = Field(
+        default=3 * 86400.0, ge=0, validation_alias="WEBHOOK_DISABLE_AFTER_SECONDS"
+    )
 
     auth_service_addr: str = Field(default="127.0.0.1:50051", validation_alias="AUTH_SERVICE_ADDR")
     detection_service_addr: str = Field(

@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notification_service.deliveries import service as deliveries_service
 from notification_service.deliveries.models import PENDING
 from notification_service.ids import parse_uuid
+from notification_service.links import ConsoleLinks
 from notification_service.progress.hub import ProgressHub
 from notification_service.webhooks import service as webhooks_service
+from notification_service.webhooks.body import ping_event, webhook_body
 from objectvision.v1 import common_pb2, notification_pb2, notification_pb2_grpc
 from objectvision_common.errors import InvalidArgument, PermissionDenied
 from objectvision_common.sealing import SecretBox
@@ -20,6 +22,8 @@ from objectvision_common.servicer import ServicerContext, caller_principal, time
 
 # Principal.auth_method of a caller that used an API key (common.proto).
 API_KEY = "api_key"
+# What UpdateWebhook's update_mask may name.
+UPDATABLE_WEBHOOK_FIELDS = frozenset({"url", "events", "enabled"})
 
 
 def _webhook_message(hook: webhooks_service.Webhook) -> notification_pb2.Webhook:
@@ -29,11 +33,10 @@ def _webhook_message(hook: webhooks_service.Webhook) -> notification_pb2.Webhook
         events=hook.events,
         created_at=timestamp(hook.created_at),
         api_key_id=str(hook.api_key_id or ""),
-        previous_secret_expires_at=(
-            timestamp(hook.previous_secret_expires_at)
-            if hook.previous_secret_expires_at is not None
-            else None
-        ),
+        previous_secret_expires_at=timestamp(hook.previous_secret_expires_at),
+        disabled_at=timestamp(hook.disabled_at),
+        disabled_reason=hook.disabled_reason or "",
+        consecutive_failures=hook.consecutive_failures,
     )
 
 
@@ -81,6 +84,8 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     webhook_max_per_user: int
     # The dispatcher's wake-up: a redelivery is due now, not at its next poll.
     on_new_deliveries: Callable[[], None]
+    # For the bodies of the deliveries made here (pings).
+    links: ConsoleLinks
 
     def _principal(self, context: ServicerContext) -> common_pb2.Principal:
         return caller_principal(context, secret=self.service_secret)
@@ -209,10 +214,52 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
                 hold=True,
             )
             delivery = await deliveries_service.redeliver_webhook_delivery(
+                session=session, webhook=hook, delivery_id=request.delivery_id
+            )
+        self.on_new_deliveries()
+        return _webhook_delivery_message(delivery)
+
+    async def UpdateWebhook(  # noqa: N802
+        self, request: notification_pb2.UpdateWebhookRequest, context: ServicerContext
+    ) -> notification_pb2.Webhook:
+        principal = self._principal(context)
+        paths = set(request.update_mask.paths)
+        unknown = sorted(paths - UPDATABLE_WEBHOOK_FIELDS)
+        if unknown:
+            raise InvalidArgument(
+                f"update_mask names {unknown}; a webhook's {sorted(UPDATABLE_WEBHOOK_FIELDS)}"
+                " can be updated"
+            )
+        async with self.session_factory() as session, session.begin():
+            hook = await webhooks_service.update_webhook(
                 session=session,
-                webhook_id=hook.id,
-                target=hook.url,
-                delivery_id=request.delivery_id,
+                user_id=principal.user_id,
+                webhook_id=request.webhook_id,
+                allow_private=self.webhook_allow_private,
+                url=request.url if "url" in paths else None,
+                events=list(request.events) if "events" in paths else None,
+                enabled=request.enabled if "enabled" in paths else None,
+            )
+        return _webhook_message(hook)
+
+    async def PingWebhook(  # noqa: N802
+        self, request: notification_pb2.PingWebhookRequest, context: ServicerContext
+    ) -> notification_pb2.WebhookDelivery:
+        principal = self._principal(context)
+        async with self.session_factory() as session, session.begin():
+            hook = await webhooks_service.owned_webhook(
+                session=session,
+                user_id=principal.user_id,
+                webhook_id=request.webhook_id,
+                hold=True,
+            )
+            event = ping_event(hook.id)
+            delivery = await deliveries_service.queue_webhook_event(
+                session=session,
+                webhook=hook,
+                event_id=uuid.UUID(event.id),
+                event_type=event.type,
+                body=webhook_body(event, links=self.links),
             )
         self.on_new_deliveries()
         return _webhook_delivery_message(delivery)

@@ -34,6 +34,10 @@ class ConsoleLinks:
         """Where the job-report emails are switched on or off."""
         return f"{self.base_url}/#/settings"
 
+    def webhooks(self) -> str:
+        """The account's webhooks and their deliveries."""
+        return f"{self.base_url}/#/webhooks"
+
     def forgot_password(self) -> str:
         """Where a user who forgot their password asks for a reset link."""
         return f"{self.base_url}/#/forgot-password"

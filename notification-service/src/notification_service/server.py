@@ -6,6 +6,7 @@ objectvision_common.runner's; this module only builds the parts.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -28,9 +29,11 @@ from notification_service.mail.transports import (
     NullTransport,
     SmtpTransport,
 )
+from notification_service.outbox import OUTBOX
 from notification_service.progress.hub import ProgressHub
 from notification_service.progress.jobs import JobLookup
 from notification_service.users import UserDirectory
+from notification_service.webhooks.health import FailurePolicy
 from notification_service.webhooks.secrets import webhook_box
 from notification_service.webhooks.sender import WebhookSender
 from objectvision.v1 import notification_pb2_grpc
@@ -38,6 +41,7 @@ from objectvision_common.backlog import BacklogMonitor, stream_length_probe, str
 from objectvision_common.events import EventConsumer
 from objectvision_common.grpc_client import service_channel
 from objectvision_common.grpc_server import ServiceRegistration
+from objectvision_common.outbox import OutboxRelay
 from objectvision_common.public_urls import pinned_http_client
 from objectvision_common.runner import Migrations, ServiceParts, ServiceRunner
 from objectvision_common.sealing import event_secrets
@@ -78,6 +82,8 @@ class Runtime:
     servicer: NotificationServicer
     consumer: EventConsumer
     dispatcher: Dispatcher
+    # Publishes the events this service stages itself (`webhook.disabled`).
+    relay: OutboxRelay
     backlog: BacklogMonitor
 
     @classmethod
@@ -117,6 +123,10 @@ class Runtime:
             lease_seconds=settings.delivery_lease_seconds,
             poll_seconds=settings.delivery_poll_seconds,
             concurrency=settings.delivery_concurrency,
+            webhook_failures=FailurePolicy(
+                failures=settings.webhook_disable_after_failures,
+                lasting=timedelta(seconds=settings.webhook_disable_after_seconds),
+            ),
         )
         links = ConsoleLinks(settings.public_base_url)
         handler = EventHandler(
@@ -141,6 +151,7 @@ class Runtime:
             webhook_allow_private=settings.webhook_allow_private,
             webhook_max_per_user=settings.webhook_max_per_user,
             on_new_deliveries=dispatcher.wake,
+            links=links,
         )
         return cls(
             settings=settings,
@@ -150,6 +161,7 @@ class Runtime:
             servicer=servicer,
             consumer=consumer,
             dispatcher=dispatcher,
+            relay=OutboxRelay(sessions, OUTBOX, redis, stream=settings.events_stream),
             backlog=BacklogMonitor(
                 [
                     stream_probe(
@@ -178,7 +190,7 @@ class Runtime:
                     notification_pb2_grpc.add_NotificationServiceServicer_to_server,
                 )
             ],
-            workers=[self.consumer, self.dispatcher, self.backlog],
+            workers=[self.consumer, self.dispatcher, self.relay, self.backlog],
             on_close=[
                 *(channel.close for channel in self.channels),
                 self.http.aclose,

@@ -76,6 +76,16 @@ class NotificationServiceStub:
                 request_serializer=objectvision_dot_v1_dot_notification__pb2.RotateWebhookSecretRequest.SerializeToString,
                 response_deserializer=objectvision_dot_v1_dot_notification__pb2.CreatedWebhook.FromString,
                 _registered_method=True)
+        self.UpdateWebhook = channel.unary_unary(
+                '/objectvision.v1.NotificationService/UpdateWebhook',
+                request_serializer=objectvision_dot_v1_dot_notification__pb2.UpdateWebhookRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_notification__pb2.Webhook.FromString,
+                _registered_method=True)
+        self.PingWebhook = channel.unary_unary(
+                '/objectvision.v1.NotificationService/PingWebhook',
+                request_serializer=objectvision_dot_v1_dot_notification__pb2.PingWebhookRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_notification__pb2.WebhookDelivery.FromString,
+                _registered_method=True)
 
 
 class NotificationServiceServicer:
@@ -141,6 +151,23 @@ class NotificationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateWebhook(self, request, context):
+        """Change a webhook's URL or event types, or disable and enable it (ADR 0046). Another
+        account's webhook is NOT_FOUND; a URL another of the account's webhooks has is
+        ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PingWebhook(self, request, context):
+        """Queue a signed `webhook.ping` delivery to the webhook now, enabled or not, and answer it
+        (pending): a receiver can be tried before it is enabled again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotificationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -183,6 +210,16 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.RotateWebhookSecret,
                     request_deserializer=objectvision_dot_v1_dot_notification__pb2.RotateWebhookSecretRequest.FromString,
                     response_serializer=objectvision_dot_v1_dot_notification__pb2.CreatedWebhook.SerializeToString,
+            ),
+            'UpdateWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateWebhook,
+                    request_deserializer=objectvision_dot_v1_dot_notification__pb2.UpdateWebhookRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_notification__pb2.Webhook.SerializeToString,
+            ),
+            'PingWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.PingWebhook,
+                    request_deserializer=objectvision_dot_v1_dot_notification__pb2.PingWebhookRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_notification__pb2.WebhookDelivery.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -402,6 +439,60 @@ class NotificationService:
             '/objectvision.v1.NotificationService/RotateWebhookSecret',
             objectvision_dot_v1_dot_notification__pb2.RotateWebhookSecretRequest.SerializeToString,
             objectvision_dot_v1_dot_notification__pb2.CreatedWebhook.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.NotificationService/UpdateWebhook',
+            objectvision_dot_v1_dot_notification__pb2.UpdateWebhookRequest.SerializeToString,
+            objectvision_dot_v1_dot_notification__pb2.Webhook.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PingWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.NotificationService/PingWebhook',
+            objectvision_dot_v1_dot_notification__pb2.PingWebhookRequest.SerializeToString,
+            objectvision_dot_v1_dot_notification__pb2.WebhookDelivery.FromString,
             options,
             channel_credentials,
             insecure,

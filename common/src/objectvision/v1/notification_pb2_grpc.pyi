@@ -56,6 +56,15 @@ class NotificationServiceStub:
     previous one stops at once; at most 7 days), so a receiver can switch without missing one.
     Another account's webhook is NOT_FOUND.
     """
+    UpdateWebhook: _grpc.UnaryUnaryMultiCallable[_notification_pb2.UpdateWebhookRequest, _notification_pb2.Webhook]
+    """Change a webhook's URL or event types, or disable and enable it (ADR 0046). Another
+    account's webhook is NOT_FOUND; a URL another of the account's webhooks has is
+    ALREADY_EXISTS.
+    """
+    PingWebhook: _grpc.UnaryUnaryMultiCallable[_notification_pb2.PingWebhookRequest, _notification_pb2.WebhookDelivery]
+    """Queue a signed `webhook.ping` delivery to the webhook now, enabled or not, and answer it
+    (pending): a receiver can be tried before it is enabled again.
+    """
 
 @_typing.type_check_only
 class NotificationServiceAsyncStub(NotificationServiceStub):
@@ -83,6 +92,15 @@ class NotificationServiceAsyncStub(NotificationServiceStub):
     signed with both the new and the previous secret for `keep_previous_seconds` (0: the
     previous one stops at once; at most 7 days), so a receiver can switch without missing one.
     Another account's webhook is NOT_FOUND.
+    """
+    UpdateWebhook: _aio.UnaryUnaryMultiCallable[_notification_pb2.UpdateWebhookRequest, _notification_pb2.Webhook]  # type: ignore[assignment]
+    """Change a webhook's URL or event types, or disable and enable it (ADR 0046). Another
+    account's webhook is NOT_FOUND; a URL another of the account's webhooks has is
+    ALREADY_EXISTS.
+    """
+    PingWebhook: _aio.UnaryUnaryMultiCallable[_notification_pb2.PingWebhookRequest, _notification_pb2.WebhookDelivery]  # type: ignore[assignment]
+    """Queue a signed `webhook.ping` delivery to the webhook now, enabled or not, and answer it
+    (pending): a receiver can be tried before it is enabled again.
     """
 
 class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -156,6 +174,27 @@ class NotificationServiceServicer(metaclass=_abc_1.ABCMeta):
         signed with both the new and the previous secret for `keep_previous_seconds` (0: the
         previous one stops at once; at most 7 days), so a receiver can switch without missing one.
         Another account's webhook is NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateWebhook(
+        self,
+        request: _notification_pb2.UpdateWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notification_pb2.Webhook, _abc.Awaitable[_notification_pb2.Webhook]]:
+        """Change a webhook's URL or event types, or disable and enable it (ADR 0046). Another
+        account's webhook is NOT_FOUND; a URL another of the account's webhooks has is
+        ALREADY_EXISTS.
+        """
+
+    @_abc_1.abstractmethod
+    def PingWebhook(
+        self,
+        request: _notification_pb2.PingWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notification_pb2.WebhookDelivery, _abc.Awaitable[_notification_pb2.WebhookDelivery]]:
+        """Queue a signed `webhook.ping` delivery to the webhook now, enabled or not, and answer it
+        (pending): a receiver can be tried before it is enabled again.
         """
 
 def add_NotificationServiceServicer_to_server(servicer: NotificationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -20,6 +20,7 @@ from gateway.schemas.webhooks import (
     WebhookDeliveryOut,
     WebhookListOut,
     WebhookOut,
+    WebhookUpdateIn,
 )
 from objectvision.v1 import common_pb2, notification_pb2
 from objectvision_common.limits import DEFAULT_PAGE_LIMIT
@@ -62,6 +63,39 @@ async def delete_webhook(webhook_id: uuid.UUID, upstream: WebhooksUpstream) -> R
         notification_pb2.DeleteWebhookRequest(webhook_id=str(webhook_id)),
     )
     return Response(status_code=204)
+
+
+@router.patch(
+    "/{webhook_id}",
+    summary="Change a webhook's URL or event types, or disable and enable it (ADR 0046)",
+    responses=error_responses(404, 409, 413, 422),
+)
+async def update_webhook(
+    webhook_id: uuid.UUID, body: WebhookUpdateIn, upstream: WebhooksUpstream
+) -> WebhookOut:
+    """Only the fields given change. A webhook the service disabled because its deliveries
+    kept failing is enabled again here, once its receiver works (try it with `/ping`); then
+    redeliver what it missed. 409 when another of your webhooks has the URL."""
+    updated = await upstream.call(
+        upstream.notification.UpdateWebhook, body.to_proto(str(webhook_id))
+    )
+    return WebhookOut.from_proto(updated)
+
+
+@router.post(
+    "/{webhook_id}/ping",
+    status_code=202,
+    summary="Send the webhook a signed test event (webhook.ping) now, enabled or not",
+    responses=error_responses(404, 422),
+)
+async def ping_webhook(webhook_id: uuid.UUID, upstream: WebhooksUpstream) -> WebhookDeliveryOut:
+    """The delivery, pending; follow it in the webhook's deliveries. The receiver gets a body
+    of type `webhook.ping` whose `data.webhook_id` names the webhook, signed like any other."""
+    queued = await upstream.call(
+        upstream.notification.PingWebhook,
+        notification_pb2.PingWebhookRequest(webhook_id=str(webhook_id)),
+    )
+    return WebhookDeliveryOut.from_proto(queued)
 
 
 @router.post(
@@ -120,8 +154,9 @@ async def redeliver_webhook_delivery(
 ) -> WebhookDeliveryOut:
     """Queues a new delivery (its `redelivery_of` names this one) of the same event, body
     byte for byte, signed with a fresh timestamp when it is sent; the original keeps its
-    attempts. 409 while the delivery is still pending (it is retried on its own); while a
-    redelivery of the event is pending, that one is answered instead of a second."""
+    attempts. 409 while the delivery is still pending (it is retried on its own) or the
+    webhook is disabled (enable it first); while a redelivery of the event is pending, that
+    one is answered instead of a second."""
     queued = await upstream.call(
         upstream.notification.RedeliverWebhookDelivery,
         notification_pb2.RedeliverWebhookDeliveryRequest(

@@ -25,8 +25,10 @@ Created = TypeVar("Created", bound=ApiModel)
 
 def with_secret(created: type[Created], resource: ApiModel, secret: str) -> Created:
     """A creation response: the resource exactly as every other response shows it, plus the
-    secret (an API key, a webhook's signing key) that only this one response carries."""
-    return created.model_validate({**resource.model_dump(), "secret": secret})
+    secret (an API key, a webhook's signing key) that only this one response carries. Fields
+    computed from others (a webhook's `enabled`) are computed again, not passed in."""
+    fields = resource.model_dump(exclude=set(type(resource).model_computed_fields))
+    return created.model_validate({**fields, "secret": secret})
 
 
 class PatchModel(ApiModel):

@@ -4,13 +4,15 @@ response."""
 from datetime import datetime
 from typing import Literal, Self, get_args
 
-from pydantic import Field
+from google.protobuf import field_mask_pb2
+from pydantic import ConfigDict, Field, StrictBool, computed_field, model_validator
 
-from gateway.schemas.base import ApiModel, PageOut, ProtoMirror, with_secret
+from gateway.schemas.base import ApiModel, PageOut, PatchModel, ProtoMirror, with_secret
 from objectvision.v1 import notification_pb2
 
 MAX_URL_LENGTH = 2048
 JobEventType = Literal["job.progress", "job.completed", "job.failed", "job.cancelled"]
+DisabledReason = Literal["owner", "failing"]
 
 
 class WebhookCreateIn(ApiModel):
@@ -24,6 +26,44 @@ class WebhookCreateIn(ApiModel):
         max_length=len(get_args(JobEventType)),
         description="Event types to deliver; empty means every job event.",
     )
+
+
+class WebhookUpdateIn(PatchModel):
+    """What to change of a webhook; a field left out stays as it is."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="A new destination, checked like a new webhook's; pending deliveries go to it.",
+    )
+    events: list[JobEventType] | None = Field(
+        default=None,
+        max_length=len(get_args(JobEventType)),
+        description="Event types to deliver from now on; empty means every job event.",
+    )
+    enabled: StrictBool | None = Field(
+        default=None,
+        description="false stops deliveries (events are recorded, dead-lettered, for "
+        "redelivery); true starts them again and clears the failure count.",
+    )
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("give `url`, `events`, `enabled` or several")
+        return self
+
+    def to_proto(self, webhook_id: str) -> notification_pb2.UpdateWebhookRequest:
+        """The request with the fields given, each named in its update mask."""
+        changes = self.changes()
+        return notification_pb2.UpdateWebhookRequest(
+            webhook_id=webhook_id,
+            update_mask=field_mask_pb2.FieldMask(paths=sorted(changes)),
+            **changes,
+        )
 
 
 class WebhookOut(ProtoMirror):
@@ -41,6 +81,28 @@ class WebhookOut(ProtoMirror):
         description="Until when deliveries are also signed with the secret the last rotation "
         "replaced (ADR 0036); null when only the current secret signs.",
     )
+    disabled_at: datetime | None = Field(
+        default=None,
+        description="Since when nothing is sent to it (ADR 0046); null while enabled. Events "
+        "meanwhile are listed with its deliveries, dead-lettered with the error 'the webhook "
+        "is disabled', to be redelivered once it is enabled again.",
+    )
+    disabled_reason: DisabledReason | None = Field(
+        default=None,
+        description="owner: its owner disabled it; failing: its deliveries kept being "
+        "dead-lettered (WEBHOOK_DISABLE_AFTER_FAILURES in a row over "
+        "WEBHOOK_DISABLE_AFTER_SECONDS), and its owner was emailed. Null while enabled.",
+    )
+    consecutive_failures: int = Field(
+        default=0,
+        description="Deliveries dead-lettered in a row since the last delivered one.",
+    )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def enabled(self) -> bool:
+        """Whether events are sent to it: disabled_at is null."""
+        return self.disabled_at is None
 
 
 class CreatedWebhookOut(WebhookOut):

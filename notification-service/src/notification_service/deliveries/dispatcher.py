@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notification_service.deliveries import service
 from notification_service.deliveries.errors import DeliveryFailedError
-from notification_service.deliveries.models import CHANNELS, DEAD
+from notification_service.deliveries.models import CHANNELS, DEAD, DELIVERED, WEBHOOK
 from notification_service.deliveries.service import ClaimedDelivery
+from notification_service.webhooks import health
 from objectvision_common.background import BackgroundLoop
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,8 @@ class Dispatcher(BackgroundLoop):
     lease_seconds: float
     poll_seconds: float
     concurrency: int
+    # When a webhook whose deliveries keep being dead-lettered is disabled (ADR 0046).
+    webhook_failures: health.FailurePolicy
 
     async def _loop(self) -> None:
         """Pass after pass; between them, idle until the next poll or until `wake()` (new
@@ -103,6 +107,7 @@ class Dispatcher(BackgroundLoop):
             error = f"internal error: {type(exc).__name__}"
         duration_ms = (time.perf_counter() - started) * 1000
         give_up = permanent or delivery.attempts >= self.max_attempts
+        disabled = False
         async with self.session_factory() as session, session.begin():
             state = await service.record_attempt(
                 session=session,
@@ -117,8 +122,16 @@ class Dispatcher(BackgroundLoop):
                     delivery.attempts, base=self.backoff_base_seconds, cap=self.backoff_max_seconds
                 ),
             )
+            if delivery.channel == WEBHOOK and delivery.webhook_id is not None:
+                disabled = await self._count_outcome(session, delivery.webhook_id, state, error)
         if state == DEAD:
             DEAD_LETTERED.labels(delivery.channel).inc()
+        if disabled:
+            health.WEBHOOKS_DISABLED.inc()
+            logger.warning(
+                "webhook disabled after failed deliveries",
+                extra={"webhook_id": str(delivery.webhook_id), "delivery_id": str(delivery.id)},
+            )
         log = logger.warning if state == DEAD else logger.info
         log(
             "delivery attempt",
@@ -132,3 +145,19 @@ class Dispatcher(BackgroundLoop):
                 "duration_ms": round(duration_ms, 1),
             },
         )
+
+    async def _count_outcome(
+        self, session: AsyncSession, webhook_id: uuid.UUID, state: str, error: str | None
+    ) -> bool:
+        """A webhook delivery's end, counted towards its webhook's health in the transaction
+        that records it; whether it disabled the webhook."""
+        if state == DELIVERED:
+            await health.record_delivered(session=session, webhook_id=webhook_id)
+        elif state == DEAD:
+            return await health.record_dead(
+                session=session,
+                webhook_id=webhook_id,
+                last_error=error,
+                policy=self.webhook_failures,
+            )
+        return False

@@ -31,7 +31,9 @@ from notification_service.deliveries.models import (
     deliveries,
     delivery_attempts,
 )
+from notification_service.events.models import processed_events
 from notification_service.ids import parse_uuid
+from notification_service.webhooks.service import Webhook
 from objectvision_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from objectvision_common.limits import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
 
@@ -339,11 +341,7 @@ async def list_webhook_deliveries(
 
 
 async def redeliver_webhook_delivery(
-    *,
-    session: AsyncSession,
-    webhook_id: uuid.UUID,
-    target: str,
-    delivery_id: str,
+    *, session: AsyncSession, webhook: Webhook, delivery_id: str
 ) -> WebhookDelivery:
     """Queue a delivered or dead-lettered delivery's event to its webhook again, due now.
 
@@ -352,8 +350,11 @@ async def redeliver_webhook_delivery(
     the destination is checked and the body signed with a fresh timestamp when it goes. The
     original keeps its attempts and outcome. While a delivery of the event to this webhook is
     pending (a redelivery asked for a moment ago), that one is returned instead of a second.
+    Not to a disabled webhook (FailedPrecondition): it would be given up unsent, and its
+    owner enables it first (ADR 0046).
     The caller has checked that the webhook is the asker's, and holds it against deletion.
     """
+    webhook_id = webhook.id
     original_id = parse_uuid(delivery_id, what="delivery id", error=NotFound)
     original = (
         await session.execute(
@@ -369,6 +370,10 @@ async def redeliver_webhook_delivery(
             f"delivery {original.id} is still pending and will be retried on its own; "
             "redeliver it once it is delivered or dead-lettered"
         )
+    if not webhook.enabled:
+        raise FailedPrecondition(
+            "the webhook is disabled: enable it (PATCH with enabled true), then redeliver"
+        )
     redelivery = await session.execute(
         pg_insert(deliveries)
         .values(
@@ -377,7 +382,7 @@ async def redeliver_webhook_delivery(
             event_type=original.event_type,
             user_id=original.user_id,
             channel=WEBHOOK,
-            target=target,
+            target=webhook.url,
             webhook_id=webhook_id,
             payload=original.payload,
             redelivery_of=original.id,
@@ -396,6 +401,30 @@ async def redeliver_webhook_delivery(
         else [deliveries.c.event_id == original.event_id, deliveries.c.webhook_id == webhook_id]
     )
     answer = await session.execute(_newest_first(_webhook_deliveries().where(*which)).limit(1))
+    return _webhook_delivery(answer.one())
+
+
+async def queue_webhook_event(
+    *, session: AsyncSession, webhook: Webhook, event_id: uuid.UUID, event_type: str, body: str
+) -> WebhookDelivery:
+    """A delivery to one webhook of an event no other target gets (its owner's ping), due now;
+    the event is recorded as processed with it, as every delivery's event is. The caller has
+    checked that the webhook is the asker's, and holds it against deletion."""
+    await session.execute(insert(processed_events).values(event_id=event_id, event_type=event_type))
+    delivery_id = uuid.uuid4()
+    await session.execute(
+        insert(deliveries).values(
+            id=delivery_id,
+            event_id=event_id,
+            event_type=event_type,
+            user_id=webhook.user_id,
+            channel=WEBHOOK,
+            target=webhook.url,
+            webhook_id=webhook.id,
+            payload={"body": body},
+        )
+    )
+    answer = await session.execute(_webhook_deliveries().where(deliveries.c.id == delivery_id))
     return _webhook_delivery(answer.one())
 
 

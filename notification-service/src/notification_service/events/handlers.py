@@ -8,30 +8,30 @@ erasure died half-way has no row yet, and its redelivery erases the rest.
 """
 
 import functools
-import json
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from google.protobuf import json_format
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notification_service.accounts import service as accounts_service
 from notification_service.deliveries import service as deliveries_service
-from notification_service.deliveries.models import DEAD, EMAIL, WEBHOOK
+from notification_service.deliveries.models import DEAD, EMAIL, PENDING, WEBHOOK
 from notification_service.deliveries.service import NewDelivery
 from notification_service.events.models import processed_events
 from notification_service.links import ConsoleLinks
 from notification_service.mail.headers import UnsafeHeaderError
 from notification_service.mail.render import EmailRenderer, RenderedEmail
+from notification_service.outbox import WEBHOOK_DISABLED
 from notification_service.progress.hub import JOB_COMPLETED, JOB_FAILED, JOB_TYPES, ProgressHub
 from notification_service.users import Contact, UserDirectory
 from notification_service.webhooks import service as webhooks_service
+from notification_service.webhooks.body import webhook_body
+from notification_service.webhooks.sender import DISABLED
 from objectvision.v1 import notification_pb2
 from objectvision_common.account_events import (
     ACCOUNT_RESTORED,
@@ -71,31 +71,6 @@ SealedLink = notification_pb2.PasswordResetRequested | notification_pb2.EmailVer
 LinkRenderer = Callable[..., RenderedEmail]
 
 
-def webhook_body(event: notification_pb2.Event, *, links: ConsoleLinks) -> str:
-    """The JSON a webhook receives; signed byte for byte, so built once and stored.
-
-    `console_url` is the console page of what the event is about (the job), so a receiver
-    can link a person straight to it without knowing how the console routes."""
-    payload_field = event.WhichOneof("payload")
-    data: dict[str, Any] = {}
-    if payload_field is not None:
-        data = json_format.MessageToDict(
-            getattr(event, payload_field),
-            preserving_proto_field_name=True,
-            always_print_fields_with_no_presence=True,
-        )
-    body: dict[str, Any] = {
-        "id": event.id,
-        "type": event.type,
-        "occurred_at": event.occurred_at.ToJsonString(),
-        "data": data,
-    }
-    job_id = data.get("job_id")
-    if isinstance(job_id, str) and job_id:
-        body["console_url"] = links.job(job_id)
-    return json.dumps(body, separators=(",", ":"), sort_keys=True)
-
-
 def _email_delivery(
     render: Callable[[], RenderedEmail], to_addr: str, *, box: SecretBox
 ) -> NewDelivery:
@@ -113,6 +88,19 @@ def _email_delivery(
             last_error=f"refused: {exc}",
         )
     return NewDelivery(channel=EMAIL, target=email.to_addr, payload=email.to_payload(box))
+
+
+def _webhook_delivery(hook: webhooks_service.Webhook, body: str) -> NewDelivery:
+    """An event's delivery to a webhook; to a disabled one, recorded dead-lettered unsent, so
+    its owner sees what it missed and redelivers it once the webhook is enabled (ADR 0046)."""
+    return NewDelivery(
+        channel=WEBHOOK,
+        target=hook.url,
+        payload={"body": body},
+        webhook_id=hook.id,
+        state=PENDING if hook.enabled else DEAD,
+        last_error=None if hook.enabled else DISABLED,
+    )
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -223,6 +211,8 @@ class EventHandler:
             return await self._two_factor_changed(event)
         if event.type == NEW_LOGIN and event.HasField("new_login") and event.user_id:
             return await self._new_login(event)
+        if event.type == WEBHOOK_DISABLED and event.HasField("webhook_disabled") and event.user_id:
+            return await self._webhook_disabled(event)
         if event.type in REPORTED_JOB_EVENTS and event.HasField("job_finished") and event.user_id:
             contact = await self.users.contact(event.user_id)
             if contact is None or not contact.active or not contact.notifications_enabled:
@@ -413,6 +403,16 @@ class EventHandler:
             ),
         )
 
+    async def _webhook_disabled(self, event: notification_pb2.Event) -> list[NewDelivery]:
+        """Told to the owner as a security notice is, whatever the notifications switch says
+        (it is about batch-job emails, and a broken integration is not one of those)."""
+        return await self._security_notice(
+            event,
+            lambda contact: self.renderer.webhook_disabled(
+                to_addr=contact.email, name=contact.name, disabled=event.webhook_disabled
+            ),
+        )
+
     async def _email_changed(self, event: notification_pb2.Event) -> list[NewDelivery]:
         """To the address the account had before, from the event: the account's address is
         now the new one, which may be a thief's. The name and whether the account is still
@@ -455,12 +455,7 @@ class EventHandler:
                 hooks = await webhooks_service.subscribed_webhooks(
                     session=session, user_id=user_id, event_type=event.type
                 )
-                planned = planned + [
-                    NewDelivery(
-                        channel=WEBHOOK, target=hook.url, payload={"body": body}, webhook_id=hook.id
-                    )
-                    for hook in hooks
-                ]
+                planned = planned + [_webhook_delivery(hook, body) for hook in hooks]
             return await deliveries_service.add_deliveries(
                 session=session,
                 event_id=event_id,

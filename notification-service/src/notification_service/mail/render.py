@@ -29,6 +29,9 @@ FEW_RECOVERY_CODES = 2
 # How much of a login's address and User-Agent a new-login notice shows (ADR 0035).
 SHOWN_ADDRESS_LENGTH = 64
 SHOWN_USER_AGENT_LENGTH = 120
+# How much of a disabled webhook's URL and last error its notice shows (ADR 0046).
+SHOWN_WEBHOOK_URL_LENGTH = 200
+SHOWN_ERROR_LENGTH = 300
 
 
 @dataclass(frozen=True)
@@ -345,6 +348,25 @@ class EmailRenderer:
             to_name="",
             subject=f"Your {self._product} account was deleted",
             deleted_at=_moment(deleted_at),
+        )
+
+    def webhook_disabled(
+        self, *, to_addr: str, name: str, disabled: notification_pb2.WebhookDisabled
+    ) -> RenderedEmail:
+        """To an account's owner: one of its webhooks was disabled because its deliveries
+        kept failing (ADR 0046), why, that nothing is lost, and how to start again: try the
+        receiver with a ping, enable the webhook, redeliver what it missed."""
+        return self._render(
+            "webhook_disabled",
+            to_addr=to_addr,
+            to_name=name,
+            subject=f"Your {self._product} webhook was disabled after failed deliveries",
+            webhook_id=disabled.webhook_id,
+            url=_as_shown(disabled.url, SHOWN_WEBHOOK_URL_LENGTH),
+            failures=disabled.consecutive_failures,
+            failing_since=_moment(disabled.failing_since.ToDatetime(UTC)),
+            last_error=_as_shown(disabled.last_error, SHOWN_ERROR_LENGTH),
+            webhooks_url=self._links.webhooks(),
         )
 
     def job_report(

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from notification_service.deliveries.errors import DeliveryFailedError
 from notification_service.deliveries.service import ClaimedDelivery
 from notification_service.webhooks import service
+from notification_service.webhooks.body import PING
 from notification_service.webhooks.secrets import signature
 from notification_service.webhooks.targets import ForbiddenTarget, checked_target
 from objectvision_common.public_urls import pinned_stream
@@ -21,6 +22,9 @@ SIGNATURE_HEADER = "X-ObjectVision-Signature"
 USER_AGENT = "ObjectVision-Webhooks/1"
 # Why a delivery to a webhook whose API key has expired was given up.
 EXPIRED_KEY = "the API key that registered the webhook has expired; the webhook was deleted"
+# Why a delivery to a disabled webhook was given up unsent (ADR 0046): it is redelivered
+# once its owner enables the webhook again.
+DISABLED = "the webhook is disabled"
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -44,6 +48,8 @@ class WebhookSender:
             raise DeliveryFailedError(f"webhook secret {exc}") from exc
         if target is None:
             raise DeliveryFailedError("the webhook was deleted", permanent=True)
+        if target.disabled and delivery.event_type != PING:
+            raise DeliveryFailedError(DISABLED, permanent=True)
         if target.key_expired():
             # The API key that registered it has expired: the webhook goes, as if its owner
             # had deleted it, and this delivery is dead-lettered unsent (ADR 0026, amendment).

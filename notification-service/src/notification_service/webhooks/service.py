@@ -8,11 +8,12 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification_service.accounts.models import ERASED_ACCOUNTS
 from notification_service.ids import parse_uuid
-from notification_service.webhooks.models import webhooks
+from notification_service.webhooks.models import BY_OWNER, webhooks
 from notification_service.webhooks.secrets import new_secret
 from notification_service.webhooks.targets import checked_target
 from objectvision_common.erasure import hold_open_account
@@ -36,6 +37,15 @@ class Webhook:
     api_key_expires_at: datetime | None = None
     # Until when the secret the last rotation replaced still signs (ADR 0036).
     previous_secret_expires_at: datetime | None = None
+    # Set while nothing is sent to it, with why (models.DISABLED_REASONS; ADR 0046).
+    disabled_at: datetime | None = None
+    disabled_reason: str | None = None
+    # Deliveries dead-lettered in a row since the last delivered one.
+    consecutive_failures: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.disabled_at is None
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,8 @@ class SigningTarget:
     api_key_expires_at: datetime | None = None
     # The secret a rotation replaced, while it still signs beside `secret` (ADR 0036).
     previous_secret: str | None = None
+    # Disabled webhooks are sent pings only (ADR 0046).
+    disabled: bool = False
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -71,6 +83,9 @@ def _webhook(row: Row[Any]) -> Webhook:
         api_key_id=row.api_key_id,
         api_key_expires_at=row.api_key_expires_at,
         previous_secret_expires_at=_still_signing(row.previous_secret_expires_at),
+        disabled_at=row.disabled_at,
+        disabled_reason=row.disabled_reason,
+        consecutive_failures=row.consecutive_failures,
     )
 
 
@@ -142,6 +157,61 @@ async def create_webhook(
     if row is None:
         raise AlreadyExists("a webhook with this URL already exists")
     return _webhook(row), secret
+
+
+async def update_webhook(
+    *,
+    session: AsyncSession,
+    user_id: str,
+    webhook_id: str,
+    allow_private: bool,
+    url: str | None = None,
+    events: Sequence[str] | None = None,
+    enabled: bool | None = None,
+) -> Webhook:
+    """Change what is given (None keeps it) of the caller's webhook; someone else's is as
+    absent as a missing one.
+
+    A new URL is checked as a new webhook's is and must not be another of the account's
+    webhooks' (AlreadyExists). Deliveries read the URL when they are sent, so pending ones
+    go to the new URL. Disabling records the owner as why (a webhook the service disabled
+    for failing stays so); enabling clears the failure count, so the next failures start
+    afresh (ADR 0046).
+    """
+    if url is None and events is None and enabled is None:
+        raise InvalidArgument("nothing to update: give url, events or enabled")
+    hook = await owned_webhook(session=session, user_id=user_id, webhook_id=webhook_id)
+    values: dict[str, Any] = {}
+    if url is not None:
+        url = url.strip()
+        await checked_target(url, allow_private=allow_private)
+        values["url"] = url
+    if events is not None:
+        values["events"] = list(event_types(events))
+    if enabled is True:
+        values.update(
+            disabled_at=None, disabled_reason=None, consecutive_failures=0, failing_since=None
+        )
+    elif enabled is False:
+        values.update(
+            disabled_at=func.coalesce(webhooks.c.disabled_at, func.now()),
+            disabled_reason=func.coalesce(webhooks.c.disabled_reason, BY_OWNER),
+        )
+    try:
+        # A savepoint: the unique URL per account is what refuses a taken URL, also against
+        # another request taking it at the same moment, and the caller's transaction lives on.
+        async with session.begin_nested():
+            row = (
+                await session.execute(
+                    webhooks.update()
+                    .where(webhooks.c.id == hook.id)
+                    .values(**values)
+                    .returning(*webhooks.c)
+                )
+            ).one()
+    except IntegrityError as exc:
+        raise AlreadyExists("another of your webhooks has this URL") from exc
+    return _webhook(row)
 
 
 async def list_webhooks(*, session: AsyncSession, user_id: str) -> list[Webhook]:
@@ -272,6 +342,7 @@ async def signing_target(
                 webhooks.c.api_key_expires_at,
                 webhooks.c.previous_secret_ciphertext,
                 webhooks.c.previous_secret_expires_at,
+                webhooks.c.disabled_at,
             ).where(webhooks.c.id == webhook_id)
         )
     ).one_or_none()
@@ -288,4 +359,5 @@ async def signing_target(
         secret=box.open(row.secret_ciphertext),
         previous_secret=previous,
         api_key_expires_at=row.api_key_expires_at,
+        disabled=row.disabled_at is not None,
     )
