@@ -37,7 +37,12 @@ from notification_service.webhooks.health import FailurePolicy
 from notification_service.webhooks.secrets import webhook_box
 from notification_service.webhooks.sender import WebhookSender
 from objectvision.v1 import notification_pb2_grpc
-from objectvision_common.backlog import BacklogMonitor, stream_length_probe, stream_probe
+from objectvision_common.backlog import (
+    BacklogMonitor,
+    outbox_probe,
+    stream_length_probe,
+    stream_probe,
+)
 from objectvision_common.events import EventConsumer
 from objectvision_common.grpc_client import service_channel
 from objectvision_common.grpc_server import ServiceRegistration
@@ -164,6 +169,7 @@ class Runtime:
             relay=OutboxRelay(sessions, OUTBOX, redis, stream=settings.events_stream),
             backlog=BacklogMonitor(
                 [
+                    outbox_probe(sessions, OUTBOX),
                     stream_probe(
                         redis, stream=settings.events_stream, group=settings.events_consumer_group
                     ),
