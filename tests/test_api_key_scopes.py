@@ -135,6 +135,8 @@ async def test_a_results_read_key_reads_the_history_but_cannot_delete(
 
     delete = await client.delete(f"/api/v1/detect/{detection_id}", headers=headers)
     assert "'results:write'" in api_error(delete, 403, "insufficient_scope")["message"]
+    delete_all = await client.delete(HISTORY, params={"all": "true"}, headers=headers)
+    assert "'results:write'" in api_error(delete_all, 403, "insufficient_scope")["message"]
     cancel = await client.post(f"/api/v1/detect/jobs/{uuid.uuid4()}/cancel", headers=headers)
     api_error(cancel, 403, "insufficient_scope")
     upload = await client.post(

@@ -455,6 +455,45 @@ async def test_stored_images_keep_their_metadata_or_their_jobs_and_the_history_f
     assert counted_by_cli.stdout.startswith("1 detection, 5 objects: person 4, bus 1")
 
 
+async def test_a_filtered_deletion_of_the_history_removes_what_the_filters_keep(
+    gateway_client: httpx.AsyncClient, user: Account
+) -> None:
+    async def detect(name: str, camera: str) -> str:
+        sent = await gateway_client.post(
+            IMAGE,
+            files={"file": (name, _read("bus.jpg"), "image/jpeg")},
+            data={"metadata": json.dumps({"camera": camera})},
+            headers=user.headers,
+        )
+        assert sent.status_code == 200, sent.text
+        return sent.json()["detection_id"]
+
+    await detect("gate-1.jpg", "test-rig")
+    await detect("gate-2.jpg", "test-rig")
+    kept = await detect("gate-3.jpg", "north-gate")
+
+    deleted = await gateway_client.delete(
+        HISTORY, params={"metadata": "camera:test-rig"}, headers=user.headers
+    )
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json() == {"deleted": 2, "kept_in_unfinished_jobs": 0, "more": False}
+    listed = await _history(gateway_client, user)
+    assert [item["detection_id"] for item in listed["items"]] == [kept]
+
+    # No filter: the whole history only when asked for in so many words.
+    unfiltered = await gateway_client.delete(HISTORY, headers=user.headers)
+    assert "whole history" in api_error(unfiltered, 422, "validation_error")["message"]
+    assert (await _history(gateway_client, user))["total"] == 1
+    for invalid in ({"all": "perhaps"}, {"metadata": "camera"}, {"since": "yesterday"}):
+        refused = await gateway_client.delete(HISTORY, params=invalid, headers=user.headers)
+        api_error(refused, 422, "validation_error")
+    everything = await gateway_client.delete(HISTORY, params={"all": "true"}, headers=user.headers)
+    assert everything.json() == {"deleted": 1, "kept_in_unfinished_jobs": 0, "more": False}
+    assert (await _history(gateway_client, user))["total"] == 0
+    gone = await gateway_client.get(f"/api/v1/detect/{kept}", headers=user.headers)
+    api_error(gone, 404, "not_found")
+
+
 # Batches
 
 

@@ -926,16 +926,21 @@ async def test_cancelling_is_sent_on_for_a_job_id_and_names_nothing_else(
 async def test_deleting_is_sent_on_for_an_id_and_names_nothing_else(
     authed: httpx.AsyncClient,
 ) -> None:
-    """A detection and a job each have their own DELETE; the fixed paths beside them are
-    never read as an id, whatever the method."""
+    """A detection, a job and a filtered history each have their own DELETE; the fixed
+    paths beside them are never read as an id, whatever the method."""
     _assert_sent_on(await authed.delete(f"/api/v1/detect/{uuid.uuid4()}"))
     _assert_sent_on(await authed.delete(f"{JOBS}/{uuid.uuid4()}"))
+    _assert_sent_on(await authed.delete(HISTORY, params={"class_name": "bus"}))
+    _assert_sent_on(await authed.delete(HISTORY, params={"all": "true"}))
     for path in ("/api/v1/detect/not-a-uuid", f"{JOBS}/not-a-uuid"):
         _assert_error(await authed.delete(path), 404, "not_found")
-    for path in (HISTORY, JOBS):
-        response = await authed.delete(path)
-        _assert_error(response, 405, "method_not_allowed")
-        assert response.headers["allow"] == "GET"
+    # The whole history goes only when asked for: no filter and no all=true is refused here.
+    unfiltered = await authed.delete(HISTORY)
+    _assert_error(unfiltered, 422, "validation_error")
+    assert "all=true" in unfiltered.text
+    response = await authed.delete(JOBS)
+    _assert_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "GET"
 
 
 async def test_upload_paths_are_not_read_as_ids(authed: httpx.AsyncClient) -> None:

@@ -286,7 +286,8 @@ class DetectionServicer(RealtimeServicer):
         self,
         request: detection_pb2.ListDetectionsRequest
         | detection_pb2.ExportDetectionsRequest
-        | detection_pb2.SummarizeDetectionsRequest,
+        | detection_pb2.SummarizeDetectionsRequest
+        | detection_pb2.DeleteDetectionsRequest,
     ) -> HistoryFilter:
         """A history request's filters, resolved: the class as its id, [since, until) with
         either end open when not given, the metadata and the file-name search checked."""
@@ -495,6 +496,24 @@ class DetectionServicer(RealtimeServicer):
             forget=self._detector.forget,
         )
         return Empty()
+
+    async def DeleteDetections(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.DeleteDetectionsRequest, context: ServicerContext
+    ) -> detection_pb2.DeleteDetectionsResponse:
+        user_id = self._user_id(context)
+        deletion = await history.delete_history(
+            sessions=self._sessions,
+            storage=self._storage,
+            user_id=user_id,
+            filters=self._history_filter(request),
+            everything=request.everything,
+            forget=self._detector.forget,
+        )
+        return detection_pb2.DeleteDetectionsResponse(
+            deleted=deletion.deleted,
+            kept_in_unfinished_jobs=deletion.kept_in_unfinished_jobs,
+            more=deletion.more,
+        )
 
     async def GetAnnotatedImage(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.GetAnnotatedImageRequest, context: ServicerContext

@@ -627,6 +627,11 @@ class HistoryFilter:
     metadata: dict[str, str]
     filename_contains: str
 
+    @property
+    def is_empty(self) -> bool:
+        """No filter given: the whole history matches."""
+        return not any(self.request_fields().values())
+
     def request_fields(self) -> dict[str, Any]:
         """The filter as the keyword arguments of either request."""
         return {

@@ -488,6 +488,39 @@ class SummarizeDetectionsRequest(_message.Message):
     filename_contains: str
     def __init__(self, class_filter: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., filename_contains: _Optional[str] = ...) -> None: ...
 
+class DeleteDetectionsRequest(_message.Message):
+    __slots__ = ("class_filter", "since", "until", "metadata", "filename_contains", "everything")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CLASS_FILTER_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    EVERYTHING_FIELD_NUMBER: _ClassVar[int]
+    class_filter: str
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    metadata: _containers.ScalarMap[str, str]
+    filename_contains: str
+    everything: bool
+    def __init__(self, class_filter: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., filename_contains: _Optional[str] = ..., everything: _Optional[bool] = ...) -> None: ...
+
+class DeleteDetectionsResponse(_message.Message):
+    __slots__ = ("deleted", "kept_in_unfinished_jobs", "more")
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    KEPT_IN_UNFINISHED_JOBS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    kept_in_unfinished_jobs: int
+    more: bool
+    def __init__(self, deleted: _Optional[int] = ..., kept_in_unfinished_jobs: _Optional[int] = ..., more: _Optional[bool] = ...) -> None: ...
+
 class DetectionSummary(_message.Message):
     __slots__ = ("detections", "objects", "class_counts")
     class ClassCountsEntry(_message.Message):

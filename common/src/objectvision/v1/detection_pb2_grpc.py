@@ -92,6 +92,11 @@ class DetectionServiceStub:
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.DeleteDetectionRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.DeleteDetections = channel.unary_unary(
+                '/objectvision.v1.DetectionService/DeleteDetections',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.DeleteDetectionsRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.DeleteDetectionsResponse.FromString,
+                _registered_method=True)
         self.GetAnnotatedImage = channel.unary_stream(
                 '/objectvision.v1.DetectionService/GetAnnotatedImage',
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.GetAnnotatedImageRequest.SerializeToString,
@@ -223,6 +228,15 @@ class DetectionServiceServicer:
         """Remove a stored detection, its objects and its image (and the cached answers for the
         image's bytes). One of a job that is still pending or processing is FAILED_PRECONDITION;
         one of a finished job leaves that job's items.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDetections(self, request, context):
+        """Remove every stored detection ListDetections' filters keep, as DeleteDetection does each,
+        up to a bounded number per call (`more` says to call again). Detections of jobs still
+        pending or processing are left and counted. Without a filter, `everything` must be set.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -363,6 +377,11 @@ def add_DetectionServiceServicer_to_server(servicer, server):
                     servicer.DeleteDetection,
                     request_deserializer=objectvision_dot_v1_dot_detection__pb2.DeleteDetectionRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'DeleteDetections': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDetections,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.DeleteDetectionsRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.DeleteDetectionsResponse.SerializeToString,
             ),
             'GetAnnotatedImage': grpc.unary_stream_rpc_method_handler(
                     servicer.GetAnnotatedImage,
@@ -714,6 +733,33 @@ class DetectionService:
             '/objectvision.v1.DetectionService/DeleteDetection',
             objectvision_dot_v1_dot_detection__pb2.DeleteDetectionRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDetections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/DeleteDetections',
+            objectvision_dot_v1_dot_detection__pb2.DeleteDetectionsRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.DeleteDetectionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

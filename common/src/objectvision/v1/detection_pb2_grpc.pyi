@@ -64,6 +64,11 @@ class DetectionServiceStub:
     image's bytes). One of a job that is still pending or processing is FAILED_PRECONDITION;
     one of a finished job leaves that job's items.
     """
+    DeleteDetections: _grpc.UnaryUnaryMultiCallable[_detection_pb2.DeleteDetectionsRequest, _detection_pb2.DeleteDetectionsResponse]
+    """Remove every stored detection ListDetections' filters keep, as DeleteDetection does each,
+    up to a bounded number per call (`more` says to call again). Detections of jobs still
+    pending or processing are left and counted. Without a filter, `everything` must be set.
+    """
     GetAnnotatedImage: _grpc.UnaryStreamMultiCallable[_detection_pb2.GetAnnotatedImageRequest, _detection_pb2.ImageChunk]
     """Chunks of the stored image, JPEG-encoded with boxes drawn when annotated is set."""
     ListModels: _grpc.UnaryUnaryMultiCallable[_detection_pb2.ListModelsRequest, _detection_pb2.ListModelsResponse]
@@ -133,6 +138,11 @@ class DetectionServiceAsyncStub(DetectionServiceStub):
     """Remove a stored detection, its objects and its image (and the cached answers for the
     image's bytes). One of a job that is still pending or processing is FAILED_PRECONDITION;
     one of a finished job leaves that job's items.
+    """
+    DeleteDetections: _aio.UnaryUnaryMultiCallable[_detection_pb2.DeleteDetectionsRequest, _detection_pb2.DeleteDetectionsResponse]  # type: ignore[assignment]
+    """Remove every stored detection ListDetections' filters keep, as DeleteDetection does each,
+    up to a bounded number per call (`more` says to call again). Detections of jobs still
+    pending or processing are left and counted. Without a filter, `everything` must be set.
     """
     GetAnnotatedImage: _aio.UnaryStreamMultiCallable[_detection_pb2.GetAnnotatedImageRequest, _detection_pb2.ImageChunk]  # type: ignore[assignment]
     """Chunks of the stored image, JPEG-encoded with boxes drawn when annotated is set."""
@@ -266,6 +276,17 @@ class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
         """Remove a stored detection, its objects and its image (and the cached answers for the
         image's bytes). One of a job that is still pending or processing is FAILED_PRECONDITION;
         one of a finished job leaves that job's items.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteDetections(
+        self,
+        request: _detection_pb2.DeleteDetectionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_detection_pb2.DeleteDetectionsResponse, _abc.Awaitable[_detection_pb2.DeleteDetectionsResponse]]:
+        """Remove every stored detection ListDetections' filters keep, as DeleteDetection does each,
+        up to a bounded number per call (`more` says to call again). Detections of jobs still
+        pending or processing are left and counted. Without a filter, `everything` must be set.
         """
 
     @_abc_1.abstractmethod

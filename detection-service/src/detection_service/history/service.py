@@ -23,7 +23,7 @@ from detection_service.images.storage import ObjectStorage
 from detection_service.images.uploads import Upload
 from detection_service.jobs.models import UNFINISHED, job_items, jobs
 from detection_service.pipeline.types import DetectedObject, DetectionOptions, DetectionResult
-from objectvision_common.errors import FailedPrecondition, NotFound
+from objectvision_common.errors import FailedPrecondition, InvalidArgument, NotFound
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,27 @@ class HistoryFilter:
     until: datetime | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     filename_contains: str = ""
+
+    @property
+    def keeps_everything(self) -> bool:
+        """No filter given: every detection of the user matches."""
+        return self == HistoryFilter()
+
+
+# A bulk deletion (`delete_history`) removes this many detections per transaction, so no
+# transaction holds many row locks or lasts long, and at most this many per call, so one call
+# answers in bounded time; its answer says whether more remain.
+DELETE_CHUNK_SIZE = 200
+MAX_DELETED_PER_CALL = 5000
+
+
+@dataclass(frozen=True)
+class HistoryDeletion:
+    deleted: int
+    # Matching detections of jobs still pending or processing, left in place.
+    kept_in_unfinished_jobs: int
+    # More matched than one call deletes.
+    more: bool
 
 
 async def insert_detection(
@@ -451,6 +472,101 @@ async def delete_detections_outside_jobs_rows(
     keys = await images.delete_images(session=session, user_id=user_id, detection_ids=doomed)
     await session.execute(sa.delete(detections).where(detections.c.id.in_(doomed)))
     return images.RemovedObjects(images=keys)
+
+
+def _settled() -> sa.ColumnElement[bool]:
+    """A detection no unfinished job is still counting: made by no job, or by one that has
+    ended (the condition `delete_detection_rows` refuses with FailedPrecondition)."""
+    return sa.or_(
+        detections.c.job_id.is_(None),
+        ~sa.exists().where(jobs.c.id == detections.c.job_id, jobs.c.status.in_(UNFINISHED)),
+    )
+
+
+async def delete_matching_rows(
+    *, session: AsyncSession, user_id: str, filters: HistoryFilter, limit: int
+) -> images.RemovedObjects:
+    """Delete up to `limit` of the user's detections that `filters` keeps and no unfinished
+    job is counting, with their objects, their images' rows and their items in finished
+    jobs (as `delete_detection_rows` does one); returns the images' storage keys and how
+    many detections went (`detections`).
+
+    Items are locked before detections, the order `delete_detection_rows`, cancel_job and
+    delete_job lock in, so a concurrent deletion of a job waits rather than deadlocks; a
+    detection deleted meanwhile is skipped."""
+    conditions = [*_history_conditions(user_id=user_id, filters=filters), _settled()]
+    candidates = list(
+        await session.scalars(
+            sa.select(detections.c.id).where(*conditions).order_by(detections.c.id).limit(limit)
+        )
+    )
+    if not candidates:
+        return images.RemovedObjects()
+    await session.execute(
+        sa.select(job_items.c.position)
+        .where(job_items.c.detection_id.in_(candidates))
+        .with_for_update()
+    )
+    doomed = list(
+        await session.scalars(
+            sa.select(detections.c.id)
+            .where(detections.c.id.in_(candidates), *conditions)
+            .with_for_update()
+        )
+    )
+    await session.execute(sa.delete(job_items).where(job_items.c.detection_id.in_(doomed)))
+    keys = await images.delete_images(session=session, user_id=user_id, detection_ids=doomed)
+    await session.execute(sa.delete(detections).where(detections.c.id.in_(doomed)))
+    return images.RemovedObjects(images=keys, detections=len(doomed))
+
+
+async def delete_history(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    storage: ObjectStorage,
+    user_id: str,
+    filters: HistoryFilter,
+    everything: bool = False,
+    forget: images.Forget | None = None,
+    chunk_size: int = DELETE_CHUNK_SIZE,
+    most: int = MAX_DELETED_PER_CALL,
+) -> HistoryDeletion:
+    """Delete the user's stored detections that `filters` keeps, each as `delete_detection`
+    deletes one, a chunk per transaction and its files after each commit
+    (images.service.remove): a crash part-way loses nothing that was not meant to go, and
+    calling again deletes the rest. At most `most` per call (`more` says whether any
+    remain). Detections of jobs still pending or processing are left and counted.
+
+    No filter at all deletes the whole history, and only with `everything`: otherwise
+    InvalidArgument, so a caller who forgot a filter never empties an account."""
+    if filters.keeps_everything and not everything:
+        raise InvalidArgument(
+            "no filter given: this would delete your whole history; give a filter, or ask"
+            " for everything explicitly"
+        )
+    deleted = 0
+    while deleted < most:
+        chunk = min(chunk_size, most - deleted)
+        removed = await images.remove(
+            sessions=sessions,
+            storage=storage,
+            delete_rows=functools.partial(
+                delete_matching_rows, user_id=user_id, filters=filters, limit=chunk
+            ),
+            forget=forget,
+        )
+        deleted += removed.detections
+        if removed.detections < chunk:
+            break
+    async with sessions() as session:
+        conditions = _history_conditions(user_id=user_id, filters=filters)
+        remaining = await session.scalar(
+            sa.select(sa.func.count()).select_from(detections).where(*conditions, _settled())
+        )
+        kept = await session.scalar(
+            sa.select(sa.func.count()).select_from(detections).where(*conditions, ~_settled())
+        )
+    return HistoryDeletion(deleted=deleted, kept_in_unfinished_jobs=kept or 0, more=bool(remaining))
 
 
 async def delete_detection(

@@ -43,6 +43,9 @@ class RemovedObjects:
 
     images: list[str] = field(default_factory=list)
     others: list[str] = field(default_factory=list)
+    # How many detections the deletion removed, where it is one that answers a count (a
+    # filtered deletion of the history); 0 elsewhere.
+    detections: int = 0
 
 
 async def store(
@@ -95,7 +98,7 @@ async def remove(
     storage: ObjectStorage,
     delete_rows: DeleteRows,
     forget: Forget | None = None,
-) -> None:
+) -> RemovedObjects:
     """The one way stored objects leave: `delete_rows(session=…)` removes the rows that refer
     to them, in one transaction (raising refuses the deletion and changes nothing); once
     that has committed, each image's bytes are read to `forget` them (the result cache's
@@ -118,6 +121,7 @@ async def remove(
                 continue
             await forget(data)
     await discard(storage, [*removed.images, *removed.others])
+    return removed
 
 
 async def delete_images(

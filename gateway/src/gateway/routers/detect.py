@@ -36,12 +36,13 @@ from gateway.detect_dependencies import (
     MetadataFilter,
     OneImage,
 )
-from gateway.errors import error_responses
+from gateway.errors import ApiError, error_responses
 from gateway.schemas.detect import (
     JOB_STATUS_NUMBERS,
     Absent,
     DetectionListOut,
     DetectionOut,
+    HistoryDeletionOut,
     HistorySummaryOut,
     JobKind,
     JobListOut,
@@ -279,6 +280,43 @@ async def summarize_history(
         detection_pb2.SummarizeDetectionsRequest(**filters.request_fields()),
     )
     return HistorySummaryOut.from_proto(summary)
+
+
+@router.delete(
+    "/history",
+    summary="Delete the caller's detections that the filters keep, with their images",
+    responses=error_responses(422),
+)
+async def delete_history(
+    upstream: ResultsWriteUpstream,
+    filters: HistoryFilterQuery,
+    everything: Annotated[
+        bool,
+        Query(
+            alias="all",
+            description="Needed, and only allowed to matter, when no filter is given: "
+            "deletes the whole history. Without a filter and without it: 422.",
+        ),
+    ] = False,
+) -> HistoryDeletionOut:
+    """The history's filters (as for listing it) choose what goes, e.g. every image one
+    camera stored last week (`metadata=camera:north-gate&since=...&until=...`). Each
+    detection goes as `DELETE /detect/{id}` takes one: its objects, its stored image, its
+    item in a finished job and the result cache's answers for the image. At most 5,000 per
+    call, in chunks that each commit with their files; `more` says to call again, and a call
+    interrupted part-way can simply be repeated. Detections of jobs still pending or
+    processing stay, counted in `kept_in_unfinished_jobs`."""
+    if filters.is_empty and not everything:
+        raise ApiError.invalid(
+            ["query", "all"],
+            "no filter given: this would delete your whole history; give a filter, or"
+            " all=true to delete everything",
+        )
+    deletion = await upstream.call(
+        upstream.detection.DeleteDetections,
+        detection_pb2.DeleteDetectionsRequest(everything=everything, **filters.request_fields()),
+    )
+    return HistoryDeletionOut.from_proto(deletion)
 
 
 @router.get(

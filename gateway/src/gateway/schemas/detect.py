@@ -33,6 +33,7 @@ from gateway.schemas.base import (
     UNICODE_TEXT,
     ApiModel,
     PageOut,
+    ProtoMirror,
     optional_datetime,
     request_body_schema,
     to_datetime,
@@ -463,6 +464,21 @@ class HistorySummaryOut(ApiModel):
         return cls(
             detections=summary.detections, objects=summary.objects, class_counts=dict(counted)
         )
+
+
+class HistoryDeletionOut(ProtoMirror):
+    """What a filtered deletion of the history removed."""
+
+    deleted: int = Field(
+        description="Detections deleted by this call, each with its objects and stored image."
+    )
+    kept_in_unfinished_jobs: int = Field(
+        description="Matching detections of jobs still pending or processing, left in place: "
+        "cancel the job or wait for it, then delete again."
+    )
+    more: bool = Field(
+        description="More matched than one call deletes (5,000): call again for the rest."
+    )
 
 
 class JobItemOut(ApiModel):
