@@ -30,6 +30,7 @@ from objectvision_client import (
     RetryPolicy,
     TokenPair,
 )
+from objectvision_client.webhooks import verify
 from objectvision_devstack.api_users import fresh_network
 from objectvision_devstack.command_line import COMMAND, CommandLine
 from objectvision_devstack.image_server import image_server
@@ -351,6 +352,89 @@ def test_webhooks_deliveries_are_listed_and_redelivered(
         "invalid choice"
         in cli.run("webhooks", "deliveries", hook.id, "--state", "failed", expect=2).stderr
     )
+
+
+def test_a_webhook_is_changed_disabled_pinged_and_enabled_again(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory, hook_receiver
+) -> None:
+    """`webhooks update` changes a webhook's events and disables it (ADR 0046): a job's event
+    meanwhile is kept as a dead delivery, not sent, and cannot be redelivered; `webhooks ping
+    --wait` tries the receiver all the same and says how it answered; `webhooks update
+    --enable` turns it back on and the missed event is redelivered. A receiver that fails
+    leaves `ping --wait` waiting only as long as asked."""
+    email = _sign_up(stack)
+    cli = _new_cli(stack, tmp_path_factory)
+    cli.run("login", "--email", email, "--password", PASSWORD)
+    with Client(stack.gateway_url, headers=fresh_network()) as client:
+        client.login(email, PASSWORD)
+        hook = client.create_webhook(hook_receiver.url, ["job.completed"])
+
+    changed = cli.json(
+        "webhooks", "update", hook.id, "--event", "job.completed", "--event", "job.failed"
+    )
+    assert changed["events"] == ["job.completed", "job.failed"]
+    assert (changed["enabled"], changed["disabled_reason"]) == (True, None)
+    disabled = cli.run("webhooks", "update", hook.id, "--disable")
+    assert f"Webhook {hook.id} for {hook_receiver.url}: disabled (owner)" in disabled.stderr
+    [listed] = cli.json("webhooks", "list")
+    assert (listed["enabled"], listed["disabled_reason"]) == (False, "owner")
+    assert listed["disabled_at"] is not None
+    header, row = cli.run("webhooks", "list").stdout.splitlines()
+    assert "STATE" in header.split() and "disabled (owner)" in row
+
+    with Client(stack.gateway_url, headers=fresh_network()) as client:
+        client.login(email, PASSWORD)
+        job = client.wait_for_job(client.submit_batch([BUS]).job_id, timeout=120)
+    assert job.status == "completed"
+    deadline = time.monotonic() + 60
+    while not (missed := cli.json("webhooks", "deliveries", hook.id, "--state", "dead")["items"]):
+        assert time.monotonic() < deadline, "the disabled webhook's job.completed was not kept"
+        time.sleep(0.5)
+    [missed_delivery] = missed
+    assert missed_delivery["event_type"] == "job.completed"
+    assert missed_delivery["last_error"] == "the webhook is disabled"
+    refused = cli.run("webhooks", "redeliver", hook.id, missed_delivery["id"], expect=1)
+    assert f"webhook {hook.id} is disabled" in refused.stderr
+    assert f"objectvision webhooks update {hook.id} --enable" in refused.stderr
+
+    pinged = cli.run("webhooks", "ping", hook.id, "--wait")
+    assert "Test event delivered: the receiver answered HTTP 200 (1 attempt)." in pinged.stderr
+    # Only the test event reached the receiver: the job's event was kept, not sent.
+    [ping] = hook_receiver.received()
+    assert ping.headers["x-objectvision-event"] == "webhook.ping"
+    assert ping.headers["x-objectvision-delivery"] == pinged.stdout.strip()
+    assert (ping.json["type"], ping.json["data"]["webhook_id"]) == ("webhook.ping", hook.id)
+    assert verify(
+        hook.secret,
+        timestamp=ping.headers["x-objectvision-timestamp"],
+        signature=ping.headers["x-objectvision-signature"],
+        body=ping.body,
+    )
+
+    enabled = cli.run("webhooks", "update", hook.id, "--enable")
+    assert f"`objectvision webhooks deliveries {hook.id} --state dead`" in enabled.stderr
+    [listed] = cli.json("webhooks", "list")
+    assert (listed["enabled"], listed["disabled_at"], listed["disabled_reason"]) == (
+        True,
+        None,
+        None,
+    )
+    assert listed["consecutive_failures"] == 0
+    queued = cli.run("webhooks", "redeliver", hook.id, missed_delivery["id"]).stdout.strip()
+    deadline = time.monotonic() + 60
+    while len(hook_receiver.received()) < 2:
+        assert time.monotonic() < deadline, "the missed event was never redelivered"
+        time.sleep(0.2)
+    redelivered = hook_receiver.received()[1]
+    assert redelivered.headers["x-objectvision-delivery"] == queued
+    assert redelivered.json["id"] == missed_delivery["event_id"]
+
+    # The first retry of a failed attempt is 15 s away at the least (DELIVERY_BACKOFF_BASE_SECONDS).
+    hook_receiver.script.append(500)
+    failing = cli.run("webhooks", "ping", hook.id, "--wait", "--wait-seconds", "10", expect=1)
+    assert "is still pending after 10 s" in failing.stderr
+    assert "1 attempt so far, the last failed: receiver answered 500" in failing.stderr
+    assert [post.answered for post in hook_receiver.received()] == [200, 200, 500]
 
 
 def test_an_expired_access_token_is_refreshed_and_saved(

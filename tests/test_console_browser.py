@@ -496,6 +496,70 @@ async def test_a_webhooks_deliveries_are_shown_and_one_is_redelivered(
     assert json.loads(again.body)["id"] == first["event_id"]
 
 
+async def test_a_webhook_is_disabled_sent_a_test_event_and_enabled_again(
+    page: Page, stack: Stack, hook_receiver
+) -> None:
+    """Disable marks the webhook's row disabled by its owner (and the API agrees); Send test
+    event reaches the receiver all the same, and its webhook.ping delivery shows below the
+    webhook, delivered with HTTP 200, with no Redeliver while the webhook is disabled; Enable
+    turns it back on, and Redeliver is offered again."""
+    url = hook_receiver.url
+    email, auth = await _api_account(stack)
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        created = await client.post(
+            "/api/v1/webhooks", json={"url": url, "events": ["job.completed"]}, headers=auth
+        )
+        assert created.status_code == 201, created.text
+
+        await page.goto("/")
+        await log_in(page, email)
+        await page.get_by_role("link", name="Webhooks").click()
+        view = visible_view(page)
+        hook = view.locator(f'[data-testid="webhook-row"][data-url="{url}"]')
+        await expect(hook).to_have_attribute("data-enabled", "true")
+        await expect(hook.get_by_test_id("webhook-state")).to_have_text("Enabled")
+
+        await hook.get_by_role("button", name=f"Disable webhook {url}").click()
+        await expect(hook).to_have_attribute("data-enabled", "false")
+        await expect(hook).to_have_attribute("data-disabled-reason", "owner")
+        await expect(hook.get_by_test_id("webhook-state")).to_contain_text("Disabled by you")
+        await expect(page.get_by_test_id("status")).to_contain_text("Webhook disabled")
+        await expect(hook.get_by_role("button", name=f"Enable webhook {url}")).to_be_focused()
+        [listed] = (await client.get("/api/v1/webhooks", headers=auth)).json()["items"]
+        assert (listed["enabled"], listed["disabled_reason"]) == (False, "owner")
+
+        await hook.get_by_role("button", name=f"Send test event to webhook {url}").click()
+        deliveries = view.get_by_test_id("webhook-deliveries")
+        rows = deliveries.get_by_test_id("delivery-row")
+        await expect(rows).to_have_count(1)
+        await expect(rows.first).to_contain_text("webhook.ping")
+        await expect(rows.first).to_have_attribute("data-state", "delivered", timeout=SLOW_MS)
+        await expect(rows.first).to_contain_text("HTTP 200")
+        await expect(page.get_by_test_id("status")).to_contain_text(
+            f"The test event reached {url}: HTTP 200"
+        )
+        await expect(deliveries.get_by_test_id("deliveries-hint")).to_contain_text("enable it")
+        await expect(rows.first.get_by_role("button")).to_have_count(0)
+        [ping] = hook_receiver.received()
+        assert ping.headers["x-objectvision-event"] == "webhook.ping"
+        assert ping.headers["x-objectvision-delivery"] == await rows.first.get_attribute("data-id")
+        assert ping.json["data"]["webhook_id"] == created.json()["id"]
+
+        await hook.get_by_role("button", name=f"Enable webhook {url}").click()
+        await expect(hook).to_have_attribute("data-enabled", "true")
+        await expect(hook.get_by_test_id("webhook-state")).to_have_text("Enabled")
+        await expect(page.get_by_test_id("status")).to_contain_text("Webhook enabled")
+        await expect(
+            hook.get_by_role("button", name=f"Deliveries of webhook {url}")
+        ).to_have_attribute("aria-expanded", "true")
+        await expect(deliveries.get_by_test_id("deliveries-hint")).to_have_count(0)
+        await expect(
+            rows.first.get_by_role("button", name=re.compile("^Redeliver"))
+        ).to_be_visible()
+        [listed] = (await client.get("/api/v1/webhooks", headers=auth)).json()["items"]
+        assert (listed["enabled"], listed["disabled_at"]) == (True, None)
+
+
 async def test_session_survives_a_reload_refreshes_once_and_logs_out(page: Page) -> None:
     email = await sign_up_and_log_in(page)
     await page.reload()

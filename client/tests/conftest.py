@@ -13,7 +13,7 @@ Responder = Callable[[BaseHTTPRequestHandler], None]
 
 @pytest.fixture
 def local_server() -> Iterator[Callable[[Responder], str]]:
-    """Start a server whose GET, POST and DELETE requests `respond` answers; returns its
+    """Start a server whose GET, POST, DELETE and PATCH requests `respond` answers; returns its
     base URL. Every server started is stopped after the test."""
     servers: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
 
@@ -26,6 +26,9 @@ def local_server() -> Iterator[Callable[[Responder], str]]:
                 respond(self)
 
             def do_DELETE(self) -> None:
+                respond(self)
+
+            def do_PATCH(self) -> None:
                 respond(self)
 
             def log_message(self, format: str, *args: object) -> None:

@@ -256,6 +256,8 @@ async def test_a_webhook_is_changed_paused_and_pinged_over_rest(
         assert (body["enabled"], body["disabled_reason"]) == (False, "owner")
         assert body["disabled_at"] is not None and "secret" not in body
 
+        missed = await client.get(f"{hook_url}/deliveries", headers=headers)
+        assert missed.json()["items"] == []  # nothing happened while it was paused
         pinged = await client.post(f"{hook_url}/ping", headers=headers)
         assert pinged.status_code == 202, pinged.text
         assert (pinged.json()["event_type"], pinged.json()["state"]) == ("webhook.ping", "pending")

@@ -192,6 +192,7 @@ async def test_a_paused_webhook_keeps_what_it_missed_for_redelivery_once_enabled
         await redeliver(service, as_user, user_id, hook_id, missed.id)
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "enable it" in refused.value.details()
+    assert dict(refused.value.trailing_metadata())["error-code"] == "webhook_disabled"
     # A delivery given up because the webhook is paused says nothing of its receiver.
     assert (await the_webhook(service, as_user, user_id, hook_id)).consecutive_failures == 0
 

@@ -1,6 +1,6 @@
 """The `objectvision` command: log in once, then detect, run batches, read history, manage
-API keys and signed-in sessions, follow webhook deliveries and delete the account from a
-shell.
+API keys and signed-in sessions, manage webhooks and follow their deliveries, and delete the
+account from a shell.
 
 Results go to stdout (a table, or the API's JSON with --json); progress, confirmations and
 errors go to stderr, so output can be piped. Exit status: 0 success, 1 the request or the
@@ -15,6 +15,7 @@ import json
 import math
 import os
 import sys
+import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from objectvision_client.models import (
     Session,
     VideoFrame,
     VideoInfo,
+    Webhook,
     WebhookDeliveriesPage,
     WebhookDelivery,
     ZoneCount,
@@ -51,6 +53,7 @@ from objectvision_client.operations import (
     JOB_KINDS,
     JOB_STATUSES,
     MAX_API_KEY_LIFETIME_DAYS,
+    WEBHOOK_EVENTS,
     DetectionParams,
 )
 from objectvision_client.output import ProgressBar, format_table
@@ -59,6 +62,12 @@ API_URL_VARIABLE = "OBJECTVISION_API_URL"
 API_KEY_VARIABLE = "OBJECTVISION_API_KEY"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 JOB_POLL_SECONDS = 0.5
+# How often `webhooks ping --wait` looks at the test event's delivery, and for how long by
+# default (a receiver that does not answer is retried for much longer than that).
+DELIVERY_POLL_SECONDS = 0.5
+PING_WAIT_SECONDS = 60.0
+# Deliveries read per request while looking for one (the API's largest page).
+DELIVERIES_PER_LOOK = 100
 # The API's MAX_BATCH_FILES default: a larger folder is sent as several jobs.
 MAX_FILES_PER_JOB = 100
 # Commands that send no credentials: a 401 there is about the password, not the session.
@@ -1406,22 +1415,71 @@ def cmd_sessions_end_others(ctx: Context) -> int:
     return EXIT_OK
 
 
-def cmd_webhooks_list(ctx: Context) -> int:
-    with ctx.client() as client:
-        hooks = client.list_webhooks()
+def webhook_state(hook: Webhook) -> str:
+    """Whether events are delivered to the webhook, who stopped them if not (its owner, or
+    the service because its deliveries kept failing), and its deliveries dead-lettered in a
+    row when there are any."""
+    state = "enabled" if hook.enabled else f"disabled ({hook.disabled_reason or 'unknown'})"
+    if hook.consecutive_failures:
+        state += f", {hook.consecutive_failures} failed in a row"
+    return state
+
+
+def _webhook_events(hook: Webhook) -> str:
+    return ", ".join(hook.events) or "all job events"
+
+
+def webhooks_table(hooks: Sequence[Webhook]) -> str:
+    """One row per webhook: its URL, events and state, when it was made and with what."""
     rows = [
         [
             hook.id,
             hook.url,
-            ", ".join(hook.events) or "all job events",
+            _webhook_events(hook),
+            webhook_state(hook),
             _time(hook.created_at),
             # A webhook made with an API key goes when the key is revoked or expires.
             f"API key {hook.api_key_id}" if hook.api_key_id else "session",
         ]
         for hook in hooks
     ]
-    table = format_table(["ID", "URL", "EVENTS", "CREATED", "MADE WITH"], rows)
-    return ctx.show([hook.raw for hook in hooks], table)
+    return format_table(["ID", "URL", "EVENTS", "STATE", "CREATED", "MADE WITH"], rows)
+
+
+def cmd_webhooks_list(ctx: Context) -> int:
+    with ctx.client() as client:
+        hooks = client.list_webhooks()
+    return ctx.show([hook.raw for hook in hooks], webhooks_table(hooks))
+
+
+def cmd_webhooks_update(ctx: Context) -> int:
+    """Change a webhook's URL or events, or disable or enable it; what is not given stays."""
+    events: list[str] | None = [] if ctx.args.all_events else ctx.args.event
+    if ctx.args.url is None and events is None and ctx.args.enabled is None:
+        raise UsageError(
+            "nothing to change: give --url, --event, --all-events, --enable or --disable"
+        )
+    with ctx.client() as client:
+        hook = client.update_webhook(
+            ctx.args.webhook_id, url=ctx.args.url, events=events, enabled=ctx.args.enabled
+        )
+    if not ctx.printed_json(hook.raw):
+        ctx.say(
+            f"Webhook {hook.id} for {hook.url}: {webhook_state(hook)}; "
+            f"events: {_webhook_events(hook)}."
+        )
+    if ctx.args.enabled is False:
+        ctx.say(
+            "Its events are recorded as dead deliveries, and not sent, until it is enabled "
+            f"again (`objectvision webhooks update {hook.id} --enable`)."
+        )
+    elif ctx.args.enabled:
+        ctx.say(
+            "Events missed while it was disabled can be sent now: `objectvision webhooks "
+            f"deliveries {hook.id} --state dead` lists them, `objectvision webhooks redeliver "
+            f"{hook.id} DELIVERY_ID` sends one."
+        )
+    return EXIT_OK
 
 
 def webhook_deliveries_table(deliveries: Sequence[WebhookDelivery]) -> str:
@@ -1469,9 +1527,83 @@ def cmd_webhooks_rotate_secret(ctx: Context) -> int:
     return EXIT_OK
 
 
+def find_delivery(client: Client, webhook_id: str, delivery_id: str) -> WebhookDelivery:
+    """One of the webhook's deliveries, looked for newest first, page by page."""
+    offset = 0
+    while True:
+        page = client.list_webhook_deliveries(webhook_id, limit=DELIVERIES_PER_LOOK, offset=offset)
+        for delivery in page.items:
+            if delivery.id == delivery_id:
+                return delivery
+        offset += len(page.items)
+        if not page.items or offset >= page.total:
+            raise CliError(f"webhook {webhook_id} has no delivery {delivery_id} any more")
+
+
+def delivery_outcome(delivery: WebhookDelivery) -> str:
+    """How a delivery went, or goes so far, in a sentence."""
+    code = delivery.last_status_code
+    tries = "attempt" if delivery.attempts == 1 else "attempts"
+    if delivery.state == "delivered":
+        answered = f"HTTP {code}" if code is not None else "a success"
+        return f"delivered: the receiver answered {answered} ({delivery.attempts} {tries})"
+    why = delivery.last_error or (f"HTTP {code}" if code is not None else "no answer")
+    if delivery.state == "dead":
+        return f"not delivered, given up after {delivery.attempts} {tries}: {why}"
+    if delivery.attempts == 0:
+        return "not tried yet"
+    return f"{delivery.attempts} {tries} so far, the last failed: {why}"
+
+
+def _wait_for_delivery(
+    client: Client, delivery: WebhookDelivery, seconds: float
+) -> WebhookDelivery:
+    """Poll until `delivery` is delivered or dead; a CliError after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while delivery.state == "pending":
+        if time.monotonic() >= deadline:
+            raise CliError(
+                f"the test event's delivery {delivery.id} is still pending after {seconds:g} s "
+                f"({delivery_outcome(delivery)}); it is retried for a while yet: `objectvision "
+                f"webhooks deliveries {delivery.webhook_id}` shows how it goes"
+            )
+        time.sleep(DELIVERY_POLL_SECONDS)
+        delivery = find_delivery(client, delivery.webhook_id, delivery.id)
+    return delivery
+
+
+def cmd_webhooks_ping(ctx: Context) -> int:
+    """Send the webhook a test event; with --wait, say how its delivery went (exit 1 when it
+    was given up, or still pending when the wait ends)."""
+    with ctx.client() as client:
+        queued = client.ping_webhook(ctx.args.webhook_id)
+        wait_seconds: float | None = ctx.args.wait_seconds
+        if not ctx.args.wait and wait_seconds is None:
+            if not ctx.printed_json(queued.raw):
+                ctx.say(f"Test event queued for webhook {queued.webhook_id}: delivery {queued.id}.")
+                print(queued.id, file=ctx.stdout)
+            return EXIT_OK
+        ctx.say(f"Test event queued as delivery {queued.id}; waiting for the receiver...")
+        delivery = _wait_for_delivery(client, queued, wait_seconds or PING_WAIT_SECONDS)
+    if not ctx.printed_json(delivery.raw):
+        print(delivery.id, file=ctx.stdout)
+    if delivery.state == "dead":
+        raise CliError(f"test event {delivery_outcome(delivery)}")
+    ctx.say(f"Test event {delivery_outcome(delivery)}.")
+    return EXIT_OK
+
+
 def cmd_webhooks_redeliver(ctx: Context) -> int:
     with ctx.client() as client:
-        queued = client.redeliver(ctx.args.webhook_id, ctx.args.delivery_id)
+        try:
+            queued = client.redeliver(ctx.args.webhook_id, ctx.args.delivery_id)
+        except ObjectVisionError as exc:
+            if exc.code != "webhook_disabled":
+                raise
+            raise CliError(
+                f"webhook {ctx.args.webhook_id} is disabled: enable it with `objectvision "
+                f"webhooks update {ctx.args.webhook_id} --enable`, then redeliver"
+            ) from exc
     if not ctx.printed_json(queued.raw):
         ctx.say(
             f"Event {queued.event_id} ({queued.event_type}) queued for redelivery "
@@ -2012,13 +2144,68 @@ def build_parser() -> argparse.ArgumentParser:
         "end-others", help="log out every session but this one"
     ).set_defaults(handler=cmd_sessions_end_others)
 
-    webhooks = commands.add_parser("webhooks", help="see webhooks' deliveries and redeliver")
+    webhooks = commands.add_parser(
+        "webhooks",
+        help="list, change, disable, enable and test webhooks; see deliveries and redeliver",
+        description="Your webhooks and their deliveries. A disabled webhook is sent nothing: "
+        "its events are recorded as dead deliveries, to redeliver once it is enabled again. "
+        "The service disables a webhook itself when its deliveries keep failing.",
+    )
     hook_commands = webhooks.add_subparsers(
         dest="webhooks_command", required=True, metavar="ACTION"
     )
-    hooks = hook_commands.add_parser("list", help="list your webhooks")
+    hooks = hook_commands.add_parser("list", help="list your webhooks and whether each is enabled")
     _add_output_choice(hooks, table=True)
     hooks.set_defaults(handler=cmd_webhooks_list)
+    update = hook_commands.add_parser(
+        "update",
+        help="change a webhook's URL or events, or disable or enable it",
+        description="Change what is given; the rest stays. Enabling a webhook clears its "
+        "failure count; what it missed while disabled is in its dead deliveries.",
+    )
+    update.add_argument("webhook_id", metavar="ID")
+    update.add_argument("--url", help="deliver to this URL from now on")
+    events = update.add_mutually_exclusive_group()
+    events.add_argument(
+        "--event",
+        action="append",
+        choices=WEBHOOK_EVENTS,
+        help="deliver only these events; repeat for several (replaces the webhook's list)",
+    )
+    events.add_argument(
+        "--all-events", action="store_true", help="deliver every job event from now on"
+    )
+    switch = update.add_mutually_exclusive_group()
+    switch.add_argument(
+        "--enable", dest="enabled", action="store_const", const=True, help="deliver again"
+    )
+    switch.add_argument(
+        "--disable",
+        dest="enabled",
+        action="store_const",
+        const=False,
+        help="send nothing until enabled again (events are kept as dead deliveries)",
+    )
+    _add_output_choice(update)
+    update.set_defaults(handler=cmd_webhooks_update)
+    ping = hook_commands.add_parser(
+        "ping",
+        help="send a webhook a signed test event (webhook.ping), even while it is disabled",
+    )
+    ping.add_argument("webhook_id", metavar="ID")
+    ping.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the receiver's answer and say how it went (exit 1 if not delivered)",
+    )
+    ping.add_argument(
+        "--wait-seconds",
+        type=_positive_float,
+        metavar="SECONDS",
+        help=f"wait at most this long (implies --wait; default {PING_WAIT_SECONDS:g})",
+    )
+    _add_output_choice(ping)
+    ping.set_defaults(handler=cmd_webhooks_ping)
     deliveries = hook_commands.add_parser(
         "deliveries", help="list a webhook's deliveries, newest first"
     )

@@ -405,6 +405,12 @@ class CreatedApiKey(ApiKey):
 
 
 class Webhook(_Answer):
+    """A URL that job events are delivered to. While it is disabled (`enabled` False, ADR
+    0046) nothing is sent: its events are recorded as dead deliveries to redeliver once it is
+    enabled again. `disabled_reason` says why: "owner" (its owner disabled it) or "failing"
+    (the service did, after `consecutive_failures` deliveries in a row were dead-lettered);
+    None while it is enabled. Answers of servers that predate ADR 0046 read as enabled."""
+
     id: str
     url: str
     events: tuple[str, ...] = ()
@@ -414,6 +420,11 @@ class Webhook(_Answer):
     api_key_id: str | None = None
     # Until when deliveries are also signed with the secret the last rotation replaced.
     previous_secret_expires_at: datetime | None = None
+    enabled: bool = True
+    disabled_at: datetime | None = None
+    disabled_reason: str | None = None
+    # Deliveries dead-lettered in a row since the last one delivered.
+    consecutive_failures: int = 0
 
 
 class CreatedWebhook(Webhook):

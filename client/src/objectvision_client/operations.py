@@ -761,9 +761,45 @@ def list_webhooks() -> Operation[list[Webhook]]:
     return Operation("GET", WEBHOOKS, _json(partial(items_of, Webhook)))
 
 
+# The events a webhook can be limited to (`events`; none: every one of them).
+WEBHOOK_EVENTS = ("job.progress", "job.completed", "job.failed", "job.cancelled")
+
+
 def create_webhook(url: str, events: Sequence[str] = ()) -> Operation[CreatedWebhook]:
     return Operation(
         "POST", WEBHOOKS, _json(CreatedWebhook.from_json), json={"url": url, "events": list(events)}
+    )
+
+
+def update_webhook(
+    webhook_id: str,
+    *,
+    url: str | None = None,
+    events: Sequence[str] | None = None,
+    enabled: bool | None = None,
+) -> Operation[Webhook]:
+    """Change a webhook's `url` or `events` (WEBHOOK_EVENTS; empty: every job event), or
+    disable (`enabled=False`) and enable it (ADR 0046); None leaves that as it is, and at
+    least one must be given (else ValueError, before anything is sent). Returns the webhook
+    as it now is. While disabled, its events are recorded as dead deliveries and nothing is
+    sent; enabling it clears its failure count, and what it missed can then be redelivered.
+    A URL another of the account's webhooks has raises ObjectVisionError 409
+    `already_exists`."""
+    asked = {"url": url, "events": None if events is None else list(events), "enabled": enabled}
+    changes = {name: value for name, value in asked.items() if value is not None}
+    if not changes:
+        raise ValueError("nothing to change: give url, events or enabled")
+    return Operation(
+        "PATCH", f"{WEBHOOKS}/{_segment(webhook_id)}", _json(Webhook.from_json), json=changes
+    )
+
+
+def ping_webhook(webhook_id: str) -> Operation[WebhookDelivery]:
+    """Send the webhook a signed test event (`webhook.ping`, whose data names the webhook)
+    now, enabled or not, so a receiver can be tried before the webhook is enabled again.
+    Returns the new delivery, pending: follow it in `list_webhook_deliveries`."""
+    return Operation(
+        "POST", f"{WEBHOOKS}/{_segment(webhook_id)}/ping", _json(WebhookDelivery.from_json)
     )
 
 
@@ -806,7 +842,8 @@ def list_webhook_deliveries(
 
 def redeliver(webhook_id: str, delivery_id: str) -> Operation[WebhookDelivery]:
     """Send a delivered or dead delivery's event again now, as a new delivery (same event id
-    and body, a fresh signature). A delivery still pending raises ObjectVisionError 409."""
+    and body, a fresh signature). A delivery still pending, or a disabled webhook (enable it
+    first: `update_webhook(webhook_id, enabled=True)`), raises ObjectVisionError 409."""
     return Operation(
         "POST",
         f"{WEBHOOKS}/{_segment(webhook_id)}/deliveries/{_segment(delivery_id)}/redeliver",

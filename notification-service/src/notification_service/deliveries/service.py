@@ -43,6 +43,9 @@ DEFAULT_LIST_LIMIT = 50
 # What record_attempt answers for a delivery that was deleted while it was being sent (its
 # account was erased, ADR 0025): not a state, there is no row left to be in one.
 GONE = "gone"
+# The error code of a redelivery asked for while the webhook is disabled (ADR 0046), so a
+# client can say how to enable it rather than repeat the API's words.
+WEBHOOK_DISABLED = "webhook_disabled"
 # A webhook's owner reads why an attempt failed, not a transcript: errors are shown this long
 # at most (they are ours, "receiver answered 503", plus an exception's text at worst).
 MAX_SHOWN_ERROR_CHARS = 300
@@ -372,7 +375,8 @@ async def redeliver_webhook_delivery(
         )
     if not webhook.enabled:
         raise FailedPrecondition(
-            "the webhook is disabled: enable it (PATCH with enabled true), then redeliver"
+            "the webhook is disabled: enable it (PATCH with enabled true), then redeliver",
+            code=WEBHOOK_DISABLED,
         )
     redelivery = await session.execute(
         pg_insert(deliveries)

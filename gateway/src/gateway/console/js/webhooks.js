@@ -1,5 +1,6 @@
 // Webhooks: register a URL for job events (the signing secret is shown once), list, delete;
-// each webhook's recent deliveries, and Redeliver on a delivered or dead-lettered one.
+// disable and enable one, or send it a test event (ADR 0046); each webhook's recent
+// deliveries, and Redeliver on a delivered or dead-lettered one.
 
 import { request } from "./api.js";
 import { CredentialsView, removeButton } from "./credentials.js";
@@ -8,6 +9,36 @@ import { byId, el, formatDate, guarded, showStatus } from "./dom.js";
 // The newest deliveries shown under a webhook (the API's default page).
 const DELIVERIES_SHOWN = 20;
 const STATE_NAMES = { pending: "Pending", delivered: "Delivered", dead: "Dead-lettered" };
+// Why a webhook is disabled, as its `disabled_reason` says.
+const DISABLED_BECAUSE = {
+  owner: "Disabled by you",
+  failing: "Disabled: its deliveries kept failing",
+};
+// How long, and how often, the console looks for a test event's outcome after sending it.
+const TEST_EVENT_FOLLOW_MS = 30_000;
+const TEST_EVENT_POLL_MS = 1_000;
+
+function failuresText(count) {
+  return `${count} ${count === 1 ? "delivery" : "deliveries"} failed in a row`;
+}
+
+/** Whether events go to the webhook and, if not, why and since when; failures in a row. */
+function stateCell(hook) {
+  const state = hook.enabled
+    ? el("span", {}, "Enabled")
+    : el(
+        "span",
+        { className: "state-off" },
+        DISABLED_BECAUSE[hook.disabled_reason] ?? "Disabled",
+        hook.disabled_at ? el("span", { className: "hint" }, ` since ${formatDate(hook.disabled_at)}`) : null,
+      );
+  const failures = hook.consecutive_failures > 0 ? el("span", { className: "hint" }, failuresText(hook.consecutive_failures)) : null;
+  return el("td", { "data-label": "State", "data-testid": "webhook-state" }, state, failures ? el("br") : null, failures);
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 export class WebhooksView extends CredentialsView {
   constructor() {
@@ -16,9 +47,12 @@ export class WebhooksView extends CredentialsView {
       form: "webhook-form",
       body: "webhooks-body",
       secretSlot: "webhook-secret",
-      columns: 5,
+      columns: 6,
       emptyText: "No webhooks yet.",
     });
+    // Each webhook as last answered by the API, by id: a list of deliveries drawn later (a
+    // test event's, once answered) offers Redeliver only while its webhook is enabled.
+    this.latest = new Map();
   }
 
   creation() {
@@ -38,6 +72,7 @@ export class WebhooksView extends CredentialsView {
   }
 
   row(hook) {
+    this.latest.set(hook.id, hook);
     const remove = () =>
       this.remove(hook, { question: `Delete the webhook for ${hook.url}?`, done: "Webhook deleted." });
     const toggle = el(
@@ -53,9 +88,14 @@ export class WebhooksView extends CredentialsView {
     );
     const row = el(
       "tr",
-      { "data-testid": "webhook-row", "data-url": hook.url },
+      {
+        "data-testid": "webhook-row",
+        "data-url": hook.url,
+        dataset: { id: hook.id, enabled: String(hook.enabled), disabledReason: hook.disabled_reason ?? "" },
+      },
       el("td", { className: "wrap" }, hook.url),
       el("td", {}, hook.events.length ? hook.events.join(", ") : "All job events"),
+      stateCell(hook),
       el("td", {}, formatDate(hook.created_at)),
       // A webhook made with an API key goes when that key is revoked or expires.
       el("td", { "data-label": "Made with" }, hook.api_key_id ? `API key ${hook.api_key_id.slice(0, 8)}…` : "This console"),
@@ -63,6 +103,27 @@ export class WebhooksView extends CredentialsView {
         "td",
         { className: "row-actions" },
         toggle,
+        el(
+          "button",
+          {
+            type: "button",
+            className: "secondary",
+            "aria-label": `Send test event to webhook ${hook.url}`,
+            onclick: (event) => this.sendTestEvent(hook, event.currentTarget),
+          },
+          "Send test event",
+        ),
+        el(
+          "button",
+          {
+            type: "button",
+            className: "secondary",
+            "aria-label": `${hook.enabled ? "Disable" : "Enable"} webhook ${hook.url}`,
+            "data-testid": "webhook-switch",
+            onclick: (event) => this.setEnabled(hook, !hook.enabled, event.currentTarget),
+          },
+          hook.enabled ? "Disable" : "Enable",
+        ),
         el(
           "button",
           {
@@ -77,6 +138,103 @@ export class WebhooksView extends CredentialsView {
       ),
     );
     return row;
+  }
+
+  /** The table row of the webhook with this id, if it is still listed. */
+  rowOf(id) {
+    return [...this.body.querySelectorAll('[data-testid="webhook-row"]')].find((row) => row.dataset.id === id) ?? null;
+  }
+
+  /** Put `hook` as the API answered it in place of its row; a list of its deliveries that is
+   * open below stays open. */
+  async replaceRow(hook) {
+    const old = this.rowOf(hook.id);
+    if (!old) return null;
+    const fresh = this.row(hook);
+    old.replaceWith(fresh);
+    const open = fresh.nextElementSibling;
+    if (open?.dataset.deliveriesOf === hook.id) {
+      fresh.querySelector("button[aria-expanded]").setAttribute("aria-expanded", "true");
+      // Redeliver is offered only while the webhook is enabled.
+      await this.loadDeliveries(hook, open.firstElementChild);
+    }
+    return fresh;
+  }
+
+  /** Disable the webhook (nothing is sent; its events are kept as dead-lettered deliveries)
+   * or enable it again (ADR 0046). */
+  async setEnabled(hook, enabled, button) {
+    const updated = await guarded(
+      () => request(`${this.url}/${encodeURIComponent(hook.id)}`, { method: "PATCH", json: { enabled } }),
+      button,
+    );
+    if (!updated) return;
+    const row = await this.replaceRow(updated);
+    // The button that undoes it takes the focus, so the keyboard stays where it was.
+    row?.querySelector('[data-testid="webhook-switch"]')?.focus();
+    showStatus(
+      enabled
+        ? `Webhook enabled: events go to ${updated.url} again. Redeliver what it missed from its dead-lettered deliveries.`
+        : `Webhook disabled: nothing is sent to ${updated.url} until you enable it again; its events are kept as dead-lettered deliveries.`,
+    );
+  }
+
+  /** Send the webhook a signed `webhook.ping` (enabled or not), show its delivery below the
+   * webhook, and say how it went once the receiver has answered. */
+  async sendTestEvent(hook, button) {
+    const queued = await guarded(
+      () => request(`${this.url}/${encodeURIComponent(hook.id)}/ping`, { method: "POST" }),
+      button,
+    );
+    if (!queued) return;
+    showStatus(`Test event sent to ${hook.url}: its delivery is listed below the webhook.`);
+    const cell = await this.showDeliveries(hook);
+    if (cell) await this.followTestEvent(hook, cell, queued);
+  }
+
+  /** Open the webhook's deliveries, or load them again where they are open; their cell. */
+  async showDeliveries(hook) {
+    const row = this.rowOf(hook.id);
+    if (!row) return null;
+    const open = row.nextElementSibling?.dataset.deliveriesOf === hook.id ? row.nextElementSibling : null;
+    if (open) {
+      await this.loadDeliveries(hook, open.firstElementChild);
+    } else {
+      await this.toggleDeliveries(hook, row, row.querySelector("button[aria-expanded]"));
+    }
+    return row.nextElementSibling?.firstElementChild ?? null;
+  }
+
+  /** Wait (a while) for the receiver to answer the test event, then list the deliveries
+   * again and say what it answered. Stops quietly when the list is closed or a look fails. */
+  async followTestEvent(hook, cell, queued) {
+    const url = `${this.url}/${encodeURIComponent(hook.id)}/deliveries`;
+    const until = Date.now() + TEST_EVENT_FOLLOW_MS;
+    while (Date.now() < until) {
+      await sleep(TEST_EVENT_POLL_MS);
+      if (!cell.isConnected) return;
+      let page;
+      try {
+        page = await request(url, { query: { limit: DELIVERIES_SHOWN } });
+      } catch {
+        return;
+      }
+      const delivery = page.items.find((item) => item.id === queued.id);
+      if (!delivery || delivery.state === "pending") continue;
+      if (!cell.isConnected) return;
+      await this.loadDeliveries(hook, cell);
+      const answer = delivery.last_status_code ? `HTTP ${delivery.last_status_code}` : null;
+      showStatus(
+        delivery.state === "delivered"
+          ? `The test event reached ${hook.url}${answer ? `: ${answer}` : ""}.`
+          : `The test event did not reach ${hook.url}: ${delivery.last_error || answer || "no answer"}.`,
+      );
+      return;
+    }
+    if (cell.isConnected) {
+      await this.loadDeliveries(hook, cell);
+      showStatus(`No answer from ${hook.url} yet: the test event is retried for a while; its delivery shows how it goes.`);
+    }
   }
 
   /** A new signing secret (ADR 0036), shown once; the old one keeps signing for a day, so
@@ -119,7 +277,8 @@ export class WebhooksView extends CredentialsView {
     await this.loadDeliveries(hook, cell);
   }
 
-  async loadDeliveries(hook, cell) {
+  async loadDeliveries(listed, cell) {
+    const hook = this.latest.get(listed.id) ?? listed;
     const url = `api/v1/webhooks/${encodeURIComponent(hook.id)}/deliveries`;
     const page = await guarded(() => request(url, { query: { limit: DELIVERIES_SHOWN } }));
     if (!page) return;
@@ -129,6 +288,7 @@ export class WebhooksView extends CredentialsView {
     }
     const rows = page.items.map((delivery) => this.deliveryRow(hook, delivery, cell));
     cell.replaceChildren(
+      ...(hook.enabled ? [] : [el("p", { className: "hint", "data-testid": "deliveries-hint" }, "The webhook is disabled: enable it to redeliver these.")]),
       el(
         "table",
         { className: "deliveries" },
@@ -175,7 +335,7 @@ export class WebhooksView extends CredentialsView {
       el(
         "td",
         {},
-        delivery.state === "pending"
+        delivery.state === "pending" || !hook.enabled
           ? null
           : el(
               "button",
