@@ -216,6 +216,38 @@ async def test_a_stored_detection_reads_back_with_its_images(
     assert 0.001 < changed < 0.5
 
 
+async def test_a_retried_stored_detection_is_answered_once_with_an_idempotency_key(
+    gateway_client: httpx.AsyncClient, user: Account
+) -> None:
+    key = {"Idempotency-Key": f"camera-7-frame-{uuid.uuid4()}"}
+
+    async def send(**headers: str) -> httpx.Response:
+        return await gateway_client.post(
+            IMAGE,
+            files={"file": ("bus.jpg", _read("bus.jpg"), "image/jpeg")},
+            headers={**user.headers, **headers},
+        )
+
+    first = await send(**key)
+    again = await send(**key)
+
+    assert first.status_code == again.status_code == 200, again.text
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["detection_id"] == first.json()["detection_id"]
+    assert _classes(again.json()) == _classes(first.json())
+    assert (await _history(gateway_client, user))["total"] == 1
+
+    unstored = await gateway_client.post(
+        IMAGE,
+        files={"file": ("bus.jpg", _read("bus.jpg"), "image/jpeg")},
+        data={"store": "false"},
+        headers={**user.headers, **key},
+    )
+    assert "store=true" in api_error(unstored, 422, "validation_error")["message"]
+    assert (await _history(gateway_client, user))["total"] == 1
+
+
 async def test_parameters_filter_the_objects(
     gateway_client: httpx.AsyncClient, user: Account
 ) -> None:

@@ -23,6 +23,17 @@ MAX_IDEMPOTENCY_KEY_CHARS = 200
 MAX_DETECTIONS_LIMIT = 1000
 
 
+def checked_idempotency_key(value: str) -> str:
+    """A job's or a stored Detect's idempotency key, trimmed; empty for none. Longer than
+    MAX_IDEMPOTENCY_KEY_CHARS is InvalidArgument."""
+    key = value.strip()
+    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
+        raise InvalidArgument(
+            f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters"
+        )
+    return key
+
+
 def page_bounds(page: common_pb2.Page, *, default: int, most: int) -> tuple[int, int]:
     """(limit, offset) of a requested page: limit 0 means `default`, and is capped at `most`;
     a negative one is InvalidArgument."""

@@ -5,9 +5,9 @@ is kept. Every RPC is scoped to the principal the gateway signed; another user's
 NotFound. Uploads are refused from their headers before anything is decoded or stored.
 """
 
-import functools
+import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 
@@ -26,8 +26,8 @@ from detection_service.jobs import models as job_models
 from detection_service.jobs import service as jobs
 from detection_service.jobs.queue import JobQueue
 from detection_service.pipeline.detector import Detector
-from detection_service.pipeline.types import Timings
-from detection_service.realtime.servicer import RealtimeServicer, objects_reply
+from detection_service.pipeline.types import DetectionOptions, DetectionResult, Timings
+from detection_service.realtime.servicer import KeptDetect, RealtimeServicer, objects_reply
 from detection_service.retention import service as retention
 from detection_service.retention.service import MAX_RETENTION_DAYS
 from detection_service.sandbox.limits import SandboxLimits
@@ -53,6 +53,7 @@ from detection_service.video.worker import ANNOTATED_CONTENT_TYPE
 from objectvision.v1 import detection_pb2
 from objectvision_common.errors import (
     DomainError,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -60,9 +61,9 @@ from objectvision_common.errors import (
 )
 from objectvision_common.limits import (
     DEFAULT_PAGE_LIMIT,
-    MAX_IDEMPOTENCY_KEY_CHARS,
     MAX_PAGE_LIMIT,
     checked_filename_filter,
+    checked_idempotency_key,
     checked_metadata,
     page_bounds,
 )
@@ -96,15 +97,6 @@ def _uuid(value: str, what: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise InvalidArgument(f"{what} is not a valid id") from None
-
-
-def _idempotency_key(value: str) -> str:
-    key = value.strip()
-    if len(key) > MAX_IDEMPOTENCY_KEY_CHARS:
-        raise InvalidArgument(
-            f"idempotency_key is longer than {MAX_IDEMPOTENCY_KEY_CHARS} characters"
-        )
-    return key
 
 
 def _job_filter(request: detection_pb2.ListJobsRequest) -> tuple[str | None, str | None]:
@@ -231,6 +223,58 @@ def _video_frame(frame: video_jobs.FrameRecord) -> detection_pb2.VideoFrame:
     )
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HistoryStore:
+    """Where the full service keeps a stored Detect: the history (DetectionStore)."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    storage: ObjectStorage
+
+    async def keep(
+        self,
+        *,
+        user_id: str,
+        uploads: Sequence[Upload],
+        outcomes: Sequence[DetectionResult],
+        options: DetectionOptions,
+        now: datetime,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> KeptDetect:
+        try:
+            ids = await history.store_detections(
+                sessions=self.sessions,
+                storage=self.storage,
+                user_id=user_id,
+                uploads=uploads,
+                outcomes=outcomes,
+                options=options,
+                now=now,
+                metadata=metadata,
+                idempotency_key=idempotency_key,
+            )
+        except history.KeyAlreadyUsed:
+            earlier = await self.replay(user_id=user_id, idempotency_key=idempotency_key)
+            if earlier is None:
+                # The request that stored first was deleted in the meantime: nothing to
+                # answer with, and this one was not stored.
+                raise FailedPrecondition(
+                    f"idempotency key {idempotency_key!r} was used at the same moment by a"
+                    " request whose detections are gone; retry with a new key"
+                ) from None
+            return KeptDetect(replayed=earlier)
+        return KeptDetect(ids=ids)
+
+    async def replay(
+        self, *, user_id: str, idempotency_key: str
+    ) -> list[detection_pb2.ImageResult] | None:
+        async with self.sessions() as session:
+            records = await history.detections_of_request(
+                session=session, user_id=user_id, idempotency_key=idempotency_key
+            )
+        return [_detection(record).result for record in records] or None
+
+
 class DetectionServicer(RealtimeServicer):
     """The realtime RPCs with a store for Detect, and everything kept: history, annotated
     images, exports, batch and video jobs, and deleting what was kept."""
@@ -260,7 +304,7 @@ class DetectionServicer(RealtimeServicer):
             max_batch_files=max_batch_files,
             stream_max_in_flight=stream_max_in_flight,
             tracking=tracking,
-            store=functools.partial(history.store_detections, sessions=sessions, storage=storage),
+            store=HistoryStore(sessions=sessions, storage=storage),
         )
         # Video jobs (ADR 0016): probed by a sandboxed child (ADR 0040) waited on in the CPU
         # pool, refused beyond these limits.
@@ -355,7 +399,7 @@ class DetectionServicer(RealtimeServicer):
     ) -> detection_pb2.Job:
         principal = self._principal(context)
         user_id = principal.user_id
-        key = _idempotency_key(request.idempotency_key)
+        key = checked_idempotency_key(request.idempotency_key)
         metadata = checked_metadata(request.metadata)
         accepted, refused = self._screen(request.images, request.refused)
         if key:
@@ -610,7 +654,7 @@ class DetectionServicer(RealtimeServicer):
         if first is None or first.WhichOneof("part") != "header":
             raise InvalidArgument("a video upload starts with its header")
         header = first.header
-        key = _idempotency_key(header.idempotency_key)
+        key = checked_idempotency_key(header.idempotency_key)
         metadata = checked_metadata(header.metadata)
         if header.size_bytes > limits.max_bytes:
             raise video_intake.too_large(header.size_bytes, limits)

@@ -85,6 +85,15 @@ IdempotencyKeyHeader = Annotated[
         "instead of making a new one.",
     ),
 ]
+StoredDetectKeyHeader = Annotated[
+    IdempotencyKey | Absent,
+    Header(
+        alias="Idempotency-Key",
+        description="Retrying a stored detection with the same key answers what the first "
+        "request stored (`Idempotent-Replayed: true`), and detects, stores and counts nothing "
+        "again (ADR 0047); needs store=true.",
+    ),
+]
 ClassName = Annotated[str, StringConstraints(max_length=MAX_CLASS_NAME_CHARS, pattern=r"\S")]
 ParamsQuery = Annotated[DetectionParamsIn, Query()]
 VideoQuery = Annotated[VideoOptionsIn, Query()]
@@ -294,6 +303,7 @@ class ImageUpload:
     params: detection_pb2.DetectionParams
     store: bool
     metadata: dict[str, str]
+    idempotency_key: str
 
 
 async def one_image(
@@ -304,6 +314,7 @@ async def one_image(
     form: Annotated[DetectImageForm, File()],
     query: ParamsQuery,
     store: StoreQuery = None,
+    idempotency_key: StoredDetectKeyHeader = None,
 ) -> ImageUpload:
     if isinstance(body, bytes):
         sent = _parsed(DetectImageJson, body)
@@ -319,8 +330,18 @@ async def one_image(
         keep = _one_of("store", store, form.store)
         metadata = _kept_metadata(_metadata(form.metadata), keep)
         image = await _image_input(upload, 0, settings.max_upload_bytes)
+    if idempotency_key and keep is False:
+        raise ApiError.invalid(
+            ["header", "Idempotency-Key"],
+            "an idempotency key makes a stored detection safe to retry, and store=false keeps"
+            " nothing to answer a retry with: send store=true, or leave the key out",
+        )
     return ImageUpload(
-        image=image, params=params, store=True if keep is None else keep, metadata=metadata
+        image=image,
+        params=params,
+        store=True if keep is None else keep,
+        metadata=metadata,
+        idempotency_key=idempotency_key or "",
     )
 
 

@@ -9,6 +9,8 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from detection_service.database import SCHEMA, metadata, owned_id_columns
 
 DETECTION_COMPLETED = "completed"
+# The unique index of stored Detects' idempotency keys: a concurrent retry meets it.
+IDEMPOTENCY_INDEX = "uq_detections_user_id_idempotency_key"
 
 detections = sa.Table(
     "detections",
@@ -33,6 +35,10 @@ detections = sa.Table(
     # detection (copied as the item is recorded), matched by containment (`@>`) when the
     # history filters by them.
     sa.Column("metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    # A stored Detect's idempotency key and the image's place in its request (ADR 0047): a
+    # retry with the key is answered with these rows. Null for the rest.
+    sa.Column("idempotency_key", sa.Text),
+    sa.Column("request_position", sa.SmallInteger),
     # History pages: a user's newest first; the id breaks ties between equal timestamps.
     sa.Index(
         "ix_detections_user_created",
@@ -41,6 +47,15 @@ detections = sa.Table(
         sa.text("id DESC"),
     ),
     sa.Index("ix_detections_job_id", "job_id"),
+    # One stored Detect per key and account; also what a retry reads its answer from.
+    sa.Index(
+        IDEMPOTENCY_INDEX,
+        "user_id",
+        "idempotency_key",
+        "request_position",
+        unique=True,
+        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+    ),
     sa.Index(
         "ix_detections_metadata",
         "metadata",

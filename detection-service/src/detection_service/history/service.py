@@ -15,9 +15,15 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from detection_service.history.models import DETECTION_COMPLETED, detections, results
+from detection_service.history.models import (
+    DETECTION_COMPLETED,
+    IDEMPOTENCY_INDEX,
+    detections,
+    results,
+)
 from detection_service.images import service as images
 from detection_service.images.storage import ObjectStorage
 from detection_service.images.uploads import Upload
@@ -88,9 +94,12 @@ async def insert_detection(
     options: DetectionOptions,
     now: datetime,
     metadata: Mapping[str, str] | None = None,
+    idempotency_key: str | None = None,
+    request_position: int | None = None,
 ) -> None:
     """One detection and its objects. A job's detection carries its job's metadata, read by
-    the same statement (so it cannot differ from the job's); a Detect's carries `metadata`."""
+    the same statement (so it cannot differ from the job's); a Detect's carries `metadata`,
+    and, with an idempotency key, the image's place in its request (ADR 0047)."""
     kept_metadata: Any = dict(metadata or {})
     if job_id is not None:
         kept_metadata = sa.select(jobs.c.metadata).where(jobs.c.id == job_id).scalar_subquery()
@@ -111,6 +120,8 @@ async def insert_detection(
             model=result.model or None,
             model_version=result.model_version or None,
             metadata=kept_metadata,
+            idempotency_key=idempotency_key,
+            request_position=request_position if idempotency_key else None,
         )
     )
     if result.objects:
@@ -142,13 +153,18 @@ async def store_detections(
     options: DetectionOptions,
     now: datetime,
     metadata: Mapping[str, str] | None = None,
+    idempotency_key: str = "",
 ) -> list[uuid.UUID]:
     """A stored Detect: each upload kept with its detection and the request's metadata,
-    committed together (or the stored bytes discarded); returns the detection ids."""
+    committed together (or the stored bytes discarded); returns the detection ids.
+
+    With `idempotency_key`, KeyAlreadyUsed when a request of the account with the same key
+    stored first (a concurrent retry): nothing of this one is kept, and the caller answers
+    with that request's detections (`detections_of_request`)."""
 
     async def write_rows(session: AsyncSession, keys: list[str]) -> list[uuid.UUID]:
         ids = []
-        for upload, key, result in zip(uploads, keys, outcomes, strict=True):
+        for position, (upload, key, result) in enumerate(zip(uploads, keys, outcomes, strict=True)):
             detection_id = uuid.uuid4()
             await insert_detection(
                 session=session,
@@ -160,6 +176,8 @@ async def store_detections(
                 options=options,
                 now=now,
                 metadata=metadata,
+                idempotency_key=idempotency_key or None,
+                request_position=position,
             )
             await images.insert_image(
                 session=session,
@@ -173,13 +191,41 @@ async def store_detections(
             ids.append(detection_id)
         return ids
 
-    return await images.store(
-        sessions=sessions,
-        storage=storage,
-        owner=user_id,
-        objects=[upload.data for upload in uploads],
-        write_rows=write_rows,
-    )
+    try:
+        return await images.store(
+            sessions=sessions,
+            storage=storage,
+            owner=user_id,
+            objects=[upload.data for upload in uploads],
+            write_rows=write_rows,
+        )
+    except IntegrityError as exc:
+        if idempotency_key and IDEMPOTENCY_INDEX in str(exc.orig):
+            raise KeyAlreadyUsed(idempotency_key) from exc
+        raise
+
+
+class KeyAlreadyUsed(Exception):
+    """Another request of the account stored its Detect under this idempotency key first."""
+
+
+async def detections_of_request(
+    *, session: AsyncSession, user_id: str, idempotency_key: str
+) -> list[DetectionRecord]:
+    """The detections a stored Detect with this idempotency key kept, in its request's
+    order; none when the account has not used the key (or deleted them since)."""
+    rows = (
+        await session.execute(
+            sa.select(detections)
+            .where(
+                detections.c.user_id == user_id,
+                detections.c.idempotency_key == idempotency_key,
+            )
+            .order_by(detections.c.request_position)
+        )
+    ).all()
+    objects = await _objects_of(session, [row.id for row in rows])
+    return [_record(row, objects[row.id]) for row in rows]
 
 
 async def _objects_of(

@@ -31,17 +31,26 @@ from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc
 from objectvision_common.errors import DomainError, FailedPrecondition, InvalidArgument, Unavailable
 from objectvision_common.grpc_server import ServiceRegistration
 from objectvision_common.identity import principal_from_metadata
-from objectvision_common.limits import checked_metadata
+from objectvision_common.limits import checked_idempotency_key, checked_metadata
 from objectvision_common.servicer import ServicerContext
 
 T = TypeVar("T")
 
 
-class DetectionStore(Protocol):
-    """Keeps a Detect's uploads with their detections and its metadata (`store=true`);
-    returns their ids."""
+@dataclasses.dataclass(frozen=True)
+class KeptDetect:
+    """What a store made of a Detect: the ids of the detections it kept, or, when a request
+    with the same idempotency key stored first (a concurrent retry), that request's results."""
 
-    async def __call__(
+    ids: Sequence[uuid.UUID] = ()
+    replayed: Sequence[detection_pb2.ImageResult] | None = None
+
+
+class DetectionStore(Protocol):
+    """Keeps a Detect's uploads with their detections and its metadata (`store=true`), and
+    answers a retry of a stored Detect from what it kept (ADR 0047)."""
+
+    async def keep(
         self,
         *,
         user_id: str,
@@ -50,7 +59,28 @@ class DetectionStore(Protocol):
         options: DetectionOptions,
         now: datetime,
         metadata: Mapping[str, str],
-    ) -> Sequence[uuid.UUID]: ...
+        idempotency_key: str,
+    ) -> KeptDetect: ...
+
+    async def replay(
+        self, *, user_id: str, idempotency_key: str
+    ) -> Sequence[detection_pb2.ImageResult] | None:
+        """The results the account's stored Detect with this key kept; None for a new key."""
+        ...
+
+
+def _replayed(
+    results: Sequence[detection_pb2.ImageResult], *, sent: int, idempotency_key: str
+) -> detection_pb2.DetectResponse:
+    """The answer to a retry: what the first request with its key stored. A request of
+    another size with the same key is not a retry of it (InvalidArgument)."""
+    if len(results) != sent:
+        raise InvalidArgument(
+            f"idempotency key {idempotency_key!r} was used by an earlier request that stored"
+            f" {len(results)} image(s), and this one sends {sent}: a retry sends the same"
+            " images; use a new key for a new request"
+        )
+    return detection_pb2.DetectResponse(results=results, replayed=True)
 
 
 async def _gather_or_cancel(awaitables: Iterable[Awaitable[T]]) -> list[T]:
@@ -212,7 +242,18 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
                 "metadata is kept with the stored detections, and store=false keeps none: "
                 "send store=true, or leave the metadata out"
             )
+        key = checked_idempotency_key(request.idempotency_key)
+        if key and not request.store:
+            raise InvalidArgument(
+                "an idempotency key makes a stored Detect safe to retry, and store=false keeps"
+                " nothing to answer a retry with: send store=true, or leave the key out"
+            )
         uploads = self._uploads(request.images)
+        if store is not None and key:
+            # A retry is answered whatever the quota says now, as a job's is: it costs nothing.
+            earlier = await store.replay(user_id=user_id, idempotency_key=key)
+            if earlier is not None:
+                return _replayed(earlier, sent=len(uploads), idempotency_key=key)
         options, model = await self._options(request.params)
         await self._detector.admit(principal, images=len(uploads))
         time_limit_s = context.time_remaining()
@@ -229,14 +270,18 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         )
         ids: Sequence[uuid.UUID | None] = [None] * len(uploads)
         if store is not None:
-            ids = await store(
+            kept = await store.keep(
                 user_id=user_id,
                 uploads=uploads,
                 outcomes=outcomes,
                 options=options,
                 now=datetime.now(UTC),
                 metadata=metadata,
+                idempotency_key=key,
             )
+            if kept.replayed is not None:
+                return _replayed(kept.replayed, sent=len(uploads), idempotency_key=key)
+            ids = kept.ids
         return detection_pb2.DetectResponse(
             results=[
                 image_result_reply(outcome, filename=upload.filename, detection_id=detection_id)

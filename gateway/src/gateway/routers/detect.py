@@ -60,6 +60,8 @@ BATCH_PATH = f"{DETECT_PREFIX}/batch"
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 PART_OVERHEAD_BYTES = 4 * 1024
 IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp")
+# Marks the answer to a retried stored detection: what its first request stored (ADR 0047).
+REPLAYED_HEADER = "Idempotent-Replayed"
 # A submitted job's answer: 202 and where to follow it.
 JOB_ACCEPTED: dict[int | str, dict[str, Any]] = {
     202: {
@@ -80,11 +82,23 @@ def accepted_job(response: Response, job: detection_pb2.Job) -> JobOut:
 @router.post(
     "/image",
     summary="Detect objects in one image",
-    responses=error_responses(400, 404, 413, 415, 422, 429),
+    responses={
+        200: {
+            "description": "The objects found.",
+            "headers": {
+                REPLAYED_HEADER: {
+                    "description": "`true` when this answers a retry (the same "
+                    "Idempotency-Key) with what the first request stored.",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **error_responses(400, 404, 413, 415, 422, 429),
+    },
     openapi_extra=IMAGE_JSON_BODY,
 )
 async def detect_image(
-    upstream: DetectUpstream, settings: SettingsDep, upload: OneImage
+    upstream: DetectUpstream, settings: SettingsDep, upload: OneImage, response: Response
 ) -> DetectionOut:
     """Objects found in the image, in original-image pixels, highest confidence first.
 
@@ -99,6 +113,10 @@ async def detect_image(
     `metadata` (an object; in a multipart form, JSON text) is kept with the stored detection
     and filters the history (ADR 0045); with store=false it is a 422.
 
+    With an `Idempotency-Key` header, a retry of a stored detection (the same key, after a
+    timeout or a dropped connection) is answered with what the first request stored, marked
+    `Idempotent-Replayed: true`, and nothing is detected, stored or counted again (ADR 0047).
+
     Callers take turns for the model; one with too many images already waiting for it gets a
     429 `too_many_waiting` with Retry-After. An account past its monthly quota gets a 429
     `quota_exceeded`, with Retry-After until the month ends (GET /api/v1/users/me/usage).
@@ -111,8 +129,11 @@ async def detect_image(
             params=upload.params,
             store=upload.store,
             metadata=upload.metadata,
+            idempotency_key=upload.idempotency_key,
         ),
     )
+    if detected.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
     return DetectionOut.from_proto(detected.results[0])
 
 
