@@ -716,6 +716,29 @@ def test_history_delete_and_jobs_delete_remove_what_was_uploaded(
     assert "HTTP 404" in cli.run("jobs", "show", job["job_id"], expect=1).stderr
 
 
+def test_history_delete_with_filters_removes_what_they_keep_once_confirmed(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A user of their own with two images from one camera and one from another: the filtered
+    form deletes the first two only, and without a terminal only with --yes."""
+    cli = _new_cli(stack, tmp_path_factory)
+    cli.run("login", "--email", _sign_up(stack), "--password", PASSWORD)
+    cli.run("detect", str(BUS), str(BUS), "--meta", "camera=test-rig")
+    (other,) = cli.json("detect", str(BUS), "--meta", "camera=north-gate")
+
+    unconfirmed = cli.run("history", "delete", "--meta", "camera=test-rig", expect=2)
+    assert "confirm with --yes" in unconfirmed.stderr
+    assert cli.json("history")["total"] == 3
+
+    deleted = cli.run("history", "delete", "--meta", "camera=test-rig", "--yes", "--json")
+    assert json.loads(deleted.stdout) == {"deleted": 2, "kept_in_unfinished_jobs": 0, "more": False}
+    assert "Deleted 2 detections with their images." in deleted.stderr
+    left = cli.json("history")["items"]
+    assert [(item["detection_id"], item["metadata"]) for item in left] == [
+        (other["detection_id"], {"camera": "north-gate"})
+    ]
+
+
 async def test_the_async_client_deletes_and_names_a_running_jobs_conflict(stack: Stack) -> None:
     email = f"async-delete-{uuid.uuid4().hex}@example.com"
     async with AsyncClient(stack.gateway_url, headers=fresh_network()) as client:

@@ -1434,6 +1434,62 @@ async def test_a_detection_and_a_finished_job_are_deleted_from_their_pages(page:
     await expect(page.get_by_test_id("history-item")).to_have_count(0)
 
 
+async def test_the_history_deletes_what_its_filters_keep_once_the_count_is_confirmed(
+    page: Page, stack: Stack
+) -> None:
+    """Two images stored through the API with different metadata. Unfiltered, the history
+    offers no deletion; filtered by one pair, it asks with the count first: a dismissed
+    question deletes nothing, an accepted one deletes what the filter keeps, and the other
+    image stays."""
+    answers = iter([False, True])
+    questions: list[str] = []
+
+    async def answer(dialog: Dialog) -> None:
+        questions.append(dialog.message)
+        await (dialog.accept() if next(answers) else dialog.dismiss())
+
+    page.on("dialog", answer)
+    email, auth = await _api_account(stack)
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        for path, camera in ((BUS, "test-rig"), (BATCH[0], "north-gate")):
+            stored = await client.post(
+                "/api/v1/detect/image",
+                files={"file": (path.name, path.read_bytes(), "image/jpeg")},
+                data={"metadata": json.dumps({"camera": camera})},
+                headers=auth,
+            )
+            assert stored.status_code == 200, stored.text
+    await close_the_network(page, stack)
+    await page.goto("/")
+    await log_in(page, email)
+    await page.get_by_role("link", name="History").click()
+    cards = page.get_by_test_id("history-item")
+    await expect(cards).to_have_count(2, timeout=SLOW_MS)
+    delete = page.get_by_role("button", name="Delete the detections shown by these filters")
+    await expect(delete).to_be_disabled()
+
+    await page.get_by_test_id("history-metadata-filter").fill("camera:test-rig")
+    await page.get_by_test_id("history-filter").click()
+    await expect(cards).to_have_count(1, timeout=SLOW_MS)
+    await expect(cards).to_have_attribute("data-filename", BUS.name)
+    await expect(delete).to_be_enabled()
+    await delete.click()  # dismissed: the next question still counts the one detection
+    await eventually(lambda: questions, within=10.0, what="the question before deleting")
+    await delete.click()
+
+    await expect(page.get_by_test_id("status")).to_have_text("Deleted 1 detection.")
+    await expect(page.get_by_test_id("history-list")).to_have_text(
+        "No detections match these filters.", timeout=SLOW_MS
+    )
+    await expect(page.get_by_test_id("history-summary")).to_have_text("0 detections · 0 objects")
+    question = "Delete 1 detection matching these filters, with its image? This cannot be undone."
+    assert questions == [question, question]
+    await page.get_by_test_id("history-clear").click()
+    await expect(cards).to_have_count(1, timeout=SLOW_MS)
+    await expect(cards).to_have_attribute("data-filename", BATCH[0].name)
+    await expect(delete).to_be_disabled()
+
+
 async def test_the_account_is_deleted_from_the_settings_page_with_its_password(
     page: Page, stack: Stack
 ) -> None:

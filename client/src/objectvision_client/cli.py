@@ -1241,10 +1241,93 @@ def cmd_history(ctx: Context) -> int:
     return ctx.show(_page_json(page), table, page)
 
 
+def _count(number: int, word: str) -> str:
+    return f"{number} {word}{'' if number == 1 else 's'}"
+
+
+def _filters_described(filters: Mapping[str, Any]) -> str:
+    """`metadata camera=test-rig, until 2026-12-01 00:00:00`: the history filters given, in
+    words, for a question about what they keep."""
+    parts = []
+    if filters["class_name"]:
+        parts.append(f"class {filters['class_name']}")
+    if filters["filename"]:
+        parts.append(f"file name containing {filters['filename']!r}")
+    if filters["metadata"]:
+        parts.append(f"metadata {_pairs(filters['metadata'])}")
+    parts += [f"{bound} {filters[bound]}" for bound in ("since", "until") if filters[bound]]
+    return ", ".join(parts)
+
+
 def cmd_history_delete(ctx: Context) -> int:
+    """`history delete ID` deletes that detection; `history delete` with filters (or --all)
+    deletes every detection they keep, a call at a time while the API says there are more.
+    The filtered form asks first, with the count, unless --yes; without a terminal to ask on,
+    --yes is required (as `account delete` does)."""
+    args = ctx.args
+    filters = _history_filters(ctx)
+    filtered = any(filters.values())
+    if args.detection_id is not None:
+        if filtered or args.everything:
+            raise UsageError(
+                "give a detection's ID or filters (--class, --since, --until, --meta, --name, "
+                "--all), not both"
+            )
+        with ctx.client() as client:
+            client.delete_detection(args.detection_id)
+        ctx.say(f"Detection {args.detection_id} deleted, with its image.")
+        return EXIT_OK
+    if filtered and args.everything:
+        raise UsageError("--all deletes the whole history: leave out the filters, or --all")
+    if not filtered and not args.everything:
+        raise UsageError(
+            "give a detection's ID, or filters (--class, --since, --until, --meta, --name) to "
+            "delete every detection they keep; --all deletes the whole history"
+        )
+    if not args.yes and not sys.stdin.isatty():
+        raise UsageError("deleting detections cannot be undone: confirm with --yes")
+    what = "in your history" if args.everything else f"matching {_filters_described(filters)}"
     with ctx.client() as client:
-        client.delete_detection(ctx.args.detection_id)
-    ctx.say(f"Detection {ctx.args.detection_id} deleted, with its image.")
+        if not args.yes:
+            matching = client.history_summary(**filters).detections
+            if matching == 0:
+                ctx.say(f"No detections {what}: nothing to delete.")
+                return EXIT_OK
+            typed = input(
+                f"Delete {'all ' if args.everything else ''}{_count(matching, 'detection')} "
+                f"{what}, with their images? This cannot be undone. [y/N] "
+            )
+            if typed.strip().lower() not in ("y", "yes"):
+                raise CliError("not confirmed: nothing was deleted")
+        deleted = 0
+        while True:
+            deletion = client.delete_history(everything=args.everything, **filters)
+            deleted += deletion.deleted
+            # A call that deleted nothing cannot be followed by one that does better.
+            if not deletion.more or not deletion.deleted:
+                break
+            if ctx.stderr.isatty():
+                ctx.say(f"Deleted {deleted} so far; deleting the rest...")
+    kept = deletion.kept_in_unfinished_jobs
+    ctx.printed_json({"deleted": deleted, "kept_in_unfinished_jobs": kept, "more": deletion.more})
+    if deleted == 1:
+        ctx.say("Deleted 1 detection with its image.")
+    elif deleted or kept:
+        ctx.say(f"Deleted {deleted} detections{' with their images' if deleted else ''}.")
+    else:
+        ctx.say(f"No detections {what}: nothing deleted.")
+    if kept == 1:
+        ctx.say(
+            f"Kept 1 detection {what}: its job is still pending or processing. Cancel the job "
+            "or wait for it to finish, then delete again."
+        )
+    elif kept:
+        ctx.say(
+            f"Kept {kept} detections {what}: their jobs are still pending or processing. Cancel "
+            "the jobs or wait for them to finish, then delete again."
+        )
+    if deletion.more:
+        ctx.say("More detections match than were deleted: run the command again.")
     return EXIT_OK
 
 
@@ -1994,7 +2077,9 @@ def build_parser() -> argparse.ArgumentParser:
     retention.set_defaults(handler=cmd_retention)
 
     history = commands.add_parser(
-        "history", help="list past detections, newest first (or `history delete ID` one)"
+        "history",
+        help="list past detections, newest first (or `history delete` one, or those the "
+        "filters keep)",
     )
     history.add_argument("--limit", type=_positive_int, default=20, help="rows (default 20)")
     history.add_argument("--offset", type=_non_negative_int, default=0, help="rows to skip")
@@ -2012,14 +2097,65 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output_choice(history, table=True)
     history.set_defaults(handler=cmd_history)
-    # Without an action, `history` lists; `history delete ID` removes one detection.
+    # Without an action, `history` lists; `history delete` removes one detection by its ID, or
+    # those the filters keep.
     history_commands = history.add_subparsers(
         dest="history_command", required=False, metavar="ACTION"
     )
     delete_detection = history_commands.add_parser(
-        "delete", help="delete a detection and its stored image"
+        "delete",
+        help="delete a detection and its stored image, or every detection the filters keep",
+        description="With an ID, that detection. With filters instead (they combine, as for "
+        "`history`), every detection they keep, after a question with their count unless "
+        "--yes; detections of jobs still pending or processing are kept. --all, without "
+        "filters, deletes the whole history.",
     )
-    delete_detection.add_argument("detection_id", metavar="ID")
+    delete_detection.add_argument(
+        "detection_id", metavar="ID", nargs="?", help="the detection to delete (or give filters)"
+    )
+    # The filters may also come before `delete`: SUPPRESS keeps those when not given here.
+    delete_detection.add_argument(
+        "--class",
+        dest="class_name",
+        metavar="NAME",
+        default=argparse.SUPPRESS,
+        help="those with an object of this class",
+    )
+    delete_detection.add_argument(
+        "--since", type=_when, metavar="TIME", default=argparse.SUPPRESS, help="made at or after"
+    )
+    delete_detection.add_argument(
+        "--until", type=_when, metavar="TIME", default=argparse.SUPPRESS, help="made before"
+    )
+    delete_detection.add_argument(
+        "--meta",
+        action="append",
+        type=_metadata_pair,
+        metavar="KEY=VALUE",
+        default=argparse.SUPPRESS,
+        help="those whose metadata holds this pair (repeat for more pairs)",
+    )
+    delete_detection.add_argument(
+        "--name",
+        metavar="TEXT",
+        default=argparse.SUPPRESS,
+        help="those whose file name contains TEXT (any case)",
+    )
+    delete_detection.add_argument(
+        "--all",
+        dest="everything",
+        action="store_true",
+        help="no filters: delete the whole history",
+    )
+    delete_detection.add_argument(
+        "--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)"
+    )
+    delete_detection.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print what was deleted as JSON (deleted, kept_in_unfinished_jobs, more)",
+    )
     delete_detection.set_defaults(handler=cmd_history_delete)
 
     export = commands.add_parser(

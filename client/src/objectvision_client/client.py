@@ -460,6 +460,7 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
 
     history = _sync(ops.history)
     history_summary = _sync(ops.history_summary)
+    delete_history = _sync(ops.delete_history)
     get_detection = _sync(ops.get_detection)
     delete_detection = _sync(ops.delete_detection)
     detection_image = _sync(ops.detection_image)
@@ -677,6 +678,7 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
 
     history = _async(ops.history)
     history_summary = _async(ops.history_summary)
+    delete_history = _async(ops.delete_history)
     get_detection = _async(ops.get_detection)
     delete_detection = _async(ops.delete_detection)
     detection_image = _async(ops.detection_image)

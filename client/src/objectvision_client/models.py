@@ -226,6 +226,17 @@ class HistorySummary(_Answer):
     class_counts: dict[str, int] = Field(default_factory=dict)
 
 
+class HistoryDeletion(_Answer):
+    """What one `delete_history` call removed: `deleted` detections, each with its objects and
+    stored image; `kept_in_unfinished_jobs` that the filters keep but that belong to jobs still
+    pending or processing, left in place (cancel the job or wait for it, then delete again);
+    `more`: more matched than one call deletes, so call again for the rest."""
+
+    deleted: int
+    kept_in_unfinished_jobs: int = 0
+    more: bool = False
+
+
 class JobItem(_Model):
     filename: str = ""
     status: str = "pending"

@@ -29,6 +29,7 @@ from objectvision_client.models import (
     DetectionResult,
     EndedSessions,
     ExportedFile,
+    HistoryDeletion,
     HistoryPage,
     HistorySummary,
     Job,
@@ -698,6 +699,54 @@ def history_summary(
         "/api/v1/detect/history/summary",
         _json(HistorySummary.from_json),
         params=_history_filters(class_name, since, until, metadata, filename),
+    )
+
+
+# What one `delete_history` call deletes at most (the API's limit): `more` says to call again.
+MAX_DELETED_PER_CALL = 5000
+
+
+def delete_history(
+    *,
+    class_name: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    metadata: Mapping[str, str] | None = None,
+    filename: str | None = None,
+    everything: bool = False,
+) -> Operation[HistoryDeletion]:
+    """Delete the stored detections that `history`'s filters keep, each as
+    `delete_detection` deletes one: its objects, its stored image, its item in a finished
+    job and the result cache's answers for the image. Detections of jobs still pending or
+    processing stay, counted in `kept_in_unfinished_jobs`.
+
+    One call, as every operation here is: it deletes at most MAX_DELETED_PER_CALL, and its
+    answer's `more` says that more matched, so call again with the same filters until it is
+    false (`objectvision history delete` does; a call cut short can simply be repeated).
+    No filter deletes the whole history, and only with `everything=True`: without a filter
+    and without it, ValueError before anything is sent, so a forgotten filter never empties
+    an account; `everything` with filters is a ValueError too, as it could only mean one of
+    them. An API key needs the `results:write` scope (else ObjectVisionError 403
+    `insufficient_scope`)."""
+    params: dict[str, str | list[str]] = _history_filters(
+        class_name, since, until, metadata, filename
+    )
+    if everything and params:
+        raise ValueError(
+            "everything=True deletes the whole history: leave out the filters, or everything"
+        )
+    if not everything and not params:
+        raise ValueError(
+            "no filter given: this would delete the whole history; give a filter (class_name,"
+            " since, until, metadata, filename), or everything=True to delete all of it"
+        )
+    if everything:
+        params["all"] = "true"
+    return Operation(
+        "DELETE",
+        "/api/v1/detect/history",
+        _json(HistoryDeletion.from_json),
+        params=params,
     )
 
 

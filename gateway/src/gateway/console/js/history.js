@@ -3,7 +3,7 @@
 // fetched and shown from a blob: URL that is released when the page changes.
 
 import { request } from "./api.js";
-import { byId, el, formatDate, plural, submitting } from "./dom.js";
+import { byId, el, formatDate, guarded, plural, showStatus, submitting } from "./dom.js";
 import { exportButtons } from "./exports.js";
 import { formatPairs } from "./metadata.js";
 import { Pager } from "./pager.js";
@@ -90,11 +90,71 @@ export class HistoryView {
     return this.load(0);
   }
 
+  /** The export buttons, which follow the filters, and the one that deletes what they keep. */
   renderExports() {
-    const what = Object.keys(this.filters).length ? "the filtered history" : "your history";
+    const filtered = Object.keys(this.filters).length > 0;
+    const what = filtered ? "the filtered history" : "your history";
     byId("history-exports").replaceChildren(
       ...exportButtons("api/v1/detect/history/export", what, this.filters),
+      el(
+        "button",
+        {
+          type: "button",
+          className: "danger",
+          "data-testid": "history-delete",
+          "aria-label": "Delete the detections shown by these filters",
+          // Never the whole history: with no filter applied there is nothing to offer.
+          disabled: !filtered,
+          title: filtered ? null : "Filter the history first: only what a filter keeps can be deleted here.",
+          onclick: (event) => this.deleteFiltered(event.currentTarget),
+        },
+        "Delete these",
+      ),
     );
+  }
+
+  /**
+   * Delete every detection the applied filters keep, once a question with their count (as the
+   * summary counts them now) is confirmed: a call at a time while the API says there are more.
+   * Detections of jobs still running are kept, and the status line says so.
+   */
+  async deleteFiltered(button) {
+    const filters = { ...this.filters };
+    if (Object.keys(filters).length === 0) return;
+    const counted = await guarded(
+      () => request("api/v1/detect/history/summary", { query: filters }),
+      button,
+    );
+    if (!counted) return;
+    if (!counted.detections) {
+      showStatus("No detections match these filters: nothing to delete.");
+      return;
+    }
+    const count = counted.detections;
+    const images = count === 1 ? "its image" : "their images";
+    const question = `Delete ${plural(count, "detection")} matching these filters, with ${images}? This cannot be undone.`;
+    if (!window.confirm(question)) return;
+    let deleted = 0;
+    let kept = 0;
+    const finished = await guarded(async () => {
+      let answer;
+      do {
+        answer = await request("api/v1/detect/history", { method: "DELETE", query: filters });
+        deleted += answer.deleted;
+        kept = answer.kept_in_unfinished_jobs;
+      } while (answer.more && answer.deleted > 0);
+      return true;
+    }, button);
+    // Even after a failure part-way, the list shows what is left.
+    this.load(0);
+    if (!finished) return;
+    const keptNote =
+      kept === 1
+        ? " 1 was kept: its job is still pending or processing."
+        : kept
+          ? ` ${kept} were kept: their jobs are still pending or processing.`
+          : "";
+    showStatus(`Deleted ${plural(deleted, "detection")}.${keptNote}`);
   }
 
   /** Back to an empty first page with no filters (after sign-out). */
