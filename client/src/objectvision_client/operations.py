@@ -451,10 +451,12 @@ def detect_image(
     *,
     store: bool = True,
     metadata: Mapping[str, str] | None = None,
+    idempotency_key: str | None = None,
 ) -> Operation[DetectionResult]:
     """Objects in one image, now. `metadata`: your own key-value pairs, kept with the stored
     detection (`StoredDetection.metadata`) and a filter of `history` and `export`; it needs
-    `store`."""
+    `store`. A stored detection goes with a new idempotency key unless given, so a retried
+    POST (after a 503) is answered with what the first one stored, not stored twice."""
     filename, data, content_type = read_image(image)
     fields = (params or DetectionParams()).form_fields()
     if not store:
@@ -465,6 +467,7 @@ def detect_image(
         _json(DetectionResult.from_json),
         data=_with_metadata(fields, metadata),
         files=[("file", (filename, data, content_type))],
+        headers=_stored_detect_key(store, idempotency_key),
     )
 
 
@@ -475,13 +478,15 @@ def detect_url(
     filename: str | None = None,
     store: bool = True,
     metadata: Mapping[str, str] | None = None,
+    idempotency_key: str | None = None,
 ) -> Operation[DetectionResult]:
     """Objects in the image at `url` (http or https), which the server fetches: nothing is
     uploaded from here. The answer is the one an upload of the same bytes gets; a URL the
     server may not fetch (a private address, credentials in it) raises ObjectVisionError
     422 `image_url_forbidden`, one that gives no image (unknown host, an error status, no
     answer in time) 422 `image_url_unreachable`. `filename` names the image in the history
-    (default: the URL's last path segment); `metadata` as for `detect_image`."""
+    (default: the URL's last path segment); `metadata` and `idempotency_key` as for
+    `detect_image`."""
     body: dict[str, str | int | float | bool | dict[str, str]] = {
         "url": url,
         **(params or DetectionParams()).json_fields(),
@@ -492,7 +497,24 @@ def detect_url(
         body["store"] = False
     if metadata:
         body["metadata"] = dict(metadata)
-    return Operation("POST", "/api/v1/detect/image", _json(DetectionResult.from_json), json=body)
+    return Operation(
+        "POST",
+        "/api/v1/detect/image",
+        _json(DetectionResult.from_json),
+        json=body,
+        headers=_stored_detect_key(store, idempotency_key),
+    )
+
+
+def _stored_detect_key(store: bool, idempotency_key: str | None) -> dict[str, str]:
+    """The Idempotency-Key of a stored detection (ADR 0047): the caller's, else a new one;
+    none for an unstored one, which the server would refuse a key for (it keeps nothing to
+    answer a retry with)."""
+    if not store:
+        if idempotency_key:
+            raise ValueError("an idempotency key needs store=True")
+        return {}
+    return {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
 
 
 def _with_metadata(fields: dict[str, str], metadata: Mapping[str, str] | None) -> dict[str, str]:
