@@ -632,12 +632,13 @@ def test_every_rule_and_panel_query_selects_scraped_metrics(
         "objectvision_stream_pending_entries",
         "objectvision_stream_length",
         "notification_deliveries_dead_total",
+        "notification_webhooks_disabled_total",
         "up",
     ):
         assert expected in checked, expected
 
-    # The backlog gauges are measured from every store the stack has: both outboxes, the job
-    # stream's group in detection-service and the events stream's in notification-service.
+    # The backlog gauges are measured from every store the stack has: the three outboxes, the
+    # job stream's group in detection-service and the events stream's in notification-service.
     def measured(metric: str, *labels: str) -> set[tuple[str, ...]]:
         result = prometheus.get("/api/v1/query", query=metric)["result"]
         return {tuple(series["metric"][label] for label in labels) for series in result}
@@ -645,6 +646,7 @@ def test_every_rule_and_panel_query_selects_scraped_metrics(
     assert measured("objectvision_outbox_backlog_age_seconds", "job", "outbox") == {
         ("auth-service", "auth"),
         ("detection-service", "detection"),
+        ("notification-service", "notification"),
     }
     assert {job for (job,) in measured("objectvision_stream_backlog_age_seconds", "job")} == {
         "detection-service",
