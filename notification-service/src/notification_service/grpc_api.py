@@ -1,7 +1,7 @@
 """The gRPC face of the service: authenticate, call the domain functions, shape replies."""
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +14,6 @@ from notification_service.ids import parse_uuid
 from notification_service.links import ConsoleLinks
 from notification_service.progress.hub import ProgressHub
 from notification_service.webhooks import service as webhooks_service
-from notification_service.webhooks.body import ping_event, webhook_body
 from objectvision.v1 import common_pb2, notification_pb2, notification_pb2_grpc
 from objectvision_common.errors import InvalidArgument, PermissionDenied
 from objectvision_common.sealing import SecretBox
@@ -202,22 +201,35 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
             )
         return notification_pb2.CreatedWebhook(webhook=_webhook_message(hook), secret=secret)
 
-    async def RedeliverWebhookDelivery(  # noqa: N802
-        self, request: notification_pb2.RedeliverWebhookDeliveryRequest, context: ServicerContext
+    async def _queue_for_webhook(
+        self,
+        context: ServicerContext,
+        webhook_id: str,
+        queue: Callable[
+            [AsyncSession, webhooks_service.Webhook], Awaitable[deliveries_service.WebhookDelivery]
+        ],
     ) -> notification_pb2.WebhookDelivery:
+        """A delivery `queue` adds to the caller's webhook, held against deletion meanwhile;
+        the dispatcher is woken, so it goes now rather than at the next poll."""
         principal = self._principal(context)
         async with self.session_factory() as session, session.begin():
             hook = await webhooks_service.owned_webhook(
-                session=session,
-                user_id=principal.user_id,
-                webhook_id=request.webhook_id,
-                hold=True,
+                session=session, user_id=principal.user_id, webhook_id=webhook_id, hold=True
             )
-            delivery = await deliveries_service.redeliver_webhook_delivery(
-                session=session, webhook=hook, delivery_id=request.delivery_id
-            )
+            delivery = await queue(session, hook)
         self.on_new_deliveries()
         return _webhook_delivery_message(delivery)
+
+    async def RedeliverWebhookDelivery(  # noqa: N802
+        self, request: notification_pb2.RedeliverWebhookDeliveryRequest, context: ServicerContext
+    ) -> notification_pb2.WebhookDelivery:
+        return await self._queue_for_webhook(
+            context,
+            request.webhook_id,
+            lambda session, hook: deliveries_service.redeliver_webhook_delivery(
+                session=session, webhook=hook, delivery_id=request.delivery_id
+            ),
+        )
 
     async def UpdateWebhook(  # noqa: N802
         self, request: notification_pb2.UpdateWebhookRequest, context: ServicerContext
@@ -245,21 +257,10 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     async def PingWebhook(  # noqa: N802
         self, request: notification_pb2.PingWebhookRequest, context: ServicerContext
     ) -> notification_pb2.WebhookDelivery:
-        principal = self._principal(context)
-        async with self.session_factory() as session, session.begin():
-            hook = await webhooks_service.owned_webhook(
-                session=session,
-                user_id=principal.user_id,
-                webhook_id=request.webhook_id,
-                hold=True,
-            )
-            event = ping_event(hook.id)
-            delivery = await deliveries_service.queue_webhook_event(
-                session=session,
-                webhook=hook,
-                event_id=uuid.UUID(event.id),
-                event_type=event.type,
-                body=webhook_body(event, links=self.links),
-            )
-        self.on_new_deliveries()
-        return _webhook_delivery_message(delivery)
+        return await self._queue_for_webhook(
+            context,
+            request.webhook_id,
+            lambda session, hook: deliveries_service.queue_ping(
+                session=session, webhook=hook, links=self.links
+            ),
+        )

@@ -33,6 +33,8 @@ from notification_service.deliveries.models import (
 )
 from notification_service.events.models import processed_events
 from notification_service.ids import parse_uuid
+from notification_service.links import ConsoleLinks
+from notification_service.webhooks.body import PING, ping_event, webhook_body
 from notification_service.webhooks.service import Webhook
 from objectvision_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from objectvision_common.limits import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
@@ -408,24 +410,26 @@ async def redeliver_webhook_delivery(
     return _webhook_delivery(answer.one())
 
 
-async def queue_webhook_event(
-    *, session: AsyncSession, webhook: Webhook, event_id: uuid.UUID, event_type: str, body: str
+async def queue_ping(
+    *, session: AsyncSession, webhook: Webhook, links: ConsoleLinks
 ) -> WebhookDelivery:
-    """A delivery to one webhook of an event no other target gets (its owner's ping), due now;
-    the event is recorded as processed with it, as every delivery's event is. The caller has
-    checked that the webhook is the asker's, and holds it against deletion."""
-    await session.execute(insert(processed_events).values(event_id=event_id, event_type=event_type))
+    """A `webhook.ping` delivery to this webhook alone, due now (ADR 0046); its event is
+    recorded as processed with it, as every delivery's event is. The caller has checked that
+    the webhook is the asker's, and holds it against deletion."""
+    event = ping_event(webhook.id)
+    event_id = uuid.UUID(event.id)
+    await session.execute(insert(processed_events).values(event_id=event_id, event_type=PING))
     delivery_id = uuid.uuid4()
     await session.execute(
         insert(deliveries).values(
             id=delivery_id,
             event_id=event_id,
-            event_type=event_type,
+            event_type=PING,
             user_id=webhook.user_id,
             channel=WEBHOOK,
             target=webhook.url,
             webhook_id=webhook.id,
-            payload={"body": body},
+            payload={"body": webhook_body(event, links=links)},
         )
     )
     answer = await session.execute(_webhook_deliveries().where(deliveries.c.id == delivery_id))
