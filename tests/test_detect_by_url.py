@@ -4,7 +4,7 @@ and local development may) and the detection service answers as it does for an u
 
 The address rules themselves (loopback, private and metadata addresses, schemes,
 credentials, redirects re-checked) are proven on the gateway's fetcher with
-IMAGE_URL_ALLOW_PRIVATE=false, as in production (gateway/tests/test_image_urls.py).
+IMAGE_URL_ALLOW_PRIVATE=false, as in production (gateway/tests/test_media_urls.py).
 """
 
 import asyncio

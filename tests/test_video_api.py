@@ -33,6 +33,7 @@ from websockets.exceptions import ConnectionClosed
 from objectvision_client import Client
 from objectvision_devstack.api_users import PASSWORD, Account, fresh_network, signed_in
 from objectvision_devstack.command_line import CommandLine
+from objectvision_devstack.image_server import image_server
 from objectvision_devstack.mail import Mailbox
 from objectvision_devstack.stack import Stack
 from objectvision_devstack.triton import REPOSITORY_ROOT
@@ -276,6 +277,46 @@ async def test_every_nth_frame_gives_the_frames_of_that_stride(
         False,
         False,
     ]
+
+
+async def test_a_video_by_url_is_fetched_by_the_gateway_and_runs_as_an_upload_does(
+    gateway_client: httpx.AsyncClient, stack: Stack, bus_then_zidane: bytes
+) -> None:
+    """The session stack lets the gateway fetch from 127.0.0.1 (IMAGE_URL_ALLOW_PRIVATE);
+    the address rules themselves are gateway/tests/test_media_urls.py's."""
+    account = await _account(gateway_client)
+    files = {"gate-3.mp4": bus_then_zidane, "notes.txt": b"not a video at all\n" * 50}
+    with image_server(files) as host:
+        submitted = await gateway_client.post(
+            VIDEO,
+            data={"url": host.file_url("gate-3.mp4"), "every": "10"},
+            headers=account.headers,
+        )
+        assert submitted.status_code == 202, submitted.text
+        assert submitted.json()["video"]["filename"] == "gate-3.mp4"
+        assert host.received()[-1].headers["accept"] == "video/*"
+        before = _stored_files(stack)
+        refusals = [
+            ({"url": f"{host.url}/files/missing.mp4"}, {}, 422, "video_url_unreachable", "404"),
+            ({"url": host.file_url("notes.txt")}, {}, 415, None, "not a video"),
+            (
+                {"url": host.file_url("gate-3.mp4")},
+                {"files": {"file": ("gate-3.mp4", bus_then_zidane, "video/mp4")}},
+                422,
+                "validation_error",
+                "not both",
+            ),
+            ({"url": "ftp://example.com/gate-3.mp4"}, {}, 422, "video_url_forbidden", "http"),
+        ]
+        for data, extra, status, code, message in refusals:
+            refused = await gateway_client.post(VIDEO, data=data, headers=account.headers, **extra)
+            assert refused.status_code == status, (data, refused.text)
+            assert code is None or refused.json()["error"]["code"] == code, refused.text
+            assert message in refused.json()["error"]["message"], refused.text
+        assert _stored_files(stack) == before
+
+    finished = await _finished(gateway_client, account, submitted.json()["job_id"])
+    assert (finished["status"], finished["total"]) == ("completed", 4)
 
 
 async def test_unusable_videos_are_refused_with_a_clear_error_and_nothing_is_stored(

@@ -20,8 +20,8 @@ from gateway.auth.jwks import JwksCache
 from gateway.clients import ServiceClients
 from gateway.config import GatewaySettings
 from gateway.errors import install_error_handlers
-from gateway.image_urls import ImageUrlFetcher
 from gateway.live_streams import LiveStreams
+from gateway.media_urls import IMAGE, VIDEO, UrlFetcher
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import (
     BodySizeLimitMiddleware,
@@ -117,11 +117,19 @@ def create_app(settings: GatewaySettings, *, clients: ServiceClients | None = No
         await _prefetch_keys(app.state.jwks)
         try:
             async with pinned_http_client() as http:
-                app.state.image_urls = ImageUrlFetcher(
+                app.state.image_urls = UrlFetcher(
                     http,
+                    kind=IMAGE,
                     allow_private=settings.image_url_allow_private,
                     max_bytes=settings.max_upload_bytes,
                     timeout_seconds=settings.image_url_timeout_seconds,
+                )
+                app.state.video_urls = UrlFetcher(
+                    http,
+                    kind=VIDEO,
+                    allow_private=settings.image_url_allow_private,
+                    max_bytes=settings.max_video_bytes,
+                    timeout_seconds=settings.video_url_timeout_seconds,
                 )
                 yield
         finally:

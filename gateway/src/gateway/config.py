@@ -89,8 +89,12 @@ class GatewaySettings(CommonSettings):
     image_url_timeout_seconds: float = Field(
         default=10.0, gt=0, validation_alias="IMAGE_URL_TIMEOUT_SECONDS"
     )
-    # Fetch images from loopback, private and link-local addresses too: tests and local
-    # development only, never where the gateway can reach anything worth protecting.
+    # A video by URL (`url` in POST /detect/video's form): the same, for a larger file.
+    video_url_timeout_seconds: float = Field(
+        default=300.0, gt=0, validation_alias="VIDEO_URL_TIMEOUT_SECONDS"
+    )
+    # Fetch images and videos from loopback, private and link-local addresses too: tests and
+    # local development only, never where the gateway can reach anything worth protecting.
     image_url_allow_private: bool = Field(default=False, validation_alias="IMAGE_URL_ALLOW_PRIVATE")
     # Deadline of a whole export download (job or history as COCO, YOLO or CSV): a large
     # history streams for longer than any single call should take.

@@ -15,8 +15,8 @@ from starlette.requests import HTTPConnection
 
 from gateway.clients import ServiceClients
 from gateway.config import GatewaySettings
-from gateway.image_urls import ImageUrlFetcher
 from gateway.live_streams import LiveStreams
+from gateway.media_urls import UrlFetcher
 from gateway.metrics import GatewayMetrics
 from gateway.ratelimit import RateLimiter
 from gateway.upstream import Upstream
@@ -40,14 +40,16 @@ get_settings: StateGetter[GatewaySettings] = _app_state("settings")
 get_clients: StateGetter[ServiceClients] = _app_state("clients")
 get_rate_limiter: StateGetter[RateLimiter] = _app_state("rate_limiter")
 get_metrics: StateGetter[GatewayMetrics] = _app_state("metrics")
-get_image_fetcher: StateGetter[ImageUrlFetcher] = _app_state("image_urls")
+get_image_fetcher: StateGetter[UrlFetcher] = _app_state("image_urls")
+get_video_fetcher: StateGetter[UrlFetcher] = _app_state("video_urls")
 get_live_streams: StateGetter[LiveStreams] = _app_state("live_streams")
 
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 ClientsDep = Annotated[ServiceClients, Depends(get_clients)]
 RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 MetricsDep = Annotated[GatewayMetrics, Depends(get_metrics)]
-ImageFetcherDep = Annotated[ImageUrlFetcher, Depends(get_image_fetcher)]
+ImageFetcherDep = Annotated[UrlFetcher, Depends(get_image_fetcher)]
+VideoFetcherDep = Annotated[UrlFetcher, Depends(get_video_fetcher)]
 LiveStreamsDep = Annotated[LiveStreams, Depends(get_live_streams)]
 
 

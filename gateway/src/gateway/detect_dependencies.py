@@ -8,17 +8,18 @@ validates the route's form model from that parse, which also puts the model in t
 document, and the files are counted from the same parse because a model field keeps only one
 of two parts named `file`. A JSON body is read here, after authentication, into its own model
 (documented by the route's `openapi_extra`), and its URLs are fetched here too
-(gateway.image_urls). The detection parameters may come as query parameters or in the body,
+(gateway.media_urls). The detection parameters may come as query parameters or in the body,
 not both. The gateway checks the content type, parameter ranges, image counts and sizes; the
 detection service judges the bytes themselves (format, completeness, pixel count), however
 they came.
 """
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, BinaryIO, TypeVar, cast
 
 from fastapi import Depends, File, Header, Query, Request
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -26,10 +27,10 @@ from pydantic import BaseModel, RootModel, StringConstraints, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from gateway.auth.dependencies import CurrentPrincipal
-from gateway.config import RateLimitRule
-from gateway.dependencies import ImageFetcherDep, RateLimiterDep, SettingsDep
+from gateway.config import GatewaySettings, RateLimitRule
+from gateway.dependencies import ImageFetcherDep, RateLimiterDep, SettingsDep, VideoFetcherDep
 from gateway.errors import ApiError, validation_error
-from gateway.image_urls import FETCHES_PER_BATCH, ImageUrlFetcher, url_filename
+from gateway.media_urls import FETCHES_PER_BATCH, UrlFetcher, url_filename
 from gateway.ratelimit import RateLimiter, limit_key
 from gateway.schemas.base import request_body_schema
 from gateway.schemas.detect import (
@@ -66,8 +67,11 @@ Item = TypeVar("Item")
 
 MAX_CLASS_NAME_CHARS = 100
 _MAX_SHOWN_FILENAME_CHARS = 100
+# A video fetched by URL is kept in memory up to this size, then on disk, as uploads are.
+_VIDEO_SPOOL_BYTES = 1024 * 1024
 _PARAMS = tuple(DetectionParamsIn.model_fields)
 _JSON = "application/json"
+_URLENCODED = "application/x-www-form-urlencoded"
 _MULTIPART = "multipart/form-data"
 
 # Printable ASCII without surrounding spaces: what HTTP carries unchanged.
@@ -125,6 +129,21 @@ async def multipart_form(request: Request) -> FormData:
 
 
 MultipartForm = Annotated[FormData, Depends(multipart_form)]
+
+
+async def video_form(request: Request) -> FormData:
+    """The video route's form: multipart/form-data (the file, or its `url`), or a URL-encoded
+    form that gives the `url` and the options (`curl -d url=…`); 415 for anything else."""
+    if _media_type(request) not in (_MULTIPART, _URLENCODED):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "upload the video as multipart/form-data, or give its url in a form",
+        )
+    return await request.form()
+
+
+VideoForm = Annotated[FormData, Depends(video_form)]
 
 
 async def image_body(request: Request) -> FormData | bytes:
@@ -243,7 +262,7 @@ def _source_name(source: ImageSourceIn) -> str:
 
 
 async def _source_input(
-    source: ImageSourceIn, position: int, fetcher: ImageUrlFetcher, max_bytes: int
+    source: ImageSourceIn, position: int, fetcher: UrlFetcher, max_bytes: int
 ) -> detection_pb2.ImageInput:
     """A JSON body's image for the service: fetched from its URL, or decoded from base64;
     named by its `filename`, else by the URL's last path segment."""
@@ -264,7 +283,13 @@ class UrlFetchAllowance:
     user_id: str
 
     async def take(self, sources: Sequence[ImageSourceIn]) -> None:
-        wanted = sum(1 for source in sources if source.url is not None)
+        await self._take(sum(1 for source in sources if source.url is not None), "image")
+
+    async def take_video(self) -> None:
+        """A video's URL counts as one fetch, as an image's does."""
+        await self._take(1, "video")
+
+    async def _take(self, wanted: int, noun: str) -> None:
         if not wanted:
             return
         decision = await self.limiter.hit(
@@ -274,10 +299,10 @@ class UrlFetchAllowance:
             raise ApiError(
                 429,
                 "rate_limited",
-                f"{wanted} image URLs sent, and this account may have "
-                f"{decision.remaining} more fetched now (at most {self.rule.limit} every "
-                f"{self.rule.window_seconds} s); nothing was fetched: try again in"
-                f" {decision.retry_after_seconds} s, or send the images themselves",
+                f"{wanted} {noun} URL{'s' if wanted > 1 else ''} sent, and this account may"
+                f" have {decision.remaining} more fetched now (at most {self.rule.limit} every"
+                f" {self.rule.window_seconds} s); nothing was fetched: try again in"
+                f" {decision.retry_after_seconds} s, or send the {noun}s themselves",
                 headers={"Retry-After": str(decision.retry_after_seconds)},
             )
 
@@ -394,7 +419,7 @@ def _check_count(count: int, where: str, max_files: int) -> None:
 
 
 async def _sources_outcomes(
-    sources: Sequence[ImageSourceIn], fetcher: ImageUrlFetcher, max_bytes: int
+    sources: Sequence[ImageSourceIn], fetcher: UrlFetcher, max_bytes: int
 ) -> list[tuple[str | None, detection_pb2.ImageInput | ApiError]]:
     """Each source's image or refusal, in order; at most FETCHES_PER_BATCH URLs at a time."""
     fetching = asyncio.Semaphore(FETCHES_PER_BATCH)
@@ -549,13 +574,39 @@ def _kept_metadata(metadata: dict[str, str], store: bool | None) -> dict[str, st
 
 
 async def video_upload(
-    parts: MultipartForm,
+    parts: VideoForm,
     settings: SettingsDep,
+    fetcher: VideoFetcherDep,
+    url_fetches: UrlFetches,
     form: Annotated[DetectVideoForm, File()],
     query: VideoQuery,
     idempotency_key: IdempotencyKeyHeader = None,
+) -> AsyncIterator[VideoFile]:
+    """The video uploaded as `file`, or fetched from `url` by the gateway with the same guard
+    and rate limit as an image URL, the video's own size limit and deadline, into a spooled
+    temporary file (memory, then disk past _VIDEO_SPOOL_BYTES) as Starlette keeps an upload,
+    discarded once the request is done."""
+    if form.url is None:
+        upload = _only_file(parts, "video", "file", ("file",))
+        yield _video_file(upload, settings, form, query, idempotency_key)
+        return
+    if _files(parts, "file"):
+        raise ApiError.invalid(["body", "url"], "send the video as `file` or by `url`, not both")
+    await url_fetches.take_video()
+    with tempfile.SpooledTemporaryFile(max_size=_VIDEO_SPOOL_BYTES) as spooled:
+        size = await fetcher.fetch_to(form.url, spooled)
+        # Starlette's own uploads are this very type, typed as BinaryIO there too.
+        fetched = UploadFile(cast(BinaryIO, spooled), size=size, filename=url_filename(form.url))
+        yield _video_file(fetched, settings, form, query, idempotency_key)
+
+
+def _video_file(
+    upload: UploadFile,
+    settings: GatewaySettings,
+    form: DetectVideoForm,
+    query: VideoOptionsIn,
+    idempotency_key: str | None,
 ) -> VideoFile:
-    upload = _only_file(parts, "video", "file", ("file",))
     size = upload.size if upload.size is not None else 0
     if size > settings.max_video_bytes:
         raise _too_large("video", upload.filename, 0, size, settings.max_video_bytes)

@@ -242,14 +242,14 @@ Base64Image = Annotated[
     PlainValidator(_base64_bytes),
     WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
 ]
-ImageUrl = Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH), UNICODE_TEXT]
+MediaUrl = Annotated[str, StringConstraints(min_length=1, max_length=MAX_URL_LENGTH), UNICODE_TEXT]
 Filename = Annotated[str, StringConstraints(max_length=MAX_FILENAME_CHARS), UNICODE_TEXT]
 
 
 class ImageSourceIn(ApiModel):
     """One image in a JSON body: fetched from `url`, or its bytes in `image_base64`."""
 
-    url: ImageUrl | Absent = Field(
+    url: MediaUrl | Absent = Field(
         default=None,
         description="An http or https URL the gateway fetches the image from: public "
         "addresses only, at most 3 redirects, the upload size limit and "

@@ -13,6 +13,7 @@ from gateway.schemas.detect import (
     Absent,
     DetectedObjectOut,
     DetectionParamsIn,
+    MediaUrl,
     metadata_form_field,
 )
 from objectvision.v1 import detection_pb2
@@ -193,14 +194,21 @@ ZONES_DESCRIPTION = (
 
 
 class DetectVideoForm(VideoOptionsIn):
-    """One video file with the detection parameters, the sampling, the tracking choice and
-    the counting lines and zones."""
+    """One video, as a file or by URL, with the detection parameters, the sampling, the
+    tracking choice and the counting lines and zones."""
 
     # A misspelt field fails loudly instead of being ignored, and the schema says so.
     model_config = ConfigDict(extra="forbid")
 
-    file: UploadFile = Field(
-        description="The video: MP4, MOV or WebM (H.264, HEVC, VP8, VP9, AV1)."
+    file: UploadFile | Absent = Field(
+        default=None,
+        description="The video: MP4, MOV or WebM (H.264, HEVC, VP8, VP9, AV1). Or `url`.",
+    )
+    url: MediaUrl | Absent = Field(
+        default=None,
+        description="Instead of `file`: an http or https URL the gateway fetches the video "
+        "from, as it fetches images (public addresses only, at most 3 redirects), within "
+        "MAX_VIDEO_BYTES and VIDEO_URL_TIMEOUT_SECONDS.",
     )
     # Text here, read as JSON by gateway.detect_dependencies: a multipart field is a string,
     # and its own 422 can then say that the JSON, not the form, is wrong.

@@ -1,4 +1,4 @@
-"""Images the gateway fetches from the URLs callers give (ADR 0027).
+"""Images and videos the gateway fetches from the URLs callers give (ADR 0027).
 
 A URL fetch is a connection the gateway opens on a caller's behalf, from inside the network:
 the shared guard (objectvision_common.public_urls) checks the URL and every address its host
@@ -7,8 +7,10 @@ by hand, at most MAX_REDIRECTS, each location checked the same way. The body is 
 cut off past the upload limit (refused at once when Content-Length already says too much),
 and the whole fetch, lookups and redirects included, has one deadline.
 
-Only the transport is judged here: what the bytes are (format, completeness, pixel count) is
-the detection service's to say, exactly as for an upload.
+Only the transport is judged here: what the bytes are (format, completeness, pixel count,
+a video's codec and length) is the detection service's to say, exactly as for an upload. An
+image is read into memory (it is at most MAX_UPLOAD_BYTES); a video is written to the file
+the caller gives, a spooled temporary file, never whole in memory.
 """
 
 import asyncio
@@ -16,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Protocol
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
@@ -36,24 +39,29 @@ MAX_REDIRECTS = 3
 # The fetches of one batch request that run at once.
 FETCHES_PER_BATCH = 8
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-# Images are compressed already; asking for no content coding also keeps a small compressed
-# body from expanding past the byte limit in one chunk.
-_REQUEST_HEADERS = {
-    "User-Agent": "ObjectVision-ImageFetcher/1",
-    "Accept": "image/*",
-    "Accept-Encoding": "identity",
-}
 
 
-def forbidden(message: str) -> ApiError:
-    """422 `image_url_forbidden`: a URL the gateway will not fetch, whatever it serves."""
-    return ApiError(422, "image_url_forbidden", message)
+@dataclass(frozen=True)
+class MediaKind:
+    """What a fetcher fetches: the word its messages use, the Accept it sends, and the error
+    codes of a refused URL (`<noun>_url_forbidden`) and of one that gave nothing
+    (`<noun>_url_unreachable`)."""
+
+    noun: str
+    accept: str
+
+    def forbidden(self, message: str) -> ApiError:
+        """422: a URL the gateway will not fetch, whatever it serves."""
+        return ApiError(422, f"{self.noun}_url_forbidden", message)
+
+    def unreachable(self, message: str) -> ApiError:
+        """422: the URL was allowed but gave nothing (ADR 0027 says why this is a 422 and not
+        a 502: the caller's URL failed, not the gateway)."""
+        return ApiError(422, f"{self.noun}_url_unreachable", message)
 
 
-def unreachable(message: str) -> ApiError:
-    """422 `image_url_unreachable`: the URL was allowed but gave no image (ADR 0027 says why
-    this is a 422 and not a 502: the caller's URL failed, not the gateway)."""
-    return ApiError(422, "image_url_unreachable", message)
+IMAGE = MediaKind(noun="image", accept="image/*")
+VIDEO = MediaKind(noun="video", accept="video/*")
 
 
 def url_filename(url: str) -> str:
@@ -69,35 +77,82 @@ class FetchedImage:
     content_type: str
 
 
-class ImageUrlFetcher:
-    """Fetches images for one gateway process; `client` is `pinned_http_client()`, opened
-    and closed with the app (gateway.app)."""
+class WritableFile(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+class _Sink:
+    """Where a body goes, counted: memory for an image, the caller's file for a video
+    (written from a worker thread, as Starlette writes an upload's file: it may be on disk)."""
+
+    def __init__(self, file: WritableFile | None = None) -> None:
+        self.file = file
+        self.data = bytearray()
+        self.size = 0
+
+    async def write(self, chunk: bytes) -> None:
+        if self.file is None:
+            self.data += chunk
+        else:
+            await asyncio.to_thread(self.file.write, chunk)
+        self.size += len(chunk)
+
+
+class UrlFetcher:
+    """Fetches one kind of media for one gateway process; `client` is `pinned_http_client()`,
+    opened and closed with the app (gateway.app)."""
 
     def __init__(
         self,
         client: httpx.AsyncClient,
         *,
+        kind: MediaKind,
         allow_private: bool,
         max_bytes: int,
         timeout_seconds: float,
     ) -> None:
         self._client = client
+        self._kind = kind
         self._allow_private = allow_private
         self._max_bytes = max_bytes
         self._timeout_seconds = timeout_seconds
+        # Media are compressed already; asking for no content coding also keeps a small
+        # compressed body from expanding past the byte limit in one chunk.
+        self._headers = {
+            "User-Agent": f"ObjectVision-{kind.noun.capitalize()}Fetcher/1",
+            "Accept": kind.accept,
+            "Accept-Encoding": "identity",
+        }
 
     async def fetch(self, url: str) -> FetchedImage:
-        """The image at `url`; ApiError 422 `image_url_forbidden` or `image_url_unreachable`,
-        or 413 `payload_too_large`, with a message that says what happened."""
+        """The media at `url`, in memory; ApiError 422 `<noun>_url_forbidden` or
+        `<noun>_url_unreachable`, or 413 `payload_too_large`, with a message that says what
+        happened."""
+        sink = _Sink()
+        content_type = await self._deadlined(url, sink)
+        return FetchedImage(data=bytes(sink.data), content_type=content_type)
+
+    async def fetch_to(self, url: str, file: WritableFile) -> int:
+        """The media at `url` written to `file` as it arrives; how many bytes. Errors as
+        `fetch`'s; on one, `file` holds part of a body and is the caller's to discard."""
+        sink = _Sink(file)
+        await self._deadlined(url, sink)
+        return sink.size
+
+    async def _deadlined(self, url: str, sink: _Sink) -> str:
+        noun = self._kind.noun
         try:
             async with asyncio.timeout(self._timeout_seconds):
-                return await self._follow(url)
+                return await self._follow(url, sink)
         except TimeoutError:
-            raise unreachable(
-                f"the image URL did not send the whole image within {self._timeout_seconds:g} s"
+            raise self._kind.unreachable(
+                f"the {noun} URL did not send the whole {noun} within {self._timeout_seconds:g} s"
             ) from None
 
-    async def _follow(self, url: str) -> FetchedImage:
+    async def _follow(self, url: str, sink: _Sink) -> str:
+        """Fetch into `sink`, following redirects; the Content-Type the server named."""
+        noun = self._kind.noun
+        unreachable = self._kind.unreachable
         location = url
         for hop in range(MAX_REDIRECTS + 1):
             target, addresses = await self._checked(location, redirected=hop > 0)
@@ -107,46 +162,46 @@ class ImageUrlFetcher:
                     next_location = response.headers.get("location")
                     if not next_location:
                         raise unreachable(
-                            f"the image URL answered {_status(status)} without a Location"
+                            f"the {noun} URL answered {_status(status)} without a Location"
                         )
                     # Joined to the URL as named, not to the pinned address it was sent to.
                     location = urljoin(location, next_location)
                     continue
                 if not 200 <= status < 300:
-                    raise unreachable(f"the image URL answered {_status(status)}")
-                data = await self._body(response)
-                return FetchedImage(
-                    data=data, content_type=response.headers.get("content-type", "")
-                )
-        raise unreachable(f"the image URL redirected more than {MAX_REDIRECTS} times")
+                    raise unreachable(f"the {noun} URL answered {_status(status)}")
+                await self._body(response, sink)
+                return str(response.headers.get("content-type", ""))
+        raise unreachable(f"the {noun} URL redirected more than {MAX_REDIRECTS} times")
 
     async def _checked(self, url: str, *, redirected: bool) -> tuple[PublicUrl, list[IPAddress]]:
         """The URL and its addresses, once both pass the guard."""
+        noun = self._kind.noun
         try:
             target = parse_public_url(url)
             return target, await resolve_allowed(target, allow_private=self._allow_private)
         except UnresolvedHost as exc:
-            raise unreachable(f"image {exc.message}") from None
+            raise self._kind.unreachable(f"{noun} {exc.message}") from None
         except RefusedUrl as exc:
             if redirected:
-                raise forbidden(
-                    f"the image URL redirected to a refused URL: {exc.message}"
+                raise self._kind.forbidden(
+                    f"the {noun} URL redirected to a refused URL: {exc.message}"
                 ) from None
-            raise forbidden(f"image {exc.message}") from None
+            raise self._kind.forbidden(f"{noun} {exc.message}") from None
 
     @asynccontextmanager
     async def _opened(
         self, target: PublicUrl, addresses: list[IPAddress]
     ) -> AsyncIterator[httpx.Response]:
         """The streamed response from the checked addresses; transport failures, while
-        connecting or while reading the body, as `image_url_unreachable`."""
+        connecting or while reading the body, as `<noun>_url_unreachable`."""
+        unreachable = self._kind.unreachable
         try:
             async with pinned_stream(
                 self._client,
                 "GET",
                 target,
                 addresses,
-                headers=_REQUEST_HEADERS,
+                headers=self._headers,
                 timeout_seconds=self._timeout_seconds,
             ) as response:
                 yield response
@@ -164,23 +219,23 @@ class ImageUrlFetcher:
                 f"the connection to {target.host} failed ({type(exc).__name__})"
             ) from None
 
-    async def _body(self, response: httpx.Response) -> bytes:
-        """The body as sent (no content decoding), cut off as soon as it passes the limit."""
+    async def _body(self, response: httpx.Response, sink: _Sink) -> None:
+        """The body as sent (no content decoding) into `sink`, cut off as soon as it passes
+        the limit."""
         declared = response.headers.get("content-length", "").strip()
         if declared.isascii() and declared.isdigit() and int(declared) > self._max_bytes:
             raise self._too_large(f"is {readable_size(int(declared))}")
-        data = bytearray()
         async for chunk in response.aiter_raw():
-            data += chunk
-            if len(data) > self._max_bytes:
+            if sink.size + len(chunk) > self._max_bytes:
                 raise self._too_large(f"is over {readable_size(self._max_bytes)}")
-        return bytes(data)
+            await sink.write(chunk)
 
     def _too_large(self, size: str) -> ApiError:
+        noun = self._kind.noun
         return ApiError(
             413,
             "payload_too_large",
-            f"the image at the URL {size}; at most {readable_size(self._max_bytes)} per image"
+            f"the {noun} at the URL {size}; at most {readable_size(self._max_bytes)} per {noun}"
             " are accepted",
         )
 

@@ -1,4 +1,5 @@
-"""The gateway's image fetcher (gateway.image_urls) against a real HTTP server on 127.0.0.1.
+"""The gateway's media fetcher (gateway.media_urls), as it fetches images, against a real
+HTTP server on 127.0.0.1 (a video is fetched by the same code into a file).
 
 With IMAGE_URL_ALLOW_PRIVATE=false, as in production, the server itself is off-limits (it is
 on loopback): that is how the address rules are proven here, before any connection. With it
@@ -14,8 +15,9 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from gateway import media_urls
 from gateway.errors import ApiError
-from gateway.image_urls import MAX_REDIRECTS, ImageUrlFetcher, url_filename
+from gateway.media_urls import MAX_REDIRECTS, UrlFetcher, url_filename
 from objectvision_common.public_urls import pinned_http_client
 from objectvision_devstack.image_server import ImageServer, image_server
 
@@ -30,12 +32,11 @@ def server() -> Iterator[ImageServer]:
 
 
 @asynccontextmanager
-async def _fetcher(
-    *, allow_private: bool, timeout_seconds: float = 5
-) -> AsyncIterator[ImageUrlFetcher]:
+async def _fetcher(*, allow_private: bool, timeout_seconds: float = 5) -> AsyncIterator[UrlFetcher]:
     async with pinned_http_client() as client:
-        yield ImageUrlFetcher(
+        yield UrlFetcher(
             client,
+            kind=media_urls.IMAGE,
             allow_private=allow_private,
             max_bytes=MAX_BYTES,
             timeout_seconds=timeout_seconds,
@@ -43,20 +44,20 @@ async def _fetcher(
 
 
 @pytest.fixture
-async def strict() -> AsyncIterator[ImageUrlFetcher]:
+async def strict() -> AsyncIterator[UrlFetcher]:
     """IMAGE_URL_ALLOW_PRIVATE=false: the production setting."""
     async with _fetcher(allow_private=False) as fetcher:
         yield fetcher
 
 
 @pytest.fixture
-async def local() -> AsyncIterator[ImageUrlFetcher]:
+async def local() -> AsyncIterator[UrlFetcher]:
     """IMAGE_URL_ALLOW_PRIVATE=true: the test server counts as a public host."""
     async with _fetcher(allow_private=True) as fetcher:
         yield fetcher
 
 
-async def _refused(fetcher: ImageUrlFetcher, url: str, status: int, code: str) -> str:
+async def _refused(fetcher: UrlFetcher, url: str, status: int, code: str) -> str:
     with pytest.raises(ApiError) as refused:
         await fetcher.fetch(url)
     assert (refused.value.status_code, refused.value.code) == (status, code), refused.value
@@ -68,7 +69,7 @@ async def _refused(fetcher: ImageUrlFetcher, url: str, status: int, code: str) -
     ["/files/a.jpg", "/redirect/1/files/a.jpg"],
 )
 async def test_loopback_is_refused_before_anything_is_sent(
-    strict: ImageUrlFetcher, server: ImageServer, path: str
+    strict: UrlFetcher, server: ImageServer, path: str
 ) -> None:
     before = len(server.received())
     for host in ("127.0.0.1", "localhost", "[::ffff:127.0.0.1]", "0x7f000001"):
@@ -92,15 +93,13 @@ async def test_loopback_is_refused_before_anything_is_sent(
         ("http:///a.jpg", "needs a host"),
     ],
 )
-async def test_urls_against_the_rules_are_forbidden(
-    strict: ImageUrlFetcher, url: str, why: str
-) -> None:
+async def test_urls_against_the_rules_are_forbidden(strict: UrlFetcher, url: str, why: str) -> None:
     message = await _refused(strict, url, 422, "image_url_forbidden")
     assert message.startswith("image URL") and why in message
 
 
 async def test_an_allowed_url_is_fetched_from_the_checked_address(
-    local: ImageUrlFetcher, server: ImageServer
+    local: UrlFetcher, server: ImageServer
 ) -> None:
     fetched = await local.fetch(server.file_url("a.jpg"))
     assert fetched.data == IMAGE
@@ -111,7 +110,7 @@ async def test_an_allowed_url_is_fetched_from_the_checked_address(
 
 
 async def test_redirects_are_followed_up_to_the_limit_each_checked_again(
-    local: ImageUrlFetcher, server: ImageServer
+    local: UrlFetcher, server: ImageServer
 ) -> None:
     fetched = await local.fetch(f"{server.url}/redirect/{MAX_REDIRECTS}/files/a.jpg")
     assert fetched.data == IMAGE
@@ -145,13 +144,13 @@ async def test_redirects_are_followed_up_to_the_limit_each_checked_again(
     [("/status/404", "answered 404 Not Found"), ("/status/503", "answered 503 Service")],
 )
 async def test_a_failing_remote_is_unreachable_and_its_status_is_named(
-    local: ImageUrlFetcher, server: ImageServer, path: str, said: str
+    local: UrlFetcher, server: ImageServer, path: str, said: str
 ) -> None:
     message = await _refused(local, f"{server.url}{path}", 422, "image_url_unreachable")
     assert said in message
 
 
-async def test_a_closed_port_and_an_unknown_host_are_unreachable(local: ImageUrlFetcher) -> None:
+async def test_a_closed_port_and_an_unknown_host_are_unreachable(local: UrlFetcher) -> None:
     with image_server({}) as gone:
         closed = gone.url
     message = await _refused(local, f"{closed}/a.jpg", 422, "image_url_unreachable")
@@ -163,7 +162,7 @@ async def test_a_closed_port_and_an_unknown_host_are_unreachable(local: ImageUrl
 
 
 async def test_too_much_is_refused_from_content_length_or_cut_off(
-    local: ImageUrlFetcher, server: ImageServer
+    local: UrlFetcher, server: ImageServer
 ) -> None:
     message = await _refused(local, f"{server.url}/declared-huge", 413, "payload_too_large")
     assert "1024.0 MiB" in message
@@ -193,3 +192,35 @@ async def test_the_whole_fetch_has_one_deadline() -> None:
 )
 def test_the_filename_is_the_last_path_segment(url: str, name: str) -> None:
     assert url_filename(url) == name
+
+
+async def test_a_video_is_written_to_the_callers_file_under_its_own_kind_and_limit(
+    server: ImageServer, tmp_path
+) -> None:
+    async with pinned_http_client() as client:
+        videos = UrlFetcher(
+            client,
+            kind=media_urls.VIDEO,
+            allow_private=True,
+            max_bytes=MAX_BYTES,
+            timeout_seconds=5,
+        )
+        with (tmp_path / "video").open("w+b") as file:
+            assert await videos.fetch_to(server.file_url("a.jpg"), file) == len(IMAGE)
+            file.seek(0)
+            assert file.read() == IMAGE
+        sent = server.received()[-1]
+        assert sent.headers["accept"] == "video/*"
+        assert sent.headers["user-agent"].startswith("ObjectVision-VideoFetcher/")
+
+        message = await _refused(videos, f"{server.url}/status/404", 422, "video_url_unreachable")
+        assert message == "the video URL answered 404 Not Found"
+        with (tmp_path / "endless").open("w+b") as file:
+            with pytest.raises(ApiError) as too_large:
+                await videos.fetch_to(f"{server.url}/endless", file)
+            assert too_large.value.code == "payload_too_large"
+            assert "per video are accepted" in too_large.value.message
+            # Cut off at the limit: what was written never passes it.
+            assert file.tell() <= MAX_BYTES
+        message = await _refused(videos, "ftp://example.com/v.mp4", 422, "video_url_forbidden")
+        assert message.startswith("video URL")
