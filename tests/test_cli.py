@@ -354,6 +354,9 @@ def test_webhooks_deliveries_are_listed_and_redelivered(
     )
 
 
+# In the slow tier: about 10 s of webhook round trips, whose rules notification-service
+# tests/test_webhook_lifecycle.py checks in make test; this is the command line end to end.
+@pytest.mark.slow
 def test_a_webhook_is_changed_disabled_pinged_and_enabled_again(
     stack: Stack, tmp_path_factory: pytest.TempPathFactory, hook_receiver
 ) -> None:
