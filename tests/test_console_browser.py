@@ -45,6 +45,7 @@ from objectvision_devstack.api_users import (
     network_address,
     signed_in,
 )
+from objectvision_devstack.image_server import image_server
 from objectvision_devstack.mail import Mailbox
 from objectvision_devstack.stack import Stack
 from objectvision_devstack.waiting import eventually
@@ -964,6 +965,58 @@ async def test_a_video_runs_as_a_job_with_its_frames_and_annotated_video(
 
     await asyncio.to_thread((tmp_path / "annotated.mp4").write_bytes, data)
     assert await asyncio.to_thread(decoded_frames) == 8
+
+
+async def test_a_video_url_is_fetched_by_the_server_and_followed_as_an_upload_is(
+    page: Page, tmp_path: Path
+) -> None:
+    """ADR 0027's amendment: the video URL typed under the video options goes as `url`, not
+    a file, for the gateway to fetch (the stack allows 127.0.0.1) with the options typed
+    above it; the job is followed as an uploaded video's is, named after the URL's file. A
+    URL that gives no video is refused in plain words, and no job starts."""
+    from objectvision_devstack.videos import make_video
+
+    clip = await asyncio.to_thread(
+        make_video, tmp_path / "clip.mp4", [(BUS, 2)], fps=10, width=64, height=48
+    )
+    files = {"gate-3.mp4": clip.read_bytes(), "notes.txt": b"not a video at all\n" * 50}
+    await sign_up_and_log_in(page)
+    sent: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            sent.append(request.post_data or "") if "/detect/video" in request.url else None
+        ),
+    )
+    address = page.get_by_label("or a video URL")
+    detect_video = page.get_by_role("button", name="Detect video", exact=True)
+
+    with image_server(files) as host:
+        await address.fill(host.file_url("notes.txt"))
+        await detect_video.click()
+        await expect(page.get_by_role("alert")).to_contain_text(
+            "The service can't use that video. The file is not a video", timeout=SLOW_MS
+        )
+        await expect(page.get_by_test_id("batch-result")).to_be_hidden()
+
+        await page.get_by_test_id("video-fps").fill("10")
+        await address.fill(host.file_url("gate-3.mp4"))
+        await detect_video.click()
+        progress = page.get_by_test_id("job-progress")
+        await expect(progress).to_have_attribute("data-status", "completed", timeout=SLOW_MS)
+        fetched = [request.path for request in host.received()]
+
+    assert fetched == ["/files/notes.txt", "/files/gate-3.mp4"]
+    assert len(sent) == 2 and 'name="url"' in sent[1] and 'name="fps"' in sent[1]
+    assert host.file_url("gate-3.mp4") in sent[1] and "filename=" not in sent[1]
+    await expect(page.get_by_test_id("job-status")).to_contain_text("2 of 2 frames (100 %)")
+    await expect(page.get_by_role("heading", name="Video job")).to_be_visible()
+    await expect(page.get_by_test_id("video-summary")).to_contain_text(
+        "gate-3.mp4: H264 64\N{MULTIPLICATION SIGN}48, 0.2 s, 2 frames;"
+        " 2 frames sampled (10 per second)."
+    )
+    await expect(page.get_by_test_id("video-frame")).to_have_count(2, timeout=SLOW_MS)
+    await expect(page.get_by_test_id("download-video")).to_be_visible()
 
 
 async def test_a_tracked_video_shows_each_objects_track_id(page: Page, tmp_path: Path) -> None:

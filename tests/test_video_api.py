@@ -427,6 +427,37 @@ def test_the_detect_video_command_waits_prints_frames_and_saves_the_annotated_vi
     assert "not a supported video" in refused.stderr
 
 
+def test_the_detect_video_command_sends_a_url_for_the_gateway_to_fetch_and_waits(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """`objectvision detect-video URL` uploads nothing: the gateway fetches the video (the
+    stack allows 127.0.0.1), and --wait and --annotate follow the job as for a file, the
+    annotated video named after the URL's file."""
+    clip = make_video(tmp_path / "clip.mp4", [(BUS, 2)], fps=FPS, width=64, height=48)
+    address = _signed_up_email(stack)
+    objectvision = CommandLine(stack.gateway_url, tmp_path / "config")
+    objectvision.run("login", "--email", address, "--password", PASSWORD)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    with image_server({"gate-3.mp4": clip.read_bytes()}) as host:
+        url = host.file_url("gate-3.mp4")
+        result = objectvision.run(
+            *("detect-video", url, "--every", "1", "--wait", "--annotate", str(out), "--json")
+        )
+        fetched = [request.path for request in host.received()]
+
+    assert fetched == ["/files/gate-3.mp4"]
+    assert "Submitted gate-3.mp4 (h264 64x48, 0.2 s)" in result.stderr
+    job = json.loads(result.stdout)
+    assert (job["status"], job["video"]["filename"]) == ("completed", "gate-3.mp4")
+    assert [frame["frame_index"] for frame in job["frames"]] == [0, 1]
+    annotated = out / "gate-3-annotated.mp4"
+    assert f"Wrote {annotated}" in result.stderr
+    codec, times = _decoded(annotated.read_bytes(), tmp_path)
+    assert (codec, len(times)) == ("h264", 2)
+
+
 async def test_a_video_job_takes_a_model_as_batch_jobs_do(
     gateway_client: httpx.AsyncClient, stack: Stack, bus_then_zidane: bytes
 ) -> None:

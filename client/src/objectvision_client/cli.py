@@ -385,9 +385,14 @@ def _chunks(paths: Sequence[Path], size: int) -> list[Sequence[Path]]:
     return [paths[start : start + size] for start in range(0, len(paths), size)]
 
 
+def source_stem(source: str, default: str) -> str:
+    """The stem of a file's name, or of a URL's last path segment (`default` when blank)."""
+    return Path(urllib.parse.urlsplit(source).path if is_url(source) else source).stem or default
+
+
 def annotated_path(outdir: Path, source: str, taken: set[Path]) -> Path:
     """`OUTDIR/<stem>.annotated.jpg`, numbered when two inputs share a stem."""
-    stem = Path(urllib.parse.urlsplit(source).path if is_url(source) else source).stem or "image"
+    stem = source_stem(source, "image")
     candidate = outdir / f"{stem}.annotated.jpg"
     number = 2
     while candidate in taken:
@@ -978,12 +983,15 @@ def video_frames_table(frames: Sequence[VideoFrame]) -> str:
 
 
 def cmd_detect_video(ctx: Context) -> int:
-    """Submit a video as a job; with --wait, follow it, print its frames and, with
-    --annotate, save the annotated video (through a `.part` file renamed once complete)."""
-    path = Path(ctx.args.video)
-    if not path.is_file():
+    """Submit a video as a job: a file, uploaded, or an http(s) URL for the server to fetch;
+    with --wait, follow it, print its frames and, with --annotate, save the annotated video
+    (through a `.part` file renamed once complete)."""
+    source: str = ctx.args.video
+    url = source if is_url(source) else None
+    path = Path(source)
+    if url is None and not path.is_file():
         raise CliError(f"{path}: no such file")
-    if path.suffix.lower() not in VIDEO_SUFFIXES:
+    if url is None and path.suffix.lower() not in VIDEO_SUFFIXES:
         ctx.say(f"Note: {path.name} is not named like an MP4, MOV or WebM file; sending it anyway")
     if ctx.args.annotate and not ctx.args.wait:
         raise UsageError("--annotate needs --wait: the annotated video exists once the job ends")
@@ -991,17 +999,19 @@ def cmd_detect_video(ctx: Context) -> int:
         raise UsageError("--line needs --track: only tracked objects are counted crossing lines")
     if ctx.args.zone and not ctx.args.track:
         raise UsageError("--zone needs --track: a visit and a stay are a tracked object's")
+    options: dict[str, Any] = {
+        "fps": ctx.args.fps,
+        "every": ctx.args.every,
+        "track": ctx.args.track,
+        "lines": ctx.args.line,
+        "zones": ctx.args.zone,
+        "metadata": _metadata(ctx),
+    }
     with ctx.client() as client:
-        job = client.submit_video(
-            path,
-            ctx.params(),
-            fps=ctx.args.fps,
-            every=ctx.args.every,
-            track=ctx.args.track,
-            lines=ctx.args.line,
-            zones=ctx.args.zone,
-            metadata=_metadata(ctx),
-        )
+        if url is not None:
+            job = client.submit_video_url(url, ctx.params(), **options)
+        else:
+            job = client.submit_video(path, ctx.params(), **options)
         video = job.video
         if video is not None:
             picked = f"{video.fps:g} frames/s" if video.fps else f"every {video.every}th frame"
@@ -1013,8 +1023,10 @@ def cmd_detect_video(ctx: Context) -> int:
             if video.zones:
                 count = len(video.zones)
                 picked += f", counted in {count} zone{'s' if count > 1 else ''}"
+            # A URL's video by the name the server gave it (the URL's last path segment).
+            name = (video.filename or url) if url is not None else path.name
             ctx.say(
-                f"Submitted {path.name} ({video.codec} {video.width}x{video.height},"
+                f"Submitted {name} ({video.codec} {video.width}x{video.height},"
                 f" {video.duration_seconds:.1f} s) as job {job.job_id}:"
                 f" {video.sampled_frames} frames ({picked})."
             )
@@ -1033,7 +1045,7 @@ def cmd_detect_video(ctx: Context) -> int:
         if ctx.args.annotate and job.status == "completed":
             target = Path(ctx.args.annotate)
             if target.is_dir():
-                target = target / f"{path.stem}-annotated.mp4"
+                target = target / f"{source_stem(source, 'video')}-annotated.mp4"
             partial = target.with_name(target.name + ".part")
             with partial.open("wb") as file:
                 size = client.annotated_video(job.job_id, file)
@@ -1979,9 +1991,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     video = commands.add_parser(
         "detect-video",
-        help="detect objects in a video file (MP4, MOV, WebM) as a background job",
+        help="detect objects in a video (MP4, MOV, WebM), a file or an http(s) URL, as a job",
     )
-    video.add_argument("video", metavar="VIDEO")
+    video.add_argument(
+        "video",
+        metavar="VIDEO",
+        help="a video file, or an http(s) URL the server fetches the video from",
+    )
     sampling = video.add_mutually_exclusive_group()
     sampling.add_argument(
         "--fps", type=_positive_float, metavar="X", help="sample X frames per second (default 1)"

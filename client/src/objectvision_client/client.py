@@ -434,6 +434,7 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
     cancel_job = _sync(ops.cancel_job)
     delete_job = _sync(ops.delete_job)
     submit_video = _sync(ops.submit_video)
+    submit_video_url = _sync(ops.submit_video_url)
     video_frames = _sync(ops.video_frames)
     annotated_video = _sync(ops.annotated_video)
 
@@ -656,6 +657,7 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     cancel_job = _async(ops.cancel_job)
     delete_job = _async(ops.delete_job)
     submit_video = _async(ops.submit_video)
+    submit_video_url = _async(ops.submit_video_url)
     video_frames = _async(ops.video_frames)
     annotated_video = _async(ops.annotated_video)
 

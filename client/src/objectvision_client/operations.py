@@ -580,6 +580,57 @@ def submit_video(
     The file is read when the operation is built, so a retry sends the same bytes; a new
     idempotency key per submission unless given, so a retried POST never makes a second job.
     `metadata` as for `submit_batch`. Follow it with `wait_for_job`, read `video_frames`."""
+    fields = _video_fields(params, fps, every, track, lines, zones, metadata)
+    return Operation(
+        "POST",
+        "/api/v1/detect/video",
+        _json(Job.from_json),
+        data=fields,
+        files=[("file", read_image(video))],
+        headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex},
+    )
+
+
+def submit_video_url(
+    url: str,
+    params: DetectionParams | None = None,
+    *,
+    fps: float | None = None,
+    every: int | None = None,
+    track: bool = False,
+    lines: Sequence[CountingLine] | None = None,
+    zones: Sequence[CountingZone] | None = None,
+    idempotency_key: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> Operation[Job]:
+    """The video at `url` (http or https) as a job, which the server fetches: nothing is
+    uploaded from here, and the job is the one `submit_video` makes of the same bytes (its
+    `video.filename` is the URL's last path segment). A URL the server may not fetch (a
+    private address, credentials in it, another scheme) raises ObjectVisionError 422
+    `video_url_forbidden`, one that gives no video (unknown host, an error status, no answer
+    in time) 422 `video_url_unreachable`; a too large or not a video file 413 or 415, as an
+    upload. The other options, and the idempotency key, as for `submit_video`."""
+    fields = {"url": url, **_video_fields(params, fps, every, track, lines, zones, metadata)}
+    return Operation(
+        "POST",
+        "/api/v1/detect/video",
+        _json(Job.from_json),
+        data=fields,
+        headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex},
+    )
+
+
+def _video_fields(
+    params: DetectionParams | None,
+    fps: float | None,
+    every: int | None,
+    track: bool,
+    lines: Sequence[CountingLine] | None,
+    zones: Sequence[CountingZone] | None,
+    metadata: Mapping[str, str] | None,
+) -> dict[str, str]:
+    """A video job's form fields but the video itself: the detection parameters, the
+    sampling, tracking, the counting lines and zones (as JSON) and the metadata."""
     fields = (params or DetectionParams()).form_fields()
     if fps is not None:
         fields["fps"] = repr(float(fps))
@@ -591,14 +642,7 @@ def submit_video(
         fields["lines"] = json.dumps([line.to_json() for line in lines])
     if zones:
         fields["zones"] = json.dumps([zone.to_json() for zone in zones])
-    return Operation(
-        "POST",
-        "/api/v1/detect/video",
-        _json(Job.from_json),
-        data=_with_metadata(fields, metadata),
-        files=[("file", read_image(video))],
-        headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex},
-    )
+    return _with_metadata(fields, metadata)
 
 
 def video_frames(job_id: str, *, limit: int = 100, offset: int = 0) -> Operation[VideoFramesPage]:

@@ -662,11 +662,11 @@ async function followJob(job) {
   );
 }
 
-/** Upload a video as a job, sampled at the chosen frames per second (its objects tracked,
- * counted crossing lines and in zones when asked), and follow it. Counting lines or zones
- * that are not in the form's syntax, or given without tracking, are said so before anything
- * is uploaded. */
-async function detectVideo(file) {
+/** Upload a video as a job, or send its URL for the server to fetch (`video`: a File or a URL
+ * string), sampled at the chosen frames per second (its objects tracked, counted crossing
+ * lines and in zones when asked), and follow it. Counting lines or zones that are not in the
+ * form's syntax, or given without tracking, are said so before anything is sent. */
+async function detectVideo(video) {
   const fps = Number(byId("video-fps").value) || null;
   const track = byId("video-track").checked;
   let regions;
@@ -681,11 +681,11 @@ async function detectVideo(file) {
   tracker?.stop();
   byId("single-result").hidden = true;
   byId("job-items").replaceChildren();
-  busy(`Uploading ${file.name}…`);
+  busy(typeof video === "string" ? `Fetching ${video}…` : `Uploading ${video.name}…`);
   let job;
   try {
     job = await guarded(() =>
-      request("api/v1/detect/video", { method: "POST", body: videoForm(file, { fps, track, ...regions, model: models.value(), metadata }) }),
+      request("api/v1/detect/video", { method: "POST", body: videoForm(video, { fps, track, ...regions, model: models.value(), metadata }) }),
     );
   } finally {
     busy(null);
@@ -755,6 +755,13 @@ onSubmit(byId("url-form"), () => {
   if (!url) return;
   showStatus("");
   detectUrl(url);
+});
+onSubmit(byId("video-url-form"), () => {
+  const url = byId("video-url").value.trim();
+  if (!url) return;
+  clearError();
+  showStatus("");
+  detectVideo(url);
 });
 input.addEventListener("change", () => {
   if (input.files.length) handleFiles(input.files);

@@ -74,6 +74,10 @@ export function describeError(error) {
     case 413:
       return `That upload is too large. ${sentence(error.message)}`;
     case 415:
+      // A video's refusal says what is wrong with it (not a video, its codec).
+      if (/\bvideo\b/i.test(error.message ?? "")) {
+        return `The service can't use that video. ${sentence(error.message)}`;
+      }
       return "That file isn't an image the service can read. Use JPEG, PNG, WebP or BMP.";
     case 422:
       return validationMessage(error);

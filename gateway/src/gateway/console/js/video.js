@@ -1,8 +1,8 @@
-// Video jobs in the Detect view: a video file (MP4, MOV, WebM) dropped or chosen becomes a
-// job (POST /detect/video) followed like a batch job (the same progress bar, WebSocket and
-// polling); once it has finished, its line and zone counts (when it was given counting lines
-// or zones) and its sampled frames with their timestamps are listed, and the annotated video
-// can be downloaded.
+// Video jobs in the Detect view: a video file (MP4, MOV, WebM) dropped or chosen, or a video
+// URL the server fetches, becomes a job (POST /detect/video) followed like a batch job (the
+// same progress bar, WebSocket and polling); once it has finished, its line and zone counts
+// (when it was given counting lines or zones) and its sampled frames with their timestamps
+// are listed, and the annotated video can be downloaded.
 // The download needs the Authorization header, which a plain <a href> or <video src> cannot
 // send, so it is fetched with the session and saved from a blob: URL.
 
@@ -85,12 +85,14 @@ export function countingRegions({ lines, zones, track }) {
   return regions;
 }
 
-/** The upload: the file, the sampling (frames per second), whether to track objects across
- * the frames, the lines to count them crossing and the zones to count them in (the JSON
- * `lines` and `zones` fields), the model, if one is picked, and the job's metadata. */
-export function videoForm(file, { fps, track, lines, zones, model, metadata }) {
+/** The upload: the video (a File, sent as `file`, or a URL string the server fetches it from,
+ * sent as `url`), the sampling (frames per second), whether to track objects across the
+ * frames, the lines to count them crossing and the zones to count them in (the JSON `lines`
+ * and `zones` fields), the model, if one is picked, and the job's metadata. */
+export function videoForm(video, { fps, track, lines, zones, model, metadata }) {
   const form = new FormData();
-  form.append("file", file, file.name);
+  if (typeof video === "string") form.append("url", video);
+  else form.append("file", video, video.name);
   if (fps) form.append("fps", String(fps));
   if (track) form.append("track", "true");
   if (lines?.length) form.append("lines", JSON.stringify(lines));
