@@ -31,6 +31,7 @@ from playwright.async_api import (
     Dialog,
     Locator,
     Page,
+    Request,
     Route,
     WebSocket,
     WebSocketRoute,
@@ -559,6 +560,112 @@ async def test_a_webhook_is_disabled_sent_a_test_event_and_enabled_again(
         ).to_be_visible()
         [listed] = (await client.get("/api/v1/webhooks", headers=auth)).json()["items"]
         assert (listed["enabled"], listed["disabled_at"]) == (True, None)
+
+
+async def test_a_webhooks_url_and_events_are_edited_in_its_row(page: Page, stack: Stack) -> None:
+    """The Add form offers job.cancelled. Edit opens a form in the webhook's row with its URL
+    and events; none ticked is refused in the page; Save sends only what changed and puts the
+    answer in the row (the API agrees). A URL another webhook has is refused in the form,
+    which stays open until Cancel puts the row back; Save with nothing changed sends nothing."""
+    email, auth = await _api_account(stack)
+    base = f"http://127.0.0.1:9/hooks/{uuid.uuid4().hex[:8]}"
+    first, moved, taken = f"{base}/first", f"{base}/moved", f"{base}/taken"
+    patches: list[object] = []  # the body of each PATCH the page sends
+
+    def on_request(request: Request) -> None:
+        if request.method == "PATCH":
+            patches.append(request.post_data_json)
+
+    page.on("request", on_request)
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+
+        async def listed() -> dict[str, dict]:
+            answer = await client.get("/api/v1/webhooks", headers=auth)
+            assert answer.status_code == 200, answer.text
+            return {hook["url"]: hook for hook in answer.json()["items"]}
+
+        other = await client.post(
+            "/api/v1/webhooks", json={"url": taken, "events": []}, headers=auth
+        )
+        assert other.status_code == 201, other.text
+
+        await page.goto("/")
+        await log_in(page, email)
+        await page.get_by_role("link", name="Webhooks").click()
+        view = visible_view(page)
+        add = view.locator("#webhook-form")
+        await add.get_by_label("Webhook URL").fill(first)
+        await add.get_by_label("job.failed").check()
+        await add.get_by_label("job.cancelled").check()
+        await add.get_by_role("button", name="Add webhook").click()
+        added = view.locator(f'[data-testid="webhook-row"][data-url="{first}"]')
+        await expect(added.get_by_test_id("webhook-events")).to_have_text(
+            "job.failed, job.cancelled"
+        )
+        made = (await listed())[first]
+        assert sorted(made["events"]) == ["job.cancelled", "job.failed"]
+        hook = view.locator(f'[data-testid="webhook-row"][data-id="{made["id"]}"]')
+
+        await hook.get_by_role("button", name=f"Edit webhook {first}").click()
+        form = hook.get_by_test_id("webhook-edit-form")
+        url_field = form.get_by_label("URL", exact=True)
+        await expect(url_field).to_have_value(first)
+        await expect(url_field).to_be_focused()
+        for event, ticked in [
+            ("job.progress", False),
+            ("job.completed", False),
+            ("job.failed", True),
+            ("job.cancelled", True),
+        ]:
+            box = form.get_by_label(event)
+            await (expect(box).to_be_checked() if ticked else expect(box).not_to_be_checked())
+        await form.get_by_label("job.failed").uncheck()
+        await form.get_by_label("job.cancelled").uncheck()
+        await form.get_by_role("button", name="Save").click()
+        error = form.get_by_test_id("webhook-edit-error")
+        await expect(error).to_contain_text("Tick at least one event")
+        assert patches == []
+
+        await url_field.fill(moved)
+        await form.get_by_label("job.completed").check()
+        await form.get_by_label("job.cancelled").check()
+        await form.get_by_role("button", name="Save").click()
+        await expect(form).to_have_count(0)
+        await expect(hook).to_have_attribute("data-url", moved)
+        await expect(hook.locator("td").first).to_have_text(moved)
+        await expect(hook.get_by_test_id("webhook-events")).to_have_text(
+            "job.completed, job.cancelled"
+        )
+        await expect(hook.get_by_role("button", name=f"Edit webhook {moved}")).to_be_focused()
+        await expect(page.get_by_test_id("status")).to_contain_text(f"Webhook saved: {moved}")
+        now = await listed()
+        assert set(now) == {moved, taken}
+        assert now[moved]["id"] == made["id"]
+        assert sorted(now[moved]["events"]) == ["job.cancelled", "job.completed"]
+        assert patches == [{"url": moved, "events": ["job.completed", "job.cancelled"]}]
+
+        await hook.get_by_role("button", name=f"Edit webhook {moved}").click()
+        await expect(url_field).to_have_value(moved)
+        await expect(form.get_by_label("job.completed")).to_be_checked()
+        await url_field.fill(taken)
+        await form.get_by_role("button", name="Save").click()
+        await expect(error).to_have_text("Another of your webhooks has this URL.")
+        await expect(form).to_be_visible()
+        await expect(url_field).to_have_value(taken)
+        await expect(page.get_by_test_id("error")).to_be_hidden()
+        assert patches[1:] == [{"url": taken}]
+        await form.get_by_role("button", name="Cancel").click()
+        await expect(form).to_have_count(0)
+        await expect(hook).to_have_attribute("data-url", moved)
+        await expect(hook.locator("td").first).to_have_text(moved)
+        await expect(hook.get_by_role("button", name=f"Edit webhook {moved}")).to_be_focused()
+        assert (await listed())[moved]["events"] == now[moved]["events"]
+
+        await hook.get_by_role("button", name=f"Edit webhook {moved}").click()
+        await form.get_by_role("button", name="Save").click()
+        await expect(form).to_have_count(0)
+        await expect(hook.get_by_role("button", name=f"Edit webhook {moved}")).to_be_focused()
+        assert len(patches) == 2
 
 
 async def test_session_survives_a_reload_refreshes_once_and_logs_out(page: Page) -> None:

@@ -1,10 +1,16 @@
 // Webhooks: register a URL for job events (the signing secret is shown once), list, delete;
-// disable and enable one, or send it a test event (ADR 0046); each webhook's recent
-// deliveries, and Redeliver on a delivered or dead-lettered one.
+// edit one's URL and events in its row; disable and enable one, or send it a test event
+// (ADR 0046); each webhook's recent deliveries, and Redeliver on a delivered or dead-lettered
+// one.
+//
+// Editing events: exactly the ticked ones are sent. None ticked is refused in the page: the
+// empty list it would send means every job event to the API, not none. A webhook whose list
+// is empty (every job event) opens with all four ticked.
 
 import { request } from "./api.js";
 import { CredentialsView, removeButton } from "./credentials.js";
-import { byId, el, formatDate, guarded, showStatus } from "./dom.js";
+import { byId, clearError, el, formatDate, guarded, showError, showStatus } from "./dom.js";
+import { describeError } from "./messages.js";
 
 // The newest deliveries shown under a webhook (the API's default page).
 const DELIVERIES_SHOWN = 20;
@@ -17,6 +23,11 @@ const DISABLED_BECAUSE = {
 // How long, and how often, the console looks for a test event's outcome after sending it.
 const TEST_EVENT_FOLLOW_MS = 30_000;
 const TEST_EVENT_POLL_MS = 1_000;
+// The job events a webhook can ask for (the API's JobEventType); none asked for means all.
+const JOB_EVENTS = ["job.progress", "job.completed", "job.failed", "job.cancelled"];
+// Answers to an edit that the form itself shows: another webhook has the URL, or the URL
+// (or the events) are refused.
+const SHOWN_IN_FORM = new Set([409, 422]);
 
 function failuresText(count) {
   return `${count} ${count === 1 ? "delivery" : "deliveries"} failed in a row`;
@@ -34,6 +45,20 @@ function stateCell(hook) {
       );
   const failures = hook.consecutive_failures > 0 ? el("span", { className: "hint" }, failuresText(hook.consecutive_failures)) : null;
   return el("td", { "data-label": "State", "data-testid": "webhook-state" }, state, failures ? el("br") : null, failures);
+}
+
+/** The events a list stands for: the empty list is every job event. */
+function eventsMeant(events) {
+  return new Set(events.length ? events : JOB_EVENTS);
+}
+
+function sameEvents(one, other) {
+  const [a, b] = [eventsMeant(one), eventsMeant(other)];
+  return a.size === b.size && [...a].every((event) => b.has(event));
+}
+
+function eventsText(events) {
+  return events.length ? events.join(", ") : "every job event";
 }
 
 function sleep(ms) {
@@ -82,6 +107,7 @@ export class WebhooksView extends CredentialsView {
         className: "secondary",
         "aria-label": `Deliveries of webhook ${hook.url}`,
         "aria-expanded": "false",
+        "data-testid": "deliveries-toggle",
         onclick: () => this.toggleDeliveries(hook, row, toggle),
       },
       "Deliveries",
@@ -91,10 +117,15 @@ export class WebhooksView extends CredentialsView {
       {
         "data-testid": "webhook-row",
         "data-url": hook.url,
-        dataset: { id: hook.id, enabled: String(hook.enabled), disabledReason: hook.disabled_reason ?? "" },
+        dataset: {
+          id: hook.id,
+          enabled: String(hook.enabled),
+          disabledReason: hook.disabled_reason ?? "",
+          events: hook.events.join(" "),
+        },
       },
       el("td", { className: "wrap" }, hook.url),
-      el("td", {}, hook.events.length ? hook.events.join(", ") : "All job events"),
+      el("td", { "data-testid": "webhook-events" }, hook.events.length ? hook.events.join(", ") : "All job events"),
       stateCell(hook),
       el("td", {}, formatDate(hook.created_at)),
       // A webhook made with an API key goes when that key is revoked or expires.
@@ -102,6 +133,17 @@ export class WebhooksView extends CredentialsView {
       el(
         "td",
         { className: "row-actions" },
+        el(
+          "button",
+          {
+            type: "button",
+            className: "secondary",
+            "aria-label": `Edit webhook ${hook.url}`,
+            "data-testid": "webhook-edit",
+            onclick: () => this.openEditor(hook, row),
+          },
+          "Edit",
+        ),
         toggle,
         el(
           "button",
@@ -154,11 +196,118 @@ export class WebhooksView extends CredentialsView {
     old.replaceWith(fresh);
     const open = fresh.nextElementSibling;
     if (open?.dataset.deliveriesOf === hook.id) {
-      fresh.querySelector("button[aria-expanded]").setAttribute("aria-expanded", "true");
+      fresh.querySelector('[data-testid="deliveries-toggle"]').setAttribute("aria-expanded", "true");
       // Redeliver is offered only while the webhook is enabled.
       await this.loadDeliveries(hook, open.firstElementChild);
     }
     return fresh;
+  }
+
+  /** Show a form in place of the webhook's cells that changes its URL and events; Cancel
+   * (or Escape) puts the cells back as they were. */
+  openEditor(hook, row) {
+    const cells = [...row.children];
+    const field = `webhook-edit-url-${hook.id}`;
+    const url = el("input", { id: field, name: "url", type: "url", required: true, "aria-describedby": `${field}-error` });
+    url.value = hook.url;
+    const meant = eventsMeant(hook.events);
+    const boxes = JOB_EVENTS.map((event) => {
+      const box = el("input", { type: "checkbox", name: "events", value: event });
+      box.checked = meant.has(event);
+      return box;
+    });
+    const problem = el("p", {
+      id: `${field}-error`,
+      className: "error-text",
+      role: "alert",
+      "data-testid": "webhook-edit-error",
+      hidden: true,
+    });
+    const save = el("button", { type: "submit" }, "Save");
+    const close = () => {
+      if (!form.isConnected) return;
+      row.replaceChildren(...cells);
+      // Its deliveries may have been opened meanwhile (a test event sent just before).
+      const open = row.nextElementSibling?.dataset.deliveriesOf === hook.id;
+      row.querySelector('[data-testid="deliveries-toggle"]')?.setAttribute("aria-expanded", String(open));
+      row.querySelector('[data-testid="webhook-edit"]')?.focus();
+    };
+    const form = el(
+      "form",
+      {
+        className: "webhook-edit",
+        "data-testid": "webhook-edit-form",
+        "aria-label": `Edit webhook ${hook.url}`,
+        onsubmit: (event) => {
+          event.preventDefault();
+          this.saveEdit(hook, { url, boxes, problem, save, close });
+        },
+        onkeydown: (event) => {
+          if (event.key === "Escape") close();
+        },
+      },
+      el("label", { for: field }, "URL"),
+      url,
+      el(
+        "fieldset",
+        {},
+        el("legend", {}, "Events"),
+        ...boxes.map((box) => el("label", { className: "check" }, box, ` ${box.value}`)),
+      ),
+      problem,
+      el(
+        "div",
+        { className: "row-actions" },
+        save,
+        el("button", { type: "button", className: "secondary", onclick: () => close() }, "Cancel"),
+      ),
+    );
+    row.replaceChildren(el("td", { colspan: this.columns }, form));
+    url.focus();
+  }
+
+  /** Send what the editor changed (nothing changed: it just closes); the webhook's row as
+   * answered replaces it. A refused URL or events, or a URL another webhook has, is said in
+   * the form, which stays open. */
+  async saveEdit(hook, { url, boxes, problem, save, close }) {
+    const say = (text) => {
+      problem.textContent = text;
+      problem.hidden = !text;
+    };
+    say("");
+    const ticked = boxes.filter((box) => box.checked).map((box) => box.value);
+    if (ticked.length === 0) {
+      say("Tick at least one event. To get every job event, tick all four.");
+      boxes[0].focus();
+      return;
+    }
+    const changes = {};
+    const newUrl = url.value.trim();
+    if (newUrl !== hook.url) changes.url = newUrl;
+    if (!sameEvents(ticked, hook.events)) changes.events = ticked;
+    if (Object.keys(changes).length === 0) {
+      close();
+      return;
+    }
+    clearError();
+    save.disabled = true;
+    let updated;
+    try {
+      updated = await request(`${this.url}/${encodeURIComponent(hook.id)}`, { method: "PATCH", json: changes });
+    } catch (error) {
+      if (SHOWN_IN_FORM.has(error?.status)) {
+        say(describeError(error));
+        (changes.url !== undefined ? url : boxes[0]).focus();
+      } else if (error?.name !== "AbortError") {
+        showError(error);
+      }
+      return;
+    } finally {
+      save.disabled = false;
+    }
+    const row = await this.replaceRow(updated);
+    row?.querySelector('[data-testid="webhook-edit"]')?.focus();
+    showStatus(`Webhook saved: ${updated.url} gets ${eventsText(updated.events)}.`);
   }
 
   /** Disable the webhook (nothing is sent; its events are kept as dead-lettered deliveries)
@@ -200,7 +349,7 @@ export class WebhooksView extends CredentialsView {
     if (open) {
       await this.loadDeliveries(hook, open.firstElementChild);
     } else {
-      await this.toggleDeliveries(hook, row, row.querySelector("button[aria-expanded]"));
+      await this.toggleDeliveries(hook, row, row.querySelector('[data-testid="deliveries-toggle"]'));
     }
     return row.nextElementSibling?.firstElementChild ?? null;
   }
@@ -268,12 +417,12 @@ export class WebhooksView extends CredentialsView {
     const open = row.nextElementSibling?.dataset.deliveriesOf === hook.id ? row.nextElementSibling : null;
     if (open) {
       open.remove();
-      toggle.setAttribute("aria-expanded", "false");
+      toggle?.setAttribute("aria-expanded", "false");
       return;
     }
     const cell = el("td", { colspan: this.columns });
     row.after(el("tr", { "data-testid": "webhook-deliveries", dataset: { deliveriesOf: hook.id } }, cell));
-    toggle.setAttribute("aria-expanded", "true");
+    toggle?.setAttribute("aria-expanded", "true");
     await this.loadDeliveries(hook, cell);
   }
 
