@@ -13,7 +13,7 @@ import asyncio
 import io
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -24,6 +24,7 @@ import pytest
 
 from objectvision_client import AsyncClient, Client, HistoryDeletion, ObjectVisionError
 from objectvision_client.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from objectvision_devstack.scripted_gateway import ScriptedGateway
 
 HISTORY = "/api/v1/detect/history"
 SUMMARY = f"{HISTORY}/summary"
@@ -39,24 +40,9 @@ class Sent:
     query: dict[str, list[str]]
 
 
-@dataclass
-class Gateway:
+class Gateway(ScriptedGateway[Sent]):
     """What the stand-in gateway answers each `METHOD path` (in turn; the last one again once
     the script runs out), and every request it was sent."""
-
-    url: str = ""
-    script: dict[str, list[tuple[int, Any]]] = field(default_factory=dict)
-    sent: list[Sent] = field(default_factory=list)
-
-    def answers(self, route: str, *answers: tuple[int, Any]) -> None:
-        self.script[route] = list(answers)
-
-    def answer(self, request: Sent) -> tuple[int, Any]:
-        self.sent.append(request)
-        queued = self.script.get(f"{request.method} {request.path}")
-        if not queued:
-            return 404, {"error": {"code": "not_found", "message": "no such route in this test"}}
-        return queued.pop(0) if len(queued) > 1 else queued[0]
 
     def requests(self) -> list[tuple[str, str, dict[str, list[str]]]]:
         return [(sent.method, sent.path, sent.query) for sent in self.sent]

@@ -11,7 +11,7 @@ import asyncio
 import io
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import pytest
 from objectvision_client import AsyncClient, Client, ObjectVisionError, TokenPair
 from objectvision_client.cli import EXIT_OK, EXIT_USAGE, main
 from objectvision_client.credentials import CredentialStore, SavedSession
+from objectvision_devstack.scripted_gateway import ScriptedGateway
 
 PASSWORD = "correct horse battery"
 SECRET = "JBSWY3DPEHPK3PXP"
@@ -54,24 +55,9 @@ class Sent:
     authorization: str | None
 
 
-@dataclass
-class Gateway:
+class Gateway(ScriptedGateway[Sent]):
     """What the stand-in gateway answers each `METHOD path` (in turn; the last one again once
     the script runs out), and every request it was sent."""
-
-    url: str = ""
-    script: dict[str, list[tuple[int, Any]]] = field(default_factory=dict)
-    sent: list[Sent] = field(default_factory=list)
-
-    def answers(self, route: str, *answers: tuple[int, Any]) -> None:
-        self.script[route] = list(answers)
-
-    def answer(self, request: Sent) -> tuple[int, Any]:
-        self.sent.append(request)
-        queued = self.script.get(f"{request.method} {request.path}")
-        if not queued:
-            return 404, _error("not_found", "no such route in this test")
-        return queued.pop(0) if len(queued) > 1 else queued[0]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import asyncio
 import io
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from objectvision_client import (
 )
 from objectvision_client.cli import EXIT_OK, main
 from objectvision_client.retry import RetryPolicy
+from objectvision_devstack.scripted_gateway import ScriptedGateway
 
 VIDEO = "/api/v1/detect/video"
 JOB_ID = "6b1f3c2a-0000-4000-8000-000000000007"
@@ -89,24 +90,9 @@ class Sent:
         return parse_qs(self.body.decode(), keep_blank_values=True, strict_parsing=True)
 
 
-@dataclass
-class Gateway:
+class Gateway(ScriptedGateway[Sent]):
     """Answers each `METHOD path` with its scripted answers in turn (the last one again once
     they run out): JSON, or bytes sent as they are; keeps every request."""
-
-    url: str = ""
-    script: dict[str, list[tuple[int, Any]]] = field(default_factory=dict)
-    sent: list[Sent] = field(default_factory=list)
-
-    def answers(self, route: str, *answers: tuple[int, Any]) -> None:
-        self.script[route] = list(answers)
-
-    def answer(self, request: Sent) -> tuple[int, Any]:
-        self.sent.append(request)
-        queued = self.script.get(f"{request.method} {request.path}")
-        if not queued:
-            return 404, {"error": {"code": "not_found", "message": "no such route in this test"}}
-        return queued.pop(0) if len(queued) > 1 else queued[0]
 
     def submissions(self) -> list[Sent]:
         return [sent for sent in self.sent if (sent.method, sent.path) == ("POST", VIDEO)]

@@ -11,7 +11,7 @@ services and a real receiver.
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -23,6 +23,7 @@ import pytest
 from objectvision_client import AsyncClient, Client, ObjectVisionError, Webhook, WebhookDelivery
 from objectvision_client import cli as cli_module
 from objectvision_client.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main, webhooks_table
+from objectvision_devstack.scripted_gateway import ScriptedGateway
 
 HOOK_ID = "7d1f3c9e-0000-4000-8000-000000000001"
 HOOKS = "/api/v1/webhooks"
@@ -100,24 +101,9 @@ class Sent:
     api_key: str | None
 
 
-@dataclass
-class Gateway:
+class Gateway(ScriptedGateway[Sent]):
     """What the stand-in gateway answers each `METHOD path` (in turn; the last one again once
     the script runs out), and every request it was sent."""
-
-    url: str = ""
-    script: dict[str, list[tuple[int, Any]]] = field(default_factory=dict)
-    sent: list[Sent] = field(default_factory=list)
-
-    def answers(self, route: str, *answers: tuple[int, Any]) -> None:
-        self.script[route] = list(answers)
-
-    def answer(self, request: Sent) -> tuple[int, Any]:
-        self.sent.append(request)
-        queued = self.script.get(f"{request.method} {request.path}")
-        if not queued:
-            return 404, {"error": {"code": "not_found", "message": "no such route in this test"}}
-        return queued.pop(0) if len(queued) > 1 else queued[0]
 
     def requests(self) -> list[tuple[str, str, Any]]:
         return [(sent.method, sent.path, sent.body) for sent in self.sent]
