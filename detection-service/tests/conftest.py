@@ -37,6 +37,7 @@ from detection_service.outbox import OUTBOX
 from detection_service.server import DetectionService, runner
 from objectvision.v1 import common_pb2, detection_pb2, detection_pb2_grpc, notification_pb2
 from objectvision_common.identity import principal_metadata
+from objectvision_common.outbox import stream_fields
 from objectvision_common.runner import ServiceApp, service_app
 from objectvision_devstack.processes import free_port
 from objectvision_devstack.pytest_plugin import Infrastructure, served_model_path
@@ -493,3 +494,35 @@ def _wait_serving(service: ServiceProcess) -> None:
                 pass
         time.sleep(0.5)
     raise AssertionError("the service never answered its health check")
+
+
+# How long the events consumer may take to handle an announced event (an erasure's included).
+HANDLED_WITHIN_SECONDS = 120.0
+
+
+def _entry_key(entry_id: str) -> tuple[int, int]:
+    milliseconds, sequence = entry_id.split("-")
+    return int(milliseconds), int(sequence)
+
+
+async def announce_event(harness: Harness, event: notification_pb2.Event) -> None:
+    """Append the event to the service's events stream, as auth-service's relay does, and wait
+    until the service's group has acknowledged it: its handling has committed then."""
+    redis = harness.service.redis
+    stream = harness.settings.events_stream
+    group = harness.settings.detection_events_consumer_group
+    entry = await redis.xadd(
+        stream, stream_fields(event.id, event.type, json_format.MessageToDict(event))
+    )
+    deadline = time.monotonic() + HANDLED_WITHIN_SECONDS
+    while True:
+        groups = {info["name"]: info for info in await redis.xinfo_groups(stream)}
+        info = groups.get(group)
+        if (
+            info is not None
+            and int(info["pending"]) == 0
+            and _entry_key(info["last-delivered-id"]) >= _entry_key(entry)
+        ):
+            return
+        assert time.monotonic() < deadline, f"{event.type} was not acknowledged"
+        await asyncio.sleep(0.05)

@@ -18,7 +18,6 @@ from pathlib import Path
 import grpc
 import pytest
 import sqlalchemy as sa
-from google.protobuf import json_format
 
 from detection_service.accounts import service as accounts_service
 from detection_service.accounts.models import ERASED_ACCOUNTS
@@ -31,15 +30,13 @@ from detection_service.outbox import OUTBOX
 from detection_service.video.models import video_frames, video_jobs
 from objectvision.v1 import detection_pb2, notification_pb2
 from objectvision_common.db import session_factory
-from objectvision_common.outbox import stream_fields
 from objectvision_devstack.videos import make_video
 
-from .conftest import IMAGES
+from .conftest import IMAGES, announce_event
 
 COMPLETED = detection_pb2.JOB_STATUS_COMPLETED
 FINISHED = (COMPLETED, detection_pb2.JOB_STATUS_FAILED)
 NO_SWEEPING = {"JOB_REQUEUE_AFTER_SECONDS": 3600}
-HANDLED_WITHIN_SECONDS = 120.0
 
 
 @pytest.fixture
@@ -116,34 +113,6 @@ def _deleted(user: str) -> notification_pb2.Event:
     )
     event.occurred_at.FromDatetime(datetime.now(UTC))
     return event
-
-
-def _entry_key(entry_id: str) -> tuple[int, int]:
-    milliseconds, sequence = entry_id.split("-")
-    return int(milliseconds), int(sequence)
-
-
-async def _announce(harness, event: notification_pb2.Event) -> None:
-    """Append the event to the service's events stream, as a relay does, and wait until the
-    service's group has acknowledged it: the erasure has committed then."""
-    redis = harness.service.redis
-    stream = harness.settings.events_stream
-    group = harness.settings.detection_events_consumer_group
-    entry = await redis.xadd(
-        stream, stream_fields(event.id, event.type, json_format.MessageToDict(event))
-    )
-    deadline = time.monotonic() + HANDLED_WITHIN_SECONDS
-    while True:
-        groups = {info["name"]: info for info in await redis.xinfo_groups(stream)}
-        info = groups.get(group)
-        if (
-            info is not None
-            and int(info["pending"]) == 0
-            and _entry_key(info["last-delivered-id"]) >= _entry_key(entry)
-        ):
-            return
-        assert time.monotonic() < deadline, "the erasure was not acknowledged"
-        await asyncio.sleep(0.05)
 
 
 async def _rows(harness, user: str) -> dict[str, int]:
@@ -245,7 +214,7 @@ async def test_everything_the_user_stored_goes_and_another_users_data_stays(
     )
     assert repeat.results[0].cached
 
-    await _announce(harness, _deleted(user))
+    await announce_event(harness, _deleted(user))
 
     assert await _rows(harness, user) == NOTHING
     assert not any(_stored(harness, key) for key in keys)
@@ -276,7 +245,7 @@ async def test_nothing_can_be_stored_for_an_erased_account_even_by_a_late_reques
     # Storage of its own: the test counts every file in it.
     detection = await make_harness(STORAGE_DIR=str(tmp_path / "objects"))
     await _store(detection, user, ("bus.jpg", bus_jpg))
-    await _announce(detection, _deleted(user))
+    await announce_event(detection, _deleted(user))
     files_before = (await detection.counts(user))["files"]
 
     for late in (
@@ -321,7 +290,7 @@ async def test_a_running_job_is_cancelled_then_erased_and_its_worker_records_not
     keys = await _storage_keys(queued, user)
     assert len(keys) == 4
 
-    await _announce(queued, _deleted(user))
+    await announce_event(queued, _deleted(user))
 
     # Each unfinished job ended as its owner's cancel ends it: one job.cancelled event, which
     # tells live progress streams and webhooks that it stopped.
@@ -340,11 +309,11 @@ async def test_a_redelivered_deletion_finds_nothing_and_does_nothing(
     await _store(queued, user, ("bus.jpg", bus_jpg))
     job = await _submit(queued, user, ("zidane.jpg", zidane_jpg))
     event = _deleted(user)
-    await _announce(queued, event)
+    await announce_event(queued, event)
     assert await _rows(queued, user) == NOTHING
     assert await _cancelled_events(queued, job.id) == 1
 
-    await _announce(queued, event)
+    await announce_event(queued, event)
 
     assert await _rows(queued, user) == NOTHING
     assert await _cancelled_events(queued, job.id) == 1
@@ -377,7 +346,7 @@ async def test_an_erasure_in_small_chunks_erases_everything(
     assert (rows["detections"], rows["images"], rows["jobs"]) == (5, 8, 3)
     keys = await _storage_keys(harness, user)
 
-    await _announce(harness, _deleted(user))
+    await announce_event(harness, _deleted(user))
 
     assert await _rows(harness, user) == NOTHING
     assert not any(_stored(harness, key) for key in keys)

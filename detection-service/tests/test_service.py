@@ -24,6 +24,7 @@ from detection_service.history import models as history_models
 from detection_service.jobs import models as job_models
 from detection_service.retention import models as retention_models
 from detection_service.server import runner
+from detection_service.sharing import models as sharing_models
 from detection_service.usage import models as usage_models
 from objectvision.v1 import detection_pb2
 from objectvision_common.db import schema_revisions, sync_url, upgrade_to, upgrade_to_head
@@ -47,6 +48,8 @@ def test_migrations_create_exactly_the_tables_the_models_describe(migrated):
         usage_models.usage_days,
         usage_models.usage_quotas,
         retention_models.retention_periods,
+        sharing_models.share_links,
+        sharing_models.account_standings,
     } <= set(metadata.tables.values())
     engine = create_engine(sync_url(migrated.database_url))
     with engine.connect() as connection:

@@ -849,7 +849,7 @@ def list_api_keys() -> Operation[list[ApiKey]]:
 
 # What an API key may be allowed to do (the API's `scopes`). Managing the account and its keys
 # needs a logged-in session whatever a key's scopes.
-API_KEY_SCOPES = ("detect", "results:read", "results:write", "webhooks")
+API_KEY_SCOPES = ("detect", "results:read", "results:write", "results:share", "webhooks")
 # The longest lifetime a key may be given, in days.
 MAX_API_KEY_LIFETIME_DAYS = 365
 

@@ -21,6 +21,9 @@ class Scope(StrEnum):
     """Read what was detected: history, detections and their images, jobs, frames, exports."""
     RESULTS_WRITE = "results:write"
     """Cancel jobs, delete detections and jobs."""
+    RESULTS_SHARE = "results:share"
+    """Share stored detections by link (ADR 0048), list and revoke the links. A link outlives
+    the key that made it, as a detection does: revoking the key leaves its links working."""
     WEBHOOKS = "webhooks"
     """Register, list and delete webhooks; read and redeliver their deliveries."""
 

@@ -21,6 +21,11 @@ MAX_PAGE_LIMIT = 100
 MAX_IDEMPOTENCY_KEY_CHARS = 200
 # Objects one image may be answered with, whatever the request asks.
 MAX_DETECTIONS_LIMIT = 1000
+# Share links (ADR 0048): days one lasts when none is asked and at most, and how many links
+# of one detection may be active at once.
+DEFAULT_SHARE_LINK_DAYS = 7
+MAX_SHARE_LINK_DAYS = 30
+MAX_ACTIVE_SHARE_LINKS = 10
 
 
 def checked_idempotency_key(value: str) -> str:

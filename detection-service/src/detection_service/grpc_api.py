@@ -31,6 +31,8 @@ from detection_service.realtime.servicer import KeptDetect, RealtimeServicer, ob
 from detection_service.retention import service as retention
 from detection_service.retention.service import MAX_RETENTION_DAYS
 from detection_service.sandbox.limits import SandboxLimits
+from detection_service.sharing import service as sharing
+from detection_service.sharing.service import ShareLinkRecord
 from detection_service.tracking.lines import checked_lines
 from detection_service.tracking.messages import (
     counting_lines,
@@ -211,6 +213,23 @@ def _usage(user_id: str, standing: Standing, days: Sequence[DayOfUsage]) -> dete
             for day in days
         ],
     )
+
+
+def _share_link(link: ShareLinkRecord, now: datetime) -> detection_pb2.ShareLink:
+    reply = detection_pb2.ShareLink(
+        id=str(link.id),
+        detection_id=str(link.detection_id),
+        created_at=_timestamp(link.created_at),
+        expires_at=_timestamp(link.expires_at),
+        active=link.active(now),
+        views=link.views,
+        token_prefix=link.token_prefix,
+    )
+    if link.revoked_at is not None:
+        reply.revoked_at.CopyFrom(_timestamp(link.revoked_at))
+    if link.last_viewed_at is not None:
+        reply.last_viewed_at.CopyFrom(_timestamp(link.last_viewed_at))
+    return reply
 
 
 def _video_frame(frame: video_jobs.FrameRecord) -> detection_pb2.VideoFrame:
@@ -576,15 +595,22 @@ class DetectionServicer(RealtimeServicer):
                 if request.annotated
                 else None
             )
+        async for chunk in self._image_chunks(image, record):
+            yield chunk
+
+    async def _image_chunks(
+        self, image: stored_images.ImageRecord, annotate: DetectionRecord | None
+    ) -> AsyncIterator[detection_pb2.ImageChunk]:
+        """A stored image as uploaded, or as JPEG with `annotate`'s objects drawn on it."""
         try:
-            if record is None:
+            if annotate is None:
                 async for chunk in self._storage.open(image.storage_key):
                     yield detection_pb2.ImageChunk(data=chunk, content_type=image.content_type)
                 return
             data = await self._storage.get(image.storage_key)
         except ObjectNotFoundError:
             raise NotFound("the image of this detection is no longer stored") from None
-        jpeg = await self._detector.annotate(data, record.objects)
+        jpeg = await self._detector.annotate(data, annotate.objects)
         for start in range(0, len(jpeg), CHUNK_BYTES):
             yield detection_pb2.ImageChunk(
                 data=jpeg[start : start + CHUNK_BYTES], content_type="image/jpeg"
@@ -830,3 +856,87 @@ class DetectionServicer(RealtimeServicer):
                     session=session, user_id=user_id, days=days, now=datetime.now(UTC)
                 )
         return await self._retention(user_id)
+
+    async def CreateShareLink(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.CreateShareLinkRequest, context: ServicerContext
+    ) -> detection_pb2.CreatedShareLink:
+        user_id = self._user_id(context)
+        detection_id = _uuid(request.detection_id, "detection_id")
+        now = datetime.now(UTC)
+        async with self._sessions.begin() as session:
+            created = await sharing.create_link(
+                session=session,
+                user_id=user_id,
+                detection_id=detection_id,
+                days=request.expires_in_days,
+                now=now,
+            )
+        return detection_pb2.CreatedShareLink(
+            link=_share_link(created.link, now), token=created.token
+        )
+
+    async def ListShareLinks(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.ListShareLinksRequest, context: ServicerContext
+    ) -> detection_pb2.ListShareLinksResponse:
+        user_id = self._user_id(context)
+        detection_id = _uuid(request.detection_id, "detection_id") if request.detection_id else None
+        limit, offset = page_bounds(request.page, default=DEFAULT_PAGE_LIMIT, most=MAX_PAGE_LIMIT)
+        async with self._sessions() as session:
+            links, total = await sharing.list_links(
+                session=session,
+                user_id=user_id,
+                detection_id=detection_id,
+                limit=limit,
+                offset=offset,
+            )
+        now = datetime.now(UTC)
+        return detection_pb2.ListShareLinksResponse(
+            links=[_share_link(link, now) for link in links],
+            total=total,
+            limit=limit,
+            offset=offset,
+        )
+
+    async def RevokeShareLink(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.RevokeShareLinkRequest, context: ServicerContext
+    ) -> detection_pb2.ShareLink:
+        user_id = self._user_id(context)
+        link_id = _uuid(request.share_link_id, "share_link_id")
+        now = datetime.now(UTC)
+        async with self._sessions.begin() as session:
+            link = await sharing.revoke_link(
+                session=session, user_id=user_id, link_id=link_id, now=now
+            )
+        return _share_link(link, now)
+
+    async def GetSharedDetection(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.GetSharedDetectionRequest, context: ServicerContext
+    ) -> detection_pb2.SharedDetection:
+        """No principal: the token is the credential (ADR 0048). Counts a view."""
+        async with self._sessions.begin() as session:
+            shared = await sharing.open_link(
+                session=session, token=request.token, now=datetime.now(UTC), count_view=True
+            )
+        record = shared.detection
+        return detection_pb2.SharedDetection(
+            width=record.width,
+            height=record.height,
+            objects=objects_reply(record.objects),
+            model=record.model,
+            model_version=record.model_version,
+            detected_at=_timestamp(record.created_at),
+            expires_at=_timestamp(shared.expires_at),
+        )
+
+    async def GetSharedImage(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.GetSharedImageRequest, context: ServicerContext
+    ) -> AsyncIterator[detection_pb2.ImageChunk]:
+        """The shared detection's image, as GetAnnotatedImage answers its owner."""
+        async with self._sessions() as session:
+            shared = await sharing.open_link(
+                session=session, token=request.token, now=datetime.now(UTC), count_view=False
+            )
+        async for chunk in self._image_chunks(
+            shared.image, shared.detection if request.annotated else None
+        ):
+            yield chunk

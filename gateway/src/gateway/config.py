@@ -164,6 +164,16 @@ class GatewaySettings(CommonSettings):
     rate_limit_password_confirm: RateLimitSetting = _rate_limit(
         "RATE_LIMIT_PASSWORD_CONFIRM", limit=10, window_seconds=900
     )
+    # Reads of shared detections (ADR 0048) from one network, their images included: anyone
+    # with a link reads without an account, so this is what one place can make us draw.
+    rate_limit_shared_views: RateLimitSetting = _rate_limit(
+        "RATE_LIMIT_SHARED_VIEWS", limit=120, window_seconds=60
+    )
+    # The console's public address: share links (ADR 0048) open its page of a shared
+    # detection, as the links in emails open its other pages.
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000", validation_alias="PUBLIC_BASE_URL"
+    )
     grpc_deadline_seconds: float = Field(
         default=5.0, gt=0, validation_alias="GRPC_DEADLINE_SECONDS"
     )

@@ -861,3 +861,99 @@ class SetRetentionRequest(_message.Message):
     user_id: str
     days: int
     def __init__(self, user_id: _Optional[str] = ..., days: _Optional[int] = ...) -> None: ...
+
+class ShareLink(_message.Message):
+    __slots__ = ("id", "detection_id", "created_at", "expires_at", "revoked_at", "active", "views", "last_viewed_at", "token_prefix")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DETECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    VIEWS_FIELD_NUMBER: _ClassVar[int]
+    LAST_VIEWED_AT_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    detection_id: str
+    created_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    revoked_at: _timestamp_pb2.Timestamp
+    active: bool
+    views: int
+    last_viewed_at: _timestamp_pb2.Timestamp
+    token_prefix: str
+    def __init__(self, id: _Optional[str] = ..., detection_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[bool] = ..., views: _Optional[int] = ..., last_viewed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., token_prefix: _Optional[str] = ...) -> None: ...
+
+class CreateShareLinkRequest(_message.Message):
+    __slots__ = ("detection_id", "expires_in_days")
+    DETECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_DAYS_FIELD_NUMBER: _ClassVar[int]
+    detection_id: str
+    expires_in_days: int
+    def __init__(self, detection_id: _Optional[str] = ..., expires_in_days: _Optional[int] = ...) -> None: ...
+
+class CreatedShareLink(_message.Message):
+    __slots__ = ("link", "token")
+    LINK_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    link: ShareLink
+    token: str
+    def __init__(self, link: _Optional[_Union[ShareLink, _Mapping]] = ..., token: _Optional[str] = ...) -> None: ...
+
+class ListShareLinksRequest(_message.Message):
+    __slots__ = ("detection_id", "page")
+    DETECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    detection_id: str
+    page: _common_pb2.Page
+    def __init__(self, detection_id: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.Page, _Mapping]] = ...) -> None: ...
+
+class ListShareLinksResponse(_message.Message):
+    __slots__ = ("links", "total", "limit", "offset")
+    LINKS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    links: _containers.RepeatedCompositeFieldContainer[ShareLink]
+    total: int
+    limit: int
+    offset: int
+    def __init__(self, links: _Optional[_Iterable[_Union[ShareLink, _Mapping]]] = ..., total: _Optional[int] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class RevokeShareLinkRequest(_message.Message):
+    __slots__ = ("share_link_id",)
+    SHARE_LINK_ID_FIELD_NUMBER: _ClassVar[int]
+    share_link_id: str
+    def __init__(self, share_link_id: _Optional[str] = ...) -> None: ...
+
+class GetSharedDetectionRequest(_message.Message):
+    __slots__ = ("token",)
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    def __init__(self, token: _Optional[str] = ...) -> None: ...
+
+class SharedDetection(_message.Message):
+    __slots__ = ("width", "height", "objects", "model", "model_version", "detected_at", "expires_at")
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DETECTED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    width: int
+    height: int
+    objects: _containers.RepeatedCompositeFieldContainer[DetectedObject]
+    model: str
+    model_version: str
+    detected_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[DetectedObject, _Mapping]]] = ..., model: _Optional[str] = ..., model_version: _Optional[str] = ..., detected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetSharedImageRequest(_message.Message):
+    __slots__ = ("token", "annotated")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ANNOTATED_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    annotated: bool
+    def __init__(self, token: _Optional[str] = ..., annotated: _Optional[bool] = ...) -> None: ...

@@ -147,6 +147,31 @@ class DetectionServiceStub:
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.SetRetentionRequest.SerializeToString,
                 response_deserializer=objectvision_dot_v1_dot_detection__pb2.Retention.FromString,
                 _registered_method=True)
+        self.CreateShareLink = channel.unary_unary(
+                '/objectvision.v1.DetectionService/CreateShareLink',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.CreateShareLinkRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.CreatedShareLink.FromString,
+                _registered_method=True)
+        self.ListShareLinks = channel.unary_unary(
+                '/objectvision.v1.DetectionService/ListShareLinks',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.ListShareLinksRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.ListShareLinksResponse.FromString,
+                _registered_method=True)
+        self.RevokeShareLink = channel.unary_unary(
+                '/objectvision.v1.DetectionService/RevokeShareLink',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.RevokeShareLinkRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.ShareLink.FromString,
+                _registered_method=True)
+        self.GetSharedDetection = channel.unary_unary(
+                '/objectvision.v1.DetectionService/GetSharedDetection',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.GetSharedDetectionRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.SharedDetection.FromString,
+                _registered_method=True)
+        self.GetSharedImage = channel.unary_stream(
+                '/objectvision.v1.DetectionService/GetSharedImage',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.GetSharedImageRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.ImageChunk.FromString,
+                _registered_method=True)
 
 
 class DetectionServiceServicer:
@@ -320,6 +345,48 @@ class DetectionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateShareLink(self, request, context):
+        """Share links (ADR 0048): a stored detection shown to whoever holds the link's token, until
+        it expires or its owner revokes it. Creating one answers its token, the only time it is
+        seen: the service keeps a hash. At most MAX_ACTIVE_SHARE_LINKS links of one detection are
+        active at once (FAILED_PRECONDITION
+        `too_many_share_links` beyond).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListShareLinks(self, request, context):
+        """The caller's share links, newest first, optionally of one detection; revoked and expired
+        ones included (they say so).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeShareLink(self, request, context):
+        """End a link now; revoking a revoked link answers it unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSharedDetection(self, request, context):
+        """What a link shows, for whoever holds its token: no principal, the token is the
+        credential. An unknown, expired or revoked token, or one whose owner's account is
+        suspended, is NOT_FOUND (its code says which, to the token's holder only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSharedImage(self, request, context):
+        """The shared image, with its boxes drawn or as uploaded, in chunks; refused as above.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DetectionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -432,6 +499,31 @@ def add_DetectionServiceServicer_to_server(servicer, server):
                     servicer.SetRetention,
                     request_deserializer=objectvision_dot_v1_dot_detection__pb2.SetRetentionRequest.FromString,
                     response_serializer=objectvision_dot_v1_dot_detection__pb2.Retention.SerializeToString,
+            ),
+            'CreateShareLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateShareLink,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.CreateShareLinkRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.CreatedShareLink.SerializeToString,
+            ),
+            'ListShareLinks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListShareLinks,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.ListShareLinksRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.ListShareLinksResponse.SerializeToString,
+            ),
+            'RevokeShareLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeShareLink,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.RevokeShareLinkRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.ShareLink.SerializeToString,
+            ),
+            'GetSharedDetection': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSharedDetection,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.GetSharedDetectionRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.SharedDetection.SerializeToString,
+            ),
+            'GetSharedImage': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetSharedImage,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.GetSharedImageRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.ImageChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1030,6 +1122,141 @@ class DetectionService:
             '/objectvision.v1.DetectionService/SetRetention',
             objectvision_dot_v1_dot_detection__pb2.SetRetentionRequest.SerializeToString,
             objectvision_dot_v1_dot_detection__pb2.Retention.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateShareLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/CreateShareLink',
+            objectvision_dot_v1_dot_detection__pb2.CreateShareLinkRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.CreatedShareLink.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListShareLinks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/ListShareLinks',
+            objectvision_dot_v1_dot_detection__pb2.ListShareLinksRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.ListShareLinksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeShareLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/RevokeShareLink',
+            objectvision_dot_v1_dot_detection__pb2.RevokeShareLinkRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.ShareLink.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSharedDetection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/GetSharedDetection',
+            objectvision_dot_v1_dot_detection__pb2.GetSharedDetectionRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.SharedDetection.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSharedImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/GetSharedImage',
+            objectvision_dot_v1_dot_detection__pb2.GetSharedImageRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.ImageChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -103,6 +103,26 @@ class DetectionServiceStub:
     """An admin sets one account's retention period (or clears it, back to the deployment's
     RETENTION_DAYS); PERMISSION_DENIED for anyone else. Answers the account's retention.
     """
+    CreateShareLink: _grpc.UnaryUnaryMultiCallable[_detection_pb2.CreateShareLinkRequest, _detection_pb2.CreatedShareLink]
+    """Share links (ADR 0048): a stored detection shown to whoever holds the link's token, until
+    it expires or its owner revokes it. Creating one answers its token, the only time it is
+    seen: the service keeps a hash. At most MAX_ACTIVE_SHARE_LINKS links of one detection are
+    active at once (FAILED_PRECONDITION
+    `too_many_share_links` beyond).
+    """
+    ListShareLinks: _grpc.UnaryUnaryMultiCallable[_detection_pb2.ListShareLinksRequest, _detection_pb2.ListShareLinksResponse]
+    """The caller's share links, newest first, optionally of one detection; revoked and expired
+    ones included (they say so).
+    """
+    RevokeShareLink: _grpc.UnaryUnaryMultiCallable[_detection_pb2.RevokeShareLinkRequest, _detection_pb2.ShareLink]
+    """End a link now; revoking a revoked link answers it unchanged."""
+    GetSharedDetection: _grpc.UnaryUnaryMultiCallable[_detection_pb2.GetSharedDetectionRequest, _detection_pb2.SharedDetection]
+    """What a link shows, for whoever holds its token: no principal, the token is the
+    credential. An unknown, expired or revoked token, or one whose owner's account is
+    suspended, is NOT_FOUND (its code says which, to the token's holder only).
+    """
+    GetSharedImage: _grpc.UnaryStreamMultiCallable[_detection_pb2.GetSharedImageRequest, _detection_pb2.ImageChunk]
+    """The shared image, with its boxes drawn or as uploaded, in chunks; refused as above."""
 
 @_typing.type_check_only
 class DetectionServiceAsyncStub(DetectionServiceStub):
@@ -178,6 +198,26 @@ class DetectionServiceAsyncStub(DetectionServiceStub):
     """An admin sets one account's retention period (or clears it, back to the deployment's
     RETENTION_DAYS); PERMISSION_DENIED for anyone else. Answers the account's retention.
     """
+    CreateShareLink: _aio.UnaryUnaryMultiCallable[_detection_pb2.CreateShareLinkRequest, _detection_pb2.CreatedShareLink]  # type: ignore[assignment]
+    """Share links (ADR 0048): a stored detection shown to whoever holds the link's token, until
+    it expires or its owner revokes it. Creating one answers its token, the only time it is
+    seen: the service keeps a hash. At most MAX_ACTIVE_SHARE_LINKS links of one detection are
+    active at once (FAILED_PRECONDITION
+    `too_many_share_links` beyond).
+    """
+    ListShareLinks: _aio.UnaryUnaryMultiCallable[_detection_pb2.ListShareLinksRequest, _detection_pb2.ListShareLinksResponse]  # type: ignore[assignment]
+    """The caller's share links, newest first, optionally of one detection; revoked and expired
+    ones included (they say so).
+    """
+    RevokeShareLink: _aio.UnaryUnaryMultiCallable[_detection_pb2.RevokeShareLinkRequest, _detection_pb2.ShareLink]  # type: ignore[assignment]
+    """End a link now; revoking a revoked link answers it unchanged."""
+    GetSharedDetection: _aio.UnaryUnaryMultiCallable[_detection_pb2.GetSharedDetectionRequest, _detection_pb2.SharedDetection]  # type: ignore[assignment]
+    """What a link shows, for whoever holds its token: no principal, the token is the
+    credential. An unknown, expired or revoked token, or one whose owner's account is
+    suspended, is NOT_FOUND (its code says which, to the token's holder only).
+    """
+    GetSharedImage: _aio.UnaryStreamMultiCallable[_detection_pb2.GetSharedImageRequest, _detection_pb2.ImageChunk]  # type: ignore[assignment]
+    """The shared image, with its boxes drawn or as uploaded, in chunks; refused as above."""
 
 class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
     """Images and video frames in, objects out. Detect and DetectStream share one micro-batcher
@@ -382,5 +422,55 @@ class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
         """An admin sets one account's retention period (or clears it, back to the deployment's
         RETENTION_DAYS); PERMISSION_DENIED for anyone else. Answers the account's retention.
         """
+
+    @_abc_1.abstractmethod
+    def CreateShareLink(
+        self,
+        request: _detection_pb2.CreateShareLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_detection_pb2.CreatedShareLink, _abc.Awaitable[_detection_pb2.CreatedShareLink]]:
+        """Share links (ADR 0048): a stored detection shown to whoever holds the link's token, until
+        it expires or its owner revokes it. Creating one answers its token, the only time it is
+        seen: the service keeps a hash. At most MAX_ACTIVE_SHARE_LINKS links of one detection are
+        active at once (FAILED_PRECONDITION
+        `too_many_share_links` beyond).
+        """
+
+    @_abc_1.abstractmethod
+    def ListShareLinks(
+        self,
+        request: _detection_pb2.ListShareLinksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_detection_pb2.ListShareLinksResponse, _abc.Awaitable[_detection_pb2.ListShareLinksResponse]]:
+        """The caller's share links, newest first, optionally of one detection; revoked and expired
+        ones included (they say so).
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeShareLink(
+        self,
+        request: _detection_pb2.RevokeShareLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_detection_pb2.ShareLink, _abc.Awaitable[_detection_pb2.ShareLink]]:
+        """End a link now; revoking a revoked link answers it unchanged."""
+
+    @_abc_1.abstractmethod
+    def GetSharedDetection(
+        self,
+        request: _detection_pb2.GetSharedDetectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_detection_pb2.SharedDetection, _abc.Awaitable[_detection_pb2.SharedDetection]]:
+        """What a link shows, for whoever holds its token: no principal, the token is the
+        credential. An unknown, expired or revoked token, or one whose owner's account is
+        suspended, is NOT_FOUND (its code says which, to the token's holder only).
+        """
+
+    @_abc_1.abstractmethod
+    def GetSharedImage(
+        self,
+        request: _detection_pb2.GetSharedImageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_detection_pb2.ImageChunk], _abc.AsyncIterator[_detection_pb2.ImageChunk]]:
+        """The shared image, with its boxes drawn or as uploaded, in chunks; refused as above."""
 
 def add_DetectionServiceServicer_to_server(servicer: DetectionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

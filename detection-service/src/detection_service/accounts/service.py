@@ -25,6 +25,7 @@ from detection_service.images import service as stored_images
 from detection_service.images.storage import ObjectStorage
 from detection_service.jobs import service as jobs
 from detection_service.retention import service as retention
+from detection_service.sharing import service as sharing
 from detection_service.usage import service as usage
 from objectvision_common.erasure import close_account
 from objectvision_common.errors import FailedPrecondition, NotFound
@@ -94,6 +95,7 @@ async def erase_account(
     async with sessions.begin() as session:
         await usage.erase_usage(session=session, user_id=user_id)
         await retention.clear_custom_period(session=session, user_id=user_id)
+        await sharing.forget_standing(session=session, user_id=user_id)
     erased = Erased(
         cancelled_jobs=cancelled, jobs=deleted_jobs, detections=detections, images=images
     )

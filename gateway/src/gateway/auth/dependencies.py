@@ -266,6 +266,9 @@ ResultsWriteUpstream = Annotated[
 WebhooksUpstream = Annotated[
     Upstream, Depends(authorised_upstream(Authorisation(scope=Scope.WEBHOOKS)))
 ]
+ResultsShareUpstream = Annotated[
+    Upstream, Depends(authorised_upstream(Authorisation(scope=Scope.RESULTS_SHARE)))
+]
 
 
 def dependency_calls(dependant: Dependant) -> Iterator[Any]:
@@ -549,6 +552,13 @@ async def throttled_forgot_password(
 
 
 ThrottledForgotPassword = Annotated[ForgotPasswordIn, Depends(throttled_forgot_password)]
+
+
+async def throttle_shared_views(ip: ClientIp, settings: SettingsDep, attempts: AttemptsDep) -> None:
+    """Refuse a shared detection's read once this network has used RATE_LIMIT_SHARED_VIEWS.
+    Tokens cannot be guessed (256 random bits); this bounds what anonymous readers cost (an
+    annotated image is drawn for each read)."""
+    await attempts.take_one("shared-views", client_network(ip), settings.rate_limit_shared_views)
 
 
 async def throttle_verify_email(ip: ClientIp, settings: SettingsDep, attempts: AttemptsDep) -> None:

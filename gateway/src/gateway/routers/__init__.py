@@ -13,6 +13,7 @@ from gateway.routers import (
     models,
     retention,
     sessions,
+    share_links,
     two_factor,
     usage,
     users,
@@ -35,5 +36,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     detect.router,
     exports.router,
     models.router,
+    share_links.router,
+    share_links.shared_router,
     console.router,
 )

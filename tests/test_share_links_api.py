@@ -1,0 +1,178 @@
+"""Share links through the public REST API, on the shared stack (ADR 0048).
+
+An owner shares one stored detection; anyone holding the link's token reads its objects and
+image with no account, until the owner revokes the link. The token travels in a header and in
+the console URL's fragment, so it never reaches a log.
+"""
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import cv2
+import httpx
+import numpy as np
+
+from objectvision_devstack.answers import api_error
+from objectvision_devstack.api_users import Account, fresh_network, signed_in
+from objectvision_devstack.stack import Stack
+
+SHARE_LINKS = "/api/v1/share-links"
+SHARED = "/api/v1/shared"
+BUS = (
+    Path(os.environ.get("OBJECTVISION_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
+    / "images"
+    / "bus.jpg"
+)
+
+
+async def _owner(client: httpx.AsyncClient) -> Account:
+    return await signed_in(
+        client, prefix="share", name="Sharer", network=fresh_network(), read_back=True
+    )
+
+
+async def _stored(client: httpx.AsyncClient, owner: Account, name: str = "gate-7.jpg") -> str:
+    detected = await client.post(
+        "/api/v1/detect/image",
+        files={"file": (name, BUS.read_bytes(), "image/jpeg")},
+        data={"metadata": '{"site": "private-yard"}'},
+        headers=owner.headers,
+    )
+    assert detected.status_code == 200, detected.text
+    return str(detected.json()["detection_id"])
+
+
+async def _share(
+    client: httpx.AsyncClient, owner: Account, detection_id: str, **body: Any
+) -> dict[str, Any]:
+    created = await client.post(
+        SHARE_LINKS, json={"detection_id": detection_id, **body}, headers=owner.headers
+    )
+    assert created.status_code == 201, created.text
+    return dict(created.json())
+
+
+def _holding(token: str) -> dict[str, str]:
+    """A visitor's headers: the token and nothing else (no account, no API key)."""
+    return {"X-Share-Token": token}
+
+
+async def test_whoever_holds_the_link_reads_the_detection_and_its_image_without_an_account(
+    stack: Stack, gateway_client: httpx.AsyncClient
+) -> None:
+    owner = await _owner(gateway_client)
+    detection_id = await _stored(gateway_client, owner)
+    created = await _share(gateway_client, owner, detection_id, expires_in_days=3)
+    stored = (
+        await gateway_client.get(f"/api/v1/detect/{detection_id}", headers=owner.headers)
+    ).json()
+
+    assert created["detection_id"] == detection_id and created["active"] is True
+    assert created["url"] == f"{stack.gateway_url}/#/shared?token={created['token']}"
+
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as visitor:
+        shown = await visitor.get(SHARED, headers=_holding(created["token"]))
+        assert shown.status_code == 200, shown.text
+        body = shown.json()
+        assert body["image"] == stored["image"]
+        assert body["detections"] == stored["detections"]
+        assert body["counts"] == {"person": 4, "bus": 1}
+        assert body["expires_at"] == created["expires_at"]
+        # The owner's file name, metadata and ids stay theirs.
+        assert not {"filename", "metadata", "detection_id", "job_id"} & set(body)
+        assert shown.headers["cache-control"] == "private, no-store"
+        assert shown.headers["x-robots-tag"] == "noindex, nofollow"
+
+        drawn = await visitor.get(f"{SHARED}/image", headers=_holding(created["token"]))
+        assert drawn.status_code == 200 and drawn.headers["content-type"] == "image/jpeg"
+        picture = cv2.imdecode(np.frombuffer(drawn.content, np.uint8), cv2.IMREAD_COLOR)
+        assert picture.shape[:2] == (stored["image"]["height"], stored["image"]["width"])
+        original = await visitor.get(
+            f"{SHARED}/image", params={"annotated": "false"}, headers=_holding(created["token"])
+        )
+        assert original.content == BUS.read_bytes()
+
+    listed = await gateway_client.get(
+        SHARE_LINKS, params={"detection_id": detection_id}, headers=owner.headers
+    )
+    assert listed.status_code == 200, listed.text
+    (link,) = listed.json()["items"]
+    assert link["views"] == 1 and link["token_prefix"] == created["token"][:12]
+    assert "token" not in link and "url" not in link
+
+    for log in ("gateway.log", "detection.log"):
+        assert created["token"] not in (stack.logs_dir / log).read_text(errors="replace")
+
+
+async def test_a_revoked_link_is_404_with_its_reason(gateway_client: httpx.AsyncClient) -> None:
+    owner = await _owner(gateway_client)
+    created = await _share(gateway_client, owner, await _stored(gateway_client, owner))
+
+    revoked = await gateway_client.delete(f"{SHARE_LINKS}/{created['id']}", headers=owner.headers)
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["active"] is False and revoked.json()["revoked_at"]
+
+    for path in (SHARED, f"{SHARED}/image"):
+        answer = await gateway_client.get(path, headers=_holding(created["token"]))
+        assert "revoked" in api_error(answer, 404, "share_link_revoked")["message"]
+
+
+async def test_links_are_the_owners_alone_and_bad_requests_are_refused(
+    gateway_client: httpx.AsyncClient,
+) -> None:
+    owner, stranger = await _owner(gateway_client), await _owner(gateway_client)
+    detection_id = await _stored(gateway_client, owner)
+    created = await _share(gateway_client, owner, detection_id)
+
+    theirs = await gateway_client.post(
+        SHARE_LINKS, json={"detection_id": detection_id}, headers=stranger.headers
+    )
+    api_error(theirs, 404, "not_found")
+    revoke = await gateway_client.delete(f"{SHARE_LINKS}/{created['id']}", headers=stranger.headers)
+    api_error(revoke, 404, "not_found")
+    assert (await gateway_client.get(SHARE_LINKS, headers=stranger.headers)).json()["total"] == 0
+
+    for body in (
+        {"detection_id": detection_id, "expires_in_days": 31},
+        {"detection_id": detection_id, "expires_in_days": 0},
+        {"detection_id": "not-an-id"},
+    ):
+        refused = await gateway_client.post(SHARE_LINKS, json=body, headers=owner.headers)
+        api_error(refused, 422, "validation_error")
+    anonymous = await gateway_client.post(SHARE_LINKS, json={"detection_id": detection_id})
+    api_error(anonymous, 401, "unauthenticated")
+
+    no_token = await gateway_client.get(SHARED)
+    api_error(no_token, 422, "validation_error")
+    unknown = await gateway_client.get(SHARED, headers=_holding(f"ovs_{uuid.uuid4().hex}"))
+    api_error(unknown, 404, "share_link_not_found")
+
+
+async def test_an_api_key_shares_only_with_the_share_scope(
+    gateway_client: httpx.AsyncClient,
+) -> None:
+    owner = await _owner(gateway_client)
+    detection_id = await _stored(gateway_client, owner)
+
+    async def key(*scopes: str) -> dict[str, str]:
+        made = await gateway_client.post(
+            "/api/v1/users/me/api-keys",
+            json={"name": f"k-{uuid.uuid4().hex[:6]}", "scopes": list(scopes)},
+            headers=owner.headers,
+        )
+        assert made.status_code == 201, made.text
+        return {"X-API-Key": made.json()["secret"]}
+
+    reader = await key("results:read", "results:write")
+    sharer = await key("results:share")
+
+    refused = await gateway_client.post(
+        SHARE_LINKS, json={"detection_id": detection_id}, headers=reader
+    )
+    api_error(refused, 403, "insufficient_scope")
+    shared = await gateway_client.post(
+        SHARE_LINKS, json={"detection_id": detection_id}, headers=sharer
+    )
+    assert shared.status_code == 201, shared.text
