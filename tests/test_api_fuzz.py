@@ -85,6 +85,9 @@ PUBLIC_OPERATIONS = frozenset(
         ("POST", FORGOT_PASSWORD),
         ("POST", RESET_PASSWORD),
         ("POST", VERIFY_EMAIL),
+        # A share link's token is the credential (ADR 0048), in the X-Share-Token header.
+        ("GET", "/api/v1/shared"),
+        ("GET", "/api/v1/shared/image"),
     }
 )
 FAST_EXAMPLES = 10

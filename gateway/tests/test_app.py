@@ -414,6 +414,27 @@ async def test_cors_preflight_for_configured_origins(app_client: Callable[..., A
     assert response.headers["x-request-id"]
 
 
+async def test_a_page_elsewhere_may_read_a_shared_detection_and_see_a_replayed_answer(
+    app_client: Callable[..., Any],
+) -> None:
+    """A configured origin may send a share link's token header (ADR 0048), and read the
+    header that marks a replayed stored detection (ADR 0047)."""
+    _, client = await app_client(CORS_ORIGINS="https://app.example")
+    preflight = await client.options(
+        "/api/v1/shared",
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "X-Share-Token",
+        },
+    )
+    assert preflight.status_code == 200, preflight.text
+    assert "x-share-token" in preflight.headers["access-control-allow-headers"].lower()
+    answered = await client.get("/health", headers={"Origin": "https://app.example"})
+    exposed = answered.headers["access-control-expose-headers"].lower()
+    assert "idempotent-replayed" in exposed
+
+
 async def test_given_clients_are_used_and_left_open(
     make_settings: Callable[..., GatewaySettings], app_client: Callable[..., Any]
 ) -> None:

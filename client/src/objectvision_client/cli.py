@@ -1,6 +1,6 @@
 """The `objectvision` command: log in once, then detect, run batches, read history, manage
 API keys and signed-in sessions, manage webhooks and follow their deliveries, and delete the
-account from a shell.
+account from a shell; share a stored detection by link, and read one shared with you.
 
 Results go to stdout (a table, or the API's JSON with --json); progress, confirmations and
 errors go to stderr, so output can be piped. Exit status: 0 success, 1 the request or the
@@ -32,6 +32,7 @@ from objectvision_client.models import (
     AccountsPage,
     CountingLine,
     CountingZone,
+    DetectedObject,
     DetectionResult,
     HistoryPage,
     HistorySummary,
@@ -39,6 +40,9 @@ from objectvision_client.models import (
     JobsPage,
     LineCount,
     Session,
+    SharedDetection,
+    ShareLink,
+    ShareLinksPage,
     VideoFrame,
     VideoInfo,
     Webhook,
@@ -53,8 +57,10 @@ from objectvision_client.operations import (
     JOB_KINDS,
     JOB_STATUSES,
     MAX_API_KEY_LIFETIME_DAYS,
+    MAX_SHARE_LINK_DAYS,
     WEBHOOK_EVENTS,
     DetectionParams,
+    share_token,
 )
 from objectvision_client.output import ProgressBar, format_table
 
@@ -128,6 +134,15 @@ def _key_lifetime_days(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"{text} is more than {MAX_API_KEY_LIFETIME_DAYS} days: leave the option out for "
             "a key that lasts until it is revoked"
+        )
+    return value
+
+
+def _share_link_days(text: str) -> int:
+    value = _whole_number(text, at_least=1)
+    if value > MAX_SHARE_LINK_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"{text} is more than {MAX_SHARE_LINK_DAYS} days, the longest a link may work"
         )
     return value
 
@@ -238,7 +253,7 @@ def _print_json(value: Any, stream: TextIO) -> None:
     stream.write("\n")
 
 
-def _page_json(page: HistoryPage | JobsPage | AccountsPage) -> dict[str, Any]:
+def _page_json(page: HistoryPage | JobsPage | AccountsPage | ShareLinksPage) -> dict[str, Any]:
     """A page for --json as the API sent it: `total`, `limit` and `offset`, and each item's
     own body (`raw`), which keeps fields this version of the client does not know."""
     return {**page.model_dump(exclude={"items"}), "items": [item.raw for item in page.items]}
@@ -254,27 +269,35 @@ def _class_summary(result: DetectionResult) -> str:
     )
 
 
+OBJECT_HEADERS = ["CLASS", "CONFIDENCE", "X1", "Y1", "X2", "Y2"]
+
+
+def _object_rows(objects: Sequence[DetectedObject]) -> list[list[object]]:
+    """One row per object: class, confidence and box corners; `(none)` for no object."""
+    if not objects:
+        return [["(none)", None, None, None, None, None]]
+    return [
+        [
+            obj.class_name,
+            f"{obj.confidence:.2f}",
+            f"{obj.bbox.x1:.0f}",
+            f"{obj.bbox.y1:.0f}",
+            f"{obj.bbox.x2:.0f}",
+            f"{obj.bbox.y2:.0f}",
+        ]
+        for obj in objects
+    ]
+
+
 def detections_table(results: Sequence[tuple[str, DetectionResult]]) -> str:
     """One row per object: the file it is in, class, confidence and box corners."""
-    rows: list[list[object]] = []
-    for file, result in results:
-        if not result.objects:
-            rows.append([file, "(none)", None, None, None, None, None])
-        for obj in result.objects:
-            box = obj.bbox
-            rows.append(
-                [
-                    file,
-                    obj.class_name,
-                    f"{obj.confidence:.2f}",
-                    f"{box.x1:.0f}",
-                    f"{box.y1:.0f}",
-                    f"{box.x2:.0f}",
-                    f"{box.y2:.0f}",
-                ]
-            )
-    headers = ["FILE", "CLASS", "CONFIDENCE", "X1", "Y1", "X2", "Y2"]
-    return format_table(headers, rows, right=(2, 3, 4, 5, 6))
+    rows = [[file, *row] for file, result in results for row in _object_rows(result.objects)]
+    return format_table(["FILE", *OBJECT_HEADERS], rows, right=(2, 3, 4, 5, 6))
+
+
+def objects_table(objects: Sequence[DetectedObject]) -> str:
+    """`detections_table` for objects of no file of the reader's (a shared detection's)."""
+    return format_table(OBJECT_HEADERS, _object_rows(objects), right=(1, 2, 3, 4, 5))
 
 
 def job_table(job: Job) -> str:
@@ -457,7 +480,7 @@ class Context:
         print(message, file=self.stderr)
 
     def say_shown(
-        self, page: HistoryPage | JobsPage | WebhookDeliveriesPage | AccountsPage
+        self, page: HistoryPage | JobsPage | WebhookDeliveriesPage | AccountsPage | ShareLinksPage
     ) -> None:
         """Which rows of a paged list the table showed, and of how many, so the person knows
         whether there is more to ask for with --offset."""
@@ -468,7 +491,12 @@ class Context:
         self,
         answer: Any,
         table: str,
-        page: HistoryPage | JobsPage | WebhookDeliveriesPage | AccountsPage | None = None,
+        page: HistoryPage
+        | JobsPage
+        | WebhookDeliveriesPage
+        | AccountsPage
+        | ShareLinksPage
+        | None = None,
     ) -> int:
         """The end of every listing command: with --json the answer, else the table (after
         it, for a page, which of its rows were shown); EXIT_OK, for the command to return."""
@@ -1708,6 +1736,112 @@ def cmd_webhooks_redeliver(ctx: Context) -> int:
     return EXIT_OK
 
 
+def share_link_state(link: ShareLink) -> str:
+    """Whether the link shows its detection: revoked, expired, active, or unavailable (the
+    server says it is not active for another reason, such as a suspended account)."""
+    if link.revoked_at:
+        return "revoked"
+    if link.expires_at <= datetime.now(UTC):
+        return "expired"
+    return "active" if link.active else "unavailable"
+
+
+def share_links_table(links: Sequence[ShareLink]) -> str:
+    """One row per link: its id (for `share revoke`), the detection it shows, whether it
+    works, how often it was read, when it ends and the start of its token."""
+    rows = [
+        [
+            link.id,
+            link.detection_id,
+            share_link_state(link),
+            link.views,
+            _time(link.expires_at),
+            f"{link.token_prefix}...",
+        ]
+        for link in links
+    ]
+    headers = ["ID", "DETECTION", "STATE", "VIEWS", "EXPIRES", "PREFIX"]
+    return format_table(headers, rows, right=(3,))
+
+
+def cmd_share_create(ctx: Context) -> int:
+    """Share a stored detection: the link's URL and token on stdout, shown only this once."""
+    with ctx.client() as client:
+        created = client.create_share_link(ctx.args.detection_id, expires_in_days=ctx.args.days)
+    if not ctx.printed_json(created.raw):
+        ctx.say(
+            f"Share link {created.id} created for detection {created.detection_id}: anyone "
+            f"holding it sees the detection's objects and image until {_time(created.expires_at)} "
+            "unless you revoke it first. The token is shown only this once; copy it now:"
+        )
+        print(f"URL: {created.url}", file=ctx.stdout)
+        print(f"Token: {created.token}", file=ctx.stdout)
+    ctx.say(f"Stop it at any time with `objectvision share revoke {created.id}`.")
+    return EXIT_OK
+
+
+def cmd_share_list(ctx: Context) -> int:
+    with ctx.client() as client:
+        page = client.list_share_links(
+            detection_id=ctx.args.detection_id, limit=ctx.args.limit, offset=ctx.args.offset
+        )
+    return ctx.show(_page_json(page), share_links_table(page.items), page)
+
+
+def cmd_share_revoke(ctx: Context) -> int:
+    """Revoke a link; revoking one already revoked is not an error (the API answers the same
+    link)."""
+    with ctx.client() as client:
+        link = client.revoke_share_link(ctx.args.link_id)
+    if not ctx.printed_json(link.raw):
+        print(link.id, file=ctx.stdout)
+    ctx.say(
+        f"Share link {link.id} is revoked: it no longer shows detection {link.detection_id} "
+        f"(viewed {_count(link.views, 'time')})."
+    )
+    return EXIT_OK
+
+
+def shared_summary(shared: SharedDetection) -> str:
+    """`810x1080 image, 5 objects (person x4, bus), found by yolov8n 1 on 2026-12-06 17:40;
+    the link works until 2026-12-13 17:40`."""
+    classes = ", ".join(
+        f"{name} x{count}" if count > 1 else name for name, count in shared.class_counts().items()
+    )
+    found = f"{_count(len(shared.objects), 'object')}" + (f" ({classes})" if classes else "")
+    model = " ".join(part for part in (shared.model, shared.model_version) if part)
+    by = f" by {model}" if model else ""
+    return (
+        f"{shared.width}x{shared.height} image, {found}, found{by} on {_time(shared.detected_at)};"
+        f" the link works until {_time(shared.expires_at)}"
+    )
+
+
+def cmd_share_show(ctx: Context) -> int:
+    """What a share link shows, read with its token alone: no saved session or API key is
+    needed, nor sent. With --image, the image too (boxes drawn, or --original)."""
+    try:
+        token = share_token(ctx.args.token)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if ctx.args.original and not ctx.args.image:
+        raise UsageError("--original says which image --image writes: give --image FILE too")
+    target = Path(ctx.args.image) if ctx.args.image else None
+    if target is not None and target.is_dir():
+        raise CliError(f"--image {target} is a folder: give the file to write")
+    with ctx.public_client() as client:
+        shared = client.shared_detection(token)
+        if not ctx.printed_json(shared.raw):
+            ctx.say(f"Shared detection: {shared_summary(shared)}.")
+            print(objects_table(shared.objects), file=ctx.stdout)
+        if target is not None:
+            image = client.shared_image(token, annotated=not ctx.args.original)
+            target.write_bytes(image)
+            which = "the image as uploaded" if ctx.args.original else "the image with its boxes"
+            ctx.say(f"Wrote {which} to {target} ({_size(len(image))}).")
+    return EXIT_OK
+
+
 def _when(text: str) -> datetime:
     """An ISO 8601 time for --since/--until; without a zone the API takes it as UTC."""
     try:
@@ -2387,11 +2521,67 @@ def build_parser() -> argparse.ArgumentParser:
     redeliver.add_argument("delivery_id", metavar="DELIVERY_ID")
     _add_output_choice(redeliver)
     redeliver.set_defaults(handler=cmd_webhooks_redeliver)
+
+    share = commands.add_parser(
+        "share",
+        help="share a stored detection by link; list and revoke links; show a shared one",
+        description="A share link shows one stored detection (its objects and image) to "
+        "whoever holds it, with no account, until it expires or is revoked. `share show` "
+        "reads one shared with you, with no login.",
+    )
+    share_commands = share.add_subparsers(dest="share_command", required=True, metavar="ACTION")
+    share_create = share_commands.add_parser(
+        "create", help="make a link to a stored detection; prints its URL and token, once"
+    )
+    share_create.add_argument("detection_id", metavar="DETECTION_ID")
+    share_create.add_argument(
+        "--days",
+        type=_share_link_days,
+        metavar="N",
+        help=f"the link works N days (1-{MAX_SHARE_LINK_DAYS}; default: the server's, 7)",
+    )
+    _add_output_choice(share_create)
+    share_create.set_defaults(handler=cmd_share_create)
+    share_list = share_commands.add_parser(
+        "list", help="list your share links, newest first, revoked and expired ones included"
+    )
+    share_list.add_argument(
+        "--detection", dest="detection_id", metavar="ID", help="only this detection's links"
+    )
+    share_list.add_argument("--limit", type=_positive_int, default=20, help="rows (default 20)")
+    share_list.add_argument("--offset", type=_non_negative_int, default=0, help="rows to skip")
+    _add_output_choice(share_list, table=True)
+    share_list.set_defaults(handler=cmd_share_list)
+    share_revoke = share_commands.add_parser("revoke", help="stop a share link at once")
+    share_revoke.add_argument("link_id", metavar="LINK_ID")
+    _add_output_choice(share_revoke)
+    share_revoke.set_defaults(handler=cmd_share_revoke)
+    share_show = share_commands.add_parser(
+        "show",
+        help="show what a share link shows (no login needed)",
+        description="Reads a shared detection with the link's token alone: no saved session "
+        f"or {API_KEY_VARIABLE} is needed, and none is sent.",
+    )
+    share_show.add_argument(
+        "token", metavar="TOKEN_OR_URL", help="the link's token (ovs_...), or the whole link"
+    )
+    share_show.add_argument(
+        "--image", metavar="FILE", help="also write the image to FILE (JPEG, boxes drawn)"
+    )
+    share_show.add_argument(
+        "--original",
+        action="store_true",
+        help="with --image: the image as uploaded, without the boxes",
+    )
+    _add_output_choice(share_show, table=True)
+    share_show.set_defaults(handler=cmd_share_show)
     return parser
 
 
 def _credentials(ctx: Context) -> str:
-    if ctx.args.command in PUBLIC_COMMANDS:
+    if ctx.args.command in PUBLIC_COMMANDS or (
+        ctx.args.command == "share" and ctx.args.share_command == "show"
+    ):
         return "none"
     return "api-key" if os.environ.get(API_KEY_VARIABLE) else "session"
 

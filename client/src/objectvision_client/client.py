@@ -481,6 +481,15 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
     list_webhook_deliveries = _sync(ops.list_webhook_deliveries)
     redeliver = _sync(ops.redeliver)
 
+    # Share links (ADR 0048): the owner's three, then a recipient's two, which send the
+    # link's token alone, so a client made without credentials calls them.
+
+    create_share_link = _sync(ops.create_share_link)
+    list_share_links = _sync(ops.list_share_links)
+    revoke_share_link = _sync(ops.revoke_share_link)
+    shared_detection = _sync(ops.shared_detection)
+    shared_image = _sync(ops.shared_image)
+
 
 class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     """asyncio client with the same methods as `Client`, as coroutines (`wait_for_job` has
@@ -697,3 +706,9 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     delete_webhook = _async(ops.delete_webhook)
     list_webhook_deliveries = _async(ops.list_webhook_deliveries)
     redeliver = _async(ops.redeliver)
+
+    create_share_link = _async(ops.create_share_link)
+    list_share_links = _async(ops.list_share_links)
+    revoke_share_link = _async(ops.revoke_share_link)
+    shared_detection = _async(ops.shared_detection)
+    shared_image = _async(ops.shared_image)

@@ -474,6 +474,65 @@ class WebhookDeliveriesPage(_Answer):
     offset: int = 0
 
 
+class ShareLink(_Answer):
+    """A link that shows one stored detection to whoever holds it, no account needed (ADR
+    0048), as its owner sees it: never its token, which is kept only as a hash, but the
+    token's first characters (`token_prefix`) to tell links apart. `active` is the server's
+    word on whether it shows the detection now (not revoked, not expired, the account not
+    suspended); `views` counts the reads of the detection through it (its image not
+    included)."""
+
+    id: str
+    detection_id: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    active: bool
+    views: int = 0
+    last_viewed_at: datetime | None = None
+    token_prefix: str
+
+
+class CreatedShareLink(ShareLink):
+    """A new link: the only answer that carries its `token` (`ovs_...`), and `url`, the
+    console's page of the shared detection with the token in its fragment (which browsers
+    never send to a server). Give either to the people it is for; they can no longer be
+    read back once this answer is gone."""
+
+    token: str = Field(repr=False)
+    url: str = Field(repr=False)
+
+
+class ShareLinksPage(_Model):
+    """One page of the caller's share links, newest first, revoked and expired ones too."""
+
+    items: tuple[ShareLink, ...] = ()
+    total: int = 0
+    limit: int = 0
+    offset: int = 0
+
+
+class SharedDetection(_Answer):
+    """A shared detection as anyone holding its link reads it: the image's size, its objects
+    (highest confidence first), the model that found them and when, and when the link stops
+    working. The owner's file name, metadata and ids are not shared, so none are here."""
+
+    width: int = Field(validation_alias=AliasPath("image", "width"))
+    height: int = Field(validation_alias=AliasPath("image", "height"))
+    objects: tuple[DetectedObject, ...] = Field(alias="detections")
+    # Objects per class, as the server counted them.
+    counts: dict[str, int] = Field(default_factory=dict)
+    model: str | None = None
+    model_version: str | None = None
+    detected_at: datetime
+    expires_at: datetime
+
+    def class_counts(self) -> dict[str, int]:
+        """How many objects of each class, most frequent first (as
+        `DetectionResult.class_counts`)."""
+        return dict(sorted(self.counts.items(), key=lambda item: (-item[1], item[0])))
+
+
 class ExportedFile(_Model):
     """What `Client.export` wrote: the server's name for the file (Content-Disposition),
     its media type and how many bytes arrived."""

@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Generic, TypeVar
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 import httpx
 
@@ -25,6 +25,7 @@ from objectvision_client.models import (
     CountingLine,
     CountingZone,
     CreatedApiKey,
+    CreatedShareLink,
     CreatedWebhook,
     DetectionResult,
     EndedSessions,
@@ -38,6 +39,9 @@ from objectvision_client.models import (
     Retention,
     ServedModel,
     Session,
+    SharedDetection,
+    ShareLink,
+    ShareLinksPage,
     SignUpAccepted,
     StoredDetection,
     TokenPair,
@@ -963,6 +967,98 @@ def redeliver(webhook_id: str, delivery_id: str) -> Operation[WebhookDelivery]:
         "POST",
         f"{WEBHOOKS}/{_segment(webhook_id)}/deliveries/{_segment(delivery_id)}/redeliver",
         _json(WebhookDelivery.from_json),
+    )
+
+
+SHARE_LINKS = "/api/v1/share-links"
+SHARED = "/api/v1/shared"
+# The header a shared detection's reads carry its link's token in: never the URL, which
+# access logs, proxies and Referer headers would keep.
+SHARE_TOKEN_HEADER = "X-Share-Token"  # noqa: S105 - a header name
+# What a share link's URL holds before its query: the console's page of a shared detection.
+SHARED_PAGE = "#/shared?"
+# The longest a link may work for, in days (the API's limit; 7 when not given).
+MAX_SHARE_LINK_DAYS = 30
+
+
+def create_share_link(
+    detection_id: str, *, expires_in_days: int | None = None
+) -> Operation[CreatedShareLink]:
+    """A new link that shows one of the caller's stored detections (its objects and image)
+    to whoever holds it, with no account, for `expires_in_days` (1 to MAX_SHARE_LINK_DAYS;
+    None: the server's default, 7) unless revoked first (ADR 0048). The answer is the only
+    one that carries its `token` and `url`: pass one on, as nothing reads them back later.
+    A detection with 10 active links already raises ObjectVisionError 409
+    `too_many_share_links`; another account's, 404 `not_found`. An API key needs the
+    `results:share` scope (else 403 `insufficient_scope`)."""
+    body: dict[str, str | int] = {"detection_id": str(detection_id)}
+    if expires_in_days is not None:
+        body["expires_in_days"] = expires_in_days
+    return Operation("POST", SHARE_LINKS, _json(CreatedShareLink.from_json), json=body)
+
+
+def list_share_links(
+    *, detection_id: str | None = None, limit: int = 20, offset: int = 0
+) -> Operation[ShareLinksPage]:
+    """A page of the caller's share links, newest first, revoked and expired ones included
+    (`active` says which work), only `detection_id`'s when given; with their views, never
+    their tokens."""
+    params: dict[str, str | int] = {"limit": limit, "offset": offset}
+    if detection_id:
+        params["detection_id"] = str(detection_id)
+    return Operation("GET", SHARE_LINKS, _json(ShareLinksPage.from_json), params=params)
+
+
+def revoke_share_link(link_id: str) -> Operation[ShareLink]:
+    """Stop a share link at once: whoever holds it gets 404 `share_link_revoked` from then
+    on. Returns the link, now revoked (`active` false, `revoked_at` set); it stays listed,
+    and revoking it again answers it unchanged. Another account's link, 404 `not_found`."""
+    return Operation("DELETE", f"{SHARE_LINKS}/{_segment(link_id)}", _json(ShareLink.from_json))
+
+
+def share_token(token_or_url: str) -> str:
+    """The token of a share link, given as the token itself or as the link people pass
+    around (`https://.../#/shared?token=ovs_...`, the console's page, the token in its
+    fragment's query). ValueError for a link that holds no token, or nothing at all, so
+    nothing is sent that can only be refused."""
+    text = token_or_url.strip()
+    _, page, query = text.partition(SHARED_PAGE)
+    if page:
+        text = parse_qs(query).get("token", [""])[0].strip()
+        if not text:
+            raise ValueError(f"{token_or_url!r} is a shared page's link with no token in it")
+    if not text:
+        raise ValueError("no share token given: pass the token (ovs_...) or the link holding it")
+    return text
+
+
+def shared_detection(token_or_url: str) -> Operation[SharedDetection]:
+    """What a share link shows: the image's size, its objects, the model and when it ran, and
+    when the link stops working. For anyone holding the link: sent with its token alone
+    (never this client's API key or session), so a client made without credentials calls
+    it. Takes the token or the whole link (see `share_token`). An unknown, expired or
+    revoked link, or one whose owner's account is suspended, raises ObjectVisionError 404
+    `share_link_not_found`, `share_link_expired`, `share_link_revoked` or
+    `share_link_unavailable`; too many reads from one network, 429 (retried as any 429)."""
+    return Operation(
+        "GET",
+        SHARED,
+        _json(SharedDetection.from_json),
+        headers={SHARE_TOKEN_HEADER: share_token(token_or_url)},
+        authenticated=False,
+    )
+
+
+def shared_image(token_or_url: str, *, annotated: bool = True) -> Operation[bytes]:
+    """A share link's image: JPEG with the boxes drawn, or (`annotated=False`) the image as
+    uploaded. Sent and refused as `shared_detection` is."""
+    return Operation(
+        "GET",
+        f"{SHARED}/image",
+        _bytes,
+        params={"annotated": "true" if annotated else "false"},
+        headers={SHARE_TOKEN_HEADER: share_token(token_or_url)},
+        authenticated=False,
     )
 
 

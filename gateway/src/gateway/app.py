@@ -30,19 +30,26 @@ from gateway.middleware import (
     UnhandledErrorMiddleware,
 )
 from gateway.ratelimit import RateLimiter
-from gateway.routers import ROUTERS, detect, health, video
+from gateway.routers import ROUTERS, detect, health, share_links, video
 from objectvision.v1 import auth_pb2
 from objectvision_common.public_urls import pinned_http_client
 
 logger = logging.getLogger(__name__)
 
-_EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "WWW-Authenticate", "Location"]
+_EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "Retry-After",
+    "WWW-Authenticate",
+    "Location",
+    detect.REPLAYED_HEADER,
+]
 _ALLOWED_HEADERS = [
     "Authorization",
     "Content-Type",
     "X-API-Key",
     "X-Request-ID",
     "Idempotency-Key",
+    share_links.SHARE_TOKEN_HEADER,
 ]
 
 
