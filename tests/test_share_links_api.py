@@ -176,3 +176,33 @@ async def test_an_api_key_shares_only_with_the_share_scope(
         SHARE_LINKS, json={"detection_id": detection_id}, headers=sharer
     )
     assert shared.status_code == 201, shared.text
+
+
+async def test_people_can_be_pixelated_in_the_owners_image_and_in_a_shared_one(
+    gateway_client: httpx.AsyncClient,
+) -> None:
+    owner = await _owner(gateway_client)
+    detection_id = await _stored(gateway_client, owner)
+    path = f"/api/v1/detect/{detection_id}/image"
+
+    redacted = await gateway_client.get(
+        path, params={"annotated": "false", "redact": "person"}, headers=owner.headers
+    )
+    assert redacted.status_code == 200, redacted.text
+    assert redacted.headers["content-type"] == "image/jpeg"
+    assert redacted.content != BUS.read_bytes()
+    unknown = await gateway_client.get(path, params={"redact": "unicorn"}, headers=owner.headers)
+    assert "unicorn" in api_error(unknown, 422, "invalid_argument")["message"]
+
+    created = await _share(gateway_client, owner, detection_id, redact=["person"])
+    assert created["redact"] == ["person"]
+    async with httpx.AsyncClient(base_url=gateway_client.base_url, timeout=60) as visitor:
+        shared = await visitor.get(
+            f"{SHARED}/image", params={"annotated": "false"}, headers=_holding(created["token"])
+        )
+    assert shared.status_code == 200 and shared.headers["content-type"] == "image/jpeg"
+    # The link never gives the upload itself; it gives what the owner's redacted view shows.
+    assert shared.content != BUS.read_bytes()
+    theirs = cv2.imdecode(np.frombuffer(redacted.content, np.uint8), cv2.IMREAD_COLOR)
+    shown = cv2.imdecode(np.frombuffer(shared.content, np.uint8), cv2.IMREAD_COLOR)
+    assert np.abs(theirs.astype(int) - shown.astype(int)).max() <= 1

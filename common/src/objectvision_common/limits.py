@@ -26,6 +26,8 @@ MAX_DETECTIONS_LIMIT = 1000
 DEFAULT_SHARE_LINK_DAYS = 7
 MAX_SHARE_LINK_DAYS = 30
 MAX_ACTIVE_SHARE_LINKS = 10
+# Classes one rendering of an image may pixelate (ADR 0049).
+MAX_REDACTED_CLASSES = 100
 
 
 def checked_idempotency_key(value: str) -> str:

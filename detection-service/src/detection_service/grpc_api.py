@@ -25,6 +25,7 @@ from detection_service.images.uploads import Upload, sanitize_filename
 from detection_service.jobs import models as job_models
 from detection_service.jobs import service as jobs
 from detection_service.jobs.queue import JobQueue
+from detection_service.pipeline.annotate import Rendering
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import DetectionOptions, DetectionResult, Timings
 from detection_service.realtime.servicer import KeptDetect, RealtimeServicer, objects_reply
@@ -224,6 +225,7 @@ def _share_link(link: ShareLinkRecord, now: datetime) -> detection_pb2.ShareLink
         active=link.active(now),
         views=link.views,
         token_prefix=link.token_prefix,
+        redact=link.redact,
     )
     if link.revoked_at is not None:
         reply.revoked_at.CopyFrom(_timestamp(link.revoked_at))
@@ -581,36 +583,37 @@ class DetectionServicer(RealtimeServicer):
     async def GetAnnotatedImage(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.GetAnnotatedImageRequest, context: ServicerContext
     ) -> AsyncIterator[detection_pb2.ImageChunk]:
-        """The stored upload as it was, or re-encoded as JPEG with its boxes drawn."""
+        """The stored upload as it was, or re-encoded as JPEG with its boxes drawn or classes
+        pixelated (ADR 0049)."""
         user_id = self._user_id(context)
         detection_id = _uuid(request.detection_id, "detection_id")
+        rendering = Rendering(
+            boxes=request.annotated, redact=self._detector.redacted_classes(request.redact)
+        )
         async with self._sessions() as session:
             image = await stored_images.get_image(
                 session=session, user_id=user_id, detection_id=detection_id
             )
-            record = (
-                await history.get_detection(
-                    session=session, user_id=user_id, detection_id=detection_id
-                )
-                if request.annotated
-                else None
+            record = await history.get_detection(
+                session=session, user_id=user_id, detection_id=detection_id
             )
-        async for chunk in self._image_chunks(image, record):
+        async for chunk in self._image_chunks(image, record, rendering):
             yield chunk
 
     async def _image_chunks(
-        self, image: stored_images.ImageRecord, annotate: DetectionRecord | None
+        self, image: stored_images.ImageRecord, record: DetectionRecord, rendering: Rendering
     ) -> AsyncIterator[detection_pb2.ImageChunk]:
-        """A stored image as uploaded, or as JPEG with `annotate`'s objects drawn on it."""
+        """A stored image as uploaded when `rendering` draws nothing and pixelates nothing,
+        else as JPEG rendered so from `record`'s objects."""
         try:
-            if annotate is None:
+            if not rendering.boxes and not rendering.redact:
                 async for chunk in self._storage.open(image.storage_key):
                     yield detection_pb2.ImageChunk(data=chunk, content_type=image.content_type)
                 return
             data = await self._storage.get(image.storage_key)
         except ObjectNotFoundError:
             raise NotFound("the image of this detection is no longer stored") from None
-        jpeg = await self._detector.annotate(data, annotate.objects)
+        jpeg = await self._detector.annotate(data, record.objects, rendering)
         for start in range(0, len(jpeg), CHUNK_BYTES):
             yield detection_pb2.ImageChunk(
                 data=jpeg[start : start + CHUNK_BYTES], content_type="image/jpeg"
@@ -870,6 +873,7 @@ class DetectionServicer(RealtimeServicer):
                 detection_id=detection_id,
                 days=request.expires_in_days,
                 now=now,
+                redact=self._detector.redacted_classes(request.redact),
             )
         return detection_pb2.CreatedShareLink(
             link=_share_link(created.link, now), token=created.token
@@ -936,7 +940,6 @@ class DetectionServicer(RealtimeServicer):
             shared = await sharing.open_link(
                 session=session, token=request.token, now=datetime.now(UTC), count_view=False
             )
-        async for chunk in self._image_chunks(
-            shared.image, shared.detection if request.annotated else None
-        ):
+        rendering = Rendering(boxes=request.annotated, redact=shared.redact)
+        async for chunk in self._image_chunks(shared.image, shared.detection, rendering):
             yield chunk

@@ -567,12 +567,14 @@ class DeleteDetectionRequest(_message.Message):
     def __init__(self, detection_id: _Optional[str] = ...) -> None: ...
 
 class GetAnnotatedImageRequest(_message.Message):
-    __slots__ = ("detection_id", "annotated")
+    __slots__ = ("detection_id", "annotated", "redact")
     DETECTION_ID_FIELD_NUMBER: _ClassVar[int]
     ANNOTATED_FIELD_NUMBER: _ClassVar[int]
+    REDACT_FIELD_NUMBER: _ClassVar[int]
     detection_id: str
     annotated: bool
-    def __init__(self, detection_id: _Optional[str] = ..., annotated: _Optional[bool] = ...) -> None: ...
+    redact: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, detection_id: _Optional[str] = ..., annotated: _Optional[bool] = ..., redact: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ImageChunk(_message.Message):
     __slots__ = ("data", "content_type")
@@ -863,7 +865,7 @@ class SetRetentionRequest(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., days: _Optional[int] = ...) -> None: ...
 
 class ShareLink(_message.Message):
-    __slots__ = ("id", "detection_id", "created_at", "expires_at", "revoked_at", "active", "views", "last_viewed_at", "token_prefix")
+    __slots__ = ("id", "detection_id", "created_at", "expires_at", "revoked_at", "active", "views", "last_viewed_at", "token_prefix", "redact")
     ID_FIELD_NUMBER: _ClassVar[int]
     DETECTION_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -873,6 +875,7 @@ class ShareLink(_message.Message):
     VIEWS_FIELD_NUMBER: _ClassVar[int]
     LAST_VIEWED_AT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    REDACT_FIELD_NUMBER: _ClassVar[int]
     id: str
     detection_id: str
     created_at: _timestamp_pb2.Timestamp
@@ -882,15 +885,18 @@ class ShareLink(_message.Message):
     views: int
     last_viewed_at: _timestamp_pb2.Timestamp
     token_prefix: str
-    def __init__(self, id: _Optional[str] = ..., detection_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[bool] = ..., views: _Optional[int] = ..., last_viewed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., token_prefix: _Optional[str] = ...) -> None: ...
+    redact: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., detection_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[bool] = ..., views: _Optional[int] = ..., last_viewed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., token_prefix: _Optional[str] = ..., redact: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateShareLinkRequest(_message.Message):
-    __slots__ = ("detection_id", "expires_in_days")
+    __slots__ = ("detection_id", "expires_in_days", "redact")
     DETECTION_ID_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_IN_DAYS_FIELD_NUMBER: _ClassVar[int]
+    REDACT_FIELD_NUMBER: _ClassVar[int]
     detection_id: str
     expires_in_days: int
-    def __init__(self, detection_id: _Optional[str] = ..., expires_in_days: _Optional[int] = ...) -> None: ...
+    redact: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, detection_id: _Optional[str] = ..., expires_in_days: _Optional[int] = ..., redact: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreatedShareLink(_message.Message):
     __slots__ = ("link", "token")

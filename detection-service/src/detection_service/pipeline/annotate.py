@@ -1,6 +1,8 @@
-"""Boxes and labels drawn on the original image, encoded as JPEG at its original size."""
+"""Boxes and labels drawn on the original image, encoded as JPEG at its original size; the
+objects of chosen classes pixelated first where the owner asked for it (ADR 0049)."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -61,6 +63,69 @@ def draw(image_bgr: np.ndarray, objects: Sequence[DetectedObject]) -> np.ndarray
     return canvas
 
 
+# A redacted object becomes at most this many blocks across its shorter side: a person's
+# face is then a block or two, which no enhancement brings back, while the scene stays legible.
+REDACTION_BLOCKS = 8
+# Blocks are never smaller than this many pixels, so a small object is not merely resampled.
+_MIN_BLOCK_PX = 4
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """How a stored image is shown: with its boxes drawn or as uploaded, and the classes
+    (lower-case names) whose objects are pixelated, boxes or not."""
+
+    boxes: bool = True
+    redact: frozenset[str] = frozenset()
+
+    def to_json(self) -> dict[str, object]:
+        return {"boxes": self.boxes, "redact": sorted(self.redact)}
+
+    @classmethod
+    def from_json(cls, value: dict[str, object]) -> "Rendering":
+        redact = value.get("redact", ())
+        return cls(
+            boxes=bool(value.get("boxes", True)),
+            redact=frozenset(str(name) for name in redact)
+            if isinstance(redact, list)
+            else frozenset(),
+        )
+
+
+# The annotated image as it always was: every box drawn, nothing pixelated.
+BOXES = Rendering()
+
+
+def pixelate(canvas: np.ndarray, obj: DetectedObject) -> None:
+    """Replace the object's box (clipped to the image) in `canvas` by coarse blocks of its
+    mean colours: REDACTION_BLOCKS across its shorter side, never under _MIN_BLOCK_PX."""
+    height, width = canvas.shape[:2]
+    x1, y1 = max(0, int(obj.x1)), max(0, int(obj.y1))
+    x2, y2 = min(width, int(np.ceil(obj.x2))), min(height, int(np.ceil(obj.y2)))
+    if x2 <= x1 or y2 <= y1:
+        return
+    region = canvas[y1:y2, x1:x2]
+    block = max(_MIN_BLOCK_PX, min(x2 - x1, y2 - y1) // REDACTION_BLOCKS)
+    small = cv2.resize(
+        region,
+        (max(1, (x2 - x1) // block), max(1, (y2 - y1) // block)),
+        interpolation=cv2.INTER_AREA,
+    )
+    region[:] = cv2.resize(small, (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST)
+
+
+def render(
+    image_bgr: np.ndarray, objects: Sequence[DetectedObject], rendering: Rendering
+) -> np.ndarray:
+    """The image as `rendering` says: the redacted classes' objects pixelated, then every
+    object's box and label drawn when `boxes` (a redacted object stays boxed and named)."""
+    canvas = image_bgr.copy()
+    for obj in objects:
+        if obj.class_name.lower() in rendering.redact:
+            pixelate(canvas, obj)
+    return draw(canvas, objects) if rendering.boxes else canvas
+
+
 def encode_jpeg(image_bgr: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     ok, encoded = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
@@ -68,5 +133,7 @@ def encode_jpeg(image_bgr: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     return encoded.tobytes()
 
 
-def annotate(image_bgr: np.ndarray, objects: Sequence[DetectedObject]) -> bytes:
-    return encode_jpeg(draw(image_bgr, objects))
+def annotate(
+    image_bgr: np.ndarray, objects: Sequence[DetectedObject], rendering: Rendering = BOXES
+) -> bytes:
+    return encode_jpeg(render(image_bgr, objects, rendering))

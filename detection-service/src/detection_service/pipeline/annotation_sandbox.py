@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import IO, Any
 
-from detection_service.pipeline.annotate import annotate
+from detection_service.pipeline.annotate import BOXES, Rendering, annotate
 from detection_service.pipeline.decode import ImageLimits, decode, inspect
 from detection_service.pipeline.types import DetectedObject
 from detection_service.sandbox import channel
@@ -72,9 +72,9 @@ class _Drawer:
             self._child = child
         return self._child
 
-    def draw(self, data: bytes, objects: Sequence[DetectedObject]) -> bytes:
-        """The annotated JPEG (blocking: call in a thread). Raises the child's refusal, or
-        InvalidArgument when the child crashed, lied or ran out of time on this image."""
+    def draw(self, data: bytes, objects: Sequence[DetectedObject], rendering: Rendering) -> bytes:
+        """The JPEG `rendering` describes (blocking: call in a thread). Raises the child's
+        refusal, or InvalidArgument when the child crashed, lied or ran out of time on it."""
         with self._lock:
             child = self._started()
             timed_out = threading.Event()
@@ -86,7 +86,7 @@ class _Drawer:
             watchdog = threading.Timer(self._timeout_s, stop)
             watchdog.start()
             try:
-                header = self._ask(child, data, objects)
+                header = self._ask(child, data, objects, rendering)
                 if header is not None and "error" in header:
                     refusal = channel.refusal(header["error"])
                     if refusal is not None:
@@ -104,13 +104,21 @@ class _Drawer:
             raise InvalidArgument(f"the image could not be drawn: {ended}")
 
     def _ask(
-        self, child: "subprocess.Popen[bytes]", data: bytes, objects: Sequence[DetectedObject]
+        self,
+        child: "subprocess.Popen[bytes]",
+        data: bytes,
+        objects: Sequence[DetectedObject],
+        rendering: Rendering,
     ) -> dict[str, Any] | None:
         assert child.stdin is not None and child.stdout is not None
         try:
             channel.send(
                 child.stdin,
-                {"image_bytes": len(data), "objects": [asdict(obj) for obj in objects]},
+                {
+                    "image_bytes": len(data),
+                    "objects": [asdict(obj) for obj in objects],
+                    "rendering": rendering.to_json(),
+                },
                 data,
             )
         except (BrokenPipeError, ValueError):
@@ -168,8 +176,14 @@ class SandboxedAnnotator:
         """The children running now, for whoever watches them (an operator, a test)."""
         return [drawer.pid for drawer in self._drawers if drawer.pid is not None]
 
-    async def annotate(self, data: bytes, objects: Sequence[DetectedObject]) -> bytes:
-        """`data` (an image whose header was checked) as JPEG with `objects` drawn on it."""
+    async def annotate(
+        self,
+        data: bytes,
+        objects: Sequence[DetectedObject],
+        rendering: Rendering = BOXES,
+    ) -> bytes:
+        """`data` (an image whose header was checked) as JPEG with `objects` drawn on it, or
+        as `rendering` says otherwise (without boxes, with classes pixelated)."""
         if self._idle is None:
             self._idle = asyncio.Queue()
             for drawer in self._drawers:
@@ -177,7 +191,7 @@ class SandboxedAnnotator:
         drawer = await self._idle.get()
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, drawer.draw, data, objects)
+            return await loop.run_in_executor(self._executor, drawer.draw, data, objects, rendering)
         finally:
             self._idle.put_nowait(drawer)
 
@@ -197,8 +211,9 @@ def _serve(setup: Mapping[str, Any], stdin: IO[bytes], out: IO[bytes]) -> None:
         if data is None:
             return
         objects = [DetectedObject.from_fields(value) for value in header["objects"]]
+        rendering = Rendering.from_json(header.get("rendering", {}))
         try:
-            jpeg = annotate(decode(data, inspect(data, images)), objects)
+            jpeg = annotate(decode(data, inspect(data, images)), objects, rendering)
         except DomainError as error:
             channel.send(out, {"error": {"code": error.code, "message": error.message}})
             continue

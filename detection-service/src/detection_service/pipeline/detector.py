@@ -18,6 +18,7 @@ import numpy as np
 from prometheus_client import Counter
 
 from detection_service.pipeline import decode as imaging
+from detection_service.pipeline.annotate import BOXES, Rendering
 from detection_service.pipeline.annotation_sandbox import SandboxedAnnotator
 from detection_service.pipeline.batcher import ModelBatchers
 from detection_service.pipeline.catalog import ModelCatalog, ServedModel
@@ -45,7 +46,7 @@ from objectvision_common.errors import (
     PayloadTooLarge,
     Unavailable,
 )
-from objectvision_common.limits import MAX_DETECTIONS_LIMIT
+from objectvision_common.limits import MAX_DETECTIONS_LIMIT, MAX_REDACTED_CLASSES
 from objectvision_common.tracing import tracer
 from objectvision_inference import detect_contract as contract
 
@@ -184,11 +185,26 @@ class Detector:
         """Refuse an unfit upload from its header alone (no decoding): safe on the event loop."""
         return imaging.inspect(data, self.limits)
 
-    async def annotate(self, data: bytes, objects: Sequence[DetectedObject]) -> bytes:
-        """The image as JPEG at its original size with the objects drawn on it, decoded and
-        drawn in a confined child (ADR 0043) once its header passed here."""
+    async def annotate(
+        self,
+        data: bytes,
+        objects: Sequence[DetectedObject],
+        rendering: Rendering = BOXES,
+    ) -> bytes:
+        """The image as JPEG at its original size with the objects drawn on it (or as
+        `rendering` says: no boxes, classes pixelated), decoded and drawn in a confined child
+        (ADR 0043) once its header passed here."""
         self.inspect(data)
-        return await self._annotator.annotate(data, objects)
+        return await self._annotator.annotate(data, objects, rendering)
+
+    def redacted_classes(self, values: Iterable[str]) -> frozenset[str]:
+        """The classes (names or ids, any case) whose objects a rendering pixelates, as the
+        lower-case names objects carry; InvalidArgument naming an unknown one, or for more than
+        MAX_REDACTED_CLASSES."""
+        wanted = [value for value in values if value.strip()]
+        if len(wanted) > MAX_REDACTED_CLASSES:
+            raise InvalidArgument(f"at most {MAX_REDACTED_CLASSES} classes can be redacted")
+        return frozenset(self.class_names[self.class_id(value)].lower() for value in wanted)
 
     def _refusal(self, result: contract.ImageResult, header: ImageHeader) -> DomainError:
         """The domain error for an image the model's decoder refused."""

@@ -6,7 +6,7 @@ retention sweep or an account's erasure, ends every link to it with no step of i
 """
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from detection_service.database import SCHEMA, metadata, owned_id_columns
 
@@ -27,6 +27,10 @@ share_links = sa.Table(
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
     sa.Column("views", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     sa.Column("last_viewed_at", sa.DateTime(timezone=True)),
+    # Classes (lower-case names) the link's image always shows pixelated (ADR 0049).
+    sa.Column(
+        "redact_classes", ARRAY(sa.Text), nullable=False, server_default=sa.text("'{}'::text[]")
+    ),
     # The owner's links page, newest first.
     sa.Index("ix_share_links_user_created", "user_id", sa.text("created_at DESC")),
     sa.Index("ix_share_links_detection_id", "detection_id"),

@@ -52,6 +52,8 @@ class ShareLinkRecord:
     token_prefix: str
     # The owner's account is suspended (its links show nothing until it is restored).
     owner_suspended: bool
+    # Classes (lower-case names) whose objects its image shows pixelated (ADR 0049).
+    redact: tuple[str, ...] = ()
 
     def active(self, now: datetime) -> bool:
         return self.revoked_at is None and self.expires_at > now and not self.owner_suspended
@@ -66,11 +68,13 @@ class CreatedLink:
 
 @dataclass(frozen=True)
 class SharedView:
-    """What an open link shows: the detection and its stored image, and the link's end."""
+    """What an open link shows: the detection and its stored image, the link's end, and the
+    classes its image pixelates."""
 
     detection: DetectionRecord
     image: ImageRecord
     expires_at: datetime
+    redact: frozenset[str]
 
 
 def token_hash(token: str) -> bytes:
@@ -110,6 +114,7 @@ def _columns() -> tuple[sa.ColumnElement[Any], ...]:
         share_links.c.views,
         share_links.c.last_viewed_at,
         share_links.c.token_prefix,
+        share_links.c.redact_classes,
         _suspended().label("owner_suspended"),
     )
 
@@ -125,14 +130,22 @@ def _record(row: sa.Row[Any]) -> ShareLinkRecord:
         last_viewed_at=row.last_viewed_at,
         token_prefix=row.token_prefix,
         owner_suspended=row.owner_suspended,
+        redact=tuple(row.redact_classes),
     )
 
 
 async def create_link(
-    *, session: AsyncSession, user_id: str, detection_id: uuid.UUID, days: int, now: datetime
+    *,
+    session: AsyncSession,
+    user_id: str,
+    detection_id: uuid.UUID,
+    days: int,
+    now: datetime,
+    redact: frozenset[str] = frozenset(),
 ) -> CreatedLink:
-    """A new link to one of `user_id`'s detections for `days` (checked_days); NotFound for
-    anyone else's, FailedPrecondition once MAX_ACTIVE_SHARE_LINKS of it are active. The
+    """A new link to one of `user_id`'s detections for `days` (checked_days), its image
+    pixelating the `redact` classes (checked names); NotFound for anyone else's,
+    FailedPrecondition once MAX_ACTIVE_SHARE_LINKS of it are active. The
     detection's row is locked, so concurrent requests cannot pass the cap together."""
     lifetime = checked_days(days)
     owned = await session.scalar(
@@ -168,6 +181,7 @@ async def create_link(
             token_prefix=token[:_SHOWN_CHARS],
             created_at=now,
             expires_at=now + timedelta(days=lifetime),
+            redact_classes=sorted(redact),
         )
     )
     return CreatedLink(await _owned_link(session, user_id, link_id), token)
@@ -247,6 +261,7 @@ async def open_link(
                 share_links.c.detection_id,
                 share_links.c.expires_at,
                 share_links.c.revoked_at,
+                share_links.c.redact_classes,
                 sa.or_(_suspended(), erased).label("unavailable"),
             ).where(share_links.c.token_hash == token_hash(token))
         )
@@ -271,7 +286,12 @@ async def open_link(
             .where(share_links.c.id == row.id)
             .values(views=share_links.c.views + 1, last_viewed_at=now)
         )
-    return SharedView(detection=record, image=image, expires_at=row.expires_at)
+    return SharedView(
+        detection=record,
+        image=image,
+        expires_at=row.expires_at,
+        redact=frozenset(row.redact_classes),
+    )
 
 
 async def record_standing(

@@ -51,7 +51,7 @@ from gateway.schemas.detect import (
     StoredDetectionOut,
 )
 from objectvision.v1 import common_pb2, detection_pb2
-from objectvision_common.limits import DEFAULT_PAGE_LIMIT
+from objectvision_common.limits import DEFAULT_PAGE_LIMIT, MAX_REDACTED_CLASSES
 
 DETECT_PREFIX = "/api/v1/detect"
 BATCH_PATH = f"{DETECT_PREFIX}/batch"
@@ -71,6 +71,16 @@ JOB_ACCEPTED: dict[int | str, dict[str, Any]] = {
 }
 
 router = signed_in_router(DETECT_PREFIX, "detection")
+
+# Classes whose objects an image is shown with pixelated (ADR 0049), repeatable.
+RedactQuery = Annotated[
+    tuple[str, ...],
+    Query(
+        max_length=MAX_REDACTED_CLASSES,
+        description="A class (name or id) whose objects are pixelated, e.g. `redact=person`; "
+        "repeat for more. Only what the model found is covered: an object it missed is not.",
+    ),
+]
 
 
 def accepted_job(response: Response, job: detection_pb2.Job) -> JobOut:
@@ -398,15 +408,19 @@ async def get_detection_image(
     detection_id: uuid.UUID,
     upstream: ResultsReadUpstream,
     settings: SettingsDep,
+    redact: RedactQuery = (),
     annotated: Annotated[
         bool, Query(description="Draw the detected boxes (JPEG); false: the upload as it was.")
     ] = True,
 ) -> StreamingResponse:
     """Streamed as the service sends it. The first chunk is awaited before answering, so a
-    missing detection is a real 404 rather than a 200 that breaks off."""
+    missing detection is a real 404 rather than a 200 that breaks off. With `redact`, the
+    objects of those classes are pixelated (ADR 0049), and the answer is JPEG either way."""
     download = await upstream.with_deadline(settings.detect_deadline_seconds).download(
         upstream.detection.GetAnnotatedImage,
-        detection_pb2.GetAnnotatedImageRequest(detection_id=str(detection_id), annotated=annotated),
+        detection_pb2.GetAnnotatedImageRequest(
+            detection_id=str(detection_id), annotated=annotated, redact=redact
+        ),
         what="image",
     )
     return StreamingResponse(

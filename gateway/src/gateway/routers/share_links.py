@@ -74,7 +74,9 @@ async def create_share_link(
     created = await upstream.call(
         upstream.detection.CreateShareLink,
         detection_pb2.CreateShareLinkRequest(
-            detection_id=str(body.detection_id), expires_in_days=body.expires_in_days
+            detection_id=str(body.detection_id),
+            expires_in_days=body.expires_in_days,
+            redact=body.redact,
         ),
     )
     return CreatedShareLinkOut.of(created, console_base_url=settings.public_base_url)
@@ -159,7 +161,8 @@ async def get_shared_image(
         bool, Query(description="Draw the detected boxes (JPEG); false: the image as uploaded.")
     ] = True,
 ) -> StreamingResponse:
-    """Refused as the detection is (404 and the same codes)."""
+    """Refused as the detection is (404 and the same codes). A link made with `redact`
+    pixelates those classes in both forms, so the image as uploaded is never sent."""
     download = await upstream.with_deadline(settings.detect_deadline_seconds).download(
         upstream.detection.GetSharedImage,
         detection_pb2.GetSharedImageRequest(token=token, annotated=annotated),

@@ -3,14 +3,18 @@
 import uuid
 from collections import Counter
 from datetime import datetime
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import Field
 
-from gateway.schemas.base import ApiModel, PageOut, ProtoMirror, to_datetime
+from gateway.schemas.base import UNICODE_TEXT, ApiModel, PageOut, ProtoMirror, to_datetime
 from gateway.schemas.detect import DetectedObjectOut, ImageSizeOut
 from objectvision.v1 import detection_pb2
-from objectvision_common.limits import DEFAULT_SHARE_LINK_DAYS, MAX_SHARE_LINK_DAYS
+from objectvision_common.limits import (
+    DEFAULT_SHARE_LINK_DAYS,
+    MAX_REDACTED_CLASSES,
+    MAX_SHARE_LINK_DAYS,
+)
 
 
 class ShareLinkIn(ApiModel):
@@ -21,6 +25,13 @@ class ShareLinkIn(ApiModel):
         ge=1,
         le=MAX_SHARE_LINK_DAYS,
         description="Days the link works; it can be revoked before.",
+    )
+    redact: list[Annotated[str, Field(min_length=1, max_length=64), UNICODE_TEXT]] = Field(
+        default_factory=list,
+        max_length=MAX_REDACTED_CLASSES,
+        description="Classes (names or ids) whose objects the link's image always shows "
+        "pixelated, with its boxes or without (ADR 0049): the image as uploaded is then never "
+        "shown through the link. Only what the model found is covered.",
     )
 
 
@@ -39,6 +50,7 @@ class ShareLinkOut(ProtoMirror):
     views: int = Field(description="Times the detection was read through it.")
     last_viewed_at: datetime | None
     token_prefix: str = Field(description="The token's first characters, to tell links apart.")
+    redact: list[str] = Field(description="Classes its image shows pixelated.")
 
 
 class CreatedShareLinkOut(ShareLinkOut):

@@ -1,5 +1,6 @@
 """Share links of stored detections (ADR 0048), kept as token hashes and removed with their
-detection, and the suspended accounts whose links show nothing.
+detection, with the classes their image pixelates (ADR 0049), and the suspended accounts
+whose links show nothing.
 
 Revision ID: 0017
 Revises: 0016
@@ -8,7 +9,7 @@ Create Date: 2026-12-06
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 revision = "0017"
 down_revision = "0016"
@@ -31,6 +32,12 @@ def upgrade() -> None:
         sa.Column("revoked_at", sa.DateTime(timezone=True)),
         sa.Column("views", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
         sa.Column("last_viewed_at", sa.DateTime(timezone=True)),
+        sa.Column(
+            "redact_classes",
+            ARRAY(sa.Text()),
+            server_default=sa.text("'{}'::text[]"),
+            nullable=False,
+        ),
         sa.ForeignKeyConstraint(
             ["detection_id"],
             [f"{SCHEMA}.detections.id"],
