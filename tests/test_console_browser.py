@@ -418,17 +418,22 @@ async def test_api_keys_and_webhooks(page: Page) -> None:
     await view.get_by_role("button", name="Revoke nightly import").click()
     await expect(row).to_have_attribute("data-revoked", "true")
 
-    # A narrower key that expires: every scope is ticked until unticked.
+    # A narrower key that expires and may share (ADR 0048): every scope but results:share is
+    # ticked until changed.
     await view.get_by_label("Key name").fill("edge camera")
     for scope in ("results:write", "webhooks"):
         await view.locator(f'input[name="scopes"][value="{scope}"]').uncheck()
+    await view.get_by_label("results:share").check()
     await view.get_by_label("Expires").select_option("30")
     await view.get_by_role("button", name="Create key").click()
     edge = view.locator('[data-testid="key-row"][data-name="edge camera"]')
-    await expect(edge).to_have_attribute("data-scopes", "detect results:read")
-    await expect(edge).to_contain_text("detect, results:read")
+    await expect(edge).to_have_attribute("data-scopes", "detect results:read results:share")
+    await expect(edge.locator('td[data-label="Scopes"]')).to_have_text(
+        "detect, results:read, results:share"
+    )
     await expect(edge.locator('td[data-label="Expires"]')).not_to_have_text("Never")
     await expect(view.locator('input[name="scopes"]:checked')).to_have_count(4)
+    await expect(view.get_by_label("results:share")).not_to_be_checked()
 
     await page.get_by_role("link", name="Webhooks").click()
     view = visible_view(page)
@@ -967,7 +972,11 @@ async def test_the_keys_table_fits_a_phone(page: Page, stack: Stack) -> None:
     )
     assert widths["page"] <= PHONE["width"], widths
     assert widths["table"] <= widths["box"], f"the keys table scrolls sideways: {widths}"
-    await expect(view.get_by_role("button", name=re.compile("^Revoke "))).to_be_in_viewport()
+    # Below the form (its five scopes) on a phone: scrolled down to, not sideways, it shows.
+    revoke = view.get_by_role("button", name=re.compile("^Revoke "))
+    await revoke.scroll_into_view_if_needed()
+    await expect(revoke).to_be_in_viewport()
+    assert await page.evaluate("() => window.scrollX") == 0
 
 
 async def test_a_finished_job_and_the_history_offer_exports(page: Page) -> None:
@@ -1960,3 +1969,108 @@ async def test_an_admin_finds_suspends_and_restores_an_account(page: Page, stack
     await expect(own).to_have_attribute("data-admin", "true")
     await expect(rows).to_have_count(1)
     await expect(own.get_by_role("button")).to_have_count(0)
+
+
+# ADR 0048: share links.
+
+
+async def test_a_shared_detection_is_seen_without_an_account_until_its_owner_revokes_the_link(
+    page: Page, browser: Browser, stack: Stack
+) -> None:
+    """The owner opens a stored detection and creates a link in its Share section: the URL is
+    shown once. A browser with no session opens it and sees the objects and the image, the
+    token sent as the X-Share-Token header and never in a request's URL. The owner revokes the
+    link; the viewer, reloaded, says so, with no sign-in in the way. A detection with 10
+    active links refuses another, in the section."""
+    email, auth = await _api_account(stack)
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        detected = await client.post(
+            "/api/v1/detect/image",
+            files={"file": ("gate-7.jpg", BUS.read_bytes(), "image/jpeg")},
+            headers=auth,
+        )
+    assert detected.status_code == 200, detected.text
+    detection_id = detected.json()["detection_id"]
+    page.on("dialog", lambda dialog: dialog.accept())
+
+    await page.goto(f"/#/detections/{detection_id}")
+    await log_in(page, email)
+    share = page.get_by_test_id("share")
+    await expect(share).to_be_visible(timeout=SLOW_MS)
+    lifetime = share.get_by_label("The link works for")
+    await expect(lifetime).to_have_value("7")
+    await expect(share.get_by_test_id("share-links")).to_contain_text("No links yet")
+    await lifetime.select_option("1")
+    await share.get_by_role("button", name="Create link").click()
+    field = share.get_by_test_id("share-url")
+    await expect(field).to_have_value(
+        re.compile(rf"^{re.escape(stack.gateway_url)}/#/shared\?token=ovs_[\w-]{{43}}$")
+    )
+    await expect(field).to_have_attribute("readonly", "")
+    await expect(share.get_by_test_id("share-new-link")).to_contain_text("shown only this once")
+    await expect(share.get_by_role("button", name="Copy")).to_be_visible()
+    url = await field.input_value()
+    token = url.split("token=", 1)[1]
+    row = share.get_by_test_id("share-link-row")
+    await expect(row).to_have_count(1)
+    await expect(row).to_have_attribute("data-state", "active")
+    await expect(row.locator('td[data-label="Token"]')).to_have_text(f"{token[:12]}…")
+
+    async with _console_page(browser, stack) as visitor:
+        requests: list[Request] = []
+        visitor.on("request", lambda sent: requests.append(sent))
+        await visitor.goto(url)
+        objects = visitor.get_by_test_id("shared-object")
+        await expect(objects).to_have_count(5, timeout=SLOW_MS)
+        shown = Counter([await item.get_attribute("data-class") for item in await objects.all()])
+        assert shown == {"person": 4, "bus": 1}
+        await expect(visitor.get_by_test_id("shared-summary")).to_have_text(
+            "5 objects found: 4 person, 1 bus."
+        )
+        image = visitor.locator('[data-testid="shared-image"][data-loaded="true"]')
+        await expect(image).to_have_attribute("data-annotated", "true", timeout=SLOW_MS)
+        assert (await image.get_attribute("src") or "").startswith("blob:")
+        width = detected.json()["image"]["width"]
+        assert width > 0
+        assert await image.evaluate("image => image.naturalWidth") == width
+        await visitor.get_by_label("Outline the objects found").uncheck()
+        await expect(image).to_have_attribute("data-annotated", "false", timeout=SLOW_MS)
+        await expect(visitor.get_by_test_id("login-form")).to_be_hidden()
+        await expect(visitor.locator("#nav")).to_be_hidden()
+
+        reads = [sent for sent in requests if "/api/v1/shared" in sent.url]
+        assert len(reads) == 3, [sent.url for sent in reads]
+        for sent in reads:
+            headers = await sent.all_headers()
+            assert headers["x-share-token"] == token
+            assert "authorization" not in headers
+        assert not [sent.url for sent in requests if token in sent.url.split("#")[0]]
+
+        await share.get_by_role("button", name=f"Revoke link {token[:12]}…").click()
+        await expect(row).to_have_attribute("data-state", "revoked")
+        await expect(row.get_by_role("button")).to_have_count(0)
+        await expect(row.locator('td[data-label="Views"]')).to_contain_text("1, last ")
+        await expect(field).to_have_count(0)
+
+        await visitor.reload()
+        message = visitor.get_by_test_id("shared-message")
+        await expect(message).to_have_text("This link was revoked by its owner.")
+        await expect(message).to_have_attribute("data-state", "share_link_revoked")
+        await expect(visitor.get_by_test_id("shared-result")).to_be_hidden()
+        await expect(visitor.get_by_test_id("login-form")).to_be_hidden()
+        await visitor.goto(f"/#/shared?token=ovs_{uuid.uuid4().hex}")
+        await expect(message).to_have_attribute("data-state", "share_link_not_found")
+        await expect(message).to_contain_text("This link doesn't lead to anything")
+    assert token not in (stack.logs_dir / "gateway.log").read_text(errors="replace")
+
+    # The most active links a detection may have: one more is refused in the section.
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        for _ in range(10):
+            made = await client.post(
+                "/api/v1/share-links", json={"detection_id": detection_id}, headers=auth
+            )
+            assert made.status_code == 201, made.text
+    await share.get_by_role("button", name="Create link").click()
+    await expect(share.get_by_test_id("share-error")).to_contain_text("10 active share links")
+    await expect(share.get_by_test_id("share-url")).to_have_count(0)
+    await expect(row).to_have_count(11)

@@ -47,8 +47,8 @@ async function toApiError(response) {
   return new ApiError(response.status, "http_error", response.statusText || "request failed", extra);
 }
 
-async function send(path, { method = "GET", json, body, query, auth = true, signal }, token) {
-  const headers = { Accept: "application/json" };
+async function send(path, { method = "GET", json, body, query, headers: extra = {}, auth = true, signal }, token) {
+  const headers = { Accept: "application/json", ...extra };
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
     body = JSON.stringify(json);
@@ -96,7 +96,8 @@ export function refreshSession() {
 
 /**
  * Call the API. `as` picks what comes back: "json" (default), "blob", "file" (`{blob,
- * filename}`, the name from Content-Disposition) or "none".
+ * filename}`, the name from Content-Disposition) or "none". `headers` adds request headers
+ * (a credential that must stay out of the URL, such as a share link's token).
  * An authenticated call that gets 401 refreshes the session once and is sent again.
  */
 export async function request(path, options = {}) {

@@ -110,7 +110,8 @@ export function submitting(form, action) {
   return guarded(action, form.querySelector("button[type=submit]"));
 }
 
-async function copyText(text) {
+/** Put `text` on the clipboard; throws where the browser refuses. */
+export async function copyText(text) {
   if (navigator.clipboard && window.isSecureContext) {
     await navigator.clipboard.writeText(text);
     return;

@@ -8,6 +8,9 @@
 // `#/forgot-password` and `#/reset-password?token=…` (the reset email's link) open signed in
 // or out (password-reset.js); so does `#/verify-email?token=…`, the verification email's link
 // (email-verification.js), whose banner reminds a signed-in user of an unverified address.
+// `#/shared?token=…`, a share link (ADR 0048), shows the detection it shares to anyone who
+// holds it, signed in or out (shared.js); the owner makes and revokes links in the Share
+// section under a stored detection (share-links.js).
 // `#/accounts` is the admins' (accounts.js): its nav entry shows only where the access token
 // says `admin`, and the server refuses anyone else. An account with two-factor authentication
 // logs in with a code too (two-factor.js), asked for once the server wants one.
@@ -37,6 +40,8 @@ import { PASSWORD_VIEWS, PasswordResetView } from "./password-reset.js";
 import { EmailVerification, VERIFY_VIEWS } from "./email-verification.js";
 import { clearSession, getSession, isAdmin, onSessionChange, setTokens } from "./session.js";
 import { SettingsView } from "./settings.js";
+import { ShareLinks } from "./share-links.js";
+import { SHARED_VIEWS, SharedView } from "./shared.js";
 import { LoginCode } from "./two-factor.js";
 import { DEFAULT_THRESHOLD, Viewer, normaliseResult } from "./viewer.js";
 import { WebhooksView } from "./webhooks.js";
@@ -75,6 +80,8 @@ const passwordReset = new PasswordResetView({
   },
 });
 const emailVerification = new EmailVerification();
+const shareLinks = new ShareLinks();
+const sharedView = new SharedView();
 const input = byId("file-input");
 const dropzone = byId("dropzone");
 let viewerObjectUrl = null;
@@ -92,11 +99,14 @@ let pendingStatus = "";
 // Navigation ---------------------------------------------------------------------------
 
 /** `{view, kind, id}` from the hash: `#history`, `#/settings`, `#/jobs/<id>`… A password
- * page is `{view, query, forAnyone: true}`: it shows whether or not anyone is signed in. */
+ * page or a shared detection is `{view, query, forAnyone: true}`: it shows whether or not
+ * anyone is signed in. */
 function currentRoute() {
   const [path, query = ""] = location.hash.replace(/^#\/?/, "").split("?");
   const [name = "", id = ""] = path.split("/");
-  if (PASSWORD_VIEWS.includes(name) || VERIFY_VIEWS.includes(name)) return { view: name, kind: null, id: null, query, forAnyone: true };
+  if ([...PASSWORD_VIEWS, ...VERIFY_VIEWS, ...SHARED_VIEWS].includes(name)) {
+    return { view: name, kind: null, id: null, query, forAnyone: true };
+  }
   const kind = OBJECT_ROUTES[name];
   if (kind && UUID.test(id)) return { view: "detect", kind, id: id.toLowerCase() };
   return { view: VIEWS.includes(name) ? name : "detect", kind: null, id: null };
@@ -140,6 +150,8 @@ function render() {
   if (view === "accounts") accounts.load();
   if (view === "reset-password") passwordReset.takeToken(route.query);
   if (view === "verify-email") emailVerification.takeToken(route.query);
+  if (view === "shared") sharedView.open(route.query);
+  else sharedView.close();
   emailVerification.check(session);
   if (session && route.kind) openLinked(route);
 }
@@ -161,6 +173,7 @@ window.addEventListener("hashchange", () => {
   // A secret shown once does not stay on screen once the user moves on.
   byId("key-secret").replaceChildren();
   byId("webhook-secret").replaceChildren();
+  shareLinks.forgetUrl();
   if (!currentRoute().kind) openedLink = null;
   render();
   byId("main").focus({ preventScroll: true });
@@ -173,6 +186,7 @@ function closeResults() {
   if (viewerObjectUrl) URL.revokeObjectURL(viewerObjectUrl);
   viewerObjectUrl = null;
   viewer.clear();
+  shareLinks.reset();
   byId("single-result").hidden = true;
   byId("batch-result").hidden = true;
   dropzone.classList.remove("compact");
@@ -315,8 +329,9 @@ function showViewer(raw, image, caption, threshold) {
   byId("batch-result").hidden = true;
   byId("single-result").hidden = false;
   viewer.show(result, imageUrl, caption || result.filename, { threshold });
-  // Only a stored detection (it has an id) can be deleted.
+  // Only a stored detection (it has an id) can be deleted, or shared.
   byId("delete-detection").hidden = !result.id;
+  shareLinks.show(result.id);
   if (result.id) showLink(`detections/${result.id}`);
 }
 

@@ -14,6 +14,7 @@ const FIELD_NAMES = {
   refresh_token: "Session",
   lines: "Counting lines",
   zones: "Counting zones",
+  detection_id: "Detection",
 };
 
 function capitalise(text) {
@@ -49,6 +50,13 @@ const CODE_MESSAGES = {
   invalid_second_factor:
     "That code is not right, or it was used already. Enter the code your authenticator app " +
     "shows now, or an unused recovery code.",
+  // A share link that shows nothing (ADR 0048): said to whoever holds it, in its own words.
+  share_link_not_found:
+    "This link doesn't lead to anything: check that it was copied whole, or ask whoever sent " +
+    "it for a new one.",
+  share_link_expired: "This link has expired. Ask whoever shared it for a new one.",
+  share_link_revoked: "This link was revoked by its owner.",
+  share_link_unavailable: "What this link shared is no longer available.",
 };
 
 /** A sentence for the user about `error` (an ApiError or anything thrown). */
