@@ -60,6 +60,18 @@ BATCH_PATH = f"{DETECT_PREFIX}/batch"
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 PART_OVERHEAD_BYTES = 4 * 1024
 IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp")
+# A stored image's download (its owner's, or a share link's): the image, or why not.
+IMAGE_DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The image. Annotated and redacted images are JPEG; originals keep "
+        "their format.",
+        "content": {
+            content_type: {"schema": {"type": "string", "format": "binary"}}
+            for content_type in IMAGE_CONTENT_TYPES
+        },
+    },
+    **error_responses(404, 422),
+}
 # Marks the answer to a retried stored detection: what its first request stored (ADR 0047).
 REPLAYED_HEADER = "Idempotent-Replayed"
 # A submitted job's answer: 202 and where to follow it.
@@ -393,16 +405,7 @@ async def delete_detection(detection_id: uuid.UUID, upstream: ResultsWriteUpstre
     "/{detection_id:uuid}/image",
     summary="A stored image, with its boxes drawn or as uploaded",
     response_class=StreamingResponse,
-    responses={
-        200: {
-            "description": "The image. Annotated images are JPEG; originals keep their format.",
-            "content": {
-                content_type: {"schema": {"type": "string", "format": "binary"}}
-                for content_type in IMAGE_CONTENT_TYPES
-            },
-        },
-        **error_responses(404, 422),
-    },
+    responses=IMAGE_DOWNLOAD_RESPONSES,
 )
 async def get_detection_image(
     detection_id: uuid.UUID,

@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from gateway.auth.dependencies import ResultsShareUpstream, signed_in_router, throttle_shared_views
 from gateway.dependencies import PageLimit, PageOffset, PublicUpstream, SettingsDep
 from gateway.errors import error_responses
-from gateway.routers.detect import IMAGE_CONTENT_TYPES
+from gateway.routers.detect import IMAGE_DOWNLOAD_RESPONSES
 from gateway.schemas.share_links import (
     CreatedShareLinkOut,
     SharedDetectionOut,
@@ -142,16 +142,7 @@ async def get_shared_detection(
     "/image",
     summary="A shared detection's image",
     response_class=StreamingResponse,
-    responses={
-        200: {
-            "description": "The image. Annotated images are JPEG; originals keep their format.",
-            "content": {
-                content_type: {"schema": {"type": "string", "format": "binary"}}
-                for content_type in IMAGE_CONTENT_TYPES
-            },
-        },
-        **error_responses(404, 422),
-    },
+    responses=IMAGE_DOWNLOAD_RESPONSES,
 )
 async def get_shared_image(
     token: ShareToken,
