@@ -476,3 +476,28 @@ async def test_a_video_job_takes_a_model_as_batch_jobs_do(
     finished = await _finished(gateway_client, account, chosen.json()["job_id"])
     assert (finished["status"], finished["model"]) == ("completed", default)
     assert finished["model_version"]
+
+
+async def test_a_video_job_can_pixelate_a_class_in_its_annotated_video(
+    gateway_client: httpx.AsyncClient, bus_then_zidane: bytes
+) -> None:
+    """ADR 0049: `redact` form fields name the classes the annotated video pixelates; the
+    job's video lists them; an unknown class is refused before any job is made."""
+    account = await _account(gateway_client)
+
+    def upload(*classes: str) -> Any:
+        return gateway_client.post(
+            "/api/v1/detect/video",
+            files={"file": ("bus.mp4", bus_then_zidane, "video/mp4")},
+            data={"every": "1", "redact": list(classes)},
+            headers=account.headers,
+            timeout=120,
+        )
+
+    submitted = await upload("person", "0")
+    assert submitted.status_code == 202, submitted.text
+    assert submitted.json()["video"]["redact"] == ["person"]
+
+    refused = await upload("unicorn")
+    assert refused.status_code == 422, refused.text
+    assert "unicorn" in refused.json()["error"]["message"]

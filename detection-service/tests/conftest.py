@@ -204,10 +204,11 @@ async def submit_video_job(
     track: bool,
     lines: Sequence[detection_pb2.CountingLine] = (),
     zones: Sequence[detection_pb2.CountingZone] = (),
+    redact: Sequence[str] = (),
 ) -> detection_pb2.Job:
     """Upload `data` as pan.mp4 in one chunk, sampled at every frame (as tracking wants),
-    `track`ed or not and counting `lines` and `zones` if any: the submitted job, or the
-    refusal raised."""
+    `track`ed or not, counting `lines` and `zones` and pixelating the `redact` classes if
+    any: the submitted job, or the refusal raised."""
 
     async def messages() -> AsyncIterator[detection_pb2.VideoUpload]:
         yield detection_pb2.VideoUpload(
@@ -218,6 +219,7 @@ async def submit_video_job(
                 track=track,
                 lines=lines,
                 zones=zones,
+                redact=redact,
             )
         )
         yield detection_pb2.VideoUpload(chunk=data)

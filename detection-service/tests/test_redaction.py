@@ -5,6 +5,10 @@ The drawing itself first, on a synthetic picture; then through the service's ann
 sandbox on bus.jpg, with its four people found by the real model in Triton.
 """
 
+import uuid
+from pathlib import Path
+
+import av
 import cv2
 import grpc
 import numpy as np
@@ -13,6 +17,8 @@ import pytest
 from detection_service.pipeline.annotate import REDACTION_BLOCKS, Rendering, pixelate, render
 from detection_service.pipeline.types import DetectedObject
 from objectvision.v1 import detection_pb2
+
+from .conftest import finished_job, submit_video_job
 
 NOISE_SEED = 49
 
@@ -147,3 +153,62 @@ async def test_an_unknown_class_to_redact_is_refused(detection, user, bus_jpg):
 
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "unknown class 'unicorn'" in refused.value.details()
+
+
+def _first_frame(data: bytes, tmp_path: Path) -> np.ndarray:
+    path = tmp_path / f"{uuid.uuid4().hex}.mp4"
+    path.write_bytes(data)
+    with av.open(str(path)) as container:
+        frame = next(container.decode(container.streams.video[0]))
+        return frame.to_ndarray(format="bgr24")
+
+
+async def _annotated_video(detection, user, job_id: str) -> bytes:
+    call = detection.stub.GetAnnotatedVideo(
+        detection_pb2.GetAnnotatedVideoRequest(job_id=job_id),
+        metadata=detection.metadata(user),
+        timeout=60,
+    )
+    return b"".join([chunk.data async for chunk in call])
+
+
+async def test_a_video_job_can_pixelate_the_people_in_its_annotated_video(
+    detection, user, panned_video, tmp_path
+):
+    plain = await submit_video_job(detection, user, panned_video, track=False)
+    redacted = await submit_video_job(detection, user, panned_video, track=False, redact=["person"])
+    for job in (plain, redacted):
+        assert (await finished_job(detection, user, job.id)).status == (
+            detection_pb2.JOB_STATUS_COMPLETED
+        )
+    frames = await detection.stub.ListVideoFrames(
+        detection_pb2.ListVideoFramesRequest(job_id=redacted.id),
+        metadata=detection.metadata(user),
+        timeout=30,
+    )
+    people = [o.box for o in frames.frames[0].objects if o.class_name == "person"]
+
+    as_submitted = await detection.stub.GetJob(
+        detection_pb2.GetJobRequest(job_id=redacted.id),
+        metadata=detection.metadata(user),
+        timeout=30,
+    )
+    boxed = _first_frame(await _annotated_video(detection, user, plain.id), tmp_path)
+    pixelated = _first_frame(await _annotated_video(detection, user, redacted.id), tmp_path)
+
+    assert list(as_submitted.video.redact) == ["person"] and not plain.video.redact
+    assert len(people) >= 3
+    inside = np.zeros(boxed.shape[:2], dtype=bool)
+    for box in people:
+        inside[int(box.y1) : int(np.ceil(box.y2)), int(box.x1) : int(np.ceil(box.x2))] = True
+    difference = np.abs(pixelated.astype(int) - boxed.astype(int)).mean(axis=2)
+    # The two annotated videos differ where the people are (25 per channel here), and hardly
+    # anywhere else (0.4: the encoder's noise).
+    assert difference[inside].mean() > 10 and difference[~inside].mean() < 2
+    # Small people (26 px wide) under boxes and labels: less fine detail in all, not none.
+    assert sum(finer_than_blocks(pixelated, box) for box in people) < 0.75 * sum(
+        finer_than_blocks(boxed, box) for box in people
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await submit_video_job(detection, user, panned_video, track=False, redact=["unicorn"])
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -197,6 +197,7 @@ def _video_info(video: VideoView) -> detection_pb2.VideoInfo:
         line_counts=line_counts_reply(video.line_counts),
         zones=counting_zones_reply(video.zones),
         zone_counts=zone_counts_reply(video.zone_counts),
+        redact=video.redact,
     )
 
 
@@ -695,6 +696,7 @@ class DetectionServicer(RealtimeServicer):
         )
         lines = checked_lines(counting_lines(header.lines), tracked=header.track)
         zones = checked_zones(counting_zones(header.zones), tracked=header.track)
+        redact = self._detector.redacted_classes(header.redact)
         options, model = await self._options(header.params)
         if key:
             found = await jobs.existing_job(
@@ -746,6 +748,7 @@ class DetectionServicer(RealtimeServicer):
                 lines=lines,
                 zones=zones,
                 metadata=metadata,
+                redact=redact,
             )
         finally:
             scratch.unlink(missing_ok=True)

@@ -503,6 +503,8 @@ class VideoFile:
     lines: Sequence[detection_pb2.CountingLine] = ()
     zones: Sequence[detection_pb2.CountingZone] = ()
     metadata: dict[str, str] = field(default_factory=dict)
+    # Classes the annotated video pixelates (ADR 0049).
+    redact: Sequence[str] = ()
 
 
 def _sampling(query: VideoSamplingIn, form: VideoSamplingIn) -> detection_pb2.VideoSampling:
@@ -619,6 +621,7 @@ def _video_file(
         track=track,
         idempotency_key=idempotency_key or "",
         metadata=_metadata(form.metadata),
+        redact=form.redact,
         lines=[
             line.to_proto()
             for line in _counting_regions(

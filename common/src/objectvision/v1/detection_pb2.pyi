@@ -628,7 +628,7 @@ class VideoSampling(_message.Message):
     def __init__(self, fps: _Optional[float] = ..., every: _Optional[int] = ...) -> None: ...
 
 class VideoUploadHeader(_message.Message):
-    __slots__ = ("filename", "params", "sampling", "idempotency_key", "size_bytes", "track", "lines", "zones", "metadata")
+    __slots__ = ("filename", "params", "sampling", "idempotency_key", "size_bytes", "track", "lines", "zones", "metadata", "redact")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -645,6 +645,7 @@ class VideoUploadHeader(_message.Message):
     LINES_FIELD_NUMBER: _ClassVar[int]
     ZONES_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    REDACT_FIELD_NUMBER: _ClassVar[int]
     filename: str
     params: DetectionParams
     sampling: VideoSampling
@@ -654,7 +655,8 @@ class VideoUploadHeader(_message.Message):
     lines: _containers.RepeatedCompositeFieldContainer[CountingLine]
     zones: _containers.RepeatedCompositeFieldContainer[CountingZone]
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, filename: _Optional[str] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., size_bytes: _Optional[int] = ..., track: _Optional[bool] = ..., lines: _Optional[_Iterable[_Union[CountingLine, _Mapping]]] = ..., zones: _Optional[_Iterable[_Union[CountingZone, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    redact: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, filename: _Optional[str] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., size_bytes: _Optional[int] = ..., track: _Optional[bool] = ..., lines: _Optional[_Iterable[_Union[CountingLine, _Mapping]]] = ..., zones: _Optional[_Iterable[_Union[CountingZone, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., redact: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class VideoUpload(_message.Message):
     __slots__ = ("header", "chunk")
@@ -665,7 +667,7 @@ class VideoUpload(_message.Message):
     def __init__(self, header: _Optional[_Union[VideoUploadHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class VideoInfo(_message.Message):
-    __slots__ = ("filename", "container", "codec", "width", "height", "duration_seconds", "frame_rate", "frame_count", "sampling", "sampled_frames", "size_bytes", "annotated_available", "tracked", "lines", "line_counts", "zones", "zone_counts")
+    __slots__ = ("filename", "container", "codec", "width", "height", "duration_seconds", "frame_rate", "frame_count", "sampling", "sampled_frames", "size_bytes", "annotated_available", "tracked", "lines", "line_counts", "zones", "zone_counts", "redact")
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     CODEC_FIELD_NUMBER: _ClassVar[int]
@@ -683,6 +685,7 @@ class VideoInfo(_message.Message):
     LINE_COUNTS_FIELD_NUMBER: _ClassVar[int]
     ZONES_FIELD_NUMBER: _ClassVar[int]
     ZONE_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    REDACT_FIELD_NUMBER: _ClassVar[int]
     filename: str
     container: str
     codec: str
@@ -700,7 +703,8 @@ class VideoInfo(_message.Message):
     line_counts: _containers.RepeatedCompositeFieldContainer[LineCount]
     zones: _containers.RepeatedCompositeFieldContainer[CountingZone]
     zone_counts: _containers.RepeatedCompositeFieldContainer[ZoneCount]
-    def __init__(self, filename: _Optional[str] = ..., container: _Optional[str] = ..., codec: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., frame_rate: _Optional[float] = ..., frame_count: _Optional[int] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., sampled_frames: _Optional[int] = ..., size_bytes: _Optional[int] = ..., annotated_available: _Optional[bool] = ..., tracked: _Optional[bool] = ..., lines: _Optional[_Iterable[_Union[CountingLine, _Mapping]]] = ..., line_counts: _Optional[_Iterable[_Union[LineCount, _Mapping]]] = ..., zones: _Optional[_Iterable[_Union[CountingZone, _Mapping]]] = ..., zone_counts: _Optional[_Iterable[_Union[ZoneCount, _Mapping]]] = ...) -> None: ...
+    redact: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, filename: _Optional[str] = ..., container: _Optional[str] = ..., codec: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., frame_rate: _Optional[float] = ..., frame_count: _Optional[int] = ..., sampling: _Optional[_Union[VideoSampling, _Mapping]] = ..., sampled_frames: _Optional[int] = ..., size_bytes: _Optional[int] = ..., annotated_available: _Optional[bool] = ..., tracked: _Optional[bool] = ..., lines: _Optional[_Iterable[_Union[CountingLine, _Mapping]]] = ..., line_counts: _Optional[_Iterable[_Union[LineCount, _Mapping]]] = ..., zones: _Optional[_Iterable[_Union[CountingZone, _Mapping]]] = ..., zone_counts: _Optional[_Iterable[_Union[ZoneCount, _Mapping]]] = ..., redact: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class VideoFrame(_message.Message):
     __slots__ = ("frame_index", "timestamp_seconds", "objects", "error", "crossings")

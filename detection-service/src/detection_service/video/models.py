@@ -5,7 +5,7 @@ ownership checks are the batch jobs' own; what is particular to a video lives he
 """
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from detection_service.database import metadata
 from detection_service.jobs.models import job_key
@@ -35,6 +35,10 @@ video_jobs = sa.Table(
     sa.Column("counting_zones", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     # Set in the transaction that finishes the job, once the annotated file is stored.
     sa.Column("annotated_key", sa.Text, unique=True),
+    # Classes (lower-case names) the annotated video shows pixelated (ADR 0049).
+    sa.Column(
+        "redact_classes", ARRAY(sa.Text), nullable=False, server_default=sa.text("'{}'::text[]")
+    ),
     sa.CheckConstraint("(sample_fps IS NULL) <> (sample_every IS NULL)", name="one_sampling"),
 )
 

@@ -81,6 +81,8 @@ class VideoWork:
     lines: tuple[CountingLine, ...] = ()
     # Each object is told the zones it stands in (ADR 0042).
     zones: tuple[CountingZone, ...] = ()
+    # Classes (lower-case names) the annotated video shows pixelated (ADR 0049).
+    redact: frozenset[str] = frozenset()
 
 
 def _now() -> datetime:
@@ -138,6 +140,7 @@ async def submit_video_job(
     lines: tuple[CountingLine, ...] = (),
     zones: tuple[CountingZone, ...] = (),
     metadata: Mapping[str, str] | None = None,
+    redact: frozenset[str] = frozenset(),
 ) -> jobs_service.JobView:
     """Take the checked upload into storage, commit the job, then put it on the job stream.
 
@@ -160,6 +163,7 @@ async def submit_video_job(
                 tracked=tracked,
                 counting_lines=[line.to_json() for line in lines],
                 counting_zones=[zone.to_json() for zone in zones],
+                redact_classes=sorted(redact),
             )
         )
 
@@ -276,6 +280,7 @@ async def start_video_job(
         tracked=video.tracked,
         lines=tuple(CountingLine.from_json(value) for value in video.counting_lines),
         zones=tuple(CountingZone.from_json(value) for value in video.counting_zones),
+        redact=frozenset(video.redact_classes),
     )
 
 

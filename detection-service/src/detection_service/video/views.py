@@ -36,6 +36,8 @@ class VideoView:
     zones: tuple[CountingZone, ...] = ()
     # By zone (in the order of `zones`), then class id; over the frames committed so far.
     zone_counts: tuple[ZoneCount, ...] = ()
+    # Classes (lower-case names) the annotated video shows pixelated (ADR 0049).
+    redact: tuple[str, ...] = ()
 
 
 async def video_view(
@@ -316,4 +318,5 @@ def _view(
         line_counts=tuple(line_counts),
         zones=tuple(CountingZone.from_json(value) for value in row.counting_zones),
         zone_counts=tuple(zone_counts),
+        redact=tuple(row.redact_classes),
     )

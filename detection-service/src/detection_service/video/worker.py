@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from detection_service.images.storage import ObjectNotFoundError, ObjectStorage
 from detection_service.jobs.models import KIND_VIDEO
 from detection_service.metrics import DetectionMetrics
-from detection_service.pipeline.annotate import draw
+from detection_service.pipeline.annotate import Rendering, render
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import DetectedObject
 from detection_service.sandbox.limits import SandboxLimits
@@ -75,7 +75,17 @@ class AnnotatedWriter:
     an odd last row or column is cropped.
     """
 
-    def __init__(self, path: Path, *, width: int, height: int, rate: float) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        width: int,
+        height: int,
+        rate: float,
+        redact: frozenset[str] = frozenset(),
+    ) -> None:
+        # Every frame shows its boxes, over the `redact` classes' objects pixelated (ADR 0049).
+        self._rendering = Rendering(boxes=True, redact=redact)
         self._output = av.open(str(path), mode="w", format="mp4")
         self._width = width - width % 2
         self._height = height - height % 2
@@ -115,7 +125,7 @@ class AnnotatedWriter:
         seconds: float,
         counter: RegionCounter | None,
     ) -> None:
-        canvas = draw(bgr, objects)
+        canvas = render(bgr, objects, self._rendering)
         if counter is not None:
             canvas = counter.draw(canvas)
         canvas = canvas[: self._height, : self._width]
@@ -247,7 +257,9 @@ class VideoProcessor:
             )
             rate = work.sampling.fps or (work.frame_rate / (work.sampling.every or 1))
             writer = await self._call(
-                lambda: AnnotatedWriter(scratch, width=work.width, height=work.height, rate=rate)
+                lambda: AnnotatedWriter(
+                    scratch, width=work.width, height=work.height, rate=rate, redact=work.redact
+                )
             )
             tracker = ObjectTracker(self._tracking, frame_rate=rate) if work.tracked else None
             counter = RegionCounter.of(work.lines, work.zones)

@@ -45,6 +45,7 @@ async def _upload_messages(video: VideoFile) -> AsyncIterator[detection_pb2.Vide
         lines=video.lines,
         zones=video.zones,
         metadata=video.metadata,
+        redact=video.redact,
     )
     yield detection_pb2.VideoUpload(header=header)
     await video.file.seek(0)
@@ -96,7 +97,11 @@ async def submit_video(
     many zones, names that are empty, too long or repeated, a zone with too few or too many
     corners or that encloses no area, a coordinate that is negative or not a number, zones
     without `track=true`, and (once the video is probed) a zone that leaves the picture; the
-    `zones` field says the limits."""
+    `zones` field says the limits.
+
+    With `redact` (a form field, repeated: `redact=person`) the annotated video shows those
+    classes' objects pixelated under their boxes (ADR 0049); the job's video lists them.
+    An unknown class is 422."""
     call = upstream.with_deadline(settings.video_deadline_seconds)
     job = await call.detection.SubmitVideoJob(
         _upload_messages(video), metadata=call.metadata, timeout=call.deadline_seconds

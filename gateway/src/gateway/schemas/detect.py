@@ -589,6 +589,15 @@ class ZoneCountOut(ApiModel):
         )
 
 
+# A class whose objects an image or a video is shown with pixelated (ADR 0049): a name or id,
+# checked against the model by the detection service.
+RedactedClass = Annotated[str, Field(min_length=1, max_length=64), UNICODE_TEXT]
+REDACT_DESCRIPTION = (
+    "Classes (names or ids) whose objects are shown pixelated (ADR 0049), boxes drawn over "
+    "them; only what the model found is covered."
+)
+
+
 class VideoInfoOut(ApiModel):
     """The uploaded video of a video job, as its container describes it."""
 
@@ -629,6 +638,10 @@ class VideoInfoOut(ApiModel):
         "the order of `zones`) and class; a zone nobody entered has no count. Each object of "
         "a frame names the zones it stands in (`zones`).",
     )
+    redact: list[str] = Field(
+        default_factory=list,
+        description="The classes its annotated video shows pixelated (`redact`, ADR 0049).",
+    )
     size_bytes: int
     annotated_url: str | None = Field(
         description="Where the annotated video (MP4, H.264) downloads once the job completed."
@@ -657,6 +670,7 @@ class VideoInfoOut(ApiModel):
             line_counts=[LineCountOut.from_proto(count) for count in video.line_counts],
             zones=[CountingZoneOut.from_proto(zone) for zone in video.zones],
             zone_counts=[ZoneCountOut.from_proto(count) for count in video.zone_counts],
+            redact=list(video.redact),
             size_bytes=video.size_bytes,
             annotated_url=f"{base}/annotated" if video.annotated_available else None,
             frames_url=f"{base}/frames",

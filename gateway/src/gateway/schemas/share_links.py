@@ -3,12 +3,12 @@
 import uuid
 from collections import Counter
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Self
 
 from pydantic import Field
 
-from gateway.schemas.base import UNICODE_TEXT, ApiModel, PageOut, ProtoMirror, to_datetime
-from gateway.schemas.detect import DetectedObjectOut, ImageSizeOut
+from gateway.schemas.base import ApiModel, PageOut, ProtoMirror, to_datetime
+from gateway.schemas.detect import DetectedObjectOut, ImageSizeOut, RedactedClass
 from objectvision.v1 import detection_pb2
 from objectvision_common.limits import (
     DEFAULT_SHARE_LINK_DAYS,
@@ -26,7 +26,7 @@ class ShareLinkIn(ApiModel):
         le=MAX_SHARE_LINK_DAYS,
         description="Days the link works; it can be revoked before.",
     )
-    redact: list[Annotated[str, Field(min_length=1, max_length=64), UNICODE_TEXT]] = Field(
+    redact: list[RedactedClass] = Field(
         default_factory=list,
         max_length=MAX_REDACTED_CLASSES,
         description="Classes (names or ids) whose objects the link's image always shows "

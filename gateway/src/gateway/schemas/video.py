@@ -10,10 +10,12 @@ from pydantic import ConfigDict, Field, RootModel, model_validator
 
 from gateway.schemas.base import DISPLAY_TEXT_PATTERN, UNICODE_TEXT, ApiModel, request_body_schema
 from gateway.schemas.detect import (
+    REDACT_DESCRIPTION,
     Absent,
     DetectedObjectOut,
     DetectionParamsIn,
     MediaUrl,
+    RedactedClass,
     metadata_form_field,
 )
 from objectvision.v1 import detection_pb2
@@ -21,6 +23,7 @@ from objectvision_common.limits import (
     MAX_COUNTING_LINES,
     MAX_COUNTING_NAME_CHARS,
     MAX_COUNTING_ZONES,
+    MAX_REDACTED_CLASSES,
     MAX_ZONE_POINTS,
 )
 
@@ -229,6 +232,12 @@ class DetectVideoForm(VideoOptionsIn):
         },
     )
     metadata: str | Absent = metadata_form_field()
+    redact: list[RedactedClass] = Field(
+        default_factory=list,
+        max_length=MAX_REDACTED_CLASSES,
+        description=f"{REDACT_DESCRIPTION} In the annotated video; repeat the field for more "
+        "classes (`redact=person`).",
+    )
 
 
 class LineCrossingOut(ApiModel):

@@ -6,6 +6,10 @@
 // read-only field with a Copy button, and leaves the page when the user moves on, opens
 // another detection or revokes that link. Refusals (the detection has 10 active links
 // already) are said in the section, beside what was asked.
+// "Pixelate people" (ADR 0049) makes a link with `redact: ["person"]`: its image, boxed or not,
+// always shows the people the model found pixelated, and never the upload itself. The hint
+// beside it says that someone the model missed is shown as they are. Each listed link says
+// what its image pixelates.
 
 import { request } from "./api.js";
 import { removeButton } from "./credentials.js";
@@ -16,7 +20,9 @@ const LINKS = "api/v1/share-links";
 // A detection has at most 10 active links; the revoked and expired ones stay listed too. The
 // API's largest page shows them all but for a detection shared and revoked very often.
 const LISTED = 100;
-const COLUMNS = 6;
+const COLUMNS = 7;
+// What the console's checkbox pixelates: the people the model found.
+const PEOPLE = "person";
 const STATE_NAMES = { active: "Active", revoked: "Revoked", expired: "Expired", unavailable: "Unavailable" };
 
 /** "active", "revoked", "expired", or "unavailable" (it shows nothing though neither: the
@@ -30,6 +36,14 @@ export function linkState(link, now = new Date()) {
 
 function stateText(link, state) {
   return state === "revoked" ? `Revoked ${formatDate(link.revoked_at)}` : STATE_NAMES[state];
+}
+
+/** "People pixelated", "People, car pixelated", or "As found" for a link that redacts nothing. */
+export function redactionText(link) {
+  const classes = (link.redact ?? []).map((name) => (name === PEOPLE ? "people" : name));
+  if (classes.length === 0) return "As found";
+  const text = `${classes.join(", ")} pixelated`;
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 function viewsText(link) {
@@ -105,8 +119,10 @@ export class ShareLinks {
     const detectionId = this.detectionId;
     if (!detectionId) return;
     const days = Number(this.form.elements.expires_in_days.value);
+    const body = { detection_id: detectionId, expires_in_days: days };
+    if (this.form.elements.redact_people.checked) body.redact = [PEOPLE];
     const created = await this.attempt(
-      () => request(LINKS, { method: "POST", json: { detection_id: detectionId, expires_in_days: days } }),
+      () => request(LINKS, { method: "POST", json: body }),
       this.form.querySelector("button[type=submit]"),
     );
     if (detectionId !== this.detectionId) return;
@@ -150,6 +166,9 @@ export class ShareLinks {
       },
       "Copy",
     );
+    const pixelated = (created.redact ?? []).length
+      ? ` Its image shows ${redactionText(created).toLowerCase()}, with boxes or without; anything the model did not find is shown as it is.`
+      : "";
     const panel = el(
       "div",
       { className: "secret-panel", tabindex: "-1", "data-testid": "share-new-link" },
@@ -159,7 +178,8 @@ export class ShareLinks {
         { id: "share-url-note" },
         "Copy this link now: it is shown only this once. Anyone who has it can see this image " +
           `and the objects found in it, without an account, until ${formatDate(created.expires_at)} ` +
-          "or until you revoke it. Revoking stops further views, not copies already saved.",
+          "or until you revoke it. Revoking stops further views, not copies already saved." +
+          pixelated,
       ),
       el("label", { for: "share-url" }, "Link"),
       el("div", { className: "secret-row" }, field, copy),
@@ -195,11 +215,12 @@ export class ShareLinks {
     const name = `${link.token_prefix}…`;
     return el(
       "tr",
-      { "data-testid": "share-link-row", dataset: { id: link.id, state } },
+      { "data-testid": "share-link-row", dataset: { id: link.id, state, redact: (link.redact ?? []).join(" ") } },
       el("td", { "data-label": "Created" }, formatDate(link.created_at)),
       el("td", { "data-label": "Expires" }, formatDate(link.expires_at)),
       el("td", { "data-label": "State", "data-testid": "share-link-state" }, stateText(link, state)),
       el("td", { "data-label": "Views" }, viewsText(link)),
+      el("td", { "data-label": "Image", "data-testid": "share-link-redaction" }, redactionText(link)),
       el("td", { "data-label": "Token" }, el("code", {}, name)),
       el(
         "td",

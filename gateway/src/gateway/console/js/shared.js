@@ -6,7 +6,10 @@
 // the address bar: the link is meant to be kept and opened again, and reloading the page reads
 // it afresh (a revoked link then says so).
 // The image needs the header, which an <img src> cannot send: it is fetched as a blob and
-// shown from a blob: URL, the server's annotated drawing first, the original once asked for.
+// shown from a blob: URL, the server's annotated drawing first, the image without boxes once
+// "Show boxes" is unticked. That is the upload itself, unless the link was made with `redact`
+// (ADR 0049), whose image is pixelated either way; what the link shares does not say which,
+// so the page promises neither ("Show boxes", never "the original image").
 // A link that shows nothing says why (unknown, expired, revoked, no longer available), with
 // no sign-in in the way.
 
@@ -181,7 +184,7 @@ export class SharedView {
     this.imageProblem.hidden = !text;
   }
 
-  /** The image as the toggle asks: annotated (the server's drawing) or as uploaded. */
+  /** The image as the toggle asks: annotated (the server's drawing) or without boxes. */
   async showImage() {
     const annotated = this.annotated.checked;
     const generation = this.generation;
@@ -210,7 +213,7 @@ export class SharedView {
     this.image.dataset.annotated = String(annotated);
     this.image.alt = annotated
       ? `The shared image, its ${plural(this.detectionCount, "object")} outlined`
-      : "The shared image as it was uploaded";
+      : "The shared image, without boxes";
     this.image.src = url;
   }
 }
