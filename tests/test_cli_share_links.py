@@ -80,8 +80,17 @@ def test_a_detection_is_shared_read_without_an_account_listed_with_its_view_and_
 
     # One view: the read of the detection counts, the image's does not.
     table_header, row = owner.run("share", "list", "--detection", detection_id).stdout.splitlines()
-    assert table_header.split() == ["ID", "DETECTION", "STATE", "VIEWS", "EXPIRES", "PREFIX"]
+    assert table_header.split() == [
+        "ID",
+        "DETECTION",
+        "STATE",
+        "VIEWS",
+        "EXPIRES",
+        "REDACT",
+        "PREFIX",
+    ]
     assert row.split()[:4] == [link_id, detection_id, "active", "1"]
+    assert row.split()[-2] == "-"  # made without --redact: nothing pixelated
     assert row.endswith(f"{token[:12]}...") and token not in row
     (link,) = owner.json("share", "list", "--detection", detection_id)["items"]
     assert (link["id"], link["active"], link["views"]) == (link_id, True, 1)

@@ -11,6 +11,7 @@ test-artifacts/console-detect.png (1280x800).
 """
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -23,7 +24,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import cv2
 import httpx
+import numpy as np
 import pyotp
 import pytest
 from playwright.async_api import (
@@ -2033,7 +2036,7 @@ async def test_a_shared_detection_is_seen_without_an_account_until_its_owner_rev
         width = detected.json()["image"]["width"]
         assert width > 0
         assert await image.evaluate("image => image.naturalWidth") == width
-        await visitor.get_by_label("Outline the objects found").uncheck()
+        await visitor.get_by_label("Show boxes").uncheck()
         await expect(image).to_have_attribute("data-annotated", "false", timeout=SLOW_MS)
         await expect(visitor.get_by_test_id("login-form")).to_be_hidden()
         await expect(visitor.locator("#nav")).to_be_hidden()
@@ -2074,3 +2077,113 @@ async def test_a_shared_detection_is_seen_without_an_account_until_its_owner_rev
     await expect(share.get_by_test_id("share-error")).to_contain_text("10 active share links")
     await expect(share.get_by_test_id("share-url")).to_have_count(0)
     await expect(row).to_have_count(11)
+
+
+# ADR 0049: redacted images.
+
+
+def _fine_detail(image: np.ndarray, box: dict[str, float]) -> float:
+    """How much neighbouring pixels differ inside `box` (inset a few pixels from its edges):
+    high in a photograph, near zero in flat blocks, whose only edges are between blocks."""
+    x1, y1 = int(box["x1"]) + 4, int(box["y1"]) + 4
+    x2, y2 = int(box["x2"]) - 4, int(box["y2"]) - 4
+    region = image[y1:y2, x1:x2].astype(np.float32)
+    across = np.abs(np.diff(region, axis=1)).mean()
+    down = np.abs(np.diff(region, axis=0)).mean()
+    return float(across + down)
+
+
+async def test_a_link_that_pixelates_people_never_shows_them_even_without_boxes(
+    page: Page, browser: Browser, stack: Stack
+) -> None:
+    """The owner ticks "Pixelate people" under the image (the console reloads it with
+    redact=person), then in the Share section, and creates a link: the list says the link's
+    people are pixelated. A browser with no session opens it and unticks "Show boxes": the
+    image it is sent differs from the upload, and the largest person's box holds flat blocks
+    (far less fine detail than in bus.jpg) while the picture above everyone is unchanged."""
+    email, auth = await _api_account(stack)
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        detected = await client.post(
+            "/api/v1/detect/image",
+            files={"file": ("street.jpg", BUS.read_bytes(), "image/jpeg")},
+            headers=auth,
+        )
+    assert detected.status_code == 200, detected.text
+    detection_id = detected.json()["detection_id"]
+    people = [item for item in detected.json()["detections"] if item["class"] == "person"]
+    assert people
+
+    await page.goto(f"/#/detections/{detection_id}")
+    await log_in(page, email)
+    stage_image = page.locator("#stage-image")
+    await expect(stage_image).to_have_attribute("data-pixelated", "false", timeout=SLOW_MS)
+    as_given = await stage_image.get_attribute("src")
+    async with page.expect_response(
+        lambda answer: f"/api/v1/detect/{detection_id}/image" in answer.url
+    ) as answered:
+        await page.get_by_test_id("stage-redact").check()
+    pixelated = await answered.value
+    assert pixelated.status == 200
+    assert "redact=person" in pixelated.url and "annotated=false" in pixelated.url
+    await expect(stage_image).to_have_attribute("data-pixelated", "true")
+    assert (await stage_image.get_attribute("src") or "").startswith("blob:")
+    assert await stage_image.get_attribute("src") != as_given
+    await page.get_by_test_id("stage-redact").uncheck()
+    await expect(stage_image).to_have_attribute("src", as_given or "")
+
+    share = page.get_by_test_id("share")
+    await expect(share).to_be_visible(timeout=SLOW_MS)
+    await expect(share.get_by_test_id("share-form")).to_contain_text(
+        "only the people the model found"
+    )
+    await share.get_by_label("Pixelate people").check()
+    await share.get_by_role("button", name="Create link").click()
+    field = share.get_by_test_id("share-url")
+    await expect(field).to_have_value(re.compile(r"#/shared\?token=ovs_"))
+    await expect(share.get_by_test_id("share-new-link")).to_contain_text("people pixelated")
+    url = await field.input_value()
+    row = share.get_by_test_id("share-link-row")
+    await expect(row).to_have_attribute("data-redact", "person")
+    await expect(row.get_by_test_id("share-link-redaction")).to_have_text("People pixelated")
+
+    async with _console_page(browser, stack) as visitor:
+        await visitor.goto(url)
+        image = visitor.locator('[data-testid="shared-image"][data-loaded="true"]')
+        await expect(image).to_have_attribute("data-annotated", "true", timeout=SLOW_MS)
+        async with visitor.expect_response(
+            lambda answer: "/api/v1/shared/image" in answer.url and "annotated=false" in answer.url
+        ) as answered:
+            await visitor.get_by_label("Show boxes").uncheck()
+        answer = await answered.value
+        assert (answer.status, answer.headers["content-type"]) == (200, "image/jpeg")
+        await expect(image).to_have_attribute("data-annotated", "false", timeout=SLOW_MS)
+        await expect(visitor.get_by_text("original image")).to_have_count(0)
+        # The pixels the page shows, read back losslessly: the blob: URL cannot be fetched
+        # under the console's connect-src, and Chromium keeps no body of a no-store answer.
+        data_url = await image.evaluate(
+            """image => {
+                const canvas = document.createElement("canvas");
+                canvas.width = image.naturalWidth;
+                canvas.height = image.naturalHeight;
+                canvas.getContext("2d").drawImage(image, 0, 0);
+                return canvas.toDataURL("image/png");
+            }"""
+        )
+
+    original = cv2.imdecode(np.frombuffer(BUS.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+    png = base64.b64decode(data_url.split(",", 1)[1])
+    shown = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert shown is not None and shown.shape == original.shape
+    largest = max(
+        people,
+        key=lambda item: (
+            (item["bbox"]["x2"] - item["bbox"]["x1"]) * (item["bbox"]["y2"] - item["bbox"]["y1"])
+        ),
+    )
+    before, after = _fine_detail(original, largest["bbox"]), _fine_detail(shown, largest["bbox"])
+    assert after < 0.4 * before, (before, after)
+    # Above every box nothing is pixelated: there, only the JPEG's re-encoding differs.
+    top = int(min(item["bbox"]["y1"] for item in detected.json()["detections"])) - 2
+    if top > 8:
+        change = np.abs(shown[:top].astype(np.float32) - original[:top].astype(np.float32))
+        assert float(change.mean()) < 6, float(change.mean())

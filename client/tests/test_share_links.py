@@ -2,6 +2,9 @@
 the answers: the owner creates, lists and revokes links with the account's credentials; whoever
 holds a link reads what it shows with its token alone, in the X-Share-Token header, never with
 the caller's API key or session, and may give the console's URL in place of the token.
+Redacted images (ADR 0049): a stored image read with chosen classes pixelated (repeated
+`redact` query parameters), a link made with `redact` in its body, and every link's `redact`
+read back; `detect --annotate --redact`, `share create --redact` and `share list`'s REDACT.
 
 The answers come from a real HTTP server on a local port that stands where the gateway
 would, answers what each test scripts and keeps every request; tests/test_cli.py runs the
@@ -49,8 +52,12 @@ LINK = {
     "views": 0,
     "last_viewed_at": None,
     "token_prefix": TOKEN[:12],
+    "redact": [],
 }
 CREATED = {**LINK, "token": TOKEN, "url": URL}
+# A link whose image always shows these classes pixelated (ADR 0049); the API lower-cases them.
+REDACTING = {**LINK, "id": "9a8b7c6d-0000-4000-8000-000000000004", "redact": ["person", "car"]}
+CREATED_REDACTING = {**REDACTING, "token": TOKEN, "url": URL}
 REVOKED = {**LINK, "revoked_at": "2026-12-07T09:00:00Z", "active": False, "views": 1}
 EXPIRED = {
     **LINK,
@@ -81,6 +88,8 @@ SHOWN = {
 # Enough of a JPEG for the client, which hands the bytes over unread.
 ANNOTATED = b"\xff\xd8\xff\xe0annotated" + b"\x00" * 32
 ORIGINAL = b"\xff\xd8\xff\xe0original" + b"\x00" * 32
+REDACTED = b"\xff\xd8\xff\xe0redacted" + b"\x00" * 32
+DETECTION_IMAGE = f"/api/v1/detect/{DETECTION_ID}/image"
 
 
 def _refused(code: str, message: str) -> dict[str, Any]:
@@ -260,6 +269,74 @@ def test_too_many_links_and_another_accounts_detection_are_the_apis_errors(
     assert (theirs.value.status, theirs.value.code) == (404, "not_found")
 
 
+# Redacted images (ADR 0049)
+
+
+def test_a_stored_image_is_read_with_the_chosen_classes_pixelated(gateway: Gateway) -> None:
+    """`redact` goes as one `redact` query parameter per class (blanks and repeats dropped),
+    beside `annotated`; with nothing to redact no `redact` parameter is sent at all."""
+    gateway.answers(f"GET {DETECTION_IMAGE}", (200, REDACTED))
+
+    async def without_boxes() -> bytes:
+        async with AsyncClient(gateway.url, api_key="ov_test") as client:
+            return await client.detection_image(DETECTION_ID, annotated=False, redact=("person",))
+
+    with Client(gateway.url, api_key="ov_test") as client:
+        drawn = client.detection_image(DETECTION_ID, redact=["person", " car ", "", "person", "2"])
+        client.detection_image(DETECTION_ID)
+    assert (drawn, asyncio.run(without_boxes())) == (REDACTED, REDACTED)
+    assert [(sent.method, sent.path, sent.query) for sent in gateway.sent] == [
+        ("GET", DETECTION_IMAGE, {"annotated": ["true"], "redact": ["person", "car", "2"]}),
+        ("GET", DETECTION_IMAGE, {"annotated": ["true"]}),
+        ("GET", DETECTION_IMAGE, {"annotated": ["false"], "redact": ["person"]}),
+    ]
+    assert all(sent.credentials == {"x-api-key": "ov_test"} for sent in gateway.sent)
+
+
+def test_an_unknown_class_to_redact_is_the_apis_422(gateway: Gateway) -> None:
+    refused = _refused("invalid_argument", "unknown class 'unicorn'; the model knows: person, car")
+    gateway.answers(f"GET {DETECTION_IMAGE}", (422, refused))
+    with Client(gateway.url, api_key="ov_test") as client, pytest.raises(ObjectVisionError) as err:
+        client.detection_image(DETECTION_ID, redact=["unicorn"])
+    assert (err.value.status, err.value.code) == (422, "invalid_argument")
+    assert "the model knows: person" in str(err.value)
+
+
+def test_a_bare_class_name_is_refused_before_anything_is_sent(gateway: Gateway) -> None:
+    """A string is a sequence of its letters: `redact="person"` would ask for p, e, r..."""
+    with Client(gateway.url, api_key="ov_test") as client:
+        with pytest.raises(TypeError, match=r"\['person'\]"):
+            client.detection_image(DETECTION_ID, redact="person")
+        with pytest.raises(TypeError, match=r"\['person'\]"):
+            client.create_share_link(DETECTION_ID, redact="person")
+    assert gateway.sent == []
+
+
+def test_a_link_made_with_redact_sends_its_classes_and_every_link_reads_them_back(
+    gateway: Gateway,
+) -> None:
+    gateway.answers(f"POST {SHARE_LINKS}", (201, CREATED_REDACTING), (201, CREATED))
+    without_field = {key: value for key, value in LINK.items() if key != "redact"}
+    listed = {"items": [REDACTING, LINK, without_field], "total": 3, "limit": 20, "offset": 0}
+    gateway.answers(f"GET {SHARE_LINKS}", (200, listed))
+    with Client(gateway.url, api_key="ov_test") as client:
+        redacting = client.create_share_link(
+            DETECTION_ID, expires_in_days=2, redact=["person", "Car"]
+        )
+        plain = client.create_share_link(DETECTION_ID, redact=[])
+        page = client.list_share_links()
+    body = {"detection_id": DETECTION_ID, "expires_in_days": 2, "redact": ["person", "Car"]}
+    assert gateway.requests()[:2] == [
+        ("POST", SHARE_LINKS, {}, body),
+        # Nothing to redact: no `redact` in the body, not an empty list.
+        ("POST", SHARE_LINKS, {}, {"detection_id": DETECTION_ID}),
+    ]
+    assert isinstance(redacting, CreatedShareLink)
+    assert (redacting.redact, plain.redact) == (("person", "car"), ())
+    # A server from before ADR 0049 says nothing: its links redact nothing.
+    assert [link.redact for link in page.items] == [("person", "car"), (), ()]
+
+
 # A recipient's calls
 
 
@@ -356,22 +433,28 @@ def api_key(no_login: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OBJECTVISION_API_KEY", "ov_test")
 
 
-def _cli(gateway: Gateway, *args: str) -> int:
+def _command(gateway: Gateway, *args: str) -> int:
     try:
-        return main(["--api-url", gateway.url, "share", *args])
+        return main(["--api-url", gateway.url, *args])
     except SystemExit as exited:  # argparse's own refusals
         return int(str(exited.code))
 
 
-def test_the_links_table_says_which_work() -> None:
-    links = [ShareLink.from_json(link) for link in (LINK, REVOKED, EXPIRED)]
+def _cli(gateway: Gateway, *args: str) -> int:
+    return _command(gateway, "share", *args)
+
+
+def test_the_links_table_says_which_work_and_what_each_pixelates() -> None:
+    links = [ShareLink.from_json(link) for link in (LINK, REVOKED, EXPIRED, REDACTING)]
     suspended = ShareLink.from_json({**LINK, "id": "s-1", "active": False})
     header, *rows = share_links_table([*links, suspended]).splitlines()
-    assert header.split() == ["ID", "DETECTION", "STATE", "VIEWS", "EXPIRES", "PREFIX"]
+    assert header.split() == ["ID", "DETECTION", "STATE", "VIEWS", "EXPIRES", "REDACT", "PREFIX"]
     states = [row.split()[2] for row in rows]
-    assert states == ["active", "revoked", "expired", "unavailable"]
+    assert states == ["active", "revoked", "expired", "active", "unavailable"]
     assert all(row.split()[1] == DETECTION_ID for row in rows)
-    assert [row.split()[3] for row in rows] == ["0", "1", "0", "0"]
+    assert [row.split()[3] for row in rows] == ["0", "1", "0", "0", "0"]
+    # EXPIRES is a date and a time: REDACT is the second to last column.
+    assert [row.split()[-2] for row in rows] == ["-", "-", "-", "person,car", "-"]
     assert all(row.endswith(f"{TOKEN[:12]}...") for row in rows)
 
 
@@ -388,6 +471,72 @@ def test_create_prints_the_url_and_the_token_and_says_it_is_shown_once(
     assert gateway.requests() == [
         ("POST", SHARE_LINKS, {}, {"detection_id": DETECTION_ID, "expires_in_days": 3})
     ]
+
+
+def test_create_with_redact_sends_the_classes_and_says_what_the_image_hides(
+    gateway: Gateway, api_key: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gateway.answers(f"POST {SHARE_LINKS}", (201, CREATED_REDACTING))
+    assert _cli(gateway, "create", DETECTION_ID, "--redact", "person", "--redact", "car") == EXIT_OK
+    printed = capsys.readouterr()
+    assert printed.out == f"URL: {URL}\nToken: {TOKEN}\n"
+    assert "image (person, car pixelated, boxed or not; only the objects the model found" in (
+        printed.err
+    )
+    assert gateway.requests() == [
+        ("POST", SHARE_LINKS, {}, {"detection_id": DETECTION_ID, "redact": ["person", "car"]})
+    ]
+
+
+def test_list_shows_what_each_link_pixelates(
+    gateway: Gateway, api_key: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listed = {"items": [REDACTING, LINK], "total": 2, "limit": 20, "offset": 0}
+    gateway.answers(f"GET {SHARE_LINKS}", (200, listed))
+    assert _cli(gateway, "list") == EXIT_OK
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split()[5] == "REDACT"
+    assert [row.split()[-2] for row in rows] == ["person,car", "-"]
+
+
+DETECTED = {
+    "detection_id": DETECTION_ID,
+    "filename": "street.jpg",
+    "image": {"width": 810, "height": 1080},
+    "detections": SHOWN["detections"],
+    "timings": {"total_ms": 12.5},
+    "model": "yolov8n",
+    "model_version": "1",
+    "cached": False,
+}
+
+
+def test_detect_annotate_with_redact_saves_the_images_with_those_classes_pixelated(
+    gateway: Gateway, api_key: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    gateway.answers("POST /api/v1/detect/image", (200, DETECTED))
+    gateway.answers(f"GET {DETECTION_IMAGE}", (200, REDACTED))
+    outdir = tmp_path / "out"
+    image_url = "https://example.com/street.jpg"
+    redacting = ("--redact", "person", "--redact", "car")
+    assert _command(gateway, "detect", image_url, "--annotate", str(outdir), *redacting) == EXIT_OK
+    saved = outdir / "street.annotated.jpg"
+    assert saved.read_bytes() == REDACTED
+    assert f"Wrote {saved} (person, car pixelated)" in capsys.readouterr().err
+    posted, read = gateway.sent
+    assert (posted.method, posted.body["url"]) == ("POST", image_url)
+    assert (read.method, read.path) == ("GET", DETECTION_IMAGE)
+    assert read.query == {"annotated": ["true"], "redact": ["person", "car"]}
+
+
+def test_detect_with_redact_but_no_annotate_is_a_usage_error(
+    gateway: Gateway, api_key: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _command(gateway, "detect", "https://example.com/a.jpg", "--redact", "person") == (
+        EXIT_USAGE
+    )
+    assert "--redact says what --annotate's images pixelate" in capsys.readouterr().err
+    assert gateway.sent == []
 
 
 @pytest.mark.parametrize(("days", "said"), [("31", "more than 30 days"), ("0", "1 or more")])
@@ -448,7 +597,8 @@ def test_show_reads_a_link_with_no_login_and_writes_its_image(
     assert "Shared detection: 810x1080 image, 3 objects (person x2, bus), found by yolov8n 1" in (
         printed.err
     )
-    assert f"Wrote the image as uploaded to {image}" in printed.err
+    # Not "as uploaded": a link made with `redact` pixelates the image without boxes too.
+    assert f"Wrote the image without boxes to {image}" in printed.err
     assert image.read_bytes() == ORIGINAL
     assert [(sent.path, sent.query) for sent in gateway.sent] == [
         (SHARED, {}),

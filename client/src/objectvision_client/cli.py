@@ -838,6 +838,9 @@ def cmd_detect(ctx: Context) -> int:
         raise CliError(
             f"--annotate {ctx.args.annotate} is a file: give the folder to write the images to"
         )
+    redact = ctx.args.redact or []
+    if redact and not ctx.args.annotate:
+        raise UsageError("--redact says what --annotate's images pixelate: give --annotate too")
     metadata = _metadata(ctx)
     results: list[tuple[str, DetectionResult]] = []
     with ctx.client() as client:
@@ -856,8 +859,10 @@ def cmd_detect(ctx: Context) -> int:
                 if result.detection_id is None:
                     raise CliError(f"{file}: the detection was not stored, nothing to annotate")
                 target = annotated_path(outdir, file, taken)
-                target.write_bytes(client.detection_image(result.detection_id, annotated=True))
-                ctx.say(f"Wrote {target}")
+                target.write_bytes(
+                    client.detection_image(result.detection_id, annotated=True, redact=redact)
+                )
+                ctx.say(f"Wrote {target}" + (f" ({_redacted(redact)})" if redact else ""))
     if not ctx.printed_json([{"file": file, **result.raw} for file, result in results]):
         print(detections_table(results), file=ctx.stdout)
     for file, result in results:
@@ -1748,7 +1753,8 @@ def share_link_state(link: ShareLink) -> str:
 
 def share_links_table(links: Sequence[ShareLink]) -> str:
     """One row per link: its id (for `share revoke`), the detection it shows, whether it
-    works, how often it was read, when it ends and the start of its token."""
+    works, how often it was read, when it ends, the classes its image pixelates (`-`: none)
+    and the start of its token."""
     rows = [
         [
             link.id,
@@ -1756,23 +1762,39 @@ def share_links_table(links: Sequence[ShareLink]) -> str:
             share_link_state(link),
             link.views,
             _time(link.expires_at),
+            ",".join(link.redact) or "-",
             f"{link.token_prefix}...",
         ]
         for link in links
     ]
-    headers = ["ID", "DETECTION", "STATE", "VIEWS", "EXPIRES", "PREFIX"]
+    headers = ["ID", "DETECTION", "STATE", "VIEWS", "EXPIRES", "REDACT", "PREFIX"]
     return format_table(headers, rows, right=(3,))
 
 
+def _redacted(classes: Sequence[str]) -> str:
+    """`person, car pixelated`: what a redacted image hides, for a message."""
+    return f"{', '.join(classes)} pixelated"
+
+
 def cmd_share_create(ctx: Context) -> int:
-    """Share a stored detection: the link's URL and token on stdout, shown only this once."""
+    """Share a stored detection: the link's URL and token on stdout, shown only this once.
+    With --redact, the link's image always shows those classes' objects pixelated."""
     with ctx.client() as client:
-        created = client.create_share_link(ctx.args.detection_id, expires_in_days=ctx.args.days)
+        created = client.create_share_link(
+            ctx.args.detection_id, expires_in_days=ctx.args.days, redact=ctx.args.redact or ()
+        )
     if not ctx.printed_json(created.raw):
+        image = (
+            f"image ({_redacted(created.redact)}, boxed or not; only the objects the model "
+            "found are covered)"
+            if created.redact
+            else "image"
+        )
         ctx.say(
             f"Share link {created.id} created for detection {created.detection_id}: anyone "
-            f"holding it sees the detection's objects and image until {_time(created.expires_at)} "
-            "unless you revoke it first. The token is shown only this once; copy it now:"
+            f"holding it sees the detection's objects and {image} until "
+            f"{_time(created.expires_at)} unless you revoke it first. The token is shown only "
+            "this once; copy it now:"
         )
         print(f"URL: {created.url}", file=ctx.stdout)
         print(f"Token: {created.token}", file=ctx.stdout)
@@ -1837,7 +1859,9 @@ def cmd_share_show(ctx: Context) -> int:
         if target is not None:
             image = client.shared_image(token, annotated=not ctx.args.original)
             target.write_bytes(image)
-            which = "the image as uploaded" if ctx.args.original else "the image with its boxes"
+            # A link made with `redact` pixelates the image without boxes too (ADR 0049), and
+            # what it shares does not say so: "without boxes", never "as uploaded".
+            which = "the image without boxes" if ctx.args.original else "the image with its boxes"
             ctx.say(f"Wrote {which} to {target} ({_size(len(image))}).")
     return EXIT_OK
 
@@ -1952,6 +1976,11 @@ def _add_detection_params(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="the model to run (`objectvision models`; default: the server's)",
     )
+
+
+def _add_redact_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """--redact CLASS, repeatable (ADR 0049): the classes whose objects an image pixelates."""
+    parser.add_argument("--redact", action="append", metavar="CLASS", help=what)
 
 
 def _add_credentials(parser: argparse.ArgumentParser) -> None:
@@ -2103,6 +2132,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_choice(detect, table=True)
     detect.add_argument(
         "--annotate", metavar="OUTDIR", help="also save each image with its boxes drawn (JPEG)"
+    )
+    _add_redact_option(
+        detect,
+        "with --annotate: pixelate this class's objects in the saved images (a name or id; "
+        "repeat for more). Only the objects found are covered",
     )
     _add_detection_params(detect)
     _add_metadata_option(detect, "keep this pair with each stored detection (its `metadata`)")
@@ -2540,6 +2574,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"the link works N days (1-{MAX_SHARE_LINK_DAYS}; default: the server's, 7)",
     )
+    _add_redact_option(
+        share_create,
+        "the link's image always shows this class's objects pixelated, with or without boxes "
+        "(a name or id; repeat for more). Only the objects found are covered: a person the "
+        "model missed is shown",
+    )
     _add_output_choice(share_create)
     share_create.set_defaults(handler=cmd_share_create)
     share_list = share_commands.add_parser(
@@ -2571,7 +2611,8 @@ def build_parser() -> argparse.ArgumentParser:
     share_show.add_argument(
         "--original",
         action="store_true",
-        help="with --image: the image as uploaded, without the boxes",
+        help="with --image: the image without the boxes (as uploaded, unless the link "
+        "pixelates some classes)",
     )
     _add_output_choice(share_show, table=True)
     share_show.set_defaults(handler=cmd_share_show)

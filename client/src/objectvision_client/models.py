@@ -480,7 +480,10 @@ class ShareLink(_Answer):
     token's first characters (`token_prefix`) to tell links apart. `active` is the server's
     word on whether it shows the detection now (not revoked, not expired, the account not
     suspended); `views` counts the reads of the detection through it (its image not
-    included)."""
+    included). `redact` names the classes (lower case) whose objects its image always shows
+    pixelated, boxed or not (ADR 0049), so the upload itself is never sent through it; empty
+    when it shows the image as found. Only what the model found is covered: an object it
+    missed is shown as uploaded."""
 
     id: str
     detection_id: str
@@ -491,6 +494,8 @@ class ShareLink(_Answer):
     views: int = 0
     last_viewed_at: datetime | None = None
     token_prefix: str
+    # Empty from a server older than ADR 0049 too, whose links redact nothing.
+    redact: tuple[str, ...] = ()
 
 
 class CreatedShareLink(ShareLink):

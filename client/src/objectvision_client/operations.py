@@ -833,13 +833,37 @@ def delete_detection(detection_id: str) -> Operation[None]:
     return Operation("DELETE", f"/api/v1/detect/{_segment(detection_id)}", _nothing)
 
 
-def detection_image(detection_id: str, *, annotated: bool = True) -> Operation[bytes]:
-    """The stored image: JPEG with boxes drawn, or the upload as it was."""
+def _redacted_classes(redact: Sequence[str]) -> list[str]:
+    """The class names or ids to pixelate, as given, without blanks or repeats. A bare string
+    is refused: it would be taken as its letters."""
+    if isinstance(redact, str):
+        raise TypeError(f"redact takes a sequence of classes, such as [{redact!r}], not a string")
+    chosen: list[str] = []
+    for name in (str(item).strip() for item in redact):
+        if name and name not in chosen:
+            chosen.append(name)
+    return chosen
+
+
+def detection_image(
+    detection_id: str, *, annotated: bool = True, redact: Sequence[str] = ()
+) -> Operation[bytes]:
+    """The stored image: JPEG with boxes drawn, or the upload as it was. `redact` (class
+    names or ids, such as `["person"]`; at most 100) pixelates those classes' objects, with
+    or without the boxes, and the answer is then a JPEG either way (ADR 0049). Only what the
+    model found is covered: an object it missed, or found under the detection's threshold,
+    is shown as uploaded, so detect with a lower `confidence` first where that matters. A
+    class the model does not know raises ObjectVisionError 422 `invalid_argument` naming
+    those it knows."""
+    params: dict[str, str | Sequence[str]] = {"annotated": "true" if annotated else "false"}
+    classes = _redacted_classes(redact)
+    if classes:
+        params["redact"] = classes
     return Operation(
         "GET",
         f"/api/v1/detect/{_segment(detection_id)}/image",
         _bytes,
-        params={"annotated": "true" if annotated else "false"},
+        params=params,
     )
 
 
@@ -982,18 +1006,26 @@ MAX_SHARE_LINK_DAYS = 30
 
 
 def create_share_link(
-    detection_id: str, *, expires_in_days: int | None = None
+    detection_id: str, *, expires_in_days: int | None = None, redact: Sequence[str] = ()
 ) -> Operation[CreatedShareLink]:
     """A new link that shows one of the caller's stored detections (its objects and image)
     to whoever holds it, with no account, for `expires_in_days` (1 to MAX_SHARE_LINK_DAYS;
     None: the server's default, 7) unless revoked first (ADR 0048). The answer is the only
     one that carries its `token` and `url`: pass one on, as nothing reads them back later.
-    A detection with 10 active links already raises ObjectVisionError 409
+    `redact` (class names or ids, such as `["person"]`) fixes classes whose objects the
+    link's image always shows pixelated, with its boxes or without, so the upload itself is
+    never sent through it (ADR 0049); the objects are still listed. It covers only what the
+    model found: a person it missed is shown as uploaded, so detect with a lower
+    `confidence` first where that matters. An unknown class raises ObjectVisionError 422
+    `invalid_argument`. A detection with 10 active links already raises 409
     `too_many_share_links`; another account's, 404 `not_found`. An API key needs the
     `results:share` scope (else 403 `insufficient_scope`)."""
-    body: dict[str, str | int] = {"detection_id": str(detection_id)}
+    body: dict[str, str | int | list[str]] = {"detection_id": str(detection_id)}
     if expires_in_days is not None:
         body["expires_in_days"] = expires_in_days
+    classes = _redacted_classes(redact)
+    if classes:
+        body["redact"] = classes
     return Operation("POST", SHARE_LINKS, _json(CreatedShareLink.from_json), json=body)
 
 
@@ -1050,8 +1082,10 @@ def shared_detection(token_or_url: str) -> Operation[SharedDetection]:
 
 
 def shared_image(token_or_url: str, *, annotated: bool = True) -> Operation[bytes]:
-    """A share link's image: JPEG with the boxes drawn, or (`annotated=False`) the image as
-    uploaded. Sent and refused as `shared_detection` is."""
+    """A share link's image: JPEG with the boxes drawn, or (`annotated=False`) without them:
+    the image as uploaded, unless the link was made with `redact`, whose classes it then
+    shows pixelated either way (ADR 0049; what the link shares does not say which). Sent and
+    refused as `shared_detection` is."""
     return Operation(
         "GET",
         f"{SHARED}/image",

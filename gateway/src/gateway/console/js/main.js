@@ -428,9 +428,11 @@ byId("download-image").addEventListener("click", async (event) => {
     showError({ status: 404, code: "not_found", message: "this detection was not stored, so there is no annotated image" });
     return;
   }
-  // Drawn by the server (the same colours as here), at the image's full size.
+  // Drawn by the server (the same colours as here), at the image's full size; the people
+  // pixelated too while "Pixelate people" is ticked (ADR 0049).
+  const query = { annotated: "true", ...viewer.redactQuery() };
   const blob = await guarded(
-    () => request(`api/v1/detect/${encodeURIComponent(id)}/image`, { query: { annotated: "true" }, as: "blob" }),
+    () => request(`api/v1/detect/${encodeURIComponent(id)}/image`, { query, as: "blob" }),
     event.currentTarget,
   );
   if (blob) saveFile(blob, `${baseName()}.annotated.jpg`);

@@ -15,6 +15,8 @@ const FIELD_NAMES = {
   lines: "Counting lines",
   zones: "Counting zones",
   detection_id: "Detection",
+  // The classes an image shows pixelated (ADR 0049).
+  redact: "Pixelated classes",
 };
 
 function capitalise(text) {

@@ -5,9 +5,18 @@
 // so moving under it offers to run the detection again at the lower threshold.
 // Colours come from palette.js, generated from the server's own palette, so a class looks the
 // same here as in the annotated image the server draws.
+// A stored detection offers "Pixelate people" (ADR 0049): ticked, the image under the boxes is
+// the server's with the people it found pixelated (GET /detect/{id}/image?annotated=false&
+// redact=person), fetched once with the session as a blob; unticked, the image as it was.
+// Someone the model missed is not covered, and the hint beside the toggle says so.
 
+import { request } from "./api.js";
 import { byId, el, plural } from "./dom.js";
+import { describeError } from "./messages.js";
 import { classColour } from "./palette.js";
+
+// The class "Pixelate people" asks the server to pixelate.
+const PEOPLE = "person";
 
 /** What the console asks for when the user has not chosen: the API's own default. */
 export const DEFAULT_THRESHOLD = 0.25;
@@ -76,10 +85,20 @@ export class Viewer {
     this.tableBody = byId("detections-body");
     this.rerunButton = byId("rerun");
     this.thresholdNote = byId("threshold-note");
+    this.redaction = byId("stage-redaction");
+    this.redactToggle = byId("stage-redact");
+    this.redactProblem = byId("stage-redact-error");
     this.result = null;
     this.threshold = DEFAULT_THRESHOLD;
     this.hiddenClasses = new Set();
+    // The image as given (not pixelated), its caption, and the pixelated one once fetched.
+    this.imageUrl = null;
+    this.caption = "";
+    this.pixelatedUrl = null;
+    // Bumped whenever another result is shown: a late pixelated image of the previous is dropped.
+    this.generation = 0;
     this.slider.addEventListener("input", () => this.draw());
+    this.redactToggle.addEventListener("change", () => this.showImage());
     // Labels are placed once the image has its size on screen, and again when it changes.
     this.image.addEventListener("load", () => this.layoutLabels());
     new ResizeObserver(() => this.layoutLabels()).observe(this.stage);
@@ -94,8 +113,12 @@ export class Viewer {
     this.threshold = threshold;
     this.slider.value = String(threshold);
     this.hiddenClasses = new Set();
-    this.image.src = imageUrl;
-    this.image.alt = `${caption}: ${plural(result.detections.length, "detected object")}`;
+    this.forgetPixelated();
+    this.imageUrl = imageUrl;
+    this.caption = caption;
+    // Only a stored detection has an image on the server to pixelate.
+    this.redaction.hidden = !result.id;
+    this.setImage(imageUrl, false);
     byId("viewer-title").textContent = caption;
     this.buildClassFilter();
     this.draw();
@@ -104,9 +127,71 @@ export class Viewer {
   /** Forget the shown result (after sign-out). */
   clear() {
     this.result = null;
+    this.forgetPixelated();
+    this.imageUrl = null;
+    this.redaction.hidden = true;
     this.image.removeAttribute("src");
     this.image.alt = "";
     for (const node of [this.boxes, this.classList, this.tableBody, this.summary]) node.replaceChildren();
+  }
+
+  /** The image's query for a download drawn by the server: pixelated as on show. */
+  redactQuery() {
+    return this.redactToggle.checked && this.result?.id ? { redact: PEOPLE } : {};
+  }
+
+  /** Back to the image as given: the toggle unticked, its pixelated image released. */
+  forgetPixelated() {
+    this.generation += 1;
+    if (this.pixelatedUrl) URL.revokeObjectURL(this.pixelatedUrl);
+    this.pixelatedUrl = null;
+    this.redactToggle.checked = false;
+    this.redactToggle.disabled = false;
+    this.sayRedactProblem("");
+  }
+
+  sayRedactProblem(text) {
+    this.redactProblem.textContent = text;
+    this.redactProblem.hidden = !text;
+  }
+
+  setImage(url, pixelated) {
+    this.image.src = url;
+    this.image.dataset.pixelated = String(pixelated);
+    const objects = plural(this.result?.detections.length ?? 0, "detected object");
+    this.image.alt = `${this.caption}: ${objects}${pixelated ? ", the people found pixelated" : ""}`;
+  }
+
+  /** The image as "Pixelate people" asks: the server's pixelated one (fetched once), or as given. */
+  async showImage() {
+    const id = this.result?.id;
+    if (!id) return;
+    this.sayRedactProblem("");
+    if (!this.redactToggle.checked) {
+      this.setImage(this.imageUrl, false);
+      return;
+    }
+    if (!this.pixelatedUrl) {
+      const generation = this.generation;
+      this.redactToggle.disabled = true;
+      let blob;
+      try {
+        blob = await request(`api/v1/detect/${encodeURIComponent(id)}/image`, {
+          query: { annotated: "false", redact: PEOPLE },
+          as: "blob",
+        });
+      } catch (error) {
+        if (generation !== this.generation) return;
+        this.redactToggle.checked = false;
+        this.sayRedactProblem(`The pixelated image could not be loaded. ${describeError(error)}`);
+        return;
+      } finally {
+        if (generation === this.generation) this.redactToggle.disabled = false;
+      }
+      if (generation !== this.generation) return;
+      this.pixelatedUrl = URL.createObjectURL(blob);
+    }
+    this.setImage(this.pixelatedUrl, true);
   }
 
   buildClassFilter() {
