@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from detection_service.accounts.models import ERASED_ACCOUNTS
 from detection_service.sharing import service as sharing
 from detection_service.sharing.models import share_links
 from objectvision.v1 import detection_pb2, notification_pb2
 from objectvision_common.db import session_factory
+from objectvision_common.erasure import close_account
 from objectvision_common.limits import (
     DEFAULT_SHARE_LINK_DAYS,
     MAX_ACTIVE_SHARE_LINKS,
@@ -357,3 +359,20 @@ async def test_a_link_can_show_its_image_with_a_class_pixelated_and_never_the_or
         )
     (listed,) = await links_of(detection, user, detection_id)
     assert list(listed.redact) == ["person"]
+
+
+async def test_a_deleted_accounts_links_show_nothing_from_the_first_step_of_its_erasure(
+    detection, user, bus_jpg
+):
+    """The erasure records the account before it deletes anything (ADR 0025): from then on its
+    links show nothing, though its detections are still being deleted."""
+    created = await share(detection, user, await store(detection, user, bus_jpg))
+    sessions = session_factory(detection.service.engine)
+
+    async with sessions.begin() as session:
+        await close_account(session, ERASED_ACCOUNTS, user, deleted_at=datetime.now(UTC))
+
+    assert await refusal(shown(detection, created.token)) == (
+        grpc.StatusCode.NOT_FOUND,
+        "share_link_unavailable",
+    )

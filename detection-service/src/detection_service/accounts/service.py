@@ -61,8 +61,10 @@ async def erase_account(
     are cancelled (ADR 0022: workers stop at their next item or commit of frames) and every
     job is deleted with its items, detections, images and video; then the detections no job
     made, with their images; then any image row left; then the account's metered usage and
-    quota (ADR 0030) and its retention period (ADR 0031). Each deletion also `forget`s its
-    images' bytes (the result cache).
+    quota (ADR 0030), its retention period (ADR 0031) and its recorded suspension (ADR
+    0048). Share links go with the detections they show; from the first step on, they show
+    nothing (`share_link_unavailable`). Each deletion also `forget`s its images' bytes (the
+    result cache).
     """
     async with sessions.begin() as session:
         await close_account(session, ERASED_ACCOUNTS, user_id, deleted_at=deleted_at)
