@@ -2187,3 +2187,69 @@ async def test_a_link_that_pixelates_people_never_shows_them_even_without_boxes(
     if top > 8:
         change = np.abs(shown[:top].astype(np.float32) - original[:top].astype(np.float32))
         assert float(change.mean()) < 6, float(change.mean())
+
+
+async def test_a_video_job_can_pixelate_people_in_its_annotated_video(
+    page: Page, tmp_path: Path
+) -> None:
+    """ADR 0049: "Pixelate people in the annotated video", with its hint that only the people
+    the model found are covered, sends one `redact=person` field beside the file; the API's
+    answer lists it (the job's `video.redact`), and the job's page says its people are
+    pixelated from that answer on and still once the job has finished.
+
+    Chromium does not expose a request body that holds a file, so the form's fields are read
+    where the page hands them to fetch."""
+    from objectvision_devstack.videos import make_video
+
+    clip = await asyncio.to_thread(
+        make_video,
+        tmp_path / "street.mp4",
+        [(BUS, 20), (IMAGES / "zidane.jpg", 20)],
+        fps=10,
+    )
+    await page.add_init_script(
+        """(() => {
+            const fetched = window.fetch;
+            window.videoForms = [];
+            window.fetch = function (resource, options) {
+                const body = options?.body;
+                if (String(resource).includes("detect/video") && body instanceof FormData) {
+                    window.videoForms.push([...body.entries()].map(([name, value]) =>
+                        [name, typeof value === "string" ? value : `file:${value.name}`]));
+                }
+                return fetched.apply(this, arguments);
+            };
+        })();"""
+    )
+    await sign_up_and_log_in(page)
+
+    await page.get_by_test_id("video-fps").fill("2")
+    redact = page.get_by_label("Pixelate people in the annotated video")
+    await expect(page.locator("#video-redact-hint")).to_contain_text(
+        "only the people the model found"
+    )
+    await redact.check()
+    async with page.expect_response(
+        lambda answer: "/api/v1/detect/video" in answer.url and answer.request.method == "POST"
+    ) as answered:
+        await page.get_by_test_id("file-input").set_input_files(clip)
+    submitted = await answered.value
+    assert submitted.status == 202
+    assert (await submitted.json())["video"]["redact"] == ["person"]
+    (fields,) = await page.evaluate("window.videoForms")
+    assert [field for field in fields if field[0] in ("file", "redact")] == [
+        ["file", "file:street.mp4"],
+        ["redact", "person"],
+    ]
+
+    redaction = page.get_by_test_id("video-redaction")
+    await expect(redaction).to_have_text(
+        "People pixelated in every frame of the annotated video (only those the model found).",
+        timeout=SLOW_MS,
+    )
+    await expect(redaction).to_have_attribute("data-redact", "person")
+    progress = page.get_by_test_id("job-progress")
+    await expect(progress).to_have_attribute("data-status", "completed", timeout=SLOW_MS)
+    await expect(page.get_by_test_id("video-frame")).to_have_count(8, timeout=SLOW_MS)
+    await expect(redaction).to_contain_text("People pixelated")
+    await expect(page.get_by_test_id("download-video")).to_be_visible()

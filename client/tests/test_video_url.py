@@ -2,6 +2,9 @@
 fetches it, so the request is a form with `url` and the options `submit_video` sends, no file,
 and an idempotency key of its own that a retry repeats; the command line tells a URL from a
 path as `objectvision detect` does, and follows the job as it follows an uploaded video.
+Redacted videos (ADR 0049): `redact` goes as one `redact` form field per class, with an
+uploaded file (multipart) and with a URL alike; the job's `video.redact` is read back, and
+`detect-video --redact` and `jobs show` say which classes the annotated video pixelates.
 
 The answers come from a real HTTP server on a local port that stands where the gateway would,
 answers what each test scripts and keeps every request; tests/test_video_api.py and
@@ -13,6 +16,8 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from email import policy
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,7 @@ from objectvision_client import (
     CountingLine,
     CountingZone,
     DetectionParams,
+    ObjectVisionError,
     operations,
 )
 from objectvision_client.cli import EXIT_OK, main
@@ -88,6 +94,27 @@ class Sent:
         """The body as a URL-encoded form (what httpx sends for fields without files)."""
         assert self.headers["content-type"] == "application/x-www-form-urlencoded", self.headers
         return parse_qs(self.body.decode(), keep_blank_values=True, strict_parsing=True)
+
+    def multipart(self) -> tuple[dict[str, list[str]], dict[str, tuple[str, bytes]]]:
+        """The body as a multipart form (an upload): its text fields, each name with its
+        values in order, and its files by field name, `(filename, bytes)`."""
+        content_type = self.headers["content-type"]
+        assert content_type.startswith("multipart/form-data"), self.headers
+        message = BytesParser(policy=policy.HTTP).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + self.body
+        )
+        fields: dict[str, list[str]] = {}
+        files: dict[str, tuple[str, bytes]] = {}
+        for part in message.iter_parts():
+            name = str(part.get_param("name", header="content-disposition"))
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            filename = part.get_filename()
+            if filename is None:
+                fields.setdefault(name, []).append(payload.decode())
+            else:
+                files[name] = (filename, payload)
+        return fields, files
 
 
 class Gateway(ScriptedGateway[Sent]):
@@ -164,6 +191,7 @@ def test_a_video_by_url_takes_every_option_an_upload_takes_and_sends_them_alike(
         "zones": [QUEUE],
         "metadata": {"order": "A-1042"},
         "idempotency_key": "gate-3-0600",
+        "redact": ["person"],
     }
     params = DetectionParams(classes=["person", "car"], max_detections=50, iou=0.5)
     by_url = operations.submit_video_url(CLIP_URL, params, **options)
@@ -203,6 +231,71 @@ def test_the_async_client_sends_a_video_url_with_the_callers_key(gateway: Gatewa
     (sent,) = gateway.submissions()
     assert sent.form == {"url": [CLIP_URL], "fps": ["1.0"]}
     assert sent.headers["idempotency-key"] == "frame-18821"
+
+
+# Redacted videos (ADR 0049)
+
+# The API lower-cases the classes it was given by name and names those given by id.
+REDACTING = {**SUBMITTED, "video": {**SUBMITTED["video"], "redact": ["person", "car"]}}
+CLIP = b"\x00\x00\x00\x18ftypisom" + b"\x00" * 32
+
+
+def test_redact_goes_as_one_form_field_per_class_with_a_file_and_with_a_url(
+    gateway: Gateway,
+) -> None:
+    """An upload (multipart) and a URL (URL-encoded) carry the same `redact` fields, one a
+    class, blanks and repeats dropped, beside the other options; nothing to redact sends no
+    `redact` field at all. The job's `video.redact` is read back; a server that says nothing
+    of it (before ADR 0049) redacts nothing."""
+    gateway.answers(f"POST {VIDEO}", (202, REDACTING), (202, REDACTING), (202, SUBMITTED))
+
+    async def by_url() -> tuple[str, ...]:
+        async with AsyncClient(gateway.url, api_key="ov_test") as client:
+            job = await client.submit_video_url(CLIP_URL, every=20, redact=("Person", "2"))
+            assert job.video is not None
+            return job.video.redact
+
+    with Client(gateway.url, api_key="ov_test") as client:
+        uploaded = client.submit_video(
+            ("street.mp4", CLIP), every=20, redact=["person", " car ", "", "person"]
+        )
+        fetched = asyncio.run(by_url())
+        plain = client.submit_video(("street.mp4", CLIP), every=20, redact=[])
+
+    first, second, third = gateway.submissions()
+    fields, files = first.multipart()
+    assert fields == {"every": ["20"], "redact": ["person", "car"]}
+    assert files == {"file": ("street.mp4", CLIP)}
+    assert second.form == {"url": [CLIP_URL], "every": ["20"], "redact": ["Person", "2"]}
+    assert third.multipart()[0] == {"every": ["20"]}
+    assert uploaded.video is not None and plain.video is not None
+    assert (uploaded.video.redact, fetched, plain.video.redact) == (
+        ("person", "car"),
+        ("person", "car"),
+        (),
+    )
+
+
+def test_a_bare_class_name_to_redact_is_refused_before_a_video_is_sent(
+    gateway: Gateway,
+) -> None:
+    """A string is a sequence of its letters: `redact="person"` would ask for p, e, r..."""
+    with Client(gateway.url, api_key="ov_test") as client:
+        with pytest.raises(TypeError, match=r"\['person'\]"):
+            client.submit_video(("street.mp4", CLIP), redact="person")
+        with pytest.raises(TypeError, match=r"\['person'\]"):
+            client.submit_video_url(CLIP_URL, redact="person")
+    assert gateway.sent == []
+
+
+def test_an_unknown_class_to_redact_in_a_video_is_the_apis_422(gateway: Gateway) -> None:
+    message = "unknown class 'unicorn'; the model knows: person, car"
+    refused = {"error": {"code": "invalid_argument", "message": message}}
+    gateway.answers(f"POST {VIDEO}", (422, refused))
+    with Client(gateway.url, api_key="ov_test") as client, pytest.raises(ObjectVisionError) as err:
+        client.submit_video_url(CLIP_URL, redact=["unicorn"])
+    assert (err.value.status, err.value.code) == (422, "invalid_argument")
+    assert "the model knows: person" in str(err.value)
 
 
 @pytest.fixture
@@ -261,3 +354,35 @@ def test_detect_video_refuses_a_url_with_another_scheme_as_a_missing_file(
     assert code != EXIT_OK
     assert "gate-3.mp4: no such file" in capsys.readouterr().err
     assert gateway.sent == []
+
+
+def test_detect_video_redact_sends_the_classes_and_jobs_show_says_what_is_pixelated(
+    gateway: Gateway, api_key: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--redact` (repeatable) needs no --wait: the job's redaction is fixed when it is
+    submitted. The submission's line says what the annotated video pixelates, and so does
+    `jobs show`; a job that pixelates nothing says nothing of it."""
+    clip = tmp_path / "street.mp4"
+    clip.write_bytes(CLIP)
+    job = f"/api/v1/detect/jobs/{JOB_ID}"
+    gateway.answers(f"POST {VIDEO}", (202, REDACTING))
+    gateway.answers(
+        f"GET {job}", (200, {**COMPLETED, "video": REDACTING["video"]}), (200, COMPLETED)
+    )
+
+    redacting = ("--redact", "person", "--redact", "car")
+    code = main(["--api-url", gateway.url, "detect-video", str(clip), "--every", "20", *redacting])
+
+    printed = capsys.readouterr()
+    assert code == EXIT_OK, printed.err
+    assert printed.out == f"{JOB_ID}\n"
+    assert "2 frames (every 20th frame). Annotated video: person, car pixelated." in printed.err
+    (sent,) = gateway.submissions()
+    fields, files = sent.multipart()
+    assert fields == {"every": ["20"], "redact": ["person", "car"]}
+    assert files == {"file": ("street.mp4", CLIP)}
+
+    assert main(["--api-url", gateway.url, "jobs", "show", JOB_ID]) == EXIT_OK
+    assert "Annotated video: person, car pixelated." in capsys.readouterr().err
+    assert main(["--api-url", gateway.url, "jobs", "show", JOB_ID]) == EXIT_OK
+    assert "pixelated" not in capsys.readouterr().err

@@ -1039,6 +1039,7 @@ def cmd_detect_video(ctx: Context) -> int:
         "lines": ctx.args.line,
         "zones": ctx.args.zone,
         "metadata": _metadata(ctx),
+        "redact": ctx.args.redact or (),
     }
     with ctx.client() as client:
         if url is not None:
@@ -1058,11 +1059,12 @@ def cmd_detect_video(ctx: Context) -> int:
                 picked += f", counted in {count} zone{'s' if count > 1 else ''}"
             # A URL's video by the name the server gave it (the URL's last path segment).
             name = (video.filename or url) if url is not None else path.name
-            ctx.say(
+            said = (
                 f"Submitted {name} ({video.codec} {video.width}x{video.height},"
                 f" {video.duration_seconds:.1f} s) as job {job.job_id}:"
                 f" {video.sampled_frames} frames ({picked})."
             )
+            ctx.say(" ".join(filter(None, [said, _video_redaction(video)])))
         if not ctx.args.wait:
             if not ctx.printed_json(job.raw):
                 print(job.job_id, file=ctx.stdout)
@@ -1104,11 +1106,21 @@ def cmd_jobs_watch(ctx: Context) -> int:
     return _report_jobs(ctx, jobs)
 
 
+def _video_redaction(video: VideoInfo | None) -> str:
+    """`Annotated video: person, car pixelated.` for a video job whose annotated video
+    pixelates some classes (ADR 0049); empty for one that pixelates none."""
+    if video is None or not video.redact:
+        return ""
+    return f"Annotated video: {_redacted(video.redact)}."
+
+
 def cmd_jobs_show(ctx: Context) -> int:
     with ctx.client() as client:
         job = client.get_job(ctx.args.job_id)
     if not ctx.printed_json(job.raw):
         ctx.say(f"Job {job.job_id}: {job.status}, {job.processed}/{job.total} processed")
+        if redaction := _video_redaction(job.video):
+            ctx.say(redaction)
         if job.metadata:
             ctx.say(f"Metadata: {_pairs(job.metadata)}")
         if job.class_counts:
@@ -2205,6 +2217,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--annotate",
         metavar="PATH",
         help="with --wait: save the annotated video (MP4) to PATH (a file, or a folder)",
+    )
+    _add_redact_option(
+        video,
+        "pixelate this class's objects in every frame of the job's annotated video (a name or "
+        "id; repeat for more). Only the objects found are covered",
     )
     _add_metadata_option(video, "keep this pair with the job (its `metadata`)")
     _add_output_choice(video)

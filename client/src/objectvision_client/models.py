@@ -329,6 +329,9 @@ class VideoInfo(_Model):
     # (a zone nobody entered has no count).
     zones: tuple[CountingZone, ...] = ()
     zone_counts: tuple[ZoneCount, ...] = ()
+    # The classes (lower case) its annotated video shows pixelated in every frame (ADR 0049);
+    # empty from a server older than that too, whose annotated videos pixelate nothing.
+    redact: tuple[str, ...] = ()
     annotated_url: str | None = None
 
 

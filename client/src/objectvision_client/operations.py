@@ -73,7 +73,8 @@ class Operation(Generic[T]):
     # A sequence value repeats the parameter (`metadata=a:1&metadata=b:2`).
     params: Mapping[str, str | int | float | Sequence[str]] | None = None
     json: Any = None
-    data: Mapping[str, str] | None = None
+    # A sequence value repeats the form field (`redact=person&redact=car`).
+    data: Mapping[str, str | Sequence[str]] | None = None
     files: Sequence[FilePart] | None = None
     headers: Mapping[str, str] | None = None
     # False for sign-up, login and refresh: no credentials sent, no refresh on 401.
@@ -573,6 +574,7 @@ def submit_video(
     zones: Sequence[CountingZone] | None = None,
     idempotency_key: str | None = None,
     metadata: Mapping[str, str] | None = None,
+    redact: Sequence[str] = (),
 ) -> Operation[Job]:
     """A video file (MP4, MOV or WebM) as a job sampling `fps` frames a second or `every`
     n-th frame (neither: the service default, 1 fps); with `track`, its objects are followed
@@ -581,10 +583,16 @@ def submit_video(
     `video.line_counts`, each frame's `crossings` (the API refuses lines without `track`).
     With `zones`, each object of a frame names the zones it stands in (`zones`) and the job's
     `video.zone_counts` say who was in each (visited, peak, mean stay; also needs `track`).
+    `redact` (class names or ids, such as `["person"]`; at most 100) pixelates those classes'
+    objects in every frame of the annotated video, each frame from its own detections (ADR
+    0049); the job's `video.redact` names them and its frames still list every object. Only
+    what the model found is covered: an object it missed is shown as recorded. An unknown
+    class raises ObjectVisionError 422 `invalid_argument`; a bare string in place of a list,
+    TypeError before anything is sent.
     The file is read when the operation is built, so a retry sends the same bytes; a new
     idempotency key per submission unless given, so a retried POST never makes a second job.
     `metadata` as for `submit_batch`. Follow it with `wait_for_job`, read `video_frames`."""
-    fields = _video_fields(params, fps, every, track, lines, zones, metadata)
+    fields = _video_fields(params, fps, every, track, lines, zones, metadata, redact)
     return Operation(
         "POST",
         "/api/v1/detect/video",
@@ -606,6 +614,7 @@ def submit_video_url(
     zones: Sequence[CountingZone] | None = None,
     idempotency_key: str | None = None,
     metadata: Mapping[str, str] | None = None,
+    redact: Sequence[str] = (),
 ) -> Operation[Job]:
     """The video at `url` (http or https) as a job, which the server fetches: nothing is
     uploaded from here, and the job is the one `submit_video` makes of the same bytes (its
@@ -613,8 +622,12 @@ def submit_video_url(
     private address, credentials in it, another scheme) raises ObjectVisionError 422
     `video_url_forbidden`, one that gives no video (unknown host, an error status, no answer
     in time) 422 `video_url_unreachable`; a too large or not a video file 413 or 415, as an
-    upload. The other options, and the idempotency key, as for `submit_video`."""
-    fields = {"url": url, **_video_fields(params, fps, every, track, lines, zones, metadata)}
+    upload. The other options (`redact` too), and the idempotency key, as for
+    `submit_video`."""
+    fields = {
+        "url": url,
+        **_video_fields(params, fps, every, track, lines, zones, metadata, redact),
+    }
     return Operation(
         "POST",
         "/api/v1/detect/video",
@@ -632,9 +645,12 @@ def _video_fields(
     lines: Sequence[CountingLine] | None,
     zones: Sequence[CountingZone] | None,
     metadata: Mapping[str, str] | None,
-) -> dict[str, str]:
+    redact: Sequence[str],
+) -> dict[str, str | Sequence[str]]:
     """A video job's form fields but the video itself: the detection parameters, the
-    sampling, tracking, the counting lines and zones (as JSON) and the metadata."""
+    sampling, tracking, the counting lines and zones (as JSON), the metadata and the classes
+    to pixelate (one `redact` field each; none when there are none)."""
+    classes = _redacted_classes(redact)
     fields = (params or DetectionParams()).form_fields()
     if fps is not None:
         fields["fps"] = repr(float(fps))
@@ -646,7 +662,8 @@ def _video_fields(
         fields["lines"] = json.dumps([line.to_json() for line in lines])
     if zones:
         fields["zones"] = json.dumps([zone.to_json() for zone in zones])
-    return _with_metadata(fields, metadata)
+    redacting: dict[str, str | Sequence[str]] = {"redact": classes} if classes else {}
+    return {**_with_metadata(fields, metadata), **redacting}
 
 
 def video_frames(job_id: str, *, limit: int = 100, offset: int = 0) -> Operation[VideoFramesPage]:

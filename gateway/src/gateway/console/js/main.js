@@ -681,11 +681,14 @@ async function followJob(job) {
 
 /** Upload a video as a job, or send its URL for the server to fetch (`video`: a File or a URL
  * string), sampled at the chosen frames per second (its objects tracked, counted crossing
- * lines and in zones when asked), and follow it. Counting lines or zones that are not in the
- * form's syntax, or given without tracking, are said so before anything is sent. */
+ * lines and in zones, the people pixelated in its annotated video when asked), and follow
+ * it. Counting lines or zones that are not in the form's syntax, or given without tracking,
+ * are said so before anything is sent. */
 async function detectVideo(video) {
   const fps = Number(byId("video-fps").value) || null;
   const track = byId("video-track").checked;
+  // "Pixelate people in the annotated video" (ADR 0049).
+  const redact = byId("video-redact").checked ? ["person"] : [];
   let regions;
   try {
     regions = countingRegions({ lines: byId("video-lines").value, zones: byId("video-zones").value, track });
@@ -702,7 +705,7 @@ async function detectVideo(video) {
   let job;
   try {
     job = await guarded(() =>
-      request("api/v1/detect/video", { method: "POST", body: videoForm(video, { fps, track, ...regions, model: models.value(), metadata }) }),
+      request("api/v1/detect/video", { method: "POST", body: videoForm(video, { fps, track, ...regions, model: models.value(), metadata, redact }) }),
     );
   } finally {
     busy(null);

@@ -3,6 +3,9 @@
 // same progress bar, WebSocket and polling); once it has finished, its line and zone counts
 // (when it was given counting lines or zones) and its sampled frames with their timestamps
 // are listed, and the annotated video can be downloaded.
+// "Pixelate people in the annotated video" (ADR 0049) sends `redact=person`: every frame of the
+// annotated video then shows the people the model found pixelated, and the job's page says so
+// (from the job's `video.redact`, whatever submitted it).
 // The download needs the Authorization header, which a plain <a href> or <video src> cannot
 // send, so it is fetched with the session and saved from a blob: URL.
 
@@ -10,6 +13,7 @@ import { request } from "./api.js";
 import { el, guarded, plural, saveFile, showStatus } from "./dom.js";
 import { FINAL_STATUSES } from "./jobs.js";
 import { hasPairs } from "./metadata.js";
+import { redactionText } from "./share-links.js";
 
 export const VIDEO_TYPES = new Set(["video/mp4", "video/quicktime", "video/webm"]);
 const VIDEO_NAME = /\.(mp4|m4v|mov|webm)$/i;
@@ -88,8 +92,9 @@ export function countingRegions({ lines, zones, track }) {
 /** The upload: the video (a File, sent as `file`, or a URL string the server fetches it from,
  * sent as `url`), the sampling (frames per second), whether to track objects across the
  * frames, the lines to count them crossing and the zones to count them in (the JSON `lines`
- * and `zones` fields), the model, if one is picked, and the job's metadata. */
-export function videoForm(video, { fps, track, lines, zones, model, metadata }) {
+ * and `zones` fields), the model, if one is picked, the job's metadata and the classes its
+ * annotated video pixelates (one `redact` field each). */
+export function videoForm(video, { fps, track, lines, zones, model, metadata, redact }) {
   const form = new FormData();
   if (typeof video === "string") form.append("url", video);
   else form.append("file", video, video.name);
@@ -99,6 +104,7 @@ export function videoForm(video, { fps, track, lines, zones, model, metadata }) 
   if (zones?.length) form.append("zones", JSON.stringify(zones));
   if (model) form.append("model", model);
   if (hasPairs(metadata)) form.append("metadata", JSON.stringify(metadata));
+  for (const name of redact ?? []) form.append("redact", name);
   return form;
 }
 
@@ -225,8 +231,8 @@ function downloadButton(job) {
   );
 }
 
-/** What the video is; its counts so far while a counting job runs; once the job has finished,
- * its counts, frames and annotated video. */
+/** What the video is (and what its annotated video pixelates); its counts so far while a
+ * counting job runs; once the job has finished, its counts, frames and annotated video. */
 export function renderVideoJob(container, job) {
   if (job.kind !== "video" || !job.video) {
     container.hidden = true;
@@ -259,6 +265,15 @@ export function renderVideoJob(container, job) {
         `${video.zones?.length ? `, counted in ${plural(video.zones.length, "zone")}` : ""}.`,
     ),
   ];
+  if (video.redact?.length) {
+    children.push(
+      el(
+        "p",
+        { className: "muted", "data-testid": "video-redaction", dataset: { redact: video.redact.join(" ") } },
+        `${redactionText(video)} in every frame of the annotated video (only those the model found).`,
+      ),
+    );
+  }
   if (finished && job.error) children.push(el("p", { className: "error-text" }, job.error));
   if (finished && video.annotated_url) children.push(el("div", { className: "downloads" }, downloadButton(job)));
   if (video.lines?.length) children.push(lineCountsTable(video, !finished));
