@@ -649,3 +649,23 @@ def test_show_without_a_token_or_with_original_alone_is_a_usage_error(
     assert _cli(gateway, "show", *options) == EXIT_USAGE
     assert said in capsys.readouterr().err
     assert gateway.sent == []
+
+
+def test_history_image_saves_a_stored_image_with_boxes_as_uploaded_or_redacted(
+    gateway: Gateway, api_key: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    gateway.answers(f"GET {DETECTION_IMAGE}", (200, REDACTED))
+    target = tmp_path / "street.jpg"
+
+    redacting = ("--original", "--redact", "person", "--redact", "car")
+    assert _command(gateway, "history", "image", DETECTION_ID, "-o", str(target), *redacting) == (
+        EXIT_OK
+    )
+    assert target.read_bytes() == REDACTED
+    assert "the upload without boxes" in capsys.readouterr().err
+    assert _command(gateway, "history", "image", DETECTION_ID, "-o", str(target)) == EXIT_OK
+    first, second = gateway.sent
+    assert first.query == {"annotated": ["false"], "redact": ["person", "car"]}
+    assert second.query == {"annotated": ["true"]}
+    assert _command(gateway, "history", "image", DETECTION_ID, "-o", str(tmp_path)) != EXIT_OK
+    assert len(gateway.sent) == 2

@@ -1316,6 +1316,26 @@ def _filters_described(filters: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def cmd_history_image(ctx: Context) -> int:
+    """`history image ID -o FILE`: a stored detection's image, its boxes drawn, or with
+    --original as it was uploaded; --redact pixelates those classes (ADR 0049), and the file
+    is then a JPEG either way."""
+    args = ctx.args
+    target = Path(args.output)
+    if target.is_dir():
+        raise CliError(f"-o {target} is a folder: give the file to write")
+    redact = tuple(args.redact or ())
+    with ctx.client() as client:
+        image = client.detection_image(
+            args.detection_id, annotated=not args.original, redact=redact
+        )
+    target.write_bytes(image)
+    which = "the upload without boxes" if args.original else "the image with its boxes"
+    pixelated = f", {', '.join(redact)} pixelated" if redact else ""
+    ctx.say(f"Wrote {which} to {target} ({_size(len(image))}{pixelated}).")
+    return EXIT_OK
+
+
 def cmd_history_delete(ctx: Context) -> int:
     """`history delete ID` deletes that detection; `history delete` with filters (or --all)
     deletes every detection they keep, a call at a time while the API says there are more.
@@ -2358,6 +2378,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="print what was deleted as JSON (deleted, kept_in_unfinished_jobs, more)",
     )
     delete_detection.set_defaults(handler=cmd_history_delete)
+    detection_image = history_commands.add_parser(
+        "image",
+        help="save a stored detection's image, with its boxes or as uploaded",
+        description="The image a detection was made from: JPEG with its boxes drawn, or with "
+        "--original as it was uploaded. --redact pixelates a class's objects (only those the "
+        "model found).",
+    )
+    detection_image.add_argument("detection_id", metavar="ID", help="the detection")
+    detection_image.add_argument(
+        "-o", "--output", required=True, metavar="FILE", help="the file to write"
+    )
+    detection_image.add_argument(
+        "--original", action="store_true", help="no boxes: the upload as it was"
+    )
+    _add_redact_option(
+        detection_image, "pixelate this class's objects (a name or id; repeat for more)"
+    )
+    detection_image.set_defaults(handler=cmd_history_image)
 
     export = commands.add_parser(
         "export",
