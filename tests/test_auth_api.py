@@ -964,7 +964,7 @@ async def test_api_key_lifecycle(gateway_client: httpx.AsyncClient, account: Acc
     assert key["name"] == "ci"
     assert key["revoked_at"] is None
     # Made without scopes or a lifetime: every scope, until revoked.
-    assert key["scopes"] == ["detect", "results:read", "results:write", "webhooks"]
+    assert key["scopes"] == ["detect", "results:read", "results:write", "results:share", "webhooks"]
     assert key["expires_at"] is None
 
     listed = await gateway_client.get(API_KEYS, headers=account.auth)
