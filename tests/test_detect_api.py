@@ -261,6 +261,13 @@ async def test_parameters_filter_the_objects(
     assert all(obj["confidence"] >= 0.9 for obj in confident["detections"])
     capped = await _detect_ok(gateway_client, user, bus, max_detections="2", store="false")
     assert len(capped["detections"]) == 2
+    # A class's own minimum (ADR 0050): no person is that sure, the bus keeps the default.
+    sure_people = await _detect_ok(
+        gateway_client, user, bus, class_confidence="person:0.99", store="false"
+    )
+    assert _classes(sure_people) == Counter({"bus": 1})
+    garbled = await _detect(gateway_client, user, bus, class_confidence="person=0.5")
+    assert "class:score" in api_error(garbled, 422, "validation_error")["message"]
 
     # The same parameters as form fields.
     response = await gateway_client.post(

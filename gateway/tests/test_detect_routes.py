@@ -1037,6 +1037,7 @@ def test_openapi_describes_the_detection_routes(
         "iou",
         "classes",
         "max_detections",
+        "class_confidence",
         "model",
         "metadata",
     } == set(form["properties"])
@@ -1047,7 +1048,15 @@ def test_openapi_describes_the_detection_routes(
     assert set(by_url["properties"]) == set(form["properties"]) - {"file", "files"} | sources
     assert by_url["properties"]["image_base64"]["contentEncoding"] == "base64"
     query = {p["name"] for p in image["parameters"] if p["in"] == "query"}
-    assert query == {"confidence", "iou", "classes", "max_detections", "store", "model"}
+    assert query == {
+        "confidence",
+        "iou",
+        "classes",
+        "max_detections",
+        "class_confidence",
+        "store",
+        "model",
+    }
     assert image["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/DetectionOut"
     }

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.schemas.api_keys import ApiKeyCreateIn
 from gateway.schemas.auth import LoginForm, SignUpIn
-from gateway.schemas.detect import DetectedObjectOut, VideoInfoOut
+from gateway.schemas.detect import DetectedObjectOut, VideoInfoOut, class_confidences
 from gateway.schemas.users import SettingsUpdateIn, UserUpdateIn
 from gateway.schemas.video import VideoFrameOut
 from objectvision.v1 import detection_pb2
@@ -302,3 +302,19 @@ def test_each_object_of_a_video_frame_names_the_zones_it_stands_in() -> None:
     assert (outside["class"], outside["zones"]) == ("bus", [])
     image_object = DetectedObjectOut.from_proto(frame.objects[0]).model_dump(mode="json")
     assert "zones" not in image_object
+
+
+def test_class_confidences_read_class_score_pairs_and_say_what_is_wrong() -> None:
+    assert class_confidences("person:0.6, 2:0.15,") == {"person": 0.6, "2": 0.15}
+    assert class_confidences("") == {}
+    for text, said in (
+        ("person", "is not class:score"),
+        (":0.5", "is not class:score"),
+        ("person:high", "above 0 and at most 1"),
+        ("person:0", "above 0 and at most 1"),
+        ("person:1.5", "above 0 and at most 1"),
+        ("person:nan", "above 0 and at most 1"),
+        ("person:0.5,Person:0.6", "given twice"),
+    ):
+        with pytest.raises(ValueError, match=said):
+            class_confidences(text)

@@ -113,6 +113,17 @@ def _probability(text: str) -> float:
     return value
 
 
+def _class_confidence(text: str) -> tuple[str, float]:
+    """`person=0.6` -> ("person", 0.6): a class's own minimum score (ADR 0050)."""
+    name, equals, value = text.rpartition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not CLASS=X, e.g. person=0.6")
+    score = _parsed(value, float, "a number")
+    if not 0.0 < score <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not above 0 and at most 1")
+    return name.strip(), score
+
+
 def _whole_number(text: str, *, at_least: int) -> int:
     value = _parsed(text, int, "a whole number")
     if value < at_least:
@@ -551,6 +562,7 @@ class Context:
             classes=self.args.classes or (),
             max_detections=self.args.max_detections,
             model=getattr(self.args, "model", None),
+            class_confidence=dict(getattr(self.args, "class_confidence", None) or ()),
         )
 
 
@@ -2002,6 +2014,14 @@ def _add_detection_params(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-detections", type=_positive_int, metavar="N", help="at most N objects per image"
+    )
+    parser.add_argument(
+        "--class-confidence",
+        action="append",
+        type=_class_confidence,
+        metavar="CLASS=X",
+        help="this class's own minimum score, above 0 and at most 1, in place of --confidence "
+        "(repeat for more classes)",
     )
     parser.add_argument(
         "--model",

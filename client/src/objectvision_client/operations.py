@@ -106,6 +106,9 @@ class DetectionParams:
     max_detections: int | None = None
     # A model from Client.models(); None: the deployment's default.
     model: str | None = None
+    # Minimum scores of chosen classes (names or ids) in place of `confidence` for their
+    # objects (ADR 0050), e.g. {"person": 0.6, "car": 0.15}.
+    class_confidence: Mapping[str, float] | None = None
 
     def json_fields(self) -> dict[str, str | int | float]:
         """The parameters as a JSON body carries them (numbers as numbers)."""
@@ -120,6 +123,10 @@ class DetectionParams:
             fields["max_detections"] = int(self.max_detections)
         if self.model:
             fields["model"] = self.model.strip()
+        if self.class_confidence:
+            fields["class_confidence"] = ",".join(
+                f"{name.strip()}:{float(score)!r}" for name, score in self.class_confidence.items()
+            )
         return fields
 
     def form_fields(self) -> dict[str, str]:

@@ -28,6 +28,8 @@ MAX_SHARE_LINK_DAYS = 30
 MAX_ACTIVE_SHARE_LINKS = 10
 # Classes one rendering of an image may pixelate (ADR 0049).
 MAX_REDACTED_CLASSES = 100
+# Classes one request may give a minimum score of their own (ADR 0050).
+MAX_CLASS_CONFIDENCES = 100
 
 
 def checked_idempotency_key(value: str) -> str:

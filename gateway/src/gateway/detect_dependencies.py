@@ -196,6 +196,7 @@ def _detect_params(
         iou=chosen.iou or 0.0,
         classes=chosen.class_list(),
         max_detections=chosen.max_detections or 0,
+        class_confidence=chosen.class_confidences(),
         model=chosen.model or "",
     )
 

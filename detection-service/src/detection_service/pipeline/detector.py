@@ -10,7 +10,7 @@ Triton decodes, letterboxes, runs the network and NMS, and answers in original p
 import asyncio
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
@@ -46,7 +46,11 @@ from objectvision_common.errors import (
     PayloadTooLarge,
     Unavailable,
 )
-from objectvision_common.limits import MAX_DETECTIONS_LIMIT, MAX_REDACTED_CLASSES
+from objectvision_common.limits import (
+    MAX_CLASS_CONFIDENCES,
+    MAX_DETECTIONS_LIMIT,
+    MAX_REDACTED_CLASSES,
+)
 from objectvision_common.tracing import tracer
 from objectvision_inference import detect_contract as contract
 
@@ -145,11 +149,25 @@ class Detector:
         classes: Iterable[str] = (),
         max_detections: int = 0,
         model: ServedModel | None = None,
+        class_confidence: Mapping[str, float] | None = None,
     ) -> DetectionOptions:
-        """A request's parameters with zeros replaced by the service defaults, validated."""
+        """A request's parameters with zeros replaced by the service defaults, validated.
+        `class_confidence`: minimum scores of chosen classes (names or ids), each above 0 and
+        at most 1, in place of `confidence` for those classes (ADR 0050)."""
         for name, value in (("confidence", confidence), ("iou", iou)):
             if math.isnan(value) or not 0.0 <= value <= 1.0:
                 raise InvalidArgument(f"{name} must be between 0 and 1 (0 = default)")
+        per_class: dict[int, float] = {}
+        for name, value in (class_confidence or {}).items():
+            if math.isnan(value) or not 0.0 < value <= 1.0:
+                raise InvalidArgument(
+                    f"the confidence of class {name!r} must be above 0 and at most 1"
+                )
+            per_class[self.class_id(name, model)] = float(value)
+        if len(per_class) > MAX_CLASS_CONFIDENCES:
+            raise InvalidArgument(
+                f"at most {MAX_CLASS_CONFIDENCES} classes can have their own confidence"
+            )
         if not 0 <= max_detections <= MAX_DETECTIONS_LIMIT:
             raise InvalidArgument(
                 f"max_detections must be between 0 and {MAX_DETECTIONS_LIMIT} (0 = default)"
@@ -160,6 +178,7 @@ class Detector:
             iou=iou or self.defaults.iou,
             max_detections=max_detections or self.defaults.max_detections,
             class_ids=frozenset(self.class_id(c, model) for c in wanted) if wanted else None,
+            class_confidence=tuple(sorted(per_class.items())),
         )
 
     async def admit(self, principal: common_pb2.Principal, *, images: int) -> None:
@@ -366,7 +385,11 @@ class Detector:
             span.set_attribute("objectvision.queue_ms", round(outcome.queue_ms, 3))
             span.set_attribute("objectvision.inference_ms", round(outcome.inference_ms, 3))
             span.set_attribute("objectvision.detections", len(result.rows))
-            objects = self._objects(result.rows, names)
+            objects = [
+                obj
+                for obj in self._objects(result.rows, names)
+                if options.keeps(obj.class_id, obj.confidence)
+            ]
             if key is not None and self._cache is not None:
                 await self._cache.put(key, CachedAnswer(result.width, result.height, objects))
             return DetectionResult(

@@ -92,7 +92,7 @@ class ImageRequest:
             data=data,
             width=header.width,
             height=header.height,
-            confidence=options.confidence,
+            confidence=options.floor,
             iou=options.iou,
             max_detections=options.max_detections,
             class_ids=options.class_ids,

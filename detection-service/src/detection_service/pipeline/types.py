@@ -19,23 +19,45 @@ class DetectionOptions:
     iou: float
     max_detections: int
     class_ids: frozenset[int] | None = None
+    # Minimum scores of chosen classes (class id, score), sorted by id, replacing `confidence`
+    # for those classes (ADR 0050); none: `confidence` for every class.
+    class_confidence: tuple[tuple[int, float], ...] = ()
+
+    @property
+    def floor(self) -> float:
+        """The lowest score any class keeps: what inference is asked for, before each class's
+        own minimum is applied to its objects."""
+        return min([self.confidence, *(score for _, score in self.class_confidence)])
+
+    def keeps(self, class_id: int, score: float) -> bool:
+        """Whether an object of `class_id` with `score` passes its class's minimum."""
+        return score >= dict(self.class_confidence).get(class_id, self.confidence)
 
     def to_json(self) -> dict[str, object]:
-        return {
+        value: dict[str, object] = {
             "confidence": self.confidence,
             "iou": self.iou,
             "max_detections": self.max_detections,
             "class_ids": sorted(self.class_ids) if self.class_ids is not None else None,
         }
+        # Only when set: options without them keep the JSON, and so the result cache's keys,
+        # they always had.
+        if self.class_confidence:
+            value["class_confidence"] = [[i, score] for i, score in self.class_confidence]
+        return value
 
     @classmethod
     def from_json(cls, value: dict[str, object]) -> "DetectionOptions":
         class_ids = value.get("class_ids")
+        per_class = value.get("class_confidence")
         return cls(
             confidence=float(value["confidence"]),  # type: ignore[arg-type]
             iou=float(value["iou"]),  # type: ignore[arg-type]
             max_detections=int(value["max_detections"]),  # type: ignore[call-overload]
             class_ids=frozenset(class_ids) if isinstance(class_ids, list) else None,
+            class_confidence=tuple((int(i), float(score)) for i, score in per_class)
+            if isinstance(per_class, list)
+            else (),
         )
 
 

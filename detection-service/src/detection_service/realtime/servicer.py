@@ -195,6 +195,7 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
             classes=params.classes,
             max_detections=params.max_detections,
             model=model,
+            class_confidence=params.class_confidence,
         )
 
     async def ListModels(  # noqa: N802 - gRPC method name

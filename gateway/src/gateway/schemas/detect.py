@@ -8,6 +8,7 @@ so responses do not carry float32 noise such as 0.8312345027923584.
 
 import base64
 import binascii
+import math
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from typing import Annotated, Any, Literal, Self, TypeVar
 
 from fastapi import UploadFile
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -40,6 +42,7 @@ from gateway.schemas.base import (
 )
 from objectvision.v1 import detection_pb2
 from objectvision_common.limits import (
+    MAX_CLASS_CONFIDENCES,
     MAX_DETECTIONS_LIMIT,
     MAX_METADATA_KEY_CHARS,
     MAX_METADATA_PAIRS,
@@ -93,6 +96,44 @@ Absent = SkipJsonSchema[None]
 Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 MaxDetections = Annotated[int, Field(ge=1, le=MAX_DETECTIONS_LIMIT)]
 ClassList = Annotated[str, StringConstraints(max_length=MAX_CLASSES_CHARS)]
+
+
+def class_confidences(text: str) -> dict[str, float]:
+    """`person:0.6, car:0.3` -> {"person": 0.6, "car": 0.3}: minimum scores of chosen classes
+    (names or ids; the service resolves them). ValueError, saying what is wrong, for a pair
+    without a score, a score that is not a number above 0 and at most 1, a class given twice,
+    or more than MAX_CLASS_CONFIDENCES pairs."""
+    chosen: dict[str, float] = {}
+    for pair in (part.strip() for part in text.split(",")):
+        if not pair:
+            continue
+        name, colon, value = pair.rpartition(":")
+        try:
+            score = float(value)
+        except ValueError:
+            score = math.nan
+        if not colon or not name.strip():
+            raise ValueError(f"{pair!r} is not class:score, e.g. person:0.6")
+        if not 0 < score <= 1:
+            raise ValueError(f"the score of {name.strip()!r} must be above 0 and at most 1")
+        if name.strip().lower() in (known.lower() for known in chosen):
+            raise ValueError(f"class {name.strip()!r} is given twice")
+        chosen[name.strip()] = score
+    if len(chosen) > MAX_CLASS_CONFIDENCES:
+        raise ValueError(f"at most {MAX_CLASS_CONFIDENCES} classes can have their own confidence")
+    return chosen
+
+
+def _checked_class_confidences(text: str) -> str:
+    class_confidences(text)
+    return text
+
+
+ClassConfidences = Annotated[
+    str,
+    StringConstraints(max_length=MAX_CLASSES_CHARS),
+    AfterValidator(_checked_class_confidences),
+]
 # Triton model names as this deployment writes them: letters, digits, '_', '.', '-'.
 ModelName = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -122,6 +163,12 @@ class DetectionParamsIn(BaseModel):
         default=None,
         description=f"At most this many objects per image, 1 to {MAX_DETECTIONS_LIMIT}.",
     )
+    class_confidence: ClassConfidences | Absent = Field(
+        default=None,
+        description="Minimum scores of chosen classes in place of `confidence` for their "
+        "objects (ADR 0050): comma-separated `class:score` pairs, names or ids, each score "
+        "above 0 and at most 1, e.g. `person:0.6,car:0.15`. An unknown class is a 422.",
+    )
     model: ModelName | Absent = Field(
         default=None,
         description="The model to run, e.g. `yolov8n-int8` (GET /api/v1/models lists them). "
@@ -132,6 +179,10 @@ class DetectionParamsIn(BaseModel):
     def class_list(self) -> list[str]:
         """`person, bus,0` -> ['person', 'bus', '0']; the service resolves names and ids."""
         return [part.strip() for part in (self.classes or "").split(",") if part.strip()]
+
+    def class_confidences(self) -> dict[str, float]:
+        """`class_confidence` as a mapping (checked when the parameters were read)."""
+        return class_confidences(self.class_confidence or "")
 
 
 STORE_DESCRIPTION = "Keep the image and its objects in the caller's history (default true)."
