@@ -17,6 +17,7 @@
 
 import { AccountsView } from "./accounts.js";
 import { request } from "./api.js";
+import { parseClassConfidence } from "./class-confidence.js";
 import {
   byId,
   clearError,
@@ -317,7 +318,7 @@ function busy(message) {
   byId("busy-text").textContent = message ?? "";
 }
 
-function showViewer(raw, image, caption, threshold) {
+function showViewer(raw, image, caption, threshold, classMinimums = new Map()) {
   const result = normaliseResult(raw);
   tracker?.stop();
   tracker = null;
@@ -328,7 +329,7 @@ function showViewer(raw, image, caption, threshold) {
   shown = { raw, result, image, caption, threshold };
   byId("batch-result").hidden = true;
   byId("single-result").hidden = false;
-  viewer.show(result, imageUrl, caption || result.filename, { threshold });
+  viewer.show(result, imageUrl, caption || result.filename, { threshold, classMinimums });
   // Only a stored detection (it has an id) can be deleted, or shared.
   byId("delete-detection").hidden = !result.id;
   shareLinks.show(result.id);
@@ -348,20 +349,44 @@ function uploadMetadata() {
   }
 }
 
-/** Detect objects in `file` (a File or Blob) from confidence `threshold` up. */
+/**
+ * The Detect view's per-class minimum scores (ADR 0050), sent as `class_confidence` with
+ * what it uploads when not blank; null, after saying what is wrong with them (and marking the
+ * field), when they are not `class:score` pairs, so nothing is sent without them.
+ */
+function uploadClassConfidence() {
+  const field = byId("class-confidence");
+  try {
+    const parsed = parseClassConfidence(field.value);
+    field.removeAttribute("aria-invalid");
+    return parsed;
+  } catch (error) {
+    field.setAttribute("aria-invalid", "true");
+    showError({ status: 422, code: "validation_error", message: `Per-class minimum scores: ${error.message}` });
+    return null;
+  }
+}
+
+byId("class-confidence").addEventListener("input", (event) => event.currentTarget.removeAttribute("aria-invalid"));
+
+/** Detect objects in `file` (a File or Blob) from confidence `threshold` up (and each class
+ * given its own minimum score from that). */
 async function detectOne(file, threshold = DEFAULT_THRESHOLD, filename = file.name) {
   const metadata = uploadMetadata();
   if (metadata === null) return;
+  const perClass = uploadClassConfidence();
+  if (perClass === null) return;
   const form = new FormData();
   form.append("file", file, filename);
   // Sent explicitly, so the slider can start where the server stopped.
   form.append("confidence", threshold.toFixed(2));
   if (models.value()) form.append("model", models.value());
   if (hasPairs(metadata)) form.append("metadata", JSON.stringify(metadata));
+  if (perClass.text) form.append("class_confidence", perClass.text);
   busy(`Detecting objects in ${filename}…`);
   try {
     const response = await guarded(() => request("api/v1/detect/image", { method: "POST", body: form }));
-    if (response) showViewer(response, file, filename, threshold);
+    if (response) showViewer(response, file, filename, threshold, perClass.minimums);
   } finally {
     busy(null);
   }
@@ -375,9 +400,12 @@ async function detectOne(file, threshold = DEFAULT_THRESHOLD, filename = file.na
 async function detectUrl(url) {
   const metadata = uploadMetadata();
   if (metadata === null) return;
+  const perClass = uploadClassConfidence();
+  if (perClass === null) return;
   const body = { url, confidence: DEFAULT_THRESHOLD };
   if (models.value()) body.model = models.value();
   if (hasPairs(metadata)) body.metadata = metadata;
+  if (perClass.text) body.class_confidence = perClass.text;
   busy(`Fetching and detecting ${url}…`);
   try {
     await guarded(async () => {
@@ -386,7 +414,7 @@ async function detectUrl(url) {
         query: { annotated: "false" },
         as: "blob",
       });
-      showViewer(response, image, response.filename || url, DEFAULT_THRESHOLD);
+      showViewer(response, image, response.filename || url, DEFAULT_THRESHOLD, perClass.minimums);
     });
   } finally {
     busy(null);
@@ -612,10 +640,13 @@ function renderJobItems(job) {
 async function detectBatch(files) {
   const metadata = uploadMetadata();
   if (metadata === null) return;
+  const perClass = uploadClassConfidence();
+  if (perClass === null) return;
   const form = new FormData();
   for (const file of files) form.append("files", file, file.name);
   if (models.value()) form.append("model", models.value());
   if (hasPairs(metadata)) form.append("metadata", JSON.stringify(metadata));
+  if (perClass.text) form.append("class_confidence", perClass.text);
   tracker?.stop();
   byId("single-result").hidden = true;
   byId("job-items").replaceChildren();
@@ -698,15 +729,16 @@ async function detectVideo(video) {
   }
   const metadata = uploadMetadata();
   if (metadata === null) return;
+  const perClass = uploadClassConfidence();
+  if (perClass === null) return;
   tracker?.stop();
   byId("single-result").hidden = true;
   byId("job-items").replaceChildren();
   busy(typeof video === "string" ? `Fetching ${video}…` : `Uploading ${video.name}…`);
   let job;
   try {
-    job = await guarded(() =>
-      request("api/v1/detect/video", { method: "POST", body: videoForm(video, { fps, track, ...regions, model: models.value(), metadata, redact }) }),
-    );
+    const options = { fps, track, ...regions, model: models.value(), metadata, redact, classConfidence: perClass.text };
+    job = await guarded(() => request("api/v1/detect/video", { method: "POST", body: videoForm(video, options) }));
   } finally {
     busy(null);
   }

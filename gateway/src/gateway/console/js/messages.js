@@ -17,6 +17,8 @@ const FIELD_NAMES = {
   detection_id: "Detection",
   // The classes an image shows pixelated (ADR 0049).
   redact: "Pixelated classes",
+  // Each class's own minimum score (ADR 0050).
+  class_confidence: "Per-class minimum scores",
 };
 
 function capitalise(text) {

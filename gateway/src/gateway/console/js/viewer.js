@@ -3,6 +3,9 @@
 // and the class filter work on the detections already returned, without another request.
 // The slider starts at the threshold the request used: below it the server returned nothing,
 // so moving under it offers to run the detection again at the lower threshold.
+// The slider stands for the request's `confidence`: a class the request gave its own minimum
+// score (ADR 0050, `person:0.6,car:0.15`) was kept from that score in place of it, so the
+// slider neither hides its objects (a car at 0.15 stays at 0.25) nor asks to find more.
 // Colours come from palette.js, generated from the server's own palette, so a class looks the
 // same here as in the annotated image the server draws.
 // A stored detection offers "Pixelate people" (ADR 0049): ticked, the image under the boxes is
@@ -11,6 +14,7 @@
 // Someone the model missed is not covered, and the hint beside the toggle says so.
 
 import { request } from "./api.js";
+import { ownMinimum } from "./class-confidence.js";
 import { byId, el, plural } from "./dom.js";
 import { describeError } from "./messages.js";
 import { classColour } from "./palette.js";
@@ -90,6 +94,8 @@ export class Viewer {
     this.redactProblem = byId("stage-redact-error");
     this.result = null;
     this.threshold = DEFAULT_THRESHOLD;
+    // The request's per-class minimum scores (class-confidence.js): lower-case name or id -> score.
+    this.classMinimums = new Map();
     this.hiddenClasses = new Set();
     // The image as given (not pixelated), its caption, and the pixelated one once fetched.
     this.imageUrl = null;
@@ -107,10 +113,12 @@ export class Viewer {
   /**
    * Show `result` (normalised) over the image at `imageUrl`; resets the class filter.
    * `threshold` is the minimum confidence the request asked for: the slider starts there.
+   * `classMinimums` are the classes it gave their own minimum score: the slider leaves them be.
    */
-  show(result, imageUrl, caption, { threshold = DEFAULT_THRESHOLD } = {}) {
+  show(result, imageUrl, caption, { threshold = DEFAULT_THRESHOLD, classMinimums = new Map() } = {}) {
     this.result = result;
     this.threshold = threshold;
+    this.classMinimums = classMinimums;
     this.slider.value = String(threshold);
     this.hiddenClasses = new Set();
     this.forgetPixelated();
@@ -127,6 +135,7 @@ export class Viewer {
   /** Forget the shown result (after sign-out). */
   clear() {
     this.result = null;
+    this.classMinimums = new Map();
     this.forgetPixelated();
     this.imageUrl = null;
     this.redaction.hidden = true;
@@ -221,11 +230,22 @@ export class Viewer {
     if (classes.length === 0) this.classList.append(el("li", {}, "No objects found."));
   }
 
+  /** The objects the slider and the class filter keep; a class with its own minimum score is
+   * kept from that score (the server applied it), whatever the slider says. */
   visibleDetections() {
     const minimum = Number(this.slider.value);
     return this.result.detections.filter(
-      (d) => d.confidence >= minimum && !this.hiddenClasses.has(d.className),
+      (d) =>
+        d.confidence >= (ownMinimum(this.classMinimums, d.className, d.classId) ?? minimum) &&
+        !this.hiddenClasses.has(d.className),
     );
+  }
+
+  /** `; person from 0.6, car from 0.15, their own minimums` when the request gave any. */
+  ownMinimumsText() {
+    const pairs = [...this.classMinimums.entries()].map(([name, score]) => `${name} from ${score}`);
+    if (pairs.length === 0) return "";
+    return `; ${pairs.join(", ")}, ${pairs.length === 1 ? "its own minimum" : "their own minimums"}`;
   }
 
   draw() {
@@ -239,7 +259,7 @@ export class Viewer {
     this.rerunButton.textContent = `Detect again from ${minimum.toFixed(2)}`;
     this.thresholdNote.textContent = below
       ? `Objects under ${this.threshold.toFixed(2)} were not returned; detect again to see them.`
-      : `Detected from confidence ${this.threshold.toFixed(2)}.`;
+      : `Detected from confidence ${this.threshold.toFixed(2)}${this.ownMinimumsText()}.`;
     const visible = this.visibleDetections();
     this.boxes.replaceChildren(
       ...visible.map((d) => {
