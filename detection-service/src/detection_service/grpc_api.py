@@ -27,7 +27,12 @@ from detection_service.jobs import service as jobs
 from detection_service.jobs.queue import JobQueue
 from detection_service.pipeline.annotate import Rendering
 from detection_service.pipeline.detector import Detector
-from detection_service.pipeline.types import DetectionOptions, DetectionResult, Timings
+from detection_service.pipeline.types import (
+    DetectedObject,
+    DetectionOptions,
+    DetectionResult,
+    Timings,
+)
 from detection_service.realtime.servicer import KeptDetect, RealtimeServicer, objects_reply
 from detection_service.retention import service as retention
 from detection_service.retention.service import MAX_RETENTION_DAYS
@@ -595,26 +600,36 @@ class DetectionServicer(RealtimeServicer):
             image = await stored_images.get_image(
                 session=session, user_id=user_id, detection_id=detection_id
             )
-            record = await history.get_detection(
-                session=session, user_id=user_id, detection_id=detection_id
+            # The objects only where something is drawn: the upload as it was needs none.
+            objects = (
+                (
+                    await history.get_detection(
+                        session=session, user_id=user_id, detection_id=detection_id
+                    )
+                ).objects
+                if rendering.draws
+                else []
             )
-        async for chunk in self._image_chunks(image, record, rendering):
+        async for chunk in self._image_chunks(image, objects, rendering):
             yield chunk
 
     async def _image_chunks(
-        self, image: stored_images.ImageRecord, record: DetectionRecord, rendering: Rendering
+        self,
+        image: stored_images.ImageRecord,
+        objects: Sequence[DetectedObject],
+        rendering: Rendering,
     ) -> AsyncIterator[detection_pb2.ImageChunk]:
-        """A stored image as uploaded when `rendering` draws nothing and pixelates nothing,
-        else as JPEG rendered so from `record`'s objects."""
+        """A stored image as uploaded when `rendering` draws nothing, else as JPEG rendered so
+        from `objects`."""
         try:
-            if not rendering.boxes and not rendering.redact:
+            if not rendering.draws:
                 async for chunk in self._storage.open(image.storage_key):
                     yield detection_pb2.ImageChunk(data=chunk, content_type=image.content_type)
                 return
             data = await self._storage.get(image.storage_key)
         except ObjectNotFoundError:
             raise NotFound("the image of this detection is no longer stored") from None
-        jpeg = await self._detector.annotate(data, record.objects, rendering)
+        jpeg = await self._detector.annotate(data, objects, rendering)
         for start in range(0, len(jpeg), CHUNK_BYTES):
             yield detection_pb2.ImageChunk(
                 data=jpeg[start : start + CHUNK_BYTES], content_type="image/jpeg"
@@ -944,5 +959,5 @@ class DetectionServicer(RealtimeServicer):
                 session=session, token=request.token, now=datetime.now(UTC), count_view=False
             )
         rendering = Rendering(boxes=request.annotated, redact=shared.redact)
-        async for chunk in self._image_chunks(shared.image, shared.detection, rendering):
+        async for chunk in self._image_chunks(shared.image, shared.detection.objects, rendering):
             yield chunk

@@ -78,6 +78,11 @@ class Rendering:
     boxes: bool = True
     redact: frozenset[str] = frozenset()
 
+    @property
+    def draws(self) -> bool:
+        """Whether it changes any pixel; if not, the image is the stored upload as it was."""
+        return self.boxes or bool(self.redact)
+
     def to_json(self) -> dict[str, object]:
         return {"boxes": self.boxes, "redact": sorted(self.redact)}
 

@@ -385,11 +385,10 @@ class Detector:
             span.set_attribute("objectvision.queue_ms", round(outcome.queue_ms, 3))
             span.set_attribute("objectvision.inference_ms", round(outcome.inference_ms, 3))
             span.set_attribute("objectvision.detections", len(result.rows))
-            objects = [
-                obj
-                for obj in self._objects(result.rows, names)
-                if options.keeps(obj.class_id, obj.confidence)
-            ]
+            objects = self._objects(result.rows, names)
+            if options.class_confidence:
+                # Triton kept every object above the lowest minimum; each class's own is here.
+                objects = [obj for obj in objects if options.keeps(obj.class_id, obj.confidence)]
             if key is not None and self._cache is not None:
                 await self._cache.put(key, CachedAnswer(result.width, result.height, objects))
             return DetectionResult(

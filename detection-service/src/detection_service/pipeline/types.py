@@ -7,6 +7,7 @@ Every domain (drawing, history, jobs, video, exports, the transport) imports the
 this module imports nothing of the service, so no two packages import each other for a type.
 """
 
+import functools
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,9 +30,13 @@ class DetectionOptions:
         own minimum is applied to its objects."""
         return min([self.confidence, *(score for _, score in self.class_confidence)])
 
+    @functools.cached_property
+    def _minimums(self) -> dict[int, float]:
+        return dict(self.class_confidence)
+
     def keeps(self, class_id: int, score: float) -> bool:
         """Whether an object of `class_id` with `score` passes its class's minimum."""
-        return score >= dict(self.class_confidence).get(class_id, self.confidence)
+        return score >= self._minimums.get(class_id, self.confidence)
 
     def to_json(self) -> dict[str, object]:
         value: dict[str, object] = {
