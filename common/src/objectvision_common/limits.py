@@ -30,6 +30,13 @@ MAX_ACTIVE_SHARE_LINKS = 10
 MAX_REDACTED_CLASSES = 100
 # Classes one request may give a minimum score of their own (ADR 0050).
 MAX_CLASS_CONFIDENCES = 100
+# Tiled detection (ADR 0051): a tile's side in pixels, the share of it neighbours overlap, and
+# how many tiles one image may be cut into (each is one more inference).
+MIN_TILE_SIZE = 128
+MAX_TILE_SIZE = 4096
+DEFAULT_TILE_OVERLAP = 0.2
+MAX_TILE_OVERLAP = 0.5
+MAX_TILES_PER_IMAGE = 64
 
 
 def checked_idempotency_key(value: str) -> str:

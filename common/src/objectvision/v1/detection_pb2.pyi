@@ -59,7 +59,7 @@ EXPORT_FORMAT_YOLO: ExportFormat
 EXPORT_FORMAT_CSV: ExportFormat
 
 class DetectionParams(_message.Message):
-    __slots__ = ("confidence", "iou", "classes", "max_detections", "class_confidence", "model")
+    __slots__ = ("confidence", "iou", "classes", "max_detections", "class_confidence", "tile_size", "tile_overlap", "model")
     class ClassConfidenceEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -72,14 +72,18 @@ class DetectionParams(_message.Message):
     CLASSES_FIELD_NUMBER: _ClassVar[int]
     MAX_DETECTIONS_FIELD_NUMBER: _ClassVar[int]
     CLASS_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    TILE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    TILE_OVERLAP_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     confidence: float
     iou: float
     classes: _containers.RepeatedScalarFieldContainer[str]
     max_detections: int
     class_confidence: _containers.ScalarMap[str, float]
+    tile_size: int
+    tile_overlap: float
     model: str
-    def __init__(self, confidence: _Optional[float] = ..., iou: _Optional[float] = ..., classes: _Optional[_Iterable[str]] = ..., max_detections: _Optional[int] = ..., class_confidence: _Optional[_Mapping[str, float]] = ..., model: _Optional[str] = ...) -> None: ...
+    def __init__(self, confidence: _Optional[float] = ..., iou: _Optional[float] = ..., classes: _Optional[_Iterable[str]] = ..., max_detections: _Optional[int] = ..., class_confidence: _Optional[_Mapping[str, float]] = ..., tile_size: _Optional[int] = ..., tile_overlap: _Optional[float] = ..., model: _Optional[str] = ...) -> None: ...
 
 class ImageInput(_message.Message):
     __slots__ = ("data", "filename", "content_type")

@@ -9,10 +9,13 @@ children (ANNOTATION_WORKERS of them, started when first needed and kept), which
 secret, limit their own memory, and confine themselves before their first image
 (sandbox/confinement.py): no file at all, no network, no process.
 
+The same children cut an image into the tiles of a tiled detection (ADR 0051): that also
+decodes the user's file, and the grid is the decoded image's.
+
 A child serves one image at a time over its pipes (sandbox/channel.py): a header with the
-image's size and its objects, the image's bytes; back, the JPEG or the refusal. One that
-crashes, lies or takes longer than ANNOTATION_TIMEOUT_SECONDS fails that request, saying why,
-and is replaced for the next.
+image's size and the task (its objects and rendering, or the tile size), the image's bytes;
+back, the JPEG or the tiles, or the refusal. One that crashes, lies or takes longer than
+ANNOTATION_TIMEOUT_SECONDS fails that request, saying why, and is replaced for the next.
 """
 
 import asyncio
@@ -23,20 +26,88 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
-from typing import IO, Any
+from dataclasses import asdict, dataclass
+from typing import IO, Any, Protocol
 
 from detection_service.pipeline.annotate import BOXES, Rendering, annotate
 from detection_service.pipeline.decode import ImageLimits, decode, inspect
+from detection_service.pipeline.tiling import Tile, cut
 from detection_service.pipeline.types import DetectedObject
 from detection_service.sandbox import channel
 from detection_service.sandbox.confinement import confine
 from detection_service.sandbox.limits import SandboxLimits
 from objectvision_common.errors import DomainError, InvalidArgument
+from objectvision_common.limits import MAX_TILE_SIZE, MAX_TILES_PER_IMAGE
 
 _MODULE = "detection_service.pipeline.annotation_sandbox"
 # The answer is a JPEG of the image: never more than a few times its raw pixels.
 _MOST_JPEG_BYTES_PER_PIXEL = 3
+# A tile is a PNG of at most MAX_TILE_SIZE squared pixels: never more than twice its raw size.
+_MOST_TILE_BYTES = MAX_TILE_SIZE * MAX_TILE_SIZE * 3 * 2
+
+
+class _Task(Protocol):
+    """What a child is asked to do with one image, and how its answer's size is checked."""
+
+    @property
+    def what(self) -> str:
+        """For the error when the child fails: "the image could not be {what}"."""
+
+    def request(self) -> dict[str, Any]: ...
+
+    def payload_size(self, header: dict[str, Any]) -> int | None:
+        """The bytes the answer's header announces, if a true child could send them."""
+
+
+@dataclass(frozen=True)
+class _Drawing:
+    objects: Sequence[DetectedObject]
+    rendering: Rendering
+    most_bytes: int
+    what: str = "drawn"
+
+    def request(self) -> dict[str, Any]:
+        return {
+            "objects": [asdict(obj) for obj in self.objects],
+            "rendering": self.rendering.to_json(),
+        }
+
+    def payload_size(self, header: dict[str, Any]) -> int | None:
+        size = header.get("jpeg_bytes")
+        return size if isinstance(size, int) and 0 < size <= self.most_bytes else None
+
+
+@dataclass(frozen=True)
+class _Tiling:
+    size: int
+    overlap: float
+    what: str = "cut into tiles"
+
+    def request(self) -> dict[str, Any]:
+        return {"task": "tiles", "tile_size": self.size, "tile_overlap": self.overlap}
+
+    def payload_size(self, header: dict[str, Any]) -> int | None:
+        places, sizes = header.get("tiles"), header.get("tile_bytes")
+        if not isinstance(places, list) or not isinstance(sizes, list):
+            return None
+        if not 0 < len(places) == len(sizes) <= MAX_TILES_PER_IMAGE:
+            return None
+        for place, size in zip(places, sizes, strict=True):
+            fits = isinstance(place, list) and len(place) == 4
+            fits = fits and all(isinstance(value, int) and value >= 0 for value in place)
+            if not fits or not 0 < place[2] <= self.size or not 0 < place[3] <= self.size:
+                return None
+            if not isinstance(size, int) or not 0 < size <= _MOST_TILE_BYTES:
+                return None
+        return sum(sizes)
+
+    @staticmethod
+    def tiles(header: dict[str, Any], payload: bytes) -> list[Tile]:
+        tiles, start = [], 0
+        for (x, y, width, height), size in zip(header["tiles"], header["tile_bytes"], strict=True):
+            tiles.append(Tile(x, y, width, height, payload[start : start + size]))
+            start += size
+        return tiles
 
 
 class _Drawer:
@@ -75,6 +146,18 @@ class _Drawer:
     def draw(self, data: bytes, objects: Sequence[DetectedObject], rendering: Rendering) -> bytes:
         """The JPEG `rendering` describes (blocking: call in a thread). Raises the child's
         refusal, or InvalidArgument when the child crashed, lied or ran out of time on it."""
+        most = self._images.max_pixels * _MOST_JPEG_BYTES_PER_PIXEL
+        _, jpeg = self._exchange(data, _Drawing(objects, rendering, most))
+        return jpeg
+
+    def cut(self, data: bytes, size: int, overlap: float) -> list[Tile]:
+        """The image's tiles (blocking: call in a thread); raises as `draw`."""
+        tiling = _Tiling(size, overlap)
+        header, payload = self._exchange(data, tiling)
+        return tiling.tiles(header, payload)
+
+    def _exchange(self, data: bytes, task: _Task) -> tuple[dict[str, Any], bytes]:
+        """The child's answer to `task` on `data`: its header and the bytes that follow."""
         with self._lock:
             child = self._started()
             timed_out = threading.Event()
@@ -86,53 +169,40 @@ class _Drawer:
             watchdog = threading.Timer(self._timeout_s, stop)
             watchdog.start()
             try:
-                header = self._ask(child, data, objects, rendering)
+                header = self._ask(child, data, task)
                 if header is not None and "error" in header:
                     refusal = channel.refusal(header["error"])
                     if refusal is not None:
                         raise refusal
-                jpeg = self._answer(child, header)
+                payload = self._answer(child, header, task)
             finally:
                 watchdog.cancel()
-            if jpeg is not None:
-                return jpeg
+            if header is not None and payload is not None:
+                return header, payload
             self._child = None
             ended = channel.how_it_ended(child)
             _release(child)
             if timed_out.is_set():
                 ended = f"it took longer than {self._timeout_s:g} s (ANNOTATION_TIMEOUT_SECONDS)"
-            raise InvalidArgument(f"the image could not be drawn: {ended}")
+            raise InvalidArgument(f"the image could not be {task.what}: {ended}")
 
     def _ask(
-        self,
-        child: "subprocess.Popen[bytes]",
-        data: bytes,
-        objects: Sequence[DetectedObject],
-        rendering: Rendering,
+        self, child: "subprocess.Popen[bytes]", data: bytes, task: _Task
     ) -> dict[str, Any] | None:
         assert child.stdin is not None and child.stdout is not None
         try:
-            channel.send(
-                child.stdin,
-                {
-                    "image_bytes": len(data),
-                    "objects": [asdict(obj) for obj in objects],
-                    "rendering": rendering.to_json(),
-                },
-                data,
-            )
+            channel.send(child.stdin, {"image_bytes": len(data), **task.request()}, data)
         except (BrokenPipeError, ValueError):
             return None  # the child is gone; how it ended says why
         return channel.read_header(child.stdout)
 
     def _answer(
-        self, child: "subprocess.Popen[bytes]", header: dict[str, Any] | None
+        self, child: "subprocess.Popen[bytes]", header: dict[str, Any] | None, task: _Task
     ) -> bytes | None:
-        """The JPEG the header announces, read only if it is of a size a JPEG of an accepted
-        image can have; None for anything else (the child is then treated as crashed)."""
-        size = header.get("jpeg_bytes") if header is not None else None
-        limit = self._images.max_pixels * _MOST_JPEG_BYTES_PER_PIXEL
-        if not isinstance(size, int) or not 0 < size <= limit:
+        """The bytes the header announces, read only if the task's answer can be of that
+        size; None for anything else (the child is then treated as crashed)."""
+        size = task.payload_size(header) if header is not None else None
+        if size is None:
             return None
         assert child.stdout is not None
         return channel.read_exactly(child.stdout, size)
@@ -195,6 +265,20 @@ class SandboxedAnnotator:
         finally:
             self._idle.put_nowait(drawer)
 
+    async def cut_tiles(self, data: bytes, size: int, overlap: float) -> list[Tile]:
+        """`data` (an image whose header was checked) cut into overlapping PNG tiles of `size`
+        pixels a side (tiling.cut), decoded and cut in a child."""
+        if self._idle is None:
+            self._idle = asyncio.Queue()
+            for drawer in self._drawers:
+                self._idle.put_nowait(drawer)
+        drawer = await self._idle.get()
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, drawer.cut, data, size, overlap)
+        finally:
+            self._idle.put_nowait(drawer)
+
     def close(self) -> None:
         for drawer in self._drawers:
             drawer.close()
@@ -210,13 +294,20 @@ def _serve(setup: Mapping[str, Any], stdin: IO[bytes], out: IO[bytes]) -> None:
         data = channel.read_exactly(stdin, int(header["image_bytes"]))
         if data is None:
             return
-        objects = [DetectedObject.from_fields(value) for value in header["objects"]]
-        rendering = Rendering.from_json(header.get("rendering", {}))
         try:
-            jpeg = annotate(decode(data, inspect(data, images)), objects, rendering)
+            image = decode(data, inspect(data, images))
         except DomainError as error:
             channel.send(out, {"error": {"code": error.code, "message": error.message}})
             continue
+        if header.get("task") == "tiles":
+            tiles = cut(image, int(header["tile_size"]), float(header["tile_overlap"]))
+            places = [[tile.x, tile.y, tile.width, tile.height] for tile in tiles]
+            sizes = [len(tile.png) for tile in tiles]
+            channel.send(out, {"tiles": places, "tile_bytes": sizes}, *(t.png for t in tiles))
+            continue
+        objects = [DetectedObject.from_fields(value) for value in header["objects"]]
+        rendering = Rendering.from_json(header.get("rendering", {}))
+        jpeg = annotate(image, objects, rendering)
         channel.send(out, {"jpeg_bytes": len(jpeg)}, jpeg)
 
 

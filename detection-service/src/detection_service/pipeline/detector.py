@@ -12,15 +12,17 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from prometheus_client import Counter
 
 from detection_service.pipeline import decode as imaging
+from detection_service.pipeline import tiling
 from detection_service.pipeline.annotate import BOXES, Rendering
 from detection_service.pipeline.annotation_sandbox import SandboxedAnnotator
-from detection_service.pipeline.batcher import ModelBatchers
+from detection_service.pipeline.batcher import InferenceOutcome, ModelBatchers
 from detection_service.pipeline.catalog import ModelCatalog, ServedModel
 from detection_service.pipeline.header import ImageHeader
 from detection_service.pipeline.lanes import Lane
@@ -47,9 +49,14 @@ from objectvision_common.errors import (
     Unavailable,
 )
 from objectvision_common.limits import (
+    DEFAULT_TILE_OVERLAP,
     MAX_CLASS_CONFIDENCES,
     MAX_DETECTIONS_LIMIT,
     MAX_REDACTED_CLASSES,
+    MAX_TILE_OVERLAP,
+    MAX_TILE_SIZE,
+    MAX_TILES_PER_IMAGE,
+    MIN_TILE_SIZE,
 )
 from objectvision_common.tracing import tracer
 from objectvision_inference import detect_contract as contract
@@ -150,10 +157,13 @@ class Detector:
         max_detections: int = 0,
         model: ServedModel | None = None,
         class_confidence: Mapping[str, float] | None = None,
+        tile_size: int = 0,
+        tile_overlap: float = 0.0,
     ) -> DetectionOptions:
         """A request's parameters with zeros replaced by the service defaults, validated.
         `class_confidence`: minimum scores of chosen classes (names or ids), each above 0 and
-        at most 1, in place of `confidence` for those classes (ADR 0050)."""
+        at most 1, in place of `confidence` for those classes (ADR 0050). `tile_size`: also
+        detect in overlapping tiles of this side (ADR 0051), `tile_overlap` of it shared."""
         for name, value in (("confidence", confidence), ("iou", iou)):
             if math.isnan(value) or not 0.0 <= value <= 1.0:
                 raise InvalidArgument(f"{name} must be between 0 and 1 (0 = default)")
@@ -172,6 +182,7 @@ class Detector:
             raise InvalidArgument(
                 f"max_detections must be between 0 and {MAX_DETECTIONS_LIMIT} (0 = default)"
             )
+        self._check_tiling(tile_size, tile_overlap)
         wanted = [c for c in classes if c.strip()]
         return DetectionOptions(
             confidence=confidence or self.defaults.confidence,
@@ -179,7 +190,40 @@ class Detector:
             max_detections=max_detections or self.defaults.max_detections,
             class_ids=frozenset(self.class_id(c, model) for c in wanted) if wanted else None,
             class_confidence=tuple(sorted(per_class.items())),
+            tile_size=tile_size,
+            tile_overlap=(tile_overlap or DEFAULT_TILE_OVERLAP) if tile_size else 0.0,
         )
+
+    @staticmethod
+    def _check_tiling(tile_size: int, tile_overlap: float) -> None:
+        if tile_size and not MIN_TILE_SIZE <= tile_size <= MAX_TILE_SIZE:
+            raise InvalidArgument(
+                f"tile_size must be between {MIN_TILE_SIZE} and {MAX_TILE_SIZE} pixels"
+                " (0 = no tiles)"
+            )
+        if math.isnan(tile_overlap) or not 0.0 <= tile_overlap <= MAX_TILE_OVERLAP:
+            raise InvalidArgument(
+                f"tile_overlap must be above 0 and at most {MAX_TILE_OVERLAP}"
+                f" (0 = the default {DEFAULT_TILE_OVERLAP})"
+            )
+        if tile_overlap and not tile_size:
+            raise InvalidArgument("tile_overlap needs a tile_size: without one nothing is tiled")
+
+    def _tiles(self, header: ImageHeader, options: DetectionOptions) -> int:
+        """How many tiles the image is cut into (0: not tiled, as it fits in one); refuses an
+        image that would need more than MAX_TILES_PER_IMAGE before any work is done."""
+        if not options.tile_size:
+            return 0
+        count = tiling.tile_count(
+            header.width, header.height, options.tile_size, options.tile_overlap
+        )
+        if count > MAX_TILES_PER_IMAGE:
+            raise InvalidArgument(
+                f"tile_size {options.tile_size} cuts this {header.width}x{header.height} image"
+                f" into {count} tiles; at most {MAX_TILES_PER_IMAGE} are detected per image:"
+                " choose a larger tile_size or a smaller tile_overlap"
+            )
+        return count if count > 1 else 0
 
     async def admit(self, principal: common_pb2.Principal, *, images: int) -> None:
         """Raise EmailNotVerified when the deployment requires a verified address and the
@@ -339,6 +383,7 @@ class Detector:
             span.set_attribute("objectvision.image.bytes", len(data))
             if header is None:
                 header = self.inspect(data)
+            tiles = self._tiles(header, options)
             span.set_attribute("objectvision.image.format", header.format.value)
             span.set_attribute("objectvision.image.width", header.width)
             span.set_attribute("objectvision.image.height", header.height)
@@ -361,18 +406,14 @@ class Detector:
             budget = self._inference_timeout
             if time_limit_s is not None:
                 budget = min(budget, time_limit_s)
-            image = ImageRequest.of(data, header, options)
-            outcome = await self._batchers.infer(
-                model.name,
-                image,
-                user_id=user_id,
-                class_count=len(names),
-                time_limit_s=budget,
-                lane=lane,
-            )
+            ask = _Asking(model.name, user_id, len(names), budget, lane)
+            if tiles:
+                span.set_attribute("objectvision.tiles", tiles)
+                outcome, rows = await self._infer_tiled(data, header, options, ask)
+            else:
+                outcome = await self._infer(data, header, options, ask)
+                rows = outcome.result.rows
             result = outcome.result
-            if result.status != contract.STATUS_OK:
-                raise self._refusal(result, header)
             decode_ms, _, nms_ms = result.stage_ms
             timings = Timings(
                 decode_ms=decode_ms,
@@ -384,8 +425,8 @@ class Detector:
             span.set_attribute("objectvision.batch_size", outcome.batch_size)
             span.set_attribute("objectvision.queue_ms", round(outcome.queue_ms, 3))
             span.set_attribute("objectvision.inference_ms", round(outcome.inference_ms, 3))
-            span.set_attribute("objectvision.detections", len(result.rows))
-            objects = self._objects(result.rows, names)
+            span.set_attribute("objectvision.detections", len(rows))
+            objects = self._objects(rows, names)
             if options.class_confidence:
                 # Triton kept every object above the lowest minimum; each class's own is here.
                 objects = [obj for obj in objects if options.keeps(obj.class_id, obj.confidence)]
@@ -399,6 +440,58 @@ class Detector:
                 model=model.name,
                 model_version=model.version,
             )
+
+    async def _infer(
+        self, data: bytes, header: ImageHeader, options: DetectionOptions, ask: "_Asking"
+    ) -> InferenceOutcome:
+        """One image (an upload or a tile) through the micro-batcher; the domain error of an
+        image the model's decoder refused."""
+        outcome = await self._batchers.infer(
+            ask.model,
+            ImageRequest.of(data, header, options),
+            user_id=ask.user_id,
+            class_count=ask.class_count,
+            time_limit_s=ask.time_limit_s,
+            lane=ask.lane,
+        )
+        if outcome.result.status != contract.STATUS_OK:
+            raise self._refusal(outcome.result, header)
+        return outcome
+
+    async def _infer_tiled(
+        self, data: bytes, header: ImageHeader, options: DetectionOptions, ask: "_Asking"
+    ) -> tuple[InferenceOutcome, np.ndarray]:
+        """The whole image and its tiles (cut in a confined child while the whole image is
+        already waiting), every one an image of the batch like any other, and their objects
+        merged (tiling.merge, off the event loop). The outcome is the whole image's, with the
+        longest wait and inference of all."""
+        waiting = [asyncio.ensure_future(self._infer(data, header, options, ask))]
+        try:
+            tiles = await self._annotator.cut_tiles(data, options.tile_size, options.tile_overlap)
+            for tile in tiles:
+                asked = self._infer(tile.png, self.inspect(tile.png), options, ask)
+                waiting.append(asyncio.ensure_future(asked))
+            outcomes = await asyncio.gather(*waiting)
+        finally:
+            for pending in waiting:
+                pending.cancel()
+        whole, parts = outcomes[0], outcomes[1:]
+        loop = asyncio.get_running_loop()
+        rows = await loop.run_in_executor(
+            self._executor,
+            tiling.merge,
+            whole.result.rows,
+            [(tile, part.result.rows) for tile, part in zip(tiles, parts, strict=True)],
+            (whole.result.width, whole.result.height),
+            options.max_detections,
+        )
+        outcome = InferenceOutcome(
+            result=whole.result,
+            queue_ms=max(part.queue_ms for part in outcomes),
+            inference_ms=max(part.inference_ms for part in outcomes),
+            batch_size=whole.batch_size,
+        )
+        return outcome, rows
 
     async def forget(self, data: bytes) -> None:
         """Drop the result cache's answers for these bytes (a deleted image's), whatever
@@ -428,3 +521,14 @@ class Detector:
             self._executor,
             lambda: content_key(data, model=name, version=version, options=options),
         )
+
+
+@dataclass(frozen=True)
+class _Asking:
+    """How one request's images (the upload, its tiles) are put to the micro-batcher."""
+
+    model: str
+    user_id: str
+    class_count: int
+    time_limit_s: float
+    lane: Lane

@@ -23,6 +23,10 @@ class DetectionOptions:
     # Minimum scores of chosen classes (class id, score), sorted by id, replacing `confidence`
     # for those classes (ADR 0050); none: `confidence` for every class.
     class_confidence: tuple[tuple[int, float], ...] = ()
+    # Tiled detection (ADR 0051): a tile's side in pixels (0: the whole image only) and the
+    # share of it its neighbours overlap.
+    tile_size: int = 0
+    tile_overlap: float = 0.0
 
     @property
     def floor(self) -> float:
@@ -49,6 +53,9 @@ class DetectionOptions:
         # they always had.
         if self.class_confidence:
             value["class_confidence"] = [[i, score] for i, score in self.class_confidence]
+        if self.tile_size:
+            value["tile_size"] = self.tile_size
+            value["tile_overlap"] = self.tile_overlap
         return value
 
     @classmethod
@@ -63,6 +70,8 @@ class DetectionOptions:
             class_confidence=tuple((int(i), float(score)) for i, score in per_class)
             if isinstance(per_class, list)
             else (),
+            tile_size=int(value.get("tile_size") or 0),  # type: ignore[call-overload]
+            tile_overlap=float(value.get("tile_overlap") or 0.0),  # type: ignore[arg-type]
         )
 
 

@@ -196,6 +196,8 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
             max_detections=params.max_detections,
             model=model,
             class_confidence=params.class_confidence,
+            tile_size=params.tile_size,
+            tile_overlap=params.tile_overlap,
         )
 
     async def ListModels(  # noqa: N802 - gRPC method name
