@@ -269,6 +269,17 @@ async def test_parameters_filter_the_objects(
     garbled = await _detect(gateway_client, user, bus, class_confidence="person=0.5")
     assert "class:score" in api_error(garbled, 422, "validation_error")["message"]
 
+    # Tiles (ADR 0051): bus.jpg in 640-pixel tiles still holds its four people and its bus,
+    # each once, in the image's pixels; bounds and the tile count are checked before work.
+    tiled = await _detect_ok(gateway_client, user, bus, tile_size="640", store="false")
+    _assert_bus_result(tiled)
+    too_small = await _detect(gateway_client, user, bus, tile_size="64")
+    assert "tile_size" in api_error(too_small, 422, "validation_error")["message"]
+    alone = await _detect(gateway_client, user, bus, tile_overlap="0.3")
+    assert "needs a tile_size" in api_error(alone, 422, "invalid_argument")["message"]
+    too_many = await _detect(gateway_client, user, bus, tile_size="128", tile_overlap="0.5")
+    assert "at most 64 are detected" in api_error(too_many, 422, "invalid_argument")["message"]
+
     # The same parameters as form fields.
     response = await gateway_client.post(
         IMAGE,

@@ -1038,6 +1038,8 @@ def test_openapi_describes_the_detection_routes(
         "classes",
         "max_detections",
         "class_confidence",
+        "tile_size",
+        "tile_overlap",
         "model",
         "metadata",
     } == set(form["properties"])
@@ -1054,6 +1056,8 @@ def test_openapi_describes_the_detection_routes(
         "classes",
         "max_detections",
         "class_confidence",
+        "tile_size",
+        "tile_overlap",
         "store",
         "model",
     }

@@ -197,6 +197,8 @@ def _detect_params(
         classes=chosen.class_list(),
         max_detections=chosen.max_detections or 0,
         class_confidence=chosen.class_confidences(),
+        tile_size=chosen.tile_size or 0,
+        tile_overlap=chosen.tile_overlap or 0.0,
         model=chosen.model or "",
     )
 

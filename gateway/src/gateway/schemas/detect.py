@@ -47,7 +47,11 @@ from objectvision_common.limits import (
     MAX_METADATA_KEY_CHARS,
     MAX_METADATA_PAIRS,
     MAX_METADATA_VALUE_CHARS,
+    MAX_TILE_OVERLAP,
+    MAX_TILE_SIZE,
+    MAX_TILES_PER_IMAGE,
     METADATA_KEY_PATTERN,
+    MIN_TILE_SIZE,
 )
 from objectvision_common.public_urls import MAX_URL_LENGTH
 
@@ -95,6 +99,8 @@ def _status(statuses: Mapping[int, T], value: int, what: str) -> T:
 Absent = SkipJsonSchema[None]
 Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 MaxDetections = Annotated[int, Field(ge=1, le=MAX_DETECTIONS_LIMIT)]
+TileSize = Annotated[int, Field(ge=MIN_TILE_SIZE, le=MAX_TILE_SIZE)]
+TileOverlap = Annotated[float, Field(gt=0, le=MAX_TILE_OVERLAP, allow_inf_nan=False)]
 ClassList = Annotated[str, StringConstraints(max_length=MAX_CLASSES_CHARS)]
 
 
@@ -168,6 +174,20 @@ class DetectionParamsIn(BaseModel):
         description="Minimum scores of chosen classes in place of `confidence` for their "
         "objects (ADR 0050): comma-separated `class:score` pairs, names or ids, each score "
         "above 0 and at most 1, e.g. `person:0.6,car:0.15`. An unknown class is a 422.",
+    )
+    tile_size: TileSize | Absent = Field(
+        default=None,
+        description="Tiled detection for small objects in large images (ADR 0051): besides "
+        "the whole image, overlapping squares of this many pixels are each detected at the "
+        "model's full resolution and the objects merged, each once, in the image's pixels. "
+        f"{MIN_TILE_SIZE} to {MAX_TILE_SIZE}; each tile is one more inference, and an image "
+        f"cut into more than {MAX_TILES_PER_IMAGE} tiles is a 422. Absent: the whole image "
+        "only.",
+    )
+    tile_overlap: TileOverlap | Absent = Field(
+        default=None,
+        description="The share of a tile's side its neighbours also cover, above 0 and at "
+        f"most {MAX_TILE_OVERLAP}. Absent: 0.2. Only with `tile_size`.",
     )
     model: ModelName | Absent = Field(
         default=None,
