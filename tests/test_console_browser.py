@@ -867,6 +867,45 @@ async def test_per_class_minimum_scores_are_sent_kept_by_the_slider_and_checked(
     assert len(await page.evaluate("window.imageForms")) == 2
 
 
+async def test_small_objects_tiles_are_sent_as_tile_size_and_the_result_shows_objects(
+    page: Page,
+) -> None:
+    """ADR 0051: "Small objects (tiles)" beside the per-class minimum scores goes as
+    `tile_size` (Off sends nothing); bus.jpg detected whole and in 640 px tiles still shows its
+    bus and its people, merged into one set of boxes.
+
+    Chromium does not expose a request body that holds a file, so the form's fields are read
+    where the page hands them to fetch."""
+    await page.add_init_script(
+        """(() => {
+            const fetched = window.fetch;
+            window.imageForms = [];
+            window.fetch = function (resource, options) {
+                const body = options?.body;
+                if (String(resource).includes("detect/image") && body instanceof FormData) {
+                    window.imageForms.push([...body.entries()].map(([name, value]) =>
+                        [name, typeof value === "string" ? value : `file:${value.name}`]));
+                }
+                return fetched.apply(this, arguments);
+            };
+        })();"""
+    )
+    await sign_up_and_log_in(page)
+    tiles = page.get_by_label("Small objects (tiles)")
+    await expect(tiles).to_have_value("")
+    await tiles.select_option("640")
+    await page.get_by_test_id("file-input").set_input_files(BUS)
+    boxes = page.get_by_test_id("box")
+    await expect(page.locator('[data-testid="box"][data-class="bus"]')).not_to_have_count(
+        0, timeout=SLOW_MS
+    )
+    await expect(page.locator('[data-testid="box"][data-class="person"]')).not_to_have_count(0)
+    assert await boxes.count() >= 5
+    (fields,) = await page.evaluate("window.imageForms")
+    assert ["tile_size", "640"] in fields
+    assert not any(name == "tile_overlap" for name, _ in fields)
+
+
 async def test_boxes_use_the_servers_colours_and_labels_stay_apart_inside_the_image(
     page: Page, stack: Stack
 ) -> None:

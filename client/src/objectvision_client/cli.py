@@ -124,6 +124,17 @@ def _class_confidence(text: str) -> tuple[str, float]:
     return name.strip(), score
 
 
+def _tile_size(text: str) -> int:
+    return _whole_number(text, at_least=128)
+
+
+def _tile_overlap(text: str) -> float:
+    value = _parsed(text, float, "a number")
+    if not 0.0 < value <= 0.5:
+        raise argparse.ArgumentTypeError(f"{text} is not above 0 and at most 0.5")
+    return value
+
+
 def _whole_number(text: str, *, at_least: int) -> int:
     value = _parsed(text, int, "a whole number")
     if value < at_least:
@@ -563,6 +574,8 @@ class Context:
             max_detections=self.args.max_detections,
             model=getattr(self.args, "model", None),
             class_confidence=dict(getattr(self.args, "class_confidence", None) or ()),
+            tile_size=getattr(self.args, "tile_size", None),
+            tile_overlap=getattr(self.args, "tile_overlap", None),
         )
 
 
@@ -2022,6 +2035,20 @@ def _add_detection_params(parser: argparse.ArgumentParser) -> None:
         metavar="CLASS=X",
         help="this class's own minimum score, above 0 and at most 1, in place of --confidence "
         "(repeat for more classes)",
+    )
+    parser.add_argument(
+        "--tile-size",
+        type=_tile_size,
+        metavar="PIXELS",
+        help="also detect in overlapping tiles of this side (128 to 4096), for small objects "
+        "in large images; each tile is one more inference",
+    )
+    parser.add_argument(
+        "--tile-overlap",
+        type=_tile_overlap,
+        metavar="X",
+        help="the share of a tile's side its neighbours cover, above 0 and at most 0.5 "
+        "(default 0.2; with --tile-size)",
     )
     parser.add_argument(
         "--model",

@@ -109,6 +109,11 @@ class DetectionParams:
     # Minimum scores of chosen classes (names or ids) in place of `confidence` for their
     # objects (ADR 0050), e.g. {"person": 0.6, "car": 0.15}.
     class_confidence: Mapping[str, float] | None = None
+    # Tiled detection for small objects in large images (ADR 0051): overlapping squares of
+    # this many pixels (128 to 4096) detected besides the whole image; each one more inference.
+    tile_size: int | None = None
+    # The share of a tile's side its neighbours cover, above 0 and at most 0.5 (None: 0.2).
+    tile_overlap: float | None = None
 
     def json_fields(self) -> dict[str, str | int | float]:
         """The parameters as a JSON body carries them (numbers as numbers)."""
@@ -127,6 +132,10 @@ class DetectionParams:
             fields["class_confidence"] = ",".join(
                 f"{name.strip()}:{float(score)!r}" for name, score in self.class_confidence.items()
             )
+        if self.tile_size is not None:
+            fields["tile_size"] = int(self.tile_size)
+        if self.tile_overlap is not None:
+            fields["tile_overlap"] = float(self.tile_overlap)
         return fields
 
     def form_fields(self) -> dict[str, str]:

@@ -369,8 +369,17 @@ function uploadClassConfidence() {
 
 byId("class-confidence").addEventListener("input", (event) => event.currentTarget.removeAttribute("aria-invalid"));
 
+/**
+ * The Detect view's "Small objects (tiles)" choice (ADR 0051): the side in pixels of the
+ * overlapping tiles each detected besides the whole image, sent as `tile_size` with what it
+ * uploads (the server's default overlap); "" when Off, so the field is not sent.
+ */
+function uploadTileSize() {
+  return byId("tile-size").value;
+}
+
 /** Detect objects in `file` (a File or Blob) from confidence `threshold` up (and each class
- * given its own minimum score from that). */
+ * given its own minimum score from that; in tiles too, when chosen). */
 async function detectOne(file, threshold = DEFAULT_THRESHOLD, filename = file.name) {
   const metadata = uploadMetadata();
   if (metadata === null) return;
@@ -383,6 +392,8 @@ async function detectOne(file, threshold = DEFAULT_THRESHOLD, filename = file.na
   if (models.value()) form.append("model", models.value());
   if (hasPairs(metadata)) form.append("metadata", JSON.stringify(metadata));
   if (perClass.text) form.append("class_confidence", perClass.text);
+  const tileSize = uploadTileSize();
+  if (tileSize) form.append("tile_size", tileSize);
   busy(`Detecting objects in ${filename}…`);
   try {
     const response = await guarded(() => request("api/v1/detect/image", { method: "POST", body: form }));
@@ -406,6 +417,8 @@ async function detectUrl(url) {
   if (models.value()) body.model = models.value();
   if (hasPairs(metadata)) body.metadata = metadata;
   if (perClass.text) body.class_confidence = perClass.text;
+  const tileSize = uploadTileSize();
+  if (tileSize) body.tile_size = Number(tileSize);
   busy(`Fetching and detecting ${url}…`);
   try {
     await guarded(async () => {
@@ -647,6 +660,8 @@ async function detectBatch(files) {
   if (models.value()) form.append("model", models.value());
   if (hasPairs(metadata)) form.append("metadata", JSON.stringify(metadata));
   if (perClass.text) form.append("class_confidence", perClass.text);
+  const tileSize = uploadTileSize();
+  if (tileSize) form.append("tile_size", tileSize);
   tracker?.stop();
   byId("single-result").hidden = true;
   byId("job-items").replaceChildren();
@@ -737,7 +752,16 @@ async function detectVideo(video) {
   busy(typeof video === "string" ? `Fetching ${video}…` : `Uploading ${video.name}…`);
   let job;
   try {
-    const options = { fps, track, ...regions, model: models.value(), metadata, redact, classConfidence: perClass.text };
+    const options = {
+      fps,
+      track,
+      ...regions,
+      model: models.value(),
+      metadata,
+      redact,
+      classConfidence: perClass.text,
+      tileSize: uploadTileSize(),
+    };
     job = await guarded(() => request("api/v1/detect/video", { method: "POST", body: videoForm(video, options) }));
   } finally {
     busy(null);

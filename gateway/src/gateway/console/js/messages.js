@@ -19,6 +19,9 @@ const FIELD_NAMES = {
   redact: "Pixelated classes",
   // Each class's own minimum score (ADR 0050).
   class_confidence: "Per-class minimum scores",
+  // Tiled detection of small objects (ADR 0051).
+  tile_size: "Small objects (tiles)",
+  tile_overlap: "Tile overlap",
 };
 
 function capitalise(text) {

@@ -93,9 +93,10 @@ export function countingRegions({ lines, zones, track }) {
  * sent as `url`), the sampling (frames per second), whether to track objects across the
  * frames, the lines to count them crossing and the zones to count them in (the JSON `lines`
  * and `zones` fields), the model, if one is picked, the job's metadata, the classes its
- * annotated video pixelates (one `redact` field each) and the per-class minimum scores
- * (`class_confidence`, `person:0.6,car:0.15`, when any: ADR 0050). */
-export function videoForm(video, { fps, track, lines, zones, model, metadata, redact, classConfidence }) {
+ * annotated video pixelates (one `redact` field each), the per-class minimum scores
+ * (`class_confidence`, `person:0.6,car:0.15`, when any: ADR 0050) and the side of the tiles
+ * each frame is also detected in (`tile_size`, when chosen: ADR 0051). */
+export function videoForm(video, { fps, track, lines, zones, model, metadata, redact, classConfidence, tileSize }) {
   const form = new FormData();
   if (typeof video === "string") form.append("url", video);
   else form.append("file", video, video.name);
@@ -107,6 +108,7 @@ export function videoForm(video, { fps, track, lines, zones, model, metadata, re
   if (hasPairs(metadata)) form.append("metadata", JSON.stringify(metadata));
   for (const name of redact ?? []) form.append("redact", name);
   if (classConfidence) form.append("class_confidence", classConfidence);
+  if (tileSize) form.append("tile_size", String(tileSize));
   return form;
 }
 
