@@ -1,15 +1,18 @@
-"""Annotated images are decoded and drawn by confined child processes (ADR 0043): what they
-answer, what they can see and use, and what a crash, a hang or a refusal does (that request
-fails, saying why; the next one is served, by a new child where the old one is gone)."""
+"""Annotated images are decoded and drawn, and tiles cut (ADR 0051), by confined child
+processes (ADR 0043): what they answer, what they can see and use, and what a crash, a hang or
+a refusal does (that request fails, saying why; the next one is served, by a new child where
+the old one is gone)."""
 
 import asyncio
 import os
 import signal
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from detection_service.pipeline import tiling
 from detection_service.pipeline.annotate import annotate
 from detection_service.pipeline.annotation_sandbox import SandboxedAnnotator
 from detection_service.pipeline.decode import ImageLimits, decode, inspect
@@ -155,3 +158,38 @@ async def test_closing_stops_every_child(bus):
     drawing.close()
     assert drawing.pids == []
     assert not any(_running(pid) for pid in pids), "killed and reaped"
+
+
+def _turned_a_quarter(jpeg: bytes) -> bytes:
+    """The JPEG with an EXIF Orientation of 6: shown turned 90 degrees clockwise."""
+    entry = struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0)
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1) + entry + struct.pack("<I", 0)
+    app1 = b"Exif\x00\x00" + tiff
+    return b"\xff\xd8\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+
+
+async def test_the_child_cuts_the_tiles_of_the_image_as_shown_exif_turn_applied(annotator, bus):
+    turned = _turned_a_quarter(bus)
+
+    tiles = await annotator.cut_tiles(turned, 640, 0.2)
+
+    assert tiles == tiling.cut(decode(turned, inspect(turned, IMAGE_LIMITS)), 640, 0.2)
+    # bus.jpg is 810x1080 as stored and 1080x810 as shown: the grid is the shown image's.
+    assert {(t.x, t.y) for t in tiles} == {(0, 0), (440, 0), (0, 170), (440, 170)}
+    assert all(t.png.startswith(b"\x89PNG") for t in tiles)
+
+
+async def test_a_child_that_crashes_while_cutting_tiles_fails_that_request_and_is_replaced(
+    annotator, bus
+):
+    await annotator.cut_tiles(bus, 640, 0.2)
+    (pid,) = annotator.pids
+    os.kill(pid, signal.SIGSTOP)
+    request = asyncio.ensure_future(annotator.cut_tiles(bus, 640, 0.2))
+    await asyncio.sleep(0.3)
+    os.kill(pid, signal.SIGSEGV)
+    os.kill(pid, signal.SIGCONT)
+    with pytest.raises(InvalidArgument, match="could not be cut into tiles: the decoder was"):
+        await request
+    assert len(await annotator.cut_tiles(bus, 640, 0.2)) == 4
+    assert annotator.pids and annotator.pids != [pid]
