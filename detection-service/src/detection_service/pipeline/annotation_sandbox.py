@@ -20,14 +20,15 @@ ANNOTATION_TIMEOUT_SECONDS fails that request, saying why, and is replaced for t
 
 import asyncio
 import contextlib
+import functools
 import json
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from detection_service.pipeline.annotate import BOXES, Rendering, annotate
 from detection_service.pipeline.decode import ImageLimits, decode, inspect
@@ -42,6 +43,8 @@ from objectvision_common.limits import MAX_TILE_SIZE, MAX_TILES_PER_IMAGE
 _MODULE = "detection_service.pipeline.annotation_sandbox"
 # The answer is a JPEG of the image: never more than a few times its raw pixels.
 _MOST_JPEG_BYTES_PER_PIXEL = 3
+P = ParamSpec("P")
+T = TypeVar("T")
 # A tile is a PNG of at most MAX_TILE_SIZE squared pixels: never more than twice its raw size.
 _MOST_TILE_BYTES = MAX_TILE_SIZE * MAX_TILE_SIZE * 3 * 2
 
@@ -254,20 +257,17 @@ class SandboxedAnnotator:
     ) -> bytes:
         """`data` (an image whose header was checked) as JPEG with `objects` drawn on it, or
         as `rendering` says otherwise (without boxes, with classes pixelated)."""
-        if self._idle is None:
-            self._idle = asyncio.Queue()
-            for drawer in self._drawers:
-                self._idle.put_nowait(drawer)
-        drawer = await self._idle.get()
-        try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, drawer.draw, data, objects, rendering)
-        finally:
-            self._idle.put_nowait(drawer)
+        return await self._in_a_child(_Drawer.draw, data, objects, rendering)
 
     async def cut_tiles(self, data: bytes, size: int, overlap: float) -> list[Tile]:
         """`data` (an image whose header was checked) cut into overlapping PNG tiles of `size`
         pixels a side (tiling.cut), decoded and cut in a child."""
+        return await self._in_a_child(_Drawer.cut, data, size, overlap)
+
+    async def _in_a_child(
+        self, work: Callable[Concatenate[_Drawer, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """`work` done by the next free child, waited on in the annotator's own thread."""
         if self._idle is None:
             self._idle = asyncio.Queue()
             for drawer in self._drawers:
@@ -275,7 +275,8 @@ class SandboxedAnnotator:
         drawer = await self._idle.get()
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, drawer.cut, data, size, overlap)
+            call = functools.partial(work, drawer, *args, **kwargs)
+            return await loop.run_in_executor(self._executor, call)
         finally:
             self._idle.put_nowait(drawer)
 

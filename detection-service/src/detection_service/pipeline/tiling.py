@@ -108,24 +108,28 @@ def merge(
         seen_whole.append(rows[~cut])
         pieces.append(rows[cut])
 
-    def detections(parts: list[np.ndarray]) -> sv.Detections:
-        rows = np.concatenate(parts).astype(np.float64)
+    def detections(rows: np.ndarray) -> sv.Detections:
         return sv.Detections(
             xyxy=rows[:, :4], confidence=rows[:, 4], class_id=rows[:, 5].astype(int)
         )
 
-    objects = detections(seen_whole).with_nms(MERGE_THRESHOLD, overlap_metric=sv.OverlapMetric.IOS)
-    rest = detections(pieces)
+    def rows_of(found: sv.Detections) -> np.ndarray:
+        assert found.confidence is not None and found.class_id is not None
+        return np.column_stack([found.xyxy, found.confidence, found.class_id.astype(np.float64)])
+
+    objects = rows_of(
+        detections(np.concatenate(seen_whole).astype(np.float64)).with_nms(
+            MERGE_THRESHOLD, overlap_metric=sv.OverlapMetric.IOS
+        )
+    )
+    rest = np.concatenate(pieces)
     if len(rest) and len(objects):
-        inside = sv.box_iou_batch(rest.xyxy, objects.xyxy, overlap_metric=sv.OverlapMetric.IOS)
-        same_class = rest.class_id[:, None] == objects.class_id[None, :]
-        known = ((inside > MERGE_THRESHOLD) & same_class).any(axis=1)
-        rest = rest[~known]
+        inside = sv.box_iou_batch(rest[:, :4], objects[:, :4], overlap_metric=sv.OverlapMetric.IOS)
+        same_class = rest[:, 5, None] == objects[None, :, 5]
+        rest = rest[~((inside > MERGE_THRESHOLD) & same_class).any(axis=1)]
     if len(rest):
-        rest = rest.with_nmm(MERGE_THRESHOLD, overlap_metric=sv.OverlapMetric.IOS)
-    found = sv.Detections.merge([objects, rest])
-    if len(found) == 0:
-        return np.zeros((0, 6))
-    assert found.confidence is not None and found.class_id is not None
-    rows = np.column_stack([found.xyxy, found.confidence, found.class_id.astype(np.float64)])
+        rest = rows_of(
+            detections(rest).with_nmm(MERGE_THRESHOLD, overlap_metric=sv.OverlapMetric.IOS)
+        )
+    rows = np.concatenate([objects, rest])
     return rows[np.argsort(-rows[:, 4], kind="stable")][:max_detections]
