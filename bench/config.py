@@ -70,6 +70,8 @@ class BenchConfig:
                 measure_s=3.5,
                 max_requests=400,
                 # 100 s of stages, plus ~20 s for int8 against fp32 (bench/stages/models.py).
+                # A 4K frame tiled against whole (~10 s, bench/stages/tiling.py) shares it: the
+                # stack stages after it go first when it runs short.
                 budget_s=120.0,
                 paired_rounds=12,
                 stage_concurrencies=(("triton", (1,)), ("detect_stream", (32,))),
@@ -83,6 +85,8 @@ class BenchConfig:
             measure_s=10.0,
             max_requests=2000,
             # 530 s of stages, plus ~60 s for int8 against fp32 (bench/stages/models.py).
+            # A 4K frame tiled against whole (~25 s, bench/stages/tiling.py) shares it: the
+            # stack stages after it go first when it runs short.
             budget_s=590.0,
             **common,  # type: ignore[arg-type]
         )

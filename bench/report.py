@@ -16,6 +16,7 @@ from bench.stages import cache as cache_stage
 from bench.stages import outbox as outbox_stage
 from bench.stages import priority as priority_stage
 from bench.stages import scheduling as scheduling_stage
+from bench.stages import tiling as tiling_stage
 from bench.stages import tracing as tracing_stage
 from bench.stages import tracking as tracking_stage
 
@@ -145,6 +146,8 @@ def render_markdown(document: Document) -> str:
             f" {compared['p50_ms']['yolov8n-int8']} ms): int8/fp32 throughput"
             f" {ratio['throughput']}, p50 {ratio['p50']}.",
         )
+    if document.get("tiling"):
+        out += tiling_stage.markdown(document["tiling"])
     tracing = document.get("tracing")
     # One section per sampler; results written before samplers were compared hold one.
     for section in [tracing] if isinstance(tracing, Mapping) else tracing or []:

@@ -2,9 +2,9 @@
 
 Order: raw (in process), the naive app, tracking's in-process part, then the real stack (paired
 c=1 rounds, tracing on against off, result-cache hits against misses, Triton, detection
-service, gateway, int8 against fp32, a caller beside job work in the micro-batcher's lanes,
-tracked against untracked streams, and last the job worker's give-way question against its
-PostgreSQL) started once through `objectvision_devstack.Stack`
+service, gateway, int8 against fp32, a 4K frame tiled against whole, a caller beside job work
+in the micro-batcher's lanes, tracked against untracked streams, and last the job worker's
+give-way question against its PostgreSQL) started once through `objectvision_devstack.Stack`
 on free loopback ports with its own data directory, and stopped before the results are
 written.
 A stage that fails is recorded as skipped with its error and the run goes on.
@@ -38,6 +38,7 @@ from bench.stages import (
     priority,
     raw,
     scheduling,
+    tiling,
     tracing,
     tracking,
     triton,
@@ -54,6 +55,7 @@ STACK_STAGES = (
     "detect_stream",
     "gateway",
     "models",
+    "tiling",
     "tracing",
     "cache",
     "priority",
@@ -150,6 +152,9 @@ async def _stack_stages(ctx: StageContext, work_dir: Path) -> None:
             )
         if "models" in config.stages:
             await _guarded(ctx, "models", _models(ctx, stack))
+        # c=1 paired rounds, about 20 s: a 4K frame whole against tiled (ADR 0051).
+        if "tiling" in config.stages:
+            await _guarded(ctx, "tiling", _tiling(ctx, stack))
         # Three short windows against Triton alone; among the first to go when time is short.
         if "priority" in config.stages:
             await _guarded(ctx, "priority", _priority(ctx, triton_url))
@@ -189,6 +194,12 @@ async def _models(ctx: StageContext, stack: Stack) -> None:
         secret=stack.env["SERVICE_TOKEN_SECRET"],
         rounds=MODELS_ROUNDS[ctx.config.quick],
         concurrency=MODELS_CONCURRENCY[ctx.config.quick],
+    )
+
+
+async def _tiling(ctx: StageContext, stack: Stack) -> None:
+    ctx.tiling = await tiling.run(
+        ctx, address=stack.service_address("detection"), secret=stack.env["SERVICE_TOKEN_SECRET"]
     )
 
 
@@ -291,6 +302,7 @@ async def run(config: BenchConfig) -> dict[str, Any]:
         "points": points,
         "paired": ctx.paired,
         "models": ctx.models,
+        "tiling": ctx.tiling,
         "tracing": ctx.tracing,
         "cache": ctx.cache,
         "priority": ctx.priority,

@@ -56,6 +56,8 @@ class StageContext:
     paired: dict[str, Any] | None = None
     # int8 against fp32 through the same path (bench/stages/models.py).
     models: dict[str, Any] | None = None
+    # tile_size 640 against the whole image alone on a 4K frame (bench/stages/tiling.py).
+    tiling: dict[str, Any] | None = None
     # Tracing on against off through the gateway at c=1 (bench/stages/tracing.py).
     tracing: list[dict[str, Any]] | None = None
     # Result-cache hits against misses through the gateway at c=1 (bench/stages/cache.py).
