@@ -64,9 +64,9 @@ async def links_of(harness, user, detection_id: str = "") -> list[detection_pb2.
 
 async def shown(harness, token: str) -> detection_pb2.SharedDetection:
     """What an anonymous visitor with the token reads: no principal in the call."""
-    return await harness.stub.GetSharedDetection(
-        detection_pb2.GetSharedDetectionRequest(token=token), timeout=30
-    )
+    reply = await harness.stub.GetShared(detection_pb2.GetSharedRequest(token=token), timeout=30)
+    assert reply.WhichOneof("shown") == "detection"
+    return reply.detection
 
 
 async def shown_image(harness, token: str, *, annotated: bool) -> bytes:

@@ -225,7 +225,8 @@ def _usage(user_id: str, standing: Standing, days: Sequence[DayOfUsage]) -> dete
 def _share_link(link: ShareLinkRecord, now: datetime) -> detection_pb2.ShareLink:
     reply = detection_pb2.ShareLink(
         id=str(link.id),
-        detection_id=str(link.detection_id),
+        detection_id=str(link.detection_id) if link.detection_id is not None else "",
+        job_id=str(link.job_id) if link.job_id is not None else "",
         created_at=_timestamp(link.created_at),
         expires_at=_timestamp(link.expires_at),
         active=link.active(now),
@@ -238,6 +239,23 @@ def _share_link(link: ShareLinkRecord, now: datetime) -> detection_pb2.ShareLink
     if link.last_viewed_at is not None:
         reply.last_viewed_at.CopyFrom(_timestamp(link.last_viewed_at))
     return reply
+
+
+def _shared_video(shared: sharing.SharedVideoView) -> detection_pb2.SharedVideo:
+    """A shared video job as its link shows it: the job's answer less what stays its
+    owner's (its id, file name, metadata, items)."""
+    job = _job(shared.job)
+    video = detection_pb2.VideoInfo()
+    video.CopyFrom(job.video)
+    video.filename = ""
+    return detection_pb2.SharedVideo(
+        video=video,
+        class_counts=job.class_counts.counts,
+        model=job.model,
+        model_version=job.model_version,
+        completed_at=job.completed_at,
+        expires_at=_timestamp(shared.expires_at),
+    )
 
 
 def _video_frame(frame: video_jobs.FrameRecord) -> detection_pb2.VideoFrame:
@@ -798,11 +816,31 @@ class DetectionServicer(RealtimeServicer):
         job_id = _uuid(request.job_id, "job_id")
         async with self._sessions() as session:
             key = await video_jobs.annotated_key(session=session, job_id=job_id, user_id=user_id)
+        async for chunk in self._video_chunks(key):
+            yield chunk
+
+    async def _video_chunks(self, key: str) -> AsyncIterator[detection_pb2.VideoChunk]:
         try:
             async for chunk in self._storage.open(key):
                 yield detection_pb2.VideoChunk(data=chunk, content_type=ANNOTATED_CONTENT_TYPE)
         except ObjectNotFoundError:
             raise NotFound("the annotated video of this job is no longer stored") from None
+
+    async def GetSharedVideo(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.GetSharedVideoRequest, context: ServicerContext
+    ) -> AsyncIterator[detection_pb2.VideoChunk]:
+        """A shared video job's annotated video, as GetAnnotatedVideo answers its owner."""
+        async with self._sessions() as session:
+            shared = await sharing.open_link(
+                session=session, token=request.token, now=datetime.now(UTC), count_view=False
+            )
+        if not isinstance(shared, sharing.SharedVideoView):
+            raise FailedPrecondition(
+                "this share link shows an image, not a video job: read its image",
+                code="share_link_shows_image",
+            )
+        async for chunk in self._video_chunks(shared.annotated_key):
+            yield chunk
 
     def _account(self, user_id: str, context: ServicerContext, *, action: str) -> str:
         """The account a usage or retention RPC names: the caller's own (empty or theirs),
@@ -882,13 +920,15 @@ class DetectionServicer(RealtimeServicer):
         self, request: detection_pb2.CreateShareLinkRequest, context: ServicerContext
     ) -> detection_pb2.CreatedShareLink:
         user_id = self._user_id(context)
-        detection_id = _uuid(request.detection_id, "detection_id")
+        detection_id = _uuid(request.detection_id, "detection_id") if request.detection_id else None
+        job_id = _uuid(request.job_id, "job_id") if request.job_id else None
         now = datetime.now(UTC)
         async with self._sessions.begin() as session:
             created = await sharing.create_link(
                 session=session,
                 user_id=user_id,
                 detection_id=detection_id,
+                job_id=job_id,
                 days=request.expires_in_days,
                 now=now,
                 redact=self._detector.redacted_classes(request.redact),
@@ -902,12 +942,14 @@ class DetectionServicer(RealtimeServicer):
     ) -> detection_pb2.ListShareLinksResponse:
         user_id = self._user_id(context)
         detection_id = _uuid(request.detection_id, "detection_id") if request.detection_id else None
+        job_id = _uuid(request.job_id, "job_id") if request.job_id else None
         limit, offset = page_bounds(request.page, default=DEFAULT_PAGE_LIMIT, most=MAX_PAGE_LIMIT)
         async with self._sessions() as session:
             links, total = await sharing.list_links(
                 session=session,
                 user_id=user_id,
                 detection_id=detection_id,
+                job_id=job_id,
                 limit=limit,
                 offset=offset,
             )
@@ -931,23 +973,27 @@ class DetectionServicer(RealtimeServicer):
             )
         return _share_link(link, now)
 
-    async def GetSharedDetection(  # noqa: N802 - gRPC method name
-        self, request: detection_pb2.GetSharedDetectionRequest, context: ServicerContext
-    ) -> detection_pb2.SharedDetection:
+    async def GetShared(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.GetSharedRequest, context: ServicerContext
+    ) -> detection_pb2.Shared:
         """No principal: the token is the credential (ADR 0048). Counts a view."""
         async with self._sessions.begin() as session:
             shared = await sharing.open_link(
                 session=session, token=request.token, now=datetime.now(UTC), count_view=True
             )
+        if isinstance(shared, sharing.SharedVideoView):
+            return detection_pb2.Shared(video=_shared_video(shared))
         record = shared.detection
-        return detection_pb2.SharedDetection(
-            width=record.width,
-            height=record.height,
-            objects=objects_reply(record.objects),
-            model=record.model,
-            model_version=record.model_version,
-            detected_at=_timestamp(record.created_at),
-            expires_at=_timestamp(shared.expires_at),
+        return detection_pb2.Shared(
+            detection=detection_pb2.SharedDetection(
+                width=record.width,
+                height=record.height,
+                objects=objects_reply(record.objects),
+                model=record.model,
+                model_version=record.model_version,
+                detected_at=_timestamp(record.created_at),
+                expires_at=_timestamp(shared.expires_at),
+            )
         )
 
     async def GetSharedImage(  # noqa: N802 - gRPC method name
@@ -957,6 +1003,11 @@ class DetectionServicer(RealtimeServicer):
         async with self._sessions() as session:
             shared = await sharing.open_link(
                 session=session, token=request.token, now=datetime.now(UTC), count_view=False
+            )
+        if isinstance(shared, sharing.SharedVideoView):
+            raise FailedPrecondition(
+                "this share link shows a video job, not an image: read its video",
+                code="share_link_shows_video",
             )
         rendering = Rendering(boxes=request.annotated, redact=shared.redact)
         async for chunk in self._image_chunks(shared.image, shared.detection.objects, rendering):

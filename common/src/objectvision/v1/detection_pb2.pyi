@@ -882,7 +882,7 @@ class SetRetentionRequest(_message.Message):
     def __init__(self, user_id: _Optional[str] = ..., days: _Optional[int] = ...) -> None: ...
 
 class ShareLink(_message.Message):
-    __slots__ = ("id", "detection_id", "created_at", "expires_at", "revoked_at", "active", "views", "last_viewed_at", "token_prefix", "redact")
+    __slots__ = ("id", "detection_id", "created_at", "expires_at", "revoked_at", "active", "views", "last_viewed_at", "token_prefix", "redact", "job_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     DETECTION_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -893,6 +893,7 @@ class ShareLink(_message.Message):
     LAST_VIEWED_AT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_PREFIX_FIELD_NUMBER: _ClassVar[int]
     REDACT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     detection_id: str
     created_at: _timestamp_pb2.Timestamp
@@ -903,17 +904,20 @@ class ShareLink(_message.Message):
     last_viewed_at: _timestamp_pb2.Timestamp
     token_prefix: str
     redact: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., detection_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[bool] = ..., views: _Optional[int] = ..., last_viewed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., token_prefix: _Optional[str] = ..., redact: _Optional[_Iterable[str]] = ...) -> None: ...
+    job_id: str
+    def __init__(self, id: _Optional[str] = ..., detection_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[bool] = ..., views: _Optional[int] = ..., last_viewed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., token_prefix: _Optional[str] = ..., redact: _Optional[_Iterable[str]] = ..., job_id: _Optional[str] = ...) -> None: ...
 
 class CreateShareLinkRequest(_message.Message):
-    __slots__ = ("detection_id", "expires_in_days", "redact")
+    __slots__ = ("detection_id", "job_id", "expires_in_days", "redact")
     DETECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_IN_DAYS_FIELD_NUMBER: _ClassVar[int]
     REDACT_FIELD_NUMBER: _ClassVar[int]
     detection_id: str
+    job_id: str
     expires_in_days: int
     redact: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, detection_id: _Optional[str] = ..., expires_in_days: _Optional[int] = ..., redact: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, detection_id: _Optional[str] = ..., job_id: _Optional[str] = ..., expires_in_days: _Optional[int] = ..., redact: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreatedShareLink(_message.Message):
     __slots__ = ("link", "token")
@@ -924,12 +928,14 @@ class CreatedShareLink(_message.Message):
     def __init__(self, link: _Optional[_Union[ShareLink, _Mapping]] = ..., token: _Optional[str] = ...) -> None: ...
 
 class ListShareLinksRequest(_message.Message):
-    __slots__ = ("detection_id", "page")
+    __slots__ = ("detection_id", "page", "job_id")
     DETECTION_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
     detection_id: str
     page: _common_pb2.Page
-    def __init__(self, detection_id: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.Page, _Mapping]] = ...) -> None: ...
+    job_id: str
+    def __init__(self, detection_id: _Optional[str] = ..., page: _Optional[_Union[_common_pb2.Page, _Mapping]] = ..., job_id: _Optional[str] = ...) -> None: ...
 
 class ListShareLinksResponse(_message.Message):
     __slots__ = ("links", "total", "limit", "offset")
@@ -949,7 +955,44 @@ class RevokeShareLinkRequest(_message.Message):
     share_link_id: str
     def __init__(self, share_link_id: _Optional[str] = ...) -> None: ...
 
-class GetSharedDetectionRequest(_message.Message):
+class GetSharedRequest(_message.Message):
+    __slots__ = ("token",)
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    def __init__(self, token: _Optional[str] = ...) -> None: ...
+
+class Shared(_message.Message):
+    __slots__ = ("detection", "video")
+    DETECTION_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_FIELD_NUMBER: _ClassVar[int]
+    detection: SharedDetection
+    video: SharedVideo
+    def __init__(self, detection: _Optional[_Union[SharedDetection, _Mapping]] = ..., video: _Optional[_Union[SharedVideo, _Mapping]] = ...) -> None: ...
+
+class SharedVideo(_message.Message):
+    __slots__ = ("video", "class_counts", "model", "model_version", "completed_at", "expires_at")
+    class ClassCountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    VIDEO_FIELD_NUMBER: _ClassVar[int]
+    CLASS_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    video: VideoInfo
+    class_counts: _containers.ScalarMap[str, int]
+    model: str
+    model_version: str
+    completed_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, video: _Optional[_Union[VideoInfo, _Mapping]] = ..., class_counts: _Optional[_Mapping[str, int]] = ..., model: _Optional[str] = ..., model_version: _Optional[str] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetSharedVideoRequest(_message.Message):
     __slots__ = ("token",)
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     token: str

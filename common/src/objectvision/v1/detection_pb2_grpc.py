@@ -162,15 +162,20 @@ class DetectionServiceStub:
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.RevokeShareLinkRequest.SerializeToString,
                 response_deserializer=objectvision_dot_v1_dot_detection__pb2.ShareLink.FromString,
                 _registered_method=True)
-        self.GetSharedDetection = channel.unary_unary(
-                '/objectvision.v1.DetectionService/GetSharedDetection',
-                request_serializer=objectvision_dot_v1_dot_detection__pb2.GetSharedDetectionRequest.SerializeToString,
-                response_deserializer=objectvision_dot_v1_dot_detection__pb2.SharedDetection.FromString,
+        self.GetShared = channel.unary_unary(
+                '/objectvision.v1.DetectionService/GetShared',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.GetSharedRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.Shared.FromString,
                 _registered_method=True)
         self.GetSharedImage = channel.unary_stream(
                 '/objectvision.v1.DetectionService/GetSharedImage',
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.GetSharedImageRequest.SerializeToString,
                 response_deserializer=objectvision_dot_v1_dot_detection__pb2.ImageChunk.FromString,
+                _registered_method=True)
+        self.GetSharedVideo = channel.unary_stream(
+                '/objectvision.v1.DetectionService/GetSharedVideo',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.GetSharedVideoRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.VideoChunk.FromString,
                 _registered_method=True)
 
 
@@ -357,8 +362,8 @@ class DetectionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListShareLinks(self, request, context):
-        """The caller's share links, newest first, optionally of one detection; revoked and expired
-        ones included (they say so).
+        """The caller's share links, newest first, optionally of one detection or video job; revoked
+        and expired ones included (they say so).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -371,17 +376,27 @@ class DetectionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetSharedDetection(self, request, context):
-        """What a link shows, for whoever holds its token: no principal, the token is the
-        credential. An unknown, expired or revoked token, or one whose owner's account is
-        suspended, is NOT_FOUND (its code says which, to the token's holder only).
+    def GetShared(self, request, context):
+        """What a link shows, a detection or a video job (ADR 0052), for whoever holds its token: no
+        principal, the token is the credential. An unknown, expired or revoked token, or one
+        whose owner's account is suspended, is NOT_FOUND (its code says which, to the token's
+        holder only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetSharedImage(self, request, context):
-        """The shared image, with its boxes drawn or as uploaded, in chunks; refused as above.
+        """The shared image, with its boxes drawn or as uploaded, in chunks; refused as above, and
+        FAILED_PRECONDITION for a video job's link.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSharedVideo(self, request, context):
+        """A shared video job's annotated video, in chunks; refused as above, and
+        FAILED_PRECONDITION for a detection's link.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -515,15 +530,20 @@ def add_DetectionServiceServicer_to_server(servicer, server):
                     request_deserializer=objectvision_dot_v1_dot_detection__pb2.RevokeShareLinkRequest.FromString,
                     response_serializer=objectvision_dot_v1_dot_detection__pb2.ShareLink.SerializeToString,
             ),
-            'GetSharedDetection': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetSharedDetection,
-                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.GetSharedDetectionRequest.FromString,
-                    response_serializer=objectvision_dot_v1_dot_detection__pb2.SharedDetection.SerializeToString,
+            'GetShared': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetShared,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.GetSharedRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.Shared.SerializeToString,
             ),
             'GetSharedImage': grpc.unary_stream_rpc_method_handler(
                     servicer.GetSharedImage,
                     request_deserializer=objectvision_dot_v1_dot_detection__pb2.GetSharedImageRequest.FromString,
                     response_serializer=objectvision_dot_v1_dot_detection__pb2.ImageChunk.SerializeToString,
+            ),
+            'GetSharedVideo': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetSharedVideo,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.GetSharedVideoRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.VideoChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1214,7 +1234,7 @@ class DetectionService:
             _registered_method=True)
 
     @staticmethod
-    def GetSharedDetection(request,
+    def GetShared(request,
             target,
             options=(),
             channel_credentials=None,
@@ -1227,9 +1247,9 @@ class DetectionService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/objectvision.v1.DetectionService/GetSharedDetection',
-            objectvision_dot_v1_dot_detection__pb2.GetSharedDetectionRequest.SerializeToString,
-            objectvision_dot_v1_dot_detection__pb2.SharedDetection.FromString,
+            '/objectvision.v1.DetectionService/GetShared',
+            objectvision_dot_v1_dot_detection__pb2.GetSharedRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.Shared.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1257,6 +1277,33 @@ class DetectionService:
             '/objectvision.v1.DetectionService/GetSharedImage',
             objectvision_dot_v1_dot_detection__pb2.GetSharedImageRequest.SerializeToString,
             objectvision_dot_v1_dot_detection__pb2.ImageChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSharedVideo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/GetSharedVideo',
+            objectvision_dot_v1_dot_detection__pb2.GetSharedVideoRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.VideoChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -111,18 +111,25 @@ class DetectionServiceStub:
     `too_many_share_links` beyond).
     """
     ListShareLinks: _grpc.UnaryUnaryMultiCallable[_detection_pb2.ListShareLinksRequest, _detection_pb2.ListShareLinksResponse]
-    """The caller's share links, newest first, optionally of one detection; revoked and expired
-    ones included (they say so).
+    """The caller's share links, newest first, optionally of one detection or video job; revoked
+    and expired ones included (they say so).
     """
     RevokeShareLink: _grpc.UnaryUnaryMultiCallable[_detection_pb2.RevokeShareLinkRequest, _detection_pb2.ShareLink]
     """End a link now; revoking a revoked link answers it unchanged."""
-    GetSharedDetection: _grpc.UnaryUnaryMultiCallable[_detection_pb2.GetSharedDetectionRequest, _detection_pb2.SharedDetection]
-    """What a link shows, for whoever holds its token: no principal, the token is the
-    credential. An unknown, expired or revoked token, or one whose owner's account is
-    suspended, is NOT_FOUND (its code says which, to the token's holder only).
+    GetShared: _grpc.UnaryUnaryMultiCallable[_detection_pb2.GetSharedRequest, _detection_pb2.Shared]
+    """What a link shows, a detection or a video job (ADR 0052), for whoever holds its token: no
+    principal, the token is the credential. An unknown, expired or revoked token, or one
+    whose owner's account is suspended, is NOT_FOUND (its code says which, to the token's
+    holder only).
     """
     GetSharedImage: _grpc.UnaryStreamMultiCallable[_detection_pb2.GetSharedImageRequest, _detection_pb2.ImageChunk]
-    """The shared image, with its boxes drawn or as uploaded, in chunks; refused as above."""
+    """The shared image, with its boxes drawn or as uploaded, in chunks; refused as above, and
+    FAILED_PRECONDITION for a video job's link.
+    """
+    GetSharedVideo: _grpc.UnaryStreamMultiCallable[_detection_pb2.GetSharedVideoRequest, _detection_pb2.VideoChunk]
+    """A shared video job's annotated video, in chunks; refused as above, and
+    FAILED_PRECONDITION for a detection's link.
+    """
 
 @_typing.type_check_only
 class DetectionServiceAsyncStub(DetectionServiceStub):
@@ -206,18 +213,25 @@ class DetectionServiceAsyncStub(DetectionServiceStub):
     `too_many_share_links` beyond).
     """
     ListShareLinks: _aio.UnaryUnaryMultiCallable[_detection_pb2.ListShareLinksRequest, _detection_pb2.ListShareLinksResponse]  # type: ignore[assignment]
-    """The caller's share links, newest first, optionally of one detection; revoked and expired
-    ones included (they say so).
+    """The caller's share links, newest first, optionally of one detection or video job; revoked
+    and expired ones included (they say so).
     """
     RevokeShareLink: _aio.UnaryUnaryMultiCallable[_detection_pb2.RevokeShareLinkRequest, _detection_pb2.ShareLink]  # type: ignore[assignment]
     """End a link now; revoking a revoked link answers it unchanged."""
-    GetSharedDetection: _aio.UnaryUnaryMultiCallable[_detection_pb2.GetSharedDetectionRequest, _detection_pb2.SharedDetection]  # type: ignore[assignment]
-    """What a link shows, for whoever holds its token: no principal, the token is the
-    credential. An unknown, expired or revoked token, or one whose owner's account is
-    suspended, is NOT_FOUND (its code says which, to the token's holder only).
+    GetShared: _aio.UnaryUnaryMultiCallable[_detection_pb2.GetSharedRequest, _detection_pb2.Shared]  # type: ignore[assignment]
+    """What a link shows, a detection or a video job (ADR 0052), for whoever holds its token: no
+    principal, the token is the credential. An unknown, expired or revoked token, or one
+    whose owner's account is suspended, is NOT_FOUND (its code says which, to the token's
+    holder only).
     """
     GetSharedImage: _aio.UnaryStreamMultiCallable[_detection_pb2.GetSharedImageRequest, _detection_pb2.ImageChunk]  # type: ignore[assignment]
-    """The shared image, with its boxes drawn or as uploaded, in chunks; refused as above."""
+    """The shared image, with its boxes drawn or as uploaded, in chunks; refused as above, and
+    FAILED_PRECONDITION for a video job's link.
+    """
+    GetSharedVideo: _aio.UnaryStreamMultiCallable[_detection_pb2.GetSharedVideoRequest, _detection_pb2.VideoChunk]  # type: ignore[assignment]
+    """A shared video job's annotated video, in chunks; refused as above, and
+    FAILED_PRECONDITION for a detection's link.
+    """
 
 class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
     """Images and video frames in, objects out. Detect and DetectStream share one micro-batcher
@@ -442,8 +456,8 @@ class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _detection_pb2.ListShareLinksRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_detection_pb2.ListShareLinksResponse, _abc.Awaitable[_detection_pb2.ListShareLinksResponse]]:
-        """The caller's share links, newest first, optionally of one detection; revoked and expired
-        ones included (they say so).
+        """The caller's share links, newest first, optionally of one detection or video job; revoked
+        and expired ones included (they say so).
         """
 
     @_abc_1.abstractmethod
@@ -455,14 +469,15 @@ class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
         """End a link now; revoking a revoked link answers it unchanged."""
 
     @_abc_1.abstractmethod
-    def GetSharedDetection(
+    def GetShared(
         self,
-        request: _detection_pb2.GetSharedDetectionRequest,
+        request: _detection_pb2.GetSharedRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_detection_pb2.SharedDetection, _abc.Awaitable[_detection_pb2.SharedDetection]]:
-        """What a link shows, for whoever holds its token: no principal, the token is the
-        credential. An unknown, expired or revoked token, or one whose owner's account is
-        suspended, is NOT_FOUND (its code says which, to the token's holder only).
+    ) -> _typing.Union[_detection_pb2.Shared, _abc.Awaitable[_detection_pb2.Shared]]:
+        """What a link shows, a detection or a video job (ADR 0052), for whoever holds its token: no
+        principal, the token is the credential. An unknown, expired or revoked token, or one
+        whose owner's account is suspended, is NOT_FOUND (its code says which, to the token's
+        holder only).
         """
 
     @_abc_1.abstractmethod
@@ -471,6 +486,18 @@ class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _detection_pb2.GetSharedImageRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_detection_pb2.ImageChunk], _abc.AsyncIterator[_detection_pb2.ImageChunk]]:
-        """The shared image, with its boxes drawn or as uploaded, in chunks; refused as above."""
+        """The shared image, with its boxes drawn or as uploaded, in chunks; refused as above, and
+        FAILED_PRECONDITION for a video job's link.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSharedVideo(
+        self,
+        request: _detection_pb2.GetSharedVideoRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_detection_pb2.VideoChunk], _abc.AsyncIterator[_detection_pb2.VideoChunk]]:
+        """A shared video job's annotated video, in chunks; refused as above, and
+        FAILED_PRECONDITION for a detection's link.
+        """
 
 def add_DetectionServiceServicer_to_server(servicer: DetectionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,8 +1,10 @@
-"""The share links of stored detections (ADR 0048), and which accounts are suspended.
+"""The share links of stored detections (ADR 0048) and finished video jobs (ADR 0052), and
+which accounts are suspended.
 
 A link is a random token; only its SHA-256 is kept, so a copy of the database opens nothing.
-A link goes with its detection (ON DELETE CASCADE): deleting the detection, by its owner, the
-retention sweep or an account's erasure, ends every link to it with no step of its own.
+A link goes with what it shows (ON DELETE CASCADE): deleting the detection or the job, by its
+owner, the retention sweep or an account's erasure, ends every link to it with no step of its
+own.
 """
 
 import sqlalchemy as sa
@@ -18,8 +20,9 @@ share_links = sa.Table(
         "detection_id",
         UUID(as_uuid=True),
         sa.ForeignKey(f"{SCHEMA}.detections.id", ondelete="CASCADE"),
-        nullable=False,
     ),
+    # A video job's link (ADR 0052): its annotated video and what the job counted.
+    sa.Column("job_id", UUID(as_uuid=True), sa.ForeignKey(f"{SCHEMA}.jobs.id", ondelete="CASCADE")),
     sa.Column("token_hash", sa.LargeBinary, nullable=False, unique=True),
     sa.Column("token_prefix", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -34,6 +37,8 @@ share_links = sa.Table(
     # The owner's links page, newest first.
     sa.Index("ix_share_links_user_created", "user_id", sa.text("created_at DESC")),
     sa.Index("ix_share_links_detection_id", "detection_id"),
+    sa.Index("ix_share_links_job_id", "job_id"),
+    sa.CheckConstraint("(detection_id IS NULL) <> (job_id IS NULL)", name="one_target"),
 )
 
 # Whether an account is suspended, as auth-service's `user.suspended` and `user.restored`

@@ -1,5 +1,8 @@
 """Share links (ADR 0048): creating, listing and revoking a user's, and opening one by its token.
 
+A link shows one stored detection, or one finished video job's annotated video and what the job
+counted (ADR 0052).
+
 A token is 256 random bits; the table keeps its SHA-256, so the lookup is one index probe
 and a copy of the database opens no link. Opening a link checks, in one query, that the
 token is known, that the link is neither revoked nor expired, and that its owner's account
@@ -24,7 +27,11 @@ from detection_service.history.models import detections
 from detection_service.history.service import DetectionRecord
 from detection_service.images import service as stored_images
 from detection_service.images.service import ImageRecord
+from detection_service.jobs import service as jobs
+from detection_service.jobs.models import jobs as jobs_table
+from detection_service.jobs.service import JobView
 from detection_service.sharing.models import account_standings, share_links
+from detection_service.video import service as video_jobs
 from objectvision_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from objectvision_common.limits import (
     DEFAULT_SHARE_LINK_DAYS,
@@ -43,7 +50,8 @@ _TOKEN_CHARS = len(TOKEN_PREFIX) + 43
 @dataclass(frozen=True)
 class ShareLinkRecord:
     id: uuid.UUID
-    detection_id: uuid.UUID
+    # What it shows: a detection, or a video job (exactly one of the two).
+    detection_id: uuid.UUID | None
     created_at: datetime
     expires_at: datetime
     revoked_at: datetime | None
@@ -54,6 +62,7 @@ class ShareLinkRecord:
     owner_suspended: bool
     # Classes (lower-case names) whose objects its image shows pixelated (ADR 0049).
     redact: tuple[str, ...] = ()
+    job_id: uuid.UUID | None = None
 
     def active(self, now: datetime) -> bool:
         return self.revoked_at is None and self.expires_at > now and not self.owner_suspended
@@ -75,6 +84,16 @@ class SharedView:
     image: ImageRecord
     expires_at: datetime
     redact: frozenset[str]
+
+
+@dataclass(frozen=True)
+class SharedVideoView:
+    """What an open link to a video job shows: the job (its video, counts, model) and where its
+    annotated video is stored, and the link's end."""
+
+    job: JobView
+    annotated_key: str
+    expires_at: datetime
 
 
 def token_hash(token: str) -> bytes:
@@ -108,6 +127,7 @@ def _columns() -> tuple[sa.ColumnElement[Any], ...]:
     return (
         share_links.c.id,
         share_links.c.detection_id,
+        share_links.c.job_id,
         share_links.c.created_at,
         share_links.c.expires_at,
         share_links.c.revoked_at,
@@ -131,23 +151,11 @@ def _record(row: sa.Row[Any]) -> ShareLinkRecord:
         token_prefix=row.token_prefix,
         owner_suspended=row.owner_suspended,
         redact=tuple(row.redact_classes),
+        job_id=row.job_id,
     )
 
 
-async def create_link(
-    *,
-    session: AsyncSession,
-    user_id: str,
-    detection_id: uuid.UUID,
-    days: int,
-    now: datetime,
-    redact: frozenset[str] = frozenset(),
-) -> CreatedLink:
-    """A new link to one of `user_id`'s detections for `days` (checked_days), its image
-    pixelating the `redact` classes (checked names); NotFound for anyone else's,
-    FailedPrecondition once MAX_ACTIVE_SHARE_LINKS of it are active. The
-    detection's row is locked, so concurrent requests cannot pass the cap together."""
-    lifetime = checked_days(days)
+async def _lock_detection(session: AsyncSession, user_id: str, detection_id: uuid.UUID) -> None:
     owned = await session.scalar(
         sa.select(detections.c.id)
         .where(detections.c.id == detection_id, detections.c.user_id == user_id)
@@ -155,18 +163,54 @@ async def create_link(
     )
     if owned is None:
         raise NotFound("no such detection")
+
+
+async def _lock_video_job(session: AsyncSession, user_id: str, job_id: uuid.UUID) -> None:
+    """NotFound unless it is `user_id`'s video job, FailedPrecondition until its annotated
+    video is made (a job cancelled or failed has none); its row locked."""
+    await video_jobs.annotated_key(session=session, job_id=job_id, user_id=user_id)
+    await session.execute(
+        sa.select(jobs_table.c.id).where(jobs_table.c.id == job_id).with_for_update()
+    )
+
+
+async def create_link(
+    *,
+    session: AsyncSession,
+    user_id: str,
+    days: int,
+    now: datetime,
+    detection_id: uuid.UUID | None = None,
+    job_id: uuid.UUID | None = None,
+    redact: frozenset[str] = frozenset(),
+) -> CreatedLink:
+    """A new link for `days` (checked_days) to one of `user_id`'s detections, its image
+    pixelating the `redact` classes (checked names), or to one of its finished video jobs
+    (ADR 0052: its annotated video as the job drew it, so no `redact` of the link's own).
+    NotFound for anyone else's, FailedPrecondition once MAX_ACTIVE_SHARE_LINKS of it are
+    active. What it shows is locked, so concurrent requests cannot pass the cap together."""
+    lifetime = checked_days(days)
+    if detection_id is not None and job_id is None:
+        await _lock_detection(session, user_id, detection_id)
+        target, what = share_links.c.detection_id == detection_id, "detection"
+    elif job_id is not None and detection_id is None:
+        if redact:
+            raise InvalidArgument(
+                "a video job's link shows its annotated video as the job drew it: submit the"
+                " video with `redact` to share it with those classes pixelated"
+            )
+        await _lock_video_job(session, user_id, job_id)
+        target, what = share_links.c.job_id == job_id, "video job"
+    else:
+        raise InvalidArgument("a share link shows one detection or one video job: name one")
     active = await session.scalar(
         sa.select(sa.func.count())
         .select_from(share_links)
-        .where(
-            share_links.c.detection_id == detection_id,
-            share_links.c.revoked_at.is_(None),
-            share_links.c.expires_at > now,
-        )
+        .where(target, share_links.c.revoked_at.is_(None), share_links.c.expires_at > now)
     )
     if (active or 0) >= MAX_ACTIVE_SHARE_LINKS:
         raise FailedPrecondition(
-            f"this detection already has {MAX_ACTIVE_SHARE_LINKS} active share links, the most"
+            f"this {what} already has {MAX_ACTIVE_SHARE_LINKS} active share links, the most"
             " allowed: revoke one first",
             code="too_many_share_links",
         )
@@ -177,6 +221,7 @@ async def create_link(
             id=link_id,
             user_id=user_id,
             detection_id=detection_id,
+            job_id=job_id,
             token_hash=token_hash(token),
             token_prefix=token[:_SHOWN_CHARS],
             created_at=now,
@@ -207,11 +252,15 @@ async def list_links(
     detection_id: uuid.UUID | None,
     limit: int,
     offset: int,
+    job_id: uuid.UUID | None = None,
 ) -> tuple[list[ShareLinkRecord], int]:
-    """A page of `user_id`'s links (of one detection, or all), newest first, and how many."""
+    """A page of `user_id`'s links (of one detection or video job, or all), newest first, and
+    how many."""
     conditions = [share_links.c.user_id == user_id]
     if detection_id is not None:
         conditions.append(share_links.c.detection_id == detection_id)
+    if job_id is not None:
+        conditions.append(share_links.c.job_id == job_id)
     total = await session.scalar(
         sa.select(sa.func.count()).select_from(share_links).where(*conditions)
     )
@@ -245,11 +294,12 @@ async def revoke_link(
 
 async def open_link(
     *, session: AsyncSession, token: str, now: datetime, count_view: bool
-) -> SharedView:
+) -> SharedView | SharedVideoView:
     """What the link of `token` shows, or NotFound saying why it shows nothing:
     `share_link_not_found`, `share_link_revoked`, `share_link_expired` or
     `share_link_unavailable` (the owner's account is suspended or deleted). `count_view` adds
-    one to the link's views (reading the detection; its image is not counted again)."""
+    one to the link's views (reading what it shows; its image or video is not counted
+    again)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) != _TOKEN_CHARS:
         raise NotFound("no such share link", code="share_link_not_found")
     erased = sa.exists().where(ERASED_ACCOUNTS.c.user_id == share_links.c.user_id)
@@ -259,6 +309,7 @@ async def open_link(
                 share_links.c.id,
                 share_links.c.user_id,
                 share_links.c.detection_id,
+                share_links.c.job_id,
                 share_links.c.expires_at,
                 share_links.c.revoked_at,
                 share_links.c.redact_classes,
@@ -274,18 +325,26 @@ async def open_link(
         raise NotFound("this share link has expired", code="share_link_expired")
     if row.unavailable:
         raise NotFound("what this share link shows is not available", code="share_link_unavailable")
-    record = await history.get_detection(
-        session=session, user_id=row.user_id, detection_id=row.detection_id
-    )
-    image = await stored_images.get_image(
-        session=session, user_id=row.user_id, detection_id=row.detection_id
-    )
     if count_view:
         await session.execute(
             sa.update(share_links)
             .where(share_links.c.id == row.id)
             .values(views=share_links.c.views + 1, last_viewed_at=now)
         )
+    if row.job_id is not None:
+        return SharedVideoView(
+            job=await jobs.get_job(session=session, job_id=row.job_id, user_id=row.user_id),
+            annotated_key=await video_jobs.annotated_key(
+                session=session, job_id=row.job_id, user_id=row.user_id
+            ),
+            expires_at=row.expires_at,
+        )
+    record = await history.get_detection(
+        session=session, user_id=row.user_id, detection_id=row.detection_id
+    )
+    image = await stored_images.get_image(
+        session=session, user_id=row.user_id, detection_id=row.detection_id
+    )
     return SharedView(
         detection=record,
         image=image,

@@ -1,6 +1,6 @@
-"""Share links (ADR 0048): an owner shares one stored detection with people who have no
-account, lists the links and revokes them; whoever holds a link's token reads the detection
-and its image.
+"""Share links (ADR 0048): an owner shares one stored detection, or one completed video job
+(ADR 0052), with people who have no account, lists the links and revokes them; whoever holds a
+link's token reads what it shows, and its image or annotated video.
 
 The token travels in the `X-Share-Token` header, never in a URL the gateway sees: the link
 people pass around opens the console with the token in the URL's fragment, which browsers
@@ -20,10 +20,11 @@ from gateway.errors import error_responses
 from gateway.routers.detect import IMAGE_DOWNLOAD_RESPONSES
 from gateway.schemas.share_links import (
     CreatedShareLinkOut,
-    SharedDetectionOut,
+    SharedOut,
     ShareLinkIn,
     ShareLinkListOut,
     ShareLinkOut,
+    shared_out,
 )
 from objectvision.v1 import common_pb2, detection_pb2
 from objectvision_common.limits import DEFAULT_PAGE_LIMIT
@@ -62,19 +63,21 @@ ShareToken = Annotated[
 @router.post(
     "",
     status_code=201,
-    summary="Share a stored detection by link",
+    summary="Share a stored detection or a completed video job by link",
     responses=error_responses(404, 409, 422),
 )
 async def create_share_link(
     body: ShareLinkIn, upstream: ResultsShareUpstream, settings: SettingsDep
 ) -> CreatedShareLinkOut:
-    """A new link to one of the caller's detections, working for `expires_in_days`. The answer
-    is the only one that carries its token. At most 10 links of one detection are active at
-    once (409 `too_many_share_links`); another account's detection is 404."""
+    """A new link to one of the caller's detections or completed video jobs, working for
+    `expires_in_days`. The answer is the only one that carries its token. At most 10 links of
+    one detection or job are active at once (409 `too_many_share_links`); a video job without
+    its annotated video yet (running, failed or cancelled) is 409; another account's is 404."""
     created = await upstream.call(
         upstream.detection.CreateShareLink,
         detection_pb2.CreateShareLinkRequest(
-            detection_id=str(body.detection_id),
+            detection_id=str(body.detection_id) if body.detection_id else "",
+            job_id=str(body.job_id) if body.job_id else "",
             expires_in_days=body.expires_in_days,
             redact=body.redact,
         ),
@@ -88,6 +91,7 @@ async def list_share_links(
     detection_id: Annotated[
         uuid.UUID | None, Query(description="Only this detection's links.")
     ] = None,
+    job_id: Annotated[uuid.UUID | None, Query(description="Only this video job's links.")] = None,
     limit: PageLimit = DEFAULT_PAGE_LIMIT,
     offset: PageOffset = 0,
 ) -> ShareLinkListOut:
@@ -96,6 +100,7 @@ async def list_share_links(
         upstream.detection.ListShareLinks,
         detection_pb2.ListShareLinksRequest(
             detection_id=str(detection_id) if detection_id else "",
+            job_id=str(job_id) if job_id else "",
             page=common_pb2.Page(limit=limit, offset=offset),
         ),
     )
@@ -124,18 +129,17 @@ async def revoke_share_link(
     summary="What a share link shows",
     responses=error_responses(404, 422),
 )
-async def get_shared_detection(
-    token: ShareToken, upstream: PublicUpstream, response: Response
-) -> SharedDetectionOut:
-    """No account needed: the token is the credential. An unknown, expired or revoked link,
-    or one whose owner's account is suspended, is 404 with the code `share_link_not_found`,
-    `share_link_expired`, `share_link_revoked` or `share_link_unavailable`."""
+async def get_shared(token: ShareToken, upstream: PublicUpstream, response: Response) -> SharedOut:
+    """No account needed: the token is the credential. `kind` says what the link shows: a
+    detection (its image at /image) or a video job (its annotated video at /video). An
+    unknown, expired or revoked link, or one whose owner's account is suspended, is 404 with
+    the code `share_link_not_found`, `share_link_expired`, `share_link_revoked` or
+    `share_link_unavailable`."""
     shared = await upstream.call(
-        upstream.detection.GetSharedDetection,
-        detection_pb2.GetSharedDetectionRequest(token=token),
+        upstream.detection.GetShared, detection_pb2.GetSharedRequest(token=token)
     )
     response.headers.update(_SHARED_HEADERS)
-    return SharedDetectionOut.from_proto(shared)
+    return shared_out(shared)
 
 
 @shared_router.get(
@@ -152,8 +156,9 @@ async def get_shared_image(
         bool, Query(description="Draw the detected boxes (JPEG); false: the image as uploaded.")
     ] = True,
 ) -> StreamingResponse:
-    """Refused as the detection is (404 and the same codes). A link made with `redact`
-    pixelates those classes in both forms, so the image as uploaded is never sent."""
+    """Refused as the detection is (404 and the same codes; 409 `share_link_shows_video` for a
+    video job's link). A link made with `redact` pixelates those classes in both forms, so the
+    image as uploaded is never sent."""
     download = await upstream.with_deadline(settings.detect_deadline_seconds).download(
         upstream.detection.GetSharedImage,
         detection_pb2.GetSharedImageRequest(token=token, annotated=annotated),
@@ -162,5 +167,35 @@ async def get_shared_image(
     return StreamingResponse(
         download.body,
         media_type=download.first.content_type or "application/octet-stream",
+        headers=_SHARED_HEADERS,
+    )
+
+
+@shared_router.get(
+    "/video",
+    summary="A shared video job's annotated video",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The video with the detected boxes drawn on its sampled frames "
+            "(H.264 in MP4), as the job drew it.",
+            "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **error_responses(404, 409, 422),
+    },
+)
+async def get_shared_video(
+    token: ShareToken, upstream: PublicUpstream, settings: SettingsDep
+) -> StreamingResponse:
+    """Refused as the link is (404 and the same codes; 409 `share_link_shows_image` for a
+    detection's link); streamed as the service reads it."""
+    download = await upstream.with_deadline(settings.video_deadline_seconds).download(
+        upstream.detection.GetSharedVideo,
+        detection_pb2.GetSharedVideoRequest(token=token),
+        what="shared video",
+    )
+    return StreamingResponse(
+        download.body,
+        media_type=download.first.content_type or "video/mp4",
         headers=_SHARED_HEADERS,
     )

@@ -669,10 +669,10 @@ REDACT_DESCRIPTION = (
 )
 
 
-class VideoInfoOut(ApiModel):
-    """The uploaded video of a video job, as its container describes it."""
+class VideoFactsOut(ApiModel):
+    """A video job's video as its container describes it, how it was sampled, and what the job
+    counted: what its owner reads, and anyone it is shared with (ADR 0052)."""
 
-    filename: str
     container: Literal["mp4", "mov", "webm"]
     codec: str = Field(description="The video codec: h264, hevc, vp8, vp9, av1 or mpeg4.")
     width: int
@@ -713,17 +713,11 @@ class VideoInfoOut(ApiModel):
         default_factory=list,
         description="The classes its annotated video shows pixelated (`redact`, ADR 0049).",
     )
-    size_bytes: int
-    annotated_url: str | None = Field(
-        description="Where the annotated video (MP4, H.264) downloads once the job completed."
-    )
-    frames_url: str = Field(description="The per-frame detections with their timestamps.")
 
     @classmethod
-    def from_proto(cls, job_id: str, video: detection_pb2.VideoInfo) -> Self:
-        base = f"/api/v1/detect/jobs/{job_id}"
+    def of(cls, video: detection_pb2.VideoInfo, **more: object) -> Self:
+        """The facts of `video`, with the fields a subclass adds as `more`."""
         return cls(
-            filename=video.filename,
             container=video.container,  # type: ignore[arg-type]
             codec=video.codec,
             width=video.width,
@@ -742,6 +736,27 @@ class VideoInfoOut(ApiModel):
             zones=[CountingZoneOut.from_proto(zone) for zone in video.zones],
             zone_counts=[ZoneCountOut.from_proto(count) for count in video.zone_counts],
             redact=list(video.redact),
+            **more,
+        )
+
+
+class VideoInfoOut(VideoFactsOut):
+    """The uploaded video of a video job, as its owner reads it: its facts, its file name and
+    size, and where its annotated video and frames are read."""
+
+    filename: str
+    size_bytes: int
+    annotated_url: str | None = Field(
+        description="Where the annotated video (MP4, H.264) downloads once the job completed."
+    )
+    frames_url: str = Field(description="The per-frame detections with their timestamps.")
+
+    @classmethod
+    def from_proto(cls, job_id: str, video: detection_pb2.VideoInfo) -> Self:
+        base = f"/api/v1/detect/jobs/{job_id}"
+        return cls.of(
+            video,
+            filename=video.filename,
             size_bytes=video.size_bytes,
             annotated_url=f"{base}/annotated" if video.annotated_available else None,
             frames_url=f"{base}/frames",

@@ -1,14 +1,15 @@
-"""Bodies of share links and of what they show (ADR 0048)."""
+"""Bodies of share links and of what they show: a detection (ADR 0048) or a video job (ADR
+0052)."""
 
 import uuid
 from collections import Counter
 from datetime import datetime
-from typing import Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field
 
-from gateway.schemas.base import ApiModel, PageOut, ProtoMirror, to_datetime
-from gateway.schemas.detect import DetectedObjectOut, ImageSizeOut, RedactedClass
+from gateway.schemas.base import ApiModel, PageOut, ProtoMirror, optional_datetime, to_datetime
+from gateway.schemas.detect import DetectedObjectOut, ImageSizeOut, RedactedClass, VideoFactsOut
 from objectvision.v1 import detection_pb2
 from objectvision_common.limits import (
     DEFAULT_SHARE_LINK_DAYS,
@@ -18,8 +19,16 @@ from objectvision_common.limits import (
 
 
 class ShareLinkIn(ApiModel):
-    # Not strict: JSON has no UUID type, so the id arrives as its text.
-    detection_id: uuid.UUID = Field(strict=False, description="The stored detection to share.")
+    # Not strict: JSON has no UUID type, so the ids arrive as text.
+    detection_id: uuid.UUID | None = Field(
+        default=None, strict=False, description="The stored detection to share."
+    )
+    job_id: uuid.UUID | None = Field(
+        default=None,
+        strict=False,
+        description="Or a completed video job to share (ADR 0052): its annotated video and "
+        "what the job counted. Exactly one of `detection_id` and `job_id` (422 otherwise).",
+    )
     expires_in_days: int = Field(
         default=DEFAULT_SHARE_LINK_DAYS,
         ge=1,
@@ -31,15 +40,17 @@ class ShareLinkIn(ApiModel):
         max_length=MAX_REDACTED_CLASSES,
         description="Classes (names or ids) whose objects the link's image always shows "
         "pixelated, with its boxes or without (ADR 0049): the image as uploaded is then never "
-        "shown through the link. Only what the model found is covered.",
+        "shown through the link. Only what the model found is covered. Not for a video job, "
+        "whose annotated video is shown as the job drew it (submit it with `redact`).",
     )
 
 
 class ShareLinkOut(ProtoMirror):
-    """A link to one stored detection, as its owner sees it (never its token)."""
+    """A link to one stored detection or video job, as its owner sees it (never its token)."""
 
     id: str
-    detection_id: str
+    detection_id: str | None = Field(description="The detection it shows; null for a job's.")
+    job_id: str | None = Field(description="The video job it shows; null for a detection's.")
     created_at: datetime
     expires_at: datetime
     revoked_at: datetime | None = Field(description="Null unless revoked.")
@@ -88,6 +99,9 @@ class SharedDetectionOut(ApiModel):
     """A shared detection as anyone with its link reads it: the image's size and objects, the
     model and when it ran. Not the owner's file name, metadata, ids or account."""
 
+    kind: Literal["detection"] = Field(
+        default="detection", description="What the link shows: read its image at /image."
+    )
     image: ImageSizeOut
     detections: list[DetectedObjectOut]
     counts: dict[str, int] = Field(description="Objects per class (class name -> count).")
@@ -107,3 +121,40 @@ class SharedDetectionOut(ApiModel):
             detected_at=to_datetime(shared.detected_at),
             expires_at=to_datetime(shared.expires_at),
         )
+
+
+class SharedVideoOut(ApiModel):
+    """A shared video job as anyone with its link reads it (ADR 0052): the video's facts, what
+    the job counted, the model and when it completed. Not the owner's file name, metadata, ids
+    or account; the annotated video itself is read at /video."""
+
+    kind: Literal["video"] = Field(
+        default="video", description="What the link shows: read its annotated video at /video."
+    )
+    video: VideoFactsOut
+    counts: dict[str, int] = Field(description="Objects per class the job found.")
+    model: str | None
+    model_version: str | None
+    completed_at: datetime | None
+    expires_at: datetime = Field(description="When the link stops working, unless revoked.")
+
+    @classmethod
+    def from_proto(cls, shared: detection_pb2.SharedVideo) -> Self:
+        return cls(
+            video=VideoFactsOut.of(shared.video),
+            counts=dict(shared.class_counts),
+            model=shared.model or None,
+            model_version=shared.model_version or None,
+            completed_at=optional_datetime(shared, "completed_at"),
+            expires_at=to_datetime(shared.expires_at),
+        )
+
+
+SharedOut = Annotated[SharedDetectionOut | SharedVideoOut, Field(discriminator="kind")]
+
+
+def shared_out(shared: detection_pb2.Shared) -> SharedDetectionOut | SharedVideoOut:
+    """What a link shows, as the body of its kind."""
+    if shared.WhichOneof("shown") == "video":
+        return SharedVideoOut.from_proto(shared.video)
+    return SharedDetectionOut.from_proto(shared.detection)
