@@ -1,8 +1,9 @@
-"""Share links through the public REST API, on the shared stack (ADR 0048).
+"""Share links through the public REST API, on the shared stack (ADR 0048, ADR 0052).
 
-An owner shares one stored detection; anyone holding the link's token reads its objects and
-image with no account, until the owner revokes the link. The token travels in a header and in
-the console URL's fragment, so it never reaches a log.
+An owner shares one stored detection or completed video job; anyone holding the link's token
+reads what it shows, and its image or annotated video, with no account, until the owner revokes
+the link. The token travels in a header and in the console URL's fragment, so it never reaches
+a log.
 """
 
 import os
@@ -17,6 +18,8 @@ import numpy as np
 from objectvision_devstack.answers import api_error
 from objectvision_devstack.api_users import Account, fresh_network, signed_in
 from objectvision_devstack.stack import Stack
+
+from .conftest import PANNED_FRAMES, finished_video_job
 
 SHARE_LINKS = "/api/v1/share-links"
 SHARED = "/api/v1/shared"
@@ -76,6 +79,7 @@ async def test_whoever_holds_the_link_reads_the_detection_and_its_image_without_
         shown = await visitor.get(SHARED, headers=_holding(created["token"]))
         assert shown.status_code == 200, shown.text
         body = shown.json()
+        assert body["kind"] == "detection"
         assert body["image"] == stored["image"]
         assert body["detections"] == stored["detections"]
         assert body["counts"] == {"person": 4, "bus": 1}
@@ -206,3 +210,44 @@ async def test_people_can_be_pixelated_in_the_owners_image_and_in_a_shared_one(
     theirs = cv2.imdecode(np.frombuffer(redacted.content, np.uint8), cv2.IMREAD_COLOR)
     shown = cv2.imdecode(np.frombuffer(shared.content, np.uint8), cv2.IMREAD_COLOR)
     assert np.abs(theirs.astype(int) - shown.astype(int)).max() <= 1
+
+
+async def test_a_video_jobs_link_shows_what_it_counted_and_streams_its_annotated_video(
+    stack: Stack, gateway_client: httpx.AsyncClient, panned_bus: bytes
+) -> None:
+    owner = await _owner(gateway_client)
+    job, _ = await finished_video_job(gateway_client, owner, panned_bus, frames=PANNED_FRAMES)
+    created = await gateway_client.post(
+        SHARE_LINKS, json={"job_id": job["job_id"]}, headers=owner.headers
+    )
+    assert created.status_code == 201, created.text
+    link = created.json()
+    owners_video = await gateway_client.get(job["video"]["annotated_url"], headers=owner.headers)
+
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as visitor:
+        shown = await visitor.get(SHARED, headers=_holding(link["token"]))
+        video = await visitor.get(f"{SHARED}/video", headers=_holding(link["token"]))
+        not_an_image = await visitor.get(f"{SHARED}/image", headers=_holding(link["token"]))
+
+    assert (link["job_id"], link["detection_id"]) == (job["job_id"], None)
+    assert shown.status_code == 200, shown.text
+    body = shown.json()
+    assert body["kind"] == "video" and body["counts"] == job["class_counts"]
+    owners_facts = {
+        key: value
+        for key, value in job["video"].items()
+        if key not in {"filename", "size_bytes", "annotated_url", "frames_url"}
+    }
+    assert body["video"] == owners_facts
+    assert not {"filename", "metadata", "job_id", "frames_url"} & (set(body) | set(body["video"]))
+    assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+    assert video.content == owners_video.content
+    assert video.headers["cache-control"] == "private, no-store"
+    assert api_error(not_an_image, 409, "share_link_shows_video")
+
+    both = await gateway_client.post(
+        SHARE_LINKS,
+        json={"job_id": job["job_id"], "detection_id": job["job_id"]},
+        headers=owner.headers,
+    )
+    assert "one detection or one video job" in api_error(both, 422, "invalid_argument")["message"]
