@@ -88,6 +88,7 @@ PUBLIC_OPERATIONS = frozenset(
         # A share link's token is the credential (ADR 0048), in the X-Share-Token header.
         ("GET", "/api/v1/shared"),
         ("GET", "/api/v1/shared/image"),
+        ("GET", "/api/v1/shared/video"),
     }
 )
 FAST_EXAMPLES = 10
