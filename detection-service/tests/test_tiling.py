@@ -149,6 +149,20 @@ async def test_tiling_out_of_range_or_into_too_many_tiles_is_refused_before_any_
     assert says in refused.value.details()
 
 
+async def test_tiles_holding_more_than_twice_an_images_most_pixels_are_refused(
+    make_harness, user, bus_in_a_4k_frame
+):
+    """1500-pixel tiles half overlapping cut the 4K frame into 10 tiles of 22.5 megapixels in
+    all: more than twice the 10 megapixels this deployment accepts in an image."""
+    strict = await make_harness(MAX_IMAGE_PIXELS=10_000_000)
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await _detect(strict, user, bus_in_a_4k_frame, tile_size=1500, tile_overlap=0.5)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "would hold 22500000 pixels; at most 20000000" in refused.value.details()
+    assert len((await _detect(strict, user, bus_in_a_4k_frame, tile_size=1500)).objects) >= 1
+
+
 def test_tiles_cover_the_image_overlapping_and_end_flush_with_its_edges():
     image = np.arange(1000 * 700 * 3, dtype=np.uint32).astype(np.uint8).reshape(700, 1000, 3)
 
@@ -164,7 +178,9 @@ def test_tiles_cover_the_image_overlapping_and_end_flush_with_its_edges():
         assert np.array_equal(pixels, image[tile.y : tile.y + 400, tile.x : tile.x + 400])
         covered[tile.y : tile.y + 400, tile.x : tile.x + 400] = True
     assert covered.all()
+    assert tiling.tiled_pixels(1000, 700, 400, 0.25) == sum(t.width * t.height for t in tiles)
     assert tiling.tile_count(400, 300, 400, 0.25) == 1
+    assert tiling.tiled_pixels(400, 300, 400, 0.25) == 400 * 300
 
 
 def test_a_piece_of_an_object_seen_whole_is_dropped_and_the_sharper_box_wins():

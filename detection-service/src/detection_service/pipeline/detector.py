@@ -223,6 +223,16 @@ class Detector:
                 f" into {count} tiles; at most {MAX_TILES_PER_IMAGE} are detected per image:"
                 " choose a larger tile_size or a smaller tile_overlap"
             )
+        # Overlapping tiles repeat pixels; together they may hold twice an upload's most.
+        pixels = tiling.tiled_pixels(
+            header.width, header.height, options.tile_size, options.tile_overlap
+        )
+        if count > 1 and pixels > 2 * self.limits.max_pixels:
+            raise InvalidArgument(
+                f"the tiles of this {header.width}x{header.height} image would hold {pixels}"
+                f" pixels; at most {2 * self.limits.max_pixels} (twice an image's most) are"
+                " detected: choose a smaller tile_overlap or a larger tile_size"
+            )
         return count if count > 1 else 0
 
     async def admit(self, principal: common_pb2.Principal, *, images: int) -> None:

@@ -54,6 +54,12 @@ def tile_count(width: int, height: int, size: int, overlap: float) -> int:
     return len(_starts(width, size, overlap)) * len(_starts(height, size, overlap))
 
 
+def tiled_pixels(width: int, height: int, size: int, overlap: float) -> int:
+    """The pixels of all the tiles together: what cutting holds in memory and sends on."""
+    columns, rows = len(_starts(width, size, overlap)), len(_starts(height, size, overlap))
+    return columns * min(size, width) * rows * min(size, height)
+
+
 def cut(image: np.ndarray, size: int, overlap: float) -> list[Tile]:
     """The tiles of a decoded BGR image, row by row, each encoded as PNG (lossless: a tile is
     detected from the pixels of the upload)."""
