@@ -22,6 +22,7 @@ from pathlib import Path
 
 import cv2
 import grpc
+import numpy as np
 import psutil
 import pytest
 import sqlalchemy as sa
@@ -528,3 +529,28 @@ async def announce_event(harness: Harness, event: notification_pb2.Event) -> Non
             return
         assert time.monotonic() < deadline, f"{event.type} was not acknowledged"
         await asyncio.sleep(0.05)
+
+
+# bus.jpg shrunk to 0.4 in a grey 4K frame: its people are 60 to 90 pixels tall there, about
+# 15 once the frame is letterboxed to 640, and 60 to 90 again in a 640-pixel tile.
+FRAME = (3840, 2160)
+SCALE = 0.4
+PLACED_AT = (1920, 720)
+
+
+def jpeg(image: np.ndarray) -> bytes:
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+
+@pytest.fixture(scope="module")
+def small_bus(bus_jpg: bytes) -> np.ndarray:
+    bus = cv2.imdecode(np.frombuffer(bus_jpg, np.uint8), cv2.IMREAD_COLOR)
+    return cv2.resize(bus, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def bus_in_a_4k_frame(small_bus: np.ndarray) -> bytes:
+    frame = np.full((FRAME[1], FRAME[0], 3), 114, np.uint8)
+    x, y = PLACED_AT
+    frame[y : y + small_bus.shape[0], x : x + small_bus.shape[1]] = small_bus
+    return jpeg(frame)

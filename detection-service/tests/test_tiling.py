@@ -15,29 +15,7 @@ from detection_service.pipeline import tiling
 from detection_service.pipeline.types import DetectionOptions
 from objectvision.v1 import detection_pb2
 
-# bus.jpg shrunk to 0.4 in a grey 4K frame: its people are 60 to 90 pixels tall there, about
-# 15 once the frame is letterboxed to 640, and 60 to 90 again in a 640-pixel tile.
-FRAME = (3840, 2160)
-SCALE = 0.4
-PLACED_AT = (1920, 720)
-
-
-def _jpeg(image: np.ndarray) -> bytes:
-    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
-
-
-@pytest.fixture(scope="module")
-def small_bus(bus_jpg: bytes) -> np.ndarray:
-    bus = cv2.imdecode(np.frombuffer(bus_jpg, np.uint8), cv2.IMREAD_COLOR)
-    return cv2.resize(bus, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_AREA)
-
-
-@pytest.fixture(scope="module")
-def bus_in_a_4k_frame(small_bus: np.ndarray) -> bytes:
-    frame = np.full((FRAME[1], FRAME[0], 3), 114, np.uint8)
-    x, y = PLACED_AT
-    frame[y : y + small_bus.shape[0], x : x + small_bus.shape[1]] = small_bus
-    return _jpeg(frame)
+from .conftest import FRAME, PLACED_AT, jpeg
 
 
 async def _detect(detection, user, data: bytes, **params) -> detection_pb2.ImageResult:
@@ -70,7 +48,7 @@ async def test_tiles_find_the_people_a_large_frame_makes_too_small_and_place_the
     whole_only = await _detect(detection, user, bus_in_a_4k_frame)
     tiled = await _detect(detection, user, bus_in_a_4k_frame, tile_size=640)
     # The same picture at the size the tiles see it, detected on its own.
-    reference = await _detect(detection, user, _jpeg(small_bus))
+    reference = await _detect(detection, user, jpeg(small_bus))
 
     assert (tiled.width, tiled.height) == FRAME
     assert len(_people(tiled)) >= len(_people(whole_only)) + 2

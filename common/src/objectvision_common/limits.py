@@ -37,6 +37,9 @@ MAX_TILE_SIZE = 4096
 DEFAULT_TILE_OVERLAP = 0.2
 MAX_TILE_OVERLAP = 0.5
 MAX_TILES_PER_IMAGE = 64
+# Regions of interest one request may keep objects in, and the corners of each (ADR 0053).
+MAX_REGIONS = 16
+MAX_REGION_POINTS = 32
 
 
 def checked_idempotency_key(value: str) -> str:

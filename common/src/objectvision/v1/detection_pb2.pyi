@@ -59,7 +59,7 @@ EXPORT_FORMAT_YOLO: ExportFormat
 EXPORT_FORMAT_CSV: ExportFormat
 
 class DetectionParams(_message.Message):
-    __slots__ = ("confidence", "iou", "classes", "max_detections", "class_confidence", "tile_size", "tile_overlap", "model")
+    __slots__ = ("confidence", "iou", "classes", "max_detections", "class_confidence", "tile_size", "tile_overlap", "regions", "model")
     class ClassConfidenceEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +74,7 @@ class DetectionParams(_message.Message):
     CLASS_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     TILE_SIZE_FIELD_NUMBER: _ClassVar[int]
     TILE_OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     confidence: float
     iou: float
@@ -82,8 +83,9 @@ class DetectionParams(_message.Message):
     class_confidence: _containers.ScalarMap[str, float]
     tile_size: int
     tile_overlap: float
+    regions: _containers.RepeatedCompositeFieldContainer[Region]
     model: str
-    def __init__(self, confidence: _Optional[float] = ..., iou: _Optional[float] = ..., classes: _Optional[_Iterable[str]] = ..., max_detections: _Optional[int] = ..., class_confidence: _Optional[_Mapping[str, float]] = ..., tile_size: _Optional[int] = ..., tile_overlap: _Optional[float] = ..., model: _Optional[str] = ...) -> None: ...
+    def __init__(self, confidence: _Optional[float] = ..., iou: _Optional[float] = ..., classes: _Optional[_Iterable[str]] = ..., max_detections: _Optional[int] = ..., class_confidence: _Optional[_Mapping[str, float]] = ..., tile_size: _Optional[int] = ..., tile_overlap: _Optional[float] = ..., regions: _Optional[_Iterable[_Union[Region, _Mapping]]] = ..., model: _Optional[str] = ...) -> None: ...
 
 class ImageInput(_message.Message):
     __slots__ = ("data", "filename", "content_type")
@@ -235,6 +237,12 @@ class Point(_message.Message):
     x: float
     y: float
     def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ...) -> None: ...
+
+class Region(_message.Message):
+    __slots__ = ("polygon",)
+    POLYGON_FIELD_NUMBER: _ClassVar[int]
+    polygon: _containers.RepeatedCompositeFieldContainer[Point]
+    def __init__(self, polygon: _Optional[_Iterable[_Union[Point, _Mapping]]] = ...) -> None: ...
 
 class LineCrossing(_message.Message):
     __slots__ = ("line", "track_id", "class_id", "class_name", "direction")

@@ -19,6 +19,7 @@ import numpy as np
 from prometheus_client import Counter
 
 from detection_service.pipeline import decode as imaging
+from detection_service.pipeline import regions as interest
 from detection_service.pipeline import tiling
 from detection_service.pipeline.annotate import BOXES, Rendering
 from detection_service.pipeline.annotation_sandbox import SandboxedAnnotator
@@ -159,11 +160,13 @@ class Detector:
         class_confidence: Mapping[str, float] | None = None,
         tile_size: int = 0,
         tile_overlap: float = 0.0,
+        regions: Iterable[Sequence[tuple[float, float]]] = (),
     ) -> DetectionOptions:
         """A request's parameters with zeros replaced by the service defaults, validated.
         `class_confidence`: minimum scores of chosen classes (names or ids), each above 0 and
         at most 1, in place of `confidence` for those classes (ADR 0050). `tile_size`: also
-        detect in overlapping tiles of this side (ADR 0051), `tile_overlap` of it shared."""
+        detect in overlapping tiles of this side (ADR 0051), `tile_overlap` of it shared.
+        `regions`: keep only objects standing in these polygons (ADR 0053)."""
         for name, value in (("confidence", confidence), ("iou", iou)):
             if math.isnan(value) or not 0.0 <= value <= 1.0:
                 raise InvalidArgument(f"{name} must be between 0 and 1 (0 = default)")
@@ -192,6 +195,7 @@ class Detector:
             class_confidence=tuple(sorted(per_class.items())),
             tile_size=tile_size,
             tile_overlap=(tile_overlap or DEFAULT_TILE_OVERLAP) if tile_size else 0.0,
+            regions=interest.checked_regions(regions),
         )
 
     @staticmethod
@@ -440,6 +444,10 @@ class Detector:
             if options.class_confidence:
                 # Triton kept every object above the lowest minimum; each class's own is here.
                 objects = [obj for obj in objects if options.keeps(obj.class_id, obj.confidence)]
+            if options.regions:
+                objects = interest.standing_in(
+                    objects, options.regions, result.width, result.height
+                )
             if key is not None and self._cache is not None:
                 await self._cache.put(key, CachedAnswer(result.width, result.height, objects))
             return DetectionResult(
@@ -478,6 +486,8 @@ class Detector:
         waiting = [asyncio.ensure_future(self._infer(data, header, options, ask))]
         try:
             tiles = await self._annotator.cut_tiles(data, options.tile_size, options.tile_overlap)
+            if options.regions:
+                tiles = _near_regions(tiles, options.regions)
             for tile in tiles:
                 asked = self._infer(tile.png, self.inspect(tile.png), options, ask)
                 waiting.append(asyncio.ensure_future(asked))
@@ -531,6 +541,24 @@ class Detector:
             self._executor,
             lambda: content_key(data, model=name, version=version, options=options),
         )
+
+
+def _near_regions(
+    tiles: Sequence[tiling.Tile], regions: Sequence[interest.Polygon]
+) -> list[tiling.Tile]:
+    """The tiles that overlap the regions' bounds (ADR 0053): an object standing in a region
+    lies whole only in those, so the others need no inference."""
+    width = max(tile.x + tile.width for tile in tiles)
+    height = max(tile.y + tile.height for tile in tiles)
+    left, top, right, bottom = interest.bounds(regions, width, height)
+    return [
+        tile
+        for tile in tiles
+        if tile.x <= right
+        and left <= tile.x + tile.width
+        and tile.y <= bottom
+        and top <= tile.y + tile.height
+    ]
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,7 @@ def merge(
             MERGE_THRESHOLD, overlap_metric=sv.OverlapMetric.IOS
         )
     )
-    rest = np.concatenate(pieces)
+    rest = np.concatenate(pieces) if pieces else np.zeros((0, 6))
     if len(rest) and len(objects):
         inside = sv.box_iou_batch(rest[:, :4], objects[:, :4], overlap_metric=sv.OverlapMetric.IOS)
         same_class = rest[:, 5, None] == objects[None, :, 5]

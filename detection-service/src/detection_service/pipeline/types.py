@@ -27,6 +27,9 @@ class DetectionOptions:
     # share of it its neighbours overlap.
     tile_size: int = 0
     tile_overlap: float = 0.0
+    # Regions of interest (ADR 0053): polygons whose corners are fractions of the image's
+    # size; objects standing outside them all are dropped. Empty: the whole image.
+    regions: tuple[tuple[tuple[float, float], ...], ...] = ()
 
     @property
     def floor(self) -> float:
@@ -56,12 +59,15 @@ class DetectionOptions:
         if self.tile_size:
             value["tile_size"] = self.tile_size
             value["tile_overlap"] = self.tile_overlap
+        if self.regions:
+            value["regions"] = [[[x, y] for x, y in polygon] for polygon in self.regions]
         return value
 
     @classmethod
     def from_json(cls, value: dict[str, object]) -> "DetectionOptions":
         class_ids = value.get("class_ids")
         per_class = value.get("class_confidence")
+        regions = value.get("regions")
         return cls(
             confidence=float(value["confidence"]),  # type: ignore[arg-type]
             iou=float(value["iou"]),  # type: ignore[arg-type]
@@ -72,6 +78,9 @@ class DetectionOptions:
             else (),
             tile_size=int(value.get("tile_size") or 0),  # type: ignore[call-overload]
             tile_overlap=float(value.get("tile_overlap") or 0.0),  # type: ignore[arg-type]
+            regions=tuple(tuple((float(x), float(y)) for x, y in polygon) for polygon in regions)
+            if isinstance(regions, list)
+            else (),
         )
 
 

@@ -198,6 +198,7 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
             class_confidence=params.class_confidence,
             tile_size=params.tile_size,
             tile_overlap=params.tile_overlap,
+            regions=[[(point.x, point.y) for point in region.polygon] for region in params.regions],
         )
 
     async def ListModels(  # noqa: N802 - gRPC method name
