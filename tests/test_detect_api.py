@@ -280,6 +280,18 @@ async def test_parameters_filter_the_objects(
     too_many = await _detect(gateway_client, user, bus, tile_size="128", tile_overlap="0.5")
     assert "at most 64 are detected" in api_error(too_many, 422, "invalid_argument")["message"]
 
+    # Regions of interest (ADR 0053): the left half keeps only what stands in it.
+    left_half = "[[[0, 0], [0.5, 0], [0.5, 1], [0, 1]]]"
+    left = await _detect_ok(gateway_client, user, bus, regions=left_half, store="false")
+    everything = await _detect_ok(gateway_client, user, bus, store="false")
+    width = everything["image"]["width"]
+    standing_left = [
+        obj for obj in everything["detections"] if obj["bbox"]["x1"] + obj["bbox"]["x2"] <= width
+    ]
+    assert 0 < len(left["detections"]) == len(standing_left) < len(everything["detections"])
+    outside = await _detect(gateway_client, user, bus, regions="[[[0, 0], [1.5, 0], [1, 1]]]")
+    assert "regions[0][1][0]" in api_error(outside, 422, "validation_error")["message"]
+
     # The same parameters as form fields.
     response = await gateway_client.post(
         IMAGE,

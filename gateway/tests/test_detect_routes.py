@@ -1040,6 +1040,7 @@ def test_openapi_describes_the_detection_routes(
         "class_confidence",
         "tile_size",
         "tile_overlap",
+        "regions",
         "model",
         "metadata",
     } == set(form["properties"])
@@ -1058,6 +1059,7 @@ def test_openapi_describes_the_detection_routes(
         "class_confidence",
         "tile_size",
         "tile_overlap",
+        "regions",
         "store",
         "model",
     }

@@ -199,6 +199,7 @@ def _detect_params(
         class_confidence=chosen.class_confidences(),
         tile_size=chosen.tile_size or 0,
         tile_overlap=chosen.tile_overlap or 0.0,
+        regions=chosen.region_list(),
         model=chosen.model or "",
     )
 

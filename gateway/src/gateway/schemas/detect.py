@@ -25,6 +25,8 @@ from pydantic import (
     PlainValidator,
     RootModel,
     StringConstraints,
+    TypeAdapter,
+    ValidationError,
     WithJsonSchema,
     model_validator,
 )
@@ -47,6 +49,8 @@ from objectvision_common.limits import (
     MAX_METADATA_KEY_CHARS,
     MAX_METADATA_PAIRS,
     MAX_METADATA_VALUE_CHARS,
+    MAX_REGION_POINTS,
+    MAX_REGIONS,
     MAX_TILE_OVERLAP,
     MAX_TILE_SIZE,
     MAX_TILES_PER_IMAGE,
@@ -100,6 +104,38 @@ Absent = SkipJsonSchema[None]
 Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 MaxDetections = Annotated[int, Field(ge=1, le=MAX_DETECTIONS_LIMIT)]
 TileSize = Annotated[int, Field(ge=MIN_TILE_SIZE, le=MAX_TILE_SIZE)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+RegionPolygon = Annotated[
+    list[tuple[Fraction, Fraction]], Field(min_length=3, max_length=MAX_REGION_POINTS)
+]
+_REGIONS = TypeAdapter(Annotated[list[RegionPolygon], Field(min_length=1, max_length=MAX_REGIONS)])
+# A JSON array of at most MAX_REGIONS polygons of MAX_REGION_POINTS [x, y] pairs: its longest
+# text with generous number formatting.
+MAX_REGIONS_CHARS = MAX_REGIONS * MAX_REGION_POINTS * 48
+
+
+def regions(text: str) -> list[list[tuple[float, float]]]:
+    """`[[[0, 0.5], [1, 0.5], [1, 1], [0, 1]]]` -> the polygons; ValueError saying what is
+    wrong (the service checks again that each encloses an area)."""
+    try:
+        return [list(polygon) for polygon in _REGIONS.validate_json(text)]
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = "".join(f"[{part}]" for part in first["loc"])
+        raise ValueError(
+            f"regions{where}: {first['msg']}; give a JSON array of polygons, each 3 to"
+            f" {MAX_REGION_POINTS} [x, y] corners as fractions of the image (0 to 1)"
+        ) from None
+
+
+def _checked_regions(text: str) -> str:
+    regions(text)
+    return text
+
+
+Regions = Annotated[
+    str, StringConstraints(max_length=MAX_REGIONS_CHARS), AfterValidator(_checked_regions)
+]
 TileOverlap = Annotated[float, Field(gt=0, le=MAX_TILE_OVERLAP, allow_inf_nan=False)]
 ClassList = Annotated[str, StringConstraints(max_length=MAX_CLASSES_CHARS)]
 
@@ -189,6 +225,15 @@ class DetectionParamsIn(BaseModel):
         description="The share of a tile's side its neighbours also cover, above 0 and at "
         f"most {MAX_TILE_OVERLAP}. Absent: 0.2. Only with `tile_size`.",
     )
+    regions: Regions | Absent = Field(
+        default=None,
+        description="Regions of interest (ADR 0053): only objects standing in one of them (the "
+        "bottom centre of the box inside) are kept. A JSON array of 1 to "
+        f"{MAX_REGIONS} polygons, each 3 to {MAX_REGION_POINTS} [x, y] corners as fractions of "
+        "the image's width and height, e.g. `[[[0, 0.5], [1, 0.5], [1, 1], [0, 1]]]` (the "
+        "lower half). With tiles, only the tiles near the regions are detected. Absent: the "
+        "whole image.",
+    )
     model: ModelName | Absent = Field(
         default=None,
         description="The model to run, e.g. `yolov8n-int8` (GET /api/v1/models lists them). "
@@ -203,6 +248,13 @@ class DetectionParamsIn(BaseModel):
     def class_confidences(self) -> dict[str, float]:
         """`class_confidence` as a mapping (checked when the parameters were read)."""
         return class_confidences(self.class_confidence or "")
+
+    def region_list(self) -> list[detection_pb2.Region]:
+        """`regions` as the contract's polygons (checked when the parameters were read)."""
+        return [
+            detection_pb2.Region(polygon=[detection_pb2.Point(x=x, y=y) for x, y in polygon])
+            for polygon in (regions(self.regions) if self.regions else [])
+        ]
 
 
 STORE_DESCRIPTION = "Keep the image and its objects in the caller's history (default true)."
