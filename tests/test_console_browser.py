@@ -2353,3 +2353,143 @@ async def test_a_video_job_can_pixelate_people_in_its_annotated_video(
     await expect(page.get_by_test_id("video-frame")).to_have_count(8, timeout=SLOW_MS)
     await expect(redaction).to_contain_text("People pixelated")
     await expect(page.get_by_test_id("download-video")).to_be_visible()
+
+
+# ADR 0052: share links for completed video jobs.
+
+
+async def _finished_video_job(
+    stack: Stack, auth: dict[str, str], clip: Path, fields: dict[str, str]
+) -> dict:
+    """A video job submitted through the API with `fields`, once it has completed."""
+    data = await asyncio.to_thread(clip.read_bytes)
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        submitted = await client.post(
+            "/api/v1/detect/video",
+            files={"file": (clip.name, data, "video/mp4")},
+            data=fields,
+            headers=auth,
+        )
+        assert submitted.status_code == 202, submitted.text
+        job_id = submitted.json()["job_id"]
+        for _ in range(240):
+            job = (await client.get(f"/api/v1/detect/jobs/{job_id}", headers=auth)).json()
+            if job["status"] in ("completed", "failed", "cancelled"):
+                assert job["status"] == "completed", job
+                return job
+            await asyncio.sleep(0.5)
+    raise AssertionError(f"video job {job_id} did not finish: {job}")
+
+
+async def test_a_shared_video_job_plays_its_annotated_video_without_an_account(
+    page: Page, browser: Browser, stack: Stack, tmp_path: Path
+) -> None:
+    """A completed video job's page has a Share section like a detection's, without "Pixelate
+    people" (its video is shared as the job drew it): the link it creates is shown once and
+    listed with the job's links. A browser with no session opens it and sees the annotated
+    video play from a blob: URL (fetched with the X-Share-Token header, never the token in a
+    URL), the objects per class the job found, its line counts, the model and the expiry."""
+    from objectvision_devstack.videos import panned, write_video
+
+    clip = await asyncio.to_thread(
+        lambda: write_video(tmp_path / "gate.mp4", panned(BUS, 8, step=6), fps=10)
+    )
+    email, auth = await _api_account(stack)
+    lines = [{"name": "gate", "start": [320, 0], "end": [320, 480]}]
+    job = await _finished_video_job(
+        stack, auth, clip, {"fps": "10", "track": "true", "lines": json.dumps(lines)}
+    )
+    job_id = job["job_id"]
+    assert job["class_counts"], job
+
+    await page.goto(f"/#/jobs/{job_id}")
+    await log_in(page, email)
+    share = page.get_by_test_id("job-share")
+    await expect(share).to_be_visible(timeout=SLOW_MS)
+    await expect(page.get_by_test_id("share")).to_be_hidden()
+    await expect(share).to_contain_text("shared as the job drew it")
+    await expect(share.get_by_label("Pixelate people")).to_have_count(0)
+    await expect(share.get_by_test_id("share-links")).to_contain_text(
+        "No links yet: this video job is not shared."
+    )
+    await share.get_by_label("The link works for").select_option("30")
+    async with page.expect_request(
+        lambda sent: sent.url.endswith("/api/v1/share-links") and sent.method == "POST"
+    ) as posted:
+        await share.get_by_role("button", name="Create link").click()
+    assert (await posted.value).post_data_json == {"job_id": job_id, "expires_in_days": 30}
+    field = share.get_by_test_id("share-url")
+    await expect(field).to_have_value(
+        re.compile(rf"^{re.escape(stack.gateway_url)}/#/shared\?token=ovs_[\w-]{{43}}$")
+    )
+    await expect(share.get_by_test_id("share-new-link")).to_contain_text(
+        "this job's annotated video and what it counted"
+    )
+    url = await field.input_value()
+    token = url.split("token=", 1)[1]
+    row = share.get_by_test_id("share-link-row")
+    await expect(row).to_have_count(1)
+    await expect(row).to_have_attribute("data-state", "active")
+    await expect(row.get_by_test_id("share-link-redaction")).to_have_text("As the job drew it")
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        listed = await client.get("/api/v1/share-links", params={"job_id": job_id}, headers=auth)
+    assert [(link["job_id"], link["detection_id"]) for link in listed.json()["items"]] == [
+        (job_id, None)
+    ]
+
+    async with _console_page(browser, stack) as visitor:
+        requests: list[Request] = []
+        visitor.on("request", lambda sent: requests.append(sent))
+        await visitor.goto(url)
+        await expect(visitor.get_by_test_id("shared-title")).to_have_text("Shared video")
+        video = visitor.locator('[data-testid="shared-video"][data-loaded="true"]')
+        await expect(video).to_be_visible(timeout=SLOW_MS)
+        assert (await video.get_attribute("src") or "").startswith("blob:")
+        assert await video.evaluate("video => video.controls")
+        played = await video.evaluate(
+            "video => ({ state: video.readyState, duration: video.duration,"
+            " width: video.videoWidth, error: video.error && video.error.code })"
+        )
+        assert played["error"] is None and played["state"] >= 1, played
+        assert played["duration"] > 0 and played["width"] == 640, played
+        await expect(visitor.get_by_test_id("shared-result")).to_be_hidden()
+
+        counts = visitor.get_by_test_id("shared-count")
+        await expect(counts).to_have_count(len(job["class_counts"]))
+        shown = {
+            await item.get_attribute("data-class"): int(await item.get_attribute("data-count") or 0)
+            for item in await counts.all()
+        }
+        assert shown == job["class_counts"]
+        facts = visitor.get_by_test_id("shared-video-facts")
+        await expect(facts).to_contain_text(f"{job['video']['duration_seconds']:.1f} s")
+        await expect(facts).to_contain_text("8 frames")
+        await expect(facts).to_contain_text(job["model"])
+        await expect(facts).to_contain_text("Link works until")
+        line_rows = visitor.get_by_test_id("line-count")
+        await expect(line_rows.first).to_contain_text("gate")
+        cells = [text.split("\t") for text in await line_rows.all_inner_texts()]
+        counted = sorted(job["video"]["line_counts"], key=lambda count: count["class_name"])
+        expected = [
+            ["gate", count["class_name"], str(count["crossed_in"]), str(count["crossed_out"])]
+            for count in counted
+        ] or [["gate", "\N{EM DASH}", "0", "0"]]
+        assert cells == expected
+        await expect(visitor.get_by_test_id("login-form")).to_be_hidden()
+
+        reads = [sent for sent in requests if "/api/v1/shared" in sent.url]
+        assert sorted(sent.url.split("/api/v1/")[1] for sent in reads) == [
+            "shared",
+            "shared/video",
+        ]
+        for sent in reads:
+            headers = await sent.all_headers()
+            assert headers["x-share-token"] == token
+            assert "authorization" not in headers
+        assert not [sent.url for sent in requests if token in sent.url.split("#")[0]]
+
+    # The owner's list, read again, counts the visitor's view.
+    await page.reload()
+    await expect(share.get_by_test_id("share-link-row")).to_have_count(1, timeout=SLOW_MS)
+    await expect(share.locator('td[data-label="Views"]')).to_contain_text("1, last ")
+    await expect(share.get_by_test_id("share-url")).to_have_count(0)

@@ -826,14 +826,18 @@ class DetectionServicer(RealtimeServicer):
         except ObjectNotFoundError:
             raise NotFound("the annotated video of this job is no longer stored") from None
 
+    async def _opened_uncounted(self, token: str) -> sharing.SharedView | sharing.SharedVideoView:
+        """What a link shows, for reading its image or video: the view was counted already."""
+        async with self._sessions() as session:
+            return await sharing.open_link(
+                session=session, token=token, now=datetime.now(UTC), count_view=False
+            )
+
     async def GetSharedVideo(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.GetSharedVideoRequest, context: ServicerContext
     ) -> AsyncIterator[detection_pb2.VideoChunk]:
         """A shared video job's annotated video, as GetAnnotatedVideo answers its owner."""
-        async with self._sessions() as session:
-            shared = await sharing.open_link(
-                session=session, token=request.token, now=datetime.now(UTC), count_view=False
-            )
+        shared = await self._opened_uncounted(request.token)
         if not isinstance(shared, sharing.SharedVideoView):
             raise FailedPrecondition(
                 "this share link shows an image, not a video job: read its image",
@@ -1000,10 +1004,7 @@ class DetectionServicer(RealtimeServicer):
         self, request: detection_pb2.GetSharedImageRequest, context: ServicerContext
     ) -> AsyncIterator[detection_pb2.ImageChunk]:
         """The shared detection's image, as GetAnnotatedImage answers its owner."""
-        async with self._sessions() as session:
-            shared = await sharing.open_link(
-                session=session, token=request.token, now=datetime.now(UTC), count_view=False
-            )
+        shared = await self._opened_uncounted(request.token)
         if isinstance(shared, sharing.SharedVideoView):
             raise FailedPrecondition(
                 "this share link shows a video job, not an image: read its video",

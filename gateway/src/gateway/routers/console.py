@@ -18,13 +18,15 @@ ASSET_PREFIX = "/console"
 
 # Everything the page loads is its own: scripts and styles from this origin only (no inline
 # code), images from here or from blob: URLs (thumbnails fetched with the Authorization
-# header), and requests (fetch and the job WebSocket) to this origin only.
+# header), media likewise (a shared video fetched with its X-Share-Token header, ADR 0052),
+# and requests (fetch and the job WebSocket) to this origin only.
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
         "img-src 'self' blob: data:",
+        "media-src 'self' blob:",
         "connect-src 'self'",
         "object-src 'none'",
         "base-uri 'self'",

@@ -18,6 +18,7 @@ from gateway.auth.dependencies import ResultsShareUpstream, signed_in_router, th
 from gateway.dependencies import PageLimit, PageOffset, PublicUpstream, SettingsDep
 from gateway.errors import error_responses
 from gateway.routers.detect import IMAGE_DOWNLOAD_RESPONSES
+from gateway.routers.video import VIDEO_DOWNLOAD_RESPONSES
 from gateway.schemas.share_links import (
     CreatedShareLinkOut,
     SharedOut,
@@ -175,14 +176,7 @@ async def get_shared_image(
     "/video",
     summary="A shared video job's annotated video",
     response_class=StreamingResponse,
-    responses={
-        200: {
-            "description": "The video with the detected boxes drawn on its sampled frames "
-            "(H.264 in MP4), as the job drew it.",
-            "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}},
-        },
-        **error_responses(404, 409, 422),
-    },
+    responses=VIDEO_DOWNLOAD_RESPONSES,
 )
 async def get_shared_video(
     token: ShareToken, upstream: PublicUpstream, settings: SettingsDep

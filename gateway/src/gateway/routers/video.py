@@ -11,7 +11,7 @@ their meaning: not a supported video 415, too large or too long 413, corrupt 422
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query, Response
 from fastapi.responses import StreamingResponse
@@ -131,18 +131,22 @@ async def list_video_frames(
     return VideoFramesOut.from_proto(str(job_id), listed)
 
 
+# A job's annotated video, as its owner and a share link's holder download it (ADR 0052).
+VIDEO_DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The video with the detected boxes drawn on its sampled frames "
+        "(H.264 in MP4), at the frames' original timestamps.",
+        "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    **error_responses(404, 409, 422),
+}
+
+
 @router.get(
     "/jobs/{job_id:uuid}/annotated",
     summary="A completed video job's annotated video",
     response_class=StreamingResponse,
-    responses={
-        200: {
-            "description": "The video with the detected boxes drawn on its sampled frames "
-            "(H.264 in MP4), at the frames' original timestamps.",
-            "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}},
-        },
-        **error_responses(404, 409, 422),
-    },
+    responses=VIDEO_DOWNLOAD_RESPONSES,
 )
 async def get_annotated_video(
     job_id: uuid.UUID, upstream: ResultsReadUpstream, settings: SettingsDep

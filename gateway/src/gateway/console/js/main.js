@@ -8,9 +8,10 @@
 // `#/forgot-password` and `#/reset-password?token=…` (the reset email's link) open signed in
 // or out (password-reset.js); so does `#/verify-email?token=…`, the verification email's link
 // (email-verification.js), whose banner reminds a signed-in user of an unverified address.
-// `#/shared?token=…`, a share link (ADR 0048), shows the detection it shares to anyone who
-// holds it, signed in or out (shared.js); the owner makes and revokes links in the Share
-// section under a stored detection (share-links.js).
+// `#/shared?token=…`, a share link (ADR 0048), shows the detection or video job (ADR 0052) it
+// shares to anyone who holds it, signed in or out (shared.js); the owner makes and revokes
+// links in the Share section under a stored detection or on a completed video job's page
+// (share-links.js).
 // `#/accounts` is the admins' (accounts.js): its nav entry shows only where the access token
 // says `admin`, and the server refuses anyone else. An account with two-factor authentication
 // logs in with a code too (two-factor.js), asked for once the server wants one.
@@ -81,7 +82,8 @@ const passwordReset = new PasswordResetView({
   },
 });
 const emailVerification = new EmailVerification();
-const shareLinks = new ShareLinks();
+const shareLinks = new ShareLinks({ prefix: "share", kind: "detection" });
+const jobShareLinks = new ShareLinks({ prefix: "job-share", kind: "job" });
 const sharedView = new SharedView();
 const input = byId("file-input");
 const dropzone = byId("dropzone");
@@ -175,6 +177,7 @@ window.addEventListener("hashchange", () => {
   byId("key-secret").replaceChildren();
   byId("webhook-secret").replaceChildren();
   shareLinks.forgetUrl();
+  jobShareLinks.forgetUrl();
   if (!currentRoute().kind) openedLink = null;
   render();
   byId("main").focus({ preventScroll: true });
@@ -188,6 +191,7 @@ function closeResults() {
   viewerObjectUrl = null;
   viewer.clear();
   shareLinks.reset();
+  jobShareLinks.reset();
   byId("single-result").hidden = true;
   byId("batch-result").hidden = true;
   dropzone.classList.remove("compact");
@@ -333,6 +337,7 @@ function showViewer(raw, image, caption, threshold, classMinimums = new Map()) {
   // Only a stored detection (it has an id) can be deleted, or shared.
   byId("delete-detection").hidden = !result.id;
   shareLinks.show(result.id);
+  jobShareLinks.reset();
   if (result.id) showLink(`detections/${result.id}`);
 }
 
@@ -571,6 +576,10 @@ function renderJob(job) {
   byId("batch-title").textContent = job.kind === "video" ? "Video job" : "Batch job";
   renderVideoJob(byId("job-video"), job);
   renderJobMetadata(byId("job-metadata"), job.metadata);
+  // Only a completed video job has its annotated video to share (ADR 0052); the section is
+  // told once, not at each progress message.
+  const shareable = job.kind === "video" && job.status === "completed" ? job.jobId : null;
+  if (shareable !== jobShareLinks.sharedId) jobShareLinks.show(shareable);
 }
 
 /** The job's own key-value pairs (ADR 0045), as text: they are the caller's, never markup. */
@@ -679,6 +688,8 @@ async function detectBatch(files) {
 /** Show a batch job in the Detect view and follow it live until it finishes. */
 async function followJob(job) {
   tracker?.stop();
+  // Opened afresh: its Share section reads its links again, with no URL of before on show.
+  jobShareLinks.reset();
   byId("single-result").hidden = true;
   byId("batch-result").hidden = false;
   dropzone.classList.add("compact");

@@ -150,6 +150,11 @@ async function loadFrames(jobId, body) {
   );
 }
 
+/** How the frames were sampled: `2 per second`, or `every 5th frame`. */
+export function samplingText(sampling) {
+  return sampling.fps ? `${sampling.fps} per second` : `every ${sampling.every}th frame`;
+}
+
 /** One row per region and class counted in it (`cells`: the class and its numbers), regions
  * in the order given and classes by name; a region with no count has one row of `nothing`, so
  * every region is listed. `testId` names the table, `rowTestId` each row. */
@@ -177,8 +182,9 @@ function countsTable({ caption, testId, rowTestId, headers, regions, counts, reg
   );
 }
 
-/** How many of each class crossed each line, each way (`soFar`: of a job still running). */
-function lineCountsTable(video, soFar) {
+/** How many of each class crossed each line, each way (`soFar`: of a job still running). Also
+ * under a shared video (shared.js). */
+export function lineCountsTable(video, soFar = false) {
   return countsTable({
     caption: soFar ? "Line counts so far" : "Line counts",
     testId: "line-counts",
@@ -193,8 +199,8 @@ function lineCountsTable(video, soFar) {
 }
 
 /** Who of each class was in each zone: visitors, the most inside at once, the mean stay
- * (`soFar`: of a job still running). */
-function zoneCountsTable(video, soFar) {
+ * (`soFar`: of a job still running). Also under a shared video (shared.js). */
+export function zoneCountsTable(video, soFar = false) {
   return countsTable({
     caption: soFar ? "Zone counts so far" : "Zone counts",
     testId: "zone-counts",
@@ -254,9 +260,7 @@ export function renderVideoJob(container, job) {
   if (container.dataset.key === key) return;
   container.dataset.key = key;
   container.hidden = false;
-  const sampling = video.sampling.fps
-    ? `${video.sampling.fps} per second`
-    : `every ${video.sampling.every}th frame`;
+  const sampling = samplingText(video.sampling);
   const children = [
     el(
       "p",
