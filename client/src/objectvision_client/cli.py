@@ -1,6 +1,7 @@
 """The `objectvision` command: log in once, then detect, run batches, read history, manage
 API keys and signed-in sessions, manage webhooks and follow their deliveries, and delete the
-account from a shell; share a stored detection by link, and read one shared with you.
+account from a shell; share a stored detection or a completed video job by link, and read one
+shared with you.
 
 Results go to stdout (a table, or the API's JSON with --json); progress, confirmations and
 errors go to stderr, so output can be piped. Exit status: 0 success, 1 the request or the
@@ -41,10 +42,11 @@ from objectvision_client.models import (
     LineCount,
     Session,
     SharedDetection,
+    SharedVideo,
     ShareLink,
     ShareLinksPage,
+    VideoFacts,
     VideoFrame,
-    VideoInfo,
     Webhook,
     WebhookDeliveriesPage,
     WebhookDelivery,
@@ -337,7 +339,7 @@ def job_table(job: Job) -> str:
     return "\n\n".join([table, *counts_tables(job.video)])
 
 
-def counts_tables(video: VideoInfo | None) -> list[str]:
+def counts_tables(video: VideoFacts | None) -> list[str]:
     """A video job's line counts and zone counts, each table only if it has such regions."""
     if video is None:
         return []
@@ -345,7 +347,7 @@ def counts_tables(video: VideoInfo | None) -> list[str]:
     return tables + ([zone_counts_table(video)] if video.zones else [])
 
 
-def counts_so_far(video: VideoInfo | None) -> str:
+def counts_so_far(video: VideoFacts | None) -> str:
     """A video job's counts on one line, each region over every class, as a progress line
     shows them while the job runs: `gate 3 in 1 out, queue 4 visited`; empty without
     regions."""
@@ -387,7 +389,7 @@ def _rows_by_region(
     return rows
 
 
-def line_counts_table(video: VideoInfo) -> str:
+def line_counts_table(video: VideoFacts) -> str:
     """How many of each class went in and out across each line."""
     rows = _rows_by_region(
         [line.name for line in video.lines],
@@ -399,7 +401,7 @@ def line_counts_table(video: VideoInfo) -> str:
     return format_table(["LINE", "CLASS", "IN", "OUT"], rows, right=(2, 3))
 
 
-def zone_counts_table(video: VideoInfo) -> str:
+def zone_counts_table(video: VideoFacts) -> str:
     """Who of each class was in each zone: how many tracked objects visited it, the most
     inside at once, and how long a visitor stayed on average (none for a zone nobody
     entered)."""
@@ -1131,7 +1133,7 @@ def cmd_jobs_watch(ctx: Context) -> int:
     return _report_jobs(ctx, jobs)
 
 
-def _video_redaction(video: VideoInfo | None) -> str:
+def _video_redaction(video: VideoFacts | None) -> str:
     """`Annotated video: person, car pixelated.` for a video job whose annotated video
     pixelates some classes (ADR 0049); empty for one that pixelates none."""
     if video is None or not video.redact:
@@ -1799,7 +1801,7 @@ def cmd_webhooks_redeliver(ctx: Context) -> int:
 
 
 def share_link_state(link: ShareLink) -> str:
-    """Whether the link shows its detection: revoked, expired, active, or unavailable (the
+    """Whether the link shows what it shares: revoked, expired, active, or unavailable (the
     server says it is not active for another reason, such as a suspended account)."""
     if link.revoked_at:
         return "revoked"
@@ -1811,8 +1813,10 @@ def share_link_state(link: ShareLink) -> str:
 def share_links_table(links: Sequence[ShareLink]) -> str:
     """One row per link: its id (for `share revoke`), the detection it shows, whether it
     works, how often it was read, when it ends, the classes its image pixelates (`-`: none)
-    and the start of its token."""
-    rows = [
+    and the start of its token. A JOB column after DETECTION when a link on the page shows a
+    video job (ADR 0052; its DETECTION is `-`, as a detection's link's JOB is): a page of
+    detections' links keeps its width."""
+    rows: list[list[Any]] = [
         [
             link.id,
             link.detection_id,
@@ -1825,7 +1829,16 @@ def share_links_table(links: Sequence[ShareLink]) -> str:
         for link in links
     ]
     headers = ["ID", "DETECTION", "STATE", "VIEWS", "EXPIRES", "REDACT", "PREFIX"]
-    return format_table(headers, rows, right=(3,))
+    if any(link.job_id for link in links):
+        headers.insert(2, "JOB")
+        for row, link in zip(rows, links, strict=True):
+            row.insert(2, link.job_id)
+    return format_table(headers, rows, right=(headers.index("VIEWS"),))
+
+
+def _shown_by(link: ShareLink) -> str:
+    """`video job 7f3e...` or `detection 3f6c...`: what a link shows, for a message."""
+    return f"video job {link.job_id}" if link.job_id else f"detection {link.detection_id}"
 
 
 def _redacted(classes: Sequence[str]) -> str:
@@ -1834,24 +1847,40 @@ def _redacted(classes: Sequence[str]) -> str:
 
 
 def cmd_share_create(ctx: Context) -> int:
-    """Share a stored detection: the link's URL and token on stdout, shown only this once.
-    With --redact, the link's image always shows those classes' objects pixelated."""
+    """Share a stored detection, or a completed video job with --job: the link's URL and
+    token on stdout, shown only this once. With --redact, a detection's link's image always
+    shows those classes' objects pixelated."""
+    args = ctx.args
+    if args.detection_id and args.job_id:
+        raise UsageError("a link shows one thing: give DETECTION_ID or --job JOB_ID, not both")
+    if not (args.detection_id or args.job_id):
+        raise UsageError("give the DETECTION_ID to share, or --job JOB_ID for a video job")
+    if args.job_id and args.redact:
+        raise UsageError(
+            "--redact is for a detection's link: a video job's annotated video is shown as the "
+            "job drew it (submit the video with `detect-video --redact` to pixelate classes)"
+        )
     with ctx.client() as client:
         created = client.create_share_link(
-            ctx.args.detection_id, expires_in_days=ctx.args.days, redact=ctx.args.redact or ()
+            args.detection_id,
+            job_id=args.job_id,
+            expires_in_days=args.days,
+            redact=args.redact or (),
         )
     if not ctx.printed_json(created.raw):
-        image = (
-            f"image ({_redacted(created.redact)}, boxed or not; only the objects the model "
-            "found are covered)"
-            if created.redact
-            else "image"
-        )
+        if created.job_id:
+            shown = "the job's annotated video and what it counted"
+        elif created.redact:
+            shown = (
+                f"the detection's objects and image ({_redacted(created.redact)}, boxed or not; "
+                "only the objects the model found are covered)"
+            )
+        else:
+            shown = "the detection's objects and image"
         ctx.say(
-            f"Share link {created.id} created for detection {created.detection_id}: anyone "
-            f"holding it sees the detection's objects and {image} until "
-            f"{_time(created.expires_at)} unless you revoke it first. The token is shown only "
-            "this once; copy it now:"
+            f"Share link {created.id} created for {_shown_by(created)}: anyone holding it sees "
+            f"{shown} until {_time(created.expires_at)} unless you revoke it first. The token "
+            "is shown only this once; copy it now:"
         )
         print(f"URL: {created.url}", file=ctx.stdout)
         print(f"Token: {created.token}", file=ctx.stdout)
@@ -1862,7 +1891,10 @@ def cmd_share_create(ctx: Context) -> int:
 def cmd_share_list(ctx: Context) -> int:
     with ctx.client() as client:
         page = client.list_share_links(
-            detection_id=ctx.args.detection_id, limit=ctx.args.limit, offset=ctx.args.offset
+            detection_id=ctx.args.detection_id,
+            job_id=ctx.args.job_id,
+            limit=ctx.args.limit,
+            offset=ctx.args.offset,
         )
     return ctx.show(_page_json(page), share_links_table(page.items), page)
 
@@ -1875,50 +1907,136 @@ def cmd_share_revoke(ctx: Context) -> int:
     if not ctx.printed_json(link.raw):
         print(link.id, file=ctx.stdout)
     ctx.say(
-        f"Share link {link.id} is revoked: it no longer shows detection {link.detection_id} "
+        f"Share link {link.id} is revoked: it no longer shows {_shown_by(link)} "
         f"(viewed {_count(link.views, 'time')})."
     )
     return EXIT_OK
 
 
+def _found(counts: Mapping[str, int], total: int) -> str:
+    """`5 objects (person x4, bus)`: how many were found and of which classes."""
+    classes = ", ".join(f"{name} x{count}" if count > 1 else name for name, count in counts.items())
+    return _count(total, "object") + (f" ({classes})" if classes else "")
+
+
+def _by_model(model: str | None, version: str | None) -> str:
+    """` by yolov8n 1`, or nothing when the answer names no model."""
+    named = " ".join(part for part in (model, version) if part)
+    return f" by {named}" if named else ""
+
+
 def shared_summary(shared: SharedDetection) -> str:
     """`810x1080 image, 5 objects (person x4, bus), found by yolov8n 1 on 2026-12-06 17:40;
     the link works until 2026-12-13 17:40`."""
-    classes = ", ".join(
-        f"{name} x{count}" if count > 1 else name for name, count in shared.class_counts().items()
-    )
-    found = f"{_count(len(shared.objects), 'object')}" + (f" ({classes})" if classes else "")
-    model = " ".join(part for part in (shared.model, shared.model_version) if part)
-    by = f" by {model}" if model else ""
+    found = _found(shared.class_counts(), len(shared.objects))
+    by = _by_model(shared.model, shared.model_version)
     return (
         f"{shared.width}x{shared.height} image, {found}, found{by} on {_time(shared.detected_at)};"
         f" the link works until {_time(shared.expires_at)}"
     )
 
 
+def shared_video_summary(shared: SharedVideo) -> str:
+    """`1280x720 mp4 video (h264), 12.5 s, 375 frames at 30 frames/s; 75 sampled (6 frames/s,
+    objects tracked), 14 objects (person x10, car x4) found by yolov8n 1, completed on
+    2026-12-06 17:40; the link works until 2026-12-13 17:40`."""
+    video = shared.video
+    if video.fps:
+        picked = [f"{video.fps:g} frames/s"]
+    else:
+        picked = [f"every {video.every}th frame"] if video.every else []
+    if video.tracked:
+        picked.append("objects tracked")
+    sampling = f" ({', '.join(picked)})" if picked else ""
+    counts = shared.class_counts()
+    found = _found(counts, sum(counts.values()))
+    by = _by_model(shared.model, shared.model_version)
+    completed = f", completed on {_time(shared.completed_at)}" if shared.completed_at else ""
+    return (
+        f"{video.width}x{video.height} {video.container} video ({video.codec}), "
+        f"{video.duration_seconds:.1f} s, {_count(video.frame_count, 'frame')} at "
+        f"{video.frame_rate:g} frames/s; {video.sampled_frames} sampled{sampling}, {found}"
+        f"{f' found{by}' if by else ''}{completed}; the link works until "
+        f"{_time(shared.expires_at)}"
+    )
+
+
+def shared_counts_table(shared: SharedVideo) -> str:
+    """The objects a shared video job found per class, most first; `(none)` for none."""
+    rows: list[list[object]] = [[name, count] for name, count in shared.class_counts().items()]
+    return format_table(["CLASS", "OBJECTS"], rows or [["(none)", None]], right=(1,))
+
+
+def _save_shared_video(ctx: Context, client: Client, token: str, target: Path) -> None:
+    """The link's annotated video to `target`, through a `.part` file renamed once complete,
+    so a broken download never looks like a whole one."""
+    partial = target.with_name(target.name + ".part")
+    try:
+        with partial.open("wb") as file:
+            size = client.shared_video(token, file)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    ctx.say(f"Wrote the annotated video to {target} ({_size(size)}).")
+
+
 def cmd_share_show(ctx: Context) -> int:
     """What a share link shows, read with its token alone: no saved session or API key is
-    needed, nor sent. With --image, the image too (boxes drawn, or --original)."""
+    needed, nor sent. A detection's objects, and with --image (or -o) its image too (boxes
+    drawn, or --original); a video job's facts and counts (ADR 0052), and with --video (or
+    -o) its annotated video."""
+    args = ctx.args
     try:
-        token = share_token(ctx.args.token)
+        token = share_token(args.token)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if ctx.args.original and not ctx.args.image:
-        raise UsageError("--original says which image --image writes: give --image FILE too")
-    target = Path(ctx.args.image) if ctx.args.image else None
+    if args.original and not (args.image or args.output):
+        raise UsageError(
+            "--original says which image --image writes: give --image FILE (or -o FILE) too"
+        )
+    # One of them at most (argparse's group): where to write the image or the video.
+    chosen = args.image or args.video or args.output
+    target = Path(chosen) if chosen else None
     if target is not None and target.is_dir():
-        raise CliError(f"--image {target} is a folder: give the file to write")
+        option = "--image" if args.image else "--video" if args.video else "--output"
+        raise CliError(f"{option} {target} is a folder: give the file to write")
     with ctx.public_client() as client:
-        shared = client.shared_detection(token)
-        if not ctx.printed_json(shared.raw):
-            ctx.say(f"Shared detection: {shared_summary(shared)}.")
-            print(objects_table(shared.objects), file=ctx.stdout)
+        shown = client.shared(token)
+        if isinstance(shown, SharedVideo):
+            if args.image:
+                raise CliError(
+                    "this share link shows a video job, which has no image: write its annotated "
+                    "video with --video FILE (or -o FILE)"
+                )
+            if args.original:
+                raise CliError(
+                    "--original is for a detection's image: this share link shows a video job, "
+                    "whose annotated video is shown only as the job drew it"
+                )
+            if not ctx.printed_json(shown.raw):
+                ctx.say(f"Shared video: {shared_video_summary(shown)}.")
+                if redaction := _video_redaction(shown.video):
+                    ctx.say(redaction)
+                print(shared_counts_table(shown), file=ctx.stdout)
+                for table in counts_tables(shown.video):
+                    print(f"\n{table}", file=ctx.stdout)
+            if target is not None:
+                _save_shared_video(ctx, client, token, target)
+            return EXIT_OK
+        if args.video:
+            raise CliError(
+                "this share link shows a detection, which has no video: write its image with "
+                "--image FILE (or -o FILE)"
+            )
+        if not ctx.printed_json(shown.raw):
+            ctx.say(f"Shared detection: {shared_summary(shown)}.")
+            print(objects_table(shown.objects), file=ctx.stdout)
         if target is not None:
-            image = client.shared_image(token, annotated=not ctx.args.original)
+            image = client.shared_image(token, annotated=not args.original)
             target.write_bytes(image)
             # A link made with `redact` pixelates the image without boxes too (ADR 0049), and
             # what it shares does not say so: "without boxes", never "as uploaded".
-            which = "the image without boxes" if ctx.args.original else "the image with its boxes"
+            which = "the image without boxes" if args.original else "the image with its boxes"
             ctx.say(f"Wrote {which} to {target} ({_size(len(image))}).")
     return EXIT_OK
 
@@ -2660,16 +2778,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     share = commands.add_parser(
         "share",
-        help="share a stored detection by link; list and revoke links; show a shared one",
-        description="A share link shows one stored detection (its objects and image) to "
-        "whoever holds it, with no account, until it expires or is revoked. `share show` "
-        "reads one shared with you, with no login.",
+        help="share a stored detection or a video job by link; list and revoke links; show a "
+        "shared one",
+        description="A share link shows one stored detection (its objects and image), or one "
+        "completed video job (its annotated video and what it counted), to whoever holds it, "
+        "with no account, until it expires or is revoked. `share show` reads one shared with "
+        "you, with no login.",
     )
     share_commands = share.add_subparsers(dest="share_command", required=True, metavar="ACTION")
     share_create = share_commands.add_parser(
-        "create", help="make a link to a stored detection; prints its URL and token, once"
+        "create",
+        help="make a link to a stored detection or (--job) a completed video job; prints its "
+        "URL and token, once",
     )
-    share_create.add_argument("detection_id", metavar="DETECTION_ID")
+    share_create.add_argument(
+        "detection_id", metavar="DETECTION_ID", nargs="?", help="the detection to share"
+    )
+    share_create.add_argument(
+        "--job",
+        dest="job_id",
+        metavar="JOB_ID",
+        help="share this completed video job (its annotated video and counts) in place of a "
+        "detection",
+    )
     share_create.add_argument(
         "--days",
         type=_share_link_days,
@@ -2679,16 +2810,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_redact_option(
         share_create,
         "the link's image always shows this class's objects pixelated, with or without boxes "
-        "(a name or id; repeat for more). Only the objects found are covered: a person the "
-        "model missed is shown",
+        "(a name or id; repeat for more; a detection's link only). Only the objects found are "
+        "covered: a person the model missed is shown",
     )
     _add_output_choice(share_create)
     share_create.set_defaults(handler=cmd_share_create)
     share_list = share_commands.add_parser(
         "list", help="list your share links, newest first, revoked and expired ones included"
     )
-    share_list.add_argument(
+    shown_by = share_list.add_mutually_exclusive_group()
+    shown_by.add_argument(
         "--detection", dest="detection_id", metavar="ID", help="only this detection's links"
+    )
+    shown_by.add_argument(
+        "--job", dest="job_id", metavar="JOB_ID", help="only this video job's links"
     )
     share_list.add_argument("--limit", type=_positive_int, default=20, help="rows (default 20)")
     share_list.add_argument("--offset", type=_non_negative_int, default=0, help="rows to skip")
@@ -2701,20 +2836,35 @@ def build_parser() -> argparse.ArgumentParser:
     share_show = share_commands.add_parser(
         "show",
         help="show what a share link shows (no login needed)",
-        description="Reads a shared detection with the link's token alone: no saved session "
-        f"or {API_KEY_VARIABLE} is needed, and none is sent.",
+        description="Reads a shared detection or video job with the link's token alone: no "
+        f"saved session or {API_KEY_VARIABLE} is needed, and none is sent.",
     )
     share_show.add_argument(
         "token", metavar="TOKEN_OR_URL", help="the link's token (ovs_...), or the whole link"
     )
-    share_show.add_argument(
-        "--image", metavar="FILE", help="also write the image to FILE (JPEG, boxes drawn)"
+    saved = share_show.add_mutually_exclusive_group()
+    saved.add_argument(
+        "--image",
+        metavar="FILE",
+        help="a detection's link: also write the image to FILE (JPEG, boxes drawn)",
+    )
+    saved.add_argument(
+        "--video",
+        metavar="FILE",
+        help="a video job's link: also write its annotated video to FILE (MP4)",
+    )
+    saved.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="also write what the link shows to FILE: a detection's image or a video job's "
+        "annotated video",
     )
     share_show.add_argument(
         "--original",
         action="store_true",
-        help="with --image: the image without the boxes (as uploaded, unless the link "
-        "pixelates some classes)",
+        help="with --image (or -o, for a detection): the image without the boxes (as "
+        "uploaded, unless the link pixelates some classes)",
     )
     _add_output_choice(share_show, table=True)
     share_show.set_defaults(handler=cmd_share_show)

@@ -481,14 +481,17 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
     list_webhook_deliveries = _sync(ops.list_webhook_deliveries)
     redeliver = _sync(ops.redeliver)
 
-    # Share links (ADR 0048): the owner's three, then a recipient's two, which send the
-    # link's token alone, so a client made without credentials calls them.
+    # Share links of detections (ADR 0048) and video jobs (ADR 0052): the owner's three, then
+    # a recipient's four, which send the link's token alone, so a client made without
+    # credentials calls them.
 
     create_share_link = _sync(ops.create_share_link)
     list_share_links = _sync(ops.list_share_links)
     revoke_share_link = _sync(ops.revoke_share_link)
+    shared = _sync(ops.shared)
     shared_detection = _sync(ops.shared_detection)
     shared_image = _sync(ops.shared_image)
+    shared_video = _sync(ops.shared_video)
 
 
 class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
@@ -710,5 +713,7 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     create_share_link = _async(ops.create_share_link)
     list_share_links = _async(ops.list_share_links)
     revoke_share_link = _async(ops.revoke_share_link)
+    shared = _async(ops.shared)
     shared_detection = _async(ops.shared_detection)
     shared_image = _async(ops.shared_image)
+    shared_video = _async(ops.shared_video)

@@ -11,7 +11,7 @@ exactly what the API sent.
 from collections.abc import Mapping
 from datetime import date, datetime
 from email.message import Message
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, model_validator
 
@@ -305,10 +305,11 @@ class ZoneCount(_Model):
     mean_stay_seconds: float
 
 
-class VideoInfo(_Model):
-    """A video job's upload as its container describes it, and how its frames are sampled."""
+class VideoFacts(_Model):
+    """A video job's video as its container describes it, how its frames are sampled and what
+    the job counted: what its owner reads (`VideoInfo`) and anyone it is shared with
+    (`SharedVideo.video`, ADR 0052)."""
 
-    filename: str = ""
     container: str
     codec: str
     width: int
@@ -332,6 +333,13 @@ class VideoInfo(_Model):
     # The classes (lower case) its annotated video shows pixelated in every frame (ADR 0049);
     # empty from a server older than that too, whose annotated videos pixelate nothing.
     redact: tuple[str, ...] = ()
+
+
+class VideoInfo(VideoFacts):
+    """A video job's upload as its owner reads it: its facts, its file name, and where its
+    annotated video downloads once the job completed."""
+
+    filename: str = ""
     annotated_url: str | None = None
 
 
@@ -478,18 +486,24 @@ class WebhookDeliveriesPage(_Answer):
 
 
 class ShareLink(_Answer):
-    """A link that shows one stored detection to whoever holds it, no account needed (ADR
-    0048), as its owner sees it: never its token, which is kept only as a hash, but the
-    token's first characters (`token_prefix`) to tell links apart. `active` is the server's
-    word on whether it shows the detection now (not revoked, not expired, the account not
-    suspended); `views` counts the reads of the detection through it (its image not
-    included). `redact` names the classes (lower case) whose objects its image always shows
-    pixelated, boxed or not (ADR 0049), so the upload itself is never sent through it; empty
-    when it shows the image as found. Only what the model found is covered: an object it
-    missed is shown as uploaded."""
+    """A link that shows one stored detection (ADR 0048) or one completed video job (ADR
+    0052) to whoever holds it, no account needed, as its owner sees it: never its token,
+    which is kept only as a hash, but the token's first characters (`token_prefix`) to tell
+    links apart. Exactly one of `detection_id` and `job_id` is set: what it shows. `active`
+    is the server's word on whether it shows it now (not revoked, not expired, the account
+    not suspended); `views` counts the reads of what it shows through it (its image or video
+    not included). `redact` names the classes (lower case) whose objects a detection's link's
+    image always shows pixelated, boxed or not (ADR 0049), so the upload itself is never sent
+    through it; empty when it shows the image as found, and for a job's link (its annotated
+    video is shown as the job drew it: `SharedVideo.video.redact` says what that pixelates).
+    Only what the model found is covered: an object it missed is shown as uploaded."""
 
     id: str
-    detection_id: str
+    # None for a video job's link (and `job_id` set).
+    detection_id: str | None = None
+    # The video job it shows (ADR 0052); None for a detection's link, and from a server that
+    # predates ADR 0052, whose links all show detections.
+    job_id: str | None = None
     created_at: datetime
     expires_at: datetime
     revoked_at: datetime | None = None
@@ -500,10 +514,15 @@ class ShareLink(_Answer):
     # Empty from a server older than ADR 0049 too, whose links redact nothing.
     redact: tuple[str, ...] = ()
 
+    @property
+    def kind(self) -> Literal["detection", "video"]:
+        """What the link shows: "video" (a video job's) or "detection"."""
+        return "video" if self.job_id else "detection"
+
 
 class CreatedShareLink(ShareLink):
     """A new link: the only answer that carries its `token` (`ovs_...`), and `url`, the
-    console's page of the shared detection with the token in its fragment (which browsers
+    console's page of what it shares with the token in its fragment (which browsers
     never send to a server). Give either to the people it is for; they can no longer be
     read back once this answer is gone."""
 
@@ -520,11 +539,17 @@ class ShareLinksPage(_Model):
     offset: int = 0
 
 
+def _most_first(counts: Mapping[str, int]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
 class SharedDetection(_Answer):
     """A shared detection as anyone holding its link reads it: the image's size, its objects
     (highest confidence first), the model that found them and when, and when the link stops
     working. The owner's file name, metadata and ids are not shared, so none are here."""
 
+    # What the link shows (the API's `kind`; absent from servers older than ADR 0052).
+    kind: Literal["detection"] = "detection"
     width: int = Field(validation_alias=AliasPath("image", "width"))
     height: int = Field(validation_alias=AliasPath("image", "height"))
     objects: tuple[DetectedObject, ...] = Field(alias="detections")
@@ -538,7 +563,46 @@ class SharedDetection(_Answer):
     def class_counts(self) -> dict[str, int]:
         """How many objects of each class, most frequent first (as
         `DetectionResult.class_counts`)."""
-        return dict(sorted(self.counts.items(), key=lambda item: (-item[1], item[0])))
+        return _most_first(self.counts)
+
+
+class SharedVideo(_Answer):
+    """A shared video job as anyone holding its link reads it (ADR 0052): its video's facts
+    (`video`: container, codec, size, duration, frame rate and count, how it was sampled,
+    whether objects were tracked, its counting lines and zones with what they counted, and
+    the classes its annotated video pixelates), the objects the job found per class, the
+    model and when the job completed, and when the link stops working. The owner's file name,
+    metadata, ids and URLs are not shared, so none are here; `shared_video` downloads the
+    annotated video."""
+
+    kind: Literal["video"] = "video"
+    video: VideoFacts
+    # Objects per class the job found, over its sampled frames.
+    counts: dict[str, int] = Field(default_factory=dict)
+    model: str | None = None
+    model_version: str | None = None
+    completed_at: datetime | None = None
+    expires_at: datetime
+
+    def class_counts(self) -> dict[str, int]:
+        """How many objects of each class, most frequent first."""
+        return _most_first(self.counts)
+
+
+# What a share link shows, by the answer's `kind`.
+Shared = SharedDetection | SharedVideo
+
+
+def shared_of(body: Any) -> Shared:
+    """The answer of `GET /api/v1/shared` as its `kind` says: a `SharedVideo` for "video", a
+    `SharedDetection` for "detection" (or no `kind`: a server older than ADR 0052, whose
+    links all show detections). Another kind is a ValueError: this client cannot read it."""
+    kind = body.get("kind", "detection") if isinstance(body, Mapping) else None
+    if kind == "video":
+        return SharedVideo.from_json(body)
+    if kind == "detection":
+        return SharedDetection.from_json(body)
+    raise ValueError(f"a share link showing {kind!r}, which this client does not know")
 
 
 class ExportedFile(_Model):

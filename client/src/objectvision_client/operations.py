@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, quote
 
 import httpx
 
+from objectvision_client.errors import ObjectVisionError
 from objectvision_client.models import (
     AccountsPage,
     AccountStatus,
@@ -40,6 +41,7 @@ from objectvision_client.models import (
     ServedModel,
     Session,
     SharedDetection,
+    SharedVideo,
     ShareLink,
     ShareLinksPage,
     SignUpAccepted,
@@ -54,6 +56,7 @@ from objectvision_client.models import (
     WebhookDelivery,
     items_of,
     served_models,
+    shared_of,
 )
 
 T = TypeVar("T")
@@ -1029,48 +1032,84 @@ def redeliver(webhook_id: str, delivery_id: str) -> Operation[WebhookDelivery]:
 
 SHARE_LINKS = "/api/v1/share-links"
 SHARED = "/api/v1/shared"
-# The header a shared detection's reads carry its link's token in: never the URL, which
-# access logs, proxies and Referer headers would keep.
+# The header a share link's reads carry its token in: never the URL, which access logs,
+# proxies and Referer headers would keep.
 SHARE_TOKEN_HEADER = "X-Share-Token"  # noqa: S105 - a header name
-# What a share link's URL holds before its query: the console's page of a shared detection.
+# What a share link's URL holds before its query: the console's page of what it shares.
 SHARED_PAGE = "#/shared?"
 # The longest a link may work for, in days (the API's limit; 7 when not given).
 MAX_SHARE_LINK_DAYS = 30
 
 
+def _given_id(value: str | None) -> str | None:
+    """An id as given, None for none (or only blanks, which the API takes as none)."""
+    text = "" if value is None else str(value).strip()
+    return text or None
+
+
 def create_share_link(
-    detection_id: str, *, expires_in_days: int | None = None, redact: Sequence[str] = ()
+    detection_id: str | None = None,
+    *,
+    job_id: str | None = None,
+    expires_in_days: int | None = None,
+    redact: Sequence[str] = (),
 ) -> Operation[CreatedShareLink]:
-    """A new link that shows one of the caller's stored detections (its objects and image)
-    to whoever holds it, with no account, for `expires_in_days` (1 to MAX_SHARE_LINK_DAYS;
-    None: the server's default, 7) unless revoked first (ADR 0048). The answer is the only
-    one that carries its `token` and `url`: pass one on, as nothing reads them back later.
-    `redact` (class names or ids, such as `["person"]`) fixes classes whose objects the
-    link's image always shows pixelated, with its boxes or without, so the upload itself is
-    never sent through it (ADR 0049); the objects are still listed. It covers only what the
-    model found: a person it missed is shown as uploaded, so detect with a lower
-    `confidence` first where that matters. An unknown class raises ObjectVisionError 422
-    `invalid_argument`. A detection with 10 active links already raises 409
-    `too_many_share_links`; another account's, 404 `not_found`. An API key needs the
-    `results:share` scope (else 403 `insufficient_scope`)."""
-    body: dict[str, str | int | list[str]] = {"detection_id": str(detection_id)}
+    """A new link that shows one of the caller's stored detections (its objects and image,
+    ADR 0048) or, with `job_id` in place of `detection_id`, one of its completed video jobs
+    (its annotated video, its video's facts and what the job counted, ADR 0052) to whoever
+    holds it, with no account, for `expires_in_days` (1 to MAX_SHARE_LINK_DAYS; None: the
+    server's default, 7) unless revoked first. Exactly one of `detection_id` and `job_id`:
+    neither or both raise ValueError before anything is sent. The answer is the only one that
+    carries its `token` and `url`: pass one on, as nothing reads them back later.
+    `redact` (class names or ids, such as `["person"]`; a detection's link only) fixes
+    classes whose objects the link's image always shows pixelated, with its boxes or
+    without, so the upload itself is never sent through it (ADR 0049); the objects are still
+    listed. It covers only what the model found: a person it missed is shown as uploaded, so
+    detect with a lower `confidence` first where that matters. An unknown class raises
+    ObjectVisionError 422 `invalid_argument`. A job's link takes no `redact` (ValueError):
+    its annotated video is shown as the job drew it, so submit the video with `redact`
+    instead. A detection or job with 10 active links already raises 409
+    `too_many_share_links`; a video job without its annotated video (pending, processing,
+    failed or cancelled), 409 `failed_precondition`; another account's, or a batch job, 404
+    `not_found`. An API key needs the `results:share` scope (else 403
+    `insufficient_scope`)."""
+    detection, job = _given_id(detection_id), _given_id(job_id)
+    if (detection is None) == (job is None):
+        raise ValueError(
+            "a share link shows one thing: give detection_id or job_id"
+            + (", not both" if detection is not None else "")
+        )
+    classes = _redacted_classes(redact)
+    if job is not None and classes:
+        raise ValueError(
+            "redact is for a detection's link: a video job's annotated video is shown as the "
+            "job drew it (submit the video with redact to pixelate classes in it)"
+        )
+    body: dict[str, str | int | list[str]] = (
+        {"detection_id": detection} if detection is not None else {"job_id": str(job)}
+    )
     if expires_in_days is not None:
         body["expires_in_days"] = expires_in_days
-    classes = _redacted_classes(redact)
     if classes:
         body["redact"] = classes
     return Operation("POST", SHARE_LINKS, _json(CreatedShareLink.from_json), json=body)
 
 
 def list_share_links(
-    *, detection_id: str | None = None, limit: int = 20, offset: int = 0
+    *,
+    detection_id: str | None = None,
+    job_id: str | None = None,
+    limit: int = 20,
+    offset: int = 0,
 ) -> Operation[ShareLinksPage]:
     """A page of the caller's share links, newest first, revoked and expired ones included
-    (`active` says which work), only `detection_id`'s when given; with their views, never
-    their tokens."""
+    (`active` says which work); only `detection_id`'s, or only `job_id`'s, when given; with
+    their views, never their tokens."""
     params: dict[str, str | int] = {"limit": limit, "offset": offset}
     if detection_id:
         params["detection_id"] = str(detection_id)
+    if job_id:
+        params["job_id"] = str(job_id)
     return Operation("GET", SHARE_LINKS, _json(ShareLinksPage.from_json), params=params)
 
 
@@ -1097,28 +1136,58 @@ def share_token(token_or_url: str) -> str:
     return text
 
 
-def shared_detection(token_or_url: str) -> Operation[SharedDetection]:
-    """What a share link shows: the image's size, its objects, the model and when it ran, and
-    when the link stops working. For anyone holding the link: sent with its token alone
-    (never this client's API key or session), so a client made without credentials calls
-    it. Takes the token or the whole link (see `share_token`). An unknown, expired or
-    revoked link, or one whose owner's account is suspended, raises ObjectVisionError 404
-    `share_link_not_found`, `share_link_expired`, `share_link_revoked` or
-    `share_link_unavailable`; too many reads from one network, 429 (retried as any 429)."""
+def _shared_read(token_or_url: str, parse: Callable[[httpx.Response], T]) -> Operation[T]:
+    """`GET /api/v1/shared` with the link's token alone: never this client's credentials."""
     return Operation(
         "GET",
         SHARED,
-        _json(SharedDetection.from_json),
+        parse,
         headers={SHARE_TOKEN_HEADER: share_token(token_or_url)},
         authenticated=False,
     )
 
 
+def shared(token_or_url: str) -> Operation[SharedDetection | SharedVideo]:
+    """What a share link shows, as its answer's `kind` says: a `SharedDetection` (the
+    image's size, its objects, the model and when it ran) or a `SharedVideo` (a video job's
+    facts and counts, the model and when the job completed, ADR 0052), each with when the
+    link stops working. For anyone holding the link: sent with its token alone (never this
+    client's API key or session), so a client made without credentials calls it. Takes the
+    token or the whole link (see `share_token`). Each read counts as one of the link's
+    views. An unknown, expired or revoked link, or one whose owner's account is suspended,
+    raises ObjectVisionError 404 `share_link_not_found`, `share_link_expired`,
+    `share_link_revoked` or `share_link_unavailable`; too many reads from one network, 429
+    (retried as any 429)."""
+    return _shared_read(token_or_url, _json(shared_of))
+
+
+def _shared_detection_of(response: httpx.Response) -> SharedDetection:
+    shown = shared_of(response.json())
+    if isinstance(shown, SharedVideo):
+        raise ObjectVisionError(
+            409,
+            "share_link_shows_video",
+            "this share link shows a video job, not a detection: read it with shared(), and "
+            "its annotated video with shared_video()",
+            response.headers.get("x-request-id"),
+        )
+    return shown
+
+
+def shared_detection(token_or_url: str) -> Operation[SharedDetection]:
+    """What a detection's share link shows: the image's size, its objects, the model and when
+    it ran, and when the link stops working. Sent and refused as `shared` is; a video job's
+    link raises ObjectVisionError 409 `share_link_shows_video` (as its image would), after
+    the read: `shared` reads either kind."""
+    return _shared_read(token_or_url, _shared_detection_of)
+
+
 def shared_image(token_or_url: str, *, annotated: bool = True) -> Operation[bytes]:
-    """A share link's image: JPEG with the boxes drawn, or (`annotated=False`) without them:
-    the image as uploaded, unless the link was made with `redact`, whose classes it then
-    shows pixelated either way (ADR 0049; what the link shares does not say which). Sent and
-    refused as `shared_detection` is."""
+    """A detection's share link's image: JPEG with the boxes drawn, or (`annotated=False`)
+    without them: the image as uploaded, unless the link was made with `redact`, whose
+    classes it then shows pixelated either way (ADR 0049; what the link shares does not say
+    which). Sent and refused as `shared` is; a video job's link raises ObjectVisionError 409
+    `share_link_shows_video`."""
     return Operation(
         "GET",
         f"{SHARED}/image",
@@ -1127,6 +1196,23 @@ def shared_image(token_or_url: str, *, annotated: bool = True) -> Operation[byte
         headers={SHARE_TOKEN_HEADER: share_token(token_or_url)},
         authenticated=False,
     )
+
+
+def shared_video(
+    token_or_url: str, destination: BinaryIO, *, on_progress: BytesCallback | None = None
+) -> Download[int]:
+    """A video job's share link's annotated video (MP4, H.264; ADR 0052), as the job drew it,
+    written to `destination` as it arrives rather than held in memory; returns its size.
+    Sent and refused as `shared` is; a detection's link raises ObjectVisionError 409
+    `share_link_shows_image`. The read does not count as a view."""
+    operation = Operation(
+        "GET",
+        f"{SHARED}/video",
+        _bytes,
+        headers={SHARE_TOKEN_HEADER: share_token(token_or_url)},
+        authenticated=False,
+    )
+    return Download(operation, destination, on_progress, lambda headers, size: size)
 
 
 EXPORT_FORMATS = ("coco", "yolo", "csv")
