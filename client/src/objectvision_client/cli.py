@@ -126,6 +126,27 @@ def _class_confidence(text: str) -> tuple[str, float]:
     return name.strip(), score
 
 
+def _region(text: str) -> list[tuple[float, float]]:
+    """`0,0.5 1,0.5 1,1 0,1` -> [(0, 0.5), (1, 0.5), (1, 1), (0, 1)]: a region of interest's
+    corners as fractions of the image (ADR 0053)."""
+    corners = []
+    for pair in text.split():
+        x, comma, y = pair.partition(",")
+        if not comma:
+            raise argparse.ArgumentTypeError(f"{pair!r} is not X,Y, e.g. 0,0.5")
+        corner = (_parsed(x, float, "a number"), _parsed(y, float, "a number"))
+        if not all(0.0 <= value <= 1.0 for value in corner):
+            raise argparse.ArgumentTypeError(
+                f"{pair} is outside the image: corners are fractions of its size, 0 to 1"
+            )
+        corners.append(corner)
+    if len(corners) < 3:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has {len(corners)} corners; a region has 3 or more"
+        )
+    return corners
+
+
 def _tile_size(text: str) -> int:
     return _whole_number(text, at_least=128)
 
@@ -578,6 +599,7 @@ class Context:
             class_confidence=dict(getattr(self.args, "class_confidence", None) or ()),
             tile_size=getattr(self.args, "tile_size", None),
             tile_overlap=getattr(self.args, "tile_overlap", None),
+            regions=getattr(self.args, "region", None) or (),
         )
 
 
@@ -2167,6 +2189,14 @@ def _add_detection_params(parser: argparse.ArgumentParser) -> None:
         metavar="X",
         help="the share of a tile's side its neighbours cover, above 0 and at most 0.5 "
         "(default 0.2; with --tile-size)",
+    )
+    parser.add_argument(
+        "--region",
+        action="append",
+        type=_region,
+        metavar="'X,Y X,Y X,Y ...'",
+        help="keep only objects standing in this polygon, corners as fractions of the image "
+        "(e.g. '0,0.5 1,0.5 1,1 0,1', the lower half); repeat for more regions",
     )
     parser.add_argument(
         "--model",

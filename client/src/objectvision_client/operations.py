@@ -117,6 +117,9 @@ class DetectionParams:
     tile_size: int | None = None
     # The share of a tile's side its neighbours cover, above 0 and at most 0.5 (None: 0.2).
     tile_overlap: float | None = None
+    # Regions of interest (ADR 0053): only objects standing in one of these polygons (the
+    # bottom centre of the box inside) are kept; corners (x, y) as fractions of the image.
+    regions: Sequence[Sequence[tuple[float, float]]] = ()
 
     def json_fields(self) -> dict[str, str | int | float]:
         """The parameters as a JSON body carries them (numbers as numbers)."""
@@ -139,6 +142,10 @@ class DetectionParams:
             fields["tile_size"] = int(self.tile_size)
         if self.tile_overlap is not None:
             fields["tile_overlap"] = float(self.tile_overlap)
+        if self.regions:
+            fields["regions"] = json.dumps(
+                [[[float(x), float(y)] for x, y in polygon] for polygon in self.regions]
+            )
         return fields
 
     def form_fields(self) -> dict[str, str]:
