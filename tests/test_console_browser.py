@@ -906,6 +906,70 @@ async def test_small_objects_tiles_are_sent_as_tile_size_and_the_result_shows_ob
     assert not any(name == "tile_overlap" for name, _ in fields)
 
 
+async def test_regions_of_interest_are_sent_as_fractions_keep_what_stands_in_them_and_are_checked(
+    page: Page,
+) -> None:
+    """ADR 0053: "Regions of interest" beside the tiles, typed in percent of the image, goes as
+    `regions`, the API's JSON of fractions (blank sends nothing); bus.jpg's left half keeps only
+    what stands in it (the person on the right goes; the bus's bottom centre is just right of
+    the middle), and the region is outlined on the image. Corners outside 0 to 100 are named
+    before anything is sent.
+
+    Chromium does not expose a request body that holds a file, so the form's fields are read
+    where the page hands them to fetch."""
+    await page.add_init_script(
+        """(() => {
+            const fetched = window.fetch;
+            window.imageForms = [];
+            window.fetch = function (resource, options) {
+                const body = options?.body;
+                if (String(resource).includes("detect/image") && body instanceof FormData) {
+                    window.imageForms.push([...body.entries()].map(([name, value]) =>
+                        [name, typeof value === "string" ? value : `file:${value.name}`]));
+                }
+                return fetched.apply(this, arguments);
+            };
+        })();"""
+    )
+    await sign_up_and_log_in(page)
+    boxes = page.get_by_test_id("box")
+    await page.get_by_test_id("file-input").set_input_files(BUS)
+    await expect(boxes).to_have_count(5, timeout=SLOW_MS)
+    await expect(page.get_by_test_id("stage-regions")).to_be_hidden()
+
+    regions = page.get_by_label("Regions of interest")
+    await regions.fill("0,0, 50,0, 50,100, 0,100")
+    await page.get_by_test_id("file-input").set_input_files(BUS)
+    # Outlined once the result detected in the region is shown.
+    outline = page.get_by_test_id("region")
+    await expect(outline).to_have_count(1, timeout=SLOW_MS)
+    await expect(outline).to_have_attribute("points", "0,0 50,0 50,100 0,100")
+    await expect(page.get_by_test_id("stage-regions")).to_be_visible()
+    without, within = await page.evaluate("window.imageForms")
+    assert not any(name == "regions" for name, _ in without)
+    (sent,) = [value for name, value in within if name == "regions"]
+    assert json.loads(sent) == [[[0, 0], [0.5, 0], [0.5, 1], [0, 1]]]
+    shown = await boxes.count()
+    assert 0 < shown < 5
+    # Every box kept stands in the left half: its bottom centre at most halfway across.
+    centres = await boxes.evaluate_all(
+        "boxes => boxes.map((box) => parseFloat(box.style.left) + parseFloat(box.style.width) / 2)"
+    )
+    assert all(centre <= 50 for centre in centres), centres
+
+    alert = page.get_by_test_id("error")
+    await regions.fill("0,0, 150,0, 50,100")
+    await page.get_by_test_id("file-input").set_input_files(BUS)
+    await expect(alert).to_contain_text(
+        "Regions of interest: \N{LEFT DOUBLE QUOTATION MARK}0,0, 150,0, 50,100"
+        "\N{RIGHT DOUBLE QUOTATION MARK}: 150 is outside the image"
+    )
+    await expect(regions).to_have_attribute("aria-invalid", "true")
+    assert len(await page.evaluate("window.imageForms")) == 2
+    await regions.fill("0,0, 100,0, 50,100")
+    await expect(regions).not_to_have_attribute("aria-invalid", "true")
+
+
 async def test_boxes_use_the_servers_colours_and_labels_stay_apart_inside_the_image(
     page: Page, stack: Stack
 ) -> None:

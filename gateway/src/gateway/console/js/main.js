@@ -19,6 +19,7 @@
 import { AccountsView } from "./accounts.js";
 import { request } from "./api.js";
 import { parseClassConfidence } from "./class-confidence.js";
+import { parseRegionsOfInterest } from "./regions-of-interest.js";
 import {
   byId,
   clearError,
@@ -322,7 +323,7 @@ function busy(message) {
   byId("busy-text").textContent = message ?? "";
 }
 
-function showViewer(raw, image, caption, threshold, classMinimums = new Map()) {
+function showViewer(raw, image, caption, threshold, classMinimums = new Map(), regions = []) {
   const result = normaliseResult(raw);
   tracker?.stop();
   tracker = null;
@@ -333,7 +334,7 @@ function showViewer(raw, image, caption, threshold, classMinimums = new Map()) {
   shown = { raw, result, image, caption, threshold };
   byId("batch-result").hidden = true;
   byId("single-result").hidden = false;
-  viewer.show(result, imageUrl, caption || result.filename, { threshold, classMinimums });
+  viewer.show(result, imageUrl, caption || result.filename, { threshold, classMinimums, regions });
   // Only a stored detection (it has an id) can be deleted, or shared.
   byId("delete-detection").hidden = !result.id;
   shareLinks.show(result.id);
@@ -375,6 +376,27 @@ function uploadClassConfidence() {
 byId("class-confidence").addEventListener("input", (event) => event.currentTarget.removeAttribute("aria-invalid"));
 
 /**
+ * The Detect view's regions of interest (ADR 0053), typed in percent of the image and sent as
+ * `regions` (the API's fractions, as JSON) with what it uploads when not blank; null, after
+ * saying what is wrong with them (and marking the field), when they are not polygons of x,y
+ * pairs from 0 to 100, so nothing is sent without them.
+ */
+function uploadRegions() {
+  const field = byId("regions");
+  try {
+    const parsed = parseRegionsOfInterest(field.value);
+    field.removeAttribute("aria-invalid");
+    return parsed;
+  } catch (error) {
+    field.setAttribute("aria-invalid", "true");
+    showError({ status: 422, code: "validation_error", message: `Regions of interest: ${error.message}` });
+    return null;
+  }
+}
+
+byId("regions").addEventListener("input", (event) => event.currentTarget.removeAttribute("aria-invalid"));
+
+/**
  * The Detect view's "Small objects (tiles)" choice (ADR 0051): the side in pixels of the
  * overlapping tiles each detected besides the whole image, sent as `tile_size` with what it
  * uploads (the server's default overlap); "" when Off, so the field is not sent.
@@ -384,12 +406,15 @@ function uploadTileSize() {
 }
 
 /** Detect objects in `file` (a File or Blob) from confidence `threshold` up (and each class
- * given its own minimum score from that; in tiles too, when chosen). */
+ * given its own minimum score from that; in tiles too, when chosen; only in the regions of
+ * interest, when given). */
 async function detectOne(file, threshold = DEFAULT_THRESHOLD, filename = file.name) {
   const metadata = uploadMetadata();
   if (metadata === null) return;
   const perClass = uploadClassConfidence();
   if (perClass === null) return;
+  const interest = uploadRegions();
+  if (interest === null) return;
   const form = new FormData();
   form.append("file", file, filename);
   // Sent explicitly, so the slider can start where the server stopped.
@@ -399,10 +424,11 @@ async function detectOne(file, threshold = DEFAULT_THRESHOLD, filename = file.na
   if (perClass.text) form.append("class_confidence", perClass.text);
   const tileSize = uploadTileSize();
   if (tileSize) form.append("tile_size", tileSize);
+  if (interest.json) form.append("regions", interest.json);
   busy(`Detecting objects in ${filename}…`);
   try {
     const response = await guarded(() => request("api/v1/detect/image", { method: "POST", body: form }));
-    if (response) showViewer(response, file, filename, threshold, perClass.minimums);
+    if (response) showViewer(response, file, filename, threshold, perClass.minimums, interest.polygons);
   } finally {
     busy(null);
   }
@@ -418,12 +444,15 @@ async function detectUrl(url) {
   if (metadata === null) return;
   const perClass = uploadClassConfidence();
   if (perClass === null) return;
+  const interest = uploadRegions();
+  if (interest === null) return;
   const body = { url, confidence: DEFAULT_THRESHOLD };
   if (models.value()) body.model = models.value();
   if (hasPairs(metadata)) body.metadata = metadata;
   if (perClass.text) body.class_confidence = perClass.text;
   const tileSize = uploadTileSize();
   if (tileSize) body.tile_size = Number(tileSize);
+  if (interest.json) body.regions = interest.json;
   busy(`Fetching and detecting ${url}…`);
   try {
     await guarded(async () => {
@@ -432,7 +461,7 @@ async function detectUrl(url) {
         query: { annotated: "false" },
         as: "blob",
       });
-      showViewer(response, image, response.filename || url, DEFAULT_THRESHOLD, perClass.minimums);
+      showViewer(response, image, response.filename || url, DEFAULT_THRESHOLD, perClass.minimums, interest.polygons);
     });
   } finally {
     busy(null);
@@ -664,6 +693,8 @@ async function detectBatch(files) {
   if (metadata === null) return;
   const perClass = uploadClassConfidence();
   if (perClass === null) return;
+  const interest = uploadRegions();
+  if (interest === null) return;
   const form = new FormData();
   for (const file of files) form.append("files", file, file.name);
   if (models.value()) form.append("model", models.value());
@@ -671,6 +702,7 @@ async function detectBatch(files) {
   if (perClass.text) form.append("class_confidence", perClass.text);
   const tileSize = uploadTileSize();
   if (tileSize) form.append("tile_size", tileSize);
+  if (interest.json) form.append("regions", interest.json);
   tracker?.stop();
   byId("single-result").hidden = true;
   byId("job-items").replaceChildren();
@@ -757,6 +789,8 @@ async function detectVideo(video) {
   if (metadata === null) return;
   const perClass = uploadClassConfidence();
   if (perClass === null) return;
+  const interest = uploadRegions();
+  if (interest === null) return;
   tracker?.stop();
   byId("single-result").hidden = true;
   byId("job-items").replaceChildren();
@@ -772,6 +806,7 @@ async function detectVideo(video) {
       redact,
       classConfidence: perClass.text,
       tileSize: uploadTileSize(),
+      regionsOfInterest: interest.json,
     };
     job = await guarded(() => request("api/v1/detect/video", { method: "POST", body: videoForm(video, options) }));
   } finally {

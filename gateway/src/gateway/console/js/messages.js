@@ -22,6 +22,8 @@ const FIELD_NAMES = {
   // Tiled detection of small objects (ADR 0051).
   tile_size: "Small objects (tiles)",
   tile_overlap: "Tile overlap",
+  // Regions of interest (ADR 0053).
+  regions: "Regions of interest",
 };
 
 function capitalise(text) {

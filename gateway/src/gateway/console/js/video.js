@@ -95,8 +95,13 @@ export function countingRegions({ lines, zones, track }) {
  * and `zones` fields), the model, if one is picked, the job's metadata, the classes its
  * annotated video pixelates (one `redact` field each), the per-class minimum scores
  * (`class_confidence`, `person:0.6,car:0.15`, when any: ADR 0050) and the side of the tiles
- * each frame is also detected in (`tile_size`, when chosen: ADR 0051). */
-export function videoForm(video, { fps, track, lines, zones, model, metadata, redact, classConfidence, tileSize }) {
+ * each frame is also detected in (`tile_size`, when chosen: ADR 0051), and the regions of
+ * interest its objects must stand in (`regions`, the API's JSON of fractions, when any: ADR
+ * 0053). */
+export function videoForm(
+  video,
+  { fps, track, lines, zones, model, metadata, redact, classConfidence, tileSize, regionsOfInterest },
+) {
   const form = new FormData();
   if (typeof video === "string") form.append("url", video);
   else form.append("file", video, video.name);
@@ -109,6 +114,7 @@ export function videoForm(video, { fps, track, lines, zones, model, metadata, re
   for (const name of redact ?? []) form.append("redact", name);
   if (classConfidence) form.append("class_confidence", classConfidence);
   if (tileSize) form.append("tile_size", String(tileSize));
+  if (regionsOfInterest) form.append("regions", regionsOfInterest);
   return form;
 }
 

@@ -12,6 +12,8 @@
 // the server's with the people it found pixelated (GET /detect/{id}/image?annotated=false&
 // redact=person), fetched once with the session as a blob; unticked, the image as it was.
 // Someone the model missed is not covered, and the hint beside the toggle says so.
+// The regions of interest a detection made here asked for (ADR 0053) are outlined over the
+// image, dashed, in percent of its size as the boxes are: what stands outside was not kept.
 
 import { request } from "./api.js";
 import { ownMinimum } from "./class-confidence.js";
@@ -73,6 +75,8 @@ function overlaps(a, b) {
 // inside its bottom (classes in console.css).
 const LABEL_PLACES = ["", "label-inside", "label-below", "label-inside-bottom"];
 
+const SVG = "http://www.w3.org/2000/svg";
+
 function percent(value, total) {
   return `${total > 0 ? (100 * value) / total : 0}%`;
 }
@@ -82,6 +86,7 @@ export class Viewer {
     this.stage = byId("stage");
     this.image = byId("stage-image");
     this.boxes = byId("boxes");
+    this.regions = byId("stage-regions");
     this.slider = byId("confidence");
     this.sliderValue = byId("confidence-value");
     this.classList = byId("class-filter-options");
@@ -114,9 +119,11 @@ export class Viewer {
    * Show `result` (normalised) over the image at `imageUrl`; resets the class filter.
    * `threshold` is the minimum confidence the request asked for: the slider starts there.
    * `classMinimums` are the classes it gave their own minimum score: the slider leaves them be.
+   * `regions` are the regions of interest it asked for, their corners in percent: outlined.
    */
-  show(result, imageUrl, caption, { threshold = DEFAULT_THRESHOLD, classMinimums = new Map() } = {}) {
+  show(result, imageUrl, caption, { threshold = DEFAULT_THRESHOLD, classMinimums = new Map(), regions = [] } = {}) {
     this.result = result;
+    this.showRegions(regions);
     this.threshold = threshold;
     this.classMinimums = classMinimums;
     this.slider.value = String(threshold);
@@ -141,7 +148,22 @@ export class Viewer {
     this.redaction.hidden = true;
     this.image.removeAttribute("src");
     this.image.alt = "";
+    this.showRegions([]);
     for (const node of [this.boxes, this.classList, this.tableBody, this.summary]) node.replaceChildren();
+  }
+
+  /** Outline `polygons` ([[x, y], …] in percent of the image) over it; none: nothing. */
+  showRegions(polygons) {
+    this.regions.replaceChildren(
+      ...polygons.map((corners) => {
+        const polygon = document.createElementNS(SVG, "polygon");
+        polygon.setAttribute("points", corners.map(([x, y]) => `${x},${y}`).join(" "));
+        polygon.dataset.testid = "region";
+        return polygon;
+      }),
+    );
+    // An <svg> has no `hidden` property: the attribute, which console.css hides.
+    this.regions.toggleAttribute("hidden", polygons.length === 0);
   }
 
   /** The image's query for a download drawn by the server: pixelated as on show. */
