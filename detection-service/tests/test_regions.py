@@ -73,6 +73,10 @@ async def test_with_tiles_only_the_tiles_near_the_regions_are_detected(
 
     assert after_all - before == 33  # 32 tiles and the whole frame
     assert 2 <= after_near - after_all < 33 / 2
+    # What operators read: the tiles beside the images.
+    (tiles,) = harness.service.metrics.tiles.collect()
+    tiles_total = next(s.value for s in tiles.samples if s.name == "detection_tiles_total")
+    assert tiles_total == 32 + (after_near - after_all - 1)
     assert _seen(near.objects) == _seen(every_tile.objects)
     assert {o.class_name for o in near.objects} == {"bus", "person"}
 

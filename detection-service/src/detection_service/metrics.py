@@ -18,6 +18,7 @@ class DetectionMetrics:
     inference_latency: Histogram
     inference_errors: Counter
     images: Counter
+    tiles: Counter
     job_items: Counter
     job_turns_given: Counter
     orphans_removed: Counter
@@ -59,6 +60,12 @@ class DetectionMetrics:
                 "detection_images_total",
                 "Images through the detector, by outcome (detected, cached, refused, unavailable).",
                 ["outcome"],
+                registry=registry,
+            ),
+            tiles=Counter(
+                "detection_tiles_total",
+                "Tiles cut from tiled images and sent to inference beside them (ADR 0051): how"
+                " much tiling multiplies the inference detection_images_total asks for.",
                 registry=registry,
             ),
             job_items=Counter(

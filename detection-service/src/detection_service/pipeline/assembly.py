@@ -99,6 +99,7 @@ class InferencePipeline:
             inference_timeout_s=settings.inference_timeout_seconds,
             cache=cache,
             outcomes=metrics.images,
+            tiles_cut=metrics.tiles,
             usage=usage,
             require_verified_email=settings.require_verified_email,
         )

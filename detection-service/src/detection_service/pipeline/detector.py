@@ -95,6 +95,7 @@ class Detector:
         inference_timeout_s: float,
         cache: ResultCache | None = None,
         outcomes: Counter | None = None,
+        tiles_cut: Counter | None = None,
         usage: "UsageMeter | None" = None,
         require_verified_email: bool = False,
     ) -> None:
@@ -108,6 +109,7 @@ class Detector:
         self._usage = usage
         self._catalog = catalog
         self._outcomes = outcomes
+        self._tiles_cut = tiles_cut
         self._cache = cache
         self._executor = executor
         self._annotator = annotator
@@ -488,6 +490,8 @@ class Detector:
             tiles = await self._annotator.cut_tiles(data, options.tile_size, options.tile_overlap)
             if options.regions:
                 tiles = _near_regions(tiles, options.regions)
+            if self._tiles_cut is not None:
+                self._tiles_cut.inc(len(tiles))
             for tile in tiles:
                 asked = self._infer(tile.png, self.inspect(tile.png), options, ask)
                 waiting.append(asyncio.ensure_future(asked))
