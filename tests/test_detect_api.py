@@ -282,15 +282,30 @@ async def test_parameters_filter_the_objects(
 
     # Regions of interest (ADR 0053): the left half keeps only what stands in it.
     left_half = "[[[0, 0], [0.5, 0], [0.5, 1], [0, 1]]]"
-    left = await _detect_ok(gateway_client, user, bus, regions=left_half, store="false")
+    as_form = await gateway_client.post(
+        IMAGE,
+        files={"file": ("bus.jpg", bus, "image/jpeg")},
+        data={"regions": left_half, "store": "false"},
+        headers=user.headers,
+    )
+    assert as_form.status_code == 200, as_form.text
+    left = as_form.json()
     everything = await _detect_ok(gateway_client, user, bus, store="false")
     width = everything["image"]["width"]
     standing_left = [
         obj for obj in everything["detections"] if obj["bbox"]["x1"] + obj["bbox"]["x2"] <= width
     ]
     assert 0 < len(left["detections"]) == len(standing_left) < len(everything["detections"])
-    outside = await _detect(gateway_client, user, bus, regions="[[[0, 0], [1.5, 0], [1, 1]]]")
+    outside = await gateway_client.post(
+        IMAGE,
+        files={"file": ("bus.jpg", bus, "image/jpeg")},
+        data={"regions": "[[[0, 0], [1.5, 0], [1, 1]]]"},
+        headers=user.headers,
+    )
     assert "regions[0][1][0]" in api_error(outside, 422, "validation_error")["message"]
+    # Too long for a URL in general, so never read from one: refused, not ignored.
+    in_url = await _detect(gateway_client, user, bus, regions=left_half)
+    assert "not in the URL" in api_error(in_url, 422, "validation_error")["message"]
 
     # The same parameters as form fields.
     response = await gateway_client.post(

@@ -1059,7 +1059,6 @@ def test_openapi_describes_the_detection_routes(
         "class_confidence",
         "tile_size",
         "tile_overlap",
-        "regions",
         "store",
         "model",
     }

@@ -99,8 +99,33 @@ StoredDetectKeyHeader = Annotated[
     ),
 ]
 ClassName = Annotated[str, StringConstraints(max_length=MAX_CLASS_NAME_CHARS, pattern=r"\S")]
-ParamsQuery = Annotated[DetectionParamsIn, Query()]
-VideoQuery = Annotated[VideoOptionsIn, Query()]
+# Parameters that only a form or a JSON body carries: too long for a URL.
+_BODY_ONLY_PARAMS = ("regions",)
+
+
+def _no_body_only_params(request: Request) -> None:
+    """A 422 naming a body-only parameter sent in the query string, rather than ignoring it."""
+    for name in _BODY_ONLY_PARAMS:
+        if name in request.query_params:
+            raise ApiError.invalid(
+                ["query", name], f"send {name} as a form field or in the JSON body, not in the URL"
+            )
+
+
+def _params_query(
+    request: Request, query: Annotated[DetectionParamsIn, Query()]
+) -> DetectionParamsIn:
+    _no_body_only_params(request)
+    return query
+
+
+def _video_query(request: Request, query: Annotated[VideoOptionsIn, Query()]) -> VideoOptionsIn:
+    _no_body_only_params(request)
+    return query
+
+
+ParamsQuery = Annotated[DetectionParamsIn, Depends(_params_query)]
+VideoQuery = Annotated[VideoOptionsIn, Depends(_video_query)]
 StoreQuery = Annotated[
     bool | Absent, Query(description=DetectImageForm.model_fields["store"].description)
 ]
@@ -185,9 +210,10 @@ def _one_of(name: str, query: T | None, form: T | None) -> T | None:
 
 
 def _detect_params(
-    query: DetectionParamsIn, form: DetectionParamsIn
+    query: DetectionParamsIn, form: DetectionParamsIn, regions: list[detection_pb2.Region]
 ) -> detection_pb2.DetectionParams:
-    """The parameters from wherever they came; zeros mean the service defaults."""
+    """The parameters from wherever they came, and the form's or body's `regions` (ADR 0053);
+    zeros mean the service defaults."""
     chosen = DetectionParamsIn(
         **{name: _one_of(name, getattr(query, name), getattr(form, name)) for name in _PARAMS}
     )
@@ -199,7 +225,7 @@ def _detect_params(
         class_confidence=chosen.class_confidences(),
         tile_size=chosen.tile_size or 0,
         tile_overlap=chosen.tile_overlap or 0.0,
-        regions=chosen.region_list(),
+        regions=regions,
         model=chosen.model or "",
     )
 
@@ -347,7 +373,7 @@ async def one_image(
 ) -> ImageUpload:
     if isinstance(body, bytes):
         sent = _parsed(DetectImageJson, body)
-        params = _detect_params(query, sent)
+        params = _detect_params(query, sent, sent.region_list())
         keep = _one_of("store", store, sent.store)
         metadata = _kept_metadata(sent.metadata or {}, keep)
         await url_fetches.take([sent])
@@ -355,7 +381,7 @@ async def one_image(
     else:
         where = "files" if form.file is None and form.files else "file"
         upload = _only_file(body, "image", where, ("file", "files"))
-        params = _detect_params(query, form)
+        params = _detect_params(query, form, form.region_list())
         keep = _one_of("store", store, form.store)
         metadata = _kept_metadata(_metadata(form.metadata), keep)
         image = await _image_input(upload, 0, settings.max_upload_bytes)
@@ -453,14 +479,14 @@ async def batch_images(
     if isinstance(body, bytes):
         sent = _parsed(DetectBatchJson, body)
         _check_count(len(sent.images), "images", settings.max_batch_files)
-        params = _detect_params(query, sent)
+        params = _detect_params(query, sent, sent.region_list())
         metadata = sent.metadata or {}
         await url_fetches.take(sent.images)
         outcomes = await _sources_outcomes(sent.images, fetcher, settings.max_upload_bytes)
     else:
         uploads = _files(body, "files")
         _check_count(len(uploads), "files", settings.max_batch_files)
-        params = _detect_params(query, form)
+        params = _detect_params(query, form, form.region_list())
         metadata = _metadata(form.metadata)
         outcomes = [
             (
@@ -620,7 +646,7 @@ def _video_file(
     return VideoFile(
         file=upload,
         size_bytes=size,
-        params=_detect_params(query, form),
+        params=_detect_params(query, form, form.region_list()),
         sampling=_sampling(query, form),
         track=track,
         idempotency_key=idempotency_key or "",

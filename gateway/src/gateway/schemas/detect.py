@@ -225,15 +225,6 @@ class DetectionParamsIn(BaseModel):
         description="The share of a tile's side its neighbours also cover, above 0 and at "
         f"most {MAX_TILE_OVERLAP}. Absent: 0.2. Only with `tile_size`.",
     )
-    regions: Regions | Absent = Field(
-        default=None,
-        description="Regions of interest (ADR 0053): only objects standing in one of them (the "
-        "bottom centre of the box inside) are kept. A JSON array of 1 to "
-        f"{MAX_REGIONS} polygons, each 3 to {MAX_REGION_POINTS} [x, y] corners as fractions of "
-        "the image's width and height, e.g. `[[[0, 0.5], [1, 0.5], [1, 1], [0, 1]]]` (the "
-        "lower half). With tiles, only the tiles near the regions are detected. Absent: the "
-        "whole image.",
-    )
     model: ModelName | Absent = Field(
         default=None,
         description="The model to run, e.g. `yolov8n-int8` (GET /api/v1/models lists them). "
@@ -248,6 +239,21 @@ class DetectionParamsIn(BaseModel):
     def class_confidences(self) -> dict[str, float]:
         """`class_confidence` as a mapping (checked when the parameters were read)."""
         return class_confidences(self.class_confidence or "")
+
+
+class RegionsIn(BaseModel):
+    """Regions of interest (ADR 0053): a form field or a JSON body's field, never a query
+    parameter, as 16 polygons of 32 corners do not fit in a URL."""
+
+    regions: Regions | Absent = Field(
+        default=None,
+        description="Regions of interest (ADR 0053): only objects standing in one of them (the "
+        "bottom centre of the box inside) are kept. A JSON array of 1 to "
+        f"{MAX_REGIONS} polygons, each 3 to {MAX_REGION_POINTS} [x, y] corners as fractions of "
+        "the image's width and height, e.g. `[[[0, 0.5], [1, 0.5], [1, 1], [0, 1]]]` (the "
+        "lower half). With tiles, only the tiles near the regions are detected. Absent: the "
+        "whole image. A form field or JSON field only, not a query parameter.",
+    )
 
     def region_list(self) -> list[detection_pb2.Region]:
         """`regions` as the contract's polygons (checked when the parameters were read)."""
@@ -308,7 +314,7 @@ def metadata_form_field(description: str = METADATA_DESCRIPTION) -> Any:
     )
 
 
-class _UploadForm(DetectionParamsIn):
+class _UploadForm(DetectionParamsIn, RegionsIn):
     # A misspelt field fails loudly instead of being ignored, and the schema says so.
     model_config = ConfigDict(extra="forbid")
 
@@ -395,7 +401,7 @@ class ImageSourceIn(ApiModel):
         return self
 
 
-class DetectImageJson(ImageSourceIn, DetectionParamsIn):
+class DetectImageJson(ImageSourceIn, DetectionParamsIn, RegionsIn):
     """One image by URL or as base64, with the parameters the form takes (query parameters
     work as for an upload, and a parameter may not come both ways)."""
 
@@ -405,7 +411,7 @@ class DetectImageJson(ImageSourceIn, DetectionParamsIn):
     metadata: Metadata | Absent = Field(default=None, description=DETECTION_METADATA_DESCRIPTION)
 
 
-class DetectBatchJson(DetectionParamsIn):
+class DetectBatchJson(DetectionParamsIn, RegionsIn):
     """The images of one batch job, each by URL or as base64."""
 
     model_config = ConfigDict(extra="forbid", strict=True)

@@ -16,6 +16,7 @@ from gateway.schemas.detect import (
     DetectionParamsIn,
     MediaUrl,
     RedactedClass,
+    RegionsIn,
     metadata_form_field,
 )
 from objectvision.v1 import detection_pb2
@@ -196,7 +197,7 @@ ZONES_DESCRIPTION = (
 )
 
 
-class DetectVideoForm(VideoOptionsIn):
+class DetectVideoForm(VideoOptionsIn, RegionsIn):
     """One video, as a file or by URL, with the detection parameters, the sampling, the
     tracking choice and the counting lines and zones."""
 
