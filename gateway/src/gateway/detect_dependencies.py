@@ -112,14 +112,16 @@ def _no_body_only_params(request: Request) -> None:
             )
 
 
-def _params_query(
+async def _params_query(
     request: Request, query: Annotated[DetectionParamsIn, Query()]
 ) -> DetectionParamsIn:
     _no_body_only_params(request)
     return query
 
 
-def _video_query(request: Request, query: Annotated[VideoOptionsIn, Query()]) -> VideoOptionsIn:
+async def _video_query(
+    request: Request, query: Annotated[VideoOptionsIn, Query()]
+) -> VideoOptionsIn:
     _no_body_only_params(request)
     return query
 
