@@ -35,7 +35,8 @@ def local_server() -> Iterator[Callable[[Responder], str]]:
                 """Quiet: the test reports what matters."""
 
         http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=http.serve_forever, daemon=True)
+        # Shutting down waits out one poll: 0.5 s by default, after every test.
+        thread = threading.Thread(target=http.serve_forever, args=(0.05,), daemon=True)
         thread.start()
         servers.append((http, thread))
         return f"http://127.0.0.1:{http.server_address[1]}"

@@ -135,7 +135,8 @@ def image_server(
     # A handler still sending (/endless, /slow) must not hold the end of the block.
     http.daemon_threads = True
     server.url = f"http://127.0.0.1:{http.server_address[1]}"
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    # Shutting down waits out one poll: 0.5 s by default, each time a server is closed.
+    thread = threading.Thread(target=http.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield server
