@@ -50,6 +50,7 @@ async def test_only_objects_standing_in_a_region_are_kept(detection, user, bus_j
     assert list(nowhere.objects) == []
 
 
+@pytest.mark.slow
 async def test_with_tiles_only_the_tiles_near_the_regions_are_detected(
     make_harness, user, bus_in_a_4k_frame
 ):

@@ -42,6 +42,8 @@ def _people(result: detection_pb2.ImageResult) -> list[detection_pb2.DetectedObj
     return [o for o in result.objects if o.class_name == "person"]
 
 
+# The 4K frame's tests run 33 inferences each on the CPU: in the slow tier (make test-slow, CI).
+@pytest.mark.slow
 async def test_tiles_find_the_people_a_large_frame_makes_too_small_and_place_them_in_it(
     detection, user, bus_in_a_4k_frame, small_bus
 ):
@@ -91,6 +93,7 @@ async def test_an_image_that_fits_in_one_tile_is_detected_as_without_tiles(
     assert seen(one_tile) == seen(plain)
 
 
+@pytest.mark.slow
 async def test_the_result_cache_tells_tiled_and_whole_image_requests_apart(
     make_harness, user, bus_jpg
 ):
@@ -127,6 +130,7 @@ async def test_tiling_out_of_range_or_into_too_many_tiles_is_refused_before_any_
     assert says in refused.value.details()
 
 
+@pytest.mark.slow
 async def test_tiles_holding_more_than_twice_an_images_most_pixels_are_refused(
     make_harness, user, bus_in_a_4k_frame
 ):
