@@ -19,9 +19,11 @@ import shutil
 import subprocess
 import time
 import uuid
+import zipfile
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import cv2
@@ -58,6 +60,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGES = Path(os.environ.get("OBJECTVISION_SHARED_DIR", REPO_ROOT.parent / "shared")) / "images"
 BUS = IMAGES / "bus.jpg"
 BATCH = sorted((IMAGES / "coco8" / "images" / "train").glob("*.jpg"))[:3]
+# coco8's validation images and their ground truth (YOLO label files), to score a job against.
+VAL_IMAGES = sorted((IMAGES / "coco8" / "images" / "val").glob("*.jpg"))
+VAL_LABELS = sorted((IMAGES / "coco8" / "labels" / "val").glob("*.txt"))
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -1197,6 +1202,194 @@ async def test_a_finished_job_and_the_history_offer_exports(page: Page) -> None:
     await page.get_by_test_id("history-clear").click()
     await expect(cards).to_have_count(3, timeout=SLOW_MS)
     await expect(page.get_by_test_id("history-filename")).to_have_value("")
+
+
+EVALUATION_SCORES = ("map50_95", "map50", "map75", "precision", "recall")
+
+
+def _score(value: float | None) -> str:
+    """A score as the console shows it (evaluation.js scoreText): three decimals, rounded as
+    JavaScript's toFixed does (a tie goes up), or an en dash for null."""
+    if value is None:
+        return "\N{EN DASH}"
+    return str(Decimal(value).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP))
+
+
+async def _expect_evaluation_shown(result: Locator, scored: dict) -> None:
+    """The console's evaluation says what the API's JSON for the same file says."""
+    scores = result.get_by_test_id("evaluation-scores")
+    await expect(scores.locator("dt")).to_have_text(
+        ["mAP50-95", "mAP50", "mAP75", "Precision", "Recall", "Images scored"]
+    )
+    await expect(scores.locator("dd")).to_have_text(
+        [*(_score(scored[name]) for name in EVALUATION_SCORES), str(scored["images"])]
+    )
+    await expect(result.locator("thead th")).to_have_text(
+        ["Class", "Ground truth", "Detections", "AP50-95", "AP50", "Precision", "Recall"]
+    )
+    rows = result.get_by_test_id("evaluation-class")
+    await expect(rows).to_have_count(len(scored["classes"]))
+    for row, scored_class in zip(await rows.all(), scored["classes"], strict=True):
+        await expect(row).to_have_attribute("data-class-id", str(scored_class["class_id"]))
+        await expect(row.locator("td")).to_have_text(
+            [
+                scored_class["class_name"],
+                str(scored_class["ground_truth"]),
+                str(scored_class["detections"]),
+                *(
+                    _score(scored_class[name])
+                    for name in ("ap50_95", "ap50", "precision", "recall")
+                ),
+            ]
+        )
+
+
+async def _evaluated_by_the_api(
+    stack: Stack, auth: dict[str, str], job_id: str, labels: Path, status: int = 200
+) -> dict:
+    """The API's own answer for `labels` (its JSON body, an error's too)."""
+    content = await asyncio.to_thread(labels.read_bytes)
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        answer = await client.post(
+            f"/api/v1/detect/jobs/{job_id}/evaluation",
+            files={"labels": (labels.name, content, "application/octet-stream")},
+            headers=auth,
+        )
+    assert answer.status_code == status, answer.text
+    return answer.json()
+
+
+def _labels_files(folder: Path) -> tuple[Path, Path, Path]:
+    """coco8's validation labels as a zip of YOLO label files and as COCO JSON, and a file that
+    is neither, in `folder`."""
+    # coco8's own ground truth, as the YOLO export lays it out, and a label file for an image
+    # the job does not hold (listed as unmatched, never scored).
+    yolo = folder / "coco8-val-labels.zip"
+    with zipfile.ZipFile(yolo, "w") as archive:
+        for path in VAL_LABELS:
+            archive.write(path, f"labels/{path.name}")
+        archive.writestr("labels/not-in-this-job.txt", "0 0.5 0.5 0.2 0.2\n")
+    # COCO JSON: the people of the same labels in pixels, and a class the model lacks, named
+    # with markup that must stay text.
+    images, annotations = [], []
+    for number, (image, label) in enumerate(zip(VAL_IMAGES, VAL_LABELS, strict=True), start=1):
+        assert image.stem == label.stem
+        height, width = cv2.imread(str(image)).shape[:2]
+        images.append({"id": number, "file_name": image.name, "width": width, "height": height})
+        for line in label.read_text().splitlines():
+            class_id, x, y, w, h = line.split()
+            if class_id != "0":
+                continue
+            box = [
+                (float(x) - float(w) / 2) * width,
+                (float(y) - float(h) / 2) * height,
+                float(w) * width,
+                float(h) * height,
+            ]
+            annotations.append({"image_id": number, "category_id": 1, "bbox": box})
+    annotations.append({"image_id": 1, "category_id": 2, "bbox": [10.0, 10.0, 40.0, 30.0]})
+    for number, annotation in enumerate(annotations, start=1):
+        annotation.update(id=number, area=annotation["bbox"][2] * annotation["bbox"][3], iscrowd=0)
+    coco = folder / "coco8-val.json"
+    coco.write_text(
+        json.dumps(
+            {
+                "images": images,
+                "annotations": annotations,
+                "categories": [{"id": 1, "name": "person"}, {"id": 2, "name": "<b>widget</b>"}],
+            }
+        )
+    )
+    neither = folder / "labels.json"
+    neither.write_text("these are not labels")
+    return yolo, coco, neither
+
+
+async def test_a_finished_batch_jobs_page_scores_it_against_uploaded_labels(
+    page: Page, stack: Stack, tmp_path: Path
+) -> None:
+    """ADR 0054: "Evaluate against labels" on a finished batch job's page sends a labels file
+    (a zip of YOLO label files, or COCO JSON) and shows the mAP, precision, recall and images
+    scored, a row per class and notes on what was not scored, as the API's JSON for the same
+    file says them; a refusal is shown as any other API error."""
+    email, auth = await _api_account(stack)
+    job = await _finished_job(stack, auth, VAL_IMAGES)
+    assert job["status"] == "completed", job
+    job_id = job["job_id"]
+    yolo, coco, neither = _labels_files(tmp_path)
+    elsewhere = await close_the_network(page, stack)
+
+    await page.goto(f"/#/jobs/{job_id}")
+    await log_in(page, email)
+    await expect(page.get_by_test_id("job-status")).to_contain_text(
+        f"{len(VAL_IMAGES)} of {len(VAL_IMAGES)} images (100 %)", timeout=SLOW_MS
+    )
+    section = page.get_by_test_id("job-evaluation")
+    await expect(section).to_be_visible()
+    await expect(section.get_by_role("heading")).to_have_text("Evaluate against labels")
+    picker = section.get_by_test_id("evaluation-labels")
+    await expect(picker).to_have_attribute("accept", ".zip,.json")
+    evaluate = section.get_by_role("button", name="Evaluate", exact=True)
+    result = section.get_by_test_id("evaluation-result")
+    error = page.get_by_test_id("error")
+
+    # Neither a zip nor JSON: the API's refusal, in the page's alert region as any other.
+    await picker.set_input_files(neither)
+    await evaluate.click()
+    await expect(error).to_be_visible(timeout=SLOW_MS)
+    refusal = (await _evaluated_by_the_api(stack, auth, job_id, neither, 422))["error"]
+    await expect(error).to_have_attribute("data-code", refusal["code"])
+    said = refusal["message"].rstrip(".")
+    await expect(page.locator("#error-text")).to_have_text(f"{said[0].upper()}{said[1:]}.")
+    await expect(result).to_be_hidden()
+    await expect(evaluate).to_be_enabled()
+
+    # YOLO labels: the scores, per class too, as the API's own JSON for the same file.
+    async with page.expect_request(f"**/api/v1/detect/jobs/{job_id}/evaluation") as sent:
+        await picker.set_input_files(yolo)
+        await evaluate.click()
+    request = await sent.value
+    assert request.method == "POST"
+    assert request.headers["content-type"].startswith("multipart/form-data")
+    assert b'name="labels"; filename="coco8-val-labels.zip"' in (request.post_data_buffer or b"")
+    await expect(result).to_be_visible(timeout=SLOW_MS)
+    await expect(error).to_be_hidden()
+    scored = await _evaluated_by_the_api(stack, auth, job_id, yolo)
+    assert scored["labels_format"] == "yolo"
+    assert scored["images"] == len(VAL_IMAGES)
+    assert scored["unmatched_label_count"] == 1
+    assert scored["classes"] and 0 < scored["map50"] <= 1
+    await expect(result.get_by_test_id("evaluation-summary")).to_contain_text(
+        f"{len(VAL_IMAGES)} images scored against YOLO labels: "
+        f"{scored['ground_truth']} labelled objects, {scored['detections']} detections."
+    )
+    await _expect_evaluation_shown(result, scored)
+    notes = result.get_by_test_id("evaluation-notes")
+    await expect(notes.locator("li")).to_have_count(1)
+    await expect(notes).to_contain_text(
+        f"1 label entry names no image of this job, so it was not scored: "
+        f"{scored['unmatched_labels'][0]}."
+    )
+
+    # COCO JSON: a class the model lacks is named in a note, as text; a class without ground
+    # truth has no AP and no recall (an en dash), one without detections no precision.
+    await picker.set_input_files(coco)
+    await evaluate.click()
+    summary = result.get_by_test_id("evaluation-summary")
+    await expect(summary).to_contain_text("against COCO JSON", timeout=SLOW_MS)
+    scored = await _evaluated_by_the_api(stack, auth, job_id, coco)
+    assert scored["labels_format"] == "coco"
+    assert scored["unknown_classes"] == ["<b>widget</b>"]
+    assert any(row["ap50_95"] is None for row in scored["classes"]), scored["classes"]
+    await _expect_evaluation_shown(result, scored)
+    await expect(notes.locator("li")).to_have_text(
+        [
+            "The model has no class \N{LEFT DOUBLE QUOTATION MARK}<b>widget</b>"
+            "\N{RIGHT DOUBLE QUOTATION MARK}: its labelled objects were not scored."
+        ]
+    )
+    assert await section.locator("b").count() == 0
+    assert elsewhere == []
 
 
 async def test_a_video_runs_as_a_job_with_its_frames_and_annotated_video(

@@ -1,7 +1,7 @@
-"""The `objectvision` command: log in once, then detect, run batches, read history, manage
-API keys and signed-in sessions, manage webhooks and follow their deliveries, and delete the
-account from a shell; share a stored detection or a completed video job by link, and read one
-shared with you.
+"""The `objectvision` command: log in once, then detect, run batches and score them against
+ground-truth labels, read history, manage API keys and signed-in sessions, manage webhooks and
+follow their deliveries, and delete the account from a shell; share a stored detection or a
+completed video job by link, and read one shared with you.
 
 Results go to stdout (a table, or the API's JSON with --json); progress, confirmations and
 errors go to stderr, so output can be piped. Exit status: 0 success, 1 the request or the
@@ -38,6 +38,7 @@ from objectvision_client.models import (
     HistoryPage,
     HistorySummary,
     Job,
+    JobEvaluation,
     JobsPage,
     LineCount,
     Session,
@@ -1232,6 +1233,96 @@ def cmd_jobs_delete(ctx: Context) -> int:
     with ctx.client() as client:
         client.delete_job(ctx.args.job_id)
     ctx.say(f"Job {ctx.args.job_id} deleted, with its images, results and any video.")
+    return EXIT_OK
+
+
+def _score(value: float | None) -> str | None:
+    """A score as the tables show it; None (the API's null: nothing to score) prints "-"."""
+    return None if value is None else f"{value:.3f}"
+
+
+def evaluation_summary(evaluation: JobEvaluation) -> str:
+    """What was scored, and the job's scores: mAP at the three IoU thresholds, then precision
+    and recall at IoU 0.5."""
+    confidence = (
+        f", detections at confidence {evaluation.min_confidence:g} or more"
+        if evaluation.min_confidence
+        else ""
+    )
+    return "\n".join(
+        [
+            f"Job {evaluation.job_id}: {evaluation.model or 'unknown model'}, "
+            f"{_count(evaluation.images, 'image')} scored against {evaluation.labels_format} "
+            f"labels{confidence}",
+            f"Objects: {evaluation.ground_truth} labelled, {evaluation.detections} detected",
+            f"mAP50-95 {_score(evaluation.map50_95)}  mAP50 {_score(evaluation.map50)}  "
+            f"mAP75 {_score(evaluation.map75)}",
+            f"Precision {_score(evaluation.precision) or '-'}  "
+            f"Recall {_score(evaluation.recall) or '-'}  (IoU 0.5)",
+        ]
+    )
+
+
+def evaluation_table(evaluation: JobEvaluation) -> str:
+    """One row per class with ground truth or detections; `(none)` when there is none."""
+    rows: list[list[object]] = [
+        [
+            row.class_name,
+            row.ground_truth,
+            row.detections,
+            _score(row.ap50_95),
+            _score(row.ap50),
+            _score(row.precision),
+            _score(row.recall),
+        ]
+        for row in evaluation.classes
+    ]
+    return format_table(
+        ["CLASS", "GROUND TRUTH", "DETECTIONS", "AP50-95", "AP50", "P", "R"],
+        rows or [["(none)", None, None, None, None, None, None]],
+        right=(1, 2, 3, 4, 5, 6),
+    )
+
+
+def evaluation_warnings(evaluation: JobEvaluation) -> list[str]:
+    """What in the labels did not line up with the job: each lowers or skews the scores, so
+    the person should know before trusting them."""
+    warnings = []
+    if evaluation.images_without_labels:
+        warnings.append(
+            f"{_count(evaluation.images_without_labels, 'image')} of the job had no labels: "
+            "scored as holding no object"
+        )
+    if evaluation.unmatched_label_count:
+        listed = ", ".join(evaluation.unmatched_labels)
+        more = evaluation.unmatched_label_count - len(evaluation.unmatched_labels)
+        listed += f" and {more} more" if more > 0 else ""
+        warnings.append(
+            f"{evaluation.unmatched_label_count} label "
+            f"{'entry' if evaluation.unmatched_label_count == 1 else 'entries'} named no image "
+            f"of the job: {listed}"
+        )
+    if evaluation.unknown_classes:
+        warnings.append(
+            "classes the model does not have, not scored: " + ", ".join(evaluation.unknown_classes)
+        )
+    return warnings
+
+
+def cmd_jobs_evaluate(ctx: Context) -> int:
+    """Score a finished batch job against ground-truth labels (ADR 0054): the scores and
+    per-class table on stdout, what did not line up with the job as warnings on stderr."""
+    labels = Path(ctx.args.labels)
+    if labels.is_dir():
+        raise CliError(f"{labels} is a folder: give a zip of YOLO labels or a COCO JSON file")
+    with ctx.client() as client:
+        evaluation = client.evaluate_job(ctx.args.job_id, labels)
+    if ctx.printed_json(evaluation.raw):
+        return EXIT_OK
+    print(evaluation_summary(evaluation), file=ctx.stdout)
+    print(f"\n{evaluation_table(evaluation)}", file=ctx.stdout)
+    for warning in evaluation_warnings(evaluation):
+        ctx.say(f"Warning: {warning}")
     return EXIT_OK
 
 
@@ -2443,7 +2534,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detection_params(video)
     video.set_defaults(handler=cmd_detect_video)
 
-    jobs = commands.add_parser("jobs", help="list, follow, cancel and delete batch and video jobs")
+    jobs = commands.add_parser(
+        "jobs", help="list, follow, cancel, delete and evaluate batch and video jobs"
+    )
     job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
     job_list = job_commands.add_parser("list", help="list your jobs, newest first")
     job_list.add_argument("--status", choices=JOB_STATUSES, help="only jobs in this status")
@@ -2472,6 +2565,18 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("job_id", metavar="ID")
     _add_output_choice(show)
     show.set_defaults(handler=cmd_jobs_show)
+    evaluate = job_commands.add_parser(
+        "evaluate",
+        help="score a finished batch job's detections against ground-truth labels (mAP)",
+    )
+    evaluate.add_argument("job_id", metavar="ID")
+    evaluate.add_argument(
+        "labels",
+        metavar="LABELS",
+        help="a zip of YOLO label files (as `export --format yolo` writes) or a COCO JSON file",
+    )
+    _add_output_choice(evaluate)
+    evaluate.set_defaults(handler=cmd_jobs_evaluate)
 
     models = commands.add_parser("models", help="list the models the server serves")
     _add_output_choice(models)

@@ -466,6 +466,7 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
     delete_detection = _sync(ops.delete_detection)
     detection_image = _sync(ops.detection_image)
     export = _sync(ops.export)
+    evaluate_job = _sync(ops.evaluate_job)
 
     # API keys and webhooks
 
@@ -697,6 +698,7 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     delete_detection = _async(ops.delete_detection)
     detection_image = _async(ops.detection_image)
     export = _async(ops.export)
+    evaluate_job = _async(ops.evaluate_job)
 
     list_api_keys = _async(ops.list_api_keys)
     create_api_key = _async(ops.create_api_key)

@@ -622,6 +622,53 @@ class ExportedFile(_Model):
         return cls(filename=name, content_type=headers.get("content-type", ""), size=size)
 
 
+class ClassEvaluation(_Model):
+    """One class's scores in a `JobEvaluation`. None where there is nothing to score: AP and
+    recall of a class without ground truth (COCO leaves it out of the mean), precision of one
+    without detections."""
+
+    class_id: int
+    class_name: str
+    ground_truth: int = 0
+    detections: int = 0
+    ap50_95: float | None = None
+    ap50: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+
+
+class JobEvaluation(_Answer):
+    """A finished batch job's detections scored against ground-truth labels (ADR 0054).
+    Detections under the job's `min_confidence` were never kept, so they cannot count: the
+    scores are of the job as it ran, not of the model at every threshold."""
+
+    job_id: str
+    model: str | None = None
+    # "yolo" or "coco": what the server read the labels as.
+    labels_format: str
+    min_confidence: float | None = None
+    # The job's detected images that were scored; of those, the ones no label named, scored
+    # as holding no object.
+    images: int
+    images_without_labels: int = 0
+    # Label entries naming no image of the job: the first few, and how many in all.
+    unmatched_labels: tuple[str, ...] = ()
+    unmatched_label_count: int = 0
+    # Label classes the model lacks: their boxes are not scored.
+    unknown_classes: tuple[str, ...] = ()
+    ground_truth: int
+    detections: int
+    map50_95: float
+    map50: float
+    map75: float
+    # At IoU 0.5 over every class; None without detections (precision) or ground truth
+    # (recall).
+    precision: float | None = None
+    recall: float | None = None
+    # Every class with ground truth or detections, by class id.
+    classes: tuple[ClassEvaluation, ...] = ()
+
+
 class ServedModel(_Model):
     """A model the deployment serves (``GET /api/v1/models``): what ``model`` accepts."""
 

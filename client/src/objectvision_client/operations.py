@@ -35,6 +35,7 @@ from objectvision_client.models import (
     HistoryPage,
     HistorySummary,
     Job,
+    JobEvaluation,
     JobsPage,
     RecoveryCodes,
     Retention,
@@ -63,6 +64,8 @@ T = TypeVar("T")
 
 # A path, or (filename, bytes) for images already in memory.
 ImageSource = str | os.PathLike[str] | tuple[str, bytes]
+# Ground-truth labels: a path, or the file's bytes already in memory.
+LabelsSource = str | os.PathLike[str] | bytes
 FilePart = tuple[str, tuple[str, bytes, str]]
 
 
@@ -1290,3 +1293,37 @@ def export(
     else:
         operation = export_job(job_id, format=format)
     return Download(operation, destination, on_progress, ExportedFile.from_headers)
+
+
+# What every zip file starts with (a local file header, or the end record of an empty one).
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def read_labels(labels: LabelsSource) -> tuple[str, bytes, str]:
+    """(filename, bytes, content type) of a labels file. The server tells a YOLO zip from
+    COCO JSON by the bytes; bytes given here are named by them too (`labels.zip` or
+    `labels.json`), so the name in the server's logs does not mislead. Read when the
+    operation is built, so a retry sends the same bytes."""
+    if isinstance(labels, bytes):
+        data = labels
+        filename = "labels.zip" if data.startswith(ZIP_MAGIC) else "labels.json"
+    else:
+        path = Path(labels)
+        filename, data = path.name, path.read_bytes()
+    content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    return filename, data, content_type
+
+
+def evaluate_job(job_id: str, labels: LabelsSource) -> Operation[JobEvaluation]:
+    """A finished batch job's detections scored against ground-truth `labels` (ADR 0054): mAP,
+    precision and recall, overall and per class. `labels` is a path or the bytes of a zip of
+    YOLO label files (the layout `export(format="yolo")` writes) or of a COCO JSON file. A
+    job still running raises ObjectVisionError 409; a video job, a file that is neither, a
+    bad line (named in the message) or labels naming no image of the job, 422; over 32 MiB,
+    413. An API key needs the `results:read` scope."""
+    return Operation(
+        "POST",
+        f"/api/v1/detect/jobs/{_segment(job_id)}/evaluation",
+        _json(JobEvaluation.from_json),
+        files=[("labels", read_labels(labels))],
+    )

@@ -40,6 +40,8 @@ MAX_TILES_PER_IMAGE = 64
 # Regions of interest one request may keep objects in, and the corners of each (ADR 0053).
 MAX_REGIONS = 16
 MAX_REGION_POINTS = 32
+# A job's ground-truth labels file (ADR 0054), as sent: a zip of YOLO labels or COCO JSON.
+MAX_LABELS_BYTES = 32 * 1024 * 1024
 
 
 def checked_idempotency_key(value: str) -> str:

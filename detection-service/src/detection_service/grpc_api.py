@@ -15,6 +15,7 @@ from google.protobuf.empty_pb2 import Empty
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from detection_service.evaluation import service as evaluation
 from detection_service.exports import formats as export_formats
 from detection_service.exports import service as exports
 from detection_service.history import service as history
@@ -64,11 +65,13 @@ from objectvision_common.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PayloadTooLarge,
     PermissionDenied,
     Unavailable,
 )
 from objectvision_common.limits import (
     DEFAULT_PAGE_LIMIT,
+    MAX_LABELS_BYTES,
     MAX_PAGE_LIMIT,
     checked_filename_filter,
     checked_idempotency_key,
@@ -98,6 +101,41 @@ _EXPORT_FORMATS = {
     detection_pb2.EXPORT_FORMAT_YOLO: "yolo",
     detection_pb2.EXPORT_FORMAT_CSV: "csv",
 }
+
+
+def _evaluation_reply(evaluated: evaluation.JobEvaluation) -> detection_pb2.JobEvaluation:
+    scores = evaluated.scores
+    return detection_pb2.JobEvaluation(
+        job_id=str(evaluated.job_id),
+        model=evaluated.model,
+        labels_format=evaluated.labels_format,
+        min_confidence=evaluated.min_confidence,
+        images=evaluated.images,
+        images_without_labels=evaluated.images_without_labels,
+        unmatched_labels=evaluated.unmatched_labels,
+        unmatched_label_count=evaluated.unmatched_label_count,
+        unknown_classes=evaluated.unknown_classes,
+        ground_truth=scores.ground_truth,
+        detections=scores.detections,
+        map50_95=scores.map50_95,
+        map50=scores.map50,
+        map75=scores.map75,
+        precision=scores.precision,
+        recall=scores.recall,
+        classes=[
+            detection_pb2.ClassEvaluation(
+                class_id=row.class_id,
+                class_name=row.class_name,
+                ground_truth=row.ground_truth,
+                detections=row.detections,
+                ap50_95=row.ap50_95,
+                ap50=row.ap50,
+                precision=row.precision,
+                recall=row.recall,
+            )
+            for row in scores.classes
+        ],
+    )
 
 
 def _uuid(value: str, what: str) -> uuid.UUID:
@@ -698,6 +736,27 @@ class DetectionServicer(RealtimeServicer):
                 yield detection_pb2.ExportChunk(data=data)
         finally:
             writer.close()  # also when the caller left before the first page
+
+    async def EvaluateJob(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.EvaluateJobRequest, context: ServicerContext
+    ) -> detection_pb2.JobEvaluation:
+        """The caller's finished batch job scored against its ground-truth labels."""
+        user_id = self._user_id(context)
+        job_id = _uuid(request.job_id, "job_id")
+        if len(request.labels) > MAX_LABELS_BYTES:
+            raise PayloadTooLarge(
+                f"the labels file is {len(request.labels)} bytes; at most {MAX_LABELS_BYTES}"
+            )
+        if not request.labels:
+            raise InvalidArgument("labels is empty: send a zip of YOLO labels or COCO JSON")
+        evaluated = await evaluation.evaluate_job(
+            sessions=self._sessions,
+            user_id=user_id,
+            job_id=job_id,
+            labels=request.labels,
+            model_classes=exports.model_classes(self._detector),
+        )
+        return _evaluation_reply(evaluated)
 
     async def SubmitVideoJob(  # noqa: N802 - gRPC method name
         self,

@@ -30,8 +30,9 @@ from gateway.middleware import (
     UnhandledErrorMiddleware,
 )
 from gateway.ratelimit import RateLimiter
-from gateway.routers import ROUTERS, detect, health, share_links, video
+from gateway.routers import ROUTERS, detect, evaluation, health, share_links, video
 from objectvision.v1 import auth_pb2
+from objectvision_common.limits import MAX_LABELS_BYTES
 from objectvision_common.public_urls import pinned_http_client
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ def body_limits(settings: GatewaySettings) -> Sequence[tuple[str, int]]:
             + settings.max_batch_files * detect.PART_OVERHEAD_BYTES,
         ),
         (video.VIDEO_PATH, settings.max_video_bytes + detect.MULTIPART_OVERHEAD_BYTES),
+        (evaluation.JOBS_PREFIX, MAX_LABELS_BYTES + detect.MULTIPART_OVERHEAD_BYTES),
     )
 
 

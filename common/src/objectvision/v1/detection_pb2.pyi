@@ -640,6 +640,72 @@ class ExportChunk(_message.Message):
     filename: str
     def __init__(self, data: _Optional[bytes] = ..., content_type: _Optional[str] = ..., filename: _Optional[str] = ...) -> None: ...
 
+class EvaluateJobRequest(_message.Message):
+    __slots__ = ("job_id", "labels")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    labels: bytes
+    def __init__(self, job_id: _Optional[str] = ..., labels: _Optional[bytes] = ...) -> None: ...
+
+class ClassEvaluation(_message.Message):
+    __slots__ = ("class_id", "class_name", "ground_truth", "detections", "ap50_95", "ap50", "precision", "recall")
+    CLASS_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
+    DETECTIONS_FIELD_NUMBER: _ClassVar[int]
+    AP50_95_FIELD_NUMBER: _ClassVar[int]
+    AP50_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    RECALL_FIELD_NUMBER: _ClassVar[int]
+    class_id: int
+    class_name: str
+    ground_truth: int
+    detections: int
+    ap50_95: float
+    ap50: float
+    precision: float
+    recall: float
+    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., ground_truth: _Optional[int] = ..., detections: _Optional[int] = ..., ap50_95: _Optional[float] = ..., ap50: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ...) -> None: ...
+
+class JobEvaluation(_message.Message):
+    __slots__ = ("job_id", "model", "labels_format", "min_confidence", "images", "images_without_labels", "unmatched_labels", "unmatched_label_count", "unknown_classes", "ground_truth", "detections", "map50_95", "map50", "map75", "precision", "recall", "classes")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    MIN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_WITHOUT_LABELS_FIELD_NUMBER: _ClassVar[int]
+    UNMATCHED_LABELS_FIELD_NUMBER: _ClassVar[int]
+    UNMATCHED_LABEL_COUNT_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
+    DETECTIONS_FIELD_NUMBER: _ClassVar[int]
+    MAP50_95_FIELD_NUMBER: _ClassVar[int]
+    MAP50_FIELD_NUMBER: _ClassVar[int]
+    MAP75_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    RECALL_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    model: str
+    labels_format: str
+    min_confidence: float
+    images: int
+    images_without_labels: int
+    unmatched_labels: _containers.RepeatedScalarFieldContainer[str]
+    unmatched_label_count: int
+    unknown_classes: _containers.RepeatedScalarFieldContainer[str]
+    ground_truth: int
+    detections: int
+    map50_95: float
+    map50: float
+    map75: float
+    precision: float
+    recall: float
+    classes: _containers.RepeatedCompositeFieldContainer[ClassEvaluation]
+    def __init__(self, job_id: _Optional[str] = ..., model: _Optional[str] = ..., labels_format: _Optional[str] = ..., min_confidence: _Optional[float] = ..., images: _Optional[int] = ..., images_without_labels: _Optional[int] = ..., unmatched_labels: _Optional[_Iterable[str]] = ..., unmatched_label_count: _Optional[int] = ..., unknown_classes: _Optional[_Iterable[str]] = ..., ground_truth: _Optional[int] = ..., detections: _Optional[int] = ..., map50_95: _Optional[float] = ..., map50: _Optional[float] = ..., map75: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassEvaluation, _Mapping]]] = ...) -> None: ...
+
 class VideoSampling(_message.Message):
     __slots__ = ("fps", "every")
     FPS_FIELD_NUMBER: _ClassVar[int]

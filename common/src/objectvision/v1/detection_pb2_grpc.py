@@ -112,6 +112,11 @@ class DetectionServiceStub:
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.ExportDetectionsRequest.SerializeToString,
                 response_deserializer=objectvision_dot_v1_dot_detection__pb2.ExportChunk.FromString,
                 _registered_method=True)
+        self.EvaluateJob = channel.unary_unary(
+                '/objectvision.v1.DetectionService/EvaluateJob',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.EvaluateJobRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.JobEvaluation.FromString,
+                _registered_method=True)
         self.SubmitVideoJob = channel.stream_unary(
                 '/objectvision.v1.DetectionService/SubmitVideoJob',
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.VideoUpload.SerializeToString,
@@ -289,6 +294,14 @@ class DetectionServiceServicer:
     def ExportDetections(self, request, context):
         """A finished job's, or the caller's filtered history's, results as one file (COCO JSON,
         YOLO labels in a zip, CSV), in chunks, built page by page as it is sent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EvaluateJob(self, request, context):
+        """A finished batch job's detections scored against the caller's ground-truth labels (a zip
+        of YOLO label files or COCO JSON): mAP, precision and recall, overall and per class.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -479,6 +492,11 @@ def add_DetectionServiceServicer_to_server(servicer, server):
                     servicer.ExportDetections,
                     request_deserializer=objectvision_dot_v1_dot_detection__pb2.ExportDetectionsRequest.FromString,
                     response_serializer=objectvision_dot_v1_dot_detection__pb2.ExportChunk.SerializeToString,
+            ),
+            'EvaluateJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.EvaluateJob,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.EvaluateJobRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.JobEvaluation.SerializeToString,
             ),
             'SubmitVideoJob': grpc.stream_unary_rpc_method_handler(
                     servicer.SubmitVideoJob,
@@ -953,6 +971,33 @@ class DetectionService:
             '/objectvision.v1.DetectionService/ExportDetections',
             objectvision_dot_v1_dot_detection__pb2.ExportDetectionsRequest.SerializeToString,
             objectvision_dot_v1_dot_detection__pb2.ExportChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EvaluateJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/EvaluateJob',
+            objectvision_dot_v1_dot_detection__pb2.EvaluateJobRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.JobEvaluation.FromString,
             options,
             channel_credentials,
             insecure,

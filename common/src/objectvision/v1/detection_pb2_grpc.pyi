@@ -77,6 +77,10 @@ class DetectionServiceStub:
     """A finished job's, or the caller's filtered history's, results as one file (COCO JSON,
     YOLO labels in a zip, CSV), in chunks, built page by page as it is sent.
     """
+    EvaluateJob: _grpc.UnaryUnaryMultiCallable[_detection_pb2.EvaluateJobRequest, _detection_pb2.JobEvaluation]
+    """A finished batch job's detections scored against the caller's ground-truth labels (a zip
+    of YOLO label files or COCO JSON): mAP, precision and recall, overall and per class.
+    """
     SubmitVideoJob: _grpc.StreamUnaryMultiCallable[_detection_pb2.VideoUpload, _detection_pb2.Job]
     """A video file as a background job: the first message is the header, then the file's
     bytes in chunks. Container and codec are checked before anything is decoded.
@@ -178,6 +182,10 @@ class DetectionServiceAsyncStub(DetectionServiceStub):
     ExportDetections: _aio.UnaryStreamMultiCallable[_detection_pb2.ExportDetectionsRequest, _detection_pb2.ExportChunk]  # type: ignore[assignment]
     """A finished job's, or the caller's filtered history's, results as one file (COCO JSON,
     YOLO labels in a zip, CSV), in chunks, built page by page as it is sent.
+    """
+    EvaluateJob: _aio.UnaryUnaryMultiCallable[_detection_pb2.EvaluateJobRequest, _detection_pb2.JobEvaluation]  # type: ignore[assignment]
+    """A finished batch job's detections scored against the caller's ground-truth labels (a zip
+    of YOLO label files or COCO JSON): mAP, precision and recall, overall and per class.
     """
     SubmitVideoJob: _aio.StreamUnaryMultiCallable[_detection_pb2.VideoUpload, _detection_pb2.Job]  # type: ignore[assignment]
     """A video file as a background job: the first message is the header, then the file's
@@ -367,6 +375,16 @@ class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_detection_pb2.ExportChunk], _abc.AsyncIterator[_detection_pb2.ExportChunk]]:
         """A finished job's, or the caller's filtered history's, results as one file (COCO JSON,
         YOLO labels in a zip, CSV), in chunks, built page by page as it is sent.
+        """
+
+    @_abc_1.abstractmethod
+    def EvaluateJob(
+        self,
+        request: _detection_pb2.EvaluateJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_detection_pb2.JobEvaluation, _abc.Awaitable[_detection_pb2.JobEvaluation]]:
+        """A finished batch job's detections scored against the caller's ground-truth labels (a zip
+        of YOLO label files or COCO JSON): mAP, precision and recall, overall and per class.
         """
 
     @_abc_1.abstractmethod

@@ -61,23 +61,28 @@ async def history_pages(
 
 
 async def finished_job(
-    *, sessions: async_sessionmaker[AsyncSession], user_id: str, job_id: uuid.UUID
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    user_id: str,
+    job_id: uuid.UUID,
+    action: str = "export",
 ) -> jobs.JobView:
-    """The caller's job, once it has finished. Exporting a running job is refused rather than
-    answered with the images done so far: an export is usually a dataset, and one that
-    silently lacks the images still queued is worse than a clear "wait"."""
+    """The caller's batch job, once it has finished, for `action` ("export", "evaluate").
+    A running job is refused rather than answered with the images done so far: an export is
+    usually a dataset, and one (or a score) that silently lacks the images still queued is
+    worse than a clear "wait"."""
     async with sessions() as session:
         job = await jobs.get_job(session=session, job_id=job_id, user_id=user_id)
     # Video jobs keep their frames elsewhere: refuse them plainly rather than answer with an
     # empty file.
     if job.kind != KIND_BATCH:
         raise InvalidArgument(
-            f"job {job_id} is a video job; exports cover batch jobs and the history"
+            f"job {job_id} is a video job; a job's {action} covers batch jobs only"
         )
     if job.status in UNFINISHED:
         raise FailedPrecondition(
             f"job {job_id} is still {job.status} ({job.processed} of {job.total} images done);"
-            " export it once it has finished"
+            " try again once it has finished"
         )
     return job
 

@@ -652,6 +652,14 @@ async def mark_processing(
     )
 
 
+async def job_options(*, session: AsyncSession, job_id: uuid.UUID) -> DetectionOptions:
+    """The thresholds, classes and regions the job was submitted with."""
+    params = (
+        await session.execute(sa.select(jobs.c.params).where(jobs.c.id == job_id))
+    ).scalar_one()
+    return DetectionOptions.from_json(params)
+
+
 async def start_job(
     *, session: AsyncSession, job_id: uuid.UUID, lease: timedelta | None = None
 ) -> tuple[DetectionOptions, list[WorkItem]] | None:

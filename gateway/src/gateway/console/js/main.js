@@ -15,6 +15,8 @@
 // `#/accounts` is the admins' (accounts.js): its nav entry shows only where the access token
 // says `admin`, and the server refuses anyone else. An account with two-factor authentication
 // logs in with a code too (two-factor.js), asked for once the server wants one.
+// A finished batch job's page scores its detections against a labels file the user uploads
+// (ADR 0054: mAP, precision, recall, per class; evaluation.js).
 
 import { AccountsView } from "./accounts.js";
 import { request } from "./api.js";
@@ -35,6 +37,7 @@ import {
 import { HistoryView } from "./history.js";
 import { JobListView } from "./job-list.js";
 import { FINAL_STATUSES, JobTracker, jobPercent, normaliseJob } from "./jobs.js";
+import { JobEvaluation } from "./evaluation.js";
 import { renderJobExports } from "./exports.js";
 import { KeysView } from "./keys.js";
 import { hasPairs, parseMetadata } from "./metadata.js";
@@ -85,6 +88,7 @@ const passwordReset = new PasswordResetView({
 const emailVerification = new EmailVerification();
 const shareLinks = new ShareLinks({ prefix: "share", kind: "detection" });
 const jobShareLinks = new ShareLinks({ prefix: "job-share", kind: "job" });
+const jobEvaluation = new JobEvaluation();
 const sharedView = new SharedView();
 const input = byId("file-input");
 const dropzone = byId("dropzone");
@@ -193,6 +197,7 @@ function closeResults() {
   viewer.clear();
   shareLinks.reset();
   jobShareLinks.reset();
+  jobEvaluation.reset();
   byId("single-result").hidden = true;
   byId("batch-result").hidden = true;
   dropzone.classList.remove("compact");
@@ -339,6 +344,7 @@ function showViewer(raw, image, caption, threshold, classMinimums = new Map(), r
   byId("delete-detection").hidden = !result.id;
   shareLinks.show(result.id);
   jobShareLinks.reset();
+  jobEvaluation.reset();
   if (result.id) showLink(`detections/${result.id}`);
 }
 
@@ -609,6 +615,8 @@ function renderJob(job) {
   // told once, not at each progress message.
   const shareable = job.kind === "video" && job.status === "completed" ? job.jobId : null;
   if (shareable !== jobShareLinks.sharedId) jobShareLinks.show(shareable);
+  // A finished batch job's detections can be scored against the user's labels (ADR 0054).
+  jobEvaluation.show(job.kind === "batch" && finished ? job.jobId : null);
 }
 
 /** The job's own key-value pairs (ADR 0045), as text: they are the caller's, never markup. */
@@ -720,8 +728,10 @@ async function detectBatch(files) {
 /** Show a batch job in the Detect view and follow it live until it finishes. */
 async function followJob(job) {
   tracker?.stop();
-  // Opened afresh: its Share section reads its links again, with no URL of before on show.
+  // Opened afresh: its Share section reads its links again, with no URL of before on show, and
+  // no scores of before are shown.
   jobShareLinks.reset();
+  jobEvaluation.reset();
   byId("single-result").hidden = true;
   byId("batch-result").hidden = false;
   dropzone.classList.add("compact");

@@ -24,6 +24,8 @@ const FIELD_NAMES = {
   tile_overlap: "Tile overlap",
   // Regions of interest (ADR 0053).
   regions: "Regions of interest",
+  // The ground truth a finished batch job is scored against (ADR 0054).
+  labels: "Labels file",
 };
 
 function capitalise(text) {

@@ -1,0 +1,363 @@
+"""Scoring a finished batch job against ground-truth labels (ADR 0054) as the client library
+and `objectvision jobs evaluate` send it and read the answer: one multipart file field
+`labels`, named as the file is (or, for bytes, by what they hold), the same bytes again when
+a refused request is retried; the scores read into `JobEvaluation` with null scores as None;
+the command printing the scores, a per-class table and warnings for labels that did not line
+up with the job, or the API's JSON.
+
+The answers come from a real HTTP server on a local port that stands where the gateway would,
+answers what each test scripts and keeps every request.
+"""
+
+import asyncio
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from email import policy
+from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from objectvision_client import (
+    AsyncClient,
+    ClassEvaluation,
+    Client,
+    JobEvaluation,
+    ObjectVisionError,
+)
+from objectvision_client.cli import EXIT_FAILED, EXIT_OK, evaluation_table, main
+from objectvision_client.retry import RetryPolicy
+from objectvision_devstack.scripted_gateway import ScriptedGateway
+
+JOB_ID = "6b1f3c2a-0000-4000-8000-000000000054"
+EVALUATION = f"/api/v1/detect/jobs/{JOB_ID}/evaluation"
+QUICK_RETRIES = RetryPolicy(max_attempts=3, backoff_base=0.01)
+SCORED = {
+    "job_id": JOB_ID,
+    "model": "yolov8n",
+    "labels_format": "yolo",
+    "min_confidence": 0.25,
+    "images": 4,
+    "images_without_labels": 1,
+    "unmatched_labels": ["extra.txt"],
+    "unmatched_label_count": 1,
+    "unknown_classes": ["widget"],
+    "ground_truth": 17,
+    "detections": 20,
+    "map50_95": 0.61,
+    "map50": 0.8,
+    "map75": 0.62,
+    "precision": 0.7,
+    "recall": 0.65,
+    "classes": [
+        {
+            "class_id": 0,
+            "class_name": "person",
+            "ground_truth": 10,
+            "detections": 12,
+            "ap50_95": 0.55,
+            "ap50": 0.8,
+            "precision": 0.7,
+            "recall": 0.6,
+        },
+        # Detected but never labelled: no AP and no recall.
+        {
+            "class_id": 5,
+            "class_name": "bus",
+            "ground_truth": 0,
+            "detections": 2,
+            "ap50_95": None,
+            "ap50": None,
+            "precision": 0.0,
+            "recall": None,
+        },
+        # Labelled but never detected: no precision.
+        {
+            "class_id": 58,
+            "class_name": "potted plant",
+            "ground_truth": 7,
+            "detections": 0,
+            "ap50_95": 0.0,
+            "ap50": 0.0,
+            "precision": None,
+            "recall": 0.0,
+        },
+    ],
+    # A field this version does not know: kept in `raw` and in --json.
+    "iou_thresholds": [0.5, 0.95],
+}
+# COCO JSON: the server tells it from a zip by the content, whatever the name.
+COCO = json.dumps({"images": [], "annotations": [], "categories": []}).encode()
+
+
+def _refused(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
+    return status, {"error": {"code": code, "message": message, "request_id": "req-54"}}
+
+
+def _yolo_zip() -> bytes:
+    """A zip as `export(format="yolo")` lays it out: labels/<image stem>.txt and data.yaml."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("labels/000000000049.txt", "0 0.5 0.5 0.2 0.4\n")
+        archive.writestr("data.yaml", "names:\n  0: person\n")
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Sent:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def files(self) -> dict[str, tuple[str, str, bytes]]:
+        """The multipart form's files by field name: (filename, content type, bytes)."""
+        content_type = self.headers["content-type"]
+        assert content_type.startswith("multipart/form-data"), self.headers
+        message = BytesParser(policy=policy.HTTP).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + self.body
+        )
+        files = {}
+        for part in message.iter_parts():
+            name = str(part.get_param("name", header="content-disposition"))
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes) and part.get_filename() is not None
+            files[name] = (str(part.get_filename()), part.get_content_type(), payload)
+        return files
+
+
+class Gateway(ScriptedGateway[Sent]):
+    """Answers each `METHOD path` with its scripted JSON answers in turn; keeps every request."""
+
+
+@pytest.fixture
+def gateway(local_server: Callable[[Callable[[BaseHTTPRequestHandler], None]], str]) -> Gateway:
+    stand_in = Gateway()
+
+    def respond(request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        sent = Sent(
+            request.command, request.path.split("?")[0], headers, request.rfile.read(length)
+        )
+        status, body = stand_in.answer(sent)
+        payload = json.dumps(body).encode()
+        request.send_response(status)
+        request.send_header("Content-Type", "application/json")
+        request.send_header("Content-Length", str(len(payload)))
+        if status == 503:
+            request.send_header("Retry-After", "0")
+        request.end_headers()
+        request.wfile.write(payload)
+
+    stand_in.url = local_server(respond)
+    return stand_in
+
+
+# The library
+
+
+def test_a_labels_file_is_sent_as_the_labels_field_and_the_evaluation_is_read(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    gateway.answers(f"POST {EVALUATION}", (200, SCORED))
+    labels = tmp_path / "ground-truth.zip"
+    labels.write_bytes(_yolo_zip())
+    with Client(gateway.url, api_key="ov_test") as client:
+        evaluation = client.evaluate_job(JOB_ID, labels)
+
+    (sent,) = gateway.sent
+    assert (sent.method, sent.path, sent.headers["x-api-key"]) == ("POST", EVALUATION, "ov_test")
+    assert sent.files() == {"labels": ("ground-truth.zip", "application/zip", labels.read_bytes())}
+    assert isinstance(evaluation, JobEvaluation)
+    assert (evaluation.job_id, evaluation.model, evaluation.labels_format) == (
+        JOB_ID,
+        "yolov8n",
+        "yolo",
+    )
+    assert (evaluation.map50_95, evaluation.map50, evaluation.map75) == (0.61, 0.8, 0.62)
+    assert (evaluation.precision, evaluation.recall) == (0.7, 0.65)
+    assert (evaluation.ground_truth, evaluation.detections, evaluation.images) == (17, 20, 4)
+    assert evaluation.unmatched_labels == ("extra.txt",)
+    assert evaluation.unknown_classes == ("widget",)
+    assert evaluation.classes[1] == ClassEvaluation(
+        class_id=5, class_name="bus", ground_truth=0, detections=2, precision=0.0
+    )
+    assert evaluation.classes[1].ap50_95 is None and evaluation.classes[1].recall is None
+    assert evaluation.classes[2].precision is None
+    assert evaluation.raw == SCORED
+
+
+@pytest.mark.parametrize(
+    ("labels", "named", "content_type"),
+    [(_yolo_zip(), "labels.zip", "application/zip"), (COCO, "labels.json", "application/json")],
+)
+def test_evaluating_with_bytes_names_the_file_by_what_they_hold(
+    gateway: Gateway, labels: bytes, named: str, content_type: str
+) -> None:
+    gateway.answers(f"POST {EVALUATION}", (200, {**SCORED, "labels_format": "coco"}))
+
+    async def evaluate() -> JobEvaluation:
+        async with AsyncClient(gateway.url, api_key="ov_test") as client:
+            return await client.evaluate_job(JOB_ID, labels)
+
+    assert asyncio.run(evaluate()).labels_format == "coco"
+    (sent,) = gateway.sent
+    assert sent.files() == {"labels": (named, content_type, labels)}
+
+
+def test_a_refused_evaluation_is_retried_with_the_same_labels(gateway: Gateway) -> None:
+    gateway.answers(f"POST {EVALUATION}", _refused(503, "unavailable", "try again"), (200, SCORED))
+    with Client(gateway.url, api_key="ov_test", retry=QUICK_RETRIES) as client:
+        assert client.evaluate_job(JOB_ID, COCO).map50 == 0.8
+    first, second = gateway.sent
+    assert first.files() == second.files() == {"labels": ("labels.json", "application/json", COCO)}
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message"),
+    [
+        (
+            422,
+            "invalid_argument",
+            "the labels are neither a zip of YOLO label files nor a COCO JSON file",
+        ),
+        (422, "validation_error", "labels/000000000049.txt line 2: expected 5 numbers"),
+        (409, "failed_precondition", "the job is still processing (2 of 4 images done)"),
+        (404, "not_found", "job not found"),
+    ],
+)
+def test_a_refused_evaluation_raises_the_apis_error(
+    gateway: Gateway, status: int, code: str, message: str
+) -> None:
+    gateway.answers(f"POST {EVALUATION}", _refused(status, code, message))
+    with Client(gateway.url, api_key="ov_test") as client, pytest.raises(ObjectVisionError) as err:
+        client.evaluate_job(JOB_ID, b"not labels at all")
+    assert (err.value.status, err.value.code, err.value.message) == (status, code, message)
+    assert err.value.request_id == "req-54"
+
+
+def test_an_evaluation_without_its_scores_is_an_unexpected_response(gateway: Gateway) -> None:
+    body = {key: value for key, value in SCORED.items() if key != "map50"}
+    gateway.answers(f"POST {EVALUATION}", (200, body))
+    with Client(gateway.url, api_key="ov_test") as client, pytest.raises(ObjectVisionError) as err:
+        client.evaluate_job(JOB_ID, COCO)
+    assert err.value.code == "unexpected_response"
+    assert "map50" in err.value.message
+
+
+# The command line
+
+
+@pytest.fixture
+def api_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("OBJECTVISION_API_KEY", "ov_test")
+
+
+def _cli(gateway: Gateway, *args: str) -> int:
+    return main(["--api-url", gateway.url, "jobs", "evaluate", *args])
+
+
+def test_jobs_evaluate_prints_the_scores_the_classes_and_warnings(
+    gateway: Gateway, api_key: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gateway.answers(f"POST {EVALUATION}", (200, SCORED))
+    labels = tmp_path / "labels.zip"
+    labels.write_bytes(_yolo_zip())
+    assert _cli(gateway, JOB_ID, str(labels)) == EXIT_OK
+
+    printed = capsys.readouterr()
+    summary, table = printed.out.split("\n\n")
+    assert summary.splitlines() == [
+        f"Job {JOB_ID}: yolov8n, 4 images scored against yolo labels, detections at "
+        "confidence 0.25 or more",
+        "Objects: 17 labelled, 20 detected",
+        "mAP50-95 0.610  mAP50 0.800  mAP75 0.620",
+        "Precision 0.700  Recall 0.650  (IoU 0.5)",
+    ]
+    header, *rows = table.splitlines()
+    assert header.split() == ["CLASS", "GROUND", "TRUTH", "DETECTIONS", "AP50-95", "AP50", "P", "R"]
+    assert [row.split() for row in rows] == [
+        ["person", "10", "12", "0.550", "0.800", "0.700", "0.600"],
+        ["bus", "0", "2", "-", "-", "0.000", "-"],
+        ["potted", "plant", "7", "0", "0.000", "0.000", "-", "0.000"],
+    ]
+    assert printed.err.splitlines() == [
+        "Warning: 1 image of the job had no labels: scored as holding no object",
+        "Warning: 1 label entry named no image of the job: extra.txt",
+        "Warning: classes the model does not have, not scored: widget",
+    ]
+    assert gateway.sent[0].files()["labels"][0] == "labels.zip"
+
+
+def test_jobs_evaluate_says_how_many_unmatched_labels_were_not_listed(
+    gateway: Gateway, api_key: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listed = [f"extra-{index}.txt" for index in range(20)]
+    answer = {
+        **SCORED,
+        "images_without_labels": 0,
+        "unknown_classes": [],
+        "unmatched_labels": listed,
+        "unmatched_label_count": 23,
+        "precision": None,
+        "recall": None,
+        "classes": [],
+    }
+    gateway.answers(f"POST {EVALUATION}", (200, answer))
+    labels = tmp_path / "coco.json"
+    labels.write_bytes(COCO)
+    assert _cli(gateway, JOB_ID, str(labels)) == EXIT_OK
+
+    printed = capsys.readouterr()
+    assert "Precision -  Recall -  (IoU 0.5)" in printed.out
+    assert printed.out.splitlines()[-1].split() == ["(none)", *"-" * 6]
+    assert printed.err.splitlines() == [
+        f"Warning: 23 label entries named no image of the job: {', '.join(listed)} and 3 more"
+    ]
+
+
+def test_jobs_evaluate_json_prints_the_apis_answer(
+    gateway: Gateway, api_key: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gateway.answers(f"POST {EVALUATION}", (200, SCORED))
+    labels = tmp_path / "coco.json"
+    labels.write_bytes(COCO)
+    assert _cli(gateway, JOB_ID, str(labels), "--json") == EXIT_OK
+    printed = capsys.readouterr()
+    assert json.loads(printed.out) == SCORED
+    assert printed.err == ""
+
+
+def test_jobs_evaluate_refused_prints_the_apis_message_and_fails(
+    gateway: Gateway, api_key: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    message = "the labels are neither a zip of YOLO label files nor a COCO JSON file"
+    gateway.answers(f"POST {EVALUATION}", _refused(422, "invalid_argument", message))
+    labels = tmp_path / "notes.txt"
+    labels.write_text("not labels at all")
+    assert _cli(gateway, JOB_ID, str(labels)) == EXIT_FAILED
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert message in printed.err and "HTTP 422 invalid_argument" in printed.err
+
+
+@pytest.mark.parametrize("which", ["folder", "missing"])
+def test_jobs_evaluate_without_a_labels_file_fails_before_anything_is_sent(
+    gateway: Gateway, api_key: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], which: str
+) -> None:
+    labels = tmp_path if which == "folder" else tmp_path / "missing.zip"
+    assert _cli(gateway, JOB_ID, str(labels)) == EXIT_FAILED
+    assert str(labels) in capsys.readouterr().err
+    assert gateway.sent == []
+
+
+def test_the_evaluation_table_shows_none_for_no_class() -> None:
+    evaluation = JobEvaluation.from_json({**SCORED, "classes": []})
+    assert evaluation_table(evaluation).splitlines()[1].split() == ["(none)", *"-" * 6]

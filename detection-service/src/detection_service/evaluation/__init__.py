@@ -1,0 +1,1 @@
+"""Scoring a finished batch job against the caller's ground-truth labels (ADR 0054)."""

@@ -1,0 +1,361 @@
+"""Ground-truth labels as callers keep them: a zip of YOLO label files, or a COCO JSON file.
+
+Why parsed here rather than by supervision's `DetectionDataset.from_yolo`/`from_coco`: those
+read a dataset folder and open every image for its size, while the job's images are stored
+with their sizes already; and a caller's file must be refused with the entry and line at
+fault, never with a traceback. Pydantic checks COCO's structure; a YOLO line is a class and
+four numbers (or a segmentation polygon, whose bounding box is taken, as Ultralytics does).
+
+A zip is read within fixed bounds (entries, unpacked bytes, lines), so a small zip that
+unpacks to gigabytes is refused before it is unpacked.
+"""
+
+import io
+import math
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from objectvision_common.errors import InvalidArgument
+
+LabelsFormat = Literal["yolo", "coco"]
+YOLO: LabelsFormat = "yolo"
+COCO: LabelsFormat = "coco"
+
+# What one zip of labels may hold: entries, bytes once unpacked (label and class-name files
+# only: images or anything else in the zip are skipped unread), and lines of one label file.
+MAX_ZIP_ENTRIES = 50_000
+MAX_UNPACKED_BYTES = 128 * 1024 * 1024
+MAX_LINES_PER_FILE = 10_000
+# Files in a YOLO zip that name its classes, by base name, in the order they are looked for.
+CLASS_NAME_FILES = ("data.yaml", "data.yml", "classes.txt")
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+@dataclass(frozen=True)
+class LabelBox:
+    """One labelled object: the model's class id and its box, as the labels give it
+    (fractions of the image for YOLO, pixels for COCO)."""
+
+    class_id: int
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+@dataclass(frozen=True)
+class ImageLabels:
+    """The labelled objects of one image, and the name the labels call the image by."""
+
+    name: str
+    boxes: tuple[LabelBox, ...]
+    # YOLO's boxes are fractions of the image's width and height; COCO's are pixels.
+    normalised: bool
+    # COCO may say the size of the image that was labelled; a different upload size means the
+    # boxes belong to another rendition of the picture.
+    size: tuple[int, int] | None = None
+
+    def in_pixels(self, width: int, height: int) -> list[LabelBox]:
+        if not self.normalised:
+            return list(self.boxes)
+        return [
+            LabelBox(box.class_id, box.x1 * width, box.y1 * height, box.x2 * width, box.y2 * height)
+            for box in self.boxes
+        ]
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    format: LabelsFormat
+    # By image key (`image_key`): what a job's upload is matched to.
+    images: Mapping[str, ImageLabels]
+    # Class names in the labels that the model lacks; their boxes were left out.
+    unknown_classes: tuple[str, ...]
+
+    def of(self, filename: str) -> ImageLabels | None:
+        return self.images.get(image_key(filename))
+
+
+def image_key(name: str) -> str:
+    """How a label entry and an upload find each other: the base name without its extension
+    (`labels/val/000049.txt` labels `000049.jpg`), whatever folders either was in."""
+    return PurePosixPath(name.replace("\\", "/")).stem
+
+
+def parse_labels(data: bytes, model_classes: Sequence[str]) -> GroundTruth:
+    """The labels in `data`, told apart by content: a zip is YOLO, a JSON object COCO."""
+    if data.startswith(_ZIP_MAGIC):
+        return _parse_yolo_zip(data, model_classes)
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        return _parse_coco(data, model_classes)
+    raise InvalidArgument("the labels are neither a zip of YOLO label files nor a COCO JSON file")
+
+
+class _ClassMap:
+    """Label class names to the model's class ids (ignoring case), noting the unknown ones."""
+
+    def __init__(self, model_classes: Sequence[str]) -> None:
+        self._ids = {name.casefold(): class_id for class_id, name in enumerate(model_classes)}
+        self.unknown: set[str] = set()
+
+    def id_of(self, name: str) -> int | None:
+        class_id = self._ids.get(name.strip().casefold())
+        if class_id is None:
+            self.unknown.add(name)
+        return class_id
+
+
+def _ground_truth(
+    labels_format: LabelsFormat, images: Iterable[ImageLabels], classes: _ClassMap
+) -> GroundTruth:
+    by_key: dict[str, ImageLabels] = {}
+    for image in images:
+        key = image_key(image.name)
+        if key in by_key:
+            raise InvalidArgument(
+                f"the labels name two images '{by_key[key].name}' and '{image.name}' alike;"
+                " uploads are matched by file name without extension, so each must be unique"
+            )
+        by_key[key] = image
+    return GroundTruth(labels_format, by_key, tuple(sorted(classes.unknown)))
+
+
+# YOLO
+
+
+def _parse_yolo_zip(data: bytes, model_classes: Sequence[str]) -> GroundTruth:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        entries = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as error:
+        raise InvalidArgument(f"the labels zip cannot be read: {error}") from error
+    if len(entries) > MAX_ZIP_ENTRIES:
+        raise InvalidArgument(
+            f"the labels zip has {len(entries)} entries; at most {MAX_ZIP_ENTRIES} are read"
+        )
+    wanted = [entry for entry in entries if _is_label_file(entry) or _names_classes(entry)]
+    unpacked = sum(entry.file_size for entry in wanted)
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise InvalidArgument(
+            f"the labels zip's label files unpack to {unpacked} bytes; at most"
+            f" {MAX_UNPACKED_BYTES} are read"
+        )
+    with archive:
+        texts = {entry.filename: _text_of(archive, entry) for entry in wanted}
+    names = _yolo_class_names(texts)
+    classes = _ClassMap(model_classes)
+    ids = _yolo_class_ids(names, model_classes, classes)
+    images = [
+        _yolo_image(name, text, ids, names is not None)
+        for name, text in texts.items()
+        if PurePosixPath(name).suffix == ".txt" and PurePosixPath(name).name != "classes.txt"
+    ]
+    if not images:
+        raise InvalidArgument("the labels zip holds no .txt label file")
+    return _ground_truth(YOLO, images, classes)
+
+
+def _hidden(entry: zipfile.ZipInfo) -> bool:
+    path = PurePosixPath(entry.filename)
+    return entry.is_dir() or any(part.startswith((".", "__MACOSX")) for part in path.parts)
+
+
+def _is_label_file(entry: zipfile.ZipInfo) -> bool:
+    return not _hidden(entry) and PurePosixPath(entry.filename).suffix == ".txt"
+
+
+def _names_classes(entry: zipfile.ZipInfo) -> bool:
+    return not _hidden(entry) and PurePosixPath(entry.filename).name in CLASS_NAME_FILES
+
+
+def _text_of(archive: zipfile.ZipFile, entry: zipfile.ZipInfo) -> str:
+    try:
+        # ZipExtFile stops at the entry's declared size, which the bound above summed.
+        return archive.read(entry).decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InvalidArgument(f"{entry.filename} in the labels zip is not UTF-8 text") from error
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as error:
+        # RuntimeError: encrypted; NotImplementedError: a compression zipfile lacks.
+        raise InvalidArgument(
+            f"{entry.filename} in the labels zip cannot be read: {error}"
+        ) from error
+
+
+def _yolo_class_names(texts: Mapping[str, str]) -> list[str] | None:
+    """The dataset's class names, from the shallowest data.yaml or classes.txt; None when
+    the zip has neither, and label classes are then the model's own ids."""
+    found = sorted(
+        (name for name in texts if PurePosixPath(name).name in CLASS_NAME_FILES),
+        key=lambda name: (
+            len(PurePosixPath(name).parts),
+            CLASS_NAME_FILES.index(PurePosixPath(name).name),
+        ),
+    )
+    if not found:
+        return None
+    name = found[0]
+    if PurePosixPath(name).name == "classes.txt":
+        return [line.strip() for line in texts[name].splitlines() if line.strip()]
+    try:
+        document = yaml.safe_load(texts[name])
+    except yaml.YAMLError as error:
+        raise InvalidArgument(f"{name} in the labels zip is not valid YAML: {error}") from error
+    names = document.get("names") if isinstance(document, dict) else None
+    if isinstance(names, dict) and all(isinstance(key, int) for key in names):
+        if sorted(names) != list(range(len(names))):
+            raise InvalidArgument(f"{name}: `names` must number the classes 0, 1, 2, ...")
+        names = [names[index] for index in range(len(names))]
+    if not (isinstance(names, list) and all(isinstance(item, str) for item in names)):
+        raise InvalidArgument(
+            f"{name} in the labels zip has no `names`: a list of class names, or a mapping of"
+            " class numbers to names"
+        )
+    return names
+
+
+def _yolo_class_ids(
+    names: list[str] | None, model_classes: Sequence[str], classes: _ClassMap
+) -> list[int | None]:
+    """For each label class number, the model's class id (None: a class it lacks)."""
+    if names is None:
+        return list(range(len(model_classes)))
+    return [classes.id_of(name) for name in names]
+
+
+def _yolo_image(name: str, text: str, class_ids: Sequence[int | None], named: bool) -> ImageLabels:
+    lines = text.splitlines()
+    if len(lines) > MAX_LINES_PER_FILE:
+        raise InvalidArgument(f"{name} has {len(lines)} lines; at most {MAX_LINES_PER_FILE}")
+    boxes: list[LabelBox] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"line {number} of {name}"
+        label, fractions = _yolo_line(line, where)
+        if not 0 <= label < len(class_ids):
+            source = "the names of the zip's data.yaml or classes.txt" if named else "the model's"
+            raise InvalidArgument(
+                f"{where}: class {label} is not one of {source} 0 to {len(class_ids) - 1}"
+                + ("" if named else "; add a data.yaml or classes.txt naming your classes")
+            )
+        class_id = class_ids[label]
+        if class_id is not None:
+            boxes.append(LabelBox(class_id, *fractions))
+    return ImageLabels(name, tuple(boxes), normalised=True)
+
+
+def _yolo_line(line: str, where: str) -> tuple[int, tuple[float, float, float, float]]:
+    """(class number, box corners as fractions) of `class x_center y_center width height`, or
+    of a segmentation line `class x1 y1 x2 y2 ...` (three or more points: its bounding box)."""
+    tokens = line.split()
+    if len(tokens) < 5 or (len(tokens) > 5 and (len(tokens) % 2 == 0 or len(tokens) < 7)):
+        raise InvalidArgument(
+            f"{where}: expected `class x_center y_center width height` (or a class and three or"
+            f" more x y points), got {len(tokens)} values"
+        )
+    try:
+        label = float(tokens[0])
+        values = [float(token) for token in tokens[1:]]
+    except ValueError as error:
+        raise InvalidArgument(f"{where}: every value must be a number") from error
+    if not label.is_integer():
+        raise InvalidArgument(f"{where}: the class must be a whole number, got {tokens[0]}")
+    if not all(math.isfinite(value) and 0 <= value <= 1 for value in values):
+        raise InvalidArgument(
+            f"{where}: coordinates are fractions of the image's width and height, from 0 to 1"
+        )
+    if len(values) == 4:
+        x_center, y_center, width, height = values
+        if width <= 0 or height <= 0:
+            raise InvalidArgument(f"{where}: width and height must be above 0")
+        corners = (
+            max(x_center - width / 2, 0.0),
+            max(y_center - height / 2, 0.0),
+            min(x_center + width / 2, 1.0),
+            min(y_center + height / 2, 1.0),
+        )
+    else:
+        xs, ys = values[0::2], values[1::2]
+        corners = (min(xs), min(ys), max(xs), max(ys))
+        if corners[2] <= corners[0] or corners[3] <= corners[1]:
+            raise InvalidArgument(f"{where}: the polygon encloses no area")
+    return int(label), corners
+
+
+# COCO
+
+
+class _CocoImage(BaseModel):
+    id: int | str
+    file_name: str
+    width: int | None = None
+    height: int | None = None
+
+
+class _CocoAnnotation(BaseModel):
+    image_id: int | str
+    category_id: int
+    bbox: tuple[float, float, float, float]
+    iscrowd: int = 0
+
+
+class _CocoCategory(BaseModel):
+    id: int
+    name: str
+
+
+class _CocoFile(BaseModel):
+    images: list[_CocoImage]
+    annotations: list[_CocoAnnotation]
+    categories: list[_CocoCategory]
+
+
+def _parse_coco(data: bytes, model_classes: Sequence[str]) -> GroundTruth:
+    try:
+        document = _CocoFile.model_validate_json(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        if first["type"].startswith("json"):
+            raise InvalidArgument(f"the labels are not valid JSON: {first['msg']}") from error
+        where = ".".join(str(part) for part in first["loc"])
+        raise InvalidArgument(
+            f"the labels are not COCO detection JSON: {where}: {first['msg']}"
+            f" ({error.error_count()} problem{'s' if error.error_count() > 1 else ''} in all)"
+        ) from error
+    classes = _ClassMap(model_classes)
+    category_ids = {category.id: classes.id_of(category.name) for category in document.categories}
+    boxes: dict[int | str, list[LabelBox]] = {image.id: [] for image in document.images}
+    for index, annotation in enumerate(document.annotations):
+        where = f"annotations[{index}]"
+        if annotation.image_id not in boxes:
+            raise InvalidArgument(f"{where}: image_id {annotation.image_id} is not in `images`")
+        if annotation.category_id not in category_ids:
+            raise InvalidArgument(
+                f"{where}: category_id {annotation.category_id} is not in `categories`"
+            )
+        x, y, width, height = annotation.bbox
+        if not all(math.isfinite(value) for value in annotation.bbox) or width <= 0 or height <= 0:
+            raise InvalidArgument(
+                f"{where}: bbox is [x, y, width, height] in pixels, width and height above 0"
+            )
+        class_id = category_ids[annotation.category_id]
+        # A crowd region marks many objects at once; COCO's own evaluation ignores detections
+        # in it rather than scoring it as one object, which these metrics cannot: left out.
+        if class_id is not None and not annotation.iscrowd:
+            boxes[annotation.image_id].append(LabelBox(class_id, x, y, x + width, y + height))
+    images = [
+        ImageLabels(
+            image.file_name,
+            tuple(boxes[image.id]),
+            normalised=False,
+            size=(image.width, image.height) if image.width and image.height else None,
+        )
+        for image in document.images
+    ]
+    return _ground_truth(COCO, images, classes)

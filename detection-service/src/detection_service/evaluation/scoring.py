@@ -1,0 +1,129 @@
+"""COCO's detection metrics over a job's images, by supervision's implementation.
+
+mAP is the mean over classes with ground truth of the area under the 101-point interpolated
+precision-recall curve, at IoU 0.50 to 0.95 in steps of 0.05 (mAP50-95), at 0.50 and at 0.75;
+a class only detected, never labelled, has no AP and is left out of the mean (pycocotools
+does the same). Precision and recall are at IoU 0.5, over every detection the job kept:
+micro-averaged overall (every object counts once), and per class.
+
+CPU-bound (IoU matrices, sorting): callers run `score` in a worker thread.
+"""
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import supervision as sv
+from supervision.metrics import AveragingMethod, MeanAveragePrecision, Precision, Recall
+
+from detection_service.evaluation.labels import LabelBox
+from detection_service.pipeline.types import DetectedObject
+
+
+@dataclass(frozen=True)
+class ScoredImage:
+    """One image's labelled objects (boxes in pixels) beside what the job detected in it."""
+
+    truth: Sequence[LabelBox]
+    detected: Sequence[DetectedObject]
+
+
+@dataclass(frozen=True)
+class ClassScores:
+    class_id: int
+    class_name: str
+    ground_truth: int
+    detections: int
+    # None where undefined: AP and recall without ground truth, precision without detections.
+    ap50_95: float | None
+    ap50: float | None
+    precision: float | None
+    recall: float | None
+
+
+@dataclass(frozen=True)
+class Scores:
+    ground_truth: int
+    detections: int
+    map50_95: float
+    map50: float
+    map75: float
+    precision: float | None
+    recall: float | None
+    classes: list[ClassScores]
+
+
+def _truth(boxes: Sequence[LabelBox]) -> sv.Detections:
+    if not boxes:
+        return sv.Detections.empty()
+    return sv.Detections(
+        xyxy=np.array([(box.x1, box.y1, box.x2, box.y2) for box in boxes], dtype=np.float64),
+        class_id=np.array([box.class_id for box in boxes], dtype=np.int64),
+    )
+
+
+def _detected(objects: Sequence[DetectedObject]) -> sv.Detections:
+    if not objects:
+        return sv.Detections.empty()
+    return sv.Detections(
+        xyxy=np.array([(obj.x1, obj.y1, obj.x2, obj.y2) for obj in objects], dtype=np.float64),
+        class_id=np.array([obj.class_id for obj in objects], dtype=np.int64),
+        confidence=np.array([obj.confidence for obj in objects], dtype=np.float64),
+    )
+
+
+def _by_class(classes: np.ndarray, values: np.ndarray) -> dict[int, np.ndarray]:
+    """Row `i` of `values` (one column per IoU threshold) is class `classes[i]`'s."""
+    return {int(class_id): row for class_id, row in zip(classes, values, strict=True)}
+
+
+def score(images: Sequence[ScoredImage], class_names: Sequence[str]) -> Scores:
+    """The metrics of `images`; at least one of them must hold ground truth."""
+    targets = [_truth(image.truth) for image in images]
+    predictions = [_detected(image.detected) for image in images]
+    truth_counts = Counter(box.class_id for image in images for box in image.truth)
+    detected_counts = Counter(obj.class_id for image in images for obj in image.detected)
+    average_precision = MeanAveragePrecision().update(predictions, targets).compute()
+    precision = Precision(averaging_method=AveragingMethod.MICRO).update(predictions, targets)
+    recall = Recall(averaging_method=AveragingMethod.MICRO).update(predictions, targets)
+    precision_result, recall_result = precision.compute(), recall.compute()
+
+    ap_rows = _by_class(average_precision.matched_classes, average_precision.ap_per_class)
+    precision_rows = _by_class(
+        precision_result.matched_classes, precision_result.precision_per_class
+    )
+    recall_rows = _by_class(recall_result.matched_classes, recall_result.recall_per_class)
+
+    def at_50(rows: dict[int, np.ndarray], class_id: int) -> float:
+        row = rows.get(class_id)
+        return float(row[0]) if row is not None else 0.0
+
+    classes = []
+    for class_id in sorted(truth_counts.keys() | detected_counts.keys()):
+        labelled, detected = truth_counts[class_id], detected_counts[class_id]
+        # A labelled class nothing was detected of has an AP of 0.
+        ap_row = ap_rows.get(class_id, np.zeros(len(average_precision.iou_thresholds)))
+        classes.append(
+            ClassScores(
+                class_id=class_id,
+                class_name=class_names[class_id],
+                ground_truth=labelled,
+                detections=detected,
+                ap50_95=float(ap_row.mean()) if labelled else None,
+                ap50=float(ap_row[0]) if labelled else None,
+                precision=at_50(precision_rows, class_id) if detected else None,
+                recall=at_50(recall_rows, class_id) if labelled else None,
+            )
+        )
+    ground_truth, detections = sum(truth_counts.values()), sum(detected_counts.values())
+    return Scores(
+        ground_truth=ground_truth,
+        detections=detections,
+        map50_95=float(average_precision.map50_95),
+        map50=float(average_precision.map50),
+        map75=float(average_precision.map75),
+        precision=float(precision_result.precision_at_50) if detections else None,
+        recall=float(recall_result.recall_at_50) if ground_truth else None,
+        classes=classes,
+    )

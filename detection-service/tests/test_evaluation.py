@@ -1,0 +1,341 @@
+"""Ground-truth labels and the metrics a job is scored by (detection_service.evaluation).
+
+The metrics are checked against pycocotools' COCOeval, the reference every detection paper
+reports, on a scene of jittered, missed and spurious boxes; the labels readers on files
+built here, including the malformed and hostile ones a caller may send. The end-to-end path
+through the gateway is tests/test_evaluation.py.
+"""
+
+import contextlib
+import io
+import json
+import zipfile
+from typing import Any
+
+import numpy as np
+import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from detection_service.evaluation.labels import (
+    COCO as COCO_FORMAT,
+)
+from detection_service.evaluation.labels import (
+    MAX_UNPACKED_BYTES,
+    YOLO,
+    LabelBox,
+    parse_labels,
+)
+from detection_service.evaluation.scoring import ScoredImage, score
+from detection_service.pipeline.types import DetectedObject
+from objectvision_common.errors import InvalidArgument
+from objectvision_inference.class_names import COCO_CLASS_NAMES
+
+NAMES = ("person", "bicycle", "car", "dog", "bus")
+
+
+def _zip(files: dict[str, str | bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def _coco(**overrides: Any) -> bytes:
+    document: dict[str, Any] = {
+        "images": [{"id": 1, "file_name": "val/street.jpg", "width": 640, "height": 480}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 7, "bbox": [10, 20, 100, 50], "iscrowd": 0}
+        ],
+        "categories": [{"id": 7, "name": "Car"}],
+    }
+    document.update(overrides)
+    return json.dumps(document).encode()
+
+
+def _refusal(data: bytes, model_classes: tuple[str, ...] = NAMES) -> str:
+    with pytest.raises(InvalidArgument) as refused:
+        parse_labels(data, model_classes)
+    return str(refused.value)
+
+
+# Metrics
+
+
+def _scene(seed: int) -> tuple[list[ScoredImage], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Images whose labels the detector mostly finds, a little off, with some misses and some
+    spurious boxes; and the same as COCO ground truth and results for pycocotools."""
+    rng = np.random.default_rng(seed)
+    images, annotations, results = [], [], []
+    for image_id in range(40):
+        truth, detected = [], []
+        for _ in range(int(rng.integers(0, 8))):
+            class_id = int(rng.integers(0, len(NAMES)))
+            x, y = rng.uniform(0, 500, 2)
+            width, height = rng.uniform(8, 150, 2)
+            truth.append(LabelBox(class_id, x, y, x + width, y + height))
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": class_id,
+                    "bbox": [x, y, width, height],
+                    "area": width * height,
+                    "iscrowd": 0,
+                }
+            )
+            if rng.random() < 0.8:
+                dx1, dy1, dx2, dy2 = rng.normal(0, 0.08, 4) * (width, height, width, height)
+                detected.append(
+                    DetectedObject(
+                        class_id,
+                        NAMES[class_id],
+                        float(rng.uniform(0.3, 1.0)),
+                        x + dx1,
+                        y + dy1,
+                        x + width + dx2,
+                        y + height + dy2,
+                    )
+                )
+        for _ in range(int(rng.integers(0, 3))):
+            class_id = int(rng.integers(0, len(NAMES)))
+            x, y = rng.uniform(0, 500, 2)
+            width, height = rng.uniform(8, 150, 2)
+            score_ = float(rng.uniform(0.25, 0.9))
+            detected.append(
+                DetectedObject(class_id, NAMES[class_id], score_, x, y, x + width, y + height)
+            )
+        results.extend(
+            {
+                "image_id": image_id,
+                "category_id": obj.class_id,
+                "bbox": [obj.x1, obj.y1, obj.x2 - obj.x1, obj.y2 - obj.y1],
+                "score": obj.confidence,
+            }
+            for obj in detected
+        )
+        images.append(ScoredImage(truth=truth, detected=detected))
+    return images, annotations, results
+
+
+def _cocoeval(annotations: list[dict[str, Any]], results: list[dict[str, Any]]) -> np.ndarray:
+    truth = COCO()
+    truth.dataset = {
+        "images": [{"id": i, "width": 640, "height": 640} for i in range(40)],
+        "annotations": annotations,
+        "categories": [{"id": i, "name": name} for i, name in enumerate(NAMES)],
+    }
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth.createIndex()
+        evaluation = COCOeval(truth, truth.loadRes(results), "bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return evaluation.stats
+
+
+@pytest.mark.parametrize("seed", [7, 2026])
+def test_map_is_what_pycocotools_reports_for_the_same_boxes(seed: int) -> None:
+    images, annotations, results = _scene(seed)
+    scores = score(images, NAMES)
+    reference = _cocoeval(annotations, results)
+    assert 0.1 < scores.map50_95 < 0.9  # a scene with something to get right and wrong
+    assert scores.map50_95 == pytest.approx(reference[0], abs=1e-6)
+    assert scores.map50 == pytest.approx(reference[1], abs=1e-6)
+    assert scores.map75 == pytest.approx(reference[2], abs=1e-6)
+
+
+def test_precision_and_recall_count_matches_at_iou_one_half() -> None:
+    person = LabelBox(0, 0, 0, 100, 100)
+    car = LabelBox(2, 200, 200, 300, 260)
+    image = ScoredImage(
+        truth=[person, car, LabelBox(0, 400, 400, 450, 500)],
+        detected=[
+            DetectedObject(0, "person", 0.9, 2, 0, 100, 98),  # IoU 0.96 with the person
+            DetectedObject(2, "car", 0.8, 250, 200, 350, 260),  # IoU 0.33: a miss and a false one
+            DetectedObject(3, "dog", 0.7, 0, 300, 50, 350),  # nothing labelled there
+        ],
+    )
+    scores = score([image], NAMES)
+    assert (scores.ground_truth, scores.detections) == (3, 3)
+    assert scores.precision == pytest.approx(1 / 3)
+    assert scores.recall == pytest.approx(1 / 3)
+    by_class = {row.class_name: row for row in scores.classes}
+    assert list(by_class) == ["person", "car", "dog"]
+    assert (by_class["person"].precision, by_class["person"].recall) == (1.0, 0.5)
+    assert (by_class["car"].precision, by_class["car"].recall, by_class["car"].ap50) == (0, 0, 0)
+    # Detected, never labelled: no AP and no recall (undefined), a precision of 0.
+    dog = by_class["dog"]
+    assert (dog.ap50_95, dog.ap50, dog.recall, dog.precision) == (None, None, None, 0.0)
+
+
+def test_a_labelled_class_nothing_was_detected_of_scores_zero_with_no_precision() -> None:
+    scores = score([ScoredImage(truth=[LabelBox(4, 0, 0, 50, 50)], detected=[])], NAMES)
+    (bus,) = scores.classes
+    assert (bus.ap50_95, bus.recall, bus.precision) == (0.0, 0.0, None)
+    assert (scores.map50_95, scores.precision, scores.recall) == (0.0, None, 0.0)
+
+
+# YOLO labels
+
+
+def test_yolo_labels_are_matched_by_stem_and_read_as_fractions_of_the_image() -> None:
+    truth = parse_labels(
+        _zip({"labels/val/street.txt": "2 0.5 0.5 0.25 0.5\n\n0 0.1 0.2 0.1 0.2\n"}), NAMES
+    )
+    assert truth.format == YOLO
+    labels = truth.of("street.png")
+    assert labels is not None and truth.of("street-2.jpg") is None
+    car, person = labels.in_pixels(640, 480)
+    assert car == LabelBox(2, 240.0, 120.0, 400.0, 360.0)
+    assert person.class_id == 0 and (person.x1, person.y2) == pytest.approx((32.0, 144.0))
+
+
+def test_a_segmentation_line_is_scored_by_its_polygons_box() -> None:
+    truth = parse_labels(_zip({"a.txt": "1 0.1 0.2 0.5 0.1 0.3 0.6\n"}), NAMES)
+    labels = truth.of("a.jpg")
+    assert labels is not None
+    assert labels.boxes == (LabelBox(1, 0.1, 0.1, 0.5, 0.6),)
+
+
+def test_a_data_yaml_names_the_classes_and_unknown_ones_are_reported_not_scored() -> None:
+    truth = parse_labels(
+        _zip(
+            {
+                "data.yaml": "path: .\nnames:\n  0: forklift\n  1: Person\n",
+                "labels/yard.txt": "0 0.5 0.5 0.2 0.2\n1 0.2 0.2 0.1 0.1\n",
+            }
+        ),
+        NAMES,
+    )
+    labels = truth.of("yard.jpg")
+    assert labels is not None
+    assert [box.class_id for box in labels.boxes] == [0]  # Person, by name, any case
+    assert truth.unknown_classes == ("forklift",)
+
+
+def test_a_classes_txt_names_the_classes_when_there_is_no_data_yaml() -> None:
+    truth = parse_labels(_zip({"classes.txt": "bus\ndog\n", "x.txt": "1 0.5 0.5 0.1 0.1\n"}), NAMES)
+    labels = truth.of("x.jpg")
+    assert labels is not None and labels.boxes[0].class_id == NAMES.index("dog")
+
+
+def test_the_yolo_export_of_a_job_reads_back_as_its_own_labels() -> None:
+    names = "\n".join(f"  {i}: {name}" for i, name in enumerate(COCO_CLASS_NAMES))
+    truth = parse_labels(
+        _zip(
+            {
+                "data.yaml": f"names:\n{names}\nnc: {len(COCO_CLASS_NAMES)}\n",
+                "images.csv": "filename,width,height\n",
+                "labels/bus.txt": "5 0.5 0.5 0.9 0.6\n",
+            }
+        ),
+        COCO_CLASS_NAMES,
+    )
+    labels = truth.of("bus.jpg")
+    assert labels is not None and labels.boxes[0].class_id == COCO_CLASS_NAMES.index("bus")
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ("0 0.5 0.5 0.2", "expected `class x_center y_center width height`"),
+        ("0 0.5 0.5 0.2 0.2 0.3", "got 6 values"),
+        ("person 0.5 0.5 0.2 0.2", "every value must be a number"),
+        ("0.5 0.5 0.5 0.2 0.2", "the class must be a whole number"),
+        ("0 0.5 0.5 1.2 0.2", "from 0 to 1"),
+        ("0 0.5 nan 0.2 0.2", "from 0 to 1"),
+        ("0 0.5 0.5 0 0.2", "width and height must be above 0"),
+        ("9 0.5 0.5 0.2 0.2", "class 9 is not one of the model's 0 to 4"),
+        ("0 0.1 0.1 0.1 0.2 0.1 0.3", "the polygon encloses no area"),
+    ],
+)
+def test_a_bad_yolo_line_is_refused_naming_its_file_and_line(line: str, said: str) -> None:
+    message = _refusal(_zip({"labels/a.txt": f"0 0.5 0.5 0.1 0.1\n{line}\n"}))
+    assert "line 2 of labels/a.txt" in message
+    assert said in message
+
+
+def test_two_label_files_for_one_image_name_are_refused() -> None:
+    message = _refusal(_zip({"train/a.txt": "0 0.5 0.5 0.1 0.1", "val/a.txt": ""}))
+    assert "'train/a.txt' and 'val/a.txt'" in message
+
+
+def test_a_zip_that_unpacks_beyond_the_bound_is_refused_before_it_is_read() -> None:
+    # Zeros deflate about a thousandfold: a few hundred kilobytes sent, 129 MiB unpacked.
+    bomb = _zip({"a.txt": b"0" * (MAX_UNPACKED_BYTES + 1024 * 1024)})
+    assert len(bomb) < 1024 * 1024
+    assert "unpack to" in _refusal(bomb)
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        (b"\x89PNG\r\n\x1a\n", "neither a zip of YOLO label files nor a COCO JSON file"),
+        (b"PK\x03\x04 not really a zip", "the labels zip cannot be read"),
+        (_zip({"readme.md": "labels to come"}), "holds no .txt label file"),
+        (_zip({"a.txt": b"\xff\xfe0 0.5"}), "a.txt in the labels zip is not UTF-8 text"),
+        (_zip({"data.yaml": "names: [", "a.txt": ""}), "is not valid YAML"),
+        (_zip({"data.yaml": "nc: 3", "a.txt": ""}), "has no `names`"),
+    ],
+)
+def test_a_labels_file_that_cannot_be_read_says_why(data: bytes, said: str) -> None:
+    assert said in _refusal(data)
+
+
+# COCO labels
+
+
+def test_coco_labels_are_matched_by_file_name_and_categories_by_class_name() -> None:
+    truth = parse_labels(_coco(), NAMES)
+    assert truth.format == COCO_FORMAT
+    labels = truth.of("street.jpg")
+    assert labels is not None and labels.size == (640, 480)
+    assert labels.in_pixels(1, 1) == [LabelBox(2, 10.0, 20.0, 110.0, 70.0)]
+
+
+def test_coco_crowd_regions_and_unknown_categories_are_left_out() -> None:
+    truth = parse_labels(
+        _coco(
+            annotations=[
+                {"image_id": 1, "category_id": 7, "bbox": [0, 0, 10, 10], "iscrowd": 1},
+                {"image_id": 1, "category_id": 8, "bbox": [0, 0, 10, 10]},
+            ],
+            categories=[{"id": 7, "name": "car"}, {"id": 8, "name": "forklift"}],
+        ),
+        NAMES,
+    )
+    labels = truth.of("street.jpg")
+    assert labels is not None and labels.boxes == ()
+    assert truth.unknown_classes == ("forklift",)
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        (b'{"images": [', "the labels are not valid JSON"),
+        (
+            _coco(images="street.jpg"),
+            "not COCO detection JSON: images: Input should be",
+        ),
+        (
+            _coco(annotations=[{"image_id": 1, "category_id": 7, "bbox": [1, 2, 3]}]),
+            "annotations.0.bbox",
+        ),
+        (
+            _coco(annotations=[{"image_id": 2, "category_id": 7, "bbox": [1, 2, 3, 4]}]),
+            "annotations[0]: image_id 2 is not in `images`",
+        ),
+        (
+            _coco(annotations=[{"image_id": 1, "category_id": 9, "bbox": [1, 2, 3, 4]}]),
+            "annotations[0]: category_id 9 is not in `categories`",
+        ),
+        (
+            _coco(annotations=[{"image_id": 1, "category_id": 7, "bbox": [1, 2, -3, 4]}]),
+            "width and height above 0",
+        ),
+    ],
+)
+def test_a_coco_file_out_of_shape_is_refused_saying_where(data: bytes, said: str) -> None:
+    assert said in _refusal(data)

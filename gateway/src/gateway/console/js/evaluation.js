@@ -1,0 +1,169 @@
+// Scoring a finished batch job against ground truth (ADR 0054), on the job's page: the
+// "Evaluate against labels" section sends a labels file (a zip of YOLO label files, laid out
+// as the job's own YOLO export, or a COCO JSON file; the server tells which from the content)
+// to POST /detect/jobs/{id}/evaluation as the multipart field `labels`, and shows what it
+// answers: the mAP over IoU 0.5 to 0.95, at 0.5 and at 0.75, precision and recall at IoU 0.5,
+// how many images were scored, one row per class, and notes on what could not be scored
+// (images with no labels, label entries naming no image of the job, classes the model lacks).
+// Nothing is stored: the same file gives the same answer again. A refusal (a bad line, a
+// labels file that is neither a zip nor JSON) is shown in the page's alert region.
+
+import { request } from "./api.js";
+import { byId, el, onSubmit, plural, showRows, submitting } from "./dom.js";
+
+const COLUMNS = 7;
+// A score the API gives as null: a class without ground truth has no AP, one without
+// detections no precision.
+const NO_SCORE = "–";
+// The summary's scores, in the order they are shown.
+export const SCORES = [
+  { key: "map50_95", label: "mAP50-95" },
+  { key: "map50", label: "mAP50" },
+  { key: "map75", label: "mAP75" },
+  { key: "precision", label: "Precision" },
+  { key: "recall", label: "Recall" },
+];
+const LABEL_FORMATS = { yolo: "YOLO labels", coco: "COCO JSON" };
+
+/** A score from 0 to 1 with three decimals ("0.612"), or "–" for null. */
+export function scoreText(value) {
+  return value === null || value === undefined ? NO_SCORE : Number(value).toFixed(3);
+}
+
+/** Sentences on what the scores leave out; none when everything was scored. */
+export function evaluationNotes(result) {
+  const notes = [];
+  const withoutLabels = result.images_without_labels ?? 0;
+  if (withoutLabels > 0) {
+    notes.push(
+      `${plural(withoutLabels, "image")} of the job had no labels: ` +
+        `${withoutLabels === 1 ? "it was" : "they were"} scored as holding no objects.`,
+    );
+  }
+  const unmatched = result.unmatched_label_count ?? 0;
+  if (unmatched > 0) {
+    const listed = result.unmatched_labels ?? [];
+    const more = unmatched > listed.length ? ` and ${unmatched - listed.length} more` : "";
+    const entries = unmatched === 1 ? "1 label entry names" : `${unmatched} label entries name`;
+    notes.push(
+      `${entries} no image of this job, so ${unmatched === 1 ? "it was" : "they were"} not scored: ` +
+        `${listed.join(", ")}${more}.`,
+    );
+  }
+  const unknown = result.unknown_classes ?? [];
+  if (unknown.length > 0) {
+    const one = unknown.length === 1;
+    const names = unknown.map((name) => `“${name}”`).join(", ");
+    notes.push(
+      `The model has no ${one ? "class" : "classes"} ${names}: ` +
+        `${one ? "its" : "their"} labelled objects were not scored.`,
+    );
+  }
+  return notes;
+}
+
+export class JobEvaluation {
+  constructor() {
+    this.section = byId("job-evaluation");
+    this.form = byId("job-evaluation-form");
+    this.file = byId("job-evaluation-labels");
+    this.result = byId("job-evaluation-result");
+    this.summary = byId("job-evaluation-summary");
+    this.scores = byId("job-evaluation-scores");
+    this.notes = byId("job-evaluation-notes");
+    this.body = byId("job-evaluation-body");
+    // The job on show that can be scored (null: none, or one still running, or a video job).
+    this.jobId = null;
+    // Bumped whenever the job on show changes: an answer about the previous one is dropped.
+    this.generation = 0;
+    onSubmit(this.form, () => this.evaluate());
+  }
+
+  /** Offer to score the job `id` (null: hide the section). */
+  show(id) {
+    if (id !== this.jobId) {
+      this.reset();
+      this.jobId = id;
+    }
+    this.section.hidden = !id;
+  }
+
+  /** No job on show any more (it left the page, or the account signed out). */
+  reset() {
+    this.generation += 1;
+    this.jobId = null;
+    this.section.hidden = true;
+    this.form.reset();
+    this.clearResult();
+  }
+
+  clearResult() {
+    this.result.hidden = true;
+    this.summary.textContent = "";
+    this.scores.replaceChildren();
+    this.notes.replaceChildren();
+    this.body.replaceChildren();
+  }
+
+  async evaluate() {
+    const jobId = this.jobId;
+    const labels = this.file.files[0];
+    if (!jobId || !labels) return;
+    const generation = this.generation;
+    const body = new FormData();
+    body.append("labels", labels, labels.name);
+    this.clearResult();
+    this.form.setAttribute("aria-busy", "true");
+    let result;
+    try {
+      result = await submitting(this.form, () =>
+        request(`api/v1/detect/jobs/${encodeURIComponent(jobId)}/evaluation`, { method: "POST", body }),
+      );
+    } finally {
+      this.form.removeAttribute("aria-busy");
+    }
+    if (!result || generation !== this.generation) return;
+    this.render(result);
+  }
+
+  render(result) {
+    const format = LABEL_FORMATS[result.labels_format] ?? result.labels_format;
+    this.summary.textContent =
+      `${plural(result.images, "image")} scored against ${format}: ` +
+      `${plural(result.ground_truth, "labelled object")}, ${plural(result.detections, "detection")}. ` +
+      `The job kept only detections with confidence ${Number(result.min_confidence).toFixed(2)} or more: ` +
+      "objects it found less surely count as missed.";
+    this.scores.replaceChildren(
+      ...SCORES.flatMap(({ key, label }) => [
+        el("dt", {}, label),
+        el("dd", { "data-testid": "evaluation-score", dataset: { metric: key } }, scoreText(result[key])),
+      ]),
+      el("dt", {}, "Images scored"),
+      el("dd", { "data-testid": "evaluation-score", dataset: { metric: "images" } }, String(result.images)),
+    );
+    this.notes.replaceChildren(...evaluationNotes(result).map((note) => el("li", {}, note)));
+    this.notes.hidden = this.notes.childElementCount === 0;
+    showRows(
+      this.body,
+      (result.classes ?? []).map((row) => this.row(row)),
+      COLUMNS,
+      "Neither the labels nor the detections hold any object.",
+    );
+    this.result.hidden = false;
+  }
+
+  row(scored) {
+    const name = scored.class_name || `class ${scored.class_id}`;
+    return el(
+      "tr",
+      { "data-testid": "evaluation-class", dataset: { classId: scored.class_id } },
+      el("td", { "data-label": "Class" }, name),
+      el("td", { "data-label": "Ground truth" }, String(scored.ground_truth)),
+      el("td", { "data-label": "Detections" }, String(scored.detections)),
+      el("td", { "data-label": "AP50-95" }, scoreText(scored.ap50_95)),
+      el("td", { "data-label": "AP50" }, scoreText(scored.ap50)),
+      el("td", { "data-label": "Precision" }, scoreText(scored.precision)),
+      el("td", { "data-label": "Recall" }, scoreText(scored.recall)),
+    );
+  }
+}

@@ -1,0 +1,103 @@
+"""The body of a job's evaluation against ground-truth labels (ADR 0054)."""
+
+from typing import Literal, Self
+
+from google.protobuf.message import Message
+from pydantic import Field
+
+from gateway.schemas.base import ApiModel
+from objectvision.v1 import detection_pb2
+
+
+def _optional(message: Message, name: str) -> float | None:
+    """An optional score: None where the service left it unset (undefined, not zero)."""
+    return float(getattr(message, name)) if message.HasField(name) else None
+
+
+class ClassEvaluationOut(ApiModel):
+    class_id: int
+    class_name: str
+    ground_truth: int = Field(description="Labelled objects of the class that were scored.")
+    detections: int = Field(description="Objects of the class the job detected.")
+    ap50_95: float | None = Field(
+        description="Average precision over IoU 0.50 to 0.95; null without ground truth."
+    )
+    ap50: float | None = Field(
+        description="Average precision at IoU 0.50; null without ground truth."
+    )
+    precision: float | None = Field(description="At IoU 0.5; null without detections.")
+    recall: float | None = Field(description="At IoU 0.5; null without ground truth.")
+
+    @classmethod
+    def from_proto(cls, row: detection_pb2.ClassEvaluation) -> Self:
+        return cls(
+            class_id=row.class_id,
+            class_name=row.class_name,
+            ground_truth=row.ground_truth,
+            detections=row.detections,
+            ap50_95=_optional(row, "ap50_95"),
+            ap50=_optional(row, "ap50"),
+            precision=_optional(row, "precision"),
+            recall=_optional(row, "recall"),
+        )
+
+
+class JobEvaluationOut(ApiModel):
+    job_id: str
+    model: str
+    labels_format: Literal["yolo", "coco"]
+    min_confidence: float = Field(
+        description="The job's confidence threshold: weaker detections were never kept, so"
+        " they cannot count (submit the job with a low confidence for a full mAP curve)."
+    )
+    images: int = Field(description="The job's detected images that were scored.")
+    images_without_labels: int = Field(
+        description="Scored images no label named: counted as holding no object (YOLO's"
+        " convention for background images)."
+    )
+    unmatched_labels: list[str] = Field(
+        description="Label entries that name no image of the job (the first 20)."
+    )
+    unmatched_label_count: int
+    unknown_classes: list[str] = Field(
+        description="Class names in the labels the model lacks; their boxes were not scored."
+    )
+    ground_truth: int = Field(description="Labelled objects scored.")
+    detections: int = Field(description="Detected objects scored.")
+    map50_95: float = Field(description="COCO mAP over IoU 0.50 to 0.95.")
+    map50: float
+    map75: float
+    precision: float | None = Field(
+        description="At IoU 0.5 over every class; null without detections."
+    )
+    recall: float | None = Field(
+        description="At IoU 0.5 over every class; null without ground truth."
+    )
+    classes: list[ClassEvaluationOut] = Field(
+        description="Every class with ground truth or detections, by class id."
+    )
+
+    @classmethod
+    def from_proto(cls, evaluation: detection_pb2.JobEvaluation) -> Self:
+        labels_format: Literal["yolo", "coco"] = (
+            "coco" if evaluation.labels_format == "coco" else "yolo"
+        )
+        return cls(
+            job_id=evaluation.job_id,
+            model=evaluation.model,
+            labels_format=labels_format,
+            min_confidence=evaluation.min_confidence,
+            images=evaluation.images,
+            images_without_labels=evaluation.images_without_labels,
+            unmatched_labels=list(evaluation.unmatched_labels),
+            unmatched_label_count=evaluation.unmatched_label_count,
+            unknown_classes=list(evaluation.unknown_classes),
+            ground_truth=evaluation.ground_truth,
+            detections=evaluation.detections,
+            map50_95=evaluation.map50_95,
+            map50=evaluation.map50,
+            map75=evaluation.map75,
+            precision=_optional(evaluation, "precision"),
+            recall=_optional(evaluation, "recall"),
+            classes=[ClassEvaluationOut.from_proto(row) for row in evaluation.classes],
+        )

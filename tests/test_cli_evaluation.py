@@ -1,0 +1,93 @@
+"""Scoring a batch job against ground-truth labels (ADR 0054) end to end: the client library
+and the real `objectvision jobs evaluate` console script against the running stack
+(tests/conftest.py's `stack`), nothing mocked. A job scored against its own YOLO export is
+perfect; against coco8's real labels it counts every labelled object; a file that is no labels
+is refused with the API's 422. client/tests/test_evaluation.py checks the requests and their
+parsing against a stand-in gateway.
+"""
+
+import io
+import os
+import uuid
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from objectvision_client import Client, ObjectVisionError
+from objectvision_devstack.api_users import PASSWORD, fresh_network
+from objectvision_devstack.command_line import CommandLine
+from objectvision_devstack.stack import Stack
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("OBJECTVISION_SHARED_DIR", REPO_ROOT.parent / "shared"))
+COCO8 = SHARED / "images" / "coco8"
+IMAGES = sorted((COCO8 / "images" / "val").glob("*.jpg"))
+LABELS = sorted((COCO8 / "labels" / "val").glob("*.txt"))
+JOB_WITHIN_SECONDS = 240.0
+
+
+def _coco8_labels_zip(path: Path) -> Path:
+    """coco8's own val labels, as a dataset ships them: labels/<image stem>.txt, COCO's 80
+    class indexes (the model's, so no data.yaml is needed)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for label in LABELS:
+            archive.write(label, f"labels/{label.name}")
+    return path
+
+
+@pytest.mark.slow
+def test_a_batch_job_is_evaluated_against_its_own_export_and_coco8s_labels(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    assert len(IMAGES) == len(LABELS) == 4
+    email = f"cli-evaluate-{uuid.uuid4().hex}@example.com"
+    with Client(stack.gateway_url, headers=fresh_network(), timeout=120) as client:
+        client.signup(email, PASSWORD, "Evaluator")
+        client.login(email, PASSWORD)
+        job = client.wait_for_job(client.submit_batch(IMAGES).job_id, timeout=JOB_WITHIN_SECONDS)
+        assert job.status == "completed", job
+        detected = sum((job.class_counts or {}).values())
+        assert detected > 0
+
+        # Its own YOLO export as the ground truth: every detection matches its own box.
+        export = io.BytesIO()
+        client.export(export, format="yolo", job_id=job.job_id)
+        own = client.evaluate_job(job.job_id, export.getvalue())
+        assert (own.job_id, own.labels_format, own.images) == (job.job_id, "yolo", 4)
+        assert own.ground_truth == own.detections == detected
+        assert own.map50_95 >= 0.99 and own.map50 == pytest.approx(1.0)
+        assert (own.precision, own.recall) == (1.0, 1.0)
+        assert own.unmatched_label_count == 0 and own.unknown_classes == ()
+        assert {row.class_name for row in own.classes} == set(job.class_counts or {})
+
+        # coco8's real labels: every labelled object counted, the job's detections scored.
+        real = _coco8_labels_zip(tmp_path / "coco8-val-labels.zip")
+        scored = client.evaluate_job(job.job_id, real)
+        lines = sum(
+            1 for label in LABELS for line in label.read_text().splitlines() if line.strip()
+        )
+        assert scored.ground_truth == lines
+        assert scored.detections == detected
+        assert 0 < scored.map50 <= 1 and 0 <= scored.map50_95 <= scored.map50
+        assert scored.images == 4 and scored.images_without_labels == 0
+
+        # No labels at all: the API's 422 with a message.
+        garbage = tmp_path / "notes.txt"
+        garbage.write_bytes(b"these are not labels\x00\x01")
+        with pytest.raises(ObjectVisionError) as refused:
+            client.evaluate_job(job.job_id, garbage)
+        assert refused.value.status == 422 and refused.value.message
+
+    cli = CommandLine(stack.gateway_url, tmp_path_factory.mktemp("xdg-evaluator"))
+    cli.run("login", "--email", email, "--password", PASSWORD)
+    shown = cli.run("jobs", "evaluate", job.job_id, str(real))
+    summary, table = shown.stdout.split("\n\n")
+    assert f"Job {job.job_id}: yolov8n, 4 images scored against yolo labels" in summary
+    assert f"mAP50 {scored.map50:.3f}" in summary
+    header, *rows = table.splitlines()
+    assert header.split() == ["CLASS", "GROUND", "TRUTH", "DETECTIONS", "AP50-95", "AP50", "P", "R"]
+    assert len(rows) == len(scored.classes)
+    assert cli.json("jobs", "evaluate", job.job_id, str(real))["ground_truth"] == lines
+    failed = cli.run("jobs", "evaluate", job.job_id, str(garbage), expect=1)
+    assert "(HTTP 422" in failed.stderr
