@@ -2,12 +2,15 @@
 and the real `objectvision jobs evaluate` console script against the running stack
 (tests/conftest.py's `stack`), nothing mocked. A job scored against its own YOLO export is
 perfect; against coco8's real labels it counts every labelled object; a file that is no labels
-is refused with the API's 422. client/tests/test_evaluation.py checks the requests and their
-parsing against a stand-in gateway.
+is refused with the API's 422. The best F1 and each class's threshold for it come back, and
+the command prints the suggested thresholds as `--class-confidence` options to paste.
+client/tests/test_evaluation.py checks the requests and their parsing against a stand-in
+gateway.
 """
 
 import io
 import os
+import shlex
 import uuid
 import zipfile
 from pathlib import Path
@@ -60,6 +63,10 @@ def test_a_batch_job_is_evaluated_against_its_own_export_and_coco8s_labels(
         assert (own.precision, own.recall) == (1.0, 1.0)
         assert own.unmatched_label_count == 0 and own.unknown_classes == ()
         assert {row.class_name for row in own.classes} == set(job.class_counts or {})
+        # Every detection correct: F1 1 at the lowest score kept, for every class.
+        assert own.f1 == pytest.approx(1.0) and own.f1_confidence is not None
+        assert all(row.f1 == pytest.approx(1.0) for row in own.classes)
+        assert set(own.suggested_class_confidence) == set(job.class_counts or {})
 
         # coco8's real labels: every labelled object counted, the job's detections scored.
         real = _coco8_labels_zip(tmp_path / "coco8-val-labels.zip")
@@ -71,6 +78,9 @@ def test_a_batch_job_is_evaluated_against_its_own_export_and_coco8s_labels(
         assert scored.detections == detected
         assert 0 < scored.map50 <= 1 and 0 <= scored.map50_95 <= scored.map50
         assert scored.images == 4 and scored.images_without_labels == 0
+        assert scored.f1 is not None and 0 < scored.f1 <= 1
+        assert scored.f1_confidence is not None and scored.suggested_class_confidence
+        assert all(0 < value <= 1 for value in scored.suggested_class_confidence.values())
 
         # No labels at all: the API's 422 with a message.
         garbage = tmp_path / "notes.txt"
@@ -82,12 +92,25 @@ def test_a_batch_job_is_evaluated_against_its_own_export_and_coco8s_labels(
     cli = CommandLine(stack.gateway_url, tmp_path_factory.mktemp("xdg-evaluator"))
     cli.run("login", "--email", email, "--password", PASSWORD)
     shown = cli.run("jobs", "evaluate", job.job_id, str(real))
-    summary, table = shown.stdout.split("\n\n")
+    summary, table, suggested = shown.stdout.split("\n\n")
     assert f"Job {job.job_id}: yolov8n, 4 images scored against yolo labels" in summary
     assert f"mAP50 {scored.map50:.3f}" in summary
+    assert summary.splitlines()[-1].startswith(f"Best F1 {scored.f1:.3f} at confidence ")
     header, *rows = table.splitlines()
-    assert header.split() == ["CLASS", "GROUND", "TRUTH", "DETECTIONS", "AP50-95", "AP50", "P", "R"]
+    assert header.split() == [
+        *["CLASS", "GROUND", "TRUTH", "DETECTIONS", "AP50-95", "AP50", "P", "R", "F1", "CONF"]
+    ]
     assert len(rows) == len(scored.classes)
-    assert cli.json("jobs", "evaluate", job.job_id, str(real))["ground_truth"] == lines
+    answer = cli.json("jobs", "evaluate", job.job_id, str(real))
+    assert answer["ground_truth"] == lines
+    # The Suggested line, split as a shell would, is `--class-confidence CLASS=X` per class:
+    # the very thresholds of the answer's `suggested_class_confidence`.
+    assert suggested.startswith("Suggested: ") and suggested.endswith("\n")
+    words = shlex.split(suggested.removeprefix("Suggested: "))
+    assert words[::2] == ["--class-confidence"] * len(answer["suggested_class_confidence"])
+    pasted = {
+        name: float(value) for name, _, value in (word.rpartition("=") for word in words[1::2])
+    }
+    assert pasted == answer["suggested_class_confidence"] == scored.suggested_class_confidence
     failed = cli.run("jobs", "evaluate", job.job_id, str(garbage), expect=1)
     assert "(HTTP 422" in failed.stderr

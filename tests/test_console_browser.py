@@ -13,6 +13,7 @@ test-artifacts/console-detect.png (1280x800).
 import asyncio
 import base64
 import json
+import math
 import os
 import re
 import shutil
@@ -1215,17 +1216,59 @@ def _score(value: float | None) -> str:
     return str(Decimal(value).quantize(Decimal("0.001"), rounding=ROUND_HALF_UP))
 
 
+def _confidence(value: float | None) -> str:
+    """A confidence threshold as the console shows it (evaluation.js confidenceText): rounded
+    down to four decimals, with two to four of them, or an en dash for null."""
+    if value is None:
+        return "\N{EN DASH}"
+    return re.sub(r"0{1,2}$", "", f"{math.floor(value * 10_000) / 10_000:.4f}")
+
+
 async def _expect_evaluation_shown(result: Locator, scored: dict) -> None:
     """The console's evaluation says what the API's JSON for the same file says."""
     scores = result.get_by_test_id("evaluation-scores")
+    # The best F1 and its threshold, when there is one (ADR 0054's operating point).
+    best = (
+        []
+        if scored["f1"] is None
+        else [
+            (
+                "Best F1",
+                f"{_score(scored['f1'])} at confidence"
+                f" \N{GREATER-THAN OR EQUAL TO} {_confidence(scored['f1_confidence'])}",
+            )
+        ]
+    )
     await expect(scores.locator("dt")).to_have_text(
-        ["mAP50-95", "mAP50", "mAP75", "Precision", "Recall", "Images scored"]
+        [
+            "mAP50-95",
+            "mAP50",
+            "mAP75",
+            "Precision",
+            "Recall",
+            *(label for label, _ in best),
+            "Images scored",
+        ]
     )
     await expect(scores.locator("dd")).to_have_text(
-        [*(_score(scored[name]) for name in EVALUATION_SCORES), str(scored["images"])]
+        [
+            *(_score(scored[name]) for name in EVALUATION_SCORES),
+            *(text for _, text in best),
+            str(scored["images"]),
+        ]
     )
     await expect(result.locator("thead th")).to_have_text(
-        ["Class", "Ground truth", "Detections", "AP50-95", "AP50", "Precision", "Recall"]
+        [
+            "Class",
+            "Ground truth",
+            "Detections",
+            "AP50-95",
+            "AP50",
+            "Precision",
+            "Recall",
+            "F1",
+            "Best confidence",
+        ]
     )
     rows = result.get_by_test_id("evaluation-class")
     await expect(rows).to_have_count(len(scored["classes"]))
@@ -1238,10 +1281,26 @@ async def _expect_evaluation_shown(result: Locator, scored: dict) -> None:
                 str(scored_class["detections"]),
                 *(
                     _score(scored_class[name])
-                    for name in ("ap50_95", "ap50", "precision", "recall")
+                    for name in ("ap50_95", "ap50", "precision", "recall", "f1")
                 ),
+                _confidence(scored_class["f1_confidence"]),
             ]
         )
+    # The per-class minimums for the best F1, as the API's exact JSON object (its keys in its
+    # order), and the button that puts them in the Detect view's field.
+    suggested = scored["suggested_class_confidence"]
+    suggestion = result.get_by_test_id("evaluation-suggestion")
+    if not suggested:
+        await expect(suggestion).to_be_hidden()
+        return
+    await expect(suggestion).to_be_visible()
+    await expect(suggestion.locator("p").first).to_have_text(
+        "Detect with these per-class minimums for the best F1 on these images:"
+    )
+    shown = await suggestion.locator("code").text_content()
+    assert json.loads(shown or "") == suggested
+    assert list(json.loads(shown or "")) == list(suggested)
+    await expect(suggestion.get_by_role("button", name="Use for my next detection")).to_be_visible()
 
 
 async def _evaluated_by_the_api(
@@ -1389,6 +1448,21 @@ async def test_a_finished_batch_jobs_page_scores_it_against_uploaded_labels(
         ]
     )
     assert await section.locator("b").count() == 0
+    assert scored["f1"] is not None and scored["suggested_class_confidence"], scored
+
+    # "Use for my next detection": the suggested minimums go in the Detect view's per-class
+    # minimum scores (as that field writes them), and the page goes to the Detect view.
+    await section.get_by_role("button", name="Use for my next detection").click()
+    await expect(page).to_have_url(re.compile(r"#detect$"))
+    field = page.get_by_test_id("class-confidence")
+    await expect(field).to_be_visible()
+    await expect(field).to_be_focused()
+    await expect(page.get_by_test_id("status")).to_contain_text(
+        "Per-class minimum scores set from the evaluation"
+    )
+    pairs = [pair.rsplit(":", 1) for pair in (await field.input_value()).split(", ")]
+    assert [name for name, _ in pairs] == list(scored["suggested_class_confidence"])
+    assert {name: float(value) for name, value in pairs} == scored["suggested_class_confidence"]
     assert elsewhere == []
 
 

@@ -177,6 +177,35 @@ async def test_a_job_scored_against_coco8_labels_reports_what_pycocotools_does(
     assert sum(row["detections"] for row in scored["classes"]) == scored["detections"]
 
 
+async def test_a_job_detected_with_the_suggested_thresholds_scores_the_f1_promised(
+    gateway_client: httpx.AsyncClient, user: Account
+) -> None:
+    labels = _labels_zip(VAL_LABELS)
+    first = await _finished_job(gateway_client, user, VAL_IMAGES)
+    response = await _evaluate(gateway_client, user, first["job_id"], "l.zip", labels)
+    assert response.status_code == 200, response.text
+    promised = response.json()
+    suggested = promised["suggested_class_confidence"]
+    rows = {row["class_name"]: row for row in promised["classes"]}
+    assert suggested and set(suggested) == {
+        name for name, row in rows.items() if row["f1"] is not None
+    }
+    for name, threshold in suggested.items():
+        assert threshold <= rows[name]["f1_confidence"] < threshold + 1e-4
+        assert threshold >= promised["min_confidence"]
+
+    pairs = ",".join(f"{name}:{threshold}" for name, threshold in suggested.items())
+    second = await _finished_job(gateway_client, user, VAL_IMAGES, class_confidence=pairs)
+    response = await _evaluate(gateway_client, user, second["job_id"], "l.zip", labels)
+    assert response.status_code == 200, response.text
+    kept = {row["class_name"]: row for row in response.json()["classes"]}
+    for name in suggested:
+        precision, recall = kept[name]["precision"], kept[name]["recall"]
+        # Every detection the second job kept of the class is one the best F1 was reached with.
+        f1 = 2 * precision * recall / (precision + recall)
+        assert f1 >= rows[name]["f1"] - 1e-6, (name, kept[name], rows[name])
+
+
 async def test_a_job_scored_against_its_own_exports_is_perfect(
     gateway_client: httpx.AsyncClient, user: Account
 ) -> None:

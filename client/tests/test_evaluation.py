@@ -2,8 +2,9 @@
 and `objectvision jobs evaluate` send it and read the answer: one multipart file field
 `labels`, named as the file is (or, for bytes, by what they hold), the same bytes again when
 a refused request is retried; the scores read into `JobEvaluation` with null scores as None;
-the command printing the scores, a per-class table and warnings for labels that did not line
-up with the job, or the API's JSON.
+the command printing the scores, the best F1 and its threshold, a per-class table, the suggested
+per-class thresholds as `--class-confidence` options that `detect` and `batch` accept, and
+warnings for labels that did not line up with the job, or the API's JSON.
 
 The answers come from a real HTTP server on a local port that stands where the gateway would,
 answers what each test scripts and keeps every request.
@@ -12,6 +13,7 @@ answers what each test scripts and keeps every request.
 import asyncio
 import io
 import json
+import shlex
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +32,14 @@ from objectvision_client import (
     JobEvaluation,
     ObjectVisionError,
 )
-from objectvision_client.cli import EXIT_FAILED, EXIT_OK, evaluation_table, main
+from objectvision_client.cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    build_parser,
+    evaluation_suggestion,
+    evaluation_table,
+    main,
+)
 from objectvision_client.retry import RetryPolicy
 from objectvision_devstack.scripted_gateway import ScriptedGateway
 
@@ -54,6 +63,11 @@ SCORED = {
     "map75": 0.62,
     "precision": 0.7,
     "recall": 0.65,
+    # The operating point; the thresholds as the service sends them, the suggested ones
+    # rounded down to 4 decimals.
+    "f1": 0.72,
+    "f1_confidence": 0.41,
+    "suggested_class_confidence": {"person": 0.4123},
     "classes": [
         {
             "class_id": 0,
@@ -64,6 +78,8 @@ SCORED = {
             "ap50": 0.8,
             "precision": 0.7,
             "recall": 0.6,
+            "f1": 0.8,
+            "f1_confidence": 0.41237,
         },
         # Detected but never labelled: no AP and no recall.
         {
@@ -75,6 +91,8 @@ SCORED = {
             "ap50": None,
             "precision": 0.0,
             "recall": None,
+            "f1": None,
+            "f1_confidence": None,
         },
         # Labelled but never detected: no precision.
         {
@@ -86,6 +104,8 @@ SCORED = {
             "ap50": 0.0,
             "precision": None,
             "recall": 0.0,
+            "f1": None,
+            "f1_confidence": None,
         },
     ],
     # A field this version does not know: kept in `raw` and in --json.
@@ -190,7 +210,28 @@ def test_a_labels_file_is_sent_as_the_labels_field_and_the_evaluation_is_read(
     )
     assert evaluation.classes[1].ap50_95 is None and evaluation.classes[1].recall is None
     assert evaluation.classes[2].precision is None
+    assert (evaluation.f1, evaluation.f1_confidence) == (0.72, 0.41)
+    assert evaluation.suggested_class_confidence == {"person": 0.4123}
+    assert (evaluation.classes[0].f1, evaluation.classes[0].f1_confidence) == (0.8, 0.41237)
+    assert evaluation.classes[2].f1 is None and evaluation.classes[2].f1_confidence is None
     assert evaluation.raw == SCORED
+
+
+def test_an_evaluation_without_an_operating_point_reads_as_none() -> None:
+    """No correct detection (or a server from before the operating point): None and no
+    suggested thresholds, not an unexpected response."""
+    operating_point = {"f1", "f1_confidence", "suggested_class_confidence"}
+    body = {key: value for key, value in SCORED.items() if key not in operating_point}
+    rows: list[dict[str, Any]] = SCORED["classes"]  # type: ignore[assignment]
+    body["classes"] = [
+        {key: value for key, value in row.items() if key not in operating_point} for row in rows
+    ]
+    evaluation = JobEvaluation.from_json(body)
+    assert (evaluation.f1, evaluation.f1_confidence) == (None, None)
+    assert evaluation.suggested_class_confidence == {}
+    assert all(row.f1 is None and row.f1_confidence is None for row in evaluation.classes)
+    nulls = JobEvaluation.from_json({**SCORED, "f1": None, "f1_confidence": None})
+    assert (nulls.f1, nulls.f1_confidence) == (None, None)
 
 
 @pytest.mark.parametrize(
@@ -273,21 +314,26 @@ def test_jobs_evaluate_prints_the_scores_the_classes_and_warnings(
     assert _cli(gateway, JOB_ID, str(labels)) == EXIT_OK
 
     printed = capsys.readouterr()
-    summary, table = printed.out.split("\n\n")
+    summary, table, suggested = printed.out.split("\n\n")
     assert summary.splitlines() == [
         f"Job {JOB_ID}: yolov8n, 4 images scored against yolo labels, detections at "
         "confidence 0.25 or more",
         "Objects: 17 labelled, 20 detected",
         "mAP50-95 0.610  mAP50 0.800  mAP75 0.620",
         "Precision 0.700  Recall 0.650  (IoU 0.5)",
+        "Best F1 0.720 at confidence 0.41 or more",
     ]
     header, *rows = table.splitlines()
-    assert header.split() == ["CLASS", "GROUND", "TRUTH", "DETECTIONS", "AP50-95", "AP50", "P", "R"]
-    assert [row.split() for row in rows] == [
-        ["person", "10", "12", "0.550", "0.800", "0.700", "0.600"],
-        ["bus", "0", "2", "-", "-", "0.000", "-"],
-        ["potted", "plant", "7", "0", "0.000", "0.000", "-", "0.000"],
+    assert header.split() == [
+        *["CLASS", "GROUND", "TRUTH", "DETECTIONS", "AP50-95", "AP50", "P", "R", "F1", "CONF"]
     ]
+    # CONF rounded down to 4 decimals, as the suggested thresholds are.
+    assert [row.split() for row in rows] == [
+        ["person", "10", "12", "0.550", "0.800", "0.700", "0.600", "0.800", "0.4123"],
+        ["bus", "0", "2", "-", "-", "0.000", "-", "-", "-"],
+        ["potted", "plant", "7", "0", "0.000", "0.000", "-", "0.000", "-", "-"],
+    ]
+    assert suggested == "Suggested: --class-confidence person=0.4123\n"
     assert printed.err.splitlines() == [
         "Warning: 1 image of the job had no labels: scored as holding no object",
         "Warning: 1 label entry named no image of the job: extra.txt",
@@ -308,6 +354,9 @@ def test_jobs_evaluate_says_how_many_unmatched_labels_were_not_listed(
         "unmatched_label_count": 23,
         "precision": None,
         "recall": None,
+        "f1": None,
+        "f1_confidence": None,
+        "suggested_class_confidence": {},
         "classes": [],
     }
     gateway.answers(f"POST {EVALUATION}", (200, answer))
@@ -316,8 +365,11 @@ def test_jobs_evaluate_says_how_many_unmatched_labels_were_not_listed(
     assert _cli(gateway, JOB_ID, str(labels)) == EXIT_OK
 
     printed = capsys.readouterr()
-    assert "Precision -  Recall -  (IoU 0.5)" in printed.out
-    assert printed.out.splitlines()[-1].split() == ["(none)", *"-" * 6]
+    summary, table = printed.out.split("\n\n")
+    # No operating point: no F1 line and no suggested thresholds.
+    assert summary.splitlines()[-1] == "Precision -  Recall -  (IoU 0.5)"
+    assert table.splitlines()[-1].split() == ["(none)", *"-" * 8]
+    assert "F1 " not in summary and "Suggested" not in printed.out
     assert printed.err.splitlines() == [
         f"Warning: 23 label entries named no image of the job: {', '.join(listed)} and 3 more"
     ]
@@ -360,4 +412,23 @@ def test_jobs_evaluate_without_a_labels_file_fails_before_anything_is_sent(
 
 def test_the_evaluation_table_shows_none_for_no_class() -> None:
     evaluation = JobEvaluation.from_json({**SCORED, "classes": []})
-    assert evaluation_table(evaluation).splitlines()[1].split() == ["(none)", *"-" * 6]
+    assert evaluation_table(evaluation).splitlines()[1].split() == ["(none)", *"-" * 8]
+
+
+def test_the_suggested_thresholds_paste_into_detect_and_batch_as_they_are() -> None:
+    """Each class one `--class-confidence CLASS=X`, in the answer's order, a class name with a
+    space quoted for the shell: split as a shell would, `detect` and `batch` read back the
+    very thresholds the server suggested."""
+    suggested = {"person": 0.4123, "traffic light": 0.3311, "dog": 0.25, "cat": 1.0}
+    evaluation = JobEvaluation.from_json({**SCORED, "suggested_class_confidence": suggested})
+    line = evaluation_suggestion(evaluation)
+    assert line == (
+        "Suggested: --class-confidence person=0.4123 --class-confidence 'traffic light=0.3311' "
+        "--class-confidence dog=0.25 --class-confidence cat=1"
+    )
+    options = shlex.split(line.removeprefix("Suggested: "))
+    for command in (["detect", "image.jpg"], ["batch", "images"]):
+        args = build_parser().parse_args([*command, *options])
+        assert dict(args.class_confidence) == suggested
+    no_suggestion = JobEvaluation.from_json({**SCORED, "suggested_class_confidence": {}})
+    assert evaluation_suggestion(no_suggestion) is None

@@ -170,10 +170,63 @@ def test_precision_and_recall_count_matches_at_iou_one_half() -> None:
     assert (dog.ap50_95, dog.ap50, dog.recall, dog.precision) == (None, None, None, 0.0)
 
 
+def _person(score_: float, x: float) -> DetectedObject:
+    return DetectedObject(0, "person", score_, x, 0, x + 50, 100)
+
+
+def test_the_operating_point_is_the_threshold_with_the_best_f1() -> None:
+    labels = [LabelBox(0, x, 0, x + 50, 100) for x in (0, 100, 200, 300)]
+    # By score: right, right, wrong, right, wrong, wrong. F1 when keeping the first k
+    # (2 * correct / (k + 4)): 0.4, 0.667, 0.571, 0.75, 0.667, 0.6.
+    detected = [
+        _person(0.9, 0),
+        _person(0.8, 100),
+        _person(0.7, 600),
+        _person(0.6, 200),
+        _person(0.5, 700),
+        _person(0.4, 800),
+    ]
+    scores = score([ScoredImage(truth=labels, detected=detected)], NAMES)
+    (person,) = scores.classes
+    assert person.best is not None and scores.best is not None
+    assert (person.best.f1, person.best.confidence) == (pytest.approx(0.75), 0.6)
+    assert scores.best == person.best  # one class: the overall point is its point
+
+
+def test_a_threshold_keeps_a_tie_whole() -> None:
+    labels = [LabelBox(0, 0, 0, 50, 100)]
+    # Keeping the 0.9 alone would give F1 1.0, but a threshold cannot split it from the
+    # wrong one that scores the same.
+    detected = [_person(0.9, 0), _person(0.9, 500)]
+    (person,) = score([ScoredImage(truth=labels, detected=detected)], NAMES).classes
+    assert person.best is not None
+    assert (person.best.f1, person.best.confidence) == (pytest.approx(2 / 3), 0.9)
+
+
+@pytest.mark.parametrize("seed", [7, 2026])
+def test_no_threshold_does_worse_than_keeping_every_detection(seed: int) -> None:
+    images, _, _ = _scene(seed)
+    scores = score(images, NAMES)
+    assert scores.best is not None and scores.precision and scores.recall
+    every = 2 * scores.precision * scores.recall / (scores.precision + scores.recall)
+    assert every - 1e-9 <= scores.best.f1 <= 1
+    for row in scores.classes:
+        if row.ground_truth and row.precision and row.recall:
+            assert row.best is not None
+            kept_all = 2 * row.precision * row.recall / (row.precision + row.recall)
+            assert kept_all - 1e-9 <= row.best.f1
+            assert row.best.confidence >= min(
+                obj.confidence
+                for image in images
+                for obj in image.detected
+                if obj.class_id == row.class_id
+            )
+
+
 def test_a_labelled_class_nothing_was_detected_of_scores_zero_with_no_precision() -> None:
     scores = score([ScoredImage(truth=[LabelBox(4, 0, 0, 50, 50)], detected=[])], NAMES)
     (bus,) = scores.classes
-    assert (bus.ap50_95, bus.recall, bus.precision) == (0.0, 0.0, None)
+    assert (bus.ap50_95, bus.recall, bus.precision, bus.best) == (0.0, 0.0, None, None)
     assert (scores.map50_95, scores.precision, scores.recall) == (0.0, None, 0.0)
 
 

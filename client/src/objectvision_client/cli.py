@@ -15,6 +15,7 @@ import getpass
 import json
 import math
 import os
+import shlex
 import sys
 import time
 import urllib.parse
@@ -1241,13 +1242,28 @@ def _score(value: float | None) -> str | None:
     return None if value is None else f"{value:.3f}"
 
 
+def _threshold(value: float) -> float:
+    """A confidence threshold rounded down to 4 decimals, as the server rounds the suggested
+    ones: the detections it was reached with still pass it."""
+    return math.floor(value * 10_000) / 10_000
+
+
 def evaluation_summary(evaluation: JobEvaluation) -> str:
     """What was scored, and the job's scores: mAP at the three IoU thresholds, then precision
-    and recall at IoU 0.5."""
+    and recall at IoU 0.5, then the best F1 and the threshold that reaches it (when there is
+    one)."""
     confidence = (
         f", detections at confidence {evaluation.min_confidence:g} or more"
         if evaluation.min_confidence
         else ""
+    )
+    best = (
+        [
+            f"Best F1 {_score(evaluation.f1)} at confidence "
+            f"{_threshold(evaluation.f1_confidence):g} or more"
+        ]
+        if evaluation.f1 is not None and evaluation.f1_confidence is not None
+        else []
     )
     return "\n".join(
         [
@@ -1259,6 +1275,7 @@ def evaluation_summary(evaluation: JobEvaluation) -> str:
             f"mAP75 {_score(evaluation.map75)}",
             f"Precision {_score(evaluation.precision) or '-'}  "
             f"Recall {_score(evaluation.recall) or '-'}  (IoU 0.5)",
+            *best,
         ]
     )
 
@@ -1274,14 +1291,29 @@ def evaluation_table(evaluation: JobEvaluation) -> str:
             _score(row.ap50),
             _score(row.precision),
             _score(row.recall),
+            _score(row.f1),
+            None if row.f1_confidence is None else f"{_threshold(row.f1_confidence):.4f}",
         ]
         for row in evaluation.classes
     ]
     return format_table(
-        ["CLASS", "GROUND TRUTH", "DETECTIONS", "AP50-95", "AP50", "P", "R"],
-        rows or [["(none)", None, None, None, None, None, None]],
-        right=(1, 2, 3, 4, 5, 6),
+        ["CLASS", "GROUND TRUTH", "DETECTIONS", "AP50-95", "AP50", "P", "R", "F1", "CONF"],
+        rows or [["(none)", *[None] * 8]],
+        right=(1, 2, 3, 4, 5, 6, 7, 8),
     )
+
+
+def evaluation_suggestion(evaluation: JobEvaluation) -> str | None:
+    """The per-class thresholds for the best F1 as `detect`, `batch` and `video` take them
+    (`--class-confidence CLASS=X`, repeated), quoted for a shell so that the line can be
+    pasted; None when no class has one."""
+    if not evaluation.suggested_class_confidence:
+        return None
+    options = " ".join(
+        f"--class-confidence {shlex.quote(f'{name}={value:g}')}"
+        for name, value in evaluation.suggested_class_confidence.items()
+    )
+    return f"Suggested: {options}"
 
 
 def evaluation_warnings(evaluation: JobEvaluation) -> list[str]:
@@ -1310,8 +1342,9 @@ def evaluation_warnings(evaluation: JobEvaluation) -> list[str]:
 
 
 def cmd_jobs_evaluate(ctx: Context) -> int:
-    """Score a finished batch job against ground-truth labels (ADR 0054): the scores and
-    per-class table on stdout, what did not line up with the job as warnings on stderr."""
+    """Score a finished batch job against ground-truth labels (ADR 0054): the scores, the
+    per-class table and the per-class thresholds for the best F1 (as options to paste into
+    `detect` or `batch`) on stdout, what did not line up with the job as warnings on stderr."""
     labels = Path(ctx.args.labels)
     if labels.is_dir():
         raise CliError(f"{labels} is a folder: give a zip of YOLO labels or a COCO JSON file")
@@ -1321,6 +1354,9 @@ def cmd_jobs_evaluate(ctx: Context) -> int:
         return EXIT_OK
     print(evaluation_summary(evaluation), file=ctx.stdout)
     print(f"\n{evaluation_table(evaluation)}", file=ctx.stdout)
+    suggestion = evaluation_suggestion(evaluation)
+    if suggestion:
+        print(f"\n{suggestion}", file=ctx.stdout)
     for warning in evaluation_warnings(evaluation):
         ctx.say(f"Warning: {warning}")
     return EXIT_OK

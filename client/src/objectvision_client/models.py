@@ -625,7 +625,7 @@ class ExportedFile(_Model):
 class ClassEvaluation(_Model):
     """One class's scores in a `JobEvaluation`. None where there is nothing to score: AP and
     recall of a class without ground truth (COCO leaves it out of the mean), precision of one
-    without detections."""
+    without detections, F1 of one without ground truth or without a correct detection."""
 
     class_id: int
     class_name: str
@@ -635,6 +635,10 @@ class ClassEvaluation(_Model):
     ap50: float | None = None
     precision: float | None = None
     recall: float | None = None
+    # The operating point: the best F1 at IoU 0.5, and the score a detection needs to be
+    # kept to reach it (this class's threshold to detect with).
+    f1: float | None = None
+    f1_confidence: float | None = None
 
 
 class JobEvaluation(_Answer):
@@ -665,6 +669,13 @@ class JobEvaluation(_Answer):
     # (recall).
     precision: float | None = None
     recall: float | None = None
+    # The best F1 at IoU 0.5 over every class, and the one threshold (keep detections scoring
+    # at least it) that reaches it; None without ground truth or without a correct detection.
+    f1: float | None = None
+    f1_confidence: float | None = None
+    # Each class's `f1_confidence` by class name, rounded down to 4 decimals: what the detect
+    # calls' `class_confidence` takes (ADR 0050) for the best F1 on these images.
+    suggested_class_confidence: dict[str, float] = Field(default_factory=dict)
     # Every class with ground truth or detections, by class id.
     classes: tuple[ClassEvaluation, ...] = ()
 

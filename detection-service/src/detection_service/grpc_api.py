@@ -6,6 +6,7 @@ NotFound. Uploads are refused from their headers before anything is decoded or s
 """
 
 import dataclasses
+import math
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import Executor
@@ -122,6 +123,14 @@ def _evaluation_reply(evaluated: evaluation.JobEvaluation) -> detection_pb2.JobE
         map75=scores.map75,
         precision=scores.precision,
         recall=scores.recall,
+        f1=scores.best.f1 if scores.best else None,
+        f1_confidence=scores.best.confidence if scores.best else None,
+        # Rounded down, so that the detections it was reached with still pass it.
+        suggested_class_confidence={
+            row.class_name: math.floor(row.best.confidence * 10_000) / 10_000
+            for row in scores.classes
+            if row.best
+        },
         classes=[
             detection_pb2.ClassEvaluation(
                 class_id=row.class_id,
@@ -132,6 +141,8 @@ def _evaluation_reply(evaluated: evaluation.JobEvaluation) -> detection_pb2.JobE
                 ap50=row.ap50,
                 precision=row.precision,
                 recall=row.recall,
+                f1=row.best.f1 if row.best else None,
+                f1_confidence=row.best.confidence if row.best else None,
             )
             for row in scores.classes
         ],

@@ -649,7 +649,7 @@ class EvaluateJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., labels: _Optional[bytes] = ...) -> None: ...
 
 class ClassEvaluation(_message.Message):
-    __slots__ = ("class_id", "class_name", "ground_truth", "detections", "ap50_95", "ap50", "precision", "recall")
+    __slots__ = ("class_id", "class_name", "ground_truth", "detections", "ap50_95", "ap50", "precision", "recall", "f1", "f1_confidence")
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
     GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
@@ -658,6 +658,8 @@ class ClassEvaluation(_message.Message):
     AP50_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     RECALL_FIELD_NUMBER: _ClassVar[int]
+    F1_FIELD_NUMBER: _ClassVar[int]
+    F1_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     class_id: int
     class_name: str
     ground_truth: int
@@ -666,10 +668,19 @@ class ClassEvaluation(_message.Message):
     ap50: float
     precision: float
     recall: float
-    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., ground_truth: _Optional[int] = ..., detections: _Optional[int] = ..., ap50_95: _Optional[float] = ..., ap50: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ...) -> None: ...
+    f1: float
+    f1_confidence: float
+    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., ground_truth: _Optional[int] = ..., detections: _Optional[int] = ..., ap50_95: _Optional[float] = ..., ap50: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., f1: _Optional[float] = ..., f1_confidence: _Optional[float] = ...) -> None: ...
 
 class JobEvaluation(_message.Message):
-    __slots__ = ("job_id", "model", "labels_format", "min_confidence", "images", "images_without_labels", "unmatched_labels", "unmatched_label_count", "unknown_classes", "ground_truth", "detections", "map50_95", "map50", "map75", "precision", "recall", "classes")
+    __slots__ = ("job_id", "model", "labels_format", "min_confidence", "images", "images_without_labels", "unmatched_labels", "unmatched_label_count", "unknown_classes", "ground_truth", "detections", "map50_95", "map50", "map75", "precision", "recall", "classes", "f1", "f1_confidence", "suggested_class_confidence")
+    class SuggestedClassConfidenceEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LABELS_FORMAT_FIELD_NUMBER: _ClassVar[int]
@@ -687,6 +698,9 @@ class JobEvaluation(_message.Message):
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     RECALL_FIELD_NUMBER: _ClassVar[int]
     CLASSES_FIELD_NUMBER: _ClassVar[int]
+    F1_FIELD_NUMBER: _ClassVar[int]
+    F1_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTED_CLASS_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     model: str
     labels_format: str
@@ -704,7 +718,10 @@ class JobEvaluation(_message.Message):
     precision: float
     recall: float
     classes: _containers.RepeatedCompositeFieldContainer[ClassEvaluation]
-    def __init__(self, job_id: _Optional[str] = ..., model: _Optional[str] = ..., labels_format: _Optional[str] = ..., min_confidence: _Optional[float] = ..., images: _Optional[int] = ..., images_without_labels: _Optional[int] = ..., unmatched_labels: _Optional[_Iterable[str]] = ..., unmatched_label_count: _Optional[int] = ..., unknown_classes: _Optional[_Iterable[str]] = ..., ground_truth: _Optional[int] = ..., detections: _Optional[int] = ..., map50_95: _Optional[float] = ..., map50: _Optional[float] = ..., map75: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassEvaluation, _Mapping]]] = ...) -> None: ...
+    f1: float
+    f1_confidence: float
+    suggested_class_confidence: _containers.ScalarMap[str, float]
+    def __init__(self, job_id: _Optional[str] = ..., model: _Optional[str] = ..., labels_format: _Optional[str] = ..., min_confidence: _Optional[float] = ..., images: _Optional[int] = ..., images_without_labels: _Optional[int] = ..., unmatched_labels: _Optional[_Iterable[str]] = ..., unmatched_label_count: _Optional[int] = ..., unknown_classes: _Optional[_Iterable[str]] = ..., ground_truth: _Optional[int] = ..., detections: _Optional[int] = ..., map50_95: _Optional[float] = ..., map50: _Optional[float] = ..., map75: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassEvaluation, _Mapping]]] = ..., f1: _Optional[float] = ..., f1_confidence: _Optional[float] = ..., suggested_class_confidence: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class VideoSampling(_message.Message):
     __slots__ = ("fps", "every")

@@ -6,6 +6,11 @@ a class only detected, never labelled, has no AP and is left out of the mean (py
 does the same). Precision and recall are at IoU 0.5, over every detection the job kept:
 micro-averaged overall (every object counts once), and per class.
 
+The operating point: the confidence threshold at which F1 (at IoU 0.5) is highest, per class
+and overall, is what a caller would set as that class's `class_confidence` (ADR 0050). As in
+Ultralytics' F1-confidence curve, detections are matched to labels once (supervision's greedy
+highest-IoU matching) and the threshold swept over their scores.
+
 CPU-bound (IoU matrices, sorting): callers run `score` in a worker thread.
 """
 
@@ -30,6 +35,14 @@ class ScoredImage:
 
 
 @dataclass(frozen=True)
+class OperatingPoint:
+    """The best F1 at IoU 0.5, and the score a detection needs to be kept to reach it."""
+
+    f1: float
+    confidence: float
+
+
+@dataclass(frozen=True)
 class ClassScores:
     class_id: int
     class_name: str
@@ -40,6 +53,8 @@ class ClassScores:
     ap50: float | None
     precision: float | None
     recall: float | None
+    # None without ground truth or without a correct detection.
+    best: OperatingPoint | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,7 @@ class Scores:
     precision: float | None
     recall: float | None
     classes: list[ClassScores]
+    best: OperatingPoint | None = None
 
 
 def _truth(boxes: Sequence[LabelBox]) -> sv.Detections:
@@ -78,6 +94,49 @@ def _by_class(classes: np.ndarray, values: np.ndarray) -> dict[int, np.ndarray]:
     return {int(class_id): row for class_id, row in zip(classes, values, strict=True)}
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """One detection's class and score, and whether it matched a label at IoU 0.5."""
+
+    class_id: int
+    confidence: float
+    correct: bool
+
+
+def _outcomes(
+    images: Sequence[ScoredImage],
+    targets: Sequence[sv.Detections],
+    predictions: Sequence[sv.Detections],
+) -> list[_Outcome]:
+    outcomes: list[_Outcome] = []
+    for image, truth, detected in zip(images, targets, predictions, strict=True):
+        matched: set[int] = set()
+        if len(truth) and len(detected):
+            pairs, _, _ = sv.match_detections(detected, truth, iou_threshold=0.5)
+            matched = {int(index) for index in pairs[:, 0]}
+        outcomes.extend(
+            _Outcome(obj.class_id, obj.confidence, index in matched)
+            for index, obj in enumerate(image.detected)
+        )
+    return outcomes
+
+
+def best_operating_point(outcomes: Sequence[_Outcome], labelled: int) -> OperatingPoint | None:
+    """The threshold (keep the detections scoring at least it) with the highest F1, the
+    higher threshold on a tie; None without labels or without a correct detection."""
+    if not labelled or not any(outcome.correct for outcome in outcomes):
+        return None
+    ranked = sorted(outcomes, key=lambda outcome: -outcome.confidence)
+    correct = np.cumsum([outcome.correct for outcome in ranked])
+    kept = np.arange(1, len(ranked) + 1)
+    f1 = 2 * correct / (kept + labelled)  # 2PR / (P + R), with P = c / kept, R = c / labelled
+    # A threshold keeps every detection of a tied score or none: only the last of a tie cuts.
+    confidences = np.array([outcome.confidence for outcome in ranked])
+    cuts = np.flatnonzero(np.append(confidences[1:] < confidences[:-1], True))
+    best = int(cuts[np.argmax(f1[cuts])])
+    return OperatingPoint(f1=float(f1[best]), confidence=float(confidences[best]))
+
+
 def score(images: Sequence[ScoredImage], class_names: Sequence[str]) -> Scores:
     """The metrics of `images`; at least one of them must hold ground truth."""
     targets = [_truth(image.truth) for image in images]
@@ -88,6 +147,7 @@ def score(images: Sequence[ScoredImage], class_names: Sequence[str]) -> Scores:
     precision = Precision(averaging_method=AveragingMethod.MICRO).update(predictions, targets)
     recall = Recall(averaging_method=AveragingMethod.MICRO).update(predictions, targets)
     precision_result, recall_result = precision.compute(), recall.compute()
+    outcomes = _outcomes(images, targets, predictions)
 
     ap_rows = _by_class(average_precision.matched_classes, average_precision.ap_per_class)
     precision_rows = _by_class(
@@ -114,6 +174,9 @@ def score(images: Sequence[ScoredImage], class_names: Sequence[str]) -> Scores:
                 ap50=float(ap_row[0]) if labelled else None,
                 precision=at_50(precision_rows, class_id) if detected else None,
                 recall=at_50(recall_rows, class_id) if labelled else None,
+                best=best_operating_point(
+                    [outcome for outcome in outcomes if outcome.class_id == class_id], labelled
+                ),
             )
         )
     ground_truth, detections = sum(truth_counts.values()), sum(detected_counts.values())
@@ -126,4 +189,5 @@ def score(images: Sequence[ScoredImage], class_names: Sequence[str]) -> Scores:
         precision=float(precision_result.precision_at_50) if detections else None,
         recall=float(recall_result.recall_at_50) if ground_truth else None,
         classes=classes,
+        best=best_operating_point(outcomes, ground_truth),
     )

@@ -27,6 +27,14 @@ class ClassEvaluationOut(ApiModel):
     )
     precision: float | None = Field(description="At IoU 0.5; null without detections.")
     recall: float | None = Field(description="At IoU 0.5; null without ground truth.")
+    f1: float | None = Field(
+        description="The best F1 at IoU 0.5 over thresholds at or above the job's; null without"
+        " ground truth or without a correct detection."
+    )
+    f1_confidence: float | None = Field(
+        description="The score a detection needs to be kept for that F1: this class's"
+        " threshold to detect with."
+    )
 
     @classmethod
     def from_proto(cls, row: detection_pb2.ClassEvaluation) -> Self:
@@ -39,6 +47,8 @@ class ClassEvaluationOut(ApiModel):
             ap50=_optional(row, "ap50"),
             precision=_optional(row, "precision"),
             recall=_optional(row, "recall"),
+            f1=_optional(row, "f1"),
+            f1_confidence=_optional(row, "f1_confidence"),
         )
 
 
@@ -73,6 +83,12 @@ class JobEvaluationOut(ApiModel):
     recall: float | None = Field(
         description="At IoU 0.5 over every class; null without ground truth."
     )
+    f1: float | None = Field(description="The best F1 at IoU 0.5 over every class.")
+    f1_confidence: float | None = Field(description="The one threshold that reaches `f1`.")
+    suggested_class_confidence: dict[str, float] = Field(
+        description="Each class's `f1_confidence` by name, in the shape the detect routes'"
+        " `class_confidence` takes: the thresholds for the best F1 on these images."
+    )
     classes: list[ClassEvaluationOut] = Field(
         description="Every class with ground truth or detections, by class id."
     )
@@ -99,5 +115,12 @@ class JobEvaluationOut(ApiModel):
             map75=evaluation.map75,
             precision=_optional(evaluation, "precision"),
             recall=_optional(evaluation, "recall"),
+            f1=_optional(evaluation, "f1"),
+            f1_confidence=_optional(evaluation, "f1_confidence"),
+            # Sent as float32: back to the 4 decimals the service chose.
+            suggested_class_confidence={
+                name: round(value, 4)
+                for name, value in evaluation.suggested_class_confidence.items()
+            },
             classes=[ClassEvaluationOut.from_proto(row) for row in evaluation.classes],
         )

@@ -5,13 +5,18 @@
 // answers: the mAP over IoU 0.5 to 0.95, at 0.5 and at 0.75, precision and recall at IoU 0.5,
 // how many images were scored, one row per class, and notes on what could not be scored
 // (images with no labels, label entries naming no image of the job, classes the model lacks).
+// It shows the operating point too: the best F1 at IoU 0.5 and the confidence that reaches
+// it, overall and per class, and the per-class minimum scores that reach each class's best
+// (`suggested_class_confidence`, the shape of the detect routes' `class_confidence`, ADR 0050),
+// which "Use for my next detection" puts in the Detect view's per-class minimum scores.
 // Nothing is stored: the same file gives the same answer again. A refusal (a bad line, a
 // labels file that is neither a zip nor JSON) is shown in the page's alert region.
 
 import { request } from "./api.js";
+import { parseClassConfidence } from "./class-confidence.js";
 import { byId, el, onSubmit, plural, showRows, submitting } from "./dom.js";
 
-const COLUMNS = 7;
+const COLUMNS = 9;
 // A score the API gives as null: a class without ground truth has no AP, one without
 // detections no precision.
 const NO_SCORE = "–";
@@ -28,6 +33,31 @@ const LABEL_FORMATS = { yolo: "YOLO labels", coco: "COCO JSON" };
 /** A score from 0 to 1 with three decimals ("0.612"), or "–" for null. */
 export function scoreText(value) {
   return value === null || value === undefined ? NO_SCORE : Number(value).toFixed(3);
+}
+
+/**
+ * A confidence threshold with two to four decimals ("0.41", "0.4123"), rounded down so that
+ * the detections scoring it still pass "≥" it, or "–" for null.
+ */
+export function confidenceText(value) {
+  if (value === null || value === undefined) return NO_SCORE;
+  return (Math.floor(Number(value) * 10_000) / 10_000).toFixed(4).replace(/0{1,2}$/, "");
+}
+
+/**
+ * The suggested per-class minimum scores (`{"person": 0.4123}`) as the Detect view's field
+ * writes them (`person:0.4123, dog:0.3311`); "" when there are none, or when a class name
+ * cannot be written there (a comma in it), so nothing is offered that the field would misread.
+ */
+export function classConfidenceText(suggested) {
+  const entries = Object.entries(suggested ?? {});
+  if (entries.length === 0) return "";
+  const text = entries.map(([name, value]) => `${name}:${value}`).join(", ");
+  try {
+    return parseClassConfidence(text).minimums.size === entries.length ? text : "";
+  } catch {
+    return "";
+  }
 }
 
 /** Sentences on what the scores leave out; none when everything was scored. */
@@ -63,7 +93,9 @@ export function evaluationNotes(result) {
 }
 
 export class JobEvaluation {
-  constructor() {
+  /** `onUse(text)`: put `text` (`person:0.4123, dog:0.3311`) in the Detect view's per-class
+   * minimum scores, for the next detection. */
+  constructor({ onUse } = {}) {
     this.section = byId("job-evaluation");
     this.form = byId("job-evaluation-form");
     this.file = byId("job-evaluation-labels");
@@ -72,11 +104,19 @@ export class JobEvaluation {
     this.scores = byId("job-evaluation-scores");
     this.notes = byId("job-evaluation-notes");
     this.body = byId("job-evaluation-body");
+    this.suggestion = byId("job-evaluation-suggestion");
+    this.suggested = byId("job-evaluation-suggested");
+    this.use = byId("job-evaluation-use");
+    // The suggestion on show, as the Detect view's field writes it ("": none to use).
+    this.suggestionText = "";
     // The job on show that can be scored (null: none, or one still running, or a video job).
     this.jobId = null;
     // Bumped whenever the job on show changes: an answer about the previous one is dropped.
     this.generation = 0;
     onSubmit(this.form, () => this.evaluate());
+    this.use.addEventListener("click", () => {
+      if (this.suggestionText) onUse?.(this.suggestionText);
+    });
   }
 
   /** Offer to score the job `id` (null: hide the section). */
@@ -103,6 +143,10 @@ export class JobEvaluation {
     this.scores.replaceChildren();
     this.notes.replaceChildren();
     this.body.replaceChildren();
+    this.suggestion.hidden = true;
+    this.suggested.textContent = "";
+    this.suggestionText = "";
+    this.use.hidden = true;
   }
 
   async evaluate() {
@@ -138,6 +182,16 @@ export class JobEvaluation {
         el("dt", {}, label),
         el("dd", { "data-testid": "evaluation-score", dataset: { metric: key } }, scoreText(result[key])),
       ]),
+      ...(result.f1 === null || result.f1 === undefined
+        ? []
+        : [
+            el("dt", {}, "Best F1"),
+            el(
+              "dd",
+              { "data-testid": "evaluation-score", dataset: { metric: "f1" } },
+              `${scoreText(result.f1)} at confidence ≥ ${confidenceText(result.f1_confidence)}`,
+            ),
+          ]),
       el("dt", {}, "Images scored"),
       el("dd", { "data-testid": "evaluation-score", dataset: { metric: "images" } }, String(result.images)),
     );
@@ -149,7 +203,18 @@ export class JobEvaluation {
       COLUMNS,
       "Neither the labels nor the detections hold any object.",
     );
+    this.showSuggestion(result.suggested_class_confidence);
     this.result.hidden = false;
+  }
+
+  /** Each class's minimum score for its best F1, as the JSON the API gives, and the button
+   * that puts them in the Detect view's field. */
+  showSuggestion(suggested) {
+    const hasAny = Object.keys(suggested ?? {}).length > 0;
+    this.suggestion.hidden = !hasAny;
+    this.suggested.textContent = hasAny ? JSON.stringify(suggested) : "";
+    this.suggestionText = hasAny ? classConfidenceText(suggested) : "";
+    this.use.hidden = !this.suggestionText;
   }
 
   row(scored) {
@@ -164,6 +229,8 @@ export class JobEvaluation {
       el("td", { "data-label": "AP50" }, scoreText(scored.ap50)),
       el("td", { "data-label": "Precision" }, scoreText(scored.precision)),
       el("td", { "data-label": "Recall" }, scoreText(scored.recall)),
+      el("td", { "data-label": "F1" }, scoreText(scored.f1)),
+      el("td", { "data-label": "Best confidence" }, confidenceText(scored.f1_confidence)),
     );
   }
 }

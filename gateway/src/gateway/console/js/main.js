@@ -16,7 +16,8 @@
 // says `admin`, and the server refuses anyone else. An account with two-factor authentication
 // logs in with a code too (two-factor.js), asked for once the server wants one.
 // A finished batch job's page scores its detections against a labels file the user uploads
-// (ADR 0054: mAP, precision, recall, per class; evaluation.js).
+// (ADR 0054: mAP, precision, recall, per class; evaluation.js); the per-class minimum scores
+// it suggests can be put in the Detect view's for the next detection.
 
 import { AccountsView } from "./accounts.js";
 import { request } from "./api.js";
@@ -88,7 +89,7 @@ const passwordReset = new PasswordResetView({
 const emailVerification = new EmailVerification();
 const shareLinks = new ShareLinks({ prefix: "share", kind: "detection" });
 const jobShareLinks = new ShareLinks({ prefix: "job-share", kind: "job" });
-const jobEvaluation = new JobEvaluation();
+const jobEvaluation = new JobEvaluation({ onUse: (text) => useClassConfidence(text) });
 const sharedView = new SharedView();
 const input = byId("file-input");
 const dropzone = byId("dropzone");
@@ -377,6 +378,29 @@ function uploadClassConfidence() {
     showError({ status: 422, code: "validation_error", message: `Per-class minimum scores: ${error.message}` });
     return null;
   }
+}
+
+/**
+ * Put `text` (an evaluation's suggested minimum scores, `person:0.4123, dog:0.3311`) in the
+ * Detect view's per-class minimum scores, then go to the Detect view with that field focused:
+ * the next detection uses them.
+ */
+function useClassConfidence(text) {
+  const field = byId("class-confidence");
+  field.value = text;
+  field.removeAttribute("aria-invalid");
+  const message = "Per-class minimum scores set from the evaluation: your next detection uses them.";
+  if (location.hash === "#detect") {
+    clearError();
+    showStatus(message);
+    field.focus();
+    return;
+  }
+  // Navigating clears the status and focuses the main region (hashchange above): the message
+  // and the field's focus come after it.
+  pendingStatus = message;
+  window.addEventListener("hashchange", () => field.focus(), { once: true });
+  location.hash = "detect";
 }
 
 byId("class-confidence").addEventListener("input", (event) => event.currentTarget.removeAttribute("aria-invalid"));
