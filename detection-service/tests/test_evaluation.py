@@ -322,6 +322,19 @@ def test_a_zip_that_unpacks_beyond_the_bound_is_refused_before_it_is_read() -> N
     assert "unpack to" in _refusal(bomb)
 
 
+def test_only_the_label_files_of_the_jobs_uploads_are_read() -> None:
+    # Another image's label file, malformed and unpacking beyond the bound: listed, not read.
+    labels = _zip(
+        {
+            "labels/bus.txt": "4 0.5 0.5 0.5 0.5\n",
+            "labels/other.txt": b"0" * (MAX_UNPACKED_BYTES + 1024 * 1024),
+        }
+    )
+    truth = parse_labels(labels, NAMES, uploads={"bus", "street"})
+    assert truth.unread == ("labels/other.txt",)
+    assert list(truth.images) == ["bus"]
+
+
 @pytest.mark.parametrize(
     ("data", "said"),
     [

@@ -7,13 +7,15 @@ fault, never with a traceback. Pydantic checks COCO's structure; a YOLO line is 
 four numbers (or a segmentation polygon, whose bounding box is taken, as Ultralytics does).
 
 A zip is read within fixed bounds (entries, unpacked bytes, lines), so a small zip that
-unpacks to gigabytes is refused before it is unpacked.
+unpacks to gigabytes is refused before it is unpacked; and only the label files that name an
+upload of the job are read, so the work is bounded by the job, not by the dataset it came
+from (the others are listed as unmatched, unread).
 """
 
 import io
 import math
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Literal
@@ -77,6 +79,8 @@ class GroundTruth:
     images: Mapping[str, ImageLabels]
     # Class names in the labels that the model lacks; their boxes were left out.
     unknown_classes: tuple[str, ...]
+    # Label files of a zip that name no upload of the job: listed, never read.
+    unread: tuple[str, ...] = ()
 
     def of(self, filename: str) -> ImageLabels | None:
         return self.images.get(image_key(filename))
@@ -88,10 +92,14 @@ def image_key(name: str) -> str:
     return PurePosixPath(name.replace("\\", "/")).stem
 
 
-def parse_labels(data: bytes, model_classes: Sequence[str]) -> GroundTruth:
-    """The labels in `data`, told apart by content: a zip is YOLO, a JSON object COCO."""
+def parse_labels(
+    data: bytes, model_classes: Sequence[str], uploads: Collection[str] | None = None
+) -> GroundTruth:
+    """The labels in `data`, told apart by content: a zip is YOLO, a JSON object COCO.
+    `uploads`: the `image_key`s of the images they are for; a zip's label files for others
+    are not read (None: every one is)."""
     if data.startswith(_ZIP_MAGIC):
-        return _parse_yolo_zip(data, model_classes)
+        return _parse_yolo_zip(data, model_classes, uploads)
     if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
         return _parse_coco(data, model_classes)
     raise InvalidArgument("the labels are neither a zip of YOLO label files nor a COCO JSON file")
@@ -112,7 +120,10 @@ class _ClassMap:
 
 
 def _ground_truth(
-    labels_format: LabelsFormat, images: Iterable[ImageLabels], classes: _ClassMap
+    labels_format: LabelsFormat,
+    images: Iterable[ImageLabels],
+    classes: _ClassMap,
+    unread: tuple[str, ...] = (),
 ) -> GroundTruth:
     by_key: dict[str, ImageLabels] = {}
     for image in images:
@@ -123,13 +134,15 @@ def _ground_truth(
                 " uploads are matched by file name without extension, so each must be unique"
             )
         by_key[key] = image
-    return GroundTruth(labels_format, by_key, tuple(sorted(classes.unknown)))
+    return GroundTruth(labels_format, by_key, tuple(sorted(classes.unknown)), unread)
 
 
 # YOLO
 
 
-def _parse_yolo_zip(data: bytes, model_classes: Sequence[str]) -> GroundTruth:
+def _parse_yolo_zip(
+    data: bytes, model_classes: Sequence[str], uploads: Collection[str] | None
+) -> GroundTruth:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         entries = archive.infolist()
@@ -139,7 +152,19 @@ def _parse_yolo_zip(data: bytes, model_classes: Sequence[str]) -> GroundTruth:
         raise InvalidArgument(
             f"the labels zip has {len(entries)} entries; at most {MAX_ZIP_ENTRIES} are read"
         )
-    wanted = [entry for entry in entries if _is_label_file(entry) or _names_classes(entry)]
+    label_files = [entry for entry in entries if _is_label_file(entry)]
+    if not label_files:
+        raise InvalidArgument("the labels zip holds no .txt label file")
+    unread = tuple(
+        entry.filename
+        for entry in label_files
+        if uploads is not None and image_key(entry.filename) not in uploads
+    )
+    wanted = [
+        entry
+        for entry in entries
+        if _names_classes(entry) or (_is_label_file(entry) and entry.filename not in unread)
+    ]
     unpacked = sum(entry.file_size for entry in wanted)
     if unpacked > MAX_UNPACKED_BYTES:
         raise InvalidArgument(
@@ -154,11 +179,9 @@ def _parse_yolo_zip(data: bytes, model_classes: Sequence[str]) -> GroundTruth:
     images = [
         _yolo_image(name, text, ids, names is not None)
         for name, text in texts.items()
-        if PurePosixPath(name).suffix == ".txt" and PurePosixPath(name).name != "classes.txt"
+        if PurePosixPath(name).name not in CLASS_NAME_FILES
     ]
-    if not images:
-        raise InvalidArgument("the labels zip holds no .txt label file")
-    return _ground_truth(YOLO, images, classes)
+    return _ground_truth(YOLO, images, classes, unread)
 
 
 def _hidden(entry: zipfile.ZipInfo) -> bool:
@@ -167,7 +190,8 @@ def _hidden(entry: zipfile.ZipInfo) -> bool:
 
 
 def _is_label_file(entry: zipfile.ZipInfo) -> bool:
-    return not _hidden(entry) and PurePosixPath(entry.filename).suffix == ".txt"
+    path = PurePosixPath(entry.filename)
+    return not _hidden(entry) and path.suffix == ".txt" and path.name not in CLASS_NAME_FILES
 
 
 def _names_classes(entry: zipfile.ZipInfo) -> bool:

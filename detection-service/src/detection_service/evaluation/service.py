@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from detection_service.evaluation.labels import GroundTruth, LabelBox, LabelsFormat, parse_labels
+from detection_service.evaluation.labels import (
+    GroundTruth,
+    LabelBox,
+    LabelsFormat,
+    image_key,
+    parse_labels,
+)
 from detection_service.evaluation.scoring import ScoredImage, Scores, score
 from detection_service.exports import service as exports
 from detection_service.history.service import DetectionRecord
@@ -58,12 +64,13 @@ async def evaluate_job(
     )
     async with sessions() as session:
         options = await jobs.job_options(session=session, job_id=job_id)
-    truth = await asyncio.to_thread(parse_labels, labels, model_classes)
     records = [
         record
         async for page in exports.job_pages(sessions=sessions, user_id=user_id, job_id=job_id)
         for record in page
     ]
+    uploads = {image_key(record.filename) for record in records}
+    truth = await asyncio.to_thread(parse_labels, labels, model_classes, uploads)
     return await asyncio.to_thread(_evaluate, job, options, truth, records, model_classes)
 
 
@@ -107,7 +114,12 @@ def _evaluate(
             "the labels hold no object to score for the job's images (of the classes it asked"
             " for and in its regions)"
         )
-    unmatched = sorted(image.name for image in truth.images.values() if image.name not in matched)
+    unmatched = sorted(
+        [
+            *truth.unread,
+            *(image.name for image in truth.images.values() if image.name not in matched),
+        ]
+    )
     return JobEvaluation(
         job_id=job.id,
         model=job.model,
