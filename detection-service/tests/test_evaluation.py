@@ -9,7 +9,9 @@ through the gateway is tests/test_evaluation.py.
 import contextlib
 import io
 import json
+import uuid
 import zipfile
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -27,7 +29,13 @@ from detection_service.evaluation.labels import (
     parse_labels,
 )
 from detection_service.evaluation.scoring import ScoredImage, score
-from detection_service.pipeline.types import DetectedObject
+from detection_service.evaluation.service import (
+    MAX_SCORED_OBJECTS,
+    JobEvaluation,
+    evaluate_records,
+)
+from detection_service.history.service import DetectionRecord
+from detection_service.pipeline.types import DetectedObject, DetectionOptions
 from objectvision_common.errors import InvalidArgument
 from objectvision_inference.class_names import COCO_CLASS_NAMES
 
@@ -405,3 +413,90 @@ def test_coco_crowd_regions_and_unknown_categories_are_left_out() -> None:
 )
 def test_a_coco_file_out_of_shape_is_refused_saying_where(data: bytes, said: str) -> None:
     assert said in _refusal(data)
+
+
+# A job's records against labels
+
+
+def _stored(filename: str, objects: list[DetectedObject]) -> DetectionRecord:
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+    return DetectionRecord(
+        id=uuid.uuid4(),
+        status="completed",
+        job_id=None,
+        filename=filename,
+        width=640,
+        height=480,
+        objects=objects,
+        timings={},
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _evaluated(
+    records: list[DetectionRecord], labels: bytes, options: DetectionOptions | None = None
+) -> JobEvaluation:
+    return evaluate_records(
+        job_id=uuid.uuid4(),
+        model="yolov8n",
+        options=options or DetectionOptions(confidence=0.25, iou=0.45, max_detections=300),
+        truth=parse_labels(labels, NAMES),
+        records=records,
+        model_classes=NAMES,
+    )
+
+
+def _car(x: float) -> DetectedObject:
+    return DetectedObject(2, "car", 0.8, x, 300, x + 100, 400)
+
+
+def test_labels_outside_the_jobs_classes_and_regions_are_not_scored() -> None:
+    # A car at the bottom left (feet at y 400 of 480) and one at the top right; a dog.
+    labels = _zip(
+        {
+            "street.txt": "2 0.1171875 0.7291667 0.15625 0.2083333\n"
+            "2 0.8 0.1 0.1 0.1\n"
+            "3 0.1 0.7 0.05 0.05\n"
+        }
+    )
+    bottom_half = (((0.0, 0.5), (1.0, 0.5), (1.0, 1.0), (0.0, 1.0)),)
+    options = DetectionOptions(
+        confidence=0.25, iou=0.45, max_detections=300, class_ids=frozenset({2}), regions=bottom_half
+    )
+    evaluated = _evaluated([_stored("street.jpg", [_car(25)])], labels, options)
+    assert (evaluated.scores.ground_truth, evaluated.scores.detections) == (1, 1)
+    assert evaluated.scores.map50 == pytest.approx(1.0)
+    # Without the job's terms, the other car and the dog are misses.
+    plain = _evaluated([_stored("street.jpg", [_car(25)])], labels)
+    assert plain.scores.ground_truth == 3 and plain.scores.recall == pytest.approx(1 / 3)
+
+
+def test_a_coco_image_labelled_at_another_size_is_refused() -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        _evaluated(
+            [_stored("street.jpg", [_car(25)])],
+            _coco(images=[{"id": 1, "file_name": "street.jpg", "width": 1280, "height": 960}]),
+        )
+    assert "'street.jpg' as 1280x960 pixels, but 'street.jpg' was uploaded at 640x480" in str(
+        refused.value
+    )
+
+
+def test_images_and_labels_that_do_not_meet_are_counted() -> None:
+    labels = _zip({"street.txt": "2 0.1171875 0.7291667 0.15625 0.2083333\n", "gone.txt": ""})
+    evaluated = _evaluated(
+        [_stored("street.jpg", [_car(25)]), _stored("empty-road.jpg", [])], labels
+    )
+    assert (evaluated.images, evaluated.images_without_labels) == (2, 1)
+    assert (evaluated.unmatched_labels, evaluated.unmatched_label_count) == (["gone.txt"], 1)
+
+
+def test_an_evaluation_beyond_the_object_bound_is_refused_before_scoring() -> None:
+    per_image = 10_000
+    line = "2 0.5 0.5 0.01 0.01\n"
+    files = {f"{n}.txt": line * per_image for n in range(MAX_SCORED_OBJECTS // per_image + 1)}
+    records = [_stored(f"{n}.jpg", []) for n in range(len(files))]
+    with pytest.raises(InvalidArgument) as refused:
+        _evaluated(records, _zip(files))
+    assert f"one evaluation scores at most {MAX_SCORED_OBJECTS}" in str(refused.value)

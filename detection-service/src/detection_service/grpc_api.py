@@ -5,6 +5,7 @@ is kept. Every RPC is scoped to the principal the gateway signed; another user's
 NotFound. Uploads are refused from their headers before anything is decoded or stored.
 """
 
+import asyncio
 import dataclasses
 import math
 import uuid
@@ -414,6 +415,10 @@ class DetectionServicer(RealtimeServicer):
         self._usage = usage
         # RETENTION_DAYS: the period of every account an admin set none for (ADR 0031).
         self._retention_days = retention_days
+        # Evaluations score in a worker thread holding the GIL for much of its time (ADR
+        # 0054): one at a time per process, so they never take more than one core's share
+        # from serving; the next waits its turn.
+        self._scoring = asyncio.Semaphore(1)
 
     def _class_filter(self, value: str) -> int | None:
         """A history filter's class (name or id) as an id; None when not filtered."""
@@ -760,13 +765,14 @@ class DetectionServicer(RealtimeServicer):
             )
         if not request.labels:
             raise InvalidArgument("labels is empty: send a zip of YOLO labels or COCO JSON")
-        evaluated = await evaluation.evaluate_job(
-            sessions=self._sessions,
-            user_id=user_id,
-            job_id=job_id,
-            labels=request.labels,
-            model_classes=exports.model_classes(self._detector),
-        )
+        async with self._scoring:
+            evaluated = await evaluation.evaluate_job(
+                sessions=self._sessions,
+                user_id=user_id,
+                job_id=job_id,
+                labels=request.labels,
+                model_classes=exports.model_classes(self._detector),
+            )
         return _evaluation_reply(evaluated)
 
     async def SubmitVideoJob(  # noqa: N802 - gRPC method name

@@ -101,6 +101,10 @@ class GatewaySettings(CommonSettings):
     export_deadline_seconds: float = Field(
         default=600.0, gt=0, validation_alias="EXPORT_DEADLINE_SECONDS"
     )
+    # Deadline of scoring a job against labels (ADR 0054): a dense job's mAP takes seconds.
+    evaluation_deadline_seconds: float = Field(
+        default=60.0, gt=0, validation_alias="EVALUATION_DEADLINE_SECONDS"
+    )
     # One uploaded video (POST /detect/video); the detection service reads the same variable
     # and enforces it too, with the duration and codec checks only it can make.
     max_video_bytes: int = Field(default=200 * MIB, ge=1, validation_alias="MAX_VIDEO_BYTES")

@@ -31,6 +31,9 @@ from objectvision_common.errors import InvalidArgument
 
 # Label entries that match no image of the job are counted; this many are named.
 MAX_UNMATCHED_NAMED = 20
+# Labelled and detected objects one evaluation scores together: COCO's evaluation costs about
+# a second per 5,000 on one core, so this bounds a call to seconds, not minutes.
+MAX_SCORED_OBJECTS = 50_000
 
 
 @dataclass(frozen=True)
@@ -71,18 +74,30 @@ async def evaluate_job(
     ]
     uploads = {image_key(record.filename) for record in records}
     truth = await asyncio.to_thread(parse_labels, labels, model_classes, uploads)
-    return await asyncio.to_thread(_evaluate, job, options, truth, records, model_classes)
+    return await asyncio.to_thread(
+        evaluate_records,
+        job_id=job.id,
+        model=job.model,
+        options=options,
+        truth=truth,
+        records=records,
+        model_classes=model_classes,
+    )
 
 
-def _evaluate(
-    job: jobs.JobView,
+def evaluate_records(
+    *,
+    job_id: uuid.UUID,
+    model: str,
     options: DetectionOptions,
     truth: GroundTruth,
     records: Sequence[DetectionRecord],
     model_classes: Sequence[str],
 ) -> JobEvaluation:
+    """The job's detected images (`records`, with the options it ran with) scored against
+    `truth`; CPU-bound (run it in a worker thread)."""
     if not records:
-        raise InvalidArgument(f"job {job.id} has no detected image to score")
+        raise InvalidArgument(f"job {job_id} has no detected image to score")
     matched: set[str] = set()
     scored: list[ScoredImage] = []
     without_labels = 0
@@ -105,9 +120,15 @@ def _evaluate(
         scored.append(ScoredImage(truth=boxes, detected=record.objects))
     if not matched:
         raise InvalidArgument(
-            f"no label entry names an image of job {job.id}; entries are matched to uploads by"
+            f"no label entry names an image of job {job_id}; entries are matched to uploads by"
             " file name without extension (labels/000049.txt or file_name 000049.jpg labels"
             " the upload 000049.jpg)"
+        )
+    objects = sum(len(image.truth) + len(image.detected) for image in scored)
+    if objects > MAX_SCORED_OBJECTS:
+        raise InvalidArgument(
+            f"the job's images hold {objects} labelled and detected objects together; one"
+            f" evaluation scores at most {MAX_SCORED_OBJECTS}: score a job of fewer images"
         )
     if not any(image.truth for image in scored):
         raise InvalidArgument(
@@ -121,8 +142,8 @@ def _evaluate(
         ]
     )
     return JobEvaluation(
-        job_id=job.id,
-        model=job.model,
+        job_id=job_id,
+        model=model,
         labels_format=truth.format,
         min_confidence=options.confidence,
         images=len(scored),

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import File, UploadFile
 
 from gateway.auth.dependencies import ResultsReadUpstream, signed_in_router
+from gateway.dependencies import SettingsDep
 from gateway.errors import ApiError, error_responses
 from gateway.routers import detect
 from gateway.schemas.evaluation import JobEvaluationOut
@@ -42,7 +43,7 @@ LabelsFile = Annotated[
     responses=error_responses(404, 409, 413, 422),
 )
 async def evaluate_job(
-    job_id: uuid.UUID, labels: LabelsFile, upstream: ResultsReadUpstream
+    job_id: uuid.UUID, labels: LabelsFile, upstream: ResultsReadUpstream, settings: SettingsDep
 ) -> JobEvaluationOut:
     """COCO's mAP50-95, mAP50 and mAP75, precision and recall at IoU 0.5, overall and per
     class, of the job's stored detections. Labels of classes the job did not ask for, or
@@ -56,4 +57,5 @@ async def evaluate_job(
             f"the labels file is {labels.size} bytes; at most {MAX_LABELS_BYTES} are accepted",
         )
     request = detection_pb2.EvaluateJobRequest(job_id=str(job_id), labels=await labels.read())
-    return JobEvaluationOut.from_proto(await upstream.call(upstream.detection.EvaluateJob, request))
+    scoring = upstream.with_deadline(settings.evaluation_deadline_seconds)
+    return JobEvaluationOut.from_proto(await scoring.call(scoring.detection.EvaluateJob, request))
