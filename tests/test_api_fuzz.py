@@ -10,8 +10,9 @@ every operation that is not public answers 401, whatever the request looks like.
 runs add schemathesis' `ignored_auth`, which re-sends a successful request without
 credentials and with forged ones and expects a refusal.
 
-The default run is small (FAST_EXAMPLES per operation, < 2 minutes on 2 cores); the `slow`
-variant (`make test-slow`) runs FULL_EXAMPLES per operation.
+The default run is a smoke pass kept short for `make test` (FAST_EXAMPLES per operation: at 10
+it was the suite's three slowest tests, 11 to 16 s each); the `slow` variant (`make
+test-slow`) runs FULL_EXAMPLES per operation.
 
 Part 2 is Hypothesis over pure functions not already covered by the services' own property
 tests (letterbox round trips and NMS invariants live in detection-service/tests): access
@@ -91,7 +92,7 @@ PUBLIC_OPERATIONS = frozenset(
         ("GET", "/api/v1/shared/video"),
     }
 )
-FAST_EXAMPLES = 10
+FAST_EXAMPLES = 5
 FULL_EXAMPLES = 200
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 CHECKS = (
