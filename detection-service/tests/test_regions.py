@@ -3,9 +3,12 @@
 tiles, only the tiles near the regions are detected. Against real PostgreSQL, Redis and Triton.
 """
 
+import cv2
 import grpc
+import numpy as np
 import pytest
 
+from detection_service.pipeline.annotate import REGION_COLOR, Rendering, render
 from objectvision.v1 import detection_pb2
 
 from .conftest import FRAME, PLACED_AT, SCALE
@@ -97,3 +100,47 @@ async def test_a_region_that_is_not_a_polygon_in_the_image_is_refused(
         await _detect(detection, user, bus_jpg, regions=_regions(polygon))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert says in refused.value.details()
+
+
+def test_a_rendering_outlines_its_regions_with_the_boxes_only() -> None:
+    image = np.full((200, 300, 3), 90, np.uint8)
+    lower_right = ((0.5, 0.5), (1.0, 0.5), (1.0, 1.0), (0.5, 1.0))
+    drawn = render(image, [], Rendering(boxes=True, regions=(lower_right,)))
+    # Anti-aliased: near the outline's colour, somewhere within a pixel of its path.
+    white = np.all(drawn > np.array(REGION_COLOR) - 60, axis=2)
+    # The outline runs along the region's top edge (y = 0.5 of 199) from x = 150 to 299,
+    # and nowhere in the upper left quarter.
+    assert white[98:102, 160:290].any(axis=0).all()
+    assert not white[:90, :140].any()
+    assert np.array_equal(render(image, [], Rendering(boxes=False, regions=(lower_right,))), image)
+
+
+async def test_a_stored_detections_annotated_image_outlines_its_regions(
+    detection, user, bus_jpg
+) -> None:
+    reply = await detection.stub.Detect(
+        detection_pb2.DetectRequest(
+            images=[detection_pb2.ImageInput(data=bus_jpg, filename="bus.jpg")],
+            params=detection_pb2.DetectionParams(regions=_regions(LEFT_HALF)),
+            store=True,
+        ),
+        metadata=detection.metadata(user),
+        timeout=30,
+    )
+    detection_id = reply.results[0].detection_id
+    chunks = detection.stub.GetAnnotatedImage(
+        detection_pb2.GetAnnotatedImageRequest(detection_id=detection_id, annotated=True),
+        metadata=detection.metadata(user),
+        timeout=60,
+    )
+    annotated = cv2.imdecode(
+        np.frombuffer(b"".join([chunk.data async for chunk in chunks]), np.uint8),
+        cv2.IMREAD_COLOR,
+    )
+    height, width = annotated.shape[:2]
+    # The region's right edge, x = half the width, drawn top to bottom in near-white (JPEG):
+    # in the photo's rows, above the bus and people, no column there is white by itself.
+    edge = annotated[: height // 5, round(0.5 * (width - 1))]
+    assert (edge.min(axis=1) > 220).mean() > 0.9
+    beside = annotated[: height // 5, round(0.5 * (width - 1)) + 12]
+    assert (beside.min(axis=1) > 220).mean() < 0.5

@@ -668,20 +668,18 @@ class DetectionServicer(RealtimeServicer):
         rendering = Rendering(
             boxes=request.annotated, redact=self._detector.redacted_classes(request.redact)
         )
+        objects: Sequence[DetectedObject] = []
         async with self._sessions() as session:
             image = await stored_images.get_image(
                 session=session, user_id=user_id, detection_id=detection_id
             )
             # The objects only where something is drawn: the upload as it was needs none.
-            objects = (
-                (
-                    await history.get_detection(
-                        session=session, user_id=user_id, detection_id=detection_id
-                    )
-                ).objects
-                if rendering.draws
-                else []
-            )
+            if rendering.draws:
+                record = await history.get_detection(
+                    session=session, user_id=user_id, detection_id=detection_id
+                )
+                objects = record.objects
+                rendering = dataclasses.replace(rendering, regions=record.regions)
         async for chunk in self._image_chunks(image, objects, rendering):
             yield chunk
 
@@ -1086,6 +1084,8 @@ class DetectionServicer(RealtimeServicer):
                 "this share link shows a video job, not an image: read its video",
                 code="share_link_shows_video",
             )
-        rendering = Rendering(boxes=request.annotated, redact=shared.redact)
+        rendering = Rendering(
+            boxes=request.annotated, redact=shared.redact, regions=shared.detection.regions
+        )
         async for chunk in self._image_chunks(shared.image, shared.detection.objects, rendering):
             yield chunk

@@ -47,6 +47,8 @@ class DetectionRecord:
     model: str = ""
     model_version: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    # The regions of interest it was detected with (ADR 0053), drawn on its annotated image.
+    regions: tuple[tuple[tuple[float, float], ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,7 @@ def _record(row: sa.Row[Any], objects: list[DetectedObject]) -> DetectionRecord:
         model=row.model or "",
         model_version=row.model_version or "",
         metadata=dict(row.metadata),
+        regions=DetectionOptions.regions_from_json(row.params),
     )
 
 

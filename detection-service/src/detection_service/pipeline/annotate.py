@@ -1,5 +1,6 @@
 """Boxes and labels drawn on the original image, encoded as JPEG at its original size; the
-objects of chosen classes pixelated first where the owner asked for it (ADR 0049)."""
+objects of chosen classes pixelated first where the owner asked for it (ADR 0049), and the
+regions of interest it was detected with outlined (ADR 0053)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,11 +22,17 @@ PALETTE = (
 )  # fmt: skip
 
 
+def line_thickness(image: np.ndarray) -> int:
+    """Boxes' and outlines' width in pixels: in proportion to the image's size."""
+    height, width = image.shape[:2]
+    return max(1, round((int(height) + int(width)) / 2 * 0.003))
+
+
 def draw(image_bgr: np.ndarray, objects: Sequence[DetectedObject]) -> np.ndarray:
     """A copy of the image with one labelled box per object; line width follows image size."""
     canvas = image_bgr.copy()
-    height, width = canvas.shape[:2]
-    thickness = max(1, round((height + width) / 2 * 0.003))
+    width = canvas.shape[1]
+    thickness = line_thickness(canvas)
     font_scale = thickness / 3
     for obj in objects:
         color = PALETTE[obj.class_id % len(PALETTE)]
@@ -70,13 +77,34 @@ REDACTION_BLOCKS = 8
 _MIN_BLOCK_PX = 4
 
 
+# Regions of interest are outlined in white over a dark edge: legible on any picture, and no
+# class's colour, so an outline is never read as a box.
+REGION_COLOR = (255, 255, 255)
+REGION_EDGE_COLOR = (0, 0, 0)
+
+
+def outline_regions(
+    canvas: np.ndarray, regions: Sequence[Sequence[tuple[float, float]]], thickness: int
+) -> None:
+    """Draw each region (corners as fractions of the image) on `canvas`, in place."""
+    height, width = canvas.shape[:2]
+    contours = [
+        np.array([(round(x * (width - 1)), round(y * (height - 1))) for x, y in polygon], np.int32)
+        for polygon in regions
+    ]
+    cv2.polylines(canvas, contours, True, REGION_EDGE_COLOR, thickness + 2, cv2.LINE_AA)
+    cv2.polylines(canvas, contours, True, REGION_COLOR, thickness, cv2.LINE_AA)
+
+
 @dataclass(frozen=True)
 class Rendering:
-    """How a stored image is shown: with its boxes drawn or as uploaded, and the classes
-    (lower-case names) whose objects are pixelated, boxes or not."""
+    """How a stored image is shown: with its boxes drawn or as uploaded, the classes
+    (lower-case names) whose objects are pixelated, boxes or not, and the regions of interest
+    outlined with the boxes (fractions of the image, as detected with)."""
 
     boxes: bool = True
     redact: frozenset[str] = frozenset()
+    regions: tuple[tuple[tuple[float, float], ...], ...] = ()
 
     @property
     def draws(self) -> bool:
@@ -84,16 +112,24 @@ class Rendering:
         return self.boxes or bool(self.redact)
 
     def to_json(self) -> dict[str, object]:
-        return {"boxes": self.boxes, "redact": sorted(self.redact)}
+        return {
+            "boxes": self.boxes,
+            "redact": sorted(self.redact),
+            "regions": [[[x, y] for x, y in polygon] for polygon in self.regions],
+        }
 
     @classmethod
     def from_json(cls, value: dict[str, object]) -> "Rendering":
         redact = value.get("redact", ())
+        regions = value.get("regions", ())
         return cls(
             boxes=bool(value.get("boxes", True)),
             redact=frozenset(str(name) for name in redact)
             if isinstance(redact, list)
             else frozenset(),
+            regions=tuple(tuple((float(x), float(y)) for x, y in polygon) for polygon in regions)
+            if isinstance(regions, list)
+            else (),
         )
 
 
@@ -128,7 +164,11 @@ def render(
     for obj in objects:
         if obj.class_name.lower() in rendering.redact:
             pixelate(canvas, obj)
-    return draw(canvas, objects) if rendering.boxes else canvas
+    if not rendering.boxes:
+        return canvas
+    if rendering.regions:
+        outline_regions(canvas, rendering.regions, line_thickness(canvas))
+    return draw(canvas, objects)
 
 
 def encode_jpeg(image_bgr: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:

@@ -67,7 +67,6 @@ class DetectionOptions:
     def from_json(cls, value: dict[str, object]) -> "DetectionOptions":
         class_ids = value.get("class_ids")
         per_class = value.get("class_confidence")
-        regions = value.get("regions")
         return cls(
             confidence=float(value["confidence"]),  # type: ignore[arg-type]
             iou=float(value["iou"]),  # type: ignore[arg-type]
@@ -78,10 +77,16 @@ class DetectionOptions:
             else (),
             tile_size=int(value.get("tile_size") or 0),  # type: ignore[call-overload]
             tile_overlap=float(value.get("tile_overlap") or 0.0),  # type: ignore[arg-type]
-            regions=tuple(tuple((float(x), float(y)) for x, y in polygon) for polygon in regions)
-            if isinstance(regions, list)
-            else (),
+            regions=cls.regions_from_json(value),
         )
+
+    @staticmethod
+    def regions_from_json(value: dict[str, object]) -> tuple[tuple[tuple[float, float], ...], ...]:
+        """Only the regions of stored options (`to_json`): a stored detection's, to draw."""
+        regions = value.get("regions")
+        if not isinstance(regions, list):
+            return ()
+        return tuple(tuple((float(x), float(y)) for x, y in polygon) for polygon in regions)
 
 
 @dataclass(frozen=True)

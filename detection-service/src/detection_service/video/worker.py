@@ -83,9 +83,11 @@ class AnnotatedWriter:
         height: int,
         rate: float,
         redact: frozenset[str] = frozenset(),
+        regions: tuple[tuple[tuple[float, float], ...], ...] = (),
     ) -> None:
-        # Every frame shows its boxes, over the `redact` classes' objects pixelated (ADR 0049).
-        self._rendering = Rendering(boxes=True, redact=redact)
+        # Every frame shows its boxes, over the `redact` classes' objects pixelated (ADR 0049),
+        # and the regions of interest the job keeps objects in outlined (ADR 0053).
+        self._rendering = Rendering(boxes=True, redact=redact, regions=regions)
         self._output = av.open(str(path), mode="w", format="mp4")
         self._width = width - width % 2
         self._height = height - height % 2
@@ -258,7 +260,12 @@ class VideoProcessor:
             rate = work.sampling.fps or (work.frame_rate / (work.sampling.every or 1))
             writer = await self._call(
                 lambda: AnnotatedWriter(
-                    scratch, width=work.width, height=work.height, rate=rate, redact=work.redact
+                    scratch,
+                    width=work.width,
+                    height=work.height,
+                    rate=rate,
+                    redact=work.redact,
+                    regions=work.options.regions,
                 )
             )
             tracker = ObjectTracker(self._tracking, frame_rate=rate) if work.tracked else None
