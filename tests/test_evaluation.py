@@ -175,6 +175,12 @@ async def test_a_job_scored_against_coco8_labels_reports_what_pycocotools_does(
     assert scored["map75"] == pytest.approx(map75, abs=2e-3)
     assert sum(row["ground_truth"] for row in scored["classes"]) == labelled
     assert sum(row["detections"] for row in scored["classes"]) == scored["detections"]
+    # Each labelled object is in one cell of its row, each detection in one of its column.
+    for row in scored["classes"]:
+        name = row["class_name"]
+        confusions = scored["confusions"]
+        assert sum(c["count"] for c in confusions if c["actual"] == name) == row["ground_truth"]
+        assert sum(c["count"] for c in confusions if c["predicted"] == name) == row["detections"]
 
 
 async def test_a_job_detected_with_the_suggested_thresholds_scores_the_f1_promised(
@@ -220,6 +226,7 @@ async def test_a_job_scored_against_its_own_exports_is_perfect(
         assert (scored["map50_95"], scored["precision"], scored["recall"]) == pytest.approx(
             (1.0, 1.0, 1.0)
         )
+        assert all(cell["actual"] == cell["predicted"] for cell in scored["confusions"])
 
 
 async def test_labels_of_classes_the_job_did_not_ask_for_are_left_out(

@@ -178,6 +178,25 @@ def test_precision_and_recall_count_matches_at_iou_one_half() -> None:
     assert (dog.ap50_95, dog.ap50, dog.recall, dog.precision) == (None, None, None, 0.0)
 
 
+def test_confusions_say_which_class_was_answered_for_which() -> None:
+    cat_as_dog = ScoredImage(
+        truth=[LabelBox(3, 0, 0, 100, 100), LabelBox(0, 200, 0, 260, 150)],
+        detected=[DetectedObject(2, "car", 0.6, 0, 0, 100, 98)],  # the dog, called a car
+    )
+    spurious = ScoredImage(truth=[], detected=[DetectedObject(4, "bus", 0.5, 0, 0, 50, 50)])
+    seen = ScoredImage(
+        truth=[LabelBox(3, 10, 10, 60, 60)],
+        detected=[DetectedObject(3, "dog", 0.9, 10, 10, 60, 61)],
+    )
+    confusions = score([cat_as_dog, spurious, seen], NAMES).confusions
+    assert [(c.actual, c.predicted, c.count) for c in confusions] == [
+        (0, None, 1),  # the person, missed
+        (3, 2, 1),  # a dog answered as a car
+        (3, 3, 1),  # a dog seen as a dog
+        (None, 4, 1),  # a bus where nothing was labelled
+    ]
+
+
 def _person(score_: float, x: float) -> DetectedObject:
     return DetectedObject(0, "person", score_, x, 0, x + 50, 100)
 

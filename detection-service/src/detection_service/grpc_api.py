@@ -105,7 +105,9 @@ _EXPORT_FORMATS = {
 }
 
 
-def _evaluation_reply(evaluated: evaluation.JobEvaluation) -> detection_pb2.JobEvaluation:
+def _evaluation_reply(
+    evaluated: evaluation.JobEvaluation, model_classes: Sequence[str]
+) -> detection_pb2.JobEvaluation:
     scores = evaluated.scores
     return detection_pb2.JobEvaluation(
         job_id=str(evaluated.job_id),
@@ -146,6 +148,14 @@ def _evaluation_reply(evaluated: evaluation.JobEvaluation) -> detection_pb2.JobE
                 f1_confidence=row.best.confidence if row.best else None,
             )
             for row in scores.classes
+        ],
+        confusions=[
+            detection_pb2.Confusion(
+                actual="" if cell.actual is None else model_classes[cell.actual],
+                predicted="" if cell.predicted is None else model_classes[cell.predicted],
+                count=cell.count,
+            )
+            for cell in scores.confusions
         ],
     )
 
@@ -771,7 +781,7 @@ class DetectionServicer(RealtimeServicer):
                 labels=request.labels,
                 model_classes=exports.model_classes(self._detector),
             )
-        return _evaluation_reply(evaluated)
+        return _evaluation_reply(evaluated, exports.model_classes(self._detector))
 
     async def SubmitVideoJob(  # noqa: N802 - gRPC method name
         self,

@@ -673,7 +673,7 @@ class ClassEvaluation(_message.Message):
     def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., ground_truth: _Optional[int] = ..., detections: _Optional[int] = ..., ap50_95: _Optional[float] = ..., ap50: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., f1: _Optional[float] = ..., f1_confidence: _Optional[float] = ...) -> None: ...
 
 class JobEvaluation(_message.Message):
-    __slots__ = ("job_id", "model", "labels_format", "min_confidence", "images", "images_without_labels", "unmatched_labels", "unmatched_label_count", "unknown_classes", "ground_truth", "detections", "map50_95", "map50", "map75", "precision", "recall", "classes", "f1", "f1_confidence", "suggested_class_confidence")
+    __slots__ = ("job_id", "model", "labels_format", "min_confidence", "images", "images_without_labels", "unmatched_labels", "unmatched_label_count", "unknown_classes", "ground_truth", "detections", "map50_95", "map50", "map75", "precision", "recall", "classes", "f1", "f1_confidence", "suggested_class_confidence", "confusions")
     class SuggestedClassConfidenceEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -701,6 +701,7 @@ class JobEvaluation(_message.Message):
     F1_FIELD_NUMBER: _ClassVar[int]
     F1_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     SUGGESTED_CLASS_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    CONFUSIONS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     model: str
     labels_format: str
@@ -721,7 +722,18 @@ class JobEvaluation(_message.Message):
     f1: float
     f1_confidence: float
     suggested_class_confidence: _containers.ScalarMap[str, float]
-    def __init__(self, job_id: _Optional[str] = ..., model: _Optional[str] = ..., labels_format: _Optional[str] = ..., min_confidence: _Optional[float] = ..., images: _Optional[int] = ..., images_without_labels: _Optional[int] = ..., unmatched_labels: _Optional[_Iterable[str]] = ..., unmatched_label_count: _Optional[int] = ..., unknown_classes: _Optional[_Iterable[str]] = ..., ground_truth: _Optional[int] = ..., detections: _Optional[int] = ..., map50_95: _Optional[float] = ..., map50: _Optional[float] = ..., map75: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassEvaluation, _Mapping]]] = ..., f1: _Optional[float] = ..., f1_confidence: _Optional[float] = ..., suggested_class_confidence: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    confusions: _containers.RepeatedCompositeFieldContainer[Confusion]
+    def __init__(self, job_id: _Optional[str] = ..., model: _Optional[str] = ..., labels_format: _Optional[str] = ..., min_confidence: _Optional[float] = ..., images: _Optional[int] = ..., images_without_labels: _Optional[int] = ..., unmatched_labels: _Optional[_Iterable[str]] = ..., unmatched_label_count: _Optional[int] = ..., unknown_classes: _Optional[_Iterable[str]] = ..., ground_truth: _Optional[int] = ..., detections: _Optional[int] = ..., map50_95: _Optional[float] = ..., map50: _Optional[float] = ..., map75: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassEvaluation, _Mapping]]] = ..., f1: _Optional[float] = ..., f1_confidence: _Optional[float] = ..., suggested_class_confidence: _Optional[_Mapping[str, float]] = ..., confusions: _Optional[_Iterable[_Union[Confusion, _Mapping]]] = ...) -> None: ...
+
+class Confusion(_message.Message):
+    __slots__ = ("actual", "predicted", "count")
+    ACTUAL_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    actual: str
+    predicted: str
+    count: int
+    def __init__(self, actual: _Optional[str] = ..., predicted: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class VideoSampling(_message.Message):
     __slots__ = ("fps", "every")

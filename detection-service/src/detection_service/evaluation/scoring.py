@@ -6,6 +6,11 @@ a class only detected, never labelled, has no AP and is left out of the mean (py
 does the same). Precision and recall are at IoU 0.5, over every detection the job kept:
 micro-averaged overall (every object counts once), and per class.
 
+The confusions: every (labelled class, detected class) pair matched at IoU 0.5 and how often,
+with "nothing" on either side for a missed object or a detection where nothing was labelled
+(supervision's ConfusionMatrix), so a cat answered as a dog shows as such, not only as a miss
+and a false detection.
+
 The operating point: the confidence threshold at which F1 (at IoU 0.5) is highest, per class
 and overall, is what a caller would set as that class's `class_confidence` (ADR 0050). As in
 Ultralytics' F1-confidence curve, detections are matched to labels once (supervision's greedy
@@ -16,7 +21,7 @@ CPU-bound (IoU matrices, sorting): callers run `score` in a worker thread.
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import supervision as sv
@@ -58,6 +63,16 @@ class ClassScores:
 
 
 @dataclass(frozen=True)
+class Confusion:
+    """How many labelled objects of class `actual` were answered as class `predicted`;
+    None as `actual`: detections where nothing was labelled; as `predicted`: objects missed."""
+
+    actual: int | None
+    predicted: int | None
+    count: int
+
+
+@dataclass(frozen=True)
 class Scores:
     ground_truth: int
     detections: int
@@ -68,6 +83,7 @@ class Scores:
     recall: float | None
     classes: list[ClassScores]
     best: OperatingPoint | None = None
+    confusions: list[Confusion] = field(default_factory=list)
 
 
 def _truth(boxes: Sequence[LabelBox]) -> sv.Detections:
@@ -137,6 +153,36 @@ def best_operating_point(outcomes: Sequence[_Outcome], labelled: int) -> Operati
     return OperatingPoint(f1=float(f1[best]), confidence=float(confidences[best]))
 
 
+def _confusions(
+    targets: Sequence[sv.Detections], predictions: Sequence[sv.Detections], class_count: int
+) -> list[Confusion]:
+    """The confusion matrix's cells that are not zero, the most frequent first."""
+    matrix = sv.ConfusionMatrix.from_detections(
+        predictions=list(predictions),
+        targets=list(targets),
+        classes=[str(class_id) for class_id in range(class_count)],
+        conf_threshold=0.0,  # every detection the job kept
+        iou_threshold=0.5,
+    ).matrix
+    nothing = class_count  # the last row and column: no label, no detection
+
+    def named(index: int) -> int | None:
+        return None if index == nothing else index
+
+    cells = [
+        Confusion(named(int(actual)), named(int(predicted)), int(matrix[actual, predicted]))
+        for actual, predicted in zip(*np.nonzero(matrix), strict=True)
+    ]
+    return sorted(
+        cells,
+        key=lambda cell: (
+            -cell.count,
+            nothing if cell.actual is None else cell.actual,
+            nothing if cell.predicted is None else cell.predicted,
+        ),
+    )
+
+
 def score(images: Sequence[ScoredImage], class_names: Sequence[str]) -> Scores:
     """The metrics of `images`; at least one of them must hold ground truth."""
     targets = [_truth(image.truth) for image in images]
@@ -190,4 +236,5 @@ def score(images: Sequence[ScoredImage], class_names: Sequence[str]) -> Scores:
         recall=float(recall_result.recall_at_50) if ground_truth else None,
         classes=classes,
         best=best_operating_point(outcomes, ground_truth),
+        confusions=_confusions(targets, predictions, len(class_names)),
     )

@@ -52,6 +52,20 @@ class ClassEvaluationOut(ApiModel):
         )
 
 
+class ConfusionOut(ApiModel):
+    actual: str | None = Field(
+        description="The labelled class; null: detections where nothing was labelled."
+    )
+    predicted: str | None = Field(
+        description="The class detected in its place (IoU 0.5); null: the objects missed."
+    )
+    count: int
+
+    @classmethod
+    def from_proto(cls, cell: detection_pb2.Confusion) -> Self:
+        return cls(actual=cell.actual or None, predicted=cell.predicted or None, count=cell.count)
+
+
 class JobEvaluationOut(ApiModel):
     job_id: str
     model: str
@@ -92,6 +106,10 @@ class JobEvaluationOut(ApiModel):
     classes: list[ClassEvaluationOut] = Field(
         description="Every class with ground truth or detections, by class id."
     )
+    confusions: list[ConfusionOut] = Field(
+        description="The confusion matrix's cells that are not zero, the most frequent first:"
+        " labelled class by detected class, null for nothing on either side."
+    )
 
     @classmethod
     def from_proto(cls, evaluation: detection_pb2.JobEvaluation) -> Self:
@@ -123,4 +141,5 @@ class JobEvaluationOut(ApiModel):
                 for name, value in evaluation.suggested_class_confidence.items()
             },
             classes=[ClassEvaluationOut.from_proto(row) for row in evaluation.classes],
+            confusions=[ConfusionOut.from_proto(cell) for cell in evaluation.confusions],
         )
