@@ -3,7 +3,9 @@ and the real `objectvision jobs evaluate` console script against the running sta
 (tests/conftest.py's `stack`), nothing mocked. A job scored against its own YOLO export is
 perfect; against coco8's real labels it counts every labelled object; a file that is no labels
 is refused with the API's 422. The best F1 and each class's threshold for it come back, and
-the command prints the suggested thresholds as `--class-confidence` options to paste.
+the command prints the suggested thresholds as `--class-confidence` options to paste. The
+confusion matrix's cells come back too (its own export: the diagonal only), and the command
+lists the first 10 mistakes, the cells off the diagonal.
 client/tests/test_evaluation.py checks the requests and their parsing against a stand-in
 gateway.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from objectvision_client import Client, ObjectVisionError
+from objectvision_client import Client, Confusion, ObjectVisionError
 from objectvision_devstack.api_users import PASSWORD, fresh_network
 from objectvision_devstack.command_line import CommandLine
 from objectvision_devstack.stack import Stack
@@ -28,6 +30,22 @@ COCO8 = SHARED / "images" / "coco8"
 IMAGES = sorted((COCO8 / "images" / "val").glob("*.jpg"))
 LABELS = sorted((COCO8 / "labels" / "val").glob("*.txt"))
 JOB_WITHIN_SECONDS = 240.0
+CONFUSIONS_SHOWN = 10
+
+
+def _confusion_rows(block: str) -> tuple[list[tuple[str, str, int]], str | None]:
+    """The Confusions block's rows as (labelled, detected, count), and its "(+N more)" line.
+    Class names hold spaces ("potted plant", "(nothing)"), so the DETECTED column is cut
+    where its header starts (every column is padded to its widest cell, the header's too)."""
+    title, header, *lines = block.splitlines()
+    assert title == "Confusions" and header.split() == ["LABELLED", "DETECTED", "COUNT"]
+    more = lines.pop() if lines and lines[-1].startswith("(+") else None
+    detected = header.index("DETECTED")
+    rows = []
+    for line in lines:
+        names, count = line.rsplit(maxsplit=1)
+        rows.append((names[:detected].strip(), names[detected:].strip(), int(count)))
+    return rows, more
 
 
 def _coco8_labels_zip(path: Path) -> Path:
@@ -67,6 +85,9 @@ def test_a_batch_job_is_evaluated_against_its_own_export_and_coco8s_labels(
         assert own.f1 == pytest.approx(1.0) and own.f1_confidence is not None
         assert all(row.f1 == pytest.approx(1.0) for row in own.classes)
         assert set(own.suggested_class_confidence) == set(job.class_counts or {})
+        # Every detection is its own label: the confusion matrix is its diagonal.
+        assert own.confusions and all(cell.actual == cell.predicted for cell in own.confusions)
+        assert sum(cell.count for cell in own.confusions) == detected
 
         # coco8's real labels: every labelled object counted, the job's detections scored.
         real = _coco8_labels_zip(tmp_path / "coco8-val-labels.zip")
@@ -81,6 +102,9 @@ def test_a_batch_job_is_evaluated_against_its_own_export_and_coco8s_labels(
         assert scored.f1 is not None and 0 < scored.f1 <= 1
         assert scored.f1_confidence is not None and scored.suggested_class_confidence
         assert all(0 < value <= 1 for value in scored.suggested_class_confidence.values())
+        # Every labelled object in one cell, every detection in one.
+        assert sum(cell.count for cell in scored.confusions if cell.actual) == lines
+        assert sum(cell.count for cell in scored.confusions if cell.predicted) == detected
 
         # No labels at all: the API's 422 with a message.
         garbage = tmp_path / "notes.txt"
@@ -92,7 +116,8 @@ def test_a_batch_job_is_evaluated_against_its_own_export_and_coco8s_labels(
     cli = CommandLine(stack.gateway_url, tmp_path_factory.mktemp("xdg-evaluator"))
     cli.run("login", "--email", email, "--password", PASSWORD)
     shown = cli.run("jobs", "evaluate", job.job_id, str(real))
-    summary, table, suggested = shown.stdout.split("\n\n")
+    # The Confusions block is there only when some cell is off the diagonal.
+    summary, table, *confusions, suggested = shown.stdout.split("\n\n")
     assert f"Job {job.job_id}: yolov8n, 4 images scored against yolo labels" in summary
     assert f"mAP50 {scored.map50:.3f}" in summary
     assert summary.splitlines()[-1].startswith(f"Best F1 {scored.f1:.3f} at confidence ")
@@ -103,6 +128,22 @@ def test_a_batch_job_is_evaluated_against_its_own_export_and_coco8s_labels(
     assert len(rows) == len(scored.classes)
     answer = cli.json("jobs", "evaluate", job.job_id, str(real))
     assert answer["ground_truth"] == lines
+    assert tuple(Confusion.from_json(cell) for cell in answer["confusions"]) == scored.confusions
+    # The Confusions block lists the answer's cells off the diagonal, in its order, the first
+    # 10, "(nothing)" for null, and says how many more there are.
+    mistakes = [
+        (cell["actual"] or "(nothing)", cell["predicted"] or "(nothing)", cell["count"])
+        for cell in answer["confusions"]
+        if cell["actual"] != cell["predicted"]
+    ]
+    if mistakes:
+        (block,) = confusions
+        listed, more = _confusion_rows(block)
+        assert listed == mistakes[:CONFUSIONS_SHOWN]
+        left_out = len(mistakes) - CONFUSIONS_SHOWN
+        assert more == (f"(+{left_out} more)" if left_out > 0 else None)
+    else:
+        assert confusions == []
     # The Suggested line, split as a shell would, is `--class-confidence CLASS=X` per class:
     # the very thresholds of the answer's `suggested_class_confidence`.
     assert suggested.startswith("Suggested: ") and suggested.endswith("\n")

@@ -1257,7 +1257,7 @@ async def _expect_evaluation_shown(result: Locator, scored: dict) -> None:
             str(scored["images"]),
         ]
     )
-    await expect(result.locator("thead th")).to_have_text(
+    await expect(result.get_by_test_id("evaluation-classes").locator("thead th")).to_have_text(
         [
             "Class",
             "Ground truth",
@@ -1286,6 +1286,7 @@ async def _expect_evaluation_shown(result: Locator, scored: dict) -> None:
                 _confidence(scored_class["f1_confidence"]),
             ]
         )
+    await _expect_mistakes_shown(result, scored)
     # The per-class minimums for the best F1, as the API's exact JSON object (its keys in its
     # order), and the button that puts them in the Detect view's field.
     suggested = scored["suggested_class_confidence"]
@@ -1301,6 +1302,42 @@ async def _expect_evaluation_shown(result: Locator, scored: dict) -> None:
     assert json.loads(shown or "") == suggested
     assert list(json.loads(shown or "")) == list(suggested)
     await expect(suggestion.get_by_role("button", name="Use for my next detection")).to_be_visible()
+
+
+async def _expect_mistakes_shown(result: Locator, scored: dict) -> None:
+    """The "Mistakes" table: the API's confusions off the diagonal (the class labelled is not
+    the class detected), the first 10 in its order, null as a muted "nothing", and how many
+    more."""
+    wrong = [cell for cell in scored["confusions"] if cell["actual"] != cell["predicted"]]
+    mistakes = result.get_by_test_id("evaluation-mistakes")
+    rows = mistakes.get_by_test_id("evaluation-mistake")
+    if not wrong:
+        await expect(mistakes).to_be_hidden()
+        await expect(rows).to_have_count(0)
+        return
+    await expect(mistakes).to_be_visible()
+    await expect(mistakes.get_by_role("heading")).to_have_text("Mistakes")
+    await expect(mistakes.locator(".hint").first).to_have_text(
+        "A labelled object detected as another class, missed (nothing), or a detection where"
+        " nothing was labelled."
+    )
+    await expect(mistakes.locator("thead th")).to_have_text(["Labelled", "Detected as", "Count"])
+    listed = wrong[:10]
+    await expect(rows).to_have_count(len(listed))
+    # A card per row on a phone, each cell named after its column (as the per-class table).
+    labels = await rows.first.locator("td").evaluate_all("cells => cells.map(c => c.dataset.label)")
+    assert labels == ["Labelled", "Detected as", "Count"]
+    for row, cell in zip(await rows.all(), listed, strict=True):
+        await expect(row.locator("td")).to_have_text(
+            [cell["actual"] or "nothing", cell["predicted"] or "nothing", str(cell["count"])]
+        )
+        nothing = [cell["actual"], cell["predicted"]].count(None)
+        await expect(row.locator("td > .muted")).to_have_count(nothing)
+    more = mistakes.get_by_test_id("evaluation-mistakes-more")
+    if len(wrong) > len(listed):
+        await expect(more).to_have_text(f"and {len(wrong) - len(listed)} more")
+    else:
+        await expect(more).to_be_hidden()
 
 
 async def _evaluated_by_the_api(
@@ -1362,6 +1399,16 @@ def _labels_files(folder: Path) -> tuple[Path, Path, Path]:
     neither = folder / "labels.json"
     neither.write_text("these are not labels")
     return yolo, coco, neither
+
+
+def _many_mistakes_labels(folder: Path) -> Path:
+    """YOLO labels that make more than 10 kinds of mistake: on the first image, a small box of
+    each of 12 classes in its corner (each missed, or detected as another class)."""
+    labels = folder / "many-mistakes.zip"
+    with zipfile.ZipFile(labels, "w") as archive:
+        boxes = "".join(f"{class_id} 0.02 0.02 0.02 0.02\n" for class_id in range(20, 32))
+        archive.writestr(f"labels/{VAL_LABELS[0].name}", boxes)
+    return labels
 
 
 async def test_a_finished_batch_jobs_page_scores_it_against_uploaded_labels(
@@ -1429,6 +1476,20 @@ async def test_a_finished_batch_jobs_page_scores_it_against_uploaded_labels(
         f"1 label entry names no image of this job, so it was not scored: "
         f"{scored['unmatched_labels'][0]}."
     )
+
+    # More than 10 kinds of mistake: the first 10 listed, the rest counted below them.
+    many = _many_mistakes_labels(tmp_path)
+    scored = await _evaluated_by_the_api(stack, auth, job_id, many)
+    assert sum(cell["actual"] != cell["predicted"] for cell in scored["confusions"]) > 10
+    await picker.set_input_files(many)
+    await evaluate.click()
+    await expect(result.get_by_test_id("evaluation-summary")).to_contain_text(
+        f"{scored['ground_truth']} labelled objects, {scored['detections']} detections.",
+        timeout=SLOW_MS,
+    )
+    await _expect_evaluation_shown(result, scored)
+    ARTIFACTS.mkdir(exist_ok=True)
+    await section.screenshot(path=ARTIFACTS / "console-evaluation.png")
 
     # COCO JSON: a class the model lacks is named in a note, as text; a class without ground
     # truth has no AP and no recall (an en dash), one without detections no precision.

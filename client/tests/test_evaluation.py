@@ -3,7 +3,8 @@ and `objectvision jobs evaluate` send it and read the answer: one multipart file
 `labels`, named as the file is (or, for bytes, by what they hold), the same bytes again when
 a refused request is retried; the scores read into `JobEvaluation` with null scores as None;
 the command printing the scores, the best F1 and its threshold, a per-class table, the suggested
-per-class thresholds as `--class-confidence` options that `detect` and `batch` accept, and
+per-class thresholds as `--class-confidence` options that `detect` and `batch` accept, the
+confusion matrix's mistakes (at most 10, "(nothing)" for a miss or an unlabelled detection), and
 warnings for labels that did not line up with the job, or the API's JSON.
 
 The answers come from a real HTTP server on a local port that stands where the gateway would,
@@ -29,6 +30,7 @@ from objectvision_client import (
     AsyncClient,
     ClassEvaluation,
     Client,
+    Confusion,
     JobEvaluation,
     ObjectVisionError,
 )
@@ -36,6 +38,7 @@ from objectvision_client.cli import (
     EXIT_FAILED,
     EXIT_OK,
     build_parser,
+    evaluation_confusions,
     evaluation_suggestion,
     evaluation_table,
     main,
@@ -107,6 +110,16 @@ SCORED = {
             "f1": None,
             "f1_confidence": None,
         },
+    ],
+    # The confusion matrix's non-zero cells, most frequent first: the diagonal (found right)
+    # is no mistake; null is a miss (predicted) or an unlabelled detection (actual).
+    "confusions": [
+        {"actual": "person", "predicted": "person", "count": 6},
+        {"actual": "potted plant", "predicted": None, "count": 7},
+        {"actual": "person", "predicted": None, "count": 3},
+        {"actual": None, "predicted": "person", "count": 2},
+        {"actual": None, "predicted": "bus", "count": 2},
+        {"actual": "person", "predicted": "bus", "count": 1},
     ],
     # A field this version does not know: kept in `raw` and in --json.
     "iou_thresholds": [0.5, 0.95],
@@ -214,6 +227,14 @@ def test_a_labels_file_is_sent_as_the_labels_field_and_the_evaluation_is_read(
     assert evaluation.suggested_class_confidence == {"person": 0.4123}
     assert (evaluation.classes[0].f1, evaluation.classes[0].f1_confidence) == (0.8, 0.41237)
     assert evaluation.classes[2].f1 is None and evaluation.classes[2].f1_confidence is None
+    assert evaluation.confusions == (
+        Confusion(actual="person", predicted="person", count=6),
+        Confusion(actual="potted plant", predicted=None, count=7),
+        Confusion(actual="person", predicted=None, count=3),
+        Confusion(actual=None, predicted="person", count=2),
+        Confusion(actual=None, predicted="bus", count=2),
+        Confusion(actual="person", predicted="bus", count=1),
+    )
     assert evaluation.raw == SCORED
 
 
@@ -232,6 +253,26 @@ def test_an_evaluation_without_an_operating_point_reads_as_none() -> None:
     assert all(row.f1 is None and row.f1_confidence is None for row in evaluation.classes)
     nulls = JobEvaluation.from_json({**SCORED, "f1": None, "f1_confidence": None})
     assert (nulls.f1, nulls.f1_confidence) == (None, None)
+
+
+def test_an_evaluation_without_confusions_reads_as_none_and_prints_no_block() -> None:
+    """A server from before the confusion matrix sends no `confusions`: an empty tuple, not an
+    unexpected response, and no Confusions block, as when every cell is on the diagonal."""
+    body = {key: value for key, value in SCORED.items() if key != "confusions"}
+    older = JobEvaluation.from_json(body)
+    assert older.confusions == ()
+    assert evaluation_confusions(older) is None
+    right = [{"actual": "person", "predicted": "person", "count": 6}]
+    assert evaluation_confusions(JobEvaluation.from_json({**SCORED, "confusions": right})) is None
+
+
+def test_a_confusion_cell_is_frozen_and_needs_both_classes() -> None:
+    cell = Confusion.from_json({"actual": "dog", "predicted": "cat", "count": 1})
+    with pytest.raises(ValueError, match="frozen"):
+        cell.count = 2  # type: ignore[misc]
+    # null is a class of its own (nothing on that side), so it must be sent, not assumed.
+    with pytest.raises(ValueError, match="predicted"):
+        Confusion.from_json({"actual": "dog", "count": 1})
 
 
 @pytest.mark.parametrize(
@@ -314,7 +355,7 @@ def test_jobs_evaluate_prints_the_scores_the_classes_and_warnings(
     assert _cli(gateway, JOB_ID, str(labels)) == EXIT_OK
 
     printed = capsys.readouterr()
-    summary, table, suggested = printed.out.split("\n\n")
+    summary, table, confusions, suggested = printed.out.split("\n\n")
     assert summary.splitlines() == [
         f"Job {JOB_ID}: yolov8n, 4 images scored against yolo labels, detections at "
         "confidence 0.25 or more",
@@ -332,6 +373,16 @@ def test_jobs_evaluate_prints_the_scores_the_classes_and_warnings(
         ["person", "10", "12", "0.550", "0.800", "0.700", "0.600", "0.800", "0.4123"],
         ["bus", "0", "2", "-", "-", "0.000", "-", "-", "-"],
         ["potted", "plant", "7", "0", "0.000", "0.000", "-", "0.000", "-", "-"],
+    ]
+    # The mistakes only, in the answer's order: the diagonal cell (person found right) left out.
+    assert confusions.splitlines() == [
+        "Confusions",
+        "LABELLED      DETECTED   COUNT",
+        "potted plant  (nothing)      7",
+        "person        (nothing)      3",
+        "(nothing)     person         2",
+        "(nothing)     bus            2",
+        "person        bus            1",
     ]
     assert suggested == "Suggested: --class-confidence person=0.4123\n"
     assert printed.err.splitlines() == [
@@ -358,6 +409,7 @@ def test_jobs_evaluate_says_how_many_unmatched_labels_were_not_listed(
         "f1_confidence": None,
         "suggested_class_confidence": {},
         "classes": [],
+        "confusions": [],
     }
     gateway.answers(f"POST {EVALUATION}", (200, answer))
     labels = tmp_path / "coco.json"
@@ -370,6 +422,8 @@ def test_jobs_evaluate_says_how_many_unmatched_labels_were_not_listed(
     assert summary.splitlines()[-1] == "Precision -  Recall -  (IoU 0.5)"
     assert table.splitlines()[-1].split() == ["(none)", *"-" * 8]
     assert "F1 " not in summary and "Suggested" not in printed.out
+    # No cell at all: no Confusions block either.
+    assert "Confusions" not in printed.out
     assert printed.err.splitlines() == [
         f"Warning: 23 label entries named no image of the job: {', '.join(listed)} and 3 more"
     ]
@@ -408,6 +462,59 @@ def test_jobs_evaluate_without_a_labels_file_fails_before_anything_is_sent(
     assert _cli(gateway, JOB_ID, str(labels)) == EXIT_FAILED
     assert str(labels) in capsys.readouterr().err
     assert gateway.sent == []
+
+
+def test_jobs_evaluate_lists_at_most_10_mistakes_and_says_how_many_more(
+    gateway: Gateway, api_key: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Thirteen mistakes among diagonal cells: the first 10 mistakes in the answer's order
+    (the diagonal skipped, not counted towards the 10), then how many were left out; no
+    Suggested line in this answer, so the block ends stdout."""
+    mistakes = [
+        {"actual": f"class-{index}", "predicted": f"class-{index + 1}", "count": 20 - index}
+        for index in range(10)
+    ] + [
+        {"actual": None, "predicted": "dog", "count": 2},
+        {"actual": "cat", "predicted": None, "count": 1},
+        {"actual": None, "predicted": "cat", "count": 1},
+    ]
+    cells = [
+        {"actual": "person", "predicted": "person", "count": 30},
+        *mistakes[:5],
+        {"actual": "dog", "predicted": "dog", "count": 9},
+        *mistakes[5:],
+    ]
+    answer = {**SCORED, "confusions": cells, "suggested_class_confidence": {}}
+    gateway.answers(f"POST {EVALUATION}", (200, answer))
+    labels = tmp_path / "coco.json"
+    labels.write_bytes(COCO)
+    assert _cli(gateway, JOB_ID, str(labels)) == EXIT_OK
+
+    _, _, confusions = capsys.readouterr().out.split("\n\n")
+    title, header, *rows, more = confusions.splitlines()
+    assert (title, header.split(), more) == (
+        "Confusions",
+        ["LABELLED", "DETECTED", "COUNT"],
+        "(+3 more)",
+    )
+    assert [row.split() for row in rows] == [
+        [str(cell["actual"]), str(cell["predicted"]), str(cell["count"])] for cell in mistakes[:10]
+    ]
+    evaluation = JobEvaluation.from_json({**answer, "confusions": mistakes[10:]})
+    assert evaluation_confusions(evaluation) == "\n".join(
+        [
+            "Confusions",
+            "LABELLED   DETECTED   COUNT",
+            "(nothing)  dog            2",
+            "cat        (nothing)      1",
+            "(nothing)  cat            1",
+        ]
+    )
+    # Exactly 10 mistakes: all shown, nothing said about more.
+    exactly = evaluation_confusions(
+        JobEvaluation.from_json({**answer, "confusions": mistakes[:10]})
+    )
+    assert exactly is not None and "more" not in exactly and len(exactly.splitlines()) == 12
 
 
 def test_the_evaluation_table_shows_none_for_no_class() -> None:

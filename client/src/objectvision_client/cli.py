@@ -1303,6 +1303,30 @@ def evaluation_table(evaluation: JobEvaluation) -> str:
     )
 
 
+# The most mistakes `jobs evaluate` lists; `--json` has every cell.
+CONFUSIONS_SHOWN = 10
+
+
+def evaluation_confusions(evaluation: JobEvaluation) -> str | None:
+    """The confusion matrix's mistakes, the cells whose labelled and detected classes differ,
+    in the answer's order (most frequent first), at most `CONFUSIONS_SHOWN` of them and then
+    how many more; "(nothing)" for a missed object's detection or a detection's missing label.
+    None when there is no mistake (or the server sent no cells)."""
+    mistakes = [cell for cell in evaluation.confusions if cell.actual != cell.predicted]
+    if not mistakes:
+        return None
+    table = format_table(
+        ["LABELLED", "DETECTED", "COUNT"],
+        [
+            [cell.actual or "(nothing)", cell.predicted or "(nothing)", cell.count]
+            for cell in mistakes[:CONFUSIONS_SHOWN]
+        ],
+        right=(2,),
+    )
+    more = len(mistakes) - CONFUSIONS_SHOWN
+    return "\n".join(["Confusions", table, *([f"(+{more} more)"] if more > 0 else [])])
+
+
 def evaluation_suggestion(evaluation: JobEvaluation) -> str | None:
     """The per-class thresholds for the best F1 as `detect`, `batch` and `video` take them
     (`--class-confidence CLASS=X`, repeated), quoted for a shell so that the line can be
@@ -1343,7 +1367,8 @@ def evaluation_warnings(evaluation: JobEvaluation) -> list[str]:
 
 def cmd_jobs_evaluate(ctx: Context) -> int:
     """Score a finished batch job against ground-truth labels (ADR 0054): the scores, the
-    per-class table and the per-class thresholds for the best F1 (as options to paste into
+    per-class table, the commonest mistakes (labelled one class, detected as another or not
+    at all) and the per-class thresholds for the best F1 (as options to paste into
     `detect` or `batch`) on stdout, what did not line up with the job as warnings on stderr."""
     labels = Path(ctx.args.labels)
     if labels.is_dir():
@@ -1354,6 +1379,9 @@ def cmd_jobs_evaluate(ctx: Context) -> int:
         return EXIT_OK
     print(evaluation_summary(evaluation), file=ctx.stdout)
     print(f"\n{evaluation_table(evaluation)}", file=ctx.stdout)
+    confusions = evaluation_confusions(evaluation)
+    if confusions:
+        print(f"\n{confusions}", file=ctx.stdout)
     suggestion = evaluation_suggestion(evaluation)
     if suggestion:
         print(f"\n{suggestion}", file=ctx.stdout)

@@ -641,6 +641,18 @@ class ClassEvaluation(_Model):
     f1_confidence: float | None = None
 
 
+class Confusion(_Model):
+    """One non-zero cell of a `JobEvaluation`'s confusion matrix (at IoU 0.5): `count` labelled
+    objects of class `actual` that were detected as `predicted`. `predicted` None: objects
+    missed; `actual` None: detections where nothing was labelled. A cell whose two classes
+    differ is a mistake; one whose classes agree counts the objects found right."""
+
+    # Both sent by every server that sends the cells, null being a class of its own: required.
+    actual: str | None
+    predicted: str | None
+    count: int
+
+
 class JobEvaluation(_Answer):
     """A finished batch job's detections scored against ground-truth labels (ADR 0054).
     Detections under the job's `min_confidence` were never kept, so they cannot count: the
@@ -678,6 +690,10 @@ class JobEvaluation(_Answer):
     suggested_class_confidence: dict[str, float] = Field(default_factory=dict)
     # Every class with ground truth or detections, by class id.
     classes: tuple[ClassEvaluation, ...] = ()
+    # The confusion matrix's non-zero cells, the most frequent first: every labelled object
+    # is in one cell of its class, every detection in one of its class. Empty from a server
+    # older than it.
+    confusions: tuple[Confusion, ...] = ()
 
 
 class ServedModel(_Model):

@@ -9,6 +9,10 @@
 // it, overall and per class, and the per-class minimum scores that reach each class's best
 // (`suggested_class_confidence`, the shape of the detect routes' `class_confidence`, ADR 0050),
 // which "Use for my next detection" puts in the Detect view's per-class minimum scores.
+// Below the per-class table, "Mistakes": the confusion matrix's cells off its diagonal
+// (`confusions` where `actual` differs from `predicted`; null, shown as "nothing", is a missed
+// object or a detection where nothing was labelled), most frequent first as the API lists
+// them, at most MISTAKE_ROWS of them and a line that says how many more; hidden with none.
 // Nothing is stored: the same file gives the same answer again. A refusal (a bad line, a
 // labels file that is neither a zip nor JSON) is shown in the page's alert region.
 
@@ -17,6 +21,10 @@ import { parseClassConfidence } from "./class-confidence.js";
 import { byId, el, onSubmit, plural, showRows, submitting } from "./dom.js";
 
 const COLUMNS = 9;
+// The most mistakes listed; the rest are counted in a line below the table.
+export const MISTAKE_ROWS = 10;
+// What a null class in a confusion is shown as: no labelled object, or no detection.
+const NOTHING = "nothing";
 // A score the API gives as null: a class without ground truth has no AP, one without
 // detections no precision.
 const NO_SCORE = "–";
@@ -60,6 +68,12 @@ export function classConfidenceText(suggested) {
   }
 }
 
+/** The confusions that are mistakes (the class labelled is not the class detected), in the
+ * API's order. */
+export function mistakes(result) {
+  return (result.confusions ?? []).filter((cell) => (cell.actual ?? null) !== (cell.predicted ?? null));
+}
+
 /** Sentences on what the scores leave out; none when everything was scored. */
 export function evaluationNotes(result) {
   const notes = [];
@@ -92,6 +106,11 @@ export function evaluationNotes(result) {
   return notes;
 }
 
+/** A confusion's class name, or a muted "nothing" for null. */
+function classCell(name) {
+  return name === null || name === undefined ? el("span", { className: "muted" }, NOTHING) : name;
+}
+
 export class JobEvaluation {
   /** `onUse(text)`: put `text` (`person:0.4123, dog:0.3311`) in the Detect view's per-class
    * minimum scores, for the next detection. */
@@ -104,6 +123,9 @@ export class JobEvaluation {
     this.scores = byId("job-evaluation-scores");
     this.notes = byId("job-evaluation-notes");
     this.body = byId("job-evaluation-body");
+    this.mistakes = byId("job-evaluation-mistakes");
+    this.mistakesBody = byId("job-evaluation-mistakes-body");
+    this.mistakesMore = byId("job-evaluation-mistakes-more");
     this.suggestion = byId("job-evaluation-suggestion");
     this.suggested = byId("job-evaluation-suggested");
     this.use = byId("job-evaluation-use");
@@ -143,6 +165,10 @@ export class JobEvaluation {
     this.scores.replaceChildren();
     this.notes.replaceChildren();
     this.body.replaceChildren();
+    this.mistakes.hidden = true;
+    this.mistakesBody.replaceChildren();
+    this.mistakesMore.hidden = true;
+    this.mistakesMore.textContent = "";
     this.suggestion.hidden = true;
     this.suggested.textContent = "";
     this.suggestionText = "";
@@ -203,8 +229,29 @@ export class JobEvaluation {
       COLUMNS,
       "Neither the labels nor the detections hold any object.",
     );
+    this.showMistakes(mistakes(result));
     this.showSuggestion(result.suggested_class_confidence);
     this.result.hidden = false;
+  }
+
+  /** The first MISTAKE_ROWS of `cells` as rows, and how many more there are; hidden with none. */
+  showMistakes(cells) {
+    const shown = cells.slice(0, MISTAKE_ROWS);
+    const more = cells.length - shown.length;
+    showRows(this.mistakesBody, shown.map((cell) => this.mistakeRow(cell)), 3, "");
+    this.mistakesMore.textContent = more > 0 ? `and ${more} more` : "";
+    this.mistakesMore.hidden = more === 0;
+    this.mistakes.hidden = cells.length === 0;
+  }
+
+  mistakeRow(cell) {
+    return el(
+      "tr",
+      { "data-testid": "evaluation-mistake" },
+      el("td", { "data-label": "Labelled" }, classCell(cell.actual)),
+      el("td", { "data-label": "Detected as" }, classCell(cell.predicted)),
+      el("td", { "data-label": "Count" }, String(cell.count)),
+    );
   }
 
   /** Each class's minimum score for its best F1, as the JSON the API gives, and the button
