@@ -40,7 +40,8 @@ LabelsFile = Annotated[
 @router.post(
     "/jobs/{job_id:uuid}/evaluation",
     summary="Score a finished batch job's detections against ground-truth labels (mAP)",
-    responses=error_responses(404, 409, 413, 422),
+    # 400: a body that is not multipart (the form parser's refusal).
+    responses=error_responses(400, 404, 409, 413, 422),
 )
 async def evaluate_job(
     job_id: uuid.UUID, labels: LabelsFile, upstream: ResultsReadUpstream, settings: SettingsDep
