@@ -43,6 +43,9 @@ IMAGE = "/api/v1/detect/image"
 BATCH = "/api/v1/detect/batch"
 HISTORY = "/api/v1/detect/history"
 JOBS = "/api/v1/detect/jobs"
+# An id in parametrised paths: fixed, so that every collection names the same tests (pytest-xdist
+# checks its workers collect alike).
+SOME_ID = uuid.UUID("6f1c2e9a-4b7d-4c3e-9a51-2d8f0b7e4a10")
 VIDEO = "/api/v1/detect/video"
 ISSUER, AUDIENCE, KID = "objectvision-auth", "objectvision", "detect-tests"
 # Not an image the gateway could judge: only the detection service reads the bytes.
@@ -147,12 +150,12 @@ def _one(name: str = "file", data: bytes = BYTES, filename: str = "a.jpg") -> li
         ("POST", BATCH),
         ("GET", HISTORY),
         ("GET", JOBS),
-        ("GET", f"/api/v1/detect/jobs/{uuid.uuid4()}"),
-        ("POST", f"/api/v1/detect/jobs/{uuid.uuid4()}/cancel"),
-        ("DELETE", f"/api/v1/detect/jobs/{uuid.uuid4()}"),
-        ("GET", f"/api/v1/detect/{uuid.uuid4()}"),
-        ("DELETE", f"/api/v1/detect/{uuid.uuid4()}"),
-        ("GET", f"/api/v1/detect/{uuid.uuid4()}/image"),
+        ("GET", f"/api/v1/detect/jobs/{SOME_ID}"),
+        ("POST", f"/api/v1/detect/jobs/{SOME_ID}/cancel"),
+        ("DELETE", f"/api/v1/detect/jobs/{SOME_ID}"),
+        ("GET", f"/api/v1/detect/{SOME_ID}"),
+        ("DELETE", f"/api/v1/detect/{SOME_ID}"),
+        ("GET", f"/api/v1/detect/{SOME_ID}/image"),
     ],
 )
 async def test_every_route_needs_credentials(
@@ -906,7 +909,7 @@ async def test_reads_are_sent_on(authed: httpx.AsyncClient) -> None:
         "/api/v1/detect/not-a-uuid/image",
         "/api/v1/detect/jobs/not-a-uuid",
         "/api/v1/detect/jobs/",
-        f"/api/v1/detect/{uuid.uuid4()}/nothing",
+        f"/api/v1/detect/{SOME_ID}/nothing",
     ],
 )
 async def test_malformed_ids_name_nothing(authed: httpx.AsyncClient, path: str) -> None:
@@ -1185,7 +1188,7 @@ def test_openapi_describes_the_detection_routes(
 
 # Exports (gateway.routers.exports): the query is checked here, the file is made upstream
 
-JOB_EXPORT = f"/api/v1/detect/jobs/{uuid.uuid4()}/export"
+JOB_EXPORT = f"/api/v1/detect/jobs/{SOME_ID}/export"
 HISTORY_EXPORT = "/api/v1/detect/history/export"
 
 
