@@ -279,7 +279,12 @@ def _fuzz(schema: Any, *, examples: int, call: Callable[[Any], None], include_pu
         try:
             run()
         except Exception as exc:
-            failures.append(f"{operation.method.upper()} {operation.path}:\n{exc}")
+            # A flaky case (Hypothesis' FlakyFailure, an exception group) says only that it
+            # failed once; what failed is in its sub-exceptions: schemathesis' check and curl.
+            inner = [str(error) for error in getattr(exc, "exceptions", ())]
+            failures.append(
+                "\n".join([f"{operation.method.upper()} {operation.path}:", str(exc), *inner])
+            )
     assert operations >= 15, f"only {operations} operations in the live document"
     assert not failures, "\n\n".join(failures)
 
