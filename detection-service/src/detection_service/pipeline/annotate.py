@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from detection_service.pipeline.types import DetectedObject
+from detection_service.pipeline.types import DetectedObject, DetectionOptions
 
 JPEG_QUALITY = 90
 # Ultralytics' palette (BGR), so annotated images look like what users know from YOLO tools.
@@ -121,15 +121,12 @@ class Rendering:
     @classmethod
     def from_json(cls, value: dict[str, object]) -> "Rendering":
         redact = value.get("redact", ())
-        regions = value.get("regions", ())
         return cls(
             boxes=bool(value.get("boxes", True)),
             redact=frozenset(str(name) for name in redact)
             if isinstance(redact, list)
             else frozenset(),
-            regions=tuple(tuple((float(x), float(y)) for x, y in polygon) for polygon in regions)
-            if isinstance(regions, list)
-            else (),
+            regions=DetectionOptions.regions_from_json(value),
         )
 
 
