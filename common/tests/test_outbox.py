@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import Table, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -150,7 +151,7 @@ async def test_events_wait_in_the_outbox_while_redis_is_down(outbox, tmp_path: P
     async def on_stream(ids: list[str]) -> bool:
         try:
             return {event.id for event in await stream_events(redis, stream)} >= set(ids)
-        except OSError:
+        except (OSError, RedisConnectionError):  # Redis restarting: not there yet
             return False
 
     task = asyncio.create_task(relay.run())
