@@ -16,6 +16,8 @@ A child serves one image at a time over its pipes (sandbox/channel.py): a header
 image's size and the task (its objects and rendering, or the tile size), the image's bytes;
 back, the JPEG or the tiles, or the refusal. One that crashes, lies or takes longer than
 ANNOTATION_TIMEOUT_SECONDS fails that request, saying why, and is replaced for the next.
+That timeout is the image's: a new child says it is ready (imported, limited and confined)
+before it is given one, and its start has a bound of its own.
 """
 
 import asyncio
@@ -25,7 +27,7 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import IO, Any, Concatenate, ParamSpec, Protocol, TypeVar
@@ -47,6 +49,10 @@ P = ParamSpec("P")
 T = TypeVar("T")
 # A tile is a PNG of at most MAX_TILE_SIZE squared pixels: never more than twice its raw size.
 _MOST_TILE_BYTES = MAX_TILE_SIZE * MAX_TILE_SIZE * 3 * 2
+# Starting a child imports NumPy and OpenCV: seconds on a busy machine, and none of the
+# image's doing, so it is not counted against ANNOTATION_TIMEOUT_SECONDS but bounded apart.
+_START_TIMEOUT_S = 60.0
+_READY = {"ready": True}
 
 
 class _Task(Protocol):
@@ -126,7 +132,9 @@ class _Drawer:
     def pid(self) -> int | None:
         return self._child.pid if self._child is not None else None
 
-    def _started(self) -> "subprocess.Popen[bytes]":
+    def _started(self, task: _Task) -> "subprocess.Popen[bytes]":
+        """The child, started and ready for an image if it was not; raises InvalidArgument,
+        as a failed request does, when a new one dies or does not get ready."""
         if self._child is not None and self._child.poll() is not None:
             _release(self._child)  # died while idle: replaced without a failed request
             self._child = None
@@ -137,12 +145,20 @@ class _Drawer:
                 # OpenCV refuses larger images itself, before it allocates (pipeline/__init__).
                 environment={"MAX_IMAGE_PIXELS": str(self._images.max_pixels)},
             )
-            assert child.stdin is not None
+            assert child.stdin is not None and child.stdout is not None
             setup = {"limits": asdict(self._limits), "images": asdict(self._images)}
-            # A child that died at once is found out by the request that follows.
+            # A child that died at once says so by not answering.
             with contextlib.suppress(BrokenPipeError):
                 child.stdin.write(json.dumps(setup).encode() + b"\n")
                 child.stdin.flush()
+            with _killed_after(child, _START_TIMEOUT_S) as timed_out:
+                ready = channel.read_header(child.stdout)
+            if ready != _READY:
+                ended = channel.how_it_ended(child)
+                _release(child)
+                if timed_out.is_set():
+                    ended = f"it did not start within {_START_TIMEOUT_S:g} s"
+                raise InvalidArgument(f"the image could not be {task.what}: {ended}")
             self._child = child
         return self._child
 
@@ -162,24 +178,14 @@ class _Drawer:
     def _exchange(self, data: bytes, task: _Task) -> tuple[dict[str, Any], bytes]:
         """The child's answer to `task` on `data`: its header and the bytes that follow."""
         with self._lock:
-            child = self._started()
-            timed_out = threading.Event()
-
-            def stop() -> None:
-                timed_out.set()
-                child.kill()
-
-            watchdog = threading.Timer(self._timeout_s, stop)
-            watchdog.start()
-            try:
+            child = self._started(task)
+            with _killed_after(child, self._timeout_s) as timed_out:
                 header = self._ask(child, data, task)
                 if header is not None and "error" in header:
                     refusal = channel.refusal(header["error"])
                     if refusal is not None:
                         raise refusal
                 payload = self._answer(child, header, task)
-            finally:
-                watchdog.cancel()
             if header is not None and payload is not None:
                 return header, payload
             self._child = None
@@ -217,6 +223,24 @@ class _Drawer:
                 self._child.wait()
                 _release(self._child)
                 self._child = None
+
+
+@contextlib.contextmanager
+def _killed_after(child: "subprocess.Popen[bytes]", seconds: float) -> Iterator[threading.Event]:
+    """Kills `child` if the block is still waiting on it after `seconds` (its pipe then
+    ends); the event says whether that happened."""
+    timed_out = threading.Event()
+
+    def stop() -> None:
+        timed_out.set()
+        child.kill()
+
+    watchdog = threading.Timer(seconds, stop)
+    watchdog.start()
+    try:
+        yield timed_out
+    finally:
+        watchdog.cancel()
 
 
 def _release(child: "subprocess.Popen[bytes]") -> None:
@@ -325,6 +349,7 @@ def main() -> None:
         sys.exit(channel.UNCONFINED_EXIT)
     # A broken pipe: the service closed it, nothing more is wanted.
     with contextlib.suppress(BrokenPipeError):
+        channel.send(sys.stdout.buffer, _READY)
         _serve(setup, sys.stdin.buffer, sys.stdout.buffer)
 
 
