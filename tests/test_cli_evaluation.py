@@ -153,5 +153,13 @@ def test_a_batch_job_is_evaluated_against_its_own_export_and_coco8s_labels(
         name: float(value) for name, _, value in (word.rpartition("=") for word in words[1::2])
     }
     assert pasted == answer["suggested_class_confidence"] == scored.suggested_class_confidence
+    # --curve adds the answer's curve: each threshold that changes what is kept, P, R and F1.
+    shown = cli.run("jobs", "evaluate", job.job_id, str(real), "--curve")
+    title, _, *points = shown.stdout.split("\n\n")[-1].splitlines()
+    assert title == "Curve (every class)" and answer["curve"]
+    assert [line.split()[:4] for line in points] == [
+        [f"{p['confidence']:.2f}", *(f"{p[key]:.3f}" for key in ("precision", "recall", "f1"))]
+        for p in answer["curve"]
+    ]
     failed = cli.run("jobs", "evaluate", job.job_id, str(garbage), expect=1)
     assert "(HTTP 422" in failed.stderr

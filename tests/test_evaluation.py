@@ -212,6 +212,39 @@ async def test_a_job_detected_with_the_suggested_thresholds_scores_the_f1_promis
         assert f1 >= rows[name]["f1"] - 1e-6, (name, kept[name], rows[name])
 
 
+async def test_a_point_of_the_curve_is_what_detecting_at_its_threshold_scores(
+    gateway_client: httpx.AsyncClient, user: Account
+) -> None:
+    labels = _labels_zip(VAL_LABELS)
+    first = await _finished_job(gateway_client, user, VAL_IMAGES, confidence="0.1")
+    response = await _evaluate(gateway_client, user, first["job_id"], "l.zip", labels)
+    assert response.status_code == 200, response.text
+    scored = response.json()
+    curve = scored["curve"]
+    # The first point keeps everything the job kept; recall only falls as the threshold rises.
+    assert curve[0]["confidence"] == pytest.approx(0.1)
+    assert (curve[0]["precision"], curve[0]["recall"]) == pytest.approx(
+        (scored["precision"], scored["recall"])
+    )
+    assert [p["recall"] for p in curve] == sorted((p["recall"] for p in curve), reverse=True)
+    assert max(p["f1"] for p in curve) == pytest.approx(scored["f1"])
+    for row in scored["classes"]:
+        has_curve = bool(row["ground_truth"] and row["detections"])
+        assert bool(row["curve"]) == has_curve, row
+
+    point = curve[len(curve) // 2]
+    assert point["confidence"] > 0.1
+    second = await _finished_job(
+        gateway_client, user, VAL_IMAGES, confidence=str(point["confidence"])
+    )
+    response = await _evaluate(gateway_client, user, second["job_id"], "l.zip", labels)
+    assert response.status_code == 200, response.text
+    again = response.json()
+    assert (again["precision"], again["recall"]) == pytest.approx(
+        (point["precision"], point["recall"])
+    )
+
+
 async def test_a_job_scored_against_its_own_exports_is_perfect(
     gateway_client: httpx.AsyncClient, user: Account
 ) -> None:

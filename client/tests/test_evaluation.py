@@ -31,8 +31,10 @@ from objectvision_client import (
     ClassEvaluation,
     Client,
     Confusion,
+    CurvePoint,
     JobEvaluation,
     ObjectVisionError,
+    point_at,
 )
 from objectvision_client.cli import (
     EXIT_FAILED,
@@ -83,6 +85,11 @@ SCORED = {
             "recall": 0.6,
             "f1": 0.8,
             "f1_confidence": 0.41237,
+            "curve": [
+                {"confidence": 0.25, "precision": 0.5, "recall": 0.6, "f1": 0.5454},
+                {"confidence": 0.42, "precision": 1.0, "recall": 0.6667, "f1": 0.8},
+                {"confidence": 0.8, "precision": 1.0, "recall": 0.1, "f1": 0.1818},
+            ],
         },
         # Detected but never labelled: no AP and no recall.
         {
@@ -120,6 +127,10 @@ SCORED = {
         {"actual": None, "predicted": "person", "count": 2},
         {"actual": None, "predicted": "bus", "count": 2},
         {"actual": "person", "predicted": "bus", "count": 1},
+    ],
+    "curve": [
+        {"confidence": 0.25, "precision": 0.7, "recall": 0.65, "f1": 0.674},
+        {"confidence": 0.42, "precision": 0.8, "recall": 0.6, "f1": 0.6857},
     ],
     # A field this version does not know: kept in `raw` and in --json.
     "iou_thresholds": [0.5, 0.95],
@@ -264,6 +275,52 @@ def test_an_evaluation_without_confusions_reads_as_none_and_prints_no_block() ->
     assert evaluation_confusions(older) is None
     right = [{"actual": "person", "predicted": "person", "count": 6}]
     assert evaluation_confusions(JobEvaluation.from_json({**SCORED, "confusions": right})) is None
+
+
+def test_the_curve_is_read_and_says_what_each_threshold_keeps() -> None:
+    evaluation = JobEvaluation.from_json(SCORED)
+    person, bus, plant = evaluation.classes
+    assert [point.confidence for point in person.curve] == [0.25, 0.42, 0.8]
+    assert bus.curve == plant.curve == ()  # none sent: nothing both labelled and detected
+    assert evaluation.curve[1] == CurvePoint(confidence=0.42, precision=0.8, recall=0.6, f1=0.6857)
+    # A point holds until the next one's threshold.
+    assert point_at(person.curve, 0.5) == person.curve[1]
+    assert point_at(person.curve, 0.8) == person.curve[2]
+    assert point_at(person.curve, 0.25) == person.curve[0]
+    assert point_at(person.curve, 0.2) is None, "below what the job kept"
+    assert point_at((), 0.5) is None
+    older = JobEvaluation.from_json({k: v for k, v in SCORED.items() if k != "curve"})
+    assert older.curve == ()
+
+
+def test_jobs_evaluate_prints_the_curve_of_every_class_or_of_one(
+    gateway: Gateway, api_key: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gateway.answers(f"POST {EVALUATION}", *[(200, SCORED)] * 3)
+    labels = tmp_path / "labels.zip"
+    labels.write_bytes(_yolo_zip())
+
+    assert _cli(gateway, JOB_ID, str(labels), "--curve") == EXIT_OK
+    curve = capsys.readouterr().out.split("\n\n")[-1]
+    assert [line.split() for line in curve.splitlines()] == [
+        ["Curve", "(every", "class)"],
+        ["CONF", "P", "R", "F1"],
+        ["0.25", "0.700", "0.650", "0.674"],
+        ["0.42", "0.800", "0.600", "0.686", "best", "F1"],
+    ]
+
+    assert _cli(gateway, JOB_ID, str(labels), "--curve", "person") == EXIT_OK
+    curve = capsys.readouterr().out.split("\n\n")[-1]
+    assert [line.split() for line in curve.splitlines()] == [
+        ["Curve", "(person)"],
+        ["CONF", "P", "R", "F1"],
+        ["0.25", "0.500", "0.600", "0.545"],
+        ["0.42", "1.000", "0.667", "0.800", "best", "F1"],
+        ["0.80", "1.000", "0.100", "0.182"],
+    ]
+
+    assert _cli(gateway, JOB_ID, str(labels), "--curve", "dog") == EXIT_FAILED
+    assert "no class 'dog' in this evaluation; with a curve: person" in capsys.readouterr().err
 
 
 def test_a_confusion_cell_is_frozen_and_needs_both_classes() -> None:

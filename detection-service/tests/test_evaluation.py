@@ -201,19 +201,21 @@ def _person(score_: float, x: float) -> DetectedObject:
     return DetectedObject(0, "person", score_, x, 0, x + 50, 100)
 
 
+FOUR_PEOPLE = [LabelBox(0, x, 0, x + 50, 100) for x in (0, 100, 200, 300)]
+# By score: right, right, wrong, right, wrong, wrong.
+RANKED_PEOPLE = [
+    _person(0.9, 0),
+    _person(0.8, 100),
+    _person(0.7, 600),
+    _person(0.6, 200),
+    _person(0.5, 700),
+    _person(0.4, 800),
+]
+
+
 def test_the_operating_point_is_the_threshold_with_the_best_f1() -> None:
-    labels = [LabelBox(0, x, 0, x + 50, 100) for x in (0, 100, 200, 300)]
-    # By score: right, right, wrong, right, wrong, wrong. F1 when keeping the first k
-    # (2 * correct / (k + 4)): 0.4, 0.667, 0.571, 0.75, 0.667, 0.6.
-    detected = [
-        _person(0.9, 0),
-        _person(0.8, 100),
-        _person(0.7, 600),
-        _person(0.6, 200),
-        _person(0.5, 700),
-        _person(0.4, 800),
-    ]
-    scores = score([ScoredImage(truth=labels, detected=detected)], NAMES)
+    # F1 when keeping the first k (2 * correct / (k + 4)): 0.4, 0.667, 0.571, 0.75, 0.667, 0.6.
+    scores = score([ScoredImage(truth=FOUR_PEOPLE, detected=RANKED_PEOPLE)], NAMES)
     (person,) = scores.classes
     assert person.best is not None and scores.best is not None
     assert (person.best.f1, person.best.confidence) == (pytest.approx(0.75), 0.6)
@@ -248,6 +250,65 @@ def test_no_threshold_does_worse_than_keeping_every_detection(seed: int) -> None
                 for obj in image.detected
                 if obj.class_id == row.class_id
             )
+
+
+def test_the_curve_gives_precision_recall_and_f1_at_each_threshold_that_changes_them() -> None:
+    scores = score([ScoredImage(truth=FOUR_PEOPLE, detected=RANKED_PEOPLE)], NAMES, lowest=0.25)
+    (person,) = scores.classes
+    points = [(p.confidence, p.precision, p.recall, p.f1) for p in person.curve]
+    # From the job's 0.25 every detection is kept, until 0.41 drops the 0.4, and so on: the
+    # thresholds in between keep the same detections and are left out.
+    assert points == [
+        (0.25, pytest.approx(3 / 6), 0.75, pytest.approx(0.6)),
+        (0.41, pytest.approx(3 / 5), 0.75, pytest.approx(2 * 3 / 9)),
+        (0.51, 0.75, 0.75, 0.75),
+        (0.61, pytest.approx(2 / 3), 0.5, pytest.approx(4 / 7)),
+        (0.71, 1.0, 0.5, pytest.approx(2 / 3)),
+        (0.81, 1.0, 0.25, 0.4),
+    ]
+    # The operating point is the curve's best F1 (the curve's threshold, on the grid, keeps
+    # what the exact one keeps).
+    assert person.best is not None
+    assert max(point.f1 for point in person.curve) == pytest.approx(person.best.f1)
+    assert scores.curve == person.curve  # one class: the overall curve is its curve
+
+
+@pytest.mark.parametrize("seed", [7, 2026])
+def test_every_point_of_the_curve_is_what_keeping_those_detections_scores(seed: int) -> None:
+    images, _, _ = _scene(seed)
+    lowest = min(obj.confidence for image in images for obj in image.detected)
+    scores = score(images, NAMES, lowest=lowest)
+    assert len(scores.curve) > 10
+    assert scores.curve[0].confidence == lowest
+    assert scores.curve[0].precision == pytest.approx(scores.precision)
+    assert scores.curve[0].recall == pytest.approx(scores.recall)
+    recalls = [point.recall for point in scores.curve]
+    assert recalls == sorted(recalls, reverse=True), "a higher threshold never finds more"
+    for point in scores.curve[1::7]:
+        kept = [
+            ScoredImage(
+                truth=image.truth,
+                detected=[obj for obj in image.detected if obj.confidence >= point.confidence],
+            )
+            for image in images
+        ]
+        again = score(kept, NAMES, lowest=point.confidence)
+        assert again.precision == pytest.approx(point.precision)
+        assert again.recall == pytest.approx(point.recall)
+    best = max(point.f1 for point in scores.curve)
+    assert scores.best is not None and best <= scores.best.f1 + 1e-9
+
+
+def test_a_class_without_labels_or_without_detections_has_no_curve() -> None:
+    only_detected = ScoredImage(truth=[LabelBox(0, 0, 0, 50, 100)], detected=[_person(0.9, 0)])
+    stray_bus = ScoredImage(truth=[LabelBox(4, 0, 0, 50, 50)], detected=[])
+    dog = ScoredImage(truth=[], detected=[DetectedObject(3, "dog", 0.7, 0, 0, 50, 50)])
+    by_class = {
+        row.class_name: row.curve
+        for row in score([only_detected, stray_bus, dog], NAMES, lowest=0.5).classes
+    }
+    assert by_class["bus"] == [] and by_class["dog"] == []
+    assert [(p.confidence, p.precision, p.recall) for p in by_class["person"]] == [(0.5, 1.0, 1.0)]
 
 
 def test_a_labelled_class_nothing_was_detected_of_scores_zero_with_no_precision() -> None:

@@ -22,6 +22,7 @@ from objectvision_client.models import (
     CreatedApiKey,
     CreatedShareLink,
     CreatedWebhook,
+    CurvePoint,
     DetectedObject,
     DetectionResult,
     ExportedFile,
@@ -56,6 +57,7 @@ from objectvision_client.models import (
     WebhookDeliveriesPage,
     WebhookDelivery,
     ZoneCount,
+    point_at,
 )
 from objectvision_client.operations import DetectionParams
 from objectvision_client.retry import RetryPolicy
@@ -75,6 +77,7 @@ __all__ = [
     "CreatedApiKey",
     "CreatedShareLink",
     "CreatedWebhook",
+    "CurvePoint",
     "DetectedObject",
     "DetectionParams",
     "DetectionResult",
@@ -113,4 +116,5 @@ __all__ = [
     "WebhookDeliveriesPage",
     "WebhookDelivery",
     "ZoneCount",
+    "point_at",
 ]

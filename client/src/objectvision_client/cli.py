@@ -1340,6 +1340,39 @@ def evaluation_suggestion(evaluation: JobEvaluation) -> str | None:
     return f"Suggested: {options}"
 
 
+def evaluation_curve(evaluation: JobEvaluation, class_name: str | None) -> str:
+    """The precision, recall and F1 of each threshold that changes what is kept, over every
+    class (`class_name` None) or one class's, the best F1 marked: the trade-off behind the
+    suggested threshold, to pick another from."""
+    if class_name is None:
+        title, curve = "Curve (every class)", evaluation.curve
+    else:
+        rows = {row.class_name: row for row in evaluation.classes}
+        if class_name not in rows:
+            known = ", ".join(name for name, row in rows.items() if row.curve) or "none"
+            raise CliError(f"no class {class_name!r} in this evaluation; with a curve: {known}")
+        title, curve = f"Curve ({class_name})", rows[class_name].curve
+    if not curve:
+        return f"{title}\n(no curve: nothing of it was both labelled and detected)"
+    # On a tie, the higher threshold, as the operating point takes.
+    best = max(curve, key=lambda point: (point.f1, point.confidence))
+    table = format_table(
+        ["CONF", "P", "R", "F1", ""],
+        [
+            [
+                f"{point.confidence:.2f}",
+                _score(point.precision),
+                _score(point.recall),
+                _score(point.f1),
+                "best F1" if point is best else "",
+            ]
+            for point in curve
+        ],
+        right=(0, 1, 2, 3),
+    )
+    return f"{title}\n{table}"
+
+
 def evaluation_warnings(evaluation: JobEvaluation) -> list[str]:
     """What in the labels did not line up with the job: each lowers or skews the scores, so
     the person should know before trusting them."""
@@ -1385,6 +1418,8 @@ def cmd_jobs_evaluate(ctx: Context) -> int:
     suggestion = evaluation_suggestion(evaluation)
     if suggestion:
         print(f"\n{suggestion}", file=ctx.stdout)
+    if ctx.args.curve is not None:
+        print(f"\n{evaluation_curve(evaluation, ctx.args.curve or None)}", file=ctx.stdout)
     for warning in evaluation_warnings(evaluation):
         ctx.say(f"Warning: {warning}")
     return EXIT_OK
@@ -2638,6 +2673,13 @@ def build_parser() -> argparse.ArgumentParser:
         "labels",
         metavar="LABELS",
         help="a zip of YOLO label files (as `export --format yolo` writes) or a COCO JSON file",
+    )
+    evaluate.add_argument(
+        "--curve",
+        nargs="?",
+        const="",
+        metavar="CLASS",
+        help="also print precision, recall and F1 at each threshold, over every class or of CLASS",
     )
     _add_output_choice(evaluate)
     evaluate.set_defaults(handler=cmd_jobs_evaluate)

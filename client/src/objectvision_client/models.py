@@ -8,7 +8,7 @@ in `raw`, so `--json` output and callers that need a field this version does not
 exactly what the API sent.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from email.message import Message
 from typing import Any, Literal, Self, TypeVar
@@ -622,6 +622,25 @@ class ExportedFile(_Model):
         return cls(filename=name, content_type=headers.get("content-type", ""), size=size)
 
 
+class CurvePoint(_Model):
+    """Keeping the detections that score at least `confidence`: their precision, recall and
+    F1 at IoU 0.5. A curve lists the job's lowest threshold, then each hundredth above it that
+    changes what is kept, so a point holds until the next one's confidence."""
+
+    confidence: float
+    precision: float
+    recall: float
+    f1: float
+
+
+def point_at(curve: Sequence[CurvePoint], confidence: float) -> CurvePoint | None:
+    """What keeping the detections from `confidence` up scores: the curve's last point at or
+    below it; None below the curve's first threshold (the job never kept those scores) or
+    for an empty curve."""
+    reached = [point for point in curve if point.confidence <= confidence]
+    return reached[-1] if reached else None
+
+
 class ClassEvaluation(_Model):
     """One class's scores in a `JobEvaluation`. None where there is nothing to score: AP and
     recall of a class without ground truth (COCO leaves it out of the mean), precision of one
@@ -639,6 +658,9 @@ class ClassEvaluation(_Model):
     # kept to reach it (this class's threshold to detect with).
     f1: float | None = None
     f1_confidence: float | None = None
+    # Precision, recall and F1 by threshold; empty without ground truth or detections, or
+    # from a server older than it.
+    curve: tuple[CurvePoint, ...] = ()
 
 
 class Confusion(_Model):
@@ -694,6 +716,8 @@ class JobEvaluation(_Answer):
     # is in one cell of its class, every detection in one of its class. Empty from a server
     # older than it.
     confusions: tuple[Confusion, ...] = ()
+    # Precision, recall and F1 by threshold over every class (see `point_at`).
+    curve: tuple[CurvePoint, ...] = ()
 
 
 class ServedModel(_Model):

@@ -18,6 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from detection_service.evaluation import service as evaluation
+from detection_service.evaluation.scoring import CurvePoint
 from detection_service.exports import formats as export_formats
 from detection_service.exports import service as exports
 from detection_service.history import service as history
@@ -105,6 +106,18 @@ _EXPORT_FORMATS = {
 }
 
 
+def _curve(points: Sequence[CurvePoint]) -> list[detection_pb2.CurvePoint]:
+    return [
+        detection_pb2.CurvePoint(
+            confidence=point.confidence,
+            precision=point.precision,
+            recall=point.recall,
+            f1=point.f1,
+        )
+        for point in points
+    ]
+
+
 def _evaluation_reply(
     evaluated: evaluation.JobEvaluation, model_classes: Sequence[str]
 ) -> detection_pb2.JobEvaluation:
@@ -146,9 +159,11 @@ def _evaluation_reply(
                 recall=row.recall,
                 f1=row.best.f1 if row.best else None,
                 f1_confidence=row.best.confidence if row.best else None,
+                curve=_curve(row.curve),
             )
             for row in scores.classes
         ],
+        curve=_curve(scores.curve),
         confusions=[
             detection_pb2.Confusion(
                 actual="" if cell.actual is None else model_classes[cell.actual],

@@ -16,9 +16,17 @@ and overall, is what a caller would set as that class's `class_confidence` (ADR 
 Ultralytics' F1-confidence curve, detections are matched to labels once (supervision's greedy
 highest-IoU matching) and the threshold swept over their scores.
 
+The curve: the same sweep on a grid of thresholds (the job's lowest, then every hundredth
+above it), each point the precision, recall and F1 of keeping the detections scoring at
+least its confidence, per class and overall: Ultralytics' P, R and F1 against confidence and
+the precision-recall trade-off, in one list a client can draw and pick a threshold from.
+Points that keep the same detections as the one before are left out, so a point holds until
+the next one's confidence, and a class of a few detections has a few points.
+
 CPU-bound (IoU matrices, sorting): callers run `score` in a worker thread.
 """
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,6 +56,21 @@ class OperatingPoint:
 
 
 @dataclass(frozen=True)
+class CurvePoint:
+    """Keeping the detections scoring at least `confidence`: their precision, recall and F1
+    at IoU 0.5."""
+
+    confidence: float
+    precision: float
+    recall: float
+    f1: float
+
+
+# The curve's thresholds above the job's own: every hundredth (at most 100 points).
+CURVE_STEP = 0.01
+
+
+@dataclass(frozen=True)
 class ClassScores:
     class_id: int
     class_name: str
@@ -60,6 +83,8 @@ class ClassScores:
     recall: float | None
     # None without ground truth or without a correct detection.
     best: OperatingPoint | None = None
+    # Empty without ground truth or without detections.
+    curve: list[CurvePoint] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -84,6 +109,7 @@ class Scores:
     classes: list[ClassScores]
     best: OperatingPoint | None = None
     confusions: list[Confusion] = field(default_factory=list)
+    curve: list[CurvePoint] = field(default_factory=list)
 
 
 def _truth(boxes: Sequence[LabelBox]) -> sv.Detections:
@@ -153,6 +179,39 @@ def best_operating_point(outcomes: Sequence[_Outcome], labelled: int) -> Operati
     return OperatingPoint(f1=float(f1[best]), confidence=float(confidences[best]))
 
 
+def threshold_curve(outcomes: Sequence[_Outcome], labelled: int, lowest: float) -> list[CurvePoint]:
+    """Precision, recall and F1 at the thresholds from `lowest` (the job's: everything it
+    kept) up in steps of CURVE_STEP, while one keeps a detection; a point that keeps what the
+    one before it kept is left out. Empty without labels or without detections."""
+    if not labelled or not outcomes:
+        return []
+    confidences = np.array([outcome.confidence for outcome in outcomes])
+    order = np.argsort(-confidences, kind="stable")
+    descending = confidences[order]
+    correct_so_far = np.cumsum([outcomes[index].correct for index in order])
+    steps = np.arange(math.floor(lowest / CURVE_STEP) + 1, round(1 / CURVE_STEP) + 1)
+    thresholds = [lowest, *(round(float(step) * CURVE_STEP, 6) for step in steps)]
+    points: list[CurvePoint] = []
+    previous = 0
+    for threshold in thresholds:
+        # Scores are descending: those at or above the threshold are a prefix.
+        kept = int(np.searchsorted(-descending, -threshold, side="right"))
+        if kept == 0:
+            break
+        if kept == previous:
+            continue
+        previous, correct = kept, int(correct_so_far[kept - 1])
+        points.append(
+            CurvePoint(
+                confidence=threshold,
+                precision=correct / kept,
+                recall=correct / labelled,
+                f1=2 * correct / (kept + labelled),
+            )
+        )
+    return points
+
+
 def _confusions(
     targets: Sequence[sv.Detections], predictions: Sequence[sv.Detections], class_count: int
 ) -> list[Confusion]:
@@ -183,8 +242,11 @@ def _confusions(
     )
 
 
-def score(images: Sequence[ScoredImage], class_names: Sequence[str]) -> Scores:
-    """The metrics of `images`; at least one of them must hold ground truth."""
+def score(
+    images: Sequence[ScoredImage], class_names: Sequence[str], *, lowest: float = 0.0
+) -> Scores:
+    """The metrics of `images`, whose detections were kept from the score `lowest` up; at
+    least one of them must hold ground truth."""
     targets = [_truth(image.truth) for image in images]
     predictions = [_detected(image.detected) for image in images]
     truth_counts = Counter(box.class_id for image in images for box in image.truth)
@@ -210,6 +272,7 @@ def score(images: Sequence[ScoredImage], class_names: Sequence[str]) -> Scores:
         labelled, detected = truth_counts[class_id], detected_counts[class_id]
         # A labelled class nothing was detected of has an AP of 0.
         ap_row = ap_rows.get(class_id, np.zeros(len(average_precision.iou_thresholds)))
+        of_class = [outcome for outcome in outcomes if outcome.class_id == class_id]
         classes.append(
             ClassScores(
                 class_id=class_id,
@@ -220,9 +283,8 @@ def score(images: Sequence[ScoredImage], class_names: Sequence[str]) -> Scores:
                 ap50=float(ap_row[0]) if labelled else None,
                 precision=at_50(precision_rows, class_id) if detected else None,
                 recall=at_50(recall_rows, class_id) if labelled else None,
-                best=best_operating_point(
-                    [outcome for outcome in outcomes if outcome.class_id == class_id], labelled
-                ),
+                best=best_operating_point(of_class, labelled),
+                curve=threshold_curve(of_class, labelled, lowest),
             )
         )
     ground_truth, detections = sum(truth_counts.values()), sum(detected_counts.values())
@@ -237,4 +299,5 @@ def score(images: Sequence[ScoredImage], class_names: Sequence[str]) -> Scores:
         classes=classes,
         best=best_operating_point(outcomes, ground_truth),
         confusions=_confusions(targets, predictions, len(class_names)),
+        curve=threshold_curve(outcomes, ground_truth, lowest),
     )

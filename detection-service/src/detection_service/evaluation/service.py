@@ -151,7 +151,7 @@ def evaluate_records(
         unmatched_labels=unmatched[:MAX_UNMATCHED_NAMED],
         unmatched_label_count=len(unmatched),
         unknown_classes=truth.unknown_classes,
-        scores=score(scored, model_classes),
+        scores=score(scored, model_classes, lowest=options.floor),
     )
 
 

@@ -1,5 +1,6 @@
 """The body of a job's evaluation against ground-truth labels (ADR 0054)."""
 
+from collections.abc import Iterable
 from typing import Literal, Self
 
 from google.protobuf.message import Message
@@ -12,6 +13,29 @@ from objectvision.v1 import detection_pb2
 def _optional(message: Message, name: str) -> float | None:
     """An optional score: None where the service left it unset (undefined, not zero)."""
     return float(getattr(message, name)) if message.HasField(name) else None
+
+
+class CurvePointOut(ApiModel):
+    """Keeping the detections that score at least `confidence`: their precision, recall and
+    F1 at IoU 0.5. A curve lists the job's lowest threshold, then each hundredth above it that
+    changes what is kept: a point holds until the next one's confidence."""
+
+    confidence: float
+    precision: float
+    recall: float
+    f1: float
+
+    @classmethod
+    def of(cls, points: Iterable[detection_pb2.CurvePoint]) -> list[Self]:
+        return [
+            cls(
+                confidence=point.confidence,
+                precision=point.precision,
+                recall=point.recall,
+                f1=point.f1,
+            )
+            for point in points
+        ]
 
 
 class ClassEvaluationOut(ApiModel):
@@ -35,6 +59,10 @@ class ClassEvaluationOut(ApiModel):
         description="The score a detection needs to be kept for that F1: this class's"
         " threshold to detect with."
     )
+    curve: list[CurvePointOut] = Field(
+        description="Precision, recall and F1 by threshold; empty without ground truth or"
+        " without detections."
+    )
 
     @classmethod
     def from_proto(cls, row: detection_pb2.ClassEvaluation) -> Self:
@@ -49,6 +77,7 @@ class ClassEvaluationOut(ApiModel):
             recall=_optional(row, "recall"),
             f1=_optional(row, "f1"),
             f1_confidence=_optional(row, "f1_confidence"),
+            curve=CurvePointOut.of(row.curve),
         )
 
 
@@ -110,6 +139,10 @@ class JobEvaluationOut(ApiModel):
         description="The confusion matrix's cells that are not zero, the most frequent first:"
         " labelled class by detected class, null for nothing on either side."
     )
+    curve: list[CurvePointOut] = Field(
+        description="Precision, recall and F1 by threshold over every class (micro): the"
+        " trade-off to pick one threshold from."
+    )
 
     @classmethod
     def from_proto(cls, evaluation: detection_pb2.JobEvaluation) -> Self:
@@ -142,4 +175,5 @@ class JobEvaluationOut(ApiModel):
             },
             classes=[ClassEvaluationOut.from_proto(row) for row in evaluation.classes],
             confusions=[ConfusionOut.from_proto(cell) for cell in evaluation.confusions],
+            curve=CurvePointOut.of(evaluation.curve),
         )
