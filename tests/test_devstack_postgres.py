@@ -124,6 +124,54 @@ def test_root_runs_the_embedded_postgres_from_a_private_clone(
     assert list(runtime_dir.iterdir()) == [copy]
 
 
+KEEPS_WORKING_AFTER_CHMOD = textwrap.dedent(
+    """
+    import shutil, sys
+    from pathlib import Path
+
+    from objectvision_devstack.postgres import EmbeddedPostgres, scratch_pgdata
+
+    private = Path(sys.argv[1])
+    pgdata = scratch_pgdata()
+    (private / "infra").mkdir()
+    server = EmbeddedPostgres(private / "infra", pgdata=pgdata)
+    server.start(databases=("objectvision",))
+    try:
+        private.chmod(0o700)  # what a second pytest session does to its temporary root
+        server._psql("CREATE TABLE written (n int); CHECKPOINT", database="objectvision")
+        print("answer:", server._psql("SELECT count(*) FROM written", database="objectvision"))
+    finally:
+        server.stop()
+        shutil.rmtree(pgdata)
+    print("under runtime:", pgdata.parent)
+    """
+)
+
+
+def test_a_test_sessions_server_outlives_a_second_session_closing_the_temporary_root(
+    runtime_dir: Path,
+) -> None:
+    """pytest chmods its temporary root to 0700 when a session starts, voiding the server
+    user's ACL entry on it: the plugin's server keeps its files in the runtime directory, so a
+    test run beside `make test` does not cut `make test`'s server off them."""
+    private = Path(tempfile.mkdtemp(prefix="ov-pytest-root-"))
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", KEEPS_WORKING_AFTER_CHMOD, str(private)],
+            env={**os.environ, "OBJECTVISION_POSTGRES_RUNTIME_DIR": str(runtime_dir)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "answer: 0" in output, output
+    assert f"under runtime: {runtime_dir / 'scratch'}" in output, output
+    assert list((runtime_dir / "scratch").iterdir()) == [], "removed after the server stopped"
+
+
 def test_a_runtime_directory_another_user_could_write_is_refused(
     runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,6 +7,11 @@ its reach; so as root the server runs from a copy of the installation in a root-
 directory everyone may read (under /var/tmp, one per content hash, made once), and the user
 is granted search permission (an ACL entry for it alone, not a chmod for everyone) on the
 directories above the data directory.
+
+A test session's server keeps its files beside that copy instead (`scratch_pgdata`), not under
+pytest's temporary root: pytest closes that root (chmod 0700) at the start of every session,
+which voids the ACL entry, so a second session (one test run beside `make test`) would cut a
+running server off its own files and crash it.
 """
 
 import errno
@@ -21,6 +26,7 @@ import stat
 import struct
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import psutil
@@ -237,10 +243,44 @@ def _give_to(path: Path, user: str | None) -> None:
             os.chown(os.path.join(walk_root, name), entry.pw_uid, entry.pw_gid)
 
 
+def scratch_pgdata() -> Path | None:
+    """As root, a new empty directory for a throwaway server's files under the runtime base
+    (root's, traversable by everyone, touched by no one else), to remove after the server
+    stops; None for an ordinary user, whose server is that user and reaches its files
+    wherever they are."""
+    user = _server_user()
+    if user is None:
+        return None
+    base = _runtime_base()
+    server_bin_path(user)  # makes and checks the base
+    scratch = base / "scratch"
+    scratch.mkdir(mode=0o755, exist_ok=True)
+    _check_trusted(scratch)
+    _sweep_abandoned(scratch)
+    return Path(tempfile.mkdtemp(prefix="pgdata-", dir=scratch))
+
+
+# A scratch directory this old without a running server was left by a session that was killed.
+_ABANDONED_AFTER_S = 3600
+
+
+def _sweep_abandoned(scratch: Path) -> None:
+    for pgdata in scratch.glob("pgdata-*"):
+        pid_file = pgdata / "postmaster.pid"
+        lines = pid_file.read_text().splitlines()[:1] if pid_file.exists() else []
+        running = bool(lines) and lines[0].isdigit() and psutil.pid_exists(int(lines[0]))
+        if not running and time.time() - pgdata.stat().st_mtime > _ABANDONED_AFTER_S:
+            shutil.rmtree(pgdata, ignore_errors=True)
+
+
 class EmbeddedPostgres:
-    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *, port: int | None = None, pgdata: Path | None = None
+    ) -> None:
+        """A server logging under `data_dir`, its files in `pgdata` (default: data_dir's
+        pgdata/, kept from run to run)."""
         self.data_dir = data_dir.resolve()
-        self.pgdata = self.data_dir / "pgdata"
+        self.pgdata = pgdata or self.data_dir / "pgdata"
         self.port = port or free_port()
         self.user = _server_user()
         self.bin_path = server_bin_path(self.user)

@@ -4,6 +4,7 @@ Set DATABASE_URL / REDIS_URL to test against external servers instead.
 """
 
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from objectvision_devstack.otlp import OtlpReceiver
-from objectvision_devstack.postgres import EmbeddedPostgres
+from objectvision_devstack.postgres import EmbeddedPostgres, scratch_pgdata
 from objectvision_devstack.redis import EmbeddedRedis
 from objectvision_devstack.triton import LocalTriton, served_model_path
 
@@ -26,7 +27,11 @@ class Infrastructure:
 @pytest.fixture(scope="session")
 def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
     data_dir = tmp_path_factory.mktemp("infra")
-    postgres = None if os.environ.get("DATABASE_URL") else EmbeddedPostgres(data_dir)
+    postgres, pgdata = None, None
+    if not os.environ.get("DATABASE_URL"):
+        # Outside pytest's temporary root where that matters (root): postgres.scratch_pgdata.
+        pgdata = scratch_pgdata()
+        postgres = EmbeddedPostgres(data_dir, pgdata=pgdata)
     redis_server = None if os.environ.get("REDIS_URL") else EmbeddedRedis(data_dir)
     if postgres:
         postgres.start()
@@ -43,6 +48,8 @@ def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrast
             redis_server.stop()
         if postgres:
             postgres.stop()
+        if pgdata:
+            shutil.rmtree(pgdata, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
