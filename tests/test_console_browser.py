@@ -330,17 +330,39 @@ async def test_detect_batch_and_history(page: Page) -> None:
         sockets.append((socket.url, sent, received))
 
     page.on("websocket", watch)
+    # Every text the job's status line shows on the way, however briefly.
+    await page.evaluate(
+        """() => {
+          const status = document.querySelector('[data-testid="job-status"]');
+          window.jobStatusTexts = [];
+          new MutationObserver(() => window.jobStatusTexts.push(status.textContent)).observe(
+            status, { childList: true, characterData: true, subtree: true });
+        }"""
+    )
     await page.get_by_test_id("file-input").set_input_files(BATCH)
     progress = page.get_by_test_id("job-progress")
     await expect(progress).to_have_attribute("data-percent", "100", timeout=SLOW_MS)
     await expect(progress).to_have_attribute("data-status", "completed")
     await expect(page.get_by_test_id("job-status")).to_contain_text("3 of 3 images (100 %)")
+    await expect(page.get_by_test_id("job-status")).not_to_contain_text("left")
     items = page.get_by_test_id("job-item")
     await expect(items).to_have_count(3)
     for item in await items.all():
         assert await item.get_attribute("data-status") == "completed"
     [(url, sent, received)] = sockets
     assert re.search(r"/api/v1/ws/jobs/[0-9a-f-]{36}$", url), url
+    # Progress past the first image carries the server's estimate, which the status line says.
+    estimated = [
+        message
+        for message in map(json.loads, received)
+        if message.get("type") == "job.progress" and message.get("estimated_completion_at")
+    ]
+    assert estimated, received
+    shown = await page.evaluate("window.jobStatusTexts")
+    assert any(
+        re.fullmatch(r"Processing: [1-3] of 3 images \(\d+ %\), about \d+ s left", text)
+        for text in shown
+    ), shown
     token = json.loads(sent[0])["token"]
     assert token and token not in url
     # Progress arrived live over the socket. The page may also finish from its safety poll
@@ -1218,10 +1240,88 @@ def _score(value: float | None) -> str:
 
 def _confidence(value: float | None) -> str:
     """A confidence threshold as the console shows it (evaluation.js confidenceText): rounded
-    down to four decimals, with two to four of them, or an en dash for null."""
+    down to four decimals, with two to four of them, or an en dash for null; a step up that
+    reads back as no more than the value is taken (0.57, not 0.5699)."""
     if value is None:
         return "\N{EN DASH}"
-    return re.sub(r"0{1,2}$", "", f"{math.floor(value * 10_000) / 10_000:.4f}")
+    steps = math.floor(value * 10_000)
+    if (steps + 1) / 10_000 <= value:
+        steps += 1
+    return re.sub(r"0{1,2}$", "", f"{steps / 10_000:.4f}")
+
+
+def _best_point(curve: list[dict]) -> dict:
+    """The point of a threshold curve with the best F1, the higher threshold on a tie (the
+    console's starting point, evaluation.js bestPoint)."""
+    best = curve[0]
+    for point in curve[1:]:
+        if point["f1"] >= best["f1"]:
+            best = point
+    return best
+
+
+def _readout(confidence: float, point: dict) -> str:
+    """What the threshold's readout says with the range at `confidence`, in force at `point`."""
+    return (
+        f"At confidence \N{GREATER-THAN OR EQUAL TO} {_confidence(confidence)}:"
+        f" precision {_score(point['precision'])}, recall {_score(point['recall'])},"
+        f" F1 {_score(point['f1'])}"
+    )
+
+
+async def _expect_curve_shown(result: Locator, scored: dict) -> None:
+    """The "Threshold" part: a picker of every class's curve and each class's that has points,
+    a chart of a step line per series that differ in dash, and a range input from the curve's
+    first confidence to its last that starts at its best F1, whose readout says that point's
+    scores; no "Use" button for every class; hidden without a curve."""
+    part = result.get_by_test_id("evaluation-curve")
+    curve = scored["curve"]
+    if not curve:
+        await expect(part).to_be_hidden()
+        return
+    await expect(part).to_be_visible()
+    await expect(part.get_by_role("heading")).to_have_text("Threshold")
+    picker = part.get_by_role("combobox", name="Classes")
+    await expect(picker).to_have_attribute("data-testid", "evaluation-curve-class")
+    await expect(picker.locator("option")).to_have_text(
+        [
+            "Every class",
+            *(
+                row["class_name"] or f"class {row['class_id']}"
+                for row in scored["classes"]
+                if row["curve"]
+            ),
+        ]
+    )
+    await expect(picker.locator("option:checked")).to_have_text("Every class")
+    chart = part.get_by_test_id("evaluation-curve-chart")
+    await expect(chart).to_have_attribute("role", "img")
+    await expect(chart).to_have_attribute(
+        "aria-label",
+        re.compile(r"^Precision, recall and F1 of every class against the confidence threshold, "),
+    )
+    lines = await chart.locator("path").evaluate_all(
+        "paths => paths.map(p =>"
+        " [p.dataset.series, p.getAttribute('d'), p.getAttribute('stroke-dasharray')])"
+    )
+    assert [series for series, _, _ in lines] == ["precision", "recall", "f1"]
+    assert len({dash for _, _, dash in lines}) == 3, lines
+    for _, path, _ in lines:
+        # A step function: level to each point's successor (the last to its next hundredth),
+        # then up or down to its value.
+        assert path.startswith("M"), path
+        assert path.count("H") == len(curve) and path.count("V") == len(curve) - 1, path
+    threshold = part.get_by_role("slider", name="Confidence threshold")
+    await expect(threshold).to_have_attribute("data-testid", "evaluation-curve-threshold")
+    await expect(threshold).to_have_attribute("step", "0.01")
+    assert float(await threshold.get_attribute("min") or "") == curve[0]["confidence"]
+    assert float(await threshold.get_attribute("max") or "") == curve[-1]["confidence"]
+    best = _best_point(curve)
+    assert float(await threshold.input_value()) == best["confidence"]
+    readout = part.get_by_test_id("evaluation-curve-readout")
+    await expect(readout).to_have_attribute("aria-live", "polite")
+    await expect(readout).to_have_text(_readout(best["confidence"], best))
+    await expect(part.get_by_test_id("evaluation-curve-use")).to_be_hidden()
 
 
 async def _expect_evaluation_shown(result: Locator, scored: dict) -> None:
@@ -1286,6 +1386,7 @@ async def _expect_evaluation_shown(result: Locator, scored: dict) -> None:
                 _confidence(scored_class["f1_confidence"]),
             ]
         )
+    await _expect_curve_shown(result, scored)
     await _expect_mistakes_shown(result, scored)
     # The per-class minimums for the best F1, as the API's exact JSON object (its keys in its
     # order), and the button that puts them in the Detect view's field.
@@ -1477,6 +1578,29 @@ async def test_a_finished_batch_jobs_page_scores_it_against_uploaded_labels(
         f"{scored['unmatched_labels'][0]}."
     )
 
+    # The threshold moved to another point's confidence shows that point's scores, and the
+    # marker line goes there; by keyboard a hundredth a press, the first point's scores hold
+    # until the second's confidence (a step function).
+    curve = scored["curve"]
+    assert len(curve) > 1, curve
+    threshold = result.get_by_test_id("evaluation-curve-threshold")
+    readout = result.get_by_test_id("evaluation-curve-readout")
+    chart = result.get_by_test_id("evaluation-curve-chart")
+    other = curve[-1] if _best_point(curve) is curve[0] else curve[0]
+    await threshold.fill(str(other["confidence"]))
+    await expect(readout).to_have_text(_readout(other["confidence"], other))
+    await threshold.fill(str(curve[0]["confidence"]))
+    await expect(readout).to_have_text(_readout(curve[0]["confidence"], curve[0]))
+    start = (await chart.locator("path").first.get_attribute("d") or "").split(",")[0]
+    await expect(chart.locator(".marker")).to_have_attribute("x1", start.removeprefix("M"))
+    presses = round((curve[1]["confidence"] - curve[0]["confidence"]) * 100)
+    for _ in range(presses - 1):
+        await threshold.press("ArrowRight")
+    held = round(curve[1]["confidence"] - 0.01, 6)
+    await expect(readout).to_have_text(_readout(held, curve[0]))
+    await threshold.press("ArrowRight")
+    await expect(readout).to_have_text(_readout(curve[1]["confidence"], curve[1]))
+
     # More than 10 kinds of mistake: the first 10 listed, the rest counted below them.
     many = _many_mistakes_labels(tmp_path)
     scored = await _evaluated_by_the_api(stack, auth, job_id, many)
@@ -1524,6 +1648,30 @@ async def test_a_finished_batch_jobs_page_scores_it_against_uploaded_labels(
     pairs = [pair.rsplit(":", 1) for pair in (await field.input_value()).split(", ")]
     assert [name for name, _ in pairs] == list(scored["suggested_class_confidence"])
     assert {name: float(value) for name, value in pairs} == scored["suggested_class_confidence"]
+
+    # A class's threshold: picked on its own curve, "Use this threshold for <class>" puts
+    # `<class>:<threshold>` in the same field (every class has no such button: the general
+    # confidence is another field).
+    # Back on the job's page (opened afresh, without the last answer), scored again.
+    await page.go_back()
+    await expect(result).to_be_hidden(timeout=SLOW_MS)
+    await picker.set_input_files(coco)
+    await evaluate.click()
+    await expect(summary).to_contain_text("against COCO JSON", timeout=SLOW_MS)
+    picked = next(row for row in scored["classes"] if row["curve"])
+    name, best = picked["class_name"], _best_point(picked["curve"])
+    await result.get_by_test_id("evaluation-curve-class").select_option(label=name)
+    await expect(chart).to_have_attribute(
+        "aria-label",
+        re.compile("^Precision, recall and F1 of \N{LEFT DOUBLE QUOTATION MARK}" + re.escape(name)),
+    )
+    await expect(readout).to_have_text(_readout(best["confidence"], best))
+    use = result.get_by_test_id("evaluation-curve-use")
+    await expect(use).to_have_text(f"Use this threshold for {name}")
+    await use.click()
+    await expect(page).to_have_url(re.compile(r"#detect$"))
+    await expect(field).to_be_focused()
+    await expect(field).to_have_value(f"{name}:{_confidence(best['confidence'])}")
     assert elsewhere == []
 
 

@@ -38,6 +38,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -266,9 +267,19 @@ async def test_a_finished_job_sends_one_report_one_signed_webhook_and_live_progr
     processed = [message["processed"] + message["failed"] for message in progress]
     assert processed == sorted(processed), "progress never goes backwards"
     assert (final["status"], final["total"], final["processed"]) == ("completed", 4, 4)
+    # Once it has finished an image, progress says the job's pace and when it should end.
+    for message in progress:
+        if message["processed"] + message["failed"] == 0:
+            assert message["estimated_completion_at"] is None, message
+            continue
+        assert message["items_per_second"] > 0, message
+        ends = datetime.fromisoformat(message["estimated_completion_at"])
+        assert ends >= datetime.fromisoformat(message["occurred_at"]) - timedelta(seconds=1)
+    assert any(message["estimated_completion_at"] for message in progress), messages
 
     job = await _finished_job(gateway_client, account, job_id)
     assert (job["status"], job["processed"], job["failed"]) == ("completed", 4, 0)
+    assert (job["items_per_second"], job["estimated_completion_at"]) == (None, None)
     counts = await _class_counts(gateway_client, account, job_id)
     assert counts, "the coco8 images have objects in them"
 

@@ -4,7 +4,7 @@ import asyncio
 import sys
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -17,7 +17,12 @@ from detection_service.images.storage import LocalDirectoryStorage
 from detection_service.images.uploads import Upload
 from detection_service.jobs.models import job_items, jobs
 from detection_service.jobs.queue import JobQueue
-from detection_service.jobs.service import start_job, submit_job
+from detection_service.jobs.service import (
+    ProgressEstimate,
+    estimate_progress,
+    start_job,
+    submit_job,
+)
 from detection_service.jobs.worker import JobSweeper
 from detection_service.outbox import OUTBOX
 from detection_service.pipeline.header import read_header
@@ -276,6 +281,69 @@ async def test_a_job_whose_worker_died_and_whose_message_was_lost_is_put_back_an
     done = await _wait(harness, user, job.id)
     assert (done.status, done.processed) == (detection_pb2.JOB_STATUS_COMPLETED, 1)
     assert await _detections_of(harness, job.id) == 1
+
+
+def test_a_running_jobs_finish_is_its_pace_since_it_started_carried_over_what_is_left():
+    started = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    now = started + timedelta(seconds=10)
+    # Resumed with 20 of 100 done; 5 more in the 10 s since: 0.5 a second, 75 left: 150 s.
+    estimate = estimate_progress(
+        total=100, processed=25, processed_at_start=20, started_at=started, now=now
+    )
+    assert estimate == ProgressEstimate(
+        items_per_second=0.5, completion_at=now + timedelta(seconds=150)
+    )
+    # Nothing finished yet in this run (a model loading), or never started: no estimate.
+    assert (
+        estimate_progress(
+            total=100, processed=20, processed_at_start=20, started_at=started, now=now
+        )
+        is None
+    )
+    assert (
+        estimate_progress(total=100, processed=0, processed_at_start=None, started_at=None, now=now)
+        is None
+    )
+
+
+async def test_a_processing_job_says_its_pace_and_when_it_should_end(make_harness, user, coco8):
+    harness = await make_harness(JOB_WORKERS=0, **NO_SWEEPING)
+    job = await _submit(harness, user, [(name, data) for name, data, _ in coco8])
+    pending = await _get(harness, user, job.id)
+    assert not pending.HasField("items_per_second")
+    assert not pending.HasField("estimated_completion_at")
+
+    async with session_factory(harness.service.engine).begin() as session:
+        assert await start_job(session=session, job_id=uuid.UUID(job.id)) is not None
+    started = await _get(harness, user, job.id)
+    assert started.status == detection_pb2.JOB_STATUS_PROCESSING
+    assert not started.HasField("estimated_completion_at"), "nothing finished in this run yet"
+
+    # A worker that finished one image 4 s after it started: 0.25 a second, the rest in ~12 s.
+    async with harness.service.engine.begin() as conn:
+        await conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == uuid.UUID(job.id))
+            .values(processed=1, started_at=sa.func.now() - timedelta(seconds=4))
+        )
+    asked_at = datetime.now(UTC)
+    running = await _get(harness, user, job.id)
+    assert running.items_per_second == pytest.approx(0.25, rel=0.05)
+    left = (running.estimated_completion_at.ToDatetime(UTC) - asked_at).total_seconds()
+    assert left == pytest.approx((len(coco8) - 1) / 0.25, rel=0.05)
+
+    # That worker went quiet before recording its image; another takes the job over and ends
+    # it: no estimate any more.
+    async with harness.service.engine.begin() as conn:
+        await conn.execute(
+            sa.update(jobs).where(jobs.c.id == uuid.UUID(job.id)).values(processed=0)
+        )
+    await _age_heartbeats(harness, [job.id], seconds=harness.settings.job_lease.total_seconds() + 1)
+    await harness.service.processor.run(uuid.UUID(job.id))
+    done = await _get(harness, user, job.id)
+    assert (done.status, done.processed) == (detection_pb2.JOB_STATUS_COMPLETED, len(coco8))
+    assert not done.HasField("items_per_second")
+    assert not done.HasField("estimated_completion_at")
 
 
 def _turns_given(harness) -> float:

@@ -922,6 +922,28 @@ def cmd_detect(ctx: Context) -> int:
     return EXIT_OK
 
 
+def time_left(seconds: float) -> str:
+    """An estimate's time left as a person reads it: "about 40 s", "about 3 min", "about 1 h
+    20 min"; rounded, since the estimate is no finer than that."""
+    if seconds < 59.5:
+        return f"about {max(math.floor(seconds + 0.5), 1)} s"
+    minutes = math.floor(seconds / 60 + 0.5)
+    if minutes < 60:
+        return f"about {minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"about {hours} h" + (f" {minutes} min" if minutes else "")
+
+
+def job_estimate(job: Job, now: datetime) -> str | None:
+    """`about 40 s left (2.1 images/s)` for a processing job with an estimate (frames/s for a
+    video job); None for any other."""
+    left = job.seconds_left(now)
+    if left is None or job.items_per_second is None:
+        return None
+    unit = "frames" if job.kind == "video" else "images"
+    return f"{time_left(left)} left ({job.items_per_second:.3g} {unit}/s)"
+
+
 def _follow(ctx: Context, client: Client, jobs: Sequence[Job]) -> list[Job]:
     """Wait for every job with one progress bar on stderr (their images added up); one
     video job's bar also shows its line and zone counts so far."""
@@ -935,7 +957,9 @@ def _follow(ctx: Context, client: Client, jobs: Sequence[Job]) -> list[Job]:
         total = sum(j.total for j in current.values())
         if len(current) == 1:
             so_far = counts_so_far(job.video)
-            status = f"{job.status}: {so_far}" if so_far else job.status
+            estimate = job_estimate(job, datetime.now(UTC))
+            status = ", ".join(filter(None, [job.status, estimate]))
+            status = f"{status}: {so_far}" if so_far else status
         else:
             status = f"{job.job_id[:8]} {job.status}"
         bar.update(done, total, status)
@@ -1169,7 +1193,11 @@ def cmd_jobs_show(ctx: Context) -> int:
     with ctx.client() as client:
         job = client.get_job(ctx.args.job_id)
     if not ctx.printed_json(job.raw):
-        ctx.say(f"Job {job.job_id}: {job.status}, {job.processed}/{job.total} processed")
+        estimate = job_estimate(job, datetime.now(UTC))
+        ctx.say(
+            f"Job {job.job_id}: {job.status}, {job.processed}/{job.total} processed"
+            + (f", {estimate}" if estimate else "")
+        )
         if redaction := _video_redaction(job.video):
             ctx.say(redaction)
         if job.metadata:

@@ -367,10 +367,21 @@ class Job(_Answer):
     metadata: dict[str, str] = Field(default_factory=dict)
     # Once the job has ended: the objects it found per class (None while it runs).
     class_counts: dict[str, int] | None = None
+    # While it is processing and has finished an item since it (re)started: its pace (images
+    # or a video's frames a second) and when it should end at that pace; None otherwise.
+    items_per_second: float | None = None
+    estimated_completion_at: datetime | None = None
 
     @property
     def done(self) -> bool:
         return self.status in JOB_FINAL_STATUSES
+
+    def seconds_left(self, now: datetime) -> float | None:
+        """How long until `estimated_completion_at` from `now` (never below 0); None without
+        an estimate."""
+        if self.estimated_completion_at is None:
+            return None
+        return max((self.estimated_completion_at - now).total_seconds(), 0.0)
 
 
 class JobsPage(_Model):

@@ -254,6 +254,9 @@ def _job(view: jobs.JobView) -> detection_pb2.Job:
         job.class_counts.counts.update(view.class_counts)
     if view.completed_at is not None:
         job.completed_at.CopyFrom(_timestamp(view.completed_at))
+    if view.estimate is not None:
+        job.items_per_second = view.estimate.items_per_second
+        job.estimated_completion_at.CopyFrom(_timestamp(view.estimate.completion_at))
     if view.video is not None:
         job.kind = view.kind
         job.error = view.error or ""

@@ -311,7 +311,7 @@ class JobItem(_message.Message):
     def __init__(self, filename: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., detection_id: _Optional[str] = ..., error: _Optional[str] = ..., object_count: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "status", "total", "processed", "failed", "items", "created_at", "updated_at", "completed_at", "model", "model_version", "kind", "video", "error", "metadata", "class_counts")
+    __slots__ = ("id", "status", "total", "processed", "failed", "items", "created_at", "updated_at", "completed_at", "model", "model_version", "kind", "video", "error", "metadata", "class_counts", "items_per_second", "estimated_completion_at")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -335,6 +335,8 @@ class Job(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CLASS_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COMPLETION_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     status: JobStatus
     total: int
@@ -351,7 +353,9 @@ class Job(_message.Message):
     error: str
     metadata: _containers.ScalarMap[str, str]
     class_counts: ClassCounts
-    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., items: _Optional[_Iterable[_Union[JobItem, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model: _Optional[str] = ..., model_version: _Optional[str] = ..., kind: _Optional[str] = ..., video: _Optional[_Union[VideoInfo, _Mapping]] = ..., error: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., class_counts: _Optional[_Union[ClassCounts, _Mapping]] = ...) -> None: ...
+    items_per_second: float
+    estimated_completion_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., items: _Optional[_Iterable[_Union[JobItem, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model: _Optional[str] = ..., model_version: _Optional[str] = ..., kind: _Optional[str] = ..., video: _Optional[_Union[VideoInfo, _Mapping]] = ..., error: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., class_counts: _Optional[_Union[ClassCounts, _Mapping]] = ..., items_per_second: _Optional[float] = ..., estimated_completion_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ClassCounts(_message.Message):
     __slots__ = ("counts",)

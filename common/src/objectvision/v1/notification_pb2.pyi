@@ -167,7 +167,7 @@ class AccountStatusChanged(_message.Message):
     def __init__(self, email: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class JobProgress(_message.Message):
-    __slots__ = ("job_id", "total", "processed", "failed", "counts", "metadata")
+    __slots__ = ("job_id", "total", "processed", "failed", "counts", "metadata", "items_per_second", "estimated_completion_at")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -181,13 +181,17 @@ class JobProgress(_message.Message):
     FAILED_FIELD_NUMBER: _ClassVar[int]
     COUNTS_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_COMPLETION_AT_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     total: int
     processed: int
     failed: int
     counts: LiveCounts
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, job_id: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., counts: _Optional[_Union[LiveCounts, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    items_per_second: float
+    estimated_completion_at: _timestamp_pb2.Timestamp
+    def __init__(self, job_id: _Optional[str] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., counts: _Optional[_Union[LiveCounts, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., items_per_second: _Optional[float] = ..., estimated_completion_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class LiveCounts(_message.Message):
     __slots__ = ("line_counts", "zone_counts")

@@ -54,6 +54,9 @@ jobs = sa.Table(
     sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
     # When a worker last started or took over the job: which account was served longest ago.
     sa.Column("started_at", sa.DateTime(timezone=True)),
+    # `processed` at that moment: the items finished since, over the time since, are the pace
+    # a running job's finish is estimated from.
+    sa.Column("processed_at_start", sa.Integer),
     # 'batch' (job_items of images) or 'video' (a video_jobs row and its video_frames).
     sa.Column("kind", sa.Text, nullable=False, server_default="batch"),
     # The model asked for at submission (resolved: never empty on new jobs) and the version

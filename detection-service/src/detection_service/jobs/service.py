@@ -73,6 +73,43 @@ class JobItemView:
 
 
 @dataclass(frozen=True)
+class ProgressEstimate:
+    """A running job's pace since a worker last started it, and when the rest would be done
+    at that pace."""
+
+    items_per_second: float
+    completion_at: datetime
+
+
+def estimate_progress(
+    *,
+    total: int,
+    processed: int,
+    processed_at_start: int | None,
+    started_at: datetime | None,
+    now: datetime,
+) -> ProgressEstimate | None:
+    """The pace of the items finished since `started_at` (images, or a video's frames),
+    carried over what is left. None before the first of them: the time a job waits before
+    its first item (a model loading, the images read) says nothing of its pace.
+
+    The pace is the job's own, measured over its current run: it already counts the accounts
+    it takes turns with (ADR 0044) and the service's load, and a job given back to the queue
+    starts a new run when it resumes."""
+    if started_at is None or processed_at_start is None:
+        return None
+    finished = processed - processed_at_start
+    elapsed = (now - started_at).total_seconds()
+    if finished <= 0 or elapsed <= 0:
+        return None
+    pace = finished / elapsed
+    left = max(total - processed, 0)
+    return ProgressEstimate(
+        items_per_second=pace, completion_at=now + timedelta(seconds=left / pace)
+    )
+
+
+@dataclass(frozen=True)
 class JobView:
     id: uuid.UUID
     user_id: str
@@ -97,6 +134,8 @@ class JobView:
     metadata: dict[str, str] = field(default_factory=dict)
     # Once the job has ended: the objects per class it found, as its final event said.
     class_counts: dict[str, int] | None = None
+    # While it runs and has finished something since it (re)started: when it should end.
+    estimate: ProgressEstimate | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +185,15 @@ def _job_view(job: sa.Row[Any], *, items: list[JobItemView], video: VideoView | 
         model_version=job.model_version or "",
         metadata=dict(job.metadata),
         class_counts=dict(job.class_counts) if job.class_counts is not None else None,
+        estimate=estimate_progress(
+            total=job.total,
+            processed=job.processed,
+            processed_at_start=job.processed_at_start,
+            started_at=job.started_at,
+            now=_now(),
+        )
+        if job.status == PROCESSING
+        else None,
     )
 
 
@@ -641,7 +689,12 @@ async def mark_processing(
         await session.execute(
             sa.update(jobs)
             .where(*conditions)
-            .values(status=PROCESSING, heartbeat_at=now, started_at=now)
+            .values(
+                status=PROCESSING,
+                heartbeat_at=now,
+                started_at=now,
+                processed_at_start=jobs.c.processed,
+            )
             .returning(jobs.c.user_id, jobs.c.params, jobs.c.model)
         )
     ).first()
@@ -730,29 +783,42 @@ async def count_progress(
             sa.update(jobs)
             .where(jobs.c.id == job_id)
             .values(values)
-            .returning(jobs.c.total, jobs.c.processed, jobs.c.failed, jobs.c.metadata)
+            .returning(
+                jobs.c.total,
+                jobs.c.processed,
+                jobs.c.failed,
+                jobs.c.metadata,
+                jobs.c.started_at,
+                jobs.c.processed_at_start,
+            )
         )
     ).one()
-    await outbox.add_job_progress(
-        session,
-        user_id=user_id,
-        occurred_at=now,
-        progress=notification_pb2.JobProgress(
-            job_id=str(job_id),
-            total=moved.total,
-            processed=moved.processed,
-            failed=moved.failed,
-            metadata=moved.metadata,
-            counts=(
-                notification_pb2.LiveCounts(
-                    line_counts=line_counts_reply(counts[0]),
-                    zone_counts=zone_counts_reply(counts[1]),
-                )
-                if counts is not None
-                else None
-            ),
+    progress = notification_pb2.JobProgress(
+        job_id=str(job_id),
+        total=moved.total,
+        processed=moved.processed,
+        failed=moved.failed,
+        metadata=moved.metadata,
+        counts=(
+            notification_pb2.LiveCounts(
+                line_counts=line_counts_reply(counts[0]),
+                zone_counts=zone_counts_reply(counts[1]),
+            )
+            if counts is not None
+            else None
         ),
     )
+    estimate = estimate_progress(
+        total=moved.total,
+        processed=moved.processed,
+        processed_at_start=moved.processed_at_start,
+        started_at=moved.started_at,
+        now=now,
+    )
+    if estimate is not None:
+        progress.items_per_second = estimate.items_per_second
+        progress.estimated_completion_at.FromDatetime(estimate.completion_at)
+    await outbox.add_job_progress(session, user_id=user_id, occurred_at=now, progress=progress)
     return moved
 
 

@@ -104,6 +104,15 @@ def event_message(event: notification_pb2.Event) -> dict[str, Any]:
     if event.HasField("job_progress"):
         progress = event.job_progress
         message.update(job_id=progress.job_id, **_job_fields(progress))
+        # The run's pace and the finish it points to; null until the job has finished an
+        # item since it (re)started (GET /detect/jobs/{id}'s fields of the same names).
+        estimated = progress.HasField("estimated_completion_at")
+        message.update(
+            items_per_second=progress.items_per_second if estimated else None,
+            estimated_completion_at=(
+                progress.estimated_completion_at.ToJsonString() if estimated else None
+            ),
+        )
         if progress.HasField("counts"):
             # A counting video job's counts so far (every few seconds, not on every event).
             message.update(

@@ -862,6 +862,17 @@ class JobSummaryOut(ApiModel):
         description="Once the job has ended: the objects it found per class, as its final "
         "event (webhook, WebSocket) counted them; null while it runs.",
     )
+    items_per_second: float | None = Field(
+        default=None,
+        description="While the job is processing: the images (a video job: sampled frames) it"
+        " finished per second since a worker last started it; null before the first of them"
+        " and once it is not processing.",
+    )
+    estimated_completion_at: datetime | None = Field(
+        default=None,
+        description="When the job should end if it keeps that pace: the items left over"
+        " `items_per_second`; an estimate, null whenever that is.",
+    )
 
     @staticmethod
     def fields_of(job: detection_pb2.Job) -> dict[str, Any]:
@@ -885,6 +896,10 @@ class JobSummaryOut(ApiModel):
             "created_at": to_datetime(job.created_at),
             "updated_at": to_datetime(job.updated_at),
             "completed_at": optional_datetime(job, "completed_at"),
+            "items_per_second": (
+                job.items_per_second if job.HasField("items_per_second") else None
+            ),
+            "estimated_completion_at": optional_datetime(job, "estimated_completion_at"),
         }
 
     @classmethod

@@ -67,6 +67,9 @@ def _progress_snapshot(job: detection_pb2.Job, user_id: str) -> notification_pb2
             ),
         ),
     )
+    if job.HasField("estimated_completion_at"):
+        event.job_progress.items_per_second = job.items_per_second
+        event.job_progress.estimated_completion_at.CopyFrom(job.estimated_completion_at)
     event.occurred_at.CopyFrom(job.updated_at)
     return event
 

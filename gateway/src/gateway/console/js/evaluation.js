@@ -9,7 +9,17 @@
 // it, overall and per class, and the per-class minimum scores that reach each class's best
 // (`suggested_class_confidence`, the shape of the detect routes' `class_confidence`, ADR 0050),
 // which "Use for my next detection" puts in the Detect view's per-class minimum scores.
-// Below the per-class table, "Mistakes": the confusion matrix's cells off its diagonal
+// Below the per-class table, "Threshold": the answer's `curve` (every class) or a class's, the
+// precision, recall and F1 at IoU 0.5 of keeping only the detections scoring at least each
+// confidence, from the job's lowest up in hundredths, a point listed only where what is kept
+// changes: a step function, drawn as one (a value holds until the next point's confidence), as
+// an SVG chart whose three lines differ in dash as well as colour. A range input picks a
+// threshold (it starts at the curve's best F1) and a readout says that point's scores; with a
+// class picked, "Use this threshold for <class>" puts `<class>:<threshold>` in the Detect
+// view's per-class minimum scores as the suggestion's button does (the general confidence is
+// another field, so "Every class" offers none). Hidden when the curve is empty: no ground
+// truth, no detection, or a server from before curves.
+// Below that, "Mistakes": the confusion matrix's cells off its diagonal
 // (`confusions` where `actual` differs from `predicted`; null, shown as "nothing", is a missed
 // object or a detection where nothing was labelled), most frequent first as the API lists
 // them, at most MISTAKE_ROWS of them and a line that says how many more; hidden with none.
@@ -37,6 +47,17 @@ export const SCORES = [
   { key: "recall", label: "Recall" },
 ];
 const LABEL_FORMATS = { yolo: "YOLO labels", coco: "COCO JSON" };
+// The threshold curve's lines, in the order drawn: each has its own dash as well as its own
+// colour (console.css), so they can be told apart without colour; "" is a solid line.
+export const CURVE_SERIES = [
+  { key: "precision", label: "Precision", dash: "" },
+  { key: "recall", label: "Recall", dash: "7 4" },
+  { key: "f1", label: "F1", dash: "2 3" },
+];
+// The chart in its own units (it scales to the width it is given), and its plot's margins:
+// the legend above, the y axis's labels to the left, the x axis's below.
+const CHART = { width: 400, height: 240, left: 34, right: 12, top: 30, bottom: 36 };
+const SVG_NS = "http://www.w3.org/2000/svg";
 
 /** A score from 0 to 1 with three decimals ("0.612"), or "–" for null. */
 export function scoreText(value) {
@@ -49,7 +70,12 @@ export function scoreText(value) {
  */
 export function confidenceText(value) {
   if (value === null || value === undefined) return NO_SCORE;
-  return (Math.floor(Number(value) * 10_000) / 10_000).toFixed(4).replace(/0{1,2}$/, "");
+  const number = Number(value);
+  let tenThousandths = Math.floor(number * 10_000);
+  // 0.57 × 10 000 is 5699.99…: a step up that reads back as no more than the value still
+  // passes "≥" it, and the curve's hundredths would otherwise show as 0.5699.
+  if ((tenThousandths + 1) / 10_000 <= number) tenThousandths += 1;
+  return (tenThousandths / 10_000).toFixed(4).replace(/0{1,2}$/, "");
 }
 
 /**
@@ -66,6 +92,100 @@ export function classConfidenceText(suggested) {
   } catch {
     return "";
   }
+}
+
+/**
+ * The point of `curve` (ascending confidences) in force at the threshold `confidence`: the last
+ * whose confidence is at most it, as a point holds until the next one's; null below the first,
+ * where the curve says nothing (the job kept nothing scoring less).
+ */
+export function pointAt(curve, confidence) {
+  let found = null;
+  for (const point of curve ?? []) {
+    if (point.confidence > confidence) break;
+    found = point;
+  }
+  return found;
+}
+
+/** The point of `curve` with the best F1, the higher threshold on a tie (as the API picks
+ * `f1_confidence`); null for an empty curve. */
+export function bestPoint(curve) {
+  let best = null;
+  for (const point of curve ?? []) {
+    if (best === null || point.f1 >= best.f1) best = point;
+  }
+  return best;
+}
+
+/** What the readout says of the threshold `confidence` on `curve`. */
+export function thresholdText(curve, confidence) {
+  const point = pointAt(curve, confidence);
+  if (!point) return "";
+  return (
+    `At confidence ≥ ${confidenceText(confidence)}: precision ${scoreText(point.precision)}, ` +
+    `recall ${scoreText(point.recall)}, F1 ${scoreText(point.f1)}`
+  );
+}
+
+/**
+ * Where the last point of `curve` is drawn to: the next hundredth above it (at most 1). The
+ * curve's thresholds are hundredths and it lists a point only where what is kept changes, so
+ * the last one holds at least that far; what lies beyond (the same, or nothing kept) it does
+ * not say.
+ */
+export function curveEnd(curve) {
+  const last = curve[curve.length - 1].confidence;
+  return Math.min(1, (Math.floor(last * 100 + 1e-6) + 1) / 100);
+}
+
+/**
+ * The SVG path data of `key` (precision, recall or f1) on `curve` as a step function, `x` and
+ * `y` mapping a confidence and a score to the chart: level from a point's confidence to the
+ * next one's, then straight up or down to the next value.
+ */
+export function stepPath(curve, key, x, y) {
+  if (curve.length === 0) return "";
+  const end = curveEnd(curve);
+  return curve
+    .map((point, index) => {
+      const next = index + 1 < curve.length ? curve[index + 1].confidence : end;
+      const start = index === 0 ? `M${x(point.confidence)},${y(point[key])}` : `V${y(point[key])}`;
+      return `${start} H${x(next)}`;
+    })
+    .join(" ");
+}
+
+/** An SVG element, as `el` makes HTML ones: attributes and text set as text, never markup. */
+function svg(tag, attributes = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value !== undefined && value !== null && value !== "") node.setAttribute(name, String(value));
+  }
+  node.append(...children);
+  return node;
+}
+
+/** A chart coordinate, to a hundredth of its unit: shorter path data, the same drawing. */
+function coordinate(value) {
+  return Math.round(value * 100) / 100;
+}
+
+/** An axis label: a tick's value with no more decimals than it needs ("0.4", "1"). */
+function tickText(value) {
+  return String(Number(value.toFixed(3)));
+}
+
+/** The x axis's ticks from `lowest` to 1: `lowest` itself, then round values a readable step apart. */
+function confidenceTicks(lowest) {
+  const span = 1 - lowest;
+  const step = span > 0.5 ? 0.2 : span > 0.2 ? 0.1 : 0.05;
+  const ticks = [lowest];
+  for (let index = Math.ceil(lowest / step); index * step <= 1 + 1e-9; index += 1) {
+    // Too close to `lowest` and the two labels would overlap.
+    if (index * step > lowest + step / 2) ticks.push(index * step);
+  }
+  return ticks;
 }
 
 /** The confusions that are mistakes (the class labelled is not the class detected), in the
@@ -123,6 +243,12 @@ export class JobEvaluation {
     this.scores = byId("job-evaluation-scores");
     this.notes = byId("job-evaluation-notes");
     this.body = byId("job-evaluation-body");
+    this.curve = byId("job-evaluation-curve");
+    this.curveClass = byId("job-evaluation-curve-class");
+    this.chart = byId("job-evaluation-curve-chart");
+    this.threshold = byId("job-evaluation-curve-threshold");
+    this.readout = byId("job-evaluation-curve-readout");
+    this.curveUse = byId("job-evaluation-curve-use");
     this.mistakes = byId("job-evaluation-mistakes");
     this.mistakesBody = byId("job-evaluation-mistakes-body");
     this.mistakesMore = byId("job-evaluation-mistakes-more");
@@ -131,6 +257,17 @@ export class JobEvaluation {
     this.use = byId("job-evaluation-use");
     // The suggestion on show, as the Detect view's field writes it ("": none to use).
     this.suggestionText = "";
+    // The curves the picker offers, in its order: `{name, label, curve}`, `name` as the Detect
+    // view's field takes the class (null for every class), `label` as the picker shows it.
+    this.curves = [];
+    // The curve on show, where its chart puts a confidence across, and the marker line there
+    // for the threshold.
+    this.shownCurve = null;
+    this.chartX = null;
+    this.marker = null;
+    // The picked threshold for the picked class, as the Detect view's field writes it ("":
+    // every class, or nothing that field can take).
+    this.curveUseText = "";
     // The job on show that can be scored (null: none, or one still running, or a video job).
     this.jobId = null;
     // Bumped whenever the job on show changes: an answer about the previous one is dropped.
@@ -138,6 +275,12 @@ export class JobEvaluation {
     onSubmit(this.form, () => this.evaluate());
     this.use.addEventListener("click", () => {
       if (this.suggestionText) onUse?.(this.suggestionText);
+    });
+    this.chart.setAttribute("viewBox", `0 0 ${CHART.width} ${CHART.height}`);
+    this.curveClass.addEventListener("change", () => this.showCurve(Number(this.curveClass.value)));
+    this.threshold.addEventListener("input", () => this.showThreshold());
+    this.curveUse.addEventListener("click", () => {
+      if (this.curveUseText) onUse?.(this.curveUseText);
     });
   }
 
@@ -165,6 +308,17 @@ export class JobEvaluation {
     this.scores.replaceChildren();
     this.notes.replaceChildren();
     this.body.replaceChildren();
+    this.curve.hidden = true;
+    this.curves = [];
+    this.shownCurve = null;
+    this.chartX = null;
+    this.marker = null;
+    this.curveClass.replaceChildren();
+    this.chart.replaceChildren();
+    this.chart.removeAttribute("aria-label");
+    this.readout.textContent = "";
+    this.curveUseText = "";
+    this.curveUse.hidden = true;
     this.mistakes.hidden = true;
     this.mistakesBody.replaceChildren();
     this.mistakesMore.hidden = true;
@@ -229,9 +383,142 @@ export class JobEvaluation {
       COLUMNS,
       "Neither the labels nor the detections hold any object.",
     );
+    this.showCurves(result);
     this.showMistakes(mistakes(result));
     this.showSuggestion(result.suggested_class_confidence);
     this.result.hidden = false;
+  }
+
+  /** The picker's curves (every class's, then each class's that has points) and the first of
+   * them; the whole part hidden when the answer's is empty or absent (a server from before
+   * curves). */
+  showCurves(result) {
+    const overall = result.curve ?? [];
+    this.curves =
+      overall.length === 0
+        ? []
+        : [
+            { name: null, label: "Every class", curve: overall },
+            ...(result.classes ?? [])
+              .filter((scored) => (scored.curve ?? []).length > 0)
+              .map((scored) => ({
+                // The Detect view's field takes a class's id where it has no name.
+                name: scored.class_name || String(scored.class_id),
+                label: scored.class_name || `class ${scored.class_id}`,
+                curve: scored.curve,
+              })),
+          ];
+    this.curveClass.replaceChildren(
+      ...this.curves.map(({ label }, index) => el("option", { value: String(index) }, label)),
+    );
+    this.curve.hidden = this.curves.length === 0;
+    if (this.curves.length > 0) this.showCurve(0);
+  }
+
+  /** The picker's `index`th curve: its chart, and the threshold at its best F1. */
+  showCurve(index) {
+    const shown = this.curves[index];
+    if (!shown) return;
+    this.shownCurve = shown;
+    const { curve } = shown;
+    const lowest = curve[0].confidence;
+    const best = bestPoint(curve);
+    this.threshold.min = String(lowest);
+    this.threshold.max = String(curve[curve.length - 1].confidence);
+    // Off the hundredths (a job's own threshold such as 0.253), steps of 0.01 from it would
+    // miss every later point: any value then.
+    this.threshold.step = Math.abs(lowest * 100 - Math.round(lowest * 100)) < 1e-6 ? "0.01" : "any";
+    this.threshold.value = String(best.confidence);
+    this.drawChart(shown, best);
+    this.showThreshold();
+  }
+
+  /** The readout, marker and "Use" button for the range input's threshold. */
+  showThreshold() {
+    const shown = this.shownCurve;
+    if (!shown) return;
+    const value = Number(this.threshold.value);
+    this.readout.textContent = thresholdText(shown.curve, value);
+    this.threshold.setAttribute("aria-valuetext", `confidence ≥ ${confidenceText(value)}`);
+    const x = this.chartX?.(value);
+    this.marker?.setAttribute("x1", x);
+    this.marker?.setAttribute("x2", x);
+    this.curveUseText =
+      shown.name === null ? "" : classConfidenceText({ [shown.name]: confidenceText(value) });
+    this.curveUse.textContent = shown.name === null ? "" : `Use this threshold for ${shown.label}`;
+    this.curveUse.hidden = !this.curveUseText;
+  }
+
+  /** `shown`'s precision, recall and F1 against confidence, from its first point to 1, with a
+   * legend, a few ticks on each axis and a marker line for the threshold. */
+  drawChart(shown, best) {
+    const { curve } = shown;
+    const lowest = curve[0].confidence;
+    const plot = {
+      left: CHART.left,
+      right: CHART.width - CHART.right,
+      top: CHART.top,
+      bottom: CHART.height - CHART.bottom,
+    };
+    // A curve whose one point is at 1 still gets a width to be drawn on.
+    const span = Math.max(1 - lowest, 0.01);
+    const x = (confidence) => coordinate(plot.left + ((confidence - lowest) / span) * (plot.right - plot.left));
+    this.chartX = x;
+    const y = (score) => coordinate(plot.bottom - score * (plot.bottom - plot.top));
+    const label = (attributes, text) => svg("text", { class: "tick", ...attributes }, text);
+    const scoreTicks = [0, 0.25, 0.5, 0.75, 1].flatMap((score) => [
+      svg("line", { class: "grid", x1: plot.left, x2: plot.right, y1: y(score), y2: y(score) }),
+      label(
+        { x: plot.left - 5, y: y(score), "text-anchor": "end", "dominant-baseline": "middle" },
+        tickText(score),
+      ),
+    ]);
+    const confidenceTicksDrawn = confidenceTicks(lowest).flatMap((confidence) => [
+      svg("line", {
+        class: "axis",
+        x1: x(confidence),
+        x2: x(confidence),
+        y1: plot.bottom,
+        y2: plot.bottom + 4,
+      }),
+      label({ x: x(confidence), y: plot.bottom + 15, "text-anchor": "middle" }, tickText(confidence)),
+    ]);
+    const legend = CURVE_SERIES.map(({ key, label: name, dash }, index) =>
+      svg(
+        "g",
+        { class: `series-${key}`, transform: `translate(${plot.left + index * 100} 12)` },
+        svg("line", { class: "line", x1: 0, x2: 24, y1: 0, y2: 0, "stroke-dasharray": dash }),
+        svg("text", { class: "legend", x: 30, y: 0, "dominant-baseline": "middle" }, name),
+      ),
+    );
+    const lines = CURVE_SERIES.map(({ key, dash }) =>
+      svg("path", {
+        class: `line series-${key}`,
+        "data-series": key,
+        d: stepPath(curve, key, x, y),
+        "stroke-dasharray": dash,
+      }),
+    );
+    this.marker = svg("line", { class: "marker", y1: plot.top, y2: plot.bottom });
+    this.chart.replaceChildren(
+      ...scoreTicks,
+      svg("line", { class: "axis", x1: plot.left, x2: plot.right, y1: plot.bottom, y2: plot.bottom }),
+      ...confidenceTicksDrawn,
+      label(
+        { x: (plot.left + plot.right) / 2, y: CHART.height - 3, "text-anchor": "middle" },
+        "Confidence threshold",
+      ),
+      ...legend,
+      ...lines,
+      this.marker,
+    );
+    const of = shown.name === null ? "every class" : `“${shown.label}”`;
+    this.chart.setAttribute(
+      "aria-label",
+      `Precision, recall and F1 of ${of} against the confidence threshold, from ` +
+        `${confidenceText(lowest)} to 1; the best F1, ${scoreText(best.f1)}, is at confidence ≥ ` +
+        `${confidenceText(best.confidence)}.`,
+    );
   }
 
   /** The first MISTAKE_ROWS of `cells` as rows, and how many more there are; hidden with none. */

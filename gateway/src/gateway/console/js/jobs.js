@@ -32,7 +32,25 @@ export function normaliseJob(raw, previous = {}) {
     createdAt: raw.created_at ?? previous.createdAt ?? null,
     // The caller's own key-value pairs given at submission (ADR 0045); never changes.
     metadata: raw.metadata ?? previous.metadata ?? {},
+    // The server's estimate of when a processing job ends (null: none yet, or not running).
+    // A message without the field (a final event) says nothing of it: the job has ended.
+    estimatedCompletionAt: status === "processing" ? (raw.estimated_completion_at ?? previous.estimatedCompletionAt ?? null) : null,
   };
+}
+
+/**
+ * How long until `estimatedCompletionAt` (an ISO time) from `now` (ms), as a person reads an
+ * estimate: "about 40 s", "about 3 min", "about 1 h 20 min"; null without one.
+ */
+export function timeLeftText(estimatedCompletionAt, now = Date.now()) {
+  if (!estimatedCompletionAt) return null;
+  const seconds = Math.max(0, (Date.parse(estimatedCompletionAt) - now) / 1000);
+  if (Number.isNaN(seconds)) return null;
+  if (seconds < 59.5) return `about ${Math.max(1, Math.floor(seconds + 0.5))} s`;
+  const minutes = Math.floor(seconds / 60 + 0.5);
+  if (minutes < 60) return `about ${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  return `about ${hours} h${minutes % 60 ? ` ${minutes % 60} min` : ""}`;
 }
 
 /** `video` with the line and zone counts a progress message carries, if it carries any. */

@@ -37,7 +37,7 @@ import {
 } from "./dom.js";
 import { HistoryView } from "./history.js";
 import { JobListView } from "./job-list.js";
-import { FINAL_STATUSES, JobTracker, jobPercent, normaliseJob } from "./jobs.js";
+import { FINAL_STATUSES, JobTracker, jobPercent, normaliseJob, timeLeftText } from "./jobs.js";
 import { JobEvaluation } from "./evaluation.js";
 import { renderJobExports } from "./exports.js";
 import { KeysView } from "./keys.js";
@@ -627,8 +627,10 @@ function renderJob(job) {
   const done = job.processed;
   const failed = job.failed ? `, ${job.failed} failed` : "";
   const state = { pending: "Waiting to start", processing: "Processing", completed: "Done", failed: "Failed", cancelled: "Cancelled" };
+  const left = timeLeftText(job.estimatedCompletionAt);
   byId("job-status").textContent =
-    `${state[job.status] ?? job.status}: ${done} of ${plural(job.total, job.kind === "video" ? "frame" : "image")}${failed} (${percent} %)`;
+    `${state[job.status] ?? job.status}: ${done} of ${plural(job.total, job.kind === "video" ? "frame" : "image")}${failed} (${percent} %)` +
+    (left ? `, ${left} left` : "");
   renderJobExports(byId("job-exports"), job);
   // Exports cover images (COCO, YOLO, CSV); a video job's frames are read on the page.
   if (job.kind === "video") byId("job-exports").hidden = true;

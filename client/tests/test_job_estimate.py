@@ -1,0 +1,141 @@
+"""A running job's estimate: the server's pace of the job since a worker last started it
+(`items_per_second`) and when it should end at that pace (`estimated_completion_at`), read by
+the client and said by `objectvision jobs show` and `jobs watch`'s progress line. The answers
+come from a real HTTP server on a local port that stands where the gateway would;
+detection-service/tests/test_jobs.py checks the estimate the service computes.
+"""
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+
+from objectvision_client import Job
+from objectvision_client.cli import EXIT_OK, job_estimate, main, time_left
+from objectvision_devstack.scripted_gateway import ScriptedGateway
+
+JOB_ID = "6b1f3c2a-0000-4000-8000-0000000000e7"
+JOB = f"/api/v1/detect/jobs/{JOB_ID}"
+
+
+def _processing(seconds_left: float, *, per_second: float = 2.5, kind: str = "batch") -> dict:
+    return {
+        "job_id": JOB_ID,
+        "status": "processing",
+        "kind": kind,
+        "total": 200,
+        "processed": 100,
+        "failed": 0,
+        "items": [],
+        "items_per_second": per_second,
+        "estimated_completion_at": (
+            datetime.now(UTC) + timedelta(seconds=seconds_left)
+        ).isoformat(),
+    }
+
+
+COMPLETED = {
+    "job_id": JOB_ID,
+    "status": "completed",
+    "total": 200,
+    "processed": 200,
+    "failed": 0,
+    "items": [],
+    "items_per_second": None,
+    "estimated_completion_at": None,
+}
+
+
+@dataclass(frozen=True)
+class Sent:
+    method: str
+    path: str
+
+
+class Gateway(ScriptedGateway[Sent]):
+    """Answers each `METHOD path` with its scripted JSON answers in turn."""
+
+
+@pytest.fixture
+def gateway(local_server: Callable[[Callable[[BaseHTTPRequestHandler], None]], str]) -> Gateway:
+    stand_in = Gateway()
+
+    def respond(request: BaseHTTPRequestHandler) -> None:
+        status, body = stand_in.answer(Sent(request.command, request.path.split("?")[0]))
+        payload = json.dumps(body).encode()
+        request.send_response(status)
+        request.send_header("Content-Type", "application/json")
+        request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        request.wfile.write(payload)
+
+    stand_in.url = local_server(respond)
+    return stand_in
+
+
+@pytest.fixture
+def api_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("OBJECTVISION_API_KEY", "ov_test")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+
+
+def test_a_processing_job_reads_its_pace_and_how_long_is_left() -> None:
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    job = Job.from_json({**_processing(0), "estimated_completion_at": "2026-12-07T12:00:40Z"})
+    assert job.items_per_second == 2.5
+    assert job.seconds_left(now) == 40
+    assert job.seconds_left(now + timedelta(minutes=5)) == 0, "overdue is not negative"
+    assert job_estimate(job, now) == "about 40 s left (2.5 images/s)"
+    video = Job.from_json({**_processing(0, kind="video"), "estimated_completion_at": None})
+    assert video.seconds_left(now) is None and job_estimate(video, now) is None
+    assert Job.from_json(COMPLETED).seconds_left(now) is None
+    # A server from before estimates sends neither field.
+    older = Job.from_json({k: v for k, v in COMPLETED.items() if "estimate" not in k})
+    assert (older.items_per_second, older.estimated_completion_at) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [
+        (0.2, "about 1 s"),
+        (40.4, "about 40 s"),
+        (59.4, "about 59 s"),
+        (61, "about 1 min"),
+        (3 * 60 + 40, "about 4 min"),
+        (3600, "about 1 h"),
+        (80 * 60 + 10, "about 1 h 20 min"),
+    ],
+)
+def test_time_left_is_said_as_roughly_as_it_is_known(seconds: float, said: str) -> None:
+    assert time_left(seconds) == said
+
+
+def test_jobs_show_says_when_a_running_job_should_end_and_nothing_once_it_ended(
+    gateway: Gateway, api_key: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gateway.answers(f"GET {JOB}", (200, _processing(170, kind="video")), (200, COMPLETED))
+
+    assert main(["--api-url", gateway.url, "jobs", "show", JOB_ID]) == EXIT_OK
+    said = capsys.readouterr().err.splitlines()[0]
+    assert said == f"Job {JOB_ID}: processing, 100/200 processed, about 3 min left (2.5 frames/s)"
+
+    assert main(["--api-url", gateway.url, "jobs", "show", JOB_ID]) == EXIT_OK
+    assert capsys.readouterr().err.splitlines()[0] == f"Job {JOB_ID}: completed, 200/200 processed"
+
+
+def test_jobs_watch_shows_the_estimate_while_it_waits(
+    gateway: Gateway, api_key: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    running = (200, _processing(20.2, per_second=5))
+    gateway.answers(f"GET {JOB}", running, running, (200, COMPLETED))
+
+    assert main(["--api-url", gateway.url, "jobs", "watch", JOB_ID]) == EXIT_OK
+    progress = capsys.readouterr().err
+    assert "processing, about 20 s left (5 images/s)" in progress
+    assert f"Job {JOB_ID} completed: 200 images." in progress
