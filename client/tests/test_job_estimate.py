@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from objectvision_client import Job
-from objectvision_client.cli import EXIT_OK, job_estimate, main, time_left
+from objectvision_client.cli import EXIT_OK, job_estimate, jobs_table, main, time_left
 from objectvision_devstack.scripted_gateway import ScriptedGateway
 
 JOB_ID = "6b1f3c2a-0000-4000-8000-0000000000e7"
@@ -127,6 +127,15 @@ def test_jobs_show_says_when_a_running_job_should_end_and_nothing_once_it_ended(
 
     assert main(["--api-url", gateway.url, "jobs", "show", JOB_ID]) == EXIT_OK
     assert capsys.readouterr().err.splitlines()[0] == f"Job {JOB_ID}: completed, 200/200 processed"
+
+
+def test_the_jobs_list_has_the_time_a_processing_job_has_left() -> None:
+    header, running, done = jobs_table(
+        [Job.from_json(_processing(170)), Job.from_json({**COMPLETED, "job_id": "j2"})]
+    ).splitlines()
+    assert header.split()[:7] == ["ID", "KIND", "STATUS", "DONE", "FAILED", "LEFT", "CREATED"]
+    assert running.split()[1:7] == ["batch", "processing", "100/200", "0", "about", "3"]
+    assert done.split()[1:6] == ["batch", "completed", "200/200", "0", "-"]
 
 
 def test_jobs_watch_shows_the_estimate_while_it_waits(

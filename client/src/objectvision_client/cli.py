@@ -1209,9 +1209,17 @@ def cmd_jobs_show(ctx: Context) -> int:
     return EXIT_OK
 
 
+def _left(job: Job, now: datetime) -> str | None:
+    """A processing job's estimated time left ("about 3 min"), None without one."""
+    seconds = job.seconds_left(now)
+    return time_left(seconds) if seconds is not None else None
+
+
 def jobs_table(jobs: Sequence[Job]) -> str:
-    """One row per job: its id, kind, status, progress and when it was submitted; a video
-    job's file name; its metadata when a job on the page has any."""
+    """One row per job: its id, kind, status, progress, the time a processing job has left,
+    and when it was submitted; a video job's file name; its metadata when a job on the page
+    has any."""
+    now = datetime.now(UTC)
     rows: list[list[Any]] = [
         [
             job.job_id,
@@ -1219,12 +1227,13 @@ def jobs_table(jobs: Sequence[Job]) -> str:
             job.status,
             f"{job.processed}/{job.total}",
             job.failed,
+            _left(job, now),
             _time(job.created_at),
             job.video.filename if job.video is not None else None,
         ]
         for job in jobs
     ]
-    headers = ["ID", "KIND", "STATUS", "DONE", "FAILED", "CREATED", "VIDEO"]
+    headers = ["ID", "KIND", "STATUS", "DONE", "FAILED", "LEFT", "CREATED", "VIDEO"]
     _add_metadata_column(headers, rows, [job.metadata for job in jobs])
     return format_table(headers, rows, right=(3, 4))
 

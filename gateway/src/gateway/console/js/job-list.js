@@ -4,7 +4,7 @@
 
 import { request } from "./api.js";
 import { byId, el, formatDate, plural, showRows } from "./dom.js";
-import { normaliseJob } from "./jobs.js";
+import { normaliseJob, timeLeftText } from "./jobs.js";
 import { formatPairs } from "./metadata.js";
 import { Pager } from "./pager.js";
 
@@ -65,6 +65,8 @@ export class JobListView {
   row(job) {
     const unit = job.kind === "video" ? "frame" : "image";
     const failed = job.failed ? `, ${job.failed} failed` : "";
+    // A processing job's estimated finish, as the server gave it when the page was read.
+    const left = timeLeftText(job.estimatedCompletionAt);
     const shortId = String(job.jobId).slice(0, 8);
     const pairs = formatPairs(job.metadata);
     return el(
@@ -82,7 +84,7 @@ export class JobListView {
         ...(pairs ? [el("div", { className: "history-tags", "data-testid": "job-row-metadata" }, pairs)] : []),
       ),
       el("td", { "data-label": "Status" }, STATUS_NAMES[job.status] ?? job.status),
-      el("td", { "data-label": "Progress" }, `${job.processed} of ${plural(job.total, unit)}${failed}`),
+      el("td", { "data-label": "Progress" }, `${job.processed} of ${plural(job.total, unit)}${failed}${left ? `, ${left} left` : ""}`),
       el("td", { "data-label": "Created" }, formatDate(job.createdAt)),
     );
   }
