@@ -120,7 +120,9 @@ def test_a_batch_job_is_evaluated_against_its_own_export_and_coco8s_labels(
     summary, table, *confusions, suggested = shown.stdout.split("\n\n")
     assert f"Job {job.job_id}: yolov8n, 4 images scored against yolo labels" in summary
     assert f"mAP50 {scored.map50:.3f}" in summary
-    assert summary.splitlines()[-1].startswith(f"Best F1 {scored.f1:.3f} at confidence ")
+    *_, best, by_size = summary.splitlines()
+    assert best.startswith(f"Best F1 {scored.f1:.3f} at confidence ")
+    assert by_size.startswith("mAP50-95 by size: small ") and ", large " in by_size
     header, *rows = table.splitlines()
     assert header.split() == [
         *["CLASS", "GROUND", "TRUTH", "DETECTIONS", "AP50-95", "AP50", "P", "R", "F1", "CONF"]

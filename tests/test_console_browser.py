@@ -1339,6 +1339,18 @@ async def _expect_evaluation_shown(result: Locator, scored: dict) -> None:
             )
         ]
     )
+    # mAP50-95 by object size, with how many objects of each size were labelled.
+    sizes = [
+        (
+            f"mAP50-95, {row['size']} objects",
+            f"{_score(row['map50_95'])} ({row['ground_truth']} labelled"
+            f" object{'' if row['ground_truth'] == 1 else 's'})"
+            if row["ground_truth"]
+            else "none labelled",
+        )
+        for row in scored["sizes"]
+    ]
+    assert [row["size"] for row in scored["sizes"]] == ["small", "medium", "large"]
     await expect(scores.locator("dt")).to_have_text(
         [
             "mAP50-95",
@@ -1347,6 +1359,7 @@ async def _expect_evaluation_shown(result: Locator, scored: dict) -> None:
             "Precision",
             "Recall",
             *(label for label, _ in best),
+            *(label for label, _ in sizes),
             "Images scored",
         ]
     )
@@ -1354,6 +1367,7 @@ async def _expect_evaluation_shown(result: Locator, scored: dict) -> None:
         [
             *(_score(scored[name]) for name in EVALUATION_SCORES),
             *(text for _, text in best),
+            *(text for _, text in sizes),
             str(scored["images"]),
         ]
     )

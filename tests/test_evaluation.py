@@ -105,7 +105,7 @@ def _cocoeval_stats(truth_path: Path, results: list[dict[str, Any]]) -> list[flo
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
-    return [float(value) for value in evaluation.stats[:3]]
+    return [float(value) for value in evaluation.stats[:6]]
 
 
 def _coco_truth(export: dict[str, Any], label_paths: Sequence[Path]) -> dict[str, Any]:
@@ -157,7 +157,7 @@ async def test_a_job_scored_against_coco8_labels_reports_what_pycocotools_does(
         {key: annotation[key] for key in ("image_id", "category_id", "bbox", "score")}
         for annotation in export["annotations"]
     ]
-    map50_95, map50, map75 = _cocoeval_stats(truth_path, results)
+    map50_95, map50, map75, *by_size = _cocoeval_stats(truth_path, results)
 
     labelled = sum(len(path.read_text().splitlines()) for path in VAL_LABELS)
     assert (scored["labels_format"], scored["images"], scored["ground_truth"]) == (
@@ -173,6 +173,14 @@ async def test_a_job_scored_against_coco8_labels_reports_what_pycocotools_does(
     assert scored["map50_95"] == pytest.approx(map50_95, abs=2e-3)
     assert scored["map50"] == pytest.approx(map50, abs=2e-3)
     assert scored["map75"] == pytest.approx(map75, abs=2e-3)
+    # By size, as COCOeval (-1 where nothing of a size is labelled: null here).
+    assert [row["size"] for row in scored["sizes"]] == ["small", "medium", "large"]
+    assert sum(row["ground_truth"] for row in scored["sizes"]) == labelled
+    for row, expected in zip(scored["sizes"], by_size, strict=True):
+        if expected == -1:
+            assert (row["ground_truth"], row["map50_95"]) == (0, None), row
+        else:
+            assert row["map50_95"] == pytest.approx(expected, abs=2e-3), row
     assert sum(row["ground_truth"] for row in scored["classes"]) == labelled
     assert sum(row["detections"] for row in scored["classes"]) == scored["detections"]
     # Each labelled object is in one cell of its row, each detection in one of its column.

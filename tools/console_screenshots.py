@@ -15,6 +15,7 @@ import os
 import secrets
 import sys
 import uuid
+import zipfile
 from pathlib import Path
 
 import headless
@@ -27,7 +28,8 @@ SLOW_MS = 120_000
 
 
 async def take(url: str, out: Path) -> list[Path]:
-    """Sign up, detect bus.jpg, run a batch, open the settings: one screenshot of each."""
+    """Sign up, detect bus.jpg, run a batch, score it against its labels, open the settings:
+    one screenshot of each."""
     written: list[Path] = []
     async with async_playwright() as playwright:
         browser = await headless.launch(playwright)
@@ -59,6 +61,22 @@ async def take(url: str, out: Path) -> list[Path]:
         await expect(loaded).to_have_count(len(batch), timeout=SLOW_MS)
         written.append(out / "console-batch.png")
         await page.screenshot(path=written[-1], full_page=True)
+
+        # The same job scored against coco8's own labels of those images (ADR 0054).
+        section = page.get_by_test_id("job-evaluation")
+        labels = out / ".coco8-train-labels.zip"
+        with zipfile.ZipFile(labels, "w") as archive:
+            for image in batch:
+                label = headless.IMAGES / "coco8" / "labels" / "train" / f"{image.stem}.txt"
+                archive.write(label, f"labels/{label.name}")
+        try:
+            await section.get_by_test_id("evaluation-labels").set_input_files(labels)
+        finally:
+            labels.unlink()
+        await section.get_by_role("button", name="Evaluate", exact=True).click()
+        await expect(section.get_by_test_id("evaluation-result")).to_be_visible(timeout=SLOW_MS)
+        written.append(out / "console-evaluation.png")
+        await section.screenshot(path=written[-1])
 
         await page.get_by_role("link", name="Settings").click()
         await expect(page.get_by_test_id("settings-form")).to_have_attribute("data-loaded", "true")

@@ -34,6 +34,7 @@ from objectvision_client import (
     CurvePoint,
     JobEvaluation,
     ObjectVisionError,
+    SizeEvaluation,
     point_at,
 )
 from objectvision_client.cli import (
@@ -42,6 +43,7 @@ from objectvision_client.cli import (
     build_parser,
     evaluation_confusions,
     evaluation_suggestion,
+    evaluation_summary,
     evaluation_table,
     main,
 )
@@ -131,6 +133,11 @@ SCORED = {
     "curve": [
         {"confidence": 0.25, "precision": 0.7, "recall": 0.65, "f1": 0.674},
         {"confidence": 0.42, "precision": 0.8, "recall": 0.6, "f1": 0.6857},
+    ],
+    "sizes": [
+        {"size": "small", "ground_truth": 0, "map50_95": None},
+        {"size": "medium", "ground_truth": 5, "map50_95": 0.412},
+        {"size": "large", "ground_truth": 12, "map50_95": 0.7},
     ],
     # A field this version does not know: kept in `raw` and in --json.
     "iou_thresholds": [0.5, 0.95],
@@ -277,6 +284,16 @@ def test_an_evaluation_without_confusions_reads_as_none_and_prints_no_block() ->
     assert evaluation_confusions(JobEvaluation.from_json({**SCORED, "confusions": right})) is None
 
 
+def test_the_map_by_size_is_read_and_an_older_server_sends_none() -> None:
+    small, medium, large = JobEvaluation.from_json(SCORED).sizes
+    assert small == SizeEvaluation(size="small", ground_truth=0, map50_95=None)
+    assert (medium.size, medium.ground_truth, medium.map50_95) == ("medium", 5, 0.412)
+    assert large.map50_95 == 0.7
+    older = JobEvaluation.from_json({k: v for k, v in SCORED.items() if k != "sizes"})
+    assert older.sizes == ()
+    assert "by size" not in evaluation_summary(older)
+
+
 def test_the_curve_is_read_and_says_what_each_threshold_keeps() -> None:
     evaluation = JobEvaluation.from_json(SCORED)
     person, bus, plant = evaluation.classes
@@ -420,6 +437,7 @@ def test_jobs_evaluate_prints_the_scores_the_classes_and_warnings(
         "mAP50-95 0.610  mAP50 0.800  mAP75 0.620",
         "Precision 0.700  Recall 0.650  (IoU 0.5)",
         "Best F1 0.720 at confidence 0.41 or more",
+        "mAP50-95 by size: small -, medium 0.412 (5), large 0.700 (12)",
     ]
     header, *rows = table.splitlines()
     assert header.split() == [
@@ -467,6 +485,7 @@ def test_jobs_evaluate_says_how_many_unmatched_labels_were_not_listed(
         "suggested_class_confidence": {},
         "classes": [],
         "confusions": [],
+        "sizes": [],
     }
     gateway.answers(f"POST {EVALUATION}", (200, answer))
     labels = tmp_path / "coco.json"

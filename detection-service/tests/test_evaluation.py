@@ -152,6 +152,25 @@ def test_map_is_what_pycocotools_reports_for_the_same_boxes(seed: int) -> None:
     assert scores.map50_95 == pytest.approx(reference[0], abs=1e-6)
     assert scores.map50 == pytest.approx(reference[1], abs=1e-6)
     assert scores.map75 == pytest.approx(reference[2], abs=1e-6)
+    # By object size: COCOeval's APs small, medium and large, over the same size bounds.
+    assert [row.size for row in scores.sizes] == ["small", "medium", "large"]
+    for row, expected in zip(scores.sizes, reference[3:6], strict=True):
+        assert row.ground_truth > 0 and row.map50_95 == pytest.approx(expected, abs=1e-6)
+    areas = [a["area"] for a in annotations]
+    assert [row.ground_truth for row in scores.sizes] == [
+        sum(area < 32**2 for area in areas),
+        sum(32**2 <= area < 96**2 for area in areas),
+        sum(area >= 96**2 for area in areas),
+    ]
+
+
+def test_a_size_nothing_labelled_is_of_has_no_map() -> None:
+    large = LabelBox(0, 0, 0, 200, 200)  # found with an IoU of 0.85: matched at 8 of 10 IoUs
+    image = ScoredImage(truth=[large], detected=[DetectedObject(0, "person", 0.9, 0, 0, 200, 170)])
+    sizes = {row.size: row for row in score([image], NAMES).sizes}
+    assert (sizes["small"].ground_truth, sizes["small"].map50_95) == (0, None)
+    assert (sizes["medium"].ground_truth, sizes["medium"].map50_95) == (0, None)
+    assert (sizes["large"].ground_truth, sizes["large"].map50_95) == (1, pytest.approx(0.8))
 
 
 def test_precision_and_recall_count_matches_at_iou_one_half() -> None:

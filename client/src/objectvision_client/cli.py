@@ -1313,8 +1313,23 @@ def evaluation_summary(evaluation: JobEvaluation) -> str:
             f"Precision {_score(evaluation.precision) or '-'}  "
             f"Recall {_score(evaluation.recall) or '-'}  (IoU 0.5)",
             *best,
+            *_by_size(evaluation),
         ]
     )
+
+
+def _by_size(evaluation: JobEvaluation) -> list[str]:
+    """`mAP50-95 by size: small 0.120 (15), medium 0.451 (70), large -` (labelled objects in
+    brackets; "-" for a size nothing labelled is of); none from a server without sizes."""
+    if not evaluation.sizes:
+        return []
+    sizes = ", ".join(
+        f"{row.size} {_score(row.map50_95)} ({row.ground_truth})"
+        if row.map50_95 is not None
+        else f"{row.size} -"
+        for row in evaluation.sizes
+    )
+    return [f"mAP50-95 by size: {sizes}"]
 
 
 def evaluation_table(evaluation: JobEvaluation) -> str:

@@ -652,6 +652,15 @@ def point_at(curve: Sequence[CurvePoint], confidence: float) -> CurvePoint | Non
     return reached[-1] if reached else None
 
 
+class SizeEvaluation(_Model):
+    """COCO's mAP50-95 over the labelled objects of one size ("small": box area under 32 x 32
+    pixels, "medium": to 96 x 96, "large": above); None without any of them."""
+
+    size: str
+    ground_truth: int = 0
+    map50_95: float | None = None
+
+
 class ClassEvaluation(_Model):
     """One class's scores in a `JobEvaluation`. None where there is nothing to score: AP and
     recall of a class without ground truth (COCO leaves it out of the mean), precision of one
@@ -729,6 +738,8 @@ class JobEvaluation(_Answer):
     confusions: tuple[Confusion, ...] = ()
     # Precision, recall and F1 by threshold over every class (see `point_at`).
     curve: tuple[CurvePoint, ...] = ()
+    # mAP50-95 by object size: small, medium, large (empty from a server older than it).
+    sizes: tuple[SizeEvaluation, ...] = ()
 
 
 class ServedModel(_Model):

@@ -164,6 +164,12 @@ def _evaluation_reply(
             for row in scores.classes
         ],
         curve=_curve(scores.curve),
+        sizes=[
+            detection_pb2.SizeEvaluation(
+                size=row.size, ground_truth=row.ground_truth, map50_95=row.map50_95
+            )
+            for row in scores.sizes
+        ],
         confusions=[
             detection_pb2.Confusion(
                 actual="" if cell.actual is None else model_classes[cell.actual],

@@ -691,7 +691,7 @@ class CurvePoint(_message.Message):
     def __init__(self, confidence: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., f1: _Optional[float] = ...) -> None: ...
 
 class JobEvaluation(_message.Message):
-    __slots__ = ("job_id", "model", "labels_format", "min_confidence", "images", "images_without_labels", "unmatched_labels", "unmatched_label_count", "unknown_classes", "ground_truth", "detections", "map50_95", "map50", "map75", "precision", "recall", "classes", "f1", "f1_confidence", "suggested_class_confidence", "confusions", "curve")
+    __slots__ = ("job_id", "model", "labels_format", "min_confidence", "images", "images_without_labels", "unmatched_labels", "unmatched_label_count", "unknown_classes", "ground_truth", "detections", "map50_95", "map50", "map75", "precision", "recall", "classes", "f1", "f1_confidence", "suggested_class_confidence", "confusions", "curve", "sizes")
     class SuggestedClassConfidenceEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -721,6 +721,7 @@ class JobEvaluation(_message.Message):
     SUGGESTED_CLASS_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     CONFUSIONS_FIELD_NUMBER: _ClassVar[int]
     CURVE_FIELD_NUMBER: _ClassVar[int]
+    SIZES_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     model: str
     labels_format: str
@@ -743,7 +744,18 @@ class JobEvaluation(_message.Message):
     suggested_class_confidence: _containers.ScalarMap[str, float]
     confusions: _containers.RepeatedCompositeFieldContainer[Confusion]
     curve: _containers.RepeatedCompositeFieldContainer[CurvePoint]
-    def __init__(self, job_id: _Optional[str] = ..., model: _Optional[str] = ..., labels_format: _Optional[str] = ..., min_confidence: _Optional[float] = ..., images: _Optional[int] = ..., images_without_labels: _Optional[int] = ..., unmatched_labels: _Optional[_Iterable[str]] = ..., unmatched_label_count: _Optional[int] = ..., unknown_classes: _Optional[_Iterable[str]] = ..., ground_truth: _Optional[int] = ..., detections: _Optional[int] = ..., map50_95: _Optional[float] = ..., map50: _Optional[float] = ..., map75: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassEvaluation, _Mapping]]] = ..., f1: _Optional[float] = ..., f1_confidence: _Optional[float] = ..., suggested_class_confidence: _Optional[_Mapping[str, float]] = ..., confusions: _Optional[_Iterable[_Union[Confusion, _Mapping]]] = ..., curve: _Optional[_Iterable[_Union[CurvePoint, _Mapping]]] = ...) -> None: ...
+    sizes: _containers.RepeatedCompositeFieldContainer[SizeEvaluation]
+    def __init__(self, job_id: _Optional[str] = ..., model: _Optional[str] = ..., labels_format: _Optional[str] = ..., min_confidence: _Optional[float] = ..., images: _Optional[int] = ..., images_without_labels: _Optional[int] = ..., unmatched_labels: _Optional[_Iterable[str]] = ..., unmatched_label_count: _Optional[int] = ..., unknown_classes: _Optional[_Iterable[str]] = ..., ground_truth: _Optional[int] = ..., detections: _Optional[int] = ..., map50_95: _Optional[float] = ..., map50: _Optional[float] = ..., map75: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassEvaluation, _Mapping]]] = ..., f1: _Optional[float] = ..., f1_confidence: _Optional[float] = ..., suggested_class_confidence: _Optional[_Mapping[str, float]] = ..., confusions: _Optional[_Iterable[_Union[Confusion, _Mapping]]] = ..., curve: _Optional[_Iterable[_Union[CurvePoint, _Mapping]]] = ..., sizes: _Optional[_Iterable[_Union[SizeEvaluation, _Mapping]]] = ...) -> None: ...
+
+class SizeEvaluation(_message.Message):
+    __slots__ = ("size", "ground_truth", "map50_95")
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
+    MAP50_95_FIELD_NUMBER: _ClassVar[int]
+    size: str
+    ground_truth: int
+    map50_95: float
+    def __init__(self, size: _Optional[str] = ..., ground_truth: _Optional[int] = ..., map50_95: _Optional[float] = ...) -> None: ...
 
 class Confusion(_message.Message):
     __slots__ = ("actual", "predicted", "count")

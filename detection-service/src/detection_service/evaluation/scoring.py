@@ -16,6 +16,10 @@ and overall, is what a caller would set as that class's `class_confidence` (ADR 
 Ultralytics' F1-confidence curve, detections are matched to labels once (supervision's greedy
 highest-IoU matching) and the threshold swept over their scores.
 
+By size: COCO's mAP50-95 over the labelled objects of each size apart (small under 32 x 32
+pixels, medium to 96 x 96, large above, by box area in the uploaded image's pixels), which says
+whether a model's misses are the small objects that a tiled detection (ADR 0051) would find.
+
 The curve: the same sweep on a grid of thresholds (the job's lowest, then every hundredth
 above it), each point the precision, recall and F1 of keeping the detections scoring at
 least its confidence, per class and overall: Ultralytics' P, R and F1 against confidence and
@@ -33,7 +37,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import supervision as sv
-from supervision.metrics import AveragingMethod, MeanAveragePrecision, Precision, Recall
+from supervision.metrics import (
+    AveragingMethod,
+    MeanAveragePrecision,
+    MeanAveragePrecisionResult,
+    Precision,
+    Recall,
+)
 
 from detection_service.evaluation.labels import LabelBox
 from detection_service.pipeline.types import DetectedObject
@@ -68,6 +78,24 @@ class CurvePoint:
 
 # The curve's thresholds above the job's own: every hundredth (at most 100 points).
 CURVE_STEP = 0.01
+
+# COCO's object sizes by box area in pixels, as supervision and pycocotools bound them.
+SMALL_AREA, LARGE_AREA = 32**2, 96**2
+SIZES = ("small", "medium", "large")
+
+
+@dataclass(frozen=True)
+class SizeScores:
+    """COCO's mAP50-95 over the labelled objects of one size; None without any of it."""
+
+    size: str
+    ground_truth: int
+    map50_95: float | None
+
+
+def object_size(box: LabelBox) -> str:
+    area = (box.x2 - box.x1) * (box.y2 - box.y1)
+    return "small" if area < SMALL_AREA else "medium" if area < LARGE_AREA else "large"
 
 
 @dataclass(frozen=True)
@@ -110,6 +138,7 @@ class Scores:
     best: OperatingPoint | None = None
     confusions: list[Confusion] = field(default_factory=list)
     curve: list[CurvePoint] = field(default_factory=list)
+    sizes: list[SizeScores] = field(default_factory=list)
 
 
 def _truth(boxes: Sequence[LabelBox]) -> sv.Detections:
@@ -300,4 +329,25 @@ def score(
         best=best_operating_point(outcomes, ground_truth),
         confusions=_confusions(targets, predictions, len(class_names)),
         curve=threshold_curve(outcomes, ground_truth, lowest),
+        sizes=_by_size(images, average_precision),
     )
+
+
+def _by_size(
+    images: Sequence[ScoredImage], average_precision: MeanAveragePrecisionResult
+) -> list[SizeScores]:
+    """supervision's mAP of each size, None (it says -1) where no object of it is labelled."""
+    labelled = Counter(object_size(box) for image in images for box in image.truth)
+    results = {
+        "small": average_precision.small_objects,
+        "medium": average_precision.medium_objects,
+        "large": average_precision.large_objects,
+    }
+    return [
+        SizeScores(
+            size=size,
+            ground_truth=labelled[size],
+            map50_95=float(results[size].map50_95) if labelled[size] else None,
+        )
+        for size in SIZES
+    ]

@@ -38,6 +38,24 @@ class CurvePointOut(ApiModel):
         ]
 
 
+class SizeEvaluationOut(ApiModel):
+    size: Literal["small", "medium", "large"] = Field(
+        description="COCO's object size by box area: small under 32 x 32 pixels, medium to"
+        " 96 x 96, large above."
+    )
+    ground_truth: int = Field(description="Labelled objects of that size.")
+    map50_95: float | None = Field(
+        description="mAP over IoU 0.50 to 0.95 of those objects; null without any."
+    )
+
+    @classmethod
+    def from_proto(cls, row: detection_pb2.SizeEvaluation) -> Self:
+        size: Literal["small", "medium", "large"] = (
+            "small" if row.size == "small" else "medium" if row.size == "medium" else "large"
+        )
+        return cls(size=size, ground_truth=row.ground_truth, map50_95=_optional(row, "map50_95"))
+
+
 class ClassEvaluationOut(ApiModel):
     class_id: int
     class_name: str
@@ -143,6 +161,10 @@ class JobEvaluationOut(ApiModel):
         description="Precision, recall and F1 by threshold over every class (micro): the"
         " trade-off to pick one threshold from."
     )
+    sizes: list[SizeEvaluationOut] = Field(
+        description="mAP50-95 by object size (small, medium, large): low on small objects"
+        " alone, a tiled detection (`tile_size`) may find what the model's input size loses."
+    )
 
     @classmethod
     def from_proto(cls, evaluation: detection_pb2.JobEvaluation) -> Self:
@@ -176,4 +198,5 @@ class JobEvaluationOut(ApiModel):
             classes=[ClassEvaluationOut.from_proto(row) for row in evaluation.classes],
             confusions=[ConfusionOut.from_proto(cell) for cell in evaluation.confusions],
             curve=CurvePointOut.of(evaluation.curve),
+            sizes=[SizeEvaluationOut.from_proto(row) for row in evaluation.sizes],
         )

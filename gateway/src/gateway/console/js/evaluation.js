@@ -372,6 +372,15 @@ export class JobEvaluation {
               `${scoreText(result.f1)} at confidence ≥ ${confidenceText(result.f1_confidence)}`,
             ),
           ]),
+      // mAP50-95 by COCO's object sizes: low on small objects alone, tiling may help.
+      ...(result.sizes ?? []).flatMap((row) => [
+        el("dt", {}, `mAP50-95, ${row.size} objects`),
+        el(
+          "dd",
+          { "data-testid": "evaluation-score", dataset: { metric: `map50_95_${row.size}` } },
+          row.ground_truth ? `${scoreText(row.map50_95)} (${plural(row.ground_truth, "labelled object")})` : "none labelled",
+        ),
+      ]),
       el("dt", {}, "Images scored"),
       el("dd", { "data-testid": "evaluation-score", dataset: { metric: "images" } }, String(result.images)),
     );
