@@ -336,18 +336,17 @@ def score(
 def _by_size(
     images: Sequence[ScoredImage], average_precision: MeanAveragePrecisionResult
 ) -> list[SizeScores]:
-    """supervision's mAP of each size, None (it says -1) where no object of it is labelled."""
+    """supervision's mAP of each size, None (it says -1) where no object of it is labelled
+    (supervision leaves a size's result unset only when it scored no size at all)."""
     labelled = Counter(object_size(box) for image in images for box in image.truth)
     results = {
         "small": average_precision.small_objects,
         "medium": average_precision.medium_objects,
         "large": average_precision.large_objects,
     }
-    return [
-        SizeScores(
-            size=size,
-            ground_truth=labelled[size],
-            map50_95=float(results[size].map50_95) if labelled[size] else None,
-        )
-        for size in SIZES
-    ]
+
+    def of(size: str) -> float | None:
+        result = results[size]
+        return float(result.map50_95) if labelled[size] and result is not None else None
+
+    return [SizeScores(size=size, ground_truth=labelled[size], map50_95=of(size)) for size in SIZES]
