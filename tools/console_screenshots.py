@@ -14,6 +14,7 @@ import asyncio
 import os
 import secrets
 import sys
+import tempfile
 import uuid
 import zipfile
 from pathlib import Path
@@ -64,17 +65,17 @@ async def take(url: str, out: Path) -> list[Path]:
 
         # The same job scored against coco8's own labels of those images (ADR 0054).
         section = page.get_by_test_id("job-evaluation")
-        labels = out / ".coco8-train-labels.zip"
-        with zipfile.ZipFile(labels, "w") as archive:
-            for image in batch:
-                label = headless.IMAGES / "coco8" / "labels" / "train" / f"{image.stem}.txt"
-                archive.write(label, f"labels/{label.name}")
-        try:
+        # Chromium reads a chosen file when the form is sent: it stays until the answer is in.
+        with tempfile.TemporaryDirectory() as scratch:
+            labels = Path(scratch) / "coco8-train-labels.zip"
+            with zipfile.ZipFile(labels, "w") as archive:
+                for image in batch:
+                    label = headless.IMAGES / "coco8" / "labels" / "train" / f"{image.stem}.txt"
+                    archive.write(label, f"labels/{label.name}")
             await section.get_by_test_id("evaluation-labels").set_input_files(labels)
-        finally:
-            labels.unlink()
-        await section.get_by_role("button", name="Evaluate", exact=True).click()
-        await expect(section.get_by_test_id("evaluation-result")).to_be_visible(timeout=SLOW_MS)
+            await section.get_by_role("button", name="Evaluate", exact=True).click()
+            result = section.get_by_test_id("evaluation-result")
+            await expect(result).to_be_visible(timeout=SLOW_MS)
         written.append(out / "console-evaluation.png")
         await section.screenshot(path=written[-1])
 
