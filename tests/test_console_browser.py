@@ -1225,6 +1225,19 @@ async def test_a_finished_job_and_the_history_offer_exports(page: Page) -> None:
     await page.get_by_test_id("history-clear").click()
     await expect(cards).to_have_count(3, timeout=SLOW_MS)
     await expect(page.get_by_test_id("history-filename")).to_have_value("")
+    # Unsure below: none of the images has an object under 0.01, every one has one under 1.
+    unsure = page.get_by_test_id("history-unsure-below")
+    async with page.expect_request(lambda sent: "confidence_below=0.01" in sent.url):
+        await unsure.fill("0.01")
+        await page.get_by_test_id("history-filter").click()
+    await expect(page.get_by_test_id("history-list")).to_have_text(
+        "No detections match these filters."
+    )
+    await unsure.fill("1")
+    await page.get_by_test_id("history-filter").click()
+    await expect(cards).to_have_count(3, timeout=SLOW_MS)
+    await page.get_by_test_id("history-clear").click()
+    await expect(unsure).to_have_value("")
 
 
 EVALUATION_SCORES = ("map50_95", "map50", "map75", "precision", "recall")

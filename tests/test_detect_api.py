@@ -403,6 +403,45 @@ async def test_history_is_newest_first_and_filters(
         api_error_with_request_id(refused, 422, "validation_error")
 
 
+async def test_the_history_finds_the_images_the_model_was_unsure_of(
+    gateway_client: httpx.AsyncClient, user: Account
+) -> None:
+    """`confidence_below`: detections with an object scoring below it (of `class_name`'s
+    class, when given), through the REST history, its summary and the client library."""
+    stored = [
+        await _detect_ok(gateway_client, user, _read(name), confidence="0.2")
+        for name in ("bus.jpg", "zidane.jpg")
+    ]
+    lowest = {
+        body["detection_id"]: min(obj["confidence"] for obj in body["detections"])
+        for body in stored
+    }
+    # Just above one image's least sure object, below the other's: that image alone.
+    unsure, sure = sorted(lowest, key=lambda detection_id: lowest[detection_id])
+    assert lowest[sure] - lowest[unsure] > 0.01, lowest
+    below = round(lowest[unsure] + 0.005, 3)
+    found = await _history(gateway_client, user, confidence_below=below)
+    assert [item["detection_id"] for item in found["items"]] == [unsure]
+    summary = await gateway_client.get(
+        f"{HISTORY}/summary", params={"confidence_below": below}, headers=user.headers
+    )
+    assert summary.status_code == 200, summary.text
+    assert summary.json()["detections"] == 1
+    # With a class, one object of that class below the score.
+    people = [
+        body["detection_id"]
+        for body in stored
+        if any(obj["class"] == "person" and obj["confidence"] < 0.9 for obj in body["detections"])
+    ]
+    by_class = await _history(gateway_client, user, confidence_below=0.9, class_name="person")
+    assert {item["detection_id"] for item in by_class["items"]} == set(people)
+    for unfit in ("0", "-1", "1.5", "nan", "x"):
+        refused = await gateway_client.get(
+            HISTORY, params={"confidence_below": unfit}, headers=user.headers
+        )
+        api_error_with_request_id(refused, 422, "validation_error")
+
+
 async def test_stored_images_keep_their_metadata_or_their_jobs_and_the_history_filters_by_it(
     gateway_client: httpx.AsyncClient, stack: Stack, user: Account, tmp_path: Path
 ) -> None:

@@ -297,6 +297,61 @@ async def test_the_file_name_search_ignores_case_and_takes_wildcards_as_characte
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+async def test_unsure_detections_are_those_with_an_object_below_the_score_of_the_class_asked(
+    detection, user, bus_jpg, zidane_jpg
+):
+    """`confidence_below`: the detections with an object scoring below it, with a class the
+    same object is of that class; listed, counted, exported alike, checked by the service."""
+    stored = [
+        await _detect(detection, user, image, store=True, params={"confidence": 0.2})
+        for image in (bus_jpg, zidane_jpg)
+    ]
+
+    def expected(below: float, class_name: str | None = None) -> set[str]:
+        return {
+            result.detection_id
+            for result in stored
+            if any(
+                obj.confidence < below and (class_name is None or obj.class_name == class_name)
+                for obj in result.objects
+            )
+        }
+
+    scores = sorted(obj.confidence for result in stored for obj in result.objects)
+    # Thresholds well clear of any score: below the lowest, in the widest gap, above the
+    # highest (a float32 score and a 6-decimal threshold never meet at the edge).
+    gap = max(range(len(scores) - 1), key=lambda i: scores[i + 1] - scores[i])
+    middle = (scores[gap] + scores[gap + 1]) / 2
+    cuts = [round(value, 4) for value in (scores[0] - 2e-3, middle, min(scores[-1] + 2e-3, 1))]
+    assert expected(cuts[0]) == set() and len(expected(cuts[-1])) == 2
+    assert len(expected(cuts[-1], "bus")) == 1, "only the bus picture holds a bus"
+    for below in cuts:
+        for class_name in (None, "person", "bus", "tie"):
+            filters = {"confidence_below": below}
+            if class_name:
+                filters["class_filter"] = class_name
+            listed = await _list(detection, user, page={"limit": 100}, **filters)
+            wanted = expected(below, class_name)
+            assert {item.id for item in listed.items} == wanted, (below, class_name)
+            counted = await detection.stub.SummarizeDetections(
+                detection_pb2.SummarizeDetectionsRequest(**filters),
+                metadata=detection.metadata(user),
+                timeout=30,
+            )
+            assert counted.detections == len(wanted)
+            exported = await csv_export(detection, user, **filters)
+            assert {row["detection_id"] for row in exported} == wanted
+
+    for refused in (0.0, -0.5, 1.5, float("nan")):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await _list(detection, user, confidence_below=refused)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "confidence_below must be above 0 and at most 1" in (caught.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await csv_export(detection, user, job_id=str(uuid.uuid4()), confidence_below=0.5)
+    assert caught.value.details() == "a job's export takes no history filters"
+
+
 async def test_a_summary_counts_what_the_history_filters_keep(detection, user, bus_jpg, zidane_jpg):
     """The detections the filters keep, and all their objects by class: the same numbers as
     adding up the listed detections."""

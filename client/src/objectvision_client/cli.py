@@ -117,6 +117,14 @@ def _probability(text: str) -> float:
     return value
 
 
+def _unsure_below(text: str) -> float:
+    """--unsure-below's score: above 0 (nothing scores below 0) and at most 1."""
+    value = _parsed(text, float, "a number")
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not above 0 and at most 1")
+    return value
+
+
 def _class_confidence(text: str) -> tuple[str, float]:
     """`person=0.6` -> ("person", 0.6): a class's own minimum score (ADR 0050)."""
     name, equals, value = text.rpartition("=")
@@ -1544,8 +1552,8 @@ def cmd_retention(ctx: Context) -> int:
 
 
 def _history_filters(ctx: Context) -> dict[str, Any]:
-    """--class, --since, --until, --meta and --name as the client's history filters
-    (`history`, `export`)."""
+    """--class, --since, --until, --meta, --name and --unsure-below as the client's history
+    filters (`history`, `export`)."""
     args = ctx.args
     return {
         "class_name": args.class_name,
@@ -1553,6 +1561,7 @@ def _history_filters(ctx: Context) -> dict[str, Any]:
         "until": args.until,
         "metadata": _metadata(ctx),
         "filename": args.name,
+        "confidence_below": getattr(args, "unsure_below", None),
     }
 
 
@@ -1601,6 +1610,8 @@ def _filters_described(filters: Mapping[str, Any]) -> str:
         parts.append(f"class {filters['class_name']}")
     if filters["filename"]:
         parts.append(f"file name containing {filters['filename']!r}")
+    if filters["confidence_below"] is not None:
+        parts.append(f"an object scoring below {filters['confidence_below']:g}")
     if filters["metadata"]:
         parts.append(f"metadata {_pairs(filters['metadata'])}")
     parts += [f"{bound} {filters[bound]}" for bound in ("since", "until") if filters[bound]]
@@ -1638,8 +1649,8 @@ def cmd_history_delete(ctx: Context) -> int:
     if args.detection_id is not None:
         if filtered or args.everything:
             raise UsageError(
-                "give a detection's ID or filters (--class, --since, --until, --meta, --name, "
-                "--all), not both"
+                "give a detection's ID or filters (--class, --since, --until, --meta, --name,"
+                " --unsure-below, --all), not both"
             )
         with ctx.client() as client:
             client.delete_detection(args.detection_id)
@@ -2330,7 +2341,8 @@ def cmd_export(ctx: Context) -> int:
     filters = _history_filters(ctx)
     if args.job_id and any(filters.values()):
         raise UsageError(
-            "--job exports the whole job: leave out --class, --since, --until, --meta and --name"
+            "--job exports the whole job: leave out --class, --since, --until, --meta, --name"
+            " and --unsure-below"
         )
     if args.wait and not args.job_id:
         raise UsageError("--wait waits for a job: give it with --job")
@@ -2774,6 +2786,13 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument(
         "--name", metavar="TEXT", help="only files whose name contains TEXT (any case)"
     )
+    history.add_argument(
+        "--unsure-below",
+        type=_unsure_below,
+        metavar="X",
+        help="only detections with an object scoring below X (of --class's class, when given):"
+        " the images the model was unsure of, to label",
+    )
     _add_output_choice(history, table=True)
     history.set_defaults(handler=cmd_history)
     # Without an action, `history` lists; `history delete` removes one detection by its ID, or
@@ -2819,6 +2838,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         default=argparse.SUPPRESS,
         help="those whose file name contains TEXT (any case)",
+    )
+    delete_detection.add_argument(
+        "--unsure-below",
+        type=_unsure_below,
+        metavar="X",
+        default=argparse.SUPPRESS,
+        help="those with an object scoring below X",
     )
     delete_detection.add_argument(
         "--all",
@@ -2881,6 +2907,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_metadata_option(export, "history: only detections whose metadata holds this pair")
     export.add_argument(
         "--name", metavar="TEXT", help="history: only files whose name contains TEXT (any case)"
+    )
+    export.add_argument(
+        "--unsure-below",
+        type=_unsure_below,
+        metavar="X",
+        help="history: only detections with an object scoring below X (images to label)",
     )
     export.add_argument(
         "--wait", action="store_true", help="with --job: wait for the job to finish first"

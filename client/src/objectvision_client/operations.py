@@ -768,6 +768,7 @@ def _history_filters(
     until: datetime | None,
     metadata: Mapping[str, str] | None,
     filename: str | None,
+    confidence_below: float | None = None,
 ) -> dict[str, str | list[str]]:
     """The history's filters as query parameters: those given, and only those."""
     params: dict[str, str | list[str]] = {}
@@ -775,6 +776,8 @@ def _history_filters(
         params["class_name"] = class_name
     if filename:
         params["filename"] = filename
+    if confidence_below is not None:
+        params["confidence_below"] = f"{confidence_below:g}"
     params.update(_period(since, until))
     params.update(_metadata_filter(metadata))
     return params
@@ -789,14 +792,16 @@ def history(
     until: datetime | None = None,
     metadata: Mapping[str, str] | None = None,
     filename: str | None = None,
+    confidence_below: float | None = None,
 ) -> Operation[HistoryPage]:
     """The caller's stored detections, newest first; only those with an object of
-    `class_name`, made in [since, until), holding every pair of `metadata`, or whose file
-    name contains `filename` (ignoring case), when given."""
+    `class_name`, made in [since, until), holding every pair of `metadata`, whose file name
+    contains `filename` (ignoring case), or with an object scoring below `confidence_below`
+    (of `class_name`, when given: where the model was unsure), when given."""
     params: dict[str, str | int | list[str]] = {
         "limit": limit,
         "offset": offset,
-        **_history_filters(class_name, since, until, metadata, filename),
+        **_history_filters(class_name, since, until, metadata, filename, confidence_below),
     }
     return Operation("GET", "/api/v1/detect/history", _json(HistoryPage.from_json), params=params)
 
@@ -808,13 +813,14 @@ def history_summary(
     until: datetime | None = None,
     metadata: Mapping[str, str] | None = None,
     filename: str | None = None,
+    confidence_below: float | None = None,
 ) -> Operation[HistorySummary]:
     """How many stored detections `history`'s filters keep, and their objects per class."""
     return Operation(
         "GET",
         "/api/v1/detect/history/summary",
         _json(HistorySummary.from_json),
-        params=_history_filters(class_name, since, until, metadata, filename),
+        params=_history_filters(class_name, since, until, metadata, filename, confidence_below),
     )
 
 
@@ -830,6 +836,7 @@ def delete_history(
     metadata: Mapping[str, str] | None = None,
     filename: str | None = None,
     everything: bool = False,
+    confidence_below: float | None = None,
 ) -> Operation[HistoryDeletion]:
     """Delete the stored detections that `history`'s filters keep, each as
     `delete_detection` deletes one: its objects, its stored image, its item in a finished
@@ -845,7 +852,7 @@ def delete_history(
     them. An API key needs the `results:write` scope (else ObjectVisionError 403
     `insufficient_scope`)."""
     params: dict[str, str | list[str]] = _history_filters(
-        class_name, since, until, metadata, filename
+        class_name, since, until, metadata, filename, confidence_below
     )
     if everything and params:
         raise ValueError(
@@ -854,7 +861,8 @@ def delete_history(
     if not everything and not params:
         raise ValueError(
             "no filter given: this would delete the whole history; give a filter (class_name,"
-            " since, until, metadata, filename), or everything=True to delete all of it"
+            " since, until, metadata, filename, confidence_below), or everything=True to delete"
+            " all of it"
         )
     if everything:
         params["all"] = "true"
@@ -1253,11 +1261,12 @@ def export_history(
     until: datetime | None = None,
     metadata: Mapping[str, str] | None = None,
     filename: str | None = None,
+    confidence_below: float | None = None,
 ) -> Operation[bytes]:
     """The caller's detections, with the filters of `history`, as a file."""
     params: dict[str, str | list[str]] = {
         "format": _export_format(format),
-        **_history_filters(class_name, since, until, metadata, filename),
+        **_history_filters(class_name, since, until, metadata, filename, confidence_below),
     }
     return Operation("GET", "/api/v1/detect/history/export", _bytes, params=params)
 
@@ -1273,6 +1282,7 @@ def export(
     metadata: Mapping[str, str] | None = None,
     filename: str | None = None,
     on_progress: BytesCallback | None = None,
+    confidence_below: float | None = None,
 ) -> Download[ExportedFile]:
     """A finished job's (`job_id`) or the filtered history's detections as COCO JSON,
     a YOLO zip or CSV, written to `destination` as it arrives rather than held in
@@ -1285,10 +1295,19 @@ def export(
             until=until,
             metadata=metadata,
             filename=filename,
+            confidence_below=confidence_below,
         )
-    elif class_name or since is not None or until is not None or metadata or filename:
+    elif (
+        class_name
+        or since is not None
+        or until is not None
+        or metadata
+        or filename
+        or confidence_below is not None
+    ):
         raise ValueError(
-            "a job's export takes no history filters (class_name, since, until, metadata, filename)"
+            "a job's export takes no history filters (class_name, since, until, metadata,"
+            " filename, confidence_below)"
         )
     else:
         operation = export_job(job_id, format=format)

@@ -126,3 +126,12 @@ def checked_filename_filter(text: str) -> str:
     if problem is not None:
         raise InvalidArgument(f"the file name to search for must not hold {problem}")
     return wanted
+
+
+def checked_confidence_below(value: float) -> float:
+    """The history's "unsure" filter: a score above 0 and at most 1 (below 0 nothing scores,
+    and every object scores below anything over 1), or InvalidArgument. Rounded to 6 decimals:
+    sent as a float32, 0.3 arrives as 0.30000001."""
+    if not 0 < value <= 1:  # NaN fails this too
+        raise InvalidArgument(f"confidence_below must be above 0 and at most 1, not {value:g}")
+    return round(value, 6)

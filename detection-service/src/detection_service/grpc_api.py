@@ -76,6 +76,7 @@ from objectvision_common.limits import (
     DEFAULT_PAGE_LIMIT,
     MAX_LABELS_BYTES,
     MAX_PAGE_LIMIT,
+    checked_confidence_below,
     checked_filename_filter,
     checked_idempotency_key,
     checked_metadata,
@@ -474,6 +475,11 @@ class DetectionServicer(RealtimeServicer):
             until=request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None,
             metadata=checked_metadata(request.metadata),
             filename_contains=checked_filename_filter(request.filename_contains),
+            confidence_below=(
+                checked_confidence_below(request.confidence_below)
+                if request.HasField("confidence_below")
+                else None
+            ),
         )
 
     def _screen(
@@ -756,13 +762,7 @@ class DetectionServicer(RealtimeServicer):
         now = datetime.now(UTC)
         pages: AsyncIterator[Sequence[DetectionRecord]]
         if request.job_id:
-            if (
-                request.class_filter
-                or request.HasField("since")
-                or request.HasField("until")
-                or request.metadata
-                or request.filename_contains
-            ):
+            if not self._history_filter(request).keeps_everything:
                 raise InvalidArgument("a job's export takes no history filters")
             job_id = _uuid(request.job_id, "job_id")
             await exports.finished_job(sessions=self._sessions, user_id=user_id, job_id=job_id)

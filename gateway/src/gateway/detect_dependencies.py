@@ -733,6 +733,7 @@ class HistoryFilter:
     until: Timestamp | None
     metadata: dict[str, str]
     filename_contains: str
+    confidence_below: float | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -747,6 +748,7 @@ class HistoryFilter:
             "until": self.until,
             "metadata": self.metadata,
             "filename_contains": self.filename_contains,
+            "confidence_below": self.confidence_below,
         }
 
 
@@ -772,6 +774,15 @@ async def history_filter(
             "(`%` and `_` are plain characters here).",
         ),
     ] = None,
+    confidence_below: Annotated[
+        float | Absent,
+        Query(
+            gt=0,
+            le=1,
+            description="Only detections with an object scoring below this (of `class_name`, when"
+            " given): the images the model was unsure of, to label and learn from.",
+        ),
+    ] = None,
 ) -> HistoryFilter:
     since_stamp, until_stamp = _timestamp(since, "since"), _timestamp(until, "until")
     if since_stamp and until_stamp and since_stamp.ToDatetime() > until_stamp.ToDatetime():
@@ -782,6 +793,7 @@ async def history_filter(
         until=until_stamp,
         metadata=metadata,
         filename_contains=_filename_filter(filename),
+        confidence_below=confidence_below,
     )
 
 

@@ -449,7 +449,7 @@ class DeleteJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ListDetectionsRequest(_message.Message):
-    __slots__ = ("page", "class_filter", "since", "until", "metadata", "filename_contains")
+    __slots__ = ("page", "class_filter", "since", "until", "metadata", "filename_contains", "confidence_below")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -463,13 +463,15 @@ class ListDetectionsRequest(_message.Message):
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     FILENAME_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_BELOW_FIELD_NUMBER: _ClassVar[int]
     page: _common_pb2.Page
     class_filter: str
     since: _timestamp_pb2.Timestamp
     until: _timestamp_pb2.Timestamp
     metadata: _containers.ScalarMap[str, str]
     filename_contains: str
-    def __init__(self, page: _Optional[_Union[_common_pb2.Page, _Mapping]] = ..., class_filter: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., filename_contains: _Optional[str] = ...) -> None: ...
+    confidence_below: float
+    def __init__(self, page: _Optional[_Union[_common_pb2.Page, _Mapping]] = ..., class_filter: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., filename_contains: _Optional[str] = ..., confidence_below: _Optional[float] = ...) -> None: ...
 
 class Detection(_message.Message):
     __slots__ = ("id", "status", "job_id", "result", "created_at", "updated_at", "metadata")
@@ -497,7 +499,7 @@ class Detection(_message.Message):
     def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[DetectionStatus, str]] = ..., job_id: _Optional[str] = ..., result: _Optional[_Union[ImageResult, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class SummarizeDetectionsRequest(_message.Message):
-    __slots__ = ("class_filter", "since", "until", "metadata", "filename_contains")
+    __slots__ = ("class_filter", "since", "until", "metadata", "filename_contains", "confidence_below")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -510,15 +512,17 @@ class SummarizeDetectionsRequest(_message.Message):
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     FILENAME_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_BELOW_FIELD_NUMBER: _ClassVar[int]
     class_filter: str
     since: _timestamp_pb2.Timestamp
     until: _timestamp_pb2.Timestamp
     metadata: _containers.ScalarMap[str, str]
     filename_contains: str
-    def __init__(self, class_filter: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., filename_contains: _Optional[str] = ...) -> None: ...
+    confidence_below: float
+    def __init__(self, class_filter: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., filename_contains: _Optional[str] = ..., confidence_below: _Optional[float] = ...) -> None: ...
 
 class DeleteDetectionsRequest(_message.Message):
-    __slots__ = ("class_filter", "since", "until", "metadata", "filename_contains", "everything")
+    __slots__ = ("class_filter", "since", "until", "metadata", "filename_contains", "everything", "confidence_below")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -532,13 +536,15 @@ class DeleteDetectionsRequest(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     FILENAME_CONTAINS_FIELD_NUMBER: _ClassVar[int]
     EVERYTHING_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_BELOW_FIELD_NUMBER: _ClassVar[int]
     class_filter: str
     since: _timestamp_pb2.Timestamp
     until: _timestamp_pb2.Timestamp
     metadata: _containers.ScalarMap[str, str]
     filename_contains: str
     everything: bool
-    def __init__(self, class_filter: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., filename_contains: _Optional[str] = ..., everything: _Optional[bool] = ...) -> None: ...
+    confidence_below: float
+    def __init__(self, class_filter: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., filename_contains: _Optional[str] = ..., everything: _Optional[bool] = ..., confidence_below: _Optional[float] = ...) -> None: ...
 
 class DeleteDetectionsResponse(_message.Message):
     __slots__ = ("deleted", "kept_in_unfinished_jobs", "more")
@@ -610,7 +616,7 @@ class ImageChunk(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., content_type: _Optional[str] = ...) -> None: ...
 
 class ExportDetectionsRequest(_message.Message):
-    __slots__ = ("format", "job_id", "class_filter", "since", "until", "metadata", "filename_contains")
+    __slots__ = ("format", "job_id", "class_filter", "since", "until", "metadata", "filename_contains", "confidence_below")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -625,6 +631,7 @@ class ExportDetectionsRequest(_message.Message):
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     FILENAME_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_BELOW_FIELD_NUMBER: _ClassVar[int]
     format: ExportFormat
     job_id: str
     class_filter: str
@@ -632,7 +639,8 @@ class ExportDetectionsRequest(_message.Message):
     until: _timestamp_pb2.Timestamp
     metadata: _containers.ScalarMap[str, str]
     filename_contains: str
-    def __init__(self, format: _Optional[_Union[ExportFormat, str]] = ..., job_id: _Optional[str] = ..., class_filter: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., filename_contains: _Optional[str] = ...) -> None: ...
+    confidence_below: float
+    def __init__(self, format: _Optional[_Union[ExportFormat, str]] = ..., job_id: _Optional[str] = ..., class_filter: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., filename_contains: _Optional[str] = ..., confidence_below: _Optional[float] = ...) -> None: ...
 
 class ExportChunk(_message.Message):
     __slots__ = ("data", "content_type", "filename")

@@ -55,13 +55,15 @@ class DetectionRecord:
 class HistoryFilter:
     """Which of a user's detections the history and its export keep: those with an object
     of `class_id`, made in [since, until), whose metadata holds every pair of `metadata` and
-    whose file name contains `filename_contains` (ignoring case)."""
+    whose file name contains `filename_contains` (ignoring case); with `confidence_below`, an
+    object scoring below it (of `class_id`, when given): where the model was unsure."""
 
     class_id: int | None = None
     since: datetime | None = None
     until: datetime | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     filename_contains: str = ""
+    confidence_below: float | None = None
 
     @property
     def keeps_everything(self) -> bool:
@@ -282,15 +284,18 @@ def _history_conditions(*, user_id: str, filters: HistoryFilter) -> list[sa.Colu
         conditions.append(detections.c.created_at >= filters.since)
     if filters.until is not None:
         conditions.append(detections.c.created_at < filters.until)
+    objects: list[sa.ColumnElement[bool]] = []
     if filters.class_id is not None:
-        # Correlated on the detection only, so that a query that also reads `results` (the
-        # summary's count per class) keeps this subquery's own `results`.
+        objects.append(results.c.class_id == filters.class_id)
+    if filters.confidence_below is not None:
+        objects.append(results.c.confidence < filters.confidence_below)
+    if objects:
+        # One object that is of the class and below the score, not one of each. Correlated on
+        # the detection only, so that a query that also reads `results` (the summary's count
+        # per class) keeps this subquery's own `results`.
         conditions.append(
             sa.exists()
-            .where(
-                results.c.detection_id == detections.c.id,
-                results.c.class_id == filters.class_id,
-            )
+            .where(results.c.detection_id == detections.c.id, *objects)
             .correlate(detections)
         )
     if filters.metadata:
