@@ -163,5 +163,12 @@ def test_a_batch_job_is_evaluated_against_its_own_export_and_coco8s_labels(
         [f"{p['confidence']:.2f}", *(f"{p[key]:.3f}" for key in ("precision", "recall", "f1"))]
         for p in answer["curve"]
     ]
+    # A job compared with itself: the same scores on both sides, no difference anywhere.
+    compared = cli.run("jobs", "compare", job.job_id, job.job_id, str(real))
+    header, table = compared.stdout.split("\n\n")
+    assert header.splitlines()[0] == f"A: job {job.job_id} (yolov8n, {detected} detections)"
+    _, *rows = table.splitlines()
+    assert rows and all(row.split()[-1] in ("0.000", "-") for row in rows), table
+    assert f"{scored.map50_95:.3f}" in rows[0]
     failed = cli.run("jobs", "evaluate", job.job_id, str(garbage), expect=1)
     assert "(HTTP 422" in failed.stderr

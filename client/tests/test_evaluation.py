@@ -284,6 +284,59 @@ def test_an_evaluation_without_confusions_reads_as_none_and_prints_no_block() ->
     assert evaluation_confusions(JobEvaluation.from_json({**SCORED, "confusions": right})) is None
 
 
+def test_jobs_compare_shows_two_evaluations_side_by_side_with_the_difference(
+    gateway: Gateway, api_key: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = "6b1f3c2a-0000-4000-8000-0000000000b2"
+    int8 = {
+        **SCORED,
+        "job_id": other,
+        "model": "yolov8n-int8",
+        "detections": 18,
+        "map50_95": 0.59,
+        "map50": 0.8,
+        "precision": None,
+        "classes": [
+            {**SCORED["classes"][0], "ap50_95": 0.6},
+            {**SCORED["classes"][2], "ap50_95": 0.05},
+        ],
+    }
+    gateway.answers(f"POST {EVALUATION}", (200, SCORED))
+    gateway.answers(f"POST /api/v1/detect/jobs/{other}/evaluation", (200, int8))
+    labels = tmp_path / "labels.zip"
+    labels.write_bytes(_yolo_zip())
+    code = main(["--api-url", gateway.url, "jobs", "compare", JOB_ID, other, str(labels)])
+    assert code == EXIT_OK
+
+    header, table = capsys.readouterr().out.split("\n\n")
+    assert header.splitlines() == [
+        f"A: job {JOB_ID} (yolov8n, 20 detections)",
+        f"B: job {other} (yolov8n-int8, 18 detections)",
+        "Scored against the same yolo labels: 17 objects in 4 images",
+    ]
+    rows = {line[:22].strip(): line[22:].split() for line in table.splitlines()[1:]}
+    assert rows["mAP50-95"] == ["0.610", "0.590", "-0.020"]
+    assert rows["mAP50"] == ["0.800", "0.800", "0.000"]
+    assert rows["Precision"] == ["0.700", "-", "-"]
+    assert rows["mAP50-95 small"] == ["-", "-", "-"]
+    assert rows["mAP50-95 large"] == ["0.700", "0.700", "0.000"]
+    # Each class of either, in class order; one the other has none of is "-".
+    assert rows["person AP50-95"] == ["0.550", "0.600", "+0.050"]
+    assert rows["bus AP50-95"] == ["-", "-", "-"]
+    assert rows["potted plant AP50-95"] == ["0.000", "0.050", "+0.050"]
+    assert [sent.path for sent in gateway.sent] == [
+        EVALUATION,
+        f"/api/v1/detect/jobs/{other}/evaluation",
+    ]
+
+    # Other pictures: the numbers would not compare.
+    gateway.answers(f"POST /api/v1/detect/jobs/{other}/evaluation", (200, {**int8, "images": 3}))
+    gateway.answers(f"POST {EVALUATION}", (200, SCORED))
+    code = main(["--api-url", gateway.url, "jobs", "compare", JOB_ID, other, str(labels)])
+    assert code == EXIT_FAILED
+    assert "scored on different pictures" in capsys.readouterr().err
+
+
 def test_the_map_by_size_is_read_and_an_older_server_sends_none() -> None:
     small, medium, large = JobEvaluation.from_json(SCORED).sizes
     assert small == SizeEvaluation(size="small", ground_truth=0, map50_95=None)

@@ -1485,6 +1485,81 @@ def cmd_jobs_evaluate(ctx: Context) -> int:
     return EXIT_OK
 
 
+def _delta(a: float | None, b: float | None) -> str | None:
+    """B's score less A's, signed ("+0.012", "-0.100", "0.000"); None where either is."""
+    if a is None or b is None:
+        return None
+    difference = round(b - a, 3)
+    return f"{difference:+.3f}" if difference else "0.000"
+
+
+def evaluations_compared(a: JobEvaluation, b: JobEvaluation) -> str:
+    """Two evaluations against the same labels side by side: the overall scores, mAP50-95
+    by size and each class's AP50-95, with B less A; the model of each job in the header."""
+    overall = [
+        ("mAP50-95", a.map50_95, b.map50_95),
+        ("mAP50", a.map50, b.map50),
+        ("mAP75", a.map75, b.map75),
+        ("Precision", a.precision, b.precision),
+        ("Recall", a.recall, b.recall),
+        ("Best F1", a.f1, b.f1),
+    ]
+    sizes_b = {row.size: row for row in b.sizes}
+    overall += [
+        (f"mAP50-95 {row.size}", row.map50_95, sizes_b[row.size].map50_95)
+        for row in a.sizes
+        if row.size in sizes_b
+    ]
+    classes_a = {row.class_name: row for row in a.classes}
+    classes_b = {row.class_name: row for row in b.classes}
+    names = sorted(
+        classes_a.keys() | classes_b.keys(),
+        key=lambda name: (classes_a.get(name) or classes_b[name]).class_id,
+    )
+    per_class = [
+        (
+            f"{name} AP50-95",
+            classes_a[name].ap50_95 if name in classes_a else None,
+            classes_b[name].ap50_95 if name in classes_b else None,
+        )
+        for name in names
+    ]
+    table = format_table(
+        ["", "A", "B", "B - A"],
+        [[label, _score(x), _score(y), _delta(x, y)] for label, x, y in overall + per_class],
+        right=(1, 2, 3),
+    )
+    header = [
+        f"A: job {a.job_id} ({a.model or 'unknown model'}, {a.detections} detections)",
+        f"B: job {b.job_id} ({b.model or 'unknown model'}, {b.detections} detections)",
+        f"Scored against the same {a.labels_format} labels: {a.ground_truth} objects in"
+        f" {_count(a.images, 'image')}",
+    ]
+    return "\n".join([*header, "", table])
+
+
+def cmd_jobs_compare(ctx: Context) -> int:
+    """Score two finished batch jobs against the same labels (ADR 0054) and show them side
+    by side: two models, or two settings, on the same pictures. Refused when the two were not
+    scored on the same images and objects, since their numbers would not compare."""
+    labels = Path(ctx.args.labels)
+    if labels.is_dir():
+        raise CliError(f"{labels} is a folder: give a zip of YOLO labels or a COCO JSON file")
+    with ctx.client() as client:
+        a = client.evaluate_job(ctx.args.job_a, labels)
+        b = client.evaluate_job(ctx.args.job_b, labels)
+    if ctx.printed_json({"a": a.raw, "b": b.raw}):
+        return EXIT_OK
+    if (a.images, a.ground_truth) != (b.images, b.ground_truth):
+        raise CliError(
+            f"the jobs were scored on different pictures ({_count(a.images, 'image')} and"
+            f" {a.ground_truth} labelled objects, against {_count(b.images, 'image')} and"
+            f" {b.ground_truth}): submit the same images to both"
+        )
+    print(evaluations_compared(a, b), file=ctx.stdout)
+    return EXIT_OK
+
+
 def cmd_models(ctx: Context) -> int:
     """The models the server serves, the default marked: what --model accepts."""
     with ctx.client() as client:
@@ -2747,6 +2822,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_output_choice(evaluate)
     evaluate.set_defaults(handler=cmd_jobs_evaluate)
+    compare = job_commands.add_parser(
+        "compare",
+        help="score two finished batch jobs against the same labels, side by side (two models"
+        " on the same pictures)",
+    )
+    compare.add_argument("job_a", metavar="A")
+    compare.add_argument("job_b", metavar="B")
+    compare.add_argument(
+        "labels", metavar="LABELS", help="a zip of YOLO label files or a COCO JSON file"
+    )
+    _add_output_choice(compare)
+    compare.set_defaults(handler=cmd_jobs_compare)
 
     models = commands.add_parser("models", help="list the models the server serves")
     _add_output_choice(models)
