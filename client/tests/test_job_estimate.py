@@ -5,13 +5,7 @@ come from a real HTTP server on a local port that stands where the gateway would
 detection-service/tests/test_jobs.py checks the estimate the service computes.
 """
 
-import io
-import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 
 import pytest
 
@@ -51,40 +45,6 @@ COMPLETED = {
 }
 
 
-@dataclass(frozen=True)
-class Sent:
-    method: str
-    path: str
-
-
-class Gateway(ScriptedGateway[Sent]):
-    """Answers each `METHOD path` with its scripted JSON answers in turn."""
-
-
-@pytest.fixture
-def gateway(local_server: Callable[[Callable[[BaseHTTPRequestHandler], None]], str]) -> Gateway:
-    stand_in = Gateway()
-
-    def respond(request: BaseHTTPRequestHandler) -> None:
-        status, body = stand_in.answer(Sent(request.command, request.path.split("?")[0]))
-        payload = json.dumps(body).encode()
-        request.send_response(status)
-        request.send_header("Content-Type", "application/json")
-        request.send_header("Content-Length", str(len(payload)))
-        request.end_headers()
-        request.wfile.write(payload)
-
-    stand_in.url = local_server(respond)
-    return stand_in
-
-
-@pytest.fixture
-def api_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("OBJECTVISION_API_KEY", "ov_test")
-    monkeypatch.setattr("sys.stdin", io.StringIO(""))
-
-
 def test_a_processing_job_reads_its_pace_and_how_long_is_left() -> None:
     now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
     job = Job.from_json({**_processing(0), "estimated_completion_at": "2026-12-07T12:00:40Z"})
@@ -117,15 +77,15 @@ def test_time_left_is_said_as_roughly_as_it_is_known(seconds: float, said: str) 
 
 
 def test_jobs_show_says_when_a_running_job_should_end_and_nothing_once_it_ended(
-    gateway: Gateway, api_key: None, capsys: pytest.CaptureFixture[str]
+    json_gateway: ScriptedGateway, api_key: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    gateway.answers(f"GET {JOB}", (200, _processing(170, kind="video")), (200, COMPLETED))
+    json_gateway.answers(f"GET {JOB}", (200, _processing(170, kind="video")), (200, COMPLETED))
 
-    assert main(["--api-url", gateway.url, "jobs", "show", JOB_ID]) == EXIT_OK
+    assert main(["--api-url", json_gateway.url, "jobs", "show", JOB_ID]) == EXIT_OK
     said = capsys.readouterr().err.splitlines()[0]
     assert said == f"Job {JOB_ID}: processing, 100/200 processed, about 3 min left (2.5 frames/s)"
 
-    assert main(["--api-url", gateway.url, "jobs", "show", JOB_ID]) == EXIT_OK
+    assert main(["--api-url", json_gateway.url, "jobs", "show", JOB_ID]) == EXIT_OK
     assert capsys.readouterr().err.splitlines()[0] == f"Job {JOB_ID}: completed, 200/200 processed"
 
 
@@ -139,12 +99,12 @@ def test_the_jobs_list_has_the_time_a_processing_job_has_left() -> None:
 
 
 def test_jobs_watch_shows_the_estimate_while_it_waits(
-    gateway: Gateway, api_key: None, capsys: pytest.CaptureFixture[str]
+    json_gateway: ScriptedGateway, api_key: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     running = (200, _processing(20.2, per_second=5))
-    gateway.answers(f"GET {JOB}", running, running, (200, COMPLETED))
+    json_gateway.answers(f"GET {JOB}", running, running, (200, COMPLETED))
 
-    assert main(["--api-url", gateway.url, "jobs", "watch", JOB_ID]) == EXIT_OK
+    assert main(["--api-url", json_gateway.url, "jobs", "watch", JOB_ID]) == EXIT_OK
     progress = capsys.readouterr().err
     assert "processing, about 20 s left (5 images/s)" in progress
     assert f"Job {JOB_ID} completed: 200 images." in progress

@@ -7,12 +7,6 @@ tests check what the filter keeps.
 """
 
 import io
-import json
-from collections.abc import Callable
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
-from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -25,50 +19,14 @@ PAGE = {"items": [], "total": 0, "limit": 20, "offset": 0}
 SUMMARY = {"detections": 0, "objects": 0, "class_counts": {}}
 
 
-@dataclass(frozen=True)
-class Sent:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-
-
-class Gateway(ScriptedGateway[Sent]):
-    """Answers each `METHOD path` with its scripted JSON answers in turn; keeps every request."""
-
-
-@pytest.fixture
-def gateway(local_server: Callable[[Callable[[BaseHTTPRequestHandler], None]], str]) -> Gateway:
-    stand_in = Gateway()
-
-    def respond(request: BaseHTTPRequestHandler) -> None:
-        url = urlsplit(request.path)
-        status, body = stand_in.answer(Sent(request.command, url.path, parse_qs(url.query)))
-        payload = json.dumps(body).encode()
-        request.send_response(status)
-        request.send_header("Content-Type", "application/json")
-        request.send_header("Content-Length", str(len(payload)))
-        request.end_headers()
-        request.wfile.write(payload)
-
-    stand_in.url = local_server(respond)
-    return stand_in
-
-
-@pytest.fixture
-def api_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("OBJECTVISION_API_KEY", "ov_test")
-    monkeypatch.setattr("sys.stdin", io.StringIO(""))
-
-
-def test_the_library_sends_the_unsure_filter_with_the_others(gateway: Gateway) -> None:
-    gateway.answers(f"GET {HISTORY}", (200, PAGE))
-    gateway.answers(f"GET {HISTORY}/summary", (200, SUMMARY))
-    with Client(gateway.url, api_key="ov_test") as client:
+def test_the_library_sends_the_unsure_filter_with_the_others(json_gateway: ScriptedGateway) -> None:
+    json_gateway.answers(f"GET {HISTORY}", (200, PAGE))
+    json_gateway.answers(f"GET {HISTORY}/summary", (200, SUMMARY))
+    with Client(json_gateway.url, api_key="ov_test") as client:
         client.history(confidence_below=0.5, class_name="person")
         client.history_summary(confidence_below=0.35)
         client.history()
-    listed, counted, plain = gateway.sent
+    listed, counted, plain = json_gateway.sent
     assert listed.query == {
         "limit": ["20"],
         "offset": ["0"],
@@ -78,27 +36,27 @@ def test_the_library_sends_the_unsure_filter_with_the_others(gateway: Gateway) -
     assert counted.query == {"confidence_below": ["0.35"]}
     assert "confidence_below" not in plain.query
     with pytest.raises(ValueError, match="confidence_below"):
-        Client(gateway.url, api_key="ov_test").export(
+        Client(json_gateway.url, api_key="ov_test").export(
             io.BytesIO(), job_id="j1", confidence_below=0.5
         )
 
 
 def test_the_command_takes_unsure_below_and_checks_it_first(
-    gateway: Gateway, api_key: None, capsys: pytest.CaptureFixture[str]
+    json_gateway: ScriptedGateway, api_key: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    gateway.answers(f"GET {HISTORY}", (200, PAGE))
-    args = ["--api-url", gateway.url, "history", "--unsure-below", "0.4", "--class", "person"]
+    json_gateway.answers(f"GET {HISTORY}", (200, PAGE))
+    args = ["--api-url", json_gateway.url, "history", "--unsure-below", "0.4", "--class", "person"]
     assert main(args) == EXIT_OK
-    (sent,) = gateway.sent
+    (sent,) = json_gateway.sent
     assert (sent.query["confidence_below"], sent.query["class_name"]) == (["0.4"], ["person"])
 
     for unfit in ("0", "1.5", "x"):
         capsys.readouterr()
         with pytest.raises(SystemExit) as stopped:
-            main(["--api-url", gateway.url, "history", "--unsure-below", unfit])
+            main(["--api-url", json_gateway.url, "history", "--unsure-below", unfit])
         assert stopped.value.code == EXIT_USAGE
         assert "--unsure-below" in capsys.readouterr().err
-    code = main(["--api-url", gateway.url, "export", "--job", "j1", "--unsure-below", "0.4"])
+    code = main(["--api-url", json_gateway.url, "export", "--job", "j1", "--unsure-below", "0.4"])
     assert code == EXIT_USAGE
     assert "--unsure-below" in capsys.readouterr().err
-    assert len(gateway.sent) == 1, "nothing sent for a refused command"
+    assert len(json_gateway.sent) == 1, "nothing sent for a refused command"

@@ -12,7 +12,6 @@ tests/test_console_browser.py send videos by URL through the real services.
 """
 
 import asyncio
-import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -296,14 +295,6 @@ def test_an_unknown_class_to_redact_in_a_video_is_the_apis_422(gateway: Gateway)
         client.submit_video_url(CLIP_URL, redact=["unicorn"])
     assert (err.value.status, err.value.code) == (422, "invalid_argument")
     assert "the model knows: person" in str(err.value)
-
-
-@pytest.fixture
-def api_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The command signed in with an API key, in a config folder of its own, no terminal."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("OBJECTVISION_API_KEY", "ov_test")
-    monkeypatch.setattr("sys.stdin", io.StringIO(""))
 
 
 def test_detect_video_sends_a_url_waits_and_names_the_annotated_video_after_it(

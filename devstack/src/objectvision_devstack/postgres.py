@@ -135,16 +135,22 @@ def _publish_copy(site: Path, base: Path, target: Path) -> None:
             raise
 
 
-def server_bin_path(user: str | None) -> Path:
-    """Where the server's programs are: the wheel itself, or as root a reachable copy."""
-    if user is None:
-        return POSTGRES_BIN_PATH
-    site = _SITE.resolve()
+def _trusted_runtime_base() -> Path:
+    """The runtime directory, made (root's, 0755) if it is not there, and checked."""
     base = _runtime_base()
     if not base.exists():
         base.mkdir(parents=True, mode=0o755, exist_ok=True)
         base.chmod(0o755)
     _check_trusted(base)
+    return base
+
+
+def server_bin_path(user: str | None) -> Path:
+    """Where the server's programs are: the wheel itself, or as root a reachable copy."""
+    if user is None:
+        return POSTGRES_BIN_PATH
+    site = _SITE.resolve()
+    base = _trusted_runtime_base()
     target = base / _installation_digest(site)
     if not target.exists():
         logger.info("copying the PostgreSQL installation to %s for user %s", target, user)
@@ -248,12 +254,9 @@ def scratch_pgdata() -> Path | None:
     (root's, traversable by everyone, touched by no one else), to remove after the server
     stops; None for an ordinary user, whose server is that user and reaches its files
     wherever they are."""
-    user = _server_user()
-    if user is None:
+    if _server_user() is None:
         return None
-    base = _runtime_base()
-    server_bin_path(user)  # makes and checks the base
-    scratch = base / "scratch"
+    scratch = _trusted_runtime_base() / "scratch"
     scratch.mkdir(mode=0o755, exist_ok=True)
     _check_trusted(scratch)
     _sweep_abandoned(scratch)

@@ -192,17 +192,23 @@ def _outcomes(
     return outcomes
 
 
+def _ranked(outcomes: Sequence[_Outcome]) -> tuple[np.ndarray, np.ndarray]:
+    """The scores, highest first, and how many of the detections up to each are correct:
+    keeping the first k is what a threshold at the k-th score keeps (with its ties)."""
+    confidences = np.array([outcome.confidence for outcome in outcomes])
+    order = np.argsort(-confidences, kind="stable")
+    return confidences[order], np.cumsum([outcomes[index].correct for index in order])
+
+
 def best_operating_point(outcomes: Sequence[_Outcome], labelled: int) -> OperatingPoint | None:
     """The threshold (keep the detections scoring at least it) with the highest F1, the
     higher threshold on a tie; None without labels or without a correct detection."""
     if not labelled or not any(outcome.correct for outcome in outcomes):
         return None
-    ranked = sorted(outcomes, key=lambda outcome: -outcome.confidence)
-    correct = np.cumsum([outcome.correct for outcome in ranked])
-    kept = np.arange(1, len(ranked) + 1)
+    confidences, correct = _ranked(outcomes)
+    kept = np.arange(1, len(confidences) + 1)
     f1 = 2 * correct / (kept + labelled)  # 2PR / (P + R), with P = c / kept, R = c / labelled
     # A threshold keeps every detection of a tied score or none: only the last of a tie cuts.
-    confidences = np.array([outcome.confidence for outcome in ranked])
     cuts = np.flatnonzero(np.append(confidences[1:] < confidences[:-1], True))
     best = int(cuts[np.argmax(f1[cuts])])
     return OperatingPoint(f1=float(f1[best]), confidence=float(confidences[best]))
@@ -214,10 +220,7 @@ def threshold_curve(outcomes: Sequence[_Outcome], labelled: int, lowest: float) 
     one before it kept is left out. Empty without labels or without detections."""
     if not labelled or not outcomes:
         return []
-    confidences = np.array([outcome.confidence for outcome in outcomes])
-    order = np.argsort(-confidences, kind="stable")
-    descending = confidences[order]
-    correct_so_far = np.cumsum([outcomes[index].correct for index in order])
+    descending, correct_so_far = _ranked(outcomes)
     steps = np.arange(math.floor(lowest / CURVE_STEP) + 1, round(1 / CURVE_STEP) + 1)
     thresholds = [lowest, *(round(float(step) * CURVE_STEP, 6) for step in steps)]
     points: list[CurvePoint] = []
