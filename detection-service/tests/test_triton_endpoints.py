@@ -14,8 +14,9 @@ import pytest
 import requests
 
 from detection_service.pipeline.triton import ImageRequest, TritonModel, make_inputs
-from objectvision_devstack.triton import LocalTriton, settled_count
+from objectvision_devstack.triton import SHARED_MEMORY_DIR, LocalTriton, settled_count
 from objectvision_inference import detect_contract as contract
+from objectvision_inference.triton import python_backend_shm_prefix
 
 CALLS = 12
 _SUCCESS = re.compile(r'^nv_inference_request_success\{model="yolov8n",version="1"\} (\S+)$', re.M)
@@ -58,7 +59,11 @@ async def test_both_tritons_serve_and_a_killed_one_loses_no_call(
         assert sum(served) == CALLS
         assert min(served) > 0, f"one endpoint got no calls: {served}"
 
-        second_triton.process.kill()
+        second_triton.kill()
+        left = list(
+            SHARED_MEMORY_DIR.glob(f"{python_backend_shm_prefix(second_triton.grpc_port)}*")
+        )
+        assert left == [], "a killed server's shared memory outlived it"
         answers = await asyncio.gather(
             *(model.infer(make_inputs([_bus(bus_jpg)], 80), time_limit_s=60) for _ in range(CALLS))
         )

@@ -8,7 +8,9 @@ model control API without a restart.
 
 import asyncio
 import inspect
+import logging
 import os
+import signal
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
@@ -21,10 +23,18 @@ from objectvision_inference.triton import (
     INT8_MODEL_NAME,
     MODEL_NAME,
     build_model_repository,
+    python_backend_shm_prefix,
     tritonserver_command,
 )
 
+logger = logging.getLogger(__name__)
+
 REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
+SHARED_MEMORY_DIR = Path("/dev/shm")  # noqa: S108 - where the Python backend puts its regions
+# Triton's Python backend can abort while its model instances start, at random and seldom
+# (boost::interprocess::lock_exception in the stub handshake, triton-inference-server/server
+# issue 8882): a server that aborts during start-up is started again, as a supervisor would.
+START_ATTEMPTS = 3
 INT8_SERVED_FILE = f"{INT8_MODEL_NAME}_served.onnx"
 
 
@@ -201,10 +211,37 @@ class LocalTriton:
                 # image's answer independent of the batch it shares.
                 network_batch=1 if int8 else 0,
             )
-        self.process = self._process()
-        self.process.start()
         ready = f"http://127.0.0.1:{self.http_port}/v2/health/ready"
-        self.process.wait_ready(lambda: http_ok(ready), timeout=120)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self.process = self._process()
+            self.process.start()
+            try:
+                self.process.wait_ready(lambda: http_ok(ready), timeout=120)
+                return
+            except RuntimeError:
+                aborted = self.process.returncode == -signal.SIGABRT
+                self.remove_shared_memory()
+                if not aborted or attempt == START_ATTEMPTS:
+                    raise
+                logger.warning(
+                    "triton aborted during start-up (attempt %d); starting it again", attempt
+                )
 
     def stop(self) -> None:
         self.process.stop()
+        self.remove_shared_memory()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (fault-injection tests); its shared memory is removed
+        after it, as a restarted pod's /dev/shm is new."""
+        self.process.kill()
+        self.remove_shared_memory()
+
+    def remove_shared_memory(self) -> None:
+        """The Python backend's regions that this server left in /dev/shm: a server that
+        ends normally removes its own, one that crashed or was killed does not, and each holds
+        megabytes of a memory-backed file system until the machine restarts."""
+        if self.process.running():
+            return
+        for region in SHARED_MEMORY_DIR.glob(f"{python_backend_shm_prefix(self.grpc_port)}*"):
+            region.unlink(missing_ok=True)

@@ -505,6 +505,13 @@ def ensure_python_stub(env: TritonEnv) -> Path:
     return target
 
 
+def python_backend_shm_prefix(grpc_port: int) -> str:
+    """The names of the shared-memory regions (in /dev/shm) that the Python backend of the
+    local server on `grpc_port` makes: unique per server, so that two on one machine never
+    share one, and so that what a crashed server left can be found and removed."""
+    return f"ov_triton_{grpc_port}_"
+
+
 def tritonserver_command(
     model_repository: str | Path,
     *,
@@ -533,7 +540,7 @@ def tritonserver_command(
     env_paths = find_triton_env(triton_env_dir, server_site)
     ensure_python_stub(env_paths)
     repo = Path(model_repository).resolve()
-    shm_prefix = f"ov_triton_{grpc_port}_"
+    shm_prefix = python_backend_shm_prefix(grpc_port)
     argv = [
         str(env_paths.tritonserver),
         f"--model-repository={repo}",
