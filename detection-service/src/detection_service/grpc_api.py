@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from detection_service.evaluation import service as evaluation
 from detection_service.evaluation.scoring import CurvePoint
+from detection_service.evaluation.tracking import TrackingScores
 from detection_service.exports import formats as export_formats
 from detection_service.exports import service as exports
 from detection_service.history import service as history
@@ -161,6 +162,9 @@ def _evaluation_reply(
                 f1=row.best.f1 if row.best else None,
                 f1_confidence=row.best.confidence if row.best else None,
                 curve=_curve(row.curve),
+                tracking=_tracking(
+                    evaluated.tracking.classes.get(row.class_id) if evaluated.tracking else None
+                ),
             )
             for row in scores.classes
         ],
@@ -179,6 +183,29 @@ def _evaluation_reply(
             )
             for cell in scores.confusions
         ],
+        job_kind=evaluated.job_kind,
+        frames_outside_labels=evaluated.frames_outside_labels,
+        tracking=_tracking(evaluated.tracking.overall if evaluated.tracking else None),
+    )
+
+
+def _tracking(scores: TrackingScores | None) -> detection_pb2.TrackingEvaluation | None:
+    if scores is None:
+        return None
+    return detection_pb2.TrackingEvaluation(
+        mota=scores.mota,
+        motp=scores.motp,
+        idf1=scores.idf1,
+        id_precision=scores.id_precision,
+        id_recall=scores.id_recall,
+        id_switches=scores.id_switches,
+        fragmentations=scores.fragmentations,
+        ground_truth_tracks=scores.ground_truth_tracks,
+        mostly_tracked=scores.mostly_tracked,
+        partially_tracked=scores.partially_tracked,
+        mostly_lost=scores.mostly_lost,
+        false_positives=scores.false_positives,
+        misses=scores.misses,
     )
 
 
@@ -788,7 +815,7 @@ class DetectionServicer(RealtimeServicer):
     async def EvaluateJob(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.EvaluateJobRequest, context: ServicerContext
     ) -> detection_pb2.JobEvaluation:
-        """The caller's finished batch job scored against its ground-truth labels."""
+        """The caller's finished batch or video job scored against its ground-truth labels."""
         user_id = self._user_id(context)
         job_id = _uuid(request.job_id, "job_id")
         if len(request.labels) > MAX_LABELS_BYTES:
@@ -796,7 +823,10 @@ class DetectionServicer(RealtimeServicer):
                 f"the labels file is {len(request.labels)} bytes; at most {MAX_LABELS_BYTES}"
             )
         if not request.labels:
-            raise InvalidArgument("labels is empty: send a zip of YOLO labels or COCO JSON")
+            raise InvalidArgument(
+                "labels is empty: send a zip of YOLO labels or COCO JSON (for a video job,"
+                " named by frame, or MOTChallenge's gt.txt)"
+            )
         async with self._scoring:
             evaluated = await evaluation.evaluate_job(
                 sessions=self._sessions,

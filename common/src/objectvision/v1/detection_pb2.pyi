@@ -661,7 +661,7 @@ class EvaluateJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., labels: _Optional[bytes] = ...) -> None: ...
 
 class ClassEvaluation(_message.Message):
-    __slots__ = ("class_id", "class_name", "ground_truth", "detections", "ap50_95", "ap50", "precision", "recall", "f1", "f1_confidence", "curve")
+    __slots__ = ("class_id", "class_name", "ground_truth", "detections", "ap50_95", "ap50", "precision", "recall", "f1", "f1_confidence", "curve", "tracking")
     CLASS_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
     GROUND_TRUTH_FIELD_NUMBER: _ClassVar[int]
@@ -673,6 +673,7 @@ class ClassEvaluation(_message.Message):
     F1_FIELD_NUMBER: _ClassVar[int]
     F1_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     CURVE_FIELD_NUMBER: _ClassVar[int]
+    TRACKING_FIELD_NUMBER: _ClassVar[int]
     class_id: int
     class_name: str
     ground_truth: int
@@ -684,7 +685,8 @@ class ClassEvaluation(_message.Message):
     f1: float
     f1_confidence: float
     curve: _containers.RepeatedCompositeFieldContainer[CurvePoint]
-    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., ground_truth: _Optional[int] = ..., detections: _Optional[int] = ..., ap50_95: _Optional[float] = ..., ap50: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., f1: _Optional[float] = ..., f1_confidence: _Optional[float] = ..., curve: _Optional[_Iterable[_Union[CurvePoint, _Mapping]]] = ...) -> None: ...
+    tracking: TrackingEvaluation
+    def __init__(self, class_id: _Optional[int] = ..., class_name: _Optional[str] = ..., ground_truth: _Optional[int] = ..., detections: _Optional[int] = ..., ap50_95: _Optional[float] = ..., ap50: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., f1: _Optional[float] = ..., f1_confidence: _Optional[float] = ..., curve: _Optional[_Iterable[_Union[CurvePoint, _Mapping]]] = ..., tracking: _Optional[_Union[TrackingEvaluation, _Mapping]] = ...) -> None: ...
 
 class CurvePoint(_message.Message):
     __slots__ = ("confidence", "precision", "recall", "f1")
@@ -699,7 +701,7 @@ class CurvePoint(_message.Message):
     def __init__(self, confidence: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., f1: _Optional[float] = ...) -> None: ...
 
 class JobEvaluation(_message.Message):
-    __slots__ = ("job_id", "model", "labels_format", "min_confidence", "images", "images_without_labels", "unmatched_labels", "unmatched_label_count", "unknown_classes", "ground_truth", "detections", "map50_95", "map50", "map75", "precision", "recall", "classes", "f1", "f1_confidence", "suggested_class_confidence", "confusions", "curve", "sizes")
+    __slots__ = ("job_id", "model", "labels_format", "min_confidence", "images", "images_without_labels", "unmatched_labels", "unmatched_label_count", "unknown_classes", "ground_truth", "detections", "map50_95", "map50", "map75", "precision", "recall", "classes", "f1", "f1_confidence", "suggested_class_confidence", "confusions", "curve", "sizes", "job_kind", "frames_outside_labels", "tracking")
     class SuggestedClassConfidenceEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -730,6 +732,9 @@ class JobEvaluation(_message.Message):
     CONFUSIONS_FIELD_NUMBER: _ClassVar[int]
     CURVE_FIELD_NUMBER: _ClassVar[int]
     SIZES_FIELD_NUMBER: _ClassVar[int]
+    JOB_KIND_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_OUTSIDE_LABELS_FIELD_NUMBER: _ClassVar[int]
+    TRACKING_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     model: str
     labels_format: str
@@ -753,7 +758,40 @@ class JobEvaluation(_message.Message):
     confusions: _containers.RepeatedCompositeFieldContainer[Confusion]
     curve: _containers.RepeatedCompositeFieldContainer[CurvePoint]
     sizes: _containers.RepeatedCompositeFieldContainer[SizeEvaluation]
-    def __init__(self, job_id: _Optional[str] = ..., model: _Optional[str] = ..., labels_format: _Optional[str] = ..., min_confidence: _Optional[float] = ..., images: _Optional[int] = ..., images_without_labels: _Optional[int] = ..., unmatched_labels: _Optional[_Iterable[str]] = ..., unmatched_label_count: _Optional[int] = ..., unknown_classes: _Optional[_Iterable[str]] = ..., ground_truth: _Optional[int] = ..., detections: _Optional[int] = ..., map50_95: _Optional[float] = ..., map50: _Optional[float] = ..., map75: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassEvaluation, _Mapping]]] = ..., f1: _Optional[float] = ..., f1_confidence: _Optional[float] = ..., suggested_class_confidence: _Optional[_Mapping[str, float]] = ..., confusions: _Optional[_Iterable[_Union[Confusion, _Mapping]]] = ..., curve: _Optional[_Iterable[_Union[CurvePoint, _Mapping]]] = ..., sizes: _Optional[_Iterable[_Union[SizeEvaluation, _Mapping]]] = ...) -> None: ...
+    job_kind: str
+    frames_outside_labels: int
+    tracking: TrackingEvaluation
+    def __init__(self, job_id: _Optional[str] = ..., model: _Optional[str] = ..., labels_format: _Optional[str] = ..., min_confidence: _Optional[float] = ..., images: _Optional[int] = ..., images_without_labels: _Optional[int] = ..., unmatched_labels: _Optional[_Iterable[str]] = ..., unmatched_label_count: _Optional[int] = ..., unknown_classes: _Optional[_Iterable[str]] = ..., ground_truth: _Optional[int] = ..., detections: _Optional[int] = ..., map50_95: _Optional[float] = ..., map50: _Optional[float] = ..., map75: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., classes: _Optional[_Iterable[_Union[ClassEvaluation, _Mapping]]] = ..., f1: _Optional[float] = ..., f1_confidence: _Optional[float] = ..., suggested_class_confidence: _Optional[_Mapping[str, float]] = ..., confusions: _Optional[_Iterable[_Union[Confusion, _Mapping]]] = ..., curve: _Optional[_Iterable[_Union[CurvePoint, _Mapping]]] = ..., sizes: _Optional[_Iterable[_Union[SizeEvaluation, _Mapping]]] = ..., job_kind: _Optional[str] = ..., frames_outside_labels: _Optional[int] = ..., tracking: _Optional[_Union[TrackingEvaluation, _Mapping]] = ...) -> None: ...
+
+class TrackingEvaluation(_message.Message):
+    __slots__ = ("mota", "motp", "idf1", "id_precision", "id_recall", "id_switches", "fragmentations", "ground_truth_tracks", "mostly_tracked", "partially_tracked", "mostly_lost", "false_positives", "misses")
+    MOTA_FIELD_NUMBER: _ClassVar[int]
+    MOTP_FIELD_NUMBER: _ClassVar[int]
+    IDF1_FIELD_NUMBER: _ClassVar[int]
+    ID_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    ID_RECALL_FIELD_NUMBER: _ClassVar[int]
+    ID_SWITCHES_FIELD_NUMBER: _ClassVar[int]
+    FRAGMENTATIONS_FIELD_NUMBER: _ClassVar[int]
+    GROUND_TRUTH_TRACKS_FIELD_NUMBER: _ClassVar[int]
+    MOSTLY_TRACKED_FIELD_NUMBER: _ClassVar[int]
+    PARTIALLY_TRACKED_FIELD_NUMBER: _ClassVar[int]
+    MOSTLY_LOST_FIELD_NUMBER: _ClassVar[int]
+    FALSE_POSITIVES_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    mota: float
+    motp: float
+    idf1: float
+    id_precision: float
+    id_recall: float
+    id_switches: int
+    fragmentations: int
+    ground_truth_tracks: int
+    mostly_tracked: int
+    partially_tracked: int
+    mostly_lost: int
+    false_positives: int
+    misses: int
+    def __init__(self, mota: _Optional[float] = ..., motp: _Optional[float] = ..., idf1: _Optional[float] = ..., id_precision: _Optional[float] = ..., id_recall: _Optional[float] = ..., id_switches: _Optional[int] = ..., fragmentations: _Optional[int] = ..., ground_truth_tracks: _Optional[int] = ..., mostly_tracked: _Optional[int] = ..., partially_tracked: _Optional[int] = ..., mostly_lost: _Optional[int] = ..., false_positives: _Optional[int] = ..., misses: _Optional[int] = ...) -> None: ...
 
 class SizeEvaluation(_message.Message):
     __slots__ = ("size", "ground_truth", "map50_95")

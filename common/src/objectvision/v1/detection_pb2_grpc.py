@@ -300,8 +300,10 @@ class DetectionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def EvaluateJob(self, request, context):
-        """A finished batch job's detections scored against the caller's ground-truth labels (a zip
-        of YOLO label files or COCO JSON): mAP, precision and recall, overall and per class.
+        """A finished job's detections scored against the caller's ground-truth labels (a zip of
+        YOLO label files or COCO JSON; for a video job, those named by frame or MOTChallenge's
+        gt.txt): mAP, precision and recall, overall and per class; a tracked video job's
+        tracking too (MOTA, IDF1) against labels with identities.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -78,8 +78,10 @@ class DetectionServiceStub:
     YOLO labels in a zip, CSV), in chunks, built page by page as it is sent.
     """
     EvaluateJob: _grpc.UnaryUnaryMultiCallable[_detection_pb2.EvaluateJobRequest, _detection_pb2.JobEvaluation]
-    """A finished batch job's detections scored against the caller's ground-truth labels (a zip
-    of YOLO label files or COCO JSON): mAP, precision and recall, overall and per class.
+    """A finished job's detections scored against the caller's ground-truth labels (a zip of
+    YOLO label files or COCO JSON; for a video job, those named by frame or MOTChallenge's
+    gt.txt): mAP, precision and recall, overall and per class; a tracked video job's
+    tracking too (MOTA, IDF1) against labels with identities.
     """
     SubmitVideoJob: _grpc.StreamUnaryMultiCallable[_detection_pb2.VideoUpload, _detection_pb2.Job]
     """A video file as a background job: the first message is the header, then the file's
@@ -184,8 +186,10 @@ class DetectionServiceAsyncStub(DetectionServiceStub):
     YOLO labels in a zip, CSV), in chunks, built page by page as it is sent.
     """
     EvaluateJob: _aio.UnaryUnaryMultiCallable[_detection_pb2.EvaluateJobRequest, _detection_pb2.JobEvaluation]  # type: ignore[assignment]
-    """A finished batch job's detections scored against the caller's ground-truth labels (a zip
-    of YOLO label files or COCO JSON): mAP, precision and recall, overall and per class.
+    """A finished job's detections scored against the caller's ground-truth labels (a zip of
+    YOLO label files or COCO JSON; for a video job, those named by frame or MOTChallenge's
+    gt.txt): mAP, precision and recall, overall and per class; a tracked video job's
+    tracking too (MOTA, IDF1) against labels with identities.
     """
     SubmitVideoJob: _aio.StreamUnaryMultiCallable[_detection_pb2.VideoUpload, _detection_pb2.Job]  # type: ignore[assignment]
     """A video file as a background job: the first message is the header, then the file's
@@ -383,8 +387,10 @@ class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _detection_pb2.EvaluateJobRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_detection_pb2.JobEvaluation, _abc.Awaitable[_detection_pb2.JobEvaluation]]:
-        """A finished batch job's detections scored against the caller's ground-truth labels (a zip
-        of YOLO label files or COCO JSON): mAP, precision and recall, overall and per class.
+        """A finished job's detections scored against the caller's ground-truth labels (a zip of
+        YOLO label files or COCO JSON; for a video job, those named by frame or MOTChallenge's
+        gt.txt): mAP, precision and recall, overall and per class; a tracked video job's
+        tracking too (MOTA, IDF1) against labels with identities.
         """
 
     @_abc_1.abstractmethod

@@ -1,4 +1,5 @@
-"""Ground-truth labels as callers keep them: a zip of YOLO label files, or a COCO JSON file.
+"""Ground-truth labels as callers keep them: a zip of YOLO label files, a COCO JSON file, or
+for a video MOTChallenge's gt.txt (alone, or in a zip as CVAT's "MOT 1.1" export has it).
 
 Why parsed here rather than by supervision's `DetectionDataset.from_yolo`/`from_coco`: those
 read a dataset folder and open every image for its size, while the job's images are stored
@@ -14,6 +15,7 @@ from (the others are listed as unmatched, unread).
 
 import io
 import math
+import re
 import zipfile
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,9 +27,10 @@ from pydantic import BaseModel, ValidationError
 
 from objectvision_common.errors import InvalidArgument
 
-LabelsFormat = Literal["yolo", "coco"]
+LabelsFormat = Literal["yolo", "coco", "mot"]
 YOLO: LabelsFormat = "yolo"
 COCO: LabelsFormat = "coco"
+MOT: LabelsFormat = "mot"
 
 # What one zip of labels may hold: entries, bytes once unpacked (label and class-name files
 # only: images or anything else in the zip are skipped unread), and lines of one label file.
@@ -35,7 +38,20 @@ MAX_ZIP_ENTRIES = 50_000
 MAX_UNPACKED_BYTES = 128 * 1024 * 1024
 MAX_LINES_PER_FILE = 10_000
 # Files in a YOLO zip that name its classes, by base name, in the order they are looked for.
-CLASS_NAME_FILES = ("data.yaml", "data.yml", "classes.txt")
+CLASS_NAME_FILES = ("data.yaml", "data.yml", "classes.txt", "obj.names")
+# MOTChallenge's ground truth, and the class names CVAT writes beside it (one a line; a
+# row's class is its 1-based line number).
+MOT_FILE = "gt.txt"
+MOT_NAMES_FILE = "labels.txt"
+# MOTChallenge's pedestrian class: without a labels.txt, rows of it (or without a class, -1
+# as MOT15 writes) are the model's "person"; MOTChallenge scores no other class either.
+MOT_PEDESTRIAN = 1
+MOT_PERSON = "person"
+# Rows of one gt.txt (MOT17's longest sequence has about 110,000).
+MAX_MOT_ROWS = 1_000_000
+# A video's frames are named by number in YOLO and COCO labels (CVAT's `frame_000042`): the
+# last digits of the name, counted from 0 as the job's frames are.
+_FRAME_NUMBER = re.compile(r"(\d+)$")
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
@@ -49,6 +65,8 @@ class LabelBox:
     y1: float
     x2: float
     y2: float
+    # The labelled object's identity across a video's frames (MOT's id); None elsewhere.
+    track_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +85,14 @@ class ImageLabels:
         if not self.normalised:
             return list(self.boxes)
         return [
-            LabelBox(box.class_id, box.x1 * width, box.y1 * height, box.x2 * width, box.y2 * height)
+            LabelBox(
+                box.class_id,
+                box.x1 * width,
+                box.y1 * height,
+                box.x2 * width,
+                box.y2 * height,
+                box.track_id,
+            )
             for box in self.boxes
         ]
 
@@ -86,6 +111,24 @@ class GroundTruth:
         return self.images.get(image_key(filename))
 
 
+@dataclass(frozen=True)
+class VideoGroundTruth:
+    """A video's labels by frame number (from 0, as the job's frames are counted)."""
+
+    format: LabelsFormat
+    frames: Mapping[int, ImageLabels]
+    unknown_classes: tuple[str, ...]
+    # The labelled objects carry their identity across frames (MOT), so tracking can be scored.
+    tracked: bool
+    # Entries whose name gives no frame number: listed, not scored.
+    unnumbered: tuple[str, ...] = ()
+
+    def span(self) -> tuple[int, int]:
+        """The first and the last frame the labels cover: frames outside were not labelled,
+        rather than labelled empty."""
+        return min(self.frames), max(self.frames)
+
+
 def image_key(name: str) -> str:
     """How a label entry and an upload find each other: the base name without its extension
     (`labels/val/000049.txt` labels `000049.jpg`), whatever folders either was in."""
@@ -99,10 +142,208 @@ def parse_labels(
     `uploads`: the `image_key`s of the images they are for; a zip's label files for others
     are not read (None: every one is)."""
     if data.startswith(_ZIP_MAGIC):
+        if _mot_entries(_zip_entries(data)[1]) is not None:
+            raise InvalidArgument(
+                f"the labels zip holds MOTChallenge ground truth ({MOT_FILE}), which scores a"
+                " video job's frames; this is a batch job of images"
+            )
         return _parse_yolo_zip(data, model_classes, uploads)
     if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
         return _parse_coco(data, model_classes)
     raise InvalidArgument("the labels are neither a zip of YOLO label files nor a COCO JSON file")
+
+
+def parse_video_labels(data: bytes, model_classes: Sequence[str]) -> VideoGroundTruth:
+    """A video's labels in `data`, told apart by content: MOTChallenge's gt.txt, alone or in a
+    zip; a zip of YOLO label files or a COCO JSON file whose entries are named by frame
+    (`frame_000042.txt`, `frame_000042.jpg`: CVAT's exports of a video)."""
+    if data.startswith(_ZIP_MAGIC):
+        archive, entries = _zip_entries(data)
+        found = _mot_entries(entries)
+        if found is not None:
+            truth, names = found
+            with archive:
+                label_names = None if names is None else _mot_names(_text_of(archive, names))
+                return _parse_mot(
+                    _text_of(archive, truth), truth.filename, label_names, model_classes
+                )
+        return _by_frame(_parse_yolo_zip(data, model_classes, None))
+    stripped = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped.startswith(b"{"):
+        return _by_frame(_parse_coco(data, model_classes))
+    if stripped[:1].isdigit():
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise InvalidArgument(f"the labels ({MOT_FILE}) are not UTF-8 text") from error
+        return _parse_mot(text, MOT_FILE, None, model_classes)
+    raise InvalidArgument(
+        f"the labels are neither MOTChallenge's {MOT_FILE} (or a zip holding it), a zip of YOLO"
+        " label files nor a COCO JSON file"
+    )
+
+
+def frame_number(name: str) -> int | None:
+    """The frame a YOLO or COCO entry of a video's labels names: its name's last digits
+    (`frame_000042` is frame 42); None where it ends in none."""
+    match = _FRAME_NUMBER.search(image_key(name))
+    return int(match.group(1)) if match else None
+
+
+def _by_frame(truth: GroundTruth) -> VideoGroundTruth:
+    frames: dict[int, ImageLabels] = {}
+    unnumbered: list[str] = list(truth.unread)
+    for image in truth.images.values():
+        number = frame_number(image.name)
+        if number is None:
+            unnumbered.append(image.name)
+        elif number in frames:
+            raise InvalidArgument(
+                f"the labels name frame {number} twice: '{frames[number].name}' and"
+                f" '{image.name}' (a video's entries are matched to frames by the number their"
+                " name ends in)"
+            )
+        else:
+            frames[number] = image
+    if not frames:
+        raise InvalidArgument(
+            "no label entry names a frame: a video's YOLO or COCO entries are named by frame"
+            " number, counted from 0 (frame_000042.txt, or file_name frame_000042.jpg)"
+        )
+    return VideoGroundTruth(
+        truth.format,
+        frames,
+        truth.unknown_classes,
+        tracked=False,
+        unnumbered=tuple(sorted(unnumbered)),
+    )
+
+
+# MOTChallenge
+
+
+def _zip_entries(data: bytes) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        entries = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as error:
+        raise InvalidArgument(f"the labels zip cannot be read: {error}") from error
+    if len(entries) > MAX_ZIP_ENTRIES:
+        raise InvalidArgument(
+            f"the labels zip has {len(entries)} entries; at most {MAX_ZIP_ENTRIES} are read"
+        )
+    return archive, entries
+
+
+def _mot_entries(
+    entries: Sequence[zipfile.ZipInfo],
+) -> tuple[zipfile.ZipInfo, zipfile.ZipInfo | None] | None:
+    """The zip's shallowest gt.txt and the labels.txt beside it (if any); None without one."""
+    found = sorted(
+        (e for e in entries if not _hidden(e) and PurePosixPath(e.filename).name == MOT_FILE),
+        key=lambda entry: len(PurePosixPath(entry.filename).parts),
+    )
+    if not found:
+        return None
+    truth = found[0]
+    beside = str(PurePosixPath(truth.filename).with_name(MOT_NAMES_FILE))
+    names = next((entry for entry in entries if entry.filename == beside), None)
+    for entry in (truth, names):
+        if entry is not None and entry.file_size > MAX_UNPACKED_BYTES:
+            raise InvalidArgument(
+                f"{entry.filename} in the labels zip unpacks to {entry.file_size} bytes; at"
+                f" most {MAX_UNPACKED_BYTES} are read"
+            )
+    return truth, names
+
+
+def _mot_names(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _parse_mot(
+    text: str, name: str, label_names: list[str] | None, model_classes: Sequence[str]
+) -> VideoGroundTruth:
+    """MOTChallenge's `frame, id, left, top, width, height[, considered, class, visibility]`
+    rows (frames from 1, boxes in pixels). A row marked not considered (0) is left out, as
+    MOTChallenge's evaluation leaves it, but its frame counts as labelled. A class is the
+    1-based line of labels.txt when there is one; without it, MOTChallenge's pedestrians
+    (class 1, or -1: none given) are the model's person, and other classes are left out."""
+    lines = text.splitlines()
+    if len(lines) > MAX_MOT_ROWS:
+        raise InvalidArgument(f"{name} has {len(lines)} lines; at most {MAX_MOT_ROWS}")
+    classes = _ClassMap(model_classes)
+    named_ids = None if label_names is None else [classes.id_of(label) for label in label_names]
+    person = next(
+        (index for index, label in enumerate(model_classes) if label.casefold() == MOT_PERSON),
+        None,
+    )
+    boxes: dict[int, list[LabelBox]] = {}
+    seen: set[tuple[int, int, int]] = set()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"line {number} of {name}"
+        frame, track, box, considered, label = _mot_row(line, where)
+        frame_boxes = boxes.setdefault(frame - 1, [])
+        if not considered:
+            continue
+        if named_ids is not None:
+            if not 1 <= label <= len(named_ids):
+                raise InvalidArgument(
+                    f"{where}: class {label} is not one of {MOT_NAMES_FILE}'s lines 1 to"
+                    f" {len(named_ids)}"
+                )
+            class_id = named_ids[label - 1]
+        else:
+            class_id = person if label in (-1, MOT_PEDESTRIAN) else None
+        if class_id is None:
+            continue
+        if (frame, class_id, track) in seen:
+            raise InvalidArgument(
+                f"{where}: object {track} is labelled twice in frame {frame}; an id names one"
+                " object of a frame"
+            )
+        seen.add((frame, class_id, track))
+        frame_boxes.append(LabelBox(class_id, *box, track_id=track))
+    if not boxes:
+        raise InvalidArgument(f"{name} has no row: expected one line per labelled object")
+    frames = {
+        frame: ImageLabels(f"frame {frame + 1} of {name}", tuple(found), normalised=False)
+        for frame, found in boxes.items()
+    }
+    return VideoGroundTruth(MOT, frames, tuple(sorted(classes.unknown)), tracked=True)
+
+
+def _mot_row(
+    line: str, where: str
+) -> tuple[int, int, tuple[float, float, float, float], bool, int]:
+    """(frame, id, corners in pixels, considered, class) of one gt.txt row."""
+    tokens = [token.strip() for token in line.split(",")]
+    if len(tokens) < 6:
+        raise InvalidArgument(
+            f"{where}: expected `frame, id, left, top, width, height` (then optionally"
+            f" considered, class, visibility), got {len(tokens)} values"
+        )
+    try:
+        values = [float(token) for token in tokens]
+    except ValueError as error:
+        raise InvalidArgument(f"{where}: every value must be a number") from error
+    if not all(math.isfinite(value) for value in values):
+        raise InvalidArgument(f"{where}: every value must be a finite number")
+    frame, track = values[0], values[1]
+    if not (frame.is_integer() and frame >= 1):
+        raise InvalidArgument(f"{where}: the frame is a whole number from 1, got {tokens[0]}")
+    if not track.is_integer():
+        raise InvalidArgument(f"{where}: the id must be a whole number, got {tokens[1]}")
+    left, top, width, height = values[2:6]
+    if width <= 0 or height <= 0:
+        raise InvalidArgument(f"{where}: width and height must be above 0")
+    considered = len(values) < 7 or values[6] != 0
+    label = values[7] if len(values) > 7 else -1.0
+    if not label.is_integer():
+        raise InvalidArgument(f"{where}: the class must be a whole number, got {tokens[7]}")
+    return int(frame), int(track), (left, top, left + width, top + height), considered, int(label)
 
 
 class _ClassMap:
@@ -143,15 +384,7 @@ def _ground_truth(
 def _parse_yolo_zip(
     data: bytes, model_classes: Sequence[str], uploads: Collection[str] | None
 ) -> GroundTruth:
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        entries = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as error:
-        raise InvalidArgument(f"the labels zip cannot be read: {error}") from error
-    if len(entries) > MAX_ZIP_ENTRIES:
-        raise InvalidArgument(
-            f"the labels zip has {len(entries)} entries; at most {MAX_ZIP_ENTRIES} are read"
-        )
+    archive, entries = _zip_entries(data)
     label_files = [entry for entry in entries if _is_label_file(entry)]
     if not label_files:
         raise InvalidArgument("the labels zip holds no .txt label file")
@@ -224,7 +457,7 @@ def _yolo_class_names(texts: Mapping[str, str]) -> list[str] | None:
     if not found:
         return None
     name = found[0]
-    if PurePosixPath(name).name == "classes.txt":
+    if PurePosixPath(name).name in ("classes.txt", "obj.names"):
         return [line.strip() for line in texts[name].splitlines() if line.strip()]
     try:
         document = yaml.safe_load(texts[name])

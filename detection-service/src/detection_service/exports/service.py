@@ -8,7 +8,7 @@ client drains the stream.
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -18,7 +18,7 @@ from detection_service.exports.formats import ExportWriter
 from detection_service.history import service as history
 from detection_service.history.service import DetectionRecord, HistoryFilter
 from detection_service.jobs import service as jobs
-from detection_service.jobs.models import KIND_BATCH, UNFINISHED
+from detection_service.jobs.models import KIND_BATCH, KIND_VIDEO, UNFINISHED
 from detection_service.pipeline.detector import Detector
 from objectvision_common.errors import FailedPrecondition, InvalidArgument
 
@@ -66,6 +66,7 @@ async def finished_job(
     user_id: str,
     job_id: uuid.UUID,
     action: str = "export",
+    kinds: Collection[str] = (KIND_BATCH,),
 ) -> jobs.JobView:
     """The caller's batch job, once it has finished, for `action` ("export", "evaluate").
     A running job is refused rather than answered with the images done so far: an export is
@@ -75,13 +76,14 @@ async def finished_job(
         job = await jobs.get_job(session=session, job_id=job_id, user_id=user_id)
     # Video jobs keep their frames elsewhere: refuse them plainly rather than answer with an
     # empty file.
-    if job.kind != KIND_BATCH:
+    if job.kind not in kinds:
         raise InvalidArgument(
             f"job {job_id} is a video job; a job's {action} covers batch jobs only"
         )
     if job.status in UNFINISHED:
+        unit = "frames" if job.kind == KIND_VIDEO else "images"
         raise FailedPrecondition(
-            f"job {job_id} is still {job.status} ({job.processed} of {job.total} images done);"
+            f"job {job_id} is still {job.status} ({job.processed} of {job.total} {unit} done);"
             " try again once it has finished"
         )
     return job

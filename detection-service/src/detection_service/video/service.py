@@ -215,17 +215,46 @@ async def list_frames(
         .limit(limit)
         .offset(offset)
     )
-    frames = [
-        FrameRecord(
-            frame_index=row.frame_index,
-            timestamp_seconds=row.timestamp_seconds,
-            objects=[_object(value) for value in row.objects],
-            error=row.error,
-            crossings=tuple(LineCrossing.from_json(value) for value in row.crossings),
-        )
-        for row in rows
-    ]
-    return frames, int(total or 0), video.width, video.height
+    return [_frame_record(row) for row in rows], int(total or 0), video.width, video.height
+
+
+@dataclass(frozen=True)
+class CommittedFrames:
+    """Every committed frame of a video job, with its frame size and whether it was tracked."""
+
+    width: int
+    height: int
+    tracked: bool
+    frames: list[FrameRecord]
+
+
+async def committed_frames(
+    *, session: AsyncSession, job_id: uuid.UUID, user_id: str
+) -> CommittedFrames:
+    """The caller's video job's frames in frame order, all at once: for scoring them, which
+    needs every frame (a job samples at most MAX_VIDEO_SECONDS of frames)."""
+    video = await _owned_video_job(session, job_id=job_id, user_id=user_id)
+    rows = await session.execute(
+        sa.select(video_frames)
+        .where(video_frames.c.job_id == job_id)
+        .order_by(video_frames.c.frame_index)
+    )
+    return CommittedFrames(
+        width=video.width,
+        height=video.height,
+        tracked=video.tracked,
+        frames=[_frame_record(row) for row in rows],
+    )
+
+
+def _frame_record(row: sa.Row[Any]) -> FrameRecord:
+    return FrameRecord(
+        frame_index=row.frame_index,
+        timestamp_seconds=row.timestamp_seconds,
+        objects=[_object(value) for value in row.objects],
+        error=row.error,
+        crossings=tuple(LineCrossing.from_json(value) for value in row.crossings),
+    )
 
 
 async def annotated_key(*, session: AsyncSession, job_id: uuid.UUID, user_id: str) -> str:

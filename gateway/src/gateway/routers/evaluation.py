@@ -1,4 +1,4 @@
-"""Scoring a finished batch job against the caller's ground-truth labels (ADR 0054).
+"""Scoring a finished job against the caller's ground-truth labels (ADR 0054, 0056).
 
 The gateway bounds the file and passes it through; the detection service reads the labels,
 matches them to the job's images and scores the stored detections, so a caller gets the same
@@ -32,14 +32,17 @@ LabelsFile = Annotated[
         " name the classes of a data.yaml or classes.txt in the zip, else the model's), or a"
         " COCO detection JSON file (boxes in pixels, categories matched to the model's class"
         " names). Told apart by content. A label names an upload by file name without"
-        " extension."
+        " extension. For a video job: those formats with entries named by frame number from 0"
+        " (`frame_000042.txt`, CVAT's export of a video), or MOTChallenge's gt.txt (`frame, id,"
+        " left, top, width, height[, considered, class, visibility]`, frames from 1), alone"
+        " or in a zip with a labels.txt naming its classes (CVAT's MOT 1.1)."
     ),
 ]
 
 
 @router.post(
     "/jobs/{job_id:uuid}/evaluation",
-    summary="Score a finished batch job's detections against ground-truth labels (mAP)",
+    summary="Score a finished job's detections (and a video's tracking) against ground truth",
     # 400: a body that is not multipart (the form parser's refusal).
     responses=error_responses(400, 404, 409, 413, 422),
 )
@@ -48,9 +51,10 @@ async def evaluate_job(
 ) -> JobEvaluationOut:
     """COCO's mAP50-95, mAP50 and mAP75, precision and recall at IoU 0.5, overall and per
     class, of the job's stored detections. Labels of classes the job did not ask for, or
-    standing outside its regions, are left out as its detections were. A job still running
-    is a 409, a video job a 422, as is a labels file that cannot be read (the message names
-    the entry and line)."""
+    standing outside its regions, are left out as its detections were. A video job's sampled
+    frames are scored as images, those the labels cover; a tracked one against labels with
+    identities (MOT) gets MOTA, IDF1 and identity switches too. A job still running is a
+    409, a labels file that cannot be read a 422 (the message names the entry and line)."""
     if labels.size is not None and labels.size > MAX_LABELS_BYTES:
         raise ApiError(
             413,

@@ -56,6 +56,55 @@ class SizeEvaluationOut(ApiModel):
         return cls(size=size, ground_truth=row.ground_truth, map50_95=_optional(row, "map50_95"))
 
 
+class TrackingEvaluationOut(ApiModel):
+    """How a tracked video job kept its objects' identities (MOTChallenge's CLEAR MOT and
+    identity metrics, py-motmetrics), over its sampled frames, matching at IoU 0.5 within a
+    class. Only detections with a track id take part (not an object's first sampled frame,
+    before its track is confirmed)."""
+
+    mota: float = Field(
+        description="1 - (misses + false detections + identity switches) / labelled objects;"
+        " below 0 when those outnumber the objects."
+    )
+    motp: float | None = Field(description="Mean IoU of the matched pairs; null without any.")
+    idf1: float = Field(
+        description="F1 of the one best assignment of tracks to labelled identities: how long"
+        " each object kept one id."
+    )
+    id_precision: float
+    id_recall: float
+    id_switches: int = Field(description="Times a labelled object was matched to another track.")
+    fragmentations: int = Field(description="Times a labelled object's matching was interrupted.")
+    ground_truth_tracks: int = Field(description="Labelled identities.")
+    mostly_tracked: int = Field(description="Identities matched in at least 80% of their frames.")
+    partially_tracked: int
+    mostly_lost: int = Field(description="Identities matched in under 20% of their frames.")
+    false_positives: int
+    misses: int
+
+    @classmethod
+    def from_proto(cls, message: Message, name: str = "tracking") -> Self | None:
+        """The `tracking` field of `message`, None where the service left it out."""
+        if not message.HasField(name):
+            return None
+        row: detection_pb2.TrackingEvaluation = getattr(message, name)
+        return cls(
+            mota=row.mota,
+            motp=_optional(row, "motp"),
+            idf1=row.idf1,
+            id_precision=row.id_precision,
+            id_recall=row.id_recall,
+            id_switches=row.id_switches,
+            fragmentations=row.fragmentations,
+            ground_truth_tracks=row.ground_truth_tracks,
+            mostly_tracked=row.mostly_tracked,
+            partially_tracked=row.partially_tracked,
+            mostly_lost=row.mostly_lost,
+            false_positives=row.false_positives,
+            misses=row.misses,
+        )
+
+
 class ClassEvaluationOut(ApiModel):
     class_id: int
     class_name: str
@@ -81,6 +130,11 @@ class ClassEvaluationOut(ApiModel):
         description="Precision, recall and F1 by threshold; empty without ground truth or"
         " without detections."
     )
+    tracking: TrackingEvaluationOut | None = Field(
+        default=None,
+        description="A tracked video job against labels with identities: this class's"
+        " tracking; null otherwise.",
+    )
 
     @classmethod
     def from_proto(cls, row: detection_pb2.ClassEvaluation) -> Self:
@@ -96,6 +150,7 @@ class ClassEvaluationOut(ApiModel):
             f1=_optional(row, "f1"),
             f1_confidence=_optional(row, "f1_confidence"),
             curve=CurvePointOut.of(row.curve),
+            tracking=TrackingEvaluationOut.from_proto(row),
         )
 
 
@@ -113,18 +168,30 @@ class ConfusionOut(ApiModel):
         return cls(actual=cell.actual or None, predicted=cell.predicted or None, count=cell.count)
 
 
+LabelsFormat = Literal["yolo", "coco", "mot"]
+
+
 class JobEvaluationOut(ApiModel):
     job_id: str
+    job_kind: Literal["batch", "video"] = Field(
+        description="A video job's sampled frames are its images: `images` counts the frames"
+        " scored."
+    )
     model: str
-    labels_format: Literal["yolo", "coco"]
+    labels_format: LabelsFormat
     min_confidence: float = Field(
         description="The job's confidence threshold: weaker detections were never kept, so"
         " they cannot count (submit the job with a low confidence for a full mAP curve)."
     )
-    images: int = Field(description="The job's detected images that were scored.")
+    images: int = Field(description="The job's detected images (or video frames) that were scored.")
     images_without_labels: int = Field(
-        description="Scored images no label named: counted as holding no object (YOLO's"
-        " convention for background images)."
+        description="Scored images (or frames) no label named: counted as holding no object"
+        " (YOLO's convention for background images)."
+    )
+    frames_outside_labels: int = Field(
+        default=0,
+        description="A video job's sampled frames before the first or after the last frame"
+        " the labels cover: not labelled, so not scored.",
     )
     unmatched_labels: list[str] = Field(
         description="Label entries that name no image of the job (the first 20)."
@@ -165,19 +232,30 @@ class JobEvaluationOut(ApiModel):
         description="mAP50-95 by object size (small, medium, large): low on small objects"
         " alone, a tiled detection (`tile_size`) may find what the model's input size loses."
     )
+    tracking: TrackingEvaluationOut | None = Field(
+        default=None,
+        description="A tracked video job (`track=true`) against labels with identities"
+        " (MOTChallenge's gt.txt): MOTA, IDF1 and the rest over every class; null otherwise.",
+    )
 
     @classmethod
     def from_proto(cls, evaluation: detection_pb2.JobEvaluation) -> Self:
-        labels_format: Literal["yolo", "coco"] = (
-            "coco" if evaluation.labels_format == "coco" else "yolo"
+        labels_format: LabelsFormat = (
+            "coco"
+            if evaluation.labels_format == "coco"
+            else "mot"
+            if evaluation.labels_format == "mot"
+            else "yolo"
         )
         return cls(
             job_id=evaluation.job_id,
+            job_kind="video" if evaluation.job_kind == "video" else "batch",
             model=evaluation.model,
             labels_format=labels_format,
             min_confidence=evaluation.min_confidence,
             images=evaluation.images,
             images_without_labels=evaluation.images_without_labels,
+            frames_outside_labels=evaluation.frames_outside_labels,
             unmatched_labels=list(evaluation.unmatched_labels),
             unmatched_label_count=evaluation.unmatched_label_count,
             unknown_classes=list(evaluation.unknown_classes),
@@ -199,4 +277,5 @@ class JobEvaluationOut(ApiModel):
             confusions=[ConfusionOut.from_proto(cell) for cell in evaluation.confusions],
             curve=CurvePointOut.of(evaluation.curve),
             sizes=[SizeEvaluationOut.from_proto(row) for row in evaluation.sizes],
+            tracking=TrackingEvaluationOut.from_proto(evaluation),
         )
