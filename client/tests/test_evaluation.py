@@ -668,3 +668,77 @@ def test_the_suggested_thresholds_paste_into_detect_and_batch_as_they_are() -> N
         assert dict(args.class_confidence) == suggested
     no_suggestion = JobEvaluation.from_json({**SCORED, "suggested_class_confidence": {}})
     assert evaluation_suggestion(no_suggestion) is None
+
+
+def _tracking(mota: float, idf1: float, switches: int) -> dict[str, Any]:
+    return {
+        "mota": mota,
+        "motp": 0.871,
+        "idf1": idf1,
+        "id_precision": 0.9,
+        "id_recall": 0.85,
+        "id_switches": switches,
+        "fragmentations": 1,
+        "ground_truth_tracks": 5,
+        "mostly_tracked": 3,
+        "partially_tracked": 1,
+        "mostly_lost": 1,
+        "false_positives": 4,
+        "misses": 6,
+    }
+
+
+TRACKED_VIDEO = {
+    **SCORED,
+    "job_kind": "video",
+    "labels_format": "mot",
+    "images": 40,
+    "images_without_labels": 2,
+    "frames_outside_labels": 9,
+    "unmatched_labels": [],
+    "unmatched_label_count": 0,
+    "unknown_classes": [],
+    "classes": [
+        {**SCORED["classes"][0], "tracking": _tracking(0.75, 0.8, 2)},
+        SCORED["classes"][1],
+    ],
+    "tracking": _tracking(0.7, 0.78, 3),
+}
+
+
+def test_a_tracked_video_jobs_evaluation_reads_and_prints_its_tracking(
+    gateway: Gateway, api_key: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gateway.answers(f"POST {EVALUATION}", (200, TRACKED_VIDEO))
+    labels = tmp_path / "gt.txt"
+    labels.write_text("1,1,10,20,30,40,1,1,1\n")
+    assert _cli(gateway, JOB_ID, str(labels)) == EXIT_OK
+
+    printed = capsys.readouterr()
+    summary, table, *_ = printed.out.split("\n\n")
+    lines = summary.splitlines()
+    assert lines[0].startswith(f"Job {JOB_ID}: yolov8n, 40 frames scored against mot labels")
+    assert lines[-2:] == [
+        "Tracking: MOTA 0.700  IDF1 0.780  MOTP 0.871  ID switches 3  fragmentations 1",
+        "Identities: 5 labelled, 3 mostly tracked, 1 partly, 1 mostly lost (6 missed, 4 false)",
+    ]
+    header, person, bus = table.splitlines()
+    assert header.split()[-2:] == ["MOTA", "IDF1"]
+    assert person.split()[-2:] == ["0.750", "0.800"]
+    assert bus.split()[-2:] == ["-", "-"], "a class without labelled identities has none"
+    assert printed.err.splitlines() == [
+        "Warning: 2 frames of the job had no labels: scored as holding no object",
+        "Warning: 9 sampled frames fell outside the frames the labels cover: not scored",
+    ]
+    assert gateway.sent[0].files()["labels"][0] == "gt.txt"
+
+    read = Client(gateway.url, api_key="ov_test").evaluate_job(JOB_ID, labels)
+    assert read.job_kind == "video" and read.unit == "frame"
+    assert read.tracking is not None and read.tracking.id_switches == 3
+    assert read.classes[0].tracking is not None and read.classes[1].tracking is None
+
+
+def test_a_batch_jobs_evaluation_has_no_tracking() -> None:
+    evaluation = JobEvaluation.model_validate(SCORED)
+    assert (evaluation.job_kind, evaluation.unit, evaluation.tracking) == ("batch", "image", None)
+    assert "MOTA" not in evaluation_table(evaluation)

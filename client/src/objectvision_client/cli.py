@@ -47,6 +47,7 @@ from objectvision_client.models import (
     SharedVideo,
     ShareLink,
     ShareLinksPage,
+    TrackingEvaluation,
     VideoFacts,
     VideoFrame,
     Webhook,
@@ -1313,8 +1314,8 @@ def evaluation_summary(evaluation: JobEvaluation) -> str:
     return "\n".join(
         [
             f"Job {evaluation.job_id}: {evaluation.model or 'unknown model'}, "
-            f"{_count(evaluation.images, 'image')} scored against {evaluation.labels_format} "
-            f"labels{confidence}",
+            f"{_count(evaluation.images, evaluation.unit)} scored against "
+            f"{evaluation.labels_format} labels{confidence}",
             f"Objects: {evaluation.ground_truth} labelled, {evaluation.detections} detected",
             f"mAP50-95 {_score(evaluation.map50_95)}  mAP50 {_score(evaluation.map50)}  "
             f"mAP75 {_score(evaluation.map75)}",
@@ -1322,8 +1323,23 @@ def evaluation_summary(evaluation: JobEvaluation) -> str:
             f"Recall {_score(evaluation.recall) or '-'}  (IoU 0.5)",
             *best,
             *_by_size(evaluation),
+            *_tracking(evaluation.tracking),
         ]
     )
+
+
+def _tracking(tracking: TrackingEvaluation | None) -> list[str]:
+    """A tracked video job's MOTA, IDF1 and the rest on two lines; none without them."""
+    if tracking is None:
+        return []
+    return [
+        f"Tracking: MOTA {_score(tracking.mota)}  IDF1 {_score(tracking.idf1)}  "
+        f"MOTP {_score(tracking.motp) or '-'}  ID switches {tracking.id_switches}  "
+        f"fragmentations {tracking.fragmentations}",
+        f"Identities: {tracking.ground_truth_tracks} labelled, {tracking.mostly_tracked} mostly"
+        f" tracked, {tracking.partially_tracked} partly, {tracking.mostly_lost} mostly lost"
+        f" ({tracking.misses} missed, {tracking.false_positives} false)",
+    ]
 
 
 def _by_size(evaluation: JobEvaluation) -> list[str]:
@@ -1341,9 +1357,14 @@ def _by_size(evaluation: JobEvaluation) -> list[str]:
 
 
 def evaluation_table(evaluation: JobEvaluation) -> str:
-    """One row per class with ground truth or detections; `(none)` when there is none."""
-    rows: list[list[object]] = [
-        [
+    """One row per class with ground truth or detections; `(none)` when there is none. A
+    tracked video job's evaluation adds each class's MOTA and IDF1."""
+    tracked = evaluation.tracking is not None
+    headers = ["CLASS", "GROUND TRUTH", "DETECTIONS", "AP50-95", "AP50", "P", "R", "F1", "CONF"]
+    headers += ["MOTA", "IDF1"] if tracked else []
+    rows: list[list[object]] = []
+    for row in evaluation.classes:
+        cells: list[object] = [
             row.class_name,
             row.ground_truth,
             row.detections,
@@ -1354,12 +1375,17 @@ def evaluation_table(evaluation: JobEvaluation) -> str:
             _score(row.f1),
             None if row.f1_confidence is None else f"{_threshold(row.f1_confidence):.4f}",
         ]
-        for row in evaluation.classes
-    ]
+        if tracked:
+            cells += (
+                [_score(row.tracking.mota), _score(row.tracking.idf1)]
+                if row.tracking
+                else [None, None]
+            )
+        rows.append(cells)
     return format_table(
-        ["CLASS", "GROUND TRUTH", "DETECTIONS", "AP50-95", "AP50", "P", "R", "F1", "CONF"],
-        rows or [["(none)", *[None] * 8]],
-        right=(1, 2, 3, 4, 5, 6, 7, 8),
+        headers,
+        rows or [["(none)", *[None] * (len(headers) - 1)]],
+        right=tuple(range(1, len(headers))),
     )
 
 
@@ -1439,8 +1465,13 @@ def evaluation_warnings(evaluation: JobEvaluation) -> list[str]:
     warnings = []
     if evaluation.images_without_labels:
         warnings.append(
-            f"{_count(evaluation.images_without_labels, 'image')} of the job had no labels: "
-            "scored as holding no object"
+            f"{_count(evaluation.images_without_labels, evaluation.unit)} of the job had no"
+            " labels: scored as holding no object"
+        )
+    if evaluation.frames_outside_labels:
+        warnings.append(
+            f"{_count(evaluation.frames_outside_labels, 'sampled frame')} fell outside the"
+            " frames the labels cover: not scored"
         )
     if evaluation.unmatched_label_count:
         listed = ", ".join(evaluation.unmatched_labels)
@@ -1448,8 +1479,8 @@ def evaluation_warnings(evaluation: JobEvaluation) -> list[str]:
         listed += f" and {more} more" if more > 0 else ""
         warnings.append(
             f"{evaluation.unmatched_label_count} label "
-            f"{'entry' if evaluation.unmatched_label_count == 1 else 'entries'} named no image "
-            f"of the job: {listed}"
+            f"{'entry' if evaluation.unmatched_label_count == 1 else 'entries'} named no "
+            f"{evaluation.unit} of the job: {listed}"
         )
     if evaluation.unknown_classes:
         warnings.append(
@@ -1458,14 +1489,23 @@ def evaluation_warnings(evaluation: JobEvaluation) -> list[str]:
     return warnings
 
 
-def cmd_jobs_evaluate(ctx: Context) -> int:
-    """Score a finished batch job against ground-truth labels (ADR 0054): the scores, the
-    per-class table, the commonest mistakes (labelled one class, detected as another or not
-    at all) and the per-class thresholds for the best F1 (as options to paste into
-    `detect` or `batch`) on stdout, what did not line up with the job as warnings on stderr."""
-    labels = Path(ctx.args.labels)
+def _labels_file(argument: str) -> Path:
+    labels = Path(argument)
     if labels.is_dir():
-        raise CliError(f"{labels} is a folder: give a zip of YOLO labels or a COCO JSON file")
+        raise CliError(
+            f"{labels} is a folder: give a zip of YOLO labels, a COCO JSON file or (for a"
+            " video job) MOTChallenge's gt.txt"
+        )
+    return labels
+
+
+def cmd_jobs_evaluate(ctx: Context) -> int:
+    """Score a finished batch or video job against ground-truth labels (ADR 0054, 0056): the
+    scores (a tracked video's MOTA and IDF1 too), the per-class table, the commonest mistakes
+    (labelled one class, detected as another or not at all) and the per-class thresholds for
+    the best F1 (as options to paste into `detect` or `batch`) on stdout, what did not line
+    up with the job as warnings on stderr."""
+    labels = _labels_file(ctx.args.labels)
     with ctx.client() as client:
         evaluation = client.evaluate_job(ctx.args.job_id, labels)
     if ctx.printed_json(evaluation.raw):
@@ -1542,9 +1582,7 @@ def cmd_jobs_compare(ctx: Context) -> int:
     """Score two finished batch jobs against the same labels (ADR 0054) and show them side
     by side: two models, or two settings, on the same pictures. Refused when the two were not
     scored on the same images and objects, since their numbers would not compare."""
-    labels = Path(ctx.args.labels)
-    if labels.is_dir():
-        raise CliError(f"{labels} is a folder: give a zip of YOLO labels or a COCO JSON file")
+    labels = _labels_file(ctx.args.labels)
     with ctx.client() as client:
         a = client.evaluate_job(ctx.args.job_a, labels)
         b = client.evaluate_job(ctx.args.job_b, labels)
@@ -2805,13 +2843,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(handler=cmd_jobs_show)
     evaluate = job_commands.add_parser(
         "evaluate",
-        help="score a finished batch job's detections against ground-truth labels (mAP)",
+        help="score a finished job's detections against ground-truth labels (mAP; a tracked"
+        " video job's MOTA and IDF1 too)",
     )
     evaluate.add_argument("job_id", metavar="ID")
     evaluate.add_argument(
         "labels",
         metavar="LABELS",
-        help="a zip of YOLO label files (as `export --format yolo` writes) or a COCO JSON file",
+        help="a zip of YOLO label files (as `export --format yolo` writes) or a COCO JSON file;"
+        " for a video job, those named by frame (frame_000042.txt) or MOTChallenge's gt.txt",
     )
     evaluate.add_argument(
         "--curve",

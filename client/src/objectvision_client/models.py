@@ -661,6 +661,31 @@ class SizeEvaluation(_Model):
     map50_95: float | None = None
 
 
+class TrackingEvaluation(_Model):
+    """How a tracked video job kept its objects' identities against labels that carry them
+    (MOTChallenge's gt.txt), over its sampled frames: the CLEAR MOT and identity metrics,
+    matching at IoU 0.5 within a class (ADR 0056). Only detections with a track id count."""
+
+    # 1 - (misses + false detections + identity switches) / labelled objects (can go below 0).
+    mota: float
+    # Mean IoU of the matched pairs; None without any.
+    motp: float | None = None
+    # F1, precision and recall of the one best assignment of tracks to labelled identities.
+    idf1: float
+    id_precision: float = 0.0
+    id_recall: float = 0.0
+    id_switches: int = 0
+    fragmentations: int = 0
+    # Labelled identities, and of them those matched in 80% or more of their frames, in 20 to
+    # 80%, and in under 20%.
+    ground_truth_tracks: int = 0
+    mostly_tracked: int = 0
+    partially_tracked: int = 0
+    mostly_lost: int = 0
+    false_positives: int = 0
+    misses: int = 0
+
+
 class ClassEvaluation(_Model):
     """One class's scores in a `JobEvaluation`. None where there is nothing to score: AP and
     recall of a class without ground truth (COCO leaves it out of the mean), precision of one
@@ -681,6 +706,8 @@ class ClassEvaluation(_Model):
     # Precision, recall and F1 by threshold; empty without ground truth or detections, or
     # from a server older than it.
     curve: tuple[CurvePoint, ...] = ()
+    # A tracked video job against labels with identities: this class's tracking.
+    tracking: TrackingEvaluation | None = None
 
 
 class Confusion(_Model):
@@ -696,19 +723,25 @@ class Confusion(_Model):
 
 
 class JobEvaluation(_Answer):
-    """A finished batch job's detections scored against ground-truth labels (ADR 0054).
-    Detections under the job's `min_confidence` were never kept, so they cannot count: the
-    scores are of the job as it ran, not of the model at every threshold."""
+    """A finished job's detections scored against ground-truth labels (ADR 0054; a video
+    job's frames, ADR 0056). Detections under the job's `min_confidence` were never kept, so
+    they cannot count: the scores are of the job as it ran, not of the model at every
+    threshold."""
 
     job_id: str
+    # "batch" or "video": a video job's sampled frames are its images.
+    job_kind: str = "batch"
     model: str | None = None
-    # "yolo" or "coco": what the server read the labels as.
+    # "yolo", "coco" or "mot": what the server read the labels as.
     labels_format: str
     min_confidence: float | None = None
-    # The job's detected images that were scored; of those, the ones no label named, scored
-    # as holding no object.
+    # The job's detected images (or sampled frames) that were scored; of those, the ones no
+    # label named, scored as holding no object.
     images: int
     images_without_labels: int = 0
+    # A video job's sampled frames outside the first to last frame the labels cover: not
+    # scored.
+    frames_outside_labels: int = 0
     # Label entries naming no image of the job: the first few, and how many in all.
     unmatched_labels: tuple[str, ...] = ()
     unmatched_label_count: int = 0
@@ -740,6 +773,13 @@ class JobEvaluation(_Answer):
     curve: tuple[CurvePoint, ...] = ()
     # mAP50-95 by object size: small, medium, large (empty from a server older than it).
     sizes: tuple[SizeEvaluation, ...] = ()
+    # A tracked video job against labels with identities, over every class; None otherwise.
+    tracking: TrackingEvaluation | None = None
+
+    @property
+    def unit(self) -> str:
+        """What was scored, in the singular: "frame" for a video job, else "image"."""
+        return "frame" if self.job_kind == "video" else "image"
 
 
 class ServedModel(_Model):
