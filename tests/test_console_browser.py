@@ -1702,6 +1702,113 @@ async def test_a_finished_batch_jobs_page_scores_it_against_uploaded_labels(
     assert elsewhere == []
 
 
+def _mot_labels_of(frames: list[dict], folder: Path) -> Path:
+    """A video job's own tracked detections as MOTChallenge ground truth, in a zip as CVAT's
+    MOT 1.1 export lays it out: gt/gt.txt, a row per detection with a track id from the second
+    frame on (`frame, id, left, top, width, height, considered, class, visibility`, frames and
+    ids from 1), and gt/labels.txt naming its classes (a row's class is its line number)."""
+    tracked = [
+        (frame["frame_index"], found)
+        for frame in frames
+        if frame["frame_index"] >= 1
+        for found in frame["detections"]
+        if found["track_id"] is not None
+    ]
+    names = sorted({found["class"] for _, found in tracked})
+    rows = []
+    for index, found in tracked:
+        box = found["bbox"]
+        rows.append(
+            f"{index + 1},{found['track_id'] + 1},{box['x1']},{box['y1']},"
+            f"{box['x2'] - box['x1']},{box['y2'] - box['y1']},1,{names.index(found['class']) + 1},1"
+        )
+    labels = folder / "mot-1.1.zip"
+    with zipfile.ZipFile(labels, "w") as archive:
+        archive.writestr("gt/gt.txt", "\n".join(rows) + "\n")
+        archive.writestr("gt/labels.txt", "\n".join(names) + "\n")
+    return labels
+
+
+async def test_a_tracked_video_jobs_page_evaluates_its_tracking_against_mot_labels(
+    page: Page, stack: Stack, tmp_path: Path
+) -> None:
+    """ADR 0054 for a video: "Evaluate against labels" is on a finished video job's page too,
+    its hint naming the labels a video takes; scored against MOT ground truth made of the
+    job's own tracks (from its second frame, so its first is outside the labelled frames), the
+    counts say frames and a "Tracking" part and the per-class table show MOTA and IDF1 of 1."""
+    from objectvision_devstack.videos import panned, write_video
+
+    clip = await asyncio.to_thread(
+        lambda: write_video(tmp_path / "panned.mp4", panned(BUS, 8, step=6), fps=10)
+    )
+    await sign_up_and_log_in(page)
+    await page.get_by_test_id("video-fps").fill("10")
+    await page.get_by_test_id("video-track").check()
+    await page.get_by_test_id("file-input").set_input_files(clip)
+    progress = page.get_by_test_id("job-progress")
+    await expect(progress).to_have_attribute("data-status", "completed", timeout=SLOW_MS)
+    job_id = await page.get_by_test_id("job-id").text_content()
+    token = await page.evaluate(
+        "key => JSON.parse(sessionStorage.getItem(key)).accessToken", SESSION_KEY
+    )
+    auth = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        listed = await client.get(f"/api/v1/detect/jobs/{job_id}/frames", headers=auth)
+    assert listed.status_code == 200, listed.text
+    labels = _mot_labels_of(listed.json()["frames"], tmp_path)
+    scored = await _evaluated_by_the_api(stack, auth, str(job_id), labels)
+    assert (scored["job_kind"], scored["labels_format"]) == ("video", "mot"), scored
+    assert (scored["images"], scored["frames_outside_labels"]) == (7, 1), scored
+    tracking = scored["tracking"]
+    assert tracking and (tracking["mota"], tracking["idf1"]) == pytest.approx((1, 1)), tracking
+
+    section = page.get_by_test_id("job-evaluation")
+    await expect(section).to_be_visible()
+    await expect(section.get_by_test_id("evaluation-video-hint")).to_contain_text(
+        "MOTChallenge's gt.txt"
+    )
+    await expect(section.get_by_test_id("evaluation-video-hint")).to_contain_text(
+        "frame_000042.txt"
+    )
+    await expect(section.locator("#job-evaluation-hint")).to_be_hidden()
+    picker = section.get_by_label("Labels file (gt.txt, .zip or .json)")
+    await expect(picker).to_have_attribute("aria-describedby", "job-evaluation-video-hint")
+    await picker.set_input_files(labels)
+    await section.get_by_role("button", name="Evaluate", exact=True).click()
+    result = section.get_by_test_id("evaluation-result")
+    await expect(result).to_be_visible(timeout=SLOW_MS)
+    await expect(result.get_by_test_id("evaluation-summary")).to_contain_text(
+        f"7 frames scored against MOTChallenge labels: {scored['ground_truth']} labelled objects,"
+    )
+    scores = result.get_by_test_id("evaluation-scores")
+    await expect(scores.locator("dt").last).to_have_text("Frames scored")
+    await expect(scores.locator("dd").last).to_have_text("7")
+    await expect(result.get_by_test_id("evaluation-notes").locator("li")).to_contain_text(
+        ["1 sampled frame outside the labelled frames was not scored."]
+    )
+    part = result.get_by_test_id("evaluation-tracking")
+    await expect(part.get_by_role("heading")).to_have_text("Tracking")
+    await expect(part.locator("dd[data-metric=mota]")).to_have_text("1.000")
+    await expect(part.locator("dd[data-metric=idf1]")).to_have_text("1.000")
+    await expect(part.locator("dd[data-metric=id_switches]")).to_have_text("0")
+    tracks = tracking["ground_truth_tracks"]
+    await expect(part.locator("dd[data-metric=identities]")).to_have_text(
+        f"{tracks} labelled: {tracks} mostly tracked, 0 partly tracked, 0 mostly lost"
+    )
+    headers = result.get_by_test_id("evaluation-classes").locator("thead th")
+    await expect(headers).to_have_count(11)
+    await expect(headers.nth(9)).to_have_text("MOTA")
+    await expect(headers.nth(10)).to_have_text("IDF1")
+    rows = result.get_by_test_id("evaluation-class")
+    await expect(rows).to_have_count(len(scored["classes"]))
+    for row, scored_class in zip(await rows.all(), scored["classes"], strict=True):
+        expected = [_score((scored_class["tracking"] or {}).get(key)) for key in ("mota", "idf1")]
+        await expect(row.locator("td").nth(9)).to_have_text(expected[0])
+        await expect(row.locator("td").nth(10)).to_have_text(expected[1])
+    bus = rows.nth([row["class_name"] for row in scored["classes"]].index("bus"))
+    await expect(bus.locator("td")).to_contain_text(["bus", "1.000", "1.000"])
+
+
 async def test_a_video_runs_as_a_job_with_its_frames_and_annotated_video(
     page: Page, tmp_path: Path
 ) -> None:

@@ -23,6 +23,15 @@
 // (`confusions` where `actual` differs from `predicted`; null, shown as "nothing", is a missed
 // object or a detection where nothing was labelled), most frequent first as the API lists
 // them, at most MISTAKE_ROWS of them and a line that says how many more; hidden with none.
+// A finished video job's page offers the same section for its sampled frames: the hint says
+// which labels a video takes (MOTChallenge's gt.txt, alone or in a zip as CVAT's MOT 1.1 export
+// lays it out, or YOLO or COCO entries named by frame number from 0, `frame_000042.txt`), and
+// the answer (`job_kind` "video") counts frames where a batch's counts images, and says how
+// many sampled frames fell outside the frames the labels cover (`frames_outside_labels`, not
+// scored). A tracked job scored against labels with identities (MOT) has `tracking`: a
+// "Tracking" part shows its MOTA, IDF1, MOTP, identity switches, fragmentations and how many
+// labelled identities were mostly tracked, partly tracked or mostly lost, and the per-class
+// table gains MOTA and IDF1 columns ("–" for a class without them).
 // Nothing is stored: the same file gives the same answer again. A refusal (a bad line, a
 // labels file that is neither a zip nor JSON) is shown in the page's alert region.
 
@@ -31,6 +40,11 @@ import { parseClassConfidence } from "./class-confidence.js";
 import { byId, el, onSubmit, plural, showRows, submitting } from "./dom.js";
 
 const COLUMNS = 9;
+// The per-class table's columns added for a tracked video job's answer, after the others.
+export const TRACKING_COLUMNS = [
+  { key: "mota", label: "MOTA" },
+  { key: "idf1", label: "IDF1" },
+];
 // The most mistakes listed; the rest are counted in a line below the table.
 export const MISTAKE_ROWS = 10;
 // What a null class in a confusion is shown as: no labelled object, or no detection.
@@ -46,7 +60,12 @@ export const SCORES = [
   { key: "precision", label: "Precision" },
   { key: "recall", label: "Recall" },
 ];
-const LABEL_FORMATS = { yolo: "YOLO labels", coco: "COCO JSON" };
+const LABEL_FORMATS = { yolo: "YOLO labels", coco: "COCO JSON", mot: "MOTChallenge labels" };
+// What the labels file picker says and takes, by the kind of job on show.
+const PICKER = {
+  batch: { label: "Labels file (.zip or .json)", accept: ".zip,.json", hint: "job-evaluation-hint" },
+  video: { label: "Labels file (gt.txt, .zip or .json)", accept: ".txt,.zip,.json", hint: "job-evaluation-video-hint" },
+};
 // The threshold curve's lines, in the order drawn: each has its own dash as well as its own
 // colour (console.css), so they can be told apart without colour; "" is a solid line.
 export const CURVE_SERIES = [
@@ -194,14 +213,28 @@ export function mistakes(result) {
   return (result.confusions ?? []).filter((cell) => (cell.actual ?? null) !== (cell.predicted ?? null));
 }
 
+/** What the answer's counts count: a video job's sampled frames, or a batch job's images. */
+export function unitOf(result) {
+  return result.job_kind === "video" ? "frame" : "image";
+}
+
 /** Sentences on what the scores leave out; none when everything was scored. */
 export function evaluationNotes(result) {
   const notes = [];
+  const unit = unitOf(result);
   const withoutLabels = result.images_without_labels ?? 0;
   if (withoutLabels > 0) {
     notes.push(
-      `${plural(withoutLabels, "image")} of the job had no labels: ` +
+      `${plural(withoutLabels, unit)} of the job had no labels: ` +
         `${withoutLabels === 1 ? "it was" : "they were"} scored as holding no objects.`,
+    );
+  }
+  // A video's sampled frames before the first or after the last frame the labels cover.
+  const outside = result.frames_outside_labels ?? 0;
+  if (outside > 0) {
+    notes.push(
+      `${plural(outside, "sampled frame")} outside the labelled frames ` +
+        `${outside === 1 ? "was" : "were"} not scored.`,
     );
   }
   const unmatched = result.unmatched_label_count ?? 0;
@@ -210,7 +243,7 @@ export function evaluationNotes(result) {
     const more = unmatched > listed.length ? ` and ${unmatched - listed.length} more` : "";
     const entries = unmatched === 1 ? "1 label entry names" : `${unmatched} label entries name`;
     notes.push(
-      `${entries} no image of this job, so ${unmatched === 1 ? "it was" : "they were"} not scored: ` +
+      `${entries} no ${unit} of this job, so ${unmatched === 1 ? "it was" : "they were"} not scored: ` +
         `${listed.join(", ")}${more}.`,
     );
   }
@@ -226,6 +259,40 @@ export function evaluationNotes(result) {
   return notes;
 }
 
+/** The labelled identities and how they fared: "3 labelled: 2 mostly tracked, 1 partly tracked,
+ * 0 mostly lost". */
+function identitiesText(tracking) {
+  const tracks = tracking.ground_truth_tracks;
+  return (
+    `${tracks} labelled: ${tracking.mostly_tracked} mostly tracked, ` +
+    `${tracking.partially_tracked} partly tracked, ${tracking.mostly_lost} mostly lost`
+  );
+}
+
+/**
+ * A tracked video job's tracking scores as the "Tracking" part lists them: `{key, label, text}`
+ * each, `key` the answer's field (or "identities" for the mostly tracked, partly tracked and
+ * mostly lost of the labelled identities); none without `tracking`.
+ */
+export function trackingScores(tracking) {
+  if (!tracking) return [];
+  return [
+    { key: "mota", label: "MOTA", text: scoreText(tracking.mota) },
+    { key: "idf1", label: "IDF1", text: scoreText(tracking.idf1) },
+    { key: "motp", label: "MOTP (mean IoU)", text: scoreText(tracking.motp) },
+    { key: "id_switches", label: "ID switches", text: String(tracking.id_switches) },
+    { key: "fragmentations", label: "Fragmentations", text: String(tracking.fragmentations) },
+    { key: "identities", label: "Identities", text: identitiesText(tracking) },
+    { key: "misses", label: "Missed objects", text: String(tracking.misses) },
+    { key: "false_positives", label: "False detections", text: String(tracking.false_positives) },
+  ];
+}
+
+/** Whether the answer scored tracking: overall, or for any class. */
+export function hasTracking(result) {
+  return Boolean(result.tracking) || (result.classes ?? []).some((scored) => Boolean(scored.tracking));
+}
+
 /** A confusion's class name, or a muted "nothing" for null. */
 function classCell(name) {
   return name === null || name === undefined ? el("span", { className: "muted" }, NOTHING) : name;
@@ -238,10 +305,15 @@ export class JobEvaluation {
     this.section = byId("job-evaluation");
     this.form = byId("job-evaluation-form");
     this.file = byId("job-evaluation-labels");
+    this.fileLabel = byId("job-evaluation-labels-label");
+    this.hints = { batch: byId("job-evaluation-hint"), video: byId("job-evaluation-video-hint") };
     this.result = byId("job-evaluation-result");
     this.summary = byId("job-evaluation-summary");
     this.scores = byId("job-evaluation-scores");
     this.notes = byId("job-evaluation-notes");
+    this.tracking = byId("job-evaluation-tracking");
+    this.trackingScores = byId("job-evaluation-tracking-scores");
+    this.head = byId("job-evaluation-head");
     this.body = byId("job-evaluation-body");
     this.curve = byId("job-evaluation-curve");
     this.curveClass = byId("job-evaluation-curve-class");
@@ -253,6 +325,7 @@ export class JobEvaluation {
     this.mistakesBody = byId("job-evaluation-mistakes-body");
     this.mistakesMore = byId("job-evaluation-mistakes-more");
     this.suggestion = byId("job-evaluation-suggestion");
+    this.suggestionIntro = byId("job-evaluation-suggestion-text");
     this.suggested = byId("job-evaluation-suggested");
     this.use = byId("job-evaluation-use");
     // The suggestion on show, as the Detect view's field writes it ("": none to use).
@@ -268,8 +341,10 @@ export class JobEvaluation {
     // The picked threshold for the picked class, as the Detect view's field writes it ("":
     // every class, or nothing that field can take).
     this.curveUseText = "";
-    // The job on show that can be scored (null: none, or one still running, or a video job).
+    // The job on show that can be scored (null: none, or one still running), and its kind
+    // ("batch" or "video": what labels the picker asks for).
     this.jobId = null;
+    this.kind = "batch";
     // Bumped whenever the job on show changes: an answer about the previous one is dropped.
     this.generation = 0;
     onSubmit(this.form, () => this.evaluate());
@@ -284,13 +359,24 @@ export class JobEvaluation {
     });
   }
 
-  /** Offer to score the job `id` (null: hide the section). */
-  show(id) {
+  /** Offer to score the job `id` of `kind` ("batch" or "video"; null `id`: hide the section). */
+  show(id, kind = "batch") {
     if (id !== this.jobId) {
       this.reset();
       this.jobId = id;
     }
+    this.showPicker(kind === "video" ? "video" : "batch");
     this.section.hidden = !id;
+  }
+
+  /** The picker's label, the files it takes and the hint it points to, for a `kind` of job. */
+  showPicker(kind) {
+    this.kind = kind;
+    const picker = PICKER[kind];
+    this.fileLabel.textContent = picker.label;
+    this.file.accept = picker.accept;
+    this.file.setAttribute("aria-describedby", picker.hint);
+    for (const [name, hint] of Object.entries(this.hints)) hint.hidden = name !== kind;
   }
 
   /** No job on show any more (it left the page, or the account signed out). */
@@ -307,6 +393,9 @@ export class JobEvaluation {
     this.summary.textContent = "";
     this.scores.replaceChildren();
     this.notes.replaceChildren();
+    this.tracking.hidden = true;
+    this.trackingScores.replaceChildren();
+    this.showTrackingColumns(false);
     this.body.replaceChildren();
     this.curve.hidden = true;
     this.curves = [];
@@ -352,8 +441,9 @@ export class JobEvaluation {
 
   render(result) {
     const format = LABEL_FORMATS[result.labels_format] ?? result.labels_format;
+    const unit = unitOf(result);
     this.summary.textContent =
-      `${plural(result.images, "image")} scored against ${format}: ` +
+      `${plural(result.images, unit)} scored against ${format}: ` +
       `${plural(result.ground_truth, "labelled object")}, ${plural(result.detections, "detection")}. ` +
       `The job kept only detections with confidence ${Number(result.min_confidence).toFixed(2)} or more: ` +
       "objects it found less surely count as missed.";
@@ -381,21 +471,47 @@ export class JobEvaluation {
           row.ground_truth ? `${scoreText(row.map50_95)} (${plural(row.ground_truth, "labelled object")})` : "none labelled",
         ),
       ]),
-      el("dt", {}, "Images scored"),
+      el("dt", {}, unit === "frame" ? "Frames scored" : "Images scored"),
       el("dd", { "data-testid": "evaluation-score", dataset: { metric: "images" } }, String(result.images)),
     );
     this.notes.replaceChildren(...evaluationNotes(result).map((note) => el("li", {}, note)));
     this.notes.hidden = this.notes.childElementCount === 0;
+    this.showTracking(result.tracking);
+    const tracked = hasTracking(result);
+    this.showTrackingColumns(tracked);
     showRows(
       this.body,
-      (result.classes ?? []).map((row) => this.row(row)),
-      COLUMNS,
+      (result.classes ?? []).map((row) => this.row(row, tracked)),
+      COLUMNS + (tracked ? TRACKING_COLUMNS.length : 0),
       "Neither the labels nor the detections hold any object.",
     );
+    this.suggestionIntro.textContent =
+      `Detect with these per-class minimums for the best F1 on these ${unit}s:`;
     this.showCurves(result);
     this.showMistakes(mistakes(result));
     this.showSuggestion(result.suggested_class_confidence);
     this.result.hidden = false;
+  }
+
+  /** The "Tracking" part: the answer's overall tracking scores; hidden without them. */
+  showTracking(tracking) {
+    this.trackingScores.replaceChildren(
+      ...trackingScores(tracking).flatMap(({ key, label, text }) => [
+        el("dt", {}, label),
+        el("dd", { "data-testid": "evaluation-tracking-score", dataset: { metric: key } }, text),
+      ]),
+    );
+    this.tracking.hidden = !tracking;
+  }
+
+  /** The per-class table's MOTA and IDF1 headers, there only for an answer that scored tracking
+   * (a hidden header would still be read as a column). */
+  showTrackingColumns(shown) {
+    for (const header of this.head.querySelectorAll("th[data-tracking]")) header.remove();
+    if (!shown) return;
+    this.head.append(
+      ...TRACKING_COLUMNS.map(({ key, label }) => el("th", { scope: "col", dataset: { tracking: key } }, label)),
+    );
   }
 
   /** The picker's curves (every class's, then each class's that has points) and the first of
@@ -560,7 +676,8 @@ export class JobEvaluation {
     this.use.hidden = !this.suggestionText;
   }
 
-  row(scored) {
+  /** A class's row; `tracked`: with its MOTA and IDF1 ("–" for a class without tracking). */
+  row(scored, tracked = false) {
     const name = scored.class_name || `class ${scored.class_id}`;
     return el(
       "tr",
@@ -574,6 +691,9 @@ export class JobEvaluation {
       el("td", { "data-label": "Recall" }, scoreText(scored.recall)),
       el("td", { "data-label": "F1" }, scoreText(scored.f1)),
       el("td", { "data-label": "Best confidence" }, confidenceText(scored.f1_confidence)),
+      ...(tracked
+        ? TRACKING_COLUMNS.map(({ key, label }) => el("td", { "data-label": label }, scoreText(scored.tracking?.[key])))
+        : []),
     );
   }
 }

@@ -16,8 +16,10 @@
 // says `admin`, and the server refuses anyone else. An account with two-factor authentication
 // logs in with a code too (two-factor.js), asked for once the server wants one.
 // A finished batch job's page scores its detections against a labels file the user uploads
-// (ADR 0054: mAP, precision, recall, per class; evaluation.js); the per-class minimum scores
-// it suggests can be put in the Detect view's for the next detection.
+// (ADR 0054: mAP, precision, recall, per class; evaluation.js), and so does a finished video
+// job's, frame by frame (MOTChallenge's gt.txt, or YOLO or COCO entries named by frame; MOTA
+// and IDF1 too for a tracked job); the per-class minimum scores it suggests can be put in the
+// Detect view's for the next detection.
 
 import { AccountsView } from "./accounts.js";
 import { request } from "./api.js";
@@ -641,8 +643,10 @@ function renderJob(job) {
   // told once, not at each progress message.
   const shareable = job.kind === "video" && job.status === "completed" ? job.jobId : null;
   if (shareable !== jobShareLinks.sharedId) jobShareLinks.show(shareable);
-  // A finished batch job's detections can be scored against the user's labels (ADR 0054).
-  jobEvaluation.show(job.kind === "batch" && finished ? job.jobId : null);
+  // A finished batch job's detections, or a finished video job's sampled frames, can be scored
+  // against the user's labels (ADR 0054).
+  const scorable = (job.kind === "batch" || job.kind === "video") && finished;
+  jobEvaluation.show(scorable ? job.jobId : null, job.kind);
 }
 
 /** The job's own key-value pairs (ADR 0045), as text: they are the caller's, never markup. */
