@@ -52,6 +52,7 @@ from objectvision_devstack.api_users import (
     network_address,
     signed_in,
 )
+from objectvision_devstack.ground_truth import cvat_mot_zip, tracked_objects
 from objectvision_devstack.image_server import image_server
 from objectvision_devstack.mail import Mailbox
 from objectvision_devstack.stack import Stack
@@ -1702,33 +1703,6 @@ async def test_a_finished_batch_jobs_page_scores_it_against_uploaded_labels(
     assert elsewhere == []
 
 
-def _mot_labels_of(frames: list[dict], folder: Path) -> Path:
-    """A video job's own tracked detections as MOTChallenge ground truth, in a zip as CVAT's
-    MOT 1.1 export lays it out: gt/gt.txt, a row per detection with a track id from the second
-    frame on (`frame, id, left, top, width, height, considered, class, visibility`, frames and
-    ids from 1), and gt/labels.txt naming its classes (a row's class is its line number)."""
-    tracked = [
-        (frame["frame_index"], found)
-        for frame in frames
-        if frame["frame_index"] >= 1
-        for found in frame["detections"]
-        if found["track_id"] is not None
-    ]
-    names = sorted({found["class"] for _, found in tracked})
-    rows = []
-    for index, found in tracked:
-        box = found["bbox"]
-        rows.append(
-            f"{index + 1},{found['track_id'] + 1},{box['x1']},{box['y1']},"
-            f"{box['x2'] - box['x1']},{box['y2'] - box['y1']},1,{names.index(found['class']) + 1},1"
-        )
-    labels = folder / "mot-1.1.zip"
-    with zipfile.ZipFile(labels, "w") as archive:
-        archive.writestr("gt/gt.txt", "\n".join(rows) + "\n")
-        archive.writestr("gt/labels.txt", "\n".join(names) + "\n")
-    return labels
-
-
 async def test_a_tracked_video_jobs_page_evaluates_its_tracking_against_mot_labels(
     page: Page, stack: Stack, tmp_path: Path
 ) -> None:
@@ -1755,7 +1729,8 @@ async def test_a_tracked_video_jobs_page_evaluates_its_tracking_against_mot_labe
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
         listed = await client.get(f"/api/v1/detect/jobs/{job_id}/frames", headers=auth)
     assert listed.status_code == 200, listed.text
-    labels = _mot_labels_of(listed.json()["frames"], tmp_path)
+    labels = tmp_path / "mot-1.1.zip"
+    labels.write_bytes(cvat_mot_zip(tracked_objects(listed.json()["frames"])))
     scored = await _evaluated_by_the_api(stack, auth, str(job_id), labels)
     assert (scored["job_kind"], scored["labels_format"]) == ("video", "mot"), scored
     assert (scored["images"], scored["frames_outside_labels"]) == (7, 1), scored

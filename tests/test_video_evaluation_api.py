@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from objectvision_devstack.api_users import Account, signed_in
+from objectvision_devstack.ground_truth import cvat_mot_zip, own_identities, tracked_objects
 from objectvision_devstack.triton import REPOSITORY_ROOT
 from objectvision_devstack.videos import panned, write_video
 
@@ -39,36 +40,6 @@ def _evaluation(job_id: str) -> str:
     return f"/api/v1/detect/jobs/{job_id}/evaluation"
 
 
-def _tracked_objects(frames: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
-    """(frame index, object) of every object with a track id, frame 1 on."""
-    return [
-        (frame["frame_index"], found)
-        for frame in frames[1:]
-        for found in frame["detections"]
-        if found["track_id"] is not None
-    ]
-
-
-def _cvat_mot_zip(
-    objects: list[tuple[int, dict[str, Any]]], identity: dict[tuple[int, int], int]
-) -> bytes:
-    """CVAT's MOT 1.1 layout: gt/labels.txt names the classes, gt/gt.txt a row per object
-    (frames from 1, the class as its 1-based line of labels.txt)."""
-    names = sorted({found["class"] for _, found in objects})
-    rows = []
-    for frame, found in objects:
-        box = found["bbox"]
-        rows.append(
-            f"{frame + 1},{identity[frame, found['track_id']]},{box['x1']},{box['y1']},"
-            f"{box['width']},{box['height']},1,{names.index(found['class']) + 1},1.0"
-        )
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("gt/labels.txt", "\n".join(names) + "\n")
-        archive.writestr("gt/gt.txt", "\n".join(rows) + "\n")
-    return buffer.getvalue()
-
-
 async def _scored(
     client: httpx.AsyncClient, account: Account, job_id: str, labels: bytes, name: str
 ) -> dict[str, Any]:
@@ -86,12 +57,10 @@ async def test_a_tracked_video_is_scored_on_its_frames_and_on_how_it_kept_identi
     job, frames = await finished_video_job(
         gateway_client, account, panned_bus, frames=FRAMES, track=True
     )
-    objects = _tracked_objects(frames)
-    own = {(frame, found["track_id"]): found["track_id"] + 1 for frame, found in objects}
+    objects = tracked_objects(frames)
+    own = own_identities(objects)
 
-    exact = await _scored(
-        gateway_client, account, job["job_id"], _cvat_mot_zip(objects, own), "mot.zip"
-    )
+    exact = await _scored(gateway_client, account, job["job_id"], cvat_mot_zip(objects), "mot.zip")
     assert (exact["job_kind"], exact["labels_format"]) == ("video", "mot")
     assert (exact["images"], exact["frames_outside_labels"]) == (FRAMES - 1, 1)
     assert exact["ground_truth"] == len(objects)
@@ -112,7 +81,7 @@ async def test_a_tracked_video_is_scored_on_its_frames_and_on_how_it_kept_identi
     for frame in range(SWAP_FROM, FRAMES):
         swapped[frame, first], swapped[frame, second] = own[frame, second], own[frame, first]
     switched = await _scored(
-        gateway_client, account, job["job_id"], _cvat_mot_zip(objects, swapped), "swapped.zip"
+        gateway_client, account, job["job_id"], cvat_mot_zip(objects, swapped), "swapped.zip"
     )
     labelled = len(objects)
     # Each of the two is matched to the other's track for the frames SWAP_FROM..7: 2 switches.

@@ -742,3 +742,35 @@ def test_a_batch_jobs_evaluation_has_no_tracking() -> None:
     evaluation = JobEvaluation.model_validate(SCORED)
     assert (evaluation.job_kind, evaluation.unit, evaluation.tracking) == ("batch", "image", None)
     assert "MOTA" not in evaluation_table(evaluation)
+
+
+def test_jobs_compare_sets_two_tracked_videos_tracking_side_by_side(
+    gateway: Gateway, api_key: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = "6b1f3c2a-0000-4000-8000-0000000000b3"
+    longer_lost = {**TRACKED_VIDEO, "job_id": other, "tracking": _tracking(0.74, 0.86, 1)}
+    gateway.answers(f"POST {EVALUATION}", (200, TRACKED_VIDEO))
+    gateway.answers(f"POST /api/v1/detect/jobs/{other}/evaluation", (200, longer_lost))
+    labels = tmp_path / "gt.txt"
+    labels.write_text("1,1,10,20,30,40\n")
+    code = main(["--api-url", gateway.url, "jobs", "compare", JOB_ID, other, str(labels)])
+    assert code == EXIT_OK
+
+    header, table = capsys.readouterr().out.split("\n\n")
+    assert header.splitlines()[-1] == "Scored against the same mot labels: 17 objects in 40 frames"
+    # The label, then A, B and B - A.
+    rows = {" ".join(line.split()[:-3]): line.split()[-3:] for line in table.splitlines()[1:]}
+    assert rows["MOTA"] == ["0.700", "0.740", "+0.040"]
+    assert rows["IDF1"] == ["0.780", "0.860", "+0.080"]
+    assert rows["ID switches"] == ["3", "1", "-2"]
+    assert rows["Mostly lost"] == ["1", "1", "0"]
+
+
+def test_jobs_compare_of_batch_jobs_has_no_tracking_rows(
+    gateway: Gateway, api_key: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gateway.answers(f"POST {EVALUATION}", (200, SCORED))
+    labels = tmp_path / "labels.zip"
+    labels.write_bytes(_yolo_zip())
+    assert main(["--api-url", gateway.url, "jobs", "compare", JOB_ID, JOB_ID, str(labels)]) == 0
+    assert "MOTA" not in capsys.readouterr().out

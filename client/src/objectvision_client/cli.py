@@ -1535,7 +1535,9 @@ def _delta(a: float | None, b: float | None) -> str | None:
 
 def evaluations_compared(a: JobEvaluation, b: JobEvaluation) -> str:
     """Two evaluations against the same labels side by side: the overall scores, mAP50-95
-    by size and each class's AP50-95, with B less A; the model of each job in the header."""
+    by size, the tracking scores where both tracked (two tracker settings or sampling rates
+    on one video) and each class's AP50-95, with B less A; the model of each job in the
+    header."""
     overall = [
         ("mAP50-95", a.map50_95, b.map50_95),
         ("mAP50", a.map50, b.map50),
@@ -1550,6 +1552,19 @@ def evaluations_compared(a: JobEvaluation, b: JobEvaluation) -> str:
         for row in a.sizes
         if row.size in sizes_b
     ]
+    if a.tracking and b.tracking:
+        overall += [
+            ("MOTA", a.tracking.mota, b.tracking.mota),
+            ("IDF1", a.tracking.idf1, b.tracking.idf1),
+            ("MOTP", a.tracking.motp, b.tracking.motp),
+        ]
+        counted = [
+            ("ID switches", a.tracking.id_switches, b.tracking.id_switches),
+            ("Mostly tracked", a.tracking.mostly_tracked, b.tracking.mostly_tracked),
+            ("Mostly lost", a.tracking.mostly_lost, b.tracking.mostly_lost),
+        ]
+    else:
+        counted = []
     classes_a = {row.class_name: row for row in a.classes}
     classes_b = {row.class_name: row for row in b.classes}
     names = sorted(
@@ -1566,22 +1581,27 @@ def evaluations_compared(a: JobEvaluation, b: JobEvaluation) -> str:
     ]
     table = format_table(
         ["", "A", "B", "B - A"],
-        [[label, _score(x), _score(y), _delta(x, y)] for label, x, y in overall + per_class],
+        [
+            *([label, _score(x), _score(y), _delta(x, y)] for label, x, y in overall),
+            *([label, x, y, f"{y - x:+d}" if y != x else "0"] for label, x, y in counted),
+            *([label, _score(x), _score(y), _delta(x, y)] for label, x, y in per_class),
+        ],
         right=(1, 2, 3),
     )
     header = [
         f"A: job {a.job_id} ({a.model or 'unknown model'}, {a.detections} detections)",
         f"B: job {b.job_id} ({b.model or 'unknown model'}, {b.detections} detections)",
         f"Scored against the same {a.labels_format} labels: {a.ground_truth} objects in"
-        f" {_count(a.images, 'image')}",
+        f" {_count(a.images, a.unit)}",
     ]
     return "\n".join([*header, "", table])
 
 
 def cmd_jobs_compare(ctx: Context) -> int:
-    """Score two finished batch jobs against the same labels (ADR 0054) and show them side
-    by side: two models, or two settings, on the same pictures. Refused when the two were not
-    scored on the same images and objects, since their numbers would not compare."""
+    """Score two finished jobs against the same labels (ADR 0054, 0056) and show them side
+    by side: two models, or two settings, on the same pictures or video. Refused when the two
+    were not scored on the same images (frames) and objects: their numbers would not
+    compare."""
     labels = _labels_file(ctx.args.labels)
     with ctx.client() as client:
         a = client.evaluate_job(ctx.args.job_a, labels)
@@ -1590,9 +1610,10 @@ def cmd_jobs_compare(ctx: Context) -> int:
         return EXIT_OK
     if (a.images, a.ground_truth) != (b.images, b.ground_truth):
         raise CliError(
-            f"the jobs were scored on different pictures ({_count(a.images, 'image')} and"
-            f" {a.ground_truth} labelled objects, against {_count(b.images, 'image')} and"
-            f" {b.ground_truth}): submit the same images to both"
+            f"the jobs were scored on different pictures ({_count(a.images, a.unit)} and"
+            f" {a.ground_truth} labelled objects, against {_count(b.images, b.unit)} and"
+            f" {b.ground_truth}): submit the same {a.unit}s to both (a video at the same"
+            " sampling)"
         )
     print(evaluations_compared(a, b), file=ctx.stdout)
     return EXIT_OK
@@ -2864,13 +2885,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=cmd_jobs_evaluate)
     compare = job_commands.add_parser(
         "compare",
-        help="score two finished batch jobs against the same labels, side by side (two models"
-        " on the same pictures)",
+        help="score two finished jobs against the same labels, side by side (two models on"
+        " the same pictures, or two tracker settings on one video)",
     )
     compare.add_argument("job_a", metavar="A")
     compare.add_argument("job_b", metavar="B")
     compare.add_argument(
-        "labels", metavar="LABELS", help="a zip of YOLO label files or a COCO JSON file"
+        "labels",
+        metavar="LABELS",
+        help="a zip of YOLO label files or a COCO JSON file; for video jobs, those named by"
+        " frame or MOTChallenge's gt.txt",
     )
     _add_output_choice(compare)
     compare.set_defaults(handler=cmd_jobs_compare)
