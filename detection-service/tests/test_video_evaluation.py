@@ -302,3 +302,22 @@ def test_labels_of_frames_the_job_never_sampled_are_refused_saying_so() -> None:
         _evaluated(video, "3,1,100,100,40,80\n5,1,100,100,40,80\n")
     assert "the labels cover frames 2 to 4 (counted from 0)" in str(refused.value)
     assert "detected frames 0 to 10: no frame it sampled is labelled" in str(refused.value)
+
+
+def test_frames_without_any_object_of_a_class_change_nothing_of_its_scores() -> None:
+    people = [
+        TrackedFrame(n, [_label(1, n), _label(2, 60)], [_tracked(7, n), _tracked(8 + n % 2, 60)])
+        for n in range(6)
+    ]
+    cars = [TrackedFrame(n, [_label(5, 200 + n, CAR)], []) for n in range(6, 9)]
+    # The same scene with empty frames between its objects' frames and a car labelled later.
+    spread = [TrackedFrame(frame.frame_index * 10, frame.truth, frame.detected) for frame in people]
+    empty = [TrackedFrame(n, [], []) for n in range(61, 100)]
+    together = score_tracking([*people, *cars])
+    assert together == score_tracking(
+        [*spread, *empty, *(TrackedFrame(n + 100, f.truth, f.detected) for n, f in enumerate(cars))]
+    )
+    # A labelled car never tracked is missed in each of its frames, none of a person's.
+    assert together is not None
+    assert (together.classes[CAR].misses, together.classes[CAR].mostly_lost) == (3, 1)
+    assert (together.classes[PERSON].misses, together.classes[PERSON].id_switches) == (0, 5)

@@ -110,6 +110,11 @@ def score_tracking(frames: Sequence[TrackedFrame]) -> TrackingEvaluation | None:
                 for obj in frame.detected
                 if obj.class_id == class_id and obj.track_id is not None
             ]
+            # A frame with nothing of the class changes none of its counts: left out, so that
+            # the updates (half a millisecond each) are bounded by the objects scored, not by
+            # frames times classes.
+            if not truth and not detected:
+                continue
             accumulator.update(
                 [box.track_id for box in truth],
                 [obj.track_id for obj in detected],
