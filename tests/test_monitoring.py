@@ -40,6 +40,8 @@ from objectvision_devstack.prometheus import LocalPrometheus, PrometheusMissing,
 from objectvision_devstack.stack import Stack
 from objectvision_devstack.triton import LocalTriton
 
+from .conftest import SHARED_IMAGES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT / "tools") not in sys.path:
     sys.path.insert(0, str(REPO_ROOT / "tools"))  # deploy_validate, as in tests/deploy
@@ -529,12 +531,15 @@ def _traffic(stack: Stack) -> None:
         assert client.get("/api/v1/users/me", headers=user).status_code == 200
         assert client.get("/api/v1/webhooks", headers=user).status_code == 200
         assert client.get("/api/v1/no-such-route").status_code == 404
+        # A picture with objects in it: the per-class series of what the models see (ADR 0057)
+        # exist once a class has been detected.
         detected = client.post(
             "/api/v1/detect/image",
-            files={"file": ("noise.jpg", _jpeg(1), "image/jpeg")},
+            files={"file": ("bus.jpg", (SHARED_IMAGES / "bus.jpg").read_bytes(), "image/jpeg")},
             headers=user,
         )
         assert detected.status_code == 200, detected.text
+        assert detected.json()["detections"], "bus.jpg has objects"
         submitted = client.post(
             "/api/v1/detect/batch",
             files=[("files", (f"noise-{i}.jpg", _jpeg(i), "image/jpeg")) for i in (2, 3)],

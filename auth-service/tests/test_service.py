@@ -29,6 +29,9 @@ from objectvision_common.grpc_client import insecure_channel
 from objectvision_devstack.databases import fresh_database
 from objectvision_devstack.processes import free_port
 
+# How long the console script may take to start serving (imports, migrations, its first key).
+START_WITHIN_SECONDS = 60
+
 
 @pytest.mark.parametrize("service", ["", SERVICE_NAME])
 async def test_health_service_answers_serving(channel, service):
@@ -198,8 +201,12 @@ async def test_the_console_script_migrates_serves_and_stops_cleanly_on_sigterm(
     try:
         async with insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
+            # Waits out the process's start (imports, its first signing key), which a loaded
+            # CI machine stretches past the channel's default 10 s deadline.
             response = await health.Check(
-                health_pb2.HealthCheckRequest(service=SERVICE_NAME), wait_for_ready=True
+                health_pb2.HealthCheckRequest(service=SERVICE_NAME),
+                wait_for_ready=True,
+                timeout=START_WITHIN_SECONDS,
             )
             assert response.status == health_pb2.HealthCheckResponse.SERVING
             jwks = await auth_pb2_grpc.AuthServiceStub(channel).GetJwks(empty_pb2.Empty())

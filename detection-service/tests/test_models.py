@@ -114,7 +114,13 @@ async def test_a_triton_call_never_mixes_models(
     triton_client: InferenceServerClient,
 ) -> None:
     """Images for both models arrive interleaved, at once; Triton's per-model statistics
-    count exactly each model's own images (a mixed batch would be counted under one)."""
+    count exactly each model's own images (a mixed batch would be counted under one).
+
+    The session's Triton also serves what other tests left running in the background (a job
+    still being worked through, on the default model): the default model's count may only be
+    more, never less; the int8 model, which no background work uses, exactly its own. A mixed
+    batch would show either way: counted under int8, too many there; under the default
+    model, too few for int8."""
     before = {
         name: await settled_count(lambda n=name: _inferences(triton_client, n))
         for name in (FP32, INT8)
@@ -135,10 +141,8 @@ async def test_a_triton_call_never_mixes_models(
         name: await settled_count(lambda n=name: _inferences(triton_client, n))
         for name in (FP32, INT8)
     }
-    assert {name: after[name] - before[name] for name in after} == {
-        FP32: per_model,
-        INT8: per_model,
-    }
+    assert after[INT8] - before[INT8] == per_model
+    assert after[FP32] - before[FP32] >= per_model
 
 
 async def test_history_records_the_model_and_version(

@@ -4,11 +4,38 @@ The server passes the default registry (exported on DETECTION_METRICS_PORT); tes
 fresh one, so several services in one process do not collide.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from detection_service.pipeline.types import DetectedObject
+
 _LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# Confidence of kept objects: tenths, and finer at the top where most of a good model's are.
+_CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
+# Objects in one image; 0 first, so that the share of images with nothing in them is a bucket.
+_OBJECTS_PER_IMAGE_BUCKETS = (0, 1, 2, 5, 10, 20, 50, 100, 300)
+
+
+@dataclass(frozen=True)
+class ModelMonitor:
+    """What each model sees, in aggregate (ADR 0057): objects by class, their confidence, and
+    objects per image, over fresh detections (a cached answer was seen before). A shift of
+    these against their own past is the first sign that the pictures changed under a model
+    (a camera moved, night fell, a lens fogged) before anyone looks at a result. Class names
+    come from the models' descriptions, never from callers, so the series are bounded."""
+
+    objects: Counter
+    confidence: Histogram
+    objects_per_image: Histogram
+
+    def observe(self, model: str, objects: Sequence[DetectedObject]) -> None:
+        self.objects_per_image.labels(model).observe(len(objects))
+        confidence = self.confidence.labels(model)
+        for obj in objects:
+            self.objects.labels(model, obj.class_name).inc()
+            confidence.observe(obj.confidence)
 
 
 @dataclass(frozen=True)
@@ -26,6 +53,7 @@ class DetectionMetrics:
     usage_unflushed: Gauge
     retention_removed: Counter
     sandbox_confined: Gauge
+    model_monitor: ModelMonitor
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> "DetectionMetrics":
@@ -113,5 +141,29 @@ class DetectionMetrics:
                 " the database cannot be written.",
                 multiprocess_mode="livesum",
                 registry=registry,
+            ),
+            model_monitor=ModelMonitor(
+                objects=Counter(
+                    "detection_objects_total",
+                    "Objects kept in fresh detections, by model and class (what each model"
+                    " sees; ADR 0057).",
+                    ["model", "class_name"],
+                    registry=registry,
+                ),
+                confidence=Histogram(
+                    "detection_object_confidence",
+                    "Confidence of the objects kept in fresh detections, by model.",
+                    ["model"],
+                    buckets=_CONFIDENCE_BUCKETS,
+                    registry=registry,
+                ),
+                objects_per_image=Histogram(
+                    "detection_objects_per_image",
+                    "Objects kept in one freshly detected image (or video frame), by model:"
+                    ' the le="0" bucket counts images with nothing in them.',
+                    ["model"],
+                    buckets=_OBJECTS_PER_IMAGE_BUCKETS,
+                    registry=registry,
+                ),
             ),
         )

@@ -100,6 +100,7 @@ class InferencePipeline:
             cache=cache,
             outcomes=metrics.images,
             tiles_cut=metrics.tiles,
+            monitor=metrics.model_monitor,
             usage=usage,
             require_verified_email=settings.require_verified_email,
         )
