@@ -36,6 +36,11 @@ from objectvision_devstack.command_line import COMMAND, CommandLine
 from objectvision_devstack.image_server import image_server
 from objectvision_devstack.stack import Stack
 
+# The slow tier (make test-slow): the real command against the whole stack, where client/tests
+# hold the same commands to the API's answers on a local stand-in; make test stays under 15
+# minutes.
+pytestmark = pytest.mark.slow
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGES = Path(os.environ.get("OBJECTVISION_SHARED_DIR", REPO_ROOT.parent / "shared")) / "images"
 BUS = IMAGES / "bus.jpg"
@@ -354,9 +359,8 @@ def test_webhooks_deliveries_are_listed_and_redelivered(
     )
 
 
-# In the slow tier: about 10 s of webhook round trips, whose rules notification-service
+# About 10 s of webhook round trips, whose rules notification-service
 # tests/test_webhook_lifecycle.py checks in make test; this is the command line end to end.
-@pytest.mark.slow
 def test_a_webhook_is_changed_disabled_pinged_and_enabled_again(
     stack: Stack, tmp_path_factory: pytest.TempPathFactory, hook_receiver
 ) -> None:

@@ -44,6 +44,10 @@ from objectvision_devstack.mail import Mailbox, text_and_html
 from objectvision_devstack.stack import Stack
 from objectvision_devstack.waiting import eventually
 
+# The slow tier (make test-slow): this whole flow through every service repeats, end to end,
+# what the services' own tests check one by one, and make test stays under 15 minutes.
+pytestmark = pytest.mark.slow
+
 VERIFY = "/api/v1/auth/verify-email"
 RESEND = "/api/v1/auth/resend-verification"
 ME = "/api/v1/users/me"

@@ -102,10 +102,15 @@ def _shared_images() -> Path:
 
 
 IMAGES = _shared_images()
-pytestmark = pytest.mark.skipif(
-    not (IMAGES / "coco8").is_dir(),
-    reason=f"sample images not found under {IMAGES} (set OBJECTVISION_SHARED_DIR)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (IMAGES / "coco8").is_dir(),
+        reason=f"sample images not found under {IMAGES} (set OBJECTVISION_SHARED_DIR)",
+    ),
+    # The slow tier (make test-slow): this whole flow through every service repeats, end to
+    # end, what the services' own tests check one by one, and make test stays under 15 minutes.
+    pytest.mark.slow,
+]
 
 
 def _coco8(count: int) -> list[Path]:

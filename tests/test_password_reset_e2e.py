@@ -29,6 +29,10 @@ from objectvision_devstack.mail import Mailbox, text_and_html
 from objectvision_devstack.stack import Stack
 from objectvision_devstack.waiting import eventually
 
+# The slow tier (make test-slow): this whole flow through every service repeats, end to end,
+# what the services' own tests check one by one, and make test stays under 15 minutes.
+pytestmark = pytest.mark.slow
+
 REFRESH = "/api/v1/auth/refresh"
 FORGOT = "/api/v1/auth/forgot-password"
 RESET = "/api/v1/auth/reset-password"

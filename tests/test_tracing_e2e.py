@@ -19,6 +19,10 @@ import pytest
 from objectvision_devstack.otlp import OtlpReceiver, ReceivedSpan
 from objectvision_devstack.stack import Stack
 
+# The slow tier (make test-slow): this whole flow through every service repeats, end to end,
+# what the services' own tests check one by one, and make test stays under 15 minutes.
+pytestmark = pytest.mark.slow
+
 IMAGES = (
     Path(os.environ.get("OBJECTVISION_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
     / "images"

@@ -36,6 +36,10 @@ from objectvision_devstack.api_users import (
 from objectvision_devstack.command_line import CommandLine
 from objectvision_devstack.stack import Stack
 
+# The slow tier (make test-slow): this whole flow through every service repeats, end to end,
+# what the services' own tests check one by one, and make test stays under 15 minutes.
+pytestmark = pytest.mark.slow
+
 LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/users/me"
 TWO_FACTOR = "/api/v1/users/me/two-factor"

@@ -153,6 +153,21 @@ def panned_video(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return write_video(path, shots, fps=10).read_bytes()
 
 
+async def stream_refusal(
+    harness: Harness, user: str, first: detection_pb2.Frame
+) -> tuple[grpc.StatusCode, str]:
+    """The status and message a DetectStream ends with when its first frame is refused.
+
+    The frame is written on its own and the call's own status read: a refusal can end the
+    call while the client is still writing, and gRPC then fails the write itself ("Internal
+    error from Core", a client-side INTERNAL) in place of the status the server sent."""
+    call = harness.stub.DetectStream(metadata=harness.metadata(user), timeout=60)
+    with contextlib.suppress(grpc.aio.AioRpcError, grpc.aio.UsageError):
+        await call.write(first)
+        await call.done_writing()
+    return await call.code(), await call.details() or ""
+
+
 async def detect_stream(
     harness: Harness,
     user: str,

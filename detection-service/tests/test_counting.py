@@ -29,6 +29,7 @@ from .conftest import (
     final_event,
     finished_job,
     panned_jpegs,
+    stream_refusal,
     submit_video_job,
     video_frames_of,
 )
@@ -198,12 +199,15 @@ async def test_a_counting_stream_reports_the_bus_crossing_once_each_way(detectio
 
 
 async def test_a_stream_asking_for_lines_without_tracking_is_refused(detection, user):
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await detect_stream(
-            detection, user, panned_jpegs()[:2], track=False, lines=_vertical_lines(5)
-        )
-    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "need tracking" in (refused.value.details() or "")
+    first = detection_pb2.Frame(
+        sequence=0,
+        image=detection_pb2.ImageInput(data=panned_jpegs()[0], filename="pan-0.jpg"),
+        frame_rate=10,
+        lines=_vertical_lines(5),
+    )
+    code, details = await stream_refusal(detection, user, first)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "need tracking" in details
 
 
 # ---- counting in a video job --------------------------------------------------------------

@@ -25,6 +25,7 @@ from .conftest import (
     final_event,
     finished_job,
     panned_jpegs,
+    stream_refusal,
     submit_video_job,
     video_frames_of,
 )
@@ -169,12 +170,15 @@ async def test_a_stream_with_zones_names_the_zones_each_object_stands_in(detecti
 
 
 async def test_a_stream_asking_for_zones_without_tracking_is_refused(detection, user):
-    with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await detect_stream(
-            detection, user, panned_jpegs()[:2], track=False, zones=[_zone("all", 0, 640)]
-        )
-    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "counting zones need tracking" in (refused.value.details() or "")
+    first = detection_pb2.Frame(
+        sequence=0,
+        image=detection_pb2.ImageInput(data=panned_jpegs()[0], filename="pan-0.jpg"),
+        frame_rate=10,
+        zones=[_zone("all", 0, 640)],
+    )
+    code, details = await stream_refusal(detection, user, first)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "counting zones need tracking" in details
 
 
 # ---- zones in a video job ------------------------------------------------------------------
