@@ -172,6 +172,12 @@ def test_a_bad_gt_row_is_refused_naming_its_line(rows: str, said: str) -> None:
     assert said in str(refused.value)
 
 
+def test_one_yolo_file_sent_alone_is_refused_saying_how_to_send_yolo_labels() -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        parse_video_labels(b"0 0.5 0.5 0.2 0.3\n", NAMES)
+    assert "as a single YOLO label file is: send YOLO labels as a zip" in str(refused.value)
+
+
 def test_a_class_beyond_labels_txt_is_refused() -> None:
     labels = _zip({"gt/labels.txt": "car\n", "gt/gt.txt": "1,1,10,10,50,30,1,2,1\n"})
     with pytest.raises(InvalidArgument) as refused:
@@ -321,3 +327,8 @@ def test_frames_without_any_object_of_a_class_change_nothing_of_its_scores() -> 
     assert together is not None
     assert (together.classes[CAR].misses, together.classes[CAR].mostly_lost) == (3, 1)
     assert (together.classes[PERSON].misses, together.classes[PERSON].id_switches) == (0, 5)
+
+
+def test_a_name_ending_in_more_digits_than_any_frame_count_names_no_frame() -> None:
+    assert frame_number("frame_" + "9" * 5000 + ".txt") is None
+    assert frame_number("frame_999999999.txt") == 999_999_999

@@ -50,8 +50,9 @@ MOT_PERSON = "person"
 # Rows of one gt.txt (MOT17's longest sequence has about 110,000).
 MAX_MOT_ROWS = 1_000_000
 # A video's frames are named by number in YOLO and COCO labels (CVAT's `frame_000042`): the
-# last digits of the name, counted from 0 as the job's frames are.
-_FRAME_NUMBER = re.compile(r"(\d+)$")
+# last digits of the name, counted from 0 as the job's frames are. At most 9 of them: no video
+# has a billion frames, and a name of thousands of digits is not read as a number.
+_FRAME_NUMBER = re.compile(r"(?<!\d)(\d{1,9})$")
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
@@ -176,6 +177,13 @@ def parse_video_labels(data: bytes, model_classes: Sequence[str]) -> VideoGround
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as error:
             raise InvalidArgument(f"the labels ({MOT_FILE}) are not UTF-8 text") from error
+        first_line = text.lstrip().partition("\n")[0]
+        if "," not in first_line:
+            raise InvalidArgument(
+                "the labels are one text file without commas, as a single YOLO label file is:"
+                " send YOLO labels as a zip of files named by frame (frame_000042.txt), or"
+                f" MOTChallenge's comma-separated {MOT_FILE}"
+            )
         return _parse_mot(text, MOT_FILE, None, model_classes)
     raise InvalidArgument(
         f"the labels are neither MOTChallenge's {MOT_FILE} (or a zip holding it), a zip of YOLO"
