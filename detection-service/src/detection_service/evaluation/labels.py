@@ -143,12 +143,14 @@ def parse_labels(
     `uploads`: the `image_key`s of the images they are for; a zip's label files for others
     are not read (None: every one is)."""
     if data.startswith(_ZIP_MAGIC):
-        if _mot_entries(_zip_entries(data)[1]) is not None:
-            raise InvalidArgument(
-                f"the labels zip holds MOTChallenge ground truth ({MOT_FILE}), which scores a"
-                " video job's frames; this is a batch job of images"
-            )
-        return _parse_yolo_zip(data, model_classes, uploads)
+        archive, entries = _zip_entries(data)
+        with archive:
+            if _mot_entries(entries) is not None:
+                raise InvalidArgument(
+                    f"the labels zip holds MOTChallenge ground truth ({MOT_FILE}), which scores"
+                    " a video job's frames; this is a batch job of images"
+                )
+            return _parse_yolo_zip(archive, entries, model_classes, uploads)
     if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
         return _parse_coco(data, model_classes)
     raise InvalidArgument("the labels are neither a zip of YOLO label files nor a COCO JSON file")
@@ -160,15 +162,13 @@ def parse_video_labels(data: bytes, model_classes: Sequence[str]) -> VideoGround
     (`frame_000042.txt`, `frame_000042.jpg`: CVAT's exports of a video)."""
     if data.startswith(_ZIP_MAGIC):
         archive, entries = _zip_entries(data)
-        found = _mot_entries(entries)
-        if found is not None:
+        with archive:
+            found = _mot_entries(entries)
+            if found is None:
+                return _by_frame(_parse_yolo_zip(archive, entries, model_classes, None))
             truth, names = found
-            with archive:
-                label_names = None if names is None else _mot_names(_text_of(archive, names))
-                return _parse_mot(
-                    _text_of(archive, truth), truth.filename, label_names, model_classes
-                )
-        return _by_frame(_parse_yolo_zip(data, model_classes, None))
+            label_names = None if names is None else _mot_names(_text_of(archive, names))
+            return _parse_mot(_text_of(archive, truth), truth.filename, label_names, model_classes)
     stripped = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith(b"{"):
         return _by_frame(_parse_coco(data, model_classes))
@@ -390,9 +390,12 @@ def _ground_truth(
 
 
 def _parse_yolo_zip(
-    data: bytes, model_classes: Sequence[str], uploads: Collection[str] | None
+    archive: zipfile.ZipFile,
+    entries: Sequence[zipfile.ZipInfo],
+    model_classes: Sequence[str],
+    uploads: Collection[str] | None,
 ) -> GroundTruth:
-    archive, entries = _zip_entries(data)
+    """YOLO labels from an open zip whose central directory `_zip_entries` read and bounded."""
     label_files = [entry for entry in entries if _is_label_file(entry)]
     if not label_files:
         raise InvalidArgument("the labels zip holds no .txt label file")
@@ -412,8 +415,7 @@ def _parse_yolo_zip(
             f"the labels zip's label files unpack to {unpacked} bytes; at most"
             f" {MAX_UNPACKED_BYTES} are read"
         )
-    with archive:
-        texts = {entry.filename: _text_of(archive, entry) for entry in wanted}
+    texts = {entry.filename: _text_of(archive, entry) for entry in wanted}
     names = _yolo_class_names(texts)
     classes = _ClassMap(model_classes)
     ids = _yolo_class_ids(names, model_classes, classes)
