@@ -2355,6 +2355,40 @@ async def test_a_detection_and_a_finished_job_are_deleted_from_their_pages(page:
     await expect(page.get_by_test_id("history-item")).to_have_count(0)
 
 
+async def test_a_batch_jobs_images_are_run_again_with_another_model_from_its_page(
+    page: Page,
+) -> None:
+    """The job's "Run again" form lists the models; the new job is followed on the same
+    page, says which job it ran again, and links back to it."""
+    await sign_up_and_log_in(page)
+    await page.get_by_test_id("file-input").set_input_files(BATCH)
+    progress = page.get_by_test_id("job-progress")
+    await expect(progress).to_have_attribute("data-status", "completed", timeout=SLOW_MS)
+    source = await page.get_by_test_id("job-id").text_content()
+    assert source
+    await expect(page.get_by_test_id("job-rerun-of")).to_be_hidden()
+
+    picker = page.get_by_test_id("rerun-model")
+    await expect(picker).to_have_attribute("data-loaded", "true", timeout=SLOW_MS)
+    await picker.select_option("yolov8n-int8")
+    async with page.expect_response(lambda r: r.url.endswith(f"/jobs/{source}/rerun")) as answer:
+        await page.get_by_test_id("job-rerun").get_by_role("button", name="Run again").click()
+    rerun = await (await answer.value).json()
+    assert (rerun["model"], rerun["rerun_of"], rerun["total"]) == (
+        "yolov8n-int8",
+        source,
+        len(BATCH),
+    )
+    await expect(page.get_by_test_id("job-id")).to_have_text(rerun["job_id"])
+    await expect(progress).to_have_attribute("data-status", "completed", timeout=SLOW_MS)
+    await expect(page.get_by_test_id("job-rerun-of")).to_have_text(f"Ran again from job {source}")
+    assert page.url.endswith(f"#/jobs/{rerun['job_id']}")
+
+    await page.get_by_test_id("job-rerun-source").click()
+    await expect(page.get_by_test_id("job-id")).to_have_text(source, timeout=SLOW_MS)
+    await expect(page.get_by_test_id("job-rerun-of")).to_be_hidden()
+
+
 async def test_the_history_deletes_what_its_filters_keep_once_the_count_is_confirmed(
     page: Page, stack: Stack
 ) -> None:

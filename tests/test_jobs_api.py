@@ -27,7 +27,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from objectvision_client import AsyncClient
+from objectvision_client import AsyncClient, DetectionParams
 from objectvision_devstack.answers import api_error, api_error_with_request_id
 from objectvision_devstack.api_users import PASSWORD, Account, fresh_network, signed_in
 from objectvision_devstack.command_line import CommandLine
@@ -594,3 +594,84 @@ async def test_jobs_are_found_by_their_metadata_through_rest_the_client_and_the_
     assert "--meta a=... is given twice" in twice.stderr
     for job in (job_id, *both):
         await client.post(f"{JOBS}/{job}/cancel", headers=account.headers)
+
+
+async def test_a_job_is_run_again_with_another_model_through_rest_the_client_and_the_command(
+    client: httpx.AsyncClient, queued_stack: Stack, tmp_path: Path, clip: bytes
+) -> None:
+    """A queued job's images are stored at submission, so it can be run again at once; its
+    reruns stay queued here too (no workers), and each is cancelled to stay under the
+    account's limit of unfinished jobs."""
+    account = await _account(client)
+    source = await _batch(client, account, count=2, metadata={"camera": "north"})
+    rerun_url = f"{JOBS}/{source['job_id']}/rerun"
+
+    int8 = await client.post(f"{rerun_url}?model=yolov8n-int8", headers=account.headers)
+    assert int8.status_code == 202, int8.text
+    rerun = int8.json()
+    assert int8.headers["location"] == f"{JOBS}/{rerun['job_id']}"
+    assert (rerun["rerun_of"], rerun["model"], rerun["total"]) == (
+        source["job_id"],
+        "yolov8n-int8",
+        2,
+    )
+    assert [item["filename"] for item in rerun["items"]] == ["bus-0.jpg", "bus-1.jpg"]
+    assert rerun["metadata"] == {"camera": "north"} and source["rerun_of"] is None
+    await client.post(f"{JOBS}/{rerun['job_id']}/cancel", headers=account.headers)
+
+    keyed = {**account.headers, "Idempotency-Key": "rerun-south"}
+    body = {"confidence": 0.6, "classes": "person", "metadata": {"camera": "south"}}
+    first = await client.post(rerun_url, json=body, headers=keyed)
+    again = await client.post(rerun_url, json=body, headers=keyed)
+    assert first.status_code == again.status_code == 202, first.text
+    assert first.json()["job_id"] == again.json()["job_id"]
+    assert first.json()["metadata"] == {"camera": "south"}
+    await client.post(f"{JOBS}/{first.json()['job_id']}/cancel", headers=account.headers)
+
+    api_error(
+        await client.post(rerun_url, content=b"model=x", headers=account.headers),
+        415,
+        "unsupported_media_type",
+    )
+    for wrong in ({"confidence": 2}, {"colour": "red"}):
+        api_error(await client.post(rerun_url, json=wrong, headers=account.headers), 422)
+    unknown = api_error(
+        await client.post(f"{rerun_url}?model=yolov9-huge", headers=account.headers),
+        404,
+        "unknown_model",
+    )
+    assert "yolov8n" in unknown["message"]
+    stranger = await signed_in(client, prefix="jobs", name="Someone Else")
+    api_error(await client.post(rerun_url, headers=stranger.headers), 404, "not_found")
+    video = await _video(client, stranger, clip)
+    refused = api_error(
+        await client.post(f"{JOBS}/{video['job_id']}/rerun", headers=stranger.headers), 409
+    )
+    assert "submit the video again" in refused["message"]
+
+    async with AsyncClient(queued_stack.gateway_url, headers=fresh_network()) as api:
+        await api.login(account.email, PASSWORD)
+        by_client = await api.rerun_job(source["job_id"], DetectionParams(model="yolov8n-int8"))
+        assert (by_client.rerun_of, by_client.model) == (source["job_id"], "yolov8n-int8")
+        await api.cancel_job(by_client.job_id)
+
+    created = await client.post(
+        "/api/v1/users/me/api-keys", json={"name": "rerun-cli"}, headers=account.headers
+    )
+    objectvision = functools.partial(
+        CommandLine(queued_stack.gateway_url, tmp_path).run,
+        extra_env={"OBJECTVISION_API_KEY": created.json()["secret"]},
+    )
+    ran = await asyncio.to_thread(
+        objectvision, "jobs", "rerun", source["job_id"], "--model", "yolov8n-int8"
+    )
+    by_command = ran.stdout.strip()
+    assert (
+        f"Submitted job {by_command}: the 2 images of job {source['job_id']} again,"
+        " with yolov8n-int8." in ran.stderr
+    )
+    shown = (await client.get(f"{JOBS}/{by_command}", headers=account.headers)).json()
+    assert shown["rerun_of"] == source["job_id"]
+    for job in (by_command, source["job_id"], video["job_id"]):
+        await client.post(f"{JOBS}/{job}/cancel", headers=account.headers)
+    await client.post(f"{JOBS}/{video['job_id']}/cancel", headers=stranger.headers)

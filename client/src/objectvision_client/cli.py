@@ -1274,6 +1274,27 @@ def cmd_jobs_cancel(ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_jobs_rerun(ctx: Context) -> int:
+    """Run a batch job's stored images again as a new job, with what the options change
+    (another --model, a --confidence); waits for it with --wait."""
+    with ctx.client() as client:
+        job = client.rerun_job(ctx.args.job_id, ctx.params(), metadata=_metadata(ctx))
+        ctx.say(
+            f"Submitted job {job.job_id}: the {job.total} images of job {ctx.args.job_id} again,"
+            f" with {job.model or 'the default model'}."
+        )
+        if not ctx.args.wait:
+            if not ctx.printed_json(job.raw):
+                print(job.job_id, file=ctx.stdout)
+            ctx.say(
+                f"Follow it with `objectvision jobs watch {job.job_id}`; compare the two with"
+                f" `objectvision jobs compare {ctx.args.job_id} {job.job_id} LABELS`."
+            )
+            return EXIT_OK
+        finished = _follow(ctx, client, [job])
+    return _report_jobs(ctx, finished)
+
+
 def cmd_jobs_delete(ctx: Context) -> int:
     """Delete a finished job and what it stored; a pending or processing one is refused
     (HTTP 409) until it is cancelled."""
@@ -2832,7 +2853,7 @@ def build_parser() -> argparse.ArgumentParser:
     video.set_defaults(handler=cmd_detect_video)
 
     jobs = commands.add_parser(
-        "jobs", help="list, follow, cancel, delete and evaluate batch and video jobs"
+        "jobs", help="list, follow, cancel, rerun, delete and evaluate batch and video jobs"
     )
     job_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
     job_list = job_commands.add_parser("list", help="list your jobs, newest first")
@@ -2849,6 +2870,17 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("job_id", metavar="ID")
     _add_output_choice(cancel)
     cancel.set_defaults(handler=cmd_jobs_cancel)
+    rerun = job_commands.add_parser(
+        "rerun",
+        help="run a batch job's stored images again as a new job, nothing uploaded again:"
+        " the options given (e.g. --model) replace the job's, the rest are kept",
+    )
+    rerun.add_argument("job_id", metavar="ID")
+    rerun.add_argument("--wait", action="store_true", help="wait for the job, showing progress")
+    _add_metadata_option(rerun, "the new job's metadata pair (default: the job's own)")
+    _add_output_choice(rerun)
+    _add_detection_params(rerun)
+    rerun.set_defaults(handler=cmd_jobs_rerun)
     delete_job = job_commands.add_parser(
         "delete", help="delete a finished job with its images, results and video"
     )

@@ -754,6 +754,33 @@ def cancel_job(job_id: str) -> Operation[Job]:
     return Operation("POST", f"/api/v1/detect/jobs/{_segment(job_id)}/cancel", _json(Job.from_json))
 
 
+def rerun_job(
+    job_id: str,
+    params: DetectionParams | None = None,
+    *,
+    idempotency_key: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> Operation[Job]:
+    """A new batch job over the images a batch job stored, uploaded by nobody again:
+    `params`' fields that are set replace the job's own (`DetectionParams(model="yolov8n-int8")`
+    runs the same pictures through another model), the rest are the job's. The new job's
+    `rerun_of` names this one; `metadata` None keeps the job's. Admitted as a submission
+    (quota, unfinished jobs, a new idempotency key unless given); a video job, or one with no
+    stored image left, raises ObjectVisionError 409."""
+    body: dict[str, str | int | float | dict[str, str]] = {
+        **(params or DetectionParams()).json_fields()
+    }
+    if metadata:
+        body["metadata"] = dict(metadata)
+    return Operation(
+        "POST",
+        f"/api/v1/detect/jobs/{_segment(job_id)}/rerun",
+        _json(Job.from_json),
+        json=body,
+        headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex},
+    )
+
+
 def delete_job(job_id: str) -> Operation[None]:
     """Delete a finished (completed, failed or cancelled) job with everything it stored: its
     images, their detections, a video job's video, frames and annotated video. A pending or

@@ -31,6 +31,7 @@ from detection_service.jobs import models as job_models
 from detection_service.jobs import service as jobs
 from detection_service.jobs.queue import JobQueue
 from detection_service.pipeline.annotate import Rendering
+from detection_service.pipeline.catalog import ServedModel
 from detection_service.pipeline.detector import Detector
 from detection_service.pipeline.types import (
     DetectedObject,
@@ -281,6 +282,7 @@ def _job(view: jobs.JobView) -> detection_pb2.Job:
         model=view.model,
         model_version=view.model_version,
         metadata=view.metadata,
+        rerun_of=str(view.rerun_of) if view.rerun_of else "",
     )
     if view.class_counts is not None:
         # Present even when empty: a job that ended having found nothing says so.
@@ -601,6 +603,112 @@ class DetectionServicer(RealtimeServicer):
             metadata=metadata,
         )
         return _job(view)
+
+    async def RerunJob(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.RerunJobRequest, context: ServicerContext
+    ) -> detection_pb2.Job:
+        """A new batch job over a batch job's stored images (ADR 0058): the caller uploads
+        nothing again, and the job is admitted like a submission (unfinished-job limit,
+        monthly quota, idempotency key)."""
+        principal = self._principal(context)
+        user_id = principal.user_id
+        job_id = _uuid(request.job_id, "job_id")
+        key = checked_idempotency_key(request.idempotency_key)
+        metadata = checked_metadata(request.metadata)
+        if key:
+            found = await jobs.existing_job(
+                sessions=self._sessions, user_id=user_id, idempotency_key=key
+            )
+            if found is not None:
+                return _job(found)
+        async with self._sessions() as session:
+            source = await jobs.rerun_source(session=session, job_id=job_id, user_id=user_id)
+        options, model_name = await self._rerun_options(request.params, source)
+        await self._ensure_room_for_a_job(user_id)
+        accepted, refused = await self._stored_uploads(source.items)
+        await self._detector.admit(principal, images=len(accepted))
+        view = await jobs.submit_job(
+            sessions=self._sessions,
+            storage=self._storage,
+            queue=self._queue,
+            user_id=user_id,
+            max_unfinished=self._max_unfinished_jobs,
+            uploads=accepted,
+            options=options,
+            idempotency_key=key or None,
+            refused=refused,
+            model=model_name,
+            metadata=metadata or source.metadata,
+            rerun_of=job_id,
+        )
+        return _job(view)
+
+    async def _rerun_options(
+        self, params: detection_pb2.DetectionParams, source: jobs.RerunSource
+    ) -> tuple[DetectionOptions, str]:
+        """The job's options with each one the request gives in its place, checked against
+        the model the new job runs (the request's, else the job's). The job's classes go to
+        that model by name: ids of one model may name other classes in another."""
+        model = await self._detector.resolve(params.model.strip() or source.model)
+        kept = source.options
+        inherits_classes = (not params.classes and kept.class_ids) or (
+            not params.class_confidence and kept.class_confidence
+        )
+        names = await self._class_names_of(source, model) if inherits_classes else ()
+
+        def name(class_id: int) -> str:
+            return names[class_id] if class_id < len(names) else str(class_id)
+
+        options = self._detector.options(
+            confidence=params.confidence or kept.confidence,
+            iou=params.iou or kept.iou,
+            classes=list(params.classes) or [name(i) for i in sorted(kept.class_ids or ())],
+            max_detections=params.max_detections or kept.max_detections,
+            model=model,
+            class_confidence=dict(params.class_confidence)
+            or {name(i): score for i, score in kept.class_confidence},
+            tile_size=params.tile_size or kept.tile_size,
+            tile_overlap=params.tile_overlap or (0.0 if params.tile_size else kept.tile_overlap),
+            regions=[[(point.x, point.y) for point in region.polygon] for region in params.regions]
+            or kept.regions,
+        )
+        return options, model.name
+
+    async def _class_names_of(self, source: jobs.RerunSource, model: ServedModel) -> Sequence[str]:
+        """The class names of the model `source` ran with, which its class ids index."""
+        if source.model and source.model != model.name:
+            try:
+                model = await self._detector.resolve(source.model)
+            except DomainError as error:
+                raise InvalidArgument(
+                    f"this job kept only some classes of {source.model}, whose class names"
+                    f" cannot be read now ({error.message}): name the classes to keep with"
+                    f" {model.name}"
+                ) from None
+        return model.description.classes or self._detector.class_names
+
+    async def _stored_uploads(
+        self, items: Sequence[jobs.StoredItem]
+    ) -> tuple[list[tuple[int, Upload]], list[jobs.Refusal]]:
+        """A job's stored images read back for a new job, in their order from position 0:
+        an image gone from storage, or one that no longer passes the checks of its header
+        (limits lowered since), is a failed item of the new job with the reason."""
+        accepted: list[tuple[int, Upload]] = []
+        refused: list[jobs.Refusal] = []
+        for position, item in enumerate(items):
+            try:
+                data = await self._storage.get(item.storage_key)
+                header = self._detector.inspect(data)
+            except ObjectNotFoundError:
+                refused.append(jobs.Refusal(position, item.filename, "its stored image is gone"))
+                continue
+            except DomainError as error:
+                refused.append(jobs.Refusal(position, item.filename, error.message))
+                continue
+            accepted.append((position, Upload(data, item.filename, header)))
+        if not accepted:
+            raise FailedPrecondition("none of this job's stored images could be read again")
+        return accepted, refused
 
     async def GetJob(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.GetJobRequest, context: ServicerContext

@@ -43,6 +43,7 @@ from gateway.schemas.detect import (
     DetectionParamsIn,
     ImageSourceIn,
     MetadataIn,
+    RerunJobJson,
 )
 from gateway.schemas.video import (
     CountingLinesIn,
@@ -140,6 +141,12 @@ def _json_alternative(model: type[BaseModel]) -> dict[str, Any]:
 
 IMAGE_JSON_BODY = _json_alternative(DetectImageJson)
 BATCH_JSON_BODY = _json_alternative(DetectBatchJson)
+RERUN_JSON_BODY = {
+    "requestBody": {
+        "required": False,
+        "content": {_JSON: {"schema": request_body_schema(RerunJobJson)}},
+    }
+}
 
 
 def _media_type(request: Request) -> str:
@@ -517,6 +524,42 @@ async def batch_images(
 
 
 BatchImages = Annotated[BatchUpload, Depends(batch_images)]
+
+
+@dataclass(frozen=True)
+class JobRerun:
+    """What a batch job run again changes, its idempotency key ("" for none) and metadata
+    (empty: the job's own)."""
+
+    params: detection_pb2.DetectionParams
+    idempotency_key: str
+    metadata: dict[str, str]
+
+
+async def job_rerun(
+    request: Request, query: ParamsQuery, idempotency_key: IdempotencyKeyHeader = None
+) -> JobRerun:
+    """The parameters to change, as query parameters or an application/json body (not both);
+    no body at all runs the job as it ran, e.g. after a new model version was loaded."""
+    body = await request.body()
+    if body.strip():
+        if _media_type(request) != _JSON:
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                "send the parameters to change as an application/json body, or none at all",
+            )
+        sent = _parsed(RerunJobJson, body)
+    else:
+        sent = RerunJobJson()
+    return JobRerun(
+        params=_detect_params(query, sent, sent.region_list()),
+        idempotency_key=idempotency_key or "",
+        metadata=sent.metadata or {},
+    )
+
+
+JobRerunRequest = Annotated[JobRerun, Depends(job_rerun)]
 
 
 @dataclass(frozen=True)

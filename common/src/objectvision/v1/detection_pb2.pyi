@@ -311,7 +311,7 @@ class JobItem(_message.Message):
     def __init__(self, filename: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., detection_id: _Optional[str] = ..., error: _Optional[str] = ..., object_count: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "status", "total", "processed", "failed", "items", "created_at", "updated_at", "completed_at", "model", "model_version", "kind", "video", "error", "metadata", "class_counts", "items_per_second", "estimated_completion_at")
+    __slots__ = ("id", "status", "total", "processed", "failed", "items", "created_at", "updated_at", "completed_at", "model", "model_version", "kind", "video", "error", "metadata", "class_counts", "items_per_second", "estimated_completion_at", "rerun_of")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -337,6 +337,7 @@ class Job(_message.Message):
     CLASS_COUNTS_FIELD_NUMBER: _ClassVar[int]
     ITEMS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_COMPLETION_AT_FIELD_NUMBER: _ClassVar[int]
+    RERUN_OF_FIELD_NUMBER: _ClassVar[int]
     id: str
     status: JobStatus
     total: int
@@ -355,7 +356,8 @@ class Job(_message.Message):
     class_counts: ClassCounts
     items_per_second: float
     estimated_completion_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., items: _Optional[_Iterable[_Union[JobItem, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model: _Optional[str] = ..., model_version: _Optional[str] = ..., kind: _Optional[str] = ..., video: _Optional[_Union[VideoInfo, _Mapping]] = ..., error: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., class_counts: _Optional[_Union[ClassCounts, _Mapping]] = ..., items_per_second: _Optional[float] = ..., estimated_completion_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    rerun_of: str
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., total: _Optional[int] = ..., processed: _Optional[int] = ..., failed: _Optional[int] = ..., items: _Optional[_Iterable[_Union[JobItem, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., model: _Optional[str] = ..., model_version: _Optional[str] = ..., kind: _Optional[str] = ..., video: _Optional[_Union[VideoInfo, _Mapping]] = ..., error: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., class_counts: _Optional[_Union[ClassCounts, _Mapping]] = ..., items_per_second: _Optional[float] = ..., estimated_completion_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rerun_of: _Optional[str] = ...) -> None: ...
 
 class ClassCounts(_message.Message):
     __slots__ = ("counts",)
@@ -398,6 +400,25 @@ class RefusedImage(_message.Message):
     filename: str
     reason: str
     def __init__(self, filename: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RerunJobRequest(_message.Message):
+    __slots__ = ("job_id", "params", "idempotency_key", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    params: DetectionParams
+    idempotency_key: str
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, job_id: _Optional[str] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id",)

@@ -52,6 +52,11 @@ class DetectionServiceStub:
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.SubmitJobRequest.SerializeToString,
                 response_deserializer=objectvision_dot_v1_dot_detection__pb2.Job.FromString,
                 _registered_method=True)
+        self.RerunJob = channel.unary_unary(
+                '/objectvision.v1.DetectionService/RerunJob',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.RerunJobRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.Job.FromString,
+                _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/objectvision.v1.DetectionService/GetJob',
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.GetJobRequest.SerializeToString,
@@ -204,6 +209,16 @@ class DetectionServiceServicer:
 
     def SubmitJob(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RerunJob(self, request, context):
+        """A new batch job over the images a batch job of the caller's stored, in their order and
+        under their names, with its options except those the request gives (another model, a
+        threshold): nothing is uploaded again (ADR 0058). A video job, or a batch job with no
+        stored image left, is FAILED_PRECONDITION.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -435,6 +450,11 @@ def add_DetectionServiceServicer_to_server(servicer, server):
                     request_deserializer=objectvision_dot_v1_dot_detection__pb2.SubmitJobRequest.FromString,
                     response_serializer=objectvision_dot_v1_dot_detection__pb2.Job.SerializeToString,
             ),
+            'RerunJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RerunJob,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.RerunJobRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.Job.SerializeToString,
+            ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJob,
                     request_deserializer=objectvision_dot_v1_dot_detection__pb2.GetJobRequest.FromString,
@@ -648,6 +668,33 @@ class DetectionService:
             target,
             '/objectvision.v1.DetectionService/SubmitJob',
             objectvision_dot_v1_dot_detection__pb2.SubmitJobRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RerunJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/RerunJob',
+            objectvision_dot_v1_dot_detection__pb2.RerunJobRequest.SerializeToString,
             objectvision_dot_v1_dot_detection__pb2.Job.FromString,
             options,
             channel_credentials,

@@ -40,6 +40,12 @@ class DetectionServiceStub:
     DetectStream: _grpc.StreamStreamMultiCallable[_detection_pb2.Frame, _detection_pb2.FrameDetections]
     """Frames in, detections out, in order; the stream's flow control bounds frames in flight."""
     SubmitJob: _grpc.UnaryUnaryMultiCallable[_detection_pb2.SubmitJobRequest, _detection_pb2.Job]
+    RerunJob: _grpc.UnaryUnaryMultiCallable[_detection_pb2.RerunJobRequest, _detection_pb2.Job]
+    """A new batch job over the images a batch job of the caller's stored, in their order and
+    under their names, with its options except those the request gives (another model, a
+    threshold): nothing is uploaded again (ADR 0058). A video job, or a batch job with no
+    stored image left, is FAILED_PRECONDITION.
+    """
     GetJob: _grpc.UnaryUnaryMultiCallable[_detection_pb2.GetJobRequest, _detection_pb2.Job]
     ListJobs: _grpc.UnaryUnaryMultiCallable[_detection_pb2.ListJobsRequest, _detection_pb2.ListJobsResponse]
     """The caller's jobs of every kind, newest first, optionally of one status or kind; each
@@ -148,6 +154,12 @@ class DetectionServiceAsyncStub(DetectionServiceStub):
     DetectStream: _aio.StreamStreamMultiCallable[_detection_pb2.Frame, _detection_pb2.FrameDetections]  # type: ignore[assignment]
     """Frames in, detections out, in order; the stream's flow control bounds frames in flight."""
     SubmitJob: _aio.UnaryUnaryMultiCallable[_detection_pb2.SubmitJobRequest, _detection_pb2.Job]  # type: ignore[assignment]
+    RerunJob: _aio.UnaryUnaryMultiCallable[_detection_pb2.RerunJobRequest, _detection_pb2.Job]  # type: ignore[assignment]
+    """A new batch job over the images a batch job of the caller's stored, in their order and
+    under their names, with its options except those the request gives (another model, a
+    threshold): nothing is uploaded again (ADR 0058). A video job, or a batch job with no
+    stored image left, is FAILED_PRECONDITION.
+    """
     GetJob: _aio.UnaryUnaryMultiCallable[_detection_pb2.GetJobRequest, _detection_pb2.Job]  # type: ignore[assignment]
     ListJobs: _aio.UnaryUnaryMultiCallable[_detection_pb2.ListJobsRequest, _detection_pb2.ListJobsResponse]  # type: ignore[assignment]
     """The caller's jobs of every kind, newest first, optionally of one status or kind; each
@@ -271,6 +283,18 @@ class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _detection_pb2.SubmitJobRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_detection_pb2.Job, _abc.Awaitable[_detection_pb2.Job]]: ...
+
+    @_abc_1.abstractmethod
+    def RerunJob(
+        self,
+        request: _detection_pb2.RerunJobRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_detection_pb2.Job, _abc.Awaitable[_detection_pb2.Job]]:
+        """A new batch job over the images a batch job of the caller's stored, in their order and
+        under their names, with its options except those the request gives (another model, a
+        threshold): nothing is uploaded again (ADR 0058). A video job, or a batch job with no
+        stored image left, is FAILED_PRECONDITION.
+        """
 
     @_abc_1.abstractmethod
     def GetJob(

@@ -68,6 +68,13 @@ jobs = sa.Table(
     sa.Column("metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     # Set as the job ends, with its final event: the objects per class it found.
     sa.Column("class_counts", JSONB),
+    # The batch job whose stored images this one ran again (ADR 0058); cleared when that
+    # job is deleted, as its images then are.
+    sa.Column(
+        "rerun_of",
+        UUID(as_uuid=True),
+        sa.ForeignKey(f"{SCHEMA}.jobs.id", ondelete="SET NULL", name="fk_jobs_rerun_of_jobs"),
+    ),
     sa.CheckConstraint("kind IN ('batch', 'video')", name="kind"),
     sa.CheckConstraint(
         "status IN ('pending', 'processing', 'completed', 'failed', 'cancelled')", name="status"
@@ -93,6 +100,8 @@ jobs = sa.Table(
         postgresql_using="gin",
         postgresql_ops={"metadata": "jsonb_path_ops"},
     ),
+    # What deleting a job clears (rerun_of's ON DELETE SET NULL) found without a scan.
+    sa.Index("ix_jobs_rerun_of", "rerun_of", postgresql_where=sa.text("rerun_of IS NOT NULL")),
     # A user's jobs, newest first; the id breaks ties between equal timestamps.
     sa.Index("ix_jobs_user_created", "user_id", sa.text("created_at DESC"), sa.text("id DESC")),
 )

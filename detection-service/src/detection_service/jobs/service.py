@@ -136,6 +136,8 @@ class JobView:
     class_counts: dict[str, int] | None = None
     # While it runs and has finished something since it (re)started: when it should end.
     estimate: ProgressEstimate | None = None
+    # The batch job whose stored images this one ran again (ADR 0058), while it exists.
+    rerun_of: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,7 @@ def _job_view(job: sa.Row[Any], *, items: list[JobItemView], video: VideoView | 
         )
         if job.status == PROCESSING
         else None,
+        rerun_of=job.rerun_of,
     )
 
 
@@ -447,6 +450,7 @@ async def submit_job(
     refused: Sequence[Refusal] = (),
     model: str | None = None,
     metadata: Mapping[str, str] | None = None,
+    rerun_of: uuid.UUID | None = None,
 ) -> JobView:
     """Store the uploads and the job, then put the job on the stream.
 
@@ -482,6 +486,67 @@ async def submit_job(
         objects=[upload.data for _, upload in uploads],
         write_rows=write_items,
         metadata=metadata,
+        rerun_of=rerun_of,
+    )
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """One stored image of a batch job, where it stands in the job and in storage."""
+
+    position: int
+    filename: str
+    storage_key: str
+
+
+@dataclass(frozen=True)
+class RerunSource:
+    """What running a batch job again starts from (ADR 0058): its options, model and
+    metadata, and its images still stored, in their order."""
+
+    job_id: uuid.UUID
+    options: DetectionOptions
+    model: str | None
+    metadata: dict[str, str]
+    items: list[StoredItem]
+
+
+async def rerun_source(*, session: AsyncSession, job_id: uuid.UUID, user_id: str) -> RerunSource:
+    """The caller's batch job's stored images and settings. Its files refused at submission
+    were never stored and are left out; so are images deleted since. NotFound for another
+    account's job; FailedPrecondition for a video job or one with no stored image left."""
+    job = (
+        await session.execute(
+            sa.select(jobs.c.kind, jobs.c.params, jobs.c.model, jobs.c.metadata).where(
+                jobs.c.id == job_id, jobs.c.user_id == user_id
+            )
+        )
+    ).first()
+    if job is None:
+        raise NotFound("no such job")
+    if job.kind != KIND_BATCH:
+        raise FailedPrecondition(
+            "only a batch job's images can be run again; submit the video again to detect"
+            " it with other options"
+        )
+    rows = await session.execute(
+        sa.select(job_items.c.position, images.c.original_filename, images.c.storage_key)
+        .join(images, images.c.id == job_items.c.image_id)
+        .where(job_items.c.job_id == job_id)
+        .order_by(job_items.c.position)
+    )
+    items = [StoredItem(row.position, row.original_filename, row.storage_key) for row in rows]
+    if not items:
+        raise FailedPrecondition(
+            "this job has no stored image left to run again: its files were refused, or their"
+            " images were deleted"
+        )
+    return RerunSource(
+        job_id=job_id,
+        options=DetectionOptions.from_json(job.params),
+        model=job.model,
+        metadata=dict(job.metadata),
+        items=items,
     )
 
 
@@ -537,6 +602,7 @@ async def submit_new_job(
     objects: Sequence[bytes | Path],
     write_rows: JobRowsWriter,
     metadata: Mapping[str, str] | None = None,
+    rerun_of: uuid.UUID | None = None,
 ) -> JobView:
     """A new job of any kind: its pending `jobs` row and the kind's own rows (`write_rows`)
     committed as one step with its stored `objects`, then the job put on the stream.
@@ -572,6 +638,7 @@ async def submit_new_job(
                 params=options.to_json(),
                 model=model,
                 metadata=dict(metadata or {}),
+                rerun_of=rerun_of,
                 idempotency_key=idempotency_key or None,
                 created_at=now,
                 updated_at=now,

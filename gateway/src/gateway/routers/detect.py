@@ -31,8 +31,10 @@ from gateway.dependencies import PageLimit, PageOffset, SettingsDep
 from gateway.detect_dependencies import (
     BATCH_JSON_BODY,
     IMAGE_JSON_BODY,
+    RERUN_JSON_BODY,
     BatchImages,
     HistoryFilterQuery,
+    JobRerunRequest,
     MetadataFilter,
     OneImage,
 )
@@ -256,6 +258,47 @@ async def cancel_job(job_id: uuid.UUID, upstream: ResultsWriteUpstream) -> JobOu
         upstream.detection.CancelJob, detection_pb2.CancelJobRequest(job_id=str(job_id))
     )
     return JobOut.from_proto(job)
+
+
+@router.post(
+    "/jobs/{job_id:uuid}/rerun",
+    status_code=202,
+    summary="Run a batch job's stored images again, with another model or other parameters",
+    responses={**JOB_ACCEPTED, **error_responses(404, 409, 415, 422, 429)},
+    openapi_extra=RERUN_JSON_BODY,
+)
+async def rerun_job(
+    job_id: uuid.UUID,
+    response: Response,
+    upstream: DetectUpstream,
+    settings: SettingsDep,
+    rerun: JobRerunRequest,
+) -> JobOut:
+    """A new batch job over the images the job stored, in their order and under their
+    names, with nothing uploaded again (ADR 0058): compare two models on the same pictures
+    (then score both against labels, POST .../evaluation), or run a job again after a new model
+    version was loaded. The new job's `rerun_of` names this one.
+
+    Each parameter given, as a query parameter or in an application/json body, replaces the
+    job's own; the rest are the job's, its classes carried to another model by name (a class
+    that model lacks is a 422). `metadata` absent: the job's own. The job may still be running;
+    its files refused at submission are left out, and so are images deleted since.
+
+    Admitted as a submission: the images count against the monthly quota (429
+    `quota_exceeded`), MAX_UNFINISHED_JOBS_PER_USER applies (429 `too_many_jobs`), and a retry
+    with the same Idempotency-Key gets its job back. A video job, or a job with no stored image
+    left, is a 409."""
+    call = upstream.with_deadline(settings.detect_deadline_seconds)
+    job = await call.call(
+        call.detection.RerunJob,
+        detection_pb2.RerunJobRequest(
+            job_id=str(job_id),
+            params=rerun.params,
+            idempotency_key=rerun.idempotency_key,
+            metadata=rerun.metadata,
+        ),
+    )
+    return accepted_job(response, job)
 
 
 @router.delete(

@@ -423,6 +423,17 @@ class DetectBatchJson(DetectionParamsIn, RegionsIn):
     metadata: Metadata | Absent = Field(default=None, description=METADATA_DESCRIPTION)
 
 
+class RerunJobJson(DetectionParamsIn, RegionsIn):
+    """What a batch job run again changes (ADR 0058): each parameter given replaces the job's
+    own, the rest are the job's. The job's classes go to another model by name."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    metadata: Metadata | Absent = Field(
+        default=None, description=f"{METADATA_DESCRIPTION} Absent: the job's own."
+    )
+
+
 class BoundingBoxOut(ApiModel):
     """Corners and size of a box in original-image pixels."""
 
@@ -873,6 +884,11 @@ class JobSummaryOut(ApiModel):
         description="When the job should end if it keeps that pace: the items left over"
         " `items_per_second`; an estimate, null whenever that is.",
     )
+    rerun_of: str | None = Field(
+        default=None,
+        description="The batch job whose stored images this job ran again (POST "
+        "/api/v1/detect/jobs/{job_id}/rerun), while that job exists; null otherwise.",
+    )
 
     @staticmethod
     def fields_of(job: detection_pb2.Job) -> dict[str, Any]:
@@ -900,6 +916,7 @@ class JobSummaryOut(ApiModel):
                 job.items_per_second if job.HasField("items_per_second") else None
             ),
             "estimated_completion_at": optional_datetime(job, "estimated_completion_at"),
+            "rerun_of": job.rerun_of or None,
         }
 
     @classmethod

@@ -32,6 +32,9 @@ export function normaliseJob(raw, previous = {}) {
     createdAt: raw.created_at ?? previous.createdAt ?? null,
     // The caller's own key-value pairs given at submission (ADR 0045); never changes.
     metadata: raw.metadata ?? previous.metadata ?? {},
+    // The model it runs with, and the batch job whose stored images it ran again (ADR 0058).
+    model: raw.model ?? previous.model ?? null,
+    rerunOf: raw.rerun_of ?? previous.rerunOf ?? null,
     // The server's estimate of when a processing job ends (null: none yet, or not running).
     // A message without the field (a final event) says nothing of it: the job has ended.
     estimatedCompletionAt: status === "processing" ? (raw.estimated_completion_at ?? previous.estimatedCompletionAt ?? null) : null,

@@ -79,6 +79,8 @@ const settings = new SettingsView({
   },
 });
 const models = new ModelPicker();
+// The models a batch job's images can be run again with (ADR 0058).
+const rerunModels = new ModelPicker(byId("rerun-model"));
 // The new password ended every session of its account: this page's too, then it asks for a
 // login with the new password.
 const passwordReset = new PasswordResetView({
@@ -221,6 +223,7 @@ function forgetAccountData() {
   settings.reset();
   accounts.reset();
   models.reset();
+  rerunModels.reset();
   for (const id of ["keys-body", "webhooks-body", "key-secret", "webhook-secret", "job-items"]) {
     byId(id).replaceChildren();
   }
@@ -615,6 +618,36 @@ async function cancelShownJob(button) {
 
 byId("cancel-job").addEventListener("click", (event) => cancelShownJob(event.currentTarget));
 
+/**
+ * Run the batch job on show again with the chosen model (ADR 0058), then follow the new job.
+ * Its images are the ones the job stored, so it may run again while it is still running.
+ */
+onSubmit(byId("job-rerun"), async (event) => {
+  const form = event.currentTarget;
+  const job = shownJob;
+  if (!job || job.kind !== "batch") return;
+  clearError();
+  const model = rerunModels.value();
+  // The button stays disabled while the request is out: one click, one job.
+  const rerun = await submitting(form, () =>
+    request(`api/v1/detect/jobs/${encodeURIComponent(job.jobId)}/rerun`, {
+      method: "POST",
+      json: model ? { model } : {},
+    }),
+  );
+  if (rerun) await followJob(rerun);
+});
+
+/** "Ran again from job <id>" with a link to it, for a job made by running another again. */
+function renderRerunOf(paragraph, rerunOf) {
+  paragraph.hidden = !rerunOf;
+  paragraph.replaceChildren(
+    ...(rerunOf
+      ? ["Ran again from job ", el("a", { href: `#/jobs/${rerunOf}`, "data-testid": "job-rerun-source" }, el("code", {}, rerunOf))]
+      : []),
+  );
+}
+
 function renderJob(job) {
   shownJob = job;
   // A running job is cancelled first (deleting it is a 409); a finished one can be deleted.
@@ -639,6 +672,10 @@ function renderJob(job) {
   byId("batch-title").textContent = job.kind === "video" ? "Video job" : "Batch job";
   renderVideoJob(byId("job-video"), job);
   renderJobMetadata(byId("job-metadata"), job.metadata);
+  renderRerunOf(byId("job-rerun-of"), job.rerunOf);
+  const rerunnable = job.kind === "batch";
+  byId("job-rerun").hidden = !rerunnable;
+  if (rerunnable) rerunModels.load();
   // Only a completed video job has its annotated video to share (ADR 0052); the section is
   // told once, not at each progress message.
   const shareable = job.kind === "video" && job.status === "completed" ? job.jobId : null;

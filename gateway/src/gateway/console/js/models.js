@@ -8,8 +8,9 @@ import { byId, el, guarded } from "./dom.js";
 const MODELS = "api/v1/models";
 
 export class ModelPicker {
-  constructor() {
-    this.select = byId("model");
+  /** `select`: the list to fill (the Detect view's, or a job's "Run again" form's). */
+  constructor(select = byId("model")) {
+    this.select = select;
     this.loaded = false;
   }
 

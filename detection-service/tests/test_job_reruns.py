@@ -1,0 +1,213 @@
+"""Running a batch job's stored images again (ADR 0058): another model or other options over
+the same pictures, nothing uploaded twice, admitted and answered as a submission.
+
+Real PostgreSQL, Redis, storage directory and Triton (serving yolov8n and yolov8n-int8).
+"""
+
+import uuid
+
+import grpc
+import pytest
+import sqlalchemy as sa
+
+from detection_service.images.models import images
+from detection_service.images.storage import LocalDirectoryStorage
+from detection_service.jobs.models import job_items, jobs
+from objectvision.v1 import detection_pb2
+
+from .conftest import finished_job, submit_video_job
+
+INT8 = "yolov8n-int8"
+
+
+async def _submit(detection, user, files, **kwargs) -> detection_pb2.Job:
+    return await detection.stub.SubmitJob(
+        detection_pb2.SubmitJobRequest(
+            images=[detection_pb2.ImageInput(data=data, filename=name) for name, data in files],
+            **kwargs,
+        ),
+        metadata=detection.metadata(user),
+        timeout=30,
+    )
+
+
+async def _rerun(detection, user, job_id: str, **kwargs) -> detection_pb2.Job:
+    return await detection.stub.RerunJob(
+        detection_pb2.RerunJobRequest(job_id=job_id, **kwargs),
+        metadata=detection.metadata(user),
+        timeout=30,
+    )
+
+
+async def _refusal(detection, user, job_id: str, **kwargs) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await _rerun(detection, user, job_id, **kwargs)
+    return refused.value
+
+
+async def _objects(
+    detection, user, job: detection_pb2.Job
+) -> list[tuple[str, list[detection_pb2.DetectedObject]]]:
+    """The model that answered each item, and the objects it kept, in the job's order."""
+    found = []
+    for item in job.items:
+        stored = await detection.stub.GetDetection(
+            detection_pb2.GetDetectionRequest(detection_id=item.detection_id),
+            metadata=detection.metadata(user),
+            timeout=30,
+        )
+        found.append((stored.result.model, list(stored.result.objects)))
+    return found
+
+
+async def test_a_rerun_detects_the_stored_images_again_keeping_the_options_it_is_not_given(
+    detection, user, bus_jpg, zidane_jpg
+):
+    source = await _submit(
+        detection,
+        user,
+        [("bus.jpg", bus_jpg), ("notes.txt", b"not a picture"), ("zidane.jpg", zidane_jpg)],
+        params=detection_pb2.DetectionParams(classes=["person"], confidence=0.5),
+        metadata={"camera": "north"},
+    )
+    source = await finished_job(detection, user, source.id)
+    assert [item.status for item in source.items].count(detection_pb2.JOB_STATUS_FAILED) == 1
+
+    other_model = await _rerun(
+        detection, user, source.id, params=detection_pb2.DetectionParams(model=INT8)
+    )
+    # The refused file was never stored: the new job has the two images, in their order.
+    assert (other_model.total, other_model.model, other_model.rerun_of) == (2, INT8, source.id)
+    assert [item.filename for item in other_model.items] == ["bus.jpg", "zidane.jpg"]
+    assert dict(other_model.metadata) == {"camera": "north"}
+    done = await finished_job(detection, user, other_model.id)
+    assert (done.status, done.processed, done.failed) == (detection_pb2.JOB_STATUS_COMPLETED, 2, 0)
+    for model, objects in await _objects(detection, user, done):
+        assert model == INT8
+        assert objects, "each picture holds people"
+        assert {obj.class_name for obj in objects} == {"person"}
+        assert min(obj.confidence for obj in objects) >= 0.5
+
+    # Options given replace the job's: buses only, from the job's own model.
+    buses = await finished_job(
+        detection,
+        user,
+        (
+            await _rerun(
+                detection,
+                user,
+                source.id,
+                params=detection_pb2.DetectionParams(classes=["bus"]),
+                metadata={"camera": "south"},
+            )
+        ).id,
+    )
+    assert (buses.model, dict(buses.metadata)) == ("yolov8n", {"camera": "south"})
+    (bus_model, on_bus), (_, on_zidane) = await _objects(detection, user, buses)
+    assert bus_model == "yolov8n"
+    assert [obj.class_name for obj in on_bus] == ["bus"] and on_zidane == []
+
+
+async def test_a_rerun_is_refused_for_what_cannot_run_again(detection, user, bus_jpg, panned_video):
+    source = await _submit(detection, user, [("bus.jpg", bus_jpg)])
+    await finished_job(detection, user, source.id)
+
+    stranger = await _refusal(detection, f"other-{uuid.uuid4()}", source.id)
+    assert stranger.code() == grpc.StatusCode.NOT_FOUND
+    unknown = await _refusal(
+        detection, user, source.id, params=detection_pb2.DetectionParams(model="yolov9-huge")
+    )
+    assert unknown.code() == grpc.StatusCode.NOT_FOUND and "yolov8n" in unknown.details()
+    too_sure = await _refusal(
+        detection, user, source.id, params=detection_pb2.DetectionParams(confidence=1.5)
+    )
+    assert too_sure.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    video = await submit_video_job(detection, user, panned_video, track=False)
+    refused = await _refusal(detection, user, video.id)
+    assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "submit the video again" in refused.details()
+
+
+async def test_a_retried_rerun_gets_its_job_back(detection, user, bus_jpg):
+    source = await _submit(detection, user, [("bus.jpg", bus_jpg)])
+    first = await _rerun(detection, user, source.id, idempotency_key="rerun-once")
+    again = await _rerun(detection, user, source.id, idempotency_key="rerun-once")
+    assert again.id == first.id
+    async with detection.service.engine.connect() as conn:
+        made = await conn.scalar(
+            sa.select(sa.func.count()).select_from(jobs).where(jobs.c.user_id == user)
+        )
+    assert made == 2
+
+
+async def test_an_image_gone_from_storage_is_a_failed_item_of_the_new_job(
+    detection, user, bus_jpg, zidane_jpg
+):
+    source = await finished_job(
+        detection,
+        user,
+        (await _submit(detection, user, [("bus.jpg", bus_jpg), ("zidane.jpg", zidane_jpg)])).id,
+    )
+    async with detection.service.engine.connect() as conn:
+        lost_key = await conn.scalar(
+            sa.select(images.c.storage_key)
+            .join(job_items, job_items.c.image_id == images.c.id)
+            .where(job_items.c.job_id == uuid.UUID(source.id), job_items.c.position == 0)
+        )
+    await LocalDirectoryStorage(detection.settings.objects_dir).delete(lost_key)
+
+    rerun = await finished_job(detection, user, (await _rerun(detection, user, source.id)).id)
+    assert (rerun.total, rerun.failed) == (2, 1)
+    lost, kept = rerun.items
+    assert (lost.filename, lost.error) == ("bus.jpg", "its stored image is gone")
+    assert kept.status == detection_pb2.JOB_STATUS_COMPLETED and kept.object_count > 0
+
+
+async def test_classes_of_a_model_no_longer_served_must_be_named_again(detection, user, bus_jpg):
+    source = await finished_job(
+        detection,
+        user,
+        (
+            await _submit(
+                detection,
+                user,
+                [("bus.jpg", bus_jpg)],
+                params=detection_pb2.DetectionParams(classes=["bus"]),
+            )
+        ).id,
+    )
+    async with detection.service.engine.begin() as conn:
+        await conn.execute(
+            jobs.update().where(jobs.c.id == uuid.UUID(source.id)).values(model="retired-model")
+        )
+
+    # Its class ids index the retired model's names, which nothing can read any more.
+    refused = await _refusal(
+        detection, user, source.id, params=detection_pb2.DetectionParams(model="yolov8n")
+    )
+    assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "retired-model" in refused.details() and "name the classes" in refused.details()
+    named = await _rerun(
+        detection,
+        user,
+        source.id,
+        params=detection_pb2.DetectionParams(model="yolov8n", classes=["bus"]),
+    )
+    assert named.model == "yolov8n"
+
+
+async def test_deleting_the_job_a_rerun_came_from_clears_its_rerun_of(detection, user, bus_jpg):
+    source = await finished_job(
+        detection, user, (await _submit(detection, user, [("bus.jpg", bus_jpg)])).id
+    )
+    rerun = await finished_job(detection, user, (await _rerun(detection, user, source.id)).id)
+    assert rerun.rerun_of == source.id
+
+    await detection.stub.DeleteJob(
+        detection_pb2.DeleteJobRequest(job_id=source.id),
+        metadata=detection.metadata(user),
+        timeout=30,
+    )
+    kept = await finished_job(detection, user, rerun.id)
+    assert kept.rerun_of == "" and kept.items[0].object_count > 0
