@@ -570,13 +570,8 @@ class DetectionServicer(RealtimeServicer):
         key = checked_idempotency_key(request.idempotency_key)
         metadata = checked_metadata(request.metadata)
         accepted, refused = self._screen(request.images, request.refused)
-        if key:
-            # A retried submission gets its job back, even once the quota is used up.
-            found = await jobs.existing_job(
-                sessions=self._sessions, user_id=user_id, idempotency_key=key
-            )
-            if found is not None:
-                return _job(found)
+        if earlier := await self._earlier_job(user_id, key):
+            return earlier
         await self._ensure_room_for_a_job(user_id)
         await self._detector.admit(principal, images=len(accepted))
         try:
@@ -589,18 +584,52 @@ class DetectionServicer(RealtimeServicer):
             # is checked when it runs (an unknown one then fails the items, naming the known).
             options = self._params(request.params, None)
             model_name = request.params.model.strip() or self._detector.default_model
+        return await self._submit_batch(
+            user_id=user_id,
+            uploads=accepted,
+            refused=refused,
+            options=options,
+            model=model_name,
+            key=key,
+            metadata=metadata,
+        )
+
+    async def _earlier_job(self, user_id: str, key: str) -> detection_pb2.Job | None:
+        """The job an earlier submission with this idempotency key made, if any: a retried
+        submission gets its job back, even once the quota is used up."""
+        if not key:
+            return None
+        found = await jobs.existing_job(
+            sessions=self._sessions, user_id=user_id, idempotency_key=key
+        )
+        return _job(found) if found is not None else None
+
+    async def _submit_batch(
+        self,
+        *,
+        user_id: str,
+        uploads: Sequence[tuple[int, Upload]],
+        refused: Sequence[jobs.Refusal],
+        options: DetectionOptions,
+        model: str,
+        key: str,
+        metadata: Mapping[str, str],
+        rerun_of: uuid.UUID | None = None,
+    ) -> detection_pb2.Job:
+        """Store an admitted batch job with this service's storage, queue and job limit."""
         view = await jobs.submit_job(
             sessions=self._sessions,
             storage=self._storage,
             queue=self._queue,
             user_id=user_id,
             max_unfinished=self._max_unfinished_jobs,
-            uploads=accepted,
+            uploads=uploads,
             options=options,
             idempotency_key=key or None,
             refused=refused,
-            model=model_name,
+            model=model,
             metadata=metadata,
+            rerun_of=rerun_of,
         )
         return _job(view)
 
@@ -615,33 +644,24 @@ class DetectionServicer(RealtimeServicer):
         job_id = _uuid(request.job_id, "job_id")
         key = checked_idempotency_key(request.idempotency_key)
         metadata = checked_metadata(request.metadata)
-        if key:
-            found = await jobs.existing_job(
-                sessions=self._sessions, user_id=user_id, idempotency_key=key
-            )
-            if found is not None:
-                return _job(found)
+        if earlier := await self._earlier_job(user_id, key):
+            return earlier
         async with self._sessions() as session:
             source = await jobs.rerun_source(session=session, job_id=job_id, user_id=user_id)
         options, model_name = await self._rerun_options(request.params, source)
         await self._ensure_room_for_a_job(user_id)
         accepted, refused = await self._stored_uploads(source.items)
         await self._detector.admit(principal, images=len(accepted))
-        view = await jobs.submit_job(
-            sessions=self._sessions,
-            storage=self._storage,
-            queue=self._queue,
+        return await self._submit_batch(
             user_id=user_id,
-            max_unfinished=self._max_unfinished_jobs,
             uploads=accepted,
-            options=options,
-            idempotency_key=key or None,
             refused=refused,
+            options=options,
             model=model_name,
+            key=key,
             metadata=metadata or source.metadata,
             rerun_of=job_id,
         )
-        return _job(view)
 
     async def _rerun_options(
         self, params: detection_pb2.DetectionParams, source: jobs.RerunSource
