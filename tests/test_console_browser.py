@@ -2389,6 +2389,56 @@ async def test_a_batch_jobs_images_are_run_again_with_another_model_from_its_pag
     await expect(page.get_by_test_id("job-rerun-of")).to_be_hidden()
 
 
+async def test_a_rerun_jobs_scores_are_set_beside_those_of_the_job_it_ran_again(
+    page: Page, stack: Stack, tmp_path: Path
+) -> None:
+    """ADR 0058: once a job that ran another's images again is scored, the same labels file
+    scores the first job, and the two are set side by side with the change, as the API's own
+    answers for that file say."""
+    email, auth = await _api_account(stack)
+    source = await _finished_job(stack, auth, VAL_IMAGES)
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        answer = await client.post(
+            f"/api/v1/detect/jobs/{source['job_id']}/rerun?model=yolov8n-int8", headers=auth
+        )
+        assert answer.status_code == 202, answer.text
+    rerun_id = answer.json()["job_id"]
+    yolo, _, _ = _labels_files(tmp_path)
+
+    await page.goto(f"/#/jobs/{rerun_id}")
+    await log_in(page, email)
+    await expect(page.get_by_test_id("job-rerun-of")).to_have_text(
+        f"Ran again from job {source['job_id']}", timeout=SLOW_MS
+    )
+    await expect(page.get_by_test_id("job-progress")).to_have_attribute(
+        "data-status", "completed", timeout=SLOW_MS
+    )
+    section = page.get_by_test_id("job-evaluation")
+    compare = section.get_by_test_id("evaluation-compare")
+    await section.get_by_test_id("evaluation-labels").set_input_files(yolo)
+    await section.get_by_role("button", name="Evaluate", exact=True).click()
+    await expect(section.get_by_test_id("evaluation-result")).to_be_visible(timeout=SLOW_MS)
+    await expect(compare).to_be_visible()
+    await expect(compare.get_by_test_id("evaluation-compare-table")).to_be_hidden()
+
+    async with page.expect_request(f"**/api/v1/detect/jobs/{source['job_id']}/evaluation"):
+        await compare.get_by_test_id("evaluation-compare-run").click()
+    table = compare.get_by_test_id("evaluation-compare-table")
+    await expect(table).to_be_visible(timeout=SLOW_MS)
+    before = await _evaluated_by_the_api(stack, auth, source["job_id"], yolo)
+    after = await _evaluated_by_the_api(stack, auth, rerun_id, yolo)
+    await expect(table.locator("thead th")).to_have_text(
+        ["Score", f"Job {source['job_id'][:8]} (yolov8n)", "This job (yolov8n-int8)", "Change"]
+    )
+    change = after["map50_95"] - before["map50_95"]
+    sign = "" if f"{abs(change):.3f}" == "0.000" else ("+" if change > 0 else "\N{MINUS SIGN}")
+    await expect(table.get_by_test_id("evaluation-compare-row").first).to_have_text(
+        f"mAP50-95{before['map50_95']:.3f}{after['map50_95']:.3f}{sign}{abs(change):.3f}"
+    )
+    person = table.get_by_test_id("evaluation-compare-row").filter(has_text="person AP50-95")
+    await expect(person).to_have_count(1)
+
+
 async def test_the_history_deletes_what_its_filters_keep_once_the_count_is_confirmed(
     page: Page, stack: Stack
 ) -> None:

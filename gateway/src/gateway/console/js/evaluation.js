@@ -32,12 +32,15 @@
 // "Tracking" part shows its MOTA, IDF1, MOTP, identity switches, fragmentations and how many
 // labelled identities were mostly tracked, partly tracked or mostly lost, and the per-class
 // table gains MOTA and IDF1 columns ("–" for a class without them).
+// A job that ran another job's images again (`rerun_of`, ADR 0058) offers, once scored, to score
+// that job against the same labels file: "Compared with the job this ran again" sets the two
+// side by side, the summary's scores and each class's AP50-95, with this job's change.
 // Nothing is stored: the same file gives the same answer again. A refusal (a bad line, a
 // labels file that is neither a zip nor JSON) is shown in the page's alert region.
 
 import { request } from "./api.js";
 import { parseClassConfidence } from "./class-confidence.js";
-import { byId, el, onSubmit, plural, showRows, submitting } from "./dom.js";
+import { byId, el, guarded, onSubmit, plural, showRows, submitting } from "./dom.js";
 
 const COLUMNS = 9;
 // The per-class table's columns added for a tracked video job's answer, after the others.
@@ -135,6 +138,37 @@ export function bestPoint(curve) {
     if (best === null || point.f1 >= best.f1) best = point;
   }
   return best;
+}
+
+/**
+ * A change between two scores as the comparison shows it: signed, three decimals ("+0.012",
+ * "−0.034", "0.000"), or "–" when either score is null (nothing to score on one side).
+ */
+export function changeText(before, after) {
+  if (before === null || before === undefined || after === null || after === undefined) return NO_SCORE;
+  const change = Number(after) - Number(before);
+  const text = Math.abs(change).toFixed(3);
+  if (text === "0.000") return text;
+  return change > 0 ? `+${text}` : `−${text}`;
+}
+
+/**
+ * The comparison's rows, `{label, before, after}`: the summary's scores, then the AP50-95 of
+ * each class either answer scored (the earlier job's classes first, in its order), a class
+ * neither has an AP for left out.
+ */
+export function comparisonRows(before, after) {
+  const rows = SCORES.map(({ key, label }) => ({ label, before: before[key] ?? null, after: after[key] ?? null }));
+  const classes = new Map();
+  for (const [side, result] of [["before", before], ["after", after]]) {
+    for (const scored of result.classes ?? []) {
+      const name = scored.class_name || `class ${scored.class_id}`;
+      const row = classes.get(name) ?? { label: `${name} AP50-95`, before: null, after: null };
+      row[side] = scored.ap50_95 ?? null;
+      classes.set(name, row);
+    }
+  }
+  return [...rows, ...[...classes.values()].filter((row) => row.before !== null || row.after !== null)];
 }
 
 /** What the readout says of the threshold `confidence` on `curve`. */
@@ -328,6 +362,16 @@ export class JobEvaluation {
     this.suggestionIntro = byId("job-evaluation-suggestion-text");
     this.suggested = byId("job-evaluation-suggested");
     this.use = byId("job-evaluation-use");
+    this.compare = byId("job-evaluation-compare");
+    this.compareRun = byId("job-evaluation-compare-run");
+    this.compareTable = this.compare.querySelector("table");
+    this.compareHead = byId("job-evaluation-compare-head");
+    this.compareBody = byId("job-evaluation-compare-body");
+    // The job the one on show ran again (null: none), the labels file last scored and the
+    // answer for it: what a comparison sends and sets beside the other job's.
+    this.rerunOf = null;
+    this.labels = null;
+    this.shownResult = null;
     // The suggestion on show, as the Detect view's field writes it ("": none to use).
     this.suggestionText = "";
     // The curves the picker offers, in its order: `{name, label, curve}`, `name` as the Detect
@@ -357,14 +401,17 @@ export class JobEvaluation {
     this.curveUse.addEventListener("click", () => {
       if (this.curveUseText) onUse?.(this.curveUseText);
     });
+    this.compareRun.addEventListener("click", () => this.compareWithRerunSource());
   }
 
-  /** Offer to score the job `id` of `kind` ("batch" or "video"; null `id`: hide the section). */
-  show(id, kind = "batch") {
+  /** Offer to score the job `id` of `kind` ("batch" or "video"; null `id`: hide the section);
+   * `rerunOf`: the job it ran again, offered for a comparison once this one is scored. */
+  show(id, kind = "batch", rerunOf = null) {
     if (id !== this.jobId) {
       this.reset();
       this.jobId = id;
     }
+    this.rerunOf = rerunOf;
     this.showPicker(kind === "video" ? "video" : "batch");
     this.section.hidden = !id;
   }
@@ -416,6 +463,15 @@ export class JobEvaluation {
     this.suggested.textContent = "";
     this.suggestionText = "";
     this.use.hidden = true;
+    this.shownResult = null;
+    this.clearComparison();
+    this.compare.hidden = true;
+  }
+
+  clearComparison() {
+    this.compareTable.hidden = true;
+    this.compareHead.replaceChildren();
+    this.compareBody.replaceChildren();
   }
 
   async evaluate() {
@@ -436,7 +492,44 @@ export class JobEvaluation {
       this.form.removeAttribute("aria-busy");
     }
     if (!result || generation !== this.generation) return;
+    this.labels = labels;
     this.render(result);
+  }
+
+  /** Score the job this one ran again against the labels just scored, and set both side by
+   * side. */
+  async compareWithRerunSource() {
+    const source = this.rerunOf;
+    const after = this.shownResult;
+    if (!source || !after || !this.labels) return;
+    const generation = this.generation;
+    const body = new FormData();
+    body.append("labels", this.labels, this.labels.name);
+    this.clearComparison();
+    const before = await guarded(
+      () => request(`api/v1/detect/jobs/${encodeURIComponent(source)}/evaluation`, { method: "POST", body }),
+      this.compareRun,
+    );
+    if (!before || generation !== this.generation || after !== this.shownResult) return;
+    this.compareHead.replaceChildren(
+      el("th", { scope: "col" }, "Score"),
+      el("th", { scope: "col" }, `Job ${source.slice(0, 8)} (${before.model})`),
+      el("th", { scope: "col" }, `This job (${after.model})`),
+      el("th", { scope: "col" }, "Change"),
+    );
+    this.compareBody.replaceChildren(
+      ...comparisonRows(before, after).map((row) =>
+        el(
+          "tr",
+          { "data-testid": "evaluation-compare-row" },
+          el("th", { scope: "row" }, row.label),
+          el("td", {}, scoreText(row.before)),
+          el("td", {}, scoreText(row.after)),
+          el("td", {}, changeText(row.before, row.after)),
+        ),
+      ),
+    );
+    this.compareTable.hidden = false;
   }
 
   render(result) {
@@ -490,6 +583,12 @@ export class JobEvaluation {
     this.showCurves(result);
     this.showMistakes(mistakes(result));
     this.showSuggestion(result.suggested_class_confidence);
+    this.shownResult = result;
+    // A batch job made by running another again can be set beside it (ADR 0058).
+    this.compare.hidden = !(this.rerunOf && this.kind === "batch");
+    this.compareRun.textContent = this.rerunOf
+      ? `Score job ${this.rerunOf.slice(0, 8)} against the same labels and compare`
+      : "";
     this.result.hidden = false;
   }
 

@@ -683,7 +683,7 @@ function renderJob(job) {
   // A finished batch job's detections, or a finished video job's sampled frames, can be scored
   // against the user's labels (ADR 0054).
   const scorable = (job.kind === "batch" || job.kind === "video") && finished;
-  jobEvaluation.show(scorable ? job.jobId : null, job.kind);
+  jobEvaluation.show(scorable ? job.jobId : null, job.kind, job.rerunOf);
 }
 
 /** The job's own key-value pairs (ADR 0045), as text: they are the caller's, never markup. */
