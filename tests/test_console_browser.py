@@ -1834,6 +1834,20 @@ async def test_a_video_runs_as_a_job_with_its_frames_and_annotated_video(
     await asyncio.to_thread((tmp_path / "annotated.mp4").write_bytes, data)
     assert await asyncio.to_thread(decoded_frames) == 8
 
+    # Run again (ADR 0058): the same video, sampled as before, with the other model.
+    source = await page.get_by_test_id("job-id").text_content()
+    rerun = page.get_by_test_id("job-rerun")
+    await expect(rerun.get_by_text("Run this video again with")).to_be_visible()
+    await expect(page.get_by_test_id("rerun-model")).to_have_attribute("data-loaded", "true")
+    await page.get_by_test_id("rerun-model").select_option("yolov8n-int8")
+    await rerun.get_by_role("button", name="Run again").click()
+    await expect(page.get_by_test_id("job-rerun-of")).to_have_text(f"Ran again from job {source}")
+    await expect(progress).to_have_attribute("data-status", "completed", timeout=SLOW_MS)
+    await expect(page.get_by_test_id("job-status")).to_contain_text("8 of 8 frames (100 %)")
+    await expect(page.get_by_test_id("video-summary")).to_contain_text(
+        "8 frames sampled (2 per second)"
+    )
+
 
 async def test_a_video_url_is_fetched_by_the_server_and_followed_as_an_upload_is(
     page: Page, tmp_path: Path

@@ -643,11 +643,17 @@ async def test_a_job_is_run_again_with_another_model_through_rest_the_client_and
     assert "yolov8n" in unknown["message"]
     stranger = await signed_in(client, prefix="jobs", name="Someone Else")
     api_error(await client.post(rerun_url, headers=stranger.headers), 404, "not_found")
-    video = await _video(client, stranger, clip)
-    refused = api_error(
-        await client.post(f"{JOBS}/{video['job_id']}/rerun", headers=stranger.headers), 409
+    video = await _video(client, stranger, clip, metadata={"camera": "gate"})
+    again = await client.post(f"{JOBS}/{video['job_id']}/rerun", headers=stranger.headers)
+    assert again.status_code == 202, again.text
+    video_rerun = again.json()
+    assert (video_rerun["kind"], video_rerun["rerun_of"], video_rerun["metadata"]) == (
+        "video",
+        video["job_id"],
+        {"camera": "gate"},
     )
-    assert "submit the video again" in refused["message"]
+    assert video_rerun["video"]["filename"] == "street.mp4"
+    assert video_rerun["video"]["sampling"] == video["video"]["sampling"]
 
     async with AsyncClient(queued_stack.gateway_url, headers=fresh_network()) as api:
         await api.login(account.email, PASSWORD)
@@ -670,8 +676,9 @@ async def test_a_job_is_run_again_with_another_model_through_rest_the_client_and
         f"Submitted job {by_command}: the 2 images of job {source['job_id']} again,"
         " with yolov8n-int8." in ran.stderr
     )
-    shown = (await client.get(f"{JOBS}/{by_command}", headers=account.headers)).json()
-    assert shown["rerun_of"] == source["job_id"]
-    for job in (by_command, source["job_id"], video["job_id"]):
+    shown = await asyncio.to_thread(objectvision, "jobs", "show", by_command)
+    assert f"Ran again from job {source['job_id']}" in shown.stderr
+    for job in (by_command, source["job_id"]):
         await client.post(f"{JOBS}/{job}/cancel", headers=account.headers)
-    await client.post(f"{JOBS}/{video['job_id']}/cancel", headers=stranger.headers)
+    for job in (video["job_id"], video_rerun["job_id"]):
+        await client.post(f"{JOBS}/{job}/cancel", headers=stranger.headers)

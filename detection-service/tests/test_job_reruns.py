@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from detection_service.images.models import images
 from detection_service.images.storage import LocalDirectoryStorage
 from detection_service.jobs.models import job_items, jobs
+from detection_service.video.models import video_jobs
 from objectvision.v1 import detection_pb2
 
 from .conftest import finished_job, submit_video_job
@@ -108,7 +109,7 @@ async def test_a_rerun_detects_the_stored_images_again_keeping_the_options_it_is
     assert [obj.class_name for obj in on_bus] == ["bus"] and on_zidane == []
 
 
-async def test_a_rerun_is_refused_for_what_cannot_run_again(detection, user, bus_jpg, panned_video):
+async def test_a_rerun_is_refused_for_what_cannot_run_again(detection, user, bus_jpg):
     source = await _submit(detection, user, [("bus.jpg", bus_jpg)])
     await finished_job(detection, user, source.id)
 
@@ -123,10 +124,50 @@ async def test_a_rerun_is_refused_for_what_cannot_run_again(detection, user, bus
     )
     assert too_sure.code() == grpc.StatusCode.INVALID_ARGUMENT
 
-    video = await submit_video_job(detection, user, panned_video, track=False)
-    refused = await _refusal(detection, user, video.id)
-    assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "submit the video again" in refused.details()
+
+async def test_a_video_job_runs_again_on_a_copy_of_its_video_with_its_tracking(
+    detection, user, panned_video
+):
+    source = await finished_job(
+        detection, user, (await submit_video_job(detection, user, panned_video, track=True)).id
+    )
+    rerun = await _rerun(
+        detection, user, source.id, params=detection_pb2.DetectionParams(model=INT8)
+    )
+    assert (rerun.kind, rerun.model, rerun.rerun_of) == ("video", INT8, source.id)
+    assert rerun.video.tracked and rerun.video.sampling == source.video.sampling
+    assert rerun.video.filename == source.video.filename == "pan.mp4"
+    done = await finished_job(detection, user, rerun.id)
+    assert done.status == detection_pb2.JOB_STATUS_COMPLETED
+    assert done.processed == source.processed > 0
+    frames = await detection.stub.ListVideoFrames(
+        detection_pb2.ListVideoFramesRequest(job_id=rerun.id),
+        metadata=detection.metadata(user),
+        timeout=30,
+    )
+    assert any(obj.HasField("track_id") for frame in frames.frames for obj in frame.objects)
+
+    # Each job has its own copy: deleting the first leaves the rerun's video whole.
+    async with detection.service.engine.connect() as conn:
+        keys = set(
+            await conn.scalars(
+                sa.select(video_jobs.c.storage_key).where(
+                    video_jobs.c.job_id.in_([uuid.UUID(source.id), uuid.UUID(rerun.id)])
+                )
+            )
+        )
+    assert len(keys) == 2
+    await detection.stub.DeleteJob(
+        detection_pb2.DeleteJobRequest(job_id=source.id),
+        metadata=detection.metadata(user),
+        timeout=30,
+    )
+    storage = LocalDirectoryStorage(detection.settings.objects_dir)
+    async with detection.service.engine.connect() as conn:
+        kept = await conn.scalar(
+            sa.select(video_jobs.c.storage_key).where(video_jobs.c.job_id == uuid.UUID(rerun.id))
+        )
+    assert (await storage.local_path(kept)).stat().st_size == rerun.video.size_bytes
 
 
 async def test_a_retried_rerun_gets_its_job_back(detection, user, bus_jpg):

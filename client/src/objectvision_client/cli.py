@@ -1211,6 +1211,8 @@ def cmd_jobs_show(ctx: Context) -> int:
             ctx.say(redaction)
         if job.metadata:
             ctx.say(f"Metadata: {_pairs(job.metadata)}")
+        if job.rerun_of:
+            ctx.say(f"Ran again from job {job.rerun_of} (`objectvision jobs rerun`).")
         if job.class_counts:
             counted = sorted(job.class_counts.items(), key=lambda item: (-item[1], item[0]))
             ctx.say("Objects: " + ", ".join(f"{name} {count}" for name, count in counted))
@@ -1275,12 +1277,13 @@ def cmd_jobs_cancel(ctx: Context) -> int:
 
 
 def cmd_jobs_rerun(ctx: Context) -> int:
-    """Run a batch job's stored images again as a new job, with what the options change
+    """Run a job's stored images (or video) again as a new job, with what the options change
     (another --model, a --confidence); waits for it with --wait."""
     with ctx.client() as client:
         job = client.rerun_job(ctx.args.job_id, ctx.params(), metadata=_metadata(ctx))
+        noun = "frames" if job.kind == "video" else "images"
         ctx.say(
-            f"Submitted job {job.job_id}: the {job.total} images of job {ctx.args.job_id} again,"
+            f"Submitted job {job.job_id}: the {job.total} {noun} of job {ctx.args.job_id} again,"
             f" with {job.model or 'the default model'}."
         )
         if not ctx.args.wait:
@@ -2872,7 +2875,7 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.set_defaults(handler=cmd_jobs_cancel)
     rerun = job_commands.add_parser(
         "rerun",
-        help="run a batch job's stored images again as a new job, nothing uploaded again:"
+        help="run a job's stored images or video again as a new job, nothing uploaded again:"
         " the options given (e.g. --model) replace the job's, the rest are kept",
     )
     rerun.add_argument("job_id", metavar="ID")

@@ -761,12 +761,13 @@ def rerun_job(
     idempotency_key: str | None = None,
     metadata: Mapping[str, str] | None = None,
 ) -> Operation[Job]:
-    """A new batch job over the images a batch job stored, uploaded by nobody again:
-    `params`' fields that are set replace the job's own (`DetectionParams(model="yolov8n-int8")`
-    runs the same pictures through another model), the rest are the job's. The new job's
-    `rerun_of` names this one; `metadata` None keeps the job's. Admitted as a submission
-    (quota, unfinished jobs, a new idempotency key unless given); a video job, or one with no
-    stored image left, raises ObjectVisionError 409."""
+    """A new job over what a job stored, uploaded by nobody again: a batch job's images, or a
+    video job's video sampled, tracked and counted as before. `params`' fields that are set
+    replace the job's own (`DetectionParams(model="yolov8n-int8")` runs the same pictures
+    through another model), the rest are the job's. The new job's `rerun_of` names this one;
+    `metadata` None keeps the job's. Admitted as a submission (quota, unfinished jobs, a new
+    idempotency key unless given); a batch job with no stored image left, or a video gone from
+    storage, raises ObjectVisionError 409."""
     body: dict[str, str | int | float | dict[str, str]] = {
         **(params or DetectionParams()).json_fields()
     }

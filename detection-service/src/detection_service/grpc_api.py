@@ -8,6 +8,7 @@ NotFound. Uploads are refused from their headers before anything is decoded or s
 import asyncio
 import dataclasses
 import math
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import Executor
@@ -64,7 +65,7 @@ from detection_service.video import service as video_jobs
 from detection_service.video.probe import VideoLimits, sampling_from
 from detection_service.video.views import VideoView
 from detection_service.video.worker import ANNOTATED_CONTENT_TYPE
-from objectvision.v1 import detection_pb2
+from objectvision.v1 import common_pb2, detection_pb2
 from objectvision_common.errors import (
     DomainError,
     FailedPrecondition,
@@ -636,9 +637,10 @@ class DetectionServicer(RealtimeServicer):
     async def RerunJob(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.RerunJobRequest, context: ServicerContext
     ) -> detection_pb2.Job:
-        """A new batch job over a batch job's stored images (ADR 0058): the caller uploads
-        nothing again, and the job is admitted like a submission (unfinished-job limit,
-        monthly quota, idempotency key)."""
+        """A new job over a job's stored images, or its stored video with the same sampling,
+        tracking, counting and redaction (ADR 0058): the caller uploads nothing again, and
+        the job is admitted like a submission (unfinished-job limit, monthly quota,
+        idempotency key)."""
         principal = self._principal(context)
         user_id = principal.user_id
         job_id = _uuid(request.job_id, "job_id")
@@ -650,6 +652,15 @@ class DetectionServicer(RealtimeServicer):
             source = await jobs.rerun_source(session=session, job_id=job_id, user_id=user_id)
         options, model_name = await self._rerun_options(request.params, source)
         await self._ensure_room_for_a_job(user_id)
+        if source.kind == job_models.KIND_VIDEO:
+            return await self._rerun_video(
+                principal,
+                source,
+                options=options,
+                model=model_name,
+                key=key,
+                metadata=metadata or source.metadata,
+            )
         accepted, refused = await self._stored_uploads(source.items)
         await self._detector.admit(principal, images=len(accepted))
         return await self._submit_batch(
@@ -662,6 +673,64 @@ class DetectionServicer(RealtimeServicer):
             metadata=metadata or source.metadata,
             rerun_of=job_id,
         )
+
+    async def _rerun_video(
+        self,
+        principal: common_pb2.Principal,
+        source: jobs.RerunSource,
+        *,
+        options: DetectionOptions,
+        model: str,
+        key: str,
+        metadata: Mapping[str, str],
+    ) -> detection_pb2.Job:
+        """A video job again: its stored video copied to a scratch file and taken in as an
+        upload would be, with the sampling, tracking, counting lines and zones and redaction
+        it had; its size and redacted classes are checked again, as limits and models may
+        have changed since."""
+        if self._video_limits is None:
+            raise Unavailable("video jobs are not enabled on this server")
+        async with self._sessions() as session:
+            stored_key, video = await video_jobs.stored_video(
+                session=session, job_id=source.job_id, sampled_frames=source.total
+            )
+        if video.size_bytes > self._video_limits.max_bytes:
+            raise video_intake.too_large(video.size_bytes, self._video_limits)
+        redact = self._detector.redacted_classes(video.redact)
+        await self._detector.admit(principal, images=video.probe.sampled_frames)
+        scratch = self._storage.scratch_path()
+        try:
+            try:
+                stored = await self._storage.local_path(stored_key)
+            except ObjectNotFoundError:
+                raise FailedPrecondition(
+                    "this job's video is gone from storage: submit the video again"
+                ) from None
+            await asyncio.to_thread(shutil.copyfile, stored, scratch)
+            view = await video_jobs.submit_video_job(
+                sessions=self._sessions,
+                storage=self._storage,
+                queue=self._queue,
+                user_id=principal.user_id,
+                max_unfinished=self._max_unfinished_jobs,
+                scratch=scratch,
+                probe=video.probe,
+                filename=video.filename,
+                size_bytes=video.size_bytes,
+                options=options,
+                sampling=video.sampling,
+                idempotency_key=key or None,
+                model=model,
+                tracked=video.tracked,
+                lines=video.lines,
+                zones=video.zones,
+                metadata=metadata,
+                redact=redact,
+                rerun_of=source.job_id,
+            )
+        finally:
+            scratch.unlink(missing_ok=True)
+        return _job(view)
 
     async def _rerun_options(
         self, params: detection_pb2.DetectionParams, source: jobs.RerunSource
@@ -997,12 +1066,8 @@ class DetectionServicer(RealtimeServicer):
         zones = checked_zones(counting_zones(header.zones), tracked=header.track)
         redact = self._detector.redacted_classes(header.redact)
         options, model = await self._options(header.params)
-        if key:
-            found = await jobs.existing_job(
-                sessions=self._sessions, user_id=user_id, idempotency_key=key
-            )
-            if found is not None:
-                return _job(found)
+        if earlier := await self._earlier_job(user_id, key):
+            return earlier
         # Refused before the upload, not after 200 MiB of it: an account with as many
         # unfinished jobs as it may have, or one with not even one frame of its quota left (the
         # frames the sampling takes are counted against the quota once the probe knows them).

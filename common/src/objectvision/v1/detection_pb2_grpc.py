@@ -214,10 +214,11 @@ class DetectionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RerunJob(self, request, context):
-        """A new batch job over the images a batch job of the caller's stored, in their order and
-        under their names, with its options except those the request gives (another model, a
-        threshold): nothing is uploaded again (ADR 0058). A video job, or a batch job with no
-        stored image left, is FAILED_PRECONDITION.
+        """A new job over what a job of the caller's stored: a batch job's images, in their order and
+        under their names, or a video job's video with its sampling, tracking, counting lines and
+        zones and redaction; with its options except those the request gives (another model, a
+        threshold): nothing is uploaded again (ADR 0058). A batch job with no stored image left,
+        or a video gone from storage, is FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -41,10 +41,11 @@ class DetectionServiceStub:
     """Frames in, detections out, in order; the stream's flow control bounds frames in flight."""
     SubmitJob: _grpc.UnaryUnaryMultiCallable[_detection_pb2.SubmitJobRequest, _detection_pb2.Job]
     RerunJob: _grpc.UnaryUnaryMultiCallable[_detection_pb2.RerunJobRequest, _detection_pb2.Job]
-    """A new batch job over the images a batch job of the caller's stored, in their order and
-    under their names, with its options except those the request gives (another model, a
-    threshold): nothing is uploaded again (ADR 0058). A video job, or a batch job with no
-    stored image left, is FAILED_PRECONDITION.
+    """A new job over what a job of the caller's stored: a batch job's images, in their order and
+    under their names, or a video job's video with its sampling, tracking, counting lines and
+    zones and redaction; with its options except those the request gives (another model, a
+    threshold): nothing is uploaded again (ADR 0058). A batch job with no stored image left,
+    or a video gone from storage, is FAILED_PRECONDITION.
     """
     GetJob: _grpc.UnaryUnaryMultiCallable[_detection_pb2.GetJobRequest, _detection_pb2.Job]
     ListJobs: _grpc.UnaryUnaryMultiCallable[_detection_pb2.ListJobsRequest, _detection_pb2.ListJobsResponse]
@@ -155,10 +156,11 @@ class DetectionServiceAsyncStub(DetectionServiceStub):
     """Frames in, detections out, in order; the stream's flow control bounds frames in flight."""
     SubmitJob: _aio.UnaryUnaryMultiCallable[_detection_pb2.SubmitJobRequest, _detection_pb2.Job]  # type: ignore[assignment]
     RerunJob: _aio.UnaryUnaryMultiCallable[_detection_pb2.RerunJobRequest, _detection_pb2.Job]  # type: ignore[assignment]
-    """A new batch job over the images a batch job of the caller's stored, in their order and
-    under their names, with its options except those the request gives (another model, a
-    threshold): nothing is uploaded again (ADR 0058). A video job, or a batch job with no
-    stored image left, is FAILED_PRECONDITION.
+    """A new job over what a job of the caller's stored: a batch job's images, in their order and
+    under their names, or a video job's video with its sampling, tracking, counting lines and
+    zones and redaction; with its options except those the request gives (another model, a
+    threshold): nothing is uploaded again (ADR 0058). A batch job with no stored image left,
+    or a video gone from storage, is FAILED_PRECONDITION.
     """
     GetJob: _aio.UnaryUnaryMultiCallable[_detection_pb2.GetJobRequest, _detection_pb2.Job]  # type: ignore[assignment]
     ListJobs: _aio.UnaryUnaryMultiCallable[_detection_pb2.ListJobsRequest, _detection_pb2.ListJobsResponse]  # type: ignore[assignment]
@@ -290,10 +292,11 @@ class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _detection_pb2.RerunJobRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_detection_pb2.Job, _abc.Awaitable[_detection_pb2.Job]]:
-        """A new batch job over the images a batch job of the caller's stored, in their order and
-        under their names, with its options except those the request gives (another model, a
-        threshold): nothing is uploaded again (ADR 0058). A video job, or a batch job with no
-        stored image left, is FAILED_PRECONDITION.
+        """A new job over what a job of the caller's stored: a batch job's images, in their order and
+        under their names, or a video job's video with its sampling, tracking, counting lines and
+        zones and redaction; with its options except those the request gives (another model, a
+        threshold): nothing is uploaded again (ADR 0058). A batch job with no stored image left,
+        or a video gone from storage, is FAILED_PRECONDITION.
         """
 
     @_abc_1.abstractmethod

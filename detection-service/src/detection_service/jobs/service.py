@@ -14,7 +14,7 @@ import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -501,34 +501,42 @@ class StoredItem:
 
 @dataclass(frozen=True)
 class RerunSource:
-    """What running a batch job again starts from (ADR 0058): its options, model and
-    metadata, and its images still stored, in their order."""
+    """What running a job again starts from (ADR 0058): its kind, options, model and
+    metadata; a batch job's images still stored, in their order (a video job's video is read
+    by the video service)."""
 
     job_id: uuid.UUID
+    kind: str
+    total: int
     options: DetectionOptions
     model: str | None
     metadata: dict[str, str]
-    items: list[StoredItem]
+    items: Sequence[StoredItem] = ()
 
 
 async def rerun_source(*, session: AsyncSession, job_id: uuid.UUID, user_id: str) -> RerunSource:
-    """The caller's batch job's stored images and settings. Its files refused at submission
-    were never stored and are left out; so are images deleted since. NotFound for another
-    account's job; FailedPrecondition for a video job or one with no stored image left."""
+    """The caller's job's settings and, for a batch job, its stored images. Its files refused
+    at submission were never stored and are left out; so are images deleted since. NotFound
+    for another account's job; FailedPrecondition for a batch job with no stored image left."""
     job = (
         await session.execute(
-            sa.select(jobs.c.kind, jobs.c.params, jobs.c.model, jobs.c.metadata).where(
-                jobs.c.id == job_id, jobs.c.user_id == user_id
-            )
+            sa.select(
+                jobs.c.kind, jobs.c.total, jobs.c.params, jobs.c.model, jobs.c.metadata
+            ).where(jobs.c.id == job_id, jobs.c.user_id == user_id)
         )
     ).first()
     if job is None:
         raise NotFound("no such job")
+    source = RerunSource(
+        job_id=job_id,
+        kind=job.kind,
+        total=job.total,
+        options=DetectionOptions.from_json(job.params),
+        model=job.model,
+        metadata=dict(job.metadata),
+    )
     if job.kind != KIND_BATCH:
-        raise FailedPrecondition(
-            "only a batch job's images can be run again; submit the video again to detect"
-            " it with other options"
-        )
+        return source
     rows = await session.execute(
         sa.select(job_items.c.position, images.c.original_filename, images.c.storage_key)
         .join(images, images.c.id == job_items.c.image_id)
@@ -541,13 +549,7 @@ async def rerun_source(*, session: AsyncSession, job_id: uuid.UUID, user_id: str
             "this job has no stored image left to run again: its files were refused, or their"
             " images were deleted"
         )
-    return RerunSource(
-        job_id=job_id,
-        options=DetectionOptions.from_json(job.params),
-        model=job.model,
-        metadata=dict(job.metadata),
-        items=items,
-    )
+    return replace(source, items=items)
 
 
 # The rows a kind of job keeps beside its `jobs` row, written in the same transaction:

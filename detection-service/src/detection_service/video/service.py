@@ -37,7 +37,7 @@ from detection_service.tracking.lines import CountingLine, LineCrossing
 from detection_service.tracking.zones import CountingZone
 from detection_service.video.models import video_frames, video_jobs
 from detection_service.video.probe import Sampling, VideoContainer, VideoProbe
-from detection_service.video.views import job_counts
+from detection_service.video.views import VideoView, job_counts, video_view
 from objectvision_common.errors import FailedPrecondition, NotFound
 
 
@@ -141,6 +141,7 @@ async def submit_video_job(
     zones: tuple[CountingZone, ...] = (),
     metadata: Mapping[str, str] | None = None,
     redact: frozenset[str] = frozenset(),
+    rerun_of: uuid.UUID | None = None,
 ) -> jobs_service.JobView:
     """Take the checked upload into storage, commit the job, then put it on the job stream.
 
@@ -182,7 +183,22 @@ async def submit_video_job(
         objects=[scratch],
         write_rows=write_video,
         metadata=metadata,
+        rerun_of=rerun_of,
     )
+
+
+async def stored_video(
+    *, session: AsyncSession, job_id: uuid.UUID, sampled_frames: int
+) -> tuple[str, VideoView]:
+    """A video job's stored upload (its storage key) and how it was sampled, tracked,
+    counted and redacted: what running it again (ADR 0058) copies."""
+    key = await session.scalar(
+        sa.select(video_jobs.c.storage_key).where(video_jobs.c.job_id == job_id)
+    )
+    view = await video_view(session=session, job_id=job_id, sampled_frames=sampled_frames)
+    if key is None or view is None:
+        raise NotFound("no such video job")
+    return key, view
 
 
 async def _owned_video_job(

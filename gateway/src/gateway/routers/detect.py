@@ -263,7 +263,7 @@ async def cancel_job(job_id: uuid.UUID, upstream: ResultsWriteUpstream) -> JobOu
 @router.post(
     "/jobs/{job_id:uuid}/rerun",
     status_code=202,
-    summary="Run a batch job's stored images again, with another model or other parameters",
+    summary="Run a job's stored images or video again, with another model or other parameters",
     responses={**JOB_ACCEPTED, **error_responses(404, 409, 415, 422, 429)},
     openapi_extra=RERUN_JSON_BODY,
 )
@@ -274,10 +274,11 @@ async def rerun_job(
     settings: SettingsDep,
     rerun: JobRerunRequest,
 ) -> JobOut:
-    """A new batch job over the images the job stored, in their order and under their
-    names, with nothing uploaded again (ADR 0058): compare two models on the same pictures
-    (then score both against labels, POST .../evaluation), or run a job again after a new model
-    version was loaded. The new job's `rerun_of` names this one.
+    """A new job over what the job stored, with nothing uploaded again (ADR 0058): a batch
+    job's images, in their order and under their names, or a video job's video with its
+    sampling, tracking, counting lines and zones and pixelated classes. Compare two models on
+    the same pictures (then score both against labels, POST .../evaluation), or run a job again
+    after a new model version was loaded. The new job's `rerun_of` names this one.
 
     Each parameter given, as a query parameter or in an application/json body, replaces the
     job's own; the rest are the job's, its classes carried to another model by name (a class
@@ -286,8 +287,8 @@ async def rerun_job(
 
     Admitted as a submission: the images count against the monthly quota (429
     `quota_exceeded`), MAX_UNFINISHED_JOBS_PER_USER applies (429 `too_many_jobs`), and a retry
-    with the same Idempotency-Key gets its job back. A video job, or a job with no stored image
-    left, is a 409."""
+    with the same Idempotency-Key gets its job back. A batch job with no stored image left, or a
+    video gone from storage, is a 409."""
     call = upstream.with_deadline(settings.detect_deadline_seconds)
     job = await call.call(
         call.detection.RerunJob,

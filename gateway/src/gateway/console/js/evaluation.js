@@ -32,9 +32,10 @@
 // "Tracking" part shows its MOTA, IDF1, MOTP, identity switches, fragmentations and how many
 // labelled identities were mostly tracked, partly tracked or mostly lost, and the per-class
 // table gains MOTA and IDF1 columns ("–" for a class without them).
-// A job that ran another job's images again (`rerun_of`, ADR 0058) offers, once scored, to score
-// that job against the same labels file: "Compared with the job this ran again" sets the two
-// side by side, the summary's scores and each class's AP50-95, with this job's change.
+// A job that ran what another job stored again (`rerun_of`, ADR 0058) offers, once scored, to
+// score that job against the same labels file: "Compared with the job this ran again" sets the
+// two side by side, the summary's scores (MOTA and IDF1 for two tracked videos) and each class's
+// AP50-95, with this job's change.
 // Nothing is stored: the same file gives the same answer again. A refusal (a bad line, a
 // labels file that is neither a zip nor JSON) is shown in the page's alert region.
 
@@ -153,12 +154,22 @@ export function changeText(before, after) {
 }
 
 /**
- * The comparison's rows, `{label, before, after}`: the summary's scores, then the AP50-95 of
- * each class either answer scored (the earlier job's classes first, in its order), a class
- * neither has an AP for left out.
+ * The comparison's rows, `{label, before, after}`: the summary's scores, MOTA and IDF1 when
+ * both scored tracking, then the AP50-95 of each class either answer scored (the earlier job's
+ * classes first, in its order), a class neither has an AP for left out.
  */
 export function comparisonRows(before, after) {
   const rows = SCORES.map(({ key, label }) => ({ label, before: before[key] ?? null, after: after[key] ?? null }));
+  // Two tracked video jobs: their tracking's headline scores too.
+  if (before.tracking && after.tracking) {
+    rows.push(
+      ...TRACKING_COLUMNS.map(({ key, label }) => ({
+        label,
+        before: before.tracking[key] ?? null,
+        after: after.tracking[key] ?? null,
+      })),
+    );
+  }
   const classes = new Map();
   for (const [side, result] of [["before", before], ["after", after]]) {
     for (const scored of result.classes ?? []) {
@@ -584,8 +595,8 @@ export class JobEvaluation {
     this.showMistakes(mistakes(result));
     this.showSuggestion(result.suggested_class_confidence);
     this.shownResult = result;
-    // A batch job made by running another again can be set beside it (ADR 0058).
-    this.compare.hidden = !(this.rerunOf && this.kind === "batch");
+    // A job made by running another again can be set beside it (ADR 0058).
+    this.compare.hidden = !this.rerunOf;
     this.compareRun.textContent = this.rerunOf
       ? `Score job ${this.rerunOf.slice(0, 8)} against the same labels and compare`
       : "";

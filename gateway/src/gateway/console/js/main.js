@@ -619,13 +619,13 @@ async function cancelShownJob(button) {
 byId("cancel-job").addEventListener("click", (event) => cancelShownJob(event.currentTarget));
 
 /**
- * Run the batch job on show again with the chosen model (ADR 0058), then follow the new job.
- * Its images are the ones the job stored, so it may run again while it is still running.
+ * Run the job on show again with the chosen model (ADR 0058), then follow the new job. Its
+ * images (or video) are the ones the job stored, so it may run again while it still runs.
  */
 onSubmit(byId("job-rerun"), async (event) => {
   const form = event.currentTarget;
   const job = shownJob;
-  if (!job || job.kind !== "batch") return;
+  if (!job) return;
   clearError();
   const model = rerunModels.value();
   // The button stays disabled while the request is out: one click, one job.
@@ -673,9 +673,10 @@ function renderJob(job) {
   renderVideoJob(byId("job-video"), job);
   renderJobMetadata(byId("job-metadata"), job.metadata);
   renderRerunOf(byId("job-rerun-of"), job.rerunOf);
-  const rerunnable = job.kind === "batch";
-  byId("job-rerun").hidden = !rerunnable;
-  if (rerunnable) rerunModels.load();
+  byId("rerun-model-label").textContent =
+    job.kind === "video" ? "Run this video again with" : "Run these images again with";
+  byId("job-rerun").hidden = false;
+  rerunModels.load();
   // Only a completed video job has its annotated video to share (ADR 0052); the section is
   // told once, not at each progress message.
   const shareable = job.kind === "video" && job.status === "completed" ? job.jobId : null;
