@@ -29,6 +29,7 @@ from detection_service.images import service as stored_images
 from detection_service.images.storage import CHUNK_BYTES, ObjectNotFoundError, ObjectStorage
 from detection_service.images.uploads import Upload, sanitize_filename
 from detection_service.jobs import models as job_models
+from detection_service.jobs import reruns
 from detection_service.jobs import service as jobs
 from detection_service.jobs.queue import JobQueue
 from detection_service.pipeline.annotate import Rendering
@@ -649,7 +650,7 @@ class DetectionServicer(RealtimeServicer):
         if earlier := await self._earlier_job(user_id, key):
             return earlier
         async with self._sessions() as session:
-            source = await jobs.rerun_source(session=session, job_id=job_id, user_id=user_id)
+            source = await reruns.rerun_source(session=session, job_id=job_id, user_id=user_id)
         options, model_name = await self._rerun_options(request.params, source)
         await self._ensure_room_for_a_job(user_id)
         if source.kind == job_models.KIND_VIDEO:
@@ -661,7 +662,9 @@ class DetectionServicer(RealtimeServicer):
                 key=key,
                 metadata=metadata or source.metadata,
             )
-        accepted, refused = await self._stored_uploads(source.items)
+        accepted, refused = await reruns.stored_uploads(
+            storage=self._storage, inspect=self._detector.inspect, items=source.items
+        )
         await self._detector.admit(principal, images=len(accepted))
         return await self._submit_batch(
             user_id=user_id,
@@ -677,7 +680,7 @@ class DetectionServicer(RealtimeServicer):
     async def _rerun_video(
         self,
         principal: common_pb2.Principal,
-        source: jobs.RerunSource,
+        source: reruns.RerunSource,
         *,
         options: DetectionOptions,
         model: str,
@@ -733,7 +736,7 @@ class DetectionServicer(RealtimeServicer):
         return _job(view)
 
     async def _rerun_options(
-        self, params: detection_pb2.DetectionParams, source: jobs.RerunSource
+        self, params: detection_pb2.DetectionParams, source: reruns.RerunSource
     ) -> tuple[DetectionOptions, str]:
         """The job's options with each one the request gives in its place, checked against
         the model the new job runs (the request's, else the job's). The job's classes go to
@@ -763,7 +766,9 @@ class DetectionServicer(RealtimeServicer):
         )
         return options, model.name
 
-    async def _class_names_of(self, source: jobs.RerunSource, model: ServedModel) -> Sequence[str]:
+    async def _class_names_of(
+        self, source: reruns.RerunSource, model: ServedModel
+    ) -> Sequence[str]:
         """The class names of the model `source` ran with, which its class ids index."""
         if source.model and source.model != model.name:
             try:
@@ -775,29 +780,6 @@ class DetectionServicer(RealtimeServicer):
                     f" {model.name}"
                 ) from None
         return model.description.classes or self._detector.class_names
-
-    async def _stored_uploads(
-        self, items: Sequence[jobs.StoredItem]
-    ) -> tuple[list[tuple[int, Upload]], list[jobs.Refusal]]:
-        """A job's stored images read back for a new job, in their order from position 0:
-        an image gone from storage, or one that no longer passes the checks of its header
-        (limits lowered since), is a failed item of the new job with the reason."""
-        accepted: list[tuple[int, Upload]] = []
-        refused: list[jobs.Refusal] = []
-        for position, item in enumerate(items):
-            try:
-                data = await self._storage.get(item.storage_key)
-                header = self._detector.inspect(data)
-            except ObjectNotFoundError:
-                refused.append(jobs.Refusal(position, item.filename, "its stored image is gone"))
-                continue
-            except DomainError as error:
-                refused.append(jobs.Refusal(position, item.filename, error.message))
-                continue
-            accepted.append((position, Upload(data, item.filename, header)))
-        if not accepted:
-            raise FailedPrecondition("none of this job's stored images could be read again")
-        return accepted, refused
 
     async def GetJob(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.GetJobRequest, context: ServicerContext

@@ -14,7 +14,7 @@ import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -488,68 +488,6 @@ async def submit_job(
         metadata=metadata,
         rerun_of=rerun_of,
     )
-
-
-@dataclass(frozen=True)
-class StoredItem:
-    """One stored image of a batch job, where it stands in the job and in storage."""
-
-    position: int
-    filename: str
-    storage_key: str
-
-
-@dataclass(frozen=True)
-class RerunSource:
-    """What running a job again starts from (ADR 0058): its kind, options, model and
-    metadata; a batch job's images still stored, in their order (a video job's video is read
-    by the video service)."""
-
-    job_id: uuid.UUID
-    kind: str
-    total: int
-    options: DetectionOptions
-    model: str | None
-    metadata: dict[str, str]
-    items: Sequence[StoredItem] = ()
-
-
-async def rerun_source(*, session: AsyncSession, job_id: uuid.UUID, user_id: str) -> RerunSource:
-    """The caller's job's settings and, for a batch job, its stored images. Its files refused
-    at submission were never stored and are left out; so are images deleted since. NotFound
-    for another account's job; FailedPrecondition for a batch job with no stored image left."""
-    job = (
-        await session.execute(
-            sa.select(
-                jobs.c.kind, jobs.c.total, jobs.c.params, jobs.c.model, jobs.c.metadata
-            ).where(jobs.c.id == job_id, jobs.c.user_id == user_id)
-        )
-    ).first()
-    if job is None:
-        raise NotFound("no such job")
-    source = RerunSource(
-        job_id=job_id,
-        kind=job.kind,
-        total=job.total,
-        options=DetectionOptions.from_json(job.params),
-        model=job.model,
-        metadata=dict(job.metadata),
-    )
-    if job.kind != KIND_BATCH:
-        return source
-    rows = await session.execute(
-        sa.select(job_items.c.position, images.c.original_filename, images.c.storage_key)
-        .join(images, images.c.id == job_items.c.image_id)
-        .where(job_items.c.job_id == job_id)
-        .order_by(job_items.c.position)
-    )
-    items = [StoredItem(row.position, row.original_filename, row.storage_key) for row in rows]
-    if not items:
-        raise FailedPrecondition(
-            "this job has no stored image left to run again: its files were refused, or their"
-            " images were deleted"
-        )
-    return replace(source, items=items)
 
 
 # The rows a kind of job keeps beside its `jobs` row, written in the same transaction:
