@@ -2401,6 +2401,13 @@ async def test_a_batch_jobs_images_are_run_again_with_another_model_from_its_pag
     await page.get_by_test_id("job-rerun-source").click()
     await expect(page.get_by_test_id("job-id")).to_have_text(source, timeout=SLOW_MS)
     await expect(page.get_by_test_id("job-rerun-of")).to_be_hidden()
+    # The first job's page names the job that ran it again, linked.
+    await expect(page.get_by_test_id("job-reruns")).to_have_text(
+        f"Ran again as job {rerun['job_id'][:8]} (yolov8n-int8)."
+    )
+    await page.get_by_test_id("job-rerun-link").click()
+    await expect(page.get_by_test_id("job-id")).to_have_text(rerun["job_id"], timeout=SLOW_MS)
+    await expect(page.get_by_test_id("job-reruns")).to_be_hidden()
 
 
 async def test_a_rerun_jobs_scores_are_set_beside_those_of_the_job_it_ran_again(

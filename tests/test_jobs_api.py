@@ -678,6 +678,22 @@ async def test_a_job_is_run_again_with_another_model_through_rest_the_client_and
     )
     shown = await asyncio.to_thread(objectvision, "jobs", "show", by_command)
     assert f"Ran again from job {source['job_id']}" in shown.stderr
+    reruns = json.loads(
+        (
+            await asyncio.to_thread(
+                objectvision, "jobs", "list", "--rerun-of", source["job_id"], "--json"
+            )
+        ).stdout
+    )
+    assert [job["job_id"] for job in reruns["items"]] == [
+        by_command,
+        by_client.job_id,
+        first.json()["job_id"],
+        rerun["job_id"],
+    ]
+    api_error(
+        await client.get(JOBS, params={"rerun_of": "last-week"}, headers=account.headers), 422
+    )
     for job in (by_command, source["job_id"]):
         await client.post(f"{JOBS}/{job}/cancel", headers=account.headers)
     for job in (video["job_id"], video_rerun["job_id"]):

@@ -245,6 +245,16 @@ async def test_deleting_the_job_a_rerun_came_from_clears_its_rerun_of(detection,
     rerun = await finished_job(detection, user, (await _rerun(detection, user, source.id)).id)
     assert rerun.rerun_of == source.id
 
+    async def reruns_of(job_id: str) -> list[str]:
+        listed = await detection.stub.ListJobs(
+            detection_pb2.ListJobsRequest(rerun_of=job_id),
+            metadata=detection.metadata(user),
+            timeout=30,
+        )
+        return [job.id for job in listed.jobs]
+
+    assert await reruns_of(source.id) == [rerun.id]
+    assert await reruns_of(rerun.id) == []
     await detection.stub.DeleteJob(
         detection_pb2.DeleteJobRequest(job_id=source.id),
         metadata=detection.metadata(user),
@@ -252,3 +262,4 @@ async def test_deleting_the_job_a_rerun_came_from_clears_its_rerun_of(detection,
     )
     kept = await finished_job(detection, user, rerun.id)
     assert kept.rerun_of == "" and kept.items[0].object_count > 0
+    assert await reruns_of(source.id) == []

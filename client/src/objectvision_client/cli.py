@@ -1257,6 +1257,7 @@ def cmd_jobs_list(ctx: Context) -> int:
             status=ctx.args.status,
             kind=ctx.args.kind,
             metadata=_metadata(ctx),
+            rerun_of=ctx.args.rerun_of,
         )
     return ctx.show(_page_json(page), jobs_table(page.items), page)
 
@@ -2862,6 +2863,9 @@ def build_parser() -> argparse.ArgumentParser:
     job_list = job_commands.add_parser("list", help="list your jobs, newest first")
     job_list.add_argument("--status", choices=JOB_STATUSES, help="only jobs in this status")
     job_list.add_argument("--kind", choices=JOB_KINDS, help="only batch jobs or video jobs")
+    job_list.add_argument(
+        "--rerun-of", metavar="ID", help="only the jobs that ran job ID again (`jobs rerun`)"
+    )
     job_list.add_argument("--limit", type=_positive_int, default=20, help="rows (default 20)")
     job_list.add_argument("--offset", type=_non_negative_int, default=0, help="rows to skip")
     _add_metadata_option(job_list, "only jobs whose metadata holds this pair")

@@ -734,15 +734,19 @@ def list_jobs(
     status: str | None = None,
     kind: str | None = None,
     metadata: Mapping[str, str] | None = None,
+    rerun_of: str | None = None,
 ) -> Operation[JobsPage]:
     """The caller's batch and video jobs, newest first, without their per-image items
     (`get_job` has them); only those in `status` (pending, processing, completed, failed,
-    cancelled), of `kind` (batch, video) or holding every pair of `metadata` when given."""
+    cancelled), of `kind` (batch, video), holding every pair of `metadata`, or that ran
+    `rerun_of` again (`rerun_job`) when given."""
     params: dict[str, str | int | list[str]] = {"limit": limit, "offset": offset}
     if status:
         params["status"] = status
     if kind:
         params["kind"] = kind
+    if rerun_of:
+        params["rerun_of"] = rerun_of
     params.update(_metadata_filter(metadata))
     return Operation("GET", "/api/v1/detect/jobs", _json(JobsPage.from_json), params=params)
 

@@ -796,6 +796,7 @@ class DetectionServicer(RealtimeServicer):
         limit, offset = page_bounds(request.page, default=DEFAULT_PAGE_LIMIT, most=MAX_PAGE_LIMIT)
         status, kind = _job_filter(request)
         metadata = checked_metadata(request.metadata)
+        rerun_of = _uuid(request.rerun_of, "rerun_of") if request.rerun_of.strip() else None
         async with self._sessions() as session:
             views, total = await jobs.list_jobs(
                 session=session,
@@ -805,6 +806,7 @@ class DetectionServicer(RealtimeServicer):
                 status=status,
                 kind=kind,
                 metadata=metadata,
+                rerun_of=rerun_of,
             )
         return detection_pb2.ListJobsResponse(
             jobs=[_job(view) for view in views], total=total, limit=limit, offset=offset

@@ -427,7 +427,7 @@ class GetJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("page", "status", "kind", "metadata")
+    __slots__ = ("page", "status", "kind", "metadata", "rerun_of")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -439,11 +439,13 @@ class ListJobsRequest(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    RERUN_OF_FIELD_NUMBER: _ClassVar[int]
     page: _common_pb2.Page
     status: JobStatus
     kind: str
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, page: _Optional[_Union[_common_pb2.Page, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., kind: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    rerun_of: str
+    def __init__(self, page: _Optional[_Union[_common_pb2.Page, _Mapping]] = ..., status: _Optional[_Union[JobStatus, str]] = ..., kind: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., rerun_of: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs", "total", "limit", "offset")

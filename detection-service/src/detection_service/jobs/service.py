@@ -242,9 +242,11 @@ async def list_jobs(
     status: str | None = None,
     kind: str | None = None,
     metadata: Mapping[str, str] | None = None,
+    rerun_of: uuid.UUID | None = None,
 ) -> tuple[list[JobView], int]:
-    """One page of the user's jobs, newest first (of one `status` and `kind` when given, and
-    whose metadata holds every pair of `metadata`), and how many match in all.
+    """One page of the user's jobs, newest first (of one `status` and `kind` when given,
+    whose metadata holds every pair of `metadata`, and that ran `rerun_of` again), and how
+    many match in all.
 
     Without items: a page of batch jobs could hold limit x MAX_BATCH_FILES of them, and a
     list is for finding a job, whose items `get_job` reads. A video job keeps its video (one
@@ -256,6 +258,8 @@ async def list_jobs(
         conditions.append(jobs.c.kind == kind)
     if metadata:
         conditions.append(jobs.c.metadata.contains(dict(metadata)))
+    if rerun_of is not None:
+        conditions.append(jobs.c.rerun_of == rerun_of)
     total = await session.scalar(sa.select(sa.func.count()).select_from(jobs).where(*conditions))
     rows = (
         await session.execute(

@@ -211,6 +211,10 @@ async def list_jobs(
     kind: Annotated[
         JobKind | Absent, Query(description="Only batch jobs (images) or only video jobs.")
     ] = None,
+    rerun_of: Annotated[
+        uuid.UUID | Absent,
+        Query(description="Only the jobs that ran this job again (POST .../rerun, ADR 0058)."),
+    ] = None,
     limit: PageLimit = DEFAULT_PAGE_LIMIT,
     offset: PageOffset = 0,
 ) -> JobListOut:
@@ -226,6 +230,7 @@ async def list_jobs(
             status=JOB_STATUS_NUMBERS[status] if status else detection_pb2.JOB_STATUS_UNSPECIFIED,
             kind=kind or "",
             metadata=metadata,
+            rerun_of=str(rerun_of) if rerun_of else "",
         ),
     )
     return JobListOut.from_proto(listed)

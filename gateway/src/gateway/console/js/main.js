@@ -638,6 +638,36 @@ onSubmit(byId("job-rerun"), async (event) => {
   if (rerun) await followJob(rerun);
 });
 
+// At most this many of a job's reruns are linked from its page, newest first.
+const RERUNS_SHOWN = 10;
+
+/**
+ * "Ran again as job <id> (<model>), …": the jobs that ran the job `jobId` again, newest first,
+ * each linked, read once as its page opens; hidden with none, or when another job is on show
+ * by the time the answer comes.
+ */
+async function showReruns(jobId) {
+  const paragraph = byId("job-reruns");
+  paragraph.hidden = true;
+  paragraph.replaceChildren();
+  let listed;
+  try {
+    listed = await request("api/v1/detect/jobs", { query: { rerun_of: jobId, limit: RERUNS_SHOWN } });
+  } catch {
+    // A side note of the page: the job itself is shown whatever became of this.
+    return;
+  }
+  if (listed.items.length === 0 || shownJob?.jobId !== jobId) return;
+  const links = listed.items.flatMap((rerun, index) => [
+    ...(index ? [", "] : []),
+    el("a", { href: `#/jobs/${rerun.job_id}`, "data-testid": "job-rerun-link" }, el("code", {}, rerun.job_id.slice(0, 8))),
+    ` (${rerun.model ?? "default model"})`,
+  ]);
+  const more = listed.total > listed.items.length ? [`, and ${listed.total - listed.items.length} more`] : [];
+  paragraph.replaceChildren("Ran again as job ", ...links, ...more, ".");
+  paragraph.hidden = false;
+}
+
 /** "Ran again from job <id>" with a link to it, for a job made by running another again. */
 function renderRerunOf(paragraph, rerunOf) {
   paragraph.hidden = !rerunOf;
@@ -807,6 +837,8 @@ async function followJob(job) {
   byId("job-id").textContent = jobId;
   showLink(`jobs/${jobId}`);
   const initial = normaliseJob(job);
+  shownJob = initial;
+  showReruns(jobId);
   if (FINAL_STATUSES.has(initial.status)) {
     // A finished job (opened from an email): its results at once, nothing to follow.
     tracker = null;
