@@ -371,7 +371,7 @@ class Job(_Answer):
     # or a video's frames a second) and when it should end at that pace; None otherwise.
     items_per_second: float | None = None
     estimated_completion_at: datetime | None = None
-    # The batch job whose stored images this one ran again (`rerun_job`), while it exists.
+    # The job whose stored images or video this one ran again (`rerun_job`), while it exists.
     rerun_of: str | None = None
 
     @property

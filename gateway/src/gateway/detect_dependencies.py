@@ -528,8 +528,8 @@ BatchImages = Annotated[BatchUpload, Depends(batch_images)]
 
 @dataclass(frozen=True)
 class JobRerun:
-    """What a batch job run again changes, its idempotency key ("" for none) and metadata
-    (empty: the job's own)."""
+    """What a job run again changes, its idempotency key ("" for none) and metadata (empty:
+    the job's own)."""
 
     params: detection_pb2.DetectionParams
     idempotency_key: str

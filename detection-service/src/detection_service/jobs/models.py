@@ -68,7 +68,7 @@ jobs = sa.Table(
     sa.Column("metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     # Set as the job ends, with its final event: the objects per class it found.
     sa.Column("class_counts", JSONB),
-    # The batch job whose stored images this one ran again (ADR 0058); cleared when that
+    # The job whose stored images or video this one ran again (ADR 0058); cleared when that
     # job is deleted, as its images then are.
     sa.Column(
         "rerun_of",

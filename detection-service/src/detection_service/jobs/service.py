@@ -136,7 +136,7 @@ class JobView:
     class_counts: dict[str, int] | None = None
     # While it runs and has finished something since it (re)started: when it should end.
     estimate: ProgressEstimate | None = None
-    # The batch job whose stored images this one ran again (ADR 0058), while it exists.
+    # The job whose stored images or video this one ran again (ADR 0058), while it exists.
     rerun_of: uuid.UUID | None = None
 
 

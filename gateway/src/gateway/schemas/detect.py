@@ -424,8 +424,9 @@ class DetectBatchJson(DetectionParamsIn, RegionsIn):
 
 
 class RerunJobJson(DetectionParamsIn, RegionsIn):
-    """What a batch job run again changes (ADR 0058): each parameter given replaces the job's
-    own, the rest are the job's. The job's classes go to another model by name."""
+    """What a job run again changes (ADR 0058): each parameter given replaces the job's own,
+    the rest are the job's (a video's sampling, tracking and counting too). The job's classes
+    go to another model by name."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -886,7 +887,7 @@ class JobSummaryOut(ApiModel):
     )
     rerun_of: str | None = Field(
         default=None,
-        description="The batch job whose stored images this job ran again (POST "
+        description="The job whose stored images or video this job ran again (POST "
         "/api/v1/detect/jobs/{job_id}/rerun), while that job exists; null otherwise.",
     )
 

@@ -1,4 +1,4 @@
-"""A batch job run again over another job's stored images (ADR 0058) names that job.
+"""A job run again over what another job stored (ADR 0058) names that job.
 
 Revision ID: 0021
 Revises: 0020

@@ -32,7 +32,7 @@ export function normaliseJob(raw, previous = {}) {
     createdAt: raw.created_at ?? previous.createdAt ?? null,
     // The caller's own key-value pairs given at submission (ADR 0045); never changes.
     metadata: raw.metadata ?? previous.metadata ?? {},
-    // The model it runs with, and the batch job whose stored images it ran again (ADR 0058).
+    // The model it runs with, and the job whose stored images or video it ran again (ADR 0058).
     model: raw.model ?? previous.model ?? null,
     rerunOf: raw.rerun_of ?? previous.rerunOf ?? null,
     // The server's estimate of when a processing job ends (null: none yet, or not running).
