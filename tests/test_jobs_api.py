@@ -698,3 +698,72 @@ async def test_a_job_is_run_again_with_another_model_through_rest_the_client_and
         await client.post(f"{JOBS}/{job}/cancel", headers=account.headers)
     for job in (video["job_id"], video_rerun["job_id"]):
         await client.post(f"{JOBS}/{job}/cancel", headers=stranger.headers)
+
+
+async def test_stored_detections_the_history_keeps_run_again_as_a_job(
+    client: httpx.AsyncClient, queued_stack: Stack, tmp_path: Path
+) -> None:
+    """ADR 0058: the history's filters (query) choose the stored images, the JSON body the
+    detection options and the new job's metadata; through REST, the client and the command."""
+    account = await _account(client)
+    for name, camera in (("n1.jpg", "north"), ("n2.jpg", "north"), ("s1.jpg", "south")):
+        stored = await client.post(
+            "/api/v1/detect/image",
+            files={"file": (name, BUS.read_bytes(), "image/jpeg")},
+            data={"metadata": json.dumps({"camera": camera})},
+            headers=account.headers,
+        )
+        assert stored.status_code == 200, stored.text
+    rerun_url = "/api/v1/detect/history/rerun"
+
+    north = await client.post(
+        rerun_url,
+        params={"metadata": "camera:north"},
+        json={"model": "yolov8n-int8", "metadata": {"trial": "int8"}},
+        headers=account.headers,
+    )
+    assert north.status_code == 202, north.text
+    job = north.json()
+    assert north.headers["location"] == f"{JOBS}/{job['job_id']}"
+    assert [item["filename"] for item in job["items"]] == ["n1.jpg", "n2.jpg"]
+    assert (job["model"], job["metadata"], job["rerun_of"]) == (
+        "yolov8n-int8",
+        {"trial": "int8"},
+        None,
+    )
+    await client.post(f"{JOBS}/{job['job_id']}/cancel", headers=account.headers)
+
+    nothing = api_error(
+        await client.post(rerun_url, params={"metadata": "camera:east"}, headers=account.headers),
+        409,
+    )
+    assert "no stored detection" in nothing["message"]
+    api_error(
+        await client.post(rerun_url, content=b"model=x", headers=account.headers),
+        415,
+        "unsupported_media_type",
+    )
+
+    async with AsyncClient(queued_stack.gateway_url, headers=fresh_network()) as api:
+        await api.login(account.email, PASSWORD)
+        south = await api.rerun_history(
+            DetectionParams(confidence=0.5), metadata={"camera": "south"}
+        )
+        assert [item.filename for item in south.items] == ["s1.jpg"]
+        await api.cancel_job(south.job_id)
+
+    created = await client.post(
+        "/api/v1/users/me/api-keys", json={"name": "history-rerun-cli"}, headers=account.headers
+    )
+    objectvision = functools.partial(
+        CommandLine(queued_stack.gateway_url, tmp_path).run,
+        extra_env={"OBJECTVISION_API_KEY": created.json()["secret"]},
+    )
+    ran = await asyncio.to_thread(
+        objectvision, "history", "--meta", "camera=north", "rerun", "--model", "yolov8n-int8"
+    )
+    assert (
+        f"Submitted job {ran.stdout.strip()}: the 2 stored images matching metadata"
+        " camera=north, with yolov8n-int8." in ran.stderr
+    )
+    await client.post(f"{JOBS}/{ran.stdout.strip()}/cancel", headers=account.headers)

@@ -263,3 +263,59 @@ async def test_deleting_the_job_a_rerun_came_from_clears_its_rerun_of(detection,
     kept = await finished_job(detection, user, rerun.id)
     assert kept.rerun_of == "" and kept.items[0].object_count > 0
     assert await reruns_of(source.id) == []
+
+
+async def _stored(detection, user, files, metadata: dict[str, str]) -> None:
+    await detection.stub.Detect(
+        detection_pb2.DetectRequest(
+            images=[detection_pb2.ImageInput(data=data, filename=name) for name, data in files],
+            store=True,
+            metadata=metadata,
+        ),
+        metadata=detection.metadata(user),
+        timeout=60,
+    )
+
+
+async def test_the_historys_filters_choose_the_stored_images_a_new_job_runs(
+    make_harness, user, bus_jpg, zidane_jpg
+):
+    """ADR 0058: a model tried on what one camera sent; more than a batch's worth is refused
+    with the count, and nothing is a precondition failure."""
+    detection = await make_harness(MAX_BATCH_FILES=2)
+    await _stored(detection, user, [("north-1.jpg", bus_jpg)], {"camera": "north"})
+    await _stored(detection, user, [("north-2.jpg", zidane_jpg)], {"camera": "north"})
+    await _stored(detection, user, [("south-1.jpg", bus_jpg)], {"camera": "south"})
+
+    job = await detection.stub.RerunHistory(
+        detection_pb2.RerunHistoryRequest(
+            metadata={"camera": "north"},
+            params=detection_pb2.DetectionParams(model=INT8, classes=["person"]),
+            job_metadata={"trial": "int8"},
+        ),
+        metadata=detection.metadata(user),
+        timeout=30,
+    )
+    assert [item.filename for item in job.items] == ["north-1.jpg", "north-2.jpg"]
+    assert (job.model, dict(job.metadata), job.rerun_of) == (INT8, {"trial": "int8"}, "")
+    done = await finished_job(detection, user, job.id)
+    assert (done.status, done.failed) == (detection_pb2.JOB_STATUS_COMPLETED, 0)
+    for model, objects in await _objects(detection, user, done):
+        assert model == INT8 and objects
+        assert {obj.class_name for obj in objects} == {"person"}
+
+    async def refused(**filters) -> grpc.aio.AioRpcError:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await detection.stub.RerunHistory(
+                detection_pb2.RerunHistoryRequest(**filters),
+                metadata=detection.metadata(user),
+                timeout=30,
+            )
+        return raised.value
+
+    # The whole history: the three stored detections and the two of the job.
+    too_many = await refused()
+    assert too_many.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "the filters keep 5 stored detections; a job takes at most 2" in too_many.details()
+    nothing = await refused(metadata={"camera": "east"})
+    assert nothing.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -1299,6 +1299,30 @@ def cmd_jobs_rerun(ctx: Context) -> int:
     return _report_jobs(ctx, finished)
 
 
+def cmd_history_rerun(ctx: Context) -> int:
+    """Run the stored images of the detections the history's filters keep again as one batch
+    job (ADR 0058), with the detection options given (--model ...); waits with --wait."""
+    filters = _history_filters(ctx)
+    with ctx.client() as client:
+        job = client.rerun_history(ctx.params(), **filters)
+        chosen = (
+            f"matching {_filters_described(filters)}"
+            if any(filters.values())
+            else "of your history"
+        )
+        ctx.say(
+            f"Submitted job {job.job_id}: the {job.total} stored images {chosen},"
+            f" with {job.model or 'the default model'}."
+        )
+        if not ctx.args.wait:
+            if not ctx.printed_json(job.raw):
+                print(job.job_id, file=ctx.stdout)
+            ctx.say(f"Follow it with `objectvision jobs watch {job.job_id}`.")
+            return EXIT_OK
+        finished = _follow(ctx, client, [job])
+    return _report_jobs(ctx, finished)
+
+
 def cmd_jobs_delete(ctx: Context) -> int:
     """Delete a finished job and what it stored; a pending or processing one is refused
     (HTTP 409) until it is cancelled."""
@@ -3052,6 +3076,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="print what was deleted as JSON (deleted, kept_in_unfinished_jobs, more)",
     )
     delete_detection.set_defaults(handler=cmd_history_delete)
+    rerun_history = history_commands.add_parser(
+        "rerun",
+        help="run the stored images of the detections the filters keep again as one job",
+        description="The filters of `history` (--class, --since, --until, --meta, --name,"
+        " --unsure-below) choose the detections, given before `rerun`; their stored images,"
+        " oldest first, become one batch job with the detection options given here (e.g."
+        " --model), nothing uploaded again. At most one batch's worth: narrow the filters"
+        " if the server says they keep more.",
+    )
+    rerun_history.add_argument(
+        "--wait", action="store_true", help="wait for the job, showing progress"
+    )
+    _add_output_choice(rerun_history)
+    _add_detection_params(rerun_history)
+    rerun_history.set_defaults(handler=cmd_history_rerun)
     detection_image = history_commands.add_parser(
         "image",
         help="save a stored detection's image, with its boxes or as uploaded",

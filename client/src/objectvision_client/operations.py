@@ -786,6 +786,37 @@ def rerun_job(
     )
 
 
+def rerun_history(
+    params: DetectionParams | None = None,
+    *,
+    class_name: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    metadata: Mapping[str, str] | None = None,
+    filename: str | None = None,
+    confidence_below: float | None = None,
+    job_metadata: Mapping[str, str] | None = None,
+    idempotency_key: str | None = None,
+) -> Operation[Job]:
+    """A new batch job over the stored images of your detections that the history's filters
+    keep (as `history` takes them), oldest first, nothing uploaded again: `params` (another
+    model, thresholds) as for a submission, `job_metadata` the new job's own pairs. More
+    detections than a batch takes raises ObjectVisionError 422 with their count; none, 409."""
+    body: dict[str, str | int | float | dict[str, str]] = {
+        **(params or DetectionParams()).json_fields()
+    }
+    if job_metadata:
+        body["metadata"] = dict(job_metadata)
+    return Operation(
+        "POST",
+        "/api/v1/detect/history/rerun",
+        _json(Job.from_json),
+        params=_history_filters(class_name, since, until, metadata, filename, confidence_below),
+        json=body,
+        headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex},
+    )
+
+
 def delete_job(job_id: str) -> Operation[None]:
     """Delete a finished (completed, failed or cancelled) job with everything it stored: its
     images, their detections, a video job's video, frames and annotated video. A pending or

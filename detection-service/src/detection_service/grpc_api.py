@@ -496,7 +496,8 @@ class DetectionServicer(RealtimeServicer):
         request: detection_pb2.ListDetectionsRequest
         | detection_pb2.ExportDetectionsRequest
         | detection_pb2.SummarizeDetectionsRequest
-        | detection_pb2.DeleteDetectionsRequest,
+        | detection_pb2.DeleteDetectionsRequest
+        | detection_pb2.RerunHistoryRequest,
     ) -> HistoryFilter:
         """A history request's filters, resolved: the class as its id, [since, until) with
         either end open when not given, the metadata and the file-name search checked."""
@@ -675,6 +676,39 @@ class DetectionServicer(RealtimeServicer):
             key=key,
             metadata=metadata or source.metadata,
             rerun_of=job_id,
+        )
+
+    async def RerunHistory(  # noqa: N802 - gRPC method name
+        self, request: detection_pb2.RerunHistoryRequest, context: ServicerContext
+    ) -> detection_pb2.Job:
+        """A new batch job over the stored images of the caller's detections that the history's
+        filters keep (ADR 0058), with the request's options: a model tried on what was sent
+        before, admitted like a submission."""
+        principal = self._principal(context)
+        user_id = principal.user_id
+        key = checked_idempotency_key(request.idempotency_key)
+        metadata = checked_metadata(request.job_metadata)
+        filters = self._history_filter(request)
+        if earlier := await self._earlier_job(user_id, key):
+            return earlier
+        options, model = await self._options(request.params)
+        await self._ensure_room_for_a_job(user_id)
+        async with self._sessions() as session:
+            items = await reruns.history_items(
+                session=session, user_id=user_id, filters=filters, most=self._max_batch_files
+            )
+        accepted, refused = await reruns.stored_uploads(
+            storage=self._storage, inspect=self._detector.inspect, items=items
+        )
+        await self._detector.admit(principal, images=len(accepted))
+        return await self._submit_batch(
+            user_id=user_id,
+            uploads=accepted,
+            refused=refused,
+            options=options,
+            model=model.name,
+            key=key,
+            metadata=metadata,
         )
 
     async def _rerun_video(

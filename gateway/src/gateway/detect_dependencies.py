@@ -536,22 +536,26 @@ class JobRerun:
     metadata: dict[str, str]
 
 
+async def _rerun_body(request: Request) -> RerunJobJson:
+    """A rerun's optional application/json body (none at all: every parameter left open)."""
+    body = await request.body()
+    if not body.strip():
+        return RerunJobJson()
+    if _media_type(request) != _JSON:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send the detection parameters as an application/json body, or none at all",
+        )
+    return _parsed(RerunJobJson, body)
+
+
 async def job_rerun(
     request: Request, query: ParamsQuery, idempotency_key: IdempotencyKeyHeader = None
 ) -> JobRerun:
     """The parameters to change, as query parameters or an application/json body (not both);
     no body at all runs the job as it ran, e.g. after a new model version was loaded."""
-    body = await request.body()
-    if body.strip():
-        if _media_type(request) != _JSON:
-            raise ApiError(
-                415,
-                "unsupported_media_type",
-                "send the parameters to change as an application/json body, or none at all",
-            )
-        sent = _parsed(RerunJobJson, body)
-    else:
-        sent = RerunJobJson()
+    sent = await _rerun_body(request)
     return JobRerun(
         params=_detect_params(query, sent, sent.region_list()),
         idempotency_key=idempotency_key or "",
@@ -560,6 +564,20 @@ async def job_rerun(
 
 
 JobRerunRequest = Annotated[JobRerun, Depends(job_rerun)]
+
+
+async def history_rerun(request: Request, idempotency_key: IdempotencyKeyHeader = None) -> JobRerun:
+    """A history rerun's detection parameters and the new job's metadata: an application/json
+    body only, as the query string holds the history's filters; none at all: the defaults."""
+    sent = await _rerun_body(request)
+    return JobRerun(
+        params=_detect_params(DetectionParamsIn(), sent, sent.region_list()),
+        idempotency_key=idempotency_key or "",
+        metadata=sent.metadata or {},
+    )
+
+
+HistoryRerunRequest = Annotated[JobRerun, Depends(history_rerun)]
 
 
 @dataclass(frozen=True)

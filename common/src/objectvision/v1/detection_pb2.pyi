@@ -401,6 +401,42 @@ class RefusedImage(_message.Message):
     reason: str
     def __init__(self, filename: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class RerunHistoryRequest(_message.Message):
+    __slots__ = ("class_filter", "since", "until", "metadata", "filename_contains", "confidence_below", "params", "idempotency_key", "job_metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class JobMetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CLASS_FILTER_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_BELOW_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    JOB_METADATA_FIELD_NUMBER: _ClassVar[int]
+    class_filter: str
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    metadata: _containers.ScalarMap[str, str]
+    filename_contains: str
+    confidence_below: float
+    params: DetectionParams
+    idempotency_key: str
+    job_metadata: _containers.ScalarMap[str, str]
+    def __init__(self, class_filter: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., filename_contains: _Optional[str] = ..., confidence_below: _Optional[float] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., job_metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
 class RerunJobRequest(_message.Message):
     __slots__ = ("job_id", "params", "idempotency_key", "metadata")
     class MetadataEntry(_message.Message):

@@ -57,6 +57,11 @@ class DetectionServiceStub:
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.RerunJobRequest.SerializeToString,
                 response_deserializer=objectvision_dot_v1_dot_detection__pb2.Job.FromString,
                 _registered_method=True)
+        self.RerunHistory = channel.unary_unary(
+                '/objectvision.v1.DetectionService/RerunHistory',
+                request_serializer=objectvision_dot_v1_dot_detection__pb2.RerunHistoryRequest.SerializeToString,
+                response_deserializer=objectvision_dot_v1_dot_detection__pb2.Job.FromString,
+                _registered_method=True)
         self.GetJob = channel.unary_unary(
                 '/objectvision.v1.DetectionService/GetJob',
                 request_serializer=objectvision_dot_v1_dot_detection__pb2.GetJobRequest.SerializeToString,
@@ -219,6 +224,16 @@ class DetectionServiceServicer:
         zones and redaction; with its options except those the request gives (another model, a
         threshold): nothing is uploaded again (ADR 0058). A batch job with no stored image left,
         or a video gone from storage, is FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RerunHistory(self, request, context):
+        """A new batch job over the stored images of the caller's detections that ListDetections'
+        filters keep, oldest first, with the request's detection options (ADR 0058): another model
+        tried on what was sent before. More detections than a batch takes is INVALID_ARGUMENT
+        (narrow the filters); none is FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -454,6 +469,11 @@ def add_DetectionServiceServicer_to_server(servicer, server):
             'RerunJob': grpc.unary_unary_rpc_method_handler(
                     servicer.RerunJob,
                     request_deserializer=objectvision_dot_v1_dot_detection__pb2.RerunJobRequest.FromString,
+                    response_serializer=objectvision_dot_v1_dot_detection__pb2.Job.SerializeToString,
+            ),
+            'RerunHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.RerunHistory,
+                    request_deserializer=objectvision_dot_v1_dot_detection__pb2.RerunHistoryRequest.FromString,
                     response_serializer=objectvision_dot_v1_dot_detection__pb2.Job.SerializeToString,
             ),
             'GetJob': grpc.unary_unary_rpc_method_handler(
@@ -696,6 +716,33 @@ class DetectionService:
             target,
             '/objectvision.v1.DetectionService/RerunJob',
             objectvision_dot_v1_dot_detection__pb2.RerunJobRequest.SerializeToString,
+            objectvision_dot_v1_dot_detection__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RerunHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/objectvision.v1.DetectionService/RerunHistory',
+            objectvision_dot_v1_dot_detection__pb2.RerunHistoryRequest.SerializeToString,
             objectvision_dot_v1_dot_detection__pb2.Job.FromString,
             options,
             channel_credentials,

@@ -47,6 +47,12 @@ class DetectionServiceStub:
     threshold): nothing is uploaded again (ADR 0058). A batch job with no stored image left,
     or a video gone from storage, is FAILED_PRECONDITION.
     """
+    RerunHistory: _grpc.UnaryUnaryMultiCallable[_detection_pb2.RerunHistoryRequest, _detection_pb2.Job]
+    """A new batch job over the stored images of the caller's detections that ListDetections'
+    filters keep, oldest first, with the request's detection options (ADR 0058): another model
+    tried on what was sent before. More detections than a batch takes is INVALID_ARGUMENT
+    (narrow the filters); none is FAILED_PRECONDITION.
+    """
     GetJob: _grpc.UnaryUnaryMultiCallable[_detection_pb2.GetJobRequest, _detection_pb2.Job]
     ListJobs: _grpc.UnaryUnaryMultiCallable[_detection_pb2.ListJobsRequest, _detection_pb2.ListJobsResponse]
     """The caller's jobs of every kind, newest first, optionally of one status or kind; each
@@ -161,6 +167,12 @@ class DetectionServiceAsyncStub(DetectionServiceStub):
     zones and redaction; with its options except those the request gives (another model, a
     threshold): nothing is uploaded again (ADR 0058). A batch job with no stored image left,
     or a video gone from storage, is FAILED_PRECONDITION.
+    """
+    RerunHistory: _aio.UnaryUnaryMultiCallable[_detection_pb2.RerunHistoryRequest, _detection_pb2.Job]  # type: ignore[assignment]
+    """A new batch job over the stored images of the caller's detections that ListDetections'
+    filters keep, oldest first, with the request's detection options (ADR 0058): another model
+    tried on what was sent before. More detections than a batch takes is INVALID_ARGUMENT
+    (narrow the filters); none is FAILED_PRECONDITION.
     """
     GetJob: _aio.UnaryUnaryMultiCallable[_detection_pb2.GetJobRequest, _detection_pb2.Job]  # type: ignore[assignment]
     ListJobs: _aio.UnaryUnaryMultiCallable[_detection_pb2.ListJobsRequest, _detection_pb2.ListJobsResponse]  # type: ignore[assignment]
@@ -297,6 +309,18 @@ class DetectionServiceServicer(metaclass=_abc_1.ABCMeta):
         zones and redaction; with its options except those the request gives (another model, a
         threshold): nothing is uploaded again (ADR 0058). A batch job with no stored image left,
         or a video gone from storage, is FAILED_PRECONDITION.
+        """
+
+    @_abc_1.abstractmethod
+    def RerunHistory(
+        self,
+        request: _detection_pb2.RerunHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_detection_pb2.Job, _abc.Awaitable[_detection_pb2.Job]]:
+        """A new batch job over the stored images of the caller's detections that ListDetections'
+        filters keep, oldest first, with the request's detection options (ADR 0058): another model
+        tried on what was sent before. More detections than a batch takes is INVALID_ARGUMENT
+        (narrow the filters); none is FAILED_PRECONDITION.
         """
 
     @_abc_1.abstractmethod

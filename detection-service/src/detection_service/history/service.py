@@ -25,6 +25,7 @@ from detection_service.history.models import (
     results,
 )
 from detection_service.images import service as images
+from detection_service.images.models import images as image_rows
 from detection_service.images.storage import ObjectStorage
 from detection_service.images.uploads import Upload
 from detection_service.jobs.models import UNFINISHED, job_items, jobs
@@ -307,6 +308,33 @@ def _history_conditions(*, user_id: str, filters: HistoryFilter) -> list[sa.Colu
             detections.c.filename.icontains(filters.filename_contains, autoescape=True)
         )
     return conditions
+
+
+async def stored_images_of(
+    *, session: AsyncSession, user_id: str, filters: HistoryFilter, most: int
+) -> list[tuple[str, str]]:
+    """The file name and storage key of the stored image of each detection `filters` keeps,
+    oldest first, for a job to run them again (ADR 0058). InvalidArgument when more than
+    `most` match (a batch's limit), saying how many; FailedPrecondition when none does."""
+    conditions = _history_conditions(user_id=user_id, filters=filters)
+    stored = detections.join(image_rows, image_rows.c.detection_id == detections.c.id)
+    matched = int(
+        await session.scalar(sa.select(sa.func.count()).select_from(stored).where(*conditions)) or 0
+    )
+    if matched > most:
+        raise InvalidArgument(
+            f"the filters keep {matched} stored detections; a job takes at most {most}: narrow"
+            " them (since, until, metadata, class, file name)"
+        )
+    if not matched:
+        raise FailedPrecondition("no stored detection of yours matches these filters")
+    rows = await session.execute(
+        sa.select(image_rows.c.original_filename, image_rows.c.storage_key)
+        .select_from(stored)
+        .where(*conditions)
+        .order_by(detections.c.created_at, detections.c.id)
+    )
+    return [(row.original_filename, row.storage_key) for row in rows]
 
 
 async def _newest_first(

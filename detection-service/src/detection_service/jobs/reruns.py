@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from detection_service.history import service as history
+from detection_service.history.service import HistoryFilter
 from detection_service.images.models import images
 from detection_service.images.storage import ObjectNotFoundError, ObjectStorage
 from detection_service.images.uploads import Upload
@@ -82,6 +84,20 @@ async def rerun_source(*, session: AsyncSession, job_id: uuid.UUID, user_id: str
             " images were deleted"
         )
     return replace(source, items=items)
+
+
+async def history_items(
+    *, session: AsyncSession, user_id: str, filters: HistoryFilter, most: int
+) -> list[StoredItem]:
+    """The stored images of the caller's detections that `filters` keeps, oldest first, as a
+    new job's items (at most `most`: a batch's limit)."""
+    found = await history.stored_images_of(
+        session=session, user_id=user_id, filters=filters, most=most
+    )
+    return [
+        StoredItem(position, filename, storage_key)
+        for position, (filename, storage_key) in enumerate(found)
+    ]
 
 
 async def stored_uploads(

@@ -34,6 +34,7 @@ from gateway.detect_dependencies import (
     RERUN_JSON_BODY,
     BatchImages,
     HistoryFilterQuery,
+    HistoryRerunRequest,
     JobRerunRequest,
     MetadataFilter,
     OneImage,
@@ -263,6 +264,44 @@ async def cancel_job(job_id: uuid.UUID, upstream: ResultsWriteUpstream) -> JobOu
         upstream.detection.CancelJob, detection_pb2.CancelJobRequest(job_id=str(job_id))
     )
     return JobOut.from_proto(job)
+
+
+@router.post(
+    "/history/rerun",
+    status_code=202,
+    summary="Run the stored images of the detections the history's filters keep as a new job",
+    responses={**JOB_ACCEPTED, **error_responses(404, 409, 415, 422, 429)},
+    openapi_extra=RERUN_JSON_BODY,
+)
+async def rerun_history(
+    response: Response,
+    upstream: DetectUpstream,
+    settings: SettingsDep,
+    filters: HistoryFilterQuery,
+    rerun: HistoryRerunRequest,
+) -> JobOut:
+    """A new batch job over the images of your stored detections that the history's filters
+    keep (the query parameters of GET /history: `class_name`, `since`, `until`, `metadata`,
+    `filename`, `confidence_below`), oldest first, with nothing uploaded again (ADR 0058): a
+    new model tried on last week's pictures of one camera, or the images a model was unsure
+    of run through another. The detection parameters (`model`, thresholds, classes, ...) and
+    the new job's `metadata` come in an optional application/json body; absent ones are the
+    defaults.
+
+    At most MAX_BATCH_FILES detections: more is a 422 that says how many the filters keep
+    (narrow them); none is a 409. Admitted as a submission (quota, unfinished jobs,
+    Idempotency-Key). Without a filter, the whole history is taken (within that limit)."""
+    call = upstream.with_deadline(settings.detect_deadline_seconds)
+    job = await call.call(
+        call.detection.RerunHistory,
+        detection_pb2.RerunHistoryRequest(
+            **filters.request_fields(),
+            params=rerun.params,
+            idempotency_key=rerun.idempotency_key,
+            job_metadata=rerun.metadata,
+        ),
+    )
+    return accepted_job(response, job)
 
 
 @router.post(
