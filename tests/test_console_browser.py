@@ -2460,6 +2460,44 @@ async def test_a_rerun_jobs_scores_are_set_beside_those_of_the_job_it_ran_again(
     await expect(person).to_have_count(1)
 
 
+async def test_the_historys_filtered_images_run_again_as_a_job_with_another_model(
+    page: Page, stack: Stack
+) -> None:
+    """ADR 0058: "Run these images again with" on the History page sends its filters and the
+    chosen model, and the new job's page follows it to the end."""
+    email, auth = await _api_account(stack)
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as client:
+        for path, camera in ((BUS, "north-gate"), (BATCH[0], "north-gate"), (BATCH[1], "yard")):
+            stored = await client.post(
+                "/api/v1/detect/image",
+                files={"file": (path.name, path.read_bytes(), "image/jpeg")},
+                data={"metadata": json.dumps({"camera": camera})},
+                headers=auth,
+            )
+            assert stored.status_code == 200, stored.text
+    await close_the_network(page, stack)
+    await page.goto("/")
+    await log_in(page, email)
+    await page.get_by_role("link", name="History").click()
+    await expect(page.get_by_test_id("history-item")).to_have_count(3, timeout=SLOW_MS)
+    await page.get_by_test_id("history-metadata-filter").fill("camera:north-gate")
+    await page.get_by_test_id("history-filter").click()
+    await expect(page.get_by_test_id("history-item")).to_have_count(2, timeout=SLOW_MS)
+
+    picker = page.get_by_test_id("history-rerun-model")
+    await expect(picker).to_have_attribute("data-loaded", "true", timeout=SLOW_MS)
+    await picker.select_option("yolov8n-int8")
+    async with page.expect_request("**/api/v1/detect/history/rerun?*") as sent:
+        await page.get_by_test_id("history-rerun").get_by_role("button", name="Run again").click()
+    request = await sent.value
+    assert "metadata=camera%3Anorth-gate" in request.url
+    assert json.loads(request.post_data or "{}") == {"model": "yolov8n-int8"}
+    progress = page.get_by_test_id("job-progress")
+    await expect(progress).to_have_attribute("data-status", "completed", timeout=SLOW_MS)
+    await expect(page.get_by_test_id("job-status")).to_contain_text("2 of 2 images (100 %)")
+    assert "#/jobs/" in page.url
+
+
 async def test_the_history_deletes_what_its_filters_keep_once_the_count_is_confirmed(
     page: Page, stack: Stack
 ) -> None:

@@ -3,9 +3,10 @@
 // fetched and shown from a blob: URL that is released when the page changes.
 
 import { request } from "./api.js";
-import { byId, el, formatDate, guarded, plural, showStatus, submitting } from "./dom.js";
+import { byId, el, formatDate, guarded, onSubmit, plural, showStatus, submitting } from "./dom.js";
 import { exportButtons } from "./exports.js";
 import { formatPairs } from "./metadata.js";
+import { ModelPicker } from "./models.js";
 import { Pager } from "./pager.js";
 
 export const PAGE_SIZE = 12;
@@ -52,7 +53,8 @@ function filledIn(form) {
 }
 
 export class HistoryView {
-  constructor({ onOpen }) {
+  /** `onOpen(id, filename)`: show a detection; `onJob(job)`: follow a job the view made. */
+  constructor({ onOpen, onJob }) {
     this.list = byId("history-list");
     this.form = byId("history-filters");
     this.summary = byId("history-summary");
@@ -79,6 +81,20 @@ export class HistoryView {
     byId("history-clear").addEventListener("click", () => {
       this.form.reset();
       this.filter({});
+    });
+    // "Run these images again with" a model (ADR 0058): one job over what the filters keep.
+    this.rerunForm = byId("history-rerun");
+    this.rerunModels = new ModelPicker(byId("history-rerun-model"));
+    onSubmit(this.rerunForm, async () => {
+      const model = this.rerunModels.value();
+      const job = await submitting(this.rerunForm, () =>
+        request("api/v1/detect/history/rerun", {
+          method: "POST",
+          query: { ...this.filters },
+          json: model ? { model } : {},
+        }),
+      );
+      if (job) onJob(job);
     });
     this.renderExports();
   }
@@ -166,6 +182,7 @@ export class HistoryView {
     this.filters = {};
     this.summaryAsked += 1;
     this.summary.textContent = "";
+    this.rerunModels.reset();
     this.renderExports();
   }
 
@@ -176,6 +193,7 @@ export class HistoryView {
 
   /** The page from `offset`; by default the one on show, refreshed, with the count line. */
   load(offset) {
+    this.rerunModels.load();
     this.refreshSummary();
     return this.pager.load(offset);
   }

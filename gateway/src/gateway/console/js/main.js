@@ -65,7 +65,13 @@ const IMAGE_TYPES = new Set(["image/jpeg", "image/png", "image/webp", "image/bmp
 const IMAGE_NAME = /\.(jpe?g|png|webp|bmp)$/i;
 
 const viewer = new Viewer();
-const history = new HistoryView({ onOpen: (id, filename) => openDetection(id, filename) });
+const history = new HistoryView({
+  onOpen: (id, filename) => openDetection(id, filename),
+  // A job made from the history's filters: its page, followed live.
+  onJob: (job) => {
+    location.hash = `#/jobs/${job.job_id}`;
+  },
+});
 const jobList = new JobListView();
 const keys = new KeysView();
 const webhooks = new WebhooksView();
