@@ -2409,6 +2409,14 @@ async def test_a_batch_jobs_images_are_run_again_with_another_model_from_its_pag
     await expect(page.get_by_test_id("job-id")).to_have_text(rerun["job_id"], timeout=SLOW_MS)
     await expect(page.get_by_test_id("job-reruns")).to_be_hidden()
 
+    # The Jobs page names each job's model, and the job a rerun came from.
+    await page.get_by_role("link", name="Jobs").click()
+    newest, first = page.get_by_test_id("job-row").nth(0), page.get_by_test_id("job-row").nth(1)
+    await expect(newest.locator('td[data-label="Model"]')).to_have_text(
+        f"yolov8n-int8ran again from {source[:8]}", timeout=SLOW_MS
+    )
+    await expect(first.locator('td[data-label="Model"]')).to_have_text("yolov8n")
+
 
 async def test_a_rerun_jobs_scores_are_set_beside_those_of_the_job_it_ran_again(
     page: Page, stack: Stack, tmp_path: Path
@@ -2643,6 +2651,7 @@ async def test_the_jobs_page_lists_a_finished_batch_job_and_filters_by_status(
     await status.select_option("")
     await expect(rows).to_have_count(1)
     await expect(row.get_by_test_id("job-row-metadata")).to_have_text("camera=north-gate")
+    await expect(row.locator('td[data-label="Model"]')).to_have_text("yolov8n")
     pair = page.get_by_test_id("jobs-metadata")
     await pair.fill("camera:south-gate")
     await pair.press("Enter")

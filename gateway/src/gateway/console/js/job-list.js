@@ -9,7 +9,7 @@ import { formatPairs } from "./metadata.js";
 import { Pager } from "./pager.js";
 
 export const PAGE_SIZE = 20;
-const COLUMNS = 5;
+const COLUMNS = 6;
 export const STATUS_NAMES = {
   pending: "Pending",
   processing: "Processing",
@@ -82,6 +82,22 @@ export class JobListView {
         { "data-label": "Kind", className: "wrap" },
         job.kind === "video" ? `Video${job.video?.filename ? `: ${job.video.filename}` : ""}` : "Batch",
         ...(pairs ? [el("div", { className: "history-tags", "data-testid": "job-row-metadata" }, pairs)] : []),
+      ),
+      el(
+        "td",
+        { "data-label": "Model", className: "wrap" },
+        job.model ?? "—",
+        // A job that ran another's images or video again (ADR 0058): which one, linked.
+        ...(job.rerunOf
+          ? [
+              el(
+                "div",
+                { className: "history-tags", "data-testid": "job-row-rerun-of" },
+                "ran again from ",
+                el("a", { href: `#/jobs/${job.rerunOf}` }, el("code", {}, String(job.rerunOf).slice(0, 8))),
+              ),
+            ]
+          : []),
       ),
       el("td", { "data-label": "Status" }, STATUS_NAMES[job.status] ?? job.status),
       el("td", { "data-label": "Progress" }, `${job.processed} of ${plural(job.total, unit)}${failed}${left ? `, ${left} left` : ""}`),
