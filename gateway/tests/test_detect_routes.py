@@ -1161,7 +1161,9 @@ def test_openapi_describes_the_detection_routes(
         "$ref": "#/components/schemas/JobListOut"
     }
     query = {p["name"]: p["schema"] for p in listing["parameters"]}
-    assert set(query) == {"status", "kind", "metadata", "limit", "offset"}
+    assert set(query) == {"status", "kind", "metadata", "rerun_of", "limit", "offset"}
+    # The jobs that ran one job again (ADR 0058): a job id.
+    assert query["rerun_of"]["format"] == "uuid"
     # `metadata=key:value`, repeatable: the jobs holding every pair given.
     assert (query["metadata"]["type"], query["metadata"]["items"]) == ("array", {"type": "string"})
     # Submitted as JSON text in a form, with the pairs' limits in its schema.
