@@ -148,8 +148,8 @@ compose-validate: install ## docker-compose.yml (compose-spec schema + rules), t
 
 # The main tier in TEST_WORKERS processes, a test file each at a time: each worker starts its
 # own embedded PostgreSQL, Redis, Triton and stacks, so their tests never meet. On 2 cores one
-# process kept one core busy on average (17 min); two take 11 (2026-12-07, clean clone), and
-# three no less than two: the suite is CPU-bound. TEST_WORKERS=0: one process (as with
+# process kept one core busy on average (17 min); two take 6.5 to 11 (clean clones on
+# 2026-12-07, a quiet machine and a busy one), and three no less than two: CPU-bound. TEST_WORKERS=0: one process (as with
 # DATABASE_URL/REDIS_URL naming one external server the workers would share).
 TEST_WORKERS ?= 2
 
