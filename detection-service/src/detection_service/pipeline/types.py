@@ -8,8 +8,26 @@ this module imports nothing of the service, so no two packages import each other
 """
 
 import functools
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict
+
+
+class StoredOptions(TypedDict):
+    """DetectionOptions as `to_json` writes them (a job's params, a stored detection's, the
+    result cache's key): the later options only where set, so rows and keys written before
+    them keep the JSON they had."""
+
+    confidence: float
+    iou: float
+    max_detections: int
+    class_ids: list[int] | None
+    # [class id, score] pairs.
+    class_confidence: NotRequired[list[list[float]]]
+    tile_size: NotRequired[int]
+    tile_overlap: NotRequired[float]
+    # Polygons of [x, y] corners.
+    regions: NotRequired[list[list[list[float]]]]
 
 
 @dataclass(frozen=True)
@@ -45,8 +63,8 @@ class DetectionOptions:
         """Whether an object of `class_id` with `score` passes its class's minimum."""
         return score >= self._minimums.get(class_id, self.confidence)
 
-    def to_json(self) -> dict[str, object]:
-        value: dict[str, object] = {
+    def to_json(self) -> StoredOptions:
+        value: StoredOptions = {
             "confidence": self.confidence,
             "iou": self.iou,
             "max_detections": self.max_detections,
@@ -64,24 +82,25 @@ class DetectionOptions:
         return value
 
     @classmethod
-    def from_json(cls, value: dict[str, object]) -> "DetectionOptions":
+    def from_json(cls, value: StoredOptions) -> "DetectionOptions":
         class_ids = value.get("class_ids")
-        per_class = value.get("class_confidence")
         return cls(
-            confidence=float(value["confidence"]),  # type: ignore[arg-type]
-            iou=float(value["iou"]),  # type: ignore[arg-type]
-            max_detections=int(value["max_detections"]),  # type: ignore[call-overload]
-            class_ids=frozenset(class_ids) if isinstance(class_ids, list) else None,
-            class_confidence=tuple((int(i), float(score)) for i, score in per_class)
-            if isinstance(per_class, list)
-            else (),
-            tile_size=int(value.get("tile_size") or 0),  # type: ignore[call-overload]
-            tile_overlap=float(value.get("tile_overlap") or 0.0),  # type: ignore[arg-type]
+            confidence=float(value["confidence"]),
+            iou=float(value["iou"]),
+            max_detections=int(value["max_detections"]),
+            class_ids=frozenset(class_ids) if class_ids is not None else None,
+            class_confidence=tuple(
+                (int(i), float(score)) for i, score in value.get("class_confidence", [])
+            ),
+            tile_size=int(value.get("tile_size", 0)),
+            tile_overlap=float(value.get("tile_overlap", 0.0)),
             regions=cls.regions_from_json(value),
         )
 
     @staticmethod
-    def regions_from_json(value: dict[str, object]) -> tuple[tuple[tuple[float, float], ...], ...]:
+    def regions_from_json(
+        value: Mapping[str, object],
+    ) -> tuple[tuple[tuple[float, float], ...], ...]:
         """Only the regions of stored options (`to_json`): a stored detection's, to draw."""
         regions = value.get("regions")
         if not isinstance(regions, list):

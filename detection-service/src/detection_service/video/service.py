@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -89,8 +89,23 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _object_json(obj: DetectedObject) -> dict[str, object]:
-    value: dict[str, object] = {
+class StoredObject(TypedDict):
+    """A frame's object as `video_frames.objects` holds it; a track id and zones only where
+    the job tracks objects and names zones."""
+
+    class_id: int
+    class_name: str
+    confidence: float
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    track_id: NotRequired[int]
+    zones: NotRequired[list[str]]
+
+
+def _object_json(obj: DetectedObject) -> StoredObject:
+    value: StoredObject = {
         "class_id": obj.class_id,
         "class_name": obj.class_name,
         "confidence": obj.confidence,
@@ -106,18 +121,18 @@ def _object_json(obj: DetectedObject) -> dict[str, object]:
     return value
 
 
-def _object(value: dict[str, object]) -> DetectedObject:
-    zones = value.get("zones", [])
+def _object(value: StoredObject) -> DetectedObject:
+    track_id = value.get("track_id")
     return DetectedObject(
-        class_id=int(value["class_id"]),  # type: ignore[call-overload]
+        class_id=int(value["class_id"]),
         class_name=str(value["class_name"]),
-        confidence=float(value["confidence"]),  # type: ignore[arg-type]
-        x1=float(value["x1"]),  # type: ignore[arg-type]
-        y1=float(value["y1"]),  # type: ignore[arg-type]
-        x2=float(value["x2"]),  # type: ignore[arg-type]
-        y2=float(value["y2"]),  # type: ignore[arg-type]
-        track_id=int(value["track_id"]) if "track_id" in value else None,  # type: ignore[call-overload]
-        zones=tuple(str(zone) for zone in zones) if isinstance(zones, list) else (),
+        confidence=float(value["confidence"]),
+        x1=float(value["x1"]),
+        y1=float(value["y1"]),
+        x2=float(value["x2"]),
+        y2=float(value["y2"]),
+        track_id=int(track_id) if track_id is not None else None,
+        zones=tuple(str(zone) for zone in value.get("zones", [])),
     )
 
 
