@@ -14,6 +14,7 @@ import pytest
 from objectvision_devstack.otlp import OtlpReceiver
 from objectvision_devstack.postgres import EmbeddedPostgres, scratch_pgdata
 from objectvision_devstack.redis import EmbeddedRedis
+from objectvision_devstack.stack import embedded
 from objectvision_devstack.triton import LocalTriton, served_model_path
 
 
@@ -39,8 +40,8 @@ def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrast
         redis_server.start()
     try:
         yield Infrastructure(
-            database_url=os.environ.get("DATABASE_URL") or postgres.url(),  # type: ignore[union-attr]
-            redis_url=os.environ.get("REDIS_URL") or redis_server.url,  # type: ignore[union-attr]
+            database_url=os.environ.get("DATABASE_URL") or embedded(postgres, "PostgreSQL").url(),
+            redis_url=os.environ.get("REDIS_URL") or embedded(redis_server, "Redis").url,
             data_dir=data_dir,
         )
     finally:

@@ -104,6 +104,14 @@ def _all_at_once(step: Callable[[Item], None], items: Iterable[Item]) -> None:
         future.result()
 
 
+def embedded(component: Item | None, what: str) -> Item:
+    """The embedded component that stands for a URL left unset; one that was never started
+    (a URL was given after all) is a mistake in the caller's wiring, said so."""
+    if component is None:
+        raise RuntimeError(f"no {what} URL was given and no embedded {what} was started")
+    return component
+
+
 def _bin(command: str) -> str:
     """A console script installed beside the running interpreter."""
     return str(Path(sys.executable).with_name(command))
@@ -146,15 +154,15 @@ class Stack:
 
     @property
     def database_url(self) -> str:
-        return self.config.database_url or self.postgres.url()  # type: ignore[union-attr]
+        return self.config.database_url or embedded(self.postgres, "PostgreSQL").url()
 
     @property
     def redis_url(self) -> str:
-        return self.config.redis_url or self.redis.url  # type: ignore[union-attr]
+        return self.config.redis_url or embedded(self.redis, "Redis").url
 
     @property
     def triton_url(self) -> str:
-        return self.config.triton_url or self.triton.grpc_url  # type: ignore[union-attr]
+        return self.config.triton_url or embedded(self.triton, "Triton").grpc_url
 
     @property
     def gateway_url(self) -> str:
