@@ -134,19 +134,18 @@ StoreQuery = Annotated[
 ]
 
 
-def _json_alternative(model: type[BaseModel]) -> dict[str, Any]:
-    """The route's `openapi_extra`: its JSON body beside the multipart one FastAPI documents."""
-    return {"requestBody": {"content": {_JSON: {"schema": request_body_schema(model)}}}}
+def _json_alternative(model: type[BaseModel], *, optional: bool = False) -> dict[str, Any]:
+    """The route's `openapi_extra`: its JSON body beside the multipart one FastAPI documents
+    (`optional`: the route's only body, which may be left out)."""
+    body: dict[str, Any] = {"content": {_JSON: {"schema": request_body_schema(model)}}}
+    if optional:
+        body["required"] = False
+    return {"requestBody": body}
 
 
 IMAGE_JSON_BODY = _json_alternative(DetectImageJson)
 BATCH_JSON_BODY = _json_alternative(DetectBatchJson)
-RERUN_JSON_BODY = {
-    "requestBody": {
-        "required": False,
-        "content": {_JSON: {"schema": request_body_schema(RerunJobJson)}},
-    }
-}
+RERUN_JSON_BODY = _json_alternative(RerunJobJson, optional=True)
 
 
 def _media_type(request: Request) -> str:
@@ -569,12 +568,7 @@ JobRerunRequest = Annotated[JobRerun, Depends(job_rerun)]
 async def history_rerun(request: Request, idempotency_key: IdempotencyKeyHeader = None) -> JobRerun:
     """A history rerun's detection parameters and the new job's metadata: an application/json
     body only, as the query string holds the history's filters; none at all: the defaults."""
-    sent = await _rerun_body(request)
-    return JobRerun(
-        params=_detect_params(DetectionParamsIn(), sent, sent.region_list()),
-        idempotency_key=idempotency_key or "",
-        metadata=sent.metadata or {},
-    )
+    return await job_rerun(request, DetectionParamsIn(), idempotency_key)
 
 
 HistoryRerunRequest = Annotated[JobRerun, Depends(history_rerun)]

@@ -318,22 +318,26 @@ async def stored_images_of(
     `most` match (a batch's limit), saying how many; FailedPrecondition when none does."""
     conditions = _history_conditions(user_id=user_id, filters=filters)
     stored = detections.join(image_rows, image_rows.c.detection_id == detections.c.id)
-    matched = int(
-        await session.scalar(sa.select(sa.func.count()).select_from(stored).where(*conditions)) or 0
-    )
-    if matched > most:
+    # One more than a job takes: only when there are too many are they all counted.
+    rows = (
+        await session.execute(
+            sa.select(image_rows.c.original_filename, image_rows.c.storage_key)
+            .select_from(stored)
+            .where(*conditions)
+            .order_by(detections.c.created_at, detections.c.id)
+            .limit(most + 1)
+        )
+    ).all()
+    if len(rows) > most:
+        matched = await session.scalar(
+            sa.select(sa.func.count()).select_from(stored).where(*conditions)
+        )
         raise InvalidArgument(
             f"the filters keep {matched} stored detections; a job takes at most {most}: narrow"
             " them (since, until, metadata, class, file name)"
         )
-    if not matched:
+    if not rows:
         raise FailedPrecondition("no stored detection of yours matches these filters")
-    rows = await session.execute(
-        sa.select(image_rows.c.original_filename, image_rows.c.storage_key)
-        .select_from(stored)
-        .where(*conditions)
-        .order_by(detections.c.created_at, detections.c.id)
-    )
     return [(row.original_filename, row.storage_key) for row in rows]
 
 

@@ -711,7 +711,6 @@ function renderJob(job) {
   renderRerunOf(byId("job-rerun-of"), job.rerunOf);
   byId("rerun-model-label").textContent =
     job.kind === "video" ? "Run this video again with" : "Run these images again with";
-  byId("job-rerun").hidden = false;
   rerunModels.load();
   // Only a completed video job has its annotated video to share (ADR 0052); the section is
   // told once, not at each progress message.
