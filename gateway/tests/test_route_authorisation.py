@@ -24,7 +24,7 @@ from gateway.auth.dependencies import (
     route_authorisation,
 )
 from gateway.config import GatewaySettings
-from gateway.routers import jobs_ws
+from gateway.routers import jobs_ws, live_detect
 from objectvision_common.api_keys import Scope
 
 # The caller's own profile and settings, read: a script's "who am I", open to any key.
@@ -38,7 +38,10 @@ ANY_KEY_ROUTES = {
     ("GET", "/api/v1/users/me/retention"),
 }
 # Routes that authenticate inside (no HTTP dependencies on a WebSocket), with what they check.
-WEBSOCKET_AUTHORISATIONS = {"/api/v1/ws/jobs/{job_id}": jobs_ws.STREAM_AUTHORISATION}
+WEBSOCKET_AUTHORISATIONS = {
+    "/api/v1/ws/jobs/{job_id}": jobs_ws.STREAM_AUTHORISATION,
+    "/api/v1/ws/detect": live_detect.STREAM_AUTHORISATION,
+}
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +118,7 @@ def test_websocket_routes_are_each_authorised_by_hand(app: FastAPI) -> None:
     }
     assert websockets == set(WEBSOCKET_AUTHORISATIONS)
     assert WEBSOCKET_AUTHORISATIONS["/api/v1/ws/jobs/{job_id}"].scope == Scope.RESULTS_READ
+    assert WEBSOCKET_AUTHORISATIONS["/api/v1/ws/detect"].scope == Scope.DETECT
 
 
 def test_the_openapi_document_gives_each_restricted_route_its_403(app: FastAPI) -> None:

@@ -181,15 +181,19 @@ class GatewaySettings(CommonSettings):
     grpc_deadline_seconds: float = Field(
         default=5.0, gt=0, validation_alias="GRPC_DEADLINE_SECONDS"
     )
-    # Job-progress WebSockets one account may hold open at once on one replica (each holds a
-    # gRPC stream for as long as its job runs); one more is closed with 4429.
+    # WebSockets (job progress and live detection together) one account may hold open at once
+    # on one replica (each holds a gRPC stream while it lives); one more is closed with 4429.
     ws_max_streams_per_account: int = Field(
         default=32, ge=1, le=10_000, validation_alias="WS_MAX_STREAMS_PER_ACCOUNT"
     )
-    # How often a live job stream checks that its credential was not revoked since it
-    # opened (logout, new password, revoked key, suspended account); a revoked one closes 4401.
+    # How often a WebSocket checks that its credential was not revoked since it opened
+    # (logout, new password, revoked key, suspended account); a revoked one closes 4401.
     ws_credential_recheck_seconds: float = Field(
         default=60.0, gt=0, le=3600, validation_alias="WS_CREDENTIAL_RECHECK_SECONDS"
+    )
+    # Frames a live detection WebSocket reads ahead of its oldest unanswered one (ADR 0059).
+    ws_detect_max_in_flight: int = Field(
+        default=4, ge=1, le=64, validation_alias="WS_DETECT_MAX_IN_FLIGHT"
     )
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), validation_alias="CORS_ORIGINS"

@@ -225,17 +225,7 @@ def _detect_params(
     chosen = DetectionParamsIn(
         **{name: _one_of(name, getattr(query, name), getattr(form, name)) for name in _PARAMS}
     )
-    return detection_pb2.DetectionParams(
-        confidence=chosen.confidence or 0.0,
-        iou=chosen.iou or 0.0,
-        classes=chosen.class_list(),
-        max_detections=chosen.max_detections or 0,
-        class_confidence=chosen.class_confidences(),
-        tile_size=chosen.tile_size or 0,
-        tile_overlap=chosen.tile_overlap or 0.0,
-        regions=regions,
-        model=chosen.model or "",
-    )
+    return chosen.to_proto(regions)
 
 
 def _files(form: FormData, *fields: str) -> list[UploadFile]:

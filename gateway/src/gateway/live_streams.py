@@ -1,17 +1,25 @@
-"""How many job-progress WebSockets one account may hold open on one gateway replica.
+"""How many WebSockets (job progress and live detection) one account may hold open on one
+gateway replica.
 
-Each open stream holds a socket, a task and a gRPC stream to notification-service for as
-long as its job runs (a day at most). Without a cap, one account opening thousands of them,
-to its own jobs, would exhaust the replica for everybody. The count is per replica, in
-memory, so a crashed connection can never leave it inflated: with N replicas an account may
-hold up to N times the cap.
+Each open stream holds a socket, tasks and a gRPC stream (to notification-service for as
+long as its job runs, a day at most; to detection-service for as long as frames come).
+Without a cap, one account opening thousands of them would exhaust the replica for
+everybody. Both kinds share one cap, each is counted in its own metrics. The count is per
+replica, in memory, so a crashed connection can never leave it inflated: with N replicas an
+account may hold up to N times the cap.
 """
 
+import enum
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from gateway.metrics import GatewayMetrics
+
+
+class StreamKind(enum.Enum):
+    JOB = "job"
+    DETECT = "detect"
 
 
 class TooManyStreams(Exception):
@@ -29,21 +37,22 @@ class LiveStreams:
         return self._per_account
 
     @contextmanager
-    def hold(self, account: str) -> Iterator[None]:
+    def hold(self, account: str, *, kind: StreamKind) -> Iterator[None]:
         """One stream slot of `account` for the block; TooManyStreams when none is free."""
+        opened, closed = self._metrics.streams(kind.value)
         if self._open[account] >= self._per_account:
-            self._metrics.job_streams_closed.labels("too_many").inc()
+            closed.labels("too_many").inc()
             raise TooManyStreams(account)
         self._open[account] += 1
-        self._metrics.job_streams_open.inc()
+        opened.inc()
         try:
             yield
         finally:
-            self._metrics.job_streams_open.dec()
+            opened.dec()
             self._open[account] -= 1
             if not self._open[account]:
                 del self._open[account]
 
-    def revoked(self) -> None:
+    def revoked(self, kind: StreamKind) -> None:
         """Count a stream closed because its credential was revoked."""
-        self._metrics.job_streams_closed.labels("revoked").inc()
+        self._metrics.streams(kind.value)[1].labels("revoked").inc()

@@ -52,6 +52,32 @@ class GatewayMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.detect_streams_open = Gauge(
+            "gateway_live_detect_streams_open",
+            "Live detection WebSockets this replica holds (each with a DetectStream).",
+            registry=self.registry,
+        )
+        self.detect_streams_closed = Counter(
+            "gateway_live_detect_streams_closed_total",
+            "Live detection WebSockets this replica closed on its own, by reason: too_many "
+            "(past WS_MAX_STREAMS_PER_ACCOUNT), revoked (the credential was revoked).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.live_frames = Counter(
+            "gateway_live_detect_frames_total",
+            "Frames answered on live detection WebSockets, by outcome: detected, or "
+            "frame_error (not an image, over the quota, inference unavailable).",
+            ["outcome"],
+            registry=self.registry,
+        )
+
+    def streams(self, kind: str) -> tuple[Gauge, Counter]:
+        """The open-streams gauge and the closed-streams counter of one kind of WebSocket
+        (`job`, `detect`)."""
+        if kind == "job":
+            return self.job_streams_open, self.job_streams_closed
+        return self.detect_streams_open, self.detect_streams_closed
 
     def observe(self, *, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -49,6 +49,11 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+# Above the largest frame a live detection stream accepts, so that the stream, not uvicorn,
+# sees an oversized one.
+WS_FRAME_HEADROOM_BYTES = 1024 * 1024
+
+
 def _config(app: FastAPI, host: str, port: int, **options: Any) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -118,6 +123,10 @@ def main() -> None:
             # long, then runs the lifespan shutdown that closes the channels.
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
             lifespan="on",
+            # A live detection frame (ADR 0059) may be as large as an upload; the stream
+            # refuses a larger one itself, saying why, before uvicorn's 16 MiB default would
+            # close the socket with no word.
+            ws_max_size=settings.max_upload_bytes + WS_FRAME_HEADROOM_BYTES,
         )
     )
     side = None

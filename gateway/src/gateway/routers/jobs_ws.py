@@ -1,63 +1,52 @@
 """Live progress of one job over a WebSocket, relayed from the notification service.
 
-The access token comes in the `Authorization: Bearer` header or, where a client cannot set
-headers (browsers), as the first message `{"token": "..."}`; never in the URL, where it
-would end up in access logs. An API key needs the `results:read` scope. Close codes: 4401
-bad or missing credentials, 4403 an API key without that scope, 4404 no such job for this
+The caller authenticates as every WebSocket does (gateway.auth.websocket); an API key needs
+the `results:read` scope. Close codes beyond authentication's: 4404 no such job for this
 caller, 4429 the account already holds WS_MAX_STREAMS_PER_ACCOUNT streams on this replica,
 1000 after the final event, 1011/1013 on server trouble. While the stream lives its
-credential is checked again every WS_CREDENTIAL_RECHECK_SECONDS: a logout, a new password, a
-revoked key or a suspended account closes it with 4401 (an access token merely expiring
-does not: the stream was allowed when it opened).
+credential is checked again every WS_CREDENTIAL_RECHECK_SECONDS.
 """
 
 import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import jwt
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from redis.exceptions import RedisError
 from starlette.websockets import WebSocketState
 
-from gateway.auth.dependencies import Authorisation, current_principal, optional_access_token
+from gateway.auth.dependencies import Authorisation
+from gateway.auth.websocket import (
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_NORMAL,
+    CLOSE_NOT_FOUND,
+    CLOSE_TOO_MANY,
+    CLOSE_TRY_AGAIN_LATER,
+    CLOSE_UNAUTHENTICATED,
+    StreamCaller,
+    accept_caller,
+    until_revoked,
+)
 from gateway.dependencies import ClientsDep, LiveStreamsDep, SettingsDep
-from gateway.errors import ApiError
-from gateway.live_streams import LiveStreams, TooManyStreams
-from gateway.upstream import Upstream
-from objectvision.v1 import auth_pb2, common_pb2, notification_pb2
+from gateway.live_streams import LiveStreams, StreamKind, TooManyStreams
+from objectvision.v1 import notification_pb2
 from objectvision_common.api_keys import Scope
 from objectvision_common.identity import principal_metadata
-from objectvision_common.revocation import revocation_keys
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["jobs"])
 
-CLOSE_NORMAL = 1000
-CLOSE_INTERNAL_ERROR = 1011
-CLOSE_TRY_AGAIN_LATER = 1013
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_NOT_FOUND = 4404
-CLOSE_TOO_MANY = 4429
 FINAL_EVENT_TYPES = frozenset({"job.completed", "job.failed", "job.cancelled"})
-# How long a client may take to send its token message.
-TOKEN_MESSAGE_TIMEOUT_SECONDS = 10.0
 # The stream lives as long as the job; this only bounds a forgotten connection.
 STREAM_DEADLINE_SECONDS = 24 * 3600.0
-MAX_TOKEN_LENGTH = 8192
 # A WebSocket route takes no HTTP dependencies: the stream checks its caller itself, with the
 # same Authorisation the results routes declare.
 STREAM_AUTHORISATION = Authorisation(scope=Scope.RESULTS_READ)
-# Close reasons are at most 123 bytes.
-_MAX_CLOSE_REASON = 120
 
 _CLOSE_FOR_STATUS = {
     grpc.StatusCode.NOT_FOUND: (CLOSE_NOT_FOUND, "no such job"),
@@ -67,10 +56,6 @@ _CLOSE_FOR_STATUS = {
     grpc.StatusCode.UNAVAILABLE: (CLOSE_TRY_AGAIN_LATER, "try again later"),
     grpc.StatusCode.DEADLINE_EXCEEDED: (CLOSE_TRY_AGAIN_LATER, "try again later"),
 }
-
-_REFUSED_CREDENTIALS = frozenset(
-    {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND}
-)
 
 
 def _job_fields(job: notification_pb2.JobProgress | notification_pb2.JobFinished) -> dict[str, Any]:
@@ -133,83 +118,6 @@ def event_message(event: notification_pb2.Event) -> dict[str, Any]:
     return message
 
 
-def _bearer_token(websocket: WebSocket) -> str | None:
-    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return None
-
-
-async def _token_message(websocket: WebSocket) -> str | None:
-    """The token from the client's first message, or None if it sends something else."""
-    try:
-        message = await asyncio.wait_for(
-            websocket.receive_json(), timeout=TOKEN_MESSAGE_TIMEOUT_SECONDS
-        )
-    except (TimeoutError, ValueError, KeyError, RuntimeError, WebSocketDisconnect):
-        return None
-    token = message.get("token") if isinstance(message, dict) else None
-    if isinstance(token, str) and 0 < len(token) <= MAX_TOKEN_LENGTH:
-        return token
-    return None
-
-
-@dataclass(frozen=True)
-class StreamCredential:
-    """What authenticated a stream, kept to check it again while the stream lives."""
-
-    access_token: str | None
-    api_key: str | None
-
-
-async def _authenticate(
-    websocket: WebSocket, upstream: Upstream, clients: ClientsDep
-) -> tuple[common_pb2.Principal, StreamCredential] | None:
-    """The caller, by the same checks as HTTP routes (signature, expiry, revocation), and
-    the credential it used."""
-    token = _bearer_token(websocket)
-    api_key = websocket.headers.get("x-api-key")
-    if token is None and not api_key:
-        token = await _token_message(websocket)
-        if token is None:
-            return None
-    access = await optional_access_token(token, websocket.app.state.jwks, clients, upstream)
-    principal = await current_principal(access, api_key, upstream)
-    used = StreamCredential(access_token=token, api_key=None if access else api_key)
-    return principal, used
-
-
-async def _revoked(credential: StreamCredential, clients: ClientsDep, upstream: Upstream) -> bool:
-    """Whether the stream's credential has been revoked since it opened. An access token's
-    revocation entries are read (it was verified at the start, so its claims are read
-    without checking the signature again, nor its expiry); an API key is authenticated
-    again, which also refuses a suspended account. Redis or auth-service briefly away is
-    not a revocation: the next check decides."""
-    if credential.access_token is not None:
-        claims = jwt.decode(credential.access_token, options={"verify_signature": False})
-        keys = revocation_keys(jti=str(claims["jti"]), sid=str(claims["sid"]))
-        try:
-            return bool(await clients.redis.exists(*keys))
-        except RedisError:
-            return False
-    request = auth_pb2.AuthenticateApiKeyRequest(api_key=credential.api_key or "")
-    try:
-        await upstream.call(upstream.auth.AuthenticateApiKey, request)
-    except grpc.aio.AioRpcError as exc:
-        return exc.code() in _REFUSED_CREDENTIALS
-    return False
-
-
-async def _until_revoked(
-    credential: StreamCredential, clients: ClientsDep, upstream: Upstream, *, every: float
-) -> tuple[int, str]:
-    """Check the credential every `every` seconds; the close to end with once it is revoked."""
-    while True:
-        await asyncio.sleep(every)
-        if await _revoked(credential, clients, upstream):
-            return CLOSE_UNAUTHENTICATED, "the credential was revoked"
-
-
 async def _relay(websocket: WebSocket, events: Any) -> tuple[int, str]:
     """Send each event until the final one; the close code to end with."""
     try:
@@ -244,33 +152,17 @@ async def job_progress(
 ) -> None:
     """Streams `{"type": "job.progress" | "job.completed" | "job.failed" | "job.cancelled",
     ...}` messages; the socket closes (1000) after the final one."""
-    await websocket.accept()
-    upstream = Upstream(clients=clients, deadline_seconds=settings.grpc_deadline_seconds)
+    caller = await accept_caller(
+        websocket,
+        clients,
+        authorisation=STREAM_AUTHORISATION,
+        deadline_seconds=settings.grpc_deadline_seconds,
+    )
+    if caller is None:
+        return
     try:
-        authenticated = await _authenticate(websocket, upstream, clients)
-        if authenticated is not None:
-            STREAM_AUTHORISATION.check(authenticated[0])
-    except ApiError as exc:
-        code = {401: CLOSE_UNAUTHENTICATED, 403: CLOSE_FORBIDDEN}.get(
-            exc.status_code, CLOSE_TRY_AGAIN_LATER
-        )
-        await websocket.close(code, exc.message[:_MAX_CLOSE_REASON])
-        return
-    except grpc.aio.AioRpcError as exc:
-        # The auth service's verdict on an API key, or its fallback token check.
-        refused = exc.code() in _REFUSED_CREDENTIALS
-        await websocket.close(
-            CLOSE_UNAUTHENTICATED if refused else CLOSE_TRY_AGAIN_LATER,
-            "authentication failed" if refused else "try again later",
-        )
-        return
-    if authenticated is None:
-        await websocket.close(CLOSE_UNAUTHENTICATED, "authentication required")
-        return
-    principal, credential = authenticated
-    try:
-        with streams.hold(principal.user_id):
-            await _stream(websocket, job_id, principal, credential, upstream, settings, streams)
+        with streams.hold(caller.principal.user_id, kind=StreamKind.JOB):
+            await _stream(websocket, job_id, caller, settings, streams)
     except TooManyStreams:
         await websocket.close(
             CLOSE_TOO_MANY,
@@ -281,24 +173,19 @@ async def job_progress(
 async def _stream(
     websocket: WebSocket,
     job_id: str,
-    principal: common_pb2.Principal,
-    credential: StreamCredential,
-    upstream: Upstream,
+    caller: StreamCaller,
     settings: SettingsDep,
     streams: LiveStreams,
 ) -> None:
     """Relay the job's events until its final one, the client leaving, the credential
     being revoked, or trouble."""
-    clients = upstream.clients
-    call = clients.notification.SubscribeJobProgress(
+    call = caller.upstream.clients.notification.SubscribeJobProgress(
         notification_pb2.SubscribeJobProgressRequest(job_id=job_id),
-        metadata=principal_metadata(principal, secret=settings.service_token_secret),
+        metadata=principal_metadata(caller.principal, secret=settings.service_token_secret),
         timeout=STREAM_DEADLINE_SECONDS,
     )
     relay = asyncio.create_task(_relay(websocket, call))
-    guard = asyncio.create_task(
-        _until_revoked(credential, clients, upstream, every=settings.ws_credential_recheck_seconds)
-    )
+    guard = asyncio.create_task(until_revoked(caller, every=settings.ws_credential_recheck_seconds))
     watcher = asyncio.create_task(_until_disconnect(websocket))
     # What ends the stream says how to close it: the job's end or trouble (relay), or a
     # revoked credential (guard); the client leaving (watcher) needs no close.
@@ -307,7 +194,7 @@ async def _stream(
         await asyncio.wait({relay, guard, watcher}, return_when=asyncio.FIRST_COMPLETED)
         if guard.done() and not relay.done():
             ending = guard
-            streams.revoked()
+            streams.revoked(StreamKind.JOB)
     finally:
         watcher.cancel()
         guard.cancel()

@@ -240,6 +240,21 @@ class DetectionParamsIn(BaseModel):
         """`class_confidence` as a mapping (checked when the parameters were read)."""
         return class_confidences(self.class_confidence or "")
 
+    def to_proto(self, regions: list[detection_pb2.Region]) -> detection_pb2.DetectionParams:
+        """The parameters as the contract writes them, with `regions` (ADR 0053) from
+        wherever they came; absent ones are zeros, which mean the service defaults."""
+        return detection_pb2.DetectionParams(
+            confidence=self.confidence or 0.0,
+            iou=self.iou or 0.0,
+            classes=self.class_list(),
+            max_detections=self.max_detections or 0,
+            class_confidence=self.class_confidences(),
+            tile_size=self.tile_size or 0,
+            tile_overlap=self.tile_overlap or 0.0,
+            regions=regions,
+            model=self.model or "",
+        )
+
 
 class RegionsIn(BaseModel):
     """Regions of interest (ADR 0053): a form field or a JSON body's field, never a query

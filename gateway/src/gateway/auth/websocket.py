@@ -1,0 +1,174 @@
+"""Who is on the other end of a WebSocket, checked as HTTP routes check it, and checked again
+while the stream lives.
+
+A WebSocket route takes no HTTP dependencies, so each stream authenticates itself here. The
+access token comes in the `Authorization: Bearer` header or, where a client cannot set
+headers (browsers), as the first message `{"token": "..."}`; never in the URL, where it
+would end up in access logs. An API key comes in `X-API-Key` and needs the route's scope.
+Close codes follow HTTP's where one fits: 4401 bad or missing credentials, 4403 an API key
+without the scope, 1013 the auth service or Redis away.
+"""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import grpc
+import jwt
+from fastapi import WebSocket, WebSocketDisconnect
+from redis.exceptions import RedisError
+
+from gateway.auth.dependencies import Authorisation, current_principal, optional_access_token
+from gateway.clients import ServiceClients
+from gateway.errors import ApiError
+from gateway.upstream import Upstream
+from objectvision.v1 import auth_pb2, common_pb2
+from objectvision_common.revocation import revocation_keys
+
+logger = logging.getLogger(__name__)
+
+CLOSE_NORMAL = 1000
+CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_INVALID = 4422
+CLOSE_TOO_MANY = 4429
+# How long a client may take to send its token message.
+TOKEN_MESSAGE_TIMEOUT_SECONDS = 10.0
+MAX_TOKEN_LENGTH = 8192
+# Close reasons are at most 123 bytes.
+MAX_CLOSE_REASON = 120
+
+REFUSED_CREDENTIALS = frozenset(
+    {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND}
+)
+
+
+@dataclass(frozen=True)
+class StreamCredential:
+    """What authenticated a stream, kept to check it again while the stream lives."""
+
+    access_token: str | None
+    api_key: str | None
+
+
+@dataclass(frozen=True)
+class StreamCaller:
+    """An accepted, authenticated and authorised stream's caller."""
+
+    principal: common_pb2.Principal
+    credential: StreamCredential
+    upstream: Upstream
+
+
+def close_reason(text: str) -> str:
+    """`text` cut to what a close frame can carry."""
+    return text.encode()[:MAX_CLOSE_REASON].decode(errors="ignore")
+
+
+def _bearer_token(websocket: WebSocket) -> str | None:
+    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+async def _token_message(websocket: WebSocket) -> str | None:
+    """The token from the client's first message, or None if it sends something else."""
+    try:
+        message = await asyncio.wait_for(
+            websocket.receive_json(), timeout=TOKEN_MESSAGE_TIMEOUT_SECONDS
+        )
+    except (TimeoutError, ValueError, KeyError, RuntimeError, WebSocketDisconnect):
+        return None
+    token = message.get("token") if isinstance(message, dict) else None
+    if isinstance(token, str) and 0 < len(token) <= MAX_TOKEN_LENGTH:
+        return token
+    return None
+
+
+async def _authenticate(
+    websocket: WebSocket, upstream: Upstream, clients: ServiceClients
+) -> tuple[common_pb2.Principal, StreamCredential] | None:
+    """The caller, by the same checks as HTTP routes (signature, expiry, revocation), and
+    the credential it used."""
+    token = _bearer_token(websocket)
+    api_key = websocket.headers.get("x-api-key")
+    if token is None and not api_key:
+        token = await _token_message(websocket)
+        if token is None:
+            return None
+    access = await optional_access_token(token, websocket.app.state.jwks, clients, upstream)
+    principal = await current_principal(access, api_key, upstream)
+    used = StreamCredential(access_token=token, api_key=None if access else api_key)
+    return principal, used
+
+
+async def accept_caller(
+    websocket: WebSocket,
+    clients: ServiceClients,
+    *,
+    authorisation: Authorisation,
+    deadline_seconds: float,
+) -> StreamCaller | None:
+    """Accept the WebSocket and authenticate its caller; None once the socket is closed
+    with the code that says why (4401, 4403, 1013)."""
+    await websocket.accept()
+    upstream = Upstream(clients=clients, deadline_seconds=deadline_seconds)
+    try:
+        authenticated = await _authenticate(websocket, upstream, clients)
+        if authenticated is not None:
+            authorisation.check(authenticated[0])
+    except ApiError as exc:
+        code = {401: CLOSE_UNAUTHENTICATED, 403: CLOSE_FORBIDDEN}.get(
+            exc.status_code, CLOSE_TRY_AGAIN_LATER
+        )
+        await websocket.close(code, close_reason(exc.message))
+        return None
+    except grpc.aio.AioRpcError as exc:
+        # The auth service's verdict on an API key, or its fallback token check.
+        refused = exc.code() in REFUSED_CREDENTIALS
+        await websocket.close(
+            CLOSE_UNAUTHENTICATED if refused else CLOSE_TRY_AGAIN_LATER,
+            "authentication failed" if refused else "try again later",
+        )
+        return None
+    if authenticated is None:
+        await websocket.close(CLOSE_UNAUTHENTICATED, "authentication required")
+        return None
+    principal, credential = authenticated
+    return StreamCaller(principal=principal, credential=credential, upstream=upstream)
+
+
+async def _revoked(credential: StreamCredential, upstream: Upstream) -> bool:
+    """Whether the stream's credential has been revoked since it opened. An access token's
+    revocation entries are read (it was verified at the start, so its claims are read
+    without checking the signature again, nor its expiry); an API key is authenticated
+    again, which also refuses a suspended account. Redis or auth-service briefly away is
+    not a revocation: the next check decides."""
+    if credential.access_token is not None:
+        claims = jwt.decode(credential.access_token, options={"verify_signature": False})
+        keys = revocation_keys(jti=str(claims["jti"]), sid=str(claims["sid"]))
+        try:
+            return bool(await upstream.clients.redis.exists(*keys))
+        except RedisError:
+            return False
+    request = auth_pb2.AuthenticateApiKeyRequest(api_key=credential.api_key or "")
+    try:
+        await upstream.call(upstream.auth.AuthenticateApiKey, request)
+    except grpc.aio.AioRpcError as exc:
+        return exc.code() in REFUSED_CREDENTIALS
+    return False
+
+
+async def until_revoked(caller: StreamCaller, *, every: float) -> tuple[int, str]:
+    """Check the caller's credential every `every` seconds; the close to end with once it is
+    revoked (a logout, a new password, a revoked key, a suspended account). An access token
+    merely expiring does not end a stream: it was allowed when it opened."""
+    while True:
+        await asyncio.sleep(every)
+        if await _revoked(caller.credential, caller.upstream):
+            return CLOSE_UNAUTHENTICATED, "the credential was revoked"

@@ -1,0 +1,341 @@
+"""Live detection over a WebSocket (ADR 0059): one DetectStream relayed for clients that
+cannot speak gRPC, browsers first.
+
+The gateway authenticates, reads the settings, numbers the frames and translates messages;
+the detection service does the rest as it does for gRPC callers (header checks before any
+decode, per-frame admission, in-order answers, tracking and counting). The protocol:
+
+1. credentials as every WebSocket takes them (gateway.auth.websocket); an API key needs the
+   `detect` scope;
+2. one text message of settings (`LiveSettingsIn`, `{}` for the defaults), answered
+   `{"type": "ready", "max_frame_bytes", "max_in_flight"}`;
+3. binary messages, each one encoded frame, the n-th being `sequence` n, each answered in
+   order `{"type": "detections", ...}` (`LiveFrameOut`) or `{"type": "frame_error",
+   "sequence", "message"}`;
+4. `{"type": "end"}`: the answers still owed, then `{"type": "ended", "frames"}` and 1000.
+
+A stream that must end says why in `{"type": "error", "code", "message"}` before its close
+frame, whose reason holds only 123 bytes. The gateway reads at most `max_in_flight` frames
+ahead of the oldest unanswered one, then stops reading: TCP pushes back on a sender that
+outruns the model, and no frame is dropped unseen.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+from starlette.websockets import WebSocketState
+
+from gateway.auth.dependencies import Authorisation
+from gateway.auth.websocket import (
+    CLOSE_FORBIDDEN,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_INVALID,
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_NORMAL,
+    CLOSE_NOT_FOUND,
+    CLOSE_TOO_MANY,
+    CLOSE_TRY_AGAIN_LATER,
+    CLOSE_UNAUTHENTICATED,
+    StreamCaller,
+    accept_caller,
+    close_reason,
+    until_revoked,
+)
+from gateway.config import GatewaySettings
+from gateway.dependencies import ClientsDep, LiveStreamsDep, MetricsDep, SettingsDep
+from gateway.errors import ApiError, error_from_grpc, validation_error
+from gateway.live_streams import LiveStreams, StreamKind, TooManyStreams
+from gateway.metrics import GatewayMetrics
+from gateway.schemas.live import LiveFrameOut, LiveSettingsIn
+from objectvision.v1 import detection_pb2
+from objectvision_common.api_keys import Scope
+from objectvision_common.identity import principal_metadata
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["detection"])
+
+LIVE_DETECT_PATH = "/api/v1/ws/detect"
+# A WebSocket route takes no HTTP dependencies: the stream checks its caller itself, with the
+# same Authorisation the detect routes declare.
+STREAM_AUTHORISATION = Authorisation(scope=Scope.DETECT)
+# How long a client may take to send its settings once authenticated.
+SETTINGS_TIMEOUT_SECONDS = 10.0
+# The stream lives as long as frames come; this only bounds a forgotten connection.
+STREAM_DEADLINE_SECONDS = 24 * 3600.0
+_MAX_SETTINGS_CHARS = 64 * 1024
+# The close that follows an error of each HTTP status; the rest are 1011.
+_CLOSE_FOR_HTTP_STATUS = {
+    400: CLOSE_INVALID,
+    401: CLOSE_UNAUTHENTICATED,
+    403: CLOSE_FORBIDDEN,
+    404: CLOSE_NOT_FOUND,
+    413: CLOSE_MESSAGE_TOO_BIG,
+    415: CLOSE_INVALID,
+    422: CLOSE_INVALID,
+    429: CLOSE_TOO_MANY,
+    503: CLOSE_TRY_AGAIN_LATER,
+    504: CLOSE_TRY_AGAIN_LATER,
+}
+
+
+class StreamEnded(Exception):
+    """The stream must end with this error, said to the client before the close."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class ClientLeft(Exception):
+    """The client closed its side or went away: nothing more can be said to it."""
+
+
+@dataclass(frozen=True)
+class _Limits:
+    max_frame_bytes: int
+    max_in_flight: int
+
+
+def _error_message(error: ApiError) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": "error", "code": error.code, "message": error.message}
+    if error.details:
+        message["details"] = [detail.model_dump(mode="json") for detail in error.details]
+    if "Retry-After" in error.headers:
+        message["retry_after"] = int(error.headers["Retry-After"])
+    return message
+
+
+async def _end_with(websocket: WebSocket, error: ApiError) -> None:
+    """Say why the stream ends, then close with the code of its HTTP status."""
+    if websocket.client_state != WebSocketState.CONNECTED:
+        return
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await websocket.send_json(_error_message(error))
+        code = _CLOSE_FOR_HTTP_STATUS.get(error.status_code, CLOSE_INTERNAL_ERROR)
+        await websocket.close(code, close_reason(error.message))
+
+
+def _invalid(message: str) -> ApiError:
+    return ApiError(422, "validation_error", message)
+
+
+async def _settings(websocket: WebSocket) -> LiveSettingsIn:
+    """The stream's settings message; StreamEnded (422) for anything else."""
+    try:
+        message = await asyncio.wait_for(websocket.receive(), timeout=SETTINGS_TIMEOUT_SECONDS)
+    except TimeoutError:
+        raise StreamEnded(
+            _invalid(f"no settings within {SETTINGS_TIMEOUT_SECONDS:.0f} s: send them first")
+        ) from None
+    if message["type"] == "websocket.disconnect":
+        raise ClientLeft
+    text = message.get("text")
+    if text is None:
+        raise StreamEnded(
+            _invalid(
+                "send the stream's settings first, as a text message holding a JSON object "
+                '({} for the defaults); frames come after the answer {"type": "ready"}'
+            )
+        )
+    if len(text) > _MAX_SETTINGS_CHARS:
+        raise StreamEnded(_invalid(f"the settings exceed {_MAX_SETTINGS_CHARS} characters"))
+    try:
+        return LiveSettingsIn.model_validate_json(text)
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False)
+        raise StreamEnded(
+            validation_error([{**error, "loc": ("settings", *error["loc"])} for error in errors])
+        ) from None
+
+
+@router.websocket(LIVE_DETECT_PATH)
+async def live_detect(
+    websocket: WebSocket,
+    clients: ClientsDep,
+    settings: SettingsDep,
+    streams: LiveStreamsDep,
+    metrics: MetricsDep,
+) -> None:
+    """Detect objects in frames as they come: settings, then one encoded image per binary
+    message, each answered in order (ADR 0059)."""
+    caller = await accept_caller(
+        websocket,
+        clients,
+        authorisation=STREAM_AUTHORISATION,
+        deadline_seconds=settings.grpc_deadline_seconds,
+    )
+    if caller is None:
+        return
+    try:
+        with streams.hold(caller.principal.user_id, kind=StreamKind.DETECT):
+            await _stream(websocket, caller, settings, streams, metrics)
+    except TooManyStreams:
+        await _end_with(
+            websocket,
+            ApiError(
+                429,
+                "too_many_streams",
+                f"this account already holds {streams.per_account} live streams on this "
+                "replica; close one first",
+            ),
+        )
+    except StreamEnded as ended:
+        await _end_with(websocket, ended.error)
+    except ClientLeft:
+        return
+
+
+async def _stream(
+    websocket: WebSocket,
+    caller: StreamCaller,
+    settings: GatewaySettings,
+    streams: LiveStreams,
+    metrics: GatewayMetrics,
+) -> None:
+    """Relay one DetectStream until the client ends it or leaves, the credential is revoked,
+    or the stream fails."""
+    opening = (await _settings(websocket)).opening_frame()
+    limits = _Limits(
+        max_frame_bytes=settings.max_upload_bytes, max_in_flight=settings.ws_detect_max_in_flight
+    )
+    await websocket.send_json(
+        {
+            "type": "ready",
+            "max_frame_bytes": limits.max_frame_bytes,
+            "max_in_flight": limits.max_in_flight,
+        }
+    )
+    relay = _Relay(websocket, limits, opening, metrics)
+    call = caller.upstream.clients.detection.DetectStream(
+        relay.frames(),
+        metadata=principal_metadata(caller.principal, secret=settings.service_token_secret),
+        timeout=STREAM_DEADLINE_SECONDS,
+    )
+    reading = asyncio.create_task(relay.read())
+    answering = asyncio.create_task(relay.answer(call))
+    guard = asyncio.create_task(until_revoked(caller, every=settings.ws_credential_recheck_seconds))
+    try:
+        pending: set[asyncio.Task[Any]] = {reading, answering, guard}
+        while answering in pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if guard in done:
+                streams.revoked(StreamKind.DETECT)
+                raise StreamEnded(ApiError.unauthenticated("the credential was revoked"))
+            if reading in done:
+                # The client's `end` leaves the answers still owed to come; anything else
+                # (it left, a frame too large, a stray message) ends the stream now.
+                reading.result()
+        frames = answering.result()
+    finally:
+        for task in (reading, answering, guard):
+            task.cancel()
+        call.cancel()
+        await asyncio.gather(reading, answering, guard, return_exceptions=True)
+    await websocket.send_json({"type": "ended", "frames": frames})
+    await websocket.close(CLOSE_NORMAL, "stream ended")
+
+
+class _Relay:
+    """The two halves of one stream: frames from the WebSocket into the gRPC call, answers
+    from the call back to the WebSocket, with at most `max_in_flight` frames unanswered."""
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        limits: _Limits,
+        opening: detection_pb2.Frame,
+        metrics: GatewayMetrics,
+    ) -> None:
+        self._websocket = websocket
+        self._limits = limits
+        self._opening = opening
+        self._metrics = metrics
+        self._unanswered = asyncio.Semaphore(limits.max_in_flight)
+        self._frames: asyncio.Queue[detection_pb2.Frame | None] = asyncio.Queue()
+
+    async def frames(self) -> AsyncIterator[detection_pb2.Frame]:
+        """The gRPC call's requests: each frame read, until the client's `end`."""
+        while (frame := await self._frames.get()) is not None:
+            yield frame
+
+    async def read(self) -> None:
+        """Read frames until the client's `end` (returns) or anything that ends the stream
+        (raises ClientLeft or StreamEnded)."""
+        sequence = 0
+        while True:
+            await self._unanswered.acquire()
+            message = await self._websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                raise ClientLeft
+            data = message.get("bytes")
+            if data is None:
+                self._end(message.get("text"))
+                await self._frames.put(None)
+                return
+            if len(data) > self._limits.max_frame_bytes:
+                raise StreamEnded(
+                    ApiError(
+                        413,
+                        "frame_too_large",
+                        f"frame {sequence + 1} has {len(data)} bytes; a frame may have at most "
+                        f"{self._limits.max_frame_bytes}",
+                    )
+                )
+            sequence += 1
+            frame = detection_pb2.Frame(
+                sequence=sequence, image=detection_pb2.ImageInput(data=data)
+            )
+            if sequence == 1:
+                frame.MergeFrom(self._opening)
+            await self._frames.put(frame)
+
+    @staticmethod
+    def _end(text: str | None) -> None:
+        """Accept the client's `{"type": "end"}`; StreamEnded for any other text."""
+        try:
+            message = json.loads(text or "")
+        except ValueError:
+            message = None
+        if not (isinstance(message, dict) and message.get("type") == "end"):
+            raise StreamEnded(
+                _invalid(
+                    'after the settings, send each frame as a binary message, or {"type": '
+                    '"end"} to end the stream once its frames are answered'
+                )
+            )
+
+    async def answer(self, call: Any) -> int:
+        """Send each answer in order; the number of frames answered once the call ends.
+        A failed call ends the stream with its error (the model unknown 404, loading 503)."""
+        answered = 0
+        try:
+            async for answer in call:
+                await self._websocket.send_json(_answer_message(answer))
+                self._metrics.live_frames.labels(
+                    "frame_error" if answer.error else "detected"
+                ).inc()
+                answered += 1
+                self._unanswered.release()
+        except grpc.aio.AioRpcError as exc:
+            error = error_from_grpc(exc.code(), exc.details(), exc.trailing_metadata())
+            if error.status_code >= 500:
+                logger.warning("live detection stream failed", extra={"grpc_code": exc.code().name})
+            raise StreamEnded(error) from None
+        except (WebSocketDisconnect, RuntimeError):
+            raise ClientLeft from None
+        return answered
+
+
+def _answer_message(answer: detection_pb2.FrameDetections) -> dict[str, Any]:
+    if answer.error:
+        return {"type": "frame_error", "sequence": answer.sequence, "message": answer.error}
+    return LiveFrameOut.from_proto(answer).model_dump(mode="json", by_alias=True)
