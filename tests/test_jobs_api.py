@@ -433,10 +433,13 @@ async def test_one_account_holds_a_bounded_number_of_live_job_streams(
             pytest.fail("closing a stream did not free its place")
 
 
-def _gateway_metric(stack: Stack, name: str, reason: str | None = None) -> float:
-    """One sample of the gateway's /metrics (a `reason` label's, where given); 0 if absent."""
+def _gateway_metric(
+    stack: Stack, name: str, reason: str | None = None, *, label: str = "reason"
+) -> float:
+    """One sample of the gateway's /metrics (of the `label` label's value `reason`, where
+    given); 0 if absent."""
     text = httpx.get(f"{stack.gateway_metrics_url}/metrics", timeout=10).text
-    wanted = f'{name}{{reason="{reason}"}}' if reason else name
+    wanted = f'{name}{{{label}="{reason}"}}' if reason else name
     for line in text.splitlines():
         sample, _, value = line.rpartition(" ")
         if sample == wanted:
@@ -498,6 +501,73 @@ async def test_a_live_stream_closes_once_its_session_ends_or_its_key_is_revoked(
         with pytest.raises(ConnectionClosed):
             await by_session.recv()
         assert by_session.close_code == 4401
+
+
+async def test_live_detection_streams_share_the_stream_cap_and_end_when_their_key_is_revoked(
+    client: httpx.AsyncClient, queued_stack: Stack
+) -> None:
+    """A live detection stream (ADR 0059) holds a DetectStream as a job stream holds its
+    subscription: both kinds count against WS_MAX_STREAMS_PER_ACCOUNT together, and the live
+    stream's credential is checked again while it lives, as a job stream's is."""
+    owner = await _account(client)
+    job = await _batch(client, owner)
+    created = await client.post(
+        "/api/v1/users/me/api-keys",
+        json={"name": "camera", "scopes": ["detect"]},
+        headers=owner.headers,
+    )
+    assert created.status_code == 201, created.text
+    key = created.json()
+    base = queued_stack.gateway_url.replace("http://", "ws://")
+    job_url, live_url = f"{base}/api/v1/ws/jobs/{job['job_id']}", f"{base}/api/v1/ws/detect"
+    detected_before = _gateway_metric(
+        queued_stack, "gateway_live_detect_frames_total", "detected", label="outcome"
+    )
+
+    async with contextlib.AsyncExitStack() as held, asyncio.timeout(ARRIVES_WITHIN_SECONDS):
+        for _ in range(LIVE_STREAMS_PER_ACCOUNT - 1):
+            socket = await held.enter_async_context(
+                connect(job_url, additional_headers=owner.headers)
+            )
+            assert json.loads(await socket.recv())["type"] == "job.progress"
+        live = await held.enter_async_context(
+            connect(live_url, additional_headers={"X-API-Key": key["secret"]})
+        )
+        await live.send("{}")
+        assert json.loads(await live.recv())["type"] == "ready"
+        await live.send(BUS.read_bytes())
+        answer = json.loads(await live.recv())
+        assert (answer["type"], answer["sequence"], answer["counts"]["bus"]) == ("detections", 1, 1)
+        assert _gateway_metric(queued_stack, "gateway_live_detect_streams_open") >= 1
+        assert (
+            _gateway_metric(
+                queued_stack, "gateway_live_detect_frames_total", "detected", label="outcome"
+            )
+            == detected_before + 1
+        )
+
+        # The account's third stream was the live one: a fourth of either kind is refused.
+        async with connect(live_url, additional_headers=owner.headers) as refused:
+            said = json.loads(await refused.recv())
+            with pytest.raises(ConnectionClosed):
+                await refused.recv()
+        assert (said["type"], said["code"]) == ("error", "too_many_streams")
+        assert refused.close_code == 4429
+        assert not await _stream_accepted(job_url, owner)
+
+        revoked = await client.delete(
+            f"/api/v1/users/me/api-keys/{key['id']}", headers=owner.headers
+        )
+        assert revoked.status_code == 204, revoked.text
+        said = json.loads(await live.recv())
+        with pytest.raises(ConnectionClosed):
+            await live.recv()
+        assert (said["type"], said["code"]) == ("error", "unauthenticated")
+        assert (live.close_code, live.close_reason) == (4401, "the credential was revoked")
+        assert (
+            _gateway_metric(queued_stack, "gateway_live_detect_streams_closed_total", "revoked")
+            >= 1
+        )
 
 
 async def test_jobs_are_found_by_their_metadata_through_rest_the_client_and_the_command(
