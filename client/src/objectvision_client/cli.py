@@ -42,6 +42,7 @@ from objectvision_client.models import (
     JobEvaluation,
     JobsPage,
     LineCount,
+    LiveFrame,
     Session,
     SharedDetection,
     SharedVideo,
@@ -1181,6 +1182,77 @@ def cmd_detect_video(ctx: Context) -> int:
             raise CliError(f"job {job.job_id} was cancelled after {len(frames)} frames")
         raise CliError(f"job {job.job_id} failed: {job.error or 'see its frames'}")
     ctx.say(f"Job {job.job_id} completed: {len(frames)} frames.")
+    return EXIT_OK
+
+
+def live_frame_line(frame: LiveFrame, source: Path) -> str:
+    """One answer of a live stream as a line: `#3 640x480 12 ms: person 4, bus 1`, then the
+    crossings of its counting lines (`; crossed gate: bus #2 in`); a frame that could not be
+    detected says why and names its file."""
+    if frame.error is not None:
+        return f"#{frame.sequence} could not be detected: {frame.error} ({source})"
+    found = ", ".join(f"{name} {count}" for name, count in frame.class_counts().items())
+    total_ms = frame.timings.total_ms if frame.timings is not None else 0.0
+    line = f"#{frame.sequence} {frame.width}x{frame.height} {total_ms:.0f} ms: {found or 'nothing'}"
+    crossed = [
+        f"crossed {crossing.line}: {crossing.class_name} #{crossing.track_id} {crossing.direction}"
+        for crossing in frame.crossings
+    ]
+    return "; ".join([line, *crossed])
+
+
+def _live_sources(names: Sequence[str], ctx: Context) -> list[Path]:
+    """The files to send as frames, in order: each file as named (the server judges whether
+    it is an image), each folder's images by name (extracted video frames, numbered)."""
+    sources: list[Path] = []
+    for name in names:
+        path = Path(name)
+        if path.is_dir():
+            images, skipped = find_images(path, recursive=False)
+            for other in skipped:
+                ctx.say(f"Skipped {other}: not a JPEG, PNG, WebP or BMP file name")
+            if not images:
+                raise CliError(f"no JPEG, PNG, WebP or BMP images in {path}")
+            sources.extend(images)
+        elif path.is_file():
+            sources.append(path)
+        else:
+            raise CliError(f"{path}: no such file")
+    return sources
+
+
+def cmd_live(ctx: Context) -> int:
+    """Send the images as the frames of one live stream (ADR 0059), in order, and print each
+    answer as it comes: a line per frame, or with --json the answer's JSON, a line each (with
+    `file`), so a pipe reads them while the stream runs. Files are read only as they are
+    sent. Frames that could not be detected are listed like the others, and make the
+    command fail once every frame has been answered."""
+    if ctx.args.line and not ctx.args.track:
+        raise UsageError("--line needs --track: only tracked objects are counted crossing lines")
+    if ctx.args.zone and not ctx.args.track:
+        raise UsageError("--zone needs --track: the zones are named on tracked objects")
+    sources = _live_sources(ctx.args.images, ctx)
+    failed = 0
+    with ctx.client() as client:
+        answers = client.live(
+            (source.read_bytes() for source in sources),
+            ctx.params(),
+            track=ctx.args.track,
+            frame_rate=ctx.args.frame_rate,
+            lines=ctx.args.line or (),
+            zones=ctx.args.zone or (),
+        )
+        for frame in answers:
+            source = sources[frame.sequence - 1]
+            failed += frame.error is not None
+            if ctx.args.json:
+                text = json.dumps({"file": str(source), **frame.raw}, ensure_ascii=False)
+            else:
+                text = live_frame_line(frame, source)
+            print(text, file=ctx.stdout, flush=True)
+    if failed:
+        raise CliError(f"{failed} of {len(sources)} frames could not be detected")
+    ctx.say(f"Detected {len(sources)} frame{'s' if len(sources) > 1 else ''}.")
     return EXIT_OK
 
 
@@ -2879,6 +2951,49 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_choice(video)
     _add_detection_params(video)
     video.set_defaults(handler=cmd_detect_video)
+
+    live = commands.add_parser(
+        "live",
+        help="detect images as the frames of one live stream (a folder of a video's frames, a "
+        "camera's snapshots), answered in order over a WebSocket",
+    )
+    live.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGE",
+        help="an image file, or a folder whose images are sent in name order",
+    )
+    live.add_argument(
+        "--track",
+        action="store_true",
+        help="follow objects from frame to frame: each gets a track id from its second frame",
+    )
+    live.add_argument(
+        "--frame-rate",
+        type=_positive_float,
+        metavar="X",
+        help="with --track: the frames a second they were taken at, which sets how long an "
+        "object out of sight keeps its id (default 30)",
+    )
+    live.add_argument(
+        "--line",
+        action="append",
+        type=_counting_line,
+        metavar=LINE_SYNTAX,
+        help="with --track: list the objects crossing the line from (X1,Y1) to (X2,Y2), in "
+        "the frames' pixels, on the frame they cross it in (repeat for more lines)",
+    )
+    live.add_argument(
+        "--zone",
+        action="append",
+        type=_counting_zone,
+        metavar=ZONE_SYNTAX,
+        help="with --track: name the zone each object stands in, a polygon of X,Y pairs in the "
+        "frames' pixels (repeat for more zones; --json shows them on each object)",
+    )
+    _add_output_choice(live)
+    _add_detection_params(live)
+    live.set_defaults(handler=cmd_live)
 
     jobs = commands.add_parser(
         "jobs", help="list, follow, cancel, rerun, delete and evaluate batch and video jobs"

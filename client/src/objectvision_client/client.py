@@ -8,21 +8,53 @@ new pair goes to `on_tokens` so the caller can persist it.
 """
 
 import asyncio
+import contextlib
 import inspect
+import json
 import time
 import typing
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Sequence,
+)
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any, BinaryIO, Concatenate, Generic, ParamSpec, Self, TypeVar
 
 import httpx
+from websockets.asyncio.client import ClientConnection as AsyncConnection
+from websockets.asyncio.client import connect as connect_async
+from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as connect_sync
 
 from objectvision_client import operations as ops
 from objectvision_client.errors import ObjectVisionConnectionError, ObjectVisionError
-from objectvision_client.models import DetectionResult, Job, Session, TokenPair
+from objectvision_client.live import (
+    FrameSender,
+    LiveReader,
+    connect_options,
+    handshake_error,
+    live_url,
+    send_frames,
+)
+from objectvision_client.models import (
+    CountingLine,
+    CountingZone,
+    DetectionResult,
+    Job,
+    LiveFrame,
+    LiveReady,
+    Session,
+    TokenPair,
+)
 from objectvision_client.operations import (
     BytesCallback,
     DetectionParams,
@@ -72,13 +104,18 @@ class _Core:
         self.on_tokens = on_tokens
         self.retry = retry
 
+    def credentials(self) -> dict[str, str]:
+        """The header that authenticates a request: the API key, else the access token."""
+        if self.api_key:
+            return {"X-API-Key": self.api_key}
+        if self.tokens is not None:
+            return {"Authorization": f"Bearer {self.tokens.access_token}"}
+        return {}
+
     def headers(self, operation: Operation[T]) -> dict[str, str]:
         headers = dict(operation.headers or {})
         if operation.authenticated:
-            if self.api_key:
-                headers["X-API-Key"] = self.api_key
-            elif self.tokens is not None:
-                headers["Authorization"] = f"Bearer {self.tokens.access_token}"
+            headers.update(self.credentials())
         return headers
 
     def build(
@@ -108,11 +145,16 @@ class _Core:
     def should_refresh(self, operation: Operation[T], response: httpx.Response) -> bool:
         """A 401, or a 403 `email_not_verified`: the access token says whether the address
         was verified when it was minted, so one verified since needs a new token to count."""
-        stale = response.status_code == 401 or (
-            response.status_code == 403
-            and ObjectVisionError.from_response(response).code == "email_not_verified"
-        )
-        return stale and operation.authenticated and not self.api_key and self.tokens is not None
+        if not operation.authenticated or response.status_code not in (401, 403):
+            return False
+        return self.refreshes(ObjectVisionError.from_response(response))
+
+    def refreshes(self, error: ObjectVisionError) -> bool:
+        """Whether `error` (a response's, or a live stream's close) is one a new access token
+        may cure: a 401, or a 403 `email_not_verified` (see `should_refresh`); only with
+        tokens, as an API key has nothing to refresh."""
+        stale = error.status == 401 or (error.status == 403 and error.code == "email_not_verified")
+        return stale and not self.api_key and self.tokens is not None
 
     def retry_delay(self, response: httpx.Response, attempt: int) -> float | None:
         return self.retry.delay(attempt, response.status_code, response.headers.get("retry-after"))
@@ -128,6 +170,19 @@ class _Core:
         if not refreshed and self.should_refresh(operation, response):
             return None
         raise ObjectVisionError.from_response(response)
+
+    def live_retry(self, error: ObjectVisionError, attempt: int, refreshed: bool) -> float | None:
+        """After a live stream was refused before it was ready, when no frame is lost by
+        opening it again: seconds to wait first (a 429 or 503, as `retry_delay`, the wait the
+        error message asked for winning), None to refresh the tokens first; raises `error`
+        when neither helps."""
+        asked = None if error.retry_after is None else f"{error.retry_after:.0f}"
+        delay = self.retry.delay(attempt, error.status, asked)
+        if delay is not None:
+            return delay
+        if not refreshed and self.refreshes(error):
+            return None
+        raise error
 
     def set_tokens(self, tokens: TokenPair | None) -> None:
         self.tokens = tokens
@@ -213,11 +268,10 @@ class _Connection(Generic[HttpT, TransportT]):
             on_tokens=on_tokens,
             retry=retry or RetryPolicy(),
         )
+        self._headers = {"User-Agent": _user_agent(), **(headers or {})}
+        self._timeout = timeout
         self._http: HttpT = self._connect(
-            transport,
-            base_url=self._core.base_url,
-            timeout=timeout,
-            headers={"User-Agent": _user_agent(), **(headers or {})},
+            transport, base_url=self._core.base_url, timeout=timeout, headers=self._headers
         )
 
     def _connect(self, transport: TransportT | None, **options: Any) -> HttpT:
@@ -227,6 +281,12 @@ class _Connection(Generic[HttpT, TransportT]):
     @property
     def tokens(self) -> TokenPair | None:
         return self._core.tokens
+
+    def _live_connect(self) -> tuple[str, dict[str, Any]]:
+        """A live stream's URL and websockets' `connect` options: this client's headers with
+        its credentials as they are now (a refresh changes them), its timeout to open."""
+        headers = httpx.Headers({**self._headers, **self._core.credentials()})
+        return live_url(self._core.base_url), connect_options(headers, self._timeout)
 
 
 # What a bound method builds: an answer read whole, or one streamed to a file.
@@ -427,6 +487,108 @@ class Client(_Connection[httpx.Client, httpx.BaseTransport]):
     ) -> list[DetectionResult]:
         """One request per image, in order."""
         return [self.detect_image(image, params) for image in images]
+
+    def live(
+        self,
+        frames: Iterable[bytes],
+        params: DetectionParams | None = None,
+        *,
+        track: bool = False,
+        frame_rate: float | None = None,
+        lines: Sequence[CountingLine] = (),
+        zones: Sequence[CountingZone] = (),
+    ) -> Iterator[LiveFrame]:
+        """Detect `frames` (each an encoded JPEG, PNG, WebP or BMP image's bytes) over one
+        WebSocket (ADR 0059) and yield each one's `LiveFrame`, in order, as it is answered:
+        one connection for the whole stream rather than a request per frame, and, with
+        `track`, objects followed from frame to frame (`track_id`) and counted crossing
+        `lines` and standing in `zones` (in the frames' pixels) as a video job's are.
+        `frame_rate` (frames a second) sets how long an object out of sight keeps its id.
+        A frame the service cannot detect (not an image, over the quota) is yielded with
+        `error` set, and the stream goes on. Nothing is stored.
+
+        At most the server's `max_in_flight` frames are unanswered at once, and `frames` is
+        iterated only when one more may go, so a generator reading a camera hands over its
+        newest picture rather than a queue of old ones. Refused settings (lines without
+        `track`, a confidence of 2), an unknown model, missing credentials or scope, too many
+        streams or a frame over the upload limit raise ObjectVisionError with the status the
+        REST routes give (422, 404, 401, 403, 429, 413; 503 while the model loads); before
+        the first frame it is retried and refreshed as `run` does. Settings are checked when
+        this is called, the stream opens at the first answer asked for, and stopping early
+        closes it."""
+        settings = ops.live_settings(
+            params, track=track, frame_rate=frame_rate, lines=lines, zones=zones
+        )
+        return self._live(settings, frames)
+
+    def _live(self, settings: dict[str, Any], frames: Iterable[bytes]) -> Iterator[LiveFrame]:
+        with self._live_stream(settings) as (socket, reader, ready):
+            sender = FrameSender(socket, frames, reader, ready.max_in_flight)
+            with sender.running():
+                while not reader.ended:
+                    try:
+                        data = socket.recv(timeout=reader.timeout)
+                    except TimeoutError:
+                        if reader.overdue():
+                            raise reader.late() from None
+                        continue
+                    except ConnectionClosed as exc:
+                        raise reader.closed(exc) from None
+                    frame = reader.answer(data)
+                    if frame is not None:
+                        sender.answered()
+                        yield frame
+
+    @contextmanager
+    def _live_stream(
+        self, settings: dict[str, Any]
+    ) -> Iterator[tuple[ClientConnection, LiveReader, LiveReady]]:
+        """An open stream whose settings the server accepted, with `run`'s retries on 429/503
+        and its one refresh on 401; closed after the block."""
+        attempt, refreshed = 1, False
+        while True:
+            stack = ExitStack()
+            try:
+                socket, reader, ready = self._open_live(stack, settings)
+                break
+            except ObjectVisionError as exc:
+                stack.close()
+                delay = self._core.live_retry(exc, attempt, refreshed)
+            except BaseException:
+                stack.close()
+                raise
+            if delay is None:
+                self.refresh()
+                refreshed = True
+            else:
+                time.sleep(delay)
+                attempt += 1
+        with stack:
+            yield socket, reader, ready
+
+    def _open_live(
+        self, stack: ExitStack, settings: dict[str, Any]
+    ) -> tuple[ClientConnection, LiveReader, LiveReady]:
+        """Connect (the socket joins `stack`), send the settings, wait for `ready`."""
+        url, options = self._live_connect()
+        reader = LiveReader(url, self._timeout)
+        try:
+            socket = stack.enter_context(connect_sync(url, **options))
+        except (OSError, WebSocketException) as exc:
+            raise handshake_error(exc, url) from exc
+        try:
+            # A server that refused the credentials may have closed already: its reason
+            # is read below.
+            with contextlib.suppress(ConnectionClosed):
+                socket.send(json.dumps(settings))
+            while True:
+                ready = reader.ready(socket.recv(timeout=self._timeout))
+                if ready is not None:
+                    return socket, reader, ready
+        except TimeoutError:
+            raise ObjectVisionConnectionError(f"{url} did not accept the stream in time") from None
+        except ConnectionClosed as exc:
+            raise reader.closed(exc) from None
 
     submit_batch = _sync(ops.submit_batch)
     get_job = _sync(ops.get_job)
@@ -665,6 +827,102 @@ class AsyncClient(_Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
                 return await self.detect_image(image, params)
 
         return list(await asyncio.gather(*(one(image) for image in images)))
+
+    def live(
+        self,
+        frames: Iterable[bytes] | AsyncIterable[bytes],
+        params: DetectionParams | None = None,
+        *,
+        track: bool = False,
+        frame_rate: float | None = None,
+        lines: Sequence[CountingLine] = (),
+        zones: Sequence[CountingZone] = (),
+    ) -> AsyncIterator[LiveFrame]:
+        """As `Client.live`: detect `frames` (each an encoded JPEG, PNG, WebP or BMP image's
+        bytes, from an iterable or an async iterable) over one WebSocket (ADR 0059) and
+        yield each one's `LiveFrame`, in order, as it is answered; tracking, counting,
+        frame errors, how many frames are in flight and the errors raised are as there.
+        Settings are checked when this is called and the stream opens at the first answer
+        asked for. To stop early, iterate inside `contextlib.aclosing(...)`: the stream
+        closes when the generator does."""
+        settings = ops.live_settings(
+            params, track=track, frame_rate=frame_rate, lines=lines, zones=zones
+        )
+        return self._live(settings, frames)
+
+    async def _live(
+        self, settings: dict[str, Any], frames: Iterable[bytes] | AsyncIterable[bytes]
+    ) -> AsyncIterator[LiveFrame]:
+        async with self._live_stream(settings) as (socket, reader, ready):
+            slots = asyncio.Semaphore(ready.max_in_flight)
+            sender = asyncio.create_task(send_frames(socket, frames, reader, slots))
+            try:
+                while not reader.ended:
+                    try:
+                        data = await asyncio.wait_for(socket.recv(), reader.timeout)
+                    except TimeoutError:
+                        if reader.overdue():
+                            raise reader.late() from None
+                        continue
+                    except ConnectionClosed as exc:
+                        raise reader.closed(exc) from None
+                    frame = reader.answer(data)
+                    if frame is not None:
+                        slots.release()
+                        yield frame
+            finally:
+                sender.cancel()
+                await socket.close()
+                await asyncio.gather(sender, return_exceptions=True)
+
+    @asynccontextmanager
+    async def _live_stream(
+        self, settings: dict[str, Any]
+    ) -> AsyncIterator[tuple[AsyncConnection, LiveReader, LiveReady]]:
+        """As Client._live_stream: an open stream whose settings were accepted."""
+        attempt, refreshed = 1, False
+        while True:
+            sent_with = self._core.tokens
+            stack = AsyncExitStack()
+            try:
+                socket, reader, ready = await self._open_live(stack, settings)
+                break
+            except ObjectVisionError as exc:
+                await stack.aclose()
+                delay = self._core.live_retry(exc, attempt, refreshed)
+            except BaseException:
+                await stack.aclose()
+                raise
+            if delay is None:
+                await self._refresh_unless_done(sent_with)
+                refreshed = True
+            else:
+                await asyncio.sleep(delay)
+                attempt += 1
+        async with stack:
+            yield socket, reader, ready
+
+    async def _open_live(
+        self, stack: AsyncExitStack, settings: dict[str, Any]
+    ) -> tuple[AsyncConnection, LiveReader, LiveReady]:
+        """As Client._open_live."""
+        url, options = self._live_connect()
+        reader = LiveReader(url, self._timeout)
+        try:
+            socket = await stack.enter_async_context(connect_async(url, **options))
+        except (OSError, WebSocketException) as exc:
+            raise handshake_error(exc, url) from exc
+        try:
+            with contextlib.suppress(ConnectionClosed):
+                await socket.send(json.dumps(settings))
+            while True:
+                ready = reader.ready(await asyncio.wait_for(socket.recv(), self._timeout))
+                if ready is not None:
+                    return socket, reader, ready
+        except TimeoutError:
+            raise ObjectVisionConnectionError(f"{url} did not accept the stream in time") from None
+        except ConnectionClosed as exc:
+            raise reader.closed(exc) from None
 
     submit_batch = _async(ops.submit_batch)
     get_job = _async(ops.get_job)

@@ -1,11 +1,36 @@
 """The one exception type of the client: every failed call raises ObjectVisionError."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 from pydantic import ValidationError
 
 from objectvision_client.retry import parse_retry_after
+
+# A live detection stream's close codes (ADR 0059) as the HTTP statuses the same refusals get
+# from the REST routes, so a caller handles both alike: credentials, scope, an unknown model,
+# refused settings, too many streams, a frame over the upload limit, the service away.
+CLOSE_STATUSES = {
+    4401: 401,
+    4403: 403,
+    4404: 404,
+    4422: 422,
+    4429: 429,
+    1009: 413,
+    1011: 500,
+    1013: 503,
+}
+_CLOSE_CODES = {
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    422: "validation_error",
+    429: "too_many_requests",
+    413: "payload_too_large",
+    500: "internal_error",
+    503: "unavailable",
+}
 
 
 class ObjectVisionError(Exception):
@@ -86,6 +111,28 @@ class ObjectVisionError(Exception):
             f"client cannot read ({_first_problem(reason)}); is the API URL an ObjectVision "
             "gateway of a compatible version?",
             response.headers.get("x-request-id"),
+        )
+
+    @classmethod
+    def from_close(
+        cls, code: int, reason: str, message: Mapping[str, Any] | None
+    ) -> "ObjectVisionError":
+        """The error a live stream's close `code` stands for: the status of the HTTP refusal
+        it matches (CLOSE_STATUSES), with the code and text of the `error` `message` the
+        server sent before closing, which holds the whole explanation where the close
+        `reason` holds 123 bytes. A close code with no such match is a connection lost."""
+        status = CLOSE_STATUSES.get(code)
+        if status is None:
+            why = f": {reason}" if reason else ""
+            return ObjectVisionConnectionError(f"the live stream closed with code {code}{why}")
+        error = message or {}
+        return cls(
+            status,
+            str(error.get("code") or _CLOSE_CODES[status]),
+            str(error.get("message") or reason or f"the live stream closed with code {code}"),
+            error.get("request_id"),
+            retry_after=error.get("retry_after"),
+            details=error.get("details"),
         )
 
 

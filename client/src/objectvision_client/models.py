@@ -407,6 +407,60 @@ class VideoFrame(_Model):
     crossings: tuple[LineCrossing, ...] = ()
 
 
+class Timings(_Model):
+    """Where one image's time went inside the detection service, in milliseconds."""
+
+    decode_ms: float = 0.0
+    # Waiting for a model batch.
+    queue_ms: float = 0.0
+    inference_ms: float = 0.0
+    postprocess_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+class LiveReady(_Model):
+    """A live detection stream's acceptance of its settings (ADR 0059): the largest frame it
+    takes (the upload limit) and how many frames may be unanswered at once before the server
+    stops reading."""
+
+    max_frame_bytes: int
+    max_in_flight: int = Field(ge=1)
+
+
+class LiveFrame(_Answer):
+    """The answer to one frame of a live detection stream (ADR 0059), in the order the frames
+    were sent: frame `sequence` (the n-th frame sent is n, from 1) with its objects, as a video
+    frame's (`track_id` when tracked, `zones` they stand in), and the crossings of the stream's
+    counting lines seen in it. A frame the service could not detect (not an image, over the
+    monthly quota, inference unavailable) has `error` saying why and nothing else: the stream
+    goes on, so one bad frame does not cost the ones after it."""
+
+    sequence: int
+    # The `frame_error` answer's `message`; None for a detected frame.
+    error: str | None = Field(default=None, validation_alias="message")
+    width: int = Field(default=0, validation_alias=AliasPath("image", "width"))
+    height: int = Field(default=0, validation_alias=AliasPath("image", "height"))
+    objects: tuple[DetectedObject, ...] = Field(default=(), alias="detections")
+    # Objects per class, as the server counted them.
+    counts: dict[str, int] = Field(default_factory=dict)
+    crossings: tuple[LineCrossing, ...] = ()
+    timings: Timings | None = None
+    # Answered from the result cache: these bytes, model version and options were seen before.
+    cached: bool = False
+    model: str | None = None
+    model_version: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the frame was detected (else `error` says why not)."""
+        return self.error is None
+
+    def class_counts(self) -> dict[str, int]:
+        """How many objects of each class, most frequent first (as
+        `DetectionResult.class_counts`)."""
+        return _most_first(self.counts)
+
+
 class VideoFramesPage(_Answer):
     """One page of a video job's frames, in frame order; boxes in video pixels."""
 

@@ -695,6 +695,36 @@ def _video_fields(
     return {**_with_metadata(fields, metadata), **redacting}
 
 
+LIVE_DETECT_PATH = "/api/v1/ws/detect"
+# Sent after the last frame: answer the frames still owed, then end the stream.
+LIVE_END = {"type": "end"}
+
+
+def live_settings(
+    params: DetectionParams | None = None,
+    *,
+    track: bool = False,
+    frame_rate: float | None = None,
+    lines: Sequence[CountingLine] = (),
+    zones: Sequence[CountingZone] = (),
+) -> dict[str, Any]:
+    """The first message of a live detection stream (ADR 0059): the detection parameters as
+    a JSON detect body carries them, and tracking, the frame rate (how long an object out of
+    sight keeps its track id; the server's default is 30) and the counting lines and zones as
+    a video job takes them. Lines and zones without `track` are sent all the same: the server
+    refuses them (close 4422) with the reason, as it does a video job's."""
+    settings: dict[str, Any] = dict((params or DetectionParams()).json_fields())
+    if track:
+        settings["track"] = True
+    if frame_rate is not None:
+        settings["frame_rate"] = float(frame_rate)
+    if lines:
+        settings["lines"] = [line.to_json() for line in lines]
+    if zones:
+        settings["zones"] = [zone.to_json() for zone in zones]
+    return settings
+
+
 def video_frames(job_id: str, *, limit: int = 100, offset: int = 0) -> Operation[VideoFramesPage]:
     """A page of a video job's per-frame detections with their timestamps."""
     return Operation(
