@@ -299,20 +299,20 @@ async def test_a_frame_before_the_settings_is_refused_4422(
     assert "settings first" in error["message"]
 
 
-async def test_an_unknown_model_ends_the_stream_4404_without_an_answer(
+async def test_an_unknown_model_ends_the_stream_4404_before_it_is_ready(
     stack: Stack, gateway_client: httpx.AsyncClient
 ) -> None:
-    """Settings and a frame sent together: the stream ends 4404 with the reason, whether the
-    model is refused with the settings or with the frame that would run it."""
+    """The detection service judges the settings before any picture (the stream's opening
+    frame carries no image): an unknown model is said instead of `ready`, with the models
+    there are, and the stream ends 4404."""
     account = await _account(gateway_client)
     async with _opened(stack, account.headers) as socket:
         await socket.send(json.dumps({"model": "no-such-model"}))
-        await socket.send(BUS.read_bytes())
         messages, code, _ = await _until_closed(socket)
-    *before, error = messages
-    assert [message["type"] for message in before] in ([], ["ready"])
+    [error] = messages
     assert (error["type"], error["code"], code) == ("error", "unknown_model", 4404), error
     assert "no-such-model" in error["message"]
+    assert "yolov8n" in error["message"]
 
 
 async def test_a_frame_over_the_upload_limit_ends_the_stream_1009(

@@ -248,6 +248,38 @@ async def test_a_stream_detects_with_the_model_of_its_first_frame(
     ]
 
 
+async def test_a_first_frame_without_an_image_is_answered_ready_or_refused_before_any_picture(
+    detection: Any, user: str, bus_jpg: bytes
+) -> None:
+    """A stream's settings alone (ADR 0059): a known model is `ready` with no result, and the
+    pictures that follow are detected with it; an unknown one ends the stream at once."""
+    settings = detection_pb2.DetectionParams(model=INT8)
+
+    async def frames() -> AsyncIterator[detection_pb2.Frame]:
+        yield detection_pb2.Frame(sequence=0, params=settings)
+        yield detection_pb2.Frame(sequence=1, image=detection_pb2.ImageInput(data=bus_jpg))
+
+    answers = [
+        answer
+        async for answer in detection.stub.DetectStream(frames(), metadata=detection.metadata(user))
+    ]
+    assert [(a.sequence, a.ready, a.HasField("result")) for a in answers] == [
+        (0, True, False),
+        (1, False, True),
+    ]
+    assert answers[1].result.model == INT8
+
+    async def unknown() -> AsyncIterator[detection_pb2.Frame]:
+        yield detection_pb2.Frame(params=detection_pb2.DetectionParams(model="nope"))
+        # Held open: the refusal must come without a picture, or the read below times out.
+        await asyncio.Event().wait()
+
+    call = detection.stub.DetectStream(unknown(), metadata=detection.metadata(user))
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await asyncio.wait_for(call.read(), timeout=30)
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 async def test_a_model_that_is_not_loaded_is_unavailable_with_retry_after(
     detection: Any,
     user: str,

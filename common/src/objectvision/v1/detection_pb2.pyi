@@ -209,16 +209,18 @@ class Frame(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., image: _Optional[_Union[ImageInput, _Mapping]] = ..., params: _Optional[_Union[DetectionParams, _Mapping]] = ..., track: _Optional[bool] = ..., frame_rate: _Optional[float] = ..., lines: _Optional[_Iterable[_Union[CountingLine, _Mapping]]] = ..., zones: _Optional[_Iterable[_Union[CountingZone, _Mapping]]] = ...) -> None: ...
 
 class FrameDetections(_message.Message):
-    __slots__ = ("sequence", "result", "error", "crossings")
+    __slots__ = ("sequence", "result", "error", "crossings", "ready")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     CROSSINGS_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     result: ImageResult
     error: str
     crossings: _containers.RepeatedCompositeFieldContainer[LineCrossing]
-    def __init__(self, sequence: _Optional[int] = ..., result: _Optional[_Union[ImageResult, _Mapping]] = ..., error: _Optional[str] = ..., crossings: _Optional[_Iterable[_Union[LineCrossing, _Mapping]]] = ...) -> None: ...
+    ready: bool
+    def __init__(self, sequence: _Optional[int] = ..., result: _Optional[_Union[ImageResult, _Mapping]] = ..., error: _Optional[str] = ..., crossings: _Optional[_Iterable[_Union[LineCrossing, _Mapping]]] = ..., ready: _Optional[bool] = ...) -> None: ...
 
 class CountingLine(_message.Message):
     __slots__ = ("name", "start", "end")

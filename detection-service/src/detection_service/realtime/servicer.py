@@ -305,11 +305,13 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         tracked stream (the first frame's `track`) follows its objects in that answering
         order, the only order a tracker may see frames in, and counts their crossings of the
         first frame's `lines` (ADR 0039) and names the `zones` they stand in (ADR 0042) in the
-        same order.
+        same order. A first frame without an image only sets the stream up, and is answered
+        `ready` once its settings are checked: a caller learns of an unknown model or refused
+        lines before it sends a picture (the gateway's live WebSocket, ADR 0059).
         """
         principal = self._principal(context)
         self._detector.require_verified(principal)
-        in_flight: asyncio.Queue[asyncio.Task[_FrameOutcome] | None] = asyncio.Queue(
+        in_flight: asyncio.Queue[asyncio.Future[_FrameOutcome] | None] = asyncio.Queue(
             maxsize=self._stream_max_in_flight
         )
         tracker: ObjectTracker | None = None
@@ -330,6 +332,9 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
                         if frame.track:
                             tracker = ObjectTracker(self._tracking, frame_rate=frame.frame_rate)
                         counter = RegionCounter.of(lines, zones)
+                        if not frame.image.data:
+                            await in_flight.put(_settled(_FrameOutcome.settings_accepted(frame)))
+                            continue
                     options, model = chosen
                     await in_flight.put(
                         asyncio.ensure_future(self._frame(frame, options, model, principal))
@@ -381,17 +386,32 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         return _FrameOutcome(frame.sequence, filename, result=outcome)
 
 
+def _settled(outcome: "_FrameOutcome") -> "asyncio.Future[_FrameOutcome]":
+    """An outcome known at once, queued among the frames still being detected."""
+    future: asyncio.Future[_FrameOutcome] = asyncio.get_running_loop().create_future()
+    future.set_result(outcome)
+    return future
+
+
 @dataclasses.dataclass(frozen=True)
 class _FrameOutcome:
-    """A stream frame's detections, or why it has none."""
+    """A stream frame's detections, or why it has none, or (`ready`) the acceptance of a
+    first frame that only set the stream up."""
 
     sequence: int
     filename: str
     result: DetectionResult | None = None
     error: str = ""
     crossings: tuple[LineCrossing, ...] = ()
+    ready: bool = False
+
+    @classmethod
+    def settings_accepted(cls, frame: detection_pb2.Frame) -> "_FrameOutcome":
+        return cls(frame.sequence, "", ready=True)
 
     def reply(self) -> detection_pb2.FrameDetections:
+        if self.ready:
+            return detection_pb2.FrameDetections(sequence=self.sequence, ready=True)
         if self.result is None:
             return detection_pb2.FrameDetections(sequence=self.sequence, error=self.error)
         return detection_pb2.FrameDetections(

@@ -5,18 +5,22 @@ A WebSocket route takes no HTTP dependencies, so each stream authenticates itsel
 access token comes in the `Authorization: Bearer` header or, where a client cannot set
 headers (browsers), as the first message `{"token": "..."}`; never in the URL, where it
 would end up in access logs. An API key comes in `X-API-Key` and needs the route's scope.
-Close codes follow HTTP's where one fits: 4401 bad or missing credentials, 4403 an API key
-without the scope, 1013 the auth service or Redis away.
+A refusal is an ApiError, as on HTTP routes; `close_code` turns its status into the close
+code (4000 + the HTTP status where one fits: 4401 bad or missing credentials, 4403 an API key
+without the scope; 1013 the auth service or Redis away).
 """
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import jwt
 from fastapi import WebSocket, WebSocketDisconnect
 from redis.exceptions import RedisError
+from starlette.websockets import WebSocketState
 
 from gateway.auth.dependencies import Authorisation, current_principal, optional_access_token
 from gateway.clients import ServiceClients
@@ -41,6 +45,20 @@ TOKEN_MESSAGE_TIMEOUT_SECONDS = 10.0
 MAX_TOKEN_LENGTH = 8192
 # Close reasons are at most 123 bytes.
 MAX_CLOSE_REASON = 120
+
+# The close that ends a stream with an error of each HTTP status; the rest are 1011.
+_CLOSE_FOR_HTTP_STATUS = {
+    400: CLOSE_INVALID,
+    401: CLOSE_UNAUTHENTICATED,
+    403: CLOSE_FORBIDDEN,
+    404: CLOSE_NOT_FOUND,
+    413: CLOSE_MESSAGE_TOO_BIG,
+    415: CLOSE_INVALID,
+    422: CLOSE_INVALID,
+    429: CLOSE_TOO_MANY,
+    503: CLOSE_TRY_AGAIN_LATER,
+    504: CLOSE_TRY_AGAIN_LATER,
+}
 
 REFUSED_CREDENTIALS = frozenset(
     {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND}
@@ -67,6 +85,33 @@ class StreamCaller:
 def close_reason(text: str) -> str:
     """`text` cut to what a close frame can carry."""
     return text.encode()[:MAX_CLOSE_REASON].decode(errors="ignore")
+
+
+def close_code(error: ApiError) -> int:
+    """The close code that ends a stream with `error`."""
+    return _CLOSE_FOR_HTTP_STATUS.get(error.status_code, CLOSE_INTERNAL_ERROR)
+
+
+def error_message(error: ApiError) -> dict[str, Any]:
+    """`error` as a stream's last message: its whole explanation, which a close reason (123
+    bytes) cannot hold."""
+    message: dict[str, Any] = {"type": "error", "code": error.code, "message": error.message}
+    if error.details:
+        message["details"] = [detail.model_dump(mode="json") for detail in error.details]
+    if "Retry-After" in error.headers:
+        message["retry_after"] = int(error.headers["Retry-After"])
+    return message
+
+
+async def end_stream(websocket: WebSocket, error: ApiError, *, explain: bool) -> None:
+    """Close the stream with `error`'s code and reason, first sending it as an `error`
+    message where the stream's protocol has one (`explain`)."""
+    if websocket.client_state != WebSocketState.CONNECTED:
+        return
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        if explain:
+            await websocket.send_json(error_message(error))
+        await websocket.close(close_code(error), close_reason(error.message))
 
 
 def _bearer_token(websocket: WebSocket) -> str | None:
@@ -107,39 +152,36 @@ async def _authenticate(
     return principal, used
 
 
+def _try_again_later() -> ApiError:
+    return ApiError(503, "unavailable", "try again later")
+
+
 async def accept_caller(
     websocket: WebSocket,
     clients: ServiceClients,
     *,
     authorisation: Authorisation,
     deadline_seconds: float,
-) -> StreamCaller | None:
-    """Accept the WebSocket and authenticate its caller; None once the socket is closed
-    with the code that says why (4401, 4403, 1013)."""
+) -> StreamCaller:
+    """Accept the WebSocket and authenticate and authorise its caller; ApiError (401, 403,
+    or 503 with the auth service or Redis away) when it may not stream."""
     await websocket.accept()
     upstream = Upstream(clients=clients, deadline_seconds=deadline_seconds)
     try:
         authenticated = await _authenticate(websocket, upstream, clients)
-        if authenticated is not None:
-            authorisation.check(authenticated[0])
     except ApiError as exc:
-        code = {401: CLOSE_UNAUTHENTICATED, 403: CLOSE_FORBIDDEN}.get(
-            exc.status_code, CLOSE_TRY_AGAIN_LATER
-        )
-        await websocket.close(code, close_reason(exc.message))
-        return None
+        if exc.status_code in (401, 403):
+            raise
+        raise _try_again_later() from None
     except grpc.aio.AioRpcError as exc:
         # The auth service's verdict on an API key, or its fallback token check.
-        refused = exc.code() in REFUSED_CREDENTIALS
-        await websocket.close(
-            CLOSE_UNAUTHENTICATED if refused else CLOSE_TRY_AGAIN_LATER,
-            "authentication failed" if refused else "try again later",
-        )
-        return None
+        if exc.code() in REFUSED_CREDENTIALS:
+            raise ApiError.unauthenticated("authentication failed") from None
+        raise _try_again_later() from None
     if authenticated is None:
-        await websocket.close(CLOSE_UNAUTHENTICATED, "authentication required")
-        return None
+        raise ApiError.unauthenticated("authentication required")
     principal, credential = authenticated
+    authorisation.check(principal)
     return StreamCaller(principal=principal, credential=credential, upstream=upstream)
 
 

@@ -29,9 +29,11 @@ from gateway.auth.websocket import (
     CLOSE_UNAUTHENTICATED,
     StreamCaller,
     accept_caller,
+    end_stream,
     until_revoked,
 )
 from gateway.dependencies import ClientsDep, LiveStreamsDep, SettingsDep
+from gateway.errors import ApiError
 from gateway.live_streams import LiveStreams, StreamKind, TooManyStreams
 from objectvision.v1 import notification_pb2
 from objectvision_common.api_keys import Scope
@@ -152,13 +154,16 @@ async def job_progress(
 ) -> None:
     """Streams `{"type": "job.progress" | "job.completed" | "job.failed" | "job.cancelled",
     ...}` messages; the socket closes (1000) after the final one."""
-    caller = await accept_caller(
-        websocket,
-        clients,
-        authorisation=STREAM_AUTHORISATION,
-        deadline_seconds=settings.grpc_deadline_seconds,
-    )
-    if caller is None:
+    try:
+        caller = await accept_caller(
+            websocket,
+            clients,
+            authorisation=STREAM_AUTHORISATION,
+            deadline_seconds=settings.grpc_deadline_seconds,
+        )
+    except ApiError as refused:
+        # This stream's messages are events only: the close says why.
+        await end_stream(websocket, refused, explain=False)
         return
     try:
         with streams.hold(caller.principal.user_id, kind=StreamKind.JOB):

@@ -7,8 +7,10 @@ decode, per-frame admission, in-order answers, tracking and counting). The proto
 
 1. credentials as every WebSocket takes them (gateway.auth.websocket); an API key needs the
    `detect` scope;
-2. one text message of settings (`LiveSettingsIn`, `{}` for the defaults), answered
-   `{"type": "ready", "max_frame_bytes", "max_in_flight"}`;
+2. one text message of settings (`LiveSettingsIn`, `{}` for the defaults), sent on at once
+   as the stream's opening frame, with no image, and answered `{"type": "ready",
+   "max_frame_bytes", "max_in_flight"}` once the detection service accepted it (the model
+   known and loaded, the counting regions fit);
 3. binary messages, each one encoded frame, the n-th being `sequence` n, each answered in
    order `{"type": "detections", ...}` (`LiveFrameOut`) or `{"type": "frame_error",
    "sequence", "message"}`;
@@ -21,7 +23,6 @@ outruns the model, and no frame is dropped unseen.
 """
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -31,22 +32,13 @@ from typing import Any
 import grpc
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
-from starlette.websockets import WebSocketState
 
 from gateway.auth.dependencies import Authorisation
 from gateway.auth.websocket import (
-    CLOSE_FORBIDDEN,
-    CLOSE_INTERNAL_ERROR,
-    CLOSE_INVALID,
-    CLOSE_MESSAGE_TOO_BIG,
     CLOSE_NORMAL,
-    CLOSE_NOT_FOUND,
-    CLOSE_TOO_MANY,
-    CLOSE_TRY_AGAIN_LATER,
-    CLOSE_UNAUTHENTICATED,
     StreamCaller,
     accept_caller,
-    close_reason,
+    end_stream,
     until_revoked,
 )
 from gateway.config import GatewaySettings
@@ -72,19 +64,6 @@ SETTINGS_TIMEOUT_SECONDS = 10.0
 # The stream lives as long as frames come; this only bounds a forgotten connection.
 STREAM_DEADLINE_SECONDS = 24 * 3600.0
 _MAX_SETTINGS_CHARS = 64 * 1024
-# The close that follows an error of each HTTP status; the rest are 1011.
-_CLOSE_FOR_HTTP_STATUS = {
-    400: CLOSE_INVALID,
-    401: CLOSE_UNAUTHENTICATED,
-    403: CLOSE_FORBIDDEN,
-    404: CLOSE_NOT_FOUND,
-    413: CLOSE_MESSAGE_TOO_BIG,
-    415: CLOSE_INVALID,
-    422: CLOSE_INVALID,
-    429: CLOSE_TOO_MANY,
-    503: CLOSE_TRY_AGAIN_LATER,
-    504: CLOSE_TRY_AGAIN_LATER,
-}
 
 
 class StreamEnded(Exception):
@@ -103,25 +82,6 @@ class ClientLeft(Exception):
 class _Limits:
     max_frame_bytes: int
     max_in_flight: int
-
-
-def _error_message(error: ApiError) -> dict[str, Any]:
-    message: dict[str, Any] = {"type": "error", "code": error.code, "message": error.message}
-    if error.details:
-        message["details"] = [detail.model_dump(mode="json") for detail in error.details]
-    if "Retry-After" in error.headers:
-        message["retry_after"] = int(error.headers["Retry-After"])
-    return message
-
-
-async def _end_with(websocket: WebSocket, error: ApiError) -> None:
-    """Say why the stream ends, then close with the code of its HTTP status."""
-    if websocket.client_state != WebSocketState.CONNECTED:
-        return
-    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-        await websocket.send_json(_error_message(error))
-        code = _CLOSE_FOR_HTTP_STATUS.get(error.status_code, CLOSE_INTERNAL_ERROR)
-        await websocket.close(code, close_reason(error.message))
 
 
 def _invalid(message: str) -> ApiError:
@@ -167,29 +127,27 @@ async def live_detect(
 ) -> None:
     """Detect objects in frames as they come: settings, then one encoded image per binary
     message, each answered in order (ADR 0059)."""
-    caller = await accept_caller(
-        websocket,
-        clients,
-        authorisation=STREAM_AUTHORISATION,
-        deadline_seconds=settings.grpc_deadline_seconds,
-    )
-    if caller is None:
-        return
     try:
+        caller = await accept_caller(
+            websocket,
+            clients,
+            authorisation=STREAM_AUTHORISATION,
+            deadline_seconds=settings.grpc_deadline_seconds,
+        )
         with streams.hold(caller.principal.user_id, kind=StreamKind.DETECT):
             await _stream(websocket, caller, settings, streams, metrics)
     except TooManyStreams:
-        await _end_with(
-            websocket,
-            ApiError(
-                429,
-                "too_many_streams",
-                f"this account already holds {streams.per_account} live streams on this "
-                "replica; close one first",
-            ),
+        too_many = ApiError(
+            429,
+            "too_many_streams",
+            f"this account already holds {streams.per_account} live streams on this "
+            "replica; close one first",
         )
+        await end_stream(websocket, too_many, explain=True)
+    except ApiError as refused:
+        await end_stream(websocket, refused, explain=True)
     except StreamEnded as ended:
-        await _end_with(websocket, ended.error)
+        await end_stream(websocket, ended.error, explain=True)
     except ClientLeft:
         return
 
@@ -207,18 +165,24 @@ async def _stream(
     limits = _Limits(
         max_frame_bytes=settings.max_upload_bytes, max_in_flight=settings.ws_detect_max_in_flight
     )
+    relay = _Relay(websocket, limits, metrics)
+    relay.send(opening)
+    call = caller.upstream.clients.detection.DetectStream(
+        relay.frames(),
+        metadata=principal_metadata(caller.principal, secret=settings.service_token_secret),
+        timeout=STREAM_DEADLINE_SECONDS,
+    )
+    try:
+        await relay.accepted(call)
+    except BaseException:
+        call.cancel()
+        raise
     await websocket.send_json(
         {
             "type": "ready",
             "max_frame_bytes": limits.max_frame_bytes,
             "max_in_flight": limits.max_in_flight,
         }
-    )
-    relay = _Relay(websocket, limits, opening, metrics)
-    call = caller.upstream.clients.detection.DetectStream(
-        relay.frames(),
-        metadata=principal_metadata(caller.principal, secret=settings.service_token_secret),
-        timeout=STREAM_DEADLINE_SECONDS,
     )
     reading = asyncio.create_task(relay.read())
     answering = asyncio.create_task(relay.answer(call))
@@ -248,19 +212,26 @@ class _Relay:
     """The two halves of one stream: frames from the WebSocket into the gRPC call, answers
     from the call back to the WebSocket, with at most `max_in_flight` frames unanswered."""
 
-    def __init__(
-        self,
-        websocket: WebSocket,
-        limits: _Limits,
-        opening: detection_pb2.Frame,
-        metrics: GatewayMetrics,
-    ) -> None:
+    def __init__(self, websocket: WebSocket, limits: _Limits, metrics: GatewayMetrics) -> None:
         self._websocket = websocket
         self._limits = limits
-        self._opening = opening
         self._metrics = metrics
         self._unanswered = asyncio.Semaphore(limits.max_in_flight)
         self._frames: asyncio.Queue[detection_pb2.Frame | None] = asyncio.Queue()
+
+    def send(self, frame: detection_pb2.Frame) -> None:
+        """Queue `frame` for the call (the opening one, with the settings and no image)."""
+        self._frames.put_nowait(frame)
+
+    async def accepted(self, call: Any) -> None:
+        """Wait for the detection service's `ready` to the opening frame: the model known and
+        loaded, the regions fit. StreamEnded with its refusal otherwise."""
+        try:
+            answer = await call.read()
+        except grpc.aio.AioRpcError as exc:
+            raise _upstream_error(exc) from None
+        if answer is grpc.aio.EOF or not answer.ready:
+            raise StreamEnded(ApiError(500, "internal", "the detection service did not accept"))
 
     async def frames(self) -> AsyncIterator[detection_pb2.Frame]:
         """The gRPC call's requests: each frame read, until the client's `end`."""
@@ -291,12 +262,9 @@ class _Relay:
                     )
                 )
             sequence += 1
-            frame = detection_pb2.Frame(
-                sequence=sequence, image=detection_pb2.ImageInput(data=data)
+            await self._frames.put(
+                detection_pb2.Frame(sequence=sequence, image=detection_pb2.ImageInput(data=data))
             )
-            if sequence == 1:
-                frame.MergeFrom(self._opening)
-            await self._frames.put(frame)
 
     @staticmethod
     def _end(text: str | None) -> None:
@@ -318,7 +286,9 @@ class _Relay:
         A failed call ends the stream with its error (the model unknown 404, loading 503)."""
         answered = 0
         try:
-            async for answer in call:
+            # read(), not `async for`: the call's first answer was read so (grpc.aio refuses
+            # the two styles on one call).
+            while (answer := await call.read()) is not grpc.aio.EOF:
                 await self._websocket.send_json(_answer_message(answer))
                 self._metrics.live_frames.labels(
                     "frame_error" if answer.error else "detected"
@@ -326,13 +296,19 @@ class _Relay:
                 answered += 1
                 self._unanswered.release()
         except grpc.aio.AioRpcError as exc:
-            error = error_from_grpc(exc.code(), exc.details(), exc.trailing_metadata())
-            if error.status_code >= 500:
-                logger.warning("live detection stream failed", extra={"grpc_code": exc.code().name})
-            raise StreamEnded(error) from None
+            raise _upstream_error(exc) from None
         except (WebSocketDisconnect, RuntimeError):
             raise ClientLeft from None
         return answered
+
+
+def _upstream_error(exc: grpc.aio.AioRpcError) -> StreamEnded:
+    """The stream's end for a failed call: an unknown model 404, one loading 503, counting
+    regions outside the picture 422, as the REST routes say them."""
+    error = error_from_grpc(exc.code(), exc.details(), exc.trailing_metadata())
+    if error.status_code >= 500:
+        logger.warning("live detection stream failed", extra={"grpc_code": exc.code().name})
+    return StreamEnded(error)
 
 
 def _answer_message(answer: detection_pb2.FrameDetections) -> dict[str, Any]:

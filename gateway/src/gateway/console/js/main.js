@@ -20,6 +20,8 @@
 // job's, frame by frame (MOTChallenge's gt.txt, or YOLO or COCO entries named by frame; MOTA
 // and IDF1 too for a tracked job); the per-class minimum scores it suggests can be put in the
 // Detect view's for the next detection.
+// `#/live` detects the camera's picture as it comes (live.js, ADR 0059): the camera and its
+// stream run only while that view is on screen.
 
 import { AccountsView } from "./accounts.js";
 import { request } from "./api.js";
@@ -43,6 +45,7 @@ import { FINAL_STATUSES, JobTracker, jobPercent, normaliseJob, timeLeftText } fr
 import { JobEvaluation } from "./evaluation.js";
 import { renderJobExports } from "./exports.js";
 import { KeysView } from "./keys.js";
+import { LiveView } from "./live.js";
 import { hasPairs, parseMetadata } from "./metadata.js";
 import { ModelPicker } from "./models.js";
 import { PASSWORD_VIEWS, PasswordResetView } from "./password-reset.js";
@@ -56,7 +59,7 @@ import { DEFAULT_THRESHOLD, Viewer, normaliseResult } from "./viewer.js";
 import { WebhooksView } from "./webhooks.js";
 import { countingRegions, isVideo, renderVideoJob, videoForm } from "./video.js";
 
-const VIEWS = ["detect", "history", "jobs", "keys", "webhooks", "settings", "accounts"];
+const VIEWS = ["detect", "live", "history", "jobs", "keys", "webhooks", "settings", "accounts"];
 // Deep links to one object, shown in the Detect view. `#/jobs/<id>` is one job (a route of
 // its own, matched before the views); `#/jobs` is the list of them.
 const OBJECT_ROUTES = { jobs: "job", detections: "detection", history: "detection" };
@@ -73,6 +76,7 @@ const history = new HistoryView({
   },
 });
 const jobList = new JobListView();
+const live = new LiveView();
 const keys = new KeysView();
 const webhooks = new WebhooksView();
 const accounts = new AccountsView();
@@ -161,6 +165,9 @@ function render() {
     else link.removeAttribute("aria-current");
   }
   if (view === "detect") models.load();
+  // The camera is on only while its view is: leaving it ends the stream.
+  if (view === "live") live.open();
+  else live.leave();
   if (view === "history") history.load();
   if (view === "jobs") jobList.load();
   if (view === "keys") keys.load();
@@ -226,6 +233,7 @@ function forgetAccountData() {
   closeResults();
   history.reset();
   jobList.reset();
+  live.reset();
   settings.reset();
   accounts.reset();
   models.reset();
@@ -276,7 +284,7 @@ onSubmit(byId("login-form"), async (event) => {
 function signIn(pair, email, message = "") {
   const route = currentRoute();
   const stay =
-    route.kind || ["settings", "jobs", "accounts"].includes(route.view) || location.hash === "#detect";
+    route.kind || ["settings", "jobs", "live", "accounts"].includes(route.view) || location.hash === "#detect";
   setTokens(pair, email);
   if (stay) {
     showStatus(message);

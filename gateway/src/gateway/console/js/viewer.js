@@ -54,13 +54,14 @@ export function normaliseResult(raw) {
   };
 }
 
-function colourFor(classId, className) {
+/** The colour of a class's boxes (by its id, or by its name when it has none). */
+export function colourFor(classId, className) {
   const seed = classId >= 0 ? classId : [...className].reduce((sum, c) => sum + c.charCodeAt(0), 0);
   return classColour(seed);
 }
 
 /** Black or white, whichever reads better on the hex colour `background`. */
-function readableOn(background) {
+export function readableOn(background) {
   const [r, g, b] = [1, 3, 5].map((start) => Number.parseInt(background.slice(start, start + 2), 16) / 255);
   const linear = (c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
   const luminance = 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);

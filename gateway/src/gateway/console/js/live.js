@@ -1,0 +1,529 @@
+// The Live view (ADR 0059): the camera's picture detected as it comes, over one WebSocket,
+// /api/v1/ws/detect, which relays one DetectStream. The access token is the first message
+// (never in the URL, as for the job WebSocket), the settings the second; the server's `ready`
+// says how many frames may be unanswered at once. Each camera frame is drawn on a canvas off
+// the page and sent as a JPEG, unless that many frames are already out: then it is skipped, so
+// the boxes follow the newest picture the service keeps up with, never a queue growing behind
+// it. Each answer redraws the boxes over the video on a canvas, scaled from the frame's pixels
+// to its size on screen, in the Detect view's colours (viewer.js, palette.js).
+// Stop, leaving the view or signing out ends the stream: the camera is released at once, then
+// `{"type": "end"}` asks for the answers still owed, and the server's `ended` and close follow.
+
+import { refreshSession, socketUrl } from "./api.js";
+import { byId, el, onSubmit, plural } from "./dom.js";
+import { describeError } from "./messages.js";
+import { ModelPicker } from "./models.js";
+import { getSession } from "./session.js";
+import { colourFor, readableOn } from "./viewer.js";
+
+const STREAM = "api/v1/ws/detect";
+// Frames are sent at most this long on their longer side: the model sees 640 pixels, so a 4K
+// camera's full frames would cost bandwidth and encoding time for nothing.
+const MAX_SIDE = 1280;
+const JPEG_QUALITY = 0.8;
+// Answers a second are counted over the last few seconds, so the figure follows a change.
+const RATE_WINDOW_MS = 3000;
+// After `end`, how long the answers still owed and the server's close may take before the
+// page closes the socket itself.
+const END_TIMEOUT_MS = 10_000;
+const CLOSE_NORMAL = 1000;
+const CLOSE_UNAUTHENTICATED = 4401;
+// The label drawn above each box, as .box-label in console.css draws the Detect view's.
+const LABEL_FONT = "600 12px system-ui, sans-serif";
+const LABEL_HEIGHT = 16;
+const LABEL_PADDING = 4;
+
+/** A sentence for a camera that could not be opened (getUserMedia's DOMException names). */
+function cameraProblem(error) {
+  switch (error?.name) {
+    case "NotAllowedError":
+    case "SecurityError":
+      return "The camera was not allowed. Allow this page to use it in the browser's site settings, then start again.";
+    case "NotFoundError":
+    case "OverconstrainedError":
+      return "No camera was found.";
+    case "NotReadableError":
+    case "AbortError":
+      return "The camera could not be started: another program may be using it.";
+    default:
+      return `The camera could not be opened (${error?.name ?? "unknown error"}).`;
+  }
+}
+
+/** The server's `error` message, whose text is the whole explanation (a close reason is cut
+ * at 123 bytes); refused settings are said field by field, as a refused form is. */
+function streamErrorText(message) {
+  if (message.code === "validation_error" && Array.isArray(message.details) && message.details.length) {
+    return describeError({ status: 422, code: message.code, message: String(message.message ?? ""), details: message.details });
+  }
+  const text = String(message.message || message.code || "the server ended the stream").trim();
+  return `Live detection stopped: ${text}${/[.!?]$/.test(text) ? "" : "."}`;
+}
+
+/** `#3 person 0.87` with a track id (tracking), `person 0.87` without. */
+function labelText(found) {
+  const track = found.track_id === null || found.track_id === undefined ? "" : `#${found.track_id} `;
+  return `${track}${found.class} ${Number(found.confidence ?? 0).toFixed(2)}`;
+}
+
+/** `[[class, count], …]` of a frame's objects, the most numerous first. */
+function classCounts(detections) {
+  const counts = new Map();
+  for (const found of detections) counts.set(String(found.class), (counts.get(String(found.class)) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+}
+
+export class LiveView {
+  constructor() {
+    this.form = byId("live-form");
+    this.fields = byId("live-settings");
+    this.confidence = byId("live-confidence");
+    this.track = byId("live-track");
+    this.startButton = byId("live-start");
+    this.stopButton = byId("live-stop");
+    this.errorLine = byId("live-error");
+    this.statusLine = byId("live-status");
+    this.stage = byId("live-stage");
+    this.video = byId("live-video");
+    this.overlay = byId("live-overlay");
+    this.framesOut = byId("live-frames");
+    this.rateOut = byId("live-fps");
+    this.latencyOut = byId("live-latency");
+    this.countsList = byId("live-counts");
+    this.models = new ModelPicker(byId("live-model"));
+    // Where each frame is drawn to be encoded; never on the page.
+    this.encoder = document.createElement("canvas");
+    // One Start's camera, socket and counters (see `start`); null before the first.
+    this.run = null;
+    // The answer whose boxes are on show, redrawn when the video changes size.
+    this.shown = null;
+    onSubmit(this.form, () => this.start());
+    this.stopButton.addEventListener("click", () => this.stop());
+    new ResizeObserver(() => this.drawBoxes()).observe(this.video);
+  }
+
+  /** The view is on screen: its model list (once per sign-in). */
+  open() {
+    this.models.load();
+  }
+
+  /** The view was left: a stream running ends, as Stop ends it. */
+  leave() {
+    this.stop();
+  }
+
+  /** Signed out: the stream is dropped at once (its token is gone) and nothing of it stays. */
+  reset() {
+    const run = this.run;
+    this.run = null;
+    if (run) {
+      run.state = "stopped";
+      this.releaseCamera(run);
+      this.closeSocket(run);
+    }
+    this.models.reset();
+    this.shown = null;
+    this.drawBoxes();
+    this.stage.hidden = true;
+    this.video.srcObject = null;
+    this.sayError("");
+    this.statusLine.hidden = true;
+    this.statusLine.textContent = "";
+    this.statusLine.dataset.state = "idle";
+    this.showButtons("idle");
+    this.showReadouts(null);
+    this.countsList.replaceChildren();
+  }
+
+  async start() {
+    if (this.run && this.run.state !== "stopped") return;
+    this.sayError("");
+    const settings = { confidence: Number(this.confidence.value), track: this.track.checked };
+    const model = this.models.value();
+    if (model) settings.model = model;
+    // Everything one Start owns. Each callback checks it is still `this.run`: a late answer
+    // or close of a stream already replaced changes nothing on the page.
+    const run = {
+      state: "starting",
+      settings,
+      camera: null,
+      socket: null,
+      ready: false,
+      retried: false,
+      maxInFlight: 1,
+      maxFrameBytes: Infinity,
+      // Frames sent (the last one's sequence), unanswered (one being encoded included), and
+      // when each unanswered one was sent, for its latency.
+      sent: 0,
+      inFlight: 0,
+      encoding: false,
+      sentAt: new Map(),
+      answered: 0,
+      failed: 0,
+      answerTimes: [],
+      latency: null,
+      ended: null,
+      error: null,
+      endTimer: null,
+    };
+    this.run = run;
+    this.shown = null;
+    this.drawBoxes();
+    this.countsList.replaceChildren();
+    this.showReadouts(run);
+    this.setState(run, "starting", "Opening the camera…");
+    if (!navigator.mediaDevices?.getUserMedia) {
+      this.fail(run, "This browser cannot give the page a camera here: the console must be opened over HTTPS.");
+      return;
+    }
+    let camera;
+    try {
+      camera = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
+    } catch (error) {
+      if (this.run === run && run.state === "starting") this.fail(run, cameraProblem(error));
+      return;
+    }
+    if (this.run !== run || run.state !== "starting") {
+      for (const track of camera.getTracks()) track.stop();
+      return;
+    }
+    run.camera = camera;
+    this.video.srcObject = camera;
+    this.stage.hidden = false;
+    try {
+      await this.video.play();
+    } catch {
+      // Only a newer srcObject interrupts a muted video's play(): Stop came meanwhile.
+    }
+    if (this.run !== run || run.state !== "starting") return;
+    this.setState(run, "starting", "Connecting…");
+    this.connect(run);
+  }
+
+  connect(run) {
+    let socket;
+    try {
+      socket = new WebSocket(socketUrl(STREAM));
+    } catch {
+      this.fail(run, "The live connection could not be opened.");
+      return;
+    }
+    run.socket = socket;
+    run.ready = false;
+    socket.addEventListener("open", () => {
+      socket.send(JSON.stringify({ token: getSession()?.accessToken ?? "" }));
+      socket.send(JSON.stringify(run.settings));
+    });
+    socket.addEventListener("message", (event) => {
+      if (run.socket !== socket || typeof event.data !== "string") return;
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      this.take(run, message);
+    });
+    socket.addEventListener("close", (event) => this.closed(run, socket, event));
+  }
+
+  /** One message of the server's. */
+  take(run, message) {
+    switch (message.type) {
+      case "ready":
+        run.ready = true;
+        run.maxInFlight = Math.max(1, Math.floor(Number(message.max_in_flight)) || 1);
+        run.maxFrameBytes = Number(message.max_frame_bytes) || Infinity;
+        if (run.state !== "starting") return;
+        this.setState(run, "running", "Live: your camera's picture is being detected.");
+        this.nextFrame(run);
+        return;
+      case "detections":
+        this.answered(run, message, true);
+        if (this.run !== run || run.state !== "running") return;
+        this.shown = message;
+        this.drawBoxes();
+        this.showCounts(message.detections ?? []);
+        return;
+      case "frame_error":
+        // That frame is lost, not the stream: said, and the next frames go on.
+        this.answered(run, message, false);
+        if (run.state === "running") {
+          this.setState(
+            run,
+            "running",
+            `Frame ${message.sequence} could not be detected: ${message.message ?? "no reason given"} ` +
+              `(${plural(run.failed, "frame")} so far).`,
+          );
+        }
+        return;
+      case "ended":
+        run.ended = Number(message.frames ?? run.answered);
+        return;
+      case "error":
+        // The close that follows ends the stream; this says why.
+        run.error = message;
+        if (this.run === run) this.sayError(streamErrorText(message));
+    }
+  }
+
+  /** An answer came (detections or a frame's error): one frame fewer out, and the readouts. */
+  answered(run, message, detected) {
+    const now = performance.now();
+    run.inFlight = Math.max(0, run.inFlight - 1);
+    const sentAt = run.sentAt.get(message.sequence);
+    run.sentAt.delete(message.sequence);
+    if (sentAt !== undefined) run.latency = now - sentAt;
+    run.answerTimes.push(now);
+    while (run.answerTimes[0] < now - RATE_WINDOW_MS) run.answerTimes.shift();
+    if (detected) run.answered += 1;
+    else run.failed += 1;
+    if (this.run === run) this.showReadouts(run);
+  }
+
+  /** Wait for the camera's next frame (the browser's own callback for video frames). */
+  nextFrame(run) {
+    if (this.run !== run || run.state !== "running") return;
+    if (this.video.requestVideoFrameCallback) this.video.requestVideoFrameCallback(() => this.cameraFrame(run));
+    else requestAnimationFrame(() => this.cameraFrame(run));
+  }
+
+  /** A new camera frame: sent, unless as many frames as the server allows are out (or one is
+   * still being encoded); then it is skipped, and the next one may go. */
+  cameraFrame(run) {
+    if (this.run !== run || run.state !== "running") return;
+    this.nextFrame(run);
+    if (run.encoding || run.inFlight >= run.maxInFlight) return;
+    this.sendFrame(run);
+  }
+
+  async sendFrame(run) {
+    const { videoWidth, videoHeight } = this.video;
+    if (!videoWidth || !videoHeight) return;
+    const scale = Math.min(1, MAX_SIDE / Math.max(videoWidth, videoHeight));
+    this.encoder.width = Math.round(videoWidth * scale);
+    this.encoder.height = Math.round(videoHeight * scale);
+    this.encoder.getContext("2d").drawImage(this.video, 0, 0, this.encoder.width, this.encoder.height);
+    run.encoding = true;
+    run.inFlight += 1;
+    const blob = await new Promise((resolve) => this.encoder.toBlob(resolve, "image/jpeg", JPEG_QUALITY));
+    run.encoding = false;
+    const socket = run.socket;
+    if (!blob || run.state !== "running" || socket?.readyState !== WebSocket.OPEN) {
+      run.inFlight -= 1;
+      return;
+    }
+    if (blob.size > run.maxFrameBytes) {
+      // The server would end the stream (1009): this frame is skipped instead, and said.
+      run.inFlight -= 1;
+      this.setState(run, "running", `A frame of ${blob.size} bytes is over the server's limit of ${run.maxFrameBytes}: skipped.`);
+      return;
+    }
+    socket.send(blob);
+    run.sent += 1;
+    run.sentAt.set(run.sent, performance.now());
+  }
+
+  stop() {
+    const run = this.run;
+    if (!run || run.state === "stopping" || run.state === "stopped") return;
+    this.releaseCamera(run);
+    const socket = run.socket;
+    if (run.ready && socket?.readyState === WebSocket.OPEN) {
+      this.setState(run, "stopping", "Stopping: waiting for the answers still owed…");
+      socket.send(JSON.stringify({ type: "end" }));
+      run.endTimer = setTimeout(() => this.closeSocket(run), END_TIMEOUT_MS);
+      return;
+    }
+    // Not streaming yet: nothing is owed.
+    this.finish(run, "Stopped.");
+  }
+
+  async closed(run, socket, event) {
+    clearTimeout(run.endTimer);
+    if (run.socket !== socket || run.state === "stopped") return;
+    if (event.code === CLOSE_UNAUTHENTICATED && !run.ready && !run.retried && run.state === "starting") {
+      // The access token may have expired since it was issued: renew it and connect once more.
+      run.retried = true;
+      const renewed = await refreshSession();
+      if (this.run !== run || run.state !== "starting") return;
+      if (renewed) {
+        run.error = null;
+        this.sayError("");
+        this.connect(run);
+        return;
+      }
+    }
+    if (run.state === "stopping" && !run.error) {
+      this.finish(run, `Stopped after ${plural(run.ended ?? run.answered, "frame")} detected.`);
+      return;
+    }
+    if (!run.error && this.run === run) {
+      const reason = event.reason ? `: ${event.reason}` : "";
+      this.sayError(`The live connection closed (code ${event.code}${reason}). Start again to reconnect.`);
+    }
+    this.finish(run, "", "failed");
+  }
+
+  fail(run, text) {
+    this.sayError(text);
+    this.finish(run, "", "failed");
+  }
+
+  /** The end of a run, stopped (`state`) or failed: camera and socket released. */
+  finish(run, message, state = "stopped") {
+    run.state = "stopped";
+    clearTimeout(run.endTimer);
+    this.releaseCamera(run);
+    this.closeSocket(run);
+    if (this.run !== run) return;
+    this.shown = null;
+    this.drawBoxes();
+    this.stage.hidden = true;
+    this.showState(run, state, message);
+  }
+
+  releaseCamera(run) {
+    for (const track of run.camera?.getTracks() ?? []) track.stop();
+    run.camera = null;
+    if (this.run === run) this.video.srcObject = null;
+  }
+
+  closeSocket(run) {
+    const socket = run.socket;
+    if (socket && socket.readyState <= WebSocket.OPEN) socket.close(CLOSE_NORMAL, "done");
+  }
+
+  /** `run` is now in `state` (starting, running or stopping), said in the status line. */
+  setState(run, state, message) {
+    run.state = state;
+    this.showState(run, state, message);
+  }
+
+  /** The status line (`data-state`: idle, starting, running, stopping, stopped or failed). */
+  showState(run, state, message) {
+    if (this.run !== run) return;
+    this.statusLine.dataset.state = state;
+    this.statusLine.textContent = message;
+    this.statusLine.hidden = !message;
+    this.showButtons(state);
+  }
+
+  showButtons(state) {
+    const busy = state === "starting" || state === "running" || state === "stopping";
+    this.startButton.disabled = busy;
+    this.fields.disabled = busy;
+    this.stopButton.disabled = !(state === "starting" || state === "running");
+  }
+
+  sayError(text) {
+    this.errorLine.textContent = text;
+    this.errorLine.hidden = !text;
+  }
+
+  /** Frames answered, answers a second over the last seconds, the last answer's latency. */
+  showReadouts(run) {
+    const answered = run?.answered ?? 0;
+    this.framesOut.textContent = String(answered);
+    this.framesOut.dataset.count = String(answered);
+    const times = run?.answerTimes ?? [];
+    const span = times.length > 1 ? times[times.length - 1] - times[0] : 0;
+    const rate = span > 0 ? ((times.length - 1) * 1000) / span : null;
+    this.rateOut.textContent = rate === null ? "—" : rate.toFixed(1);
+    if (rate === null) delete this.rateOut.dataset.rate;
+    else this.rateOut.dataset.rate = rate.toFixed(2);
+    const latency = run?.latency ?? null;
+    this.latencyOut.textContent = latency === null ? "—" : `${Math.round(latency)} ms`;
+    if (latency === null) delete this.latencyOut.dataset.ms;
+    else this.latencyOut.dataset.ms = String(Math.round(latency));
+  }
+
+  /** `person 4`, `bus 1`: the objects of the last frame answered, per class. */
+  showCounts(detections) {
+    const counts = classCounts(detections);
+    this.countsList.replaceChildren(
+      ...counts.map(([name, count]) =>
+        el("li", { "data-testid": "live-count", "data-class": name, "data-count": count }, `${name} ${count}`),
+      ),
+    );
+    if (counts.length === 0) this.countsList.append(el("li", { className: "muted" }, "No objects."));
+  }
+
+  /**
+   * The boxes of the answer on show over the video, at the size it is shown: the frame's
+   * pixels (the answer's `image`) scaled to the picture, which a <video> letterboxes inside
+   * its box (object-fit: contain). Labels are placed as the Detect view places them: the most
+   * confident first, each in the first place (above its box, inside its top, below it, inside
+   * its bottom) inside the picture and off the labels placed before, slid inwards at the sides.
+   */
+  drawBoxes() {
+    const canvas = this.overlay;
+    const width = this.video.clientWidth;
+    const height = this.video.clientHeight;
+    const ratio = window.devicePixelRatio || 1;
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+    const answer = this.shown;
+    const { videoWidth, videoHeight } = this.video;
+    const detections = answer?.detections ?? [];
+    canvas.dataset.boxes = String(answer ? detections.length : 0);
+    canvas.dataset.labels = answer ? detections.map(labelText).join(", ") : "";
+    if (!answer || !width || !height || !videoWidth || !videoHeight) return;
+    const frameWidth = answer.image?.width || videoWidth;
+    const frameHeight = answer.image?.height || videoHeight;
+    const fit = Math.min(width / videoWidth, height / videoHeight);
+    const left = (width - videoWidth * fit) / 2;
+    const top = (height - videoHeight * fit) / 2;
+    const scaleX = (videoWidth * fit) / frameWidth;
+    const scaleY = (videoHeight * fit) / frameHeight;
+    const context = canvas.getContext("2d");
+    context.setTransform(ratio, 0, 0, ratio, 0, 0);
+    context.lineWidth = 2;
+    context.font = LABEL_FONT;
+    context.textBaseline = "middle";
+    const boxes = detections
+      .map((found) => {
+        const box = found.bbox ?? {};
+        const x = left + Number(box.x1 ?? 0) * scaleX;
+        const y = top + Number(box.y1 ?? 0) * scaleY;
+        return {
+          x,
+          y,
+          width: (Number(box.x2 ?? 0) - Number(box.x1 ?? 0)) * scaleX,
+          height: (Number(box.y2 ?? 0) - Number(box.y1 ?? 0)) * scaleY,
+          colour: colourFor(found.class_id ?? -1, String(found.class ?? "object")),
+          text: labelText(found),
+          confidence: Number(found.confidence ?? 0),
+        };
+      })
+      .sort((a, b) => b.confidence - a.confidence);
+    for (const box of boxes) {
+      context.strokeStyle = box.colour;
+      context.strokeRect(box.x, box.y, box.width, box.height);
+    }
+    const placed = [];
+    for (const box of boxes) {
+      const labelWidth = context.measureText(box.text).width + 2 * LABEL_PADDING;
+      const labelX = Math.max(0, Math.min(box.x - 1, width - labelWidth));
+      const places = [box.y - LABEL_HEIGHT, box.y, box.y + box.height, box.y + box.height - LABEL_HEIGHT];
+      const free = places.find(
+        (labelY) =>
+          labelY >= 0 &&
+          labelY + LABEL_HEIGHT <= height &&
+          !placed.some(
+            (other) =>
+              labelX < other.x + other.width &&
+              other.x < labelX + labelWidth &&
+              labelY < other.y + LABEL_HEIGHT &&
+              other.y < labelY + LABEL_HEIGHT,
+          ),
+      );
+      const labelY = free ?? Math.max(0, places[0]);
+      placed.push({ x: labelX, y: labelY, width: labelWidth });
+      context.fillStyle = box.colour;
+      context.fillRect(labelX, labelY, labelWidth, LABEL_HEIGHT);
+      context.fillStyle = readableOn(box.colour);
+      context.fillText(box.text, labelX + LABEL_PADDING, labelY + LABEL_HEIGHT / 2);
+    }
+  }
+}
