@@ -3294,3 +3294,340 @@ async def test_a_shared_video_job_plays_its_annotated_video_without_an_account(
     await expect(share.get_by_test_id("share-link-row")).to_have_count(1, timeout=SLOW_MS)
     await expect(share.locator('td[data-label="Views"]')).to_contain_text("1, last ")
     await expect(share.get_by_test_id("share-url")).to_have_count(0)
+
+
+# ADR 0059: the Live page, the camera's picture detected over /api/v1/ws/detect.
+
+# Chromium's fake camera, allowed without asking: a file it plays in a loop, 30 frames a
+# second. The flags are read at launch, so these tests launch a Chromium of their own.
+FAKE_CAMERA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+LIVE_STREAM = re.compile(r".*/api/v1/ws/detect$")
+
+
+def _bus_camera(path: Path, frames: int = 30) -> Path:
+    """A second of bus.jpg as MJPEG (JPEGs one after another), a format the fake camera plays."""
+    encoded = cv2.imencode(".jpg", cv2.imread(str(BUS)), [cv2.IMWRITE_JPEG_QUALITY, 95])[1]
+    path.write_bytes(encoded.tobytes() * frames)
+    return path
+
+
+@asynccontextmanager
+async def _camera_browser(chromium: Path, camera: Path) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(chromium),
+            args=[*CHROMIUM_ARGS, *FAKE_CAMERA_ARGS, f"--use-file-for-fake-video-capture={camera}"],
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def _overlay_colours_near(page: Page, x: float, y: float, radius: int = 3) -> set[str]:
+    """The colours (#rrggbb) the overlay has drawn, opaque, within `radius` CSS pixels of the
+    point (x, y) of the canvas."""
+    colours = await page.get_by_test_id("live-overlay").evaluate(
+        """(canvas, [x, y, radius]) => {
+          const ratio = canvas.width / canvas.clientWidth;
+          const side = Math.round((2 * radius + 1) * ratio);
+          const pixels = canvas.getContext("2d").getImageData(
+            Math.round((x - radius) * ratio), Math.round((y - radius) * ratio), side, side).data;
+          const found = [];
+          for (let i = 0; i < pixels.length; i += 4) {
+            if (pixels[i + 3] !== 255) continue;
+            const hex = [0, 1, 2].map((c) => pixels[i + c].toString(16).padStart(2, "0"));
+            found.push(`#${hex.join("")}`);
+          }
+          return found;
+        }""",
+        [x, y, radius],
+    )
+    return set(colours)
+
+
+async def test_the_live_page_detects_the_cameras_picture_until_it_is_stopped(
+    chromium: Path, stack: Stack, tmp_path: Path
+) -> None:
+    """Start opens the camera and the stream (the token, then the settings); no more frames
+    than `max_in_flight` are ever unanswered; each answer redraws the boxes over the video,
+    scaled to its size on screen, and the readouts, and the counts are the API's own for the
+    picture. Stop sends `end` and gets every answer owed, `ended` and the server's close, with
+    the camera released and no error. Tracking labels each object with its id, and leaving the
+    view ends the stream as Stop does."""
+    camera = _bus_camera(tmp_path / "bus.mjpeg")
+    async with _camera_browser(chromium, camera) as browser, _console_page(browser, stack) as page:
+        # Each stream passes through the test to the gateway, every message noted each way
+        # (the browser does not report the binary frames a page sends).
+        streams: list[tuple[str, list[tuple[str, str | bytes | int | None]]]] = []
+
+        def relay(socket: WebSocketRoute) -> None:
+            frames: list[tuple[str, str | bytes | int | None]] = []
+            streams.append((socket.url, frames))
+            server = socket.connect_to_server()
+
+            def to_server(message: str | bytes) -> None:
+                frames.append(("sent", message))
+                server.send(message)
+
+            def to_page(message: str | bytes) -> None:
+                frames.append(("received", message))
+                socket.send(message)
+
+            async def page_closed(code: int | None, reason: str | None) -> None:
+                frames.append(("page closed", code))
+                await server.close(code=code, reason=reason)
+
+            async def server_closed(code: int | None, reason: str | None) -> None:
+                frames.append(("server closed", code))
+                await socket.close(code=code, reason=reason)
+
+            socket.on_message(to_server)
+            server.on_message(to_page)
+            socket.on_close(page_closed)
+            server.on_close(server_closed)
+
+        await page.route_web_socket(LIVE_STREAM, relay)
+        await sign_up_and_log_in(page)
+        await page.get_by_role("link", name="Live").click()
+        await expect(page.get_by_role("heading", name="Live detection")).to_be_visible()
+        await expect(page.get_by_test_id("live-model")).to_have_attribute(
+            "data-loaded", "true", timeout=SLOW_MS
+        )
+        await expect(page.get_by_test_id("live-stop")).to_be_disabled()
+        await page.get_by_test_id("live-start").click()
+        status = page.get_by_test_id("live-status")
+        await expect(status).to_have_attribute("data-state", "running", timeout=SLOW_MS)
+        await expect(page.get_by_test_id("live-video")).to_be_visible()
+        # Frames keep being answered: past a handful, the first one's slow start behind them.
+        frames_answered = page.get_by_test_id("live-frames")
+        await expect(frames_answered).not_to_have_text(re.compile(r"^[0-9]$"), timeout=SLOW_MS)
+        # The camera's picture is bus.jpg, a bus and four people (as the API finds them in the
+        # file; the frame the page encodes may hold a marginal object more or less).
+        await expect(page.locator('[data-testid="live-count"][data-class="bus"]')).to_have_text(
+            "bus 1"
+        )
+        await expect(page.locator('[data-testid="live-count"][data-class="person"]')).to_have_text(
+            "person 4"
+        )
+        # The API finds in a frame the page sent what the stream found in it: the same boxes,
+        # and the counts the page shows.
+        [(_, frames)] = streams
+        sent_frames = [payload for way, payload in frames if isinstance(payload, bytes)]
+        streamed = [
+            message
+            for way, payload in frames
+            if way == "received" and (message := json.loads(str(payload)))["type"] == "detections"
+        ][-1]
+        sent_frame = sent_frames[streamed["sequence"] - 1]
+        assert isinstance(sent_frame, bytes) and sent_frame.startswith(b"\xff\xd8")
+        token = await page.evaluate(
+            "key => JSON.parse(sessionStorage.getItem(key)).accessToken", SESSION_KEY
+        )
+        detected = await page.request.post(
+            "/api/v1/detect/image",
+            multipart={
+                "file": {"name": "frame.jpg", "mimeType": "image/jpeg", "buffer": sent_frame},
+                "store": "false",
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert detected.ok, await detected.text()
+        answer = await detected.json()
+        expected = answer["detections"]
+        frame_size = (streamed["image"]["width"], streamed["image"]["height"])
+        assert frame_size == (answer["image"]["width"], answer["image"]["height"]) == (810, 1080)
+        assert [(found["class"], found["bbox"]) for found in streamed["detections"]] == [
+            (found["class"], pytest.approx(found["bbox"], abs=0.5)) for found in expected
+        ]
+        counted = sorted(Counter(found["class"] for found in expected).items())
+        await expect(page.get_by_test_id("live-count")).to_have_text(
+            [f"{name} {count}" for name, count in sorted(counted, key=lambda pair: -pair[1])]
+        )
+        await expect(page.get_by_test_id("live-fps")).to_have_text(re.compile(r"^\d+\.\d$"))
+        await expect(page.get_by_test_id("live-latency")).to_have_text(re.compile(r"^\d+ ms$"))
+
+        # The boxes, scaled from the frame's pixels to the video as shown: the bus's top edge
+        # is drawn where the API's box puts it, in the palette's colour for a bus.
+        overlay = page.get_by_test_id("live-overlay")
+        await expect(overlay).to_have_attribute("data-boxes", str(len(expected)))
+        await expect(overlay).to_have_attribute("data-labels", re.compile(r"\bbus 0\.\d\d\b"))
+        assert "#" not in (await overlay.get_attribute("data-labels") or "")
+        shown = await page.get_by_test_id("live-video").evaluate(
+            "video => ({ width: video.clientWidth, height: video.clientHeight,"
+            " frameWidth: video.videoWidth, frameHeight: video.videoHeight })"
+        )
+        assert (shown["frameWidth"], shown["frameHeight"]) == (810, 1080), shown
+        assert shown["width"] < shown["frameWidth"], "the video is shown smaller than its frames"
+        bus_colour = await page.evaluate(
+            "async () => (await import('./console/js/palette.js')).classColour(5)"
+        )
+        (bus,) = (found["bbox"] for found in expected if found["class"] == "bus")
+        scale = shown["width"] / shown["frameWidth"]
+        top_edge = ((bus["x1"] + bus["x2"]) / 2 * scale, bus["y1"] * scale)
+        assert bus_colour in await _overlay_colours_near(page, *top_edge)
+        assert bus_colour not in await _overlay_colours_near(page, top_edge[0], top_edge[1] + 20)
+
+        await page.get_by_test_id("live-stop").click()
+        await expect(status).to_have_attribute("data-state", "stopped", timeout=SLOW_MS)
+        await expect(page.get_by_test_id("live-error")).to_be_hidden()
+        await expect(page.get_by_test_id("live-stage")).to_be_hidden()
+        assert await page.get_by_test_id("live-video").evaluate("video => video.srcObject") is None
+        await expect(page.get_by_test_id("live-start")).to_be_enabled()
+
+        [(url, _)] = streams
+        assert url == f"{stack.gateway_url.replace('http', 'ws', 1)}/api/v1/ws/detect"
+        # The server closed the stream, normally, once it had said `ended`.
+        await eventually(
+            lambda: ("server closed", 1000) in frames, within=20, what="the stream's close"
+        )
+        texts = [(way, json.loads(text)) for way, text in frames if isinstance(text, str)]
+        assert texts[0] == ("sent", {"token": token})
+        assert texts[1] == ("sent", {"confidence": 0.25, "track": False, "model": "yolov8n"})
+        ready = texts[2][1]
+        assert ready["type"] == "ready" and ready["max_in_flight"] >= 1, ready
+        # `end` is the last thing sent; the answers still owed and `ended` come after it.
+        [end] = [at for at, frame in enumerate(frames) if frame == ("sent", '{"type":"end"}')]
+        assert not [way for way, _ in frames[end + 1 :] if way == "sent"]
+        sent = sum(1 for way, payload in frames if way == "sent" and isinstance(payload, bytes))
+        assert texts[-1] == ("received", {"type": "ended", "frames": sent})
+        await expect(status).to_have_text(f"Stopped after {sent} frames detected.")
+        await expect(frames_answered).to_have_text(str(sent))
+        # Never more frames out than the server allows: camera frames were skipped instead.
+        unanswered = most = 0
+        for way, payload in frames:
+            if way == "sent" and isinstance(payload, bytes):
+                unanswered += 1
+            elif way == "received" and json.loads(str(payload)).get("type") == "detections":
+                unanswered -= 1
+            most = max(most, unanswered)
+        assert most <= ready["max_in_flight"], most
+
+        # Tracking: each object is labelled with its track id once the tracker confirms it.
+        await page.get_by_test_id("live-track").check()
+        await page.get_by_test_id("live-start").click()
+        await expect(overlay).to_have_attribute(
+            "data-labels", re.compile(r"#\d+ bus 0\.\d\d\b"), timeout=SLOW_MS
+        )
+        assert len(streams) == 2
+        tracked = streams[1][1]
+        assert json.loads(str(tracked[1][1]))["track"] is True
+        # Leaving the view ends the stream as Stop does, and releases the camera.
+        await page.get_by_role("link", name="Detect").click()
+        await eventually(
+            lambda: ("server closed", 1000) in tracked, within=20, what="the tracked close"
+        )
+        assert ("sent", '{"type":"end"}') in tracked
+        assert await page.get_by_test_id("live-video").evaluate("video => video.srcObject") is None
+        await page.get_by_role("link", name="Live").click()
+        await expect(status).to_have_attribute("data-state", "stopped")
+        await expect(page.get_by_test_id("live-error")).to_be_hidden()
+
+
+async def test_the_live_page_says_a_frames_error_and_goes_on_then_why_the_stream_ended(
+    chromium: Path, stack: Stack, tmp_path: Path
+) -> None:
+    """The server is played by the test (page.route_web_socket), so each case is certain: a
+    `frame_error` answer is said in the status line and the stream goes on; with
+    `max_in_flight` frames unanswered no more are sent; an `error` message and the close after
+    it are said as the stream's end, and the camera is released."""
+    camera = _bus_camera(tmp_path / "bus.mjpeg")
+    async with _camera_browser(chromium, camera) as browser, _console_page(browser, stack) as page:
+        served: list[WebSocketRoute] = []
+        received: list[str | bytes] = []
+
+        def serve(socket: WebSocketRoute) -> None:
+            served.append(socket)
+
+            def answer(message: str | bytes) -> None:
+                received.append(message)
+                frames = sum(isinstance(item, bytes) for item in received)
+                if isinstance(message, str):
+                    if len(received) == 2:
+                        ready = {"type": "ready", "max_frame_bytes": 10_000_000, "max_in_flight": 2}
+                        socket.send(json.dumps(ready))
+                elif frames == 1:
+                    socket.send(
+                        json.dumps(
+                            {
+                                "type": "frame_error",
+                                "sequence": 1,
+                                "message": "over this month's quota of images",
+                            }
+                        )
+                    )
+                elif frames == 2:
+                    bus = {"x1": 17.0, "y1": 231.0, "x2": 801.0, "y2": 768.0}
+                    found = {
+                        "class": "bus",
+                        "class_id": 5,
+                        "confidence": 0.87,
+                        "bbox": {**bus, "width": 784.0, "height": 537.0},
+                        "track_id": None,
+                        "zones": [],
+                    }
+                    socket.send(
+                        json.dumps(
+                            {
+                                "type": "detections",
+                                "sequence": 2,
+                                "image": {"width": 810, "height": 1080},
+                                "detections": [found],
+                                "counts": {"bus": 1},
+                                "crossings": [],
+                                "timings": {"total_ms": 12.5},
+                                "cached": False,
+                                "model": "yolov8n",
+                                "model_version": "1",
+                            }
+                        )
+                    )
+                # Later frames stay unanswered.
+
+            socket.on_message(answer)
+
+        await page.route_web_socket(LIVE_STREAM, serve)
+        await sign_up_and_log_in(page)
+        await page.goto("/#/live")
+        await page.get_by_test_id("live-start").click()
+
+        status = page.get_by_test_id("live-status")
+        await expect(status).to_have_text(
+            "Frame 1 could not be detected: over this month's quota of images (1 frame so far).",
+            timeout=SLOW_MS,
+        )
+        await expect(status).to_have_attribute("data-state", "running")
+        await expect(page.get_by_test_id("live-frames")).to_have_text("1")
+        await expect(page.get_by_test_id("live-count")).to_have_text(["bus 1"])
+        overlay = page.get_by_test_id("live-overlay")
+        await expect(overlay).to_have_attribute("data-labels", "bus 0.87")
+        # Two frames out unanswered (3 and 4): the camera's next frames are skipped, not sent.
+        await eventually(
+            lambda: sum(isinstance(item, bytes) for item in received) == 4,
+            within=20,
+            what="frames 3 and 4",
+        )
+        await asyncio.sleep(1.0)
+        assert sum(isinstance(item, bytes) for item in received) == 4
+        await expect(page.get_by_test_id("live-error")).to_be_hidden()
+
+        [socket] = served
+        socket.send(
+            json.dumps(
+                {
+                    "type": "error",
+                    "code": "service_unavailable",
+                    "message": "the detection service is unavailable; try again in a few seconds",
+                }
+            )
+        )
+        await socket.close(code=1013, reason="try again later")
+        await expect(page.get_by_test_id("live-error")).to_have_text(
+            "Live detection stopped: the detection service is unavailable; try again in a few"
+            " seconds."
+        )
+        await expect(status).to_have_attribute("data-state", "failed")
+        await expect(page.get_by_test_id("live-stage")).to_be_hidden()
+        assert await page.get_by_test_id("live-video").evaluate("video => video.srcObject") is None
+        await expect(page.get_by_test_id("live-start")).to_be_enabled()
+        assert not [item for item in received if item == '{"type":"end"}']

@@ -54,7 +54,8 @@ function cameraProblem(error) {
  * at 123 bytes); refused settings are said field by field, as a refused form is. */
 function streamErrorText(message) {
   if (message.code === "validation_error" && Array.isArray(message.details) && message.details.length) {
-    return describeError({ status: 422, code: message.code, message: String(message.message ?? ""), details: message.details });
+    const refused = { status: 422, code: message.code, message: String(message.message ?? ""), details: message.details };
+    return `Live detection stopped: ${describeError(refused)}`;
   }
   const text = String(message.message || message.code || "the server ended the stream").trim();
   return `Live detection stopped: ${text}${/[.!?]$/.test(text) ? "" : "."}`;
