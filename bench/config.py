@@ -74,7 +74,12 @@ class BenchConfig:
                 # stack stages after it go first when it runs short.
                 budget_s=120.0,
                 paired_rounds=12,
-                stage_concurrencies=(("triton", (1,)), ("detect_stream", (32,))),
+                stage_concurrencies=(
+                    ("triton", (1,)),
+                    ("detect_stream", (32,)),
+                    # REST against the live WebSocket (bench/stages/live.py).
+                    ("live", (1, 4)),
+                ),
                 **common,  # type: ignore[arg-type]
             )
         return cls(
@@ -88,6 +93,8 @@ class BenchConfig:
             # A 4K frame tiled against whole (~25 s, bench/stages/tiling.py) shares it: the
             # stack stages after it go first when it runs short.
             budget_s=590.0,
+            # REST against the live WebSocket (bench/stages/live.py): one caller and a few.
+            stage_concurrencies=(("live", (1, 8)),),
             **common,  # type: ignore[arg-type]
         )
 

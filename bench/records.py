@@ -29,6 +29,7 @@ STAGES = (
     "cache",
     "priority",
     "tracking",
+    "live",
     "scheduling",
     "outbox",
 )
@@ -45,6 +46,7 @@ STAGE_TITLES = {
     "cache": "result cache hit against miss through the gateway at c=1, as ratios",
     "priority": "a caller at c=1 beside job work, one line against two lanes, as ratios",
     "tracking": "tracking and 2 counting lines, in process and through DetectStream, as ratios",
+    "live": "the live WebSocket against a REST request a frame through the gateway, as ratios",
     "scheduling": "the job worker's give-way question against backlogs of pending jobs",
     "outbox": "an event from commit to the events stream, relay woken by NOTIFY against polling",
 }

@@ -13,6 +13,7 @@ from typing import Any
 
 from bench.records import STAGE_TITLES, STAGES
 from bench.stages import cache as cache_stage
+from bench.stages import live as live_stage
 from bench.stages import outbox as outbox_stage
 from bench.stages import priority as priority_stage
 from bench.stages import scheduling as scheduling_stage
@@ -158,6 +159,8 @@ def render_markdown(document: Document) -> str:
         out += priority_stage.markdown(document["priority"])
     if document.get("tracking"):
         out += tracking_stage.markdown(document["tracking"])
+    if document.get("live"):
+        out += live_stage.markdown(document["live"])
     if document.get("scheduling"):
         out += scheduling_stage.markdown(document["scheduling"])
     if document.get("outbox"):

@@ -3,8 +3,9 @@
 Order: raw (in process), the naive app, tracking's in-process part, then the real stack (paired
 c=1 rounds, tracing on against off, result-cache hits against misses, Triton, detection
 service, gateway, int8 against fp32, a 4K frame tiled against whole, a caller beside job work
-in the micro-batcher's lanes, tracked against untracked streams, and last the job worker's
-give-way question against its PostgreSQL) started once through `objectvision_devstack.Stack`
+in the micro-batcher's lanes, tracked against untracked streams, the live WebSocket against a
+REST request a frame, and last the job worker's give-way question and the outbox against its
+PostgreSQL and Redis) started once through `objectvision_devstack.Stack`
 on free loopback ports with its own data directory, and stopped before the results are
 written.
 A stage that fails is recorded as skipped with its error and the run goes on.
@@ -31,6 +32,7 @@ from bench.stages import (
     cache,
     detection,
     gateway,
+    live,
     models,
     naive,
     outbox,
@@ -60,6 +62,7 @@ STACK_STAGES = (
     "cache",
     "priority",
     "tracking",
+    "live",
     "scheduling",
     "outbox",
 )
@@ -158,10 +161,14 @@ async def _stack_stages(ctx: StageContext, work_dir: Path) -> None:
         # Three short windows against Triton alone; among the first to go when time is short.
         if "priority" in config.stages:
             await _guarded(ctx, "priority", _priority(ctx, triton_url))
-        # Last, the first to go: four windows of half the configured length (its in-process
-        # part ran before the stack, so a short budget still leaves that).
+        # Late, among the first to go: four windows of half the configured length (its
+        # in-process part ran before the stack, so a short budget still leaves that).
         if "tracking" in config.stages:
             await _guarded(ctx, "tracking", _tracking_stream(ctx, stack))
+        # Twelve short windows through the gateway, REST against the live WebSocket and one
+        # stream pipelined; after tracking, so the first to go when the budget is short.
+        if "live" in config.stages:
+            await _guarded(ctx, "live", _live(ctx, stack))
         # Seconds, against the stack's PostgreSQL alone.
         if "scheduling" in config.stages:
             await _guarded(ctx, "scheduling", _scheduling(ctx, stack))
@@ -213,6 +220,10 @@ async def _cache(ctx: StageContext, stack: Stack) -> None:
 
 async def _priority(ctx: StageContext, triton_url: str) -> None:
     ctx.priority = await priority.run(ctx, triton_url=triton_url)
+
+
+async def _live(ctx: StageContext, stack: Stack) -> None:
+    ctx.live = await live.run(ctx, base_url=stack.gateway_url, involved=INVOLVED["gateway"])
 
 
 async def _scheduling(ctx: StageContext, stack: Stack) -> None:
@@ -307,6 +318,7 @@ async def run(config: BenchConfig) -> dict[str, Any]:
         "cache": ctx.cache,
         "priority": ctx.priority,
         "tracking": ctx.tracking,
+        "live": ctx.live,
         "scheduling": ctx.scheduling,
         "outbox": ctx.outbox,
         "ratios": [ratio.to_json() for ratio in ratios(points, paired=ctx.paired)],

@@ -67,6 +67,8 @@ class StageContext:
     # Tracking and line counting, in process and through DetectStream (stages/tracking.py):
     # {"in_process": ..., "stream": ...}, each None where that part did not run.
     tracking: dict[str, Any] | None = None
+    # The live WebSocket against per-frame REST through the gateway (stages/live.py).
+    live: dict[str, Any] | None = None
     # The job worker's give-way question against backlogs (stages/scheduling.py).
     scheduling: dict[str, Any] | None = None
     # An event from commit to the stream, NOTIFY against polling (stages/outbox.py).
