@@ -404,15 +404,7 @@ def pooled(
     )
     results = {c: [w.result for w in chosen] for c, chosen in by_condition.items()}
     return {
-        "windows": [
-            {
-                "condition": w.condition,
-                "frames": len(w.result.latencies_ms),
-                "throughput_fps": round(w.result.throughput, 2),
-                "p50_ms": round(w.p50_ms, 2),
-            }
-            for w in windows
-        ],
+        "windows": [w.summary() for w in windows],
         "throughput_fps": throughput,
         "p50_ms": p50,
         "p95_ms": p95,

@@ -5,6 +5,7 @@ through the gateway per condition."""
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bench.loadgen import LoadResult
 from bench.stages import StageContext
@@ -21,6 +22,15 @@ class Window:
     @property
     def p50_ms(self) -> float:
         return statistics.median(self.result.latencies_ms)
+
+    def summary(self) -> dict[str, Any]:
+        """The window as a record lists it: its condition, frames, frames/s and p50."""
+        return {
+            "condition": self.condition,
+            "frames": len(self.result.latencies_ms),
+            "throughput_fps": round(self.result.throughput, 2),
+            "p50_ms": round(self.p50_ms, 2),
+        }
 
 
 def restart(

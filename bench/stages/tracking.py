@@ -365,15 +365,7 @@ def compare(
         "sequence_frames": sequence_frames,
         "frame_rate": FRAME_RATE,
         "lines": [line.name for line in STREAM_LINES],
-        "windows": [
-            {
-                "condition": w.condition,
-                "frames": len(w.result.latencies_ms),
-                "throughput_fps": round(w.result.throughput, 2),
-                "p50_ms": round(w.p50_ms, 2),
-            }
-            for w in windows
-        ],
+        "windows": [w.summary() for w in windows],
         "throughput_fps": throughput,
         "p50_ms": p50,
         "tracked_over_untracked": {
