@@ -12,6 +12,7 @@ so a screenshot never depends on (or shows) anything from elsewhere.
 import argparse
 import asyncio
 import os
+import re
 import secrets
 import sys
 import tempfile
@@ -26,14 +27,23 @@ from playwright.async_api import ViewportSize, async_playwright, expect
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 # Detection runs on Triton on the CPU in `make run`; a batch of four takes a while there.
 SLOW_MS = 120_000
+TEN_OR_MORE = re.compile(r"^[1-9][0-9]+$")
 
 
-async def take(url: str, out: Path) -> list[Path]:
-    """Sign up, detect bus.jpg, run a batch, score it against its labels, open the settings:
-    one screenshot of each."""
+def camera_film(path: Path, image: Path, frames: int = 30) -> Path:
+    """`image` as an MJPEG file of `frames` frames (the same JPEG one after another): what
+    Chromium's fake camera films for the Live page."""
+    path.write_bytes(image.read_bytes() * frames)
+    return path
+
+
+async def take(url: str, out: Path, scratch: Path) -> list[Path]:
+    """Sign up, detect bus.jpg, run a batch, score it against its labels, open the settings,
+    detect zidane.jpg live from a fake camera: one screenshot of each."""
     written: list[Path] = []
+    camera = camera_film(scratch / "zidane.mjpeg", headless.IMAGES / "zidane.jpg")
     async with async_playwright() as playwright:
-        browser = await headless.launch(playwright)
+        browser = await headless.launch(playwright, camera=camera)
         context = await browser.new_context(viewport=VIEWPORT, base_url=url)
         page = await context.new_page()
         await headless.only(page, url.rstrip("/"))
@@ -51,6 +61,11 @@ async def take(url: str, out: Path) -> list[Path]:
         await page.get_by_test_id("file-input").set_input_files(headless.IMAGES / "bus.jpg")
         await expect(page.get_by_test_id("box")).to_have_count(5, timeout=SLOW_MS)
         await page.get_by_test_id("status").evaluate("node => { node.hidden = true; }")
+        # The result, below a form grown with every option: the image with its boxes and the
+        # objects beside it, as the README's first picture shows them.
+        await page.locator("#single-result").evaluate(
+            "node => node.scrollIntoView({block: 'start'})"
+        )
         written.append(out / "console.png")
         await page.screenshot(path=written[-1])
 
@@ -83,6 +98,25 @@ async def take(url: str, out: Path) -> list[Path]:
         await expect(page.get_by_test_id("settings-form")).to_have_attribute("data-loaded", "true")
         written.append(out / "console-settings.png")
         await page.screenshot(path=written[-1])
+
+        # The Live page (ADR 0059): the fake camera's picture, detected and tracked.
+        await page.get_by_role("link", name="Live").click()
+        await page.get_by_test_id("live-track").check()
+        await page.get_by_test_id("live-start").click()
+        await expect(page.get_by_test_id("live-status")).to_have_attribute(
+            "data-state", "running", timeout=SLOW_MS
+        )
+        await expect(page.get_by_test_id("live-count")).not_to_have_count(0, timeout=SLOW_MS)
+        # A few answers in, the tracked labels carry their ids and the rate has settled.
+        await expect(page.get_by_test_id("live-frames")).to_have_attribute(
+            "data-count", TEN_OR_MORE, timeout=SLOW_MS
+        )
+        written.append(out / "console-live.png")
+        await page.screenshot(path=written[-1])
+        await page.get_by_test_id("live-stop").click()
+        await expect(page.get_by_test_id("live-status")).to_have_attribute(
+            "data-state", "stopped", timeout=SLOW_MS
+        )
         await browser.close()
     return written
 
@@ -98,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     if headless.chromium_missing():
         return 1
     try:
-        written = asyncio.run(take(args.url, args.out))
+        with tempfile.TemporaryDirectory() as scratch:
+            written = asyncio.run(take(args.url, args.out, Path(scratch)))
     except (PlaywrightError, OSError) as exc:
         print(
             f"could not take the screenshots from {args.url}: {exc}. Is the system running "

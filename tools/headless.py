@@ -41,9 +41,21 @@ def chromium_missing() -> bool:
     return True
 
 
-async def launch(playwright: Playwright) -> Browser:
+async def launch(playwright: Playwright, *, camera: Path | None = None) -> Browser:
+    """Chromium; with `camera` (an MJPEG file, JPEGs one after another), pages may use a fake
+    camera that films that file, allowed without asking."""
+    fake_camera = (
+        [
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={camera}",
+        ]
+        if camera is not None
+        else []
+    )
     return await playwright.chromium.launch(
-        executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
+        executable_path=str(CHROMIUM),
+        args=["--headless", "--no-sandbox", "--disable-gpu", *fake_camera],
     )
 
 
