@@ -43,6 +43,7 @@ from objectvision_client import (
 from objectvision_devstack.api_users import Account, fresh_network, signed_in
 from objectvision_devstack.command_line import CommandLine
 from objectvision_devstack.stack import Stack
+from objectvision_devstack.waiting import eventually
 
 from .conftest import PANNED_SIZE
 
@@ -604,3 +605,33 @@ async def test_the_command_prints_a_line_or_json_per_frame(
 
     usage = await asyncio.to_thread(run, "live", str(BUS), "--line", "gate:0,10,100,10", expect=2)
     assert "--line needs --track" in usage.stderr
+
+
+def _streams_open(stack: Stack) -> float:
+    """The gateway's gauge of live detection streams it holds."""
+    text = httpx.get(f"{stack.gateway_metrics_url}/metrics", timeout=10).text
+    [value] = [
+        float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line.startswith("gateway_live_detect_streams_open ")
+    ]
+    return value
+
+
+async def test_a_client_that_leaves_with_frames_owed_frees_its_place(
+    stack: Stack, gateway_client: httpx.AsyncClient
+) -> None:
+    """A camera that drops off (no `end`, answers still owed) ends its stream on the gateway:
+    the stream stops counting as open, and the account streams again at once."""
+    account = await _account(gateway_client)
+    before = _streams_open(stack)
+    async with _opened(stack, account.headers) as socket:
+        await _ready(socket, {})
+        assert _streams_open(stack) == before + 1
+        for _ in range(3):
+            await socket.send(BUS.read_bytes())
+    await eventually(
+        lambda: _streams_open(stack) == before, within=30, what="the left stream let go"
+    )
+    answers, ended, code = await _stream(stack, account, {}, [BUS.read_bytes()])
+    assert ([a["sequence"] for a in answers], ended["frames"], code) == ([1], 1, 1000)

@@ -148,7 +148,9 @@ async def live_detect(
         await end_stream(websocket, refused, explain=True)
     except StreamEnded as ended:
         await end_stream(websocket, ended.error, explain=True)
-    except ClientLeft:
+    except (ClientLeft, WebSocketDisconnect):
+        # Gone before its answers were all sent (a send to it failing says so): nothing to
+        # tell it, and the call to the detection service was cancelled on the way out.
         return
 
 
@@ -174,16 +176,32 @@ async def _stream(
     )
     try:
         await relay.accepted(call)
-    except BaseException:
+        await websocket.send_json(
+            {
+                "type": "ready",
+                "max_frame_bytes": limits.max_frame_bytes,
+                "max_in_flight": limits.max_in_flight,
+            }
+        )
+        frames = await _relayed(relay, call, caller, settings, streams)
+    finally:
+        # The call's own task reading `frames()` must end too, or it is left waiting on the
+        # queue when the call is done (asyncio: "Task was destroyed but it is pending").
+        relay.finish()
         call.cancel()
-        raise
-    await websocket.send_json(
-        {
-            "type": "ready",
-            "max_frame_bytes": limits.max_frame_bytes,
-            "max_in_flight": limits.max_in_flight,
-        }
-    )
+    await websocket.send_json({"type": "ended", "frames": frames})
+    await websocket.close(CLOSE_NORMAL, "stream ended")
+
+
+async def _relayed(
+    relay: "_Relay",
+    call: Any,
+    caller: StreamCaller,
+    settings: GatewaySettings,
+    streams: LiveStreams,
+) -> int:
+    """Frames in and answers out until the call ends after the client's `end` (the frames
+    answered), or anything that ends the stream sooner (raised)."""
     reading = asyncio.create_task(relay.read())
     answering = asyncio.create_task(relay.answer(call))
     guard = asyncio.create_task(until_revoked(caller, every=settings.ws_credential_recheck_seconds))
@@ -198,14 +216,11 @@ async def _stream(
                 # The client's `end` leaves the answers still owed to come; anything else
                 # (it left, a frame too large, a stray message) ends the stream now.
                 reading.result()
-        frames = answering.result()
+        return answering.result()
     finally:
         for task in (reading, answering, guard):
             task.cancel()
-        call.cancel()
         await asyncio.gather(reading, answering, guard, return_exceptions=True)
-    await websocket.send_json({"type": "ended", "frames": frames})
-    await websocket.close(CLOSE_NORMAL, "stream ended")
 
 
 class _Relay:
@@ -222,6 +237,10 @@ class _Relay:
     def send(self, frame: detection_pb2.Frame) -> None:
         """Queue `frame` for the call (the opening one, with the settings and no image)."""
         self._frames.put_nowait(frame)
+
+    def finish(self) -> None:
+        """No frame comes after those queued: `frames()` ends once it has given them."""
+        self._frames.put_nowait(None)
 
     async def accepted(self, call: Any) -> None:
         """Wait for the detection service's `ready` to the opening frame: the model known and
