@@ -43,6 +43,7 @@ from objectvision_client import (
 from objectvision_devstack.api_users import Account, fresh_network, signed_in
 from objectvision_devstack.command_line import CommandLine
 from objectvision_devstack.stack import Stack
+from objectvision_devstack.videos import make_video
 from objectvision_devstack.waiting import eventually
 
 from .conftest import PANNED_SIZE
@@ -605,6 +606,44 @@ async def test_the_command_prints_a_line_or_json_per_frame(
 
     usage = await asyncio.to_thread(run, "live", str(BUS), "--line", "gate:0,10,100,10", expect=2)
     assert "--line needs --track" in usage.stderr
+
+
+async def test_the_command_streams_a_videos_frames_with_their_index(
+    stack: Stack, gateway_client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """`live --video`: the recording's frames, every `--every`-th, each a JPEG of the decoded
+    frame, answered in order and named by its index in the video; tracked objects keep their
+    ids across them. A file that is no video is said so, and images and a video together
+    are a usage error."""
+    account = await _account(gateway_client)
+    key = await _api_key(gateway_client, account, ["detect"])
+    video = make_video(tmp_path / "bus-then-zidane.mp4", [(BUS, 4), (ZIDANE, 4)], fps=8)
+    objectvision = CommandLine(stack.gateway_url, tmp_path / "config")
+
+    def run(*args: str, expect: int = 0) -> Any:
+        return objectvision.run(*args, expect=expect, extra_env={"OBJECTVISION_API_KEY": key})
+
+    printed = await asyncio.to_thread(
+        run, "live", "--video", str(video), "--every", "2", "--track", "--json"
+    )
+    answers = [json.loads(line) for line in printed.stdout.splitlines()]
+    assert [(a["type"], a["sequence"], a["file"]) for a in answers] == [
+        ("detections", n, f"{video}#{index}") for n, index in enumerate((0, 2, 4, 6), start=1)
+    ]
+    assert all(a["image"] == {"width": 640, "height": 480} for a in answers)
+    assert [a["counts"].get("bus", 0) for a in answers] == [1, 1, 0, 0]
+    assert all(a["counts"].get("person", 0) >= 2 for a in answers)
+    # The bus of the second frame is the first frame's, tracked.
+    [bus] = [o for o in answers[1]["detections"] if o["class"] == "bus"]
+    assert bus["track_id"] is not None
+    assert f"Detected 4 frames of {video}." in printed.stderr
+
+    not_video = tmp_path / "notes.txt"
+    not_video.write_text("not a video")
+    refused = await asyncio.to_thread(run, "live", "--video", str(not_video), expect=1)
+    assert "cannot open it as a video" in refused.stderr
+    both = await asyncio.to_thread(run, "live", str(BUS), "--video", str(video), expect=2)
+    assert "not both" in both.stderr
 
 
 def _streams_open(stack: Stack) -> float:

@@ -2,8 +2,6 @@
 URL, answers read into LiveFrame, closes read as the REST routes' errors, and the command's
 line per frame. The stream itself is tests/test_live_detect_api.py's, against the stack."""
 
-from pathlib import Path
-
 import pytest
 
 from objectvision_client import CountingLine, CountingZone, DetectionParams, LiveFrame
@@ -129,10 +127,10 @@ def test_a_close_without_a_refusal_is_a_connection_error() -> None:
 
 def test_the_command_prints_a_line_per_frame() -> None:
     frame = LiveFrame.from_json(DETECTIONS)
-    assert live_frame_line(frame, Path("f.jpg")) == (
+    assert live_frame_line(frame, "f.jpg") == (
         "#3 640x480 12 ms: bus 1, person 1; crossed gate: bus #2 in"
     )
     refused = LiveFrame.from_json({"type": "frame_error", "sequence": 4, "message": "not an image"})
-    assert live_frame_line(refused, Path("notes.txt")) == (
+    assert live_frame_line(refused, "notes.txt") == (
         "#4 could not be detected: not an image (notes.txt)"
     )

@@ -19,7 +19,7 @@ import shlex
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1185,7 +1185,7 @@ def cmd_detect_video(ctx: Context) -> int:
     return EXIT_OK
 
 
-def live_frame_line(frame: LiveFrame, source: Path) -> str:
+def live_frame_line(frame: LiveFrame, source: str) -> str:
     """One answer of a live stream as a line: `#3 640x480 12 ms: person 4, bus 1`, then the
     crossings of its counting lines (`; crossed gate: bus #2 in`); a frame that could not be
     detected says why and names its file."""
@@ -1231,29 +1231,71 @@ def cmd_live(ctx: Context) -> int:
         raise UsageError("--line needs --track: only tracked objects are counted crossing lines")
     if ctx.args.zone and not ctx.args.track:
         raise UsageError("--zone needs --track: the zones are named on tracked objects")
+    if bool(ctx.args.images) == bool(ctx.args.video):
+        raise UsageError("give the images to send, or --video SOURCE, not both")
+    if ctx.args.every != 1 and not ctx.args.video:
+        raise UsageError("--every needs --video: it picks a video's frames")
+    if ctx.args.video:
+        return _live_video(ctx)
     sources = _live_sources(ctx.args.images, ctx)
-    failed = 0
+    sent = _live_answers(
+        ctx, (source.read_bytes() for source in sources), lambda n: str(sources[n - 1])
+    )
+    ctx.say(f"Detected {sent} frame{'s' if sent > 1 else ''}.")
+    return EXIT_OK
+
+
+def _live_video(ctx: Context) -> int:
+    """`live --video`: the video's frames (every `--every`-th), each named `SOURCE#INDEX` by
+    its index in the video; tracking follows the video's own frame rate unless told."""
+    try:
+        from objectvision_client.video_frames import VideoFrames, VideoUnreadable
+    except ImportError:
+        raise CliError("--video needs PyAV: pip install 'objectvision-client[video]'") from None
+    try:
+        with VideoFrames(ctx.args.video, every=ctx.args.every) as video:
+            rate = (ctx.args.frame_rate or video.frame_rate) if ctx.args.track else None
+            sent = _live_answers(
+                ctx, video, lambda n: f"{ctx.args.video}#{video.indices[n - 1]}", frame_rate=rate
+            )
+    except VideoUnreadable as exc:
+        raise CliError(str(exc)) from None
+    ctx.say(f"Detected {sent} frame{'s' if sent != 1 else ''} of {ctx.args.video}.")
+    return EXIT_OK
+
+
+def _live_answers(
+    ctx: Context,
+    frames: Iterable[bytes],
+    name_of: Callable[[int], str],
+    *,
+    frame_rate: float | None = None,
+) -> int:
+    """Stream `frames` and print each answer as it comes, naming frame n by `name_of(n)`; the
+    frames answered. Frames that could not be detected are listed like the others, then
+    make the command fail."""
+    answered = failed = 0
     with ctx.client() as client:
         answers = client.live(
-            (source.read_bytes() for source in sources),
+            frames,
             ctx.params(),
             track=ctx.args.track,
-            frame_rate=ctx.args.frame_rate,
+            frame_rate=frame_rate or ctx.args.frame_rate,
             lines=ctx.args.line or (),
             zones=ctx.args.zone or (),
         )
         for frame in answers:
-            source = sources[frame.sequence - 1]
+            name = name_of(frame.sequence)
+            answered += 1
             failed += frame.error is not None
             if ctx.args.json:
-                text = json.dumps({"file": str(source), **frame.raw}, ensure_ascii=False)
+                text = json.dumps({"file": name, **frame.raw}, ensure_ascii=False)
             else:
-                text = live_frame_line(frame, source)
+                text = live_frame_line(frame, name)
             print(text, file=ctx.stdout, flush=True)
     if failed:
-        raise CliError(f"{failed} of {len(sources)} frames could not be detected")
-    ctx.say(f"Detected {len(sources)} frame{'s' if len(sources) > 1 else ''}.")
-    return EXIT_OK
+        raise CliError(f"{failed} of {answered} frames could not be detected")
+    return answered
 
 
 def cmd_jobs_watch(ctx: Context) -> int:
@@ -2959,9 +3001,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     live.add_argument(
         "images",
-        nargs="+",
+        nargs="*",
         metavar="IMAGE",
         help="an image file, or a folder whose images are sent in name order",
+    )
+    live.add_argument(
+        "--video",
+        metavar="SOURCE",
+        help="instead of images: a video file (or any input FFmpeg opens), each frame sent "
+        "as a JPEG in order; needs PyAV (pip install 'objectvision-client[video]')",
+    )
+    live.add_argument(
+        "--every",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="with --video: send every N-th frame from the first (default 1: all of them)",
     )
     live.add_argument(
         "--track",
