@@ -83,3 +83,8 @@ def images_in_window(
             continue
         total += images * (overlap / duration if duration > 0 else 1.0)
     return total
+
+
+def share(value: float | None) -> str:
+    """A fraction as a percentage for a report (`12.5%`); `-` where there is none."""
+    return "-" if value is None else f"{value:.1%}"

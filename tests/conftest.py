@@ -44,6 +44,9 @@ JOB_WITHIN_SECONDS = 120.0
 PANNED_FRAMES = 8
 PAN_STEP = 6
 PANNED_SIZE = (640, 480)
+# The queued stack's WS_DETECT_IDLE_SECONDS: a live detection stream with no frame for this
+# long is ended.
+LIVE_IDLE_SECONDS = 10
 
 
 def _own_database(server_url: str, name: str) -> str:
@@ -313,6 +316,9 @@ def queued_stack(own_stack: Callable[..., Stack]) -> Iterator[Stack]:
             "MAX_UNFINISHED_JOBS_PER_USER": "4",
             # So that test_jobs_api.py sees a revoked credential close a stream quickly.
             "WS_CREDENTIAL_RECHECK_SECONDS": "1",
+            # So that test_jobs_api.py sees an idle live detection stream ended, yet long
+            # enough for its other live stream's steps between frames.
+            "WS_DETECT_IDLE_SECONDS": str(LIVE_IDLE_SECONDS),
         },
     )
     with stack.running():

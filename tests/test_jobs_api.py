@@ -36,6 +36,8 @@ from objectvision_devstack.stack import Stack
 from objectvision_devstack.videos import make_video
 from objectvision_devstack.waiting import eventually, stays
 
+from .conftest import LIVE_IDLE_SECONDS
+
 IMAGES = (
     Path(os.environ.get("OBJECTVISION_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
     / "images"
@@ -568,6 +570,30 @@ async def test_live_detection_streams_share_the_stream_cap_and_end_when_their_ke
             _gateway_metric(queued_stack, "gateway_live_detect_streams_closed_total", "revoked")
             >= 1
         )
+
+
+async def test_a_live_detection_stream_without_frames_is_ended_once_idle(
+    client: httpx.AsyncClient, queued_stack: Stack
+) -> None:
+    """No frame for WS_DETECT_IDLE_SECONDS (this stack: LIVE_IDLE_SECONDS): the frame sent
+    is answered, then the stream is ended with `stream_idle` and 4408, its place freed."""
+    owner = await _account(client)
+    url = f"{queued_stack.gateway_url.replace('http://', 'ws://')}/api/v1/ws/detect"
+    async with (
+        asyncio.timeout(LIVE_IDLE_SECONDS + ARRIVES_WITHIN_SECONDS),
+        connect(url, additional_headers=owner.headers) as live,
+    ):
+        await live.send("{}")
+        assert json.loads(await live.recv())["type"] == "ready"
+        await live.send(BUS.read_bytes())
+        answer = json.loads(await live.recv())
+        said = json.loads(await live.recv())
+        with pytest.raises(ConnectionClosed):
+            await live.recv()
+    assert (answer["type"], answer["sequence"]) == ("detections", 1)
+    assert (said["type"], said["code"]) == ("error", "stream_idle")
+    assert f"no frame for {LIVE_IDLE_SECONDS} s" in said["message"]
+    assert live.close_code == 4408
 
 
 async def test_jobs_are_found_by_their_metadata_through_rest_the_client_and_the_command(

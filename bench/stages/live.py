@@ -44,7 +44,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
@@ -58,7 +57,8 @@ from bench.stages import StageContext, logger, window_estimate_s
 from bench.stages.gateway import ROUTE, UploadRoute, caller_or_skip, mentions
 from bench.stages.http import client
 from bench.stages.switching import Window
-from bench.stats import percentile, ratio
+from bench.stats import percentile, ratio, share
+from objectvision_client.live import live_url
 
 STAGE = "live"
 LIVE_PATH = "/api/v1/ws/detect"
@@ -81,13 +81,6 @@ _MAX_ANSWER_BYTES = 16 * 1024 * 1024
 _END_TIMEOUT_S = 30.0
 # The load generator near a whole core (CPU seconds over wall seconds) may be what limits.
 _LOADGEN_BUSY_SHARE = 0.7
-
-
-def live_url(base_url: str) -> str:
-    """The stream's ws:// (or wss://) URL under the gateway's base URL."""
-    parts = urlsplit(base_url)
-    scheme = "wss" if parts.scheme == "https" else "ws"
-    return urlunsplit(parts._replace(scheme=scheme, path=parts.path.rstrip("/") + LIVE_PATH))
 
 
 @dataclass
@@ -632,10 +625,6 @@ def _fig(value: float | None) -> str:
     return "-" if value is None else f"{value}"
 
 
-def _share(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
 def _table(part: Mapping[str, Any], conditions: Sequence[tuple[str, str]]) -> list[str]:
     per_window = {
         condition: ", ".join(
@@ -649,8 +638,8 @@ def _table(part: Mapping[str, Any], conditions: Sequence[tuple[str, str]]) -> li
         f" | {_fig(part['gateway_cpu_ms_per_frame'][condition])}"
         f" | {_fig(part['server_cpu_ms_per_frame'][condition])}"
         f" | {_fig(part['loadgen_cpu_ms_per_frame'][condition])}"
-        f" | {_share(part['loadgen_busy'][condition])}"
-        f" | {_share(part.get('other_load', {}).get(condition))} |"
+        f" | {share(part['loadgen_busy'][condition])}"
+        f" | {share(part.get('other_load', {}).get(condition))} |"
         for condition, label in conditions
     ]
 
@@ -692,7 +681,7 @@ def markdown(section: Mapping[str, Any]) -> list[str]:
                 f"c={row['concurrency']}: live/REST throughput"
                 f" {_fig(row['live_over_rest']['throughput'])}, p50"
                 f" {_fig(row['live_over_rest']['p50'])}, p95 {_fig(row['live_over_rest']['p95'])};"
-                f" the REST windows alone differ by {_share(row['rest_drift'])} of their"
+                f" the REST windows alone differ by {share(row['rest_drift'])} of their"
                 " throughput (a ratio within that of 1 is this run's noise)."
                 for row in section["rows"]
             ),
@@ -711,7 +700,7 @@ def markdown(section: Mapping[str, Any]) -> list[str]:
             "",
             f"Pipelined/single: throughput {_fig(ratios['throughput'])}, p50"
             f" {_fig(ratios['p50'])}; the single windows alone differ by"
-            f" {_share(pipelined['single_drift'])} of their throughput.",
+            f" {share(pipelined['single_drift'])} of their throughput.",
             "",
         ]
     return out

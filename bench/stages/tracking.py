@@ -45,7 +45,7 @@ from bench.loadgen import LoadResult, RequestError, closed_loop
 from bench.stages import StageContext, logger, window_estimate_s
 from bench.stages.detection import stream_factory
 from bench.stages.switching import Window
-from bench.stats import percentile, ratio
+from bench.stats import percentile, ratio, share
 from detection_service.config import InferenceSettings
 from detection_service.pipeline.types import DetectedObject
 from detection_service.tracking.counting import RegionCounter, track_and_count
@@ -435,10 +435,6 @@ async def stream(
     return compare(windows, answers, concurrency=concurrency, sequence_frames=len(frames))
 
 
-def _share(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
 def markdown(section: Mapping[str, Any]) -> list[str]:
     """The section as Markdown lines for bench/report.py: a table per part that ran."""
     out = ["## Tracking, line counting and zones: what following objects costs, one run", ""]
@@ -494,7 +490,7 @@ def markdown(section: Mapping[str, Any]) -> list[str]:
             ),
             "",
             f"Tracked/untracked: throughput {ratios['throughput']}, p50 {ratios['p50']}; the"
-            f" untracked windows alone differ by {_share(compared.get('untracked_drift'))} of"
+            f" untracked windows alone differ by {share(compared.get('untracked_drift'))} of"
             " their throughput (a ratio within that of 1 is this run's noise). Tracked answers:"
             f" {tracked['objects_with_track_id']} of {tracked['objects']} objects with a track"
             f" id; crossings {crossings}.",

@@ -195,6 +195,11 @@ class GatewaySettings(CommonSettings):
     ws_detect_max_in_flight: int = Field(
         default=4, ge=1, le=64, validation_alias="WS_DETECT_MAX_IN_FLIGHT"
     )
+    # A live detection WebSocket with no frame for this long is ended (4408): a forgotten
+    # one must not hold its socket, stream slot and DetectStream for a day.
+    ws_detect_idle_seconds: float = Field(
+        default=60.0, gt=0, le=3600, validation_alias="WS_DETECT_IDLE_SECONDS"
+    )
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), validation_alias="CORS_ORIGINS"
     )

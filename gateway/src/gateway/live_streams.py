@@ -9,17 +9,13 @@ replica, in memory, so a crashed connection can never leave it inflated: with N 
 account may hold up to N times the cap.
 """
 
-import enum
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from gateway.metrics import GatewayMetrics
+from gateway.metrics import GatewayMetrics, StreamKind
 
-
-class StreamKind(enum.Enum):
-    JOB = "job"
-    DETECT = "detect"
+__all__ = ["LiveStreams", "StreamKind", "TooManyStreams"]
 
 
 class TooManyStreams(Exception):
@@ -39,7 +35,7 @@ class LiveStreams:
     @contextmanager
     def hold(self, account: str, *, kind: StreamKind) -> Iterator[None]:
         """One stream slot of `account` for the block; TooManyStreams when none is free."""
-        opened, closed = self._metrics.streams(kind.value)
+        opened, closed = self._metrics.streams(kind)
         if self._open[account] >= self._per_account:
             closed.labels("too_many").inc()
             raise TooManyStreams(account)
@@ -55,4 +51,4 @@ class LiveStreams:
 
     def revoked(self, kind: StreamKind) -> None:
         """Count a stream closed because its credential was revoked."""
-        self._metrics.streams(kind.value)[1].labels("revoked").inc()
+        self._metrics.streams(kind)[1].labels("revoked").inc()

@@ -4,6 +4,8 @@ A registry per app (not the process-wide default) lets tests and embedders build
 apps in one process without "duplicated timeseries" errors.
 """
 
+import enum
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -19,6 +21,13 @@ from prometheus_client.process_collector import ProcessCollector
 # Label for requests that matched no route, so scanners cannot explode the label space.
 UNMATCHED_ROUTE = "unmatched"
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class StreamKind(enum.Enum):
+    """The gateway's two kinds of WebSocket, counted apart."""
+
+    JOB = "job"
+    DETECT = "detect"
 
 
 class GatewayMetrics:
@@ -72,10 +81,9 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
-    def streams(self, kind: str) -> tuple[Gauge, Counter]:
-        """The open-streams gauge and the closed-streams counter of one kind of WebSocket
-        (`job`, `detect`)."""
-        if kind == "job":
+    def streams(self, kind: StreamKind) -> tuple[Gauge, Counter]:
+        """The open-streams gauge and the closed-streams counter of one kind of WebSocket."""
+        if kind is StreamKind.JOB:
             return self.job_streams_open, self.job_streams_closed
         return self.detect_streams_open, self.detect_streams_closed
 

@@ -127,6 +127,9 @@ def main() -> None:
             # refuses a larger one itself, saying why, before uvicorn's 16 MiB default would
             # close the socket with no word.
             ws_max_size=settings.max_upload_bytes + WS_FRAME_HEADROOM_BYTES,
+            # Frames are JPEGs already and answers a few KB of JSON: per-message deflate
+            # (which browsers negotiate) would cost both ends CPU a frame for nothing.
+            ws_per_message_deflate=False,
         )
     )
     side = None

@@ -10,7 +10,7 @@ decode, per-frame admission, in-order answers, tracking and counting). The proto
 2. one text message of settings (`LiveSettingsIn`, `{}` for the defaults), sent on at once
    as the stream's opening frame, with no image, and answered `{"type": "ready",
    "max_frame_bytes", "max_in_flight"}` once the detection service accepted it (the model
-   known and loaded, the counting regions fit);
+   known and loaded, the counting regions well formed);
 3. binary messages, each one encoded frame, the n-th being `sequence` n, each answered in
    order `{"type": "detections", ...}` (`LiveFrameOut`) or `{"type": "frame_error",
    "sequence", "message"}`;
@@ -152,6 +152,10 @@ async def live_detect(
         # Gone before its answers were all sent (a send to it failing says so): nothing to
         # tell it, and the call to the detection service was cancelled on the way out.
         return
+    except Exception:
+        # A fault of ours: logged, and said to the client as every other end is.
+        logger.exception("live detection stream failed")
+        await end_stream(websocket, ApiError(500, "internal", "internal error"), explain=True)
 
 
 async def _stream(
@@ -167,7 +171,7 @@ async def _stream(
     limits = _Limits(
         max_frame_bytes=settings.max_upload_bytes, max_in_flight=settings.ws_detect_max_in_flight
     )
-    relay = _Relay(websocket, limits, metrics)
+    relay = _Relay(websocket, limits, metrics, idle_seconds=settings.ws_detect_idle_seconds)
     relay.send(opening)
     call = caller.upstream.clients.detection.DetectStream(
         relay.frames(),
@@ -175,7 +179,12 @@ async def _stream(
         timeout=STREAM_DEADLINE_SECONDS,
     )
     try:
-        await relay.accepted(call)
+        try:
+            await asyncio.wait_for(relay.accepted(call), settings.detect_deadline_seconds)
+        except TimeoutError:
+            raise StreamEnded(
+                ApiError(504, "deadline_exceeded", "the model did not accept the settings in time")
+            ) from None
         await websocket.send_json(
             {
                 "type": "ready",
@@ -205,18 +214,25 @@ async def _relayed(
     reading = asyncio.create_task(relay.read())
     answering = asyncio.create_task(relay.answer(call))
     guard = asyncio.create_task(until_revoked(caller, every=settings.ws_credential_recheck_seconds))
+    refused: ApiError | None = None
     try:
         pending: set[asyncio.Task[Any]] = {reading, answering, guard}
         while answering in pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if guard in done:
+                guard.result()
                 streams.revoked(StreamKind.DETECT)
                 raise StreamEnded(ApiError.unauthenticated("the credential was revoked"))
             if reading in done:
-                # The client's `end` leaves the answers still owed to come; anything else
-                # (it left, a frame too large, a stray message) ends the stream now.
-                reading.result()
-        return answering.result()
+                # The client's `end` leaves the answers still owed to come, and so does a
+                # refused message (a frame too large, stray text, no frame for too long):
+                # the stream ends with its error once those are sent. A client gone ends
+                # it now.
+                refused = reading.result()
+        answered = answering.result()
+        if refused is not None:
+            raise StreamEnded(refused)
+        return answered
     finally:
         for task in (reading, answering, guard):
             task.cancel()
@@ -227,9 +243,17 @@ class _Relay:
     """The two halves of one stream: frames from the WebSocket into the gRPC call, answers
     from the call back to the WebSocket, with at most `max_in_flight` frames unanswered."""
 
-    def __init__(self, websocket: WebSocket, limits: _Limits, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        limits: _Limits,
+        metrics: GatewayMetrics,
+        *,
+        idle_seconds: float,
+    ) -> None:
         self._websocket = websocket
         self._limits = limits
+        self._idle_seconds = idle_seconds
         self._metrics = metrics
         self._unanswered = asyncio.Semaphore(limits.max_in_flight)
         self._frames: asyncio.Queue[detection_pb2.Frame | None] = asyncio.Queue()
@@ -244,12 +268,19 @@ class _Relay:
 
     async def accepted(self, call: Any) -> None:
         """Wait for the detection service's `ready` to the opening frame: the model known and
-        loaded, the regions fit. StreamEnded with its refusal otherwise."""
+        loaded, the counting regions well formed (a stream's picture size comes only with its
+        frames, so a line outside the picture is not refused: it never counts). StreamEnded
+        with its refusal otherwise."""
         try:
             answer = await call.read()
         except grpc.aio.AioRpcError as exc:
             raise _upstream_error(exc) from None
         if answer is grpc.aio.EOF or not answer.ready:
+            # A detection service that predates `ready` (mid-rollout) answers a frame instead.
+            logger.warning(
+                "the detection service answered a live stream's settings without ready",
+                extra={"answer": "end of stream" if answer is grpc.aio.EOF else "a frame"},
+            )
             raise StreamEnded(ApiError(500, "internal", "the detection service did not accept"))
 
     async def frames(self) -> AsyncIterator[detection_pb2.Frame]:
@@ -257,48 +288,57 @@ class _Relay:
         while (frame := await self._frames.get()) is not None:
             yield frame
 
-    async def read(self) -> None:
-        """Read frames until the client's `end` (returns) or anything that ends the stream
-        (raises ClientLeft or StreamEnded)."""
+    async def read(self) -> ApiError | None:
+        """Read frames until the client's `end` (None) or a message that ends the stream (its
+        error: a frame too large, stray text, no frame for `idle_seconds`); either way no
+        frame follows, and the frames read are still answered. ClientLeft when it left."""
         sequence = 0
-        while True:
-            await self._unanswered.acquire()
-            message = await self._websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                raise ClientLeft
-            data = message.get("bytes")
-            if data is None:
-                self._end(message.get("text"))
-                await self._frames.put(None)
-                return
-            if len(data) > self._limits.max_frame_bytes:
-                raise StreamEnded(
-                    ApiError(
+        try:
+            while True:
+                await self._unanswered.acquire()
+                try:
+                    message = await asyncio.wait_for(self._websocket.receive(), self._idle_seconds)
+                except TimeoutError:
+                    return ApiError(
+                        408,
+                        "stream_idle",
+                        f"no frame for {self._idle_seconds:.0f} s: the stream was ended; open "
+                        "a new one when frames come again",
+                    )
+                if message["type"] == "websocket.disconnect":
+                    raise ClientLeft
+                data = message.get("bytes")
+                if data is None:
+                    return self._end(message.get("text"))
+                if len(data) > self._limits.max_frame_bytes:
+                    return ApiError(
                         413,
                         "frame_too_large",
                         f"frame {sequence + 1} has {len(data)} bytes; a frame may have at most "
                         f"{self._limits.max_frame_bytes}",
                     )
+                sequence += 1
+                await self._frames.put(
+                    detection_pb2.Frame(
+                        sequence=sequence, image=detection_pb2.ImageInput(data=data)
+                    )
                 )
-            sequence += 1
-            await self._frames.put(
-                detection_pb2.Frame(sequence=sequence, image=detection_pb2.ImageInput(data=data))
-            )
+        finally:
+            self.finish()
 
     @staticmethod
-    def _end(text: str | None) -> None:
-        """Accept the client's `{"type": "end"}`; StreamEnded for any other text."""
+    def _end(text: str | None) -> ApiError | None:
+        """None for the client's `{"type": "end"}`; the error of any other text."""
         try:
             message = json.loads(text or "")
         except ValueError:
             message = None
-        if not (isinstance(message, dict) and message.get("type") == "end"):
-            raise StreamEnded(
-                _invalid(
-                    'after the settings, send each frame as a binary message, or {"type": '
-                    '"end"} to end the stream once its frames are answered'
-                )
-            )
+        if isinstance(message, dict) and message.get("type") == "end":
+            return None
+        return _invalid(
+            'after the settings, send each frame as a binary message, or {"type": "end"} to '
+            "end the stream once its frames are answered"
+        )
 
     async def answer(self, call: Any) -> int:
         """Send each answer in order; the number of frames answered once the call ends.
@@ -316,14 +356,14 @@ class _Relay:
                 self._unanswered.release()
         except grpc.aio.AioRpcError as exc:
             raise _upstream_error(exc) from None
-        except (WebSocketDisconnect, RuntimeError):
+        except WebSocketDisconnect:
             raise ClientLeft from None
         return answered
 
 
 def _upstream_error(exc: grpc.aio.AioRpcError) -> StreamEnded:
     """The stream's end for a failed call: an unknown model 404, one loading 503, counting
-    regions outside the picture 422, as the REST routes say them."""
+    regions refused 422, as the REST routes say them."""
     error = error_from_grpc(exc.code(), exc.details(), exc.trailing_metadata())
     if error.status_code >= 500:
         logger.warning("live detection stream failed", extra={"grpc_code": exc.code().name})
