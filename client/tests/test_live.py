@@ -105,7 +105,16 @@ def test_a_detected_frame_and_a_frame_error_are_read() -> None:
 
 @pytest.mark.parametrize(
     ("close", "status"),
-    [(4401, 401), (4403, 403), (4404, 404), (4422, 422), (4429, 429), (1009, 413), (1013, 503)],
+    [
+        (4401, 401),
+        (4403, 403),
+        (4404, 404),
+        (4408, 408),
+        (4422, 422),
+        (4429, 429),
+        (1009, 413),
+        (1013, 503),
+    ],
 )
 def test_a_close_is_the_error_of_the_http_refusal_it_stands_for(close: int, status: int) -> None:
     said = {"type": "error", "code": "some_code", "message": "the whole explanation"}

@@ -15,6 +15,7 @@ CLOSE_STATUSES = {
     4401: 401,
     4403: 403,
     4404: 404,
+    4408: 408,
     4422: 422,
     4429: 429,
     1009: 413,
@@ -25,10 +26,11 @@ _CLOSE_CODES = {
     401: "unauthenticated",
     403: "forbidden",
     404: "not_found",
+    408: "stream_idle",
     422: "validation_error",
-    429: "too_many_requests",
-    413: "payload_too_large",
-    500: "internal_error",
+    429: "too_many_streams",
+    413: "frame_too_large",
+    500: "internal",
     503: "unavailable",
 }
 
