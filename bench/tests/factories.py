@@ -1,8 +1,16 @@
-"""Synthetic result points and documents for the report and target tests."""
+"""Synthetic result points, windows and documents for the report, target and stage tests,
+and the context a stage test runs a stage in."""
 
+import os
 from typing import Any
 
+from bench.config import BenchConfig
+from bench.cpu import CpuMeter
+from bench.images import Image
+from bench.loadgen import LoadResult
 from bench.records import Point
+from bench.stages import Budget, StageContext
+from bench.stages.switching import Window
 from bench.stats import summarize
 
 
@@ -88,3 +96,32 @@ def document(
         "skipped": [{"stage": "triton", "concurrency": None, "reason": "failed: boom"}],
         "notes": [],
     }
+
+
+def window(condition: str, latencies_ms: list[float], frames: float, seconds: float) -> Window:
+    """A measured window of `condition`: one request a latency, `frames` of work."""
+    return Window(
+        condition,
+        LoadResult(
+            latencies_ms=latencies_ms,
+            images=len(latencies_ms),
+            work_images=frames,
+            requests=len(latencies_ms),
+            window_s=seconds,
+        ),
+    )
+
+
+def stage_context(
+    config: BenchConfig, images: list[Image], *, budget_s: float | None = None
+) -> StageContext:
+    """A stage's context as the runner makes it: this process metered as the load
+    generator, the budget `config`'s unless `budget_s` is given."""
+    meter = CpuMeter()
+    meter.add("loadgen", os.getpid(), tree=False)
+    return StageContext(
+        config=config,
+        images=images,
+        meter=meter,
+        budget=Budget(config.budget_s if budget_s is None else budget_s),
+    )

@@ -9,7 +9,6 @@ asserted: the ratios are reported, not judged.
 
 import asyncio
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,13 @@ import jsonschema
 import pytest
 
 from bench.config import BenchConfig
-from bench.cpu import CpuMeter
 from bench.images import load_images
 from bench.loadgen import RequestError
 from bench.report import render_markdown
 from bench.runner import _start_stack
-from bench.stages import Budget, StageContext, cache
+from bench.stages import StageContext, cache
 from bench.stages.gateway import ROUTE, login, upload_route
-from bench.tests.factories import document
+from bench.tests.factories import document, stage_context
 from objectvision_devstack.stack import Stack
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "result.schema.json").read_text())
@@ -73,9 +71,7 @@ async def _after(
 )
 def test_hits_are_verified_recorded_and_the_cache_is_switched_back_off(tmp_path: Path) -> None:
     images = load_images(CONFIG.images)
-    meter = CpuMeter()
-    meter.add("loadgen", os.getpid(), tree=False)
-    ctx = StageContext(config=CONFIG, images=images, meter=meter, budget=Budget(CONFIG.budget_s))
+    ctx = stage_context(CONFIG, images)
     stack = _start_stack(CONFIG, tmp_path / "stack")
     try:
         assert stack.env[cache.TTL_VARIABLE] == "0"

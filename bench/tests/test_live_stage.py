@@ -9,7 +9,6 @@ No timing is asserted: the figures are reported, not judged.
 
 import asyncio
 import json
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,14 +20,12 @@ import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from bench.config import BenchConfig
-from bench.cpu import CpuMeter
 from bench.images import Image, load_images
-from bench.loadgen import LoadResult, LoadSettings, RequestError, closed_loop
+from bench.loadgen import LoadSettings, RequestError, closed_loop
 from bench.report import render_markdown
 from bench.runner import INVOLVED, _start_stack
-from bench.stages import Budget, StageContext, live
-from bench.stages.switching import Window
-from bench.tests.factories import document
+from bench.stages import live
+from bench.tests.factories import document, stage_context, window
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "result.schema.json").read_text())
 TOKEN = "test-token"
@@ -197,19 +194,6 @@ def test_wrong_answers_fail_the_window_loudly() -> None:
     assert rest.to_json() == {"answers": 2, "checked_frames": 1}
 
 
-def _window(condition: str, latencies_ms: list[float], frames: float, seconds: float) -> Window:
-    return Window(
-        condition,
-        LoadResult(
-            latencies_ms=latencies_ms,
-            images=len(latencies_ms),
-            work_images=frames,
-            requests=len(latencies_ms),
-            window_s=seconds,
-        ),
-    )
-
-
 def _section(rows: list[dict[str, Any]], pipelining: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "rest": "POST /api/v1/detect/image?store=false, multipart, one request at a time",
@@ -237,10 +221,10 @@ def _with_section(section: dict[str, Any]) -> dict[str, Any]:
 
 def test_rest_and_live_windows_are_pooled_per_condition_and_divided() -> None:
     windows = [
-        _window("rest", [100.0, 110.0], frames=20.0, seconds=2.0),
-        _window("live", [90.0, 100.0], frames=22.0, seconds=2.0),
-        _window("rest", [120.0, 130.0], frames=24.0, seconds=2.0),
-        _window("live", [94.0, 104.0], frames=24.0, seconds=2.0),
+        window("rest", [100.0, 110.0], frames=20.0, seconds=2.0),
+        window("live", [90.0, 100.0], frames=22.0, seconds=2.0),
+        window("rest", [120.0, 130.0], frames=24.0, seconds=2.0),
+        window("live", [94.0, 104.0], frames=24.0, seconds=2.0),
     ]
     row = live.compare(windows, concurrency=4, involved=["gateway", "triton"])
     assert row["concurrency"] == 4
@@ -259,10 +243,10 @@ def test_rest_and_live_windows_are_pooled_per_condition_and_divided() -> None:
 
     pipelined = live.compare_pipelining(
         [
-            _window("single", [100.0, 100.0], frames=20.0, seconds=2.0),
-            _window("pipelined", [300.0, 340.0], frames=26.0, seconds=2.0),
-            _window("single", [100.0, 100.0], frames=20.0, seconds=2.0),
-            _window("pipelined", [320.0, 360.0], frames=26.0, seconds=2.0),
+            window("single", [100.0, 100.0], frames=20.0, seconds=2.0),
+            window("pipelined", [300.0, 340.0], frames=26.0, seconds=2.0),
+            window("single", [100.0, 100.0], frames=20.0, seconds=2.0),
+            window("pipelined", [320.0, 360.0], frames=26.0, seconds=2.0),
         ],
         max_in_flight=4,
         involved=["gateway"],
@@ -311,13 +295,11 @@ CONFIG = BenchConfig.preset(quick=True).with_overrides(
 @pytest.mark.skipif(not CONFIG.images.exists(), reason="needs ../shared/images")
 def test_the_stage_runs_through_the_gateway_and_checks_every_answer(tmp_path: Path) -> None:
     images = load_images(CONFIG.images)
-    meter = CpuMeter()
-    meter.add("loadgen", os.getpid(), tree=False)
-    ctx = StageContext(config=CONFIG, images=images, meter=meter, budget=Budget(CONFIG.budget_s))
+    ctx = stage_context(CONFIG, images)
     stack = _start_stack(CONFIG, tmp_path / "stack")
     try:
         for name, process in stack.processes.items():
-            meter.add(name, process.pid)
+            ctx.meter.add(name, process.pid)
         section = asyncio.run(
             live.run(ctx, base_url=stack.gateway_url, involved=INVOLVED["gateway"])
         )

@@ -8,18 +8,16 @@ other loops ran only in the busy windows, and that the section renders.
 
 import asyncio
 import json
-import os
 from pathlib import Path
 
 import jsonschema
 import pytest
 
 from bench.config import BenchConfig
-from bench.cpu import CpuMeter
 from bench.images import load_images
 from bench.report import render_markdown
-from bench.stages import Budget, StageContext, priority
-from bench.tests.factories import document
+from bench.stages import priority
+from bench.tests.factories import document, stage_context
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "result.schema.json").read_text())
 CONFIG = BenchConfig.preset(quick=True).with_overrides(
@@ -30,11 +28,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_four_windows_are_measured_recorded_and_rendered(triton) -> None:
-    meter = CpuMeter()
-    meter.add("loadgen", os.getpid(), tree=False)
-    ctx = StageContext(
-        config=CONFIG, images=load_images(CONFIG.images), meter=meter, budget=Budget(120.0)
-    )
+    ctx = stage_context(CONFIG, load_images(CONFIG.images), budget_s=120.0)
 
     # Few loops, so that a caller's image queued behind them in one line still comes back
     # within the test's one-second window on a 2-core machine.

@@ -8,21 +8,18 @@ No timing is asserted: the figures are reported, not judged.
 
 import asyncio
 import json
-import os
 from pathlib import Path
 
 import jsonschema
 import pytest
 
 from bench.config import BenchConfig
-from bench.cpu import CpuMeter
 from bench.gpu_encoded import BENCH_SECRET, RealtimeService
 from bench.images import load_images
-from bench.loadgen import LoadResult, RequestError
+from bench.loadgen import RequestError
 from bench.report import render_markdown
-from bench.stages import Budget, StageContext, tracking
-from bench.stages.switching import Window
-from bench.tests.factories import document
+from bench.stages import tracking
+from bench.tests.factories import document, stage_context, window
 from detection_service.tracking.counting import RegionCounter, track_and_count
 from detection_service.tracking.tracker import ObjectTracker
 from objectvision.v1 import detection_pb2
@@ -79,19 +76,6 @@ def test_in_process_rows_pair_the_tracker_with_and_without_lines_and_zones() -> 
     assert f"| 20 | {rows[1]['tracker_ms']['p50']:.3f} |" in text
 
 
-def _window(condition: str, latencies_ms: list[float], frames: float, seconds: float) -> Window:
-    return Window(
-        condition,
-        LoadResult(
-            latencies_ms=latencies_ms,
-            images=len(latencies_ms),
-            work_images=frames,
-            requests=len(latencies_ms),
-            window_s=seconds,
-        ),
-    )
-
-
 def _answers(tracked: bool, *, frames: int, objects: int, with_id: int) -> tracking.Answers:
     found = tracking.Answers(tracked=tracked, frames=frames, objects=objects)
     found.objects_with_track_id = with_id
@@ -102,10 +86,10 @@ def _answers(tracked: bool, *, frames: int, objects: int, with_id: int) -> track
 
 def test_stream_windows_are_pooled_per_condition_and_divided() -> None:
     windows = [
-        _window("untracked", [100.0, 110.0], frames=40.0, seconds=2.0),
-        _window("tracked", [104.0, 114.0], frames=38.0, seconds=2.0),
-        _window("untracked", [120.0, 130.0], frames=44.0, seconds=2.0),
-        _window("tracked", [124.0, 134.0], frames=40.0, seconds=2.0),
+        window("untracked", [100.0, 110.0], frames=40.0, seconds=2.0),
+        window("tracked", [104.0, 114.0], frames=38.0, seconds=2.0),
+        window("untracked", [120.0, 130.0], frames=44.0, seconds=2.0),
+        window("tracked", [124.0, 134.0], frames=40.0, seconds=2.0),
     ]
     answers = {
         "untracked": _answers(False, frames=90, objects=450, with_id=0),
@@ -167,15 +151,11 @@ def test_tracked_streams_answer_with_track_ids_and_untracked_ones_without(
     config = BenchConfig.preset(quick=True).with_overrides(
         stages=("tracking",), warmup_s=0.3, measure_s=2.0, max_requests=200, budget_s=120.0
     )
-    meter = CpuMeter()
-    meter.add("loadgen", os.getpid(), tree=False)
-    ctx = StageContext(
-        config=config, images=load_images(IMAGES), meter=meter, budget=Budget(config.budget_s)
-    )
+    ctx = stage_context(config, load_images(IMAGES))
     service = RealtimeService(triton.grpc_url, served_model_path().resolve(), tmp_path, processes=1)
     try:
         service.start(timeout_s=120)
-        meter.add("detection", service.process.pid)
+        ctx.meter.add("detection", service.process.pid)
         section = asyncio.run(
             tracking.stream(ctx, address=service.url, secret=BENCH_SECRET, concurrency=2)
         )
