@@ -467,8 +467,10 @@ def launched_service(
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=20)
         for child in psutil.Process().children(recursive=True):
-            if "multiprocessing" in " ".join(child.cmdline()):
-                child.kill()
+            # A child that has ended meanwhile (or that nobody reaped yet) is no leftover.
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if "multiprocessing" in " ".join(child.cmdline()):
+                    child.kill()
         if process.poll() is None:
             process.kill()
 

@@ -5,7 +5,8 @@ Set DATABASE_URL / REDIS_URL to test against external servers instead.
 
 import os
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from objectvision_devstack.otlp import OtlpReceiver
 from objectvision_devstack.postgres import EmbeddedPostgres, scratch_pgdata
 from objectvision_devstack.redis import EmbeddedRedis
 from objectvision_devstack.stack import embedded
+from objectvision_devstack.supervision import Supervisor
 from objectvision_devstack.triton import LocalTriton, served_model_path
 
 
@@ -53,15 +55,54 @@ def infrastructure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrast
             shutil.rmtree(pgdata, ignore_errors=True)
 
 
+# The shared Triton's supervisor, for the failure reports (pytest_runtest_makereport).
+SHARED_TRITON_SUPERVISION = pytest.StashKey[Supervisor]()
+
+
 @pytest.fixture(scope="session")
-def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTriton]:
-    """A real Triton serving the prepared model, shared by every suite that needs one."""
+def triton(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[LocalTriton]:
+    """A real Triton serving the prepared model, shared by every suite that needs one.
+
+    Supervised as `make run`'s is: should it crash (its Python backend can abort, Triton issue
+    8882), it comes back on its ports and the tests after it find it serving; every failing
+    test's report then carries the crash and the end of Triton's log."""
     server = LocalTriton(tmp_path_factory.mktemp("triton"), served_model=served_model_path())
+    lock = threading.RLock()
+    supervision = Supervisor(
+        parts=lambda: {"triton": server.process},
+        start_part=lambda _name: server.start(),
+        latest=lambda _name: server.process,
+        part_lock=lambda _name: lock,
+    )
     server.start()
+    supervision.start()
+    pytestconfig.stash[SHARED_TRITON_SUPERVISION] = supervision
     try:
         yield server
     finally:
-        server.stop()
+        supervision.close()
+        with lock:
+            server.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test's report says whether the shared Triton crashed during the run: what
+    failed after a crash is read differently from a fault of the code under test."""
+    report: pytest.TestReport = yield
+    supervision = item.config.stash.get(SHARED_TRITON_SUPERVISION, None)
+    if report.failed and supervision is not None and supervision.incidents:
+        report.sections.append(
+            (
+                "shared Triton crashed during this run",
+                "\n\n".join(incident.describe() for incident in supervision.incidents),
+            )
+        )
+    return report
 
 
 @pytest.fixture(scope="module")

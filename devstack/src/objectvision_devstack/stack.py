@@ -10,7 +10,6 @@ import secrets
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,16 +21,11 @@ from objectvision_devstack.health import grpc_serving, http_ok
 from objectvision_devstack.postgres import EmbeddedPostgres
 from objectvision_devstack.processes import ManagedProcess, free_port, port_open
 from objectvision_devstack.redis import EmbeddedRedis
+from objectvision_devstack.supervision import Supervisor
 from objectvision_devstack.triton import LocalTriton, otlp_http_traces_url, served_model_path
 
 Item = TypeVar("Item")
 logger = logging.getLogger(__name__)
-
-# Supervision (Stack.supervise): how soon a crashed part is restarted.
-RESTART_BACKOFF_SECONDS = 1.0
-RESTART_BACKOFF_MAX_SECONDS = 30.0
-RESTART_STABLE_SECONDS = 60.0
-WATCH_INTERVAL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -143,14 +137,14 @@ class Stack:
         self.mail_dir = self.data_dir / "mail"
         self.processes: dict[str, ManagedProcess] = {}
         self.env: dict[str, str] = {}
-        # Supervision (supervise()): restarts done per part, for logs and tests.
-        self.restarts: dict[str, int] = {}
-        self._crashes: dict[str, int] = {}
-        self._recovering: set[str] = set()
         self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
-        self._closing = threading.Event()
-        self._watchdog: threading.Thread | None = None
+        self.supervision = Supervisor(
+            parts=lambda: self.processes,
+            start_part=self._start_part,
+            latest=self._latest,
+            part_lock=self._part_lock,
+        )
 
     @property
     def database_url(self) -> str:
@@ -362,9 +356,7 @@ class Stack:
     def stop(self) -> None:
         """Stop in reverse dependency order so in-flight requests can finish. Supervision ends
         first; a restart under way is let finish (its part is then stopped like the rest)."""
-        self._closing.set()
-        if self._watchdog is not None:
-            self._watchdog.join()
+        self.supervision.close()
 
         def stop(name: str) -> None:
             with self._part_lock(name):
@@ -390,70 +382,17 @@ class Stack:
     # ------------------------------------------------------------ supervision
 
     def supervise(self) -> None:
-        """Restart every part that exits without being stopped, as compose's `restart:
-        unless-stopped` and Kubernetes' `restartPolicy: Always` do.
+        """Restart every part that exits without being stopped (supervision.Supervisor: with
+        backoff, on the part's ports, with its data and environment; a part counts as up once
+        its readiness probe passes). Work in flight resumes as it would in a cluster:
+        unacknowledged jobs are reclaimed from the Redis stream, stale ones requeued from
+        PostgreSQL."""
+        self.supervision.start()
 
-        A crash (kill -9, the OOM killer, an exit of its own) is restarted after a backoff that
-        starts at RESTART_BACKOFF_SECONDS and doubles up to RESTART_BACKOFF_MAX_SECONDS, back to
-        the start once the part has run RESTART_STABLE_SECONDS; what the dead process left in
-        its process group is killed first. The part comes back on its ports, with its data and
-        environment, and counts as up once its readiness probe passes; a failed start is
-        retried on the same backoff, without end. Parts stopped on purpose (stop_process,
-        ManagedProcess.stop) stay stopped until start_process. Work in flight resumes as it
-        would in a cluster: unacknowledged jobs are reclaimed from the Redis stream, stale
-        ones requeued from PostgreSQL.
-        """
-        if self._watchdog is not None:
-            return
-        self._watchdog = threading.Thread(target=self._watch, name="supervision", daemon=True)
-        self._watchdog.start()
-
-    def _watch(self) -> None:
-        while not self._closing.wait(WATCH_INTERVAL_SECONDS):
-            for name, process in list(self.processes.items()):
-                if process.running() or process.stopped or name in self._recovering:
-                    continue
-                self._recovering.add(name)
-                threading.Thread(
-                    target=self._recover, args=(name, process), name=f"restart-{name}", daemon=True
-                ).start()
-
-    def _recover(self, name: str, crashed: ManagedProcess) -> None:
-        try:
-            ran = time.monotonic() - crashed.started_at
-            if ran >= RESTART_STABLE_SECONDS:
-                self._crashes[name] = 0
-            logger.error(
-                "%s exited unexpectedly after %.0fs (%s); restarting it (log: %s)",
-                name,
-                ran,
-                crashed.exit_description(),
-                crashed.log_path,
-            )
-            crashed.kill_leftovers()
-            while not self._closing.is_set():
-                crashes = self._crashes.get(name, 0)
-                self._crashes[name] = crashes + 1
-                delay = min(RESTART_BACKOFF_SECONDS * 2**crashes, RESTART_BACKOFF_MAX_SECONDS)
-                if self._closing.wait(delay):
-                    return
-                with self._part_lock(name):
-                    current = self.processes.get(name, crashed)
-                    if self._closing.is_set() or current.running() or current.stopped:
-                        return  # started or stopped by someone else meanwhile
-                    try:
-                        self._start_part(name)
-                    except Exception as exc:  # any failed start is retried, without end
-                        logger.error("restarting %s failed; retrying: %s", name, exc)
-                        failed = self._latest(name) or crashed
-                        failed.kill()  # not stop(): that would hold the part stopped
-                        failed.kill_leftovers()
-                        continue
-                    self.restarts[name] = self.restarts.get(name, 0) + 1
-                    logger.info("%s restarted and ready (restart %d)", name, self.restarts[name])
-                    return
-        finally:
-            self._recovering.discard(name)
+    @property
+    def restarts(self) -> dict[str, int]:
+        """Restarts supervision did per part, for logs and tests."""
+        return self.supervision.restarts
 
     def exited(self) -> list[str]:
         return [name for name, process in self.processes.items() if not process.running()]

@@ -212,6 +212,8 @@ class LocalTriton:
                 network_batch=1 if int8 else 0,
             )
         ready = f"http://127.0.0.1:{self.http_port}/v2/health/ready"
+        # What a crashed predecessor on these ports left in /dev/shm (a restart's case).
+        self.remove_shared_memory()
         for attempt in range(1, START_ATTEMPTS + 1):
             self.process = self._process()
             self.process.start()
