@@ -101,7 +101,7 @@ def test_a_part_stopped_on_purpose_stays_stopped(
     time.sleep(2)  # ten of the supervisor's looks at its parts
 
     assert not part.process.running()
-    assert supervision.restarts == {} and supervision.incidents == []
+    assert supervision.restarts == {} and list(supervision.incidents) == []
 
 
 INNER_TESTS = """

@@ -8,6 +8,7 @@ flight and not every call after it.
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,8 +21,10 @@ RESTART_BACKOFF_SECONDS = 1.0
 RESTART_BACKOFF_MAX_SECONDS = 30.0
 RESTART_STABLE_SECONDS = 60.0
 WATCH_INTERVAL_SECONDS = 0.2
-# How much of a crashed part's log an incident keeps.
+# How much of a crashed part's log an incident keeps, and how many incidents are kept (a part
+# that crashes in a loop for days must not grow the supervisor without bound).
 INCIDENT_LOG_LINES = 60
+INCIDENTS_KEPT = 50
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,9 @@ class Supervisor:
         self._start_part = start_part
         self._latest = latest
         self._part_lock = part_lock
-        # Restarts done per part, for logs and tests; the exits that caused them.
+        # Restarts done per part, for logs and tests; the latest exits that caused them.
         self.restarts: dict[str, int] = {}
-        self.incidents: list[Incident] = []
+        self.incidents: deque[Incident] = deque(maxlen=INCIDENTS_KEPT)
         self._crashes: dict[str, int] = {}
         self._recovering: set[str] = set()
         self._closing = threading.Event()
