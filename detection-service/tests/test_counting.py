@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from detection_service.jobs.models import PROCESSING, jobs
 from detection_service.pipeline.types import DetectedObject
+from detection_service.tracking.counting import RegionCounter
 from detection_service.tracking.lines import (
     CountingLine,
     CrossingDirection,
@@ -208,6 +209,65 @@ async def test_a_stream_asking_for_lines_without_tracking_is_refused(detection, 
     code, details = await stream_refusal(detection, user, first)
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert "need tracking" in details
+
+
+@pytest.mark.parametrize(
+    ("lines", "zones", "message"),
+    [
+        (
+            [detection_pb2.CountingLine(name="far", start=_point(700, 0), end=_point(700, 480))],
+            [],
+            "counting line 'far' leaves the 640x480 picture",
+        ),
+        (
+            [],
+            [
+                detection_pb2.CountingZone(
+                    name="lawn",
+                    polygon=[_point(0, 400), _point(640, 400), _point(640, 500)],
+                )
+            ],
+            "counting zone 'lawn' leaves the 640x480 picture",
+        ),
+    ],
+)
+async def test_a_stream_whose_region_leaves_its_frames_ends_at_the_first_such_frame(
+    detection, user, lines, zones, message
+):
+    """A stream declares no picture size, so its regions pass when it opens; the first frame
+    they leave ends it, unanswered, rather than counting nothing without a word."""
+    answered = []
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        async for reply in detection.stub.DetectStream(
+            iter(
+                [
+                    detection_pb2.Frame(
+                        sequence=n,
+                        image=detection_pb2.ImageInput(data=data, filename=f"pan-{n}.jpg"),
+                        track=n == 0,
+                        frame_rate=10 if n == 0 else 0,
+                        lines=lines if n == 0 else (),
+                        zones=zones if n == 0 else (),
+                    )
+                    for n, data in enumerate(panned_jpegs()[:3])
+                ]
+            ),
+            metadata=detection.metadata(user),
+            timeout=120,
+        ):
+            answered.append(reply)
+
+    assert ended.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert ended.value.details() == message
+    assert answered == []
+
+
+def test_a_counter_checks_each_new_picture_size_its_frames_bring():
+    counter = RegionCounter([ACROSS], [])
+    counter.check_picture(640, 480)
+    counter.check_picture(640, 480)
+    with pytest.raises(InvalidArgument, match="leaves the 320x240 picture"):
+        counter.check_picture(320, 240)
 
 
 # ---- counting in a video job --------------------------------------------------------------

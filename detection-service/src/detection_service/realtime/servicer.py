@@ -305,7 +305,8 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         tracked stream (the first frame's `track`) follows its objects in that answering
         order, the only order a tracker may see frames in, and counts their crossings of the
         first frame's `lines` (ADR 0039) and names the `zones` they stand in (ADR 0042) in the
-        same order. A first frame without an image only sets the stream up, and is answered
+        same order; a frame that a line or zone leaves ends the stream (INVALID_ARGUMENT)
+        before its answer. A first frame without an image only sets the stream up, and is answered
         `ready` once its settings are checked: a caller learns of an unknown model or refused
         lines before it sends a picture (the gateway's live WebSocket, ADR 0059).
         """
@@ -346,6 +347,8 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         try:
             while (task := await in_flight.get()) is not None:
                 outcome = await task
+                if counter is not None and outcome.result is not None:
+                    counter.check_picture(outcome.result.width, outcome.result.height)
                 if tracker is not None and outcome.result is not None:
                     objects, crossings = await asyncio.to_thread(
                         track_and_count, tracker, counter, outcome.result.objects

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from detection_service.pipeline.types import DetectedObject
-from detection_service.tracking.lines import CountingLine, LineCounter, LineCrossing
+from detection_service.tracking.lines import CountingLine, LineCounter, LineCrossing, checked_lines
 from detection_service.tracking.tracker import ObjectTracker
-from detection_service.tracking.zones import CountingZone, ZoneLocator
+from detection_service.tracking.zones import CountingZone, ZoneLocator, checked_zones
 
 
 class RegionCounter:
@@ -18,6 +18,7 @@ class RegionCounter:
     def __init__(self, lines: Sequence[CountingLine], zones: Sequence[CountingZone]) -> None:
         self._lines = LineCounter(lines) if lines else None
         self._zones = ZoneLocator(zones) if zones else None
+        self._fitting_size: tuple[int, int] | None = None
 
     @classmethod
     def of(
@@ -25,6 +26,22 @@ class RegionCounter:
     ) -> "RegionCounter | None":
         """A counter, or None where nothing is to be counted."""
         return cls(lines, zones) if lines or zones else None
+
+    def check_picture(self, width: int, height: int) -> None:
+        """InvalidArgument unless every line and zone lies inside a `width`x`height` picture.
+
+        A video's regions are checked against its probed size before any frame; a stream
+        declares no size, so its regions are checked against each frame's, once per size seen
+        (a camera may change resolution): a line off the picture would never count, and
+        counts of zero would read as an empty street."""
+        size = (width, height)
+        if size == self._fitting_size:
+            return
+        if self._lines is not None:
+            checked_lines(self._lines.lines, tracked=True, frame_size=size)
+        if self._zones is not None:
+            checked_zones(self._zones.zones, tracked=True, frame_size=size)
+        self._fitting_size = size
 
     def observe(
         self, objects: Sequence[DetectedObject]

@@ -40,9 +40,9 @@ def check_numbers(kind: str, name: str, points: Iterable[Point]) -> None:
 def check_inside(
     kind: str, name: str, points: Iterable[Point], *, frame_size: tuple[int, int] | None
 ) -> None:
-    """Where the frames' size (width, height) is known before they are detected (a probed
-    video): InvalidArgument unless every point lies inside the picture. A stream declares no
-    size, so its regions are checked for their shape only."""
+    """Where the frames' size (width, height) is known (a probed video's before any frame,
+    a stream's from each detected frame: RegionCounter.check_picture): InvalidArgument unless
+    every point lies inside the picture."""
     if frame_size is None:
         return
     width, height = frame_size

@@ -268,8 +268,8 @@ class _Relay:
 
     async def accepted(self, call: Any) -> None:
         """Wait for the detection service's `ready` to the opening frame: the model known and
-        loaded, the counting regions well formed (a stream's picture size comes only with its
-        frames, so a line outside the picture is not refused: it never counts). StreamEnded
+        loaded, the counting regions well formed (whether they lie inside the picture is known
+        only from the frames: the first that a region leaves ends the stream, 422). StreamEnded
         with its refusal otherwise."""
         try:
             answer = await call.read()
