@@ -34,6 +34,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
+from websockets.sync.client import connect
 
 from objectvision_devstack.api_users import fresh_network
 from objectvision_devstack.prometheus import LocalPrometheus, PrometheusMissing, static_jobs
@@ -540,6 +541,17 @@ def _traffic(stack: Stack) -> None:
         )
         assert detected.status_code == 200, detected.text
         assert detected.json()["detections"], "bus.jpg has objects"
+        # One live detection stream with a frame each way it can be answered: its frames'
+        # outcomes are series of their own.
+        live_url = stack.gateway_url.replace("http://", "ws://") + "/api/v1/ws/detect"
+        with connect(live_url, additional_headers=user, open_timeout=10) as live:
+            live.send(json.dumps({}))
+            assert json.loads(live.recv(timeout=60))["type"] == "ready"
+            live.send((SHARED_IMAGES / "bus.jpg").read_bytes())
+            live.send(b"not an image")
+            live.send(json.dumps({"type": "end"}))
+            answers = [json.loads(live.recv(timeout=60))["type"] for _ in range(3)]
+        assert answers == ["detections", "frame_error", "ended"], answers
         submitted = client.post(
             "/api/v1/detect/batch",
             files=[("files", (f"noise-{i}.jpg", _jpeg(i), "image/jpeg")) for i in (2, 3)],
@@ -638,9 +650,15 @@ def test_every_rule_and_panel_query_selects_scraped_metrics(
         "objectvision_stream_length",
         "notification_deliveries_dead_total",
         "notification_webhooks_disabled_total",
+        "gateway_job_streams_open",
+        "gateway_live_detect_streams_open",
+        "gateway_live_detect_frames_total",
         "up",
     ):
         assert expected in checked, expected
+    # The live stream's two frames are the two outcomes the frames panel splits by.
+    outcomes = prometheus.get("/api/v1/query", query="gateway_live_detect_frames_total")["result"]
+    assert {series["metric"]["outcome"] for series in outcomes} == {"detected", "frame_error"}
 
     # The backlog gauges are measured from every store the stack has: the three outboxes, the
     # job stream's group in detection-service and the events stream's in notification-service.

@@ -6,8 +6,9 @@ Starts a system of its own (the devstack Stack and Triton, as `make run` and the
 a real Prometheus scraping it with deploy/prometheus.yml's jobs and alert rules
 (objectvision_devstack.prometheus). Then it sends traffic through the gateway for a few minutes:
 single detections of the shared images from a few users at once, a batch job now and then, and
-some requests that fail (an unsupported file, a missing job, a wrong password), so that every
-row of the dashboard has something to draw. Last, headless Chromium opens
+some requests that fail (an unsupported file, a missing job, a wrong password), and one live
+detection stream, as a camera on the console's Live page sends, so that every row of the
+dashboard has something to draw. Last, headless Chromium opens
 tools/dashboard_viewer's build, Perses' own dashboard packages (ADR 0037), with the dashboard
 of deploy/perses/resources against that Prometheus, waits until every panel has drawn its
 data, fails if any panel shows an error, and shoots the whole page.
@@ -33,6 +34,8 @@ import headless
 import httpx
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import ViewportSize, async_playwright, expect
+from websockets.exceptions import WebSocketException
+from websockets.sync.client import connect
 
 from objectvision_devstack.api_users import fresh_network
 from objectvision_devstack.prometheus import LocalPrometheus, PrometheusMissing
@@ -46,6 +49,9 @@ SCRAPE_INTERVAL_S = 2
 USERS = 3
 BATCH_EVERY = 6  # one user's every sixth request is a batch job of BATCH_SIZE images
 BATCH_SIZE = 4
+# The camera's stream (ADR 0059): frames a second at most, and every n-th not an image.
+LIVE_FPS = 4
+LIVE_BAD_EVERY = 25
 PASSWORD_BYTES = 18
 REQUEST_TIMEOUT_S = 120.0
 PANEL_TIMEOUT_S = 60.0
@@ -129,13 +135,40 @@ def _one_user(gateway_url: str, until: float, number: int) -> Counter[int]:
     return counts
 
 
-def make_traffic(gateway_url: str, seconds: float) -> Counter[int]:
-    """USERS users sending requests for ``seconds``; the count of answers by status."""
+def _camera(gateway_url: str, until: float) -> Counter[str]:
+    """One live detection stream until ``until``, as the console's Live page holds one: a
+    tracked frame at most every 1/LIVE_FPS s, one unanswered at a time, every
+    LIVE_BAD_EVERY-th not an image; the count of its answers by type."""
+    frames = [path.read_bytes() for path in shared_images()]
+    counts: Counter[str] = Counter()
+    with httpx.Client(base_url=gateway_url, timeout=REQUEST_TIMEOUT_S) as client:
+        headers = _user(client)
+    url = gateway_url.replace("http://", "ws://", 1) + "/api/v1/ws/detect"
+    with connect(url, additional_headers=headers, open_timeout=30) as live:
+        live.send(json.dumps({"track": True, "frame_rate": LIVE_FPS}))
+        counts[json.loads(live.recv(timeout=REQUEST_TIMEOUT_S))["type"]] += 1
+        sequence = 0
+        while time.monotonic() < until:
+            sequence += 1
+            sent = time.monotonic()
+            bad = sequence % LIVE_BAD_EVERY == 0
+            live.send(b"not an image" if bad else frames[sequence % len(frames)])
+            counts[json.loads(live.recv(timeout=REQUEST_TIMEOUT_S))["type"]] += 1
+            time.sleep(max(0.0, 1 / LIVE_FPS - (time.monotonic() - sent)))
+        live.send(json.dumps({"type": "end"}))
+        counts[json.loads(live.recv(timeout=REQUEST_TIMEOUT_S))["type"]] += 1
+    return counts
+
+
+def make_traffic(gateway_url: str, seconds: float) -> tuple[Counter[int], Counter[str]]:
+    """USERS users sending requests and one live camera stream for ``seconds``; the count
+    of the requests' answers by status, and of the stream's by type."""
     until = time.monotonic() + seconds
-    print(f"traffic for {seconds:.0f} s from {USERS} users ...", flush=True)
-    with ThreadPoolExecutor(max_workers=USERS) as pool:
+    print(f"traffic for {seconds:.0f} s from {USERS} users and a camera ...", flush=True)
+    with ThreadPoolExecutor(max_workers=USERS + 1) as pool:
+        camera = pool.submit(_camera, gateway_url, until)
         users = [pool.submit(_one_user, gateway_url, until, n) for n in range(USERS)]
-        return sum((user.result() for user in users), Counter())
+        return sum((user.result() for user in users), Counter()), camera.result()
 
 
 async def screenshot(
@@ -203,15 +236,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with monitored_system(data_dir) as (stack, prometheus):
             started = time.monotonic()
-            counts = make_traffic(stack.gateway_url, args.seconds)
+            counts, live = make_traffic(stack.gateway_url, args.seconds)
             print(f"answers by status: {dict(sorted(counts.items()))}", flush=True)
+            print(f"live stream answers: {dict(sorted(live.items()))}", flush=True)
             time.sleep(3 * SCRAPE_INTERVAL_S)  # the last scrapes
             with headless.serve_folder(site) as viewer:
                 window = time.monotonic() - started
                 panels = len(dashboard["spec"]["panels"])
                 asyncio.run(screenshot(viewer, prometheus.url, window, panels, out))
             print(f"panels with no data: {empty_panels(prometheus, dashboard) or 'none'}")
-    except (PrometheusMissing, PlaywrightError, OSError, RuntimeError, httpx.HTTPError) as exc:
+    except (
+        PrometheusMissing,
+        PlaywrightError,
+        OSError,
+        RuntimeError,
+        httpx.HTTPError,
+        WebSocketException,
+    ) as exc:
         print(
             f"could not take the dashboard screenshot: {exc}; logs in {data_dir}", file=sys.stderr
         )
