@@ -58,6 +58,8 @@ from objectvision_devstack.mail import Mailbox
 from objectvision_devstack.stack import Stack
 from objectvision_devstack.waiting import eventually
 
+from .conftest import PANNED_SIZE
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGES = Path(os.environ.get("OBJECTVISION_SHARED_DIR", REPO_ROOT.parent / "shared")) / "images"
 BUS = IMAGES / "bus.jpg"
@@ -3324,6 +3326,46 @@ async def _camera_browser(chromium: Path, camera: Path) -> AsyncIterator[Browser
             await launched.close()
 
 
+# A relayed stream's URL and every message of it, in order: ("sent", message) from the page,
+# ("received", message) from the gateway, ("page closed", code), ("server closed", code).
+StreamRecord = list[tuple[str, str | bytes | int | None]]
+
+
+async def _relay_streams(page: Page) -> list[tuple[str, StreamRecord]]:
+    """Pass each live stream the page opens through the test to the gateway, every message
+    noted each way (the browser does not report the binary frames a page sends)."""
+    streams: list[tuple[str, StreamRecord]] = []
+
+    def relay(socket: WebSocketRoute) -> None:
+        frames: StreamRecord = []
+        streams.append((socket.url, frames))
+        server = socket.connect_to_server()
+
+        def to_server(message: str | bytes) -> None:
+            frames.append(("sent", message))
+            server.send(message)
+
+        def to_page(message: str | bytes) -> None:
+            frames.append(("received", message))
+            socket.send(message)
+
+        async def page_closed(code: int | None, reason: str | None) -> None:
+            frames.append(("page closed", code))
+            await server.close(code=code, reason=reason)
+
+        async def server_closed(code: int | None, reason: str | None) -> None:
+            frames.append(("server closed", code))
+            await socket.close(code=code, reason=reason)
+
+        socket.on_message(to_server)
+        server.on_message(to_page)
+        socket.on_close(page_closed)
+        server.on_close(server_closed)
+
+    await page.route_web_socket(LIVE_STREAM, relay)
+    return streams
+
+
 async def _overlay_colours_near(page: Page, x: float, y: float, radius: int = 3) -> set[str]:
     """The colours (#rrggbb) the overlay has drawn, opaque, within `radius` CSS pixels of the
     point (x, y) of the canvas."""
@@ -3357,37 +3399,7 @@ async def test_the_live_page_detects_the_cameras_picture_until_it_is_stopped(
     view ends the stream as Stop does."""
     camera = _bus_camera(tmp_path / "bus.mjpeg")
     async with _camera_browser(chromium, camera) as browser, _console_page(browser, stack) as page:
-        # Each stream passes through the test to the gateway, every message noted each way
-        # (the browser does not report the binary frames a page sends).
-        streams: list[tuple[str, list[tuple[str, str | bytes | int | None]]]] = []
-
-        def relay(socket: WebSocketRoute) -> None:
-            frames: list[tuple[str, str | bytes | int | None]] = []
-            streams.append((socket.url, frames))
-            server = socket.connect_to_server()
-
-            def to_server(message: str | bytes) -> None:
-                frames.append(("sent", message))
-                server.send(message)
-
-            def to_page(message: str | bytes) -> None:
-                frames.append(("received", message))
-                socket.send(message)
-
-            async def page_closed(code: int | None, reason: str | None) -> None:
-                frames.append(("page closed", code))
-                await server.close(code=code, reason=reason)
-
-            async def server_closed(code: int | None, reason: str | None) -> None:
-                frames.append(("server closed", code))
-                await socket.close(code=code, reason=reason)
-
-            socket.on_message(to_server)
-            server.on_message(to_page)
-            socket.on_close(page_closed)
-            server.on_close(server_closed)
-
-        await page.route_web_socket(LIVE_STREAM, relay)
+        streams = await _relay_streams(page)
         await sign_up_and_log_in(page)
         await page.get_by_role("link", name="Live").click()
         await expect(page.get_by_role("heading", name="Live detection")).to_be_visible()
@@ -3522,6 +3534,92 @@ async def test_the_live_page_detects_the_cameras_picture_until_it_is_stopped(
         await page.get_by_role("link", name="Live").click()
         await expect(status).to_have_attribute("data-state", "stopped")
         await expect(page.get_by_test_id("live-error")).to_be_hidden()
+
+
+# The counting line's scene: bus.jpg panned right a few pixels a frame, each frame filmed
+# LINE_CAMERA_REPEAT times, so the fake camera (30 frames a second, looping) shows the bus
+# moving right for about a second, then jumping back.
+LINE_CAMERA_REPEAT = 4
+
+
+async def test_a_line_drawn_on_the_live_picture_counts_the_crossings_each_way(
+    chromium: Path,
+    stack: Stack,
+    tmp_path: Path,
+    panned_frames: list[np.ndarray],
+    bus_passes_x: int,
+) -> None:
+    """With "Count a line" (which turns tracking on), a drag across the picture draws the line
+    in the sent frames' pixels; the stream opens again with it as its `lines`, the camera kept,
+    and the crossings the answers report are added up each way. The bus passes the line
+    halfway through its pan, so the stream sees it cross "in"; the page's totals are exactly
+    the crossings of the answers it got."""
+    camera = tmp_path / "pan.mjpeg"
+    jpegs = [
+        cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 95])[1] for frame in panned_frames
+    ]
+    camera.write_bytes(
+        b"".join(jpeg.tobytes() for jpeg in jpegs for _ in range(LINE_CAMERA_REPEAT))
+    )
+    async with _camera_browser(chromium, camera) as browser, _console_page(browser, stack) as page:
+        streams = await _relay_streams(page)
+        await sign_up_and_log_in(page)
+        await page.goto("/#/live")
+        await expect(page.get_by_test_id("live-model")).to_have_attribute(
+            "data-loaded", "true", timeout=SLOW_MS
+        )
+        await page.get_by_test_id("live-line").check()
+        await expect(page.get_by_test_id("live-track")).to_be_checked()
+        await page.get_by_test_id("live-start").click()
+        status = page.get_by_test_id("live-status")
+        await expect(status).to_have_attribute("data-state", "running", timeout=SLOW_MS)
+        counts = page.get_by_test_id("live-line-counts")
+        await expect(counts).to_have_text("Drag across the picture to draw the line.")
+
+        # A vertical line where the bus passes, drawn top to bottom on the picture as shown.
+        video = await page.get_by_test_id("live-video").bounding_box()
+        assert video is not None
+        width, height = PANNED_SIZE
+        scale = video["width"] / width
+        x = video["x"] + bus_passes_x * scale
+        await page.mouse.move(x, video["y"] + 0.1 * video["height"])
+        await page.mouse.down()
+        await page.mouse.move(x, video["y"] + 0.9 * video["height"], steps=8)
+        await page.mouse.up()
+
+        await expect(status).to_have_attribute("data-state", "running", timeout=SLOW_MS)
+        await expect(counts).to_have_text(re.compile(r"^\d+ in · \d+ out$"))
+        overlay = page.get_by_test_id("live-overlay")
+        drawn = [float(v) for v in (await overlay.get_attribute("data-line") or "").split(",")]
+        assert drawn == pytest.approx(
+            [bus_passes_x, 0.1 * height, bus_passes_x, 0.9 * height], abs=1.5
+        ), drawn
+        # The line is drawn over the picture, white, halfway along.
+        assert "#ffffff" in await _overlay_colours_near(page, x - video["x"], video["height"] / 2)
+
+        # The first stream was closed for the second, which carries the line.
+        assert len(streams) == 2
+        first, second = (record for _, record in streams)
+        assert ("page closed", 1000) in first
+        settings = json.loads(str(second[1][1]))
+        assert settings["track"] is True
+        [line] = settings["lines"]
+        assert line["name"] == "line"
+        assert [*line["start"], *line["end"]] == drawn
+
+        await expect(counts).not_to_have_attribute("data-in", "0", timeout=SLOW_MS)
+        await page.get_by_test_id("live-stop").click()
+        await expect(status).to_have_attribute("data-state", "stopped", timeout=SLOW_MS)
+        crossed = Counter(
+            crossing["direction"]
+            for way, payload in second
+            if way == "received" and isinstance(payload, str)
+            for crossing in json.loads(payload).get("crossings", [])
+        )
+        assert crossed["in"] >= 1
+        await expect(counts).to_have_attribute("data-in", str(crossed["in"]))
+        await expect(counts).to_have_attribute("data-out", str(crossed["out"]))
+        await expect(counts).to_have_text(f"{crossed['in']} in · {crossed['out']} out")
 
 
 async def test_the_live_page_says_a_frames_error_and_goes_on_then_why_the_stream_ended(

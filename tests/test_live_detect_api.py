@@ -42,6 +42,7 @@ from objectvision_client import (
 )
 from objectvision_devstack.api_users import Account, fresh_network, signed_in
 from objectvision_devstack.command_line import CommandLine
+from objectvision_devstack.image_server import image_server
 from objectvision_devstack.stack import Stack
 from objectvision_devstack.videos import make_video
 from objectvision_devstack.waiting import eventually
@@ -319,6 +320,23 @@ async def test_an_unknown_model_ends_the_stream_4404_before_it_is_ready(
     assert (error["type"], error["code"], code) == ("error", "unknown_model", 4404), error
     assert "no-such-model" in error["message"]
     assert "yolov8n" in error["message"]
+
+
+async def test_a_counting_line_off_the_picture_ends_the_stream_4422_at_the_first_frame(
+    stack: Stack, gateway_client: httpx.AsyncClient
+) -> None:
+    """The settings say no picture size, so a line right of a 810-pixel-wide picture is
+    accepted at first; the first frame shows it would never count, and the stream ends saying
+    so instead of answering counts of zero."""
+    account = await _account(gateway_client)
+    settings = {"track": True, "lines": [{"name": "far", "start": [900, 0], "end": [900, 1080]}]}
+    async with _opened(stack, account.headers) as socket:
+        await _ready(socket, settings)
+        await socket.send(BUS.read_bytes())
+        messages, code, _ = await _until_closed(socket)
+    [error] = messages
+    assert (error["type"], error["code"], code) == ("error", "invalid_argument", 4422), error
+    assert error["message"] == "counting line 'far' leaves the 810x1080 picture"
 
 
 async def test_a_frame_over_the_upload_limit_ends_the_stream_1009_after_the_answers_owed(
@@ -650,6 +668,41 @@ async def test_the_command_streams_a_videos_frames_with_their_index(
     assert "cannot open it as a video" in refused.stderr
     both = await asyncio.to_thread(run, "live", str(BUS), "--video", str(video), expect=2)
     assert "not both" in both.stderr
+
+
+async def test_the_command_streams_a_network_source_as_it_arrives(
+    stack: Stack, gateway_client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """`live --video URL`: FFmpeg opens the source itself; an MPEG-TS stream over HTTP (what
+    encoders and HLS segments serve) is read in one pass, as it comes, its frames named by the
+    URL and their index."""
+    account = await _account(gateway_client)
+    key = await _api_key(gateway_client, account, ["detect"])
+    video = make_video(
+        tmp_path / "bus-then-zidane.ts", [(BUS, 4), (ZIDANE, 4)], fps=8, container="mpegts"
+    )
+    objectvision = CommandLine(stack.gateway_url, tmp_path / "config")
+
+    with image_server({"camera.ts": video.read_bytes()}) as camera:
+        url = camera.file_url("camera.ts")
+        printed = await asyncio.to_thread(
+            objectvision.run,
+            "live",
+            "--video",
+            url,
+            "--every",
+            "2",
+            "--json",
+            extra_env={"OBJECTVISION_API_KEY": key},
+        )
+        fetched = [request.path for request in camera.received()]
+
+    answers = [json.loads(line) for line in printed.stdout.splitlines()]
+    assert [(a["type"], a["sequence"], a["file"]) for a in answers] == [
+        ("detections", n, f"{url}#{index}") for n, index in enumerate((0, 2, 4, 6), start=1)
+    ]
+    assert [a["counts"].get("bus", 0) for a in answers] == [1, 1, 0, 0]
+    assert fetched == ["/files/camera.ts"]
 
 
 def _streams_open(stack: Stack) -> float:

@@ -8,6 +8,9 @@
 // to its size on screen, in the Detect view's colours (viewer.js, palette.js).
 // Stop, leaving the view or signing out ends the stream: the camera is released at once, then
 // `{"type": "end"}` asks for the answers still owed, and the server's `ended` and close follow.
+// With "Count a line", a drag across the picture draws a counting line (ADR 0039) in the sent
+// frames' pixels; a stream's lines are its settings, so each new line opens the stream again
+// with it, the camera kept, and the crossings each way are added up from the answers.
 
 import { refreshSession, socketUrl } from "./api.js";
 import { byId, el, onSubmit, plural } from "./dom.js";
@@ -32,6 +35,12 @@ const CLOSE_UNAUTHENTICATED = 4401;
 const LABEL_FONT = "600 12px system-ui, sans-serif";
 const LABEL_HEIGHT = 16;
 const LABEL_PADDING = 4;
+// The counting line: its name in the settings, how it is drawn (white over a dark edge, apart
+// from every class colour), and the shortest drag that draws one (shorter is a click).
+const LINE_NAME = "line";
+const LINE_COLOUR = "#ffffff";
+const LINE_EDGE = "#111827";
+const MIN_LINE_PX = 12;
 
 /** A sentence for a camera that could not be opened (getUserMedia's DOMException names). */
 function cameraProblem(error) {
@@ -80,6 +89,8 @@ export class LiveView {
     this.fields = byId("live-settings");
     this.confidence = byId("live-confidence");
     this.track = byId("live-track");
+    this.lineMode = byId("live-line");
+    this.lineCounts = byId("live-line-counts");
     this.startButton = byId("live-start");
     this.stopButton = byId("live-stop");
     this.errorLine = byId("live-error");
@@ -98,8 +109,26 @@ export class LiveView {
     this.run = null;
     // The answer whose boxes are on show, redrawn when the video changes size.
     this.shown = null;
+    // The counting line, `{ start: [x, y], end: [x, y] }` in the sent frames' pixels, kept
+    // for the next Start; and the one being dragged, drawn as it goes.
+    this.line = null;
+    this.drag = null;
     onSubmit(this.form, () => this.start());
     this.stopButton.addEventListener("click", () => this.stop());
+    // Counting needs tracking: the line's box turns it on, and turning it off turns the line off.
+    this.lineMode.addEventListener("change", () => {
+      if (this.lineMode.checked) this.track.checked = true;
+    });
+    this.track.addEventListener("change", () => {
+      if (!this.track.checked) this.lineMode.checked = false;
+    });
+    this.overlay.addEventListener("pointerdown", (event) => this.beginLine(event));
+    this.overlay.addEventListener("pointermove", (event) => this.moveLine(event));
+    this.overlay.addEventListener("pointerup", (event) => this.endLine(event));
+    this.overlay.addEventListener("pointercancel", () => {
+      this.drag = null;
+      this.drawBoxes();
+    });
     new ResizeObserver(() => this.drawBoxes()).observe(this.video);
   }
 
@@ -124,6 +153,8 @@ export class LiveView {
     }
     this.models.reset();
     this.shown = null;
+    this.line = null;
+    this.drag = null;
     this.drawBoxes();
     this.stage.hidden = true;
     this.video.srcObject = null;
@@ -133,15 +164,19 @@ export class LiveView {
     this.statusLine.dataset.state = "idle";
     this.showButtons("idle");
     this.showReadouts(null);
+    this.showLineCounts(null);
     this.countsList.replaceChildren();
   }
 
   async start() {
     if (this.run && this.run.state !== "stopped") return;
     this.sayError("");
-    const settings = { confidence: Number(this.confidence.value), track: this.track.checked };
+    const counting = this.lineMode.checked;
+    const settings = { confidence: Number(this.confidence.value), track: this.track.checked || counting };
     const model = this.models.value();
     if (model) settings.model = model;
+    if (counting && this.line) settings.lines = [this.lineSetting()];
+    if (!counting) this.line = null;
     // Everything one Start owns. Each callback checks it is still `this.run`: a late answer
     // or close of a stream already replaced changes nothing on the page.
     const run = {
@@ -161,6 +196,8 @@ export class LiveView {
       sentAt: new Map(),
       answered: 0,
       failed: 0,
+      // Crossings of the counting line each way, since it was drawn.
+      crossed: { in: 0, out: 0 },
       answerTimes: [],
       latency: null,
       ended: null,
@@ -172,6 +209,8 @@ export class LiveView {
     this.drawBoxes();
     this.countsList.replaceChildren();
     this.showReadouts(run);
+    this.showLineCounts(run);
+    this.stage.classList.toggle("drawing", counting);
     this.setState(run, "starting", "Opening the camera…");
     if (!navigator.mediaDevices?.getUserMedia) {
       this.fail(run, "This browser cannot give the page a camera here: the console must be opened over HTTPS.");
@@ -241,7 +280,13 @@ export class LiveView {
         return;
       case "detections":
         this.answered(run, message, true);
-        if (this.run !== run || run.state !== "running") return;
+        if (this.run !== run) return;
+        // The answers owed after Stop still count: the totals are the whole stream's.
+        for (const crossing of message.crossings ?? []) {
+          if (crossing.direction === "in" || crossing.direction === "out") run.crossed[crossing.direction] += 1;
+        }
+        this.showLineCounts(run);
+        if (run.state !== "running") return;
         this.shown = message;
         this.drawBoxes();
         this.showCounts(message.detections ?? []);
@@ -311,12 +356,12 @@ export class LiveView {
     run.encoding = false;
     const socket = run.socket;
     if (!blob || run.state !== "running" || socket?.readyState !== WebSocket.OPEN) {
-      run.inFlight -= 1;
+      run.inFlight = Math.max(0, run.inFlight - 1);
       return;
     }
     if (blob.size > run.maxFrameBytes) {
       // The server would end the stream (1009): this frame is skipped instead, and said.
-      run.inFlight -= 1;
+      run.inFlight = Math.max(0, run.inFlight - 1);
       this.setState(run, "running", `A frame of ${blob.size} bytes is over the server's limit of ${run.maxFrameBytes}: skipped.`);
       return;
     }
@@ -439,6 +484,107 @@ export class LiveView {
     else this.latencyOut.dataset.ms = String(Math.round(latency));
   }
 
+  /** Crossings of the counting line since it was drawn, `3 in · 1 out`; a hint to draw one
+   * while there is none, a dash without counting. */
+  showLineCounts(run) {
+    const counting = Boolean(run?.settings.lines?.length);
+    this.lineCounts.dataset.in = String(counting ? run.crossed.in : 0);
+    this.lineCounts.dataset.out = String(counting ? run.crossed.out : 0);
+    if (counting) this.lineCounts.textContent = `${run.crossed.in} in · ${run.crossed.out} out`;
+    else if (run && this.lineMode.checked) this.lineCounts.textContent = "Drag across the picture to draw the line.";
+    else this.lineCounts.textContent = "—";
+  }
+
+  /** The line as the settings' `lines` give it. */
+  lineSetting() {
+    return { name: LINE_NAME, start: this.line.start, end: this.line.end };
+  }
+
+  /** The size of the frames sent (the camera's, at most MAX_SIDE on the longer side). */
+  sentSize() {
+    const { videoWidth, videoHeight } = this.video;
+    const scale = Math.min(1, MAX_SIDE / Math.max(videoWidth, videoHeight));
+    return [Math.round(videoWidth * scale), Math.round(videoHeight * scale)];
+  }
+
+  /** Where a frame of `frameWidth` x `frameHeight` pixels lies on the overlay, in CSS pixels:
+   * the video letterboxes its picture inside its box (object-fit: contain). Null before the
+   * video has a size. */
+  placement(frameWidth, frameHeight) {
+    const width = this.video.clientWidth;
+    const height = this.video.clientHeight;
+    const { videoWidth, videoHeight } = this.video;
+    if (!width || !height || !videoWidth || !videoHeight || !frameWidth || !frameHeight) return null;
+    const fit = Math.min(width / videoWidth, height / videoHeight);
+    return {
+      left: (width - videoWidth * fit) / 2,
+      top: (height - videoHeight * fit) / 2,
+      scaleX: (videoWidth * fit) / frameWidth,
+      scaleY: (videoHeight * fit) / frameHeight,
+    };
+  }
+
+  /** A pointer's place on the overlay in the sent frames' pixels, kept inside the picture. */
+  framePoint(event) {
+    const [frameWidth, frameHeight] = this.sentSize();
+    const place = this.placement(frameWidth, frameHeight);
+    if (!place) return null;
+    const x = (event.offsetX - place.left) / place.scaleX;
+    const y = (event.offsetY - place.top) / place.scaleY;
+    return [Math.round(Math.min(frameWidth, Math.max(0, x))), Math.round(Math.min(frameHeight, Math.max(0, y)))];
+  }
+
+  beginLine(event) {
+    const run = this.run;
+    // Only once the stream is connecting or running: the new line replaces its socket.
+    if (!run?.socket || !this.lineMode.checked || (run.state !== "running" && run.state !== "starting")) return;
+    const point = this.framePoint(event);
+    if (!point) return;
+    this.drag = { start: point, end: point, fromX: event.offsetX, fromY: event.offsetY };
+    this.overlay.setPointerCapture(event.pointerId);
+  }
+
+  moveLine(event) {
+    if (!this.drag) return;
+    this.drag.end = this.framePoint(event) ?? this.drag.end;
+    this.drawBoxes();
+  }
+
+  /** A drag long enough is the new line; the stream opens again with it. */
+  endLine(event) {
+    const drag = this.drag;
+    if (!drag) return;
+    this.drag = null;
+    const end = this.framePoint(event) ?? drag.end;
+    const dragged = Math.hypot(event.offsetX - drag.fromX, event.offsetY - drag.fromY);
+    if (dragged < MIN_LINE_PX || (end[0] === drag.start[0] && end[1] === drag.start[1])) {
+      this.drawBoxes();
+      return;
+    }
+    this.line = { start: drag.start, end };
+    this.drawBoxes();
+    this.restartWithLine(this.run);
+  }
+
+  /** A stream's lines are its settings: the stream is opened again with the new line, the
+   * camera kept, and the crossings counted from zero. The old stream is closed at once; its
+   * answers still owed are of the old line. */
+  restartWithLine(run) {
+    if (!run || this.run !== run || (run.state !== "running" && run.state !== "starting")) return;
+    run.settings = { ...run.settings, track: true, lines: [this.lineSetting()] };
+    const old = run.socket;
+    run.socket = null;
+    if (old && old.readyState <= WebSocket.OPEN) old.close(CLOSE_NORMAL, "a new counting line");
+    run.ready = false;
+    run.inFlight = run.encoding ? 1 : 0;
+    run.sentAt.clear();
+    run.sent = 0;
+    run.crossed = { in: 0, out: 0 };
+    this.showLineCounts(run);
+    this.setState(run, "starting", "Counting crossings of the new line: connecting again…");
+    this.connect(run);
+  }
+
   /** `person 4`, `bus 1`: the objects of the last frame answered, per class. */
   showCounts(detections) {
     const counts = classCounts(detections);
@@ -469,16 +615,12 @@ export class LiveView {
     const detections = answer?.detections ?? [];
     canvas.dataset.boxes = String(answer ? detections.length : 0);
     canvas.dataset.labels = answer ? detections.map(labelText).join(", ") : "";
-    if (!answer || !width || !height || !videoWidth || !videoHeight) return;
-    const frameWidth = answer.image?.width || videoWidth;
-    const frameHeight = answer.image?.height || videoHeight;
-    const fit = Math.min(width / videoWidth, height / videoHeight);
-    const left = (width - videoWidth * fit) / 2;
-    const top = (height - videoHeight * fit) / 2;
-    const scaleX = (videoWidth * fit) / frameWidth;
-    const scaleY = (videoHeight * fit) / frameHeight;
     const context = canvas.getContext("2d");
     context.setTransform(ratio, 0, 0, ratio, 0, 0);
+    this.drawLine(context);
+    const place = answer && this.placement(answer.image?.width || videoWidth, answer.image?.height || videoHeight);
+    if (!place) return;
+    const { left, top, scaleX, scaleY } = place;
     context.lineWidth = 2;
     context.font = LABEL_FONT;
     context.textBaseline = "middle";
@@ -525,6 +667,28 @@ export class LiveView {
       context.fillRect(labelX, labelY, labelWidth, LABEL_HEIGHT);
       context.fillStyle = readableOn(box.colour);
       context.fillText(box.text, labelX + LABEL_PADDING, labelY + LABEL_HEIGHT / 2);
+    }
+  }
+
+  /** The counting line (or the one being dragged), from the sent frames' pixels to the
+   * overlay's: white over a dark edge, so that it reads over any picture and any box. */
+  drawLine(context) {
+    const line = this.drag ?? (this.lineMode.checked && this.run?.state !== "stopped" ? this.line : null);
+    this.overlay.dataset.line = line ? [...line.start, ...line.end].join(",") : "";
+    if (!line) return;
+    const place = this.placement(...this.sentSize());
+    if (!place) return;
+    const at = ([x, y]) => [place.left + x * place.scaleX, place.top + y * place.scaleY];
+    const [x1, y1] = at(line.start);
+    const [x2, y2] = at(line.end);
+    context.lineCap = "round";
+    for (const [colour, width] of [[LINE_EDGE, 5], [LINE_COLOUR, 3]]) {
+      context.strokeStyle = colour;
+      context.lineWidth = width;
+      context.beginPath();
+      context.moveTo(x1, y1);
+      context.lineTo(x2, y2);
+      context.stroke();
     }
   }
 }
