@@ -99,10 +99,28 @@ async def take(url: str, out: Path, scratch: Path) -> list[Path]:
         written.append(out / "console-settings.png")
         await page.screenshot(path=written[-1])
 
-        # The Live page (ADR 0059): the fake camera's picture, detected and tracked.
+        # The Live page (ADR 0059): the fake camera's picture, detected and tracked, with a
+        # counting line dragged across the floor (the stream opens again with it).
         await page.get_by_role("link", name="Live").click()
-        await page.get_by_test_id("live-track").check()
+        await page.get_by_test_id("live-line").check()
         await page.get_by_test_id("live-start").click()
+        await expect(page.get_by_test_id("live-status")).to_have_attribute(
+            "data-state", "running", timeout=SLOW_MS
+        )
+        video = await page.get_by_test_id("live-video").bounding_box()
+        if video is None:
+            raise RuntimeError("the Live page shows no video")
+        # Across the part of the picture the window shows (the rest is below the fold).
+        shown_bottom = min(video["y"] + video["height"], VIEWPORT["height"]) - 40
+        await page.mouse.move(video["x"] + 0.06 * video["width"], shown_bottom)
+        await page.mouse.down()
+        await page.mouse.move(
+            video["x"] + 0.94 * video["width"], shown_bottom - 0.1 * video["height"], steps=8
+        )
+        await page.mouse.up()
+        await expect(page.get_by_test_id("live-line-counts")).to_have_text(
+            "0 in · 0 out", timeout=SLOW_MS
+        )
         await expect(page.get_by_test_id("live-status")).to_have_attribute(
             "data-state", "running", timeout=SLOW_MS
         )
@@ -134,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory() as scratch:
             written = asyncio.run(take(args.url, args.out, Path(scratch)))
-    except (PlaywrightError, OSError) as exc:
+    except (PlaywrightError, OSError, RuntimeError) as exc:
         print(
             f"could not take the screenshots from {args.url}: {exc}. Is the system running "
             "(`make run` in another shell)?",
