@@ -90,6 +90,7 @@ def test_a_part_killed_comes_back_on_its_port_and_the_crash_is_recorded(
     # The log's end travels with the incident: http.server logged the readiness probe's GET.
     assert "GET / HTTP/1.1" in incident.log_tail
     assert incident.describe().startswith("web exited unexpectedly after ")
+    assert " seen at " in incident.describe()
 
 
 def test_a_part_stopped_on_purpose_stays_stopped(

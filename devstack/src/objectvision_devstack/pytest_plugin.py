@@ -95,11 +95,13 @@ def pytest_runtest_makereport(
     failed after a crash is read differently from a fault of the code under test."""
     report: pytest.TestReport = yield
     supervision = item.config.stash.get(SHARED_TRITON_SUPERVISION, None)
-    if report.failed and supervision is not None and supervision.incidents:
+    # A copy first: a restart thread may add an incident while this one is formatted.
+    incidents = list(supervision.incidents) if supervision is not None else []
+    if report.failed and incidents:
         report.sections.append(
             (
                 "shared Triton crashed during this run",
-                "\n\n".join(incident.describe() for incident in supervision.incidents),
+                "\n\n".join(incident.describe() for incident in incidents),
             )
         )
     return report

@@ -11,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from objectvision_devstack.processes import ManagedProcess
 
@@ -32,15 +33,18 @@ class Incident:
     """One unexpected exit: what a person reading a failed test or an operator needs first."""
 
     part: str
+    # When the supervisor saw the exit (seconds since the epoch).
+    at: float
     ran_seconds: float
     exit: str
     log_path: str
     log_tail: str
 
     def describe(self) -> str:
+        seen = datetime.fromtimestamp(self.at, UTC).strftime("%H:%M:%S UTC")
         return (
-            f"{self.part} exited unexpectedly after {self.ran_seconds:.0f}s ({self.exit}); "
-            f"the end of {self.log_path}:\n{self.log_tail}"
+            f"{self.part} exited unexpectedly after {self.ran_seconds:.0f}s ({self.exit}), "
+            f"seen at {seen}; the end of {self.log_path}:\n{self.log_tail}"
         )
 
 
@@ -108,11 +112,16 @@ class Supervisor:
 
     def _recover(self, name: str, crashed: ManagedProcess) -> None:
         try:
+            with self._part_lock(name):
+                # The watchdog's look may predate a recovery that has just finished.
+                if self._parts().get(name) is not crashed or crashed.running() or crashed.stopped:
+                    return
             ran = time.monotonic() - crashed.started_at
             if ran >= RESTART_STABLE_SECONDS:
                 self._crashes[name] = 0
             incident = Incident(
                 part=name,
+                at=time.time(),
                 ran_seconds=ran,
                 exit=crashed.exit_description(),
                 log_path=str(crashed.log_path),

@@ -31,8 +31,8 @@ class RegionCounter:
         """InvalidArgument unless every line and zone lies inside a `width`x`height` picture.
 
         A video's regions are checked against its probed size before any frame; a stream
-        declares no size, so its regions are checked against each frame's, once per size seen
-        (a camera may change resolution): a line off the picture would never count, and
+        declares no size, so its regions are checked against each frame's, again whenever the
+        size changes (a camera may change resolution): a line off the picture would never count, and
         counts of zero would read as an empty street."""
         size = (width, height)
         if size == self._fitting_size:

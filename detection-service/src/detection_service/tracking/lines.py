@@ -105,7 +105,8 @@ def checked_lines(
     lines: Sequence[CountingLine], *, tracked: bool, frame_size: tuple[int, int] | None = None
 ) -> tuple[CountingLine, ...]:
     """The lines if a job or stream may count them; InvalidArgument saying what is wrong.
-    With `frame_size` (a probed video's), both ends must lie inside the picture."""
+    With `frame_size` (a probed video's, or a stream frame's), both ends must lie inside the
+    picture."""
     if not lines:
         return ()
     check_names(_KIND, [line.name for line in lines], most=MAX_COUNTING_LINES, tracked=tracked)

@@ -62,7 +62,8 @@ def checked_zones(
     zones: Sequence[CountingZone], *, tracked: bool, frame_size: tuple[int, int] | None = None
 ) -> tuple[CountingZone, ...]:
     """The zones if a job or stream may count them; InvalidArgument saying what is wrong.
-    With `frame_size` (a probed video's), every point must lie inside the picture."""
+    With `frame_size` (a probed video's, or a stream frame's), every point must lie inside the
+    picture."""
     if not zones:
         return ()
     check_names(_KIND, [zone.name for zone in zones], most=MAX_COUNTING_ZONES, tracked=tracked)

@@ -125,10 +125,13 @@ export class LiveView {
     this.overlay.addEventListener("pointerdown", (event) => this.beginLine(event));
     this.overlay.addEventListener("pointermove", (event) => this.moveLine(event));
     this.overlay.addEventListener("pointerup", (event) => this.endLine(event));
-    this.overlay.addEventListener("pointercancel", () => {
-      this.drag = null;
-      this.drawBoxes();
-    });
+    for (const lost of ["pointercancel", "lostpointercapture"]) {
+      this.overlay.addEventListener(lost, () => {
+        if (!this.drag) return;
+        this.drag = null;
+        this.drawBoxes();
+      });
+    }
     new ResizeObserver(() => this.drawBoxes()).observe(this.video);
   }
 
@@ -329,9 +332,16 @@ export class LiveView {
 
   /** Wait for the camera's next frame (the browser's own callback for video frames). */
   nextFrame(run) {
-    if (this.run !== run || run.state !== "running") return;
-    if (this.video.requestVideoFrameCallback) this.video.requestVideoFrameCallback(() => this.cameraFrame(run));
-    else requestAnimationFrame(() => this.cameraFrame(run));
+    // One wait at a time: a stream opened again (a new line) may be ready while the old
+    // stream's wait is still pending, and two would each send frames.
+    if (this.run !== run || run.state !== "running" || run.waitingForFrame) return;
+    run.waitingForFrame = true;
+    const next = () => {
+      run.waitingForFrame = false;
+      this.cameraFrame(run);
+    };
+    if (this.video.requestVideoFrameCallback) this.video.requestVideoFrameCallback(next);
+    else requestAnimationFrame(next);
   }
 
   /** A new camera frame: sent, unless as many frames as the server allows are out (or one is
@@ -346,9 +356,8 @@ export class LiveView {
   async sendFrame(run) {
     const { videoWidth, videoHeight } = this.video;
     if (!videoWidth || !videoHeight) return;
-    const scale = Math.min(1, MAX_SIDE / Math.max(videoWidth, videoHeight));
-    this.encoder.width = Math.round(videoWidth * scale);
-    this.encoder.height = Math.round(videoHeight * scale);
+    // The size a counting line's pixels are in (sentSize): the server checks it against this.
+    [this.encoder.width, this.encoder.height] = this.sentSize();
     this.encoder.getContext("2d").drawImage(this.video, 0, 0, this.encoder.width, this.encoder.height);
     run.encoding = true;
     run.inFlight += 1;
@@ -386,13 +395,15 @@ export class LiveView {
   }
 
   async closed(run, socket, event) {
-    clearTimeout(run.endTimer);
+    // A socket a new counting line replaced closes on its own time: it changes nothing.
     if (run.socket !== socket || run.state === "stopped") return;
+    clearTimeout(run.endTimer);
     if (event.code === CLOSE_UNAUTHENTICATED && !run.ready && !run.retried && run.state === "starting") {
       // The access token may have expired since it was issued: renew it and connect once more.
       run.retried = true;
       const renewed = await refreshSession();
-      if (this.run !== run || run.state !== "starting") return;
+      // A counting line drawn meanwhile has opened the stream again already.
+      if (this.run !== run || run.state !== "starting" || run.socket !== socket) return;
       if (renewed) {
         run.error = null;
         this.sayError("");
@@ -401,7 +412,8 @@ export class LiveView {
       }
     }
     if (run.state === "stopping" && !run.error) {
-      this.finish(run, `Stopped after ${plural(run.ended ?? run.answered, "frame")} detected.`);
+      // The whole run's frames: `ended` counts only the last stream's, after a new line.
+      this.finish(run, `Stopped after ${plural(run.answered, "frame")} detected.`);
       return;
     }
     if (!run.error && this.run === run) {
@@ -419,6 +431,7 @@ export class LiveView {
   /** The end of a run, stopped (`state`) or failed: camera and socket released. */
   finish(run, message, state = "stopped") {
     run.state = "stopped";
+    this.drag = null;
     clearTimeout(run.endTimer);
     this.releaseCamera(run);
     this.closeSocket(run);
@@ -555,6 +568,11 @@ export class LiveView {
     const drag = this.drag;
     if (!drag) return;
     this.drag = null;
+    const run = this.run;
+    if (!run || (run.state !== "running" && run.state !== "starting")) {
+      this.drawBoxes();
+      return;
+    }
     const end = this.framePoint(event) ?? drag.end;
     const dragged = Math.hypot(event.offsetX - drag.fromX, event.offsetY - drag.fromY);
     if (dragged < MIN_LINE_PX || (end[0] === drag.start[0] && end[1] === drag.start[1])) {
@@ -563,7 +581,7 @@ export class LiveView {
     }
     this.line = { start: drag.start, end };
     this.drawBoxes();
-    this.restartWithLine(this.run);
+    this.restartWithLine(run);
   }
 
   /** A stream's lines are its settings: the stream is opened again with the new line, the
@@ -671,7 +689,8 @@ export class LiveView {
   }
 
   /** The counting line (or the one being dragged), from the sent frames' pixels to the
-   * overlay's: white over a dark edge, so that it reads over any picture and any box. */
+   * overlay's: white over a dark edge, so that it reads over any picture; the boxes are drawn
+   * over it. */
   drawLine(context) {
     const line = this.drag ?? (this.lineMode.checked && this.run?.state !== "stopped" ? this.line : null);
     this.overlay.dataset.line = line ? [...line.start, ...line.end].join(",") : "";
@@ -682,7 +701,7 @@ export class LiveView {
     const [x1, y1] = at(line.start);
     const [x2, y2] = at(line.end);
     context.lineCap = "round";
-    for (const [colour, width] of [[LINE_EDGE, 5], [LINE_COLOUR, 3]]) {
+    for (const [colour, width] of [[LINE_EDGE, 7], [LINE_COLOUR, 3]]) {
       context.strokeStyle = colour;
       context.lineWidth = width;
       context.beginPath();
