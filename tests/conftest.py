@@ -265,16 +265,20 @@ def own_stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Callable[..., Stack]:
     """Build (not start) a whole stack of its own: its database, Redis db and extra settings,
-    for a module that must configure the services differently from the shared `stack`."""
+    for a module that must configure the services differently from the shared `stack`; with
+    `own_triton`, a Triton of its own too (`stack.triton`), for tests that unload and load
+    models through Triton's model control."""
 
-    def build(*, database: str, redis_db: int, extra_env: dict[str, str]) -> Stack:
+    def build(
+        *, database: str, redis_db: int, extra_env: dict[str, str], own_triton: bool = False
+    ) -> Stack:
         return Stack(
             StackConfig(
                 data_dir=tmp_path_factory.mktemp(database),
                 gateway_port=free_port(),
                 database_url=_own_database(infrastructure.database_url, database),
                 redis_url=_own_redis_db(infrastructure.redis_url, redis_db),
-                triton_url=triton.grpc_url,
+                triton_url=None if own_triton else triton.grpc_url,
                 served_model=served_model_path(),
                 extra_env={**CHEAPEST_PASSWORD_HASHING, "LOG_LEVEL": "INFO", **extra_env},
             )
