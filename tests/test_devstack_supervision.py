@@ -19,6 +19,7 @@ import pytest
 from objectvision_devstack.health import http_ok
 from objectvision_devstack.processes import ManagedProcess, free_port
 from objectvision_devstack.supervision import Supervisor
+from objectvision_devstack.waiting import until
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -65,15 +66,6 @@ def supervised(tmp_path: Path) -> Iterator[tuple[HttpPart, Supervisor]]:
         part.process.stop()
 
 
-def _within(seconds: float, condition, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} within {seconds:.0f}s")
-
-
 def test_a_part_killed_comes_back_on_its_port_and_the_crash_is_recorded(
     supervised: tuple[HttpPart, Supervisor],
 ) -> None:
@@ -82,7 +74,7 @@ def test_a_part_killed_comes_back_on_its_port_and_the_crash_is_recorded(
 
     part.process.kill()
 
-    _within(30, lambda: supervision.restarts.get("web") == 1, "restarted")
+    until(lambda: supervision.restarts.get("web") == 1, within=30, what="restarted")
     assert part.process.pid != dead_pid
     assert part.serving()
     [incident] = supervision.incidents

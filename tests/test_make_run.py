@@ -11,8 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,19 +20,11 @@ import pytest
 
 from objectvision_devstack.processes import free_port
 from objectvision_devstack.pytest_plugin import served_model_path
+from objectvision_devstack.waiting import until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 BANNER = "ObjectVision is running."
-
-
-def _wait(condition: Callable[[], object], *, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"{what} not within {within:.0f}s")
 
 
 def _ok(url: str) -> bool:
@@ -93,10 +84,11 @@ class Run:
 def run(tmp_path: Path) -> Iterator[Run]:
     started = Run(tmp_path)
     try:
-        _wait(
+        until(
             lambda: BANNER in started.text() or not started.running(),
             within=300,
             what="the banner",
+            interval=0.25,
         )
         assert started.running(), started.text()[-4000:]
         yield started
@@ -121,7 +113,12 @@ def test_a_killed_service_is_restarted_and_only_ctrl_c_stops_the_system(run: Run
         again = _processes(run.cli, "objectvision-detection")
         return bool(again) and again[0].pid != detection.pid and _ok(f"{run.metrics_url}/ready")
 
-    _wait(restarted, within=120, what="detection-service restarted and the gateway ready")
+    until(
+        restarted,
+        within=120,
+        what="detection-service restarted and the gateway ready",
+        interval=0.25,
+    )
     assert run.running(), run.text()[-4000:]
     assert "detection exited unexpectedly" in run.text()
     assert "killed by SIGKILL" in run.text()

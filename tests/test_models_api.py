@@ -62,11 +62,8 @@ async def controlled_gateway(controlled_stack: Stack) -> AsyncIterator[httpx.Asy
 
 @pytest.fixture
 async def triton_client(controlled_stack: Stack) -> AsyncIterator[InferenceServerClient]:
-    client = InferenceServerClient(controlled_stack.triton_url)
-    try:
+    async with InferenceServerClient(controlled_stack.triton_url) as client:
         yield client
-    finally:
-        await client.close()
 
 
 async def _detect(

@@ -46,11 +46,8 @@ def _iou(a: detection_pb2.BoundingBox, b: detection_pb2.BoundingBox) -> float:
 
 @pytest.fixture
 async def triton_client(triton: LocalTriton) -> AsyncIterator[InferenceServerClient]:
-    client = InferenceServerClient(triton.grpc_url)
-    try:
+    async with InferenceServerClient(triton.grpc_url) as client:
         yield client
-    finally:
-        await client.close()
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +84,8 @@ async def controlled(
 
 @pytest.fixture
 async def controlled_client(controlled_triton: LocalTriton) -> AsyncIterator[InferenceServerClient]:
-    client = InferenceServerClient(controlled_triton.grpc_url)
-    try:
+    async with InferenceServerClient(controlled_triton.grpc_url) as client:
         yield client
-    finally:
-        await client.close()
 
 
 async def _wait_state(client: InferenceServerClient, name: str, *, ready: bool) -> None:

@@ -9,7 +9,7 @@ watches for a while for what must not happen, such as a second copy of a message
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -24,14 +24,30 @@ async def eventually(
 ) -> T:
     """The first truthy result of `check`, polled every `interval` seconds; an AssertionError
     naming `what` once `within` seconds have passed without one."""
+    for _ in _polls(within, what):
+        if result := check():
+            return result
+        await asyncio.sleep(interval)
+    raise AssertionError("unreachable: _polls ends by raising")
+
+
+def until(check: Callable[[], T], *, within: float, what: str, interval: float = POLL_SECONDS) -> T:
+    """`eventually` for code outside an event loop (a test of processes, a thread)."""
+    for _ in _polls(within, what):
+        if result := check():
+            return result
+        time.sleep(interval)
+    raise AssertionError("unreachable: _polls ends by raising")
+
+
+def _polls(within: float, what: str) -> Iterator[None]:
+    """One step a poll until `within` seconds have passed, then the AssertionError naming
+    `what`: the deadline `eventually` and `until` share."""
     deadline = time.monotonic() + within
     while True:
-        result = check()
-        if result:
-            return result
+        yield
         if time.monotonic() >= deadline:
             raise AssertionError(f"{what}: not within {within:.0f}s")
-        await asyncio.sleep(interval)
 
 
 async def stays(
