@@ -362,19 +362,22 @@ export class LiveView {
     run.encoding = true;
     run.inFlight += 1;
     const blob = await new Promise((resolve) => this.encoder.toBlob(resolve, "image/jpeg", JPEG_QUALITY));
+    // The frame is sent as bytes in hand: a WebSocket may read a Blob asynchronously before
+    // sending it (Playwright's relay does), and a Stop's `end` sent meanwhile would overtake it.
+    const jpeg = blob ? await blob.arrayBuffer() : null;
     run.encoding = false;
     const socket = run.socket;
-    if (!blob || run.state !== "running" || socket?.readyState !== WebSocket.OPEN) {
+    if (!jpeg || run.state !== "running" || socket?.readyState !== WebSocket.OPEN) {
       run.inFlight = Math.max(0, run.inFlight - 1);
       return;
     }
-    if (blob.size > run.maxFrameBytes) {
+    if (jpeg.byteLength > run.maxFrameBytes) {
       // The server would end the stream (1009): this frame is skipped instead, and said.
       run.inFlight = Math.max(0, run.inFlight - 1);
-      this.setState(run, "running", `A frame of ${blob.size} bytes is over the server's limit of ${run.maxFrameBytes}: skipped.`);
+      this.setState(run, "running", `A frame of ${jpeg.byteLength} bytes is over the server's limit of ${run.maxFrameBytes}: skipped.`);
       return;
     }
-    socket.send(blob);
+    socket.send(jpeg);
     run.sent += 1;
     run.sentAt.set(run.sent, performance.now());
   }
