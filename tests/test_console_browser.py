@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+from typing import Any
 
 import cv2
 import httpx
@@ -3542,6 +3543,30 @@ async def test_the_live_page_detects_the_cameras_picture_until_it_is_stopped(
 LINE_CAMERA_REPEAT = 4
 
 
+def _panning_camera(path: Path, frames: list[np.ndarray]) -> Path:
+    """A fake camera's MJPEG file at `path`: the frames in order, each LINE_CAMERA_REPEAT
+    times (the camera loops the file)."""
+    jpegs = [cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 95])[1] for frame in frames]
+    path.write_bytes(b"".join(jpeg.tobytes() for jpeg in jpegs for _ in range(LINE_CAMERA_REPEAT)))
+    return path
+
+
+async def _counting_on_the_live_page(page: Page, mode: str) -> Locator:
+    """A new user on the Live page with the counting box `mode` checked (which checks
+    tracking too) and the camera started; the status line, once running."""
+    await sign_up_and_log_in(page)
+    await page.goto("/#/live")
+    await expect(page.get_by_test_id("live-model")).to_have_attribute(
+        "data-loaded", "true", timeout=SLOW_MS
+    )
+    await page.get_by_test_id(mode).check()
+    await expect(page.get_by_test_id("live-track")).to_be_checked()
+    await page.get_by_test_id("live-start").click()
+    status = page.get_by_test_id("live-status")
+    await expect(status).to_have_attribute("data-state", "running", timeout=SLOW_MS)
+    return status
+
+
 async def test_a_line_drawn_on_the_live_picture_counts_the_crossings_each_way(
     chromium: Path,
     stack: Stack,
@@ -3554,25 +3579,10 @@ async def test_a_line_drawn_on_the_live_picture_counts_the_crossings_each_way(
     and the crossings the answers report are added up each way. The bus passes the line
     halfway through its pan, so the stream sees it cross "in"; the page's totals are exactly
     the crossings of the answers it got."""
-    camera = tmp_path / "pan.mjpeg"
-    jpegs = [
-        cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 95])[1] for frame in panned_frames
-    ]
-    camera.write_bytes(
-        b"".join(jpeg.tobytes() for jpeg in jpegs for _ in range(LINE_CAMERA_REPEAT))
-    )
+    camera = _panning_camera(tmp_path / "pan.mjpeg", panned_frames)
     async with _camera_browser(chromium, camera) as browser, _console_page(browser, stack) as page:
         streams = await _relay_streams(page)
-        await sign_up_and_log_in(page)
-        await page.goto("/#/live")
-        await expect(page.get_by_test_id("live-model")).to_have_attribute(
-            "data-loaded", "true", timeout=SLOW_MS
-        )
-        await page.get_by_test_id("live-line").check()
-        await expect(page.get_by_test_id("live-track")).to_be_checked()
-        await page.get_by_test_id("live-start").click()
-        status = page.get_by_test_id("live-status")
-        await expect(status).to_have_attribute("data-state", "running", timeout=SLOW_MS)
+        status = await _counting_on_the_live_page(page, "live-line")
         counts = page.get_by_test_id("live-line-counts")
         await expect(counts).to_have_text("Drag across the picture to draw the line.")
 
@@ -3621,6 +3631,104 @@ async def test_a_line_drawn_on_the_live_picture_counts_the_crossings_each_way(
         await expect(counts).to_have_attribute("data-in", str(crossed["in"]))
         await expect(counts).to_have_attribute("data-out", str(crossed["out"]))
         await expect(counts).to_have_text(f"{crossed['in']} in · {crossed['out']} out")
+
+
+async def test_a_zone_drawn_on_the_live_picture_counts_who_stands_in_it(
+    chromium: Path,
+    stack: Stack,
+    tmp_path: Path,
+    panned_frames: list[np.ndarray],
+    bus_passes_x: int,
+) -> None:
+    """With "Count in a zone" (which turns tracking on), clicks place a zone's corners in the
+    sent frames' pixels. Corners whose edges cross are refused on the page, said why, and no
+    stream is opened for them; a zone closed on its first corner opens the stream again with it
+    as its `zones`, the camera kept. The page says how many objects stand in it in the last
+    frame answered and how many tracks were seen in it, exactly as the answers name them: the
+    bus, panned right, walks into the zone from the middle of the picture to its right edge."""
+    camera = _panning_camera(tmp_path / "pan.mjpeg", panned_frames)
+    async with _camera_browser(chromium, camera) as browser, _console_page(browser, stack) as page:
+        streams = await _relay_streams(page)
+        status = await _counting_on_the_live_page(page, "live-zone")
+        counts = page.get_by_test_id("live-zone-counts")
+        await expect(counts).to_have_text(
+            "Click the zone's corners on the picture, then its first corner again."
+        )
+        await expect(page.get_by_test_id("live-line-counts")).to_have_text("—")
+
+        # Each click must land on the picture: all of it in the window.
+        await page.get_by_test_id("live-video").scroll_into_view_if_needed()
+        video = await page.get_by_test_id("live-video").bounding_box()
+        assert video is not None
+        width, height = PANNED_SIZE
+        scale = video["width"] / width
+        overlay = page.get_by_test_id("live-overlay")
+
+        async def click_at(x: float, y: float) -> None:
+            await page.mouse.click(video["x"] + x * scale, video["y"] + y * scale)
+
+        # A bow tie: its first and third edges cross. Enter closes it; the page refuses it.
+        for corner in [(100, 100), (300, 300), (300, 100), (100, 300)]:
+            await click_at(*corner)
+        await expect(overlay).to_have_attribute("data-corners", "4")
+        await page.keyboard.press("Enter")
+        await expect(status).to_have_text(
+            "The zone's edges cross: click its corners in order around it. Draw it again."
+        )
+        await expect(overlay).to_have_attribute("data-corners", "0")
+        await expect(overlay).to_have_attribute("data-zone", "")
+        assert len(streams) == 1
+
+        # From where the bus passes halfway to the right edge, closed on its first corner.
+        corners = [
+            (bus_passes_x, 0.05 * height),
+            (0.97 * width, 0.05 * height),
+            (0.97 * width, 0.95 * height),
+            (bus_passes_x, 0.95 * height),
+        ]
+        for x, y in corners:
+            await click_at(x, y)
+        await click_at(*corners[0])
+        await eventually(lambda: len(streams) == 2, within=30, what="the stream opened again")
+        await expect(status).to_have_attribute("data-state", "running", timeout=SLOW_MS)
+        await expect(counts).to_have_text(re.compile(r"^\d+ now · \d+ visited$"))
+        drawn = [float(v) for v in (await overlay.get_attribute("data-zone") or "").split(",")]
+        assert drawn == pytest.approx([v for corner in corners for v in corner], abs=1.5), drawn
+        # The zone's edge is drawn over the picture: white over its dark edge.
+        left_edge = await _overlay_colours_near(page, bus_passes_x * scale, video["height"] / 2)
+        assert {"#ffffff", "#111827"} <= left_edge, left_edge
+
+        first, second = (record for _, record in streams)
+        assert ("page closed", 1000) in first
+        settings = json.loads(str(second[1][1]))
+        assert settings["track"] is True and "lines" not in settings
+        [zone] = settings["zones"]
+        assert zone["name"] == "zone"
+        assert [v for corner in zone["polygon"] for v in corner] == drawn
+
+        def in_zone() -> list[list[dict[str, Any]]]:
+            """Each answer's objects standing in the zone, in the order the page got them."""
+            return [
+                [found for found in message["detections"] if "zone" in found["zones"]]
+                for way, payload in second
+                if way == "received"
+                and isinstance(payload, str)
+                and (message := json.loads(payload))["type"] == "detections"
+            ]
+
+        await eventually(
+            lambda: any(found["class"] == "bus" for frame in in_zone() for found in frame),
+            within=60,
+            what="the bus standing in the zone",
+        )
+        await expect(counts).not_to_have_attribute("data-visited", "0")
+        await page.get_by_test_id("live-stop").click()
+        await expect(status).to_have_attribute("data-state", "stopped", timeout=SLOW_MS)
+        inside = in_zone()
+        visited = {found["track_id"] for frame in inside for found in frame} - {None}
+        await expect(counts).to_have_attribute("data-visited", str(len(visited)))
+        await expect(counts).to_have_attribute("data-now", str(len(inside[-1])))
+        await expect(counts).to_have_text(f"{len(inside[-1])} now · {len(visited)} visited")
 
 
 async def test_the_live_page_says_a_frames_error_and_goes_on_then_why_the_stream_ended(

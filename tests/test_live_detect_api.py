@@ -339,6 +339,23 @@ async def test_a_counting_line_off_the_picture_ends_the_stream_4422_at_the_first
     assert error["message"] == "counting line 'far' leaves the 810x1080 picture"
 
 
+async def test_a_zone_whose_edges_cross_ends_the_stream_4422_before_it_is_ready(
+    stack: Stack, gateway_client: httpx.AsyncClient
+) -> None:
+    """A bow tie (corners clicked out of order) has no inside its corners agree on: the
+    detection service refuses it with the settings, before `ready`, saying how to fix it."""
+    account = await _account(gateway_client)
+    bow_tie = {"name": "bay", "polygon": [[0, 0], [200, 200], [200, 0], [0, 100]]}
+    async with _opened(stack, account.headers) as socket:
+        await socket.send(json.dumps({"track": True, "zones": [bow_tie]}))
+        messages, code, _ = await _until_closed(socket)
+    [error] = messages
+    assert (error["type"], error["code"], code) == ("error", "invalid_argument", 4422), error
+    assert error["message"] == (
+        "counting zone 'bay' has edges that cross: give its corners in order around it"
+    )
+
+
 async def test_a_frame_over_the_upload_limit_ends_the_stream_1009_after_the_answers_owed(
     stack: Stack, gateway_client: httpx.AsyncClient
 ) -> None:

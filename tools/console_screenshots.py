@@ -100,9 +100,11 @@ async def take(url: str, out: Path, scratch: Path) -> list[Path]:
         await page.screenshot(path=written[-1])
 
         # The Live page (ADR 0059): the fake camera's picture, detected and tracked, with a
-        # counting line dragged across the floor (the stream opens again with it).
+        # counting line dragged across the floor and a zone clicked around the right-hand
+        # side's floor (the stream opens again with each).
         await page.get_by_role("link", name="Live").click()
         await page.get_by_test_id("live-line").check()
+        await page.get_by_test_id("live-zone").check()
         await page.get_by_test_id("live-start").click()
         await expect(page.get_by_test_id("live-status")).to_have_attribute(
             "data-state", "running", timeout=SLOW_MS
@@ -120,6 +122,18 @@ async def take(url: str, out: Path, scratch: Path) -> list[Path]:
         await page.mouse.up()
         await expect(page.get_by_test_id("live-line-counts")).to_have_text(
             "0 in · 0 out", timeout=SLOW_MS
+        )
+        zone_top = video["y"] + 0.45 * video["height"]
+        corners = [
+            (video["x"] + 0.56 * video["width"], zone_top),
+            (video["x"] + 0.97 * video["width"], zone_top),
+            (video["x"] + 0.97 * video["width"], shown_bottom + 30),
+            (video["x"] + 0.56 * video["width"], shown_bottom + 30),
+        ]
+        for x, y in [*corners, corners[0]]:
+            await page.mouse.click(x, y)
+        await expect(page.get_by_test_id("live-zone-counts")).to_have_text(
+            re.compile(r"^\d+ now · \d+ visited$"), timeout=SLOW_MS
         )
         await expect(page.get_by_test_id("live-status")).to_have_attribute(
             "data-state", "running", timeout=SLOW_MS

@@ -108,6 +108,16 @@ def _square(name: str, size: float = 10) -> CountingZone:
             "has 33 points; a zone has 3 to 32",
         ),
         ([CountingZone("flat", ((0, 0), (5, 5), (10, 10)))], True, "encloses no area"),
+        (
+            [CountingZone("bow tie", ((0, 0), (20, 20), (20, 0), (0, 10)))],
+            True,
+            "counting zone 'bow tie' has edges that cross: give its corners in order around it",
+        ),
+        (
+            [CountingZone("pinched", ((0, 0), (10, 0), (10, 10), (5, 0)))],
+            True,
+            "'pinched' has edges that cross",
+        ),
         ([CountingZone("nan", ((0, 0), (float("nan"), 5), (5, 9)))], True, "no number"),
         ([CountingZone("inf", ((0, 0), (float("inf"), 5), (5, 9)))], True, "no number"),
     ],

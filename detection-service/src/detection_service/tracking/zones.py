@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
+import shapely
 
 from detection_service.pipeline.types import DetectedObject
 from detection_service.tracking.regions import Point, check_inside, check_names, check_numbers
@@ -77,6 +78,13 @@ def checked_zones(
         # Under a pixel: nothing could ever stand in it.
         if cv2.contourArea(np.array(zone.polygon, dtype=np.float32)) < 1:
             raise InvalidArgument(f"counting zone {zone.name!r} encloses no area")
+        # A polygon whose edges cross or touch has no inside its corners agree on: a bow tie
+        # drawn by clicking corners out of order would count in lobes nobody meant.
+        if not shapely.LinearRing(zone.polygon).is_simple:
+            raise InvalidArgument(
+                f"counting zone {zone.name!r} has edges that cross:"
+                " give its corners in order around it"
+            )
         check_inside(_KIND, zone.name, zone.polygon, frame_size=frame_size)
     return tuple(zones)
 

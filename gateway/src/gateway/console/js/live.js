@@ -9,8 +9,10 @@
 // Stop, leaving the view or signing out ends the stream: the camera is released at once, then
 // `{"type": "end"}` asks for the answers still owed, and the server's `ended` and close follow.
 // With "Count a line", a drag across the picture draws a counting line (ADR 0039) in the sent
-// frames' pixels; a stream's lines are its settings, so each new line opens the stream again
-// with it, the camera kept, and the crossings each way are added up from the answers.
+// frames' pixels; with "Count in a zone", clicks place a zone's corners (ADR 0042), closed on
+// its first corner or with Enter. A stream's lines and zones are its settings, so each new one
+// opens the stream again with them, the camera kept, and the crossings each way and the
+// zone's visitors are added up from the answers.
 
 import { refreshSession, socketUrl } from "./api.js";
 import { byId, el, onSubmit, plural } from "./dom.js";
@@ -41,6 +43,12 @@ const LINE_NAME = "line";
 const LINE_COLOUR = "#ffffff";
 const LINE_EDGE = "#111827";
 const MIN_LINE_PX = 12;
+// The counting zone: its name in the settings, its fill (the picture stays readable through
+// it), how near its first corner a click closes it, and the API's most corners.
+const ZONE_NAME = "zone";
+const ZONE_FILL = "rgba(255, 255, 255, 0.18)";
+const CLOSE_ZONE_PX = 10;
+const MAX_ZONE_CORNERS = 32;
 
 /** A sentence for a camera that could not be opened (getUserMedia's DOMException names). */
 function cameraProblem(error) {
@@ -76,6 +84,43 @@ function labelText(found) {
   return `${track}${found.class} ${Number(found.confidence ?? 0).toFixed(2)}`;
 }
 
+/** Whether segments ab and cd cross (touching counts): orientation tests, exact on the
+ * whole pixels the corners are in. */
+function segmentsCross(a, b, c, d) {
+  const turn = (p, q, r) => Math.sign((q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0]));
+  const within = (p, q, r) =>
+    Math.min(p[0], q[0]) <= r[0] && r[0] <= Math.max(p[0], q[0]) && Math.min(p[1], q[1]) <= r[1] && r[1] <= Math.max(p[1], q[1]);
+  const [d1, d2, d3, d4] = [turn(c, d, a), turn(c, d, b), turn(a, b, c), turn(a, b, d)];
+  if (d1 * d2 < 0 && d3 * d4 < 0) return true;
+  return (
+    (d1 === 0 && within(c, d, a)) || (d2 === 0 && within(c, d, b)) || (d3 === 0 && within(a, b, c)) || (d4 === 0 && within(a, b, d))
+  );
+}
+
+/** Why `corners` is no zone the API takes (a simple polygon enclosing some area), or "". */
+function zoneProblem(corners) {
+  if (corners.length < 3) return "A zone needs three corners or more: click them on the picture.";
+  const edges = corners.map((corner, i) => [corner, corners[(i + 1) % corners.length]]);
+  for (let i = 0; i < edges.length; i += 1) {
+    for (let j = i + 1; j < edges.length; j += 1) {
+      // Neighbouring edges share a corner; only the first and last are neighbours too.
+      if (j === i + 1 || (i === 0 && j === edges.length - 1)) continue;
+      if (segmentsCross(...edges[i], ...edges[j])) {
+        return "The zone's edges cross: click its corners in order around it. Draw it again.";
+      }
+    }
+  }
+  // A bow tie's two halves cancel out: its crossing edges are said first, above.
+  let twiceArea = 0;
+  for (let i = 0; i < corners.length; i += 1) {
+    const [x1, y1] = corners[i];
+    const [x2, y2] = corners[(i + 1) % corners.length];
+    twiceArea += x1 * y2 - x2 * y1;
+  }
+  if (twiceArea === 0) return "The zone's corners lie on one line: it encloses nothing. Draw it again.";
+  return "";
+}
+
 /** `[[class, count], …]` of a frame's objects, the most numerous first. */
 function classCounts(detections) {
   const counts = new Map();
@@ -91,6 +136,8 @@ export class LiveView {
     this.track = byId("live-track");
     this.lineMode = byId("live-line");
     this.lineCounts = byId("live-line-counts");
+    this.zoneMode = byId("live-zone");
+    this.zoneCounts = byId("live-zone-counts");
     this.startButton = byId("live-start");
     this.stopButton = byId("live-stop");
     this.errorLine = byId("live-error");
@@ -113,18 +160,32 @@ export class LiveView {
     // for the next Start; and the one being dragged, drawn as it goes.
     this.line = null;
     this.drag = null;
+    // The counting zone, its corners in the sent frames' pixels, kept for the next Start; the
+    // corners placed so far of one being drawn, and where the pointer is meanwhile.
+    this.zone = null;
+    this.corners = null;
+    this.pointerAt = null;
     onSubmit(this.form, () => this.start());
     this.stopButton.addEventListener("click", () => this.stop());
-    // Counting needs tracking: the line's box turns it on, and turning it off turns the line off.
-    this.lineMode.addEventListener("change", () => {
-      if (this.lineMode.checked) this.track.checked = true;
-    });
+    // Counting needs tracking: a counting box turns it on, and turning it off turns them off.
+    for (const mode of [this.lineMode, this.zoneMode]) {
+      mode.addEventListener("change", () => {
+        if (mode.checked) this.track.checked = true;
+      });
+    }
     this.track.addEventListener("change", () => {
-      if (!this.track.checked) this.lineMode.checked = false;
+      if (this.track.checked) return;
+      this.lineMode.checked = false;
+      this.zoneMode.checked = false;
     });
     this.overlay.addEventListener("pointerdown", (event) => this.beginLine(event));
     this.overlay.addEventListener("pointermove", (event) => this.moveLine(event));
     this.overlay.addEventListener("pointerup", (event) => this.endLine(event));
+    this.overlay.addEventListener("pointerleave", () => {
+      if (!this.pointerAt) return;
+      this.pointerAt = null;
+      this.drawBoxes();
+    });
     for (const lost of ["pointercancel", "lostpointercapture"]) {
       this.overlay.addEventListener(lost, () => {
         if (!this.drag) return;
@@ -132,6 +193,9 @@ export class LiveView {
         this.drawBoxes();
       });
     }
+    // While a zone is being drawn: Enter closes it, Backspace takes its last corner back,
+    // Escape drops it.
+    document.addEventListener("keydown", (event) => this.zoneKey(event));
     new ResizeObserver(() => this.drawBoxes()).observe(this.video);
   }
 
@@ -158,6 +222,9 @@ export class LiveView {
     this.shown = null;
     this.line = null;
     this.drag = null;
+    this.zone = null;
+    this.corners = null;
+    this.pointerAt = null;
     this.drawBoxes();
     this.stage.hidden = true;
     this.video.srcObject = null;
@@ -168,18 +235,24 @@ export class LiveView {
     this.showButtons("idle");
     this.showReadouts(null);
     this.showLineCounts(null);
+    this.showZoneCounts(null);
     this.countsList.replaceChildren();
   }
 
   async start() {
     if (this.run && this.run.state !== "stopped") return;
     this.sayError("");
-    const counting = this.lineMode.checked;
-    const settings = { confidence: Number(this.confidence.value), track: this.track.checked || counting };
+    const countingLine = this.lineMode.checked;
+    const countingZone = this.zoneMode.checked;
+    if (!countingLine) this.line = null;
+    if (!countingZone) this.zone = null;
+    this.corners = null;
+    const settings = this.withRegions({
+      confidence: Number(this.confidence.value),
+      track: this.track.checked || countingLine || countingZone,
+    });
     const model = this.models.value();
     if (model) settings.model = model;
-    if (counting && this.line) settings.lines = [this.lineSetting()];
-    if (!counting) this.line = null;
     // Everything one Start owns. Each callback checks it is still `this.run`: a late answer
     // or close of a stream already replaced changes nothing on the page.
     const run = {
@@ -199,8 +272,11 @@ export class LiveView {
       sentAt: new Map(),
       answered: 0,
       failed: 0,
-      // Crossings of the counting line each way, since it was drawn.
+      // Crossings of the counting line each way, since it was drawn; the objects in the
+      // zone in the last frame answered, and the tracks seen in it since it was drawn.
       crossed: { in: 0, out: 0 },
+      inZone: 0,
+      zoneVisitors: new Set(),
       answerTimes: [],
       latency: null,
       ended: null,
@@ -213,7 +289,8 @@ export class LiveView {
     this.countsList.replaceChildren();
     this.showReadouts(run);
     this.showLineCounts(run);
-    this.stage.classList.toggle("drawing", counting);
+    this.showZoneCounts(run);
+    this.stage.classList.toggle("drawing", countingLine || countingZone);
     this.setState(run, "starting", "Opening the camera…");
     if (!navigator.mediaDevices?.getUserMedia) {
       this.fail(run, "This browser cannot give the page a camera here: the console must be opened over HTTPS.");
@@ -289,6 +366,7 @@ export class LiveView {
           if (crossing.direction === "in" || crossing.direction === "out") run.crossed[crossing.direction] += 1;
         }
         this.showLineCounts(run);
+        this.countZone(run, message.detections ?? []);
         if (run.state !== "running") return;
         this.shown = message;
         this.drawBoxes();
@@ -435,6 +513,8 @@ export class LiveView {
   finish(run, message, state = "stopped") {
     run.state = "stopped";
     this.drag = null;
+    this.corners = null;
+    this.pointerAt = null;
     clearTimeout(run.endTimer);
     this.releaseCamera(run);
     this.closeSocket(run);
@@ -550,60 +630,162 @@ export class LiveView {
     return [Math.round(Math.min(frameWidth, Math.max(0, x))), Math.round(Math.min(frameHeight, Math.max(0, y)))];
   }
 
+  /** Whether `run` is connecting or running: a new line or zone may replace its stream. */
+  drawable(run) {
+    return Boolean(run && this.run === run && (run.state === "running" || run.state === "starting"));
+  }
+
   beginLine(event) {
     const run = this.run;
-    // Only once the stream is connecting or running: the new line replaces its socket.
-    if (!run?.socket || !this.lineMode.checked || (run.state !== "running" && run.state !== "starting")) return;
+    // Only once the stream is connecting or running: a new line or zone replaces its socket.
+    if (!run?.socket || !this.drawable(run) || !(this.lineMode.checked || this.zoneMode.checked)) return;
     const point = this.framePoint(event);
     if (!point) return;
-    this.drag = { start: point, end: point, fromX: event.offsetX, fromY: event.offsetY };
+    // With "Count a line", a press may become a line's drag; otherwise it is a zone's click.
+    this.drag = { start: point, end: point, fromX: event.offsetX, fromY: event.offsetY, line: this.lineMode.checked };
     this.overlay.setPointerCapture(event.pointerId);
   }
 
   moveLine(event) {
-    if (!this.drag) return;
-    this.drag.end = this.framePoint(event) ?? this.drag.end;
-    this.drawBoxes();
+    if (this.drag) {
+      this.drag.end = this.framePoint(event) ?? this.drag.end;
+      this.drawBoxes();
+    } else if (this.corners) {
+      this.pointerAt = this.framePoint(event);
+      this.drawBoxes();
+    }
   }
 
-  /** A drag long enough is the new line; the stream opens again with it. */
+  /** A drag long enough is the new line, and the stream opens again with it; a click (a
+   * shorter one) places the zone's next corner. */
   endLine(event) {
     const drag = this.drag;
     if (!drag) return;
     this.drag = null;
     const run = this.run;
-    if (!run || (run.state !== "running" && run.state !== "starting")) {
+    if (!this.drawable(run)) {
       this.drawBoxes();
       return;
     }
     const end = this.framePoint(event) ?? drag.end;
     const dragged = Math.hypot(event.offsetX - drag.fromX, event.offsetY - drag.fromY);
-    if (dragged < MIN_LINE_PX || (end[0] === drag.start[0] && end[1] === drag.start[1])) {
+    if (drag.line && dragged >= MIN_LINE_PX && (end[0] !== drag.start[0] || end[1] !== drag.start[1])) {
+      this.line = { start: drag.start, end };
       this.drawBoxes();
+      this.restartWithRegions(run, "Counting crossings of the new line: connecting again…");
       return;
     }
-    this.line = { start: drag.start, end };
+    if (dragged < MIN_LINE_PX && this.zoneMode.checked) {
+      this.addCorner(run, drag.start, event.offsetX, event.offsetY);
+      return;
+    }
     this.drawBoxes();
-    this.restartWithLine(run);
   }
 
-  /** A stream's lines are its settings: the stream is opened again with the new line, the
-   * camera kept, and the crossings counted from zero. The old stream is closed at once; its
-   * answers still owed are of the old line. */
-  restartWithLine(run) {
-    if (!run || this.run !== run || (run.state !== "running" && run.state !== "starting")) return;
-    run.settings = { ...run.settings, track: true, lines: [this.lineSetting()] };
+  /** A click while drawing a zone: its next corner, or, on its first corner, the zone closed. */
+  addCorner(run, point, x, y) {
+    const corners = this.corners ?? [];
+    const last = corners[corners.length - 1];
+    // A double click places one corner, not two on the same pixel.
+    if (last && last[0] === point[0] && last[1] === point[1]) return;
+    const place = this.placement(...this.sentSize());
+    if (corners.length >= 3 && place) {
+      const [firstX, firstY] = corners[0];
+      const onFirst = Math.hypot(place.left + firstX * place.scaleX - x, place.top + firstY * place.scaleY - y);
+      if (onFirst <= CLOSE_ZONE_PX) {
+        this.closeZone(run);
+        return;
+      }
+    }
+    this.corners = [...corners, point];
+    this.pointerAt = point;
+    if (this.corners.length >= MAX_ZONE_CORNERS) {
+      this.closeZone(run);
+      return;
+    }
+    this.drawBoxes();
+  }
+
+  /** The zone drawn is closed: if the API would take it, the stream opens again with it;
+   * otherwise the status line says why, and it is to be drawn again. */
+  closeZone(run) {
+    const corners = this.corners ?? [];
+    this.corners = null;
+    this.pointerAt = null;
+    const problem = zoneProblem(corners);
+    if (problem) {
+      this.drawBoxes();
+      this.showState(run, run.state, problem);
+      return;
+    }
+    this.zone = corners;
+    this.drawBoxes();
+    this.restartWithRegions(run, "Counting objects in the new zone: connecting again…");
+  }
+
+  zoneKey(event) {
+    if (!this.corners || !this.drawable(this.run)) return;
+    if (event.key === "Enter") this.closeZone(this.run);
+    else if (event.key === "Escape") this.corners = null;
+    else if (event.key === "Backspace") this.corners = this.corners.length > 1 ? this.corners.slice(0, -1) : null;
+    else return;
+    event.preventDefault();
+    this.drawBoxes();
+  }
+
+  /** `settings` with the counting line and zone drawn (tracked), and without any not drawn. */
+  withRegions(settings) {
+    const { lines, zones, ...rest } = settings;
+    const counted = { ...rest };
+    if (this.lineMode.checked && this.line) counted.lines = [this.lineSetting()];
+    if (this.zoneMode.checked && this.zone) counted.zones = [{ name: ZONE_NAME, polygon: this.zone }];
+    if (counted.lines || counted.zones) counted.track = true;
+    return counted;
+  }
+
+  /** A stream's lines and zones are its settings: the stream is opened again with the new
+   * ones, the camera kept, and everything counted from zero (its tracks are new). The old
+   * stream is closed at once; its answers still owed are of the old regions. */
+  restartWithRegions(run, message) {
+    if (!this.drawable(run)) return;
+    run.settings = this.withRegions(run.settings);
     const old = run.socket;
     run.socket = null;
-    if (old && old.readyState <= WebSocket.OPEN) old.close(CLOSE_NORMAL, "a new counting line");
+    if (old && old.readyState <= WebSocket.OPEN) old.close(CLOSE_NORMAL, "new counting regions");
     run.ready = false;
     run.inFlight = run.encoding ? 1 : 0;
     run.sentAt.clear();
     run.sent = 0;
     run.crossed = { in: 0, out: 0 };
+    run.inZone = 0;
+    run.zoneVisitors = new Set();
     this.showLineCounts(run);
-    this.setState(run, "starting", "Counting crossings of the new line: connecting again…");
+    this.showZoneCounts(run);
+    this.setState(run, "starting", message);
     this.connect(run);
+  }
+
+  /** An answer's objects in the zone: how many now, and each track seen in it once. */
+  countZone(run, detections) {
+    if (!run.settings.zones?.length) return;
+    const inside = detections.filter((found) => (found.zones ?? []).includes(ZONE_NAME));
+    run.inZone = inside.length;
+    for (const found of inside) {
+      if (found.track_id !== null && found.track_id !== undefined) run.zoneVisitors.add(found.track_id);
+    }
+    if (this.run === run) this.showZoneCounts(run);
+  }
+
+  /** Objects in the zone in the last frame answered and tracks seen in it since it was
+   * drawn, `2 now · 5 visited`; a hint to draw one while there is none, a dash without. */
+  showZoneCounts(run) {
+    const counting = Boolean(run?.settings.zones?.length);
+    this.zoneCounts.dataset.now = String(counting ? run.inZone : 0);
+    this.zoneCounts.dataset.visited = String(counting ? run.zoneVisitors.size : 0);
+    if (counting) this.zoneCounts.textContent = `${run.inZone} now · ${run.zoneVisitors.size} visited`;
+    else if (run && this.zoneMode.checked) {
+      this.zoneCounts.textContent = "Click the zone's corners on the picture, then its first corner again.";
+    } else this.zoneCounts.textContent = "—";
   }
 
   /** `person 4`, `bus 1`: the objects of the last frame answered, per class. */
@@ -638,7 +820,7 @@ export class LiveView {
     canvas.dataset.labels = answer ? detections.map(labelText).join(", ") : "";
     const context = canvas.getContext("2d");
     context.setTransform(ratio, 0, 0, ratio, 0, 0);
-    this.drawLine(context);
+    this.drawRegions(context);
     const place = answer && this.placement(answer.image?.width || videoWidth, answer.image?.height || videoHeight);
     if (!place) return;
     const { left, top, scaleX, scaleY } = place;
@@ -691,26 +873,55 @@ export class LiveView {
     }
   }
 
-  /** The counting line (or the one being dragged), from the sent frames' pixels to the
-   * overlay's: white over a dark edge, so that it reads over any picture; the boxes are drawn
-   * over it. */
-  drawLine(context) {
-    const line = this.drag ?? (this.lineMode.checked && this.run?.state !== "stopped" ? this.line : null);
+  /** The counting zone (or the corners placed of one being drawn, to the pointer) and line
+   * (or the one being dragged), from the sent frames' pixels to the overlay's: white over a
+   * dark edge, so that they read over any picture, the zone lightly filled; the boxes are
+   * drawn over them. */
+  drawRegions(context) {
+    const shown = this.run?.state !== "stopped";
+    const line = this.drag?.line ? this.drag : this.lineMode.checked && shown ? this.line : null;
+    const zone = this.zoneMode.checked && shown ? this.zone : null;
+    const corners = this.corners;
     this.overlay.dataset.line = line ? [...line.start, ...line.end].join(",") : "";
-    if (!line) return;
+    this.overlay.dataset.zone = zone ? zone.flat().join(",") : "";
+    this.overlay.dataset.corners = String(corners?.length ?? 0);
+    if (!line && !zone && !corners) return;
     const place = this.placement(...this.sentSize());
     if (!place) return;
     const at = ([x, y]) => [place.left + x * place.scaleX, place.top + y * place.scaleY];
-    const [x1, y1] = at(line.start);
-    const [x2, y2] = at(line.end);
-    context.lineCap = "round";
-    for (const [colour, width] of [[LINE_EDGE, 7], [LINE_COLOUR, 3]]) {
-      context.strokeStyle = colour;
-      context.lineWidth = width;
+    const trace = (points, closed) => {
       context.beginPath();
-      context.moveTo(x1, y1);
-      context.lineTo(x2, y2);
-      context.stroke();
+      points.forEach((point, i) => (i === 0 ? context.moveTo(...at(point)) : context.lineTo(...at(point))));
+      if (closed) context.closePath();
+    };
+    const outline = (points, closed) => {
+      context.lineCap = "round";
+      context.lineJoin = "round";
+      for (const [colour, width] of [[LINE_EDGE, 7], [LINE_COLOUR, 3]]) {
+        context.strokeStyle = colour;
+        context.lineWidth = width;
+        trace(points, closed);
+        context.stroke();
+      }
+    };
+    if (zone) {
+      context.fillStyle = ZONE_FILL;
+      trace(zone, true);
+      context.fill();
+      outline(zone, true);
     }
+    if (corners) {
+      outline(this.pointerAt ? [...corners, this.pointerAt] : corners, false);
+      for (const corner of corners) {
+        context.beginPath();
+        context.arc(...at(corner), 4, 0, 2 * Math.PI);
+        context.fillStyle = LINE_COLOUR;
+        context.fill();
+        context.lineWidth = 2;
+        context.strokeStyle = LINE_EDGE;
+        context.stroke();
+      }
+    }
+    if (line) outline([line.start, line.end], false);
   }
 }
