@@ -109,31 +109,32 @@ async def take(url: str, out: Path, scratch: Path) -> list[Path]:
         await expect(page.get_by_test_id("live-status")).to_have_attribute(
             "data-state", "running", timeout=SLOW_MS
         )
+        # The pointer draws only on the picture in the window: all of it scrolled in.
+        await page.get_by_test_id("live-video").scroll_into_view_if_needed()
         video = await page.get_by_test_id("live-video").bounding_box()
         if video is None:
             raise RuntimeError("the Live page shows no video")
-        # Across the part of the picture the window shows (the rest is below the fold).
-        shown_bottom = min(video["y"] + video["height"], VIEWPORT["height"]) - 40
-        await page.mouse.move(video["x"] + 0.06 * video["width"], shown_bottom)
+
+        def on_picture(x: float, y: float) -> tuple[float, float]:
+            return video["x"] + x * video["width"], video["y"] + y * video["height"]
+
+        await page.mouse.move(*on_picture(0.06, 0.92))
         await page.mouse.down()
-        await page.mouse.move(
-            video["x"] + 0.94 * video["width"], shown_bottom - 0.1 * video["height"], steps=8
-        )
+        await page.mouse.move(*on_picture(0.94, 0.82), steps=8)
         await page.mouse.up()
         await expect(page.get_by_test_id("live-line-counts")).to_have_text(
             "0 in · 0 out", timeout=SLOW_MS
         )
-        zone_top = video["y"] + 0.45 * video["height"]
-        corners = [
-            (video["x"] + 0.56 * video["width"], zone_top),
-            (video["x"] + 0.97 * video["width"], zone_top),
-            (video["x"] + 0.97 * video["width"], shown_bottom + 30),
-            (video["x"] + 0.56 * video["width"], shown_bottom + 30),
-        ]
-        for x, y in [*corners, corners[0]]:
-            await page.mouse.click(x, y)
+        # Down to the picture's bottom edge (the page snaps a click by it onto it), where the
+        # people's boxes, cut by the frame, end.
+        corners = [(0.56, 0.45), (0.97, 0.45), (0.97, 0.998), (0.56, 0.998)]
+        for corner in [*corners, corners[0]]:
+            await page.mouse.click(*on_picture(*corner))
         await expect(page.get_by_test_id("live-zone-counts")).to_have_text(
             re.compile(r"^\d+ now · \d+ visited$"), timeout=SLOW_MS
+        )
+        await expect(page.get_by_test_id("live-zone-counts")).not_to_have_attribute(
+            "data-visited", "0", timeout=SLOW_MS
         )
         await expect(page.get_by_test_id("live-status")).to_have_attribute(
             "data-state", "running", timeout=SLOW_MS
@@ -144,7 +145,7 @@ async def take(url: str, out: Path, scratch: Path) -> list[Path]:
             "data-count", TEN_OR_MORE, timeout=SLOW_MS
         )
         written.append(out / "console-live.png")
-        await page.screenshot(path=written[-1])
+        await page.screenshot(path=written[-1], full_page=True)
         await page.get_by_test_id("live-stop").click()
         await expect(page.get_by_test_id("live-status")).to_have_attribute(
             "data-state", "stopped", timeout=SLOW_MS

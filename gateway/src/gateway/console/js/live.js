@@ -43,6 +43,8 @@ const LINE_NAME = "line";
 const LINE_COLOUR = "#ffffff";
 const LINE_EDGE = "#111827";
 const MIN_LINE_PX = 12;
+// A pointer this near the picture's edge (CSS pixels) is on it.
+const EDGE_SNAP_PX = 6;
 // The counting zone: its name in the settings, its fill (the picture stays readable through
 // it), how near its first corner a click closes it, and the API's most corners.
 const ZONE_NAME = "zone";
@@ -625,9 +627,18 @@ export class LiveView {
     const [frameWidth, frameHeight] = this.sentSize();
     const place = this.placement(frameWidth, frameHeight);
     if (!place) return null;
-    const x = (event.offsetX - place.left) / place.scaleX;
-    const y = (event.offsetY - place.top) / place.scaleY;
-    return [Math.round(Math.min(frameWidth, Math.max(0, x))), Math.round(Math.min(frameHeight, Math.max(0, y)))];
+    // Within EDGE_SNAP_PX of the picture's edge is on it: a zone drawn to the bottom edge
+    // holds those standing there (a box cut by the frame ends on its last row).
+    const along = (offset, start, scale, size) => {
+      const shown = size * scale;
+      if (offset - start <= EDGE_SNAP_PX) return 0;
+      if (start + shown - offset <= EDGE_SNAP_PX) return size;
+      return Math.round((offset - start) / scale);
+    };
+    return [
+      along(event.offsetX, place.left, place.scaleX, frameWidth),
+      along(event.offsetY, place.top, place.scaleY, frameHeight),
+    ];
   }
 
   /** Whether `run` is connecting or running: a new line or zone may replace its stream. */
