@@ -3689,8 +3689,11 @@ async def test_a_zone_drawn_on_the_live_picture_counts_who_stands_in_it(
         ]
         for x, y in corners:
             await click_at(min(x, width - 3 / scale), y)
-        await click_at(*corners[0])
+        # Closed with a double click: its second click starts no new zone.
+        first_x, first_y = corners[0]
+        await page.mouse.dblclick(video["x"] + first_x * scale, video["y"] + first_y * scale)
         await eventually(lambda: len(streams) == 2, within=30, what="the stream opened again")
+        await expect(overlay).to_have_attribute("data-corners", "0")
         await expect(status).to_have_attribute("data-state", "running", timeout=SLOW_MS)
         await expect(counts).to_have_text(re.compile(r"^\d+ now · \d+ visited$"))
         drawn = [float(v) for v in (await overlay.get_attribute("data-zone") or "").split(",")]

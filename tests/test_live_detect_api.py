@@ -339,6 +339,26 @@ async def test_a_counting_line_off_the_picture_ends_the_stream_4422_at_the_first
     assert error["message"] == "counting line 'far' leaves the 810x1080 picture"
 
 
+async def test_a_zone_a_million_pixels_out_ends_the_stream_4422_at_the_first_frame(
+    stack: Stack, gateway_client: httpx.AsyncClient
+) -> None:
+    """Nothing is built for a stream's zone until a frame shows it lies inside the picture:
+    a corner a million pixels out (a mask up to it would be a terabyte) is refused at the first
+    frame, and the service answers the next stream as before."""
+    account = await _account(gateway_client)
+    far = {"name": "far", "polygon": [[0, 0], [1_000_000, 0], [1_000_000, 1_000_000]]}
+    async with _opened(stack, account.headers) as socket:
+        await _ready(socket, {"track": True, "zones": [far]})
+        await socket.send(BUS.read_bytes())
+        messages, code, _ = await _until_closed(socket)
+    [error] = messages
+    assert (error["type"], error["code"], code) == ("error", "invalid_argument", 4422), error
+    assert error["message"] == "counting zone 'far' leaves the 810x1080 picture"
+    answers, ended, code = await _stream(stack, account, {"track": True}, [BUS.read_bytes()])
+    assert [answer["type"] for answer in answers] == ["detections"]
+    assert (ended, code) == ({"type": "ended", "frames": 1}, 1000)
+
+
 async def test_a_zone_whose_edges_cross_ends_the_stream_4422_before_it_is_ready(
     stack: Stack, gateway_client: httpx.AsyncClient
 ) -> None:

@@ -180,7 +180,9 @@ def measure_in_process(
             # Rotate which goes first, so none always finds the caches warmer.
             for name in names[index % 3 :] + names[: index % 3]:
                 started = time.perf_counter()
-                followed, _ = track_and_count(trackers[name], counters[name], objects)
+                followed, _ = track_and_count(
+                    trackers[name], counters[name], objects, (SCENE_WIDTH, SCENE_HEIGHT)
+                )
                 taken_ms = (time.perf_counter() - started) * 1000.0
                 if index >= warmup_frames:
                     elapsed[name].append(taken_ms)

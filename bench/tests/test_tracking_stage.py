@@ -46,7 +46,9 @@ def test_the_synthetic_scene_is_tracked_and_crosses_both_lines() -> None:
     counter = RegionCounter(tracking.SCENE_LINES, ())
     crossed: set[str] = set()
     for objects in frames:
-        followed, crossings = track_and_count(tracker, counter, objects)
+        followed, crossings = track_and_count(
+            tracker, counter, objects, (tracking.SCENE_WIDTH, tracking.SCENE_HEIGHT)
+        )
         crossed |= {crossing.line for crossing in crossings}
     assert all(obj.track_id is not None for obj in followed)
     assert len({obj.track_id for obj in followed}) == 20

@@ -4,6 +4,7 @@ PostgreSQL of the suite, whose per-zone counts (in the job and its final event) 
 what its stored frames say."""
 
 import statistics
+import tracemalloc
 from collections import defaultdict
 
 import grpc
@@ -67,11 +68,34 @@ def test_untracked_objects_and_empty_frames_are_located_too():
 
 
 def test_a_counter_with_zones_and_no_lines_names_zones_and_reports_no_crossing():
-    counter = RegionCounter.of([], [LEFT])
+    counter = RegionCounter.of([], [LEFT], picture=(640, 480))
     assert counter is not None
     located, crossings = counter.observe([_standing(100, 200, track_id=3)])
     assert (located[0].zones, located[0].track_id, crossings) == (("left",), 3, ())
     assert RegionCounter.of([], []) is None
+
+
+def test_a_streams_zone_is_checked_against_its_first_frame_before_anything_is_built_for_it():
+    """A stream says no picture size: its zones are masks only once a frame shows they lie
+    inside it. A corner 20,000 pixels out is refused at that frame, having cost nothing (a
+    mask up to it would be 400 MB; at a million pixels, a terabyte)."""
+    far = CountingZone("far", ((0, 0), (20_000, 0), (20_000, 20_000)))
+    tracemalloc.start()
+    try:
+        counter = RegionCounter.of([], [far])
+        assert counter is not None
+        with pytest.raises(InvalidArgument, match="counting zone 'far' leaves the 640x480 picture"):
+            counter.check_picture(640, 480)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak
+    with pytest.raises(RuntimeError, match="checked against a picture before a frame"):
+        counter.observe([_standing(100, 200)])
+    fitting = RegionCounter.of([], [LEFT])
+    assert fitting is not None
+    fitting.check_picture(640, 480)
+    assert fitting.observe([_standing(100, 200)])[0][0].zones == ("left",)
 
 
 def test_the_annotated_frame_shows_each_zone_with_how_many_stand_in_it():
@@ -125,6 +149,21 @@ def _square(name: str, size: float = 10) -> CountingZone:
 def test_zones_a_job_may_not_count_are_refused_saying_why(zones, tracked, message):
     with pytest.raises(InvalidArgument, match=message):
         checked_zones(zones, tracked=tracked)
+
+
+@pytest.mark.parametrize(
+    "polygon",
+    [
+        pytest.param(((0, 0), (100, 0), (100, 100), (50, 20), (0, 100)), id="concave"),
+        pytest.param(((0, 0), (50, 0), (100, 0), (100, 100), (0, 100)), id="corner-on-an-edge"),
+        pytest.param(((0, 0), (100, 0), (100, 100), (0, 0)), id="closed-ring"),
+    ],
+)
+def test_simple_zones_of_any_shape_are_taken(polygon):
+    """Only crossing or touching edges are refused: a concave zone, a corner placed along an
+    edge, or the first corner given again at the end are zones as drawn."""
+    zone = CountingZone("bay", polygon)
+    assert checked_zones([zone], tracked=True) == (zone,)
 
 
 def test_a_zone_must_stay_inside_a_picture_of_known_size():

@@ -347,11 +347,13 @@ class RealtimeServicer(detection_pb2_grpc.DetectionServiceServicer):
         try:
             while (task := await in_flight.get()) is not None:
                 outcome = await task
-                if counter is not None and outcome.result is not None:
-                    counter.check_picture(outcome.result.width, outcome.result.height)
                 if tracker is not None and outcome.result is not None:
                     objects, crossings = await asyncio.to_thread(
-                        track_and_count, tracker, counter, outcome.result.objects
+                        track_and_count,
+                        tracker,
+                        counter,
+                        outcome.result.objects,
+                        (outcome.result.width, outcome.result.height),
                     )
                     outcome = dataclasses.replace(
                         outcome,

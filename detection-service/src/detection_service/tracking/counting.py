@@ -17,15 +17,31 @@ class RegionCounter:
 
     def __init__(self, lines: Sequence[CountingLine], zones: Sequence[CountingZone]) -> None:
         self._lines = LineCounter(lines) if lines else None
-        self._zones = ZoneLocator(zones) if zones else None
+        self._zones = tuple(zones)
+        # Built once the zones are known to lie inside a picture (check_picture): a zone's
+        # mask spans the picture up to its farthest corner, so a stream's corner at a
+        # million pixels, refused at its first frame, would first have asked for a terabyte.
+        self._locator: ZoneLocator | None = None
         self._fitting_size: tuple[int, int] | None = None
 
     @classmethod
     def of(
-        cls, lines: Sequence[CountingLine], zones: Sequence[CountingZone]
+        cls,
+        lines: Sequence[CountingLine],
+        zones: Sequence[CountingZone],
+        *,
+        picture: tuple[int, int] | None = None,
     ) -> "RegionCounter | None":
-        """A counter, or None where nothing is to be counted."""
-        return cls(lines, zones) if lines or zones else None
+        """A counter, or None where nothing is to be counted; with `picture` (a probed
+        video's width and height, which its regions were checked against when it was
+        submitted), ready to count at once."""
+        if not (lines or zones):
+            return None
+        counter = cls(lines, zones)
+        if picture is not None:
+            counter._fitting_size = picture
+            counter._locator = ZoneLocator(zones) if zones else None
+        return counter
 
     def check_picture(self, width: int, height: int) -> None:
         """InvalidArgument unless every line and zone lies inside a `width`x`height` picture.
@@ -39,16 +55,20 @@ class RegionCounter:
             return
         if self._lines is not None:
             checked_lines(self._lines.lines, tracked=True, frame_size=size)
-        if self._zones is not None:
-            checked_zones(self._zones.zones, tracked=True, frame_size=size)
+        if self._zones:
+            checked_zones(self._zones, tracked=True, frame_size=size)
+            if self._locator is None:
+                self._locator = ZoneLocator(self._zones)
         self._fitting_size = size
 
     def observe(
         self, objects: Sequence[DetectedObject]
     ) -> tuple[list[DetectedObject], tuple[LineCrossing, ...]]:
         """The next frame's tracked objects with the zones they stand in, and the crossings
-        they make."""
-        located = self._zones.locate(objects) if self._zones is not None else list(objects)
+        they make; check_picture comes first."""
+        if self._zones and self._locator is None:
+            raise RuntimeError("a counter's zones are checked against a picture before a frame")
+        located = self._locator.locate(objects) if self._locator is not None else list(objects)
         crossings = tuple(self._lines.observe(located)) if self._lines is not None else ()
         return located, crossings
 
@@ -62,17 +82,24 @@ class RegionCounter:
 
     def draw(self, canvas: np.ndarray) -> np.ndarray:
         """The zones, then the lines, on `canvas` (in place, and returned)."""
-        if self._zones is not None:
-            canvas = self._zones.draw(canvas)
+        if self._locator is not None:
+            canvas = self._locator.draw(canvas)
         if self._lines is not None:
             canvas = self._lines.draw(canvas)
         return canvas
 
 
 def track_and_count(
-    tracker: ObjectTracker, counter: RegionCounter | None, objects: Sequence[DetectedObject]
+    tracker: ObjectTracker,
+    counter: RegionCounter | None,
+    objects: Sequence[DetectedObject],
+    picture: tuple[int, int],
 ) -> tuple[list[DetectedObject], tuple[LineCrossing, ...]]:
     """The next frame's objects with their track ids and, with `counter`, their zones and the
-    crossings they make (blocking: call in a thread, for one video's frames in order)."""
+    crossings they make, its regions first checked against the frame's `picture` (width,
+    height): InvalidArgument if one leaves it. Blocking (the first check builds the zones'
+    masks): call in a thread, for one video's or stream's frames in order."""
+    if counter is not None:
+        counter.check_picture(*picture)
     followed = tracker.follow(objects)
     return counter.observe(followed) if counter is not None else (followed, ())

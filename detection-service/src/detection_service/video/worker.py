@@ -21,6 +21,7 @@ the job ended: the worker stops sampling and drops what it had not committed.
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import threading
@@ -269,7 +270,11 @@ class VideoProcessor:
                 )
             )
             tracker = ObjectTracker(self._tracking, frame_rate=rate) if work.tracked else None
-            counter = RegionCounter.of(work.lines, work.zones)
+            counter = await self._call(
+                functools.partial(
+                    RegionCounter.of, work.lines, work.zones, picture=(work.width, work.height)
+                )
+            )
             failure = await self._pipeline(work, reader, writer, tracker, counter)
             annotated = None
             if failure is None:
@@ -367,7 +372,7 @@ class VideoProcessor:
                 record = await outcome
                 if tracker is not None and record.error is None:
                     objects, crossings = await self._call(
-                        track_and_count, tracker, counter, record.objects
+                        track_and_count, tracker, counter, record.objects, (work.width, work.height)
                     )
                     record = dataclasses.replace(record, objects=objects, crossings=crossings)
                 if frame.index not in work.done:

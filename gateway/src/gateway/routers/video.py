@@ -95,7 +95,7 @@ async def submit_video(
     (by zone and class, so far: how many tracked objects `visited`, the `peak` inside at once
     and the `mean_stay_seconds` of a visitor). 422 for `zones` that are not such JSON, too
     many zones, names that are empty, too long or repeated, a zone with too few or too many
-    corners or that encloses no area, a coordinate that is negative or not a number, zones
+    corners, that encloses no area or whose edges cross or touch, a coordinate that is negative or not a number, zones
     without `track=true`, and (once the video is probed) a zone that leaves the picture; the
     `zones` field says the limits.
 

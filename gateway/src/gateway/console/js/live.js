@@ -50,6 +50,8 @@ const EDGE_SNAP_PX = 6;
 const ZONE_NAME = "zone";
 const ZONE_FILL = "rgba(255, 255, 255, 0.18)";
 const CLOSE_ZONE_PX = 10;
+// A click this soon (ms) after a zone was closed is a double click's second: it starts none.
+const DOUBLE_CLICK_MS = 500;
 const MAX_ZONE_CORNERS = 32;
 
 /** A sentence for a camera that could not be opened (getUserMedia's DOMException names). */
@@ -119,7 +121,8 @@ function zoneProblem(corners) {
     const [x2, y2] = corners[(i + 1) % corners.length];
     twiceArea += x1 * y2 - x2 * y1;
   }
-  if (twiceArea === 0) return "The zone's corners lie on one line: it encloses nothing. Draw it again.";
+  // Under a pixel, as the API counts it: nothing could stand in it.
+  if (Math.abs(twiceArea) < 2) return "The zone encloses less than a pixel: draw it again, larger.";
   return "";
 }
 
@@ -167,6 +170,7 @@ export class LiveView {
     this.zone = null;
     this.corners = null;
     this.pointerAt = null;
+    this.zoneClosedAt = -Infinity;
     onSubmit(this.form, () => this.start());
     this.stopButton.addEventListener("click", () => this.stop());
     // Counting needs tracking: a counting box turns it on, and turning it off turns them off.
@@ -284,6 +288,8 @@ export class LiveView {
       ended: null,
       error: null,
       endTimer: null,
+      // Why the last zone drawn was refused, said again once a stream opening is ready.
+      notice: "",
     };
     this.run = run;
     this.shown = null;
@@ -357,7 +363,9 @@ export class LiveView {
         run.maxInFlight = Math.max(1, Math.floor(Number(message.max_in_flight)) || 1);
         run.maxFrameBytes = Number(message.max_frame_bytes) || Infinity;
         if (run.state !== "starting") return;
-        this.setState(run, "running", "Live: your camera's picture is being detected.");
+        // A zone refused while the stream was opening again is still said.
+        this.setState(run, "running", run.notice || "Live: your camera's picture is being detected.");
+        run.notice = "";
         this.nextFrame(run);
         return;
       case "detections":
@@ -444,7 +452,12 @@ export class LiveView {
     const blob = await new Promise((resolve) => this.encoder.toBlob(resolve, "image/jpeg", JPEG_QUALITY));
     // The frame is sent as bytes in hand: a WebSocket may read a Blob asynchronously before
     // sending it (Playwright's relay does), and a Stop's `end` sent meanwhile would overtake it.
-    const jpeg = blob ? await blob.arrayBuffer() : null;
+    let jpeg = null;
+    try {
+      jpeg = blob ? await blob.arrayBuffer() : null;
+    } catch {
+      // Not readable: this frame is skipped, as one that could not be encoded.
+    }
     run.encoding = false;
     const socket = run.socket;
     if (!jpeg || run.state !== "running" || socket?.readyState !== WebSocket.OPEN) {
@@ -514,6 +527,12 @@ export class LiveView {
   /** The end of a run, stopped (`state`) or failed: camera and socket released. */
   finish(run, message, state = "stopped") {
     run.state = "stopped";
+    if (state === "failed" && ["invalid_argument", "validation_error"].includes(run.error?.code) && this.run === run) {
+      // The server refused the stream's settings, its line or zone with them: the next Start
+      // would be refused alike, so they are to be drawn again.
+      this.line = null;
+      this.zone = null;
+    }
     this.drag = null;
     this.corners = null;
     this.pointerAt = null;
@@ -648,6 +667,8 @@ export class LiveView {
 
   beginLine(event) {
     const run = this.run;
+    // The main button only: a right click opens the browser's menu, and places nothing.
+    if (event.button !== 0 || !event.isPrimary) return;
     // Only once the stream is connecting or running: a new line or zone replaces its socket.
     if (!run?.socket || !this.drawable(run) || !(this.lineMode.checked || this.zoneMode.checked)) return;
     const point = this.framePoint(event);
@@ -686,7 +707,10 @@ export class LiveView {
       this.restartWithRegions(run, "Counting crossings of the new line: connecting again…");
       return;
     }
-    if (dragged < MIN_LINE_PX && this.zoneMode.checked) {
+    // The second click of a double click on a zone's first corner (which closed it) starts
+    // no new zone.
+    const afterClosing = !this.corners && performance.now() - this.zoneClosedAt < DOUBLE_CLICK_MS;
+    if (dragged < MIN_LINE_PX && this.zoneMode.checked && !afterClosing) {
       this.addCorner(run, drag.start, event.offsetX, event.offsetY);
       return;
     }
@@ -726,9 +750,12 @@ export class LiveView {
     const problem = zoneProblem(corners);
     if (problem) {
       this.drawBoxes();
+      run.notice = run.state === "starting" ? problem : "";
       this.showState(run, run.state, problem);
       return;
     }
+    run.notice = "";
+    this.zoneClosedAt = performance.now();
     this.zone = corners;
     this.drawBoxes();
     this.restartWithRegions(run, "Counting objects in the new zone: connecting again…");
@@ -736,6 +763,10 @@ export class LiveView {
 
   zoneKey(event) {
     if (!this.corners || !this.drawable(this.run)) return;
+    // Keys meant for a focused control (Enter on Stop or a link), or with a modifier, are
+    // theirs.
+    if (event.defaultPrevented || event.isComposing || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target instanceof Element && event.target.closest("a, button, input, select, textarea, [contenteditable]")) return;
     if (event.key === "Enter") this.closeZone(this.run);
     else if (event.key === "Escape") this.corners = null;
     else if (event.key === "Backspace") this.corners = this.corners.length > 1 ? this.corners.slice(0, -1) : null;
