@@ -95,9 +95,9 @@ async def submit_video(
     (by zone and class, so far: how many tracked objects `visited`, the `peak` inside at once
     and the `mean_stay_seconds` of a visitor). 422 for `zones` that are not such JSON, too
     many zones, names that are empty, too long or repeated, a zone with too few or too many
-    corners, that encloses no area or whose edges cross or touch, a coordinate that is negative or not a number, zones
-    without `track=true`, and (once the video is probed) a zone that leaves the picture; the
-    `zones` field says the limits.
+    corners, that encloses no area or whose edges cross or touch, a coordinate that is
+    negative or not a number, zones without `track=true`, and (once the video is probed) a
+    zone that leaves the picture; the `zones` field says the limits.
 
     With `redact` (a form field, repeated: `redact=person`) the annotated video shows those
     classes' objects pixelated under their boxes (ADR 0049); the job's video lists them.
