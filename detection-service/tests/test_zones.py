@@ -77,8 +77,8 @@ def test_a_counter_with_zones_and_no_lines_names_zones_and_reports_no_crossing()
 
 def test_a_streams_zone_is_checked_against_its_first_frame_before_anything_is_built_for_it():
     """A stream says no picture size: its zones are masks only once a frame shows they lie
-    inside it. A corner 20,000 pixels out is refused at that frame, having cost nothing (a
-    mask up to it would be 400 MB; at a million pixels, a terabyte)."""
+    inside it. A corner 20,000 pixels out is refused at that frame, having cost next to
+    nothing (a mask up to it would be 400 MB; at a million pixels, a terabyte)."""
     far = CountingZone("far", ((0, 0), (20_000, 0), (20_000, 20_000)))
     tracemalloc.start()
     try:
@@ -89,7 +89,8 @@ def test_a_streams_zone_is_checked_against_its_first_frame_before_anything_is_bu
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 1_000_000, peak
+    # Shapely's first import included; the mask alone would be 400 MB.
+    assert peak < 10_000_000, peak
     with pytest.raises(RuntimeError, match="checked against a picture before a frame"):
         counter.observe([_standing(100, 200)])
     fitting = RegionCounter.of([], [LEFT])

@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
-import shapely
 
 from detection_service.pipeline.types import DetectedObject
 from detection_service.tracking.regions import Point, check_inside, check_names, check_numbers
@@ -79,7 +78,11 @@ def checked_zones(
         if cv2.contourArea(np.array(zone.polygon, dtype=np.float32)) < 1:
             raise InvalidArgument(f"counting zone {zone.name!r} encloses no area")
         # A polygon whose edges cross or touch has no inside its corners agree on: a bow tie
-        # drawn by clicking corners out of order would count in lobes nobody meant.
+        # drawn by clicking corners out of order would count in lobes nobody meant. Shapely
+        # is imported only where zones are given, as tracking.tracker imports its libraries:
+        # the realtime role starts without it (the GPU box of bench/gpu.sh).
+        import shapely
+
         if not shapely.LinearRing(zone.polygon).is_simple:
             raise InvalidArgument(
                 f"counting zone {zone.name!r} has edges that cross:"
