@@ -3621,16 +3621,38 @@ async def test_a_line_drawn_on_the_live_picture_counts_the_crossings_each_way(
         await expect(counts).not_to_have_attribute("data-in", "0", timeout=SLOW_MS)
         await page.get_by_test_id("live-stop").click()
         await expect(status).to_have_attribute("data-state", "stopped", timeout=SLOW_MS)
-        crossed = Counter(
-            crossing["direction"]
+        crossings = [
+            crossing
             for way, payload in second
             if way == "received" and isinstance(payload, str)
             for crossing in json.loads(payload).get("crossings", [])
-        )
+        ]
+        crossed = Counter(crossing["direction"] for crossing in crossings)
         assert crossed["in"] >= 1
         await expect(counts).to_have_attribute("data-in", str(crossed["in"]))
         await expect(counts).to_have_attribute("data-out", str(crossed["out"]))
         await expect(counts).to_have_text(f"{crossed['in']} in · {crossed['out']} out")
+        # And per class, as the answers' crossings name them.
+        by_class = Counter(
+            (crossing["class_name"], crossing["direction"]) for crossing in crossings
+        )
+        assert by_class[("bus", "in")] >= 1
+        assert await _class_counts(page) == {
+            name: (by_class[(name, "in")], by_class[(name, "out")], 0)
+            for name in {name for name, _ in by_class}
+        }
+        await expect(
+            page.locator('[data-testid="live-class-count"][data-class="bus"]')
+        ).to_have_text(f"bus: {by_class[('bus', 'in')]} in · {by_class[('bus', 'out')]} out")
+
+
+async def _class_counts(page: Page) -> dict[str, tuple[int, int, int]]:
+    """The Live page's counts per class: class name -> (in, out, visited)."""
+    rows = await page.get_by_test_id("live-class-count").evaluate_all(
+        "items => items.map(item => [item.dataset.class,"
+        " [+item.dataset.in, +item.dataset.out, +item.dataset.visited]])"
+    )
+    return {name: (counts[0], counts[1], counts[2]) for name, counts in rows}
 
 
 async def test_a_zone_drawn_on_the_live_picture_counts_who_stands_in_it(
@@ -3733,6 +3755,17 @@ async def test_a_zone_drawn_on_the_live_picture_counts_who_stands_in_it(
         await expect(counts).to_have_attribute("data-visited", str(len(visited)))
         await expect(counts).to_have_attribute("data-now", str(len(inside[-1])))
         await expect(counts).to_have_text(f"{len(inside[-1])} now · {len(visited)} visited")
+        visitors: dict[str, set[int]] = {}
+        for frame in inside:
+            for found in frame:
+                if found["track_id"] is not None:
+                    visitors.setdefault(found["class"], set()).add(found["track_id"])
+        assert await _class_counts(page) == {
+            name: (0, 0, len(tracks)) for name, tracks in visitors.items()
+        }
+        await expect(
+            page.locator('[data-testid="live-class-count"][data-class="bus"]')
+        ).to_have_text(f"bus: {len(visitors['bus'])} visited")
 
 
 async def test_the_live_page_says_a_frames_error_and_goes_on_then_why_the_stream_ended(

@@ -143,6 +143,7 @@ export class LiveView {
     this.lineCounts = byId("live-line-counts");
     this.zoneMode = byId("live-zone");
     this.zoneCounts = byId("live-zone-counts");
+    this.classCounts = byId("live-class-counts");
     this.startButton = byId("live-start");
     this.stopButton = byId("live-stop");
     this.errorLine = byId("live-error");
@@ -240,8 +241,7 @@ export class LiveView {
     this.statusLine.dataset.state = "idle";
     this.showButtons("idle");
     this.showReadouts(null);
-    this.showLineCounts(null);
-    this.showZoneCounts(null);
+    this.showRegionCounts(null);
     this.countsList.replaceChildren();
   }
 
@@ -283,6 +283,10 @@ export class LiveView {
       crossed: { in: 0, out: 0 },
       inZone: 0,
       zoneVisitors: new Set(),
+      // The same per class: class name -> { in, out }, and class name -> its tracks seen in
+      // the zone.
+      crossedByClass: new Map(),
+      visitorsByClass: new Map(),
       answerTimes: [],
       latency: null,
       ended: null,
@@ -296,8 +300,7 @@ export class LiveView {
     this.drawBoxes();
     this.countsList.replaceChildren();
     this.showReadouts(run);
-    this.showLineCounts(run);
-    this.showZoneCounts(run);
+    this.showRegionCounts(run);
     this.stage.classList.toggle("drawing", countingLine || countingZone);
     this.setState(run, "starting", "Opening the camera…");
     if (!navigator.mediaDevices?.getUserMedia) {
@@ -373,9 +376,14 @@ export class LiveView {
         if (this.run !== run) return;
         // The answers owed after Stop still count: the totals are the whole stream's.
         for (const crossing of message.crossings ?? []) {
-          if (crossing.direction === "in" || crossing.direction === "out") run.crossed[crossing.direction] += 1;
+          if (crossing.direction !== "in" && crossing.direction !== "out") continue;
+          run.crossed[crossing.direction] += 1;
+          const name = String(crossing.class_name ?? "object");
+          const byClass = run.crossedByClass.get(name) ?? { in: 0, out: 0 };
+          byClass[crossing.direction] += 1;
+          run.crossedByClass.set(name, byClass);
         }
-        this.showLineCounts(run);
+        this.showRegionCounts(run);
         this.countZone(run, message.detections ?? []);
         if (run.state !== "running") return;
         this.shown = message;
@@ -601,6 +609,38 @@ export class LiveView {
     else this.latencyOut.dataset.ms = String(Math.round(latency));
   }
 
+  /** The line's and the zone's counts, in all and per class. */
+  showRegionCounts(run) {
+    this.showLineCounts(run);
+    this.showZoneCounts(run);
+    this.showClassCounts(run);
+  }
+
+  /** Per class, the most counted first: `car: 3 in · 1 out · 2 visited`, each part only for
+   * a region the stream counts. */
+  showClassCounts(run) {
+    const line = Boolean(run?.settings.lines?.length);
+    const zone = Boolean(run?.settings.zones?.length);
+    const names = new Set([...(line ? run.crossedByClass.keys() : []), ...(zone ? run.visitorsByClass.keys() : [])]);
+    const rows = [...names].map((name) => {
+      const crossed = run.crossedByClass.get(name) ?? { in: 0, out: 0 };
+      const visited = run.visitorsByClass.get(name)?.size ?? 0;
+      return { name, crossed, visited, total: crossed.in + crossed.out + visited };
+    });
+    rows.sort((a, b) => b.total - a.total || a.name.localeCompare(b.name));
+    this.classCounts.replaceChildren(
+      ...rows.map(({ name, crossed, visited }) => {
+        const parts = [...(line ? [`${crossed.in} in · ${crossed.out} out`] : []), ...(zone ? [`${visited} visited`] : [])];
+        return el(
+          "li",
+          { "data-testid": "live-class-count", "data-class": name, "data-in": crossed.in, "data-out": crossed.out, "data-visited": visited },
+          `${name}: ${parts.join(" · ")}`,
+        );
+      }),
+    );
+    this.classCounts.hidden = rows.length === 0;
+  }
+
   /** Crossings of the counting line since it was drawn, `3 in · 1 out`; a hint to draw one
    * while there is none, a dash without counting. */
   showLineCounts(run) {
@@ -801,8 +841,9 @@ export class LiveView {
     run.crossed = { in: 0, out: 0 };
     run.inZone = 0;
     run.zoneVisitors = new Set();
-    this.showLineCounts(run);
-    this.showZoneCounts(run);
+    run.crossedByClass = new Map();
+    run.visitorsByClass = new Map();
+    this.showRegionCounts(run);
     this.setState(run, "starting", message);
     this.connect(run);
   }
@@ -813,9 +854,12 @@ export class LiveView {
     const inside = detections.filter((found) => (found.zones ?? []).includes(ZONE_NAME));
     run.inZone = inside.length;
     for (const found of inside) {
-      if (found.track_id !== null && found.track_id !== undefined) run.zoneVisitors.add(found.track_id);
+      if (found.track_id === null || found.track_id === undefined) continue;
+      run.zoneVisitors.add(found.track_id);
+      const name = String(found.class ?? "object");
+      run.visitorsByClass.set(name, (run.visitorsByClass.get(name) ?? new Set()).add(found.track_id));
     }
-    if (this.run === run) this.showZoneCounts(run);
+    if (this.run === run) this.showRegionCounts(run);
   }
 
   /** Objects in the zone in the last frame answered and tracks seen in it since it was
