@@ -768,6 +768,8 @@ export class LiveView {
       const [firstX, firstY] = corners[0];
       const onFirst = Math.hypot(place.left + firstX * place.scaleX - x, place.top + firstY * place.scaleY - y);
       if (onFirst <= CLOSE_ZONE_PX) {
+        // Closed by a click, refused or not: a double click's second click starts no zone.
+        this.zoneClosedAt = performance.now();
         this.closeZone(run);
         return;
       }
@@ -794,8 +796,6 @@ export class LiveView {
       this.showState(run, run.state, problem);
       return;
     }
-    run.notice = "";
-    this.zoneClosedAt = performance.now();
     this.zone = corners;
     this.drawBoxes();
     this.restartWithRegions(run, "Counting objects in the new zone: connecting again…");
@@ -831,6 +831,8 @@ export class LiveView {
   restartWithRegions(run, message) {
     if (!this.drawable(run)) return;
     run.settings = this.withRegions(run.settings);
+    // Whatever was refused before these regions is no longer the news once they are ready.
+    run.notice = "";
     const old = run.socket;
     run.socket = null;
     if (old && old.readyState <= WebSocket.OPEN) old.close(CLOSE_NORMAL, "new counting regions");
