@@ -383,8 +383,8 @@ export class LiveView {
           byClass[crossing.direction] += 1;
           run.crossedByClass.set(name, byClass);
         }
-        this.showRegionCounts(run);
         this.countZone(run, message.detections ?? []);
+        this.showRegionCounts(run);
         if (run.state !== "running") return;
         this.shown = message;
         this.drawBoxes();
@@ -861,7 +861,6 @@ export class LiveView {
       const name = String(found.class ?? "object");
       run.visitorsByClass.set(name, (run.visitorsByClass.get(name) ?? new Set()).add(found.track_id));
     }
-    if (this.run === run) this.showRegionCounts(run);
   }
 
   /** Objects in the zone in the last frame answered and tracks seen in it since it was
