@@ -4,11 +4,12 @@ from one run.
 Two parts, each reported as figures and ratios, never judged against a target:
 
 - In process, no server: milliseconds per frame of `track_and_count` (ByteTrack, then one
-  supervision `LineZone` per line or `PolygonZone` per zone) over synthetic frames of 5, 20
-  and 100 objects that move a few pixels a frame, some of them across two counting lines and
-  into two zones. Every frame goes to three trackers, one alone, one with a counter of the two
-  lines and one with the two zones, in rotating order, so all see the machine at the same
-  moment; the median of the per-frame differences is what the lines, or the zones, add.
+  supervision `LineZone` per line, a Shapely point-in-polygon test per zone) over synthetic
+  frames of 5, 20 and 100 objects that move a few pixels a frame, some of them across two
+  counting lines and into two zones. Every frame goes to three trackers, one alone, one with
+  a counter of the two lines and one with the two zones, in rotating order, so all see the
+  machine at the same moment; the median of the per-frame differences is what the lines, or
+  the zones, add.
 - End to end, through the stack's detection-service: `DetectStream` untracked against tracked
   with two lines, in alternating windows (untracked, tracked, untracked, tracked) at one
   concurrency, each worker one stream. Every stream sends the same panned sequence (one image

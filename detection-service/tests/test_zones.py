@@ -75,10 +75,46 @@ def test_a_counter_with_zones_and_no_lines_names_zones_and_reports_no_crossing()
     assert RegionCounter.of([], []) is None
 
 
-def test_a_streams_zone_is_checked_against_its_first_frame_before_anything_is_built_for_it():
-    """A stream says no picture size: its zones are masks only once a frame shows they lie
-    inside it. A corner 20,000 pixels out is refused at that frame, having cost next to
-    nothing (a mask up to it would be 400 MB; at a million pixels, a terabyte)."""
+def test_an_object_standing_on_a_zones_edge_is_in_it():
+    on_the_edges = [_standing(440, 300), _standing(300, 340), _standing(200, 340)]
+    just_outside = [_standing(440.5, 300), _standing(300, 340.5)]
+    located = ZoneLocator([MIDDLE]).locate(on_the_edges + just_outside)
+    assert [obj.zones for obj in located] == [("middle",)] * 3 + [()] * 2
+
+
+def test_a_slanted_edge_is_where_its_corners_put_it_not_on_a_pixel_grid():
+    triangle = CountingZone("ramp", ((0, 0), (100, 0), (0, 100)))
+    located = ZoneLocator([triangle]).locate([_standing(49.6, 50.3), _standing(49.6, 50.5)])
+    assert [obj.zones for obj in located] == [("ramp",), ()]
+
+
+def test_zones_over_the_largest_picture_cost_their_corners_not_its_pixels():
+    """16 zones each spanning a 40-megapixel frame (MAX_IMAGE_PIXELS) cost kilobytes: a mask
+    per zone, as supervision's PolygonZone keeps, would be 640 MB for the one stream."""
+    width, height = 8000, 5000
+    zones = [
+        CountingZone(f"z{n}", ((0, 0), (width, 0), (width, height - n), (0, height)))
+        for n in range(16)
+    ]
+    tracemalloc.start()
+    try:
+        counter = RegionCounter.of([], zones)
+        assert counter is not None
+        counter.check_picture(width, height)
+        located, _ = counter.observe([_standing(4000, 4900), _standing(7990, 4999)])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000, peak
+    assert located[0].zones == tuple(zone.name for zone in zones)
+    assert located[1].zones == ("z0", "z1")  # further right, the slanted bottoms pass above
+
+
+def test_a_streams_zone_is_checked_against_its_first_frame_before_anything_is_counted():
+    """A stream says no picture size: its zones are checked once a frame shows it. A corner
+    20,000 pixels out is refused at that frame, having cost next to nothing (a mask up to it,
+    as supervision's PolygonZone would keep, would be 400 MB; at a million pixels, a
+    terabyte)."""
     far = CountingZone("far", ((0, 0), (20_000, 0), (20_000, 20_000)))
     tracemalloc.start()
     try:
@@ -91,7 +127,7 @@ def test_a_streams_zone_is_checked_against_its_first_frame_before_anything_is_bu
         tracemalloc.stop()
     # Shapely's first import included; the mask alone would be 400 MB.
     assert peak < 10_000_000, peak
-    with pytest.raises(RuntimeError, match="checked against a picture before a frame"):
+    with pytest.raises(RuntimeError, match="regions are checked against a picture before"):
         counter.observe([_standing(100, 200)])
     fitting = RegionCounter.of([], [LEFT])
     assert fitting is not None

@@ -18,10 +18,7 @@ class RegionCounter:
     def __init__(self, lines: Sequence[CountingLine], zones: Sequence[CountingZone]) -> None:
         self._lines = LineCounter(lines) if lines else None
         self._zones = tuple(zones)
-        # Built once the zones are known to lie inside a picture (check_picture): a zone's
-        # mask spans the picture up to its farthest corner, so a stream's corner at a
-        # million pixels, refused at its first frame, would first have asked for a terabyte.
-        self._locator: ZoneLocator | None = None
+        self._locator = ZoneLocator(zones) if zones else None
         self._fitting_size: tuple[int, int] | None = None
 
     @classmethod
@@ -38,9 +35,7 @@ class RegionCounter:
         if not (lines or zones):
             return None
         counter = cls(lines, zones)
-        if picture is not None:
-            counter._fitting_size = picture
-            counter._locator = ZoneLocator(zones) if zones else None
+        counter._fitting_size = picture
         return counter
 
     def check_picture(self, width: int, height: int) -> None:
@@ -57,17 +52,16 @@ class RegionCounter:
             checked_lines(self._lines.lines, tracked=True, frame_size=size)
         if self._zones:
             checked_zones(self._zones, tracked=True, frame_size=size)
-            if self._locator is None:
-                self._locator = ZoneLocator(self._zones)
         self._fitting_size = size
 
     def observe(
         self, objects: Sequence[DetectedObject]
     ) -> tuple[list[DetectedObject], tuple[LineCrossing, ...]]:
         """The next frame's tracked objects with the zones they stand in, and the crossings
-        they make; check_picture comes first."""
-        if self._zones and self._locator is None:
-            raise RuntimeError("a counter's zones are checked against a picture before a frame")
+        they make; check_picture comes first: a region off the picture would count nothing,
+        and zero would read as an empty street."""
+        if self._fitting_size is None:
+            raise RuntimeError("a counter's regions are checked against a picture before a frame")
         located = self._locator.locate(objects) if self._locator is not None else list(objects)
         crossings = tuple(self._lines.observe(located)) if self._lines is not None else ()
         return located, crossings
@@ -97,8 +91,8 @@ def track_and_count(
 ) -> tuple[list[DetectedObject], tuple[LineCrossing, ...]]:
     """The next frame's objects with their track ids and, with `counter`, their zones and the
     crossings they make, its regions first checked against the frame's `picture` (width,
-    height): InvalidArgument if one leaves it. Blocking (the first check builds the zones'
-    masks): call in a thread, for one video's or stream's frames in order."""
+    height): InvalidArgument if one leaves it. Blocking (the tracker's work): call in a thread,
+    for one video's or stream's frames in order."""
     if counter is not None:
         counter.check_picture(*picture)
     followed = tracker.follow(objects)
