@@ -112,6 +112,16 @@ async def test_a_detect_only_key_detects_but_reads_no_results_and_no_webhooks(
         assert "'webhooks'" in api_error(refused, 403, "insufficient_scope")["message"]
     delete = await client.delete(f"/api/v1/detect/{detection_id}", headers=headers)
     assert "'results:write'" in api_error(delete, 403, "insufficient_scope")["message"]
+    # Running stored images again says what was stored (how many the filters keep, their
+    # names, a replayed job's counts): a results read as well as a detection.
+    for rerun in (
+        await client.post(f"{HISTORY}/rerun", params={"filename": "bus"}, headers=headers),
+        await client.post(f"/api/v1/detect/jobs/{uuid.uuid4()}/rerun", headers=headers),
+    ):
+        assert api_error(rerun, 403, "insufficient_scope")["message"] == (
+            "this API key lacks the 'results:read' scope this needs; create a key with that"
+            " scope from a signed-in session"
+        )
     # The job stream is a results read too: 4403 before any job is looked up.
     assert await _ws_close_code(stack, str(uuid.uuid4()), headers) == 4403
 
@@ -143,6 +153,8 @@ async def test_a_results_read_key_reads_the_history_but_cannot_delete(
         IMAGE, files={"file": ("x.jpg", b"\xff\xd8\xff", "image/jpeg")}, headers=headers
     )
     assert "'detect'" in api_error(upload, 403, "insufficient_scope")["message"]
+    rerun = await client.post(f"{HISTORY}/rerun", headers=headers)
+    assert "lacks the 'detect' scope" in api_error(rerun, 403, "insufficient_scope")["message"]
     # Past the scope check, the stream looks the job up as usual.
     assert await _ws_close_code(stack, str(uuid.uuid4()), headers) == 4404
     kept = await client.get(f"/api/v1/detect/{detection_id}", headers=owner.headers)

@@ -218,6 +218,29 @@ async def test_a_batch_by_urls_runs_and_a_failed_fetch_is_its_own_failed_item(
     assert "404 Not Found" in (items["gone.jpg"].error or "")
 
 
+async def test_a_batch_of_urls_is_refused_as_soon_as_its_images_pass_the_batch_limit(
+    gateway_client: httpx.AsyncClient, stack: Stack
+) -> None:
+    """Twelve URLs of a full-size image each (20 MiB) pass the batch's 63 MiB together: the
+    gateway stops once the ones it fetches at once (8) have brought that much, and never asks
+    for the rest, rather than holding all twelve (240 MiB) before adding them up."""
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+        user = await signed_in(client, prefix="by-url", name="Big Batch")
+    full_size = b"\xff\xd8\xff" + b"\0" * (20 * MIB - 3)
+    with image_server({"full.jpg": full_size}) as big:
+        images = [{"url": big.file_url("full.jpg")}] * 12
+        response = await gateway_client.post(BATCH, json={"images": images}, headers=user.headers)
+        requested = len(big.received())
+    message = api_error_with_request_id(response, 413, "payload_too_large")["message"]
+    assert message == (
+        "the images are over 63.0 MiB together; at most 63.0 MiB per batch are accepted:"
+        " split them into several jobs"
+    )
+    assert 4 <= requested <= 8, requested
+    jobs = await gateway_client.get("/api/v1/detect/jobs", headers=user.headers)
+    assert jobs.json()["total"] == 0, "a refused batch makes no job"
+
+
 # The session stack's RATE_LIMIT_IMAGE_URLS (tests/conftest.py).
 URL_FETCHES_PER_HOUR = 30
 

@@ -17,12 +17,13 @@ import pytest
 
 from gateway import media_urls
 from gateway.errors import ApiError
-from gateway.media_urls import MAX_REDIRECTS, UrlFetcher, url_filename
+from gateway.media_urls import MAX_REDIRECTS, ByteBudget, OverBudget, UrlFetcher, url_filename
 from objectvision_common.public_urls import pinned_http_client
 from objectvision_devstack.image_server import ImageServer, image_server
 
 IMAGE = b"\xff\xd8\xff" + b"\x01" * 5000
 MAX_BYTES = 10_000
+MIB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +33,15 @@ def server() -> Iterator[ImageServer]:
 
 
 @asynccontextmanager
-async def _fetcher(*, allow_private: bool, timeout_seconds: float = 5) -> AsyncIterator[UrlFetcher]:
+async def _fetcher(
+    *, allow_private: bool, timeout_seconds: float = 5, max_bytes: int = MAX_BYTES
+) -> AsyncIterator[UrlFetcher]:
     async with pinned_http_client() as client:
         yield UrlFetcher(
             client,
             kind=media_urls.IMAGE,
             allow_private=allow_private,
-            max_bytes=MAX_BYTES,
+            max_bytes=max_bytes,
             timeout_seconds=timeout_seconds,
         )
 
@@ -171,6 +174,27 @@ async def test_too_much_is_refused_from_content_length_or_cut_off(
     assert server.endless_done.wait(10), "the server is still sending"
     # Cut off near the limit, not read to the end (socket buffers hold some megabytes).
     assert server.endless_bytes_sent < 64 * 1024 * 1024
+
+
+async def test_a_batchs_fetches_take_their_bytes_from_one_budget_and_a_failed_one_gives_back(
+    server: ImageServer,
+) -> None:
+    budget = ByteBudget(len(IMAGE) + 4 * MIB)
+    async with _fetcher(allow_private=True, max_bytes=64 * MIB) as fetcher:
+        assert (await fetcher.fetch(server.file_url("a.jpg"), budget=budget)).data == IMAGE
+        assert budget.held == len(IMAGE)
+        # Megabytes of a body arrive before it would pass the budget: the batch's refusal,
+        # and what had arrived is given back.
+        server.endless_done.clear()
+        with pytest.raises(OverBudget):
+            await fetcher.fetch(f"{server.url}/endless", budget=budget)
+        assert server.endless_done.wait(10), "the server is still sending"
+        assert budget.held == len(IMAGE)
+        with pytest.raises(ApiError, match="answered 404"):
+            await fetcher.fetch(f"{server.url}/status/404", budget=budget)
+        assert budget.held == len(IMAGE)
+        budget.give_back(len(IMAGE))
+        assert (await fetcher.fetch(server.file_url("a.jpg"), budget=budget)).data == IMAGE
 
 
 async def test_the_whole_fetch_has_one_deadline() -> None:

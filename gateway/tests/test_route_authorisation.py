@@ -83,6 +83,10 @@ def test_every_authenticated_route_declares_what_an_api_key_needs(app: FastAPI) 
         scope=Scope.RESULTS_WRITE
     )
     assert by_route[("POST", "/api/v1/webhooks")] == Authorisation(scope=Scope.WEBHOOKS)
+    for rerun in ("/api/v1/detect/history/rerun", "/api/v1/detect/jobs/{job_id}/rerun"):
+        assert by_route[("POST", rerun)] == Authorisation(
+            scope=Scope.DETECT, also_scope=Scope.RESULTS_READ
+        )
     for account_route in (
         ("POST", "/api/v1/users/me/api-keys"),
         ("GET", "/api/v1/users/me/api-keys"),
@@ -129,7 +133,11 @@ def test_the_openapi_document_gives_each_restricted_route_its_403(app: FastAPI) 
             continue
         forbidden = paths[path][method.lower()]["responses"].get("403")
         assert forbidden is not None, f"{method} {path} does not document its 403"
-        expected = f"`{authorisation.scope}` scope" if authorisation.scope else "`session_required`"
+        expected = (
+            " and ".join(f"`{scope}`" for scope in authorisation.scopes)
+            if authorisation.scopes
+            else "`session_required`"
+        )
         assert expected in forbidden["description"], (method, path, forbidden)
         assert forbidden["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/ErrorResponse"

@@ -30,7 +30,13 @@ from gateway.auth.dependencies import CurrentPrincipal
 from gateway.config import GatewaySettings, RateLimitRule
 from gateway.dependencies import ImageFetcherDep, RateLimiterDep, SettingsDep, VideoFetcherDep
 from gateway.errors import ApiError, validation_error
-from gateway.media_urls import FETCHES_PER_BATCH, UrlFetcher, url_filename
+from gateway.media_urls import (
+    FETCHES_PER_BATCH,
+    ByteBudget,
+    OverBudget,
+    UrlFetcher,
+    url_filename,
+)
 from gateway.ratelimit import RateLimiter, limit_key
 from gateway.schemas.base import request_body_schema
 from gateway.schemas.detect import (
@@ -290,13 +296,18 @@ def _source_name(source: ImageSourceIn) -> str:
 
 
 async def _source_input(
-    source: ImageSourceIn, position: int, fetcher: UrlFetcher, max_bytes: int
+    source: ImageSourceIn,
+    position: int,
+    fetcher: UrlFetcher,
+    max_bytes: int,
+    budget: ByteBudget | None = None,
 ) -> detection_pb2.ImageInput:
-    """A JSON body's image for the service: fetched from its URL, or decoded from base64;
-    named by its `filename`, else by the URL's last path segment."""
+    """A JSON body's image for the service: fetched from its URL (its bytes taken from the
+    request's `budget`, where it has one), or decoded from base64; named by its `filename`,
+    else by the URL's last path segment."""
     name = _source_name(source)
     if source.url is not None:
-        fetched = await fetcher.fetch(source.url)
+        fetched = await fetcher.fetch(source.url, budget=budget)
         return _checked_input(fetched.data, name, fetched.content_type, position, max_bytes)
     return _checked_input(source.image_base64 or b"", name, "", position, max_bytes)
 
@@ -446,19 +457,37 @@ def _check_count(count: int, where: str, max_files: int) -> None:
         raise ApiError.invalid(["body", where], f"send 1 to {max_files} images; got {count}")
 
 
+def _batch_too_large(size: str, max_batch_bytes: int) -> ApiError:
+    return ApiError(
+        413,
+        "payload_too_large",
+        f"the images are {size} together; at most {readable_size(max_batch_bytes)} per batch"
+        " are accepted: split them into several jobs",
+    )
+
+
 async def _sources_outcomes(
-    sources: Sequence[ImageSourceIn], fetcher: UrlFetcher, max_bytes: int
+    sources: Sequence[ImageSourceIn], fetcher: UrlFetcher, max_bytes: int, max_batch_bytes: int
 ) -> list[tuple[str | None, detection_pb2.ImageInput | ApiError]]:
-    """Each source's image or refusal, in order; at most FETCHES_PER_BATCH URLs at a time."""
+    """Each source's image or refusal, in order; at most FETCHES_PER_BATCH URLs at a time.
+    The fetched images hold at most `max_batch_bytes` together: past it the request is a 413
+    at once and the fetches still running are cancelled (a hundred URLs of 20 MiB each would
+    otherwise all be held before the batch's size was checked)."""
     fetching = asyncio.Semaphore(FETCHES_PER_BATCH)
+    inline = sum(len(source.image_base64 or b"") for source in sources)
+    budget = ByteBudget(max_batch_bytes, held=inline)
 
     async def read(position: int, source: ImageSourceIn) -> detection_pb2.ImageInput | ApiError:
         async with fetching:
-            return await _outcome(_source_input(source, position, fetcher, max_bytes))
+            return await _outcome(_source_input(source, position, fetcher, max_bytes, budget))
 
-    outcomes = await asyncio.gather(*(read(p, source) for p, source in enumerate(sources)))
+    try:
+        async with asyncio.TaskGroup() as fetches:
+            reads = [fetches.create_task(read(p, source)) for p, source in enumerate(sources)]
+    except* OverBudget:
+        raise _batch_too_large(f"over {readable_size(max_batch_bytes)}", max_batch_bytes) from None
     return [
-        (_source_name(source), outcome) for source, outcome in zip(sources, outcomes, strict=True)
+        (_source_name(source), task.result()) for source, task in zip(sources, reads, strict=True)
     ]
 
 
@@ -480,7 +509,9 @@ async def batch_images(
         params = _detect_params(query, sent, sent.region_list())
         metadata = sent.metadata or {}
         await url_fetches.take(sent.images)
-        outcomes = await _sources_outcomes(sent.images, fetcher, settings.max_upload_bytes)
+        outcomes = await _sources_outcomes(
+            sent.images, fetcher, settings.max_upload_bytes, settings.max_batch_bytes
+        )
     else:
         uploads = _files(body, "files")
         _check_count(len(uploads), "files", settings.max_batch_files)
@@ -496,13 +527,7 @@ async def batch_images(
     images, refused = _usable(outcomes)
     total_bytes = sum(len(image.data) for image in images)
     if total_bytes > settings.max_batch_bytes:
-        raise ApiError(
-            413,
-            "payload_too_large",
-            f"the images are {readable_size(total_bytes)} together; at most"
-            f" {readable_size(settings.max_batch_bytes)} per batch are accepted: split them into"
-            " several jobs",
-        )
+        raise _batch_too_large(readable_size(total_bytes), settings.max_batch_bytes)
     return BatchUpload(
         images=images,
         refused=refused,

@@ -81,16 +81,44 @@ class WritableFile(Protocol):
     def write(self, data: bytes, /) -> object: ...
 
 
+class OverBudget(Exception):
+    """A batch's fetches went past the bytes it may hold (ByteBudget): the whole request is
+    refused, not the one image whose chunk passed it."""
+
+
+class ByteBudget:
+    """The bytes one request's fetches may hold in memory at once, shared by them: a batch of
+    URLs is refused as its images arrive past MAX_BATCH_BYTES together, rather than after
+    every one of them (each up to MAX_UPLOAD_BYTES) is held. A fetch that fails gives its
+    bytes back; a fetched image keeps them."""
+
+    def __init__(self, most: int, *, held: int = 0) -> None:
+        self.most = most
+        self.held = held
+
+    def take(self, size: int) -> None:
+        if self.held + size > self.most:
+            raise OverBudget
+        self.held += size
+
+    def give_back(self, size: int) -> None:
+        self.held -= size
+
+
 class _Sink:
     """Where a body goes, counted: memory for an image, the caller's file for a video
-    (written from a worker thread, as Starlette writes an upload's file: it may be on disk)."""
+    (written from a worker thread, as Starlette writes an upload's file: it may be on disk),
+    each chunk first taken from the request's budget where it has one."""
 
-    def __init__(self, file: WritableFile | None = None) -> None:
+    def __init__(self, file: WritableFile | None = None, budget: ByteBudget | None = None) -> None:
         self.file = file
+        self.budget = budget
         self.data = bytearray()
         self.size = 0
 
     async def write(self, chunk: bytes) -> None:
+        if self.budget is not None:
+            self.budget.take(len(chunk))
         if self.file is None:
             self.data += chunk
         else:
@@ -124,12 +152,18 @@ class UrlFetcher:
             "Accept-Encoding": "identity",
         }
 
-    async def fetch(self, url: str) -> FetchedImage:
+    async def fetch(self, url: str, *, budget: ByteBudget | None = None) -> FetchedImage:
         """The media at `url`, in memory; ApiError 422 `<noun>_url_forbidden` or
         `<noun>_url_unreachable`, or 413 `payload_too_large`, with a message that says what
-        happened."""
-        sink = _Sink()
-        content_type = await self._deadlined(url, sink)
+        happened. With `budget`, its bytes are taken from it as they arrive (OverBudget once
+        they would pass it) and given back if the fetch fails."""
+        sink = _Sink(budget=budget)
+        try:
+            content_type = await self._deadlined(url, sink)
+        except BaseException:
+            if budget is not None:
+                budget.give_back(sink.size)
+            raise
         return FetchedImage(data=bytes(sink.data), content_type=content_type)
 
     async def fetch_to(self, url: str, file: WritableFile) -> int:

@@ -172,9 +172,10 @@ def _signed_upstream(
 
 @dataclass(frozen=True)
 class Authorisation:
-    """What an authenticated caller needs to reach a route: an API key with `scope`, or a
-    signed-in session (`session_only`); with neither, any live credential will do. A Bearer
-    session may do everything, so it passes every one.
+    """What an authenticated caller needs to reach a route: an API key with `scope` (and
+    `also_scope`, where a route both reads results and detects: a history rerun shows what
+    the filters keep), or a signed-in session (`session_only`); with neither, any live
+    credential will do. A Bearer session may do everything, so it passes every one.
 
     An instance is itself the dependency (FastAPI calls it with the caller), reached through
     the Upstream alias a route takes; from there `AuthorisedRoute` documents the 403 and a
@@ -183,6 +184,12 @@ class Authorisation:
 
     scope: Scope | None = None
     session_only: bool = False
+    also_scope: Scope | None = None
+
+    @property
+    def scopes(self) -> tuple[Scope, ...]:
+        """Every scope an API key needs here, in the order they are named."""
+        return tuple(scope for scope in (self.scope, self.also_scope) if scope is not None)
 
     async def __call__(self, principal: CurrentPrincipal) -> common_pb2.Principal:
         self.check(principal)
@@ -199,12 +206,15 @@ class Authorisation:
                 "an API key cannot do this: managing the account and its API keys needs a "
                 "signed-in session (Authorization: Bearer)",
             )
-        if self.scope is not None and self.scope not in principal.scopes:
+        missing = [scope for scope in self.scopes if scope not in principal.scopes]
+        if missing:
+            named = " and ".join(f"'{scope}'" for scope in missing)
+            plural = "s" if len(missing) > 1 else ""
             raise ApiError(
                 403,
                 "insufficient_scope",
-                f"this API key lacks the '{self.scope}' scope this needs; create a key with "
-                "that scope from a signed-in session",
+                f"this API key lacks the {named} scope{plural} this needs; create a key with"
+                f" {'those scopes' if plural else 'that scope'} from a signed-in session",
             )
 
     def refusal(self) -> str | None:
@@ -212,15 +222,19 @@ class Authorisation:
         None when every key passes."""
         if self.session_only:
             return "An API key is refused: this needs a signed-in session (`session_required`)."
-        if self.scope == Scope.DETECT:
+        if not self.scopes:
+            return None
+        needs = (
+            f"An API key needs the {' and '.join(f'`{scope}`' for scope in self.scopes)}"
+            f" scope{'s' if len(self.scopes) > 1 else ''} (`insufficient_scope`)."
+        )
+        if Scope.DETECT in self.scopes:
             return (
-                f"An API key needs the `{self.scope}` scope (`insufficient_scope`). Where the"
-                " deployment requires verified email addresses (REQUIRE_VERIFIED_EMAIL), an"
-                " account without one is refused (`email_not_verified`)."
+                f"{needs} Where the deployment requires verified email addresses"
+                " (REQUIRE_VERIFIED_EMAIL), an account without one is refused"
+                " (`email_not_verified`)."
             )
-        if self.scope is not None:
-            return f"An API key needs the `{self.scope}` scope (`insufficient_scope`)."
-        return None
+        return needs
 
 
 ANY_CREDENTIAL = Authorisation()
@@ -256,6 +270,12 @@ UserUpstream = Annotated[Upstream, Depends(authorised_upstream(ANY_CREDENTIAL))]
 AccountUpstream = Annotated[Upstream, Depends(authorised_upstream(SESSION_ONLY))]
 DetectUpstream = Annotated[
     Upstream, Depends(authorised_upstream(Authorisation(scope=Scope.DETECT)))
+]
+# Detection over what was stored: a history rerun says what the filters keep (how many, their
+# file names, a replayed job's counts), so a key needs results:read as well as detect.
+RerunUpstream = Annotated[
+    Upstream,
+    Depends(authorised_upstream(Authorisation(scope=Scope.DETECT, also_scope=Scope.RESULTS_READ))),
 ]
 ResultsReadUpstream = Annotated[
     Upstream, Depends(authorised_upstream(Authorisation(scope=Scope.RESULTS_READ)))

@@ -23,6 +23,7 @@ from fastapi.responses import StreamingResponse
 
 from gateway.auth.dependencies import (
     DetectUpstream,
+    RerunUpstream,
     ResultsReadUpstream,
     ResultsWriteUpstream,
     signed_in_router,
@@ -275,7 +276,7 @@ async def cancel_job(job_id: uuid.UUID, upstream: ResultsWriteUpstream) -> JobOu
 )
 async def rerun_history(
     response: Response,
-    upstream: DetectUpstream,
+    upstream: RerunUpstream,
     settings: SettingsDep,
     filters: HistoryFilterQuery,
     rerun: HistoryRerunRequest,
@@ -314,7 +315,7 @@ async def rerun_history(
 async def rerun_job(
     job_id: uuid.UUID,
     response: Response,
-    upstream: DetectUpstream,
+    upstream: RerunUpstream,
     settings: SettingsDep,
     rerun: JobRerunRequest,
 ) -> JobOut:
