@@ -4,6 +4,7 @@ the same pictures, nothing uploaded twice, admitted and answered as a submission
 Real PostgreSQL, Redis, storage directory and Triton (serving yolov8n and yolov8n-int8).
 """
 
+import tracemalloc
 import uuid
 
 import grpc
@@ -319,3 +320,44 @@ async def test_the_historys_filters_choose_the_stored_images_a_new_job_runs(
     assert "the filters keep 5 stored detections; a job takes at most 2" in too_many.details()
     nothing = await refused(metadata={"camera": "east"})
     assert nothing.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_a_history_rerun_holds_one_stored_image_in_memory_at_a_time(
+    make_harness, detection, user, bus_jpg
+):
+    """Twelve stored images of 5 MiB each (60 MiB together; a history rerun may take a hundred
+    of 20 MiB) are copied to scratch files one by one for the new job, not read into memory
+    together before it is stored."""
+    padding = 5 * 1024 * 1024
+    for n in range(12):
+        # bus.jpg with 5 MiB after its end: a large file of a small picture, each one distinct.
+        large = bus_jpg + bytes([n + 1]) * padding
+        await _stored(detection, user, [(f"large-{n}.jpg", large)], {"camera": "large"})
+    idle = await make_harness(JOB_WORKERS=0)
+    scratch = idle.service.settings.objects_dir / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    scratch_before = set(scratch.iterdir())
+    tracemalloc.start()
+    try:
+        job = await idle.stub.RerunHistory(
+            detection_pb2.RerunHistoryRequest(metadata={"camera": "large"}),
+            metadata=idle.metadata(user),
+            timeout=60,
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [item.filename for item in job.items] == [f"large-{n}.jpg" for n in range(12)]
+    assert peak < 25 * 1024 * 1024, peak
+    # Each image went into storage whole, and no scratch copy was left behind.
+    async with idle.service.engine.connect() as conn:
+        sizes = (
+            await conn.scalars(
+                sa.select(images.c.size_bytes)
+                .join(job_items, job_items.c.image_id == images.c.id)
+                .where(job_items.c.job_id == uuid.UUID(job.id))
+                .order_by(job_items.c.position)
+            )
+        ).all()
+    assert sizes == [len(bus_jpg) + padding] * 12
+    assert set(scratch.iterdir()) <= scratch_before

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from detection_service.accounts.service import erase_account
 from detection_service.images.storage import LocalDirectoryStorage
+from detection_service.jobs import service as jobs
 from detection_service.usage.meter import UsageMeter
 from detection_service.usage.models import usage_days, usage_quotas
 from objectvision.v1 import common_pb2, detection_pb2
@@ -243,6 +244,7 @@ async def meter_at(migrated):
         sessions=session_factory(engine),
         default_quota=5,
         flush_interval_s=60,
+        waiting_images=jobs.images_waiting,
         now=lambda: clock[0],
     )
     yield meter, clock
@@ -286,3 +288,41 @@ async def test_a_deleted_accounts_usage_and_quota_are_erased(meter_at, migrated,
             )
             assert rows == 0, table.name
     await engine.dispose()
+
+
+async def test_a_waiting_jobs_images_are_held_against_the_quota_until_it_runs_or_is_cancelled(
+    make_harness, user, bus_jpg
+):
+    """A job accepted always runs to its end, so its images count from the moment it is
+    accepted: submitting, or running a job again, cannot queue more than the quota leaves."""
+    waiting = await make_harness(USAGE_MONTHLY_IMAGE_QUOTA=5, JOB_WORKERS=0)
+    queued = await _submit(waiting, user, bus_jpg, count=3)
+
+    with pytest.raises(grpc.aio.AioRpcError) as second:
+        await _submit(waiting, user, bus_jpg, count=3)
+    assert _refusal(second.value)[:2] == (grpc.StatusCode.RESOURCE_EXHAUSTED, "quota_exceeded")
+    assert second.value.details().startswith(
+        "3 images sent, but this account's quota of 5 images a month has 2 left"
+        " (3 more are held by its unfinished jobs)"
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as rerun:
+        await waiting.stub.RerunJob(
+            detection_pb2.RerunJobRequest(job_id=queued.id),
+            metadata=waiting.metadata(user),
+            timeout=30,
+        )
+    assert _refusal(rerun.value)[1] == "quota_exceeded"
+
+    # Calls fit in what the job leaves, and no further.
+    await _detect(waiting, user, bus_jpg, count=2)
+    with pytest.raises(grpc.aio.AioRpcError) as taken:
+        await _detect(waiting, user, bus_jpg, count=1)
+    assert taken.value.details().startswith(
+        "this account's quota of 5 images a month is taken: 2 used, 3 held by its unfinished jobs"
+    )
+
+    await waiting.stub.CancelJob(
+        detection_pb2.CancelJobRequest(job_id=queued.id), metadata=waiting.metadata(user)
+    )
+    again = await _submit(waiting, user, bus_jpg, count=3)
+    assert again.id != queued.id

@@ -27,7 +27,7 @@ from detection_service.history import service as history
 from detection_service.history.service import DetectionRecord, HistoryFilter
 from detection_service.images import service as stored_images
 from detection_service.images.storage import CHUNK_BYTES, ObjectNotFoundError, ObjectStorage
-from detection_service.images.uploads import Upload, sanitize_filename
+from detection_service.images.uploads import JobUpload, Upload, sanitize_filename
 from detection_service.jobs import models as job_models
 from detection_service.jobs import reruns
 from detection_service.jobs import service as jobs
@@ -576,7 +576,7 @@ class DetectionServicer(RealtimeServicer):
         if earlier := await self._earlier_job(user_id, key):
             return earlier
         await self._ensure_room_for_a_job(user_id)
-        await self._detector.admit(principal, images=len(accepted))
+        await self._detector.admit(principal, images=len(accepted), job=True)
         try:
             options, model = await self._options(request.params)
             model_name = model.name
@@ -611,7 +611,7 @@ class DetectionServicer(RealtimeServicer):
         self,
         *,
         user_id: str,
-        uploads: Sequence[tuple[int, Upload]],
+        uploads: Sequence[tuple[int, JobUpload]],
         refused: Sequence[jobs.Refusal],
         options: DetectionOptions,
         model: str,
@@ -663,20 +663,21 @@ class DetectionServicer(RealtimeServicer):
                 key=key,
                 metadata=metadata or source.metadata,
             )
-        accepted, refused = await reruns.stored_uploads(
+        # Admitted for the images it names before any is read: a refused rerun reads nothing.
+        await self._detector.admit(principal, images=len(source.items), job=True)
+        async with reruns.stored_uploads(
             storage=self._storage, inspect=self._detector.inspect, items=source.items
-        )
-        await self._detector.admit(principal, images=len(accepted))
-        return await self._submit_batch(
-            user_id=user_id,
-            uploads=accepted,
-            refused=refused,
-            options=options,
-            model=model_name,
-            key=key,
-            metadata=metadata or source.metadata,
-            rerun_of=job_id,
-        )
+        ) as (accepted, refused):
+            return await self._submit_batch(
+                user_id=user_id,
+                uploads=accepted,
+                refused=refused,
+                options=options,
+                model=model_name,
+                key=key,
+                metadata=metadata or source.metadata,
+                rerun_of=job_id,
+            )
 
     async def RerunHistory(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.RerunHistoryRequest, context: ServicerContext
@@ -697,19 +698,19 @@ class DetectionServicer(RealtimeServicer):
             items = await reruns.history_items(
                 session=session, user_id=user_id, filters=filters, most=self._max_batch_files
             )
-        accepted, refused = await reruns.stored_uploads(
+        await self._detector.admit(principal, images=len(items), job=True)
+        async with reruns.stored_uploads(
             storage=self._storage, inspect=self._detector.inspect, items=items
-        )
-        await self._detector.admit(principal, images=len(accepted))
-        return await self._submit_batch(
-            user_id=user_id,
-            uploads=accepted,
-            refused=refused,
-            options=options,
-            model=model.name,
-            key=key,
-            metadata=metadata,
-        )
+        ) as (accepted, refused):
+            return await self._submit_batch(
+                user_id=user_id,
+                uploads=accepted,
+                refused=refused,
+                options=options,
+                model=model.name,
+                key=key,
+                metadata=metadata,
+            )
 
     async def _rerun_video(
         self,
@@ -734,7 +735,7 @@ class DetectionServicer(RealtimeServicer):
         if video.size_bytes > self._video_limits.max_bytes:
             raise video_intake.too_large(video.size_bytes, self._video_limits)
         redact = self._detector.redacted_classes(video.redact)
-        await self._detector.admit(principal, images=video.probe.sampled_frames)
+        await self._detector.admit(principal, images=video.probe.sampled_frames, job=True)
         scratch = self._storage.scratch_path()
         try:
             try:
@@ -1090,7 +1091,7 @@ class DetectionServicer(RealtimeServicer):
         # unfinished jobs as it may have, or one with not even one frame of its quota left (the
         # frames the sampling takes are counted against the quota once the probe knows them).
         await self._ensure_room_for_a_job(user_id)
-        await self._detector.admit(principal, images=1)
+        await self._detector.admit(principal, images=1, job=True)
 
         async def chunks() -> AsyncIterator[bytes]:
             async for message in messages:
@@ -1111,7 +1112,7 @@ class DetectionServicer(RealtimeServicer):
             )
             checked_lines(lines, tracked=True, frame_size=(probe.width, probe.height))
             checked_zones(zones, tracked=True, frame_size=(probe.width, probe.height))
-            await self._detector.admit(principal, images=probe.sampled_frames)
+            await self._detector.admit(principal, images=probe.sampled_frames, job=True)
             view = await video_jobs.submit_video_job(
                 sessions=self._sessions,
                 storage=self._storage,

@@ -23,6 +23,7 @@ from detection_service.database import SCHEMA
 from detection_service.grpc_api import DetectionServicer
 from detection_service.images.orphans import OrphanSweeper
 from detection_service.images.storage import LocalDirectoryStorage
+from detection_service.jobs import service as jobs
 from detection_service.jobs.queue import JobQueue
 from detection_service.jobs.worker import JobProcessor, JobSweeper, JobWorker
 from detection_service.metrics import DetectionMetrics
@@ -80,6 +81,7 @@ class DetectionService:
             sessions=sessions,
             default_quota=settings.usage_monthly_image_quota,
             flush_interval_s=settings.usage_flush_seconds,
+            waiting_images=jobs.images_waiting,
             unflushed=metrics.usage_unflushed,
         )
         pipeline = await InferencePipeline.create(

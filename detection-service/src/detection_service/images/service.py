@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from detection_service.accounts.models import ERASED_ACCOUNTS
 from detection_service.images.models import images
 from detection_service.images.storage import ObjectNotFoundError, ObjectStorage, discard
-from detection_service.images.uploads import Upload
+from detection_service.images.uploads import JobUpload
 from detection_service.jobs.models import job_items
 from objectvision_common.erasure import hold_open_account
 from objectvision_common.errors import NotFound
@@ -172,7 +172,7 @@ async def insert_image(
     session: AsyncSession,
     image_id: uuid.UUID,
     user_id: str,
-    upload: Upload,
+    upload: JobUpload,
     storage_key: str,
     detection_id: uuid.UUID | None,
     now: datetime,
@@ -185,7 +185,7 @@ async def insert_image(
             detection_id=detection_id,
             storage_key=storage_key,
             content_type=upload.content_type,
-            size_bytes=len(upload.data),
+            size_bytes=upload.size,
             original_filename=upload.filename,
             processed=detection_id is not None,
             created_at=now,

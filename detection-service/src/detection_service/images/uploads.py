@@ -3,6 +3,7 @@
 import re
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 
 from detection_service.pipeline.header import ImageHeader
 
@@ -30,3 +31,36 @@ class Upload:
     @property
     def content_type(self) -> str:
         return self.header.format.content_type
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def stored_object(self) -> bytes:
+        """What storage takes in for it (images.service.store)."""
+        return self.data
+
+
+@dataclass(frozen=True)
+class SpooledUpload:
+    """An accepted image waiting in a scratch file: a stored image read back for a rerun
+    (ADR 0058). Storage takes the file in by moving it, so a job of a hundred large images is
+    never held in memory whole; whoever made the file removes it if it was not taken in."""
+
+    path: Path
+    size: int
+    filename: str
+    header: ImageHeader
+
+    @property
+    def content_type(self) -> str:
+        return self.header.format.content_type
+
+    @property
+    def stored_object(self) -> Path:
+        return self.path
+
+
+# An image a batch job is submitted with: in memory (an upload) or in a scratch file.
+JobUpload = Upload | SpooledUpload

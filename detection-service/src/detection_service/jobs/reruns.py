@@ -5,9 +5,12 @@ The servicer admits the new job (limits, quota: they need the caller's principal
 it through `jobs.service.submit_job` or `video.service.submit_video_job`, as uploads are.
 """
 
+import asyncio
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +19,7 @@ from detection_service.history import service as history
 from detection_service.history.service import HistoryFilter
 from detection_service.images.models import images
 from detection_service.images.storage import ObjectNotFoundError, ObjectStorage
-from detection_service.images.uploads import Upload
+from detection_service.images.uploads import SpooledUpload
 from detection_service.jobs.models import KIND_BATCH, job_items, jobs
 from detection_service.jobs.service import Refusal
 from detection_service.pipeline.header import ImageHeader
@@ -100,29 +103,47 @@ async def history_items(
     ]
 
 
+@asynccontextmanager
 async def stored_uploads(
     *,
     storage: ObjectStorage,
     inspect: Callable[[bytes], ImageHeader],
     items: Sequence[StoredItem],
-) -> tuple[list[tuple[int, Upload]], list[Refusal]]:
+) -> AsyncIterator[tuple[list[tuple[int, SpooledUpload]], list[Refusal]]]:
     """A job's stored images read back for a new job, in their order from position 0, each
     header checked by `inspect` as an upload's is: an image gone from storage, or one that no
     longer passes (limits lowered since), is a failed item of the new job with the reason.
-    FailedPrecondition when none can be read."""
-    accepted: list[tuple[int, Upload]] = []
+    FailedPrecondition when none can be read.
+
+    One image is in memory at a time: each is copied to a scratch file, which submitting the
+    job moves into storage, and those not taken in are removed when the block ends (a history
+    rerun takes up to MAX_BATCH_FILES images of up to MAX_UPLOAD_BYTES each, gigabytes if
+    held together)."""
+    accepted: list[tuple[int, SpooledUpload]] = []
     refused: list[Refusal] = []
-    for position, item in enumerate(items):
-        try:
-            data = await storage.get(item.storage_key)
-            header = inspect(data)
-        except ObjectNotFoundError:
-            refused.append(Refusal(position, item.filename, "its stored image is gone"))
-            continue
-        except DomainError as error:
-            refused.append(Refusal(position, item.filename, error.message))
-            continue
-        accepted.append((position, Upload(data, item.filename, header)))
-    if not accepted:
-        raise FailedPrecondition("none of this job's stored images could be read again")
-    return accepted, refused
+    try:
+        for position, item in enumerate(items):
+            try:
+                data = await storage.get(item.storage_key)
+                header = inspect(data)
+            except ObjectNotFoundError:
+                refused.append(Refusal(position, item.filename, "its stored image is gone"))
+                continue
+            except DomainError as error:
+                refused.append(Refusal(position, item.filename, error.message))
+                continue
+            scratch = storage.scratch_path()
+            spooled = SpooledUpload(scratch, len(data), item.filename, header)
+            accepted.append((position, spooled))
+            await asyncio.to_thread(scratch.write_bytes, data)
+            del data
+        if not accepted:
+            raise FailedPrecondition("none of this job's stored images could be read again")
+        yield accepted, refused
+    finally:
+        await asyncio.to_thread(_remove, [upload.path for _, upload in accepted])
+
+
+def _remove(paths: Sequence[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)

@@ -30,7 +30,7 @@ from detection_service.history.models import detections, results
 from detection_service.images import service as stored_images
 from detection_service.images.models import images
 from detection_service.images.storage import ObjectStorage
-from detection_service.images.uploads import Upload
+from detection_service.images.uploads import JobUpload
 from detection_service.jobs.models import (
     CANCELLED,
     COMPLETED,
@@ -448,7 +448,7 @@ async def submit_job(
     queue: JobQueue,
     user_id: str,
     max_unfinished: int,
-    uploads: Sequence[tuple[int, Upload]],
+    uploads: Sequence[tuple[int, JobUpload]],
     options: DetectionOptions,
     idempotency_key: str | None,
     refused: Sequence[Refusal] = (),
@@ -487,7 +487,7 @@ async def submit_job(
         options=options,
         model=model,
         idempotency_key=idempotency_key,
-        objects=[upload.data for _, upload in uploads],
+        objects=[upload.stored_object for _, upload in uploads],
         write_rows=write_items,
         metadata=metadata,
         rerun_of=rerun_of,
@@ -502,6 +502,18 @@ JobRowsWriter = Callable[[AsyncSession, uuid.UUID, list[str], datetime], Awaitab
 # What a caller refused for too many unfinished jobs is told to wait before trying again: a
 # hint, as nobody knows when one of its jobs ends.
 TOO_MANY_JOBS_RETRY_AFTER_SECONDS = 60
+
+
+async def images_waiting(*, session: AsyncSession, user_id: str) -> int:
+    """The images (a video's sampled frames) the account's unfinished jobs have still to
+    detect: accepted work, which always runs to its end, so the monthly quota holds them from
+    the moment a job is accepted (ADR 0030)."""
+    waiting = await session.scalar(
+        sa.select(sa.func.sum(sa.func.greatest(jobs.c.total - jobs.c.processed, 0))).where(
+            jobs.c.user_id == user_id, jobs.c.status.in_(UNFINISHED)
+        )
+    )
+    return int(waiting or 0)
 
 
 async def ensure_room_for_a_job(
@@ -643,7 +655,7 @@ async def _insert_items(
     session: AsyncSession,
     job_id: uuid.UUID,
     user_id: str,
-    uploads: Sequence[tuple[int, Upload]],
+    uploads: Sequence[tuple[int, JobUpload]],
     keys: Sequence[str],
     now: datetime,
 ) -> None:

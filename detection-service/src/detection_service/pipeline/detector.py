@@ -245,15 +245,18 @@ class Detector:
             )
         return count if count > 1 else 0
 
-    async def admit(self, principal: common_pb2.Principal, *, images: int) -> None:
+    async def admit(
+        self, principal: common_pb2.Principal, *, images: int, job: bool = False
+    ) -> None:
         """Raise EmailNotVerified when the deployment requires a verified address and the
         caller's credential has none, and QuotaExceeded unless `images` more fit in the
-        user's monthly quota; called once for the work a request brings (a Detect's images,
-        a job's items), before any of it is done, so a request is refused whole rather than
-        half done."""
+        user's monthly quota beside what its unfinished jobs hold (`job`: a job's
+        submission, which reads both afresh); called once for the work a request brings (a
+        Detect's images, a job's items), before any of it is done, so a request is refused
+        whole rather than half done."""
         self.require_verified(principal)
         if self._usage is not None:
-            await self._usage.admit(principal.user_id, images)
+            await self._usage.admit(principal.user_id, images, job=job)
 
     def require_verified(self, principal: common_pb2.Principal) -> None:
         """Raise EmailNotVerified when the deployment requires a verified email address and

@@ -9,19 +9,23 @@ costs: a process killed without its shutdown (SIGKILL, OOM) loses at most its la
 interval's counts, in the user's favour; a stop flushes, and a failed flush keeps its
 counts for the next one.
 
-Quotas are checked against the stored month plus this process's unflushed counts, the
-stored part re-read at most once an interval per account. Replicas therefore see each
-other's usage an interval late: under load an account may pass its quota by about what the
-other replicas served in one interval.
+Quotas are checked against the stored month plus this process's unflushed counts, plus the
+images the account's unfinished jobs have still to detect: a job accepted always runs to its
+end, so its images are held from the moment it is accepted, and running a job again and
+again cannot queue work past the quota. The stored parts are re-read at most once an interval
+per account (a job's submission re-reads them at once). Replicas therefore see each other's
+usage an interval late: under load an account may pass its quota by about what the other
+replicas served in one interval.
 """
 
 import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
 from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -36,6 +40,13 @@ logger = logging.getLogger(__name__)
 
 # No quota: the value of USAGE_MONTHLY_IMAGE_QUOTA and of an account's own quota alike.
 UNLIMITED = 0
+
+
+class WaitingImages(Protocol):
+    """How many images an account's unfinished jobs have still to detect
+    (jobs.service.images_waiting): read by the meter, which knows no job, in its session."""
+
+    def __call__(self, *, session: AsyncSession, user_id: str) -> Awaitable[int]: ...
 
 
 def month_start(day: date) -> date:
@@ -74,6 +85,9 @@ class Standing:
 class _StoredMonth:
     month_start: date
     images: int
+    # Images the account's unfinished jobs had still to detect when read; lowered as this
+    # process detects job images (they move from held to used).
+    held: int
     read_at: float
 
 
@@ -92,10 +106,12 @@ class UsageMeter(BackgroundLoop):
         sessions: async_sessionmaker[AsyncSession],
         default_quota: int,
         flush_interval_s: float,
+        waiting_images: WaitingImages,
         unflushed: Gauge | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sessions = sessions
+        self._waiting_images = waiting_images
         self._default_quota = default_quota
         self._interval_s = flush_interval_s
         self._unflushed_gauge = unflushed
@@ -127,30 +143,45 @@ class UsageMeter(BackgroundLoop):
         day = self._now().date()
         self._pending[UsageKey(user_id, day, source)] += images
         self._pending_months[(user_id, month_start(day))] += images
+        stored = self._stored.get(user_id)
+        if source == SOURCE_JOBS and stored is not None:
+            stored.held = max(stored.held - images, 0)
         if self._unflushed_gauge is not None:
             self._unflushed_gauge.inc(images)
 
-    async def admit(self, user_id: str, images: int) -> None:
-        """Raise QuotaExceeded unless `images` more fit in the account's month. Fails open
+    async def admit(self, user_id: str, images: int, *, job: bool = False) -> None:
+        """Raise QuotaExceeded unless `images` more fit in the account's month beside what
+        its unfinished jobs hold. A `job`'s submission reads both afresh (the last one may
+        have been accepted a moment ago); a call's are at most an interval old. Fails open
         (logged) when PostgreSQL cannot be read: a quota is not worth refusing callers over."""
         try:
             quota = await self._quota_of(user_id)
             if quota == UNLIMITED:
                 return
-            standing = await self._standing(user_id, quota=quota, max_age_s=self._interval_s)
+            max_age_s = 0.0 if job else self._interval_s
+            standing = await self._standing(user_id, quota=quota, max_age_s=max_age_s)
+            held = self._stored[user_id].held
         except Exception:
             logger.warning("could not read usage to check a quota; admitted", exc_info=True)
             return
-        if standing.used + images <= quota:
+        if standing.used + held + images <= quota:
             return
         renews = standing.renews
-        left = max(quota - standing.used, 0)
-        said = (
-            f"{images} images sent, but this account's quota of {quota} images a month has"
-            f" {left} left"
-            if left
-            else f"this account's quota of {quota} images a month is used up"
-        )
+        left = max(quota - standing.used - held, 0)
+        if left:
+            holding = f" ({held} more are held by its unfinished jobs)" if held else ""
+            said = (
+                f"{images} images sent, but this account's quota of {quota} images a month"
+                f" has {left} left{holding}"
+            )
+        elif held:
+            said = (
+                f"this account's quota of {quota} images a month is taken: {standing.used}"
+                f" used, {held} held by its unfinished jobs (cancelling one frees what it has"
+                " still to detect)"
+            )
+        else:
+            said = f"this account's quota of {quota} images a month is used up"
         retry_after = datetime(renews.year, renews.month, renews.day, tzinfo=UTC) - self._now()
         raise QuotaExceeded(
             f"{said}; it renews on {renews.isoformat()} (UTC)",
@@ -249,7 +280,8 @@ class UsageMeter(BackgroundLoop):
         ):
             async with self._sessions() as session:
                 images = await usage.images_since(session=session, user_id=user_id, since=first)
-            stored = _StoredMonth(first, images, time.monotonic())
+                held = await self._waiting_images(session=session, user_id=user_id)
+            stored = _StoredMonth(first, images, held, time.monotonic())
             self._stored[user_id] = stored
         return Standing(
             month_start=first,
