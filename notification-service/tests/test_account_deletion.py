@@ -202,6 +202,7 @@ async def test_an_attempt_at_a_delivery_erased_while_it_was_sent_records_nothing
         channel=EMAIL,
         target="someone@example.test",
         webhook_id=None,
+        user_id=uuid.uuid4(),
         payload={},
         attempts=1,
     )

@@ -49,6 +49,12 @@ class NotificationSettings(GrpcServiceSettings, EventsConsumerSettings):
         default=1.0, gt=0, validation_alias="DELIVERY_POLL_SECONDS"
     )
     delivery_concurrency: int = Field(default=16, ge=1, validation_alias="DELIVERY_CONCURRENCY")
+    # Deliveries of one account in flight at once: its slow receivers, or a burst of its
+    # events, take this share of a dispatcher's DELIVERY_CONCURRENCY and leave the rest to
+    # every other account's webhooks and emails.
+    delivery_concurrency_per_account: int = Field(
+        default=4, ge=1, validation_alias="DELIVERY_CONCURRENCY_PER_ACCOUNT"
+    )
 
     webhook_timeout_seconds: float = Field(
         default=10.0, gt=0, le=60, validation_alias="WEBHOOK_TIMEOUT_SECONDS"

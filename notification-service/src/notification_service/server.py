@@ -128,6 +128,7 @@ class Runtime:
             lease_seconds=settings.delivery_lease_seconds,
             poll_seconds=settings.delivery_poll_seconds,
             concurrency=settings.delivery_concurrency,
+            per_account=settings.delivery_concurrency_per_account,
             webhook_failures=FailurePolicy(
                 failures=settings.webhook_disable_after_failures,
                 lasting=timedelta(seconds=settings.webhook_disable_after_seconds),

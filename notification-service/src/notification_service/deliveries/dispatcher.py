@@ -1,6 +1,8 @@
 """The loop that sends due deliveries, records every attempt and schedules retries."""
 
 import asyncio
+import collections
+import contextlib
 import logging
 import time
 import uuid
@@ -42,10 +44,13 @@ class Sender(Protocol):
 # Not frozen: BackgroundLoop keeps its stop event and task on the instance.
 @dataclass(kw_only=True, eq=False)
 class Dispatcher(BackgroundLoop):
-    """Claims due deliveries in batches, sends them concurrently, retries with backoff.
+    """Keeps up to `concurrency` deliveries in flight, at most `per_account` of one
+    account's, claiming more as each attempt ends; retries with backoff.
 
-    Several replicas may run one each: claims use SKIP LOCKED plus a lease, so a delivery
-    is sent by one dispatcher at a time.
+    No pass waits for its slowest send: a receiver that answers only at its deadline holds
+    one slot of its account's share, while the others go on being claimed and sent. Several
+    replicas may run one each: claims use SKIP LOCKED plus a lease, so a delivery is sent by
+    one dispatcher at a time.
     """
 
     session_factory: async_sessionmaker[AsyncSession]
@@ -56,36 +61,86 @@ class Dispatcher(BackgroundLoop):
     lease_seconds: float
     poll_seconds: float
     concurrency: int
+    # Deliveries of one account in flight at once (DELIVERY_CONCURRENCY_PER_ACCOUNT).
+    per_account: int
     # When a webhook whose deliveries keep being dead-lettered is disabled (ADR 0046).
     webhook_failures: health.FailurePolicy
 
     async def _loop(self) -> None:
-        """Pass after pass; between them, idle until the next poll or until `wake()` (new
-        deliveries exist). `stop()` returns after the attempts in flight."""
+        """Claim into the free slots, then wait for an attempt to end, the next poll or
+        `wake()` (new deliveries exist). `stop()` returns after the attempts in flight."""
+        in_flight: dict[asyncio.Task[None], uuid.UUID | None] = {}
         failures = 0
-        while not self.stopping:
-            try:
-                claimed = await self.dispatch_due()
-                failures = 0
-            except Exception:
-                failures += 1
-                logger.warning(
-                    "dispatcher pass failed", extra={"failures": failures}, exc_info=True
-                )
-                await self.idle(min(30.0, self.poll_seconds * 2**failures))
-                continue
-            if claimed < self.concurrency:
-                await self.idle(self.poll_seconds)
+        try:
+            while not self.stopping:
+                free = self.concurrency - len(in_flight)
+                claimed = 0
+                if free > 0:
+                    try:
+                        claimed = self._start(await self._claim(free, in_flight), in_flight)
+                        failures = 0
+                    except Exception:
+                        failures += 1
+                        logger.warning(
+                            "dispatcher claim failed", extra={"failures": failures}, exc_info=True
+                        )
+                        await self._wait(in_flight, min(30.0, self.poll_seconds * 2**failures))
+                        continue
+                if free > 0 and claimed == free:
+                    continue  # every slot taken: more may be due at once
+                await self._wait(in_flight, self.poll_seconds)
+        finally:
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
 
-    async def dispatch_due(self) -> int:
-        """One pass: claim a batch, send it, record the outcomes; returns the batch size."""
+    async def _claim(
+        self, free: int, in_flight: Mapping[asyncio.Task[None], uuid.UUID | None]
+    ) -> list[ClaimedDelivery]:
+        """Up to `free` due deliveries, each account's within what its share leaves."""
+        sending = collections.Counter(
+            account for account in in_flight.values() if account is not None
+        )
         async with self.session_factory() as session, session.begin():
-            batch = await service.claim_due(
-                session=session, limit=self.concurrency, lease_seconds=self.lease_seconds
+            return await service.claim_due(
+                session=session,
+                limit=free,
+                lease_seconds=self.lease_seconds,
+                per_account=self.per_account,
+                in_flight=sending,
             )
-        if batch:
-            await asyncio.gather(*(self._attempt(delivery) for delivery in batch))
-        return len(batch)
+
+    def _start(
+        self,
+        claimed: list[ClaimedDelivery],
+        in_flight: dict[asyncio.Task[None], uuid.UUID | None],
+    ) -> int:
+        for delivery in claimed:
+            task = asyncio.create_task(self._attempt_logged(delivery), name="delivery-attempt")
+            in_flight[task] = delivery.user_id
+            task.add_done_callback(lambda done: in_flight.pop(done, None))
+        return len(claimed)
+
+    async def _wait(
+        self, in_flight: Mapping[asyncio.Task[None], uuid.UUID | None], seconds: float
+    ) -> None:
+        """Until an attempt in flight ends (a slot is free), `wake()`, `stop()` or `seconds`."""
+        idle = asyncio.create_task(self.idle(seconds))
+        try:
+            await asyncio.wait([idle, *in_flight], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            idle.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await idle
+
+    async def _attempt_logged(self, delivery: ClaimedDelivery) -> None:
+        """An attempt whose outcome could not be recorded (PostgreSQL away) is logged; the
+        delivery's lease runs out and it is claimed again."""
+        try:
+            await self._attempt(delivery)
+        except Exception:
+            logger.exception(
+                "could not record a delivery attempt", extra={"delivery_id": str(delivery.id)}
+            )
 
     async def _attempt(self, delivery: ClaimedDelivery) -> None:
         started_at = datetime.now(UTC)

@@ -2,7 +2,7 @@
 
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,9 +11,12 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     Select,
+    case,
     delete,
     func,
     insert,
+    literal,
+    or_,
     select,
     text,
     true,
@@ -75,6 +78,8 @@ class ClaimedDelivery:
     channel: str
     target: str
     webhook_id: uuid.UUID | None
+    # The account it is for (None: an address alone), whose share of the dispatcher it takes.
+    user_id: uuid.UUID | None
     payload: dict[str, Any] = field(repr=False)
     # Including the one being made now.
     attempts: int
@@ -123,14 +128,65 @@ async def add_deliveries(
     return len(result.all())
 
 
+# How many of the earliest due deliveries a claim chooses among: the per-account turns are
+# counted over these, not over a backlog of any size.
+CLAIM_WINDOW = 1000
+
+
 async def claim_due(
-    *, session: AsyncSession, limit: int, lease_seconds: float
+    *,
+    session: AsyncSession,
+    limit: int,
+    lease_seconds: float,
+    per_account: int,
+    in_flight: Mapping[uuid.UUID, int] | None = None,
 ) -> list[ClaimedDelivery]:
-    """Reserve up to `limit` due deliveries: the attempt is counted and the row hidden from
-    other dispatchers for the lease, so no row lock is held while sending."""
+    """Reserve up to `limit` due deliveries, earliest due first, but no more of one account's
+    than `per_account` less what the dispatcher has `in_flight` of it: one account's slow
+    receivers or backlog of events take their share of the dispatcher, never the whole of
+    it. The attempt is counted and the row hidden from other dispatchers for the lease, so no
+    row lock is held while sending. A delivery of no account (an email to an address alone)
+    is an account of its own."""
+    sending = dict(in_flight or {})
+    is_due = (deliveries.c.state == PENDING, deliveries.c.next_attempt_at <= func.now())
+    busy = [account for account, count in sending.items() if count >= per_account]
+    not_busy = (
+        [or_(deliveries.c.user_id.is_(None), deliveries.c.user_id.not_in(busy))] if busy else []
+    )
+    earliest = (
+        select(deliveries.c.id, deliveries.c.user_id, deliveries.c.next_attempt_at)
+        .where(*is_due, *not_busy)
+        .order_by(deliveries.c.next_attempt_at)
+        .limit(CLAIM_WINDOW)
+        .subquery()
+    )
+    allowed: ColumnElement[int] = (
+        case(
+            *(
+                (earliest.c.user_id == account, per_account - count)
+                for account, count in sending.items()
+            ),
+            else_=per_account,
+        )
+        if sending
+        else literal(per_account)
+    )
+    turns = select(
+        earliest.c.id,
+        allowed.label("allowed"),
+        func.row_number()
+        .over(
+            partition_by=func.coalesce(earliest.c.user_id, earliest.c.id),
+            order_by=earliest.c.next_attempt_at,
+        )
+        .label("turn"),
+    ).subquery()
     due = (
         select(deliveries.c.id)
-        .where(deliveries.c.state == PENDING, deliveries.c.next_attempt_at <= func.now())
+        .where(
+            *is_due,
+            deliveries.c.id.in_(select(turns.c.id).where(turns.c.turn <= turns.c.allowed)),
+        )
         .order_by(deliveries.c.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -414,8 +470,22 @@ async def queue_ping(
     *, session: AsyncSession, webhook: Webhook, links: ConsoleLinks
 ) -> WebhookDelivery:
     """A `webhook.ping` delivery to this webhook alone, due now (ADR 0046); its event is
-    recorded as processed with it, as every delivery's event is. The caller has checked that
-    the webhook is the asker's, and holds it against deletion."""
+    recorded as processed with it, as every delivery's event is. While a ping of this webhook
+    is pending, that one is answered instead of a second, as a redelivery is: asking again
+    and again queues one ping, not a backlog of sends to a receiver that may never answer.
+    The caller has checked that the webhook is the asker's, and holds it against deletion."""
+    waiting = await session.execute(
+        _newest_first(
+            _webhook_deliveries().where(
+                deliveries.c.webhook_id == webhook.id,
+                deliveries.c.event_type == PING,
+                deliveries.c.state == PENDING,
+            )
+        ).limit(1)
+    )
+    pending = waiting.one_or_none()
+    if pending is not None:
+        return _webhook_delivery(pending)
     event = ping_event(webhook.id)
     event_id = uuid.UUID(event.id)
     await session.execute(insert(processed_events).values(event_id=event_id, event_type=PING))

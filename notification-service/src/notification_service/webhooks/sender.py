@@ -1,5 +1,6 @@
 """The webhook channel of the dispatcher: a signed POST to a destination checked just now."""
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -58,6 +59,19 @@ class WebhookSender:
                     session=session, webhook_id=delivery.webhook_id
                 )
             raise DeliveryFailedError(EXPIRED_KEY, permanent=True)
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                return await self._post(delivery, target)
+        except TimeoutError:
+            raise DeliveryFailedError(
+                f"the receiver did not answer within {self.timeout_seconds:g} s"
+            ) from None
+
+    async def _post(self, delivery: ClaimedDelivery, target: service.SigningTarget) -> int:
+        """Check the destination again and POST the signed body to it; the status on a 2xx.
+        Bounded as a whole by `send` (WEBHOOK_TIMEOUT_SECONDS): httpx's timeout bounds each
+        read, and a receiver trickling its headers a byte at a time would otherwise hold the
+        delivery, and a dispatcher's slot, past its lease."""
         try:
             destination = await checked_target(target.url, allow_private=self.allow_private)
         except ForbiddenTarget as exc:
