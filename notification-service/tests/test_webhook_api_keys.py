@@ -145,6 +145,41 @@ async def test_revoking_a_key_deletes_its_webhooks_only_and_a_redelivery_deletes
     assert await listed(service, as_user, user_id) == remaining
 
 
+async def _repoint(service, metadata, webhook_id: str, url: str) -> None:
+    request = notification_pb2.UpdateWebhookRequest(webhook_id=webhook_id, url=url)
+    request.update_mask.paths.append("url")
+    await service.stub.UpdateWebhook(request, metadata=metadata)
+
+
+async def test_a_key_that_repoints_a_webhook_or_replaces_its_secret_is_the_one_it_lives_by(
+    service, producer, receiver, new_user, as_user, with_key, wait
+) -> None:
+    """A leaked key could otherwise send a session's webhook, and the owner's job events, to
+    its own receiver for good: revoking the key left the redirected webhook, tied to none."""
+    user_id, _ = new_user()
+    leaked = str(uuid.uuid4())
+    redirected = await register(service, as_user(user_id), receiver.url("/mine/events"))
+    resigned = await register(service, as_user(user_id), receiver.url("/mine/other"))
+    taken_back = await register(service, with_key(user_id, leaked), receiver.url("/by-key"))
+
+    await _repoint(service, with_key(user_id, leaked), redirected.id, receiver.url("/attacker"))
+    await service.stub.RotateWebhookSecret(
+        notification_pb2.RotateWebhookSecretRequest(webhook_id=resigned.id),
+        metadata=with_key(user_id, leaked),
+    )
+    # The owner's session points the key's webhook at its own receiver: the session's now.
+    await _repoint(service, as_user(user_id), taken_back.id, receiver.url("/mine/again"))
+    assert await listed(service, as_user, user_id) == {
+        redirected.id: leaked,
+        resigned.id: leaked,
+        taken_back.id: "",
+    }
+
+    event_id = await producer.publish(key_revoked(user_id, leaked))
+    await wait(lambda: processed(service, event_id))
+    assert await listed(service, as_user, user_id) == {taken_back.id: ""}
+
+
 async def test_a_webhook_whose_key_has_expired_delivers_nothing_and_is_deleted(
     service, producer, receiver, new_user, as_user, with_key, wait, events
 ) -> None:

@@ -191,6 +191,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
         self, request: notification_pb2.RotateWebhookSecretRequest, context: ServicerContext
     ) -> notification_pb2.CreatedWebhook:
         principal = self._principal(context)
+        api_key_id, api_key_expires_at = _api_key(principal)
         async with self.session_factory() as session, session.begin():
             hook, secret = await webhooks_service.rotate_secret(
                 session=session,
@@ -198,6 +199,8 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
                 user_id=principal.user_id,
                 webhook_id=request.webhook_id,
                 keep_previous=timedelta(seconds=request.keep_previous_seconds),
+                api_key_id=api_key_id,
+                api_key_expires_at=api_key_expires_at,
             )
         return notification_pb2.CreatedWebhook(webhook=_webhook_message(hook), secret=secret)
 
@@ -242,6 +245,7 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
                 f"update_mask names {unknown}; a webhook's {sorted(UPDATABLE_WEBHOOK_FIELDS)}"
                 " can be updated"
             )
+        api_key_id, api_key_expires_at = _api_key(principal)
         async with self.session_factory() as session, session.begin():
             hook = await webhooks_service.update_webhook(
                 session=session,
@@ -251,6 +255,8 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
                 url=request.url if "url" in paths else None,
                 events=list(request.events) if "events" in paths else None,
                 enabled=request.enabled if "enabled" in paths else None,
+                api_key_id=api_key_id,
+                api_key_expires_at=api_key_expires_at,
             )
         return _webhook_message(hook)
 

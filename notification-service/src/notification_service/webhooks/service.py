@@ -168,9 +168,15 @@ async def update_webhook(
     url: str | None = None,
     events: Sequence[str] | None = None,
     enabled: bool | None = None,
+    api_key_id: uuid.UUID | None = None,
+    api_key_expires_at: datetime | None = None,
 ) -> Webhook:
     """Change what is given (None keeps it) of the caller's webhook; someone else's is as
     absent as a missing one.
+
+    A new URL ties the webhook to the caller's credential as creating it does
+    (`api_key_id`, `api_key_expires_at`; None from a session): it now sends where that API key
+    said, so it lives no longer than that key, and a session's new URL unties it from any.
 
     A new URL is checked as a new webhook's is and must not be another of the account's
     webhooks' (AlreadyExists). Deliveries read the URL when they are sent, so pending ones
@@ -185,7 +191,7 @@ async def update_webhook(
     if url is not None:
         url = url.strip()
         await checked_target(url, allow_private=allow_private)
-        values["url"] = url
+        values.update(url=url, api_key_id=api_key_id, api_key_expires_at=api_key_expires_at)
     if events is not None:
         values["events"] = list(event_types(events))
     if enabled is True:
@@ -303,11 +309,15 @@ async def rotate_secret(
     webhook_id: str,
     keep_previous: timedelta,
     now: datetime | None = None,
+    api_key_id: uuid.UUID | None = None,
+    api_key_expires_at: datetime | None = None,
 ) -> tuple[Webhook, str]:
     """A new signing secret for the caller's webhook; returns the webhook and the secret,
     which exists in clear only in this answer. The secret it replaces keeps signing beside
     it for `keep_previous` (none: it stops now), so a receiver can move to the new one
-    without missing a delivery; a secret replaced earlier stops now either way."""
+    without missing a delivery; a secret replaced earlier stops now either way. The webhook
+    is tied to the caller's credential, as a new URL ties it (update_webhook): whoever holds
+    the new secret holds what that key gave."""
     if not timedelta(0) <= keep_previous <= MAX_KEEP_PREVIOUS:
         raise InvalidArgument(
             f"keep_previous_seconds must be between 0 and {int(MAX_KEEP_PREVIOUS.total_seconds())}"
@@ -324,6 +334,8 @@ async def rotate_secret(
                 secret_ciphertext=box.seal(secret),
                 previous_secret_ciphertext=webhooks.c.secret_ciphertext if keeps else None,
                 previous_secret_expires_at=now + keep_previous if keeps else None,
+                api_key_id=api_key_id,
+                api_key_expires_at=api_key_expires_at,
             )
             .returning(*webhooks.c)
         )
