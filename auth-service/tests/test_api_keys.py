@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 from auth_service.database import SCHEMA
 from auth_service.server import MIGRATIONS_DIR
 from objectvision.v1 import auth_pb2, notification_pb2
-from objectvision_common.api_keys import ALL_SCOPES
+from objectvision_common.api_keys import ALL_SCOPES, MAX_KEYS_IN_USE, MAX_PAST_KEYS_LISTED
 from objectvision_common.db import sync_url, upgrade_to, upgrade_to_head
 from objectvision_devstack.databases import fresh_database
 
@@ -462,3 +462,43 @@ def test_keys_made_before_scopes_get_the_scopes_of_the_time_and_no_expiry(infras
         engine.dispose()
     assert scopes == ["detect", "results:read", "results:write", "webhooks"]
     assert expires_at is None
+
+
+async def test_an_account_has_at_most_so_many_keys_in_use_and_a_past_one_frees_its_place(
+    auth, accounts, database, rejected
+):
+    account = await accounts.create()
+    keys = [await create_key(auth, account, name=f"device {n}") for n in range(MAX_KEYS_IN_USE)]
+
+    refused = await rejected(grpc.StatusCode.FAILED_PRECONDITION, create_key(auth, account))
+    assert refused.details() == (
+        f"this account has {MAX_KEYS_IN_USE} API keys in use, as many as one account may:"
+        " revoke one it no longer needs"
+    )
+    await auth.RevokeApiKey(
+        auth_pb2.RevokeApiKeyRequest(key_id=keys[0].key.id), metadata=account.metadata
+    )
+    await create_key(auth, account, name="replacement")
+    await database.execute(
+        "UPDATE auth.api_keys SET expires_at = now() - interval '1 second' WHERE id = :id",
+        id=keys[1].key.id,
+    )
+    await create_key(auth, account, name="after an expiry")
+    await rejected(grpc.StatusCode.FAILED_PRECONDITION, create_key(auth, account))
+
+
+async def test_the_list_holds_every_key_in_use_and_the_newest_past_ones(auth, accounts):
+    account = await accounts.create()
+    past = []
+    for n in range(MAX_PAST_KEYS_LISTED + 2):
+        made = await create_key(auth, account, name=f"rotated {n}")
+        await auth.RevokeApiKey(
+            auth_pb2.RevokeApiKeyRequest(key_id=made.key.id), metadata=account.metadata
+        )
+        past.append(made.key.id)
+    in_use = [(await create_key(auth, account, name=f"live {n}")).key.id for n in range(2)]
+
+    listed = await auth.ListApiKeys(auth_pb2.ListApiKeysRequest(), metadata=account.metadata)
+
+    newest_past = past[::-1][:MAX_PAST_KEYS_LISTED]
+    assert [key.id for key in listed.keys] == [*in_use[::-1], *newest_past]

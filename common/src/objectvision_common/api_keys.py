@@ -31,6 +31,12 @@ class Scope(StrEnum):
 ALL_SCOPES: tuple[Scope, ...] = tuple(Scope)
 # A key may be given a lifetime of 1 to this many days, or none (it lasts until revoked).
 MAX_LIFETIME_DAYS = 365
+# Keys one account may have in use (neither revoked nor expired): each is a credential to
+# keep track of, and a key per device of a large fleet still fits.
+MAX_KEYS_IN_USE = 100
+# Revoked and expired keys a listing shows, newest first, after every key in use: the
+# history stays visible without a create-and-revoke loop growing the list without end.
+MAX_PAST_KEYS_LISTED = 100
 
 
 def requested_scopes(names: Iterable[str]) -> tuple[Scope, ...]:

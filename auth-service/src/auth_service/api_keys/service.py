@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import outbox
@@ -25,8 +25,18 @@ from auth_service.api_keys.models import ApiKey
 from auth_service.database import utcnow
 from auth_service.users.models import User
 from auth_service.users.schemas import Caller, normalise_name
-from objectvision_common.api_keys import MAX_LIFETIME_DAYS, requested_scopes
-from objectvision_common.errors import InvalidArgument, NotFound, Unauthenticated
+from objectvision_common.api_keys import (
+    MAX_KEYS_IN_USE,
+    MAX_LIFETIME_DAYS,
+    MAX_PAST_KEYS_LISTED,
+    requested_scopes,
+)
+from objectvision_common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unauthenticated,
+)
 
 KEY_SCHEME = "ov"
 INVALID_API_KEY = "the API key is invalid or revoked"
@@ -69,11 +79,24 @@ async def create(
     expires_in_days: int | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key and its secret; the secret is returned here and never again. No `scopes`
-    means every scope; no `expires_in_days`, a key that lasts until it is revoked."""
+    means every scope; no `expires_in_days`, a key that lasts until it is revoked.
+    FailedPrecondition when the account has MAX_KEYS_IN_USE keys in use already (the
+    account's row is locked while they are counted, so two creations cannot both pass)."""
     name = normalise_name(name)
     granted = requested_scopes(scopes)
     created_at = utcnow()
     expires_at = _expiry(created_at, expires_in_days)
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    in_use = await session.scalar(
+        select(func.count())
+        .select_from(ApiKey)
+        .where(ApiKey.user_id == user_id, _in_use(created_at))
+    )
+    if (in_use or 0) >= MAX_KEYS_IN_USE:
+        raise FailedPrecondition(
+            f"this account has {in_use} API keys in use, as many as one account may:"
+            " revoke one it no longer needs"
+        )
     secret, prefix = _new_key()
     key = ApiKey(
         id=uuid.uuid4(),
@@ -90,14 +113,26 @@ async def create(
     return key, secret
 
 
+def _in_use(now: datetime) -> ColumnElement[bool]:
+    """Neither revoked nor expired at `now`."""
+    return ApiKey.revoked_at.is_(None) & or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now)
+
+
 async def list_for_user(*, session: AsyncSession, user_id: uuid.UUID) -> list[ApiKey]:
-    """The user's keys, newest first, revoked ones included so the history stays visible."""
-    result = await session.scalars(
-        select(ApiKey)
-        .where(ApiKey.user_id == user_id)
-        .order_by(ApiKey.created_at.desc(), ApiKey.id)
+    """The user's keys, newest first: every key in use, then the newest MAX_PAST_KEYS_LISTED
+    revoked or expired ones, so the history stays visible and the list stays bounded."""
+    now = utcnow()
+    newest_first = (ApiKey.created_at.desc(), ApiKey.id)
+    in_use = await session.scalars(
+        select(ApiKey).where(ApiKey.user_id == user_id, _in_use(now)).order_by(*newest_first)
     )
-    return list(result)
+    past = await session.scalars(
+        select(ApiKey)
+        .where(ApiKey.user_id == user_id, ~_in_use(now))
+        .order_by(*newest_first)
+        .limit(MAX_PAST_KEYS_LISTED)
+    )
+    return sorted([*in_use, *past], key=lambda key: key.created_at, reverse=True)
 
 
 async def revoke(*, session: AsyncSession, caller: Caller, key_id: str) -> None:
