@@ -324,7 +324,9 @@ async def test_another_users_objects_are_not_found_on_every_route(
             assert mine.status_code == 200, (path, mine.text)
 
 
-async def _ws_close_code(url: str, headers: dict[str, str], first: str | None = None) -> int:
+async def _ws_close_code(
+    url: str, headers: dict[str, str], first: str | bytes | None = None
+) -> int:
     async with connect(url, additional_headers=headers, open_timeout=10) as socket:
         if first is not None:
             await socket.send(first)
@@ -351,6 +353,11 @@ async def test_another_users_job_stream_closes_with_4404(
     assert await _ws_close_code(f"{base}/api/v1/ws/jobs/{uuid.uuid4()}", attacker.headers) == 4404
     # No credentials, or junk ones: 4401, never a stream.
     assert await _ws_close_code(url, {}, first='{"token": "junk"}') == 4401
+    # A first message far longer than any token message is refused unread, a valid token in
+    # it or not (the socket takes frames as large as an upload, for live detection).
+    padded = f'{{"token": "{victim.owner.access_token}", "pad": "{"x" * 4_000_000}"}}'
+    assert await _ws_close_code(url, {}, first=padded) == 4401
+    assert await _ws_close_code(url, {}, first=token_message.encode()) == 4404
     assert await _ws_close_code(url, {"Authorization": "Bearer junk"}) == 4401
     # The owner is served (the job is long finished: its final event, then 1000).
     assert await _ws_close_code(url, victim.owner.headers) == 1000

@@ -12,6 +12,7 @@ without the scope; 1013 the auth service or Redis away).
 
 import asyncio
 import contextlib
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from redis.exceptions import RedisError
 from starlette.websockets import WebSocketState
 
 from gateway.auth.dependencies import Authorisation, current_principal, optional_access_token
+from gateway.auth.tokens import MAX_TOKEN_LENGTH
 from gateway.clients import ServiceClients
 from gateway.errors import ApiError
 from gateway.upstream import Upstream
@@ -43,7 +45,10 @@ CLOSE_INVALID = 4422
 CLOSE_TOO_MANY = 4429
 # How long a client may take to send its token message.
 TOKEN_MESSAGE_TIMEOUT_SECONDS = 10.0
-MAX_TOKEN_LENGTH = 8192
+# A token message is `{"token": "<at most MAX_TOKEN_LENGTH characters>"}`: anything much
+# longer is refused before it is parsed (the server takes frames as large as an upload, for
+# live detection, and JSON of that size from an unknown caller is CPU and memory spent).
+MAX_TOKEN_MESSAGE_CHARS = MAX_TOKEN_LENGTH + 64
 # Close reasons are at most 123 bytes.
 MAX_CLOSE_REASON = 120
 
@@ -126,10 +131,19 @@ def _bearer_token(websocket: WebSocket) -> str | None:
 async def _token_message(websocket: WebSocket) -> str | None:
     """The token from the client's first message, or None if it sends something else."""
     try:
-        message = await asyncio.wait_for(
-            websocket.receive_json(), timeout=TOKEN_MESSAGE_TIMEOUT_SECONDS
+        received = await asyncio.wait_for(
+            websocket.receive(), timeout=TOKEN_MESSAGE_TIMEOUT_SECONDS
         )
-    except (TimeoutError, ValueError, KeyError, RuntimeError, WebSocketDisconnect):
+    except (TimeoutError, RuntimeError, WebSocketDisconnect):
+        return None
+    text = received.get("text")
+    if text is None and received.get("bytes") is not None:
+        text = received["bytes"].decode("utf-8", "replace")
+    if not isinstance(text, str) or len(text) > MAX_TOKEN_MESSAGE_CHARS:
+        return None
+    try:
+        message = json.loads(text)
+    except ValueError:
         return None
     token = message.get("token") if isinstance(message, dict) else None
     if isinstance(token, str) and 0 < len(token) <= MAX_TOKEN_LENGTH:
