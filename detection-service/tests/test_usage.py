@@ -297,6 +297,8 @@ async def test_a_waiting_jobs_images_are_held_against_the_quota_until_it_runs_or
     accepted: submitting, or running a job again, cannot queue more than the quota leaves."""
     waiting = await make_harness(USAGE_MONTHLY_IMAGE_QUOTA=5, JOB_WORKERS=0)
     queued = await _submit(waiting, user, bus_jpg, count=3)
+    usage = await _usage(waiting, user)
+    assert (usage.month_images, usage.held_images, usage.remaining) == (0, 3, 2)
 
     with pytest.raises(grpc.aio.AioRpcError) as second:
         await _submit(waiting, user, bus_jpg, count=3)
@@ -326,3 +328,18 @@ async def test_a_waiting_jobs_images_are_held_against_the_quota_until_it_runs_or
     )
     again = await _submit(waiting, user, bus_jpg, count=3)
     assert again.id != queued.id
+
+
+async def test_submissions_at_once_are_admitted_one_after_another_against_the_quota(
+    make_harness, user, bus_jpg
+):
+    """Each is asked again in the transaction that adds its job, under the account's job
+    lock, so two submissions that both fit on their own cannot both be accepted together."""
+    waiting = await make_harness(USAGE_MONTHLY_IMAGE_QUOTA=5, JOB_WORKERS=0)
+    outcomes = await asyncio.gather(
+        *(_submit(waiting, user, bus_jpg, count=3) for _ in range(3)), return_exceptions=True
+    )
+    accepted = [o for o in outcomes if isinstance(o, detection_pb2.Job)]
+    refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert len(accepted) == 1 and len(refused) == 2, outcomes
+    assert {_refusal(error)[1] for error in refused} == {"quota_exceeded"}

@@ -13,14 +13,19 @@ import socketserver
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
 from notification_service.deliveries.models import deliveries, delivery_attempts
+from notification_service.deliveries.service import claim_due, queue_ping
+from notification_service.events.models import processed_events
+from notification_service.links import ConsoleLinks
+from notification_service.webhooks.service import owned_webhook
 from objectvision.v1 import notification_pb2
 
 from .test_webhooks import create, webhook_rows
@@ -157,3 +162,97 @@ async def test_one_accounts_slow_receivers_take_its_share_of_the_dispatcher_not_
     assert len(trickler.received(f"/share/{slow_user}/")) >= len(pings)
     [delivered] = await webhook_rows(service, event_id)
     assert delivered.state == "delivered"
+
+
+async def test_a_claim_takes_each_account_within_its_share_and_reaches_past_a_backlog(
+    service,
+) -> None:
+    """The rows are inserted and claimed in one transaction that is rolled back, so the
+    running dispatcher never sees them."""
+    backlog, other, busy = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+    def due(account: uuid.UUID | None, n: int) -> dict[str, object]:
+        return {
+            "id": uuid.uuid4(),
+            "event_id": uuid.uuid4(),
+            "event_type": "job.completed",
+            "user_id": account,
+            "channel": "email",
+            "target": f"someone-{n}@example.test",
+            "payload": {},
+            # Earliest first: the backlog's, then the others'.
+            "next_attempt_at": datetime.now(UTC) - timedelta(minutes=60 - n),
+        }
+
+    rows = [
+        *(due(backlog, n) for n in range(10)),
+        due(busy, 20),
+        due(other, 21),
+        due(None, 22),
+        due(None, 23),
+    ]
+    async with service.runtime.sessions() as session:
+        await session.execute(
+            insert(processed_events),
+            [{"event_id": row["event_id"], "event_type": "job.completed"} for row in rows],
+        )
+        await session.execute(insert(deliveries), rows)
+        claimed = await claim_due(
+            session=session,
+            limit=16,
+            lease_seconds=60,
+            per_account=PER_ACCOUNT,
+            in_flight={busy: PER_ACCOUNT, backlog: 1},
+        )
+        mine = [d for d in claimed if d.user_id in (backlog, busy, other, None)]
+        by_account = Counter(d.user_id for d in mine if d.target.startswith("someone-"))
+        await session.rollback()
+    # The backlog gets what its share leaves (one in flight: three more), the busy account
+    # none, and the rest are reached behind the backlog; an address alone is its own account.
+    assert by_account == {backlog: PER_ACCOUNT - 1, other: 1, None: 2}
+
+
+async def test_pinging_again_tries_a_ping_waiting_for_its_retry_now_and_leaves_one_being_sent(
+    service, receiver, new_user, as_user
+) -> None:
+    """Both states are written in a transaction that is rolled back, so the running
+    dispatcher never sends them."""
+    user_id, _ = new_user()
+    created = await create(service, as_user, user_id, receiver.url(f"/ping-again/{user_id}"))
+    links = ConsoleLinks("https://objectvision.test")
+    later = datetime.now(UTC) + timedelta(hours=1)
+
+    async def pinged_again(*, attempts: int, recorded: int):
+        async with service.runtime.sessions() as session:
+            hook = await owned_webhook(
+                session=session, user_id=user_id, webhook_id=created.webhook.id
+            )
+            first = await queue_ping(session=session, webhook=hook, links=links)
+            await session.execute(
+                update(deliveries)
+                .where(deliveries.c.id == first.id)
+                .values(attempts=attempts, next_attempt_at=later)
+            )
+            for attempt in range(1, recorded + 1):
+                await session.execute(
+                    insert(delivery_attempts).values(
+                        delivery_id=first.id,
+                        attempt=attempt,
+                        started_at=datetime.now(UTC),
+                        duration_ms=5.0,
+                        succeeded=False,
+                        status_code=500,
+                    )
+                )
+            again = await queue_ping(session=session, webhook=hook, links=links)
+            due_at = await session.scalar(
+                select(deliveries.c.next_attempt_at).where(deliveries.c.id == again.id)
+            )
+            await session.rollback()
+        assert again.id == first.id
+        return due_at
+
+    # Failed once, waiting an hour for its retry: due now.
+    assert await pinged_again(attempts=1, recorded=1) <= datetime.now(UTC)
+    # Claimed for its second attempt, not yet recorded: being sent, left alone.
+    assert await pinged_again(attempts=2, recorded=1) == later

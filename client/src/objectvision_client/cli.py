@@ -1815,7 +1815,8 @@ def cmd_usage(ctx: Context) -> int:
     if usage.monthly_quota is None:
         allowance = "no quota"
     else:
-        allowance = f"quota {usage.monthly_quota:,}, {usage.remaining or 0:,} left"
+        held = f", {usage.held_images:,} held by unfinished jobs" if usage.held_images else ""
+        allowance = f"quota {usage.monthly_quota:,}, {usage.remaining or 0:,} left{held}"
     print(
         f"{month}: {usage.month_images:,} images ({allowance}); the count starts again on"
         f" {usage.renews_on.isoformat()} (UTC)",

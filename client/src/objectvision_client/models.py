@@ -874,6 +874,8 @@ class Usage(_Answer):
     month_start: date
     renews_on: date
     month_images: int
+    # Images the account's unfinished jobs have still to detect, held against the quota.
+    held_images: int = 0
     # None: no quota.
     monthly_quota: int | None = None
     remaining: int | None = None

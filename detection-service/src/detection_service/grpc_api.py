@@ -331,6 +331,7 @@ def _usage(user_id: str, standing: Standing, days: Sequence[DayOfUsage]) -> dete
         monthly_quota=standing.quota,
         remaining=standing.remaining,
         custom_quota=standing.custom_quota,
+        held_images=standing.held,
         days=[
             detection_pb2.UsageDay(date=day.day.isoformat(), calls=day.calls, jobs=day.jobs)
             for day in days
@@ -589,6 +590,7 @@ class DetectionServicer(RealtimeServicer):
             model_name = request.params.model.strip() or self._detector.default_model
         return await self._submit_batch(
             user_id=user_id,
+            admit=self._admission(principal, len(accepted)),
             uploads=accepted,
             refused=refused,
             options=options,
@@ -607,10 +609,21 @@ class DetectionServicer(RealtimeServicer):
         )
         return _job(found) if found is not None else None
 
+    def _admission(self, principal: common_pb2.Principal, images: int) -> jobs.JobAdmission:
+        """The quota asked again in the transaction that adds the job, under the account's
+        job lock (jobs.service.JobAdmission): requests at once were each admitted before any
+        of their jobs existed."""
+
+        async def admit(session: AsyncSession) -> None:
+            await self._detector.admit(principal, images=images, job=True, session=session)
+
+        return admit
+
     async def _submit_batch(
         self,
         *,
         user_id: str,
+        admit: jobs.JobAdmission,
         uploads: Sequence[tuple[int, JobUpload]],
         refused: Sequence[jobs.Refusal],
         options: DetectionOptions,
@@ -633,6 +646,7 @@ class DetectionServicer(RealtimeServicer):
             model=model,
             metadata=metadata,
             rerun_of=rerun_of,
+            admit=admit,
         )
         return _job(view)
 
@@ -670,6 +684,7 @@ class DetectionServicer(RealtimeServicer):
         ) as (accepted, refused):
             return await self._submit_batch(
                 user_id=user_id,
+                admit=self._admission(principal, len(source.items)),
                 uploads=accepted,
                 refused=refused,
                 options=options,
@@ -704,6 +719,7 @@ class DetectionServicer(RealtimeServicer):
         ) as (accepted, refused):
             return await self._submit_batch(
                 user_id=user_id,
+                admit=self._admission(principal, len(items)),
                 uploads=accepted,
                 refused=refused,
                 options=options,
@@ -750,6 +766,7 @@ class DetectionServicer(RealtimeServicer):
                 storage=self._storage,
                 queue=self._queue,
                 user_id=principal.user_id,
+                admit=self._admission(principal, video.probe.sampled_frames),
                 max_unfinished=self._max_unfinished_jobs,
                 scratch=scratch,
                 probe=video.probe,
@@ -1118,6 +1135,7 @@ class DetectionServicer(RealtimeServicer):
                 storage=self._storage,
                 queue=self._queue,
                 user_id=user_id,
+                admit=self._admission(principal, probe.sampled_frames),
                 max_unfinished=self._max_unfinished_jobs,
                 scratch=scratch,
                 probe=probe,

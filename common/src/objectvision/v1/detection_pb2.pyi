@@ -1070,7 +1070,7 @@ class UsageDay(_message.Message):
     def __init__(self, date: _Optional[str] = ..., calls: _Optional[int] = ..., jobs: _Optional[int] = ...) -> None: ...
 
 class Usage(_message.Message):
-    __slots__ = ("user_id", "month_start", "renews_on", "month_images", "monthly_quota", "remaining", "custom_quota", "days")
+    __slots__ = ("user_id", "month_start", "renews_on", "month_images", "monthly_quota", "remaining", "custom_quota", "days", "held_images")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     MONTH_START_FIELD_NUMBER: _ClassVar[int]
     RENEWS_ON_FIELD_NUMBER: _ClassVar[int]
@@ -1079,6 +1079,7 @@ class Usage(_message.Message):
     REMAINING_FIELD_NUMBER: _ClassVar[int]
     CUSTOM_QUOTA_FIELD_NUMBER: _ClassVar[int]
     DAYS_FIELD_NUMBER: _ClassVar[int]
+    HELD_IMAGES_FIELD_NUMBER: _ClassVar[int]
     user_id: str
     month_start: str
     renews_on: str
@@ -1087,7 +1088,8 @@ class Usage(_message.Message):
     remaining: int
     custom_quota: bool
     days: _containers.RepeatedCompositeFieldContainer[UsageDay]
-    def __init__(self, user_id: _Optional[str] = ..., month_start: _Optional[str] = ..., renews_on: _Optional[str] = ..., month_images: _Optional[int] = ..., monthly_quota: _Optional[int] = ..., remaining: _Optional[int] = ..., custom_quota: _Optional[bool] = ..., days: _Optional[_Iterable[_Union[UsageDay, _Mapping]]] = ...) -> None: ...
+    held_images: int
+    def __init__(self, user_id: _Optional[str] = ..., month_start: _Optional[str] = ..., renews_on: _Optional[str] = ..., month_images: _Optional[int] = ..., monthly_quota: _Optional[int] = ..., remaining: _Optional[int] = ..., custom_quota: _Optional[bool] = ..., days: _Optional[_Iterable[_Union[UsageDay, _Mapping]]] = ..., held_images: _Optional[int] = ...) -> None: ...
 
 class SetUsageQuotaRequest(_message.Message):
     __slots__ = ("user_id", "monthly_images")

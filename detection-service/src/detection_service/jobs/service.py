@@ -441,6 +441,12 @@ class _KeyTaken(Exception):
     """A concurrent submission with the same idempotency key committed its job first."""
 
 
+# What the transaction that adds a job asks once it holds the account's job lock (the
+# monthly quota, read in that transaction: ADR 0030): submissions at once wait for each
+# other there, so each sees the jobs the others added.
+JobAdmission = Callable[[AsyncSession], Awaitable[None]]
+
+
 async def submit_job(
     *,
     sessions: async_sessionmaker[AsyncSession],
@@ -455,6 +461,7 @@ async def submit_job(
     model: str | None = None,
     metadata: Mapping[str, str] | None = None,
     rerun_of: uuid.UUID | None = None,
+    admit: JobAdmission | None = None,
 ) -> JobView:
     """Store the uploads and the job, then put the job on the stream.
 
@@ -491,6 +498,7 @@ async def submit_job(
         write_rows=write_items,
         metadata=metadata,
         rerun_of=rerun_of,
+        admit=admit,
     )
 
 
@@ -523,12 +531,12 @@ async def ensure_room_for_a_job(
     (0: no limit). With `hold`, in the transaction that adds the job: the account's
     submissions then wait for each other until it ends, so concurrent ones cannot all slip
     under the limit together."""
-    if not limit:
-        return
     if hold:
         await session.execute(
             sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(f"jobs:{user_id}", 0)))
         )
+    if not limit:
+        return
     unfinished = await session.scalar(
         sa.select(sa.func.count())
         .select_from(jobs)
@@ -559,9 +567,11 @@ async def submit_new_job(
     write_rows: JobRowsWriter,
     metadata: Mapping[str, str] | None = None,
     rerun_of: uuid.UUID | None = None,
+    admit: JobAdmission | None = None,
 ) -> JobView:
     """A new job of any kind: its pending `jobs` row and the kind's own rows (`write_rows`)
-    committed as one step with its stored `objects`, then the job put on the stream.
+    committed as one step with its stored `objects`, then the job put on the stream;
+    `admit` is asked first, under the account's job lock (its refusal discards the objects).
 
     Batch jobs (`submit_job`) and video jobs (`video.service.submit_video_job`) differ only
     in what they store and the rows beside the `jobs` row; this is the rest, in one place,
@@ -579,6 +589,8 @@ async def submit_new_job(
         await ensure_room_for_a_job(
             session=session, user_id=user_id, limit=max_unfinished, hold=True
         )
+        if admit is not None:
+            await admit(session)
         # The pending row; _KeyTaken (rolling the submission back) when another job of this
         # user already has the idempotency key.
         inserted = await session.scalar(

@@ -65,6 +65,8 @@ from objectvision_inference import detect_contract as contract
 
 if TYPE_CHECKING:
     # The meter reads PostgreSQL; the realtime role imports this module without it.
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from detection_service.usage.meter import UsageMeter
 
 _TRACER = tracer(__name__)
@@ -246,7 +248,12 @@ class Detector:
         return count if count > 1 else 0
 
     async def admit(
-        self, principal: common_pb2.Principal, *, images: int, job: bool = False
+        self,
+        principal: common_pb2.Principal,
+        *,
+        images: int,
+        job: bool = False,
+        session: "AsyncSession | None" = None,
     ) -> None:
         """Raise EmailNotVerified when the deployment requires a verified address and the
         caller's credential has none, and QuotaExceeded unless `images` more fit in the
@@ -256,7 +263,7 @@ class Detector:
         whole rather than half done."""
         self.require_verified(principal)
         if self._usage is not None:
-            await self._usage.admit(principal.user_id, images, job=job)
+            await self._usage.admit(principal.user_id, images, job=job, session=session)
 
     def require_verified(self, principal: common_pb2.Principal) -> None:
         """Raise EmailNotVerified when the deployment requires a verified email address and

@@ -64,17 +64,19 @@ def next_month_start(day: date) -> date:
 
 @dataclass(frozen=True)
 class Standing:
-    """An account's month so far: images used (stored and not yet flushed) and its quota."""
+    """An account's month so far: images used (stored and not yet flushed), those its
+    unfinished jobs hold, and its quota."""
 
     month_start: date
     used: int
     quota: int
     custom_quota: bool
+    held: int = 0
 
     @property
     def remaining(self) -> int | None:
-        """Images left this month; None without a quota."""
-        return None if self.quota == UNLIMITED else max(self.quota - self.used, 0)
+        """Images that may still be sent this month; None without a quota."""
+        return None if self.quota == UNLIMITED else max(self.quota - self.used - self.held, 0)
 
     @property
     def renews(self) -> date:
@@ -149,18 +151,29 @@ class UsageMeter(BackgroundLoop):
         if self._unflushed_gauge is not None:
             self._unflushed_gauge.inc(images)
 
-    async def admit(self, user_id: str, images: int, *, job: bool = False) -> None:
+    async def admit(
+        self,
+        user_id: str,
+        images: int,
+        *,
+        job: bool = False,
+        session: AsyncSession | None = None,
+    ) -> None:
         """Raise QuotaExceeded unless `images` more fit in the account's month beside what
         its unfinished jobs hold. A `job`'s submission reads both afresh (the last one may
-        have been accepted a moment ago); a call's are at most an interval old. Fails open
+        have been accepted a moment ago); a call's are at most an interval old. With
+        `session`, they are read in it: the transaction that adds a job asks again, under the
+        account's job lock, so submissions at once cannot all pass (jobs.service). Fails open
         (logged) when PostgreSQL cannot be read: a quota is not worth refusing callers over."""
         try:
             quota = await self._quota_of(user_id)
             if quota == UNLIMITED:
                 return
             max_age_s = 0.0 if job else self._interval_s
-            standing = await self._standing(user_id, quota=quota, max_age_s=max_age_s)
-            held = self._stored[user_id].held
+            standing = await self._standing(
+                user_id, quota=quota, max_age_s=max_age_s, session=session
+            )
+            held = standing.held
         except Exception:
             logger.warning("could not read usage to check a quota; admitted", exc_info=True)
             return
@@ -270,7 +283,14 @@ class UsageMeter(BackgroundLoop):
             self._custom = await usage.custom_quotas(session=session)
         self._custom_read = True
 
-    async def _standing(self, user_id: str, *, quota: int, max_age_s: float) -> Standing:
+    async def _standing(
+        self,
+        user_id: str,
+        *,
+        quota: int,
+        max_age_s: float,
+        session: AsyncSession | None = None,
+    ) -> Standing:
         first = month_start(self._now().date())
         stored = self._stored.get(user_id)
         if (
@@ -278,9 +298,11 @@ class UsageMeter(BackgroundLoop):
             or stored.month_start != first
             or time.monotonic() - stored.read_at >= max_age_s
         ):
-            async with self._sessions() as session:
-                images = await usage.images_since(session=session, user_id=user_id, since=first)
-                held = await self._waiting_images(session=session, user_id=user_id)
+            if session is None:
+                async with self._sessions() as own:
+                    images, held = await self._read_month(own, user_id, first)
+            else:
+                images, held = await self._read_month(session, user_id, first)
             stored = _StoredMonth(first, images, held, time.monotonic())
             self._stored[user_id] = stored
         return Standing(
@@ -288,7 +310,15 @@ class UsageMeter(BackgroundLoop):
             used=stored.images + self._pending_months[(user_id, first)],
             quota=quota,
             custom_quota=user_id in self._custom,
+            held=stored.held,
         )
+
+    async def _read_month(
+        self, session: AsyncSession, user_id: str, first: date
+    ) -> tuple[int, int]:
+        """The account's stored images since `first`, and those its unfinished jobs hold."""
+        images = await usage.images_since(session=session, user_id=user_id, since=first)
+        return images, await self._waiting_images(session=session, user_id=user_id)
 
     def _forget_idle_accounts(self) -> None:
         """Stored months not read for a while are dropped, so the cache holds active

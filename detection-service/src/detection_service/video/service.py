@@ -157,8 +157,10 @@ async def submit_video_job(
     metadata: Mapping[str, str] | None = None,
     redact: frozenset[str] = frozenset(),
     rerun_of: uuid.UUID | None = None,
+    admit: jobs_service.JobAdmission | None = None,
 ) -> jobs_service.JobView:
-    """Take the checked upload into storage, commit the job, then put it on the job stream.
+    """Take the checked upload into storage, commit the job, then put it on the job stream
+    (`admit` asked as submit_new_job says).
 
     The file is stored before its row commits and removed if the commit fails; a lost XADD
     leaves the job pending for the sweeper, as with batch jobs.
@@ -199,6 +201,7 @@ async def submit_video_job(
         write_rows=write_video,
         metadata=metadata,
         rerun_of=rerun_of,
+        admit=admit,
     )
 
 

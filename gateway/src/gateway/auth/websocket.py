@@ -137,8 +137,9 @@ async def _token_message(websocket: WebSocket) -> str | None:
     except (TimeoutError, RuntimeError, WebSocketDisconnect):
         return None
     text = received.get("text")
-    if text is None and received.get("bytes") is not None:
-        text = received["bytes"].decode("utf-8", "replace")
+    data = received.get("bytes")
+    if text is None and isinstance(data, bytes) and len(data) <= MAX_TOKEN_MESSAGE_CHARS:
+        text = data.decode("utf-8", "replace")
     if not isinstance(text, str) or len(text) > MAX_TOKEN_MESSAGE_CHARS:
         return None
     try:

@@ -25,7 +25,14 @@ class UsageOut(ApiModel):
     monthly_quota: int | None = Field(
         description="Images allowed per calendar month; null: no quota."
     )
-    remaining: int | None = Field(description="Images left this month; null without a quota.")
+    held_images: int = Field(
+        description="Images your unfinished jobs have still to detect: held against the quota"
+        " from the moment each job was accepted."
+    )
+    remaining: int | None = Field(
+        description="Images that may still be sent this month (the quota less those used and"
+        " those held); null without a quota."
+    )
     custom_quota: bool = Field(
         description="Whether an admin set this account's quota (else the deployment's applies)."
     )
@@ -40,6 +47,7 @@ class UsageOut(ApiModel):
             month_start=date.fromisoformat(usage.month_start),
             renews_on=date.fromisoformat(usage.renews_on),
             month_images=usage.month_images,
+            held_images=usage.held_images,
             monthly_quota=usage.monthly_quota or None,
             remaining=usage.remaining if usage.HasField("remaining") else None,
             custom_quota=usage.custom_quota,

@@ -67,8 +67,11 @@ class Dispatcher(BackgroundLoop):
     webhook_failures: health.FailurePolicy
 
     async def _loop(self) -> None:
-        """Claim into the free slots, then wait for an attempt to end, the next poll or
-        `wake()` (new deliveries exist). `stop()` returns after the attempts in flight."""
+        """Claim into the free slots until a claim comes back empty or none is free, then wait
+        for an attempt to end, the next poll or `wake()` (new deliveries exist). Claiming
+        again at once matters: a claim that filled an account's share leaves that account
+        out of the next one, which then reaches the deliveries behind its backlog. `stop()`
+        returns after the attempts in flight."""
         in_flight: dict[asyncio.Task[None], uuid.UUID | None] = {}
         failures = 0
         try:
@@ -86,8 +89,8 @@ class Dispatcher(BackgroundLoop):
                         )
                         await self._wait(in_flight, min(30.0, self.poll_seconds * 2**failures))
                         continue
-                if free > 0 and claimed == free:
-                    continue  # every slot taken: more may be due at once
+                if claimed:
+                    continue
                 await self._wait(in_flight, self.poll_seconds)
         finally:
             if in_flight:

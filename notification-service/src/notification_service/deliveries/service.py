@@ -473,19 +473,36 @@ async def queue_ping(
     recorded as processed with it, as every delivery's event is. While a ping of this webhook
     is pending, that one is answered instead of a second, as a redelivery is: asking again
     and again queues one ping, not a backlog of sends to a receiver that may never answer.
-    The caller has checked that the webhook is the asker's, and holds it against deletion."""
-    waiting = await session.execute(
-        _newest_first(
-            _webhook_deliveries().where(
+    One waiting for a retry is made due now (a mended receiver is tried at once); one being
+    sent is left to finish. The caller has checked that the webhook is the asker's, and holds
+    it against deletion."""
+    pending = (
+        await session.execute(
+            select(deliveries.c.id, deliveries.c.attempts)
+            .where(
                 deliveries.c.webhook_id == webhook.id,
                 deliveries.c.event_type == PING,
                 deliveries.c.state == PENDING,
             )
-        ).limit(1)
-    )
-    pending = waiting.one_or_none()
+            .order_by(deliveries.c.created_at.desc())
+            .limit(1)
+            .with_for_update()
+        )
+    ).one_or_none()
     if pending is not None:
-        return _webhook_delivery(pending)
+        recorded = await session.scalar(
+            select(func.count())
+            .select_from(delivery_attempts)
+            .where(delivery_attempts.c.delivery_id == pending.id)
+        )
+        if recorded == pending.attempts:
+            await session.execute(
+                update(deliveries)
+                .where(deliveries.c.id == pending.id)
+                .values(next_attempt_at=func.least(deliveries.c.next_attempt_at, func.now()))
+            )
+        answer = await session.execute(_webhook_deliveries().where(deliveries.c.id == pending.id))
+        return _webhook_delivery(answer.one())
     event = ping_event(webhook.id)
     event_id = uuid.UUID(event.id)
     await session.execute(insert(processed_events).values(event_id=event_id, event_type=PING))

@@ -22,7 +22,7 @@ TIMESTAMP_HEADER = "X-ObjectVision-Timestamp"
 SIGNATURE_HEADER = "X-ObjectVision-Signature"
 USER_AGENT = "ObjectVision-Webhooks/1"
 # Why a delivery to a webhook whose API key has expired was given up.
-EXPIRED_KEY = "the API key that registered the webhook has expired; the webhook was deleted"
+EXPIRED_KEY = "the API key the webhook was tied to has expired; the webhook was deleted"
 # Why a delivery to a disabled webhook was given up unsent (ADR 0046): it is redelivered
 # once its owner enables the webhook again.
 DISABLED = "the webhook is disabled"

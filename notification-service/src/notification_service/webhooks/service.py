@@ -67,7 +67,8 @@ class SigningTarget:
         )
 
     def key_expired(self, now: datetime | None = None) -> bool:
-        """Whether the key that registered the webhook has expired: it delivers no more."""
+        """Whether the key the webhook is tied to (the one that registered it, or last gave it a
+        URL or secret) has expired: it delivers no more."""
         if self.api_key_expires_at is None:
             return False
         return self.api_key_expires_at <= (now or datetime.now(UTC))
