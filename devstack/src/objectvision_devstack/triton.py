@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
+import psutil
+
 from objectvision_devstack.health import http_ok
 from objectvision_devstack.processes import ManagedProcess, free_port
 from objectvision_inference.triton import (
@@ -238,6 +240,25 @@ class LocalTriton:
         after it, as a restarted pod's /dev/shm is new."""
         self.process.kill()
         self.remove_shared_memory()
+
+    def kill_backend_stub(self, model: str) -> int:
+        """SIGKILL the Python backend's stub process that serves `model`, as a crash of that
+        process alone would (Triton's issue 8882 is one): Triton lives on and says it is
+        healthy. The stub's pid."""
+        folder = f"{self.repository}/{model}/"
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            try:
+                command = child.cmdline()
+            except psutil.Error:
+                continue  # gone, or a killed stub Triton has not reaped (a zombie)
+            if (
+                command
+                and command[0].endswith("triton_python_backend_stub")
+                and any(part.startswith(folder) for part in command[1:])
+            ):
+                child.send_signal(signal.SIGKILL)
+                return child.pid
+        raise LookupError(f"no backend stub of {model!r} runs under this Triton")
 
     def remove_shared_memory(self) -> None:
         """The Python backend's regions that this server left in /dev/shm: a server that

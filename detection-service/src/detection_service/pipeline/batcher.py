@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
+import tritonclient.grpc as grpcclient
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
@@ -28,6 +29,7 @@ from detection_service.metrics import DetectionMetrics
 from detection_service.pipeline.lanes import Lane, Lanes
 from detection_service.pipeline.triton import (
     RETRY_AFTER_SECONDS,
+    BackendDown,
     ImageRequest,
     TritonModel,
     make_inputs,
@@ -183,6 +185,28 @@ class MicroBatcher:
             batch.append(pending)
         return batch
 
+    async def _infer_through_backend_crash(
+        self, inputs: list[grpcclient.InferInput]
+    ) -> list[ImageResult]:
+        """Triton's answer to one batch. A model's backend process that did not answer
+        (BackendDown) is asked again once, as a slow one may have missed a health check, then
+        once more after Triton was asked to load the model again (its process had crashed:
+        Triton does not start it again itself); a batch that still fails is Unavailable, which
+        a caller may retry and a job waits out."""
+        try:
+            return await self._model.infer(inputs, time_limit_s=self._request_timeout)
+        except BackendDown:
+            self._metrics.inference_errors.labels("backend_down").inc()
+        try:
+            return await self._model.infer(inputs, time_limit_s=self._request_timeout)
+        except BackendDown:
+            failed_at = time.monotonic()
+            if not await self._model.restart_backend(
+                failed_at=failed_at, time_limit_s=self._request_timeout
+            ):
+                raise
+        return await self._model.infer(inputs, time_limit_s=self._request_timeout)
+
     async def _send(self, batch: Sequence[_Pending]) -> None:
         try:
             live = [p for p in batch if not p.future.done()]
@@ -205,7 +229,7 @@ class MicroBatcher:
                 inputs = await loop.run_in_executor(
                     self._executor, make_inputs, [p.image for p in live], self._class_count
                 )
-                results = await self._model.infer(inputs, time_limit_s=self._request_timeout)
+                results = await self._infer_through_backend_crash(inputs)
                 stages = results[0].stage_ms if results else (0.0, 0.0, 0.0)
                 span.set_attribute("triton.decode_ms", round(stages[0], 3))
                 span.set_attribute("triton.network_ms", round(stages[1], 3))

@@ -71,6 +71,15 @@ _TRANSIENT = {
     # Triton answers NOT_FOUND / "unknown model" while the model is (re)loading.
     "StatusCode.NOT_FOUND",
 }
+# How Triton's Python backend says the process serving a model instance (its stub) did not
+# answer: crashed (Triton's issue 8882), or too slow to answer a health check on a loaded
+# machine. Triton itself lives on and says it is healthy.
+_BACKEND_DOWN = "is not healthy"
+
+
+class BackendDown(Unavailable, code="model_backend_down"):
+    """The model's backend process did not answer (see _BACKEND_DOWN): a call may be tried
+    again, and once more after `TritonModel.restart_backend` has had the model loaded again."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +160,8 @@ class TritonModel:
         self._retiring: set[asyncio.Task[None]] = set()
         self._max_batch: int | None = None
         self._version: tuple[str, float] | None = None
+        self._reloading = asyncio.Lock()
+        self._reloaded_at = float("-inf")
 
     async def version(self, *, refresh_s: float = 30.0) -> str | None:
         """The newest version Triton serves of the model (re-read every ``refresh_s``), or
@@ -223,6 +234,11 @@ class TritonModel:
                 )
                 unready.code = "model_not_ready"
                 raise unready from error
+            if error.status() == "StatusCode.INTERNAL" and _BACKEND_DOWN in (error.message() or ""):
+                raise BackendDown(
+                    f"model {self.model_name!r} lost its backend process; retry shortly",
+                    retry_after_seconds=NOT_READY_RETRY_AFTER_SECONDS,
+                ) from error
             if error.status() in _TRANSIENT or error.status() is None:
                 raise Unavailable(
                     "the inference server is unavailable; retry shortly",
@@ -234,6 +250,36 @@ class TritonModel:
         if missing:
             raise RuntimeError(f"Triton's answer lacks {missing}: not the encoded-image contract")
         return contract.unpack(outputs)
+
+    async def restart_backend(self, *, failed_at: float, time_limit_s: float) -> bool:
+        """Ask Triton to load the model again, which starts new backend processes for it:
+        Triton does not restart a crashed one itself. Batches that met the same crash
+        (`failed_at`, time.monotonic() when they did) share one reload: one that failed
+        before a reload this process finished does not ask for another. False where Triton
+        refuses (`--model-control-mode=none`, as in the cluster, where the pod is replaced
+        instead) or the reload fails."""
+        async with self._reloading:
+            if self._reloaded_at > failed_at:
+                return True
+            try:
+                # Unloaded first: a load of a model already loaded from unchanged files does
+                # nothing, and its crashed process would stay crashed. Calls meanwhile are
+                # answered "not ready, retry shortly", as during any reload.
+                await self._client.unload_model(self.model_name, client_timeout=time_limit_s)
+                await self._client.load_model(self.model_name, client_timeout=time_limit_s)
+            except InferenceServerException as error:
+                logger.warning(
+                    "Triton did not load the model again",
+                    extra={"model": self.model_name, "error": str(error)},
+                )
+                return False
+            finally:
+                self._reloaded_at = time.monotonic()
+            logger.warning(
+                "model loaded again after its backend process stopped",
+                extra={"model": self.model_name},
+            )
+            return True
 
     async def close(self) -> None:
         for task in list(self._retiring):
