@@ -55,6 +55,12 @@ class DetectionMetrics:
     sandbox_confined: Gauge
     model_monitor: ModelMonitor
 
+    def __post_init__(self) -> None:
+        # Each kind from the start, so that increase() sees the first failure of each
+        # (DetectionModelBackendDown alerts on the first backend_down).
+        for kind in ("error", "unavailable", "backend_down"):
+            self.inference_errors.labels(kind)
+
     @classmethod
     def create(cls, registry: CollectorRegistry) -> "DetectionMetrics":
         return cls(
@@ -80,7 +86,8 @@ class DetectionMetrics:
             ),
             inference_errors=Counter(
                 "detection_inference_errors_total",
-                "Batched Triton requests that failed, by kind.",
+                "Batched Triton requests that failed, by kind (backend_down: a model's backend"
+                " process did not answer).",
                 ["kind"],
                 registry=registry,
             ),
