@@ -19,16 +19,20 @@ router = signed_in_router("/api/v1/users/me/api-keys", "api-keys")
     "",
     status_code=201,
     summary="Create an API key; its secret is in this response only",
-    responses=error_responses(403, 413, 422),
+    responses=error_responses(403, 409, 413, 422),
 )
 async def create_api_key(body: ApiKeyCreateIn, upstream: AccountUpstream) -> CreatedApiKeyOut:
     """`scopes` says what the key may do (left out: every scope); `expires_in_days` when it
-    stops working (left out: when it is revoked). Neither can be changed later."""
+    stops working (left out: when it is revoked). Neither can be changed later. An account
+    has at most 100 keys in use: one more is a 409 (revoke one it no longer needs)."""
     created = await upstream.call(upstream.auth.CreateApiKey, body.to_proto())
     return CreatedApiKeyOut.from_created(created)
 
 
-@router.get("", summary="The caller's API keys, revoked ones included")
+@router.get(
+    "",
+    summary="The caller's API keys: every key in use, then the 100 newest revoked or expired",
+)
 async def list_api_keys(upstream: AccountUpstream) -> ApiKeyListOut:
     listed = await upstream.call(upstream.auth.ListApiKeys, auth_pb2.ListApiKeysRequest())
     return ApiKeyListOut(items=[ApiKeyOut.from_proto(key) for key in listed.keys])
