@@ -677,22 +677,15 @@ class DetectionServicer(RealtimeServicer):
                 key=key,
                 metadata=metadata or source.metadata,
             )
-        # Admitted for the images it names before any is read: a refused rerun reads nothing.
-        await self._detector.admit(principal, images=len(source.items), job=True)
-        async with reruns.stored_uploads(
-            storage=self._storage, inspect=self._detector.inspect, items=source.items
-        ) as (accepted, refused):
-            return await self._submit_batch(
-                user_id=user_id,
-                admit=self._admission(principal, len(source.items)),
-                uploads=accepted,
-                refused=refused,
-                options=options,
-                model=model_name,
-                key=key,
-                metadata=metadata or source.metadata,
-                rerun_of=job_id,
-            )
+        return await self._rerun_stored_images(
+            principal,
+            source.items,
+            options=options,
+            model=model_name,
+            key=key,
+            metadata=metadata or source.metadata,
+            rerun_of=job_id,
+        )
 
     async def RerunHistory(  # noqa: N802 - gRPC method name
         self, request: detection_pb2.RerunHistoryRequest, context: ServicerContext
@@ -713,19 +706,38 @@ class DetectionServicer(RealtimeServicer):
             items = await reruns.history_items(
                 session=session, user_id=user_id, filters=filters, most=self._max_batch_files
             )
+        return await self._rerun_stored_images(
+            principal, items, options=options, model=model.name, key=key, metadata=metadata
+        )
+
+    async def _rerun_stored_images(
+        self,
+        principal: common_pb2.Principal,
+        items: Sequence[reruns.StoredItem],
+        *,
+        options: DetectionOptions,
+        model: str,
+        key: str,
+        metadata: Mapping[str, str],
+        rerun_of: uuid.UUID | None = None,
+    ) -> detection_pb2.Job:
+        """A batch job over stored images (a job's, or those the history's filters keep),
+        admitted for the images it names before any is read (a refused rerun reads nothing),
+        and again in the transaction that adds it."""
         await self._detector.admit(principal, images=len(items), job=True)
         async with reruns.stored_uploads(
             storage=self._storage, inspect=self._detector.inspect, items=items
         ) as (accepted, refused):
             return await self._submit_batch(
-                user_id=user_id,
+                user_id=principal.user_id,
                 admit=self._admission(principal, len(items)),
                 uploads=accepted,
                 refused=refused,
                 options=options,
-                model=model.name,
+                model=model,
                 key=key,
                 metadata=metadata,
+                rerun_of=rerun_of,
             )
 
     async def _rerun_video(

@@ -145,8 +145,7 @@ class UsageMeter(BackgroundLoop):
         day = self._now().date()
         self._pending[UsageKey(user_id, day, source)] += images
         self._pending_months[(user_id, month_start(day))] += images
-        stored = self._stored.get(user_id)
-        if source == SOURCE_JOBS and stored is not None:
+        if source == SOURCE_JOBS and (stored := self._stored.get(user_id)) is not None:
             stored.held = max(stored.held - images, 0)
         if self._unflushed_gauge is not None:
             self._unflushed_gauge.inc(images)

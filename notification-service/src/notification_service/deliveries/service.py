@@ -149,6 +149,8 @@ async def claim_due(
     is an account of its own."""
     sending = dict(in_flight or {})
     is_due = (deliveries.c.state == PENDING, deliveries.c.next_attempt_at <= func.now())
+    # Accounts at their share would be allowed none below anyway; left out of the window
+    # as well, so that their backlog does not fill it and hide the other accounts' rows.
     busy = [account for account, count in sending.items() if count >= per_account]
     not_busy = (
         [or_(deliveries.c.user_id.is_(None), deliveries.c.user_id.not_in(busy))] if busy else []
